@@ -1,0 +1,58 @@
+"""Locate the ffmpeg binary every decoder, encoder and oracle call in this package uses.
+
+One binary for everything keeps decoding, scaling and the libvmaf oracle consistent: the
+``imageio-ffmpeg`` wheel ships an ffmpeg built with libvmaf, x264, x265, SVT-AV1 and libvpx.
+``VMAFDISTILL_FFMPEG`` overrides it (e.g. a site build); ``ffmpeg`` on PATH is the last resort.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+
+from .errors import ToolError
+
+
+@functools.cache
+def ffmpeg_exe() -> str:
+    """Return the path of the ffmpeg binary to use (env override, imageio-ffmpeg, then PATH)."""
+    override = os.environ.get("VMAFDISTILL_FFMPEG")
+    if override:
+        if not os.path.isfile(override):
+            raise ToolError(f"VMAFDISTILL_FFMPEG={override!r} does not point to a file")
+        return override
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception:
+        pass
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    raise ToolError(
+        "no ffmpeg found: install the 'imageio-ffmpeg' package or set VMAFDISTILL_FFMPEG"
+    )
+
+
+@functools.cache
+def ffmpeg_version() -> str:
+    """The ffmpeg version string (e.g. ``n9.0.2-17-g2a571b6068-20260930``)."""
+    out = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-version"], capture_output=True, text=True, check=False
+    ).stdout
+    match = re.search(r"ffmpeg version (\S+)", out)
+    return match.group(1) if match else "unknown"
+
+
+def run_ffmpeg(args: list[str], *, what: str) -> subprocess.CompletedProcess[bytes]:
+    """Run ffmpeg with ``args`` (without the binary); raise ToolError naming ``what`` on failure."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", *args]
+    proc = subprocess.run(cmd, capture_output=True, check=False)
+    if proc.returncode != 0:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-5:]
+        raise ToolError(f"ffmpeg failed while {what}: " + " | ".join(tail))
+    return proc

@@ -1,0 +1,1003 @@
+"""Bit-exact video input: the decoded Y (and U/V) planes of a video as numpy arrays.
+
+VMAF is computed on the decoded luma samples, so this module never goes through RGB and never
+lets a scaler touch the samples unless the caller asks for scaling:
+
+* raw ``.yuv`` files are read with plain file reads (no subprocess);
+* ``.y4m`` files are parsed here (header tags and ``FRAME`` markers), also without a subprocess;
+* anything else (mp4, mkv, webm, ...) is probed with PyAV and decoded by piping the ffmpeg binary
+  to ``-f rawvideo`` in the stream's *native* pixel format, so the bytes are the decoder's output.
+
+Scaling (``scale_to``) always runs through the ffmpeg binary's ``scale`` filter with the same
+flags, so the pixels equal those of a ``[0:v]scale=W:H:flags=bicubic`` filtergraph feeding
+libvmaf in the same binary.
+
+8-bit formats come back as ``uint8``; 10/12/16-bit formats as ``uint16`` with the values as
+stored (a 10-bit sample stays in 0..1023). This module imports neither torch nor PyAV at import
+time: it is part of the torch-free edge runtime (PyAV is only used, lazily, to probe containers,
+with a fallback that parses ``ffmpeg -i`` when PyAV is not installed).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import numpy as np
+
+from .._ffmpeg import ffmpeg_exe
+from ..errors import FrameMismatchError, ToolError, VideoInputError
+
+__all__ = [
+    "SUPPORTED_PIX_FMTS",
+    "FrameChunk",
+    "PixFmtLayout",
+    "VideoInfo",
+    "frame_size_bytes",
+    "iter_frame_pairs",
+    "iter_frames",
+    "pix_fmt_layout",
+    "probe_video",
+    "read_all",
+]
+
+PathLike = str | os.PathLike[str]
+
+
+# --------------------------------------------------------------------------------------------
+# Pixel formats
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PixFmtLayout:
+    """Memory layout of a planar YUV / gray ffmpeg pixel format.
+
+    ``chroma_shift_w/h`` are log2 of the chroma subsampling factors (ffmpeg's
+    ``log2_chroma_w/h``); chroma planes are ``ceil(W / 2**shift_w) x ceil(H / 2**shift_h)``,
+    exactly as ffmpeg's ``AV_CEIL_RSHIFT`` sizes them, so odd frame sizes work.
+    """
+
+    name: str
+    bit_depth: int
+    chroma_shift_w: int
+    chroma_shift_h: int
+    has_chroma: bool
+
+    @property
+    def bytes_per_sample(self) -> int:
+        return 1 if self.bit_depth <= 8 else 2
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """Dtype of the samples *in the byte stream* (high bit depths are little-endian)."""
+        return np.dtype(np.uint8) if self.bit_depth <= 8 else np.dtype("<u2")
+
+    def chroma_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) of one chroma plane; (0, 0) for gray formats."""
+        if not self.has_chroma:
+            return 0, 0
+        return -(-width >> self.chroma_shift_w), -(-height >> self.chroma_shift_h)
+
+    def frame_samples(self, width: int, height: int) -> int:
+        cw, ch = self.chroma_size(width, height)
+        return width * height + 2 * cw * ch
+
+    def frame_bytes(self, width: int, height: int) -> int:
+        return self.frame_samples(width, height) * self.bytes_per_sample
+
+
+def _build_layouts() -> dict[str, PixFmtLayout]:
+    layouts: dict[str, PixFmtLayout] = {}
+    subsampling = {"420": (1, 1), "422": (1, 0), "444": (0, 0)}
+    for depth, suffix in ((8, ""), (10, "10le"), (12, "12le"), (16, "16le")):
+        for sub, (sw, sh) in subsampling.items():
+            name = f"yuv{sub}p{suffix}"
+            layouts[name] = PixFmtLayout(name, depth, sw, sh, True)
+        gray = "gray" if depth == 8 else f"gray{suffix}"
+        layouts[gray] = PixFmtLayout(gray, depth, 0, 0, False)
+    # JPEG-range variants (MJPEG decoders) have the same memory layout; they are kept under their
+    # own name so ffmpeg is asked for exactly the decoder's format (no range conversion).
+    for sub, (sw, sh) in subsampling.items():
+        name = f"yuvj{sub}p"
+        layouts[name] = PixFmtLayout(name, 8, sw, sh, True)
+    return layouts
+
+
+_LAYOUTS = _build_layouts()
+SUPPORTED_PIX_FMTS: tuple[str, ...] = tuple(_LAYOUTS)
+
+# Spellings people (and libvmaf's CLI docs) use for the same formats.
+_PIX_FMT_ALIASES = {
+    "gray8": "gray",
+    "y8": "gray",
+    **{f"yuv{s}p{d}": f"yuv{s}p{d}le" for s in ("420", "422", "444") for d in (10, 12, 16)},
+    **{f"gray{d}": f"gray{d}le" for d in (10, 12, 16)},
+}
+
+
+def pix_fmt_layout(pix_fmt: str) -> PixFmtLayout:
+    """Layout of a supported pixel format (ffmpeg name or alias); KeyError if unsupported."""
+    name = _PIX_FMT_ALIASES.get(pix_fmt, pix_fmt)
+    return _LAYOUTS[name]
+
+
+def frame_size_bytes(width: int, height: int, pix_fmt: str) -> int:
+    """Bytes of one raw frame of ``pix_fmt`` at ``width x height``."""
+    return pix_fmt_layout(pix_fmt).frame_bytes(width, height)
+
+
+def _layout_for(path: str, pix_fmt: str, where: str) -> PixFmtLayout:
+    try:
+        return pix_fmt_layout(pix_fmt)
+    except KeyError:
+        raise VideoInputError(
+            f"{path}: unsupported pixel format {pix_fmt!r} ({where}); supported: "
+            + ", ".join(SUPPORTED_PIX_FMTS)
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Public data types
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`probe_video` learned about a file (geometry of the decoded frames)."""
+
+    path: str
+    width: int
+    height: int
+    pix_fmt: str  # ffmpeg name, e.g. yuv420p, yuv420p10le, gray
+    bit_depth: int
+    fps: float | None
+    num_frames: int | None  # exact for raw/y4m; None for containers (only decoding knows)
+    kind: str  # "raw" | "y4m" | "container"
+
+    @property
+    def layout(self) -> PixFmtLayout:
+        return pix_fmt_layout(self.pix_fmt)
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.layout.frame_bytes(self.width, self.height)
+
+
+@dataclass(frozen=True)
+class FrameChunk:
+    """Consecutive decoded frames ``start .. start + n - 1`` of one video.
+
+    ``y`` has shape (n, H, W); ``u``/``v`` have shape (n, Hc, Wc) when planes="yuv" was asked
+    for and the format has chroma (they are None otherwise). Arrays are C-contiguous, writable
+    and own their memory (no chunk aliases another). dtype is uint8 for 8-bit formats and
+    uint16 otherwise, values unshifted: normalise with ``bit_depth``.
+    """
+
+    y: np.ndarray
+    start: int
+    bit_depth: int
+    pix_fmt: str
+    u: np.ndarray | None = None
+    v: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def stop(self) -> int:
+        """Index one past the last frame of this chunk."""
+        return self.start + len(self)
+
+    def head(self, n: int) -> FrameChunk:
+        """The first ``n`` frames of this chunk (views, not copies)."""
+        return FrameChunk(
+            y=self.y[:n],
+            start=self.start,
+            bit_depth=self.bit_depth,
+            pix_fmt=self.pix_fmt,
+            u=None if self.u is None else self.u[:n],
+            v=None if self.v is None else self.v[:n],
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Probing
+# --------------------------------------------------------------------------------------------
+
+
+def _check_path(path: PathLike) -> str:
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise VideoInputError(f"{p}: no such file")
+    if os.path.isdir(p):
+        raise VideoInputError(f"{p}: is a directory, not a video file")
+    if not os.access(p, os.R_OK):
+        raise VideoInputError(f"{p}: file is not readable (permission denied)")
+    return p
+
+
+def probe_video(
+    path: PathLike,
+    *,
+    width: int | None = None,
+    height: int | None = None,
+    pix_fmt: str | None = None,
+) -> VideoInfo:
+    """Describe a video file: frame size, pixel format, bit depth, fps and (when exact) length.
+
+    ``.yuv`` files (and any file other than ``.y4m`` when ``width``, ``height`` and ``pix_fmt``
+    are all given) are headerless raw video and need all three. For ``.y4m`` and containers the
+    file's own header is used; any of ``width``/``height``/``pix_fmt`` given must agree with it.
+    Raises VideoInputError naming the file for anything missing, unreadable or inconsistent.
+    """
+    p = _check_path(path)
+    ext = os.path.splitext(p)[1].lower()
+    all_given = width is not None and height is not None and pix_fmt is not None
+    if ext == ".yuv" or (ext != ".y4m" and all_given):
+        return _probe_raw(p, width, height, pix_fmt)
+    info = _probe_y4m(p) if ext == ".y4m" else _probe_container(p)
+    _check_declared(info, width, height, pix_fmt)
+    return info
+
+
+def _check_declared(
+    info: VideoInfo, width: int | None, height: int | None, pix_fmt: str | None
+) -> None:
+    # The caller's expectations must not be silently ignored when the file says otherwise.
+    problems = []
+    if width is not None and width != info.width:
+        problems.append(f"width {width} != {info.width}")
+    if height is not None and height != info.height:
+        problems.append(f"height {height} != {info.height}")
+    if pix_fmt is not None and _PIX_FMT_ALIASES.get(pix_fmt, pix_fmt) != info.pix_fmt:
+        problems.append(f"pix_fmt {pix_fmt!r} != {info.pix_fmt!r}")
+    if problems:
+        raise VideoInputError(
+            f"{info.path}: the file header disagrees with the given options: " + "; ".join(problems)
+        )
+
+
+def _probe_raw(path: str, width: int | None, height: int | None, pix_fmt: str | None) -> VideoInfo:
+    missing = [
+        name
+        for name, val in (("width", width), ("height", height), ("pix_fmt", pix_fmt))
+        if val is None
+    ]
+    if missing:
+        raise VideoInputError(
+            f"{path}: raw YUV has no header, so width, height and pix_fmt must be given "
+            f"(missing: {', '.join(missing)})"
+        )
+    assert width is not None and height is not None and pix_fmt is not None
+    if width <= 0 or height <= 0:
+        raise VideoInputError(f"{path}: invalid frame size {width}x{height}")
+    layout = _layout_for(path, pix_fmt, "given for raw input")
+    frame_bytes = layout.frame_bytes(width, height)
+    size = os.path.getsize(path)
+    num_frames, remainder = divmod(size, frame_bytes)
+    if remainder:
+        raise VideoInputError(
+            f"{path}: size {size} bytes is not a whole number of {width}x{height} {layout.name} "
+            f"frames (frame size {frame_bytes} bytes, {num_frames} frames + {remainder} bytes "
+            "remainder); check width, height and pix_fmt"
+        )
+    if num_frames == 0:
+        raise VideoInputError(f"{path}: is empty (no frames)")
+    return VideoInfo(path, width, height, layout.name, layout.bit_depth, None, num_frames, "raw")
+
+
+# Y4M colour-space tags (the ``C`` header field) -> ffmpeg pixel format. "420jpeg", "420paldv"
+# and "420mpeg2" only differ in chroma siting, which does not change the samples.
+_Y4M_COLORSPACES = {
+    "420jpeg": "yuv420p",
+    "420paldv": "yuv420p",
+    "420mpeg2": "yuv420p",
+    "420": "yuv420p",
+    "422": "yuv422p",
+    "444": "yuv444p",
+    "mono": "gray",
+    **{f"{s}p{d}": f"yuv{s}p{d}le" for s in ("420", "422", "444") for d in (10, 12, 16)},
+    **{f"mono{d}": f"gray{d}le" for d in (10, 12, 16)},
+}
+
+_Y4M_MAGIC = b"YUV4MPEG2"
+_Y4M_FRAME = b"FRAME"
+_MAX_Y4M_LINE = 65536  # no sane header or FRAME line is longer; bounds readline on garbage
+
+
+@dataclass(frozen=True)
+class _Y4MHeader:
+    width: int
+    height: int
+    pix_fmt: str
+    fps: float | None
+    header_len: int
+
+
+def _parse_y4m_header(path: str, f: IO[bytes]) -> _Y4MHeader:
+    line = f.readline(_MAX_Y4M_LINE)
+    if not line.startswith(_Y4M_MAGIC):
+        raise VideoInputError(f"{path}: not a YUV4MPEG2 (.y4m) file (bad magic)")
+    if not line.endswith(b"\n"):
+        raise VideoInputError(f"{path}: truncated or overlong .y4m header")
+    width = height = None
+    fps: float | None = None
+    colorspace = "420"  # the spec's default when there is no C tag
+    for token in line[len(_Y4M_MAGIC) :].split():
+        tag, value = chr(token[0]), token[1:].decode("ascii", errors="replace")
+        try:
+            if tag == "W":
+                width = int(value)
+            elif tag == "H":
+                height = int(value)
+            elif tag == "F":
+                num, den = (int(x) for x in value.split(":"))
+                fps = num / den if num > 0 and den > 0 else None
+            elif tag == "C":
+                colorspace = value
+        except ValueError:
+            raise VideoInputError(f"{path}: malformed .y4m header tag {token!r}") from None
+    if not width or not height or width <= 0 or height <= 0:
+        raise VideoInputError(f"{path}: .y4m header lacks a valid W/H frame size")
+    pix_fmt = _Y4M_COLORSPACES.get(colorspace)
+    if pix_fmt is None:
+        raise VideoInputError(
+            f"{path}: unsupported .y4m colour space C{colorspace} (supported: "
+            + ", ".join(_Y4M_COLORSPACES)
+            + ")"
+        )
+    return _Y4MHeader(width, height, pix_fmt, fps, len(line))
+
+
+def _count_y4m_frames(path: str, f: IO[bytes], header_len: int, frame_bytes: int) -> int:
+    size = os.fstat(f.fileno()).st_size
+    plain = _Y4M_FRAME + b"\n"
+    stride = len(plain) + frame_bytes
+    body = size - header_len
+    # Fast path: nearly every writer uses a bare "FRAME\n"; then the count is size arithmetic.
+    # It is confirmed by checking the first and last frame headers (iteration re-checks all).
+    if body > 0 and body % stride == 0:
+        n = body // stride
+        f.seek(header_len)
+        first = f.read(len(plain))
+        f.seek(header_len + (n - 1) * stride)
+        last = f.read(len(plain))
+        if first == plain and last == plain:
+            return n
+    # Slow path: frame headers carry parameters (or the file is damaged); walk them all.
+    count, pos = 0, header_len
+    while pos < size:
+        f.seek(pos)
+        line = f.readline(_MAX_Y4M_LINE)
+        if not line.startswith(_Y4M_FRAME) or not line.endswith(b"\n"):
+            raise VideoInputError(
+                f"{path}: bad or truncated .y4m frame header for frame {count} at byte {pos}"
+            )
+        pos += len(line) + frame_bytes
+        if pos > size:
+            have = size - (pos - frame_bytes)
+            raise VideoInputError(
+                f"{path}: truncated last frame: frame {count} has {have} of {frame_bytes} bytes"
+            )
+        count += 1
+    return count
+
+
+def _probe_y4m(path: str) -> VideoInfo:
+    try:
+        with open(path, "rb") as f:
+            header = _parse_y4m_header(path, f)
+            layout = pix_fmt_layout(header.pix_fmt)
+            frame_bytes = layout.frame_bytes(header.width, header.height)
+            num_frames = _count_y4m_frames(path, f, header.header_len, frame_bytes)
+    except OSError as exc:
+        raise VideoInputError(f"{path}: cannot read: {exc}") from exc
+    if num_frames == 0:
+        raise VideoInputError(f"{path}: has no frames")
+    return VideoInfo(
+        path,
+        header.width,
+        header.height,
+        layout.name,
+        layout.bit_depth,
+        header.fps,
+        num_frames,
+        "y4m",
+    )
+
+
+def _import_av() -> Any:
+    """PyAV if installed, else None (it is not a base dependency of the edge runtime)."""
+    try:
+        import av
+    except ImportError:
+        return None
+    return av
+
+
+_ATTACHED_PIC = 0x0400  # AV_DISPOSITION_ATTACHED_PIC: cover art, not a video to score
+
+
+def _probe_container(path: str) -> VideoInfo:
+    av = _import_av()
+    if av is None:
+        return _probe_container_ffmpeg(path)
+    try:
+        container = av.open(path)
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
+        raise VideoInputError(
+            f"{path}: not a readable video file ({exc}); if it is headerless raw YUV, "
+            "give width, height and pix_fmt"
+        ) from exc
+    with container:
+        streams = [s for s in container.streams.video if not int(s.disposition) & _ATTACHED_PIC]
+        if not streams:
+            raise VideoInputError(f"{path}: has no video stream")
+        # The first non-cover-art video stream: the same one ffmpeg's "-map 0:V:0" selects.
+        stream = streams[0]
+        cc = stream.codec_context
+        pix_fmt, width, height = cc.pix_fmt, cc.width, cc.height
+        if not pix_fmt or not width or not height:
+            # Demuxer probing did not settle the format (e.g. broken first packets): ask the
+            # decoder. If it cannot produce a single frame, nothing downstream could either.
+            pix_fmt, width, height = _first_frame_format(av, container, stream, path)
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else None
+    layout = _layout_for(path, pix_fmt, "decoded pixel format of its video stream")
+    return VideoInfo(path, width, height, layout.name, layout.bit_depth, fps, None, "container")
+
+
+def _first_frame_format(av: Any, container: Any, stream: Any, path: str) -> tuple[str, int, int]:
+    try:
+        for packet in container.demux(stream):
+            try:
+                for frame in packet.decode():
+                    return frame.format.name, frame.width, frame.height
+            except av.FFmpegError:
+                continue  # a damaged packet; the decoder may recover on the next keyframe
+    except av.FFmpegError as exc:
+        raise VideoInputError(f"{path}: has no decodable video frames ({exc})") from exc
+    raise VideoInputError(f"{path}: has no decodable video frames")
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas that are not inside parentheses/brackets (ffmpeg stream lines)."""
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur).strip())
+    return parts
+
+
+def _probe_container_ffmpeg(path: str) -> VideoInfo:
+    """Probe by parsing ``ffmpeg -i`` output: the fallback when PyAV is not installed."""
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path],
+        capture_output=True,
+        check=False,
+    )
+    text = proc.stderr.decode(errors="replace")
+    for line in text.splitlines():
+        m = re.match(r"\s*Stream #\d+:\d+\S*: Video: (.*)$", line)
+        if not m or "(attached pic)" in line:
+            continue
+        fields = _split_top_level(m.group(1))
+        pix_m = re.match(r"([a-z0-9_]+)", fields[1]) if len(fields) > 1 else None
+        size_m = next((sm for f in fields[1:] if (sm := re.match(r"(\d+)x(\d+)\b", f))), None)
+        if not pix_m or not size_m or pix_m.group(1) == "none":
+            raise VideoInputError(f"{path}: cannot determine the video format from: {line.strip()}")
+        fps = None
+        for unit in ("fps", "tbr"):
+            pattern = rf"([\d.]+)(k?) {unit}"
+            fm = next((fm for f in fields if (fm := re.fullmatch(pattern, f))), None)
+            if fm:
+                fps = float(fm.group(1)) * (1000 if fm.group(2) else 1)
+                break
+        layout = _layout_for(path, pix_m.group(1), "decoded pixel format of its video stream")
+        w, h = int(size_m.group(1)), int(size_m.group(2))
+        return VideoInfo(path, w, h, layout.name, layout.bit_depth, fps, None, "container")
+    if re.search(r"^Input #0", text, re.MULTILINE):
+        raise VideoInputError(f"{path}: has no video stream")
+    raise VideoInputError(f"{path}: not a readable video file ({_tail(text)})")
+
+
+# --------------------------------------------------------------------------------------------
+# Frame iteration
+# --------------------------------------------------------------------------------------------
+
+_PLANES = ("y", "yuv")
+_SCALE_FLAGS_RE = re.compile(r"^[a-z0-9_+]+$")  # e.g. "bicubic", "lanczos+accurate_rnd"
+
+
+def _validate_common(chunk: int, planes: str, scale_flags: str) -> None:
+    if not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be a positive int, got {chunk!r}")
+    if planes not in _PLANES:
+        raise ValueError(f"planes must be one of {_PLANES}, got {planes!r}")
+    # Goes verbatim into a filtergraph string: refuse anything that could inject filters.
+    if not _SCALE_FLAGS_RE.match(scale_flags):
+        raise ValueError(f"invalid scale_flags {scale_flags!r}")
+
+
+def _validate_scale_to(scale_to: tuple[int, int] | None) -> tuple[int, int] | None:
+    if scale_to is None:
+        return None
+    try:
+        w, h = (int(x) for x in scale_to)
+    except (TypeError, ValueError):
+        raise ValueError(f"scale_to must be (width, height), got {scale_to!r}") from None
+    if w <= 0 or h <= 0:
+        raise ValueError(f"scale_to must be positive, got {scale_to!r}")
+    return w, h
+
+
+def iter_frames(
+    path: PathLike,
+    *,
+    chunk: int = 16,
+    width: int | None = None,
+    height: int | None = None,
+    pix_fmt: str | None = None,
+    scale_to: tuple[int, int] | None = None,
+    scale_flags: str = "bicubic",
+    planes: str = "y",
+) -> Iterator[FrameChunk]:
+    """Iterate over the decoded frames of ``path`` in chunks of ``chunk`` frames.
+
+    Every chunk but the last holds exactly ``chunk`` frames; ``FrameChunk.start`` is the index
+    of its first frame. ``planes="yuv"`` adds the chroma planes. ``scale_to=(W, H)`` scales
+    through ffmpeg's ``scale`` filter with ``flags=scale_flags`` in the source pixel format (a
+    no-op when it equals the source size). The file is probed (and validated) when this is
+    called, not on the first ``next()``; memory use is bounded by one chunk.
+    """
+    _validate_common(chunk, planes, scale_flags)
+    scale = _validate_scale_to(scale_to)
+    info = probe_video(path, width=width, height=height, pix_fmt=pix_fmt)
+    return _iter_info(info, chunk=chunk, scale_to=scale, scale_flags=scale_flags, planes=planes)
+
+
+def read_all(path: PathLike, **kw: Any) -> FrameChunk:
+    """The whole video as one FrameChunk (for small clips and tests); ``kw`` as iter_frames."""
+    kw.setdefault("chunk", 64)
+    chunks = list(iter_frames(path, **kw))
+    return _concat(chunks)
+
+
+def _concat(chunks: list[FrameChunk]) -> FrameChunk:
+    first = chunks[0]
+    if len(chunks) == 1:
+        return first
+
+    def cat(arrs: list[np.ndarray | None]) -> np.ndarray | None:
+        return None if arrs[0] is None else np.concatenate(arrs, axis=0)  # type: ignore[arg-type]
+
+    y = np.concatenate([c.y for c in chunks], axis=0)
+    return FrameChunk(
+        y=y,
+        start=first.start,
+        bit_depth=first.bit_depth,
+        pix_fmt=first.pix_fmt,
+        u=cat([c.u for c in chunks]),
+        v=cat([c.v for c in chunks]),
+    )
+
+
+def _iter_info(
+    info: VideoInfo,
+    *,
+    chunk: int,
+    scale_to: tuple[int, int] | None,
+    scale_flags: str,
+    planes: str,
+    limit: int | None = None,
+) -> Iterator[FrameChunk]:
+    """Frames of an already-probed file; ``limit`` stops after that many frames."""
+    if scale_to is not None and scale_to == (info.width, info.height):
+        # ffmpeg's scale filter passes frames through untouched at the same size and format,
+        # so skipping it gives identical samples (and keeps the fast raw/y4m readers).
+        scale_to = None
+    if scale_to is None and info.kind == "raw":
+        return _iter_raw(info, chunk, planes, limit)
+    if scale_to is None and info.kind == "y4m":
+        return _iter_y4m(info, chunk, planes, limit)
+    if info.kind == "raw":
+        input_args = [
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            info.pix_fmt,
+            "-s",
+            f"{info.width}x{info.height}",
+            "-i",
+            info.path,
+        ]
+    elif info.kind == "y4m":
+        input_args = ["-f", "yuv4mpegpipe", "-i", info.path]
+    else:
+        # -noautorotate: decode the coded frames, whose size PyAV reported; autorotation would
+        # transpose rotated phone videos and make the frame size disagree with the probe.
+        input_args = ["-noautorotate", "-i", info.path]
+    return _iter_ffmpeg(info, input_args, chunk, planes, scale_to, scale_flags, limit)
+
+
+def _read_into(f: IO[bytes], buf: memoryview) -> int:
+    """Fill ``buf`` from ``f`` until it is full or EOF; return the bytes read."""
+    got = 0
+    while got < len(buf):
+        n = f.readinto(buf[got:])  # type: ignore[attr-defined]
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _make_chunk(
+    buf: bytearray | memoryview,
+    n: int,
+    info: VideoInfo,
+    width: int,
+    height: int,
+    start: int,
+    planes: str,
+) -> FrameChunk:
+    """Slice the planes of ``n`` packed raw frames out of ``buf`` as owned native arrays."""
+    layout = info.layout
+    frames = np.frombuffer(buf, dtype=layout.dtype, count=n * layout.frame_samples(width, height))
+    frames = frames.reshape(n, -1)
+    out_dtype = np.uint8 if layout.bit_depth <= 8 else np.uint16
+    ysz = width * height
+    # astype copies into a fresh contiguous native-endian array, so the (larger) frame buffer
+    # is freed and chunks never alias each other.
+    y = frames[:, :ysz].astype(out_dtype).reshape(n, height, width)
+    u = v = None
+    if planes == "yuv" and layout.has_chroma:
+        cw, ch = layout.chroma_size(width, height)
+        csz = cw * ch
+        u = frames[:, ysz : ysz + csz].astype(out_dtype).reshape(n, ch, cw)
+        v = frames[:, ysz + csz : ysz + 2 * csz].astype(out_dtype).reshape(n, ch, cw)
+    return FrameChunk(y=y, start=start, bit_depth=layout.bit_depth, pix_fmt=info.pix_fmt, u=u, v=v)
+
+
+def _check_range(info: VideoInfo, c: FrameChunk) -> None:
+    # Headerless data read with the wrong pix_fmt (8-bit read as 10-bit, MSB-aligned P010, ...)
+    # shows up as out-of-range samples: refuse it instead of scoring garbage.
+    if c.bit_depth >= 16 or c.bit_depth <= 8:
+        return
+    limit = (1 << c.bit_depth) - 1
+    for plane in (c.y, c.u, c.v):
+        if plane is not None and plane.size and int(plane.max()) > limit:
+            raise VideoInputError(
+                f"{info.path}: frames {c.start}..{c.stop - 1} hold sample values above "
+                f"{limit}, impossible for {info.bit_depth}-bit {info.pix_fmt}; is the pixel "
+                "format right?"
+            )
+
+
+def _iter_raw(info: VideoInfo, chunk: int, planes: str, limit: int | None) -> Iterator[FrameChunk]:
+    total = info.num_frames or 0
+    if limit is not None:
+        total = min(total, limit)
+    fb = info.frame_bytes
+    with open(info.path, "rb") as f:
+        start = 0
+        while start < total:
+            n = min(chunk, total - start)
+            buf = bytearray(n * fb)
+            got = _read_into(f, memoryview(buf))
+            if got != len(buf):  # the file shrank since probing
+                raise VideoInputError(
+                    f"{info.path}: unexpected end of file in frame {start + got // fb}"
+                )
+            c = _make_chunk(buf, n, info, info.width, info.height, start, planes)
+            _check_range(info, c)
+            yield c
+            start += n
+
+
+def _iter_y4m(info: VideoInfo, chunk: int, planes: str, limit: int | None) -> Iterator[FrameChunk]:
+    total = info.num_frames or 0
+    if limit is not None:
+        total = min(total, limit)
+    fb = info.frame_bytes
+    with open(info.path, "rb") as f:
+        f.readline(_MAX_Y4M_LINE)  # stream header, already parsed by the probe
+        start = 0
+        while start < total:
+            n = min(chunk, total - start)
+            buf = bytearray(n * fb)
+            view = memoryview(buf)
+            for i in range(n):
+                # Every frame header is checked: the probe's fast count only looked at two.
+                line = f.readline(_MAX_Y4M_LINE)
+                if not line.startswith(_Y4M_FRAME) or not line.endswith(b"\n"):
+                    raise VideoInputError(
+                        f"{info.path}: bad or truncated .y4m frame header for frame {start + i}"
+                    )
+                if _read_into(f, view[i * fb : (i + 1) * fb]) != fb:
+                    raise VideoInputError(f"{info.path}: truncated frame {start + i}")
+            c = _make_chunk(buf, n, info, info.width, info.height, start, planes)
+            _check_range(info, c)
+            yield c
+            start += n
+
+
+@functools.cache
+def _ffmpeg_has_option(exe: str, option: str) -> bool:
+    """Whether this ffmpeg build knows ``-option`` (checked once per binary)."""
+    try:
+        out = subprocess.run(
+            [exe, "-hide_banner", "-h", "long"], capture_output=True, check=False, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    text = (out.stdout + out.stderr).decode(errors="replace")
+    return re.search(rf"^\s*-{re.escape(option)}\b", text, re.MULTILINE) is not None
+
+
+def _passthrough_args(exe: str) -> list[str]:
+    # Never let ffmpeg duplicate or drop frames to reach a constant output rate: every decoded
+    # frame must come out exactly once. -fps_mode replaced -vsync in ffmpeg 5.1.
+    if _ffmpeg_has_option(exe, "fps_mode"):
+        return ["-fps_mode", "passthrough"]
+    return ["-vsync", "passthrough"]
+
+
+def _tail(text: str, lines: int = 5) -> str:
+    kept = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return " | ".join(kept[-lines:]) or "no error output"
+
+
+def _iter_ffmpeg(
+    info: VideoInfo,
+    input_args: list[str],
+    chunk: int,
+    planes: str,
+    scale_to: tuple[int, int] | None,
+    scale_flags: str,
+    limit: int | None,
+) -> Iterator[FrameChunk]:
+    exe = ffmpeg_exe()
+    width, height = scale_to if scale_to is not None else (info.width, info.height)
+    cmd = [exe, "-hide_banner", "-nostdin", "-loglevel", "error", *input_args, "-map", "0:V:0"]
+    if scale_to is not None:
+        cmd += ["-vf", f"scale={width}:{height}:flags={scale_flags}"]
+    # Output the source pixel format so no conversion happens; the Y plane is sliced out here
+    # rather than asking for -pix_fmt gray, which would route the samples through swscale.
+    cmd += [*_passthrough_args(exe), "-f", "rawvideo", "-pix_fmt", info.pix_fmt, "-"]
+    fb = info.layout.frame_bytes(width, height)
+
+    # stderr goes to a temp file, not a pipe: nobody reads it while frames stream, so a pipe
+    # could fill up and deadlock ffmpeg against us.
+    with tempfile.TemporaryFile() as errfile:
+        try:
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errfile
+            )
+        except OSError as exc:
+            raise ToolError(f"cannot run ffmpeg ({exe}): {exc}") from exc
+
+        def stderr_text() -> str:
+            errfile.seek(0)
+            return errfile.read().decode(errors="replace")
+
+        try:
+            assert proc.stdout is not None
+            start = 0
+            while limit is None or start < limit:
+                want = chunk if limit is None else min(chunk, limit - start)
+                buf = bytearray(want * fb)
+                got = _read_into(proc.stdout, memoryview(buf))
+                n, rem = divmod(got, fb)
+                if got < len(buf):  # EOF: ffmpeg is done (or died)
+                    rc = proc.wait()
+                    if rc != 0:
+                        raise VideoInputError(
+                            f"{info.path}: ffmpeg failed to decode it (exit code {rc}) after "
+                            f"{start + n} frames: {_tail(stderr_text())}"
+                        )
+                    if rem:
+                        # Only possible if the decoded geometry differs from the probe's.
+                        raise VideoInputError(
+                            f"{info.path}: ffmpeg output ends with a partial frame ({rem} of "
+                            f"{fb} bytes); the decoded frames are not {width}x{height} "
+                            f"{info.pix_fmt}"
+                        )
+                    if start + n == 0:
+                        raise VideoInputError(f"{info.path}: has no decodable video frames")
+                    err = stderr_text().strip()
+                    if err:
+                        # Exit code 0 but errors logged (e.g. concealed corruption): the frames
+                        # are usable, the caller should still know.
+                        warnings.warn(
+                            f"{info.path}: ffmpeg reported decoding errors: {_tail(err)}",
+                            stacklevel=2,
+                        )
+                    if n:
+                        yield _make_chunk(
+                            memoryview(buf)[: n * fb], n, info, width, height, start, planes
+                        )
+                    return
+                yield _make_chunk(buf, n, info, width, height, start, planes)
+                start += n
+        finally:
+            # Runs on normal end, on error and on generator close()/garbage collection: never
+            # leave ffmpeg blocked on a full pipe or as a zombie.
+            if proc.poll() is None:
+                proc.kill()
+            if proc.stdout is not None:
+                proc.stdout.close()
+            proc.wait()
+
+
+# --------------------------------------------------------------------------------------------
+# Reference / distorted pairs
+# --------------------------------------------------------------------------------------------
+
+_OPT_KEYS = frozenset({"width", "height", "pix_fmt", "planes", "scale_to", "scale_flags"})
+_MISMATCH_MODES = ("error", "prefix")
+
+
+def _check_opts(opts: dict[str, Any] | None, name: str) -> dict[str, Any]:
+    opts = dict(opts or {})
+    unknown = set(opts) - _OPT_KEYS
+    if unknown:
+        raise ValueError(f"{name}: unknown keys {sorted(unknown)}; allowed: {sorted(_OPT_KEYS)}")
+    return opts
+
+
+def iter_frame_pairs(
+    ref_path: PathLike,
+    dist_path: PathLike,
+    *,
+    chunk: int = 16,
+    ref_opts: dict[str, Any] | None = None,
+    dist_opts: dict[str, Any] | None = None,
+    scale_dist_to_ref: bool = False,
+    scale_flags: str = "bicubic",
+    on_length_mismatch: str = "error",
+) -> Iterator[tuple[FrameChunk, FrameChunk]]:
+    """Iterate over reference and distorted frames in lockstep, as aligned equal-length chunks.
+
+    ``ref_opts``/``dist_opts`` hold per-file ``width``, ``height``, ``pix_fmt`` (raw input),
+    ``planes``, ``scale_to`` and ``scale_flags``. With ``scale_dist_to_ref`` the distorted
+    video is scaled to the reference frame size (ffmpeg ``scale``, ``flags=scale_flags``);
+    otherwise differing sizes raise FrameMismatchError before any frame is read. Bit depths may
+    differ; each chunk reports its own.
+
+    Frame counts: when both are known up front (raw/y4m) they are compared before reading;
+    otherwise a mismatch is detected when one stream ends first. ``on_length_mismatch="error"``
+    raises FrameMismatchError with both counts (the longer one is counted to its end for the
+    message); ``"prefix"`` warns and yields only the common prefix. When a count is only known
+    by decoding, the error (or warning) comes when the shorter stream ends, after the aligned
+    chunks before it were yielded; a pair of chunks is never misaligned.
+    """
+    if on_length_mismatch not in _MISMATCH_MODES:
+        raise ValueError(
+            f"on_length_mismatch must be one of {_MISMATCH_MODES}, got {on_length_mismatch!r}"
+        )
+    ropts = _check_opts(ref_opts, "ref_opts")
+    dopts = _check_opts(dist_opts, "dist_opts")
+    if scale_dist_to_ref and dopts.get("scale_to") is not None:
+        raise ValueError("give either scale_dist_to_ref=True or dist_opts['scale_to'], not both")
+    r_flags = ropts.get("scale_flags", scale_flags)
+    d_flags = dopts.get("scale_flags", scale_flags)
+    r_planes = ropts.get("planes", "y")
+    d_planes = dopts.get("planes", "y")
+    _validate_common(chunk, r_planes, r_flags)
+    _validate_common(chunk, d_planes, d_flags)
+    r_scale = _validate_scale_to(ropts.get("scale_to"))
+    d_scale = _validate_scale_to(dopts.get("scale_to"))
+
+    def probe(path: PathLike, opts: dict[str, Any]) -> VideoInfo:
+        return probe_video(
+            path, width=opts.get("width"), height=opts.get("height"), pix_fmt=opts.get("pix_fmt")
+        )
+
+    rinfo, dinfo = probe(ref_path, ropts), probe(dist_path, dopts)
+    ref_size = r_scale or (rinfo.width, rinfo.height)
+    dist_size = d_scale or (dinfo.width, dinfo.height)
+    if scale_dist_to_ref:
+        d_scale = ref_size
+    elif ref_size != dist_size:
+        raise FrameMismatchError(
+            f"frame size mismatch: reference {rinfo.path} is {ref_size[0]}x{ref_size[1]}, "
+            f"distorted {dinfo.path} is {dist_size[0]}x{dist_size[1]} "
+            "(pass scale_dist_to_ref=True to scale the distorted video)"
+        )
+
+    limit = None
+    nr, nd = rinfo.num_frames, dinfo.num_frames
+    if nr is not None and nd is not None and nr != nd:
+        msg = _count_message(rinfo.path, str(nr), dinfo.path, str(nd))
+        if on_length_mismatch == "error":
+            raise FrameMismatchError(msg)
+        warnings.warn(f"{msg}; using the first {min(nr, nd)} frames only", stacklevel=2)
+        limit = min(nr, nd)
+
+    ref_it = _iter_info(
+        rinfo, chunk=chunk, scale_to=r_scale, scale_flags=r_flags, planes=r_planes, limit=limit
+    )
+    dist_it = _iter_info(
+        dinfo, chunk=chunk, scale_to=d_scale, scale_flags=d_flags, planes=d_planes, limit=limit
+    )
+    return _lockstep(rinfo, dinfo, ref_it, dist_it, on_length_mismatch)
+
+
+def _count_message(ref: str, nref: str, dist: str, ndist: str) -> str:
+    return (
+        f"frame count mismatch: reference {ref} has {nref} frames, "
+        f"distorted {dist} has {ndist} frames"
+    )
+
+
+def _lockstep(
+    rinfo: VideoInfo,
+    dinfo: VideoInfo,
+    ref_it: Iterator[FrameChunk],
+    dist_it: Iterator[FrameChunk],
+    mode: str,
+) -> Iterator[tuple[FrameChunk, FrameChunk]]:
+    # Both iterators yield exactly `chunk` frames per chunk until their last one, so chunk k of
+    # each covers the same frame indices; the first length difference means a stream ended.
+    done = 0
+    try:
+        while True:
+            a = next(ref_it, None)
+            b = next(dist_it, None)
+            na = len(a) if a is not None else 0
+            nb = len(b) if b is not None else 0
+            if na == nb:
+                if na == 0:
+                    return
+                assert a is not None and b is not None
+                yield a, b
+                done += na
+                continue
+            common = min(na, nb)
+            ref_longer = na > nb
+            longer_info, longer_it = (rinfo, ref_it) if ref_longer else (dinfo, dist_it)
+            short_total = str(done + common)
+            if mode == "error":
+                # Count the longer stream to its end so the message gives both true counts.
+                if longer_info.num_frames is not None:
+                    long_total = longer_info.num_frames
+                else:
+                    long_total = done + max(na, nb) + sum(len(c) for c in longer_it)
+                long_str = str(long_total)
+            else:
+                long_str = (
+                    str(longer_info.num_frames)
+                    if longer_info.num_frames is not None
+                    else f"more than {done + common}"
+                )
+            nref, ndist = (long_str, short_total) if ref_longer else (short_total, long_str)
+            msg = _count_message(rinfo.path, nref, dinfo.path, ndist)
+            if mode == "error":
+                raise FrameMismatchError(msg)
+            warnings.warn(f"{msg}; using the first {done + common} frames only", stacklevel=2)
+            if common:
+                assert a is not None and b is not None
+                yield a.head(common), b.head(common)
+            return
+    finally:
+        # Closing stops any ffmpeg still running for the longer (or abandoned) stream.
+        for it in (ref_it, dist_it):
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()

@@ -1,0 +1,188 @@
+"""The VMAF fusion model: a libsvm nu-SVR with an RBF kernel, read from Netflix's model JSON.
+
+Model files are not committed here: the named models are loaded from the JSON files that the
+``ffmpeg-quality-metrics`` package ships (``vmaf_v0.6.1``, ``vmaf_v0.6.1neg``,
+``vmaf_4k_v0.6.1``); any other JSON in the same layout can be given by path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelError
+from .adm import AdmOptions
+from .vif import VifOptions
+
+#: Built-in names; the ``vmaf_float_*`` spellings are libvmaf's names for the same SVR driven by
+#: float features, which is what this teacher computes.
+MODEL_ALIASES = {
+    "vmaf_v0.6.1": "vmaf_v0.6.1",
+    "vmaf_float_v0.6.1": "vmaf_v0.6.1",
+    "vmaf_v0.6.1neg": "vmaf_v0.6.1neg",
+    "vmaf_float_v0.6.1neg": "vmaf_v0.6.1neg",
+    "vmaf_4k_v0.6.1": "vmaf_4k_v0.6.1",
+    "vmaf_float_4k_v0.6.1": "vmaf_4k_v0.6.1",
+}
+
+_FEATURE_RE = re.compile(r"^VMAF_(?:integer_)?feature_(\w+?)_score$")
+_KNOWN_FEATURES = {"adm2", "motion2", "vif_scale0", "vif_scale1", "vif_scale2", "vif_scale3"}
+
+
+def model_files_dir() -> Path:
+    """Directory of the model JSON files shipped by ``ffmpeg-quality-metrics``."""
+    try:
+        import ffmpeg_quality_metrics
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ModelError(
+            "named VMAF models come from the 'ffmpeg-quality-metrics' package: "
+            "pip install 'vmafdistill[teacher]' or pass a model JSON path"
+        ) from exc
+    return Path(ffmpeg_quality_metrics.__file__).parent / "vmaf_models"
+
+
+def resolve_model_path(name_or_path: str | Path) -> Path:
+    """Map a model name (``vmaf_v0.6.1`` ...) or a JSON path to an existing JSON file."""
+    text = str(name_or_path)
+    if text in MODEL_ALIASES:
+        path = model_files_dir() / f"{MODEL_ALIASES[text]}.json"
+        if not path.is_file():
+            raise ModelError(f"model {text!r}: expected file {path} is missing")
+        return path
+    path = Path(text)
+    if path.suffix == ".json" or path.exists():
+        if not path.is_file():
+            raise ModelError(f"model file {path}: no such file")
+        return path
+    known = ", ".join(sorted(MODEL_ALIASES))
+    raise ModelError(f"unknown VMAF model {text!r}: use one of {known} or a JSON path")
+
+
+@dataclass
+class VmafModel:
+    """A parsed VMAF nu-SVR model with its feature normalisation and options."""
+
+    name: str
+    feature_names: list[str]
+    slopes: list[float]
+    intercepts: list[float]
+    support_vectors: torch.Tensor  # (S, F) float64
+    coefs: torch.Tensor  # (S,) float64
+    gamma: float
+    rho: float
+    score_clip: tuple[float, float] | None
+    vif_options: VifOptions = field(default_factory=VifOptions)
+    adm_options: AdmOptions = field(default_factory=AdmOptions)
+
+    @classmethod
+    def load(cls, name_or_path: str | Path = "vmaf_v0.6.1") -> VmafModel:
+        """Load a model by name or JSON path; raise ModelError naming the file on bad content."""
+        path = resolve_model_path(name_or_path)
+        try:
+            doc = json.loads(path.read_text())
+            md = doc["model_dict"]
+            raw_names = md["feature_names"]
+            model_type = md.get("model_type")
+            norm_type = md.get("norm_type")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"model file {path}: not a VMAF model JSON ({exc})") from exc
+        if model_type != "LIBSVMNUSVR":
+            raise ModelError(f"model file {path}: model_type {model_type!r} is not LIBSVMNUSVR")
+        if norm_type != "linear_rescale":
+            raise ModelError(f"model file {path}: norm_type {norm_type!r} is not supported")
+        names = []
+        for raw in raw_names:
+            match = _FEATURE_RE.match(raw)
+            if not match or match.group(1) not in _KNOWN_FEATURES:
+                raise ModelError(f"model file {path}: feature {raw!r} is not computed here")
+            names.append(match.group(1))
+        vif_opts, adm_opts = _feature_options(md.get("feature_opts_dicts"), names, path)
+        sv, coefs, gamma, rho = _parse_libsvm(md["model"], len(names), path)
+        clip = md.get("score_clip")
+        name = str(name_or_path) if str(name_or_path) in MODEL_ALIASES else path.stem
+        return cls(
+            name=name,
+            feature_names=names,
+            slopes=[float(v) for v in md["slopes"]],
+            intercepts=[float(v) for v in md["intercepts"]],
+            support_vectors=sv,
+            coefs=coefs,
+            gamma=gamma,
+            rho=rho,
+            score_clip=(float(clip[0]), float(clip[1])) if clip else None,
+            vif_options=vif_opts,
+            adm_options=adm_opts,
+        )
+
+    def predict(self, features: dict[str, torch.Tensor], *, clip: bool = True) -> torch.Tensor:
+        """VMAF per frame from elementary features (each ``(N,)``), computed in float64.
+
+        ``clip=False`` skips the [0, 100] clip so gradients do not vanish at the ends.
+        """
+        x = torch.stack([features[n].to(torch.float64) for n in self.feature_names], dim=-1)
+        slopes = torch.tensor(self.slopes[1:], dtype=torch.float64, device=x.device)
+        intercepts = torch.tensor(self.intercepts[1:], dtype=torch.float64, device=x.device)
+        x = x * slopes + intercepts
+        sv = self.support_vectors.to(x.device)
+        sq_dist = ((x.unsqueeze(-2) - sv) ** 2).sum(dim=-1)
+        raw = (torch.exp(-self.gamma * sq_dist) * self.coefs.to(x.device)).sum(dim=-1) - self.rho
+        score = (raw - self.intercepts[0]) / self.slopes[0]
+        if clip and self.score_clip is not None:
+            score = score.clamp(self.score_clip[0], self.score_clip[1])
+        return score
+
+
+def _feature_options(
+    opts_dicts: list[dict] | None, names: list[str], path: Path
+) -> tuple[VifOptions, AdmOptions]:
+    """Per-feature options of the model (e.g. the NEG models' gain limits of 1)."""
+    vif_kw: dict[str, float] = {}
+    adm_kw: dict[str, float] = {}
+    if opts_dicts:
+        for feat, opts in zip(names, opts_dicts, strict=True):
+            for key, value in (opts or {}).items():
+                if feat.startswith("vif") and key == "vif_enhn_gain_limit":
+                    vif_kw["enhn_gain_limit"] = float(value)
+                elif feat == "adm2" and key == "adm_enhn_gain_limit":
+                    adm_kw["enhn_gain_limit"] = float(value)
+                else:
+                    raise ModelError(f"model file {path}: feature option {key!r} not supported")
+    return VifOptions(**vif_kw), AdmOptions(**adm_kw)
+
+
+def _parse_libsvm(
+    text: str, n_features: int, path: Path
+) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+    """Support vectors, dual coefficients, gamma and rho from a libsvm model string."""
+    header: dict[str, str] = {}
+    lines = text.strip().splitlines()
+    try:
+        sv_start = lines.index("SV") + 1
+    except ValueError as exc:
+        raise ModelError(f"model file {path}: libsvm model has no SV section") from exc
+    for line in lines[: sv_start - 1]:
+        key, _, value = line.partition(" ")
+        header[key] = value.strip()
+    if header.get("kernel_type") != "rbf":
+        raise ModelError(f"model file {path}: kernel {header.get('kernel_type')!r} is not rbf")
+    rows, coefs = [], []
+    for line in lines[sv_start:]:
+        parts = line.split()
+        if not parts:
+            continue
+        coefs.append(float(parts[0]))
+        row = [0.0] * n_features  # libsvm is sparse: absent indices are 0
+        for item in parts[1:]:
+            idx, _, value = item.partition(":")
+            row[int(idx) - 1] = float(value)
+        rows.append(row)
+    return (
+        torch.tensor(rows, dtype=torch.float64),
+        torch.tensor(coefs, dtype=torch.float64),
+        float(header["gamma"]),
+        float(header["rho"]),
+    )

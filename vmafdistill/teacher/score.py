@@ -1,0 +1,133 @@
+"""Score reference/distorted files with the teacher: decode in chunks, stream, report.
+
+This is the glue between :mod:`vmafdistill.io` (exact decoded planes, streamed) and
+:class:`~vmafdistill.teacher.vmaf.VmafScorer`; the CLI's ``score`` command is a thin layer on it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import __version__
+from ..io import iter_frame_pairs, probe_video
+from .vmaf import FRAME_METRICS, VmafResult, VmafScorer
+
+#: Precision of libvmaf's JSON log (it prints ``%.6f``).
+_LOG_DECIMALS = 6
+
+
+def _raw_opts(raw: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: raw[k] for k in ("width", "height", "pix_fmt") if raw and raw.get(k) is not None}
+
+
+def score_files(
+    ref: str | Path,
+    dist: str | Path,
+    *,
+    model: str = "vmaf_v0.6.1",
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    chunk: int = 8,
+    ref_raw: dict[str, Any] | None = None,
+    dist_raw: dict[str, Any] | None = None,
+    rescale: bool = False,
+    scale_flags: str = "bicubic",
+    on_length_mismatch: str = "error",
+    progress: bool = False,
+) -> VmafResult:
+    """Score ``dist`` against ``ref`` frame by frame with the PyTorch teacher.
+
+    ``ref_raw``/``dist_raw`` give ``width``, ``height``, ``pix_fmt`` for raw ``.yuv`` input.
+    ``rescale=True`` scales the distorted video to the reference size with ffmpeg's scaler
+    (``scale_flags``, bicubic by default) before scoring, as libvmaf users do for low-resolution
+    encodes; otherwise a size mismatch is an error. ``on_length_mismatch="prefix"`` scores the
+    common prefix (with a warning) instead of failing on different frame counts.
+    """
+    started = time.perf_counter()
+    scorer = VmafScorer(model, device=device, dtype=dtype)
+    ref_info = probe_video(ref, **_raw_opts(ref_raw))
+    pairs = iter_frame_pairs(
+        ref,
+        dist,
+        chunk=chunk,
+        ref_opts=_raw_opts(ref_raw),
+        dist_opts=_raw_opts(dist_raw),
+        scale_dist_to_ref=rescale,
+        scale_flags=scale_flags,
+        on_length_mismatch=on_length_mismatch,
+    )
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=ref_info.num_frames, unit="frame", desc="vmaf", leave=False)
+    try:
+        for ref_chunk, dist_chunk in pairs:
+            scorer.update(
+                ref_chunk.y,
+                dist_chunk.y,
+                ref_bit_depth=ref_chunk.bit_depth,
+                dist_bit_depth=dist_chunk.bit_depth,
+            )
+            if bar is not None:
+                bar.update(len(ref_chunk))
+    finally:
+        if bar is not None:
+            bar.close()
+    result = scorer.result()
+    elapsed = time.perf_counter() - started
+    result.info.update(
+        {
+            "reference": str(ref),
+            "distorted": str(dist),
+            "width": ref_info.width,
+            "height": ref_info.height,
+            "device": str(scorer.device),
+            "dtype": str(dtype).replace("torch.", ""),
+            "rescale": scale_flags if rescale else None,
+            "wall_s": elapsed,
+            "fps": result.num_frames / elapsed if elapsed > 0 else float("nan"),
+        }
+    )
+    return result
+
+
+def to_libvmaf_json(result: VmafResult) -> dict[str, Any]:
+    """The result in libvmaf's JSON log layout (``frames[].frameNum/metrics``, pooled)."""
+    frames = [
+        {"frameNum": i, "metrics": {k: round(v, _LOG_DECIMALS) for k, v in frame.items()}}
+        for i, frame in enumerate(result.frames())
+    ]
+    pooled = {
+        name: {stat: round(value, _LOG_DECIMALS) for stat, value in stats.items()}
+        for name, stats in result.pooled.items()
+    }
+    return {
+        "version": f"vmafdistill {__version__} (torch teacher, float features)",
+        "model": result.model,
+        "fps": round(float(result.info.get("fps", float("nan"))), 2),
+        "frames": frames,
+        "pooled_metrics": pooled,
+        "info": {k: v for k, v in result.info.items() if k not in ("fps",)},
+    }
+
+
+def write_json(result: VmafResult, path: str | Path) -> None:
+    """Write :func:`to_libvmaf_json` to ``path``."""
+    Path(path).write_text(json.dumps(to_libvmaf_json(result), indent=2) + "\n")
+
+
+def write_csv(result: VmafResult, path: str | Path) -> None:
+    """Write one row per frame (``Frame`` then libvmaf's metric names)."""
+    names = [n for n in FRAME_METRICS if n in result.metrics]
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["Frame", *names])
+        for i, frame in enumerate(result.frames()):
+            writer.writerow([i, *(f"{frame[n]:.{_LOG_DECIMALS}f}" for n in names)])

@@ -1,0 +1,215 @@
+"""VMAF from elementary features: functional core, streaming scorer and ``nn.Module`` wrapper.
+
+* :func:`to_vmaf_domain` maps decoded samples (8/10/12/16-bit) to libvmaf's float domain.
+* :func:`frame_features` computes the per-frame features of a chunk (VIF, ADM, motion).
+* :func:`vmaf` scores a whole clip held in memory, differentiably.
+* :class:`VmafScorer` streams chunks of any size and gives the same numbers as one big chunk,
+  because the only temporal state (the previous blurred reference frame) is carried over.
+* :class:`VMAF` is the thin ``nn.Module`` for training code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .adm import adm_scales
+from .model import VmafModel
+from .motion import motion2_from_motion, motion_blur, motion_sad
+from .vif import vif_scales
+
+#: Per-frame metrics in the order libvmaf's JSON log lists them.
+FRAME_METRICS = (
+    "vmaf",
+    "adm2",
+    "adm_scale0",
+    "adm_scale1",
+    "adm_scale2",
+    "adm_scale3",
+    "motion",
+    "motion2",
+    "vif_scale0",
+    "vif_scale1",
+    "vif_scale2",
+    "vif_scale3",
+)
+
+
+def to_vmaf_domain(
+    frames: torch.Tensor | np.ndarray, bit_depth: int, *, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Decoded samples -> libvmaf's float domain: 8-bit scale, offset by -128.
+
+    libvmaf divides 10-, 12- and 16-bit samples by 4, 16 and 256 before the offset.
+    """
+    t = torch.as_tensor(np.ascontiguousarray(frames) if isinstance(frames, np.ndarray) else frames)
+    t = t.to(dtype)
+    if bit_depth != 8:
+        t = t / float(1 << (bit_depth - 8))
+    return t - 128.0
+
+
+def frame_features(
+    ref: torch.Tensor,
+    dist: torch.Tensor,
+    model: VmafModel,
+    *,
+    prev_ref_blur: torch.Tensor | None = None,
+    filter_method: str = "exact",
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Per-frame features of a chunk ``(N, H, W)`` in the VMAF domain.
+
+    Returns the features (each ``(N,)``; ``motion`` but not ``motion2``, which needs the next
+    frame) and the last blurred reference frame to pass as ``prev_ref_blur`` to the next chunk.
+    """
+    if ref.shape != dist.shape:
+        raise ValueError(f"reference {tuple(ref.shape)} and distorted {tuple(dist.shape)} differ")
+    if ref.dim() != 3:
+        raise ValueError(f"expected (N, H, W) frames, got shape {tuple(ref.shape)}")
+    feats: dict[str, torch.Tensor] = {}
+    feats.update(vif_scales(ref, dist, model.vif_options, filter_method=filter_method))
+    feats.update(adm_scales(ref, dist, model.adm_options))
+    blurred = motion_blur(ref, filter_method=filter_method)
+    feats["motion"] = motion_sad(blurred, prev_ref_blur)
+    return feats, blurred[-1].detach()
+
+
+def vmaf(
+    ref: torch.Tensor,
+    dist: torch.Tensor,
+    model: VmafModel | str = "vmaf_v0.6.1",
+    *,
+    clip: bool = True,
+    filter_method: str = "exact",
+) -> dict[str, torch.Tensor]:
+    """Per-frame VMAF and features of a whole clip ``(N, H, W)`` in the VMAF domain.
+
+    Differentiable with respect to ``dist`` (and ``ref``). ``clip=False`` leaves the score
+    unclipped so gradients survive near 0 and 100.
+    """
+    if not isinstance(model, VmafModel):
+        model = VmafModel.load(model)
+    feats, _ = frame_features(ref, dist, model, filter_method=filter_method)
+    feats["motion2"] = motion2_from_motion(feats["motion"])
+    feats["vmaf"] = model.predict(feats, clip=clip)
+    return feats
+
+
+def pool(values: np.ndarray) -> dict[str, float]:
+    """libvmaf's pooled statistics: min, max, mean and harmonic mean (of ``x + 1``, minus 1)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return {"min": float("nan"), "max": float("nan"), "mean": float("nan"),
+                "harmonic_mean": float("nan")}
+    return {
+        "min": float(v.min()),
+        "max": float(v.max()),
+        "mean": float(v.mean()),
+        "harmonic_mean": float(v.size / np.sum(1.0 / (v + 1.0)) - 1.0),
+    }
+
+
+@dataclass
+class VmafResult:
+    """Per-frame metrics of a scored pair plus pooled statistics."""
+
+    model: str
+    metrics: dict[str, np.ndarray]  # name -> (N,) float64
+    info: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        """Number of scored frames."""
+        return int(self.metrics["vmaf"].shape[0]) if "vmaf" in self.metrics else 0
+
+    @property
+    def pooled(self) -> dict[str, dict[str, float]]:
+        """``{metric: {min, max, mean, harmonic_mean}}`` over frames."""
+        return {name: pool(self.metrics[name]) for name in FRAME_METRICS if name in self.metrics}
+
+    def frames(self) -> list[dict[str, float]]:
+        """One ``{metric: value}`` dict per frame, libvmaf's metric names."""
+        names = [n for n in FRAME_METRICS if n in self.metrics]
+        return [
+            {n: float(self.metrics[n][i]) for n in names} for i in range(self.num_frames)
+        ]
+
+
+class VmafScorer:
+    """Streaming VMAF: feed aligned chunks with :meth:`update`, then call :meth:`result`.
+
+    Any chunking gives the same numbers as one chunk: motion carries the previous blurred
+    reference frame across chunks and ``motion2`` is formed once all ``motion`` values are in.
+    """
+
+    def __init__(
+        self,
+        model: VmafModel | str = "vmaf_v0.6.1",
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        filter_method: str = "exact",
+    ) -> None:
+        self.model = model if isinstance(model, VmafModel) else VmafModel.load(model)
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.filter_method = filter_method
+        self._prev_blur: torch.Tensor | None = None
+        self._parts: dict[str, list[np.ndarray]] = {}
+
+    @torch.no_grad()
+    def update(
+        self,
+        ref: np.ndarray | torch.Tensor,
+        dist: np.ndarray | torch.Tensor,
+        *,
+        ref_bit_depth: int = 8,
+        dist_bit_depth: int | None = None,
+    ) -> None:
+        """Score one aligned chunk of decoded luma frames ``(n, H, W)``."""
+        r = to_vmaf_domain(ref, ref_bit_depth, dtype=self.dtype).to(self.device)
+        d = to_vmaf_domain(dist, dist_bit_depth or ref_bit_depth, dtype=self.dtype).to(
+            self.device
+        )
+        feats, self._prev_blur = frame_features(
+            r, d, self.model, prev_ref_blur=self._prev_blur, filter_method=self.filter_method
+        )
+        for name, value in feats.items():
+            self._parts.setdefault(name, []).append(value.detach().cpu().numpy())
+
+    def result(self) -> VmafResult:
+        """Finish the clip: ``motion2`` and VMAF per frame."""
+        if not self._parts:
+            raise ValueError("no frames were scored")
+        metrics = {k: np.concatenate(v).astype(np.float64) for k, v in self._parts.items()}
+        motion = torch.from_numpy(metrics["motion"])
+        metrics["motion2"] = motion2_from_motion(motion).numpy()
+        feats = {k: torch.from_numpy(v) for k, v in metrics.items()}
+        metrics["vmaf"] = self.model.predict(feats).numpy()
+        return VmafResult(model=self.model.name, metrics=metrics)
+
+
+class VMAF(nn.Module):
+    """``nn.Module`` returning per-frame VMAF of ``(N, H, W)`` or ``(N, 1, H, W)`` frames.
+
+    Frames are luma in ``[0, data_range]`` (255 for 8-bit samples, 1.0 for normalised
+    tensors). Gradients flow to both inputs; ``clip=False`` disables the [0, 100] clip.
+    """
+
+    def __init__(
+        self, model: str = "vmaf_v0.6.1", *, data_range: float = 255.0, clip: bool = False
+    ) -> None:
+        super().__init__()
+        self.model = VmafModel.load(model)
+        self.data_range = float(data_range)
+        self.clip = clip
+
+    def forward(self, ref: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+        """Per-frame VMAF, shape ``(N,)`` float64."""
+        if ref.dim() == 4:
+            ref, dist = ref.squeeze(1), dist.squeeze(1)
+        scale = 255.0 / self.data_range
+        return vmaf(ref * scale - 128.0, dist * scale - 128.0, self.model, clip=self.clip)["vmaf"]
