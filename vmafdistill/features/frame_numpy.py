@@ -1,0 +1,459 @@
+"""Per-frame no-reference student features in pure numpy (the torch-free edge runtime).
+
+This module must never import torch: it runs on the edge next to the decoder. The torch twin
+(:mod:`vmafdistill.features.frame_torch`) computes the same per-frame *sums* (:class:`RawStats`)
+with batched tensor ops and hands them to :func:`finalize` here, so the feature formulas exist
+exactly once and both implementations agree by construction.
+
+Everything pixel-level is integer arithmetic on the decoded code values (Sobel, Laplacian,
+frame differences, block steps, histograms) with int64 accumulators, so every sum is exact and
+independent of summation order. The only floating-point reduction is the sum of Sobel
+magnitudes (square roots), done in float64. Features are then expressed on an 8-bit sample
+scale (a b-bit code value is divided by ``2**(b-8)``) so 8-bit and 10-bit deliveries of the same
+content give comparable numbers. See ``docs/features.md`` for the definitions.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FEATURE_NAMES",
+    "FeatureParams",
+    "RawStats",
+    "finalize",
+    "frame_features",
+    "pool_shot",
+    "pool_shots",
+    "raw_stats",
+    "video_features",
+]
+
+#: The 11 pixel features, in the order every table, cache and model uses.
+FEATURE_NAMES: tuple[str, ...] = (
+    "mean_luma",
+    "std_luma",
+    "contrast_p95_p05",
+    "sobel_mean",
+    "spatial_info",
+    "edge_density",
+    "laplacian_var",
+    "entropy",
+    "temporal_diff",
+    "temporal_std",
+    "blockiness",
+)
+
+#: Bit depths the integer pipeline handles (the decoders deliver 8, 10, 12 or 16).
+MIN_BIT_DEPTH = 8
+MAX_BIT_DEPTH = 16
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    """Tunable constants of the feature definitions (changing one changes the features).
+
+    Attributes:
+        edge_threshold: Sobel magnitude, in 8-bit units, above which a pixel counts as an edge.
+        pct_low: lower percentile (integer percent) of ``contrast_p95_p05``.
+        pct_high: upper percentile (integer percent) of ``contrast_p95_p05``.
+        block_size: coding-block grid of ``blockiness`` (8: the transform size all four codecs
+            use at least somewhere; the grid starts at pixel 0).
+        blockiness_eps: added to the non-boundary mean step (8-bit units) so flat frames do not
+            divide by zero.
+    """
+
+    edge_threshold: float = 64.0
+    pct_low: int = 5
+    pct_high: int = 95
+    block_size: int = 8
+    blockiness_eps: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if not (0 < self.pct_low < self.pct_high <= 100):
+            raise ValueError(f"need 0 < pct_low < pct_high <= 100, got {self}")
+        if isinstance(self.pct_low, bool) or not isinstance(self.pct_low, int):
+            raise ValueError("pct_low must be an int (percentiles are compared exactly)")
+        if isinstance(self.pct_high, bool) or not isinstance(self.pct_high, int):
+            raise ValueError("pct_high must be an int (percentiles are compared exactly)")
+        if self.block_size < 2:
+            raise ValueError(f"block_size must be >= 2, got {self.block_size}")
+        if not self.edge_threshold >= 0:
+            raise ValueError(f"edge_threshold must be >= 0, got {self.edge_threshold}")
+        if not self.blockiness_eps > 0:
+            raise ValueError(f"blockiness_eps must be > 0, got {self.blockiness_eps}")
+
+    def edge_threshold_sq(self, bit_depth: int) -> int:
+        """Integer ``T`` with ``gx²+gy² > T`` <=> Sobel magnitude > ``edge_threshold`` (8-bit).
+
+        The squared magnitude is an integer, so comparing it with ``floor(thr_code²)`` is exact
+        and avoids a float comparison that torch would do in float32.
+        """
+        thr_code = self.edge_threshold * (1 << (bit_depth - 8))
+        return math.floor(thr_code * thr_code)
+
+
+DEFAULT_PARAMS = FeatureParams()
+
+
+@dataclass
+class RawStats:
+    """Per-frame sums both implementations compute; :func:`finalize` turns them into features.
+
+    All arrays have shape (N,) except ``hist`` (N, 2**bit_depth). Integer sums are exact; sums
+    are in *code* units (not yet divided by the 8-bit scale).
+    """
+
+    bit_depth: int
+    height: int
+    width: int
+    hist: np.ndarray  # (N, 2**b) int64 counts of every code value
+    sobel_sum: np.ndarray  # float64 Σ sqrt(gx²+gy²) over the (H-2)x(W-2) interior
+    sobel_sq_sum: np.ndarray  # int64 Σ (gx²+gy²)
+    edge_count: np.ndarray  # int64 #{gx²+gy² > T}
+    lap_sum: np.ndarray  # int64 Σ L over the interior
+    lap_sq_sum: np.ndarray  # int64 Σ L²
+    blk_boundary_sum: np.ndarray  # int64 Σ |step| across block boundaries (h + v)
+    blk_inner_sum: np.ndarray  # int64 Σ |step| at all other positions (h + v)
+    td_abs_sum: np.ndarray  # int64 Σ |Y_t - Y_{t-1}| (0 where has_prev is False)
+    td_sum: np.ndarray  # int64 Σ (Y_t - Y_{t-1})
+    td_sq_sum: np.ndarray  # int64 Σ (Y_t - Y_{t-1})²
+    has_prev: np.ndarray  # bool: frame has a previous frame
+
+    def __len__(self) -> int:
+        return int(self.hist.shape[0])
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks shared with the torch twin
+# --------------------------------------------------------------------------------------------
+
+
+def check_bit_depth(bit_depth: int) -> int:
+    """Validate ``bit_depth`` (8..16) and return it as an int."""
+    if isinstance(bit_depth, bool) or not isinstance(bit_depth, (int, np.integer)):
+        raise TypeError(f"bit_depth must be an int, got {bit_depth!r}")
+    b = int(bit_depth)
+    if not MIN_BIT_DEPTH <= b <= MAX_BIT_DEPTH:
+        raise ValueError(f"bit_depth must be in {MIN_BIT_DEPTH}..{MAX_BIT_DEPTH}, got {b}")
+    return b
+
+
+def check_shapes(shape: tuple[int, ...], prev_shape: tuple[int, ...] | None) -> None:
+    """Validate an (N,H,W) frame stack and an optional (H,W) previous frame."""
+    if len(shape) != 3:
+        raise ValueError(f"frames must be (N, H, W) or (H, W), got shape {shape}")
+    n, h, w = shape
+    if n < 1:
+        raise ValueError("no frames given")
+    if h < 3 or w < 3:
+        raise ValueError(f"frames must be at least 3x3 (Sobel needs an interior), got {h}x{w}")
+    if prev_shape is not None and tuple(prev_shape) != (h, w):
+        raise ValueError(f"prev frame has shape {tuple(prev_shape)}, frames are {h}x{w}")
+
+
+def work_dtypes(bit_depth: int) -> tuple[str, str]:
+    """(difference dtype, square dtype) names that cannot overflow at ``bit_depth``.
+
+    Up to 12 bits a Sobel response (|g| <= 4 * 4095) fits int16 and gx²+gy² fits int32;
+    above that they need int32 and int64.
+    """
+    return ("int16", "int32") if bit_depth <= 12 else ("int32", "int64")
+
+
+def block_counts(height: int, width: int, block_size: int) -> tuple[int, int]:
+    """(#boundary steps, #non-boundary steps) of ``blockiness`` for an HxW frame.
+
+    Horizontal steps are between columns j and j+1 (j = 0..W-2); step j is a block boundary
+    when j+1 is a multiple of ``block_size``. Vertical steps likewise on rows.
+    """
+    hb = len(range(block_size - 1, width - 1, block_size))
+    vb = len(range(block_size - 1, height - 1, block_size))
+    boundary = height * hb + width * vb
+    total = height * (width - 1) + width * (height - 1)
+    return boundary, total - boundary
+
+
+# --------------------------------------------------------------------------------------------
+# Pixel pass (numpy)
+# --------------------------------------------------------------------------------------------
+
+
+def _as_int_frames(y: Any, name: str) -> np.ndarray:
+    arr = np.asarray(y)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer code values, got dtype {arr.dtype}")
+    return arr
+
+
+def _frame_pass(
+    y: np.ndarray, prev: np.ndarray | None, nbins: int, thr_sq: int, bs: int, dt: str, sq: str
+) -> tuple[Any, ...]:
+    """Integer sums of one (H,W) frame; vectorised over pixels, no Python loop over them."""
+    # Histogram of code values: every luma-distribution feature (mean, std, percentiles,
+    # entropy) is an exact function of it.
+    hist = np.bincount(y.ravel(), minlength=nbins)
+    if hist.shape[0] > nbins:
+        raise ValueError(f"sample value {hist.shape[0] - 1} exceeds the {nbins - 1} maximum")
+    yi = y.astype(dt)
+
+    # Sobel, separably: horizontal central difference smoothed vertically (1,2,1) gives gx,
+    # vertical central difference smoothed horizontally gives gy. Valid interior only.
+    d = yi[:, 2:] - yi[:, :-2]  # (H, W-2)
+    gx = d[:-2] + d[2:]
+    gx += d[1:-1]
+    gx += d[1:-1]  # (H-2, W-2)
+    d = yi[2:] - yi[:-2]  # (H-2, W)
+    gy = d[:, :-2] + d[:, 2:]
+    gy += d[:, 1:-1]
+    gy += d[:, 1:-1]
+    s = gx.astype(sq)
+    s *= s
+    t = gy.astype(sq)
+    t *= t
+    s += t  # exact integer squared magnitude
+    sobel_sq = int(s.sum(dtype=np.int64))
+    edges = int(np.count_nonzero(s > thr_sq))
+    sobel = float(np.sqrt(s, dtype=np.float64).sum())
+
+    # 4-neighbour Laplacian on the interior.
+    lap = yi[:-2, 1:-1] + yi[2:, 1:-1]
+    lap += yi[1:-1, :-2]
+    lap += yi[1:-1, 2:]
+    c = yi[1:-1, 1:-1]
+    lap -= c
+    lap -= c
+    lap -= c
+    lap -= c
+    lap_sum = int(lap.sum(dtype=np.int64))
+    lap2 = lap.astype(sq)
+    lap2 *= lap2
+    lap_sq = int(lap2.sum(dtype=np.int64))
+
+    # Blockiness: absolute first differences; boundary steps are every bs-th one from bs-1.
+    a = np.abs(yi[:, 1:] - yi[:, :-1])  # (H, W-1) horizontal steps
+    b_sum = int(a[:, bs - 1 :: bs].sum(dtype=np.int64))
+    all_sum = int(a.sum(dtype=np.int64))
+    a = np.abs(yi[1:] - yi[:-1])  # (H-1, W) vertical steps
+    b_sum += int(a[bs - 1 :: bs].sum(dtype=np.int64))
+    all_sum += int(a.sum(dtype=np.int64))
+
+    if prev is None:
+        td = (0, 0, 0)
+    else:
+        diff = yi - prev.astype(dt)
+        diff2 = diff.astype(sq)
+        diff2 *= diff2
+        td = (
+            int(np.abs(diff).sum(dtype=np.int64)),
+            int(diff.sum(dtype=np.int64)),
+            int(diff2.sum(dtype=np.int64)),
+        )
+    return (hist, sobel, sobel_sq, edges, lap_sum, lap_sq, b_sum, all_sum - b_sum, *td)
+
+
+def raw_stats(
+    y: Any, bit_depth: int, prev: Any = None, *, params: FeatureParams | None = None
+) -> RawStats:
+    """Per-frame integer sums of ``y`` ((N,H,W) or (H,W) integer code values) in numpy.
+
+    ``prev`` is the (H,W) frame decoded just before ``y[0]`` (None at the start of a video).
+    Frames are processed one at a time: each intermediate of a 720p frame (~2-8 MB) stays in
+    cache, which beats one pass over a whole chunk on a small CPU.
+    """
+    params = params or DEFAULT_PARAMS
+    b = check_bit_depth(bit_depth)
+    arr = _as_int_frames(y, "frames")
+    if arr.ndim == 2:
+        arr = arr[None]
+    p = None if prev is None else _as_int_frames(prev, "prev")
+    check_shapes(arr.shape, None if p is None else p.shape)
+    # Only signed inputs can hold negatives (an extra pass, skipped for decoded uint8/uint16).
+    for a in (arr, p):
+        if a is not None and np.issubdtype(a.dtype, np.signedinteger) and a.min(initial=0) < 0:
+            raise ValueError("sample values must be non-negative")
+    dt, sq = work_dtypes(b)
+    nbins = 1 << b
+    thr_sq = params.edge_threshold_sq(b)
+    rows = []
+    for i in range(arr.shape[0]):
+        before = p if i == 0 else arr[i - 1]
+        rows.append(_frame_pass(arr[i], before, nbins, thr_sq, params.block_size, dt, sq))
+    cols = list(zip(*rows, strict=True))
+    ints = [np.asarray(c, dtype=np.int64) for c in cols[2:]]
+    has_prev = np.ones(arr.shape[0], dtype=bool)
+    has_prev[0] = p is not None
+    return RawStats(
+        bit_depth=b,
+        height=int(arr.shape[1]),
+        width=int(arr.shape[2]),
+        hist=np.stack(cols[0]).astype(np.int64, copy=False),
+        sobel_sum=np.asarray(cols[1], dtype=np.float64),
+        sobel_sq_sum=ints[0],
+        edge_count=ints[1],
+        lap_sum=ints[2],
+        lap_sq_sum=ints[3],
+        blk_boundary_sum=ints[4],
+        blk_inner_sum=ints[5],
+        td_abs_sum=ints[6],
+        td_sum=ints[7],
+        td_sq_sum=ints[8],
+        has_prev=has_prev,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Sums -> features (shared by both implementations)
+# --------------------------------------------------------------------------------------------
+
+
+def _exact_var(n: int, s1: int, s2: int) -> float:
+    """Population variance from exact integer Σx and Σx², correctly rounded.
+
+    ``(n Σx² - (Σx)²) / n²`` in Python integers has no cancellation error at all (a frame that
+    differs from the previous one by a constant gets exactly 0), and int/int true division
+    rounds correctly.
+    """
+    return (n * s2 - s1 * s1) / (n * n)
+
+
+def finalize(raw: RawStats, params: FeatureParams | None = None) -> dict[str, np.ndarray]:
+    """Turn per-frame sums into the 11 pixel features (float64 arrays of shape (N,)).
+
+    This is the single definition of the formulas; see ``docs/features.md``.
+    """
+    params = params or DEFAULT_PARAMS
+    b, h, w = raw.bit_depth, raw.height, raw.width
+    scale = float(1 << (b - 8))  # code units per 8-bit unit (exact power of two)
+    n_pix = h * w
+    n_int = (h - 2) * (w - 2)
+    n_blk_b, n_blk_i = block_counts(h, w, params.block_size)
+    n = len(raw)
+    out = {name: np.empty(n, dtype=np.float64) for name in FEATURE_NAMES}
+
+    codes = np.arange(1 << b, dtype=np.int64)
+    # 256 entropy bins on the 8-bit scale: b-bit codes are grouped 2**(b-8) at a time.
+    hist8 = raw.hist.reshape(n, 256, -1).sum(axis=2)
+    cum = np.cumsum(raw.hist, axis=1)
+    # Smallest code whose CDF >= p, compared exactly in integers: 100 * cum >= pct * n_pix.
+    # The number of codes with CDF < p is that code's index (the CDF is non-decreasing).
+    lo = np.count_nonzero(100 * cum < params.pct_low * n_pix, axis=1)
+    hi = np.count_nonzero(100 * cum < params.pct_high * n_pix, axis=1)
+    p = hist8 / n_pix
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plogp = np.where(p > 0, p * np.log2(p), 0.0)
+    out["entropy"] = -plogp.sum(axis=1) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+    for i in range(n):
+        hi_ = raw.hist[i]
+        s1 = int(hi_ @ codes)
+        s2 = int(hi_ @ (codes * codes))  # <= 65535² * pixels: no int64 overflow below 2**33 px
+        out["mean_luma"][i] = s1 / n_pix / scale
+        out["std_luma"][i] = math.sqrt(max(_exact_var(n_pix, s1, s2), 0.0)) / scale
+        out["contrast_p95_p05"][i] = int(hi[i] - lo[i]) / scale
+
+        mean_m = float(raw.sobel_sum[i]) / n_int
+        out["sobel_mean"][i] = mean_m / scale
+        var_m = int(raw.sobel_sq_sum[i]) / n_int - mean_m * mean_m
+        out["spatial_info"][i] = math.sqrt(max(var_m, 0.0)) / scale
+        out["edge_density"][i] = int(raw.edge_count[i]) / n_int
+        var_l = _exact_var(n_int, int(raw.lap_sum[i]), int(raw.lap_sq_sum[i]))
+        out["laplacian_var"][i] = var_l / (scale * scale)
+
+        if raw.has_prev[i]:
+            out["temporal_diff"][i] = int(raw.td_abs_sum[i]) / n_pix / scale
+            var_d = _exact_var(n_pix, int(raw.td_sum[i]), int(raw.td_sq_sum[i]))
+            out["temporal_std"][i] = math.sqrt(max(var_d, 0.0)) / scale
+        else:
+            out["temporal_diff"][i] = math.nan
+            out["temporal_std"][i] = math.nan
+
+        if n_blk_b and n_blk_i:
+            mb = int(raw.blk_boundary_sum[i]) / n_blk_b / scale
+            mi = int(raw.blk_inner_sum[i]) / n_blk_i / scale
+            out["blockiness"][i] = mb / (mi + params.blockiness_eps)
+        else:  # frame smaller than one block: no boundary to measure
+            out["blockiness"][i] = math.nan
+    return out
+
+
+def frame_features(
+    y: Any, bit_depth: int, prev: Any = None, *, params: FeatureParams | None = None
+) -> dict[str, np.ndarray]:
+    """The 11 pixel features of each frame of ``y`` (numpy, torch-free).
+
+    Args:
+        y: decoded luma, (N,H,W) or (H,W), integer code values (uint8 / uint16 as decoded).
+        bit_depth: bit depth of the samples (8..16); features are on the 8-bit scale.
+        prev: the (H,W) frame decoded just before ``y[0]``, or None at the start of a video
+            (then frame 0 gets NaN ``temporal_diff`` / ``temporal_std``). Passing the last frame
+            of the previous chunk makes chunked results equal to whole-clip results.
+        params: feature constants (defaults: :class:`FeatureParams`).
+
+    Returns:
+        ``{name: float64 array (N,)}`` for every name in :data:`FEATURE_NAMES`.
+    """
+    params = params or DEFAULT_PARAMS
+    return finalize(raw_stats(y, bit_depth, prev, params=params), params)
+
+
+def video_features(
+    path: str | os.PathLike[str],
+    *,
+    chunk: int = 16,
+    params: FeatureParams | None = None,
+    **iter_kw: Any,
+) -> dict[str, np.ndarray]:
+    """Per-frame features of a whole video, decoded chunk by chunk (memory: one chunk).
+
+    ``iter_kw`` goes to :func:`vmafdistill.io.iter_frames` (e.g. raw ``width``/``height``/
+    ``pix_fmt``). Frame 0 has NaN temporal features.
+    """
+    from ..io import iter_frames  # lazy: keeps this module importable without the io stack
+
+    parts: list[dict[str, np.ndarray]] = []
+    prev: np.ndarray | None = None
+    for c in iter_frames(path, chunk=chunk, planes="y", **iter_kw):
+        parts.append(frame_features(c.y, c.bit_depth, prev, params=params))
+        prev = c.y[-1]
+    if not parts:
+        raise ValueError(f"{os.fspath(path)}: no frames decoded")
+    return {k: np.concatenate([p[k] for p in parts]) for k in FEATURE_NAMES}
+
+
+# --------------------------------------------------------------------------------------------
+# Shot pooling
+# --------------------------------------------------------------------------------------------
+
+
+def pool_shot(per_frame: Mapping[str, Any], start: int, stop: int) -> dict[str, float]:
+    """Mean of each per-frame feature over frames ``start .. stop-1``, ignoring NaN.
+
+    NaN entries (the first frame's temporal features) are skipped; a feature that is NaN on
+    every frame of the shot pools to NaN. Works on any per-frame dict of 1-D arrays.
+    """
+    if not 0 <= start < stop:
+        raise ValueError(f"need 0 <= start < stop, got start={start}, stop={stop}")
+    out: dict[str, float] = {}
+    for name, values in per_frame.items():
+        v = np.asarray(values, dtype=np.float64)
+        if v.ndim != 1 or stop > v.shape[0]:
+            raise ValueError(f"{name}: {v.shape[0]} frames, shot asks for {start}..{stop - 1}")
+        seg = v[start:stop]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slice -> NaN, on purpose
+            out[name] = float(np.nanmean(seg))
+    return out
+
+
+def pool_shots(per_frame: Mapping[str, Any], shots: Iterable[Any]) -> dict[str, np.ndarray]:
+    """:func:`pool_shot` for each shot (anything with ``start``/``stop``), as arrays (S,)."""
+    pooled = [pool_shot(per_frame, int(s.start), int(s.stop)) for s in shots]
+    return {k: np.array([p[k] for p in pooled], dtype=np.float64) for k in per_frame}

@@ -1,0 +1,117 @@
+"""Named student feature sets, metadata features, and the version tag feature caches key on.
+
+Torch-free (edge runtime). A *feature set* is an ordered list of column names; a student model
+records the set it was trained on, and corpus caches record :data:`FEATURE_SET_VERSION` so a
+changed definition never silently mixes with old numbers.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .frame_numpy import FEATURE_NAMES
+
+__all__ = [
+    "CODECS",
+    "FEATURE_SETS",
+    "FEATURE_SET_VERSION",
+    "METADATA_FEATURES",
+    "PIXEL_FEATURES",
+    "TEACHER_FEATURES",
+    "canonical_codec",
+    "feature_set",
+    "metadata_features",
+]
+
+#: Bump whenever any feature's definition or default parameter changes (cache invalidation).
+FEATURE_SET_VERSION = 1
+
+#: Codec families of the one-hot metadata flags (the names :mod:`vmafdistill.encode` uses).
+CODECS: tuple[str, ...] = ("h264", "h265", "av1", "vp9")
+
+#: Stream metadata features: natural log of the shot bitrate in kbps, reference height over
+#: delivery height, and a one-hot codec flag (the pilot's ``codec_h265`` generalised).
+METADATA_FEATURES: tuple[str, ...] = (
+    "log_bitrate",
+    "scale_ratio",
+    *(f"codec_{c}" for c in CODECS),
+)
+
+#: Decoded-pixel features (see ``docs/features.md``).
+PIXEL_FEATURES: tuple[str, ...] = FEATURE_NAMES
+
+#: Full-reference teacher (VMAF) elementary features, pooled per shot from teacher outputs;
+#: computed by the teacher, listed here so the upper-bound student can name its inputs.
+TEACHER_FEATURES: tuple[str, ...] = (
+    "adm2",
+    "motion2",
+    "vif_scale0",
+    "vif_scale1",
+    "vif_scale2",
+    "vif_scale3",
+)
+
+#: Feature set name -> ordered column names. ``paper14`` is the pilot study's Table 4 (its single
+#: H.265 flag widened to four codec flags, so 17 columns); ``fr6`` are VMAF's own inputs.
+FEATURE_SETS: dict[str, list[str]] = {
+    "paper14": [*METADATA_FEATURES, *PIXEL_FEATURES],
+    "fr6": list(TEACHER_FEATURES),
+}
+
+# Encoder / decoder / container spellings of each codec family.
+_CODEC_ALIASES: dict[str, str] = {
+    alias: family
+    for family, aliases in {
+        "h264": ("h264", "avc", "avc1", "x264", "libx264", "h.264"),
+        "h265": ("h265", "hevc", "hvc1", "hev1", "x265", "libx265", "h.265"),
+        "av1": ("av1", "av01", "libsvtav1", "libaom-av1", "librav1e", "libdav1d", "svtav1"),
+        "vp9": ("vp9", "vp09", "libvpx-vp9"),
+    }.items()
+    for alias in aliases
+}
+
+
+def canonical_codec(codec: str) -> str:
+    """Codec family (one of :data:`CODECS`) of an encoder/decoder/codec name, e.g. ``hevc``."""
+    family = _CODEC_ALIASES.get(str(codec).strip().lower())
+    if family is None:
+        raise ValueError(f"unknown codec {codec!r}; known families: {', '.join(CODECS)}")
+    return family
+
+
+def feature_set(name: str) -> list[str]:
+    """Column names of feature set ``name`` (a copy); ValueError lists the known sets."""
+    try:
+        return list(FEATURE_SETS[name])
+    except KeyError:
+        raise ValueError(
+            f"unknown feature set {name!r}; known: {', '.join(sorted(FEATURE_SETS))}"
+        ) from None
+
+
+def metadata_features(
+    bitrate_kbps: float, ref_height: int, delivery_height: int, codec: str
+) -> dict[str, float]:
+    """The metadata features of one shot, keyed by :data:`METADATA_FEATURES`.
+
+    Args:
+        bitrate_kbps: the shot's bitrate (bits of its frames / its duration) in kbit/s.
+        ref_height: height of the reference (display) resolution, e.g. 720.
+        delivery_height: height of the delivered (encoded) stream, e.g. 360.
+        codec: codec family or any alias :func:`canonical_codec` knows.
+
+    Returns:
+        ``log_bitrate`` = ln(kbps), ``scale_ratio`` = ref_height / delivery_height (> 1 when
+        the delivery is upscaled for display) and the one-hot ``codec_*`` flags (0.0 / 1.0).
+    """
+    if not (bitrate_kbps > 0 and math.isfinite(bitrate_kbps)):
+        raise ValueError(f"bitrate_kbps must be a positive finite number, got {bitrate_kbps}")
+    if ref_height <= 0 or delivery_height <= 0:
+        raise ValueError(f"heights must be positive, got {ref_height} and {delivery_height}")
+    family = canonical_codec(codec)
+    out = {
+        "log_bitrate": math.log(bitrate_kbps),
+        "scale_ratio": ref_height / delivery_height,
+    }
+    out.update({f"codec_{c}": 1.0 if c == family else 0.0 for c in CODECS})
+    return out
