@@ -62,7 +62,7 @@ def log2_approx(x: torch.Tensor) -> torch.Tensor:
     exponent = exponent - 1
     if torch.is_grad_enabled() and x.requires_grad:
         # x * 2**-e is exact. Not torch.ldexp(x, -e) with the int exponent: its backward
-        # computes 2**-e in integer arithmetic, so the gradient is 0 for every x >= 1.
+        # computes 2**-e in integer arithmetic, so the gradient is 0 for every x >= 2.
         r = x * torch.exp2(-exponent.to(x.dtype)) - 1.0  # differentiable in x
     else:
         r = half_mantissa * 2.0 - 1.0  # same value, two fewer passes

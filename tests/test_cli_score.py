@@ -1,0 +1,309 @@
+"""``vmafdistill score`` end to end: output formats, numbers, and one-line errors (exit code 2)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vmafdistill._ffmpeg import run_ffmpeg
+from vmafdistill.cli import main
+from vmafdistill.teacher.score import score_files
+from vmafdistill.teacher.vmaf import FRAME_METRICS, VmafResult
+
+REPO = Path(__file__).resolve().parents[1]
+FRAMES = 8
+W, H = 176, 144
+POOL_STATS = {"min", "max", "mean", "harmonic_mean"}
+
+
+def _y4m(out: Path, *, size: str = f"{W}x{H}", frames: int = FRAMES, vf: str | None = None):
+    args = ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25", "-frames:v", str(frames)]
+    if vf:
+        args += ["-vf", vf]
+    run_ffmpeg([*args, "-pix_fmt", "yuv420p", "-y", str(out)], what=f"making {out.name}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny moving test pattern and distorted versions of it, plus broken inputs."""
+    d = tmp_path_factory.mktemp("cli")
+    distort = "noise=alls=12:allf=t:all_seed=7,gblur=sigma=0.8"
+    c = {
+        "ref": _y4m(d / "ref.y4m"),
+        "dist": _y4m(d / "dist.y4m", vf=distort),
+        # Same content at 160x120: needs --rescale.
+        "dist_small": _y4m(d / "dist_small.y4m", vf=f"{distort},scale=160:120"),
+        # The first 6 frames only (testsrc2 is deterministic, so these are prefixes).
+        "ref6": _y4m(d / "ref6.y4m", frames=6),
+        "dist6": _y4m(d / "dist6.y4m", frames=6, vf=distort),
+    }
+    raw = d / "dist.yuv"
+    run_ffmpeg(["-i", str(c["dist"]), "-f", "rawvideo", "-y", str(raw)], what="raw dist")
+    c["dist_raw"] = raw
+    ref_raw = d / "ref.yuv"
+    run_ffmpeg(["-i", str(c["ref"]), "-f", "rawvideo", "-y", str(ref_raw)], what="raw ref")
+    c["ref_raw"] = ref_raw
+    short = d / "short.yuv"
+    short.write_bytes(raw.read_bytes()[:-100])  # 7 frames and most of an 8th
+    c["short_raw"] = short
+    garbage = d / "garbage.mp4"
+    garbage.write_bytes(bytes(range(256)) * 40)
+    c["garbage"] = garbage
+    return c
+
+
+@pytest.fixture(scope="module")
+def expected(clips: dict[str, Path]) -> VmafResult:
+    """The in-memory result the CLI must reproduce."""
+    return score_files(clips["ref"], clips["dist"])
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    rc = main(["score", *(str(a) for a in args), "--quiet"])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _vmaf_line(out: str) -> float:
+    lines = [ln for ln in out.splitlines() if ln.startswith("VMAF ")]
+    assert len(lines) == 1, out
+    return float(lines[0].split()[1])
+
+
+def _one_error_line(err: str, *needles: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, f"expected one stderr line, got {len(lines)}:\n{err}"
+    line = lines[0]
+    assert line.startswith("vmafdistill score: error: "), line
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in line, f"{needle!r} not in {line!r}"
+    return line
+
+
+# --------------------------------------------------------------------------------------------
+# Successful runs
+# --------------------------------------------------------------------------------------------
+
+
+def test_prints_pooled_vmaf(
+    capsys: pytest.CaptureFixture[str], clips: dict[str, Path], expected: VmafResult
+) -> None:
+    rc, out, err = _run(capsys, clips["ref"], clips["dist"])
+    assert rc == 0, err
+    assert err == ""
+    mean = expected.pooled["vmaf"]["mean"]
+    assert _vmaf_line(out) == pytest.approx(mean, abs=5e-7)
+    # A real distortion of a real clip: not a saturated or degenerate score.
+    assert 20.0 < mean < 99.9
+    assert f"{FRAMES} frames" in out and "vmaf_v0.6.1" in out
+
+
+def test_json_has_libvmaf_layout(
+    capsys: pytest.CaptureFixture[str],
+    clips: dict[str, Path],
+    expected: VmafResult,
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "out.json"
+    rc, out, err = _run(capsys, clips["ref"], clips["dist"], "--json", path)
+    assert rc == 0, err
+    doc = json.loads(path.read_text())
+    frames = doc["frames"]
+    assert [f["frameNum"] for f in frames] == list(range(FRAMES))
+    for f in frames:
+        assert set(f["metrics"]) == set(FRAME_METRICS)
+        for name in FRAME_METRICS:
+            got, want = f["metrics"][name], expected.metrics[name][f["frameNum"]]
+            assert got == pytest.approx(want, abs=1e-6), (f["frameNum"], name)
+    pooled = doc["pooled_metrics"]
+    assert set(pooled) == set(FRAME_METRICS)
+    for name in FRAME_METRICS:
+        assert set(pooled[name]) == POOL_STATS
+        for stat in POOL_STATS:
+            assert pooled[name][stat] == pytest.approx(expected.pooled[name][stat], abs=1e-6)
+    # The pooled mean is the mean of the per-frame values and what the CLI printed.
+    vmafs = np.array([f["metrics"]["vmaf"] for f in frames])
+    assert pooled["vmaf"]["mean"] == pytest.approx(vmafs.mean(), abs=1e-6)
+    assert _vmaf_line(out) == pytest.approx(pooled["vmaf"]["mean"], abs=1e-6)
+    hm = len(vmafs) / np.sum(1.0 / (vmafs + 1.0)) - 1.0
+    assert pooled["vmaf"]["harmonic_mean"] == pytest.approx(hm, abs=1e-5)
+
+
+def test_csv_one_row_per_frame(
+    capsys: pytest.CaptureFixture[str],
+    clips: dict[str, Path],
+    expected: VmafResult,
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "out.csv"
+    rc, _, err = _run(capsys, clips["ref"], clips["dist"], "--csv", path)
+    assert rc == 0, err
+    with path.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["Frame", *FRAME_METRICS]
+    assert len(rows) == 1 + FRAMES
+    for i, row in enumerate(rows[1:]):
+        assert int(row[0]) == i
+        for name, cell in zip(FRAME_METRICS, row[1:], strict=True):
+            assert float(cell) == pytest.approx(expected.metrics[name][i], abs=1e-6), (i, name)
+
+
+def test_raw_input_with_geometry(
+    capsys: pytest.CaptureFixture[str], clips: dict[str, Path], expected: VmafResult
+) -> None:
+    rc, out, err = _run(capsys, clips["ref_raw"], clips["dist_raw"], "--width", W, "--height", H)
+    assert rc == 0, err
+    assert _vmaf_line(out) == pytest.approx(expected.pooled["vmaf"]["mean"], abs=5e-7)
+
+
+def test_other_model_and_chunking(
+    capsys: pytest.CaptureFixture[str], clips: dict[str, Path], expected: VmafResult
+) -> None:
+    rc, out, err = _run(
+        capsys, clips["ref"], clips["dist"], "--model", "vmaf_v0.6.1neg", "--chunk", "3"
+    )
+    assert rc == 0, err
+    neg = score_files(clips["ref"], clips["dist"], model="vmaf_v0.6.1neg")
+    assert _vmaf_line(out) == pytest.approx(neg.pooled["vmaf"]["mean"], abs=5e-7)
+    assert neg.pooled["vmaf"]["mean"] != pytest.approx(expected.pooled["vmaf"]["mean"], abs=1e-3)
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input: exit code 2 and one line naming the file and the problem
+# --------------------------------------------------------------------------------------------
+
+
+def test_missing_file(capsys: pytest.CaptureFixture[str], clips: dict[str, Path]) -> None:
+    missing = clips["ref"].parent / "no_such_clip.y4m"
+    rc, out, err = _run(capsys, clips["ref"], missing)
+    assert rc == 2
+    assert out == ""
+    _one_error_line(err, str(missing), "no such file")
+
+
+def test_undecodable_file(capsys: pytest.CaptureFixture[str], clips: dict[str, Path]) -> None:
+    rc, out, err = _run(capsys, clips["ref"], clips["garbage"])
+    assert rc == 2
+    assert out == ""
+    _one_error_line(err, str(clips["garbage"]), "not a readable video")
+
+
+def test_size_mismatch_needs_rescale(
+    capsys: pytest.CaptureFixture[str], clips: dict[str, Path], expected: VmafResult
+) -> None:
+    rc, out, err = _run(capsys, clips["ref"], clips["dist_small"])
+    assert rc == 2
+    assert out == ""
+    _one_error_line(err, "size", str(clips["dist_small"]), f"{W}x{H}", "160x120")
+
+    flags = "bicubic+accurate_rnd+bitexact"
+    rc, out, err = _run(
+        capsys, clips["ref"], clips["dist_small"], "--rescale", "--scale-flags", flags
+    )
+    assert rc == 0, err
+    want = score_files(clips["ref"], clips["dist_small"], rescale=True, scale_flags=flags)
+    assert _vmaf_line(out) == pytest.approx(want.pooled["vmaf"]["mean"], abs=5e-7)
+    # Downscaled-and-back is worse than the full-size distortion.
+    assert want.pooled["vmaf"]["mean"] < expected.pooled["vmaf"]["mean"]
+
+
+def test_frame_count_mismatch(capsys: pytest.CaptureFixture[str], clips: dict[str, Path]) -> None:
+    rc, out, err = _run(capsys, clips["ref"], clips["dist6"])
+    assert rc == 2
+    assert out == ""
+    _one_error_line(
+        err, "frame count", str(clips["ref"]), str(clips["dist6"]), "has 8 frames", "has 6 frames"
+    )
+
+
+def test_frame_count_mismatch_allowed(
+    capsys: pytest.CaptureFixture[str], clips: dict[str, Path]
+) -> None:
+    rc, out, err = _run(capsys, clips["ref"], clips["dist6"], "--allow-length-mismatch")
+    assert rc == 0, err
+    warnings = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(warnings) == 1 and "warning" in warnings[0], err
+    assert "first 6 frames" in warnings[0]
+    assert "6 frames" in out
+    # Exactly the common prefix: the 6-frame reference against the 6-frame distorted clip.
+    prefix = score_files(clips["ref6"], clips["dist6"])
+    assert prefix.num_frames == 6
+    assert _vmaf_line(out) == pytest.approx(prefix.pooled["vmaf"]["mean"], abs=5e-7)
+
+
+def test_raw_partial_frame(capsys: pytest.CaptureFixture[str], clips: dict[str, Path]) -> None:
+    rc, out, err = _run(capsys, clips["short_raw"], clips["dist_raw"], "--width", W, "--height", H)
+    assert rc == 2
+    assert out == ""
+    _one_error_line(err, str(clips["short_raw"]), "not a whole number", "frames")
+
+
+def test_raw_without_geometry(capsys: pytest.CaptureFixture[str], clips: dict[str, Path]) -> None:
+    rc, out, err = _run(capsys, clips["ref_raw"], clips["dist_raw"])
+    assert rc == 2
+    assert out == ""
+    _one_error_line(err, str(clips["ref_raw"]), "width", "height")
+
+
+def test_unknown_model(capsys: pytest.CaptureFixture[str], clips: dict[str, Path]) -> None:
+    rc, out, err = _run(capsys, clips["ref"], clips["dist"], "--model", "vmaf_v9.9")
+    assert rc == 2
+    assert out == ""
+    _one_error_line(err, "vmaf_v9.9", "vmaf_v0.6.1", "vmaf_v0.6.1neg", "vmaf_4k_v0.6.1")
+
+
+def test_bad_chunk(capsys: pytest.CaptureFixture[str], clips: dict[str, Path]) -> None:
+    rc, _, err = _run(capsys, clips["ref"], clips["dist"], "--chunk", "0")
+    assert rc == 2
+    _one_error_line(err, "--chunk")
+
+
+# --------------------------------------------------------------------------------------------
+# The real entry point
+# --------------------------------------------------------------------------------------------
+
+
+def test_python_dash_m_entry_point(clips: dict[str, Path], expected: VmafResult) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    base = [sys.executable, "-m", "vmafdistill", "score", "--quiet"]
+    ok = subprocess.run(
+        [*base, str(clips["ref"]), str(clips["dist"])],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert _vmaf_line(ok.stdout) == pytest.approx(expected.pooled["vmaf"]["mean"], abs=5e-7)
+
+    missing = clips["ref"].parent / "absent.y4m"
+    bad = subprocess.run(
+        [*base, str(clips["ref"]), str(missing)],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stdout == ""
+    _one_error_line(bad.stderr, str(missing), "no such file")
+
+
+def test_installed_console_script(clips: dict[str, Path]) -> None:
+    """The ``vmafdistill`` script from ``[project.scripts]`` (when the package is installed)."""
+    script = Path(sys.executable).parent / "vmafdistill"
+    if not script.is_file():
+        pytest.skip("vmafdistill is not installed in this environment (no console script)")
+    missing = clips["ref"].parent / "absent.y4m"
+    bad = subprocess.run(
+        [str(script), "score", "--quiet", str(clips["ref"]), str(missing)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2, bad.stderr
+    _one_error_line(bad.stderr, str(missing), "no such file")

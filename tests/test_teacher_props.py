@@ -1,0 +1,411 @@
+"""Properties of the teacher that must hold exactly: chunking, precision, identity, gradients.
+
+* Streaming in chunks of any size gives the numbers of one big chunk (``motion2`` looks one
+  frame ahead and ``motion`` one frame back, across chunk borders).
+* float64 agrees with the (libvmaf-faithful) float32 path.
+* Identical inputs give ADM 1 and VIF 1.
+* ``torch.autograd.gradcheck`` in float64 of the functional ``vmaf`` and of the VIF and ADM
+  features.
+* The ``VMAF`` ``nn.Module`` gives the numbers ``score_files`` gives and backpropagates.
+* The filter implementations agree with each other and ``decimate=True`` is exact.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+from vmafdistill.io import read_all
+from vmafdistill.oracle import libvmaf_available, libvmaf_score
+from vmafdistill.teacher import VMAF, VmafModel, adm_scales, vif_scales, vmaf
+from vmafdistill.teacher.filters import (
+    DEFAULT_BLOCK_ROWS,
+    MOTION_FILTER_5,
+    separable_filter,
+    vif_gaussian_taps,
+)
+from vmafdistill.teacher.score import score_files
+from vmafdistill.teacher.vif import log2_approx
+from vmafdistill.teacher.vmaf import FRAME_METRICS, VmafResult
+from vmafdistill.testing.golden import GoldenCase
+
+#: A 10-frame golden case with strong motion (motion up to ~23), 640x272: cheap to score.
+MOTION_CASE = "bikes640x272_motion_x264_crf30"
+#: The cheapest golden case (322x182), for the module/autograd checks.
+SMALL_CASE = "bbb322x182_x264_crf30"
+
+VIF_NAMES = tuple(f"vif_scale{k}" for k in range(4))
+ADM_NAMES = ("adm2", *(f"adm_scale{k}" for k in range(4)))
+
+
+def _score(case: GoldenCase, **kw: object) -> VmafResult:
+    return score_files(
+        case.ref, case.dist, ref_raw=case.built.ref_raw, dist_raw=case.built.dist_raw, **kw
+    )
+
+
+@pytest.fixture(scope="module")
+def motion_case(golden_case: Callable[[str], GoldenCase]) -> GoldenCase:
+    return golden_case(MOTION_CASE)
+
+
+@pytest.fixture(scope="module")
+def whole_clip(motion_case: GoldenCase) -> VmafResult:
+    """The motion case scored in one chunk of all 10 frames."""
+    return _score(motion_case, chunk=10)
+
+
+# --------------------------------------------------------------------------------------------
+# Chunking and precision
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 10, 16])
+def test_chunk_invariance(chunk: int, motion_case: GoldenCase, whole_clip: VmafResult) -> None:
+    assert whole_clip.num_frames == 10
+    # The point of the test: motion really differs frame to frame, so a lost or misplaced
+    # previous frame at a chunk border would change motion/motion2 (and VMAF).
+    assert whole_clip.metrics["motion"][1:].min() > 1.0
+    assert np.ptp(whole_clip.metrics["motion"][1:]) > 1.0
+    chunked = _score(motion_case, chunk=chunk)
+    for name in FRAME_METRICS:
+        a, b = chunked.metrics[name], whole_clip.metrics[name]
+        assert a.shape == b.shape == (10,), name
+        diff = np.abs(a - b)
+        worst = int(np.argmax(diff))
+        assert diff[worst] <= 1e-6, (
+            f"chunk={chunk} {name} frame {worst}: {a[worst]!r} vs one chunk {b[worst]!r}"
+        )
+
+
+def test_chunk_invariance_with_golden_motion(motion_case: GoldenCase) -> None:
+    """Chunk 1 (every frame its own chunk) still reproduces libvmaf's motion and motion2."""
+    one_by_one = _score(motion_case, chunk=1)
+    for name in ("motion", "motion2"):
+        want = np.asarray(motion_case.per_frame("vmaf_float_v0.6.1", name))
+        np.testing.assert_allclose(one_by_one.metrics[name], want, rtol=0, atol=1e-4, err_msg=name)
+
+
+def test_float64_agrees_with_float32(motion_case: GoldenCase, whole_clip: VmafResult) -> None:
+    """float64 mode runs and stays within 1e-3 VMAF of the float32 (libvmaf-exact) path.
+
+    Not a property of every clip: ADM's 1-degree angle test is a hard threshold that libvmaf
+    evaluates in float32, and a coefficient sitting on it can flip in float64. On the 322x182
+    golden case one scale-3 coefficient (cos^2 0.99969536 in float32, 0.99969549 in float64,
+    threshold 0.99969542) flips and moves frame 5 by 0.036 VMAF; at 640x272 and above no such
+    coefficient carries enough weight here.
+    """
+    f64 = _score(motion_case, chunk=4, dtype=torch.float64)
+    assert f64.info["dtype"] == "float64"
+    diff = np.abs(f64.metrics["vmaf"] - whole_clip.metrics["vmaf"])
+    assert diff.max() <= 1e-3, f"float64 vs float32 VMAF: max |delta| {diff.max():.2e}"
+    for name in (*VIF_NAMES, *ADM_NAMES, "motion", "motion2"):
+        np.testing.assert_allclose(
+            f64.metrics[name], whole_clip.metrics[name], rtol=0, atol=1e-4, err_msg=name
+        )
+    # Not silently the same computation: float64 rounds differently somewhere.
+    assert not np.array_equal(f64.metrics["vif_scale3"], whole_clip.metrics["vif_scale3"])
+
+
+# --------------------------------------------------------------------------------------------
+# Identical inputs
+# --------------------------------------------------------------------------------------------
+
+
+def _assert_identity(
+    feats: dict[str, torch.Tensor] | dict[str, np.ndarray], what: str, vif_tol: float = 1e-6
+) -> None:
+    adm2 = np.asarray(feats["adm2"], dtype=np.float64)
+    assert np.all(adm2 == 1.0), f"{what}: adm2 {adm2}"
+    for name in VIF_NAMES:
+        vif = np.asarray(feats[name], dtype=np.float64)
+        assert np.abs(vif - 1.0).max() <= vif_tol, f"{what}: {name} {vif}"
+
+
+def test_identical_inputs_golden_content(motion_case: GoldenCase) -> None:
+    """Real content against itself: ADM exactly 1, VIF 1 up to libvmaf's flat-region rule.
+
+    Where the local reference variance is below ``sigma_nsq`` libvmaf counts ``1 - sigma2_sq *
+    sigma_nsq**2 / 255**2`` against a denominator of 1, so even identical frames lose ~1e-6 of
+    VIF (libvmaf prints 0.999999 for these frames); random content has no such regions and
+    gives 1 within 1e-6 (next test). The values are checked against libvmaf itself.
+    """
+    res = score_files(motion_case.ref, motion_case.ref, chunk=5)
+    _assert_identity(res.metrics, "bikes ref vs itself", vif_tol=5e-6)
+    for name in VIF_NAMES:
+        assert np.all(res.metrics[name] <= 1.0), name
+    for k in range(4):
+        np.testing.assert_allclose(res.metrics[f"adm_scale{k}"], 1.0, rtol=0, atol=1e-12)
+    if not libvmaf_available():
+        pytest.skip("ffmpeg has no libvmaf filter: identity checked without the oracle")
+    oracle = libvmaf_score(motion_case.ref, motion_case.ref, model="vmaf_float_v0.6.1")
+    for name in FRAME_METRICS:
+        tol = 1e-3 if name == "vmaf" else 1e-4
+        np.testing.assert_allclose(
+            res.metrics[name], oracle.metric(name), rtol=0, atol=tol, err_msg=name
+        )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_identical_inputs_random_and_flat(dtype: torch.dtype) -> None:
+    g = torch.Generator().manual_seed(11)
+    noise = torch.rand(2, 72, 88, generator=g, dtype=torch.float64) * 255 - 128
+    smooth = separable_filter(noise, vif_gaussian_taps(0), method="conv") * 3
+    flat = torch.full((1, 72, 88), 37.0, dtype=torch.float64)
+    for what, x in (("noise", noise), ("smooth", smooth), ("flat", flat)):
+        x = x.to(dtype)
+        feats = {**vif_scales(x, x.clone()), **adm_scales(x, x.clone())}
+        _assert_identity(feats, f"{what} {dtype}")
+
+
+# --------------------------------------------------------------------------------------------
+# Gradients
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Tiny float64 tensors: one intra-op thread is several times faster (and deterministic)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _random_pair(seed: int, shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference uniform in [0, 255] minus 128, distorted = reference + Gaussian noise (sd 8).
+
+    High-variance content keeps every pixel away from VIF's flat-region switch
+    (``sigma1_sq < sigma_nsq``, a discontinuity in the reference).
+    """
+    g = torch.Generator().manual_seed(seed)
+    ref = torch.rand(shape, generator=g, dtype=torch.float64) * 255 - 128
+    dist = ref + torch.randn(shape, generator=g, dtype=torch.float64) * 8
+    return ref, dist.requires_grad_(True)
+
+
+# Tolerances: eps=1e-6 central differences in float64 are accurate to ~1e-9 on the features
+# (values ~1, per-pixel derivatives ~1e-3) and ~1e-6 on VMAF (values ~100, the SVR sums 200+
+# exponentials). The absolute tolerances sit just above that noise: gradcheck's default-sized
+# atol=1e-4 is larger than a whole VIF feature gradient at 64x64 and let a VIF gradient that
+# was identically 0 (torch.ldexp's backward with an int exponent) pass in fast mode.
+FEATURE_ATOL = 1e-7
+VMAF_ATOL = 1e-5
+
+
+def _gradcheck(
+    fn: Callable[..., object], inputs: tuple[torch.Tensor, ...], atol: float, fast: bool
+) -> None:
+    assert gradcheck(fn, inputs, eps=1e-6, atol=atol, rtol=1e-3, nondet_tol=0.0, fast_mode=fast)
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gradcheck_vmaf_fast(seed: int) -> None:
+    """All of vmaf(): VIF, ADM, motion (needs the reference) and the SVR, unclipped."""
+    model = VmafModel.load("vmaf_v0.6.1")
+    ref, dist = _random_pair(seed, (2, 40, 36))
+    out = vmaf(ref, dist, model, clip=False)["vmaf"]
+    assert out.dtype == torch.float64 and out.requires_grad
+    _gradcheck(lambda d: vmaf(ref, d, model, clip=False)["vmaf"], (dist,), VMAF_ATOL, True)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_gradcheck_vmaf_wrt_both_inputs() -> None:
+    """Three frames so motion and motion2 depend on several reference frames."""
+    model = VmafModel.load("vmaf_v0.6.1")
+    ref, dist = _random_pair(5, (3, 40, 36))
+    ref.requires_grad_(True)
+    _gradcheck(lambda r, d: vmaf(r, d, model, clip=False)["vmaf"], (ref, dist), VMAF_ATOL, True)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_gradcheck_vif_scales() -> None:
+    ref, dist = _random_pair(2, (2, 40, 36))
+    _gradcheck(
+        lambda d: tuple(vif_scales(ref, d)[k] for k in VIF_NAMES), (dist,), FEATURE_ATOL, True
+    )
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_gradcheck_adm_scales() -> None:
+    ref, dist = _random_pair(3, (2, 40, 36))
+    _gradcheck(
+        lambda d: tuple(adm_scales(ref, d)[k] for k in ADM_NAMES), (dist,), FEATURE_ATOL, True
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
+def test_gradcheck_vmaf_full_jacobian() -> None:
+    """Every Jacobian entry (not a random projection) on the smallest valid frame.
+
+    18x18 is the smallest size where VIF scale 3 (3 taps after three decimations: 18 -> 9 ->
+    4 -> 2 pixels) and four ADM DWT levels still exist.
+    """
+    model = VmafModel.load("vmaf_v0.6.1")
+    ref, dist = _random_pair(0, (1, 18, 18))
+    _gradcheck(lambda d: vmaf(ref, d, model, clip=False)["vmaf"], (dist,), VMAF_ATOL, False)
+
+
+def test_gradient_of_vif_is_not_zero() -> None:
+    """Direct guard for the failure the tolerances above are sized to catch."""
+    ref, dist = _random_pair(4, (1, 48, 48))
+    total = sum(vif_scales(ref, dist)[k].sum() for k in VIF_NAMES)
+    (grad,) = torch.autograd.grad(total, dist)
+    assert torch.count_nonzero(grad) > 0.9 * grad.numel()
+    # Finite-difference check of one pixel in the interior.
+    h = 1e-5
+    with torch.no_grad():
+        bump = torch.zeros_like(dist)
+        bump[0, 20, 21] = h
+        up = sum(vif_scales(ref, dist + bump)[k].sum() for k in VIF_NAMES)
+        down = sum(vif_scales(ref, dist - bump)[k].sum() for k in VIF_NAMES)
+    numeric = float((up - down) / (2 * h))
+    assert float(grad[0, 20, 21]) == pytest.approx(numeric, rel=1e-4, abs=1e-9)
+
+
+def test_log2_approx_value_and_gradient() -> None:
+    """libvmaf's polynomial log2: close to log2, and its autograd gradient is its derivative.
+
+    The polynomial sums to 0.99999976 at the top of each octave, so the function jumps by
+    2.4e-7 at every power of two: a (tiny) discontinuity that gradcheck inputs must not straddle.
+    """
+    x = torch.logspace(-3, 7, 301, dtype=torch.float64)
+    x = x[(x / torch.exp2(torch.round(torch.log2(x))) - 1).abs() > 1e-4]  # off the octave edges
+    x.requires_grad_(True)
+    y = log2_approx(x)
+    assert (y - torch.log2(x)).abs().max() < 1e-6
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    with torch.no_grad():
+        h = x * 1e-7
+        numeric = (log2_approx(x + h) - log2_approx(x - h)) / (2 * h)
+    torch.testing.assert_close(grad, numeric, rtol=1e-6, atol=0)
+    torch.testing.assert_close(grad, 1 / (x.detach() * math.log(2)), rtol=1e-3, atol=0)
+    below = log2_approx(torch.tensor([np.nextafter(8.0, 0.0)], dtype=torch.float64))
+    assert 0 < 3.0 - float(below) < 3e-7
+
+
+# --------------------------------------------------------------------------------------------
+# nn.Module
+# --------------------------------------------------------------------------------------------
+
+
+def test_module_matches_score_files(golden_case: Callable[[str], GoldenCase]) -> None:
+    case = golden_case(SMALL_CASE)
+    expected = _score(case, chunk=3)
+    ref = torch.from_numpy(read_all(case.ref).y).to(torch.float32)
+    dist = torch.from_numpy(read_all(case.dist).y).to(torch.float32).requires_grad_(True)
+    module = VMAF("vmaf_v0.6.1", data_range=255.0)
+    scores = module(ref, dist)
+    assert scores.shape == (case.golden["frames"],)
+    np.testing.assert_allclose(scores.detach().numpy(), expected.metrics["vmaf"], rtol=0, atol=1e-6)
+    # ... and therefore libvmaf's numbers.
+    golden = np.asarray(case.per_frame("vmaf_float_v0.6.1"))
+    np.testing.assert_allclose(scores.detach().numpy(), golden, rtol=0, atol=1e-3)
+
+    scores.mean().backward()
+    assert dist.grad is not None and dist.grad.shape == dist.shape
+    assert torch.isfinite(dist.grad).all()
+    assert dist.grad.abs().sum() > 0
+    assert torch.count_nonzero(dist.grad[1:]) > 0.5 * dist.grad[1:].numel()
+
+
+def test_module_input_conventions(golden_case: Callable[[str], GoldenCase]) -> None:
+    """(N, 1, H, W) input and data_range=1.0 on normalised frames give the same numbers."""
+    case = golden_case(SMALL_CASE)
+    ref = torch.from_numpy(read_all(case.ref).y).to(torch.float64)
+    dist = torch.from_numpy(read_all(case.dist).y).to(torch.float64)
+    base = VMAF(data_range=255.0)(ref, dist)
+    nchw = VMAF(data_range=255.0)(ref.unsqueeze(1), dist.unsqueeze(1))
+    unit = VMAF(data_range=1.0)(ref / 255.0, dist / 255.0)
+    torch.testing.assert_close(nchw, base, rtol=0, atol=0)
+    torch.testing.assert_close(unit, base, rtol=0, atol=1e-9)
+    # float64 through the module is the float64 file scorer.
+    expected = _score(case, chunk=4, dtype=torch.float64).metrics["vmaf"]
+    np.testing.assert_allclose(base.numpy(), expected, rtol=0, atol=1e-6)
+    # A different model really is used: neg discounts nothing here but is a different SVR.
+    neg = VMAF("vmaf_v0.6.1neg", data_range=255.0)(ref, dist)
+    assert not torch.equal(neg, base)
+
+
+# --------------------------------------------------------------------------------------------
+# Filters
+# --------------------------------------------------------------------------------------------
+
+TAPS = {
+    **{f"vif{k}": vif_gaussian_taps(k) for k in range(4)},
+    "motion5": MOTION_FILTER_5,
+}
+SIZES = [(37, 53), (64, 64), (90, 131)]
+
+
+def _random(shape: tuple[int, ...], dtype: torch.dtype, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(shape, generator=g, dtype=torch.float64) * 255 - 128).to(dtype)
+
+
+@pytest.mark.parametrize("taps_name", list(TAPS))
+@pytest.mark.parametrize("method", ["banded", "conv"])
+def test_filter_methods_agree(taps_name: str, method: str) -> None:
+    taps = TAPS[taps_name]
+    for h, w in SIZES:
+        x32 = _random((2, h, w), torch.float32, seed=h)
+        exact = separable_filter(x32, taps, method="exact")
+        other = separable_filter(x32, taps, method=method, tile=16)
+        assert other.shape == exact.shape == (2, h, w)
+        rel = float((other - exact).abs().max() / exact.abs().max())
+        assert rel <= 1e-4, f"{method} vs exact, {taps_name} {h}x{w}: relative {rel:.2e}"
+        # In float64 the three are the same maths up to rounding.
+        x64 = x32.to(torch.float64)
+        torch.testing.assert_close(
+            separable_filter(x64, taps, method=method),
+            separable_filter(x64, taps, method="exact"),
+            rtol=0,
+            atol=1e-10,
+        )
+
+
+def test_filter_matches_direct_convolution() -> None:
+    """Independent check of the border rule: mirror without repeating the edge sample."""
+    taps = vif_gaussian_taps(1)  # 9 taps
+    x = _random((1, 23, 19), torch.float64, seed=3)
+    r = len(taps) // 2
+    rows = [abs(i) if i < 0 else (2 * (23 - 1) - i if i >= 23 else i) for i in range(-r, 23 + r)]
+    cols = [abs(i) if i < 0 else (2 * (19 - 1) - i if i >= 19 else i) for i in range(-r, 19 + r)]
+    padded = x[0][rows][:, cols].numpy()
+    k = np.outer(taps, taps)
+    direct = np.array(
+        [
+            [np.sum(padded[i : i + 2 * r + 1, j : j + 2 * r + 1] * k) for j in range(19)]
+            for i in range(23)
+        ]
+    )
+    np.testing.assert_allclose(separable_filter(x, taps)[0].numpy(), direct, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("taps_name", list(TAPS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_decimate_equals_filter_then_subsample(taps_name: str, dtype: torch.dtype) -> None:
+    taps = TAPS[taps_name]
+    for h, w in [*SIZES, (17, 18), (18, 17)]:
+        x = _random((2, h, w), dtype, seed=w)
+        for block_rows in (DEFAULT_BLOCK_ROWS, 4, 5):
+            full = separable_filter(x, taps, method="exact", block_rows=block_rows)
+            dec = separable_filter(x, taps, method="exact", block_rows=block_rows, decimate=True)
+            want = full[:, : h // 2 * 2 : 2, : w // 2 * 2 : 2]
+            assert dec.shape == (2, h // 2, w // 2)
+            assert torch.equal(dec, want), f"{taps_name} {h}x{w} block_rows={block_rows}"
+            # Blocking never changes a value either.
+            assert torch.equal(full, separable_filter(x, taps, method="exact"))
+        for method in ("banded", "conv"):
+            dec = separable_filter(x, taps, method=method, decimate=True)
+            full = separable_filter(x, taps, method=method)
+            assert torch.equal(dec, full[:, : h // 2 * 2 : 2, : w // 2 * 2 : 2])
