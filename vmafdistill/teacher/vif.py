@@ -67,10 +67,13 @@ def log2_approx(x: torch.Tensor) -> torch.Tensor:
     else:
         r = half_mantissa * 2.0 - 1.0  # same value, two fewer passes
 
-    acc = torch.zeros_like(r)
-    for coeff in _LOG2_POLY:
-        acc = acc * r + coeff
-    return exponent.to(x.dtype) + acc
+    # Horner from the leading coefficient (libvmaf starts from 0: 0 * r + c0 == c0 exactly).
+    inplace = not (torch.is_grad_enabled() and x.requires_grad)
+    acc = r * _LOG2_POLY[0]
+    for coeff in _LOG2_POLY[1:-1]:
+        acc = acc.add_(coeff).mul_(r) if inplace else (acc + coeff) * r
+    # The last coefficient is 0; adding it changes nothing.
+    return acc.add_(exponent) if inplace else acc + exponent.to(x.dtype)
 
 
 def vif_statistic(
@@ -99,8 +102,10 @@ def vif_statistic(
     g = sigma12 / (sigma1_sq + _EPS)
     sv_sq = (sigma2_sq - g * sigma12).clamp_min_(_EPS)
     g = g.clamp_max(opts.enhn_gain_limit)
-    num = log2(1.0 + (g * g * sigma1_sq) / (sv_sq + sigma_nsq))
-    den = log2(1.0 + sigma1_sq / sigma_nsq)
+    # One log2 call on both arguments halves the number of (small, per-block) tensor ops.
+    num, den = log2(
+        torch.stack([1.0 + (g * g * sigma1_sq) / (sv_sq + sigma_nsq), 1.0 + sigma1_sq / sigma_nsq])
+    ).unbind(0)
 
     zero_num = (sigma12 < 0.0) | (sigma2_sq < _EPS)
     num = num.masked_fill(zero_num, 0.0)
