@@ -75,8 +75,9 @@ def stage_breakdown(ref: Path, dist: Path, width: int, height: int, frames: int)
     import torch
 
     from vmafdistill.io import iter_frame_pairs, read_all
-    from vmafdistill.teacher import VmafModel, adm_scales, motion_blur, to_vmaf_domain, vif_scales
+    from vmafdistill.teacher import VmafModel, motion_blur, to_vmaf_domain, vif_scales
     from vmafdistill.teacher.motion import motion_sad
+    from vmafdistill.teacher.vmaf import _adm_in_groups
 
     opts = {"width": width, "height": height, "pix_fmt": "yuv420p"}
     t0 = time.perf_counter()
@@ -92,7 +93,7 @@ def stage_breakdown(ref: Path, dist: Path, width: int, height: int, frames: int)
         vif_scales(rt[:1], dt[:1])  # warm-up
         for name, fn in [
             ("VIF (4 scales)", lambda: vif_scales(rt, dt, model.vif_options)),
-            ("ADM (4 scales)", lambda: adm_scales(rt, dt, model.adm_options)),
+            ("ADM (4 scales)", lambda: _adm_in_groups(rt, dt, model)),
             ("motion", lambda: motion_sad(motion_blur(rt), None)),
         ]:
             t0 = time.perf_counter()

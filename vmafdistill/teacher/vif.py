@@ -189,12 +189,20 @@ def vif_scales(
         taps = vif_gaussian_taps(scale, opts.kernelscale)
         if scale > 0:
             # Low-pass with this scale's kernel, then keep even rows/columns (floor sizes).
-            both = separable_filter(
-                torch.cat([ref, dist]),
-                taps,
-                method=filter_method,
-                block_rows=block_rows,
-                decimate=True,
+            both = torch.cat([ref, dist])
+            # A couple of frames per call keeps each block of rows in cache on CPU.
+            group = 2 if both.device.type == "cpu" else both.shape[0]
+            both = torch.cat(
+                [
+                    separable_filter(
+                        both[i : i + group],
+                        taps,
+                        method=filter_method,
+                        block_rows=block_rows,
+                        decimate=True,
+                    )
+                    for i in range(0, both.shape[0], group)
+                ]
             )
             ref, dist = both[:n], both[n:]
         num, den = _scale_sums(ref, dist, taps, opts, filter_method, block_rows)

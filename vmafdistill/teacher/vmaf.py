@@ -71,10 +71,30 @@ def frame_features(
         raise ValueError(f"expected (N, H, W) frames, got shape {tuple(ref.shape)}")
     feats: dict[str, torch.Tensor] = {}
     feats.update(vif_scales(ref, dist, model.vif_options, filter_method=filter_method))
-    feats.update(adm_scales(ref, dist, model.adm_options))
+    feats.update(_adm_in_groups(ref, dist, model))
     blurred = motion_blur(ref, filter_method=filter_method)
     feats["motion"] = motion_sad(blurred, prev_ref_blur)
     return feats, blurred[-1].detach()
+
+
+#: ADM runs on this many frames at a time on CPU: its full-frame intermediates then stay in
+#: cache (measured at 720p on 2 cores: 23 ms/frame in pairs vs 31 ms/frame in groups of 8).
+ADM_FRAMES_PER_CALL_CPU = 2
+
+
+def _adm_in_groups(
+    ref: torch.Tensor, dist: torch.Tensor, model: VmafModel
+) -> dict[str, torch.Tensor]:
+    """ADM features of a chunk, computed a few frames at a time on CPU."""
+    n = ref.shape[0]
+    group = ADM_FRAMES_PER_CALL_CPU if ref.device.type == "cpu" else n
+    if n <= group:
+        return adm_scales(ref, dist, model.adm_options)
+    parts = [
+        adm_scales(ref[i : i + group], dist[i : i + group], model.adm_options)
+        for i in range(0, n, group)
+    ]
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
 def vmaf(
