@@ -261,6 +261,18 @@ def test_unknown_model(capsys: pytest.CaptureFixture[str], clips: dict[str, Path
     _one_error_line(err, "vmaf_v9.9", "vmaf_v0.6.1", "vmaf_v0.6.1neg", "vmaf_4k_v0.6.1")
 
 
+def test_unusable_device(capsys: pytest.CaptureFixture[str], clips: dict[str, Path]) -> None:
+    import torch
+
+    rc, _, err = _run(capsys, clips["ref"], clips["dist"], "--device", "nonsense")
+    assert rc == 2
+    _one_error_line(err, "--device", "nonsense")
+    if not torch.cuda.is_available():
+        rc, _, err = _run(capsys, clips["ref"], clips["dist"], "--device", "cuda")
+        assert rc == 2
+        _one_error_line(err, "--device cuda", "no CUDA device")
+
+
 def test_bad_chunk(capsys: pytest.CaptureFixture[str], clips: dict[str, Path]) -> None:
     rc, _, err = _run(capsys, clips["ref"], clips["dist"], "--chunk", "0")
     assert rc == 2

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from .. import __version__
+from ..errors import VmafDistillError
 from ..io import iter_frame_pairs, probe_video
 from .vmaf import FRAME_METRICS, VmafResult, VmafScorer
 
@@ -50,6 +51,7 @@ def score_files(
     common prefix (with a warning) instead of failing on different frame counts.
     """
     started = time.perf_counter()
+    _check_device(device)
     scorer = VmafScorer(model, device=device, dtype=dtype)
     ref_info = probe_video(ref, **_raw_opts(ref_raw))
     pairs = iter_frame_pairs(
@@ -96,6 +98,18 @@ def score_files(
         }
     )
     return result
+
+
+def _check_device(device: str) -> None:
+    """Fail early, in one line, on a device this torch build cannot use."""
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise VmafDistillError(f"--device {device!r}: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise VmafDistillError(
+            f"--device {device}: no CUDA device is available to torch {torch.__version__}"
+        )
 
 
 def to_libvmaf_json(result: VmafResult) -> dict[str, Any]:
