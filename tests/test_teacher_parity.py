@@ -259,3 +259,32 @@ def test_live_oracle_odd_size(tmp_path: Path) -> None:
     )
     print("\n" + _row("live testsrc2 97x61 x264 crf38", "vmaf_float_v0.6.1", deltas))
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("case_name", ["bbb720_x264_crf35", "bbb322x182_x264_crf30"])
+def test_libvmaf_log2_mode_parity(
+    golden_case: Callable[[str], GoldenCase], case_name: str
+) -> None:
+    """The bit-faithful mode (libvmaf's polynomial log2) meets the same tolerances, and the
+    default (torch.log2) differs from it by far less than libvmaf's printed precision matters."""
+    import dataclasses
+
+    from vmafdistill.teacher import VifOptions, VmafModel
+
+    case = golden_case(case_name)
+    base = VmafModel.load("vmaf_v0.6.1")
+    faithful_model = dataclasses.replace(base, vif_options=VifOptions(libvmaf_log2=True))
+    built = case.built
+    faithful = score_files(
+        built.ref, built.dist, model=faithful_model, chunk=4,
+        ref_raw=built.ref_raw, dist_raw=built.dist_raw,
+    )
+    deltas, problems = _violations(
+        case.name, "vmaf_float_v0.6.1 (libvmaf log2)", faithful,
+        lambda m: case.per_frame("vmaf_float_v0.6.1", m),
+    )
+    assert not problems, "\n".join(problems)
+    default = _score_case(case, "vmaf_v0.6.1")
+    gap = np.abs(default.metrics["vmaf"] - faithful.metrics["vmaf"]).max()
+    assert gap < 1e-4, f"{case.name}: torch.log2 vs libvmaf log2 moved VMAF by {gap:.2e}"
+    assert deltas["vmaf"] < 2e-4

@@ -47,7 +47,7 @@ class VifOptions:
     sigma_nsq: float = 2.0
     kernelscale: float = 1.0
     #: Use libvmaf's polynomial log2 (bit-faithful) rather than ``torch.log2`` (|Δ| < 1e-6).
-    libvmaf_log2: bool = True
+    libvmaf_log2: bool = False
     #: Lower bound applied to the scale 1..3 scores (libvmaf's ``vif_scale{k}_min_val``).
     scale_min_val: float = 0.0
 
