@@ -93,7 +93,6 @@ def vif_statistic(
     """
     sigma_nsq = opts.sigma_nsq
     sigma_max_inv = float(torch.tensor(sigma_nsq**2 / (255.0 * 255.0), dtype=torch.float32))
-    log2 = log2_approx if opts.libvmaf_log2 else torch.log2
 
     sigma1_sq = (xx - mu1 * mu1).clamp_min_(0.0)
     sigma2_sq = (yy - mu2 * mu2).clamp_min_(0.0)
@@ -102,10 +101,13 @@ def vif_statistic(
     g = sigma12 / (sigma1_sq + _EPS)
     sv_sq = (sigma2_sq - g * sigma12).clamp_min_(_EPS)
     g = g.clamp_max(opts.enhn_gain_limit)
-    # One log2 call on both arguments halves the number of (small, per-block) tensor ops.
-    num, den = log2(
-        torch.stack([1.0 + (g * g * sigma1_sq) / (sv_sq + sigma_nsq), 1.0 + sigma1_sq / sigma_nsq])
-    ).unbind(0)
+    num_arg = 1.0 + (g * g * sigma1_sq) / (sv_sq + sigma_nsq)
+    den_arg = 1.0 + sigma1_sq / sigma_nsq
+    if opts.libvmaf_log2:
+        # One polynomial evaluation on both arguments halves its many small tensor ops.
+        num, den = log2_approx(torch.stack([num_arg, den_arg])).unbind(0)
+    else:
+        num, den = torch.log2(num_arg), torch.log2(den_arg)
 
     zero_num = (sigma12 < 0.0) | (sigma2_sq < _EPS)
     num = num.masked_fill(zero_num, 0.0)
