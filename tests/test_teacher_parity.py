@@ -25,25 +25,14 @@ from vmafdistill.oracle import libvmaf_available, libvmaf_score
 from vmafdistill.teacher.score import score_files
 from vmafdistill.teacher.vmaf import VmafResult
 from vmafdistill.testing.golden import GoldenCase, golden_dir, load_golden
+from vmafdistill.vmaf_names import FEATURE_METRICS
 
 VMAF_TOL = 1e-3
 FEATURE_TOL = 1e-4
 #: Documented float-vs-integer gap is up to ~0.7; anything near 1 means something else is wrong.
 INTEGER_GAP_LIMIT = 1.0
 
-FEATURES = (
-    "adm2",
-    "adm_scale0",
-    "adm_scale1",
-    "adm_scale2",
-    "adm_scale3",
-    "motion",
-    "motion2",
-    "vif_scale0",
-    "vif_scale1",
-    "vif_scale2",
-    "vif_scale3",
-)
+FEATURES = FEATURE_METRICS
 
 #: Golden (libvmaf) float model -> the teacher's model name.
 FLOAT_MODELS = {

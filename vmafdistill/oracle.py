@@ -38,6 +38,7 @@ from typing import Any
 
 from ._ffmpeg import ffmpeg_exe, ffmpeg_version
 from .errors import FrameMismatchError, ModelError, ToolError, VideoInputError
+from .vmaf_names import FRAME_METRICS
 
 __all__ = [
     "CANONICAL_METRICS",
@@ -53,20 +54,7 @@ __all__ = [
 ]
 
 #: The per-frame metrics the VMAF v0.6.1 family is built from, in libvmaf's float spelling.
-CANONICAL_METRICS: tuple[str, ...] = (
-    "vmaf",
-    "adm2",
-    "adm_scale0",
-    "adm_scale1",
-    "adm_scale2",
-    "adm_scale3",
-    "motion",
-    "motion2",
-    "vif_scale0",
-    "vif_scale1",
-    "vif_scale2",
-    "vif_scale3",
-)
+CANONICAL_METRICS: tuple[str, ...] = FRAME_METRICS
 
 #: Float-feature model name -> the ffmpeg-quality-metrics JSON it is derived from.
 FLOAT_MODEL_SOURCES: dict[str, str] = {

@@ -16,26 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..vmaf_names import FRAME_METRICS
 from .adm import adm_scales
 from .model import VmafModel
 from .motion import motion2_from_motion, motion_blur, motion_sad
 from .vif import vif_scales
-
-#: Per-frame metrics in the order libvmaf's JSON log lists them.
-FRAME_METRICS = (
-    "vmaf",
-    "adm2",
-    "adm_scale0",
-    "adm_scale1",
-    "adm_scale2",
-    "adm_scale3",
-    "motion",
-    "motion2",
-    "vif_scale0",
-    "vif_scale1",
-    "vif_scale2",
-    "vif_scale3",
-)
 
 
 def to_vmaf_domain(
