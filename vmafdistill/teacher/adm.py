@@ -171,16 +171,26 @@ def adm_scales(
         weights = (f1, f1, f2)
         noise = _noise_constant(right - left, bottom - top, opts.noise_weight)
 
-        restored, additive = decouple((h_r, v_r, d_r), (h_d, v_d, d_d), opts.enhn_gain_limit)
+        # Only the sums' region plus the one-sample reach of the masking neighbourhood matters
+        # (libvmaf computes nothing else either); where that reach leaves the frame, the
+        # masking threshold's own edge rules apply, as they do in libvmaf.
+        r0, r1 = max(top - 1, 0), min(bottom + 1, h)
+        c0, c1 = max(left - 1, 0), min(right + 1, w)
+        crop = (slice(None), slice(r0, r1), slice(c0, c1))
+        o_bands = (h_r[crop], v_r[crop], d_r[crop])
+        restored, additive = decouple(
+            o_bands, (h_d[crop], v_d[crop], d_d[crop]), opts.enhn_gain_limit
+        )
         csf_a = [wt * b for wt, b in zip(weights, additive, strict=True)]
-        thr = _masking_threshold(csf_a)[:, top:bottom, left:right]
+        roi = (slice(None), slice(top - r0, bottom - r0), slice(left - c0, right - c0))
+        thr = _masking_threshold(csf_a)[roi]
 
         num = torch.zeros(n_frames, dtype=torch.float64, device=ref.device)
         den = torch.zeros_like(num)
-        for wt, rst, orig in zip(weights, restored, (h_r, v_r, d_r), strict=True):
-            masked = ((wt * rst[:, top:bottom, left:right]).abs() - thr).clamp_min(0.0)
+        for wt, rst, orig in zip(weights, restored, o_bands, strict=True):
+            masked = ((wt * rst[roi]).abs() - thr).clamp_min(0.0)
             num = num + _cube_norm(masked) + noise
-            den = den + _cube_norm(wt * orig[:, top:bottom, left:right]) + noise
+            den = den + _cube_norm(wt * orig[roi]) + noise
         out[f"adm_num_scale{scale}"] = num
         out[f"adm_den_scale{scale}"] = den
         out[f"adm_scale{scale}"] = num / den
