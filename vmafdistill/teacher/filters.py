@@ -137,13 +137,21 @@ def correlate_sequential(
     dim = dim % p.dim()
     n_valid = p.shape[dim] - (len(taps) - 1)
     n_out = -(-n_valid // step)
-    span = (n_out - 1) * step + 1
+    span = n_out  # step == 1
 
-    def tap(k: int) -> torch.Tensor:
-        window = p.narrow(dim, k, span)
-        if step == 1:
-            return window
-        return window[(slice(None),) * dim + (slice(None, None, step),)]
+    if step == 1:
+
+        def tap(k: int) -> torch.Tensor:
+            return p.narrow(dim, k, span)
+
+    else:
+        # De-interleave once into contiguous phases: every tap then reads unit-stride memory
+        # (strided reads along the innermost dimension defeat vectorisation).
+        every = (slice(None),) * dim + (slice(None, None, step),)
+        phases = [p.narrow(dim, ph, p.shape[dim] - ph)[every].contiguous() for ph in range(step)]
+
+        def tap(k: int) -> torch.Tensor:
+            return phases[k % step].narrow(dim, k // step, n_out)
 
     acc = tap(0) * taps[0]
     inplace = not (torch.is_grad_enabled() and p.requires_grad)
