@@ -21,6 +21,7 @@ import argparse
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -131,6 +132,7 @@ def main() -> int:
     parser.add_argument("--frames-1080p", type=int, default=60, help="frames for the memory run")
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
     parser.add_argument("--workdir", help="keep the raw files here (default: a temp dir)")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved repeats (median)")
     args = parser.parse_args()
 
     import torch
@@ -149,19 +151,31 @@ def main() -> int:
                what="decoding the distorted clip")
     frames = ref.stat().st_size // (1280 * 720 * 3 // 2)
 
-    rows = []
-    for label, cmd in [
+    runs = [
         (f"libvmaf, integer model vmaf_v0.6.1 (n_threads={threads})",
          libvmaf_cmd(ref, dist, "1280x720", "vmaf_v0.6.1", threads)),
         (f"libvmaf, float model vmaf_float_v0.6.1 (n_threads={threads})",
          libvmaf_cmd(ref, dist, "1280x720", "vmaf_float_v0.6.1", threads)),
         ("vmafdistill score, CPU", teacher_cmd(ref, dist, 1280, 720, "cpu")),
     ] + ([("vmafdistill score, CUDA", teacher_cmd(ref, dist, 1280, 720, "cuda"))]
-         if torch.cuda.is_available() else []):
-        wall, rss, stdout = timed(cmd)
-        rows.append((label, frames / wall, wall, rss, stdout.strip()))
-        print(f"{label}: {frames / wall:.2f} frames/s ({wall:.1f} s, peak RSS {rss / 1024:.0f} MB)")
+         if torch.cuda.is_available() else [])
+    # Interleaved repeats, median wall time: a shared machine's load drifts between runs.
+    walls: dict[str, list[float]] = {label: [] for label, _ in runs}
+    peak: dict[str, int] = dict.fromkeys(walls, 0)
+    for rep in range(args.repeat):
+        for label, cmd in runs:
+            wall, rss, _ = timed(cmd)
+            walls[label].append(wall)
+            peak[label] = max(peak[label], rss)
+            print(f"[{rep + 1}/{args.repeat}] {label}: {frames / wall:.2f} frames/s "
+                  f"({wall:.1f} s, peak RSS {rss / 1024:.0f} MB)")
+    rows = []
+    for label, _ in runs:
+        wall = statistics.median(walls[label])
+        rows.append((label, frames / wall, wall, peak[label], ""))
     base_int, base_float = rows[0][1], rows[1][1]
+    ratios = [w_int / w for w_int, w in zip(walls[rows[0][0]], walls[rows[2][0]], strict=True)]
+    print(f"teacher / libvmaf-integer speed per repeat: {', '.join(f'{r:.3f}' for r in ratios)}")
 
     stages = stage_breakdown(ref, dist, 1280, 720, min(16, frames))
     for k, v in stages.items():
@@ -185,7 +199,9 @@ def main() -> int:
         f"{machine()}.",
         "",
         f"Same raw YUV files for every row: Big Buck Bunny 1280x720, {frames} frames, reference "
-        "vs an x264 CRF 30 encode. Whole processes, start-up and reading included.",
+        "vs an x264 CRF 30 encode. Whole processes, start-up and reading included; median of "
+        f"{args.repeat} interleaved runs. Teacher/libvmaf-integer speed ratio per run: "
+        f"{', '.join(f'{r:.3f}' for r in ratios)}.",
         "",
         "| run | frames/s | wall s | vs libvmaf integer | vs libvmaf float | peak RSS MB |",
         "|---|---:|---:|---:|---:|---:|",
