@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Teacher speed benchmark: libvmaf (ffmpeg) vs the PyTorch teacher, same raw files, one run.
 
-Reproduce with ``python scripts/bench_teacher.py`` (about 3 minutes on 2 cores). It
+Reproduce with ``python scripts/bench_teacher.py`` (about 4 minutes on 2 cores). It
 
 1. decodes the packaged Big Buck Bunny clip (1280x720, 132 frames) to raw YUV and an x264
    CRF 30 encode of it to raw YUV (so nobody pays for H.264 decoding in the timed runs);
