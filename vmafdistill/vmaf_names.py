@@ -18,3 +18,13 @@ FRAME_METRICS: tuple[str, ...] = (
 
 #: The elementary features behind ``vmaf``.
 FEATURE_METRICS: tuple[str, ...] = FRAME_METRICS[1:]
+
+#: The features the VMAF v0.6.1 models take as input (what their JSON ``feature_names`` list).
+MODEL_FEATURES: tuple[str, ...] = (
+    "adm2",
+    "motion2",
+    "vif_scale0",
+    "vif_scale1",
+    "vif_scale2",
+    "vif_scale3",
+)

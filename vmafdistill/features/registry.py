@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from ..vmaf_names import MODEL_FEATURES
 from .frame_numpy import FEATURE_NAMES
 
 __all__ = [
@@ -42,14 +43,7 @@ PIXEL_FEATURES: tuple[str, ...] = FEATURE_NAMES
 
 #: Full-reference teacher (VMAF) elementary features, pooled per shot from teacher outputs;
 #: computed by the teacher, listed here so the upper-bound student can name its inputs.
-TEACHER_FEATURES: tuple[str, ...] = (
-    "adm2",
-    "motion2",
-    "vif_scale0",
-    "vif_scale1",
-    "vif_scale2",
-    "vif_scale3",
-)
+TEACHER_FEATURES: tuple[str, ...] = MODEL_FEATURES
 
 #: Feature set name -> ordered column names. ``paper14`` is the pilot study's Table 4 (its single
 #: H.265 flag widened to four codec flags, so 17 columns); ``fr6`` are VMAF's own inputs.

@@ -15,34 +15,19 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelError
+from ..oracle import FLOAT_MODEL_SOURCES, model_files_dir
+from ..vmaf_names import MODEL_FEATURES
 from .adm import AdmOptions
 from .vif import VifOptions
 
-#: Built-in names; the ``vmaf_float_*`` spellings are libvmaf's names for the same SVR driven by
-#: float features, which is what this teacher computes.
-MODEL_ALIASES = {
-    "vmaf_v0.6.1": "vmaf_v0.6.1",
-    "vmaf_float_v0.6.1": "vmaf_v0.6.1",
-    "vmaf_v0.6.1neg": "vmaf_v0.6.1neg",
-    "vmaf_float_v0.6.1neg": "vmaf_v0.6.1neg",
-    "vmaf_4k_v0.6.1": "vmaf_4k_v0.6.1",
-    "vmaf_float_4k_v0.6.1": "vmaf_4k_v0.6.1",
+#: Built-in names: the Netflix files plus libvmaf's ``vmaf_float_*`` spellings, which name the
+#: same SVR driven by float features (what this teacher computes).
+MODEL_ALIASES: dict[str, str] = {
+    **{source: source for source in FLOAT_MODEL_SOURCES.values()},
+    **FLOAT_MODEL_SOURCES,
 }
 
 _FEATURE_RE = re.compile(r"^VMAF_(?:integer_)?feature_(\w+?)_score$")
-_KNOWN_FEATURES = {"adm2", "motion2", "vif_scale0", "vif_scale1", "vif_scale2", "vif_scale3"}
-
-
-def model_files_dir() -> Path:
-    """Directory of the model JSON files shipped by ``ffmpeg-quality-metrics``."""
-    try:
-        import ffmpeg_quality_metrics
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ModelError(
-            "named VMAF models come from the 'ffmpeg-quality-metrics' package: "
-            "pip install 'vmafdistill[teacher]' or pass a model JSON path"
-        ) from exc
-    return Path(ffmpeg_quality_metrics.__file__).parent / "vmaf_models"
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path:
@@ -97,7 +82,7 @@ class VmafModel:
         names = []
         for raw in raw_names:
             match = _FEATURE_RE.match(raw)
-            if not match or match.group(1) not in _KNOWN_FEATURES:
+            if not match or match.group(1) not in MODEL_FEATURES:
                 raise ModelError(f"model file {path}: feature {raw!r} is not computed here")
             names.append(match.group(1))
         vif_opts, adm_opts = _feature_options(md.get("feature_opts_dicts"), names, path)
