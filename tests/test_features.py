@@ -444,3 +444,13 @@ def test_registry() -> None:
         metadata_features(1000.0, 720, 360, "mpeg2")
     with pytest.raises(ValueError):
         metadata_features(0.0, 720, 360, "h264")
+
+
+def test_log_bpp_is_bits_per_delivered_pixel() -> None:
+    # 640x360 at 25 fps and 576 kb/s carries exactly 0.1 bit per pixel.
+    m = metadata_features(576.0, 720, 360, "h264", delivery_width=640, fps=25.0)
+    assert m["log_bpp"] == pytest.approx(math.log(0.1), rel=1e-12)
+    assert FEATURE_SETS["scalefree"][0] == "log_bpp"
+    assert FEATURE_SETS["scalefree"][1:] == FEATURE_SETS["paper14"][1:]
+    with pytest.raises(ValueError):
+        metadata_features(576.0, 720, 360, "h264", delivery_width=640, fps=0.0)

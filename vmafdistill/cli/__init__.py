@@ -1,43 +1,87 @@
 """The ``vmafdistill`` command line: one entry point, one module per subcommand.
 
-Subcommands import their heavy dependencies (torch, hydra) lazily so that the torch-free edge
-install can still run the commands that need only numpy and onnxruntime.
+Two kinds of subcommand:
+
+* argparse commands (``score``, ``pilot``, ``predict``, ``export``, ``sweep-report``): a module in
+  this package with ``add_parser(sub)`` registering a parser whose ``func(args)`` runs it;
+* Hydra apps (``corpus``, ``train``, ``finetune``): everything after the command name is handed
+  to Hydra as overrides (``vmafdistill train -m student=mlp,soft_tree``), so config groups,
+  multirun and launchers work as in any Hydra app. Their module exposes ``main(argv)``.
+
+Modules are imported lazily, only for the command that runs, so the torch-free edge install can
+run ``predict`` without torch, Hydra or Lightning.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import sys
 
 from ..errors import VmafDistillError
-from . import pilot, score
 
-_COMMANDS = {"score": score, "pilot": pilot}
+#: argparse subcommands -> module (relative to this package).
+_ARGPARSE_COMMANDS: dict[str, str] = {
+    "score": ".score",
+    "pilot": ".pilot",
+    "predict": ".predict",
+    "export": ".export",
+    "sweep-report": ".sweep_report",
+}
+
+#: Hydra apps -> (module with ``main(argv)``, one-line help).
+_HYDRA_COMMANDS: dict[str, tuple[str, str]] = {
+    "corpus": ("vmafdistill.corpus.app", "build a corpus: shots, ladders, labels, features"),
+    "train": ("vmafdistill.students.app", "train students (Hydra; -m for sweeps)"),
+    "finetune": ("vmafdistill.students.finetune", "fine-tune a trained student on a corpus"),
+}
+
+
+def _available(module: str) -> bool:
+    """Whether a command module exists (commands land milestone by milestone)."""
+    try:
+        return importlib.util.find_spec(module, __package__) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with one subparser per command."""
+    """The top-level parser with one subparser per argparse command (Hydra apps listed)."""
     parser = argparse.ArgumentParser(
         prog="vmafdistill",
         description="Distil VMAF into tiny students: teacher scoring, corpus, training, edge.",
+        epilog="Hydra apps (overrides follow the name): "
+        + "; ".join(f"{name}: {text}" for name, (_, text) in _HYDRA_COMMANDS.items()),
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in _COMMANDS.values():
-        module.add_parser(sub)
+    for module in _ARGPARSE_COMMANDS.values():
+        if _available(module):
+            importlib.import_module(module, __package__).add_parser(sub)
+    for name, (_, text) in _HYDRA_COMMANDS.items():
+        sub.add_parser(name, help=text, add_help=False)
     return parser
+
+
+def _run_hydra(name: str, argv: list[str]) -> int:
+    module = importlib.import_module(_HYDRA_COMMANDS[name][0])
+    return int(module.main(argv) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user-facing errors print one line to stderr and exit with status 2."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv else ""
     try:
+        if command in _HYDRA_COMMANDS:
+            return _run_hydra(command, argv[1:])
+        args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except VmafDistillError as exc:
-        print(f"vmafdistill {args.command}: error: {exc}", file=sys.stderr)
+        print(f"vmafdistill {command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"vmafdistill {args.command}: interrupted", file=sys.stderr)
+        print(f"vmafdistill {command}: interrupted", file=sys.stderr)
         return 130
 
 

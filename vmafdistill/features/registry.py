@@ -18,6 +18,7 @@ __all__ = [
     "FEATURE_SET_VERSION",
     "METADATA_FEATURES",
     "PIXEL_FEATURES",
+    "RATE_FEATURES",
     "TEACHER_FEATURES",
     "canonical_codec",
     "feature_set",
@@ -45,10 +46,17 @@ PIXEL_FEATURES: tuple[str, ...] = FEATURE_NAMES
 #: computed by the teacher, listed here so the upper-bound student can name its inputs.
 TEACHER_FEATURES: tuple[str, ...] = MODEL_FEATURES
 
+#: Scale-free rate feature: ln(bits per delivered pixel) = ln(bitrate / (width*height*fps)).
+#: Unlike ``log_bitrate`` it does not grow with the source's size or frame rate, so a student
+#: trained on one resolution transfers to another.
+RATE_FEATURES: tuple[str, ...] = ("log_bpp",)
+
 #: Feature set name -> ordered column names. ``paper14`` is the pilot study's Table 4 (its single
-#: H.265 flag widened to four codec flags, so 17 columns); ``fr6`` are VMAF's own inputs.
+#: H.265 flag widened to four codec flags, so 17 columns); ``scalefree`` swaps its raw bitrate
+#: for bits per pixel; ``fr6`` are VMAF's own inputs (the full-reference upper bound).
 FEATURE_SETS: dict[str, list[str]] = {
     "paper14": [*METADATA_FEATURES, *PIXEL_FEATURES],
+    "scalefree": ["log_bpp", *METADATA_FEATURES[1:], *PIXEL_FEATURES],
     "fr6": list(TEACHER_FEATURES),
 }
 
@@ -84,7 +92,13 @@ def feature_set(name: str) -> list[str]:
 
 
 def metadata_features(
-    bitrate_kbps: float, ref_height: int, delivery_height: int, codec: str
+    bitrate_kbps: float,
+    ref_height: int,
+    delivery_height: int,
+    codec: str,
+    *,
+    delivery_width: int | None = None,
+    fps: float | None = None,
 ) -> dict[str, float]:
     """The metadata features of one shot, keyed by :data:`METADATA_FEATURES`.
 
@@ -93,6 +107,8 @@ def metadata_features(
         ref_height: height of the reference (display) resolution, e.g. 720.
         delivery_height: height of the delivered (encoded) stream, e.g. 360.
         codec: codec family or any alias :func:`canonical_codec` knows.
+        delivery_width, fps: when both are given, ``log_bpp`` (ln bits per delivered pixel)
+            is added.
 
     Returns:
         ``log_bitrate`` = ln(kbps), ``scale_ratio`` = ref_height / delivery_height (> 1 when
@@ -108,4 +124,8 @@ def metadata_features(
         "scale_ratio": ref_height / delivery_height,
     }
     out.update({f"codec_{c}": 1.0 if c == family else 0.0 for c in CODECS})
+    if delivery_width is not None and fps is not None:
+        if delivery_width <= 0 or not (fps > 0 and math.isfinite(fps)):
+            raise ValueError(f"need positive width and fps, got {delivery_width} and {fps}")
+        out["log_bpp"] = math.log(bitrate_kbps * 1000.0 / (delivery_width * delivery_height * fps))
     return out

@@ -1,0 +1,95 @@
+"""Read and write corpus tables (Parquet) atomically, checking the schema version."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import VmafDistillError
+from .schema import SCHEMA_VERSION, TABLES
+
+if TYPE_CHECKING:  # pandas is a training-time dependency
+    import pandas as pd
+
+MANIFEST = "corpus.json"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a same-directory temp file + fsync + rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """JSON (sorted keys, indented) written atomically."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def write_table(df: pd.DataFrame, path: Path) -> None:
+    """Parquet written atomically (a reader never sees a half-written table)."""
+    import io
+
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A Parquet table whose every row has this package's ``schema_version``."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise VmafDistillError(f"{path}: corpus table not found")
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise VmafDistillError(f"{path}: unreadable Parquet table ({exc})") from None
+    if "schema_version" in df and len(df) and set(df["schema_version"].unique()) != {
+        SCHEMA_VERSION
+    }:
+        found = sorted(df["schema_version"].unique().tolist())
+        raise VmafDistillError(
+            f"{path}: schema_version {found}, this vmafdistill reads {SCHEMA_VERSION}; "
+            "rebuild the corpus"
+        )
+    return df
+
+
+def table_path(corpus_dir: str | os.PathLike[str], table: str) -> Path:
+    """``<corpus_dir>/tables/<table>.parquet`` for one of :data:`TABLES`."""
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; known: {', '.join(TABLES)}")
+    return Path(corpus_dir) / "tables" / f"{table}.parquet"
+
+
+def load_table(corpus_dir: str | os.PathLike[str], table: str) -> pd.DataFrame:
+    """One table of a built corpus."""
+    return read_table(table_path(corpus_dir, table))
+
+
+def load_samples(corpus_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """The per-(shot, variant) sample table of a built corpus (the students' input)."""
+    return load_table(corpus_dir, "samples")
+
+
+def read_manifest(corpus_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """``corpus.json`` of a built corpus (name, corpus_hash, counts, failures, config)."""
+    path = Path(corpus_dir) / MANIFEST
+    if not path.is_file():
+        raise VmafDistillError(
+            f"{Path(corpus_dir)}: not a built corpus (no {MANIFEST}); run `vmafdistill corpus`"
+        )
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise VmafDistillError(f"{path}: corrupt manifest ({exc})") from None
