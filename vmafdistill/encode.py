@@ -52,15 +52,25 @@ class Rung:
         return out_w, out_h
 
     def label(self, src_width: int, src_height: int) -> str:
-        """Short name such as ``h264_640x360_crf26``."""
+        """Short name such as ``h264_640x360_crf26`` (``_<preset>`` appended unless medium)."""
         w, h = self.size_for(src_width, src_height)
-        return f"{self.codec}_{w}x{h}_crf{self.crf}"
+        suffix = "" if self.preset == "medium" else f"_{self.preset}"
+        return f"{self.codec}_{w}x{h}_crf{self.crf}{suffix}"
 
 
 def encode_rung(
-    source: str | Path, rung: Rung, src_size: tuple[int, int], out_path: str | Path
+    source: str | Path,
+    rung: Rung,
+    src_size: tuple[int, int],
+    out_path: str | Path,
+    *,
+    scale_flags: str = "bicubic",
 ) -> Path:
-    """Scale ``source`` to the rung's size and encode it; written atomically to ``out_path``."""
+    """Scale ``source`` to the rung's size and encode it; written atomically to ``out_path``.
+
+    ``scale_flags`` are swscale's: the corpus passes ``bicubic+accurate_rnd+bitexact`` so the
+    downscale (like the teacher's upscale) is identical on every CPU.
+    """
     spec = CODECS[rung.codec]
     w, h = rung.size_for(*src_size)
     out = Path(out_path)
@@ -70,8 +80,8 @@ def encode_rung(
     if rung.codec == "av1":
         preset = ["-preset", "8"]
     args = [
-        "-y", "-i", str(source), "-map", "0:V:0", "-an",
-        "-vf", f"scale={w}:{h}:flags=bicubic",
+        "-y", "-i", str(source), "-map", "0:V:0", "-an", "-fps_mode", "passthrough",
+        "-vf", f"scale={w}:{h}:flags={scale_flags}",
         "-c:v", spec["encoder"], *preset, "-crf", str(rung.crf), *spec["args"],
         "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
         str(tmp),

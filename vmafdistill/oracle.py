@@ -49,6 +49,7 @@ __all__ = [
     "float_model_json",
     "libvmaf_available",
     "libvmaf_score",
+    "libvmaf_version",
     "model_files_dir",
     "y4m_header",
 ]
@@ -173,6 +174,24 @@ def libvmaf_available() -> bool:
         [exe, "-hide_banner", "-h", "filter=libvmaf"], capture_output=True, text=True, check=False
     )
     return proc.returncode == 0 and "Filter libvmaf" in proc.stdout
+
+
+@functools.cache
+def libvmaf_version() -> str:
+    """Version of the libvmaf inside the ffmpeg in use (read from a 2-frame log; cached)."""
+    with tempfile.TemporaryDirectory(prefix="vmafdistill-libvmaf-version-") as tmp:
+        log_path = Path(tmp) / "v.json"
+        src = "testsrc2=size=64x64:rate=25:duration=0.08"
+        log_opt = _filter_escape(_escape(str(log_path), 1))
+        graph = f"[0:v][1:v]libvmaf=log_fmt=json:log_path={log_opt}"
+        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error",
+               "-f", "lavfi", "-i", src, "-f", "lavfi", "-i", src,
+               "-filter_complex", graph, "-f", "null", "-"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        try:
+            return str(json.loads(log_path.read_text()).get("version", "unknown"))
+        except (OSError, ValueError):
+            raise ToolError(f"cannot run libvmaf: {_stderr_tail(proc.stderr)}") from None
 
 
 def model_files_dir() -> Path:

@@ -2,7 +2,7 @@
 
 A built corpus is a directory::
 
-    <out>/corpus.json            manifest: name, schema_version, corpus_hash, config, counts, failures
+    <out>/corpus.json            manifest: name, schema_version, corpus_hash, counts, failures
     <out>/tables/sources.parquet one row per source clip
     <out>/tables/shots.parquet   one row per shot of a source (shots tile the source exactly)
     <out>/tables/frames.parquet  one row per (source, variant, frame): teacher + pixel features
@@ -37,15 +37,17 @@ SHOT_COLUMNS: tuple[str, ...] = (
     "num_frames", "start_s", "end_s", "duration_s", "schema_version",
 )
 
-#: One ladder variant of a source: ``variant_id`` is the rung label, e.g. ``h264_640x360_crf26``.
+#: One ladder variant of a source: ``variant_id`` is the rung label, e.g. ``h264_640x360_crf26``;
+#: ``rung_index`` its position in the ladder config (tables are sorted by it).
 VARIANT_COLUMNS: tuple[str, ...] = (
-    "variant_id", "codec", "width", "height", "crf", "preset", "ref_width", "ref_height",
+    "variant_id", "rung_index", "codec", "width", "height", "crf", "preset",
+    "ref_width", "ref_height",
 )
 
 #: Per-frame rows: teacher metrics (``vmaf`` + every elementary feature), the encoded frame's
 #: packet size, and the 11 pixel features of the decoded distorted frame.
 FRAME_COLUMNS: tuple[str, ...] = (
-    "source_id", *VARIANT_COLUMNS[:1], "shot_id", "frame", "packet_bytes",
+    "source_id", *VARIANT_COLUMNS[:2], "shot_id", "frame", "packet_bytes",
     "vmaf", *FEATURE_METRICS, *PIXEL_FEATURES,
     "teacher_backend", "schema_version",
 )

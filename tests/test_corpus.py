@@ -1,0 +1,252 @@
+"""Corpus builder: tables, labels vs libvmaf, caching, resume after kills, bad input, shards."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vmafdistill._ffmpeg import run_ffmpeg
+from vmafdistill.corpus import load_samples, load_table, read_manifest
+from vmafdistill.corpus.build import build_corpus, ensure_corpus, verify_corpus
+from vmafdistill.corpus.schema import SAMPLE_COLUMNS, SCHEMA_VERSION
+from vmafdistill.features.registry import FEATURE_SETS
+from vmafdistill.io.packets import read_packets
+
+REPO = Path(__file__).resolve().parents[1]
+FPS = 25
+
+#: Two rungs of different codecs and sizes (fractions of a 192x108 source).
+TINY_LADDER = [
+    {"codec": "h264", "height": 0.5, "crf": 30, "preset": "medium"},
+    {"codec": "h265", "height": 1.0, "crf": 36, "preset": "medium"},
+]
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two small synthetic sources; ``cuts`` has a hard cut at frame 25 (testsrc2 | mandelbrot)."""
+    d = tmp_path_factory.mktemp("corpus_src")
+    cuts = d / "cuts.mp4"
+    run_ffmpeg([
+        "-y", "-f", "lavfi", "-i", f"testsrc2=size=192x108:rate={FPS}:duration=1",
+        "-f", "lavfi", "-i", f"mandelbrot=size=192x108:rate={FPS}",
+        "-filter_complex",
+        "[1:v]trim=end_frame=25,setpts=PTS-STARTPTS[b];"
+        "[0:v][b]concat=n=2:v=1:a=0,format=yuv420p[v]",
+        "-map", "[v]", "-c:v", "libx264", "-crf", "10", "-x264-params", "threads=1",
+        "-fflags", "+bitexact", "-flags:v", "+bitexact", str(cuts),
+    ], what="building cuts.mp4")  # fmt: skip
+    noise = d / "noise.y4m"
+    run_ffmpeg([
+        "-y", "-f", "lavfi", "-i", f"testsrc2=size=192x108:rate={FPS}:duration=1.2",
+        "-vf", "noise=alls=12:allf=t,format=yuv420p", "-fflags", "+bitexact", str(noise),
+    ], what="building noise.y4m")  # fmt: skip
+    return {"cuts": cuts, "noise": noise}
+
+
+def make_cfg(srcs: list[Path | str], out: Path, cache: Path, **over: object) -> dict:
+    cfg = {
+        "corpus": {"name": "tiny", "sources": [str(s) for s in srcs]},
+        "ladder": {"name": "tiny", "rungs": TINY_LADDER},
+        "teacher": {"backend": "torch", "model": "vmaf_v0.6.1", "device": "cpu", "chunk": 8,
+                    "scale_flags": "bicubic+accurate_rnd+bitexact"},
+        "shots": {"threshold": 0.3, "mean_threshold": 24.0, "min_len_s": 0.3, "max_len_s": 0.6},
+        "encode": {"scale_flags": "bicubic+accurate_rnd+bitexact"},
+        "out_dir": str(out),
+        "cache_root": str(cache),
+        "workers": 1,
+        "progress": False,
+        "shard": {"index": None, "count": None},
+        "fail_fast": False,
+    }
+    cfg.update(over)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def built(sources: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("corpus_built")
+    cfg = make_cfg([sources["cuts"], sources["noise"]], root / "out", root / "cache")
+    return cfg, build_corpus(cfg)
+
+
+def test_tables_are_complete_and_consistent(built) -> None:
+    cfg, report = built
+    out = Path(cfg["out_dir"])
+    assert not report.failures
+    manifest = read_manifest(out)
+    assert manifest["schema_version"] == SCHEMA_VERSION
+    samples = load_samples(out)
+    frames = load_table(out, "frames")
+    shots = load_table(out, "shots")
+    srcs = load_table(out, "sources")
+    assert list(samples.columns) == list(SAMPLE_COLUMNS)
+    for name in ("paper14", "scalefree", "fr6"):
+        assert set(FEATURE_SETS[name]) <= set(samples.columns)
+    assert srcs["num_frames"].tolist() == [50, 30]
+    # Shots tile each source exactly; the cut at frame 25 of `cuts` is a shot boundary.
+    for sid, g in shots.groupby("source_id"):
+        n = int(srcs.loc[srcs.source_id == sid, "num_frames"].iloc[0])
+        g = g.sort_values("start_frame")
+        assert g["start_frame"].iloc[0] == 0 and g["stop_frame"].iloc[-1] == n
+        assert (g["start_frame"].iloc[1:].to_numpy() == g["stop_frame"].iloc[:-1].to_numpy()).all()
+    cut_shots = shots[shots.source_id == "cuts"]
+    assert 25 in cut_shots["start_frame"].tolist()
+    assert cut_shots["scene_id"].nunique() == 2
+    assert len(samples) == len(shots) * len(TINY_LADDER)
+    assert len(frames) == (50 + 30) * len(TINY_LADDER)
+    assert samples["vmaf"].between(0, 100).all() and samples["vmaf"].notna().all()
+    # Labels: the duration-weighted (here equal-weight) mean of the frame rows of the shot.
+    for row in samples.itertuples():
+        f = frames[(frames.source_id == row.source_id) & (frames.variant_id == row.variant_id)
+                   & (frames.frame >= row.start_frame) & (frames.frame < row.stop_frame)]
+        assert row.num_frames == len(f)
+        assert row.vmaf == pytest.approx(f["vmaf"].mean(), abs=1e-12)
+        assert row.adm2 == pytest.approx(f["adm2"].mean(), abs=1e-12)
+        assert row.sobel_mean == pytest.approx(f["sobel_mean"].mean(), abs=1e-12)
+        kbps = f["packet_bytes"].sum() * 8 / (len(f) / FPS) / 1000
+        assert row.bitrate_kbps == pytest.approx(kbps, rel=1e-12)
+        assert row.log_bpp == pytest.approx(
+            np.log(kbps * 1000 / (row.width * row.height * FPS)), rel=1e-12)
+        assert row.scale_ratio == pytest.approx(row.ref_height / row.height)
+        assert getattr(row, f"codec_{row.codec}") == 1.0
+
+
+def test_packet_sizes_sum_to_the_encoded_stream(built) -> None:
+    cfg, _ = built
+    encodes = sorted(Path(cfg["cache_root"], "encodes").iterdir())
+    assert len(encodes) == 4
+    for enc in encodes:
+        p = read_packets(enc)
+        # The mp4 holds the video packets plus a small header: sizes are the frames' own bytes.
+        assert 0 < p.sizes.sum() <= enc.stat().st_size
+        assert len(p) in (50, 30)
+
+
+def test_torch_labels_match_libvmaf_backend(built, sources, tmp_path: Path) -> None:
+    cfg, _ = built
+    ref = load_samples(cfg["out_dir"])
+    cfg2 = make_cfg([sources["cuts"], sources["noise"]], tmp_path / "out",
+                    Path(cfg["cache_root"]))
+    cfg2["teacher"] = {"backend": "libvmaf", "model": "vmaf_v0.6.1", "threads": 1,
+                       "scale_flags": "bicubic+accurate_rnd+bitexact"}
+    oracle = build_corpus(cfg2).samples
+    assert (oracle["teacher_backend"] == "libvmaf").all()
+    assert oracle["teacher_version"].str.startswith("libvmaf ").all()
+    assert ref["sample_id"].tolist() == oracle["sample_id"].tolist()
+    diff = (ref["vmaf"] - oracle["vmaf"]).abs()
+    assert diff.max() <= 0.02, diff.max()
+    # Pixel features and bitrates do not depend on the teacher.
+    pd.testing.assert_series_equal(ref["sobel_mean"], oracle["sobel_mean"])
+
+
+def test_cached_rerun_is_identical_and_does_no_work(built) -> None:
+    cfg, report = built
+    t0 = time.perf_counter()
+    again = build_corpus(cfg)
+    assert time.perf_counter() - t0 < 10
+    pd.testing.assert_frame_equal(report.samples, again.samples)
+    assert verify_corpus(Path(cfg["out_dir"])) is not None
+    assert ensure_corpus(cfg) == Path(cfg["out_dir"])
+
+
+def _cli(args: list[str], **kw: object) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "vmafdistill", "corpus", *args], cwd=REPO,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, **kw)
+
+
+def _overrides(cfg: dict) -> list[str]:
+    srcs = ",".join(cfg["corpus"]["sources"])
+    rungs = ",".join("{" + ",".join(f"{k}:{v}" for k, v in r.items()) + "}"
+                     for r in cfg["ladder"]["rungs"])
+    sh = cfg["shots"]
+    return [f"corpus.name={cfg['corpus']['name']}", f"corpus.sources=[{srcs}]",
+            f"ladder.rungs=[{rungs}]", f"out_dir={cfg['out_dir']}",
+            f"cache_root={cfg['cache_root']}", "progress=false",
+            f"shots.min_len_s={sh['min_len_s']}", f"shots.max_len_s={sh['max_len_s']}"]
+
+
+@pytest.mark.slow
+def test_killed_builds_resume_to_identical_tables(built, sources, tmp_path: Path) -> None:
+    """SIGKILL the CLI at random moments, rerun, and get the clean build's tables exactly."""
+    cfg, report = built
+    victim = make_cfg([sources["cuts"], sources["noise"]], tmp_path / "out", tmp_path / "cache")
+    args = _overrides(victim)
+    rng = random.Random(20261123)
+    kills = 0
+    for _ in range(4):
+        proc = _cli(args)
+        time.sleep(rng.uniform(1.5, 6.0))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 1
+    done = _cli(args)
+    _, err = done.communicate(timeout=600)
+    assert done.returncode == 0, err
+    for table in ("sources", "shots", "frames", "samples"):
+        a = load_table(cfg["out_dir"], table).drop(columns=["path"], errors="ignore")
+        b = load_table(victim["out_dir"], table).drop(columns=["path"], errors="ignore")
+        pd.testing.assert_frame_equal(a, b)
+    # A corrupt cached artefact is detected and recomputed, not read back as valid.
+    label = next(Path(victim["cache_root"], "labels").iterdir())
+    label.write_bytes(label.read_bytes()[:100])
+    rebuilt = build_corpus(victim)
+    pd.testing.assert_frame_equal(report.samples, rebuilt.samples)
+
+
+def test_bad_sources_fail_alone_and_are_listed(sources, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    missing = tmp_path / "missing.mp4"
+    cfg = make_cfg([sources["noise"], empty, missing], tmp_path / "out", tmp_path / "cache")
+    cfg["ladder"] = {"name": "bad", "rungs": [TINY_LADDER[0], {"codec": "h264", "height": 0.5,
+                                                                "crf": 30, "preset": "warp9"}]}
+    report = build_corpus(cfg)
+    failed = {(f["source_id"], f["variant_id"]) for f in report.failures}
+    assert ("empty", "*") in failed and ("missing", "*") in failed
+    assert ("noise", "h264_96x54_crf30_warp9") in failed  # x264 has no preset "warp9"
+    msgs = " ".join(f["error"] for f in report.failures)
+    assert "missing.mp4" in msgs and "empty.mp4" in msgs and "h264_96x54_crf30_warp9" in msgs
+    assert set(report.samples["source_id"]) == {"noise"}
+    assert set(report.samples["variant_id"]) == {"h264_96x54_crf30"}
+    assert read_manifest(cfg["out_dir"])["failures"] == report.failures
+    with pytest.raises(Exception, match="failed"):
+        ensure_corpus(cfg)
+
+
+@pytest.mark.slow
+def test_shards_via_hydra_joblib_merge_to_the_single_build(built, sources, tmp_path: Path) -> None:
+    cfg, report = built
+    shard_cfg = make_cfg([sources["cuts"], sources["noise"]], tmp_path / "out",
+                         Path(cfg["cache_root"]))
+    args = _overrides(shard_cfg)
+    proc = _cli(["-m", *args, "shard.count=2", "shard.index=0,1", "hydra/launcher=joblib",
+                 "hydra.launcher.n_jobs=2"])
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert (tmp_path / "out" / "shards" / "0-of-2" / "corpus.json").is_file()
+    assert (tmp_path / "out" / "shards" / "1-of-2" / "corpus.json").is_file()
+    merge = _cli([*args, "action=merge"])
+    _, err = merge.communicate(timeout=600)
+    assert merge.returncode == 0, err
+    merged = load_samples(tmp_path / "out")
+    pd.testing.assert_frame_equal(report.samples.drop(columns=[]), merged)
+    frames_a = load_table(cfg["out_dir"], "frames")
+    frames_b = load_table(tmp_path / "out", "frames")
+    pd.testing.assert_frame_equal(frames_a, frames_b)
+    assert json.loads((tmp_path / "out" / "corpus.json").read_text())["counts"]["samples"] == len(
+        merged)

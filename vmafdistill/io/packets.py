@@ -1,0 +1,107 @@
+"""Per-frame compressed sizes and stream facts from a container, without decoding (torch-free).
+
+Shot bitrates must come from the bits the encoder actually spent on the shot's frames, not from
+the file size. ``ffmpeg -c copy -f framecrc`` lists every video packet (dts, pts, duration, size)
+and, in its header, the codec and dimensions; packets sorted by pts are the frames in
+presentation order, which is the order every decoder here delivers them in.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from .._ffmpeg import ffmpeg_exe
+from ..errors import VideoInputError
+
+__all__ = ["Packets", "read_packets", "shot_bitrate_kbps"]
+
+
+@dataclass(frozen=True)
+class Packets:
+    """Video packets of one stream in presentation order."""
+
+    path: str
+    codec: str  #: ffmpeg codec name, e.g. ``h264``, ``hevc``, ``av1``, ``vp9``
+    width: int
+    height: int
+    sizes: np.ndarray  #: (N,) int64 bytes per frame
+    pts_s: np.ndarray  #: (N,) float64 presentation time in seconds (first frame at 0)
+    duration_s: np.ndarray  #: (N,) float64 frame duration in seconds (from the container)
+
+    def __len__(self) -> int:
+        return int(self.sizes.shape[0])
+
+    @property
+    def fps(self) -> float:
+        """Mean frame rate from the frame durations (NaN when the container gives none)."""
+        total = float(self.duration_s.sum())
+        return len(self) / total if total > 0 else float("nan")
+
+
+def read_packets(path: str | os.PathLike[str]) -> Packets:
+    """Sizes, timestamps, codec and size of the first video stream of ``path``.
+
+    Raises:
+        VideoInputError: missing/unreadable file, no video stream, or no packets.
+    """
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        raise VideoInputError(f"{p}: no such file")
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", p,
+           "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = " | ".join(proc.stderr.strip().splitlines()[-3:]) or f"exit {proc.returncode}"
+        if "matches no streams" in proc.stderr:
+            tail = "no video stream"
+        raise VideoInputError(f"{p}: cannot read video packets ({tail})")
+    header: dict[str, str] = {}
+    rows: list[tuple[int, int, int, int]] = []
+    for line in proc.stdout.splitlines():
+        if line.startswith("#"):
+            key, _, value = line[1:].partition(":")
+            header[key.strip()] = value.strip()
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) < 5 or fields[0] != "0":
+            continue
+        _, dts, pts, dur, size = (int(f) for f in fields[:5])
+        rows.append((dts, pts, dur, size))
+    if not rows:
+        raise VideoInputError(f"{p}: the video stream has no packets (empty video)")
+    tb = Fraction(header.get("tb 0", "1/1").replace(" ", ""))
+    codec = header.get("codec_id 0", "unknown")
+    try:
+        width, height = (int(v) for v in header.get("dimensions 0", "0x0").split("x"))
+    except ValueError:
+        width = height = 0
+    arr = np.array(rows, dtype=np.int64)
+    order = np.argsort(arr[:, 1], kind="stable")
+    arr = arr[order]
+    pts = (arr[:, 1] - arr[0, 1]).astype(np.float64) * float(tb)
+    return Packets(
+        path=p,
+        codec=codec,
+        width=width,
+        height=height,
+        sizes=arr[:, 3].copy(),
+        pts_s=pts,
+        duration_s=arr[:, 2].astype(np.float64) * float(tb),
+    )
+
+
+def shot_bitrate_kbps(packets: Packets, start: int, stop: int, fps: float) -> float:
+    """Bitrate (kbit/s) of frames ``start .. stop-1``: their packet bits over their duration.
+
+    The duration is ``(stop - start) / fps`` (constant-rate corpora); ``fps`` is the stream's
+    nominal rate, so a shot of N frames always lasts N / fps whatever the container rounding.
+    """
+    if not 0 <= start < stop <= len(packets):
+        raise ValueError(f"shot {start}..{stop} outside {len(packets)} packets of {packets.path}")
+    bits = float(packets.sizes[start:stop].sum()) * 8.0
+    return bits / ((stop - start) / fps) / 1000.0
