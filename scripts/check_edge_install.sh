@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The torch-free edge install, checked end to end (CI; < 2 min):
+#   1. a fresh virtual environment gets `pip install <repo>[edge]` (base + onnxruntime only);
+#   2. `import torch` must fail there (and pip must not have installed it);
+#   3. `vmafdistill predict` runs on a small synthetic H.264 encode with the tiny test student
+#      (tests/data/edge/tiny.onnx + card) and its --json output is checked.
+# Usage: bash scripts/check_edge_install.sh            (PYTHON=python3.11 to pick the interpreter)
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PY="${PYTHON:-python3}"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+start=$SECONDS
+
+echo "[edge-install] fresh venv in $WORK"
+"$PY" -m venv "$WORK/venv"
+VPY="$WORK/venv/bin/python"
+"$VPY" -m pip install -q --disable-pip-version-check "$REPO[edge]"
+
+if "$VPY" -c "import torch" 2>/dev/null; then
+  echo "[edge-install] FAIL: torch is importable in the edge install" >&2
+  exit 1
+fi
+if "$VPY" -m pip list --format=freeze 2>/dev/null | grep -iqE '^(torch|onnx|pandas|lightning)=='; then
+  echo "[edge-install] FAIL: the edge install pulled a training dependency:" >&2
+  "$VPY" -m pip list --format=freeze | grep -iE '^(torch|onnx|pandas|lightning)==' >&2
+  exit 1
+fi
+echo "[edge-install] torch absent: ok"
+
+cd "$WORK"  # not the repo: the installed package must be the one imported
+"$VPY" - <<'PYEOF'
+from vmafdistill._ffmpeg import run_ffmpeg
+run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=1.2",
+            "-f", "lavfi", "-i", "mandelbrot=size=320x180:rate=25",
+            "-filter_complex", "[1:v]trim=duration=1.2,setpts=PTS-STARTPTS[m];[0:v][m]concat=n=2:v=1",
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "32", "-pix_fmt", "yuv420p",
+            "clip.mp4"], what="encoding the synthetic clip")
+PYEOF
+
+"$WORK/venv/bin/vmafdistill" predict clip.mp4 --model "$REPO/tests/data/edge/tiny.onnx" \
+  --ref-size 1280x720 --json out.json
+"$VPY" - <<'PYEOF'
+import json, sys
+doc = json.load(open("out.json"))
+(video,) = doc["videos"]
+shots = video["shots"]
+keys = {"shot", "start", "end", "codec", "res", "pred_vmaf", "interval", "band", "issue"}
+assert len(shots) == 4, f"expected 4 shots, got {len(shots)}"
+for r in shots:
+    assert keys <= set(r), r
+    assert r["codec"] == "H264" and r["res"] == "180p", r
+    assert 0.0 <= r["pred_vmaf"] <= 100.0, r
+    assert r["interval"][0] <= r["pred_vmaf"] <= r["interval"][1], r
+    assert r["band"] in ("green", "amber", "red"), r
+assert "torch" not in sys.modules
+print(f"[edge-install] predict JSON ok: {len(shots)} shots, "
+      f"pred {[r['pred_vmaf'] for r in shots]}")
+PYEOF
+echo "[edge-install] passed in $((SECONDS - start)) s"

@@ -1,0 +1,264 @@
+"""Evaluation: metrics vs scipy/sklearn, grouped splits, split-conformal coverage, baselines."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from sklearn.ensemble import GradientBoostingRegressor
+from sklearn.metrics import mean_absolute_error, mean_squared_error, precision_recall_fscore_support
+
+from vmafdistill.errors import VmafDistillError
+from vmafdistill.evaluation import (
+    conformal_quantile,
+    coverage,
+    guard_metrics,
+    intervals,
+    make_splits,
+    regression_metrics,
+    stratified_metrics,
+)
+from vmafdistill.evaluation.baselines import BASELINES, fit_predict_baselines
+
+FEATURES = ["log_bitrate", "scale_ratio", "codec_h264", "codec_h265", "sobel_mean", "blockiness"]
+
+
+def synthetic_samples(n_sources: int = 3, shots: int = 6, variants: int = 8,
+                      seed: int = 0) -> pd.DataFrame:
+    """A samples-shaped table: sources x shots x ladder variants, VMAF from a smooth rule."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s, k, v in itertools.product(range(n_sources), range(shots), range(variants)):
+        codec = ("h264", "h265")[v % 2]
+        height = (360, 720)[(v // 2) % 2]
+        crf = 20 + 4 * (v // 4) + rng.integers(0, 3)
+        log_br = 8 - 0.12 * crf + (0.7 if height == 720 else 0) + rng.normal(0, 0.1)
+        sobel = 20 + 5 * s + 3 * k + rng.normal(0, 1)
+        vmaf = float(np.clip(25 * log_br - 0.8 * sobel + (6 if codec == "h265" else 0)
+                             - (8 if height == 360 else 0) + rng.normal(0, 2), 0, 100))
+        rows.append({
+            "sample_id": f"src{s}/s{k:03d}/v{v}", "source_id": f"src{s}",
+            "shot_id": f"src{s}/s{k:03d}", "scene_id": f"src{s}/c{k // 2:03d}",
+            "variant_id": f"{codec}_{height}_crf{crf}", "codec": codec, "height": height,
+            "log_bitrate": log_br, "scale_ratio": 720 / height,
+            "codec_h264": float(codec == "h264"), "codec_h265": float(codec == "h265"),
+            "sobel_mean": sobel, "blockiness": float(np.exp(rng.uniform(0, 7))), "vmaf": vmaf,
+        })
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _kendall_tau_b(x: np.ndarray, y: np.ndarray) -> float:
+    """Brute-force Kendall tau-b (independent of scipy)."""
+    conc = disc = tx = ty = 0
+    for i, j in itertools.combinations(range(len(x)), 2):
+        sx, sy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+        if sx == 0 and sy == 0:
+            continue
+        if sx == 0:
+            tx += 1
+        elif sy == 0:
+            ty += 1
+        elif sx == sy:
+            conc += 1
+        else:
+            disc += 1
+    return (conc - disc) / math.sqrt((conc + disc + tx) * (conc + disc + ty))
+
+
+def test_regression_metrics_match_scipy_sklearn() -> None:
+    rng = np.random.default_rng(0)
+    y = np.round(rng.uniform(0, 100, 120), 0)  # rounding creates ties
+    p = np.round(y + rng.normal(0, 8, 120), 0)
+    m = regression_metrics(y, p)
+    assert m["n"] == 120
+    assert m["mae"] == pytest.approx(mean_absolute_error(y, p), rel=1e-12)
+    assert m["rmse"] == pytest.approx(math.sqrt(mean_squared_error(y, p)), rel=1e-12)
+    assert m["plcc"] == pytest.approx(stats.pearsonr(y, p).statistic, rel=1e-10)
+    assert m["srocc"] == pytest.approx(stats.spearmanr(y, p).statistic, rel=1e-10)
+    assert m["krcc"] == pytest.approx(_kendall_tau_b(y, p), rel=1e-10)
+    assert all(isinstance(v, float) for k, v in m.items() if k != "n")
+
+
+def test_regression_metrics_degenerate_and_bad_input() -> None:
+    m = regression_metrics([10, 20, 30], [50, 50, 50])
+    assert m["mae"] == pytest.approx(30.0) and math.isnan(m["plcc"]) and math.isnan(m["krcc"])
+    assert math.isnan(regression_metrics([1.0], [2.0])["srocc"])
+    with pytest.raises(VmafDistillError, match="y_pred"):
+        regression_metrics([1, 2, 3], [1, np.nan, 3])
+    with pytest.raises(VmafDistillError, match="3 values"):
+        regression_metrics([1, 2, 3], [1, 2])
+
+
+def test_guard_metrics_match_sklearn() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.uniform(30, 100, 300)
+    p = y + rng.normal(0, 7, 300)
+    g = guard_metrics(y, p, thresholds=(60, 70, 80))
+    assert set(g) == {"60", "70", "80"}
+    for thr in (60, 70, 80):
+        pr, rc, f1, _ = precision_recall_fscore_support(
+            y < thr, p < thr, average="binary", pos_label=True, zero_division=0)
+        d = g[str(thr)]
+        assert d["defined"] is True
+        assert (d["precision"], d["recall"], d["f1"]) == pytest.approx((pr, rc, f1), rel=1e-12)
+        assert d["n_pos"] == int((y < thr).sum()) and d["n_neg"] == int((y >= thr).sum())
+
+
+def test_guard_metrics_undefined_and_silent_student() -> None:
+    g = guard_metrics([85.0, 90.0, 95.0], [50.0, 90.0, 99.0], thresholds=[80])["80"]
+    assert g["defined"] is False and g["n_pos"] == 0
+    assert math.isnan(g["precision"]) and math.isnan(g["recall"]) and math.isnan(g["f1"])
+    g = guard_metrics([50.0, 90.0], [85.0, 95.0], thresholds=[60])["60"]  # never fires
+    assert g["defined"] and g["precision"] == 0.0 and g["recall"] == 0.0 and g["f1"] == 0.0
+
+
+def test_stratified_metrics_equal_subset_metrics() -> None:
+    df = synthetic_samples()
+    df["pred"] = df["vmaf"] + np.random.default_rng(2).normal(0, 3, len(df))
+    out = stratified_metrics(df, by=("codec", "height"))
+    assert set(out["codec"]) == {"h264", "h265"} and set(out["height"]) == {"360", "720"}
+    sub = df[df["height"] == 360]
+    assert out["height"]["360"] == regression_metrics(sub["vmaf"], sub["pred"])
+    with pytest.raises(VmafDistillError, match="preset"):
+        stratified_metrics(df, by=("preset",))
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def _assert_no_leak(df, splits, column) -> None:
+    for train, test in splits:
+        assert not set(df[column].iloc[train]) & set(df[column].iloc[test])
+        assert len(np.intersect1d(train, test)) == 0
+        assert len(train) + len(test) == len(df)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_group_kfold_covers_each_row_once(shuffle: bool) -> None:
+    df = synthetic_samples()
+    cfg = {"name": "group_kfold", "n_splits": 5, "group": "shot_id", "shuffle": shuffle, "seed": 3}
+    splits = make_splits(df, cfg)
+    assert len(splits) == 5
+    _assert_no_leak(df, splits, "shot_id")
+    counts = np.bincount(np.concatenate([te for _, te in splits]), minlength=len(df))
+    assert (counts == 1).all()
+    again = make_splits(df, cfg)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(splits, again, strict=True))
+    scene = make_splits(df, {"name": "group_kfold", "n_splits": 3, "group": "scene_id"})
+    _assert_no_leak(df, scene, "scene_id")
+
+
+def test_leave_one_source_out() -> None:
+    df = synthetic_samples(n_sources=3)
+    splits = make_splits(df, {"name": "leave_one_source_out"})
+    assert len(splits) == 3
+    _assert_no_leak(df, splits, "source_id")
+    for _, test in splits:
+        (source,) = set(df["source_id"].iloc[test])
+        assert set(test) == set(np.flatnonzero(df["source_id"] == source))
+
+
+def test_hash_split_stable_under_row_order() -> None:
+    df = synthetic_samples(n_sources=4, shots=25, variants=3)
+    cfg = {"name": "hash_split", "test_fraction": 0.25, "key": "shot_id", "salt": "v1"}
+    ((train, test),) = make_splits(df, cfg)
+    _assert_no_leak(df, [(train, test)], "shot_id")
+    test_ids = set(df["sample_id"].iloc[test])
+    shuffled = df.sample(frac=1.0, random_state=7).reset_index(drop=True)
+    ((_, test2),) = make_splits(shuffled, cfg)
+    assert set(shuffled["sample_id"].iloc[test2]) == test_ids
+    # dropping other shots does not move a shot across the split
+    half = df[df["source_id"].isin(["src0", "src1"])].reset_index(drop=True)
+    ((_, test3),) = make_splits(half, cfg)
+    assert set(half["sample_id"].iloc[test3]) == {i for i in test_ids if i.startswith(("src0/",
+                                                                                          "src1/"))}
+    frac = df["shot_id"].iloc[test].nunique() / df["shot_id"].nunique()
+    assert 0.1 < frac < 0.4  # 100 shots, binomial(100, 0.25): within ~3.5 sigma
+    ((_, test_salt),) = make_splits(df, {**cfg, "salt": "v2"})
+    assert set(df["sample_id"].iloc[test_salt]) != test_ids
+
+
+def test_split_errors() -> None:
+    df = synthetic_samples(n_sources=1, shots=3, variants=2)
+    with pytest.raises(VmafDistillError, match="fewer than 5 folds"):
+        make_splits(df, {"name": "group_kfold", "n_splits": 5})
+    with pytest.raises(VmafDistillError, match="need at least 2"):
+        make_splits(df, {"name": "leave_one_source_out"})
+    with pytest.raises(VmafDistillError, match="'title_id'"):
+        make_splits(df, {"name": "group_kfold", "group": "title_id"})
+    with pytest.raises(VmafDistillError, match="unknown name"):
+        make_splits(df, {"name": "random"})
+
+
+# --------------------------------------------------------------------------- conformal
+
+
+def test_conformal_quantile_is_the_finite_sample_order_statistic() -> None:
+    r = np.random.default_rng(0).exponential(5, 99)
+    k = math.ceil(100 * 0.9)  # 90th smallest of 99
+    assert conformal_quantile(r, 0.1) == np.sort(r)[k - 1]
+    assert conformal_quantile(np.arange(5.0), 0.1) == math.inf  # ceil(6*0.9)=6 > 5
+    lo, hi = intervals([50.0, 70.0], 4.0)
+    assert list(lo) == [46.0, 66.0] and list(hi) == [54.0, 74.0]
+    cov = coverage([45.0, 70.0, 80.0], [40.0, 69.0, 81.0], [50.0, 71.0, 90.0])
+    assert cov == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.2])
+def test_conformal_coverage_on_exchangeable_data(alpha: float) -> None:
+    rng = np.random.default_rng(5)
+    draws, n_cal, n_test = 2000, 100, 100
+    covs = np.empty(draws)
+    for i in range(draws):
+        x = rng.uniform(0, 1, n_cal + n_test)
+        y = 60 + 30 * x + rng.standard_t(3, n_cal + n_test) * 4  # heavy-tailed noise
+        pred = 60 + 28 * x  # a slightly biased point predictor
+        q = conformal_quantile(np.abs(y[:n_cal] - pred[:n_cal]), alpha)
+        lo, hi = intervals(pred[n_cal:], q)
+        covs[i] = coverage(y[n_cal:], lo, hi)
+    # theory: 1 - alpha <= E[coverage] <= 1 - alpha + 1/(n_cal + 1)
+    assert abs(covs.mean() - (1 - alpha)) < 0.03
+    assert covs.mean() >= 1 - alpha - 0.005
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def test_gbdt50_out_of_fold_equals_sklearn() -> None:
+    df = synthetic_samples()
+    splits = make_splits(df, {"name": "group_kfold", "n_splits": 4})
+    out = fit_predict_baselines(df, splits, FEATURES, ["gbdt50", "tree8", "linear"], seed=0)
+    assert list(out.columns) == ["sample_id", "model", "fold", "pred"]
+    x, y = df[FEATURES].to_numpy(), df["vmaf"].to_numpy()
+    gb = out[out["model"] == "gbdt50"]
+    assert sorted(gb["sample_id"]) == sorted(df["sample_id"])  # each sample once, out of fold
+    for fold, (train, test) in enumerate(splits):
+        ref = GradientBoostingRegressor(n_estimators=50, random_state=0).fit(x[train], y[train])
+        got = gb[gb["fold"] == fold].set_index("sample_id").loc[df["sample_id"].iloc[test], "pred"]
+        np.testing.assert_allclose(got.to_numpy(), ref.predict(x[test]), rtol=1e-12)
+    # the linear baseline is ordinary least squares: compare with numpy lstsq on fold 0
+    train, test = splits[0]
+    design = np.column_stack([x[train], np.ones(len(train))])
+    coef = np.linalg.lstsq(design, y[train], rcond=None)[0]
+    lin = out[(out["model"] == "linear") & (out["fold"] == 0)].set_index("sample_id")
+    got = lin.loc[df["sample_id"].iloc[test], "pred"].to_numpy()
+    np.testing.assert_allclose(got, np.column_stack([x[test], np.ones(len(test))]) @ coef,
+                               rtol=1e-8, atol=1e-8)
+    assert {"gbdt50", "gbdt180", "rf400", "tree8", "linear"} <= set(BASELINES)
+
+
+def test_baselines_errors() -> None:
+    df = synthetic_samples(n_sources=2, shots=2, variants=2)
+    splits = make_splits(df, {"name": "leave_one_source_out"})
+    with pytest.raises(VmafDistillError, match="xgb"):
+        fit_predict_baselines(df, splits, FEATURES, ["xgb"])
+    df.loc[0, "sobel_mean"] = np.nan
+    with pytest.raises(VmafDistillError, match="sobel_mean"):
+        fit_predict_baselines(df, splits, FEATURES, ["linear"])

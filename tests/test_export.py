@@ -1,0 +1,202 @@
+"""ONNX export: checker, operator allowlist (incl. a foreign op), ORT-vs-torch parity, card."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+from vmafdistill.edge.card import card_path_for, sha256_file
+from vmafdistill.edge.onnx_check import check_allowlist, load_allowlist, model_ops, model_opsets
+from vmafdistill.edge.predictor import Predictor
+from vmafdistill.errors import ModelError, VmafDistillError
+from vmafdistill.export import export_onnx, load_export_settings, onnx_bytes, resolve_winner
+from vmafdistill.features.registry import FEATURE_SET_VERSION, feature_set
+from vmafdistill.students.models import make_scaled_student
+
+torch.set_num_threads(1)
+NAMES = feature_set("paper14")
+CFGS = {
+    "linear": {"name": "linear", "output": "linear"},
+    "mlp": {"name": "mlp", "widths": [16, 8], "activation": "gelu", "output": "bounded"},
+    "soft_tree": {"name": "soft_tree", "depth": 3, "n_trees": 4, "output": "bounded"},
+}
+
+
+def _load_script(name: str):
+    path = Path(__file__).parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def samples():
+    return _load_script("make_edge_test_model").synthetic_samples(n=300, seed=1)
+
+
+def _student(kind: str, samples, seed: int = 0):
+    torch.manual_seed(seed)
+    m = make_scaled_student(CFGS[kind], samples[NAMES].to_numpy(np.float32), NAMES).eval()
+    with torch.no_grad():  # random, non-trivial weights (a fresh linear student is all zeros)
+        for p in m.student.parameters():
+            p.add_(torch.randn_like(p) * 0.7)
+    return m
+
+
+def _meta(**kw):
+    meta = {"feature_set": "paper14", "feature_names": NAMES, "corpus": {"name": "t", "hash": "h"},
+            "conformal": {"alpha": 0.1, "q": 4.0}, "target": "vmaf"}
+    meta.update(kw)
+    return meta
+
+
+@pytest.mark.parametrize("kind", sorted(CFGS))
+def test_mini_protobuf_reader_matches_onnx(kind, samples):
+    data = onnx_bytes(_student(kind, samples), len(NAMES), 17)
+    m = onnx.load_from_string(data)
+    want = {("" if n.domain in ("", "ai.onnx") else n.domain, n.op_type) for n in m.graph.node}
+    assert model_ops(data) == want
+    assert model_opsets(data) == {("" if o.domain in ("", "ai.onnx") else o.domain): o.version
+                                  for o in m.opset_import}
+
+
+@pytest.mark.parametrize("kind", sorted(CFGS))
+def test_export_parity_card_and_checker(kind, samples, tmp_path):
+    model = _student(kind, samples)
+    out = tmp_path / f"{kind}.onnx"
+    card = export_onnx(model, _meta(), samples, out, settings=load_export_settings())
+    onnx.checker.check_model(onnx.load(out), full_check=True)
+    # Independent parity: onnxruntime on the written file vs the torch module, every sample.
+    x = samples[NAMES].to_numpy(np.float32)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"features": x})[0]
+    with torch.no_grad():
+        ref64 = model.double()(torch.from_numpy(x.copy()).double()).float().numpy()
+        ref32 = model.float()(torch.from_numpy(x.copy())).numpy()
+    assert np.abs(got - ref64).max() <= 1e-5
+    assert np.abs(got - ref32).max() <= 1e-4  # the float32 module as trained, too
+    assert card["export_metrics"]["parity_max_abs"] <= 1e-5
+    mae = float(np.mean(np.abs(got.astype(np.float64) - samples["vmaf"].to_numpy())))
+    assert card["export_metrics"]["mae_vs_target"] == pytest.approx(mae, rel=1e-6)
+    on_disk = json.loads(card_path_for(out).read_text())
+    assert on_disk["sha256"] == sha256_file(out)
+    assert on_disk["feature_names"] == NAMES and on_disk["opset"] == 17
+    assert on_disk["feature_set_version"] == FEATURE_SET_VERSION
+    assert on_disk["ref_size"] == [1280, 720]
+    assert out.stat().st_size <= 50_000
+    assert Predictor(out).predict(x[:5]).tolist() == pytest.approx(got[:5].tolist(), abs=0)
+
+
+def _foreign_model(op: str = "Einsum", domain: str = "") -> bytes:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])
+    if domain:
+        node = helper.make_node(op, ["x"], ["y"], domain=domain)
+    else:
+        node = helper.make_node("Einsum", ["x"], ["y"], equation="ij->ij")
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["r"]),
+                           helper.make_node(node.op_type, ["r"], ["y"], domain=node.domain,
+                                            **({"equation": "ij->ij"} if not domain else {}))],
+                          "g", [x], [y])
+    imports = [helper.make_opsetid("", 17)] + ([helper.make_opsetid(domain, 1)] if domain else [])
+    return helper.make_model(g, opset_imports=imports).SerializeToString()
+
+
+def test_allowlist_rejects_foreign_ops():
+    allowed = load_allowlist()
+    assert ("", "Relu") in allowed and ("", "Einsum") not in allowed
+    with pytest.raises(ModelError, match="Einsum"):
+        check_allowlist(_foreign_model())
+    with pytest.raises(ModelError, match=r"com\.example:Mystery"):
+        check_allowlist(_foreign_model("Mystery", "com.example"))
+    # The same graph passes once its op is allowed: the check is about the list.
+    assert ("", "Einsum") in check_allowlist(_foreign_model(), allowed | {("", "Einsum")})
+
+
+def test_export_fails_on_foreign_op_and_writes_nothing(samples, tmp_path):
+    class CumsumStudent(torch.nn.Module):  # CumSum is not on the allowlist
+        def forward(self, x):
+            return torch.cumsum(x, dim=1)[:, -1]
+
+    out = tmp_path / "bad.onnx"
+    with pytest.raises(ModelError, match="CumSum"):
+        export_onnx(CumsumStudent(), _meta(), samples, out, settings=load_export_settings())
+    assert not out.exists() and not card_path_for(out).exists()
+
+
+def test_export_fails_when_onnx_and_torch_disagree(samples, tmp_path):
+    class Branchy(torch.nn.Module):  # tracing freezes the branch taken on the zero input
+        def forward(self, x):
+            if float(x.sum()) > 0:
+                return x[:, 0] * 2.0
+            return x[:, 0]
+
+    with pytest.raises(ModelError, match="disagree"):
+        export_onnx(Branchy(), _meta(), samples, tmp_path / "b.onnx",
+                    settings=load_export_settings())
+
+
+def test_int8_policy_reports_and_respects_threshold(samples, tmp_path):
+    model = _student("mlp", samples)
+    # float32 graph (what dynamic quantization rewrites); its parity is float32-rounding level.
+    s = load_export_settings({"precision": "float32", "parity_tol": 1e-3,
+                              "int8": {"enabled": True,
+                                                              "max_mae_delta": -1.0}})
+    card = export_onnx(model, _meta(), samples, tmp_path / "q.onnx", settings=s)
+    rep = card["int8"]
+    assert rep["tried"] and not rep["kept"] and rep["reason"]
+    if "mae_delta" in rep:  # measured: the change is reported
+        assert rep["mae_delta"] == pytest.approx(rep["mae_int8"] - rep["mae_float"])
+
+
+def test_export_refuses_bad_inputs(samples, tmp_path):
+    model = _student("linear", samples)
+    with pytest.raises(VmafDistillError, match="lacks feature column"):
+        export_onnx(model, _meta(), samples.drop(columns=["blockiness"]), tmp_path / "x.onnx",
+                    settings=load_export_settings())
+    with pytest.raises(ModelError, match="feature-set version"):
+        export_onnx(model, _meta(feature_set_version=FEATURE_SET_VERSION + 1), samples,
+                    tmp_path / "x.onnx", settings=load_export_settings())
+
+
+def test_predictor_refuses_mismatched_card(samples, tmp_path):
+    out = tmp_path / "m.onnx"
+    export_onnx(_student("linear", samples), _meta(), samples, out, settings=load_export_settings())
+    card_file = card_path_for(out)
+    good = json.loads(card_file.read_text())
+    for change, msg in [
+        ({"sha256": "0" * 64}, "sha256"),
+        ({"opset": 13}, "opset"),
+        ({"feature_names": NAMES[:-1]}, "takes 17 features"),
+        ({"feature_names": list(reversed(NAMES))}, "names or order"),
+        ({"feature_set_version": FEATURE_SET_VERSION + 1}, "feature-set version"),
+    ]:
+        card_file.write_text(json.dumps({**good, **change}))
+        with pytest.raises(ModelError, match=msg):
+            Predictor(out)
+    card_file.unlink()
+    with pytest.raises(ModelError, match="card not found"):
+        Predictor(out)
+
+
+def test_resolve_winner(tmp_path):
+    (tmp_path / "run").mkdir()
+    bundle = tmp_path / "run" / "student.pt"
+    bundle.write_bytes(b"x")
+    win = {"run_dir": "run", "bundle": "run/student.pt"}
+    (tmp_path / "winner.json").write_text(json.dumps(win))
+    assert resolve_winner(tmp_path) == tmp_path / "run" / "student.pt"
+    (tmp_path / "winner.json").write_text(json.dumps({"run_dir": "run"}))
+    with pytest.raises(VmafDistillError, match="no 'bundle'"):
+        resolve_winner(tmp_path / "winner.json")
+    with pytest.raises(VmafDistillError, match=r"no winner\.json"):
+        resolve_winner(tmp_path / "run")

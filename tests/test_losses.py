@@ -1,0 +1,158 @@
+"""Distillation losses against closed forms and independent numpy references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from scipy.special import logsumexp
+
+from vmafdistill.errors import VmafDistillError
+from vmafdistill.students import build_loss
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def _t(a) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a, dtype=np.float64))
+
+
+def _np_temperature(pred, target, tau, n_bins=21, lo=0.0, hi=100.0) -> float:
+    """numpy reference: tau^2 * mean KL(q(target) || q(pred)), q = normalised Gaussian kernel."""
+    c = np.linspace(lo, hi, n_bins)
+    sigma = tau * (hi - lo) / (n_bins - 1)
+
+    def log_q(v):
+        logits = -((np.asarray(v)[:, None] - c) ** 2) / (2 * sigma**2)
+        return logits - logsumexp(logits, axis=1, keepdims=True)
+
+    lt, ls = log_q(target), log_q(pred)
+    return float(tau**2 * np.mean(np.sum(np.exp(lt) * (lt - ls), axis=1)))
+
+
+def test_mse_and_huber_closed_form() -> None:
+    rng = np.random.default_rng(0)
+    p, y = rng.uniform(0, 100, 50), rng.uniform(0, 100, 50)
+    mse = build_loss({"name": "mse"})(_t(p), _t(y))
+    assert float(mse) == pytest.approx(np.mean((p - y) ** 2), rel=1e-12)
+    d = 5.0
+    e = np.abs(p - y)
+    ref = np.mean(np.where(e <= d, 0.5 * e**2, d * (e - 0.5 * d)))
+    assert float(build_loss({"name": "huber", "delta": d})(_t(p), _t(y))) == pytest.approx(ref)
+
+
+def test_temperature_matches_numpy_reference() -> None:
+    rng = np.random.default_rng(1)
+    p, y = rng.uniform(-10, 110, 40), rng.uniform(0, 100, 40)
+    for tau in (0.5, 1.0, 2.5):
+        loss = build_loss({"name": "temperature", "tau": tau})(_t(p), _t(y))
+        assert float(loss) == pytest.approx(_np_temperature(p, y, tau), rel=1e-9, abs=1e-12)
+
+
+def test_temperature_minimised_at_target() -> None:
+    loss_fn = build_loss({"name": "temperature", "tau": 1.0})
+    for y in (3.0, 37.5, 61.2, 99.0):
+        grid = np.linspace(y - 10, y + 10, 401)
+        values = [float(loss_fn(_t([g]), _t([y]))) for g in grid]
+        assert grid[int(np.argmin(values))] == pytest.approx(y, abs=0.026)
+        pred = _t([y]).requires_grad_(True)
+        at = loss_fn(pred, _t([y]))
+        at.backward()
+        assert at.item() == pytest.approx(0.0, abs=1e-12)
+        assert abs(pred.grad.item()) < 1e-9
+
+
+def test_temperature_gradient_closed_form_and_far_student() -> None:
+    tau, n_bins = 1.5, 21
+    loss_fn = build_loss({"name": "temperature", "tau": tau, "n_bins": n_bins})
+    c = np.linspace(0, 100, n_bins)
+    sigma = tau * 100 / (n_bins - 1)
+    y = np.array([95.0, 90.0, 5.0, 50.0])
+    p = np.array([0.0, -40.0, 140.0, 52.0])  # far below, outside the range both sides, close
+    pred = _t(p).requires_grad_(True)
+    loss_fn(pred, _t(y)).backward()
+    grad = pred.grad.numpy()
+
+    def mean_c(v):
+        w = np.exp(-((v[:, None] - c) ** 2) / (2 * sigma**2))
+        return (w / w.sum(axis=1, keepdims=True)) @ c
+
+    # d/dp tau^2 KL = tau^2 (E_q(p)[c] - E_q(y)[c]) / sigma^2, averaged over the batch of 4
+    want = tau**2 * (mean_c(p) - mean_c(y)) / sigma**2 / len(p)
+    np.testing.assert_allclose(grad, want, rtol=1e-9, atol=1e-15)
+    assert np.all(np.sign(grad) == np.sign(p - y))
+    assert np.all(np.abs(grad[:3]) > 0.1 * np.abs(grad[3]))  # far students still get pulled
+
+
+def test_temperature_loss_trains_a_far_student() -> None:
+    torch.manual_seed(0)
+    y = torch.tensor([92.0, 15.0, 60.0], dtype=torch.float64)
+    pred = torch.tensor([2.0, 98.0, -30.0], dtype=torch.float64, requires_grad=True)
+    loss_fn = build_loss({"name": "temperature", "tau": 1.0})
+    opt = torch.optim.Adam([pred], lr=1.0)
+    for _ in range(400):
+        opt.zero_grad()
+        loss_fn(pred, y).backward()
+        opt.step()
+    assert torch.allclose(pred.detach(), y, atol=0.5)
+
+
+def test_learnable_tau_gets_gradient_and_stays_bounded() -> None:
+    cfg = {"name": "temperature", "tau": 1.0, "learnable_tau": True, "tau_min": 0.25,
+           "tau_max": 4.0, "alpha": 0.1}
+    loss_fn = build_loss(cfg)
+    params = list(loss_fn.parameters())
+    assert len(params) == 1
+    assert loss_fn.tau == pytest.approx(1.0, rel=1e-6)
+    p = _t([10.0, 40.0, 80.0]).requires_grad_(True)
+    loss = loss_fn(p, _t([30.0, 45.0, 60.0]))
+    loss.backward()
+    g = params[0].grad
+    assert g is not None and torch.isfinite(g) and abs(float(g)) > 1e-6
+    assert torch.isfinite(p.grad).all() and (p.grad.abs() > 0).all()
+    with torch.no_grad():
+        params[0].fill_(1e3)
+    assert loss_fn.tau == pytest.approx(4.0, rel=1e-6)
+    assert list(build_loss({"name": "temperature"}).parameters()) == []
+
+
+def test_rank_terms_against_scipy() -> None:
+    rng = np.random.default_rng(2)
+    p, y = rng.uniform(0, 100, 64), rng.uniform(0, 100, 64)
+    base = float(build_loss({"name": "mse"})(_t(p), _t(y)))
+    plcc = float(build_loss({"name": "mse", "rank_weight": 2.0})(_t(p), _t(y)))
+    assert plcc - base == pytest.approx(2.0 * (1 - stats.pearsonr(p, y).statistic), rel=1e-6)
+    soft = build_loss({"name": "mse", "rank_weight": 1.0, "rank_kind": "soft_srocc",
+                       "rank_scale": 1e-3})
+    srocc = float(soft(_t(p), _t(y))) - base
+    assert srocc == pytest.approx(1 - stats.spearmanr(p, y).statistic, abs=1e-6)
+    pred = _t(p).requires_grad_(True)
+    build_loss({"name": "huber", "rank_weight": 1.0, "rank_kind": "soft_srocc",
+                "rank_scale": 5.0})(pred, _t(y)).backward()
+    assert torch.isfinite(pred.grad).all() and (pred.grad.abs() > 0).any()
+
+
+def test_loss_config_errors() -> None:
+    with pytest.raises(VmafDistillError, match="unknown name"):
+        build_loss({"name": "l1"})
+    with pytest.raises(VmafDistillError, match="temp"):
+        build_loss({"name": "huber", "temp": 3})
+    with pytest.raises(VmafDistillError, match=r"\(N,\)"):
+        build_loss({"name": "mse"})(torch.zeros(3, 1), torch.zeros(3))
+
+
+def test_shipped_loss_configs_build() -> None:
+    from omegaconf import OmegaConf
+
+    from vmafdistill.config import conf_dir
+
+    files = sorted((conf_dir() / "loss").glob("*.yaml"))
+    assert {f.stem for f in files} >= {"mse", "huber", "temperature"}
+    for f in files:
+        loss = build_loss(OmegaConf.to_container(OmegaConf.load(f)))
+        value = loss(_t([10.0, 50.0]), _t([20.0, 45.0]))
+        assert torch.isfinite(value) and float(value) > 0

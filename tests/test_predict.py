@@ -1,0 +1,231 @@
+"""Torch-free edge: decode -> shots -> features -> predict, quality tokens, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vmafdistill._ffmpeg import run_ffmpeg
+from vmafdistill.cli import main as cli_main
+from vmafdistill.edge.pipeline import (
+    EdgeOptions,
+    analyze_video,
+    decode_luma,
+    frame_pass,
+    shot_feature_rows,
+)
+from vmafdistill.edge.predictor import Predictor
+from vmafdistill.edge.tokens import DEFAULT_RULES, band_of, issue_of, merge_rules, robust_stats
+from vmafdistill.errors import ModelError
+from vmafdistill.features.frame_numpy import FEATURE_NAMES, video_features
+from vmafdistill.features.registry import metadata_features
+from vmafdistill.io import probe_video, read_all
+from vmafdistill.io.packets import read_packets
+from vmafdistill.shots import Shot, ShotDetector, detect_shots
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "data" / "edge" / "tiny.onnx"
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """320x180 25 fps H.264: 1.2 s of testsrc2 then 1.2 s of mandelbrot (one hard cut)."""
+    out = tmp_path_factory.mktemp("edge") / "clip.mp4"
+    run_ffmpeg([
+        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=1.2",
+        "-f", "lavfi", "-i", "mandelbrot=size=320x180:rate=25",
+        "-filter_complex", "[1:v]trim=duration=1.2,setpts=PTS-STARTPTS[m];[0:v][m]concat=n=2:v=1",
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", "32", "-pix_fmt", "yuv420p",
+        "-x264-params", "threads=1", str(out),
+    ], what="building the test clip")
+    return out
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return Predictor(TINY)
+
+
+# ---------------------------------------------------------------------------- tokens
+
+
+def test_bands_and_rule_overrides():
+    rules = merge_rules(DEFAULT_RULES, None)
+    assert [band_of(v, rules) for v in (97.9, 80.0, 71.8, 60.0, 47.6)] == [
+        "green", "green", "amber", "amber", "red"]
+    strict = merge_rules(rules, {"bands": {"green": 90.0, "amber": None}})
+    assert band_of(85.0, strict) == "amber" and strict["bands"]["amber"] == 60.0
+    with pytest.raises(ValueError, match="amber <= green"):
+        merge_rules(rules, {"bands": {"amber": 95.0}})
+
+
+def test_robust_stats_match_numpy():
+    rng = np.random.default_rng(3)
+    x = np.exp(rng.normal(size=501))
+    st = robust_stats({"blockiness": x, "sobel_mean": x}, ["blockiness"])
+    lx = np.log1p(x)
+    assert st["blockiness"]["center"] == pytest.approx(np.median(lx))
+    mad = np.median(np.abs(lx - np.median(lx)))
+    assert st["blockiness"]["scale"] == pytest.approx(1.4826 * mad)
+    assert st["sobel_mean"]["center"] == pytest.approx(np.median(x)) and not st["sobel_mean"]["log"]
+
+
+def test_issue_rules_fire_in_order():
+    rules = merge_rules(DEFAULT_RULES, None)
+    names = ["blockiness", "sobel_mean", "edge_density", "laplacian_var", "temporal_diff",
+             "temporal_std"]
+    stats = {n: {"center": 0.0, "scale": 1.0, "log": False} for n in names}
+    base = {n: 0.0 for n in names} | {"scale_ratio": 1.0}
+    assert issue_of(47.6, base | {"blockiness": 1.5}, stats, rules) == "blockiness"
+    assert issue_of(95.0, base | {"blockiness": 5.0}, stats, rules) == "none"  # above max_vmaf
+    low_detail = base | {"sobel_mean": -1.0, "edge_density": -1.0, "laplacian_var": -1.0}
+    assert issue_of(71.8, low_detail | {"scale_ratio": 2.0}, stats, rules) == "detail_loss"
+    assert issue_of(71.8, low_detail | {"scale_ratio": 1.0}, stats, rules) == "none"
+    moving = base | {"temporal_diff": 2.0, "temporal_std": 2.0}
+    assert issue_of(65.0, moving, stats, rules) == "motion_stress"
+    assert issue_of(75.0, moving, stats, rules) == "none"  # motion but quality not low enough
+    calm = merge_rules(rules, {"issues": {"motion_z": 3.0}})
+    assert issue_of(65.0, moving, stats, calm) == "none"
+
+
+# ---------------------------------------------------------------------------- pipeline pieces
+
+
+def test_decode_luma_is_the_exact_y_plane(clip):
+    info = probe_video(clip)
+    chunks = list(decode_luma(clip, width=info.width, height=info.height, bit_depth=8, chunk=7))
+    y = np.concatenate(chunks)
+    ref = read_all(clip).y
+    assert y.dtype == np.uint8 and y.shape == ref.shape == (60, 180, 320)
+    assert np.array_equal(y, ref)
+
+
+def test_frame_pass_equals_whole_clip_features_and_shots(clip):
+    info = probe_video(clip)
+    det = ShotDetector(fps=25.0)
+    per = frame_pass(decode_luma(clip, width=320, height=180, bit_depth=8, chunk=11),
+                     bit_depth=8, detector=det)
+    ref = video_features(clip)
+    for k in FEATURE_NAMES:
+        np.testing.assert_array_equal(per[k], ref[k])
+    assert det.shots() == detect_shots(read_all(clip).y, fps=info.fps)
+    assert det.cuts() == [30]
+    # frame_step 4: measured frames are exact, the others NaN
+    det4 = ShotDetector(fps=25.0)
+    per4 = frame_pass(decode_luma(clip, width=320, height=180, bit_depth=8, chunk=9),
+                      bit_depth=8, detector=det4, frame_step=4)
+    on = np.arange(60) % 4 == 0
+    for k in FEATURE_NAMES:
+        np.testing.assert_array_equal(per4[k][on], ref[k][on])
+        assert np.isnan(per4[k][~on]).all()
+    assert det4.shots() == det.shots()
+
+
+def test_shot_feature_rows_by_hand():
+    per = {"blockiness": np.array([1.0, 3.0, np.nan, 5.0]),
+           "temporal_diff": np.array([np.nan, 2.0, 4.0, 6.0])}
+    shots = [Shot(0, 0, 2, 0), Shot(1, 2, 4, 1)]
+    rows = shot_feature_rows(per, shots, [1000, 500, 250, 250], ref_size=(1280, 720),
+                             codec="hevc", fps=25.0, width=640, height=360)
+    kbps0 = 1500 * 8 / (2 / 25) / 1000
+    assert rows[0]["bitrate_kbps"] == pytest.approx(kbps0)
+    assert rows[0]["blockiness"] == 2.0 and rows[0]["temporal_diff"] == 2.0
+    assert rows[1]["blockiness"] == 5.0 and rows[1]["temporal_diff"] == 5.0
+    md = metadata_features(kbps0, 720, 360, "h265", delivery_width=640, fps=25.0)
+    for k, v in md.items():
+        assert rows[0][k] == pytest.approx(v)
+    assert rows[0]["scale_ratio"] == 2.0 and rows[0]["codec_h265"] == 1.0
+    assert rows[1]["start_s"] == pytest.approx(0.08) and rows[1]["end_s"] == pytest.approx(0.16)
+    zero = shot_feature_rows(per, shots, [0, 0, 1, 1], ref_size=(1280, 720), codec="h264",
+                             fps=25.0, width=640, height=360)
+    assert math.isnan(zero[0]["log_bitrate"]) and math.isfinite(zero[1]["log_bitrate"])
+
+
+# ---------------------------------------------------------------------------- whole chain
+
+
+def test_analyze_video_matches_the_corpus_path(clip, predictor):
+    rep = analyze_video(clip, predictor, rules=merge_rules(DEFAULT_RULES, predictor.card["tokens"]))
+    # Rebuild the rows independently from the corpus-side building blocks.
+    per = video_features(clip)
+    shots = detect_shots(read_all(clip).y, fps=25.0)
+    pk = read_packets(clip)
+    assert len(rep.records) == len(shots) == 4  # 2 scenes of 30 frames, windows <= 1 s
+    names = predictor.feature_names
+    for rec, row, shot in zip(rep.records, rep.rows, shots, strict=True):
+        kbps = pk.sizes[shot.start:shot.stop].sum() * 8 / (len(shot) / 25.0) / 1000
+        md = metadata_features(kbps, 720, 180, "h264", delivery_width=320, fps=25.0)
+        for k in FEATURE_NAMES:
+            assert row[k] == pytest.approx(np.nanmean(per[k][shot.start:shot.stop]), rel=1e-12)
+        x = np.array([[md.get(k, row[k]) for k in names]], dtype=np.float32)
+        p = float(predictor.predict(x)[0])
+        assert rec["pred_vmaf"] == pytest.approx(round(p, 2))
+        assert rec["codec"] == "H264" and rec["res"] == "180p"
+        q = predictor.card["conformal"]["q"]
+        lo, hi = round(max(p - q, 0), 2), round(min(p + q, 100), 2)
+        assert rec["interval"] == pytest.approx([lo, hi])
+        assert rec["band"] in ("green", "amber", "red")
+    assert rep.summary["shots"] == 4 and rep.summary["frames"] == 60
+
+
+def test_predict_cli_json(clip, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    rc = cli_main(["predict", str(clip), "--model", str(TINY), "--json", str(out),
+                   "--ref-size", "640x360", "--green", "99", "--amber", "98"])
+    assert rc == 0
+    text = capsys.readouterr().out.strip().splitlines()
+    assert len(text) == 5 and "4 shots" in text[-1]
+    doc = json.loads(out.read_text())
+    recs = doc["videos"][0]["shots"]
+    keys = {"shot", "start", "end", "codec", "res", "pred_vmaf", "interval", "band", "issue"}
+    assert all(keys <= set(r) for r in recs)
+    assert doc["ref_size"] == [640, 360]
+    assert all(r["band"] == ("green" if r["pred_vmaf"] >= 99 else
+                             "amber" if r["pred_vmaf"] >= 98 else "red") for r in recs)
+
+
+def test_frame_step_too_coarse_flags_records(clip, predictor):
+    rep = analyze_video(clip, predictor, rules=merge_rules(DEFAULT_RULES, None),
+                        options=EdgeOptions(frame_step=40))
+    flagged = [r for r in rep.records if r["issue"] == "invalid_features"]
+    assert flagged and all(r["pred_vmaf"] is None and r["flags"] for r in flagged)
+    # Only frames 0 and 40 are measured; frame 0 has no temporal features (no previous frame),
+    # so only shot 2 (frames 30..44) is complete.
+    assert [r["shot"] for r in flagged] == [0, 1, 3]
+
+
+def test_bad_inputs_give_clear_errors(tmp_path, capsys):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    audio = tmp_path / "tone.m4a"
+    run_ffmpeg(["-f", "lavfi", "-i", "sine=duration=0.5", "-c:a", "aac", str(audio)],
+               what="making an audio-only file")
+    for path, msg in [(tmp_path / "missing.mp4", "no such file"), (text, "not a readable"),
+                      (audio, "no video stream")]:
+        assert cli_main(["predict", str(path), "--model", str(TINY)]) == 2
+        assert msg in capsys.readouterr().err
+    assert cli_main(["predict", str(text), "--model", str(tmp_path / "none.onnx")]) == 2
+    assert "model file not found" in capsys.readouterr().err
+
+
+def test_default_model_missing_is_a_clear_error(monkeypatch, tmp_path):
+    from vmafdistill.edge import predictor as pmod
+
+    monkeypatch.setenv("VMAFDISTILL_MODEL", str(tmp_path / "nope.onnx"))
+    with pytest.raises(ModelError, match="VMAFDISTILL_MODEL"):
+        pmod.default_model_path()
+
+
+def test_predict_path_imports_no_torch():
+    code = ("import sys, vmafdistill.cli as c; p = c.build_parser(); "
+            "import vmafdistill.edge.pipeline, vmafdistill.edge.predictor; "
+            "import vmafdistill.cli.predict; "
+            "bad = [m for m in ('torch', 'onnx', 'pandas') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

@@ -1,0 +1,137 @@
+"""``vmafdistill predict VIDEO``: per-shot predicted VMAF and quality tokens, torch-free.
+
+Needs only the base install plus onnxruntime (``pip install 'vmafdistill[edge]'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import VmafDistillError
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH such as 1280x720, got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return w, h
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``predict`` subcommand."""
+    p = sub.add_parser(
+        "predict",
+        help="predict per-shot VMAF of a delivered video without its reference (ONNX student)",
+        description=(
+            "Decode VIDEO, cut it into shots, read per-shot bitrate and codec from its packets, "
+            "compute the student's features and predict VMAF with an exported ONNX student. "
+            "Prints one quality token per shot ({shot, start, end, codec, res, pred_vmaf, "
+            "interval, band, issue, flags}) and a one-line summary per video. Band and issue "
+            "rules come from the model card; the flags below override them."
+        ),
+    )
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="distorted (delivered) video(s)")
+    p.add_argument("--model", help="ONNX student (default: checkpoints/vmafdistill_default.onnx)")
+    p.add_argument("--card", help="model card JSON (default: <model stem>.card.json beside it)")
+    p.add_argument("--ref-size", type=_size, metavar="WxH",
+                   help="resolution the teacher would compare at (default: the card's)")
+    p.add_argument("--json", metavar="PATH",
+                   help="write the records as JSON to PATH ('-' = stdout instead of text)")
+    p.add_argument("--green", type=float, help="band threshold: pred >= this is green")
+    p.add_argument("--amber", type=float, help="band threshold: pred >= this is amber")
+    p.add_argument("--issue-max-vmaf", type=float, help="name no issue at or above this pred")
+    p.add_argument("--blockiness-z", type=float, help="z(blockiness) that means blockiness")
+    p.add_argument("--detail-scale-ratio", type=float, help="scale ratio counted as aggressive")
+    p.add_argument("--detail-z", type=float, help="mean detail z at or below which: detail_loss")
+    p.add_argument("--motion-z", type=float, help="mean motion z at or above which ...")
+    p.add_argument("--motion-max-vmaf", type=float, help="... and pred below which: motion_stress")
+    p.add_argument("--frame-step", type=int,
+                   help="pixel features on every k-th frame (default: the card's; 1 = exact)")
+    p.add_argument("--shot-pixel-step", type=int,
+                   help="cut-detection histograms on every s-th row/column (default: card's)")
+    p.add_argument("--timings", action="store_true", help="print stage timings to stderr")
+    p.set_defaults(func=run)
+
+
+def _rules(card: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    from ..edge.tokens import DEFAULT_RULES, merge_rules
+
+    base = merge_rules(DEFAULT_RULES, card.get("tokens"))
+    try:
+        return merge_rules(base, {
+            "bands": {"green": args.green, "amber": args.amber},
+            "issues": {
+                "max_vmaf": args.issue_max_vmaf, "blockiness_z": args.blockiness_z,
+                "detail_scale_ratio": args.detail_scale_ratio, "detail_z": args.detail_z,
+                "motion_z": args.motion_z, "motion_max_vmaf": args.motion_max_vmaf,
+            },
+        })
+    except ValueError as exc:
+        raise VmafDistillError(str(exc)) from None
+
+
+def _line(rec: dict[str, Any]) -> str:
+    if rec["pred_vmaf"] is None:
+        pred = "pred    -  [   -,    -]"
+    else:
+        lo, hi = rec["interval"]
+        pred = f"pred {rec['pred_vmaf']:5.1f} [{lo:5.1f}, {hi:5.1f}]"
+    flags = f"  flags={','.join(rec['flags'])}" if rec.get("flags") else ""
+    return (f"shot {rec['shot']:3d} {rec['start']:8.2f}-{rec['end']:<8.2f}s {rec['codec']:>4} "
+            f"{rec['res']:>5}  {pred}  {rec['band']:<6} {rec['issue']}{flags}")
+
+
+def _summary_line(s: dict[str, Any]) -> str:
+    bands = " ".join(f"{k}={v}" for k, v in s["bands"].items() if v)
+    issues = " ".join(f"{k}={v}" for k, v in s["issues"].items()) or "none"
+    mean = "-" if s["pred_vmaf_mean"] is None else f"{s['pred_vmaf_mean']:.1f}"
+    low = "-" if s["pred_vmaf_min"] is None else f"{s['pred_vmaf_min']:.1f}"
+    return (f"{s['video']}: {s['shots']} shots, {s['duration_s']:.2f} s, {s['codec']} {s['res']}, "
+            f"pred VMAF mean {mean} min {low} (shot {s['worst_shot']}); {bands}; issues: {issues}"
+            + (f"; flagged {s['flagged']}" if s["flagged"] else ""))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Predict every video; text to stdout (or JSON with --json)."""
+    from ..edge.pipeline import EdgeOptions, analyze_video
+    from ..edge.predictor import Predictor, default_model_path
+
+    model = Path(args.model) if args.model else default_model_path()
+    pred = Predictor(model, args.card)
+    rules = _rules(pred.card, args)
+    edge = pred.card.get("edge", {})
+    try:
+        options = EdgeOptions(
+            frame_step=args.frame_step or int(edge.get("frame_step", 1)),
+            shot_pixel_step=args.shot_pixel_step or int(edge.get("shot_pixel_step", 1)),
+            shots=dict(edge.get("shots", {})),
+        )
+    except ValueError as exc:
+        raise VmafDistillError(str(exc)) from None
+    to_stdout_json = args.json == "-"
+    out: list[dict[str, Any]] = []
+    for video in args.videos:
+        rep = analyze_video(video, pred, rules=rules, ref_size=args.ref_size, options=options)
+        out.append({"video": video, "summary": rep.summary, "shots": rep.records,
+                    "timings": {k: round(v, 4) for k, v in rep.timings.items()}})
+        if not to_stdout_json:
+            for rec in rep.records:
+                print(_line(rec))
+            print(_summary_line(rep.summary))
+        if args.timings:
+            print(" ".join(f"{k}={v:.3f}" for k, v in rep.timings.items()), file=sys.stderr)
+    doc = {"model": str(model), "ref_size": list(args.ref_size or pred.card["ref_size"]),
+           "videos": out}
+    if to_stdout_json:
+        json.dump(doc, sys.stdout, indent=2)
+        print()
+    elif args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+    return 0

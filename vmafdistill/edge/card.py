@@ -1,0 +1,138 @@
+"""The model card: the JSON that travels beside an exported ONNX student (torch-free).
+
+It says what the model expects (feature names and order, feature-set version, reference size),
+where it came from (corpus id and hash, student config, package versions), how good it is
+(metrics, conformal quantile), how to read its output (token rules and the feature statistics
+they standardize with, guard thresholds) and pins the model file by sha256 and opset. The
+predictor refuses a model whose card disagrees with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError
+from ..features.registry import FEATURE_SET_VERSION, FEATURE_SETS, METADATA_FEATURES
+from ..features.registry import PIXEL_FEATURES as _PIXEL
+
+__all__ = [
+    "CARD_VERSION",
+    "EDGE_FEATURES",
+    "REQUIRED_KEYS",
+    "card_path_for",
+    "read_card",
+    "sha256_file",
+    "validate_card",
+    "write_card",
+]
+
+#: Bump when a card key is renamed or changes meaning.
+CARD_VERSION = 1
+
+#: Keys every card must have.
+REQUIRED_KEYS: tuple[str, ...] = (
+    "card_version", "sha256", "opset", "feature_set", "feature_names", "feature_set_version",
+    "corpus", "conformal", "ref_size", "tokens", "token_stats", "edge",
+)
+
+#: Features the torch-free edge pipeline can compute from a distorted video alone.
+EDGE_FEATURES: frozenset[str] = frozenset(
+    {*METADATA_FEATURES, "log_bpp", *_PIXEL}
+)
+
+
+def card_path_for(model_path: str | os.PathLike[str]) -> Path:
+    """``model.onnx`` -> ``model.card.json`` (same directory)."""
+    p = Path(model_path)
+    return p.with_name(p.stem + ".card.json")
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_card(path: str | os.PathLike[str], card: dict[str, Any]) -> Path:
+    """Write a card as sorted, indented JSON (atomically) and return its path."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.partial")
+    tmp.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, p)
+    return p
+
+
+def read_card(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a card, checking that it is a JSON object with every :data:`REQUIRED_KEYS` key."""
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"{p}: model card not found (expected beside the .onnx file)")
+    try:
+        card = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{p}: unreadable model card ({exc})") from None
+    if not isinstance(card, dict):
+        raise ModelError(f"{p}: model card is not a JSON object")
+    missing = [k for k in REQUIRED_KEYS if k not in card]
+    if missing:
+        raise ModelError(f"{p}: model card lacks {', '.join(missing)}")
+    if card["card_version"] != CARD_VERSION:
+        raise ModelError(
+            f"{p}: card_version {card['card_version']}, this vmafdistill reads {CARD_VERSION}"
+        )
+    return card
+
+
+def validate_card(
+    card: dict[str, Any],
+    *,
+    model_path: str | os.PathLike[str],
+    model_sha256: str,
+    model_opsets: dict[str, int],
+    input_width: int | None,
+) -> None:
+    """Raise ModelError unless ``card`` describes this model file and this package's features.
+
+    Checks: sha256 of the file, default-domain opset, the number of model inputs against the
+    feature list, that a known feature set's names and order match this package's registry,
+    the feature-set version, and that every feature can be computed without a reference.
+    """
+    name = Path(model_path).name
+    if card["sha256"] != model_sha256:
+        raise ModelError(
+            f"{name}: sha256 {model_sha256[:12]}... does not match its card "
+            f"({str(card['sha256'])[:12]}...): the card belongs to another model"
+        )
+    opset = model_opsets.get("")
+    if opset != card["opset"]:
+        raise ModelError(f"{name}: model opset {opset} but its card says {card['opset']}")
+    names = list(card["feature_names"])
+    if input_width is not None and input_width != len(names):
+        raise ModelError(
+            f"{name}: model takes {input_width} features, its card lists {len(names)}"
+        )
+    known = FEATURE_SETS.get(card["feature_set"])
+    if known is not None and names != known:
+        raise ModelError(
+            f"{name}: card features differ from feature set {card['feature_set']!r} of this "
+            "vmafdistill (names or order)"
+        )
+    if card["feature_set_version"] != FEATURE_SET_VERSION:
+        raise ModelError(
+            f"{name}: trained on feature-set version {card['feature_set_version']}, this "
+            f"vmafdistill computes version {FEATURE_SET_VERSION}; re-export the model"
+        )
+    foreign = [n for n in names if n not in EDGE_FEATURES]
+    if foreign:
+        raise ModelError(
+            f"{name}: needs features the edge cannot compute without a reference: "
+            + ", ".join(foreign)
+        )

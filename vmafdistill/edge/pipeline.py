@@ -1,0 +1,448 @@
+"""The edge chain, torch-free: decode -> shots -> features -> predict -> quality tokens.
+
+One ffmpeg process decodes the distorted video and pipes only its luma plane (``extractplanes=y``
+copies the decoder's Y samples, no conversion) in large chunks; while it decodes, Python cuts
+shots from per-frame histograms and computes the pixel features; a second, decode-free ffmpeg
+process lists the packet sizes (bitrate per shot) and the codec. Features and metadata are
+pooled per shot exactly as the corpus builder does (:func:`shot_feature_rows` is shared with
+it), then the ONNX student predicts and :mod:`vmafdistill.edge.tokens` labels each shot.
+
+Two documented speed options (recorded in the model card's ``edge`` section; 1 = exact):
+
+* ``frame_step`` k: pixel features on every k-th frame only (each with its true previous frame
+  for the temporal features), pooled with the same NaN-mean; an unbiased subsample of the shot
+  mean. Every frame is still decoded (inter prediction needs them) and still feeds shot cuts.
+* ``shot_pixel_step`` s: cut-detection histograms from every s-th row and column only.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._ffmpeg import ffmpeg_exe
+from ..errors import ToolError, VideoInputError
+from ..features.frame_numpy import FEATURE_NAMES, finalize, pool_shot, raw_stats
+from ..features.registry import canonical_codec, metadata_features
+from ..shots import Shot, ShotDetector
+from .tokens import band_of, issue_of
+
+__all__ = [
+    "EdgeOptions",
+    "VideoReport",
+    "analyze_video",
+    "decode_luma",
+    "frame_pass",
+    "shot_feature_rows",
+    "shot_records",
+]
+
+
+@dataclass(frozen=True)
+class EdgeOptions:
+    """Knobs of the edge chain (defaults: exact, as the corpus computes features)."""
+
+    frame_step: int = 1
+    shot_pixel_step: int = 1
+    chunk: int = 64
+    shots: Mapping[str, Any] = field(default_factory=dict)  # ShotDetector keyword arguments
+
+    def __post_init__(self) -> None:
+        if self.frame_step < 1 or self.shot_pixel_step < 1 or self.chunk < 1:
+            raise ValueError(f"frame_step, shot_pixel_step and chunk must be >= 1: {self}")
+
+
+# --------------------------------------------------------------------------------------------
+# Per-shot rows (shared with the corpus builder)
+# --------------------------------------------------------------------------------------------
+
+
+def shot_feature_rows(
+    per_frame: Mapping[str, Sequence[float] | np.ndarray],
+    shots: Sequence[Shot],
+    packet_bytes: Sequence[int] | np.ndarray,
+    *,
+    ref_size: tuple[int, int],
+    codec: str,
+    fps: float,
+    width: int,
+    height: int,
+) -> list[dict[str, Any]]:
+    """One feature row per shot: pooled pixel features + bitrate/codec/scale metadata.
+
+    Args:
+        per_frame: ``{feature: (N,) array}`` per decoded delivery frame (NaN where a frame was
+            not measured, e.g. temporal features of frame 0); pooled with a NaN-mean.
+        shots: shots tiling the N frames (``start``/``stop``, ``shot_index``, ``scene_index``).
+        packet_bytes: (N,) compressed bytes per frame in presentation order.
+        ref_size: (width, height) the teacher compared at (sets ``scale_ratio``).
+        codec: codec name or alias (``h264``, ``hevc``, ...).
+        fps: frame rate; a shot of n frames lasts n / fps seconds.
+        width, height: delivery (decoded) frame size.
+
+    Returns:
+        Dicts with ``shot_index, scene_index, start_frame, stop_frame, num_frames, start_s,
+        end_s, duration_s, bitrate_kbps, bits_per_pixel``, the metadata features
+        (``log_bitrate, log_bpp, scale_ratio, codec_*``; NaN when the shot has no bits) and
+        every pooled per-frame feature.
+    """
+    sizes = np.asarray(packet_bytes, dtype=np.int64)
+    n = sizes.shape[0]
+    if not (fps > 0 and math.isfinite(fps)):
+        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    rows: list[dict[str, Any]] = []
+    for shot in shots:
+        start, stop = int(shot.start), int(shot.stop)
+        if not 0 <= start < stop <= n:
+            raise ValueError(f"shot {start}..{stop} outside the {n} frames with packets")
+        duration = (stop - start) / fps
+        kbps = float(sizes[start:stop].sum()) * 8.0 / duration / 1000.0
+        row: dict[str, Any] = {
+            "shot_index": int(shot.shot_index),
+            "scene_index": int(getattr(shot, "scene_index", 0)),
+            "start_frame": start,
+            "stop_frame": stop,
+            "num_frames": stop - start,
+            "start_s": start / fps,
+            "end_s": stop / fps,
+            "duration_s": duration,
+            "bitrate_kbps": kbps,
+            "bits_per_pixel": kbps * 1000.0 / (width * height * fps),
+        }
+        try:
+            row.update(
+                metadata_features(
+                    kbps, int(ref_size[1]), height, codec, delivery_width=width, fps=fps
+                )
+            )
+        except ValueError:  # a shot without bits: no rate feature, flagged downstream
+            nan_md = metadata_features(1.0, int(ref_size[1]), height, codec,
+                                       delivery_width=width, fps=fps)
+            row.update({k: (math.nan if k in ("log_bitrate", "log_bpp") else v)
+                        for k, v in nan_md.items()})
+        row.update(pool_shot(per_frame, start, stop))
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding and the per-frame pass
+# --------------------------------------------------------------------------------------------
+
+
+def decode_luma(
+    path: str | os.PathLike[str], *, width: int, height: int, bit_depth: int, chunk: int = 64
+) -> Iterator[np.ndarray]:
+    """Decoded luma of the first video stream as (n, H, W) uint8/uint16 chunks, in order.
+
+    ffmpeg's ``extractplanes=y`` copies the decoder's Y plane untouched (no scaler, no range
+    conversion); ``-fps_mode passthrough`` keeps every decoded frame exactly once.
+    """
+    p = os.fspath(path)
+    gray = "gray" if bit_depth <= 8 else f"gray{bit_depth}le" if bit_depth < 16 else "gray16le"
+    cmd = [
+        ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", p,
+        "-map", "0:V:0", "-vf", "extractplanes=y", "-fps_mode", "passthrough",
+        "-f", "rawvideo", "-pix_fmt", gray, "-",
+    ]
+    dtype = np.dtype(np.uint8) if bit_depth <= 8 else np.dtype("<u2")
+    frame_bytes = width * height * dtype.itemsize
+    with tempfile.TemporaryFile() as errfile:
+        try:
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errfile,
+                bufsize=0,
+            )
+        except OSError as exc:
+            raise ToolError(f"cannot run ffmpeg: {exc}") from exc
+        assert proc.stdout is not None
+        try:
+            while True:
+                buf = bytearray(chunk * frame_bytes)
+                view = memoryview(buf)
+                got = 0
+                while got < len(buf):
+                    k = proc.stdout.readinto(view[got:])
+                    if not k:
+                        break
+                    got += k
+                n = got // frame_bytes
+                if got % frame_bytes:
+                    raise VideoInputError(f"{p}: decoder output ended inside a frame")
+                if n:
+                    arr = np.frombuffer(buf, dtype=dtype, count=n * width * height)
+                    yield arr.reshape(n, height, width).astype(
+                        np.uint8 if bit_depth <= 8 else np.uint16, copy=bit_depth > 8
+                    )
+                if got < len(buf):
+                    break
+        finally:
+            proc.stdout.close()
+            rc = proc.wait()
+        if rc != 0:
+            errfile.seek(0)
+            tail = " | ".join(errfile.read().decode(errors="replace").strip().splitlines()[-3:])
+            raise VideoInputError(f"{p}: decoding failed ({tail or f'ffmpeg exit {rc}'})")
+
+
+def frame_pass(
+    chunks: Iterator[np.ndarray],
+    *,
+    bit_depth: int,
+    detector: ShotDetector,
+    frame_step: int = 1,
+    shot_pixel_step: int = 1,
+) -> dict[str, np.ndarray]:
+    """Feed every frame to ``detector`` and compute pixel features on every ``frame_step``-th.
+
+    Returns ``{feature: (N,) float64}`` with NaN on frames that were not measured.
+    """
+    nbins = 1 << bit_depth
+    parts: list[dict[str, np.ndarray]] = []
+    prev: np.ndarray | None = None
+    start = 0
+    for y in chunks:
+        n = y.shape[0]
+        idx = np.arange(start, start + n)
+        feats = {k: np.full(n, math.nan) for k in FEATURE_NAMES}
+        if frame_step == 1:
+            raw = raw_stats(y, bit_depth, prev)
+            hist = raw.hist
+            fin = finalize(raw)
+            for k in FEATURE_NAMES:
+                feats[k] = fin[k]
+        else:
+            hist = np.empty((n, nbins), dtype=np.int64) if shot_pixel_step == 1 else None
+            for i in np.flatnonzero(idx % frame_step == 0).tolist():
+                before = prev if i == 0 else y[i - 1]
+                raw = raw_stats(y[i], bit_depth, before)
+                fin = finalize(raw)
+                for k in FEATURE_NAMES:
+                    feats[k][i] = fin[k][0]
+                if hist is not None:
+                    hist[i] = raw.hist[0]
+            if hist is not None:
+                for i in np.flatnonzero(idx % frame_step != 0).tolist():
+                    hist[i] = np.bincount(y[i].ravel(), minlength=nbins)
+        if shot_pixel_step > 1:
+            s = shot_pixel_step
+            detector.update(y[:, ::s, ::s], bit_depth)
+        else:
+            detector.update_hist(hist, bit_depth)
+        parts.append(feats)
+        prev = y[-1]
+        start += n
+    if not parts:
+        return {k: np.zeros(0) for k in FEATURE_NAMES}
+    return {k: np.concatenate([p[k] for p in parts]) for k in FEATURE_NAMES}
+
+
+# --------------------------------------------------------------------------------------------
+# Records
+# --------------------------------------------------------------------------------------------
+
+
+def _guard_flags(row: Mapping[str, Any], guards: Any) -> list[str]:
+    """``out_of_range:<feature>`` for guard ranges of the form {feature: [lo, hi]}."""
+    flags: list[str] = []
+    if not isinstance(guards, Mapping):
+        return flags
+    ranges = guards.get("ranges", guards)
+    if not isinstance(ranges, Mapping):
+        return flags
+    for name, rng in ranges.items():
+        if name not in row:
+            continue
+        lo = hi = None
+        if isinstance(rng, Mapping):
+            lo, hi = rng.get("lo", rng.get("min")), rng.get("hi", rng.get("max"))
+        elif isinstance(rng, (list, tuple)) and len(rng) == 2:
+            lo, hi = rng
+        if lo is None and hi is None:
+            continue
+        x = float(row[name])
+        if (lo is not None and x < float(lo)) or (hi is not None and x > float(hi)):
+            flags.append(f"out_of_range:{name}")
+    return flags
+
+
+def shot_records(
+    rows: Sequence[Mapping[str, Any]],
+    preds: np.ndarray | None,
+    card: Mapping[str, Any],
+    rules: Mapping[str, Any],
+    *,
+    feature_names: Sequence[str],
+    codec: str,
+    height: int,
+) -> list[dict[str, Any]]:
+    """The per-shot quality tokens (see the module docstring of :mod:`.tokens`)."""
+    q = float(card.get("conformal", {}).get("q") or 0.0)
+    stats = card.get("token_stats", {})
+    out = []
+    for i, row in enumerate(rows):
+        bad = [n for n in feature_names if not math.isfinite(float(row[n]))]
+        rec: dict[str, Any] = {
+            "shot": int(row["shot_index"]),
+            "start": round(float(row["start_s"]), 3),
+            "end": round(float(row["end_s"]), 3),
+            "codec": canonical_codec(codec).upper(),
+            "res": f"{height}p",
+            "bitrate_kbps": round(float(row["bitrate_kbps"]), 1),
+        }
+        if bad or preds is None or not math.isfinite(float(preds[i])):
+            rec.update(pred_vmaf=None, interval=None, band="unknown", issue="invalid_features",
+                       flags=[f"nan:{n}" for n in bad] or ["nan:prediction"])
+        else:
+            p = float(preds[i])
+            rec.update(
+                pred_vmaf=round(p, 2),
+                interval=[round(max(p - q, 0.0), 2), round(min(p + q, 100.0), 2)],
+                band=band_of(p, rules),
+                issue=issue_of(p, row, stats, rules),
+                flags=_guard_flags(row, card.get("guard_thresholds")),
+            )
+        out.append(rec)
+    return out
+
+
+@dataclass
+class VideoReport:
+    """What :func:`analyze_video` found: one record per shot, a summary and stage timings."""
+
+    records: list[dict[str, Any]]
+    summary: dict[str, Any]
+    rows: list[dict[str, Any]]
+    timings: dict[str, float]
+
+
+def _summary(path: str, records: list[dict[str, Any]], n_frames: int, fps: float) -> dict:
+    ok = [r for r in records if r["pred_vmaf"] is not None]
+    dur = [r["end"] - r["start"] for r in ok]
+    bands = {b: sum(r["band"] == b for r in records) for b in ("green", "amber", "red", "unknown")}
+    issues: dict[str, int] = {}
+    for r in records:
+        if r["issue"] != "none":
+            issues[r["issue"]] = issues.get(r["issue"], 0) + 1
+    worst = min(ok, key=lambda r: r["pred_vmaf"]) if ok else None
+    mean = sum(r["pred_vmaf"] * d for r, d in zip(ok, dur, strict=True)) / sum(dur) if ok else None
+    return {
+        "video": path,
+        "shots": len(records),
+        "frames": n_frames,
+        "duration_s": round(n_frames / fps, 3),
+        "codec": records[0]["codec"] if records else None,
+        "res": records[0]["res"] if records else None,
+        "pred_vmaf_mean": None if mean is None else round(mean, 2),
+        "pred_vmaf_min": None if worst is None else worst["pred_vmaf"],
+        "worst_shot": None if worst is None else worst["shot"],
+        "bands": bands,
+        "issues": issues,
+        "flagged": sum(bool(r.get("flags")) for r in records),
+    }
+
+
+def analyze_video(
+    path: str | os.PathLike[str],
+    predictor: Any,
+    *,
+    rules: Mapping[str, Any],
+    ref_size: tuple[int, int] | None = None,
+    options: EdgeOptions | None = None,
+) -> VideoReport:
+    """Run the whole edge chain on one distorted video.
+
+    ``predictor`` is a :class:`~vmafdistill.edge.predictor.Predictor`; ``ref_size`` defaults to
+    the card's; ``options`` default to the card's ``edge`` section (exact features).
+    """
+    from ..io.packets import read_packets
+    from ..io.video import probe_video
+
+    p = os.fspath(path)
+    card = predictor.card
+    if options is None:
+        edge = card.get("edge", {})
+        options = EdgeOptions(
+            frame_step=int(edge.get("frame_step", 1)),
+            shot_pixel_step=int(edge.get("shot_pixel_step", 1)),
+            shots=dict(edge.get("shots", {})),
+        )
+    ref = tuple(ref_size or card["ref_size"])
+    t0 = time.perf_counter()
+    info = probe_video(p)
+    t_probe = time.perf_counter() - t0
+
+    box: dict[str, Any] = {}
+
+    def get_packets() -> None:
+        t = time.perf_counter()
+        try:
+            box["packets"] = read_packets(p)
+        except Exception as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+        box["t"] = time.perf_counter() - t
+
+    worker = threading.Thread(target=get_packets, daemon=True)
+    worker.start()
+    fps = info.fps
+    if not fps or not math.isfinite(fps):
+        raise VideoInputError(f"{p}: frame rate unknown")
+    det = ShotDetector(fps=fps, **dict(options.shots))
+    t1 = time.perf_counter()
+    per_frame = frame_pass(
+        decode_luma(p, width=info.width, height=info.height, bit_depth=info.bit_depth,
+                    chunk=options.chunk),
+        bit_depth=info.bit_depth,
+        detector=det,
+        frame_step=options.frame_step,
+        shot_pixel_step=options.shot_pixel_step,
+    )
+    t_frames = time.perf_counter() - t1
+    worker.join()
+    if "error" in box:
+        raise box["error"]
+    packets = box["packets"]
+    n = per_frame["mean_luma"].shape[0]
+    if n == 0:
+        raise VideoInputError(f"{p}: no frames could be decoded (empty or undecodable video)")
+    if len(packets) != n:
+        raise VideoInputError(
+            f"{p}: {len(packets)} video packets but {n} decoded frames; cannot attribute bits "
+            "to frames (damaged stream?)"
+        )
+    t2 = time.perf_counter()
+    shots = det.shots()
+    rows = shot_feature_rows(
+        per_frame, shots, packets.sizes, ref_size=(int(ref[0]), int(ref[1])),
+        codec=packets.codec, fps=fps, width=info.width, height=info.height,
+    )
+    names = predictor.feature_names
+    x = np.array([[r[k] for k in names] for r in rows], dtype=np.float32)
+    finite = np.isfinite(x).all(axis=1)
+    preds = np.full(len(rows), np.nan, dtype=np.float32)
+    if finite.any():
+        preds[finite] = predictor.predict(x[finite])
+    records = shot_records(rows, preds, card, rules, feature_names=names,
+                           codec=packets.codec, height=info.height)
+    t_pred = time.perf_counter() - t2
+    return VideoReport(
+        records=records,
+        summary=_summary(p, records, n, fps),
+        rows=rows,
+        timings={
+            "probe_s": t_probe,
+            "decode_features_s": t_frames,
+            "packets_s": float(box.get("t", 0.0)),
+            "shots_predict_s": t_pred,
+            "total_s": time.perf_counter() - t0,
+        },
+    )

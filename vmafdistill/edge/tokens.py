@@ -1,0 +1,160 @@
+"""Quality tokens: a predicted VMAF turned into a band and a likely cause (torch-free).
+
+A token is the pilot study's per-shot summary, e.g. ``{"pred_vmaf": 47.6, "band": "red",
+"issue": "blockiness"}``. Both parts are deterministic rules whose thresholds live in
+``conf/export.yaml``; the exporter copies them into the model card, and ``vmafdistill predict``
+reads them from there (command-line flags override).
+
+Band: ``green`` when pred >= ``bands.green``, ``amber`` when pred >= ``bands.amber``, else ``red``.
+
+Issue (first rule that fires, only for shots predicted below ``issues.max_vmaf``), over
+*standardized* features ``z = (t(x) - center) / scale`` where ``t`` is ``log1p`` for the
+heavy-tailed features listed in ``token_stats`` and the center/scale are the median and the
+normal-consistent MAD (1.4826 * MAD) of the export corpus (stored in the card):
+
+1. ``blockiness``: z(blockiness) >= ``issues.blockiness_z``;
+2. ``detail_loss``: scale_ratio >= ``issues.detail_scale_ratio`` (aggressive scaling) and the
+   mean z of the spatial-detail features (``issues.detail_features``) <= ``issues.detail_z``;
+3. ``motion_stress``: the mean z of the motion features (``issues.motion_features``) >=
+   ``issues.motion_z`` and pred < ``issues.motion_max_vmaf``;
+4. otherwise ``none``.
+
+A shot whose features are not all finite gets ``issue = "invalid_features"``, no prediction and
+a ``flags`` entry per offending feature: never a silent number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_RULES",
+    "ISSUES",
+    "band_of",
+    "issue_of",
+    "merge_rules",
+    "robust_stats",
+    "standardize",
+]
+
+#: Every issue a token can carry.
+ISSUES: tuple[str, ...] = (
+    "blockiness", "detail_loss", "motion_stress", "none", "invalid_features",
+)
+
+#: Fallback rules (the documented defaults of ``conf/export.yaml``).
+DEFAULT_RULES: dict[str, Any] = {
+    "bands": {"green": 80.0, "amber": 60.0},
+    "issues": {
+        "max_vmaf": 80.0,
+        "blockiness_z": 1.0,
+        "detail_scale_ratio": 1.5,
+        "detail_features": ["sobel_mean", "edge_density", "laplacian_var"],
+        "detail_z": -0.5,
+        "motion_features": ["temporal_diff", "temporal_std"],
+        "motion_z": 1.0,
+        "motion_max_vmaf": 70.0,
+    },
+}
+
+
+def merge_rules(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``base`` with ``override``'s non-None values laid over it (two levels deep)."""
+    out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in base.items()}
+    for key, val in (override or {}).items():
+        if isinstance(val, Mapping):
+            out.setdefault(key, {})
+            out[key].update({k: v for k, v in val.items() if v is not None})
+        elif val is not None:
+            out[key] = val
+    green, amber = float(out["bands"]["green"]), float(out["bands"]["amber"])
+    if not amber <= green:
+        raise ValueError(f"band thresholds need amber <= green, got amber={amber}, green={green}")
+    return out
+
+
+def robust_stats(
+    columns: Mapping[str, Sequence[float] | np.ndarray], log_features: Sequence[str] = ()
+) -> dict[str, dict[str, Any]]:
+    """Per-feature ``{"center", "scale", "log"}``: median and 1.4826*MAD of ``t(x)``.
+
+    ``t`` is ``log1p`` (on ``max(x, 0)``) for names in ``log_features``, identity otherwise.
+    NaN values are ignored; a zero MAD falls back to the standard deviation, then to 1.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name, values in columns.items():
+        use_log = name in log_features
+        v = np.asarray(values, dtype=np.float64)
+        v = v[np.isfinite(v)]
+        if use_log:
+            v = np.log1p(np.maximum(v, 0.0))
+        if v.size == 0:
+            out[name] = {"center": 0.0, "scale": 1.0, "log": use_log}
+            continue
+        center = float(np.median(v))
+        scale = 1.4826 * float(np.median(np.abs(v - center)))
+        if not scale > 0:
+            scale = float(v.std())
+        if not scale > 0:
+            scale = 1.0
+        out[name] = {"center": center, "scale": scale, "log": use_log}
+    return out
+
+
+def standardize(features: Mapping[str, float], stats: Mapping[str, Mapping[str, Any]]) -> dict:
+    """z-score of every feature that has stats (see :func:`robust_stats`)."""
+    z: dict[str, float] = {}
+    for name, st in stats.items():
+        if name not in features:
+            continue
+        x = float(features[name])
+        if st.get("log"):
+            x = math.log1p(max(x, 0.0))
+        z[name] = (x - float(st["center"])) / float(st["scale"])
+    return z
+
+
+def band_of(pred: float, rules: Mapping[str, Any]) -> str:
+    """``green`` / ``amber`` / ``red`` for a predicted VMAF."""
+    bands = rules["bands"]
+    if pred >= float(bands["green"]):
+        return "green"
+    if pred >= float(bands["amber"]):
+        return "amber"
+    return "red"
+
+
+def _mean_z(z: Mapping[str, float], names: Sequence[str]) -> float | None:
+    vals = [z[n] for n in names if n in z]
+    return sum(vals) / len(vals) if vals else None
+
+
+def issue_of(
+    pred: float,
+    features: Mapping[str, float],
+    stats: Mapping[str, Mapping[str, Any]],
+    rules: Mapping[str, Any],
+) -> str:
+    """The issue token of one shot (see the module docstring for the rules)."""
+    r = rules["issues"]
+    if pred >= float(r["max_vmaf"]):
+        return "none"
+    z = standardize(features, stats)
+    if "blockiness" in z and z["blockiness"] >= float(r["blockiness_z"]):
+        return "blockiness"
+    detail = _mean_z(z, r["detail_features"])
+    scale_ratio = float(features.get("scale_ratio", 1.0))
+    if (
+        detail is not None
+        and scale_ratio >= float(r["detail_scale_ratio"])
+        and detail <= float(r["detail_z"])
+    ):
+        return "detail_loss"
+    motion = _mean_z(z, r["motion_features"])
+    if motion is not None and motion >= float(r["motion_z"]) and pred < float(r["motion_max_vmaf"]):
+        return "motion_stress"
+    return "none"

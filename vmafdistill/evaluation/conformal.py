@@ -1,0 +1,48 @@
+"""Split-conformal prediction intervals for a point predictor (torch-free).
+
+Given absolute residuals r_1..r_n of a predictor on calibration data exchangeable with the
+test data, q = the k-th smallest r with k = ceil((n + 1)(1 - alpha)) gives intervals
+[pred - q, pred + q] whose coverage of a fresh point is >= 1 - alpha (marginally, finite
+sample; at most 1 - alpha + 1/(n + 1) without ties). When k > n, q = inf.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..errors import VmafDistillError
+
+__all__ = ["conformal_quantile", "coverage", "intervals"]
+
+
+def conformal_quantile(abs_residuals: Any, alpha: float = 0.1) -> float:
+    """Split-conformal half-width: the ceil((n+1)(1-alpha))-th smallest absolute residual."""
+    r = np.asarray(abs_residuals, dtype=np.float64).reshape(-1)
+    if not 0.0 < alpha < 1.0:
+        raise VmafDistillError(f"conformal: alpha must be in (0, 1), got {alpha}")
+    if r.size == 0:
+        raise VmafDistillError("conformal: no calibration residuals")
+    if not np.isfinite(r).all() or (r < 0).any():
+        raise VmafDistillError("conformal: residuals must be finite and non-negative")
+    n = r.size
+    k = math.ceil((n + 1) * (1.0 - alpha) - 1e-12)
+    if k > n:
+        return math.inf
+    return float(np.partition(r, k - 1)[k - 1])
+
+
+def intervals(pred: Any, q: float) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) = (pred - q, pred + q)."""
+    p = np.asarray(pred, dtype=np.float64)
+    return p - q, p + q
+
+
+def coverage(y: Any, lo: Any, hi: Any) -> float:
+    """Fraction of ``y`` with lo <= y <= hi."""
+    y = np.asarray(y, dtype=np.float64)
+    if y.size == 0:
+        raise VmafDistillError("coverage: no values")
+    return float(np.mean((np.asarray(lo) <= y) & (y <= np.asarray(hi))))

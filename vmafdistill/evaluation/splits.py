@@ -1,0 +1,108 @@
+"""Grouped cross-validation splits over a samples table (torch-free).
+
+Every protocol keeps all rows of a group (by default a shot: every ladder variant of one shot)
+on one side, so a student is never tested on a shot it saw encoded at another rung.
+
+* ``group_kfold``: K folds of whole groups (``group``, default ``shot_id``), sklearn's
+  GroupKFold (greedy size balancing; deterministic; ``shuffle: true`` + ``seed`` permutes).
+* ``leave_one_source_out``: one fold per ``source_id`` (content generalisation).
+* ``hash_split``: one train/test split; a group is in test when
+  md5(salt + key) / 2^128 < test_fraction, so the assignment depends only on the key value
+  (stable under row order, additions and removals of other groups).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
+
+from ..errors import VmafDistillError
+
+__all__ = ["SPLIT_NAMES", "hash_fraction", "make_splits"]
+
+SPLIT_NAMES: tuple[str, ...] = ("group_kfold", "leave_one_source_out", "hash_split")
+
+
+def hash_fraction(value: Any, salt: str = "") -> float:
+    """Stable pseudo-uniform number in [0, 1) from md5(salt + str(value))."""
+    digest = hashlib.md5(f"{salt}{value}".encode(), usedforsecurity=False).digest()
+    return int.from_bytes(digest, "big") / 2.0**128
+
+
+def _groups(samples: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in samples.columns:
+        raise VmafDistillError(f"splits: samples have no column {column!r}")
+    groups = samples[column]
+    if groups.isna().any():
+        raise VmafDistillError(f"splits: column {column!r} has {int(groups.isna().sum())} "
+                               "missing value(s)")
+    return groups.astype(str).to_numpy()
+
+
+def _check(splits: list[tuple[np.ndarray, np.ndarray]], groups: np.ndarray, name: str) -> None:
+    for k, (train, test) in enumerate(splits):
+        if len(train) == 0 or len(test) == 0:
+            raise VmafDistillError(f"split {name} fold {k}: an empty train or test side")
+        shared = set(groups[train]) & set(groups[test])
+        if shared:  # cannot happen with the protocols above; a guard against regressions
+            raise VmafDistillError(f"split {name} fold {k}: groups on both sides: "
+                                   f"{sorted(shared)[:5]}")
+
+
+def make_splits(
+    samples: pd.DataFrame, cfg: Mapping[str, Any]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train_idx, test_idx) positional index arrays for the protocol ``cfg["name"]``.
+
+    Keys: ``group_kfold``: ``n_splits`` (5), ``group`` (``shot_id``), ``shuffle`` (false),
+    ``seed`` (0). ``leave_one_source_out``: ``group`` (``source_id``).
+    ``hash_split``: ``test_fraction`` (0.2), ``key`` (``shot_id``), ``salt`` ("").
+    Raises :class:`VmafDistillError` on a missing column, fewer groups than folds, or an empty
+    side.
+    """
+    name = cfg.get("name")
+    n = len(samples)
+    if name == "group_kfold":
+        groups = _groups(samples, str(cfg.get("group") or "shot_id"))
+        n_splits = int(cfg.get("n_splits") or 5)
+        n_groups = len(np.unique(groups))
+        if n_splits < 2:
+            raise VmafDistillError(f"split group_kfold: n_splits must be >= 2, got {n_splits}")
+        if n_groups < n_splits:
+            raise VmafDistillError(
+                f"split group_kfold: {n_groups} groups in column "
+                f"{cfg.get('group') or 'shot_id'!r}, fewer than {n_splits} folds"
+            )
+        shuffle = bool(cfg.get("shuffle", False))
+        kw: dict[str, Any] = {"shuffle": True, "random_state": int(cfg.get("seed") or 0)}
+        splitter = GroupKFold(n_splits=n_splits, **(kw if shuffle else {}))
+        splits = [(tr, te) for tr, te in splitter.split(np.zeros(n), groups=groups)]
+    elif name == "leave_one_source_out":
+        column = str(cfg.get("group") or "source_id")
+        groups = _groups(samples, column)
+        n_groups = len(np.unique(groups))
+        if n_groups < 2:
+            raise VmafDistillError(f"split leave_one_source_out: {n_groups} group(s) in column "
+                                   f"{column!r}; need at least 2")
+        splits = list(LeaveOneGroupOut().split(np.zeros(n), groups=groups))
+    elif name == "hash_split":
+        column = str(cfg.get("key") or "shot_id")
+        groups = _groups(samples, column)
+        frac = float(cfg.get("test_fraction", 0.2))
+        if not 0.0 < frac < 1.0:
+            raise VmafDistillError(f"split hash_split: test_fraction must be in (0, 1), got {frac}")
+        salt = str(cfg.get("salt") or "")
+        unique = np.unique(groups)
+        in_test = {g: hash_fraction(g, salt) < frac for g in unique}
+        mask = np.array([in_test[g] for g in groups], dtype=bool)
+        splits = [(np.flatnonzero(~mask), np.flatnonzero(mask))]
+    else:
+        raise VmafDistillError(f"split config: unknown name {name!r}; known: {SPLIT_NAMES}")
+    splits = [(np.asarray(tr, dtype=np.int64), np.asarray(te, dtype=np.int64)) for tr, te in splits]
+    _check(splits, groups, str(name))
+    return splits

@@ -1,0 +1,447 @@
+"""Export a trained student to ONNX for the edge (the torch side; needs torch, onnx, pandas).
+
+:func:`export_onnx` takes any ``nn.Module`` mapping raw features (N, F) float32 to (N,) VMAF
+with its standardisation inside (a students ``ScaledStudent``), plus its metadata and the
+corpus samples, and:
+
+1. exports ONNX (opset from ``conf/export.yaml``, dynamic batch, one input ``features``);
+2. runs ``onnx.checker`` (full check) and the operator allowlist (fails on a foreign op);
+3. checks onnxruntime against torch on every corpus sample (``parity_tol``, absolute VMAF);
+4. optionally tries dynamic INT8 quantization and keeps it only when the corpus MAE moves by at
+   most ``int8.max_mae_delta`` and the quantized graph passes the allowlist;
+5. writes the model and its card (:mod:`vmafdistill.edge.card`) side by side.
+
+:func:`export_bundle` does the same from a ``student.pt`` bundle.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import io
+import json
+import logging
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .edge.card import CARD_VERSION, card_path_for, sha256_file, write_card
+from .edge.onnx_check import check_allowlist, model_ops, model_opsets
+from .edge.tokens import DEFAULT_RULES, merge_rules, robust_stats
+from .errors import ModelError, VmafDistillError
+from .features.registry import FEATURE_SET_VERSION, FEATURE_SETS
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
+
+__all__ = [
+    "export_bundle",
+    "export_onnx",
+    "load_export_settings",
+    "onnx_bytes",
+    "resolve_winner",
+]
+
+INPUT_NAME = "features"
+OUTPUT_NAME = "vmaf"
+
+
+def load_export_settings(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``conf/export.yaml`` (plus ``conf/shots/default.yaml`` as ``edge.shots``), overridden."""
+    from .config import load_yaml
+
+    settings = load_yaml("export")
+    settings.setdefault("edge", {})
+    settings["edge"].setdefault("shots", load_yaml("shots/default"))
+    for key, val in (overrides or {}).items():
+        if isinstance(val, Mapping) and isinstance(settings.get(key), dict):
+            settings[key] = {**settings[key], **{k: v for k, v in val.items() if v is not None}}
+        elif val is not None:
+            settings[key] = val
+    return settings
+
+
+#: Ops onnxruntime's CPU provider only implements in float32: in a float64 graph they are
+#: wrapped in Cast nodes (computed in float32, the rest of the graph in float64).
+FLOAT32_ONLY_OPS: frozenset[str] = frozenset({"Erf"})
+
+
+def _float64_wrapper(model: torch.nn.Module) -> torch.nn.Module:
+    """float32 in -> ``model`` computed in float64 -> float32 out (a deep copy)."""
+    import copy
+
+    import torch
+
+    class Float64Student(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = copy.deepcopy(inner).double().eval()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(x.double()).float()
+
+    return Float64Student(model).eval()
+
+
+def _cast_float32_only_ops(data: bytes) -> bytes:
+    """Wrap :data:`FLOAT32_ONLY_OPS` nodes of a float64 graph in Cast(float)/Cast(double)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    m = onnx.load_from_string(data)
+    nodes = []
+    for k, node in enumerate(m.graph.node):
+        if node.op_type not in FLOAT32_ONLY_OPS:
+            nodes.append(node)
+            continue
+        ins = []
+        for j, name in enumerate(node.input):
+            cast = f"{name}__f32_{k}_{j}"
+            nodes.append(helper.make_node("Cast", [name], [cast], to=TensorProto.FLOAT))
+            ins.append(cast)
+        outs = []
+        for j, name in enumerate(node.output):
+            tmp = f"{name}__f32out_{k}_{j}"
+            outs.append((tmp, name))
+        new = helper.make_node(node.op_type, ins, [t for t, _ in outs], name=node.name,
+                               domain=node.domain)
+        new.attribute.extend(node.attribute)
+        nodes.append(new)
+        for tmp, name in outs:
+            nodes.append(helper.make_node("Cast", [tmp], [name], to=TensorProto.DOUBLE))
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    # Shape inference recorded float64 value_info for the wrapped outputs; drop stale entries.
+    del m.graph.value_info[:]
+    return m.SerializeToString()
+
+
+def onnx_bytes(
+    model: torch.nn.Module, n_features: int, opset: int, *, precision: str = "float64"
+) -> bytes:
+    """ONNX of ``model`` (input ``features`` (N, F) float32 -> ``vmaf`` (N,) float32).
+
+    ``precision="float64"`` computes the graph in float64 (see :func:`_float64_wrapper`), so
+    onnxruntime and torch agree to float32 rounding; ``"float32"`` exports the module as is.
+    """
+    import torch
+
+    if precision not in ("float32", "float64"):
+        raise VmafDistillError(f"export: precision must be float32 or float64, got {precision!r}")
+    module = _float64_wrapper(model) if precision == "float64" else model.eval()
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the legacy-exporter deprecation notice
+        torch.onnx.export(
+            module,
+            (torch.zeros(2, n_features, dtype=torch.float32),),
+            buf,
+            dynamo=False,
+            opset_version=int(opset),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "n"}, OUTPUT_NAME: {0: "n"}},
+            do_constant_folding=True,
+        )
+    data = buf.getvalue()
+    return _cast_float32_only_ops(data) if precision == "float64" else data
+
+
+def _torch_reference(model: torch.nn.Module, x: np.ndarray, precision: str) -> np.ndarray:
+    """What the exported graph computes, in torch: the module in ``precision``, float32 out."""
+    import torch
+
+    module = _float64_wrapper(model) if precision == "float64" else model.eval()
+    with torch.no_grad():
+        out = module(torch.from_numpy(np.array(x, dtype=np.float32)))
+    return out.detach().cpu().numpy().astype(np.float32).reshape(-1)
+
+
+def _ort_predict(data: bytes, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+    out = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    return np.asarray(out, dtype=np.float32).reshape(-1)
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for dist in ("vmafdistill", "torch", "onnx", "onnxruntime", "numpy"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def _ref_size(samples: pd.DataFrame, setting: Any) -> list[int]:
+    if setting:
+        w, h = (int(v) for v in setting)
+        return [w, h]
+    if {"ref_width", "ref_height"} <= set(samples.columns) and len(samples):
+        pair = samples[["ref_width", "ref_height"]].astype(int).value_counts().idxmax()
+        return [int(pair[0]), int(pair[1])]
+    raise VmafDistillError(
+        "export: cannot tell the reference size (no ref_width/ref_height columns); set "
+        "ref_size in conf/export.yaml or pass --ref-size"
+    )
+
+
+def _mae(pred: np.ndarray, y: np.ndarray) -> float:
+    ok = np.isfinite(y) & np.isfinite(pred)
+    return float(np.mean(np.abs(pred[ok].astype(np.float64) - y[ok]))) if ok.any() else math.nan
+
+
+def _try_int8(
+    data: bytes, x: np.ndarray, y: np.ndarray | None, fp32_pred: np.ndarray, policy: Mapping
+) -> tuple[bytes | None, dict[str, Any]]:
+    """Quantize dynamically; return (kept bytes or None, report)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    report: dict[str, Any] = {"tried": True, "kept": False,
+                              "max_mae_delta": float(policy.get("max_mae_delta", 0.1))}
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx")
+        src.write_bytes(data)
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # the quantizer's "consider pre-processing" notice
+        try:
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+        except Exception as exc:  # quantizer failures must not fail the fp32 export
+            report["reason"] = f"quantization failed: {exc}"
+            return None, report
+        finally:
+            root.setLevel(level)
+        q = dst.read_bytes()
+    report["size_bytes"] = len(q)
+    if len(q) >= len(data):
+        report["reason"] = f"not smaller ({len(q)} vs {len(data)} bytes unquantized)"
+        return None, report
+    try:
+        check_allowlist(q, name="int8 model")
+    except ModelError as exc:
+        report["reason"] = str(exc)
+        return None, report
+    q_pred = _ort_predict(q, x)
+    report["max_abs_change"] = float(np.nanmax(np.abs(q_pred - fp32_pred)))
+    if y is None:
+        report["reason"] = "no target column to measure the MAE change"
+        return None, report
+    mae32, mae8 = _mae(fp32_pred, y), _mae(q_pred, y)
+    report.update(mae_float=mae32, mae_int8=mae8, mae_delta=mae8 - mae32)
+    if abs(mae8 - mae32) <= report["max_mae_delta"]:
+        report["kept"] = True
+        return q, report
+    report["reason"] = f"MAE moved by {mae8 - mae32:+.3f} VMAF"
+    return None, report
+
+
+def export_onnx(
+    model: torch.nn.Module,
+    meta: Mapping[str, Any],
+    samples: pd.DataFrame,
+    out_path: str | os.PathLike[str],
+    *,
+    settings: Mapping[str, Any] | None = None,
+    allowlist: Any = None,
+    source: str | None = None,
+) -> dict[str, Any]:
+    """Export ``model`` to ``out_path`` (+ ``<stem>.card.json``); return the card.
+
+    Args:
+        model: raw features (N, F) float32 -> (N,) VMAF, standardisation inside.
+        meta: at least ``feature_names`` (or ``feature_set``); optionally ``feature_set_version``,
+            ``corpus`` {name, hash}, ``metrics``, ``conformal`` {alpha, q}, ``guard_thresholds``,
+            ``target``, ``student_cfg``, ``config``.
+        samples: corpus samples table holding every feature column (and the target for MAE);
+            every row is a parity case.
+        out_path: the ``.onnx`` file to write.
+        settings: ``conf/export.yaml`` as a dict (default: :func:`load_export_settings`).
+        allowlist: allowlist set or file (default: the repository's).
+        source: where the model came from (bundle path), recorded in the card.
+
+    Raises:
+        ModelError: checker failure, a foreign op, or a parity miss (nothing is written then).
+    """
+    import onnx
+
+    s = dict(settings) if settings is not None else load_export_settings()
+    opset = int(s.get("opset", 17))
+    tol = float(s.get("parity_tol", 1e-5))
+    names = list(meta.get("feature_names") or FEATURE_SETS[meta["feature_set"]])
+    fset = str(meta.get("feature_set") or "custom")
+    version = int(meta.get("feature_set_version", FEATURE_SET_VERSION))
+    if version != FEATURE_SET_VERSION:
+        raise ModelError(
+            f"export: the student was trained on feature-set version {version}, this "
+            f"vmafdistill computes {FEATURE_SET_VERSION}; retrain it"
+        )
+    missing = [c for c in names if c not in samples.columns]
+    if missing:
+        raise VmafDistillError(f"export: samples table lacks feature column(s) {missing}")
+    if len(samples) == 0:
+        raise VmafDistillError("export: the samples table is empty (nothing to check parity on)")
+
+    precision = str(s.get("precision", "float64"))
+    data = onnx_bytes(model, len(names), opset, precision=precision)
+    try:
+        onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
+    except Exception as exc:
+        raise ModelError(f"export: onnx.checker rejects the graph ({exc})") from None
+    ops = check_allowlist(data, allowlist, name="exported student")
+
+    x = samples[names].to_numpy(dtype=np.float32)
+    ref = _torch_reference(model, x, precision)
+    got = _ort_predict(data, x)
+    ref32 = _torch_reference(model, x, "float32")  # the module as trained, for the record
+    diff = np.abs(got.astype(np.float64) - ref.astype(np.float64))
+    both_nan = np.isnan(got) & np.isnan(ref)
+    diff[both_nan] = 0.0
+    worst = float(np.nanmax(np.where(np.isnan(diff), np.inf, diff)))
+    if not worst <= tol:
+        i = int(np.argmax(np.where(np.isnan(diff), np.inf, diff)))
+        sid = samples["sample_id"].iloc[i] if "sample_id" in samples.columns else i
+        raise ModelError(
+            f"export: onnxruntime and torch disagree by {worst:.3g} VMAF on sample {sid} "
+            f"(tolerance {tol:g})"
+        )
+
+    target = str(meta.get("target", "vmaf"))
+    y = samples[target].to_numpy(dtype=np.float64) if target in samples.columns else None
+    export_metrics: dict[str, Any] = {
+        "n_samples": len(samples),
+        "parity_max_abs": worst,
+        "parity_tol": tol,
+        "precision": precision,
+        "max_abs_vs_float32_torch": float(np.nanmax(np.abs(got.astype(np.float64) - ref32))),
+        "mae_vs_target": None if y is None else _mae(got, y),
+    }
+    int8_report: dict[str, Any] = {"tried": False, "kept": False}
+    policy = s.get("int8") or {}
+    final = data
+    if policy.get("enabled"):
+        q, int8_report = _try_int8(data, x, y, got, policy)
+        if q is not None:
+            final = q
+            ops = model_ops(q)
+    int8_report["unquantized_size_bytes"] = len(data)
+
+    tok = s.get("tokens") or {}
+    rules = merge_rules(DEFAULT_RULES, {"bands": tok.get("bands"), "issues": tok.get("issues")})
+    stat_cols = [c for c in tok.get("stat_features", []) if c in samples.columns]
+    token_stats = robust_stats({c: samples[c].to_numpy() for c in stat_cols},
+                               tok.get("log_features", []))
+    edge = dict(s.get("edge") or {})
+    corpus = dict(meta.get("corpus") or {})
+
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    tmp.write_bytes(final)
+    os.replace(tmp, out)
+    card: dict[str, Any] = {
+        "card_version": CARD_VERSION,
+        "model_file": out.name,
+        "sha256": sha256_file(out),
+        "size_bytes": out.stat().st_size,
+        "opset": model_opsets(final).get("", opset),
+        "precision": precision,
+        "ops": sorted(f"{d}:{o}" if d else o for d, o in ops),
+        "input": INPUT_NAME,
+        "output": OUTPUT_NAME,
+        "feature_set": fset,
+        "feature_names": names,
+        "feature_set_version": version,
+        "transforms": dict(meta.get("transforms") or {}),
+        "target": target,
+        "corpus": {"name": corpus.get("name"), "hash": corpus.get("hash")},
+        "metrics": dict(meta.get("metrics") or {}),
+        "export_metrics": export_metrics,
+        "conformal": dict(meta.get("conformal") or {"alpha": None, "q": None}),
+        "guard_thresholds": meta.get("guard_thresholds"),
+        "ref_size": _ref_size(samples, s.get("ref_size")),
+        "tokens": rules,
+        "token_stats": token_stats,
+        "edge": {
+            "frame_step": int(edge.get("frame_step", 1)),
+            "shot_pixel_step": int(edge.get("shot_pixel_step", 1)),
+            "shots": dict(edge.get("shots") or {}),
+        },
+        "int8": int8_report,
+        "student": meta.get("student_cfg"),
+        "source": source,
+        "versions": _versions(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_card(card_path_for(out), card)
+    return card
+
+
+def resolve_winner(path: str | os.PathLike[str]) -> Path:
+    """The ``student.pt`` a ``winner.json`` (or a directory holding one) points to."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "winner.json"
+    if not p.is_file():
+        raise VmafDistillError(
+            f"{p}: no winner.json (run `vmafdistill sweep-report SWEEP_DIR` first, or pass "
+            "--bundle PATH/student.pt)"
+        )
+    try:
+        win = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise VmafDistillError(f"{p}: corrupt winner.json ({exc})") from None
+    bundle = win.get("bundle") if isinstance(win, dict) else None
+    if not bundle:
+        raise VmafDistillError(f"{p}: winner.json has no 'bundle' entry")
+    b = Path(bundle)
+    if not b.is_absolute() and not b.is_file():
+        b = p.parent / b
+    if not b.is_file():
+        raise VmafDistillError(f"{p}: its bundle {bundle} does not exist")
+    return b
+
+
+def export_bundle(
+    bundle_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    *,
+    samples: pd.DataFrame | None = None,
+    corpus_dir: str | os.PathLike[str] | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """:func:`export_onnx` for a ``student.pt`` bundle, checked on its corpus's samples.
+
+    ``corpus_dir`` defaults to ``.cache/corpus/<meta corpus name>``; a corpus whose hash differs
+    from the bundle's is refused (the parity and metrics would describe other data).
+    """
+    from .students.bundle import load_bundle
+
+    model, meta = load_bundle(bundle_path)
+    if samples is None:
+        from .corpus.tables import load_samples, read_manifest
+
+        corpus = meta.get("corpus") or {}
+        cdir = Path(corpus_dir) if corpus_dir else Path(".cache/corpus") / str(corpus.get("name"))
+        manifest = read_manifest(cdir)
+        want, have = corpus.get("hash"), manifest.get("corpus_hash")
+        if want and have and want != have:
+            raise VmafDistillError(
+                f"{cdir}: corpus hash {have[:12]} differs from the student's {want[:12]}; pass "
+                "--corpus with the corpus it was trained on"
+            )
+        samples = load_samples(cdir)
+    return export_onnx(model, meta, samples, out_path, settings=settings,
+                       source=os.fspath(bundle_path))

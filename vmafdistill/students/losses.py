@@ -1,0 +1,216 @@
+"""Distillation losses: ``forward(pred (N,), target (N,)) -> scalar``, built from ``conf/loss``.
+
+* ``mse``: mean (p - y)^2.
+* ``huber``: mean Huber_delta(p - y).
+* ``temperature``: temperature-scaled distillation through soft quality classes: teacher and
+  student scores become Gaussian-kernel distributions over K bin centres spanning 0..100 and the
+  loss is tau^2 · KL(p_teacher || p_student) (+ alpha · Huber on the raw scores). ``tau`` is
+  fixed or learnable (a bounded log-tau parameter of the loss module).
+
+Every loss may add ``rank_weight`` · (1 - corr(pred, target)) over the batch, with ``corr`` the
+Pearson correlation (``rank_kind: plcc``) or the Pearson correlation of soft ranks
+(``rank_kind: soft_srocc``). Formulas: ``docs/students.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as nnf
+from torch import Tensor, nn
+
+from ..errors import VmafDistillError
+
+__all__ = [
+    "LOSS_NAMES",
+    "HuberLoss",
+    "MSELoss",
+    "TemperatureLoss",
+    "build_loss",
+    "pearson_corr",
+    "soft_rank",
+]
+
+LOSS_NAMES: tuple[str, ...] = ("mse", "huber", "temperature")
+_RANK_KINDS: tuple[str, ...] = ("plcc", "soft_srocc")
+
+
+def pearson_corr(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
+    """Differentiable Pearson correlation of two 1-D tensors (0 when either is constant)."""
+    a = a - a.mean()
+    b = b - b.mean()
+    return (a * b).sum() / (torch.sqrt((a * a).sum() * (b * b).sum()) + eps)
+
+
+def soft_rank(x: Tensor, scale: float) -> Tensor:
+    """Soft ranks r_i = sum_j sigmoid((x_i - x_j) / scale): rank - 0.5 as scale -> 0."""
+    return torch.sigmoid((x[:, None] - x[None, :]) / scale).sum(dim=1)
+
+
+class _DistillLoss(nn.Module):
+    """Base: the per-kind point loss plus the optional batch correlation term."""
+
+    def __init__(self, rank_weight: float = 0.0, rank_kind: str = "plcc",
+                 rank_scale: float = 1.0) -> None:
+        super().__init__()
+        if rank_kind not in _RANK_KINDS:
+            raise VmafDistillError(f"loss rank_kind: unknown {rank_kind!r}; known: {_RANK_KINDS}")
+        if rank_weight < 0 or not rank_scale > 0:
+            raise VmafDistillError("loss: rank_weight must be >= 0 and rank_scale > 0")
+        self.rank_weight = float(rank_weight)
+        self.rank_kind = rank_kind
+        self.rank_scale = float(rank_scale)
+
+    def point_loss(self, pred: Tensor, target: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def rank_term(self, pred: Tensor, target: Tensor) -> Tensor:
+        """1 - corr(pred, target) over the batch (0 for batches of fewer than 2)."""
+        if pred.numel() < 2:
+            return pred.sum() * 0.0
+        if self.rank_kind == "soft_srocc":
+            pred = soft_rank(pred, self.rank_scale)
+            target = soft_rank(target, self.rank_scale)
+        return 1.0 - pearson_corr(pred, target)
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Scalar loss of predictions ``pred`` (N,) against teacher scores ``target`` (N,)."""
+        if pred.shape != target.shape or pred.dim() != 1:
+            raise VmafDistillError(
+                f"loss: pred and target must both be (N,), got {tuple(pred.shape)} and "
+                f"{tuple(target.shape)}"
+            )
+        target = target.to(pred.dtype)
+        loss = self.point_loss(pred, target)
+        if self.rank_weight > 0:
+            loss = loss + self.rank_weight * self.rank_term(pred, target)
+        return loss
+
+
+class MSELoss(_DistillLoss):
+    """mean (pred - target)^2."""
+
+    def point_loss(self, pred: Tensor, target: Tensor) -> Tensor:
+        return nnf.mse_loss(pred, target)
+
+
+class HuberLoss(_DistillLoss):
+    """mean Huber_delta(pred - target): quadratic within ``delta`` VMAF points, linear beyond."""
+
+    def __init__(self, delta: float = 5.0, **kw: Any) -> None:
+        super().__init__(**kw)
+        if not delta > 0:
+            raise VmafDistillError(f"huber delta must be > 0, got {delta}")
+        self.delta = float(delta)
+
+    def point_loss(self, pred: Tensor, target: Tensor) -> Tensor:
+        return nnf.huber_loss(pred, target, delta=self.delta)
+
+
+class TemperatureLoss(_DistillLoss):
+    """Temperature-scaled distillation through soft quality classes.
+
+    With K bin centres c_k = linspace(lo, hi, K), spacing s and width sigma = tau·s, a score v
+    maps to q_k(v) = softmax_k(-(v - c_k)^2 / (2 sigma^2)). The loss is
+    tau^2 · mean_batch KL(q(target) || q(pred)) + alpha · Huber_delta(pred - target).
+
+    Its gradient in pred is tau^2 (E_q(pred)[c] - E_q(target)[c]) / sigma^2, which is linear in
+    the error inside the bin range and saturates (never vanishes) outside it. The tau^2 factor
+    makes that gradient independent of tau. ``learnable_tau`` makes log tau a parameter, bounded
+    to [log tau_min, log tau_max] by a sigmoid, because tau^2·KL falls as tau grows (a free tau
+    would flatten both distributions instead of fitting).
+    """
+
+    def __init__(
+        self,
+        tau: float = 1.0,
+        n_bins: int = 21,
+        lo: float = 0.0,
+        hi: float = 100.0,
+        alpha: float = 0.0,
+        delta: float = 5.0,
+        learnable_tau: bool = False,
+        tau_min: float = 0.25,
+        tau_max: float = 4.0,
+        **kw: Any,
+    ) -> None:
+        super().__init__(**kw)
+        if n_bins < 2 or not hi > lo:
+            raise VmafDistillError(f"temperature loss: need n_bins >= 2 and hi > lo, got "
+                                   f"{n_bins}, [{lo}, {hi}]")
+        bad_tau = not tau > 0 or (learnable_tau and not 0 < tau_min <= tau <= tau_max)
+        if bad_tau:
+            raise VmafDistillError(
+                f"temperature loss: need tau > 0 (and tau_min <= tau <= tau_max when learnable), "
+                f"got tau={tau}, [{tau_min}, {tau_max}]"
+            )
+        self.register_buffer("centres", torch.linspace(float(lo), float(hi), int(n_bins)))
+        self.spacing = (float(hi) - float(lo)) / (int(n_bins) - 1)
+        self.alpha, self.delta = float(alpha), float(delta)
+        self.learnable_tau = bool(learnable_tau)
+        self.log_tau_min, self.log_tau_max = math.log(tau_min), math.log(tau_max)
+        if self.learnable_tau:
+            # log tau = lmin + (lmax - lmin)·sigmoid(raw); raw initialised so tau == tau.
+            frac = (math.log(tau) - self.log_tau_min) / (self.log_tau_max - self.log_tau_min)
+            frac = min(max(frac, 1e-4), 1 - 1e-4)
+            self.raw_tau = nn.Parameter(torch.tensor(math.log(frac / (1 - frac))))
+        else:
+            self.register_buffer("fixed_log_tau", torch.tensor(math.log(tau)))
+
+    @property
+    def log_tau(self) -> Tensor:
+        """Current log tau (a differentiable function of ``raw_tau`` when learnable)."""
+        if self.learnable_tau:
+            span = self.log_tau_max - self.log_tau_min
+            return self.log_tau_min + span * torch.sigmoid(self.raw_tau)
+        return self.fixed_log_tau
+
+    @property
+    def tau(self) -> float:
+        """Current tau as a float (for logging)."""
+        return float(torch.exp(self.log_tau).detach())
+
+    def log_probs(self, v: Tensor, tau: Tensor) -> Tensor:
+        """(N, K) log q_k(v) for the given tau."""
+        sigma = tau * self.spacing
+        logits = -((v[:, None] - self.centres[None, :]) ** 2) / (2.0 * sigma**2)
+        return torch.log_softmax(logits, dim=1)
+
+    def point_loss(self, pred: Tensor, target: Tensor) -> Tensor:
+        tau = torch.exp(self.log_tau).to(pred.dtype)
+        log_t = self.log_probs(target, tau)
+        log_s = self.log_probs(pred, tau)
+        kl = nnf.kl_div(log_s, log_t, reduction="batchmean", log_target=True)
+        loss = tau**2 * kl
+        if self.alpha > 0:
+            loss = loss + self.alpha * nnf.huber_loss(pred, target, delta=self.delta)
+        return loss
+
+
+def build_loss(cfg: Mapping[str, Any]) -> nn.Module:
+    """Build the loss a ``conf/loss/<name>.yaml`` mapping describes (``name`` in LOSS_NAMES).
+
+    Common keys: ``rank_weight`` (default 0), ``rank_kind`` (``plcc`` | ``soft_srocc``),
+    ``rank_scale`` (soft-rank sigmoid scale, VMAF points). ``huber``: ``delta``.
+    ``temperature``: ``tau``, ``n_bins``, ``lo``, ``hi``, ``alpha``, ``delta``,
+    ``learnable_tau``, ``tau_min``, ``tau_max``. Learnable parameters are the module's.
+    """
+    kw = {k: v for k, v in dict(cfg).items() if v is not None}
+    name = kw.pop("name", None)
+    if name not in LOSS_NAMES:
+        raise VmafDistillError(f"loss config: unknown name {name!r}; known: {LOSS_NAMES}")
+    allowed = {"rank_weight", "rank_kind", "rank_scale"}
+    cls: type[_DistillLoss] = MSELoss
+    if name == "huber":
+        cls, allowed = HuberLoss, allowed | {"delta"}
+    elif name == "temperature":
+        cls = TemperatureLoss
+        allowed = allowed | {"tau", "n_bins", "lo", "hi", "alpha", "delta", "learnable_tau",
+                             "tau_min", "tau_max"}
+    unknown = sorted(set(kw) - allowed)
+    if unknown:
+        raise VmafDistillError(f"loss {name!r}: unknown key(s) {unknown}; known: {sorted(allowed)}")
+    return cls(**kw)
