@@ -1,0 +1,103 @@
+"""``vmafdistill finetune``: a student trained on corpus A adapts to corpus B's mapping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_train_app import FAST, run_train, synthetic_corpus
+
+from vmafdistill.features.registry import feature_set
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def source_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    corpus = synthetic_corpus(tmp_path_factory.mktemp("a"), n_sources=2, n_shots=8)
+    out = tmp_path_factory.mktemp("train")
+    assert run_train(corpus, out, "baselines=[]", "optim.max_epochs=200") == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus_b(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # a different teacher mapping: shifted and flatter in rate, other content
+    return synthetic_corpus(tmp_path_factory.mktemp("b"), n_sources=2, n_shots=8, seed=7,
+                            shift=-1.5, slope=0.6, name="other")
+
+
+def finetune(*argv: str) -> int:
+    from vmafdistill.cli import main
+
+    return main(["finetune", *FAST, *argv])
+
+
+def test_finetune_improves_heldout(source_run: Path, corpus_b: Path, tmp_path: Path) -> None:
+    from vmafdistill.evaluation.metrics import regression_metrics
+    from vmafdistill.students.bundle import load_bundle
+
+    assert finetune(f"ckpt={source_run / 'student.pt'}", f"corpus_dir={corpus_b}",
+                    f"hydra.run.dir={tmp_path}", "optim.lr=0.01") == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    held = pd.read_parquet(tmp_path / "heldout.parquet")
+    samples = pd.read_parquet(corpus_b / "tables" / "samples.parquet")
+    # held-out rows are whole shots absent from the fine-tuning rows (hash split of shot_id)
+    from vmafdistill.evaluation.splits import make_splits
+
+    (_tr, te), = make_splits(samples, {"name": "hash_split", "key": "shot_id",
+                                       "test_fraction": 0.2})
+    assert sorted(held["sample_id"]) == sorted(samples["sample_id"].to_numpy()[te])
+    # before = the original bundle's predictions, recomputed here
+    original, _ = load_bundle(source_run / "student.pt")
+    names = feature_set("scalefree")
+    idx = samples.set_index("sample_id").loc[held["sample_id"]]
+    with torch.no_grad():
+        before = original(torch.tensor(idx[names].to_numpy(np.float32))).numpy()
+    np.testing.assert_allclose(held["pred_before"], before, rtol=1e-5, atol=1e-4)
+    ref = regression_metrics(held["vmaf"], held["pred_before"])
+    assert m["before"]["heldout"]["mae"] == pytest.approx(ref["mae"])
+    # fine-tuning on B's training shots fits B's mapping much better on B's held-out shots
+    assert m["after"]["heldout"]["mae"] < 0.6 * m["before"]["heldout"]["mae"]
+    assert m["after"]["heldout"]["mae"] == pytest.approx(
+        regression_metrics(held["vmaf"], held["pred"])["mae"])
+    # the new bundle keeps the original scaler and records its origin
+    tuned, meta = load_bundle(tmp_path / "student.pt")
+    assert torch.equal(tuned.mean, original.mean) and torch.equal(tuned.std, original.std)
+    assert meta["corpus"]["name"] == "other"
+    assert meta["finetuned_from"]["bundle"] == str(source_run / "student.pt")
+
+
+def test_finetune_freeze(source_run: Path, corpus_b: Path, tmp_path: Path) -> None:
+    from vmafdistill.students.bundle import load_bundle
+
+    assert finetune(f"ckpt={source_run / 'student.pt'}", f"corpus_dir={corpus_b}",
+                    f"hydra.run.dir={tmp_path}", "freeze=[gate,body.0]",
+                    "optim.max_epochs=20") == 0
+    original, _ = load_bundle(source_run / "student.pt")
+    tuned, _ = load_bundle(tmp_path / "student.pt")
+    before, after = dict(original.named_parameters()), dict(tuned.named_parameters())
+    for name in before:
+        same = torch.equal(before[name], after[name])
+        frozen = name.startswith(("student.gate", "student.body.0."))
+        assert same == frozen, name
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(m["trained_parameters"]) == {n for n in before if not n.startswith(
+        ("student.gate", "student.body.0."))}
+
+
+def test_finetune_errors(source_run: Path, corpus_b: Path, tmp_path: Path,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert finetune(f"corpus_dir={corpus_b}", f"hydra.run.dir={tmp_path}") == 2
+    assert "ckpt=PATH is required" in capsys.readouterr().err
+    assert finetune(f"ckpt={tmp_path / 'nope.pt'}", f"corpus_dir={corpus_b}",
+                    f"hydra.run.dir={tmp_path}") == 2
+    assert "nope.pt" in capsys.readouterr().err
+    assert finetune(f"ckpt={source_run / 'student.pt'}", f"corpus_dir={corpus_b}",
+                    f"hydra.run.dir={tmp_path}", "freeze=[nothing.here]") == 2
+    err = capsys.readouterr().err
+    assert "nothing.here" in err and "student.body.0.weight" in err

@@ -1,0 +1,274 @@
+"""The training app end to end on small synthetic corpora (Hydra -> Lightning -> bundle).
+
+``synthetic_corpus`` writes a corpus directory in the corpus writer's format with a known smooth
+relation between the scale-free features and the VMAF target; the other training tests import
+it from here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from vmafdistill.corpus.schema import SCHEMA_VERSION
+from vmafdistill.corpus.tables import atomic_write_json, write_table
+from vmafdistill.errors import VmafDistillError
+from vmafdistill.features.registry import CODECS, PIXEL_FEATURES, feature_set
+
+torch.set_num_threads(1)
+
+#: Overrides that keep a test run small and quiet.
+FAST = [
+    "trainer.enable_progress_bar=false",
+    "trainer.checkpoint_final=false",
+    "optim.max_epochs=150",
+    "optim.lr=0.01",
+    "summary=false",
+]
+
+
+def truth(log_bpp: np.ndarray, scale_ratio: np.ndarray, si: np.ndarray, shift: float = 0.0,
+          slope: float = 1.0) -> np.ndarray:
+    """The synthetic teacher: a smooth, monotone-in-rate VMAF surface (0..100)."""
+    z = slope * 1.6 * (log_bpp + 3.0) - 0.9 * (scale_ratio - 2.0) - 0.6 * si + shift
+    return 100.0 / (1.0 + np.exp(-z))
+
+
+def make_samples(
+    n_sources: int = 2, n_shots: int = 8, seed: int = 0, noise: float = 0.5,
+    shift: float = 0.0, slope: float = 1.0, name: str = "synthetic",
+) -> pd.DataFrame:
+    """A samples table: n_sources x n_shots shots x 8 variants (2 codecs x 2 heights x 2 crf)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(n_sources):
+        source = f"{name}{s}"
+        for k in range(n_shots):
+            shot = f"{source}/s{k:03d}"
+            complexity = rng.normal()
+            pix = {f: rng.normal(1.0, 0.3) for f in PIXEL_FEATURES}
+            pix["spatial_info"] = complexity
+            pix["blockiness"] = float(rng.lognormal(2.0, 1.5))
+            for codec in ("h264", "h265"):
+                for height in (180, 360):
+                    for crf in (26, 38):
+                        bpp = math.exp(-1.5 - 0.12 * (crf - 26) - 0.5 * complexity
+                                       + (0.3 if codec == "h265" else 0.0)
+                                       + rng.normal(0, 0.1))
+                        width = height * 16 // 9
+                        kbps = bpp * width * height * 25 / 1000
+                        row = {
+                            "sample_id": f"{shot}/{codec}_{height}_crf{crf}",
+                            "source_id": source, "shot_id": shot, "scene_id": shot,
+                            "variant_id": f"{codec}_{width}x{height}_crf{crf}",
+                            "codec": codec, "width": width, "height": height, "crf": crf,
+                            "preset": "medium", "ref_width": 1280, "ref_height": 720,
+                            "fps": 25.0, "bitrate_kbps": kbps, "bits_per_pixel": bpp,
+                            "log_bitrate": math.log(kbps), "log_bpp": math.log(bpp),
+                            "scale_ratio": 720 / height,
+                            **{f"codec_{c}": float(c == codec) for c in CODECS},
+                            **pix, "schema_version": SCHEMA_VERSION,
+                        }
+                        rows.append(row)
+    df = pd.DataFrame(rows)
+    clean = truth(df["log_bpp"].to_numpy(), df["scale_ratio"].to_numpy(),
+                  df["spatial_info"].to_numpy(), shift, slope)
+    df["vmaf"] = np.clip(clean + rng.normal(0, noise, len(df)), 0, 100)
+    df["vmaf_min"] = df["vmaf"] - 3
+    df["vmaf_hmean"] = df["vmaf"] - 1
+    return df
+
+
+def synthetic_corpus(path: Path, **kw: object) -> Path:
+    """Write ``make_samples(**kw)`` as a built corpus at ``path`` (tables/ + corpus.json)."""
+    df = make_samples(**kw)  # type: ignore[arg-type]
+    write_table(df, path / "tables" / "samples.parquet")
+    name = str(kw.get("name", "synthetic"))
+    atomic_write_json(path / "corpus.json", {
+        "name": name, "schema_version": SCHEMA_VERSION,
+        "corpus_hash": f"{name}-{kw.get('seed', 0)}-{kw.get('shift', 0.0)}",
+        "counts": {"samples": len(df)}, "failures": [],
+    })
+    return path
+
+
+def run_train(corpus: Path, out: Path, *overrides: str) -> int:
+    """``vmafdistill train`` on ``corpus`` with its run dir at ``out``."""
+    from vmafdistill.cli import main
+
+    return main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={out}", *FAST, *overrides])
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synthetic_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="module")
+def trained(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    assert run_train(corpus, out, "baselines=[gbdt50,linear]") == 0
+    return out
+
+
+def test_run_writes_outputs_and_honest_metrics(trained: Path, corpus: Path) -> None:
+    from vmafdistill.evaluation.metrics import regression_metrics
+
+    metrics = json.loads((trained / "metrics.json").read_text())
+    oof = pd.read_parquet(trained / "oof.parquet")
+    samples = pd.read_parquet(corpus / "tables" / "samples.parquet")
+    # every sample predicted exactly once, by the fold that held it out
+    assert sorted(oof["sample_id"]) == sorted(samples["sample_id"])
+    assert metrics["n_folds"] == 5 and oof["fold"].nunique() == 5
+    for _, part in oof.groupby("fold"):  # a shot never spans two folds
+        others = oof[oof["fold"] != part["fold"].iloc[0]]
+        assert not set(part["shot_id"]) & set(others["shot_id"])
+    # the recorded metrics are the OOF predictions' metrics
+    ref = regression_metrics(oof["vmaf"], oof["pred"])
+    assert metrics["oof"]["mae"] == pytest.approx(ref["mae"], rel=1e-9)
+    assert metrics["oof"]["plcc"] == pytest.approx(ref["plcc"], rel=1e-9)
+    y = samples.set_index("sample_id").loc[oof["sample_id"], "vmaf"].to_numpy()
+    np.testing.assert_allclose(oof["vmaf"], y, rtol=1e-6)
+    # the student learns the smooth surface: far better than predicting the mean
+    mean_mae = float(np.abs(y - y.mean()).mean())
+    assert metrics["oof"]["mae"] < 0.35 * mean_mae
+    assert metrics["oof"]["plcc"] > 0.95
+    fold_plcc = [f["plcc"] for f in metrics["folds"]]
+    assert metrics["fold_plcc_std"] == pytest.approx(float(np.std(fold_plcc)), rel=1e-9)
+    # baselines on the same folds
+    assert set(metrics["baselines"]) == {"gbdt50", "linear"}
+    base = pd.read_parquet(metrics["baseline_cache"])
+    assert set(base["fold"]) == set(oof["fold"])
+    merged = base[base["model"] == "gbdt50"].merge(oof, on="sample_id", suffixes=("_b", ""))
+    assert (merged["fold_b"] == merged["fold"]).all()
+    # conformal: intervals pred +- q_fold, coverage measured on the held-out folds
+    width = (oof["hi"] - oof["lo"]) / 2
+    q_by_fold = {f["fold"]: f["q"] for f in metrics["folds"]}
+    np.testing.assert_allclose(width, oof["fold"].map(q_by_fold), rtol=1e-9)
+    cov = float(((oof["lo"] <= oof["vmaf"]) & (oof["vmaf"] <= oof["hi"])).mean())
+    assert metrics["conformal"]["coverage"] == pytest.approx(cov)
+    assert metrics["conformal"]["nominal"] == pytest.approx(0.9)
+    assert metrics["stratified"]["codec"].keys() == {"h264", "h265"}
+    assert metrics["objective"] == metrics["oof"]["mae"]
+
+
+def test_bundle_reproduces_final_model(trained: Path, corpus: Path) -> None:
+    from vmafdistill.evaluation.conformal import conformal_quantile
+    from vmafdistill.students.bundle import load_bundle
+
+    model, meta = load_bundle(trained / "student.pt")
+    names = feature_set("scalefree")
+    assert meta["feature_names"] == names and meta["feature_set"] == "scalefree"
+    assert meta["corpus"]["name"] == "synthetic"
+    samples = pd.read_parquet(corpus / "tables" / "samples.parquet")
+    with torch.no_grad():
+        pred = model(torch.tensor(samples[names].to_numpy(np.float32))).numpy()
+    # fitted on every row: in-sample error well under the OOF error
+    assert np.abs(pred - samples["vmaf"].to_numpy()).mean() < 5.0
+    # conformal q of the final model = quantile of the pooled OOF residuals
+    oof = pd.read_parquet(trained / "oof.parquet")
+    q = conformal_quantile(np.abs(oof["vmaf"] - oof["pred"]), meta["conformal"]["alpha"])
+    assert meta["conformal"]["q"] == pytest.approx(q)
+    # the scaler was fitted on the (transformed) training features
+    from vmafdistill.students.models import fit_scaler
+
+    mean, std = fit_scaler(samples[names].to_numpy(), names)
+    np.testing.assert_allclose(model.mean.numpy(), mean, rtol=1e-5)
+    np.testing.assert_allclose(model.std.numpy(), std, rtol=1e-5)
+    assert (trained / ".hydra" / "config.yaml").is_file()
+    assert (trained / "logs" / "fold0" / "metrics.csv").is_file()
+
+
+def test_deterministic(corpus: Path, trained: Path, tmp_path: Path) -> None:
+    assert run_train(corpus, tmp_path, "baselines=[gbdt50,linear]") == 0
+    a = pd.read_parquet(trained / "oof.parquet")
+    b = pd.read_parquet(tmp_path / "oof.parquet")
+    np.testing.assert_array_equal(a["pred"].to_numpy(), b["pred"].to_numpy())
+    # baselines came from the cache the first run wrote
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["baseline_cache"] == json.loads((trained / "metrics.json").read_text())[
+        "baseline_cache"]
+
+
+def test_bad_inputs_are_one_line_errors(corpus: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from vmafdistill.cli import main
+
+    assert main(["train", f"corpus_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'r'}"]) == 2
+    assert "not a built corpus" in capsys.readouterr().err
+    bad = synthetic_corpus(tmp_path / "bad")
+    df = pd.read_parquet(bad / "tables" / "samples.parquet").drop(columns=["log_bpp"])
+    write_table(df, bad / "tables" / "samples.parquet")
+    assert run_train(bad, tmp_path / "r2") == 2
+    err = capsys.readouterr().err
+    assert "log_bpp" in err and "samples.parquet" in err
+
+
+def test_select_features_policies() -> None:
+    from vmafdistill.students.datamodule import select_features
+
+    df = make_samples(n_sources=1, n_shots=2)
+    names = feature_set("scalefree")
+    df.loc[0, "temporal_diff"] = np.nan  # NaN features are kept (imputed in the model)
+    x, _, keep = select_features(df, names)
+    assert keep.all() and np.isnan(x[0, names.index("temporal_diff")])
+    df.loc[1, "vmaf"] = np.nan
+    with pytest.raises(VmafDistillError, match="vmaf"):
+        select_features(df, names)
+    x, y, keep = select_features(df, names, nan_policy="drop")
+    assert len(y) == len(df) - 1 and not keep[1]
+    df.loc[2, "blockiness"] = np.inf
+    with pytest.raises(VmafDistillError, match="blockiness"):
+        select_features(df, names, nan_policy="drop")
+
+
+def test_tensor_batches_shard_and_cover() -> None:
+    from vmafdistill.students.datamodule import TensorBatches
+
+    x = torch.arange(10, dtype=torch.float32)[:, None]
+    y = torch.arange(10, dtype=torch.float32)
+    shards = [TensorBatches(x, y, 2, shuffle=True, seed=3, rank=r, world_size=3) for r in range(3)]
+    seen = [torch.cat([b[1] for b in s]) for s in shards]
+    assert {len(s) for s in shards} == {2}  # ceil(ceil(10 / 3) / 2) batches on every rank
+    assert {len(v) for v in seen} == {4}  # equal shares (padded by wrap-around)
+    assert set(torch.cat(seen).tolist()) == set(range(10))
+    again = torch.cat([b[1] for b in shards[0]])  # a new epoch reshuffles
+    assert not torch.equal(again, seen[0]) or len(again) < 2
+
+
+def test_inner_group_split() -> None:
+    from vmafdistill.students.train import inner_group_split
+
+    groups = np.repeat([f"g{i}" for i in range(10)], 3)
+    fit, cal = inner_group_split(groups, 0.2, seed=1)
+    assert len(cal) == 6 and len(fit) == 24
+    assert not set(groups[fit]) & set(groups[cal])
+    fit, cal = inner_group_split(np.array(["a", "a"]), 0.2, seed=1)
+    assert len(cal) == 0 and len(fit) == 2
+
+
+def test_wandb_missing_is_a_clear_error(corpus: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("wandb is installed")
+    assert run_train(corpus, tmp_path, "logger=wandb") == 2
+    assert "pip install wandb" in capsys.readouterr().err
+
+
+def test_loss_config_drops_sweep_only_keys() -> None:
+    from vmafdistill.students.losses import TemperatureLoss, build_loss
+    from vmafdistill.students.train import loss_config
+
+    assert "tau" not in loss_config({"name": "huber", "delta": 5.0, "tau": 2.0})
+    loss = build_loss(loss_config({"name": "temperature", "tau": 2.0}))
+    assert isinstance(loss, TemperatureLoss) and loss.tau == pytest.approx(2.0)

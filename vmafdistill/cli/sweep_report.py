@@ -1,0 +1,37 @@
+"""``vmafdistill sweep-report DIR``: compare the runs of a training sweep and name the winner."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``sweep-report`` subcommand."""
+    p = sub.add_parser(
+        "sweep-report",
+        help="summarise a training sweep (report.md/.csv, plots) and pick the winner",
+        description=(
+            "Collect every run's metrics.json under DIR (a `vmafdistill train -m` multirun "
+            "directory), write DIR/report.md, DIR/report.csv, DIR/winner.json and plots "
+            "(mae_by_run.png, pred_vs_teacher.png, guard_pr.png). Winner: the lowest mean "
+            "out-of-fold MAE among runs whose fold-to-fold PLCC std is at most the median."
+        ),
+    )
+    p.add_argument("dir", metavar="DIR", help="sweep directory (searched recursively)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the report and print the winner."""
+    from pathlib import Path
+
+    from ..students.report import write_report
+
+    winner = write_report(Path(args.dir))
+    oof = winner["metrics"]["oof"] or {}
+    print(f"{winner['n_runs']} runs; winner {winner['run']} "
+          f"({' '.join(winner['overrides']) or 'no overrides'}): "
+          f"MAE {oof.get('mae', float('nan')):.3f}, PLCC {oof.get('plcc', float('nan')):.3f}")
+    print(f"bundle: {winner['bundle']}")
+    print(f"report: {Path(args.dir) / 'report.md'}")
+    return 0

@@ -1,0 +1,184 @@
+"""``vmafdistill finetune ckpt=PATH``: adapt a trained student to a new corpus.
+
+Protocol: the new corpus is split by the ``cv`` group (default: a hash split of shots). Per
+fold, the original student is evaluated on the held-out rows (*before*), fine-tuned from its
+weights on the fold's training rows (lower learning rate, its input scaler kept, optional
+frozen parameters) and evaluated on the same held-out rows (*after*). The final fine-tuned
+student is trained on every row of the new corpus and saved as ``student.pt``, with the
+conformal half width of the pooled held-out residuals after fine-tuning.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import VmafDistillError
+
+
+def resolve_ckpt(ckpt: str | Path) -> Path:
+    """The bundle path of ``ckpt``: a ``student.pt`` or a sweep's ``winner.json``."""
+    path = Path(str(ckpt)).expanduser()
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise VmafDistillError(f"{path}: no such file")
+        try:
+            bundle = json.loads(path.read_text())["bundle"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise VmafDistillError(f"{path}: not a winner.json with a 'bundle' ({exc})") from None
+        path = Path(bundle)
+    if not path.is_file():
+        raise VmafDistillError(f"ckpt {path}: no such student bundle")
+    return path
+
+
+def _prefixes(freeze: Any) -> list[str]:
+    if freeze is None:
+        return []
+    if isinstance(freeze, str):
+        return [p.strip() for p in freeze.split(",") if p.strip()]
+    return [str(p) for p in freeze]
+
+
+def _eval(y: np.ndarray, pred: np.ndarray, thresholds: Sequence[float]) -> dict[str, Any]:
+    from ..evaluation.metrics import guard_metrics, regression_metrics
+
+    return {**regression_metrics(y, pred), "guard": guard_metrics(y, pred, list(thresholds))}
+
+
+def finetune(
+    cfg: Mapping[str, Any], run_dir: Path, overrides: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Run the fine-tuning protocol; writes ``metrics.json`` and ``student.pt`` into ``run_dir``.
+
+    Returns the metrics; ``objective`` is the held-out MAE after fine-tuning.
+    """
+    import pandas as pd
+    import torch
+
+    from ..corpus.tables import atomic_write_json, load_samples, read_manifest, write_table
+    from ..evaluation.conformal import conformal_quantile
+    from ..evaluation.splits import make_splits
+    from .bundle import load_bundle, save_bundle
+    from .datamodule import select_features
+    from .lit_module import freeze_parameters
+    from .train import _finite, _quiet_lightning, fit_student, predict, resolve_corpus, to_dict
+
+    t0 = time.perf_counter()
+    torch.set_num_threads(int(cfg.get("num_threads", 1) or 1))
+    _quiet_lightning()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    plain: dict[str, Any] = to_dict(cfg)
+    target = plain.get("target", "vmaf")
+    thresholds = list(plain.get("guard_thresholds") or [])
+    alpha = float((plain.get("conformal") or {}).get("alpha", 0.1))
+    frozen = _prefixes(plain.get("freeze"))
+
+    if plain.get("ckpt") in (None, "", "???"):
+        raise VmafDistillError("ckpt=PATH is required (a student.pt or a sweep's winner.json)")
+    bundle_path = resolve_ckpt(plain["ckpt"])
+    original, meta = load_bundle(bundle_path)
+    try:
+        freeze_parameters(copy.deepcopy(original), frozen)
+    except ValueError as exc:
+        raise VmafDistillError(f"freeze: {exc}") from None
+    names = list(meta["feature_names"])
+    plain["student"] = meta["student_cfg"]
+
+    corpus_dir = resolve_corpus(cfg)  # type: ignore[arg-type]
+    manifest = read_manifest(corpus_dir)
+    samples_all = load_samples(corpus_dir)
+    x, y, keep = select_features(
+        samples_all, names, target, nan_policy=plain.get("nan_policy", "error"),
+        where=str(corpus_dir / "tables" / "samples.parquet"),
+    )
+    samples = samples_all.loc[keep].reset_index(drop=True)
+    splits = make_splits(samples, plain["cv"])
+
+    parts = []
+    for k, (tr, te) in enumerate(splits):
+        tuned, _ = fit_student(plain, x, y, names, tr, te, run_dir, f"fold{k}",
+                               init=copy.deepcopy(original), frozen=frozen)
+        parts.append(pd.DataFrame({
+            "sample_id": samples["sample_id"].to_numpy()[te], "fold": k,
+            "pred_before": predict(original, x[te]), "pred": predict(tuned, x[te]),
+            target: y[te].astype(float),
+        }))
+    held = pd.concat(parts, ignore_index=True)
+    write_table(held, run_dir / "heldout.parquet")
+    yh = held[target].to_numpy(float)
+    before = _eval(yh, held["pred_before"].to_numpy(float), thresholds)
+    after = _eval(yh, held["pred"].to_numpy(float), thresholds)
+    q = float(conformal_quantile(np.abs(yh - held["pred"].to_numpy(float)), alpha))
+
+    final, _ = fit_student(plain, x, y, names, np.arange(len(y)), None, run_dir, "final",
+                           init=copy.deepcopy(original), frozen=frozen,
+                           checkpoint=bool(plain["trainer"].get("checkpoint_final", False)))
+    changed = [n for n, p in final.named_parameters()
+               if not torch.equal(p.detach(), dict(original.named_parameters())[n].detach())]
+    metrics: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "overrides": list(overrides),
+        "ckpt": str(bundle_path),
+        "student": meta["student_cfg"].get("name"),
+        "loss": plain["loss"].get("name"),
+        "features": meta.get("feature_set"),
+        "source_corpus": meta.get("corpus"),
+        "corpus": {"name": manifest.get("name"), "hash": manifest.get("corpus_hash"),
+                   "dir": str(corpus_dir)},
+        "cv": plain["cv"],
+        "n_samples": len(samples),
+        "n_heldout": len(held),
+        "n_folds": len(splits),
+        "freeze": frozen,
+        "trained_parameters": changed,
+        "before": {"heldout": before, "all": _eval(y, predict(original, x), thresholds)},
+        "after": {"heldout": after},
+        "conformal": {"alpha": alpha, "q": q, "source": "pooled held-out residuals after"},
+        "bundle": str(run_dir / "student.pt"),
+    }
+    new_meta = dict(meta)
+    for key in ("student_cfg", "feature_names", "transforms"):
+        new_meta.pop(key, None)
+    new_meta.update(
+        corpus={"name": manifest.get("name"), "hash": manifest.get("corpus_hash")},
+        finetuned_from={"bundle": str(bundle_path), "corpus": meta.get("corpus")},
+        metrics=_finite({"heldout_before": before, "heldout_after": after}),
+        conformal={"alpha": alpha, "q": q},
+        guard_thresholds=thresholds,
+        target=target,
+        config=_finite(plain),
+    )
+    save_bundle(run_dir / "student.pt", final, meta["student_cfg"], new_meta)
+    metrics["objective"] = after["mae"]
+    metrics["wall_time_s"] = time.perf_counter() - t0
+    atomic_write_json(run_dir / "metrics.json", _finite(metrics))
+    if plain.get("summary", True):
+        print(f"held-out ({len(held)} rows of {manifest.get('name')}): "
+              f"MAE {before['mae']:.3f} -> {after['mae']:.3f}, "
+              f"PLCC {before['plcc']:.3f} -> {after['plcc']:.3f}; "
+              f"bundle {run_dir / 'student.pt'}", flush=True)
+    return metrics
+
+
+def _job(cfg: Any, run_dir: Path, overrides: list[str]) -> float:
+    return float(finetune(cfg, run_dir, overrides)["objective"])
+
+
+def main(argv: list[str]) -> int:
+    """``vmafdistill finetune ckpt=PATH [overrides...]``: returns the exit status."""
+    from .app import run_hydra
+
+    return run_hydra("finetune", "finetune", _job, list(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,279 @@
+"""Sweep report: every run's ``metrics.json`` under a directory -> table, plots, the winner.
+
+Winner rule (:data:`WINNER_RULE`): among runs whose fold-to-fold PLCC standard deviation is at
+most the median of that spread across runs (stable runs), the lowest mean out-of-fold MAE wins;
+ties go to the lexicographically first run directory. Runs whose spread is undefined (one fold)
+are eligible only when no run has a defined spread.
+
+Outputs in the directory: ``report.md``, ``report.csv``, ``winner.json`` (what ``export``
+reads), ``mae_by_run.png``, ``pred_vs_teacher.png``, ``guard_pr.png``. Torch-free.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import VmafDistillError
+
+WINNER_RULE = (
+    "lowest mean out-of-fold MAE among runs whose fold-to-fold PLCC std is <= the median "
+    "fold PLCC std across runs (ties: first run directory)"
+)
+
+#: Report outputs, relative to the sweep directory.
+OUTPUTS: tuple[str, ...] = (
+    "report.md", "report.csv", "winner.json", "mae_by_run.png", "pred_vs_teacher.png",
+    "guard_pr.png",
+)
+
+
+def _num(value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return out
+
+
+def collect_runs(root: str | Path) -> list[dict[str, Any]]:
+    """Every run's metrics under ``root`` (``**/metrics.json``), each with ``_dir`` (its run dir).
+
+    Unreadable files raise :class:`VmafDistillError` naming them; no run at all, too.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise VmafDistillError(f"{root}: not a directory")
+    runs = []
+    for path in sorted(root.rglob("metrics.json")):
+        if any(part.startswith(".") for part in path.relative_to(root).parts[:-1]):
+            continue  # .hydra/ etc.
+        try:
+            metrics = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise VmafDistillError(f"{path}: unreadable metrics ({exc})") from None
+        if not isinstance(metrics, dict) or "oof" not in metrics:
+            continue  # not a training run's metrics (e.g. a finetune's)
+        metrics["_dir"] = path.parent
+        runs.append(metrics)
+    if not runs:
+        raise VmafDistillError(f"{root}: no training run (no metrics.json with 'oof') found")
+    return runs
+
+
+def report_table(runs: Sequence[dict[str, Any]], root: str | Path) -> pd.DataFrame:
+    """One row per run: run dir, overrides, student/loss, OOF metrics, guard F1s, coverage."""
+    root = Path(root)
+    rows = []
+    for m in runs:
+        oof = m.get("oof") or {}
+        row: dict[str, Any] = {
+            "run": str(Path(m["_dir"]).resolve().relative_to(root.resolve()))
+            if Path(m["_dir"]).resolve().is_relative_to(root.resolve()) else str(m["_dir"]),
+            "overrides": " ".join(m.get("overrides") or []),
+            "student": m.get("student"),
+            "loss": m.get("loss"),
+            "features": m.get("features"),
+            "n": oof.get("n"),
+            "mae": _num(oof.get("mae")),
+            "rmse": _num(oof.get("rmse")),
+            "plcc": _num(oof.get("plcc")),
+            "srocc": _num(oof.get("srocc")),
+            "fold_plcc_std": _num(m.get("fold_plcc_std")),
+        }
+        for thr, g in (m.get("guard") or {}).items():
+            row[f"f1_{thr}"] = _num(g.get("f1"))
+        conf = m.get("conformal") or {}
+        row["coverage"] = _num(conf.get("coverage"))
+        row["nominal"] = _num(conf.get("nominal"))
+        base = (m.get("baselines") or {}).get("gbdt50") or {}
+        row["gbdt50_mae"] = _num((base.get("oof") or {}).get("mae"))
+        row["wall_time_s"] = _num(m.get("wall_time_s"))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table.insert(2, "varying", varying_overrides(table["overrides"].tolist()))
+    return table
+
+
+def _common(overrides: Sequence[str]) -> set[str]:
+    tokens = [set(o.split()) for o in overrides]
+    return set.intersection(*tokens) if tokens else set()
+
+
+def varying_overrides(overrides: Sequence[str]) -> list[str]:
+    """Each run's overrides less those every run shares (the sweep's axes), space-joined."""
+    tokens = [o.split() for o in overrides]
+    common = _common(overrides)
+    return [" ".join(t for t in toks if t not in common) for toks in tokens]
+
+
+def pick_winner(table: pd.DataFrame) -> tuple[int, pd.Series]:
+    """Index of the winning row by :data:`WINNER_RULE`, and the eligibility mask."""
+    spread = table["fold_plcc_std"].astype(float)
+    mae = table["mae"].astype(float)
+    if spread.notna().any():
+        eligible = spread <= float(np.nanmedian(spread))
+    else:
+        eligible = pd.Series(True, index=table.index)
+    eligible &= mae.notna()
+    if not eligible.any():
+        raise VmafDistillError("sweep report: no run with a finite MAE")
+    cand = table[eligible].sort_values(["mae", "run"], kind="mergesort")
+    return int(cand.index[0]), eligible
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "-" if math.isnan(v) else f"{v:.3f}"
+    return str(v)
+
+
+def _markdown(table: pd.DataFrame, cols: Sequence[str]) -> str:
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in table.iterrows():
+        lines.append("| " + " | ".join(_fmt(row[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def _plots(root: Path, table: pd.DataFrame, win: int, eligible: pd.Series,
+           winner_oof: pd.DataFrame | None, thresholds: Sequence[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    # MAE per run (sorted), unstable runs grey, the winner highlighted, GBDT(50) reference
+    order = table.sort_values("mae", na_position="last")
+    fig, ax = plt.subplots(figsize=(8, max(2.5, 0.3 * len(order) + 1)))
+    colours = ["tab:red" if i == win else ("tab:blue" if eligible[i] else "0.7")
+               for i in order.index]
+    labels = [(r.varying or r.run)[:60] for r in order.itertuples()]
+    ax.barh(range(len(order)), order["mae"].fillna(0), color=colours)
+    ax.set_yticks(range(len(order)), labels, fontsize=7)
+    ax.invert_yaxis()
+    gbdt = table["gbdt50_mae"].dropna()
+    if len(gbdt):
+        ax.axvline(float(gbdt.iloc[0]), color="k", ls="--", lw=1, label="GBDT(50) same folds")
+        ax.legend(fontsize=7, loc="lower right")
+    ax.set_xlabel("mean OOF MAE (VMAF points)")
+    ax.set_title("red: winner; grey: fold PLCC std above the median", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(root / "mae_by_run.png", dpi=110)
+    plt.close(fig)
+
+    # winner's OOF predictions against the teacher
+    fig, ax = plt.subplots(figsize=(5, 5))
+    if winner_oof is not None and len(winner_oof):
+        groups = winner_oof.groupby("codec") if "codec" in winner_oof else [("all", winner_oof)]
+        for name, part in groups:
+            ax.scatter(part["vmaf"], part["pred"], s=10, alpha=0.7, label=str(name))
+        ax.legend(fontsize=7)
+    ax.plot([0, 100], [0, 100], color="k", lw=1)
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("teacher VMAF")
+    ax.set_ylabel("student VMAF (out of fold)")
+    ax.set_title(f"winner: {(table.loc[win, 'varying'] or table.loc[win, 'run'])[:50]}",
+                 fontsize=8)
+    fig.tight_layout()
+    fig.savefig(root / "pred_vs_teacher.png", dpi=110)
+    plt.close(fig)
+
+    # guard precision/recall: the winner's PR curve per threshold (alarm when pred < t),
+    # the operating point t itself marked
+    fig, ax = plt.subplots(figsize=(5, 4))
+    if winner_oof is not None and len(winner_oof):
+        from sklearn.metrics import precision_recall_curve
+
+        for thr in thresholds:
+            t = float(thr)
+            pos = (winner_oof["vmaf"] < t).to_numpy()
+            if pos.all() or not pos.any():
+                continue
+            prec, rec, _ = precision_recall_curve(pos, -winner_oof["pred"].to_numpy())
+            line = ax.plot(rec, prec, lw=1.2, label=f"VMAF < {thr}")[0]
+            alarm = (winner_oof["pred"] < t).to_numpy()
+            tp = float((alarm & pos).sum())
+            ax.plot([tp / pos.sum()], [tp / max(alarm.sum(), 1)], "o", color=line.get_color())
+        ax.legend(fontsize=7)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_title("quality guard (winner, OOF); dot = alarm at pred < threshold", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(root / "guard_pr.png", dpi=110)
+    plt.close(fig)
+
+
+def write_report(root: str | Path) -> dict[str, Any]:
+    """Write the sweep report of ``root`` (see module docstring); returns ``winner.json``'s dict."""
+    from ..corpus.tables import atomic_write_bytes, atomic_write_json
+
+    root = Path(root)
+    runs = collect_runs(root)
+    table = report_table(runs, root)
+    win, eligible = pick_winner(table)
+    table["eligible"] = eligible
+    table["winner"] = table.index == win
+    m = runs[win]
+    run_dir = Path(m["_dir"]).resolve()
+    thresholds = [k for k in (m.get("guard") or {})]
+    oof_path = run_dir / "oof.parquet"
+    winner_oof = pd.read_parquet(oof_path) if oof_path.is_file() else None
+
+    atomic_write_bytes(root / "report.csv", table.to_csv(index=False).encode())
+    f1_cols = [c for c in table.columns if c.startswith("f1_")]
+    cols = ["run", "varying", "mae", "rmse", "plcc", "srocc", *f1_cols, "coverage",
+            "fold_plcc_std", "eligible", "winner"]
+    ordered = table.sort_values(["mae", "run"], na_position="last")
+    gbdt = table["gbdt50_mae"].dropna()
+    spread = table["fold_plcc_std"]
+    median_spread = float(np.nanmedian(spread)) if spread.notna().any() else math.nan
+    md = [
+        f"# Sweep report: {root}",
+        "",
+        f"{len(table)} runs; overrides shared by all: "
+        f"`{' '.join(sorted(_common(table['overrides'].tolist()))) or '-'}`; "
+        f"column `varying` lists the rest.",
+        "",
+        f"Winner rule: {WINNER_RULE}; median fold PLCC std "
+        f"{_fmt(median_spread)}.",
+        "",
+        f"**Winner**: `{table.loc[win, 'run']}` ({table.loc[win, 'varying'] or 'no overrides'})"
+        f": MAE {_fmt(table.loc[win, 'mae'])}, PLCC {_fmt(table.loc[win, 'plcc'])}, "
+        f"SROCC {_fmt(table.loc[win, 'srocc'])}, coverage {_fmt(table.loc[win, 'coverage'])} "
+        f"(nominal {_fmt(table.loc[win, 'nominal'])})"
+        + (f"; GBDT(50) on the same folds: MAE {_fmt(float(gbdt.iloc[0]))}" if len(gbdt) else "")
+        + ".",
+        "",
+        _markdown(ordered, cols),
+        "",
+        "![MAE by run](mae_by_run.png)",
+        "![winner vs teacher](pred_vs_teacher.png)",
+        "![guard precision/recall](guard_pr.png)",
+        "",
+    ]
+    atomic_write_bytes(root / "report.md", "\n".join(md).encode())
+    winner = {
+        "run_dir": str(run_dir),
+        "run": table.loc[win, "run"],
+        "bundle": str(run_dir / "student.pt"),
+        "rule": WINNER_RULE,
+        "overrides": m.get("overrides") or [],
+        "metrics": {
+            "oof": m.get("oof"), "fold_plcc_std": m.get("fold_plcc_std"),
+            "guard": m.get("guard"), "conformal": m.get("conformal"),
+            "features": m.get("features"), "corpus": m.get("corpus"),
+        },
+        "n_runs": len(table),
+    }
+    atomic_write_json(root / "winner.json", winner)
+    _plots(root, table, win, eligible, winner_oof, thresholds)
+    return winner

@@ -1,0 +1,618 @@
+"""One training run: folds -> fit -> out-of-fold predictions -> metrics -> final model -> bundle.
+
+Protocol (every number in ``metrics.json`` is out-of-fold):
+
+1. the samples table's rows are split into CV folds (``cv`` config group, by shot / source / hash);
+2. per fold, the training rows are split again by group: ``conformal.calib_frac`` of the training
+   groups are held out of fitting and calibrate the fold's split-conformal half width ``q``
+   (the ``1 - alpha`` quantile of their absolute residuals, finite-sample corrected);
+3. the student fitted on the remaining training rows predicts the test fold: ``pred`` and the
+   interval ``[pred - q, pred + q]`` go to ``oof.parquet``;
+4. the pooled OOF predictions give the overall, per-fold, guard, stratified and coverage metrics;
+   sklearn baselines are fitted on the *same* folds (cached per corpus + cv + features);
+5. the final student is fitted on all rows; its interval half width is the conformal quantile of
+   the pooled OOF absolute residuals (each computed by a model that did not see the row), and it
+   is saved with its scaler, config and metrics as ``student.pt``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import VmafDistillError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
+    from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+#: Columns copied from the samples table into ``oof.parquet`` (when present).
+OOF_KEYS: tuple[str, ...] = ("source_id", "shot_id", "codec", "height", "width", "crf")
+
+
+# --------------------------------------------------------------------------- config helpers
+
+
+def to_dict(node: Any) -> Any:
+    """A plain (resolved) Python container of an OmegaConf node; other values pass through."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(node, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
+
+
+def resolve_corpus(cfg: DictConfig) -> Path:
+    """The corpus directory: ``corpus_dir`` when set, else built/reused by ``ensure_corpus``."""
+    if cfg.get("corpus_dir"):
+        path = Path(str(cfg.corpus_dir)).expanduser()
+        if not path.is_absolute():
+            from hydra.utils import get_original_cwd
+
+            try:
+                path = Path(get_original_cwd()) / path
+            except ValueError:  # not inside a Hydra job
+                path = path.resolve()
+        if not (path / "corpus.json").is_file():
+            raise VmafDistillError(f"{path}: not a built corpus (no corpus.json)")
+        return path
+    from ..corpus import ensure_corpus  # the corpus builder (heavy imports)
+
+    return Path(ensure_corpus(corpus_config(cfg)))
+
+
+def corpus_config(cfg: DictConfig) -> DictConfig:
+    """The ``vmafdistill corpus`` config of a training config.
+
+    ``conf/corpus.yaml``'s top-level keys (less its defaults list and ``hydra``), the training
+    config's ``corpus``/``ladder``/``teacher``/``shots`` groups and ``paths``, then the keys of
+    ``corpus_build`` on top; interpolations resolve in the merged config.
+    """
+    from omegaconf import OmegaConf
+
+    from ..config import conf_dir
+
+    base = OmegaConf.load(conf_dir() / "corpus.yaml")
+    for key in ("defaults", "hydra"):
+        base.pop(key, None)
+    groups = {k: to_dict(cfg[k]) for k in ("corpus", "ladder", "teacher", "shots", "paths")
+              if k in cfg}
+    merged = OmegaConf.merge(base, OmegaConf.create(groups),
+                             OmegaConf.create(to_dict(cfg.get("corpus_build") or {})))
+    OmegaConf.resolve(merged)
+    return merged
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def inner_group_split(
+    groups: np.ndarray, frac: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of fitting rows and calibration rows: ``frac`` of the groups are calibration.
+
+    At least one group is held out when there are two or more groups and ``frac > 0``; with a
+    single group (or ``frac == 0``) the calibration part is empty.
+    """
+    uniq = np.unique(np.asarray(groups).astype(str))
+    n_cal = min(len(uniq) - 1, max(1, round(frac * len(uniq)))) if frac > 0 else 0
+    rng = np.random.default_rng(seed)
+    cal_groups = set(rng.permutation(uniq)[:n_cal].tolist()) if n_cal > 0 else set()
+    is_cal = np.array([str(g) in cal_groups for g in groups], dtype=bool)
+    return np.flatnonzero(~is_cal), np.flatnonzero(is_cal)
+
+
+# --------------------------------------------------------------------------- Lightning pieces
+
+
+def _strategy(spec: Any) -> Any:
+    """A Trainer ``strategy``: ``ddp`` (string or mapping) becomes a spawn-launched DDPStrategy.
+
+    The default DDP launcher re-executes the command line once per rank, which would repeat the
+    run's whole fold loop in every rank; spawning per fit keeps orchestration in this process.
+    """
+    if isinstance(spec, str) and spec != "ddp":
+        return spec
+    from lightning.pytorch.strategies import DDPStrategy
+
+    opts = {"name": "ddp"} if isinstance(spec, str) else dict(spec)
+    name = opts.pop("name", "ddp")
+    if name != "ddp":
+        raise VmafDistillError(f"trainer.strategy: unknown mapping strategy {name!r} (use ddp)")
+    opts.setdefault("start_method", "spawn")
+    if opts["start_method"] == "popen":
+        raise VmafDistillError(
+            "trainer.strategy.start_method=popen re-runs the command per rank; use spawn or fork"
+        )
+    return DDPStrategy(**opts)
+
+
+def make_logger(logger_cfg: Mapping[str, Any] | None, run_dir: Path, tag: str) -> Any:
+    """The Lightning logger of one fit (``csv``, ``wandb``, ``tensorboard``, or none)."""
+    cfg = dict(logger_cfg or {})
+    name = cfg.get("name", "csv")
+    if name in ("none", None, False):
+        return False
+    if name == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        return CSVLogger(save_dir=str(run_dir), name="logs", version=tag)
+    if name == "tensorboard":
+        try:
+            from lightning.pytorch.loggers import TensorBoardLogger
+
+            return TensorBoardLogger(save_dir=str(run_dir), name="tb", version=tag)
+        except ModuleNotFoundError as exc:
+            raise VmafDistillError(
+                f"logger=tensorboard needs tensorboard ({exc}): pip install tensorboard"
+            ) from None
+    if name == "wandb":
+        try:
+            import wandb  # noqa: F401
+        except ImportError:
+            raise VmafDistillError(
+                "logger=wandb needs the wandb package: pip install wandb (or use logger=csv)"
+            ) from None
+        from lightning.pytorch.loggers import WandbLogger
+
+        offline = bool(cfg.get("offline", True)) and os.environ.get("WANDB_MODE") != "online"
+        return WandbLogger(
+            project=cfg.get("project", "vmafdistill"),
+            entity=cfg.get("entity"),
+            save_dir=str(run_dir),
+            offline=offline,
+            group=run_dir.name,
+            name=f"{run_dir.name}-{tag}",
+        )
+    raise VmafDistillError(f"logger: unknown name {name!r}; known: csv, wandb, tensorboard")
+
+
+def make_trainer(
+    trainer_cfg: Mapping[str, Any],
+    logger_cfg: Mapping[str, Any] | None,
+    run_dir: Path,
+    tag: str,
+    *,
+    checkpoint: bool = False,
+    max_epochs: int | None = None,
+    validate: bool = True,
+) -> Any:
+    """A ``lightning.Trainer`` for one fit, from the ``trainer`` and ``logger`` config groups."""
+    import lightning.pytorch as pl
+
+    kwargs = dict(trainer_cfg)
+    kwargs.pop("checkpoint_final", None)
+    kwargs["strategy"] = _strategy(kwargs.get("strategy", "auto"))
+    if max_epochs is not None:
+        kwargs["max_epochs"] = max_epochs
+    if not validate:
+        kwargs["limit_val_batches"] = 0
+    callbacks = []
+    if checkpoint:
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        callbacks.append(ModelCheckpoint(
+            dirpath=str(run_dir / "checkpoints"), filename=tag, save_last=False,
+            save_top_k=1, monitor=None,
+        ))
+    return pl.Trainer(
+        logger=make_logger(logger_cfg, run_dir, tag),
+        enable_checkpointing=checkpoint,
+        callbacks=callbacks,
+        default_root_dir=str(run_dir),
+        **kwargs,
+    )
+
+
+def _quiet_lightning() -> None:
+    """Silence Lightning's per-fit banners and tiny-data warnings (a run does many fits)."""
+    import lightning.pytorch  # noqa: F401  (its import sets its loggers to INFO)
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*has shuffling enabled.*")
+    warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", ".*is not a `torch.utils.data.DataLoader`.*")
+    warnings.filterwarnings("ignore", ".*`srun` command is available.*")
+    warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+
+
+def fit_student(
+    cfg: Mapping[str, Any],
+    x: np.ndarray,
+    y: np.ndarray,
+    feature_names: Sequence[str],
+    fit_idx: np.ndarray,
+    val_idx: np.ndarray | None,
+    run_dir: Path,
+    tag: str,
+    *,
+    checkpoint: bool = False,
+    init: torch.nn.Module | None = None,
+    frozen: Sequence[str] = (),
+) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """Fit one student on rows ``fit_idx`` of ``x``/``y``; validate on ``val_idx``.
+
+    Args:
+        cfg: the resolved run config (``student``, ``loss``, ``optim``, ``trainer``, ``logger``,
+            ``seed`` keys).
+        init: continue from this ScaledStudent (fine-tuning: its scaler is kept) instead of a
+            fresh student with a scaler fitted on the fitting rows.
+        frozen: parameter-name prefixes kept fixed.
+
+    Returns:
+        The trained ScaledStudent (eval mode) and the loss module (its parameters trained too).
+    """
+    import lightning.pytorch as pl
+
+    from .datamodule import SamplesDataModule
+    from .lit_module import StudentModule
+    from .losses import build_loss
+    from .models import ScaledStudent, build_student
+
+    student_cfg = dict(cfg["student"])
+    optim = dict(cfg["optim"])
+    pl.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
+    dm = SamplesDataModule(
+        x, y, feature_names, fit_idx, val_idx,
+        batch_size=optim.get("batch_size"), seed=int(cfg.get("seed", 0)),
+        transforms=student_cfg.get("transforms"),
+    )
+    if init is None:
+        student = build_student(student_cfg, len(feature_names), list(feature_names))
+        model = ScaledStudent(student, dm.mean, dm.std, feature_names,
+                              transforms=student_cfg.get("transforms"))
+    else:
+        model = init.train()
+    loss = build_loss(loss_config(cfg["loss"]))
+    module = StudentModule(
+        model, loss, lr=optim["lr"], weight_decay=optim.get("weight_decay", 0.0),
+        loss_lr=optim.get("loss_lr"), frozen=frozen,
+    )
+    trainer = make_trainer(
+        dict(cfg["trainer"]), cfg.get("logger"), run_dir, tag,
+        checkpoint=checkpoint, max_epochs=int(optim["max_epochs"]), validate=len(dm.val_idx) > 0,
+    )
+    trainer.fit(module, datamodule=dm)
+    _finish_logger(trainer)
+    module.model.eval()
+    return module.model, module.loss_fn
+
+
+#: Loss keys only some losses take; a sweep axis over them (``++loss.tau=0.5,1``) is ignored by
+#: the others, which then simply repeat.
+SWEEP_ONLY_LOSS_KEYS: dict[str, tuple[str, ...]] = {"tau": ("temperature",)}
+
+
+def loss_config(loss_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The loss mapping for ``build_loss``, less sweep-only keys the loss does not take."""
+    out = dict(loss_cfg)
+    for key, takers in SWEEP_ONLY_LOSS_KEYS.items():
+        if out.get("name") not in takers:
+            out.pop(key, None)
+    return out
+
+
+def _finish_logger(trainer: Any) -> None:
+    exp_logger = getattr(trainer, "logger", None)
+    if exp_logger is not None and type(exp_logger).__name__ == "WandbLogger":
+        import wandb
+
+        wandb.finish()
+
+
+def predict(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    """Predictions (N,) float64 of a ScaledStudent on raw features (N, F)."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.as_tensor(np.asarray(x, dtype=np.float32)))
+    return out.double().numpy()
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def _baseline_key(manifest: Mapping[str, Any], cfg: Mapping[str, Any], n_rows: int) -> str:
+    blob = json.dumps({
+        "corpus_hash": manifest.get("corpus_hash"), "cv": cfg["cv"], "features": cfg["features"],
+        "target": cfg.get("target", "vmaf"), "baselines": list(cfg.get("baselines") or []),
+        "seed": cfg.get("seed", 0), "rows": n_rows,
+    }, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def baseline_oof(
+    samples: pd.DataFrame,
+    feature_names: Sequence[str],
+    splits: Sequence[tuple[np.ndarray, np.ndarray]],
+    cfg: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    corpus_dir: Path,
+    run_dir: Path,
+) -> tuple[pd.DataFrame, str]:
+    """sklearn baselines' OOF predictions on the same folds, cached by corpus + cv + features.
+
+    Returns the OOF frame (``sample_id, model, fold, pred``) and where it was cached.
+    """
+    import pandas as pd
+
+    from ..corpus.tables import read_table, write_table
+    from ..evaluation.baselines import fit_predict_baselines
+
+    names = list(cfg.get("baselines") or [])
+    if not names:
+        return pd.DataFrame(columns=["sample_id", "model", "fold", "pred"]), ""
+    key = _baseline_key(manifest, cfg, len(samples))
+    candidates = [corpus_dir / "baselines" / f"{key}.parquet",
+                  run_dir / "baselines" / f"{key}.parquet"]
+    for path in candidates:
+        if path.is_file():
+            return read_table(path), str(path)
+    feats = samples[list(feature_names)]
+    if feats.isna().to_numpy().any():
+        # sklearn trees here take no NaN: fill with the column median (the student imputes
+        # the training mean inside its graph instead)
+        samples = samples.assign(**{c: feats[c].fillna(feats[c].median()) for c in feats})
+    oof = fit_predict_baselines(
+        samples, splits, list(feature_names), names,
+        seed=int(cfg.get("seed", 0)), target=cfg.get("target", "vmaf"),
+    )
+    for path in candidates:
+        try:
+            write_table(oof, path)
+            return oof, str(path)
+        except OSError:
+            continue
+    return oof, ""
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _finite(obj: Any) -> Any:
+    """JSON-safe copy: NaN/inf floats become None, numpy scalars become Python scalars."""
+    if isinstance(obj, Mapping):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def summarise_predictions(
+    oof: pd.DataFrame, thresholds: Sequence[float], target: str = "vmaf"
+) -> dict[str, Any]:
+    """Overall, per-fold (+ PLCC/MAE spread) and guard metrics of an OOF frame."""
+    from ..evaluation.metrics import guard_metrics, regression_metrics
+
+    y, p = oof[target].to_numpy(float), oof["pred"].to_numpy(float)
+    folds = []
+    for fold, part in oof.groupby("fold", sort=True):
+        m = regression_metrics(part[target].to_numpy(float), part["pred"].to_numpy(float))
+        folds.append({"fold": int(fold), **m})
+    plcc = np.array([f["plcc"] for f in folds], dtype=float)
+    mae = np.array([f["mae"] for f in folds], dtype=float)
+    return {
+        "oof": regression_metrics(y, p),
+        "folds": folds,
+        "fold_plcc_std": float(np.nanstd(plcc)) if np.isfinite(plcc).any() else float("nan"),
+        "fold_mae_std": float(np.std(mae)) if len(mae) else float("nan"),
+        "guard": guard_metrics(y, p, list(thresholds)),
+    }
+
+
+def format_summary(metrics: Mapping[str, Any]) -> str:
+    """A compact text table: the student and each baseline (MAE, RMSE, PLCC, SROCC, guard F1s)."""
+    thresholds = [str(t) for t in metrics.get("guard_thresholds", [])]
+    head = f"{'model':<16}{'MAE':>7}{'RMSE':>7}{'PLCC':>7}{'SROCC':>7}{'sdPLCC':>8}" + "".join(
+        f"{'F1@' + t:>7}" for t in thresholds)
+    rows = [head, "-" * len(head)]
+
+    def fmt(v: Any, width: int) -> str:
+        return f"{v:>{width}.3f}" if isinstance(v, (int, float)) and v is not None \
+            and math.isfinite(float(v)) else f"{'-':>{width}}"
+
+    entries = [(f"{metrics.get('student', 'student')}", metrics)]
+    entries += [(name, m) for name, m in (metrics.get("baselines") or {}).items()]
+    for name, m in entries:
+        o = m.get("oof") or {}
+        guard = m.get("guard") or {}
+        line = f"{name[:15]:<16}" + fmt(o.get("mae"), 7) + fmt(o.get("rmse"), 7) + fmt(
+            o.get("plcc"), 7) + fmt(o.get("srocc"), 7) + fmt(m.get("fold_plcc_std"), 8)
+        for t in thresholds:
+            g = guard.get(t) or {}
+            line += fmt(g.get("f1") if g.get("defined", True) else None, 7)
+        rows.append(line)
+    conf = metrics.get("conformal") or {}
+    if conf:
+        rows.append(
+            f"conformal: nominal {fmt(conf.get('nominal'), 0).strip()}, OOF coverage "
+            f"{fmt(conf.get('coverage'), 0).strip()}, final q {fmt(conf.get('final_q'), 0).strip()}"
+        )
+    rows.append(f"wall time {fmt(metrics.get('wall_time_s'), 0).strip()} s")
+    return "\n".join(rows)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run(
+    cfg: DictConfig | Mapping[str, Any], run_dir: Path, overrides: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Cross-validate, fit the final student and write ``oof.parquet``, ``metrics.json``,
+    ``student.pt`` into ``run_dir``. Returns the metrics (``objective`` = mean OOF MAE)."""
+    import pandas as pd
+    import torch
+
+    from ..corpus.tables import atomic_write_json, load_samples, read_manifest, write_table
+    from ..evaluation.conformal import conformal_quantile, coverage, intervals
+    from ..evaluation.metrics import stratified_metrics
+    from ..evaluation.splits import make_splits
+    from ..features.registry import FEATURE_SET_VERSION, feature_set
+    from .bundle import save_bundle
+
+    t0 = time.perf_counter()
+    torch.set_num_threads(int(cfg.get("num_threads", 1) or 1))
+    _quiet_lightning()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    plain: dict[str, Any] = to_dict(cfg)
+    target = plain.get("target", "vmaf")
+    seed = int(plain.get("seed", 0))
+    try:
+        feature_names = feature_set(plain["features"])
+    except ValueError as exc:
+        raise VmafDistillError(f"features: {exc}") from None
+
+    corpus_dir = resolve_corpus(cfg)  # type: ignore[arg-type]
+    manifest = read_manifest(corpus_dir)
+    samples_all = load_samples(corpus_dir)
+    from .datamodule import select_features
+
+    x, y, keep = select_features(
+        samples_all, feature_names, target, nan_policy=plain.get("nan_policy", "error"),
+        where=str(corpus_dir / "tables" / "samples.parquet"),
+    )
+    samples = samples_all.loc[keep].reset_index(drop=True)
+    if "sample_id" not in samples:
+        raise VmafDistillError(f"{corpus_dir}: samples table has no sample_id column")
+    splits = [(np.asarray(tr), np.asarray(te)) for tr, te in make_splits(samples, plain["cv"])]
+    if not splits:
+        raise VmafDistillError(f"cv {plain['cv'].get('name')}: no folds for {len(samples)} rows")
+
+    conf_cfg = plain.get("conformal") or {}
+    alpha = float(conf_cfg.get("alpha", 0.1))
+    group_col = conf_cfg.get("group_col", "shot_id")
+    if group_col not in samples:
+        raise VmafDistillError(f"conformal.group_col: samples table has no column {group_col!r}")
+    groups = samples[group_col].to_numpy()
+
+    parts: list[pd.DataFrame] = []
+    fold_info: list[dict[str, Any]] = []
+    for k, (tr, te) in enumerate(splits):
+        fit_pos, cal_pos = inner_group_split(
+            groups[tr], float(conf_cfg.get("calib_frac", 0.2)), seed + k)
+        fit_idx, cal_idx = tr[fit_pos], tr[cal_pos]
+        model, _ = fit_student(plain, x, y, feature_names, fit_idx, cal_idx, run_dir, f"fold{k}")
+        if len(cal_idx):
+            q = float(conformal_quantile(np.abs(y[cal_idx] - predict(model, x[cal_idx])), alpha))
+        else:
+            q = float("nan")
+        pred = predict(model, x[te])
+        lo, hi = intervals(pred, q)
+        part = pd.DataFrame({
+            "sample_id": samples["sample_id"].to_numpy()[te], "fold": k,
+            "pred": pred, "lo": np.asarray(lo, float), "hi": np.asarray(hi, float),
+            target: y[te].astype(float),
+        })
+        for col in OOF_KEYS:
+            if col in samples:
+                part[col] = samples[col].to_numpy()[te]
+        parts.append(part)
+        fold_info.append({"fold": k, "n_train": len(tr), "n_fit": len(fit_idx),
+                          "n_calib": len(cal_idx), "n_test": len(te), "q": q})
+    oof = pd.concat(parts, ignore_index=True)
+    if target != "vmaf":
+        oof["vmaf"] = oof[target]
+    write_table(oof, run_dir / "oof.parquet")
+
+    thresholds = list(plain.get("guard_thresholds") or [])
+    summary = summarise_predictions(oof, thresholds, target)
+    for f, info in zip(summary["folds"], fold_info, strict=True):
+        f.update(info)
+    finite_q = oof[~np.isnan(oof["lo"])]  # folds without calibration rows have q = NaN
+    cov = float(coverage(finite_q[target], finite_q["lo"], finite_q["hi"])) if len(finite_q) \
+        else float("nan")
+    per_fold_cov = {
+        str(k): float(coverage(g[target], g["lo"], g["hi"]))
+        for k, g in finite_q.groupby("fold")
+    }
+    final_q = float(conformal_quantile(np.abs(oof[target] - oof["pred"]).to_numpy(), alpha))
+
+    # sklearn reference rows on the same folds
+    baselines: dict[str, Any] = {}
+    base_oof, base_cache = baseline_oof(
+        samples, feature_names, splits, plain, manifest, corpus_dir, run_dir)
+    if len(base_oof):
+        truth = samples.set_index("sample_id")[target]
+        for name, part in base_oof.groupby("model", sort=False):
+            part = part.assign(**{target: truth.loc[part["sample_id"]].to_numpy()})
+            baselines[str(name)] = summarise_predictions(part, thresholds, target)
+
+    # final model on every row
+    all_idx = np.arange(len(samples))
+    final_model, final_loss = fit_student(
+        plain, x, y, feature_names, all_idx, None, run_dir, "final",
+        checkpoint=bool(plain["trainer"].get("checkpoint_final", False)),
+    )
+    learned = {n: float(p.detach().reshape(-1)[0]) for n, p in final_loss.named_parameters()
+               if p.numel() == 1}
+
+    metrics: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "overrides": list(overrides),
+        "student": plain["student"].get("name"),
+        "loss": plain["loss"].get("name"),
+        "features": plain["features"],
+        "feature_names": feature_names,
+        "target": target,
+        "corpus": {"name": manifest.get("name"), "hash": manifest.get("corpus_hash"),
+                   "dir": str(corpus_dir)},
+        "cv": plain["cv"],
+        "n_samples": len(samples),
+        "n_dropped": int((~keep).sum()),
+        "n_folds": len(splits),
+        **summary,
+        "guard_thresholds": thresholds,
+        "stratified": stratified_metrics(oof, pred_col="pred", target_col=target,
+                                         by=tuple(c for c in ("codec", "height") if c in oof)),
+        "conformal": {
+            "alpha": alpha, "nominal": 1.0 - alpha, "coverage": cov,
+            "per_fold_coverage": per_fold_cov,
+            "mean_width": float(np.nanmean(oof["hi"] - oof["lo"])) if len(finite_q) else None,
+            "calib_frac": conf_cfg.get("calib_frac", 0.2), "group_col": group_col,
+            "final_q": final_q, "final_q_source": "pooled OOF absolute residuals",
+        },
+        "baselines": baselines,
+        "baseline_cache": base_cache,
+        "learned_loss_params": learned,
+        "bundle": str(run_dir / "student.pt"),
+    }
+    metrics["objective"] = metrics["oof"]["mae"]
+
+    meta = {
+        "feature_set": plain["features"],
+        "feature_names": feature_names,
+        "feature_set_version": FEATURE_SET_VERSION,
+        "corpus": {"name": manifest.get("name"), "hash": manifest.get("corpus_hash")},
+        "metrics": _finite({k: metrics[k] for k in ("oof", "fold_plcc_std", "guard", "n_samples")}),
+        "conformal": {"alpha": alpha, "q": final_q},
+        "guard_thresholds": thresholds,
+        "target": target,
+        "config": _finite(plain),
+    }
+    save_bundle(run_dir / "student.pt", final_model, plain["student"], meta)
+    metrics["wall_time_s"] = time.perf_counter() - t0
+    atomic_write_json(run_dir / "metrics.json", _finite(metrics))
+    if plain.get("summary", True):
+        print(format_summary(metrics), flush=True)
+    return metrics
