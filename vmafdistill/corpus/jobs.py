@@ -172,6 +172,18 @@ def _pixel_features(path: Path) -> dict[str, np.ndarray]:
     return video_features(path, chunk=16)
 
 
+def encode_path(
+    source: dict[str, Any], rung: Rung, encode_cfg: dict[str, Any], store: ArtifactStore
+) -> Path:
+    """Where the cached encode of ``rung`` of ``source`` lives (it may not exist yet)."""
+    width, height = rung.size_for(int(source["width"]), int(source["height"]))
+    scale_flags = str(encode_cfg.get("scale_flags", "bicubic+accurate_rnd+bitexact"))
+    enc_key = key_of(kind="encode", src=source["sha256"], codec=rung.codec, size=[width, height],
+                     crf=rung.crf, preset=rung.preset, scale_flags=scale_flags,
+                     ffmpeg=ffmpeg_version(), version=ENCODE_VERSION)
+    return store.path("encodes", enc_key, CODECS[rung.codec]["ext"])
+
+
 def run_rung(
     source: dict[str, Any],
     rung: Rung,
@@ -194,10 +206,7 @@ def run_rung(
     scale_flags = str(encode_cfg.get("scale_flags", "bicubic+accurate_rnd+bitexact"))
 
     t0 = time.perf_counter()
-    enc_key = key_of(kind="encode", src=source["sha256"], codec=rung.codec, size=[width, height],
-                     crf=rung.crf, preset=rung.preset, scale_flags=scale_flags,
-                     ffmpeg=ffmpeg_version(), version=ENCODE_VERSION)
-    enc_path = store.path("encodes", enc_key, CODECS[rung.codec]["ext"])
+    enc_path = encode_path(source, rung, encode_cfg, store)
     if not enc_path.is_file():
         try:
             encode_rung(source["path"], rung, src_size, enc_path, scale_flags=scale_flags)
