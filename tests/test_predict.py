@@ -229,3 +229,129 @@ def test_predict_path_imports_no_torch():
             "bad = [m for m in ('torch', 'onnx', 'pandas') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+# ---------------------------------------------------------------------------- speed paths
+
+
+def _reference_sums(y: np.ndarray, prev: np.ndarray | None, bs: int = 8, thr: int = 64 * 64):
+    """The integer sums of one frame straight from their definitions, in int64 (slow, plain)."""
+    v = y.astype(np.int64)
+    p = v[:-2, :-2], v[:-2, 1:-1], v[:-2, 2:], v[1:-1, :-2], v[1:-1, 2:], v[2:, :-2], \
+        v[2:, 1:-1], v[2:, 2:]
+    tl, tc, tr, ml, mr, bl, bc, br = p
+    gx = (tr + 2 * mr + br) - (tl + 2 * ml + bl)
+    gy = (bl + 2 * bc + br) - (tl + 2 * tc + tr)
+    s = gx * gx + gy * gy
+    lap = tc + bc + ml + mr - 4 * v[1:-1, 1:-1]
+    h = np.abs(np.diff(v, axis=1))
+    w = np.abs(np.diff(v, axis=0))
+    bnd = int(h[:, bs - 1 :: bs].sum() + w[bs - 1 :: bs].sum())
+    out = [float(np.sqrt(s.astype(np.float64)).sum()), int(s.sum()), int((s > thr).sum()),
+           int(lap.sum()), int((lap * lap).sum()), bnd, int(h.sum() + w.sum()) - bnd]
+    if prev is None:
+        return [*out, 0, 0, 0]
+    d = v - prev.astype(np.int64)
+    return [*out, int(np.abs(d).sum()), int(d.sum()), int((d * d).sum())]
+
+
+@pytest.mark.parametrize(
+    ("bits", "shape", "dtype", "binary"),
+    [(8, (3, 360, 640), np.uint8, False), (8, (2, 37, 51), np.uint8, False),
+     (8, (2, 24, 3000), np.uint8, True), (10, (2, 40, 66), np.uint16, True),
+     (12, (2, 33, 70), np.uint16, True), (16, (2, 19, 23), np.uint16, True),
+     (8, (2, 20, 30), np.int64, False)],
+)
+def test_raw_stats_fast_path_equals_int64_definitions(bits, shape, dtype, binary):
+    """Workspace/int32-accumulator pass == plain int64 definitions, incl. worst-case 0/max frames
+    (largest Sobel/Laplacian/differences) and widths that force each accumulation path."""
+    from vmafdistill.features.frame_numpy import raw_stats
+
+    rng = np.random.default_rng(bits + shape[2])
+    top = (1 << bits) - 1
+    draw = (lambda s: rng.integers(0, 2, s) * top) if binary else (
+        lambda s: rng.integers(0, top + 1, s))
+    y = draw(shape).astype(dtype)
+    prev = draw(shape[1:]).astype(dtype)
+    for pv in (None, prev):
+        raw = raw_stats(y, bits, pv)
+        for i in range(shape[0]):
+            ref = _reference_sums(y[i], pv if i == 0 else y[i - 1],
+                                  thr=math.floor((64.0 * (1 << (bits - 8))) ** 2))
+            got = [raw.sobel_sum[i], raw.sobel_sq_sum[i], raw.edge_count[i], raw.lap_sum[i],
+                   raw.lap_sq_sum[i], raw.blk_boundary_sum[i], raw.blk_inner_sum[i],
+                   raw.td_abs_sum[i], raw.td_sum[i], raw.td_sq_sum[i]]
+            if i == 0 and pv is None:
+                ref[7:] = [0, 0, 0]
+            assert got[0] == pytest.approx(ref[0], rel=1e-13)
+            assert [int(g) for g in got[1:]] == ref[1:], (bits, shape, i)
+            np.testing.assert_array_equal(raw.hist[i], np.bincount(y[i].ravel(), minlength=top + 1))
+
+
+def test_isum_paths_are_exact_at_their_bounds():
+    from vmafdistill.features.frame_numpy import _isum
+
+    for bound, shape, dt in [(255, (100, 100), np.int32), (1_040_400, (50, 2000), np.int32),
+                             (1_040_400, (4, 5000), np.int32), (536_805_000, (3, 7), np.int32),
+                             (255, (400, 640), np.int16), (4095, (70, 33), np.int16),
+                             (16380, (9, 9), np.int16)]:
+        for sign in (1, -1):
+            x = np.full(shape, sign * bound, dtype=dt)
+            assert _isum(x, bound) == sign * bound * shape[0] * shape[1]
+            assert _isum(x[:, ::3], bound) == sign * bound * x[:, ::3].size
+
+
+def test_frame_histogram_equals_bincount():
+    from vmafdistill.features.frame_numpy import frame_histogram
+
+    rng = np.random.default_rng(7)
+    for y, b in [(rng.integers(0, 256, (31, 64), dtype=np.uint8), 8),
+                 (rng.integers(0, 256, (31, 63), dtype=np.uint8), 8),
+                 (rng.integers(0, 256, (31, 64), dtype=np.uint8)[:, ::2], 8),
+                 (rng.integers(0, 256, (8, 8), dtype=np.uint8), 10),
+                 (rng.integers(0, 1024, (9, 10)).astype(np.uint16), 10)]:
+        np.testing.assert_array_equal(frame_histogram(y, b),
+                                      np.bincount(y.ravel(), minlength=1 << b))
+    with pytest.raises(ValueError, match="exceeds"):
+        frame_histogram(np.full((4, 4), 300, np.uint16), 8)
+
+
+@pytest.mark.parametrize("step", [1, 3])
+def test_frame_pass_threads_and_chunking_do_not_change_results(clip, step):
+    def run(threads: int, chunk: int) -> tuple[dict[str, np.ndarray], list]:
+        det = ShotDetector(fps=25.0)
+        per = frame_pass(decode_luma(clip, width=320, height=180, bit_depth=8, chunk=chunk),
+                         bit_depth=8, detector=det, frame_step=step, threads=threads)
+        return per, det.shots()
+
+    base, shots = run(1, 64)
+    for threads, chunk in [(2, 64), (3, 7), (2, 1)]:
+        per, sh = run(threads, chunk)
+        assert sh == shots
+        for k in FEATURE_NAMES:
+            np.testing.assert_array_equal(per[k], base[k], err_msg=f"{k} t={threads}")
+
+
+def test_decode_luma_prefetch_and_early_stop(clip):
+    import threading
+
+    before = threading.active_count()
+    for prefetch in (1, 4):
+        gen = decode_luma(clip, width=320, height=180, bit_depth=8, chunk=5, prefetch=prefetch)
+        first = next(gen)
+        assert first.shape == (5, 180, 320)
+        gen.close()  # stops ffmpeg and the reader thread, no error, no hang
+    assert threading.active_count() == before
+    whole = np.concatenate(list(decode_luma(clip, width=320, height=180, bit_depth=8,
+                                            threads=1, prefetch=1)))
+    np.testing.assert_array_equal(whole[:5], first)
+
+
+def test_edge_options_from_card():
+    o = EdgeOptions.from_card({"frame_step": 2, "threads": 2, "shots": {"min_len_s": 0.4}},
+                              frame_step=None, threads=3)
+    assert (o.frame_step, o.threads, o.shot_pixel_step, dict(o.shots)) == (
+        2, 3, 1, {"min_len_s": 0.4})
+    assert EdgeOptions.from_card(None) == EdgeOptions()
+    with pytest.raises(ValueError, match="threads"):
+        EdgeOptions(threads=0)

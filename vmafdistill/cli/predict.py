@@ -56,6 +56,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="pixel features on every k-th frame (default: the card's; 1 = exact)")
     p.add_argument("--shot-pixel-step", type=int,
                    help="cut-detection histograms on every s-th row/column (default: card's)")
+    p.add_argument("--threads", type=int,
+                   help="feature threads per chunk (default: the card's edge.threads, else 1)")
     p.add_argument("--timings", action="store_true", help="print stage timings to stderr")
     p.set_defaults(func=run)
 
@@ -108,10 +110,9 @@ def run(args: argparse.Namespace) -> int:
     rules = _rules(pred.card, args)
     edge = pred.card.get("edge", {})
     try:
-        options = EdgeOptions(
-            frame_step=args.frame_step or int(edge.get("frame_step", 1)),
-            shot_pixel_step=args.shot_pixel_step or int(edge.get("shot_pixel_step", 1)),
-            shots=dict(edge.get("shots", {})),
+        options = EdgeOptions.from_card(
+            edge, frame_step=args.frame_step or None,
+            shot_pixel_step=args.shot_pixel_step or None, threads=args.threads or None,
         )
     except ValueError as exc:
         raise VmafDistillError(str(exc)) from None

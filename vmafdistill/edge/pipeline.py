@@ -1,29 +1,39 @@
 """The edge chain, torch-free: decode -> shots -> features -> predict -> quality tokens.
 
 One ffmpeg process decodes the distorted video and pipes only its luma plane (``extractplanes=y``
-copies the decoder's Y samples, no conversion) in large chunks; while it decodes, Python cuts
-shots from per-frame histograms and computes the pixel features; a second, decode-free ffmpeg
-process lists the packet sizes (bitrate per shot) and the codec. Features and metadata are
-pooled per shot exactly as the corpus builder does (:func:`shot_feature_rows` is shared with
-it), then the ONNX student predicts and :mod:`vmafdistill.edge.tokens` labels each shot.
+copies the decoder's Y samples, no conversion); a reader thread drains the pipe into a short
+queue of large chunks, so ffmpeg keeps decoding while Python cuts shots from per-frame
+histograms and computes the pixel features (numpy, allocation-free per frame; optionally in
+``threads`` threads); a second, decode-free ffmpeg process lists the packet sizes (bitrate per
+shot) and the codec. Features and metadata are pooled per shot exactly as the corpus builder
+does (:func:`shot_feature_rows` is shared with it), then the ONNX student predicts and
+:mod:`vmafdistill.edge.tokens` labels each shot.
 
 Two documented speed options (recorded in the model card's ``edge`` section; 1 = exact):
 
 * ``frame_step`` k: pixel features on every k-th frame only (each with its true previous frame
   for the temporal features), pooled with the same NaN-mean; an unbiased subsample of the shot
   mean. Every frame is still decoded (inter prediction needs them) and still feeds shot cuts.
+  Measured on the pilot corpus's real encodes it moves predictions by up to several VMAF
+  (docs/benchmarks.md), so the default stays 1.
 * ``shot_pixel_step`` s: cut-detection histograms from every s-th row and column only.
+
+``threads``, ``decode_threads``, ``prefetch`` and ``chunk`` change speed only, never results.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 import os
+import queue
 import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +41,14 @@ import numpy as np
 
 from .._ffmpeg import ffmpeg_exe
 from ..errors import ToolError, VideoInputError
-from ..features.frame_numpy import FEATURE_NAMES, finalize, pool_shot, raw_stats
+from ..features.frame_numpy import (
+    FEATURE_NAMES,
+    RawStats,
+    finalize,
+    frame_histogram,
+    pool_shot,
+    raw_stats,
+)
 from ..features.registry import canonical_codec, metadata_features
 from ..shots import Shot, ShotDetector
 from .tokens import band_of, issue_of
@@ -49,16 +66,42 @@ __all__ = [
 
 @dataclass(frozen=True)
 class EdgeOptions:
-    """Knobs of the edge chain (defaults: exact, as the corpus computes features)."""
+    """Knobs of the edge chain (defaults: exact features, as the corpus computes them).
+
+    ``frame_step`` / ``shot_pixel_step`` trade exactness for speed (see the module docstring);
+    ``threads`` (feature threads per chunk), ``decode_threads`` (ffmpeg ``-threads``, 0 =
+    automatic), ``prefetch`` (decoded chunks queued ahead) and ``chunk`` only change speed.
+    """
 
     frame_step: int = 1
     shot_pixel_step: int = 1
     chunk: int = 64
+    threads: int = 1
+    decode_threads: int = 0
+    prefetch: int = 2
     shots: Mapping[str, Any] = field(default_factory=dict)  # ShotDetector keyword arguments
 
     def __post_init__(self) -> None:
-        if self.frame_step < 1 or self.shot_pixel_step < 1 or self.chunk < 1:
-            raise ValueError(f"frame_step, shot_pixel_step and chunk must be >= 1: {self}")
+        if min(self.frame_step, self.shot_pixel_step, self.chunk, self.threads,
+               self.prefetch) < 1 or self.decode_threads < 0:
+            raise ValueError(
+                "frame_step, shot_pixel_step, chunk, threads and prefetch must be >= 1 and "
+                f"decode_threads >= 0: {self}"
+            )
+
+    @classmethod
+    def from_card(cls, edge: Mapping[str, Any] | None, **overrides: Any) -> EdgeOptions:
+        """Options from a model card's ``edge`` section; ``overrides`` that are not None win."""
+        edge = dict(edge or {})
+        kw: dict[str, Any] = {
+            k: int(edge[k])
+            for k in ("frame_step", "shot_pixel_step", "chunk", "threads", "decode_threads",
+                      "prefetch")
+            if edge.get(k) is not None
+        }
+        kw["shots"] = dict(edge.get("shots") or {})
+        kw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**kw)
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,23 +182,43 @@ def shot_feature_rows(
 # --------------------------------------------------------------------------------------------
 
 
+#: Upper bound on one decoded chunk (frames are grouped up to this many bytes, at most
+#: ``EdgeOptions.chunk`` frames); with ``prefetch`` chunks queued this bounds memory.
+CHUNK_BYTES = 16 << 20
+
+
 def decode_luma(
-    path: str | os.PathLike[str], *, width: int, height: int, bit_depth: int, chunk: int = 64
+    path: str | os.PathLike[str],
+    *,
+    width: int,
+    height: int,
+    bit_depth: int,
+    chunk: int = 64,
+    prefetch: int = 2,
+    threads: int = 0,
 ) -> Iterator[np.ndarray]:
     """Decoded luma of the first video stream as (n, H, W) uint8/uint16 chunks, in order.
 
     ffmpeg's ``extractplanes=y`` copies the decoder's Y plane untouched (no scaler, no range
     conversion); ``-fps_mode passthrough`` keeps every decoded frame exactly once.
+
+    A reader thread drains ffmpeg's pipe into up to ``prefetch`` queued chunks, so the decoder
+    keeps running while the caller computes on the previous chunk (without it ffmpeg stalls as
+    soon as the 64 KB pipe is full, and decode and features run one after the other).
+    ``threads`` is ffmpeg's decoder ``-threads`` (0 = ffmpeg's automatic choice). Chunks hold
+    at most ``chunk`` frames and :data:`CHUNK_BYTES` bytes.
     """
     p = os.fspath(path)
     gray = "gray" if bit_depth <= 8 else f"gray{bit_depth}le" if bit_depth < 16 else "gray16le"
     cmd = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", p,
+        ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error",
+        "-threads", str(int(threads)), "-i", p,
         "-map", "0:V:0", "-vf", "extractplanes=y", "-fps_mode", "passthrough",
         "-f", "rawvideo", "-pix_fmt", gray, "-",
     ]
     dtype = np.dtype(np.uint8) if bit_depth <= 8 else np.dtype("<u2")
     frame_bytes = width * height * dtype.itemsize
+    chunk = max(1, min(int(chunk), CHUNK_BYTES // max(frame_bytes, 1)))
     with tempfile.TemporaryFile() as errfile:
         try:
             proc = subprocess.Popen(
@@ -164,34 +227,83 @@ def decode_luma(
             )
         except OSError as exc:
             raise ToolError(f"cannot run ffmpeg: {exc}") from exc
-        assert proc.stdout is not None
+        stdout = proc.stdout
+        assert stdout is not None
+        q: queue.Queue[tuple[bytearray, int] | BaseException | None] = queue.Queue(
+            maxsize=max(1, int(prefetch))
+        )
+
+        def reader() -> None:  # readinto releases the GIL: decoding overlaps the caller
+            try:
+                while True:
+                    buf = bytearray(chunk * frame_bytes)
+                    view = memoryview(buf)
+                    got = 0
+                    while got < len(buf):
+                        k = stdout.readinto(view[got:])
+                        if not k:
+                            break
+                        got += k
+                    if got:
+                        q.put((buf, got))
+                    if got < len(buf):
+                        break
+            except BaseException as exc:  # handed to the consumer
+                q.put(exc)
+            finally:
+                q.put(None)
+
+        worker = threading.Thread(target=reader, name="decode_luma", daemon=True)
+        worker.start()
+        finished = False
         try:
             while True:
-                buf = bytearray(chunk * frame_bytes)
-                view = memoryview(buf)
-                got = 0
-                while got < len(buf):
-                    k = proc.stdout.readinto(view[got:])
-                    if not k:
-                        break
-                    got += k
-                n = got // frame_bytes
+                item = q.get()
+                if item is None:
+                    finished = True
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                buf, got = item
                 if got % frame_bytes:
                     raise VideoInputError(f"{p}: decoder output ended inside a frame")
-                if n:
-                    arr = np.frombuffer(buf, dtype=dtype, count=n * width * height)
-                    yield arr.reshape(n, height, width).astype(
-                        np.uint8 if bit_depth <= 8 else np.uint16, copy=bit_depth > 8
-                    )
-                if got < len(buf):
-                    break
+                n = got // frame_bytes
+                arr = np.frombuffer(buf, dtype=dtype, count=n * width * height)
+                yield arr.reshape(n, height, width).astype(
+                    np.uint8 if bit_depth <= 8 else np.uint16, copy=bit_depth > 8
+                )
         finally:
-            proc.stdout.close()
+            if not finished and proc.poll() is None:
+                proc.kill()  # the caller stopped early: do not decode the rest
+            while worker.is_alive():  # unblock a reader waiting on a full queue
+                with contextlib.suppress(queue.Empty):
+                    q.get(timeout=0.05)
+            worker.join()
+            stdout.close()
             rc = proc.wait()
         if rc != 0:
             errfile.seek(0)
             tail = " | ".join(errfile.read().decode(errors="replace").strip().splitlines()[-3:])
             raise VideoInputError(f"{p}: decoding failed ({tail or f'ffmpeg exit {rc}'})")
+
+
+def _concat_raw(parts: Sequence[RawStats]) -> RawStats:
+    """Frames of several :class:`RawStats` (same size and bit depth) as one, in order."""
+    if len(parts) == 1:
+        return parts[0]
+    f0 = parts[0]
+    cols = {
+        k: np.concatenate([getattr(r, k) for r in parts])
+        for k in RawStats.__dataclass_fields__
+        if k not in ("bit_depth", "height", "width")
+    }
+    return RawStats(bit_depth=f0.bit_depth, height=f0.height, width=f0.width, **cols)
+
+
+def _split(n: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` contiguous near-equal (start, stop) ranges covering 0..n (empty ones dropped)."""
+    edges = np.linspace(0, n, max(1, parts) + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
 
 
 def frame_pass(
@@ -201,46 +313,68 @@ def frame_pass(
     detector: ShotDetector,
     frame_step: int = 1,
     shot_pixel_step: int = 1,
+    threads: int = 1,
 ) -> dict[str, np.ndarray]:
     """Feed every frame to ``detector`` and compute pixel features on every ``frame_step``-th.
 
+    Each chunk's measured frames are split into ``threads`` contiguous runs computed in
+    parallel (each run gets its true previous frame, so results do not depend on ``threads``).
     Returns ``{feature: (N,) float64}`` with NaN on frames that were not measured.
     """
-    nbins = 1 << bit_depth
+    if frame_step < 1 or shot_pixel_step < 1 or threads < 1:
+        raise ValueError("frame_step, shot_pixel_step and threads must be >= 1")
     parts: list[dict[str, np.ndarray]] = []
     prev: np.ndarray | None = None
     start = 0
-    for y in chunks:
-        n = y.shape[0]
-        idx = np.arange(start, start + n)
-        feats = {k: np.full(n, math.nan) for k in FEATURE_NAMES}
-        if frame_step == 1:
-            raw = raw_stats(y, bit_depth, prev)
-            hist = raw.hist
-            fin = finalize(raw)
-            for k in FEATURE_NAMES:
-                feats[k] = fin[k]
-        else:
-            hist = np.empty((n, nbins), dtype=np.int64) if shot_pixel_step == 1 else None
-            for i in np.flatnonzero(idx % frame_step == 0).tolist():
-                before = prev if i == 0 else y[i - 1]
-                raw = raw_stats(y[i], bit_depth, before)
+    pool = ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
+
+    def measure(y: np.ndarray, sel: np.ndarray, before: np.ndarray | None) -> RawStats:
+        """Raw stats of frames ``y[sel]`` (sorted indices), each with its previous frame."""
+        if frame_step == 1:  # sel is a contiguous run a..b-1
+            a, b = int(sel[0]), int(sel[-1]) + 1
+            return raw_stats(y[a:b], bit_depth, before if a == 0 else y[a - 1])
+        return _concat_raw([
+            raw_stats(y[i], bit_depth, before if i == 0 else y[i - 1]) for i in sel.tolist()
+        ])
+
+    try:
+        for y in chunks:
+            n = y.shape[0]
+            idx = np.arange(start, start + n)
+            sel = np.flatnonzero(idx % frame_step == 0)
+            feats = {k: np.full(n, math.nan) for k in FEATURE_NAMES}
+            raw: RawStats | None = None
+            if sel.size:
+                runs = [sel[a:b] for a, b in _split(sel.size, threads)]
+                if pool is None or len(runs) == 1:
+                    raws = [measure(y, r, prev) for r in runs]
+                else:
+                    raws = list(pool.map(measure, [y] * len(runs), runs, [prev] * len(runs)))
+                raw = _concat_raw(raws)
                 fin = finalize(raw)
                 for k in FEATURE_NAMES:
-                    feats[k][i] = fin[k][0]
-                if hist is not None:
-                    hist[i] = raw.hist[0]
-            if hist is not None:
-                for i in np.flatnonzero(idx % frame_step != 0).tolist():
-                    hist[i] = np.bincount(y[i].ravel(), minlength=nbins)
-        if shot_pixel_step > 1:
-            s = shot_pixel_step
-            detector.update(y[:, ::s, ::s], bit_depth)
-        else:
-            detector.update_hist(hist, bit_depth)
-        parts.append(feats)
-        prev = y[-1]
-        start += n
+                    feats[k][sel] = fin[k]
+            if shot_pixel_step > 1:
+                s = shot_pixel_step
+                detector.update(y[:, ::s, ::s], bit_depth)
+            else:
+                if raw is not None and sel.size == n:
+                    hist = raw.hist
+                else:  # histograms of the frames without features
+                    hist = np.empty((n, 1 << bit_depth), dtype=np.int64)
+                    done = np.zeros(n, dtype=bool)
+                    if raw is not None:
+                        hist[sel] = raw.hist
+                        done[sel] = True
+                    for i in np.flatnonzero(~done).tolist():
+                        hist[i] = frame_histogram(y[i], bit_depth)
+                detector.update_hist(hist, bit_depth)
+            parts.append(feats)
+            prev = y[-1]
+            start += n
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     if not parts:
         return {k: np.zeros(0) for k in FEATURE_NAMES}
     return {k: np.concatenate([p[k] for p in parts]) for k in FEATURE_NAMES}
@@ -370,12 +504,7 @@ def analyze_video(
     p = os.fspath(path)
     card = predictor.card
     if options is None:
-        edge = card.get("edge", {})
-        options = EdgeOptions(
-            frame_step=int(edge.get("frame_step", 1)),
-            shot_pixel_step=int(edge.get("shot_pixel_step", 1)),
-            shots=dict(edge.get("shots", {})),
-        )
+        options = EdgeOptions.from_card(card.get("edge"))
     ref = tuple(ref_size or card["ref_size"])
     t0 = time.perf_counter()
     info = probe_video(p)
@@ -400,11 +529,13 @@ def analyze_video(
     t1 = time.perf_counter()
     per_frame = frame_pass(
         decode_luma(p, width=info.width, height=info.height, bit_depth=info.bit_depth,
-                    chunk=options.chunk),
+                    chunk=options.chunk, prefetch=options.prefetch,
+                    threads=options.decode_threads),
         bit_depth=info.bit_depth,
         detector=det,
         frame_step=options.frame_step,
         shot_pixel_step=options.shot_pixel_step,
+        threads=options.threads,
     )
     t_frames = time.perf_counter() - t1
     worker.join()

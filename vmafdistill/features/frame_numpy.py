@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ __all__ = [
     "RawStats",
     "finalize",
     "frame_features",
+    "frame_histogram",
     "pool_shot",
     "pool_shots",
     "raw_stats",
@@ -193,70 +195,187 @@ def _as_int_frames(y: Any, name: str) -> np.ndarray:
     return arr
 
 
-def _frame_pass(
-    y: np.ndarray, prev: np.ndarray | None, nbins: int, thr_sq: int, bs: int, dt: str, sq: str
-) -> tuple[Any, ...]:
-    """Integer sums of one (H,W) frame; vectorised over pixels, no Python loop over them."""
-    # Histogram of code values: every luma-distribution feature (mean, std, percentiles,
-    # entropy) is an exact function of it.
+_I32_MAX = (1 << 31) - 1
+
+
+def _isum(x: np.ndarray, bound: int) -> int:
+    """Exact Σx of a 2-D integer array whose entries satisfy |x| <= ``bound``.
+
+    numpy reduces fastest without widening casts, so the narrowest accumulator that cannot
+    overflow is used: int16 column sums over blocks of rows (int16 rows), int32 for the
+    whole array or per row or per block of columns (int16/int32 input); int64 otherwise.
+    Every partial sum of k entries is bounded by k * ``bound``, whatever the order.
+    """
+    h, w = x.shape
+    if x.dtype.itemsize > 4:  # int64 input: reduce natively
+        return int(x.sum(dtype=np.int64))
+    bound = max(int(bound), 1)
+    if x.dtype.itemsize == 2 and x.dtype.kind == "i" and x.strides[1] == 2:
+        k = 32767 // bound
+        if k >= 16:
+            return sum(
+                int(x[i : i + k].sum(axis=0, dtype=np.int16).sum(dtype=np.int64))
+                for i in range(0, h, k)
+            )
+    if bound * h * w <= _I32_MAX:
+        return int(x.sum(dtype=np.int32))
+    if bound * w <= _I32_MAX:
+        return int(x.sum(axis=1, dtype=np.int32).sum(dtype=np.int64))
+    step = _I32_MAX // bound
+    if step >= 64:
+        return sum(
+            int(x[:, j : j + step].sum(axis=1, dtype=np.int32).sum(dtype=np.int64))
+            for j in range(0, w, step)
+        )
+    return int(x.sum(dtype=np.int64))
+
+
+def frame_histogram(y: Any, bit_depth: int) -> np.ndarray:
+    """Counts of every code value (int64, ``2**bit_depth`` bins) of one (H,W) integer frame.
+
+    Equal to ``np.bincount(y.ravel(), minlength=2**bit_depth)`` (a value beyond the bit depth
+    is an error), computed as :class:`RawStats` ``hist`` is.
+    """
+    arr = _as_int_frames(y, "frame")
+    if arr.ndim != 2:
+        raise ValueError(f"frame must be (H, W), got shape {arr.shape}")
+    if np.issubdtype(arr.dtype, np.signedinteger) and arr.min(initial=0) < 0:
+        raise ValueError("sample values must be non-negative")
+    return _histogram(arr, 1 << check_bit_depth(bit_depth))
+
+
+def _histogram(y: np.ndarray, nbins: int) -> np.ndarray:
+    """Counts of every code value of one (H,W) frame, int64 (nbins,).
+
+    For a C-contiguous uint8 frame of even width, two neighbouring pixels are counted at once
+    as one uint16 (65536 joint bins, marginalised afterwards): half the elements, and fewer
+    stalls on runs of equal values, for the same exact counts.
+    """
+    if y.dtype == np.uint8 and y.flags.c_contiguous and y.shape[-1] % 2 == 0:
+        joint = np.bincount(y.view(np.uint16).ravel(), minlength=1 << 16).reshape(256, 256)
+        hist = joint.sum(axis=0)  # first pixel of each pair (low byte, little- or big-endian
+        hist += joint.sum(axis=1)  # alike: both bytes are counted)
+        if nbins > 256:
+            hist = np.concatenate([hist, np.zeros(nbins - 256, dtype=hist.dtype)])
+        return hist
     hist = np.bincount(y.ravel(), minlength=nbins)
     if hist.shape[0] > nbins:
         raise ValueError(f"sample value {hist.shape[0] - 1} exceeds the {nbins - 1} maximum")
-    yi = y.astype(dt)
+    return hist
 
-    # Sobel, separably: horizontal central difference smoothed vertically (1,2,1) gives gx,
-    # vertical central difference smoothed horizontally gives gy. Valid interior only.
-    d = yi[:, 2:] - yi[:, :-2]  # (H, W-2)
-    gx = d[:-2] + d[2:]
-    gx += d[1:-1]
-    gx += d[1:-1]  # (H-2, W-2)
-    d = yi[2:] - yi[:-2]  # (H-2, W)
-    gy = d[:, :-2] + d[:, 2:]
-    gy += d[:, 1:-1]
-    gy += d[:, 1:-1]
-    s = gx.astype(sq)
-    s *= s
-    t = gy.astype(sq)
+
+class _Workspace:
+    """Preallocated temporaries of the pixel pass for one frame size (reused frame to frame).
+
+    Allocating ~1 MB temporaries per frame makes the C allocator hand pages back to the OS and
+    fault them in again every frame, which costs more than the arithmetic; every intermediate
+    is written into these flat buffers instead (``out=``).
+    """
+
+    def __init__(self, h: int, w: int, dt: str, sq: str) -> None:
+        self.h, self.w = h, w
+        self.key = (h, w, dt, sq)
+        n = h * w
+        self.yi = [np.empty(n, dt), np.empty(n, dt)]  # current / previous frame, flat
+        self.b = [np.empty(n, dt) for _ in range(4)]
+        self.s = [np.empty(n, sq) for _ in range(2)]
+        self.f64 = np.empty((h - 2) * w, np.float64)
+        self.mask = np.empty((h - 2) * w, bool)
+
+
+_LOCAL = threading.local()
+
+
+def _workspace(h: int, w: int, dt: str, sq: str) -> _Workspace:
+    """This thread's workspace for (h, w, dt, sq), reused across calls (one cached per thread)."""
+    ws = getattr(_LOCAL, "ws", None)
+    if ws is None or ws.key != (h, w, dt, sq):
+        ws = _LOCAL.ws = _Workspace(h, w, dt, sq)
+    return ws
+
+
+def _frame_pass(
+    ws: _Workspace,
+    f: np.ndarray,
+    pf: np.ndarray | None,
+    maxv: int,
+    thr_sq: int,
+    bs: int,
+) -> tuple[float, int, int, int, int, int, int, int, int]:
+    """Integer sums of one frame, given flat (H*W,) in the difference dtype; ``pf``: previous.
+
+    Returns (sobel_sum, sobel_sq, edges, lap_sum, lap_sq, blk_boundary, blk_inner, td_abs,
+    td_sq); ``td_*`` are 0 when ``pf`` is None.
+
+    Every operation is a contiguous 1-D pass over the flat frame (numpy's fastest loop: a
+    shifted 2-D slice such as ``y[:, 1:]`` runs ~2.5x slower, row by row). A neighbour at
+    (i, j±1) is flat index p±1 and at (i±1, j) is p±W. Interior results are laid out as an
+    (H-2, W) grid whose entry (r, c) is the pixel (r+1, c+1); its last two columns wrap
+    around a row end, are bounded like real values (sums of real differences) and are zeroed
+    before any reduction, so every sum is exact and covers exactly the interior.
+    """
+    h, w = ws.h, ws.w
+    n = h * w
+    m = (h - 2) * w - 2  # interior grid entries up to pixel (H-2, W-2)
+    b0, b1, b2, b3 = ws.b
+    a = np.subtract(f[1:], f[:-1], out=b0[: n - 1])  # A[p] = y[p+1] - y[p] (horizontal step)
+    v = np.subtract(f[w:], f[:-w], out=b1[: n - w])  # V[p] = y[p+W] - y[p] (vertical step)
+
+    # Sobel, separably, (1,2,1) smoothing as two pair sums. gx: D[k] = y[k+2] - y[k]
+    # (centre k+1), smoothed over rows k, k+W, k+2W -> centre k+W+1 = grid entry k.
+    d = np.add(a[1:], a[:-1], out=b2[: n - 2])
+    q = np.add(d[:-w], d[w:], out=b3[: n - 2 - w])
+    s = ws.s[0][: m + 2]
+    np.add(q[:m], q[w : w + m], out=s[:m])  # gx, widened on the way out (|gx| <= 4 maxv)
+    s[:m] *= s[:m]
+    # gy: E[k] = y[k+2W] - y[k] (centre k+W), smoothed over k, k+1, k+2 -> grid entry k.
+    e = np.add(v[:-w], v[w:], out=b2[: n - 2 * w])
+    r = np.add(e[:-1], e[1:], out=b3[: n - 2 * w - 1])
+    t = ws.s[1][:m]
+    np.add(r[:m], r[1 : m + 1], out=t)  # gy
     t *= t
-    s += t  # exact integer squared magnitude
-    sobel_sq = int(s.sum(dtype=np.int64))
-    edges = int(np.count_nonzero(s > thr_sq))
-    sobel = float(np.sqrt(s, dtype=np.float64).sum())
+    s[:m] += t  # exact integer squared magnitude, <= 32 maxv²
+    s[m:] = 0
+    s2 = s.reshape(h - 2, w)
+    s2[:, w - 2 :] = 0  # the wrap-around entries
+    sobel_sq = _isum(s2, 32 * maxv * maxv)
+    edges = int(np.count_nonzero(np.greater(s, thr_sq, out=ws.mask)))  # thr_sq >= 0: 0 is no edge
+    sobel = float(np.sqrt(s, out=ws.f64, dtype=np.float64).sum())
 
-    # 4-neighbour Laplacian on the interior.
-    lap = yi[:-2, 1:-1] + yi[2:, 1:-1]
-    lap += yi[1:-1, :-2]
-    lap += yi[1:-1, 2:]
-    c = yi[1:-1, 1:-1]
-    lap -= c
-    lap -= c
-    lap -= c
-    lap -= c
-    lap_sum = int(lap.sum(dtype=np.int64))
-    lap2 = lap.astype(sq)
-    lap2 *= lap2
-    lap_sq = int(lap2.sum(dtype=np.int64))
+    # 4-neighbour Laplacian at grid entry k (pixel p = k+W+1) as the sum of the two second
+    # differences: (V[p] - V[p-W]) + (A[p] - A[p-1]).
+    lap = np.subtract(v[w + 1 : w + 1 + m], v[1 : 1 + m], out=b2[:m])
+    lap += a[w + 1 : w + 1 + m]
+    lap_f = ws.s[1][: m + 2]
+    np.subtract(lap, a[w : w + m], out=lap_f[:m])  # widened on the way out (|L| <= 4 maxv)
+    lap_f[m:] = 0
+    lap2d = lap_f.reshape(h - 2, w)
+    lap2d[:, w - 2 :] = 0
+    lap_sum = _isum(lap2d, 4 * maxv)
+    lap_f *= lap_f
+    lap_sq = _isum(lap2d, 16 * maxv * maxv)
 
-    # Blockiness: absolute first differences; boundary steps are every bs-th one from bs-1.
-    a = np.abs(yi[:, 1:] - yi[:, :-1])  # (H, W-1) horizontal steps
-    b_sum = int(a[:, bs - 1 :: bs].sum(dtype=np.int64))
-    all_sum = int(a.sum(dtype=np.int64))
-    a = np.abs(yi[1:] - yi[:-1])  # (H-1, W) vertical steps
-    b_sum += int(a[bs - 1 :: bs].sum(dtype=np.int64))
-    all_sum += int(a.sum(dtype=np.int64))
+    # Blockiness: absolute steps; boundary steps are every bs-th one from bs-1. The step from
+    # the last column of a row to the next row's first is not a step: zeroed.
+    a_f = b0
+    a_f[n - 1] = 0
+    a2d = a_f.reshape(h, w)
+    a2d[:, w - 1] = 0
+    np.abs(a_f, out=a_f)
+    v2d = v.reshape(h - 1, w)
+    np.abs(v, out=v)
+    b_sum = _isum(a2d[:, bs - 1 :: bs], maxv) + _isum(v2d[bs - 1 :: bs], maxv)
+    all_sum = _isum(a2d, maxv) + _isum(v2d, maxv)
 
-    if prev is None:
-        td = (0, 0, 0)
+    if pf is None:
+        td_abs = td_sq = 0
     else:
-        diff = yi - prev.astype(dt)
-        diff2 = diff.astype(sq)
-        diff2 *= diff2
-        td = (
-            int(np.abs(diff).sum(dtype=np.int64)),
-            int(diff.sum(dtype=np.int64)),
-            int(diff2.sum(dtype=np.int64)),
-        )
-    return (hist, sobel, sobel_sq, edges, lap_sum, lap_sq, b_sum, all_sum - b_sum, *td)
+        diff = np.subtract(f, pf, out=ws.s[0])  # widened on the way out
+        diff2d = diff.reshape(h, w)
+        td_abs = _isum(np.abs(diff, out=diff).reshape(h, w), maxv)
+        diff *= diff  # |d|² = d²
+        td_sq = _isum(diff2d, maxv * maxv)
+    return (sobel, sobel_sq, edges, lap_sum, lap_sq, b_sum, all_sum - b_sum, td_abs, td_sq)
 
 
 def raw_stats(
@@ -265,8 +384,12 @@ def raw_stats(
     """Per-frame integer sums of ``y`` ((N,H,W) or (H,W) integer code values) in numpy.
 
     ``prev`` is the (H,W) frame decoded just before ``y[0]`` (None at the start of a video).
-    Frames are processed one at a time: each intermediate of a 720p frame (~2-8 MB) stays in
-    cache, which beats one pass over a whole chunk on a small CPU.
+    Frames are processed one at a time into preallocated buffers (:class:`_Workspace`, one per
+    thread, kept for the next call: ~8 MB at 360p): each intermediate is one frame, which beats
+    one pass over a whole chunk on a small CPU, and nothing is allocated per frame. Calls from
+    different threads run in parallel (numpy releases the GIL in the pixel loops). Each frame
+    is converted to the difference dtype once and reused as the next frame's ``prev``; the
+    signed sum Σ(Y_t - Y_{t-1}) comes exactly from the two frames' code sums.
     """
     params = params or DEFAULT_PARAMS
     b = check_bit_depth(bit_depth)
@@ -281,21 +404,40 @@ def raw_stats(
             raise ValueError("sample values must be non-negative")
     dt, sq = work_dtypes(b)
     nbins = 1 << b
+    maxv = nbins - 1
     thr_sq = params.edge_threshold_sq(b)
-    rows = []
-    for i in range(arr.shape[0]):
-        before = p if i == 0 else arr[i - 1]
-        rows.append(_frame_pass(arr[i], before, nbins, thr_sq, params.block_size, dt, sq))
-    cols = list(zip(*rows, strict=True))
-    ints = [np.asarray(c, dtype=np.int64) for c in cols[2:]]
-    has_prev = np.ones(arr.shape[0], dtype=bool)
+    codes = np.arange(nbins, dtype=np.int64)
+    n, h, w = arr.shape
+    ws = _workspace(h, w, dt, sq)
+    hist = np.empty((n, nbins), dtype=np.int64)
+    sobel = np.empty(n, dtype=np.float64)
+    ints = np.zeros((9, n), dtype=np.int64)
+    pi: np.ndarray | None = None
+    p_sum = 0
+    if p is not None:
+        pi = ws.yi[1]
+        np.copyto(pi, p.ravel(), casting="unsafe")  # values checked to fit: 0 <= v < 2**b
+        p_sum = int(p.sum(dtype=np.int64))
+    for i in range(n):
+        hist[i] = _histogram(arr[i], nbins)  # also rejects values >= 2**b
+        yi = ws.yi[i % 2]
+        np.copyto(yi, arr[i].ravel(), casting="unsafe")
+        out = _frame_pass(ws, yi, pi, maxv, thr_sq, params.block_size)
+        sobel[i] = out[0]
+        ints[:7, i] = out[1:8]
+        ints[8, i] = out[8]
+        y_sum = int(hist[i] @ codes)
+        if pi is not None:
+            ints[7, i] = y_sum - p_sum  # Σ(Y_t - Y_{t-1}) = ΣY_t - ΣY_{t-1}, exact
+        pi, p_sum = yi, y_sum
+    has_prev = np.ones(n, dtype=bool)
     has_prev[0] = p is not None
     return RawStats(
         bit_depth=b,
-        height=int(arr.shape[1]),
-        width=int(arr.shape[2]),
-        hist=np.stack(cols[0]).astype(np.int64, copy=False),
-        sobel_sum=np.asarray(cols[1], dtype=np.float64),
+        height=h,
+        width=w,
+        hist=hist,
+        sobel_sum=sobel,
         sobel_sq_sum=ints[0],
         edge_count=ints[1],
         lap_sum=ints[2],
