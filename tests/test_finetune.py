@@ -20,7 +20,9 @@ torch.set_num_threads(1)
 def source_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     corpus = synthetic_corpus(tmp_path_factory.mktemp("a"), n_sources=2, n_shots=8)
     out = tmp_path_factory.mktemp("train")
-    assert run_train(corpus, out, "baselines=[]", "optim.max_epochs=200") == 0
+    # the feature gate is off by default; the freeze test needs it
+    assert run_train(corpus, out, "baselines=[]", "optim.max_epochs=200",
+                     "student.feature_weighting=true") == 0
     return out
 
 

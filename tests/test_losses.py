@@ -156,3 +156,30 @@ def test_shipped_loss_configs_build() -> None:
         loss = build_loss(OmegaConf.to_container(OmegaConf.load(f)))
         value = loss(_t([10.0, 50.0]), _t([20.0, 45.0]))
         assert torch.isfinite(value) and float(value) > 0
+
+
+def test_logit_space_losses_match_numpy() -> None:
+    from vmafdistill.students.losses import vmaf_logit
+
+    rng = np.random.default_rng(0)
+    y = rng.uniform(0, 100, 40)
+    p = np.clip(y + rng.normal(0, 8, 40), 0.0, 100.0)
+    g = lambda v: np.log((v + 2.0) / (100.0 - v + 2.0))  # noqa: E731  logit((v+m)/(100+2m))
+    np.testing.assert_allclose(vmaf_logit(torch.tensor(y), 2.0).numpy(), g(y), rtol=1e-12)
+    pt, yt = torch.tensor(p), torch.tensor(y)
+    mse = build_loss({"name": "mse", "space": "logit", "margin": 2.0})
+    assert float(mse(pt, yt)) == pytest.approx(np.mean((g(p) - g(y)) ** 2), rel=1e-10)
+    e = np.abs(g(p) - g(y))
+    hub = np.where(e <= 0.5, 0.5 * e**2, 0.5 * (e - 0.25))
+    huber = build_loss({"name": "huber", "space": "logit", "delta": 0.5})
+    assert float(huber(pt, yt)) == pytest.approx(hub.mean(), rel=1e-10)
+    # a low-VMAF error weighs more than the same error mid-range (relative, not absolute)
+    lo_err = float(mse(torch.tensor([3.0]), torch.tensor([1.0])))
+    mid_err = float(mse(torch.tensor([52.0]), torch.tensor([50.0])))
+    assert lo_err > 10 * mid_err
+    # temperature loss: bin centres equally spaced in logit space between g(lo) and g(hi)
+    temp = build_loss({"name": "temperature", "space": "logit", "n_bins": 5})
+    np.testing.assert_allclose(temp.centres.numpy(), np.linspace(g(0.0), g(100.0), 5), atol=1e-5)
+    assert float(temp(yt.float(), yt.float())) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(VmafDistillError, match="space"):
+        build_loss({"name": "mse", "space": "probit"})

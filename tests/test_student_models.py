@@ -39,6 +39,13 @@ CONFIGS = {
                        "output": "linear"},
     "linear": {"name": "linear"},
     "linear_metadata": {"name": "linear", "features": NAMES[:6]},
+    "logistic": {"name": "logistic", "output_margin": 2.0,
+                 "monotone": {"log_bitrate": 1, "scale_ratio": -1, "absent_column": 1}},
+    "mlp_residual": {"name": "mlp", "widths": [8], "activation": "relu", "linear_skip": True,
+                     "residual_penalty": 10.0, "output_margin": 2.0,
+                     "monotone": {"log_bitrate": 1}},
+    "soft_tree_residual": {"name": "soft_tree", "depth": 2, "n_trees": 3, "linear_skip": True,
+                           "residual_penalty": 1.0, "output_margin": 2.0},
 }
 
 
@@ -350,3 +357,87 @@ def test_init_output_bias_starts_at_the_target_mean(kind: str) -> None:
             inner.linear.weight.zero_()
         pred = model(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(pred, y.mean(), rtol=1e-5)
+
+
+def test_logistic_student_is_closed_form_and_inverts_the_logit_loss() -> None:
+    from vmafdistill.students.losses import vmaf_logit
+
+    x = raw_features(50)
+    model = _scaled(CONFIGS["logistic"], x)
+    z_in = model.standardise(torch.from_numpy(x)).double().numpy()
+    lin = model.student.linear
+    w = lin.effective_weight().detach().double().numpy()
+    z = z_in @ w + float(lin.bias.detach())
+    with torch.no_grad():
+        pred = model(torch.from_numpy(x)).double().numpy()
+    np.testing.assert_allclose(pred, -2.0 + 104.0 / (1.0 + np.exp(-z)), rtol=1e-5, atol=1e-4)
+    # the logit-space loss sees exactly the student's pre-head logit
+    np.testing.assert_allclose(vmaf_logit(torch.from_numpy(pred), 2.0).numpy(), z, atol=1e-3)
+    # sign constraints: log_bitrate weight > 0, scale_ratio weight < 0, others free
+    assert w[0] > 0 and w[1] < 0
+    assert lin.constrained.tolist() == [True, True] + [False] * (len(NAMES) - 2)
+
+
+def test_monotone_student_never_decreases_in_a_constrained_column() -> None:
+    x = raw_features(200)
+    for kind in ("logistic", "mlp_residual"):
+        model = _scaled(CONFIGS[kind], x)
+        with torch.no_grad():
+            for p in model.parameters():  # large random weights: constraint must still hold
+                p.copy_(3.0 * torch.randn_like(p))
+        lin = model.student.skip if kind == "mlp_residual" else model.student.linear
+        w = lin.effective_weight().detach().numpy()
+        assert w[0] > 0, kind
+        if kind == "logistic":  # a purely linear logit: exactly monotone in log_bitrate
+            lo, hi = x.copy(), x.copy()
+            hi[:, 0] += 0.5
+            with torch.no_grad():
+                d = model(torch.from_numpy(hi)) - model(torch.from_numpy(lo))
+            assert (d.numpy() >= 0).all()
+
+
+@pytest.mark.parametrize("kind", ["mlp_residual", "soft_tree_residual"])
+def test_residual_students_start_as_their_logistic_skip_and_penalise_the_branch(
+        kind: str) -> None:
+    from vmafdistill.students.models import auxiliary_loss
+
+    x = raw_features(60)
+    y = np.random.default_rng(1).uniform(5, 95, 60)
+    torch.manual_seed(0)
+    model = make_scaled_student(CONFIGS[kind], x, NAMES, y_train=y)
+    inner = model.student
+    xt = torch.from_numpy(x)
+    with torch.no_grad():
+        pred = model.eval()(xt).numpy()
+        skip_only = inner.head(inner.skip(model.standardise(xt)).squeeze(-1)).numpy()
+    np.testing.assert_allclose(pred, skip_only, rtol=1e-6)  # residual branch starts at 0
+    zero_skip = pred  # skip weights start at 0 (free inputs): the mean target
+    if kind == "soft_tree_residual":
+        np.testing.assert_allclose(zero_skip, y.mean(), rtol=1e-4)
+    # the training-mode penalty is residual_penalty * mean(branch^2) of the last forward
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    model.train()
+    model(xt)
+    aux = auxiliary_loss(model)
+    assert aux is not None and auxiliary_loss(model) is None  # read once, then cleared
+    xs = model.standardise(xt)
+    with torch.no_grad():
+        if kind == "mlp_residual":
+            branch = inner.body(xs).squeeze(-1)
+        else:
+            mu = inner.leaf_probabilities(xs)
+            branch = (mu * inner.leaf).sum(dim=2).mean(dim=1) + inner.bias
+    want = inner.residual_penalty * float((branch.double() ** 2).mean())
+    assert float(aux) == pytest.approx(want, rel=1e-5)
+    model.eval()
+    model(xt)
+    assert auxiliary_loss(model) is None  # no penalty recorded outside training
+
+
+def test_monotone_config_errors() -> None:
+    with pytest.raises(VmafDistillError, match="monotone"):
+        build_student({"name": "logistic", "monotone": {"log_bitrate": 2}}, len(NAMES), NAMES)
+    with pytest.raises(VmafDistillError, match="output_margin"):
+        build_student({"name": "logistic", "output_margin": -1}, len(NAMES), NAMES)

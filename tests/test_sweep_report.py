@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_train_app import FAST, synthetic_corpus
+from test_train_app import TRAIN_FAST, synthetic_corpus
 
 from vmafdistill.errors import VmafDistillError
 from vmafdistill.students.report import pick_winner, write_report
@@ -38,7 +38,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     corpus = synthetic_corpus(tmp_path_factory.mktemp("corpus"))
     out = tmp_path_factory.mktemp("sweep")
     argv = ["train", "-m", f"corpus_dir={corpus}", f"hydra.sweep.dir={out}",
-            "student=mlp,linear", "baselines=[gbdt50]", *FAST]
+            "student=mlp,linear", "baselines=[gbdt50]", *TRAIN_FAST]
     assert main(argv) == 0
     return out
 
@@ -97,7 +97,7 @@ def test_optuna_search_minimises_oof_mae(tmp_path: Path) -> None:
     out = tmp_path / "optuna"
     argv = ["train", "-m", "hparams_search=optuna", f"corpus_dir={corpus}",
             f"hydra.sweep.dir={out}", "hydra.sweeper.n_trials=2", "cv=hash", "baselines=[]",
-            *(o for o in FAST if not o.startswith("optim.lr")), "optim.max_epochs=30"]
+            *(o for o in TRAIN_FAST if not o.startswith("optim.lr")), "optim.max_epochs=30"]
     assert main(argv) == 0
     result = yaml.safe_load((out / "optimization_results.yaml").read_text())
     maes = [json.loads(p.read_text())["oof"]["mae"] for p in sorted(out.glob("*/metrics.json"))]
@@ -107,3 +107,16 @@ def test_optuna_search_minimises_oof_mae(tmp_path: Path) -> None:
         result["best_params"])
     m = json.loads((out / "0" / "metrics.json").read_text())
     assert m["loss"] == "temperature" and m["student"] == "mlp"
+
+
+def test_inert_tau_is_reported() -> None:
+    from vmafdistill.students.report import inert_override_notes
+
+    table = pd.DataFrame({
+        "overrides": ["loss=huber loss.tau=1", "loss=temperature loss.tau=1",
+                      "loss=mse ++loss.tau=2", "loss=huber"],
+        "loss": ["huber", "temperature", "mse", "huber"],
+    })
+    notes = inert_override_notes(table)
+    assert len(notes) == 1 and "inert for huber, mse" in notes[0]
+    assert inert_override_notes(table.iloc[[1, 3]]) == []  # the huber run has no tau override

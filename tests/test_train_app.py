@@ -28,9 +28,11 @@ FAST = [
     "trainer.enable_progress_bar=false",
     "trainer.checkpoint_final=false",
     "optim.max_epochs=150",
-    "optim.lr=0.01",
     "summary=false",
 ]
+#: FAST for `vmafdistill train` (finetune has no conformal.method): cross-conformal needs no
+#: extra fits; the default `nested` calibration has its own test.
+TRAIN_FAST = [*FAST, "conformal.method=cross"]
 
 
 def truth(log_bpp: np.ndarray, scale_ratio: np.ndarray, si: np.ndarray, shift: float = 0.0,
@@ -102,7 +104,8 @@ def run_train(corpus: Path, out: Path, *overrides: str) -> int:
     """``vmafdistill train`` on ``corpus`` with its run dir at ``out``."""
     from vmafdistill.cli import main
 
-    return main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={out}", *FAST, *overrides])
+    return main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={out}", *TRAIN_FAST,
+                 *overrides])
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +154,14 @@ def test_run_writes_outputs_and_honest_metrics(trained: Path, corpus: Path) -> N
     width = (oof["hi"] - oof["lo"]) / 2
     q_by_fold = {f["fold"]: f["q"] for f in metrics["folds"]}
     np.testing.assert_allclose(width, oof["fold"].map(q_by_fold), rtol=1e-9)
+    # cross-conformal: fold k's q is the conformal quantile of the *other* folds' OOF residuals
+    from vmafdistill.evaluation.conformal import conformal_quantile
+
+    res = np.abs(oof["vmaf"] - oof["pred"])
+    for k, q in q_by_fold.items():
+        assert q == pytest.approx(conformal_quantile(res[oof["fold"] != k], 0.1), rel=1e-12)
+    assert metrics["conformal"]["method"] == "cross"
+    assert all(f["n_fit"] == f["n_train"] for f in metrics["folds"])  # nothing held out
     cov = float(((oof["lo"] <= oof["vmaf"]) & (oof["vmaf"] <= oof["hi"])).mean())
     assert metrics["conformal"]["coverage"] == pytest.approx(cov)
     assert metrics["conformal"]["nominal"] == pytest.approx(0.9)
@@ -242,6 +253,41 @@ def test_tensor_batches_shard_and_cover() -> None:
     assert not torch.equal(again, seen[0]) or len(again) < 2
 
 
+def test_nested_conformal_uses_inner_oof_residuals(tmp_path: Path) -> None:
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=1, n_shots=6, seed=3)
+    out = tmp_path / "run"
+    assert run_train(corpus, out, "conformal.method=nested", "conformal.inner_splits=3",
+                     "student=logistic", "optim.max_epochs=100", "baselines=[]") == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["conformal"]["method"] == "nested"
+    assert metrics["conformal"]["group_col"] == "shot_id"  # the cv protocol's group
+    for f in metrics["folds"]:
+        # every training row got exactly one inner out-of-fold residual; all rows were fitted
+        assert f["n_calib"] == f["n_train"] == f["n_fit"]
+        assert math.isfinite(f["q"]) and f["q"] > 0
+    # 3 inner fits per fold were logged, and none used the fold's test rows (by construction:
+    # the inner folds partition the training rows); coverage is measured, not assumed
+    assert (out / "logs" / "fold0_inner2").is_dir() and not (out / "logs" / "fold0_inner3").exists()
+    oof = pd.read_parquet(out / "oof.parquet")
+    cov = float(((oof["lo"] <= oof["vmaf"]) & (oof["vmaf"] <= oof["hi"])).mean())
+    assert metrics["conformal"]["coverage"] == pytest.approx(cov)
+    assert cov >= 0.7
+
+
+def test_inner_group_folds() -> None:
+    from vmafdistill.students.train import inner_group_folds
+
+    groups = np.repeat([f"g{i}" for i in range(7)], 3)
+    folds = inner_group_folds(groups, 5)
+    assert len(folds) == 5
+    tested = np.concatenate([te for _, te in folds])
+    assert sorted(tested.tolist()) == list(range(len(groups)))  # each row tested once
+    for tr, te in folds:
+        assert not set(groups[tr]) & set(groups[te])
+    assert len(inner_group_folds(groups[:6], 5)) == 2  # capped at the number of groups
+    assert inner_group_folds(np.array(["a", "a"]), 5) == []
+
+
 def test_inner_group_split() -> None:
     from vmafdistill.students.train import inner_group_split
 
@@ -270,5 +316,14 @@ def test_loss_config_drops_sweep_only_keys() -> None:
     from vmafdistill.students.train import loss_config
 
     assert "tau" not in loss_config({"name": "huber", "delta": 5.0, "tau": 2.0})
+    # the shipped huber/mse configs carry an inert `tau: null`, so `loss.tau=...` sweeps them
+    from omegaconf import OmegaConf
+
+    from vmafdistill.config import conf_dir
+
+    for name in ("huber", "mse"):
+        cfg = OmegaConf.to_container(OmegaConf.load(conf_dir() / "loss" / f"{name}.yaml"))
+        assert "tau" in cfg and cfg["tau"] is None
+        build_loss(loss_config({**cfg, "tau": 4.0}))
     loss = build_loss(loss_config({"name": "temperature", "tau": 2.0}))
     assert isinstance(loss, TemperatureLoss) and loss.tau == pytest.approx(2.0)

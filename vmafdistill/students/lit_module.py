@@ -8,6 +8,8 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from .models import auxiliary_loss
+
 
 class StudentModule(pl.LightningModule):
     """Train a :class:`~vmafdistill.students.models.ScaledStudent` (raw features in, VMAF out).
@@ -49,6 +51,9 @@ class StudentModule(pl.LightningModule):
     ) -> torch.Tensor:
         x, y = batch
         loss = self.loss_fn(self(x), y)
+        aux = auxiliary_loss(self.model)  # e.g. a residual student's penalty on its branch
+        if aux is not None:
+            loss = loss + aux
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y),
                  sync_dist=self.trainer.world_size > 1)
         return loss

@@ -7,6 +7,11 @@
   loss is tau^2 · KL(p_teacher || p_student) (+ alpha · Huber on the raw scores). ``tau`` is
   fixed or learnable (a bounded log-tau parameter of the loss module).
 
+``space: logit`` compares ``g(pred)`` with ``g(target)``, ``g(v) = logit((v + m) / (100 + 2m))``
+(the inverse of a bounded student head with margin ``m``), so a low-VMAF error counts as much as
+the same *relative* error mid-range (a sigmoidal rate-quality curve is linear there);
+``space: vmaf`` (default) compares raw points.
+
 Every loss may add ``rank_weight`` · (1 - corr(pred, target)) over the batch, with ``corr`` the
 Pearson correlation (``rank_kind: plcc``) or the Pearson correlation of soft ranks
 (``rank_kind: soft_srocc``). Formulas: ``docs/students.md``.
@@ -26,16 +31,30 @@ from ..errors import VmafDistillError
 
 __all__ = [
     "LOSS_NAMES",
+    "LOSS_SPACES",
     "HuberLoss",
     "MSELoss",
     "TemperatureLoss",
     "build_loss",
     "pearson_corr",
     "soft_rank",
+    "vmaf_logit",
 ]
 
 LOSS_NAMES: tuple[str, ...] = ("mse", "huber", "temperature")
 _RANK_KINDS: tuple[str, ...] = ("plcc", "soft_srocc")
+#: Where the point loss compares scores: ``vmaf`` (raw points) or ``logit`` (:func:`vmaf_logit`).
+LOSS_SPACES: tuple[str, ...] = ("vmaf", "logit")
+#: Clamp of the unit interval before the logit (keeps out-of-range scores finite).
+_LOGIT_EPS = 1e-4
+
+
+def vmaf_logit(v: Tensor, margin: float = 2.0) -> Tensor:
+    """g(v) = logit((v + m) / (100 + 2m)): the inverse of the students' bounded head with margin
+    m. Scores outside (-m, 100 + m) are clamped to the unit interval's [1e-4, 1 - 1e-4]."""
+    u = (v + margin) / (100.0 + 2.0 * margin)
+    u = u.clamp(_LOGIT_EPS, 1.0 - _LOGIT_EPS)
+    return torch.log(u) - torch.log1p(-u)
 
 
 def pearson_corr(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
@@ -54,8 +73,14 @@ class _DistillLoss(nn.Module):
     """Base: the per-kind point loss plus the optional batch correlation term."""
 
     def __init__(self, rank_weight: float = 0.0, rank_kind: str = "plcc",
-                 rank_scale: float = 1.0) -> None:
+                 rank_scale: float = 1.0, space: str = "vmaf", margin: float = 2.0) -> None:
         super().__init__()
+        if space not in LOSS_SPACES:
+            raise VmafDistillError(f"loss space: unknown {space!r}; known: {LOSS_SPACES}")
+        if not margin > 0:
+            raise VmafDistillError(f"loss margin must be > 0, got {margin}")
+        self.space = space
+        self.margin = float(margin)
         if rank_kind not in _RANK_KINDS:
             raise VmafDistillError(f"loss rank_kind: unknown {rank_kind!r}; known: {_RANK_KINDS}")
         if rank_weight < 0 or not rank_scale > 0:
@@ -63,6 +88,10 @@ class _DistillLoss(nn.Module):
         self.rank_weight = float(rank_weight)
         self.rank_kind = rank_kind
         self.rank_scale = float(rank_scale)
+
+    def to_space(self, v: Tensor) -> Tensor:
+        """Scores in the space the point loss compares them in (identity for ``vmaf``)."""
+        return v if self.space == "vmaf" else vmaf_logit(v, self.margin)
 
     def point_loss(self, pred: Tensor, target: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -84,7 +113,7 @@ class _DistillLoss(nn.Module):
                 f"{tuple(target.shape)}"
             )
         target = target.to(pred.dtype)
-        loss = self.point_loss(pred, target)
+        loss = self.point_loss(self.to_space(pred), self.to_space(target))
         if self.rank_weight > 0:
             loss = loss + self.rank_weight * self.rank_term(pred, target)
         return loss
@@ -147,8 +176,10 @@ class TemperatureLoss(_DistillLoss):
                 f"temperature loss: need tau > 0 (and tau_min <= tau <= tau_max when learnable), "
                 f"got tau={tau}, [{tau_min}, {tau_max}]"
             )
-        self.register_buffer("centres", torch.linspace(float(lo), float(hi), int(n_bins)))
-        self.spacing = (float(hi) - float(lo)) / (int(n_bins) - 1)
+        # bins span [lo, hi] VMAF points; in logit space, [g(lo), g(hi)] (equally spaced there)
+        lo_t, hi_t = (float(self.to_space(torch.tensor([float(v)]))[0]) for v in (lo, hi))
+        self.register_buffer("centres", torch.linspace(lo_t, hi_t, int(n_bins)))
+        self.spacing = (hi_t - lo_t) / (int(n_bins) - 1)
         self.alpha, self.delta = float(alpha), float(delta)
         self.learnable_tau = bool(learnable_tau)
         self.log_tau_min, self.log_tau_max = math.log(tau_min), math.log(tau_max)
@@ -202,7 +233,7 @@ def build_loss(cfg: Mapping[str, Any]) -> nn.Module:
     name = kw.pop("name", None)
     if name not in LOSS_NAMES:
         raise VmafDistillError(f"loss config: unknown name {name!r}; known: {LOSS_NAMES}")
-    allowed = {"rank_weight", "rank_kind", "rank_scale"}
+    allowed = {"rank_weight", "rank_kind", "rank_scale", "space", "margin"}
     cls: type[_DistillLoss] = MSELoss
     if name == "huber":
         cls, allowed = HuberLoss, allowed | {"delta"}

@@ -33,19 +33,22 @@ __all__ = [
     "TRANSFORMS",
     "LinearStudent",
     "MLPStudent",
+    "MonotoneLinear",
     "ScaledStudent",
     "SoftTreeStudent",
     "apply_transforms",
+    "auxiliary_loss",
     "build_student",
     "fit_scaler",
     "init_output_bias",
     "leaf_path_table",
     "make_scaled_student",
+    "monotone_signs",
     "resolve_transforms",
 ]
 
 #: Student kinds :func:`build_student` knows (the ``name`` key of a student config).
-STUDENT_NAMES: tuple[str, ...] = ("mlp", "soft_tree", "linear")
+STUDENT_NAMES: tuple[str, ...] = ("mlp", "soft_tree", "linear", "logistic")
 
 #: Fixed per-column input transforms. ``slog1p`` is sign(x)·ln(1+|x|): the identity near zero,
 #: logarithmic in the tails, defined for any real x.
@@ -59,7 +62,8 @@ DEFAULT_TRANSFORMS: dict[str, str] = {"blockiness": "slog1p", "laplacian_var": "
 #: Standard deviations below this are replaced by 1 (constant columns, e.g. a single codec flag).
 STD_FLOOR = 1e-6
 
-#: Output heads work on a unit scale: ``linear`` = CENTER + SCALE·z, ``bounded`` = 100·sigmoid(z).
+#: Output heads work on a unit scale: ``linear`` = CENTER + SCALE·z, ``bounded`` =
+#: -m + (100 + 2m)·sigmoid(z) with margin m (``output_margin``, default 0: 100·sigmoid(z)).
 OUTPUT_CENTER = 50.0
 OUTPUT_SCALE = 50.0
 
@@ -131,19 +135,35 @@ def fit_scaler(
 # --------------------------------------------------------------------------- heads / helpers
 
 
-def _output_head(kind: str) -> nn.Module:
+def _output_head(kind: str, margin: float = 0.0) -> nn.Module:
     if kind not in _OUTPUTS:
         raise VmafDistillError(
             f"student output: unknown head {kind!r}; known: {', '.join(_OUTPUTS)}"
         )
-    return _BoundedHead() if kind == "bounded" else _LinearHead()
+    if not 0.0 <= float(margin) < 50.0:
+        raise VmafDistillError(f"student output_margin must be in [0, 50), got {margin}")
+    return _BoundedHead(float(margin)) if kind == "bounded" else _LinearHead()
 
 
 class _BoundedHead(nn.Module):
-    """z -> 100·sigmoid(z): smooth, clamp-free, always inside [0, 100]."""
+    """z -> -m + (100 + 2m)·sigmoid(z): smooth, clamp-free, always inside (-m, 100 + m).
+
+    A small margin m (e.g. 2) lets scores of exactly 0 or 100 be reached at a finite logit."""
+
+    def __init__(self, margin: float = 0.0) -> None:
+        super().__init__()
+        self.margin = float(margin)
 
     def forward(self, z: Tensor) -> Tensor:
-        return 100.0 * torch.sigmoid(z)
+        if self.margin == 0.0:
+            return 100.0 * torch.sigmoid(z)
+        return (100.0 + 2.0 * self.margin) * torch.sigmoid(z) - self.margin
+
+    def inverse(self, v: float) -> float:
+        """The logit z with forward(z) == v (v clamped 0.5 % inside the range)."""
+        span = 100.0 + 2.0 * self.margin
+        u = min(max((float(v) + self.margin) / span, 0.005), 0.995)
+        return math.log(u / (1.0 - u))
 
 
 class _LinearHead(nn.Module):
@@ -173,21 +193,100 @@ def _get(cfg: Mapping[str, Any], key: str, default: Any) -> Any:
 # --------------------------------------------------------------------------- students
 
 
-class LinearStudent(nn.Module):
-    """Affine map of the (selected) standardised features, then the output head."""
+def monotone_signs(
+    monotone: Mapping[str, int] | None, feature_names: Sequence[str] | None, n_features: int
+) -> list[int]:
+    """Per-input sign constraints (+1 increasing, -1 decreasing, 0 free) from a config mapping
+    ``{column: ±1}``. Columns not among ``feature_names`` are skipped (one config serves feature
+    sets with ``log_bpp`` or ``log_bitrate``); a sign other than ±1 raises."""
+    signs = [0] * n_features
+    if not monotone:
+        return signs
+    if feature_names is None:
+        raise VmafDistillError("student monotone constraints need feature_names")
+    names = list(feature_names)
+    for col, sign in dict(monotone).items():
+        if int(sign) not in (-1, 1):
+            raise VmafDistillError(f"student monotone[{col!r}] must be +1 or -1, got {sign}")
+        if col in names:
+            signs[names.index(col)] = int(sign)
+    return signs
 
-    def __init__(self, n_features: int, output: str = "linear") -> None:
+
+class MonotoneLinear(nn.Module):
+    """``x·w + b`` (one output) with sign-constrained weights on chosen inputs.
+
+    Input j with sign s_j != 0 gets ``w_j = s_j·softplus(raw_j)`` (so the output is monotone in
+    it: standardisation and slog1p keep the order of the raw feature); the others are free.
+    Starts at w = 0 on free inputs and w = ±softplus(-4) ≈ ±0.018 on constrained ones."""
+
+    def __init__(self, n_features: int, signs: Sequence[int]) -> None:
         super().__init__()
-        self.linear = nn.Linear(n_features, 1)
-        nn.init.zeros_(self.linear.weight)
-        nn.init.zeros_(self.linear.bias)
-        self.head = _output_head(output)
+        sign_t = torch.as_tensor(list(signs), dtype=torch.float32)
+        if sign_t.shape != (n_features,):
+            raise VmafDistillError(f"monotone signs: {len(signs)} for {n_features} inputs")
+        self.register_buffer("sign", sign_t)
+        self.register_buffer("constrained", sign_t != 0)
+        self.weight = nn.Parameter(torch.where(self.constrained, -4.0, 0.0))
+        self.bias = nn.Parameter(torch.zeros(1))
+
+    def effective_weight(self) -> Tensor:
+        """(F,) weights actually applied."""
+        # softplus(r) = relu(r) + log(1 + exp(-|r|)): stable, and every op has a float32 and
+        # float64 onnxruntime kernel (its Softplus has no float64 one)
+        r = self.weight
+        soft = torch.relu(r) + torch.log(1.0 + torch.exp(-torch.abs(r)))
+        return torch.where(self.constrained, self.sign * soft, r)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x @ self.effective_weight()[:, None]) + self.bias
+
+
+def _linear_layer(n_features: int, signs: Sequence[int]) -> nn.Module:
+    if any(signs):
+        return MonotoneLinear(n_features, signs)
+    layer = nn.Linear(n_features, 1)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class LinearStudent(nn.Module):
+    """Affine map of the (selected) standardised features, then the output head.
+
+    With ``output="bounded"`` this is the *logistic* student: VMAF = -m + (100 + 2m)·sigmoid(w·x
+    + b), a linear model in logit space (the rate-quality curve is sigmoidal in log rate)."""
+
+    def __init__(self, n_features: int, output: str = "linear", margin: float = 0.0,
+                 signs: Sequence[int] | None = None) -> None:
+        super().__init__()
+        self.linear = _linear_layer(n_features, signs or [0] * n_features)
+        self.head = _output_head(output, margin)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.linear(x).squeeze(-1))
 
 
-class MLPStudent(nn.Module):
+class _ResidualMixin:
+    """Optional linear skip path: z = skip(x) + branch(x), the branch penalised to stay small.
+
+    In training mode the last forward stores ``aux_loss = residual_penalty · mean(branch²)``
+    (logit units) for the trainer to add (:func:`auxiliary_loss`); the skip path alone is the
+    logistic student, so with a large penalty the model falls back to it."""
+
+    skip: nn.Module | None
+    residual_penalty: float
+    aux_loss: Tensor | None
+
+    def _combine(self, branch: Tensor, x: Tensor) -> Tensor:
+        if self.skip is None:
+            return branch
+        if self.training and self.residual_penalty > 0:  # type: ignore[attr-defined]
+            self.aux_loss = self.residual_penalty * (branch * branch).mean()
+        return self.skip(x).squeeze(-1) + branch
+
+
+class MLPStudent(_ResidualMixin, nn.Module):
     """MLP: optional learned per-feature scale gate, hidden layers, unit-scale output head.
 
     ``feature_weighting`` multiplies input column j by a learned ``gate[j]`` (initialised to 1);
@@ -202,6 +301,10 @@ class MLPStudent(nn.Module):
         dropout: float = 0.0,
         feature_weighting: bool = False,
         output: str = "bounded",
+        margin: float = 0.0,
+        linear_skip: bool = False,
+        residual_penalty: float = 0.0,
+        signs: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if activation not in _ACTIVATIONS:
@@ -225,12 +328,19 @@ class MLPStudent(nn.Module):
         nn.init.normal_(last.weight, std=0.01)
         layers.append(last)
         self.body = nn.Sequential(*layers)
-        self.head = _output_head(output)
+        self.head = _output_head(output, margin)
+        self.skip = _linear_layer(n_features, signs or [0] * n_features) if linear_skip else None
+        if residual_penalty < 0:
+            raise VmafDistillError(f"residual_penalty must be >= 0, got {residual_penalty}")
+        self.residual_penalty = float(residual_penalty)
+        self.aux_loss = None
+        if linear_skip:  # the residual starts at exactly 0: the model starts as its skip path
+            nn.init.zeros_(last.weight)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.gate is not None:
-            x = x * self.gate
-        return self.head(self.body(x).squeeze(-1))
+        gated = x * self.gate if self.gate is not None else x
+        z = self._combine(self.body(gated).squeeze(-1), x)
+        return self.head(z)
 
 
 def leaf_path_table(depth: int) -> tuple[np.ndarray, np.ndarray]:
@@ -252,7 +362,7 @@ def leaf_path_table(depth: int) -> tuple[np.ndarray, np.ndarray]:
     return node, right
 
 
-class SoftTreeStudent(nn.Module):
+class SoftTreeStudent(_ResidualMixin, nn.Module):
     """Ensemble of soft decision trees of fixed depth, vectorised over trees, nodes and leaves.
 
     Each internal node n of tree t routes left with probability
@@ -271,6 +381,10 @@ class SoftTreeStudent(nn.Module):
         temperature: float = 1.0,
         routing: str = "oblique",
         output: str = "bounded",
+        margin: float = 0.0,
+        linear_skip: bool = False,
+        residual_penalty: float = 0.0,
+        signs: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if depth < 1 or n_trees < 1:
@@ -294,7 +408,15 @@ class SoftTreeStudent(nn.Module):
         # Index into cat([p_left, p_right]) along the node axis: left -> n, right -> n_nodes + n.
         gather = node + right.astype(np.int64) * self.n_nodes
         self.register_buffer("path_index", torch.as_tensor(gather.reshape(-1)), persistent=False)
-        self.head = _output_head(output)
+        self.head = _output_head(output, margin)
+        self.skip = _linear_layer(n_features, signs or [0] * n_features) if linear_skip else None
+        if residual_penalty < 0:
+            raise VmafDistillError(f"residual_penalty must be >= 0, got {residual_penalty}")
+        self.residual_penalty = float(residual_penalty)
+        self.aux_loss = None
+        if linear_skip:  # leaves start at 0: the model starts as its skip path
+            with torch.no_grad():
+                self.leaf.zero_()
 
     def routing_weight(self) -> Tensor:
         """The effective (F, n_trees·n_nodes) routing matrix."""
@@ -314,7 +436,7 @@ class SoftTreeStudent(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         mu = self.leaf_probabilities(x)
-        z = (mu * self.leaf).sum(dim=2).mean(dim=1) + self.bias
+        z = self._combine((mu * self.leaf).sum(dim=2).mean(dim=1) + self.bias, x)
         return self.head(z)
 
 
@@ -361,6 +483,16 @@ def build_student(
     if n_in < 1:
         raise VmafDistillError(f"student {name!r}: no input features")
 
+    in_names = None if feature_names is None else (
+        list(feature_names) if index is None else [list(feature_names)[i] for i in index])
+    signs = monotone_signs(cfg.get("monotone"), in_names, n_in)
+    margin = float(_get(cfg, "output_margin", 0.0))
+    residual = {
+        "margin": margin,
+        "linear_skip": bool(_get(cfg, "linear_skip", False)),
+        "residual_penalty": float(_get(cfg, "residual_penalty", 0.0)),
+        "signs": signs,
+    }
     if name == "mlp":
         model: nn.Module = MLPStudent(
             n_in,
@@ -369,6 +501,7 @@ def build_student(
             dropout=float(_get(cfg, "dropout", 0.0)),
             feature_weighting=bool(_get(cfg, "feature_weighting", False)),
             output=str(_get(cfg, "output", "bounded")),
+            **residual,
         )
     elif name == "soft_tree":
         model = SoftTreeStudent(
@@ -378,9 +511,12 @@ def build_student(
             temperature=float(_get(cfg, "temperature", 1.0)),
             routing=str(_get(cfg, "routing", "oblique")),
             output=str(_get(cfg, "output", "bounded")),
+            **residual,
         )
     else:
-        model = LinearStudent(n_in, output=str(_get(cfg, "output", "linear")))
+        default_out = "bounded" if name == "logistic" else "linear"
+        model = LinearStudent(n_in, output=str(_get(cfg, "output", default_out)),
+                              margin=margin, signs=signs)
     return model if index is None else _Select(index, model)
 
 
@@ -450,12 +586,18 @@ def init_output_bias(model: nn.Module, target_mean: float) -> None:
         inner = inner.student if isinstance(inner, ScaledStudent) else inner.inner
     head = getattr(inner, "head", None)
     if isinstance(head, _BoundedHead):
-        m = min(max(float(target_mean), 0.5), 99.5) / 100.0
-        z = math.log(m / (1.0 - m))
+        z = head.inverse(target_mean)
     else:
         z = (float(target_mean) - OUTPUT_CENTER) / OUTPUT_SCALE
     with torch.no_grad():
-        if isinstance(inner, SoftTreeStudent):
+        skip = getattr(inner, "skip", None)
+        if skip is not None:
+            skip.bias.fill_(z)
+            if isinstance(inner, SoftTreeStudent):
+                inner.bias.zero_()
+            elif isinstance(inner, MLPStudent):
+                inner.body[-1].bias.zero_()
+        elif isinstance(inner, SoftTreeStudent):
             inner.bias.fill_(z)
         elif isinstance(inner, MLPStudent):
             inner.body[-1].bias.fill_(z)
@@ -463,6 +605,18 @@ def init_output_bias(model: nn.Module, target_mean: float) -> None:
             inner.linear.bias.fill_(z)
         else:
             raise VmafDistillError(f"init_output_bias: unsupported module {type(inner).__name__}")
+
+
+def auxiliary_loss(model: nn.Module) -> Tensor | None:
+    """Sum of the ``aux_loss`` terms the last training-mode forward of ``model``'s submodules
+    stored (residual penalties), or None; clears them."""
+    total: Tensor | None = None
+    for module in model.modules():
+        aux = getattr(module, "aux_loss", None)
+        if isinstance(aux, Tensor):
+            total = aux if total is None else total + aux
+            module.aux_loss = None
+    return total
 
 
 def make_scaled_student(

@@ -212,6 +212,23 @@ def _plots(root: Path, table: pd.DataFrame, win: int, eligible: pd.Series,
     plt.close(fig)
 
 
+def inert_override_notes(table: pd.DataFrame) -> list[str]:
+    """Sentences naming sweep-only loss keys (e.g. ``loss.tau``) that some runs ignored."""
+    from .train import SWEEP_ONLY_LOSS_KEYS
+
+    notes = []
+    for key, takers in SWEEP_ONLY_LOSS_KEYS.items():
+        uses = table["overrides"].astype(str).str.contains(rf"(?:^|\s)\+*loss\.{key}=")
+        ignored = sorted({str(v) for v in table.loc[uses, "loss"] if v not in takers})
+        if ignored:
+            notes.append(
+                f"`loss.{key}` is inert for {', '.join(ignored)} (only "
+                f"{', '.join(takers)} has a {key}); those runs differ only in it and repeat "
+                "each other."
+            )
+    return notes
+
+
 def write_report(root: str | Path) -> dict[str, Any]:
     """Write the sweep report of ``root`` (see module docstring); returns ``winner.json``'s dict."""
     from ..corpus.tables import atomic_write_bytes, atomic_write_json
@@ -236,6 +253,7 @@ def write_report(root: str | Path) -> dict[str, Any]:
     gbdt = table["gbdt50_mae"].dropna()
     spread = table["fold_plcc_std"]
     median_spread = float(np.nanmedian(spread)) if spread.notna().any() else math.nan
+    notes = inert_override_notes(table)
     md = [
         f"# Sweep report: {root}",
         "",
@@ -253,6 +271,8 @@ def write_report(root: str | Path) -> dict[str, Any]:
         + (f"; GBDT(50) on the same folds: MAE {_fmt(float(gbdt.iloc[0]))}" if len(gbdt) else "")
         + ".",
         "",
+        *[f"Note: {n}" for n in notes],
+        *([""] if notes else []),
         _markdown(ordered, cols),
         "",
         "![MAE by run](mae_by_run.png)",

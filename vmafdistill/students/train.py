@@ -3,11 +3,13 @@
 Protocol (every number in ``metrics.json`` is out-of-fold):
 
 1. the samples table's rows are split into CV folds (``cv`` config group, by shot / source / hash);
-2. per fold, the training rows are split again by group: ``conformal.calib_frac`` of the training
-   groups are held out of fitting and calibrate the fold's split-conformal half width ``q``
-   (the ``1 - alpha`` quantile of their absolute residuals, finite-sample corrected);
-3. the student fitted on the remaining training rows predicts the test fold: ``pred`` and the
-   interval ``[pred - q, pred + q]`` go to ``oof.parquet``;
+2. per fold, the student is fitted on *all* the fold's training rows and predicts the test fold;
+3. the fold's conformal half width ``q`` (``conformal.method``): ``nested`` (default) = the
+   ``1 - alpha`` conformal quantile of *inner* out-of-fold absolute residuals, from an inner
+   grouped K-fold over the fold's training rows (``inner_splits`` extra fits; the test fold is
+   never touched); ``cross`` = the quantile of the outer OOF residuals of the *other* folds (no
+   extra fit); ``split`` = hold ``calib_frac`` of the training groups out of fitting. ``pred`` and
+   ``[pred - q, pred + q]`` go to ``oof.parquet``;
 4. the pooled OOF predictions give the overall, per-fold, guard, stratified and coverage metrics;
    sklearn baselines are fitted on the *same* folds (cached per corpus + cv + features);
 5. the final student is fitted on all rows; its interval half width is the conformal quantile of
@@ -97,6 +99,27 @@ def corpus_config(cfg: DictConfig) -> DictConfig:
 
 
 # --------------------------------------------------------------------------- splitting
+
+#: ``conformal.method`` values (see the module docstring).
+CONFORMAL_METHODS: tuple[str, ...] = ("nested", "cross", "split")
+
+
+def inner_group_folds(
+    groups: np.ndarray, n_splits: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Grouped K-fold positions over ``groups`` (min(n_splits, #groups) folds; [] if < 2 groups).
+
+    sklearn ``GroupKFold`` (deterministic, size-balanced): every position is in exactly one
+    inner test part and no group straddles an inner split.
+    """
+    from sklearn.model_selection import GroupKFold
+
+    groups = np.asarray(groups).astype(str)
+    k = min(int(n_splits), len(np.unique(groups)))
+    if k < 2:
+        return []
+    return [(np.asarray(a), np.asarray(b))
+            for a, b in GroupKFold(n_splits=k).split(np.zeros(len(groups)), groups=groups)]
 
 
 def inner_group_split(
@@ -262,7 +285,7 @@ def fit_student(
     from .datamodule import SamplesDataModule
     from .lit_module import StudentModule
     from .losses import build_loss
-    from .models import ScaledStudent, build_student
+    from .models import ScaledStudent, build_student, init_output_bias
 
     student_cfg = dict(cfg["student"])
     optim = dict(cfg["optim"])
@@ -276,6 +299,8 @@ def fit_student(
         student = build_student(student_cfg, len(feature_names), list(feature_names))
         model = ScaledStudent(student, dm.mean, dm.std, feature_names,
                               transforms=student_cfg.get("transforms"))
+        # start at the mean training target (a zero network then predicts it)
+        init_output_bias(model, float(np.mean(np.asarray(y)[np.asarray(fit_idx)])))
     else:
         model = init.train()
     loss = build_loss(loss_config(cfg["loss"]))
@@ -501,35 +526,61 @@ def run(
 
     conf_cfg = plain.get("conformal") or {}
     alpha = float(conf_cfg.get("alpha", 0.1))
-    group_col = conf_cfg.get("group_col", "shot_id")
+    method = str(conf_cfg.get("method") or "nested")
+    if method not in CONFORMAL_METHODS:
+        raise VmafDistillError(f"conformal.method: unknown {method!r}; known: {CONFORMAL_METHODS}")
+    # inner/calibration groups: conformal.group_col, else the CV protocol's own grouping column
+    cv_cfg = plain["cv"]
+    group_col = conf_cfg.get("group_col") or cv_cfg.get("group") or cv_cfg.get("key") or "shot_id"
     if group_col not in samples:
         raise VmafDistillError(f"conformal.group_col: samples table has no column {group_col!r}")
     groups = samples[group_col].to_numpy()
+    inner_splits = int(conf_cfg.get("inner_splits") or 5)
 
     parts: list[pd.DataFrame] = []
     fold_info: list[dict[str, Any]] = []
     for k, (tr, te) in enumerate(splits):
-        fit_pos, cal_pos = inner_group_split(
-            groups[tr], float(conf_cfg.get("calib_frac", 0.2)), seed + k)
-        fit_idx, cal_idx = tr[fit_pos], tr[cal_pos]
-        model, _ = fit_student(plain, x, y, feature_names, fit_idx, cal_idx, run_dir, f"fold{k}")
-        if len(cal_idx):
-            q = float(conformal_quantile(np.abs(y[cal_idx] - predict(model, x[cal_idx])), alpha))
+        cal_idx = np.array([], dtype=np.int64)
+        cal_res = np.array([], dtype=np.float64)
+        if method == "split":
+            fit_pos, cal_pos = inner_group_split(
+                groups[tr], float(conf_cfg.get("calib_frac", 0.2)), seed + k)
+            fit_idx, cal_idx = tr[fit_pos], tr[cal_pos]
         else:
-            q = float("nan")
+            fit_idx = tr
+        model, _ = fit_student(plain, x, y, feature_names, fit_idx, None, run_dir, f"fold{k}")
+        if method == "split" and len(cal_idx):
+            cal_res = np.abs(y[cal_idx] - predict(model, x[cal_idx]))
+        elif method == "nested":
+            inner = inner_group_folds(groups[tr], inner_splits)
+            res = []
+            for j, (itr, ite) in enumerate(inner):
+                inner_model, _ = fit_student(plain, x, y, feature_names, tr[itr], None,
+                                             run_dir, f"fold{k}_inner{j}")
+                res.append(np.abs(y[tr[ite]] - predict(inner_model, x[tr[ite]])))
+            cal_res = np.concatenate(res) if res else cal_res
+        q = float(conformal_quantile(cal_res, alpha)) if len(cal_res) else float("nan")
         pred = predict(model, x[te])
-        lo, hi = intervals(pred, q)
         part = pd.DataFrame({
             "sample_id": samples["sample_id"].to_numpy()[te], "fold": k,
-            "pred": pred, "lo": np.asarray(lo, float), "hi": np.asarray(hi, float),
-            target: y[te].astype(float),
+            "pred": pred, target: y[te].astype(float),
         })
         for col in OOF_KEYS:
             if col in samples:
                 part[col] = samples[col].to_numpy()[te]
         parts.append(part)
         fold_info.append({"fold": k, "n_train": len(tr), "n_fit": len(fit_idx),
-                          "n_calib": len(cal_idx), "n_test": len(te), "q": q})
+                          "n_calib": len(cal_res), "n_test": len(te), "q": q})
+    if method == "cross" and len(parts) > 1:  # q_k from the OOF residuals of the other folds
+        # (a single split, e.g. cv=hash, has no other fold: its q stays NaN, no interval)
+        for k in range(len(parts)):
+            others = np.concatenate([np.abs(p[target] - p["pred"]).to_numpy()
+                                     for j, p in enumerate(parts) if j != k])
+            fold_info[k]["q"] = float(conformal_quantile(others, alpha))
+            fold_info[k]["n_calib"] = len(others)
+    for k, part in enumerate(parts):
+        lo, hi = intervals(part["pred"].to_numpy(), fold_info[k]["q"])
+        part["lo"], part["hi"] = np.asarray(lo, float), np.asarray(hi, float)
     oof = pd.concat(parts, ignore_index=True)
     if target != "vmaf":
         oof["vmaf"] = oof[target]
@@ -589,7 +640,9 @@ def run(
             "alpha": alpha, "nominal": 1.0 - alpha, "coverage": cov,
             "per_fold_coverage": per_fold_cov,
             "mean_width": float(np.nanmean(oof["hi"] - oof["lo"])) if len(finite_q) else None,
-            "calib_frac": conf_cfg.get("calib_frac", 0.2), "group_col": group_col,
+            "method": method, "group_col": group_col,
+            "calib_frac": conf_cfg.get("calib_frac", 0.2) if method == "split" else None,
+            "inner_splits": inner_splits if method == "nested" else None,
             "final_q": final_q, "final_q_source": "pooled OOF absolute residuals",
         },
         "baselines": baselines,
