@@ -182,13 +182,22 @@ def _overrides(cfg: dict) -> list[str]:
 def test_killed_builds_resume_to_identical_tables(built, sources, tmp_path: Path) -> None:
     """SIGKILL the CLI at random moments, rerun, and get the clean build's tables exactly."""
     cfg, report = built
+    # Time one clean CLI build (its own cache) so the kills land inside a build on any machine.
+    clean = make_cfg([sources["cuts"], sources["noise"]], tmp_path / "clean", tmp_path / "c0")
+    t0 = time.perf_counter()
+    probe = _cli(_overrides(clean))
+    _, err = probe.communicate(timeout=600)
+    assert probe.returncode == 0, err
+    full_s = time.perf_counter() - t0
+
     victim = make_cfg([sources["cuts"], sources["noise"]], tmp_path / "out", tmp_path / "cache")
     args = _overrides(victim)
     rng = random.Random(20261123)
     kills = 0
     for _ in range(4):
         proc = _cli(args)
-        time.sleep(rng.uniform(1.5, 6.0))
+        # each rerun resumes with less left to do, so kill earlier and earlier
+        time.sleep(rng.uniform(0.25, 0.75) * full_s / (1 + kills))
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             kills += 1
