@@ -54,9 +54,16 @@ RATE_FEATURES: tuple[str, ...] = ("log_bpp",)
 #: Feature set name -> ordered column names. ``paper14`` is the pilot study's Table 4 (its single
 #: H.265 flag widened to four codec flags, so 17 columns); ``scalefree`` swaps its raw bitrate
 #: for bits per pixel; ``fr6`` are VMAF's own inputs (the full-reference upper bound).
+#: ``rate7`` is stream metadata only (no decoded-pixel feature): bits per delivered pixel, the
+#: raw bitrate (with ``log_bpp`` it spans ln(delivered pixels per second): the same bpp buys
+#: more quality on large frames, where each pixel carries less scene detail), the scale ratio
+#: and the codec flags. Chosen for cross-content transfer: the pixel features identify the
+#: training clips, and with 2-3 training sources a student extrapolates them badly
+#: (``docs/results.md``, leave-one-source-out).
 FEATURE_SETS: dict[str, list[str]] = {
     "paper14": [*METADATA_FEATURES, *PIXEL_FEATURES],
     "scalefree": ["log_bpp", *METADATA_FEATURES[1:], *PIXEL_FEATURES],
+    "rate7": ["log_bpp", *METADATA_FEATURES],
     "fr6": list(TEACHER_FEATURES),
 }
 
