@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -300,15 +301,22 @@ def test_inner_group_split() -> None:
 
 
 def test_wandb_missing_is_a_clear_error(corpus: Path, tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
-    try:
-        import wandb  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("wandb is installed")
+                                        capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb -> ImportError
     assert run_train(corpus, tmp_path, "logger=wandb") == 2
     assert "pip install wandb" in capsys.readouterr().err
+
+
+def test_wandb_logs_offline_by_default(corpus: Path, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("wandb")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    assert run_train(corpus, tmp_path, "logger=wandb") == 0
+    runs = sorted((tmp_path / "wandb").glob("offline-run-*"))
+    assert runs, "no offline wandb run written"
+    assert all((r / next(iter(r.glob("*.wandb"))).name).is_file() for r in runs)
 
 
 def test_loss_config_drops_sweep_only_keys() -> None:
