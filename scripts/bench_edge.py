@@ -1,9 +1,10 @@
 """Edge benchmark: our edge chain vs ffmpeg+libvmaf, same clips, one run, contenders interleaved.
 
     .venv/bin/python scripts/bench_edge.py [--seconds 60] [--rounds 3]
+        [--student checkpoints/vmafdistill_default.onnx] [--issue-frame-steps 1,8]
         [--model tests/data/edge/tiny.onnx] [--frame-steps 1,8] [--threads 1,2]
         [--corpus .cache/corpus/bbb_pilot --encodes .cache/corpus_cache/encodes]
-        [--student M.onnx] [--accuracy-steps 1,2,4,8] [--teacher-frames 0] [--work DIR]
+        [--accuracy-model M.onnx] [--accuracy-steps 1,2,4,8] [--teacher-frames 0] [--work DIR]
 
 Source: the packaged Big Buck Bunny (1280x720, 25 fps) looped to --seconds, encoded near-
 losslessly; delivery: 640x360 H.264 CRF 28. Every round runs every contender once as a whole
@@ -14,21 +15,26 @@ average. Contenders:
 * ffmpeg + libvmaf: decode both, bicubic upscale to 720p, score (n_threads=1);
 * decode both: the same two decodes with no scaler and no metric (libvmaf's own floor);
 * decode 360p: ffmpeg decoding the delivery's Y plane to a pipe (our chain's floor);
-* ``vmafdistill predict`` per frame step / feature thread count.
+* ``vmafdistill predict --model STUDENT`` per ``--issue-frame-step`` (a student without pixel
+  features, e.g. the shipped rate7 default: pixel features only for the issue heuristic);
+* ``vmafdistill predict --model MODEL`` per frame step / feature thread count (a student that
+  reads pixel features, e.g. the tiny test model: the exact-feature regime).
 
 Per shot: whole-process time / shots, and the in-process chain (the predict JSON's stage
 timings, start-up excluded) / shots, against libvmaf / shots; ceiling = libvmaf / decode 360p.
+Predictions and issue tokens of each run are compared with the step-1 run of the same model.
 
 With --corpus/--encodes (a built corpus and its encode cache), the frame_step accuracy on real
 encodes: per-frame features recomputed by the edge chain (k=1 must equal the corpus's frames
-table), pooled over the corpus shots at each k, predicted with --student (an exported ONNX
-student) or, without one, a ridge model fitted here on the samples table.
+table), pooled over the corpus shots at each k, predicted with --accuracy-model (an exported
+ONNX student reading pixel features) or, without one, a ridge model fitted on the samples table.
 Also predictor-only latency (single row and batched) and model size. Prints Markdown.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import platform
@@ -98,12 +104,19 @@ def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[st
                          "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "-"],
                         subprocess.DEVNULL),
     }
+    if args.student:
+        for k in _ints(args.issue_frame_steps):
+            contenders[f"student_i{k}"] = (
+                [*exe, "predict", str(dist), "--model", args.student, "--ref-size", "1280x720",
+                 "--issue-frame-step", str(k), "--json", str(work / f"student_i{k}.json")],
+                subprocess.PIPE,
+            )
     for k in _ints(args.frame_steps):
         for th in _ints(args.threads):
-            out = work / f"pred_k{k}_t{th}.json"
-            contenders[f"predict_k{k}_t{th}"] = (
+            contenders[f"model_k{k}_t{th}"] = (
                 [*exe, "predict", str(dist), "--model", args.model, "--ref-size", "1280x720",
-                 "--frame-step", str(k), "--threads", str(th), "--json", str(out)],
+                 "--frame-step", str(k), "--threads", str(th), "--json",
+                 str(work / f"model_k{k}_t{th}.json")],
                 subprocess.PIPE,
             )
     names = list(contenders)
@@ -120,13 +133,27 @@ def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[st
         loads.append(os.getloadavg()[0])
     res: dict[str, Any] = {"wall": wall, "cpu": cpu, "loads": loads, "names": names}
     for name in names:
-        if name.startswith("predict_"):
-            doc = json.loads((work / f"pred_{name[8:]}.json").read_text())["videos"][0]
+        if _is_predict(name):
+            doc = json.loads((work / f"{name}.json").read_text())["videos"][0]
             res[f"{name}_shots"] = doc["summary"]["shots"]
             res[f"{name}_timings"] = doc["timings"]
+            res[f"{name}_pixel"] = doc["summary"].get("pixel_features")
             res[f"{name}_preds"] = [np.nan if s["pred_vmaf"] is None else s["pred_vmaf"]
                                     for s in doc["shots"]]
+            res[f"{name}_issues"] = [s["issue"] for s in doc["shots"]]
+    res["labels"] = {
+        **{n: f"`predict` {Path(args.student).name} (no pixel feature), "
+              f"issue_frame_step={n[len('student_i'):]}" for n in names
+           if n.startswith("student_")},
+        **{n: f"`predict` {Path(args.model).name} (pixel features), frame_step="
+              f"{n[len('model_k'):].split('_t')[0]}, threads={n.split('_t')[1]}"
+           for n in names if n.startswith("model_")},
+    }
     return res
+
+
+def _is_predict(name: str) -> bool:
+    return name.startswith(("student_", "model_"))
 
 
 def print_race(res: dict[str, Any], n_frames: int) -> None:
@@ -143,11 +170,9 @@ def print_race(res: dict[str, Any], n_frames: int) -> None:
     labels = {"libvmaf": "ffmpeg + libvmaf (decode both, upscale, score, n_threads=1)",
               "decode_both": "ffmpeg decode both only (no scaler, no metric)",
               "decode_360p": "ffmpeg decode 360p Y plane to a pipe (our floor)"}
+    labels.update(res["labels"])
     for n in res["names"]:
-        label = labels.get(n)
-        if label is None:
-            k, th = n[len("predict_k"):].split("_t")
-            label = f"`vmafdistill predict` frame_step={k} threads={th}"
+        label = labels[n]
         print(f"| {label} | {med[n]:.2f} | {medc[n]:.2f} | {med[n] / n_frames * 1e3:.2f} | "
               f"{ratio[n]:.1f}x |")
     print(f"\nceiling (features and model free): libvmaf / decode 360p = "
@@ -155,7 +180,7 @@ def print_race(res: dict[str, Any], n_frames: int) -> None:
     print("\n| per shot | shots | chain ms/shot | libvmaf ms/shot | ratio |")
     print("|---|---:|---:|---:|---:|")
     for n in res["names"]:
-        if not n.startswith("predict_"):
+        if not _is_predict(n):
             continue
         shots = res[f"{n}_shots"]
         tim = res[f"{n}_timings"]
@@ -165,14 +190,23 @@ def print_race(res: dict[str, Any], n_frames: int) -> None:
         print(f"| {n} in-process chain (last round: {json.dumps(tim)}) | {shots} | "
               f"{tim['total_s'] / shots * 1e3:.1f} | {lib:.1f} | "
               f"{med['libvmaf'] / tim['total_s']:.1f}x |")
-    base = [n for n in res["names"] if n.startswith("predict_k1_")]
-    if base:
-        b = np.array(res[f"{base[0]}_preds"], dtype=float)
+    print()
+    for n in res["names"]:
+        if _is_predict(n):
+            print(f"{n}: pixel features {json.dumps(res[f'{n}_pixel'])}")
+    for prefix, base_name in (("student_", "student_i1"), ("model_", "model_k1_t1")):
+        if base_name not in res["names"]:
+            continue
+        b = np.array(res[f"{base_name}_preds"], dtype=float)
+        bi = res[f"{base_name}_issues"]
         for n in res["names"]:
-            if n.startswith("predict_") and n not in base:
+            if n.startswith(prefix) and n != base_name:
                 d = np.abs(np.array(res[f"{n}_preds"], dtype=float) - b)
-                print(f"{n} vs {base[0]} (--model, same clip): max |delta pred| = "
-                      f"{np.nanmax(d):.4f}, mean {np.nanmean(d):.4f}")
+                same = sum(a == c for a, c in zip(res[f"{n}_issues"], bi, strict=True))
+                print(f"{n} vs {base_name} (same clip): max |delta pred| = {np.nanmax(d):.4f}, "
+                      f"mean {np.nanmean(d):.4f}; issue tokens equal on {same}/{len(bi)} shots "
+                      f"({dict(collections.Counter(res[f'{n}_issues']))} vs "
+                      f"{dict(collections.Counter(bi))})")
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,11 +243,11 @@ def accuracy(args: argparse.Namespace) -> None:
     samples = pd.read_parquet(tables / "samples.parquet")
     frames = pd.read_parquet(tables / "frames.parquet")
     shots = pd.read_parquet(tables / "shots.parquet")
-    if args.student:
+    if args.accuracy_model:
         from vmafdistill.edge.predictor import Predictor
 
-        model: Any = Predictor(args.student)
-        model_name = f"student {Path(args.student).name}"
+        model: Any = Predictor(args.accuracy_model)
+        model_name = f"student {Path(args.accuracy_model).name}"
     else:
         names = [c for c in ["log_bpp", "scale_ratio", *FEATURE_NAMES] if c in samples]
         model = _Ridge(samples[names].to_numpy(float), samples["vmaf"].to_numpy(float), names)
@@ -332,12 +366,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--model", default=str(REPO / "tests/data/edge/tiny.onnx"))
-    ap.add_argument("--frame-steps", default="1,8")
+    ap.add_argument("--student", default=str(REPO / "checkpoints/vmafdistill_default.onnx"),
+                    help="student raced with its card's options ('' = none)")
+    ap.add_argument("--issue-frame-steps", default="1,8",
+                    help="--issue-frame-step values raced for --student")
+    ap.add_argument("--model", default=str(REPO / "tests/data/edge/tiny.onnx"),
+                    help="a student reading pixel features (the exact-feature rows)")
+    ap.add_argument("--frame-steps", default="1", help="--frame-step values raced for --model")
     ap.add_argument("--threads", default="1", help="feature thread counts to race, e.g. 1,2")
     ap.add_argument("--corpus", help="built corpus dir for the frame_step accuracy table")
     ap.add_argument("--encodes", help="its encode cache dir (…/corpus_cache/encodes)")
-    ap.add_argument("--student", help="exported ONNX student for the accuracy table")
+    ap.add_argument("--accuracy-model",
+                    help="exported ONNX student (pixel features) for the accuracy table")
     ap.add_argument("--accuracy-steps", default="1,2,4,8")
     ap.add_argument("--teacher-frames", type=int, default=0,
                     help="also time the torch teacher on this many frames (slow; 0 = skip)")
@@ -346,7 +386,8 @@ def main() -> int:
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {_machine()}; python {platform.python_version()}, numpy {np.__version__}")
+    print(f"machine: {_machine()}; python {platform.python_version()}, numpy {np.__version__}; "
+          f"load average at the start: {os.getloadavg()}")
 
     if not args.skip_race:
         src = work / f"src720_{args.seconds:g}s.mp4"
@@ -378,7 +419,7 @@ def main() -> int:
 
     print("\n| model | bytes | single row µs (median) | per row in a batch of 64 µs | runtime |")
     print("|---|---:|---:|---:|---|")
-    for m in dict.fromkeys([args.model, *([args.student] if args.student else [])]):
+    for m in dict.fromkeys([*([args.student] if args.student else []), args.model]):
         print(predictor_latency(m))
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     return 0

@@ -92,8 +92,20 @@ def test_export_parity_card_and_checker(kind, samples, tmp_path):
     assert on_disk["feature_names"] == NAMES and on_disk["opset"] == 17
     assert on_disk["feature_set_version"] == FEATURE_SET_VERSION
     assert on_disk["ref_size"] == [1280, 720]
+    assert on_disk["edge"]["issue_frame_step"] == 8  # conf/export.yaml edge.issue_frame_step
     assert out.stat().st_size <= 50_000
     assert Predictor(out).predict(x[:5]).tolist() == pytest.approx(got[:5].tolist(), abs=0)
+
+
+def test_export_copies_issue_frame_step_into_the_card(samples, tmp_path):
+    from vmafdistill.edge.pipeline import EdgeOptions
+
+    settings = load_export_settings()
+    settings["edge"]["issue_frame_step"] = 4
+    card = export_onnx(_student("linear", samples), _meta(), samples, tmp_path / "m.onnx",
+                       settings=settings)
+    assert card["edge"]["issue_frame_step"] == 4
+    assert EdgeOptions.from_card(card["edge"]).issue_frame_step == 4
 
 
 def _foreign_model(op: str = "Einsum", domain: str = "") -> bytes:

@@ -355,3 +355,184 @@ def test_edge_options_from_card():
     assert EdgeOptions.from_card(None) == EdgeOptions()
     with pytest.raises(ValueError, match="threads"):
         EdgeOptions(threads=0)
+
+
+# ---------------------------------------------------------------------------- pixel-free students
+
+
+def _pixel_free_model(out_dir: Path) -> Path:
+    """A rate7 (stream metadata only) ONNX student + card, built by hand with onnx.helper.
+
+    VMAF = 100 * sigmoid(w . x + b) with fixed weights (not a quality model). The card is the
+    tiny test card with the features, hash and ops replaced, and without ``edge.issue_frame_step``
+    (as cards exported before that key existed). Its token stats put the blockiness center far
+    below the clip's, so the blockiness issue fires on every shot predicted below 80.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    from vmafdistill.edge.card import sha256_file
+    from vmafdistill.features.registry import FEATURE_SETS
+
+    names = FEATURE_SETS["rate7"]
+    w = np.array([0.9, 0.4, -0.7, 0.2, 0.4, 0.5, 0.3], dtype=np.float32)
+    assert len(w) == len(names)
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["features", "w"], ["z0"]),
+         helper.make_node("Add", ["z0", "b"], ["z"]),
+         helper.make_node("Sigmoid", ["z"], ["s"]),
+         helper.make_node("Mul", ["s", "hundred"], ["vmaf"])],
+        "rate7_test",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["n", len(names)])],
+        [helper.make_tensor_value_info("vmaf", TensorProto.FLOAT, ["n"])],
+        initializer=[numpy_helper.from_array(w, "w"),
+                     numpy_helper.from_array(np.array(-1.0, np.float32), "b"),
+                     numpy_helper.from_array(np.array(100.0, np.float32), "hundred")],
+    )
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    out = out_dir / "rate7.onnx"
+    out.write_bytes(model.SerializeToString())
+    card = json.loads(TINY.with_name("tiny.card.json").read_text())
+    card.update(feature_set="rate7", feature_names=names, sha256=sha256_file(out),
+                size_bytes=out.stat().st_size, ops=["Add", "MatMul", "Mul", "Sigmoid"],
+                model_file=out.name)
+    card["edge"].pop("issue_frame_step", None)
+    card["token_stats"]["blockiness"] = {"center": -50.0, "scale": 1.0, "log": False}
+    (out_dir / "rate7.card.json").write_text(json.dumps(card))
+    return out
+
+
+@pytest.fixture(scope="module")
+def rate7(tmp_path_factory) -> Predictor:
+    return Predictor(_pixel_free_model(tmp_path_factory.mktemp("rate7")))
+
+
+def _counting_raw_stats(monkeypatch) -> list[np.ndarray]:
+    """Make the pipeline's pixel-feature pass record every frame it measures."""
+    from vmafdistill.edge import pipeline
+
+    seen: list[np.ndarray] = []
+    real = pipeline.raw_stats
+
+    def counted(y, bit_depth, prev=None, *a, **kw):
+        frames = np.asarray(y)
+        seen.extend(frames[None] if frames.ndim == 2 else frames)
+        return real(y, bit_depth, prev, *a, **kw)
+
+    monkeypatch.setattr(pipeline, "raw_stats", counted)
+    return seen
+
+
+def test_pixel_free_student_predicts_as_exact_path_from_sampled_frames(clip, rate7, monkeypatch):
+    from vmafdistill.edge.pipeline import needs_pixel_features
+
+    assert not needs_pixel_features(rate7.feature_names)
+    assert needs_pixel_features(Predictor(TINY).feature_names)
+    rules = merge_rules(DEFAULT_RULES, rate7.card["tokens"])
+    seen = _counting_raw_stats(monkeypatch)
+    fast = analyze_video(clip, rate7, rules=rules)  # old card: no issue_frame_step -> 8
+    ref = read_all(clip).y
+    # Only frames 0, 8, ..., 56 went through the pixel-feature pass, in order.
+    assert len(seen) == 8
+    for j, y in enumerate(seen):
+        np.testing.assert_array_equal(y, ref[8 * j])
+    assert fast.summary["pixel_features"] == {"used_for": "issues", "frame_step": 8, "frames": 8}
+    seen.clear()
+    exact = analyze_video(clip, rate7, rules=rules, options=EdgeOptions(issue_frame_step=1))
+    assert len(seen) == 60 and exact.summary["pixel_features"]["frames"] == 60
+
+    # Same shots (the cut detector saw every frame) and identical predictions, which also
+    # equal the student run on metadata rebuilt from the packets.
+    shots = detect_shots(ref, fps=25.0)
+    pk = read_packets(clip)
+    assert [r["shot"] for r in fast.records] == [s.shot_index for s in shots]
+    per = video_features(clip)
+    sampled = {k: np.where(np.arange(60) % 8 == 0, v, np.nan) for k, v in per.items()}
+    for rf, re_, row, shot in zip(fast.records, exact.records, fast.rows, shots, strict=True):
+        assert rf["pred_vmaf"] == re_["pred_vmaf"]
+        kbps = pk.sizes[shot.start:shot.stop].sum() * 8 / (len(shot) / 25.0) / 1000
+        md = metadata_features(kbps, 720, 180, "h264", delivery_width=320, fps=25.0)
+        p = float(rate7.predict(np.array([[md[k] for k in rate7.feature_names]], np.float32))[0])
+        assert rf["pred_vmaf"] == pytest.approx(round(p, 2))
+        # The issue features are the NaN-mean over the sampled frames of the shot.
+        for k in FEATURE_NAMES:
+            vals = sampled[k][shot.start:shot.stop]
+            vals = vals[np.isfinite(vals)]
+            if vals.size:
+                assert row[k] == pytest.approx(vals.mean(), rel=1e-12)
+            else:
+                assert math.isnan(row[k])
+        assert rf["issue"] == issue_of(rf["pred_vmaf"], row, rate7.card["token_stats"], rules)
+    issues = [r["issue"] for r in fast.records]
+    assert "blockiness" in issues  # the card's stats make it fire below 80
+    assert all((i == "blockiness") == (r["pred_vmaf"] < 80) for i, r in zip(
+        issues, fast.records, strict=True))
+
+
+def test_pixel_student_still_measures_every_frame(clip, predictor, monkeypatch):
+    seen = _counting_raw_stats(monkeypatch)
+    rep = analyze_video(clip, predictor, rules=merge_rules(DEFAULT_RULES, None),
+                        options=EdgeOptions(issue_frame_step=8))
+    assert len(seen) == 60
+    assert rep.summary["pixel_features"] == {"used_for": "prediction+issues", "frame_step": 1,
+                                             "frames": 60}
+
+
+def test_predict_cli_issue_frame_step(clip, rate7, tmp_path):
+    out = tmp_path / "r.json"
+    rc = cli_main(["predict", str(clip), "--model", str(rate7.model_path), "--json", str(out),
+                   "--issue-frame-step", "4"])
+    assert rc == 0
+    video = json.loads(out.read_text())["videos"][0]
+    assert video["summary"]["pixel_features"] == {"used_for": "issues", "frame_step": 4,
+                                                  "frames": 15}
+    assert all(r["pred_vmaf"] is not None for r in video["shots"])
+
+
+def test_edge_options_issue_frame_step_from_card():
+    assert EdgeOptions.from_card({"frame_step": 2}).issue_frame_step == 8  # pre-key card
+    o = EdgeOptions.from_card({"frame_step": 2, "issue_frame_step": 4}, issue_frame_step=None)
+    assert o.issue_frame_step == 4 and o.pixel_step(["log_bpp"]) == 4
+    assert o.pixel_step(["log_bpp", "blockiness"]) == 2
+    assert EdgeOptions.from_card({"issue_frame_step": 4}, issue_frame_step=3).issue_frame_step == 3
+    with pytest.raises(ValueError, match="issue_frame_step"):
+        EdgeOptions(issue_frame_step=0)
+
+
+def test_cut_histograms_equal_frame_histogram():
+    from vmafdistill.edge.pipeline import cut_histograms
+    from vmafdistill.features.frame_numpy import frame_histogram
+
+    rng = np.random.default_rng(11)
+    for y, b in [(rng.integers(0, 256, (5, 18, 32), dtype=np.uint8), 8),
+                 (rng.integers(0, 256, (3, 17, 33), dtype=np.uint8), 8),
+                 (rng.integers(0, 256, (3, 16, 40), dtype=np.uint8)[:, :, ::2], 8),
+                 (rng.integers(0, 256, (2, 8, 8), dtype=np.uint8), 10),
+                 (rng.integers(0, 1024, (3, 9, 10)).astype(np.uint16), 10)]:
+        for frames in (None, [4 % len(y), 0]):
+            got = cut_histograms(y, b, frames)
+            idx = range(len(y)) if frames is None else frames
+            want = np.stack([frame_histogram(y[i], b) for i in idx])
+            np.testing.assert_array_equal(got, want)
+    assert cut_histograms(np.zeros((2, 4, 4), np.uint8), 8, []).shape == (0, 256)
+
+
+def test_issue_rules_ignore_unmeasured_features():
+    rules = merge_rules(DEFAULT_RULES, None)
+    stats = {n: {"center": 0.0, "scale": 1.0, "log": False}
+             for n in ("blockiness", "temporal_diff", "temporal_std")}
+    moving = {"blockiness": 0.0, "temporal_diff": 2.0, "temporal_std": math.nan}
+    assert issue_of(65.0, moving, stats, rules) == "motion_stress"  # mean over what was measured
+    assert issue_of(65.0, {k: math.nan for k in stats}, stats, rules) == "none"
+
+
+def test_model_load_error_stops_a_pending_analysis(clip, tmp_path):
+    from concurrent.futures import Future
+
+    fut: Future = Future()
+    fut.set_exception(ModelError("broken.onnx: cannot load"))
+    card = Predictor(TINY).card
+    with pytest.raises(ModelError, match=r"broken\.onnx"):
+        analyze_video(clip, fut, rules=merge_rules(DEFAULT_RULES, None), card=card)
+    with pytest.raises(ValueError, match="card="):
+        analyze_video(clip, fut, rules=merge_rules(DEFAULT_RULES, None))

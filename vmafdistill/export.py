@@ -376,6 +376,7 @@ def export_onnx(
         "token_stats": token_stats,
         "edge": {
             "frame_step": int(edge.get("frame_step", 1)),
+            "issue_frame_step": int(edge.get("issue_frame_step", 8)),
             "shot_pixel_step": int(edge.get("shot_pixel_step", 1)),
             "shots": dict(edge.get("shots") or {}),
         },

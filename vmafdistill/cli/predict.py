@@ -54,6 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--motion-max-vmaf", type=float, help="... and pred below which: motion_stress")
     p.add_argument("--frame-step", type=int,
                    help="pixel features on every k-th frame (default: the card's; 1 = exact)")
+    p.add_argument("--issue-frame-step", type=int,
+                   help="for a student without pixel features (e.g. rate7): pixel features for "
+                        "the issue heuristic on every k-th frame (default: the card's, else 8)")
     p.add_argument("--shot-pixel-step", type=int,
                    help="cut-detection histograms on every s-th row/column (default: card's)")
     p.add_argument("--threads", type=int,
@@ -102,16 +105,28 @@ def _summary_line(s: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Predict every video; text to stdout (or JSON with --json)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..edge.card import card_path_for, read_card
     from ..edge.pipeline import EdgeOptions, analyze_video
     from ..edge.predictor import Predictor, default_model_path
+    from ..errors import ModelError
 
     model = Path(args.model) if args.model else default_model_path()
-    pred = Predictor(model, args.card)
-    rules = _rules(pred.card, args)
-    edge = pred.card.get("edge", {})
+    if not model.is_file():
+        raise ModelError(f"{model}: model file not found")
+    card = read_card(Path(args.card) if args.card else card_path_for(model))
+    # onnxruntime loads and checks the model in the background while the first video is
+    # probed and decoded (start-up off the critical path); its errors stop the run early.
+    loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load_model")
+    pred = loader.submit(Predictor, model, args.card)
+    loader.shutdown(wait=False)
+    rules = _rules(card, args)
+    edge = card.get("edge", {})
     try:
         options = EdgeOptions.from_card(
             edge, frame_step=args.frame_step or None,
+            issue_frame_step=args.issue_frame_step or None,
             shot_pixel_step=args.shot_pixel_step or None, threads=args.threads or None,
         )
     except ValueError as exc:
@@ -119,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
     to_stdout_json = args.json == "-"
     out: list[dict[str, Any]] = []
     for video in args.videos:
-        rep = analyze_video(video, pred, rules=rules, ref_size=args.ref_size, options=options)
+        rep = analyze_video(video, pred, rules=rules, ref_size=args.ref_size, options=options,
+                            card=card)
         out.append({"video": video, "summary": rep.summary, "shots": rep.records,
                     "timings": {k: round(v, 4) for k, v in rep.timings.items()}})
         if not to_stdout_json:
@@ -128,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
             print(_summary_line(rep.summary))
         if args.timings:
             print(" ".join(f"{k}={v:.3f}" for k, v in rep.timings.items()), file=sys.stderr)
-    doc = {"model": str(model), "ref_size": list(args.ref_size or pred.card["ref_size"]),
+    doc = {"model": str(model), "ref_size": list(args.ref_size or card["ref_size"]),
            "videos": out}
     if to_stdout_json:
         json.dump(doc, sys.stdout, indent=2)

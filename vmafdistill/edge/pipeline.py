@@ -18,6 +18,13 @@ Two documented speed options (recorded in the model card's ``edge`` section; 1 =
   (docs/benchmarks.md), so the default stays 1.
 * ``shot_pixel_step`` s: cut-detection histograms from every s-th row and column only.
 
+A student whose card lists no pixel feature (e.g. ``rate7``: stream metadata only) needs no
+pixel feature for its *prediction*; then the pixel features only feed the quality token's
+``issue`` heuristic and are computed on every ``issue_frame_step``-th frame (default 8, card
+``edge.issue_frame_step``), each with its true previous frame; the prediction is unchanged
+(it never reads them) and every frame still feeds the cut detector (8-bit histograms). The
+summary's ``pixel_features`` says which frames were measured and what for.
+
 ``threads``, ``decode_threads``, ``prefetch`` and ``chunk`` change speed only, never results.
 """
 
@@ -33,14 +40,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .._ffmpeg import ffmpeg_exe
-from ..errors import ToolError, VideoInputError
+from ..errors import ModelError, ToolError, VideoInputError
 from ..features.frame_numpy import (
     FEATURE_NAMES,
     RawStats,
@@ -57,8 +64,10 @@ __all__ = [
     "EdgeOptions",
     "VideoReport",
     "analyze_video",
+    "cut_histograms",
     "decode_luma",
     "frame_pass",
+    "needs_pixel_features",
     "shot_feature_rows",
     "shot_records",
 ]
@@ -69,12 +78,15 @@ class EdgeOptions:
     """Knobs of the edge chain (defaults: exact features, as the corpus computes them).
 
     ``frame_step`` / ``shot_pixel_step`` trade exactness for speed (see the module docstring);
-    ``threads`` (feature threads per chunk), ``decode_threads`` (ffmpeg ``-threads``, 0 =
-    automatic), ``prefetch`` (decoded chunks queued ahead) and ``chunk`` only change speed.
+    ``issue_frame_step`` is the pixel-feature step used instead of ``frame_step`` when the
+    student needs no pixel feature (they then only feed the issue heuristic); ``threads``
+    (feature threads per chunk), ``decode_threads`` (ffmpeg ``-threads``, 0 = automatic),
+    ``prefetch`` (decoded chunks queued ahead) and ``chunk`` only change speed.
     """
 
     frame_step: int = 1
     shot_pixel_step: int = 1
+    issue_frame_step: int = 8
     chunk: int = 64
     threads: int = 1
     decode_threads: int = 0
@@ -82,26 +94,43 @@ class EdgeOptions:
     shots: Mapping[str, Any] = field(default_factory=dict)  # ShotDetector keyword arguments
 
     def __post_init__(self) -> None:
-        if min(self.frame_step, self.shot_pixel_step, self.chunk, self.threads,
-               self.prefetch) < 1 or self.decode_threads < 0:
+        if min(self.frame_step, self.shot_pixel_step, self.issue_frame_step, self.chunk,
+               self.threads, self.prefetch) < 1 or self.decode_threads < 0:
             raise ValueError(
-                "frame_step, shot_pixel_step, chunk, threads and prefetch must be >= 1 and "
+                "frame_step, shot_pixel_step, issue_frame_step, chunk, threads and prefetch "
+                "must be >= 1 and "
                 f"decode_threads >= 0: {self}"
             )
 
     @classmethod
     def from_card(cls, edge: Mapping[str, Any] | None, **overrides: Any) -> EdgeOptions:
-        """Options from a model card's ``edge`` section; ``overrides`` that are not None win."""
+        """Options from a model card's ``edge`` section; ``overrides`` that are not None win.
+
+        Keys a card lacks (cards exported before the key existed) keep the defaults above.
+        """
         edge = dict(edge or {})
         kw: dict[str, Any] = {
             k: int(edge[k])
-            for k in ("frame_step", "shot_pixel_step", "chunk", "threads", "decode_threads",
-                      "prefetch")
+            for k in ("frame_step", "shot_pixel_step", "issue_frame_step", "chunk", "threads",
+                      "decode_threads", "prefetch")
             if edge.get(k) is not None
         }
         kw["shots"] = dict(edge.get("shots") or {})
         kw.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**kw)
+
+    def pixel_step(self, feature_names: Sequence[str]) -> int:
+        """The pixel-feature frame step for a student with these input features.
+
+        ``frame_step`` when the student reads a pixel feature (its prediction depends on them),
+        else ``issue_frame_step`` (only the issue heuristic reads them).
+        """
+        return self.frame_step if needs_pixel_features(feature_names) else self.issue_frame_step
+
+
+def needs_pixel_features(feature_names: Sequence[str]) -> bool:
+    """Whether a student with these input features reads any decoded-pixel feature."""
+    return any(n in FEATURE_NAMES for n in feature_names)
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,6 +335,42 @@ def _split(n: int, parts: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
 
 
+_HIST_LOCAL = threading.local()
+
+
+def cut_histograms(
+    y: np.ndarray, bit_depth: int, frames: Sequence[int] | np.ndarray | None = None
+) -> np.ndarray:
+    """(m, 2**bit_depth) int64 code-value histograms of frames ``y[frames]`` (default: all).
+
+    Equal to :func:`~vmafdistill.features.frame_numpy.frame_histogram` per frame. For 8-bit
+    frames of even width two neighbouring pixels are counted at once (65536 joint bins) from a
+    per-thread preallocated index buffer, so no per-frame temporary is allocated (the
+    histograms of every frame feed the cut detector, also when no pixel feature is computed).
+    """
+    idx = range(y.shape[0]) if frames is None else [int(i) for i in frames]
+    out = np.empty((len(idx), 1 << bit_depth), dtype=np.int64)
+    if not len(idx):
+        return out
+    h, w = y.shape[1:]
+    if y.dtype != np.uint8 or w % 2 or not y.flags.c_contiguous:
+        for j, i in enumerate(idx):
+            out[j] = frame_histogram(y[i], bit_depth)
+        return out
+    buf = getattr(_HIST_LOCAL, "buf", None)
+    if buf is None or buf.shape[0] != h * w // 2:
+        buf = _HIST_LOCAL.buf = np.empty(h * w // 2, dtype=np.intp)
+    pairs = y.reshape(y.shape[0], -1).view(np.uint16)
+    out[:, 256:] = 0
+    for j, i in enumerate(idx):
+        np.copyto(buf, pairs[i])
+        joint = np.bincount(buf, minlength=1 << 16).reshape(256, 256)
+        row = out[j, :256]
+        np.sum(joint, axis=0, out=row)  # one byte of each pair ...
+        row += joint.sum(axis=1)  # ... and the other (either byte order)
+    return out
+
+
 def frame_pass(
     chunks: Iterator[np.ndarray],
     *,
@@ -362,12 +427,11 @@ def frame_pass(
                     hist = raw.hist
                 else:  # histograms of the frames without features
                     hist = np.empty((n, 1 << bit_depth), dtype=np.int64)
-                    done = np.zeros(n, dtype=bool)
+                    rest = np.ones(n, dtype=bool)
                     if raw is not None:
                         hist[sel] = raw.hist
-                        done[sel] = True
-                    for i in np.flatnonzero(~done).tolist():
-                        hist[i] = frame_histogram(y[i], bit_depth)
+                        rest[sel] = False
+                    hist[rest] = cut_histograms(y, bit_depth, np.flatnonzero(rest))
                 detector.update_hist(hist, bit_depth)
             parts.append(feats)
             prev = y[-1]
@@ -459,7 +523,8 @@ class VideoReport:
     timings: dict[str, float]
 
 
-def _summary(path: str, records: list[dict[str, Any]], n_frames: int, fps: float) -> dict:
+def _summary(path: str, records: list[dict[str, Any]], n_frames: int, fps: float,
+             pixel: dict[str, Any] | None = None) -> dict:
     ok = [r for r in records if r["pred_vmaf"] is not None]
     dur = [r["end"] - r["start"] for r in ok]
     bands = {b: sum(r["band"] == b for r in records) for b in ("green", "amber", "red", "unknown")}
@@ -482,6 +547,7 @@ def _summary(path: str, records: list[dict[str, Any]], n_frames: int, fps: float
         "bands": bands,
         "issues": issues,
         "flagged": sum(bool(r.get("flags")) for r in records),
+        **({"pixel_features": pixel} if pixel is not None else {}),
     }
 
 
@@ -492,24 +558,37 @@ def analyze_video(
     rules: Mapping[str, Any],
     ref_size: tuple[int, int] | None = None,
     options: EdgeOptions | None = None,
+    card: Mapping[str, Any] | None = None,
 ) -> VideoReport:
     """Run the whole edge chain on one distorted video.
 
-    ``predictor`` is a :class:`~vmafdistill.edge.predictor.Predictor`; ``ref_size`` defaults to
-    the card's; ``options`` default to the card's ``edge`` section (exact features).
+    ``predictor`` is a :class:`~vmafdistill.edge.predictor.Predictor`, or a
+    :class:`concurrent.futures.Future` of one together with its ``card`` (read beforehand):
+    then decoding starts while onnxruntime loads the model (its errors surface as soon as they
+    happen, at the next decoded chunk). ``ref_size`` defaults to the card's; ``options`` to the
+    card's ``edge`` section (exact features).
+
+    Pixel features are measured on every :meth:`EdgeOptions.pixel_step`-th frame: ``frame_step``
+    for a student that reads them, ``issue_frame_step`` for one that does not (then they only
+    feed the issue heuristic). The summary's ``pixel_features`` records ``used_for``
+    (``prediction+issues`` or ``issues``), ``frame_step`` and ``frames`` (how many frames, those
+    with index % frame_step == 0, were measured).
     """
     from ..io.packets import read_packets
     from ..io.video import probe_video
 
     p = os.fspath(path)
-    card = predictor.card
+    pending = isinstance(predictor, Future)
+    if card is None:
+        if pending:
+            raise ValueError("analyze_video: pass card= with a Future predictor")
+        card = predictor.card
     if options is None:
         options = EdgeOptions.from_card(card.get("edge"))
     ref = tuple(ref_size or card["ref_size"])
+    names = list(card["feature_names"])
+    step = options.pixel_step(names)
     t0 = time.perf_counter()
-    info = probe_video(p)
-    t_probe = time.perf_counter() - t0
-
     box: dict[str, Any] = {}
 
     def get_packets() -> None:
@@ -521,19 +600,28 @@ def analyze_video(
         box["t"] = time.perf_counter() - t
 
     worker = threading.Thread(target=get_packets, daemon=True)
-    worker.start()
+    worker.start()  # decode-free, runs beside the probe and the decode
+    info = probe_video(p)
+    t_probe = time.perf_counter() - t0
     fps = info.fps
     if not fps or not math.isfinite(fps):
         raise VideoInputError(f"{p}: frame rate unknown")
     det = ShotDetector(fps=fps, **dict(options.shots))
+
+    def chunks() -> Iterator[np.ndarray]:
+        for y in decode_luma(p, width=info.width, height=info.height, bit_depth=info.bit_depth,
+                             chunk=options.chunk, prefetch=options.prefetch,
+                             threads=options.decode_threads):
+            if pending and predictor.done() and predictor.exception() is not None:
+                raise predictor.exception()  # a bad model stops the decode at once
+            yield y
+
     t1 = time.perf_counter()
     per_frame = frame_pass(
-        decode_luma(p, width=info.width, height=info.height, bit_depth=info.bit_depth,
-                    chunk=options.chunk, prefetch=options.prefetch,
-                    threads=options.decode_threads),
+        chunks(),
         bit_depth=info.bit_depth,
         detector=det,
-        frame_step=options.frame_step,
+        frame_step=step,
         shot_pixel_step=options.shot_pixel_step,
         threads=options.threads,
     )
@@ -551,12 +639,16 @@ def analyze_video(
             "to frames (damaged stream?)"
         )
     t2 = time.perf_counter()
+    if pending:
+        predictor = predictor.result()
+    if list(predictor.feature_names) != names:
+        raise ModelError(f"{getattr(predictor, 'model_path', 'model')}: its card's features "
+                         "differ from the card given")
     shots = det.shots()
     rows = shot_feature_rows(
         per_frame, shots, packets.sizes, ref_size=(int(ref[0]), int(ref[1])),
         codec=packets.codec, fps=fps, width=info.width, height=info.height,
     )
-    names = predictor.feature_names
     x = np.array([[r[k] for k in names] for r in rows], dtype=np.float32)
     finite = np.isfinite(x).all(axis=1)
     preds = np.full(len(rows), np.nan, dtype=np.float32)
@@ -567,7 +659,11 @@ def analyze_video(
     t_pred = time.perf_counter() - t2
     return VideoReport(
         records=records,
-        summary=_summary(p, records, n, fps),
+        summary=_summary(p, records, n, fps, pixel={
+            "used_for": "prediction+issues" if needs_pixel_features(names) else "issues",
+            "frame_step": step,
+            "frames": -(-n // step),
+        }),
         rows=rows,
         timings={
             "probe_s": t_probe,

@@ -106,12 +106,19 @@ def robust_stats(
 
 
 def standardize(features: Mapping[str, float], stats: Mapping[str, Mapping[str, Any]]) -> dict:
-    """z-score of every feature that has stats (see :func:`robust_stats`)."""
+    """z-score of every feature that has stats and a finite value (see :func:`robust_stats`).
+
+    A non-finite value (a shot without measured frames for that feature, e.g. a temporal
+    feature when only the shot's first clip frame was sampled) gets no z: the rules that use it
+    average the remaining features, or do not fire.
+    """
     z: dict[str, float] = {}
     for name, st in stats.items():
         if name not in features:
             continue
         x = float(features[name])
+        if not math.isfinite(x):
+            continue
         if st.get("log"):
             x = math.log1p(max(x, 0.0))
         z[name] = (x - float(st["center"])) / float(st["scale"])
