@@ -165,6 +165,32 @@ def test_leave_one_source_out() -> None:
         assert set(test) == set(np.flatnonzero(df["source_id"] == source))
 
 
+def test_leave_one_source_out_restricted_to_test_sources() -> None:
+    df = synthetic_samples(n_sources=5)
+    cfg = {"name": "leave_one_source_out", "test_sources": ["src3", "src0"]}
+    splits = make_splits(df, cfg)
+    assert len(splits) == 2  # one fold per listed source, in the listed order
+    _assert_no_leak(df, splits, "source_id")
+    for source, (train, test) in zip(["src3", "src0"], splits, strict=True):
+        assert set(test) == set(np.flatnonzero(df["source_id"] == source))
+        # every other source (listed or not) trains: train + test is the whole table
+        assert set(train) == set(np.flatnonzero(df["source_id"] != source))
+    # never-held-out sources are in every training side and in no test side
+    tested = np.concatenate([te for _, te in splits])
+    assert set(df["source_id"].iloc[tested]) == {"src0", "src3"}
+    # listing every source is plain leave-one-source-out
+    full = make_splits(df, {"name": "leave_one_source_out"})
+    listed = make_splits(df, {**cfg, "test_sources": sorted(df["source_id"].unique())})
+    for (a_tr, a_te), (b_tr, b_te) in zip(full, listed, strict=True):
+        assert np.array_equal(a_tr, b_tr) and np.array_equal(a_te, b_te)
+    with pytest.raises(VmafDistillError, match=r"\['nope'\] not in column 'source_id'"):
+        make_splits(df, {**cfg, "test_sources": ["src0", "nope"]})
+    with pytest.raises(VmafDistillError, match="empty list"):
+        make_splits(df, {**cfg, "test_sources": []})
+    with pytest.raises(VmafDistillError, match="duplicates"):
+        make_splits(df, {**cfg, "test_sources": ["src0", "src0"]})
+
+
 def test_hash_split_stable_under_row_order() -> None:
     df = synthetic_samples(n_sources=4, shots=25, variants=3)
     cfg = {"name": "hash_split", "test_fraction": 0.25, "key": "shot_id", "salt": "v1"}

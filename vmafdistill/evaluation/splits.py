@@ -5,7 +5,9 @@ on one side, so a student is never tested on a shot it saw encoded at another ru
 
 * ``group_kfold``: K folds of whole groups (``group``, default ``shot_id``), sklearn's
   GroupKFold (greedy size balancing; deterministic; ``shuffle: true`` + ``seed`` permutes).
-* ``leave_one_source_out``: one fold per ``source_id`` (content generalisation).
+* ``leave_one_source_out``: one fold per ``source_id`` (content generalisation); with
+  ``test_sources`` only those sources are held out (one fold each) and every other source is
+  always training data (e.g. synthetic clips that help training but are no test of interest).
 * ``hash_split``: one train/test split; a group is in test when
   md5(salt + key) / 2^128 < test_fraction, so the assignment depends only on the key value
   (stable under row order, additions and removals of other groups).
@@ -54,13 +56,33 @@ def _check(splits: list[tuple[np.ndarray, np.ndarray]], groups: np.ndarray, name
                                    f"{sorted(shared)[:5]}")
 
 
+def _held_out_groups(
+    groups: np.ndarray, test_groups: list[str], column: str
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One (train, test) fold per listed group: test = its rows, train = every other row."""
+    if not test_groups:
+        raise VmafDistillError("split leave_one_source_out: test_sources is an empty list")
+    if len(set(test_groups)) != len(test_groups):
+        raise VmafDistillError(f"split leave_one_source_out: test_sources has duplicates: "
+                               f"{test_groups}")
+    present = set(groups.tolist())
+    missing = [t for t in test_groups if t not in present]
+    if missing:
+        raise VmafDistillError(
+            f"split leave_one_source_out: test_sources {missing} not in column {column!r} "
+            f"(values: {sorted(present)[:10]})"
+        )
+    return [(np.flatnonzero(groups != t), np.flatnonzero(groups == t)) for t in test_groups]
+
+
 def make_splits(
     samples: pd.DataFrame, cfg: Mapping[str, Any]
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train_idx, test_idx) positional index arrays for the protocol ``cfg["name"]``.
 
     Keys: ``group_kfold``: ``n_splits`` (5), ``group`` (``shot_id``), ``shuffle`` (false),
-    ``seed`` (0). ``leave_one_source_out``: ``group`` (``source_id``).
+    ``seed`` (0). ``leave_one_source_out``: ``group`` (``source_id``), ``test_sources``
+    (null = every group; else a list of group values, each one fold, in the listed order).
     ``hash_split``: ``test_fraction`` (0.2), ``key`` (``shot_id``), ``salt`` ("").
     Raises :class:`VmafDistillError` on a missing column, fewer groups than folds, or an empty
     side.
@@ -89,7 +111,11 @@ def make_splits(
         if n_groups < 2:
             raise VmafDistillError(f"split leave_one_source_out: {n_groups} group(s) in column "
                                    f"{column!r}; need at least 2")
-        splits = list(LeaveOneGroupOut().split(np.zeros(n), groups=groups))
+        test_sources = cfg.get("test_sources")
+        if test_sources is None:
+            splits = list(LeaveOneGroupOut().split(np.zeros(n), groups=groups))
+        else:
+            splits = _held_out_groups(groups, [str(t) for t in test_sources], column)
     elif name == "hash_split":
         column = str(cfg.get("key") or "shot_id")
         groups = _groups(samples, column)

@@ -3,7 +3,9 @@
 Shot bitrates must come from the bits the encoder actually spent on the shot's frames, not from
 the file size. ``ffmpeg -c copy -f framecrc`` lists every video packet (dts, pts, duration, size)
 and, in its header, the codec and dimensions; packets sorted by pts are the frames in
-presentation order, which is the order every decoder here delivers them in.
+presentation order, which is the order every decoder here delivers them in. framecrc writes a
+packet's flags (``, F=0x..``) only when they differ from "keyframe" alone, so a line without an
+``F=`` field is a keyframe and ``F=0x0`` an inter frame (bit 0x1 is AV_PKT_FLAG_KEY).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import numpy as np
 from .._ffmpeg import ffmpeg_exe
 from ..errors import VideoInputError
 
-__all__ = ["Packets", "read_packets", "shot_bitrate_kbps"]
+__all__ = ["Packets", "parse_framecrc_flags", "read_packets", "shot_bitrate_kbps"]
+
+#: libavcodec AV_PKT_FLAG_KEY.
+PKT_FLAG_KEY = 0x1
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class Packets:
     sizes: np.ndarray  #: (N,) int64 bytes per frame
     pts_s: np.ndarray  #: (N,) float64 presentation time in seconds (first frame at 0)
     duration_s: np.ndarray  #: (N,) float64 frame duration in seconds (from the container)
+    keyframe: np.ndarray  #: (N,) bool: the packet is a keyframe (random access point)
 
     def __len__(self) -> int:
         return int(self.sizes.shape[0])
@@ -61,7 +67,7 @@ def read_packets(path: str | os.PathLike[str]) -> Packets:
             tail = "no video stream"
         raise VideoInputError(f"{p}: cannot read video packets ({tail})")
     header: dict[str, str] = {}
-    rows: list[tuple[int, int, int, int]] = []
+    rows: list[tuple[int, int, int, int, int]] = []
     for line in proc.stdout.splitlines():
         if line.startswith("#"):
             key, _, value = line[1:].partition(":")
@@ -71,7 +77,7 @@ def read_packets(path: str | os.PathLike[str]) -> Packets:
         if len(fields) < 5 or fields[0] != "0":
             continue
         _, dts, pts, dur, size = (int(f) for f in fields[:5])
-        rows.append((dts, pts, dur, size))
+        rows.append((dts, pts, dur, size, parse_framecrc_flags(fields[5:])))
     if not rows:
         raise VideoInputError(f"{p}: the video stream has no packets (empty video)")
     tb = Fraction(header.get("tb 0", "1/1").replace(" ", ""))
@@ -92,7 +98,19 @@ def read_packets(path: str | os.PathLike[str]) -> Packets:
         sizes=arr[:, 3].copy(),
         pts_s=pts,
         duration_s=arr[:, 2].astype(np.float64) * float(tb),
+        keyframe=(arr[:, 4] & PKT_FLAG_KEY) != 0,
     )
+
+
+def parse_framecrc_flags(fields: list[str]) -> int:
+    """Packet flags from the fields after a framecrc line's size (``0x<crc>``, ``F=0x..``, ...).
+
+    framecrc omits ``F=`` when the flags are exactly AV_PKT_FLAG_KEY, so no field means 0x1.
+    """
+    for f in fields:
+        if f.startswith("F="):
+            return int(f[2:], 16)
+    return PKT_FLAG_KEY
 
 
 def shot_bitrate_kbps(packets: Packets, start: int, stop: int, fps: float) -> float:
