@@ -119,6 +119,14 @@ def test_tables_are_complete_and_consistent(built) -> None:
         assert row.log_bpp == pytest.approx(
             np.log(kbps * 1000 / (row.width * row.height * FPS)), rel=1e-12)
         assert row.scale_ratio == pytest.approx(row.ref_height / row.height)
+        # Scene rate: the bits of every frame of the shot's scene over the scene's duration.
+        scene = shots[shots.scene_id == row.scene_id]
+        fs = frames[(frames.source_id == row.source_id) & (frames.variant_id == row.variant_id)
+                    & frames.shot_id.isin(scene.shot_id)]
+        scene_kbps = fs["packet_bytes"].sum() * 8 / (len(fs) / FPS) / 1000
+        assert row.scene_bitrate_kbps == pytest.approx(scene_kbps, rel=1e-12)
+        assert row.log_scene_bpp == pytest.approx(
+            np.log(scene_kbps * 1000 / (row.width * row.height * FPS)), rel=1e-12)
         assert getattr(row, f"codec_{row.codec}") == 1.0
 
 

@@ -536,3 +536,41 @@ def test_model_load_error_stops_a_pending_analysis(clip, tmp_path):
         analyze_video(clip, fut, rules=merge_rules(DEFAULT_RULES, None), card=card)
     with pytest.raises(ValueError, match="card="):
         analyze_video(clip, fut, rules=merge_rules(DEFAULT_RULES, None))
+
+
+def test_edge_rows_equal_corpus_rows_on_every_shared_column():
+    """The edge's per-shot rows and the corpus builder's samples agree column by column
+    (metadata, scene rate, pooled pixel features) on the same frames, packets and shots."""
+    from vmafdistill.corpus.assemble import samples_rows
+    from vmafdistill.features.frame_numpy import FEATURE_NAMES
+    from vmafdistill.shots import Shot
+    from vmafdistill.vmaf_names import FRAME_METRICS
+
+    rng = np.random.default_rng(7)
+    n, fps = 40, 25.0
+    shots_l = [[0, 0, 10, 0], [1, 10, 20, 0], [2, 20, 33, 1], [3, 33, 40, 1]]
+    packets = rng.integers(200, 5000, n).astype(np.int64)
+    packets[[0, 20]] = 40000  # keyframes at the two scene cuts
+    per_frame = {k: rng.random(n) * 50 for k in FEATURE_NAMES}
+    per_frame["temporal_diff"][0] = np.nan
+    frames = {"packet_bytes": packets, **per_frame,
+              **{k: rng.random(n) * 100 for k in FRAME_METRICS}}
+    source = {"source_id": "s", "fps": fps, "num_frames": n, "shots": shots_l}
+    variant = {"variant_id": "h264_640x360_crf30", "rung_index": 0, "codec": "h264",
+               "width": 640, "height": 360, "crf": 30, "preset": "medium", "ref_width": 1280,
+               "ref_height": 720, "teacher_backend": "torch", "teacher_version": "t",
+               "teacher_model": "m"}
+    corpus = samples_rows(source, {"variant": variant, "frames": frames})
+    edge = shot_feature_rows(
+        per_frame, [Shot(i, a, b, c) for i, a, b, c in shots_l], packets, ref_size=(1280, 720),
+        codec="h264", fps=fps, width=640, height=360)
+    shared = sorted((set(corpus[0]) & set(edge[0])) - {"start_frame", "stop_frame", "num_frames",
+                                                       "duration_s"})
+    assert {"log_scene_bpp", "log_scene_bitrate", "scene_bitrate_kbps", "log_bpp",
+            "sobel_mean"} <= set(shared)
+    for c_row, e_row in zip(corpus, edge, strict=True):
+        for col in shared:
+            assert e_row[col] == pytest.approx(c_row[col], rel=1e-12, nan_ok=True), col
+    # windows of one scene share its rate; the scene-cut window alone pays for the keyframe
+    assert edge[0]["scene_bitrate_kbps"] == edge[1]["scene_bitrate_kbps"]
+    assert edge[0]["bitrate_kbps"] > 2 * edge[1]["bitrate_kbps"]

@@ -9,7 +9,13 @@ import numpy as np
 import pandas as pd
 
 from ..features.frame_numpy import FEATURE_NAMES
-from ..features.registry import CODECS, FEATURE_SET_VERSION, TEACHER_FEATURES, metadata_features
+from ..features.registry import (
+    CODECS,
+    FEATURE_SET_VERSION,
+    TEACHER_FEATURES,
+    metadata_features,
+    scene_rate_features,
+)
 from ..vmaf_names import FRAME_METRICS
 from .schema import FRAME_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, SHOT_COLUMNS, SOURCE_COLUMNS
 
@@ -87,6 +93,16 @@ def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
     return float(np.sum(values * weights) / np.sum(weights))
 
 
+def _scene_kbps(shots: list[list[int]], packet_bytes: np.ndarray, fps: float) -> dict[int, float]:
+    """kbit/s of each scene: the bits of all its frames over its duration."""
+    bits: dict[int, float] = {}
+    frames: dict[int, int] = {}
+    for _, start, stop, scene_index in shots:
+        bits[scene_index] = bits.get(scene_index, 0.0) + float(np.sum(packet_bytes[start:stop])) * 8
+        frames[scene_index] = frames.get(scene_index, 0) + (stop - start)
+    return {k: bits[k] / (frames[k] / fps) / 1000.0 for k in bits}
+
+
 def samples_rows(source: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
     """One sample per shot of one (source, rung).
 
@@ -97,6 +113,7 @@ def samples_rows(source: dict[str, Any], result: dict[str, Any]) -> list[dict[st
     v = result["variant"]
     f = result["frames"]
     fps = float(source["fps"])
+    scene_kbps = _scene_kbps(source["shots"], f["packet_bytes"], fps)
     rows = []
     for shot_index, start, stop, scene_index in source["shots"]:
         seg = slice(start, stop)
@@ -129,6 +146,8 @@ def samples_rows(source: dict[str, Any], result: dict[str, Any]) -> list[dict[st
             "bitrate_kbps": bitrate_kbps,
             "bits_per_pixel": math.exp(meta["log_bpp"]),
             **meta,
+            "scene_bitrate_kbps": scene_kbps[scene_index],
+            **scene_rate_features(scene_kbps[scene_index], v["width"], v["height"], fps),
         }
         for name in FEATURE_NAMES:
             values = np.asarray(f[name][seg], np.float64)

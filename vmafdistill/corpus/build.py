@@ -17,6 +17,7 @@ import time
 import traceback
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,22 +148,38 @@ def _run_all(
                 bar.update(1)
             return results, errors
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                 initializer=_init_worker) as pool:
-            pending: dict[Future[Any], str] = {
-                pool.submit(fn, *args): name for name, args in tasks
-            }
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    name = pending.pop(fut)
-                    try:
-                        results[name] = fut.result()
-                    except Exception as exc:
-                        errors[name] = _error_text(exc)
-                        bar.write(f"FAILED {name}: {errors[name]}")
-                    bar.set_postfix_str(name, refresh=False)
-                    bar.update(1)
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                     initializer=_init_worker) as pool:
+                pending: dict[Future[Any], str] = {
+                    pool.submit(fn, *args): name for name, args in tasks
+                }
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        name = pending.pop(fut)
+                        try:
+                            results[name] = fut.result()
+                        except BrokenProcessPool:
+                            raise
+                        except Exception as exc:
+                            errors[name] = _error_text(exc)
+                            bar.write(f"FAILED {name}: {errors[name]}")
+                        bar.set_postfix_str(name, refresh=False)
+                        bar.update(1)
+        except BrokenProcessPool:
+            # Some hosts cannot start worker processes (e.g. inside another launcher's worker):
+            # finish the remaining jobs in this process instead of failing them.
+            bar.write("worker processes unavailable here: running the remaining jobs in-process")
+            for name, args in tasks:
+                if name in results or name in errors:
+                    continue
+                try:
+                    results[name] = fn(*args)
+                except Exception as exc:
+                    errors[name] = _error_text(exc)
+                    bar.write(f"FAILED {name}: {errors[name]}")
+                bar.update(1)
         return results, errors
     finally:
         bar.close()
@@ -396,6 +413,13 @@ def merge_shards(cfg: Mapping[str, Any]) -> BuildReport:
         if m is None:
             raise VmafDistillError(f"shard {d}: missing or incomplete; rerun shard.index={k}")
         manifests.append((d, m))
+    for d, m in manifests:
+        if m.get("failures"):
+            raise VmafDistillError(
+                f"shard {d}: {len(m['failures'])} job(s) failed (first: "
+                f"{m['failures'][0]['source_id']} {m['failures'][0]['variant_id']}: "
+                f"{m['failures'][0]['error']}); rerun that shard before merging"
+            )
     keys = {m["build_key"] for _, m in manifests}
     if len(keys) != 1:
         raise VmafDistillError(f"{out_dir}/shards: shards were built from different configs")

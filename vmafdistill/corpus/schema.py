@@ -14,11 +14,11 @@ Torch-free. Every table carries ``schema_version``; readers refuse other version
 
 from __future__ import annotations
 
-from ..features.registry import CODECS, PIXEL_FEATURES, TEACHER_FEATURES
+from ..features.registry import CODECS, PIXEL_FEATURES, SCENE_RATE_FEATURES, TEACHER_FEATURES
 from ..vmaf_names import FEATURE_METRICS
 
 #: Bump when a column is renamed, removed or changes meaning.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: scene-level rate columns
 
 TABLES: tuple[str, ...] = ("sources", "shots", "frames", "samples")
 
@@ -60,6 +60,7 @@ LABEL_COLUMNS: tuple[str, ...] = ("vmaf", "vmaf_min", "vmaf_hmean")
 METADATA_COLUMNS: tuple[str, ...] = (
     "bitrate_kbps", "bits_per_pixel", "log_bitrate", "log_bpp", "scale_ratio",
     *(f"codec_{c}" for c in CODECS),
+    "scene_bitrate_kbps", *SCENE_RATE_FEATURES,
 )
 
 #: Per-sample rows. Every feature-set column (``FEATURE_SETS[name]``) is a column here, so a

@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
-from ..features.registry import FEATURE_SET_VERSION, FEATURE_SETS, METADATA_FEATURES
+from ..features.registry import (
+    FEATURE_SET_VERSION,
+    FEATURE_SETS,
+    METADATA_FEATURES,
+    SCENE_RATE_FEATURES,
+)
 from ..features.registry import PIXEL_FEATURES as _PIXEL
 
 __all__ = [
@@ -41,7 +46,7 @@ REQUIRED_KEYS: tuple[str, ...] = (
 
 #: Features the torch-free edge pipeline can compute from a distorted video alone.
 EDGE_FEATURES: frozenset[str] = frozenset(
-    {*METADATA_FEATURES, "log_bpp", *_PIXEL}
+    {*METADATA_FEATURES, "log_bpp", *SCENE_RATE_FEATURES, *_PIXEL}
 )
 
 

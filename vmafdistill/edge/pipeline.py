@@ -56,7 +56,7 @@ from ..features.frame_numpy import (
     pool_shot,
     raw_stats,
 )
-from ..features.registry import canonical_codec, metadata_features
+from ..features.registry import canonical_codec, metadata_features, scene_rate_features
 from ..shots import Shot, ShotDetector
 from .tokens import band_of, issue_of
 
@@ -171,6 +171,14 @@ def shot_feature_rows(
     n = sizes.shape[0]
     if not (fps > 0 and math.isfinite(fps)):
         raise ValueError(f"fps must be a positive number, got {fps!r}")
+    # Scene-level rate (windows of one scene share it): bits of the scene's frames / duration.
+    scene_bits: dict[int, float] = {}
+    scene_frames: dict[int, int] = {}
+    for shot in shots:
+        sc = int(getattr(shot, "scene_index", 0))
+        shot_bits = float(sizes[int(shot.start):int(shot.stop)].sum()) * 8
+        scene_bits[sc] = scene_bits.get(sc, 0.0) + shot_bits
+        scene_frames[sc] = scene_frames.get(sc, 0) + int(shot.stop) - int(shot.start)
     rows: list[dict[str, Any]] = []
     for shot in shots:
         start, stop = int(shot.start), int(shot.stop)
@@ -201,6 +209,13 @@ def shot_feature_rows(
                                        delivery_width=width, fps=fps)
             row.update({k: (math.nan if k in ("log_bitrate", "log_bpp") else v)
                         for k, v in nan_md.items()})
+        sc = int(getattr(shot, "scene_index", 0))
+        scene_kbps = scene_bits[sc] / (scene_frames[sc] / fps) / 1000.0
+        row["scene_bitrate_kbps"] = scene_kbps
+        try:
+            row.update(scene_rate_features(scene_kbps, width, height, fps))
+        except ValueError:  # a scene without bits: flagged downstream as a NaN feature
+            row.update(dict.fromkeys(("log_scene_bpp", "log_scene_bitrate"), math.nan))
         row.update(pool_shot(per_frame, start, stop))
         rows.append(row)
     return rows

@@ -19,6 +19,7 @@ __all__ = [
     "METADATA_FEATURES",
     "PIXEL_FEATURES",
     "RATE_FEATURES",
+    "SCENE_RATE_FEATURES",
     "TEACHER_FEATURES",
     "canonical_codec",
     "feature_set",
@@ -51,6 +52,12 @@ TEACHER_FEATURES: tuple[str, ...] = MODEL_FEATURES
 #: trained on one resolution transfers to another.
 RATE_FEATURES: tuple[str, ...] = ("log_bpp",)
 
+#: Scene-level rate: the bits of the shot's whole *scene* (the windows cut from one scene share
+#: it) over the scene's duration. An encoder spends a scene cut's keyframe on the first window
+#: only, so per-window bitrates alternate (measured 48/15/43/13 kb/s on one clip at nearly equal
+#: VMAF) while the scene rate tracks the quantiser the scene was coded with.
+SCENE_RATE_FEATURES: tuple[str, ...] = ("log_scene_bpp", "log_scene_bitrate")
+
 #: Feature set name -> ordered column names. ``paper14`` is the pilot study's Table 4 (its single
 #: H.265 flag widened to four codec flags, so 17 columns); ``scalefree`` swaps its raw bitrate
 #: for bits per pixel; ``fr6`` are VMAF's own inputs (the full-reference upper bound).
@@ -64,6 +71,7 @@ FEATURE_SETS: dict[str, list[str]] = {
     "paper14": [*METADATA_FEATURES, *PIXEL_FEATURES],
     "scalefree": ["log_bpp", *METADATA_FEATURES[1:], *PIXEL_FEATURES],
     "rate7": ["log_bpp", *METADATA_FEATURES],
+    "scene7": [*SCENE_RATE_FEATURES, *METADATA_FEATURES[1:]],
     "fr6": list(TEACHER_FEATURES),
 }
 
@@ -96,6 +104,23 @@ def feature_set(name: str) -> list[str]:
         raise ValueError(
             f"unknown feature set {name!r}; known: {', '.join(sorted(FEATURE_SETS))}"
         ) from None
+
+
+def scene_rate_features(
+    scene_kbps: float, delivery_width: int, delivery_height: int, fps: float
+) -> dict[str, float]:
+    """``log_scene_bitrate`` = ln(scene kbit/s) and ``log_scene_bpp`` = ln(scene bits per
+    delivered pixel) of the scene a shot belongs to (see :data:`SCENE_RATE_FEATURES`)."""
+    if not (scene_kbps > 0 and math.isfinite(scene_kbps)):
+        raise ValueError(f"scene_kbps must be a positive finite number, got {scene_kbps}")
+    if delivery_width <= 0 or delivery_height <= 0 or not (fps > 0 and math.isfinite(fps)):
+        raise ValueError(
+            f"need positive size and fps, got {delivery_width}x{delivery_height} at {fps}"
+        )
+    return {
+        "log_scene_bpp": math.log(scene_kbps * 1000.0 / (delivery_width * delivery_height * fps)),
+        "log_scene_bitrate": math.log(scene_kbps),
+    }
 
 
 def metadata_features(
