@@ -16,6 +16,7 @@ from ..features.registry import (
     metadata_features,
     scene_rate_features,
 )
+from ..io.packets import scene_bitrates_kbps, shot_bitrate_kbps
 from ..vmaf_names import FRAME_METRICS
 from .schema import FRAME_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, SHOT_COLUMNS, SOURCE_COLUMNS
 
@@ -93,16 +94,6 @@ def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
     return float(np.sum(values * weights) / np.sum(weights))
 
 
-def _scene_kbps(shots: list[list[int]], packet_bytes: np.ndarray, fps: float) -> dict[int, float]:
-    """kbit/s of each scene: the bits of all its frames over its duration."""
-    bits: dict[int, float] = {}
-    frames: dict[int, int] = {}
-    for _, start, stop, scene_index in shots:
-        bits[scene_index] = bits.get(scene_index, 0.0) + float(np.sum(packet_bytes[start:stop])) * 8
-        frames[scene_index] = frames.get(scene_index, 0) + (stop - start)
-    return {k: bits[k] / (frames[k] / fps) / 1000.0 for k in bits}
-
-
 def samples_rows(source: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
     """One sample per shot of one (source, rung).
 
@@ -113,14 +104,16 @@ def samples_rows(source: dict[str, Any], result: dict[str, Any]) -> list[dict[st
     v = result["variant"]
     f = result["frames"]
     fps = float(source["fps"])
-    scene_kbps = _scene_kbps(source["shots"], f["packet_bytes"], fps)
+    scene_kbps = scene_bitrates_kbps(
+        ((start, stop, scene) for _, start, stop, scene in source["shots"]), f["packet_bytes"], fps
+    )
     rows = []
     for shot_index, start, stop, scene_index in source["shots"]:
         seg = slice(start, stop)
         duration = (stop - start) / fps
         weights = np.full(stop - start, 1.0 / fps)
         vmaf = np.asarray(f["vmaf"][seg], np.float64)
-        bitrate_kbps = float(np.sum(f["packet_bytes"][seg])) * 8.0 / duration / 1000.0
+        bitrate_kbps = shot_bitrate_kbps(f["packet_bytes"], start, stop, fps)
         meta = metadata_features(
             bitrate_kbps, v["ref_height"], v["height"], v["codec"],
             delivery_width=v["width"], fps=fps,

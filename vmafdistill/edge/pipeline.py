@@ -57,6 +57,7 @@ from ..features.frame_numpy import (
     raw_stats,
 )
 from ..features.registry import canonical_codec, metadata_features, scene_rate_features
+from ..io.packets import scene_bitrates_kbps, shot_bitrate_kbps
 from ..shots import Shot, ShotDetector
 from .tokens import band_of, issue_of
 
@@ -168,24 +169,19 @@ def shot_feature_rows(
         every pooled per-frame feature.
     """
     sizes = np.asarray(packet_bytes, dtype=np.int64)
-    n = sizes.shape[0]
     if not (fps > 0 and math.isfinite(fps)):
         raise ValueError(f"fps must be a positive number, got {fps!r}")
-    # Scene-level rate (windows of one scene share it): bits of the scene's frames / duration.
-    scene_bits: dict[int, float] = {}
-    scene_frames: dict[int, int] = {}
-    for shot in shots:
-        sc = int(getattr(shot, "scene_index", 0))
-        shot_bits = float(sizes[int(shot.start):int(shot.stop)].sum()) * 8
-        scene_bits[sc] = scene_bits.get(sc, 0.0) + shot_bits
-        scene_frames[sc] = scene_frames.get(sc, 0) + int(shot.stop) - int(shot.start)
+    # Scene-level rate (windows of one scene share it), as the corpus builder computes it;
+    # this also checks every shot's frame range.
+    scene_rates = scene_bitrates_kbps(
+        ((int(s.start), int(s.stop), int(getattr(s, "scene_index", 0))) for s in shots),
+        sizes, fps,
+    )
     rows: list[dict[str, Any]] = []
     for shot in shots:
         start, stop = int(shot.start), int(shot.stop)
-        if not 0 <= start < stop <= n:
-            raise ValueError(f"shot {start}..{stop} outside the {n} frames with packets")
         duration = (stop - start) / fps
-        kbps = float(sizes[start:stop].sum()) * 8.0 / duration / 1000.0
+        kbps = shot_bitrate_kbps(sizes, start, stop, fps)
         row: dict[str, Any] = {
             "shot_index": int(shot.shot_index),
             "scene_index": int(getattr(shot, "scene_index", 0)),
@@ -209,8 +205,7 @@ def shot_feature_rows(
                                        delivery_width=width, fps=fps)
             row.update({k: (math.nan if k in ("log_bitrate", "log_bpp") else v)
                         for k, v in nan_md.items()})
-        sc = int(getattr(shot, "scene_index", 0))
-        scene_kbps = scene_bits[sc] / (scene_frames[sc] / fps) / 1000.0
+        scene_kbps = scene_rates[int(getattr(shot, "scene_index", 0))]
         row["scene_bitrate_kbps"] = scene_kbps
         try:
             row.update(scene_rate_features(scene_kbps, width, height, fps))

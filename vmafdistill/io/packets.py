@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -20,7 +21,13 @@ import numpy as np
 from .._ffmpeg import ffmpeg_exe
 from ..errors import VideoInputError
 
-__all__ = ["Packets", "parse_framecrc_flags", "read_packets", "shot_bitrate_kbps"]
+__all__ = [
+    "Packets",
+    "parse_framecrc_flags",
+    "read_packets",
+    "scene_bitrates_kbps",
+    "shot_bitrate_kbps",
+]
 
 #: libavcodec AV_PKT_FLAG_KEY.
 PKT_FLAG_KEY = 0x1
@@ -113,13 +120,35 @@ def parse_framecrc_flags(fields: list[str]) -> int:
     return PKT_FLAG_KEY
 
 
-def shot_bitrate_kbps(packets: Packets, start: int, stop: int, fps: float) -> float:
+def shot_bitrate_kbps(packet_bytes: np.ndarray, start: int, stop: int, fps: float) -> float:
     """Bitrate (kbit/s) of frames ``start .. stop-1``: their packet bits over their duration.
 
+    ``packet_bytes`` are per-frame sizes in presentation order (e.g. :attr:`Packets.sizes`).
     The duration is ``(stop - start) / fps`` (constant-rate corpora); ``fps`` is the stream's
     nominal rate, so a shot of N frames always lasts N / fps whatever the container rounding.
+    The corpus builder and the edge predictor both call this, so their rates agree exactly.
     """
-    if not 0 <= start < stop <= len(packets):
-        raise ValueError(f"shot {start}..{stop} outside {len(packets)} packets of {packets.path}")
-    bits = float(packets.sizes[start:stop].sum()) * 8.0
+    n = len(packet_bytes)
+    if not 0 <= start < stop <= n:
+        raise ValueError(f"shot {start}..{stop} outside the {n} frames with packets")
+    bits = float(np.sum(packet_bytes[start:stop])) * 8.0
     return bits / ((stop - start) / fps) / 1000.0
+
+
+def scene_bitrates_kbps(
+    shots: Iterable[tuple[int, int, int]], packet_bytes: np.ndarray, fps: float
+) -> dict[int, float]:
+    """kbit/s of each scene: the bits of all its shots' frames over their total duration.
+
+    ``shots`` are ``(start, stop, scene_index)``; windows cut from one scene share its rate.
+    """
+    n = len(packet_bytes)
+    bits: dict[int, float] = {}
+    frames: dict[int, int] = {}
+    for start, stop, scene_index in shots:
+        if not 0 <= start < stop <= n:
+            raise ValueError(f"shot {start}..{stop} outside the {n} frames with packets")
+        bits[scene_index] = bits.get(scene_index, 0.0) + float(
+            np.sum(packet_bytes[start:stop])) * 8
+        frames[scene_index] = frames.get(scene_index, 0) + (stop - start)
+    return {k: bits[k] / (frames[k] / fps) / 1000.0 for k in bits}
