@@ -136,16 +136,23 @@ def _run_all(
     errors: dict[str, str] = {}
     bar = tqdm(total=len(tasks), desc=desc, unit="job", disable=not progress, file=sys.stderr,
                dynamic_ncols=True)
+
+    def run_inline() -> None:
+        """Run, in this process, every task that has no result or error yet."""
+        for name, args in tasks:
+            if name in results or name in errors:
+                continue
+            bar.set_postfix_str(name, refresh=True)
+            try:
+                results[name] = fn(*args)
+            except Exception as exc:
+                errors[name] = _error_text(exc)
+                bar.write(f"FAILED {name}: {errors[name]}")
+            bar.update(1)
+
     try:
         if workers <= 1:
-            for name, args in tasks:
-                bar.set_postfix_str(name, refresh=True)
-                try:
-                    results[name] = fn(*args)
-                except Exception as exc:
-                    errors[name] = _error_text(exc)
-                    bar.write(f"FAILED {name}: {errors[name]}")
-                bar.update(1)
+            run_inline()
             return results, errors
         ctx = multiprocessing.get_context("spawn")
         try:
@@ -171,15 +178,7 @@ def _run_all(
             # Some hosts cannot start worker processes (e.g. inside another launcher's worker):
             # finish the remaining jobs in this process instead of failing them.
             bar.write("worker processes unavailable here: running the remaining jobs in-process")
-            for name, args in tasks:
-                if name in results or name in errors:
-                    continue
-                try:
-                    results[name] = fn(*args)
-                except Exception as exc:
-                    errors[name] = _error_text(exc)
-                    bar.write(f"FAILED {name}: {errors[name]}")
-                bar.update(1)
+            run_inline()
         return results, errors
     finally:
         bar.close()
