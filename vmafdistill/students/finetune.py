@@ -63,13 +63,12 @@ def finetune(
     import pandas as pd
     import torch
 
-    from ..corpus.tables import atomic_write_json, load_samples, read_manifest, write_table
+    from ..corpus.tables import atomic_write_json, write_table
     from ..evaluation.conformal import conformal_quantile
     from ..evaluation.splits import make_splits
     from .bundle import load_bundle, save_bundle
-    from .datamodule import select_features
     from .lit_module import freeze_parameters
-    from .train import _finite, _quiet_lightning, fit_student, predict, resolve_corpus, to_dict
+    from .train import _finite, _quiet_lightning, fit_student, load_rows, predict, to_dict
 
     t0 = time.perf_counter()
     torch.set_num_threads(int(cfg.get("num_threads", 1) or 1))
@@ -93,14 +92,8 @@ def finetune(
     names = list(meta["feature_names"])
     plain["student"] = meta["student_cfg"]
 
-    corpus_dir = resolve_corpus(cfg)  # type: ignore[arg-type]
-    manifest = read_manifest(corpus_dir)
-    samples_all = load_samples(corpus_dir)
-    x, y, keep = select_features(
-        samples_all, names, target, nan_policy=plain.get("nan_policy", "error"),
-        where=str(corpus_dir / "tables" / "samples.parquet"),
-    )
-    samples = samples_all.loc[keep].reset_index(drop=True)
+    corpus_dir, manifest, samples, x, y, _ = load_rows(
+        cfg, plain, names, target)  # type: ignore[arg-type]
     splits = make_splits(samples, plain["cv"])
 
     parts = []

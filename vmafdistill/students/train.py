@@ -76,6 +76,30 @@ def resolve_corpus(cfg: DictConfig) -> Path:
     return Path(ensure_corpus(corpus_config(cfg)))
 
 
+def load_rows(
+    cfg: DictConfig, plain: Mapping[str, Any], feature_names: Sequence[str], target: str
+) -> tuple[Path, dict[str, Any], Any, np.ndarray, np.ndarray, int]:
+    """The corpus of ``cfg`` and its usable rows: ``(corpus_dir, manifest, samples, x, y,
+    n_dropped)``.
+
+    ``samples`` keeps the rows ``select_features`` accepted (``nan_policy``), re-indexed,
+    ``x``/``y`` are their feature matrix and target in the same order, ``n_dropped`` how many
+    rows the NaN policy removed.
+    """
+    from ..corpus.tables import load_samples, read_manifest
+    from .datamodule import select_features
+
+    corpus_dir = resolve_corpus(cfg)
+    manifest = read_manifest(corpus_dir)
+    samples_all = load_samples(corpus_dir)
+    x, y, keep = select_features(
+        samples_all, feature_names, target, nan_policy=plain.get("nan_policy", "error"),
+        where=str(corpus_dir / "tables" / "samples.parquet"),
+    )
+    samples = samples_all.loc[keep].reset_index(drop=True)
+    return corpus_dir, manifest, samples, x, y, int((~keep).sum())
+
+
 def corpus_config(cfg: DictConfig) -> DictConfig:
     """The ``vmafdistill corpus`` config of a training config.
 
@@ -488,7 +512,7 @@ def run(
     import pandas as pd
     import torch
 
-    from ..corpus.tables import atomic_write_json, load_samples, read_manifest, write_table
+    from ..corpus.tables import atomic_write_json, write_table
     from ..evaluation.conformal import conformal_quantile, coverage, intervals
     from ..evaluation.metrics import stratified_metrics
     from ..evaluation.splits import make_splits
@@ -508,16 +532,8 @@ def run(
     except ValueError as exc:
         raise VmafDistillError(f"features: {exc}") from None
 
-    corpus_dir = resolve_corpus(cfg)  # type: ignore[arg-type]
-    manifest = read_manifest(corpus_dir)
-    samples_all = load_samples(corpus_dir)
-    from .datamodule import select_features
-
-    x, y, keep = select_features(
-        samples_all, feature_names, target, nan_policy=plain.get("nan_policy", "error"),
-        where=str(corpus_dir / "tables" / "samples.parquet"),
-    )
-    samples = samples_all.loc[keep].reset_index(drop=True)
+    corpus_dir, manifest, samples, x, y, n_dropped = load_rows(
+        cfg, plain, feature_names, target)  # type: ignore[arg-type]
     if "sample_id" not in samples:
         raise VmafDistillError(f"{corpus_dir}: samples table has no sample_id column")
     splits = [(np.asarray(tr), np.asarray(te)) for tr, te in make_splits(samples, plain["cv"])]
@@ -630,7 +646,7 @@ def run(
                    "dir": str(corpus_dir)},
         "cv": plain["cv"],
         "n_samples": len(samples),
-        "n_dropped": int((~keep).sum()),
+        "n_dropped": n_dropped,
         "n_folds": len(splits),
         **summary,
         "guard_thresholds": thresholds,
