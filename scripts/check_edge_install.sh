@@ -2,8 +2,10 @@
 # The torch-free edge install, checked end to end (CI; < 2 min):
 #   1. a fresh virtual environment gets `pip install <repo>[edge]` (base + onnxruntime only);
 #   2. `import torch` must fail there (and pip must not have installed it);
-#   3. `vmafdistill predict` runs on a small synthetic H.264 encode with the tiny test student
-#      (tests/data/edge/tiny.onnx + card) and its --json output is checked.
+#   3. `vmafdistill predict` runs on a small synthetic H.264 encode twice and its --json output is
+#      checked: with no --model (the student shipped in checkpoints/, which the wheel carries; it
+#      must be the installed copy, byte-identical to the repo's) and with the tiny test student
+#      (tests/data/edge/tiny.onnx + card, which reads pixel features).
 # Usage: bash scripts/check_edge_install.sh            (PYTHON=python3.11 to pick the interpreter)
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,23 +40,31 @@ run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=1.2",
             "clip.mp4"], what="encoding the synthetic clip")
 PYEOF
 
+"$WORK/venv/bin/vmafdistill" predict clip.mp4 --json shipped.json
 "$WORK/venv/bin/vmafdistill" predict clip.mp4 --model "$REPO/tests/data/edge/tiny.onnx" \
-  --ref-size 1280x720 --json out.json
-"$VPY" - <<'PYEOF'
-import json, sys
-doc = json.load(open("out.json"))
-(video,) = doc["videos"]
-shots = video["shots"]
+  --ref-size 1280x720 --json tiny.json
+REPO="$REPO" "$VPY" - <<'PYEOF'
+import filecmp, json, os, sys
+from pathlib import Path
+from vmafdistill.edge.predictor import default_model_path
+shipped = default_model_path()
+repo = Path(os.environ["REPO"])
+assert repo not in shipped.resolve().parents, f"default model not from the install: {shipped}"
+assert filecmp.cmp(shipped, repo / "checkpoints" / shipped.name, shallow=False), shipped
 keys = {"shot", "start", "end", "codec", "res", "pred_vmaf", "interval", "band", "issue"}
-assert len(shots) == 4, f"expected 4 shots, got {len(shots)}"
-for r in shots:
-    assert keys <= set(r), r
-    assert r["codec"] == "H264" and r["res"] == "180p", r
-    assert 0.0 <= r["pred_vmaf"] <= 100.0, r
-    assert r["interval"][0] <= r["pred_vmaf"] <= r["interval"][1], r
-    assert r["band"] in ("green", "amber", "red"), r
+for name in ("shipped.json", "tiny.json"):
+    doc = json.load(open(name))
+    (video,) = doc["videos"]
+    shots = video["shots"]
+    assert len(shots) == 4, f"{name}: expected 4 shots, got {len(shots)}"
+    for r in shots:
+        assert keys <= set(r), r
+        assert r["codec"] == "H264" and r["res"] == "180p", r
+        assert 0.0 <= r["pred_vmaf"] <= 100.0, r
+        assert r["interval"][0] <= r["pred_vmaf"] <= r["interval"][1], r
+        assert r["band"] in ("green", "amber", "red"), r
+    print(f"[edge-install] {name} ok: {len(shots)} shots, "
+          f"pred {[r['pred_vmaf'] for r in shots]}")
 assert "torch" not in sys.modules
-print(f"[edge-install] predict JSON ok: {len(shots)} shots, "
-      f"pred {[r['pred_vmaf'] for r in shots]}")
 PYEOF
 echo "[edge-install] passed in $((SECONDS - start)) s"
