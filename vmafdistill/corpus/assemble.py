@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..features.frame_numpy import FEATURE_NAMES
-from ..features.registry import (
-    CODECS,
-    FEATURE_SET_VERSION,
-    TEACHER_FEATURES,
-    metadata_features,
-    scene_rate_features,
-)
-from ..io.packets import scene_bitrates_kbps, shot_bitrate_kbps
+from ..features.registry import CODECS, FEATURE_SET_VERSION, TEACHER_FEATURES
+from ..features.shot_rows import shot_feature_rows
+from ..shots import Shot
 from ..vmaf_names import FRAME_METRICS
 from .schema import FRAME_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, SHOT_COLUMNS, SOURCE_COLUMNS
 
@@ -97,62 +91,48 @@ def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
 def samples_rows(source: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
     """One sample per shot of one (source, rung).
 
-    The label is the duration-weighted mean of the frame scores (every frame lasts 1/fps in
-    these constant-rate corpora, so it equals the frame mean); the shot bitrate is the bits of
-    the shot's packets over its duration.
+    The student's inputs (rate, metadata, scene rate, pooled pixel features) come from
+    :func:`~vmafdistill.features.shot_rows.shot_feature_rows`, the function the edge calls on
+    the videos it is handed. The label is the duration-weighted mean of the frame scores (every
+    frame lasts 1/fps in these constant-rate corpora, so it equals the frame mean); the teacher's
+    own features are pooled the same way.
     """
     v = result["variant"]
     f = result["frames"]
     fps = float(source["fps"])
-    scene_kbps = scene_bitrates_kbps(
-        ((start, stop, scene) for _, start, stop, scene in source["shots"]), f["packet_bytes"], fps
+    shots = [Shot(shot_index, start, stop, scene_index)
+             for shot_index, start, stop, scene_index in source["shots"]]
+    inputs = shot_feature_rows(
+        {name: f[name] for name in FEATURE_NAMES}, shots, f["packet_bytes"],
+        ref_size=(int(v["ref_width"]), int(v["ref_height"])), codec=v["codec"], fps=fps,
+        width=int(v["width"]), height=int(v["height"]), empty="raise",
     )
     rows = []
-    for shot_index, start, stop, scene_index in source["shots"]:
-        seg = slice(start, stop)
-        duration = (stop - start) / fps
-        weights = np.full(stop - start, 1.0 / fps)
+    for shot, student_inputs in zip(shots, inputs, strict=True):
+        seg = slice(shot.start, shot.stop)
+        weights = np.full(len(shot), 1.0 / fps)
         vmaf = np.asarray(f["vmaf"][seg], np.float64)
-        bitrate_kbps = shot_bitrate_kbps(f["packet_bytes"], start, stop, fps)
-        meta = metadata_features(
-            bitrate_kbps, v["ref_height"], v["height"], v["codec"],
-            delivery_width=v["width"], fps=fps,
-        )
         row: dict[str, Any] = {
-            "sample_id": f"{shot_id(source['source_id'], shot_index)}/{v['variant_id']}",
+            **student_inputs,
+            "sample_id": f"{shot_id(source['source_id'], shot.shot_index)}/{v['variant_id']}",
             "source_id": source["source_id"],
-            "shot_id": shot_id(source["source_id"], shot_index),
-            "scene_id": scene_id(source["source_id"], scene_index),
+            "shot_id": shot_id(source["source_id"], shot.shot_index),
+            "scene_id": scene_id(source["source_id"], shot.scene_index),
             **{k: v[k] for k in ("variant_id", "rung_index", "codec", "width", "height", "crf",
                                  "preset", "ref_width", "ref_height")},
             "fps": fps,
-            "start_frame": start,
-            "stop_frame": stop,
-            "num_frames": stop - start,
-            "duration_s": duration,
             "vmaf": _weighted_mean(vmaf, weights),
             "vmaf_min": float(vmaf.min()),
             # libvmaf's harmonic mean: 1 / mean(1 / (x + 1)) - 1
             "vmaf_hmean": float(1.0 / np.mean(1.0 / (vmaf + 1.0)) - 1.0),
             **{name: _weighted_mean(np.asarray(f[name][seg], np.float64), weights)
                for name in TEACHER_FEATURES},
-            "bitrate_kbps": bitrate_kbps,
-            "bits_per_pixel": math.exp(meta["log_bpp"]),
-            **meta,
-            "scene_bitrate_kbps": scene_kbps[scene_index],
-            **scene_rate_features(scene_kbps[scene_index], v["width"], v["height"], fps),
-        }
-        for name in FEATURE_NAMES:
-            values = np.asarray(f[name][seg], np.float64)
-            finite = ~np.isnan(values)  # temporal features are NaN on a video's first frame
-            row[name] = float(values[finite].mean()) if finite.any() else math.nan
-        row.update({
             "teacher_backend": v["teacher_backend"],
             "teacher_version": v["teacher_version"],
             "teacher_model": v["teacher_model"],
             "feature_set_version": FEATURE_SET_VERSION,
             "schema_version": SCHEMA_VERSION,
-        })
+        }
         rows.append({c: row[c] for c in SAMPLE_COLUMNS})
     return rows
 

@@ -5,9 +5,9 @@ copies the decoder's Y samples, no conversion); a reader thread drains the pipe 
 queue of large chunks, so ffmpeg keeps decoding while Python cuts shots from per-frame
 histograms and computes the pixel features (numpy, allocation-free per frame; optionally in
 ``threads`` threads); a second, decode-free ffmpeg process lists the packet sizes (bitrate per
-shot) and the codec. Features and metadata are pooled per shot exactly as the corpus builder
-does (:func:`shot_feature_rows` is shared with it), then the ONNX student predicts and
-:mod:`vmafdistill.edge.tokens` labels each shot.
+shot) and the codec. Features and metadata are pooled per shot by the corpus builder's own
+function (:func:`vmafdistill.features.shot_rows.shot_feature_rows`), then the ONNX student
+predicts and :mod:`vmafdistill.edge.tokens` labels each shot.
 
 Two documented speed options (recorded in the model card's ``edge`` section; 1 = exact):
 
@@ -57,12 +57,11 @@ from ..features.frame_numpy import (
     RawStats,
     finalize,
     frame_histogram,
-    pool_shot,
     raw_stats,
 )
-from ..features.registry import canonical_codec, metadata_features, scene_rate_features
-from ..io.packets import scene_bitrates_kbps, shot_bitrate_kbps
-from ..shots import Shot, ShotDetector
+from ..features.registry import canonical_codec
+from ..features.shot_rows import shot_feature_rows
+from ..shots import ShotDetector
 from .tokens import band_of, issue_of
 
 __all__ = [
@@ -152,88 +151,6 @@ def auto_cut_step(width: int, height: int, min_samples: int = CUT_MIN_SAMPLES) -
 def needs_pixel_features(feature_names: Sequence[str]) -> bool:
     """Whether a student with these input features reads any decoded-pixel feature."""
     return any(n in FEATURE_NAMES for n in feature_names)
-
-
-# --------------------------------------------------------------------------------------------
-# Per-shot rows (shared with the corpus builder)
-# --------------------------------------------------------------------------------------------
-
-
-def shot_feature_rows(
-    per_frame: Mapping[str, Sequence[float] | np.ndarray],
-    shots: Sequence[Shot],
-    packet_bytes: Sequence[int] | np.ndarray,
-    *,
-    ref_size: tuple[int, int],
-    codec: str,
-    fps: float,
-    width: int,
-    height: int,
-) -> list[dict[str, Any]]:
-    """One feature row per shot: pooled pixel features + bitrate/codec/scale metadata.
-
-    Args:
-        per_frame: ``{feature: (N,) array}`` per decoded delivery frame (NaN where a frame was
-            not measured, e.g. temporal features of frame 0); pooled with a NaN-mean.
-        shots: shots tiling the N frames (``start``/``stop``, ``shot_index``, ``scene_index``).
-        packet_bytes: (N,) compressed bytes per frame in presentation order.
-        ref_size: (width, height) the teacher compared at (sets ``scale_ratio``).
-        codec: codec name or alias (``h264``, ``hevc``, ...).
-        fps: frame rate; a shot of n frames lasts n / fps seconds.
-        width, height: delivery (decoded) frame size.
-
-    Returns:
-        Dicts with ``shot_index, scene_index, start_frame, stop_frame, num_frames, start_s,
-        end_s, duration_s, bitrate_kbps, bits_per_pixel``, the metadata features
-        (``log_bitrate, log_bpp, scale_ratio, codec_*``; NaN when the shot has no bits) and
-        every pooled per-frame feature.
-    """
-    sizes = np.asarray(packet_bytes, dtype=np.int64)
-    if not (fps > 0 and math.isfinite(fps)):
-        raise ValueError(f"fps must be a positive number, got {fps!r}")
-    # Scene-level rate (windows of one scene share it), as the corpus builder computes it;
-    # this also checks every shot's frame range.
-    scene_rates = scene_bitrates_kbps(
-        ((int(s.start), int(s.stop), int(getattr(s, "scene_index", 0))) for s in shots),
-        sizes, fps,
-    )
-    rows: list[dict[str, Any]] = []
-    for shot in shots:
-        start, stop = int(shot.start), int(shot.stop)
-        duration = (stop - start) / fps
-        kbps = shot_bitrate_kbps(sizes, start, stop, fps)
-        row: dict[str, Any] = {
-            "shot_index": int(shot.shot_index),
-            "scene_index": int(getattr(shot, "scene_index", 0)),
-            "start_frame": start,
-            "stop_frame": stop,
-            "num_frames": stop - start,
-            "start_s": start / fps,
-            "end_s": stop / fps,
-            "duration_s": duration,
-            "bitrate_kbps": kbps,
-            "bits_per_pixel": kbps * 1000.0 / (width * height * fps),
-        }
-        try:
-            row.update(
-                metadata_features(
-                    kbps, int(ref_size[1]), height, codec, delivery_width=width, fps=fps
-                )
-            )
-        except ValueError:  # a shot without bits: no rate feature, flagged downstream
-            nan_md = metadata_features(1.0, int(ref_size[1]), height, codec,
-                                       delivery_width=width, fps=fps)
-            row.update({k: (math.nan if k in ("log_bitrate", "log_bpp") else v)
-                        for k, v in nan_md.items()})
-        scene_kbps = scene_rates[int(getattr(shot, "scene_index", 0))]
-        row["scene_bitrate_kbps"] = scene_kbps
-        try:
-            row.update(scene_rate_features(scene_kbps, width, height, fps))
-        except ValueError:  # a scene without bits: flagged downstream as a NaN feature
-            row.update(dict.fromkeys(("log_scene_bpp", "log_scene_bitrate"), math.nan))
-        row.update(pool_shot(per_frame, start, stop))
-        rows.append(row)
-    return rows
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -589,9 +588,8 @@ def pool_shot(per_frame: Mapping[str, Any], start: int, stop: int) -> dict[str, 
         if v.ndim != 1 or stop > v.shape[0]:
             raise ValueError(f"{name}: {v.shape[0]} frames, shot asks for {start}..{stop - 1}")
         seg = v[start:stop]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slice -> NaN, on purpose
-            out[name] = float(np.nanmean(seg))
+        finite = ~np.isnan(seg)
+        out[name] = float(seg[finite].mean()) if finite.any() else math.nan
     return out
 
 

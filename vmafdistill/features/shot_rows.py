@@ -1,0 +1,117 @@
+"""Per-shot student inputs from per-frame measurements: the one definition both sides use.
+
+The corpus builder (:func:`vmafdistill.corpus.assemble.samples_rows`, on the encodes it made)
+and the edge (:func:`vmafdistill.edge.pipeline.analyze_video`, on a video it is handed) turn
+per-frame pixel features and packet sizes into shot rows here, so a student sees at the edge
+exactly the columns it was trained on. Torch- and pandas-free (the edge install has neither).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..io.packets import scene_bitrates_kbps, shot_bitrate_kbps
+from .frame_numpy import pool_shot
+from .registry import metadata_features, scene_rate_features
+
+__all__ = ["ShotLike", "shot_feature_rows"]
+
+_RATE_COLUMNS = ("log_bitrate", "log_bpp")
+_SCENE_COLUMNS = ("log_scene_bpp", "log_scene_bitrate")
+
+
+class ShotLike(Protocol):
+    """Anything with a shot's frame range and indices (e.g. :class:`vmafdistill.shots.Shot`)."""
+
+    shot_index: int
+    start: int
+    stop: int
+    scene_index: int
+
+
+def shot_feature_rows(
+    per_frame: Mapping[str, Sequence[float] | np.ndarray],
+    shots: Sequence[ShotLike],
+    packet_bytes: Sequence[int] | np.ndarray,
+    *,
+    ref_size: tuple[int, int],
+    codec: str,
+    fps: float,
+    width: int,
+    height: int,
+    empty: str = "nan",
+) -> list[dict[str, Any]]:
+    """One feature row per shot: pooled pixel features + bitrate/codec/scale metadata.
+
+    Args:
+        per_frame: ``{feature: (N,) array}`` per decoded delivery frame (NaN where a frame was
+            not measured, e.g. temporal features of frame 0); each pooled over the shot with a
+            NaN-skipping mean (:func:`~vmafdistill.features.frame_numpy.pool_shot`).
+        shots: shots tiling the N frames (``start``/``stop``, ``shot_index``, ``scene_index``).
+        packet_bytes: (N,) compressed bytes per frame in presentation order.
+        ref_size: (width, height) the teacher compared at (sets ``scale_ratio``).
+        codec: codec name or alias (``h264``, ``hevc``, ...).
+        fps: frame rate; a shot of n frames lasts n / fps seconds.
+        width, height: delivery (decoded) frame size.
+        empty: a shot (or scene) whose packets hold no bits gets NaN rate features
+            (``"nan"``: the edge flags the record) or raises ValueError (``"raise"``: the corpus
+            builder, where it means a broken encode).
+
+    Returns:
+        Dicts with ``shot_index, scene_index, start_frame, stop_frame, num_frames, start_s,
+        end_s, duration_s, bitrate_kbps, bits_per_pixel``, the metadata features
+        (``log_bitrate, log_bpp, scale_ratio, codec_*``), ``scene_bitrate_kbps`` with the scene
+        rate features (``log_scene_bpp, log_scene_bitrate``) and every pooled per-frame feature.
+    """
+    if empty not in ("nan", "raise"):
+        raise ValueError(f"empty must be 'nan' or 'raise', got {empty!r}")
+    sizes = np.asarray(packet_bytes, dtype=np.int64)
+    if not (fps > 0 and math.isfinite(fps)):
+        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    # Scene-level rate (windows of one scene share it); this also checks every shot's range.
+    scene_rates = scene_bitrates_kbps(
+        ((int(s.start), int(s.stop), int(getattr(s, "scene_index", 0))) for s in shots),
+        sizes, fps,
+    )
+    rows: list[dict[str, Any]] = []
+    for shot in shots:
+        start, stop = int(shot.start), int(shot.stop)
+        scene_index = int(getattr(shot, "scene_index", 0))
+        kbps = shot_bitrate_kbps(sizes, start, stop, fps)
+        row: dict[str, Any] = {
+            "shot_index": int(shot.shot_index),
+            "scene_index": scene_index,
+            "start_frame": start,
+            "stop_frame": stop,
+            "num_frames": stop - start,
+            "start_s": start / fps,
+            "end_s": stop / fps,
+            "duration_s": (stop - start) / fps,
+            "bitrate_kbps": kbps,
+        }
+        try:
+            meta = metadata_features(kbps, int(ref_size[1]), height, codec,
+                                     delivery_width=width, fps=fps)
+        except ValueError:  # a shot without bits
+            if empty == "raise":
+                raise
+            meta = metadata_features(1.0, int(ref_size[1]), height, codec,
+                                     delivery_width=width, fps=fps)
+            meta.update(dict.fromkeys(_RATE_COLUMNS, math.nan))
+        row["bits_per_pixel"] = math.exp(meta["log_bpp"]) if kbps > 0 else 0.0
+        row.update(meta)
+        scene_kbps = scene_rates[scene_index]
+        row["scene_bitrate_kbps"] = scene_kbps
+        try:
+            row.update(scene_rate_features(scene_kbps, width, height, fps))
+        except ValueError:  # a scene without bits
+            if empty == "raise":
+                raise
+            row.update(dict.fromkeys(_SCENE_COLUMNS, math.nan))
+        row.update(pool_shot(per_frame, start, stop))
+        rows.append(row)
+    return rows
