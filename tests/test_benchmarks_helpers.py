@@ -1,0 +1,31 @@
+"""The shared benchmark helpers time real processes and report their failures."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from vmafdistill.benchmarks import cpu_model, machine_line, run_timed
+
+
+def test_run_timed_measures_wall_cpu_and_peak_rss():
+    code = ("import time; b = bytearray(80 * 2**20); b[::4096] = b'x' * len(b[::4096]);"
+            "t = time.process_time();\nwhile time.process_time() - t < 0.2: pass\n"
+            "time.sleep(0.2); print('done')")
+    t = run_timed([sys.executable, "-c", code], peak_rss=True)
+    assert t.stdout.strip() == "done"
+    assert t.wall_s >= 0.4 and t.cpu_s >= 0.2
+    assert t.wall_s >= t.cpu_s - 0.05  # one busy thread: CPU cannot exceed wall by much
+    assert t.peak_rss_kb is not None and t.peak_rss_kb >= 80 * 1024
+    plain = run_timed([sys.executable, "-c", "pass"])
+    assert plain.peak_rss_kb is None and plain.wall_s < t.wall_s
+
+
+def test_run_timed_names_the_failing_command():
+    with pytest.raises(SystemExit, match=r"(?s)benchmark command failed.*boom"):
+        run_timed([sys.executable, "-c", "import sys; sys.exit('boom')"])
+
+
+def test_machine_line_names_the_cpu():
+    assert cpu_model() and cpu_model() in machine_line()

@@ -1,0 +1,87 @@
+"""Helpers the benchmark scripts share: whole-process timing and a machine description.
+
+``scripts/bench_teacher.py`` and ``scripts/bench_edge.py`` time every contender as a whole
+process (start-up included) with :func:`run_timed`, and print :func:`machine_line` beside their
+tables, so figures in ``docs/benchmarks.md`` say where they were measured. Torch-free.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Timed", "cpu_model", "machine_line", "run_timed"]
+
+#: Runs argv[1:] and reports the peak RSS of its process tree on stderr (the parent's
+#: RUSAGE_CHILDREN maximum is over *every* child it ever waited for, so it needs a fresh parent).
+_MAXRSS_WRAPPER = (
+    "import resource, subprocess, sys;"
+    "rc = subprocess.run(sys.argv[1:]).returncode;"
+    "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr);"
+    "sys.exit(rc)"
+)
+
+
+@dataclass(frozen=True)
+class Timed:
+    """One whole-process run: wall and CPU seconds (its process tree), peak RSS, stdout."""
+
+    wall_s: float
+    cpu_s: float
+    peak_rss_kb: int | None
+    stdout: str
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_timed(cmd: list[str], *, stdout: Any = subprocess.PIPE, peak_rss: bool = False) -> Timed:
+    """Run ``cmd`` to completion and time it; SystemExit with its stderr tail if it fails.
+
+    ``stdout`` is passed to :func:`subprocess.run` (``subprocess.DEVNULL`` to discard large
+    output). ``peak_rss`` runs it under a small Python wrapper that reports the peak RSS of its
+    process tree; the wrapper's own start-up (~20 ms) is then part of the wall time, so race
+    contenders with the same setting only.
+    """
+    argv = [sys.executable, "-c", _MAXRSS_WRAPPER, *cmd] if peak_rss else cmd
+    c0, t0 = _children_cpu(), time.perf_counter()
+    proc = subprocess.run(argv, stdout=stdout, stderr=subprocess.PIPE, check=False)
+    wall, cpu = time.perf_counter() - t0, _children_cpu() - c0
+    err = proc.stderr.decode(errors="replace")
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark command failed: {' '.join(cmd)}\n{err[-2000:]}")
+    rss = None
+    if peak_rss:
+        m = re.search(r"MAXRSS_KB (\d+)", err)
+        rss = int(m.group(1)) if m else None
+    out = proc.stdout.decode(errors="replace") if isinstance(proc.stdout, bytes) else ""
+    return Timed(wall_s=wall, cpu_s=cpu, peak_rss_kb=rss, stdout=out)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_line() -> str:
+    """``<arch> <n> cpus <model>; python <v>, numpy <v>``: one line for a benchmark header."""
+    import numpy as np
+
+    return (f"{platform.machine()} {os.cpu_count()} cpus {cpu_model()}; "
+            f"python {platform.python_version()}, numpy {np.__version__}")
