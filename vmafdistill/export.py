@@ -263,8 +263,8 @@ def export_onnx(
     Args:
         model: raw features (N, F) float32 -> (N,) VMAF, standardisation inside.
         meta: at least ``feature_names`` (or ``feature_set``); optionally ``feature_set_version``,
-            ``corpus`` {name, hash}, ``metrics``, ``conformal`` {alpha, q}, ``guard_thresholds``,
-            ``target``, ``student_cfg``, ``config``.
+            ``corpus`` {name, hash}, ``metrics``, ``conformal`` {alpha, q, rule},
+            ``guard_thresholds``, ``target``, ``student_cfg``, ``config``.
         samples: corpus samples table holding every feature column (and the target for MAE);
             every row is a parity case.
         out_path: the ``.onnx`` file to write.

@@ -5,7 +5,7 @@ Needs pandas, scipy and scikit-learn (the ``train`` extra); ``baselines`` is imp
 
 from __future__ import annotations
 
-from .conformal import conformal_quantile, coverage, intervals
+from .conformal import conformal_quantile, coverage, intervals, worst_group_quantile
 from .metrics import guard_metrics, regression_metrics, stratified_metrics
 from .splits import make_splits
 
@@ -17,4 +17,5 @@ __all__ = [
     "make_splits",
     "regression_metrics",
     "stratified_metrics",
+    "worst_group_quantile",
 ]

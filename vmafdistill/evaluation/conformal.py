@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import VmafDistillError
 
-__all__ = ["conformal_quantile", "coverage", "intervals"]
+__all__ = ["conformal_quantile", "coverage", "intervals", "worst_group_quantile"]
 
 
 def conformal_quantile(abs_residuals: Any, alpha: float = 0.1) -> float:
@@ -32,6 +32,24 @@ def conformal_quantile(abs_residuals: Any, alpha: float = 0.1) -> float:
     if k > n:
         return math.inf
     return float(np.partition(r, k - 1)[k - 1])
+
+
+def worst_group_quantile(abs_residuals: Any, groups: Any, alpha: float = 0.1) -> float:
+    """The largest per-group split-conformal half-width: max over g of
+    :func:`conformal_quantile` of the residuals of group g.
+
+    With one group per held-out CV fold (e.g. per source under leave-one-source-out) this
+    calibrates for the hardest held-out group: each group alone gets >= 1 - alpha coverage
+    (group-conditional, not just marginal), the guarantee a student deployed on content unlike
+    any single training source needs.
+    """
+    r = np.asarray(abs_residuals, dtype=np.float64).reshape(-1)
+    g = np.asarray(groups).reshape(-1)
+    if g.shape != r.shape:
+        raise VmafDistillError(f"conformal: {r.size} residuals but {g.size} group labels")
+    if r.size == 0:
+        raise VmafDistillError("conformal: no calibration residuals")
+    return max(conformal_quantile(r[g == k], alpha) for k in np.unique(g))
 
 
 def intervals(pred: Any, q: float) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,9 @@ Protocol (every number in ``metrics.json`` is out-of-fold):
 4. the pooled OOF predictions give the overall, per-fold, guard, stratified and coverage metrics;
    sklearn baselines are fitted on the *same* folds (cached per corpus + cv + features);
 5. the final student is fitted on all rows; its interval half width is the conformal quantile of
-   the pooled OOF absolute residuals (each computed by a model that did not see the row), and it
+   the pooled OOF absolute residuals (each computed by a model that did not see the row;
+   ``conformal.final_q: pooled``) or the largest per-fold one (``worst_fold``: every held-out
+   fold alone covered, for students shipped to content unlike any training source), and it
    is saved with its scaler, config and metrics as ``student.pt``.
 """
 
@@ -126,6 +128,11 @@ def corpus_config(cfg: DictConfig) -> DictConfig:
 
 #: ``conformal.method`` values (see the module docstring).
 CONFORMAL_METHODS: tuple[str, ...] = ("nested", "cross", "split")
+#: ``conformal.final_q`` values: how the shipped model's half width comes from the OOF residuals.
+FINAL_Q_RULES: dict[str, str] = {
+    "pooled": "pooled OOF absolute residuals",
+    "worst_fold": "largest per-fold conformal quantile of OOF absolute residuals",
+}
 
 
 def inner_group_folds(
@@ -513,7 +520,12 @@ def run(
     import torch
 
     from ..corpus.tables import atomic_write_json, write_table
-    from ..evaluation.conformal import conformal_quantile, coverage, intervals
+    from ..evaluation.conformal import (
+        conformal_quantile,
+        coverage,
+        intervals,
+        worst_group_quantile,
+    )
     from ..evaluation.metrics import stratified_metrics
     from ..evaluation.splits import make_splits
     from ..features.registry import FEATURE_SET_VERSION, feature_set
@@ -545,6 +557,10 @@ def run(
     method = str(conf_cfg.get("method") or "nested")
     if method not in CONFORMAL_METHODS:
         raise VmafDistillError(f"conformal.method: unknown {method!r}; known: {CONFORMAL_METHODS}")
+    final_q_rule = str(conf_cfg.get("final_q") or "pooled")
+    if final_q_rule not in FINAL_Q_RULES:
+        raise VmafDistillError(
+            f"conformal.final_q: unknown {final_q_rule!r}; known: {tuple(FINAL_Q_RULES)}")
     # inner/calibration groups: conformal.group_col, else the CV protocol's own grouping column
     cv_cfg = plain["cv"]
     group_col = conf_cfg.get("group_col") or cv_cfg.get("group") or cv_cfg.get("key") or "shot_id"
@@ -613,7 +629,12 @@ def run(
         str(k): float(coverage(g[target], g["lo"], g["hi"]))
         for k, g in finite_q.groupby("fold")
     }
-    final_q = float(conformal_quantile(np.abs(oof[target] - oof["pred"]).to_numpy(), alpha))
+    oof_abs = np.abs(oof[target] - oof["pred"]).to_numpy()
+    pooled_q = float(conformal_quantile(oof_abs, alpha))
+    per_fold_q = {str(k): float(conformal_quantile(oof_abs[(oof["fold"] == k).to_numpy()], alpha))
+                  for k in sorted(oof["fold"].unique())}
+    final_q = (float(worst_group_quantile(oof_abs, oof["fold"].to_numpy(), alpha))
+               if final_q_rule == "worst_fold" else pooled_q)
 
     # sklearn reference rows on the same folds
     baselines: dict[str, Any] = {}
@@ -659,7 +680,9 @@ def run(
             "method": method, "group_col": group_col,
             "calib_frac": conf_cfg.get("calib_frac", 0.2) if method == "split" else None,
             "inner_splits": inner_splits if method == "nested" else None,
-            "final_q": final_q, "final_q_source": "pooled OOF absolute residuals",
+            "final_q": final_q, "final_q_rule": final_q_rule,
+            "final_q_source": FINAL_Q_RULES[final_q_rule],
+            "pooled_q": pooled_q, "per_fold_q": per_fold_q,
         },
         "baselines": baselines,
         "baseline_cache": base_cache,
@@ -674,7 +697,7 @@ def run(
         "feature_set_version": FEATURE_SET_VERSION,
         "corpus": {"name": manifest.get("name"), "hash": manifest.get("corpus_hash")},
         "metrics": _finite({k: metrics[k] for k in ("oof", "fold_plcc_std", "guard", "n_samples")}),
-        "conformal": {"alpha": alpha, "q": final_q},
+        "conformal": {"alpha": alpha, "q": final_q, "rule": final_q_rule},
         "guard_thresholds": thresholds,
         "target": target,
         "config": _finite(plain),
