@@ -311,6 +311,20 @@ def test_worst_fold_final_q_covers_every_held_out_source(tmp_path: Path, capsys)
     assert "conformal.final_q: unknown 'widest'" in capsys.readouterr().err
 
 
+def test_conformal_method_defaults_to_the_cv_protocols_choice(tmp_path: Path) -> None:
+    """conformal.method=null: leave-one-source-out calibrates `cross` (its config says so),
+    shot-grouped k-fold `nested`; an explicit method still wins."""
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=3, n_shots=5, seed=6)
+    fast = ["student=logistic", "baselines=[]", "optim.max_epochs=40", "conformal.inner_splits=2"]
+    want = {("cv=loso", "conformal.method=null"): "cross",
+            ("cv=group_shot", "conformal.method=null"): "nested",
+            ("cv=loso", "conformal.method=nested"): "nested"}
+    for i, (overrides, method) in enumerate(want.items()):
+        out = tmp_path / f"r{i}"
+        assert run_train(corpus, out, *fast, *overrides) == 0
+        assert json.loads((out / "metrics.json").read_text())["conformal"]["method"] == method
+
+
 def test_inner_group_folds() -> None:
     from vmafdistill.students.train import inner_group_folds
 

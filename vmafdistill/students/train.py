@@ -553,8 +553,11 @@ def run(
         raise VmafDistillError(f"cv {plain['cv'].get('name')}: no folds for {len(samples)} rows")
 
     conf_cfg = plain.get("conformal") or {}
+    cv_cfg = plain["cv"]
     alpha = float(conf_cfg.get("alpha", 0.1))
-    method = str(conf_cfg.get("method") or "nested")
+    # null: the cv protocol's own choice (cv.conformal_method; leave-one-source-out picks
+    # `cross`, see conf/cv/loso.yaml), else nested
+    method = str(conf_cfg.get("method") or cv_cfg.get("conformal_method") or "nested")
     if method not in CONFORMAL_METHODS:
         raise VmafDistillError(f"conformal.method: unknown {method!r}; known: {CONFORMAL_METHODS}")
     final_q_rule = str(conf_cfg.get("final_q") or "pooled")
@@ -562,7 +565,6 @@ def run(
         raise VmafDistillError(
             f"conformal.final_q: unknown {final_q_rule!r}; known: {tuple(FINAL_Q_RULES)}")
     # inner/calibration groups: conformal.group_col, else the CV protocol's own grouping column
-    cv_cfg = plain["cv"]
     group_col = conf_cfg.get("group_col") or cv_cfg.get("group") or cv_cfg.get("key") or "shot_id"
     if group_col not in samples:
         raise VmafDistillError(f"conformal.group_col: samples table has no column {group_col!r}")
