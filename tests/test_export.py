@@ -95,6 +95,14 @@ def test_export_parity_card_and_checker(kind, samples, tmp_path):
     assert on_disk["edge"]["issue_frame_step"] == 8  # conf/export.yaml edge.issue_frame_step
     assert out.stat().st_size <= 50_000
     assert Predictor(out).predict(x[:5]).tolist() == pytest.approx(got[:5].tolist(), abs=0)
+    # the training domain: every input's range over the export corpus, and its codecs
+    dom = on_disk["training_domain"]
+    assert dom["n_samples"] == len(samples)
+    assert dom["codecs"] == sorted(c for c in ("av1", "h264", "h265", "vp9")
+                                   if samples[f"codec_{c}"].max() == 1)
+    assert set(dom["features"]) == set(NAMES)
+    for n in NAMES:
+        assert dom["features"][n] == [samples[n].min(), samples[n].max()]
 
 
 def test_export_copies_issue_frame_step_into_the_card(samples, tmp_path):

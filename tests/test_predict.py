@@ -669,3 +669,41 @@ def test_shipped_student_is_valid_small_metadata_only_and_monotone():
                     for h in (180, 360, 720)}
         assert np.all(same_bpp[180] <= same_bpp[360] + 1e-4)
         assert np.all(same_bpp[360] <= same_bpp[720] + 1e-4)
+
+
+def test_domain_flags_name_unseen_codecs_and_out_of_range_inputs():
+    from vmafdistill.edge.pipeline import domain_flags
+
+    domain = {"codecs": ["h264", "h265"],
+              "features": {"log_scene_bpp": [-6.0, -1.0], "scale_ratio": [1.0, 4.0],
+                           "codec_av1": [0.0, 0.0]}}
+    row = {"log_scene_bpp": -3.0, "scale_ratio": 2.0, "codec_av1": 0.0}
+    assert domain_flags(row, domain, "libx264") == []
+    assert domain_flags(row, domain, "hevc") == []
+    assert domain_flags({**row, "codec_av1": 1.0}, domain, "av1") == ["unseen_codec:av1"]
+    assert domain_flags({**row, "log_scene_bpp": -7.5, "scale_ratio": 6.0}, domain, "h264") == [
+        "outside_training:log_scene_bpp", "outside_training:scale_ratio"]
+    assert domain_flags({**row, "log_scene_bpp": math.nan}, domain, "h264") == []  # NaN: own flag
+    assert domain_flags(row, None, "av1") == []  # a card from before the section
+
+
+def test_shipped_student_flags_a_codec_it_never_saw(tmp_path):
+    """An AV1 delivery through the H.264/H.265-trained shipped student: predicted, but every
+    record says the codec is outside its training domain; an H.264 one carries no codec flag."""
+    from vmafdistill.edge.predictor import default_model_path
+
+    pred = Predictor(default_model_path())
+    assert pred.card["training_domain"]["codecs"] == ["h264", "h265"]
+    rules = merge_rules(DEFAULT_RULES, pred.card["tokens"])
+    for codec, args in (("av1", ["-c:v", "libsvtav1", "-preset", "12", "-crf", "35",
+                                 "-svtav1-params", "lp=1"]),
+                        ("h264", ["-c:v", "libx264", "-crf", "30", "-preset", "veryfast"])):
+        out = tmp_path / f"clip_{codec}.mkv"
+        run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=1.2",
+                    "-pix_fmt", "yuv420p", *args, str(out)], what=f"encoding {codec}")
+        rep = analyze_video(out, pred, rules=rules)
+        assert rep.records and all(r["pred_vmaf"] is not None for r in rep.records)
+        has_flag = [f"unseen_codec:{codec}" in r["flags"] for r in rep.records]
+        assert all(has_flag) if codec == "av1" else not any(has_flag)
+        if codec == "av1":
+            assert rep.summary["flagged"] == len(rep.records)

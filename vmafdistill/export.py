@@ -25,7 +25,7 @@ import math
 import os
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,7 @@ from .edge.card import CARD_VERSION, card_path_for, sha256_file, write_card
 from .edge.onnx_check import check_allowlist, model_ops, model_opsets
 from .edge.tokens import DEFAULT_RULES, merge_rules, robust_stats
 from .errors import ModelError, VmafDistillError
-from .features.registry import FEATURE_SET_VERSION, FEATURE_SETS
+from .features.registry import CODECS, FEATURE_SET_VERSION, FEATURE_SETS, canonical_codec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -371,6 +371,7 @@ def export_onnx(
         "export_metrics": export_metrics,
         "conformal": dict(meta.get("conformal") or {"alpha": None, "q": None}),
         "guard_thresholds": meta.get("guard_thresholds"),
+        "training_domain": training_domain(samples, names),
         "ref_size": _ref_size(samples, s.get("ref_size")),
         "tokens": rules,
         "token_stats": token_stats,
@@ -388,6 +389,22 @@ def export_onnx(
     }
     write_card(card_path_for(out), card)
     return card
+
+
+def training_domain(samples: pd.DataFrame, names: Sequence[str]) -> dict[str, Any]:
+    """What the student saw: per input feature the [min, max] over the export corpus (its
+    training corpus), and the codecs it was trained on. The edge flags shots outside it
+    (:func:`vmafdistill.edge.pipeline.domain_flags`): the prediction is then extrapolated."""
+    ranges = {}
+    for n in names:
+        col = samples[n].to_numpy(dtype=np.float64)
+        ranges[n] = [float(np.nanmin(col)), float(np.nanmax(col))]
+    if "codec" in samples:
+        codecs = sorted({canonical_codec(str(c)) for c in samples["codec"].unique()})
+    else:  # a table without the codec column: the one-hot columns say which codecs occur
+        codecs = sorted(c for c in CODECS if f"codec_{c}" in samples
+                        and float(samples[f"codec_{c}"].max()) > 0)
+    return {"features": ranges, "codecs": codecs, "n_samples": len(samples)}
 
 
 def resolve_winner(path: str | os.PathLike[str]) -> Path:

@@ -71,6 +71,7 @@ __all__ = [
     "auto_cut_step",
     "cut_histograms",
     "decode_luma",
+    "domain_flags",
     "frame_pass",
     "needs_pixel_features",
     "shot_feature_rows",
@@ -420,27 +421,29 @@ def frame_pass(
 # --------------------------------------------------------------------------------------------
 
 
-def _guard_flags(row: Mapping[str, Any], guards: Any) -> list[str]:
-    """``out_of_range:<feature>`` for guard ranges of the form {feature: [lo, hi]}."""
+def domain_flags(row: Mapping[str, Any], domain: Mapping[str, Any] | None, codec: str) -> list[str]:
+    """Where a shot lies outside the student's training domain (card ``training_domain``).
+
+    ``unseen_codec:<codec>`` when the card lists the codecs it was trained on and this is not
+    one of them; ``outside_training:<feature>`` for each input feature beyond the [min, max] the
+    student saw (its codec one-hot column is covered by the codec flag). The prediction is kept
+    (it is the student's extrapolation) but the record says so. Cards without the section (older
+    exports) give no flags.
+    """
+    if not isinstance(domain, Mapping):
+        return []
     flags: list[str] = []
-    if not isinstance(guards, Mapping):
-        return flags
-    ranges = guards.get("ranges", guards)
-    if not isinstance(ranges, Mapping):
-        return flags
-    for name, rng in ranges.items():
-        if name not in row:
+    codecs = domain.get("codecs")
+    name = canonical_codec(codec)
+    if codecs and name not in {canonical_codec(c) for c in codecs}:
+        flags.append(f"unseen_codec:{name}")
+    for feature, rng in (domain.get("features") or {}).items():
+        if feature not in row or feature.startswith("codec_"):
             continue
-        lo = hi = None
-        if isinstance(rng, Mapping):
-            lo, hi = rng.get("lo", rng.get("min")), rng.get("hi", rng.get("max"))
-        elif isinstance(rng, (list, tuple)) and len(rng) == 2:
-            lo, hi = rng
-        if lo is None and hi is None:
-            continue
-        x = float(row[name])
-        if (lo is not None and x < float(lo)) or (hi is not None and x > float(hi)):
-            flags.append(f"out_of_range:{name}")
+        lo, hi = float(rng[0]), float(rng[1])
+        x = float(row[feature])
+        if math.isfinite(x) and not lo <= x <= hi:
+            flags.append(f"outside_training:{feature}")
     return flags
 
 
@@ -478,7 +481,7 @@ def shot_records(
                 interval=[round(max(p - q, 0.0), 2), round(min(p + q, 100.0), 2)],
                 band=band_of(p, rules),
                 issue=issue_of(p, row, stats, rules),
-                flags=_guard_flags(row, card.get("guard_thresholds")),
+                flags=domain_flags(row, card.get("training_domain"), codec),
             )
         out.append(rec)
     return out
