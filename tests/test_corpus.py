@@ -269,6 +269,25 @@ def test_shards_via_hydra_joblib_merge_to_the_single_build(built, sources, tmp_p
         merged)
 
 
+@pytest.mark.slow
+def test_a_failed_joblib_shard_fails_the_multirun(built, sources, tmp_path: Path) -> None:
+    """Shards run in joblib worker processes: a shard whose source is missing must still make
+    the whole multirun exit non-zero (it once exited 0), while the healthy shard completes and
+    the merge refuses the failed one."""
+    cfg, _ = built
+    bad_cfg = make_cfg([sources["cuts"], tmp_path / "missing.mp4"], tmp_path / "out",
+                       Path(cfg["cache_root"]))
+    args = _overrides(bad_cfg)
+    proc = _cli(["-m", *args, "shard.count=2", "shard.index=0,1", "hydra/launcher=joblib",
+                 "hydra.launcher.n_jobs=2"])
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode != 0, err
+    assert "missing.mp4" in err and "failed" in err
+    merge = _cli([*args, "action=merge"])
+    _, err = merge.communicate(timeout=600)
+    assert merge.returncode != 0 and "fail" in err.lower()
+
+
 def test_cli_flags_translate_to_overrides() -> None:
     from vmafdistill.corpus.app import _translate_flags
 

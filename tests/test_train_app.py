@@ -325,6 +325,28 @@ def test_conformal_method_defaults_to_the_cv_protocols_choice(tmp_path: Path) ->
         assert json.loads((out / "metrics.json").read_text())["conformal"]["method"] == method
 
 
+def test_a_failed_job_of_a_joblib_sweep_fails_the_command(tmp_path: Path) -> None:
+    """Sweep jobs in joblib worker processes: one job with a bad override (an unknown feature
+    set) must make `vmafdistill train -m` exit non-zero with its message, while the good job
+    still writes its metrics (the error once vanished in the worker and the sweep exited 0)."""
+    import os
+    import subprocess
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=1, n_shots=6, seed=8)
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "vmafdistill", "train", "-m", f"corpus_dir={corpus}",
+         *TRAIN_FAST, "student=logistic", "baselines=[]", "optim.max_epochs=30",
+         "features=scalefree,no_such_set", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+         f"hydra.sweep.dir={sweep}"],
+        capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert proc.returncode != 0, proc.stderr
+    assert "no_such_set" in proc.stderr
+    assert len(list(sweep.glob("*/metrics.json"))) == 1  # the healthy job finished
+
+
 def test_inner_group_folds() -> None:
     from vmafdistill.students.train import inner_group_folds
 

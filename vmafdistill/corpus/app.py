@@ -33,6 +33,17 @@ def _run(cfg: Any) -> int:
     return 0
 
 
+class ShardFailedError(VmafDistillError):
+    """A job of a multirun (e.g. one corpus shard) failed; raised so the sweep exits non-zero."""
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def _translate_flags(argv: list[str]) -> list[str]:
     """Accept ``--workers N`` / ``--workers=N`` / ``--out DIR`` as spellings of Hydra overrides."""
     names = {"--workers": "workers", "--out": "out_dir"}
@@ -62,15 +73,27 @@ def main(argv: list[str]) -> int:
     @hydra.main(config_path=str(conf_dir()), config_name="corpus", version_base="1.3")
     def _app(cfg: Any) -> None:
         try:
-            status["rc"] = max(status["rc"], _run(cfg))
+            rc = _run(cfg)
         except VmafDistillError as exc:
             print(f"vmafdistill corpus: error: {exc}", file=sys.stderr)
-            status["rc"] = 2
+            rc = 2
+        status["rc"] = max(status["rc"], rc)
+        if rc and _in_multirun():
+            # A launcher may run this job in another process (joblib, submitit), where
+            # status[] never reaches the caller; a raised error does: Hydra's sweeper re-raises
+            # a failed job once its batch has run, and the multirun exits non-zero.
+            shard = cfg.get("shard") or {}
+            raise ShardFailedError(
+                f"corpus job {shard.get('index')}-of-{shard.get('count')} failed (exit {rc}); "
+                "see its messages above"
+            )
 
     saved = sys.argv
     sys.argv = ["vmafdistill corpus", *argv]
     try:
         _app()
+    except SystemExit as exc:  # Hydra reports a failed multirun job and exits
+        return max(status["rc"], int(exc.code) if isinstance(exc.code, int) else 1, 1)
     finally:
         sys.argv = saved
     return status["rc"]

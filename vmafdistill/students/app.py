@@ -35,21 +35,40 @@ def hydra_app(config_name: str, job: Any) -> Any:
         try:
             return float(job(cfg, Path(hc.runtime.output_dir), list(hc.overrides.task)))
         except VmafDistillError as exc:
-            errors.append(exc)
             print(f"vmafdistill {config_name}: error: {exc}", file=sys.stderr)
+            if not _in_process_launcher(hc):
+                # joblib/submitit run the job in another process: errors[] would never reach
+                # the caller, a raised error does (Hydra's sweeper re-raises it once the
+                # batch has run, and the command exits non-zero)
+                raise
+            errors.append(exc)
             return math.nan
 
     task.errors = errors  # type: ignore[attr-defined]
     return task
 
 
+def _in_process_launcher(hc: Any) -> bool:
+    """Whether Hydra runs the jobs in this process (a single run, or the basic launcher)."""
+    target = str((hc.launcher or {}).get("_target_", "")) if "launcher" in hc else ""
+    return hc.mode.name != "MULTIRUN" or target.endswith("BasicLauncher") or not target
+
+
 def run_hydra(command: str, config_name: str, job: Any, argv: list[str]) -> int:
-    """Run ``job`` as the Hydra app ``vmafdistill <command>`` with overrides ``argv``."""
+    """Run ``job`` as the Hydra app ``vmafdistill <command>`` with overrides ``argv``.
+
+    Returns 0; re-raises the first job error of an in-process run or sweep; returns 1 when a
+    job of an out-of-process sweep failed (Hydra has printed it).
+    """
     task = hydra_app(config_name, job)
     saved = sys.argv
     sys.argv = [f"vmafdistill {command}", *argv]
     try:
         task()
+    except SystemExit as exc:  # a failed job of an out-of-process sweep, reported by Hydra
+        if exc.code in (0, None):
+            raise
+        return int(exc.code) if isinstance(exc.code, int) else 1
     finally:
         sys.argv = saved
     if task.errors:
