@@ -214,6 +214,30 @@ def test_bad_inputs_give_clear_errors(tmp_path, capsys):
     assert "model file not found" in capsys.readouterr().err
 
 
+def test_a_bad_video_in_a_batch_does_not_lose_the_others(clip, tmp_path, capsys):
+    """predict A BAD B: A and B get their records, BAD an error entry; exit status 2."""
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00" * 4096)
+    out = tmp_path / "batch.json"
+    rc = cli_main(["predict", str(clip), str(bad), str(clip), "--model", str(TINY),
+                   "--json", str(out)])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "broken.mp4" in err and "1 of 3 video(s) failed" in err
+    videos = json.loads(out.read_text())["videos"]
+    assert [("error" in v) for v in videos] == [False, True, False]
+    assert videos[0]["shots"] == videos[2]["shots"] and len(videos[0]["shots"]) == 4
+    assert "broken.mp4" in videos[1]["error"]
+
+
+def test_progress_reports_decoded_frames(clip, predictor):
+    seen: list[int] = []
+    rep = analyze_video(clip, predictor, rules=merge_rules(DEFAULT_RULES, None),
+                        options=EdgeOptions(chunk=7), progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == rep.summary["frames"] == 60
+    assert seen[:2] == [7, 14]
+
+
 def test_default_model_missing_is_a_clear_error(monkeypatch, tmp_path):
     from vmafdistill.edge import predictor as pmod
 

@@ -63,6 +63,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int,
                    help="feature threads per chunk (default: the card's edge.threads, else 1)")
     p.add_argument("--timings", action="store_true", help="print stage timings to stderr")
+    p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
+                   help="decoded-frames progress bar on stderr (auto: when stderr is a terminal)")
     p.set_defaults(func=run)
 
 
@@ -108,10 +110,12 @@ def run(args: argparse.Namespace) -> int:
     """Predict every video; text to stdout (or JSON with --json)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from tqdm import tqdm
+
     from ..edge.card import card_path_for, read_card
     from ..edge.pipeline import EdgeOptions, analyze_video
     from ..edge.predictor import Predictor, default_model_path
-    from ..errors import ModelError
+    from ..errors import ModelError, VideoInputError
 
     model = Path(args.model) if args.model else default_model_path()
     if not model.is_file():
@@ -133,10 +137,24 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise VmafDistillError(str(exc)) from None
     to_stdout_json = args.json == "-"
+    show = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
     out: list[dict[str, Any]] = []
+    failed = 0
     for video in args.videos:
-        rep = analyze_video(video, pred, rules=rules, ref_size=args.ref_size, options=options,
-                            card=card)
+        bar = tqdm(desc=Path(video).name, unit="frame", file=sys.stderr, disable=not show,
+                   leave=False, dynamic_ncols=True)
+        try:
+            rep = analyze_video(video, pred, rules=rules, ref_size=args.ref_size,
+                                options=options, card=card,
+                                progress=lambda n, bar=bar: bar.update(n - bar.n))
+        except VideoInputError as exc:
+            # a bad input file is that file's problem: report it, go on with the others
+            failed += 1
+            out.append({"video": video, "error": str(exc)})
+            print(f"vmafdistill predict: error: {exc}", file=sys.stderr)
+            continue
+        finally:
+            bar.close()
         out.append({"video": video, "summary": rep.summary, "shots": rep.records,
                     "timings": {k: round(v, 4) for k, v in rep.timings.items()}})
         if not to_stdout_json:
@@ -152,4 +170,7 @@ def run(args: argparse.Namespace) -> int:
         print()
     elif args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
-    return 0
+    if failed and len(args.videos) > 1:
+        print(f"vmafdistill predict: {failed} of {len(args.videos)} video(s) failed",
+              file=sys.stderr)
+    return 2 if failed else 0

@@ -43,7 +43,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -533,8 +533,12 @@ def analyze_video(
     ref_size: tuple[int, int] | None = None,
     options: EdgeOptions | None = None,
     card: Mapping[str, Any] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> VideoReport:
     """Run the whole edge chain on one distorted video.
+
+    ``progress``, if given, is called with the number of frames decoded so far after every
+    decoded chunk (the CLI draws a progress bar from it on long videos).
 
     ``predictor`` is a :class:`~vmafdistill.edge.predictor.Predictor`, or a
     :class:`concurrent.futures.Future` of one together with its ``card`` (read beforehand):
@@ -583,12 +587,16 @@ def analyze_video(
     det = ShotDetector(fps=fps, **dict(options.shots))
 
     def chunks() -> Iterator[np.ndarray]:
+        done = 0
         for y in decode_luma(p, width=info.width, height=info.height, bit_depth=info.bit_depth,
                              chunk=options.chunk, prefetch=options.prefetch,
                              threads=options.decode_threads):
             if pending and predictor.done() and predictor.exception() is not None:
                 raise predictor.exception()  # a bad model stops the decode at once
             yield y
+            done += y.shape[0]
+            if progress is not None:
+                progress(done)
 
     t1 = time.perf_counter()
     per_frame = frame_pass(
