@@ -105,6 +105,14 @@ def test_export_parity_card_and_checker(kind, samples, tmp_path):
         assert dom["features"][n] == [samples[n].min(), samples[n].max()]
 
 
+def test_training_domain_skips_columns_never_finite(samples):
+    from vmafdistill.export import training_domain
+
+    s = samples.assign(blockiness=np.nan)
+    dom = training_domain(s, NAMES)
+    assert "blockiness" not in dom["features"] and "sobel_mean" in dom["features"]
+
+
 def test_export_copies_issue_frame_step_into_the_card(samples, tmp_path):
     from vmafdistill.edge.pipeline import EdgeOptions
 

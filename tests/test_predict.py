@@ -230,6 +230,21 @@ def test_a_bad_video_in_a_batch_does_not_lose_the_others(clip, tmp_path, capsys)
     assert "broken.mp4" in videos[1]["error"]
 
 
+def test_a_codec_no_student_knows_is_a_clear_per_video_error(clip, tmp_path, capsys):
+    """MPEG-4 Part 2 is none of h264/h265/av1/vp9: that video gets one clear error line and
+    an error entry, the next video is still predicted, exit status 2."""
+    m4 = tmp_path / "part2.mp4"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=1", "-c:v",
+                "mpeg4", "-q:v", "5", str(m4)], what="encoding MPEG-4 Part 2")
+    out = tmp_path / "m4.json"
+    assert cli_main(["predict", str(m4), str(clip), "--model", str(TINY), "--json",
+                     str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "part2.mp4" in err and "unknown codec 'mpeg4'" in err and "Traceback" not in err
+    videos = json.loads(out.read_text())["videos"]
+    assert "unknown codec" in videos[0]["error"] and len(videos[1]["shots"]) == 4
+
+
 def test_progress_reports_decoded_frames(clip, predictor):
     seen: list[int] = []
     rep = analyze_video(clip, predictor, rules=merge_rules(DEFAULT_RULES, None),
@@ -563,7 +578,10 @@ def test_auto_cut_step_keeps_a_320x180_grid():
         assert (w // s) * (h // s) >= CUT_MIN_SAMPLES * 0.98  # floor of the subsampled grid
         assert (w // (s + 1)) * (h // (s + 1)) < CUT_MIN_SAMPLES
     assert EdgeOptions().cut_step(1280, 720) == 4
+    assert EdgeOptions().cut_step(1280, 720, pixel_step=8) == 4
+    assert EdgeOptions().cut_step(1280, 720, pixel_step=1) == 1  # histograms come free
     assert EdgeOptions(shot_pixel_step=1).cut_step(1280, 720) == 1
+    assert EdgeOptions(shot_pixel_step=3).cut_step(1280, 720, pixel_step=1) == 3
 
 
 def test_auto_cut_step_finds_the_full_resolution_cuts_on_real_footage(bbb_path, tmp_path):

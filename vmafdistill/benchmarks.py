@@ -20,8 +20,9 @@ from typing import Any
 
 __all__ = ["Timed", "cpu_model", "machine_line", "run_timed"]
 
-#: Runs argv[1:] and reports the peak RSS of its process tree on stderr (the parent's
-#: RUSAGE_CHILDREN maximum is over *every* child it ever waited for, so it needs a fresh parent).
+#: Runs argv[1:] and reports on stderr the peak RSS of the largest process among its descendants
+#: (RUSAGE_CHILDREN's ru_maxrss is a maximum over waited-for children, not a sum, and over every
+#: child the parent ever waited for, so it needs a fresh parent).
 _MAXRSS_WRAPPER = (
     "import resource, subprocess, sys;"
     "rc = subprocess.run(sys.argv[1:]).returncode;"
@@ -32,7 +33,8 @@ _MAXRSS_WRAPPER = (
 
 @dataclass(frozen=True)
 class Timed:
-    """One whole-process run: wall and CPU seconds (its process tree), peak RSS, stdout."""
+    """One whole-process run: wall and CPU seconds (its process tree), the peak RSS of its
+    largest process (KB; only with ``peak_rss``), stdout."""
 
     wall_s: float
     cpu_s: float
@@ -49,9 +51,9 @@ def run_timed(cmd: list[str], *, stdout: Any = subprocess.PIPE, peak_rss: bool =
     """Run ``cmd`` to completion and time it; SystemExit with its stderr tail if it fails.
 
     ``stdout`` is passed to :func:`subprocess.run` (``subprocess.DEVNULL`` to discard large
-    output). ``peak_rss`` runs it under a small Python wrapper that reports the peak RSS of its
-    process tree; the wrapper's own start-up (~20 ms) is then part of the wall time, so race
-    contenders with the same setting only.
+    output). ``peak_rss`` runs it under a small Python wrapper that reports the peak RSS of the
+    largest process it ran; the wrapper's own start-up (~20 ms) is then part of the wall time,
+    so race contenders with the same setting only.
     """
     argv = [sys.executable, "-c", _MAXRSS_WRAPPER, *cmd] if peak_rss else cmd
     c0, t0 = _children_cpu(), time.perf_counter()

@@ -398,7 +398,9 @@ def training_domain(samples: pd.DataFrame, names: Sequence[str]) -> dict[str, An
     ranges = {}
     for n in names:
         col = samples[n].to_numpy(dtype=np.float64)
-        ranges[n] = [float(np.nanmin(col)), float(np.nanmax(col))]
+        col = col[np.isfinite(col)]
+        if col.size:  # a column never finite in training has no range to check against
+            ranges[n] = [float(col.min()), float(col.max())]
     if "codec" in samples:
         codecs = sorted({canonical_codec(str(c)) for c in samples["codec"].unique()})
     else:  # a table without the codec column: the one-hot columns say which codecs occur

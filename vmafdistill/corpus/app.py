@@ -93,7 +93,9 @@ def main(argv: list[str]) -> int:
     try:
         _app()
     except SystemExit as exc:  # Hydra reports a failed multirun job and exits
-        return max(status["rc"], int(exc.code) if isinstance(exc.code, int) else 1, 1)
+        if exc.code in (0, None):  # --help, --cfg, ...
+            raise
+        return max(status["rc"], int(exc.code) if isinstance(exc.code, int) else 1)
     finally:
         sys.argv = saved
     return status["rc"]

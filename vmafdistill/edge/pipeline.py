@@ -124,10 +124,13 @@ class EdgeOptions:
         kw.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**kw)
 
-    def cut_step(self, width: int, height: int) -> int:
-        """The cut-histogram pixel step for frames of this size (``shot_pixel_step``, or the
-        automatic one when it is 0: see :func:`auto_cut_step`)."""
-        return self.shot_pixel_step or auto_cut_step(width, height)
+    def cut_step(self, width: int, height: int, pixel_step: int | None = None) -> int:
+        """The cut-histogram pixel step for frames of this size: ``shot_pixel_step`` if set;
+        else 1 when every frame gets pixel features anyway (``pixel_step`` 1: their
+        full-resolution histograms come free), else the automatic :func:`auto_cut_step`."""
+        if self.shot_pixel_step:
+            return self.shot_pixel_step
+        return 1 if pixel_step == 1 else auto_cut_step(width, height)
 
     def pixel_step(self, feature_names: Sequence[str]) -> int:
         """The pixel-feature frame step for a student with these input features.
@@ -577,40 +580,54 @@ def analyze_video(
             box["error"] = exc
         box["t"] = time.perf_counter() - t
 
+    def check_codec() -> None:
+        """A codec no student knows is the input's problem: say so before decoding it all."""
+        if "packets" in box and "codec_ok" not in box:
+            try:
+                canonical_codec(box["packets"].codec)
+            except ValueError as exc:
+                raise VideoInputError(f"{p}: {exc}") from None
+            box["codec_ok"] = True
+
     worker = threading.Thread(target=get_packets, daemon=True)
     worker.start()  # decode-free, runs beside the probe and the decode
-    info = probe_video(p)
-    t_probe = time.perf_counter() - t0
-    fps = info.fps
-    if not fps or not math.isfinite(fps):
-        raise VideoInputError(f"{p}: frame rate unknown")
-    det = ShotDetector(fps=fps, **dict(options.shots))
+    try:
+        info = probe_video(p)
+        t_probe = time.perf_counter() - t0
+        fps = info.fps
+        if not fps or not math.isfinite(fps):
+            raise VideoInputError(f"{p}: frame rate unknown")
+        det = ShotDetector(fps=fps, **dict(options.shots))
+        cut_step = options.cut_step(info.width, info.height, step)
 
-    def chunks() -> Iterator[np.ndarray]:
-        done = 0
-        for y in decode_luma(p, width=info.width, height=info.height, bit_depth=info.bit_depth,
-                             chunk=options.chunk, prefetch=options.prefetch,
-                             threads=options.decode_threads):
-            if pending and predictor.done() and predictor.exception() is not None:
-                raise predictor.exception()  # a bad model stops the decode at once
-            yield y
-            done += y.shape[0]
-            if progress is not None:
-                progress(done)
+        def chunks() -> Iterator[np.ndarray]:
+            done = 0
+            for y in decode_luma(p, width=info.width, height=info.height,
+                                 bit_depth=info.bit_depth, chunk=options.chunk,
+                                 prefetch=options.prefetch, threads=options.decode_threads):
+                if pending and predictor.done() and predictor.exception() is not None:
+                    raise predictor.exception()  # a bad model stops the decode at once
+                check_codec()
+                yield y
+                done += y.shape[0]
+                if progress is not None:
+                    progress(done)
 
-    t1 = time.perf_counter()
-    per_frame = frame_pass(
-        chunks(),
-        bit_depth=info.bit_depth,
-        detector=det,
-        frame_step=step,
-        shot_pixel_step=options.cut_step(info.width, info.height),
-        threads=options.threads,
-    )
-    t_frames = time.perf_counter() - t1
-    worker.join()
+        t1 = time.perf_counter()
+        per_frame = frame_pass(
+            chunks(),
+            bit_depth=info.bit_depth,
+            detector=det,
+            frame_step=step,
+            shot_pixel_step=cut_step,
+            threads=options.threads,
+        )
+        t_frames = time.perf_counter() - t1
+    finally:
+        worker.join()  # never leave the packet reader's ffmpeg running behind an error
     if "error" in box:
         raise box["error"]
+    check_codec()
     packets = box["packets"]
     n = per_frame["mean_luma"].shape[0]
     if n == 0:
@@ -645,7 +662,7 @@ def analyze_video(
             "used_for": "prediction+issues" if needs_pixel_features(names) else "issues",
             "frame_step": step,
             "frames": -(-n // step),
-            "cut_pixel_step": options.cut_step(info.width, info.height),
+            "cut_pixel_step": cut_step,
         }),
         rows=rows,
         timings={

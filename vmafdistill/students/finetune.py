@@ -5,7 +5,8 @@ fold, the original student is evaluated on the held-out rows (*before*), fine-tu
 weights on the fold's training rows (lower learning rate, its input scaler kept, optional
 frozen parameters) and evaluated on the same held-out rows (*after*). The final fine-tuned
 student is trained on every row of the new corpus and saved as ``student.pt``, with the
-conformal half width of the pooled held-out residuals after fine-tuning.
+conformal half width of the pooled held-out residuals after fine-tuning (rule ``pooled``: the
+new corpus recalibrates the interval; a ``worst_fold`` q of the original student is not kept).
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ def finetune(
         corpus={"name": manifest.get("name"), "hash": manifest.get("corpus_hash")},
         finetuned_from={"bundle": str(bundle_path), "corpus": meta.get("corpus")},
         metrics=_finite({"heldout_before": before, "heldout_after": after}),
-        conformal={"alpha": alpha, "q": q},
+        conformal={"alpha": alpha, "q": q, "rule": "pooled"},
         guard_thresholds=thresholds,
         target=target,
         config=_finite(plain),

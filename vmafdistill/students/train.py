@@ -4,7 +4,8 @@ Protocol (every number in ``metrics.json`` is out-of-fold):
 
 1. the samples table's rows are split into CV folds (``cv`` config group, by shot / source / hash);
 2. per fold, the student is fitted on *all* the fold's training rows and predicts the test fold;
-3. the fold's conformal half width ``q`` (``conformal.method``): ``nested`` (default) = the
+3. the fold's conformal half width ``q`` (``conformal.method``; null = the cv protocol's
+   ``conformal_method``, else nested): ``nested`` = the
    ``1 - alpha`` conformal quantile of *inner* out-of-fold absolute residuals, from an inner
    grouped K-fold over the fold's training rows (``inner_splits`` extra fits; the test fold is
    never touched); ``cross`` = the quantile of the outer OOF residuals of the *other* folds (no
@@ -637,6 +638,14 @@ def run(
                   for k in sorted(oof["fold"].unique())}
     final_q = (float(worst_group_quantile(oof_abs, oof["fold"].to_numpy(), alpha))
                if final_q_rule == "worst_fold" else pooled_q)
+    if final_q_rule == "worst_fold" and not math.isfinite(final_q):
+        small = {k: int((oof["fold"] == int(k)).sum()) for k, q in per_fold_q.items()
+                 if not math.isfinite(q)}
+        raise VmafDistillError(
+            f"conformal.final_q=worst_fold: fold(s) {small} (fold: rows) have too few rows for "
+            f"a {1 - alpha:.0%} conformal quantile (need >= {math.ceil((1 - alpha) / alpha)}); "
+            "use final_q=pooled or a larger alpha"
+        )
 
     # sklearn reference rows on the same folds
     baselines: dict[str, Any] = {}
