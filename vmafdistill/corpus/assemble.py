@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..features.frame_numpy import FEATURE_NAMES
 from ..features.registry import CODECS, FEATURE_SET_VERSION, TEACHER_FEATURES
-from ..features.shot_rows import shot_feature_rows
+from ..features.shot_rows import shot_feature_rows, shot_timing
 from ..shots import Shot
 from ..vmaf_names import FRAME_METRICS
 from .schema import FRAME_COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, SHOT_COLUMNS, SOURCE_COLUMNS
@@ -45,12 +45,7 @@ def shots_table(sources: list[dict[str, Any]]) -> pd.DataFrame:
                 "shot_id": shot_id(s["source_id"], shot_index),
                 "shot_index": shot_index,
                 "scene_id": scene_id(s["source_id"], scene_index),
-                "start_frame": start,
-                "stop_frame": stop,
-                "num_frames": stop - start,
-                "start_s": start / fps,
-                "end_s": stop / fps,
-                "duration_s": (stop - start) / fps,
+                **shot_timing(start, stop, fps),
             })
     df = pd.DataFrame(rows, columns=list(SHOT_COLUMNS[:-1]))
     df["schema_version"] = SCHEMA_VERSION

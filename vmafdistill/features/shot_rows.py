@@ -18,7 +18,7 @@ from ..io.packets import scene_bitrates_kbps, shot_bitrate_kbps
 from .frame_numpy import pool_shot
 from .registry import metadata_features, scene_rate_features
 
-__all__ = ["ShotLike", "shot_feature_rows"]
+__all__ = ["ShotLike", "shot_feature_rows", "shot_timing"]
 
 _RATE_COLUMNS = ("log_bitrate", "log_bpp")
 _SCENE_COLUMNS = ("log_scene_bpp", "log_scene_bitrate")
@@ -31,6 +31,19 @@ class ShotLike(Protocol):
     start: int
     stop: int
     scene_index: int
+
+
+def shot_timing(start: int, stop: int, fps: float) -> dict[str, Any]:
+    """A shot's frame range and times: ``start_frame, stop_frame, num_frames, start_s, end_s,
+    duration_s`` (frames ``start .. stop-1``, each lasting 1/fps)."""
+    return {
+        "start_frame": start,
+        "stop_frame": stop,
+        "num_frames": stop - start,
+        "start_s": start / fps,
+        "end_s": stop / fps,
+        "duration_s": (stop - start) / fps,
+    }
 
 
 def shot_feature_rows(
@@ -85,12 +98,7 @@ def shot_feature_rows(
         row: dict[str, Any] = {
             "shot_index": int(shot.shot_index),
             "scene_index": scene_index,
-            "start_frame": start,
-            "stop_frame": stop,
-            "num_frames": stop - start,
-            "start_s": start / fps,
-            "end_s": stop / fps,
-            "duration_s": (stop - start) / fps,
+            **shot_timing(start, stop, fps),
             "bitrate_kbps": kbps,
         }
         try:
