@@ -16,6 +16,7 @@ from vmafdistill.errors import VmafDistillError
 from vmafdistill.evaluation import (
     conformal_quantile,
     coverage,
+    group_quantiles,
     guard_metrics,
     intervals,
     make_splits,
@@ -297,6 +298,7 @@ def test_worst_group_quantile_is_the_largest_group_quantile() -> None:
     g = np.repeat(["a", "b", "c"], [40, 30, 50])
     want = max(conformal_quantile(r[g == k], 0.1) for k in "abc")
     assert worst_group_quantile(r, g, 0.1) == want == conformal_quantile(r[g == "b"], 0.1)
+    assert group_quantiles(r, g, 0.1) == {k: conformal_quantile(r[g == k], 0.1) for k in "abc"}
     assert worst_group_quantile(r, np.zeros(r.size), 0.1) == conformal_quantile(r, 0.1)
     for k in "abc":  # each group alone covered
         assert np.mean(r[g == k] <= want) >= 0.9

@@ -15,7 +15,13 @@ import numpy as np
 
 from ..errors import VmafDistillError
 
-__all__ = ["conformal_quantile", "coverage", "intervals", "worst_group_quantile"]
+__all__ = [
+    "conformal_quantile",
+    "coverage",
+    "group_quantiles",
+    "intervals",
+    "worst_group_quantile",
+]
 
 
 def conformal_quantile(abs_residuals: Any, alpha: float = 0.1) -> float:
@@ -43,13 +49,19 @@ def worst_group_quantile(abs_residuals: Any, groups: Any, alpha: float = 0.1) ->
     (group-conditional, not just marginal), the guarantee a student deployed on content unlike
     any single training source needs.
     """
+    return max(group_quantiles(abs_residuals, groups, alpha).values())
+
+
+def group_quantiles(abs_residuals: Any, groups: Any, alpha: float = 0.1) -> dict[Any, float]:
+    """``{group: conformal_quantile(residuals of that group)}`` for every group label."""
     r = np.asarray(abs_residuals, dtype=np.float64).reshape(-1)
     g = np.asarray(groups).reshape(-1)
     if g.shape != r.shape:
         raise VmafDistillError(f"conformal: {r.size} residuals but {g.size} group labels")
     if r.size == 0:
         raise VmafDistillError("conformal: no calibration residuals")
-    return max(conformal_quantile(r[g == k], alpha) for k in np.unique(g))
+    return {k.item() if hasattr(k, "item") else k: conformal_quantile(r[g == k], alpha)
+            for k in np.unique(g)}
 
 
 def intervals(pred: Any, q: float) -> tuple[np.ndarray, np.ndarray]:

@@ -524,8 +524,8 @@ def run(
     from ..evaluation.conformal import (
         conformal_quantile,
         coverage,
+        group_quantiles,
         intervals,
-        worst_group_quantile,
     )
     from ..evaluation.metrics import stratified_metrics
     from ..evaluation.splits import make_splits
@@ -634,10 +634,10 @@ def run(
     }
     oof_abs = np.abs(oof[target] - oof["pred"]).to_numpy()
     pooled_q = float(conformal_quantile(oof_abs, alpha))
-    per_fold_q = {str(k): float(conformal_quantile(oof_abs[(oof["fold"] == k).to_numpy()], alpha))
-                  for k in sorted(oof["fold"].unique())}
-    final_q = (float(worst_group_quantile(oof_abs, oof["fold"].to_numpy(), alpha))
-               if final_q_rule == "worst_fold" else pooled_q)
+    per_fold_q = {str(k): float(q) for k, q in
+                  group_quantiles(oof_abs, oof["fold"].to_numpy(), alpha).items()}
+    # worst_fold: the largest per-fold quantile (what worst_group_quantile computes)
+    final_q = max(per_fold_q.values()) if final_q_rule == "worst_fold" else pooled_q
     if final_q_rule == "worst_fold" and not math.isfinite(final_q):
         small = {k: int((oof["fold"] == int(k)).sum()) for k, q in per_fold_q.items()
                  if not math.isfinite(q)}
