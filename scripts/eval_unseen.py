@@ -82,9 +82,7 @@ def main() -> int:
     from omegaconf import OmegaConf
 
     from vmafdistill.config import conf_dir
-    from vmafdistill.corpus.build import build_corpus, plan_rungs
-    from vmafdistill.corpus.cache import ArtifactStore
-    from vmafdistill.corpus.jobs import encode_path, prepare_source
+    from vmafdistill.corpus.build import build_corpus, cached_encodes
     from vmafdistill.edge.pipeline import analyze_video
     from vmafdistill.edge.predictor import Predictor
     from vmafdistill.edge.tokens import DEFAULT_RULES, band_of, merge_rules
@@ -101,16 +99,14 @@ def main() -> int:
     if report.failures:
         raise SystemExit(f"corpus failures: {report.failures}")
     samples = report.samples
-    store = ArtifactStore(cfg["cache_root"])
-    source = prepare_source(str(src), samples["source_id"].iloc[0], dict(cfg["shots"]), store)
-
     pred = Predictor(args.model)
     rules = merge_rules(DEFAULT_RULES, pred.card.get("tokens"))
     rows = []
-    for i, rung in enumerate(plan_rungs(cfg["ladder"])):
-        video = encode_path(source, rung, dict(cfg.get("encode") or {}), store)
-        rep = analyze_video(video, pred, rules=rules, ref_size=(source["width"], source["height"]))
-        truth = samples[samples["rung_index"] == i].set_index("start_frame")
+    for enc in cached_encodes(cfg):  # one source: the panned photographs
+        source, rung = enc.source, enc.rung
+        rep = analyze_video(enc.path, pred, rules=rules,
+                            ref_size=(source["width"], source["height"]))
+        truth = samples[samples["rung_index"] == enc.rung_index].set_index("start_frame")
         for rec in rep.records:
             start = round(rec["start"] * source["fps"])
             if start not in truth.index or rec.get("pred_vmaf") is None:

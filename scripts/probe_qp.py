@@ -69,30 +69,25 @@ def h264_samples_with_qp(overrides: list[str], cache: Path) -> pd.DataFrame:
     from omegaconf import OmegaConf
 
     from vmafdistill.config import conf_dir
-    from vmafdistill.corpus.build import build_corpus, plan_rungs, plan_sources
-    from vmafdistill.corpus.cache import ArtifactStore
-    from vmafdistill.corpus.jobs import encode_path, prepare_source
+    from vmafdistill.corpus.build import build_corpus, cached_encodes
 
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = OmegaConf.to_container(compose("corpus", overrides=[
             f"paths.cache_dir={cache}", "workers=1", "progress=false", *overrides]), resolve=True)
     report = build_corpus(cfg)
     samples = report.samples
-    store = ArtifactStore(cfg["cache_root"])
     qp: dict[int, float] = {}
-    for spec, source_id in plan_sources(cfg["corpus"]):
-        source = prepare_source(spec, source_id, dict(cfg["shots"]), store)
-        for i, rung in enumerate(plan_rungs(cfg["ladder"])):
-            if rung.codec != "h264":
-                continue
-            per_frame = frame_mean_qp(encode_path(source, rung, dict(cfg.get("encode") or {}),
-                                                  store))
-            rows = samples[(samples["source_id"] == source_id) & (samples["rung_index"] == i)]
-            if len(per_frame) != int(rows["stop_frame"].max()):
-                raise SystemExit(f"{source_id} rung {i}: {len(per_frame)} QP frames vs "
-                                 f"{int(rows['stop_frame'].max())} corpus frames")
-            for idx, row in rows.iterrows():
-                qp[idx] = float(per_frame[row["start_frame"]:row["stop_frame"]].mean())
+    for enc in cached_encodes(cfg):
+        if enc.rung.codec != "h264":
+            continue
+        source_id, i = enc.source["source_id"], enc.rung_index
+        per_frame = frame_mean_qp(enc.path)
+        rows = samples[(samples["source_id"] == source_id) & (samples["rung_index"] == i)]
+        if len(per_frame) != int(rows["stop_frame"].max()):
+            raise SystemExit(f"{source_id} rung {i}: {len(per_frame)} QP frames vs "
+                             f"{int(rows['stop_frame'].max())} corpus frames")
+        for idx, row in rows.iterrows():
+            qp[idx] = float(per_frame[row["start_frame"]:row["stop_frame"]].mean())
     out = samples.loc[list(qp)].copy()
     out["qp"] = pd.Series(qp)
     out["lsr"] = np.log1p(out["scale_ratio"])

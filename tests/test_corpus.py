@@ -288,6 +288,31 @@ def test_a_failed_joblib_shard_fails_the_multirun(built, sources, tmp_path: Path
     assert merge.returncode != 0 and "fail" in err.lower()
 
 
+def test_cached_encodes_are_the_builds_encodes(built) -> None:
+    """cached_encodes walks (source, rung) in plan order to the files the build encoded: each
+    exists and decodes at its rung's size with its sample rows' frame count."""
+    from vmafdistill.corpus.build import cached_encodes
+    from vmafdistill.io import probe_video
+    from vmafdistill.io.packets import read_packets
+
+    cfg, report = built
+    encodes = list(cached_encodes(cfg))
+    assert [(e.source["source_id"], e.rung_index) for e in encodes] == [
+        (s, i) for s in ("cuts", "noise") for i in range(len(TINY_LADDER))]
+    for e in encodes:
+        info = probe_video(e.path)
+        want = e.rung.size_for(int(e.source["width"]), int(e.source["height"]))
+        assert (info.width, info.height) == tuple(want)
+        rows = report.samples[(report.samples["source_id"] == e.source["source_id"])
+                              & (report.samples["rung_index"] == e.rung_index)]
+        assert rows["variant_id"].iloc[0] == e.rung.label(e.source["width"], e.source["height"])
+        assert len(read_packets(e.path)) == int(rows["stop_frame"].max())
+    last = list(cached_encodes(cfg, rung_indices=[-1]))
+    assert [(e.source["source_id"], e.rung_index) for e in last] == [("cuts", 1), ("noise", 1)]
+    with pytest.raises(IndexError):
+        next(cached_encodes(cfg, rung_indices=[len(TINY_LADDER)]))
+
+
 def test_cli_flags_translate_to_overrides() -> None:
     from vmafdistill.corpus.app import _translate_flags
 

@@ -119,19 +119,14 @@ def _corpus(cfg: dict[str, Any], quiet: bool = False) -> Any:
 
 
 def _predict(cfg: dict[str, Any], corpus_cfg: dict[str, Any], report: Any, onnx: Path) -> dict:
-    from ..corpus.build import plan_rungs, plan_sources
-    from ..corpus.cache import ArtifactStore
-    from ..corpus.jobs import encode_path, prepare_source
+    from ..corpus.build import cached_encodes
     from ..edge.pipeline import analyze_video
     from ..edge.predictor import Predictor
     from ..edge.tokens import DEFAULT_RULES, merge_rules
 
-    store = ArtifactStore(corpus_cfg["cache_root"])
-    spec, sid = plan_sources(corpus_cfg["corpus"])[0]
-    source = prepare_source(spec, sid, dict(corpus_cfg["shots"]), store)
-    rungs = plan_rungs(corpus_cfg["ladder"])
-    rung = rungs[int(cfg.get("predict_rung", len(rungs) - 1))]
-    video = encode_path(source, rung, dict(corpus_cfg.get("encode") or {}), store)
+    # the first source's encode of the chosen rung (default: the last, best one)
+    enc = next(cached_encodes(corpus_cfg, rung_indices=[int(cfg.get("predict_rung", -1))]))
+    source, rung, video = enc.source, enc.rung, enc.path
     pred = Predictor(onnx)
     rules = merge_rules(DEFAULT_RULES, pred.card.get("tokens"))
     rep = analyze_video(video, pred, rules=rules, ref_size=(source["width"], source["height"]))

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -33,6 +33,7 @@ from .cache import ArtifactStore, file_sha256, key_of
 from .jobs import (
     ENCODE_VERSION,
     SHOTS_VERSION,
+    encode_path,
     prepare_source,
     run_rung,
     source_ids,
@@ -90,6 +91,36 @@ def plan_rungs(ladder_cfg: Mapping[str, Any]) -> list[Rung]:
     if not rungs:
         raise VmafDistillError(f"ladder {ladder_cfg.get('name')!r} has no rungs")
     return [Rung.from_dict(dict(r)) for r in rungs]
+
+
+@dataclass(frozen=True)
+class CachedEncode:
+    """One (source, rung) encode of a corpus config, where the corpus cache keeps it."""
+
+    source: dict[str, Any]  # the prepared source (source_id, size, fps, sha256, shots)
+    rung_index: int
+    rung: Rung
+    path: Path
+
+
+def cached_encodes(
+    cfg: Mapping[str, Any], rung_indices: Sequence[int] | None = None
+) -> Iterator[CachedEncode]:
+    """The encodes of a (resolved) corpus config, source by source in plan order.
+
+    ``path`` is where the cache keeps each encode (it exists once the corpus is built);
+    ``rung_indices`` keeps those rungs only (negative indices count from the ladder's end).
+    """
+    store = ArtifactStore(cfg["cache_root"])
+    rungs = plan_rungs(cfg["ladder"])
+    keep = range(len(rungs)) if rung_indices is None else [
+        range(len(rungs))[int(i)] for i in rung_indices]
+    encode_cfg = dict(cfg.get("encode") or {})
+    for spec, source_id in plan_sources(cfg["corpus"]):
+        source = prepare_source(spec, source_id, dict(cfg["shots"]), store)
+        for i in keep:
+            yield CachedEncode(source, i, rungs[i], encode_path(source, rungs[i], encode_cfg,
+                                                                store))
 
 
 def build_key(cfg: Mapping[str, Any], sources: list[dict[str, Any]]) -> str:
