@@ -69,14 +69,10 @@ def finetune(
     from ..evaluation.splits import make_splits
     from .bundle import load_bundle, save_bundle
     from .lit_module import freeze_parameters
-    from .train import _finite, _quiet_lightning, fit_student, load_rows, predict, to_dict
+    from .train import _finite, begin_run, fit_student, load_rows, predict
 
     t0 = time.perf_counter()
-    torch.set_num_threads(int(cfg.get("num_threads", 1) or 1))
-    _quiet_lightning()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    plain: dict[str, Any] = to_dict(cfg)
+    plain, run_dir = begin_run(cfg, run_dir)
     target = plain.get("target", "vmaf")
     thresholds = list(plain.get("guard_thresholds") or [])
     alpha = float((plain.get("conformal") or {}).get("alpha", 0.1))

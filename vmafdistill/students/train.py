@@ -272,6 +272,18 @@ def make_trainer(
     )
 
 
+def begin_run(cfg: Any, run_dir: str | Path) -> tuple[dict[str, Any], Path]:
+    """What every training-style run does first: its torch thread count (``num_threads``),
+    quiet Lightning, the run directory created; returns the plain config and the directory."""
+    import torch
+
+    torch.set_num_threads(int(cfg.get("num_threads", 1) or 1))
+    _quiet_lightning()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return to_dict(cfg), run_dir
+
+
 def _quiet_lightning() -> None:
     """Silence Lightning's per-fit banners and tiny-data warnings (a run does many fits)."""
     import lightning.pytorch  # noqa: F401  (its import sets its loggers to INFO)
@@ -518,7 +530,6 @@ def run(
     """Cross-validate, fit the final student and write ``oof.parquet``, ``metrics.json``,
     ``student.pt`` into ``run_dir``. Returns the metrics (``objective`` = mean OOF MAE)."""
     import pandas as pd
-    import torch
 
     from ..corpus.tables import atomic_write_json, write_table
     from ..evaluation.conformal import (
@@ -533,11 +544,7 @@ def run(
     from .bundle import save_bundle
 
     t0 = time.perf_counter()
-    torch.set_num_threads(int(cfg.get("num_threads", 1) or 1))
-    _quiet_lightning()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    plain: dict[str, Any] = to_dict(cfg)
+    plain, run_dir = begin_run(cfg, run_dir)
     target = plain.get("target", "vmaf")
     seed = int(plain.get("seed", 0))
     try:
