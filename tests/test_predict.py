@@ -651,7 +651,9 @@ def test_edge_rows_equal_corpus_rows_on_every_shared_column():
     packets[[0, 20]] = 40000  # keyframes at the two scene cuts
     per_frame = {k: rng.random(n) * 50 for k in FEATURE_NAMES}
     per_frame["temporal_diff"][0] = np.nan
-    frames = {"packet_bytes": packets, **per_frame,
+    frame_qp = rng.integers(20, 45, n).astype(np.float64)
+    frame_qp[5] = np.nan  # a packet without a quantizer (e.g. an AV1 re-shown frame)
+    frames = {"packet_bytes": packets, "qp": frame_qp, **per_frame,
               **{k: rng.random(n) * 100 for k in FRAME_METRICS}}
     source = {"source_id": "s", "fps": fps, "num_frames": n, "shots": shots_l}
     variant = {"variant_id": "h264_640x360_crf30", "rung_index": 0, "codec": "h264",
@@ -661,11 +663,11 @@ def test_edge_rows_equal_corpus_rows_on_every_shared_column():
     corpus = samples_rows(source, {"variant": variant, "frames": frames})
     edge = shot_feature_rows(
         per_frame, [Shot(i, a, b, c) for i, a, b, c in shots_l], packets, ref_size=(1280, 720),
-        codec="h264", fps=fps, width=640, height=360)
+        codec="h264", fps=fps, width=640, height=360, frame_qp=frame_qp)
     shared = sorted((set(corpus[0]) & set(edge[0])) - {"start_frame", "stop_frame", "num_frames",
                                                        "duration_s"})
     assert {"log_scene_bpp", "log_scene_bitrate", "scene_bitrate_kbps", "log_bpp",
-            "sobel_mean"} <= set(shared)
+            "sobel_mean", "qp", "scene_qp"} <= set(shared)
     for c_row, e_row in zip(corpus, edge, strict=True):  # one function: bit-identical
         for col in shared:
             a, b = e_row[col], c_row[col]
@@ -673,44 +675,38 @@ def test_edge_rows_equal_corpus_rows_on_every_shared_column():
     # windows of one scene share its rate; the scene-cut window alone pays for the keyframe
     assert edge[0]["scene_bitrate_kbps"] == edge[1]["scene_bitrate_kbps"]
     assert edge[0]["bitrate_kbps"] > 2 * edge[1]["bitrate_kbps"]
+    assert edge[0]["scene_qp"] == edge[1]["scene_qp"] != edge[2]["scene_qp"]
 
 
-def test_shipped_student_is_valid_small_metadata_only_and_monotone():
+def test_shipped_student_is_valid_small_header_only_and_monotone():
     """checkpoints/'s student: card and model agree (Predictor checks sha256, allowlist and
-    opset), <= 50 KB, reads no pixel feature, bounded, monotone in scene bits per pixel and
-    never better for a smaller delivery (larger upscaling) at equal bits per pixel."""
-    from vmafdistill.edge.pipeline import needs_pixel_features
+    opset), <= 50 KB, reads no pixel feature, bounded, never better at a higher quantizer and
+    never better for a smaller delivery (larger upscaling) at equal quantizer."""
+    from vmafdistill.edge.pipeline import needs_pixel_features, needs_quantizer
     from vmafdistill.edge.predictor import default_model_path
-    from vmafdistill.features.registry import scene_rate_features
 
     pred = Predictor(default_model_path())
     card = pred.card
     assert card["opset"] == 17 and pred.size_bytes <= 50_000
-    assert not needs_pixel_features(pred.feature_names)
+    assert not needs_pixel_features(pred.feature_names) and needs_quantizer(pred.feature_names)
     assert 0 < card["conformal"]["q"] < 50
 
-    def rows(kbps: np.ndarray, height: int, ref_height: int, codec: str) -> np.ndarray:
-        width = round(height * 16 / 9)
-        out = []
-        for k in kbps:
-            md = metadata_features(float(k), ref_height, height, codec, delivery_width=width,
-                                   fps=25.0)
-            md.update(scene_rate_features(float(k), width, height, 25.0))
-            out.append([md[n] for n in pred.feature_names])
-        return np.asarray(out, dtype=np.float32)
+    def rows(qp: np.ndarray, height: int, codec: str) -> np.ndarray:
+        md = metadata_features(100.0, 720, height, codec, delivery_width=round(height * 16 / 9),
+                               fps=25.0)
+        return np.asarray([[{**md, "scene_qp": q}[n] for n in pred.feature_names] for q in qp],
+                          dtype=np.float32)
 
-    kbps = np.geomspace(5, 20_000, 60)
+    qp = np.linspace(10, 51, 42)
     for codec in ("h264", "h265"):
+        by_height = {}
         for h in (180, 360, 720):
-            p = pred.predict(rows(kbps, h, 720, codec))
-            assert np.all(np.diff(p) >= -1e-4)  # more bits never predict worse
+            p = by_height[h] = pred.predict(rows(qp, h, codec))
+            assert np.all(np.diff(p) <= 1e-4)  # a coarser quantizer never predicts better
             assert p.min() >= -2.0 - 1e-4 and p.max() <= 102.0 + 1e-4
-            assert p[-1] - p[0] > 40  # the rate actually matters
-        # same bits per delivered pixel, larger upscaling (smaller delivery) -> never better
-        same_bpp = {h: pred.predict(rows(kbps * (h / 720) ** 2, h, 720, codec))
-                    for h in (180, 360, 720)}
-        assert np.all(same_bpp[180] <= same_bpp[360] + 1e-4)
-        assert np.all(same_bpp[360] <= same_bpp[720] + 1e-4)
+            assert p[0] - p[-1] > 40  # the quantizer actually matters
+        assert np.all(by_height[180] <= by_height[360] + 1e-4)  # more upscaling: never better
+        assert np.all(by_height[360] <= by_height[720] + 1e-4)
 
 
 def test_domain_flags_name_unseen_codecs_and_out_of_range_inputs():

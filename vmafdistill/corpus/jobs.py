@@ -259,7 +259,7 @@ def run_rung(
         store.put_arrays("features", feat_key, feats)
     timing["features_s"] = time.perf_counter() - t0
 
-    frames = {"packet_bytes": packets.sizes.astype(np.int64)}
+    frames = {"packet_bytes": packets.sizes.astype(np.int64), "qp": packets.qp}
     frames.update({name: labels[name] for name in FRAME_METRICS})
     frames.update({name: feats[name] for name in FEATURE_NAMES})
     for name, values in frames.items():

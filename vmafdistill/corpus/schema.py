@@ -14,11 +14,17 @@ Torch-free. Every table carries ``schema_version``; readers refuse other version
 
 from __future__ import annotations
 
-from ..features.registry import CODECS, PIXEL_FEATURES, SCENE_RATE_FEATURES, TEACHER_FEATURES
+from ..features.registry import (
+    CODECS,
+    PIXEL_FEATURES,
+    QUANTIZER_FEATURES,
+    SCENE_RATE_FEATURES,
+    TEACHER_FEATURES,
+)
 from ..vmaf_names import FEATURE_METRICS
 
 #: Bump when a column is renamed, removed or changes meaning.
-SCHEMA_VERSION = 2  # 2: scene-level rate columns
+SCHEMA_VERSION = 3  # 2: scene-level rate columns; 3: quantizer (qp) columns
 
 TABLES: tuple[str, ...] = ("sources", "shots", "frames", "samples")
 
@@ -45,9 +51,10 @@ VARIANT_COLUMNS: tuple[str, ...] = (
 )
 
 #: Per-frame rows: teacher metrics (``vmaf`` + every elementary feature), the encoded frame's
-#: packet size, and the 11 pixel features of the decoded distorted frame.
+#: packet size and quantizer (``qp``, H.264 QP units, NaN when the frame's headers carry none),
+#: and the 11 pixel features of the decoded distorted frame.
 FRAME_COLUMNS: tuple[str, ...] = (
-    "source_id", *VARIANT_COLUMNS[:2], "shot_id", "frame", "packet_bytes",
+    "source_id", *VARIANT_COLUMNS[:2], "shot_id", "frame", "packet_bytes", "qp",
     "vmaf", *FEATURE_METRICS, *PIXEL_FEATURES,
     "teacher_backend", "schema_version",
 )
@@ -60,7 +67,7 @@ LABEL_COLUMNS: tuple[str, ...] = ("vmaf", "vmaf_min", "vmaf_hmean")
 METADATA_COLUMNS: tuple[str, ...] = (
     "bitrate_kbps", "bits_per_pixel", "log_bitrate", "log_bpp", "scale_ratio",
     *(f"codec_{c}" for c in CODECS),
-    "scene_bitrate_kbps", *SCENE_RATE_FEATURES,
+    "scene_bitrate_kbps", *SCENE_RATE_FEATURES, *QUANTIZER_FEATURES,
 )
 
 #: Per-sample rows. Every feature-set column (``FEATURE_SETS[name]``) is a column here, so a

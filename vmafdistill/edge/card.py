@@ -20,6 +20,7 @@ from ..features.registry import (
     FEATURE_SET_VERSION,
     FEATURE_SETS,
     METADATA_FEATURES,
+    QUANTIZER_FEATURES,
     SCENE_RATE_FEATURES,
 )
 from ..features.registry import PIXEL_FEATURES as _PIXEL
@@ -46,7 +47,7 @@ REQUIRED_KEYS: tuple[str, ...] = (
 
 #: Features the torch-free edge pipeline can compute from a distorted video alone.
 EDGE_FEATURES: frozenset[str] = frozenset(
-    {*METADATA_FEATURES, "log_bpp", *SCENE_RATE_FEATURES, *_PIXEL}
+    {*METADATA_FEATURES, "log_bpp", *SCENE_RATE_FEATURES, *QUANTIZER_FEATURES, *_PIXEL}
 )
 
 

@@ -59,7 +59,7 @@ from ..features.frame_numpy import (
     frame_histogram,
     raw_stats,
 )
-from ..features.registry import canonical_codec
+from ..features.registry import QUANTIZER_FEATURES, canonical_codec
 from ..features.shot_rows import shot_feature_rows
 from ..shots import ShotDetector
 from .tokens import band_of, issue_of
@@ -150,6 +150,12 @@ CUT_MIN_SAMPLES = 320 * 180
 def auto_cut_step(width: int, height: int, min_samples: int = CUT_MIN_SAMPLES) -> int:
     """Largest s >= 1 with (width / s) * (height / s) >= ``min_samples`` (1 for small frames)."""
     return max(1, math.isqrt(max(int(width) * int(height), 0) // int(min_samples)))
+
+
+def needs_quantizer(feature_names: Sequence[str]) -> bool:
+    """Whether a student reads the encoder's quantizer (then the packet pass also logs every
+    packet's headers, :mod:`vmafdistill.io.quantizer`; ~0.1 s per 1500 frames)."""
+    return any(n in QUANTIZER_FEATURES for n in feature_names)
 
 
 def needs_pixel_features(feature_names: Sequence[str]) -> bool:
@@ -575,7 +581,7 @@ def analyze_video(
     def get_packets() -> None:
         t = time.perf_counter()
         try:
-            box["packets"] = read_packets(p)
+            box["packets"] = read_packets(p, quantizer=needs_quantizer(names))
         except Exception as exc:  # re-raised in the caller's thread
             box["error"] = exc
         box["t"] = time.perf_counter() - t
@@ -647,6 +653,7 @@ def analyze_video(
     rows = shot_feature_rows(
         per_frame, shots, packets.sizes, ref_size=(int(ref[0]), int(ref[1])),
         codec=packets.codec, fps=fps, width=info.width, height=info.height,
+        frame_qp=packets.qp,
     )
     x = np.array([[r[k] for k in names] for r in rows], dtype=np.float32)
     finite = np.isfinite(x).all(axis=1)

@@ -18,6 +18,7 @@ __all__ = [
     "FEATURE_SET_VERSION",
     "METADATA_FEATURES",
     "PIXEL_FEATURES",
+    "QUANTIZER_FEATURES",
     "RATE_FEATURES",
     "SCENE_RATE_FEATURES",
     "TEACHER_FEATURES",
@@ -58,6 +59,14 @@ RATE_FEATURES: tuple[str, ...] = ("log_bpp",)
 #: VMAF) while the scene rate tracks the quantiser the scene was coded with.
 SCENE_RATE_FEATURES: tuple[str, ...] = ("log_scene_bpp", "log_scene_bitrate")
 
+#: The encoder's quantizer, each frame's in H.264 QP units, read from the slice / frame headers
+#: without decoding (:mod:`vmafdistill.io.quantizer`; AV1 / VP9 q indices mapped by equal
+#: quantiser step): ``qp`` = the mean over the shot's frames, ``scene_qp`` = the scene's frames
+#: weighted by their bits (windows of one scene share it, like the scene rate). At equal scale
+#: it is what a CRF rate control sets per content: easy content, which the bitrate mistakes
+#: for low quality, gets a *lower* QP (docs/results.md, "encoder quantizer").
+QUANTIZER_FEATURES: tuple[str, ...] = ("qp", "scene_qp")
+
 #: Feature set name -> ordered column names. ``paper14`` is the pilot study's Table 4 (its single
 #: H.265 flag widened to four codec flags, so 17 columns); ``scalefree`` swaps its raw bitrate
 #: for bits per pixel; ``fr6`` are VMAF's own inputs (the full-reference upper bound).
@@ -66,12 +75,14 @@ SCENE_RATE_FEATURES: tuple[str, ...] = ("log_scene_bpp", "log_scene_bitrate")
 #: more quality on large frames, where each pixel carries less scene detail), the scale ratio
 #: and the codec flags. Chosen for cross-content transfer: the pixel features identify the
 #: training clips, and with 2-3 training sources a student extrapolates them badly
-#: (``docs/results.md``, leave-one-source-out).
+#: (``docs/results.md``, leave-one-source-out). ``quant6`` swaps the rate for the encoder's
+#: quantizer (:data:`QUANTIZER_FEATURES`): stream headers only, no decoded pixel.
 FEATURE_SETS: dict[str, list[str]] = {
     "paper14": [*METADATA_FEATURES, *PIXEL_FEATURES],
     "scalefree": ["log_bpp", *METADATA_FEATURES[1:], *PIXEL_FEATURES],
     "rate7": ["log_bpp", *METADATA_FEATURES],
     "scene7": [*SCENE_RATE_FEATURES, *METADATA_FEATURES[1:]],
+    "quant6": ["scene_qp", *METADATA_FEATURES[1:]],
     "fr6": list(TEACHER_FEATURES),
 }
 

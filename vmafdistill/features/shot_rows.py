@@ -9,7 +9,7 @@ exactly the columns it was trained on. Torch- and pandas-free (the edge install 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -31,6 +31,35 @@ class ShotLike(Protocol):
     start: int
     stop: int
     scene_index: int
+
+
+def _nan_mean(values: np.ndarray, start: int, stop: int) -> float:
+    """Mean of the finite ``values[start:stop]``; NaN when none is finite (no warning)."""
+    seg = values[start:stop]
+    seg = seg[np.isfinite(seg)]
+    return float(seg.mean()) if seg.size else math.nan
+
+
+def scene_weighted_qp(
+    shots: Iterable[tuple[int, int, int]], frame_qp: np.ndarray, packet_bytes: np.ndarray
+) -> dict[int, float]:
+    """Each scene's quantizer: its frames' QP weighted by their bits (finite QPs only).
+
+    ``shots`` are ``(start, stop, scene_index)``; windows cut from one scene share the value,
+    as they share the scene rate. Weighting by bits reads the QP the picture content was
+    actually coded at: a skipped or near-empty frame (cheap B-frames of a still or panned
+    shot) inherits its references' quality and says little about it. NaN for a scene with no
+    finite QP or no bits.
+    """
+    num: dict[int, float] = {}
+    den: dict[int, float] = {}
+    for start, stop, scene_index in shots:
+        q = frame_qp[start:stop]
+        w = packet_bytes[start:stop].astype(np.float64)
+        ok = np.isfinite(q)
+        num[scene_index] = num.get(scene_index, 0.0) + float(np.sum(q[ok] * w[ok]))
+        den[scene_index] = den.get(scene_index, 0.0) + float(np.sum(w[ok]))
+    return {k: num[k] / den[k] if den[k] > 0 else math.nan for k in num}
 
 
 def shot_timing(start: int, stop: int, fps: float) -> dict[str, Any]:
@@ -56,6 +85,7 @@ def shot_feature_rows(
     fps: float,
     width: int,
     height: int,
+    frame_qp: Sequence[float] | np.ndarray | None = None,
     empty: str = "nan",
 ) -> list[dict[str, Any]]:
     """One feature row per shot: pooled pixel features + bitrate/codec/scale metadata.
@@ -70,6 +100,8 @@ def shot_feature_rows(
         codec: codec name or alias (``h264``, ``hevc``, ...).
         fps: frame rate; a shot of n frames lasts n / fps seconds.
         width, height: delivery (decoded) frame size.
+        frame_qp: (N,) quantizer per frame in presentation order
+            (:attr:`~vmafdistill.io.packets.Packets.qp`), or None.
         empty: a shot (or scene) whose packets hold no bits gets NaN rate features
             (``"nan"``: the edge flags the record) or raises ValueError (``"raise"``: the corpus
             builder, where it means a broken encode).
@@ -78,11 +110,16 @@ def shot_feature_rows(
         Dicts with ``shot_index, scene_index, start_frame, stop_frame, num_frames, start_s,
         end_s, duration_s, bitrate_kbps, bits_per_pixel``, the metadata features
         (``log_bitrate, log_bpp, scale_ratio, codec_*``), ``scene_bitrate_kbps`` with the scene
-        rate features (``log_scene_bpp, log_scene_bitrate``) and every pooled per-frame feature.
+        rate features (``log_scene_bpp, log_scene_bitrate``), ``qp`` (the shot's mean frame
+        quantizer) and ``scene_qp`` (:func:`scene_weighted_qp`; both NaN without
+        ``frame_qp``) and every pooled per-frame feature.
     """
     if empty not in ("nan", "raise"):
         raise ValueError(f"empty must be 'nan' or 'raise', got {empty!r}")
     sizes = np.asarray(packet_bytes, dtype=np.int64)
+    qps = None if frame_qp is None else np.asarray(frame_qp, dtype=np.float64)
+    if qps is not None and qps.shape != sizes.shape:
+        raise ValueError(f"frame_qp has {qps.shape[0]} frames, packet_bytes {sizes.shape[0]}")
     if not (fps > 0 and math.isfinite(fps)):
         raise ValueError(f"fps must be a positive number, got {fps!r}")
     # Scene-level rate (windows of one scene share it); this also checks every shot's range.
@@ -90,6 +127,9 @@ def shot_feature_rows(
         ((int(s.start), int(s.stop), int(getattr(s, "scene_index", 0))) for s in shots),
         sizes, fps,
     )
+    scene_qps = {} if qps is None else scene_weighted_qp(
+        ((int(s.start), int(s.stop), int(getattr(s, "scene_index", 0))) for s in shots),
+        qps, sizes)
     rows: list[dict[str, Any]] = []
     for shot in shots:
         start, stop = int(shot.start), int(shot.stop)
@@ -120,6 +160,8 @@ def shot_feature_rows(
             if empty == "raise":
                 raise
             row.update(dict.fromkeys(_SCENE_COLUMNS, math.nan))
+        row["qp"] = _nan_mean(qps, start, stop) if qps is not None else math.nan
+        row["scene_qp"] = scene_qps.get(scene_index, math.nan)
         row.update(pool_shot(per_frame, start, stop))
         rows.append(row)
     return rows

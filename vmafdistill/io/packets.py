@@ -20,6 +20,7 @@ import numpy as np
 
 from .._ffmpeg import ffmpeg_exe
 from ..errors import VideoInputError
+from .quantizer import TRACE_ARGS, parse_trace_quantizers
 
 __all__ = [
     "Packets",
@@ -45,6 +46,9 @@ class Packets:
     pts_s: np.ndarray  #: (N,) float64 presentation time in seconds (first frame at 0)
     duration_s: np.ndarray  #: (N,) float64 frame duration in seconds (from the container)
     keyframe: np.ndarray  #: (N,) bool: the packet is a keyframe (random access point)
+    #: (N,) float64 mean quantizer of each frame in H.264 QP units (NaN: the packet carries
+    #: none); None when not read (see :mod:`vmafdistill.io.quantizer`)
+    qp: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.sizes.shape[0])
@@ -56,8 +60,12 @@ class Packets:
         return len(self) / total if total > 0 else float("nan")
 
 
-def read_packets(path: str | os.PathLike[str]) -> Packets:
+def read_packets(path: str | os.PathLike[str], *, quantizer: bool = True) -> Packets:
     """Sizes, timestamps, codec and size of the first video stream of ``path``.
+
+    With ``quantizer`` the same ffmpeg pass also logs every packet's headers
+    (``trace_headers``) and :attr:`Packets.qp` holds each frame's quantizer; still no decoding
+    (about 0.1 s for 1500 frames of 640x360 H.264).
 
     Raises:
         VideoInputError: missing/unreadable file, no video stream, or no packets.
@@ -65,11 +73,13 @@ def read_packets(path: str | os.PathLike[str]) -> Packets:
     p = os.fspath(path)
     if not os.path.isfile(p):
         raise VideoInputError(f"{p}: no such file")
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", p,
-           "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel",
+           "info" if quantizer else "error", "-i", p, "-map", "0:v:0", "-c", "copy",
+           *(TRACE_ARGS if quantizer else ()), "-f", "framecrc", "-"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     if proc.returncode != 0:
-        tail = " | ".join(proc.stderr.strip().splitlines()[-3:]) or f"exit {proc.returncode}"
+        messages = [ln for ln in proc.stderr.strip().splitlines() if "trace_headers" not in ln]
+        tail = " | ".join(messages[-3:]) or f"exit {proc.returncode}"
         if "matches no streams" in proc.stderr:
             tail = "no video stream"
         raise VideoInputError(f"{p}: cannot read video packets ({tail})")
@@ -96,6 +106,14 @@ def read_packets(path: str | os.PathLike[str]) -> Packets:
     arr = np.array(rows, dtype=np.int64)
     order = np.argsort(arr[:, 1], kind="stable")
     arr = arr[order]
+    qp = None
+    if quantizer:
+        per_packet = parse_trace_quantizers(proc.stderr.splitlines(), codec)
+        if len(per_packet) != len(rows):  # both list the same packets in the same order
+            raise VideoInputError(
+                f"{p}: the header trace lists {len(per_packet)} packets, the packet list "
+                f"{len(rows)}; cannot align the quantizer with the frames")
+        qp = np.asarray(per_packet, dtype=np.float64)[order]
     pts = (arr[:, 1] - arr[0, 1]).astype(np.float64) * float(tb)
     return Packets(
         path=p,
@@ -106,6 +124,7 @@ def read_packets(path: str | os.PathLike[str]) -> Packets:
         pts_s=pts,
         duration_s=arr[:, 2].astype(np.float64) * float(tb),
         keyframe=(arr[:, 4] & PKT_FLAG_KEY) != 0,
+        qp=qp,
     )
 
 

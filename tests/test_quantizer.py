@@ -1,0 +1,139 @@
+"""Encoder quantizer from the stream headers: against encoder settings that fix it, against the
+H.264 decoder's own QP export, and the AV1 / VP9 q-index mapping."""
+
+from __future__ import annotations
+
+import math
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vmafdistill._ffmpeg import run_ffmpeg
+from vmafdistill.features.shot_rows import scene_weighted_qp, shot_feature_rows
+from vmafdistill.io.packets import read_packets
+from vmafdistill.io.quantizer import AC_QLOOKUP_8BIT, parse_trace_quantizers, qindex_to_qp
+from vmafdistill.shots import Shot
+
+
+def _encode(path: Path, codec_args: list[str], frames: int = 30, size: str = "128x96") -> Path:
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", f"testsrc2=s={size}:r=25,format=yuv420p",
+                "-frames:v", str(frames), *codec_args, str(path)], what="test encode")
+    return path
+
+
+@pytest.mark.parametrize("codec_args", [
+    ["-c:v", "libx264", "-x264-params", "qp=31:ipratio=1:pbratio=1:threads=1"],
+    ["-c:v", "libx265", "-x265-params", "qp=31:ipratio=1:pbratio=1:log-level=error:pools=1"],
+], ids=["h264", "h265"])
+def test_constant_qp_encode_reads_back_as_that_qp(tmp_path: Path, codec_args: list[str]) -> None:
+    # constant-QP rate control with equal I/P/B ratios: every slice is coded at QP 31
+    p = read_packets(_encode(tmp_path / "cqp.mp4", codec_args))
+    assert p.qp is not None and len(p.qp) == len(p) == 30
+    assert np.all(p.qp == 31.0)
+
+
+def test_h264_slice_qp_equals_the_decoders_macroblock_qps(tmp_path: Path) -> None:
+    """CRF with B-frames, adaptive quantisation and macroblock-tree off: every macroblock of a
+    frame is coded at its slice QP, so the decoder's exported macroblock QPs are the truth."""
+    av = pytest.importorskip("av")
+    clip = _encode(tmp_path / "crf.mp4", [
+        "-c:v", "libx264", "-crf", "30", "-x264-params",
+        "bframes=3:keyint=12:aq-mode=0:mbtree=0:threads=1"], frames=40)
+    p = read_packets(clip)
+    decoded: list[tuple[int, float]] = []
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.options = {"export_side_data": "venc_params"}
+        for frame in container.decode(stream):
+            raw = bytes(next(sd for sd in frame.side_data if "ENC_PARAMS" in str(sd.type)))
+            # AVVideoEncParams: nb_blocks (u32 + pad), blocks_offset, block_size (u64 each),
+            # type, qp (i32); then blocks of src_x, src_y, w, h, delta_qp (i32 each)
+            nb, offset, block_size, _type, base = struct.unpack_from("<IxxxxQQii", raw, 0)
+            blocks = np.frombuffer(raw, dtype=np.int32, offset=offset,
+                                   count=nb * block_size // 4).reshape(nb, block_size // 4)
+            mb_qp = base + blocks[:, 4]
+            assert np.all(mb_qp == mb_qp[0])
+            decoded.append((int(frame.pts), float(mb_qp[0])))
+    frame_qp = np.array([q for _, q in sorted(decoded)])
+    assert len(set(frame_qp.tolist())) > 2  # I, P and B frames at different QPs
+    np.testing.assert_array_equal(p.qp, frame_qp)
+
+
+def test_quantizer_is_optional_and_changes_nothing_else(tmp_path: Path) -> None:
+    clip = _encode(tmp_path / "x.mp4", ["-c:v", "libx264", "-crf", "28"])
+    with_qp, without = read_packets(clip), read_packets(clip, quantizer=False)
+    assert without.qp is None
+    np.testing.assert_array_equal(with_qp.sizes, without.sizes)
+    np.testing.assert_array_equal(with_qp.pts_s, without.pts_s)
+
+
+@pytest.mark.parametrize("codec_args", [
+    ["-c:v", "libvpx-vp9", "-crf", "40", "-b:v", "0", "-deadline", "realtime", "-cpu-used", "8"],
+    ["-c:v", "libsvtav1", "-crf", "40", "-preset", "12", "-svtav1-params", "lp=1"],
+], ids=["vp9", "av1"])
+def test_av1_vp9_q_index_maps_into_the_h264_range(tmp_path: Path, codec_args: list[str]) -> None:
+    p = read_packets(_encode(tmp_path / "q.mkv", codec_args))
+    assert p.qp is not None and len(p.qp) == 30
+    finite = p.qp[np.isfinite(p.qp)]
+    assert finite.size >= 1 and np.isfinite(p.qp[0])  # the keyframe always carries one
+    assert np.all((finite > 0) & (finite <= 51.5))
+
+
+def test_qindex_table_and_mapping() -> None:
+    assert len(AC_QLOOKUP_8BIT) == 256
+    assert (AC_QLOOKUP_8BIT[0], AC_QLOOKUP_8BIT[1], AC_QLOOKUP_8BIT[255]) == (4, 8, 1828)
+    assert AC_QLOOKUP_8BIT[95] == 102 and AC_QLOOKUP_8BIT[96] == 104  # step 1 -> 2
+    assert np.all(np.diff(AC_QLOOKUP_8BIT) > 0)
+    # both tables end at nearly equal steps: AV1 q index 255 (1828 / 8) ~ H.264 QP 51
+    assert qindex_to_qp(255) == pytest.approx(6 * math.log2(1828 / 8 / 0.625), abs=1e-12)
+    assert abs(qindex_to_qp(255) - 51.0) < 0.2 and abs(qindex_to_qp(0) - 0.0) < 2.0
+    assert math.isnan(qindex_to_qp(float("nan")))
+    assert qindex_to_qp(-5) == qindex_to_qp(0) and qindex_to_qp(300) == qindex_to_qp(255)
+
+
+def test_trace_parser_uses_the_pps_a_slice_names() -> None:
+    tag = "[trace_headers @ 0x1]"
+    lines = [
+        f"{tag} Picture Parameter Set",
+        f"{tag} 8  pic_parameter_set_id  1 = 0",
+        f"{tag} 20 pic_init_qp_minus26  00111 = -3",
+        f"{tag} Picture Parameter Set",
+        f"{tag} 8  pic_parameter_set_id  010 = 1",
+        f"{tag} 20 pic_init_qp_minus26  1 = 0",
+        f"{tag} Packet: 100 bytes, key frame, pts 0, dts 0, duration 1.",
+        f"{tag} Slice Header",
+        f"{tag} 30 pic_parameter_set_id  010 = 1",
+        f"{tag} 31 slice_qp_delta  00110 = 3",
+        f"{tag} Slice Header",
+        f"{tag} 30 pic_parameter_set_id  1 = 0",
+        f"{tag} 31 slice_qp_delta  00110 = 5",
+        f"{tag} Packet: 10 bytes, pts 1, dts 1, duration 1.",
+        "[h264 @ 0x2] some other logger's message = 7",
+        f"{tag} Packet: 10 bytes, pts 2, dts 2, duration 1.",
+        f"{tag} Slice Header",
+        f"{tag} 30 pic_parameter_set_id  1 = 0",
+        f"{tag} 31 slice_qp_delta  1 = 0",
+    ]
+    out = parse_trace_quantizers(lines, "h264")
+    # packet 0: slices at 26+0+3 = 29 and 26-3+5 = 28; packet 1 has no slice; packet 2: 23
+    assert out[0] == 28.5 and math.isnan(out[1]) and out[2] == 23.0
+    assert all(math.isnan(v) for v in parse_trace_quantizers(lines, "mpeg4"))
+
+
+def test_scene_qp_weights_frames_by_their_bits() -> None:
+    qp = np.array([20.0, 30.0, 30.0, np.nan, 40.0, 40.0])
+    size = np.array([300, 100, 100, 50, 100, 300])
+    shots = [(0, 2, 0), (2, 4, 0), (4, 6, 1)]
+    got = scene_weighted_qp(shots, qp, size)
+    assert got[0] == pytest.approx((20 * 300 + 30 * 100 + 30 * 100) / 500)  # NaN frame skipped
+    assert got[1] == pytest.approx(40.0)
+    rows = shot_feature_rows(
+        {}, [Shot(i, a, b, s) for i, (a, b, s) in enumerate(shots)], size, ref_size=(64, 48),
+        codec="h264", fps=25.0, width=64, height=48, frame_qp=qp)
+    assert [r["scene_qp"] for r in rows] == [got[0], got[0], got[1]]
+    assert rows[1]["qp"] == 30.0  # the shot mean skips the NaN frame
+    with pytest.raises(ValueError, match="frame_qp has 6 frames, packet_bytes 5"):
+        shot_feature_rows({}, [Shot(0, 0, 5, 0)], size[:5], ref_size=(64, 48), codec="h264",
+                          fps=25.0, width=64, height=48, frame_qp=qp)
