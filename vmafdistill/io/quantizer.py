@@ -41,8 +41,16 @@ __all__ = [
 #: ffmpeg output options that log the headers of the first video stream's packets.
 TRACE_ARGS: tuple[str, ...] = ("-bsf:v", "trace_headers")
 
-_FIELD = re.compile(r"\s(\w+)(?:\[[\d\]\[]*\])?\s+[01]+ = (-?\d+)\s*$")
-_PACKET = re.compile(r"Packet: (\d+) bytes")
+# A trace line is "[trace_headers @ 0x...] " then a packet line, a syntax element
+# ("<bit position> <name> <bits> = <value>") or a section title. Only the elements read here
+# are matched; titles are lines without "=" starting with a letter.
+_TRACE = re.compile(
+    r"^\[trace_headers @ [^\]]*\] (?:(Packet: )"
+    r"|\d+\s+(pic_parameter_set_id|pps_pic_parameter_set_id|slice_pic_parameter_set_id"
+    r"|pic_init_qp_minus26|init_qp_minus26|slice_qp_delta|base_q_idx)\s+[01]+ = (-?\d+)\s*$"
+    r"|([A-Za-z][^=\n]*?)\s*$)",
+    re.MULTILINE,
+)
 
 # PPS id fields (H.264, H.265) and the slice-header field naming the PPS a slice uses.
 _PPS_ID = {"pic_parameter_set_id", "pps_pic_parameter_set_id"}
@@ -84,62 +92,55 @@ def qindex_to_qp(qindex: float) -> float:
     return 6.0 * math.log2(ac_q / 8.0 / 0.625)
 
 
-def parse_trace_quantizers(lines: Iterable[str], codec: str) -> PacketQuantizers:
-    """Mean quantizer per packet (decode order) from ffmpeg ``trace_headers`` log lines.
+def parse_trace_quantizers(log: str | Iterable[str], codec: str) -> PacketQuantizers:
+    """Mean quantizer per packet (decode order) from ffmpeg's ``trace_headers`` log.
 
     Args:
-        lines: stderr lines of ``ffmpeg -loglevel info ... -bsf:v trace_headers``; lines from
-            other loggers are ignored.
+        log: stderr of ``ffmpeg -loglevel info ... -bsf:v trace_headers`` (one string, or its
+            lines); lines from other loggers are ignored.
         codec: the stream's codec (ffmpeg's ``h264``, ``hevc``, ``av1``, ``vp9``, or the
             family name ``h265``); any other codec gives NaN for every packet.
 
     Returns:
         One float per ``Packet:`` line, in the order ffmpeg logged them (decode order).
     """
+    text = log if isinstance(log, str) else "\n".join(log)
+    codec = {"hevc": "h265"}.get(codec, codec)
+    av1_like = codec in ("av1", "vp9")
+    slice_qp = codec in ("h264", "h265")
     out = PacketQuantizers()
     per_packet: list[float] | None = None
     pps_init: dict[int, int] = {}
-    section = ""
+    in_pps = in_slice = False
     cur_pps_id: int | None = None
     slice_pps: int | None = None
-    codec = {"hevc": "h265"}.get(codec, codec)
-    av1_like = codec in ("av1", "vp9")
-    for line in lines:
-        if " = " in line:
-            # a syntax element; skip the ~30 per frame we do not read before any regex
-            if not ("qp" in line or "parameter_set_id" in line or "base_q_idx" in line):
-                continue
-        elif "trace_headers" not in line:
-            continue
-        elif _PACKET.search(line):
+    # one C-level scan over the whole log (~30 syntax elements per frame, of which we read 1-3)
+    for m in _TRACE.finditer(text):
+        packet, name, value, title = m.groups()
+        if packet:
             if per_packet is not None:
                 out.append(float(np.mean(per_packet)) if per_packet else math.nan)
             per_packet = []
-            continue
-        f = _FIELD.search(line) if " = " in line else None
-        if f is None:  # a section title: "Picture Parameter Set", "Slice Header", ...
-            section = line.rsplit("]", 1)[-1].strip().lower()
-            cur_pps_id = None
-            slice_pps = None
-            continue
-        name, value = f.group(1), int(f.group(2))
-        if av1_like:
-            if name == "base_q_idx" and per_packet is not None:
-                per_packet.append(qindex_to_qp(value))
-            continue
-        if "picture parameter set" in section:
+        elif title is not None:  # "Picture Parameter Set", "Slice Header", ...
+            lowered = title.lower()
+            in_pps = "picture parameter set" in lowered
+            in_slice = "slice" in lowered
+            cur_pps_id = slice_pps = None
+        elif name == "base_q_idx":
+            if av1_like and per_packet is not None:
+                per_packet.append(qindex_to_qp(int(value)))
+        elif in_pps:
             if name in _PPS_ID:
-                cur_pps_id = value
+                cur_pps_id = int(value)
             elif name in _PPS_INIT_QP:
-                pps_init[cur_pps_id if cur_pps_id is not None else 0] = value
-        elif "slice" in section:
+                pps_init[cur_pps_id if cur_pps_id is not None else 0] = int(value)
+        elif in_slice:
             if name in _SLICE_PPS_ID:
-                slice_pps = value
-            elif name == "slice_qp_delta" and per_packet is not None and codec in (
-                    "h264", "h265"):
+                slice_pps = int(value)
+            elif name == "slice_qp_delta" and slice_qp and per_packet is not None:
                 init = pps_init.get(slice_pps if slice_pps is not None else 0,
                                     next(iter(pps_init.values()), 0))
-                per_packet.append(26.0 + init + value)
+                per_packet.append(26.0 + init + int(value))
     if per_packet is not None:
         out.append(float(np.mean(per_packet)) if per_packet else math.nan)
     return out
