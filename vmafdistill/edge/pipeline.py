@@ -480,6 +480,9 @@ def shot_records(
             "res": f"{height}p",
             "bitrate_kbps": round(float(row["bitrate_kbps"]), 1),
         }
+        scene_qp = float(row.get("scene_qp", math.nan))
+        if math.isfinite(scene_qp):  # read only for students that use the quantizer
+            rec["qp"] = round(scene_qp, 1)
         if bad or preds is None or not math.isfinite(float(preds[i])):
             rec.update(pred_vmaf=None, interval=None, band="unknown", issue="invalid_features",
                        flags=[f"nan:{n}" for n in bad] or ["nan:prediction"])
