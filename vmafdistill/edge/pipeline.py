@@ -54,10 +54,12 @@ from .._ffmpeg import ffmpeg_exe
 from ..errors import ModelError, ToolError, VideoInputError
 from ..features.frame_numpy import (
     FEATURE_NAMES,
+    TEMPORAL_FEATURES,
     RawStats,
     finalize,
     frame_histogram,
     raw_stats,
+    temporal_features,
 )
 from ..features.registry import QUANTIZER_FEATURES, canonical_codec
 from ..features.shot_rows import shot_feature_rows
@@ -69,13 +71,16 @@ __all__ = [
     "VideoReport",
     "analyze_video",
     "auto_cut_step",
+    "auto_temporal_step",
     "cut_histograms",
     "decode_luma",
     "domain_flags",
     "frame_pass",
     "needs_pixel_features",
+    "needs_quantizer",
     "shot_feature_rows",
     "shot_records",
+    "temporal_only",
 ]
 
 
@@ -93,6 +98,7 @@ class EdgeOptions:
     frame_step: int = 1
     shot_pixel_step: int = 0
     issue_frame_step: int = 8
+    temporal_pixel_step: int = 0
     chunk: int = 64
     threads: int = 1
     decode_threads: int = 0
@@ -101,10 +107,11 @@ class EdgeOptions:
 
     def __post_init__(self) -> None:
         if min(self.frame_step, self.issue_frame_step, self.chunk, self.threads,
-               self.prefetch) < 1 or min(self.decode_threads, self.shot_pixel_step) < 0:
+               self.prefetch) < 1 or min(self.decode_threads, self.shot_pixel_step,
+                                         self.temporal_pixel_step) < 0:
             raise ValueError(
                 "frame_step, issue_frame_step, chunk, threads and prefetch must be >= 1 and "
-                f"decode_threads, shot_pixel_step >= 0: {self}"
+                f"decode_threads, shot_pixel_step, temporal_pixel_step >= 0: {self}"
             )
 
     @classmethod
@@ -116,8 +123,8 @@ class EdgeOptions:
         edge = dict(edge or {})
         kw: dict[str, Any] = {
             k: int(edge[k])
-            for k in ("frame_step", "shot_pixel_step", "issue_frame_step", "chunk", "threads",
-                      "decode_threads", "prefetch")
+            for k in ("frame_step", "shot_pixel_step", "issue_frame_step", "temporal_pixel_step",
+                      "chunk", "threads", "decode_threads", "prefetch")
             if edge.get(k) is not None
         }
         kw["shots"] = dict(edge.get("shots") or {})
@@ -135,10 +142,24 @@ class EdgeOptions:
     def pixel_step(self, feature_names: Sequence[str]) -> int:
         """The pixel-feature frame step for a student with these input features.
 
-        ``frame_step`` when the student reads a pixel feature (its prediction depends on them),
-        else ``issue_frame_step`` (only the issue heuristic reads them).
+        ``frame_step`` when the student reads a pixel feature other than the temporal ones (its
+        prediction depends on them), else ``issue_frame_step`` (only the issue heuristic reads
+        them; a temporal-only student gets its temporal features from :meth:`temporal_step`).
         """
-        return self.frame_step if needs_pixel_features(feature_names) else self.issue_frame_step
+        if needs_pixel_features(feature_names) and not temporal_only(feature_names):
+            return self.frame_step
+        return self.issue_frame_step
+
+    def temporal_step(self, feature_names: Sequence[str], width: int, height: int) -> int | None:
+        """Pixel step of the every-frame temporal pass, or None when there is none.
+
+        Only a student whose pixel inputs are all temporal (``temporal_diff``,
+        ``temporal_std``) gets it: those two, on every frame, from every s-th row and column
+        (``temporal_pixel_step``; 0 = automatic, :func:`auto_temporal_step`; 1 = exact).
+        """
+        if not temporal_only(feature_names):
+            return None
+        return self.temporal_pixel_step or auto_temporal_step(width, height)
 
 
 #: The automatic cut-histogram step keeps at least this many samples per frame (a 320x180
@@ -150,6 +171,23 @@ CUT_MIN_SAMPLES = 320 * 180
 def auto_cut_step(width: int, height: int, min_samples: int = CUT_MIN_SAMPLES) -> int:
     """Largest s >= 1 with (width / s) * (height / s) >= ``min_samples`` (1 for small frames)."""
     return max(1, math.isqrt(max(int(width) * int(height), 0) // int(min_samples)))
+
+
+#: The automatic temporal step keeps at least this many samples per frame (a 160x90 grid). The
+#: shot mean of a frame-difference statistic over >= 14400 samples per frame moved the shipped
+#: student's predictions by far less than a VMAF point on every encode measured (docs/edge.md).
+TEMPORAL_MIN_SAMPLES = 160 * 90
+
+
+def auto_temporal_step(width: int, height: int) -> int:
+    """Largest s >= 1 keeping >= :data:`TEMPORAL_MIN_SAMPLES` samples per frame."""
+    return auto_cut_step(width, height, TEMPORAL_MIN_SAMPLES)
+
+
+def temporal_only(feature_names: Sequence[str]) -> bool:
+    """Whether a student reads pixel features and all of them are temporal ones."""
+    pixel = [n for n in feature_names if n in FEATURE_NAMES]
+    return bool(pixel) and all(n in TEMPORAL_FEATURES for n in pixel)
 
 
 def needs_quantizer(feature_names: Sequence[str]) -> bool:
@@ -360,11 +398,15 @@ def frame_pass(
     frame_step: int = 1,
     shot_pixel_step: int = 1,
     threads: int = 1,
+    temporal_step: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Feed every frame to ``detector`` and compute pixel features on every ``frame_step``-th.
 
     Each chunk's measured frames are split into ``threads`` contiguous runs computed in
     parallel (each run gets its true previous frame, so results do not depend on ``threads``).
+    With ``temporal_step`` s, ``temporal_diff`` and ``temporal_std`` are instead computed on
+    *every* frame from every s-th row and column
+    (:func:`~vmafdistill.features.frame_numpy.temporal_features`; s = 1 is exact).
     Returns ``{feature: (N,) float64}`` with NaN on frames that were not measured.
     """
     if frame_step < 1 or shot_pixel_step < 1 or threads < 1:
@@ -400,6 +442,8 @@ def frame_pass(
                 fin = finalize(raw)
                 for k in FEATURE_NAMES:
                     feats[k][sel] = fin[k]
+            if temporal_step is not None:
+                feats.update(temporal_features(y, prev, bit_depth, step=temporal_step))
             if shot_pixel_step > 1:
                 detector.update_hist(cut_histograms(y, bit_depth, step=shot_pixel_step),
                                      bit_depth)
@@ -608,6 +652,7 @@ def analyze_video(
             raise VideoInputError(f"{p}: frame rate unknown")
         det = ShotDetector(fps=fps, **dict(options.shots))
         cut_step = options.cut_step(info.width, info.height, step)
+        temporal_step = options.temporal_step(names, info.width, info.height)
 
         def chunks() -> Iterator[np.ndarray]:
             done = 0
@@ -630,6 +675,7 @@ def analyze_video(
             frame_step=step,
             shot_pixel_step=cut_step,
             threads=options.threads,
+            temporal_step=temporal_step,
         )
         t_frames = time.perf_counter() - t1
     finally:
@@ -669,10 +715,13 @@ def analyze_video(
     return VideoReport(
         records=records,
         summary=_summary(p, records, n, fps, pixel={
-            "used_for": "prediction+issues" if needs_pixel_features(names) else "issues",
+            "used_for": ("prediction+issues" if needs_pixel_features(names)
+                         and not temporal_only(names) else "issues"),
             "frame_step": step,
             "frames": -(-n // step),
             "cut_pixel_step": cut_step,
+            **({"temporal": {"used_for": "prediction+issues", "frames": n,
+                             "pixel_step": temporal_step}} if temporal_step else {}),
         }),
         rows=rows,
         timings={

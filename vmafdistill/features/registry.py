@@ -76,13 +76,16 @@ QUANTIZER_FEATURES: tuple[str, ...] = ("qp", "scene_qp")
 #: and the codec flags. Chosen for cross-content transfer: the pixel features identify the
 #: training clips, and with 2-3 training sources a student extrapolates them badly
 #: (``docs/results.md``, leave-one-source-out). ``quant6`` swaps the rate for the encoder's
-#: quantizer (:data:`QUANTIZER_FEATURES`): stream headers only, no decoded pixel.
+#: quantizer (:data:`QUANTIZER_FEATURES`): stream headers only, no decoded pixel; ``quant_ti7``
+#: adds ``temporal_std`` (P.910's temporal information of the decoded frames): at equal QP,
+#: how much the content moves.
 FEATURE_SETS: dict[str, list[str]] = {
     "paper14": [*METADATA_FEATURES, *PIXEL_FEATURES],
     "scalefree": ["log_bpp", *METADATA_FEATURES[1:], *PIXEL_FEATURES],
     "rate7": ["log_bpp", *METADATA_FEATURES],
     "scene7": [*SCENE_RATE_FEATURES, *METADATA_FEATURES[1:]],
     "quant6": ["scene_qp", *METADATA_FEATURES[1:]],
+    "quant_ti7": ["scene_qp", "temporal_std", *METADATA_FEATURES[1:]],
     "fr6": list(TEACHER_FEATURES),
 }
 
