@@ -116,7 +116,7 @@ def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[st
                                     for s in doc["shots"]]
             res[f"{name}_issues"] = [s["issue"] for s in doc["shots"]]
     res["labels"] = {
-        **{n: f"`predict` {Path(args.student).name} (no pixel feature), "
+        **{n: f"`predict` {Path(args.student).name} ({_student_inputs(args.student)}), "
               f"issue_frame_step={n[len('student_i'):]}" for n in names
            if n.startswith("student_")},
         **{n: f"`predict` {Path(args.model).name} (pixel features), frame_step="
@@ -124,6 +124,17 @@ def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[st
            for n in names if n.startswith("model_")},
     }
     return res
+
+
+def _student_inputs(model: str) -> str:
+    """What the student's prediction reads, for the table labels."""
+    from vmafdistill.edge.card import card_path_for
+    from vmafdistill.edge.pipeline import needs_pixel_features, temporal_only
+
+    names = json.loads(card_path_for(model).read_text())["feature_names"]
+    if not needs_pixel_features(names):
+        return "no pixel feature"
+    return "temporal features on every frame" if temporal_only(names) else "pixel features"
 
 
 def _is_predict(name: str) -> bool:

@@ -416,13 +416,17 @@ def frame_pass(
     start = 0
     pool = ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
 
+    # with an every-frame temporal pass the sampled frames need no frame-pair sums
+    pairs = temporal_step is None
+
     def measure(y: np.ndarray, sel: np.ndarray, before: np.ndarray | None) -> RawStats:
         """Raw stats of frames ``y[sel]`` (sorted indices), each with its previous frame."""
         if frame_step == 1:  # sel is a contiguous run a..b-1
             a, b = int(sel[0]), int(sel[-1]) + 1
             return raw_stats(y[a:b], bit_depth, before if a == 0 else y[a - 1])
         return _concat_raw([
-            raw_stats(y[i], bit_depth, before if i == 0 else y[i - 1]) for i in sel.tolist()
+            raw_stats(y[i], bit_depth, (before if i == 0 else y[i - 1]) if pairs else None)
+            for i in sel.tolist()
         ])
 
     try:
