@@ -61,6 +61,16 @@ def test_h264_slice_qp_equals_the_decoders_macroblock_qps(tmp_path: Path) -> Non
     np.testing.assert_array_equal(p.qp, frame_qp)
 
 
+def test_several_slices_per_picture_read_as_the_one_slice_encode(tmp_path: Path) -> None:
+    """x264 starts the later slices of a picture at any block's QP; the first slice carries the
+    frame QP, so a 4-slice encode reads exactly like the same encode in one slice."""
+    args = ["-c:v", "libx264", "-crf", "28", "-x264-params"]
+    one = read_packets(_encode(tmp_path / "one.mp4", [*args, "threads=1"], size="320x240"))
+    four = read_packets(_encode(tmp_path / "four.ts", [*args, "slices=4:threads=1"],
+                                size="320x240"))
+    np.testing.assert_array_equal(one.qp, four.qp)
+
+
 def test_quantizer_is_optional_and_changes_nothing_else(tmp_path: Path) -> None:
     clip = _encode(tmp_path / "x.mp4", ["-c:v", "libx264", "-crf", "28"])
     with_qp, without = read_packets(clip), read_packets(clip, quantizer=False)
@@ -117,8 +127,9 @@ def test_trace_parser_uses_the_pps_a_slice_names() -> None:
         f"{tag} 31 slice_qp_delta  1 = 0",
     ]
     out = parse_trace_quantizers(lines, "h264")
-    # packet 0: slices at 26+0+3 = 29 and 26-3+5 = 28; packet 1 has no slice; packet 2: 23
-    assert out[0] == 28.5 and math.isnan(out[1]) and out[2] == 23.0
+    # packet 0: its first slice, 26 + 0 + 3 (PPS 1; the second slice, 26 - 3 + 5 via PPS 0, is
+    # not read); packet 1 has no slice; packet 2: 26 - 3 + 0
+    assert out[0] == 29.0 and math.isnan(out[1]) and out[2] == 23.0
     assert all(math.isnan(v) for v in parse_trace_quantizers(lines, "mpeg4"))
 
 

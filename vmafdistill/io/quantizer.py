@@ -9,9 +9,12 @@ ffmpeg's ``trace_headers`` bitstream filter parses the headers with libavcodec's
 readers and logs every syntax element; ``ffmpeg -c copy -bsf:v trace_headers`` therefore reads
 them without decoding a pixel. This module turns that log into one number per packet:
 
-* H.264 / H.265: the mean over the packet's slices of ``SliceQpY = 26 + init_qp_minus26 (PPS) +
-  slice_qp_delta`` (the slice's base QP; per-block adaptive-quantisation offsets are not in the
-  headers and average out over a frame).
+* H.264 / H.265: ``SliceQpY = 26 + init_qp_minus26 (PPS) + slice_qp_delta`` of the picture's
+  first slice: the frame QP the rate control chose. Per-block adaptive-quantisation offsets are
+  not in the headers, and an encoder that cuts a picture into several slices may start the
+  later ones at any block's QP (x264 with ``slices=4`` started slices 2-4 of a CRF 28 I-frame
+  at QP 15 while its first slice, and the same frame encoded as one slice, say 28), so only the
+  first slice of each packet is read.
 * AV1 / VP9: ``base_q_idx`` (0..255) of every frame header in the packet (a packet may carry
   hidden frames), mapped to the H.264 QP whose quantiser step is closest (:func:`qindex_to_qp`),
   so one student reads every codec on one scale. A packet that only re-shows a decoded frame
@@ -59,7 +62,7 @@ _PPS_INIT_QP = {"pic_init_qp_minus26", "init_qp_minus26"}
 
 
 class PacketQuantizers(list):
-    """Per packet (decode order) the mean quantizer in H.264 QP units, NaN when it has none."""
+    """Per packet (decode order) the quantizer in H.264 QP units, NaN when it has none."""
 
 
 # The AV1 / VP9 8-bit AC quantiser table (``ac_qlookup``, identical in both specifications),
@@ -82,8 +85,8 @@ def qindex_to_qp(qindex: float) -> float:
     0..51), so the equivalent QP is ``6 * log2(ac_q / 8 / 0.625)``. The index addresses the
     8-bit table for every bit depth: the 10- and 12-bit tables scale it by ~4 and ~16 for
     samples 4 and 16 times larger, i.e. the same relative step. Approximate by design (equal
-    step is not equal quality across codecs); records of codecs a student never saw are
-    flagged ``unseen_codec`` anyway.
+    step is not equal quality across codecs): a student trained on these codecs' rungs learns
+    each codec's offset through its codec flag.
     """
     q = float(qindex)
     if not math.isfinite(q):
@@ -93,7 +96,8 @@ def qindex_to_qp(qindex: float) -> float:
 
 
 def parse_trace_quantizers(log: str | Iterable[str], codec: str) -> PacketQuantizers:
-    """Mean quantizer per packet (decode order) from ffmpeg's ``trace_headers`` log.
+    """The quantizer of each packet (decode order) from ffmpeg's ``trace_headers`` log: its
+    first slice's QP (H.264 / H.265), the mean of its frame headers' mapped q index (AV1 / VP9).
 
     Args:
         log: stderr of ``ffmpeg -loglevel info ... -bsf:v trace_headers`` (one string, or its
@@ -137,7 +141,8 @@ def parse_trace_quantizers(log: str | Iterable[str], codec: str) -> PacketQuanti
         elif in_slice:
             if name in _SLICE_PPS_ID:
                 slice_pps = int(value)
-            elif name == "slice_qp_delta" and slice_qp and per_packet is not None:
+            elif (name == "slice_qp_delta" and slice_qp and per_packet is not None
+                  and not per_packet):  # the picture's first slice only (see module doc)
                 init = pps_init.get(slice_pps if slice_pps is not None else 0,
                                     next(iter(pps_init.values()), 0))
                 per_packet.append(26.0 + init + int(value))
