@@ -2,12 +2,13 @@
 
     python scripts/check_partial_decode.py [VIDEO_OR_GLOB ...]
 
-Decoding is the floor of the edge chain (docs/benchmarks.md), and the shipped student needs
-decoded pixels only for shot cuts. ffmpeg can skip frames before decoding them: ``bidir`` skips
-every B-frame, ``noref`` every frame no other frame references. For every video (default: every
-cached corpus encode, the unseen set and the bench clip) this decodes the luma three times with
-the edge's own ffmpeg command (full, bidir, noref; ``showinfo`` gives each output frame's pts and
-type), and reports per option and codec:
+Decoding is the floor of the edge chain (docs/benchmarks.md). ffmpeg can skip frames before
+decoding them (what this measures is whether *shot cuts* survive that; the shipped student also
+reads `temporal_std` from every frame pair, which skipping frames would change as well):
+``bidir`` skips every B-frame, ``noref`` every frame no other frame references. For every video
+(default: every cached corpus encode, the unseen set and the bench clip) this decodes the luma
+three times with the edge's own ffmpeg command (full, bidir, noref; ``showinfo`` gives each
+output frame's pts and type), and reports per option and codec:
 
 * how many frames come out, and whether they are bit-identical to the same frames of the full
   decode (matched by pts): a skipped reference makes later frames wrong;
@@ -42,6 +43,8 @@ from vmafdistill.shots import ShotDetector
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_GLOBS = (
     ".cache/corpus_cache/encodes/*.mp4",
+    ".cache/corpus_cache/encodes/*.webm",
+    ".cache/corpus_cache/encodes/*.mkv",
     ".cache/unseen/**/*.mp4",
     "/tmp/bench_edge/d360_60s.mp4",
 )
@@ -138,7 +141,7 @@ def main() -> int:
     for f in files:
         try:
             rec = check_video(f, shots_kw)
-        except VmafDistillError as exc:
+        except (VmafDistillError, subprocess.CalledProcessError) as exc:
             print(f"skip {f}: {exc}")
             continue
         if rec is not None:

@@ -29,6 +29,8 @@ from vmafdistill.io.video import probe_video
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_GLOBS = (
     ".cache/corpus_cache/encodes/*.mp4",
+    ".cache/corpus_cache/encodes/*.webm",
+    ".cache/corpus_cache/encodes/*.mkv",
     ".cache/unseen/**/*.mp4",
     "/tmp/bench_edge/d360_60s.mp4",
 )

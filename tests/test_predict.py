@@ -230,14 +230,19 @@ def test_a_bad_video_in_a_batch_does_not_lose_the_others(clip, tmp_path, capsys)
     assert "broken.mp4" in videos[1]["error"]
 
 
-def test_a_codec_no_student_knows_is_a_clear_per_video_error(clip, tmp_path, capsys):
+@pytest.mark.parametrize("model", ["tiny", "shipped"])
+def test_a_codec_no_student_knows_is_a_clear_per_video_error(clip, tmp_path, capsys, model):
     """MPEG-4 Part 2 is none of h264/h265/av1/vp9: that video gets one clear error line and
-    an error entry, the next video is still predicted, exit status 2."""
+    an error entry, the next video is still predicted, exit status 2 (also with the shipped
+    student, which reads the quantizer from headers ffmpeg cannot trace for MPEG-4)."""
+    from vmafdistill.edge.predictor import default_model_path
+
     m4 = tmp_path / "part2.mp4"
     run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=1", "-c:v",
                 "mpeg4", "-q:v", "5", str(m4)], what="encoding MPEG-4 Part 2")
     out = tmp_path / "m4.json"
-    assert cli_main(["predict", str(m4), str(clip), "--model", str(TINY), "--json",
+    path = TINY if model == "tiny" else default_model_path()
+    assert cli_main(["predict", str(m4), str(clip), "--model", str(path), "--json",
                      str(out)]) == 2
     err = capsys.readouterr().err
     assert "part2.mp4" in err and "unknown codec 'mpeg4'" in err and "Traceback" not in err
@@ -747,7 +752,8 @@ def test_temporal_student_pass_every_frame_at_the_temporal_step(clip, monkeypatc
 def test_temporal_step_applies_only_to_temporal_students():
     from vmafdistill.edge.pipeline import EdgeOptions, auto_temporal_step
 
-    opts = EdgeOptions()
+    assert EdgeOptions().temporal_step(["temporal_std"], 640, 360) == 1  # default: exact
+    opts = EdgeOptions(temporal_pixel_step=0)  # what exported cards say: automatic
     assert opts.temporal_step(["scene_qp", "scale_ratio"], 640, 360) is None
     assert opts.temporal_step(["scene_qp", "temporal_std", "sobel_mean"], 640, 360) is None
     assert opts.temporal_step(["scene_qp", "temporal_std"], 640, 360) == 4

@@ -4,16 +4,23 @@ H.264 decoder's own QP export, and the AV1 / VP9 q-index mapping."""
 from __future__ import annotations
 
 import math
+import re
 import struct
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from vmafdistill._ffmpeg import run_ffmpeg
+from vmafdistill._ffmpeg import ffmpeg_exe, run_ffmpeg
 from vmafdistill.features.shot_rows import scene_weighted_qp, shot_feature_rows
 from vmafdistill.io.packets import read_packets
-from vmafdistill.io.quantizer import AC_QLOOKUP_8BIT, parse_trace_quantizers, qindex_to_qp
+from vmafdistill.io.quantizer import (
+    AC_QLOOKUP_8BIT,
+    TraceQuantizerParser,
+    parse_trace_quantizers,
+    qindex_to_qp,
+)
 from vmafdistill.shots import Shot
 
 
@@ -29,7 +36,7 @@ def _encode(path: Path, codec_args: list[str], frames: int = 30, size: str = "12
 ], ids=["h264", "h265"])
 def test_constant_qp_encode_reads_back_as_that_qp(tmp_path: Path, codec_args: list[str]) -> None:
     # constant-QP rate control with equal I/P/B ratios: every slice is coded at QP 31
-    p = read_packets(_encode(tmp_path / "cqp.mp4", codec_args))
+    p = read_packets(_encode(tmp_path / "cqp.mp4", codec_args), quantizer=True)
     assert p.qp is not None and len(p.qp) == len(p) == 30
     assert np.all(p.qp == 31.0)
 
@@ -41,7 +48,7 @@ def test_h264_slice_qp_equals_the_decoders_macroblock_qps(tmp_path: Path) -> Non
     clip = _encode(tmp_path / "crf.mp4", [
         "-c:v", "libx264", "-crf", "30", "-x264-params",
         "bframes=3:keyint=12:aq-mode=0:mbtree=0:threads=1"], frames=40)
-    p = read_packets(clip)
+    p = read_packets(clip, quantizer=True)
     decoded: list[tuple[int, float]] = []
     with av.open(str(clip)) as container:
         stream = container.streams.video[0]
@@ -65,15 +72,24 @@ def test_several_slices_per_picture_read_as_the_one_slice_encode(tmp_path: Path)
     """x264 starts the later slices of a picture at any block's QP; the first slice carries the
     frame QP, so a 4-slice encode reads exactly like the same encode in one slice."""
     args = ["-c:v", "libx264", "-crf", "28", "-x264-params"]
-    one = read_packets(_encode(tmp_path / "one.mp4", [*args, "threads=1"], size="320x240"))
-    four = read_packets(_encode(tmp_path / "four.ts", [*args, "slices=4:threads=1"],
-                                size="320x240"))
+    one = read_packets(_encode(tmp_path / "one.mp4", [*args, "threads=1"], size="320x240"),
+                       quantizer=True)
+    four_path = _encode(tmp_path / "four.ts", [*args, "slices=4:threads=1"], size="320x240")
+    four = read_packets(four_path, quantizer=True)
     np.testing.assert_array_equal(one.qp, four.qp)
+    # the encode really has 4 slices per picture, and later slices start at other QPs
+    log = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "info", "-i", str(four_path), "-map", "0:v",
+         "-c", "copy", "-bsf:v", "trace_headers", "-f", "null", "-"],
+        capture_output=True, text=True, check=True).stderr
+    deltas = [int(x) for x in re.findall(r"slice_qp_delta\s+[01]+ = (-?\d+)", log)]
+    assert len(deltas) == 4 * len(four)
+    assert any(len(set(deltas[i:i + 4])) > 1 for i in range(0, len(deltas), 4))
 
 
 def test_quantizer_is_optional_and_changes_nothing_else(tmp_path: Path) -> None:
     clip = _encode(tmp_path / "x.mp4", ["-c:v", "libx264", "-crf", "28"])
-    with_qp, without = read_packets(clip), read_packets(clip, quantizer=False)
+    with_qp, without = read_packets(clip, quantizer=True), read_packets(clip)
     assert without.qp is None
     np.testing.assert_array_equal(with_qp.sizes, without.sizes)
     np.testing.assert_array_equal(with_qp.pts_s, without.pts_s)
@@ -84,7 +100,7 @@ def test_quantizer_is_optional_and_changes_nothing_else(tmp_path: Path) -> None:
     ["-c:v", "libsvtav1", "-crf", "40", "-preset", "12", "-svtav1-params", "lp=1"],
 ], ids=["vp9", "av1"])
 def test_av1_vp9_q_index_maps_into_the_h264_range(tmp_path: Path, codec_args: list[str]) -> None:
-    p = read_packets(_encode(tmp_path / "q.mkv", codec_args))
+    p = read_packets(_encode(tmp_path / "q.mkv", codec_args), quantizer=True)
     assert p.qp is not None and len(p.qp) == 30
     finite = p.qp[np.isfinite(p.qp)]
     assert finite.size >= 1 and np.isfinite(p.qp[0])  # the keyframe always carries one
@@ -148,3 +164,62 @@ def test_scene_qp_weights_frames_by_their_bits() -> None:
     with pytest.raises(ValueError, match="frame_qp has 6 frames, packet_bytes 5"):
         shot_feature_rows({}, [Shot(0, 0, 5, 0)], size[:5], ref_size=(64, 48), codec="h264",
                           fps=25.0, width=64, height=48, frame_qp=qp)
+
+
+def test_a_damaged_stream_keeps_every_packet_and_loses_only_unreadable_quantizers(
+        tmp_path: Path) -> None:
+    """Random bytes in the middle of an H.264 file: ffmpeg's header parser drops the packets
+    it cannot read from the trace, so those frames get NaN (with a warning naming the file);
+    sizes, timestamps and the other frames' quantizers are those of a plain read."""
+    clip = _encode(tmp_path / "ok.mp4", ["-c:v", "libx264", "-crf", "30", "-x264-params",
+                                         "keyint=10:threads=1"], frames=50)
+    data = bytearray(clip.read_bytes())
+    rng = np.random.default_rng(3)
+    mid = len(data) // 2
+    data[mid:mid + 4000] = rng.integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    bad = tmp_path / "damaged.mp4"
+    bad.write_bytes(bytes(data))
+    plain = read_packets(bad)
+    with pytest.warns(UserWarning, match="damaged.mp4"):
+        traced = read_packets(bad, quantizer=True)
+    np.testing.assert_array_equal(traced.sizes, plain.sizes)
+    np.testing.assert_array_equal(traced.pts_s, plain.pts_s)
+    good = read_packets(clip, quantizer=True).qp
+    lost = np.isnan(traced.qp)
+    assert 0 < lost.sum() < len(plain)
+    np.testing.assert_array_equal(traced.qp[~lost], good[~lost])
+
+
+def test_trace_parser_h265_names_av1_frames_unknown_pps_and_missing_pts() -> None:
+    tag = "[trace_headers @ 0x1]"
+    hevc = [
+        f"{tag} Picture Parameter Set",
+        f"{tag} 16 pps_pic_parameter_set_id  1 = 0",
+        f"{tag} 27 init_qp_minus26  1 = 4",
+        f"{tag} Packet: 50 bytes, key frame, pts 0, dts 0, duration 1.",
+        f"{tag} Slice Segment Header",
+        f"{tag} 18 slice_pic_parameter_set_id  1 = 0",
+        f"{tag} 24 slice_qp_delta  00110 = -2",
+        f"{tag} Packet: 50 bytes, no pts, dts 1, duration 1.",
+        f"{tag} Slice Segment Header",
+        f"{tag} 18 slice_pic_parameter_set_id  011 = 2",
+        f"{tag} 24 slice_qp_delta  1 = 0",
+    ]
+    parser = TraceQuantizerParser("hevc")
+    parser.feed("\n".join(hevc) + "\n")
+    (pts0, q0), (pts1, q1) = parser.packets()
+    assert (pts0, q0) == (0, 28.0)  # 26 + 4 - 2
+    assert pts1 is None and math.isnan(q1)  # PPS 2 never seen: NaN, not a guess
+    av1 = [
+        f"{tag} Packet: 900 bytes, key frame, pts 0, dts 0, duration 1.",
+        f"{tag} 45 base_q_idx  00111110 = 60",
+        f"{tag} Packet: 900 bytes, pts 1, dts 1, duration 1.",
+        f"{tag} 82 base_q_idx  01000100 = 60",
+        f"{tag} 82 base_q_idx  01100000 = 120",
+        f"{tag} Packet: 20 bytes, pts 2, dts 2, duration 1.",
+        f"{tag} 24 show_existing_frame  1 = 1",
+    ]
+    q = parse_trace_quantizers(av1, "av1")
+    assert q[0] == qindex_to_qp(60)
+    assert q[1] == pytest.approx((qindex_to_qp(60) + qindex_to_qp(120)) / 2)  # hidden + shown
+    assert math.isnan(q[2])  # re-shows a decoded frame: no quantizer

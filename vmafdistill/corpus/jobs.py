@@ -236,7 +236,7 @@ def run_rung(
             raise VmafDistillError(f"{where}: encoder failed: {exc}") from None
     timing["encode_s"] = time.perf_counter() - t0
     enc_sha = file_sha256(enc_path)
-    packets = read_packets(enc_path)
+    packets = read_packets(enc_path, quantizer=True)
     n = require_equal_frames(where, source=int(source["num_frames"]), encoded=len(packets))
 
     t0 = time.perf_counter()

@@ -5,11 +5,12 @@ copies the decoder's Y samples, no conversion); a reader thread drains the pipe 
 queue of large chunks, so ffmpeg keeps decoding while Python cuts shots from per-frame
 histograms and computes the pixel features (numpy, allocation-free per frame; optionally in
 ``threads`` threads); a second, decode-free ffmpeg process lists the packet sizes (bitrate per
-shot) and the codec. Features and metadata are pooled per shot by the corpus builder's own
-function (:func:`vmafdistill.features.shot_rows.shot_feature_rows`), then the ONNX student
-predicts and :mod:`vmafdistill.edge.tokens` labels each shot.
+shot) and the codec, and for students that read the encoder's quantizer a third logs the stream
+headers (:mod:`vmafdistill.io.quantizer`). Features and metadata are pooled per shot by the
+corpus builder's own function (:func:`vmafdistill.features.shot_rows.shot_feature_rows`), then
+the ONNX student predicts and :mod:`vmafdistill.edge.tokens` labels each shot.
 
-Two documented speed options (recorded in the model card's ``edge`` section; 1 = exact):
+Three documented speed options (recorded in the model card's ``edge`` section; 1 = exact):
 
 * ``frame_step`` k: pixel features on every k-th frame only (each with its true previous frame
   for the temporal features), pooled with the same NaN-mean; an unbiased subsample of the shot
@@ -19,15 +20,22 @@ Two documented speed options (recorded in the model card's ``edge`` section; 1 =
 * ``shot_pixel_step`` s: cut-detection histograms from every s-th row and column only. 0 (the
   default) = automatic: the largest s that keeps at least :data:`CUT_MIN_SAMPLES` samples per
   frame (s = 1 below 640x360, 2 at 640x360, 4 at 1280x720). On every real encode we have
-  (182 videos, 44x36 to 1280x720) the automatic step finds exactly the cuts of s = 1; a fixed
+  (230 videos, 44x36 to 1280x720) the automatic step finds exactly the cuts of s = 1; a fixed
   s = 2 changed cuts only on frames left with <= 9216 samples (docs/edge.md).
+* ``temporal_pixel_step`` s: for a student whose only pixel inputs are temporal
+  (``temporal_diff`` / ``temporal_std``, e.g. the shipped ``quant_ti7``), those two on *every*
+  frame from every s-th row and column of each frame pair (exact integer sums on the
+  subsample; :func:`~vmafdistill.features.frame_numpy.temporal_features`). 0 (exported cards'
+  default) = automatic, >= :data:`TEMPORAL_MIN_SAMPLES` samples per frame: it moved the
+  shipped student's predictions by <= 0.11 VMAF over 1165 shots (docs/edge.md).
 
 A student whose card lists no pixel feature (e.g. ``rate7``: stream metadata only) needs no
 pixel feature for its *prediction*; then the pixel features only feed the quality token's
 ``issue`` heuristic and are computed on every ``issue_frame_step``-th frame (default 8, card
 ``edge.issue_frame_step``), each with its true previous frame; the prediction is unchanged
-(it never reads them) and every frame still feeds the cut detector (8-bit histograms). The
-summary's ``pixel_features`` says which frames were measured and what for.
+(it never reads them) and every frame still feeds the cut detector (8-bit histograms). A
+temporal-only student is the same, plus the every-frame temporal pass above. The summary's
+``pixel_features`` says which frames were measured and what for.
 
 ``threads``, ``decode_threads``, ``prefetch`` and ``chunk`` change speed only, never results.
 """
@@ -88,9 +96,12 @@ __all__ = [
 class EdgeOptions:
     """Knobs of the edge chain (defaults: exact features, as the corpus computes them).
 
-    ``frame_step`` / ``shot_pixel_step`` trade exactness for speed (see the module docstring);
+    ``frame_step`` / ``shot_pixel_step`` / ``temporal_pixel_step`` trade exactness for speed
+    (see the module docstring; ``temporal_pixel_step`` defaults to 1, exact, for cards that do
+    not set it; exported cards carry ``conf/export.yaml``'s 0 = automatic);
     ``issue_frame_step`` is the pixel-feature step used instead of ``frame_step`` when the
-    student needs no pixel feature (they then only feed the issue heuristic); ``threads``
+    student's prediction reads no spatial pixel feature (they then only feed the issue
+    heuristic); ``threads``
     (feature threads per chunk), ``decode_threads`` (ffmpeg ``-threads``, 0 = automatic),
     ``prefetch`` (decoded chunks queued ahead) and ``chunk`` only change speed.
     """
@@ -98,7 +109,7 @@ class EdgeOptions:
     frame_step: int = 1
     shot_pixel_step: int = 0
     issue_frame_step: int = 8
-    temporal_pixel_step: int = 0
+    temporal_pixel_step: int = 1
     chunk: int = 64
     threads: int = 1
     decode_threads: int = 0
@@ -607,10 +618,12 @@ def analyze_video(
     card's ``edge`` section (exact features).
 
     Pixel features are measured on every :meth:`EdgeOptions.pixel_step`-th frame: ``frame_step``
-    for a student that reads them, ``issue_frame_step`` for one that does not (then they only
-    feed the issue heuristic). The summary's ``pixel_features`` records ``used_for``
-    (``prediction+issues`` or ``issues``), ``frame_step`` and ``frames`` (how many frames, those
-    with index % frame_step == 0, were measured).
+    for a student that reads spatial pixel features, ``issue_frame_step`` for one that does not
+    (then they only feed the issue heuristic); a temporal-only student also gets its temporal
+    features from every frame (:meth:`EdgeOptions.temporal_step`). The summary's
+    ``pixel_features`` records ``used_for`` (``prediction+issues`` or ``issues``),
+    ``frame_step``, ``frames`` (how many frames, those with index % frame_step == 0, were
+    measured), ``cut_pixel_step`` and, for a temporal-only student, ``temporal``.
     """
     from ..io.packets import read_packets
     from ..io.video import probe_video

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -20,7 +21,7 @@ import numpy as np
 
 from .._ffmpeg import ffmpeg_exe
 from ..errors import VideoInputError
-from .quantizer import TRACE_ARGS, parse_trace_quantizers
+from .quantizer import read_quantizers
 
 __all__ = [
     "Packets",
@@ -46,8 +47,8 @@ class Packets:
     pts_s: np.ndarray  #: (N,) float64 presentation time in seconds (first frame at 0)
     duration_s: np.ndarray  #: (N,) float64 frame duration in seconds (from the container)
     keyframe: np.ndarray  #: (N,) bool: the packet is a keyframe (random access point)
-    #: (N,) float64 mean quantizer of each frame in H.264 QP units (NaN: the packet carries
-    #: none); None when not read (see :mod:`vmafdistill.io.quantizer`)
+    #: (N,) float64 quantizer of each frame in H.264 QP units (H.264 / H.265: its first slice's
+    #: QP; NaN: none readable); None when not read (see :mod:`vmafdistill.io.quantizer`)
     qp: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -60,12 +61,15 @@ class Packets:
         return len(self) / total if total > 0 else float("nan")
 
 
-def read_packets(path: str | os.PathLike[str], *, quantizer: bool = True) -> Packets:
+def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False) -> Packets:
     """Sizes, timestamps, codec and size of the first video stream of ``path``.
 
-    With ``quantizer`` the same ffmpeg pass also logs every packet's headers
-    (``trace_headers``) and :attr:`Packets.qp` holds each frame's quantizer; still no decoding
-    (about 0.1 s for 1500 frames of 640x360 H.264).
+    With ``quantizer``, :attr:`Packets.qp` holds each frame's quantizer from a second,
+    decode-free ffmpeg pass that logs the stream headers
+    (:func:`~vmafdistill.io.quantizer.read_quantizers`; ~0.1 s for 1500 frames of 640x360
+    H.264), matched to the frames by pts. A frame whose headers cannot be read, or every frame
+    of a stream that cannot be traced, gets NaN (with a warning naming the file): the sizes and
+    timestamps never depend on it.
 
     Raises:
         VideoInputError: missing/unreadable file, no video stream, or no packets.
@@ -73,13 +77,11 @@ def read_packets(path: str | os.PathLike[str], *, quantizer: bool = True) -> Pac
     p = os.fspath(path)
     if not os.path.isfile(p):
         raise VideoInputError(f"{p}: no such file")
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel",
-           "info" if quantizer else "error", "-i", p, "-map", "0:v:0", "-c", "copy",
-           *(TRACE_ARGS if quantizer else ()), "-f", "framecrc", "-"]
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", p,
+           "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"]
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     if proc.returncode != 0:
-        messages = [ln for ln in proc.stderr.strip().splitlines() if "trace_headers" not in ln]
-        tail = " | ".join(messages[-3:]) or f"exit {proc.returncode}"
+        tail = " | ".join(proc.stderr.strip().splitlines()[-3:]) or f"exit {proc.returncode}"
         if "matches no streams" in proc.stderr:
             tail = "no video stream"
         raise VideoInputError(f"{p}: cannot read video packets ({tail})")
@@ -106,14 +108,7 @@ def read_packets(path: str | os.PathLike[str], *, quantizer: bool = True) -> Pac
     arr = np.array(rows, dtype=np.int64)
     order = np.argsort(arr[:, 1], kind="stable")
     arr = arr[order]
-    qp = None
-    if quantizer:
-        per_packet = parse_trace_quantizers(proc.stderr, codec)
-        if len(per_packet) != len(rows):  # both list the same packets in the same order
-            raise VideoInputError(
-                f"{p}: the header trace lists {len(per_packet)} packets, the packet list "
-                f"{len(rows)}; cannot align the quantizer with the frames")
-        qp = np.asarray(per_packet, dtype=np.float64)[order]
+    qp = _frame_quantizers(p, codec, arr[:, 1], len(rows), order) if quantizer else None
     pts = (arr[:, 1] - arr[0, 1]).astype(np.float64) * float(tb)
     return Packets(
         path=p,
@@ -126,6 +121,28 @@ def read_packets(path: str | os.PathLike[str], *, quantizer: bool = True) -> Pac
         keyframe=(arr[:, 4] & PKT_FLAG_KEY) != 0,
         qp=qp,
     )
+
+
+def _frame_quantizers(path: str, codec: str, pts: np.ndarray, n: int,
+                      order: np.ndarray) -> np.ndarray:
+    """(N,) quantizer per frame in presentation order (``pts``: the frames' pts, sorted)."""
+    qp = np.full(n, np.nan)
+    traced = read_quantizers(path, codec)
+    if traced is None:
+        return qp
+    by_pts = {t: q for t, q in traced if t is not None}
+    if len(by_pts) == len(traced):  # every traced packet has its own pts: match on it
+        qp = np.array([by_pts.get(int(t), np.nan) for t in pts])
+        missing = n - sum(int(t) in by_pts for t in pts)
+        if missing:
+            warnings.warn(f"{path}: {missing} of {n} packets have no readable header "
+                          "(damaged stream?); their quantizer is NaN", stacklevel=3)
+    elif len(traced) == n:  # no usable pts: both passes list the packets in decode order
+        qp = np.array([q for _, q in traced])[order]
+    else:
+        warnings.warn(f"{path}: the header trace lists {len(traced)} packets without usable "
+                      f"timestamps, the stream {n}; quantizer left NaN", stacklevel=3)
+    return qp
 
 
 def parse_framecrc_flags(fields: list[str]) -> int:

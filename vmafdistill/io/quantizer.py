@@ -28,41 +28,45 @@ step, so no bit-depth offset is applied.
 from __future__ import annotations
 
 import math
+import os
 import re
+import subprocess
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
 
+from .._ffmpeg import ffmpeg_exe
+
 __all__ = [
     "AC_QLOOKUP_8BIT",
-    "TRACE_ARGS",
-    "PacketQuantizers",
+    "TRACE_CODECS",
+    "TraceQuantizerParser",
     "parse_trace_quantizers",
     "qindex_to_qp",
+    "read_quantizers",
 ]
 
-#: ffmpeg output options that log the headers of the first video stream's packets.
-TRACE_ARGS: tuple[str, ...] = ("-bsf:v", "trace_headers")
+#: ffmpeg codec names whose headers carry a quantizer this module reads.
+TRACE_CODECS: frozenset[str] = frozenset({"h264", "hevc", "av1", "vp9"})
 
 # A trace line is "[trace_headers @ 0x...] " then a packet line, a syntax element
 # ("<bit position> <name> <bits> = <value>") or a section title. Only the elements read here
 # are matched; titles are lines without "=" starting with a letter.
 _TRACE = re.compile(
-    r"^\[trace_headers @ [^\]]*\] (?:(Packet: )"
+    r"^\[trace_headers @ [^\]]*\] (?:(Packet: [^\n]*)"
     r"|\d+\s+(pic_parameter_set_id|pps_pic_parameter_set_id|slice_pic_parameter_set_id"
     r"|pic_init_qp_minus26|init_qp_minus26|slice_qp_delta|base_q_idx)\s+[01]+ = (-?\d+)\s*$"
     r"|([A-Za-z][^=\n]*?)\s*$)",
     re.MULTILINE,
 )
 
+_PTS = re.compile(r", pts (-?\d+)")
+
 # PPS id fields (H.264, H.265) and the slice-header field naming the PPS a slice uses.
 _PPS_ID = {"pic_parameter_set_id", "pps_pic_parameter_set_id"}
 _SLICE_PPS_ID = {"pic_parameter_set_id", "slice_pic_parameter_set_id"}
 _PPS_INIT_QP = {"pic_init_qp_minus26", "init_qp_minus26"}
-
-
-class PacketQuantizers(list):
-    """Per packet (decode order) the quantizer in H.264 QP units, NaN when it has none."""
 
 
 # The AV1 / VP9 8-bit AC quantiser table (``ac_qlookup``, identical in both specifications),
@@ -95,57 +99,110 @@ def qindex_to_qp(qindex: float) -> float:
     return 6.0 * math.log2(ac_q / 8.0 / 0.625)
 
 
-def parse_trace_quantizers(log: str | Iterable[str], codec: str) -> PacketQuantizers:
-    """The quantizer of each packet (decode order) from ffmpeg's ``trace_headers`` log: its
-    first slice's QP (H.264 / H.265), the mean of its frame headers' mapped q index (AV1 / VP9).
+class TraceQuantizerParser:
+    """Streaming reader of ffmpeg's ``trace_headers`` log: :meth:`feed` it whole lines as they
+    arrive (memory: one value per packet, not the log), then :meth:`packets` gives
+    ``(pts, qp)`` per packet in decode order: the first slice's QP (H.264 / H.265), the mean of
+    the frame headers' mapped q index (AV1 / VP9), NaN when the packet carries none.
 
-    Args:
-        log: stderr of ``ffmpeg -loglevel info ... -bsf:v trace_headers`` (one string, or its
-            lines); lines from other loggers are ignored.
-        codec: the stream's codec (ffmpeg's ``h264``, ``hevc``, ``av1``, ``vp9``, or the
-            family name ``h265``); any other codec gives NaN for every packet.
-
-    Returns:
-        One float per ``Packet:`` line, in the order ffmpeg logged them (decode order).
+    A slice naming a picture parameter set the log never showed gets NaN, not a guess.
     """
-    text = log if isinstance(log, str) else "\n".join(log)
-    codec = {"hevc": "h265"}.get(codec, codec)
-    av1_like = codec in ("av1", "vp9")
-    slice_qp = codec in ("h264", "h265")
-    out = PacketQuantizers()
-    per_packet: list[float] | None = None
-    pps_init: dict[int, int] = {}
-    in_pps = in_slice = False
-    cur_pps_id: int | None = None
-    slice_pps: int | None = None
-    # one C-level scan over the whole log (~30 syntax elements per frame, of which we read 1-3)
-    for m in _TRACE.finditer(text):
-        packet, name, value, title = m.groups()
-        if packet:
-            if per_packet is not None:
-                out.append(float(np.mean(per_packet)) if per_packet else math.nan)
-            per_packet = []
-        elif title is not None:  # "Picture Parameter Set", "Slice Header", ...
-            lowered = title.lower()
-            in_pps = "picture parameter set" in lowered
-            in_slice = "slice" in lowered
-            cur_pps_id = slice_pps = None
-        elif name == "base_q_idx":
-            if av1_like and per_packet is not None:
-                per_packet.append(qindex_to_qp(int(value)))
-        elif in_pps:
-            if name in _PPS_ID:
-                cur_pps_id = int(value)
-            elif name in _PPS_INIT_QP:
-                pps_init[cur_pps_id if cur_pps_id is not None else 0] = int(value)
-        elif in_slice:
-            if name in _SLICE_PPS_ID:
-                slice_pps = int(value)
-            elif (name == "slice_qp_delta" and slice_qp and per_packet is not None
-                  and not per_packet):  # the picture's first slice only (see module doc)
-                init = pps_init.get(slice_pps if slice_pps is not None else 0,
-                                    next(iter(pps_init.values()), 0))
-                per_packet.append(26.0 + init + int(value))
-    if per_packet is not None:
-        out.append(float(np.mean(per_packet)) if per_packet else math.nan)
-    return out
+
+    def __init__(self, codec: str) -> None:
+        codec = {"hevc": "h265"}.get(codec, codec)
+        self._av1_like = codec in ("av1", "vp9")
+        self._slice_qp = codec in ("h264", "h265")
+        self._out: list[tuple[int | None, float]] = []
+        self._pts: int | None = None
+        self._cur: list[float] | None = None
+        self._pps_init: dict[int, int] = {}
+        self._in_pps = self._in_slice = False
+        self._cur_pps_id: int | None = None
+        self._slice_pps: int | None = None
+
+    def _close(self) -> None:
+        if self._cur is not None:
+            self._out.append((self._pts, float(np.mean(self._cur)) if self._cur else math.nan))
+
+    def feed(self, text: str) -> None:
+        """Parse complete log lines (``text`` must end at a line boundary)."""
+        # one C-level scan per chunk (~30 syntax elements per frame, of which we read 1-3)
+        for m in _TRACE.finditer(text):
+            packet, name, value, title = m.groups()
+            if packet:  # "Packet: N bytes[, key frame], pts P|no pts, dts ..."
+                self._close()
+                pts = _PTS.search(packet)
+                self._pts = int(pts.group(1)) if pts else None
+                self._cur = []
+            elif title is not None:  # "Picture Parameter Set", "Slice Header", ...
+                lowered = title.lower()
+                self._in_pps = "picture parameter set" in lowered
+                self._in_slice = "slice" in lowered
+                self._cur_pps_id = self._slice_pps = None
+            elif name == "base_q_idx":
+                if self._av1_like and self._cur is not None:
+                    self._cur.append(qindex_to_qp(int(value)))
+            elif self._in_pps:
+                if name in _PPS_ID:
+                    self._cur_pps_id = int(value)
+                elif name in _PPS_INIT_QP:
+                    key = self._cur_pps_id if self._cur_pps_id is not None else 0
+                    self._pps_init[key] = int(value)
+            elif self._in_slice:
+                if name in _SLICE_PPS_ID:
+                    self._slice_pps = int(value)
+                elif (name == "slice_qp_delta" and self._slice_qp and self._cur is not None
+                      and not self._cur):  # the picture's first slice only (see module doc)
+                    init = self._pps_init.get(
+                        self._slice_pps if self._slice_pps is not None else 0)
+                    self._cur.append(math.nan if init is None else 26.0 + init + int(value))
+
+    def packets(self) -> list[tuple[int | None, float]]:
+        """``(pts, qp)`` of every packet seen so far (call once the log is complete)."""
+        self._close()
+        self._cur = None
+        return list(self._out)
+
+
+def parse_trace_quantizers(log: str | Iterable[str], codec: str) -> list[float]:
+    """The quantizer of each packet (decode order) of a complete ``trace_headers`` log (one
+    string, or its lines): see :class:`TraceQuantizerParser`."""
+    parser = TraceQuantizerParser(codec)
+    parser.feed(log if isinstance(log, str) else "\n".join(log) + "\n")
+    return [q for _, q in parser.packets()]
+
+
+def read_quantizers(path: str | os.PathLike[str], codec: str,
+                    chunk_chars: int = 1 << 20) -> list[tuple[int | None, float]] | None:
+    """``(pts, qp)`` per video packet of ``path`` (decode order), from a decode-free ffmpeg
+    pass with ``-bsf:v trace_headers`` whose log is parsed as it streams.
+
+    None when the codec is not one of :data:`TRACE_CODECS` (no student reads other codecs), or
+    with a warning naming the file when ffmpeg cannot trace the stream: the quantizer is then
+    missing, never guessed. Packets whose headers ffmpeg's parser rejects (a damaged stream)
+    are simply absent from the result.
+    """
+    p = os.fspath(path)
+    if codec not in TRACE_CODECS:
+        return None
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "info", "-i", p,
+           "-map", "0:v:0", "-c", "copy", "-bsf:v", "trace_headers", "-f", "null", "-"]
+    parser = TraceQuantizerParser(codec)
+    tail: list[str] = []
+    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          errors="replace") as proc:
+        assert proc.stderr is not None
+        rest = ""
+        while block := proc.stderr.read(chunk_chars):
+            block = rest + block
+            cut = block.rfind("\n") + 1
+            rest = block[cut:]
+            parser.feed(block[:cut])
+            tail = [ln for ln in block[:cut].splitlines()[-50:]
+                    if not ln.startswith("[trace_headers")][-3:] or tail
+        parser.feed(rest + "\n")
+    if proc.returncode != 0:
+        warnings.warn(f"{p}: cannot read the quantizer from the stream headers (ffmpeg: "
+                      f"{' | '.join(tail) or f'exit {proc.returncode}'})", stacklevel=2)
+        return None
+    return parser.packets()
