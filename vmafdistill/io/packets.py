@@ -21,7 +21,7 @@ import numpy as np
 
 from .._ffmpeg import ffmpeg_exe
 from ..errors import VideoInputError
-from .quantizer import read_quantizers
+from .quantizer import QuantizerTraceError, read_quantizers
 
 __all__ = [
     "Packets",
@@ -68,8 +68,9 @@ def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False) -> Pa
     decode-free ffmpeg pass that logs the stream headers
     (:func:`~vmafdistill.io.quantizer.read_quantizers`; ~0.1 s for 1500 frames of 640x360
     H.264), matched to the frames by pts. A frame whose headers cannot be read, or every frame
-    of a stream that cannot be traced, gets NaN (with a warning naming the file): the sizes and
-    timestamps never depend on it.
+    of a stream that cannot be traced, gets NaN (with a warning naming the file), as does every
+    frame of a codec whose headers carry no quantizer this package reads (no warning: no
+    student reads such codecs). The sizes and timestamps never depend on it.
 
     Raises:
         VideoInputError: missing/unreadable file, no video stream, or no packets.
@@ -127,21 +128,29 @@ def _frame_quantizers(path: str, codec: str, pts: np.ndarray, n: int,
                       order: np.ndarray) -> np.ndarray:
     """(N,) quantizer per frame in presentation order (``pts``: the frames' pts, sorted)."""
     qp = np.full(n, np.nan)
-    traced = read_quantizers(path, codec)
-    if traced is None:
+    try:
+        parser = read_quantizers(path, codec)
+    except QuantizerTraceError as exc:
+        warnings.warn(f"{path}: cannot read the quantizer from the stream headers ({exc}); "
+                      "it is NaN", stacklevel=3)
         return qp
+    if parser is None:  # a codec no student reads
+        return qp
+    traced = parser.packets()
     by_pts = {t: q for t, q in traced if t is not None}
     if len(by_pts) == len(traced):  # every traced packet has its own pts: match on it
         qp = np.array([by_pts.get(int(t), np.nan) for t in pts])
-        missing = n - sum(int(t) in by_pts for t in pts)
-        if missing:
-            warnings.warn(f"{path}: {missing} of {n} packets have no readable header "
-                          "(damaged stream?); their quantizer is NaN", stacklevel=3)
+        unmatched = n - sum(int(t) in by_pts for t in pts)
     elif len(traced) == n:  # no usable pts: both passes list the packets in decode order
         qp = np.array([q for _, q in traced])[order]
+        unmatched = 0
     else:
         warnings.warn(f"{path}: the header trace lists {len(traced)} packets without usable "
-                      f"timestamps, the stream {n}; quantizer left NaN", stacklevel=3)
+                      f"timestamps, the stream {n}; the quantizer is NaN", stacklevel=3)
+        return qp
+    if parser.unreadable or unmatched:
+        warnings.warn(f"{path}: {parser.unreadable + unmatched} of {n} packets have no readable "
+                      "header (damaged stream?); their quantizer is NaN", stacklevel=3)
     return qp
 
 

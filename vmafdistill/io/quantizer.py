@@ -31,7 +31,6 @@ import math
 import os
 import re
 import subprocess
-import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -41,6 +40,7 @@ from .._ffmpeg import ffmpeg_exe
 __all__ = [
     "AC_QLOOKUP_8BIT",
     "TRACE_CODECS",
+    "QuantizerTraceError",
     "TraceQuantizerParser",
     "parse_trace_quantizers",
     "qindex_to_qp",
@@ -53,11 +53,19 @@ TRACE_CODECS: frozenset[str] = frozenset({"h264", "hevc", "av1", "vp9"})
 # A trace line is "[trace_headers @ 0x...] " then a packet line, a syntax element
 # ("<bit position> <name> <bits> = <value>") or a section title. Only the elements read here
 # are matched; titles are lines without "=" starting with a letter.
+# A "Packet:" line is found anywhere on a line: ffmpeg logs a bitstream-filter error without a
+# trailing newline, so the next packet's line can arrive glued to it. The trace's own parse
+# errors ("[trace_headers] Error|Failed|Invalid ...") and the muxer's "Error applying bitstream
+# filters" mark the packet being read as unreadable; other components' messages (the demuxer
+# runs in its own thread, so they interleave at random) are ignored.
 _TRACE = re.compile(
-    r"^\[trace_headers @ [^\]]*\] (?:(Packet: [^\n]*)"
-    r"|\d+\s+(pic_parameter_set_id|pps_pic_parameter_set_id|slice_pic_parameter_set_id"
+    r"(Packet: \d+ bytes[^\n]*)"
+    r"|((?:\[trace_headers @ [^\]]*\] (?:Error|Failed|Invalid)|Error applying bitstream filter)"
+    r"[^\n]*)"
+    r"|^\[trace_headers @ [^\]]*\] (?:"
+    r"\d+\s+(pic_parameter_set_id|pps_pic_parameter_set_id|slice_pic_parameter_set_id"
     r"|pic_init_qp_minus26|init_qp_minus26|slice_qp_delta|base_q_idx)\s+[01]+ = (-?\d+)\s*$"
-    r"|([A-Za-z][^=\n]*?)\s*$)",
+    r"|(?!Packet: )([A-Za-z][^=\n]*?)\s*$)",
     re.MULTILINE,
 )
 
@@ -115,6 +123,9 @@ class TraceQuantizerParser:
         self._out: list[tuple[int | None, float]] = []
         self._pts: int | None = None
         self._cur: list[float] | None = None
+        self._bad = False
+        #: packets whose headers ffmpeg could not read (their qp is NaN)
+        self.unreadable = 0
         self._pps_init: dict[int, int] = {}
         self._in_pps = self._in_slice = False
         self._cur_pps_id: int | None = None
@@ -122,18 +133,25 @@ class TraceQuantizerParser:
 
     def _close(self) -> None:
         if self._cur is not None:
-            self._out.append((self._pts, float(np.mean(self._cur)) if self._cur else math.nan))
+            if self._bad:
+                self.unreadable += 1
+            ok = self._cur and not self._bad
+            self._out.append((self._pts, float(np.mean(self._cur)) if ok else math.nan))
 
     def feed(self, text: str) -> None:
         """Parse complete log lines (``text`` must end at a line boundary)."""
         # one C-level scan per chunk (~30 syntax elements per frame, of which we read 1-3)
         for m in _TRACE.finditer(text):
-            packet, name, value, title = m.groups()
+            packet, error, name, value, title = m.groups()
             if packet:  # "Packet: N bytes[, key frame], pts P|no pts, dts ..."
                 self._close()
                 pts = _PTS.search(packet)
                 self._pts = int(pts.group(1)) if pts else None
                 self._cur = []
+                self._bad = False
+            elif error:
+                if self._cur is not None:
+                    self._bad = True
             elif title is not None:  # "Picture Parameter Set", "Slice Header", ...
                 lowered = title.lower()
                 self._in_pps = "picture parameter set" in lowered
@@ -161,6 +179,7 @@ class TraceQuantizerParser:
         """``(pts, qp)`` of every packet seen so far (call once the log is complete)."""
         self._close()
         self._cur = None
+        self._bad = False
         return list(self._out)
 
 
@@ -172,20 +191,26 @@ def parse_trace_quantizers(log: str | Iterable[str], codec: str) -> list[float]:
     return [q for _, q in parser.packets()]
 
 
-def read_quantizers(path: str | os.PathLike[str], codec: str,
-                    chunk_chars: int = 1 << 20) -> list[tuple[int | None, float]] | None:
-    """``(pts, qp)`` per video packet of ``path`` (decode order), from a decode-free ffmpeg
-    pass with ``-bsf:v trace_headers`` whose log is parsed as it streams.
+class QuantizerTraceError(RuntimeError):
+    """ffmpeg could not trace the stream's headers (the message says why)."""
 
-    None when the codec is not one of :data:`TRACE_CODECS` (no student reads other codecs), or
-    with a warning naming the file when ffmpeg cannot trace the stream: the quantizer is then
-    missing, never guessed. Packets whose headers ffmpeg's parser rejects (a damaged stream)
-    are simply absent from the result.
+
+def read_quantizers(path: str | os.PathLike[str], codec: str,
+                    chunk_chars: int = 1 << 20) -> TraceQuantizerParser | None:
+    """Trace the headers of ``path``'s first video stream with a decode-free ffmpeg pass
+    (``-bsf:v trace_headers``), parsing the log as it streams; the returned parser's
+    :meth:`~TraceQuantizerParser.packets` gives ``(pts, qp)`` per packet in decode order and
+    its ``unreadable`` counts the packets whose headers ffmpeg rejected (their qp is NaN).
+
+    None when the codec is not one of :data:`TRACE_CODECS` (no student reads other codecs).
+
+    Raises:
+        QuantizerTraceError: ffmpeg failed on the stream (its last messages included).
     """
     p = os.fspath(path)
     if codec not in TRACE_CODECS:
         return None
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "info", "-i", p,
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", "-i", p,
            "-map", "0:v:0", "-c", "copy", "-bsf:v", "trace_headers", "-f", "null", "-"]
     parser = TraceQuantizerParser(codec)
     tail: list[str] = []
@@ -202,7 +227,6 @@ def read_quantizers(path: str | os.PathLike[str], codec: str,
                     if not ln.startswith("[trace_headers")][-3:] or tail
         parser.feed(rest + "\n")
     if proc.returncode != 0:
-        warnings.warn(f"{p}: cannot read the quantizer from the stream headers (ffmpeg: "
-                      f"{' | '.join(tail) or f'exit {proc.returncode}'})", stacklevel=2)
-        return None
-    return parser.packets()
+        raise QuantizerTraceError(" | ".join([*tail, rest.strip()][-3:]).strip(" |")
+                                   or f"ffmpeg exit {proc.returncode}")
+    return parser
