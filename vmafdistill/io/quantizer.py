@@ -53,21 +53,28 @@ TRACE_CODECS: frozenset[str] = frozenset({"h264", "hevc", "av1", "vp9"})
 # A trace line is "[trace_headers @ 0x...] " then a packet line, a syntax element
 # ("<bit position> <name> <bits> = <value>") or a section title. Only the elements read here
 # are matched; titles are lines without "=" starting with a letter.
-# A "Packet:" line is found anywhere on a line: ffmpeg logs a bitstream-filter error without a
-# trailing newline, so the next packet's line can arrive glued to it. The trace's own parse
-# errors ("[trace_headers] Error|Failed|Invalid ...") and the muxer's "Error applying bitstream
-# filters" mark the packet being read as unreadable; other components' messages (the demuxer
-# runs in its own thread, so they interleave at random) are ignored.
+# One anchored scan per chunk: a trace line is "[trace_headers @ 0x...] " then a packet line, a
+# parse error of the trace itself ("Error|Failed|Invalid ..."), a syntax element ("<bit
+# position> <name> <bits> = <value>"; only the ones read here match) or a section title (a
+# line without "=" starting with a letter).
 _TRACE = re.compile(
-    r"(Packet: \d+ bytes[^\n]*)"
-    r"|((?:\[trace_headers @ [^\]]*\] (?:Error|Failed|Invalid)|Error applying bitstream filter)"
-    r"[^\n]*)"
-    r"|^\[trace_headers @ [^\]]*\] (?:"
-    r"\d+\s+(pic_parameter_set_id|pps_pic_parameter_set_id|slice_pic_parameter_set_id"
+    r"^\[trace_headers @ [^\]]*\] (?:(Packet: [^\n]*)"
+    r"|((?:Error|Failed|Invalid) [^\n]*)"
+    r"|\d+\s+(pic_parameter_set_id|pps_pic_parameter_set_id|slice_pic_parameter_set_id"
     r"|pic_init_qp_minus26|init_qp_minus26|slice_qp_delta|base_q_idx)\s+[01]+ = (-?\d+)\s*$"
     r"|(?!Packet: )([A-Za-z][^=\n]*?)\s*$)",
     re.MULTILINE,
 )
+
+# ffmpeg (>= 6.1) logs "Error applying bitstream filters ..." for a packet the trace could not
+# parse *without* a trailing newline, so the next packet's line arrives glued to it, without its
+# "[trace_headers @ ...]" prefix. Rare (damaged streams only), so it is repaired before the scan,
+# and only when the message occurs: the error becomes a trace error line (it marks the packet
+# just read as unreadable) and the glued packet line gets its own line back.
+_BSF_ERROR_TEXT = "Error applying bitstream filter"
+_BSF_ERROR = re.compile(
+    r"^[^\n]*Error applying bitstream filter[^\n]*?(?=Packet: \d+ bytes|$)", re.MULTILINE)
+_BSF_ERROR_LINE = "[trace_headers @ bsf] Error applying bitstream filters\n[trace_headers @ bsf] "
 
 _PTS = re.compile(r", pts (-?\d+)")
 
@@ -140,6 +147,8 @@ class TraceQuantizerParser:
 
     def feed(self, text: str) -> None:
         """Parse complete log lines (``text`` must end at a line boundary)."""
+        if _BSF_ERROR_TEXT in text:
+            text = _BSF_ERROR.sub(_BSF_ERROR_LINE, text)
         # one C-level scan per chunk (~30 syntax elements per frame, of which we read 1-3)
         for m in _TRACE.finditer(text):
             packet, error, name, value, title = m.groups()
