@@ -12,24 +12,17 @@ have. The figures in docs/edge.md come from this script.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 from collections import Counter
 from pathlib import Path
 
+from vmafdistill.benchmarks import video_files
 from vmafdistill.edge.pipeline import auto_cut_step, cut_histograms, decode_luma
 from vmafdistill.errors import VmafDistillError
 from vmafdistill.io.video import probe_video
 from vmafdistill.shots import ShotDetector
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_GLOBS = (
-    ".cache/corpus_cache/encodes/*.mp4",
-    ".cache/corpus_cache/encodes/*.webm",
-    ".cache/corpus_cache/encodes/*.mkv",
-    ".cache/unseen/**/*.mp4",
-    "/tmp/bench_edge/d360_60s.mp4",
-)
 
 
 def cuts_by_step(path: str, steps: list[int], shots_kw: dict) -> dict[int, list[int]]:
@@ -48,9 +41,7 @@ def main() -> int:
     ap.add_argument("--card", default=str(REPO / "checkpoints/vmafdistill_default.card.json"))
     args = ap.parse_args()
     shots_kw = json.loads(Path(args.card).read_text())["edge"]["shots"]
-    patterns = args.videos or [str(REPO / g) if not g.startswith("/") else g
-                               for g in DEFAULT_GLOBS]
-    files = sorted({f for g in patterns for f in glob.glob(g, recursive=True)})
+    files = video_files(args.videos, REPO)
     changed: Counter = Counter()
     sizes_changed: dict[str, Counter] = {}
     n_videos = n_cuts = n_subsampled = 0

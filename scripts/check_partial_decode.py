@@ -23,7 +23,6 @@ The figures in docs/benchmarks.md come from this script.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import re
 import statistics
@@ -35,19 +34,13 @@ from pathlib import Path
 import numpy as np
 
 from vmafdistill._ffmpeg import ffmpeg_exe
+from vmafdistill.benchmarks import video_files
 from vmafdistill.edge.pipeline import auto_cut_step, cut_histograms
 from vmafdistill.errors import VmafDistillError
 from vmafdistill.io.video import probe_video
 from vmafdistill.shots import ShotDetector
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_GLOBS = (
-    ".cache/corpus_cache/encodes/*.mp4",
-    ".cache/corpus_cache/encodes/*.webm",
-    ".cache/corpus_cache/encodes/*.mkv",
-    ".cache/unseen/**/*.mp4",
-    "/tmp/bench_edge/d360_60s.mp4",
-)
 BENCH_CLIP = "/tmp/bench_edge/d360_60s.mp4"
 OPTIONS = ("bidir", "noref")
 _SHOWINFO = re.compile(r"\[Parsed_showinfo[^\]]*\] n:\s*\d+ pts:\s*(-?\d+).*?type:(\w)")
@@ -135,8 +128,7 @@ def main() -> int:
     ap.add_argument("--card", default=str(REPO / "checkpoints/vmafdistill_default.card.json"))
     args = ap.parse_args()
     shots_kw = json.loads(Path(args.card).read_text())["edge"]["shots"]
-    patterns = args.videos or [g if g.startswith("/") else str(REPO / g) for g in DEFAULT_GLOBS]
-    files = sorted({f for g in patterns for f in glob.glob(g, recursive=True)})
+    files = video_files(args.videos, REPO)
     recs = []
     for f in files:
         try:

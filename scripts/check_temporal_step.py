@@ -14,12 +14,12 @@ The figures in docs/edge.md come from this script.
 from __future__ import annotations
 
 import argparse
-import glob
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from vmafdistill.benchmarks import video_files
 from vmafdistill.edge.pipeline import EdgeOptions, analyze_video, auto_temporal_step
 from vmafdistill.edge.predictor import Predictor
 from vmafdistill.edge.tokens import DEFAULT_RULES, merge_rules
@@ -27,13 +27,6 @@ from vmafdistill.errors import VmafDistillError
 from vmafdistill.io.video import probe_video
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_GLOBS = (
-    ".cache/corpus_cache/encodes/*.mp4",
-    ".cache/corpus_cache/encodes/*.webm",
-    ".cache/corpus_cache/encodes/*.mkv",
-    ".cache/unseen/**/*.mp4",
-    "/tmp/bench_edge/d360_60s.mp4",
-)
 
 
 def main() -> int:
@@ -47,8 +40,7 @@ def main() -> int:
     exact, auto = (EdgeOptions.from_card(edge, temporal_pixel_step=s) for s in (1, 0))
     if exact.temporal_step(pred.feature_names, 64, 64) is None:
         raise SystemExit(f"{args.model}: its pixel inputs are not all temporal")
-    patterns = args.videos or [g if g.startswith("/") else str(REPO / g) for g in DEFAULT_GLOBS]
-    files = sorted({f for g in patterns for f in glob.glob(g, recursive=True)})
+    files = video_files(args.videos, REPO)
     by_size: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
     deltas: list[float] = []
     for f in files:

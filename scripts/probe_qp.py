@@ -85,6 +85,19 @@ def fit_bounded_logistic(x: np.ndarray, y: np.ndarray, delta: float = 3.0):
     return lambda xx: model(w, xx)
 
 
+def loso_predict(s: pd.DataFrame, cols: list[str],
+                 train_rows: np.ndarray | None = None) -> np.ndarray:
+    """Each source's rows predicted by a fit on the other sources' rows (restricted to
+    ``train_rows`` when given)."""
+    x, y = s[cols].to_numpy(np.float64), s["vmaf"].to_numpy()
+    pred = np.full(len(s), np.nan)
+    for source in SOURCES:
+        test = (s["source_id"] == source).to_numpy()
+        train = ~test if train_rows is None else ~test & train_rows
+        pred[test] = fit_bounded_logistic(x[train], y[train])(x[test])
+    return pred
+
+
 def codec_table(corpus_dir: Path) -> None:
     """Held-out-source MAE (bias) per codec: trained on H.264 + H.265 vs on all four codecs."""
     if not (corpus_dir / "tables").is_dir():
@@ -100,13 +113,7 @@ def codec_table(corpus_dir: Path) -> None:
     runs = (("h264", "h265"), ["scene_qp", "lsr", "codec_h265"]), (
         codecs, ["scene_qp", "lsr", "codec_h265", "codec_av1", "codec_vp9"])
     for train_codecs, cols in runs:
-        pred = np.full(len(s), np.nan)
-        for source in SOURCES:
-            train = ((s["source_id"] != source) & s["codec"].isin(train_codecs)).to_numpy()
-            test = (s["source_id"] == source).to_numpy()
-            fit = fit_bounded_logistic(s.loc[train, cols].to_numpy(np.float64),
-                                       s.loc[train, "vmaf"].to_numpy())
-            pred[test] = fit(s.loc[test, cols].to_numpy(np.float64))
+        pred = loso_predict(s, cols, s["codec"].isin(train_codecs).to_numpy())
         err = pred - s["vmaf"].to_numpy()
         cells = [f"{np.abs(err[m]).mean():.2f} ({err[m].mean():+.1f})"
                  for m in ((s["codec"] == c).to_numpy() for c in codecs)]
@@ -128,11 +135,8 @@ def pixel_table(corpus_dir: Path, unseen: pd.DataFrame) -> None:
     y = s["vmaf"].to_numpy()
     for extra in [None, *FEATURE_NAMES]:
         cols = base + ([extra] if extra else [])
+        pred = loso_predict(s, cols)
         x = s[cols].to_numpy(np.float64)
-        pred = np.zeros(len(s))
-        for source in SOURCES:
-            te = (s["source_id"] == source).to_numpy()
-            pred[te] = fit_bounded_logistic(x[~te], y[~te])(x[te])
         err = fit_bounded_logistic(x, y)(unseen[cols].to_numpy(np.float64)) - unseen["vmaf"]
         print(f"| quantizer inputs{' + ' + extra if extra else ''} | "
               f"{np.abs(pred - y).mean():.2f} | {np.abs(err).mean():.2f} | {err.mean():+.2f} |")
@@ -155,12 +159,9 @@ def main() -> int:
         "log_scene_bpp", "log_scene_bitrate", "lsr", "codec_h265"]
     for name, cols in inputs.items():
         x = mix[cols].to_numpy(np.float64)
-        pred = np.zeros(len(mix))
-        per = []
-        for source in SOURCES:
-            te = (mix["source_id"] == source).to_numpy()
-            pred[te] = fit_bounded_logistic(x[~te], y[~te])(x[te])
-            per.append(float(np.abs(pred[te] - y[te]).mean()))
+        pred = loso_predict(mix, cols)
+        per = [float(np.abs(pred - y)[(mix["source_id"] == source).to_numpy()].mean())
+               for source in SOURCES]
         err = fit_bounded_logistic(x, y)(unseen[cols].to_numpy(np.float64)) - unseen["vmaf"]
         print(f"| {name} | {np.abs(pred - y).mean():.2f} | "
               f"{' / '.join(f'{v:.2f}' for v in per)} | {np.abs(err).mean():.2f} | "

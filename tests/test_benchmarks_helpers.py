@@ -29,3 +29,20 @@ def test_run_timed_names_the_failing_command():
 
 def test_machine_line_names_the_cpu():
     assert cpu_model() and cpu_model() in machine_line()
+
+
+def test_video_files_globs_relative_absolute_and_recursive(tmp_path):
+    from vmafdistill.benchmarks import CACHED_VIDEO_GLOBS, video_files
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for name in ("x.mp4", "a/y.mp4", "a/b/z.mp4", "a/w.webm"):
+        (tmp_path / name).write_bytes(b"")
+    got = video_files([str(tmp_path / "**/*.mp4"), str(tmp_path / "a/*.webm"),
+                       str(tmp_path / "x.mp4")], tmp_path)
+    assert got == sorted(str(tmp_path / n) for n in ("x.mp4", "a/y.mp4", "a/b/z.mp4",
+                                                       "a/w.webm"))
+    (tmp_path / ".cache/corpus_cache/encodes").mkdir(parents=True)
+    (tmp_path / ".cache/corpus_cache/encodes/e.webm").write_bytes(b"")
+    default = video_files([], tmp_path)  # defaults resolve under the root
+    assert str(tmp_path / ".cache/corpus_cache/encodes/e.webm") in default
+    assert any(g.endswith("*.webm") for g in CACHED_VIDEO_GLOBS)

@@ -7,6 +7,7 @@ tables, so figures in ``docs/benchmarks.md`` say where they were measured. Torch
 
 from __future__ import annotations
 
+import glob
 import os
 import platform
 import re
@@ -14,11 +15,12 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Timed", "cpu_model", "machine_line", "run_timed"]
+__all__ = ["CACHED_VIDEO_GLOBS", "Timed", "cpu_model", "machine_line", "run_timed", "video_files"]
 
 #: Runs argv[1:] and reports on stderr the peak RSS of the largest process among its descendants
 #: (RUSAGE_CHILDREN's ru_maxrss is a maximum over waited-for children, not a sum, and over every
@@ -87,3 +89,22 @@ def machine_line() -> str:
 
     return (f"{platform.machine()} {os.cpu_count()} cpus {cpu_model()}; "
             f"python {platform.python_version()}, numpy {np.__version__}")
+
+
+#: Every video the check scripts measure by default (relative to the repository, or absolute):
+#: the cached corpus encodes of every codec, the unseen set and the bench clip.
+CACHED_VIDEO_GLOBS: tuple[str, ...] = (
+    ".cache/corpus_cache/encodes/*.mp4",
+    ".cache/corpus_cache/encodes/*.webm",
+    ".cache/corpus_cache/encodes/*.mkv",
+    ".cache/unseen/**/*.mp4",
+    "/tmp/bench_edge/d360_60s.mp4",
+)
+
+
+def video_files(patterns: Sequence[str], root: Path) -> list[str]:
+    """Sorted, de-duplicated files matching ``patterns`` (globs, ``**`` recursive; relative
+    ones under ``root``), or :data:`CACHED_VIDEO_GLOBS` when ``patterns`` is empty."""
+    pats = list(patterns) or [g if g.startswith("/") else str(root / g)
+                              for g in CACHED_VIDEO_GLOBS]
+    return sorted({f for g in pats for f in glob.glob(g, recursive=True)})

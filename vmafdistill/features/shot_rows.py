@@ -33,13 +33,6 @@ class ShotLike(Protocol):
     scene_index: int
 
 
-def _nan_mean(values: np.ndarray, start: int, stop: int) -> float:
-    """Mean of the finite ``values[start:stop]``; NaN when none is finite (no warning)."""
-    seg = values[start:stop]
-    seg = seg[np.isfinite(seg)]
-    return float(seg.mean()) if seg.size else math.nan
-
-
 def scene_weighted_qp(
     shots: Iterable[tuple[int, int, int]], frame_qp: np.ndarray, packet_bytes: np.ndarray
 ) -> dict[int, float]:
@@ -160,7 +153,7 @@ def shot_feature_rows(
             if empty == "raise":
                 raise
             row.update(dict.fromkeys(_SCENE_COLUMNS, math.nan))
-        row["qp"] = _nan_mean(qps, start, stop) if qps is not None else math.nan
+        row["qp"] = pool_shot({"qp": qps}, start, stop)["qp"] if qps is not None else math.nan
         row["scene_qp"] = scene_qps.get(scene_index, math.nan)
         row.update(pool_shot(per_frame, start, stop))
         rows.append(row)
