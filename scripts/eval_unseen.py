@@ -23,7 +23,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from vmafdistill._ffmpeg import run_ffmpeg  # noqa: E402
+from vmafdistill.sources import PhotoPan, pan_photos  # noqa: E402
 
 FPS = 25
 W, H = 480, 270
@@ -45,27 +45,8 @@ def photo_paths() -> list[Path]:
 
 def make_source(out: Path) -> Path:
     """2 s per photo: a slow pan (crop window moving across the photo), hard cuts between them."""
-    if out.is_file():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    inputs: list[str] = []
-    chains = []
-    for i, p in enumerate(photo_paths()):
-        inputs += ["-loop", "1", "-framerate", str(FPS), "-t", "2", "-i", str(p)]
-        # scale the photo so the crop window has room to move, then pan (x and y in pixels/s)
-        chains.append(
-            f"[{i}:v]scale={W + 60}:{H + 60}:force_original_aspect_ratio=increase:flags=lanczos,"
-            f"crop={W}:{H}:x='min(iw-{W},t*{12 + 8 * i})'"
-            f":y='min(ih-{H},t*{6 + 4 * i})',setsar=1,format=yuv420p[v{i}]"
-        )
-    graph = ";".join(chains) + ";" + "".join(f"[v{i}]" for i in range(3)) + "concat=n=3:v=1[v]"
-    tmp = out.with_name(f".{out.name}.partial.mp4")
-    run_ffmpeg(["-y", *inputs, "-filter_complex", graph, "-map", "[v]", "-c:v", "libx264",
-                "-crf", "10", "-preset", "medium", "-x264-params", "threads=1",
-                "-fflags", "+bitexact", "-flags:v", "+bitexact", str(tmp)],
-               what="building the unseen source")
-    tmp.replace(out)
-    return out
+    shots = [PhotoPan(p, vx=12 + 8 * i, vy=6 + 4 * i) for i, p in enumerate(photo_paths())]
+    return pan_photos(shots, out, width=W, height=H, fps=FPS, seconds_each=2, margin=60)
 
 
 def main() -> int:
@@ -91,7 +72,10 @@ def main() -> int:
     src = make_source(cache / "unseen" / "photos_pan_480x270.mp4")
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = OmegaConf.to_container(compose("corpus", overrides=[
-            f"paths.cache_dir={cache}", "corpus=folder", "corpus.name=unseen",
+            # one corpus directory per ladder, so `--ladder wide_all` does not replace the tables
+            # of the default ladder that scripts/probe_qp.py reads
+            f"paths.cache_dir={cache}", "corpus=folder",
+            f"corpus.name={'unseen' if args.ladder == 'wide' else 'unseen_' + args.ladder}",
             f"corpus.root={src.parent}", f"ladder={args.ladder}", "teacher=libvmaf",
             f"workers={args.workers}", "progress=false",
         ]), resolve=True)

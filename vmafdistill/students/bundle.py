@@ -8,6 +8,7 @@ classes, so it loads with ``weights_only=True``)::
     student_cfg       the conf/student mapping the model was built from
     feature_names     raw input columns, in order
     transforms        {column: kind} applied inside ScaledStudent
+    interactions      [[a, b], ...] product columns appended inside ScaledStudent (may be absent)
     state_dict        ScaledStudent.state_dict() (student weights + mean/std/mask buffers)
     meta              what the trainer passed: feature_set, feature_set_version, corpus, metrics,
                       conformal {alpha, q}, guard_thresholds, target, config, ...
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import ModelError
-from .models import ScaledStudent, build_student
+from .models import ScaledStudent, build_student, student_input_names
 
 __all__ = ["BUNDLE_FORMAT", "BUNDLE_VERSION", "load_bundle", "save_bundle", "to_plain"]
 
@@ -76,6 +77,7 @@ def save_bundle(
         "student_cfg": to_plain(student_cfg),
         "feature_names": list(model.feature_names),
         "transforms": dict(model.transforms),
+        "interactions": [list(pair) for pair in model.interactions],
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "meta": to_plain(meta),
     }
@@ -113,14 +115,18 @@ def load_bundle(path: str | Path) -> tuple[ScaledStudent, dict[str, Any]]:
         cfg = payload["student_cfg"]
         names = payload["feature_names"]
         state = payload["state_dict"]
-        student = build_student(cfg, len(names), names)
+        interactions = payload.get("interactions") or []  # bundles before interactions: none
+        in_names = student_input_names(names, interactions)
+        student = build_student(cfg, len(in_names), in_names)
         model = ScaledStudent(
-            student, state["mean"], state["std"], names, transforms=payload["transforms"]
+            student, state["mean"], state["std"], names, transforms=payload["transforms"],
+            interactions=interactions,
         )
         model.load_state_dict(state, strict=True)
     except (KeyError, RuntimeError, ValueError) as exc:
         raise ModelError(f"student bundle {path}: inconsistent contents ({exc})") from exc
     model.eval()
     meta = dict(payload.get("meta") or {})
-    meta.update(student_cfg=cfg, feature_names=list(names), transforms=dict(payload["transforms"]))
+    meta.update(student_cfg=cfg, feature_names=list(names), transforms=dict(payload["transforms"]),
+                interactions=[list(pair) for pair in interactions])
     return model, meta

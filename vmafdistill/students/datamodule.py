@@ -135,6 +135,7 @@ class SamplesDataModule(pl.LightningDataModule):
         batch_size: rows per step (None: full batch).
         seed: shuffling seed.
         transforms: the student's fixed column transforms (None: the models' default).
+        interactions: the student's product columns (pairs of feature names), scaled too.
     """
 
     def __init__(
@@ -148,6 +149,7 @@ class SamplesDataModule(pl.LightningDataModule):
         batch_size: int | None = None,
         seed: int = 0,
         transforms: Mapping[str, str] | None = None,
+        interactions: Sequence[Sequence[str]] | None = None,
     ) -> None:
         super().__init__()
         from .models import fit_scaler
@@ -163,7 +165,7 @@ class SamplesDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.seed = seed
         mean, std = fit_scaler(
-            np.asarray(x)[np.asarray(train_idx)], self.feature_names, transforms
+            np.asarray(x)[np.asarray(train_idx)], self.feature_names, transforms, interactions
         )
         self.mean = torch.as_tensor(np.asarray(mean, dtype=np.float32))
         self.std = torch.as_tensor(np.asarray(std, dtype=np.float32))

@@ -136,7 +136,7 @@ def finetune(
         "bundle": str(run_dir / "student.pt"),
     }
     new_meta = dict(meta)
-    for key in ("student_cfg", "feature_names", "transforms"):
+    for key in ("student_cfg", "feature_names", "transforms", "interactions"):
         new_meta.pop(key, None)
     new_meta.update(
         corpus={"name": manifest.get("name"), "hash": manifest.get("corpus_hash")},

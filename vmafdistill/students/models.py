@@ -39,12 +39,17 @@ __all__ = [
     "apply_transforms",
     "auxiliary_loss",
     "build_student",
+    "expand_inputs",
     "fit_scaler",
     "init_output_bias",
+    "interaction_name",
     "leaf_path_table",
     "make_scaled_student",
+    "monotone_check",
     "monotone_signs",
+    "resolve_interactions",
     "resolve_transforms",
+    "student_input_names",
 ]
 
 #: Student kinds :func:`build_student` knows (the ``name`` key of a student config).
@@ -104,20 +109,77 @@ def apply_transforms(
     return x
 
 
+def interaction_name(left: str, right: str) -> str:
+    """Name of the product column an ``interactions`` pair adds to the student's input."""
+    return f"{left}*{right}"
+
+
+def resolve_interactions(
+    interactions: Sequence[Sequence[str]] | None, feature_names: Sequence[str]
+) -> list[tuple[str, str]]:
+    """Validate a student config's ``interactions`` (pairs of input column names).
+
+    Each pair ``[a, b]`` adds the product of the two *transformed* columns (e.g. ``scene_qp`` x
+    ``slog1p(scale_ratio)``) as one more input, so a linear or logistic student can let one
+    input's slope depend on another (the quantizer costs VMAF at a rate that depends on scale).
+    """
+    names = list(feature_names)
+    out: list[tuple[str, str]] = []
+    for pair in interactions or []:
+        pair = [str(c) for c in pair]
+        if len(pair) != 2:
+            raise VmafDistillError(f"student interactions: {pair} is not a pair of columns")
+        missing = [c for c in pair if c not in names]
+        if missing:
+            raise VmafDistillError(
+                f"student interactions {pair}: column(s) {missing} not among the inputs {names}"
+            )
+        if (pair[0], pair[1]) in out:
+            raise VmafDistillError(f"student interactions: {pair} listed twice")
+        out.append((pair[0], pair[1]))
+    return out
+
+
+def student_input_names(
+    feature_names: Sequence[str], interactions: Sequence[Sequence[str]] | None = None
+) -> list[str]:
+    """The student's input columns: the raw feature names, then one per interaction pair."""
+    pairs = resolve_interactions(interactions, feature_names)
+    return [*map(str, feature_names), *(interaction_name(a, b) for a, b in pairs)]
+
+
+def expand_inputs(
+    xt: np.ndarray, feature_names: Sequence[str],
+    interactions: Sequence[Sequence[str]] | None = None,
+) -> np.ndarray:
+    """Numpy twin of :class:`ScaledStudent`'s interaction step: the products of the named
+    (already transformed) columns appended to ``xt``."""
+    pairs = resolve_interactions(interactions, feature_names)
+    if not pairs:
+        return xt
+    names = list(feature_names)
+    prods = [xt[:, names.index(a)] * xt[:, names.index(b)] for a, b in pairs]
+    return np.concatenate([xt, np.stack(prods, axis=1)], axis=1)
+
+
 def fit_scaler(
     x_train: np.ndarray,
     feature_names: Sequence[str],
     transforms: Mapping[str, str] | None = None,
+    interactions: Sequence[Sequence[str]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std (float32, shape (F,)) of the *transformed* training features.
+    """Mean and std (float32, shape (F + K,)) of the *transformed* training features and of
+    their K ``interactions`` products.
 
-    The transform (``transforms``, default :data:`DEFAULT_TRANSFORMS`) is applied first, so pass
-    the same mapping to :class:`ScaledStudent`. NaNs are ignored (nanmean/nanstd); a std below
+    The transform (``transforms``, default :data:`DEFAULT_TRANSFORMS`) is applied first, then
+    the products (:func:`expand_inputs`), so pass the same mapping and pairs to
+    :class:`ScaledStudent`. NaNs are ignored (nanmean/nanstd); a std below
     :data:`STD_FLOOR` becomes 1 so constant columns standardise to 0. A column with no finite
     value, or any infinite value, raises :class:`VmafDistillError` naming it.
     """
-    names = list(feature_names)
-    xt = apply_transforms(x_train, names, transforms)
+    names = student_input_names(feature_names, interactions)
+    xt = expand_inputs(apply_transforms(x_train, list(feature_names), transforms),
+                       list(feature_names), interactions)
     if xt.shape[0] == 0:
         raise VmafDistillError("fit_scaler: no training rows")
     for j, name in enumerate(names):
@@ -523,9 +585,10 @@ def build_student(
 class ScaledStudent(nn.Module):
     """Raw features in, VMAF out: the fixed input pipeline plus a student (what gets exported).
 
-    ``forward(x_raw)``: (1) slog1p on the columns named in ``transforms``; (2) ``(x - mean) /
-    std``; (3) NaN -> 0, i.e. mean imputation (a temporal feature of a one-frame shot is NaN);
-    (4) the student. All four are in the ONNX graph.
+    ``forward(x_raw)``: (1) slog1p on the columns named in ``transforms``; (2) the products of
+    the ``interactions`` pairs appended (:func:`expand_inputs`); (3) ``(x - mean) / std``; (4)
+    NaN -> 0, i.e. mean imputation (a temporal feature of a one-frame shot is NaN); (5) the
+    student. All five are in the ONNX graph; its input is the F raw features.
     """
 
     def __init__(
@@ -535,6 +598,7 @@ class ScaledStudent(nn.Module):
         std: Tensor | np.ndarray,
         feature_names: Sequence[str],
         transforms: Mapping[str, str] | None = None,
+        interactions: Sequence[Sequence[str]] | None = None,
     ) -> None:
         super().__init__()
         self.student = student
@@ -542,13 +606,15 @@ class ScaledStudent(nn.Module):
         self.transforms = {
             k: v for k, v in resolve_transforms(transforms).items() if k in self.feature_names
         }
+        self.interactions = resolve_interactions(interactions, self.feature_names)
         mean_t = torch.as_tensor(np.asarray(mean, dtype=np.float32))
         std_t = torch.as_tensor(np.asarray(std, dtype=np.float32))
-        n = len(self.feature_names)
+        n = len(self.feature_names) + len(self.interactions)
         if mean_t.shape != (n,) or std_t.shape != (n,):
             raise VmafDistillError(
                 f"scaler: mean/std shapes {tuple(mean_t.shape)}/{tuple(std_t.shape)} do not "
-                f"match {n} feature names"
+                f"match {len(self.feature_names)} feature names and "
+                f"{len(self.interactions)} interaction(s)"
             )
         if not (torch.isfinite(mean_t).all() and (std_t > 0).all()):
             raise VmafDistillError("scaler: mean must be finite and std positive")
@@ -557,11 +623,25 @@ class ScaledStudent(nn.Module):
         mask = torch.as_tensor(_transform_mask(self.feature_names, self.transforms))
         self.register_buffer("log_mask", mask)
         self._any_log = bool(mask.any())
+        # Gather indices (not one-hot matmuls: a NaN in an unrelated column must not reach a
+        # product through 0 * NaN).
+        # (derived from the names: not in the state dict, so bundles without interactions load)
+        self.register_buffer("pair_left", torch.tensor(
+            [self.feature_names.index(a) for a, _ in self.interactions], dtype=torch.long),
+            persistent=False)
+        self.register_buffer("pair_right", torch.tensor(
+            [self.feature_names.index(b) for _, b in self.interactions], dtype=torch.long),
+            persistent=False)
 
     @property
     def n_features(self) -> int:
         """Number of raw input columns."""
         return len(self.feature_names)
+
+    @property
+    def input_names(self) -> list[str]:
+        """The student's input columns: the raw features, then the interaction products."""
+        return student_input_names(self.feature_names, self.interactions)
 
     def standardise(self, x_raw: Tensor) -> Tensor:
         """Steps (1)-(3) of :meth:`forward`: the student's input."""
@@ -569,6 +649,9 @@ class ScaledStudent(nn.Module):
         if self._any_log:
             logx = torch.sign(x) * torch.log(1.0 + torch.abs(x))
             x = torch.where(self.log_mask, logx, x)
+        if self.interactions:
+            prods = x.index_select(1, self.pair_left) * x.index_select(1, self.pair_right)
+            x = torch.cat([x, prods], dim=1)
         z = (x - self.mean) / self.std
         return torch.where(torch.isnan(z), torch.zeros_like(z), z)
 
@@ -619,6 +702,39 @@ def auxiliary_loss(model: nn.Module) -> Tensor | None:
     return total
 
 
+def monotone_check(
+    model: nn.Module, x_raw: np.ndarray, feature_names: Sequence[str],
+    monotone: Mapping[str, int] | None, step_frac: float = 0.02,
+) -> dict[str, float]:
+    """How far the trained ``model`` breaks its ``monotone`` constraints on the rows ``x_raw``.
+
+    Weight signs guarantee monotonicity only when no other input involves the column; an
+    ``interactions`` product does, so the promise is checked numerically: every row's column is
+    moved by ``step_frac`` of its range in the direction that must not raise the score (sign
+    -1: up, +1: down) and the largest rise of the prediction (VMAF points) is returned per
+    column; 0.0 means monotone on every row. Non-finite rows are skipped.
+    """
+    names = list(feature_names)
+    x = np.asarray(x_raw, dtype=np.float32)
+    x = x[np.isfinite(x).all(axis=1)]
+    out: dict[str, float] = {}
+    if not monotone or len(x) == 0:
+        return out
+    model.eval()
+    with torch.no_grad():
+        base = model(torch.from_numpy(x)).numpy().astype(np.float64)
+        for col, sign in dict(monotone).items():
+            if col not in names:
+                continue
+            j = names.index(col)
+            span = float(np.ptp(x[:, j])) or 1.0
+            moved = x.copy()
+            moved[:, j] -= float(sign) * step_frac * span
+            rise = model(torch.from_numpy(moved)).numpy().astype(np.float64) - base
+            out[col] = float(max(0.0, rise.max()))
+    return out
+
+
 def make_scaled_student(
     cfg: Mapping[str, Any],
     x_train: np.ndarray,
@@ -626,12 +742,16 @@ def make_scaled_student(
     y_train: np.ndarray | None = None,
 ) -> ScaledStudent:
     """Convenience: scaler fitted on ``x_train`` with the config's ``transforms`` (``null`` ->
-    :data:`DEFAULT_TRANSFORMS`) + :func:`build_student`, wrapped in a :class:`ScaledStudent`.
+    :data:`DEFAULT_TRANSFORMS`) and ``interactions`` + :func:`build_student`, wrapped in a
+    :class:`ScaledStudent`.
     With ``y_train``, the output bias starts at the mean target (:func:`init_output_bias`)."""
     transforms = resolve_transforms(cfg.get("transforms"))
-    mean, std = fit_scaler(x_train, feature_names, transforms)
-    student = build_student(cfg, len(feature_names), feature_names)
-    model = ScaledStudent(student, mean, std, feature_names, transforms=transforms)
+    interactions = cfg.get("interactions")
+    mean, std = fit_scaler(x_train, feature_names, transforms, interactions)
+    in_names = student_input_names(feature_names, interactions)
+    student = build_student(cfg, len(in_names), in_names)
+    model = ScaledStudent(student, mean, std, feature_names, transforms=transforms,
+                          interactions=interactions)
     if y_train is not None:
         init_output_bias(model, float(np.nanmean(np.asarray(y_train, dtype=np.float64))))
     return model

@@ -134,6 +134,9 @@ FINAL_Q_RULES: dict[str, str] = {
     "pooled": "pooled OOF absolute residuals",
     "worst_fold": "largest per-fold conformal quantile of OOF absolute residuals",
 }
+#: A monotone input may raise the final student's prediction by at most this much (VMAF points,
+#: float32 noise) on any training row before training warns (see ``monotone_check``).
+MONOTONE_TOLERANCE = 1e-4
 
 
 def inner_group_folds(
@@ -329,7 +332,7 @@ def fit_student(
     from .datamodule import SamplesDataModule
     from .lit_module import StudentModule
     from .losses import build_loss
-    from .models import ScaledStudent, build_student, init_output_bias
+    from .models import ScaledStudent, build_student, init_output_bias, student_input_names
 
     student_cfg = dict(cfg["student"])
     optim = dict(cfg["optim"])
@@ -337,12 +340,14 @@ def fit_student(
     dm = SamplesDataModule(
         x, y, feature_names, fit_idx, val_idx,
         batch_size=optim.get("batch_size"), seed=int(cfg.get("seed", 0)),
-        transforms=student_cfg.get("transforms"),
+        transforms=student_cfg.get("transforms"), interactions=student_cfg.get("interactions"),
     )
     if init is None:
-        student = build_student(student_cfg, len(feature_names), list(feature_names))
+        in_names = student_input_names(feature_names, student_cfg.get("interactions"))
+        student = build_student(student_cfg, len(in_names), in_names)
         model = ScaledStudent(student, dm.mean, dm.std, feature_names,
-                              transforms=student_cfg.get("transforms"))
+                              transforms=student_cfg.get("transforms"),
+                              interactions=student_cfg.get("interactions"))
         # start at the mean training target (a zero network then predicts it)
         init_output_bias(model, float(np.mean(np.asarray(y)[np.asarray(fit_idx)])))
     else:
@@ -542,6 +547,7 @@ def run(
     from ..evaluation.splits import make_splits
     from ..features.registry import FEATURE_SET_VERSION, feature_set
     from .bundle import save_bundle
+    from .models import monotone_check
 
     t0 = time.perf_counter()
     plain, run_dir = begin_run(cfg, run_dir)
@@ -672,6 +678,12 @@ def run(
     )
     learned = {n: float(p.detach().reshape(-1)[0]) for n, p in final_loss.named_parameters()
                if p.numel() == 1}
+    # interactions can bend a monotone input's slope: check the promise on every training row
+    monotone = monotone_check(final_model, x, feature_names, plain["student"].get("monotone"))
+    broken = {col: rise for col, rise in monotone.items() if rise > MONOTONE_TOLERANCE}
+    if broken:
+        log.warning("the final student is not monotone on the training rows: %s (largest rise "
+                    "in VMAF points when the input moves the way that must not raise it)", broken)
 
     metrics: dict[str, Any] = {
         "run_dir": str(run_dir),
@@ -705,6 +717,7 @@ def run(
         "baselines": baselines,
         "baseline_cache": base_cache,
         "learned_loss_params": learned,
+        "monotone_check": monotone,
         "bundle": str(run_dir / "student.pt"),
     }
     metrics["objective"] = metrics["oof"]["mae"]
@@ -714,7 +727,8 @@ def run(
         "feature_names": feature_names,
         "feature_set_version": FEATURE_SET_VERSION,
         "corpus": {"name": manifest.get("name"), "hash": manifest.get("corpus_hash")},
-        "metrics": _finite({k: metrics[k] for k in ("oof", "fold_plcc_std", "guard", "n_samples")}),
+        "metrics": _finite({k: metrics[k] for k in (
+            "oof", "fold_plcc_std", "guard", "n_samples", "monotone_check")}),
         "conformal": {"alpha": alpha, "q": final_q, "rule": final_q_rule},
         "guard_thresholds": thresholds,
         "target": target,

