@@ -20,9 +20,10 @@ torch.set_num_threads(1)
 def source_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     corpus = synthetic_corpus(tmp_path_factory.mktemp("a"), n_sources=2, n_shots=8)
     out = tmp_path_factory.mktemp("train")
-    # the feature gate is off by default; the freeze test needs it
+    # the feature gate is off by default; the freeze test needs it. A loss other than the
+    # finetune config's old default (logit Huber), so that inheriting it is visible.
     assert run_train(corpus, out, "baselines=[]", "optim.max_epochs=200",
-                     "student.feature_weighting=true") == 0
+                     "student.feature_weighting=true", "loss=huber_points") == 0
     return out
 
 
@@ -72,6 +73,11 @@ def test_finetune_improves_heldout(source_run: Path, corpus_b: Path, tmp_path: P
     assert torch.equal(tuned.mean, original.mean) and torch.equal(tuned.std, original.std)
     assert meta["corpus"]["name"] == "other"
     assert meta["finetuned_from"]["bundle"] == str(source_run / "student.pt")
+    # no loss= given: fine-tuned with the loss the student was trained with (Huber on points)
+    _, source_meta = load_bundle(source_run / "student.pt")
+    assert m["loss_source"] == "the bundle's training loss"
+    assert m["loss_config"] == source_meta["config"]["loss"]
+    assert (m["loss_config"]["name"], m["loss_config"]["space"]) == ("huber", "vmaf")
 
 
 def test_finetune_freeze(source_run: Path, corpus_b: Path, tmp_path: Path) -> None:
@@ -79,7 +85,7 @@ def test_finetune_freeze(source_run: Path, corpus_b: Path, tmp_path: Path) -> No
 
     assert finetune(f"ckpt={source_run / 'student.pt'}", f"corpus_dir={corpus_b}",
                     f"hydra.run.dir={tmp_path}", "freeze=[gate,body.0]",
-                    "optim.max_epochs=20") == 0
+                    "optim.max_epochs=20", "loss=mse") == 0
     original, _ = load_bundle(source_run / "student.pt")
     tuned, _ = load_bundle(tmp_path / "student.pt")
     before, after = dict(original.named_parameters()), dict(tuned.named_parameters())
@@ -90,6 +96,7 @@ def test_finetune_freeze(source_run: Path, corpus_b: Path, tmp_path: Path) -> No
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert set(m["trained_parameters"]) == {n for n in before if not n.startswith(
         ("student.gate", "student.body.0."))}
+    assert m["loss"] == "mse" and m["loss_source"] == "loss= override"
 
 
 def test_finetune_errors(source_run: Path, corpus_b: Path, tmp_path: Path,
