@@ -19,7 +19,7 @@
 #   3. export to ONNX opset 17 with its card (parity vs torch on every sample);
 #   4. score it on unseen content through the real edge chain (scripts/eval_unseen.py).
 # About 30 min on 2 cores from scratch (the corpus dominates: the AV1 and VP9 rungs add ~4.5 min
-# to the H.264 + H.265 ones, the photo sources ~6 min; cached reruns take ~1 min).
+# to the H.264 + H.265 ones, the photo sources ~5 min; cached reruns take ~1 min).
 # Usage: bash scripts/make_default_student.sh [extra `vmafdistill train` overrides...]
 set -euo pipefail
 cd "$(dirname "$0")/.."

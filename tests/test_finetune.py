@@ -110,3 +110,36 @@ def test_finetune_errors(source_run: Path, corpus_b: Path, tmp_path: Path,
                     f"hydra.run.dir={tmp_path}", "freeze=[nothing.here]") == 2
     err = capsys.readouterr().err
     assert "nothing.here" in err and "student.body.0.weight" in err
+
+
+def test_interaction_student_trains_checks_monotone_and_finetunes(
+    corpus_b: Path, tmp_path: Path
+) -> None:
+    """A logistic student with an interaction: training and fine-tuning both record the
+    numeric monotonicity check, the card of its export carries the pair."""
+    from test_train_app import synthetic_corpus
+
+    from vmafdistill.students.bundle import load_bundle
+
+    corpus_a = synthetic_corpus(tmp_path / "a", n_sources=2, n_shots=8)
+    run = tmp_path / "train"
+    assert run_train(corpus_a, run, "baselines=[]", "student=logistic",
+                     "+student.interactions=[[log_bpp,scale_ratio]]",
+                     "+student.monotone={log_bpp: 1, scale_ratio: -1}") == 0
+    trained = json.loads((run / "metrics.json").read_text())
+    assert set(trained["monotone_check"]) == {"log_bpp", "scale_ratio"}
+    model, meta = load_bundle(run / "student.pt")
+    assert model.interactions == [("log_bpp", "scale_ratio")]
+    assert meta["metrics"]["monotone_check"] == trained["monotone_check"]
+    tuned_dir = tmp_path / "tuned"
+    assert finetune(f"ckpt={run / 'student.pt'}", f"corpus_dir={corpus_b}",
+                    f"hydra.run.dir={tuned_dir}", "+loss.delta=2.5") == 0
+    m = json.loads((tuned_dir / "metrics.json").read_text())
+    # a loss key without a loss name is laid over the loss the student was trained with
+    assert m["loss_config"] == {**meta["config"]["loss"], "delta": 2.5}
+    assert m["loss_source"] == "the bundle's training loss with ['delta'] overridden"
+    assert set(m["monotone_check"]) == {"log_bpp", "scale_ratio"}
+    tuned, tmeta = load_bundle(tuned_dir / "student.pt")
+    assert tuned.interactions == model.interactions
+    assert tmeta["metrics"]["monotone_check"] == m["monotone_check"]
+    assert "student.linear.weight" in m["trained_parameters"]

@@ -71,6 +71,27 @@ def test_pan_photos_films_each_photo_as_a_pan_with_hard_cuts(tmp_path: Path) -> 
     assert int(np.argmax(diffs)) == FPS - 1  # the hard cut is the biggest change
 
 
+def test_pan_photos_vertical_pans_and_a_held_shot(tmp_path: Path) -> None:
+    rgb, grey = _photos(tmp_path)
+    # bottom-to-top at 2 px per frame, then the same photo held still
+    clip = pan_photos([PhotoPan(grey, vx=0, vy=-20), PhotoPan(rgb, vx=0, vy=0)],
+                      tmp_path / "v.mp4", width=W, height=H, fps=FPS, seconds_each=1, margin=40)
+    y = read_all(clip).y.astype(np.float64)
+    up = np.abs(y[4, 2:] - y[3, :-2]).mean()  # content moved down by 2 rows: window moved up
+    down = np.abs(y[4, :-2] - y[3, 2:]).mean()
+    assert up < 0.5 * np.abs(y[4] - y[3]).mean() and up < 0.5 * down
+    held = [np.abs(y[k + 1] - y[k]).mean() for k in range(FPS, 2 * FPS - 1)]
+    assert max(held) < 0.5  # a still shot: only coding noise between frames
+
+
+def test_pan_photos_rejects_odd_sizes_and_no_photos(tmp_path: Path) -> None:
+    rgb, _ = _photos(tmp_path)
+    with pytest.raises(VideoInputError, match="even"):
+        pan_photos([PhotoPan(rgb, 1, 1)], tmp_path / "odd.mp4", width=95, height=64)
+    with pytest.raises(VideoInputError, match="no photographs"):
+        pan_photos([], tmp_path / "none.mp4", width=W, height=H)
+
+
 def test_pan_photos_names_a_missing_photograph(tmp_path: Path) -> None:
     with pytest.raises(VideoInputError, match=r"nope\.png"):
         pan_photos([PhotoPan(tmp_path / "nope.png", 1, 1)], tmp_path / "x.mp4", width=W, height=H)
@@ -78,6 +99,12 @@ def test_pan_photos_names_a_missing_photograph(tmp_path: Path) -> None:
 
 
 def test_photo_source_script_names_packaged_photos_and_the_corpus_lists_them() -> None:
+    import importlib.metadata
+
+    try:
+        importlib.metadata.distribution("scikit-image")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("scikit-image (which ships the photographs) is not installed")
     mod = _script()
     photos = [photo for shots in mod.SOURCES.values() for photo, _, _ in shots]
     assert len(set(photos)) == len(photos)  # no photograph twice

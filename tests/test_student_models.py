@@ -181,7 +181,10 @@ def test_interaction_config_errors() -> None:
     with pytest.raises(VmafDistillError, match="not a pair"):
         fit_scaler(x, NAMES, interactions=[["log_bitrate"]])
     with pytest.raises(VmafDistillError, match="twice"):
-        fit_scaler(x, NAMES, interactions=[["log_bitrate", "mean_luma"]] * 2)
+        fit_scaler(x, NAMES, interactions=[["log_bitrate", "mean_luma"],
+                                           ["mean_luma", "log_bitrate"]])
+    with pytest.raises(VmafDistillError, match="expected a list of pairs"):
+        fit_scaler(x, NAMES, interactions=["log_bitrate", "mean_luma"])  # a flat list
 
 
 def test_monotone_check_catches_an_interaction_that_bends_a_slope() -> None:
@@ -202,6 +205,53 @@ def test_monotone_check_catches_an_interaction_that_bends_a_slope() -> None:
         lin.weight[-1] = -5.0
     broken = monotone_check(model, x, NAMES, cfg["monotone"])
     assert broken["log_bitrate"] > 0.1
+
+
+def test_features_subset_keeps_the_products_of_the_columns_it_keeps() -> None:
+    base = {"name": "logistic", "transforms": {},
+            "interactions": [["log_bitrate", "scale_ratio"]]}
+    x = raw_features(30)
+    model = make_scaled_student({**base, "features": ["log_bitrate", "scale_ratio"]}, x, NAMES)
+    names = model.input_names
+    assert [names[i] for i in model.student.index.tolist()] == [
+        "log_bitrate", "scale_ratio", "log_bitrate*scale_ratio"]
+    with pytest.raises(VmafDistillError, match=r"log_bitrate\*scale_ratio.*scale_ratio"):
+        make_scaled_student({**base, "features": ["log_bitrate", "mean_luma"]}, x, NAMES)
+
+
+def test_old_bundle_without_interactions_loads_and_bad_ones_name_the_file(tmp_path) -> None:
+    x = raw_features(30)
+    model = _scaled(CONFIGS["logistic"], x)
+    path = tmp_path / "student.pt"
+    save_bundle(path, model, CONFIGS["logistic"], {"feature_names": NAMES})
+    payload = torch.load(path, weights_only=True)
+    del payload["interactions"]  # as written before interactions existed
+    torch.save(payload, path)
+    loaded, meta = load_bundle(path)
+    assert loaded.interactions == [] and meta["interactions"] == []
+    xt = torch.from_numpy(x)
+    with torch.no_grad():
+        assert torch.equal(loaded(xt), model(xt))
+    payload["interactions"] = [["log_bitrate", "no_such_column"]]
+    torch.save(payload, path)
+    with pytest.raises(ModelError, match=r"student\.pt.*no_such_column"):
+        load_bundle(path)
+
+
+def test_monotone_check_nan_rows() -> None:
+    from vmafdistill.students.models import monotone_check
+
+    cfg = {"name": "logistic", "output_margin": 2.0, "monotone": {"log_bitrate": 1},
+           "interactions": [["log_bitrate", "mean_luma"]], "transforms": {}}
+    x = raw_features(80)
+    model = make_scaled_student(cfg, x, NAMES).eval()
+    with torch.no_grad():
+        model.student.linear.weight.zero_()
+        model.student.linear.weight[-1] = -5.0  # decreasing in log_bitrate on every row
+    x[:, NAMES.index("temporal_diff")] = np.nan  # another column NaN on every row: imputed
+    assert monotone_check(model, x, NAMES, cfg["monotone"])["log_bitrate"] > 0.1
+    x[:, NAMES.index("log_bitrate")] = np.nan  # the checked column NaN everywhere: not checked
+    assert np.isnan(monotone_check(model, x, NAMES, cfg["monotone"])["log_bitrate"])
 
 
 def test_fit_scaler_floor_nan_and_errors() -> None:
@@ -342,7 +392,8 @@ def test_build_student_errors() -> None:
         build_student({"name": "mlp", "activation": "tanh"}, 3)
 
 
-@pytest.mark.parametrize("kind", ["mlp", "soft_tree_axis", "linear_metadata"])
+@pytest.mark.parametrize("kind", ["mlp", "soft_tree_axis", "linear_metadata",
+                                  "logistic_interactions"])
 def test_bundle_round_trip(tmp_path, kind: str) -> None:
     x = raw_features(40)
     model = _scaled(CONFIGS[kind], x)
@@ -363,7 +414,10 @@ def test_bundle_round_trip(tmp_path, kind: str) -> None:
     assert got["student_cfg"] == CONFIGS[kind]
     assert got["metrics"] == {"mae": 1.5} and got["guard_thresholds"] == [60, 70, 80]
     assert got["conformal"] == {"alpha": 0.1, "q": 4.2} and got["feature_names"] == NAMES
-    assert got["transforms"] == {"blockiness": "slog1p", "laplacian_var": "slog1p"}
+    assert got["transforms"] == CONFIGS[kind].get(
+        "transforms", {"blockiness": "slog1p", "laplacian_var": "slog1p"})
+    assert got["interactions"] == CONFIGS[kind].get("interactions", [])
+    assert loaded.interactions == model.interactions
     # plain payload: loads with weights_only (no pickled classes)
     assert torch.load(path, weights_only=True)["format"] == "vmafdistill-student"
 

@@ -365,7 +365,7 @@ def export_onnx(
         "feature_names": names,
         "feature_set_version": version,
         "transforms": dict(meta.get("transforms") or {}),
-        "interactions": [list(pair) for pair in meta.get("interactions") or []],
+        "interactions": [list(pair) for pair in getattr(model, "interactions", [])],
         "target": target,
         "corpus": {"name": corpus.get("name"), "hash": corpus.get("hash")},
         "metrics": dict(meta.get("metrics") or {}),

@@ -73,11 +73,16 @@ def pan_photos(
     ``out`` is kept (delete it to rebuild).
 
     Raises:
-        VideoInputError: a photo is missing.
+        VideoInputError: no photo, a photo missing, or an odd / empty frame size.
         ToolError: ffmpeg failed (named in the message).
     """
     if out.is_file():
         return out
+    if not shots:
+        raise VideoInputError(f"{out}: no photographs to film")
+    if width <= 0 or height <= 0 or width % 2 or height % 2:
+        raise VideoInputError(f"{out}: frame size {width}x{height} must be positive and even "
+                              "(4:2:0 chroma)")
     missing = [str(s.path) for s in shots if not Path(s.path).is_file()]
     if missing:
         raise VideoInputError(f"photographs not found: {missing}")

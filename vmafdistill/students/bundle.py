@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ModelError
+from ..errors import ModelError, VmafDistillError
 from .models import ScaledStudent, build_student, student_input_names
 
 __all__ = ["BUNDLE_FORMAT", "BUNDLE_VERSION", "load_bundle", "save_bundle", "to_plain"]
@@ -123,7 +123,7 @@ def load_bundle(path: str | Path) -> tuple[ScaledStudent, dict[str, Any]]:
             interactions=interactions,
         )
         model.load_state_dict(state, strict=True)
-    except (KeyError, RuntimeError, ValueError) as exc:
+    except (KeyError, RuntimeError, ValueError, VmafDistillError) as exc:
         raise ModelError(f"student bundle {path}: inconsistent contents ({exc})") from exc
     model.eval()
     meta = dict(payload.get("meta") or {})

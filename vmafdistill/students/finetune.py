@@ -69,7 +69,7 @@ def finetune(
     from ..evaluation.splits import make_splits
     from .bundle import load_bundle, save_bundle
     from .lit_module import freeze_parameters
-    from .train import _finite, begin_run, fit_student, load_rows, predict
+    from .train import _finite, begin_run, checked_monotone, fit_student, load_rows, predict
 
     t0 = time.perf_counter()
     plain, run_dir = begin_run(cfg, run_dir)
@@ -92,17 +92,22 @@ def finetune(
     # student fitted on VMAF points and tuned in logit space drifts away from what it was
     # good at (the shipped student: held-out MAE 3.82 -> 4.00 with the logit Huber, -> 3.68
     # with its own).
-    if plain.get("loss"):
+    chosen = dict(plain.get("loss") or {})
+    if chosen.get("name"):
         loss_source = "loss= override"
-    elif (meta.get("config") or {}).get("loss"):
-        plain["loss"], loss_source = dict(meta["config"]["loss"]), "the bundle's training loss"
-    else:
-        from omegaconf import OmegaConf
+    else:  # no loss=..., or only keys of one (+loss.delta=2): laid over the training loss
+        if (meta.get("config") or {}).get("loss"):
+            base, loss_source = dict(meta["config"]["loss"]), "the bundle's training loss"
+        else:
+            from omegaconf import OmegaConf
 
-        from ..config import conf_dir
+            from ..config import conf_dir
 
-        plain["loss"] = OmegaConf.to_container(OmegaConf.load(conf_dir() / "loss" / "huber.yaml"))
-        loss_source = "conf/loss/huber.yaml (the bundle records no training loss)"
+            base = OmegaConf.to_container(OmegaConf.load(conf_dir() / "loss" / "huber.yaml"))
+            loss_source = "conf/loss/huber.yaml (the bundle records no training loss)"
+        if chosen:
+            loss_source += f" with {sorted(chosen)} overridden"
+        plain["loss"] = {**base, **chosen}
 
     corpus_dir, manifest, samples, x, y, _ = load_rows(
         cfg, plain, names, target)  # type: ignore[arg-type]
@@ -129,6 +134,8 @@ def finetune(
                            checkpoint=bool(plain["trainer"].get("checkpoint_final", False)))
     changed = [n for n, p in final.named_parameters()
                if not torch.equal(p.detach(), dict(original.named_parameters())[n].detach())]
+    # an interaction's free weight may move: the monotone promise is checked again
+    monotone = checked_monotone(final, x, names, meta["student_cfg"].get("monotone"))
     metrics: dict[str, Any] = {
         "run_dir": str(run_dir),
         "overrides": list(overrides),
@@ -147,6 +154,7 @@ def finetune(
         "n_folds": len(splits),
         "freeze": frozen,
         "trained_parameters": changed,
+        "monotone_check": monotone,
         "before": {"heldout": before, "all": _eval(y, predict(original, x), thresholds)},
         "after": {"heldout": after},
         "conformal": {"alpha": alpha, "q": q, "source": "pooled held-out residuals after"},
@@ -158,7 +166,8 @@ def finetune(
     new_meta.update(
         corpus={"name": manifest.get("name"), "hash": manifest.get("corpus_hash")},
         finetuned_from={"bundle": str(bundle_path), "corpus": meta.get("corpus")},
-        metrics=_finite({"heldout_before": before, "heldout_after": after}),
+        metrics=_finite({"heldout_before": before, "heldout_after": after,
+                         "monotone_check": monotone}),
         conformal={"alpha": alpha, "q": q, "rule": "pooled"},
         guard_thresholds=thresholds,
         target=target,

@@ -125,18 +125,24 @@ def resolve_interactions(
     """
     names = list(feature_names)
     out: list[tuple[str, str]] = []
-    for pair in interactions or []:
-        pair = [str(c) for c in pair]
-        if len(pair) != 2:
-            raise VmafDistillError(f"student interactions: {pair} is not a pair of columns")
+    if isinstance(interactions, str):
+        interactions = [interactions]
+    for item in interactions or []:
+        if isinstance(item, str) or len(item) != 2:
+            raise VmafDistillError(
+                f"student interactions: {item!r} is not a pair of columns; expected a list of "
+                "pairs, e.g. interactions: [[scene_qp, scale_ratio]]"
+            )
+        pair = (str(item[0]), str(item[1]))
         missing = [c for c in pair if c not in names]
         if missing:
             raise VmafDistillError(
-                f"student interactions {pair}: column(s) {missing} not among the inputs {names}"
+                f"student interactions {list(pair)}: column(s) {missing} not among the inputs "
+                f"{names}"
             )
-        if (pair[0], pair[1]) in out:
-            raise VmafDistillError(f"student interactions: {pair} listed twice")
-        out.append((pair[0], pair[1]))
+        if pair in out or pair[::-1] in out:  # [a, b] and [b, a] are one product ([a, a]: a²)
+            raise VmafDistillError(f"student interactions: {list(pair)} listed twice")
+        out.append(pair)
     return out
 
 
@@ -535,11 +541,25 @@ def build_student(
             raise VmafDistillError(f"student {name!r} selects features {list(subset)}: "
                                    "feature_names are required")
         names = list(feature_names)
+        subset = [str(c) for c in subset]
         missing = [c for c in subset if c not in names]
         if missing:
             raise VmafDistillError(
                 f"student {name!r}: feature column(s) {missing} not among the inputs {names}"
             )
+        # Interaction products (named "a*b", appended by ScaledStudent) follow their columns:
+        # kept when the subset keeps both factors, an error when it drops one of them.
+        for prod in names:
+            factors = prod.split("*")
+            if len(factors) != 2 or prod in subset or prod in factors:
+                continue
+            dropped = [c for c in factors if c not in subset]
+            if dropped:
+                raise VmafDistillError(
+                    f"student {name!r}: interaction {prod!r} uses column(s) {dropped}, which "
+                    f"features: {subset} leaves out (drop the interaction or keep the columns)"
+                )
+            subset.append(prod)
         index = [names.index(c) for c in subset]
     n_in = n_features if index is None else len(index)
     if n_in < 1:
@@ -644,7 +664,7 @@ class ScaledStudent(nn.Module):
         return student_input_names(self.feature_names, self.interactions)
 
     def standardise(self, x_raw: Tensor) -> Tensor:
-        """Steps (1)-(3) of :meth:`forward`: the student's input."""
+        """Steps (1)-(4) of :meth:`forward`: the student's input."""
         x = x_raw.to(self.mean.dtype)
         if self._any_log:
             logx = torch.sign(x) * torch.log(1.0 + torch.abs(x))
@@ -712,26 +732,31 @@ def monotone_check(
     ``interactions`` product does, so the promise is checked numerically: every row's column is
     moved by ``step_frac`` of its range in the direction that must not raise the score (sign
     -1: up, +1: down) and the largest rise of the prediction (VMAF points) is returned per
-    column; 0.0 means monotone on every row. Non-finite rows are skipped.
+    column; 0.0 means monotone on every row. Rows whose checked column is NaN are skipped
+    (other NaN columns are imputed by the model, as in use); NaN is returned for a column with
+    no such row or a non-finite prediction (not checked: callers treat it as a failure).
     """
     names = list(feature_names)
     x = np.asarray(x_raw, dtype=np.float32)
-    x = x[np.isfinite(x).all(axis=1)]
     out: dict[str, float] = {}
-    if not monotone or len(x) == 0:
+    if not monotone:
         return out
     model.eval()
     with torch.no_grad():
-        base = model(torch.from_numpy(x)).numpy().astype(np.float64)
         for col, sign in dict(monotone).items():
             if col not in names:
                 continue
             j = names.index(col)
-            span = float(np.ptp(x[:, j])) or 1.0
-            moved = x.copy()
+            rows = x[np.isfinite(x[:, j])]
+            if len(rows) == 0:
+                out[col] = float("nan")
+                continue
+            span = float(np.ptp(rows[:, j])) or 1.0
+            moved = rows.copy()
             moved[:, j] -= float(sign) * step_frac * span
+            base = model(torch.from_numpy(rows)).numpy().astype(np.float64)
             rise = model(torch.from_numpy(moved)).numpy().astype(np.float64) - base
-            out[col] = float(max(0.0, rise.max()))
+            out[col] = float(max(0.0, rise.max())) if np.isfinite(rise).all() else float("nan")
     return out
 
 

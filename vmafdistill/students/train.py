@@ -139,6 +139,24 @@ FINAL_Q_RULES: dict[str, str] = {
 MONOTONE_TOLERANCE = 1e-4
 
 
+def checked_monotone(
+    model: torch.nn.Module, x: np.ndarray, feature_names: Sequence[str],
+    monotone: Mapping[str, int] | None,
+) -> dict[str, float]:
+    """:func:`~vmafdistill.students.models.monotone_check` on the training rows, with a warning
+    for every column that rises by more than :data:`MONOTONE_TOLERANCE` or could not be
+    checked (NaN)."""
+    from .models import monotone_check
+
+    result = monotone_check(model, x, feature_names, monotone)
+    broken = {col: rise for col, rise in result.items() if not rise <= MONOTONE_TOLERANCE}
+    if broken:
+        log.warning("the student is not (or could not be checked to be) monotone on the "
+                    "training rows: %s (largest rise in VMAF points when the input moves the "
+                    "way that must not raise it; nan: not checked)", broken)
+    return result
+
+
 def inner_group_folds(
     groups: np.ndarray, n_splits: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -547,7 +565,6 @@ def run(
     from ..evaluation.splits import make_splits
     from ..features.registry import FEATURE_SET_VERSION, feature_set
     from .bundle import save_bundle
-    from .models import monotone_check
 
     t0 = time.perf_counter()
     plain, run_dir = begin_run(cfg, run_dir)
@@ -679,11 +696,7 @@ def run(
     learned = {n: float(p.detach().reshape(-1)[0]) for n, p in final_loss.named_parameters()
                if p.numel() == 1}
     # interactions can bend a monotone input's slope: check the promise on every training row
-    monotone = monotone_check(final_model, x, feature_names, plain["student"].get("monotone"))
-    broken = {col: rise for col, rise in monotone.items() if rise > MONOTONE_TOLERANCE}
-    if broken:
-        log.warning("the final student is not monotone on the training rows: %s (largest rise "
-                    "in VMAF points when the input moves the way that must not raise it)", broken)
+    monotone = checked_monotone(final_model, x, feature_names, plain["student"].get("monotone"))
 
     metrics: dict[str, Any] = {
         "run_dir": str(run_dir),
