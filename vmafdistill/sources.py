@@ -69,7 +69,8 @@ def pan_photos(
 
     Each photo is scaled (Lanczos) to cover ``width + margin`` x ``height + margin`` so the crop
     window has room to move; encoded near-losslessly with x264 (``crf``, one thread, bitexact),
-    so the same inputs give the same file on every machine. Written atomically; an existing
+    so the same inputs give the same file on a given machine (the photo decode and the scaler
+    run CPU-specific code: another CPU may differ slightly). Written atomically; an existing
     ``out`` is kept (delete it to rebuild).
 
     Raises:
