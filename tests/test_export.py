@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from helpers import load_script
 from onnx import TensorProto, helper
 
 from vmafdistill.edge.card import card_path_for, sha256_file
@@ -30,17 +29,9 @@ CFGS = {
 }
 
 
-def _load_script(name: str):
-    path = Path(__file__).parents[1] / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def samples():
-    return _load_script("make_edge_test_model").synthetic_samples(n=300, seed=1)
+    return load_script("make_edge_test_model").synthetic_samples(n=300, seed=1)
 
 
 def _student(kind: str, samples, seed: int = 0):

