@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import ModelError, VmafDistillError
-from .models import ScaledStudent, build_student, student_input_names
+from .models import ScaledStudent, scaled_student
 
 __all__ = ["BUNDLE_FORMAT", "BUNDLE_VERSION", "load_bundle", "save_bundle", "to_plain"]
 
@@ -116,12 +116,8 @@ def load_bundle(path: str | Path) -> tuple[ScaledStudent, dict[str, Any]]:
         names = payload["feature_names"]
         state = payload["state_dict"]
         interactions = payload.get("interactions") or []  # bundles before interactions: none
-        in_names = student_input_names(names, interactions)
-        student = build_student(cfg, len(in_names), in_names)
-        model = ScaledStudent(
-            student, state["mean"], state["std"], names, transforms=payload["transforms"],
-            interactions=interactions,
-        )
+        model = scaled_student(cfg, state["mean"], state["std"], names, payload["transforms"],
+                               interactions)
         model.load_state_dict(state, strict=True)
     except (KeyError, RuntimeError, ValueError, VmafDistillError) as exc:
         raise ModelError(f"student bundle {path}: inconsistent contents ({exc})") from exc

@@ -49,6 +49,7 @@ __all__ = [
     "monotone_signs",
     "resolve_interactions",
     "resolve_transforms",
+    "scaled_student",
     "student_input_names",
 ]
 
@@ -760,6 +761,21 @@ def monotone_check(
     return out
 
 
+def scaled_student(
+    cfg: Mapping[str, Any],
+    mean: Tensor | np.ndarray,
+    std: Tensor | np.ndarray,
+    feature_names: Sequence[str],
+    transforms: Mapping[str, str] | None = None,
+    interactions: Sequence[Sequence[str]] | None = None,
+) -> ScaledStudent:
+    """:func:`build_student` on the student's input columns (raw features, then the
+    ``interactions`` products) wrapped in a :class:`ScaledStudent` with the given scaler."""
+    in_names = student_input_names(feature_names, interactions)
+    return ScaledStudent(build_student(cfg, len(in_names), in_names), mean, std, feature_names,
+                         transforms=transforms, interactions=interactions)
+
+
 def make_scaled_student(
     cfg: Mapping[str, Any],
     x_train: np.ndarray,
@@ -773,10 +789,7 @@ def make_scaled_student(
     transforms = resolve_transforms(cfg.get("transforms"))
     interactions = cfg.get("interactions")
     mean, std = fit_scaler(x_train, feature_names, transforms, interactions)
-    in_names = student_input_names(feature_names, interactions)
-    student = build_student(cfg, len(in_names), in_names)
-    model = ScaledStudent(student, mean, std, feature_names, transforms=transforms,
-                          interactions=interactions)
+    model = scaled_student(cfg, mean, std, feature_names, transforms, interactions)
     if y_train is not None:
         init_output_bias(model, float(np.nanmean(np.asarray(y_train, dtype=np.float64))))
     return model

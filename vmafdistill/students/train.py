@@ -350,7 +350,7 @@ def fit_student(
     from .datamodule import SamplesDataModule
     from .lit_module import StudentModule
     from .losses import build_loss
-    from .models import ScaledStudent, build_student, init_output_bias, student_input_names
+    from .models import init_output_bias, scaled_student
 
     student_cfg = dict(cfg["student"])
     optim = dict(cfg["optim"])
@@ -361,11 +361,8 @@ def fit_student(
         transforms=student_cfg.get("transforms"), interactions=student_cfg.get("interactions"),
     )
     if init is None:
-        in_names = student_input_names(feature_names, student_cfg.get("interactions"))
-        student = build_student(student_cfg, len(in_names), in_names)
-        model = ScaledStudent(student, dm.mean, dm.std, feature_names,
-                              transforms=student_cfg.get("transforms"),
-                              interactions=student_cfg.get("interactions"))
+        model = scaled_student(student_cfg, dm.mean, dm.std, feature_names,
+                               student_cfg.get("transforms"), student_cfg.get("interactions"))
         # start at the mean training target (a zero network then predicts it)
         init_output_bias(model, float(np.mean(np.asarray(y)[np.asarray(fit_idx)])))
     else:
