@@ -107,7 +107,10 @@ def _summary_line(s: dict[str, Any]) -> str:
     low = "-" if s["pred_vmaf_min"] is None else f"{s['pred_vmaf_min']:.1f}"
     return (f"{s['video']}: {s['shots']} shots, {s['duration_s']:.2f} s, {s['codec']} {s['res']}, "
             f"pred VMAF mean {mean} min {low} (shot {s['worst_shot']}); {bands}; issues: {issues}"
-            + (f"; flagged {s['flagged']}" if s["flagged"] else ""))
+            + (f"; flagged {s['flagged']}" if s["flagged"] else "")
+            + (f"; {s['hidden_frames']} hidden frames" if s.get("hidden_frames") else "")
+            + (f"; decoder errors {s['decoder_errors']['count']} (first: "
+               f"{s['decoder_errors']['first']})" if s.get("decoder_errors") else ""))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -222,6 +222,10 @@ def needs_pixel_features(feature_names: Sequence[str]) -> bool:
 CHUNK_BYTES = 16 << 20
 
 
+#: ffmpeg binaries found not to know ``-stats_enc_pre`` (ffmpeg < 6.1): decoded without it.
+_NO_FRAME_STATS: set[str] = set()
+
+
 def decode_luma(
     path: str | os.PathLike[str],
     *,
@@ -231,6 +235,8 @@ def decode_luma(
     chunk: int = 64,
     prefetch: int = 2,
     threads: int = 0,
+    frame_pts: list[int | None] | None = None,
+    messages: list[str] | None = None,
 ) -> Iterator[np.ndarray]:
     """Decoded luma of the first video stream as (n, H, W) uint8/uint16 chunks, in order.
 
@@ -242,18 +248,57 @@ def decode_luma(
     soon as the 64 KB pipe is full, and decode and features run one after the other).
     ``threads`` is ffmpeg's decoder ``-threads`` (0 = ffmpeg's automatic choice). Chunks hold
     at most ``chunk`` frames and :data:`CHUNK_BYTES` bytes.
+
+    ``frame_pts``, if given, is filled once decoding has finished with each output frame's pts
+    in the stream's time base (ffmpeg's ``-stats_enc_pre {ptsi}``; None where the stream has
+    none), so its packets can be matched to the frames
+    (:func:`~vmafdistill.io.packets.align_packets_to_frames`). It stays empty with an ffmpeg
+    older than 6.1, which cannot log them. ``messages``, if given, receives the errors
+    ffmpeg logged while still decoding to the end (a damaged stream, missing references of a
+    stream that starts mid-GOP): the frames came out, but some pictures may be wrong.
     """
     p = os.fspath(path)
+    exe = ffmpeg_exe()
+    want_pts = frame_pts is not None and exe not in _NO_FRAME_STATS
+    with tempfile.TemporaryDirectory(prefix="vmafdistill-") as tmp:
+        stats = os.path.join(tmp, "frames.txt")
+        try:
+            yield from _decode_luma_once(p, exe, width, height, bit_depth, chunk, prefetch,
+                                         threads, stats if want_pts else None, messages)
+        except _NoFrameStatsError:
+            _NO_FRAME_STATS.add(exe)
+            want_pts = False
+            yield from _decode_luma_once(p, exe, width, height, bit_depth, chunk, prefetch,
+                                         threads, None, messages)
+        if want_pts and frame_pts is not None:
+            frame_pts.clear()
+            with open(stats, encoding="ascii", errors="replace") as f:
+                for line in f:
+                    word = line.strip()
+                    frame_pts.append(int(word) if word.lstrip("-").isdigit() else None)
+
+
+class _NoFrameStatsError(Exception):
+    """This ffmpeg does not know ``-stats_enc_pre`` (it failed before decoding a frame)."""
+
+
+def _decode_luma_once(
+    p: str, exe: str, width: int, height: int, bit_depth: int, chunk: int, prefetch: int,
+    threads: int, stats: str | None, messages: list[str] | None,
+) -> Iterator[np.ndarray]:
     gray = "gray" if bit_depth <= 8 else f"gray{bit_depth}le" if bit_depth < 16 else "gray16le"
+    stats_args = [] if stats is None else [
+        "-stats_enc_pre", stats, "-stats_enc_pre_fmt", "{ptsi}"]
     cmd = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error",
+        exe, "-hide_banner", "-nostdin", "-loglevel", "error",
         "-threads", str(int(threads)), "-i", p,
         "-map", "0:V:0", "-vf", "extractplanes=y", "-fps_mode", "passthrough",
-        "-f", "rawvideo", "-pix_fmt", gray, "-",
+        *stats_args, "-f", "rawvideo", "-pix_fmt", gray, "-",
     ]
     dtype = np.dtype(np.uint8) if bit_depth <= 8 else np.dtype("<u2")
     frame_bytes = width * height * dtype.itemsize
     chunk = max(1, min(int(chunk), CHUNK_BYTES // max(frame_bytes, 1)))
+    produced = False
     with tempfile.TemporaryFile() as errfile:
         try:
             proc = subprocess.Popen(
@@ -304,6 +349,7 @@ def decode_luma(
                     raise VideoInputError(f"{p}: decoder output ended inside a frame")
                 n = got // frame_bytes
                 arr = np.frombuffer(buf, dtype=dtype, count=n * width * height)
+                produced = True
                 yield arr.reshape(n, height, width).astype(
                     np.uint8 if bit_depth <= 8 else np.uint16, copy=bit_depth > 8
                 )
@@ -318,8 +364,16 @@ def decode_luma(
             rc = proc.wait()
         if rc != 0:
             errfile.seek(0)
-            tail = " | ".join(errfile.read().decode(errors="replace").strip().splitlines()[-3:])
+            text = errfile.read().decode(errors="replace")
+            if stats is not None and not produced and "stats_enc_pre" in text:
+                raise _NoFrameStatsError
+            tail = " | ".join(text.strip().splitlines()[-3:])
             raise VideoInputError(f"{p}: decoding failed ({tail or f'ffmpeg exit {rc}'})")
+        if messages is not None and finished:
+            errfile.seek(0)
+            messages.extend(line.strip() for line in
+                            errfile.read().decode(errors="replace").splitlines()
+                            if line.startswith("["))  # not "Last message repeated ..."
 
 
 def _concat_raw(parts: Sequence[RawStats]) -> RawStats:
@@ -568,7 +622,43 @@ class VideoReport:
     timings: dict[str, float]
 
 
+def _set_times_from_timestamps(rows: list[dict[str, Any]], frame_times_s: np.ndarray,
+                               frame_durations_s: np.ndarray, fps: float) -> None:
+    """Shot start/end from the decoded frames' timestamps (true times on variable-rate video).
+
+    Rates and features keep the nominal 1/fps per frame the students were trained with; only
+    the times a reader sees move. A shot ends where the next frame starts (the last one: its
+    packet's duration, else 1/fps).
+    """
+    n = frame_times_s.shape[0]
+    last = float(frame_durations_s[-1]) if frame_durations_s[-1] > 0 else 1.0 / fps
+    for row in rows:
+        start, stop = int(row["start_frame"]), int(row["stop_frame"])
+        end = frame_times_s[stop] if stop < n else frame_times_s[-1] + last
+        row["start_s"] = float(frame_times_s[start])
+        row["end_s"] = float(end)
+        row["duration_s"] = float(end - frame_times_s[start])
+
+
+def _flag_hidden_frames(records: list[dict[str, Any]], rows: Sequence[Mapping[str, Any]],
+                        hidden_before_frame: np.ndarray) -> int:
+    """Flag ``hidden_frames:K`` on each shot that K never-output packets precede; total K.
+
+    Their bits count in no shot, so the shot after them (usually the first, after a
+    stream-copy cut) may read a lower rate than its pictures cost.
+    """
+    if hidden_before_frame.size == 0 or not records:
+        return 0
+    starts = np.array([int(r["start_frame"]) for r in rows])
+    shot_of = np.clip(np.searchsorted(starts, hidden_before_frame, side="right") - 1,
+                      0, len(records) - 1)
+    for i, k in zip(*np.unique(shot_of, return_counts=True), strict=True):
+        records[int(i)].setdefault("flags", []).append(f"hidden_frames:{int(k)}")
+    return int(hidden_before_frame.size)
+
+
 def _summary(path: str, records: list[dict[str, Any]], n_frames: int, fps: float,
+             hidden_frames: int = 0, decoder_errors: Sequence[str] = (),
              pixel: dict[str, Any] | None = None) -> dict:
     ok = [r for r in records if r["pred_vmaf"] is not None]
     dur = [r["end"] - r["start"] for r in ok]
@@ -583,7 +673,7 @@ def _summary(path: str, records: list[dict[str, Any]], n_frames: int, fps: float
         "video": path,
         "shots": len(records),
         "frames": n_frames,
-        "duration_s": round(n_frames / fps, 3),
+        "duration_s": round(max((r["end"] for r in records), default=n_frames / fps), 3),
         "codec": records[0]["codec"] if records else None,
         "res": records[0]["res"] if records else None,
         "pred_vmaf_mean": None if mean is None else round(mean, 2),
@@ -592,6 +682,9 @@ def _summary(path: str, records: list[dict[str, Any]], n_frames: int, fps: float
         "bands": bands,
         "issues": issues,
         "flagged": sum(bool(r.get("flags")) for r in records),
+        **({"hidden_frames": hidden_frames} if hidden_frames else {}),
+        **({"decoder_errors": {"count": len(decoder_errors), "first": decoder_errors[0]}}
+           if decoder_errors else {}),
         **({"pixel_features": pixel} if pixel is not None else {}),
     }
 
@@ -625,7 +718,7 @@ def analyze_video(
     ``frame_step``, ``frames`` (how many frames, those with index % frame_step == 0, were
     measured), ``cut_pixel_step`` and, for a temporal-only student, ``temporal``.
     """
-    from ..io.packets import read_packets
+    from ..io.packets import align_packets_to_frames, read_packets
     from ..io.video import probe_video
 
     p = os.fspath(path)
@@ -671,11 +764,15 @@ def analyze_video(
         cut_step = options.cut_step(info.width, info.height, step)
         temporal_step = options.temporal_step(names, info.width, info.height)
 
+        frame_pts: list[int | None] = []
+        decoder_errors: list[str] = []
+
         def chunks() -> Iterator[np.ndarray]:
             done = 0
             for y in decode_luma(p, width=info.width, height=info.height,
                                  bit_depth=info.bit_depth, chunk=options.chunk,
-                                 prefetch=options.prefetch, threads=options.decode_threads):
+                                 prefetch=options.prefetch, threads=options.decode_threads,
+                                 frame_pts=frame_pts, messages=decoder_errors):
                 if pending and predictor.done() and predictor.exception() is not None:
                     raise predictor.exception()  # a bad model stops the decode at once
                 check_codec()
@@ -700,15 +797,13 @@ def analyze_video(
     if "error" in box:
         raise box["error"]
     check_codec()
-    packets = box["packets"]
     n = per_frame["mean_luma"].shape[0]
     if n == 0:
         raise VideoInputError(f"{p}: no frames could be decoded (empty or undecodable video)")
-    if len(packets) != n:
-        raise VideoInputError(
-            f"{p}: {len(packets)} video packets but {n} decoded frames; cannot attribute bits "
-            "to frames (damaged stream?)"
-        )
+    # Packets the decoder never output (an edit list's pre-roll, RASL pictures, lost pictures)
+    # are left out here and flagged on the shot they precede.
+    aligned = align_packets_to_frames(box["packets"], frame_pts or None, n)
+    packets = aligned.packets
     t2 = time.perf_counter()
     if pending:
         predictor = predictor.result()
@@ -721,6 +816,8 @@ def analyze_video(
         codec=packets.codec, fps=fps, width=info.width, height=info.height,
         frame_qp=packets.qp,
     )
+    if aligned.frame_times_s is not None:
+        _set_times_from_timestamps(rows, aligned.frame_times_s, packets.duration_s, fps)
     x = np.array([[r[k] for k in names] for r in rows], dtype=np.float32)
     finite = np.isfinite(x).all(axis=1)
     preds = np.full(len(rows), np.nan, dtype=np.float32)
@@ -728,10 +825,12 @@ def analyze_video(
         preds[finite] = predictor.predict(x[finite])
     records = shot_records(rows, preds, card, rules, feature_names=names,
                            codec=packets.codec, height=info.height)
+    hidden = _flag_hidden_frames(records, rows, aligned.hidden_before_frame)
     t_pred = time.perf_counter() - t2
     return VideoReport(
         records=records,
-        summary=_summary(p, records, n, fps, pixel={
+        summary=_summary(p, records, n, fps, hidden_frames=hidden,
+                         decoder_errors=decoder_errors, pixel={
             "used_for": ("prediction+issues" if needs_pixel_features(names)
                          and not temporal_only(names) else "issues"),
             "frame_step": step,

@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import subprocess
 import warnings
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
@@ -24,7 +24,9 @@ from ..errors import VideoInputError
 from .quantizer import QuantizerTraceError, read_quantizers
 
 __all__ = [
+    "FrameAlignment",
     "Packets",
+    "align_packets_to_frames",
     "parse_framecrc_flags",
     "read_packets",
     "scene_bitrates_kbps",
@@ -33,6 +35,8 @@ __all__ = [
 
 #: libavcodec AV_PKT_FLAG_KEY.
 PKT_FLAG_KEY = 0x1
+#: libavutil AV_NOPTS_VALUE: "no timestamp" (raw elementary streams carry none).
+NOPTS_VALUE = -(2**63)
 
 
 @dataclass(frozen=True)
@@ -50,9 +54,26 @@ class Packets:
     #: (N,) float64 quantizer of each frame in H.264 QP units (H.264 / H.265: its first slice's
     #: QP; NaN: none readable); None when not read (see :mod:`vmafdistill.io.quantizer`)
     qp: np.ndarray | None = None
+    #: (N,) int64 pts in the stream's time base as the container gives it (NOPTS_VALUE where it
+    #: gives none); matches the decoder's frame timestamps (:func:`align_packets_to_frames`)
+    pts: np.ndarray | None = None
+    time_base: Fraction = Fraction(1, 1)  #: the time base of :attr:`pts`
 
     def __len__(self) -> int:
         return int(self.sizes.shape[0])
+
+    def take(self, index: np.ndarray) -> Packets:
+        """The packets at ``index`` (an integer array), in that order."""
+        idx = np.asarray(index, dtype=np.int64)
+        return replace(
+            self,
+            sizes=self.sizes[idx],
+            pts_s=self.pts_s[idx],
+            duration_s=self.duration_s[idx],
+            keyframe=self.keyframe[idx],
+            qp=None if self.qp is None else self.qp[idx],
+            pts=None if self.pts is None else self.pts[idx],
+        )
 
     @property
     def fps(self) -> float:
@@ -121,6 +142,78 @@ def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False) -> Pa
         duration_s=arr[:, 2].astype(np.float64) * float(tb),
         keyframe=(arr[:, 4] & PKT_FLAG_KEY) != 0,
         qp=qp,
+        pts=arr[:, 1].copy(),
+        time_base=tb,
+    )
+
+
+@dataclass(frozen=True)
+class FrameAlignment:
+    """Which packet each decoded frame came from (:func:`align_packets_to_frames`)."""
+
+    packets: Packets  #: one packet per decoded frame, in the decoder's output order
+    #: (K,) indices into the *original* packets of those no decoded frame came from
+    hidden: np.ndarray
+    #: for each hidden packet, the index of the first decoded frame after it in presentation
+    #: order (``n_frames`` when none follows)
+    hidden_before_frame: np.ndarray
+    by: str  #: ``"pts"`` (matched on timestamps) or ``"order"`` (one packet per frame)
+    frame_times_s: np.ndarray | None  #: (n,) frame start times from the first frame, or None
+
+
+def align_packets_to_frames(
+    packets: Packets, frame_pts: Sequence[int | None] | None, n_frames: int
+) -> FrameAlignment:
+    """Attribute packets to the ``n_frames`` frames a decoder output, by timestamp.
+
+    A stream can hold packets the decoder decodes but never outputs, so "packet i is frame i"
+    fails on ordinary footage:
+
+    * an MP4 cut with ``-c copy`` keeps the GOP before the cut point and an edit list hides it
+      (those packets carry AV_PKT_FLAG_DISCARD);
+    * an H.265 stream that starts on a CRA picture (a segment of an open-GOP encode) has RASL
+      pictures that reference frames before the cut; the decoder drops them;
+    * a damaged stream loses pictures the decoder cannot reconstruct.
+
+    ``frame_pts`` are the decoder's output timestamps in the stream's time base (ffmpeg
+    ``-stats_enc_pre {ptsi}``), one per decoded frame. Each frame is matched to the packet
+    with its pts. The packets no frame came from are returned as ``hidden``; their bits belong
+    to no shot. Without usable timestamps (raw elementary streams carry none) the packets are
+    taken one per frame, which needs equal counts.
+
+    Raises:
+        VideoInputError: the frames cannot be attributed (counts differ and the timestamps do
+            not match); the message names the file.
+    """
+    n_packets = len(packets)
+    reason = "the decoder gave no frame timestamps"
+    if frame_pts is not None and packets.pts is not None:
+        fpts = [NOPTS_VALUE if t is None else int(t) for t in frame_pts]
+        ppts = packets.pts
+        if len(fpts) != n_frames:
+            reason = f"the decoder logged {len(fpts)} timestamps for {n_frames} frames"
+        elif NOPTS_VALUE in fpts or np.any(ppts == NOPTS_VALUE):
+            reason = "the stream has no timestamps"
+        elif np.unique(ppts).size != n_packets:
+            reason = "packet timestamps repeat"
+        else:
+            index_of = {int(t): i for i, t in enumerate(ppts)}
+            idx = np.array([index_of.get(t, -1) for t in fpts], dtype=np.int64)
+            if np.all(idx >= 0) and np.unique(idx).size == n_frames:
+                hidden = np.setdiff1d(np.arange(n_packets), idx)
+                frame_sorted = np.sort(np.asarray(fpts, dtype=np.int64))
+                before = np.searchsorted(frame_sorted, ppts[hidden], side="right")
+                times = (np.asarray(fpts, dtype=np.float64) - fpts[0]) * float(packets.time_base)
+                return FrameAlignment(packets.take(idx), hidden, before.astype(np.int64),
+                                      "pts", times)
+            missing = int(np.sum(idx < 0))
+            reason = f"{missing} decoded frame timestamps match no packet"
+    if n_packets == n_frames:
+        return FrameAlignment(packets, np.zeros(0, np.int64), np.zeros(0, np.int64), "order",
+                              None)
+    raise VideoInputError(
+        f"{packets.path}: {n_packets} video packets but {n_frames} decoded frames and "
+        f"{reason}; cannot attribute bits to frames (damaged stream?)"
     )
 
 

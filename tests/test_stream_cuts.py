@@ -1,0 +1,219 @@
+"""Streams whose packets are not one per decoded frame: stream-copy cuts, open-GOP segments,
+variable frame rate and raw elementary streams, as real footage arrives.
+
+The edge attributes bits to frames by the decoder's output timestamps
+(:func:`~vmafdistill.io.packets.align_packets_to_frames`); these tests check it against the
+uncut encode the stream was copied from (stream copy keeps every packet's bytes and every
+decodable picture's pixels).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vmafdistill._ffmpeg import ffmpeg_exe, run_ffmpeg
+from vmafdistill.edge import pipeline
+from vmafdistill.edge.pipeline import EdgeOptions, analyze_video, decode_luma
+from vmafdistill.edge.predictor import Predictor
+from vmafdistill.edge.tokens import DEFAULT_RULES, merge_rules
+from vmafdistill.errors import VideoInputError
+from vmafdistill.io.packets import NOPTS_VALUE, Packets, align_packets_to_frames, read_packets
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "data" / "edge" / "tiny.onnx"
+SOURCE = [  # 2 s of testsrc2, then 2 s of mandelbrot: one hard cut at 2.0 s
+    "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=2",
+    "-f", "lavfi", "-i", "mandelbrot=size=320x180:rate=25",
+    "-filter_complex", "[1:v]trim=duration=2,setpts=PTS-STARTPTS[m];[0:v][m]concat=n=2:v=1",
+]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cuts")
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return Predictor(TINY)
+
+
+def decode(path: Path) -> tuple[np.ndarray, list[int | None]]:
+    pts: list[int | None] = []
+    y = np.concatenate(list(decode_luma(path, width=320, height=180, bit_depth=8,
+                                        frame_pts=pts)))
+    return y, pts
+
+
+def analyze(path: Path, predictor: Predictor) -> pipeline.VideoReport:
+    return analyze_video(path, predictor, rules=merge_rules(DEFAULT_RULES, None),
+                         options=EdgeOptions())
+
+
+def check_against_uncut(base: Path, cut: Path) -> tuple[np.ndarray, int]:
+    """The cut's frames are consecutive frames of the uncut encode, pixel for pixel, on the
+    same relative time line, and each gets exactly that frame's packet bytes; returns (for
+    each hidden packet, the frame it precedes; number of frames)."""
+    y_base, pts_base = decode(base)
+    y_cut, pts_cut = decode(cut)
+    packets, base_packets = read_packets(cut), read_packets(base)
+    n = y_cut.shape[0]
+    assert len(pts_cut) == n < len(packets)  # the stream really hides packets
+    aligned = align_packets_to_frames(packets, pts_cut, n)
+    assert aligned.by == "pts"
+    assert aligned.hidden.size == len(packets) - n
+    first = [m for m in range(y_base.shape[0]) if np.array_equal(y_base[m], y_cut[0])]
+    assert len(first) == 1
+    rows = first[0] + np.arange(n)
+    np.testing.assert_array_equal(y_cut, y_base[rows])
+    t_base = np.array(pts_base, dtype=np.float64)[rows] * float(base_packets.time_base)
+    t_cut = np.array(pts_cut, dtype=np.float64) * float(packets.time_base)
+    np.testing.assert_allclose(t_cut - t_cut[0], t_base - t_base[0], atol=1e-9)
+    base_aligned = align_packets_to_frames(base_packets, pts_base, y_base.shape[0])
+    np.testing.assert_array_equal(aligned.packets.sizes, base_aligned.packets.sizes[rows])
+    return aligned.hidden_before_frame, n
+
+
+def test_mp4_stream_copy_cut_hides_the_pre_roll(work, predictor):
+    """`ffmpeg -ss 1.3 -c copy` into MP4 keeps the GOP before 1.3 s behind an edit list: the
+    decoder decodes those packets but outputs only from 1.3 s. Before the fix, predict refused
+    such files ("N video packets but M decoded frames")."""
+    base, cut = work / "base.mp4", work / "cut.mp4"
+    run_ffmpeg([*SOURCE, "-c:v", "libx264", "-preset", "veryfast", "-crf", "30",
+                "-g", "50", "-pix_fmt", "yuv420p", "-x264-params", "threads=1", str(base)],
+               what="encoding the uncut clip")
+    run_ffmpeg(["-ss", "1.3", "-i", str(base), "-c", "copy", str(cut)], what="cutting")
+    hidden_before, n = check_against_uncut(base, cut)
+    assert n == 100 - 33 and np.all(hidden_before == 0)  # from frame 33 (1.32 s) on
+
+    report = analyze(cut, predictor)
+    k = len(hidden_before)
+    assert report.summary["hidden_frames"] == k and report.summary["frames"] == n
+    assert f"hidden_frames:{k}" in report.records[0]["flags"]
+    assert not any(f.startswith("hidden") for r in report.records[1:] for f in r["flags"])
+    assert report.records[-1]["end"] == pytest.approx(n / 25, abs=1e-3)
+
+
+def test_h265_open_gop_segment_drops_its_rasl_pictures(work, predictor):
+    """An open-GOP H.265 stream cut into 1 s MPEG-TS segments at its CRA pictures (what a
+    segmenter does): a segment's leading pictures reference frames of the previous segment,
+    cannot be decoded and are skipped."""
+    base = work / "open.ts"
+    run_ffmpeg([*SOURCE, "-c:v", "libx265", "-preset", "veryfast", "-crf", "30",
+                "-x265-params", "log-level=error:open-gop=1:keyint=25:min-keyint=25:"
+                "scenecut=0:frame-threads=1:pools=none", str(base)],
+               what="encoding an open-GOP H.265 clip")
+    run_ffmpeg(["-i", str(base), "-c", "copy", "-f", "segment", "-segment_time", "1",
+                "-segment_format", "mpegts", str(work / "seg%d.ts")], what="segmenting")
+    segment = work / "seg1.ts"
+    hidden_before, n = check_against_uncut(base, segment)
+    assert np.all(hidden_before == 0)  # RASL pictures precede their CRA
+    report = analyze(segment, predictor)
+    assert report.summary["frames"] == n
+    assert report.summary["hidden_frames"] == len(hidden_before) > 0
+    assert f"hidden_frames:{len(hidden_before)}" in report.records[0]["flags"]
+
+
+def test_variable_frame_rate_reports_true_shot_times(work, predictor):
+    """Every 4th frame dropped with its timestamps kept (as a phone camera does): 75 frames
+    over 4 s. Shot times come from the timestamps, so the cut at 2.0 s is reported at 2.0 s
+    and the video lasts 4 s (frame index / fps would say 1.5 s and 3 s)."""
+    vfr = work / "vfr.mkv"
+    run_ffmpeg([*SOURCE[:-1], SOURCE[-1] + ",select='not(eq(mod(n\\,4)\\,1))'",
+                "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "veryfast", "-crf", "30",
+                "-x264-params", "threads=1", str(vfr)], what="encoding a VFR clip")
+    report = analyze(vfr, predictor)
+    assert report.summary["frames"] == 75
+    assert report.summary["duration_s"] == pytest.approx(4.0, abs=1e-3)
+    starts = [r["start"] for r in report.records]
+    assert starts[0] == 0.0 and 2.0 in starts
+    ends = [r["end"] for r in report.records]
+    assert ends[:-1] == starts[1:]  # shots tile the timeline
+    assert "hidden_frames" not in report.summary
+
+
+def test_raw_elementary_stream_without_timestamps_pairs_by_order(work, predictor):
+    """A raw H.264 stream has no timestamps: one packet per frame, counted in order."""
+    base, raw = work / "base.mp4", work / "raw.h264"
+    if not base.exists():
+        pytest.skip("needs the mp4 of test_mp4_stream_copy_cut_hides_the_pre_roll")
+    run_ffmpeg(["-i", str(base), "-c", "copy", "-bsf:v", "h264_mp4toannexb", str(raw)],
+               what="extracting the raw stream")
+    y, pts = decode(raw)
+    packets = read_packets(raw)
+    aligned = align_packets_to_frames(packets, pts, y.shape[0])
+    assert aligned.by == "order" and aligned.frame_times_s is None
+    report = analyze(raw, predictor)
+    assert report.summary["frames"] == y.shape[0] == 100
+
+
+def _packets(pts: list[int]) -> Packets:
+    n = len(pts)
+    return Packets(path="clip.mp4", codec="h264", width=2, height=2,
+                   sizes=np.arange(1, n + 1, dtype=np.int64) * 100,
+                   pts_s=np.zeros(n), duration_s=np.full(n, 0.04),
+                   keyframe=np.zeros(n, bool), pts=np.array(pts, dtype=np.int64),
+                   time_base=Fraction(1, 25))
+
+
+def test_alignment_rules_by_hand():
+    packets = _packets([0, 1, 2, 3, 4])
+    a = align_packets_to_frames(packets, [1, 2, 4], 3)
+    assert a.by == "pts" and a.packets.sizes.tolist() == [200, 300, 500]
+    assert a.hidden.tolist() == [0, 3] and a.hidden_before_frame.tolist() == [0, 2]
+    assert a.frame_times_s.tolist() == [0.0, 0.04, 0.12]
+    # no timestamps, equal counts: by order
+    raw = _packets([NOPTS_VALUE] * 3)
+    assert align_packets_to_frames(raw, [None] * 3, 3).by == "order"
+    # no timestamps and fewer frames: a clear error naming the file and why
+    with pytest.raises(VideoInputError, match=r"clip\.mp4: 3 video packets but 2 decoded "
+                       r"frames and the stream has no timestamps"):
+        align_packets_to_frames(raw, [None, None], 2)
+    # a decoded frame whose pts no packet has (and counts differ): refused, not guessed
+    with pytest.raises(VideoInputError, match="1 decoded frame timestamps match no packet"):
+        align_packets_to_frames(packets, [1, 7], 2)
+    # an ffmpeg that logged no timestamps: by order when the counts agree
+    assert align_packets_to_frames(packets, None, 5).by == "order"
+
+
+def test_an_ffmpeg_without_frame_stats_still_decodes(work, tmp_path, monkeypatch):
+    """ffmpeg < 6.1 has no -stats_enc_pre: decoding retries without it (no timestamps)."""
+    base = work / "base.mp4"
+    if not base.exists():
+        pytest.skip("needs the mp4 of test_mp4_stream_copy_cut_hides_the_pre_roll")
+    old = tmp_path / "ffmpeg-old"
+    old.write_text(
+        "#!/bin/sh\nfor a in \"$@\"; do\n  if [ \"$a\" = -stats_enc_pre ]; then\n"
+        "    echo \"Unrecognized option 'stats_enc_pre'.\" >&2; exit 8\n  fi\ndone\n"
+        f"exec '{ffmpeg_exe()}' \"$@\"\n")
+    old.chmod(old.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setattr(pipeline, "ffmpeg_exe", lambda: os.fspath(old))
+    monkeypatch.setattr(pipeline, "_NO_FRAME_STATS", set())
+    y, pts = decode(base)
+    assert y.shape[0] == 100 and pts == [] and os.fspath(old) in pipeline._NO_FRAME_STATS
+    y_new, pts_new = decode(base)  # remembered: no second failing start
+    assert pts_new == [] and np.array_equal(y, y_new)
+
+
+def test_decoder_errors_are_reported_not_swallowed(work, predictor):
+    """A container cut short mid-file still decodes its complete frames; the summary says the
+    decoder complained (and what first), and a clean file has no such entry."""
+    base = work / "base.mp4"
+    if not base.exists():
+        pytest.skip("needs the mp4 of test_mp4_stream_copy_cut_hides_the_pre_roll")
+    whole, short = work / "whole.mkv", work / "short.mkv"
+    run_ffmpeg(["-i", str(base), "-c", "copy", str(whole)], what="remuxing")
+    data = whole.read_bytes()
+    short.write_bytes(data[: len(data) * 6 // 10])
+    clean = analyze(whole, predictor).summary
+    report = analyze(short, predictor).summary
+    assert "decoder_errors" not in clean and clean["frames"] == 100
+    assert 0 < report["frames"] < 100
+    assert report["decoder_errors"]["count"] >= 1
+    assert "ended prematurely" in report["decoder_errors"]["first"]
