@@ -40,6 +40,16 @@ def work(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def base_mp4(work) -> Path:
+    """4 s of 320x180 H.264 (B-frames, 2 s GOPs) in MP4."""
+    base = work / "base.mp4"
+    run_ffmpeg([*SOURCE, "-c:v", "libx264", "-preset", "veryfast", "-crf", "30",
+                "-g", "50", "-pix_fmt", "yuv420p", "-x264-params", "threads=1", str(base)],
+               what="encoding the uncut clip")
+    return base
+
+
+@pytest.fixture(scope="module")
 def predictor() -> Predictor:
     return Predictor(TINY)
 
@@ -80,14 +90,11 @@ def check_against_uncut(base: Path, cut: Path) -> tuple[np.ndarray, int]:
     return aligned.hidden_before_frame, n
 
 
-def test_mp4_stream_copy_cut_hides_the_pre_roll(work, predictor):
+def test_mp4_stream_copy_cut_hides_the_pre_roll(work, base_mp4, predictor):
     """`ffmpeg -ss 1.3 -c copy` into MP4 keeps the GOP before 1.3 s behind an edit list: the
     decoder decodes those packets but outputs only from 1.3 s. Before the fix, predict refused
     such files ("N video packets but M decoded frames")."""
-    base, cut = work / "base.mp4", work / "cut.mp4"
-    run_ffmpeg([*SOURCE, "-c:v", "libx264", "-preset", "veryfast", "-crf", "30",
-                "-g", "50", "-pix_fmt", "yuv420p", "-x264-params", "threads=1", str(base)],
-               what="encoding the uncut clip")
+    base, cut = base_mp4, work / "cut.mp4"
     run_ffmpeg(["-ss", "1.3", "-i", str(base), "-c", "copy", str(cut)], what="cutting")
     hidden_before, n = check_against_uncut(base, cut)
     assert n == 100 - 33 and np.all(hidden_before == 0)  # from frame 33 (1.32 s) on
@@ -138,11 +145,9 @@ def test_variable_frame_rate_reports_true_shot_times(work, predictor):
     assert "hidden_frames" not in report.summary
 
 
-def test_raw_elementary_stream_without_timestamps_pairs_by_order(work, predictor):
+def test_raw_elementary_stream_without_timestamps_pairs_by_order(work, base_mp4, predictor):
     """A raw H.264 stream has no timestamps: one packet per frame, counted in order."""
-    base, raw = work / "base.mp4", work / "raw.h264"
-    if not base.exists():
-        pytest.skip("needs the mp4 of test_mp4_stream_copy_cut_hides_the_pre_roll")
+    base, raw = base_mp4, work / "raw.h264"
     run_ffmpeg(["-i", str(base), "-c", "copy", "-bsf:v", "h264_mp4toannexb", str(raw)],
                what="extracting the raw stream")
     y, pts = decode(raw)
@@ -182,11 +187,9 @@ def test_alignment_rules_by_hand():
     assert align_packets_to_frames(packets, None, 5).by == "order"
 
 
-def test_an_ffmpeg_without_frame_stats_still_decodes(work, tmp_path, monkeypatch):
+def test_an_ffmpeg_without_frame_stats_still_decodes(work, base_mp4, tmp_path, monkeypatch):
     """ffmpeg < 6.1 has no -stats_enc_pre: decoding retries without it (no timestamps)."""
-    base = work / "base.mp4"
-    if not base.exists():
-        pytest.skip("needs the mp4 of test_mp4_stream_copy_cut_hides_the_pre_roll")
+    base = base_mp4
     old = tmp_path / "ffmpeg-old"
     old.write_text(
         "#!/bin/sh\nfor a in \"$@\"; do\n  if [ \"$a\" = -stats_enc_pre ]; then\n"
@@ -201,12 +204,10 @@ def test_an_ffmpeg_without_frame_stats_still_decodes(work, tmp_path, monkeypatch
     assert pts_new == [] and np.array_equal(y, y_new)
 
 
-def test_decoder_errors_are_reported_not_swallowed(work, predictor):
+def test_decoder_errors_are_reported_not_swallowed(work, base_mp4, predictor):
     """A container cut short mid-file still decodes its complete frames; the summary says the
     decoder complained (and what first), and a clean file has no such entry."""
-    base = work / "base.mp4"
-    if not base.exists():
-        pytest.skip("needs the mp4 of test_mp4_stream_copy_cut_hides_the_pre_roll")
+    base = base_mp4
     whole, short = work / "whole.mkv", work / "short.mkv"
     run_ffmpeg(["-i", str(base), "-c", "copy", str(whole)], what="remuxing")
     data = whole.read_bytes()
@@ -217,3 +218,74 @@ def test_decoder_errors_are_reported_not_swallowed(work, predictor):
     assert 0 < report["frames"] < 100
     assert report["decoder_errors"]["count"] >= 1
     assert "ended prematurely" in report["decoder_errors"]["first"]
+
+
+def test_a_rotation_matrix_does_not_turn_the_frames(work, base_mp4, predictor):
+    """Phone videos carry a display rotation. ffmpeg autorotates by default: a 320x180 stream
+    would come out as 180x320 frames of the same byte count, read as 320x180 and silently
+    scrambled (the edge did so before). Every decoder here reads the coded frames instead:
+    the edge, the libvmaf oracle and the ladder encoder agree with the unrotated stream."""
+    from vmafdistill.encode import Rung, encode_rung
+    from vmafdistill.io import read_all
+    from vmafdistill.oracle import libvmaf_score
+
+    base = base_mp4
+    rotated = work / "rotated.mp4"
+    run_ffmpeg(["-display_rotation", "90", "-i", str(base), "-c", "copy", str(rotated)],
+               what="tagging a rotation")
+    assert np.array_equal(decode(rotated)[0], decode(base)[0])
+    a, b = analyze(base, predictor), analyze(rotated, predictor)
+    assert [r["pred_vmaf"] for r in a.records] == [r["pred_vmaf"] for r in b.records]
+    assert a.rows[0].keys() == b.rows[0].keys()
+    for ra, rb in zip(a.rows, b.rows, strict=True):
+        assert all(ra[k] == rb[k] or (ra[k] != ra[k] and rb[k] != rb[k]) for k in ra)
+
+    rung = Rung(codec="h264", height=90, crf=35, preset="ultrafast")
+    plain = encode_rung(base, rung, (320, 180), work / "plain_rung.mp4")
+    turned = encode_rung(rotated, rung, (320, 180), work / "rotated_rung.mp4")
+    y_plain, y_turned = read_all(plain).y, read_all(turned).y
+    assert y_turned.shape == y_plain.shape == (100, 90, 160)
+    np.testing.assert_array_equal(y_turned, y_plain)
+
+    want = libvmaf_score(base, plain, scale_to=(320, 180)).frames
+    got = libvmaf_score(base, turned, scale_to=(320, 180)).frames  # a rotated dist
+    got_ref = libvmaf_score(rotated, plain, scale_to=(320, 180)).frames  # a rotated ref
+    assert [f["vmaf"] for f in got] == [f["vmaf"] for f in want] == [f["vmaf"] for f in got_ref]
+
+
+@pytest.mark.parametrize(("size", "want", "rule"), [
+    ((640, 360), (1280, 720), "card"),
+    ((1280, 720), (1280, 720), "card"),
+    ((360, 640), (720, 1280), "card_turned"),
+    ((640, 272), (1280, 544), "card_fit"),
+    ((176, 144), (880, 720), "card_fit"),
+    ((1920, 1080), (1920, 1080), "delivery"),
+    ((1080, 1920), (1080, 1920), "delivery"),
+])
+def test_default_reference_size_rules(size, want, rule):
+    assert pipeline.default_ref_size((1280, 720), *size) == (want, rule)
+
+
+def test_a_portrait_video_is_compared_with_a_portrait_reference(work, predictor, tmp_path,
+                                                               capsys):
+    """A 180x320 (9:16) phone delivery with a 1280x720 card: scale ratio 720x1280 / 180x320 =
+    4, as for a 320x180 delivery of a landscape source, not 720 / 320 = 2.25; --ref-size
+    still wins."""
+    from vmafdistill.cli import main as cli_main
+
+    portrait = work / "portrait.mp4"
+    run_ffmpeg([*SOURCE[:-1], SOURCE[-1] + ",transpose=1", "-c:v", "libx264",
+                "-preset", "veryfast", "-crf", "30", "-x264-params", "threads=1",
+                str(portrait)], what="encoding a portrait clip")
+    report = analyze(portrait, predictor)
+    assert report.summary["ref_size"] == [720, 1280]
+    assert report.summary["ref_size_rule"] == "card_turned"
+    assert {r["scale_ratio"] for r in report.rows} == {4.0}
+    given = analyze_video(portrait, predictor, rules=merge_rules(DEFAULT_RULES, None),
+                          ref_size=(1280, 720))
+    assert given.summary["ref_size_rule"] == "given"
+    assert {r["scale_ratio"] for r in given.rows} == {720 / 320}
+    out = tmp_path / "p.json"
+    assert cli_main(["predict", str(portrait), "--model", str(TINY), "--json", str(out),
+                     "--progress", "off"]) == 0
+    assert "reference 720x1280 (card_turned)" in capsys.readouterr().out

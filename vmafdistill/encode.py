@@ -80,7 +80,10 @@ def encode_rung(
     if rung.codec == "av1":
         preset = ["-preset", "8"]
     args = [
-        "-y", "-i", str(source), "-map", "0:V:0", "-an", "-fps_mode", "passthrough",
+        # -noautorotate: encode the coded frames, the orientation the teacher's reference
+        # decode (vmafdistill.io, also -noautorotate) compares them with.
+        "-y", "-noautorotate", "-i", str(source), "-map", "0:V:0", "-an",
+        "-fps_mode", "passthrough",
         "-vf", f"scale={w}:{h}:flags={scale_flags}",
         "-c:v", spec["encoder"], *preset, "-crf", str(rung.crf), *spec["args"],
         "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",

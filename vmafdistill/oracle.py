@@ -398,7 +398,10 @@ def _stderr_tail(stderr: str, lines: int = 6) -> str:
 
 def _input_args(path: Path, raw: RawSpec | None) -> list[str]:
     if raw is None:
-        return []
+        # The coded frames, as every decoder in this package reads them: autorotation would
+        # score a phone video's display-rotated frames (and transpose one input of a pair only
+        # when just one carries a rotation).
+        return ["-noautorotate"]
     missing = {"width", "height", "pix_fmt"} - set(raw)
     if missing:
         raise VideoInputError(f"{path}: raw spec lacks {sorted(missing)}")

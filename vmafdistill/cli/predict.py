@@ -41,7 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="ONNX student (default: checkpoints/vmafdistill_default.onnx)")
     p.add_argument("--card", help="model card JSON (default: <model stem>.card.json beside it)")
     p.add_argument("--ref-size", type=_size, metavar="WxH",
-                   help="resolution the teacher would compare at (default: the card's)")
+                   help="resolution the teacher would compare at (default: the card's, "
+                        "turned to the video's orientation and fitted to its aspect ratio; the "
+                        "video's own size if it is larger)")
     p.add_argument("--json", metavar="PATH",
                    help="write the records as JSON to PATH ('-' = stdout instead of text)")
     p.add_argument("--green", type=float, help="band threshold: pred >= this is green")
@@ -108,6 +110,8 @@ def _summary_line(s: dict[str, Any]) -> str:
     return (f"{s['video']}: {s['shots']} shots, {s['duration_s']:.2f} s, {s['codec']} {s['res']}, "
             f"pred VMAF mean {mean} min {low} (shot {s['worst_shot']}); {bands}; issues: {issues}"
             + (f"; flagged {s['flagged']}" if s["flagged"] else "")
+            + (f"; reference {s['ref_size'][0]}x{s['ref_size'][1]} ({s['ref_size_rule']})"
+               if s.get("ref_size_rule") not in (None, "card", "given") else "")
             + (f"; {s['hidden_frames']} hidden frames" if s.get("hidden_frames") else "")
             + (f"; decoder errors {s['decoder_errors']['count']} (first: "
                f"{s['decoder_errors']['first']})" if s.get("decoder_errors") else ""))
@@ -171,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
             print(_summary_line(rep.summary))
         if args.timings:
             print(" ".join(f"{k}={v:.3f}" for k, v in rep.timings.items()), file=sys.stderr)
+    # ref_size: the one given, else the card's; each summary says what its video used
     doc = {"model": str(model), "ref_size": list(args.ref_size or card["ref_size"]),
            "videos": out}
     if to_stdout_json:

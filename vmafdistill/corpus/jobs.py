@@ -35,7 +35,7 @@ from .cache import ArtifactStore, file_sha256, key_of, require_equal_frames
 #: Bump when the shot-cut algorithm changes (invalidates cached shot lists).
 SHOTS_VERSION = 1
 #: Bump when encode settings in :mod:`vmafdistill.encode` change (invalidates cached encodes).
-ENCODE_VERSION = 2
+ENCODE_VERSION = 3  # 3: -noautorotate (sources with a rotation matrix)
 
 #: libvmaf's float-feature built-in for each model the torch teacher implements.
 _LIBVMAF_FLOAT = {

@@ -82,6 +82,7 @@ __all__ = [
     "auto_temporal_step",
     "cut_histograms",
     "decode_luma",
+    "default_ref_size",
     "domain_flags",
     "frame_pass",
     "needs_pixel_features",
@@ -291,7 +292,9 @@ def _decode_luma_once(
         "-stats_enc_pre", stats, "-stats_enc_pre_fmt", "{ptsi}"]
     cmd = [
         exe, "-hide_banner", "-nostdin", "-loglevel", "error",
-        "-threads", str(int(threads)), "-i", p,
+        # -noautorotate: the coded frames, whose size the probe reported (a phone video's
+        # rotation would otherwise transpose them, same bytes per frame, silently scrambled).
+        "-threads", str(int(threads)), "-noautorotate", "-i", p,
         "-map", "0:V:0", "-vf", "extractplanes=y", "-fps_mode", "passthrough",
         *stats_args, "-f", "rawvideo", "-pix_fmt", gray, "-",
     ]
@@ -622,6 +625,37 @@ class VideoReport:
     timings: dict[str, float]
 
 
+def default_ref_size(card_ref: Sequence[int], width: int, height: int
+                     ) -> tuple[tuple[int, int], str]:
+    """The resolution the teacher would compare a ``width`` x ``height`` delivery at, when the
+    user did not say (``--ref-size``), and which rule chose it.
+
+    The reference is the delivery upscaled to fit the card's reference frame (the students
+    were trained on ladders of one source each, so a delivery and its reference share an
+    aspect ratio and ``scale_ratio`` is the upscale factor):
+
+    * ``"card"``: exactly the card's size (a 640x360 delivery, card 1280x720);
+    * ``"card_turned"``: the card's size turned to the video's orientation: a 360x640 phone
+      delivery is compared with 720x1280, not 1280x720 (scale ratio 2.0, not 1.125);
+    * ``"card_fit"``: the largest same-aspect size inside the (turned) card frame: a 640x272
+      film delivery with a 1280x720 card -> 1280x544 (scale ratio 2.0, not 2.65);
+    * ``"delivery"``: the video's own size when it does not fit inside the card frame: no
+      ladder delivers above its reference, so a 1920x1080 delivery is its own reference
+      (scale ratio 1.0, not 0.67).
+    """
+    rw, rh = int(card_ref[0]), int(card_ref[1])
+    turned = width != height and rw != rh and (height > width) != (rh > rw)
+    if turned:
+        rw, rh = rh, rw
+    factor = min(rw / width, rh / height)
+    if factor < 1.0:
+        return (int(width), int(height)), "delivery"
+    size = (round(width * factor), round(height * factor))
+    if size == (rw, rh):
+        return size, "card_turned" if turned else "card"
+    return size, "card_fit"
+
+
 def _set_times_from_timestamps(rows: list[dict[str, Any]], frame_times_s: np.ndarray,
                                frame_durations_s: np.ndarray, fps: float) -> None:
     """Shot start/end from the decoded frames' timestamps (true times on variable-rate video).
@@ -659,6 +693,7 @@ def _flag_hidden_frames(records: list[dict[str, Any]], rows: Sequence[Mapping[st
 
 def _summary(path: str, records: list[dict[str, Any]], n_frames: int, fps: float,
              hidden_frames: int = 0, decoder_errors: Sequence[str] = (),
+             ref: tuple[tuple[int, int], str] | None = None,
              pixel: dict[str, Any] | None = None) -> dict:
     ok = [r for r in records if r["pred_vmaf"] is not None]
     dur = [r["end"] - r["start"] for r in ok]
@@ -676,6 +711,7 @@ def _summary(path: str, records: list[dict[str, Any]], n_frames: int, fps: float
         "duration_s": round(max((r["end"] for r in records), default=n_frames / fps), 3),
         "codec": records[0]["codec"] if records else None,
         "res": records[0]["res"] if records else None,
+        **({"ref_size": list(ref[0]), "ref_size_rule": ref[1]} if ref is not None else {}),
         "pred_vmaf_mean": None if mean is None else round(mean, 2),
         "pred_vmaf_min": None if worst is None else worst["pred_vmaf"],
         "worst_shot": None if worst is None else worst["shot"],
@@ -707,7 +743,8 @@ def analyze_video(
     ``predictor`` is a :class:`~vmafdistill.edge.predictor.Predictor`, or a
     :class:`concurrent.futures.Future` of one together with its ``card`` (read beforehand):
     then decoding starts while onnxruntime loads the model (its errors surface as soon as they
-    happen, at the next decoded chunk). ``ref_size`` defaults to the card's; ``options`` to the
+    happen, at the next decoded chunk). ``ref_size`` defaults to :func:`default_ref_size` of
+    the card's (the summary records ``ref_size`` and ``ref_size_rule``); ``options`` to the
     card's ``edge`` section (exact features).
 
     Pixel features are measured on every :meth:`EdgeOptions.pixel_step`-th frame: ``frame_step``
@@ -729,7 +766,6 @@ def analyze_video(
         card = predictor.card
     if options is None:
         options = EdgeOptions.from_card(card.get("edge"))
-    ref = tuple(ref_size or card["ref_size"])
     names = list(card["feature_names"])
     step = options.pixel_step(names)
     t0 = time.perf_counter()
@@ -760,6 +796,10 @@ def analyze_video(
         fps = info.fps
         if not fps or not math.isfinite(fps):
             raise VideoInputError(f"{p}: frame rate unknown")
+        if ref_size is not None:
+            ref, ref_rule = (int(ref_size[0]), int(ref_size[1])), "given"
+        else:
+            ref, ref_rule = default_ref_size(card["ref_size"], info.width, info.height)
         det = ShotDetector(fps=fps, **dict(options.shots))
         cut_step = options.cut_step(info.width, info.height, step)
         temporal_step = options.temporal_step(names, info.width, info.height)
@@ -830,7 +870,7 @@ def analyze_video(
     return VideoReport(
         records=records,
         summary=_summary(p, records, n, fps, hidden_frames=hidden,
-                         decoder_errors=decoder_errors, pixel={
+                         decoder_errors=decoder_errors, ref=(ref, ref_rule), pixel={
             "used_for": ("prediction+issues" if needs_pixel_features(names)
                          and not temporal_only(names) else "issues"),
             "frame_step": step,
