@@ -289,3 +289,22 @@ def test_a_portrait_video_is_compared_with_a_portrait_reference(work, predictor,
     assert cli_main(["predict", str(portrait), "--model", str(TINY), "--json", str(out),
                      "--progress", "off"]) == 0
     assert "reference 720x1280 (card_turned)" in capsys.readouterr().out
+
+
+def test_cover_art_is_not_the_video(tmp_path):
+    """Every pass reads the first video stream that is not an attached picture (ffmpeg's
+    0:V:0): a song with cover art has no video, for the packet and quantizer readers too
+    (before, they read the cover's one PNG packet as the video)."""
+    from vmafdistill.io.quantizer import QuantizerTraceError, read_quantizers
+
+    cover = tmp_path / "cover.png"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=64x64:d=1", "-frames:v", "1", str(cover)],
+               what="drawing a cover")
+    song = tmp_path / "song.m4a"
+    run_ffmpeg(["-f", "lavfi", "-i", "sine=d=1", "-i", str(cover), "-map", "0:a", "-map", "1:v",
+                "-c:a", "aac", "-c:v", "png", "-disposition:v", "attached_pic", str(song)],
+               what="tagging a song with cover art")
+    with pytest.raises(VideoInputError, match="no video stream"):
+        read_packets(song)
+    with pytest.raises(QuantizerTraceError):
+        read_quantizers(song, "h264").packets()

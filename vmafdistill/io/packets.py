@@ -83,7 +83,8 @@ class Packets:
 
 
 def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False) -> Packets:
-    """Sizes, timestamps, codec and size of the first video stream of ``path``.
+    """Sizes, timestamps, codec and size of ``path``'s first video stream that is
+    not cover art (ffmpeg's ``0:V:0``, the stream every decoder here reads).
 
     With ``quantizer``, :attr:`Packets.qp` holds each frame's quantizer from a second,
     decode-free ffmpeg pass that logs the stream headers
@@ -100,7 +101,7 @@ def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False) -> Pa
     if not os.path.isfile(p):
         raise VideoInputError(f"{p}: no such file")
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", p,
-           "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"]
+           "-map", "0:V:0", "-c", "copy", "-f", "framecrc", "-"]
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     if proc.returncode != 0:
         tail = " | ".join(proc.stderr.strip().splitlines()[-3:]) or f"exit {proc.returncode}"

@@ -220,7 +220,7 @@ def read_quantizers(path: str | os.PathLike[str], codec: str,
     if codec not in TRACE_CODECS:
         return None
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", "-i", p,
-           "-map", "0:v:0", "-c", "copy", "-bsf:v", "trace_headers", "-f", "null", "-"]
+           "-map", "0:V:0", "-c", "copy", "-bsf:v", "trace_headers", "-f", "null", "-"]
     parser = TraceQuantizerParser(codec)
     tail: list[str] = []
     with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
