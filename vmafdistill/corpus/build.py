@@ -494,11 +494,15 @@ def merge_shards(cfg: Mapping[str, Any]) -> BuildReport:
 
 def format_summary(summary: pd.DataFrame) -> str:
     """The per-variant table as aligned text (the pilot's Table 3 layout)."""
-    lines = [f"{'source':<20}{'variant':<24}{'codec':<6}{'resolution':>11}{'CRF':>5}"
+    # Columns as wide as their longest entry (long source names, preset-suffixed variants).
+    ws = max([len("source"), *(len(str(v)) for v in summary["source_id"])]) + 2
+    wv = max([len("variant"), *(len(str(v)) for v in summary["variant_id"])]) + 2
+    lines = [f"{'source':<{ws}}{'variant':<{wv}}{'codec':<6}{'resolution':>11}{'CRF':>5}"
              f"{'shots':>6}{'kb/s':>9}{'VMAF':>8}{'min':>7}{'max':>7}"]
     for r in summary.itertuples():
         lines.append(
-            f"{r.source_id:<20}{r.variant_id:<24}{r.codec:<6}{f'{r.width}x{r.height}':>11}"
+            f"{r.source_id:<{ws}}{r.variant_id:<{wv}}{r.codec:<6}"
+            f"{f'{r.width}x{r.height}':>11}"
             f"{r.crf:>5}{r.shots:>6}{r.bitrate_kbps:>9.1f}{r.vmaf:>8.2f}{r.vmaf_min:>7.2f}"
             f"{r.vmaf_max:>7.2f}"
         )
