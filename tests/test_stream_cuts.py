@@ -9,6 +9,7 @@ decodable picture's pixels).
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from fractions import Fraction
@@ -308,3 +309,29 @@ def test_cover_art_is_not_the_video(tmp_path):
         read_packets(song)
     with pytest.raises(QuantizerTraceError):
         read_quantizers(song, "h264").packets()
+
+
+def test_predict_a_directory_and_name_portrait_resolution_by_its_short_side(
+        work, base_mp4, tmp_path, capsys):
+    """A directory argument means its video files (recursively, sorted); one without any is a
+    clear error. A 180x320 portrait video is "180p", as players label it."""
+    from vmafdistill.cli import main as cli_main
+
+    folder = tmp_path / "deliveries"
+    (folder / "day2").mkdir(parents=True)
+    (folder / "notes.txt").write_text("not a video")
+    a = folder / "a.mp4"
+    a.write_bytes(base_mp4.read_bytes())
+    run_ffmpeg(["-i", str(base_mp4), "-vf", "transpose=1", "-c:v", "libx264", "-preset",
+                "ultrafast", str(folder / "day2" / "b.MKV")], what="a portrait delivery")
+    out = tmp_path / "dir.json"
+    assert cli_main(["predict", str(folder), "--model", str(TINY), "--json", str(out),
+                     "--progress", "off"]) == 0
+    videos = json.loads(out.read_text())["videos"]
+    assert [Path(v["video"]).name for v in videos] == ["a.mp4", "b.MKV"]
+    assert videos[0]["summary"]["res"] == "180p" and videos[1]["summary"]["res"] == "180p"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    capsys.readouterr()
+    assert cli_main(["predict", str(empty), "--model", str(TINY)]) == 2
+    assert "empty: a directory without video files" in capsys.readouterr().err

@@ -13,6 +13,28 @@ from typing import Any
 
 from ..errors import VmafDistillError
 
+#: What a directory argument expands to (case-insensitive), recursively.
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".ts", ".m2ts", ".mts", ".avi",
+                    ".flv", ".3gp", ".ivf", ".obu", ".h264", ".264", ".h265", ".hevc", ".265")
+
+
+def expand_videos(args: list[str]) -> list[str]:
+    """The videos to predict: files as given, directories as their video files (recursively,
+    sorted, by :data:`VIDEO_EXTENSIONS`). A directory without any is an error."""
+    out: list[str] = []
+    for arg in args:
+        path = Path(arg)
+        if not path.is_dir():
+            out.append(arg)
+            continue
+        found = sorted(str(f) for f in path.rglob("*")
+                       if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
+        if not found:
+            raise VmafDistillError(f"{arg}: a directory without video files "
+                                   f"({', '.join(VIDEO_EXTENSIONS)})")
+        out.extend(found)
+    return out
+
 
 def _size(text: str) -> tuple[int, int]:
     try:
@@ -37,7 +59,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "rules come from the model card; the flags below override them."
         ),
     )
-    p.add_argument("videos", nargs="+", metavar="VIDEO", help="distorted (delivered) video(s)")
+    p.add_argument("videos", nargs="+", metavar="VIDEO",
+                   help="distorted (delivered) video(s); a directory means its video files")
     p.add_argument("--model", help="ONNX student (default: checkpoints/vmafdistill_default.onnx)")
     p.add_argument("--card", help="model card JSON (default: <model stem>.card.json beside it)")
     p.add_argument("--ref-size", type=_size, metavar="WxH",
@@ -152,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
     show = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
     out: list[dict[str, Any]] = []
     failed = 0
-    for video in args.videos:
+    videos = expand_videos(args.videos)
+    for video in videos:
         bar = tqdm(desc=Path(video).name, unit="frame", file=sys.stderr, disable=not show,
                    leave=False, dynamic_ncols=True)
         try:
@@ -183,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
         print()
     elif args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
-    if failed and len(args.videos) > 1:
-        print(f"vmafdistill predict: {failed} of {len(args.videos)} video(s) failed",
+    if failed and len(videos) > 1:
+        print(f"vmafdistill predict: {failed} of {len(videos)} video(s) failed",
               file=sys.stderr)
     return 2 if failed else 0

@@ -582,7 +582,11 @@ def shot_records(
     codec: str,
     height: int,
 ) -> list[dict[str, Any]]:
-    """The per-shot quality tokens (see the module docstring of :mod:`.tokens`)."""
+    """The per-shot quality tokens (see the module docstring of :mod:`.tokens`).
+
+    ``height`` names the resolution in ``res`` (``"360p"``): the video's short side, so a
+    360x640 portrait video is 360p, as players label it.
+    """
     q = float(card.get("conformal", {}).get("q") or 0.0)
     stats = card.get("token_stats", {})
     out = []
@@ -864,7 +868,7 @@ def analyze_video(
     if finite.any():
         preds[finite] = predictor.predict(x[finite])
     records = shot_records(rows, preds, card, rules, feature_names=names,
-                           codec=packets.codec, height=info.height)
+                           codec=packets.codec, height=min(info.width, info.height))
     hidden = _flag_hidden_frames(records, rows, aligned.hidden_before_frame)
     t_pred = time.perf_counter() - t2
     return VideoReport(
