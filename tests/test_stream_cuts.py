@@ -335,3 +335,21 @@ def test_predict_a_directory_and_name_portrait_resolution_by_its_short_side(
     capsys.readouterr()
     assert cli_main(["predict", str(empty), "--model", str(TINY)]) == 2
     assert "empty: a directory without video files" in capsys.readouterr().err
+
+
+def test_an_hls_playlist_is_one_video(work, base_mp4, predictor):
+    """A VOD HLS playlist (1 s MPEG-TS segments) predicts as the video it was cut from: the
+    same frames and shots; the rates differ only by the parameter sets TS repeats at every
+    keyframe."""
+    hls = work / "hls"
+    hls.mkdir()
+    run_ffmpeg(["-i", str(base_mp4), "-c", "copy", "-f", "hls", "-hls_time", "1",
+                "-hls_playlist_type", "vod", str(hls / "play.m3u8")], what="segmenting to HLS")
+    a, b = analyze(base_mp4, predictor), analyze(hls / "play.m3u8", predictor)
+    assert b.summary["frames"] == a.summary["frames"] == 100
+    assert [(r["start"], r["end"]) for r in b.records] == [(r["start"], r["end"])
+                                                          for r in a.records]
+    np.testing.assert_allclose([r["bitrate_kbps"] for r in b.records],
+                               [r["bitrate_kbps"] for r in a.records], rtol=0.02)
+    np.testing.assert_allclose([r["pred_vmaf"] for r in b.records],
+                               [r["pred_vmaf"] for r in a.records], atol=0.1)
