@@ -20,7 +20,7 @@ import pytest
 
 from vmafdistill._ffmpeg import ffmpeg_exe, run_ffmpeg
 from vmafdistill.edge import pipeline
-from vmafdistill.edge.pipeline import EdgeOptions, analyze_video, decode_luma
+from vmafdistill.edge.pipeline import DecodeLog, EdgeOptions, analyze_video, decode_luma
 from vmafdistill.edge.predictor import Predictor
 from vmafdistill.edge.tokens import DEFAULT_RULES, merge_rules
 from vmafdistill.errors import VideoInputError
@@ -56,10 +56,9 @@ def predictor() -> Predictor:
 
 
 def decode(path: Path) -> tuple[np.ndarray, list[int | None]]:
-    pts: list[int | None] = []
-    y = np.concatenate(list(decode_luma(path, width=320, height=180, bit_depth=8,
-                                        frame_pts=pts)))
-    return y, pts
+    log = DecodeLog()
+    y = np.concatenate(list(decode_luma(path, width=320, height=180, bit_depth=8, log=log)))
+    return y, log.frame_pts
 
 
 def analyze(path: Path, predictor: Predictor) -> pipeline.VideoReport:
@@ -353,3 +352,34 @@ def test_an_hls_playlist_is_one_video(work, base_mp4, predictor):
                                [r["bitrate_kbps"] for r in a.records], rtol=0.02)
     np.testing.assert_allclose([r["pred_vmaf"] for r in b.records],
                                [r["pred_vmaf"] for r in a.records], atol=0.1)
+
+
+def test_a_rendition_switch_mid_stream_is_not_a_silent_number(work, predictor, capsys):
+    """An adaptive-bitrate recording: 2 s at 320x180, then the 160x90 rendition (one MPEG-TS).
+    ffmpeg would scale the 160x90 pictures up to 320x180 before the pipe, so their features
+    and resolution would be wrong; those shots get no prediction and say why, the earlier
+    shots keep theirs, and the summary says where the pictures change."""
+    from vmafdistill.cli import main as cli_main
+
+    hi, lo, both = work / "hi.ts", work / "lo.ts", work / "switch.ts"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=2",
+                "-c:v", "libx264", "-preset", "veryfast", "-g", "25", str(hi)], what="rendition 1")
+    run_ffmpeg(["-f", "lavfi", "-i", "mandelbrot=size=160x90:rate=25", "-t", "2",
+                "-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-output_ts_offset", "2",
+                str(lo)], what="rendition 2")
+    both.write_bytes(hi.read_bytes() + lo.read_bytes())
+    report = analyze(both, predictor)
+    changes = report.summary["picture_changes"]
+    assert [(c["frame"], c["width"], c["height"]) for c in changes] == [(0, 320, 180),
+                                                                         (50, 160, 90)]
+    assert changes[1]["time_s"] == pytest.approx(2.0, abs=0.05)
+    for rec, row in zip(report.records, report.rows, strict=True):
+        if row["stop_frame"] > 50:  # a shot with 160x90 pictures
+            assert rec["pred_vmaf"] is None and "picture_changed:160x90" in rec["flags"]
+        else:
+            assert rec["pred_vmaf"] is not None and not rec["flags"]
+    assert report.records[0]["pred_vmaf"] is not None
+    assert cli_main(["predict", str(both), "--model", str(TINY), "--progress", "off"]) == 0
+    assert "pictures change: 320x180 yuv420p at 0.00 s -> 160x90" in capsys.readouterr().out
+    # a stream without a change runs no second pass and reports none
+    assert "picture_changes" not in analyze(hi, predictor).summary

@@ -47,6 +47,7 @@ import itertools
 import math
 import os
 import queue
+import re
 import subprocess
 import tempfile
 import threading
@@ -75,6 +76,7 @@ from ..shots import ShotDetector
 from .tokens import band_of, issue_of
 
 __all__ = [
+    "DecodeLog",
     "EdgeOptions",
     "VideoReport",
     "analyze_video",
@@ -87,6 +89,7 @@ __all__ = [
     "frame_pass",
     "needs_pixel_features",
     "needs_quantizer",
+    "picture_changes",
     "shot_feature_rows",
     "shot_records",
     "temporal_only",
@@ -226,6 +229,33 @@ CHUNK_BYTES = 16 << 20
 #: ffmpeg binaries found not to know ``-stats_enc_pre`` (ffmpeg < 6.1): decoded without it.
 _NO_FRAME_STATS: set[str] = set()
 
+# ffmpeg's notice (info level) that the decoded pictures changed format or size mid-stream; the
+# frames are then scaled to the first picture's format and size before the pipe.
+_RECONFIGURED = re.compile(
+    r"Reconfiguring filter graph because video parameters changed to (\w+)[^,]*(?:\([^)]*\))?"
+    r", (\d+)x(\d+)")
+_LEVEL_ERROR = re.compile(r"\[(?:error|fatal|panic)\] ")
+
+
+@dataclass
+class DecodeLog:
+    """What :func:`decode_luma` learned besides the pixels (filled when decoding ends).
+
+    ``frame_pts``: each output frame's pts in the stream's time base (ffmpeg's
+    ``-stats_enc_pre {ptsi}``; None where the stream has none; empty with an ffmpeg older than
+    6.1, which cannot log them), so packets can be matched to frames
+    (:func:`~vmafdistill.io.packets.align_packets_to_frames`). ``errors``: what ffmpeg logged
+    at error level while still decoding to the end (a damaged stream, missing references of a
+    stream that starts mid-GOP): the frames came out, but some pictures may be wrong.
+    ``reconfigured``: ``(pix_fmt, width, height)`` each time the pictures changed mid-stream
+    (an adaptive-bitrate recording switching renditions); ffmpeg then scaled the frames to the
+    first picture's size, so they are not the coded pixels (:func:`picture_changes` says which).
+    """
+
+    frame_pts: list[int | None] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    reconfigured: list[tuple[str, int, int]] = field(default_factory=list)
+
 
 def decode_luma(
     path: str | os.PathLike[str],
@@ -236,8 +266,7 @@ def decode_luma(
     chunk: int = 64,
     prefetch: int = 2,
     threads: int = 0,
-    frame_pts: list[int | None] | None = None,
-    messages: list[str] | None = None,
+    log: DecodeLog | None = None,
 ) -> Iterator[np.ndarray]:
     """Decoded luma of the first video stream as (n, H, W) uint8/uint16 chunks, in order.
 
@@ -250,33 +279,51 @@ def decode_luma(
     ``threads`` is ffmpeg's decoder ``-threads`` (0 = ffmpeg's automatic choice). Chunks hold
     at most ``chunk`` frames and :data:`CHUNK_BYTES` bytes.
 
-    ``frame_pts``, if given, is filled once decoding has finished with each output frame's pts
-    in the stream's time base (ffmpeg's ``-stats_enc_pre {ptsi}``; None where the stream has
-    none), so its packets can be matched to the frames
-    (:func:`~vmafdistill.io.packets.align_packets_to_frames`). It stays empty with an ffmpeg
-    older than 6.1, which cannot log them. ``messages``, if given, receives the errors
-    ffmpeg logged while still decoding to the end (a damaged stream, missing references of a
-    stream that starts mid-GOP): the frames came out, but some pictures may be wrong.
+    ``log``, if given, is filled once decoding has finished (:class:`DecodeLog`: frame
+    timestamps, decoder errors, mid-stream picture changes).
     """
     p = os.fspath(path)
     exe = ffmpeg_exe()
-    want_pts = frame_pts is not None and exe not in _NO_FRAME_STATS
+    want_pts = log is not None and exe not in _NO_FRAME_STATS
     with tempfile.TemporaryDirectory(prefix="vmafdistill-") as tmp:
         stats = os.path.join(tmp, "frames.txt")
         try:
             yield from _decode_luma_once(p, exe, width, height, bit_depth, chunk, prefetch,
-                                         threads, stats if want_pts else None, messages)
+                                         threads, stats if want_pts else None, log)
         except _NoFrameStatsError:
             _NO_FRAME_STATS.add(exe)
             want_pts = False
             yield from _decode_luma_once(p, exe, width, height, bit_depth, chunk, prefetch,
-                                         threads, None, messages)
-        if want_pts and frame_pts is not None:
-            frame_pts.clear()
+                                         threads, None, log)
+        if want_pts and log is not None:
+            log.frame_pts.clear()
             with open(stats, encoding="ascii", errors="replace") as f:
                 for line in f:
                     word = line.strip()
-                    frame_pts.append(int(word) if word.lstrip("-").isdigit() else None)
+                    log.frame_pts.append(int(word) if word.lstrip("-").isdigit() else None)
+
+
+_SHOWINFO = re.compile(r"\] n:\s*\d+ pts:\s*(-?\d+|NOPTS) .*? fmt:(\w+) .*? s:(\d+)x(\d+) ")
+
+
+def picture_changes(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Where the decoded pictures change format or size: ``[{"frame", "pix_fmt", "width",
+    "height"}]``, one entry per run of equal pictures, the first at frame 0.
+
+    A second decode with ffmpeg's ``showinfo`` (its frame counter restarts at every change, so
+    frames are counted here); run only when :class:`DecodeLog` reports a change.
+    """
+    p = os.fspath(path)
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
+           "-noautorotate", "-i", p, "-map", "0:V:0", "-vf", "showinfo=checksum=0",
+           "-fps_mode", "passthrough", "-f", "null", "-"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
+    runs: list[dict[str, Any]] = []
+    for i, m in enumerate(_SHOWINFO.finditer(proc.stderr)):
+        pic = (m[2], int(m[3]), int(m[4]))
+        if not runs or (runs[-1]["pix_fmt"], runs[-1]["width"], runs[-1]["height"]) != pic:
+            runs.append({"frame": i, "pix_fmt": pic[0], "width": pic[1], "height": pic[2]})
+    return runs
 
 
 class _NoFrameStatsError(Exception):
@@ -285,13 +332,14 @@ class _NoFrameStatsError(Exception):
 
 def _decode_luma_once(
     p: str, exe: str, width: int, height: int, bit_depth: int, chunk: int, prefetch: int,
-    threads: int, stats: str | None, messages: list[str] | None,
+    threads: int, stats: str | None, log: DecodeLog | None,
 ) -> Iterator[np.ndarray]:
     gray = "gray" if bit_depth <= 8 else f"gray{bit_depth}le" if bit_depth < 16 else "gray16le"
     stats_args = [] if stats is None else [
         "-stats_enc_pre", stats, "-stats_enc_pre_fmt", "{ptsi}"]
     cmd = [
-        exe, "-hide_banner", "-nostdin", "-loglevel", "error",
+        # level+info: errors tagged with their level, and the notice of a mid-stream change
+        exe, "-hide_banner", "-nostdin", "-loglevel", "level+info", "-nostats",
         # -noautorotate: the coded frames, whose size the probe reported (a phone video's
         # rotation would otherwise transpose them, same bytes per frame, silently scrambled).
         "-threads", str(int(threads)), "-noautorotate", "-i", p,
@@ -370,13 +418,16 @@ def _decode_luma_once(
             text = errfile.read().decode(errors="replace")
             if stats is not None and not produced and "stats_enc_pre" in text:
                 raise _NoFrameStatsError
-            tail = " | ".join(text.strip().splitlines()[-3:])
+            errors = [ln.strip() for ln in text.splitlines() if _LEVEL_ERROR.search(ln)]
+            tail = " | ".join(errors[-3:] or text.strip().splitlines()[-3:])
             raise VideoInputError(f"{p}: decoding failed ({tail or f'ffmpeg exit {rc}'})")
-        if messages is not None and finished:
+        if log is not None and finished:
             errfile.seek(0)
-            messages.extend(line.strip() for line in
-                            errfile.read().decode(errors="replace").splitlines()
-                            if line.startswith("["))  # not "Last message repeated ..."
+            text = errfile.read().decode(errors="replace")
+            log.errors.extend(_LEVEL_ERROR.sub("", ln).strip() for ln in text.splitlines()
+                              if _LEVEL_ERROR.search(ln))
+            log.reconfigured.extend((m[1], int(m[2]), int(m[3]))
+                                    for m in _RECONFIGURED.finditer(text))
 
 
 def _concat_raw(parts: Sequence[RawStats]) -> RawStats:
@@ -678,6 +729,47 @@ def _set_times_from_timestamps(rows: list[dict[str, Any]], frame_times_s: np.nda
         row["duration_s"] = float(end - frame_times_s[start])
 
 
+def _invalidate_rescaled_shots(
+    path: str, log: DecodeLog, info: Any, records: list[dict[str, Any]],
+    rows: Sequence[Mapping[str, Any]], frame_times_s: np.ndarray | None, fps: float,
+) -> list[dict[str, Any]]:
+    """Shots with pictures of another size or format than the first get no prediction.
+
+    ffmpeg scales such pictures to the first one's size before the pipe (an adaptive-bitrate
+    recording that switches renditions), so their features are not those of the coded
+    pixels and their ``res`` and ``scale_ratio`` would be wrong: never a silent number. The
+    shots before the change keep their predictions; returns the runs of equal pictures
+    (:func:`picture_changes`) with their start times, or [] when nothing changed.
+    """
+    first = (info.pix_fmt, info.width, info.height)
+    if not any(tuple(r) != first for r in log.reconfigured):
+        return []
+    runs = picture_changes(path)
+    n = int(rows[-1]["stop_frame"]) if rows else 0
+    if not runs:
+        runs = [{"frame": 0, "pix_fmt": first[0], "width": first[1], "height": first[2]}]
+    for run in runs:
+        f = int(run["frame"])
+        run["time_s"] = round(float(frame_times_s[f]) if frame_times_s is not None
+                              and f < frame_times_s.shape[0] else f / fps, 3)
+    changed = np.zeros(n, bool)
+    for run, nxt in zip(runs, [*runs[1:], None], strict=True):
+        if (run["pix_fmt"], run["width"], run["height"]) != first:
+            changed[int(run["frame"]): n if nxt is None else int(nxt["frame"])] = True
+    if not changed.any() and len(runs) == 1:  # showinfo saw no change: trust the notice
+        changed[:] = True
+    for rec, row in zip(records, rows, strict=True):
+        seen = changed[int(row["start_frame"]):int(row["stop_frame"])]
+        if seen.any():
+            sizes = sorted({f"{r['width']}x{r['height']}" for r in runs
+                            if (r["pix_fmt"], r["width"], r["height"]) != first})
+            rec.update(pred_vmaf=None, interval=None, band="unknown",
+                       issue="invalid_features")
+            rec["flags"] = [*rec.get("flags", []),
+                            *(f"picture_changed:{s}" for s in sizes)]
+    return runs
+
+
 def _flag_hidden_frames(records: list[dict[str, Any]], rows: Sequence[Mapping[str, Any]],
                         hidden_before_frame: np.ndarray) -> int:
     """Flag ``hidden_frames:K`` on each shot that K never-output packets precede; total K.
@@ -697,6 +789,7 @@ def _flag_hidden_frames(records: list[dict[str, Any]], rows: Sequence[Mapping[st
 
 def _summary(path: str, records: list[dict[str, Any]], n_frames: int, fps: float,
              hidden_frames: int = 0, decoder_errors: Sequence[str] = (),
+             picture_changes: Sequence[Mapping[str, Any]] = (),
              ref: tuple[tuple[int, int], str] | None = None,
              pixel: dict[str, Any] | None = None) -> dict:
     ok = [r for r in records if r["pred_vmaf"] is not None]
@@ -725,6 +818,7 @@ def _summary(path: str, records: list[dict[str, Any]], n_frames: int, fps: float
         **({"hidden_frames": hidden_frames} if hidden_frames else {}),
         **({"decoder_errors": {"count": len(decoder_errors), "first": decoder_errors[0]}}
            if decoder_errors else {}),
+        **({"picture_changes": list(picture_changes)} if picture_changes else {}),
         **({"pixel_features": pixel} if pixel is not None else {}),
     }
 
@@ -808,15 +902,14 @@ def analyze_video(
         cut_step = options.cut_step(info.width, info.height, step)
         temporal_step = options.temporal_step(names, info.width, info.height)
 
-        frame_pts: list[int | None] = []
-        decoder_errors: list[str] = []
+        log = DecodeLog()
 
         def chunks() -> Iterator[np.ndarray]:
             done = 0
             for y in decode_luma(p, width=info.width, height=info.height,
                                  bit_depth=info.bit_depth, chunk=options.chunk,
                                  prefetch=options.prefetch, threads=options.decode_threads,
-                                 frame_pts=frame_pts, messages=decoder_errors):
+                                 log=log):
                 if pending and predictor.done() and predictor.exception() is not None:
                     raise predictor.exception()  # a bad model stops the decode at once
                 check_codec()
@@ -846,7 +939,7 @@ def analyze_video(
         raise VideoInputError(f"{p}: no frames could be decoded (empty or undecodable video)")
     # Packets the decoder never output (an edit list's pre-roll, RASL pictures, lost pictures)
     # are left out here and flagged on the shot they precede.
-    aligned = align_packets_to_frames(box["packets"], frame_pts or None, n)
+    aligned = align_packets_to_frames(box["packets"], log.frame_pts or None, n)
     packets = aligned.packets
     t2 = time.perf_counter()
     if pending:
@@ -869,12 +962,15 @@ def analyze_video(
         preds[finite] = predictor.predict(x[finite])
     records = shot_records(rows, preds, card, rules, feature_names=names,
                            codec=packets.codec, height=min(info.width, info.height))
+    changes = _invalidate_rescaled_shots(p, log, info, records, rows, aligned.frame_times_s,
+                                         fps)
     hidden = _flag_hidden_frames(records, rows, aligned.hidden_before_frame)
     t_pred = time.perf_counter() - t2
     return VideoReport(
         records=records,
         summary=_summary(p, records, n, fps, hidden_frames=hidden,
-                         decoder_errors=decoder_errors, ref=(ref, ref_rule), pixel={
+                         decoder_errors=log.errors, picture_changes=changes,
+                         ref=(ref, ref_rule), pixel={
             "used_for": ("prediction+issues" if needs_pixel_features(names)
                          and not temporal_only(names) else "issues"),
             "frame_step": step,
