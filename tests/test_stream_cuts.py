@@ -173,6 +173,9 @@ def test_alignment_rules_by_hand():
     assert a.by == "pts" and a.packets.sizes.tolist() == [200, 300, 500]
     assert a.hidden.tolist() == [0, 3] and a.hidden_before_frame.tolist() == [0, 2]
     assert a.frame_times_s.tolist() == [0.0, 0.04, 0.12]
+    # matched, but the time line goes backwards (two files joined): no frame times
+    back = align_packets_to_frames(_packets([10, 11, 0, 1]), [10, 11, 0, 1], 4)
+    assert back.by == "pts" and back.frame_times_s is None
     # no timestamps, equal counts: by order
     raw = _packets([NOPTS_VALUE] * 3)
     assert align_packets_to_frames(raw, [None] * 3, 3).by == "order"

@@ -159,7 +159,9 @@ class FrameAlignment:
     #: order (``n_frames`` when none follows)
     hidden_before_frame: np.ndarray
     by: str  #: ``"pts"`` (matched on timestamps) or ``"order"`` (one packet per frame)
-    frame_times_s: np.ndarray | None  #: (n,) frame start times from the first frame, or None
+    #: (n,) frame start times from the first frame; None without timestamps or when they do
+    #: not increase frame to frame (files joined end to end, timestamp resets)
+    frame_times_s: np.ndarray | None
 
 
 def align_packets_to_frames(
@@ -205,6 +207,8 @@ def align_packets_to_frames(
                 frame_sorted = np.sort(np.asarray(fpts, dtype=np.int64))
                 before = np.searchsorted(frame_sorted, ppts[hidden], side="right")
                 times = (np.asarray(fpts, dtype=np.float64) - fpts[0]) * float(packets.time_base)
+                if np.any(np.diff(times) <= 0):  # joined files, resets: no usable time line
+                    times = None
                 return FrameAlignment(packets.take(idx), hidden, before.astype(np.int64),
                                       "pts", times)
             missing = int(np.sum(idx < 0))
