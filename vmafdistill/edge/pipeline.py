@@ -752,21 +752,21 @@ def _invalidate_rescaled_shots(
         f = int(run["frame"])
         run["time_s"] = round(float(frame_times_s[f]) if frame_times_s is not None
                               and f < frame_times_s.shape[0] else f / fps, 3)
+    other = [(run["pix_fmt"], run["width"], run["height"]) != first for run in runs]
     changed = np.zeros(n, bool)
-    for run, nxt in zip(runs, [*runs[1:], None], strict=True):
-        if (run["pix_fmt"], run["width"], run["height"]) != first:
+    for run, nxt, differs in zip(runs, [*runs[1:], None], other, strict=True):
+        if differs:
             changed[int(run["frame"]): n if nxt is None else int(nxt["frame"])] = True
     if not changed.any() and len(runs) == 1:  # showinfo saw no change: trust the notice
         changed[:] = True
+    flags = [f"picture_changed:{size}" for size in sorted(
+        {f"{r['width']}x{r['height']}" for r, differs in zip(runs, other, strict=True)
+         if differs})]
     for rec, row in zip(records, rows, strict=True):
-        seen = changed[int(row["start_frame"]):int(row["stop_frame"])]
-        if seen.any():
-            sizes = sorted({f"{r['width']}x{r['height']}" for r in runs
-                            if (r["pix_fmt"], r["width"], r["height"]) != first})
+        if changed[int(row["start_frame"]):int(row["stop_frame"])].any():
             rec.update(pred_vmaf=None, interval=None, band="unknown",
                        issue="invalid_features")
-            rec["flags"] = [*rec.get("flags", []),
-                            *(f"picture_changed:{s}" for s in sizes)]
+            rec["flags"] = [*rec.get("flags", []), *flags]
     return runs
 
 
