@@ -8,7 +8,7 @@ exported student on every encode and compares per shot: MAE, PLCC, interval cove
 agreement.
 
     python scripts/eval_unseen.py [--model checkpoints/vmafdistill_default.onnx] [--ladder wide]
-        [--workers 2] [--markdown docs/results-unseen.md]
+        [--workers 2] [--markdown docs/results-unseen.md] [--noise 8]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from vmafdistill.sources import PhotoPan, pan_photos  # noqa: E402
+from vmafdistill.sources import PhotoPan, add_temporal_noise, pan_photos  # noqa: E402
 
 FPS = 25
 W, H = 480, 270
@@ -43,10 +43,17 @@ def photo_paths() -> list[Path]:
     return paths
 
 
-def make_source(out: Path) -> Path:
-    """2 s per photo: a slow pan (crop window moving across the photo), hard cuts between them."""
+def make_source(cache: Path, noise: int = 0) -> Path:
+    """2 s per photo: a slow pan (crop window moving across the photo), hard cuts between them;
+    ``noise`` > 0 films it again with camera-like temporal noise of that strength."""
     shots = [PhotoPan(p, vx=12 + 8 * i, vy=6 + 4 * i) for i, p in enumerate(photo_paths())]
-    return pan_photos(shots, out, width=W, height=H, fps=FPS, seconds_each=2, margin=60)
+    clean = pan_photos(shots, cache / "unseen" / f"photos_pan_{W}x{H}.mp4", width=W, height=H,
+                       fps=FPS, seconds_each=2, margin=60)
+    if noise <= 0:
+        return clean
+    # its own folder: the corpus is a `folder` corpus over the source's directory
+    noisy = cache / f"unseen_noise{noise}" / f"{clean.stem}_noise{noise}.mp4"
+    return add_temporal_noise(clean, noisy, strength=noise)
 
 
 def main() -> int:
@@ -54,6 +61,9 @@ def main() -> int:
     ap.add_argument("--model", default=str(REPO / "checkpoints" / "vmafdistill_default.onnx"))
     ap.add_argument("--ladder", default="wide")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--noise", type=int, default=0,
+                    help="film the unseen clip with camera-like temporal noise of this strength "
+                         "(ffmpeg `noise` filter; 0: clean)")
     ap.add_argument("--cache", default=str(REPO / ".cache"))
     ap.add_argument("--markdown", help="also write the table as markdown here")
     ap.add_argument("--json", help="also write per-shot rows as JSON here")
@@ -69,13 +79,16 @@ def main() -> int:
     from vmafdistill.edge.tokens import DEFAULT_RULES, band_of, merge_rules
 
     cache = Path(args.cache)
-    src = make_source(cache / "unseen" / "photos_pan_480x270.mp4")
+    src = make_source(cache, args.noise)
+    name = "unseen" if args.ladder == "wide" else "unseen_" + args.ladder
+    if args.noise:
+        name += f"_noise{args.noise}"
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = OmegaConf.to_container(compose("corpus", overrides=[
             # one corpus directory per ladder, so `--ladder wide_all` does not replace the tables
             # of the default ladder that scripts/probe_qp.py reads
             f"paths.cache_dir={cache}", "corpus=folder",
-            f"corpus.name={'unseen' if args.ladder == 'wide' else 'unseen_' + args.ladder}",
+            f"corpus.name={name}",
             f"corpus.root={src.parent}", f"ladder={args.ladder}", "teacher=libvmaf",
             f"workers={args.workers}", "progress=false",
         ]), resolve=True)
@@ -112,7 +125,8 @@ def main() -> int:
     plcc = float(np.corrcoef(p, y)[0, 1])
     card = pred.card
     lines = [
-        f"Unseen content ({src.name}: 3 photographs panned, 2 hard cuts, {W}x{H} {FPS} fps), "
+        f"Unseen content ({src.name}: 3 photographs panned, 2 hard cuts, {W}x{H} {FPS} fps"
+        f"{f', camera noise strength {args.noise}' if args.noise else ''}), "
         f"ladder `{args.ladder}`, labels: libvmaf float ({samples['teacher_version'].iloc[0]}), "
         f"student `{Path(args.model).name}` (trained on corpus {card['corpus'].get('name')}).",
         "",

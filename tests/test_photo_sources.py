@@ -17,7 +17,7 @@ from vmafdistill.config import conf_dir
 from vmafdistill.errors import VideoInputError
 from vmafdistill.io.packets import read_packets
 from vmafdistill.io.video import read_all
-from vmafdistill.sources import PhotoPan, pan_photos, skimage_photo
+from vmafdistill.sources import PhotoPan, add_temporal_noise, pan_photos, skimage_photo
 
 FPS, W, H = 10, 96, 64
 
@@ -87,6 +87,31 @@ def test_pan_photos_names_a_missing_photograph(tmp_path: Path) -> None:
     with pytest.raises(VideoInputError, match=r"nope\.png"):
         pan_photos([PhotoPan(tmp_path / "nope.png", 1, 1)], tmp_path / "x.mp4", width=W, height=H)
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_add_temporal_noise_adds_new_noise_each_frame_of_the_asked_strength(
+        tmp_path: Path) -> None:
+    rgb, grey = _photos(tmp_path)
+    clean = pan_photos([PhotoPan(rgb, vx=20, vy=0), PhotoPan(grey, vx=0, vy=0)],
+                       tmp_path / "clean.mp4", width=W, height=H, fps=FPS, seconds_each=1,
+                       margin=40)
+    noisy = add_temporal_noise(clean, tmp_path / "n" / "noisy.mp4", strength=8)
+    again = add_temporal_noise(clean, tmp_path / "n2.mp4", strength=8)
+    assert noisy.read_bytes() == again.read_bytes()  # the filter's fixed seed: reproducible
+    y0, y1 = read_all(clean).y.astype(np.float64), read_all(noisy).y.astype(np.float64)
+    assert y1.shape == y0.shape  # no frame lost or added
+    diff = y1 - y0
+    # strength 8 is ~4 grey levels of noise (measured 4.2 on the unseen photographs)
+    assert 3.0 < diff.std() < 5.5 and abs(diff.mean()) < 0.5
+    # a new pattern every frame: the held (still) shot is no longer still
+    held = [np.abs(y1[k + 1] - y1[k]).mean() for k in range(FPS, 2 * FPS - 1)]
+    assert min(held) > 2.0
+    assert add_temporal_noise(clean, noisy, strength=4) == noisy  # an existing file is kept
+    assert noisy.read_bytes() == again.read_bytes()
+    with pytest.raises(VideoInputError, match="positive"):
+        add_temporal_noise(clean, tmp_path / "z.mp4", strength=0)
+    with pytest.raises(VideoInputError, match=r"nope\.mp4"):
+        add_temporal_noise(tmp_path / "nope.mp4", tmp_path / "y.mp4", strength=4)
 
 
 def test_photo_source_script_names_packaged_photos_and_the_corpus_lists_them() -> None:

