@@ -419,7 +419,10 @@ def test_bundle_round_trip(tmp_path, kind: str) -> None:
     assert got["interactions"] == CONFIGS[kind].get("interactions", [])
     assert loaded.interactions == model.interactions
     # plain payload: loads with weights_only (no pickled classes)
-    assert torch.load(path, weights_only=True)["format"] == "vmafdistill-student"
+    payload = torch.load(path, weights_only=True)
+    assert payload["format"] == "vmafdistill-student"
+    # version 2 only when products are inside: older readers refuse those by version
+    assert payload["format_version"] == (2 if model.interactions else 1)
 
 
 def test_load_bundle_errors(tmp_path) -> None:
@@ -433,6 +436,11 @@ def test_load_bundle_errors(tmp_path) -> None:
     torch.save({"weights": torch.zeros(2)}, other)
     with pytest.raises(ModelError, match="not a vmafdistill student bundle"):
         load_bundle(other)
+    newer = tmp_path / "newer.pt"
+    torch.save({"format": "vmafdistill-student", "format_version": 3}, newer)
+    with pytest.raises(ModelError, match=r"newer\.pt: format version 3 \(this vmafdistill reads "
+                                         r"1, 2\)"):
+        load_bundle(newer)
 
 
 def test_shipped_student_configs_build_and_export() -> None:

@@ -4,7 +4,8 @@ The file is ``torch.save`` of a plain dict (tensors, str, numbers, lists, dicts;
 classes, so it loads with ``weights_only=True``)::
 
     format            "vmafdistill-student"
-    format_version    1
+    format_version    1, or 2 when ``interactions`` is not empty (a reader from before
+                      interactions refuses those by version instead of failing on a shape)
     student_cfg       the conf/student mapping the model was built from
     feature_names     raw input columns, in order
     transforms        {column: kind} applied inside ScaledStudent
@@ -34,7 +35,11 @@ from .models import ScaledStudent, scaled_student
 __all__ = ["BUNDLE_FORMAT", "BUNDLE_VERSION", "load_bundle", "save_bundle", "to_plain"]
 
 BUNDLE_FORMAT = "vmafdistill-student"
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2
+# Version 2 added `interactions`. A bundle without any is still written as version 1, so readers
+# from before interactions keep loading it; one with interactions is version 2, which those
+# readers refuse with a version message instead of a tensor-shape error.
+READABLE_VERSIONS = (1, 2)
 
 
 def to_plain(obj: Any) -> Any:
@@ -73,7 +78,7 @@ def save_bundle(
     path = Path(path)
     payload = {
         "format": BUNDLE_FORMAT,
-        "format_version": BUNDLE_VERSION,
+        "format_version": BUNDLE_VERSION if model.interactions else 1,
         "student_cfg": to_plain(student_cfg),
         "feature_names": list(model.feature_names),
         "transforms": dict(model.transforms),
@@ -108,14 +113,18 @@ def load_bundle(path: str | Path) -> tuple[ScaledStudent, dict[str, Any]]:
                          f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
     if not isinstance(payload, dict) or payload.get("format") != BUNDLE_FORMAT:
         raise ModelError(f"student bundle {path}: not a vmafdistill student bundle")
-    if payload.get("format_version") != BUNDLE_VERSION:
-        raise ModelError(f"student bundle {path}: format version {payload.get('format_version')}"
-                         f" (this vmafdistill reads {BUNDLE_VERSION})")
+    version = payload.get("format_version")
+    if version not in READABLE_VERSIONS:
+        raise ModelError(f"student bundle {path}: format version {version} (this vmafdistill "
+                         f"reads {', '.join(map(str, READABLE_VERSIONS))}); a newer vmafdistill "
+                         "wrote it")
     try:
         cfg = payload["student_cfg"]
         names = payload["feature_names"]
         state = payload["state_dict"]
-        interactions = payload.get("interactions") or []  # bundles before interactions: none
+        # bundles before interactions: none; version-1 bundles written between interactions and
+        # version 2 may carry them, and load the same way
+        interactions = payload.get("interactions") or []
         model = scaled_student(cfg, state["mean"], state["std"], names, payload["transforms"],
                                interactions)
         model.load_state_dict(state, strict=True)
