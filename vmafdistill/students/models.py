@@ -513,7 +513,8 @@ class SoftTreeStudent(_ResidualMixin, nn.Module):
 
 
 def build_student(
-    cfg: Mapping[str, Any], n_features: int, feature_names: Sequence[str] | None = None
+    cfg: Mapping[str, Any], n_features: int, feature_names: Sequence[str] | None = None,
+    interactions: Sequence[tuple[str, str]] | None = None,
 ) -> nn.Module:
     """Build the student a ``conf/student/<name>.yaml`` mapping describes.
 
@@ -524,6 +525,8 @@ def build_student(
             columns); this needs ``feature_names``.
         n_features: number of input columns the module receives.
         feature_names: names of those columns, in order.
+        interactions: the ``(a, b)`` pairs whose products (:func:`interaction_name`) are among
+            ``feature_names``; a ``features:`` subset keeps a product when it keeps both columns.
 
     Returns:
         ``nn.Module``: standardised ``(N, n_features)`` float32 -> ``(N,)`` predicted VMAF.
@@ -548,13 +551,16 @@ def build_student(
             raise VmafDistillError(
                 f"student {name!r}: feature column(s) {missing} not among the inputs {names}"
             )
-        # Interaction products (named "a*b", appended by ScaledStudent) follow their columns:
-        # kept when the subset keeps both factors, an error when it drops one of them.
-        for prod in names:
-            factors = prod.split("*")
-            if len(factors) != 2 or prod in subset or prod in factors:
+        # Interaction products (appended by ScaledStudent) follow their columns: kept when the
+        # subset keeps both factors, an error when it drops one of them.
+        for a, b in interactions or []:
+            prod = interaction_name(a, b)
+            if prod not in names:
+                raise VmafDistillError(f"student {name!r}: interaction {prod!r} is not among "
+                                       f"the inputs {names}")
+            if prod in subset:
                 continue
-            dropped = [c for c in factors if c not in subset]
+            dropped = [c for c in (a, b) if c not in subset]
             if dropped:
                 raise VmafDistillError(
                     f"student {name!r}: interaction {prod!r} uses column(s) {dropped}, which "
@@ -772,8 +778,9 @@ def scaled_student(
     """:func:`build_student` on the student's input columns (raw features, then the
     ``interactions`` products) wrapped in a :class:`ScaledStudent` with the given scaler."""
     in_names = student_input_names(feature_names, interactions)
-    return ScaledStudent(build_student(cfg, len(in_names), in_names), mean, std, feature_names,
-                         transforms=transforms, interactions=interactions)
+    pairs = resolve_interactions(interactions, feature_names)
+    return ScaledStudent(build_student(cfg, len(in_names), in_names, pairs), mean, std,
+                         feature_names, transforms=transforms, interactions=interactions)
 
 
 def make_scaled_student(
