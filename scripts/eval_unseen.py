@@ -8,7 +8,7 @@ exported student on every encode and compares per shot: MAE, PLCC, interval cove
 agreement.
 
     python scripts/eval_unseen.py [--model checkpoints/vmafdistill_default.onnx] [--ladder wide]
-        [--workers 2] [--markdown docs/results-unseen.md] [--noise 8]
+        [--workers 2] [--markdown docs/results-unseen.md] [--noise 8] [--plot unseen.png]
 """
 
 from __future__ import annotations
@@ -56,6 +56,38 @@ def make_source(cache: Path, noise: int = 0) -> Path:
     return add_temporal_noise(clean, noisy, strength=noise)
 
 
+def plot_rows(rows: list[dict], thresholds: list[float], title: str, out: Path) -> None:
+    """Predicted vs teacher VMAF per shot x variant, one colour per codec, the conformal interval
+    as a vertical bar, the identity line and the guard thresholds (a point in an off-diagonal
+    quadrant is a guard decision the student gets wrong)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 6))
+    for codec in sorted({r["variant"].split("_")[0] for r in rows}):
+        part = [r for r in rows if r["variant"].split("_")[0] == codec]
+        t = np.array([r["teacher"] for r in part])
+        pr = np.array([r["pred"] for r in part])
+        err = np.array([[r["pred"] - r["lo"] for r in part], [r["hi"] - r["pred"] for r in part]])
+        ax.errorbar(t, pr, yerr=err, fmt="o", ms=3, lw=0.5, alpha=0.7, label=codec)
+    for th in thresholds:
+        ax.axhline(th, color="0.6", lw=0.6, ls=":")
+        ax.axvline(th, color="0.6", lw=0.6, ls=":")
+    ax.plot([0, 100], [0, 100], color="k", lw=1)
+    ax.set_xlim(0, 102)
+    ax.set_ylim(0, 102)
+    ax.set_xlabel("teacher VMAF (libvmaf)")
+    ax.set_ylabel("predicted VMAF (edge chain), bar: interval")
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--model", default=str(REPO / "checkpoints" / "vmafdistill_default.onnx"))
@@ -67,6 +99,8 @@ def main() -> int:
     ap.add_argument("--cache", default=str(REPO / ".cache"))
     ap.add_argument("--markdown", help="also write the table as markdown here")
     ap.add_argument("--json", help="also write per-shot rows as JSON here")
+    ap.add_argument("--plot", help="also draw predicted vs teacher VMAF (with the intervals and "
+                                   "the guard thresholds) as a PNG here")
     args = ap.parse_args()
 
     from hydra import compose, initialize_config_dir
@@ -153,6 +187,10 @@ def main() -> int:
         Path(args.markdown).write_text(text + "\n")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    if args.plot:
+        plot_rows(rows, [float(t) for t in card.get("guard_thresholds") or []],
+                  f"{src.name}, ladder {args.ladder}: MAE {mae:.2f}, PLCC {plcc:.3f}, "
+                  f"coverage {cover:.1%}", Path(args.plot))
     return 0
 
 
