@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from vmafdistill._ffmpeg import ffmpeg_exe, run_ffmpeg
+from vmafdistill.edge import decode as decode_mod
 from vmafdistill.edge import pipeline
 from vmafdistill.edge.pipeline import DecodeLog, EdgeOptions, analyze_video, decode_luma
 from vmafdistill.edge.predictor import Predictor
@@ -199,10 +200,10 @@ def test_an_ffmpeg_without_frame_stats_still_decodes(work, base_mp4, tmp_path, m
         "    echo \"Unrecognized option 'stats_enc_pre'.\" >&2; exit 8\n  fi\ndone\n"
         f"exec '{ffmpeg_exe()}' \"$@\"\n")
     old.chmod(old.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setattr(pipeline, "ffmpeg_exe", lambda: os.fspath(old))
-    monkeypatch.setattr(pipeline, "_NO_FRAME_STATS", set())
+    monkeypatch.setattr(decode_mod, "ffmpeg_exe", lambda: os.fspath(old))
+    monkeypatch.setattr(decode_mod, "_NO_FRAME_STATS", set())
     y, pts = decode(base)
-    assert y.shape[0] == 100 and pts == [] and os.fspath(old) in pipeline._NO_FRAME_STATS
+    assert y.shape[0] == 100 and pts == [] and os.fspath(old) in decode_mod._NO_FRAME_STATS
     y_new, pts_new = decode(base)  # remembered: no second failing start
     assert pts_new == [] and np.array_equal(y, y_new)
 
@@ -357,32 +358,84 @@ def test_an_hls_playlist_is_one_video(work, base_mp4, predictor):
                                [r["pred_vmaf"] for r in a.records], atol=0.1)
 
 
-def test_a_rendition_switch_mid_stream_is_not_a_silent_number(work, predictor, capsys):
-    """An adaptive-bitrate recording: 2 s at 320x180, then the 160x90 rendition (one MPEG-TS).
-    ffmpeg would scale the 160x90 pictures up to 320x180 before the pipe, so their features
-    and resolution would be wrong; those shots get no prediction and say why, the earlier
-    shots keep theirs, and the summary says where the pictures change."""
+def _same_shot(rec: dict, alone: dict) -> None:
+    """A shot of a recording equals the same shot of its rendition predicted on its own."""
+    for key in ("codec", "res", "band", "issue", "flags"):
+        assert rec[key] == alone[key], key
+    for key in ("pred_vmaf", "bitrate_kbps"):
+        assert rec[key] == pytest.approx(alone[key], abs=1e-6), key
+    assert rec["end"] - rec["start"] == pytest.approx(alone["end"] - alone["start"], abs=1e-3)
+
+
+def _ladder_segments(work: Path, name: str, size: str, pix_fmt: str = "yuv420p") -> list[Path]:
+    """One rendition of a 6 s source cut into three 2 s HLS-style TS segments (a keyframe at
+    every segment start; the segments keep the source's clock, as a player receives them)."""
+    out = work / name
+    out.mkdir(exist_ok=True)
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=6",
+                "-s", size, "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", pix_fmt,
+                "-force_key_frames", "expr:gte(t,n_forced*2)", "-f", "segment",
+                "-segment_time", "2", "-segment_format", "mpegts", str(out / "seg%d.ts")],
+               what=f"rendition {name}")
+    return [out / f"seg{i}.ts" for i in range(3)]
+
+
+def test_a_rendition_switch_mid_stream_predicts_each_rendition_at_its_own_size(
+        work, predictor, capsys):
+    """An adaptive-bitrate recording: 2 s at 320x180, 2 s of the 160x90 rendition, then
+    320x180 again (joined TS segments). ffmpeg scales later pictures to the first one's size
+    before the pipe, so the edge decodes every run of equal pictures again at its own size:
+    each rendition's shots must equal that segment predicted on its own (pixels, bits,
+    resolution, scale), with the recording's shot numbers."""
     from vmafdistill.cli import main as cli_main
 
-    hi, lo, both = work / "hi.ts", work / "lo.ts", work / "switch.ts"
-    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=2",
-                "-c:v", "libx264", "-preset", "veryfast", "-g", "25", str(hi)], what="rendition 1")
-    run_ffmpeg(["-f", "lavfi", "-i", "mandelbrot=size=160x90:rate=25", "-t", "2",
-                "-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-output_ts_offset", "2",
-                str(lo)], what="rendition 2")
-    both.write_bytes(hi.read_bytes() + lo.read_bytes())
+    hi = _ladder_segments(work, "hi", "320x180")
+    lo = _ladder_segments(work, "lo", "160x90")
+    parts = [hi[0], lo[1], hi[2]]  # the player dropped to 160x90 for the middle segment
+    both = work / "switch.ts"
+    both.write_bytes(b"".join(part.read_bytes() for part in parts))
     report = analyze(both, predictor)
     changes = report.summary["picture_changes"]
-    assert [(c["frame"], c["width"], c["height"]) for c in changes] == [(0, 320, 180),
-                                                                         (50, 160, 90)]
-    assert changes[1]["time_s"] == pytest.approx(2.0, abs=0.05)
-    for rec, row in zip(report.records, report.rows, strict=True):
-        if row["stop_frame"] > 50:  # a shot with 160x90 pictures
-            assert rec["pred_vmaf"] is None and "picture_changed:160x90" in rec["flags"]
-        else:
-            assert rec["pred_vmaf"] is not None and not rec["flags"]
-    assert report.records[0]["pred_vmaf"] is not None
+    assert [(c["frame"], c["width"], c["height"]) for c in changes] == [
+        (0, 320, 180), (50, 160, 90), (100, 320, 180)]
+    assert [c["time_s"] for c in changes] == pytest.approx([0.0, 2.0, 4.0], abs=0.05)
+    alone = [analyze(part, predictor) for part in parts]
+    assert all("picture_changes" not in a.summary for a in alone)  # no change: no 2nd pass
+    assert [c["shots"] for c in changes] == [len(a.records) for a in alone]
+    assert [c["ref_size"] for c in changes] == [a.summary["ref_size"] for a in alone]
+    expected = [rec for a in alone for rec in a.records]
+    assert len(report.records) == len(expected) and "hidden_frames" not in report.summary
+    assert [r["shot"] for r in report.records] == list(range(len(expected)))
+    for rec, ref in zip(report.records, expected, strict=True):
+        _same_shot(rec, ref)
+    assert [r["res"] for r in report.records] == [r["res"] for r in expected]
+    assert {r["res"] for r in report.records} == {"180p", "90p"}
+    assert all(r["pred_vmaf"] is not None for r in report.records)
+    # shots never straddle a switch, and the recording's clock runs on
+    assert {50, 100} <= {row["start_frame"] for row in report.rows}
+    assert report.records[-1]["end"] == pytest.approx(6.0, abs=0.05)
     assert cli_main(["predict", str(both), "--model", str(TINY), "--progress", "off"]) == 0
-    assert "pictures change: 320x180 yuv420p at 0.00 s -> 160x90" in capsys.readouterr().out
-    # a stream without a change runs no second pass and reports none
-    assert "picture_changes" not in analyze(hi, predictor).summary
+    out = capsys.readouterr().out
+    assert "renditions: 320x180 yuv420p at 0.00 s" in out and "-> 160x90 yuv420p at 2.00 s" in out
+    assert "no prediction" not in out
+
+
+def test_a_rendition_of_another_bit_depth_is_flagged_not_predicted(work, predictor):
+    """A switch to a 10-bit rendition: the recording is read at the first run's depth, so the
+    10-bit run's samples went through ffmpeg's conversion; its shots get no prediction and
+    say why, the 8-bit shots keep theirs."""
+    hi = _ladder_segments(work, "hi", "320x180")[0]
+    deep = _ladder_segments(work, "deep", "160x90", "yuv420p10le")[1]
+    both = work / "deep_switch.ts"
+    both.write_bytes(hi.read_bytes() + deep.read_bytes())
+    report = analyze(both, predictor)
+    alone = analyze(hi, predictor).records
+    assert report.summary["picture_changes"][1]["pix_fmt"] == "yuv420p10le"
+    deep_shots = [rec for rec, row in zip(report.records, report.rows, strict=True)
+                  if row["start_frame"] >= 50]
+    assert len(deep_shots) == len(report.records) - len(alone) >= 2
+    for rec in deep_shots:
+        assert rec["pred_vmaf"] is None and "picture_format:yuv420p10le" in rec["flags"]
+        assert rec["res"] == "90p"
+    for rec, ref in zip(report.records[:len(alone)], alone, strict=True):
+        _same_shot(rec, ref)

@@ -136,9 +136,12 @@ def _summary_line(s: dict[str, Any]) -> str:
             + (f"; reference {s['ref_size'][0]}x{s['ref_size'][1]} ({s['ref_size_rule']})"
                if s.get("ref_size_rule") not in (None, "card", "given") else "")
             + (f"; {s['hidden_frames']} hidden frames" if s.get("hidden_frames") else "")
-            + ("; pictures change: " + " -> ".join(
+            + ("; renditions: " + " -> ".join(
                 f"{c['width']}x{c['height']} {c['pix_fmt']} at {c['time_s']:.2f} s"
-                for c in s["picture_changes"]) + " (shots after a change: no prediction)"
+                + (f" ({c['shots']} shots)" if "shots" in c else "")
+                for c in s["picture_changes"])
+               + ("" if all("shots" in c for c in s["picture_changes"])
+                  else " (shots after a change: no prediction)")
                if s.get("picture_changes") else "")
             + (f"; decoder errors {s['decoder_errors']['count']} (first: "
                f"{s['decoder_errors']['first']})" if s.get("decoder_errors") else ""))

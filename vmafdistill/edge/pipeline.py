@@ -1,14 +1,14 @@
 """The edge chain, torch-free: decode -> shots -> features -> predict -> quality tokens.
 
 One ffmpeg process decodes the distorted video and pipes only its luma plane (``extractplanes=y``
-copies the decoder's Y samples, no conversion); a reader thread drains the pipe into a short
-queue of large chunks, so ffmpeg keeps decoding while Python cuts shots from per-frame
+copies the decoder's Y samples, no conversion; :mod:`.decode`); a reader thread drains the pipe
+into a short queue of large chunks, so ffmpeg keeps decoding while Python cuts shots from per-frame
 histograms and computes the pixel features (numpy, allocation-free per frame; optionally in
 ``threads`` threads); a second, decode-free ffmpeg process lists the packet sizes (bitrate per
 shot) and the codec, and for students that read the encoder's quantizer a third logs the stream
-headers (:mod:`vmafdistill.io.quantizer`). Features and metadata are pooled per shot by the
-corpus builder's own function (:func:`vmafdistill.features.shot_rows.shot_feature_rows`), then
-the ONNX student predicts and :mod:`vmafdistill.edge.tokens` labels each shot.
+headers (:mod:`vmafdistill.io.quantizer`). Features and metadata are pooled per shot by the corpus
+builder's own function (:func:`vmafdistill.features.shot_rows.shot_feature_rows`), then the ONNX
+student predicts and :mod:`vmafdistill.edge.tokens` labels each shot.
 
 Three documented speed options (recorded in the model card's ``edge`` section; 1 = exact):
 
@@ -42,14 +42,9 @@ temporal-only student is the same, plus the every-frame temporal pass above. The
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 import os
-import queue
-import re
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -59,8 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from .._ffmpeg import ffmpeg_exe
-from ..errors import ModelError, ToolError, VideoInputError
+from ..errors import ModelError, VideoInputError
 from ..features.frame_numpy import (
     FEATURE_NAMES,
     TEMPORAL_FEATURES,
@@ -73,6 +67,7 @@ from ..features.frame_numpy import (
 from ..features.registry import QUANTIZER_FEATURES, canonical_codec
 from ..features.shot_rows import shot_feature_rows
 from ..shots import ShotDetector
+from .decode import DecodeLog, decode_luma, decode_luma_runs, picture_changes
 from .tokens import band_of, issue_of
 
 __all__ = [
@@ -219,215 +214,6 @@ def needs_pixel_features(feature_names: Sequence[str]) -> bool:
 # --------------------------------------------------------------------------------------------
 # Decoding and the per-frame pass
 # --------------------------------------------------------------------------------------------
-
-
-#: Upper bound on one decoded chunk (frames are grouped up to this many bytes, at most
-#: ``EdgeOptions.chunk`` frames); with ``prefetch`` chunks queued this bounds memory.
-CHUNK_BYTES = 16 << 20
-
-
-#: ffmpeg binaries found not to know ``-stats_enc_pre`` (ffmpeg < 6.1): decoded without it.
-_NO_FRAME_STATS: set[str] = set()
-
-# ffmpeg's notice (info level) that the decoded pictures changed format or size mid-stream; the
-# frames are then scaled to the first picture's format and size before the pipe.
-_RECONFIGURED = re.compile(
-    r"Reconfiguring filter graph because video parameters changed to (\w+)[^,]*(?:\([^)]*\))?"
-    r", (\d+)x(\d+)")
-_LEVEL_ERROR = re.compile(r"\[(?:error|fatal|panic)\] ")
-
-
-@dataclass
-class DecodeLog:
-    """What :func:`decode_luma` learned besides the pixels (filled when decoding ends).
-
-    ``frame_pts``: each output frame's pts in the stream's time base (ffmpeg's
-    ``-stats_enc_pre {ptsi}``; None where the stream has none; empty with an ffmpeg older than
-    6.1, which cannot log them), so packets can be matched to frames
-    (:func:`~vmafdistill.io.packets.align_packets_to_frames`). ``errors``: what ffmpeg logged
-    at error level while still decoding to the end (a damaged stream, missing references of a
-    stream that starts mid-GOP): the frames came out, but some pictures may be wrong.
-    ``reconfigured``: ``(pix_fmt, width, height)`` each time the pictures changed mid-stream
-    (an adaptive-bitrate recording switching renditions); ffmpeg then scaled the frames to the
-    first picture's size, so they are not the coded pixels (:func:`picture_changes` says which).
-    """
-
-    frame_pts: list[int | None] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    reconfigured: list[tuple[str, int, int]] = field(default_factory=list)
-
-
-def decode_luma(
-    path: str | os.PathLike[str],
-    *,
-    width: int,
-    height: int,
-    bit_depth: int,
-    chunk: int = 64,
-    prefetch: int = 2,
-    threads: int = 0,
-    log: DecodeLog | None = None,
-) -> Iterator[np.ndarray]:
-    """Decoded luma of the first video stream as (n, H, W) uint8/uint16 chunks, in order.
-
-    ffmpeg's ``extractplanes=y`` copies the decoder's Y plane untouched (no scaler, no range
-    conversion); ``-fps_mode passthrough`` keeps every decoded frame exactly once.
-
-    A reader thread drains ffmpeg's pipe into up to ``prefetch`` queued chunks, so the decoder
-    keeps running while the caller computes on the previous chunk (without it ffmpeg stalls as
-    soon as the 64 KB pipe is full, and decode and features run one after the other).
-    ``threads`` is ffmpeg's decoder ``-threads`` (0 = ffmpeg's automatic choice). Chunks hold
-    at most ``chunk`` frames and :data:`CHUNK_BYTES` bytes.
-
-    ``log``, if given, is filled once decoding has finished (:class:`DecodeLog`: frame
-    timestamps, decoder errors, mid-stream picture changes).
-    """
-    p = os.fspath(path)
-    exe = ffmpeg_exe()
-    want_pts = log is not None and exe not in _NO_FRAME_STATS
-    with tempfile.TemporaryDirectory(prefix="vmafdistill-") as tmp:
-        stats = os.path.join(tmp, "frames.txt")
-        try:
-            yield from _decode_luma_once(p, exe, width, height, bit_depth, chunk, prefetch,
-                                         threads, stats if want_pts else None, log)
-        except _NoFrameStatsError:
-            _NO_FRAME_STATS.add(exe)
-            want_pts = False
-            yield from _decode_luma_once(p, exe, width, height, bit_depth, chunk, prefetch,
-                                         threads, None, log)
-        if want_pts and log is not None:
-            log.frame_pts.clear()
-            with open(stats, encoding="ascii", errors="replace") as f:
-                for line in f:
-                    word = line.strip()
-                    log.frame_pts.append(int(word) if word.lstrip("-").isdigit() else None)
-
-
-_SHOWINFO = re.compile(r"\] n:\s*\d+ pts:\s*(-?\d+|NOPTS) .*? fmt:(\w+) .*? s:(\d+)x(\d+) ")
-
-
-def picture_changes(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Where the decoded pictures change format or size: ``[{"frame", "pix_fmt", "width",
-    "height"}]``, one entry per run of equal pictures, the first at frame 0.
-
-    A second decode with ffmpeg's ``showinfo`` (its frame counter restarts at every change, so
-    frames are counted here); run only when :class:`DecodeLog` reports a change.
-    """
-    p = os.fspath(path)
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
-           "-noautorotate", "-i", p, "-map", "0:V:0", "-vf", "showinfo=checksum=0",
-           "-fps_mode", "passthrough", "-f", "null", "-"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
-    runs: list[dict[str, Any]] = []
-    for i, m in enumerate(_SHOWINFO.finditer(proc.stderr)):
-        pic = (m[2], int(m[3]), int(m[4]))
-        if not runs or (runs[-1]["pix_fmt"], runs[-1]["width"], runs[-1]["height"]) != pic:
-            runs.append({"frame": i, "pix_fmt": pic[0], "width": pic[1], "height": pic[2]})
-    return runs
-
-
-class _NoFrameStatsError(Exception):
-    """This ffmpeg does not know ``-stats_enc_pre`` (it failed before decoding a frame)."""
-
-
-def _decode_luma_once(
-    p: str, exe: str, width: int, height: int, bit_depth: int, chunk: int, prefetch: int,
-    threads: int, stats: str | None, log: DecodeLog | None,
-) -> Iterator[np.ndarray]:
-    gray = "gray" if bit_depth <= 8 else f"gray{bit_depth}le" if bit_depth < 16 else "gray16le"
-    stats_args = [] if stats is None else [
-        "-stats_enc_pre", stats, "-stats_enc_pre_fmt", "{ptsi}"]
-    cmd = [
-        # level+info: errors tagged with their level, and the notice of a mid-stream change
-        exe, "-hide_banner", "-nostdin", "-loglevel", "level+info", "-nostats",
-        # -noautorotate: the coded frames, whose size the probe reported (a phone video's
-        # rotation would otherwise transpose them, same bytes per frame, silently scrambled).
-        "-threads", str(int(threads)), "-noautorotate", "-i", p,
-        "-map", "0:V:0", "-vf", "extractplanes=y", "-fps_mode", "passthrough",
-        *stats_args, "-f", "rawvideo", "-pix_fmt", gray, "-",
-    ]
-    dtype = np.dtype(np.uint8) if bit_depth <= 8 else np.dtype("<u2")
-    frame_bytes = width * height * dtype.itemsize
-    chunk = max(1, min(int(chunk), CHUNK_BYTES // max(frame_bytes, 1)))
-    produced = False
-    with tempfile.TemporaryFile() as errfile:
-        try:
-            proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errfile,
-                bufsize=0,
-            )
-        except OSError as exc:
-            raise ToolError(f"cannot run ffmpeg: {exc}") from exc
-        stdout = proc.stdout
-        assert stdout is not None
-        q: queue.Queue[tuple[bytearray, int] | BaseException | None] = queue.Queue(
-            maxsize=max(1, int(prefetch))
-        )
-
-        def reader() -> None:  # readinto releases the GIL: decoding overlaps the caller
-            try:
-                while True:
-                    buf = bytearray(chunk * frame_bytes)
-                    view = memoryview(buf)
-                    got = 0
-                    while got < len(buf):
-                        k = stdout.readinto(view[got:])
-                        if not k:
-                            break
-                        got += k
-                    if got:
-                        q.put((buf, got))
-                    if got < len(buf):
-                        break
-            except BaseException as exc:  # handed to the consumer
-                q.put(exc)
-            finally:
-                q.put(None)
-
-        worker = threading.Thread(target=reader, name="decode_luma", daemon=True)
-        worker.start()
-        finished = False
-        try:
-            while True:
-                item = q.get()
-                if item is None:
-                    finished = True
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                buf, got = item
-                if got % frame_bytes:
-                    raise VideoInputError(f"{p}: decoder output ended inside a frame")
-                n = got // frame_bytes
-                arr = np.frombuffer(buf, dtype=dtype, count=n * width * height)
-                produced = True
-                yield arr.reshape(n, height, width).astype(
-                    np.uint8 if bit_depth <= 8 else np.uint16, copy=bit_depth > 8
-                )
-        finally:
-            if not finished and proc.poll() is None:
-                proc.kill()  # the caller stopped early: do not decode the rest
-            while worker.is_alive():  # unblock a reader waiting on a full queue
-                with contextlib.suppress(queue.Empty):
-                    q.get(timeout=0.05)
-            worker.join()
-            stdout.close()
-            rc = proc.wait()
-        if rc != 0:
-            errfile.seek(0)
-            text = errfile.read().decode(errors="replace")
-            if stats is not None and not produced and "stats_enc_pre" in text:
-                raise _NoFrameStatsError
-            errors = [ln.strip() for ln in text.splitlines() if _LEVEL_ERROR.search(ln)]
-            tail = " | ".join(errors[-3:] or text.strip().splitlines()[-3:])
-            raise VideoInputError(f"{p}: decoding failed ({tail or f'ffmpeg exit {rc}'})")
-        if log is not None and finished:
-            errfile.seek(0)
-            text = errfile.read().decode(errors="replace")
-            log.errors.extend(_LEVEL_ERROR.sub("", ln).strip() for ln in text.splitlines()
-                              if _LEVEL_ERROR.search(ln))
-            log.reconfigured.extend((m[1], int(m[2]), int(m[3]))
-                                    for m in _RECONFIGURED.finditer(text))
 
 
 def _concat_raw(parts: Sequence[RawStats]) -> RawStats:
@@ -729,29 +515,39 @@ def _set_times_from_timestamps(rows: list[dict[str, Any]], frame_times_s: np.nda
         row["duration_s"] = float(end - frame_times_s[start])
 
 
-def _invalidate_rescaled_shots(
-    path: str, log: DecodeLog, info: Any, records: list[dict[str, Any]],
-    rows: Sequence[Mapping[str, Any]], frame_times_s: np.ndarray | None, fps: float,
-) -> list[dict[str, Any]]:
-    """Shots with pictures of another size or format than the first get no prediction.
-
-    ffmpeg scales such pictures to the first one's size before the pipe (an adaptive-bitrate
-    recording that switches renditions), so their features are not those of the coded
-    pixels and their ``res`` and ``scale_ratio`` would be wrong: never a silent number. The
-    shots before the change keep their predictions; returns the runs of equal pictures
-    (:func:`picture_changes`) with their start times, or [] when nothing changed.
-    """
+def _picture_runs(path: str, log: DecodeLog, info: Any, n: int,
+                  frame_times_s: np.ndarray | None, fps: float) -> list[dict[str, Any]]:
+    """The runs of equal pictures (:func:`picture_changes`, with their start times), or []
+    when ffmpeg noticed no change of picture size or format while decoding."""
     first = (info.pix_fmt, info.width, info.height)
     if not any(tuple(r) != first for r in log.reconfigured):
         return []
-    runs = picture_changes(path)
-    n = int(rows[-1]["stop_frame"]) if rows else 0
-    if not runs:
-        runs = [{"frame": 0, "pix_fmt": first[0], "width": first[1], "height": first[2]}]
+    runs = [r for r in picture_changes(path) if int(r["frame"]) < n] or [
+        {"frame": 0, "pix_fmt": first[0], "width": first[1], "height": first[2]}]
     for run in runs:
         f = int(run["frame"])
         run["time_s"] = round(float(frame_times_s[f]) if frame_times_s is not None
                               and f < frame_times_s.shape[0] else f / fps, 3)
+    return runs
+
+
+def _invalidate_shots(records: list[dict[str, Any]], rows: Sequence[Mapping[str, Any]],
+                      bad_frames: np.ndarray, flags: Sequence[str]) -> None:
+    """No prediction for the shots that hold a frame marked in ``bad_frames``: say why."""
+    for rec, row in zip(records, rows, strict=True):
+        if bad_frames[int(row["start_frame"]):int(row["stop_frame"])].any():
+            rec.update(pred_vmaf=None, interval=None, band="unknown", issue="invalid_features")
+            rec["flags"] = [*rec.get("flags", []), *flags]
+
+
+def _invalidate_rescaled_shots(records: list[dict[str, Any]], rows: Sequence[Mapping[str, Any]],
+                               runs: Sequence[Mapping[str, Any]], info: Any) -> None:
+    """When the pictures changed but could not be read at their own size (ffmpeg's notice
+    without a second run found, or a run of another bit depth): the shots with pictures unlike
+    the first get no prediction. ffmpeg scaled those to the first picture's size, so their
+    features, ``res`` and ``scale_ratio`` would be wrong: never a silent number."""
+    first = (info.pix_fmt, info.width, info.height)
+    n = int(rows[-1]["stop_frame"]) if rows else 0
     other = [(run["pix_fmt"], run["width"], run["height"]) != first for run in runs]
     changed = np.zeros(n, bool)
     for run, nxt, differs in zip(runs, [*runs[1:], None], other, strict=True):
@@ -761,13 +557,8 @@ def _invalidate_rescaled_shots(
         changed[:] = True
     flags = [f"picture_changed:{size}" for size in sorted(
         {f"{r['width']}x{r['height']}" for r, differs in zip(runs, other, strict=True)
-         if differs})]
-    for rec, row in zip(records, rows, strict=True):
-        if changed[int(row["start_frame"]):int(row["stop_frame"])].any():
-            rec.update(pred_vmaf=None, interval=None, band="unknown",
-                       issue="invalid_features")
-            rec["flags"] = [*rec.get("flags", []), *flags]
-    return runs
+         if differs})] or ["picture_changed"]
+    _invalidate_shots(records, rows, changed, flags)
 
 
 def _flag_hidden_frames(records: list[dict[str, Any]], rows: Sequence[Mapping[str, Any]],
@@ -821,6 +612,74 @@ def _summary(path: str, records: list[dict[str, Any]], n_frames: int, fps: float
         **({"picture_changes": list(picture_changes)} if picture_changes else {}),
         **({"pixel_features": pixel} if pixel is not None else {}),
     }
+
+
+def _run_bit_depth(pix_fmt: str) -> int | None:
+    """Bit depth of a decoded picture format (None: one the edge does not read)."""
+    from ..io.video import pix_fmt_layout
+
+    try:
+        return int(pix_fmt_layout(pix_fmt).bit_depth)
+    except KeyError:
+        return None
+
+
+def _rows_per_rendition(
+    p: str, runs: list[dict[str, Any]], n: int, *, bit_depth: int, packets: Any,
+    names: Sequence[str], options: EdgeOptions, step: int, fps: float,
+    ref_given: tuple[int, int] | None, card_ref: Sequence[int],
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """Shot rows of a recording that switches renditions, every run of equal pictures decoded
+    at its own size (:func:`decode_luma_runs`) and cut into shots on its own (a switch is a
+    shot boundary). Rows carry the recording's frame numbers and shot / scene indices;
+    returns them with the run index of each row. Each run's dict gains ``ref_size``,
+    ``ref_size_rule`` and ``shots``.
+    """
+    stops = [int(r["frame"]) for r in runs[1:]] + [n]
+    schedule = [(stop - int(r["frame"]), int(r["width"]), int(r["height"]))
+                for r, stop in zip(runs, stops, strict=True)]
+    rows: list[dict[str, Any]] = []
+    run_of_row: list[int] = []
+    shot_base = scene_base = 0
+    decoded = itertools.groupby(
+        decode_luma_runs(p, schedule, bit_depth=bit_depth, chunk=options.chunk,
+                         prefetch=options.prefetch, threads=options.decode_threads),
+        key=lambda item: item[0])
+    for k, group in decoded:
+        frames, w, h = schedule[k]
+        f0 = int(runs[k]["frame"])
+        det = ShotDetector(fps=fps, **dict(options.shots))
+        per_frame = frame_pass(
+            (y for _, y in group), bit_depth=bit_depth, detector=det, frame_step=step,
+            shot_pixel_step=options.cut_step(w, h, step), threads=options.threads,
+            temporal_step=options.temporal_step(names, w, h))
+        if per_frame["mean_luma"].shape[0] != frames:
+            raise VideoInputError(f"{p}: picture run {k + 1} ({w}x{h}) decoded "
+                                  f"{per_frame['mean_luma'].shape[0]} frames, the first pass "
+                                  f"counted {frames}")
+        ref, rule = ((ref_given, "given") if ref_given is not None
+                     else default_ref_size(card_ref, w, h))
+        part = packets.take(np.arange(f0, f0 + frames))
+        run_rows = shot_feature_rows(
+            per_frame, det.shots(), part.sizes, ref_size=ref, codec=packets.codec, fps=fps,
+            width=w, height=h, frame_qp=part.qp)
+        for row in run_rows:
+            row["start_frame"] += f0
+            row["stop_frame"] += f0
+            row["start_s"] += f0 / fps
+            row["end_s"] += f0 / fps
+            row["shot_index"] += shot_base
+            row["scene_index"] += scene_base
+        shot_base += len(run_rows)
+        scene_base = max((int(r["scene_index"]) for r in run_rows), default=scene_base - 1) + 1
+        runs[k].update(ref_size=list(ref), ref_size_rule=rule, shots=len(run_rows))
+        rows += run_rows
+        run_of_row += [k] * len(run_rows)
+    if sorted(set(run_of_row)) != list(range(len(runs))):
+        missing = sorted(set(range(len(runs))) - set(run_of_row))
+        raise VideoInputError(f"{p}: picture run(s) {[m + 1 for m in missing]} gave no frames "
+                              "on the second decode")
+    return rows, run_of_row
 
 
 def analyze_video(
@@ -947,12 +806,21 @@ def analyze_video(
     if list(predictor.feature_names) != names:
         raise ModelError(f"{getattr(predictor, 'model_path', 'model')}: its card's features "
                          "differ from the card given")
-    shots = det.shots()
-    rows = shot_feature_rows(
-        per_frame, shots, packets.sizes, ref_size=(int(ref[0]), int(ref[1])),
-        codec=packets.codec, fps=fps, width=info.width, height=info.height,
-        frame_qp=packets.qp,
-    )
+    runs = _picture_runs(p, log, info, n, aligned.frame_times_s, fps)
+    depths = [_run_bit_depth(str(r["pix_fmt"])) for r in runs]
+    run_of_row: list[int] | None = None
+    if len(runs) > 1:
+        # an adaptive-bitrate recording: every rendition decoded again at its own size
+        rows, run_of_row = _rows_per_rendition(
+            p, runs, n, bit_depth=info.bit_depth, packets=packets, names=names,
+            options=options, step=step, fps=fps, card_ref=card["ref_size"],
+            ref_given=ref if ref_rule == "given" else None)
+    else:
+        rows = shot_feature_rows(
+            per_frame, det.shots(), packets.sizes, ref_size=(int(ref[0]), int(ref[1])),
+            codec=packets.codec, fps=fps, width=info.width, height=info.height,
+            frame_qp=packets.qp,
+        )
     if aligned.frame_times_s is not None:
         _set_times_from_timestamps(rows, aligned.frame_times_s, packets.duration_s, fps)
     x = np.array([[r[k] for k in names] for r in rows], dtype=np.float32)
@@ -960,10 +828,29 @@ def analyze_video(
     preds = np.full(len(rows), np.nan, dtype=np.float32)
     if finite.any():
         preds[finite] = predictor.predict(x[finite])
-    records = shot_records(rows, preds, card, rules, feature_names=names,
-                           codec=packets.codec, height=min(info.width, info.height))
-    changes = _invalidate_rescaled_shots(p, log, info, records, rows, aligned.frame_times_s,
-                                         fps)
+    if run_of_row is None:
+        records = shot_records(rows, preds, card, rules, feature_names=names,
+                               codec=packets.codec, height=min(info.width, info.height))
+        if runs:  # ffmpeg noticed a change that no second run confirmed
+            _invalidate_rescaled_shots(records, rows, runs, info)
+    else:
+        records = []
+        which = np.array(run_of_row)
+        for k, run in enumerate(runs):
+            idx = np.flatnonzero(which == k)
+            records += shot_records(
+                [rows[i] for i in idx], preds[idx], card, rules, feature_names=names,
+                codec=packets.codec, height=min(int(run["width"]), int(run["height"])))
+        # a run of another bit depth came through ffmpeg's conversion: not its coded samples
+        bad = np.zeros(n, bool)
+        for run, nxt, depth in zip(runs, [*runs[1:], None], depths, strict=True):
+            if depth != info.bit_depth:
+                bad[int(run["frame"]): n if nxt is None else int(nxt["frame"])] = True
+        if bad.any():
+            _invalidate_shots(records, rows, bad, [
+                f"picture_format:{r['pix_fmt']}" for r, d in zip(runs, depths, strict=True)
+                if d != info.bit_depth])
+    changes = runs
     hidden = _flag_hidden_frames(records, rows, aligned.hidden_before_frame)
     t_pred = time.perf_counter() - t2
     return VideoReport(
