@@ -439,3 +439,14 @@ def test_a_rendition_of_another_bit_depth_is_flagged_not_predicted(work, predict
         assert rec["res"] == "90p"
     for rec, ref in zip(report.records[:len(alone)], alone, strict=True):
         _same_shot(rec, ref)
+
+
+def test_decoder_threads_leave_a_core_to_the_feature_pass(monkeypatch):
+    from vmafdistill.edge.decode import decoder_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert decoder_threads(0) == 1 and decoder_threads(3) == 3
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert decoder_threads(0) == 0 and decoder_threads(1) == 1
+    with pytest.raises(ValueError, match=">= 0"):
+        decoder_threads(-1)

@@ -27,7 +27,8 @@ import numpy as np
 from .._ffmpeg import ffmpeg_exe
 from ..errors import ToolError, VideoInputError
 
-__all__ = ["CHUNK_BYTES", "DecodeLog", "decode_luma", "decode_luma_runs", "picture_changes"]
+__all__ = ["CHUNK_BYTES", "DecodeLog", "decode_luma", "decode_luma_runs", "decoder_threads",
+           "picture_changes"]
 
 
 #: Upper bound on one decoded chunk (frames are grouped up to this many bytes, at most
@@ -85,8 +86,8 @@ def decode_luma(
     A reader thread drains ffmpeg's pipe into up to ``prefetch`` queued chunks, so the decoder
     keeps running while the caller computes on the previous chunk (without it ffmpeg stalls as
     soon as the 64 KB pipe is full, and decode and features run one after the other).
-    ``threads`` is ffmpeg's decoder ``-threads`` (0 = ffmpeg's automatic choice). Chunks hold
-    at most ``chunk`` frames and :data:`CHUNK_BYTES` bytes.
+    ``threads`` is ffmpeg's decoder ``-threads`` (0 = automatic: :func:`decoder_threads`).
+    Chunks hold at most ``chunk`` frames and :data:`CHUNK_BYTES` bytes.
 
     ``log``, if given, is filled once decoding has finished (:class:`DecodeLog`: frame
     timestamps, decoder errors, mid-stream picture changes).
@@ -139,6 +140,22 @@ class _NoFrameStatsError(Exception):
     """This ffmpeg does not know ``-stats_enc_pre`` (it failed before decoding a frame)."""
 
 
+def decoder_threads(threads: int) -> int:
+    """ffmpeg's ``-threads`` for a requested count; 0 = automatic: one decoding thread on a
+    machine with at most 2 CPUs, ffmpeg's own choice (0) otherwise.
+
+    The edge's feature pass runs beside the decoder and needs a core of its own: on the 2-core
+    VM, ffmpeg's automatic frame threads made ``predict`` slower (1.28-1.39 s, median 1.31 s, 10
+    whole-process runs on the 60 s 360p bench clip, 2026-11-24) than one decoding thread
+    (1.23-1.32 s, median 1.27 s, interleaved), for the same records.
+    """
+    if threads < 0:
+        raise ValueError(f"decoder threads must be >= 0, got {threads}")
+    if threads == 0 and (os.cpu_count() or 1) <= 2:
+        return 1
+    return int(threads)
+
+
 def _gray_format(bit_depth: int) -> str:
     return "gray" if bit_depth <= 8 else f"gray{bit_depth}le" if bit_depth < 16 else "gray16le"
 
@@ -172,7 +189,7 @@ def _pipe_luma(
         exe, "-hide_banner", "-nostdin", "-loglevel", "level+info", "-nostats",
         # -noautorotate: the coded frames, whose size the probe reported (a phone video's
         # rotation would otherwise transpose them, same bytes per frame, silently scrambled).
-        "-threads", str(int(threads)), "-noautorotate", "-i", p,
+        "-threads", str(decoder_threads(int(threads))), "-noautorotate", "-i", p,
         "-map", "0:V:0", "-vf", "extractplanes=y", "-fps_mode", "passthrough",
         *(["-noautoscale"] if native else []),
         *stats_args, "-f", "rawvideo", "-pix_fmt", _gray_format(bit_depth), "-",

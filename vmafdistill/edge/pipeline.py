@@ -101,7 +101,8 @@ class EdgeOptions:
     ``issue_frame_step`` is the pixel-feature step used instead of ``frame_step`` when the
     student's prediction reads no spatial pixel feature (they then only feed the issue
     heuristic); ``threads``
-    (feature threads per chunk), ``decode_threads`` (ffmpeg ``-threads``, 0 = automatic),
+    (feature threads per chunk), ``decode_threads`` (ffmpeg ``-threads``, 0 = automatic:
+    :func:`~vmafdistill.edge.decode.decoder_threads`),
     ``prefetch`` (decoded chunks queued ahead) and ``chunk`` only change speed.
     """
 
