@@ -262,6 +262,10 @@ def test_a_rotation_matrix_does_not_turn_the_frames(work, base_mp4, predictor):
     ((1280, 720), (1280, 720), "card"),
     ((360, 640), (720, 1280), "card_turned"),
     ((640, 272), (1280, 544), "card_fit"),
+    ((854, 480), (1280, 720), "card"),  # 16:9 rounded by the ladder: not 1280x719
+    ((426, 240), (1280, 720), "card"),  # not 1278x720
+    ((480, 854), (720, 1280), "card_turned"),
+    ((840, 480), (1260, 720), "card_fit"),  # 1.6 % narrower than 16:9: its own shape
     ((176, 144), (880, 720), "card_fit"),
     ((1920, 1080), (1920, 1080), "delivery"),
     ((1080, 1920), (1080, 1920), "delivery"),

@@ -479,8 +479,10 @@ def default_ref_size(card_ref: Sequence[int], width: int, height: int
     * ``"card"``: exactly the card's size (a 640x360 delivery, card 1280x720);
     * ``"card_turned"``: the card's size turned to the video's orientation: a 360x640 phone
       delivery is compared with 720x1280, not 1280x720 (scale ratio 2.0, not 1.125);
-    * ``"card_fit"``: the largest same-aspect size inside the (turned) card frame: a 640x272
-      film delivery with a 1280x720 card -> 1280x544 (scale ratio 2.0, not 2.65);
+    * ``"card_fit"``: the largest same-aspect size inside the (turned) card frame, rounded to
+      even sizes: a 640x272 film delivery with a 1280x720 card -> 1280x544 (scale ratio 2.0,
+      not 2.65); a delivery within 1 % of the card's shape (854x480, 426x240) gets the card's
+      size itself;
     * ``"delivery"``: the video's own size when it does not fit inside the card frame: no
       ladder delivers above its reference, so a 1920x1080 delivery is its own reference
       (scale ratio 1.0, not 0.67).
@@ -493,9 +495,12 @@ def default_ref_size(card_ref: Sequence[int], width: int, height: int
     if factor < 1.0:
         return (int(width), int(height)), "delivery"
     size = (round(width * factor), round(height * factor))
-    if size == (rw, rh):
-        return size, "card_turned" if turned else "card"
-    return size, "card_fit"
+    # Ladder sizes round the aspect ratio (854x480, 426x240 for 16:9): a delivery within 1 % of
+    # the card's shape is compared at the card's size, not one a pixel short (1280x719 would
+    # put 854x480's scale ratio at 1.498, just under the detail_loss rule's 1.5).
+    if all(abs(a - b) <= max(2, round(0.01 * b)) for a, b in zip(size, (rw, rh), strict=True)):
+        return (rw, rh), "card_turned" if turned else "card"
+    return (2 * round(size[0] / 2), 2 * round(size[1] / 2)), "card_fit"  # even, as ladders are
 
 
 def _set_times_from_timestamps(rows: list[dict[str, Any]], frame_times_s: np.ndarray,
