@@ -223,6 +223,7 @@ def read_quantizers(path: str | os.PathLike[str], codec: str,
            "-map", "0:V:0", "-c", "copy", "-bsf:v", "trace_headers", "-f", "null", "-"]
     parser = TraceQuantizerParser(codec)
     tail: list[str] = []
+    no_stream = False
     with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                           errors="replace") as proc:
         assert proc.stderr is not None
@@ -232,10 +233,14 @@ def read_quantizers(path: str | os.PathLike[str], codec: str,
             cut = block.rfind("\n") + 1
             rest = block[cut:]
             parser.feed(block[:cut])
-            tail = [ln for ln in block[:cut].splitlines()[-50:]
-                    if not ln.startswith("[trace_headers")][-3:] or tail
+            lines = [ln for ln in block[:cut].splitlines()[-50:]
+                     if not ln.startswith("[trace_headers")]
+            no_stream = no_stream or any("matches no streams" in ln for ln in lines)
+            tail = lines[-3:] or tail
         parser.feed(rest + "\n")
     if proc.returncode != 0:
+        if no_stream:  # only cover art or audio: no video stream (as read_packets says)
+            raise QuantizerTraceError(f"{p}: no video stream")
         raise QuantizerTraceError(" | ".join([*tail, rest.strip()][-3:]).strip(" |")
                                    or f"ffmpeg exit {proc.returncode}")
     return parser
