@@ -321,13 +321,15 @@ def test_cover_art_is_not_the_video(tmp_path):
 
 def test_predict_a_directory_and_name_portrait_resolution_by_its_short_side(
         work, base_mp4, tmp_path, capsys):
-    """A directory argument means its video files (recursively, sorted); one without any is a
-    clear error. A 180x320 portrait video is "180p", as players label it."""
+    """A directory argument means its video files (recursively, sorted, hidden files skipped);
+    one without any is a clear error, in a batch reported like a bad video. A 180x320 portrait
+    video is "180p", as players label it."""
     from vmafdistill.cli import main as cli_main
 
     folder = tmp_path / "deliveries"
     (folder / "day2").mkdir(parents=True)
     (folder / "notes.txt").write_text("not a video")
+    (folder / "._a.mp4").write_bytes(b"\0\5\26\7 macOS resource fork")  # hidden: skipped
     a = folder / "a.mp4"
     a.write_bytes(base_mp4.read_bytes())
     run_ffmpeg(["-i", str(base_mp4), "-vf", "transpose=1", "-c:v", "libx264", "-preset",
@@ -343,6 +345,12 @@ def test_predict_a_directory_and_name_portrait_resolution_by_its_short_side(
     capsys.readouterr()
     assert cli_main(["predict", str(empty), "--model", str(TINY)]) == 2
     assert "empty: a directory without video files" in capsys.readouterr().err
+    # in a batch, an empty directory is reported like a bad video; the others still predict
+    assert cli_main(["predict", str(empty), str(a), "--model", str(TINY), "--json", str(out),
+                     "--progress", "off"]) == 2
+    videos = json.loads(out.read_text())["videos"]
+    assert "a directory without video files" in videos[0]["error"] and "summary" in videos[1]
+    assert "1 of 2 video(s) failed" in capsys.readouterr().err
 
 
 def test_an_hls_playlist_is_one_video(work, base_mp4, predictor):

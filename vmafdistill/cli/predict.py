@@ -13,26 +13,31 @@ from typing import Any
 
 from ..errors import VmafDistillError
 
-#: What a directory argument expands to (case-insensitive), recursively.
+#: What a directory argument expands to (case-insensitive), recursively. MPEG program streams
+#: and MXF may carry H.264 / H.265; the others are the usual homes of the four codecs.
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".ts", ".m2ts", ".mts", ".avi",
-                    ".flv", ".3gp", ".ivf", ".obu", ".h264", ".264", ".h265", ".hevc", ".265")
+                    ".flv", ".3gp", ".ivf", ".obu", ".h264", ".264", ".h265", ".hevc", ".265",
+                    ".mpg", ".mpeg", ".mxf")
 
 
-def expand_videos(args: list[str]) -> list[str]:
-    """The videos to predict: files as given, directories as their video files (recursively,
-    sorted, by :data:`VIDEO_EXTENSIONS`). A directory without any is an error."""
-    out: list[str] = []
+def expand_videos(args: list[str]) -> list[tuple[str, str | None]]:
+    """The videos to predict as ``(path, error)``: files as given (error None), directories as
+    their video files (recursively, sorted, by :data:`VIDEO_EXTENSIONS`; hidden files such as
+    macOS's ``._name.mp4`` resource forks are skipped). A directory without any is one entry
+    with an error, reported like a bad video while the other arguments are still predicted."""
+    out: list[tuple[str, str | None]] = []
     for arg in args:
         path = Path(arg)
         if not path.is_dir():
-            out.append(arg)
+            out.append((arg, None))
             continue
         found = sorted(str(f) for f in path.rglob("*")
-                       if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
+                       if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS
+                       and not any(part.startswith(".") for part in f.relative_to(path).parts))
         if not found:
-            raise VmafDistillError(f"{arg}: a directory without video files "
-                                   f"({', '.join(VIDEO_EXTENSIONS)})")
-        out.extend(found)
+            out.append((arg, f"{arg}: a directory without video files "
+                             f"({', '.join(VIDEO_EXTENSIONS)})"))
+        out.extend((f, None) for f in found)
     return out
 
 
@@ -183,10 +188,12 @@ def run(args: argparse.Namespace) -> int:
     out: list[dict[str, Any]] = []
     failed = 0
     videos = expand_videos(args.videos)
-    for video in videos:
+    for video, error in videos:
         bar = tqdm(desc=Path(video).name, unit="frame", file=sys.stderr, disable=not show,
                    leave=False, dynamic_ncols=True)
         try:
+            if error is not None:
+                raise VideoInputError(error)
             rep = analyze_video(video, pred, rules=rules, ref_size=args.ref_size,
                                 options=options, card=card,
                                 progress=lambda n, bar=bar: bar.update(n - bar.n))
