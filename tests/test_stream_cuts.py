@@ -463,3 +463,21 @@ def test_decoder_threads_leave_a_core_to_the_feature_pass(monkeypatch):
     assert decoder_threads(0) == 0 and decoder_threads(1) == 1
     with pytest.raises(ValueError, match=">= 0"):
         decoder_threads(-1)
+
+
+def test_decoder_errors_leave_out_the_output_side():
+    """Joined files whose timestamps overlap make the raw pipe's muxer complain; that is not a
+    damaged picture. Input-side errors (demuxer, decoder) are kept, level tag removed."""
+    from vmafdistill.edge.decode import decoder_errors
+
+    log = "\n".join([
+        "[h264 @ 0x55d1] [error] mmco: unref short failure",
+        "[rawvideo @ 0x55d2] [error] Application provided invalid, non monotonically increasing "
+        "dts to muxer in stream 0: 49 >= 48",
+        "[mpegts @ 0x55d3] [error] Packet corrupt (stream = 0, dts = 172800).",
+        "[out#0/rawvideo @ 0x55d4] [error] Error muxing a packet",
+        "[vf#0:0 @ 0x55d5] [info] Reconfiguring filter graph because video parameters changed",
+        "[h264 @ 0x55d1] [warning] no frame!",
+    ])
+    assert decoder_errors(log) == ["[h264 @ 0x55d1] mmco: unref short failure",
+                                   "[mpegts @ 0x55d3] Packet corrupt (stream = 0, dts = 172800)."]

@@ -45,6 +45,17 @@ _RECONFIGURED = re.compile(
     r"Reconfiguring filter graph because video parameters changed to (\w+)[^,]*(?:\([^)]*\))?"
     r", (\d+)x(\d+)")
 _LEVEL_ERROR = re.compile(r"\[(?:error|fatal|panic)\] ")
+# Messages of our own output side (the raw pipe's encoder and muxer, the output file): e.g.
+# "non monotonically increasing dts to muxer" when joined files' timestamps overlap. They say
+# nothing about the decoded pictures, so they are not decoder errors.
+_OUTPUT_SIDE = re.compile(r"^\[(?:rawvideo @|out#|vost#|enc:)")
+
+
+def decoder_errors(stderr: str) -> list[str]:
+    """The error-level lines of a ``-loglevel level+info`` decode log that concern the input
+    (demuxer, decoder, filters), level tag removed; the output side's are left out."""
+    return [_LEVEL_ERROR.sub("", ln).strip() for ln in stderr.splitlines()
+            if _LEVEL_ERROR.search(ln) and not _OUTPUT_SIDE.match(ln)]
 
 
 @dataclass
@@ -291,8 +302,7 @@ def _pipe_luma(
         if log is not None and finished:
             errfile.seek(0)
             text = errfile.read().decode(errors="replace")
-            log.errors.extend(_LEVEL_ERROR.sub("", ln).strip() for ln in text.splitlines()
-                              if _LEVEL_ERROR.search(ln))
+            log.errors.extend(decoder_errors(text))
             log.reconfigured.extend((m[1], int(m[2]), int(m[3]))
                                     for m in _RECONFIGURED.finditer(text))
 
