@@ -433,6 +433,34 @@ def test_a_rendition_switch_mid_stream_predicts_each_rendition_at_its_own_size(
     assert "no prediction" not in out
 
 
+def test_a_rendition_switch_is_found_without_the_notice_of_a_newer_ffmpeg(
+        work, predictor, tmp_path, monkeypatch):
+    """An ffmpeg older than 6.1 logs no frame timestamps and may word its notice of a picture
+    change differently: then the showinfo pass always runs, and a switch is still read per
+    rendition, not scaled into the first size without a word."""
+    hi = _ladder_segments(work, "hi", "320x180")
+    lo = _ladder_segments(work, "lo", "160x90")
+    both = work / "switch_old.ts"
+    both.write_bytes(hi[0].read_bytes() + lo[1].read_bytes())
+    want = analyze(both, predictor)
+    old = tmp_path / "ffmpeg-old"
+    old.write_text(  # no -stats_enc_pre, and no "Reconfiguring filter graph" notice
+        "#!/bin/bash\nfor a in \"$@\"; do\n  if [ \"$a\" = -stats_enc_pre ]; then\n"
+        "    echo \"Unrecognized option 'stats_enc_pre'.\" >&2; exit 8\n  fi\ndone\n"
+        f"'{ffmpeg_exe()}' \"$@\" 2> >(grep -v 'Reconfiguring filter graph' >&2)\n"
+        "rc=$?; wait; exit $rc\n")
+    old.chmod(old.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setattr(decode_mod, "ffmpeg_exe", lambda: os.fspath(old))
+    monkeypatch.setattr(decode_mod, "_NO_FRAME_STATS", set())
+    got = analyze(both, predictor)
+    assert os.fspath(old) in decode_mod._NO_FRAME_STATS
+    assert [(c["frame"], c["width"]) for c in got.summary["picture_changes"]] == [(0, 320),
+                                                                                  (50, 160)]
+    assert [r["res"] for r in got.records] == [r["res"] for r in want.records]
+    assert [r["pred_vmaf"] for r in got.records] == [r["pred_vmaf"] for r in want.records]
+    assert "picture_changes" not in analyze(hi[0], predictor).summary  # one run: none
+
+
 def test_a_rendition_of_another_bit_depth_is_flagged_not_predicted(work, predictor):
     """A switch to a 10-bit rendition: the recording is read at the first run's depth, so the
     10-bit run's samples went through ffmpeg's conversion; its shots get no prediction and

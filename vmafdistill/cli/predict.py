@@ -146,7 +146,7 @@ def _summary_line(s: dict[str, Any]) -> str:
                 + (f" ({c['shots']} shots)" if "shots" in c else "")
                 for c in s["picture_changes"])
                + ("" if all("shots" in c for c in s["picture_changes"])
-                  else " (shots after a change: no prediction)")
+                  else " (shots with changed pictures: no prediction)")
                if s.get("picture_changes") else "")
             + (f"; decoder errors {s['decoder_errors']['count']} (first: "
                f"{s['decoder_errors']['first']})" if s.get("decoder_errors") else ""))

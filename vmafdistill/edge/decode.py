@@ -132,18 +132,39 @@ def picture_changes(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     "height"}]``, one entry per run of equal pictures, the first at frame 0.
 
     A second decode with ffmpeg's ``showinfo`` (its frame counter restarts at every change, so
-    frames are counted here); run only when :class:`DecodeLog` reports a change.
+    frames are counted here), its log read line by line as it comes (a long video's log is
+    never held whole); run only when a change is likely (see the edge pipeline).
+
+    Raises:
+        VideoInputError: this decode failed (the file's first decode had not).
     """
     p = os.fspath(path)
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
            "-noautorotate", "-i", p, "-map", "0:V:0", "-vf", "showinfo=checksum=0",
            "-fps_mode", "passthrough", "-f", "null", "-"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
     runs: list[dict[str, Any]] = []
-    for i, m in enumerate(_SHOWINFO.finditer(proc.stderr)):
-        pic = (m[2], int(m[3]), int(m[4]))
-        if not runs or (runs[-1]["pix_fmt"], runs[-1]["width"], runs[-1]["height"]) != pic:
-            runs.append({"frame": i, "pix_fmt": pic[0], "width": pic[1], "height": pic[2]})
+    tail: list[str] = []
+    frame = 0
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, errors="replace")
+    except OSError as exc:
+        raise ToolError(f"cannot run ffmpeg: {exc}") from exc
+    with proc:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            m = _SHOWINFO.search(line)
+            if m is None:
+                tail = [*tail[-2:], line.strip()]
+                continue
+            pic = (m[2], int(m[3]), int(m[4]))
+            if not runs or (runs[-1]["pix_fmt"], runs[-1]["width"], runs[-1]["height"]) != pic:
+                runs.append({"frame": frame, "pix_fmt": pic[0], "width": pic[1],
+                             "height": pic[2]})
+            frame += 1
+    if proc.returncode != 0:
+        raise VideoInputError(f"{p}: the pass that finds picture changes failed "
+                              f"({' | '.join(tail) or f'ffmpeg exit {proc.returncode}'})")
     return runs
 
 

@@ -524,12 +524,20 @@ def _set_times_from_timestamps(rows: list[dict[str, Any]], frame_times_s: np.nda
 def _picture_runs(path: str, log: DecodeLog, info: Any, n: int,
                   frame_times_s: np.ndarray | None, fps: float) -> list[dict[str, Any]]:
     """The runs of equal pictures (:func:`picture_changes`, with their start times), or []
-    when ffmpeg noticed no change of picture size or format while decoding."""
+    when the pictures never change.
+
+    ffmpeg's notice of a change (:class:`DecodeLog` ``reconfigured``) is free, but its wording
+    is that of the ffmpeg this package ships; with an ffmpeg that logged no frame timestamps
+    (older than 6.1), whose notice may read differently, the ``showinfo`` pass always runs.
+    """
     first = (info.pix_fmt, info.width, info.height)
-    if not any(tuple(r) != first for r in log.reconfigured):
+    noticed = any(tuple(r) != first for r in log.reconfigured)
+    if not noticed and log.frame_pts:
         return []
     runs = [r for r in picture_changes(path) if int(r["frame"]) < n] or [
         {"frame": 0, "pix_fmt": first[0], "width": first[1], "height": first[2]}]
+    if not noticed and len(runs) == 1:
+        return []
     for run in runs:
         f = int(run["frame"])
         run["time_s"] = round(float(frame_times_s[f]) if frame_times_s is not None
