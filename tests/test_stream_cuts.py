@@ -509,3 +509,15 @@ def test_decoder_errors_leave_out_the_output_side():
     ])
     assert decoder_errors(log) == ["[h264 @ 0x55d1] mmco: unref short failure",
                                    "[mpegts @ 0x55d3] Packet corrupt (stream = 0, dts = 172800)."]
+
+
+def test_a_shot_shorter_than_any_in_training_is_flagged(work, base_mp4, predictor):
+    """The corpus never cuts a shot shorter than min_len_s (0.5 s): a 5-frame video is one
+    such shot, predicted but flagged; the 4 s clip's shots are not."""
+    short = work / "five.mp4"
+    run_ffmpeg(["-i", str(base_mp4), "-frames:v", "5", "-c:v", "libx264", "-preset",
+                "ultrafast", str(short)], what="a 5-frame clip")
+    rec, = analyze(short, predictor).records
+    assert "short_shot:5f" in rec["flags"] and rec["pred_vmaf"] is not None
+    assert not any(f.startswith("short_shot") for r in analyze(base_mp4, predictor).records
+                   for f in r["flags"])

@@ -865,6 +865,11 @@ def analyze_video(
                 f"picture_format:{r['pix_fmt']}" for r, d in zip(runs, depths, strict=True)
                 if d != info.bit_depth])
     changes = runs
+    # shorter than any shot the corpus cuts (only a whole video, or a rendition run, shorter
+    # than min_len_s makes one): the student never saw a shot this short
+    for rec, row in zip(records, rows, strict=True):
+        if int(row["num_frames"]) < det.min_frames:
+            rec.setdefault("flags", []).append(f"short_shot:{int(row['num_frames'])}f")
     hidden = _flag_hidden_frames(records, rows, aligned.hidden_before_frame)
     t_pred = time.perf_counter() - t2
     return VideoReport(
