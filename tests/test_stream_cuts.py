@@ -521,3 +521,26 @@ def test_a_shot_shorter_than_any_in_training_is_flagged(work, base_mp4, predicto
     assert "short_shot:5f" in rec["flags"] and rec["pred_vmaf"] is not None
     assert not any(f.startswith("short_shot") for r in analyze(base_mp4, predictor).records
                    for f in r["flags"])
+
+
+def test_a_file_with_two_video_streams_says_which_it_predicted(work, base_mp4, predictor,
+                                                               monkeypatch):
+    """A container with two video tracks (a 320x180 and a 160x90 rendition): every reader takes
+    the first, and the summary says there was another, with PyAV's probe and ffmpeg's alike."""
+    from vmafdistill.io import video as video_io
+
+    small = work / "small.mp4"
+    run_ffmpeg(["-i", str(base_mp4), "-s", "160x90", "-c:v", "libx264", "-preset", "ultrafast",
+                str(small)], what="a second rendition")
+    two = work / "two_tracks.mkv"
+    run_ffmpeg(["-i", str(base_mp4), "-i", str(small), "-map", "0:v", "-map", "1:v",
+                "-c", "copy", str(two)], what="two video tracks")
+    alone = analyze(base_mp4, predictor)
+    assert "video_streams" not in alone.summary
+    for probe in ("pyav", "ffmpeg"):
+        if probe == "ffmpeg":
+            monkeypatch.setattr(video_io, "_import_av", lambda: None)
+        got = analyze(two, predictor)
+        assert got.summary["video_streams"] == 2, probe
+        assert got.summary["res"] == "180p"
+        assert [r["pred_vmaf"] for r in got.records] == [r["pred_vmaf"] for r in alone.records]

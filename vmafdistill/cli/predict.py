@@ -141,6 +141,8 @@ def _summary_line(s: dict[str, Any]) -> str:
             + (f"; reference {s['ref_size'][0]}x{s['ref_size'][1]} ({s['ref_size_rule']})"
                if s.get("ref_size_rule") not in (None, "card", "given") else "")
             + (f"; {s['hidden_frames']} hidden frames" if s.get("hidden_frames") else "")
+            + (f"; {s['video_streams']} video streams, predicted the first"
+               if s.get("video_streams") else "")
             + ("; renditions: " + " -> ".join(
                 f"{c['width']}x{c['height']} {c['pix_fmt']} at {c['time_s']:.2f} s"
                 + (f" ({c['shots']} shots)" if "shots" in c else "")

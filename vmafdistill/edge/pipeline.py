@@ -596,7 +596,7 @@ def _summary(path: str, records: list[dict[str, Any]], n_frames: int, fps: float
              hidden_frames: int = 0, decoder_errors: Sequence[str] = (),
              picture_changes: Sequence[Mapping[str, Any]] = (),
              ref: tuple[tuple[int, int], str] | None = None,
-             pixel: dict[str, Any] | None = None) -> dict:
+             pixel: dict[str, Any] | None = None, video_streams: int = 1) -> dict:
     ok = [r for r in records if r["pred_vmaf"] is not None]
     dur = [r["end"] - r["start"] for r in ok]
     bands = {b: sum(r["band"] == b for r in records) for b in ("green", "amber", "red", "unknown")}
@@ -624,6 +624,7 @@ def _summary(path: str, records: list[dict[str, Any]], n_frames: int, fps: float
         **({"decoder_errors": {"count": len(decoder_errors), "first": decoder_errors[0]}}
            if decoder_errors else {}),
         **({"picture_changes": list(picture_changes)} if picture_changes else {}),
+        **({"video_streams": video_streams} if video_streams > 1 else {}),
         **({"pixel_features": pixel} if pixel is not None else {}),
     }
 
@@ -876,7 +877,7 @@ def analyze_video(
         records=records,
         summary=_summary(p, records, n, fps, hidden_frames=hidden,
                          decoder_errors=log.errors, picture_changes=changes,
-                         ref=(ref, ref_rule), pixel={
+                         ref=(ref, ref_rule), video_streams=info.video_streams, pixel={
             "used_for": ("prediction+issues" if needs_pixel_features(names)
                          and not temporal_only(names) else "issues"),
             "frame_step": step,

@@ -161,6 +161,8 @@ class VideoInfo:
     fps: float | None
     num_frames: int | None  # exact for raw/y4m; None for containers (only decoding knows)
     kind: str  # "raw" | "y4m" | "container"
+    #: video streams that are not cover art (every reader here takes the first, ffmpeg's 0:V:0)
+    video_streams: int = 1
 
     @property
     def layout(self) -> PixFmtLayout:
@@ -452,7 +454,8 @@ def _probe_container(path: str) -> VideoInfo:
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else None
     layout = _layout_for(path, pix_fmt, "decoded pixel format of its video stream")
-    return VideoInfo(path, width, height, layout.name, layout.bit_depth, fps, None, "container")
+    return VideoInfo(path, width, height, layout.name, layout.bit_depth, fps, None, "container",
+                     video_streams=len(streams))
 
 
 def _first_frame_format(av: Any, container: Any, stream: Any, path: str) -> tuple[str, int, int]:
@@ -493,6 +496,9 @@ def _probe_container_ffmpeg(path: str) -> VideoInfo:
         check=False,
     )
     text = proc.stderr.decode(errors="replace")
+    n_video = sum(1 for line in text.splitlines()
+                  if re.match(r"\s*Stream #0:\d+\S*: Video: ", line)
+                  and "(attached pic)" not in line)
     for line in text.splitlines():
         m = re.match(r"\s*Stream #\d+:\d+\S*: Video: (.*)$", line)
         if not m or "(attached pic)" in line:
@@ -511,7 +517,8 @@ def _probe_container_ffmpeg(path: str) -> VideoInfo:
                 break
         layout = _layout_for(path, pix_m.group(1), "decoded pixel format of its video stream")
         w, h = int(size_m.group(1)), int(size_m.group(2))
-        return VideoInfo(path, w, h, layout.name, layout.bit_depth, fps, None, "container")
+        return VideoInfo(path, w, h, layout.name, layout.bit_depth, fps, None, "container",
+                         video_streams=n_video)
     if re.search(r"^Input #0", text, re.MULTILINE):
         raise VideoInputError(f"{path}: has no video stream")
     raise VideoInputError(f"{path}: not a readable video file ({_tail(text)})")
