@@ -544,3 +544,41 @@ def test_a_file_with_two_video_streams_says_which_it_predicted(work, base_mp4, p
         assert got.summary["video_streams"] == 2, probe
         assert got.summary["res"] == "180p"
         assert [r["pred_vmaf"] for r in got.records] == [r["pred_vmaf"] for r in alone.records]
+
+
+def test_a_rendition_at_another_frame_rate_is_flagged_not_predicted(work, predictor):
+    """A 15 fps low rung inside a 25 fps recording would be read at 25 fps (bitrate and shot
+    lengths wrong): its shots get no prediction and say why; the 25 fps shots keep theirs."""
+    hi = _ladder_segments(work, "hi", "320x180")[0]
+    slow = work / "slow"
+    slow.mkdir(exist_ok=True)
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=6",
+                "-vf", "fps=15", "-s", "160x90", "-c:v", "libx264", "-preset", "veryfast",
+                "-pix_fmt", "yuv420p", "-force_key_frames", "expr:gte(t,n_forced*2)",
+                "-f", "segment", "-segment_time", "2", "-segment_format", "mpegts",
+                str(slow / "seg%d.ts")], what="a 15 fps rendition")
+    both = work / "fps_switch.ts"
+    both.write_bytes(hi.read_bytes() + (slow / "seg1.ts").read_bytes())
+    report = analyze(both, predictor)
+    alone = analyze(hi, predictor).records
+    assert report.summary["picture_changes"][1]["fps"] == pytest.approx(15.0, abs=0.01)
+    late = [rec for rec, row in zip(report.records, report.rows, strict=True)
+            if row["start_frame"] >= 50]
+    assert late and all(r["pred_vmaf"] is None and "frame_rate:15" in r["flags"] for r in late)
+    # the 25 fps shots as predicted alone (the last ends where the 15 fps clock starts)
+    for rec, ref in zip(report.records[:len(alone) - 1], alone[:-1], strict=True):
+        _same_shot(rec, ref)
+    assert report.records[len(alone) - 1]["pred_vmaf"] == alone[-1]["pred_vmaf"]
+
+
+def test_runs_that_do_not_hold_every_picture_are_an_error_naming_the_file(work):
+    """More pictures than the runs hold is said as such, not as ffmpeg's broken pipe."""
+    from vmafdistill.edge.decode import decode_luma_runs
+
+    seg = _ladder_segments(work, "hi", "320x180")[0]  # 50 frames
+    with pytest.raises(VideoInputError, match=r"seg0\.ts: the decoder gave more pictures"):
+        for _ in decode_luma_runs(seg, [(20, 320, 180), (10, 320, 180)], bit_depth=8):
+            pass
+    with pytest.raises(VideoInputError, match=r"seg0\.ts: the decoder stopped inside .*run 2"):
+        for _ in decode_luma_runs(seg, [(20, 320, 180), (40, 320, 180)], bit_depth=8):
+            pass

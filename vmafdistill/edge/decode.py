@@ -309,6 +309,9 @@ def _pipe_luma(
             worker.join()
             stdout.close()
             rc = proc.wait()
+        if short:  # before the exit status: stopping the reader breaks ffmpeg's pipe
+            raise VideoInputError(f"{p}: {short[0]} (the pictures changed differently than "
+                                  "the first pass found)")
         if rc != 0:
             errfile.seek(0)
             text = errfile.read().decode(errors="replace")
@@ -317,9 +320,6 @@ def _pipe_luma(
             errors = [ln.strip() for ln in text.splitlines() if _LEVEL_ERROR.search(ln)]
             tail = " | ".join(errors[-3:] or text.strip().splitlines()[-3:])
             raise VideoInputError(f"{p}: decoding failed ({tail or f'ffmpeg exit {rc}'})")
-        if short:
-            raise VideoInputError(f"{p}: {short[0]} (the pictures changed differently than "
-                                  "the first pass found)")
         if log is not None and finished:
             errfile.seek(0)
             text = errfile.read().decode(errors="replace")

@@ -688,6 +688,14 @@ def _rows_per_rendition(
         shot_base += len(run_rows)
         scene_base = max((int(r["scene_index"]) for r in run_rows), default=scene_base - 1) + 1
         runs[k].update(ref_size=list(ref), ref_size_rule=rule, shots=len(run_rows))
+        # A rendition at another frame rate (a 15 fps low rung) would be read at the file's
+        # rate: its bitrate and shot lengths wrong. Its packets' durations tell (0: unknown).
+        durations = np.asarray(part.duration_s, dtype=np.float64)
+        durations = durations[durations > 0]
+        if durations.size:
+            rate = 1.0 / float(np.median(durations))
+            if abs(rate - fps) > 0.01 * fps:
+                runs[k]["fps"] = round(rate, 3)
         rows += run_rows
         run_of_row += [k] * len(run_rows)
     if sorted(set(run_of_row)) != list(range(len(runs))):
@@ -857,14 +865,17 @@ def analyze_video(
                 [rows[i] for i in idx], preds[idx], card, rules, feature_names=names,
                 codec=packets.codec, height=min(int(run["width"]), int(run["height"])))
         # a run of another bit depth came through ffmpeg's conversion: not its coded samples
+        # and a run at another frame rate than the file's would be read at the wrong rate
         bad = np.zeros(n, bool)
+        flags: list[str] = []
         for run, nxt, depth in zip(runs, [*runs[1:], None], depths, strict=True):
-            if depth != info.bit_depth:
+            wrong = ([f"picture_format:{run['pix_fmt']}"] if depth != info.bit_depth else []) + (
+                [f"frame_rate:{run['fps']:g}"] if "fps" in run else [])
+            if wrong:
                 bad[int(run["frame"]): n if nxt is None else int(nxt["frame"])] = True
+                flags += [f for f in wrong if f not in flags]
         if bad.any():
-            _invalidate_shots(records, rows, bad, [
-                f"picture_format:{r['pix_fmt']}" for r, d in zip(runs, depths, strict=True)
-                if d != info.bit_depth])
+            _invalidate_shots(records, rows, bad, flags)
     changes = runs
     # shorter than any shot the corpus cuts (only a whole video, or a rendition run, shorter
     # than min_len_s makes one): the student never saw a shot this short
