@@ -545,34 +545,23 @@ def _picture_runs(path: str, log: DecodeLog, info: Any, n: int,
     return runs
 
 
-def _invalidate_shots(records: list[dict[str, Any]], rows: Sequence[Mapping[str, Any]],
-                      bad_frames: np.ndarray, flags: Sequence[str]) -> None:
-    """No prediction for the shots that hold a frame marked in ``bad_frames``: say why."""
-    for rec, row in zip(records, rows, strict=True):
-        if bad_frames[int(row["start_frame"]):int(row["stop_frame"])].any():
+def _invalidate_shots(records: list[dict[str, Any]], which: Sequence[bool],
+                      flags: Sequence[str]) -> None:
+    """No prediction for the records marked in ``which``: say why (``flags``)."""
+    for rec, bad in zip(records, which, strict=True):
+        if bad:
             rec.update(pred_vmaf=None, interval=None, band="unknown", issue="invalid_features")
             rec["flags"] = [*rec.get("flags", []), *flags]
 
 
-def _invalidate_rescaled_shots(records: list[dict[str, Any]], rows: Sequence[Mapping[str, Any]],
-                               runs: Sequence[Mapping[str, Any]], info: Any) -> None:
-    """When the pictures changed but could not be read at their own size (ffmpeg's notice
-    without a second run found, or a run of another bit depth): the shots with pictures unlike
-    the first get no prediction. ffmpeg scaled those to the first picture's size, so their
-    features, ``res`` and ``scale_ratio`` would be wrong: never a silent number."""
-    first = (info.pix_fmt, info.width, info.height)
-    n = int(rows[-1]["stop_frame"]) if rows else 0
-    other = [(run["pix_fmt"], run["width"], run["height"]) != first for run in runs]
-    changed = np.zeros(n, bool)
-    for run, nxt, differs in zip(runs, [*runs[1:], None], other, strict=True):
-        if differs:
-            changed[int(run["frame"]): n if nxt is None else int(nxt["frame"])] = True
-    if not changed.any() and len(runs) == 1:  # showinfo saw no change: trust the notice
-        changed[:] = True
-    flags = [f"picture_changed:{size}" for size in sorted(
-        {f"{r['width']}x{r['height']}" for r, differs in zip(runs, other, strict=True)
-         if differs})] or ["picture_changed"]
-    _invalidate_shots(records, rows, changed, flags)
+def _rescaled_flag(run: Mapping[str, Any], info: Any) -> str:
+    """The flag of shots whose pictures ffmpeg scaled to the first picture's size: ffmpeg
+    noticed a change of size or format, but the second decode found a single run of pictures
+    (when it found several, each is read at its own size). Their features, ``res`` and
+    ``scale_ratio`` would be wrong: never a silent number."""
+    if (run["pix_fmt"], run["width"], run["height"]) != (info.pix_fmt, info.width, info.height):
+        return f"picture_changed:{run['width']}x{run['height']}"
+    return "picture_changed"  # showinfo saw no change: trust the notice
 
 
 def _flag_hidden_frames(records: list[dict[str, Any]], rows: Sequence[Mapping[str, Any]],
@@ -830,7 +819,6 @@ def analyze_video(
         raise ModelError(f"{getattr(predictor, 'model_path', 'model')}: its card's features "
                          "differ from the card given")
     runs = _picture_runs(p, log, info, n, aligned.frame_times_s, fps)
-    depths = [_run_bit_depth(str(r["pix_fmt"])) for r in runs]
     run_of_row: list[int] | None = None
     if len(runs) > 1:
         # an adaptive-bitrate recording: every rendition decoded again at its own size
@@ -854,8 +842,8 @@ def analyze_video(
     if run_of_row is None:
         records = shot_records(rows, preds, card, rules, feature_names=names,
                                codec=packets.codec, height=min(info.width, info.height))
-        if runs:  # ffmpeg noticed a change that no second run confirmed
-            _invalidate_rescaled_shots(records, rows, runs, info)
+        if runs:  # ffmpeg noticed a change that no second run confirmed: every shot
+            _invalidate_shots(records, [True] * len(records), [_rescaled_flag(runs[0], info)])
     else:
         records = []
         which = np.array(run_of_row)
@@ -866,16 +854,17 @@ def analyze_video(
                 codec=packets.codec, height=min(int(run["width"]), int(run["height"])))
         # a run of another bit depth came through ffmpeg's conversion: not its coded samples
         # and a run at another frame rate than the file's would be read at the wrong rate
-        bad = np.zeros(n, bool)
+        wrong_runs: set[int] = set()
         flags: list[str] = []
-        for run, nxt, depth in zip(runs, [*runs[1:], None], depths, strict=True):
-            wrong = ([f"picture_format:{run['pix_fmt']}"] if depth != info.bit_depth else []) + (
+        for k, run in enumerate(runs):
+            wrong = ([f"picture_format:{run['pix_fmt']}"]
+                     if _run_bit_depth(str(run["pix_fmt"])) != info.bit_depth else []) + (
                 [f"frame_rate:{run['fps']:g}"] if "fps" in run else [])
             if wrong:
-                bad[int(run["frame"]): n if nxt is None else int(nxt["frame"])] = True
+                wrong_runs.add(k)
                 flags += [f for f in wrong if f not in flags]
-        if bad.any():
-            _invalidate_shots(records, rows, bad, flags)
+        if wrong_runs:  # shots never straddle runs: a shot is wrong when its run is
+            _invalidate_shots(records, [k in wrong_runs for k in run_of_row], flags)
     changes = runs
     # shorter than any shot the corpus cuts (only a whole video, or a rendition run, shorter
     # than min_len_s makes one): the student never saw a shot this short
