@@ -100,11 +100,17 @@ def pan_photos(
         )
     graph = (";".join(chains) + ";" + "".join(f"[v{i}]" for i in range(len(shots)))
              + f"concat=n={len(shots)}:v=1[v]")
+    return _film([*inputs, "-filter_complex", graph, "-map", "[v]"], out, crf=crf,
+                 what=f"filming {out.name} from {len(shots)} photograph(s)")
+
+
+def _film(input_args: list[str], out: Path, *, crf: int, what: str) -> Path:
+    """Encode ``input_args``' video to ``out`` near-losslessly and reproducibly (x264 ``crf``,
+    one thread, bitexact), through a ``.partial`` file renamed into place."""
     tmp = out.with_name(f".{out.name}.partial{out.suffix}")
-    run_ffmpeg(["-y", *inputs, "-filter_complex", graph, "-map", "[v]", "-c:v", "libx264",
-                "-crf", str(crf), "-preset", "medium", "-x264-params", "threads=1",
-                "-fflags", "+bitexact", "-flags:v", "+bitexact", str(tmp)],
-               what=f"filming {out.name} from {len(shots)} photograph(s)")
+    run_ffmpeg(["-y", *input_args, "-c:v", "libx264", "-crf", str(crf), "-preset", "medium",
+                "-x264-params", "threads=1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
+                str(tmp)], what=what)
     tmp.replace(out)
     return out
 
@@ -127,14 +133,8 @@ def add_temporal_noise(clean: Path, out: Path, *, strength: int, crf: int = 10) 
     if not clean.is_file():
         raise VideoInputError(f"{clean}: no such file")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial{out.suffix}")
-    run_ffmpeg(["-y", "-i", str(clean), "-vf", f"noise=alls={strength}:allf=t",
-                "-c:v", "libx264", "-crf", str(crf), "-preset", "medium",
-                "-x264-params", "threads=1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
-                str(tmp)],
-               what=f"adding noise {strength} to {clean.name}")
-    tmp.replace(out)
-    return out
+    return _film(["-i", str(clean), "-vf", f"noise=alls={strength}:allf=t"], out, crf=crf,
+                 what=f"adding noise {strength} to {clean.name}")
 
 
 def resolve_source(spec: str) -> Path:
