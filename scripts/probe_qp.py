@@ -78,6 +78,13 @@ def load(corpus_dir: Path) -> pd.DataFrame:
     return out
 
 
+def with_interaction(d: pd.DataFrame) -> pd.DataFrame:
+    """``d`` with ``lsr`` = ln(1 + scale_ratio) and the shipped interaction ``qp_x_lsr`` =
+    scene_qp x lsr."""
+    d = d.assign(lsr=np.log1p(d["scale_ratio"]))
+    return d.assign(qp_x_lsr=d["scene_qp"] * d["lsr"])
+
+
 def fit_bounded_logistic(x: np.ndarray, y: np.ndarray, delta: float = 3.0):
     """VMAF = -m + (100 + 2m) * sigmoid(w . z + b) on standardised inputs, Huber(delta) fit."""
     mu, sd = x.mean(0), x.std(0) + 1e-12
@@ -163,7 +170,7 @@ def content_table(corpora: Path, unseen: pd.DataFrame) -> None:
           "sources | LOSO MAE, all | unseen MAE | unseen bias |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     base = pd.read_parquet(base_dir / "tables" / "samples.parquet")
-    unseen = unseen.assign(qp_x_lsr=unseen["scene_qp"] * np.log1p(unseen["scale_ratio"]))
+    unseen = with_interaction(unseen)
     for name in ("skvideo_mix_all", "skvideo_synth_all", "skvideo_photos_all"):
         tables = corpora / name / "tables"
         if not tables.is_dir():
@@ -171,8 +178,7 @@ def content_table(corpora: Path, unseen: pd.DataFrame) -> None:
             continue
         s = pd.read_parquet(tables / "samples.parquet")
         s = pd.concat([base, s[~s["source_id"].isin(SOURCES)]], ignore_index=True)
-        s["lsr"] = np.log1p(s["scale_ratio"])
-        s["qp_x_lsr"] = s["scene_qp"] * s["lsr"]
+        s = with_interaction(s)
         sources = tuple(sorted(s["source_id"].unique()))
         video = s["source_id"].isin(SOURCES).to_numpy()
         for label, cols in (("quant_ti7", quant_ti7),
@@ -193,12 +199,8 @@ def header_only_table(corpora: Path) -> None:
     if not tables.is_dir():
         return
 
-    def prep(d: pd.DataFrame) -> pd.DataFrame:
-        d = d.assign(lsr=np.log1p(d["scale_ratio"]))
-        return d.assign(qp_x_lsr=d["scene_qp"] * d["lsr"])
-
-    s = prep(pd.read_parquet(tables / "samples.parquet"))
-    unseen = {d.name: prep(pd.read_parquet(d / "tables" / "samples.parquet"))
+    s = with_interaction(pd.read_parquet(tables / "samples.parquet"))
+    unseen = {d.name: with_interaction(pd.read_parquet(d / "tables" / "samples.parquet"))
               for d in sorted(corpora.glob("unseen*")) if (d / "tables").is_dir()}
     header = ["scene_qp", "lsr", "codec_h265", "codec_av1", "codec_vp9", "qp_x_lsr"]
     print("\nheader-only inputs vs the shipped ones (trained on skvideo_photos_all; leave-one-"
