@@ -380,17 +380,23 @@ def _same_shot(rec: dict, alone: dict) -> None:
     assert rec["end"] - rec["start"] == pytest.approx(alone["end"] - alone["start"], abs=1e-3)
 
 
-def _ladder_segments(work: Path, name: str, size: str, pix_fmt: str = "yuv420p") -> list[Path]:
+def _ladder_segments(work: Path, name: str, size: str, pix_fmt: str = "yuv420p",
+                     fps: int | None = None) -> list[Path]:
     """One rendition of a 6 s source cut into three 2 s HLS-style TS segments (a keyframe at
-    every segment start; the segments keep the source's clock, as a player receives them)."""
+    every segment start; the segments keep the source's clock, as a player receives them);
+    ``fps`` resamples it (a low rung at another frame rate). Encoded once per ``name``."""
     out = work / name
+    segments = [out / f"seg{i}.ts" for i in range(3)]
+    if all(seg.is_file() for seg in segments):
+        return segments
     out.mkdir(exist_ok=True)
     run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=6",
+                *(["-vf", f"fps={fps}"] if fps else []),
                 "-s", size, "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", pix_fmt,
                 "-force_key_frames", "expr:gte(t,n_forced*2)", "-f", "segment",
                 "-segment_time", "2", "-segment_format", "mpegts", str(out / "seg%d.ts")],
                what=f"rendition {name}")
-    return [out / f"seg{i}.ts" for i in range(3)]
+    return segments
 
 
 def test_a_rendition_switch_mid_stream_predicts_each_rendition_at_its_own_size(
@@ -550,15 +556,9 @@ def test_a_rendition_at_another_frame_rate_is_flagged_not_predicted(work, predic
     """A 15 fps low rung inside a 25 fps recording would be read at 25 fps (bitrate and shot
     lengths wrong): its shots get no prediction and say why; the 25 fps shots keep theirs."""
     hi = _ladder_segments(work, "hi", "320x180")[0]
-    slow = work / "slow"
-    slow.mkdir(exist_ok=True)
-    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=6",
-                "-vf", "fps=15", "-s", "160x90", "-c:v", "libx264", "-preset", "veryfast",
-                "-pix_fmt", "yuv420p", "-force_key_frames", "expr:gte(t,n_forced*2)",
-                "-f", "segment", "-segment_time", "2", "-segment_format", "mpegts",
-                str(slow / "seg%d.ts")], what="a 15 fps rendition")
+    slow = _ladder_segments(work, "slow", "160x90", fps=15)
     both = work / "fps_switch.ts"
-    both.write_bytes(hi.read_bytes() + (slow / "seg1.ts").read_bytes())
+    both.write_bytes(hi.read_bytes() + slow[1].read_bytes())
     report = analyze(both, predictor)
     alone = analyze(hi, predictor).records
     assert report.summary["picture_changes"][1]["fps"] == pytest.approx(15.0, abs=0.01)
