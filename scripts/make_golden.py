@@ -2,6 +2,7 @@
 """Build every content case, score it with libvmaf and write tests/data/golden/<case>.json.
 
 Usage: python scripts/make_golden.py [WORK_DIR] [--out DIR] [--cases a,b] [--threads N]
+                                     [--add-this-cpu]
 
 WORK_DIR receives the built clips (default: a temporary directory, removed afterwards). Every
 case is scored with the built-in ``vmaf_float_v0.6.1`` (what the teacher reimplements) and the
@@ -10,6 +11,10 @@ derived for ``vmaf_v0.6.1neg`` and ``vmaf_4k_v0.6.1``. The script also checks, o
 that the derived float JSON for vmaf_v0.6.1 reproduces the built-in per frame, and on the
 extra-model cases that the derived neg/4k JSONs reproduce libvmaf's built-in float versions,
 and prints a table of float vs integer VMAF.
+
+``--add-this-cpu`` keeps the golden files and adds this machine's libvmaf values beside them,
+for a CPU whose SIMD level (AVX2, AVX-512) differs from the one they were made on: the content
+must decode to the recorded sha256; the values that differ are stored per SIMD level.
 """
 
 from __future__ import annotations
@@ -35,10 +40,12 @@ from vmafdistill.oracle import (
 from vmafdistill.testing.content import CASES, build_case
 from vmafdistill.testing.golden import (
     BASE_MODELS,
+    add_simd_values,
     dumps_golden,
     golden_dir,
     golden_path,
     golden_record,
+    load_golden,
     model_argument,
 )
 
@@ -56,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=golden_dir(), help="golden JSON directory")
     parser.add_argument("--cases", help="comma-separated case names (default: all)")
     parser.add_argument("--threads", type=int, default=2, help="libvmaf threads")
+    parser.add_argument("--add-this-cpu", action="store_true",
+                        help="add this CPU's values to the existing golden files")
     args = parser.parse_args(argv)
 
     if not libvmaf_available():
@@ -112,7 +121,15 @@ def main(argv: list[str] | None = None) -> int:
                     f"  (json vs built-in max |d| {tgap:g})"
                 )
 
-            record = golden_record(built, results)
+            if args.add_this_cpu:
+                record, fresh = load_golden(name, args.out), golden_record(built, results)
+                if (fresh["ref"], fresh["dist"]) != (record["ref"], record["dist"]):
+                    failures.append(f"{name}: content differs from the golden file's; not added")
+                    continue
+                differing = add_simd_values(record, results)
+                print(f"{name}: {len(differing)} model/metric rows differ here: {differing}")
+            else:
+                record = golden_record(built, results)
             records[name] = record
             golden_path(name, args.out).write_text(dumps_golden(record) + "\n")
             flt, itg = results["vmaf_float_v0.6.1"], results["vmaf_v0.6.1"]

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .machine import cpu_model, simd_level
+
 __all__ = ["CACHED_VIDEO_GLOBS", "Timed", "cpu_model", "machine_line", "run_timed", "video_files"]
 
 #: Runs argv[1:] and reports on stderr the peak RSS of the largest process among its descendants
@@ -72,22 +74,11 @@ def run_timed(cmd: list[str], *, stdout: Any = subprocess.PIPE, peak_rss: bool =
     return Timed(wall_s=wall, cpu_s=cpu, peak_rss_kb=rss, stdout=out)
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_line() -> str:
     """``<arch> <n> cpus <model>; python <v>, numpy <v>``: one line for a benchmark header."""
     import numpy as np
 
-    return (f"{platform.machine()} {os.cpu_count()} cpus {cpu_model()}; "
+    return (f"{platform.machine()} {os.cpu_count()} cpus {cpu_model()} ({simd_level()}); "
             f"python {platform.python_version()}, numpy {np.__version__}")
 
 

@@ -6,6 +6,14 @@ encoder or scaler is detected before numbers are compared), the tool versions, a
 per-frame values of :data:`~vmafdistill.oracle.CANONICAL_METRICS` exactly as libvmaf printed
 them (6 decimals) plus libvmaf's pooled means. Per-frame values are stored column-wise:
 ``models[<model>]["per_frame"][<metric>]`` is a list with one value per frame.
+
+Where the numbers were made: ``made_on`` holds the CPU model and the SIMD level libvmaf ran
+(:func:`vmafdistill.machine.cpu_record`). libvmaf's kernels differ between SIMD levels, so a record
+can also be scored on machines of other levels (``also_recorded_on``, written by
+``scripts/make_golden.py --add-this-cpu``): values that differ there are kept under
+``models[<model>]["per_frame_by_simd"][<level>][<metric>]`` (only the metrics that differ);
+:meth:`GoldenCase.per_frame` returns the values of this machine's level when there are any, and
+:func:`golden_tolerance` says how far a fresh libvmaf run may move from what is returned.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..machine import cpu_record, simd_level
 from ..oracle import CANONICAL_METRICS, LibvmafResult, float_model_json
 from .content import BuiltCase, decoded_sha256
 
@@ -22,12 +31,15 @@ __all__ = [
     "BASE_MODELS",
     "GOLDEN_SCHEMA",
     "GoldenCase",
+    "add_simd_values",
     "dumps_golden",
     "golden_dir",
     "golden_path",
     "golden_record",
+    "golden_tolerance",
     "load_golden",
     "model_argument",
+    "recorded_simd_levels",
 ]
 
 GOLDEN_SCHEMA = 1
@@ -35,6 +47,45 @@ GOLDEN_SCHEMA = 1
 #: Models every case is scored with: the float model the teacher reimplements, and libvmaf's
 #: default integer model (to report the float/integer gap).
 BASE_MODELS: tuple[str, ...] = ("vmaf_float_v0.6.1", "vmaf_v0.6.1")
+
+#: How far a fresh libvmaf run may move from a golden value, and why.
+#: Recorded on this SIMD level (AVX2/AVX-512): libvmaf is deterministic there; one printed digit
+#: (6 decimals) of slack covers a libm whose exp/log rounds a last bit differently. Measured: 0.
+#: Not recorded on this level:
+#: - float features: libvmaf's float kernels accumulate float32 sums in vector-width order, so
+#:   AVX2 and AVX-512 differ in the last bits; measured between an AMD EPYC (AVX2) and an Intel
+#:   Xeon (AVX-512), libvmaf 86da14d, 17 golden cases: features <= 1e-6 (one printed digit), VMAF
+#:   <= 9e-6. Tolerance 5e-6 on features and 5e-5 on VMAF (the SVR amplifies feature changes;
+#:   5e-5 is also the float teacher's own parity bound).
+#: - integer features: VIF and motion are integer arithmetic and agree exactly; libvmaf's AVX2 and
+#:   AVX-512 ADM kernels disagree on frame sizes whose subbands are not a whole number of vectors
+#:   (measured 1.12e-4 on integer_adm_scale3, 4.8e-5 on integer_adm2, 1.01e-2 on VMAF for
+#:   321x181 and 322x182; 0 on every even-size case). Tolerance 3e-4 on ADM metrics and 3e-2 on
+#:   VMAF, about 3x the measured gap; VIF and motion keep the one-digit tolerance.
+_SAME_SIMD_TOL = 2e-6
+_OTHER_SIMD_TOL: dict[str, dict[str, float]] = {
+    "float": {"vmaf": 5e-5, "feature": 5e-6},
+    "integer": {"vmaf": 3e-2, "adm": 3e-4, "feature": 2e-6},
+}
+
+
+def golden_tolerance(flavour: str, metric: str, *, same_simd: bool) -> float:
+    """Largest |fresh libvmaf - golden| allowed for ``metric`` (reasons: ``_OTHER_SIMD_TOL``).
+
+    Args:
+        flavour: ``"float"`` or ``"integer"`` (the golden model's ``features`` field).
+        metric: a name of :data:`~vmafdistill.oracle.CANONICAL_METRICS`.
+        same_simd: whether the golden value was recorded on this machine's SIMD level.
+    """
+    if same_simd:
+        return _SAME_SIMD_TOL
+    table = _OTHER_SIMD_TOL[flavour]
+    if metric == "vmaf":
+        return table["vmaf"]
+    if metric.startswith("adm") and "adm" in table:
+        return table["adm"]
+    return table["feature"]
+
 
 # Golden model name -> (how libvmaf is told about it, feature flavour).
 _MODEL_SPECS: dict[str, tuple[str, str]] = {
@@ -79,8 +130,20 @@ class GoldenCase:
         return list(self.golden["models"])
 
     def per_frame(self, model: str, metric: str = "vmaf") -> list[float]:
-        """Golden per-frame values of ``metric`` under ``model`` (as libvmaf printed them)."""
-        return list(self.golden["models"][model]["per_frame"][metric])
+        """Golden per-frame values of ``metric`` under ``model`` (as libvmaf printed them), those
+        recorded on this machine's SIMD level where the golden file has them."""
+        rec = self.golden["models"][model]
+        local = rec.get("per_frame_by_simd", {}).get(simd_level(), {})
+        return list(local.get(metric, rec["per_frame"][metric]))
+
+    def recorded_here(self) -> bool:
+        """Whether the golden values were recorded on this machine's SIMD level too."""
+        return simd_level() in recorded_simd_levels(self.golden)
+
+    def tolerance(self, model: str, metric: str) -> float:
+        """How far a fresh libvmaf run of ``model`` may move from :meth:`per_frame` here."""
+        flavour = self.golden["models"][model]["features"]
+        return golden_tolerance(flavour, metric, same_simd=self.recorded_here())
 
     def pooled_mean(self, model: str, metric: str = "vmaf") -> float:
         """libvmaf's pooled mean of ``metric`` under ``model``."""
@@ -100,6 +163,39 @@ class GoldenCase:
             if decoded_sha256(path, raw, fmt.pix_fmt) != self.golden[role]["sha256_decoded"]:
                 bad.append(role)
         return bad
+
+
+def recorded_simd_levels(golden: dict[str, Any]) -> set[str]:
+    """SIMD levels a golden record holds values for: ``made_on`` and ``also_recorded_on``."""
+    machines = [golden.get("made_on", {}), *golden.get("also_recorded_on", [])]
+    return {m["simd"] for m in machines if "simd" in m}
+
+
+def add_simd_values(golden: dict[str, Any], results: dict[str, LibvmafResult]) -> list[str]:
+    """Record this machine's libvmaf values in ``golden`` (in place) beside the original ones.
+
+    Metrics whose per-frame values differ from the record's ``per_frame`` go under
+    ``per_frame_by_simd[<level>]``; the machine is listed in ``also_recorded_on``. Returns the
+    ``model/metric`` names that differ. Refuses the level the record was made on.
+    """
+    level = simd_level()
+    if golden.get("made_on", {}).get("simd") == level:
+        raise ValueError(f"{golden['case']}: already made on {level}; rebuild it instead")
+    differing = []
+    for name, res in results.items():
+        rec = golden["models"][name]
+        local = {m: res.metric(m) for m in CANONICAL_METRICS
+                 if res.metric(m) != rec["per_frame"][m]}
+        by_simd = rec.setdefault("per_frame_by_simd", {})
+        by_simd.pop(level, None)
+        if local:
+            by_simd[level] = local
+            differing += [f"{name}/{m}" for m in local]
+        if not by_simd:
+            del rec["per_frame_by_simd"]
+    also = [m for m in golden.get("also_recorded_on", []) if m.get("simd") != level]
+    golden["also_recorded_on"] = [*also, cpu_record()]
+    return differing
 
 
 def model_argument(name: str) -> str:
@@ -177,6 +273,7 @@ def golden_record(built: BuiltCase, results: dict[str, LibvmafResult]) -> dict[s
         "scale_flags": built.scale_flags if built.scale_to else None,
         "libvmaf_version": versions.pop(),
         "ffmpeg_version": ffmpeg_versions.pop(),
+        "made_on": cpu_record(),
         "models": models,
     }
 
