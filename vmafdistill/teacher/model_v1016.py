@@ -1,0 +1,240 @@
+"""The VMAF v1.0.16 models: four features, a nu-SVR, a score transform and a chroma correction.
+
+Netflix's v1.0.16 files (``vmaf_v1.0.16_{3d0h,5d0h,1d5h_2160,3d0h_2160}`` and their ``hfr``
+variants) drop VIF and feed a libsvm nu-SVR with ``Cambi_feature_cambi_score``,
+``Speed_chroma_feature_speed_chroma_uv_score``, ``VMAF_integer_feature_adm3_score`` and
+``VMAF_integer_feature_motion3_score``. :func:`predict_v1016` applies them as libvmaf's
+``predict.c`` does, in this order:
+
+1. each feature ``x`` -> ``slope * x + intercept`` (the model's per-feature linear rescale);
+2. chroma correction (``chroma_correction_parameter`` c): when the SpEED chroma feature is
+   exactly 0 (libvmaf's test is on the value denormalised back), it is replaced by
+   ``c * (1 - adm3)`` before normalisation;
+3. the RBF nu-SVR, then ``(y - intercept0) / slope0``;
+4. the polynomial score transform ``p0 + p1 y + p2 y^2`` (only the coefficients present);
+5. the clip to ``score_clip`` (``[0, 110]`` for the ``3d0h_2160`` files).
+
+Model files are not committed: they are read from the ``ffmpeg-quality-metrics`` package.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ModelError
+from ..oracle import model_files_dir
+
+#: The eight v1.0.16 files, addressable by these names.
+V1016_MODELS: tuple[str, ...] = tuple(
+    f"vmaf_v1.0.16_{hfr}{kind}"
+    for hfr in ("", "hfr_")
+    for kind in ("3d0h", "5d0h", "1d5h_2160", "3d0h_2160")
+)
+
+#: The SVR inputs, in the model files' order, by the short names used here.
+V1016_FEATURES: tuple[str, ...] = ("cambi", "speed_chroma_uv", "adm3", "motion3")
+
+_RAW_FEATURES = {
+    "Cambi_feature_cambi_score": "cambi",
+    "Speed_chroma_feature_speed_chroma_uv_score": "speed_chroma_uv",
+    "VMAF_integer_feature_adm3_score": "adm3",
+    "VMAF_integer_feature_motion3_score": "motion3",
+}
+
+# Option name -> (alias libvmaf prints, default value). libvmaf names a feature by its key and
+# the aliases and values of the options that differ from their defaults, sorted by option name.
+_OPTION_ALIASES: dict[str, tuple[str, Any]] = {
+    "cambi_high_res_speedup": ("hrs", 0),
+    "cambi_max_val": ("cmxv", 1000.0),
+    "cambi_vis_lum_threshold": ("vlt", 0.0),
+    "cambi_topk": ("ctpk", 0.6),
+    "cambi_eotf": ("ceot", "bt1886"),
+    "window_size": ("ws", 65),
+    "tvi_threshold": ("tvit", 0.019),
+    "max_log_contrast": ("mlc", 2),
+    "speed_kernelscale": ("ks", 1.0),
+    "speed_prescale": ("ps", 1.0),
+    "speed_prescale_method": ("psm", "nearest"),
+    "speed_sigma_nn": ("snn", 0.29),
+    "speed_nn_floor": ("nnf", 0.0),
+    "speed_max_val": ("mxv", 1000.0),
+    "speed_weight_var_mode": ("wvm", 0),
+    "adm_csf_mode": ("csf", 0),
+    "adm_dlm_weight": ("dlmw", 0.5),
+    "adm_enhn_gain_limit": ("egl", 100.0),
+    "adm_min_val": ("min", 0.0),
+    "adm_noise_weight": ("nw", 0.03125),
+    "adm_norm_view_dist": ("nvd", 3.0),
+    "adm_ref_display_height": ("rdh", 1080),
+    "motion_max_val": ("mmxv", 10000.0),
+    "motion_five_frame_window": ("mffw", False),
+    "motion_moving_average": ("mma", False),
+}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def libvmaf_feature_name(base: str, opts: dict[str, Any]) -> str:
+    """The name libvmaf prints for feature ``base`` computed with ``opts`` (non-defaults only).
+
+    ``libvmaf_feature_name("cambi", {"cambi_max_val": 17.0, ...})`` ->
+    ``"cambi_hrs_1080_cmxv_17_vlt_0.06"``; boolean options print their alias alone.
+    """
+    parts = [base]
+    for key in sorted(opts):
+        if key not in _OPTION_ALIASES:
+            raise ModelError(f"feature option {key!r} is not known here")
+        alias, default = _OPTION_ALIASES[key]
+        value = opts[key]
+        if isinstance(default, bool):
+            if bool(value):
+                parts.append(alias)
+            continue
+        if isinstance(default, str):
+            if str(value) != default:
+                parts.append(f"{alias}_{value}")
+            continue
+        if abs(float(value) - float(default)) > 1e-9:
+            parts.append(f"{alias}_{_fmt(float(value))}")
+    return "_".join(parts)
+
+
+def resolve_v1016_path(name_or_path: str | Path) -> Path:
+    """Map ``vmaf_v1.0.16_3d0h`` (or a JSON path) to the model file."""
+    text = str(name_or_path)
+    if text in V1016_MODELS:
+        path = model_files_dir() / f"{text}.json"
+        if not path.is_file():
+            raise ModelError(f"model {text!r}: expected file {path} is missing")
+        return path
+    path = Path(text)
+    if not path.is_file():
+        raise ModelError(f"model file {path}: no such file")
+    return path
+
+
+def is_v1016_document(doc: dict[str, Any]) -> bool:
+    """True when a parsed model JSON uses the v1.0.16 feature set."""
+    names = doc.get("model_dict", {}).get("feature_names", [])
+    return any(n in _RAW_FEATURES for n in names)
+
+
+@dataclass
+class V1016Model:
+    """A parsed v1.0.16 model: options per feature, normalisation, SVR, transform, clip."""
+
+    name: str
+    feature_names: list[str]  # short names, in SVR input order
+    feature_options: dict[str, dict[str, Any]]  # short name -> libvmaf options
+    slopes: list[float]
+    intercepts: list[float]
+    support_vectors: torch.Tensor  # (S, F) float64
+    coefs: torch.Tensor  # (S,) float64
+    gamma: float
+    rho: float
+    transform: dict[str, float] = field(default_factory=dict)  # p0/p1/p2 present and enabled
+    score_clip: tuple[float, float] | None = None
+    chroma_correction: float | None = None
+
+    @classmethod
+    def load(cls, name_or_path: str | Path = "vmaf_v1.0.16_3d0h") -> V1016Model:
+        """Load a v1.0.16 model by name or path; ModelError names the file on bad content."""
+        from .model import _parse_libsvm  # the libsvm string format is shared with v0.6.1
+
+        path = resolve_v1016_path(name_or_path)
+        try:
+            doc = json.loads(path.read_text())
+            md = doc["model_dict"]
+            raw_names = list(md["feature_names"])
+            opts = md.get("feature_opts_dicts") or [{} for _ in raw_names]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"model file {path}: not a VMAF model JSON ({exc})") from exc
+        if md.get("model_type") != "LIBSVMNUSVR" or md.get("norm_type") != "linear_rescale":
+            raise ModelError(f"model file {path}: only linear_rescale LIBSVMNUSVR is supported")
+        names = []
+        for raw in raw_names:
+            if raw not in _RAW_FEATURES:
+                raise ModelError(f"model file {path}: feature {raw!r} is not computed here")
+            names.append(_RAW_FEATURES[raw])
+        sv, coefs, gamma, rho = _parse_libsvm(md["model"], len(names), path)
+        st = md.get("score_transform") or {}
+        transform: dict[str, float] = {}
+        if st.get("enabled"):
+            if st.get("knots") or st.get("out_lte_in") or st.get("out_gte_in"):
+                raise ModelError(f"model file {path}: knots/rectification are not supported")
+            transform = {k: float(st[k]) for k in ("p0", "p1", "p2") if st.get(k) is not None}
+        clip = md.get("score_clip")
+        ccp = md.get("chroma_correction_parameter")
+        name = str(name_or_path) if str(name_or_path) in V1016_MODELS else path.stem
+        return cls(
+            name=name,
+            feature_names=names,
+            feature_options={n: dict(o or {}) for n, o in zip(names, opts, strict=True)},
+            slopes=[float(v) for v in md["slopes"]],
+            intercepts=[float(v) for v in md["intercepts"]],
+            support_vectors=sv,
+            coefs=coefs,
+            gamma=gamma,
+            rho=rho,
+            transform=transform,
+            score_clip=(float(clip[0]), float(clip[1])) if clip else None,
+            chroma_correction=float(ccp) if ccp else None,
+        )
+
+    def printed_names(self) -> dict[str, str]:
+        """Short feature name -> the per-frame metric name libvmaf prints for this model."""
+        bases = {"cambi": "cambi", "speed_chroma_uv": "speed_chroma_uv",
+                 "adm3": "integer_adm3", "motion3": "integer_motion3"}
+        return {n: libvmaf_feature_name(bases[n], self.feature_options[n])
+                for n in self.feature_names}
+
+    def predict(self, features: dict[str, torch.Tensor], *, clip: bool = True) -> torch.Tensor:
+        """VMAF per frame from the four features (each ``(N,)``), in float64 as libvmaf."""
+        return predict_v1016(self, features, clip=clip)
+
+
+def predict_v1016(
+    model: V1016Model, features: dict[str, torch.Tensor], *, clip: bool = True
+) -> torch.Tensor:
+    """libvmaf's ``vmaf_predict_score_at_index`` for a v1.0.16 model (see the module doc)."""
+    cols = [torch.as_tensor(features[n]).to(torch.float64) for n in model.feature_names]
+    x = torch.stack(cols, dim=-1)
+    slopes = torch.tensor(model.slopes[1:], dtype=torch.float64, device=x.device)
+    intercepts = torch.tensor(model.intercepts[1:], dtype=torch.float64, device=x.device)
+    x = x * slopes + intercepts
+    if model.chroma_correction:
+        i_s = model.feature_names.index("speed_chroma_uv")
+        i_a = model.feature_names.index("adm3")
+        # libvmaf tests the denormalised value: (slope*x + b - b) / slope == 0 iff x == 0.
+        s_den = (x[..., i_s] - intercepts[i_s]) / slopes[i_s]
+        a_den = (x[..., i_a] - intercepts[i_a]) / slopes[i_a]
+        c = model.chroma_correction
+        corrected = slopes[i_s] * (-c * a_den + c) + intercepts[i_s]
+        x = x.clone()
+        x[..., i_s] = torch.where(s_den == 0.0, corrected, x[..., i_s])
+    sv = model.support_vectors.to(x.device)
+    sq_dist = ((x.unsqueeze(-2) - sv) ** 2).sum(dim=-1)
+    raw = (torch.exp(-model.gamma * sq_dist) * model.coefs.to(x.device)).sum(dim=-1) - model.rho
+    score = (raw - model.intercepts[0]) / model.slopes[0]
+    if model.transform:
+        y = score
+        out = torch.zeros_like(y)
+        if "p0" in model.transform:
+            out = out + model.transform["p0"]
+        if "p1" in model.transform:
+            out = out + model.transform["p1"] * y
+        if "p2" in model.transform:
+            out = out + model.transform["p2"] * y * y
+        score = out
+    if clip and model.score_clip is not None:
+        score = score.clamp(model.score_clip[0], model.score_clip[1])
+    return score
