@@ -245,14 +245,129 @@ def cambi_filter_mode(img: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def window_counts_by_level(
+    img: torch.Tensor, counted: torch.Tensor, radius: int, pos: torch.Tensor,
+    offsets: range,
+) -> dict[int, torch.Tensor]:
+    """Reference window counts: one box sum per grey level over the whole frame.
+
+    For each ``k`` in ``offsets``: the number of ``counted`` pixels of value ``img[p] + k`` in
+    the ``(2 radius + 1)^2`` window (clipped at the borders) around each flat position ``p`` of
+    ``pos``. Simple and exact, but its cost grows with the number of levels; see
+    :func:`window_counts`.
+    """
+    h, w = img.shape
+    u = img.flatten()[pos]
+    levels = torch.unique(u)
+    counts = {k: torch.zeros(pos.numel(), dtype=torch.int64, device=img.device) for k in offsets}
+    where = {k: torch.searchsorted(levels, u + k) for k in offsets}
+    found = {k: levels[where[k].clamp(max=levels.numel() - 1)] == u + k for k in offsets}
+    img_flat, counted_flat = img.flatten(), counted.flatten()
+    for start in range(0, levels.numel(), _LEVEL_CHUNK):
+        chunk = levels[start : start + _LEVEL_CHUNK]
+        ind = (img_flat[None, :] == chunk[:, None]) & counted_flat[None, :]
+        box = _box_sum(ind.view(-1, h, w).to(torch.int32), radius).view(chunk.numel(), -1)
+        at = box[:, pos]
+        for k in offsets:
+            rel = where[k] - start
+            sel = (found[k] & (rel >= 0) & (rel < chunk.numel())).nonzero().squeeze(1)
+            counts[k][sel] = at[rel[sel], sel].to(torch.int64)
+    return counts
+
+
+#: Output tile side of :func:`window_counts`, and the element budget of one batch of tiles.
+_TILE = 32
+_TILE_BATCH_ELEMENTS = 1 << 23
+_KEY = 2048  # > 1023 + max offset: keys of different tiles never collide
+
+
+def window_counts(
+    img: torch.Tensor, counted: torch.Tensor, radius: int, pos: torch.Tensor,
+    offsets: range,
+) -> dict[int, torch.Tensor]:
+    """Same result as :func:`window_counts_by_level`, computed tile by tile.
+
+    The frame is cut into ``32 x 32`` output tiles; each tile's region (the tile plus the window
+    radius) holds few distinct grey levels among counted pixels (banding lives in smooth
+    areas), so a one-hot image per (tile, local level) is box-summed with cumulative sums and
+    the counts are gathered from it. Cost ~ pixels x levels-per-tile instead of pixels x
+    levels-per-frame; tiles are batched by their number of levels to bound memory.
+    """
+    h, w = img.shape
+    dev = img.device
+    t, p = _TILE, radius
+    r = t + 2 * p
+    nth, ntw = -(-h // t), -(-w // t)
+    nt = nth * ntw
+    xp = torch.full((nth * t + 2 * p, ntw * t + 2 * p), -1, dtype=torch.int64, device=dev)
+    xp[p : p + h, p : p + w] = torch.where(counted, img.to(torch.int64), -1)
+    regions = xp.unfold(0, r, t).unfold(1, r, t).reshape(nt, r, r)
+    tile_of = torch.arange(nt, device=dev)
+    keys = tile_of[:, None, None] * _KEY + regions
+    valid = regions >= 0
+    uniq = torch.unique(keys[valid])
+    first = torch.searchsorted(uniq, tile_of * _KEY)
+    n_levels = torch.searchsorted(uniq, (tile_of + 1) * _KEY) - first
+    # Output positions: global flat index -> (tile, y, x inside the tile).
+    py, px = pos // w, pos % w
+    p_tile = (py // t) * ntw + px // t
+    p_y, p_x = py % t, px % t
+    u = img.flatten()[pos].to(torch.int64)
+    counts = {k: torch.zeros(pos.numel(), dtype=torch.int64, device=dev) for k in offsets}
+    order = torch.argsort(n_levels, descending=True)
+    busy = order[n_levels[order] > 0]
+    i = 0
+    while i < busy.numel():
+        k_max = int(n_levels[busy[i]])
+        n_batch = max(1, _TILE_BATCH_ELEMENTS // (k_max * r * r))
+        batch = busy[i : i + n_batch]
+        i += n_batch
+        b = batch.numel()
+        vmask = valid[batch]
+        rank = torch.searchsorted(uniq, keys[batch]) - first[batch][:, None, None]
+        onehot = torch.zeros(b, k_max, r, r, dtype=torch.int16, device=dev)
+        bi, yi, xi = vmask.nonzero(as_tuple=True)
+        onehot[bi, rank[bi, yi, xi], yi, xi] = 1
+        # Integral image (int16 is exact: a region holds at most r*r < 32768 pixels).
+        c = onehot.cumsum(-1, dtype=torch.int16).cumsum(-2, dtype=torch.int16)
+        c = torch.nn.functional.pad(c, (1, 0, 1, 0)).view(b, k_max, (r + 1) * (r + 1))
+        slot = torch.full((nt,), -1, dtype=torch.int64, device=dev)
+        slot[batch] = torch.arange(b, device=dev)
+        sel = (slot[p_tile] >= 0).nonzero().squeeze(1)
+        if sel.numel() == 0:
+            continue
+        sb = slot[p_tile[sel]]
+        span = 2 * p + 1
+        top_left = p_y[sel] * (r + 1) + p_x[sel]
+        corners = (top_left + span * (r + 1) + span, top_left + span, top_left + span * (r + 1),
+                   top_left)
+        for k in offsets:
+            key = p_tile[sel] * _KEY + u[sel] + k
+            idx = torch.searchsorted(uniq, key).clamp(max=uniq.numel() - 1)
+            hit = uniq[idx] == key
+            lr = (idx - first[p_tile[sel]]).clamp(min=0, max=k_max - 1)
+            flat = c.view(b * k_max, -1)
+            row = sb * k_max + lr
+            got = (flat[row, corners[0]].to(torch.int64) - flat[row, corners[1]]
+                   - flat[row, corners[2]] + flat[row, corners[3]])
+            counts[k][sel] = torch.where(hit, got, torch.zeros_like(got))
+    return counts
+
+
 def cambi_c_values(
     img: torch.Tensor,
     mask: torch.Tensor,
     window: int,
     tvi_for_diff: tuple[int, ...],
     vlt_luma: int,
+    *,
+    method: str = "tiles",
 ) -> torch.Tensor:
-    """Per-pixel c-values (float32, ``(H, W)``) of one frame at one scale."""
+    """Per-pixel c-values (float32, ``(H, W)``) of one frame at one scale.
+
+    ``method``: ``"tiles"`` (default, :func:`window_counts`) or ``"levels"``
+    (:func:`window_counts_by_level`); both give identical counts.
+    """
     h, w = img.shape
     num_diffs = len(tvi_for_diff)
     base = max(vlt_luma - 3 * num_diffs + 1, 0)
@@ -262,31 +377,10 @@ def cambi_c_values(
     pos = counted.flatten().nonzero().squeeze(1)
     if pos.numel() == 0:
         return out.view(h, w)
-    u = img.flatten()[pos]
-    levels = torch.unique(u)
-    radius = window >> 1
     offsets = range(-num_diffs, num_diffs + 1)
-    counts = {k: torch.zeros(pos.numel(), dtype=torch.int64, device=img.device) for k in offsets}
-    targets = {k: u + k for k in offsets}
-    where = {k: torch.searchsorted(levels, targets[k]) for k in offsets}
-    found = {
-        k: (where[k] < levels.numel()) & (levels[where[k].clamp(max=levels.numel() - 1)]
-                                          == targets[k])
-        for k in offsets
-    }
-    img_flat = img.flatten()
-    counted_flat = counted.flatten()
-    for start in range(0, levels.numel(), _LEVEL_CHUNK):
-        chunk = levels[start : start + _LEVEL_CHUNK]
-        ind = (img_flat[None, :] == chunk[:, None]) & counted_flat[None, :]
-        box = _box_sum(ind.view(-1, h, w).to(torch.int32), radius).view(chunk.numel(), -1)
-        at = box[:, pos]  # (chunk, n_pos)
-        for k in offsets:
-            rel = where[k] - start
-            sel = found[k] & (rel >= 0) & (rel < chunk.numel())
-            if bool(sel.any()):
-                cols = sel.nonzero().squeeze(1)
-                counts[k][cols] = at[rel[cols], cols].to(torch.int64)
+    count_fn = {"tiles": window_counts, "levels": window_counts_by_level}[method]
+    counts = count_fn(img, counted, window >> 1, pos, offsets)
+    u = img.flatten()[pos].to(torch.int64)
     lut = _reciprocal_lut().to(img.device)
     p0 = counts[0]
     c = torch.zeros(pos.numel(), dtype=torch.float32, device=img.device)

@@ -18,6 +18,7 @@ from ..errors import ModelError
 from ..oracle import FLOAT_MODEL_SOURCES, model_files_dir
 from ..vmaf_names import MODEL_FEATURES
 from .adm import AdmOptions
+from .model_v1016 import V1016_MODELS, is_v1016_document
 from .vif import VifOptions
 
 #: Built-in names: the Netflix files plus libvmaf's ``vmaf_float_*`` spellings, which name the
@@ -33,6 +34,8 @@ _FEATURE_RE = re.compile(r"^VMAF_(?:integer_)?feature_(\w+?)_score$")
 def resolve_model_path(name_or_path: str | Path) -> Path:
     """Map a model name (``vmaf_v0.6.1`` ...) or a JSON path to an existing JSON file."""
     text = str(name_or_path)
+    if text in V1016_MODELS:
+        raise ModelError(_v1016_refusal(text))
     if text in MODEL_ALIASES:
         path = model_files_dir() / f"{MODEL_ALIASES[text]}.json"
         if not path.is_file():
@@ -75,6 +78,8 @@ class VmafModel:
             norm_type = md.get("norm_type")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"model file {path}: not a VMAF model JSON ({exc})") from exc
+        if is_v1016_document(doc):
+            raise ModelError(_v1016_refusal(str(path)))
         if model_type != "LIBSVMNUSVR":
             raise ModelError(f"model file {path}: model_type {model_type!r} is not LIBSVMNUSVR")
         if norm_type != "linear_rescale":
@@ -119,6 +124,16 @@ class VmafModel:
         if clip and self.score_clip is not None:
             score = score.clamp(self.score_clip[0], self.score_clip[1])
         return score
+
+
+def _v1016_refusal(name: str) -> str:
+    from .v1016 import ADM3_MISSING
+
+    return (
+        f"model {name!r} is a VMAF v1.0.16 model (CAMBI, SpEED chroma, adm3, motion3), which "
+        f"the v0.6.1 teacher does not score: {ADM3_MISSING}. Its other features are available "
+        "from vmafdistill.teacher.v1016.V1016Scorer"
+    )
 
 
 def _feature_options(
