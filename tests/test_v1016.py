@@ -1,0 +1,170 @@
+"""VMAF v1.0.16: CAMBI, SpEED chroma, motion3 and the model score against libvmaf via ffmpeg.
+
+Content is generated here (vmafdistill.testing.v1016_content): smooth dark/bright gradients with
+staircase banding, 8 and 10 bits, odd sizes, streamed in chunks of 2 frames so every temporal
+feature crosses chunk borders. Tolerances: each feature within 1e-4 of libvmaf's printed value
+(measured: CAMBI 5e-7, SpEED 1e-5, motion 5e-7, i.e. libvmaf's 6-decimal printing), VMAF from
+libvmaf's printed features within 5e-4 (the printing's rounding amplified by the SVR; measured
+2.1e-4) and VMAF from our features plus libvmaf's printed adm3 within 1e-3.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vmafdistill._ffmpeg import run_ffmpeg
+from vmafdistill.errors import ModelError, VideoInputError
+from vmafdistill.io.video import read_all
+from vmafdistill.oracle import LibvmafResult, libvmaf_available, libvmaf_score, model_files_dir
+from vmafdistill.teacher import VmafModel
+from vmafdistill.teacher.cambi import (
+    cambi_filter_mode,
+    cambi_preprocess,
+    cambi_spatial_mask,
+    window_counts,
+    window_counts_by_level,
+)
+from vmafdistill.teacher.model_v1016 import V1016_MODELS, V1016Model
+from vmafdistill.teacher.speed import SpeedOptions, chroma_planes, speed_chroma
+from vmafdistill.teacher.v1016 import V1016Scorer
+from vmafdistill.testing.v1016_content import gradient_clip, gradient_pair
+
+pytestmark = pytest.mark.skipif(not libvmaf_available(), reason="ffmpeg has no libvmaf filter")
+
+FEATURE_TOL = 1e-4
+PRINTED_VMAF_TOL = 5e-4
+VMAF_TOL = 1e-3
+
+#: name -> (width, height, tone, bit depth, step, fps)
+CASES = {
+    "dark10": (640, 360, "dark", 10, 2, 25),  # banding, CAMBI ~12
+    "bright10_odd": (641, 361, "bright", 10, 1, 25),  # odd size, CAMBI ~2
+    "full8": (480, 270, "full", 8, 1, 25),  # 8-bit (anti-dithering), flat chroma: SpEED 0
+    "dark8_hfr": (482, 272, "dark", 8, 1, 50),  # CAMBI clipped at 17, HFR models
+}
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    out = tmp_path_factory.mktemp("v1016")
+    made = {}
+    for name, (w, h, tone, bd, step, fps) in CASES.items():
+        made[name] = gradient_pair(out, name, w, h, 5, tone=tone, bit_depth=bd, step=step,
+                                   fps=fps)
+    ref = out / "pattern_ref.y4m"
+    dist = out / "pattern_dist.y4m"
+    src = "testsrc2=size=640x360:rate=25"
+    run_ffmpeg(["-f", "lavfi", "-i", src, "-frames:v", "4", "-pix_fmt", "yuv420p", "-y",
+                str(ref)], what="pattern ref")
+    run_ffmpeg(["-i", str(ref), "-vf", "noise=alls=12:allf=t:all_seed=3", "-pix_fmt",
+                "yuv420p", "-y", str(dist)], what="pattern dist")
+    made["pattern"] = (ref, dist)
+    return made
+
+
+def _model_path(name: str) -> Path:
+    return model_files_dir() / f"{name}.json"
+
+
+def _ours(ref: Path, dist: Path, model: V1016Model, chunk: int = 2) -> dict[str, np.ndarray]:
+    r = read_all(ref, planes="yuv")
+    d = read_all(dist, planes="yuv")
+    scorer = V1016Scorer(model)
+    for s in range(0, len(r), chunk):
+        scorer.update(r.y[s : s + chunk], d.y[s : s + chunk],
+                      (r.u[s : s + chunk], r.v[s : s + chunk]),
+                      (d.u[s : s + chunk], d.v[s : s + chunk]), bit_depth=r.bit_depth)
+    return scorer.result(features_only=True)
+
+
+def _libvmaf(ref: Path, dist: Path, model: str) -> LibvmafResult:
+    return libvmaf_score(ref, dist, model=str(_model_path(model)))
+
+
+def test_predict_from_printed_features_every_model(clips: dict[str, tuple[Path, Path]]) -> None:
+    ref, dist = clips["pattern"]
+    for name in V1016_MODELS:
+        model = V1016Model.load(name)
+        lib = _libvmaf(ref, dist, name)
+        names = model.printed_names()
+        feats = {k: torch.tensor(lib.metric(v)) for k, v in names.items()}
+        got = model.predict(feats).numpy()
+        assert np.abs(got - np.array(lib.metric("vmaf"))).max() <= PRINTED_VMAF_TOL, name
+
+
+@pytest.mark.parametrize(
+    ("case", "model"),
+    [("dark10", "vmaf_v1.0.16_3d0h"), ("bright10_odd", "vmaf_v1.0.16_3d0h"),
+     ("full8", "vmaf_v1.0.16_3d0h"), ("pattern", "vmaf_v1.0.16_3d0h"),
+     ("dark8_hfr", "vmaf_v1.0.16_hfr_3d0h"), ("pattern", "vmaf_v1.0.16_hfr_5d0h")],
+)
+def test_features_and_vmaf_match_libvmaf(
+    clips: dict[str, tuple[Path, Path]], case: str, model: str
+) -> None:
+    ref, dist = clips[case]
+    m = V1016Model.load(model)
+    lib = _libvmaf(ref, dist, model)
+    ours = _ours(ref, dist, m)
+    assert len(ours[m.printed_names()["cambi"]]) == lib.num_frames
+    for name, values in ours.items():
+        want = np.array(lib.metric(name))
+        assert np.abs(values - want).max() <= FEATURE_TOL, (case, name, values, want)
+    names = m.printed_names()
+    feats = {k: torch.from_numpy(ours[v]) for k, v in names.items() if k != "adm3"}
+    feats["adm3"] = torch.tensor(lib.metric(names["adm3"]))
+    vmaf = m.predict(feats).numpy()
+    assert np.abs(vmaf - np.array(lib.metric("vmaf"))).max() <= VMAF_TOL
+
+
+@pytest.mark.parametrize("model", ["vmaf_v1.0.16_5d0h", "vmaf_v1.0.16_3d0h_2160"])
+def test_speed_prescale_matches_libvmaf(tmp_path: Path, model: str) -> None:
+    """The 5d0h (0.6) and 2160 (0.5) files prescale chroma bilinearly before SpEED."""
+    ref, dist = gradient_pair(tmp_path, "hd", 1282, 722, 2, tone="full", bit_depth=10)
+    m = V1016Model.load(model)
+    lib = _libvmaf(ref, dist, model)
+    r, d = read_all(ref, planes="yuv"), read_all(dist, planes="yuv")
+    ru, rv = chroma_planes(r.u, r.v, 1282, 722, 10)
+    du, dv = chroma_planes(d.u, d.v, 1282, 722, 10)
+    opts = SpeedOptions.from_libvmaf(m.feature_options["speed_chroma_uv"])
+    got = speed_chroma(ru, rv, du, dv, opts)
+    uv = m.printed_names()["speed_chroma_uv"]
+    assert max(lib.metric(uv)) > 0.1  # the prescaled planes have blocks: a real comparison
+    for key, values in got.items():
+        want = np.array(lib.metric(uv.replace("speed_chroma_uv", key)))
+        assert np.abs(values.numpy() - want).max() <= FEATURE_TOL, key
+
+
+def test_cambi_tiled_counts_equal_per_level_counts() -> None:
+    y, _, _ = gradient_clip(203, 117, 1, tone="dark", bit_depth=10, step=2)
+    img = cambi_filter_mode(cambi_preprocess(torch.from_numpy(y.astype(np.int32)), 10)[0])
+    mask = cambi_spatial_mask(img[None])[0]
+    counted = mask & (img < 400)
+    pos = counted.flatten().nonzero().squeeze(1)
+    for radius in (2, 5, 16):
+        a = window_counts(img, counted, radius, pos, range(-4, 5))
+        b = window_counts_by_level(img, counted, radius, pos, range(-4, 5))
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bad_input_is_a_clear_error() -> None:
+    small = gradient_clip(192, 108, 2, bit_depth=8)
+    with pytest.raises(VideoInputError, match=r"vmaf_v1.0.16_3d0h.*cambi.*216"):
+        V1016Scorer("vmaf_v1.0.16_3d0h").update(small[0], small[0], small[1:], small[1:])
+    grey = gradient_clip(640, 360, 2, bit_depth=8, pix_fmt="gray")
+    with pytest.raises(VideoInputError, match=r"speed_chroma.*chroma planes"):
+        V1016Scorer("vmaf_v1.0.16_3d0h").update(grey[0], grey[0], None, None)
+    # 480x270 4:2:0 with the 0.5 prescale leaves no 5x5 SpEED block (libvmaf segfaults here).
+    mid = gradient_clip(480, 270, 2, bit_depth=8)
+    with pytest.raises(VideoInputError, match=r"3d0h_2160.*speed_chroma.*at least 159x159"):
+        V1016Scorer("vmaf_v1.0.16_3d0h_2160").update(mid[0], mid[0], mid[1:], mid[1:])
+    with pytest.raises(ModelError, match=r"v1\.0\.16.*adm3"):
+        VmafModel.load("vmaf_v1.0.16_3d0h")
+    ok = gradient_clip(320, 240, 1, bit_depth=8)
+    scorer = V1016Scorer("vmaf_v1.0.16_3d0h")
+    scorer.update(ok[0], ok[0], ok[1:], ok[1:])
+    with pytest.raises(ModelError, match="adm3"):
+        scorer.result()  # features are there, the score needs adm3
