@@ -21,6 +21,7 @@ from vmafdistill.errors import ModelError, VideoInputError
 from vmafdistill.io.video import read_all
 from vmafdistill.oracle import LibvmafResult, libvmaf_available, libvmaf_score, model_files_dir
 from vmafdistill.teacher import VmafModel
+from vmafdistill.teacher.adm3 import Adm3Options, adm3_from_adm2_aim
 from vmafdistill.teacher.cambi import (
     cambi_filter_mode,
     cambi_preprocess,
@@ -94,6 +95,13 @@ def test_predict_from_printed_features_every_model(clips: dict[str, tuple[Path, 
         feats = {k: torch.tensor(lib.metric(v)) for k, v in names.items()}
         got = model.predict(feats).numpy()
         assert np.abs(got - np.array(lib.metric("vmaf"))).max() <= PRINTED_VMAF_TOL, name
+        # adm3 from libvmaf's printed adm2 and aim (two 6-decimal roundings: <= 1e-6).
+        adm3 = adm3_from_adm2_aim(
+            torch.tensor(lib.metric(names["adm3"].replace("adm3", "adm2"))),
+            torch.tensor(lib.metric(names["adm3"].replace("adm3", "aim"))),
+            Adm3Options.from_libvmaf(model.feature_options["adm3"]),
+        )
+        assert np.abs(adm3.numpy() - np.array(lib.metric(names["adm3"]))).max() <= 2e-6
 
 
 @pytest.mark.parametrize(
