@@ -86,6 +86,20 @@ def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[st
                  "--issue-frame-step", str(k), "--json", str(work / f"student_i{k}.json")],
                 subprocess.PIPE,
             )
+    if args.baseline and args.student:  # another checkout's chain, same student and options
+        base = [sys.executable, "-c", "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+                "runpy.run_module('vmafdistill', run_name='__main__')", args.baseline]
+        from vmafdistill.edge.card import card_path_for
+
+        card_step = json.loads(card_path_for(args.student).read_text()).get("edge", {}).get(
+            "issue_frame_step", 8)
+        steps = _ints(args.issue_frame_steps)
+        k = card_step if card_step in steps else steps[0]
+        contenders[f"baseline_i{k}"] = (
+            [*base, "predict", str(dist), "--model", args.student, "--ref-size", "1280x720",
+             "--issue-frame-step", str(k), "--json", str(work / f"baseline_i{k}.json")],
+            subprocess.PIPE,
+        )
     for k in _ints(args.frame_steps):
         for th in _ints(args.threads):
             contenders[f"model_k{k}_t{th}"] = (
@@ -122,6 +136,8 @@ def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[st
         **{n: f"`predict` {Path(args.student).name} ({_student_inputs(args.student)}), "
               f"issue_frame_step={n[len('student_i'):]}" for n in names
            if n.startswith("student_")},
+        **{n: f"baseline `predict` ({args.baseline}), same student, issue_frame_step="
+              f"{n[len('baseline_i'):]}" for n in names if n.startswith("baseline_")},
         **{n: f"`predict` {Path(args.model).name} (pixel features), frame_step="
               f"{n[len('model_k'):].split('_t')[0]}, threads={n.split('_t')[1]}"
            for n in names if n.startswith("model_")},
@@ -141,7 +157,7 @@ def _student_inputs(model: str) -> str:
 
 
 def _is_predict(name: str) -> bool:
-    return name.startswith(("student_", "model_"))
+    return name.startswith(("student_", "model_", "baseline_"))
 
 
 def print_race(res: dict[str, Any], n_frames: int) -> None:
@@ -192,6 +208,13 @@ def print_race(res: dict[str, Any], n_frames: int) -> None:
     for n in res["names"]:
         if _is_predict(n):
             print(f"{n}: pixel features {json.dumps(res[f'{n}_pixel'])}")
+    for n in res["names"]:
+        if n.startswith("baseline_") and f"student_{n[len('baseline_'):]}" in res["names"]:
+            twin = f"student_{n[len('baseline_'):]}"
+            same = (res[f"{n}_preds"] == res[f"{twin}_preds"]
+                    and res[f"{n}_issues"] == res[f"{twin}_issues"])
+            print(f"{twin} vs {n}: predictions and issue tokens "
+                  f"{'identical' if same else 'DIFFER'} on {len(res[f'{n}_preds'])} shots")
     for prefix, base_name in (("student_", "student_i1"), ("model_", "model_k1_t1")):
         if base_name not in res["names"]:
             continue
@@ -448,6 +471,8 @@ def main() -> int:
     ap.add_argument("--teacher-frames", type=int, default=0,
                     help="also time the torch teacher on this many frames (slow; 0 = skip)")
     ap.add_argument("--skip-race", action="store_true")
+    ap.add_argument("--baseline", help="a checkout of another version (e.g. `git archive` of "
+                    "the commit before a change): its `predict` races as one more contender")
     ap.add_argument("--breakdown", type=int, default=0, metavar="ROUNDS",
                     help="also switch the per-frame passes off in turn, in-process (0 = skip)")
     ap.add_argument("--work", default="/tmp/bench_edge")
