@@ -28,7 +28,10 @@ With --corpus/--encodes (a built corpus and its encode cache), the frame_step ac
 encodes: per-frame features recomputed by the edge chain (k=1 must equal the corpus's frames
 table), pooled over the corpus shots at each k, predicted with --accuracy-model (an exported
 ONNX student reading pixel features) or, without one, a ridge model fitted on the samples table.
-Also predictor-only latency (single row and batched) and model size. Prints Markdown.
+Every whole-process contender is also given as a multiple of the decode floor (decode 360p, per
+round: wall and CPU). ``--breakdown R`` switches the chain's per-frame numpy passes off in turn,
+in-process, R rounds: what each costs and what is left without any. Also predictor-only latency
+(single row, fast and checked path, and batched) and model size. Prints Markdown.
 """
 
 from __future__ import annotations
@@ -83,6 +86,20 @@ def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[st
                  "--issue-frame-step", str(k), "--json", str(work / f"student_i{k}.json")],
                 subprocess.PIPE,
             )
+    if args.baseline and args.student:  # another checkout's chain, same student and options
+        base = [sys.executable, "-c", "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+                "runpy.run_module('vmafdistill', run_name='__main__')", args.baseline]
+        from vmafdistill.edge.card import card_path_for
+
+        card_step = json.loads(card_path_for(args.student).read_text()).get("edge", {}).get(
+            "issue_frame_step", 8)
+        steps = _ints(args.issue_frame_steps)
+        k = card_step if card_step in steps else steps[0]
+        contenders[f"baseline_i{k}"] = (
+            [*base, "predict", str(dist), "--model", args.student, "--ref-size", "1280x720",
+             "--issue-frame-step", str(k), "--json", str(work / f"baseline_i{k}.json")],
+            subprocess.PIPE,
+        )
     for k in _ints(args.frame_steps):
         for th in _ints(args.threads):
             contenders[f"model_k{k}_t{th}"] = (
@@ -119,6 +136,8 @@ def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[st
         **{n: f"`predict` {Path(args.student).name} ({_student_inputs(args.student)}), "
               f"issue_frame_step={n[len('student_i'):]}" for n in names
            if n.startswith("student_")},
+        **{n: f"baseline `predict` ({args.baseline}), same student, issue_frame_step="
+              f"{n[len('baseline_i'):]}" for n in names if n.startswith("baseline_")},
         **{n: f"`predict` {Path(args.model).name} (pixel features), frame_step="
               f"{n[len('model_k'):].split('_t')[0]}, threads={n.split('_t')[1]}"
            for n in names if n.startswith("model_")},
@@ -138,7 +157,7 @@ def _student_inputs(model: str) -> str:
 
 
 def _is_predict(name: str) -> bool:
-    return name.startswith(("student_", "model_"))
+    return name.startswith(("student_", "model_", "baseline_"))
 
 
 def print_race(res: dict[str, Any], n_frames: int) -> None:
@@ -150,8 +169,16 @@ def print_race(res: dict[str, Any], n_frames: int) -> None:
     lo, hi = min(res["loads"]), max(res["loads"])
     print(f"\nload average (1 min) during the race: {lo:.2f}..{hi:.2f}; "
           f"{len(res['wall']['libvmaf'])} rounds, medians\n")
-    print("| contender (whole process) | wall s | CPU s | per frame ms | libvmaf / this |")
-    print("|---|---:|---:|---:|---:|")
+    # this / decode floor, per round too (wall and CPU of the same round)
+    def to_floor(kind: str) -> dict[str, float]:
+        base = res[kind]["decode_360p"]
+        return {n: statistics.median(a / b for a, b in zip(res[kind][n], base, strict=True))
+                for n in med}
+
+    floor_w, floor_c = to_floor("wall"), to_floor("cpu")
+    print("| contender (whole process) | wall s | CPU s | per frame ms | libvmaf / this | "
+          "this / decode floor (wall, CPU) |")
+    print("|---|---:|---:|---:|---:|---:|")
     labels = {"libvmaf": "ffmpeg + libvmaf (decode both, upscale, score, n_threads=1)",
               "decode_both": "ffmpeg decode both only (no scaler, no metric)",
               "decode_360p": "ffmpeg decode 360p Y plane to a pipe (our floor)"}
@@ -159,11 +186,12 @@ def print_race(res: dict[str, Any], n_frames: int) -> None:
     for n in res["names"]:
         label = labels[n]
         print(f"| {label} | {med[n]:.2f} | {medc[n]:.2f} | {med[n] / n_frames * 1e3:.2f} | "
-              f"{ratio[n]:.1f}x |")
+              f"{ratio[n]:.1f}x | {floor_w[n]:.2f}x, {floor_c[n]:.2f}x |")
     print(f"\nceiling (features and model free): libvmaf / decode 360p = "
           f"{ratio['decode_360p']:.1f}x wall, {medc['libvmaf'] / medc['decode_360p']:.1f}x CPU")
-    print("\n| per shot | shots | chain ms/shot | libvmaf ms/shot | ratio |")
-    print("|---|---:|---:|---:|---:|")
+    print("\n| per shot | shots | chain ms/shot | libvmaf ms/shot | ratio | chain / decode floor "
+          "(wall) |")
+    print("|---|---:|---:|---:|---:|---:|")
     for n in res["names"]:
         if not _is_predict(n):
             continue
@@ -171,14 +199,22 @@ def print_race(res: dict[str, Any], n_frames: int) -> None:
         tim = res[f"{n}_timings"]
         lib = med["libvmaf"] / shots * 1e3
         print(f"| {n} whole process | {shots} | {med[n] / shots * 1e3:.1f} | {lib:.1f} | "
-              f"{ratio[n]:.1f}x |")
+              f"{ratio[n]:.1f}x | {floor_w[n]:.2f}x |")
         print(f"| {n} in-process chain (last round: {json.dumps(tim)}) | {shots} | "
               f"{tim['total_s'] / shots * 1e3:.1f} | {lib:.1f} | "
-              f"{med['libvmaf'] / tim['total_s']:.1f}x |")
+              f"{med['libvmaf'] / tim['total_s']:.1f}x | "
+              f"{tim['total_s'] / med['decode_360p']:.2f}x |")
     print()
     for n in res["names"]:
         if _is_predict(n):
             print(f"{n}: pixel features {json.dumps(res[f'{n}_pixel'])}")
+    for n in res["names"]:
+        if n.startswith("baseline_") and f"student_{n[len('baseline_'):]}" in res["names"]:
+            twin = f"student_{n[len('baseline_'):]}"
+            same = (res[f"{n}_preds"] == res[f"{twin}_preds"]
+                    and res[f"{n}_issues"] == res[f"{twin}_issues"])
+            print(f"{twin} vs {n}: predictions and issue tokens "
+                  f"{'identical' if same else 'DIFFER'} on {len(res[f'{n}_preds'])} shots")
     for prefix, base_name in (("student_", "student_i1"), ("model_", "model_k1_t1")):
         if base_name not in res["names"]:
             continue
@@ -192,6 +228,68 @@ def print_race(res: dict[str, Any], n_frames: int) -> None:
                       f"mean {np.nanmean(d):.4f}; issue tokens equal on {same}/{len(bi)} shots "
                       f"({dict(collections.Counter(res[f'{n}_issues']))} vs "
                       f"{dict(collections.Counter(bi))})")
+
+
+# --------------------------------------------------------------------------------------------
+# Where the chain's time goes beyond the decode (in-process, parts switched off)
+# --------------------------------------------------------------------------------------------
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children (user + system)."""
+    import resource
+
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def breakdown(student: str, dist: Path, rounds: int) -> None:
+    """``analyze_video`` of the student on the bench clip in-process (start-up excluded), with
+    each per-frame numpy pass replaced by a constant in turn, then all of them: what each
+    costs, and what is left without any (decode + pipe, header and packet passes, probe,
+    shots, prediction). Interleaved rounds, medians; results of the ablated runs are not
+    used."""
+    from vmafdistill.edge import pipeline as pl
+    from vmafdistill.edge.predictor import Predictor
+    from vmafdistill.edge.tokens import DEFAULT_RULES
+
+    pred = Predictor(student)
+    real = (pl.temporal_features, pl.cut_histograms)
+
+    def no_temporal(y: np.ndarray, prev: Any, bit_depth: int, step: int = 1) -> dict:
+        return {k: np.ones(y.shape[0]) for k in ("temporal_diff", "temporal_std")}
+
+    def no_cuts(y: np.ndarray, bit_depth: int, frames: Any = None, step: int = 1) -> np.ndarray:
+        n = y.shape[0] if frames is None else len(frames)
+        h = np.zeros((n, 1 << bit_depth), dtype=np.int64)
+        h[:, 0] = 1
+        return h
+
+    variants = {"full chain": set(), "no issue features": {"issue"},
+                "no temporal pass": {"temporal"}, "no cut histograms": {"cuts"},
+                "no per-frame numpy pass": {"issue", "temporal", "cuts"}}
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in variants}
+    for _ in range(rounds):
+        for name, off in variants.items():
+            pl.temporal_features = no_temporal if "temporal" in off else real[0]
+            pl.cut_histograms = no_cuts if "cuts" in off else real[1]
+            opts = pl.EdgeOptions.from_card(
+                pred.card.get("edge"), issue_frame_step=10**9 if "issue" in off else None)
+            c0, t0 = _cpu_s(), time.perf_counter()
+            pl.analyze_video(dist, pred, rules=DEFAULT_RULES, ref_size=(1280, 720), options=opts)
+            times[name].append((time.perf_counter() - t0, _cpu_s() - c0))
+    pl.temporal_features, pl.cut_histograms = real
+    full_w = statistics.median(w for w, _ in times["full chain"])
+    full_c = statistics.median(c for _, c in times["full chain"])
+    print(f"\n### Where the in-process chain's time goes ({Path(student).name}, {rounds} rounds, "
+          f"medians; load {os.getloadavg()[0]:.2f})\n")
+    print("| in-process `analyze_video` | wall s | CPU s (with children) | CPU saved vs full |")
+    print("|---|---:|---:|---:|")
+    for name in variants:
+        w = statistics.median(x for x, _ in times[name])
+        c = statistics.median(x for _, x in times[name])
+        print(f"| {name} | {w:.2f} | {c:.2f} | {full_c - c:.2f} |")
+    print(f"\n(full chain {full_w:.2f} s wall, {full_c:.2f} s CPU)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -341,9 +439,15 @@ def predictor_latency(path: str, batch: int = 64) -> str:
             lat.append(time.perf_counter() - t)
         return statistics.median(lat)
 
-    single = med(lambda: p.predict(x1), 2000)
+    # the fast path (contiguous float32 rows) and the checked path any array-like takes,
+    # interleaved so that load hits both alike
+    single, checked = [], []
+    for _ in range(5):
+        single.append(med(lambda: p.predict(x1), 1000))
+        checked.append(med(lambda: p._predict_checked(x1), 1000))
     batched = med(lambda: p.predict(xb), 500) / batch
-    return (f"| {Path(path).name} | {os.path.getsize(path)} | {single * 1e6:.1f} | "
+    return (f"| {Path(path).name} | {os.path.getsize(path)} | "
+            f"{statistics.median(single) * 1e6:.1f} | {statistics.median(checked) * 1e6:.1f} | "
             f"{batched * 1e6:.2f} | onnxruntime {ort.__version__} |")
 
 
@@ -367,6 +471,10 @@ def main() -> int:
     ap.add_argument("--teacher-frames", type=int, default=0,
                     help="also time the torch teacher on this many frames (slow; 0 = skip)")
     ap.add_argument("--skip-race", action="store_true")
+    ap.add_argument("--baseline", help="a checkout of another version (e.g. `git archive` of "
+                    "the commit before a change): its `predict` races as one more contender")
+    ap.add_argument("--breakdown", type=int, default=0, metavar="ROUNDS",
+                    help="also switch the per-frame passes off in turn, in-process (0 = skip)")
     ap.add_argument("--work", default="/tmp/bench_edge")
     args = ap.parse_args()
     work = Path(args.work)
@@ -400,11 +508,15 @@ def main() -> int:
             print(f"\ntorch teacher `score --rescale` ({args.teacher_frames} frames): {w:.2f} s "
                   f"wall, {c:.2f} s CPU, {w / args.teacher_frames * 1e3:.1f} ms/frame")
 
+    if args.breakdown and args.student:
+        breakdown(args.student, work / f"d360_{args.seconds:g}s.mp4", args.breakdown)
+
     if args.corpus and args.encodes:
         accuracy(args)
 
-    print("\n| model | bytes | single row µs (median) | per row in a batch of 64 µs | runtime |")
-    print("|---|---:|---:|---:|---|")
+    print("\n| model | bytes | single row µs (median) | same, checked path (list, float64, "
+          "...) µs | per row in a batch of 64 µs | runtime |")
+    print("|---|---:|---:|---:|---:|---|")
     for m in dict.fromkeys([*([args.student] if args.student else []), args.model]):
         print(predictor_latency(m))
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")

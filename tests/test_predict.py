@@ -716,6 +716,32 @@ def test_shipped_student_is_valid_small_and_monotone():
             assert np.all(by_height[360] <= by_height[720] + 1e-4)
 
 
+@pytest.mark.parametrize("model", ["shipped", "tiny"])
+def test_predict_fast_paths_give_the_checked_paths_bits(model):
+    """A contiguous float32 array skips the conversion and checks (one row through the
+    preallocated I/O binding, several through the session's raw run): same bits as the checked
+    path every other input takes, for single rows, batches, 1-D rows, lists and float64."""
+    from vmafdistill.edge.predictor import default_model_path
+
+    pred = Predictor(default_model_path() if model == "shipped" else TINY)
+    assert pred._single is not None  # the binding is there on the onnxruntime we ship with
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(64, len(pred.feature_names))) * 5 + 20).astype(np.float32)
+    x[5, 1] = np.nan
+    ref = pred._predict_checked(x)
+    assert pred.predict(x).tobytes() == ref.tobytes()
+    for i in range(x.shape[0]):
+        for row in (x[i : i + 1], x[i], x[i].tolist(), x[i : i + 1].astype(np.float64)):
+            got = pred.predict(row)
+            assert got.dtype == np.float32 and got.shape == (1,)
+            assert got.tobytes() == ref[i : i + 1].tobytes()
+    kept = pred.predict(x[:1])
+    pred.predict(x[1:2])
+    assert kept.tobytes() == ref[:1].tobytes()  # each call returns its own array
+    with pytest.raises(ModelError):
+        pred.predict(x[:, :-1])
+
+
 def test_temporal_student_pass_every_frame_at_the_temporal_step(clip, monkeypatch):
     """The shipped (temporal-only) student: temporal features on every frame; step 1 equals the
     full feature pass exactly, the automatic step moves predictions by a small fraction of a

@@ -229,3 +229,51 @@ def test_trace_parser_h265_names_av1_frames_unknown_pps_and_missing_pts() -> Non
     assert q[0] == qindex_to_qp(60)
     assert q[1] == pytest.approx((qindex_to_qp(60) + qindex_to_qp(120)) / 2)  # hidden + shown
     assert math.isnan(q[2])  # re-shows a decoded frame: no quantizer
+
+
+def _reference_parse(log: str, codec: str) -> tuple[list[tuple[int | None, float]], int]:
+    """The lines the scan anchored by ``^`` on every line matches (the definition before the
+    newline-prefixed scan), fed to a parser one by one."""
+    from vmafdistill.io import quantizer as qm
+
+    anchored = re.compile("^" + qm._TRACE.pattern.removeprefix("\\n"), re.MULTILINE)
+    ref = TraceQuantizerParser(codec)
+    for line in log.splitlines():
+        if anchored.match(line):
+            ref.feed(line + "\n")
+    return ref.packets(), ref.unreadable
+
+
+@pytest.mark.parametrize("codec_args", [
+    ["-c:v", "libx264", "-x264-params", "slices=3:threads=1"],
+    ["-c:v", "libx265", "-x265-params", "log-level=error:pools=1"],
+    ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8"],
+], ids=["h264", "h265", "vp9"])
+def test_fast_trace_scan_reads_what_a_line_by_line_scan_reads(tmp_path: Path,
+                                                              codec_args: list[str]) -> None:
+    """read_quantizers reads ffmpeg's log as bytes in large blocks and scans it with a
+    newline-prefixed regex: same packets, pts, QPs and unreadable count as feeding the matching
+    trace lines one by one (blocks of any size, CRLF line ends, a log without a last newline)."""
+    from vmafdistill.io import quantizer as qm
+
+    video = _encode(tmp_path / "v.mkv", codec_args, frames=40)
+    codec = read_packets(video).codec
+    log = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", "-i",
+         str(video), "-map", "0:V:0", "-c", "copy", "-bsf:v", "trace_headers", "-f", "null",
+         "-"], capture_output=True, text=True, check=True).stderr
+    ref = _reference_parse(log, codec)
+    assert len(ref[0]) == 40 and any(math.isfinite(q) for _, q in ref[0])
+    for block in (97, 4096, 1 << 20):
+        parser = TraceQuantizerParser(codec)
+        pos = 0
+        while pos < len(log):
+            end = log.rfind("\n", pos, pos + block) + 1 or len(log)
+            parser.feed(log[pos:end])
+            pos = end
+        assert (parser.packets(), parser.unreadable) == ref
+    got = qm.read_quantizers(video, codec)
+    assert got is not None and (got.packets(), got.unreadable) == ref
+    assert qm._log_text(log.replace("\n", "\r\n").encode()) == log
+    assert qm._last_lines(log, 50) == log.splitlines()[-50:]
+    assert qm._last_lines("a\nb", 5) == ["a", "b"]

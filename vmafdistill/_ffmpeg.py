@@ -7,6 +7,7 @@ One binary for everything keeps decoding, scaling and the libvmaf oracle consist
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -56,3 +57,21 @@ def run_ffmpeg(args: list[str], *, what: str) -> subprocess.CompletedProcess[byt
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-5:]
         raise ToolError(f"ffmpeg failed while {what}: " + " | ".join(tail))
     return proc
+
+
+#: Bytes asked for a pipe from ffmpeg (Linux ``F_SETPIPE_SZ``; the default is 64 KiB, and an
+#: unprivileged process may ask for up to ``/proc/sys/fs/pipe-max-size``, 1 MiB by default).
+PIPE_BYTES = 1 << 20
+
+
+def widen_pipe(fd: int, size: int = PIPE_BYTES) -> None:
+    """Ask the kernel for a ``size``-byte pipe behind ``fd`` (Linux; elsewhere, or when
+    refused, the pipe keeps its size): fewer, larger transfers and fewer wake-ups of the
+    writing ffmpeg and the reading thread (a 640x360 frame in one read instead of four)."""
+    import fcntl
+
+    op = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if op is None:
+        return
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, op, size)

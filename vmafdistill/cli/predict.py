@@ -158,8 +158,6 @@ def run(args: argparse.Namespace) -> int:
     """Predict every video; text to stdout (or JSON with --json)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from tqdm import tqdm
-
     from ..edge.card import card_path_for, read_card
     from ..edge.pipeline import EdgeOptions, analyze_video
     from ..edge.predictor import Predictor, default_model_path
@@ -187,18 +185,21 @@ def run(args: argparse.Namespace) -> int:
         raise VmafDistillError(str(exc)) from None
     to_stdout_json = args.json == "-"
     show = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
+    if show:  # tqdm costs ~30-60 ms of start-up: imported only when a bar is drawn
+        from tqdm import tqdm
     out: list[dict[str, Any]] = []
     failed = 0
     videos = expand_videos(args.videos)
     for video, error in videos:
-        bar = tqdm(desc=Path(video).name, unit="frame", file=sys.stderr, disable=not show,
-                   leave=False, dynamic_ncols=True)
+        bar = (tqdm(desc=Path(video).name, unit="frame", file=sys.stderr, leave=False,
+                    dynamic_ncols=True) if show else None)
         try:
             if error is not None:
                 raise VideoInputError(error)
             rep = analyze_video(video, pred, rules=rules, ref_size=args.ref_size,
                                 options=options, card=card,
-                                progress=lambda n, bar=bar: bar.update(n - bar.n))
+                                progress=None if bar is None
+                                else lambda n, bar=bar: bar.update(n - bar.n))
         except VideoInputError as exc:
             # a bad input file is that file's problem: report it, go on with the others
             failed += 1
@@ -206,7 +207,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"vmafdistill predict: error: {exc}", file=sys.stderr)
             continue
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
         out.append({"video": video, "summary": rep.summary, "shots": rep.records,
                     "timings": {k: round(v, 4) for k, v in rep.timings.items()}})
         if not to_stdout_json:

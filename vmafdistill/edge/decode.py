@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .._ffmpeg import ffmpeg_exe
+from .._ffmpeg import ffmpeg_exe, widen_pipe
 from ..errors import ToolError, VideoInputError
 
 __all__ = ["CHUNK_BYTES", "DecodeLog", "decode_luma", "decode_luma_runs", "decoder_threads",
@@ -239,6 +239,7 @@ def _pipe_luma(
             raise ToolError(f"cannot run ffmpeg: {exc}") from exc
         stdout = proc.stdout
         assert stdout is not None
+        widen_pipe(stdout.fileno())
         q: queue.Queue[tuple[int, bytearray, int] | BaseException | None] = queue.Queue(
             maxsize=max(1, int(prefetch))
         )
