@@ -26,6 +26,7 @@ correctly rounded (round-to-odd through float64), ``powf`` is float64 ``pow`` ro
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields
 from typing import Any
@@ -33,7 +34,14 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["MIN_SIZE", "IntegerAdmOptions", "check_size", "csf_factors", "integer_adm"]
+__all__ = [
+    "MIN_SIZE",
+    "IntegerAdmOptions",
+    "check_size",
+    "csf_factors",
+    "integer_adm",
+    "libvmaf_simd",
+]
 
 #: Smallest width/height libvmaf's integer ADM handles without reading outside its buffers
 #: (the scale-3 DWT needs >= 5 input samples, the scale-0 masking shifts a 16-wide band).
@@ -270,16 +278,17 @@ def _fir(taps: list[torch.Tensor], coeffs: tuple[int, ...]) -> torch.Tensor:
 
 def _dwt(
     x: torch.Tensor, vp: tuple[int, int, int], hp: tuple[int, int], width: int,
-    *, simd_tail: bool = False,
+    *, simd_tail: int = 0,
 ) -> tuple[torch.Tensor, ...]:
     """One DWT level on (N, H, W) int64: ``vp = (offset_lo, add, shift)``, ``hp = (add, shift)``.
 
-    Returns (a, v, h, d) wrapped to ``width`` bits as libvmaf stores them. ``simd_tail``
-    replays libvmaf's AVX2 high-bit-depth scale-0 DWT (``adm_dwt2_16_avx2``): when
-    ``ceil(w/2) - 1`` is a multiple of 16 its 16-wide horizontal loop also computes the last
-    output column, with unmirrored taps that run past the low-pass row into the high-pass row
-    stored right after it (only the low-pass row's outputs ``a``/``v`` are reproducible; the
-    high-pass ones read past the buffer and are left mirrored, as libvmaf's C code has them).
+    Returns (a, v, h, d) wrapped to ``width`` bits as libvmaf stores them. ``simd_tail`` (16
+    for AVX2, 64 for AVX-512, 0 for C) replays libvmaf's SIMD high-bit-depth scale-0 DWT
+    (``adm_dwt2_16_avx2``/``_avx512``): when ``ceil(w/2) - 1`` is a multiple of it, the vector
+    horizontal loop also computes the last output column, with unmirrored taps that run past
+    the low-pass row into the high-pass row stored right after it. Only the low-pass row's
+    outputs ``a``/``v`` are reproducible (the high-pass ones read past the buffer; they are
+    left mirrored as in libvmaf's C code, and never reach the score for bands >= 25 wide).
     """
     _, h, w = x.shape
     iy = _dwt_index(h, x.device)
@@ -296,7 +305,7 @@ def _dwt(
     hh = _wrap((_fir(hi_c, _LO) + add_h) >> sh_h, width)
     d = _wrap((_fir(hi_c, _HI) + add_h) >> sh_h, width)
     half = (w + 1) // 2
-    if simd_tail and half > 1 and (half - 1) % 16 == 0:
+    if simd_tail and half > 1 and (half - 1) % simd_tail == 0:
         j = half - 1
         cat = torch.cat([lo, hi], dim=2)  # tmphi follows tmplo in libvmaf's scratch buffer
         taps = [cat[:, :, 2 * j - 1 + k] for k in range(4)]
@@ -495,6 +504,32 @@ def _cm(src: list[torch.Tensor], csf_a: list[torch.Tensor], csf_f: list[torch.Te
 
 # --------------------------------------------------------------------------- entry point
 
+# Block width of libvmaf's vectorised high-bit-depth DWT loop, whose last block can overrun.
+_SIMD_TAIL = {"c": 0, "avx2": 16, "avx512": 64}
+_AVX512_FLAGS = ("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl")
+
+
+@functools.cache
+def libvmaf_simd() -> str:
+    """The x86 code path libvmaf selects on this CPU: ``avx512``, ``avx2`` or ``c``.
+
+    libvmaf (built with AVX-512 support, as the packaged ffmpeg is) uses its AVX-512 ADM when
+    the CPU has AVX-512 F/CD/BW/DQ/VL, else AVX2 when present. Read from /proc/cpuinfo; other
+    systems get ``c`` (libvmaf's ARM build uses the C code for 16-bit input too).
+    """
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    if all(f in flags for f in _AVX512_FLAGS):
+                        return "avx512"
+                    return "avx2" if "avx2" in flags else "c"
+    except OSError:
+        pass
+    return "c"
+
+
 
 def check_size(width: int, height: int) -> None:
     """Raise ValueError for frames smaller than libvmaf's integer ADM can process."""
@@ -506,17 +541,20 @@ def check_size(width: int, height: int) -> None:
 @torch.no_grad()
 def integer_adm(
     ref: torch.Tensor, dis: torch.Tensor, bit_depth: int, opts: IntegerAdmOptions | None = None,
-    *, simd_quirks: bool = True,
+    *, simd: str | None = None,
 ) -> dict[str, torch.Tensor]:
     """libvmaf's integer ADM of (N, H, W) integer-valued luma frames, per frame (float64).
 
     Keys are libvmaf's printed names: ``integer_adm2``, ``integer_adm_scale0..3``,
     ``integer_aim`` and ``integer_adm3`` (and the debug ``integer_adm_num``/``_den`` and
     per-scale ``integer_adm_num_scaleK``/``integer_adm_den_scaleK``). ``integer_aim`` and
-    ``integer_adm3`` are absent with ``skip_aim``. ``simd_quirks`` (default) reproduces
-    libvmaf's x86 AVX2 build, the one the packaged ffmpeg runs, where it differs from libvmaf's
-    C code; ``False`` follows the C code.
+    ``integer_adm3`` are absent with ``skip_aim``. ``simd`` names the libvmaf code path to
+    reproduce where its SIMD code differs from its C code: ``"avx2"``, ``"avx512"`` or ``"c"``;
+    ``None`` (default) picks what libvmaf itself picks on this CPU (:func:`libvmaf_simd`).
     """
+    simd = simd or libvmaf_simd()
+    if simd not in _SIMD_TAIL:
+        raise ValueError(f"simd must be one of {sorted(_SIMD_TAIL)}, got {simd!r}")
     opts = opts or IntegerAdmOptions()
     opts.validate()
     if ref.shape != dis.shape or ref.dim() != 3:
@@ -541,9 +579,9 @@ def integer_adm(
     cur_r, cur_d = r, d
     for scale in range(4):
         if scale == 0:
-            simd = bit_depth > 8 and simd_quirks
-            rb = _dwt(cur_r, vp0, (32768, 16), 16, simd_tail=simd)
-            db = _dwt(cur_d, vp0, (32768, 16), 16, simd_tail=simd)
+            tail = _SIMD_TAIL[simd] if bit_depth > 8 else 0
+            rb = _dwt(cur_r, vp0, (32768, 16), 16, simd_tail=tail)
+            db = _dwt(cur_d, vp0, (32768, 16), 16, simd_tail=tail)
             width = 16
         else:
             vp = ((0, 0, 0), (0, 32768, 16), (0, 32768, 16))[scale - 1]
