@@ -5,7 +5,8 @@ staircase banding, 8 and 10 bits, odd sizes, streamed in chunks of 2 frames so e
 feature crosses chunk borders. Tolerances: each feature within 1e-4 of libvmaf's printed value
 (measured: CAMBI 5e-7, SpEED 1e-5, motion 5e-7, i.e. libvmaf's 6-decimal printing), VMAF from
 libvmaf's printed features within 5e-4 (the printing's rounding amplified by the SVR; measured
-2.1e-4) and VMAF from our features plus libvmaf's printed adm3 within 1e-3.
+2.1e-4) and VMAF entirely from our features (adm3 from the exact integer ADM, which matches
+libvmaf's printed adm2/aim/adm3 to 5e-7) within 1e-3.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def _model_path(name: str) -> Path:
     return model_files_dir() / f"{name}.json"
 
 
-def _ours(ref: Path, dist: Path, model: V1016Model, chunk: int = 2) -> dict[str, np.ndarray]:
+def _ours(ref: Path, dist: Path, model: V1016Model, chunk: int = 2, *,
+          features_only: bool = True) -> dict[str, np.ndarray]:
     r = read_all(ref, planes="yuv")
     d = read_all(dist, planes="yuv")
     scorer = V1016Scorer(model)
@@ -79,7 +81,7 @@ def _ours(ref: Path, dist: Path, model: V1016Model, chunk: int = 2) -> dict[str,
         scorer.update(r.y[s : s + chunk], d.y[s : s + chunk],
                       (r.u[s : s + chunk], r.v[s : s + chunk]),
                       (d.u[s : s + chunk], d.v[s : s + chunk]), bit_depth=r.bit_depth)
-    return scorer.result(features_only=True)
+    return scorer.result(features_only=features_only)
 
 
 def _libvmaf(ref: Path, dist: Path, model: str) -> LibvmafResult:
@@ -118,14 +120,18 @@ def test_features_and_vmaf_match_libvmaf(
     lib = _libvmaf(ref, dist, model)
     ours = _ours(ref, dist, m)
     assert len(ours[m.printed_names()["cambi"]]) == lib.num_frames
+    names = m.printed_names()
+    adm3 = names["adm3"]
+    for key in ("adm2", "aim", "adm3"):  # libvmaf's integer ADM, reproduced exactly
+        assert adm3.replace("adm3", key, 1) in ours
     for name, values in ours.items():
         want = np.array(lib.metric(name))
         assert np.abs(values - want).max() <= FEATURE_TOL, (case, name, values, want)
-    names = m.printed_names()
-    feats = {k: torch.from_numpy(ours[v]) for k, v in names.items() if k != "adm3"}
-    feats["adm3"] = torch.tensor(lib.metric(names["adm3"]))
-    vmaf = m.predict(feats).numpy()
+    # VMAF entirely from our features, against libvmaf's.
+    vmaf = m.predict({k: torch.from_numpy(ours[v]) for k, v in names.items()}).numpy()
     assert np.abs(vmaf - np.array(lib.metric("vmaf"))).max() <= VMAF_TOL
+    full = _ours(ref, dist, m, features_only=False)
+    assert np.array_equal(full["vmaf"], vmaf)
 
 
 @pytest.mark.parametrize("model", ["vmaf_v1.0.16_5d0h", "vmaf_v1.0.16_3d0h_2160"])
@@ -174,5 +180,29 @@ def test_bad_input_is_a_clear_error() -> None:
     ok = gradient_clip(320, 240, 1, bit_depth=8)
     scorer = V1016Scorer("vmaf_v1.0.16_3d0h")
     scorer.update(ok[0], ok[0], ok[1:], ok[1:])
-    with pytest.raises(ModelError, match="adm3"):
-        scorer.result()  # features are there, the score needs adm3
+    assert np.isfinite(scorer.result()["vmaf"]).all()  # adm3 included: a full score
+
+
+def test_score_command_scores_v1016(clips: dict[str, tuple[Path, Path]], tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """``vmafdistill score --model vmaf_v1.0.16_3d0h`` scores (no refusal), as libvmaf does."""
+    import json
+
+    from vmafdistill.cli import main
+
+    ref, dist = clips["bright10_odd"]
+    out_json = tmp_path / "v1016.json"
+    out_csv = tmp_path / "v1016.csv"
+    rc = main(["score", str(ref), str(dist), "--model", "vmaf_v1.0.16_3d0h", "--chunk", "2",
+               "--json", str(out_json), "--csv", str(out_csv), "--quiet"])
+    assert rc == 0
+    assert "model vmaf_v1.0.16_3d0h" in capsys.readouterr().out
+    lib = _libvmaf(ref, dist, "vmaf_v1.0.16_3d0h")
+    frames = json.loads(out_json.read_text())["frames"]
+    got = np.array([f["metrics"]["vmaf"] for f in frames])
+    assert np.abs(got - np.array(lib.metric("vmaf"))).max() <= VMAF_TOL
+    adm3 = V1016Model.load("vmaf_v1.0.16_3d0h").printed_names()["adm3"]
+    got_adm3 = np.array([f["metrics"][adm3] for f in frames])
+    assert np.abs(got_adm3 - np.array(lib.metric(adm3))).max() <= FEATURE_TOL
+    header = out_csv.read_text().splitlines()[0].split(",")
+    assert "vmaf" in header and adm3 in header

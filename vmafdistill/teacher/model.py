@@ -127,12 +127,11 @@ class VmafModel:
 
 
 def _v1016_refusal(name: str) -> str:
-    from .v1016 import ADM3_MISSING
-
     return (
-        f"model {name!r} is a VMAF v1.0.16 model (CAMBI, SpEED chroma, adm3, motion3), which "
-        f"the v0.6.1 teacher does not score: {ADM3_MISSING}. Its other features are available "
-        "from vmafdistill.teacher.v1016.V1016Scorer"
+        f"model {name!r} is a VMAF v1.0.16 model (CAMBI, SpEED chroma, adm3, motion3), not a "
+        "v0.6.1-style SVR over VIF/ADM/motion: score it with vmafdistill.teacher.v1016 "
+        "(V1016Scorer, score_files_v1016) or `vmafdistill score --model "
+        f"{Path(name).stem}`"
     )
 
 

@@ -122,6 +122,20 @@ def resolve_v1016_path(name_or_path: str | Path) -> Path:
     return path
 
 
+def is_v1016_model(name_or_path: str | Path) -> bool:
+    """True for a v1.0.16 model name, or a readable JSON file in the v1.0.16 layout."""
+    text = str(name_or_path)
+    if text in V1016_MODELS:
+        return True
+    path = Path(text)
+    if path.suffix != ".json" or not path.is_file():
+        return False
+    try:
+        return is_v1016_document(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return False
+
+
 def is_v1016_document(doc: dict[str, Any]) -> bool:
     """True when a parsed model JSON uses the v1.0.16 feature set."""
     names = doc.get("model_dict", {}).get("feature_names", [])

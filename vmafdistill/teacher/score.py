@@ -17,7 +17,9 @@ import torch
 from .. import __version__
 from ..errors import VmafDistillError
 from ..io import iter_frame_pairs, probe_video
-from .vmaf import FRAME_METRICS, VmafResult, VmafScorer
+from .model_v1016 import is_v1016_model
+from .v1016 import score_files_v1016
+from .vmaf import VmafResult, VmafScorer
 
 #: Precision of libvmaf's JSON log (it prints ``%.6f``).
 _LOG_DECIMALS = 6
@@ -52,6 +54,12 @@ def score_files(
     """
     started = time.perf_counter()
     _check_device(device)
+    if is_v1016_model(model):  # CAMBI/SpEED/adm3/motion3 models: their own streaming scorer
+        return score_files_v1016(
+            ref, dist, model=model, device=device, chunk=chunk, ref_raw=ref_raw,
+            dist_raw=dist_raw, rescale=rescale, scale_flags=scale_flags,
+            on_length_mismatch=on_length_mismatch, progress=progress,
+        )
     scorer = VmafScorer(model, device=device, dtype=dtype)
     ref_info = probe_video(ref, **_raw_opts(ref_raw))
     pairs = iter_frame_pairs(
@@ -139,7 +147,7 @@ def write_json(result: VmafResult, path: str | Path) -> None:
 
 def write_csv(result: VmafResult, path: str | Path) -> None:
     """Write one row per frame (``Frame`` then libvmaf's metric names)."""
-    names = [n for n in FRAME_METRICS if n in result.metrics]
+    names = list(result.frames()[0]) if result.num_frames else []  # FRAME_METRICS order
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["Frame", *names])

@@ -1,19 +1,23 @@
-"""Streaming VMAF v1.0.16 features: CAMBI, chroma SpEED, motion3 (and adm3 once available).
+"""Streaming VMAF v1.0.16: CAMBI, chroma SpEED, motion3 and adm3, and the model's score.
 
-:class:`V1016Scorer` takes aligned chunks of decoded planes (luma for CAMBI and motion, chroma
-for SpEED) and keeps the only temporal state (the last one or two reference luma frames for
+:class:`V1016Scorer` takes aligned chunks of decoded planes (luma for CAMBI, ADM and motion,
+chroma for SpEED) and keeps the only temporal state (the last one or two reference luma frames for
 motion) across chunks, so any chunking gives the numbers of one big chunk. Per-frame results use
 libvmaf's printed names for the model (``cambi_hrs_1080_cmxv_17_vlt_0.06`` ...).
 
-``adm3`` (libvmaf's integer ADM with CSF mode 2) is not reproduced yet: without it there is no
-VMAF score, and :meth:`V1016Scorer.result` says so unless ``features_only=True``. An ``adm3``
-function ``(ref_y, dist_y, bit_depth, options) -> (n,) tensor`` can be passed in to complete
-the model.
+``adm3`` comes from libvmaf's integer ADM with the model's options (``adm_csf_mode`` 2, noise
+weight, gain limit, viewing distance/height, ``adm_min_val``, ``adm_dlm_weight``), reproduced
+bit for bit in :mod:`vmafdistill.teacher.exact.integer_adm`; ``integer_adm2`` and
+``integer_aim`` (what adm3 is made of) are reported beside it, as libvmaf prints them.
+:func:`score_files_v1016` is the file-level entry the ``score`` command uses for these models.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,16 +25,30 @@ import torch
 
 from ..errors import ModelError, VideoInputError
 from .cambi import CambiOptions, cambi, check_cambi_size
+from .exact.integer_adm import MIN_SIZE as ADM_MIN_SIZE
+from .exact.integer_adm import IntegerAdmOptions, integer_adm
 from .model_v1016 import V1016Model
 from .motion3 import Motion3Options, motion3_from_sad, motion_sad_scores
 from .speed import SpeedOptions, check_speed_size, chroma_planes, require_chroma, speed_chroma
+from .vmaf import VmafResult, pool
 
 Adm3Fn = Callable[[torch.Tensor, torch.Tensor, int, dict[str, Any]], torch.Tensor]
 
-ADM3_MISSING = (
-    "feature 'adm3' (libvmaf's integer ADM with adm_csf_mode 2) is not reproduced here yet; "
-    "CAMBI, SpEED chroma and motion3 are. VMAF v1.0.16 scores need it (see docs/teacher.md)"
-)
+
+
+def adm_features(
+    ref_y: torch.Tensor, dist_y: torch.Tensor, bit_depth: int, adm_opts: dict[str, Any]
+) -> dict[str, torch.Tensor]:
+    """libvmaf's integer ADM with a model's ``adm`` options: ``adm2``, ``aim``, ``adm3``."""
+    out = integer_adm(ref_y, dist_y, bit_depth, IntegerAdmOptions.from_libvmaf(adm_opts))
+    return {"adm2": out["integer_adm2"], "aim": out["integer_aim"], "adm3": out["integer_adm3"]}
+
+
+def exact_adm3(
+    ref_y: torch.Tensor, dist_y: torch.Tensor, bit_depth: int, adm_opts: dict[str, Any]
+) -> torch.Tensor:
+    """``adm3`` alone (the :data:`Adm3Fn` signature)."""
+    return adm_features(ref_y, dist_y, bit_depth, adm_opts)["adm3"]
 
 
 class V1016Scorer:
@@ -43,6 +61,7 @@ class V1016Scorer:
         device: str | torch.device = "cpu",
         adm3: Adm3Fn | None = None,
     ) -> None:
+        """``adm3`` overrides the exact integer ADM (then adm2/aim are not reported)."""
         self.model = model if isinstance(model, V1016Model) else V1016Model.load(model)
         self.device = torch.device(device)
         self.adm3 = adm3
@@ -58,6 +77,10 @@ class V1016Scorer:
     def check_input(self, width: int, height: int, chroma_shape: tuple[int, int] | None) -> None:
         """Raise VideoInputError for input the model cannot score (size, missing chroma)."""
         name = self.model.name
+        if width < ADM_MIN_SIZE or height < ADM_MIN_SIZE:
+            raise VideoInputError(
+                f"model {name}: feature 'adm3' needs frames of at least "
+                f"{ADM_MIN_SIZE}x{ADM_MIN_SIZE}, got {width}x{height}")
         check_cambi_size(width, height, model=name)
         require_chroma(chroma_shape, model=name)
         assert chroma_shape is not None
@@ -99,15 +122,19 @@ class V1016Scorer:
         sad, self._history = motion_sad_scores(ry, bit_depth, self.motion_opts,
                                                history=self._history, start=self._seen)
         feats["_sad"] = sad
+        adm_name = self.model.printed_names()["adm3"]
+        adm_opts = self.model.feature_options["adm3"]
         if self.adm3 is not None:
-            feats[self.model.printed_names()["adm3"]] = self.adm3(
-                ry, dy, bit_depth, self.model.feature_options["adm3"])
+            feats[adm_name] = self.adm3(ry, dy, bit_depth, adm_opts)
+        else:
+            for key, value in adm_features(ry, dy, bit_depth, adm_opts).items():
+                feats[adm_name.replace("adm3", key, 1)] = value
         for key, value in feats.items():
             self._parts.setdefault(key, []).append(value.detach().cpu().numpy())
         self._seen += n
 
     def result(self, *, features_only: bool = False) -> dict[str, np.ndarray]:
-        """Per-frame metrics in libvmaf's names (and ``vmaf`` when adm3 is available)."""
+        """Per-frame metrics in libvmaf's names and ``vmaf`` (``features_only``: without it)."""
         if not self._parts:
             raise VideoInputError("no frames were scored")
         metrics = {k: np.concatenate(v).astype(np.float64) for k, v in self._parts.items()}
@@ -118,10 +145,86 @@ class V1016Scorer:
         metrics[m3.replace("integer_motion3", "VMAF_integer_feature_motion_sad_score")] = sad
         metrics[m3.replace("motion3", "motion2")] = motion["motion2"].numpy()
         metrics[m3] = motion["motion3"].numpy()
+        if features_only:
+            return metrics
         if names["adm3"] not in metrics:
-            if features_only:
-                return metrics
-            raise ModelError(f"model {self.model.name}: {ADM3_MISSING}")
+            raise ModelError(f"model {self.model.name}: no adm3 values were computed")
         feats = {short: torch.from_numpy(metrics[printed]) for short, printed in names.items()}
         metrics["vmaf"] = self.model.predict(feats).numpy()
         return metrics
+
+
+@dataclass
+class V1016Result(VmafResult):
+    """A v1.0.16 result: like :class:`VmafResult`, over every metric the model prints."""
+
+    @property
+    def pooled(self) -> dict[str, dict[str, float]]:
+        """``{metric: {min, max, mean, harmonic_mean}}`` over frames, every metric."""
+        return {name: pool(values) for name, values in self.metrics.items()}
+
+    def frames(self) -> list[dict[str, float]]:
+        """One ``{metric: value}`` dict per frame, libvmaf's metric names."""
+        return [{n: float(v[i]) for n, v in self.metrics.items()}
+                for i in range(self.num_frames)]
+
+
+def score_files_v1016(
+    ref: str | Path,
+    dist: str | Path,
+    *,
+    model: str | Path = "vmaf_v1.0.16_3d0h",
+    device: str = "cpu",
+    chunk: int = 8,
+    ref_raw: dict[str, Any] | None = None,
+    dist_raw: dict[str, Any] | None = None,
+    rescale: bool = False,
+    scale_flags: str = "bicubic",
+    on_length_mismatch: str = "error",
+    progress: bool = False,
+) -> V1016Result:
+    """Score ``dist`` against ``ref`` with a VMAF v1.0.16 model (name or JSON path).
+
+    Same arguments as :func:`vmafdistill.teacher.score.score_files` (the ``score`` command
+    dispatches here for v1.0.16 models); frames are decoded with their chroma planes.
+    """
+    from ..io import iter_frame_pairs, probe_video
+
+    started = time.perf_counter()
+    scorer = V1016Scorer(V1016Model.load(str(model)), device=device)
+    ropts = {k: v for k, v in (ref_raw or {}).items() if v is not None}
+    dopts = {k: v for k, v in (dist_raw or {}).items() if v is not None}
+    info = probe_video(ref, **ropts)
+    pairs = iter_frame_pairs(
+        ref, dist, chunk=chunk, ref_opts={**ropts, "planes": "yuv"},
+        dist_opts={**dopts, "planes": "yuv"}, scale_dist_to_ref=rescale,
+        scale_flags=scale_flags, on_length_mismatch=on_length_mismatch,
+    )
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=info.num_frames, unit="frame", desc="vmaf", leave=False)
+    try:
+        for rc, dc in pairs:
+            if rc.bit_depth != dc.bit_depth:
+                raise VideoInputError(
+                    f"model {scorer.model.name}: reference and distorted bit depths differ "
+                    f"({rc.bit_depth} vs {dc.bit_depth})")
+            ref_uv = None if rc.u is None or rc.v is None else (rc.u, rc.v)
+            dist_uv = None if dc.u is None or dc.v is None else (dc.u, dc.v)
+            scorer.update(rc.y, dc.y, ref_uv, dist_uv, bit_depth=rc.bit_depth)
+            if bar is not None:
+                bar.update(len(rc))
+    finally:
+        if bar is not None:
+            bar.close()
+    result = V1016Result(model=scorer.model.name, metrics=scorer.result())
+    elapsed = time.perf_counter() - started
+    result.info.update({
+        "reference": str(ref), "distorted": str(dist), "width": info.width,
+        "height": info.height, "device": str(scorer.device), "dtype": "float64",
+        "rescale": scale_flags if rescale else None, "wall_s": elapsed,
+        "fps": result.num_frames / elapsed if elapsed > 0 else float("nan"),
+    })
+    return result
