@@ -227,14 +227,33 @@ def _roi(n: int) -> tuple[int, int]:
 
 
 def _wrap(x: torch.Tensor, bits: int) -> torch.Tensor:
-    """Two's-complement wrap to a signed ``bits``-bit integer (a C store to int16/int32)."""
+    """Two's-complement wrap to a signed ``bits``-bit integer (a C store to int16/int32).
+
+    In place: callers pass temporaries.
+    """
     half = 1 << (bits - 1)
-    return ((x + half) & ((1 << bits) - 1)) - half
+    return x.add_(half).bitwise_and_((1 << bits) - 1).sub_(half)
+
+
+def _mas(x: torch.Tensor, mul: int, add: int, shift: int) -> torch.Tensor:
+    """``(x * mul + add) >> shift`` with one allocation."""
+    out = x * mul
+    out.add_(add)
+    return out.bitwise_right_shift_(shift)
+
+
+def _abs_mas(x: torch.Tensor, mul: int, add: int, shift: int) -> torch.Tensor:
+    """``(|x| * mul + add) >> shift`` with one allocation."""
+    out = x.abs()
+    out.mul_(mul).add_(add)
+    return out.bitwise_right_shift_(shift)
 
 
 def _i64_to_f32(x: torch.Tensor) -> torch.Tensor:
     """int64 -> float32 rounded once (C's cast), via round-to-odd float64."""
     d = x.to(torch.float64)
+    if not bool((x.abs() >= 1 << 53).any()):  # exact in float64: one rounding to float32
+        return d.to(torch.float32)
     err = x - d.to(torch.int64)
     even = (d.view(torch.int64) & 1) == 0
     fix = (err != 0) & even
@@ -255,24 +274,35 @@ def _powf_cbrt_scalar(x: float) -> np.float32:
     return np.float32(math.pow(float(np.float32(x)), third))
 
 
-def _dwt_index(n: int, device: torch.device) -> torch.Tensor:
-    """libvmaf's ``dwt2_src_indices_filt``: (4, ceil(n/2)) source indices per output sample."""
+def _taps(x: torch.Tensor, dim: int) -> list[torch.Tensor]:
+    """The 4 DWT taps along ``dim`` (libvmaf's ``dwt2_src_indices_filt``) as strided views.
+
+    Output ``i`` reads samples ``2i-1 .. 2i+2``; sample -1 is 1, n is n-1 and n+1 is n-2.
+    """
+    n = x.shape[dim]
     half = (n + 1) // 2
-    base = 2 * torch.arange(half, dtype=torch.int64)
-    idx = torch.stack([base - 1, base, base + 1, base + 2])
-    idx[:, 0] = torch.tensor([1, 0, 1, 2])
-    idx = torch.where(idx >= n, 2 * n - idx - 1, idx)
-    return idx.to(device)
+    idx = torch.cat([torch.tensor([1]), torch.arange(n), torch.tensor([n - 1, n - 2])])
+    p = x.index_select(dim, idx.to(x.device))
+    out = []
+    for k in range(4):
+        t = p.narrow(dim, k, 2 * half - 1)
+        out.append(t[:, ::2] if dim == 1 else t[:, :, ::2])
+    return out
 
 
-def _taps(x: torch.Tensor, idx: torch.Tensor, dim: int) -> list[torch.Tensor]:
-    return [x.index_select(dim, idx[k]) for k in range(4)]
+def _fir(taps: list[torch.Tensor], coeffs: tuple[int, ...], add: int, shift: int
+         ) -> torch.Tensor:
+    """``(sum_k coeffs[k] * taps[k] + add) >> shift``, in place after the first product.
 
-
-def _fir(taps: list[torch.Tensor], coeffs: tuple[int, ...]) -> torch.Tensor:
+    (Fresh tensors are costly on CPU, where every large allocation is new memory.)
+    """
     out = taps[0] * coeffs[0]
     for t, c in zip(taps[1:], coeffs[1:], strict=True):
-        out = out + t * c
+        out.add_(t, alpha=c)
+    if add:
+        out.add_(add)
+    if shift:
+        out.bitwise_right_shift_(shift)
     return out
 
 
@@ -290,28 +320,41 @@ def _dwt(
     outputs ``a``/``v`` are reproducible (the high-pass ones read past the buffer; they are
     left mirrored as in libvmaf's C code, and never reach the score for bands >= 25 wide).
     """
-    _, h, w = x.shape
-    iy = _dwt_index(h, x.device)
-    ix = _dwt_index(w, x.device)
-    rows = _taps(x, iy, 1)
+    # No stage can overflow its int16 (scale 0) or int32 store: |taps| sum to 50582 (low) and
+    # 54822 (high), so the worst cases are 27411 / 22930 at scale 0 and 1.79e9 at scales 1-3.
+    _, _, w = x.shape
+    rows = _taps(x, 1)
     off, add_v, sh_v = vp
-    lo = _wrap((_fir(rows, _LO) - off + add_v) >> sh_v, width)
-    hi = _wrap((_fir(rows, _HI) + add_v) >> sh_v, width)
+    lo = _fir(rows, _LO, add_v - off, sh_v)
+    hi = _fir(rows, _HI, add_v, sh_v)
+    del rows
     add_h, sh_h = hp
-    lo_c = _taps(lo, ix, 2)
-    hi_c = _taps(hi, ix, 2)
-    a = _wrap((_fir(lo_c, _LO) + add_h) >> sh_h, width)
-    v = _wrap((_fir(lo_c, _HI) + add_h) >> sh_h, width)
-    hh = _wrap((_fir(hi_c, _LO) + add_h) >> sh_h, width)
-    d = _wrap((_fir(hi_c, _HI) + add_h) >> sh_h, width)
+    lo_c = _taps(lo, 2)
+    hi_c = _taps(hi, 2)
+    a = _fir(lo_c, _LO, add_h, sh_h)
+    v = _fir(lo_c, _HI, add_h, sh_h)
+    hh = _fir(hi_c, _LO, add_h, sh_h)
+    d = _fir(hi_c, _HI, add_h, sh_h)
     half = (w + 1) // 2
     if simd_tail and half > 1 and (half - 1) % simd_tail == 0:
         j = half - 1
         cat = torch.cat([lo, hi], dim=2)  # tmphi follows tmplo in libvmaf's scratch buffer
         taps = [cat[:, :, 2 * j - 1 + k] for k in range(4)]
-        a[:, :, j] = _wrap((_fir(taps, _LO) + add_h) >> sh_h, width)
-        v[:, :, j] = _wrap((_fir(taps, _HI) + add_h) >> sh_h, width)
+        a[:, :, j] = _fir(taps, _LO, add_h, sh_h)
+        v[:, :, j] = _fir(taps, _HI, add_h, sh_h)
     return a, v, hh, d
+
+
+@functools.cache
+def _recip_table_cpu() -> torch.Tensor:
+    table = (1 << 30) // torch.arange(32769, dtype=torch.int64).clamp_min(1)
+    table[0] = 0
+    return table
+
+
+def _recip_table(device: torch.device) -> torch.Tensor:
+    """libvmaf's ``div_lookup`` (2^30 // m, m = 0..32768; 0 unused) on ``device``."""
+    return _recip_table_cpu().to(device)
 
 
 def _bitlen(x: torch.Tensor) -> torch.Tensor:
@@ -332,20 +375,22 @@ def _decouple(
     tm = _i64_to_f32(th * th + tv * tv).to(torch.float64) / 4096.0
     angle = (dp >= 0) & (dp * dp >= cos_1deg_sq * om * tm)
 
+    table = _recip_table(oh.device)
     rst_out, add_out = [], []
     for ob, tb in zip(o, t, strict=True):
         mag = ob.abs()
-        # Reciprocal table 2^30 // m for m <= 32768; larger |o| is first rounded to 15 bits.
-        shift = (_bitlen(mag) - 15).clamp_min(0)
-        m = torch.where(shift > 0, (mag + ((1 << shift) >> 1)) >> shift, mag)
-        recip = (1 << 30) // m.clamp_min(1)
-        sgn = torch.where(ob < 0, -1, 1)
-        tmp = (recip * tb * sgn + (1 << (14 + shift))) >> (15 + shift)
+        sgn_t = torch.where(ob < 0, -tb, tb)
+        if width == 16:  # |o| <= 32768: straight from libvmaf's Q30 reciprocal table
+            tmp = (torch.take(table, mag) * sgn_t + 16384) >> 15
+        else:  # larger |o| are first rounded to 15 significant bits, the shift undone after
+            shift = (_bitlen(mag) - 15).clamp_min(0)
+            m = torch.where(shift > 0, (mag + ((1 << shift) >> 1)) >> shift, mag)
+            tmp = (torch.take(table, m) * sgn_t + (1 << (14 + shift))) >> (15 + shift)
         k = torch.where(ob == 0, 32768, tmp.clamp(0, 32768))
         rst = (k * ob + 16384) >> 15
         live = angle & (k > 0)
-        if gain == 1.0:
-            boosted = rst
+        if float(gain).is_integer():  # rst * gain is exact: stay in integers
+            boosted = rst * int(gain) if gain != 1.0 else rst
             up = torch.minimum(boosted, tb)
             down = torch.maximum(boosted, tb)
         else:
@@ -355,8 +400,8 @@ def _decouple(
             down = torch.where(boosted_f > tf, boosted_f, tf).trunc().to(torch.int64)
         rst = torch.where(live & (ob > 0), up, rst)
         rst = torch.where(live & (ob < 0), down, rst)
-        rst_out.append(_wrap(rst, width))
-        add_out.append(_wrap(tb - rst, width))
+        rst_out.append(rst)  # |rst| <= max(|o|, |t|) and t - rst keeps t's sign: no overflow
+        add_out.append(tb - rst)
     return rst_out, add_out
 
 
@@ -431,15 +476,15 @@ def _csf(src: list[torch.Tensor], scale: int, opts: IntegerAdmOptions
         shifts = (15, 15, 17)
         adds = (16384, 16384, 65535)  # sic: 65535 for the diagonal
         for b, r, s, a in zip(src, rf, shifts, adds, strict=True):
-            d = _wrap((r * b + a) >> s, 16)
+            d = _wrap(_mas(b, r, a, s), 16)
             dst.append(d)
-            flt.append(_wrap((_I16_ONE_BY_30 * d.abs() + 2048) >> 12, 16))
+            flt.append(_wrap(_abs_mas(d, _I16_ONE_BY_30, 2048, 12), 16))
     else:
         rf = _s123_rfactor(scale, opts)
         for b, r in zip(src, rf, strict=True):
-            d = _wrap((r * b + (1 << 27)) >> 28, 32)
+            d = _wrap(_mas(b, r, 1 << 27, 28), 32)
             dst.append(d)
-            flt.append(_wrap((_I32_ONE_BY_30 * d.abs() + _I32_FLT_ADD) >> 32, 32))
+            flt.append(_wrap(_abs_mas(d, _I32_ONE_BY_30, _I32_FLT_ADD, 32), 32))
     return dst, flt
 
 
@@ -457,12 +502,13 @@ def _cm(src: list[torch.Tensor], csf_a: list[torch.Tensor], csf_f: list[torch.Te
     # Threshold: per orientation, the 8 neighbours' |csf|/30 plus the centre's |csf|/15.
     f_all = csf_f[0] + csf_f[1] + csf_f[2]
     if scale == 0:
-        centre = [_wrap((_I16_ONE_BY_15 * c.abs() + 2048) >> 12, 16) for c in csf_a]
+        centre = [_wrap(_abs_mas(c, _I16_ONE_BY_15, 2048, 12), 16) for c in csf_a]
     else:
-        centre = [_wrap((_I32_ONE_BY_15 * c.abs() + _I32_FLT_ADD) >> 32, 32) for c in csf_a]
+        centre = [_wrap(_abs_mas(c, _I32_ONE_BY_15, _I32_FLT_ADD, 32), 32) for c in csf_a]
     roi = (slice(None), slice(top, bottom), slice(left, right))
-    thr = (_box_neighbours(f_all, ry, rx) - f_all[roi]
-           + centre[0][roi] + centre[1][roi] + centre[2][roi])
+    thr = _box_neighbours(f_all, ry, rx).sub_(f_all[roi])
+    for c in centre:
+        thr.add_(c[roi])
 
     sh_inner = _ceil_log2(h)
     outs = []
@@ -476,10 +522,10 @@ def _cm(src: list[torch.Tensor], csf_a: list[torch.Tensor], csf_f: list[torch.Te
         )
         for b, r, (sub, sq, cub, fin) in zip(src, rf, params, strict=True):
             x = b[roi] * r
-            x = (x.abs() - (thr << sub)).clamp_min(0)
-            x_sq = _wrap((x * x + (1 << (sq - 1))) >> sq, 32)
+            x.abs_().sub_(thr << sub).clamp_min_(0)
+            x_sq = _wrap((x * x).add_(1 << (sq - 1)).bitwise_right_shift_(sq), 32)
             add_cub = (1 << (cub - 1)) if cub > 0 else 0
-            acc = _row_round_sum((x_sq * x + add_cub) >> cub, sh_inner)
+            acc = _row_round_sum(x_sq.mul_(x).add_(add_cub).bitwise_right_shift_(cub), sh_inner)
             f = (acc.to(torch.float64) / 2.0 ** (fin - cub - sh_inner)).to(torch.float32)
             outs.append(_powf_cbrt(f))
     else:
@@ -488,10 +534,10 @@ def _cm(src: list[torch.Tensor], csf_a: list[torch.Tensor], csf_f: list[torch.Te
         add_cub = (1 << (cub - 1)) if cub > 0 else 0
         exp = (45, 39, 36)[scale - 1] - cub - sh_inner
         for b, r in zip(src, rf, strict=True):
-            x = _wrap((b[roi] * r + (1 << 27)) >> 28, 32)
-            x = (x.abs() - thr).clamp_min(0)
-            x_sq = _wrap((x * x + (1 << 29)) >> 30, 32)
-            acc = _row_round_sum((x_sq * x + add_cub) >> cub, sh_inner)
+            x = _wrap(_mas(b[roi], r, 1 << 27, 28), 32)
+            x.abs_().sub_(thr).clamp_min_(0)
+            x_sq = _wrap((x * x).add_(1 << 29).bitwise_right_shift_(30), 32)
+            acc = _row_round_sum(x_sq.mul_(x).add_(add_cub).bitwise_right_shift_(cub), sh_inner)
             if exp < 0:  # unsigned wrap in libvmaf: divided by inf
                 f = torch.zeros_like(acc, dtype=torch.float32)
             else:
