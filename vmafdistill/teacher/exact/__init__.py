@@ -1,0 +1,1 @@
+"""Exact mode: libvmaf's integer (fixed-point) feature extractors reproduced in PyTorch."""
