@@ -31,7 +31,9 @@ ONNX student reading pixel features) or, without one, a ridge model fitted on th
 Every whole-process contender is also given as a multiple of the decode floor (decode 360p, per
 round: wall and CPU). ``--breakdown R`` switches the chain's per-frame numpy passes off in turn,
 in-process, R rounds: what each costs and what is left without any. Also predictor-only latency
-(single row, fast and checked path, and batched) and model size. Prints Markdown.
+(single row: ``predict``'s default path, the graph compiled to Python floats where it reproduces
+onnxruntime's bits; onnxruntime through its I/O binding; the checked path; and batched) and
+model size. Prints Markdown.
 """
 
 from __future__ import annotations
@@ -439,15 +441,23 @@ def predictor_latency(path: str, batch: int = 64) -> str:
             lat.append(time.perf_counter() - t)
         return statistics.median(lat)
 
-    # the fast path (contiguous float32 rows) and the checked path any array-like takes,
-    # interleaved so that load hits both alike
-    single, checked = [], []
+    # The default single-row path (the graph compiled to Python floats where it reproduces
+    # onnxruntime's bits), onnxruntime through the preallocated I/O binding, and the checked
+    # path any array-like takes, interleaved so that load hits them alike.
+    bound = Predictor(path, scalar=False)
+    compiled = p.scalar_graph() is not None
+    single, binding, checked = [], [], []
     for _ in range(5):
         single.append(med(lambda: p.predict(x1), 1000))
+        binding.append(med(lambda: bound.predict(x1), 1000))
         checked.append(med(lambda: p._predict_checked(x1), 1000))
     batched = med(lambda: p.predict(xb), 500) / batch
-    return (f"| {Path(path).name} | {os.path.getsize(path)} | "
-            f"{statistics.median(single) * 1e6:.1f} | {statistics.median(checked) * 1e6:.1f} | "
+
+    def us(v: list[float]) -> str:
+        return f"{statistics.median(v) * 1e6:.1f} ({min(v) * 1e6:.1f}..{max(v) * 1e6:.1f})"
+
+    return (f"| {Path(path).name} | {os.path.getsize(path)} | {us(single)} "
+            f"({'compiled' if compiled else 'onnxruntime'}) | {us(binding)} | {us(checked)} | "
             f"{batched * 1e6:.2f} | onnxruntime {ort.__version__} |")
 
 
@@ -514,9 +524,10 @@ def main() -> int:
     if args.corpus and args.encodes:
         accuracy(args)
 
-    print("\n| model | bytes | single row µs (median) | same, checked path (list, float64, "
-          "...) µs | per row in a batch of 64 µs | runtime |")
-    print("|---|---:|---:|---:|---:|---|")
+    print("\n| model | bytes | single row µs, `predict` (median of 5 interleaved medians, "
+          "range) | single row µs, onnxruntime I/O binding | single row µs, checked path (list, "
+          "float64, ...) | per row in a batch of 64 µs | runtime |")
+    print("|---|---:|---:|---:|---:|---:|---|")
     for m in dict.fromkeys([*([args.student] if args.student else []), args.model]):
         print(predictor_latency(m))
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")

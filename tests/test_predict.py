@@ -725,6 +725,7 @@ def test_predict_fast_paths_give_the_checked_paths_bits(model):
 
     pred = Predictor(default_model_path() if model == "shipped" else TINY)
     assert pred._single is not None  # the binding is there on the onnxruntime we ship with
+    assert pred.scalar_graph() is not None  # and the graph compiles (one row: Python floats)
     rng = np.random.default_rng(3)
     x = (rng.normal(size=(64, len(pred.feature_names))) * 5 + 20).astype(np.float32)
     x[5, 1] = np.nan
@@ -738,6 +739,9 @@ def test_predict_fast_paths_give_the_checked_paths_bits(model):
     kept = pred.predict(x[:1])
     pred.predict(x[1:2])
     assert kept.tobytes() == ref[:1].tobytes()  # each call returns its own array
+    bound = Predictor(pred.model_path, scalar=False)  # single rows through the I/O binding
+    for i in range(x.shape[0]):
+        assert bound.predict(x[i : i + 1]).tobytes() == ref[i : i + 1].tobytes()
     with pytest.raises(ModelError):
         pred.predict(x[:, :-1])
 

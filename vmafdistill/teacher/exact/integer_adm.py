@@ -1,0 +1,635 @@
+"""libvmaf's integer ADM (``integer_adm.c``) in PyTorch, bit for bit: adm2, its scales and AIM.
+
+Per scale, as libvmaf's fixed-point extractor computes it:
+
+* a db2 DWT with the integer filter ``{15826, 27411, 7345, -4240}`` (high pass the mirrored,
+  sign-alternated taps), vertical pass then horizontal pass, each followed by a rounding shift.
+  Scale 0 works on the input samples (shift by the bit depth, then 16) into int16 bands; scales
+  1-3 work on the previous scale's int32 approximation band (shifts 0/15, 16/16, 16/15).
+  Borders: sample -1 is sample 1, sample n is n-1 and n+1 is n-2;
+* decoupling of the distorted detail bands into restored and additive parts, with the division
+  ``t / o`` done through libvmaf's Q30 reciprocal table (15-bit normalised above 32767), the
+  one-degree angle test in float, and the enhancement gain limit;
+* the CSF as a fixed-point factor (Q21/Q23 at scale 0, Q32 at scales 1-3), the 1/30 and 1/15
+  masking weights in fixed point (with libvmaf's rounding constants, including the
+  ``INT32_MIN`` "rounding" term of scales 1-3), and contrast masking over the 3x3 neighbourhood
+  (top/left border reflected, bottom/right border replicated);
+* cube sums with a rounding shift after every pixel term and after every row, converted to
+  float only at the end; ``powf(x, 1/3)`` and the noise term in float32.
+
+All integer arithmetic is exact in int64 whatever the summation order, so the work is done on
+whole batched tensors (CPU or GPU); only the final per-scale reductions use libvmaf's float
+rounding. Values libvmaf stores in int16/int32 are wrapped to those widths where they could
+overflow. The float parts replay libvmaf's float/double mix: int64 -> float conversions are
+correctly rounded (round-to-odd through float64), ``powf`` is float64 ``pow`` rounded to float32.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "MIN_SIZE",
+    "IntegerAdmOptions",
+    "check_size",
+    "csf_factors",
+    "integer_adm",
+    "libvmaf_simd",
+]
+
+#: Smallest width/height libvmaf's integer ADM handles without reading outside its buffers
+#: (the scale-3 DWT needs >= 5 input samples, the scale-0 masking shifts a 16-wide band).
+MIN_SIZE = 33
+
+_LO = (15826, 27411, 7345, -4240)
+_HI = (-4240, -7345, 27411, -15826)
+_LO_SUM = 46342
+
+_BORDER = 0.1
+_I16_ONE_BY_15 = 8738
+_I16_ONE_BY_30 = 4369
+_I32_ONE_BY_15 = 286331153
+_I32_ONE_BY_30 = 143165577
+# libvmaf stores (1u << 31) in an int32_t: its "rounding" term before >> 32 is INT32_MIN.
+_I32_FLT_ADD = -(1 << 31)
+
+# Watson et al. 1997, Y channel: a, k, f0, g[theta]; basis amplitudes A[lambda][theta].
+_WATSON_Y = (0.495, 0.466, 0.401, (1.501, 1.0, 0.534, 1.0))
+_BASIS_AMPLITUDES = (
+    (0.62171, 0.67234, 0.72709, 0.67234),
+    (0.34537, 0.41317, 0.49428, 0.41317),
+    (0.18004, 0.22727, 0.28688, 0.22727),
+    (0.091401, 0.11792, 0.15214, 0.11792),
+)
+
+# adm_csf_mode 2 (Barten/Watson blend): [theta 0 = h/v, 1 = diagonal][scale], per viewing setup.
+_BLEND = {
+    (1080, 3.0): (
+        (0.01183, 0.025026, 0.04295, 0.058621),
+        (0.004302, 0.011778, 0.023918, 0.035901),
+    ),
+    (1080, 5.0): (
+        (0.004212, 0.014809, 0.029642, 0.047464),
+        (0.000984, 0.005852, 0.0146, 0.027574),
+    ),
+    (2160, 1.5): (
+        (0.01183, 0.025026, 0.04295, 0.058621),
+        (0.004302, 0.011778, 0.023918, 0.035901),
+    ),
+    (2160, 3.0): (
+        (0.00226, 0.01183, 0.025026, 0.04295),
+        (0.000479, 0.004302, 0.011778, 0.023918),
+    ),
+    (2160, 5.0): (
+        (0.000092, 0.004212, 0.014809, 0.029642),
+        (0.000050, 0.000984, 0.005852, 0.0146),
+    ),
+    (720, 3.0): (
+        (0.018715, 0.035637, 0.052798, 0.061509),
+        (0.007999, 0.018396, 0.031851, 0.037718),
+    ),
+    (720, 5.0): (
+        (0.010144, 0.022561, 0.040309, 0.05672),
+        (0.003463, 0.010282, 0.021839, 0.034641),
+    ),
+    (480, 3.0): (
+        (0.027961, 0.045875, 0.060275, 0.056234),
+        (0.013572, 0.026277, 0.036959, 0.034511),
+    ),
+    (480, 5.0): (
+        (0.016781, 0.032822, 0.05032, 0.061594),
+        (0.00691, 0.016545, 0.029917, 0.037777),
+    ),
+}
+
+
+# libvmaf option name -> IntegerAdmOptions field.
+_LIBVMAF_NAMES = {
+    "adm_enhn_gain_limit": "enhn_gain_limit",
+    "adm_norm_view_dist": "norm_view_dist",
+    "adm_ref_display_height": "ref_display_height",
+    "adm_csf_mode": "csf_mode",
+    "adm_noise_weight": "noise_weight",
+    "adm_dlm_weight": "dlm_weight",
+    "adm_min_val": "min_val",
+    "adm_skip_aim": "skip_aim",
+    "adm_skip_scale0": "skip_scale0",
+}
+
+
+@dataclass(frozen=True)
+class IntegerAdmOptions:
+    """libvmaf's ``adm`` feature options (defaults are libvmaf's)."""
+
+    enhn_gain_limit: float = 100.0  # adm_enhn_gain_limit
+    norm_view_dist: float = 3.0  # adm_norm_view_dist
+    ref_display_height: int = 1080  # adm_ref_display_height
+    csf_mode: int = 0  # adm_csf_mode: 0 Watson, 2 Barten/Watson blend
+    noise_weight: float = 0.03125  # adm_noise_weight
+    dlm_weight: float = 0.5  # adm_dlm_weight (adm3 only)
+    min_val: float = 0.0  # adm_min_val (adm3 only)
+    skip_aim: bool = False  # adm_skip_aim
+    skip_scale0: bool = False  # adm_skip_scale0
+
+    @classmethod
+    def from_libvmaf(cls, opts: dict[str, Any] | None) -> IntegerAdmOptions:
+        """Build from a model's ``feature_opts_dicts`` entry (libvmaf option names)."""
+        kw: dict[str, Any] = {}
+        types = {f.name: f.type for f in fields(cls)}
+        for key, value in (opts or {}).items():
+            name = _LIBVMAF_NAMES.get(key)
+            if name is None:
+                raise ValueError(f"integer ADM option {key!r} is not supported")
+            kind = types[name]
+            kw[name] = (bool(value) if kind in ("bool", bool) else
+                        int(value) if kind in ("int", int) else float(value))
+        return cls(**kw)
+
+    def validate(self) -> None:
+        """Reject what libvmaf rejects (or handles only through undefined behaviour)."""
+        if self.norm_view_dist * self.ref_display_height < 3.0 * 1080:
+            raise ValueError("libvmaf's integer ADM needs adm_norm_view_dist * "
+                             "adm_ref_display_height >= 3240 (its 16-bit pipeline)")
+        if self.csf_mode not in (0, 2):
+            raise ValueError(f"adm_csf_mode {self.csf_mode} is not supported (0 and 2 are)")
+        if self.csf_mode == 2 and (self.ref_display_height, self.norm_view_dist) not in _BLEND:
+            raise ValueError(
+                "adm_csf_mode 2 has no CSF table for adm_ref_display_height="
+                f"{self.ref_display_height}, adm_norm_view_dist={self.norm_view_dist}")
+        if not 1.0 <= self.enhn_gain_limit <= 100.0:
+            raise ValueError("adm_enhn_gain_limit must be in [1, 100]")
+
+
+# --------------------------------------------------------------------------- constants
+
+
+def _f32(x: float) -> np.float32:
+    return np.float32(x)
+
+
+def _watson_factor(scale: int, theta: int, opts: IntegerAdmOptions) -> np.float32:
+    """1 / dwt_quant_step, with libvmaf's float/double mix (float products stay float)."""
+    a, k, f0 = (_f32(v) for v in _WATSON_Y[:3])
+    g = _f32(_WATSON_Y[3][theta])
+    r = _f32(opts.norm_view_dist * opts.ref_display_height * math.pi / 180.0)
+    temp = _f32(math.log10(math.pow(2.0, scale + 1) * float(f0) * float(g) / float(r)))
+    ktt = np.float32(np.float32(k * temp) * temp)  # float * float * float in C
+    amp = float(_f32(_BASIS_AMPLITUDES[scale][theta]))
+    q = _f32(2.0 * float(a) * math.pow(10.0, float(ktt)) / amp)
+    return np.float32(np.float32(1.0) / q)
+
+
+def csf_factors(scale: int, opts: IntegerAdmOptions) -> tuple[np.float32, np.float32]:
+    """The float32 CSF weights (h/v, diagonal) libvmaf uses at ``scale``."""
+    if opts.csf_mode == 2:
+        tab = _BLEND[(opts.ref_display_height, float(opts.norm_view_dist))]
+        return _f32(tab[0][scale]), _f32(tab[1][scale])
+    return _watson_factor(scale, 1, opts), _watson_factor(scale, 2, opts)
+
+
+def _scale0_rfactor(opts: IntegerAdmOptions) -> tuple[int, int, int]:
+    """Scale-0 CSF in fixed point (Q21 h/v, Q23 d); libvmaf hard-codes the default's values."""
+    if (abs(opts.norm_view_dist * opts.ref_display_height - 3.0 * 1080) < 1e-8
+            and opts.csf_mode == 0):
+        return 36453, 36453, 49417
+    f1, f2 = csf_factors(0, opts)
+    vals = (int(float(f1) * 2.0**21), int(float(f1) * 2.0**21), int(float(f2) * 2.0**23))
+    if max(vals) > 0xFFFF:
+        raise ValueError("CSF factor overflows libvmaf's 16-bit scale-0 factor")
+    return vals
+
+
+def _s123_rfactor(scale: int, opts: IntegerAdmOptions) -> tuple[int, int, int]:
+    f1, f2 = csf_factors(scale, opts)
+    vals = (int(float(f1) * 2.0**32), int(float(f1) * 2.0**32), int(float(f2) * 2.0**32))
+    if max(vals) >= 1 << 31:  # libvmaf's AVX2 multiplies it as a signed int32
+        raise ValueError("CSF factor too large for libvmaf's Q32 factor")
+    return vals
+
+
+def _ceil_log2(x: float) -> int:
+    return math.ceil(math.log2(x))
+
+
+def _roi(n: int) -> tuple[int, int]:
+    """[start, stop) of the sums along a band dimension of length ``n`` (C truncation)."""
+    start = int(n * _BORDER - 0.5)
+    return start, n - start
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _wrap(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Two's-complement wrap to a signed ``bits``-bit integer (a C store to int16/int32)."""
+    half = 1 << (bits - 1)
+    return ((x + half) & ((1 << bits) - 1)) - half
+
+
+def _i64_to_f32(x: torch.Tensor) -> torch.Tensor:
+    """int64 -> float32 rounded once (C's cast), via round-to-odd float64."""
+    d = x.to(torch.float64)
+    err = x - d.to(torch.int64)
+    even = (d.view(torch.int64) & 1) == 0
+    fix = (err != 0) & even
+    if bool(fix.any()):
+        toward = torch.where(err > 0, torch.full_like(d, math.inf), torch.full_like(d, -math.inf))
+        d = torch.where(fix, torch.nextafter(d, toward), d)
+    return d.to(torch.float32)
+
+
+def _powf_cbrt(x: torch.Tensor) -> torch.Tensor:
+    """``powf(x, 1.0f / 3.0f)`` for float32 ``x``: float64 pow rounded to float32."""
+    third = float(np.float32(1.0) / np.float32(3.0))
+    return torch.pow(x.to(torch.float64), third).to(torch.float32)
+
+
+def _powf_cbrt_scalar(x: float) -> np.float32:
+    third = float(np.float32(1.0) / np.float32(3.0))
+    return np.float32(math.pow(float(np.float32(x)), third))
+
+
+def _dwt_index(n: int, device: torch.device) -> torch.Tensor:
+    """libvmaf's ``dwt2_src_indices_filt``: (4, ceil(n/2)) source indices per output sample."""
+    half = (n + 1) // 2
+    base = 2 * torch.arange(half, dtype=torch.int64)
+    idx = torch.stack([base - 1, base, base + 1, base + 2])
+    idx[:, 0] = torch.tensor([1, 0, 1, 2])
+    idx = torch.where(idx >= n, 2 * n - idx - 1, idx)
+    return idx.to(device)
+
+
+def _taps(x: torch.Tensor, idx: torch.Tensor, dim: int) -> list[torch.Tensor]:
+    return [x.index_select(dim, idx[k]) for k in range(4)]
+
+
+def _fir(taps: list[torch.Tensor], coeffs: tuple[int, ...]) -> torch.Tensor:
+    out = taps[0] * coeffs[0]
+    for t, c in zip(taps[1:], coeffs[1:], strict=True):
+        out = out + t * c
+    return out
+
+
+def _dwt(
+    x: torch.Tensor, vp: tuple[int, int, int], hp: tuple[int, int], width: int,
+    *, simd_tail: int = 0,
+) -> tuple[torch.Tensor, ...]:
+    """One DWT level on (N, H, W) int64: ``vp = (offset_lo, add, shift)``, ``hp = (add, shift)``.
+
+    Returns (a, v, h, d) wrapped to ``width`` bits as libvmaf stores them. ``simd_tail`` (16
+    for AVX2, 64 for AVX-512, 0 for C) replays libvmaf's SIMD high-bit-depth scale-0 DWT
+    (``adm_dwt2_16_avx2``/``_avx512``): when ``ceil(w/2) - 1`` is a multiple of it, the vector
+    horizontal loop also computes the last output column, with unmirrored taps that run past
+    the low-pass row into the high-pass row stored right after it. Only the low-pass row's
+    outputs ``a``/``v`` are reproducible (the high-pass ones read past the buffer; they are
+    left mirrored as in libvmaf's C code, and never reach the score for bands >= 25 wide).
+    """
+    _, h, w = x.shape
+    iy = _dwt_index(h, x.device)
+    ix = _dwt_index(w, x.device)
+    rows = _taps(x, iy, 1)
+    off, add_v, sh_v = vp
+    lo = _wrap((_fir(rows, _LO) - off + add_v) >> sh_v, width)
+    hi = _wrap((_fir(rows, _HI) + add_v) >> sh_v, width)
+    add_h, sh_h = hp
+    lo_c = _taps(lo, ix, 2)
+    hi_c = _taps(hi, ix, 2)
+    a = _wrap((_fir(lo_c, _LO) + add_h) >> sh_h, width)
+    v = _wrap((_fir(lo_c, _HI) + add_h) >> sh_h, width)
+    hh = _wrap((_fir(hi_c, _LO) + add_h) >> sh_h, width)
+    d = _wrap((_fir(hi_c, _HI) + add_h) >> sh_h, width)
+    half = (w + 1) // 2
+    if simd_tail and half > 1 and (half - 1) % simd_tail == 0:
+        j = half - 1
+        cat = torch.cat([lo, hi], dim=2)  # tmphi follows tmplo in libvmaf's scratch buffer
+        taps = [cat[:, :, 2 * j - 1 + k] for k in range(4)]
+        a[:, :, j] = _wrap((_fir(taps, _LO) + add_h) >> sh_h, width)
+        v[:, :, j] = _wrap((_fir(taps, _HI) + add_h) >> sh_h, width)
+    return a, v, hh, d
+
+
+def _bitlen(x: torch.Tensor) -> torch.Tensor:
+    """Bit length of non-negative int64 values below 2^53."""
+    return torch.frexp(x.to(torch.float64))[1].to(torch.int64)
+
+
+def _decouple(
+    o: tuple[torch.Tensor, ...], t: tuple[torch.Tensor, ...], gain: float, width: int
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Restored and additive (h, v, d) bands; ``o``/``t`` are reference/distorted (h, v, d)."""
+    oh, ov, _ = o
+    th, tv, _ = t
+    cos_1deg_sq = float(np.float32(math.cos(math.pi / 180.0) * math.cos(math.pi / 180.0)))
+    # (float)x / 4096.0: int64 -> float, then double arithmetic.
+    dp = _i64_to_f32(oh * th + ov * tv).to(torch.float64) / 4096.0
+    om = _i64_to_f32(oh * oh + ov * ov).to(torch.float64) / 4096.0
+    tm = _i64_to_f32(th * th + tv * tv).to(torch.float64) / 4096.0
+    angle = (dp >= 0) & (dp * dp >= cos_1deg_sq * om * tm)
+
+    rst_out, add_out = [], []
+    for ob, tb in zip(o, t, strict=True):
+        mag = ob.abs()
+        # Reciprocal table 2^30 // m for m <= 32768; larger |o| is first rounded to 15 bits.
+        shift = (_bitlen(mag) - 15).clamp_min(0)
+        m = torch.where(shift > 0, (mag + ((1 << shift) >> 1)) >> shift, mag)
+        recip = (1 << 30) // m.clamp_min(1)
+        sgn = torch.where(ob < 0, -1, 1)
+        tmp = (recip * tb * sgn + (1 << (14 + shift))) >> (15 + shift)
+        k = torch.where(ob == 0, 32768, tmp.clamp(0, 32768))
+        rst = (k * ob + 16384) >> 15
+        live = angle & (k > 0)
+        if gain == 1.0:
+            boosted = rst
+            up = torch.minimum(boosted, tb)
+            down = torch.maximum(boosted, tb)
+        else:
+            boosted_f = rst.to(torch.float64) * gain
+            tf = tb.to(torch.float64)
+            up = torch.where(boosted_f < tf, boosted_f, tf).trunc().to(torch.int64)
+            down = torch.where(boosted_f > tf, boosted_f, tf).trunc().to(torch.int64)
+        rst = torch.where(live & (ob > 0), up, rst)
+        rst = torch.where(live & (ob < 0), down, rst)
+        rst_out.append(_wrap(rst, width))
+        add_out.append(_wrap(tb - rst, width))
+    return rst_out, add_out
+
+
+def _neighbour_index(n: int, lo: int, hi: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Indices i-1, i, i+1 for i in [lo, hi): -1 reads 1, n reads n-1 (libvmaf's CM borders)."""
+    i = torch.arange(lo, hi, dtype=torch.int64)
+    up = torch.where(i == 0, torch.ones_like(i), i - 1)
+    dn = torch.where(i == n - 1, i, i + 1)
+    return up.to(device), i.to(device), dn.to(device)
+
+
+def _box_neighbours(f: torch.Tensor, ry: tuple[torch.Tensor, ...], rx: tuple[torch.Tensor, ...]
+                    ) -> torch.Tensor:
+    """Sum of the 3x3 neighbourhood (centre included) of (N, H, W) ``f`` over the ROI."""
+    col = f.index_select(1, ry[0]) + f.index_select(1, ry[1]) + f.index_select(1, ry[2])
+    return col.index_select(2, rx[0]) + col.index_select(2, rx[1]) + col.index_select(2, rx[2])
+
+
+def _row_round_sum(val: torch.Tensor, shift: int) -> torch.Tensor:
+    """libvmaf's per-row ``(row_sum + 2^(shift-1)) >> shift`` summed over rows: (N,)."""
+    inner = val.sum(-1)
+    add = (1 << (shift - 1)) if shift > 0 else 0
+    return ((inner + add) >> shift).sum(-1)
+
+
+def _f32_sum3(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    return (a + b) + c  # float32 tensors: libvmaf's h + v + d in float
+
+
+# --------------------------------------------------------------------------- per-scale parts
+
+
+def _den_scale(ref_bands: tuple[torch.Tensor, ...], scale: int, opts: IntegerAdmOptions
+               ) -> torch.Tensor:
+    """adm_csf_den_scale / adm_csf_den_s123: the reference's CSF cube-norm + noise term."""
+    _, h, w = ref_bands[0].shape
+    top, bottom = _roi(h)
+    left, right = _roi(w)
+    area = (bottom - top) * (right - left)
+    f1, f2 = csf_factors(scale, opts)
+    outs = []
+    for band, rf in zip(ref_bands, (f1, f1, f2), strict=True):
+        x = band[:, top:bottom, left:right].abs()
+        if scale == 0:
+            sh_acc = max(math.ceil(math.log2(area) - 20), 0)
+            acc = _row_round_sum(x * x * x, sh_acc)
+            exp = 18 - sh_acc
+        else:
+            sq = (31, 30, 31)[scale - 1]
+            cub = _ceil_log2(right - left)
+            add_cub = (1 << (cub - 1)) if cub > 0 else 0
+            val = ((((x * x + (1 << sq)) >> sq) * x) + add_cub) >> cub
+            sh_acc = _ceil_log2(bottom - top)
+            acc = _row_round_sum(val, sh_acc)
+            exp = (32, 27, 23)[scale - 1] - sh_acc - cub
+        if exp < 0:  # unsigned wrap in libvmaf: pow(2, ~2^32) = inf, the sum becomes 0
+            csf = torch.zeros_like(acc, dtype=torch.float64)
+        else:
+            csf = (acc.to(torch.float64) / 2.0**exp) * math.pow(float(rf), 3)
+        outs.append(_powf_cbrt(csf.to(torch.float32)))
+    noise = torch.tensor(float(_powf_cbrt_scalar(area * opts.noise_weight)), dtype=torch.float32,
+                         device=outs[0].device)
+    return _f32_sum3(outs[0] + noise, outs[1] + noise, outs[2] + noise)
+
+
+def _csf(src: list[torch.Tensor], scale: int, opts: IntegerAdmOptions
+         ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """adm_csf / i4_adm_csf: CSF-weighted bands and their |.|/30 masking weights."""
+    dst, flt = [], []
+    if scale == 0:
+        rf = _scale0_rfactor(opts)
+        shifts = (15, 15, 17)
+        adds = (16384, 16384, 65535)  # sic: 65535 for the diagonal
+        for b, r, s, a in zip(src, rf, shifts, adds, strict=True):
+            d = _wrap((r * b + a) >> s, 16)
+            dst.append(d)
+            flt.append(_wrap((_I16_ONE_BY_30 * d.abs() + 2048) >> 12, 16))
+    else:
+        rf = _s123_rfactor(scale, opts)
+        for b, r in zip(src, rf, strict=True):
+            d = _wrap((r * b + (1 << 27)) >> 28, 32)
+            dst.append(d)
+            flt.append(_wrap((_I32_ONE_BY_30 * d.abs() + _I32_FLT_ADD) >> 32, 32))
+    return dst, flt
+
+
+def _cm(src: list[torch.Tensor], csf_a: list[torch.Tensor], csf_f: list[torch.Tensor],
+        scale: int, opts: IntegerAdmOptions, noise_weight: float) -> torch.Tensor:
+    """adm_cm / i4_adm_cm: masked cube-norm of ``src`` (restored or additive bands)."""
+    _, h, w = src[0].shape
+    top, bottom = _roi(h)
+    left, right = _roi(w)
+    area = (bottom - top) * (right - left)
+    dev = src[0].device
+    ry = _neighbour_index(h, top, bottom, dev)
+    rx = _neighbour_index(w, left, right, dev)
+
+    # Threshold: per orientation, the 8 neighbours' |csf|/30 plus the centre's |csf|/15.
+    f_all = csf_f[0] + csf_f[1] + csf_f[2]
+    if scale == 0:
+        centre = [_wrap((_I16_ONE_BY_15 * c.abs() + 2048) >> 12, 16) for c in csf_a]
+    else:
+        centre = [_wrap((_I32_ONE_BY_15 * c.abs() + _I32_FLT_ADD) >> 32, 32) for c in csf_a]
+    roi = (slice(None), slice(top, bottom), slice(left, right))
+    thr = (_box_neighbours(f_all, ry, rx) - f_all[roi]
+           + centre[0][roi] + centre[1][roi] + centre[2][roi])
+
+    sh_inner = _ceil_log2(h)
+    outs = []
+    if scale == 0:
+        rf = _scale0_rfactor(opts)
+        lw = math.log2(w)
+        params = (  # (sub shift, square shift, cube shift, final exponent)
+            (10, 29, math.ceil(lw - 4), 52),
+            (10, 29, math.ceil(lw - 4), 52),
+            (12, 30, math.ceil(lw - 3), 57),
+        )
+        for b, r, (sub, sq, cub, fin) in zip(src, rf, params, strict=True):
+            x = b[roi] * r
+            x = (x.abs() - (thr << sub)).clamp_min(0)
+            x_sq = _wrap((x * x + (1 << (sq - 1))) >> sq, 32)
+            add_cub = (1 << (cub - 1)) if cub > 0 else 0
+            acc = _row_round_sum((x_sq * x + add_cub) >> cub, sh_inner)
+            f = (acc.to(torch.float64) / 2.0 ** (fin - cub - sh_inner)).to(torch.float32)
+            outs.append(_powf_cbrt(f))
+    else:
+        rf = _s123_rfactor(scale, opts)
+        cub = _ceil_log2(w)
+        add_cub = (1 << (cub - 1)) if cub > 0 else 0
+        exp = (45, 39, 36)[scale - 1] - cub - sh_inner
+        for b, r in zip(src, rf, strict=True):
+            x = _wrap((b[roi] * r + (1 << 27)) >> 28, 32)
+            x = (x.abs() - thr).clamp_min(0)
+            x_sq = _wrap((x * x + (1 << 29)) >> 30, 32)
+            acc = _row_round_sum((x_sq * x + add_cub) >> cub, sh_inner)
+            if exp < 0:  # unsigned wrap in libvmaf: divided by inf
+                f = torch.zeros_like(acc, dtype=torch.float32)
+            else:
+                f = (acc.to(torch.float64) / float(np.float32(2.0**exp))).to(torch.float32)
+            outs.append(_powf_cbrt(f))
+    noise = torch.tensor(float(_powf_cbrt_scalar(area * noise_weight)), dtype=torch.float32,
+                         device=dev)
+    return _f32_sum3(outs[0] + noise, outs[1] + noise, outs[2] + noise)
+
+
+# --------------------------------------------------------------------------- entry point
+
+# Block width of libvmaf's vectorised high-bit-depth DWT loop, whose last block can overrun.
+_SIMD_TAIL = {"c": 0, "avx2": 16, "avx512": 64}
+_AVX512_FLAGS = ("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl")
+
+
+@functools.cache
+def libvmaf_simd() -> str:
+    """The x86 code path libvmaf selects on this CPU: ``avx512``, ``avx2`` or ``c``.
+
+    libvmaf (built with AVX-512 support, as the packaged ffmpeg is) uses its AVX-512 ADM when
+    the CPU has AVX-512 F/CD/BW/DQ/VL, else AVX2 when present. Read from /proc/cpuinfo; other
+    systems get ``c`` (libvmaf's ARM build uses the C code for 16-bit input too).
+    """
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    if all(f in flags for f in _AVX512_FLAGS):
+                        return "avx512"
+                    return "avx2" if "avx2" in flags else "c"
+    except OSError:
+        pass
+    return "c"
+
+
+
+def check_size(width: int, height: int) -> None:
+    """Raise ValueError for frames smaller than libvmaf's integer ADM can process."""
+    if width < MIN_SIZE or height < MIN_SIZE:
+        raise ValueError(f"integer ADM needs frames of at least {MIN_SIZE}x{MIN_SIZE} "
+                         f"(got {width}x{height})")
+
+
+@torch.no_grad()
+def integer_adm(
+    ref: torch.Tensor, dis: torch.Tensor, bit_depth: int, opts: IntegerAdmOptions | None = None,
+    *, simd: str | None = None,
+) -> dict[str, torch.Tensor]:
+    """libvmaf's integer ADM of (N, H, W) integer-valued luma frames, per frame (float64).
+
+    Keys are libvmaf's printed names: ``integer_adm2``, ``integer_adm_scale0..3``,
+    ``integer_aim`` and ``integer_adm3`` (and the debug ``integer_adm_num``/``_den`` and
+    per-scale ``integer_adm_num_scaleK``/``integer_adm_den_scaleK``). ``integer_aim`` and
+    ``integer_adm3`` are absent with ``skip_aim``. ``simd`` names the libvmaf code path to
+    reproduce where its SIMD code differs from its C code: ``"avx2"``, ``"avx512"`` or ``"c"``;
+    ``None`` (default) picks what libvmaf itself picks on this CPU (:func:`libvmaf_simd`).
+    """
+    simd = simd or libvmaf_simd()
+    if simd not in _SIMD_TAIL:
+        raise ValueError(f"simd must be one of {sorted(_SIMD_TAIL)}, got {simd!r}")
+    opts = opts or IntegerAdmOptions()
+    opts.validate()
+    if ref.shape != dis.shape or ref.dim() != 3:
+        raise ValueError(f"expected two (N, H, W) tensors of one shape, got {tuple(ref.shape)} "
+                         f"and {tuple(dis.shape)}")
+    if not 8 <= bit_depth <= 16:
+        raise ValueError(f"bit depth must be 8..16, got {bit_depth}")
+    n, h, w = ref.shape
+    check_size(w, h)
+    if ref.is_floating_point() or dis.is_floating_point():
+        ref, dis = ref.round(), dis.round()
+    r = ref.to(torch.int64)
+    d = dis.to(torch.int64)
+    dev = r.device
+
+    half = 1 << (bit_depth - 1)
+    vp0 = (_LO_SUM * half, half, bit_depth)
+    nums: list[torch.Tensor] = []
+    dens: list[torch.Tensor] = []
+    aims: list[torch.Tensor] = []
+    zero = torch.zeros(n, dtype=torch.float32, device=dev)
+    cur_r, cur_d = r, d
+    for scale in range(4):
+        if scale == 0:
+            tail = _SIMD_TAIL[simd] if bit_depth > 8 else 0
+            rb = _dwt(cur_r, vp0, (32768, 16), 16, simd_tail=tail)
+            db = _dwt(cur_d, vp0, (32768, 16), 16, simd_tail=tail)
+            width = 16
+        else:
+            vp = ((0, 0, 0), (0, 32768, 16), (0, 32768, 16))[scale - 1]
+            hp = ((16384, 15), (32768, 16), (16384, 15))[scale - 1]
+            rb = _dwt(cur_r, vp, hp, 32)
+            db = _dwt(cur_d, vp, hp, 32)
+            width = 32
+        cur_r, cur_d = rb[0], db[0]
+        if scale == 0 and opts.skip_scale0:
+            nums.append(zero)
+            dens.append(torch.full_like(zero, 1e-10))
+            aims.append(zero)
+            continue
+        o = (rb[2], rb[1], rb[3])  # (h, v, d)
+        t = (db[2], db[1], db[3])
+        rst, add = _decouple(o, t, opts.enhn_gain_limit, width)
+        dens.append(_den_scale(o, scale, opts))
+        csf_a, csf_f = _csf(add, scale, opts)
+        nums.append(_cm(rst, csf_a, csf_f, scale, opts, opts.noise_weight))
+        if not opts.skip_aim:
+            # AIM: the additive part masked by the restored part's CSF (no noise term).
+            csf_r, csf_rf = _csf(rst, scale, opts)
+            aims.append(_cm(add, csf_r, csf_rf, scale, opts, 0.0))
+        else:
+            aims.append(zero)
+
+    num = sum(x.to(torch.float64) for x in nums)
+    den = sum(x.to(torch.float64) for x in dens)
+    aim_num = sum(x.to(torch.float64) for x in aims)
+    assert isinstance(num, torch.Tensor) and isinstance(den, torch.Tensor)
+    assert isinstance(aim_num, torch.Tensor)
+    limit = 1e-10 * (w * h) / (1920.0 * 1080.0)
+    num = torch.where(num < limit, torch.zeros_like(num), num)
+    den = torch.where(den < limit, torch.zeros_like(den), den)
+    safe = torch.where(den == 0, torch.ones_like(den), den)
+    adm2 = torch.where(den == 0, torch.ones_like(num), num / safe)
+    out = {"integer_adm2": adm2}
+    for s in range(4):
+        out[f"integer_adm_scale{s}"] = nums[s].to(torch.float64) / dens[s].to(torch.float64)
+    if not opts.skip_aim:
+        # libvmaf leaves AIM unset when the denominator is 0; report 0 there.
+        aim = torch.where(den == 0, torch.zeros_like(num), aim_num / safe)
+        out["integer_aim"] = aim
+        wgt = opts.dlm_weight
+        out["integer_adm3"] = torch.clamp(adm2 * wgt + (1.0 - aim) * (1.0 - wgt), min=opts.min_val)
+    out["integer_adm_num"] = num
+    out["integer_adm_den"] = den
+    for s in range(4):
+        out[f"integer_adm_num_scale{s}"] = nums[s].to(torch.float64)
+        out[f"integer_adm_den_scale{s}"] = dens[s].to(torch.float64)
+    return out
