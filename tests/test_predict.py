@@ -106,6 +106,26 @@ def test_decode_luma_is_the_exact_y_plane(clip):
     assert np.array_equal(y, ref)
 
 
+def test_decode_luma_reuses_only_buffers_nobody_holds(clip):
+    """Chunk buffers are recycled once the caller dropped every array on them: a streaming
+    caller gets the same frames through a few buffers, and chunks (or single frames) a caller
+    keeps are never overwritten by later chunks."""
+    ref = read_all(clip).y
+    kept_frames = []
+    start = 0
+    for y in decode_luma(clip, width=320, height=180, bit_depth=8, chunk=4, prefetch=1):
+        assert np.array_equal(y, ref[start : start + y.shape[0]])
+        if start % 12 == 0:
+            kept_frames.append((start, y[0]))  # a view that pins this chunk's buffer
+        start += y.shape[0]
+        del y
+    assert start == 60
+    for i, frame in kept_frames:
+        assert np.array_equal(frame, ref[i])
+    chunks = list(decode_luma(clip, width=320, height=180, bit_depth=8, chunk=4, prefetch=1))
+    assert np.array_equal(np.concatenate(chunks), ref)  # every kept chunk intact
+
+
 def test_frame_pass_equals_whole_clip_features_and_shots(clip):
     info = probe_video(clip)
     det = ShotDetector(fps=25.0)
