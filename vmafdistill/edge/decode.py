@@ -16,9 +16,9 @@ import os
 import queue
 import re
 import subprocess
-import sys
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -257,23 +257,27 @@ def _pipe_luma(
             return got
 
         # Chunk buffers handed out before, reused once nothing else holds them: a fresh 16 MB
-        # bytearray per chunk is zero-filled and faulted in page by page (~0.04 s CPU per
-        # 1500 640x360 frames). A buffer the caller still holds (an array it kept, the
-        # previous frame) is never reused; the pool keeps only a few, so a caller that keeps
-        # every chunk (a list of them) holds its own buffers and nothing more.
-        pool: list[bytearray] = []
+        # bytearray per chunk is zero-filled and faulted in page by page (~0.02 s of the
+        # reader's CPU per 1500 640x360 frames). Each pool entry is [buffer, weak reference to
+        # the flat array the consumer made on it]: every array of a chunk, and every view of
+        # one (a kept frame), holds that flat array, so the buffer is free exactly when the
+        # reference is dead. Never while the entry is queued (reference None). The pool keeps
+        # only a few, so a caller that keeps every chunk (a list of them) holds its own
+        # buffers and nothing more.
+        pool: list[list[Any]] = []
         pool_size = max(1, int(prefetch)) + 4
 
-        def take(size: int) -> bytearray:
-            for b in pool:  # not enumerate(): its cached tuple would hold a reference
-                # the references: the pool's, ``b`` and getrefcount's own argument
-                if len(b) == size and sys.getrefcount(b) == 3:
-                    return b
-            b = bytearray(size)
-            pool.append(b)
+        def take(size: int) -> list[Any]:
+            for entry in pool:
+                ref = entry[1]
+                if ref is not None and ref() is None and len(entry[0]) == size:
+                    entry[1] = None
+                    return entry
+            entry = [bytearray(size), None]
+            pool.append(entry)
             if len(pool) > pool_size:
-                del pool[0]  # whoever still holds it keeps it alive
-            return b
+                del pool[0]  # whoever still holds its arrays keeps it alive
+            return entry
 
         def reader() -> None:  # readinto releases the GIL: decoding overlaps the caller
             try:
@@ -282,11 +286,10 @@ def _pipe_luma(
                     left = frames
                     while left is None or left > 0:
                         n = per_chunk if left is None else min(per_chunk, left)
-                        buf = take(n * frame_bytes)
-                        got = read_into(buf)
+                        entry = take(n * frame_bytes)
+                        got = read_into(entry[0])
                         if got:
-                            q.put((run, buf, got))
-                        del buf  # the queue, then the caller's arrays, hold it now
+                            q.put((run, entry, got))
                         if got < n * frame_bytes:
                             if left is not None:
                                 short.append(f"the decoder stopped inside picture run {run + 1}"
@@ -312,16 +315,17 @@ def _pipe_luma(
                     break
                 if isinstance(item, BaseException):
                     raise item
-                run, buf, got = item
-                item = None  # from here on only the chunk's arrays hold its buffer (take())
+                run, entry, got = item
                 _frames, w, h, frame_bytes = plan[run]
                 if got % frame_bytes:
                     raise VideoInputError(f"{p}: decoder output ended inside a frame")
                 n = got // frame_bytes
-                arr = np.frombuffer(buf, dtype=dtype, count=n * w * h).reshape(n, h, w).astype(
+                flat = np.frombuffer(entry[0], dtype=dtype, count=n * w * h)
+                entry[1] = weakref.ref(flat)  # the buffer is free once this array is gone
+                arr = flat.reshape(n, h, w).astype(
                     np.uint8 if bit_depth <= 8 else np.uint16, copy=bit_depth > 8
                 )
-                buf = None
+                item = entry = flat = None  # only the caller's arrays may keep it alive now
                 produced = True
                 yield run, arr
                 arr = None

@@ -161,13 +161,14 @@ class Predictor:
         """VMAF for each row of ``x`` ((N, F) or (F,) raw features in card order) as float32.
 
         A C-contiguous float32 ndarray of the right width takes a fast path: one row through
-        the graph compiled to Python float code (:mod:`.scalar_graph`, ~4 µs: onnxruntime
+        the graph compiled to Python float code (:mod:`.scalar_graph`, 3-4 µs: onnxruntime
         spends ~0.6 µs per node on one row) or, for a graph that does not compile, a
         preallocated onnxruntime I/O binding (:class:`_SingleRowBinding`); more rows through
         the session's own run without the Python wrapper's per-call checks. Anything else is
         converted and checked first. The compiled graph is kept only where it reproduces
-        onnxruntime's bits (checked at load) and every other path runs the same onnxruntime
-        graph on the same float32 values, so the outputs are the same bits.
+        onnxruntime's bits (checked when the first single row comes, ~7 ms once) and every
+        other path runs the same onnxruntime graph on the same float32 values, so the outputs
+        are the same bits.
         """
         if type(x) is np.ndarray and x.dtype is _F32 and x.flags.c_contiguous:
             shape = x.shape

@@ -250,7 +250,8 @@ def parse_graph(data: bytes) -> _Graph:
 @dataclass
 class _Sym:
     """A runtime tensor: an object array of Python expressions (variable names or literals)
-    with the tensor's static shape, and its kind: "f" (float64 values), "b" (bool)."""
+    with the tensor's static shape, and its kind: "f" (float64 values), "f32" (float32 values,
+    exact as Python floats, not to be computed on), "b" (bool)."""
 
     expr: np.ndarray
     kind: str
@@ -315,7 +316,7 @@ _GLOBALS: dict[str, Any] = {"_nan": math.nan, "_inf": math.inf, "_log": math.log
 _UNARY: dict[str, str] = {
     "Neg": "(-{a})",
     "Abs": "_abs({a})",
-    "Sign": "(1.0 if {a} > 0.0 else (-1.0 if {a} < 0.0 else {a}))",
+    "Sign": "(1.0 if {a} > 0.0 else (-1.0 if {a} < 0.0 else 0.0))",  # Eigen's: NaN -> 0
     "Log": "(_log({a}) if {a} > 0.0 else _log_edge({a}))",
     "Exp": "_exp({a})",
     "Sqrt": "(_sqrt({a}) if {a} >= 0.0 else _nan)",
@@ -347,7 +348,10 @@ class _Compiler:
         if elem not in (_FLOAT, _DOUBLE):
             raise UnsupportedGraphError("input is not float")
         self.input_args = [f"x{i}" for i in range(width)]
-        self.values[name] = _Sym(np.array(self.input_args, dtype=object).reshape(1, width), "f")
+        # float32 values are exact doubles, but arithmetic on them must wait for a Cast to
+        # double: onnxruntime would round every float32 operation
+        self.values[name] = _Sym(np.array(self.input_args, dtype=object).reshape(1, width),
+                                 "f" if elem == _DOUBLE else "f32")
 
     def emit(self, expr: str) -> str:
         """A new local variable holding ``expr``."""
@@ -382,7 +386,7 @@ class _Compiler:
         if out_elem != _FLOAT:
             raise UnsupportedGraphError("output is not float32")
         out = self.sym(out.astype(np.float64) if isinstance(out, np.ndarray) else out)
-        if out.kind != "f" or out.expr.size != 1:
+        if out.kind not in ("f", "f32") or out.expr.size != 1:
             raise UnsupportedGraphError("output is not one value per row")
         return "\n".join(self.lines), [str(e) for e in out.expr.ravel()]
 
@@ -476,8 +480,8 @@ class _Compiler:
         if op == "Cast":
             x = self.sym(ins[0])
             to = int(a.get("to", 0))
-            if to == _DOUBLE and x.kind == "f":
-                return [x]  # float32 inputs are exact doubles; double -> double is a no-op
+            if to == _DOUBLE and x.kind in ("f", "f32"):
+                return [_Sym(x.expr, "f")]  # float32 values are exact doubles
             if to == _DOUBLE and x.kind == "b":
                 return [self.map1(x, "(1.0 if {a} else 0.0)", "f")]
             if to == _FLOAT and node.outputs[0] == self.g.outputs[0][0]:

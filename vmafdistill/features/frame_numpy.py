@@ -343,7 +343,12 @@ def _frame_pass(
     s2[:, w - 2 :] = 0  # the wrap-around entries
     sobel_sq = _isum(s2, 32 * maxv * maxv)
     edges = int(np.count_nonzero(np.greater(s, thr_sq, out=ws.mask)))  # thr_sq >= 0: 0 is no edge
-    sobel = float(np.sqrt(s, out=ws.f64, dtype=np.float64).sum())
+    # Widen first, then an in-place float64 sqrt: the same correctly rounded roots of the same
+    # exactly converted integers as np.sqrt(s, dtype=float64), whose cast inside the ufunc
+    # is slower (best of 30 x 20 calls at 640x360: 0.49 ms instead of 0.65 ms).
+    roots = ws.f64[: s.shape[0]]
+    np.copyto(roots, s)
+    sobel = float(np.sqrt(roots, out=roots).sum())
 
     # 4-neighbour Laplacian at grid entry k (pixel p = k+W+1) as the sum of the two second
     # differences: (V[p] - V[p-W]) + (A[p] - A[p-1]).
