@@ -94,6 +94,22 @@ def plot_rows(rows: list[dict], thresholds: list[float], title: str, out: Path) 
     plt.close(fig)
 
 
+def guard_table(rows: list[dict], green: float) -> list[str]:
+    """The release-guard view: of the shots a band calls green, how many the teacher scores
+    below the green threshold (false greens: a bad encode passes), by prediction and by the
+    interval's lower end (``bands.basis: lower``), and how many truly green shots each keeps."""
+    truly = sum(r["teacher"] >= green for r in rows)
+    out = ["| band basis | shots green | false greens (teacher < green) | true greens kept |",
+           "|---|---:|---:|---:|"]
+    for basis, key in (("pred", "band"), ("lower (guard)", "guard_band")):
+        called = [r for r in rows if r[key] == "green"]
+        false = sum(r["teacher"] < green for r in called)
+        kept = sum(r["teacher"] >= green for r in called)
+        out.append(f"| {basis} | {len(called)} | {false} ({false / max(len(called), 1):.0%}) "
+                   f"| {kept} of {truly} |")
+    return out
+
+
 def group_table(rows: list[dict], title: str, key: Callable[[dict], str]) -> list[str]:
     """Markdown rows per group: count, mean teacher and predicted VMAF, MAE, the signed error
     (predicted - teacher; > 0 reads high: the dangerous direction for a guard) and coverage."""
@@ -164,6 +180,9 @@ def main() -> int:
     samples = report.samples
     pred = Predictor(args.model)
     rules = merge_rules(DEFAULT_RULES, pred.card.get("tokens"))
+    # the teacher's band reads the score itself; the guard band reads the interval's lower end
+    pred_rules = merge_rules(rules, {"bands": {"basis": "pred"}})
+    guard_rules = merge_rules(rules, {"bands": {"basis": "lower"}})
     rows = []
     for enc in cached_encodes(cfg):
         source, rung = enc.source, enc.rung
@@ -181,7 +200,8 @@ def main() -> int:
                          "shot": int(rec["shot"]),
                          "teacher": float(t["vmaf"]), "pred": float(rec["pred_vmaf"]),
                          "lo": lo, "hi": hi, "band": rec["band"],
-                         "teacher_band": band_of(float(t["vmaf"]), rules)})
+                         "teacher_band": band_of(float(t["vmaf"]), pred_rules),
+                         "guard_band": band_of(float(rec["pred_vmaf"]), guard_rules, lo)})
         if len(rep.records) != len(truth):
             print(f"note: {source['source_id']} {rung.label(W, H)}: edge found "
                   f"{len(rep.records)} shots, "
@@ -203,11 +223,14 @@ def main() -> int:
         f"ladder `{args.ladder}`, labels: libvmaf float ({samples['teacher_version'].iloc[0]}), "
         f"student `{Path(args.model).name}` (trained on corpus {card['corpus'].get('name')}).",
         "",
-        "| shots x variants | MAE | max abs err | PLCC | interval coverage (nominal) "
-        "| band agreement |",
-        "|---:|---:|---:|---:|---:|---:|",
-        f"| {len(rows)} | {mae:.2f} | {np.max(np.abs(p - y)):.2f} | {plcc:.3f} | "
-        f"{cover:.1%} ({1 - float(card['conformal'].get('alpha') or 0.1):.0%}) | {bands:.1%} |",
+        "| shots x variants | MAE | signed error | max abs err | PLCC "
+        "| interval coverage (nominal) | band agreement |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {len(rows)} | {mae:.2f} | {np.mean(p - y):+.2f} | {np.max(np.abs(p - y)):.2f} | "
+        f"{plcc:.3f} | {cover:.1%} ({1 - float(card['conformal'].get('alpha') or 0.1):.0%}) "
+        f"| {bands:.1%} |",
+        "",
+        *guard_table(rows, float(rules["bands"]["green"])),
         "",
     ]
     lines += group_table(rows, "source", lambda r: r["source"])

@@ -87,5 +87,5 @@ def test_rgb_to_yuv420_matches_bt601_limited_range() -> None:
 def test_unknown_kind_and_missing_photo_are_named(tmp_path: Path) -> None:
     with pytest.raises(VideoInputError, match="unknown kind 'anime'"):
         film_kind_source(replace(_tiny("cartoon"), kind="anime"), tmp_path / "x.mp4")
-    with pytest.raises(VideoInputError, match="nope.png"):
+    with pytest.raises(VideoInputError, match=r"nope\.png"):
         film_kind_source(_tiny("grain", photo=str(tmp_path / "nope.png")), tmp_path / "y.mp4")
