@@ -76,7 +76,9 @@ def plot_rows(rows: list[dict], thresholds: list[float], title: str, out: Path) 
         part = [r for r in rows if r["variant"].split("_")[0] == codec]
         t = np.array([r["teacher"] for r in part])
         pr = np.array([r["pred"] for r in part])
-        err = np.array([[r["pred"] - r["lo"] for r in part], [r["hi"] - r["pred"] for r in part]])
+        # a bounded student may predict a little below 0, under its interval's clipped end
+        err = np.clip(np.array([[r["pred"] - r["lo"] for r in part],
+                                [r["hi"] - r["pred"] for r in part]]), 0.0, None)
         ax.errorbar(t, pr, yerr=err, fmt="o", ms=3, lw=0.5, alpha=0.7, label=codec)
     for th in thresholds:
         ax.axhline(th, color="0.6", lw=0.6, ls=":")
