@@ -9,6 +9,11 @@ agreement.
 
     python scripts/eval_unseen.py [--model checkpoints/vmafdistill_default.onnx] [--ladder wide]
         [--workers 2] [--markdown docs/results-unseen.md] [--noise 8] [--plot unseen.png]
+
+``--kinds`` scores the held-out content kinds of ``conf/sources/kinds.yaml`` instead (cartoon,
+static camera, hand-held on these photographs, and screen content, a kind no corpus trains on),
+with the signed error (predicted - teacher) per source and per codec x resolution: a student
+that reads high on one kind of content turns a bad encode green.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +76,9 @@ def plot_rows(rows: list[dict], thresholds: list[float], title: str, out: Path) 
         part = [r for r in rows if r["variant"].split("_")[0] == codec]
         t = np.array([r["teacher"] for r in part])
         pr = np.array([r["pred"] for r in part])
-        err = np.array([[r["pred"] - r["lo"] for r in part], [r["hi"] - r["pred"] for r in part]])
+        # a bounded student may predict a little below 0, under its interval's clipped end
+        err = np.clip(np.array([[r["pred"] - r["lo"] for r in part],
+                                [r["hi"] - r["pred"] for r in part]]), 0.0, None)
         ax.errorbar(t, pr, yerr=err, fmt="o", ms=3, lw=0.5, alpha=0.7, label=codec)
     for th in thresholds:
         ax.axhline(th, color="0.6", lw=0.6, ls=":")
@@ -88,6 +96,39 @@ def plot_rows(rows: list[dict], thresholds: list[float], title: str, out: Path) 
     plt.close(fig)
 
 
+def guard_table(rows: list[dict], green: float) -> list[str]:
+    """The release-guard view: of the shots a band calls green, how many the teacher scores
+    below the green threshold (false greens: a bad encode passes), by prediction and by the
+    interval's lower end (``bands.basis: lower``), and how many truly green shots each keeps."""
+    truly = sum(r["teacher"] >= green for r in rows)
+    out = ["| band basis | shots green | false greens (teacher < green) | true greens kept |",
+           "|---|---:|---:|---:|"]
+    for basis, key in (("pred", "band"), ("lower (guard)", "guard_band")):
+        called = [r for r in rows if r[key] == "green"]
+        false = sum(r["teacher"] < green for r in called)
+        kept = sum(r["teacher"] >= green for r in called)
+        out.append(f"| {basis} | {len(called)} | {false} ({false / max(len(called), 1):.0%}) "
+                   f"| {kept} of {truly} |")
+    return out
+
+
+def group_table(rows: list[dict], title: str, key: Callable[[dict], str]) -> list[str]:
+    """Markdown rows per group: count, mean teacher and predicted VMAF, MAE, the signed error
+    (predicted - teacher; > 0 reads high: the dangerous direction for a guard) and coverage."""
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        by.setdefault(key(r), []).append(r)
+    out = ["", f"| {title} | n | teacher VMAF (mean) | predicted (mean) | MAE | signed error "
+                "| interval coverage |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for g, rs in sorted(by.items()):
+        t = np.array([r["teacher"] for r in rs])
+        q = np.array([r["pred"] for r in rs])
+        cov = np.mean([r["lo"] <= r["teacher"] <= r["hi"] for r in rs])
+        out.append(f"| {g} | {len(rs)} | {t.mean():.2f} | {q.mean():.2f} | "
+                   f"{np.abs(q - t).mean():.2f} | {(q - t).mean():+.2f} | {cov:.0%} |")
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--model", default=str(REPO / "checkpoints" / "vmafdistill_default.onnx"))
@@ -96,6 +137,8 @@ def main() -> int:
     ap.add_argument("--noise", type=int, default=0,
                     help="film the unseen clip with camera-like temporal noise of this strength "
                          "(ffmpeg `noise` filter; 0: clean)")
+    ap.add_argument("--kinds", action="store_true",
+                    help="score the held-out content kinds (conf/sources/kinds.yaml `heldout`)")
     ap.add_argument("--cache", default=str(REPO / ".cache"))
     ap.add_argument("--markdown", help="also write the table as markdown here")
     ap.add_argument("--json", help="also write per-shot rows as JSON here")
@@ -113,10 +156,17 @@ def main() -> int:
     from vmafdistill.edge.tokens import DEFAULT_RULES, band_of, merge_rules
 
     cache = Path(args.cache)
-    src = make_source(cache, args.noise)
-    name = "unseen" if args.ladder == "wide" else "unseen_" + args.ladder
-    if args.noise:
-        name += f"_noise{args.noise}"
+    if args.kinds:
+        sys.path.insert(0, str(REPO / "scripts"))
+        from make_kind_sources import make_sources as make_kind_sources
+
+        src = make_kind_sources(cache / "unseen_kinds", "heldout")[0]
+        name = "unseen_kinds" + ("" if args.ladder == "wide" else "_" + args.ladder)
+    else:
+        src = make_source(cache, args.noise)
+        name = "unseen" if args.ladder == "wide" else "unseen_" + args.ladder
+        if args.noise:
+            name += f"_noise{args.noise}"
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = OmegaConf.to_container(compose("corpus", overrides=[
             # one corpus directory per ladder, so `--ladder wide_all` does not replace the tables
@@ -132,24 +182,31 @@ def main() -> int:
     samples = report.samples
     pred = Predictor(args.model)
     rules = merge_rules(DEFAULT_RULES, pred.card.get("tokens"))
+    # the teacher's band reads the score itself; the guard band reads the interval's lower end
+    pred_rules = merge_rules(rules, {"bands": {"basis": "pred"}})
+    guard_rules = merge_rules(rules, {"bands": {"basis": "lower"}})
     rows = []
-    for enc in cached_encodes(cfg):  # one source: the panned photographs
+    for enc in cached_encodes(cfg):
         source, rung = enc.source, enc.rung
         rep = analyze_video(enc.path, pred, rules=rules,
                             ref_size=(source["width"], source["height"]))
-        truth = samples[samples["rung_index"] == enc.rung_index].set_index("start_frame")
+        truth = samples[(samples["rung_index"] == enc.rung_index)
+                        & (samples["source_id"] == source["source_id"])].set_index("start_frame")
         for rec in rep.records:
             start = round(rec["start"] * source["fps"])
             if start not in truth.index or rec.get("pred_vmaf") is None:
                 continue
             t = truth.loc[start]
             lo, hi = rec["interval"]
-            rows.append({"variant": t["variant_id"], "shot": int(rec["shot"]),
+            rows.append({"source": source["source_id"], "variant": t["variant_id"],
+                         "shot": int(rec["shot"]),
                          "teacher": float(t["vmaf"]), "pred": float(rec["pred_vmaf"]),
                          "lo": lo, "hi": hi, "band": rec["band"],
-                         "teacher_band": band_of(float(t["vmaf"]), rules)})
+                         "teacher_band": band_of(float(t["vmaf"]), pred_rules),
+                         "guard_band": band_of(float(rec["pred_vmaf"]), guard_rules, lo)})
         if len(rep.records) != len(truth):
-            print(f"note: {rung.label(W, H)}: edge found {len(rep.records)} shots, "
+            print(f"note: {source['source_id']} {rung.label(W, H)}: edge found "
+                  f"{len(rep.records)} shots, "
                   f"corpus {len(truth)}")
     y = np.array([r["teacher"] for r in rows])
     p = np.array([r["pred"] for r in rows])
@@ -158,29 +215,31 @@ def main() -> int:
     mae = float(np.mean(np.abs(p - y)))
     plcc = float(np.corrcoef(p, y)[0, 1])
     card = pred.card
+    what = ("held-out content kinds (conf/sources/kinds.yaml: "
+            + ", ".join(sorted({r["source"] for r in rows})) + f"; 3 shots each, {W}x{H} {FPS} fps)"
+            if args.kinds else
+            f"{src.name}: 3 photographs panned, 2 hard cuts, {W}x{H} {FPS} fps"
+            f"{f', camera noise strength {args.noise}' if args.noise else ''}")
     lines = [
-        f"Unseen content ({src.name}: 3 photographs panned, 2 hard cuts, {W}x{H} {FPS} fps"
-        f"{f', camera noise strength {args.noise}' if args.noise else ''}), "
+        f"Unseen content ({what}), "
         f"ladder `{args.ladder}`, labels: libvmaf float ({samples['teacher_version'].iloc[0]}), "
         f"student `{Path(args.model).name}` (trained on corpus {card['corpus'].get('name')}).",
         "",
-        "| shots x variants | MAE | max abs err | PLCC | interval coverage (nominal) "
-        "| band agreement |",
-        "|---:|---:|---:|---:|---:|---:|",
-        f"| {len(rows)} | {mae:.2f} | {np.max(np.abs(p - y)):.2f} | {plcc:.3f} | "
-        f"{cover:.1%} ({1 - float(card['conformal'].get('alpha') or 0.1):.0%}) | {bands:.1%} |",
+        "| shots x variants | MAE | signed error | max abs err | PLCC "
+        "| interval coverage (nominal) | band agreement |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {len(rows)} | {mae:.2f} | {np.mean(p - y):+.2f} | {np.max(np.abs(p - y)):.2f} | "
+        f"{plcc:.3f} | {cover:.1%} ({1 - float(card['conformal'].get('alpha') or 0.1):.0%}) "
+        f"| {bands:.1%} |",
         "",
-        "| variant | teacher VMAF (mean) | predicted (mean) | MAE |",
-        "|---|---:|---:|---:|",
+        *guard_table(rows, float(rules["bands"]["green"])),
+        "",
     ]
-    by: dict[str, list[dict]] = {}
-    for r in rows:
-        by.setdefault(r["variant"], []).append(r)
-    for v, rs in by.items():
-        t = np.mean([r["teacher"] for r in rs])
-        q = np.mean([r["pred"] for r in rs])
-        e = np.mean([abs(r["pred"] - r["teacher"]) for r in rs])
-        lines.append(f"| {v} | {t:.2f} | {q:.2f} | {e:.2f} |")
+    lines += group_table(rows, "source", lambda r: r["source"])
+    # variant ids read <codec>_<width>x<height>_crf<crf>
+    lines += group_table(rows, "codec x height", lambda r: "{} {}p".format(
+        r["variant"].split("_")[0], r["variant"].split("_")[1].split("x")[1]))
+    lines += group_table(rows, "variant", lambda r: r["variant"])
     text = "\n".join(lines)
     print(text)
     if args.markdown:

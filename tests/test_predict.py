@@ -65,6 +65,18 @@ def test_bands_and_rule_overrides():
         merge_rules(rules, {"bands": {"amber": 95.0}})
 
 
+def test_guard_basis_reads_the_interval_lower_end():
+    guard = merge_rules(DEFAULT_RULES, {"bands": {"basis": "lower"}})
+    # pred 84 with interval [74, 94]: green by the prediction, amber by the guard
+    assert band_of(84.0, merge_rules(DEFAULT_RULES, None), 74.0) == "green"
+    assert band_of(84.0, guard, 74.0) == "amber"
+    assert band_of(84.0, guard, 80.0) == "green"
+    with pytest.raises(ValueError, match="no interval lower end"):
+        band_of(84.0, guard)
+    with pytest.raises(ValueError, match=r"bands\.basis"):
+        merge_rules(DEFAULT_RULES, {"bands": {"basis": "upper"}})
+
+
 def test_robust_stats_match_numpy():
     rng = np.random.default_rng(3)
     x = np.exp(rng.normal(size=501))

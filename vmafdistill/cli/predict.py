@@ -76,6 +76,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="write the records as JSON to PATH ('-' = stdout instead of text)")
     p.add_argument("--green", type=float, help="band threshold: pred >= this is green")
     p.add_argument("--amber", type=float, help="band threshold: pred >= this is amber")
+    p.add_argument("--band-basis", choices=("pred", "lower"),
+                   help="what a band reads: the prediction, or the lower end of its interval "
+                        "(guard mode: green only when the interval says so; default: the card's)")
     p.add_argument("--issue-max-vmaf", type=float, help="name no issue at or above this pred")
     p.add_argument("--blockiness-z", type=float, help="z(blockiness) that means blockiness")
     p.add_argument("--detail-scale-ratio", type=float, help="scale ratio counted as aggressive")
@@ -108,7 +111,7 @@ def _rules(card: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     base = merge_rules(DEFAULT_RULES, card.get("tokens"))
     try:
         return merge_rules(base, {
-            "bands": {"green": args.green, "amber": args.amber},
+            "bands": {"green": args.green, "amber": args.amber, "basis": args.band_basis},
             "issues": {
                 "max_vmaf": args.issue_max_vmaf, "blockiness_z": args.blockiness_z,
                 "detail_scale_ratio": args.detail_scale_ratio, "detail_z": args.detail_z,

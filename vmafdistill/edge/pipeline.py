@@ -446,10 +446,11 @@ def shot_records(
                        flags=[f"nan:{n}" for n in bad] or ["nan:prediction"])
         else:
             p = float(preds[i])
+            lower = max(p - q, 0.0)
             rec.update(
                 pred_vmaf=round(p, 2),
-                interval=[round(max(p - q, 0.0), 2), round(min(p + q, 100.0), 2)],
-                band=band_of(p, rules),
+                interval=[round(lower, 2), round(min(p + q, 100.0), 2)],
+                band=band_of(p, rules, lower),
                 issue=issue_of(p, row, stats, rules),
                 flags=domain_flags(row, card.get("training_domain"), codec),
             )

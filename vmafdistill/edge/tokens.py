@@ -5,7 +5,11 @@ A token is the pilot study's per-shot summary, e.g. ``{"pred_vmaf": 47.6, "band"
 ``conf/export.yaml``; the exporter copies them into the model card, and ``vmafdistill predict``
 reads them from there (command-line flags override).
 
-Band: ``green`` when pred >= ``bands.green``, ``amber`` when pred >= ``bands.amber``, else ``red``.
+Band: ``green`` when v >= ``bands.green``, ``amber`` when v >= ``bands.amber``, else ``red``, where
+v is the predicted VMAF (``bands.basis: pred``) or the lower end of its conformal interval
+(``bands.basis: lower``, the guard mode: a shot reads green only when the interval says it
+is at least that good, so a student that reads high on content it never saw does not turn a bad
+encode green).
 
 Issue (first rule that fires, only for shots predicted below ``issues.max_vmaf``), over
 *standardized* features ``z = (t(x) - center) / scale`` where ``t`` is ``log1p`` for the
@@ -32,6 +36,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "BAND_BASES",
     "DEFAULT_RULES",
     "ISSUES",
     "band_of",
@@ -46,9 +51,12 @@ ISSUES: tuple[str, ...] = (
     "blockiness", "detail_loss", "motion_stress", "none", "invalid_features",
 )
 
+#: What a band reads: the prediction, or the lower end of its interval (the guard mode).
+BAND_BASES: tuple[str, ...] = ("pred", "lower")
+
 #: Fallback rules (the documented defaults of ``conf/export.yaml``).
 DEFAULT_RULES: dict[str, Any] = {
-    "bands": {"green": 80.0, "amber": 60.0},
+    "bands": {"green": 80.0, "amber": 60.0, "basis": "pred"},
     "issues": {
         "max_vmaf": 80.0,
         "blockiness_z": 1.0,
@@ -74,6 +82,9 @@ def merge_rules(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> 
     green, amber = float(out["bands"]["green"]), float(out["bands"]["amber"])
     if not amber <= green:
         raise ValueError(f"band thresholds need amber <= green, got amber={amber}, green={green}")
+    basis = out["bands"].setdefault("basis", "pred")
+    if basis not in BAND_BASES:
+        raise ValueError(f"bands.basis must be one of {', '.join(BAND_BASES)}, got {basis!r}")
     return out
 
 
@@ -125,12 +136,18 @@ def standardize(features: Mapping[str, float], stats: Mapping[str, Mapping[str, 
     return z
 
 
-def band_of(pred: float, rules: Mapping[str, Any]) -> str:
-    """``green`` / ``amber`` / ``red`` for a predicted VMAF."""
+def band_of(pred: float, rules: Mapping[str, Any], lower: float | None = None) -> str:
+    """``green`` / ``amber`` / ``red`` for a predicted VMAF, or for ``lower`` (the interval's
+    lower end) when ``rules["bands"]["basis"]`` is ``"lower"``."""
     bands = rules["bands"]
-    if pred >= float(bands["green"]):
+    value = pred
+    if bands.get("basis", "pred") == "lower":
+        if lower is None:
+            raise ValueError("bands.basis is 'lower' but no interval lower end was given")
+        value = lower
+    if value >= float(bands["green"]):
         return "green"
-    if pred >= float(bands["amber"]):
+    if value >= float(bands["amber"]):
         return "amber"
     return "red"
 

@@ -1,0 +1,91 @@
+"""Content-kind sources (vmafdistill/content_kinds.py): deterministic, and each kind looks like
+what it claims to be, measured on the decoded luma of a tiny rendition."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from vmafdistill.content_kinds import (
+    KINDS,
+    KindShot,
+    KindSource,
+    film_kind_source,
+    kind_sources_from_config,
+    packaged_photo,
+    rgb_to_yuv420,
+)
+from vmafdistill.errors import VideoInputError
+from vmafdistill.io.video import read_all
+
+REPO = Path(__file__).resolve().parents[1]
+PHOTO = "skimage:astronaut.png"
+
+
+def _tiny(kind: str, **kw) -> KindSource:
+    shot = KindShot(packaged_photo(kw.pop("photo", PHOTO)), vx=kw.pop("vx", 20.0),
+                    vy=kw.pop("vy", 0.0), strength=kw.pop("strength", 0.0))
+    return KindSource(name=f"t_{kind}", kind=kind, shots=(shot,), seed=3, width=96, height=64,
+                      fps=10, seconds_each=0.8, margin=24, **kw)
+
+
+def _luma(path: Path) -> np.ndarray:
+    return read_all(path).y.astype(np.int32)
+
+
+def test_recipes_parse_and_name_packaged_photos() -> None:
+    cfg = yaml.safe_load((REPO / "conf" / "sources" / "kinds.yaml").read_text())
+    train = kind_sources_from_config(cfg["train"])
+    held = kind_sources_from_config(cfg["heldout"])
+    assert {s.kind for s in train} <= set(KINDS) and {s.kind for s in held} <= set(KINDS)
+    # held-out photographs never appear in a training source of the same kind
+    for h in held:
+        for t in train:
+            if t.kind == h.kind:
+                assert not {s.photo for s in t.shots} & {s.photo for s in h.shots}
+    for s in [*train, *held]:
+        assert all(shot.photo.is_file() for shot in s.shots), s.name
+
+
+def test_film_is_deterministic(tmp_path: Path) -> None:
+    src = _tiny("handheld", strength=5)
+    a = film_kind_source(src, tmp_path / "a.mp4").read_bytes()
+    b = film_kind_source(src, tmp_path / "b.mp4").read_bytes()
+    assert a == b
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_each_kind_renders(kind: str, tmp_path: Path) -> None:
+    photo = "skimage:text.png" if kind == "screen" else PHOTO
+    y = _luma(film_kind_source(_tiny(kind, photo=photo, vy=30.0 if kind == "screen" else 0.0),
+                               tmp_path / f"{kind}.mp4"))
+    assert y.shape == (8, 64, 96)
+    diff = np.abs(np.diff(y, axis=0))
+    if kind == "dark":
+        assert y.mean() < 50  # a scene lit at ~1/25 (8-bit luma, limited range starts at 16)
+    else:
+        assert y.mean() > 50
+    if kind == "static":
+        # a fixed camera: most pixels change only by sensor noise, a few by the movers
+        assert np.median(diff) <= 4 and diff.max() > 40
+    if kind == "cartoon":
+        # flat shading: many horizontally adjacent pixels are (near) equal
+        assert np.mean(np.abs(np.diff(y[0], axis=1)) <= 1) > 0.4
+
+
+def test_rgb_to_yuv420_matches_bt601_limited_range() -> None:
+    white = np.full((2, 2, 3), 255, np.uint8)
+    black = np.zeros((2, 2, 3), np.uint8)
+    assert list(rgb_to_yuv420(white)) == [235] * 4 + [128, 128]
+    assert list(rgb_to_yuv420(black)) == [16] * 4 + [128, 128]
+
+
+def test_unknown_kind_and_missing_photo_are_named(tmp_path: Path) -> None:
+    with pytest.raises(VideoInputError, match="unknown kind 'anime'"):
+        film_kind_source(replace(_tiny("cartoon"), kind="anime"), tmp_path / "x.mp4")
+    with pytest.raises(VideoInputError, match=r"nope\.png"):
+        film_kind_source(_tiny("grain", photo=str(tmp_path / "nope.png")), tmp_path / "y.mp4")
