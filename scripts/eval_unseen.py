@@ -248,7 +248,8 @@ def main() -> int:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     if args.plot:
         plot_rows(rows, [float(t) for t in card.get("guard_thresholds") or []],
-                  f"{src.name}, ladder {args.ladder}: MAE {mae:.2f}, PLCC {plcc:.3f}, "
+                  f"{name if args.kinds else src.name}, ladder {args.ladder}: MAE {mae:.2f}, "
+                  f"PLCC {plcc:.3f}, "
                   f"coverage {cover:.1%}", Path(args.plot))
     return 0
 
