@@ -870,3 +870,16 @@ def test_a_codec_outside_the_training_domain_is_flagged(tmp_path):
         assert all(has_flag) if codec == "av1" else not any(has_flag)
         if codec == "av1":
             assert rep.summary["flagged"] == len(rep.records)
+
+
+def test_a_file_that_is_not_onnx_or_a_broken_card_is_named(tmp_path: Path) -> None:
+    fake = tmp_path / "fake.onnx"
+    fake.write_bytes(b"this is not a protobuf\x07\xff" * 8)
+    (tmp_path / "fake.card.json").write_text((TINY.with_suffix(".card.json")).read_text())
+    with pytest.raises(ModelError, match=r"fake\.onnx: not a valid ONNX model"):
+        Predictor(fake)
+    good = tmp_path / "good.onnx"
+    good.write_bytes(TINY.read_bytes())
+    (tmp_path / "good.card.json").write_text("{not json")
+    with pytest.raises(ModelError, match=r"good\.card\.json: unreadable model card"):
+        Predictor(good)

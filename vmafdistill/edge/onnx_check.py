@@ -195,7 +195,12 @@ def check_allowlist(
     repository's ``op_allowlist.txt``).
     """
     allowed = allowlist if isinstance(allowlist, set) else load_allowlist(allowlist)
-    ops = model_ops(model)
+    try:
+        ops = model_ops(model)
+    except ModelError as exc:
+        # the parser's message says what is wrong, not which file: a user passing --model
+        # fake.onnx must see the file named
+        raise ModelError(f"{name}: not a valid ONNX model: {exc}") from None
     foreign = ops - allowed
     if foreign:
         raise ModelError(

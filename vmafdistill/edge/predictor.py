@@ -81,7 +81,7 @@ class Predictor:
         self.card_path = Path(card_path) if card_path else card_path_for(self.model_path)
         self.card: dict[str, Any] = read_card(self.card_path)
         data = self.model_path.read_bytes()
-        check_allowlist(data, name=self.model_path.name)
+        check_allowlist(data, name=str(self.model_path))
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
