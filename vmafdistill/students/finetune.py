@@ -25,8 +25,19 @@ from ..errors import VmafDistillError
 
 
 def resolve_ckpt(ckpt: str | Path) -> Path:
-    """The bundle path of ``ckpt``: a ``student.pt`` or a sweep's ``winner.json``."""
-    path = Path(str(ckpt)).expanduser()
+    """The bundle path of ``ckpt``: ``default`` (the shipped student), a ``student.pt``, a
+    sweep's ``winner.json``, or an exported ``.onnx`` / its ``.card.json`` (rebuilt into a
+    bundle from the graph's initializers and the card, checked against onnxruntime)."""
+    from ..errors import ModelError
+    from .shipped import resolve_student_source
+
+    text = str(ckpt)
+    if text == "default" or text.endswith((".onnx", ".card.json")):
+        try:
+            return resolve_student_source(text)
+        except ModelError as exc:
+            raise VmafDistillError(str(exc)) from None
+    path = Path(text).expanduser()
     if path.suffix == ".json":
         if not path.is_file():
             raise VmafDistillError(f"{path}: no such file")
