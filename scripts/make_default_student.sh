@@ -34,6 +34,9 @@ $VD train corpus=$CORPUS cv=loso corpus_dir=.cache/corpus/$CORPUS \
     conformal.final_q=pooled optim.max_epochs=1500 hydra.run.dir="$RUN" \
     trainer.enable_progress_bar=false "$@"
 $VD export --bundle "$RUN/student.pt" --corpus .cache/corpus/$CORPUS \
-    --ref-size 1280x720 --out checkpoints/vmafdistill_default.onnx
+    --ref-size 1280x720 --out checkpoints/vmafdistill_default.onnx --force
+# the trainable bundle beside it (vmafdistill finetune ckpt=default), rebuilt from the ONNX and
+# checked against onnxruntime
+.venv/bin/python -m vmafdistill.students.shipped checkpoints/vmafdistill_default.onnx
 .venv/bin/python scripts/eval_unseen.py --model checkpoints/vmafdistill_default.onnx \
     --markdown docs/results-unseen.md

@@ -98,3 +98,13 @@ def test_onnx_and_card_paths_resolve_to_a_rebuilt_bundle() -> None:
         assert path != SHIPPED_BUNDLE and path.suffix == ".pt"
         _model, meta = load_bundle(path)
         assert meta["rebuilt_from"]["parity_max_abs"] == 0.0
+
+
+def test_export_refuses_to_overwrite_the_shipped_student_without_force(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from vmafdistill.cli import main
+
+    before = _sha(ONNX)
+    assert main(["export", "--bundle", str(SHIPPED_BUNDLE), "--out", str(ONNX)]) == 2
+    assert "refuses to overwrite" in capsys.readouterr().err
+    assert _sha(ONNX) == before

@@ -25,8 +25,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--bundle", help="student.pt bundle to export")
     src.add_argument("--winner", help="winner.json, or the sweep directory holding it")
     p.add_argument("--corpus", help="corpus dir for parity (default: .cache/corpus/<its name>)")
-    p.add_argument("--out", default="checkpoints/vmafdistill_default.onnx",
-                   help="output .onnx path (card written beside it)")
+    p.add_argument("--out", default="vmafdistill_student.onnx",
+                   help="output .onnx path, card written beside it (default: "
+                        "./vmafdistill_student.onnx)")
+    p.add_argument("--force", action="store_true",
+                   help="allow overwriting the shipped student (checkpoints/vmafdistill_default)")
     p.add_argument("--opset", type=int, help="ONNX opset (default: conf/export.yaml, 17)")
     p.add_argument("--int8", action="store_true",
                    help="try dynamic INT8 quantization (kept only if the MAE moves <= 0.1)")
@@ -39,6 +42,12 @@ def run(args: argparse.Namespace) -> int:
     """Export and print a short report."""
     from ..export import export_bundle, load_export_settings, resolve_winner
 
+    shipped = Path(__file__).resolve().parents[1] / "checkpoints" / "vmafdistill_default.onnx"
+    out = Path(args.out)
+    if out.exists() and shipped.exists() and out.resolve() == shipped.resolve() and not args.force:
+        raise VmafDistillError(
+            f"{out} is the shipped student; export refuses to overwrite it without --force "
+            "(pass --out elsewhere.onnx for your own student)")
     bundle = Path(args.bundle) if args.bundle else resolve_winner(args.winner)
     over: dict = {"opset": args.opset}
     if args.int8:
