@@ -144,7 +144,8 @@ def test_batching_dtypes_and_c_path() -> None:
     ref, dist = textured_pair(70, 41, 3, 10, seed=1)
     r, d = torch.from_numpy(ref), torch.from_numpy(dist)
     opts = IntegerAdmOptions()
-    whole = integer_adm(r, d, 10, opts)
+    whole = integer_adm(r, d, 10, opts, frames_per_pass=3)
+    assert all(torch.equal(whole[k], v) for k, v in integer_adm(r, d, 10, opts).items())
     for i in range(3):  # frames are independent: a batch equals frame-by-frame
         one = integer_adm(r[i : i + 1], d[i : i + 1], 10, opts)
         assert all(torch.equal(whole[k][i : i + 1], one[k]) for k in whole)

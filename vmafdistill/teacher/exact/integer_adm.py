@@ -587,7 +587,7 @@ def check_size(width: int, height: int) -> None:
 @torch.no_grad()
 def integer_adm(
     ref: torch.Tensor, dis: torch.Tensor, bit_depth: int, opts: IntegerAdmOptions | None = None,
-    *, simd: str | None = None,
+    *, simd: str | None = None, frames_per_pass: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """libvmaf's integer ADM of (N, H, W) integer-valued luma frames, per frame (float64).
 
@@ -597,6 +597,9 @@ def integer_adm(
     ``integer_adm3`` are absent with ``skip_aim``. ``simd`` names the libvmaf code path to
     reproduce where its SIMD code differs from its C code: ``"avx2"``, ``"avx512"`` or ``"c"``;
     ``None`` (default) picks what libvmaf itself picks on this CPU (:func:`libvmaf_simd`).
+    ``frames_per_pass`` bounds how many frames go through the pipeline at once (default: 1 on
+    CPU, where smaller working sets are faster, e.g. 0.14 vs 0.24 CPU-s per 720p frame against
+    4 at once; all on other devices). Results do not depend on it.
     """
     simd = simd or libvmaf_simd()
     if simd not in _SIMD_TAIL:
@@ -612,6 +615,17 @@ def integer_adm(
     check_size(w, h)
     if ref.is_floating_point() or dis.is_floating_point():
         ref, dis = ref.round(), dis.round()
+    step = frames_per_pass or (1 if ref.device.type == "cpu" else max(n, 1))
+    if n > step:
+        parts = [_integer_adm(ref[i : i + step], dis[i : i + step], bit_depth, opts, simd)
+                 for i in range(0, n, step)]
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    return _integer_adm(ref, dis, bit_depth, opts, simd)
+
+
+def _integer_adm(ref: torch.Tensor, dis: torch.Tensor, bit_depth: int, opts: IntegerAdmOptions,
+                 simd: str) -> dict[str, torch.Tensor]:
+    n, h, w = ref.shape
     r = ref.to(torch.int64)
     d = dis.to(torch.int64)
     dev = r.device
