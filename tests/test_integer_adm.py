@@ -140,6 +140,20 @@ def test_v1016_adm_option_sets_match_libvmaf(tmp_path: Path, w: int, h: int,
             assert np.abs(ours[name] - _printed(lib, printed)).max() <= TOL, printed
 
 
+@needs_libvmaf
+def test_skip_scale0_matches_libvmaf(tmp_path: Path) -> None:
+    """adm_skip_scale0: scale 0 only low-passed (libvmaf's C DWT, no SIMD tail quirk)."""
+    ref, dist = textured_pair(97, 55, 2, 10, seed=97)  # a tail-quirk width for the full DWT
+    rp, dp = _write_pair(tmp_path, ref, dist, 10)
+    lib = libvmaf_score(rp, dp, model="vmaf_v0.6.1",
+                        extra_features=["name=adm:adm_skip_scale0=true:adm_csf_mode=2"])
+    ours = _ours(ref, dist, 10, IntegerAdmOptions(skip_scale0=True, csf_mode=2))
+    assert not ours["integer_adm_scale0"].any()
+    for name in (*FEATURES, "integer_aim", "integer_adm3"):
+        want = _printed(lib, f"{name}_csf_2_ssz")
+        assert np.abs(ours[name] - want).max() <= TOL, name
+
+
 def test_batching_dtypes_and_c_path() -> None:
     ref, dist = textured_pair(70, 41, 3, 10, seed=1)
     r, d = torch.from_numpy(ref), torch.from_numpy(dist)

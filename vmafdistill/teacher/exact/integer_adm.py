@@ -645,7 +645,8 @@ def _integer_adm(ref: torch.Tensor, dis: torch.Tensor, bit_depth: int, opts: Int
     cur_r, cur_d = r, d
     for scale in range(4):
         if scale == 0:
-            tail = _SIMD_TAIL[simd] if bit_depth > 8 else 0
+            # libvmaf's low-pass-only DWT (adm_skip_scale0) has no SIMD version: no quirk.
+            tail = _SIMD_TAIL[simd] if bit_depth > 8 and not opts.skip_scale0 else 0
             rb = _dwt(cur_r, vp0, (32768, 16), 16, simd_tail=tail)
             db = _dwt(cur_d, vp0, (32768, 16), 16, simd_tail=tail)
             width = 16
