@@ -104,12 +104,17 @@ def test_v061_features_match_libvmaf(tmp_path: Path, w: int, h: int, bit_depth: 
 
 
 @needs_libvmaf
-def test_watson_viewing_parameters_match_libvmaf(tmp_path: Path) -> None:
-    """Non-default viewing distance/height: CSF factors computed, not libvmaf's hard-coded ones."""
+def test_watson_options_match_libvmaf(tmp_path: Path) -> None:
+    """Non-default viewing distance/height (CSF factors computed, not libvmaf's hard-coded ones),
+    noise weight and a fractional enhancement gain limit."""
     ref, dist = textured_pair(129, 73, 2, 10, seed=3)
     rp, dp = _write_pair(tmp_path, ref, dist, 10)
-    specs = {"adm_norm_view_dist": 4.0, "adm_ref_display_height": 1080}, {
-        "adm_norm_view_dist": 3.0, "adm_ref_display_height": 2160, "adm_noise_weight": 0.1}
+    specs = (
+        {"adm_norm_view_dist": 4.0, "adm_ref_display_height": 1080},
+        {"adm_norm_view_dist": 3.0, "adm_ref_display_height": 2160, "adm_noise_weight": 0.1},
+        # A fractional gain: libvmaf's AVX2 scale-0 loop rounds rst * gain, its C tail truncates.
+        {"adm_enhn_gain_limit": 1.2},
+    )
     feats = ["name=adm:" + ":".join(f"{k}={v}" for k, v in s.items()) for s in specs]
     lib = libvmaf_score(rp, dp, model="vmaf_v0.6.1", extra_features=feats)
     for spec in specs:

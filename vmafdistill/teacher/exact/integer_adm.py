@@ -369,9 +369,14 @@ def _bitlen(x: torch.Tensor) -> torch.Tensor:
 
 
 def _decouple(
-    o: tuple[torch.Tensor, ...], t: tuple[torch.Tensor, ...], gain: float, width: int
+    o: tuple[torch.Tensor, ...], t: tuple[torch.Tensor, ...], gain: float, width: int,
+    vec_cols: int = 0,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Restored and additive (h, v, d) bands; ``o``/``t`` are reference/distorted (h, v, d)."""
+    """Restored and additive (h, v, d) bands; ``o``/``t`` are reference/distorted (h, v, d).
+
+    ``vec_cols``: columns below it were done by libvmaf's AVX2 scale-0 loop, which rounds
+    ``rst * gain`` to nearest (``cvtpd_epi32``) before the min/max; its C code truncates after.
+    """
     oh, ov, _ = o
     th, tv, _ = t
     cos_1deg_sq = float(np.float32(math.cos(math.pi / 180.0) * math.cos(math.pi / 180.0)))
@@ -404,6 +409,11 @@ def _decouple(
             tf = tb.to(torch.float64)
             up = torch.where(boosted_f < tf, boosted_f, tf).trunc().to(torch.int64)
             down = torch.where(boosted_f > tf, boosted_f, tf).trunc().to(torch.int64)
+            if vec_cols > 0:
+                near = torch.round(boosted_f).to(torch.int64)  # round half to even
+                v_up, v_down = torch.minimum(near, tb), torch.maximum(near, tb)
+                up[..., :vec_cols] = v_up[..., :vec_cols]
+                down[..., :vec_cols] = v_down[..., :vec_cols]
         rst = torch.where(live & (ob > 0), up, rst)
         rst = torch.where(live & (ob < 0), down, rst)
         rst_out.append(rst)  # |rst| <= max(|o|, |t|) and t - rst keeps t's sign: no overflow
@@ -664,7 +674,13 @@ def _integer_adm(ref: torch.Tensor, dis: torch.Tensor, bit_depth: int, opts: Int
             continue
         o = (rb[2], rb[1], rb[3])  # (h, v, d)
         t = (db[2], db[1], db[3])
-        rst, add = _decouple(o, t, opts.enhn_gain_limit, width)
+        vec_cols = 0
+        if scale == 0 and simd == "avx2":
+            bw = rb[0].shape[-1]
+            left_c = max(int(bw * _BORDER - 0.5 - 1), 0)
+            right_c = min(bw - left_c + 2, bw)
+            vec_cols = right_c - right_c % 8  # adm_decouple_avx2's vector columns end here
+        rst, add = _decouple(o, t, opts.enhn_gain_limit, width, vec_cols)
         dens.append(_den_scale(o, scale, opts))
         csf_a, csf_f = _csf(add, scale, opts)
         nums.append(_cm(rst, csf_a, csf_f, scale, opts, opts.noise_weight))
