@@ -679,7 +679,9 @@ def _integer_adm(ref: torch.Tensor, dis: torch.Tensor, bit_depth: int, opts: Int
             bw = rb[0].shape[-1]
             left_c = max(int(bw * _BORDER - 0.5 - 1), 0)
             right_c = min(bw - left_c + 2, bw)
-            vec_cols = right_c - right_c % 8  # adm_decouple_avx2's vector columns end here
+            # adm_decouple_avx2's 8-wide loop from left_c covers whole blocks up to here (what
+            # the packaged build does; libvmaf's current source aligns on right_c % 8 instead).
+            vec_cols = right_c - (right_c - left_c) % 8
         rst, add = _decouple(o, t, opts.enhn_gain_limit, width, vec_cols)
         dens.append(_den_scale(o, scale, opts))
         csf_a, csf_f = _csf(add, scale, opts)
