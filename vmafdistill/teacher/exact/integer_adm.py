@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..adm3 import Adm3Options, adm3_from_adm2_aim
+
 __all__ = [
     "MIN_SIZE",
     "IntegerAdmOptions",
@@ -710,8 +712,8 @@ def _integer_adm(ref: torch.Tensor, dis: torch.Tensor, bit_depth: int, opts: Int
         # libvmaf leaves AIM unset when the denominator is 0; report 0 there.
         aim = torch.where(den == 0, torch.zeros_like(num), aim_num / safe)
         out["integer_aim"] = aim
-        wgt = opts.dlm_weight
-        out["integer_adm3"] = torch.clamp(adm2 * wgt + (1.0 - aim) * (1.0 - wgt), min=opts.min_val)
+        out["integer_adm3"] = adm3_from_adm2_aim(
+            adm2, aim, Adm3Options(dlm_weight=opts.dlm_weight, min_val=opts.min_val))
     out["integer_adm_num"] = num
     out["integer_adm_den"] = den
     for s in range(4):
