@@ -382,11 +382,20 @@ def _decouple(
     oh, ov, _ = o
     th, tv, _ = t
     cos_1deg_sq = float(np.float32(math.cos(math.pi / 180.0) * math.cos(math.pi / 180.0)))
-    # (float)x / 4096.0: int64 -> float, then double arithmetic.
-    dp = _i64_to_f32(oh * th + ov * tv).to(torch.float64) / 4096.0
-    om = _i64_to_f32(oh * oh + ov * ov).to(torch.float64) / 4096.0
-    tm = _i64_to_f32(th * th + tv * tv).to(torch.float64) / 4096.0
-    angle = (dp >= 0) & (dp * dp >= cos_1deg_sq * om * tm)
+    # libvmaf: ((float)x / 4096.0) in double. The /4096 scales both sides of the test by 2^-24
+    # exactly, so it is dropped; only the int64 -> float rounding matters.
+    if width == 16:  # |products| < 2^31: exact in float64, one rounding to float32
+        ohf, ovf, thf, tvf = (b.to(torch.float64) for b in (oh, ov, th, tv))
+        dp = (ohf * thf).add_(ovf * tvf).to(torch.float32).to(torch.float64)
+        om = (ohf * ohf).add_(ovf * ovf).to(torch.float32).to(torch.float64)
+        tm = (thf * thf).add_(tvf * tvf).to(torch.float32).to(torch.float64)
+        del ohf, ovf, thf, tvf
+    else:
+        dp = _i64_to_f32(oh * th + ov * tv).to(torch.float64)
+        om = _i64_to_f32(oh * oh + ov * ov).to(torch.float64)
+        tm = _i64_to_f32(th * th + tv * tv).to(torch.float64)
+    angle = (dp >= 0) & (dp * dp >= (om.mul_(cos_1deg_sq)).mul_(tm))  # (cos * o) * t, as in C
+    del dp, om, tm
 
     table = _recip_table(oh.device)
     rst_out, add_out = [], []
@@ -399,8 +408,8 @@ def _decouple(
             shift = (_bitlen(mag) - 15).clamp_min(0)
             m = torch.where(shift > 0, (mag + ((1 << shift) >> 1)) >> shift, mag)
             tmp = (torch.take(table, m) * sgn_t + (1 << (14 + shift))) >> (15 + shift)
-        k = torch.where(ob == 0, 32768, tmp.clamp(0, 32768))
-        rst = (k * ob + 16384) >> 15
+        k = tmp.clamp_(0, 32768).masked_fill_(ob == 0, 32768)
+        rst = (k * ob).add_(16384).bitwise_right_shift_(15)
         live = angle & (k > 0)
         if float(gain).is_integer():  # rst * gain is exact: stay in integers
             boosted = rst * int(gain) if gain != 1.0 else rst
