@@ -2,7 +2,8 @@
 
     .venv/bin/python scripts/bench_edge.py [--seconds 60] [--rounds 3]
         [--student checkpoints/vmafdistill_default.onnx] [--issue-frame-steps 1,8]
-        [--model tests/data/edge/tiny.onnx] [--frame-steps 1,8] [--threads 1,2]
+        [--model tests/data/edge/tiny.onnx] [--frame-steps 1,8] [--threads 1,2] [--parts]
+        [--breakdown R] [--baseline DIR]
         [--corpus .cache/corpus/bbb_pilot --encodes .cache/corpus_cache/encodes]
         [--accuracy-model M.onnx] [--accuracy-steps 1,2,4,8] [--teacher-frames 0] [--work DIR]
 
@@ -29,9 +30,16 @@ encodes: per-frame features recomputed by the edge chain (k=1 must equal the cor
 table), pooled over the corpus shots at each k, predicted with --accuracy-model (an exported
 ONNX student reading pixel features) or, without one, a ridge model fitted on the samples table.
 Every whole-process contender is also given as a multiple of the decode floor (decode 360p, per
-round: wall and CPU). ``--breakdown R`` switches the chain's per-frame numpy passes off in turn,
-in-process, R rounds: what each costs and what is left without any. Also predictor-only latency
-(single row, fast and checked path, and batched) and model size. Prints Markdown.
+round: wall and CPU); the checkouts' modules are compiled to bytecode first, as an installed
+package's are (under PYTHONDONTWRITEBYTECODE=1 a checkout would compile them in every process).
+``--parts`` races one more process that runs the chain's stages one after the other (interpreter,
+imports, probe, packet list, quantizer trace, decode + pipe without any feature pass) and
+tabulates the CPU of each beside the floor: what the chain costs besides its numpy passes.
+``--breakdown R`` switches the chain's per-frame numpy passes off in turn, in-process, R rounds:
+what each costs and what is left without any. Also predictor-only latency
+(single row: ``predict``'s default path, the graph compiled to Python floats where it reproduces
+onnxruntime's bits; onnxruntime through its I/O binding; the checked path; and batched) and
+model size. Prints Markdown.
 """
 
 from __future__ import annotations
@@ -64,6 +72,36 @@ def _ints(text: str) -> list[int]:
 # --------------------------------------------------------------------------------------------
 # Whole-process race
 # --------------------------------------------------------------------------------------------
+
+
+# One process that runs the chain's stages one after the other and prints the CPU seconds
+# (self + children, user + sys) each one took: what the whole-process chain spends besides the
+# per-frame numpy passes (``--breakdown``) and the decode itself.
+_PARTS = r"""
+import json, resource, sys
+def cpu():
+    a, b = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+out = {"interpreter start-up": cpu()}
+c = cpu()
+import numpy, onnxruntime
+import vmafdistill.cli.predict, vmafdistill.edge.pipeline, vmafdistill.edge.predictor
+out["imports (numpy, onnxruntime, vmafdistill)"] = cpu() - c
+from vmafdistill.edge.decode import decode_luma
+from vmafdistill.io.packets import read_packets
+from vmafdistill.io.quantizer import read_quantizers
+from vmafdistill.io.video import probe_video
+video = sys.argv[1]
+c = cpu(); info = probe_video(video); out["probe (PyAV when installed, else ffmpeg -i)"] = cpu() - c
+c = cpu(); pk = read_packets(video); out["packet list (ffmpeg framecrc)"] = cpu() - c
+c = cpu(); read_quantizers(video, str(pk.codec))
+out["quantizer (ffmpeg trace_headers + parser)"] = cpu() - c
+c = cpu()
+for y in decode_luma(video, width=info.width, height=info.height, bit_depth=info.bit_depth):
+    pass
+out["decode + pipe, the chain's decoder threads (no feature pass)"] = cpu() - c
+print(json.dumps(out))
+"""
 
 
 def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[str, Any]:
@@ -100,6 +138,8 @@ def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[st
              "--issue-frame-step", str(k), "--json", str(work / f"baseline_i{k}.json")],
             subprocess.PIPE,
         )
+    if args.parts:
+        contenders["parts"] = ([sys.executable, "-c", _PARTS, str(dist)], subprocess.PIPE)
     for k in _ints(args.frame_steps):
         for th in _ints(args.threads):
             contenders[f"model_k{k}_t{th}"] = (
@@ -108,7 +148,13 @@ def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[st
                  str(work / f"model_k{k}_t{th}.json")],
                 subprocess.PIPE,
             )
+    # An installed package runs from bytecode pip compiled; a checkout under
+    # PYTHONDONTWRITEBYTECODE=1 would compile every module from source in every process.
+    for tree in [REPO, *([Path(args.baseline)] if args.baseline else [])]:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "vmafdistill")],
+                       stdout=subprocess.DEVNULL, check=False)
     names = list(contenders)
+    parts: list[dict[str, float]] = []
     wall: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[float]] = {n: [] for n in names}
     loads = [os.getloadavg()[0]]
@@ -118,11 +164,14 @@ def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[st
             cmd, out = contenders[name]
             t = run_timed(cmd, stdout=out)
             w, c = t.wall_s, t.cpu_s
+            if name == "parts":
+                parts.append(json.loads(t.stdout.strip().splitlines()[-1]))
             wall[name].append(w)
             cpu[name].append(c)
             print(f"  round {r} {name}: {w:.2f} s wall, {c:.2f} s cpu", file=sys.stderr)
         loads.append(os.getloadavg()[0])
-    res: dict[str, Any] = {"wall": wall, "cpu": cpu, "loads": loads, "names": names}
+    res: dict[str, Any] = {"wall": wall, "cpu": cpu, "loads": loads, "names": names,
+                           "parts": parts}
     for name in names:
         if _is_predict(name):
             doc = json.loads((work / f"{name}.json").read_text())["videos"][0]
@@ -138,6 +187,8 @@ def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[st
            if n.startswith("student_")},
         **{n: f"baseline `predict` ({args.baseline}), same student, issue_frame_step="
               f"{n[len('baseline_i'):]}" for n in names if n.startswith("baseline_")},
+        "parts": "the chain's stages one after the other in one process, no feature pass "
+                 "(`--parts`; table below)",
         **{n: f"`predict` {Path(args.model).name} (pixel features), frame_step="
               f"{n[len('model_k'):].split('_t')[0]}, threads={n.split('_t')[1]}"
            for n in names if n.startswith("model_")},
@@ -189,6 +240,16 @@ def print_race(res: dict[str, Any], n_frames: int) -> None:
               f"{ratio[n]:.1f}x | {floor_w[n]:.2f}x, {floor_c[n]:.2f}x |")
     print(f"\nceiling (features and model free): libvmaf / decode 360p = "
           f"{ratio['decode_360p']:.1f}x wall, {medc['libvmaf'] / medc['decode_360p']:.1f}x CPU")
+    if res["parts"]:
+        keys = list(res["parts"][0])
+        floor_cpu = statistics.median(res["cpu"]["decode_360p"])
+        print("\n| stage of the chain (`--parts`, CPU s incl. children) | median | range | "
+              "/ decode floor CPU |")
+        print("|---|---:|---:|---:|")
+        for k in keys:
+            v = [p[k] for p in res["parts"]]
+            print(f"| {k} | {statistics.median(v):.3f} | {min(v):.3f}..{max(v):.3f} | "
+                  f"{statistics.median(v) / floor_cpu:.2f}x |")
     print("\n| per shot | shots | chain ms/shot | libvmaf ms/shot | ratio | chain / decode floor "
           "(wall) |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -439,15 +500,23 @@ def predictor_latency(path: str, batch: int = 64) -> str:
             lat.append(time.perf_counter() - t)
         return statistics.median(lat)
 
-    # the fast path (contiguous float32 rows) and the checked path any array-like takes,
-    # interleaved so that load hits both alike
-    single, checked = [], []
+    # The default single-row path (the graph compiled to Python floats where it reproduces
+    # onnxruntime's bits), onnxruntime through the preallocated I/O binding, and the checked
+    # path any array-like takes, interleaved so that load hits them alike.
+    bound = Predictor(path, scalar=False)
+    compiled = p.scalar_graph() is not None
+    single, binding, checked = [], [], []
     for _ in range(5):
         single.append(med(lambda: p.predict(x1), 1000))
+        binding.append(med(lambda: bound.predict(x1), 1000))
         checked.append(med(lambda: p._predict_checked(x1), 1000))
     batched = med(lambda: p.predict(xb), 500) / batch
-    return (f"| {Path(path).name} | {os.path.getsize(path)} | "
-            f"{statistics.median(single) * 1e6:.1f} | {statistics.median(checked) * 1e6:.1f} | "
+
+    def us(v: list[float]) -> str:
+        return f"{statistics.median(v) * 1e6:.1f} ({min(v) * 1e6:.1f}..{max(v) * 1e6:.1f})"
+
+    return (f"| {Path(path).name} | {os.path.getsize(path)} | {us(single)} "
+            f"({'compiled' if compiled else 'onnxruntime'}) | {us(binding)} | {us(checked)} | "
             f"{batched * 1e6:.2f} | onnxruntime {ort.__version__} |")
 
 
@@ -473,6 +542,10 @@ def main() -> int:
     ap.add_argument("--skip-race", action="store_true")
     ap.add_argument("--baseline", help="a checkout of another version (e.g. `git archive` of "
                     "the commit before a change): its `predict` races as one more contender")
+    ap.add_argument("--parts", action="store_true",
+                    help="also race one process running the chain's stages one after the other "
+                         "(imports, probe, packet list, quantizer trace, decode + pipe): the CPU "
+                         "of each, beside the decode floor")
     ap.add_argument("--breakdown", type=int, default=0, metavar="ROUNDS",
                     help="also switch the per-frame passes off in turn, in-process (0 = skip)")
     ap.add_argument("--work", default="/tmp/bench_edge")
@@ -514,9 +587,10 @@ def main() -> int:
     if args.corpus and args.encodes:
         accuracy(args)
 
-    print("\n| model | bytes | single row µs (median) | same, checked path (list, float64, "
-          "...) µs | per row in a batch of 64 µs | runtime |")
-    print("|---|---:|---:|---:|---:|---|")
+    print("\n| model | bytes | single row µs, `predict` (median of 5 interleaved medians, "
+          "range) | single row µs, onnxruntime I/O binding | single row µs, checked path (list, "
+          "float64, ...) | per row in a batch of 64 µs | runtime |")
+    print("|---|---:|---:|---:|---:|---:|---|")
     for m in dict.fromkeys([*([args.student] if args.student else []), args.model]):
         print(predictor_latency(m))
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")

@@ -106,6 +106,26 @@ def test_decode_luma_is_the_exact_y_plane(clip):
     assert np.array_equal(y, ref)
 
 
+def test_decode_luma_reuses_only_buffers_nobody_holds(clip):
+    """Chunk buffers are recycled once the caller dropped every array on them: a streaming
+    caller gets the same frames through a few buffers, and chunks (or single frames) a caller
+    keeps are never overwritten by later chunks."""
+    ref = read_all(clip).y
+    kept_frames = []
+    start = 0
+    for y in decode_luma(clip, width=320, height=180, bit_depth=8, chunk=4, prefetch=1):
+        assert np.array_equal(y, ref[start : start + y.shape[0]])
+        if start % 12 == 0:
+            kept_frames.append((start, y[0]))  # a view that pins this chunk's buffer
+        start += y.shape[0]
+        del y
+    assert start == 60
+    for i, frame in kept_frames:
+        assert np.array_equal(frame, ref[i])
+    chunks = list(decode_luma(clip, width=320, height=180, bit_depth=8, chunk=4, prefetch=1))
+    assert np.array_equal(np.concatenate(chunks), ref)  # every kept chunk intact
+
+
 def test_frame_pass_equals_whole_clip_features_and_shots(clip):
     info = probe_video(clip)
     det = ShotDetector(fps=25.0)
@@ -725,6 +745,7 @@ def test_predict_fast_paths_give_the_checked_paths_bits(model):
 
     pred = Predictor(default_model_path() if model == "shipped" else TINY)
     assert pred._single is not None  # the binding is there on the onnxruntime we ship with
+    assert pred.scalar_graph() is not None  # and the graph compiles (one row: Python floats)
     rng = np.random.default_rng(3)
     x = (rng.normal(size=(64, len(pred.feature_names))) * 5 + 20).astype(np.float32)
     x[5, 1] = np.nan
@@ -738,6 +759,9 @@ def test_predict_fast_paths_give_the_checked_paths_bits(model):
     kept = pred.predict(x[:1])
     pred.predict(x[1:2])
     assert kept.tobytes() == ref[:1].tobytes()  # each call returns its own array
+    bound = Predictor(pred.model_path, scalar=False)  # single rows through the I/O binding
+    for i in range(x.shape[0]):
+        assert bound.predict(x[i : i + 1]).tobytes() == ref[i : i + 1].tobytes()
     with pytest.raises(ModelError):
         pred.predict(x[:, :-1])
 
