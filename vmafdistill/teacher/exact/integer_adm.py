@@ -22,6 +22,12 @@ whole batched tensors (CPU or GPU); only the final per-scale reductions use libv
 rounding. Values libvmaf stores in int16/int32 are wrapped to those widths where they could
 overflow. The float parts replay libvmaf's float/double mix: int64 -> float conversions are
 correctly rounded (round-to-odd through float64), ``powf`` is float64 ``pow`` rounded to float32.
+
+libvmaf runs SIMD versions of these stages on x86, and two of them do not compute what its C
+code does; both are reproduced (``simd=``, default: what libvmaf picks on this CPU): the
+high-bit-depth scale-0 DWT's last vector block overruns into the high-pass row (AVX2 and
+AVX-512, see :func:`_dwt`), and the AVX2 scale-0 decoupling rounds ``rst * gain`` to nearest in
+its vector blocks (fractional gain limits only). Checked against the packaged libvmaf on AVX2.
 """
 
 from __future__ import annotations
