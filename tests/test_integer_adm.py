@@ -104,12 +104,17 @@ def test_v061_features_match_libvmaf(tmp_path: Path, w: int, h: int, bit_depth: 
 
 
 @needs_libvmaf
-def test_watson_viewing_parameters_match_libvmaf(tmp_path: Path) -> None:
-    """Non-default viewing distance/height: CSF factors computed, not libvmaf's hard-coded ones."""
+def test_watson_options_match_libvmaf(tmp_path: Path) -> None:
+    """Non-default viewing distance/height (CSF factors computed, not libvmaf's hard-coded ones),
+    noise weight and a fractional enhancement gain limit."""
     ref, dist = textured_pair(129, 73, 2, 10, seed=3)
     rp, dp = _write_pair(tmp_path, ref, dist, 10)
-    specs = {"adm_norm_view_dist": 4.0, "adm_ref_display_height": 1080}, {
-        "adm_norm_view_dist": 3.0, "adm_ref_display_height": 2160, "adm_noise_weight": 0.1}
+    specs = (
+        {"adm_norm_view_dist": 4.0, "adm_ref_display_height": 1080},
+        {"adm_norm_view_dist": 3.0, "adm_ref_display_height": 2160, "adm_noise_weight": 0.1},
+        # A fractional gain: libvmaf's AVX2 scale-0 loop rounds rst * gain, its C tail truncates.
+        {"adm_enhn_gain_limit": 1.2},
+    )
     feats = ["name=adm:" + ":".join(f"{k}={v}" for k, v in s.items()) for s in specs]
     lib = libvmaf_score(rp, dp, model="vmaf_v0.6.1", extra_features=feats)
     for spec in specs:
@@ -140,11 +145,26 @@ def test_v1016_adm_option_sets_match_libvmaf(tmp_path: Path, w: int, h: int,
             assert np.abs(ours[name] - _printed(lib, printed)).max() <= TOL, printed
 
 
+@needs_libvmaf
+def test_skip_scale0_matches_libvmaf(tmp_path: Path) -> None:
+    """adm_skip_scale0: scale 0 only low-passed (libvmaf's C DWT, no SIMD tail quirk)."""
+    ref, dist = textured_pair(97, 55, 2, 10, seed=97)  # a tail-quirk width for the full DWT
+    rp, dp = _write_pair(tmp_path, ref, dist, 10)
+    lib = libvmaf_score(rp, dp, model="vmaf_v0.6.1",
+                        extra_features=["name=adm:adm_skip_scale0=true:adm_csf_mode=2"])
+    ours = _ours(ref, dist, 10, IntegerAdmOptions(skip_scale0=True, csf_mode=2))
+    assert not ours["integer_adm_scale0"].any()
+    for name in (*FEATURES, "integer_aim", "integer_adm3"):
+        want = _printed(lib, f"{name}_csf_2_ssz")
+        assert np.abs(ours[name] - want).max() <= TOL, name
+
+
 def test_batching_dtypes_and_c_path() -> None:
     ref, dist = textured_pair(70, 41, 3, 10, seed=1)
     r, d = torch.from_numpy(ref), torch.from_numpy(dist)
     opts = IntegerAdmOptions()
-    whole = integer_adm(r, d, 10, opts)
+    whole = integer_adm(r, d, 10, opts, frames_per_pass=3)
+    assert all(torch.equal(whole[k], v) for k, v in integer_adm(r, d, 10, opts).items())
     for i in range(3):  # frames are independent: a batch equals frame-by-frame
         one = integer_adm(r[i : i + 1], d[i : i + 1], 10, opts)
         assert all(torch.equal(whole[k][i : i + 1], one[k]) for k in whole)

@@ -8,8 +8,8 @@ measure), and prints::
     adm3 = max(adm2 * adm_dlm_weight + (1 - aim) * (1 - adm_dlm_weight), adm_min_val)
 
 :func:`adm3_from_adm2_aim` is that last line. ``adm2``/``aim`` with CSF mode 2 need libvmaf's
-integer ADM, which is a separate module (the exact-mode work); until it is plugged in,
-:class:`~vmafdistill.teacher.v1016.V1016Scorer` reports the gap instead of a score.
+integer ADM, reproduced in :mod:`vmafdistill.teacher.exact.integer_adm` (which applies this
+function to its own ``adm2``/``aim``).
 """
 
 from __future__ import annotations

@@ -17,8 +17,6 @@ import torch
 from .. import __version__
 from ..errors import VmafDistillError
 from ..io import iter_frame_pairs, probe_video
-from .model_v1016 import is_v1016_model
-from .v1016 import score_files_v1016
 from .vmaf import VmafResult, VmafScorer
 
 #: Precision of libvmaf's JSON log (it prints ``%.6f``).
@@ -52,14 +50,19 @@ def score_files(
     encodes; otherwise a size mismatch is an error. ``on_length_mismatch="prefix"`` scores the
     common prefix (with a warning) instead of failing on different frame counts.
     """
-    started = time.perf_counter()
-    _check_device(device)
+    from .model_v1016 import is_v1016_model
+
     if is_v1016_model(model):  # CAMBI/SpEED/adm3/motion3 models: their own streaming scorer
+        from .v1016 import score_files_v1016
+
+        _check_device(device)
         return score_files_v1016(
             ref, dist, model=model, device=device, chunk=chunk, ref_raw=ref_raw,
             dist_raw=dist_raw, rescale=rescale, scale_flags=scale_flags,
             on_length_mismatch=on_length_mismatch, progress=progress,
         )
+    started = time.perf_counter()
+    _check_device(device)
     scorer = VmafScorer(model, device=device, dtype=dtype)
     ref_info = probe_video(ref, **_raw_opts(ref_raw))
     pairs = iter_frame_pairs(

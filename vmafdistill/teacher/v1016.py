@@ -156,15 +156,25 @@ class V1016Scorer:
 
 @dataclass
 class V1016Result(VmafResult):
-    """A v1.0.16 result: like :class:`VmafResult`, over every metric the model prints."""
+    """A v1.0.16 result: like :class:`VmafResult`, over every metric the model prints.
+
+    ``metrics`` is keyed by libvmaf's printed names already, so ``printed`` changes nothing.
+    """
+
+    mode: str = "exact"  # libvmaf's integer ADM/motion, as the model specifies
+
+    @property
+    def names(self) -> list[str]:
+        """Every metric, in the scorer's order."""
+        return list(self.metrics)
 
     @property
     def pooled(self) -> dict[str, dict[str, float]]:
         """``{metric: {min, max, mean, harmonic_mean}}`` over frames, every metric."""
         return {name: pool(values) for name, values in self.metrics.items()}
 
-    def frames(self) -> list[dict[str, float]]:
-        """One ``{metric: value}`` dict per frame, libvmaf's metric names."""
+    def frames(self, *, printed: bool = False) -> list[dict[str, float]]:
+        """One ``{metric: value}`` dict per frame, libvmaf's metric names (``printed`` or not)."""
         return [{n: float(v[i]) for n, v in self.metrics.items()}
                 for i in range(self.num_frames)]
 

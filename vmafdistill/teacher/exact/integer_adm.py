@@ -22,6 +22,12 @@ whole batched tensors (CPU or GPU); only the final per-scale reductions use libv
 rounding. Values libvmaf stores in int16/int32 are wrapped to those widths where they could
 overflow. The float parts replay libvmaf's float/double mix: int64 -> float conversions are
 correctly rounded (round-to-odd through float64), ``powf`` is float64 ``pow`` rounded to float32.
+
+libvmaf runs SIMD versions of these stages on x86, and two of them do not compute what its C
+code does; both are reproduced (``simd=``, default: what libvmaf picks on this CPU): the
+high-bit-depth scale-0 DWT's last vector block overruns into the high-pass row (AVX2 and
+AVX-512, see :func:`_dwt`), and the AVX2 scale-0 decoupling rounds ``rst * gain`` to nearest in
+its vector blocks (fractional gain limits only). Checked against the packaged libvmaf on AVX2.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from ..adm3 import Adm3Options, adm3_from_adm2_aim
 
 __all__ = [
     "MIN_SIZE",
@@ -274,20 +282,26 @@ def _powf_cbrt_scalar(x: float) -> np.float32:
     return np.float32(math.pow(float(np.float32(x)), third))
 
 
-def _taps(x: torch.Tensor, dim: int) -> list[torch.Tensor]:
-    """The 4 DWT taps along ``dim`` (libvmaf's ``dwt2_src_indices_filt``) as strided views.
+@functools.cache
+def _tap_index(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Even and odd positions of the padded sample sequence ``1, 0, 1, .., n-1, n-1, n-2``."""
+    idx = torch.cat([torch.tensor([1]), torch.arange(n), torch.tensor([n - 1, n - 2])])
+    return idx[0::2].contiguous(), idx[1::2].contiguous()
 
-    Output ``i`` reads samples ``2i-1 .. 2i+2``; sample -1 is 1, n is n-1 and n+1 is n-2.
+
+def _taps(x: torch.Tensor, dim: int) -> list[torch.Tensor]:
+    """The 4 DWT taps along ``dim`` (libvmaf's ``dwt2_src_indices_filt``), contiguous views.
+
+    Output ``i`` reads samples ``2i-1 .. 2i+2``; sample -1 is 1, n is n-1 and n+1 is n-2. In the
+    padded sequence those are positions ``2i .. 2i+3``: even[i], odd[i], even[i+1], odd[i+1].
     """
     n = x.shape[dim]
     half = (n + 1) // 2
-    idx = torch.cat([torch.tensor([1]), torch.arange(n), torch.tensor([n - 1, n - 2])])
-    p = x.index_select(dim, idx.to(x.device))
-    out = []
-    for k in range(4):
-        t = p.narrow(dim, k, 2 * half - 1)
-        out.append(t[:, ::2] if dim == 1 else t[:, :, ::2])
-    return out
+    ev_i, od_i = _tap_index(n)
+    even = x.index_select(dim, ev_i.to(x.device))
+    odd = x.index_select(dim, od_i.to(x.device))
+    return [even.narrow(dim, 0, half), odd.narrow(dim, 0, half),
+            even.narrow(dim, 1, half), odd.narrow(dim, 1, half)]
 
 
 def _fir(taps: list[torch.Tensor], coeffs: tuple[int, ...], add: int, shift: int
@@ -363,17 +377,31 @@ def _bitlen(x: torch.Tensor) -> torch.Tensor:
 
 
 def _decouple(
-    o: tuple[torch.Tensor, ...], t: tuple[torch.Tensor, ...], gain: float, width: int
+    o: tuple[torch.Tensor, ...], t: tuple[torch.Tensor, ...], gain: float, width: int,
+    vec_cols: int = 0,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Restored and additive (h, v, d) bands; ``o``/``t`` are reference/distorted (h, v, d)."""
+    """Restored and additive (h, v, d) bands; ``o``/``t`` are reference/distorted (h, v, d).
+
+    ``vec_cols``: columns below it were done by libvmaf's AVX2 scale-0 loop, which rounds
+    ``rst * gain`` to nearest (``cvtpd_epi32``) before the min/max; its C code truncates after.
+    """
     oh, ov, _ = o
     th, tv, _ = t
     cos_1deg_sq = float(np.float32(math.cos(math.pi / 180.0) * math.cos(math.pi / 180.0)))
-    # (float)x / 4096.0: int64 -> float, then double arithmetic.
-    dp = _i64_to_f32(oh * th + ov * tv).to(torch.float64) / 4096.0
-    om = _i64_to_f32(oh * oh + ov * ov).to(torch.float64) / 4096.0
-    tm = _i64_to_f32(th * th + tv * tv).to(torch.float64) / 4096.0
-    angle = (dp >= 0) & (dp * dp >= cos_1deg_sq * om * tm)
+    # libvmaf: ((float)x / 4096.0) in double. The /4096 scales both sides of the test by 2^-24
+    # exactly, so it is dropped; only the int64 -> float rounding matters.
+    if width == 16:  # |products| < 2^31: exact in float64, one rounding to float32
+        ohf, ovf, thf, tvf = (b.to(torch.float64) for b in (oh, ov, th, tv))
+        dp = (ohf * thf).add_(ovf * tvf).to(torch.float32).to(torch.float64)
+        om = (ohf * ohf).add_(ovf * ovf).to(torch.float32).to(torch.float64)
+        tm = (thf * thf).add_(tvf * tvf).to(torch.float32).to(torch.float64)
+        del ohf, ovf, thf, tvf
+    else:
+        dp = _i64_to_f32(oh * th + ov * tv).to(torch.float64)
+        om = _i64_to_f32(oh * oh + ov * ov).to(torch.float64)
+        tm = _i64_to_f32(th * th + tv * tv).to(torch.float64)
+    angle = (dp >= 0) & (dp * dp >= (om.mul_(cos_1deg_sq)).mul_(tm))  # (cos * o) * t, as in C
+    del dp, om, tm
 
     table = _recip_table(oh.device)
     rst_out, add_out = [], []
@@ -386,8 +414,8 @@ def _decouple(
             shift = (_bitlen(mag) - 15).clamp_min(0)
             m = torch.where(shift > 0, (mag + ((1 << shift) >> 1)) >> shift, mag)
             tmp = (torch.take(table, m) * sgn_t + (1 << (14 + shift))) >> (15 + shift)
-        k = torch.where(ob == 0, 32768, tmp.clamp(0, 32768))
-        rst = (k * ob + 16384) >> 15
+        k = tmp.clamp_(0, 32768).masked_fill_(ob == 0, 32768)
+        rst = (k * ob).add_(16384).bitwise_right_shift_(15)
         live = angle & (k > 0)
         if float(gain).is_integer():  # rst * gain is exact: stay in integers
             boosted = rst * int(gain) if gain != 1.0 else rst
@@ -398,6 +426,11 @@ def _decouple(
             tf = tb.to(torch.float64)
             up = torch.where(boosted_f < tf, boosted_f, tf).trunc().to(torch.int64)
             down = torch.where(boosted_f > tf, boosted_f, tf).trunc().to(torch.int64)
+            if vec_cols > 0:
+                near = torch.round(boosted_f).to(torch.int64)  # round half to even
+                v_up, v_down = torch.minimum(near, tb), torch.maximum(near, tb)
+                up[..., :vec_cols] = v_up[..., :vec_cols]
+                down[..., :vec_cols] = v_down[..., :vec_cols]
         rst = torch.where(live & (ob > 0), up, rst)
         rst = torch.where(live & (ob < 0), down, rst)
         rst_out.append(rst)  # |rst| <= max(|o|, |t|) and t - rst keeps t's sign: no overflow
@@ -587,7 +620,7 @@ def check_size(width: int, height: int) -> None:
 @torch.no_grad()
 def integer_adm(
     ref: torch.Tensor, dis: torch.Tensor, bit_depth: int, opts: IntegerAdmOptions | None = None,
-    *, simd: str | None = None,
+    *, simd: str | None = None, frames_per_pass: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """libvmaf's integer ADM of (N, H, W) integer-valued luma frames, per frame (float64).
 
@@ -597,6 +630,9 @@ def integer_adm(
     ``integer_adm3`` are absent with ``skip_aim``. ``simd`` names the libvmaf code path to
     reproduce where its SIMD code differs from its C code: ``"avx2"``, ``"avx512"`` or ``"c"``;
     ``None`` (default) picks what libvmaf itself picks on this CPU (:func:`libvmaf_simd`).
+    ``frames_per_pass`` bounds how many frames go through the pipeline at once (default: 1 on
+    CPU, which keeps the working set small at no measured cost; all on other devices).
+    Results do not depend on it.
     """
     simd = simd or libvmaf_simd()
     if simd not in _SIMD_TAIL:
@@ -612,6 +648,17 @@ def integer_adm(
     check_size(w, h)
     if ref.is_floating_point() or dis.is_floating_point():
         ref, dis = ref.round(), dis.round()
+    step = frames_per_pass or (1 if ref.device.type == "cpu" else max(n, 1))
+    if n > step:
+        parts = [_integer_adm(ref[i : i + step], dis[i : i + step], bit_depth, opts, simd)
+                 for i in range(0, n, step)]
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    return _integer_adm(ref, dis, bit_depth, opts, simd)
+
+
+def _integer_adm(ref: torch.Tensor, dis: torch.Tensor, bit_depth: int, opts: IntegerAdmOptions,
+                 simd: str) -> dict[str, torch.Tensor]:
+    n, h, w = ref.shape
     r = ref.to(torch.int64)
     d = dis.to(torch.int64)
     dev = r.device
@@ -625,7 +672,8 @@ def integer_adm(
     cur_r, cur_d = r, d
     for scale in range(4):
         if scale == 0:
-            tail = _SIMD_TAIL[simd] if bit_depth > 8 else 0
+            # libvmaf's low-pass-only DWT (adm_skip_scale0) has no SIMD version: no quirk.
+            tail = _SIMD_TAIL[simd] if bit_depth > 8 and not opts.skip_scale0 else 0
             rb = _dwt(cur_r, vp0, (32768, 16), 16, simd_tail=tail)
             db = _dwt(cur_d, vp0, (32768, 16), 16, simd_tail=tail)
             width = 16
@@ -643,7 +691,15 @@ def integer_adm(
             continue
         o = (rb[2], rb[1], rb[3])  # (h, v, d)
         t = (db[2], db[1], db[3])
-        rst, add = _decouple(o, t, opts.enhn_gain_limit, width)
+        vec_cols = 0
+        if scale == 0 and simd == "avx2":
+            bw = rb[0].shape[-1]
+            left_c = max(int(bw * _BORDER - 0.5 - 1), 0)
+            right_c = min(bw - left_c + 2, bw)
+            # adm_decouple_avx2's 8-wide loop from left_c covers whole blocks up to here (what
+            # the packaged build does; libvmaf's current source aligns on right_c % 8 instead).
+            vec_cols = right_c - (right_c - left_c) % 8
+        rst, add = _decouple(o, t, opts.enhn_gain_limit, width, vec_cols)
         dens.append(_den_scale(o, scale, opts))
         csf_a, csf_f = _csf(add, scale, opts)
         nums.append(_cm(rst, csf_a, csf_f, scale, opts, opts.noise_weight))
@@ -671,8 +727,8 @@ def integer_adm(
         # libvmaf leaves AIM unset when the denominator is 0; report 0 there.
         aim = torch.where(den == 0, torch.zeros_like(num), aim_num / safe)
         out["integer_aim"] = aim
-        wgt = opts.dlm_weight
-        out["integer_adm3"] = torch.clamp(adm2 * wgt + (1.0 - aim) * (1.0 - wgt), min=opts.min_val)
+        out["integer_adm3"] = adm3_from_adm2_aim(
+            adm2, aim, Adm3Options(dlm_weight=opts.dlm_weight, min_val=opts.min_val))
     out["integer_adm_num"] = num
     out["integer_adm_den"] = den
     for s in range(4):
