@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .intfilter import filter_cols, filter_rows, shift_round
+from .intfilter import _plan, filter_cols, filter_rows, shift_round
 
 #: ``vif_filter1d_table`` of ``integer_vif.h`` (each sums to 65536).
 VIF_FILTERS: tuple[tuple[int, ...], ...] = (
@@ -75,25 +75,72 @@ def log2_table(device: str = "cpu") -> torch.Tensor:
 def _log2_fixed(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """``log2_32``/``log2_64``: table of the 16 leading bits plus 2048 per dropped bit.
 
-    ``x`` holds integers in ``[2^16, 2^53)`` as float64; ``frexp`` gives their bit length.
+    ``x`` holds integers in ``[2^16, 2^53)`` as float64. With ``x = m 2^e`` (``frexp``,
+    ``0.5 <= m < 1``) the bit length is ``e`` and the 16 leading bits are ``floor(m 2^16)``.
     """
-    _, exp = torch.frexp(x)
-    k = (exp - 16).to(torch.float64)
-    lead = torch.floor(x * torch.exp2(-k)).to(torch.int64)
-    return table[lead] + 2048.0 * k
+    mant, exp = torch.frexp(x)
+    lead = mant.mul_(65536.0).to(torch.int64)  # truncation == floor for positive values
+    return table[lead].add_(exp.to(torch.float64).sub_(16.0).mul_(2048.0))
 
 
-def _mul_shift32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``(a * b + 2^31) >> 32`` exactly for integers ``a, b < 2^32`` held in float64.
+def _split16(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    hi = torch.floor(a * (1.0 / 65536))
+    return hi, a - hi * 65536
 
-    ``a * b`` can reach 2^64, past float64's 2^53, so split both into 16-bit halves.
+
+def _mul_shift32(
+    a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]
+) -> torch.Tensor:
+    """``(a * b + 2^31) >> 32`` exactly for integers ``a, b < 2^32`` given as 16-bit halves.
+
+    ``a * b`` can reach 2^64, past float64's 2^53: ``a b = ah bh 2^32 + (ah bl + al bh) 2^16 +
+    al bl`` and only the last two terms (< 2^50) need the rounding shift.
     """
-    ah, al = torch.floor(a * (1.0 / 65536)), None
-    al = a - ah * 65536
-    bh = torch.floor(b * (1.0 / 65536))
-    bl = b - bh * 65536
-    low = (ah * bl + al * bh) * 65536 + al * bl + 2147483648.0  # < 2^50
-    return ah * bh + torch.floor(low * (1.0 / 4294967296.0))
+    (ah, al), (bh, bl) = a, b
+    low = torch.addcmul(al * bh, ah, bl).mul_(65536.0).addcmul_(al, bl).add_(2147483648.0)
+    return low.mul_(1.0 / 4294967296.0).floor_().addcmul_(ah, bh)
+
+
+def _block_terms(
+    mu: torch.Tensor, sq: torch.Tensor, n: int, table: torch.Tensor, gain_limit: float
+) -> torch.Tensor:
+    """Per-frame ``(num_log, den_log, num_non_log, den_non_log)`` sums of a block of rows.
+
+    ``mu``: horizontally filtered ``mu1, mu2`` (2n planes); ``sq``: the shifted ``xx, yy, xy``
+    (3n planes). Returns ``(4, n)`` float64 integer sums.
+    """
+    mu1, mu2 = _split16(mu[:n]), _split16(mu[n:])
+    xx, yy, xy = sq[:n], sq[n : 2 * n], sq[2 * n :]
+    sigma1_sq = xx.sub_(_mul_shift32(mu1, mu1))
+    sigma2_sq = yy.sub_(_mul_shift32(mu2, mu2)).clamp_min_(0)
+    sigma12 = xy.sub_(_mul_shift32(mu1, mu2))
+    del mu1, mu2
+
+    log_mask = sigma1_sq >= SIGMA_NSQ
+    den_log = _log2_fixed(sigma1_sq + SIGMA_NSQ, table).sub_(2048 * 17)
+    num_mask = log_mask & (sigma12 > 0) & (sigma2_sq > 0)
+    # Same double operations, same order as libvmaf: g, g * sigma12, the difference, trunc;
+    # then g * g and (g * g) * sigma1_sq, trunc. No fused multiply-add (libvmaf's C has none).
+    g = sigma12 / (sigma1_sq + 65536 * 1.0e-10)
+    sv_sq = torch.sub(sigma2_sq, g * sigma12).trunc_().clamp_min_(0)
+    g.clamp_max_(gain_limit)
+    numer1 = sv_sq.add_(SIGMA_NSQ)
+    numer1_tmp = (g * g).mul_(sigma1_sq).trunc_().add_(numer1)
+    # Outside num_mask the arguments may be anything; keep them in the table's domain.
+    numer1_tmp = torch.where(num_mask, numer1_tmp, float(SIGMA_NSQ))
+    numer1 = torch.where(num_mask, numer1, float(SIGMA_NSQ))
+    num_log = _log2_fixed(numer1_tmp, table).sub_(_log2_fixed(numer1, table))
+
+    dims = (-2, -1)
+    lin = ~log_mask
+    return torch.stack(
+        [
+            torch.where(num_mask, num_log, 0.0).sum(dims),
+            torch.where(log_mask, den_log, 0.0).sum(dims),
+            torch.where(lin, sigma2_sq, 0.0).sum(dims),
+            lin.sum(dims).to(torch.float64),
+        ]
+    )
 
 
 def _statistic(
@@ -103,50 +150,32 @@ def _statistic(
     bpc: int,
     opts: IntegerVifOptions,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``vif_statistic_8/16``: per-frame ``(num, den)`` float32 of one scale."""
+    """``vif_statistic_8/16``: per-frame ``(num, den)`` float32 of one scale.
+
+    Runs block of rows by block of rows (the vertical filter's GEMM blocks) so that the ~40
+    elementwise passes of the statistic work on cache-sized tiles.
+    """
     taps = VIF_FILTERS[scale]
-    n = ref.shape[0]
+    n, h, _ = ref.shape
     if scale == 0:
         vp_shift, vp_sq_shift = bpc, 2 * (bpc - 8)
     else:
         vp_shift, vp_sq_shift = 16, 16
-    # Vertical pass on the five planes at once: mu1, mu2, ref^2, dis^2, ref*dis.
-    planes = torch.cat([ref, dis, ref * ref, dis * dis, ref * dis])
-    v = filter_cols(planes, taps)
-    mu_v = shift_round(v[: 2 * n], vp_shift)
-    sq_v = shift_round(v[2 * n :], vp_sq_shift, 0 if vp_sq_shift == 0 else None)
-    mu = filter_rows(mu_v, taps)  # 24 fractional bits, < 2^32
-    sq = shift_round(filter_rows(sq_v, taps), 16)
-    mu1, mu2 = mu[:n], mu[n:]
-    xx, yy, xy = sq[:n], sq[n : 2 * n], sq[2 * n :]
-    sigma1_sq = xx - _mul_shift32(mu1, mu1)
-    sigma2_sq = (yy - _mul_shift32(mu2, mu2)).clamp_min(0)
-    sigma12 = xy - _mul_shift32(mu1, mu2)
-
     table = log2_table(str(ref.device))
-    log_mask = sigma1_sq >= SIGMA_NSQ
-    den_log = torch.where(log_mask, _log2_fixed(SIGMA_NSQ + sigma1_sq, table) - 2048 * 17, 0.0)
-    num_mask = log_mask & (sigma12 > 0) & (sigma2_sq > 0)
-    # Same double operations, same order as libvmaf (g, g * sigma12, the difference, trunc).
-    eps = 65536 * 1.0e-10
-    g = sigma12 / (sigma1_sq + eps)
-    sv_sq = torch.trunc(sigma2_sq - g * sigma12).clamp_min(0)
-    g = g.clamp_max(opts.enhn_gain_limit)
-    numer1 = sv_sq + SIGMA_NSQ
-    numer1_tmp = torch.trunc(g * g * sigma1_sq) + numer1
-    # Outside num_mask the arguments may be garbage; keep them in the table's domain.
-    numer1_tmp = torch.where(num_mask, numer1_tmp, float(SIGMA_NSQ))
-    numer1 = torch.where(num_mask, numer1, float(SIGMA_NSQ))
-    num_log = _log2_fixed(numer1_tmp, table) - _log2_fixed(numer1, table)
-    num_log = torch.where(num_mask, num_log, 0.0)
-
-    lin = ~log_mask
-    accum_num_log = num_log.sum(dim=(-2, -1))
-    accum_den_log = den_log.sum(dim=(-2, -1))
-    accum_num_non_log = torch.where(lin, sigma2_sq, 0.0).sum(dim=(-2, -1))
-    accum_den_non_log = lin.sum(dim=(-2, -1)).to(torch.float64)
-    num = accum_num_log / 2048.0 + (accum_den_non_log - (accum_num_non_log / 16384.0) / 65025.0)
-    den = accum_den_log / 2048.0 + accum_den_non_log
+    acc = torch.zeros(4, n, dtype=torch.float64, device=ref.device)
+    for _, _, i_lo, i_hi, m in _plan(taps, h, 1, str(ref.device)):
+        r, d = ref[:, i_lo:i_hi], dis[:, i_lo:i_hi]
+        # The five planes of this block: mu1, mu2, ref^2, dis^2, ref*dis.
+        planes = torch.cat([r, d, r * r, d * d, r * d])
+        v = torch.matmul(m.T, planes)
+        mu_v = shift_round(v[: 2 * n], vp_shift)
+        sq_v = shift_round(v[2 * n :], vp_sq_shift, 0 if vp_sq_shift == 0 else None)
+        mu = filter_rows(mu_v, taps)  # 24 fractional bits, < 2^32
+        sq = shift_round(filter_rows(sq_v, taps), 16)
+        acc += _block_terms(mu, sq, n, table, opts.enhn_gain_limit)
+    num_log, den_log, num_non_log, den_non_log = acc
+    num = num_log / 2048.0 + (den_non_log - (num_non_log / 16384.0) / 65025.0)
+    den = den_log / 2048.0 + den_non_log
     return num.to(torch.float32), den.to(torch.float32)
 
 
