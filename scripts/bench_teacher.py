@@ -173,12 +173,19 @@ def main() -> int:
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
     parser.add_argument("--workdir", help="keep the raw files here (default: a temp dir)")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved repeats (median)")
+    parser.add_argument("--torch-threads", type=int,
+                        help="intra-op threads of the teacher processes (OMP_NUM_THREADS; "
+                        "default: torch's own choice). On an oversubscribed machine OpenMP "
+                        "threads that wait for each other can be 10x slower than one thread")
     parser.add_argument("--skip-1080p", action="store_true", help="skip the 1080p memory run")
     parser.add_argument("--gpu-batch", type=int, default=32, help="frames per GPU batch")
     parser.add_argument("--gpu-only", action="store_true",
                         help="only the batched 1080p exact-mode GPU benchmark (prints, no file)")
     args = parser.parse_args()
 
+    if args.torch_threads:
+        # Inherited by the `vmafdistill score` processes; set before torch is imported here.
+        os.environ["OMP_NUM_THREADS"] = str(args.torch_threads)
     import torch
 
     if args.gpu_only:
@@ -280,7 +287,9 @@ def main() -> int:
         "",
         f"Same raw YUV files for every row: Big Buck Bunny 1280x720, {frames} frames, reference "
         "vs an x264 CRF 30 encode. Whole processes, start-up and reading included; median of "
-        f"{args.repeat} interleaved runs. Exact teacher / libvmaf-integer speed ratio per run: "
+        f"{args.repeat} interleaved runs; teacher intra-op threads: "
+        f"{args.torch_threads or 'torch default'}. Exact teacher / libvmaf-integer speed "
+        "ratio per run: "
         f"{', '.join(f'{r:.3f}' for r in ratios)}; exact / float teacher "
         f"{exact_fps / float_fps:.2f}x.",
         "",
