@@ -165,8 +165,13 @@ def _statistic(
     acc = torch.zeros(4, n, dtype=torch.float64, device=ref.device)
     for _, _, i_lo, i_hi, m in _plan(taps, h, 1, str(ref.device)):
         r, d = ref[:, i_lo:i_hi], dis[:, i_lo:i_hi]
-        # The five planes of this block: mu1, mu2, ref^2, dis^2, ref*dis.
-        planes = torch.cat([r, d, r * r, d * d, r * d])
+        # The five planes of this block: mu1, mu2, ref^2, dis^2, ref*dis (written in place).
+        planes = torch.empty((5 * n, *r.shape[1:]), dtype=r.dtype, device=r.device)
+        planes[:n] = r
+        planes[n : 2 * n] = d
+        torch.mul(r, r, out=planes[2 * n : 3 * n])
+        torch.mul(d, d, out=planes[3 * n : 4 * n])
+        torch.mul(r, d, out=planes[4 * n :])
         v = torch.matmul(m.T, planes)
         mu_v = shift_round(v[: 2 * n], vp_shift)
         sq_v = shift_round(v[2 * n :], vp_sq_shift, 0 if vp_sq_shift == 0 else None)
