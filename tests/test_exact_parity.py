@@ -186,3 +186,33 @@ def test_json_names_and_version(tmp_path: Path) -> None:
     flt = score_files(tmp_path / "r.yuv", tmp_path / "d.yuv", model="vmaf_float_v0.6.1neg",
                       ref_raw=raw, dist_raw=raw)
     assert flt.mode == "float" and "vif_scale0" in to_libvmaf_json(flt)["frames"][0]["metrics"]
+
+
+def test_cli_mode_switch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--mode float`` prints the float teacher's names; the default prints libvmaf's integer."""
+    from vmafdistill.cli import main
+
+    raw = _write_yuv420(tmp_path / "r.yuv", _frames(64, 40, 3, 8, 2, False), 8)
+    _write_yuv420(tmp_path / "d.yuv", _frames(64, 40, 3, 8, 2, True), 8)
+    geo = ["--width", "64", "--height", "40", "--quiet"]
+    for mode, name in [(None, "integer_vif_scale0"), ("float", "vif_scale0")]:
+        out = tmp_path / f"{mode}.csv"
+        args = ["score", str(tmp_path / "r.yuv"), str(tmp_path / "d.yuv"), *geo, "--csv", str(out)]
+        assert main(args + (["--mode", mode] if mode else [])) == 0
+        header = out.read_text().splitlines()[0].split(",")
+        assert name in header and header[0] == "Frame"
+        assert f"vmaf_v0.6.1 {mode or 'exact'}" in capsys.readouterr().out
+    assert raw["width"] == 64
+
+
+def test_corpus_teacher_identity_names_the_mode() -> None:
+    from vmafdistill.corpus.jobs import teacher_identity
+    from vmafdistill.errors import VmafDistillError
+
+    exact = teacher_identity({"backend": "torch", "model": "vmaf_v0.6.1"})
+    flt = teacher_identity({"backend": "torch", "model": "vmaf_v0.6.1", "mode": "float"})
+    assert exact["version"].endswith("torch exact") and flt["version"].endswith("torch float")
+    lib = teacher_identity({"backend": "libvmaf", "model": "vmaf_v0.6.1"})
+    assert lib["version"].endswith("integer")
+    with pytest.raises(VmafDistillError, match=r"teacher\.mode"):
+        teacher_identity({"backend": "torch", "mode": "fixed"})
