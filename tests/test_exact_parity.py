@@ -216,3 +216,15 @@ def test_corpus_teacher_identity_names_the_mode() -> None:
     assert lib["version"].endswith("integer")
     with pytest.raises(VmafDistillError, match=r"teacher\.mode"):
         teacher_identity({"backend": "torch", "mode": "fixed"})
+
+
+def test_exact_mode_refuses_frames_below_adm_minimum(tmp_path: Path) -> None:
+    from vmafdistill.errors import VideoInputError
+
+    raw = _write_yuv420(tmp_path / "r.yuv", _frames(40, 24, 2, 8, 4, False), 8)
+    _write_yuv420(tmp_path / "d.yuv", _frames(40, 24, 2, 8, 4, True), 8)
+    with pytest.raises(VideoInputError, match="--mode float"):
+        score_files(tmp_path / "r.yuv", tmp_path / "d.yuv", ref_raw=raw, dist_raw=raw)
+    flt = score_files(tmp_path / "r.yuv", tmp_path / "d.yuv", ref_raw=raw, dist_raw=raw,
+                      mode="float")
+    assert flt.num_frames == 2

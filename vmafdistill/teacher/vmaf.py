@@ -16,9 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import VideoInputError
 from ..vmaf_names import FRAME_METRICS
 from .adm import adm_scales
 from .exact.features import EXACT_METRICS, exact_frame_features, finish_motion, printed_names
+from .exact.integer_adm import MIN_SIZE as ADM_MIN_SIZE
 from .model import VmafModel
 from .motion import motion2_from_motion, motion_blur, motion_sad
 from .vif import vif_scales
@@ -218,15 +220,22 @@ class VmafScorer:
         self, ref: np.ndarray | torch.Tensor, dist: np.ndarray | torch.Tensor, rbd: int, dbd: int
     ) -> None:
         if rbd != dbd:
-            raise ValueError(
+            raise VideoInputError(
                 f"exact mode needs one bit depth for both inputs (libvmaf does too), got "
                 f"reference {rbd} and distorted {dbd}"
             )
         if self._bit_depth is not None and rbd != self._bit_depth:
-            raise ValueError(f"bit depth changed from {self._bit_depth} to {rbd} mid-stream")
+            raise VideoInputError(f"bit depth changed from {self._bit_depth} to {rbd} mid-stream")
         self._bit_depth = rbd
         r = _as_tensor(ref).to(self.device)
         d = _as_tensor(dist).to(self.device)
+        h, w = r.shape[-2:]
+        if min(h, w) < ADM_MIN_SIZE:
+            # libvmaf's integer ADM reads outside its buffers below this size.
+            raise VideoInputError(
+                f"exact mode needs frames of at least {ADM_MIN_SIZE}x{ADM_MIN_SIZE} (libvmaf's "
+                f"integer ADM), got {w}x{h}; use --mode float for smaller frames"
+            )
         feats, self._history = exact_frame_features(
             r, d, rbd, self.model.exact_options, history=self._history, start=self._seen
         )

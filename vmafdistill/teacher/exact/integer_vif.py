@@ -72,15 +72,20 @@ def log2_table(device: str = "cpu") -> torch.Tensor:
     return torch.from_numpy(table).to(device)
 
 
-def _log2_fixed(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """``log2_32``/``log2_64``: table of the 16 leading bits plus 2048 per dropped bit.
+#: ``_log2_raw`` carries the float64 exponent bias: it returns libvmaf's log + LOG_BIAS.
+LOG_BIAS = 2048 * (1023 + 15)
 
-    ``x`` holds integers in ``[2^16, 2^53)`` as float64. With ``x = m 2^e`` (``frexp``,
-    ``0.5 <= m < 1``) the bit length is ``e`` and the 16 leading bits are ``floor(m 2^16)``.
+
+def _log2_raw(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """``log2_32``/``log2_64`` plus :data:`LOG_BIAS`, read off the float64 bit pattern.
+
+    ``x`` holds integers in ``[2^15, 2^53)`` as contiguous float64, ``x = 1.f 2^E``: the 16
+    leading bits are the implicit 1 and the top 15 fraction bits, and libvmaf adds 2048 for each
+    of the ``E - 15`` bits below them. Other values give garbage, in the table's index range.
     """
-    mant, exp = torch.frexp(x)
-    lead = mant.mul_(65536.0).to(torch.int64)  # truncation == floor for positive values
-    return table[lead].add_(exp.to(torch.float64).sub_(16.0).mul_(2048.0))
+    bits = x.view(torch.int64)
+    lead = (bits >> 37).bitwise_and_(0x7FFF).bitwise_or_(0x8000)
+    return table[lead].add_((bits >> 52).to(torch.float64).mul_(2048.0))
 
 
 def _split16(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,7 +122,7 @@ def _block_terms(
     del mu1, mu2
 
     log_mask = sigma1_sq >= SIGMA_NSQ
-    den_log = _log2_fixed(sigma1_sq + SIGMA_NSQ, table).sub_(2048 * 17)
+    den_log = _log2_raw(sigma1_sq + SIGMA_NSQ, table).sub_(LOG_BIAS + 2048 * 17)
     num_mask = log_mask & (sigma12 > 0) & (sigma2_sq > 0)
     # Same double operations, same order as libvmaf: g, g * sigma12, the difference, trunc;
     # then g * g and (g * g) * sigma1_sq, trunc. No fused multiply-add (libvmaf's C has none).
@@ -129,7 +134,7 @@ def _block_terms(
     # Outside num_mask the arguments may be anything; keep them in the table's domain.
     numer1_tmp = torch.where(num_mask, numer1_tmp, float(SIGMA_NSQ))
     numer1 = torch.where(num_mask, numer1, float(SIGMA_NSQ))
-    num_log = _log2_fixed(numer1_tmp, table).sub_(_log2_fixed(numer1, table))
+    num_log = _log2_raw(numer1_tmp, table).sub_(_log2_raw(numer1, table))  # biases cancel
 
     dims = (-2, -1)
     lin = ~log_mask
