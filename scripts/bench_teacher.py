@@ -60,17 +60,18 @@ def exact_stage_breakdown(r: np.ndarray, d: np.ndarray) -> dict[str, float]:
     """Milliseconds per frame of each exact-mode stage on decoded 8-bit frames ``(N, H, W)``."""
     import torch
 
-    from vmafdistill.teacher.exact.features import ADM_FRAMES_PER_CALL_CPU
+    from vmafdistill.teacher.exact.features import FRAMES_PER_CALL_CPU
     from vmafdistill.teacher.exact.integer_adm import integer_adm
     from vmafdistill.teacher.exact.integer_vif import integer_vif
     from vmafdistill.teacher.motion3 import Motion3Options, motion_sad_scores
 
     rt, dt = torch.from_numpy(r).to(torch.int64), torch.from_numpy(d).to(torch.int64)
-    g = ADM_FRAMES_PER_CALL_CPU
+    g = FRAMES_PER_CALL_CPU
     out = {}
     integer_vif(rt[:1], dt[:1], 8)  # warm-up
     for name, fn in [
-        ("exact: integer VIF (4 scales)", lambda: integer_vif(rt, dt, 8)),
+        ("exact: integer VIF (4 scales)",
+         lambda: [integer_vif(rt[i:i + g], dt[i:i + g], 8) for i in range(0, len(rt), g)]),
         ("exact: integer ADM (4 scales)",
          lambda: [integer_adm(rt[i:i + g], dt[i:i + g], 8) for i in range(0, len(rt), g)]),
         ("exact: integer motion", lambda: motion_sad_scores(rt, 8, Motion3Options())),
