@@ -5,10 +5,13 @@ Reproduce with ``python scripts/bench_teacher.py`` (about 4 minutes on 2 cores).
 
 1. decodes the packaged Big Buck Bunny clip (1280x720, 132 frames) to raw YUV and an x264
    CRF 30 encode of it to raw YUV (so nobody pays for H.264 decoding in the timed runs);
-2. times whole processes on those files: ffmpeg+libvmaf with the integer model (the default)
-   and the float model, each with ``n_threads`` = all cores, and ``vmafdistill score`` on CPU
-   (and on CUDA when a GPU is present);
-3. breaks the teacher's time down per stage in-process (VIF, ADM, motion, SVR);
+2. times whole processes on those files, interleaved: ffmpeg+libvmaf with the integer model
+   (the default) and the float model, each with ``n_threads`` = all cores, and ``vmafdistill
+   score`` in exact mode (libvmaf's integer model) and in float mode on CPU (and on CUDA when
+   a GPU is present);
+3. breaks the teacher's time down per stage in-process (VIF, ADM, motion, SVR; exact and float);
+   with a GPU, also times exact mode on batches of 1080p frames on the GPU (frames/s, batch
+   size, device name) -- ``--gpu-only`` runs just that;
 4. measures the peak resident memory of ``vmafdistill score`` on a 1080p pair (upscaled from the
    same clip) to show that streaming keeps it bounded;
 
@@ -26,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -42,11 +47,74 @@ def libvmaf_cmd(ref: Path, dist: Path, size: str, model: str, threads: int) -> l
             *raw, "-i", str(dist), *raw, "-i", str(ref), "-lavfi", graph, "-f", "null", "-"]
 
 
-def teacher_cmd(ref: Path, dist: Path, width: int, height: int, device: str) -> list[str]:
+def teacher_cmd(
+    ref: Path, dist: Path, width: int, height: int, device: str, mode: str = "exact"
+) -> list[str]:
     """``vmafdistill score`` as a user runs it."""
     return [sys.executable, "-m", "vmafdistill", "score", str(ref), str(dist), "--width",
             str(width), "--height", str(height), "--pix-fmt", "yuv420p", "--device", device,
-            "--quiet"]
+            "--mode", mode, "--quiet"]
+
+
+def exact_stage_breakdown(r: np.ndarray, d: np.ndarray) -> dict[str, float]:
+    """Milliseconds per frame of each exact-mode stage on decoded 8-bit frames ``(N, H, W)``."""
+    import torch
+
+    from vmafdistill.teacher.exact.features import FRAMES_PER_CALL_CPU
+    from vmafdistill.teacher.exact.integer_adm import integer_adm
+    from vmafdistill.teacher.exact.integer_vif import integer_vif
+    from vmafdistill.teacher.motion3 import Motion3Options, motion_sad_scores
+
+    rt, dt = torch.from_numpy(r).to(torch.int64), torch.from_numpy(d).to(torch.int64)
+    g = FRAMES_PER_CALL_CPU
+    out = {}
+    integer_vif(rt[:1], dt[:1], 8)  # warm-up
+    for name, fn in [
+        ("exact: integer VIF (4 scales)",
+         lambda: [integer_vif(rt[i:i + g], dt[i:i + g], 8) for i in range(0, len(rt), g)]),
+        ("exact: integer ADM (4 scales)",
+         lambda: [integer_adm(rt[i:i + g], dt[i:i + g], 8) for i in range(0, len(rt), g)]),
+        ("exact: integer motion", lambda: motion_sad_scores(rt, 8, Motion3Options())),
+    ]:
+        t0 = time.perf_counter()
+        fn()
+        out[name] = (time.perf_counter() - t0) * 1000 / len(rt)
+    return out
+
+
+def gpu_batched(batch: int = 32, rounds: int = 5) -> dict[str, object] | None:
+    """Exact-mode features + SVR on the GPU, batches of 1080p frames already on the device.
+
+    Returns frames/s (median round), batch size and device name; None without CUDA.
+    """
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    from vmafdistill.teacher.exact.features import exact_frame_features
+    from vmafdistill.teacher.model import VmafModel
+
+    dev = torch.device("cuda")
+    gen = torch.Generator(device=dev).manual_seed(0)
+    ref = torch.randint(0, 256, (batch, 1080, 1920), generator=gen, device=dev)
+    # A realistic distortion: ref plus small noise (random frames would be too easy for nothing).
+    dist = (ref + torch.randint(-6, 7, ref.shape, generator=gen, device=dev)).clamp(0, 255)
+    model = VmafModel.load("vmaf_v0.6.1")
+    opts = model.exact_options
+    # Batched on the GPU: ADM takes the whole batch at once there (see features.py).
+    exact_frame_features(ref[:2], dist[:2], 8, opts)  # warm-up (kernels, cuBLAS handles)
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        feats, _ = exact_frame_features(ref, dist, 8, opts)
+        feats["motion2"] = feats["motion"]
+        model.predict(feats)
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    wall = statistics.median(times)
+    return {"fps": batch / wall, "batch": batch, "device": torch.cuda.get_device_name(0),
+            "rounds": rounds}
 
 
 def stage_breakdown(ref: Path, dist: Path, width: int, height: int, frames: int) -> dict:
@@ -106,9 +174,25 @@ def main() -> int:
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
     parser.add_argument("--workdir", help="keep the raw files here (default: a temp dir)")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved repeats (median)")
+    parser.add_argument("--torch-threads", type=int,
+                        help="intra-op threads of the teacher processes (OMP_NUM_THREADS; "
+                        "default: torch's own choice). On an oversubscribed machine OpenMP "
+                        "threads that wait for each other can be 10x slower than one thread")
+    parser.add_argument("--skip-1080p", action="store_true", help="skip the 1080p memory run")
+    parser.add_argument("--gpu-batch", type=int, default=32, help="frames per GPU batch")
+    parser.add_argument("--gpu-only", action="store_true",
+                        help="only the batched 1080p exact-mode GPU benchmark (prints, no file)")
     args = parser.parse_args()
 
+    if args.torch_threads:
+        # Inherited by the `vmafdistill score` processes; set before torch is imported here.
+        os.environ["OMP_NUM_THREADS"] = str(args.torch_threads)
     import torch
+
+    if args.gpu_only:
+        res = gpu_batched(args.gpu_batch)
+        print(res if res else "no CUDA device: nothing to measure")
+        return 0 if res else 1
 
     threads = os.cpu_count() or 1
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_teacher_"))
@@ -129,8 +213,12 @@ def main() -> int:
          libvmaf_cmd(ref, dist, "1280x720", "vmaf_v0.6.1", threads)),
         (f"libvmaf, float model vmaf_float_v0.6.1 (n_threads={threads})",
          libvmaf_cmd(ref, dist, "1280x720", "vmaf_float_v0.6.1", threads)),
-        ("vmafdistill score, CPU", teacher_cmd(ref, dist, 1280, 720, "cpu")),
-    ] + ([("vmafdistill score, CUDA", teacher_cmd(ref, dist, 1280, 720, "cuda"))]
+        ("vmafdistill score --mode exact, CPU", teacher_cmd(ref, dist, 1280, 720, "cpu")),
+        ("vmafdistill score --mode float, CPU",
+         teacher_cmd(ref, dist, 1280, 720, "cpu", "float")),
+    ] + ([("vmafdistill score --mode exact, CUDA", teacher_cmd(ref, dist, 1280, 720, "cuda")),
+          ("vmafdistill score --mode float, CUDA",
+           teacher_cmd(ref, dist, 1280, 720, "cuda", "float"))]
          if torch.cuda.is_available() else [])
     # Interleaved repeats, median wall time: a shared machine's load drifts between runs.
     walls: dict[str, list[float]] = {label: [] for label, _ in runs}
@@ -148,24 +236,49 @@ def main() -> int:
         wall = statistics.median(walls[label])
         rows.append((label, frames / wall, wall, peak[label], ""))
     base_int, base_float = rows[0][1], rows[1][1]
+    exact_fps, float_fps = rows[2][1], rows[3][1]
     ratios = [w_int / w for w_int, w in zip(walls[rows[0][0]], walls[rows[2][0]], strict=True)]
-    print(f"teacher / libvmaf-integer speed per repeat: {', '.join(f'{r:.3f}' for r in ratios)}")
+    print(f"exact teacher / libvmaf-integer speed per repeat: "
+          f"{', '.join(f'{r:.3f}' for r in ratios)}; exact / float teacher "
+          f"{exact_fps / float_fps:.2f}x")
 
     stages = stage_breakdown(ref, dist, 1280, 720, min(16, frames))
+    from vmafdistill.io import read_all
+
+    opts = {"width": 1280, "height": 720, "pix_fmt": "yuv420p"}
+    nst = min(8, frames)
+    stages.update(exact_stage_breakdown(read_all(ref, **opts).y[:nst],
+                                        read_all(dist, **opts).y[:nst]))
     for k, v in stages.items():
         print(f"  {k}: {v:.1f} ms/frame")
+    gpu = gpu_batched(args.gpu_batch)
+    gpu_line = (f"GPU, exact mode, batches of {gpu['batch']} 1080p frames on {gpu['device']}: "
+                f"{gpu['fps']:.0f} frames/s (features + SVR, frames already on the device, "
+                f"median of {gpu['rounds']} batches)." if gpu else
+                "GPU: none on this machine; `python scripts/bench_teacher.py --gpu-only` "
+                "measures exact mode on batches of 1080p frames when one is present.")
+    print(gpu_line)
 
     # 1080p memory: upscale the same content, score the whole thing in one process.
+    if args.skip_1080p:
+        args.frames_1080p = 0
     n1080 = str(args.frames_1080p)
     ref1080, dist1080 = work / "ref1080.yuv", work / "dist1080.yuv"
-    for inp, out in [(ref, ref1080), (dist, dist1080)]:
+    for inp, out in [] if args.skip_1080p else [(ref, ref1080), (dist, dist1080)]:
         run_ffmpeg(["-y", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", "1280x720", "-i",
                     str(inp), "-frames:v", n1080, "-vf", "scale=1920:1080:flags=bicubic",
                     "-f", "rawvideo", "-pix_fmt", "yuv420p", str(out)], what="upscaling to 1080p")
-    t1080 = run_timed(teacher_cmd(ref1080, dist1080, 1920, 1080, "cpu"), peak_rss=True)
-    wall1080, rss1080 = t1080.wall_s, t1080.peak_rss_kb
-    frames1080 = ref1080.stat().st_size // (1920 * 1080 * 3 // 2)
-    print(f"1080p: {frames1080 / wall1080:.2f} frames/s, peak RSS {rss1080 / 1024:.0f} MB")
+    if not args.skip_1080p:
+        t1080 = run_timed(teacher_cmd(ref1080, dist1080, 1920, 1080, "cpu"), peak_rss=True)
+        wall1080, rss1080 = t1080.wall_s, t1080.peak_rss_kb
+        frames1080 = ref1080.stat().st_size // (1920 * 1080 * 3 // 2)
+        print(f"1080p: {frames1080 / wall1080:.2f} frames/s, peak RSS {rss1080 / 1024:.0f} MB")
+        mem_line = (f"1080p (same content upscaled, {frames1080} frames): `vmafdistill score` "
+                    f"(exact) {frames1080 / wall1080:.2f} frames/s, peak RSS "
+                    f"{rss1080 / 1024:.0f} MB (frames are streamed in chunks; memory does not "
+                    "grow with length).")
+    else:
+        mem_line = "1080p memory run skipped (--skip-1080p)."
 
     lines = [
         "## Teacher: `vmafdistill score` vs libvmaf",
@@ -175,8 +288,11 @@ def main() -> int:
         "",
         f"Same raw YUV files for every row: Big Buck Bunny 1280x720, {frames} frames, reference "
         "vs an x264 CRF 30 encode. Whole processes, start-up and reading included; median of "
-        f"{args.repeat} interleaved runs. Teacher/libvmaf-integer speed ratio per run: "
-        f"{', '.join(f'{r:.3f}' for r in ratios)}.",
+        f"{args.repeat} interleaved runs; teacher intra-op threads: "
+        f"{args.torch_threads or 'torch default'}. Exact teacher / libvmaf-integer speed "
+        "ratio per run: "
+        f"{', '.join(f'{r:.3f}' for r in ratios)}; exact / float teacher "
+        f"{exact_fps / float_fps:.2f}x.",
         "",
         "| run | frames/s | wall s | vs libvmaf integer | vs libvmaf float | peak RSS MB |",
         "|---|---:|---:|---:|---:|---:|",
@@ -186,9 +302,9 @@ def main() -> int:
                      f"{fps / base_float:.3f}x | {rss / 1024:.0f} |")
     lines += [
         "",
-        f"1080p (same content upscaled, {frames1080} frames): `vmafdistill score` "
-        f"{frames1080 / wall1080:.2f} frames/s, peak RSS {rss1080 / 1024:.0f} MB "
-        "(frames are streamed in chunks; memory does not grow with length).",
+        mem_line,
+        "",
+        gpu_line,
         "",
         "Where the teacher's time goes (in-process, ms per 720p frame):",
         "",

@@ -15,7 +15,7 @@ import pytest
 from vmafdistill._ffmpeg import run_ffmpeg
 from vmafdistill.cli import main
 from vmafdistill.teacher.score import score_files
-from vmafdistill.teacher.vmaf import FRAME_METRICS, VmafResult
+from vmafdistill.teacher.vmaf import VmafResult
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMES = 8
@@ -64,6 +64,15 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def expected(clips: dict[str, Path]) -> VmafResult:
     """The in-memory result the CLI must reproduce."""
     return score_files(clips["ref"], clips["dist"])
+
+
+#: What libvmaf prints per frame for vmaf_v0.6.1 (ffmpeg's libvmaf filter, JSON log).
+LIBVMAF_INTEGER_NAMES = (
+    "integer_adm2", "integer_aim", "integer_adm3", "integer_adm_scale0", "integer_adm_scale1",
+    "integer_adm_scale2", "integer_adm_scale3", "VMAF_integer_feature_motion_sad_score",
+    "integer_vif_scale0", "integer_vif_scale1", "integer_vif_scale2", "integer_vif_scale3",
+    "integer_motion2", "integer_motion3", "vmaf",
+)  # fmt: skip
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
@@ -119,17 +128,21 @@ def test_json_has_libvmaf_layout(
     doc = json.loads(path.read_text())
     frames = doc["frames"]
     assert [f["frameNum"] for f in frames] == list(range(FRAMES))
+    # Exact mode (the default for vmaf_v0.6.1) prints libvmaf's integer feature names.
+    printed = {expected.printed[n]: n for n in expected.names}
+    assert set(printed) == set(LIBVMAF_INTEGER_NAMES)
     for f in frames:
-        assert set(f["metrics"]) == set(FRAME_METRICS)
-        for name in FRAME_METRICS:
-            got, want = f["metrics"][name], expected.metrics[name][f["frameNum"]]
+        assert set(f["metrics"]) == set(printed)
+        for name, canonical in printed.items():
+            got, want = f["metrics"][name], expected.metrics[canonical][f["frameNum"]]
             assert got == pytest.approx(want, abs=1e-6), (f["frameNum"], name)
     pooled = doc["pooled_metrics"]
-    assert set(pooled) == set(FRAME_METRICS)
-    for name in FRAME_METRICS:
+    assert set(pooled) == set(printed)
+    for name, canonical in printed.items():
         assert set(pooled[name]) == POOL_STATS
         for stat in POOL_STATS:
-            assert pooled[name][stat] == pytest.approx(expected.pooled[name][stat], abs=1e-6)
+            want = expected.pooled[canonical][stat]
+            assert pooled[name][stat] == pytest.approx(want, abs=1e-6)
     # The pooled mean is the mean of the per-frame values and what the CLI printed.
     vmafs = np.array([f["metrics"]["vmaf"] for f in frames])
     assert pooled["vmaf"]["mean"] == pytest.approx(vmafs.mean(), abs=1e-6)
@@ -149,11 +162,11 @@ def test_csv_one_row_per_frame(
     assert rc == 0, err
     with path.open(newline="") as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["Frame", *FRAME_METRICS]
+    assert rows[0] == ["Frame", *(expected.printed[n] for n in expected.names)]
     assert len(rows) == 1 + FRAMES
     for i, row in enumerate(rows[1:]):
         assert int(row[0]) == i
-        for name, cell in zip(FRAME_METRICS, row[1:], strict=True):
+        for name, cell in zip(expected.names, row[1:], strict=True):
             assert float(cell) == pytest.approx(expected.metrics[name][i], abs=1e-6), (i, name)
 
 

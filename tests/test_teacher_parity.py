@@ -82,6 +82,7 @@ def _score_case(case: GoldenCase, model: str) -> VmafResult:
             dist_raw=built.dist_raw,
             rescale=built.scale_to is not None,
             scale_flags=built.scale_flags,
+            mode="float",  # this module checks the float teacher (exact: test_exact_parity)
         )
     return _RESULTS[key]
 
@@ -239,7 +240,7 @@ def test_live_oracle_odd_size(tmp_path: Path) -> None:
     assert ref_y.shape == (6, 61, 97)
     assert not np.array_equal(ref_y, read_all(dist).y)  # really distorted
     oracle = libvmaf_score(ref, dist, model="vmaf_float_v0.6.1")
-    ours = score_files(ref, dist, model="vmaf_v0.6.1", chunk=4)
+    ours = score_files(ref, dist, model="vmaf_v0.6.1", chunk=4, mode="float")
     assert oracle.num_frames == ours.num_frames == 6
     assert max(oracle.metric("motion")) > 0.5  # the pattern moves: motion2 is exercised
     assert min(oracle.metric("vmaf")) < 95  # a real distortion, not a saturated score
@@ -266,7 +267,7 @@ def test_libvmaf_log2_mode_parity(
     built = case.built
     faithful = score_files(
         built.ref, built.dist, model=faithful_model, chunk=4,
-        ref_raw=built.ref_raw, dist_raw=built.dist_raw,
+        ref_raw=built.ref_raw, dist_raw=built.dist_raw, mode="float",
     )
     deltas, problems = _violations(
         case.name, "vmaf_float_v0.6.1 (libvmaf log2)", faithful,

@@ -44,6 +44,7 @@ ADM_NAMES = ("adm2", *(f"adm_scale{k}" for k in range(4)))
 
 
 def _score(case: GoldenCase, **kw: object) -> VmafResult:
+    kw.setdefault("mode", "float")  # this module tests the float (differentiable) teacher
     return score_files(
         case.ref, case.dist, ref_raw=case.built.ref_raw, dist_raw=case.built.dist_raw, **kw
     )
@@ -135,7 +136,7 @@ def test_identical_inputs_golden_content(motion_case: GoldenCase) -> None:
     VIF (libvmaf prints 0.999999 for these frames); random content has no such regions and
     gives 1 within 1e-6 (next test). The values are checked against libvmaf itself.
     """
-    res = score_files(motion_case.ref, motion_case.ref, chunk=5)
+    res = score_files(motion_case.ref, motion_case.ref, chunk=5, mode="float")
     _assert_identity(res.metrics, "bikes ref vs itself", vif_tol=5e-6)
     for name in VIF_NAMES:
         assert np.all(res.metrics[name] <= 1.0), name
@@ -303,7 +304,7 @@ def test_module_matches_score_files(golden_case: Callable[[str], GoldenCase]) ->
     expected = _score(case, chunk=3)
     ref = torch.from_numpy(read_all(case.ref).y).to(torch.float32)
     dist = torch.from_numpy(read_all(case.dist).y).to(torch.float32).requires_grad_(True)
-    module = VMAF("vmaf_v0.6.1", data_range=255.0)
+    module = VMAF("vmaf_v0.6.1", data_range=255.0, mode="float")
     scores = module(ref, dist)
     assert scores.shape == (case.golden["frames"],)
     np.testing.assert_allclose(scores.detach().numpy(), expected.metrics["vmaf"], rtol=0, atol=1e-6)
@@ -323,16 +324,16 @@ def test_module_input_conventions(golden_case: Callable[[str], GoldenCase]) -> N
     case = golden_case(SMALL_CASE)
     ref = torch.from_numpy(read_all(case.ref).y).to(torch.float64)
     dist = torch.from_numpy(read_all(case.dist).y).to(torch.float64)
-    base = VMAF(data_range=255.0)(ref, dist)
-    nchw = VMAF(data_range=255.0)(ref.unsqueeze(1), dist.unsqueeze(1))
-    unit = VMAF(data_range=1.0)(ref / 255.0, dist / 255.0)
+    base = VMAF(data_range=255.0, mode="float")(ref, dist)
+    nchw = VMAF(data_range=255.0, mode="float")(ref.unsqueeze(1), dist.unsqueeze(1))
+    unit = VMAF(data_range=1.0, mode="float")(ref / 255.0, dist / 255.0)
     torch.testing.assert_close(nchw, base, rtol=0, atol=0)
     torch.testing.assert_close(unit, base, rtol=0, atol=1e-9)
     # float64 through the module is the float64 file scorer.
     expected = _score(case, chunk=4, dtype=torch.float64).metrics["vmaf"]
     np.testing.assert_allclose(base.numpy(), expected, rtol=0, atol=1e-6)
     # A different model really is used: neg discounts nothing here but is a different SVR.
-    neg = VMAF("vmaf_v0.6.1neg", data_range=255.0)(ref, dist)
+    neg = VMAF("vmaf_v0.6.1neg", data_range=255.0, mode="float")(ref, dist)
     assert not torch.equal(neg, base)
 
 

@@ -1,6 +1,7 @@
 """``vmafdistill pilot``: the pilot study end to end on the packaged Big Buck Bunny clip.
 
-corpus (torch teacher) -> the same corpus labelled by libvmaf -> train the default student under
+corpus (torch teacher, exact mode) -> the same corpus labelled by libvmaf's default (integer)
+model -> train the default student under
 the pilot protocol -> export to ONNX -> predict one delivered rung with the torch-free edge chain.
 Every stage is cached (a second run takes seconds); ``conf/pilot.yaml`` says what runs.
 """
@@ -66,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
                          "shots": int(report.samples["shot_id"].nunique())}
 
     if cfg.get("teacher_check", True) and not args.no_teacher_check:
-        t = _step(2, "teacher check: the same corpus labelled by libvmaf (float model)")
+        mode = oracle_cfg["teacher"].get("mode", "exact")
+        kind = "default integer model" if mode == "exact" else "float model"
+        t = _step(2, f"teacher check: the same corpus labelled by libvmaf ({kind})")
         oracle = _corpus(oracle_cfg, quiet=True)
         a = report.samples.set_index("sample_id")["vmaf"]
         b = oracle.samples.set_index("sample_id")["vmaf"].reindex(a.index)
@@ -74,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(diff)} shot labels: max |torch - libvmaf| = {diff.max():.2e} VMAF, "
               f"mean {diff.mean():.2e} ({oracle.samples['teacher_version'].iloc[0]})")
         summary["teacher_check"] = {"max_abs_diff": float(diff.max()),
-                                    "mean_abs_diff": float(diff.mean())}
+                                    "mean_abs_diff": float(diff.mean()), "mode": mode,
+                                    "libvmaf": oracle.samples["teacher_version"].iloc[0]}
 
     t = _step(3, "train: default student, pilot protocol (shot-grouped 5-fold) + sklearn rows")
     from ..students.train import run as train_run

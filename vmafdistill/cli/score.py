@@ -15,8 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "score",
         help="score a distorted video against its reference with the PyTorch VMAF teacher",
         description=(
-            "Score DIST against REF with VMAF reimplemented in PyTorch (libvmaf's float "
-            "features). Inputs: any ffmpeg-decodable file, .y4m, or raw .yuv with "
+            "Score DIST against REF with VMAF reimplemented in PyTorch: libvmaf's integer "
+            "(default) model bit for bit in exact mode, or its float features. Inputs: any "
+            "ffmpeg-decodable file, .y4m, or raw .yuv with "
             "--width/--height/--pix-fmt. Prints the pooled VMAF."
         ),
     )
@@ -32,18 +33,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model",
         default="vmaf_v0.6.1",
-        help="vmaf_v0.6.1 (default), vmaf_v0.6.1neg, vmaf_4k_v0.6.1, or a model JSON path",
+        help="vmaf_v0.6.1 (default), vmaf_v0.6.1neg, vmaf_4k_v0.6.1, vmaf_float_v0.6.1 (and "
+        "the other vmaf_float_* names), or a model JSON path",
     )
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
     p.add_argument("--chunk", type=int, default=8, help="frames decoded and scored at a time")
     p.add_argument(
-        "--dtype", choices=("float32", "float64"), default="float32", help="compute precision"
+        "--dtype",
+        choices=("float32", "float64"),
+        default="float32",
+        help="compute precision of float mode",
     )
     p.add_argument(
         "--mode",
-        choices=("float",),
-        default="float",
-        help="feature arithmetic: float = libvmaf's float extractors (integer mode: later)",
+        choices=("exact", "float"),
+        default=None,
+        help="feature arithmetic: exact = libvmaf's integer extractors, bit for bit (default "
+        "for vmaf_v0.6.1, vmaf_v0.6.1neg, vmaf_4k_v0.6.1); float = libvmaf's float "
+        "extractors, differentiable (default for vmaf_float_v0.6.1 and float model JSONs)",
     )
     p.add_argument(
         "--rescale",
@@ -93,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             scale_flags=args.scale_flags,
             on_length_mismatch="prefix" if args.allow_length_mismatch else "error",
             progress=not args.quiet and sys.stderr.isatty(),
+            mode=args.mode,
         )
     if args.json:
         write_json(result, args.json)
@@ -102,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     info = result.info
     print(
         f"VMAF {pooled['mean']:.6f}  (harmonic mean {pooled['harmonic_mean']:.6f}, "
-        f"min {pooled['min']:.6f}; {result.num_frames} frames, model {result.model}, "
+        f"min {pooled['min']:.6f}; {result.num_frames} frames, model {result.model} "
+        f"{result.mode}, "
         f"{info['fps']:.2f} frames/s on {info['device']})"
     )
     return 0

@@ -121,21 +121,33 @@ def prepare_source(
 # --------------------------------------------------------------------------------------------
 
 
+def teacher_mode(teacher_cfg: dict[str, Any]) -> str:
+    """``exact`` (libvmaf's integer model, the default) or ``float`` (its float features)."""
+    mode = str(teacher_cfg.get("mode", "exact"))
+    if mode not in ("exact", "float"):
+        raise VmafDistillError(f"teacher.mode must be 'exact' or 'float', got {mode!r}")
+    return mode
+
+
 def teacher_identity(teacher_cfg: dict[str, Any]) -> dict[str, str]:
-    """Backend, version string and model a teacher config labels with (recorded in every row)."""
+    """Backend, version string and model a teacher config labels with (recorded in every row).
+
+    The version names the mode, so exact and float labels never share a cache entry.
+    """
     backend = teacher_cfg["backend"]
     model = str(teacher_cfg.get("model", "vmaf_v0.6.1"))
+    mode = teacher_mode(teacher_cfg)
     if backend == "torch":
-        version = f"vmafdistill {__version__} torch float"
+        version = f"vmafdistill {__version__} torch {mode}"
     elif backend == "libvmaf":
         from ..oracle import libvmaf_version
 
         if model not in _LIBVMAF_FLOAT:
             raise VmafDistillError(
-                f"teacher libvmaf: model {model!r} has no float built-in; choose one of "
+                f"teacher libvmaf: model {model!r} is not a built-in; choose one of "
                 f"{sorted(_LIBVMAF_FLOAT)}"
             )
-        version = f"libvmaf {libvmaf_version()} float"
+        version = f"libvmaf {libvmaf_version()} {'integer' if mode == 'exact' else 'float'}"
     else:
         raise VmafDistillError(f"teacher.backend must be 'torch' or 'libvmaf', got {backend!r}")
     return {"backend": backend, "version": version, "model": model}
@@ -148,6 +160,7 @@ def _teacher_frames(
     backend = teacher_cfg["backend"]
     flags = str(teacher_cfg.get("scale_flags", "bicubic+accurate_rnd+bitexact"))
     model = str(teacher_cfg.get("model", "vmaf_v0.6.1"))
+    mode = teacher_mode(teacher_cfg)
     if backend == "torch":
         import torch
 
@@ -162,6 +175,7 @@ def _teacher_frames(
             result = score_files(
                 ref, dist, model=model, device=str(teacher_cfg.get("device", "cpu")),
                 chunk=int(teacher_cfg.get("chunk", 8)), rescale=True, scale_flags=flags,
+                mode=mode,
             )
         finally:
             torch.set_num_threads(threads)
@@ -169,7 +183,10 @@ def _teacher_frames(
     from ..oracle import libvmaf_score
 
     result = libvmaf_score(
-        ref, dist, model=_LIBVMAF_FLOAT[model], scale_to=ref_size, scale_flags=flags,
+        # exact: libvmaf's integer built-in of the same name (what users quote); float: its
+        # float twin.
+        ref, dist, model=model if mode == "exact" else _LIBVMAF_FLOAT[model],
+        scale_to=ref_size, scale_flags=flags,
         n_threads=teacher_cfg.get("threads"),
     )
     return {name: np.asarray(result.metric(name), np.float64) for name in FRAME_METRICS}

@@ -1,4 +1,8 @@
-"""The teacher: VMAF (float features) reimplemented in PyTorch, batched and differentiable."""
+"""The teacher: VMAF in PyTorch, batched and streamed.
+
+Two modes: ``exact`` reproduces libvmaf's integer (default) models bit for bit
+(:mod:`.exact`); ``float`` reproduces its float features and is differentiable.
+"""
 
 from .adm import AdmOptions, adm_scales
 from .model import VmafModel, resolve_model_path
@@ -14,6 +18,7 @@ from .vmaf import (
     pool,
     to_vmaf_domain,
     vmaf,
+    vmaf_exact,
 )
 
 __all__ = [
@@ -36,6 +41,7 @@ __all__ = [
     "to_vmaf_domain",
     "vif_scales",
     "vmaf",
+    "vmaf_exact",
     "write_csv",
     "write_json",
 ]

@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -20,6 +21,9 @@ from ..vmaf_names import MODEL_FEATURES
 from .adm import AdmOptions
 from .model_v1016 import V1016_MODELS, is_v1016_document
 from .vif import VifOptions
+
+if TYPE_CHECKING:
+    from .exact.features import ExactOptions
 
 #: Built-in names: the Netflix files plus libvmaf's ``vmaf_float_*`` spellings, which name the
 #: same SVR driven by float features (what this teacher computes).
@@ -65,6 +69,26 @@ class VmafModel:
     score_clip: tuple[float, float] | None
     vif_options: VifOptions = field(default_factory=VifOptions)
     adm_options: AdmOptions = field(default_factory=AdmOptions)
+    #: The JSON names libvmaf's integer extractors (``VMAF_integer_feature_*``) and the name is
+    #: not a ``vmaf_float_*`` alias: exact mode is this model's default.
+    integer_features: bool = False
+
+    @property
+    def default_mode(self) -> str:
+        """``"exact"`` for libvmaf's integer models (``vmaf_v0.6.1`` ...), else ``"float"``."""
+        return "exact" if self.integer_features else "float"
+
+    @property
+    def exact_options(self) -> ExactOptions:
+        """The options this model passes to libvmaf's integer extractors."""
+        from .exact.features import ExactOptions
+        from .exact.integer_adm import IntegerAdmOptions
+        from .exact.integer_vif import IntegerVifOptions
+
+        return ExactOptions(
+            vif=IntegerVifOptions(enhn_gain_limit=self.vif_options.enhn_gain_limit),
+            adm=IntegerAdmOptions(enhn_gain_limit=self.adm_options.enhn_gain_limit),
+        )
 
     @classmethod
     def load(cls, name_or_path: str | Path = "vmaf_v0.6.1") -> VmafModel:
@@ -85,6 +109,7 @@ class VmafModel:
         if norm_type != "linear_rescale":
             raise ModelError(f"model file {path}: norm_type {norm_type!r} is not supported")
         names = []
+        integer = all(str(raw).startswith("VMAF_integer_feature_") for raw in raw_names)
         for raw in raw_names:
             match = _FEATURE_RE.match(raw)
             if not match or match.group(1) not in MODEL_FEATURES:
@@ -106,6 +131,8 @@ class VmafModel:
             score_clip=(float(clip[0]), float(clip[1])) if clip else None,
             vif_options=vif_opts,
             adm_options=adm_opts,
+            # libvmaf's vmaf_float_* names select its float extractors for the same SVR.
+            integer_features=integer and not name.startswith("vmaf_float_"),
         )
 
     def predict(self, features: dict[str, torch.Tensor], *, clip: bool = True) -> torch.Tensor:

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.nn import functional as F  # noqa: N812 - the usual torch spelling
 
 #: ``integer_motion.h``'s filter (sums to 65536).
 MOTION_FILTER = (3571, 16004, 26386, 16004, 3571)
@@ -52,20 +51,18 @@ class Motion3Options:
 
 
 def motion_sad_integer(prev: torch.Tensor, cur: torch.Tensor, bit_depth: int) -> torch.Tensor:
-    """Integer SAD (``sad``, before scaling) between reference frames ``(N, H, W)``, int64."""
-    diff = prev.to(torch.int64) - cur.to(torch.int64)
-    taps = MOTION_FILTER
-    pad = F.pad(diff.unsqueeze(1).to(torch.float64), (0, 0, 2, 2), mode="reflect")
-    pad = pad.squeeze(1).to(torch.int64)
-    h = diff.shape[-2]
-    acc = sum(taps[k] * pad[:, k : k + h] for k in range(5))
-    shift = 8 if bit_depth == 8 else bit_depth
-    y_row = (acc + (1 << (shift - 1))) >> shift
-    w = diff.shape[-1]
-    padx = F.pad(y_row.to(torch.float64), (2, 2), mode="reflect").to(torch.int64)
-    accx = sum(taps[k] * padx[..., k : k + w] for k in range(5))
-    val = (accx + (1 << 15)) >> 16
-    return val.abs().sum(dim=(-2, -1))
+    """Integer SAD (``sad``, before scaling) between reference frames ``(N, H, W)``, int64.
+
+    Runs as exact float64 band GEMMs (:mod:`.exact.intfilter`): every product and partial sum
+    is an integer below 2^53, and ``floor`` after a power-of-two scaling is C's arithmetic
+    shift, so the result is libvmaf's integer SAD whatever the summation order.
+    """
+    from .exact.intfilter import filter_cols, filter_rows, shift_round
+
+    diff = prev.to(torch.float64) - cur.to(torch.float64)
+    y_row = shift_round(filter_cols(diff, MOTION_FILTER), 8 if bit_depth == 8 else bit_depth)
+    val = shift_round(filter_rows(y_row, MOTION_FILTER), 16)
+    return val.abs_().sum(dim=(-2, -1)).to(torch.int64)
 
 
 def motion_sad_scores(

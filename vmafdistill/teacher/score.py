@@ -41,6 +41,7 @@ def score_files(
     scale_flags: str = "bicubic",
     on_length_mismatch: str = "error",
     progress: bool = False,
+    mode: str | None = None,
 ) -> VmafResult:
     """Score ``dist`` against ``ref`` frame by frame with the PyTorch teacher.
 
@@ -49,6 +50,8 @@ def score_files(
     (``scale_flags``, bicubic by default) before scoring, as libvmaf users do for low-resolution
     encodes; otherwise a size mismatch is an error. ``on_length_mismatch="prefix"`` scores the
     common prefix (with a warning) instead of failing on different frame counts.
+    ``mode``: ``"exact"`` (libvmaf's integer features; the default for ``vmaf_v0.6.1``,
+    ``vmaf_v0.6.1neg``, ``vmaf_4k_v0.6.1``) or ``"float"`` (the default for ``vmaf_float_*``).
     """
     from .model_v1016 import is_v1016_model
 
@@ -63,7 +66,7 @@ def score_files(
         )
     started = time.perf_counter()
     _check_device(device)
-    scorer = VmafScorer(model, device=device, dtype=dtype)
+    scorer = VmafScorer(model, device=device, dtype=dtype, mode=mode)
     ref_info = probe_video(ref, **_raw_opts(ref_raw))
     pairs = iter_frame_pairs(
         ref,
@@ -102,7 +105,8 @@ def score_files(
             "width": ref_info.width,
             "height": ref_info.height,
             "device": str(scorer.device),
-            "dtype": str(dtype).replace("torch.", ""),
+            "mode": scorer.mode,
+            "dtype": str(dtype).replace("torch.", "") if scorer.mode == "float" else "int",
             "rescale": scale_flags if rescale else None,
             "wall_s": elapsed,
             "fps": result.num_frames / elapsed if elapsed > 0 else float("nan"),
@@ -127,14 +131,17 @@ def to_libvmaf_json(result: VmafResult) -> dict[str, Any]:
     """The result in libvmaf's JSON log layout (``frames[].frameNum/metrics``, pooled)."""
     frames = [
         {"frameNum": i, "metrics": {k: round(v, _LOG_DECIMALS) for k, v in frame.items()}}
-        for i, frame in enumerate(result.frames())
+        for i, frame in enumerate(result.frames(printed=True))
     ]
     pooled = {
-        name: {stat: round(value, _LOG_DECIMALS) for stat, value in stats.items()}
+        result.printed.get(name, name): {
+            stat: round(value, _LOG_DECIMALS) for stat, value in stats.items()
+        }
         for name, stats in result.pooled.items()
     }
+    kind = "integer features, exact mode" if result.mode == "exact" else "float features"
     return {
-        "version": f"vmafdistill {__version__} (torch teacher, float features)",
+        "version": f"vmafdistill {__version__} (torch teacher, {kind})",
         "model": result.model,
         "fps": round(float(result.info.get("fps", float("nan"))), 2),
         "frames": frames,
@@ -149,10 +156,11 @@ def write_json(result: VmafResult, path: str | Path) -> None:
 
 
 def write_csv(result: VmafResult, path: str | Path) -> None:
-    """Write one row per frame (``Frame`` then libvmaf's metric names)."""
-    names = list(result.frames()[0]) if result.num_frames else []  # FRAME_METRICS order
+    """Write one row per frame (``Frame`` then the metric names libvmaf prints)."""
+    frames = result.frames(printed=True)
+    names = list(frames[0]) if frames else []
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["Frame", *names])
-        for i, frame in enumerate(result.frames()):
+        for i, frame in enumerate(frames):
             writer.writerow([i, *(f"{frame[n]:.{_LOG_DECIMALS}f}" for n in names)])

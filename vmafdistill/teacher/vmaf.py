@@ -16,8 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import VideoInputError
 from ..vmaf_names import FRAME_METRICS
 from .adm import adm_scales
+from .exact.features import EXACT_METRICS, exact_frame_features, finish_motion, printed_names
+from .exact.integer_adm import MIN_SIZE as ADM_MIN_SIZE
 from .model import VmafModel
 from .motion import motion2_from_motion, motion_blur, motion_sad
 from .vif import vif_scales
@@ -119,11 +122,24 @@ def pool(values: np.ndarray) -> dict[str, float]:
 
 @dataclass
 class VmafResult:
-    """Per-frame metrics of a scored pair plus pooled statistics."""
+    """Per-frame metrics of a scored pair plus pooled statistics.
+
+    ``metrics`` is keyed by canonical names (``vmaf``, ``adm2``, ``motion2`` ...) in both modes;
+    ``printed`` maps them to the names libvmaf prints (``integer_adm2`` ... in exact mode),
+    which :meth:`frames` and the JSON/CSV writers use when asked.
+    """
 
     model: str
     metrics: dict[str, np.ndarray]  # name -> (N,) float64
     info: dict[str, object] = field(default_factory=dict)
+    mode: str = "float"
+    printed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        """Canonical names of the reported metrics, in libvmaf's log order for the mode."""
+        order = EXACT_METRICS if self.mode == "exact" else FRAME_METRICS
+        return [n for n in order if n in self.metrics]
 
     @property
     def num_frames(self) -> int:
@@ -133,21 +149,28 @@ class VmafResult:
     @property
     def pooled(self) -> dict[str, dict[str, float]]:
         """``{metric: {min, max, mean, harmonic_mean}}`` over frames."""
-        return {name: pool(self.metrics[name]) for name in FRAME_METRICS if name in self.metrics}
+        return {name: pool(self.metrics[name]) for name in self.names}
 
-    def frames(self) -> list[dict[str, float]]:
-        """One ``{metric: value}`` dict per frame, libvmaf's metric names."""
-        names = [n for n in FRAME_METRICS if n in self.metrics]
+    def frames(self, *, printed: bool = False) -> list[dict[str, float]]:
+        """One ``{metric: value}`` dict per frame; ``printed=True``: libvmaf's printed names."""
+        names = self.names
+        keys = [self.printed.get(n, n) if printed else n for n in names]
         return [
-            {n: float(self.metrics[n][i]) for n in names} for i in range(self.num_frames)
+            {k: float(self.metrics[n][i]) for k, n in zip(keys, names, strict=True)}
+            for i in range(self.num_frames)
         ]
 
 
 class VmafScorer:
     """Streaming VMAF: feed aligned chunks with :meth:`update`, then call :meth:`result`.
 
-    Any chunking gives the same numbers as one chunk: motion carries the previous blurred
+    Any chunking gives the same numbers as one chunk: motion carries the previous (blurred)
     reference frame across chunks and ``motion2`` is formed once all ``motion`` values are in.
+
+    ``mode``: ``"exact"`` reproduces libvmaf's integer features (the default for the integer
+    models ``vmaf_v0.6.1``, ``vmaf_v0.6.1neg``, ``vmaf_4k_v0.6.1``), ``"float"`` its float
+    features (the default for ``vmaf_float_*``); ``None`` takes the model's default.
+    ``dtype`` and ``filter_method`` only apply to float mode.
     """
 
     def __init__(
@@ -157,12 +180,17 @@ class VmafScorer:
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         filter_method: str = "exact",
+        mode: str | None = None,
     ) -> None:
         self.model = model if isinstance(model, VmafModel) else VmafModel.load(model)
+        self.mode = resolve_mode(self.model, mode)
         self.device = torch.device(device)
         self.dtype = dtype
         self.filter_method = filter_method
         self._prev_blur: torch.Tensor | None = None
+        self._history: torch.Tensor | None = None
+        self._seen = 0
+        self._bit_depth: int | None = None
         self._parts: dict[str, list[np.ndarray]] = {}
 
     @torch.no_grad()
@@ -175,6 +203,9 @@ class VmafScorer:
         dist_bit_depth: int | None = None,
     ) -> None:
         """Score one aligned chunk of decoded luma frames ``(n, H, W)``."""
+        if self.mode == "exact":
+            self._update_exact(ref, dist, ref_bit_depth, dist_bit_depth or ref_bit_depth)
+            return
         r = to_vmaf_domain(ref, ref_bit_depth, dtype=self.dtype).to(self.device)
         d = to_vmaf_domain(dist, dist_bit_depth or ref_bit_depth, dtype=self.dtype).to(
             self.device
@@ -185,36 +216,133 @@ class VmafScorer:
         for name, value in feats.items():
             self._parts.setdefault(name, []).append(value.detach().cpu().numpy())
 
+    def _update_exact(
+        self, ref: np.ndarray | torch.Tensor, dist: np.ndarray | torch.Tensor, rbd: int, dbd: int
+    ) -> None:
+        if rbd != dbd:
+            raise VideoInputError(
+                f"exact mode needs one bit depth for both inputs (libvmaf does too), got "
+                f"reference {rbd} and distorted {dbd}"
+            )
+        if self._bit_depth is not None and rbd != self._bit_depth:
+            raise VideoInputError(f"bit depth changed from {self._bit_depth} to {rbd} mid-stream")
+        self._bit_depth = rbd
+        r = _as_tensor(ref).to(self.device)
+        d = _as_tensor(dist).to(self.device)
+        h, w = r.shape[-2:]
+        if min(h, w) < ADM_MIN_SIZE:
+            # libvmaf's integer ADM reads outside its buffers below this size.
+            raise VideoInputError(
+                f"exact mode needs frames of at least {ADM_MIN_SIZE}x{ADM_MIN_SIZE} (libvmaf's "
+                f"integer ADM), got {w}x{h}; use --mode float for smaller frames"
+            )
+        feats, self._history = exact_frame_features(
+            r, d, rbd, self.model.exact_options, history=self._history, start=self._seen
+        )
+        self._seen += r.shape[0]
+        for name, value in feats.items():
+            self._parts.setdefault(name, []).append(value.numpy())
+
     def result(self) -> VmafResult:
-        """Finish the clip: ``motion2`` and VMAF per frame."""
+        """Finish the clip: ``motion2`` (and ``motion3`` in exact mode) and VMAF per frame."""
         if not self._parts:
             raise ValueError("no frames were scored")
         metrics = {k: np.concatenate(v).astype(np.float64) for k, v in self._parts.items()}
         motion = torch.from_numpy(metrics["motion"])
-        metrics["motion2"] = motion2_from_motion(motion).numpy()
+        if self.mode == "exact":
+            opts = self.model.exact_options
+            metrics.update({k: v.numpy() for k, v in finish_motion(motion, opts).items()})
+            printed = printed_names(opts)
+        else:
+            metrics["motion2"] = motion2_from_motion(motion).numpy()
+            printed = {}
         feats = {k: torch.from_numpy(v) for k, v in metrics.items()}
         metrics["vmaf"] = self.model.predict(feats).numpy()
-        return VmafResult(model=self.model.name, metrics=metrics)
+        return VmafResult(
+            model=self.model.name, metrics=metrics, mode=self.mode, printed=printed
+        )
+
+
+def resolve_mode(model: VmafModel, mode: str | None) -> str:
+    """``mode`` checked, or the model's default (exact for libvmaf's integer models)."""
+    if mode is None:
+        return model.default_mode
+    if mode not in ("exact", "float"):
+        raise ValueError(f"mode must be 'exact' or 'float', got {mode!r}")
+    return mode
+
+
+def _as_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    if isinstance(frames, np.ndarray):
+        # uint16 has no torch arithmetic: widen to int32 (exact for 8..16-bit samples).
+        arr = np.ascontiguousarray(frames)
+        return torch.from_numpy(arr.astype(np.int32) if arr.dtype == np.uint16 else arr)
+    return frames
+
+
+def vmaf_exact(
+    ref: torch.Tensor,
+    dist: torch.Tensor,
+    bit_depth: int,
+    model: VmafModel | str = "vmaf_v0.6.1",
+) -> dict[str, torch.Tensor]:
+    """libvmaf's integer-model VMAF and features of a whole clip of decoded samples ``(N, H, W)``.
+
+    Not differentiable: a tensor that requires grad raises a RuntimeError (use :func:`vmaf`).
+    Keys are canonical (``vmaf``, ``adm2``, ``vif_scale0`` ...); see
+    :func:`~vmafdistill.teacher.exact.features.printed_names` for libvmaf's spelling.
+    """
+    if not isinstance(model, VmafModel):
+        model = VmafModel.load(model)
+    opts = model.exact_options
+    feats, _ = exact_frame_features(ref, dist, bit_depth, opts)
+    feats.update(finish_motion(feats["motion"], opts))
+    feats["vmaf"] = model.predict(feats)
+    return feats
 
 
 class VMAF(nn.Module):
     """``nn.Module`` returning per-frame VMAF of ``(N, H, W)`` or ``(N, 1, H, W)`` frames.
 
     Frames are luma in ``[0, data_range]`` (255 for 8-bit samples, 1.0 for normalised
-    tensors). Gradients flow to both inputs; ``clip=False`` disables the [0, 100] clip.
+    tensors). ``mode="float"`` (libvmaf's float features) is differentiable: gradients flow to
+    both inputs and ``clip=False`` disables the [0, 100] clip. ``mode="exact"`` gives libvmaf's
+    integer-model numbers for frames that hold ``bit_depth``-bit samples (after scaling by
+    ``(2^bit_depth - 1) / data_range`` and rounding) and raises if gradients are required.
+    ``mode=None`` takes the model's default: exact for ``vmaf_v0.6.1``, ``vmaf_v0.6.1neg`` and
+    ``vmaf_4k_v0.6.1``, float for ``vmaf_float_*``. Training code wants ``mode="float"``.
     """
 
     def __init__(
-        self, model: str = "vmaf_v0.6.1", *, data_range: float = 255.0, clip: bool = False
+        self,
+        model: str = "vmaf_v0.6.1",
+        *,
+        data_range: float = 255.0,
+        clip: bool = False,
+        mode: str | None = None,
+        bit_depth: int = 8,
     ) -> None:
         super().__init__()
         self.model = VmafModel.load(model)
+        self.mode = resolve_mode(self.model, mode)
         self.data_range = float(data_range)
         self.clip = clip
+        self.bit_depth = int(bit_depth)
 
     def forward(self, ref: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
         """Per-frame VMAF, shape ``(N,)`` float64."""
         if ref.dim() == 4:
             ref, dist = ref.squeeze(1), dist.squeeze(1)
+        if self.mode == "exact":
+            if torch.is_grad_enabled() and (ref.requires_grad or dist.requires_grad):
+                raise RuntimeError(
+                    "VMAF(mode='exact') reproduces libvmaf's fixed-point features, which have "
+                    "no gradient; use VMAF(..., mode='float') to backpropagate through VMAF"
+                )
+            top = float((1 << self.bit_depth) - 1)
+            to_samples = top / self.data_range
+            r = (ref.detach().to(torch.float64) * to_samples).round().clamp(0, top)
+            d = (dist.detach().to(torch.float64) * to_samples).round().clamp(0, top)
+            return vmaf_exact(r, d, self.bit_depth, self.model)["vmaf"]
         scale = 255.0 / self.data_range
         return vmaf(ref * scale - 128.0, dist * scale - 128.0, self.model, clip=self.clip)["vmaf"]

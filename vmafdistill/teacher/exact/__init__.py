@@ -5,6 +5,26 @@ GPU, batched. Integer arithmetic has no rounding order, so the filters run as fl
 (:mod:`.intfilter`), which hold every intermediate exactly.
 """
 
+from .features import (
+    EXACT_METRICS,
+    ExactOptions,
+    exact_features,
+    exact_frame_features,
+    finish_motion,
+    printed_names,
+)
+from .integer_adm import IntegerAdmOptions, integer_adm
 from .integer_vif import IntegerVifOptions, integer_vif
 
-__all__ = ["IntegerVifOptions", "integer_vif"]
+__all__ = [
+    "EXACT_METRICS",
+    "ExactOptions",
+    "IntegerAdmOptions",
+    "IntegerVifOptions",
+    "exact_features",
+    "exact_frame_features",
+    "finish_motion",
+    "integer_adm",
+    "integer_vif",
+    "printed_names",
+]

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .intfilter import filter_cols, filter_rows, shift_round
+from .intfilter import _plan, filter_cols, filter_rows, shift_round
 
 #: ``vif_filter1d_table`` of ``integer_vif.h`` (each sums to 65536).
 VIF_FILTERS: tuple[tuple[int, ...], ...] = (
@@ -72,28 +72,80 @@ def log2_table(device: str = "cpu") -> torch.Tensor:
     return torch.from_numpy(table).to(device)
 
 
-def _log2_fixed(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """``log2_32``/``log2_64``: table of the 16 leading bits plus 2048 per dropped bit.
+#: ``_log2_raw`` carries the float64 exponent bias: it returns libvmaf's log + LOG_BIAS.
+LOG_BIAS = 2048 * (1023 + 15)
 
-    ``x`` holds integers in ``[2^16, 2^53)`` as float64; ``frexp`` gives their bit length.
+
+def _log2_raw(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """``log2_32``/``log2_64`` plus :data:`LOG_BIAS`, read off the float64 bit pattern.
+
+    ``x`` holds integers in ``[2^15, 2^53)`` as contiguous float64, ``x = 1.f 2^E``: the 16
+    leading bits are the implicit 1 and the top 15 fraction bits, and libvmaf adds 2048 for each
+    of the ``E - 15`` bits below them. Other values give garbage, in the table's index range.
     """
-    _, exp = torch.frexp(x)
-    k = (exp - 16).to(torch.float64)
-    lead = torch.floor(x * torch.exp2(-k)).to(torch.int64)
-    return table[lead] + 2048.0 * k
+    bits = x.view(torch.int64)
+    lead = (bits >> 37).bitwise_and_(0x7FFF).bitwise_or_(0x8000)
+    return table[lead].add_((bits >> 52).to(torch.float64).mul_(2048.0))
 
 
-def _mul_shift32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``(a * b + 2^31) >> 32`` exactly for integers ``a, b < 2^32`` held in float64.
+def _split16(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    hi = torch.floor(a * (1.0 / 65536))
+    return hi, a - hi * 65536
 
-    ``a * b`` can reach 2^64, past float64's 2^53, so split both into 16-bit halves.
+
+def _mul_shift32(
+    a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]
+) -> torch.Tensor:
+    """``(a * b + 2^31) >> 32`` exactly for integers ``a, b < 2^32`` given as 16-bit halves.
+
+    ``a * b`` can reach 2^64, past float64's 2^53: ``a b = ah bh 2^32 + (ah bl + al bh) 2^16 +
+    al bl`` and only the last two terms (< 2^50) need the rounding shift.
     """
-    ah, al = torch.floor(a * (1.0 / 65536)), None
-    al = a - ah * 65536
-    bh = torch.floor(b * (1.0 / 65536))
-    bl = b - bh * 65536
-    low = (ah * bl + al * bh) * 65536 + al * bl + 2147483648.0  # < 2^50
-    return ah * bh + torch.floor(low * (1.0 / 4294967296.0))
+    (ah, al), (bh, bl) = a, b
+    low = torch.addcmul(al * bh, ah, bl).mul_(65536.0).addcmul_(al, bl).add_(2147483648.0)
+    return low.mul_(1.0 / 4294967296.0).floor_().addcmul_(ah, bh)
+
+
+def _block_terms(
+    mu: torch.Tensor, sq: torch.Tensor, n: int, table: torch.Tensor, gain_limit: float
+) -> torch.Tensor:
+    """Per-frame ``(num_log, den_log, num_non_log, den_non_log)`` sums of a block of rows.
+
+    ``mu``: horizontally filtered ``mu1, mu2`` (2n planes); ``sq``: the shifted ``xx, yy, xy``
+    (3n planes). Returns ``(4, n)`` float64 integer sums.
+    """
+    mu1, mu2 = _split16(mu[:n]), _split16(mu[n:])
+    xx, yy, xy = sq[:n], sq[n : 2 * n], sq[2 * n :]
+    sigma1_sq = xx.sub_(_mul_shift32(mu1, mu1))
+    sigma2_sq = yy.sub_(_mul_shift32(mu2, mu2)).clamp_min_(0)
+    sigma12 = xy.sub_(_mul_shift32(mu1, mu2))
+    del mu1, mu2
+
+    log_mask = sigma1_sq >= SIGMA_NSQ
+    den_log = _log2_raw(sigma1_sq + SIGMA_NSQ, table).sub_(LOG_BIAS + 2048 * 17)
+    num_mask = log_mask & (sigma12 > 0) & (sigma2_sq > 0)
+    # Same double operations, same order as libvmaf: g, g * sigma12, the difference, trunc;
+    # then g * g and (g * g) * sigma1_sq, trunc. No fused multiply-add (libvmaf's C has none).
+    g = sigma12 / (sigma1_sq + 65536 * 1.0e-10)
+    sv_sq = torch.sub(sigma2_sq, g * sigma12).trunc_().clamp_min_(0)
+    g.clamp_max_(gain_limit)
+    numer1 = sv_sq.add_(SIGMA_NSQ)
+    numer1_tmp = (g * g).mul_(sigma1_sq).trunc_().add_(numer1)
+    # Outside num_mask the arguments may be anything; keep them in the table's domain.
+    numer1_tmp = torch.where(num_mask, numer1_tmp, float(SIGMA_NSQ))
+    numer1 = torch.where(num_mask, numer1, float(SIGMA_NSQ))
+    num_log = _log2_raw(numer1_tmp, table).sub_(_log2_raw(numer1, table))  # biases cancel
+
+    dims = (-2, -1)
+    lin = ~log_mask
+    return torch.stack(
+        [
+            torch.where(num_mask, num_log, 0.0).sum(dims),
+            torch.where(log_mask, den_log, 0.0).sum(dims),
+            torch.where(lin, sigma2_sq, 0.0).sum(dims),
+            lin.sum(dims).to(torch.float64),
+        ]
+    )
 
 
 def _statistic(
@@ -103,50 +155,37 @@ def _statistic(
     bpc: int,
     opts: IntegerVifOptions,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``vif_statistic_8/16``: per-frame ``(num, den)`` float32 of one scale."""
+    """``vif_statistic_8/16``: per-frame ``(num, den)`` float32 of one scale.
+
+    Runs block of rows by block of rows (the vertical filter's GEMM blocks) so that the ~40
+    elementwise passes of the statistic work on cache-sized tiles.
+    """
     taps = VIF_FILTERS[scale]
-    n = ref.shape[0]
+    n, h, _ = ref.shape
     if scale == 0:
         vp_shift, vp_sq_shift = bpc, 2 * (bpc - 8)
     else:
         vp_shift, vp_sq_shift = 16, 16
-    # Vertical pass on the five planes at once: mu1, mu2, ref^2, dis^2, ref*dis.
-    planes = torch.cat([ref, dis, ref * ref, dis * dis, ref * dis])
-    v = filter_cols(planes, taps)
-    mu_v = shift_round(v[: 2 * n], vp_shift)
-    sq_v = shift_round(v[2 * n :], vp_sq_shift, 0 if vp_sq_shift == 0 else None)
-    mu = filter_rows(mu_v, taps)  # 24 fractional bits, < 2^32
-    sq = shift_round(filter_rows(sq_v, taps), 16)
-    mu1, mu2 = mu[:n], mu[n:]
-    xx, yy, xy = sq[:n], sq[n : 2 * n], sq[2 * n :]
-    sigma1_sq = xx - _mul_shift32(mu1, mu1)
-    sigma2_sq = (yy - _mul_shift32(mu2, mu2)).clamp_min(0)
-    sigma12 = xy - _mul_shift32(mu1, mu2)
-
     table = log2_table(str(ref.device))
-    log_mask = sigma1_sq >= SIGMA_NSQ
-    den_log = torch.where(log_mask, _log2_fixed(SIGMA_NSQ + sigma1_sq, table) - 2048 * 17, 0.0)
-    num_mask = log_mask & (sigma12 > 0) & (sigma2_sq > 0)
-    # Same double operations, same order as libvmaf (g, g * sigma12, the difference, trunc).
-    eps = 65536 * 1.0e-10
-    g = sigma12 / (sigma1_sq + eps)
-    sv_sq = torch.trunc(sigma2_sq - g * sigma12).clamp_min(0)
-    g = g.clamp_max(opts.enhn_gain_limit)
-    numer1 = sv_sq + SIGMA_NSQ
-    numer1_tmp = torch.trunc(g * g * sigma1_sq) + numer1
-    # Outside num_mask the arguments may be garbage; keep them in the table's domain.
-    numer1_tmp = torch.where(num_mask, numer1_tmp, float(SIGMA_NSQ))
-    numer1 = torch.where(num_mask, numer1, float(SIGMA_NSQ))
-    num_log = _log2_fixed(numer1_tmp, table) - _log2_fixed(numer1, table)
-    num_log = torch.where(num_mask, num_log, 0.0)
-
-    lin = ~log_mask
-    accum_num_log = num_log.sum(dim=(-2, -1))
-    accum_den_log = den_log.sum(dim=(-2, -1))
-    accum_num_non_log = torch.where(lin, sigma2_sq, 0.0).sum(dim=(-2, -1))
-    accum_den_non_log = lin.sum(dim=(-2, -1)).to(torch.float64)
-    num = accum_num_log / 2048.0 + (accum_den_non_log - (accum_num_non_log / 16384.0) / 65025.0)
-    den = accum_den_log / 2048.0 + accum_den_non_log
+    acc = torch.zeros(4, n, dtype=torch.float64, device=ref.device)
+    for _, _, i_lo, i_hi, m in _plan(taps, h, 1, str(ref.device)):
+        r, d = ref[:, i_lo:i_hi], dis[:, i_lo:i_hi]
+        # The five planes of this block: mu1, mu2, ref^2, dis^2, ref*dis (written in place).
+        planes = torch.empty((5 * n, *r.shape[1:]), dtype=r.dtype, device=r.device)
+        planes[:n] = r
+        planes[n : 2 * n] = d
+        torch.mul(r, r, out=planes[2 * n : 3 * n])
+        torch.mul(d, d, out=planes[3 * n : 4 * n])
+        torch.mul(r, d, out=planes[4 * n :])
+        v = torch.matmul(m.T, planes)
+        mu_v = shift_round(v[: 2 * n], vp_shift)
+        sq_v = shift_round(v[2 * n :], vp_sq_shift, 0 if vp_sq_shift == 0 else None)
+        mu = filter_rows(mu_v, taps)  # 24 fractional bits, < 2^32
+        sq = shift_round(filter_rows(sq_v, taps), 16)
+        acc += _block_terms(mu, sq, n, table, opts.enhn_gain_limit)
+    num_log, den_log, num_non_log, den_non_log = acc
+    num = num_log / 2048.0 + (den_non_log - (num_non_log / 16384.0) / 65025.0)
+    den = den_log / 2048.0 + den_non_log
     return num.to(torch.float32), den.to(torch.float32)
 
 
@@ -156,12 +195,9 @@ def _subsample(x: torch.Tensor, scale: int, bpc: int) -> torch.Tensor:
     ``x`` is scale ``scale - 1``: the samples for ``scale == 1``, 16-bit means above.
     """
     taps = VIF_FILTERS[scale]
-    h, w = x.shape[-2:]
-    v = shift_round(filter_cols(x, taps), bpc if scale == 1 else 16)
-    # Only even columns survive decimation: filter the rows first, then drop odd rows.
-    v = v[..., : (h // 2) * 2 : 2, :]
-    out = shift_round(filter_rows(v, taps), 16)
-    return out[..., : (w // 2) * 2 : 2]
+    # Only even rows and columns survive the decimation: compute just those outputs.
+    v = shift_round(filter_cols(x, taps, step=2), bpc if scale == 1 else 16)
+    return shift_round(filter_rows(v, taps, step=2), 16)
 
 
 def integer_vif(

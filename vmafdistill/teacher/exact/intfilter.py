@@ -4,11 +4,12 @@ libvmaf's fixed-point extractors filter integer samples with integer taps and th
 Every product and every partial sum of those filters is an integer below 2^53 here, so float64
 arithmetic holds them exactly *in any summation order*: a GEMM (BLAS, blocked, FMA, any thread
 split) returns the very integers libvmaf's scalar loops produce. That is what lets exact mode
-use matrix products, which run an order of magnitude faster than elementwise shifted adds.
+use matrix products, which run far faster than elementwise shifted adds.
 
-A filter along one axis is computed block by block: the padded axis is cut into overlapping
-windows of ``block + 2r`` samples (``r`` the radius) with :meth:`torch.Tensor.unfold` and each
-window is multiplied by one ``(block + 2r, block)`` band matrix.
+The filtered axis is cut into blocks of ``BLOCK`` outputs; block ``b`` is one GEMM of the input
+samples it reads (a plain slice, no padding copy) with a small matrix that holds the taps, the
+mirrored borders folded in (sample ``-i`` is sample ``i``, sample ``n - 1 + i`` is
+``n - 1 - i``), and optionally only every second output (the decimating passes).
 """
 
 from __future__ import annotations
@@ -16,79 +17,77 @@ from __future__ import annotations
 import functools
 
 import torch
-from torch.nn import functional as F  # noqa: N812 - the usual torch spelling
 
-#: Output samples per band-matrix block. Larger blocks waste more multiplications on zeros
+#: Output samples per GEMM block. Larger blocks waste more multiplications on zeros
 #: (``block + 2r`` per output instead of ``2r + 1``), smaller ones make the GEMMs too thin.
 BLOCK = 64
 
 
-@functools.lru_cache(maxsize=64)
-def _band(taps: tuple[int, ...], block: int, device: str) -> torch.Tensor:
-    """``(block + 2r, block)`` float64 matrix: column ``j`` holds the taps at rows ``j..j+2r``."""
-    k = len(taps)
-    m = torch.zeros(block + k - 1, block, dtype=torch.float64)
-    t = torch.tensor(taps, dtype=torch.float64)
-    for j in range(block):
-        m[j : j + k, j] = t
-    return m.to(device)
+def _mirror(i: int, n: int) -> int:
+    if i < 0:
+        return -i
+    if i >= n:
+        return 2 * (n - 1) - i
+    return i
 
 
-def reflect_pad(x: torch.Tensor, r: int, dim: int) -> torch.Tensor:
-    """Mirror ``r`` samples at both ends of ``dim`` without repeating the edge (``-i -> i``)."""
-    if r == 0:
-        return x
-    n = x.shape[dim]
-    if n <= r:
-        raise ValueError(f"a {2 * r + 1}-tap filter needs more than {r} samples, got {n}")
-    idx = torch.cat(
-        [
-            torch.arange(r, 0, -1),
-            torch.arange(n),
-            torch.arange(n - 2, n - 2 - r, -1),
-        ]
-    ).to(x.device)
-    return x.index_select(dim, idx)
+@functools.lru_cache(maxsize=256)
+def _plan(
+    taps: tuple[int, ...], n: int, step: int, device: str
+) -> tuple[tuple[int, int, int, int, torch.Tensor], ...]:
+    """Blocks ``(out_lo, out_hi, in_lo, in_hi, matrix (in_hi - in_lo, out_hi - out_lo))``.
 
-
-def filter_rows(x: torch.Tensor, taps: tuple[int, ...], *, padded: bool = False) -> torch.Tensor:
-    """Integer FIR along the last axis of ``(..., W)`` float64, mirrored borders, unshifted.
-
-    ``padded=True`` means ``x`` already carries the ``r`` mirrored samples at both ends.
+    Outputs are the filtered samples ``0, step, 2 step, ...`` (``n // step`` of them when
+    ``step == 2``, libvmaf's decimation keeps ``n // 2``).
     """
     r = len(taps) // 2
-    xp = x if padded else reflect_pad(x, r, -1)
-    w = xp.shape[-1] - 2 * r
-    block = min(BLOCK, w)
-    nb = -(-w // block)
-    extra = nb * block - w
-    if extra:
-        xp = F.pad(xp, (0, extra))
-    lead = xp.shape[:-1]
-    # One plain 2-D GEMM (a batched matmul over strided windows falls back to a slow kernel).
-    win = xp.unfold(-1, block + 2 * r, block).reshape(-1, block + 2 * r)
-    out = (win @ _band(taps, block, str(x.device))).reshape(*lead, nb * block)
-    return out[..., :w] if extra else out
+    if n <= r:
+        raise ValueError(f"a {len(taps)}-tap filter needs more than {r} samples, got {n}")
+    n_out = n if step == 1 else n // step
+    plans = []
+    for o_lo in range(0, n_out, BLOCK):
+        o_hi = min(o_lo + BLOCK, n_out)
+        rows = [
+            [_mirror(o * step - r + k, n) for k in range(len(taps))] for o in range(o_lo, o_hi)
+        ]
+        i_lo = min(min(rw) for rw in rows)
+        i_hi = max(max(rw) for rw in rows) + 1
+        m = torch.zeros(i_hi - i_lo, o_hi - o_lo, dtype=torch.float64)
+        for j, rw in enumerate(rows):
+            for k, i in enumerate(rw):
+                m[i - i_lo, j] += taps[k]
+        plans.append((o_lo, o_hi, i_lo, i_hi, m.to(device)))
+    return tuple(plans)
 
 
-def filter_cols(x: torch.Tensor, taps: tuple[int, ...]) -> torch.Tensor:
-    """Integer FIR along the second-to-last axis of ``(..., H, W)`` float64, mirrored, unshifted."""
-    r = len(taps) // 2
-    xp = reflect_pad(x, r, -2)
-    h = xp.shape[-2] - 2 * r
-    block = min(BLOCK, h)
-    nb = -(-h // block)
-    extra = nb * block - h
-    if extra:
-        xp = F.pad(xp, (0, 0, 0, extra))
-    lead, w = xp.shape[:-2], xp.shape[-1]
-    k = block + 2 * r
-    # (M, nb, W, k) windows -> (k, nb * M * W): one plain 2-D GEMM with the band on the left.
-    win = xp.reshape(-1, *xp.shape[-2:]).unfold(-2, k, block)
-    win = win.permute(3, 1, 0, 2).reshape(k, -1)
-    out = _band(taps, block, str(x.device)).T @ win  # (block, nb * M * W)
-    out = out.reshape(block, nb, -1, w).permute(2, 1, 0, 3).reshape(*lead, nb * block, w)
-    return out[..., :h, :] if extra else out
+def filter_rows(x: torch.Tensor, taps: tuple[int, ...], *, step: int = 1) -> torch.Tensor:
+    """Integer FIR along the last axis of ``(..., W)`` float64, mirrored borders, unshifted.
+
+    ``step=2`` returns only the even outputs (``W // 2`` of them).
+    """
+    lead, w = x.shape[:-1], x.shape[-1]
+    x2 = x.reshape(-1, w)
+    plans = _plan(taps, w, step, str(x.device))
+    out = torch.empty(x2.shape[0], plans[-1][1], dtype=x.dtype, device=x.device)
+    for o_lo, o_hi, i_lo, i_hi, m in plans:
+        # A column slice is a strided matrix BLAS reads in place.
+        out[:, o_lo:o_hi] = x2[:, i_lo:i_hi] @ m
+    return out.reshape(*lead, out.shape[-1])
+
+
+def filter_cols(x: torch.Tensor, taps: tuple[int, ...], *, step: int = 1) -> torch.Tensor:
+    """Integer FIR along the second-to-last axis of ``(..., H, W)`` float64, mirrored, unshifted.
+
+    ``step=2`` returns only the even output rows (``H // 2`` of them).
+    """
+    lead, (h, w) = x.shape[:-2], x.shape[-2:]
+    x3 = x.reshape(-1, h, w)
+    plans = _plan(taps, h, step, str(x.device))
+    out = torch.empty(x3.shape[0], plans[-1][1], w, dtype=x.dtype, device=x.device)
+    for o_lo, o_hi, i_lo, i_hi, m in plans:
+        # Rows i_lo..i_hi of every plane are contiguous (K, W) matrices: a batched GEMM.
+        out[:, o_lo:o_hi] = torch.matmul(m.T, x3[:, i_lo:i_hi])
+    return out.reshape(*lead, out.shape[-2], w)
 
 
 def shift_round(x: torch.Tensor, shift: int, add: int | None = None) -> torch.Tensor:

@@ -1,0 +1,230 @@
+"""Exact mode against libvmaf's integer models, feature by feature and frame by frame.
+
+Exact mode replays libvmaf's fixed-point arithmetic, so every feature is the same float32/double
+value libvmaf computes; what we compare against is libvmaf's JSON log, which prints ``%.6f``.
+The tolerance is therefore the printing: |delta| <= 5e-7 (half a unit of the 6th decimal) plus
+1e-9 for the decimal-to-binary conversion of the printed value. The issue's targets (1e-5 per
+feature, 1e-4 per VMAF) are far looser; a single wrong rounding shift or table entry moves a
+feature by >= 1e-6 on these clips, so this catches what those would not. Nothing here depends
+on the CPU's float rounding: the integer parts are exact and the float parts (libvmaf's doubles
+and float32 casts) are IEEE operations replayed in the same order.
+
+Clips are generated (moving textures with noise and a blur as the distortion, 8/10/12-bit,
+odd sizes) and written raw, plus one real x264 golden case; frames are fed in chunks of 2 so
+motion crosses chunk borders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vmafdistill.oracle import libvmaf_available, libvmaf_score
+from vmafdistill.teacher import VMAF, VmafModel
+from vmafdistill.teacher.exact.features import printed_names
+from vmafdistill.teacher.exact.integer_vif import IntegerVifOptions, integer_vif
+from vmafdistill.teacher.score import score_files, to_libvmaf_json
+from vmafdistill.teacher.vmaf import VmafResult, vmaf_exact
+from vmafdistill.testing.golden import GoldenCase
+
+pytestmark = pytest.mark.skipif(not libvmaf_available(), reason="ffmpeg without libvmaf")
+
+#: libvmaf prints %.6f: identical values differ by at most half a unit of the last digit.
+PRINT_TOL = 5e-7 + 1e-9
+
+
+def _frames(w: int, h: int, n: int, bits: int, seed: int, distorted: bool) -> np.ndarray:
+    """Moving sinusoidal texture with grain; ``distorted``: more noise and a horizontal blur."""
+    rng = np.random.default_rng(seed)
+    top = (1 << bits) - 1
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    out = []
+    for t in range(n):
+        base = 0.5 + 0.3 * np.sin(xx / 7.0 + 0.7 * t) * np.cos(yy / 5.0 - 0.3 * t)
+        base += 0.15 * np.sin((xx + yy) / 13.0 + t)
+        img = base * top + rng.normal(0, 0.03 * top, (h, w))
+        if distorted:
+            img = img + rng.normal(0, 0.05 * top, (h, w))
+            img = 0.6 * img + 0.4 * np.roll(img, 1, axis=1)
+        out.append(np.clip(np.round(img), 0, top))
+    return np.stack(out).astype(np.uint8 if bits == 8 else np.uint16)
+
+
+def _write_yuv420(path: Path, y: np.ndarray, bits: int) -> dict[str, object]:
+    _, h, w = y.shape
+    chroma = np.full(((h + 1) // 2, (w + 1) // 2), 1 << (bits - 1), y.dtype).tobytes()
+    with open(path, "wb") as fh:
+        for frame in y:
+            fh.write(frame.tobytes() + chroma + chroma)
+    return {"width": w, "height": h, "pix_fmt": "yuv420p" if bits == 8 else f"yuv420p{bits}le"}
+
+
+def _compare(ours: VmafResult, libvmaf_frames: list[dict[str, float]]) -> dict[str, float]:
+    """Max |delta| per printed name; every name libvmaf printed must be present in ours."""
+    printed = ours.frames(printed=True)
+    assert len(printed) == len(libvmaf_frames)
+    lib_names = [k for k in libvmaf_frames[0] if k in set(ours.printed.values())]
+    assert set(lib_names) == set(printed[0]), (lib_names, list(printed[0]))
+    return {
+        name: max(abs(p[name] - f[name]) for p, f in zip(printed, libvmaf_frames, strict=True))
+        for name in lib_names
+    }
+
+
+CASES = [
+    # (width, height, bits, model): odd sizes, every model, 8/10/12-bit.
+    (161, 93, 8, "vmaf_v0.6.1"),
+    (98, 71, 10, "vmaf_v0.6.1"),
+    (135, 77, 8, "vmaf_v0.6.1neg"),
+    (120, 67, 10, "vmaf_v0.6.1neg"),
+    (97, 55, 12, "vmaf_4k_v0.6.1"),
+    (144, 81, 8, "vmaf_4k_v0.6.1"),
+]
+
+
+@pytest.mark.parametrize(("w", "h", "bits", "model"), CASES, ids=lambda v: str(v))
+def test_live_parity_every_printed_feature(
+    tmp_path: Path, w: int, h: int, bits: int, model: str
+) -> None:
+    ref_y = _frames(w, h, 5, bits, seed=w, distorted=False)
+    dist_y = _frames(w, h, 5, bits, seed=w, distorted=True)
+    raw = _write_yuv420(tmp_path / "ref.yuv", ref_y, bits)
+    _write_yuv420(tmp_path / "dist.yuv", dist_y, bits)
+    lib = libvmaf_score(
+        tmp_path / "ref.yuv", tmp_path / "dist.yuv", model=model, ref_raw=raw, dist_raw=raw
+    )
+    ours = score_files(
+        tmp_path / "ref.yuv", tmp_path / "dist.yuv", model=model, chunk=2,
+        ref_raw=raw, dist_raw=raw,
+    )  # fmt: skip
+    assert ours.mode == "exact"
+    deltas = _compare(ours, lib.frames)
+    # The full set libvmaf prints for these models: 7 ADM, 4 VIF, 3 motion names and vmaf.
+    assert len(deltas) == 15, sorted(deltas)
+    assert max(lib.metric("motion")) > 1.0  # motion really is exercised
+    bad = {k: v for k, v in deltas.items() if v > PRINT_TOL}
+    assert not bad, f"{model} {w}x{h} {bits}-bit: {bad}"
+
+
+def test_golden_x264_case(golden_case: Callable[[str], GoldenCase]) -> None:
+    """Real codec content (x264, 322x182) against the recorded integer vmaf_v0.6.1 run.
+
+    The golden values hold this machine's SIMD level where libvmaf's integer ADM differs
+    between AVX2 and AVX-512 (exact mode follows the local libvmaf: ``libvmaf_simd``).
+    """
+    case = golden_case("bbb322x182_x264_crf30")
+    built = case.built
+    ours = score_files(
+        built.ref, built.dist, chunk=3, ref_raw=built.ref_raw, dist_raw=built.dist_raw
+    )
+    rec = case.golden["models"]["vmaf_v0.6.1"]["per_frame"]
+    for name in rec:
+        want = np.asarray(case.per_frame("vmaf_v0.6.1", name))
+        delta = np.abs(ours.metrics[name] - want).max()
+        assert delta <= PRINT_TOL, (name, delta)
+
+
+def test_printed_names_follow_libvmaf() -> None:
+    neg = printed_names(VmafModel.load("vmaf_v0.6.1neg").exact_options)
+    assert neg["adm2"] == "integer_adm2_egl_1"
+    assert neg["vif_scale3"] == "integer_vif_scale3_egl_1"
+    assert neg["motion"] == "VMAF_integer_feature_motion_sad_score"
+    base = printed_names(VmafModel.load("vmaf_4k_v0.6.1").exact_options)
+    assert base["adm2"] == "integer_adm2" and base["motion2"] == "integer_motion2"
+
+
+def test_modes_by_model_name() -> None:
+    assert VmafModel.load("vmaf_v0.6.1").default_mode == "exact"
+    assert VmafModel.load("vmaf_v0.6.1neg").default_mode == "exact"
+    assert VmafModel.load("vmaf_4k_v0.6.1").default_mode == "exact"
+    assert VmafModel.load("vmaf_float_v0.6.1").default_mode == "float"
+    assert VmafModel.load("vmaf_float_4k_v0.6.1").default_mode == "float"
+
+
+def test_module_and_functional_agree_and_refuse_gradients() -> None:
+    ref = torch.from_numpy(_frames(80, 48, 3, 8, 3, False).astype(np.int64))
+    dist = torch.from_numpy(_frames(80, 48, 3, 8, 3, True).astype(np.int64))
+    feats = vmaf_exact(ref, dist, 8)
+    module = VMAF("vmaf_v0.6.1")  # exact is the model's default
+    assert module.mode == "exact"
+    torch.testing.assert_close(module(ref.double(), dist.double()), feats["vmaf"])
+    unit = VMAF("vmaf_v0.6.1", data_range=1.0)(ref / 255.0, dist / 255.0)
+    torch.testing.assert_close(unit, feats["vmaf"], rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match="no gradient"):
+        module(ref.double(), dist.double().requires_grad_(True))
+    # The float teacher stays differentiable on the same input.
+    x = dist.double().requires_grad_(True)
+    VMAF("vmaf_v0.6.1", mode="float")(ref.double(), x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_vif_batch_and_device_independent() -> None:
+    """Per-frame results do not depend on batching (integer sums have no order)."""
+    ref = torch.from_numpy(_frames(70, 45, 4, 10, 5, False).astype(np.int64))
+    dist = torch.from_numpy(_frames(70, 45, 4, 10, 5, True).astype(np.int64))
+    whole = integer_vif(ref, dist, 10, IntegerVifOptions())
+    for i in range(4):
+        one = integer_vif(ref[i : i + 1], dist[i : i + 1], 10, IntegerVifOptions())
+        for k, v in whole.items():
+            assert one[k].item() == v[i].item(), (k, i)
+
+
+def test_json_names_and_version(tmp_path: Path) -> None:
+    ref_y = _frames(64, 40, 3, 8, 1, False)
+    raw = _write_yuv420(tmp_path / "r.yuv", ref_y, 8)
+    _write_yuv420(tmp_path / "d.yuv", _frames(64, 40, 3, 8, 1, True), 8)
+    res = score_files(tmp_path / "r.yuv", tmp_path / "d.yuv", model="vmaf_v0.6.1neg",
+                      ref_raw=raw, dist_raw=raw)
+    doc = to_libvmaf_json(res)
+    assert "exact" in doc["version"]
+    assert "integer_vif_scale0_egl_1" in doc["frames"][0]["metrics"]
+    assert "integer_adm2_egl_1" in doc["pooled_metrics"]
+    flt = score_files(tmp_path / "r.yuv", tmp_path / "d.yuv", model="vmaf_float_v0.6.1neg",
+                      ref_raw=raw, dist_raw=raw)
+    assert flt.mode == "float" and "vif_scale0" in to_libvmaf_json(flt)["frames"][0]["metrics"]
+
+
+def test_cli_mode_switch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--mode float`` prints the float teacher's names; the default prints libvmaf's integer."""
+    from vmafdistill.cli import main
+
+    raw = _write_yuv420(tmp_path / "r.yuv", _frames(64, 40, 3, 8, 2, False), 8)
+    _write_yuv420(tmp_path / "d.yuv", _frames(64, 40, 3, 8, 2, True), 8)
+    geo = ["--width", "64", "--height", "40", "--quiet"]
+    for mode, name in [(None, "integer_vif_scale0"), ("float", "vif_scale0")]:
+        out = tmp_path / f"{mode}.csv"
+        args = ["score", str(tmp_path / "r.yuv"), str(tmp_path / "d.yuv"), *geo, "--csv", str(out)]
+        assert main(args + (["--mode", mode] if mode else [])) == 0
+        header = out.read_text().splitlines()[0].split(",")
+        assert name in header and header[0] == "Frame"
+        assert f"vmaf_v0.6.1 {mode or 'exact'}" in capsys.readouterr().out
+    assert raw["width"] == 64
+
+
+def test_corpus_teacher_identity_names_the_mode() -> None:
+    from vmafdistill.corpus.jobs import teacher_identity
+    from vmafdistill.errors import VmafDistillError
+
+    exact = teacher_identity({"backend": "torch", "model": "vmaf_v0.6.1"})
+    flt = teacher_identity({"backend": "torch", "model": "vmaf_v0.6.1", "mode": "float"})
+    assert exact["version"].endswith("torch exact") and flt["version"].endswith("torch float")
+    lib = teacher_identity({"backend": "libvmaf", "model": "vmaf_v0.6.1"})
+    assert lib["version"].endswith("integer")
+    with pytest.raises(VmafDistillError, match=r"teacher\.mode"):
+        teacher_identity({"backend": "torch", "mode": "fixed"})
+
+
+def test_exact_mode_refuses_frames_below_adm_minimum(tmp_path: Path) -> None:
+    from vmafdistill.errors import VideoInputError
+
+    raw = _write_yuv420(tmp_path / "r.yuv", _frames(40, 24, 2, 8, 4, False), 8)
+    _write_yuv420(tmp_path / "d.yuv", _frames(40, 24, 2, 8, 4, True), 8)
+    with pytest.raises(VideoInputError, match="--mode float"):
+        score_files(tmp_path / "r.yuv", tmp_path / "d.yuv", ref_raw=raw, dist_raw=raw)
+    flt = score_files(tmp_path / "r.yuv", tmp_path / "d.yuv", ref_raw=raw, dist_raw=raw,
+                      mode="float")
+    assert flt.num_frames == 2
