@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 import warnings
 
 import numpy as np
@@ -351,14 +350,12 @@ def test_student_fits_smooth_function(cfg: dict, steps: int, lr: float, max_rmse
     y = y.astype(np.float32)
     torch.manual_seed(0)
     model = build_student(cfg, 4)
-    t0 = time.perf_counter()
+    # (no wall-time assertion: speed is measured by benchmarks, and a loaded machine fails it)
     _fit(model, torch.from_numpy(x[:768]), torch.from_numpy(y[:768]), steps, lr)
-    elapsed = time.perf_counter() - t0
     with torch.no_grad():
         pred = model(torch.from_numpy(x[768:])).numpy()
     rmse = float(np.sqrt(np.mean((pred - y[768:]) ** 2)))
     assert rmse < max_rmse, f"held-out RMSE {rmse:.2f} (target std {y.std():.1f})"
-    assert elapsed < 20
 
 
 def test_linear_subset_student_uses_only_its_columns() -> None:
