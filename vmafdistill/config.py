@@ -10,13 +10,16 @@ from .errors import VmafDistillError
 
 
 def conf_dir() -> Path:
-    """The ``conf/`` directory (``VMAFDISTILL_CONF`` overrides; default: next to the package)."""
+    """The ``conf/`` tree: ``VMAFDISTILL_CONF`` when set (your own config directory), else the
+    one inside the package (``vmafdistill/conf``: in a checkout a link to the repository's
+    ``conf/``, in a wheel a copy), so every app works from any directory after ``pip install``."""
     override = os.environ.get("VMAFDISTILL_CONF")
-    path = Path(override) if override else Path(__file__).resolve().parents[1] / "conf"
+    path = Path(override).expanduser() if override else Path(__file__).resolve().parent / "conf"
     if not path.is_dir():
+        where = "VMAFDISTILL_CONF" if override else "the installed package"
         raise VmafDistillError(
-            f"config directory {path} not found: run from a source checkout "
-            "(pip install -e .) or set VMAFDISTILL_CONF"
+            f"config directory {path} not found ({where}); reinstall vmafdistill or set "
+            "VMAFDISTILL_CONF to a config directory"
         )
     return path
 
