@@ -53,6 +53,16 @@ INPUT_NAME = "features"
 OUTPUT_NAME = "vmaf"
 
 
+def refuse_shipped_overwrite(out: str | os.PathLike[str], force: bool = False) -> None:
+    """Raise VmafDistillError when ``out`` is the shipped student and ``force`` is not set."""
+    shipped = Path(__file__).resolve().parent / "checkpoints" / "vmafdistill_default.onnx"
+    out = Path(out)
+    if out.exists() and shipped.exists() and out.resolve() == shipped.resolve() and not force:
+        raise VmafDistillError(
+            f"{out} is the shipped student; export refuses to overwrite it without --force "
+            "(pass --out elsewhere.onnx for your own student)")
+
+
 def load_export_settings(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``conf/export.yaml`` (plus ``conf/shots/default.yaml`` as ``edge.shots``), overridden."""
     from .config import load_yaml

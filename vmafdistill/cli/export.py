@@ -40,14 +40,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export and print a short report."""
-    from ..export import export_bundle, load_export_settings, resolve_winner
+    from ..export import (
+        export_bundle,
+        load_export_settings,
+        refuse_shipped_overwrite,
+        resolve_winner,
+    )
 
-    shipped = Path(__file__).resolve().parents[1] / "checkpoints" / "vmafdistill_default.onnx"
-    out = Path(args.out)
-    if out.exists() and shipped.exists() and out.resolve() == shipped.resolve() and not args.force:
-        raise VmafDistillError(
-            f"{out} is the shipped student; export refuses to overwrite it without --force "
-            "(pass --out elsewhere.onnx for your own student)")
+    refuse_shipped_overwrite(args.out, args.force)
     bundle = Path(args.bundle) if args.bundle else resolve_winner(args.winner)
     over: dict = {"opset": args.opset}
     if args.int8:
