@@ -167,49 +167,9 @@ def _plots(root: Path, table: pd.DataFrame, win: int, eligible: pd.Series,
     fig.savefig(root / "mae_by_run.png", dpi=110)
     plt.close(fig)
 
-    # winner's OOF predictions against the teacher
-    fig, ax = plt.subplots(figsize=(5, 5))
-    if winner_oof is not None and len(winner_oof):
-        groups = winner_oof.groupby("codec") if "codec" in winner_oof else [("all", winner_oof)]
-        for name, part in groups:
-            ax.scatter(part["vmaf"], part["pred"], s=10, alpha=0.7, label=str(name))
-        ax.legend(fontsize=7)
-    ax.plot([0, 100], [0, 100], color="k", lw=1)
-    ax.set_xlim(0, 100)
-    ax.set_ylim(0, 100)
-    ax.set_xlabel("teacher VMAF")
-    ax.set_ylabel("student VMAF (out of fold)")
-    ax.set_title(f"winner: {(table.loc[win, 'varying'] or table.loc[win, 'run'])[:50]}",
-                 fontsize=8)
-    fig.tight_layout()
-    fig.savefig(root / "pred_vs_teacher.png", dpi=110)
-    plt.close(fig)
-
-    # guard precision/recall: the winner's PR curve per threshold (alarm when pred < t),
-    # the operating point t itself marked
-    fig, ax = plt.subplots(figsize=(5, 4))
-    if winner_oof is not None and len(winner_oof):
-        from sklearn.metrics import precision_recall_curve
-
-        for thr in thresholds:
-            t = float(thr)
-            pos = (winner_oof["vmaf"] < t).to_numpy()
-            if pos.all() or not pos.any():
-                continue
-            prec, rec, _ = precision_recall_curve(pos, -winner_oof["pred"].to_numpy())
-            line = ax.plot(rec, prec, lw=1.2, label=f"VMAF < {thr}")[0]
-            alarm = (winner_oof["pred"] < t).to_numpy()
-            tp = float((alarm & pos).sum())
-            ax.plot([tp / pos.sum()], [tp / max(alarm.sum(), 1)], "o", color=line.get_color())
-        ax.legend(fontsize=7)
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_xlim(0, 1.02)
-    ax.set_ylim(0, 1.02)
-    ax.set_title("quality guard (winner, OOF); dot = alarm at pred < threshold", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(root / "guard_pr.png", dpi=110)
-    plt.close(fig)
+    title = f"winner: {(table.loc[win, 'varying'] or table.loc[win, 'run'])[:50]}"
+    plot_pred_vs_teacher(winner_oof, root / "pred_vs_teacher.png", title)
+    plot_guard_pr(winner_oof, thresholds, root / "guard_pr.png", "winner")
 
 
 def inert_override_notes(table: pd.DataFrame) -> list[str]:
@@ -297,3 +257,63 @@ def write_report(root: str | Path) -> dict[str, Any]:
     atomic_write_json(root / "winner.json", winner)
     _plots(root, table, win, eligible, winner_oof, thresholds)
     return winner
+
+
+def plot_pred_vs_teacher(oof: pd.DataFrame | None, out: Path, title: str) -> Path:
+    """Out-of-fold student VMAF against the teacher's, one colour per codec, identity line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    if oof is not None and len(oof):
+        groups = oof.groupby("codec") if "codec" in oof else [("all", oof)]
+        for name, part in groups:
+            ax.scatter(part["vmaf"], part["pred"], s=10, alpha=0.7, label=str(name))
+        ax.legend(fontsize=7)
+    ax.plot([0, 100], [0, 100], color="k", lw=1)
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("teacher VMAF")
+    ax.set_ylabel("student VMAF (out of fold)")
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_guard_pr(oof: pd.DataFrame | None, thresholds: Sequence[Any], out: Path,
+                  who: str = "student") -> Path:
+    """The quality guard's precision/recall curve per threshold (alarm when pred < t), the
+    operating point t itself marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    if oof is not None and len(oof):
+        from sklearn.metrics import precision_recall_curve
+
+        for thr in thresholds:
+            t = float(thr)
+            pos = (oof["vmaf"] < t).to_numpy()
+            if pos.all() or not pos.any():
+                continue
+            prec, rec, _ = precision_recall_curve(pos, -oof["pred"].to_numpy())
+            line = ax.plot(rec, prec, lw=1.2, label=f"VMAF < {thr}")[0]
+            alarm = (oof["pred"] < t).to_numpy()
+            tp = float((alarm & pos).sum())
+            ax.plot([tp / pos.sum()], [tp / max(alarm.sum(), 1)], "o", color=line.get_color())
+        ax.legend(fontsize=7)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"quality guard ({who}, OOF); dot = alarm at pred < threshold", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

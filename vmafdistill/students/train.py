@@ -747,6 +747,10 @@ def run(
     save_bundle(run_dir / "student.pt", final_model, plain["student"], meta)
     metrics["wall_time_s"] = time.perf_counter() - t0
     atomic_write_json(run_dir / "metrics.json", _finite(metrics))
+    from .runlog import log_run_summary
+
+    # config, OOF metrics, plots and the model into the tracker (plots/ for every logger)
+    log_run_summary(plain.get("logger"), run_dir, _finite(plain), _finite(metrics), oof)
     if plain.get("summary", True):
         print(format_summary(metrics), flush=True)
     return metrics

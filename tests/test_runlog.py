@@ -1,0 +1,101 @@
+"""Run logs people read: `vmafdistill train logger=wandb` (offline) and `logger=tensorboard`
+leave the resolved config, per-epoch curves, the out-of-fold metrics, the plots and the model in
+the tracker's own files, read back here with the tracker's formats."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+
+from vmafdistill import api
+from vmafdistill.testing.synthetic import synthetic_corpus
+
+torch.set_num_threads(1)
+
+RUN = ("student=logistic", "optim.max_epochs=20", "baselines=[]", "cv=loso",
+       "conformal.method=cross", "trainer.enable_progress_bar=false", "summary=false")
+
+
+def wandb_records(path: Path) -> list:
+    """The records of an offline ``run-*.wandb`` file (W&B's LevelDB-style log: a 7-byte file
+    header, 32 KiB blocks of records with a 7-byte header: crc32, length, type FULL/FIRST/
+    MIDDLE/LAST)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    pos, block, chunks, buf = 7, 32768, [], b""
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:  # block trailer padding
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        pos += 7
+        chunk = data[pos:pos + length]
+        pos += length
+        if kind == 1:
+            chunks.append(chunk)
+        elif kind == 2:
+            buf = chunk
+        elif kind == 3:
+            buf += chunk
+        elif kind == 4:
+            chunks.append(buf + chunk)
+    out = []
+    for c in chunks:
+        rec = pb.Record()
+        rec.ParseFromString(c)
+        out.append(rec)
+    return out
+
+
+def test_wandb_offline_run_holds_config_curves_oof_plots_and_model(tmp_path: Path) -> None:
+    pytest.importorskip("wandb")
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=6)
+    fit = api.train(corpus, tmp_path / "run", *RUN, "logger=wandb")
+    runs = {}
+    for f in (tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"):
+        recs = wandb_records(f)
+        name = next(r.run.display_name for r in recs if r.WhichOneof("record_type") == "run")
+        runs[name] = recs
+    summary = runs["run-summary"]
+    config = {i.key for r in summary if r.WhichOneof("record_type") == "run"
+              for i in r.run.config.update}
+    assert {"student", "optim", "loss", "cv"} <= config
+    hist = {(tuple(i.nested_key) or (i.key,))[0]: i.value_json for r in summary
+            if r.WhichOneof("record_type") == "history" for i in r.history.item}
+    assert json.loads(hist["oof/mae"]) == pytest.approx(fit.mae)
+    assert {"oof/folds", "pred_vs_teacher", "guard_pr"} <= set(hist)
+    arts = {(r.artifact.type, e.path) for r in summary if r.WhichOneof("record_type") == "artifact"
+            for e in r.artifact.manifest.contents}
+    assert ("model", "student.pt") in arts
+    # per-epoch curves: each fold's run logged its losses every epoch
+    fold = runs["run-fold0"]
+    steps = [r for r in fold if r.WhichOneof("record_type") == "history"]
+    keys = {(tuple(i.nested_key) or (i.key,))[0] for r in steps for i in r.history.item}
+    assert len(steps) >= 20 and any("loss" in k for k in keys)
+
+
+def test_tensorboard_event_files_hold_config_curves_oof_and_plots(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=6)
+    fit = api.train(corpus, tmp_path / "run", *RUN, "logger=tensorboard")
+    acc = EventAccumulator(str(tmp_path / "run" / "tb" / "summary"),
+                           size_guidance={"images": 0, "tensors": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    assert acc.Scalars("oof/mae")[0].value == pytest.approx(fit.mae, rel=1e-6)
+    assert {"plots/pred_vs_teacher", "plots/guard_pr"} <= set(tags["images"])
+    text = {t for t in tags["tensors"]}
+    assert any(t.startswith("config") for t in text) and any("oof/folds" in t for t in text)
+    fold = EventAccumulator(str(next((tmp_path / "run" / "tb").glob("fold0*"))))
+    fold.Reload()
+    curves = [t for t in fold.Tags()["scalars"] if "loss" in t]
+    assert curves and len(fold.Scalars(curves[0])) >= 10
