@@ -30,6 +30,7 @@ from ..errors import VmafDistillError
 from ..features.registry import FEATURE_SET_VERSION
 from . import assemble
 from .cache import ArtifactStore, file_sha256, key_of
+from .executor import EXECUTORS, run_ray
 from .jobs import (
     ENCODE_VERSION,
     SHOTS_VERSION,
@@ -158,10 +159,20 @@ def _error_text(exc: BaseException) -> str:
 
 
 def _run_all(
-    fn: Any, tasks: list[tuple[str, tuple[Any, ...]]], workers: int, progress: bool, desc: str
+    fn: Any, tasks: list[tuple[str, tuple[Any, ...]]], workers: int, progress: bool, desc: str,
+    executor: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """Run ``fn(*args)`` for every (name, args); returns ({name: result}, {name: error})."""
+    """Run ``fn(*args)`` for every (name, args); returns ({name: result}, {name: error}).
+
+    ``executor``: the ``executor`` config (``local``: this machine's process pool of
+    ``workers``; ``ray``: Ray tasks, :mod:`vmafdistill.corpus.executor`)."""
     from tqdm import tqdm
+
+    kind = str((executor or {}).get("name", "local"))
+    if kind not in EXECUTORS:
+        raise VmafDistillError(f"executor: unknown name {kind!r}; known: {', '.join(EXECUTORS)}")
+    if kind == "ray" and tasks:
+        return run_ray(fn, tasks, executor or {}, progress, desc)
 
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -274,7 +285,8 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
          (s, rungs[i], i, teacher_cfg, encode_cfg, store))
         for s, i in jobs
     ]
-    results, job_errors = _run_all(run_rung, tasks, workers, progress, desc="rungs")
+    results, job_errors = _run_all(run_rung, tasks, workers, progress, desc="rungs",
+                                   executor=cfg.get("executor"))
     failures += [{"source_id": name.split(":")[0], "variant_id": name.split(":")[1], "error": e}
                  for name, e in job_errors.items()]
     _maybe_fail_fast(cfg, failures)

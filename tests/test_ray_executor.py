@@ -1,0 +1,52 @@
+# ruff: noqa: F811  (the `sources` fixture is imported from test_corpus and named as a parameter)
+"""executor=ray: the corpus's (source, rung) jobs as Ray tasks on a local runtime build the same
+tables (same corpus_hash) as the local process pool; failing jobs are retried, then listed with
+their source and rung while the others finish; an unreachable cluster is named."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_corpus import TINY_LADDER, make_cfg, sources  # noqa: F401 (fixture)
+
+from vmafdistill.corpus.build import build_corpus
+from vmafdistill.corpus.tables import read_manifest
+from vmafdistill.errors import VmafDistillError
+
+pytest.importorskip("ray")
+
+RAY = {"name": "ray", "address": None, "num_cpus": 2, "num_cpus_per_job": 1,
+       "num_gpus_per_job": 0, "max_retries": 1, "retry_exceptions": True}
+
+
+def test_ray_builds_the_same_tables_as_the_local_pool(sources, tmp_path: Path) -> None:
+    srcs = [sources["cuts"], sources["noise"]]
+    local = build_corpus(make_cfg(srcs, tmp_path / "local", tmp_path / "cache_local"))
+    ray = build_corpus(make_cfg(srcs, tmp_path / "ray", tmp_path / "cache_ray", executor=RAY))
+    assert not ray.failures
+    assert (read_manifest(tmp_path / "ray")["corpus_hash"]
+            == read_manifest(tmp_path / "local")["corpus_hash"])
+    pd.testing.assert_frame_equal(local.samples, ray.samples)
+
+
+def test_a_job_failing_every_retry_is_listed_and_the_rest_finish(
+        sources, tmp_path: Path) -> None:
+    bad = {"codec": "h264", "height": 1.0, "crf": 30, "preset": "nosuch"}  # x264 refuses it
+    cfg = make_cfg([sources["cuts"]], tmp_path / "out", tmp_path / "cache", executor=RAY,
+                   ladder={"name": "tiny_bad", "rungs": [*TINY_LADDER, bad]})
+    report = build_corpus(cfg)
+    assert [f["source_id"] for f in report.failures] == ["cuts"]
+    assert report.failures[0]["variant_id"].endswith("_nosuch")
+    assert report.samples["variant_id"].nunique() == len(TINY_LADDER)
+
+
+def test_an_unreachable_cluster_is_named(sources, tmp_path: Path) -> None:
+    cfg = make_cfg([sources["cuts"]], tmp_path / "out", tmp_path / "cache",
+                   executor={**RAY, "address": "ray://127.0.0.1:9"})
+    t0 = time.perf_counter()
+    with pytest.raises(VmafDistillError, match=r"executor\.address='ray://127\.0\.0\.1:9'"):
+        build_corpus(cfg)
+    assert time.perf_counter() - t0 < 600  # guard against a hang, not a speed claim

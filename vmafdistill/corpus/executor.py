@@ -1,0 +1,125 @@
+"""Where the corpus's (source, rung) jobs run: this machine's process pool, or a Ray cluster.
+
+Both executors take the same jobs (a picklable function and its arguments) and return
+``({name: result}, {name: error})``; the build assembles the tables in plan order from the
+results, so the tables (and ``corpus_hash``) do not depend on the executor.
+
+``executor=ray`` runs each job as a Ray task: ``executor.address`` null starts a local runtime
+(``executor.num_cpus`` CPUs), ``auto`` or ``ray://host:port`` joins a cluster. A job is retried
+``executor.max_retries`` times (a lost worker or node, or an exception), then reported like a
+failed local job. The jobs write their artefacts into the content-addressed cache, so a cluster
+needs the cache on a shared filesystem (``paths.cache_dir`` on NFS or similar); the results they
+return (labels, features, sizes) come back to the driver through Ray's object store.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..errors import VmafDistillError
+
+__all__ = ["EXECUTORS", "run_ray"]
+
+#: Executor names ``conf/executor/*.yaml`` may use.
+EXECUTORS: tuple[str, ...] = ("local", "ray")
+
+
+def _job(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """One job on a Ray worker: single-threaded like a local pool worker."""
+    import os
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - the corpus extra always has torch
+        pass
+    return fn(*args)
+
+
+def _connect(cfg: Mapping[str, Any]) -> bool:
+    """Join or start the Ray runtime; True when this call started a local one."""
+    try:
+        import ray
+    except ImportError:
+        raise VmafDistillError("executor=ray needs Ray: pip install 'vmafdistill[ray]'") from None
+    if ray.is_initialized():
+        return False
+    address = cfg.get("address")
+    opts: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False,
+                            "include_dashboard": False, "configure_logging": False}
+    if address in (None, "", "local"):
+        if cfg.get("num_cpus"):
+            opts["num_cpus"] = int(cfg["num_cpus"])
+        # workers import vmafdistill from wherever the driver does
+        opts["runtime_env"] = {"env_vars": {"PYTHONPATH": ":".join(p for p in sys.path if p)}}
+        ray.init(**opts)
+        return True
+    try:
+        ray.init(address=str(address), **opts)
+    except Exception as exc:  # ConnectionError, RuntimeError, ... depending on the address
+        raise VmafDistillError(
+            f"executor.address={address!r}: cannot join the Ray cluster there "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); start "
+            "one with `ray start --head` or use executor.address=null for a local runtime"
+        ) from None
+    return False
+
+
+def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
+            cfg: Mapping[str, Any], progress: bool, desc: str
+            ) -> tuple[dict[str, Any], dict[str, str]]:
+    """Run ``fn(*args)`` for every ``(name, args)`` as Ray tasks (see the module docstring)."""
+    import ray
+    from tqdm import tqdm
+
+    started_here = _connect(cfg)
+    results: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    per_node: dict[str, int] = {}
+    t0 = time.perf_counter()
+    try:
+        remote = ray.remote(_job).options(
+            num_cpus=float(cfg.get("num_cpus_per_job", 1)),
+            num_gpus=float(cfg.get("num_gpus_per_job", 0) or 0),
+            max_retries=int(cfg.get("max_retries", 2)),
+            retry_exceptions=bool(cfg.get("retry_exceptions", True)),
+        )
+        fn_ref = ray.put(fn)
+        pending = {remote.remote(fn_ref, args): name for name, args in tasks}
+        bar = tqdm(total=len(tasks), desc=f"{desc} (ray)", unit="job", disable=not progress,
+                   file=sys.stderr, dynamic_ncols=True)
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    name = pending.pop(ref)
+                    try:
+                        results[name] = ray.get(ref)
+                    except Exception as exc:  # RayTaskError wraps the job's own exception
+                        cause = getattr(exc, "cause", None) or exc
+                        errors[name] = f"{type(cause).__name__}: {cause}".splitlines()[0]
+                        bar.write(f"FAILED {name} (after retries): {errors[name]}")
+                    bar.update(1)
+                    rate = bar.n / max(time.perf_counter() - t0, 1e-9)
+                    bar.set_postfix_str(f"running {len(pending)} failed {len(errors)} "
+                                        f"{rate * 60:.1f} jobs/min", refresh=False)
+        finally:
+            bar.close()
+        for node in ray.nodes():
+            if node.get("Alive"):
+                per_node[node.get("NodeManagerAddress", "?")] = int(
+                    (node.get("Resources") or {}).get("CPU", 0))
+        if progress:
+            nodes = ", ".join(f"{a} ({c} CPUs)" for a, c in sorted(per_node.items()))
+            print(f"ray: {len(results)} job(s) done, {len(errors)} failed in "
+                  f"{time.perf_counter() - t0:.1f} s on {len(per_node)} node(s): {nodes}",
+                  file=sys.stderr)
+    finally:
+        if started_here:
+            ray.shutdown()
+    return results, errors
