@@ -1,8 +1,8 @@
-# ruff: noqa: F811  (the `sources` fixture is imported from test_corpus and named as a parameter)
 """executor=ray: the corpus's (source, rung) jobs as Ray tasks on a local runtime build the same
 tables (same corpus_hash) as the local process pool; failing jobs are retried, then listed with
 their source and rung while the others finish; an unreachable cluster is named."""
 
+# ruff: noqa: F811  (the `sources` fixture is imported from test_corpus and named as a parameter)
 from __future__ import annotations
 
 import time
