@@ -206,3 +206,40 @@ def test_score_command_scores_v1016(clips: dict[str, tuple[Path, Path]], tmp_pat
     assert np.abs(got_adm3 - np.array(lib.metric(adm3))).max() <= FEATURE_TOL
     header = out_csv.read_text().splitlines()[0].split(",")
     assert "vmaf" in header and adm3 in header
+
+
+def test_corpus_labels_with_a_v1016_teacher(tmp_path) -> None:
+    """teacher.model=vmaf_v1.0.16_3d0h labels a corpus: its VMAF per frame equals the scorer's,
+    the features v0.6.1 has and v1.0.16 lacks are NaN (not zeros), and the labels get their own
+    cache entries (the teacher identity names the model)."""
+    import numpy as np
+
+    from vmafdistill._ffmpeg import run_ffmpeg
+    from vmafdistill.corpus.build import build_corpus
+    from vmafdistill.corpus.tables import load_table
+
+    src = tmp_path / "grad.y4m"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=384x216:rate=25:duration=0.4",
+                "-pix_fmt", "yuv420p", str(src)], what="source")
+    cfg = {
+        "corpus": {"name": "v1016", "sources": [str(src)]},
+        "ladder": {"name": "one", "rungs": [{"codec": "h264", "height": 1.0, "crf": 38}]},
+        "teacher": {"backend": "torch", "model": "vmaf_v1.0.16_3d0h", "device": "cpu",
+                    "chunk": 4, "scale_flags": "bicubic+accurate_rnd+bitexact"},
+        "shots": {"threshold": 0.3, "mean_threshold": 24.0, "min_len_s": 0.2, "max_len_s": 1.0},
+        "encode": {"scale_flags": "bicubic+accurate_rnd+bitexact"},
+        "out_dir": str(tmp_path / "out"), "cache_root": str(tmp_path / "cache"),
+        "workers": 1, "progress": False, "shard": {"index": None, "count": None},
+        "fail_fast": True,
+    }
+    report = build_corpus(cfg)
+    frames = load_table(tmp_path / "out", "frames")
+    assert (report.samples["teacher_model"] == "vmaf_v1.0.16_3d0h").all()
+    assert frames["vmaf"].between(0, 100).all() and frames["adm2"].notna().all()
+    assert frames["vif_scale0"].isna().all()
+    enc = next(iter((tmp_path / "cache" / "encodes").rglob("*.mp4")))
+    from vmafdistill.teacher.score import score_files
+
+    direct = score_files(src, enc, model="vmaf_v1.0.16_3d0h", rescale=True,
+                         scale_flags="bicubic+accurate_rnd+bitexact")
+    np.testing.assert_allclose(frames["vmaf"].to_numpy(), direct.metrics["vmaf"], atol=1e-9)

@@ -164,6 +164,7 @@ def _teacher_frames(
     if backend == "torch":
         import torch
 
+        from ..teacher.model_v1016 import is_v1016_model
         from ..teacher.score import score_files
 
         # One intra-op thread whatever the worker count: a float64 reduction split over threads
@@ -179,6 +180,8 @@ def _teacher_frames(
             )
         finally:
             torch.set_num_threads(threads)
+        if is_v1016_model(model):
+            return _v1016_frame_metrics(result.metrics)
         return {name: np.asarray(result.metrics[name], np.float64) for name in FRAME_METRICS}
     from ..oracle import libvmaf_score
 
@@ -190,6 +193,22 @@ def _teacher_frames(
         n_threads=teacher_cfg.get("threads"),
     )
     return {name: np.asarray(result.metric(name), np.float64) for name in FRAME_METRICS}
+
+
+def _v1016_frame_metrics(metrics: dict[str, Any]) -> dict[str, np.ndarray]:
+    """A v1.0.16 teacher's frames in the frame table's columns: ``vmaf`` and the features both
+    model families share (``adm2``: integer ADM with the model's CSF mode 2 options,
+    ``motion2``); v0.6.1's VIF, ADM scales and motion are NaN (v1.0.16 does not compute them),
+    never zeros that would read as measurements."""
+    n = len(np.asarray(metrics["vmaf"]))
+    out = {name: np.full(n, np.nan) for name in FRAME_METRICS}
+    out["vmaf"] = np.asarray(metrics["vmaf"], np.float64)
+    for key, value in metrics.items():
+        if key.startswith("integer_adm2_"):
+            out["adm2"] = np.asarray(value, np.float64)
+        elif key.startswith("integer_motion2_"):
+            out["motion2"] = np.asarray(value, np.float64)
+    return out
 
 
 def _pixel_features(path: Path) -> dict[str, np.ndarray]:
