@@ -29,13 +29,12 @@ from ..io import iter_frames, probe_video
 from ..io.packets import read_packets
 from ..shots import ShotDetector
 from ..sources import resolve_source
+
+# Cache versions live in vmafdistill.versions; re-exported here under their old names.
+from ..versions import ENCODE_VERSION as ENCODE_VERSION  # re-export
+from ..versions import SHOTS_VERSION as SHOTS_VERSION  # re-export
 from ..vmaf_names import FRAME_METRICS
 from .cache import ArtifactStore, file_sha256, key_of, require_equal_frames
-
-#: Bump when the shot-cut algorithm changes (invalidates cached shot lists).
-SHOTS_VERSION = 1
-#: Bump when encode settings in :mod:`vmafdistill.encode` change (invalidates cached encodes).
-ENCODE_VERSION = 3  # 3: -noautorotate (sources with a rotation matrix)
 
 #: libvmaf's float-feature built-in for each model the torch teacher implements.
 _LIBVMAF_FLOAT = {

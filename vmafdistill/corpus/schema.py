@@ -21,10 +21,10 @@ from ..features.registry import (
     SCENE_RATE_FEATURES,
     TEACHER_FEATURES,
 )
-from ..vmaf_names import FEATURE_METRICS
 
-#: Bump when a column is renamed, removed or changes meaning.
-SCHEMA_VERSION = 3  # 2: scene-level rate columns; 3: quantizer (qp) columns
+# Bump SCHEMA_VERSION in vmafdistill.versions when a column is renamed, removed or changes meaning.
+from ..versions import SCHEMA_VERSION as SCHEMA_VERSION  # re-export
+from ..vmaf_names import FEATURE_METRICS
 
 TABLES: tuple[str, ...] = ("sources", "shots", "frames", "samples")
 

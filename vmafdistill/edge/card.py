@@ -36,8 +36,8 @@ __all__ = [
     "write_card",
 ]
 
-#: Bump when a card key is renamed or changes meaning.
-CARD_VERSION = 1
+# Bump CARD_VERSION in vmafdistill.versions when a card key is renamed or changes meaning.
+from ..versions import CARD_VERSION as CARD_VERSION  # re-export
 
 #: Keys every card must have.
 REQUIRED_KEYS: tuple[str, ...] = (

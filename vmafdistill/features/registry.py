@@ -27,8 +27,9 @@ __all__ = [
     "metadata_features",
 ]
 
-#: Bump whenever any feature's definition or default parameter changes (cache invalidation).
-FEATURE_SET_VERSION = 1
+# Bump FEATURE_SET_VERSION in vmafdistill.versions when any feature's definition or default
+# parameter changes (cache invalidation).
+from ..versions import FEATURE_SET_VERSION as FEATURE_SET_VERSION  # re-export
 
 #: Codec families of the one-hot metadata flags (the names :mod:`vmafdistill.encode` uses).
 CODECS: tuple[str, ...] = ("h264", "h265", "av1", "vp9")

@@ -30,16 +30,15 @@ import numpy as np
 import torch
 
 from ..errors import ModelError, VmafDistillError
+
+# BUNDLE_VERSION (and why 1 is still written) is documented in vmafdistill.versions.
+from ..versions import BUNDLE_READABLE_VERSIONS as READABLE_VERSIONS  # re-export
+from ..versions import BUNDLE_VERSION as BUNDLE_VERSION  # re-export
 from .models import ScaledStudent, scaled_student
 
 __all__ = ["BUNDLE_FORMAT", "BUNDLE_VERSION", "load_bundle", "save_bundle", "to_plain"]
 
 BUNDLE_FORMAT = "vmafdistill-student"
-BUNDLE_VERSION = 2
-# Version 2 added `interactions`. A bundle without any is still written as version 1, so readers
-# from before interactions keep loading it; one with interactions is version 2, which those
-# readers refuse with a version message instead of a tensor-shape error.
-READABLE_VERSIONS = (1, 2)
 
 
 def to_plain(obj: Any) -> Any:

@@ -1,0 +1,43 @@
+"""Every cache, schema and file-format version in one place.
+
+Bump a constant here when what it names changes meaning; the modules that use each one
+re-export it under its old name (``corpus.jobs.SHOTS_VERSION`` etc.), so callers do not change.
+The values are part of cache keys (:func:`vmafdistill.corpus.build.build_key`): changing one
+invalidates the caches it names. This module imports nothing (the torch-free edge reads it).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BUNDLE_READABLE_VERSIONS",
+    "BUNDLE_VERSION",
+    "CARD_VERSION",
+    "ENCODE_VERSION",
+    "FEATURE_SET_VERSION",
+    "SCHEMA_VERSION",
+    "SHOTS_VERSION",
+]
+
+#: Corpus table columns: bump when a column is renamed, removed or changes meaning.
+#: 2: scene-level rate columns; 3: quantizer (qp) columns.
+SCHEMA_VERSION = 3
+
+#: Bump whenever any feature's definition or default parameter changes (cache invalidation).
+FEATURE_SET_VERSION = 1
+
+#: Bump when the shot-cut algorithm changes (invalidates cached shot lists).
+SHOTS_VERSION = 1
+
+#: Bump when encode settings in :mod:`vmafdistill.encode` change (invalidates cached encodes).
+#: 3: -noautorotate (sources with a rotation matrix).
+ENCODE_VERSION = 3
+
+#: Student bundle format. Version 2 added `interactions`. A bundle without any is still written
+#: as version 1, so readers from before interactions keep loading it; one with interactions is
+#: version 2, which those readers refuse with a version message instead of a tensor-shape error.
+BUNDLE_VERSION = 2
+#: Bundle versions this code reads.
+BUNDLE_READABLE_VERSIONS = (1, 2)
+
+#: Model card (``card.json``): bump when a card key is renamed or changes meaning.
+CARD_VERSION = 1
