@@ -50,3 +50,26 @@ def test_an_unreachable_cluster_is_named(sources, tmp_path: Path) -> None:
     with pytest.raises(VmafDistillError, match=r"executor\.address='ray://127\.0\.0\.1:9'"):
         build_corpus(cfg)
     assert time.perf_counter() - t0 < 600  # guard against a hang, not a speed claim
+
+
+def _die_once(marker: str, value: int) -> int:
+    """A job whose worker process is SIGKILLed on its first attempt (a node lost mid-build)."""
+    import os
+    import signal
+
+    path = Path(marker)
+    if not path.exists():
+        path.write_text("killed once")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return value
+
+
+def test_a_worker_killed_mid_build_is_retried(tmp_path: Path) -> None:
+    from vmafdistill.corpus.executor import run_ray
+
+    tasks = [(f"job{i}", (str(tmp_path / f"m{i}"), i)) for i in range(3)]
+    results, errors = run_ray(_die_once, tasks, {**RAY, "retry_exceptions": False},
+                              progress=False, desc="kill")
+    assert not errors
+    assert results == {"job0": 0, "job1": 1, "job2": 2}
+    assert all((tmp_path / f"m{i}").exists() for i in range(3))  # each worker did die once
