@@ -170,7 +170,7 @@ def main() -> int:
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = OmegaConf.to_container(compose("corpus", overrides=[
             # one corpus directory per ladder, so `--ladder wide_all` does not replace the tables
-            # of the default ladder that scripts/probe_qp.py reads
+            # of the default ladder
             f"paths.cache_dir={cache}", "corpus=folder",
             f"corpus.name={name}",
             f"corpus.root={src.parent}", f"ladder={args.ladder}", "teacher=libvmaf",
