@@ -55,9 +55,11 @@ OUTPUT_NAME = "vmaf"
 
 def refuse_shipped_overwrite(out: str | os.PathLike[str], force: bool = False) -> None:
     """Raise VmafDistillError when ``out`` is the shipped student and ``force`` is not set."""
-    shipped = Path(__file__).resolve().parent / "checkpoints" / "vmafdistill_default.onnx"
+    from .students.shipped import SHIPPED_ONNX
+
     out = Path(out)
-    if out.exists() and shipped.exists() and out.resolve() == shipped.resolve() and not force:
+    if (out.exists() and SHIPPED_ONNX.exists() and out.resolve() == SHIPPED_ONNX.resolve()
+            and not force):
         raise VmafDistillError(
             f"{out} is the shipped student; export refuses to overwrite it without --force "
             "(pass --out elsewhere.onnx for your own student)")

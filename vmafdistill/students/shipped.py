@@ -24,10 +24,17 @@ import numpy as np
 
 from ..errors import ModelError, VmafDistillError
 
-__all__ = ["SHIPPED_BUNDLE", "bundle_from_onnx", "resolve_student_source", "write_bundle_from_onnx"]
+__all__ = [
+    "SHIPPED_BUNDLE",
+    "SHIPPED_ONNX",
+    "bundle_from_onnx",
+    "resolve_student_source",
+    "write_bundle_from_onnx",
+]
 
-#: The shipped student's trainable bundle (beside its ONNX and card; ships in the wheel).
-SHIPPED_BUNDLE = Path(__file__).resolve().parents[1] / "checkpoints" / "vmafdistill_default.pt"
+#: The shipped student (ONNX + card) and its trainable bundle beside them (all ship in the wheel).
+SHIPPED_ONNX = Path(__file__).resolve().parents[1] / "checkpoints" / "vmafdistill_default.onnx"
+SHIPPED_BUNDLE = SHIPPED_ONNX.with_suffix(".pt")
 
 #: Loss the shipped recipe trains with (scripts/make_default_student.sh: loss=huber_points); a
 #: card does not record its loss, fine-tuning lays `loss=` overrides over this.
@@ -152,7 +159,7 @@ def resolve_student_source(ckpt: str | Path) -> Path:
     if text == "default":
         if SHIPPED_BUNDLE.is_file():
             return SHIPPED_BUNDLE
-        onnx_path = SHIPPED_BUNDLE.with_suffix(".onnx")
+        onnx_path = SHIPPED_ONNX
         if not onnx_path.is_file():
             raise ModelError(f"the shipped student is missing ({SHIPPED_BUNDLE})")
         text = str(onnx_path)

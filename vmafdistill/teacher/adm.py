@@ -26,8 +26,8 @@ _ONE_BY_30 = 0.0333333351
 _ONE_BY_15 = 0.0666666701
 
 # Watson et al. 1997 wavelet model, Y channel (a, k, f0, g[theta]) and basis amplitudes.
-_WATSON_Y = (0.495, 0.466, 0.401, (1.501, 1.0, 0.534, 1.0))
-_BASIS_AMPLITUDES = (
+WATSON_Y = (0.495, 0.466, 0.401, (1.501, 1.0, 0.534, 1.0))
+BASIS_AMPLITUDES = (
     (0.62171, 0.67234, 0.72709, 0.67234),
     (0.34537, 0.41317, 0.49428, 0.41317),
     (0.18004, 0.22727, 0.28688, 0.22727),
@@ -57,14 +57,14 @@ def csf_factors(scale: int, opts: AdmOptions) -> tuple[float, float]:
     Evaluated with libvmaf's mix of float and double arithmetic so the weights match its
     float32 values exactly.
     """
-    a, k, f0 = (_f32(v) for v in _WATSON_Y[:3])
-    g = _WATSON_Y[3]
+    a, k, f0 = (_f32(v) for v in WATSON_Y[:3])
+    g = WATSON_Y[3]
     r = _f32(opts.norm_view_dist * opts.ref_display_height * math.pi / 180.0)
     factors = []
     for theta in (1, 2):
         temp = _f32(math.log10(2.0 ** (scale + 1) * f0 * _f32(g[theta]) / r))
         q = _f32(
-            2.0 * a * 10.0 ** (k * temp * temp) / _f32(_BASIS_AMPLITUDES[scale][theta])
+            2.0 * a * 10.0 ** (k * temp * temp) / _f32(BASIS_AMPLITUDES[scale][theta])
         )
         factors.append(float(np.float32(1.0) / np.float32(q)))
     return factors[0], factors[1]

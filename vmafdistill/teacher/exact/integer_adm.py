@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..adm import BASIS_AMPLITUDES, WATSON_Y  # the float ADM's tables: one copy
 from ..adm3 import Adm3Options, adm3_from_adm2_aim
 
 __all__ = [
@@ -66,15 +67,6 @@ _I32_ONE_BY_15 = 286331153
 _I32_ONE_BY_30 = 143165577
 # libvmaf stores (1u << 31) in an int32_t: its "rounding" term before >> 32 is INT32_MIN.
 _I32_FLT_ADD = -(1 << 31)
-
-# Watson et al. 1997, Y channel: a, k, f0, g[theta]; basis amplitudes A[lambda][theta].
-_WATSON_Y = (0.495, 0.466, 0.401, (1.501, 1.0, 0.534, 1.0))
-_BASIS_AMPLITUDES = (
-    (0.62171, 0.67234, 0.72709, 0.67234),
-    (0.34537, 0.41317, 0.49428, 0.41317),
-    (0.18004, 0.22727, 0.28688, 0.22727),
-    (0.091401, 0.11792, 0.15214, 0.11792),
-)
 
 # adm_csf_mode 2 (Barten/Watson blend): [theta 0 = h/v, 1 = diagonal][scale], per viewing setup.
 _BLEND = {
@@ -183,12 +175,12 @@ def _f32(x: float) -> np.float32:
 
 def _watson_factor(scale: int, theta: int, opts: IntegerAdmOptions) -> np.float32:
     """1 / dwt_quant_step, with libvmaf's float/double mix (float products stay float)."""
-    a, k, f0 = (_f32(v) for v in _WATSON_Y[:3])
-    g = _f32(_WATSON_Y[3][theta])
+    a, k, f0 = (_f32(v) for v in WATSON_Y[:3])
+    g = _f32(WATSON_Y[3][theta])
     r = _f32(opts.norm_view_dist * opts.ref_display_height * math.pi / 180.0)
     temp = _f32(math.log10(math.pow(2.0, scale + 1) * float(f0) * float(g) / float(r)))
     ktt = np.float32(np.float32(k * temp) * temp)  # float * float * float in C
-    amp = float(_f32(_BASIS_AMPLITUDES[scale][theta]))
+    amp = float(_f32(BASIS_AMPLITUDES[scale][theta]))
     q = _f32(2.0 * float(a) * math.pow(10.0, float(ktt)) / amp)
     return np.float32(np.float32(1.0) / q)
 
