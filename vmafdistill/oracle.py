@@ -38,6 +38,7 @@ from typing import Any
 
 from ._ffmpeg import ffmpeg_exe, ffmpeg_version
 from .errors import FrameMismatchError, ModelError, ToolError, VideoInputError
+from .io.video import SUPPORTED_PIX_FMTS, frame_size_bytes, y4m_frame_count, y4m_header
 from .vmaf_names import FRAME_METRICS
 
 __all__ = [
@@ -66,46 +67,6 @@ FLOAT_MODEL_SOURCES: dict[str, str] = {
 
 #: ``{"width": int, "height": int, "pix_fmt": str}`` describing a headerless .yuv file.
 RawSpec = dict[str, Any]
-
-# Bytes per pixel sample and chroma plane sizes for the planar formats libvmaf accepts (and the
-# y4m colour spaces ffmpeg writes for them).
-_PLANAR_FORMATS: dict[str, tuple[int, int, int]] = {
-    # pix_fmt: (bytes per sample, log2 chroma w subsampling, log2 chroma h subsampling)
-    "gray": (1, 0, 0),
-    "yuv420p": (1, 1, 1),
-    "yuv422p": (1, 1, 0),
-    "yuv444p": (1, 0, 0),
-    "gray10le": (2, 0, 0),
-    "yuv420p10le": (2, 1, 1),
-    "yuv422p10le": (2, 1, 0),
-    "yuv444p10le": (2, 0, 0),
-    "yuv420p12le": (2, 1, 1),
-    "yuv422p12le": (2, 1, 0),
-    "yuv444p12le": (2, 0, 0),
-    "yuv420p16le": (2, 1, 1),
-    "yuv422p16le": (2, 1, 0),
-    "yuv444p16le": (2, 0, 0),
-}
-
-_Y4M_COLORSPACES: dict[str, str] = {
-    "mono": "gray",
-    "mono10": "gray10le",
-    "420": "yuv420p",
-    "420jpeg": "yuv420p",
-    "420mpeg2": "yuv420p",
-    "420paldv": "yuv420p",
-    "422": "yuv422p",
-    "444": "yuv444p",
-    "420p10": "yuv420p10le",
-    "422p10": "yuv422p10le",
-    "444p10": "yuv444p10le",
-    "420p12": "yuv420p12le",
-    "422p12": "yuv422p12le",
-    "444p12": "yuv444p12le",
-    "420p16": "yuv420p16le",
-    "422p16": "yuv422p16le",
-    "444p16": "yuv444p16le",
-}
 
 # Characters that terminate or are interpreted by the three parsers a filter option value passes
 # through (filtergraph, filter options, libvmaf's model/feature dictionaries). Escaping a
@@ -281,61 +242,13 @@ def float_model_json(name: str) -> Path:
 
 
 def _frame_bytes(width: int, height: int, pix_fmt: str) -> int:
+    """Bytes of one raw frame; VideoInputError naming the supported formats otherwise."""
     try:
-        bps, sw, sh = _PLANAR_FORMATS[pix_fmt]
+        return frame_size_bytes(width, height, pix_fmt)
     except KeyError:
         raise VideoInputError(
-            f"unsupported raw pix_fmt {pix_fmt!r}; use one of {sorted(_PLANAR_FORMATS)}"
+            f"unsupported raw pix_fmt {pix_fmt!r}; use one of {list(SUPPORTED_PIX_FMTS)}"
         ) from None
-    luma = width * height
-    if pix_fmt.startswith("gray"):
-        return luma * bps
-    cw = -(-width // (1 << sw))
-    ch = -(-height // (1 << sh))
-    return (luma + 2 * cw * ch) * bps
-
-
-def y4m_header(path: str | Path) -> tuple[int, int, str, int]:
-    """``(width, height, pix_fmt, header_bytes)`` of a .y4m file, from its stream header."""
-    p = Path(path)
-    with p.open("rb") as fh:
-        header = fh.readline(4096)
-    if not header.startswith(b"YUV4MPEG2 ") or not header.endswith(b"\n"):
-        raise VideoInputError(f"{p}: not a YUV4MPEG2 file")
-    width = height = 0
-    colorspace = "420jpeg"  # the y4m default when no C tag is present
-    for token in header.decode("ascii", "replace").split()[1:]:
-        tag, value = token[0], token[1:]
-        if tag == "W":
-            width = int(value)
-        elif tag == "H":
-            height = int(value)
-        elif tag == "C":
-            colorspace = value
-    pix_fmt = _Y4M_COLORSPACES.get(colorspace)
-    if pix_fmt is None or width <= 0 or height <= 0:
-        raise VideoInputError(f"{p}: unsupported y4m header {header!r}")
-    return width, height, pix_fmt, len(header)
-
-
-def _y4m_frames(path: Path) -> int:
-    """Count the frames of a .y4m file by walking its FRAME headers (no decoding)."""
-    width, height, pix_fmt, pos = y4m_header(path)
-    size = _frame_bytes(width, height, pix_fmt)
-    total = path.stat().st_size
-    count = 0
-    with path.open("rb") as fh:
-        fh.seek(pos)
-        while pos < total:
-            line = fh.readline(1024)
-            if not line.startswith(b"FRAME"):
-                raise VideoInputError(f"{path}: corrupt y4m (no FRAME header at byte {pos})")
-            pos = fh.tell() + size
-            if pos > total:
-                raise VideoInputError(f"{path}: truncated last frame")
-            fh.seek(pos)
-            count += 1
-    return count
 
 
 def _decoded_frames(path: Path, input_args: Sequence[str]) -> int:
@@ -375,7 +288,7 @@ def count_frames(
             )
         return total // size
     if p.suffix.lower() == ".y4m":
-        return _y4m_frames(p)
+        return y4m_frame_count(p)
     return _decoded_frames(p, []) if decode else None
 
 
@@ -499,55 +412,17 @@ def libvmaf_score(
         raise ToolError(f"the ffmpeg at {ffmpeg_exe()} was built without libvmaf")
     model_str = str(model)
     model_opt = _model_option(model_str)
-    ref_in = _input_args(ref_p, ref_raw)
-    dist_in = _input_args(dist_p, dist_raw)
-
     _check_formats(ref_p, ref_raw, dist_p, dist_raw, scale_to)
-
-    counts: dict[str, int | None] = {"reference": None, "distorted": None}
-    if check_frame_counts:
-        counts["reference"] = count_frames(ref_p, ref_raw)
-        counts["distorted"] = count_frames(dist_p, dist_raw)
-        if counts["reference"] != counts["distorted"]:
-            raise FrameMismatchError(
-                f"frame counts differ: reference {ref_p} has {counts['reference']}, "
-                f"distorted {dist_p} has {counts['distorted']}"
-            )
+    counts = _input_frame_counts(ref_p, ref_raw, dist_p, dist_raw) if check_frame_counts else {}
 
     with tempfile.TemporaryDirectory(prefix="vmafdistill-oracle-") as tmp:
         log_path = Path(tmp) / "libvmaf.json"
-        # Each value is escaped for the filter-option parser; the model path was already escaped
-        # once more for libvmaf's own ``key=value:key=value`` model syntax.
-        opts = [
-            f"model={_escape(model_opt, 1)}",
-            "log_fmt=json",
-            f"log_path={_escape(str(log_path), 1)}",
-            # Never pad the shorter input with repeats of its last frame (framesync default).
-            "shortest=1",
-            "repeatlast=0",
-            "eof_action=endall",
-        ]
-        if n_threads is not None:
-            opts.append(f"n_threads={int(n_threads)}")
-        if extra_features:
-            opts.append("feature=" + _escape("|".join(extra_features), 1))
-        vmaf_args = ":".join(opts)
-        # Re-stamp both inputs 0, 1, 2, ... in a common time base: framesync then pairs frame i
-        # of the distorted with frame i of the reference whatever the containers' timestamps.
-        restamp = "settb=1/25,setpts=N"
-        dist_chain = f"[0:v]{restamp}"
-        if scale_to is not None:
-            w, h = (int(v) for v in scale_to)
-            dist_chain += f",scale={w}:{h}:flags={_escape(scale_flags, 2)}"
-        graph = (
-            f"{dist_chain}[dist];[1:v]{restamp}[ref];"
-            # The option string goes through the filtergraph parser once more.
-            f"[dist][ref]libvmaf={_filter_escape(vmaf_args)}[out]"
-        )
+        vmaf_args = _libvmaf_options(model_opt, log_path, n_threads, extra_features)
         cmd = [
             ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error",
-            *dist_in, "-i", str(dist_p), *ref_in, "-i", str(ref_p),
-            "-filter_complex", graph, "-map", "[out]",
+            *_input_args(dist_p, dist_raw), "-i", str(dist_p),
+            *_input_args(ref_p, ref_raw), "-i", str(ref_p),
+            "-filter_complex", _filter_graph(vmaf_args, scale_to, scale_flags), "-map", "[out]",
             "-fps_mode", "passthrough", "-f", "null", "-",
         ]  # fmt: skip
         t0 = time.perf_counter()
@@ -563,6 +438,74 @@ def libvmaf_score(
                 f"ffmpeg said: {_stderr_tail(proc.stderr)}"
             ) from exc
 
+    frames = _log_frames(log, counts, ref_p, dist_p)
+    fps = log.get("fps")
+    return LibvmafResult(
+        version=str(log.get("version", "unknown")),
+        ffmpeg_version=ffmpeg_version(),
+        model=model_str,
+        frames=frames,
+        pooled=_log_pooled(log),
+        fps=float(fps) if fps is not None else None,
+        wall_s=wall,
+        command=cmd,
+    )
+
+
+def _input_frame_counts(
+    ref: Path, ref_raw: RawSpec | None, dist: Path, dist_raw: RawSpec | None
+) -> dict[str, int | None]:
+    """Both inputs' frame counts (``{"reference", "distorted"}``); they must be equal."""
+    counts = {"reference": count_frames(ref, ref_raw), "distorted": count_frames(dist, dist_raw)}
+    if counts["reference"] != counts["distorted"]:
+        raise FrameMismatchError(
+            f"frame counts differ: reference {ref} has {counts['reference']}, "
+            f"distorted {dist} has {counts['distorted']}"
+        )
+    return counts
+
+
+def _libvmaf_options(
+    model_opt: str, log_path: Path, n_threads: int | None, extra_features: list[str] | None
+) -> str:
+    """The libvmaf filter's ``key=value:...`` options (each value escaped once; the model path
+    was already escaped once more for libvmaf's own model syntax)."""
+    opts = [
+        f"model={_escape(model_opt, 1)}",
+        "log_fmt=json",
+        f"log_path={_escape(str(log_path), 1)}",
+        # Never pad the shorter input with repeats of its last frame (framesync default).
+        "shortest=1",
+        "repeatlast=0",
+        "eof_action=endall",
+    ]
+    if n_threads is not None:
+        opts.append(f"n_threads={int(n_threads)}")
+    if extra_features:
+        opts.append("feature=" + _escape("|".join(extra_features), 1))
+    return ":".join(opts)
+
+
+def _filter_graph(vmaf_args: str, scale_to: tuple[int, int] | None, scale_flags: str) -> str:
+    """Input 0 (distorted, optionally scaled) and input 1 (reference) into libvmaf.
+
+    Both inputs are re-stamped 0, 1, 2, ... in a common time base, so framesync pairs frame i
+    of the distorted with frame i of the reference whatever the containers' timestamps.
+    """
+    restamp = "settb=1/25,setpts=N"
+    dist_chain = f"[0:v]{restamp}"
+    if scale_to is not None:
+        w, h = (int(v) for v in scale_to)
+        dist_chain += f",scale={w}:{h}:flags={_escape(scale_flags, 2)}"
+    # The option string goes through the filtergraph parser once more.
+    vmaf = f"libvmaf={_filter_escape(vmaf_args)}"
+    return f"{dist_chain}[dist];[1:v]{restamp}[ref];[dist][ref]{vmaf}[out]"
+
+
+def _log_frames(
+    log: dict[str, Any], counts: dict[str, int | None], ref: Path, dist: Path
+) -> list[dict[str, float]]:
+    """Per-frame metrics of a libvmaf JSON log with aliases; checked against the input counts."""
     frames_raw = sorted(log.get("frames", []), key=lambda f: int(f["frameNum"]))
     nums = [int(f["frameNum"]) for f in frames_raw]
     if nums != list(range(len(nums))):
@@ -571,27 +514,22 @@ def libvmaf_score(
     n = len(frames)
     for role, count in counts.items():
         if count is not None and count != n:
-            path = ref_p if role == "reference" else dist_p
+            path = ref if role == "reference" else dist
             raise FrameMismatchError(f"libvmaf scored {n} frames but the {role} {path} has {count}")
     if n == 0:
-        raise VideoInputError(f"libvmaf scored no frames of {dist_p} against {ref_p}")
+        raise VideoInputError(f"libvmaf scored no frames of {dist} against {ref}")
+    return frames
+
+
+def _log_pooled(log: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """libvmaf's ``pooled_metrics`` with the canonical aliases added."""
     pooled_raw = log.get("pooled_metrics", {})
     pooled = dict(pooled_raw)
     for name, value in pooled_raw.items():
         alias = _canonical(name)
         if alias not in pooled_raw:
             pooled.setdefault(alias, value)
-    fps = log.get("fps")
-    return LibvmafResult(
-        version=str(log.get("version", "unknown")),
-        ffmpeg_version=ffmpeg_version(),
-        model=model_str,
-        frames=frames,
-        pooled=pooled,
-        fps=float(fps) if fps is not None else None,
-        wall_s=wall,
-        command=cmd,
-    )
+    return pooled
 
 
 def _known_format(path: Path, raw: RawSpec | None) -> tuple[int, int, str] | None:

@@ -46,6 +46,8 @@ __all__ = [
     "pix_fmt_layout",
     "probe_video",
     "read_all",
+    "y4m_frame_count",
+    "y4m_header",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -391,6 +393,29 @@ def _count_y4m_frames(path: str, f: IO[bytes], header_len: int, frame_bytes: int
             )
         count += 1
     return count
+
+
+def y4m_header(path: PathLike) -> tuple[int, int, str, int]:
+    """``(width, height, pix_fmt, header_bytes)`` of a .y4m file, from its stream header."""
+    p = _check_path(path)
+    try:
+        with open(p, "rb") as f:
+            h = _parse_y4m_header(p, f)
+    except OSError as exc:
+        raise VideoInputError(f"{p}: cannot read: {exc}") from exc
+    return h.width, h.height, h.pix_fmt, h.header_len
+
+
+def y4m_frame_count(path: PathLike) -> int:
+    """Frames of a .y4m file, from its size and FRAME headers (no decoding; 0 when empty)."""
+    p = _check_path(path)
+    try:
+        with open(p, "rb") as f:
+            h = _parse_y4m_header(p, f)
+            return _count_y4m_frames(p, f, h.header_len, frame_size_bytes(h.width, h.height,
+                                                                          h.pix_fmt))
+    except OSError as exc:
+        raise VideoInputError(f"{p}: cannot read: {exc}") from exc
 
 
 def _probe_y4m(path: str) -> VideoInfo:
