@@ -33,3 +33,32 @@ def test_finetune_result_is_typed(tmp_path: Path) -> None:
                       "trainer.enable_progress_bar=false", "summary=false")
     assert ft.bundle.is_file() and ft.mae_before >= 0 and ft.mae_after >= 0
     assert ft.metrics["after"]["heldout"]["mae"] == ft.mae_after
+
+
+def test_pilot_and_export_compose_through_hydra() -> None:
+    """`vmafdistill pilot` and `export` take Hydra overrides like the other apps: the pilot's
+    corpus overrides reach the corpus config it builds, export's reach the card settings, and a
+    misspelt key is an error naming the config."""
+    import argparse
+
+    import pytest
+
+    from vmafdistill.cli.pilot import _configs
+    from vmafdistill.errors import VmafDistillError
+    from vmafdistill.export import load_export_settings
+
+    args = argparse.Namespace(
+        config="pilot", out=None, workers=1, no_teacher_check=True,
+        overrides=["corpus_overrides=['teacher.model=vmaf_v1.0.16_3d0h']",
+                   "train_overrides=['student=mlp']"])
+    cfg, corpus_cfg, train_cfg = _configs(args)
+    assert cfg["teacher_check"] is False and corpus_cfg["workers"] == 1
+    assert corpus_cfg["teacher"]["model"] == "vmaf_v1.0.16_3d0h"
+    assert corpus_cfg["out_dir"] == str(Path(cfg["out_dir"]) / "corpus")
+    assert train_cfg.student.name == "mlp"
+
+    settings = load_export_settings({"opset": 18}, ["tokens.bands.green=85"])
+    assert settings["tokens"]["bands"]["green"] == 85 and settings["opset"] == 18
+    assert settings["edge"]["shots"]["threshold"] > 0  # conf/shots/default.yaml composed in
+    with pytest.raises(VmafDistillError, match="export"):
+        load_export_settings(None, ["tokens.bands.gren=85"])

@@ -246,3 +246,18 @@ def test_corpus_labels_with_a_v1016_teacher(tmp_path) -> None:
     direct = score_files(src, enc, model="vmaf_v1.0.16_3d0h", rescale=True,
                          scale_flags="bicubic+accurate_rnd+bitexact")
     np.testing.assert_allclose(frames["vmaf"].to_numpy(), direct.metrics["vmaf"], atol=1e-9)
+
+    # The teacher check (`vmafdistill corpus teacher_check=true`, pilot step 2): the same corpus
+    # labelled by libvmaf running the same model file; every shot label within the per-frame
+    # bound (a shot label is a mean of frames).
+    from vmafdistill.corpus.teacher_check import run_teacher_check
+
+    check = run_teacher_check(cfg, report, build_corpus)
+    assert check["samples"] == len(report.samples) >= 1
+    assert check["libvmaf"].startswith("libvmaf ") and check["libvmaf"].endswith("v1.0.16")
+    assert check["max_abs_diff"] <= exact_tolerance("vmaf", VMAF_TOL), check
+    oracle_frames = load_table(tmp_path / "out_libvmaf", "frames")
+    assert oracle_frames["vif_scale0"].isna().all()
+    np.testing.assert_allclose(oracle_frames["adm2"], frames["adm2"],
+                               atol=exact_tolerance("adm2", FEATURE_TOL))
+    assert (tmp_path / "out" / "teacher_check.csv").is_file()

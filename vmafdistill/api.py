@@ -89,13 +89,9 @@ class ExportResult:
 def compose(config_name: str, overrides: Sequence[str] = ()) -> Any:
     """The resolved Hydra config ``config_name`` (``train``, ``corpus``, ``finetune`` ...) with
     ``overrides``, exactly as the command line would compose it (an OmegaConf DictConfig)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from .config import compose as _compose
 
-    from .config import conf_dir
-
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=list(overrides))
+    return _compose(config_name, overrides)
 
 
 def build_corpus(*overrides: str) -> CorpusResult:

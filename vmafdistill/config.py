@@ -1,8 +1,10 @@
-"""Where the repository's ``conf/`` tree lives, and small helpers to read it without Hydra."""
+"""Where the ``conf/`` tree lives, Hydra composition of its configs, and a plain YAML reader
+for the torch-free edge (which does not depend on Hydra)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,3 +39,34 @@ def load_yaml(relative: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise VmafDistillError(f"config {path} is not a mapping")
     return data
+
+
+def compose(config_name: str, overrides: Sequence[str] = ()) -> Any:
+    """The Hydra config ``config_name`` (``corpus``, ``train``, ``pilot``, ``export`` ...) with
+    ``overrides``, composed exactly as the command line composes it (an OmegaConf DictConfig).
+
+    Inside a running Hydra app (whose global state is initialised) it composes from that
+    state; elsewhere it initialises Hydra on :func:`conf_dir` for the call."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        if GlobalHydra.instance().is_initialized():
+            return hydra_compose(config_name=config_name, overrides=list(overrides))
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            return hydra_compose(config_name=config_name, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise VmafDistillError(f"config {config_name!r} with overrides {list(overrides)}: "
+                               f"{exc}") from exc
+
+
+def compose_dict(config_name: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """:func:`compose`, resolved to plain dicts and lists."""
+    from omegaconf import OmegaConf
+
+    out = OmegaConf.to_container(compose(config_name, overrides), resolve=True)
+    assert isinstance(out, dict)
+    return out

@@ -65,13 +65,15 @@ def refuse_shipped_overwrite(out: str | os.PathLike[str], force: bool = False) -
             "(pass --out elsewhere.onnx for your own student)")
 
 
-def load_export_settings(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``conf/export.yaml`` (plus ``conf/shots/default.yaml`` as ``edge.shots``), overridden."""
-    from .config import load_yaml
+def load_export_settings(
+    overrides: Mapping[str, Any] | None = None, hydra_overrides: Sequence[str] = ()
+) -> dict[str, Any]:
+    """``conf/export.yaml`` composed by Hydra (with ``conf/shots/default.yaml`` as
+    ``edge.shots``) under ``hydra_overrides`` (``["tokens.bands.green=85"]``), then the
+    non-None values of ``overrides`` (one level deep: the CLI flags)."""
+    from .config import compose_dict
 
-    settings = load_yaml("export")
-    settings.setdefault("edge", {})
-    settings["edge"].setdefault("shots", load_yaml("shots/default"))
+    settings = compose_dict("export", hydra_overrides)
     for key, val in (overrides or {}).items():
         if isinstance(val, Mapping) and isinstance(settings.get(key), dict):
             settings[key] = {**settings[key], **{k: v for k, v in val.items() if v is not None}}

@@ -18,7 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "Export the sweep winner (winner.json from `vmafdistill sweep-report`) or a "
             "student.pt bundle to ONNX (standardisation inside the graph), check it with "
             "onnx.checker and the operator allowlist, check onnxruntime against torch on every "
-            "corpus sample, and write MODEL.onnx + MODEL.card.json. Defaults: conf/export.yaml."
+            "corpus sample, and write MODEL.onnx + MODEL.card.json. Defaults: conf/export.yaml; "
+            "positional arguments are Hydra overrides of it (tokens.bands.green=85)."
         ),
     )
     src = p.add_mutually_exclusive_group(required=True)
@@ -35,6 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="try dynamic INT8 quantization (kept only if the MAE moves <= 0.1)")
     p.add_argument("--ref-size", metavar="WxH", help="reference size for the card")
     p.add_argument("--frame-step", type=int, help="edge feature frame step for the card")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides of conf/export.yaml")
     p.set_defaults(func=run)
 
 
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.frame_step:
         over["edge"] = {"frame_step": args.frame_step}
     card = export_bundle(bundle, args.out, corpus_dir=args.corpus,
-                         settings=load_export_settings(over))
+                         settings=load_export_settings(over, args.overrides))
     em = card["export_metrics"]
     print(f"exported {bundle} -> {args.out} ({card['size_bytes']} bytes, opset {card['opset']}, "
           f"sha256 {card['sha256'][:12]})")

@@ -21,13 +21,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "pilot",
         help="main job: the pilot study end to end on Big Buck Bunny (conf/pilot.yaml)",
         description="Build the Big Buck Bunny pilot corpus, check the teacher against libvmaf, "
-        "train and export the default student, and run the edge predictor on one rung.",
+        "train and export the default student, and run the edge predictor on one rung. "
+        "Positional arguments are Hydra overrides of conf/pilot.yaml, e.g. "
+        "\"corpus_overrides=['teacher.model=vmaf_v1.0.16_3d0h']\" or "
+        "\"train_overrides=['student=mlp']\" (quote list items that hold '=').",
     )
+    p.add_argument("overrides", nargs="*", help="Hydra overrides of conf/pilot.yaml")
     p.add_argument("--config", default="pilot", help="config under conf/ (default: pilot)")
-    p.add_argument("--out", help="output directory (overrides the config's out_dir)")
-    p.add_argument("--workers", type=int, help="parallel corpus jobs (overrides the config)")
+    p.add_argument("--out", help="output directory (the override out_dir=...)")
+    p.add_argument("--workers", type=int, help="parallel corpus jobs (the override workers=N)")
     p.add_argument("--no-teacher-check", action="store_true",
-                   help="skip the libvmaf labelling of the corpus")
+                   help="skip the libvmaf labelling of the corpus (teacher_check=false)")
     p.add_argument("--json", metavar="PATH", help="also write the pilot summary as JSON")
     p.set_defaults(func=run)
 
@@ -37,27 +41,33 @@ def _step(n: int, title: str) -> float:
     return time.perf_counter()
 
 
+def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """The pilot config and the corpus and train configs it composes (all through Hydra)."""
+    from ..config import compose, compose_dict
+
+    flags = []  # the flags are spellings of overrides
+    if args.out:
+        flags.append(f"out_dir={Path(args.out).resolve()}")
+    if args.workers:
+        flags.append(f"workers={args.workers}")
+    if args.no_teacher_check:
+        flags.append("teacher_check=false")
+    cfg = compose_dict(args.config, [*args.overrides, *flags])
+    out = Path(cfg["out_dir"]).resolve()
+    cfg["out_dir"] = str(out)
+    corpus_cfg = compose_dict("corpus", [
+        f"corpus={cfg['corpus']}", f"workers={int(cfg.get('workers', 1))}",
+        f"out_dir={out / 'corpus'}", *[str(o) for o in cfg.get("corpus_overrides") or []]])
+    train_cfg = compose("train", [
+        f"corpus={cfg['corpus']}", f"corpus_dir={out / 'corpus'}",
+        *[str(o) for o in cfg.get("train_overrides") or []]])
+    return cfg, corpus_cfg, train_cfg
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the five pilot stages and print what each found."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from ..config import conf_dir, load_yaml
-
-    cfg = load_yaml(args.config)
-    out = Path(args.out or cfg["out_dir"]).resolve()
-    workers = int(args.workers or cfg.get("workers", 1))
-    corpus_over = [f"corpus={cfg['corpus']}", f"workers={workers}",
-                   f"out_dir={out / 'corpus'}"]
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        corpus_cfg = OmegaConf.to_container(compose("corpus", overrides=corpus_over),
-                                            resolve=True)
-        oracle_cfg = OmegaConf.to_container(
-            compose("corpus", overrides=[*corpus_over, "teacher=libvmaf",
-                                         f"out_dir={out / 'corpus_libvmaf'}"]), resolve=True)
-        train_cfg = compose("train", overrides=[
-            f"corpus={cfg['corpus']}", f"corpus_dir={out / 'corpus'}",
-            *[str(o) for o in cfg.get("train_overrides") or []]])
+    cfg, corpus_cfg, train_cfg = _configs(args)
+    out = Path(cfg["out_dir"])
     summary: dict[str, Any] = {"out_dir": str(out)}
     t_all = time.perf_counter()
 
@@ -66,19 +76,15 @@ def run(args: argparse.Namespace) -> int:
     summary["corpus"] = {"samples": len(report.samples), "wall_s": time.perf_counter() - t,
                          "shots": int(report.samples["shot_id"].nunique())}
 
-    if cfg.get("teacher_check", True) and not args.no_teacher_check:
-        mode = oracle_cfg["teacher"].get("mode", "exact")
-        kind = "default integer model" if mode == "exact" else "float model"
-        t = _step(2, f"teacher check: the same corpus labelled by libvmaf ({kind})")
-        oracle = _corpus(oracle_cfg, quiet=True)
-        a = report.samples.set_index("sample_id")["vmaf"]
-        b = oracle.samples.set_index("sample_id")["vmaf"].reindex(a.index)
-        diff = (a - b).abs()
-        print(f"{len(diff)} shot labels: max |torch - libvmaf| = {diff.max():.2e} VMAF, "
-              f"mean {diff.mean():.2e} ({oracle.samples['teacher_version'].iloc[0]})")
-        summary["teacher_check"] = {"max_abs_diff": float(diff.max()),
-                                    "mean_abs_diff": float(diff.mean()), "mode": mode,
-                                    "libvmaf": oracle.samples["teacher_version"].iloc[0]}
+    if cfg.get("teacher_check", True):
+        from ..corpus.teacher_check import format_teacher_check, run_teacher_check
+
+        teacher = corpus_cfg["teacher"]
+        t = _step(2, f"teacher check: the same corpus labelled by libvmaf "
+                     f"({teacher.get('model')}, {teacher.get('mode')})")
+        check = run_teacher_check(corpus_cfg, report, lambda c: _corpus(c, quiet=True))
+        print(format_teacher_check(check))
+        summary["teacher_check"] = check
 
     t = _step(3, "train: default student, pilot protocol (shot-grouped 5-fold) + sklearn rows")
     from ..students.train import run as train_run

@@ -30,6 +30,32 @@ def _run(cfg: Any) -> int:
         for f in report.failures:
             print(f"  {f['source_id']} {f['variant_id']}: {f['error']}", file=sys.stderr)
         return 1
+    if plain.get("teacher_check") and plain.get("action") != "merge":
+        return _teacher_check(plain, report)
+    return 0
+
+
+def _teacher_check(cfg: dict[str, Any], report: Any) -> int:
+    """``teacher_check=true``: the same corpus labelled by libvmaf, per-sample gap printed."""
+    from .build import build_corpus
+    from .teacher_check import format_teacher_check, run_teacher_check
+
+    if cfg["teacher"].get("backend") == "libvmaf":
+        raise VmafDistillError("teacher_check=true compares the teacher with libvmaf; the "
+                               "teacher is libvmaf already (teacher=libvmaf)")
+
+    def build(oracle_cfg: dict[str, Any]) -> Any:
+        oracle = build_corpus(oracle_cfg)
+        if oracle.failures:
+            f = oracle.failures[0]
+            raise VmafDistillError(f"teacher check: {len(oracle.failures)} libvmaf job(s) "
+                                   f"failed; first: {f['source_id']} {f['variant_id']}: "
+                                   f"{f['error']}")
+        return oracle
+
+    summary = run_teacher_check(cfg, report, build)
+    print(format_teacher_check(summary))
+    print(f"per-sample gaps: {report.out_dir}/teacher_check.csv")
     return 0
 
 

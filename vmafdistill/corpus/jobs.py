@@ -140,13 +140,18 @@ def teacher_identity(teacher_cfg: dict[str, Any]) -> dict[str, str]:
         version = f"vmafdistill {__version__} torch {mode}"
     elif backend == "libvmaf":
         from ..oracle import libvmaf_version
+        from ..teacher.model_v1016 import V1016_MODELS, is_v1016_model
 
-        if model not in _LIBVMAF_FLOAT:
+        if is_v1016_model(model):
+            # One model file, one feature set (integer ADM/motion, CAMBI, SpEED): no float twin.
+            version = f"libvmaf {libvmaf_version()} v1.0.16"
+        elif model in _LIBVMAF_FLOAT:
+            version = f"libvmaf {libvmaf_version()} {'integer' if mode == 'exact' else 'float'}"
+        else:
             raise VmafDistillError(
                 f"teacher libvmaf: model {model!r} is not a built-in; choose one of "
-                f"{sorted(_LIBVMAF_FLOAT)}"
+                f"{sorted(_LIBVMAF_FLOAT) + sorted(V1016_MODELS)}"
             )
-        version = f"libvmaf {libvmaf_version()} {'integer' if mode == 'exact' else 'float'}"
     else:
         raise VmafDistillError(f"teacher.backend must be 'torch' or 'libvmaf', got {backend!r}")
     return {"backend": backend, "version": version, "model": model}
@@ -183,14 +188,21 @@ def _teacher_frames(
             return _v1016_frame_metrics(result.metrics)
         return {name: np.asarray(result.metrics[name], np.float64) for name in FRAME_METRICS}
     from ..oracle import libvmaf_score
+    from ..teacher.model_v1016 import is_v1016_model, resolve_v1016_path
 
+    v1016 = is_v1016_model(model)
     result = libvmaf_score(
         # exact: libvmaf's integer built-in of the same name (what users quote); float: its
-        # float twin.
-        ref, dist, model=model if mode == "exact" else _LIBVMAF_FLOAT[model],
+        # float twin; v1.0.16: the model file ffmpeg-quality-metrics ships.
+        ref, dist,
+        model=(resolve_v1016_path(model) if v1016
+               else model if mode == "exact" else _LIBVMAF_FLOAT[model]),
         scale_to=ref_size, scale_flags=flags,
         n_threads=teacher_cfg.get("threads"),
     )
+    if v1016:
+        names = result.frames[0].keys()
+        return _v1016_frame_metrics({k: result.metric(k) for k in names})
     return {name: np.asarray(result.metric(name), np.float64) for name in FRAME_METRICS}
 
 
