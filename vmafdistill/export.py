@@ -289,76 +289,26 @@ def export_onnx(
     Raises:
         ModelError: checker failure, a foreign op, or a parity miss (nothing is written then).
     """
-    import onnx
-
     s = dict(settings) if settings is not None else load_export_settings()
-    opset = int(s.get("opset", 17))
-    tol = float(s.get("parity_tol", 1e-5))
-    names = list(meta.get("feature_names") or FEATURE_SETS[meta["feature_set"]])
-    fset = str(meta.get("feature_set") or "custom")
-    version = int(meta.get("feature_set_version", FEATURE_SET_VERSION))
-    if version != FEATURE_SET_VERSION:
-        raise ModelError(
-            f"export: the student was trained on feature-set version {version}, this "
-            f"vmafdistill computes {FEATURE_SET_VERSION}; retrain it"
-        )
-    missing = [c for c in names if c not in samples.columns]
-    if missing:
-        raise VmafDistillError(f"export: samples table lacks feature column(s) {missing}")
-    if len(samples) == 0:
-        raise VmafDistillError("export: the samples table is empty (nothing to check parity on)")
-
+    names, version = _checked_inputs(meta, samples)
     precision = str(s.get("precision", "float64"))
-    data = onnx_bytes(model, len(names), opset, precision=precision)
-    try:
-        onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
-    except Exception as exc:
-        raise ModelError(f"export: onnx.checker rejects the graph ({exc})") from None
-    ops = check_allowlist(data, allowlist, name="exported student")
-
+    data = onnx_bytes(model, len(names), int(s.get("opset", 17)), precision=precision)
+    ops = _checked_graph(data, allowlist)
     x = samples[names].to_numpy(dtype=np.float32)
-    ref = _torch_reference(model, x, precision)
-    got = _ort_predict(data, x)
-    ref32 = _torch_reference(model, x, "float32")  # the module as trained, for the record
-    diff = np.abs(got.astype(np.float64) - ref.astype(np.float64))
-    both_nan = np.isnan(got) & np.isnan(ref)
-    diff[both_nan] = 0.0
-    worst = float(np.nanmax(np.where(np.isnan(diff), np.inf, diff)))
-    if not worst <= tol:
-        i = int(np.argmax(np.where(np.isnan(diff), np.inf, diff)))
-        sid = samples["sample_id"].iloc[i] if "sample_id" in samples.columns else i
-        raise ModelError(
-            f"export: onnxruntime and torch disagree by {worst:.3g} VMAF on sample {sid} "
-            f"(tolerance {tol:g})"
-        )
-
+    got, export_metrics = _parity(model, data, x, samples, precision,
+                                  float(s.get("parity_tol", 1e-5)))
     target = str(meta.get("target", "vmaf"))
     y = samples[target].to_numpy(dtype=np.float64) if target in samples.columns else None
-    export_metrics: dict[str, Any] = {
-        "n_samples": len(samples),
-        "parity_max_abs": worst,
-        "parity_tol": tol,
-        "precision": precision,
-        "max_abs_vs_float32_torch": float(np.nanmax(np.abs(got.astype(np.float64) - ref32))),
-        "mae_vs_target": None if y is None else _mae(got, y),
-    }
+    export_metrics["mae_vs_target"] = None if y is None else _mae(got, y)
+
     int8_report: dict[str, Any] = {"tried": False, "kept": False}
-    policy = s.get("int8") or {}
     final = data
-    if policy.get("enabled"):
-        q, int8_report = _try_int8(data, x, y, got, policy)
+    if (s.get("int8") or {}).get("enabled"):
+        q, int8_report = _try_int8(data, x, y, got, s["int8"])
         if q is not None:
             final = q
             ops = model_ops(q)
     int8_report["unquantized_size_bytes"] = len(data)
-
-    tok = s.get("tokens") or {}
-    rules = merge_rules(DEFAULT_RULES, {"bands": tok.get("bands"), "issues": tok.get("issues")})
-    stat_cols = [c for c in tok.get("stat_features", []) if c in samples.columns]
-    token_stats = robust_stats({c: samples[c].to_numpy() for c in stat_cols},
-                               tok.get("log_features", []))
-    edge = dict(s.get("edge") or {})
-    corpus = dict(meta.get("corpus") or {})
 
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -370,33 +320,26 @@ def export_onnx(
         "model_file": out.name,
         "sha256": sha256_file(out),
         "size_bytes": out.stat().st_size,
-        "opset": model_opsets(final).get("", opset),
+        "opset": model_opsets(final).get("", int(s.get("opset", 17))),
         "precision": precision,
         "ops": sorted(f"{d}:{o}" if d else o for d, o in ops),
         "input": INPUT_NAME,
         "output": OUTPUT_NAME,
-        "feature_set": fset,
+        "feature_set": str(meta.get("feature_set") or "custom"),
         "feature_names": names,
         "feature_set_version": version,
         "transforms": dict(meta.get("transforms") or {}),
         "interactions": [list(pair) for pair in getattr(model, "interactions", [])],
         "target": target,
-        "corpus": {"name": corpus.get("name"), "hash": corpus.get("hash")},
+        "corpus": {k: dict(meta.get("corpus") or {}).get(k) for k in ("name", "hash")},
         "metrics": dict(meta.get("metrics") or {}),
         "export_metrics": export_metrics,
         "conformal": dict(meta.get("conformal") or {"alpha": None, "q": None}),
         "guard_thresholds": meta.get("guard_thresholds"),
         "training_domain": training_domain(samples, names),
         "ref_size": _ref_size(samples, s.get("ref_size")),
-        "tokens": rules,
-        "token_stats": token_stats,
-        "edge": {
-            "frame_step": int(edge.get("frame_step", 1)),
-            "issue_frame_step": int(edge.get("issue_frame_step", 8)),
-            "shot_pixel_step": int(edge.get("shot_pixel_step", 0)),
-            "temporal_pixel_step": int(edge.get("temporal_pixel_step", 0)),
-            "shots": dict(edge.get("shots") or {}),
-        },
+        **_token_card(s.get("tokens") or {}, samples),
+        "edge": _edge_card(dict(s.get("edge") or {})),
         "int8": int8_report,
         "student": meta.get("student_cfg"),
         "source": source,
@@ -405,6 +348,85 @@ def export_onnx(
     }
     write_card(card_path_for(out), card)
     return card
+
+
+def _checked_inputs(meta: Mapping[str, Any], samples: pd.DataFrame) -> tuple[list[str], int]:
+    """The student's input columns and feature-set version, checked against this vmafdistill
+    and the samples table."""
+    names = list(meta.get("feature_names") or FEATURE_SETS[meta["feature_set"]])
+    version = int(meta.get("feature_set_version", FEATURE_SET_VERSION))
+    if version != FEATURE_SET_VERSION:
+        raise ModelError(
+            f"export: the student was trained on feature-set version {version}, this "
+            f"vmafdistill computes {FEATURE_SET_VERSION}; retrain it"
+        )
+    missing = [c for c in names if c not in samples.columns]
+    if missing:
+        raise VmafDistillError(f"export: samples table lacks feature column(s) {missing}")
+    if len(samples) == 0:
+        raise VmafDistillError("export: the samples table is empty (nothing to check parity on)")
+    return names, version
+
+
+def _checked_graph(data: bytes, allowlist: Any) -> Any:
+    """onnx.checker (full) and the operator allowlist on the serialised graph; its ops."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
+    except Exception as exc:
+        raise ModelError(f"export: onnx.checker rejects the graph ({exc})") from None
+    return check_allowlist(data, allowlist, name="exported student")
+
+
+def _parity(
+    model: torch.nn.Module, data: bytes, x: np.ndarray, samples: pd.DataFrame, precision: str,
+    tol: float,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """onnxruntime's predictions on every row and the export metrics; ModelError naming the
+    sample when one differs from torch (at the graph's precision) by more than ``tol``."""
+    ref = _torch_reference(model, x, precision)
+    got = _ort_predict(data, x)
+    ref32 = _torch_reference(model, x, "float32")  # the module as trained, for the record
+    diff = np.abs(got.astype(np.float64) - ref.astype(np.float64))
+    diff[np.isnan(got) & np.isnan(ref)] = 0.0
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    worst = float(np.max(diff))
+    if not worst <= tol:
+        i = int(np.argmax(diff))
+        sid = samples["sample_id"].iloc[i] if "sample_id" in samples.columns else i
+        raise ModelError(
+            f"export: onnxruntime and torch disagree by {worst:.3g} VMAF on sample {sid} "
+            f"(tolerance {tol:g})"
+        )
+    return got, {
+        "n_samples": len(samples),
+        "parity_max_abs": worst,
+        "parity_tol": tol,
+        "precision": precision,
+        "max_abs_vs_float32_torch": float(np.nanmax(np.abs(got.astype(np.float64) - ref32))),
+    }
+
+
+def _token_card(tok: Mapping[str, Any], samples: pd.DataFrame) -> dict[str, Any]:
+    """The card's ``tokens`` (band and issue rules) and ``token_stats`` (robust statistics of
+    the issue rules' features over the export corpus)."""
+    rules = merge_rules(DEFAULT_RULES, {"bands": tok.get("bands"), "issues": tok.get("issues")})
+    stat_cols = [c for c in tok.get("stat_features", []) if c in samples.columns]
+    token_stats = robust_stats({c: samples[c].to_numpy() for c in stat_cols},
+                               tok.get("log_features", []))
+    return {"tokens": rules, "token_stats": token_stats}
+
+
+def _edge_card(edge: Mapping[str, Any]) -> dict[str, Any]:
+    """The card's ``edge`` settings (frame steps, cut detector) from ``conf/export.yaml``."""
+    return {
+        "frame_step": int(edge.get("frame_step", 1)),
+        "issue_frame_step": int(edge.get("issue_frame_step", 8)),
+        "shot_pixel_step": int(edge.get("shot_pixel_step", 0)),
+        "temporal_pixel_step": int(edge.get("temporal_pixel_step", 0)),
+        "shots": dict(edge.get("shots") or {}),
+    }
 
 
 def training_domain(samples: pd.DataFrame, names: Sequence[str]) -> dict[str, Any]:
