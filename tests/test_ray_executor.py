@@ -43,6 +43,33 @@ def test_a_job_failing_every_retry_is_listed_and_the_rest_finish(
     assert report.samples["variant_id"].nunique() == len(TINY_LADDER)
 
 
+def test_nodes_without_a_shared_filesystem_ship_artefacts_to_the_driver(
+        sources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """shared_fs=false: jobs read the source from the object store and work in their own
+    cache; the driver's cache ends up holding every encode, label and feature (a local rebuild
+    from it encodes, labels and featurises nothing) and the tables equal the local pool's."""
+    srcs = [sources["cuts"], sources["noise"]]
+    local = build_corpus(make_cfg(srcs, tmp_path / "local", tmp_path / "cache_local"))
+    node = tmp_path / "node_cache"
+    detached = build_corpus(make_cfg(
+        srcs, tmp_path / "ray", tmp_path / "cache_driver",
+        executor={**RAY, "shared_fs": False, "node_cache_dir": str(node)}))
+    assert not detached.failures
+    pd.testing.assert_frame_equal(local.samples, detached.samples)
+    assert len(list((node / "sources").iterdir())) == len(srcs)  # the jobs' own copies
+
+    from vmafdistill.corpus import jobs
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the driver's cache lacks an artefact")
+
+    for name in ("encode_rung", "_teacher_frames", "_pixel_features"):
+        monkeypatch.setattr(jobs, name, no_work)
+    rebuilt = build_corpus(make_cfg(srcs, tmp_path / "again", tmp_path / "cache_driver"))
+    assert not rebuilt.failures, rebuilt.failures
+    pd.testing.assert_frame_equal(local.samples, rebuilt.samples)
+
+
 def _die_once(marker: str, value: int) -> int:
     """A job whose worker process is SIGKILLed on its first attempt (a node lost mid-build)."""
     import os

@@ -158,6 +158,25 @@ def _error_text(exc: BaseException) -> str:
     ).strip()
 
 
+def _run_rung_jobs(
+    tasks: list[tuple[str, tuple[Any, ...]]], workers: int, progress: bool,
+    executor: Mapping[str, Any] | None, store: ArtifactStore,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The (source, rung) jobs on the configured executor; on nodes without the driver's
+    filesystem (``executor.shared_fs: false``) they ship their artefacts back and the driver
+    files them in its cache (:mod:`vmafdistill.corpus.detached`)."""
+    ex = dict(executor or {})
+    if ex.get("name") != "ray" or ex.get("shared_fs", True):
+        return _run_all(run_rung, tasks, workers, progress, desc="rungs", executor=ex)
+    from .detached import detached_tasks, file_artefacts, run_rung_detached
+
+    node_cache = str(ex.get("node_cache_dir") or "/tmp/vmafdistill-node-cache")
+    results, errors = _run_all(run_rung_detached, detached_tasks(tasks, node_cache), workers,
+                               progress, desc="rungs", executor=ex)
+    file_artefacts(store, results)
+    return results, errors
+
+
 def _run_all(
     fn: Any, tasks: list[tuple[str, tuple[Any, ...]]], workers: int, progress: bool, desc: str,
     executor: Mapping[str, Any] | None = None,
@@ -285,8 +304,7 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
          (s, rungs[i], i, teacher_cfg, encode_cfg, store))
         for s, i in jobs
     ]
-    results, job_errors = _run_all(run_rung, tasks, workers, progress, desc="rungs",
-                                   executor=cfg.get("executor"))
+    results, job_errors = _run_rung_jobs(tasks, workers, progress, cfg.get("executor"), store)
     failures += [{"source_id": name.split(":")[0], "variant_id": name.split(":")[1], "error": e}
                  for name, e in job_errors.items()]
     _maybe_fail_fast(cfg, failures)

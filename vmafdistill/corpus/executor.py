@@ -7,9 +7,11 @@ results, so the tables (and ``corpus_hash``) do not depend on the executor.
 ``executor=ray`` runs each job as a Ray task: ``executor.address`` null starts a local runtime
 (``executor.num_cpus`` CPUs), ``auto`` or ``ray://host:port`` joins a cluster. A job is retried
 ``executor.max_retries`` times (a lost worker or node, or an exception), then reported like a
-failed local job. The jobs write their artefacts into the content-addressed cache, so a cluster
-needs the cache on a shared filesystem (``paths.cache_dir`` on NFS or similar); the results they
-return (labels, features, sizes) come back to the driver through Ray's object store.
+failed local job. With ``executor.shared_fs`` true the jobs write their artefacts into the
+content-addressed cache, which every node mounts (``paths.cache_dir`` on NFS or similar); with it
+false they work in a node-local cache and their artefacts come back to the driver through Ray's
+object store (:mod:`vmafdistill.corpus.detached`). Either way the results the tables are built
+from (labels, features, sizes) come back through the object store.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ EXECUTORS: tuple[str, ...] = ("local", "ray")
 
 
 def _job(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-    """One job on a Ray worker: single-threaded like a local pool worker."""
+    """One job on a Ray worker: single-threaded like a local pool worker. Object refs among
+    ``args`` (shared bytes) are fetched here."""
     import os
 
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -38,7 +41,9 @@ def _job(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         torch.set_num_threads(1)
     except ImportError:  # pragma: no cover - the corpus extra always has torch
         pass
-    return fn(*args)
+    import ray
+
+    return fn(*(ray.get(a) if isinstance(a, ray.ObjectRef) else a for a in args))
 
 
 def _connect(cfg: Mapping[str, Any]) -> bool:
@@ -90,7 +95,17 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
             retry_exceptions=bool(cfg.get("retry_exceptions", True)),
         )
         fn_ref = ray.put(fn)
-        pending = {remote.remote(fn_ref, args): name for name, args in tasks}
+        shared: dict[int, Any] = {}
+
+        def by_ref(arg: Any) -> Any:
+            # A large bytes argument (a source shipped to nodes without a shared filesystem)
+            # goes into the object store once, however many jobs take it.
+            if isinstance(arg, bytes) and len(arg) > 1 << 16:
+                return shared.setdefault(id(arg), ray.put(arg))
+            return arg
+
+        pending = {remote.remote(fn_ref, tuple(by_ref(a) for a in args)): name
+                   for name, args in tasks}
         bar = tqdm(total=len(tasks), desc=f"{desc} (ray)", unit="job", disable=not progress,
                    file=sys.stderr, dynamic_ncols=True)
         try:

@@ -263,8 +263,9 @@ def run_rung(
 ) -> dict[str, Any]:
     """Encode, measure packets, label and featurise one (source, rung); every stage cached.
 
-    Returns ``{"variant": {...}, "frames": {column: (N,) array}, "timing": {...}}`` with the
-    frame arrays aligned to the source's frames (their counts are checked, never truncated).
+    Returns ``{"variant": {...}, "frames": {column: (N,) array}, "timing": {...},
+    "cache_keys": {"labels": key, "features": key}}`` with the frame arrays aligned to the
+    source's frames (their counts are checked, never truncated).
     """
     where = f"source {source['source_id']}, rung {rung_index}"
     src_size = (int(source["width"]), int(source["height"]))
@@ -327,4 +328,6 @@ def run_rung(
         "teacher_version": ident["version"],
         "teacher_model": ident["model"],
     }
-    return {"variant": variant, "frames": frames, "timing": timing, "pid": os.getpid()}
+    # cache_keys: where a driver that shares no filesystem with this worker files the arrays
+    return {"variant": variant, "frames": frames, "timing": timing, "pid": os.getpid(),
+            "cache_keys": {"labels": label_key, "features": feat_key}}

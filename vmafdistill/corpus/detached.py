@@ -1,0 +1,89 @@
+"""Rung jobs on nodes that share no filesystem with the driver (``executor.shared_fs=false``).
+
+With a shared cache (one machine, or ``paths.cache_dir`` on NFS) a job reads its source and
+writes its artefacts where the driver finds them. Without one, :func:`detached_tasks` turns each
+(source, rung) job into one that carries the source's bytes (Ray's object store holds one copy
+per source) and works in a node-local cache (``executor.node_cache_dir``); the job returns its
+encode's bytes and its label and feature arrays, and :func:`file_artefacts` writes them into the
+driver's cache under the same content-addressed names. The driver's cache then holds everything a
+shared one would (reruns, ``train``'s corpus step and the edge evaluation find it), and the
+tables are the same whichever way the jobs ran.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..encode import Rung
+from ..features.frame_numpy import FEATURE_NAMES
+from ..vmaf_names import FRAME_METRICS
+from .cache import ArtifactStore
+from .jobs import encode_path, run_rung
+
+__all__ = ["detached_tasks", "file_artefacts", "run_rung_detached"]
+
+Task = tuple[str, tuple[Any, ...]]
+
+
+def run_rung_detached(
+    source_bytes: bytes, source: dict[str, Any], rung: Rung, rung_index: int,
+    teacher_cfg: dict[str, Any], encode_cfg: dict[str, Any], node_cache: str,
+) -> dict[str, Any]:
+    """:func:`~vmafdistill.corpus.jobs.run_rung` on a node of its own: the source is written
+    from ``source_bytes`` into ``node_cache`` (once per node), the artefacts stay there, and the
+    result carries ``artefacts`` (the encode's bytes and its cache-relative path)."""
+    store = ArtifactStore(node_cache)
+    local = store.root / "sources" / f"{source['sha256']}{Path(source['path']).suffix}"
+    if not local.is_file() or local.stat().st_size != len(source_bytes):
+        local.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=".", suffix=".partial")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(source_bytes)
+        os.replace(tmp, local)  # atomic: a concurrent job on this node never reads half a file
+    here = {**source, "path": str(local)}
+    result = run_rung(here, rung, rung_index, teacher_cfg, encode_cfg, store)
+    enc = encode_path(here, rung, encode_cfg, store)
+    result["artefacts"] = {"encode": enc.read_bytes(),
+                           "encode_relpath": str(enc.relative_to(store.root))}
+    return result
+
+
+def detached_tasks(tasks: list[Task], node_cache: str) -> list[Task]:
+    """``run_rung`` tasks ``(name, (source, rung, i, teacher, encode, store))`` rewritten for
+    :func:`run_rung_detached`; one bytes object per source (the executor ships it once)."""
+    blobs: dict[str, bytes] = {}
+    out: list[Task] = []
+    for name, (source, rung, i, teacher_cfg, encode_cfg, _store) in tasks:
+        sha = source["sha256"]
+        if sha not in blobs:
+            blobs[sha] = Path(source["path"]).read_bytes()
+        out.append((name, (blobs[sha], source, rung, i, teacher_cfg, encode_cfg, node_cache)))
+    return out
+
+
+def file_artefacts(store: ArtifactStore, results: dict[str, Any]) -> int:
+    """Write the encodes, labels and features detached jobs returned into ``store`` where it
+    lacks them, and drop the bytes from the results; the number of artefacts written."""
+    written = 0
+    for r in results.values():
+        art = r.pop("artefacts", None)
+        if art is None:
+            continue
+        enc = store.root / art["encode_relpath"]
+        if not enc.is_file():
+            enc.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=enc.parent, prefix=".", suffix=".partial")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(art["encode"])
+            os.replace(tmp, enc)
+            written += 1
+        keys = r.get("cache_keys") or {}
+        for kind, names in (("labels", FRAME_METRICS), ("features", FEATURE_NAMES)):
+            key = keys.get(kind)
+            if key and store.get_arrays(kind, key) is None:
+                store.put_arrays(kind, key, {n: r["frames"][n] for n in names})
+                written += 1
+    return written
