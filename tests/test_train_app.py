@@ -262,13 +262,26 @@ def test_conformal_method_defaults_to_the_cv_protocols_choice(tmp_path: Path) ->
         assert json.loads((out / "metrics.json").read_text())["conformal"]["method"] == method
 
 
-def test_a_failed_job_of_a_joblib_sweep_fails_the_command(tmp_path: Path) -> None:
-    """Sweep jobs in joblib worker processes: one job with a bad override (an unknown feature
-    set) must make `vmafdistill train -m` exit non-zero with its message, while the good job
-    still writes its metrics (the error once vanished in the worker and the sweep exited 0)."""
+#: Hydra launchers a sweep runs under: joblib worker processes, and Ray tasks on a local
+#: runtime (hydra-ray-launcher, the `ray` extra).
+LAUNCHERS = {
+    "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+    "ray": ["hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2"],
+}
+
+
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_a_failed_job_of_a_sweep_fails_the_command(tmp_path: Path, launcher: str) -> None:
+    """Sweep jobs in another process (joblib workers, Ray tasks): one job with a bad override
+    (an unknown feature set) must make `vmafdistill train -m` exit non-zero with its message,
+    while the good job still writes its metrics (the error once vanished in the worker and the
+    sweep exited 0)."""
     import os
     import subprocess
 
+    if launcher == "ray":
+        pytest.importorskip("hydra_plugins.hydra_ray_launcher",
+                            reason="hydra-ray-launcher is not installed (the ray extra)")
     corpus = synthetic_corpus(tmp_path / "c", n_sources=1, n_shots=6, seed=8)
     sweep = tmp_path / "sweep"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
@@ -276,8 +289,7 @@ def test_a_failed_job_of_a_joblib_sweep_fails_the_command(tmp_path: Path) -> Non
     proc = subprocess.run(
         [sys.executable, "-m", "vmafdistill", "train", "-m", f"corpus_dir={corpus}",
          *TRAIN_FAST, "student=logistic", "baselines=[]", "optim.max_epochs=30",
-         "features=scalefree,no_such_set", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-         f"hydra.sweep.dir={sweep}"],
+         "features=scalefree,no_such_set", *LAUNCHERS[launcher], f"hydra.sweep.dir={sweep}"],
         capture_output=True, text=True, env=env, timeout=600, check=False)
     assert proc.returncode != 0, proc.stderr
     assert "no_such_set" in proc.stderr
