@@ -707,3 +707,60 @@ def test_importable_without_torch_or_pyav(clips: dict[str, Clip]) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root, check=False
     )
     assert proc.returncode == 0, proc.stderr
+
+
+# ---------------------------------------------------------------------------------- prefetch
+
+
+def test_prefetched_keeps_order_errors_and_closes_early() -> None:
+    """Decode-ahead yields exactly the inner iterator's items in order, raises the inner
+    error at the item where it happened, and an early break closes the inner generator (a
+    decoder subprocess would be reaped) without hanging."""
+    import threading
+
+    from vmafdistill.io.prefetch import prefetched
+
+    assert list(prefetched(iter(range(50)), depth=3)) == list(range(50))
+    assert list(prefetched(iter(range(5)), depth=0)) == list(range(5))
+
+    def failing():
+        yield 1
+        yield 2
+        raise VideoInputError("broken frame 3")
+
+    got = []
+    with pytest.raises(VideoInputError, match="broken frame 3"):
+        for item in prefetched(failing(), depth=2):
+            got.append(item)
+    assert got == [1, 2]
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.set()
+
+    gen = prefetched(endless(), depth=2)
+    assert [next(gen) for _ in range(3)] == [0, 1, 2]
+    gen.close()
+    assert closed.wait(5.0)
+
+
+def test_video_features_with_and_without_prefetch_agree(tmp_path) -> None:
+    """The features of a real decode are bit-identical whether decoding runs ahead or not."""
+    from vmafdistill._ffmpeg import run_ffmpeg
+    from vmafdistill.features.frame_torch import video_features
+
+    clip = tmp_path / "clip.mp4"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=1.5",
+                "-pix_fmt", "yuv420p", "-c:v", "libx264", "-crf", "30", str(clip)], what="clip")
+    a = video_features(clip, chunk=8, prefetch=0)
+    b = video_features(clip, chunk=8, prefetch=2)
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)

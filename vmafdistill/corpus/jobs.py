@@ -222,8 +222,9 @@ def _v1016_frame_metrics(metrics: dict[str, Any]) -> dict[str, np.ndarray]:
     return out
 
 
-def _pixel_features(path: Path) -> dict[str, np.ndarray]:
-    """Per-frame pixel features of the delivered (not upscaled) frames, batched torch ops.
+def _pixel_features(path: Path, device: str = "cpu") -> dict[str, np.ndarray]:
+    """Per-frame pixel features of the delivered (not upscaled) frames, batched torch ops on
+    ``device`` (the teacher's: a GPU job computes both there).
 
     Computed with one intra-op thread whatever the worker count: torch splits a float64 sum
     across threads, which moved ``spatial_info`` by ~1e-14 between 1- and 2-thread builds, and
@@ -236,7 +237,7 @@ def _pixel_features(path: Path) -> dict[str, np.ndarray]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return video_features(path, chunk=16)
+        return video_features(path, chunk=16, device=device)
     finally:
         torch.set_num_threads(threads)
 
@@ -299,10 +300,14 @@ def run_rung(
     timing["teacher_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    feat_key = key_of(kind="features", dist=enc_sha, version=FEATURE_SET_VERSION, threads=1)
+    device = str(teacher_cfg.get("device", "cpu"))
+    # features computed on a GPU agree with the CPU's to float rounding, not bit for bit: their
+    # own cache entries (the CPU key is unchanged)
+    feat_key = key_of(kind="features", dist=enc_sha, version=FEATURE_SET_VERSION, threads=1,
+                      **({} if device == "cpu" else {"device": device.split(":")[0]}))
     feats = store.get_arrays("features", feat_key)
     if feats is None:
-        feats = _pixel_features(enc_path)
+        feats = _pixel_features(enc_path, device)
         require_equal_frames(where, source=n, features=len(feats[FEATURE_NAMES[0]]))
         store.put_arrays("features", feat_key, feats)
     timing["features_s"] = time.perf_counter() - t0

@@ -252,14 +252,18 @@ def video_features(
     chunk: int = 16,
     params: FeatureParams | None = None,
     device: torch.device | str | None = None,
+    prefetch: int = 2,
     **iter_kw: Any,
 ) -> dict[str, np.ndarray]:
-    """Per-frame features of a whole video, decoded chunk by chunk, computed with torch."""
+    """Per-frame features of a whole video, decoded chunk by chunk (``prefetch`` chunks ahead
+    on a reader thread; 0 = inline), computed with torch on ``device``."""
     from ..io import iter_frames
+    from ..io.prefetch import prefetched
 
     parts: list[dict[str, np.ndarray]] = []
     prev: np.ndarray | None = None
-    for c in iter_frames(path, chunk=chunk, planes="y", **iter_kw):
+    # the next chunk decodes while this one is computed (on the GPU, or the other CPU core)
+    for c in prefetched(iter_frames(path, chunk=chunk, planes="y", **iter_kw), depth=prefetch):
         parts.append(frame_features(c.y, c.bit_depth, prev, params=params, device=device))
         prev = c.y[-1]
     if not parts:

@@ -17,6 +17,7 @@ import torch
 from .. import __version__
 from ..errors import VmafDistillError
 from ..io import iter_frame_pairs, probe_video
+from ..io.prefetch import prefetched
 from .vmaf import VmafResult, VmafScorer
 
 #: Precision of libvmaf's JSON log (it prints ``%.6f``).
@@ -68,7 +69,7 @@ def score_files(
     _check_device(device)
     scorer = VmafScorer(model, device=device, dtype=dtype, mode=mode)
     ref_info = probe_video(ref, **_raw_opts(ref_raw))
-    pairs = iter_frame_pairs(
+    pairs = prefetched(iter_frame_pairs(
         ref,
         dist,
         chunk=chunk,
@@ -77,7 +78,7 @@ def score_files(
         scale_dist_to_ref=rescale,
         scale_flags=scale_flags,
         on_length_mismatch=on_length_mismatch,
-    )
+    ))  # the next chunk pair decodes while this one is scored
     bar = None
     if progress:
         from tqdm import tqdm

@@ -199,17 +199,18 @@ def score_files_v1016(
     dispatches here for v1.0.16 models); frames are decoded with their chroma planes.
     """
     from ..io import iter_frame_pairs, probe_video
+    from ..io.prefetch import prefetched
 
     started = time.perf_counter()
     scorer = V1016Scorer(V1016Model.load(str(model)), device=device)
     ropts = {k: v for k, v in (ref_raw or {}).items() if v is not None}
     dopts = {k: v for k, v in (dist_raw or {}).items() if v is not None}
     info = probe_video(ref, **ropts)
-    pairs = iter_frame_pairs(
+    pairs = prefetched(iter_frame_pairs(
         ref, dist, chunk=chunk, ref_opts={**ropts, "planes": "yuv"},
         dist_opts={**dopts, "planes": "yuv"}, scale_dist_to_ref=rescale,
         scale_flags=scale_flags, on_length_mismatch=on_length_mismatch,
-    )
+    ))  # the next chunk pair decodes while this one is scored
     bar = None
     if progress:
         from tqdm import tqdm
