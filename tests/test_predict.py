@@ -222,6 +222,42 @@ def test_predict_cli_json(clip, tmp_path, capsys):
                              "amber" if r["pred_vmaf"] >= 98 else "red") for r in recs)
 
 
+def test_shot_record_is_the_json_token(clip, tmp_path):
+    """The record is defined once (tokens.ShotRecord): its dict is the JSON object, in the
+    schema's key order (qp only when set), and a JSON round trip gives the record back; the
+    records the CLI writes are exactly ShotRecord dicts."""
+    from dataclasses import replace
+
+    from vmafdistill.edge.tokens import RECORD_KEYS, TOKEN_VERSION, ShotRecord
+
+    assert TOKEN_VERSION == 1
+    assert RECORD_KEYS == ("shot", "start", "end", "codec", "res", "bitrate_kbps", "qp",
+                           "pred_vmaf", "interval", "band", "issue", "flags")
+    rec = ShotRecord(shot=2, start=1.0, end=3.48, codec="H264", res="360p", bitrate_kbps=812.4,
+                     qp=27.5, pred_vmaf=71.23, interval=(65.1, 77.36), band="amber",
+                     issue="none", flags=("outside_training:scale_ratio",))
+    d = rec.to_dict()
+    assert list(d) == list(RECORD_KEYS)
+    assert d["interval"] == [65.1, 77.36] and d["flags"] == ["outside_training:scale_ratio"]
+    assert ShotRecord.from_dict(json.loads(json.dumps(d))) == rec
+    plain = replace(rec, qp=None).to_dict()
+    assert list(plain) == [k for k in RECORD_KEYS if k != "qp"]
+    assert ShotRecord.from_dict(plain) == replace(rec, qp=None)
+    bad = rec.invalid(["frame_rate:15"]).to_dict()
+    assert list(bad) == list(RECORD_KEYS)
+    assert (bad["pred_vmaf"], bad["interval"], bad["band"], bad["issue"], bad["flags"]) == (
+        None, None, "unknown", "invalid_features",
+        ["outside_training:scale_ratio", "frame_rate:15"])
+    assert ShotRecord.from_dict(json.loads(json.dumps(bad))).to_dict() == bad
+    with pytest.raises(ValueError, match="not shot-record keys"):
+        ShotRecord.from_dict({**d, "extra": 1})
+    out = tmp_path / "r.json"
+    assert cli_main(["predict", str(clip), "--model", str(TINY), "--json", str(out)]) == 0
+    recs = json.loads(out.read_text())["videos"][0]["shots"]
+    assert recs and all(ShotRecord.from_dict(r).to_dict() == r for r in recs)
+    assert all(list(r) == [k for k in RECORD_KEYS if k != "qp"] for r in recs)
+
+
 def test_frame_step_too_coarse_flags_records(clip, predictor):
     rep = analyze_video(clip, predictor, rules=merge_rules(DEFAULT_RULES, None),
                         options=EdgeOptions(frame_step=40))

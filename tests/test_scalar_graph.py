@@ -114,3 +114,33 @@ def test_float32_arithmetic_is_left_to_onnxruntime():
     data = _model(nodes, {"k": np.ones(3, np.float32), "ax": np.array([1], np.int64)}, 3)
     assert compile_scalar(data, 3) is None
     assert compile_scalar(b"not a model", 3) is None
+
+
+def test_one_bounds_checked_protobuf_reader_names_the_file(tmp_path):
+    """onnx_check and scalar_graph read the model with the same reader (edge.protobuf): a
+    truncated model is an error naming the file (operators, opsets), never an IndexError or
+    a silently short payload; the compiler then declines (onnxruntime stays the reference)."""
+    from vmafdistill.edge import onnx_check, protobuf, scalar_graph
+    from vmafdistill.edge.onnx_check import check_allowlist, model_ops, model_opsets
+    from vmafdistill.errors import ModelError
+
+    assert scalar_graph.fields is protobuf.fields
+    assert onnx_check.field_spans is protobuf.field_spans
+    data = TINY.read_bytes()
+    assert model_ops(data) and model_opsets(data)
+    cut = tmp_path / "cut.onnx"
+    for size in (len(data) - 3, len(data) // 2, 7):
+        cut.write_bytes(data[:size])
+        for check in (check_allowlist, model_ops, model_opsets):
+            with pytest.raises(ModelError, match=r"cut\.onnx: not a valid ONNX model: malformed"):
+                check(cut)
+        with pytest.raises(ModelError, match=r"^x\.onnx: not a valid ONNX model"):
+            check_allowlist(data[:size], name="x.onnx")
+        assert compile_scalar(data[:size], 3) is None
+    # a length-delimited field (1, wire type 2) of 5 bytes with only 2 present
+    with pytest.raises(protobuf.ProtobufError, match="field 1 at byte 2 runs past"):
+        list(protobuf.field_spans(bytes([0x0A, 0x05, 0x61, 0x62])))
+    with pytest.raises(protobuf.ProtobufError, match="truncated varint"):
+        list(protobuf.fields(bytes([0x08, 0x80])))
+    assert list(protobuf.fields(bytes([0x08, 0x96, 0x01, 0x12, 0x01, 0x7A]))) == [
+        (1, 0, 150), (2, 2, b"z")]

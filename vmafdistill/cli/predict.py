@@ -122,15 +122,18 @@ def _rules(card: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         raise VmafDistillError(str(exc)) from None
 
 
-def _line(rec: dict[str, Any]) -> str:
-    if rec["pred_vmaf"] is None:
+def _line(record: dict[str, Any]) -> str:
+    from ..edge.tokens import ShotRecord
+
+    rec = ShotRecord.from_dict(record)
+    if rec.pred_vmaf is None or rec.interval is None:
         pred = "pred    -  [   -,    -]"
     else:
-        lo, hi = rec["interval"]
-        pred = f"pred {rec['pred_vmaf']:5.1f} [{lo:5.1f}, {hi:5.1f}]"
-    flags = f"  flags={','.join(rec['flags'])}" if rec.get("flags") else ""
-    return (f"shot {rec['shot']:3d} {rec['start']:8.2f}-{rec['end']:<8.2f}s {rec['codec']:>4} "
-            f"{rec['res']:>5}  {pred}  {rec['band']:<6} {rec['issue']}{flags}")
+        lo, hi = rec.interval
+        pred = f"pred {rec.pred_vmaf:5.1f} [{lo:5.1f}, {hi:5.1f}]"
+    flags = f"  flags={','.join(rec.flags)}" if rec.flags else ""
+    return (f"shot {rec.shot:3d} {rec.start:8.2f}-{rec.end:<8.2f}s {rec.codec:>4} "
+            f"{rec.res:>5}  {pred}  {rec.band:<6} {rec.issue}{flags}")
 
 
 def _summary_line(s: dict[str, Any]) -> str:

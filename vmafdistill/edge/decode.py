@@ -202,6 +202,129 @@ def _decode_luma_once(
         yield y
 
 
+def _decode_command(p: str, exe: str, bit_depth: int, threads: int, native: bool,
+                    stats: str | None) -> list[str]:
+    """The ffmpeg command that pipes ``p``'s Y plane as raw ``bit_depth`` samples."""
+    stats_args = [] if stats is None else [
+        "-stats_enc_pre", stats, "-stats_enc_pre_fmt", "{ptsi}"]
+    return [
+        # level+info: errors tagged with their level, and the notice of a mid-stream change
+        exe, "-hide_banner", "-nostdin", "-loglevel", "level+info", "-nostats",
+        # -noautorotate: the coded frames, whose size the probe reported (a phone video's
+        # rotation would otherwise transpose them, same bytes per frame, silently scrambled).
+        "-threads", str(decoder_threads(int(threads))), "-noautorotate", "-i", p,
+        "-map", "0:V:0", "-vf", "extractplanes=y", "-fps_mode", "passthrough",
+        *(["-noautoscale"] if native else []),
+        *stats_args, "-f", "rawvideo", "-pix_fmt", _gray_format(bit_depth), "-",
+    ]
+
+
+class _BufferPool:
+    """Chunk buffers handed out before, reused once nothing else holds them.
+
+    A fresh 16 MB bytearray per chunk is zero-filled and faulted in page by page (~0.02 s of
+    the reader's CPU per 1500 640x360 frames). Each entry is [buffer, weak reference to the flat
+    array the consumer made on it]: every array of a chunk, and every view of one (a kept
+    frame), holds that flat array, so the buffer is free exactly when the reference is dead.
+    Never while the entry is queued (reference None). The pool keeps only ``size`` entries, so
+    a caller that keeps every chunk (a list of them) holds its own buffers and nothing more.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: list[list[Any]] = []
+
+    def take(self, nbytes: int) -> list[Any]:
+        """A free entry whose buffer holds ``nbytes`` bytes (a new one if none is free)."""
+        for entry in self.entries:
+            ref = entry[1]
+            if ref is not None and ref() is None and len(entry[0]) == nbytes:
+                entry[1] = None
+                return entry
+        entry = [bytearray(nbytes), None]
+        self.entries.append(entry)
+        if len(self.entries) > self.size:
+            del self.entries[0]  # whoever still holds its arrays keeps it alive
+        return entry
+
+
+def _read_into(stdout: Any, buf: bytearray) -> int:
+    """Fill ``buf`` from the pipe; the bytes read (fewer only at the end of the stream)."""
+    view = memoryview(buf)
+    got = 0
+    while got < len(buf):
+        k = stdout.readinto(view[got:])
+        if not k:
+            break
+        got += k
+    return got
+
+
+def _read_chunks(stdout: Any, plan: Sequence[tuple[int | None, int, int, int]], chunk: int,
+                 native: bool, pool: _BufferPool, q: queue.Queue[Any], short: list[str]) -> None:
+    """The reader thread: every run of ``plan`` as ``(run, pool entry, bytes)`` chunks onto
+    ``q``, then None; an exception is queued for the consumer. What went wrong with the
+    schedule (a run ending early, pictures left over) is appended to ``short``."""
+    try:  # readinto releases the GIL: decoding overlaps the caller
+        for run, (frames, _w, _h, frame_bytes) in enumerate(plan):
+            per_chunk = max(1, min(int(chunk), CHUNK_BYTES // max(frame_bytes, 1)))
+            left = frames
+            while left is None or left > 0:
+                n = per_chunk if left is None else min(per_chunk, left)
+                entry = pool.take(n * frame_bytes)
+                got = _read_into(stdout, entry[0])
+                if got:
+                    q.put((run, entry, got))
+                if got < n * frame_bytes:
+                    if left is not None:
+                        short.append(f"the decoder stopped inside picture run {run + 1}"
+                                     f" of {len(plan)}")
+                    return
+                if left is not None:
+                    left -= n
+        if native and stdout.read(1):
+            short.append("the decoder gave more pictures than its picture runs hold")
+    except BaseException as exc:  # handed to the consumer
+        q.put(exc)
+    finally:
+        q.put(None)
+
+
+def _chunk_array(p: str, entry: list[Any], got: int, w: int, h: int, frame_bytes: int,
+                 dtype: np.dtype, bit_depth: int) -> np.ndarray:
+    """The (n, h, w) frames of a pool buffer; the entry's weak reference marks it in use."""
+    if got % frame_bytes:
+        raise VideoInputError(f"{p}: decoder output ended inside a frame")
+    n = got // frame_bytes
+    flat = np.frombuffer(entry[0], dtype=dtype, count=n * w * h)
+    entry[1] = weakref.ref(flat)  # the buffer is free once this array is gone
+    return flat.reshape(n, h, w).astype(np.uint8 if bit_depth <= 8 else np.uint16,
+                                        copy=bit_depth > 8)
+
+
+def _check_exit(p: str, rc: int, errfile: Any, short: Sequence[str], stats: str | None,
+                produced: bool, log: DecodeLog | None, finished: bool) -> None:
+    """Raise what went wrong with a finished decode (schedule, exit status), else fill
+    ``log`` with what ffmpeg said (decoder errors, picture changes)."""
+    if short:  # before the exit status: stopping the reader breaks ffmpeg's pipe
+        raise VideoInputError(f"{p}: {short[0]} (the pictures changed differently than "
+                              "the first pass found)")
+    if rc != 0:
+        errfile.seek(0)
+        text = errfile.read().decode(errors="replace")
+        if stats is not None and not produced and "stats_enc_pre" in text:
+            raise _NoFrameStatsError
+        errors = [ln.strip() for ln in text.splitlines() if _LEVEL_ERROR.search(ln)]
+        tail = " | ".join(errors[-3:] or text.strip().splitlines()[-3:])
+        raise VideoInputError(f"{p}: decoding failed ({tail or f'ffmpeg exit {rc}'})")
+    if log is not None and finished:
+        errfile.seek(0)
+        text = errfile.read().decode(errors="replace")
+        log.errors.extend(decoder_errors(text))
+        log.reconfigured.extend((m[1], int(m[2]), int(m[3]))
+                                for m in _RECONFIGURED.finditer(text))
+
+
 def _pipe_luma(
     p: str, exe: str, schedule: Sequence[tuple[int | None, int, int]], bit_depth: int,
     chunk: int, prefetch: int, threads: int, stats: str | None, log: DecodeLog | None,
@@ -215,18 +338,7 @@ def _pipe_luma(
     or carries more frames than the schedule is an error naming the file.
     """
     native = len(schedule) > 1
-    stats_args = [] if stats is None else [
-        "-stats_enc_pre", stats, "-stats_enc_pre_fmt", "{ptsi}"]
-    cmd = [
-        # level+info: errors tagged with their level, and the notice of a mid-stream change
-        exe, "-hide_banner", "-nostdin", "-loglevel", "level+info", "-nostats",
-        # -noautorotate: the coded frames, whose size the probe reported (a phone video's
-        # rotation would otherwise transpose them, same bytes per frame, silently scrambled).
-        "-threads", str(decoder_threads(int(threads))), "-noautorotate", "-i", p,
-        "-map", "0:V:0", "-vf", "extractplanes=y", "-fps_mode", "passthrough",
-        *(["-noautoscale"] if native else []),
-        *stats_args, "-f", "rawvideo", "-pix_fmt", _gray_format(bit_depth), "-",
-    ]
+    cmd = _decode_command(p, exe, bit_depth, threads, native, stats)
     dtype = np.dtype(np.uint8) if bit_depth <= 8 else np.dtype("<u2")
     plan = [(frames, w, h, w * h * dtype.itemsize) for frames, w, h in schedule]
     produced = False
@@ -241,70 +353,13 @@ def _pipe_luma(
         stdout = proc.stdout
         assert stdout is not None
         widen_pipe(stdout.fileno())
-        q: queue.Queue[tuple[int, bytearray, int] | BaseException | None] = queue.Queue(
+        q: queue.Queue[tuple[int, list[Any], int] | BaseException | None] = queue.Queue(
             maxsize=max(1, int(prefetch))
         )
         short: list[str] = []  # what went wrong with the schedule (read by the consumer)
-
-        def read_into(buf: bytearray) -> int:
-            view = memoryview(buf)
-            got = 0
-            while got < len(buf):
-                k = stdout.readinto(view[got:])
-                if not k:
-                    break
-                got += k
-            return got
-
-        # Chunk buffers handed out before, reused once nothing else holds them: a fresh 16 MB
-        # bytearray per chunk is zero-filled and faulted in page by page (~0.02 s of the
-        # reader's CPU per 1500 640x360 frames). Each pool entry is [buffer, weak reference to
-        # the flat array the consumer made on it]: every array of a chunk, and every view of
-        # one (a kept frame), holds that flat array, so the buffer is free exactly when the
-        # reference is dead. Never while the entry is queued (reference None). The pool keeps
-        # only a few, so a caller that keeps every chunk (a list of them) holds its own
-        # buffers and nothing more.
-        pool: list[list[Any]] = []
-        pool_size = max(1, int(prefetch)) + 4
-
-        def take(size: int) -> list[Any]:
-            for entry in pool:
-                ref = entry[1]
-                if ref is not None and ref() is None and len(entry[0]) == size:
-                    entry[1] = None
-                    return entry
-            entry = [bytearray(size), None]
-            pool.append(entry)
-            if len(pool) > pool_size:
-                del pool[0]  # whoever still holds its arrays keeps it alive
-            return entry
-
-        def reader() -> None:  # readinto releases the GIL: decoding overlaps the caller
-            try:
-                for run, (frames, _w, _h, frame_bytes) in enumerate(plan):
-                    per_chunk = max(1, min(int(chunk), CHUNK_BYTES // max(frame_bytes, 1)))
-                    left = frames
-                    while left is None or left > 0:
-                        n = per_chunk if left is None else min(per_chunk, left)
-                        entry = take(n * frame_bytes)
-                        got = read_into(entry[0])
-                        if got:
-                            q.put((run, entry, got))
-                        if got < n * frame_bytes:
-                            if left is not None:
-                                short.append(f"the decoder stopped inside picture run {run + 1}"
-                                             f" of {len(plan)}")
-                            return
-                        if left is not None:
-                            left -= n
-                if native and stdout.read(1):
-                    short.append("the decoder gave more pictures than its picture runs hold")
-            except BaseException as exc:  # handed to the consumer
-                q.put(exc)
-            finally:
-                q.put(None)
-
-        worker = threading.Thread(target=reader, name="decode_luma", daemon=True)
+        worker = threading.Thread(
+            target=_read_chunks, name="decode_luma", daemon=True,
+            args=(stdout, plan, chunk, native, _BufferPool(max(1, int(prefetch)) + 4), q, short))
         worker.start()
         finished = False
         try:
@@ -317,15 +372,8 @@ def _pipe_luma(
                     raise item
                 run, entry, got = item
                 _frames, w, h, frame_bytes = plan[run]
-                if got % frame_bytes:
-                    raise VideoInputError(f"{p}: decoder output ended inside a frame")
-                n = got // frame_bytes
-                flat = np.frombuffer(entry[0], dtype=dtype, count=n * w * h)
-                entry[1] = weakref.ref(flat)  # the buffer is free once this array is gone
-                arr = flat.reshape(n, h, w).astype(
-                    np.uint8 if bit_depth <= 8 else np.uint16, copy=bit_depth > 8
-                )
-                item = entry = flat = None  # only the caller's arrays may keep it alive now
+                arr = _chunk_array(p, entry, got, w, h, frame_bytes, dtype, bit_depth)
+                item = entry = None  # only the caller's arrays may keep the buffer busy now
                 produced = True
                 yield run, arr
                 arr = None
@@ -338,23 +386,7 @@ def _pipe_luma(
             worker.join()
             stdout.close()
             rc = proc.wait()
-        if short:  # before the exit status: stopping the reader breaks ffmpeg's pipe
-            raise VideoInputError(f"{p}: {short[0]} (the pictures changed differently than "
-                                  "the first pass found)")
-        if rc != 0:
-            errfile.seek(0)
-            text = errfile.read().decode(errors="replace")
-            if stats is not None and not produced and "stats_enc_pre" in text:
-                raise _NoFrameStatsError
-            errors = [ln.strip() for ln in text.splitlines() if _LEVEL_ERROR.search(ln)]
-            tail = " | ".join(errors[-3:] or text.strip().splitlines()[-3:])
-            raise VideoInputError(f"{p}: decoding failed ({tail or f'ffmpeg exit {rc}'})")
-        if log is not None and finished:
-            errfile.seek(0)
-            text = errfile.read().decode(errors="replace")
-            log.errors.extend(decoder_errors(text))
-            log.reconfigured.extend((m[1], int(m[2]), int(m[3]))
-                                    for m in _RECONFIGURED.finditer(text))
+        _check_exit(p, rc, errfile, short, stats, produced, log, finished)
 
 
 def decode_luma_runs(

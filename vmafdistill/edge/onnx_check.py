@@ -1,8 +1,9 @@
 """Which operators and opsets an ONNX model uses, read without the ``onnx`` package.
 
 The edge runtime has onnxruntime but not ``onnx``; this module walks the model's protobuf bytes
-directly (a ModelProto is a handful of nested length-delimited messages) so both the exporter
-and the torch-free predictor check the same things:
+directly (a ModelProto is a handful of nested length-delimited messages; the reader, with its
+bounds checks, is :mod:`.protobuf`) so both the exporter and the torch-free predictor check the
+same things:
 
 * :func:`model_ops` - every ``(domain, op_type)`` in the graph, including sub-graphs of control
   flow nodes and model-local functions;
@@ -11,15 +12,18 @@ and the torch-free predictor check the same things:
   that is not on the allowlist shipped in ``op_allowlist.txt``.
 
 Domains ``""`` and ``"ai.onnx"`` are the same (the default operator set) and reported as ``""``.
+A malformed model raises :class:`~vmafdistill.errors.ModelError` naming the file (its path, or
+``name`` where the bytes were given).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import ModelError
+from .protobuf import LEN, VARINT, field_spans, named
 
 __all__ = [
     "ALLOWLIST_PATH",
@@ -43,44 +47,6 @@ _ATTR_G, _ATTR_GRAPHS = 6, 11
 _FUNCTION_NODE = 7
 
 
-def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        if pos >= end or shift > 63:
-            raise ModelError("malformed ONNX protobuf (truncated varint)")
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-
-
-def _fields(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int | tuple[int, int]]]:
-    """(field number, wire type, varint value or (start, end) of the payload) of one message."""
-    pos = start
-    while pos < end:
-        key, pos = _varint(buf, pos, end)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos, end)
-            yield field, wire, value
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        elif wire == 2:
-            length, pos = _varint(buf, pos, end)
-            if pos + length > end:
-                raise ModelError("malformed ONNX protobuf (field runs past its message)")
-            yield field, wire, (pos, pos + length)
-            pos += length
-        else:
-            raise ModelError(f"malformed ONNX protobuf (unsupported wire type {wire})")
-    if pos != end:
-        raise ModelError("malformed ONNX protobuf (truncated fixed-size field)")
-
-
 def _text(buf: bytes, span: int | tuple[int, int]) -> str:
     assert isinstance(span, tuple)
     return buf[span[0] : span[1]].decode("utf-8", errors="replace")
@@ -90,12 +56,21 @@ def _norm_domain(domain: str) -> str:
     return "" if domain in ("", "ai.onnx") else domain
 
 
-def _read(model: bytes | str | os.PathLike[str]) -> bytes:
+def _label(model: bytes | str | os.PathLike[str], name: str | None) -> str:
+    """The name a model's errors carry: ``name``, else its path (``model`` for bytes)."""
+    if name:
+        return name
+    return "model" if isinstance(model, (bytes, bytearray, memoryview)) else str(Path(model))
+
+
+def _read(model: bytes | str | os.PathLike[str], name: str | None) -> tuple[bytes, str]:
+    """The model's bytes and the name its errors carry (:func:`_label`)."""
+    label = _label(model, name)
     if isinstance(model, (bytes, bytearray, memoryview)):
-        return bytes(model)
+        return bytes(model), label
     path = Path(model)
     try:
-        return path.read_bytes()
+        return path.read_bytes(), label
     except OSError as exc:
         raise ModelError(f"{path}: cannot read model file ({exc})") from None
 
@@ -103,32 +78,38 @@ def _read(model: bytes | str | os.PathLike[str]) -> bytes:
 def _graph_ops(
     buf: bytes, span: tuple[int, int], node_field: int, out: set[tuple[str, str]]
 ) -> None:
-    for field, wire, val in _fields(buf, *span):
-        if field != node_field or wire != 2:
+    for field, wire, val in field_spans(buf, *span):
+        if field != node_field or wire != LEN:
             continue
         assert isinstance(val, tuple)
         op_type, domain = "", ""
-        for nf, nw, nval in _fields(buf, *val):
-            if nf == _NODE_OP_TYPE and nw == 2:
+        for nf, nw, nval in field_spans(buf, *val):
+            if nf == _NODE_OP_TYPE and nw == LEN:
                 op_type = _text(buf, nval)
-            elif nf == _NODE_DOMAIN and nw == 2:
+            elif nf == _NODE_DOMAIN and nw == LEN:
                 domain = _text(buf, nval)
-            elif nf == _NODE_ATTRIBUTE and nw == 2:
+            elif nf == _NODE_ATTRIBUTE and nw == LEN:
                 assert isinstance(nval, tuple)
-                for af, aw, aval in _fields(buf, *nval):  # sub-graphs of If / Loop / Scan
-                    if af in (_ATTR_G, _ATTR_GRAPHS) and aw == 2:
+                for af, aw, aval in field_spans(buf, *nval):  # sub-graphs of If / Loop / Scan
+                    if af in (_ATTR_G, _ATTR_GRAPHS) and aw == LEN:
                         assert isinstance(aval, tuple)
                         _graph_ops(buf, aval, _GRAPH_NODE, out)
         out.add((_norm_domain(domain), op_type))
 
 
-def model_ops(model: bytes | str | os.PathLike[str]) -> set[tuple[str, str]]:
+def model_ops(model: bytes | str | os.PathLike[str], *, name: str | None = None
+              ) -> set[tuple[str, str]]:
     """Every ``(domain, op_type)`` a model's graph (and its sub-graphs and functions) uses."""
-    buf = _read(model)
+    buf, label = _read(model, name)
+    with named(label):
+        return _model_ops(buf)
+
+
+def _model_ops(buf: bytes) -> set[tuple[str, str]]:
     out: set[tuple[str, str]] = set()
     found_graph = False
-    for field, wire, val in _fields(buf, 0, len(buf)):
-        if wire != 2:
+    for field, wire, val in field_spans(buf, 0, len(buf)):
+        if wire != LEN:
             continue
         assert isinstance(val, tuple)
         if field == _MODEL_GRAPH:
@@ -141,19 +122,25 @@ def model_ops(model: bytes | str | os.PathLike[str]) -> set[tuple[str, str]]:
     return out
 
 
-def model_opsets(model: bytes | str | os.PathLike[str]) -> dict[str, int]:
+def model_opsets(model: bytes | str | os.PathLike[str], *, name: str | None = None
+                 ) -> dict[str, int]:
     """The model's ``opset_import`` table: domain (``""`` = default) -> version."""
-    buf = _read(model)
+    buf, label = _read(model, name)
+    with named(label):
+        return _model_opsets(buf)
+
+
+def _model_opsets(buf: bytes) -> dict[str, int]:
     out: dict[str, int] = {}
-    for field, wire, val in _fields(buf, 0, len(buf)):
-        if field != _MODEL_OPSET_IMPORT or wire != 2:
+    for field, wire, val in field_spans(buf, 0, len(buf)):
+        if field != _MODEL_OPSET_IMPORT or wire != LEN:
             continue
         assert isinstance(val, tuple)
         domain, version = "", 0
-        for f, w, v in _fields(buf, *val):
-            if f == _OPSET_DOMAIN and w == 2:
+        for f, w, v in field_spans(buf, *val):
+            if f == _OPSET_DOMAIN and w == LEN:
                 domain = _text(buf, v)
-            elif f == _OPSET_VERSION and w == 0:
+            elif f == _OPSET_VERSION and w == VARINT:
                 assert isinstance(v, int)
                 version = v
         out[_norm_domain(domain)] = version
@@ -187,24 +174,22 @@ def check_allowlist(
     model: bytes | str | os.PathLike[str],
     allowlist: set[tuple[str, str]] | str | os.PathLike[str] | None = None,
     *,
-    name: str = "model",
+    name: str | None = None,
 ) -> set[tuple[str, str]]:
     """Raise ModelError listing the ops of ``model`` that are not allowed; return the ops used.
 
     ``allowlist`` is a set of ``(domain, op)`` or the path of an allowlist file (default: the
-    repository's ``op_allowlist.txt``).
+    repository's ``op_allowlist.txt``); errors name the model ``name`` (default: its path, or
+    ``model`` for bytes).
     """
     allowed = allowlist if isinstance(allowlist, set) else load_allowlist(allowlist)
-    try:
-        ops = model_ops(model)
-    except ModelError as exc:
-        # the parser's message says what is wrong, not which file: a user passing --model
-        # fake.onnx must see the file named
-        raise ModelError(f"{name}: not a valid ONNX model: {exc}") from None
+    # a user passing --model fake.onnx must see the file named, not only what is wrong
+    label = _label(model, name)
+    ops = model_ops(model, name=label)
     foreign = ops - allowed
     if foreign:
         raise ModelError(
-            f"{name}: uses operators outside the edge allowlist ({ALLOWLIST_PATH.name}): "
+            f"{label}: uses operators outside the edge allowlist ({ALLOWLIST_PATH.name}): "
             f"{_fmt(foreign)}"
         )
     return ops

@@ -102,7 +102,7 @@ class Predictor:
             self.card,
             model_path=self.model_path,
             model_sha256=self.sha256_of(data),
-            model_opsets=model_opsets(data),
+            model_opsets=model_opsets(data, name=str(self.model_path)),
             input_width=width,
         )
         self.input_name = inputs[0].name

@@ -21,11 +21,13 @@ from __future__ import annotations
 import math
 import re
 import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from .protobuf import LEN, ProtobufError, fields, packed_ints, signed
 
 __all__ = ["ScalarGraph", "compile_scalar", "parse_graph", "rows_for_check"]
 
@@ -42,61 +44,13 @@ MAX_LINES = 1500
 
 
 # --------------------------------------------------------------------------------------------
-# Protobuf reading (ModelProto -> nodes, initializers, inputs, outputs)
+# Protobuf reading (ModelProto -> nodes, initializers, inputs, outputs), on the shared
+# bounds-checked reader of .protobuf (malformed bytes: ProtobufError, compile_scalar -> None)
 # --------------------------------------------------------------------------------------------
 
 
 class UnsupportedGraphError(Exception):
     """The graph uses something this module does not compile (the caller keeps onnxruntime)."""
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise UnsupportedGraphError("truncated varint")
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-
-
-def _fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
-    """(field, wire type, value) of one message: an int (varint), bytes (fixed 4/8, or a
-    length-delimited payload)."""
-    pos, end = 0, len(buf)
-    while pos < end:
-        key, pos = _varint(buf, pos)
-        fnum, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-            yield fnum, wire, value
-        elif wire == 1:
-            yield fnum, wire, buf[pos : pos + 8]
-            pos += 8
-        elif wire == 5:
-            yield fnum, wire, buf[pos : pos + 4]
-            pos += 4
-        elif wire == 2:
-            length, pos = _varint(buf, pos)
-            yield fnum, wire, buf[pos : pos + length]
-            pos += length
-        else:
-            raise UnsupportedGraphError(f"wire type {wire}")
-
-
-def _signed(v: int) -> int:
-    return v - (1 << 64) if v >= 1 << 63 else v
-
-
-def _packed_varints(payload: bytes) -> list[int]:
-    out, pos = [], 0
-    while pos < len(payload):
-        v, pos = _varint(payload, pos)
-        out.append(_signed(v))
-    return out
 
 
 def _tensor(buf: bytes) -> tuple[str, np.ndarray]:
@@ -106,22 +60,22 @@ def _tensor(buf: bytes) -> tuple[str, np.ndarray]:
     floats: list[float] = []
     doubles: list[float] = []
     ints: list[int] = []
-    for f, w, v in _fields(buf):
+    for f, w, v in fields(buf):
         if f == 1:
-            dims += _packed_varints(v) if w == 2 else [_signed(v)]
+            dims += packed_ints(v) if w == LEN else [signed(v)]
         elif f == 2:
             dtype = v
         elif f == 4:
-            floats += list(struct.unpack(f"<{len(v) // 4}f", v)) if w == 2 else [
+            floats += list(struct.unpack(f"<{len(v) // 4}f", v)) if w == LEN else [
                 struct.unpack("<f", v)[0]]
         elif f in (5, 7):
-            ints += _packed_varints(v) if w == 2 else [_signed(v)]
+            ints += packed_ints(v) if w == LEN else [signed(v)]
         elif f == 8:
             name = v.decode()
         elif f == 9:
             raw = v
         elif f == 10:
-            doubles += list(struct.unpack(f"<{len(v) // 8}d", v)) if w == 2 else [
+            doubles += list(struct.unpack(f"<{len(v) // 8}d", v)) if w == LEN else [
                 struct.unpack("<d", v)[0]]
         elif f in (12, 13):  # external data / data location
             raise UnsupportedGraphError("external tensor data")
@@ -149,13 +103,13 @@ class _Node:
 
 def _attribute(buf: bytes) -> tuple[str, Any]:
     name, value, ints, floats = "", None, None, None
-    for f, w, v in _fields(buf):
+    for f, w, v in fields(buf):
         if f == 1:
             name = v.decode()
         elif f == 2:
             value = struct.unpack("<f", v)[0]
         elif f == 3:
-            value = _signed(v)
+            value = signed(v)
         elif f == 4:
             value = v
         elif f == 5:
@@ -163,10 +117,10 @@ def _attribute(buf: bytes) -> tuple[str, Any]:
         elif f in (6, 11):
             raise UnsupportedGraphError("sub-graph attribute")
         elif f == 7:
-            floats = (floats or []) + (list(struct.unpack(f"<{len(v) // 4}f", v)) if w == 2
+            floats = (floats or []) + (list(struct.unpack(f"<{len(v) // 4}f", v)) if w == LEN
                                        else [struct.unpack("<f", v)[0]])
         elif f == 8:
-            ints = (ints or []) + (_packed_varints(v) if w == 2 else [_signed(v)])
+            ints = (ints or []) + (packed_ints(v) if w == LEN else [signed(v)])
     if ints is not None:
         value = ints
     elif floats is not None:
@@ -177,7 +131,7 @@ def _attribute(buf: bytes) -> tuple[str, Any]:
 def _node(buf: bytes) -> _Node:
     node = _Node("", [], [])
     domain = ""
-    for f, _w, v in _fields(buf):
+    for f, _w, v in fields(buf):
         if f == 1:
             node.inputs.append(v.decode())
         elif f == 2:
@@ -197,13 +151,13 @@ def _node(buf: bytes) -> _Node:
 def _value_info(buf: bytes) -> tuple[str, int]:
     """(name, element type) of a ValueInfoProto."""
     name, elem = "", 0
-    for f, _w, v in _fields(buf):
+    for f, _w, v in fields(buf):
         if f == 1:
             name = v.decode()
         elif f == 2:  # TypeProto -> tensor_type (1) -> elem_type (1)
-            for tf, _tw, tv in _fields(v):
+            for tf, _tw, tv in fields(v):
                 if tf == 1:
-                    for ef, _ew, ev in _fields(tv):
+                    for ef, _ew, ev in fields(tv):
                         if ef == 1:
                             elem = ev
     return name, elem
@@ -220,7 +174,7 @@ class _Graph:
 def parse_graph(data: bytes) -> _Graph:
     """The main graph of ONNX model bytes (model-local functions are not supported)."""
     graph = None
-    for f, _w, v in _fields(data):
+    for f, _w, v in fields(data):
         if f == 7:
             graph = v
         elif f == 25:
@@ -228,7 +182,7 @@ def parse_graph(data: bytes) -> _Graph:
     if graph is None:
         raise UnsupportedGraphError("no graph")
     g = _Graph([], {}, [], [])
-    for f, _w, v in _fields(graph):
+    for f, _w, v in fields(graph):
         if f == 1:
             g.nodes.append(_node(v))
         elif f == 5:
@@ -614,7 +568,7 @@ def compile_scalar(data: bytes, width: int) -> ScalarGraph | None:
     compiled exactly (see the module docstring)."""
     try:
         body, (result,) = _Compiler(parse_graph(data), width).run()
-    except (UnsupportedGraphError, KeyError, ValueError, IndexError, TypeError):
+    except (UnsupportedGraphError, ProtobufError, KeyError, ValueError, IndexError, TypeError):
         return None
     body = _live_lines(body, result) or "    pass"
     args = ", ".join(f"x{i}" for i in range(width))

@@ -25,12 +25,17 @@ normal-consistent MAD (1.4826 * MAD) of the export corpus (stored in the card):
 
 A shot whose features are not all finite gets ``issue = "invalid_features"``, no prediction and
 a ``flags`` entry per offending feature: never a silent number.
+
+The whole per-shot record (times, codec, resolution, bitrate, prediction, interval, band, issue,
+flags) is :class:`ShotRecord`, defined once here; its :meth:`ShotRecord.to_dict` is the JSON
+object ``vmafdistill predict`` prints (schema :data:`TOKEN_VERSION`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -39,6 +44,9 @@ __all__ = [
     "BAND_BASES",
     "DEFAULT_RULES",
     "ISSUES",
+    "RECORD_KEYS",
+    "TOKEN_VERSION",
+    "ShotRecord",
     "band_of",
     "issue_of",
     "merge_rules",
@@ -50,6 +58,13 @@ __all__ = [
 ISSUES: tuple[str, ...] = (
     "blockiness", "detail_loss", "motion_stress", "none", "invalid_features",
 )
+
+#: Version of the per-shot record schema (:class:`ShotRecord`, its keys and their meaning).
+#: Raise it when a key is added, removed, renamed or changes meaning.
+TOKEN_VERSION = 1
+
+#: Band and issue of a shot without a prediction (non-finite features, an unreadable rendition).
+UNKNOWN_BAND, INVALID_ISSUE = "unknown", "invalid_features"
 
 #: What a band reads: the prediction, or the lower end of its interval (the guard mode).
 BAND_BASES: tuple[str, ...] = ("pred", "lower")
@@ -182,3 +197,77 @@ def issue_of(
     if motion is not None and motion >= float(r["motion_z"]) and pred < float(r["motion_max_vmaf"]):
         return "motion_stress"
     return "none"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShotRecord:
+    """One shot's quality record (schema :data:`TOKEN_VERSION`); :meth:`to_dict` is its JSON.
+
+    The fields below are in the order of the JSON object's keys (:data:`RECORD_KEYS`).
+    """
+
+    shot: int
+    """Index of the shot in the video (0-based; across renditions of a recording)."""
+    start: float
+    """Start time in seconds (3 decimals; from the frames' timestamps where the file has them)."""
+    end: float
+    """End time in seconds (3 decimals): where the next frame starts."""
+    codec: str
+    """Canonical codec name, upper case (``"H264"``, ``"HEVC"``, ``"AV1"``)."""
+    res: str
+    """Resolution named by the picture's short side (``"360p"``; a 360x640 video is 360p)."""
+    bitrate_kbps: float
+    """The shot's bitrate from its packet sizes (kbit/s, 1 decimal)."""
+    qp: float | None = None
+    """The shot's mean encoder quantizer (1 decimal); only for students that read it (None:
+    the key is left out of the JSON)."""
+    pred_vmaf: float | None
+    """Predicted VMAF (2 decimals), or None when the shot got no prediction (see ``flags``)."""
+    interval: tuple[float, float] | None
+    """Conformal interval ``(lower, upper)`` clipped to [0, 100] (2 decimals), or None."""
+    band: str
+    """``green`` / ``amber`` / ``red`` (:func:`band_of`), ``unknown`` without a prediction."""
+    issue: str
+    """Likely cause (:func:`issue_of`, one of :data:`ISSUES`); ``invalid_features`` without a
+    prediction."""
+    flags: tuple[str, ...] = ()
+    """Why to read the record with care (``nan:<feature>``, ``outside_training:<feature>``,
+    ``unseen_codec:<codec>``, ``short_shot:<n>f``, ``hidden_frames:<k>``,
+    ``picture_format:<fmt>``, ``frame_rate:<fps>``, ``picture_changed[:WxH]``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object: keys in field order, ``qp`` only when set, sequences as lists."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "qp" and value is None:
+                continue
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ShotRecord:
+        """The record of a :meth:`to_dict` object (or its JSON); unknown keys are an error."""
+        unknown = set(d) - set(RECORD_KEYS)
+        if unknown:
+            raise ValueError(f"not shot-record keys: {sorted(unknown)}")
+        kw = dict(d)
+        if kw.get("interval") is not None:
+            lo, hi = kw["interval"]
+            kw["interval"] = (lo, hi)
+        kw["flags"] = tuple(kw.get("flags") or ())
+        return cls(**kw)
+
+    def invalid(self, flags: Iterable[str]) -> ShotRecord:
+        """This record without a prediction (band ``unknown``, issue ``invalid_features``),
+        ``flags`` appended to its own."""
+        return replace(self, pred_vmaf=None, interval=None, band=UNKNOWN_BAND,
+                       issue=INVALID_ISSUE, flags=(*self.flags, *flags))
+
+    def flagged(self, *flags: str) -> ShotRecord:
+        """This record with ``flags`` appended."""
+        return replace(self, flags=(*self.flags, *flags))
+
+
+#: The keys a :class:`ShotRecord`'s JSON object can have, in order (``qp`` only when set).
+RECORD_KEYS: tuple[str, ...] = tuple(f.name for f in fields(ShotRecord))

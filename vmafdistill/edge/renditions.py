@@ -1,0 +1,176 @@
+"""Recordings whose pictures change mid-stream (adaptive-bitrate renditions), for the edge chain.
+
+ffmpeg scales every picture to the first one's size before the pipe and notices the change
+(:class:`~vmafdistill.edge.decode.DecodeLog` ``reconfigured``). :func:`picture_runs` finds the
+runs of equal pictures; :func:`rows_per_rendition` decodes each at its own size and cuts it
+into shots on its own (a switch is a shot boundary); :func:`wrong_runs` names the runs whose
+samples or rate cannot be trusted (another bit depth, another frame rate) and
+:func:`rescaled_flag` the flag of shots ffmpeg rescaled without a second run to read them from.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import VideoInputError
+from ..features.shot_rows import shot_feature_rows
+from ..shots import ShotDetector
+from .decode import DecodeLog, decode_luma_runs, picture_changes
+from .options import EdgeOptions, default_ref_size
+
+__all__ = ["picture_runs", "rescaled_flag", "rows_per_rendition", "run_bit_depth", "wrong_runs"]
+
+#: The per-frame pass of :func:`~vmafdistill.edge.pipeline.frame_pass` (chunks and keyword
+#: options in, ``{feature: (N,) float64}`` out).
+FramePass = Callable[..., dict[str, np.ndarray]]
+
+
+def picture_runs(path: str, log: DecodeLog, info: Any, n: int,
+                 frame_times_s: np.ndarray | None, fps: float) -> list[dict[str, Any]]:
+    """The runs of equal pictures (:func:`picture_changes`, with their start times), or []
+    when the pictures never change.
+
+    ffmpeg's notice of a change (:class:`DecodeLog` ``reconfigured``) is free, but its wording
+    is that of the ffmpeg this package ships; with an ffmpeg that logged no frame timestamps
+    (older than 6.1), whose notice may read differently, the ``showinfo`` pass always runs.
+    """
+    first = (info.pix_fmt, info.width, info.height)
+    noticed = any(tuple(r) != first for r in log.reconfigured)
+    if not noticed and log.frame_pts:
+        return []
+    runs = [r for r in picture_changes(path) if int(r["frame"]) < n] or [
+        {"frame": 0, "pix_fmt": first[0], "width": first[1], "height": first[2]}]
+    if not noticed and len(runs) == 1:
+        return []
+    for run in runs:
+        f = int(run["frame"])
+        run["time_s"] = round(float(frame_times_s[f]) if frame_times_s is not None
+                              and f < frame_times_s.shape[0] else f / fps, 3)
+    return runs
+
+
+def run_bit_depth(pix_fmt: str) -> int | None:
+    """Bit depth of a decoded picture format (None: one the edge does not read)."""
+    from ..io.video import pix_fmt_layout
+
+    try:
+        return int(pix_fmt_layout(pix_fmt).bit_depth)
+    except KeyError:
+        return None
+
+
+def rescaled_flag(run: Mapping[str, Any], info: Any) -> str:
+    """The flag of shots whose pictures ffmpeg scaled to the first picture's size: ffmpeg
+    noticed a change of size or format, but the second decode found a single run of pictures
+    (when it found several, each is read at its own size). Their features, ``res`` and
+    ``scale_ratio`` would be wrong: never a silent number."""
+    if (run["pix_fmt"], run["width"], run["height"]) != (info.pix_fmt, info.width, info.height):
+        return f"picture_changed:{run['width']}x{run['height']}"
+    return "picture_changed"  # showinfo saw no change: trust the notice
+
+
+def wrong_runs(runs: Sequence[Mapping[str, Any]], bit_depth: int) -> tuple[set[int], list[str]]:
+    """The runs whose shots get no prediction, and the flags that say why (in order, once).
+
+    A run of another bit depth than the recording's came through ffmpeg's conversion (not its
+    coded samples: ``picture_format:<fmt>``); a run at another frame rate than the file's
+    (``fps`` set by :func:`rows_per_rendition`) would be read at the wrong rate
+    (``frame_rate:<fps>``).
+    """
+    which: set[int] = set()
+    flags: list[str] = []
+    for k, run in enumerate(runs):
+        wrong = ([f"picture_format:{run['pix_fmt']}"]
+                 if run_bit_depth(str(run["pix_fmt"])) != bit_depth else []) + (
+            [f"frame_rate:{run['fps']:g}"] if "fps" in run else [])
+        if wrong:
+            which.add(k)
+            flags += [f for f in wrong if f not in flags]
+    return which, flags
+
+
+def _offset_rows(rows: list[dict[str, Any]], f0: int, fps: float, shot_base: int,
+                 scene_base: int) -> None:
+    """A run's rows moved to the recording's frame numbers, times and shot / scene indices."""
+    for row in rows:
+        row["start_frame"] += f0
+        row["stop_frame"] += f0
+        row["start_s"] += f0 / fps
+        row["end_s"] += f0 / fps
+        row["shot_index"] += shot_base
+        row["scene_index"] += scene_base
+
+
+def _run_rate(durations_s: Any, fps: float) -> float | None:
+    """The frame rate a run's packet durations say (0: unknown), when it is not ``fps``.
+
+    A rendition at another frame rate (a 15 fps low rung) would be read at the file's rate:
+    its bitrate and shot lengths wrong.
+    """
+    durations = np.asarray(durations_s, dtype=np.float64)
+    durations = durations[durations > 0]
+    if durations.size:
+        rate = 1.0 / float(np.median(durations))
+        if abs(rate - fps) > 0.01 * fps:
+            return round(rate, 3)
+    return None
+
+
+def rows_per_rendition(
+    p: str, runs: list[dict[str, Any]], n: int, *, bit_depth: int, packets: Any,
+    names: Sequence[str], options: EdgeOptions, step: int, fps: float,
+    ref_given: tuple[int, int] | None, card_ref: Sequence[int], frame_pass: FramePass,
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """Shot rows of a recording that switches renditions, every run of equal pictures decoded
+    at its own size (:func:`decode_luma_runs`), measured by ``frame_pass`` and cut into shots
+    on its own (a switch is a shot boundary). Rows carry the recording's frame numbers and
+    shot / scene indices; returns them with the run index of each row. Each run's dict gains
+    ``ref_size``, ``ref_size_rule``, ``shots`` and, at another frame rate, ``fps``.
+    """
+    stops = [int(r["frame"]) for r in runs[1:]] + [n]
+    schedule = [(stop - int(r["frame"]), int(r["width"]), int(r["height"]))
+                for r, stop in zip(runs, stops, strict=True)]
+    rows: list[dict[str, Any]] = []
+    run_of_row: list[int] = []
+    shot_base = scene_base = 0
+    decoded = itertools.groupby(
+        decode_luma_runs(p, schedule, bit_depth=bit_depth, chunk=options.chunk,
+                         prefetch=options.prefetch, threads=options.decode_threads),
+        key=lambda item: item[0])
+    for k, group in decoded:
+        frames, w, h = schedule[k]
+        f0 = int(runs[k]["frame"])
+        chunks: Iterator[np.ndarray] = (y for _, y in group)
+        det = ShotDetector(fps=fps, **dict(options.shots))
+        per_frame = frame_pass(
+            chunks, bit_depth=bit_depth, detector=det, frame_step=step,
+            shot_pixel_step=options.cut_step(w, h, step), threads=options.threads,
+            temporal_step=options.temporal_step(names, w, h))
+        if per_frame["mean_luma"].shape[0] != frames:
+            raise VideoInputError(f"{p}: picture run {k + 1} ({w}x{h}) decoded "
+                                  f"{per_frame['mean_luma'].shape[0]} frames, the first pass "
+                                  f"counted {frames}")
+        ref, rule = ((ref_given, "given") if ref_given is not None
+                     else default_ref_size(card_ref, w, h))
+        part = packets.take(np.arange(f0, f0 + frames))
+        run_rows = shot_feature_rows(
+            per_frame, det.shots(), part.sizes, ref_size=ref, codec=packets.codec, fps=fps,
+            width=w, height=h, frame_qp=part.qp)
+        _offset_rows(run_rows, f0, fps, shot_base, scene_base)
+        shot_base += len(run_rows)
+        scene_base = max((int(r["scene_index"]) for r in run_rows), default=scene_base - 1) + 1
+        runs[k].update(ref_size=list(ref), ref_size_rule=rule, shots=len(run_rows))
+        rate = _run_rate(part.duration_s, fps)
+        if rate is not None:
+            runs[k]["fps"] = rate
+        rows += run_rows
+        run_of_row += [k] * len(run_rows)
+    if sorted(set(run_of_row)) != list(range(len(runs))):
+        missing = sorted(set(range(len(runs))) - set(run_of_row))
+        raise VideoInputError(f"{p}: picture run(s) {[m + 1 for m in missing]} gave no frames "
+                              "on the second decode")
+    return rows, run_of_row
