@@ -594,3 +594,92 @@ def test_monotone_config_errors() -> None:
                       NAMES)
     with pytest.raises(VmafDistillError, match="output_margin must be in"):
         build_student(full({"name": "logistic", "output_margin": -1}), len(NAMES), NAMES)
+
+
+def test_every_student_config_sets_every_key_of_its_registered_class() -> None:
+    from omegaconf import OmegaConf
+
+    from vmafdistill.config import conf_dir
+    from vmafdistill.students import STUDENTS
+    from vmafdistill.students.models import PIPELINE_KEYS
+
+    for f in sorted((conf_dir() / "student").glob("*.yaml")):
+        cfg = OmegaConf.to_container(OmegaConf.load(f))
+        cls = STUDENTS[cfg["name"]]
+        # the YAML alone builds it (defaults live there only) and has no key nothing reads
+        assert all(cfg.get(k) is not None for k in cls.config_keys()), f.name
+        assert set(cfg) <= {*cls.config_keys(), *PIPELINE_KEYS}, f.name
+        bare = {**cfg, "features": None, "monotone": None}  # (columns: the test above)
+        assert isinstance(build_student(bare, 3), cls), f.name
+    # every registered name has its conf/student/<name>.yaml (complete_student_cfg reads it)
+    assert all((conf_dir() / "student" / f"{name}.yaml").is_file() for name in STUDENTS)
+
+
+def test_a_student_registered_in_one_place_builds_through_the_factory(monkeypatch) -> None:
+    """Adding a student = one class + one registration line (+ conf/student/<name>.yaml): the
+    docs/students.md example, registered here, trains, exports and round-trips a bundle."""
+    from torch import nn
+
+    from vmafdistill.students import models
+
+    monkeypatch.setattr(models, "STUDENTS", dict(models.STUDENTS))  # leave the real one alone
+
+    @models.register_student("quadratic")
+    class QuadraticStudent(models.Student):
+        """z = w·x + v·x² + b (each input's own curvature), then the output head."""
+
+        def __init__(self, n_features: int, *, output: str, output_margin: float,
+                     signs=None) -> None:
+            super().__init__()
+            self.linear = nn.Linear(n_features, 1)
+            self.curvature = nn.Parameter(torch.zeros(n_features))
+            self.head = models.output_head(output, output_margin)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.linear(x).squeeze(-1) + (x * x) @ self.curvature)
+
+        def set_output_bias(self, z: float) -> None:
+            self.linear.bias.fill_(z)
+
+    cfg = {"name": "quadratic", "output": "bounded", "output_margin": 2.0,
+           "transforms": None, "features": None}  # what conf/student/quadratic.yaml would hold
+    x = raw_features(50)
+    y = np.random.default_rng(0).uniform(20, 90, 50)
+    with torch.no_grad():
+        model = make_scaled_student(cfg, x, NAMES, y_train=y)
+        model.student.linear.weight.zero_()
+        np.testing.assert_allclose(model.eval()(torch.from_numpy(x)).numpy(), y.mean(),
+                                   rtol=1e-5)  # init_output_bias reached its method
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    sess = ort.InferenceSession(_onnx(model, x[:2]), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert np.abs(sess.run(None, {"features": x})[0] - want).max() <= 1e-4
+    with pytest.raises(VmafDistillError, match=r"'quadratic': the config sets no 'output'"):
+        build_student({"name": "quadratic", "output_margin": 2.0}, 3)
+    with pytest.raises(VmafDistillError, match="already registered"):
+        models.register_student("mlp")(QuadraticStudent)
+
+
+def test_stored_configs_are_completed_from_conf_student(tmp_path) -> None:
+    from vmafdistill.students import complete_student_cfg
+
+    # a bundle written before output_margin / the residual skip path existed: their absence
+    # meant no margin and no skip path (not mlp.yaml's 2.0 / true), so its weights still fit
+    old = {"name": "mlp", "widths": [8], "activation": "gelu", "dropout": 0.0,
+           "feature_weighting": True, "output": "bounded", "transforms": None, "features": None}
+    done = complete_student_cfg(old)
+    assert done == {**old, "output_margin": 0.0, "linear_skip": False, "residual_penalty": 0.0}
+    # any other key it lacks comes from conf/student/<name>.yaml
+    assert complete_student_cfg({"name": "soft_tree", "output": "linear"})["depth"] == 3
+    assert complete_student_cfg(CONFIGS["mlp"]) == CONFIGS["mlp"]  # a complete one is kept
+    x = raw_features(30)
+    model = _scaled(BEFORE["mlp"] | old, x)
+    path = tmp_path / "old.pt"
+    save_bundle(path, model, old, {"feature_names": NAMES})
+    loaded, meta = load_bundle(path)
+    assert meta["student_cfg"] == done
+    xt = torch.from_numpy(x)
+    with torch.no_grad():
+        assert torch.equal(loaded(xt), model(xt))
