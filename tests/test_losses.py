@@ -183,16 +183,15 @@ def test_a_loss_registered_in_one_place_builds_through_the_factory(monkeypatch) 
 
     @losses.register_loss("logcosh")
     class LogCoshLoss(losses.DistillLoss):
-        """mean scale·log(cosh((pred - target) / scale)): quadratic near 0, linear beyond."""
+        """mean scale·log(cosh((p - y) / scale)): quadratic near 0, linear beyond."""
 
         def __init__(self, scale: float = 1.0, **kw) -> None:
             super().__init__(**kw)
             self.scale = float(scale)
 
         def point_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-            r = (pred - target) / self.scale
-            return (self.scale * (r.abs() + torch.nn.functional.softplus(-2 * r.abs())
-                                  - np.log(2.0))).mean()
+            r = ((pred - target) / self.scale).abs()
+            return (self.scale * (r + torch.nn.functional.softplus(-2 * r) - np.log(2.0))).mean()
 
     assert LogCoshLoss.config_keys() == ("scale", "rank_weight", "rank_kind", "rank_scale",
                                          "space", "margin")
