@@ -24,7 +24,7 @@ from vmafdistill.evaluation import (
     stratified_metrics,
     worst_group_quantile,
 )
-from vmafdistill.evaluation.baselines import BASELINES, fit_predict_baselines
+from vmafdistill.evaluation.baselines import baseline_specs, fit_predict_baselines
 
 FEATURES = ["log_bitrate", "scale_ratio", "codec_h264", "codec_h265", "sobel_mean", "blockiness"]
 
@@ -279,7 +279,28 @@ def test_gbdt50_out_of_fold_equals_sklearn() -> None:
     got = lin.loc[df["sample_id"].iloc[test], "pred"].to_numpy()
     np.testing.assert_allclose(got, np.column_stack([x[test], np.ones(len(test))]) @ coef,
                                rtol=1e-8, atol=1e-8)
-    assert {"gbdt50", "gbdt180", "rf400", "tree8", "linear"} <= set(BASELINES)
+    assert {"gbdt50", "gbdt180", "rf400", "tree8", "linear"} <= set(baseline_specs())
+
+
+def test_baselines_come_from_conf_with_the_parameters_they_always_had() -> None:
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.tree import DecisionTreeRegressor
+
+    from vmafdistill.evaluation.baselines import make_baseline
+
+    before = {  # the estimators the code built before conf/baselines.yaml held them
+        "gbdt50": GradientBoostingRegressor(n_estimators=50, max_depth=3),
+        "gbdt180": GradientBoostingRegressor(n_estimators=180, max_depth=3),
+        "rf400": RandomForestRegressor(n_estimators=400, min_samples_leaf=1, n_jobs=1),
+        "tree8": DecisionTreeRegressor(max_depth=8),
+    }
+    for name, est in before.items():
+        got = make_baseline(name)
+        assert type(got) is type(est) and got.get_params() == est.get_params(), name
+    for name in baseline_specs():  # every entry builds
+        assert hasattr(make_baseline(name), "fit"), name
+    with pytest.raises(VmafDistillError, match="unknown estimator 'xgb'"):
+        make_baseline("x", {"x": {"estimator": "xgb"}})
 
 
 def test_baselines_errors() -> None:

@@ -22,10 +22,15 @@ from vmafdistill.students.models import make_scaled_student
 
 torch.set_num_threads(1)
 NAMES = feature_set("paper14")
+# every hyper-parameter spelled out (a student config sets them all; these are the values the
+# cases were written against: no margin, no residual skip path)
+_PLAIN = {"output_margin": 0.0, "linear_skip": False, "residual_penalty": 0.0}
 CFGS = {
-    "linear": {"name": "linear", "output": "linear"},
-    "mlp": {"name": "mlp", "widths": [16, 8], "activation": "gelu", "output": "bounded"},
-    "soft_tree": {"name": "soft_tree", "depth": 3, "n_trees": 4, "output": "bounded"},
+    "linear": {"name": "linear", "output": "linear", "output_margin": 0.0},
+    "mlp": {"name": "mlp", "widths": [16, 8], "activation": "gelu", "dropout": 0.0,
+            "feature_weighting": False, "output": "bounded", **_PLAIN},
+    "soft_tree": {"name": "soft_tree", "depth": 3, "n_trees": 4, "temperature": 1.0,
+                  "routing": "oblique", "output": "bounded", **_PLAIN},
 }
 
 

@@ -158,6 +158,56 @@ def test_shipped_loss_configs_build() -> None:
         assert torch.isfinite(value) and float(value) > 0
 
 
+def test_every_loss_config_builds_through_the_registry() -> None:
+    from omegaconf import OmegaConf
+
+    from vmafdistill.config import conf_dir
+    from vmafdistill.students.losses import LOSSES
+
+    for f in sorted((conf_dir() / "loss").glob("*.yaml")):
+        cfg = OmegaConf.to_container(OmegaConf.load(f))
+        assert cfg["name"] in LOSSES, f.name
+        loss = build_loss(cfg)
+        assert type(loss) is LOSSES[cfg["name"]], f.name
+        # every key a YAML sets is one its class takes (null: inert, e.g. a sweep axis `tau`)
+        set_keys = {k for k, v in cfg.items() if v is not None} - {"name"}
+        assert set_keys <= set(LOSSES[cfg["name"]].config_keys()), f.name
+
+
+def test_a_loss_registered_in_one_place_builds_through_the_factory(monkeypatch) -> None:
+    """Adding a loss = one class + one registration line (+ conf/loss/<name>.yaml): the
+    docs/students.md example, registered here, builds through build_loss with its own keys."""
+    from vmafdistill.students import losses
+
+    monkeypatch.setattr(losses, "LOSSES", dict(losses.LOSSES))  # leave the real registry alone
+
+    @losses.register_loss("logcosh")
+    class LogCoshLoss(losses.DistillLoss):
+        """mean scale·log(cosh((p - y) / scale)): quadratic near 0, linear beyond."""
+
+        def __init__(self, scale: float = 1.0, **kw) -> None:
+            super().__init__(**kw)
+            self.scale = float(scale)
+
+        def point_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            r = ((pred - target) / self.scale).abs()
+            return (self.scale * (r + torch.nn.functional.softplus(-2 * r) - np.log(2.0))).mean()
+
+    assert LogCoshLoss.config_keys() == ("scale", "rank_weight", "rank_kind", "rank_scale",
+                                         "space", "margin")
+    cfg = {"name": "logcosh", "space": "vmaf", "margin": 2.0, "scale": 4.0, "rank_weight": 0.0,
+           "rank_kind": "plcc", "rank_scale": 1.0}  # what conf/loss/logcosh.yaml would hold
+    loss = build_loss(cfg)
+    assert isinstance(loss, LogCoshLoss) and loss.scale == 4.0
+    p, y = np.array([10.0, 50.0, 90.0]), np.array([20.0, 45.0, 91.0])
+    want = float(np.mean(4.0 * np.log(np.cosh((p - y) / 4.0))))
+    assert float(loss(_t(p), _t(y))) == pytest.approx(want, rel=1e-9)
+    with pytest.raises(VmafDistillError, match=r"unknown key\(s\) \['delta'\]"):
+        build_loss({**cfg, "delta": 1.0})
+    with pytest.raises(VmafDistillError, match="already registered"):
+        losses.register_loss("huber")(LogCoshLoss)
+
+
 def test_logit_space_losses_match_numpy() -> None:
     from vmafdistill.students.losses import vmaf_logit
 

@@ -26,7 +26,27 @@ ort = pytest.importorskip("onnxruntime")
 NAMES = ["log_bitrate", "scale_ratio", "codec_h264", "codec_h265", "codec_av1", "codec_vp9",
          "mean_luma", "laplacian_var", "temporal_diff", "blockiness"]
 
-CONFIGS = {
+#: The hyper-parameters these cases were written against (the values build_student used for an
+#: absent key before the defaults moved to conf/student/*.yaml, where a config now sets them
+#: all): each case spells them out through :func:`full`, so it keeps testing the same model.
+BEFORE = {
+    "mlp": {"widths": [32, 16], "activation": "gelu", "dropout": 0.0, "feature_weighting": False,
+            "output": "bounded", "output_margin": 0.0, "linear_skip": False,
+            "residual_penalty": 0.0},
+    "soft_tree": {"depth": 4, "n_trees": 8, "temperature": 1.0, "routing": "oblique",
+                  "output": "bounded", "output_margin": 0.0, "linear_skip": False,
+                  "residual_penalty": 0.0},
+    "linear": {"output": "linear", "output_margin": 0.0},
+    "logistic": {"output": "bounded", "output_margin": 0.0},
+}
+
+
+def full(cfg: dict) -> dict:
+    """``cfg`` with the :data:`BEFORE` hyper-parameters of its kind that it does not set."""
+    return {**BEFORE[cfg["name"]], **cfg}
+
+
+CONFIGS = {k: full(v) for k, v in {
     "mlp": {"name": "mlp", "widths": [16, 8], "activation": "gelu", "feature_weighting": True,
             "output": "bounded"},
     "mlp_silu": {"name": "mlp", "widths": [16, 8], "activation": "silu", "feature_weighting": True,
@@ -50,7 +70,7 @@ CONFIGS = {
                               "transforms": {"scale_ratio": "slog1p", "blockiness": "slog1p"},
                               "interactions": [["log_bitrate", "scale_ratio"],
                                                ["temporal_diff", "blockiness"]]},
-}
+}.items()}
 
 
 @pytest.fixture(autouse=True)
@@ -175,8 +195,8 @@ def test_interactions_append_products_of_transformed_columns() -> None:
 def test_interaction_config_errors() -> None:
     x = raw_features(10)
     with pytest.raises(VmafDistillError, match=r"scene_qp.*not among"):
-        make_scaled_student({"name": "logistic", "interactions": [["scene_qp", "scale_ratio"]]},
-                            x, NAMES)
+        make_scaled_student(full({"name": "logistic",
+                                  "interactions": [["scene_qp", "scale_ratio"]]}), x, NAMES)
     with pytest.raises(VmafDistillError, match="not a pair"):
         fit_scaler(x, NAMES, interactions=[["log_bitrate"]])
     with pytest.raises(VmafDistillError, match="twice"):
@@ -189,8 +209,8 @@ def test_interaction_config_errors() -> None:
 def test_monotone_check_catches_an_interaction_that_bends_a_slope() -> None:
     from vmafdistill.students.models import monotone_check
 
-    cfg = {"name": "logistic", "output_margin": 2.0, "monotone": {"log_bitrate": 1},
-           "interactions": [["log_bitrate", "mean_luma"]], "transforms": {}}
+    cfg = full({"name": "logistic", "output_margin": 2.0, "monotone": {"log_bitrate": 1},
+                "interactions": [["log_bitrate", "mean_luma"]], "transforms": {}})
     x = raw_features(80)
     model = make_scaled_student(cfg, x, NAMES).eval()
     lin = model.student.linear  # MonotoneLinear: log_bitrate's weight is softplus(raw) > 0
@@ -207,8 +227,8 @@ def test_monotone_check_catches_an_interaction_that_bends_a_slope() -> None:
 
 
 def test_features_subset_keeps_the_products_of_the_columns_it_keeps() -> None:
-    base = {"name": "logistic", "transforms": {},
-            "interactions": [["log_bitrate", "scale_ratio"]]}
+    base = full({"name": "logistic", "transforms": {},
+                 "interactions": [["log_bitrate", "scale_ratio"]]})
     x = raw_features(30)
     model = make_scaled_student({**base, "features": ["log_bitrate", "scale_ratio"]}, x, NAMES)
     names = model.input_names
@@ -240,8 +260,8 @@ def test_old_bundle_without_interactions_loads_and_bad_ones_name_the_file(tmp_pa
 def test_monotone_check_nan_rows() -> None:
     from vmafdistill.students.models import monotone_check
 
-    cfg = {"name": "logistic", "output_margin": 2.0, "monotone": {"log_bitrate": 1},
-           "interactions": [["log_bitrate", "mean_luma"]], "transforms": {}}
+    cfg = full({"name": "logistic", "output_margin": 2.0, "monotone": {"log_bitrate": 1},
+                "interactions": [["log_bitrate", "mean_luma"]], "transforms": {}})
     x = raw_features(80)
     model = make_scaled_student(cfg, x, NAMES).eval()
     with torch.no_grad():
@@ -270,7 +290,9 @@ def test_fit_scaler_floor_nan_and_errors() -> None:
 
 def _soft_tree_from_sklearn(tree, n_features: int, depth: int) -> SoftTreeStudent:
     """Copy a fitted sklearn tree (depth <= ``depth``) into a 1-tree soft tree, linear head."""
-    st = SoftTreeStudent(n_features, depth=depth, n_trees=1, temperature=1e-4, output="linear")
+    st = SoftTreeStudent(n_features, depth=depth, n_trees=1, temperature=1e-4,
+                         routing="oblique", output="linear", output_margin=0.0,
+                         linear_skip=False, residual_penalty=0.0)
     t = tree.tree_
     w = torch.zeros(n_features, st.n_nodes)
     w[0, :] = 1.0  # filler routing for nodes below an early sklearn leaf
@@ -340,8 +362,8 @@ def _fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, l
 
 
 @pytest.mark.parametrize(("cfg", "steps", "lr", "max_rmse"), [
-    ({"name": "mlp", "widths": [32, 32], "activation": "gelu"}, 600, 1e-2, 1.0),
-    ({"name": "soft_tree", "depth": 3, "n_trees": 16, "temperature": 1.0}, 600, 3e-2, 1.2),
+    (full({"name": "mlp", "widths": [32, 32], "activation": "gelu"}), 600, 1e-2, 1.0),
+    (full({"name": "soft_tree", "depth": 3, "n_trees": 16, "temperature": 1.0}), 600, 3e-2, 1.2),
 ])
 def test_student_fits_smooth_function(cfg: dict, steps: int, lr: float, max_rmse: float) -> None:
     rng = np.random.default_rng(0)
@@ -360,7 +382,7 @@ def test_student_fits_smooth_function(cfg: dict, steps: int, lr: float, max_rmse
 
 def test_linear_subset_student_uses_only_its_columns() -> None:
     x = raw_features(30)
-    model = _scaled({"name": "linear", "features": ["log_bitrate"]}, x)
+    model = _scaled(full({"name": "linear", "features": ["log_bitrate"]}), x)
     x2 = x.copy()
     x2[:, 1:] = raw_features(30, seed=9)[:, 1:]
     with torch.no_grad():
@@ -384,9 +406,16 @@ def test_build_student_errors() -> None:
     with pytest.raises(VmafDistillError, match="unknown name"):
         build_student({"name": "xgboost"}, 3)
     with pytest.raises(VmafDistillError, match="codec_av2"):
-        build_student({"name": "linear", "features": ["codec_av2"]}, 3, ["a", "b", "c"])
-    with pytest.raises(VmafDistillError, match="activation"):
-        build_student({"name": "mlp", "activation": "tanh"}, 3)
+        build_student(full({"name": "linear", "features": ["codec_av2"]}), 3, ["a", "b", "c"])
+    with pytest.raises(VmafDistillError, match="activation: unknown 'tanh'"):
+        build_student(full({"name": "mlp", "activation": "tanh"}), 3)
+    # no code defaults: a hand-built mapping that leaves a hyper-parameter out is told which
+    # and where the defaults are
+    with pytest.raises(VmafDistillError,
+                       match=r"'mlp': the config sets no 'widths'.*conf/student/mlp\.yaml"):
+        build_student({k: v for k, v in CONFIGS["mlp"].items() if k != "widths"}, 3)
+    with pytest.raises(VmafDistillError, match="sets no 'output_margin'"):
+        build_student({**CONFIGS["logistic"], "output_margin": None}, len(NAMES), NAMES)
 
 
 @pytest.mark.parametrize("kind", ["mlp", "soft_tree_axis", "linear_metadata",
@@ -561,6 +590,96 @@ def test_residual_students_start_as_their_logistic_skip_and_penalise_the_branch(
 
 def test_monotone_config_errors() -> None:
     with pytest.raises(VmafDistillError, match="monotone"):
-        build_student({"name": "logistic", "monotone": {"log_bitrate": 2}}, len(NAMES), NAMES)
-    with pytest.raises(VmafDistillError, match="output_margin"):
-        build_student({"name": "logistic", "output_margin": -1}, len(NAMES), NAMES)
+        build_student(full({"name": "logistic", "monotone": {"log_bitrate": 2}}), len(NAMES),
+                      NAMES)
+    with pytest.raises(VmafDistillError, match="output_margin must be in"):
+        build_student(full({"name": "logistic", "output_margin": -1}), len(NAMES), NAMES)
+
+
+def test_every_student_config_sets_every_key_of_its_registered_class() -> None:
+    from omegaconf import OmegaConf
+
+    from vmafdistill.config import conf_dir
+    from vmafdistill.students import STUDENTS
+    from vmafdistill.students.models import PIPELINE_KEYS
+
+    for f in sorted((conf_dir() / "student").glob("*.yaml")):
+        cfg = OmegaConf.to_container(OmegaConf.load(f))
+        cls = STUDENTS[cfg["name"]]
+        # the YAML alone builds it (defaults live there only) and has no key nothing reads
+        assert all(cfg.get(k) is not None for k in cls.config_keys()), f.name
+        assert set(cfg) <= {*cls.config_keys(), *PIPELINE_KEYS}, f.name
+        bare = {**cfg, "features": None, "monotone": None}  # (columns: the test above)
+        assert isinstance(build_student(bare, 3), cls), f.name
+    # every registered name has its conf/student/<name>.yaml (complete_student_cfg reads it)
+    assert all((conf_dir() / "student" / f"{name}.yaml").is_file() for name in STUDENTS)
+
+
+def test_a_student_registered_in_one_place_builds_through_the_factory(monkeypatch) -> None:
+    """Adding a student = one class + one registration line (+ conf/student/<name>.yaml): the
+    docs/students.md example, registered here, trains, exports and round-trips a bundle."""
+    from torch import nn
+
+    from vmafdistill.students import models
+
+    monkeypatch.setattr(models, "STUDENTS", dict(models.STUDENTS))  # leave the real one alone
+
+    @models.register_student("quadratic")
+    class QuadraticStudent(models.Student):
+        """z = w·x + v·x² + b (each input's own curvature), then the output head."""
+
+        def __init__(self, n_features: int, *, output: str, output_margin: float,
+                     signs=None) -> None:
+            super().__init__()
+            self.linear = nn.Linear(n_features, 1)
+            self.curvature = nn.Parameter(torch.zeros(n_features))
+            self.head = models.output_head(output, output_margin)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.linear(x).squeeze(-1) + (x * x) @ self.curvature)
+
+        def set_output_bias(self, z: float) -> None:
+            self.linear.bias.fill_(z)
+
+    cfg = {"name": "quadratic", "output": "bounded", "output_margin": 2.0,
+           "transforms": None, "features": None}  # what conf/student/quadratic.yaml would hold
+    x = raw_features(50)
+    y = np.random.default_rng(0).uniform(20, 90, 50)
+    with torch.no_grad():
+        model = make_scaled_student(cfg, x, NAMES, y_train=y)
+        model.student.linear.weight.zero_()
+        np.testing.assert_allclose(model.eval()(torch.from_numpy(x)).numpy(), y.mean(),
+                                   rtol=1e-5)  # init_output_bias reached its method
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    sess = ort.InferenceSession(_onnx(model, x[:2]), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert np.abs(sess.run(None, {"features": x})[0] - want).max() <= 1e-4
+    with pytest.raises(VmafDistillError, match=r"'quadratic': the config sets no 'output'"):
+        build_student({"name": "quadratic", "output_margin": 2.0}, 3)
+    with pytest.raises(VmafDistillError, match="already registered"):
+        models.register_student("mlp")(QuadraticStudent)
+
+
+def test_stored_configs_are_completed_from_conf_student(tmp_path) -> None:
+    from vmafdistill.students import complete_student_cfg
+
+    # a bundle written before output_margin / the residual skip path existed: their absence
+    # meant no margin and no skip path (not mlp.yaml's 2.0 / true), so its weights still fit
+    old = {"name": "mlp", "widths": [8], "activation": "gelu", "dropout": 0.0,
+           "feature_weighting": True, "output": "bounded", "transforms": None, "features": None}
+    done = complete_student_cfg(old)
+    assert done == {**old, "output_margin": 0.0, "linear_skip": False, "residual_penalty": 0.0}
+    # any other key it lacks comes from conf/student/<name>.yaml
+    assert complete_student_cfg({"name": "soft_tree", "output": "linear"})["depth"] == 3
+    assert complete_student_cfg(CONFIGS["mlp"]) == CONFIGS["mlp"]  # a complete one is kept
+    x = raw_features(30)
+    model = _scaled(BEFORE["mlp"] | old, x)
+    path = tmp_path / "old.pt"
+    save_bundle(path, model, old, {"feature_names": NAMES})
+    loaded, meta = load_bundle(path)
+    assert meta["student_cfg"] == done
+    xt = torch.from_numpy(x)
+    with torch.no_grad():
+        assert torch.equal(loaded(xt), model(xt))

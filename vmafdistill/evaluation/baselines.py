@@ -1,12 +1,15 @@
 """Classical baselines (sklearn) on the same grouped folds as the students (torch-free).
 
-Each factory returns a fresh unfitted estimator; :func:`fit_predict_baselines` sets its
-``random_state`` to the given seed where it has one and returns out-of-fold predictions.
+The baselines are named in ``conf/baselines.yaml`` (name -> ``estimator`` kind + parameters);
+:data:`ESTIMATORS` maps a kind to the factory that takes those parameters. Adding one is an
+entry there (a new kind: one :func:`register_estimator` line). :func:`fit_predict_baselines`
+sets ``random_state`` to the given seed where the estimator has one and returns out-of-fold
+predictions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,16 +22,46 @@ from sklearn.tree import DecisionTreeRegressor
 
 from ..errors import VmafDistillError
 
-__all__ = ["BASELINES", "fit_predict_baselines"]
+__all__ = ["ESTIMATORS", "baseline_specs", "fit_predict_baselines", "make_baseline",
+           "register_estimator"]
 
-#: name -> factory of an unfitted sklearn regressor.
-BASELINES: dict[str, Callable[[], Any]] = {
-    "gbdt50": lambda: GradientBoostingRegressor(n_estimators=50, max_depth=3),
-    "gbdt180": lambda: GradientBoostingRegressor(n_estimators=180, max_depth=3),
-    "rf400": lambda: RandomForestRegressor(n_estimators=400, min_samples_leaf=1, n_jobs=1),
-    "tree8": lambda: DecisionTreeRegressor(max_depth=8),
-    "linear": lambda: make_pipeline(StandardScaler(), LinearRegression()),
-}
+#: Estimator kind (a baseline's ``estimator:`` key) -> factory taking its parameters.
+ESTIMATORS: dict[str, Callable[..., Any]] = {}
+
+
+def register_estimator(kind: str, factory: Callable[..., Any]) -> None:
+    """Make ``estimator: <kind>`` usable in ``conf/baselines.yaml``."""
+    ESTIMATORS[kind] = factory
+
+
+def _standardised_ols(**params: Any) -> Any:
+    return make_pipeline(StandardScaler(), LinearRegression(**params))
+
+
+register_estimator("gbdt", GradientBoostingRegressor)
+register_estimator("random_forest", RandomForestRegressor)
+register_estimator("tree", DecisionTreeRegressor)
+register_estimator("linear", _standardised_ols)
+
+
+def baseline_specs() -> dict[str, dict[str, Any]]:
+    """The baselines of ``conf/baselines.yaml``: name -> ``{estimator: kind, **params}``."""
+    from ..config import load_yaml
+
+    return load_yaml("baselines")
+
+
+def make_baseline(name: str, specs: Mapping[str, Mapping[str, Any]] | None = None) -> Any:
+    """A fresh unfitted estimator of baseline ``name`` (``specs``: :func:`baseline_specs`)."""
+    specs = baseline_specs() if specs is None else specs
+    if name not in specs:
+        raise VmafDistillError(f"baselines: unknown {[name]}; known: {sorted(specs)}")
+    params = dict(specs[name])
+    kind = params.pop("estimator", None)
+    if kind not in ESTIMATORS:
+        raise VmafDistillError(f"baseline {name!r}: unknown estimator {kind!r} (conf/baselines"
+                               f".yaml); known: {sorted(ESTIMATORS)}")
+    return ESTIMATORS[kind](**params)
 
 
 def _seeded(est: Any, seed: int) -> Any:
@@ -44,8 +77,10 @@ def fit_predict_baselines(
     names: Sequence[str],
     seed: int = 0,
     target: str = "vmaf",
+    specs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> pd.DataFrame:
-    """Out-of-fold predictions of each baseline in ``names`` on ``splits``.
+    """Out-of-fold predictions of each baseline in ``names`` (of ``specs``, default
+    ``conf/baselines.yaml``) on ``splits``.
 
     Returns a DataFrame with columns ``sample_id, model, fold, pred`` (one row per test row per
     fold per model). Missing columns, NaN/inf features or an unknown name raise
@@ -55,9 +90,10 @@ def fit_predict_baselines(
     missing = [c for c in cols if c not in samples.columns]
     if missing:
         raise VmafDistillError(f"baselines: samples have no column(s) {missing}")
-    unknown = [n for n in names if n not in BASELINES]
+    specs = baseline_specs() if specs is None else specs
+    unknown = [n for n in names if n not in specs]
     if unknown:
-        raise VmafDistillError(f"baselines: unknown {unknown}; known: {sorted(BASELINES)}")
+        raise VmafDistillError(f"baselines: unknown {unknown}; known: {sorted(specs)}")
     x = samples[list(feature_names)].to_numpy(dtype=np.float64)
     y = samples[target].to_numpy(dtype=np.float64)
     bad = [c for c, ok in zip(feature_names, np.isfinite(x).all(axis=0), strict=True) if not ok]
@@ -68,7 +104,7 @@ def fit_predict_baselines(
     frames = []
     for name in names:
         for fold, (train, test) in enumerate(splits):
-            est = _seeded(BASELINES[name](), seed)
+            est = _seeded(make_baseline(name, specs), seed)
             est.fit(x[train], y[train])
             frames.append(pd.DataFrame({
                 "sample_id": ids[test], "model": name, "fold": fold,

@@ -6,7 +6,8 @@ classes, so it loads with ``weights_only=True``)::
     format            "vmafdistill-student"
     format_version    1, or 2 when ``interactions`` is not empty (a reader from before
                       interactions refuses those by version instead of failing on a shape)
-    student_cfg       the conf/student mapping the model was built from
+    student_cfg       the conf/student mapping the model was built from (a key an older
+                      bundle lacks is read from conf/student: ``complete_student_cfg``)
     feature_names     raw input columns, in order
     transforms        {column: kind} applied inside ScaledStudent
     interactions      [[a, b], ...] product columns appended inside ScaledStudent (may be absent)
@@ -34,7 +35,7 @@ from ..errors import ModelError, VmafDistillError
 # BUNDLE_VERSION (and why 1 is still written) is documented in vmafdistill.versions.
 from ..versions import BUNDLE_READABLE_VERSIONS as READABLE_VERSIONS  # re-export
 from ..versions import BUNDLE_VERSION as BUNDLE_VERSION  # re-export
-from .models import ScaledStudent, scaled_student
+from .models import ScaledStudent, complete_student_cfg, scaled_student
 
 __all__ = ["BUNDLE_FORMAT", "BUNDLE_VERSION", "load_bundle", "save_bundle", "to_plain"]
 
@@ -118,7 +119,8 @@ def load_bundle(path: str | Path) -> tuple[ScaledStudent, dict[str, Any]]:
                          f"reads {', '.join(map(str, READABLE_VERSIONS))}); a newer vmafdistill "
                          "wrote it")
     try:
-        cfg = payload["student_cfg"]
+        # hyper-parameters an older bundle lacks: from conf/student (complete_student_cfg)
+        cfg = complete_student_cfg(payload["student_cfg"])
         names = payload["feature_names"]
         state = payload["state_dict"]
         # bundles before interactions: none; version-1 bundles written between interactions and

@@ -65,65 +65,61 @@ def _eval(y: np.ndarray, pred: np.ndarray, thresholds: Sequence[float]) -> dict[
     return {**regression_metrics(y, pred), "guard": guard_metrics(y, pred, list(thresholds))}
 
 
-def finetune(
-    cfg: Mapping[str, Any], run_dir: Path, overrides: Sequence[str] = ()
-) -> dict[str, Any]:
-    """Run the fine-tuning protocol; writes ``metrics.json`` and ``student.pt`` into ``run_dir``.
-
-    Returns the metrics; ``objective`` is the held-out MAE after fine-tuning.
-    """
-    import pandas as pd
-    import torch
-
-    from ..corpus.tables import atomic_write_json, write_table
-    from ..evaluation.conformal import conformal_quantile
-    from ..evaluation.splits import make_splits
-    from .bundle import load_bundle, save_bundle
+def load_source(plain: Mapping[str, Any]) -> tuple[Path, Any, dict[str, Any], list[str]]:
+    """The student to fine-tune: ``(bundle path, model, meta, frozen prefixes)`` (the prefixes
+    are checked against its parameter names)."""
+    from .bundle import load_bundle
     from .lit_module import freeze_parameters
-    from .train import _finite, begin_run, checked_monotone, fit_student, load_rows, predict
-
-    t0 = time.perf_counter()
-    plain, run_dir = begin_run(cfg, run_dir)
-    target = plain.get("target", "vmaf")
-    thresholds = list(plain.get("guard_thresholds") or [])
-    alpha = float((plain.get("conformal") or {}).get("alpha", 0.1))
-    frozen = _prefixes(plain.get("freeze"))
 
     if plain.get("ckpt") in (None, "", "???"):
         raise VmafDistillError("ckpt=PATH is required (a student.pt or a sweep's winner.json)")
     bundle_path = resolve_ckpt(plain["ckpt"])
     original, meta = load_bundle(bundle_path)
+    frozen = _prefixes(plain.get("freeze"))
     try:
         freeze_parameters(copy.deepcopy(original), frozen)
     except ValueError as exc:
         raise VmafDistillError(f"freeze: {exc}") from None
-    names = list(meta["feature_names"])
-    plain["student"] = meta["student_cfg"]
-    # Fine-tune with the loss the student was trained with unless one is chosen (loss=...): a
-    # student fitted on VMAF points and tuned in logit space drifts away from what it was
-    # good at (the shipped student: held-out MAE 3.82 -> 4.00 with the logit Huber, -> 3.68
-    # with its own).
+    return bundle_path, original, meta, frozen
+
+
+def finetune_loss(plain: Mapping[str, Any], meta: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """The loss config to fine-tune with and where it came from.
+
+    The loss the student was trained with unless one is chosen (``loss=...``): a student fitted
+    on VMAF points and tuned in logit space drifts away from what it was good at (the shipped
+    student: held-out MAE 3.82 -> 4.00 with the logit Huber, -> 3.68 with its own). Keys given
+    without ``loss=`` (``+loss.delta=2``) are laid over the training loss.
+    """
     chosen = dict(plain.get("loss") or {})
     if chosen.get("name"):
-        loss_source = "loss= override"
-    else:  # no loss=..., or only keys of one (+loss.delta=2): laid over the training loss
-        if (meta.get("config") or {}).get("loss"):
-            base, loss_source = dict(meta["config"]["loss"]), "the bundle's training loss"
-        else:
-            from omegaconf import OmegaConf
+        return chosen, "loss= override"
+    if (meta.get("config") or {}).get("loss"):
+        base, loss_source = dict(meta["config"]["loss"]), "the bundle's training loss"
+    else:
+        from omegaconf import OmegaConf
 
-            from ..config import conf_dir
+        from ..config import conf_dir
 
-            base = OmegaConf.to_container(OmegaConf.load(conf_dir() / "loss" / "huber.yaml"))
-            loss_source = "conf/loss/huber.yaml (the bundle records no training loss)"
-        if chosen:
-            loss_source += f" with {sorted(chosen)} overridden"
-        plain["loss"] = {**base, **chosen}
+        base = OmegaConf.to_container(OmegaConf.load(conf_dir() / "loss" / "huber.yaml"))
+        loss_source = "conf/loss/huber.yaml (the bundle records no training loss)"
+    if chosen:
+        loss_source += f" with {sorted(chosen)} overridden"
+    return {**base, **chosen}, loss_source
 
-    corpus_dir, manifest, samples, x, y, _ = load_rows(
-        cfg, plain, names, target)  # type: ignore[arg-type]
-    splits = make_splits(samples, plain["cv"])
 
+def heldout_predictions(
+    plain: Mapping[str, Any], original: Any, frozen: Sequence[str], names: Sequence[str],
+    samples: Any, x: np.ndarray, y: np.ndarray, splits: Sequence[Any], run_dir: Path,
+) -> Any:
+    """Per fold, the original student's and the fold-tuned student's predictions on the held-out
+    rows (``pred_before``, ``pred``); written to ``heldout.parquet``."""
+    import pandas as pd
+
+    from ..corpus.tables import write_table
+    from .train import fit_student, predict
+
+    target = plain.get("target", "vmaf")
     parts = []
     for k, (tr, te) in enumerate(splits):
         tuned, _ = fit_student(plain, x, y, names, tr, te, run_dir, f"fold{k}",
@@ -135,6 +131,63 @@ def finetune(
         }))
     held = pd.concat(parts, ignore_index=True)
     write_table(held, run_dir / "heldout.parquet")
+    return held
+
+
+def save_finetuned(
+    plain: Mapping[str, Any], meta: Mapping[str, Any], final: Any, metrics: Mapping[str, Any],
+    manifest: Mapping[str, Any], bundle_path: Path, run_dir: Path,
+) -> None:
+    """``student.pt``: the original bundle's meta with this corpus, held-out metrics and q."""
+    from .bundle import save_bundle
+    from .train import _finite
+
+    new_meta = dict(meta)
+    for key in ("student_cfg", "feature_names", "transforms", "interactions"):
+        new_meta.pop(key, None)
+    new_meta.update(
+        corpus={"name": manifest.get("name"), "hash": manifest.get("corpus_hash")},
+        finetuned_from={"bundle": str(bundle_path), "corpus": meta.get("corpus")},
+        metrics=_finite({"heldout_before": metrics["before"]["heldout"],
+                         "heldout_after": metrics["after"]["heldout"],
+                         "monotone_check": metrics["monotone_check"]}),
+        conformal={"alpha": metrics["conformal"]["alpha"], "q": metrics["conformal"]["q"],
+                   "rule": "pooled"},
+        guard_thresholds=list(plain.get("guard_thresholds") or []),
+        target=plain.get("target", "vmaf"),
+        config=_finite(plain),
+    )
+    save_bundle(run_dir / "student.pt", final, meta["student_cfg"], new_meta)
+
+
+def finetune(
+    cfg: Mapping[str, Any], run_dir: Path, overrides: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Run the fine-tuning protocol; writes ``metrics.json`` and ``student.pt`` into ``run_dir``.
+
+    Returns the metrics; ``objective`` is the held-out MAE after fine-tuning.
+    """
+    import torch
+
+    from ..corpus.tables import atomic_write_json
+    from ..evaluation.conformal import conformal_quantile
+    from ..evaluation.splits import make_splits
+    from .train import _finite, begin_run, checked_monotone, fit_student, load_rows, predict
+
+    t0 = time.perf_counter()
+    plain, run_dir = begin_run(cfg, run_dir)
+    target = plain.get("target", "vmaf")
+    thresholds = list(plain.get("guard_thresholds") or [])
+    alpha = float((plain.get("conformal") or {}).get("alpha", 0.1))
+    bundle_path, original, meta, frozen = load_source(plain)
+    names = list(meta["feature_names"])
+    plain["student"] = meta["student_cfg"]
+    plain["loss"], loss_source = finetune_loss(plain, meta)
+
+    corpus_dir, manifest, samples, x, y, _ = load_rows(
+        cfg, plain, names, target)  # type: ignore[arg-type]
+    splits = make_splits(samples, plain["cv"])
+    held = heldout_predictions(plain, original, frozen, names, samples, x, y, splits, run_dir)
     yh = held[target].to_numpy(float)
     before = _eval(yh, held["pred_before"].to_numpy(float), thresholds)
     after = _eval(yh, held["pred"].to_numpy(float), thresholds)
@@ -171,20 +224,7 @@ def finetune(
         "conformal": {"alpha": alpha, "q": q, "source": "pooled held-out residuals after"},
         "bundle": str(run_dir / "student.pt"),
     }
-    new_meta = dict(meta)
-    for key in ("student_cfg", "feature_names", "transforms", "interactions"):
-        new_meta.pop(key, None)
-    new_meta.update(
-        corpus={"name": manifest.get("name"), "hash": manifest.get("corpus_hash")},
-        finetuned_from={"bundle": str(bundle_path), "corpus": meta.get("corpus")},
-        metrics=_finite({"heldout_before": before, "heldout_after": after,
-                         "monotone_check": monotone}),
-        conformal={"alpha": alpha, "q": q, "rule": "pooled"},
-        guard_thresholds=thresholds,
-        target=target,
-        config=_finite(plain),
-    )
-    save_bundle(run_dir / "student.pt", final, meta["student_cfg"], new_meta)
+    save_finetuned(plain, meta, final, metrics, manifest, bundle_path, run_dir)
     metrics["objective"] = after["mae"]
     metrics["wall_time_s"] = time.perf_counter() - t0
     atomic_write_json(run_dir / "metrics.json", _finite(metrics))

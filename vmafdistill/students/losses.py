@@ -19,9 +19,10 @@ Pearson correlation (``rank_kind: plcc``) or the Pearson correlation of soft ran
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as nnf
@@ -30,18 +31,22 @@ from torch import Tensor, nn
 from ..errors import VmafDistillError
 
 __all__ = [
-    "LOSS_NAMES",
+    "LOSSES",
     "LOSS_SPACES",
+    "DistillLoss",
     "HuberLoss",
     "MSELoss",
     "TemperatureLoss",
     "build_loss",
     "pearson_corr",
+    "register_loss",
     "soft_rank",
     "vmaf_logit",
 ]
 
-LOSS_NAMES: tuple[str, ...] = ("mse", "huber", "temperature")
+#: Loss kinds: the ``name`` key of a loss config -> its class (filled by :func:`register_loss`).
+LOSSES: dict[str, type[DistillLoss]] = {}
+_L = TypeVar("_L", bound="type[DistillLoss]")
 _RANK_KINDS: tuple[str, ...] = ("plcc", "soft_srocc")
 #: Where the point loss compares scores: ``vmaf`` (raw points) or ``logit`` (:func:`vmaf_logit`).
 LOSS_SPACES: tuple[str, ...] = ("vmaf", "logit")
@@ -69,8 +74,23 @@ def soft_rank(x: Tensor, scale: float) -> Tensor:
     return torch.sigmoid((x[:, None] - x[None, :]) / scale).sum(dim=1)
 
 
-class _DistillLoss(nn.Module):
-    """Base: the per-kind point loss plus the optional batch correlation term."""
+def register_loss(name: str) -> Callable[[_L], _L]:
+    """Class decorator: make a :class:`DistillLoss` subclass buildable as ``name: <name>``
+    (its config keys are its constructor's keyword arguments, :meth:`DistillLoss.config_keys`)."""
+    def deco(cls: _L) -> _L:
+        if LOSSES.get(name, cls) is not cls:
+            raise VmafDistillError(f"loss {name!r} is already registered ({LOSSES[name].__name__})")
+        LOSSES[name] = cls
+        return cls
+    return deco
+
+
+class DistillLoss(nn.Module):
+    """Base: the per-kind point loss plus the optional batch correlation term.
+
+    A subclass implements :meth:`point_loss`; its own hyper-parameters are keyword arguments of
+    its ``__init__``, which passes ``**kw`` (the common keys) on to this one.
+    """
 
     def __init__(self, rank_weight: float = 0.0, rank_kind: str = "plcc",
                  rank_scale: float = 1.0, space: str = "vmaf", margin: float = 2.0) -> None:
@@ -88,6 +108,22 @@ class _DistillLoss(nn.Module):
         self.rank_weight = float(rank_weight)
         self.rank_kind = rank_kind
         self.rank_scale = float(rank_scale)
+
+    @classmethod
+    def config_keys(cls) -> tuple[str, ...]:
+        """The config keys this loss takes: the keyword arguments of its ``__init__`` and, while
+        an ``__init__`` passes ``**kw`` on, of its bases' (down to the common ones here)."""
+        keys: list[str] = []
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None:
+                continue
+            params = list(inspect.signature(init).parameters.values())
+            keys += [p.name for p in params if p.name != "self"
+                     and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+            if not any(p.kind is p.VAR_KEYWORD for p in params):
+                break
+        return tuple(dict.fromkeys(keys))
 
     def to_space(self, v: Tensor) -> Tensor:
         """Scores in the space the point loss compares them in (identity for ``vmaf``)."""
@@ -119,14 +155,16 @@ class _DistillLoss(nn.Module):
         return loss
 
 
-class MSELoss(_DistillLoss):
+@register_loss("mse")
+class MSELoss(DistillLoss):
     """mean (pred - target)^2."""
 
     def point_loss(self, pred: Tensor, target: Tensor) -> Tensor:
         return nnf.mse_loss(pred, target)
 
 
-class HuberLoss(_DistillLoss):
+@register_loss("huber")
+class HuberLoss(DistillLoss):
     """mean Huber_delta(pred - target): quadratic within ``delta`` VMAF points, linear beyond."""
 
     def __init__(self, delta: float = 5.0, **kw: Any) -> None:
@@ -139,7 +177,8 @@ class HuberLoss(_DistillLoss):
         return nnf.huber_loss(pred, target, delta=self.delta)
 
 
-class TemperatureLoss(_DistillLoss):
+@register_loss("temperature")
+class TemperatureLoss(DistillLoss):
     """Temperature-scaled distillation through soft quality classes.
 
     With K bin centres c_k = linspace(lo, hi, K), spacing s and width sigma = tau·s, a score v
@@ -222,25 +261,21 @@ class TemperatureLoss(_DistillLoss):
 
 
 def build_loss(cfg: Mapping[str, Any]) -> nn.Module:
-    """Build the loss a ``conf/loss/<name>.yaml`` mapping describes (``name`` in LOSS_NAMES).
+    """Build the loss a ``conf/loss/<name>.yaml`` mapping describes (``name`` in :data:`LOSSES`).
 
-    Common keys: ``rank_weight`` (default 0), ``rank_kind`` (``plcc`` | ``soft_srocc``),
-    ``rank_scale`` (soft-rank sigmoid scale, VMAF points). ``huber``: ``delta``.
-    ``temperature``: ``tau``, ``n_bins``, ``lo``, ``hi``, ``alpha``, ``delta``,
-    ``learnable_tau``, ``tau_min``, ``tau_max``. Learnable parameters are the module's.
+    The other keys are the class's :meth:`~DistillLoss.config_keys` (null = the class's
+    default; an unknown key is an error listing the known ones). Common keys: ``space``,
+    ``margin``, ``rank_weight``, ``rank_kind`` (``plcc`` | ``soft_srocc``), ``rank_scale``.
+    ``huber``: ``delta``. ``temperature``: ``tau``, ``n_bins``, ``lo``, ``hi``, ``alpha``,
+    ``delta``, ``learnable_tau``, ``tau_min``, ``tau_max``. Learnable parameters are the module's.
     """
     kw = {k: v for k, v in dict(cfg).items() if v is not None}
     name = kw.pop("name", None)
-    if name not in LOSS_NAMES:
-        raise VmafDistillError(f"loss config: unknown name {name!r}; known: {LOSS_NAMES}")
-    allowed = {"rank_weight", "rank_kind", "rank_scale", "space", "margin"}
-    cls: type[_DistillLoss] = MSELoss
-    if name == "huber":
-        cls, allowed = HuberLoss, allowed | {"delta"}
-    elif name == "temperature":
-        cls = TemperatureLoss
-        allowed = allowed | {"tau", "n_bins", "lo", "hi", "alpha", "delta", "learnable_tau",
-                             "tau_min", "tau_max"}
+    if name not in LOSSES:
+        raise VmafDistillError(
+            f"loss config: unknown name {name!r}; known: {', '.join(sorted(LOSSES))}")
+    cls = LOSSES[name]
+    allowed = set(cls.config_keys())
     unknown = sorted(set(kw) - allowed)
     if unknown:
         raise VmafDistillError(f"loss {name!r}: unknown key(s) {unknown}; known: {sorted(allowed)}")

@@ -3,7 +3,9 @@
 Functional split:
 
 * :func:`build_student` turns a ``conf/student/<name>.yaml`` mapping into an ``nn.Module`` that
-  maps *standardised* features ``(N, F)`` to predicted VMAF ``(N,)``;
+  maps *standardised* features ``(N, F)`` to predicted VMAF ``(N,)``: the ``name`` key picks a
+  class from :data:`STUDENTS` (filled by :func:`register_student`) and the class reads its
+  hyper-parameters from the mapping (:meth:`Student.from_config`; the defaults are the YAML's);
 * :class:`ScaledStudent` wraps it with the fixed input pipeline (heavy-tail transform, NaN
   imputation, standardisation), so the exported graph takes *raw* feature values;
 * :func:`fit_scaler` computes the standardisation statistics on training rows.
@@ -14,9 +16,10 @@ ReduceProd, Where, Log, Abs, Sign), with no data-dependent control flow.
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -29,16 +32,18 @@ __all__ = [
     "OUTPUT_CENTER",
     "OUTPUT_SCALE",
     "STD_FLOOR",
-    "STUDENT_NAMES",
+    "STUDENTS",
     "TRANSFORMS",
     "LinearStudent",
     "MLPStudent",
     "MonotoneLinear",
     "ScaledStudent",
     "SoftTreeStudent",
+    "Student",
     "apply_transforms",
     "auxiliary_loss",
     "build_student",
+    "complete_student_cfg",
     "expand_inputs",
     "fit_scaler",
     "init_output_bias",
@@ -47,14 +52,14 @@ __all__ = [
     "make_scaled_student",
     "monotone_check",
     "monotone_signs",
+    "output_head",
+    "register_student",
     "resolve_interactions",
     "resolve_transforms",
     "scaled_student",
+    "student_class",
     "student_input_names",
 ]
-
-#: Student kinds :func:`build_student` knows (the ``name`` key of a student config).
-STUDENT_NAMES: tuple[str, ...] = ("mlp", "soft_tree", "linear", "logistic")
 
 #: Fixed per-column input transforms. ``slog1p`` is sign(x)·ln(1+|x|): the identity near zero,
 #: logarithmic in the tails, defined for any real x.
@@ -204,7 +209,9 @@ def fit_scaler(
 # --------------------------------------------------------------------------- heads / helpers
 
 
-def _output_head(kind: str, margin: float = 0.0) -> nn.Module:
+def output_head(kind: str, margin: float) -> nn.Module:
+    """The output head a student config's ``output`` / ``output_margin`` name: ``bounded``
+    (-m + (100 + 2m)·sigmoid(z)) or ``linear`` (CENTER + SCALE·z)."""
     if kind not in _OUTPUTS:
         raise VmafDistillError(
             f"student output: unknown head {kind!r}; known: {', '.join(_OUTPUTS)}"
@@ -254,9 +261,115 @@ class _Select(nn.Module):
         return self.inner(x.index_select(1, self.index))
 
 
-def _get(cfg: Mapping[str, Any], key: str, default: Any) -> Any:
-    value = cfg.get(key, default)
-    return default if value is None else value
+# --------------------------------------------------------------------------- registry
+
+#: Student kinds: the ``name`` key of a student config -> its class. Filled by
+#: :func:`register_student`; :func:`build_student` looks the name up here.
+STUDENTS: dict[str, type[Student]] = {}
+
+_S = TypeVar("_S", bound="type[Student]")
+
+#: Config keys every student reads outside its constructor (:func:`build_student`), all
+#: optional (absent or null = none / the default): input subset, sign constraints, the
+#: ScaledStudent's transforms and interaction products.
+PIPELINE_KEYS: tuple[str, ...] = ("name", "features", "monotone", "transforms", "interactions")
+
+
+def register_student(*names: str) -> Callable[[_S], _S]:
+    """Class decorator: make a :class:`Student` subclass buildable as ``name: <name>``.
+
+    One class may serve several names (``linear`` and ``logistic`` are one class whose
+    ``output`` head differs in their YAML). Each name needs a ``conf/student/<name>.yaml`` that
+    sets every key of :meth:`Student.config_keys` (the defaults live there only).
+    """
+    def deco(cls: _S) -> _S:
+        for name in names:
+            if STUDENTS.get(name, cls) is not cls:
+                raise VmafDistillError(
+                    f"student {name!r} is already registered ({STUDENTS[name].__name__})")
+            STUDENTS[name] = cls
+        return cls
+    return deco
+
+
+def student_class(name: Any) -> type[Student]:
+    """The registered class of student kind ``name`` (a clear error for an unknown one)."""
+    if name not in STUDENTS:
+        raise VmafDistillError(
+            f"student config: unknown name {name!r}; known: {', '.join(sorted(STUDENTS))}")
+    return STUDENTS[name]
+
+
+class Student(nn.Module):
+    """Base of the student kinds: standardised ``(N, F)`` -> ``(N,)`` VMAF, with an output head.
+
+    A subclass takes ``n_features``, its hyper-parameters as keyword arguments named like their
+    config keys (no defaults: those are in ``conf/student/<name>.yaml``) and ``signs`` (the
+    monotone constraints of its linear part); it sets ``self.head`` and implements
+    :meth:`set_output_bias`.
+    """
+
+    head: nn.Module
+
+    @classmethod
+    def config_keys(cls) -> tuple[str, ...]:
+        """The hyper-parameters this kind reads: its constructor's keyword arguments."""
+        params = inspect.signature(cls.__init__).parameters.values()
+        return tuple(p.name for p in params
+                     if p.name not in ("self", "n_features", "signs")
+                     and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], n_features: int,
+                    signs: Sequence[int]) -> Student:
+        """Build from a student config: every :meth:`config_keys` key must be set (not null)."""
+        name = cfg.get("name")
+        missing = [k for k in cls.config_keys() if cfg.get(k) is None]
+        if missing:
+            raise VmafDistillError(
+                f"student {name!r}: the config sets no {', '.join(map(repr, missing))} (the "
+                f"defaults are in conf/student/{name}.yaml; a hand-built mapping needs every "
+                f"key of {list(cls.config_keys())}, or complete_student_cfg)"
+            )
+        return cls(n_features, signs=signs, **{k: cfg[k] for k in cls.config_keys()})
+
+    def set_output_bias(self, z: float) -> None:  # pragma: no cover - abstract
+        """Set the last bias so that, with zero hidden contribution, the head's input is ``z``."""
+        raise NotImplementedError
+
+    def init_output_bias(self, target_mean: float) -> None:
+        """Start at ``target_mean`` (VMAF): :meth:`set_output_bias` with the head's logit."""
+        if isinstance(self.head, _BoundedHead):
+            z = self.head.inverse(target_mean)
+        else:
+            z = (float(target_mean) - OUTPUT_CENTER) / OUTPUT_SCALE
+        with torch.no_grad():
+            self.set_output_bias(z)
+
+
+#: Hyper-parameters added to conf/student after the first bundles were written (commit
+#: a3e8418: margin, residual skip path), with what their absence meant then. A *stored* config
+#: (bundle, card) without one is completed with this value, not the YAML's (mlp.yaml's
+#: ``linear_skip: true`` would not fit an older bundle's weights).
+_ABSENT_IN_OLD_CONFIGS: dict[str, Any] = {
+    "output_margin": 0.0, "linear_skip": False, "residual_penalty": 0.0,
+}
+
+
+def complete_student_cfg(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored student config (a bundle's ``student_cfg``, a card's ``student``) with every
+    hyper-parameter its class reads: a key it lacks (or holds as null) comes from the packaged
+    ``conf/student/<name>.yaml``, or, for a key added after older bundles were written, the
+    value its absence meant then. Keys it has are kept as they are."""
+    from ..config import load_yaml
+
+    out = dict(cfg)
+    name = out.get("name")
+    missing = [k for k in student_class(name).config_keys() if out.get(k) is None]
+    if missing:
+        defaults = {**load_yaml(f"student/{name}"), **_ABSENT_IN_OLD_CONFIGS}
+        out.update({k: defaults[k] for k in missing if k in defaults})
+    return out
 
 
 # --------------------------------------------------------------------------- students
@@ -320,20 +433,24 @@ def _linear_layer(n_features: int, signs: Sequence[int]) -> nn.Module:
     return layer
 
 
-class LinearStudent(nn.Module):
+@register_student("linear", "logistic")
+class LinearStudent(Student):
     """Affine map of the (selected) standardised features, then the output head.
 
     With ``output="bounded"`` this is the *logistic* student: VMAF = -m + (100 + 2m)·sigmoid(w·x
     + b), a linear model in logit space (the rate-quality curve is sigmoidal in log rate)."""
 
-    def __init__(self, n_features: int, output: str = "linear", margin: float = 0.0,
+    def __init__(self, n_features: int, *, output: str, output_margin: float,
                  signs: Sequence[int] | None = None) -> None:
         super().__init__()
         self.linear = _linear_layer(n_features, signs or [0] * n_features)
-        self.head = _output_head(output, margin)
+        self.head = output_head(str(output), float(output_margin))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.linear(x).squeeze(-1))
+
+    def set_output_bias(self, z: float) -> None:
+        self.linear.bias.fill_(z)
 
 
 class _ResidualMixin:
@@ -354,8 +471,17 @@ class _ResidualMixin:
             self.aux_loss = self.residual_penalty * (branch * branch).mean()
         return self.skip(x).squeeze(-1) + branch
 
+    def _split_output_bias(self, z: float, own_bias: Tensor) -> None:
+        """Output bias ``z``: on the skip path when there is one (the branch's bias 0)."""
+        if self.skip is None:
+            own_bias.fill_(z)
+        else:
+            self.skip.bias.fill_(z)  # type: ignore[union-attr,operator]
+            own_bias.zero_()
 
-class MLPStudent(_ResidualMixin, nn.Module):
+
+@register_student("mlp")
+class MLPStudent(_ResidualMixin, Student):
     """MLP: optional learned per-feature scale gate, hidden layers, unit-scale output head.
 
     ``feature_weighting`` multiplies input column j by a learned ``gate[j]`` (initialised to 1);
@@ -365,24 +491,27 @@ class MLPStudent(_ResidualMixin, nn.Module):
     def __init__(
         self,
         n_features: int,
-        widths: Sequence[int] = (32, 16),
-        activation: str = "gelu",
-        dropout: float = 0.0,
-        feature_weighting: bool = False,
-        output: str = "bounded",
-        margin: float = 0.0,
-        linear_skip: bool = False,
-        residual_penalty: float = 0.0,
+        *,
+        widths: Sequence[int],
+        activation: str,
+        dropout: float,
+        feature_weighting: bool,
+        output: str,
+        output_margin: float,
+        linear_skip: bool,
+        residual_penalty: float,
         signs: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
+        widths, activation, dropout = list(widths), str(activation), float(dropout)
+        linear_skip, residual_penalty = bool(linear_skip), float(residual_penalty)
         if activation not in _ACTIVATIONS:
             raise VmafDistillError(
                 f"mlp activation: unknown {activation!r}; known: {', '.join(_ACTIVATIONS)}"
             )
         if not 0.0 <= float(dropout) < 1.0:
             raise VmafDistillError(f"mlp dropout must be in [0, 1), got {dropout}")
-        self.gate = nn.Parameter(torch.ones(n_features)) if feature_weighting else None
+        self.gate = nn.Parameter(torch.ones(n_features)) if bool(feature_weighting) else None
         layers: list[nn.Module] = []
         width_in = n_features
         for width in widths:
@@ -397,7 +526,7 @@ class MLPStudent(_ResidualMixin, nn.Module):
         nn.init.normal_(last.weight, std=0.01)
         layers.append(last)
         self.body = nn.Sequential(*layers)
-        self.head = _output_head(output, margin)
+        self.head = output_head(str(output), float(output_margin))
         self.skip = _linear_layer(n_features, signs or [0] * n_features) if linear_skip else None
         if residual_penalty < 0:
             raise VmafDistillError(f"residual_penalty must be >= 0, got {residual_penalty}")
@@ -410,6 +539,9 @@ class MLPStudent(_ResidualMixin, nn.Module):
         gated = x * self.gate if self.gate is not None else x
         z = self._combine(self.body(gated).squeeze(-1), x)
         return self.head(z)
+
+    def set_output_bias(self, z: float) -> None:
+        self._split_output_bias(z, self.body[-1].bias)
 
 
 def leaf_path_table(depth: int) -> tuple[np.ndarray, np.ndarray]:
@@ -431,7 +563,8 @@ def leaf_path_table(depth: int) -> tuple[np.ndarray, np.ndarray]:
     return node, right
 
 
-class SoftTreeStudent(_ResidualMixin, nn.Module):
+@register_student("soft_tree")
+class SoftTreeStudent(_ResidualMixin, Student):
     """Ensemble of soft decision trees of fixed depth, vectorised over trees, nodes and leaves.
 
     Each internal node n of tree t routes left with probability
@@ -445,17 +578,21 @@ class SoftTreeStudent(_ResidualMixin, nn.Module):
     def __init__(
         self,
         n_features: int,
-        depth: int = 4,
-        n_trees: int = 8,
-        temperature: float = 1.0,
-        routing: str = "oblique",
-        output: str = "bounded",
-        margin: float = 0.0,
-        linear_skip: bool = False,
-        residual_penalty: float = 0.0,
+        *,
+        depth: int,
+        n_trees: int,
+        temperature: float,
+        routing: str,
+        output: str,
+        output_margin: float,
+        linear_skip: bool,
+        residual_penalty: float,
         signs: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
+        depth, n_trees, temperature = int(depth), int(n_trees), float(temperature)
+        routing, linear_skip, residual_penalty = str(routing), bool(linear_skip), \
+            float(residual_penalty)
         if depth < 1 or n_trees < 1:
             raise VmafDistillError(f"soft_tree needs depth>=1, n_trees>=1; got {depth}, {n_trees}")
         if not temperature > 0:
@@ -477,7 +614,7 @@ class SoftTreeStudent(_ResidualMixin, nn.Module):
         # Index into cat([p_left, p_right]) along the node axis: left -> n, right -> n_nodes + n.
         gather = node + right.astype(np.int64) * self.n_nodes
         self.register_buffer("path_index", torch.as_tensor(gather.reshape(-1)), persistent=False)
-        self.head = _output_head(output, margin)
+        self.head = output_head(str(output), float(output_margin))
         self.skip = _linear_layer(n_features, signs or [0] * n_features) if linear_skip else None
         if residual_penalty < 0:
             raise VmafDistillError(f"residual_penalty must be >= 0, got {residual_penalty}")
@@ -508,6 +645,9 @@ class SoftTreeStudent(_ResidualMixin, nn.Module):
         z = self._combine((mu * self.leaf).sum(dim=2).mean(dim=1) + self.bias, x)
         return self.head(z)
 
+    def set_output_bias(self, z: float) -> None:
+        self._split_output_bias(z, self.bias)
+
 
 # --------------------------------------------------------------------------- factory / wrapper
 
@@ -519,10 +659,11 @@ def build_student(
     """Build the student a ``conf/student/<name>.yaml`` mapping describes.
 
     Args:
-        cfg: mapping with ``name`` in :data:`STUDENT_NAMES` and that kind's hyper-parameters.
-            Any kind may carry ``features:`` (a list of input column names it uses; the rest are
-            dropped by a fixed selection inside the module, so it still takes all ``n_features``
-            columns); this needs ``feature_names``.
+        cfg: mapping with ``name`` in :data:`STUDENTS` and every hyper-parameter its class
+            reads (:meth:`Student.config_keys`; a missing one is an error naming it). Any kind
+            may carry ``features:`` (a list of input column names it uses; the rest are
+            dropped by a fixed selection inside the module, so it still takes all
+            ``n_features`` columns; needs ``feature_names``) and ``monotone:``.
         n_features: number of input columns the module receives.
         feature_names: names of those columns, in order.
         interactions: the ``(a, b)`` pairs whose products (:func:`interaction_name`) are among
@@ -532,81 +673,57 @@ def build_student(
         ``nn.Module``: standardised ``(N, n_features)`` float32 -> ``(N,)`` predicted VMAF.
     """
     name = cfg.get("name")
-    if name not in STUDENT_NAMES:
-        raise VmafDistillError(f"student config: unknown name {name!r}; known: {STUDENT_NAMES}")
+    cls = student_class(name)
     if feature_names is not None and len(feature_names) != n_features:
         raise VmafDistillError(
             f"student: {len(feature_names)} feature names for {n_features} features"
         )
-    subset = cfg.get("features")
-    index: list[int] | None = None
-    if subset is not None:
-        if feature_names is None:
-            raise VmafDistillError(f"student {name!r} selects features {list(subset)}: "
-                                   "feature_names are required")
-        names = list(feature_names)
-        subset = [str(c) for c in subset]
-        missing = [c for c in subset if c not in names]
-        if missing:
-            raise VmafDistillError(
-                f"student {name!r}: feature column(s) {missing} not among the inputs {names}"
-            )
-        # Interaction products (appended by ScaledStudent) follow their columns: kept when the
-        # subset keeps both factors, an error when it drops one of them.
-        for a, b in interactions or []:
-            prod = interaction_name(a, b)
-            if prod not in names:
-                raise VmafDistillError(f"student {name!r}: interaction {prod!r} is not among "
-                                       f"the inputs {names}")
-            if prod in subset:
-                continue
-            dropped = [c for c in (a, b) if c not in subset]
-            if dropped:
-                raise VmafDistillError(
-                    f"student {name!r}: interaction {prod!r} uses column(s) {dropped}, which "
-                    f"features: {subset} leaves out (drop the interaction or keep the columns)"
-                )
-            subset.append(prod)
-        index = [names.index(c) for c in subset]
+    index = _feature_index(name, cfg.get("features"), feature_names, interactions)
     n_in = n_features if index is None else len(index)
     if n_in < 1:
         raise VmafDistillError(f"student {name!r}: no input features")
-
     in_names = None if feature_names is None else (
         list(feature_names) if index is None else [list(feature_names)[i] for i in index])
     signs = monotone_signs(cfg.get("monotone"), in_names, n_in)
-    margin = float(_get(cfg, "output_margin", 0.0))
-    residual = {
-        "margin": margin,
-        "linear_skip": bool(_get(cfg, "linear_skip", False)),
-        "residual_penalty": float(_get(cfg, "residual_penalty", 0.0)),
-        "signs": signs,
-    }
-    if name == "mlp":
-        model: nn.Module = MLPStudent(
-            n_in,
-            widths=list(_get(cfg, "widths", [32, 16])),
-            activation=str(_get(cfg, "activation", "gelu")),
-            dropout=float(_get(cfg, "dropout", 0.0)),
-            feature_weighting=bool(_get(cfg, "feature_weighting", False)),
-            output=str(_get(cfg, "output", "bounded")),
-            **residual,
-        )
-    elif name == "soft_tree":
-        model = SoftTreeStudent(
-            n_in,
-            depth=int(_get(cfg, "depth", 4)),
-            n_trees=int(_get(cfg, "n_trees", 8)),
-            temperature=float(_get(cfg, "temperature", 1.0)),
-            routing=str(_get(cfg, "routing", "oblique")),
-            output=str(_get(cfg, "output", "bounded")),
-            **residual,
-        )
-    else:
-        default_out = "bounded" if name == "logistic" else "linear"
-        model = LinearStudent(n_in, output=str(_get(cfg, "output", default_out)),
-                              margin=margin, signs=signs)
+    model = cls.from_config(cfg, n_in, signs)
     return model if index is None else _Select(index, model)
+
+
+def _feature_index(
+    name: Any, subset: Sequence[str] | None, feature_names: Sequence[str] | None,
+    interactions: Sequence[tuple[str, str]] | None,
+) -> list[int] | None:
+    """Positions of a ``features:`` subset among ``feature_names`` (None: all columns), with
+    the interaction products whose two columns it keeps."""
+    if subset is None:
+        return None
+    if feature_names is None:
+        raise VmafDistillError(f"student {name!r} selects features {list(subset)}: "
+                               "feature_names are required")
+    names = list(feature_names)
+    subset = [str(c) for c in subset]
+    missing = [c for c in subset if c not in names]
+    if missing:
+        raise VmafDistillError(
+            f"student {name!r}: feature column(s) {missing} not among the inputs {names}"
+        )
+    # Interaction products (appended by ScaledStudent) follow their columns: kept when the
+    # subset keeps both factors, an error when it drops one of them.
+    for a, b in interactions or []:
+        prod = interaction_name(a, b)
+        if prod not in names:
+            raise VmafDistillError(f"student {name!r}: interaction {prod!r} is not among "
+                                   f"the inputs {names}")
+        if prod in subset:
+            continue
+        dropped = [c for c in (a, b) if c not in subset]
+        if dropped:
+            raise VmafDistillError(
+                f"student {name!r}: interaction {prod!r} uses column(s) {dropped}, which "
+                f"features: {subset} leaves out (drop the interaction or keep the columns)"
+            )
+        subset.append(prod)
+    return [names.index(c) for c in subset]
 
 
 class ScaledStudent(nn.Module):
@@ -690,31 +807,14 @@ class ScaledStudent(nn.Module):
 def init_output_bias(model: nn.Module, target_mean: float) -> None:
     """Set the student's last bias so that, with zero hidden contribution, it predicts
     ``target_mean`` (VMAF). Speeds up early training; call before optimising. Works on a
-    student, a feature-selecting student or a :class:`ScaledStudent`."""
+    student, a feature-selecting student or a :class:`ScaledStudent`
+    (:meth:`Student.init_output_bias` of the student inside)."""
     inner = model
     while isinstance(inner, (ScaledStudent, _Select)):
         inner = inner.student if isinstance(inner, ScaledStudent) else inner.inner
-    head = getattr(inner, "head", None)
-    if isinstance(head, _BoundedHead):
-        z = head.inverse(target_mean)
-    else:
-        z = (float(target_mean) - OUTPUT_CENTER) / OUTPUT_SCALE
-    with torch.no_grad():
-        skip = getattr(inner, "skip", None)
-        if skip is not None:
-            skip.bias.fill_(z)
-            if isinstance(inner, SoftTreeStudent):
-                inner.bias.zero_()
-            elif isinstance(inner, MLPStudent):
-                inner.body[-1].bias.zero_()
-        elif isinstance(inner, SoftTreeStudent):
-            inner.bias.fill_(z)
-        elif isinstance(inner, MLPStudent):
-            inner.body[-1].bias.fill_(z)
-        elif isinstance(inner, LinearStudent):
-            inner.linear.bias.fill_(z)
-        else:
-            raise VmafDistillError(f"init_output_bias: unsupported module {type(inner).__name__}")
+    if not isinstance(inner, Student):
+        raise VmafDistillError(f"init_output_bias: unsupported module {type(inner).__name__}")
+    inner.init_output_bias(target_mean)
 
 
 def auxiliary_loss(model: nn.Module) -> Tensor | None:

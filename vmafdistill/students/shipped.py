@@ -86,7 +86,7 @@ def bundle_from_onnx(
 
     from ..edge.card import card_path_for, read_card
     from ..edge.predictor import Predictor
-    from .models import scaled_student
+    from .models import complete_student_cfg, scaled_student
 
     onnx_path = Path(onnx_path)
     card_file = Path(card_path) if card_path else card_path_for(onnx_path)
@@ -102,7 +102,8 @@ def bundle_from_onnx(
         raise ModelError(f"{onnx_path}: no inner.mean / inner.std initializers (not exported "
                          "by vmafdistill export?)")
     try:
-        model = scaled_student(dict(cfg), state["mean"], state["std"], names,
+        cfg = complete_student_cfg(cfg)  # a key an older card lacks: from conf/student
+        model = scaled_student(cfg, state["mean"], state["std"], names,
                                card.get("transforms") or {}, card.get("interactions") or [])
         model.load_state_dict(state, strict=True)
     except (RuntimeError, ValueError, KeyError, VmafDistillError) as exc:

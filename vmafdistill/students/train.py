@@ -30,6 +30,7 @@ import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -542,47 +543,62 @@ def format_summary(metrics: Mapping[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- the run
+# run() reads top to bottom: load_training_data -> conformal_plan -> cross_validate (fit_fold per
+# fold) -> conformal_summary -> baseline_metrics -> fit_final -> run_metrics -> save_run.
 
 
-def run(
-    cfg: DictConfig | Mapping[str, Any], run_dir: Path, overrides: Sequence[str] = ()
-) -> dict[str, Any]:
-    """Cross-validate, fit the final student and write ``oof.parquet``, ``metrics.json``,
-    ``student.pt`` into ``run_dir``. Returns the metrics (``objective`` = mean OOF MAE)."""
-    import pandas as pd
+@dataclass
+class TrainData:
+    """A run's corpus rows and folds (:func:`load_training_data`)."""
 
-    from ..corpus.tables import atomic_write_json, write_table
-    from ..evaluation.conformal import (
-        conformal_quantile,
-        coverage,
-        group_quantiles,
-        intervals,
-    )
-    from ..evaluation.metrics import stratified_metrics
+    feature_names: list[str]
+    corpus_dir: Path
+    manifest: dict[str, Any]
+    samples: pd.DataFrame
+    x: np.ndarray
+    y: np.ndarray
+    n_dropped: int
+    splits: list[tuple[np.ndarray, np.ndarray]]
+    target: str
+
+
+@dataclass
+class ConformalPlan:
+    """How the folds' and the final model's interval half widths are calibrated."""
+
+    alpha: float
+    method: str
+    final_q_rule: str
+    group_col: str
+    groups: np.ndarray
+    inner_splits: int
+    calib_frac: float
+
+
+def load_training_data(cfg: Any, plain: Mapping[str, Any]) -> TrainData:
+    """The feature set's columns, the corpus's usable rows and the CV folds over them."""
     from ..evaluation.splits import make_splits
-    from ..features.registry import FEATURE_SET_VERSION, feature_set
-    from .bundle import save_bundle
+    from ..features.registry import feature_set
 
-    t0 = time.perf_counter()
-    plain, run_dir = begin_run(cfg, run_dir)
     target = plain.get("target", "vmaf")
-    seed = int(plain.get("seed", 0))
     try:
         feature_names = feature_set(plain["features"])
     except ValueError as exc:
         raise VmafDistillError(f"features: {exc}") from None
-
-    corpus_dir, manifest, samples, x, y, n_dropped = load_rows(
-        cfg, plain, feature_names, target)  # type: ignore[arg-type]
+    corpus_dir, manifest, samples, x, y, n_dropped = load_rows(cfg, plain, feature_names, target)
     if "sample_id" not in samples:
         raise VmafDistillError(f"{corpus_dir}: samples table has no sample_id column")
     splits = [(np.asarray(tr), np.asarray(te)) for tr, te in make_splits(samples, plain["cv"])]
     if not splits:
         raise VmafDistillError(f"cv {plain['cv'].get('name')}: no folds for {len(samples)} rows")
+    return TrainData(list(feature_names), corpus_dir, manifest, samples, x, y, n_dropped, splits,
+                     target)
 
+
+def conformal_plan(plain: Mapping[str, Any], samples: pd.DataFrame) -> ConformalPlan:
+    """The ``conformal`` config checked, with the cv protocol's choices where it says null."""
     conf_cfg = plain.get("conformal") or {}
     cv_cfg = plain["cv"]
-    alpha = float(conf_cfg.get("alpha", 0.1))
     # null: the cv protocol's own choice (cv.conformal_method; leave-one-source-out picks
     # `cross`, see conf/cv/loso.yaml), else nested
     method = str(conf_cfg.get("method") or cv_cfg.get("conformal_method") or "nested")
@@ -596,49 +612,79 @@ def run(
     group_col = conf_cfg.get("group_col") or cv_cfg.get("group") or cv_cfg.get("key") or "shot_id"
     if group_col not in samples:
         raise VmafDistillError(f"conformal.group_col: samples table has no column {group_col!r}")
-    groups = samples[group_col].to_numpy()
-    inner_splits = int(conf_cfg.get("inner_splits") or 5)
+    return ConformalPlan(
+        alpha=float(conf_cfg.get("alpha", 0.1)), method=method, final_q_rule=final_q_rule,
+        group_col=group_col, groups=samples[group_col].to_numpy(),
+        inner_splits=int(conf_cfg.get("inner_splits") or 5),
+        calib_frac=float(conf_cfg.get("calib_frac", 0.2)),
+    )
 
-    parts: list[pd.DataFrame] = []
-    fold_info: list[dict[str, Any]] = []
-    for k, (tr, te) in enumerate(splits):
-        cal_idx = np.array([], dtype=np.int64)
-        cal_res = np.array([], dtype=np.float64)
-        if method == "split":
-            fit_pos, cal_pos = inner_group_split(
-                groups[tr], float(conf_cfg.get("calib_frac", 0.2)), seed + k)
-            fit_idx, cal_idx = tr[fit_pos], tr[cal_pos]
-        else:
-            fit_idx = tr
-        model, _ = fit_student(plain, x, y, feature_names, fit_idx, None, run_dir, f"fold{k}")
-        if method == "split" and len(cal_idx):
-            cal_res = np.abs(y[cal_idx] - predict(model, x[cal_idx]))
-        elif method == "nested":
-            inner = inner_group_folds(groups[tr], inner_splits)
-            res = []
-            for j, (itr, ite) in enumerate(inner):
-                inner_model, _ = fit_student(plain, x, y, feature_names, tr[itr], None,
-                                             run_dir, f"fold{k}_inner{j}")
-                res.append(np.abs(y[tr[ite]] - predict(inner_model, x[tr[ite]])))
-            cal_res = np.concatenate(res) if res else cal_res
-        q = float(conformal_quantile(cal_res, alpha)) if len(cal_res) else float("nan")
-        pred = predict(model, x[te])
-        part = pd.DataFrame({
-            "sample_id": samples["sample_id"].to_numpy()[te], "fold": k,
-            "pred": pred, target: y[te].astype(float),
-        })
-        for col in OOF_KEYS:
-            if col in samples:
-                part[col] = samples[col].to_numpy()[te]
-        parts.append(part)
-        fold_info.append({"fold": k, "n_train": len(tr), "n_fit": len(fit_idx),
-                          "n_calib": len(cal_res), "n_test": len(te), "q": q})
-    if method == "cross" and len(parts) > 1:  # q_k from the OOF residuals of the other folds
+
+def fit_fold(
+    plain: Mapping[str, Any], data: TrainData, plan: ConformalPlan, k: int, run_dir: Path
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Fold ``k``: fit on its training rows (less the calibration groups with ``split``), the
+    calibration residuals of ``split`` / ``nested`` and their q, the test fold's predictions."""
+    import pandas as pd
+
+    from ..evaluation.conformal import conformal_quantile
+
+    tr, te = data.splits[k]
+    x, y, names = data.x, data.y, data.feature_names
+    cal_idx = np.array([], dtype=np.int64)
+    cal_res = np.array([], dtype=np.float64)
+    if plan.method == "split":
+        fit_pos, cal_pos = inner_group_split(
+            plan.groups[tr], plan.calib_frac, int(plain.get("seed", 0)) + k)
+        fit_idx, cal_idx = tr[fit_pos], tr[cal_pos]
+    else:
+        fit_idx = tr
+    model, _ = fit_student(plain, x, y, names, fit_idx, None, run_dir, f"fold{k}")
+    if plan.method == "split" and len(cal_idx):
+        cal_res = np.abs(y[cal_idx] - predict(model, x[cal_idx]))
+    elif plan.method == "nested":
+        res = []
+        for j, (itr, ite) in enumerate(inner_group_folds(plan.groups[tr], plan.inner_splits)):
+            inner_model, _ = fit_student(plain, x, y, names, tr[itr], None,
+                                         run_dir, f"fold{k}_inner{j}")
+            res.append(np.abs(y[tr[ite]] - predict(inner_model, x[tr[ite]])))
+        cal_res = np.concatenate(res) if res else cal_res
+    q = float(conformal_quantile(cal_res, plan.alpha)) if len(cal_res) else float("nan")
+    samples = data.samples
+    part = pd.DataFrame({
+        "sample_id": samples["sample_id"].to_numpy()[te], "fold": k,
+        "pred": predict(model, x[te]), data.target: y[te].astype(float),
+    })
+    for col in OOF_KEYS:
+        if col in samples:
+            part[col] = samples[col].to_numpy()[te]
+    info = {"fold": k, "n_train": len(tr), "n_fit": len(fit_idx), "n_calib": len(cal_res),
+            "n_test": len(te), "q": q}
+    return part, info
+
+
+def cross_validate(
+    plain: Mapping[str, Any], data: TrainData, plan: ConformalPlan, run_dir: Path
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Every fold (:func:`fit_fold`), ``cross`` q's, intervals; writes ``oof.parquet``.
+
+    Returns the OOF frame (``pred``, ``lo``, ``hi``, target, :data:`OOF_KEYS`) and the folds'
+    info (sizes, q)."""
+    import pandas as pd
+
+    from ..corpus.tables import write_table
+    from ..evaluation.conformal import conformal_quantile, intervals
+
+    target = data.target
+    folds = [fit_fold(plain, data, plan, k, run_dir) for k in range(len(data.splits))]
+    parts = [part for part, _ in folds]
+    fold_info = [info for _, info in folds]
+    if plan.method == "cross" and len(parts) > 1:  # q_k from the OOF residuals of the others
         # (a single split, e.g. cv=hash, has no other fold: its q stays NaN, no interval)
         for k in range(len(parts)):
             others = np.concatenate([np.abs(p[target] - p["pred"]).to_numpy()
                                      for j, p in enumerate(parts) if j != k])
-            fold_info[k]["q"] = float(conformal_quantile(others, alpha))
+            fold_info[k]["q"] = float(conformal_quantile(others, plan.alpha))
             fold_info[k]["n_calib"] = len(others)
     for k, part in enumerate(parts):
         lo, hi = intervals(part["pred"].to_numpy(), fold_info[k]["q"])
@@ -647,11 +693,14 @@ def run(
     if target != "vmaf":
         oof["vmaf"] = oof[target]
     write_table(oof, run_dir / "oof.parquet")
+    return oof, fold_info
 
-    thresholds = list(plain.get("guard_thresholds") or [])
-    summary = summarise_predictions(oof, thresholds, target)
-    for f, info in zip(summary["folds"], fold_info, strict=True):
-        f.update(info)
+
+def conformal_summary(oof: pd.DataFrame, plan: ConformalPlan, target: str) -> dict[str, Any]:
+    """``metrics.json``'s ``conformal`` block: OOF coverage, widths, the final model's q."""
+    from ..evaluation.conformal import conformal_quantile, coverage, group_quantiles
+
+    alpha = plan.alpha
     finite_q = oof[~np.isnan(oof["lo"])]  # folds without calibration rows have q = NaN
     cov = float(coverage(finite_q[target], finite_q["lo"], finite_q["hi"])) if len(finite_q) \
         else float("nan")
@@ -664,8 +713,9 @@ def run(
     per_fold_q = {str(k): float(q) for k, q in
                   group_quantiles(oof_abs, oof["fold"].to_numpy(), alpha).items()}
     # worst_fold: the largest per-fold quantile (what worst_group_quantile computes)
-    final_q = max(per_fold_q.values()) if final_q_rule == "worst_fold" else pooled_q
-    if final_q_rule == "worst_fold" and not math.isfinite(final_q):
+    worst = plan.final_q_rule == "worst_fold"
+    final_q = max(per_fold_q.values()) if worst else pooled_q
+    if worst and not math.isfinite(final_q):
         small = {k: int((oof["fold"] == int(k)).sum()) for k, q in per_fold_q.items()
                  if not math.isfinite(q)}
         raise VmafDistillError(
@@ -673,84 +723,141 @@ def run(
             f"a {1 - alpha:.0%} conformal quantile (need >= {math.ceil((1 - alpha) / alpha)}); "
             "use final_q=pooled or a larger alpha"
         )
+    return {
+        "alpha": alpha, "nominal": 1.0 - alpha, "coverage": cov,
+        "per_fold_coverage": per_fold_cov,
+        "mean_width": float(np.nanmean(oof["hi"] - oof["lo"])) if len(finite_q) else None,
+        "method": plan.method, "group_col": plan.group_col,
+        "calib_frac": plan.calib_frac if plan.method == "split" else None,
+        "inner_splits": plan.inner_splits if plan.method == "nested" else None,
+        "final_q": final_q, "final_q_rule": plan.final_q_rule,
+        "final_q_source": FINAL_Q_RULES[plan.final_q_rule],
+        "pooled_q": pooled_q, "per_fold_q": per_fold_q,
+    }
 
-    # sklearn reference rows on the same folds
+
+def baseline_metrics(
+    plain: Mapping[str, Any], data: TrainData, thresholds: Sequence[float], run_dir: Path
+) -> tuple[dict[str, Any], str]:
+    """sklearn reference rows on the same folds, summarised per baseline, and their cache."""
+    samples, target = data.samples, data.target
     baselines: dict[str, Any] = {}
-    base_oof, base_cache = baseline_oof(
-        samples, feature_names, splits, plain, manifest, corpus_dir, run_dir)
+    base_oof, base_cache = baseline_oof(samples, data.feature_names, data.splits, plain,
+                                        data.manifest, data.corpus_dir, run_dir)
     if len(base_oof):
         truth = samples.set_index("sample_id")[target]
         for name, part in base_oof.groupby("model", sort=False):
             part = part.assign(**{target: truth.loc[part["sample_id"]].to_numpy()})
             baselines[str(name)] = summarise_predictions(part, thresholds, target)
+    return baselines, base_cache
 
-    # final model on every row
-    all_idx = np.arange(len(samples))
+
+def fit_final(
+    plain: Mapping[str, Any], data: TrainData, run_dir: Path
+) -> tuple[torch.nn.Module, dict[str, float], dict[str, float]]:
+    """The shipped student on every row, its learned loss parameters and monotone check."""
     final_model, final_loss = fit_student(
-        plain, x, y, feature_names, all_idx, None, run_dir, "final",
-        checkpoint=bool(plain["trainer"].get("checkpoint_final", False)),
+        plain, data.x, data.y, data.feature_names, np.arange(len(data.samples)), None, run_dir,
+        "final", checkpoint=bool(plain["trainer"].get("checkpoint_final", False)),
     )
     learned = {n: float(p.detach().reshape(-1)[0]) for n, p in final_loss.named_parameters()
                if p.numel() == 1}
     # interactions can bend a monotone input's slope: check the promise on every training row
-    monotone = checked_monotone(final_model, x, feature_names, plain["student"].get("monotone"))
+    monotone = checked_monotone(final_model, data.x, data.feature_names,
+                                plain["student"].get("monotone"))
+    return final_model, learned, monotone
 
+
+def run_metrics(
+    plain: Mapping[str, Any], data: TrainData, oof: pd.DataFrame, summary: Mapping[str, Any],
+    conformal: Mapping[str, Any], baselines: tuple[dict[str, Any], str],
+    final: tuple[dict[str, float], dict[str, float]], run_dir: Path, overrides: Sequence[str],
+) -> dict[str, Any]:
+    """``metrics.json`` (``objective`` = mean OOF MAE)."""
+    from ..evaluation.metrics import stratified_metrics
+
+    manifest, target = data.manifest, data.target
+    learned, monotone = final
     metrics: dict[str, Any] = {
         "run_dir": str(run_dir),
         "overrides": list(overrides),
         "student": plain["student"].get("name"),
         "loss": plain["loss"].get("name"),
         "features": plain["features"],
-        "feature_names": feature_names,
+        "feature_names": data.feature_names,
         "target": target,
         "corpus": {"name": manifest.get("name"), "hash": manifest.get("corpus_hash"),
-                   "dir": str(corpus_dir)},
+                   "dir": str(data.corpus_dir)},
         "cv": plain["cv"],
-        "n_samples": len(samples),
-        "n_dropped": n_dropped,
-        "n_folds": len(splits),
+        "n_samples": len(data.samples),
+        "n_dropped": data.n_dropped,
+        "n_folds": len(data.splits),
         **summary,
-        "guard_thresholds": thresholds,
+        "guard_thresholds": list(plain.get("guard_thresholds") or []),
         "stratified": stratified_metrics(oof, pred_col="pred", target_col=target,
                                          by=tuple(c for c in ("codec", "height") if c in oof)),
-        "conformal": {
-            "alpha": alpha, "nominal": 1.0 - alpha, "coverage": cov,
-            "per_fold_coverage": per_fold_cov,
-            "mean_width": float(np.nanmean(oof["hi"] - oof["lo"])) if len(finite_q) else None,
-            "method": method, "group_col": group_col,
-            "calib_frac": conf_cfg.get("calib_frac", 0.2) if method == "split" else None,
-            "inner_splits": inner_splits if method == "nested" else None,
-            "final_q": final_q, "final_q_rule": final_q_rule,
-            "final_q_source": FINAL_Q_RULES[final_q_rule],
-            "pooled_q": pooled_q, "per_fold_q": per_fold_q,
-        },
-        "baselines": baselines,
-        "baseline_cache": base_cache,
+        "conformal": dict(conformal),
+        "baselines": baselines[0],
+        "baseline_cache": baselines[1],
         "learned_loss_params": learned,
         "monotone_check": monotone,
         "bundle": str(run_dir / "student.pt"),
     }
     metrics["objective"] = metrics["oof"]["mae"]
+    return metrics
 
+
+def save_run(
+    plain: Mapping[str, Any], data: TrainData, oof: pd.DataFrame, final_model: torch.nn.Module,
+    metrics: dict[str, Any], run_dir: Path, t0: float,
+) -> None:
+    """``student.pt`` (model + scaler + config + metrics), ``metrics.json``, the tracker's run
+    summary and the printed table."""
+    from ..corpus.tables import atomic_write_json
+    from ..features.registry import FEATURE_SET_VERSION
+    from .bundle import save_bundle
+    from .runlog import log_run_summary
+
+    conf = metrics["conformal"]
     meta = {
         "feature_set": plain["features"],
-        "feature_names": feature_names,
+        "feature_names": data.feature_names,
         "feature_set_version": FEATURE_SET_VERSION,
-        "corpus": {"name": manifest.get("name"), "hash": manifest.get("corpus_hash")},
+        "corpus": {"name": data.manifest.get("name"), "hash": data.manifest.get("corpus_hash")},
         "metrics": _finite({k: metrics[k] for k in (
             "oof", "fold_plcc_std", "guard", "n_samples", "monotone_check")}),
-        "conformal": {"alpha": alpha, "q": final_q, "rule": final_q_rule},
-        "guard_thresholds": thresholds,
-        "target": target,
+        "conformal": {"alpha": conf["alpha"], "q": conf["final_q"], "rule": conf["final_q_rule"]},
+        "guard_thresholds": metrics["guard_thresholds"],
+        "target": data.target,
         "config": _finite(plain),
     }
     save_bundle(run_dir / "student.pt", final_model, plain["student"], meta)
     metrics["wall_time_s"] = time.perf_counter() - t0
     atomic_write_json(run_dir / "metrics.json", _finite(metrics))
-    from .runlog import log_run_summary
-
     # config, OOF metrics, plots and the model into the tracker (plots/ for every logger)
     log_run_summary(plain.get("logger"), run_dir, _finite(plain), _finite(metrics), oof)
     if plain.get("summary", True):
         print(format_summary(metrics), flush=True)
+
+
+def run(
+    cfg: DictConfig | Mapping[str, Any], run_dir: Path, overrides: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Cross-validate, fit the final student and write ``oof.parquet``, ``metrics.json``,
+    ``student.pt`` into ``run_dir``. Returns the metrics (``objective`` = mean OOF MAE)."""
+    t0 = time.perf_counter()
+    plain, run_dir = begin_run(cfg, run_dir)
+    data = load_training_data(cfg, plain)
+    plan = conformal_plan(plain, data.samples)
+    oof, fold_info = cross_validate(plain, data, plan, run_dir)
+    thresholds = list(plain.get("guard_thresholds") or [])
+    summary = summarise_predictions(oof, thresholds, data.target)
+    for f, info in zip(summary["folds"], fold_info, strict=True):
+        f.update(info)
+    conformal = conformal_summary(oof, plan, data.target)
+    baselines = baseline_metrics(plain, data, thresholds, run_dir)
+    final_model, learned, monotone = fit_final(plain, data, run_dir)
+    metrics = run_metrics(plain, data, oof, summary, conformal, baselines, (learned, monotone),
+                          run_dir, overrides)
+    save_run(plain, data, oof, final_model, metrics, run_dir, t0)
     return metrics
