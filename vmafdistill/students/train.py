@@ -107,19 +107,21 @@ def load_rows(
 def corpus_config(cfg: DictConfig) -> DictConfig:
     """The ``vmafdistill corpus`` config of a training config.
 
-    ``conf/corpus.yaml``'s top-level keys (less its defaults list and ``hydra``), the training
-    config's ``corpus``/``ladder``/``teacher``/``shots`` groups and ``paths``, then the keys of
-    ``corpus_build`` on top; interpolations resolve in the merged config.
+    ``conf/corpus.yaml`` composed by Hydra (its defaults, e.g. ``executor: local``), with the
+    training config's ``corpus``/``ladder``/``teacher``/``shots`` groups and ``paths`` in place
+    of its own, then the keys of ``corpus_build`` on top; interpolations resolve in the result.
     """
     from omegaconf import OmegaConf
 
-    from ..config import conf_dir
+    from ..config import compose
 
-    base = OmegaConf.load(conf_dir() / "corpus.yaml")
-    for key in ("defaults", "hydra"):
-        base.pop(key, None)
+    base = compose("corpus")
+    OmegaConf.set_struct(base, False)
+    base.pop("hydra", None)
     groups = {k: to_dict(cfg[k]) for k in ("corpus", "ladder", "teacher", "shots", "paths")
               if k in cfg}
+    for key in groups:  # the training config's group replaces corpus.yaml's default, whole
+        base.pop(key, None)
     merged = OmegaConf.merge(base, OmegaConf.create(groups),
                              OmegaConf.create(to_dict(cfg.get("corpus_build") or {})))
     OmegaConf.resolve(merged)
