@@ -37,24 +37,25 @@ def _np_temperature(pred, target, tau, n_bins=21, lo=0.0, hi=100.0) -> float:
 def test_mse_and_huber_closed_form() -> None:
     rng = np.random.default_rng(0)
     p, y = rng.uniform(0, 100, 50), rng.uniform(0, 100, 50)
-    mse = build_loss({"name": "mse"})(_t(p), _t(y))
+    mse = build_loss({"name": "mse", "space": "vmaf"})(_t(p), _t(y))
     assert float(mse) == pytest.approx(np.mean((p - y) ** 2), rel=1e-12)
     d = 5.0
     e = np.abs(p - y)
     ref = np.mean(np.where(e <= d, 0.5 * e**2, d * (e - 0.5 * d)))
-    assert float(build_loss({"name": "huber", "delta": d})(_t(p), _t(y))) == pytest.approx(ref)
+    huber = build_loss({"name": "huber", "space": "vmaf", "delta": d})
+    assert float(huber(_t(p), _t(y))) == pytest.approx(ref)
 
 
 def test_temperature_matches_numpy_reference() -> None:
     rng = np.random.default_rng(1)
     p, y = rng.uniform(-10, 110, 40), rng.uniform(0, 100, 40)
     for tau in (0.5, 1.0, 2.5):
-        loss = build_loss({"name": "temperature", "tau": tau})(_t(p), _t(y))
+        loss = build_loss({"name": "temperature", "space": "vmaf", "tau": tau})(_t(p), _t(y))
         assert float(loss) == pytest.approx(_np_temperature(p, y, tau), rel=1e-9, abs=1e-12)
 
 
 def test_temperature_minimised_at_target() -> None:
-    loss_fn = build_loss({"name": "temperature", "tau": 1.0})
+    loss_fn = build_loss({"name": "temperature", "space": "vmaf", "tau": 1.0})
     for y in (3.0, 37.5, 61.2, 99.0):
         grid = np.linspace(y - 10, y + 10, 401)
         values = [float(loss_fn(_t([g]), _t([y]))) for g in grid]
@@ -68,7 +69,7 @@ def test_temperature_minimised_at_target() -> None:
 
 def test_temperature_gradient_closed_form_and_far_student() -> None:
     tau, n_bins = 1.5, 21
-    loss_fn = build_loss({"name": "temperature", "tau": tau, "n_bins": n_bins})
+    loss_fn = build_loss({"name": "temperature", "space": "vmaf", "tau": tau, "n_bins": n_bins})
     c = np.linspace(0, 100, n_bins)
     sigma = tau * 100 / (n_bins - 1)
     y = np.array([95.0, 90.0, 5.0, 50.0])
@@ -92,7 +93,7 @@ def test_temperature_loss_trains_a_far_student() -> None:
     torch.manual_seed(0)
     y = torch.tensor([92.0, 15.0, 60.0], dtype=torch.float64)
     pred = torch.tensor([2.0, 98.0, -30.0], dtype=torch.float64, requires_grad=True)
-    loss_fn = build_loss({"name": "temperature", "tau": 1.0})
+    loss_fn = build_loss({"name": "temperature", "space": "vmaf", "tau": 1.0})
     opt = torch.optim.Adam([pred], lr=1.0)
     for _ in range(400):
         opt.zero_grad()
@@ -102,8 +103,8 @@ def test_temperature_loss_trains_a_far_student() -> None:
 
 
 def test_learnable_tau_gets_gradient_and_stays_bounded() -> None:
-    cfg = {"name": "temperature", "tau": 1.0, "learnable_tau": True, "tau_min": 0.25,
-           "tau_max": 4.0, "alpha": 0.1}
+    cfg = {"name": "temperature", "space": "vmaf", "tau": 1.0, "learnable_tau": True,
+           "tau_min": 0.25, "tau_max": 4.0, "alpha": 0.1}
     loss_fn = build_loss(cfg)
     params = list(loss_fn.parameters())
     assert len(params) == 1
@@ -117,21 +118,21 @@ def test_learnable_tau_gets_gradient_and_stays_bounded() -> None:
     with torch.no_grad():
         params[0].fill_(1e3)
     assert loss_fn.tau == pytest.approx(4.0, rel=1e-6)
-    assert list(build_loss({"name": "temperature"}).parameters()) == []
+    assert list(build_loss({"name": "temperature", "space": "vmaf"}).parameters()) == []
 
 
 def test_rank_terms_against_scipy() -> None:
     rng = np.random.default_rng(2)
     p, y = rng.uniform(0, 100, 64), rng.uniform(0, 100, 64)
-    base = float(build_loss({"name": "mse"})(_t(p), _t(y)))
-    plcc = float(build_loss({"name": "mse", "rank_weight": 2.0})(_t(p), _t(y)))
+    base = float(build_loss({"name": "mse", "space": "vmaf"})(_t(p), _t(y)))
+    plcc = float(build_loss({"name": "mse", "space": "vmaf", "rank_weight": 2.0})(_t(p), _t(y)))
     assert plcc - base == pytest.approx(2.0 * (1 - stats.pearsonr(p, y).statistic), rel=1e-6)
-    soft = build_loss({"name": "mse", "rank_weight": 1.0, "rank_kind": "soft_srocc",
-                       "rank_scale": 1e-3})
+    soft = build_loss({"name": "mse", "space": "vmaf", "rank_weight": 1.0,
+                       "rank_kind": "soft_srocc", "rank_scale": 1e-3})
     srocc = float(soft(_t(p), _t(y))) - base
     assert srocc == pytest.approx(1 - stats.spearmanr(p, y).statistic, abs=1e-6)
     pred = _t(p).requires_grad_(True)
-    build_loss({"name": "huber", "rank_weight": 1.0, "rank_kind": "soft_srocc",
+    build_loss({"name": "huber", "space": "vmaf", "rank_weight": 1.0, "rank_kind": "soft_srocc",
                 "rank_scale": 5.0})(pred, _t(y)).backward()
     assert torch.isfinite(pred.grad).all() and (pred.grad.abs() > 0).any()
 
@@ -140,9 +141,9 @@ def test_loss_config_errors() -> None:
     with pytest.raises(VmafDistillError, match="unknown name"):
         build_loss({"name": "l1"})
     with pytest.raises(VmafDistillError, match="temp"):
-        build_loss({"name": "huber", "temp": 3})
+        build_loss({"name": "huber", "space": "vmaf", "temp": 3})
     with pytest.raises(VmafDistillError, match=r"\(N,\)"):
-        build_loss({"name": "mse"})(torch.zeros(3, 1), torch.zeros(3))
+        build_loss({"name": "mse", "space": "vmaf"})(torch.zeros(3, 1), torch.zeros(3))
 
 
 def test_shipped_loss_configs_build() -> None:
@@ -233,3 +234,22 @@ def test_logit_space_losses_match_numpy() -> None:
     assert float(temp(yt.float(), yt.float())) == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(VmafDistillError, match="space"):
         build_loss({"name": "mse", "space": "probit"})
+
+
+def test_loss_defaults_live_in_conf_only() -> None:
+    """No loss constructor carries a default; a key a config leaves out takes the value of
+    conf/loss/<name>.yaml (huber's delta there is 1.0 in logit units)."""
+    import inspect
+
+    from vmafdistill.students import losses
+
+    shipped = [c for c in losses.LOSSES.values() if c.__module__ == losses.__name__]
+    assert len(shipped) >= 3
+    for cls in shipped:
+        for klass in cls.__mro__:
+            if "__init__" in vars(klass) and issubclass(klass, losses.DistillLoss):
+                params = inspect.signature(klass.__init__).parameters.values()
+                with_default = [p.name for p in params if p.default is not p.empty]
+                assert not with_default, (klass.__name__, with_default)
+    huber = build_loss({"name": "huber"})
+    assert huber.delta == 1.0 and huber.space == "logit"

@@ -92,8 +92,8 @@ class DistillLoss(nn.Module):
     its ``__init__``, which passes ``**kw`` (the common keys) on to this one.
     """
 
-    def __init__(self, rank_weight: float = 0.0, rank_kind: str = "plcc",
-                 rank_scale: float = 1.0, space: str = "vmaf", margin: float = 2.0) -> None:
+    def __init__(self, *, rank_weight: float, rank_kind: str, rank_scale: float, space: str,
+                 margin: float) -> None:
         super().__init__()
         if space not in LOSS_SPACES:
             raise VmafDistillError(f"loss space: unknown {space!r}; known: {LOSS_SPACES}")
@@ -167,7 +167,7 @@ class MSELoss(DistillLoss):
 class HuberLoss(DistillLoss):
     """mean Huber_delta(pred - target): quadratic within ``delta`` VMAF points, linear beyond."""
 
-    def __init__(self, delta: float = 5.0, **kw: Any) -> None:
+    def __init__(self, *, delta: float, **kw: Any) -> None:
         super().__init__(**kw)
         if not delta > 0:
             raise VmafDistillError(f"huber delta must be > 0, got {delta}")
@@ -194,15 +194,16 @@ class TemperatureLoss(DistillLoss):
 
     def __init__(
         self,
-        tau: float = 1.0,
-        n_bins: int = 21,
-        lo: float = 0.0,
-        hi: float = 100.0,
-        alpha: float = 0.0,
-        delta: float = 5.0,
-        learnable_tau: bool = False,
-        tau_min: float = 0.25,
-        tau_max: float = 4.0,
+        *,
+        tau: float,
+        n_bins: int,
+        lo: float,
+        hi: float,
+        alpha: float,
+        delta: float,
+        learnable_tau: bool,
+        tau_min: float,
+        tau_max: float,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
@@ -263,8 +264,9 @@ class TemperatureLoss(DistillLoss):
 def build_loss(cfg: Mapping[str, Any]) -> nn.Module:
     """Build the loss a ``conf/loss/<name>.yaml`` mapping describes (``name`` in :data:`LOSSES`).
 
-    The other keys are the class's :meth:`~DistillLoss.config_keys` (null = the class's
-    default; an unknown key is an error listing the known ones). Common keys: ``space``,
+    The other keys are the class's :meth:`~DistillLoss.config_keys`; a key left out (or null)
+    takes its value from ``conf/loss/<name>.yaml`` (the only place defaults live); an unknown
+    key is an error listing the known ones. Common keys: ``space``,
     ``margin``, ``rank_weight``, ``rank_kind`` (``plcc`` | ``soft_srocc``), ``rank_scale``.
     ``huber``: ``delta``. ``temperature``: ``tau``, ``n_bins``, ``lo``, ``hi``, ``alpha``,
     ``delta``, ``learnable_tau``, ``tau_min``, ``tau_max``. Learnable parameters are the module's.
@@ -279,4 +281,18 @@ def build_loss(cfg: Mapping[str, Any]) -> nn.Module:
     unknown = sorted(set(kw) - allowed)
     if unknown:
         raise VmafDistillError(f"loss {name!r}: unknown key(s) {unknown}; known: {sorted(allowed)}")
+    defaults = _yaml_defaults(name)
+    kw = {**{k: v for k, v in defaults.items() if k in allowed and v is not None}, **kw}
+    missing = sorted(allowed - set(kw))
+    if missing:
+        raise VmafDistillError(f"loss {name!r}: missing key(s) {missing} (no conf/loss/{name}.yaml "
+                               "to take them from)")
     return cls(**kw)
+
+
+def _yaml_defaults(name: str) -> dict[str, Any]:
+    """``conf/loss/<name>.yaml``: the defaults of the keys a loss config leaves out ({} when
+    there is no such file, e.g. a loss registered by user code with a complete config)."""
+    from ..config import conf_dir, load_yaml
+
+    return load_yaml(f"loss/{name}") if (conf_dir() / "loss" / f"{name}.yaml").is_file() else {}
