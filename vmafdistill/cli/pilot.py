@@ -60,6 +60,7 @@ def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], 
         f"out_dir={out / 'corpus'}", *[str(o) for o in cfg.get("corpus_overrides") or []]])
     train_cfg = compose("train", [
         f"corpus={cfg['corpus']}", f"corpus_dir={out / 'corpus'}",
+        "trainer.enable_progress_bar=false",  # one table per stage, not a bar per fold
         *[str(o) for o in cfg.get("train_overrides") or []]])
     return cfg, corpus_cfg, train_cfg
 

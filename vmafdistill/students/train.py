@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -228,6 +229,9 @@ def make_logger(logger_cfg: Mapping[str, Any] | None, run_dir: Path, tag: str) -
     if name == "csv":
         from lightning.pytorch.loggers import CSVLogger
 
+        # A rerun in the same run dir replaces this fit's logs (Lightning would delete the old
+        # files itself, after a warning per fit).
+        shutil.rmtree(run_dir / "logs" / tag, ignore_errors=True)
         return CSVLogger(save_dir=str(run_dir), name="logs", version=tag)
     if name == "tensorboard":
         try:
