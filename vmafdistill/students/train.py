@@ -26,8 +26,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import shutil
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -38,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import VmafDistillError
+from .loggers import make_logger
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -218,49 +217,6 @@ def _strategy(spec: Any) -> Any:
             "trainer.strategy.start_method=popen re-runs the command per rank; use spawn or fork"
         )
     return DDPStrategy(**opts)
-
-
-def make_logger(logger_cfg: Mapping[str, Any] | None, run_dir: Path, tag: str) -> Any:
-    """The Lightning logger of one fit (``csv``, ``wandb``, ``tensorboard``, or none)."""
-    cfg = dict(logger_cfg or {})
-    name = cfg.get("name", "csv")
-    if name in ("none", None, False):
-        return False
-    if name == "csv":
-        from lightning.pytorch.loggers import CSVLogger
-
-        # A rerun in the same run dir replaces this fit's logs (Lightning would delete the old
-        # files itself, after a warning per fit).
-        shutil.rmtree(run_dir / "logs" / tag, ignore_errors=True)
-        return CSVLogger(save_dir=str(run_dir), name="logs", version=tag)
-    if name == "tensorboard":
-        try:
-            from lightning.pytorch.loggers import TensorBoardLogger
-
-            return TensorBoardLogger(save_dir=str(run_dir), name="tb", version=tag)
-        except ModuleNotFoundError as exc:
-            raise VmafDistillError(
-                f"logger=tensorboard needs tensorboard ({exc}): pip install tensorboard"
-            ) from None
-    if name == "wandb":
-        try:
-            import wandb  # noqa: F401
-        except ImportError:
-            raise VmafDistillError(
-                "logger=wandb needs the wandb package: pip install wandb (or use logger=csv)"
-            ) from None
-        from lightning.pytorch.loggers import WandbLogger
-
-        offline = bool(cfg.get("offline", True)) and os.environ.get("WANDB_MODE") != "online"
-        return WandbLogger(
-            project=cfg.get("project", "vmafdistill"),
-            entity=cfg.get("entity"),
-            save_dir=str(run_dir),
-            offline=offline,
-            group=run_dir.name,
-            name=f"{run_dir.name}-{tag}",
-        )
-    raise VmafDistillError(f"logger: unknown name {name!r}; known: csv, wandb, tensorboard")
 
 
 def make_trainer(

@@ -1,0 +1,83 @@
+"""The Lightning logger of one fit, by ``conf/logger/<name>.yaml``'s ``name``: a registry.
+
+Adding a logger is one function ``(cfg, run_dir, tag) -> Logger`` decorated with
+``@register_logger("<name>")`` plus ``conf/logger/<name>.yaml``; its keys live there only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import VmafDistillError
+
+__all__ = ["LOGGERS", "make_logger", "register_logger"]
+
+LoggerFactory = Callable[[Mapping[str, Any], Path, str], Any]
+#: logger name -> factory ``(logger config, run dir, fit tag) -> lightning logger``.
+LOGGERS: dict[str, LoggerFactory] = {}
+
+
+def register_logger(name: str) -> Callable[[LoggerFactory], LoggerFactory]:
+    """Decorator: make a factory buildable as ``logger=<name>``."""
+    def deco(fn: LoggerFactory) -> LoggerFactory:
+        if LOGGERS.get(name, fn) is not fn:
+            raise VmafDistillError(f"logger {name!r} is already registered")
+        LOGGERS[name] = fn
+        return fn
+    return deco
+
+
+def make_logger(logger_cfg: Mapping[str, Any] | None, run_dir: Path, tag: str) -> Any:
+    """The logger of fit ``tag`` (False for ``name: none``, or no logger config)."""
+    cfg = dict(logger_cfg or {"name": "none"})
+    name = cfg.get("name")
+    if name in ("none", None, False):
+        return False
+    if name not in LOGGERS:
+        raise VmafDistillError(f"logger: unknown name {name!r}; known: {', '.join(LOGGERS)}")
+    return LOGGERS[name](cfg, run_dir, tag)
+
+
+@register_logger("csv")
+def csv_logger(cfg: Mapping[str, Any], run_dir: Path, tag: str) -> Any:
+    """``<run>/logs/<fit>/metrics.csv``."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    # A rerun in the same run dir replaces this fit's logs (Lightning would delete the old files
+    # itself, after a warning per fit).
+    shutil.rmtree(run_dir / "logs" / tag, ignore_errors=True)
+    return CSVLogger(save_dir=str(run_dir), name="logs", version=tag)
+
+
+@register_logger("tensorboard")
+def tensorboard_logger(cfg: Mapping[str, Any], run_dir: Path, tag: str) -> Any:
+    """Event files under ``<run>/tb/<fit>``."""
+    try:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        return TensorBoardLogger(save_dir=str(run_dir), name="tb", version=tag)
+    except ModuleNotFoundError as exc:
+        raise VmafDistillError(
+            f"logger=tensorboard needs tensorboard ({exc}): pip install tensorboard"
+        ) from None
+
+
+@register_logger("wandb")
+def wandb_logger(cfg: Mapping[str, Any], run_dir: Path, tag: str) -> Any:
+    """A Weights & Biases run per fit, grouped by the run dir; offline unless
+    ``logger.offline=false`` or ``WANDB_MODE=online``."""
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        raise VmafDistillError(
+            "logger=wandb needs the wandb package: pip install wandb (or use logger=csv)"
+        ) from None
+    from lightning.pytorch.loggers import WandbLogger
+
+    offline = bool(cfg["offline"]) and os.environ.get("WANDB_MODE") != "online"
+    return WandbLogger(project=cfg["project"], entity=cfg.get("entity"), save_dir=str(run_dir),
+                       offline=offline, group=run_dir.name, name=f"{run_dir.name}-{tag}")
