@@ -18,10 +18,10 @@ from typing import Any
 from ..errors import ModelError
 from ..features.registry import (
     FEATURE_SET_VERSION,
-    FEATURE_SETS,
     METADATA_FEATURES,
     QUANTIZER_FEATURES,
     SCENE_RATE_FEATURES,
+    SHOT_FEATURES,
 )
 from ..features.registry import PIXEL_FEATURES as _PIXEL
 
@@ -47,7 +47,8 @@ REQUIRED_KEYS: tuple[str, ...] = (
 
 #: Features the torch-free edge pipeline can compute from a distorted video alone.
 EDGE_FEATURES: frozenset[str] = frozenset(
-    {*METADATA_FEATURES, "log_bpp", *SCENE_RATE_FEATURES, *QUANTIZER_FEATURES, *_PIXEL}
+    {*METADATA_FEATURES, "log_bpp", *SCENE_RATE_FEATURES, *QUANTIZER_FEATURES, *_PIXEL,
+     *SHOT_FEATURES}
 )
 
 
@@ -108,8 +109,9 @@ def validate_card(
     """Raise ModelError unless ``card`` describes this model file and this package's features.
 
     Checks: sha256 of the file, default-domain opset, the number of model inputs against the
-    feature list, that a known feature set's names and order match this package's registry,
-    the feature-set version, and that every feature can be computed without a reference.
+    feature list, the feature-set version, and that every feature can be computed without a
+    reference. The card's ``feature_names`` are the model's inputs, in order (the edge reads no
+    feature-set file: ``conf/features/`` is the training side's).
     """
     name = Path(model_path).name
     if card["sha256"] != model_sha256:
@@ -124,12 +126,6 @@ def validate_card(
     if input_width is not None and input_width != len(names):
         raise ModelError(
             f"{name}: model takes {input_width} features, its card lists {len(names)}"
-        )
-    known = FEATURE_SETS.get(card["feature_set"])
-    if known is not None and names != known:
-        raise ModelError(
-            f"{name}: card features differ from feature set {card['feature_set']!r} of this "
-            "vmafdistill (names or order)"
         )
     if card["feature_set_version"] != FEATURE_SET_VERSION:
         raise ModelError(

@@ -560,7 +560,7 @@ def run(
     )
     from ..evaluation.metrics import stratified_metrics
     from ..evaluation.splits import make_splits
-    from ..features.registry import FEATURE_SET_VERSION, feature_set
+    from ..features.registry import FEATURE_SET_VERSION, feature_set, feature_set_name
     from .bundle import save_bundle
 
     t0 = time.perf_counter()
@@ -568,6 +568,7 @@ def run(
     target = plain.get("target", "vmaf")
     seed = int(plain.get("seed", 0))
     try:
+        plain["features"] = feature_set_name(plain["features"])  # conf/features/<name>.yaml
         feature_names = feature_set(plain["features"])
     except ValueError as exc:
         raise VmafDistillError(f"features: {exc}") from None
