@@ -25,7 +25,8 @@ def test_default_student_experiment_is_the_shipped_recipe() -> None:
     assert cfg.loss.name == "huber" and cfg.cv.name == "leave_one_source_out"
     assert cfg.conformal.final_q == "pooled" and cfg.optim.max_epochs == 1500
     # the command line still wins over the recipe
-    assert compose("train", ["experiment=default_student", "optim.max_epochs=7"]).optim.max_epochs == 7
+    again = compose("train", ["experiment=default_student", "optim.max_epochs=7"])
+    assert again.optim.max_epochs == 7
     assert compose("train", []).optim.max_epochs == 400  # no experiment: train.yaml's
 
 

@@ -1,4 +1,5 @@
-"""Score a student on content it has never seen, through the real edge chain.
+"""Score a student on content it has never seen, through the real edge chain
+(``vmafdistill evaluate``).
 
 Builds an "unseen" source from photographs that ship with scikit-learn and matplotlib (china.jpg,
 flower.jpg, grace_hopper.jpg: natural textures, none in any training corpus), panned like a camera
@@ -7,29 +8,32 @@ every shot with libvmaf (float model, the oracle), then runs `predict`'s torch-f
 exported student on every encode and compares per shot: MAE, PLCC, interval coverage, band
 agreement.
 
-    python scripts/eval_unseen.py [--model checkpoints/vmafdistill_default.onnx] [--ladder wide]
+    vmafdistill evaluate [--model checkpoints/vmafdistill_default.onnx] [--ladder wide]
         [--workers 2] [--markdown docs/results-unseen.md] [--noise 8] [--plot unseen.png]
 
 ``--kinds`` scores the held-out content kinds of ``conf/sources/kinds.yaml`` instead (cartoon,
 static camera, hand-held on these photographs, and screen content, a kind no corpus trains on),
 with the signed error (predicted - teacher) per source and per codec x resolution: a student
 that reads high on one kind of content turns a bad encode green.
+
+Needs the ``train`` extra (corpus building, libvmaf labels, matplotlib and scikit-learn's
+photographs).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from ..errors import VmafDistillError
+from ..sources import PhotoPan, add_temporal_noise, pan_photos
 
-from vmafdistill.sources import PhotoPan, add_temporal_noise, pan_photos  # noqa: E402
+__all__ = ["evaluate_unseen", "group_table", "guard_table", "make_source", "photo_paths",
+           "plot_rows"]
 
 FPS = 25
 W, H = 480, 270
@@ -45,7 +49,7 @@ def photo_paths() -> list[Path]:
     paths = [sk / "china.jpg", sk / "flower.jpg", mpl / "grace_hopper.jpg"]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        raise SystemExit(f"missing photographs: {missing}")
+        raise VmafDistillError(f"missing photographs: {missing}")
     return paths
 
 
@@ -129,58 +133,61 @@ def group_table(rows: list[dict], title: str, key: Callable[[dict], str]) -> lis
     return out
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--model", default=str(REPO / "checkpoints" / "vmafdistill_default.onnx"))
-    ap.add_argument("--ladder", default="wide")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--noise", type=int, default=0,
-                    help="film the unseen clip with camera-like temporal noise of this strength "
-                         "(ffmpeg `noise` filter; 0: clean)")
-    ap.add_argument("--kinds", action="store_true",
-                    help="score the held-out content kinds (conf/sources/kinds.yaml `heldout`)")
-    ap.add_argument("--cache", default=str(REPO / ".cache"))
-    ap.add_argument("--markdown", help="also write the table as markdown here")
-    ap.add_argument("--json", help="also write per-shot rows as JSON here")
-    ap.add_argument("--plot", help="also draw predicted vs teacher VMAF (with the intervals and "
-                                   "the guard thresholds) as a PNG here")
-    args = ap.parse_args()
+def evaluate_unseen(
+    model: str | Path | None = None,
+    *,
+    ladder: str = "wide",
+    workers: int = 2,
+    noise: int = 0,
+    kinds: bool = False,
+    cache: str | Path = ".cache",
+    markdown: str | Path | None = None,
+    json_path: str | Path | None = None,
+    plot: str | Path | None = None,
+) -> dict[str, Any]:
+    """Film the unseen source (or the held-out content kinds with ``kinds``), build its corpus
+    on ``ladder`` with libvmaf labels under ``cache``, run the edge chain with ``model``
+    (default: the shipped student) on every encode and compare per shot.
 
+    Prints the markdown report and writes it (``markdown``), the per-shot rows (``json_path``)
+    and a predicted-vs-teacher plot (``plot``) when asked. Returns ``{"text", "rows", "mae",
+    "plcc", "coverage", "band_agreement"}``.
+    """
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from vmafdistill.config import conf_dir
-    from vmafdistill.corpus.build import build_corpus, cached_encodes
-    from vmafdistill.edge.pipeline import analyze_video
-    from vmafdistill.edge.predictor import Predictor
-    from vmafdistill.edge.tokens import DEFAULT_RULES, band_of, merge_rules
+    from ..config import conf_dir
+    from ..corpus.build import build_corpus, cached_encodes
+    from ..edge.pipeline import analyze_video
+    from ..edge.predictor import Predictor, default_model_path
+    from ..edge.tokens import DEFAULT_RULES, band_of, merge_rules
 
-    cache = Path(args.cache)
-    if args.kinds:
-        sys.path.insert(0, str(REPO / "scripts"))
-        from make_kind_sources import make_sources as make_kind_sources
+    model = Path(model) if model is not None else default_model_path()
+    cache = Path(cache)
+    if kinds:
+        from ..recipes import make_kind_sources
 
         src = make_kind_sources(cache / "unseen_kinds", "heldout")[0]
-        name = "unseen_kinds" + ("" if args.ladder == "wide" else "_" + args.ladder)
+        name = "unseen_kinds" + ("" if ladder == "wide" else "_" + ladder)
     else:
-        src = make_source(cache, args.noise)
-        name = "unseen" if args.ladder == "wide" else "unseen_" + args.ladder
-        if args.noise:
-            name += f"_noise{args.noise}"
+        src = make_source(cache, noise)
+        name = "unseen" if ladder == "wide" else "unseen_" + ladder
+        if noise:
+            name += f"_noise{noise}"
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = OmegaConf.to_container(compose("corpus", overrides=[
             # one corpus directory per ladder, so `--ladder wide_all` does not replace the tables
             # of the default ladder
             f"paths.cache_dir={cache}", "corpus=folder",
             f"corpus.name={name}",
-            f"corpus.root={src.parent}", f"ladder={args.ladder}", "teacher=libvmaf",
-            f"workers={args.workers}", "progress=false",
+            f"corpus.root={src.parent}", f"ladder={ladder}", "teacher=libvmaf",
+            f"workers={workers}", "progress=false",
         ]), resolve=True)
     report = build_corpus(cfg)
     if report.failures:
-        raise SystemExit(f"corpus failures: {report.failures}")
+        raise VmafDistillError(f"corpus failures: {report.failures}")
     samples = report.samples
-    pred = Predictor(args.model)
+    pred = Predictor(model)
     rules = merge_rules(DEFAULT_RULES, pred.card.get("tokens"))
     # the teacher's band reads the score itself; the guard band reads the interval's lower end
     pred_rules = merge_rules(rules, {"bands": {"basis": "pred"}})
@@ -217,13 +224,13 @@ def main() -> int:
     card = pred.card
     what = ("held-out content kinds (conf/sources/kinds.yaml: "
             + ", ".join(sorted({r["source"] for r in rows})) + f"; 3 shots each, {W}x{H} {FPS} fps)"
-            if args.kinds else
+            if kinds else
             f"{src.name}: 3 photographs panned, 2 hard cuts, {W}x{H} {FPS} fps"
-            f"{f', camera noise strength {args.noise}' if args.noise else ''}")
+            f"{f', camera noise strength {noise}' if noise else ''}")
     lines = [
         f"Unseen content ({what}), "
-        f"ladder `{args.ladder}`, labels: libvmaf float ({samples['teacher_version'].iloc[0]}), "
-        f"student `{Path(args.model).name}` (trained on corpus {card['corpus'].get('name')}).",
+        f"ladder `{ladder}`, labels: libvmaf float ({samples['teacher_version'].iloc[0]}), "
+        f"student `{model.name}` (trained on corpus {card['corpus'].get('name')}).",
         "",
         "| shots x variants | MAE | signed error | max abs err | PLCC "
         "| interval coverage (nominal) | band agreement |",
@@ -242,17 +249,14 @@ def main() -> int:
     lines += group_table(rows, "variant", lambda r: r["variant"])
     text = "\n".join(lines)
     print(text)
-    if args.markdown:
-        Path(args.markdown).write_text(text + "\n")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
-    if args.plot:
+    if markdown:
+        Path(markdown).write_text(text + "\n")
+    if json_path:
+        Path(json_path).write_text(json.dumps(rows, indent=1) + "\n")
+    if plot:
         plot_rows(rows, [float(t) for t in card.get("guard_thresholds") or []],
-                  f"{name if args.kinds else src.name}, ladder {args.ladder}: MAE {mae:.2f}, "
+                  f"{name if kinds else src.name}, ladder {ladder}: MAE {mae:.2f}, "
                   f"PLCC {plcc:.3f}, "
-                  f"coverage {cover:.1%}", Path(args.plot))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+                  f"coverage {cover:.1%}", Path(plot))
+    return {"text": text, "rows": rows, "mae": mae, "plcc": plcc, "coverage": float(cover),
+            "band_agreement": float(bands)}
