@@ -37,3 +37,21 @@ def test_skvideo_synth_config_lists_every_generated_source() -> None:
     assert synth == [f"/x/synth_sources/{name}.mp4" for name in names]
     assert len(sources) == 3 + len(names) == 9
     assert load_recipe("synth")["out_dir"] == ".cache/synth_sources"  # where the corpus looks
+
+
+def test_sources_command_names_every_recipe(tmp_path: Path) -> None:
+    from vmafdistill.cli import build_parser
+    from vmafdistill.errors import VmafDistillError
+    from vmafdistill.recipes import RECIPES, load_recipe
+
+    args = build_parser().parse_args(["sources", "synth", "--out", str(tmp_path)])
+    assert (args.recipe, args.out, args.group) == ("synth", str(tmp_path), "train")
+    assert set(RECIPES) == {"photos", "synth", "kinds"}
+    for name in RECIPES:  # every recipe file says where its clips go (the corpus configs' paths)
+        assert load_recipe(name)["out_dir"] == f".cache/{name.rstrip('s')}_sources"
+    try:
+        load_recipe("nope")
+    except VmafDistillError as exc:
+        assert "photos" in str(exc)
+    else:
+        raise AssertionError("unknown recipe accepted")
