@@ -376,6 +376,7 @@ def test_edge_modules_import_without_torch() -> None:
         from vmafdistill.features import frame_numpy, registry
         from vmafdistill.edge import card
         assert "log_bpp" in card.EDGE_FEATURES
+        assert registry.known_feature_set("paper14") is None  # the card's names rule here
         from vmafdistill.shots import detect_shots
         y = (np.arange(30 * 20 * 24) % 251).astype(np.uint8).reshape(30, 20, 24)
         f = F.frame_features(y, 8)
@@ -469,12 +470,15 @@ PINNED_FEATURE_SETS = {
 
 def test_feature_set_files_hold_the_pinned_columns() -> None:
     from vmafdistill.corpus.schema import SAMPLE_COLUMNS
+    from vmafdistill.features import registry
     from vmafdistill.features.registry import load_feature_sets
 
     assert FEATURE_SET_VERSION == 1
     assert load_feature_sets() == PINNED_FEATURE_SETS
     assert dict(FEATURE_SETS) == PINNED_FEATURE_SETS and len(FEATURE_SETS) == 7
     assert FEATURE_SETS.get("nope") is None and "quant_ti7" in FEATURE_SETS
+    assert registry.known_feature_set("rate7") == PINNED_FEATURE_SETS["rate7"]
+    assert registry.known_feature_set("nope") is None
     for columns in PINNED_FEATURE_SETS.values():
         assert set(columns) <= set(SAMPLE_COLUMNS)  # the corpus carries every column
 

@@ -22,6 +22,7 @@ from ..features.registry import (
     QUANTIZER_FEATURES,
     SCENE_RATE_FEATURES,
     SHOT_FEATURES,
+    known_feature_set,
 )
 from ..features.registry import PIXEL_FEATURES as _PIXEL
 
@@ -109,9 +110,10 @@ def validate_card(
     """Raise ModelError unless ``card`` describes this model file and this package's features.
 
     Checks: sha256 of the file, default-domain opset, the number of model inputs against the
-    feature list, the feature-set version, and that every feature can be computed without a
-    reference. The card's ``feature_names`` are the model's inputs, in order (the edge reads no
-    feature-set file: ``conf/features/`` is the training side's).
+    feature list, the feature-set version, that every feature can be computed without a
+    reference, and, where this install reads ``conf/features/`` (PyYAML: the training side), that
+    a known feature set's names and order match. The card's ``feature_names`` are the model's
+    inputs, in order; the torch- and yaml-free edge install relies on them alone.
     """
     name = Path(model_path).name
     if card["sha256"] != model_sha256:
@@ -126,6 +128,12 @@ def validate_card(
     if input_width is not None and input_width != len(names):
         raise ModelError(
             f"{name}: model takes {input_width} features, its card lists {len(names)}"
+        )
+    known = known_feature_set(card["feature_set"])
+    if known is not None and names != known:
+        raise ModelError(
+            f"{name}: card features differ from feature set {card['feature_set']!r} of this "
+            "vmafdistill (names or order)"
         )
     if card["feature_set_version"] != FEATURE_SET_VERSION:
         raise ModelError(

@@ -32,6 +32,7 @@ __all__ = [
     "canonical_codec",
     "feature_set",
     "feature_set_name",
+    "known_feature_set",
     "load_feature_sets",
     "metadata_features",
 ]
@@ -181,6 +182,18 @@ def feature_set(name: str) -> list[str]:
         raise ValueError(
             f"unknown feature set {name!r}; known: {', '.join(sorted(sets))}"
         ) from None
+
+
+def known_feature_set(name: str) -> list[str] | None:
+    """Columns of feature set ``name`` where this install can read ``conf/features/`` (the
+    training side), else None: an unknown name, or the edge install (no PyYAML), where a model
+    card's own ``feature_names`` are the inputs."""
+    from ..errors import VmafDistillError
+
+    try:
+        return load_feature_sets().get(name)
+    except (ImportError, VmafDistillError):
+        return None
 
 
 def feature_set_name(spec: str | Mapping[str, Any]) -> str:
