@@ -116,8 +116,9 @@ def load_feature_sets(directory: str | os.PathLike[str] | None = None) -> dict[s
     ``directory`` defaults to ``conf/features`` of :func:`vmafdistill.config.conf_dir` (the
     package's, or ``VMAFDISTILL_CONF``'s). Each file holds ``name`` (its file name) and
     ``columns``, the ordered student input columns; the train app selects one with
-    ``features=<name>`` (a Hydra config group). Read with PyYAML (torch-free); the edge never
-    calls this (a model card carries its own ``feature_names``).
+    ``features=<name>`` (a Hydra config group). Read with PyYAML (torch-free) once per
+    directory and process. The edge install has no PyYAML: there a model card's own
+    ``feature_names`` are the inputs (:func:`known_feature_set` returns None).
     """
     if directory is None:
         from ..config import conf_dir
