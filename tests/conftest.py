@@ -66,7 +66,7 @@ def golden_case(content_dir: Path) -> Callable[[str], GoldenCase]:
                 pytest.fail(
                     f"golden case {name}: freshly built {'/'.join(bad)} differs from the golden "
                     "record (decoded sha256); the local ffmpeg/encoder build or CPU path changed "
-                    "the pixels - regenerate with scripts/make_golden.py if that is intended"
+                    "the pixels - regenerate with tests/tools/make_golden.py if that is intended"
                 )
             cache[name] = case
         return cache[name]

@@ -325,3 +325,43 @@ def test_worst_group_quantile_is_the_largest_group_quantile() -> None:
         assert np.mean(r[g == k] <= want) >= 0.9
     with pytest.raises(VmafDistillError, match="group labels"):
         worst_group_quantile(r, g[:-1])
+
+
+# ------------------------------------------------------------------ `vmafdistill evaluate`
+
+
+def test_evaluate_command_keeps_the_unseen_script_options() -> None:
+    """scripts/eval_unseen.py became `vmafdistill evaluate` (vmafdistill.evaluation.unseen)."""
+    from pathlib import Path
+
+    from vmafdistill.cli import build_parser
+
+    args = build_parser().parse_args([
+        "evaluate", "--model", "m.onnx", "--ladder", "wide_all", "--workers", "1", "--noise", "8",
+        "--kinds", "--cache", "c", "--markdown", "r.md", "--json", "r.json", "--plot", "r.png"])
+    assert (args.model, args.ladder, args.workers, args.noise, args.kinds, args.cache) == (
+        "m.onnx", "wide_all", 1, 8, True, "c")
+    assert (args.markdown, args.json, args.plot) == ("r.md", "r.json", "r.png")
+    d = build_parser().parse_args(["evaluate"])
+    assert (d.model, d.ladder, d.workers, d.noise, d.kinds, d.cache) == (
+        None, "wide", 2, 0, False, ".cache")
+    assert not (Path(__file__).resolve().parents[1] / "scripts" / "eval_unseen.py").exists()
+
+
+def test_unseen_report_tables() -> None:
+    from vmafdistill.evaluation.unseen import group_table, guard_table
+
+    rows = [
+        {"source": "a", "variant": "h264_640x360_crf30", "teacher": 85.0, "pred": 82.0,
+         "lo": 78.0, "hi": 86.0, "band": "green", "guard_band": "green"},
+        {"source": "a", "variant": "h264_640x360_crf40", "teacher": 60.0, "pred": 81.0,
+         "lo": 77.0, "hi": 85.0, "band": "green", "guard_band": "amber"},
+        {"source": "b", "variant": "h265_320x180_crf30", "teacher": 70.0, "pred": 66.0,
+         "lo": 60.0, "hi": 72.0, "band": "amber", "guard_band": "amber"},
+    ]
+    guard = guard_table(rows, 80.0)
+    assert guard[2] == "| pred | 2 | 1 (50%) | 1 of 1 |"
+    assert guard[3] == "| lower (guard) | 1 | 0 (0%) | 1 of 1 |"
+    by_source = group_table(rows, "source", lambda r: r["source"])
+    assert by_source[3] == "| a | 2 | 72.50 | 81.50 | 12.00 | +9.00 | 50% |"
+    assert by_source[4] == "| b | 1 | 70.00 | 66.00 | 4.00 | -4.00 | 100% |"

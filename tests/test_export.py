@@ -36,7 +36,7 @@ CFGS = {
 
 @pytest.fixture(scope="module")
 def samples():
-    return load_script("make_edge_test_model").synthetic_samples(n=300, seed=1)
+    return load_script("make_edge_test_model", "tests/tools").synthetic_samples(n=300, seed=1)
 
 
 def _student(kind: str, samples, seed: int = 0):

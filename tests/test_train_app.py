@@ -273,9 +273,11 @@ LAUNCHERS = {
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 def test_a_failed_job_of_a_sweep_fails_the_command(tmp_path: Path, launcher: str) -> None:
     """Sweep jobs in another process (joblib workers, Ray tasks): one job with a bad override
-    (an unknown feature set) must make `vmafdistill train -m` exit non-zero with its message,
-    while the good job still writes its metrics (the error once vanished in the worker and the
-    sweep exited 0)."""
+    (a target column the samples table lacks) must make `vmafdistill train -m` exit non-zero
+    with its message, while the good job still writes its metrics (the error once vanished in
+    the worker and the sweep exited 0). An unknown feature set is refused before any job
+    runs: `features` is a config group (test_features.test_train_config_selects_a_feature_set_file).
+    """
     import os
     import subprocess
 
@@ -289,10 +291,10 @@ def test_a_failed_job_of_a_sweep_fails_the_command(tmp_path: Path, launcher: str
     proc = subprocess.run(
         [sys.executable, "-m", "vmafdistill", "train", "-m", f"corpus_dir={corpus}",
          *TRAIN_FAST, "student=logistic", "baselines=[]", "optim.max_epochs=30",
-         "features=scalefree,no_such_set", *LAUNCHERS[launcher], f"hydra.sweep.dir={sweep}"],
+         "target=vmaf,no_such_target", *LAUNCHERS[launcher], f"hydra.sweep.dir={sweep}"],
         capture_output=True, text=True, env=env, timeout=600, check=False)
     assert proc.returncode != 0, proc.stderr
-    assert "no_such_set" in proc.stderr
+    assert "no_such_target" in proc.stderr
     assert len(list(sweep.glob("*/metrics.json"))) == 1  # the healthy job finished
 
 

@@ -2,7 +2,8 @@
 
 Two kinds of subcommand:
 
-* argparse commands (``score``, ``pilot``, ``predict``, ``export``, ``sweep-report``): a module in
+* argparse commands (``score``, ``pilot``, ``predict``, ``export``, ``sweep-report``,
+  ``sources``, ``evaluate``): a module in
   this package with ``add_parser(sub)`` registering a parser whose ``func(args)`` runs it;
 * Hydra apps (``corpus``, ``train``, ``finetune``): everything after the command name is handed
   to Hydra as overrides (``vmafdistill train -m student=mlp,soft_tree``), so config groups,
@@ -28,6 +29,8 @@ _ARGPARSE_COMMANDS: dict[str, str] = {
     "predict": ".predict",
     "export": ".export",
     "sweep-report": ".sweep_report",
+    "sources": ".sources",
+    "evaluate": ".evaluate",
 }
 
 #: Hydra apps -> (module with ``main(argv)``, one-line help).

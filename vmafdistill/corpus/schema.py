@@ -19,6 +19,7 @@ from ..features.registry import (
     PIXEL_FEATURES,
     QUANTIZER_FEATURES,
     SCENE_RATE_FEATURES,
+    SHOT_FEATURES,
     TEACHER_FEATURES,
 )
 
@@ -71,11 +72,12 @@ METADATA_COLUMNS: tuple[str, ...] = (
 )
 
 #: Per-sample rows. Every feature-set column (``FEATURE_SETS[name]``) is a column here, so a
-#: student selects its inputs with ``samples[feature_set(name)]``.
+#: student selects its inputs with ``samples[feature_set(name)]``; registered shot features
+#: (:data:`~vmafdistill.features.registry.SHOT_FEATURES`) follow the pixel features.
 SAMPLE_COLUMNS: tuple[str, ...] = (
     "sample_id", "source_id", "shot_id", "scene_id", *VARIANT_COLUMNS, "fps",
     "start_frame", "stop_frame", "num_frames", "duration_s",
-    *LABEL_COLUMNS, *TEACHER_FEATURES, *METADATA_COLUMNS, *PIXEL_FEATURES,
+    *LABEL_COLUMNS, *TEACHER_FEATURES, *METADATA_COLUMNS, *PIXEL_FEATURES, *SHOT_FEATURES,
     "teacher_backend", "teacher_version", "teacher_model", "feature_set_version",
     "schema_version",
 )

@@ -18,10 +18,11 @@ from typing import Any
 from ..errors import ModelError
 from ..features.registry import (
     FEATURE_SET_VERSION,
-    FEATURE_SETS,
     METADATA_FEATURES,
     QUANTIZER_FEATURES,
     SCENE_RATE_FEATURES,
+    SHOT_FEATURES,
+    known_feature_set,
 )
 from ..features.registry import PIXEL_FEATURES as _PIXEL
 
@@ -47,7 +48,8 @@ REQUIRED_KEYS: tuple[str, ...] = (
 
 #: Features the torch-free edge pipeline can compute from a distorted video alone.
 EDGE_FEATURES: frozenset[str] = frozenset(
-    {*METADATA_FEATURES, "log_bpp", *SCENE_RATE_FEATURES, *QUANTIZER_FEATURES, *_PIXEL}
+    {*METADATA_FEATURES, "log_bpp", *SCENE_RATE_FEATURES, *QUANTIZER_FEATURES, *_PIXEL,
+     *SHOT_FEATURES}
 )
 
 
@@ -108,8 +110,10 @@ def validate_card(
     """Raise ModelError unless ``card`` describes this model file and this package's features.
 
     Checks: sha256 of the file, default-domain opset, the number of model inputs against the
-    feature list, that a known feature set's names and order match this package's registry,
-    the feature-set version, and that every feature can be computed without a reference.
+    feature list, the feature-set version, that every feature can be computed without a
+    reference, and, where this install reads ``conf/features/`` (PyYAML: the training side), that
+    a known feature set's names and order match. The card's ``feature_names`` are the model's
+    inputs, in order; the torch- and yaml-free edge install relies on them alone.
     """
     name = Path(model_path).name
     if card["sha256"] != model_sha256:
@@ -125,7 +129,7 @@ def validate_card(
         raise ModelError(
             f"{name}: model takes {input_width} features, its card lists {len(names)}"
         )
-    known = FEATURE_SETS.get(card["feature_set"])
+    known = known_feature_set(card["feature_set"])
     if known is not None and names != known:
         raise ModelError(
             f"{name}: card features differ from feature set {card['feature_set']!r} of this "

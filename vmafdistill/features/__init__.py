@@ -25,6 +25,7 @@ from .registry import (
     TEACHER_FEATURES,
     canonical_codec,
     feature_set,
+    load_feature_sets,
     metadata_features,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "feature_set",
     "finalize",
     "frame_features",
+    "load_feature_sets",
     "metadata_features",
     "pool_shot",
     "pool_shots",

@@ -1,13 +1,19 @@
 """Named student feature sets, metadata features, and the version tag feature caches key on.
 
-Torch-free (edge runtime). A *feature set* is an ordered list of column names; a student model
-records the set it was trained on, and corpus caches record :data:`FEATURE_SET_VERSION` so a
-changed definition never silently mixes with old numbers.
+Torch-free (edge runtime). A *feature set* is an ordered list of column names, one
+``conf/features/<name>.yaml`` each (:func:`load_feature_sets`); a student model records the set
+it was trained on (and its card the column names), and corpus caches record
+:data:`FEATURE_SET_VERSION` so a changed definition never silently mixes with old numbers.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
 
 from ..vmaf_names import MODEL_FEATURES
 from .frame_numpy import FEATURE_NAMES
@@ -21,9 +27,13 @@ __all__ = [
     "QUANTIZER_FEATURES",
     "RATE_FEATURES",
     "SCENE_RATE_FEATURES",
+    "SHOT_FEATURES",
     "TEACHER_FEATURES",
     "canonical_codec",
     "feature_set",
+    "feature_set_name",
+    "known_feature_set",
+    "load_feature_sets",
     "metadata_features",
 ]
 
@@ -68,27 +78,80 @@ SCENE_RATE_FEATURES: tuple[str, ...] = ("log_scene_bpp", "log_scene_bitrate")
 #: for low quality, gets a *lower* QP (docs/results.md, "encoder quantizer").
 QUANTIZER_FEATURES: tuple[str, ...] = ("qp", "scene_qp")
 
-#: Feature set name -> ordered column names. ``paper14`` is the pilot study's Table 4 (its single
-#: H.265 flag widened to four codec flags, so 17 columns); ``scalefree`` swaps its raw bitrate
-#: for bits per pixel; ``fr6`` are VMAF's own inputs (the full-reference upper bound).
-#: ``rate7`` is stream metadata only (no decoded-pixel feature): bits per delivered pixel, the
-#: raw bitrate (with ``log_bpp`` it spans ln(delivered pixels per second): the same bpp buys
-#: more quality on large frames, where each pixel carries less scene detail), the scale ratio
-#: and the codec flags. Chosen for cross-content transfer: the pixel features identify the
-#: training clips, and with 2-3 training sources a student extrapolates them badly
-#: (``docs/results.md``, leave-one-source-out). ``quant6`` swaps the rate for the encoder's
-#: quantizer (:data:`QUANTIZER_FEATURES`): stream headers only, no decoded pixel; ``quant_ti7``
-#: adds ``temporal_std`` (P.910's temporal information of the decoded frames): at equal QP,
-#: how much the content moves.
-FEATURE_SETS: dict[str, list[str]] = {
-    "paper14": [*METADATA_FEATURES, *PIXEL_FEATURES],
-    "scalefree": ["log_bpp", *METADATA_FEATURES[1:], *PIXEL_FEATURES],
-    "rate7": ["log_bpp", *METADATA_FEATURES],
-    "scene7": [*SCENE_RATE_FEATURES, *METADATA_FEATURES[1:]],
-    "quant6": ["scene_qp", *METADATA_FEATURES[1:]],
-    "quant_ti7": ["scene_qp", "temporal_std", *METADATA_FEATURES[1:]],
-    "fr6": list(TEACHER_FEATURES),
+#: Shot-level features computed from a finished shot row: name -> function(row) -> float.
+#: :func:`~vmafdistill.features.shot_rows.shot_feature_rows` (the corpus builder's and the edge's
+#: one definition of a shot's inputs) adds each to every row, after every built-in column, so the
+#: function may read any of them (``bitrate_kbps``, ``duration_s``, ``qp``, the pooled pixel
+#: features, ...); the samples table carries it (:data:`vmafdistill.corpus.schema.SAMPLE_COLUMNS`)
+#: and the edge computes it (:data:`vmafdistill.edge.card.EDGE_FEATURES`). Adding one: its
+#: function in a module of this package, one line here, its name in a ``conf/features/*.yaml``
+#: (docs/features.md, "Adding a student input feature").
+SHOT_FEATURES: dict[str, Callable[[Mapping[str, Any]], float]] = {
 }
+
+
+@functools.lru_cache(maxsize=8)
+def _load_feature_sets(directory: str) -> dict[str, tuple[str, ...]]:
+    import yaml  # torch-free; only the training side reads feature-set files
+
+    sets: dict[str, tuple[str, ...]] = {}
+    for path in sorted(Path(directory).glob("*.yaml")):
+        with open(path) as fh:
+            data = yaml.safe_load(fh)
+        columns = data.get("columns") if isinstance(data, dict) else None
+        if not (isinstance(columns, list) and columns
+                and all(isinstance(c, str) for c in columns)):
+            raise ValueError(f"{path}: a feature set needs `columns:`, a list of column names")
+        if data.get("name", path.stem) != path.stem:
+            raise ValueError(f"{path}: name {data['name']!r} differs from the file name")
+        if len(set(columns)) != len(columns):
+            raise ValueError(f"{path}: a column is listed twice")
+        sets[path.stem] = tuple(columns)
+    return sets
+
+
+def load_feature_sets(directory: str | os.PathLike[str] | None = None) -> dict[str, list[str]]:
+    """Every named feature set: ``conf/features/<name>.yaml`` -> ``{name: [column, ...]}``.
+
+    ``directory`` defaults to ``conf/features`` of :func:`vmafdistill.config.conf_dir` (the
+    package's, or ``VMAFDISTILL_CONF``'s). Each file holds ``name`` (its file name) and
+    ``columns``, the ordered student input columns; the train app selects one with
+    ``features=<name>`` (a Hydra config group). Read with PyYAML (torch-free) once per
+    directory and process. The edge install has no PyYAML: there a model card's own
+    ``feature_names`` are the inputs (:func:`known_feature_set` returns None).
+    """
+    if directory is None:
+        from ..config import conf_dir
+
+        directory = conf_dir() / "features"
+    return {k: list(v) for k, v in _load_feature_sets(str(directory)).items()}
+
+
+class _FeatureSets(Mapping[str, list[str]]):
+    """Read-only ``{name: columns}`` view of :func:`load_feature_sets`, read on first use (so
+    importing this module, as the torch- and yaml-free edge does, reads no file)."""
+
+    def _sets(self) -> dict[str, list[str]]:
+        return load_feature_sets()
+
+    def __getitem__(self, name: str) -> list[str]:
+        return self._sets()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sets())
+
+    def __len__(self) -> int:
+        return len(self._sets())
+
+    def __repr__(self) -> str:
+        return f"FEATURE_SETS({self._sets()!r})"
+
+
+#: Feature set name -> ordered column names, from ``conf/features/*.yaml`` (see
+#: :func:`load_feature_sets`; each file says what its set is for). ``paper14`` is the pilot
+#: study's Table 4, ``scalefree`` / ``rate7`` / ``scene7`` / ``quant6`` / ``quant_ti7`` the
+#: cross-content sets (``quant_ti7``: the shipped student's), ``fr6`` VMAF's own inputs.
+FEATURE_SETS: Mapping[str, list[str]] = _FeatureSets()
 
 # Encoder / decoder / container spellings of each codec family.
 _CODEC_ALIASES: dict[str, str] = {
@@ -113,12 +176,44 @@ def canonical_codec(codec: str) -> str:
 
 def feature_set(name: str) -> list[str]:
     """Column names of feature set ``name`` (a copy); ValueError lists the known sets."""
+    sets = load_feature_sets()
     try:
-        return list(FEATURE_SETS[name])
-    except KeyError:
+        return list(sets[name])
+    except (KeyError, TypeError):
         raise ValueError(
-            f"unknown feature set {name!r}; known: {', '.join(sorted(FEATURE_SETS))}"
+            f"unknown feature set {name!r}; known: {', '.join(sorted(sets))}"
         ) from None
+
+
+def known_feature_set(name: str) -> list[str] | None:
+    """Columns of feature set ``name`` where this install can read ``conf/features/`` (the
+    training side), else None: an unknown name, or the edge install (no PyYAML), where a model
+    card's own ``feature_names`` are the inputs."""
+    from ..errors import VmafDistillError
+
+    try:
+        return load_feature_sets().get(name)
+    except (ImportError, VmafDistillError):
+        return None
+
+
+def feature_set_name(spec: str | Mapping[str, Any]) -> str:
+    """The name of a feature-set choice: a name, or the train config's ``features`` group node
+    (``{name, columns}`` of ``conf/features/<name>.yaml``), whose columns must be that file's
+    (a new set is a new file). ValueError names the problem."""
+    if isinstance(spec, str):
+        feature_set(spec)  # known?
+        return spec
+    if not isinstance(spec, Mapping) or "name" not in spec:
+        raise ValueError(f"expected a feature-set name or {{name, columns}}, got {spec!r}")
+    name = str(spec["name"])
+    known = feature_set(name)
+    if spec.get("columns") is not None and list(spec["columns"]) != known:
+        raise ValueError(
+            f"features.columns differ from conf/features/{name}.yaml; a new column list is a "
+            "new feature set: add conf/features/<new name>.yaml"
+        )
+    return name
 
 
 def scene_rate_features(

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..io.packets import scene_bitrates_kbps, shot_bitrate_kbps
 from .frame_numpy import pool_shot
-from .registry import metadata_features, scene_rate_features
+from .registry import SHOT_FEATURES, metadata_features, scene_rate_features
 
 __all__ = ["ShotLike", "shot_feature_rows", "shot_timing"]
 
@@ -105,7 +105,8 @@ def shot_feature_rows(
         (``log_bitrate, log_bpp, scale_ratio, codec_*``), ``scene_bitrate_kbps`` with the scene
         rate features (``log_scene_bpp, log_scene_bitrate``), ``qp`` (the shot's mean frame
         quantizer) and ``scene_qp`` (:func:`scene_weighted_qp`; both NaN without
-        ``frame_qp``) and every pooled per-frame feature.
+        ``frame_qp``), every pooled per-frame feature and every registered
+        :data:`~vmafdistill.features.registry.SHOT_FEATURES` column.
     """
     if empty not in ("nan", "raise"):
         raise ValueError(f"empty must be 'nan' or 'raise', got {empty!r}")
@@ -156,5 +157,7 @@ def shot_feature_rows(
         row["qp"] = pool_shot({"qp": qps}, start, stop)["qp"] if qps is not None else math.nan
         row["scene_qp"] = scene_qps.get(scene_index, math.nan)
         row.update(pool_shot(per_frame, start, stop))
+        for name, compute in SHOT_FEATURES.items():  # registered shot features, last
+            row[name] = float(compute(row))
         rows.append(row)
     return rows

@@ -36,7 +36,7 @@ __all__ = [
 SHIPPED_ONNX = Path(__file__).resolve().parents[1] / "checkpoints" / "vmafdistill_default.onnx"
 SHIPPED_BUNDLE = SHIPPED_ONNX.with_suffix(".pt")
 
-#: Loss the shipped recipe trains with (scripts/make_default_student.sh: loss=huber_points); a
+#: Loss the shipped recipe trains with (conf/experiment/default_student.yaml: loss=huber_points); a
 #: card does not record its loss, fine-tuning lays `loss=` overrides over this.
 _SHIPPED_LOSS = "huber_points"
 

@@ -540,10 +540,11 @@ class ConformalPlan:
 def load_training_data(cfg: Any, plain: Mapping[str, Any]) -> TrainData:
     """The feature set's columns, the corpus's usable rows and the CV folds over them."""
     from ..evaluation.splits import make_splits
-    from ..features.registry import feature_set
+    from ..features.registry import feature_set, feature_set_name
 
     target = plain.get("target", "vmaf")
     try:
+        plain["features"] = feature_set_name(plain["features"])  # conf/features/<name>.yaml
         feature_names = feature_set(plain["features"])
     except ValueError as exc:
         raise VmafDistillError(f"features: {exc}") from None

@@ -10,7 +10,7 @@ them (6 decimals) plus libvmaf's pooled means. Per-frame values are stored colum
 Where the numbers were made: ``made_on`` holds the CPU model and the SIMD level libvmaf ran
 (:func:`vmafdistill.machine.cpu_record`). libvmaf's kernels differ between SIMD levels, so a record
 can also be scored on machines of other levels (``also_recorded_on``, written by
-``scripts/make_golden.py --add-this-cpu``): values that differ there are kept under
+``tests/tools/make_golden.py --add-this-cpu``): values that differ there are kept under
 ``models[<model>]["per_frame_by_simd"][<level>][<metric>]`` (only the metrics that differ);
 :meth:`GoldenCase.per_frame` returns the values of this machine's level when there are any, and
 :func:`golden_tolerance` says how far a fresh libvmaf run may move from what is returned.
@@ -226,7 +226,7 @@ def load_golden(case: str, directory: Path | None = None) -> dict[str, Any]:
     """Load the golden record of ``case`` (see the module doc for the layout)."""
     path = golden_path(case, directory)
     if not path.is_file():
-        raise FileNotFoundError(f"no golden file {path}: run scripts/make_golden.py")
+        raise FileNotFoundError(f"no golden file {path}: run tests/tools/make_golden.py")
     return json.loads(path.read_text())
 
 

@@ -1,6 +1,6 @@
 """Write the tiny *test* ONNX student + card used by the edge tests and the install check.
 
-    .venv/bin/python scripts/make_edge_test_model.py [OUT_DIR]   # default tests/data/edge
+    .venv/bin/python tests/tools/make_edge_test_model.py [OUT_DIR]   # default tests/data/edge
 
 A linear ``paper14`` student with hand-set weights (VMAF rises with ln bitrate and falls with
 the scale ratio, bounded 0..100 by a sigmoid head) behind a scaler fitted on synthetic feature
@@ -82,7 +82,7 @@ def build(out_dir: Path) -> Path:
     }
     out = out_dir / "tiny.onnx"
     card = export_onnx(model, meta, df, out, settings=load_export_settings(),
-                       source="scripts/make_edge_test_model.py")
+                       source="tests/tools/make_edge_test_model.py")
     card_path = out.with_name("tiny.card.json")
     # A fixed timestamp and versions keep the committed card byte-stable across regenerations.
     import json

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Exact mode against libvmaf's integer ``vmaf_v0.6.1`` on every golden case: a table.
 
-``python scripts/check_exact_golden.py [--cases NAME ...] [--workdir DIR]`` builds each case of
+``python tests/tools/check_exact_golden.py [--cases NAME ...] [--workdir DIR]`` builds each case of
 ``tests/data/golden`` (checking the decoded sha256 against the record), scores it with
 ``score_files`` in exact mode (``chunk=4``: motion crosses chunk borders) exactly as the oracle
 scored it, and prints per case the largest per-frame |ΔVMAF| and the worst feature |Δ| against
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from vmafdistill.teacher.score import score_files  # noqa: E402

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Build every content case, score it with libvmaf and write tests/data/golden/<case>.json.
 
-Usage: python scripts/make_golden.py [WORK_DIR] [--out DIR] [--cases a,b] [--threads N]
+Usage: python tests/tools/make_golden.py [WORK_DIR] [--out DIR] [--cases a,b] [--threads N]
                                      [--add-this-cpu]
 
 WORK_DIR receives the built clips (default: a temporary directory, removed afterwards). Every
@@ -28,7 +28,7 @@ from pathlib import Path
 try:
     import vmafdistill  # noqa: F401
 except ImportError:  # run from a checkout without installing the package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from vmafdistill.oracle import (
     CANONICAL_METRICS,

