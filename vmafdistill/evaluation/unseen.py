@@ -4,9 +4,9 @@
 Builds an "unseen" source from photographs that ship with scikit-learn and matplotlib (china.jpg,
 flower.jpg, grace_hopper.jpg: natural textures, none in any training corpus), panned like a camera
 and joined by hard cuts (6 s, 480x270, 25 fps). Encodes it on a ladder (default `wide`), labels
-every shot with libvmaf (float model, the oracle), then runs `predict`'s torch-free chain with the
-exported student on every encode and compares per shot: MAE, PLCC, interval coverage, band
-agreement.
+every shot with libvmaf (its default integer model, the oracle), then runs `predict`'s
+torch-free chain with the exported student on every encode and compares per shot: MAE, PLCC,
+interval coverage, band agreement.
 
     vmafdistill evaluate [--model checkpoints/vmafdistill_default.onnx] [--ladder wide]
         [--workers 2] [--markdown docs/results-unseen.md] [--noise 8] [--plot unseen.png]
@@ -173,8 +173,8 @@ def evaluate_unseen(
             if kinds else
             f"{src.name}: 3 photographs panned, 2 hard cuts, {W}x{H} {FPS} fps"
             f"{f', camera noise strength {noise}' if noise else ''}")
-    header = (f"Unseen content ({what}), ladder `{ladder}`, labels: libvmaf float "
-              f"({report.samples['teacher_version'].iloc[0]}), student `{model.name}` (trained on "
+    header = (f"Unseen content ({what}), ladder `{ladder}`, labels: "
+              f"{report.samples['teacher_version'].iloc[0]}, student `{model.name}` (trained on "
               f"corpus {pred.card['corpus'].get('name')}).")
     text = "\n".join(_report_lines(header, rows, stats, pred.card))
     print(text)
