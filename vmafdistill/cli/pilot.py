@@ -56,10 +56,10 @@ def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], 
     out = Path(cfg["out_dir"]).resolve()
     cfg["out_dir"] = str(out)
     corpus_cfg = compose_dict("corpus", [
-        f"corpus={cfg['corpus']}", f"workers={int(cfg.get('workers', 1))}",
+        f"corpus={cfg['corpus_name']}", f"workers={int(cfg.get('workers', 1))}",
         f"out_dir={out / 'corpus'}", *[str(o) for o in cfg.get("corpus_overrides") or []]])
     train_cfg = compose("train", [
-        f"corpus={cfg['corpus']}", f"corpus_dir={out / 'corpus'}",
+        f"corpus={cfg['corpus_name']}", f"corpus_dir={out / 'corpus'}",
         "trainer.enable_progress_bar=false",  # one table per stage, not a bar per fold
         *[str(o) for o in cfg.get("train_overrides") or []]])
     return cfg, corpus_cfg, train_cfg
@@ -72,12 +72,14 @@ def run(args: argparse.Namespace) -> int:
     summary: dict[str, Any] = {"out_dir": str(out)}
     t_all = time.perf_counter()
 
-    t = _step(1, f"corpus {cfg['corpus']}: shots x ladder, torch teacher, student features")
+    t = _step(1, f"corpus {cfg['corpus_name']}: shots x ladder, torch teacher, student features")
     report = _corpus(corpus_cfg)
     summary["corpus"] = {"samples": len(report.samples), "wall_s": time.perf_counter() - t,
                          "shots": int(report.samples["shot_id"].nunique())}
 
-    if cfg.get("teacher_check", True):
+    if cfg.get("teacher_check", True) and corpus_cfg["teacher"].get("backend") == "libvmaf":
+        print("\n(step 2 skipped: the corpus teacher is libvmaf itself)")
+    elif cfg.get("teacher_check", True):
         from ..corpus.teacher_check import format_teacher_check, run_teacher_check
 
         teacher = corpus_cfg["teacher"]

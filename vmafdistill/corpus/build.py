@@ -169,11 +169,22 @@ def _run_rung_jobs(
     if ex.get("name") != "ray" or ex.get("shared_fs", True):
         return _run_all(run_rung, tasks, workers, progress, desc="rungs", executor=ex)
     from .detached import detached_tasks, file_artefacts, run_rung_detached
+    from .jobs import encode_path
 
+    # Jobs whose encode the driver's cache already holds (filed by an earlier build) run here:
+    # their labels and features are cached beside it, so a rerun ships nothing.
+    cached = {name for name, (source, rung, _i, _teacher, encode_cfg, _store) in tasks
+              if encode_path(source, rung, encode_cfg, store).is_file()}
+    here = [t for t in tasks if t[0] in cached]
+    away = [t for t in tasks if t[0] not in cached]
+    results, errors = _run_all(run_rung, here, 1, progress, desc="rungs (cached)")
     node_cache = str(ex.get("node_cache_dir") or "/tmp/vmafdistill-node-cache")
-    results, errors = _run_all(run_rung_detached, detached_tasks(tasks, node_cache), workers,
-                               progress, desc="rungs", executor=ex)
-    file_artefacts(store, results)
+    if away:
+        res, err = _run_all(run_rung_detached, detached_tasks(away, node_cache), workers,
+                            progress, desc="rungs", executor=ex)
+        file_artefacts(store, res)
+        results.update(res)
+        errors.update(err)
     return results, errors
 
 

@@ -6,8 +6,13 @@ writes its artefacts where the driver finds them. Without one, :func:`detached_t
 per source) and works in a node-local cache (``executor.node_cache_dir``); the job returns its
 encode's bytes and its label and feature arrays, and :func:`file_artefacts` writes them into the
 driver's cache under the same content-addressed names. The driver's cache then holds everything a
-shared one would (reruns, ``train``'s corpus step and the edge evaluation find it), and the
-tables are the same whichever way the jobs ran.
+shared one would (a rerun runs the jobs it holds on the driver, from cache; ``train``'s corpus
+step and the edge evaluation find it), and the tables are the same whichever way the jobs ran.
+
+Limits: the artefacts are filed when every job has returned (a driver killed mid-build keeps
+only what earlier builds filed; the nodes' caches keep theirs), the driver holds each source and
+the returned encodes in memory meanwhile, and the nodes must run the same ffmpeg as the driver
+(the encode's cache key names it).
 """
 
 from __future__ import annotations

@@ -101,7 +101,9 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
             # A large bytes argument (a source shipped to nodes without a shared filesystem)
             # goes into the object store once, however many jobs take it.
             if isinstance(arg, bytes) and len(arg) > 1 << 16:
-                return shared.setdefault(id(arg), ray.put(arg))
+                if id(arg) not in shared:
+                    shared[id(arg)] = ray.put(arg)
+                return shared[id(arg)]
             return arg
 
         pending = {remote.remote(fn_ref, tuple(by_ref(a) for a in args)): name

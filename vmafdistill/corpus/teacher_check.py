@@ -60,6 +60,8 @@ def run_teacher_check(cfg: dict[str, Any], report: Any, build: Any) -> dict[str,
     oracle_cfg = oracle_config(cfg)
     oracle = build(oracle_cfg)
     table = libvmaf_gap(report.samples, oracle.samples)
+    if table.empty:
+        raise VmafDistillError(f"teacher check: the corpus {cfg['out_dir']} has no samples")
     out_dir = Path(cfg["out_dir"])
     table.to_csv(out_dir / "teacher_check.csv", float_format="%.9g")
     diff = table["abs_diff"].to_numpy(np.float64)

@@ -95,7 +95,10 @@ def finetune_loss(plain: Mapping[str, Any], meta: Mapping[str, Any]) -> tuple[di
     if chosen.get("name"):
         return chosen, "loss= override"
     if (meta.get("config") or {}).get("loss"):
-        base, loss_source = dict(meta["config"]["loss"]), "the bundle's training loss"
+        from .losses import complete_stored_loss_cfg
+
+        base = complete_stored_loss_cfg(meta["config"]["loss"])
+        loss_source = "the bundle's training loss"
     else:
         from omegaconf import OmegaConf
 

@@ -290,6 +290,30 @@ def build_loss(cfg: Mapping[str, Any]) -> nn.Module:
     return cls(**kw)
 
 
+#: What a key a *stored* loss config (a bundle's training loss) lacks meant when it was saved:
+#: the constructor defaults of the time, before the defaults moved to conf/loss/ (VMAF-point
+#: space; conf/loss/huber.yaml's logit space would silently change an old bundle's loss).
+_ABSENT_IN_OLD_CONFIGS: dict[str, dict[str, Any]] = {
+    "*": {"rank_weight": 0.0, "rank_kind": "plcc", "rank_scale": 1.0, "space": "vmaf",
+          "margin": 2.0},
+    "huber": {"delta": 5.0},
+    "temperature": {"tau": 1.0, "n_bins": 21, "lo": 0.0, "hi": 100.0, "alpha": 0.0, "delta": 5.0,
+                    "learnable_tau": False, "tau_min": 0.25, "tau_max": 4.0},
+}
+
+
+def complete_stored_loss_cfg(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A loss config read back from a bundle, with each key it lacks (or holds as null) set to
+    what it meant when the bundle was saved (not today's conf/loss defaults)."""
+    out = dict(cfg)
+    name = str(out.get("name"))
+    for key, value in {**_ABSENT_IN_OLD_CONFIGS["*"],
+                       **_ABSENT_IN_OLD_CONFIGS.get(name, {})}.items():
+        if out.get(key) is None:
+            out[key] = value
+    return out
+
+
 def _yaml_defaults(name: str) -> dict[str, Any]:
     """``conf/loss/<name>.yaml``: the defaults of the keys a loss config leaves out ({} when
     there is no such file, e.g. a loss registered by user code with a complete config)."""

@@ -579,7 +579,7 @@ def conformal_plan(plain: Mapping[str, Any], samples: pd.DataFrame) -> Conformal
         alpha=float(conf_cfg.get("alpha", 0.1)), method=method, final_q_rule=final_q_rule,
         group_col=group_col, groups=samples[group_col].to_numpy(),
         inner_splits=int(conf_cfg.get("inner_splits") or 5),
-        calib_frac=float(conf_cfg.get("calib_frac", 0.2)),
+        calib_frac=float(conf_cfg.get("calib_frac", 0.2)) if method == "split" else 0.0,
     )
 
 
