@@ -235,6 +235,8 @@ SETS = {
     "+mv": BASE + ["scene_intra_frac", "scene_zero_frac", "log_mv", "log_mvdev",
                    "scene_mv_coh"],
     "+hdr+mb": BASE + HDR + MB,
+    "+hdr+mbqp": BASE + HDR + ["scene_mbqp_std_I", "scene_mbqp_std_pb"],
+    "+cplx+mbqp": BASE + ["cplx_I", "cplx_P", "scene_mbqp_std_I", "scene_mbqp_std_pb"],
 }
 
 
@@ -288,7 +290,8 @@ def per_source(df: pd.DataFrame, pred: np.ndarray) -> pd.DataFrame:
     return t.groupby("source").err.agg(mae=lambda x: np.abs(x).mean(), signed="mean")
 
 
-def evaluate(sets: list[str], codec: str | None = None, tag: str = "") -> None:
+def evaluate(sets: list[str], codec: str | None = None, tag: str = "",
+             full_res_only: bool = False) -> None:
     tr = shot_features("skvideo_kinds")
     te = shot_features("unseen_kinds")
     tr.to_parquet(OUT / "shots_skvideo_kinds.parquet")
@@ -296,6 +299,10 @@ def evaluate(sets: list[str], codec: str | None = None, tag: str = "") -> None:
     if codec:
         tr = tr[tr.codec == codec].reset_index(drop=True)
         te = te[te.codec == codec].reset_index(drop=True)
+    if full_res_only:
+        tr = tr[tr.scale_ratio < 1.01].reset_index(drop=True)
+        te = te[te.scale_ratio < 1.01].reset_index(drop=True)
+        codec = (codec or "") + "_fullres"
     rows = []
     for fs in sets:
         cols = SETS[fs]
@@ -309,6 +316,8 @@ def evaluate(sets: list[str], codec: str | None = None, tag: str = "") -> None:
                 pred[m] = est.predict(tr.loc[m, cols])
             ps = per_source(tr, pred)
             err = pred - tr["vmaf"].to_numpy()
+            keep = ["sample_id", "source_id", "variant_id", "codec", "height", "crf", "vmaf"]
+            tr[keep].assign(pred=pred).to_parquet(OUT / f"pred_loso_{fs}_{model}{codec or ''}.parquet")
             rows.append({"protocol": "LOSO", "set": fs, "model": model,
                          "MAE": np.abs(err).mean(), "signed": err.mean(),
                          "PLCC": np.corrcoef(pred, tr["vmaf"])[0, 1],
@@ -317,6 +326,7 @@ def evaluate(sets: list[str], codec: str | None = None, tag: str = "") -> None:
             # train all kinds -> unseen kinds
             est = make().fit(tr[cols], tr["vmaf"].to_numpy())
             pu = est.predict(te[cols])
+            te[keep].assign(pred=pu).to_parquet(OUT / f"pred_unseen_{fs}_{model}{codec or ''}.parquet")
             ps = per_source(te, pu)
             err = pu - te["vmaf"].to_numpy()
             rows.append({"protocol": "unseen", "set": fs, "model": model,
@@ -337,11 +347,12 @@ def main() -> None:
     ap.add_argument("phase", choices=["extract", "eval", "describe"])
     ap.add_argument("--sets", nargs="*", default=list(SETS))
     ap.add_argument("--codec", default=None, help="keep only this codec's rows (e.g. h264)")
+    ap.add_argument("--full-res", action="store_true", help="keep only the full-height rungs")
     a = ap.parse_args()
     if a.phase == "extract":
         extract()
     elif a.phase == "eval":
-        evaluate(a.sets, a.codec)
+        evaluate(a.sets, a.codec, full_res_only=a.full_res)
     else:
         tr = shot_features("skvideo_kinds")
         te = shot_features("unseen_kinds")
