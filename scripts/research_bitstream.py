@@ -47,6 +47,14 @@ def frame_stats(path: str) -> pd.DataFrame:
                  "mbqp_iqr": np.nan, "inter_frac": np.nan, "zero_frac": np.nan,
                  "mv_mean": np.nan, "mv_dev": np.nan, "mv_coh": np.nan, "bi_frac": np.nan}
             mvs = None
+            # pixel proxy of x264's variance AQ, for every codec: spread of log2 block
+            # variance over the 16x16 luma blocks of the decoded frame
+            y = f.to_ndarray(format="gray").astype(np.float64)
+            hh, ww = (y.shape[0] // 16) * 16, (y.shape[1] // 16) * 16
+            blk = y[:hh, :ww].reshape(hh // 16, 16, ww // 16, 16).var(axis=(1, 3))
+            lv = np.log2(blk + 1.0)
+            r["blkvar_mean"] = float(lv.mean())
+            r["blkvar_std"] = float(lv.std())
             for sd in f.side_data:
                 t = str(sd.type)
                 if "ENC_PARAMS" in t:
@@ -182,7 +190,7 @@ def shot_features(name: str) -> pd.DataFrame:
             "lbpp_B": np.log(_mean(B.bits / B.pix)) if len(B) else np.nan,
             "size_cv_pb": float(pb.bits.std() / pb.bits.mean()) if len(pb) > 1 else np.nan,
         }
-        for c in ("mbqp_std", "mbqp_iqr"):
+        for c in ("mbqp_std", "mbqp_iqr", "blkvar_std", "blkvar_mean"):
             out[c + "_I"] = _mean(I[c])
             out[c + "_pb"] = _mean(pb[c])
         for c in ("inter_frac", "zero_frac", "mv_mean", "mv_dev", "mv_coh", "bi_frac"):
@@ -236,6 +244,9 @@ SETS = {
                    "scene_mv_coh"],
     "+hdr+mb": BASE + HDR + MB,
     "+hdr+mbqp": BASE + HDR + ["scene_mbqp_std_I", "scene_mbqp_std_pb"],
+    "+blkvar": BASE + ["scene_blkvar_std_I", "scene_blkvar_std_pb"],
+    "+blkvar2": BASE + ["scene_blkvar_std_pb", "scene_blkvar_mean_pb"],
+    "+hdr+blkvar": BASE + HDR + ["scene_blkvar_std_I", "scene_blkvar_std_pb"],
     "+cplx+mbqp": BASE + ["cplx_I", "cplx_P", "scene_mbqp_std_I", "scene_mbqp_std_pb"],
 }
 
