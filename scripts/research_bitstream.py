@@ -120,6 +120,10 @@ def extract() -> None:
     OUT.mkdir(exist_ok=True)
     for name in CORPORA:
         cfg = json.loads((CORPUS_ROOT / name / "corpus.json").read_text())["config"]
+        # corpora built from /work/main record paths relative to it
+        base = CORPUS_ROOT.parent.parent
+        cfg["cache_root"] = str(base / cfg["cache_root"])
+        cfg["corpus"]["root"] = str(base / cfg["corpus"]["root"])
         frames = load_table(CORPUS_ROOT / name, "frames")
         parts = []
         for e in cached_encodes(cfg):
