@@ -223,6 +223,9 @@ def shot_features(name: str) -> pd.DataFrame:
     s["lsize_BP"] = s["scene_lbpp_B"] - s["scene_lbpp_P"]
     s["lsize_PI"] = s["scene_lbpp_P"] - s["scene_lbpp_I"]
     s["log_mv"] = np.log1p(s["mv_mean"])
+    # the encoder's rate factor (x264 / x265 write it in their options SEI): how far the scene's
+    # quantizer sits above the CRF it was asked for says how hard the rate control found it
+    s["qp_minus_crf"] = s["scene_qp"] - s["crf"]
     s["log_mvdev"] = np.log1p(s["mv_dev"])
     return s
 
@@ -251,6 +254,8 @@ SETS = {
     "+blkvar": BASE + ["scene_blkvar_std_I", "scene_blkvar_std_pb"],
     "+blkvar2": BASE + ["scene_blkvar_std_pb", "scene_blkvar_mean_pb"],
     "+hdr+blkvar": BASE + HDR + ["scene_blkvar_std_I", "scene_blkvar_std_pb"],
+    "+crf": BASE + ["qp_minus_crf"],
+    "+hdr+mbqp+crf": BASE + HDR + ["scene_mbqp_std_I", "scene_mbqp_std_pb", "qp_minus_crf"],
     "+cplx+mbqp": BASE + ["cplx_I", "cplx_P", "scene_mbqp_std_I", "scene_mbqp_std_pb"],
 }
 
