@@ -113,17 +113,18 @@ def frame_stats(path: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def extract() -> None:
+def extract(corpora: tuple[str, ...] = CORPORA) -> None:
     from vmafdistill.corpus import load_table
     from vmafdistill.corpus.build import cached_encodes
 
     OUT.mkdir(exist_ok=True)
-    for name in CORPORA:
+    for name in corpora:
         cfg = json.loads((CORPUS_ROOT / name / "corpus.json").read_text())["config"]
         # corpora built from /work/main record paths relative to it
         base = CORPUS_ROOT.parent.parent
         cfg["cache_root"] = str(base / cfg["cache_root"])
-        cfg["corpus"]["root"] = str(base / cfg["corpus"]["root"])
+        if cfg["corpus"].get("root"):
+            cfg["corpus"]["root"] = str(base / cfg["corpus"]["root"])
         frames = load_table(CORPUS_ROOT / name, "frames")
         parts = []
         for e in cached_encodes(cfg):
@@ -367,10 +368,11 @@ def main() -> None:
     ap.add_argument("phase", choices=["extract", "eval", "describe"])
     ap.add_argument("--sets", nargs="*", default=list(SETS))
     ap.add_argument("--codec", default=None, help="keep only this codec's rows (e.g. h264)")
+    ap.add_argument("--corpora", nargs="*", default=list(CORPORA))
     ap.add_argument("--full-res", action="store_true", help="keep only the full-height rungs")
     a = ap.parse_args()
     if a.phase == "extract":
-        extract()
+        extract(tuple(a.corpora))
     elif a.phase == "eval":
         evaluate(a.sets, a.codec, full_res_only=a.full_res)
     else:
