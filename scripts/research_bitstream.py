@@ -257,6 +257,8 @@ SETS = {
     "+hdr+blkvar": BASE + HDR + ["scene_blkvar_std_I", "scene_blkvar_std_pb"],
     "+crf": BASE + ["qp_minus_crf"],
     "+hdr+mbqp+crf": BASE + HDR + ["scene_mbqp_std_I", "scene_mbqp_std_pb", "qp_minus_crf"],
+    "+hdr+crf": BASE + HDR + ["qp_minus_crf"],
+    "+mbqp+crf": BASE + ["scene_mbqp_std_I", "scene_mbqp_std_pb", "qp_minus_crf"],
     "+cplx+mbqp": BASE + ["cplx_I", "cplx_P", "scene_mbqp_std_I", "scene_mbqp_std_pb"],
 }
 
