@@ -60,7 +60,7 @@ def frame_stats(path: str) -> pd.DataFrame:
                 if "ENC_PARAMS" in t:
                     try:
                         q = np.asarray(sd.qp_map(), dtype=np.float64)
-                    except Exception:  # noqa: BLE001
+                    except Exception:
                         q = None
                     if q is not None and q.size:
                         r["mbqp_mean"] = float(q.mean())
@@ -184,7 +184,7 @@ def shot_features(name: str) -> pd.DataFrame:
     fr["pix"] = fr["width"] * fr["height"]
 
     def agg(g: pd.DataFrame) -> dict[str, float]:
-        I, P, B = (g[g.ptype == k] for k in (1, 2, 3))
+        I, P, B = (g[g.ptype == k] for k in (1, 2, 3))  # noqa: E741
         pb = g[g.ptype != 1]
         out = {
             "frac_I": len(I) / len(g), "frac_B": len(B) / len(g),
@@ -244,22 +244,21 @@ MB = ["scene_mbqp_std_I", "scene_mbqp_std_pb", "scene_intra_frac", "scene_zero_f
 SETS = {
     "quant_ti7": BASE,
     "+hdr": BASE + HDR,
-    "+cplx": BASE + ["cplx_I", "cplx_P"],
-    "+dqp": BASE + ["dqp_PI", "dqp_BP"],
+    "+cplx": [*BASE, "cplx_I", "cplx_P"],
+    "+dqp": [*BASE, "dqp_PI", "dqp_BP"],
     "+mb": BASE + MB,
-    "+mbqp": BASE + ["scene_mbqp_std_I", "scene_mbqp_std_pb"],
-    "+mv": BASE + ["scene_intra_frac", "scene_zero_frac", "log_mv", "log_mvdev",
-                   "scene_mv_coh"],
+    "+mbqp": [*BASE, "scene_mbqp_std_I", "scene_mbqp_std_pb"],
+    "+mv": [*BASE, "scene_intra_frac", "scene_zero_frac", "log_mv", "log_mvdev", "scene_mv_coh"],
     "+hdr+mb": BASE + HDR + MB,
     "+hdr+mbqp": BASE + HDR + ["scene_mbqp_std_I", "scene_mbqp_std_pb"],
-    "+blkvar": BASE + ["scene_blkvar_std_I", "scene_blkvar_std_pb"],
-    "+blkvar2": BASE + ["scene_blkvar_std_pb", "scene_blkvar_mean_pb"],
+    "+blkvar": [*BASE, "scene_blkvar_std_I", "scene_blkvar_std_pb"],
+    "+blkvar2": [*BASE, "scene_blkvar_std_pb", "scene_blkvar_mean_pb"],
     "+hdr+blkvar": BASE + HDR + ["scene_blkvar_std_I", "scene_blkvar_std_pb"],
-    "+crf": BASE + ["qp_minus_crf"],
+    "+crf": [*BASE, "qp_minus_crf"],
     "+hdr+mbqp+crf": BASE + HDR + ["scene_mbqp_std_I", "scene_mbqp_std_pb", "qp_minus_crf"],
     "+hdr+crf": BASE + HDR + ["qp_minus_crf"],
-    "+mbqp+crf": BASE + ["scene_mbqp_std_I", "scene_mbqp_std_pb", "qp_minus_crf"],
-    "+cplx+mbqp": BASE + ["cplx_I", "cplx_P", "scene_mbqp_std_I", "scene_mbqp_std_pb"],
+    "+mbqp+crf": [*BASE, "scene_mbqp_std_I", "scene_mbqp_std_pb", "qp_minus_crf"],
+    "+cplx+mbqp": [*BASE, "cplx_I", "cplx_P", "scene_mbqp_std_I", "scene_mbqp_std_pb"],
 }
 
 
@@ -340,7 +339,8 @@ def evaluate(sets: list[str], codec: str | None = None, tag: str = "",
             ps = per_source(tr, pred)
             err = pred - tr["vmaf"].to_numpy()
             keep = ["sample_id", "source_id", "variant_id", "codec", "height", "crf", "vmaf"]
-            tr[keep].assign(pred=pred).to_parquet(OUT / f"pred_loso_{fs}_{model}{codec or ''}.parquet")
+            tag_ = f"{fs}_{model}{codec or ''}"
+            tr[keep].assign(pred=pred).to_parquet(OUT / f"pred_loso_{tag_}.parquet")
             rows.append({"protocol": "LOSO", "set": fs, "model": model,
                          "MAE": np.abs(err).mean(), "signed": err.mean(),
                          "PLCC": np.corrcoef(pred, tr["vmaf"])[0, 1],
@@ -349,7 +349,7 @@ def evaluate(sets: list[str], codec: str | None = None, tag: str = "",
             # train all kinds -> unseen kinds
             est = make().fit(tr[cols], tr["vmaf"].to_numpy())
             pu = est.predict(te[cols])
-            te[keep].assign(pred=pu).to_parquet(OUT / f"pred_unseen_{fs}_{model}{codec or ''}.parquet")
+            te[keep].assign(pred=pu).to_parquet(OUT / f"pred_unseen_{tag_}.parquet")
             ps = per_source(te, pu)
             err = pu - te["vmaf"].to_numpy()
             rows.append({"protocol": "unseen", "set": fs, "model": model,
