@@ -10,6 +10,11 @@ The filtered axis is cut into blocks of ``BLOCK`` outputs; block ``b`` is one GE
 samples it reads (a plain slice, no padding copy) with a small matrix that holds the taps, the
 mirrored borders folded in (sample ``-i`` is sample ``i``, sample ``n - 1 + i`` is
 ``n - 1 - i``), and optionally only every second output (the decimating passes).
+
+The taps may be scaled by ``2^-shift`` (``shift=`` below): every product and partial sum is
+then the same integer times ``2^-shift``, which float64 holds just as exactly (a power-of-two
+scaling only moves the exponent), so a following rounding shift ``(x + 2^(shift-1)) >> shift``
+costs one ``add_(0.5).floor_()`` (:func:`round_half_up_`) instead of three passes.
 """
 
 from __future__ import annotations
@@ -33,12 +38,12 @@ def _mirror(i: int, n: int) -> int:
 
 @functools.lru_cache(maxsize=256)
 def _plan(
-    taps: tuple[int, ...], n: int, step: int, device: str
+    taps: tuple[int, ...], n: int, step: int, device: str, shift: int = 0
 ) -> tuple[tuple[int, int, int, int, torch.Tensor], ...]:
     """Blocks ``(out_lo, out_hi, in_lo, in_hi, matrix (in_hi - in_lo, out_hi - out_lo))``.
 
     Outputs are the filtered samples ``0, step, 2 step, ...`` (``n // step`` of them when
-    ``step == 2``, libvmaf's decimation keeps ``n // 2``).
+    ``step == 2``, libvmaf's decimation keeps ``n // 2``), scaled by ``2^-shift``.
     """
     r = len(taps) // 2
     if n <= r:
@@ -56,18 +61,23 @@ def _plan(
         for j, rw in enumerate(rows):
             for k, i in enumerate(rw):
                 m[i - i_lo, j] += taps[k]
+        if shift:
+            m.mul_(2.0**-shift)  # exact: integers times a power of two
         plans.append((o_lo, o_hi, i_lo, i_hi, m.to(device)))
     return tuple(plans)
 
 
-def filter_rows(x: torch.Tensor, taps: tuple[int, ...], *, step: int = 1) -> torch.Tensor:
-    """Integer FIR along the last axis of ``(..., W)`` float64, mirrored borders, unshifted.
+def filter_rows(
+    x: torch.Tensor, taps: tuple[int, ...], *, step: int = 1, shift: int = 0
+) -> torch.Tensor:
+    """Integer FIR along the last axis of ``(..., W)`` float64, mirrored borders.
 
-    ``step=2`` returns only the even outputs (``W // 2`` of them).
+    ``step=2`` returns only the even outputs (``W // 2`` of them); ``shift`` scales the result
+    by ``2^-shift`` (exactly; unrounded).
     """
     lead, w = x.shape[:-1], x.shape[-1]
     x2 = x.reshape(-1, w)
-    plans = _plan(taps, w, step, str(x.device))
+    plans = _plan(taps, w, step, str(x.device), shift)
     out = torch.empty(x2.shape[0], plans[-1][1], dtype=x.dtype, device=x.device)
     for o_lo, o_hi, i_lo, i_hi, m in plans:
         # A column slice is a strided matrix BLAS reads in place.
@@ -75,14 +85,17 @@ def filter_rows(x: torch.Tensor, taps: tuple[int, ...], *, step: int = 1) -> tor
     return out.reshape(*lead, out.shape[-1])
 
 
-def filter_cols(x: torch.Tensor, taps: tuple[int, ...], *, step: int = 1) -> torch.Tensor:
-    """Integer FIR along the second-to-last axis of ``(..., H, W)`` float64, mirrored, unshifted.
+def filter_cols(
+    x: torch.Tensor, taps: tuple[int, ...], *, step: int = 1, shift: int = 0
+) -> torch.Tensor:
+    """Integer FIR along the second-to-last axis of ``(..., H, W)`` float64, mirrored.
 
-    ``step=2`` returns only the even output rows (``H // 2`` of them).
+    ``step=2`` returns only the even output rows (``H // 2`` of them); ``shift`` scales the
+    result by ``2^-shift`` (exactly; unrounded).
     """
     lead, (h, w) = x.shape[:-2], x.shape[-2:]
     x3 = x.reshape(-1, h, w)
-    plans = _plan(taps, h, step, str(x.device))
+    plans = _plan(taps, h, step, str(x.device), shift)
     out = torch.empty(x3.shape[0], plans[-1][1], w, dtype=x.dtype, device=x.device)
     for o_lo, o_hi, i_lo, i_hi, m in plans:
         # Rows i_lo..i_hi of every plane are contiguous (K, W) matrices: a batched GEMM.
@@ -101,3 +114,9 @@ def shift_round(x: torch.Tensor, shift: int, add: int | None = None) -> torch.Te
     if add is None:
         add = 1 << (shift - 1)
     return torch.floor((x + add) * (1.0 / (1 << shift)))
+
+
+def round_half_up_(x: torch.Tensor) -> torch.Tensor:
+    """``floor(x + 0.5)`` in place: ``(s + 2^(k-1)) >> k`` of an integer ``s`` given as the
+    exact float64 ``x = s 2^-k`` (from a filter with ``shift=k``), ``k >= 1``."""
+    return x.add_(0.5).floor_()
