@@ -12,7 +12,11 @@ CSV writers use. ``motion2``/``motion3`` need the whole clip and come from
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import torch
 
@@ -31,6 +35,50 @@ EXACT_METRICS: tuple[str, ...] = (
 #: small (VIF at 720p, 1 thread: ~285 ms/frame in pairs vs ~350 ms/frame in groups of 8).
 #: On a GPU the whole chunk goes at once.
 FRAMES_PER_CALL_CPU = 2
+
+_T = TypeVar("_T")
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(1, thread_name_prefix="vmafdistill-exact")
+        return _POOL
+
+
+def _single_threaded(fn: Callable[[], _T]) -> Callable[[], _T]:
+    def run() -> _T:
+        torch.set_num_threads(1)  # this thread's intra-op threads (OpenMP/MKL: thread-local)
+        with torch.no_grad():  # grad mode is thread-local too
+            return fn()
+
+    return run
+
+
+def _concurrently(a: Callable[[], _T], b: Callable[[], _T]) -> tuple[_T, _T]:
+    """Run ``a`` and ``b`` at once on CPU when torch may use >= 2 threads, else one by one.
+
+    Exact mode's stages are long chains of small tensor operations on cache-sized tiles:
+    OpenMP splits each of them across threads that then wait for one another (on a busy
+    machine, several times slower than one thread). Two independent chains (VIF; ADM and
+    motion), each on one intra-op thread in its own Python thread (torch releases the GIL inside
+    every operation), use the same cores without those waits. ``torch.get_num_threads()`` is
+    the budget: with 1 (corpus workers, ``OMP_NUM_THREADS=1``) nothing runs in parallel.
+    Results do not depend on it: integer arithmetic, the same operations either way.
+    """
+    threads = torch.get_num_threads()
+    if threads < 2:
+        return a(), b()
+    try:
+        fut = _pool().submit(_single_threaded(a))
+        torch.set_num_threads(1)
+        rb = b()
+        return fut.result(), rb
+    finally:
+        torch.set_num_threads(threads)
 
 
 @dataclass(frozen=True)
@@ -92,20 +140,29 @@ def exact_frame_features(
     if ref.shape != dis.shape or ref.dim() != 3:
         raise ValueError(f"expected two equal (N, H, W) shapes, got {ref.shape} and {dis.shape}")
     n = ref.shape[0]
-    group = FRAMES_PER_CALL_CPU if ref.device.type == "cpu" else n
-    parts: list[dict[str, torch.Tensor]] = []
-    for i in range(0, n, group):
-        r, d = ref[i : i + group], dis[i : i + group]
-        part = integer_vif(r, d, bit_depth, opts.vif)
-        part.update(integer_adm(r, d, bit_depth, opts.adm))
-        parts.append(part)
+    cpu = ref.device.type == "cpu"
+    group = FRAMES_PER_CALL_CPU if cpu else n
+    spans = [(i, i + group) for i in range(0, n, group)]
+
+    def vif() -> list[dict[str, torch.Tensor]]:
+        return [integer_vif(ref[i:j], dis[i:j], bit_depth, opts.vif) for i, j in spans]
+
+    def adm_motion() -> tuple[list[dict[str, torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]:
+        adm = [integer_adm(ref[i:j], dis[i:j], bit_depth, opts.adm) for i, j in spans]
+        return adm, motion_sad_scores(ref, bit_depth, opts.motion, history=history, start=start)
+
+    if cpu:
+        vif_parts, (adm_parts, motion) = _concurrently(vif, adm_motion)  # type: ignore[arg-type]
+    else:
+        vif_parts, (adm_parts, motion) = vif(), adm_motion()
+    parts = [{**v, **a} for v, a in zip(vif_parts, adm_parts, strict=True)]
     feats: dict[str, torch.Tensor] = {}
     keys = (*(f"vif_scale{s}" for s in range(4)), "adm2", "aim", "adm3",
             *(f"adm_scale{s}" for s in range(4)))  # fmt: skip
     for key in keys:
         if f"integer_{key}" in parts[0]:
             feats[key] = torch.cat([p[f"integer_{key}"].cpu() for p in parts])
-    sad, history = motion_sad_scores(ref, bit_depth, opts.motion, history=history, start=start)
+    sad, history = motion
     feats["motion"] = sad.cpu()
     return feats, history
 
