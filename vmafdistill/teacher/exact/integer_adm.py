@@ -298,17 +298,20 @@ def _taps(x: torch.Tensor, dim: int) -> list[torch.Tensor]:
 
 def _fir(taps: list[torch.Tensor], coeffs: tuple[int, ...], add: int, shift: int
          ) -> torch.Tensor:
-    """``(sum_k coeffs[k] * taps[k] + add) >> shift``, in place after the first product.
+    """``(sum_k coeffs[k] * taps[k] + add) >> shift`` on integer-valued float64 taps.
 
-    (Fresh tensors are costly on CPU, where every large allocation is new memory.)
+    Exact: every product and partial sum is an integer below 2^48 (see :func:`_dwt`), and
+    ``floor(x * 2^-shift)`` is C's arithmetic shift. float64 rather than int64 because x86
+    has vector float64 multiply-adds but (before AVX-512) no vector int64 multiply or
+    arithmetic shift. In place after the first product (fresh tensors are costly on CPU).
     """
-    out = taps[0] * coeffs[0]
+    out = taps[0] * float(coeffs[0])
     for t, c in zip(taps[1:], coeffs[1:], strict=True):
-        out.add_(t, alpha=c)
+        out.add_(t, alpha=float(c))
     if add:
-        out.add_(add)
+        out.add_(float(add))
     if shift:
-        out.bitwise_right_shift_(shift)
+        out.mul_(2.0**-shift).floor_()
     return out
 
 
@@ -316,7 +319,8 @@ def _dwt(
     x: torch.Tensor, vp: tuple[int, int, int], hp: tuple[int, int], width: int,
     *, simd_tail: int = 0,
 ) -> tuple[torch.Tensor, ...]:
-    """One DWT level on (N, H, W) int64: ``vp = (offset_lo, add, shift)``, ``hp = (add, shift)``.
+    """One DWT level on (N, H, W) integer-valued float64: ``vp = (offset_lo, add, shift)``,
+    ``hp = (add, shift)``.
 
     Returns (a, v, h, d) wrapped to ``width`` bits as libvmaf stores them. ``simd_tail`` (16
     for AVX2, 64 for AVX-512, 0 for C) replays libvmaf's SIMD high-bit-depth scale-0 DWT
@@ -328,6 +332,8 @@ def _dwt(
     """
     # No stage can overflow its int16 (scale 0) or int32 store: |taps| sum to 50582 (low) and
     # 54822 (high), so the worst cases are 27411 / 22930 at scale 0 and 1.79e9 at scales 1-3.
+    # Before the shifts: |sum| <= 65535 * 54822 < 2^32 at scale 0, 2^31 * 54822 < 2^47 above;
+    # float64 holds all of it exactly.
     _, _, w = x.shape
     rows = _taps(x, 1)
     off, add_v, sh_v = vp
@@ -651,8 +657,8 @@ def integer_adm(
 def _integer_adm(ref: torch.Tensor, dis: torch.Tensor, bit_depth: int, opts: IntegerAdmOptions,
                  simd: str) -> dict[str, torch.Tensor]:
     n, h, w = ref.shape
-    r = ref.to(torch.int64)
-    d = dis.to(torch.int64)
+    r = ref.to(torch.float64)  # the DWTs run in exact float64 (see _fir); bands go to int64
+    d = dis.to(torch.float64)
     dev = r.device
 
     half = 1 << (bit_depth - 1)
@@ -676,6 +682,8 @@ def _integer_adm(ref: torch.Tensor, dis: torch.Tensor, bit_depth: int, opts: Int
             db = _dwt(cur_d, vp, hp, 32)
             width = 32
         cur_r, cur_d = rb[0], db[0]
+        rb = (rb[0], *(b.to(torch.int64) for b in rb[1:]))
+        db = (db[0], *(b.to(torch.int64) for b in db[1:]))
         if scale == 0 and opts.skip_scale0:
             nums.append(zero)
             dens.append(torch.full_like(zero, 1e-10))
