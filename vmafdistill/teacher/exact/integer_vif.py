@@ -281,9 +281,8 @@ def integer_vif(
     y = dis.to(torch.float64)
     out: dict[str, torch.Tensor] = {}
     for scale in range(4):
-        if scale > 0:
-            both = _subsample(torch.cat([x, y]), scale, bit_depth)
-            x, y = both[: ref.shape[0]], both[ref.shape[0] :]
+        if scale > 0:  # (one call each: concatenating them first costs a full copy)
+            x, y = _subsample(x, scale, bit_depth), _subsample(y, scale, bit_depth)
         if scale == 0 and opts.skip_scale0:
             out[VIF_FEATURES[0]] = torch.zeros(ref.shape[0], dtype=torch.float64)
             continue
