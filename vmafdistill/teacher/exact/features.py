@@ -12,11 +12,12 @@ CSV writers use. ``motion2``/``motion3`` need the whole clip and come from
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any
 
 import torch
 
@@ -36,49 +37,64 @@ EXACT_METRICS: tuple[str, ...] = (
 #: On a GPU the whole chunk goes at once.
 FRAMES_PER_CALL_CPU = 2
 
-_T = TypeVar("_T")
-_POOL: ThreadPoolExecutor | None = None
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
 _POOL_LOCK = threading.Lock()
 
 
-def _pool() -> ThreadPoolExecutor:
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A process-wide pool of at least ``workers`` threads (created on first use)."""
     global _POOL
     with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(1, thread_name_prefix="vmafdistill-exact")
-        return _POOL
+        if _POOL is None or _POOL[0] < workers:
+            _POOL = (workers, ThreadPoolExecutor(workers, thread_name_prefix="vmafdistill-exact"))
+        return _POOL[1]
 
 
-def _single_threaded(fn: Callable[[], _T]) -> Callable[[], _T]:
-    def run() -> _T:
-        torch.set_num_threads(1)  # this thread's intra-op threads (OpenMP/MKL: thread-local)
-        with torch.no_grad():  # grad mode is thread-local too
-            return fn()
-
-    return run
-
-
-def _concurrently(a: Callable[[], _T], b: Callable[[], _T]) -> tuple[_T, _T]:
-    """Run ``a`` and ``b`` at once on CPU when torch may use >= 2 threads, else one by one.
+def _run_tasks(tasks: list[Callable[[], Any]]) -> list[Any]:
+    """Results of independent ``tasks``; on ``torch.get_num_threads()`` threads at once.
 
     Exact mode's stages are long chains of small tensor operations on cache-sized tiles:
     OpenMP splits each of them across threads that then wait for one another (on a busy
-    machine, several times slower than one thread). Two independent chains (VIF; ADM and
-    motion), each on one intra-op thread in its own Python thread (torch releases the GIL inside
-    every operation), use the same cores without those waits. ``torch.get_num_threads()`` is
-    the budget: with 1 (corpus workers, ``OMP_NUM_THREADS=1``) nothing runs in parallel.
-    Results do not depend on it: integer arithmetic, the same operations either way.
+    machine, several times slower than one thread). Independent tasks (VIF and ADM of each
+    group of frames, motion), each run on one intra-op thread by one of several Python threads
+    (torch releases the GIL inside every operation) that take the next task as they finish,
+    use the same cores without those waits. ``torch.get_num_threads()`` is the budget: with 1
+    (corpus workers, ``OMP_NUM_THREADS=1``) the tasks run one after the other on the caller's
+    thread. Results do not depend on it: the same integer arithmetic either way.
     """
-    threads = torch.get_num_threads()
+    budget = torch.get_num_threads()
+    threads = min(budget, len(tasks))
     if threads < 2:
-        return a(), b()
+        return [t() for t in tasks]
+    results: list[Any] = [None] * len(tasks)
+    order = iter(range(len(tasks)))
+    lock = threading.Lock()
+    failed = threading.Event()
+
+    def worker() -> None:
+        torch.set_num_threads(1)  # this thread's intra-op threads (OpenMP/MKL: thread-local)
+        with torch.no_grad():  # grad mode is thread-local too
+            while not failed.is_set():
+                with lock:
+                    i = next(order, None)
+                if i is None:
+                    return
+                try:
+                    results[i] = tasks[i]()
+                except BaseException:
+                    failed.set()
+                    raise
+
+    futures = [_pool(threads - 1).submit(worker) for _ in range(threads - 1)]
     try:
-        fut = _pool().submit(_single_threaded(a))
-        torch.set_num_threads(1)
-        rb = b()
-        return fut.result(), rb
+        worker()
     finally:
-        torch.set_num_threads(threads)
+        for f in futures:
+            f.exception()  # wait for every worker before returning or raising
+        torch.set_num_threads(budget)
+    for f in futures:
+        f.result()  # re-raise a worker's error
+    return results
 
 
 @dataclass(frozen=True)
@@ -144,17 +160,19 @@ def exact_frame_features(
     group = FRAMES_PER_CALL_CPU if cpu else n
     spans = [(i, i + group) for i in range(0, n, group)]
 
-    def vif() -> list[dict[str, torch.Tensor]]:
-        return [integer_vif(ref[i:j], dis[i:j], bit_depth, opts.vif) for i, j in spans]
-
-    def adm_motion() -> tuple[list[dict[str, torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]:
-        adm = [integer_adm(ref[i:j], dis[i:j], bit_depth, opts.adm) for i, j in spans]
-        return adm, motion_sad_scores(ref, bit_depth, opts.motion, history=history, start=start)
-
-    if cpu:
-        vif_parts, (adm_parts, motion) = _concurrently(vif, adm_motion)  # type: ignore[arg-type]
-    else:
-        vif_parts, (adm_parts, motion) = vif(), adm_motion()
+    # Independent tasks, largest first (VIF of a group of frames, its ADM, then motion): on
+    # CPU they share the threads torch may use (see _run_tasks).
+    tasks: list[Callable[[], Any]] = [
+        *(functools.partial(integer_vif, ref[i:j], dis[i:j], bit_depth, opts.vif)
+          for i, j in spans),
+        *(functools.partial(integer_adm, ref[i:j], dis[i:j], bit_depth, opts.adm)
+          for i, j in spans),
+        functools.partial(motion_sad_scores, ref, bit_depth, opts.motion, history=history,
+                          start=start),
+    ]
+    results = _run_tasks(tasks) if cpu else [t() for t in tasks]
+    vif_parts, adm_parts = results[: len(spans)], results[len(spans) : 2 * len(spans)]
+    motion = results[-1]
     parts = [{**v, **a} for v, a in zip(vif_parts, adm_parts, strict=True)]
     feats: dict[str, torch.Tensor] = {}
     keys = (*(f"vif_scale{s}" for s in range(4)), "adm2", "aim", "adm3",
