@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import torch
 
 #: Output samples per GEMM block. Larger blocks waste more multiplications on zeros
@@ -49,21 +50,21 @@ def _plan(
     if n <= r:
         raise ValueError(f"a {len(taps)}-tap filter needs more than {r} samples, got {n}")
     n_out = n if step == 1 else n // step
+    tap = np.asarray(taps, dtype=np.float64)
     plans = []
     for o_lo in range(0, n_out, BLOCK):
         o_hi = min(o_lo + BLOCK, n_out)
-        rows = [
-            [_mirror(o * step - r + k, n) for k in range(len(taps))] for o in range(o_lo, o_hi)
-        ]
-        i_lo = min(min(rw) for rw in rows)
-        i_hi = max(max(rw) for rw in rows) + 1
-        m = torch.zeros(i_hi - i_lo, o_hi - o_lo, dtype=torch.float64)
-        for j, rw in enumerate(rows):
-            for k, i in enumerate(rw):
-                m[i - i_lo, j] += taps[k]
+        # rows[j, k]: the input sample output o_lo + j reads with tap k (mirrored).
+        idx = (np.arange(o_lo, o_hi)[:, None] * step - r + np.arange(len(taps))[None, :])
+        idx = np.where(idx < 0, -idx, idx)
+        idx = np.where(idx >= n, 2 * (n - 1) - idx, idx)
+        i_lo, i_hi = int(idx.min()), int(idx.max()) + 1
+        m = np.zeros((i_hi - i_lo, o_hi - o_lo), dtype=np.float64)
+        cols = np.broadcast_to(np.arange(o_hi - o_lo)[:, None], idx.shape)
+        np.add.at(m, (idx - i_lo, cols), np.broadcast_to(tap, idx.shape))  # folded borders add
         if shift:
-            m.mul_(2.0**-shift)  # exact: integers times a power of two
-        plans.append((o_lo, o_hi, i_lo, i_hi, m.to(device)))
+            m *= 2.0**-shift  # exact: integers times a power of two
+        plans.append((o_lo, o_hi, i_lo, i_hi, torch.from_numpy(m).to(device)))
     return tuple(plans)
 
 
