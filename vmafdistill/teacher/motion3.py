@@ -57,7 +57,7 @@ def motion_sad_integer(prev: torch.Tensor, cur: torch.Tensor, bit_depth: int) ->
     is an integer below 2^53, and ``floor`` after a power-of-two scaling is C's arithmetic
     shift, so the result is libvmaf's integer SAD whatever the summation order.
     """
-    from .exact.intfilter import filter_cols, filter_rows, shift_round
+    from .exact.intfilter import filter_cols, filter_rows, round_half_up_
 
     if prev.device.type == "cpu" and prev.shape[0] > 1:
         # One frame pair at a time on CPU: its float64 intermediates then stay in cache
@@ -67,8 +67,10 @@ def motion_sad_integer(prev: torch.Tensor, cur: torch.Tensor, bit_depth: int) ->
              for i in range(prev.shape[0])]
         )  # fmt: skip
     diff = prev.to(torch.float64) - cur.to(torch.float64)
-    y_row = shift_round(filter_cols(diff, MOTION_FILTER), 8 if bit_depth == 8 else bit_depth)
-    val = shift_round(filter_rows(y_row, MOTION_FILTER), 16)
+    # Rounding shifts folded into the taps (scaled by 2^-shift, exact; see intfilter).
+    vshift = 8 if bit_depth == 8 else bit_depth
+    y_row = round_half_up_(filter_cols(diff, MOTION_FILTER, shift=vshift))
+    val = round_half_up_(filter_rows(y_row, MOTION_FILTER, shift=16))
     return val.abs_().sum(dim=(-2, -1)).to(torch.int64)
 
 

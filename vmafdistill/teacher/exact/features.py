@@ -12,7 +12,12 @@ CSV writers use. ``motion2``/``motion3`` need the whole clip and come from
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -31,6 +36,65 @@ EXACT_METRICS: tuple[str, ...] = (
 #: small (VIF at 720p, 1 thread: ~285 ms/frame in pairs vs ~350 ms/frame in groups of 8).
 #: On a GPU the whole chunk goes at once.
 FRAMES_PER_CALL_CPU = 2
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A process-wide pool of at least ``workers`` threads (created on first use)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] < workers:
+            _POOL = (workers, ThreadPoolExecutor(workers, thread_name_prefix="vmafdistill-exact"))
+        return _POOL[1]
+
+
+def _run_tasks(tasks: list[Callable[[], Any]]) -> list[Any]:
+    """Results of independent ``tasks``; on ``torch.get_num_threads()`` threads at once.
+
+    Exact mode's stages are long chains of small tensor operations on cache-sized tiles:
+    OpenMP splits each of them across threads that then wait for one another (on a busy
+    machine, several times slower than one thread). Independent tasks (VIF and ADM of each
+    group of frames, motion), each run on one intra-op thread by one of several Python threads
+    (torch releases the GIL inside every operation) that take the next task as they finish,
+    use the same cores without those waits. ``torch.get_num_threads()`` is the budget: with 1
+    (corpus workers, ``OMP_NUM_THREADS=1``) the tasks run one after the other on the caller's
+    thread. Results do not depend on it: the same integer arithmetic either way.
+    """
+    budget = torch.get_num_threads()
+    threads = min(budget, len(tasks))
+    if threads < 2:
+        return [t() for t in tasks]
+    results: list[Any] = [None] * len(tasks)
+    order = iter(range(len(tasks)))
+    lock = threading.Lock()
+    failed = threading.Event()
+
+    def worker() -> None:
+        torch.set_num_threads(1)  # this thread's intra-op threads (OpenMP/MKL: thread-local)
+        with torch.no_grad():  # grad mode is thread-local too
+            while not failed.is_set():
+                with lock:
+                    i = next(order, None)
+                if i is None:
+                    return
+                try:
+                    results[i] = tasks[i]()
+                except BaseException:
+                    failed.set()
+                    raise
+
+    futures = [_pool(threads - 1).submit(worker) for _ in range(threads - 1)]
+    try:
+        worker()
+    finally:
+        for f in futures:
+            f.exception()  # wait for every worker before returning or raising
+        torch.set_num_threads(budget)
+    for f in futures:
+        f.result()  # re-raise a worker's error
+    return results
 
 
 @dataclass(frozen=True)
@@ -92,20 +156,31 @@ def exact_frame_features(
     if ref.shape != dis.shape or ref.dim() != 3:
         raise ValueError(f"expected two equal (N, H, W) shapes, got {ref.shape} and {dis.shape}")
     n = ref.shape[0]
-    group = FRAMES_PER_CALL_CPU if ref.device.type == "cpu" else n
-    parts: list[dict[str, torch.Tensor]] = []
-    for i in range(0, n, group):
-        r, d = ref[i : i + group], dis[i : i + group]
-        part = integer_vif(r, d, bit_depth, opts.vif)
-        part.update(integer_adm(r, d, bit_depth, opts.adm))
-        parts.append(part)
+    cpu = ref.device.type == "cpu"
+    group = FRAMES_PER_CALL_CPU if cpu else n
+    spans = [(i, i + group) for i in range(0, n, group)]
+
+    # Independent tasks, largest first (VIF of a group of frames, its ADM, then motion): on
+    # CPU they share the threads torch may use (see _run_tasks).
+    tasks: list[Callable[[], Any]] = [
+        *(functools.partial(integer_vif, ref[i:j], dis[i:j], bit_depth, opts.vif)
+          for i, j in spans),
+        *(functools.partial(integer_adm, ref[i:j], dis[i:j], bit_depth, opts.adm)
+          for i, j in spans),
+        functools.partial(motion_sad_scores, ref, bit_depth, opts.motion, history=history,
+                          start=start),
+    ]
+    results = _run_tasks(tasks) if cpu else [t() for t in tasks]
+    vif_parts, adm_parts = results[: len(spans)], results[len(spans) : 2 * len(spans)]
+    motion = results[-1]
+    parts = [{**v, **a} for v, a in zip(vif_parts, adm_parts, strict=True)]
     feats: dict[str, torch.Tensor] = {}
     keys = (*(f"vif_scale{s}" for s in range(4)), "adm2", "aim", "adm3",
             *(f"adm_scale{s}" for s in range(4)))  # fmt: skip
     for key in keys:
         if f"integer_{key}" in parts[0]:
             feats[key] = torch.cat([p[f"integer_{key}"].cpu() for p in parts])
-    sad, history = motion_sad_scores(ref, bit_depth, opts.motion, history=history, start=start)
+    sad, history = motion
     feats["motion"] = sad.cpu()
     return feats, history
 

@@ -298,17 +298,20 @@ def _taps(x: torch.Tensor, dim: int) -> list[torch.Tensor]:
 
 def _fir(taps: list[torch.Tensor], coeffs: tuple[int, ...], add: int, shift: int
          ) -> torch.Tensor:
-    """``(sum_k coeffs[k] * taps[k] + add) >> shift``, in place after the first product.
+    """``(sum_k coeffs[k] * taps[k] + add) >> shift`` on integer-valued float64 taps.
 
-    (Fresh tensors are costly on CPU, where every large allocation is new memory.)
+    Exact: every product and partial sum is an integer below 2^48 (see :func:`_dwt`), and
+    ``floor(x * 2^-shift)`` is C's arithmetic shift. float64 rather than int64 because x86
+    has vector float64 multiply-adds but (before AVX-512) no vector int64 multiply or
+    arithmetic shift. In place after the first product (fresh tensors are costly on CPU).
     """
-    out = taps[0] * coeffs[0]
+    out = taps[0] * float(coeffs[0])
     for t, c in zip(taps[1:], coeffs[1:], strict=True):
-        out.add_(t, alpha=c)
+        out.add_(t, alpha=float(c))
     if add:
-        out.add_(add)
+        out.add_(float(add))
     if shift:
-        out.bitwise_right_shift_(shift)
+        out.mul_(2.0**-shift).floor_()
     return out
 
 
@@ -316,7 +319,8 @@ def _dwt(
     x: torch.Tensor, vp: tuple[int, int, int], hp: tuple[int, int], width: int,
     *, simd_tail: int = 0,
 ) -> tuple[torch.Tensor, ...]:
-    """One DWT level on (N, H, W) int64: ``vp = (offset_lo, add, shift)``, ``hp = (add, shift)``.
+    """One DWT level on (N, H, W) integer-valued float64: ``vp = (offset_lo, add, shift)``,
+    ``hp = (add, shift)``.
 
     Returns (a, v, h, d) wrapped to ``width`` bits as libvmaf stores them. ``simd_tail`` (16
     for AVX2, 64 for AVX-512, 0 for C) replays libvmaf's SIMD high-bit-depth scale-0 DWT
@@ -328,6 +332,8 @@ def _dwt(
     """
     # No stage can overflow its int16 (scale 0) or int32 store: |taps| sum to 50582 (low) and
     # 54822 (high), so the worst cases are 27411 / 22930 at scale 0 and 1.79e9 at scales 1-3.
+    # Before the shifts: |sum| <= 65535 * 54822 < 2^32 at scale 0, 2^31 * 54822 < 2^47 above;
+    # float64 holds all of it exactly.
     _, _, w = x.shape
     rows = _taps(x, 1)
     off, add_v, sh_v = vp
@@ -368,14 +374,56 @@ def _bitlen(x: torch.Tensor) -> torch.Tensor:
     return torch.frexp(x.to(torch.float64))[1].to(torch.int64)
 
 
+@functools.cache
+def _recip_table_f64(device: torch.device) -> torch.Tensor:
+    return _recip_table_cpu().to(torch.float64).to(device)
+
+
+def _decouple16_f64(
+    o: tuple[torch.Tensor, ...], t: tuple[torch.Tensor, ...], angle: torch.Tensor, gain: float,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """:func:`_decouple`'s scale-0 loop (int16 bands, integer gain) in exact float64.
+
+    ``o``/``t``: the (h, v, d) bands as integer-valued float64; ``angle``: the angle test as a
+    bool tensor. Every value is an integer below 2^46 (``div_lookup[|o|] * t`` <= 2^30 * 2^15),
+    exact in float64, shifts are ``floor(x * 2^-15)``, and the C code's branches become 0/1
+    factors (integer-valued masks from ``clamp``: no bool masks, which cost ~10x a pass).
+    Returns the restored and additive bands as int64, as :func:`_decouple` does.
+    """
+    table = _recip_table_f64(o[0].device)
+    angle_f = angle.to(torch.float64)
+    rst_out, add_out = [], []
+    for ob, tb in zip(o, t, strict=True):
+        mag = ob.abs()
+        # (div_lookup[|o|] * (o < 0 ? -t : t) + 16384) >> 15; o == 0 reads div_lookup[0] = 0.
+        k = table.index_select(0, mag.to(torch.int32).view(-1)).view(ob.shape)
+        sgn = ob.clamp(-1.0, 1.0)  # sign of an integer
+        k.mul_(tb).mul_(sgn).add_(16384.0).mul_(2.0**-15).floor_().clamp_(0.0, 32768.0)
+        # o == 0: k = 32768 (k is 0 there).
+        k.add_(mag.clamp_(max=1.0).sub_(1.0), alpha=-32768.0)
+        rst = torch.mul(k, ob).add_(16384.0).mul_(2.0**-15).floor_()
+        live = k.clamp_(max=1.0).mul_(angle_f)  # angle & (k > 0)
+        boosted = rst * gain if gain != 1.0 else rst
+        pos = torch.clamp_min(sgn, 0.0).mul_(live)  # o > 0 and live
+        neg = sgn.clamp_(max=0.0).mul_(live)  # -1 where o < 0 and live
+        up = torch.minimum(boosted, tb).sub_(rst).mul_(pos)
+        down = torch.maximum(boosted, tb).sub_(rst).mul_(neg)
+        rst = rst.add_(up).sub_(down)  # o > 0: min(rst g, t); o < 0: max(rst g, t)
+        rst_out.append(rst.to(torch.int64))
+        add_out.append(torch.sub(tb, rst).to(torch.int64))
+    return rst_out, add_out
+
+
 def _decouple(
     o: tuple[torch.Tensor, ...], t: tuple[torch.Tensor, ...], gain: float, width: int,
-    vec_cols: int = 0,
+    vec_cols: int = 0, o_f64: tuple[torch.Tensor, ...] | None = None,
+    t_f64: tuple[torch.Tensor, ...] | None = None,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Restored and additive (h, v, d) bands; ``o``/``t`` are reference/distorted (h, v, d).
 
     ``vec_cols``: columns below it were done by libvmaf's AVX2 scale-0 loop, which rounds
     ``rst * gain`` to nearest (``cvtpd_epi32``) before the min/max; its C code truncates after.
+    ``o_f64``/``t_f64``: the same bands as float64, when at hand (scale 0's fast path).
     """
     oh, ov, _ = o
     th, tv, _ = t
@@ -383,7 +431,10 @@ def _decouple(
     # libvmaf: ((float)x / 4096.0) in double. The /4096 scales both sides of the test by 2^-24
     # exactly, so it is dropped; only the int64 -> float rounding matters.
     if width == 16:  # |products| < 2^31: exact in float64, one rounding to float32
-        ohf, ovf, thf, tvf = (b.to(torch.float64) for b in (oh, ov, th, tv))
+        if o_f64 is None or t_f64 is None:
+            o_f64 = tuple(b.to(torch.float64) for b in o)
+            t_f64 = tuple(b.to(torch.float64) for b in t)
+        ohf, ovf, thf, tvf = o_f64[0], o_f64[1], t_f64[0], t_f64[1]
         dp = (ohf * thf).add_(ovf * tvf).to(torch.float32).to(torch.float64)
         om = (ohf * ohf).add_(ovf * ovf).to(torch.float32).to(torch.float64)
         tm = (thf * thf).add_(tvf * tvf).to(torch.float32).to(torch.float64)
@@ -394,6 +445,9 @@ def _decouple(
         tm = _i64_to_f32(th * th + tv * tv).to(torch.float64)
     angle = (dp >= 0) & (dp * dp >= (om.mul_(cos_1deg_sq)).mul_(tm))  # (cos * o) * t, as in C
     del dp, om, tm
+    if width == 16 and float(gain).is_integer():
+        assert o_f64 is not None and t_f64 is not None
+        return _decouple16_f64(o_f64, t_f64, angle, float(gain))
 
     table = _recip_table(oh.device)
     rst_out, add_out = [], []
@@ -651,8 +705,8 @@ def integer_adm(
 def _integer_adm(ref: torch.Tensor, dis: torch.Tensor, bit_depth: int, opts: IntegerAdmOptions,
                  simd: str) -> dict[str, torch.Tensor]:
     n, h, w = ref.shape
-    r = ref.to(torch.int64)
-    d = dis.to(torch.int64)
+    r = ref.to(torch.float64)  # the DWTs run in exact float64 (see _fir); bands go to int64
+    d = dis.to(torch.float64)
     dev = r.device
 
     half = 1 << (bit_depth - 1)
@@ -676,6 +730,9 @@ def _integer_adm(ref: torch.Tensor, dis: torch.Tensor, bit_depth: int, opts: Int
             db = _dwt(cur_d, vp, hp, 32)
             width = 32
         cur_r, cur_d = rb[0], db[0]
+        rb_f, db_f = rb, db
+        rb = (rb[0], *(b.to(torch.int64) for b in rb[1:]))
+        db = (db[0], *(b.to(torch.int64) for b in db[1:]))
         if scale == 0 and opts.skip_scale0:
             nums.append(zero)
             dens.append(torch.full_like(zero, 1e-10))
@@ -691,7 +748,8 @@ def _integer_adm(ref: torch.Tensor, dis: torch.Tensor, bit_depth: int, opts: Int
             # adm_decouple_avx2's 8-wide loop from left_c covers whole blocks up to here (what
             # the packaged build does; libvmaf's current source aligns on right_c % 8 instead).
             vec_cols = right_c - (right_c - left_c) % 8
-        rst, add = _decouple(o, t, opts.enhn_gain_limit, width, vec_cols)
+        rst, add = _decouple(o, t, opts.enhn_gain_limit, width, vec_cols,
+                             (rb_f[2], rb_f[1], rb_f[3]), (db_f[2], db_f[1], db_f[3]))
         dens.append(_den_scale(o, scale, opts))
         csf_a, csf_f = _csf(add, scale, opts)
         nums.append(_cm(rst, csf_a, csf_f, scale, opts, opts.noise_weight))

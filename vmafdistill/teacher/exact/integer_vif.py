@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .intfilter import _plan, filter_cols, filter_rows, shift_round
+from .intfilter import _plan, filter_cols, filter_rows, round_half_up_
 
 #: ``vif_filter1d_table`` of ``integer_vif.h`` (each sums to 65536).
 VIF_FILTERS: tuple[tuple[int, ...], ...] = (
@@ -72,80 +72,135 @@ def log2_table(device: str = "cpu") -> torch.Tensor:
     return torch.from_numpy(table).to(device)
 
 
-#: ``_log2_raw`` carries the float64 exponent bias: it returns libvmaf's log + LOG_BIAS.
-LOG_BIAS = 2048 * (1023 + 15)
+@functools.lru_cache(maxsize=8)
+def _log2_bits_table(device: str) -> torch.Tensor:
+    """libvmaf's ``log2_32``/``log2_64`` indexed by the float64 bit pattern of the argument.
 
-
-def _log2_raw(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """``log2_32``/``log2_64`` plus :data:`LOG_BIAS`, read off the float64 bit pattern.
-
-    ``x`` holds integers in ``[2^15, 2^53)`` as contiguous float64, ``x = 1.f 2^E``: the 16
-    leading bits are the implicit 1 and the top 15 fraction bits, and libvmaf adds 2048 for each
-    of the ``E - 15`` bits below them. Other values give garbage, in the table's index range.
+    For an integer ``x = 1.f 2^E`` in ``[2^17, 2^53)`` (as float64), libvmaf takes the 16
+    leading bits (``lead``: the implicit 1 and the top 15 fraction bits, ``bits >> 37`` without
+    the exponent) and adds 2048 for each of the ``E - 15`` bits below them:
+    ``log2_table[lead] + 2048 (E - 15)``. Entry ``(bits >> 37) - LOG_INDEX_BASE`` of this table
+    holds exactly that (36 exponents x 32768 leading-bit patterns), so the logarithm is one
+    shift, one subtraction and one gather.
     """
-    bits = x.view(torch.int64)
-    lead = (bits >> 37).bitwise_and_(0x7FFF).bitwise_or_(0x8000)
-    return table[lead].add_((bits >> 52).to(torch.float64).mul_(2048.0))
+    base = log2_table("cpu")[32768:65536]  # lead = 32768 + top 15 fraction bits
+    exps = torch.arange(LOG_MIN_EXP, 53, dtype=torch.float64)
+    return (base[None, :] + 2048.0 * (exps[:, None] - 15)).reshape(-1).to(device)
 
 
-def _split16(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    hi = torch.floor(a * (1.0 / 65536))
-    return hi, a - hi * 65536
+#: Smallest exponent :func:`_log2_bits_table` covers: every argument is >= ``SIGMA_NSQ`` = 2^17.
+LOG_MIN_EXP = 17
+#: ``bits >> 37`` of ``2^LOG_MIN_EXP``: biased exponent and 15 fraction bits (all zero).
+LOG_INDEX_BASE = (1023 + LOG_MIN_EXP) << 15
+
+
+#: libvmaf's ``log2_64(2 * sigma_nsq)`` (= 2^18: ``log2_table[32768] + 2048 * 3``).
+_LOG2_SKIPPED = float(_log2_bits_table("cpu")[(18 - LOG_MIN_EXP) << 15])
+
+
+def _log2(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """libvmaf's fixed-point ``log2`` of contiguous float64 integers in ``[2^17, 2^53)``.
+
+    Other values are outside the table (an index error, or garbage): callers keep every
+    argument in range.
+    """
+    idx = (x.view(torch.int64) >> 37).sub_(LOG_INDEX_BASE)
+    return table.index_select(0, idx.view(-1)).view(x.shape)
+
+
+def _sq_shift32(uh: torch.Tensor, ul: torch.Tensor) -> torch.Tensor:
+    """``(a * a + 2^31) >> 32`` of an integer ``0 <= a < 2^32`` given as ``a / 2^16 = uh + ul``.
+
+    ``uh = floor(a / 2^16)``, ``ul`` its 16 fractional bits. ``(a/2^16)^2 = uh^2 + (2 uh +
+    ul) ul``: ``(2 uh + ul) ul + 0.5`` is below 2^17 with 32 fractional bits (49 significant
+    bits, exact in float64), its floor is the integer carry, and ``uh^2 < 2^32`` is exact.
+    """
+    t = torch.add(ul, uh, alpha=2.0)
+    return t.mul_(ul).add_(0.5).floor_().addcmul_(uh, uh)
 
 
 def _mul_shift32(
-    a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]
+    uh1: torch.Tensor, ul1: torch.Tensor, u2: torch.Tensor, uh2: torch.Tensor, ul2: torch.Tensor
 ) -> torch.Tensor:
-    """``(a * b + 2^31) >> 32`` exactly for integers ``a, b < 2^32`` given as 16-bit halves.
+    """``(a * b + 2^31) >> 32`` for integers ``0 <= a, b < 2^32`` given as ``a/2^16 = uh1 +
+    ul1``, ``b/2^16 = u2 = uh2 + ul2`` (as :func:`_sq_shift32`): ``ab/2^32 = uh1 uh2 + ul1 u2 +
+    uh1 ul2``, where ``ul1 u2 + uh1 ul2 + 0.5 < 2^17`` has 32 fractional bits (exact)."""
+    t = torch.mul(ul1, u2)
+    return t.addcmul_(uh1, ul2).add_(0.5).floor_().addcmul_(uh1, uh2)
 
-    ``a * b`` can reach 2^64, past float64's 2^53: ``a b = ah bh 2^32 + (ah bl + al bh) 2^16 +
-    al bl`` and only the last two terms (< 2^50) need the rounding shift.
+
+def _indicator(x: torch.Tensor, threshold: float) -> torch.Tensor:
+    """1.0 where integer-valued ``x >= threshold`` (an integer), else 0.0: one clamp, no mask.
+
+    (Boolean masks and ``torch.where`` cost ~10x an arithmetic pass on CPU.)
     """
-    (ah, al), (bh, bl) = a, b
-    low = torch.addcmul(al * bh, ah, bl).mul_(65536.0).addcmul_(al, bl).add_(2147483648.0)
-    return low.mul_(1.0 / 4294967296.0).floor_().addcmul_(ah, bh)
+    return torch.sub(x, threshold - 1.0).clamp_(0.0, 1.0)
 
 
 def _block_terms(
-    mu: torch.Tensor, sq: torch.Tensor, n: int, table: torch.Tensor, gain_limit: float
+    u: torch.Tensor, sq: torch.Tensor, n: int, table: torch.Tensor, gain_limit: float
 ) -> torch.Tensor:
     """Per-frame ``(num_log, den_log, num_non_log, den_non_log)`` sums of a block of rows.
 
-    ``mu``: horizontally filtered ``mu1, mu2`` (2n planes); ``sq``: the shifted ``xx, yy, xy``
-    (3n planes). Returns ``(4, n)`` float64 integer sums.
-    """
-    mu1, mu2 = _split16(mu[:n]), _split16(mu[n:])
-    xx, yy, xy = sq[:n], sq[n : 2 * n], sq[2 * n :]
-    sigma1_sq = xx.sub_(_mul_shift32(mu1, mu1))
-    sigma2_sq = yy.sub_(_mul_shift32(mu2, mu2)).clamp_min_(0)
-    sigma12 = xy.sub_(_mul_shift32(mu1, mu2))
-    del mu1, mu2
+    ``u``: horizontally filtered ``mu1, mu2`` divided by 2^16 (2n planes; the means carry 24
+    fractional bits, so ``u`` holds integers below 2^32 scaled by 2^-16, exactly);
+    ``sq``: the shifted ``xx, yy, xy`` (3n planes, overwritten). Returns ``(4, n)`` float64
+    integer sums (sums of integers below 2^53 in any order: exact).
 
-    log_mask = sigma1_sq >= SIGMA_NSQ
-    den_log = _log2_raw(sigma1_sq + SIGMA_NSQ, table).sub_(LOG_BIAS + 2048 * 17)
-    num_mask = log_mask & (sigma12 > 0) & (sigma2_sq > 0)
-    # Same double operations, same order as libvmaf: g, g * sigma12, the difference, trunc;
-    # then g * g and (g * g) * sigma1_sq, trunc. No fused multiply-add (libvmaf's C has none).
-    g = sigma12 / (sigma1_sq + 65536 * 1.0e-10)
-    sv_sq = torch.sub(sigma2_sq, g * sigma12).trunc_().clamp_min_(0)
-    g.clamp_max_(gain_limit)
-    numer1 = sv_sq.add_(SIGMA_NSQ)
-    numer1_tmp = (g * g).mul_(sigma1_sq).trunc_().add_(numer1)
-    # Outside num_mask the arguments may be anything; keep them in the table's domain.
-    numer1_tmp = torch.where(num_mask, numer1_tmp, float(SIGMA_NSQ))
-    numer1 = torch.where(num_mask, numer1, float(SIGMA_NSQ))
-    num_log = _log2_raw(numer1_tmp, table).sub_(_log2_raw(numer1, table))  # biases cancel
+    libvmaf, per pixel: ``sigma1_sq >= sigma_nsq`` pixels add ``log2(sigma_nsq + sigma1_sq) -
+    2048 * 17`` to den_log and, where also ``sigma12 > 0`` and ``sigma2_sq > 0``, the log
+    ratio to num_log; the others add ``sigma2_sq`` to num_non_log and 1 to den_non_log. Here
+    every sum runs over all pixels with arguments kept in the table's range, and the
+    contributions of the pixels libvmaf skips are either exactly 0 (both log arguments set to
+    ``sigma_nsq``) or a known constant per skipped pixel (subtracted at the end).
+    """
+    uh = torch.floor(u)
+    ul = torch.sub(u, uh)
+    uh1, uh2, ul1, ul2, u2 = uh[:n], uh[n:], ul[:n], ul[n:], u[n:]
+    xx, yy, xy = sq[:n], sq[n : 2 * n], sq[2 * n :]
+    sigma1_sq = xx.sub_(_sq_shift32(uh1, ul1))
+    sigma2_sq = yy.sub_(_sq_shift32(uh2, ul2)).clamp_min_(0)
+    sigma12 = xy.sub_(_mul_shift32(uh1, ul1, u2, uh2, ul2))
+    del uh, ul, uh1, uh2, ul1, ul2, u2
 
     dims = (-2, -1)
-    lin = ~log_mask
-    return torch.stack(
-        [
-            torch.where(num_mask, num_log, 0.0).sum(dims),
-            torch.where(log_mask, den_log, 0.0).sum(dims),
-            torch.where(lin, sigma2_sq, 0.0).sum(dims),
-            lin.sum(dims).to(torch.float64),
-        ]
-    )
+    # log_mask = sigma1_sq >= sigma_nsq (as 1.0/0.0); lin = 1 - log_mask.
+    log_f = _indicator(sigma1_sq, SIGMA_NSQ)
+    lin = torch.rsub(log_f, 1.0)
+    den_non_log = lin.sum(dims)
+    num_non_log = lin.mul_(sigma2_sq).sum(dims)
+    del lin
+    # den_log over every pixel with the argument clamped to >= 2 sigma_nsq: each skipped pixel
+    # then adds log2(2 sigma_nsq) - 2048 * 17, subtracted below.
+    den_arg = torch.clamp_min(sigma1_sq, SIGMA_NSQ).add_(SIGMA_NSQ)
+    den_log = _log2(den_arg, table).sum(dims)
+    del den_arg
+    # num_mask = log_mask & (sigma12 > 0) & (sigma2_sq > 0), as 1.0/0.0 (integer values).
+    num_f = _indicator(sigma12, 1).mul_(_indicator(sigma2_sq, 1)).mul_(log_f)
+    del log_f
+    # Same double operations, same order as libvmaf: g, g * sigma12, the difference, trunc;
+    # then g * g and (g * g) * sigma1_sq, trunc. No fused multiply-add (libvmaf's C has none).
+    # floor for trunc: where num_mask holds, (g * g) * sigma1_sq >= 0, and sv_sq is clamped to
+    # >= 0 right after (trunc and floor agree on >= 0 and both clamp negatives to 0).
+    g = torch.add(sigma1_sq, 65536 * 1.0e-10)
+    torch.div(sigma12, g, out=g)
+    sv_sq = torch.mul(g, sigma12)
+    torch.sub(sigma2_sq, sv_sq, out=sv_sq).floor_().clamp_min_(0)
+    g.clamp_max_(gain_limit)
+    numer1 = sv_sq.add_(SIGMA_NSQ)
+    numer1_tmp = g.mul_(g).mul_(sigma1_sq).floor_().add_(numer1)
+    # Outside num_mask both arguments become sigma_nsq: their log ratio is exactly 0. Every
+    # value there is finite (sigma1_sq + 6.5536e-6 is never 0 for an integer sigma1_sq), so
+    # sigma_nsq + 0 * (x - sigma_nsq) is sigma_nsq; inside, the values are integers < 2^53.
+    numer1_tmp.sub_(SIGMA_NSQ).mul_(num_f).add_(SIGMA_NSQ)
+    numer1.sub_(SIGMA_NSQ).mul_(num_f).add_(SIGMA_NSQ)
+    del num_f
+    num_log = _log2(numer1_tmp, table).sub_(_log2(numer1, table)).sum(dims)
+    # sum over libvmaf's pixels of (log - 2048 * 17) = all pixels' logs - the skipped pixels'
+    # log2(2 sigma_nsq) - 2048 * 17 per counted pixel.
+    n_pix = sq.shape[-2] * sq.shape[-1]
+    den_log = den_log.sub_(den_non_log * (_LOG2_SKIPPED - 2048 * 17)).sub_(2048 * 17 * n_pix)
+    return torch.stack([num_log, den_log, num_non_log, den_non_log])
 
 
 def _statistic(
@@ -158,7 +213,8 @@ def _statistic(
     """``vif_statistic_8/16``: per-frame ``(num, den)`` float32 of one scale.
 
     Runs block of rows by block of rows (the vertical filter's GEMM blocks) so that the ~40
-    elementwise passes of the statistic work on cache-sized tiles.
+    elementwise passes of the statistic work on cache-sized tiles. Rounding shifts are folded
+    into the filters' taps (see :mod:`.intfilter`): one ``add_(0.5).floor_()`` each.
     """
     taps = VIF_FILTERS[scale]
     n, h, _ = ref.shape
@@ -166,9 +222,12 @@ def _statistic(
         vp_shift, vp_sq_shift = bpc, 2 * (bpc - 8)
     else:
         vp_shift, vp_sq_shift = 16, 16
-    table = log2_table(str(ref.device))
+    dev = str(ref.device)
+    table = _log2_bits_table(dev)
     acc = torch.zeros(4, n, dtype=torch.float64, device=ref.device)
-    for _, _, i_lo, i_hi, m in _plan(taps, h, 1, str(ref.device)):
+    plans_mu = _plan(taps, h, 1, dev, vp_shift)
+    plans_sq = _plan(taps, h, 1, dev, vp_sq_shift)
+    for (_, _, i_lo, i_hi, m_mu), (*_, m_sq) in zip(plans_mu, plans_sq, strict=True):
         r, d = ref[:, i_lo:i_hi], dis[:, i_lo:i_hi]
         # The five planes of this block: mu1, mu2, ref^2, dis^2, ref*dis (written in place).
         planes = torch.empty((5 * n, *r.shape[1:]), dtype=r.dtype, device=r.device)
@@ -177,12 +236,14 @@ def _statistic(
         torch.mul(r, r, out=planes[2 * n : 3 * n])
         torch.mul(d, d, out=planes[3 * n : 4 * n])
         torch.mul(r, d, out=planes[4 * n :])
-        v = torch.matmul(m.T, planes)
-        mu_v = shift_round(v[: 2 * n], vp_shift)
-        sq_v = shift_round(v[2 * n :], vp_sq_shift, 0 if vp_sq_shift == 0 else None)
-        mu = filter_rows(mu_v, taps)  # 24 fractional bits, < 2^32
-        sq = shift_round(filter_rows(sq_v, taps), 16)
-        acc += _block_terms(mu, sq, n, table, opts.enhn_gain_limit)
+        mu_v = round_half_up_(torch.matmul(m_mu.T, planes[: 2 * n]))
+        sq_v = torch.matmul(m_sq.T, planes[2 * n :])
+        if vp_sq_shift:
+            round_half_up_(sq_v)
+        del planes
+        u = filter_rows(mu_v, taps, shift=16)  # mu / 2^16: 24 fractional bits, < 2^32
+        sq = round_half_up_(filter_rows(sq_v, taps, shift=16))
+        acc += _block_terms(u, sq, n, table, opts.enhn_gain_limit)
     num_log, den_log, num_non_log, den_non_log = acc
     num = num_log / 2048.0 + (den_non_log - (num_non_log / 16384.0) / 65025.0)
     den = den_log / 2048.0 + den_non_log
@@ -196,8 +257,8 @@ def _subsample(x: torch.Tensor, scale: int, bpc: int) -> torch.Tensor:
     """
     taps = VIF_FILTERS[scale]
     # Only even rows and columns survive the decimation: compute just those outputs.
-    v = shift_round(filter_cols(x, taps, step=2), bpc if scale == 1 else 16)
-    return shift_round(filter_rows(v, taps, step=2), 16)
+    v = round_half_up_(filter_cols(x, taps, step=2, shift=bpc if scale == 1 else 16))
+    return round_half_up_(filter_rows(v, taps, step=2, shift=16))
 
 
 def integer_vif(
@@ -220,9 +281,8 @@ def integer_vif(
     y = dis.to(torch.float64)
     out: dict[str, torch.Tensor] = {}
     for scale in range(4):
-        if scale > 0:
-            both = _subsample(torch.cat([x, y]), scale, bit_depth)
-            x, y = both[: ref.shape[0]], both[ref.shape[0] :]
+        if scale > 0:  # (one call each: concatenating them first costs a full copy)
+            x, y = _subsample(x, scale, bit_depth), _subsample(y, scale, bit_depth)
         if scale == 0 and opts.skip_scale0:
             out[VIF_FEATURES[0]] = torch.zeros(ref.shape[0], dtype=torch.float64)
             continue
