@@ -759,7 +759,12 @@ def _integer_adm(ref: torch.Tensor, dis: torch.Tensor, bit_depth: int, opts: Int
             aims.append(_cm(add, csf_r, csf_rf, scale, opts, 0.0))
         else:
             aims.append(zero)
+    return _pooled(nums, dens, aims, w, h, opts)
 
+
+def _pooled(nums: list[torch.Tensor], dens: list[torch.Tensor], aims: list[torch.Tensor],
+            w: int, h: int, opts: IntegerAdmOptions) -> dict[str, torch.Tensor]:
+    """adm2, the per-scale ratios, AIM/adm3 and the raw sums from the four scales' terms."""
     num = sum(x.to(torch.float64) for x in nums)
     den = sum(x.to(torch.float64) for x in dens)
     aim_num = sum(x.to(torch.float64) for x in aims)
