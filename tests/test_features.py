@@ -510,9 +510,8 @@ def test_feature_set_name_accepts_the_train_config_node() -> None:
 
 
 def test_train_config_selects_a_feature_set_file() -> None:
-    from hydra.errors import ConfigCompositionException
-
     from vmafdistill.api import compose
+    from vmafdistill.errors import VmafDistillError
 
     cfg = compose("train", [])
     assert cfg.features.name == "scalefree"  # the default
@@ -520,7 +519,7 @@ def test_train_config_selects_a_feature_set_file() -> None:
     cfg = compose("train", ["features=quant_ti7"])
     assert cfg.features.name == "quant_ti7"
     assert list(cfg.features.columns) == PINNED_FEATURE_SETS["quant_ti7"]
-    with pytest.raises(ConfigCompositionException, match="no_such_set"):
+    with pytest.raises(VmafDistillError, match="no_such_set"):  # Hydra's error, named
         compose("train", ["features=no_such_set"])
 
 
