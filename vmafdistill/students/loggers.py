@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VmafDistillError
+from ..registry import register
 
 __all__ = ["LOGGERS", "make_logger", "register_logger"]
 
@@ -23,12 +24,7 @@ LOGGERS: dict[str, LoggerFactory] = {}
 
 def register_logger(name: str) -> Callable[[LoggerFactory], LoggerFactory]:
     """Decorator: make a factory buildable as ``logger=<name>``."""
-    def deco(fn: LoggerFactory) -> LoggerFactory:
-        if LOGGERS.get(name, fn) is not fn:
-            raise VmafDistillError(f"logger {name!r} is already registered")
-        LOGGERS[name] = fn
-        return fn
-    return deco
+    return lambda fn: register(LOGGERS, "logger", (name,), fn)
 
 
 def make_logger(logger_cfg: Mapping[str, Any] | None, run_dir: Path, tag: str) -> Any:

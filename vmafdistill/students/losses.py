@@ -29,6 +29,7 @@ import torch.nn.functional as nnf
 from torch import Tensor, nn
 
 from ..errors import VmafDistillError
+from ..registry import register
 
 __all__ = [
     "LOSSES",
@@ -77,12 +78,7 @@ def soft_rank(x: Tensor, scale: float) -> Tensor:
 def register_loss(name: str) -> Callable[[_L], _L]:
     """Class decorator: make a :class:`DistillLoss` subclass buildable as ``name: <name>``
     (its config keys are its constructor's keyword arguments, :meth:`DistillLoss.config_keys`)."""
-    def deco(cls: _L) -> _L:
-        if LOSSES.get(name, cls) is not cls:
-            raise VmafDistillError(f"loss {name!r} is already registered ({LOSSES[name].__name__})")
-        LOSSES[name] = cls
-        return cls
-    return deco
+    return lambda cls: register(LOSSES, "loss", (name,), cls)
 
 
 class DistillLoss(nn.Module):

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import VmafDistillError
+from ..registry import register
 
 __all__ = [
     "DEFAULT_TRANSFORMS",
@@ -282,14 +283,7 @@ def register_student(*names: str) -> Callable[[_S], _S]:
     ``output`` head differs in their YAML). Each name needs a ``conf/student/<name>.yaml`` that
     sets every key of :meth:`Student.config_keys` (the defaults live there only).
     """
-    def deco(cls: _S) -> _S:
-        for name in names:
-            if STUDENTS.get(name, cls) is not cls:
-                raise VmafDistillError(
-                    f"student {name!r} is already registered ({STUDENTS[name].__name__})")
-            STUDENTS[name] = cls
-        return cls
-    return deco
+    return lambda cls: register(STUDENTS, "student", names, cls)
 
 
 def student_class(name: Any) -> type[Student]:
