@@ -162,7 +162,10 @@ def evaluate_unseen(
     if report.failures:
         raise VmafDistillError(f"corpus failures: {report.failures}")
     pred = Predictor(model)
-    rows = _shot_rows(cfg, report.samples, pred)
+    from ..edge.tokens import DEFAULT_RULES, merge_rules
+
+    rules = merge_rules(DEFAULT_RULES, pred.card.get("tokens"))
+    rows = _shot_rows(cfg, report.samples, pred, rules)
     y = np.array([r["teacher"] for r in rows])
     p = np.array([r["pred"] for r in rows])
     stats = {"mae": float(np.mean(np.abs(p - y))), "plcc": float(np.corrcoef(p, y)[0, 1]),
@@ -176,7 +179,8 @@ def evaluate_unseen(
     header = (f"Unseen content ({what}), ladder `{ladder}`, labels: "
               f"{report.samples['teacher_version'].iloc[0]}, student `{model.name}` (trained on "
               f"corpus {pred.card['corpus'].get('name')}).")
-    text = "\n".join(_report_lines(header, rows, stats, pred.card))
+    text = "\n".join(_report_lines(header, rows, stats, pred.card,
+                                    float(rules["bands"]["green"])))
     print(text)
     if markdown:
         Path(markdown).write_text(text + "\n")
@@ -216,14 +220,15 @@ def _unseen_corpus_config(
     return cfg, src, name
 
 
-def _shot_rows(cfg: dict[str, Any], samples: Any, pred: Any) -> list[dict[str, Any]]:
+def _shot_rows(
+    cfg: dict[str, Any], samples: Any, pred: Any, rules: dict[str, Any]
+) -> list[dict[str, Any]]:
     """One row per shot of every encode: the teacher's label beside the edge chain's
     prediction, interval and bands (by prediction, and the guard band by the lower end)."""
     from ..corpus.build import cached_encodes
     from ..edge.pipeline import analyze_video
-    from ..edge.tokens import DEFAULT_RULES, band_of, merge_rules
+    from ..edge.tokens import band_of, merge_rules
 
-    rules = merge_rules(DEFAULT_RULES, pred.card.get("tokens"))
     # the teacher's band reads the score itself; the guard band reads the interval's lower end
     pred_rules = merge_rules(rules, {"bands": {"basis": "pred"}})
     guard_rules = merge_rules(rules, {"bands": {"basis": "lower"}})
@@ -253,13 +258,13 @@ def _shot_rows(cfg: dict[str, Any], samples: Any, pred: Any) -> list[dict[str, A
 
 
 def _report_lines(
-    header: str, rows: list[dict[str, Any]], stats: dict[str, float], card: dict[str, Any]
+    header: str, rows: list[dict[str, Any]], stats: dict[str, float], card: dict[str, Any],
+    green: float,
 ) -> list[str]:
     """The markdown report: overall row, guard table, per source / codec x height / variant."""
     y = np.array([r["teacher"] for r in rows])
     p = np.array([r["pred"] for r in rows])
     nominal = 1 - float(card["conformal"].get("alpha") or 0.1)
-    green = float(_green_threshold(card))
     lines = [
         header, "",
         "| shots x variants | MAE | signed error | max abs err | PLCC "
@@ -278,10 +283,3 @@ def _report_lines(
         r["variant"].split("_")[0], r["variant"].split("_")[1].split("x")[1]))
     lines += group_table(rows, "variant", lambda r: r["variant"])
     return lines
-
-
-def _green_threshold(card: dict[str, Any]) -> float:
-    """The card's green threshold (its token rules over the defaults)."""
-    from ..edge.tokens import DEFAULT_RULES, merge_rules
-
-    return float(merge_rules(DEFAULT_RULES, card.get("tokens"))["bands"]["green"])
