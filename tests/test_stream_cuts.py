@@ -513,8 +513,9 @@ def test_decoder_errors_leave_out_the_output_side():
         "[vf#0:0 @ 0x55d5] [info] Reconfiguring filter graph because video parameters changed",
         "[h264 @ 0x55d1] [warning] no frame!",
     ])
-    assert decoder_errors(log) == ["[h264 @ 0x55d1] mmco: unref short failure",
-                                   "[mpegts @ 0x55d3] Packet corrupt (stream = 0, dts = 172800)."]
+    # context addresses differ in every run: left out, so the same damage reads the same
+    assert decoder_errors(log) == ["[h264] mmco: unref short failure",
+                                   "[mpegts] Packet corrupt (stream = 0, dts = 172800)."]
 
 
 def test_a_shot_shorter_than_any_in_training_is_flagged(work, base_mp4, predictor):

@@ -29,7 +29,7 @@ from .._ffmpeg import ffmpeg_exe, widen_pipe
 from ..errors import ToolError, VideoInputError
 
 __all__ = ["CHUNK_BYTES", "DecodeLog", "decode_luma", "decode_luma_runs", "decoder_threads",
-           "picture_changes"]
+           "picture_changes", "read_frame_pts"]
 
 
 #: Upper bound on one decoded chunk (frames are grouped up to this many bytes, at most
@@ -52,10 +52,16 @@ _LEVEL_ERROR = re.compile(r"\[(?:error|fatal|panic)\] ")
 _OUTPUT_SIDE = re.compile(r"^\[(?:rawvideo @|out#|vost#|enc:)")
 
 
+# ffmpeg names a log context by its address ("[h264 @ 0x55d0...]"): different in every run.
+_CONTEXT_ADDRESS = re.compile(r" @ 0x[0-9a-fA-F]+\]")
+
+
 def decoder_errors(stderr: str) -> list[str]:
     """The error-level lines of a ``-loglevel level+info`` decode log that concern the input
-    (demuxer, decoder, filters), level tag removed; the output side's are left out."""
-    return [_LEVEL_ERROR.sub("", ln).strip() for ln in stderr.splitlines()
+    (demuxer, decoder, filters), level tag and context addresses removed (the same damage
+    reads the same in every run); the output side's are left out."""
+    return [_CONTEXT_ADDRESS.sub("]", _LEVEL_ERROR.sub("", ln)).strip()
+            for ln in stderr.splitlines()
             if _LEVEL_ERROR.search(ln) and not _OUTPUT_SIDE.match(ln)]
 
 
@@ -118,11 +124,13 @@ def decode_luma(
             yield from _decode_luma_once(p, exe, width, height, bit_depth, chunk, prefetch,
                                          threads, None, log)
         if want_pts and log is not None:
-            log.frame_pts.clear()
-            with open(stats, encoding="ascii", errors="replace") as f:
-                for line in f:
-                    word = line.strip()
-                    log.frame_pts.append(int(word) if word.lstrip("-").isdigit() else None)
+            log.frame_pts[:] = read_frame_pts(stats)
+
+
+def read_frame_pts(stats: str) -> list[int | None]:
+    """The frame timestamps an ``-stats_enc_pre {ptsi}`` file lists (None for NOPTS)."""
+    with open(stats, encoding="ascii", errors="replace") as f:
+        return [int(w) if (w := line.strip()).lstrip("-").isdigit() else None for line in f]
 
 
 _SHOWINFO = re.compile(r"\] n:\s*\d+ pts:\s*(-?\d+|NOPTS) .*? fmt:(\w+) .*? s:(\d+)x(\d+) ")

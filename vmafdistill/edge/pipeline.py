@@ -61,6 +61,13 @@ from ..features.registry import canonical_codec
 from ..features.shot_rows import shot_feature_rows
 from ..shots import ShotDetector
 from .decode import DecodeLog, decode_luma, picture_changes
+from .grid_decode import (
+    GridChunk,
+    GridMismatchError,
+    GridSpec,
+    decode_luma_grid,
+    grid_supported,
+)
 from .options import (
     CUT_MIN_SAMPLES,
     TEMPORAL_MIN_SAMPLES,
@@ -99,6 +106,7 @@ __all__ = [
     "default_ref_size",
     "domain_flags",
     "frame_pass",
+    "grid_spec",
     "needs_pixel_features",
     "needs_quantizer",
     "picture_changes",
@@ -250,8 +258,82 @@ def _feed_cuts(detector: ShotDetector, y: np.ndarray, sel: np.ndarray, raw: RawS
     detector.update_hist(hist, bit_depth)
 
 
+def _grid_chunk_features(
+    c: GridChunk, prev_grid: np.ndarray | None, before: tuple[int, np.ndarray] | None,
+    pool: ThreadPoolExecutor | None, *, bit_depth: int, frame_step: int, pairs: bool,
+    temporal_step: int | None,
+) -> dict[str, np.ndarray]:
+    """:func:`_chunk_features` (plus the temporal pass) of a :class:`GridChunk`: the pixel
+    features of its full frames with index % ``frame_step`` == 0 (each with its true previous
+    frame when ``pairs``: the decoder delivered it, ``before`` when it ended the last chunk),
+    the temporal features from the grid. The same values as from the full planes."""
+    feats = {k: np.full(c.n, math.nan) for k in FEATURE_NAMES}
+    frames = dict(zip(c.full_index, c.full, strict=True))
+    if before is not None:
+        frames.setdefault(*before)
+    sel = [i for i in c.full_index if i % frame_step == 0]
+    if sel:
+        def measure(i: int) -> RawStats:
+            return raw_stats(frames[i], bit_depth, frames[i - 1] if pairs and i > 0 else None)
+
+        raws = list(pool.map(measure, sel)) if pool is not None else [measure(i) for i in sel]
+        fin = finalize(_concat_raw(raws))
+        rel = np.array(sel) - c.start
+        for k in FEATURE_NAMES:
+            feats[k][rel] = fin[k]
+    if temporal_step is not None:
+        feats.update(temporal_features(c.grid, prev_grid, bit_depth,
+                                       step=temporal_step // c.step))
+    return feats
+
+
+def _grid_pass(chunks: Iterator[GridChunk], *, bit_depth: int, detector: ShotDetector,
+               frame_step: int, shot_pixel_step: int, pool: ThreadPoolExecutor | None,
+               temporal_step: int | None) -> list[dict[str, np.ndarray]]:
+    """:func:`frame_pass`'s loop over :class:`GridChunk` s (:mod:`.grid_decode`)."""
+    parts: list[dict[str, np.ndarray]] = []
+    prev_grid: np.ndarray | None = None
+    before: tuple[int, np.ndarray] | None = None
+    for c in chunks:
+        if shot_pixel_step % c.step or (temporal_step or c.step) % c.step:
+            raise ValueError(f"grid step {c.step} does not divide the cut step "
+                             f"{shot_pixel_step} and temporal step {temporal_step}")
+        parts.append(_grid_chunk_features(
+            c, prev_grid, before, pool, bit_depth=bit_depth, frame_step=frame_step,
+            pairs=temporal_step is None, temporal_step=temporal_step))
+        detector.update_hist(cut_histograms(c.grid, bit_depth, step=shot_pixel_step // c.step),
+                             bit_depth)
+        prev_grid = c.grid[-1]
+        if c.full_index and c.full_index[-1] == c.start + c.n - 1:
+            before = (c.full_index[-1], c.full[-1])
+    return parts
+
+
+def _plane_pass(chunks: Iterator[np.ndarray], *, bit_depth: int, detector: ShotDetector,
+                frame_step: int, shot_pixel_step: int, pool: ThreadPoolExecutor | None,
+                temporal_step: int | None, threads: int) -> list[dict[str, np.ndarray]]:
+    """:func:`frame_pass`'s loop over chunks of full luma planes."""
+    parts: list[dict[str, np.ndarray]] = []
+    prev: np.ndarray | None = None
+    start = 0
+    pairs = temporal_step is None  # else the sampled frames need no frame-pair sums
+    for y in chunks:
+        n = y.shape[0]
+        sel = np.flatnonzero(np.arange(start, start + n) % frame_step == 0)
+        feats, raw = _chunk_features(y, sel, prev, pool, bit_depth=bit_depth,
+                                     frame_step=frame_step, threads=threads, pairs=pairs)
+        if temporal_step is not None:
+            feats.update(temporal_features(y, prev, bit_depth, step=temporal_step))
+        _feed_cuts(detector, y, sel, raw, bit_depth=bit_depth,
+                   shot_pixel_step=shot_pixel_step)
+        parts.append(feats)
+        prev = y[-1]
+        start += n
+    return parts
+
+
 def frame_pass(
-    chunks: Iterator[np.ndarray],
+    chunks: Iterator[np.ndarray] | Iterator[GridChunk],
     *,
     bit_depth: int,
     detector: ShotDetector,
@@ -262,8 +344,10 @@ def frame_pass(
 ) -> dict[str, np.ndarray]:
     """Feed every frame to ``detector`` and compute pixel features on every ``frame_step``-th.
 
-    Each chunk's measured frames are split into ``threads`` contiguous runs computed in
-    parallel (each run gets its true previous frame, so results do not depend on ``threads``).
+    ``chunks`` are (n, H, W) luma planes, or :class:`~.grid_decode.GridChunk` s (a grid of
+    every frame and the full planes of the measured ones; the same results). Each chunk's
+    measured frames are split into ``threads`` contiguous runs computed in parallel (each run
+    gets its true previous frame, so results do not depend on ``threads``).
     With ``temporal_step`` s, ``temporal_diff`` and ``temporal_std`` are instead computed on
     *every* frame from every s-th row and column
     (:func:`~vmafdistill.features.frame_numpy.temporal_features`; s = 1 is exact).
@@ -271,24 +355,18 @@ def frame_pass(
     """
     if frame_step < 1 or shot_pixel_step < 1 or threads < 1:
         raise ValueError("frame_step, shot_pixel_step and threads must be >= 1")
-    parts: list[dict[str, np.ndarray]] = []
-    prev: np.ndarray | None = None
-    start = 0
     pool = ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
-    pairs = temporal_step is None  # else the sampled frames need no frame-pair sums
+    chunks = iter(chunks)
+    first = next(chunks, None)
+    steps = {"bit_depth": bit_depth, "detector": detector, "frame_step": frame_step,
+             "shot_pixel_step": shot_pixel_step, "pool": pool, "temporal_step": temporal_step}
     try:
-        for y in chunks:
-            n = y.shape[0]
-            sel = np.flatnonzero(np.arange(start, start + n) % frame_step == 0)
-            feats, raw = _chunk_features(y, sel, prev, pool, bit_depth=bit_depth,
-                                         frame_step=frame_step, threads=threads, pairs=pairs)
-            if temporal_step is not None:
-                feats.update(temporal_features(y, prev, bit_depth, step=temporal_step))
-            _feed_cuts(detector, y, sel, raw, bit_depth=bit_depth,
-                       shot_pixel_step=shot_pixel_step)
-            parts.append(feats)
-            prev = y[-1]
-            start += n
+        if first is None:
+            parts = []
+        elif isinstance(first, GridChunk):
+            parts = _grid_pass(itertools.chain([first], chunks), **steps)
+        else:
+            parts = _plane_pass(itertools.chain([first], chunks), threads=threads, **steps)
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
@@ -415,22 +493,39 @@ class _FirstPass:
         return int(self.per_frame["mean_luma"].shape[0])
 
 
+def grid_spec(options: EdgeOptions, frame_step: int, cut_step: int,
+              temporal_step: int | None) -> GridSpec | None:
+    """The :class:`~.grid_decode.GridSpec` the frame pass can be decoded with, or None (full
+    planes): only every ``frame_step``-th frame (> 1) needs its full plane, and the cut and
+    temporal passes read a subsample whose steps share a factor g > 1 (the grid's step)."""
+    if not options.decode_grid or not grid_supported() or frame_step == 1 or cut_step == 1:
+        return None
+    g = cut_step if temporal_step is None else math.gcd(cut_step, temporal_step)
+    if g == 1:
+        return None
+    return GridSpec(step=g, every=frame_step, previous=temporal_step is None)
+
+
 def _decoded_chunks(plan: _Plan, info: Any, log: DecodeLog, predictor: Any,
-                    reader: _PacketReader, progress: Callable[[int], None] | None
-                    ) -> Iterator[np.ndarray]:
-    """The video's luma chunks (:func:`decode_luma`); a model that failed to load, or a codec
-    no student knows, stops the decode at the next chunk; ``progress`` hears the frame count."""
+                    reader: _PacketReader, progress: Callable[[int], None] | None,
+                    grid: GridSpec | None) -> Iterator[np.ndarray] | Iterator[GridChunk]:
+    """The video's luma chunks (:func:`decode_luma`, or :func:`decode_luma_grid` with a
+    ``grid``); a model that failed to load, or a codec no student knows, stops the decode at
+    the next chunk; ``progress`` hears the frame count."""
     options = plan.options
     pending = isinstance(predictor, Future)
     done = 0
-    for y in decode_luma(plan.path, width=info.width, height=info.height,
-                         bit_depth=info.bit_depth, chunk=options.chunk,
-                         prefetch=options.prefetch, threads=options.decode_threads, log=log):
+    kw = {"width": info.width, "height": info.height, "bit_depth": info.bit_depth,
+          "chunk": options.chunk, "prefetch": options.prefetch,
+          "threads": options.decode_threads, "log": log}
+    chunks = (decode_luma(plan.path, **kw) if grid is None
+              else decode_luma_grid(plan.path, grid, **kw))
+    for y in chunks:
         if pending and predictor.done() and predictor.exception() is not None:
             raise predictor.exception()  # a bad model stops the decode at once
         reader.check_codec()
         yield y
-        done += y.shape[0]
+        done += y.n if isinstance(y, GridChunk) else y.shape[0]
         if progress is not None:
             progress(done)
 
@@ -453,15 +548,33 @@ def _first_pass(plan: _Plan, predictor: Any, progress: Callable[[int], None] | N
             ref, ref_rule = (int(plan.ref_size[0]), int(plan.ref_size[1])), "given"
         else:
             ref, ref_rule = default_ref_size(plan.card["ref_size"], info.width, info.height)
-        det = ShotDetector(fps=info.fps, **dict(options.shots))
         cut_step = options.cut_step(info.width, info.height, plan.step)
         temporal_step = options.temporal_step(plan.names, info.width, info.height)
-        log = DecodeLog()
         t1 = time.perf_counter()
-        per_frame = frame_pass(
-            _decoded_chunks(plan, info, log, predictor, reader, progress),
-            bit_depth=info.bit_depth, detector=det, frame_step=plan.step,
-            shot_pixel_step=cut_step, threads=options.threads, temporal_step=temporal_step)
+
+        def decode(grid: GridSpec | None) -> tuple[dict[str, np.ndarray], ShotDetector,
+                                                   DecodeLog]:
+            det, log = ShotDetector(fps=info.fps, **dict(options.shots)), DecodeLog()
+            per_frame = frame_pass(
+                _decoded_chunks(plan, info, log, predictor, reader, progress, grid),
+                bit_depth=info.bit_depth, detector=det, frame_step=plan.step,
+                shot_pixel_step=cut_step, threads=options.threads, temporal_step=temporal_step)
+            return per_frame, det, log
+
+        grid = grid_spec(options, plan.step, cut_step, temporal_step)
+        if grid is None:
+            per_frame, det, log = decode(None)
+        else:
+            # Pictures that change mid-stream restart ffmpeg's filter graph, and with it the
+            # frame counter that picks the full frames: then decode full planes (rare: a
+            # recording of several renditions, decoded again per rendition anyway).
+            try:
+                per_frame, det, log = decode(grid)
+                replan = bool(log.reconfigured)
+            except GridMismatchError:
+                replan = True
+            if replan:
+                per_frame, det, log = decode(None)
         t_frames = time.perf_counter() - t1
     finally:
         reader.join()  # never leave the packet reader's ffmpeg running behind an error
