@@ -13,13 +13,14 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-from vmafdistill._ffmpeg import ffmpeg_exe
+from vmafdistill._ffmpeg import ffmpeg_exe, run_ffmpeg
 from vmafdistill.errors import FrameMismatchError, VideoInputError
 from vmafdistill.io import (
     FrameChunk,
@@ -317,6 +318,27 @@ def test_probe_without_pyav_parses_ffmpeg(
         probe_video(misc["audio"])
     with pytest.raises(VideoInputError, match="unsupported pixel format 'rgb24'"):
         probe_video(misc["rgb"])
+
+
+@pytest.mark.parametrize("rate", ["30000/1001", "24000/1001", "60000/1001", "25", "25/2"])
+@pytest.mark.parametrize("ext", ["mp4", "mkv"])
+def test_probe_without_pyav_reads_ntsc_rates_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rate: str, ext: str
+) -> None:
+    """ffmpeg -i prints 30000/1001 as "29.97": the edge install (no PyAV) must still get the
+    rate PyAV reads, to the last bit, or its bitrates and shot lengths drift from the corpus's
+    (carphone, 29.97 fps, read 29.97 before)."""
+    path = tmp_path / f"rate.{ext}"
+    run_ffmpeg(["-f", "lavfi", "-i", f"testsrc2=size=64x48:rate={rate}", "-frames:v", "6",
+                "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)], what="rate clip")
+    with_av = probe_video(path)
+    monkeypatch.setattr(video_mod, "_import_av", lambda: None)
+    fps = probe_video(path).fps
+    if ext == "mp4":  # MP4 stores the rational: the same double
+        assert fps == with_av.fps == float(Fraction(rate))
+    else:  # Matroska stores a frame duration in ns, so PyAV's rate is not the rational either:
+        # within 1e-7 (the printed "59.94" alone is 1e-6 off PyAV's 59.940063)
+        assert fps == pytest.approx(with_av.fps, rel=1e-7)
 
 
 # ------------------------------------------------------------------------------------------

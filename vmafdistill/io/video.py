@@ -240,6 +240,8 @@ def probe_video(
     ``.yuv`` files (and any file other than ``.y4m`` when ``width``, ``height`` and ``pix_fmt``
     are all given) are headerless raw video and need all three. For ``.y4m`` and containers the
     file's own header is used; any of ``width``/``height``/``pix_fmt`` given must agree with it.
+    Containers are read by PyAV when it is installed, else (the edge install) from ``ffmpeg
+    -i``'s stream line.
     Raises VideoInputError naming the file for anything missing, unreadable or inconsistent.
     """
     p = _check_path(path)
@@ -513,6 +515,17 @@ def _split_top_level(text: str) -> list[str]:
     return parts
 
 
+def _printed_rate(printed: float) -> float:
+    """The frame rate behind ``ffmpeg -i``'s printed one: it prints a non-integer rate to two
+    decimals (30000/1001 as "29.97"), so a value within that rounding of an NTSC rate
+    N*1000/1001 is that rate (PyAV's, to the last bit); any other value is taken as printed."""
+    n = round(printed * 1001 / 1000)
+    exact = n * 1000 / 1001
+    if n > 0 and printed != round(printed) and abs(printed - exact) <= 0.005 + 1e-9:
+        return exact
+    return printed
+
+
 def _probe_container_ffmpeg(path: str) -> VideoInfo:
     """Probe by parsing ``ffmpeg -i`` output: the fallback when PyAV is not installed."""
     proc = subprocess.run(
@@ -538,7 +551,7 @@ def _probe_container_ffmpeg(path: str) -> VideoInfo:
             pattern = rf"([\d.]+)(k?) {unit}"
             fm = next((fm for f in fields if (fm := re.fullmatch(pattern, f))), None)
             if fm:
-                fps = float(fm.group(1)) * (1000 if fm.group(2) else 1)
+                fps = _printed_rate(float(fm.group(1)) * (1000 if fm.group(2) else 1))
                 break
         layout = _layout_for(path, pix_m.group(1), "decoded pixel format of its video stream")
         w, h = int(size_m.group(1)), int(size_m.group(2))
