@@ -17,11 +17,15 @@ Here one ffmpeg process decodes once and its filter graph splits the luma plane 
 * the *full* frames: ``select`` keeps frame ``i`` when ``i % every == 0`` (and, when asked, the
   frame before it, for the frame-pair statistics), on a second pipe.
 
-Each pipe has its own reader thread (ffmpeg writes both as it decodes; one unread pipe would
-stall the other), and :func:`decode_luma_grid` yields :class:`GridChunk` s in frame order. The
-values the chain computes from them are those of the full-plane path (tested frame by frame
-and shot by shot); only the bytes moved and the copies made change. POSIX only (the second
-pipe is an inherited file descriptor); elsewhere the chain decodes full planes.
+Each pipe has its own reader thread, and both feed one queue that the caller drains in
+arrival order: :func:`decode_luma_grid` yields :class:`GridChunk` s (in frame order) and
+:class:`FullFrame` s (in frame order) as they come, never waiting for one kind while the other
+is pending. That matters: ffmpeg holds an output's last frame until the next one (or the end)
+arrives, so the full plane of frame i can come after the grid of frame i + k; a consumer that
+waited for it while the grid pipe was full would stall ffmpeg, and itself, for good. The values
+the chain computes are those of the full-plane path (tested frame by frame and shot by shot);
+only the bytes moved and the copies made change. POSIX only (the second pipe is an inherited
+file descriptor); elsewhere the chain decodes full planes.
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ from .decode import (
     read_frame_pts,
 )
 
-__all__ = ["GridChunk", "GridMismatchError", "GridSpec", "decode_luma_grid", "grid_supported"]
+__all__ = ["FullFrame", "GridChunk", "GridMismatchError", "GridSpec", "decode_luma_grid",
+           "grid_supported"]
 
 
 class GridMismatchError(VideoInputError):
@@ -79,6 +84,24 @@ class GridSpec:
         r = np.asarray(index) % self.every
         return (r == 0) | ((r == self.every - 1) if self.previous else False)
 
+    def next_full(self, index: int) -> int:
+        """The first frame index after ``index`` that gets its full plane (-1: the first)."""
+        j = index + 1
+        r = j % self.every
+        if r == 0 or (self.previous and r == self.every - 1):
+            return j
+        return j + (self.every - 1 - r if self.previous else self.every - r)
+
+    def last_full(self, index: int) -> int:
+        """The last frame index <= ``index`` that gets its full plane (-1: none)."""
+        if index < 0:
+            return -1
+        k = self.every
+        best = index // k * k
+        if self.previous and index >= k - 1:
+            best = max(best, (index - (k - 1)) // k * k + (k - 1))
+        return best
+
     def filter_graph(self) -> str:
         """ffmpeg's ``-filter_complex`` graph with the outputs ``[grid]`` and ``[full]``."""
         g, k = self.step, self.every
@@ -93,19 +116,24 @@ class GridSpec:
 
 @dataclass(frozen=True)
 class GridChunk:
-    """Frames ``start .. start + n - 1``: the grid of each, and the full planes of those the
-    :class:`GridSpec` selects, ``full[j]`` being frame ``full_index[j]``."""
+    """The grids ``y[::step, ::step]`` of frames ``start .. start + n - 1``."""
 
     start: int
     step: int  # the grid's pixel step
     grid: np.ndarray  # (n, ceil(H / step), ceil(W / step))
-    full: list[np.ndarray]  # (H, W) each
-    full_index: list[int]
 
     @property
     def n(self) -> int:
         """Frames in the chunk."""
         return int(self.grid.shape[0])
+
+
+@dataclass(frozen=True)
+class FullFrame:
+    """The full luma plane of frame ``index``."""
+
+    index: int
+    plane: np.ndarray  # (H, W)
 
 
 def grid_supported() -> bool:
@@ -142,9 +170,11 @@ def decode_luma_grid(
     prefetch: int = 2,
     threads: int = 0,
     log: DecodeLog | None = None,
-) -> Iterator[GridChunk]:
-    """The first video stream's luma as :class:`GridChunk` s of up to ``chunk`` frames.
+) -> Iterator[GridChunk | FullFrame]:
+    """The first video stream's luma as grids of every frame and full planes of some.
 
+    Yields :class:`GridChunk` s of up to ``chunk`` frames and :class:`FullFrame` s, each kind
+    in frame order, the two interleaved as ffmpeg delivers them (see the module docstring).
     Same decoder, options and ``log`` as :func:`~.decode.decode_luma` (frame timestamps,
     decoder errors, picture changes); only what comes through the pipes differs. When the
     pictures change mid-stream (``log.reconfigured``), ffmpeg restarts the filter graph and
@@ -177,11 +207,11 @@ def decode_luma_grid(
 def _decode_grid_once(
     p: str, exe: str, spec: GridSpec, width: int, height: int, bit_depth: int, chunk: int,
     prefetch: int, threads: int, log: DecodeLog | None, stats: str | None,
-) -> Iterator[GridChunk]:
+) -> Iterator[GridChunk | FullFrame]:
     dtype = np.dtype(np.uint8) if bit_depth <= 8 else np.dtype("<u2")
     gw, gh = -(-width // spec.step), -(-height // spec.step)
-    grid_plan = [(None, gw, gh, gw * gh * dtype.itemsize)]
-    full_plan = [(None, width, height, width * height * dtype.itemsize)]
+    plans = {"grid": (None, gw, gh, gw * gh * dtype.itemsize),
+             "full": (None, width, height, width * height * dtype.itemsize)}
     read_fd, write_fd = os.pipe()
     produced = finished = False
     with tempfile.TemporaryFile() as errfile:
@@ -195,80 +225,77 @@ def _decode_grid_once(
             raise ToolError(f"cannot run ffmpeg: {exc}") from exc
         finally:
             os.close(write_fd)  # ffmpeg holds the only write end: EOF when it exits
-        grid_out = proc.stdout
-        assert grid_out is not None
-        full_out = os.fdopen(read_fd, "rb", buffering=0)
-        for f in (grid_out, full_out):
+        assert proc.stdout is not None
+        pipes = {"grid": proc.stdout, "full": os.fdopen(read_fd, "rb", buffering=0)}
+        for f in pipes.values():
             widen_pipe(f.fileno())
-        # The grid queue is bounded (memory); the full-frame queue is not, so its reader never
-        # blocks: ffmpeg interleaves the two outputs frame by frame, so the full frames queued
-        # ahead of the grid's consumer are bounded by ffmpeg's own queues, and a full queue on
-        # one side can never stall the decoder the other side waits for.
-        grid_q: queue.Queue[Any] = queue.Queue(maxsize=max(1, int(prefetch)))
-        full_q: queue.Queue[Any] = queue.Queue()
+        # One bounded queue for both readers, drained in arrival order: the consumer never
+        # waits for one pipe while the other's reader is blocked (see the module docstring).
+        q: queue.Queue[Any] = queue.Queue(maxsize=max(1, int(prefetch)) + 8)
         short: list[str] = []
         readers = [
-            threading.Thread(target=_read_chunks, name=name, daemon=True,
-                             args=(f, plan, n, False, _BufferPool(size), q, short))
-            for name, f, plan, n, size, q in (
-                ("decode_grid", grid_out, grid_plan, chunk, max(1, int(prefetch)) + 4, grid_q),
-                ("decode_full", full_out, full_plan, 1, 8, full_q),
-            )
+            threading.Thread(
+                target=_read_chunks, name=f"decode_{kind}", daemon=True,
+                args=(pipes[kind], [plans[kind]], chunk if kind == "grid" else 1, False,
+                      _BufferPool(max(1, int(prefetch)) + 12), _Tagged(q, kind), short))
+            for kind in ("grid", "full")
         ]
         for t in readers:
             t.start()
         try:
-            for item in _chunks(p, spec, grid_q, full_q, grid_plan[0], full_plan[0], dtype,
-                                bit_depth):
+            for item in _items(p, spec, q, plans, dtype, bit_depth):
                 produced = True
                 yield item
             finished = True
         finally:
             if not finished and proc.poll() is None:
                 proc.kill()  # the caller stopped early: do not decode the rest
-            for t, q in zip(readers, (grid_q, full_q), strict=True):
-                while t.is_alive():  # unblock a reader waiting on a full queue
-                    with contextlib.suppress(queue.Empty):
-                        q.get(timeout=0.05)
+            while any(t.is_alive() for t in readers):  # unblock a reader waiting to queue
+                with contextlib.suppress(queue.Empty):
+                    q.get(timeout=0.05)
+            for t in readers:
                 t.join()
-            grid_out.close()
-            full_out.close()
+            for f in pipes.values():
+                f.close()
             rc = proc.wait()
         _check_exit(p, rc, errfile, short, stats, produced, log, finished)
 
 
-def _take(q: queue.Queue[Any]) -> Any:
-    """The next reader item; a reader's exception is raised here."""
-    item = q.get()
-    if isinstance(item, BaseException):
-        raise item
-    return item
+class _Tagged:
+    """A reader's view of the shared queue: its items go in as ``(kind, item)``."""
+
+    def __init__(self, q: queue.Queue[Any], kind: str) -> None:
+        self.q, self.kind = q, kind
+
+    def put(self, item: Any) -> None:
+        self.q.put((self.kind, item))
 
 
-def _chunks(p: str, spec: GridSpec, grid_q: queue.Queue[Any], full_q: queue.Queue[Any],
-            grid_plan: tuple[Any, int, int, int], full_plan: tuple[Any, int, int, int],
-            dtype: np.dtype, bit_depth: int) -> Iterator[GridChunk]:
-    """Pair every grid chunk with the full frames that fall in it, in frame order."""
-    _, gw, gh, grid_bytes = grid_plan
-    _, w, h, full_bytes = full_plan
-    start = 0
-    while (item := _take(grid_q)) is not None:
+def _items(p: str, spec: GridSpec, q: queue.Queue[Any], plans: dict[str, tuple[Any, ...]],
+           dtype: np.dtype, bit_depth: int) -> Iterator[GridChunk | FullFrame]:
+    """Both readers' items as :class:`GridChunk` s and :class:`FullFrame` s, in arrival order;
+    at the end, the full frames must be exactly those the spec selects among the frames."""
+    start, last_full, open_readers = 0, -1, 2
+    while open_readers:
+        kind, item = q.get()
+        if isinstance(item, BaseException):
+            raise item
+        if item is None:
+            open_readers -= 1
+            continue
         _run, entry, got = item
-        grid = _chunk_array(p, entry, got, gw, gh, grid_bytes, dtype, bit_depth)
-        n = grid.shape[0]
-        index = np.arange(start, start + n)
-        want = index[spec.is_full(index)].tolist()
-        full = []
-        for _ in want:
-            got_full = _take(full_q)
-            if got_full is None:
-                raise GridMismatchError(f"{p}: the decoder's full-frame output ended before "
-                                      f"frame {want[len(full)]} (grid output went on)")
-            _run, fentry, fgot = got_full
-            full.append(_chunk_array(p, fentry, fgot, w, h, full_bytes, dtype, bit_depth)[0])
-        yield GridChunk(start=start, step=spec.step, grid=grid, full=full, full_index=want)
-        start += n
-    extra = _take(full_q)
-    if extra is not None:
-        raise GridMismatchError(f"{p}: the decoder's full-frame output has more frames than the "
-                              f"{start} of its grid output")
+        _frames, w, h, frame_bytes = plans[kind]
+        arr = _chunk_array(p, entry, got, w, h, frame_bytes, dtype, bit_depth)
+        item = entry = None  # only the caller's arrays may keep the buffer busy now
+        if kind == "grid":
+            yield GridChunk(start=start, step=spec.step, grid=arr)
+            start += arr.shape[0]
+        else:
+            last_full = spec.next_full(last_full)
+            yield FullFrame(index=last_full, plane=arr[0])
+        arr = None
+    expected_last = spec.last_full(start - 1)
+    if last_full != expected_last:
+        raise GridMismatchError(
+            f"{p}: the decoder's full-frame output ended at frame {last_full}, its grid output "
+            f"says {expected_last} (the pictures changed mid-stream?)")

@@ -51,6 +51,7 @@ import numpy as np
 from ..errors import ModelError, VideoInputError
 from ..features.frame_numpy import (
     FEATURE_NAMES,
+    TEMPORAL_FEATURES,
     RawStats,
     finalize,
     frame_histogram,
@@ -62,6 +63,7 @@ from ..features.shot_rows import shot_feature_rows
 from ..shots import ShotDetector
 from .decode import DecodeLog, decode_luma, picture_changes
 from .grid_decode import (
+    FullFrame,
     GridChunk,
     GridMismatchError,
     GridSpec,
@@ -258,55 +260,54 @@ def _feed_cuts(detector: ShotDetector, y: np.ndarray, sel: np.ndarray, raw: RawS
     detector.update_hist(hist, bit_depth)
 
 
-def _grid_chunk_features(
-    c: GridChunk, prev_grid: np.ndarray | None, before: tuple[int, np.ndarray] | None,
-    pool: ThreadPoolExecutor | None, *, bit_depth: int, frame_step: int, pairs: bool,
-    temporal_step: int | None,
-) -> dict[str, np.ndarray]:
-    """:func:`_chunk_features` (plus the temporal pass) of a :class:`GridChunk`: the pixel
-    features of its full frames with index % ``frame_step`` == 0 (each with its true previous
-    frame when ``pairs``: the decoder delivered it, ``before`` when it ended the last chunk),
-    the temporal features from the grid. The same values as from the full planes."""
-    feats = {k: np.full(c.n, math.nan) for k in FEATURE_NAMES}
-    frames = dict(zip(c.full_index, c.full, strict=True))
-    if before is not None:
-        frames.setdefault(*before)
-    sel = [i for i in c.full_index if i % frame_step == 0]
-    if sel:
-        def measure(i: int) -> RawStats:
-            return raw_stats(frames[i], bit_depth, frames[i - 1] if pairs and i > 0 else None)
-
-        raws = list(pool.map(measure, sel)) if pool is not None else [measure(i) for i in sel]
-        fin = finalize(_concat_raw(raws))
-        rel = np.array(sel) - c.start
-        for k in FEATURE_NAMES:
-            feats[k][rel] = fin[k]
-    if temporal_step is not None:
-        feats.update(temporal_features(c.grid, prev_grid, bit_depth,
-                                       step=temporal_step // c.step))
-    return feats
-
-
-def _grid_pass(chunks: Iterator[GridChunk], *, bit_depth: int, detector: ShotDetector,
-               frame_step: int, shot_pixel_step: int, pool: ThreadPoolExecutor | None,
-               temporal_step: int | None) -> list[dict[str, np.ndarray]]:
-    """:func:`frame_pass`'s loop over :class:`GridChunk` s (:mod:`.grid_decode`)."""
-    parts: list[dict[str, np.ndarray]] = []
+def _grid_pass(items: Iterator[GridChunk | FullFrame], *, bit_depth: int,
+               detector: ShotDetector, frame_step: int, shot_pixel_step: int,
+               pool: ThreadPoolExecutor | None, temporal_step: int | None
+               ) -> list[dict[str, np.ndarray]]:
+    """:func:`frame_pass`'s loop over a grid decode's items (:mod:`.grid_decode`): cuts and
+    temporal features from the grids, pixel features of the full frames with index %
+    ``frame_step`` == 0 (each with its true previous frame when there is no temporal pass:
+    the decoder delivers it), in whatever order the two kinds arrive; the same values as from
+    the full planes. Returns one part covering every frame."""
+    pairs = temporal_step is None
+    temporal: list[dict[str, np.ndarray]] = []
+    measured: dict[int, RawStats | Future[RawStats]] = {}
     prev_grid: np.ndarray | None = None
-    before: tuple[int, np.ndarray] | None = None
-    for c in chunks:
+    before: FullFrame | None = None
+    n = 0
+    for item in items:
+        if isinstance(item, FullFrame):
+            i = item.index
+            if i % frame_step == 0:
+                prev = before.plane if pairs and before is not None and before.index == i - 1 \
+                    else None
+                if pairs and i > 0 and prev is None:
+                    raise GridMismatchError(f"frame {i}: its previous frame was not delivered")
+                measured[i] = (raw_stats(item.plane, bit_depth, prev) if pool is None
+                               else pool.submit(raw_stats, item.plane, bit_depth, prev))
+            before = item
+            continue
+        c = item
         if shot_pixel_step % c.step or (temporal_step or c.step) % c.step:
             raise ValueError(f"grid step {c.step} does not divide the cut step "
                              f"{shot_pixel_step} and temporal step {temporal_step}")
-        parts.append(_grid_chunk_features(
-            c, prev_grid, before, pool, bit_depth=bit_depth, frame_step=frame_step,
-            pairs=temporal_step is None, temporal_step=temporal_step))
+        if temporal_step is not None:
+            temporal.append(temporal_features(c.grid, prev_grid, bit_depth,
+                                              step=temporal_step // c.step))
         detector.update_hist(cut_histograms(c.grid, bit_depth, step=shot_pixel_step // c.step),
                              bit_depth)
         prev_grid = c.grid[-1]
-        if c.full_index and c.full_index[-1] == c.start + c.n - 1:
-            before = (c.full_index[-1], c.full[-1])
-    return parts
+        n += c.n
+    feats = {k: np.full(n, math.nan) for k in FEATURE_NAMES}
+    if measured:
+        index = sorted(measured)
+        raws = [r.result() if isinstance(r, Future) else r for r in (measured[i] for i in index)]
+        fin = finalize(_concat_raw(raws))
+        for k in FEATURE_NAMES:
+            feats[k][index] = fin[k]
+    if temporal:
+        feats.update({k: np.concatenate([t[k] for t in temporal]) for k in TEMPORAL_FEATURES})
+    return [feats]
 
 
 def _plane_pass(chunks: Iterator[np.ndarray], *, bit_depth: int, detector: ShotDetector,
@@ -333,7 +334,7 @@ def _plane_pass(chunks: Iterator[np.ndarray], *, bit_depth: int, detector: ShotD
 
 
 def frame_pass(
-    chunks: Iterator[np.ndarray] | Iterator[GridChunk],
+    chunks: Iterator[np.ndarray] | Iterator[GridChunk | FullFrame],
     *,
     bit_depth: int,
     detector: ShotDetector,
@@ -344,8 +345,9 @@ def frame_pass(
 ) -> dict[str, np.ndarray]:
     """Feed every frame to ``detector`` and compute pixel features on every ``frame_step``-th.
 
-    ``chunks`` are (n, H, W) luma planes, or :class:`~.grid_decode.GridChunk` s (a grid of
-    every frame and the full planes of the measured ones; the same results). Each chunk's
+    ``chunks`` are (n, H, W) luma planes, or a grid decode's items
+    (:class:`~.grid_decode.GridChunk` s of every frame, :class:`~.grid_decode.FullFrame` s of the
+    measured ones; the same results). Each chunk's
     measured frames are split into ``threads`` contiguous runs computed in parallel (each run
     gets its true previous frame, so results do not depend on ``threads``).
     With ``temporal_step`` s, ``temporal_diff`` and ``temporal_std`` are instead computed on
@@ -363,7 +365,7 @@ def frame_pass(
     try:
         if first is None:
             parts = []
-        elif isinstance(first, GridChunk):
+        elif isinstance(first, GridChunk | FullFrame):
             parts = _grid_pass(itertools.chain([first], chunks), **steps)
         else:
             parts = _plane_pass(itertools.chain([first], chunks), threads=threads, **steps)
@@ -508,7 +510,8 @@ def grid_spec(options: EdgeOptions, frame_step: int, cut_step: int,
 
 def _decoded_chunks(plan: _Plan, info: Any, log: DecodeLog, predictor: Any,
                     reader: _PacketReader, progress: Callable[[int], None] | None,
-                    grid: GridSpec | None) -> Iterator[np.ndarray] | Iterator[GridChunk]:
+                    grid: GridSpec | None
+                    ) -> Iterator[np.ndarray] | Iterator[GridChunk | FullFrame]:
     """The video's luma chunks (:func:`decode_luma`, or :func:`decode_luma_grid` with a
     ``grid``); a model that failed to load, or a codec no student knows, stops the decode at
     the next chunk; ``progress`` hears the frame count."""
@@ -525,6 +528,8 @@ def _decoded_chunks(plan: _Plan, info: Any, log: DecodeLog, predictor: Any,
             raise predictor.exception()  # a bad model stops the decode at once
         reader.check_codec()
         yield y
+        if isinstance(y, FullFrame):
+            continue
         done += y.n if isinstance(y, GridChunk) else y.shape[0]
         if progress is not None:
             progress(done)
