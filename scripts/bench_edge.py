@@ -308,9 +308,8 @@ def breakdown(student: str, dist: Path, rounds: int) -> None:
     """``analyze_video`` of the student on the bench clip in-process (start-up excluded), with
     each per-frame numpy pass replaced by a constant in turn, then all of them: what each
     costs, and what is left without any (decode + pipe, header and packet passes, probe,
-    shots, prediction); and the full chain with full luma planes piped instead of the grid
-    decode (:mod:`vmafdistill.edge.grid_decode`). Interleaved rounds, medians; results of the
-    ablated runs are not used."""
+    shots, prediction). Interleaved rounds, medians; results of the ablated runs are not
+    used."""
     from vmafdistill.edge import pipeline as pl
     from vmafdistill.edge.predictor import Predictor
     from vmafdistill.edge.tokens import DEFAULT_RULES
@@ -327,8 +326,7 @@ def breakdown(student: str, dist: Path, rounds: int) -> None:
         h[:, 0] = 1
         return h
 
-    variants = {"full chain": set(), "full chain, full planes piped (decode_grid off)": {"planes"},
-                "no issue features": {"issue"},
+    variants = {"full chain": set(), "no issue features": {"issue"},
                 "no temporal pass": {"temporal"}, "no cut histograms": {"cuts"},
                 "no per-frame numpy pass": {"issue", "temporal", "cuts"}}
     times: dict[str, list[tuple[float, float]]] = {k: [] for k in variants}
@@ -337,8 +335,7 @@ def breakdown(student: str, dist: Path, rounds: int) -> None:
             pl.temporal_features = no_temporal if "temporal" in off else real[0]
             pl.cut_histograms = no_cuts if "cuts" in off else real[1]
             opts = pl.EdgeOptions.from_card(
-                pred.card.get("edge"), issue_frame_step=10**9 if "issue" in off else None,
-                decode_grid=False if "planes" in off else None)
+                pred.card.get("edge"), issue_frame_step=10**9 if "issue" in off else None)
             c0, t0 = _cpu_s(), time.perf_counter()
             pl.analyze_video(dist, pred, rules=DEFAULT_RULES, ref_size=(1280, 720), options=opts)
             times[name].append((time.perf_counter() - t0, _cpu_s() - c0))

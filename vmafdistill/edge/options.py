@@ -34,10 +34,7 @@ pixel feature for its *prediction*; then the pixel features only feed the qualit
 temporal-only student is the same, plus the every-frame temporal pass above. The summary's
 ``pixel_features`` says which frames were measured and what for.
 
-``threads``, ``decode_threads``, ``prefetch``, ``chunk`` and ``decode_grid`` change speed only,
-never results. ``decode_grid`` (default on, POSIX): when only every k-th frame needs its full
-luma plane (k > 1) and the cut and temporal passes read a subsample, ffmpeg subsamples every
-frame itself and pipes full planes of the k-th frames only (:mod:`.grid_decode`).
+``threads``, ``decode_threads``, ``prefetch`` and ``chunk`` change speed only, never results.
 """
 
 from __future__ import annotations
@@ -75,8 +72,7 @@ class EdgeOptions:
     heuristic); ``threads``
     (feature threads per chunk), ``decode_threads`` (ffmpeg ``-threads``, 0 = automatic:
     :func:`~vmafdistill.edge.decode.decoder_threads`),
-    ``prefetch`` (decoded chunks queued ahead), ``chunk`` and ``decode_grid`` (subsample in
-    ffmpeg where the chain reads a subsample, :mod:`.grid_decode`) only change speed.
+    ``prefetch`` (decoded chunks queued ahead) and ``chunk`` only change speed.
     """
 
     frame_step: int = 1
@@ -87,7 +83,6 @@ class EdgeOptions:
     threads: int = 1
     decode_threads: int = 0
     prefetch: int = 2
-    decode_grid: bool = True
     shots: Mapping[str, Any] = field(default_factory=dict)  # ShotDetector keyword arguments
 
     def __post_init__(self) -> None:
@@ -112,8 +107,6 @@ class EdgeOptions:
                       "chunk", "threads", "decode_threads", "prefetch")
             if edge.get(k) is not None
         }
-        if edge.get("decode_grid") is not None:
-            kw["decode_grid"] = bool(edge["decode_grid"])
         kw["shots"] = dict(edge.get("shots") or {})
         kw.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**kw)

@@ -51,7 +51,6 @@ import numpy as np
 from ..errors import ModelError, VideoInputError
 from ..features.frame_numpy import (
     FEATURE_NAMES,
-    TEMPORAL_FEATURES,
     RawStats,
     finalize,
     frame_histogram,
@@ -62,14 +61,6 @@ from ..features.registry import canonical_codec
 from ..features.shot_rows import shot_feature_rows
 from ..shots import ShotDetector
 from .decode import DecodeLog, decode_luma, picture_changes
-from .grid_decode import (
-    FullFrame,
-    GridChunk,
-    GridMismatchError,
-    GridSpec,
-    decode_luma_grid,
-    grid_supported,
-)
 from .options import (
     CUT_MIN_SAMPLES,
     TEMPORAL_MIN_SAMPLES,
@@ -108,7 +99,6 @@ __all__ = [
     "default_ref_size",
     "domain_flags",
     "frame_pass",
-    "grid_spec",
     "needs_pixel_features",
     "needs_quantizer",
     "picture_changes",
@@ -260,81 +250,8 @@ def _feed_cuts(detector: ShotDetector, y: np.ndarray, sel: np.ndarray, raw: RawS
     detector.update_hist(hist, bit_depth)
 
 
-def _grid_pass(items: Iterator[GridChunk | FullFrame], *, bit_depth: int,
-               detector: ShotDetector, frame_step: int, shot_pixel_step: int,
-               pool: ThreadPoolExecutor | None, temporal_step: int | None
-               ) -> list[dict[str, np.ndarray]]:
-    """:func:`frame_pass`'s loop over a grid decode's items (:mod:`.grid_decode`): cuts and
-    temporal features from the grids, pixel features of the full frames with index %
-    ``frame_step`` == 0 (each with its true previous frame when there is no temporal pass:
-    the decoder delivers it), in whatever order the two kinds arrive; the same values as from
-    the full planes. Returns one part covering every frame."""
-    pairs = temporal_step is None
-    temporal: list[dict[str, np.ndarray]] = []
-    measured: dict[int, RawStats | Future[RawStats]] = {}
-    prev_grid: np.ndarray | None = None
-    before: FullFrame | None = None
-    n = 0
-    for item in items:
-        if isinstance(item, FullFrame):
-            i = item.index
-            if i % frame_step == 0:
-                prev = before.plane if pairs and before is not None and before.index == i - 1 \
-                    else None
-                if pairs and i > 0 and prev is None:
-                    raise GridMismatchError(f"frame {i}: its previous frame was not delivered")
-                measured[i] = (raw_stats(item.plane, bit_depth, prev) if pool is None
-                               else pool.submit(raw_stats, item.plane, bit_depth, prev))
-            before = item
-            continue
-        c = item
-        if shot_pixel_step % c.step or (temporal_step or c.step) % c.step:
-            raise ValueError(f"grid step {c.step} does not divide the cut step "
-                             f"{shot_pixel_step} and temporal step {temporal_step}")
-        if temporal_step is not None:
-            temporal.append(temporal_features(c.grid, prev_grid, bit_depth,
-                                              step=temporal_step // c.step))
-        detector.update_hist(cut_histograms(c.grid, bit_depth, step=shot_pixel_step // c.step),
-                             bit_depth)
-        prev_grid = c.grid[-1]
-        n += c.n
-    feats = {k: np.full(n, math.nan) for k in FEATURE_NAMES}
-    if measured:
-        index = sorted(measured)
-        raws = [r.result() if isinstance(r, Future) else r for r in (measured[i] for i in index)]
-        fin = finalize(_concat_raw(raws))
-        for k in FEATURE_NAMES:
-            feats[k][index] = fin[k]
-    if temporal:
-        feats.update({k: np.concatenate([t[k] for t in temporal]) for k in TEMPORAL_FEATURES})
-    return [feats]
-
-
-def _plane_pass(chunks: Iterator[np.ndarray], *, bit_depth: int, detector: ShotDetector,
-                frame_step: int, shot_pixel_step: int, pool: ThreadPoolExecutor | None,
-                temporal_step: int | None, threads: int) -> list[dict[str, np.ndarray]]:
-    """:func:`frame_pass`'s loop over chunks of full luma planes."""
-    parts: list[dict[str, np.ndarray]] = []
-    prev: np.ndarray | None = None
-    start = 0
-    pairs = temporal_step is None  # else the sampled frames need no frame-pair sums
-    for y in chunks:
-        n = y.shape[0]
-        sel = np.flatnonzero(np.arange(start, start + n) % frame_step == 0)
-        feats, raw = _chunk_features(y, sel, prev, pool, bit_depth=bit_depth,
-                                     frame_step=frame_step, threads=threads, pairs=pairs)
-        if temporal_step is not None:
-            feats.update(temporal_features(y, prev, bit_depth, step=temporal_step))
-        _feed_cuts(detector, y, sel, raw, bit_depth=bit_depth,
-                   shot_pixel_step=shot_pixel_step)
-        parts.append(feats)
-        prev = y[-1]
-        start += n
-    return parts
-
-
 def frame_pass(
-    chunks: Iterator[np.ndarray] | Iterator[GridChunk | FullFrame],
+    chunks: Iterator[np.ndarray],
     *,
     bit_depth: int,
     detector: ShotDetector,
@@ -345,11 +262,8 @@ def frame_pass(
 ) -> dict[str, np.ndarray]:
     """Feed every frame to ``detector`` and compute pixel features on every ``frame_step``-th.
 
-    ``chunks`` are (n, H, W) luma planes, or a grid decode's items
-    (:class:`~.grid_decode.GridChunk` s of every frame, :class:`~.grid_decode.FullFrame` s of the
-    measured ones; the same results). Each chunk's
-    measured frames are split into ``threads`` contiguous runs computed in parallel (each run
-    gets its true previous frame, so results do not depend on ``threads``).
+    Each chunk's measured frames are split into ``threads`` contiguous runs computed in
+    parallel (each run gets its true previous frame, so results do not depend on ``threads``).
     With ``temporal_step`` s, ``temporal_diff`` and ``temporal_std`` are instead computed on
     *every* frame from every s-th row and column
     (:func:`~vmafdistill.features.frame_numpy.temporal_features`; s = 1 is exact).
@@ -357,18 +271,24 @@ def frame_pass(
     """
     if frame_step < 1 or shot_pixel_step < 1 or threads < 1:
         raise ValueError("frame_step, shot_pixel_step and threads must be >= 1")
+    parts: list[dict[str, np.ndarray]] = []
+    prev: np.ndarray | None = None
+    start = 0
     pool = ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
-    chunks = iter(chunks)
-    first = next(chunks, None)
-    steps = {"bit_depth": bit_depth, "detector": detector, "frame_step": frame_step,
-             "shot_pixel_step": shot_pixel_step, "pool": pool, "temporal_step": temporal_step}
+    pairs = temporal_step is None  # else the sampled frames need no frame-pair sums
     try:
-        if first is None:
-            parts = []
-        elif isinstance(first, GridChunk | FullFrame):
-            parts = _grid_pass(itertools.chain([first], chunks), **steps)
-        else:
-            parts = _plane_pass(itertools.chain([first], chunks), threads=threads, **steps)
+        for y in chunks:
+            n = y.shape[0]
+            sel = np.flatnonzero(np.arange(start, start + n) % frame_step == 0)
+            feats, raw = _chunk_features(y, sel, prev, pool, bit_depth=bit_depth,
+                                         frame_step=frame_step, threads=threads, pairs=pairs)
+            if temporal_step is not None:
+                feats.update(temporal_features(y, prev, bit_depth, step=temporal_step))
+            _feed_cuts(detector, y, sel, raw, bit_depth=bit_depth,
+                       shot_pixel_step=shot_pixel_step)
+            parts.append(feats)
+            prev = y[-1]
+            start += n
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
@@ -495,42 +415,22 @@ class _FirstPass:
         return int(self.per_frame["mean_luma"].shape[0])
 
 
-def grid_spec(options: EdgeOptions, frame_step: int, cut_step: int,
-              temporal_step: int | None) -> GridSpec | None:
-    """The :class:`~.grid_decode.GridSpec` the frame pass can be decoded with, or None (full
-    planes): only every ``frame_step``-th frame (> 1) needs its full plane, and the cut and
-    temporal passes read a subsample whose steps share a factor g > 1 (the grid's step)."""
-    if not options.decode_grid or not grid_supported() or frame_step == 1 or cut_step == 1:
-        return None
-    g = cut_step if temporal_step is None else math.gcd(cut_step, temporal_step)
-    if g == 1:
-        return None
-    return GridSpec(step=g, every=frame_step, previous=temporal_step is None)
-
-
 def _decoded_chunks(plan: _Plan, info: Any, log: DecodeLog, predictor: Any,
-                    reader: _PacketReader, progress: Callable[[int], None] | None,
-                    grid: GridSpec | None
-                    ) -> Iterator[np.ndarray] | Iterator[GridChunk | FullFrame]:
-    """The video's luma chunks (:func:`decode_luma`, or :func:`decode_luma_grid` with a
-    ``grid``); a model that failed to load, or a codec no student knows, stops the decode at
-    the next chunk; ``progress`` hears the frame count."""
+                    reader: _PacketReader, progress: Callable[[int], None] | None
+                    ) -> Iterator[np.ndarray]:
+    """The video's luma chunks (:func:`decode_luma`); a model that failed to load, or a codec
+    no student knows, stops the decode at the next chunk; ``progress`` hears the frame count."""
     options = plan.options
     pending = isinstance(predictor, Future)
     done = 0
-    kw = {"width": info.width, "height": info.height, "bit_depth": info.bit_depth,
-          "chunk": options.chunk, "prefetch": options.prefetch,
-          "threads": options.decode_threads, "log": log}
-    chunks = (decode_luma(plan.path, **kw) if grid is None
-              else decode_luma_grid(plan.path, grid, **kw))
-    for y in chunks:
+    for y in decode_luma(plan.path, width=info.width, height=info.height,
+                         bit_depth=info.bit_depth, chunk=options.chunk,
+                         prefetch=options.prefetch, threads=options.decode_threads, log=log):
         if pending and predictor.done() and predictor.exception() is not None:
             raise predictor.exception()  # a bad model stops the decode at once
         reader.check_codec()
         yield y
-        if isinstance(y, FullFrame):
-            continue
-        done += y.n if isinstance(y, GridChunk) else y.shape[0]
+        done += y.shape[0]
         if progress is not None:
             progress(done)
 
@@ -553,33 +453,15 @@ def _first_pass(plan: _Plan, predictor: Any, progress: Callable[[int], None] | N
             ref, ref_rule = (int(plan.ref_size[0]), int(plan.ref_size[1])), "given"
         else:
             ref, ref_rule = default_ref_size(plan.card["ref_size"], info.width, info.height)
+        det = ShotDetector(fps=info.fps, **dict(options.shots))
         cut_step = options.cut_step(info.width, info.height, plan.step)
         temporal_step = options.temporal_step(plan.names, info.width, info.height)
+        log = DecodeLog()
         t1 = time.perf_counter()
-
-        def decode(grid: GridSpec | None) -> tuple[dict[str, np.ndarray], ShotDetector,
-                                                   DecodeLog]:
-            det, log = ShotDetector(fps=info.fps, **dict(options.shots)), DecodeLog()
-            per_frame = frame_pass(
-                _decoded_chunks(plan, info, log, predictor, reader, progress, grid),
-                bit_depth=info.bit_depth, detector=det, frame_step=plan.step,
-                shot_pixel_step=cut_step, threads=options.threads, temporal_step=temporal_step)
-            return per_frame, det, log
-
-        grid = grid_spec(options, plan.step, cut_step, temporal_step)
-        if grid is None:
-            per_frame, det, log = decode(None)
-        else:
-            # Pictures that change mid-stream restart ffmpeg's filter graph, and with it the
-            # frame counter that picks the full frames: then decode full planes (rare: a
-            # recording of several renditions, decoded again per rendition anyway).
-            try:
-                per_frame, det, log = decode(grid)
-                replan = bool(log.reconfigured)
-            except GridMismatchError:
-                replan = True
-            if replan:
-                per_frame, det, log = decode(None)
+        per_frame = frame_pass(
+            _decoded_chunks(plan, info, log, predictor, reader, progress),
+            bit_depth=info.bit_depth, detector=det, frame_step=plan.step,
+            shot_pixel_step=cut_step, threads=options.threads, temporal_step=temporal_step)
         t_frames = time.perf_counter() - t1
     finally:
         reader.join()  # never leave the packet reader's ffmpeg running behind an error
