@@ -553,9 +553,17 @@ def test_a_file_with_two_video_streams_says_which_it_predicted(work, base_mp4, p
         assert [r["pred_vmaf"] for r in got.records] == [r["pred_vmaf"] for r in alone.records]
 
 
-def test_a_rendition_at_another_frame_rate_is_flagged_not_predicted(work, predictor):
+@pytest.mark.parametrize("probe", ["pyav", "ffmpeg"])
+def test_a_rendition_at_another_frame_rate_is_flagged_not_predicted(work, predictor, probe,
+                                                                   monkeypatch):
     """A 15 fps low rung inside a 25 fps recording would be read at 25 fps (bitrate and shot
-    lengths wrong): its shots get no prediction and say why; the 25 fps shots keep theirs."""
+    lengths wrong): its shots get no prediction and say why; the 25 fps shots keep theirs.
+    Also without PyAV (the edge install), whose ffmpeg may guess the file's rate as 15 fps
+    (ffmpeg 9 does): the recording is read at its first rendition's rate."""
+    from vmafdistill.io import video as video_io
+
+    if probe == "ffmpeg":
+        monkeypatch.setattr(video_io, "_import_av", lambda: None)
     hi = _ladder_segments(work, "hi", "320x180")[0]
     slow = _ladder_segments(work, "slow", "160x90", fps=15)
     both = work / "fps_switch.ts"

@@ -105,8 +105,9 @@ def _offset_rows(rows: list[dict[str, Any]], f0: int, fps: float, shot_base: int
         row["scene_index"] += scene_base
 
 
-def _run_rate(durations_s: Any, fps: float) -> float | None:
-    """The frame rate a run's packet durations say (0: unknown), when it is not ``fps``.
+def _run_rate(durations_s: Any, fps: float, *, exact: bool = False) -> float | None:
+    """The frame rate a run's packet durations say, when it is more than 1 % off ``fps``
+    (None: the same, or unknown); to 3 decimals unless ``exact``.
 
     A rendition at another frame rate (a 15 fps low rung) would be read at the file's rate:
     its bitrate and shot lengths wrong.
@@ -116,7 +117,7 @@ def _run_rate(durations_s: Any, fps: float) -> float | None:
     if durations.size:
         rate = 1.0 / float(np.median(durations))
         if abs(rate - fps) > 0.01 * fps:
-            return round(rate, 3)
+            return rate if exact else round(rate, 3)
     return None
 
 
@@ -134,6 +135,11 @@ def rows_per_rendition(
     stops = [int(r["frame"]) for r in runs[1:]] + [n]
     schedule = [(stop - int(r["frame"]), int(r["width"]), int(r["height"]))
                 for r, stop in zip(runs, stops, strict=True)]
+    # The recording is read at its first rendition's rate. The probe's rate is libavformat's
+    # guess from a mix of renditions, and versions guess differently: ffmpeg 9 reads a 25 fps
+    # recording with a 15 fps low rung as 15 fps where PyAV's libavformat says 25.
+    first = _run_rate(packets.take(np.arange(0, stops[0])).duration_s, fps, exact=True)
+    fps = first if first is not None else fps
     rows: list[dict[str, Any]] = []
     run_of_row: list[int] = []
     shot_base = scene_base = 0
