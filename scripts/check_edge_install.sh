@@ -67,4 +67,20 @@ for name in ("shipped.json", "tiny.json"):
           f"pred {[r['pred_vmaf'] for r in shots]}")
 assert "torch" not in sys.modules
 PYEOF
+# Serving must equal the full install, where PyAV probes the file: an NTSC-rate clip (ffmpeg -i
+# prints 30000/1001 as "29.97"), predicted by both, records equal.
+FULL="$REPO/.venv/bin/vmafdistill"
+if [ -x "$FULL" ]; then
+  "$VPY" -c 'from vmafdistill._ffmpeg import run_ffmpeg; run_ffmpeg(["-f", "lavfi", "-i",
+    "testsrc2=size=320x180:rate=30000/1001:duration=2", "-c:v", "libx264", "-preset",
+    "veryfast", "-crf", "30", "-pix_fmt", "yuv420p", "ntsc.mp4"], what="NTSC clip")'
+  "$WORK/venv/bin/vmafdistill" predict ntsc.mp4 --json edge_ntsc.json
+  "$FULL" predict ntsc.mp4 --json full_ntsc.json
+  "$VPY" - <<'PYEOF'
+import json
+edge, full = (json.load(open(n))["videos"][0] for n in ("edge_ntsc.json", "full_ntsc.json"))
+assert edge["shots"] == full["shots"], (edge["shots"], full["shots"])
+print(f"[edge-install] NTSC clip: records equal to the full install's ({len(edge['shots'])} shots)")
+PYEOF
+fi
 echo "[edge-install] passed in $((SECONDS - start)) s"
