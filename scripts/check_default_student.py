@@ -61,7 +61,8 @@ def main() -> int:
         from vmafdistill.students.bundle import load_bundle
 
         states = [load_bundle(b)[0].state_dict() for b in args.bundles]
-        same = all(torch.equal(states[0][k], s[k]) for s in states[1:] for k in states[0])
+        same = all(set(s) == set(states[0]) and all(torch.equal(states[0][k], s[k]) for k in s)
+                   for s in states[1:])
         print(f"{len(states)} trainings here: weights identical = {same}")
     print(f"rebuild vs shipped on {len(y)} samples: |diff| max {d.max():.4f}, mean "
           f"{d.mean():.4f}, p99 {np.quantile(d, 0.99):.4f} VMAF; same band (edges {edges}) on "

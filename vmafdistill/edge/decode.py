@@ -53,7 +53,7 @@ _OUTPUT_SIDE = re.compile(r"^\[(?:rawvideo @|out#|vost#|enc:)")
 
 
 # ffmpeg names a log context by its address ("[h264 @ 0x55d0...]"): different in every run.
-_CONTEXT_ADDRESS = re.compile(r" @ 0x[0-9a-fA-F]+\]")
+_CONTEXT_ADDRESS = re.compile(r" @ (?:0x)?[0-9a-fA-F]+\]")  # %p: no 0x on some C runtimes
 
 
 def decoder_errors(stderr: str) -> list[str]:

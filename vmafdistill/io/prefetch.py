@@ -25,7 +25,8 @@ def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
 
     An exception raised by ``items`` is re-raised here, at the position it occurred. Closing
     the returned generator early (``break``) stops the reader after its current item and
-    closes ``items`` (so a decoder subprocess is reaped). ``depth < 1`` iterates inline.
+    closes ``items`` (so a decoder subprocess is reaped); an error of that close is raised by
+    the close here, not lost on the reader thread. ``depth < 1`` iterates inline.
     """
     if depth < 1:
         yield from items
@@ -33,6 +34,7 @@ def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     buf: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
     source = iter(items)
+    close_error: list[BaseException] = []
 
     def read() -> None:
         try:
@@ -51,7 +53,10 @@ def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
         finally:
             close = getattr(source, "close", None)
             if stop.is_set() and close is not None:
-                close()
+                try:
+                    close()
+                except BaseException as exc:  # raised by the consumer's close
+                    close_error.append(exc)
         buf.put(_DONE)
 
     reader = threading.Thread(target=read, name="vmafdistill-prefetch", daemon=True)
@@ -70,3 +75,5 @@ def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
             with contextlib.suppress(queue.Empty):
                 buf.get(timeout=0.05)
         reader.join()
+        if close_error:
+            raise close_error[0]

@@ -518,7 +518,9 @@ def _split_top_level(text: str) -> list[str]:
 def _printed_rate(printed: float) -> float:
     """The frame rate behind ``ffmpeg -i``'s printed one: it prints a non-integer rate to two
     decimals (30000/1001 as "29.97"), so a value within that rounding of an NTSC rate
-    N*1000/1001 is that rate (PyAV's, to the last bit); any other value is taken as printed."""
+    N*1000/1001 is that rate (PyAV's, to the last bit); any other value is taken as printed.
+    Not recovered: NTSC rates of 5 fps and below (printed as integers) and exact decimal rates such
+    as 2997/100, which snap to 30000/1001 (still within the printed value's 0.005)."""
     n = round(printed * 1001 / 1000)
     exact = n * 1000 / 1001
     if n > 0 and printed != round(printed) and abs(printed - exact) <= 0.005 + 1e-9:
