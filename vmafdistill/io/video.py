@@ -234,22 +234,30 @@ def probe_video(
     width: int | None = None,
     height: int | None = None,
     pix_fmt: str | None = None,
+    backend: str = "auto",
 ) -> VideoInfo:
     """Describe a video file: frame size, pixel format, bit depth, fps and (when exact) length.
 
     ``.yuv`` files (and any file other than ``.y4m`` when ``width``, ``height`` and ``pix_fmt``
     are all given) are headerless raw video and need all three. For ``.y4m`` and containers the
     file's own header is used; any of ``width``/``height``/``pix_fmt`` given must agree with it.
-    Containers are read by PyAV when it is installed, else (the edge install) from ``ffmpeg
-    -i``'s stream line.
+    Containers are read by PyAV when it is installed (``backend="auto"``), else, or with
+    ``backend="ffmpeg"``, from ``ffmpeg -i``'s stream line (what the edge chain uses in every
+    install: the same answer everywhere, and no 0.2 s PyAV import); a stream line that does not
+    settle the format still goes to PyAV's decoder when it is installed.
     Raises VideoInputError naming the file for anything missing, unreadable or inconsistent.
     """
+    if backend not in ("auto", "ffmpeg"):
+        raise ValueError(f"probe backend must be 'auto' or 'ffmpeg', got {backend!r}")
     p = _check_path(path)
     ext = os.path.splitext(p)[1].lower()
     all_given = width is not None and height is not None and pix_fmt is not None
     if ext == ".yuv" or (ext != ".y4m" and all_given):
         return _probe_raw(p, width, height, pix_fmt)
-    info = _probe_y4m(p) if ext == ".y4m" else _probe_container(p)
+    if ext == ".y4m":
+        info = _probe_y4m(p)
+    else:
+        info = _probe_container_ffmpeg(p) if backend == "ffmpeg" else _probe_container(p)
     _check_declared(info, width, height, pix_fmt)
     return info
 
@@ -547,6 +555,8 @@ def _probe_container_ffmpeg(path: str) -> VideoInfo:
         pix_m = re.match(r"([a-z0-9_]+)", fields[1]) if len(fields) > 1 else None
         size_m = next((sm for f in fields[1:] if (sm := re.match(r"(\d+)x(\d+)\b", f))), None)
         if not pix_m or not size_m or pix_m.group(1) == "none":
+            if _import_av() is not None:  # its decoder may settle it (broken first packets)
+                return _probe_container(path)
             raise VideoInputError(f"{path}: cannot determine the video format from: {line.strip()}")
         fps = None
         for unit in ("fps", "tbr"):
