@@ -92,7 +92,8 @@ from vmafdistill.io.packets import read_packets
 from vmafdistill.io.quantizer import read_quantizers
 from vmafdistill.io.video import probe_video
 video = sys.argv[1]
-c = cpu(); info = probe_video(video, backend="ffmpeg"); out["probe (ffmpeg -i, as the chain)"] = cpu() - c
+c = cpu(); info = probe_video(video, backend="ffmpeg")
+out["probe (ffmpeg -i, as the chain)"] = cpu() - c
 c = cpu(); pk = read_packets(video); out["packet list (ffmpeg framecrc)"] = cpu() - c
 c = cpu(); read_quantizers(video, str(pk.codec))
 out["quantizer (ffmpeg trace_headers + parser)"] = cpu() - c
