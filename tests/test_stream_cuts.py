@@ -553,23 +553,35 @@ def test_a_file_with_two_video_streams_says_which_it_predicted(work, base_mp4, p
         assert [r["pred_vmaf"] for r in got.records] == [r["pred_vmaf"] for r in alone.records]
 
 
-@pytest.mark.parametrize("probe", ["pyav", "ffmpeg"])
-def test_a_rendition_at_another_frame_rate_is_flagged_not_predicted(work, predictor, probe,
+def _probe_guessing(monkeypatch, fps: float | None) -> None:
+    """Make the chain's probe report ``fps`` (None: the file's own), as libavformat versions
+    guess differently on a mix of renditions (ffmpeg 9: 15 fps for the recording below)."""
+    import dataclasses
+
+    from vmafdistill.io import video as video_io
+
+    if fps is None:
+        return
+
+    real = video_io.probe_video
+    monkeypatch.setattr(video_io, "probe_video",
+                        lambda *a, **kw: dataclasses.replace(real(*a, **kw), fps=fps))
+
+
+@pytest.mark.parametrize("probe_fps", [None, 15.0, 25.0])
+def test_a_rendition_at_another_frame_rate_is_flagged_not_predicted(work, predictor, probe_fps,
                                                                    monkeypatch):
     """A 15 fps low rung inside a 25 fps recording would be read at 25 fps (bitrate and shot
     lengths wrong): its shots get no prediction and say why; the 25 fps shots keep theirs.
-    Also without PyAV (the edge install), whose ffmpeg may guess the file's rate as 15 fps
-    (ffmpeg 9 does): the recording is read at its first rendition's rate."""
-    from vmafdistill.io import video as video_io
-
-    if probe == "ffmpeg":
-        monkeypatch.setattr(video_io, "_import_av", lambda: None)
+    Whatever rate the probe guesses for the mix: the recording is read at its longest run's
+    rate (from the packets)."""
     hi = _ladder_segments(work, "hi", "320x180")[0]
     slow = _ladder_segments(work, "slow", "160x90", fps=15)
     both = work / "fps_switch.ts"
     both.write_bytes(hi.read_bytes() + slow[1].read_bytes())
-    report = analyze(both, predictor)
     alone = analyze(hi, predictor).records
+    _probe_guessing(monkeypatch, probe_fps)
+    report = analyze(both, predictor)
     assert report.summary["picture_changes"][1]["fps"] == pytest.approx(15.0, abs=0.01)
     late = [rec for rec, row in zip(report.records, report.rows, strict=True)
             if row["start_frame"] >= 50]
@@ -578,6 +590,33 @@ def test_a_rendition_at_another_frame_rate_is_flagged_not_predicted(work, predic
     for rec, ref in zip(report.records[:len(alone) - 1], alone[:-1], strict=True):
         _same_shot(rec, ref)
     assert report.records[len(alone) - 1]["pred_vmaf"] == alone[-1]["pred_vmaf"]
+
+
+@pytest.mark.parametrize("probe_fps", [None, 15.0])
+def test_a_recording_that_starts_on_a_short_low_rung_is_read_at_its_main_rate(
+        work, predictor, probe_fps, monkeypatch):
+    """A player that starts on a 15 fps low rung for 2 s and then plays 4 s at 25 fps: the
+    25 fps shots are predicted (as the same segments alone), the 15 fps opening is flagged."""
+    hi = _ladder_segments(work, "hi", "320x180")
+    slow = _ladder_segments(work, "slow", "160x90", fps=15)
+    rec = work / "low_start.ts"
+    rec.write_bytes(slow[0].read_bytes() + hi[1].read_bytes() + hi[2].read_bytes())
+    main = work / "main_part.ts"
+    main.write_bytes(hi[1].read_bytes() + hi[2].read_bytes())
+    alone = analyze(main, predictor).records
+    _probe_guessing(monkeypatch, probe_fps)
+    report = analyze(rec, predictor)
+    changes = report.summary["picture_changes"]
+    assert [(c["frame"], c.get("fps")) for c in changes] == [(0, 15.0), (30, None)]
+    early = [r for r, row in zip(report.records, report.rows, strict=True)
+             if row["start_frame"] < 30]
+    later = [r for r, row in zip(report.records, report.rows, strict=True)
+             if row["start_frame"] >= 30]
+    assert early and all(r["pred_vmaf"] is None and "frame_rate:15" in r["flags"]
+                         for r in early)
+    assert len(later) == len(alone)
+    for got, ref in zip(later, alone, strict=True):
+        _same_shot(got, ref)
 
 
 def test_runs_that_do_not_hold_every_picture_are_an_error_naming_the_file(work):

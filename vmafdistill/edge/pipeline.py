@@ -82,7 +82,13 @@ from .records import (
     shot_records,
     summarize,
 )
-from .renditions import picture_runs, rescaled_flag, rows_per_rendition, wrong_runs
+from .renditions import (
+    picture_runs,
+    recording_rate,
+    rescaled_flag,
+    rows_per_rendition,
+    wrong_runs,
+)
 from .tokens import ShotRecord
 
 __all__ = [
@@ -492,20 +498,27 @@ def _loaded(predictor: Any, names: Sequence[str]) -> Any:
 
 
 def _shot_rows(plan: _Plan, fp: _FirstPass
-               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[int] | None]:
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[int] | None, float]:
     """Step 3, renditions: the shot rows, the runs of equal pictures ([] when the pictures
-    never change) and, for a recording of several renditions, the run of each row.
+    never change), for a recording of several renditions the run of each row, and the frame
+    rate the video is read at.
 
     An adaptive-bitrate recording has every rendition decoded again at its own size
-    (:func:`~.renditions.rows_per_rendition`); shot times come from the frames' timestamps.
+    (:func:`~.renditions.rows_per_rendition`) and is read at its longest run's rate
+    (:func:`~.renditions.recording_rate`); shot times come from the frames' timestamps.
     """
     info, packets = fp.info, fp.aligned.packets
-    runs = picture_runs(plan.path, fp.log, info, fp.n, fp.aligned.frame_times_s, info.fps)
+    fps = info.fps
+    runs = picture_runs(plan.path, fp.log, info, fp.n, fp.aligned.frame_times_s, fps)
     run_of_row: list[int] | None = None
     if len(runs) > 1:
+        fps = recording_rate(runs, packets, fp.n, info.fps)
+        if fp.aligned.frame_times_s is None:  # run times were counted at the probe's rate
+            for run in runs:
+                run["time_s"] = round(int(run["frame"]) / fps, 3)
         rows, run_of_row = rows_per_rendition(
             plan.path, runs, fp.n, bit_depth=info.bit_depth, packets=packets, names=plan.names,
-            options=plan.options, step=plan.step, fps=info.fps, card_ref=plan.card["ref_size"],
+            options=plan.options, step=plan.step, fps=fps, card_ref=plan.card["ref_size"],
             ref_given=fp.ref if fp.ref_rule == "given" else None, frame_pass=frame_pass)
     else:
         rows = shot_feature_rows(
@@ -514,8 +527,8 @@ def _shot_rows(plan: _Plan, fp: _FirstPass
             width=info.width, height=info.height, frame_qp=packets.qp,
         )
     if fp.aligned.frame_times_s is not None:
-        _set_times_from_timestamps(rows, fp.aligned.frame_times_s, packets.duration_s, info.fps)
-    return rows, runs, run_of_row
+        _set_times_from_timestamps(rows, fp.aligned.frame_times_s, packets.duration_s, fps)
+    return rows, runs, run_of_row, fps
 
 
 def _predict(predictor: Any, rows: Sequence[Mapping[str, Any]],
@@ -531,10 +544,11 @@ def _predict(predictor: Any, rows: Sequence[Mapping[str, Any]],
 
 def _records(plan: _Plan, fp: _FirstPass, rules: Mapping[str, Any],
              rows: list[dict[str, Any]], preds: np.ndarray, runs: list[dict[str, Any]],
-             run_of_row: list[int] | None) -> tuple[list[ShotRecord], int]:
+             run_of_row: list[int] | None, fps: float) -> tuple[list[ShotRecord], int]:
     """Step 4, records: one :class:`~.tokens.ShotRecord` per row (each rendition's named by
-    its own resolution), shots that cannot be trusted without a prediction, short shots and
-    hidden frames flagged; returns them with the count of hidden frames."""
+    its own resolution), shots that cannot be trusted without a prediction, short shots (at
+    the rate ``fps`` the video is read at) and hidden frames flagged; returns them with the
+    count of hidden frames."""
     info = fp.info
 
     def build(part: Sequence[dict[str, Any]], p: np.ndarray, w: int, h: int) -> list[ShotRecord]:
@@ -555,7 +569,9 @@ def _records(plan: _Plan, fp: _FirstPass, rules: Mapping[str, Any],
         bad, flags = wrong_runs(runs, info.bit_depth)
         if bad:  # shots never straddle runs: a shot is wrong when its run is
             records = invalidate(records, [k in bad for k in run_of_row], flags)
-    records = flag_short_shots(records, rows, fp.detector.min_frames)
+    min_frames = (fp.detector.min_frames if fps == fp.info.fps
+                  else ShotDetector(fps=fps, **dict(plan.options.shots)).min_frames)
+    records = flag_short_shots(records, rows, min_frames)
     return flag_hidden_frames(records, rows, fp.aligned.hidden_before_frame)
 
 
@@ -608,11 +624,11 @@ def analyze_video(
     fp = _first_pass(plan, predictor, progress, t0)
     t2 = time.perf_counter()
     predictor = _loaded(predictor, plan.names)
-    rows, runs, run_of_row = _shot_rows(plan, fp)
+    rows, runs, run_of_row, fps = _shot_rows(plan, fp)
     preds = _predict(predictor, rows, plan.names)
-    records, hidden = _records(plan, fp, rules, rows, preds, runs, run_of_row)
+    records, hidden = _records(plan, fp, rules, rows, preds, runs, run_of_row, fps)
     t_pred = time.perf_counter() - t2
-    summary = summarize(plan.path, records, fp.n, fp.info.fps, hidden_frames=hidden,
+    summary = summarize(plan.path, records, fp.n, fps, hidden_frames=hidden,
                         decoder_errors=fp.log.errors, picture_changes=runs,
                         ref=(fp.ref, fp.ref_rule), video_streams=fp.info.video_streams,
                         pixel=_pixel_summary(plan, fp))

@@ -121,6 +121,23 @@ def _run_rate(durations_s: Any, fps: float, *, exact: bool = False) -> float | N
     return None
 
 
+def recording_rate(runs: Sequence[dict[str, Any]], packets: Any, n: int, fps: float) -> float:
+    """The frame rate a recording of several renditions is read at: that of its run with the
+    most frames (from the run's packet durations) when it is more than 1 % off the probe's
+    ``fps``, else ``fps``.
+
+    The probe's rate is libavformat's guess from a mix of renditions, and versions guess
+    differently (ffmpeg 9 reads a 25 fps recording with a 15 fps low rung as 15 fps, PyAV's
+    FFmpeg 8 as 25); a player may also start on a short low rung, so the longest run, not the
+    first, sets the rate the other runs are judged against.
+    """
+    stops = [int(r["frame"]) for r in runs[1:]] + [n]
+    k = max(range(len(runs)), key=lambda i: stops[i] - int(runs[i]["frame"]))
+    part = packets.take(np.arange(int(runs[k]["frame"]), stops[k]))
+    rate = _run_rate(part.duration_s, fps, exact=True)
+    return fps if rate is None else rate
+
+
 def rows_per_rendition(
     p: str, runs: list[dict[str, Any]], n: int, *, bit_depth: int, packets: Any,
     names: Sequence[str], options: EdgeOptions, step: int, fps: float,
@@ -130,16 +147,12 @@ def rows_per_rendition(
     at its own size (:func:`decode_luma_runs`), measured by ``frame_pass`` and cut into shots
     on its own (a switch is a shot boundary). Rows carry the recording's frame numbers and
     shot / scene indices; returns them with the run index of each row. Each run's dict gains
-    ``ref_size``, ``ref_size_rule``, ``shots`` and, at another frame rate, ``fps``.
+    ``ref_size``, ``ref_size_rule``, ``shots`` and, at another frame rate than ``fps`` (the
+    recording's, :func:`recording_rate`), ``fps``.
     """
     stops = [int(r["frame"]) for r in runs[1:]] + [n]
     schedule = [(stop - int(r["frame"]), int(r["width"]), int(r["height"]))
                 for r, stop in zip(runs, stops, strict=True)]
-    # The recording is read at its first rendition's rate. The probe's rate is libavformat's
-    # guess from a mix of renditions, and versions guess differently: ffmpeg 9 reads a 25 fps
-    # recording with a 15 fps low rung as 15 fps where PyAV's libavformat says 25.
-    first = _run_rate(packets.take(np.arange(0, stops[0])).duration_s, fps, exact=True)
-    fps = first if first is not None else fps
     rows: list[dict[str, Any]] = []
     run_of_row: list[int] = []
     shot_base = scene_base = 0
