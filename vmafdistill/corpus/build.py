@@ -402,9 +402,9 @@ def _write_tables(
         "shard": dict(cfg.get("shard") or {}),
         "job_seconds": timing,
         "wall_s": round(time.perf_counter() - started, 3),
-        "config": _plain(cfg),
+        "config": cfg,
     }
-    manifest = _plain(manifest)
+    manifest = _plain(manifest)  # the config, and any OmegaConf node above, as plain JSON
     atomic_write_json(target / MANIFEST, manifest)
     return manifest
 

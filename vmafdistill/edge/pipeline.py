@@ -87,6 +87,7 @@ from .renditions import (
     recording_rate,
     rescaled_flag,
     rows_per_rendition,
+    set_run_times,
     wrong_runs,
 )
 from .tokens import ShotRecord
@@ -508,14 +509,11 @@ def _shot_rows(plan: _Plan, fp: _FirstPass
     (:func:`~.renditions.recording_rate`); shot times come from the frames' timestamps.
     """
     info, packets = fp.info, fp.aligned.packets
-    fps = info.fps
-    runs = picture_runs(plan.path, fp.log, info, fp.n, fp.aligned.frame_times_s, fps)
+    runs = picture_runs(plan.path, fp.log, info, fp.n)
+    fps = recording_rate(runs, packets, fp.n, info.fps) if len(runs) > 1 else info.fps
+    set_run_times(runs, fp.aligned.frame_times_s, fps)
     run_of_row: list[int] | None = None
     if len(runs) > 1:
-        fps = recording_rate(runs, packets, fp.n, info.fps)
-        if fp.aligned.frame_times_s is None:  # run times were counted at the probe's rate
-            for run in runs:
-                run["time_s"] = round(int(run["frame"]) / fps, 3)
         rows, run_of_row = rows_per_rendition(
             plan.path, runs, fp.n, bit_depth=info.bit_depth, packets=packets, names=plan.names,
             options=plan.options, step=plan.step, fps=fps, card_ref=plan.card["ref_size"],
@@ -569,8 +567,7 @@ def _records(plan: _Plan, fp: _FirstPass, rules: Mapping[str, Any],
         bad, flags = wrong_runs(runs, info.bit_depth)
         if bad:  # shots never straddle runs: a shot is wrong when its run is
             records = invalidate(records, [k in bad for k in run_of_row], flags)
-    min_frames = (fp.detector.min_frames if fps == fp.info.fps
-                  else ShotDetector(fps=fps, **dict(plan.options.shots)).min_frames)
+    min_frames = ShotDetector(fps=fps, **dict(plan.options.shots)).min_frames
     records = flag_short_shots(records, rows, min_frames)
     return flag_hidden_frames(records, rows, fp.aligned.hidden_before_frame)
 

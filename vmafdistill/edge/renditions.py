@@ -29,10 +29,9 @@ __all__ = ["picture_runs", "rescaled_flag", "rows_per_rendition", "run_bit_depth
 FramePass = Callable[..., dict[str, np.ndarray]]
 
 
-def picture_runs(path: str, log: DecodeLog, info: Any, n: int,
-                 frame_times_s: np.ndarray | None, fps: float) -> list[dict[str, Any]]:
-    """The runs of equal pictures (:func:`picture_changes`, with their start times), or []
-    when the pictures never change.
+def picture_runs(path: str, log: DecodeLog, info: Any, n: int) -> list[dict[str, Any]]:
+    """The runs of equal pictures (:func:`picture_changes`; their start times come from
+    :func:`set_run_times`), or [] when the pictures never change.
 
     ffmpeg's notice of a change (:class:`DecodeLog` ``reconfigured``) is free, but its wording
     is that of the ffmpeg this package ships; with an ffmpeg that logged no frame timestamps
@@ -46,11 +45,23 @@ def picture_runs(path: str, log: DecodeLog, info: Any, n: int,
         {"frame": 0, "pix_fmt": first[0], "width": first[1], "height": first[2]}]
     if not noticed and len(runs) == 1:
         return []
+    return runs
+
+
+def set_run_times(runs: Sequence[dict[str, Any]], frame_times_s: np.ndarray | None,
+                  fps: float) -> None:
+    """Each run's ``time_s``: its first frame's timestamp, else its frame index at ``fps``
+    (the rate the video is read at, :func:`recording_rate`)."""
     for run in runs:
         f = int(run["frame"])
         run["time_s"] = round(float(frame_times_s[f]) if frame_times_s is not None
                               and f < frame_times_s.shape[0] else f / fps, 3)
-    return runs
+
+
+def _run_spans(runs: Sequence[Mapping[str, Any]], n: int) -> list[tuple[int, int]]:
+    """(first frame, stop frame) of each run of a video of ``n`` frames."""
+    starts = [int(r["frame"]) for r in runs]
+    return list(zip(starts, [*starts[1:], n], strict=True))
 
 
 def run_bit_depth(pix_fmt: str) -> int | None:
@@ -131,10 +142,8 @@ def recording_rate(runs: Sequence[dict[str, Any]], packets: Any, n: int, fps: fl
     FFmpeg 8 as 25); a player may also start on a short low rung, so the longest run, not the
     first, sets the rate the other runs are judged against.
     """
-    stops = [int(r["frame"]) for r in runs[1:]] + [n]
-    k = max(range(len(runs)), key=lambda i: stops[i] - int(runs[i]["frame"]))
-    part = packets.take(np.arange(int(runs[k]["frame"]), stops[k]))
-    rate = _run_rate(part.duration_s, fps, exact=True)
+    start, stop = max(_run_spans(runs, n), key=lambda span: span[1] - span[0])
+    rate = _run_rate(packets.take(np.arange(start, stop)).duration_s, fps, exact=True)
     return fps if rate is None else rate
 
 
@@ -150,9 +159,8 @@ def rows_per_rendition(
     ``ref_size``, ``ref_size_rule``, ``shots`` and, at another frame rate than ``fps`` (the
     recording's, :func:`recording_rate`), ``fps``.
     """
-    stops = [int(r["frame"]) for r in runs[1:]] + [n]
-    schedule = [(stop - int(r["frame"]), int(r["width"]), int(r["height"]))
-                for r, stop in zip(runs, stops, strict=True)]
+    schedule = [(stop - start, int(r["width"]), int(r["height"]))
+                for r, (start, stop) in zip(runs, _run_spans(runs, n), strict=True)]
     rows: list[dict[str, Any]] = []
     run_of_row: list[int] = []
     shot_base = scene_base = 0

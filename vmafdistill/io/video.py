@@ -537,7 +537,8 @@ def _printed_rate(printed: float) -> float:
 
 
 def _probe_container_ffmpeg(path: str) -> VideoInfo:
-    """Probe by parsing ``ffmpeg -i`` output: the fallback when PyAV is not installed."""
+    """Probe by parsing ``ffmpeg -i`` output (``backend="ffmpeg"``, and ``"auto"`` without
+    PyAV)."""
     proc = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path],
         capture_output=True,
