@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import exact_tolerance
 
 from vmafdistill._ffmpeg import run_ffmpeg
 from vmafdistill.errors import ModelError, VideoInputError
@@ -127,11 +126,11 @@ def test_features_and_vmaf_match_libvmaf(
         assert adm3.replace("adm3", key, 1) in ours
     for name, values in ours.items():
         want = np.array(lib.metric(name))
-        assert np.abs(values - want).max() <= exact_tolerance(name, FEATURE_TOL), (
+        assert np.abs(values - want).max() <= FEATURE_TOL, (
             case, name, values, want)
     # VMAF entirely from our features, against libvmaf's.
     vmaf = m.predict({k: torch.from_numpy(ours[v]) for k, v in names.items()}).numpy()
-    assert np.abs(vmaf - np.array(lib.metric("vmaf"))).max() <= exact_tolerance("vmaf", VMAF_TOL)
+    assert np.abs(vmaf - np.array(lib.metric("vmaf"))).max() <= VMAF_TOL
     full = _ours(ref, dist, m, features_only=False)
     assert np.array_equal(full["vmaf"], vmaf)
 
@@ -202,11 +201,10 @@ def test_score_command_scores_v1016(clips: dict[str, tuple[Path, Path]], tmp_pat
     lib = _libvmaf(ref, dist, "vmaf_v1.0.16_3d0h")
     frames = json.loads(out_json.read_text())["frames"]
     got = np.array([f["metrics"]["vmaf"] for f in frames])
-    assert np.abs(got - np.array(lib.metric("vmaf"))).max() <= exact_tolerance("vmaf", VMAF_TOL)
+    assert np.abs(got - np.array(lib.metric("vmaf"))).max() <= VMAF_TOL
     adm3 = V1016Model.load("vmaf_v1.0.16_3d0h").printed_names()["adm3"]
     got_adm3 = np.array([f["metrics"][adm3] for f in frames])
-    assert np.abs(got_adm3 - np.array(lib.metric(adm3))).max() <= exact_tolerance(
-        adm3, FEATURE_TOL)
+    assert np.abs(got_adm3 - np.array(lib.metric(adm3))).max() <= FEATURE_TOL
     header = out_csv.read_text().splitlines()[0].split(",")
     assert "vmaf" in header and adm3 in header
 
@@ -255,9 +253,9 @@ def test_corpus_labels_with_a_v1016_teacher(tmp_path) -> None:
     check = run_teacher_check(cfg, report, build_corpus)
     assert check["samples"] == len(report.samples) >= 1
     assert check["libvmaf"].startswith("libvmaf ") and check["libvmaf"].endswith("v1.0.16")
-    assert check["max_abs_diff"] <= exact_tolerance("vmaf", VMAF_TOL), check
+    assert check["max_abs_diff"] <= VMAF_TOL, check
     oracle_frames = load_table(tmp_path / "out_libvmaf", "frames")
     assert oracle_frames["vif_scale0"].isna().all()
     np.testing.assert_allclose(oracle_frames["adm2"], frames["adm2"],
-                               atol=exact_tolerance("adm2", FEATURE_TOL))
+                               atol=FEATURE_TOL)
     assert (tmp_path / "out" / "teacher_check.csv").is_file()

@@ -129,11 +129,12 @@ class GoldenCase:
         """Golden model names recorded for this case."""
         return list(self.golden["models"])
 
-    def per_frame(self, model: str, metric: str = "vmaf") -> list[float]:
+    def per_frame(self, model: str, metric: str = "vmaf", simd: str | None = None
+                  ) -> list[float]:
         """Golden per-frame values of ``metric`` under ``model`` (as libvmaf printed them), those
-        recorded on this machine's SIMD level where the golden file has them."""
+        recorded on SIMD level ``simd`` (default: this machine's) where the file has them."""
         rec = self.golden["models"][model]
-        local = rec.get("per_frame_by_simd", {}).get(simd_level(), {})
+        local = rec.get("per_frame_by_simd", {}).get(simd or simd_level(), {})
         return list(local.get(metric, rec["per_frame"][metric]))
 
     def recorded_here(self) -> bool:

@@ -23,11 +23,16 @@ rounding. Values libvmaf stores in int16/int32 are wrapped to those widths where
 overflow. The float parts replay libvmaf's float/double mix: int64 -> float conversions are
 correctly rounded (round-to-odd through float64), ``powf`` is float64 ``pow`` rounded to float32.
 
-libvmaf runs SIMD versions of these stages on x86, and two of them do not compute what its C
-code does; both are reproduced (``simd=``, default: what libvmaf picks on this CPU): the
-high-bit-depth scale-0 DWT's last vector block overruns into the high-pass row (AVX2 and
-AVX-512, see :func:`_dwt`), and the AVX2 scale-0 decoupling rounds ``rst * gain`` to nearest in
-its vector blocks (fractional gain limits only). Checked against the packaged libvmaf on AVX2.
+libvmaf runs SIMD versions of these stages on x86, and some of them do not compute what its C
+code does; those are reproduced (``simd=``, default: what libvmaf picks on this CPU):
+
+* the scale-0 DWT's last vector block overruns into the high-pass row when ``ceil(w/2) - 1`` is
+  a multiple of its block (see :func:`_dwt`): high bit depths on AVX2 (16) and AVX-512 (64),
+  8-bit on AVX-512 (32; its AVX2 8-bit kernel only runs on widths that never meet this);
+* the vector decoupling rounds ``rst * gain`` to nearest where the C code truncates (fractional
+  gain limits only): AVX2 at scale 0 (blocks of 8), AVX-512 at every scale (blocks of 16).
+
+Checked against the packaged libvmaf on AVX2 (AMD EPYC) and AVX-512 (Intel Xeon) machines.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...machine import simd_level
 from ..adm import BASIS_AMPLITUDES, WATSON_Y  # the float ADM's tables: one copy
 from ..adm3 import Adm3Options, adm3_from_adm2_aim
 
@@ -322,11 +328,11 @@ def _dwt(
     """One DWT level on (N, H, W) integer-valued float64: ``vp = (offset_lo, add, shift)``,
     ``hp = (add, shift)``.
 
-    Returns (a, v, h, d) wrapped to ``width`` bits as libvmaf stores them. ``simd_tail`` (16
-    for AVX2, 64 for AVX-512, 0 for C) replays libvmaf's SIMD high-bit-depth scale-0 DWT
-    (``adm_dwt2_16_avx2``/``_avx512``): when ``ceil(w/2) - 1`` is a multiple of it, the vector
-    horizontal loop also computes the last output column, with unmirrored taps that run past
-    the low-pass row into the high-pass row stored right after it. Only the low-pass row's
+    Returns (a, v, h, d) wrapped to ``width`` bits as libvmaf stores them. ``simd_tail`` (the
+    output block of libvmaf's vector scale-0 DWT, ``adm_dwt2_16_avx2``/``_avx512`` and
+    ``adm_dwt2_8_avx512``; 0 for its C code): when ``ceil(w/2) - 1`` is a multiple of it, the
+    vector horizontal loop also computes the last output column, with unmirrored taps that run
+    past the low-pass row into the high-pass row stored right after it. Only the low-pass row's
     outputs ``a``/``v`` are reproducible (the high-pass ones read past the buffer; they are
     left mirrored as in libvmaf's C code, and never reach the score for bands >= 25 wide).
     """
@@ -630,30 +636,24 @@ def _cm(src: list[torch.Tensor], csf_a: list[torch.Tensor], csf_f: list[torch.Te
 # --------------------------------------------------------------------------- entry point
 
 # Block width of libvmaf's vectorised high-bit-depth DWT loop, whose last block can overrun.
-_SIMD_TAIL = {"c": 0, "avx2": 16, "avx512": 64}
-_AVX512_FLAGS = ("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl")
+#: Output-column block of libvmaf's vector horizontal DWT pass at scale 0, per (path, 8-bit):
+#: its last block also computes the last column when ``ceil(w/2) - 1`` is a multiple of it
+#: (0: no such block). The 8-bit AVX2 kernel runs only on widths that never meet the condition.
+_SIMD_TAIL = {("c", True): 0, ("c", False): 0, ("avx2", True): 0, ("avx2", False): 16,
+              ("avx512", True): 32, ("avx512", False): 64}
+_SIMD_PATHS = ("avx2", "avx512", "c")
+#: Column block of libvmaf's vector decoupling per (path, scale 0), whose blocks round
+#: ``rst * gain`` to nearest where its C code truncates (0: the C code's truncation).
+_DECOUPLE_BLOCK = {("c", True): 0, ("c", False): 0, ("avx2", True): 8, ("avx2", False): 0,
+                   ("avx512", True): 16, ("avx512", False): 16}
 
 
 @functools.cache
 def libvmaf_simd() -> str:
-    """The x86 code path libvmaf selects on this CPU: ``avx512``, ``avx2`` or ``c``.
-
-    libvmaf (built with AVX-512 support, as the packaged ffmpeg is) uses its AVX-512 ADM when
-    the CPU has AVX-512 F/CD/BW/DQ/VL, else AVX2 when present. Read from /proc/cpuinfo; other
-    systems get ``c`` (libvmaf's ARM build uses the C code for 16-bit input too).
-    """
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    if all(f in flags for f in _AVX512_FLAGS):
-                        return "avx512"
-                    return "avx2" if "avx2" in flags else "c"
-    except OSError:
-        pass
-    return "c"
-
+    """The x86 code path libvmaf selects on this CPU: ``avx512``, ``avx2`` or ``c``
+    (:func:`vmafdistill.machine.simd_level`; other architectures run libvmaf's C ADM code)."""
+    level = simd_level()
+    return level if level in _SIMD_PATHS else "c"
 
 
 def check_size(width: int, height: int) -> None:
@@ -681,8 +681,8 @@ def integer_adm(
     Results do not depend on it.
     """
     simd = simd or libvmaf_simd()
-    if simd not in _SIMD_TAIL:
-        raise ValueError(f"simd must be one of {sorted(_SIMD_TAIL)}, got {simd!r}")
+    if simd not in _SIMD_PATHS:
+        raise ValueError(f"simd must be one of {sorted(_SIMD_PATHS)}, got {simd!r}")
     opts = opts or IntegerAdmOptions()
     opts.validate()
     if ref.shape != dis.shape or ref.dim() != 3:
@@ -719,7 +719,7 @@ def _integer_adm(ref: torch.Tensor, dis: torch.Tensor, bit_depth: int, opts: Int
     for scale in range(4):
         if scale == 0:
             # libvmaf's low-pass-only DWT (adm_skip_scale0) has no SIMD version: no quirk.
-            tail = _SIMD_TAIL[simd] if bit_depth > 8 and not opts.skip_scale0 else 0
+            tail = 0 if opts.skip_scale0 else _SIMD_TAIL[simd, bit_depth == 8]
             rb = _dwt(cur_r, vp0, (32768, 16), 16, simd_tail=tail)
             db = _dwt(cur_d, vp0, (32768, 16), 16, simd_tail=tail)
             width = 16
@@ -741,13 +741,13 @@ def _integer_adm(ref: torch.Tensor, dis: torch.Tensor, bit_depth: int, opts: Int
         o = (rb[2], rb[1], rb[3])  # (h, v, d)
         t = (db[2], db[1], db[3])
         vec_cols = 0
-        if scale == 0 and simd == "avx2":
+        block = _DECOUPLE_BLOCK[simd, scale == 0]
+        if block:
             bw = rb[0].shape[-1]
             left_c = max(int(bw * _BORDER - 0.5 - 1), 0)
             right_c = min(bw - left_c + 2, bw)
-            # adm_decouple_avx2's 8-wide loop from left_c covers whole blocks up to here (what
-            # the packaged build does; libvmaf's current source aligns on right_c % 8 instead).
-            vec_cols = right_c - (right_c - left_c) % 8
+            # libvmaf's vector decoupling loop runs from left_c in whole blocks up to here.
+            vec_cols = right_c - (right_c - left_c) % block
         rst, add = _decouple(o, t, opts.enhn_gain_limit, width, vec_cols,
                              (rb_f[2], rb_f[1], rb_f[3]), (db_f[2], db_f[1], db_f[3]))
         dens.append(_den_scale(o, scale, opts))
