@@ -57,8 +57,13 @@ def motion_sad_integer(prev: torch.Tensor, cur: torch.Tensor, bit_depth: int) ->
     is an integer below 2^53, and ``floor`` after a power-of-two scaling is C's arithmetic
     shift, so the result is libvmaf's integer SAD whatever the summation order.
     """
+    from .exact.backend import use_compiled_kernels
     from .exact.intfilter import filter_cols, filter_rows, round_half_up_
 
+    if use_compiled_kernels(prev):
+        from .exact.cpu_kernels import motion_sad_compiled
+
+        return motion_sad_compiled(prev, cur, bit_depth)
     if prev.device.type == "cpu" and prev.shape[0] > 1:
         # One frame pair at a time on CPU: its float64 intermediates then stay in cache
         # (720p, 1 thread: ~15 ms per pair alone vs ~100 ms per pair in a batch of 7).

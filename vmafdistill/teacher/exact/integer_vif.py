@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .backend import use_compiled_kernels
 from .intfilter import _plan, filter_cols, filter_rows, round_half_up_
 
 #: ``vif_filter1d_table`` of ``integer_vif.h`` (each sums to 65536).
@@ -270,13 +271,19 @@ def integer_vif(
     """libvmaf's ``integer_vif_scale0..3`` of ``(N, H, W)`` integer samples, float64 ``(N,)``.
 
     ``ref``/``dis`` hold decoded samples of ``bit_depth`` bits (8..16), any integer or float
-    dtype, on any device. Not differentiable (fixed-point arithmetic has no gradient).
+    dtype, on any device. Not differentiable (fixed-point arithmetic has no gradient). CPU
+    tensors go through the compiled kernels of :mod:`.cpu_kernels` (same numbers; see
+    :mod:`.backend`).
     """
     opts = opts or IntegerVifOptions()
     if ref.shape != dis.shape or ref.dim() != 3:
         raise ValueError(f"expected two equal (N, H, W) shapes, got {ref.shape} and {dis.shape}")
     if not 8 <= bit_depth <= 16:
         raise ValueError(f"bit depth {bit_depth} is outside 8..16")
+    if use_compiled_kernels(ref):
+        from .cpu_kernels import integer_vif_compiled  # numba: imported when first needed
+
+        return integer_vif_compiled(ref, dis, bit_depth, opts)
     x = ref.to(torch.float64)
     y = dis.to(torch.float64)
     out: dict[str, torch.Tensor] = {}

@@ -1,0 +1,77 @@
+"""Exact mode's compiled CPU kernels (teacher/exact/cpu_kernels.py) equal its torch path.
+
+Both paths reproduce libvmaf's integer VIF and motion (tests/test_exact_parity.py holds the
+default, compiled, path to libvmaf's printing); here the kernels' float64 outputs must equal the
+torch path's exactly (``torch.equal``, no tolerance), on sizes and bit depths that exercise the
+mirrored borders, odd decimations and libvmaf's 16-bit arithmetic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vmafdistill.teacher.exact import backend
+from vmafdistill.teacher.exact.cpu_kernels import integer_vif_compiled, motion_sad_compiled
+from vmafdistill.teacher.exact.integer_vif import IntegerVifOptions, integer_vif
+from vmafdistill.teacher.motion3 import motion_sad_integer
+
+
+def _pair(w: int, h: int, n: int, bits: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Textured reference, blurred noisy distorted copy (integer samples, full range)."""
+    rng = np.random.default_rng(seed)
+    top = (1 << bits) - 1
+    yy, xx = np.mgrid[0:h, 0:w]
+    ref = np.stack([0.5 + 0.3 * np.sin(xx / 5.0 + t) * np.cos(yy / 7.0) for t in range(n)])
+    ref = np.clip(ref * top + rng.normal(0, 0.05 * top, ref.shape), 0, top)
+    dis = 0.5 * ref + 0.25 * (np.roll(ref, 1, -1) + np.roll(ref, -1, -1))
+    dis = np.clip(dis + rng.normal(0, 0.04 * top, ref.shape), 0, top)
+    # Some saturated and flat patches: sigma values of 0 and the non-log branch.
+    ref[:, : h // 4, : w // 4] = top
+    dis[:, : h // 4, : w // 4] = 0
+    return torch.from_numpy(np.round(ref)), torch.from_numpy(np.round(dis))
+
+
+@pytest.mark.parametrize(
+    ("w", "h", "bits", "gain", "skip0"),
+    [
+        (37, 33, 8, 100.0, False),  # smallest sizes: every border at every scale
+        (161, 91, 10, 100.0, False),
+        (200, 64, 12, 1.0, False),  # NEG gain limit
+        (97, 55, 16, 100.0, False),  # 16-bit: libvmaf's uint32 sums at their limits
+        (130, 77, 8, 1.0, True),  # vif_skip_scale0
+    ],
+)
+def test_vif_kernels_equal_torch(w: int, h: int, bits: int, gain: float, skip0: bool) -> None:
+    ref, dis = _pair(w, h, 3, bits, seed=w)
+    opts = IntegerVifOptions(enhn_gain_limit=gain, skip_scale0=skip0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(backend.ENV_VAR, "torch")
+        want = integer_vif(ref, dis, bits, opts)
+    got = integer_vif_compiled(ref.to(torch.int32), dis.to(torch.int32), bits, opts)
+    assert want.keys() == got.keys()
+    for name, value in want.items():
+        assert torch.equal(value, got[name]), (name, value, got[name])
+    assert float(got["integer_vif_scale1"].min()) > 0  # a real score, not an empty default
+
+
+@pytest.mark.parametrize(("w", "h", "bits"), [(37, 33, 8), (161, 91, 10), (97, 55, 16)])
+def test_motion_kernel_equals_torch(w: int, h: int, bits: int) -> None:
+    ref, _ = _pair(w, h, 4, bits, seed=h)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(backend.ENV_VAR, "torch")
+        want = motion_sad_integer(ref[:-1], ref[1:], bits)
+    got = motion_sad_compiled(ref[:-1], ref[1:], bits)
+    assert torch.equal(want, got) and int(got.min()) > 0
+
+
+def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = torch.zeros(1, 40, 40)
+    monkeypatch.delenv(backend.ENV_VAR, raising=False)
+    assert backend.use_compiled_kernels(x)  # numba is a teacher dependency
+    monkeypatch.setenv(backend.ENV_VAR, "torch")
+    assert not backend.use_compiled_kernels(x)
+    monkeypatch.setenv(backend.ENV_VAR, "fast")
+    with pytest.raises(ValueError, match="VMAFDISTILL_EXACT_KERNELS='fast'"):
+        backend.use_compiled_kernels(x)

@@ -1,0 +1,33 @@
+"""Which implementation exact mode runs on a tensor: compiled CPU kernels or torch operations."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+
+import torch
+
+#: ``auto`` (default): compiled kernels for CPU tensors, torch on other devices; ``torch``:
+#: torch everywhere (the GPU path, also on CPU); ``compiled``: as ``auto``, but an error when
+#: numba is missing instead of the torch path.
+ENV_VAR = "VMAFDISTILL_EXACT_KERNELS"
+
+
+@functools.cache
+def _numba_installed() -> bool:
+    return importlib.util.find_spec("numba") is not None
+
+
+def use_compiled_kernels(x: torch.Tensor) -> bool:
+    """Whether exact mode computes ``x``'s features with :mod:`.cpu_kernels`."""
+    choice = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
+    if choice not in ("auto", "torch", "compiled"):
+        raise ValueError(f"{ENV_VAR}={choice!r}: expected auto, torch or compiled")
+    if choice == "torch" or x.device.type != "cpu":
+        return False
+    if not _numba_installed():
+        if choice == "compiled":
+            raise RuntimeError(f"{ENV_VAR}=compiled, but numba is not installed")
+        return False
+    return True

@@ -1,0 +1,394 @@
+"""libvmaf's integer VIF and motion as compiled CPU kernels (numba), bit for bit.
+
+:mod:`.integer_vif` and :func:`..motion3.motion_sad_integer` compute libvmaf's fixed-point
+features with whole-tensor torch operations (GEMM filters, tens of elementwise passes): right
+for batches on a GPU, but on a CPU every pass streams frames through memory, and torch's small
+operations in several Python threads contend for the GIL. Here each scale is one fused
+row-by-row loop, as libvmaf's C code runs it (``integer_vif.c``: ``vif_statistic_8/16``,
+``subsample_rd_8/16``; ``integer_motion.c``), with libvmaf's own integer types (uint32 where it
+uses uint32, so the compiler vectorises the same way and every wrap is the same), the line
+buffers in cache, and the GIL released: frames run in parallel on threads.
+
+The per-pixel statistic is libvmaf's: its 64-bit products, its ``log2`` table with the bit
+length read from the float64 exponent, and the gain ``g`` and ``g * g * sigma1_sq`` as its IEEE
+double operations in its order (numba compiles without floating-point contraction, so no fused
+multiply-add changes a rounding). Tests hold these kernels to the torch path bit for bit and
+both to libvmaf.
+
+The compiled code is cached on disk after the first call of a process (numba's cache, next to
+this file or in the user's cache directory); set ``VMAFDISTILL_EXACT_KERNELS=torch`` to use the
+torch path on CPU too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from numba import njit
+
+from .integer_vif import VIF_FILTERS, IntegerVifOptions, log2_table
+
+_TAPS = tuple(np.array(t, dtype=np.uint32) for t in VIF_FILTERS)
+_SIGMA_NSQ = 65536 << 1
+_U32 = np.uint32
+_U64 = np.uint64
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mirror(i: int, n: int) -> int:
+    # libvmaf's padding: row -k is row k, row n-1+k is row n-1-k.
+    if i < 0:
+        return -i
+    if i >= n:
+        return 2 * (n - 1) - i
+    return i
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _log2_fixed(x: int, table: np.ndarray, bits: np.ndarray) -> int:
+    # libvmaf's log2_32/log2_64: the 16 leading bits through the table, 2048 per further bit.
+    # The bit length comes from the exponent of x as float64 (exact: x < 2^53), read through
+    # ``bits``, a float64 scratch cell viewed as int64 (``_bit_cell``).
+    bits[0] = x
+    k = ((bits.view(np.int64)[0] >> 52) - 1023 + 1) - 16
+    return table[x >> k] + 2048 * k
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _int32(x: int) -> int:
+    # C's (int32_t) of a uint32 difference: wrap to 32 bits, two's complement.
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mu_product(a: int, b: int) -> int:
+    # (uint32)(((uint64)a * b + 2^31) >> 32) for 0 <= a, b < 2^32: the product fits uint64.
+    return np.int64((_U64(a) * _U64(b) + _U64(1 << 31)) >> _U64(32))
+
+
+@njit(cache=True, nogil=True)
+def _row_terms(mu1: np.ndarray, mu2: np.ndarray, xx: np.ndarray, yy: np.ndarray,
+               xy: np.ndarray, table: np.ndarray, gain_limit: float, acc: np.ndarray) -> None:
+    """The per-pixel statistic of one row of horizontally filtered sums, added to ``acc``
+    (num_log, den_log, num_non_log, den_non_log), exactly as ``vif_statistic_8/16``."""
+    eps = 65536 * 1.0e-10
+    bits = np.empty(1, np.float64)
+    num_log = 0
+    den_log = 0
+    num_non_log = 0
+    den_non_log = 0
+    for j in range(mu1.shape[0]):
+        m1 = np.int64(mu1[j])
+        m2 = np.int64(mu2[j])
+        xx_f = np.int64((xx[j] + _U64(32768)) >> _U64(16))
+        yy_f = np.int64((yy[j] + _U64(32768)) >> _U64(16))
+        xy_f = np.int64((xy[j] + _U64(32768)) >> _U64(16))
+        sigma1_sq = _int32(xx_f - _mu_product(m1, m1))
+        sigma2_sq = _int32(yy_f - _mu_product(m2, m2))
+        sigma12 = _int32(xy_f - _mu_product(m1, m2))
+        if sigma2_sq < 0:
+            sigma2_sq = 0
+        if sigma1_sq >= _SIGMA_NSQ:
+            den_log += _log2_fixed(_SIGMA_NSQ + sigma1_sq, table, bits) - 2048 * 17
+            if sigma12 > 0 and sigma2_sq > 0:
+                # libvmaf's double operations in its order (no fused multiply-add).
+                g = sigma12 / (sigma1_sq + eps)
+                sv_sq = np.int64(sigma2_sq - g * sigma12)  # C's (int32_t) truncation
+                if sv_sq < 0:
+                    sv_sq = 0
+                if g > gain_limit:
+                    g = gain_limit
+                numer1 = sv_sq + _SIGMA_NSQ
+                numer1_tmp = np.int64(g * g * sigma1_sq) + numer1
+                num_log += (_log2_fixed(numer1_tmp, table, bits)
+                            - _log2_fixed(numer1, table, bits))
+        else:
+            num_non_log += sigma2_sq
+            den_non_log += 1
+    acc[0] += num_log
+    acc[1] += den_log
+    acc[2] += num_non_log
+    acc[3] += den_non_log
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pad_line(line: np.ndarray, half: int, w: int) -> None:
+    for f in range(1, half + 1):
+        line[half - f] = line[half + f]
+        line[half + w - 1 + f] = line[half + w - 1 - f]
+
+
+@njit(cache=True, nogil=True)
+def vif_statistic_8(ref: np.ndarray, dis: np.ndarray, taps: np.ndarray, table: np.ndarray,
+                    gain_limit: float) -> tuple[float, float]:
+    """``vif_statistic_8``: scale 0 of 8-bit ``(h, w)`` uint8 frames; ``(num, den)`` as the
+    float32 values libvmaf stores (returned as Python floats)."""
+    h, w = ref.shape
+    fw = taps.shape[0]
+    half = fw // 2
+    wp = w + 2 * half
+    # Vertical sums as libvmaf's uint32 (none can wrap: 65536 * 255^2 < 2^32).
+    v_mu1 = np.empty(wp, np.uint32)
+    v_mu2 = np.empty(wp, np.uint32)
+    v_xx = np.empty(wp, np.uint32)
+    v_yy = np.empty(wp, np.uint32)
+    v_xy = np.empty(wp, np.uint32)
+    h_mu1 = np.empty(w, np.uint32)
+    h_mu2 = np.empty(w, np.uint32)
+    h_xx = np.empty(w, np.uint64)
+    h_yy = np.empty(w, np.uint64)
+    h_xy = np.empty(w, np.uint64)
+    acc = np.zeros(4, np.int64)
+    for i in range(h):
+        v_mu1[:] = 0
+        v_mu2[:] = 0
+        v_xx[:] = 0
+        v_yy[:] = 0
+        v_xy[:] = 0
+        for fi in range(fw):
+            rr = ref[_mirror(i - half + fi, h)]
+            dd = dis[_mirror(i - half + fi, h)]
+            c = taps[fi]
+            for j in range(w):
+                r = _U32(rr[j])
+                d = _U32(dd[j])
+                cr = _U32(c * r)
+                cd = _U32(c * d)
+                v_mu1[half + j] += cr
+                v_mu2[half + j] += cd
+                v_xx[half + j] += _U32(cr * r)
+                v_yy[half + j] += _U32(cd * d)
+                v_xy[half + j] += _U32(cr * d)
+        for j in range(w):
+            v_mu1[half + j] = (v_mu1[half + j] + _U32(128)) >> _U32(8)
+            v_mu2[half + j] = (v_mu2[half + j] + _U32(128)) >> _U32(8)
+        for line in (v_mu1, v_mu2, v_xx, v_yy, v_xy):
+            _pad_line(line, half, w)
+        h_mu1[:] = 0
+        h_mu2[:] = 0
+        h_xx[:] = 0
+        h_yy[:] = 0
+        h_xy[:] = 0
+        for fj in range(fw):
+            c = taps[fj]
+            c64 = _U64(c)
+            for j in range(w):
+                h_mu1[j] += _U32(c * v_mu1[j + fj])
+                h_mu2[j] += _U32(c * v_mu2[j + fj])
+                h_xx[j] += c64 * _U64(v_xx[j + fj])
+                h_yy[j] += c64 * _U64(v_yy[j + fj])
+                h_xy[j] += c64 * _U64(v_xy[j + fj])
+        _row_terms(h_mu1, h_mu2, h_xx, h_yy, h_xy, table, gain_limit, acc)
+    return _finish(acc)
+
+
+@njit(cache=True, nogil=True)
+def vif_statistic_16(ref: np.ndarray, dis: np.ndarray, taps: np.ndarray, vp_shift: int,
+                     vp_sq_shift: int, table: np.ndarray, gain_limit: float
+                     ) -> tuple[float, float]:
+    """``vif_statistic_16``: ``(h, w)`` uint16 samples (scale 0 above 8 bits) or 16-bit means
+    (scales 1-3); ``vp_shift``/``vp_sq_shift``: the vertical pass's shifts of the means and of
+    the squares. Returns ``(num, den)`` as :func:`vif_statistic_8`."""
+    h, w = ref.shape
+    fw = taps.shape[0]
+    half = fw // 2
+    wp = w + 2 * half
+    sh = _U32(vp_shift)
+    rnd = _U32(1 << (vp_shift - 1))
+    sh_sq = _U64(vp_sq_shift)
+    rnd_sq = _U64((1 << vp_sq_shift) >> 1)
+    v_mu1 = np.empty(wp, np.uint32)
+    v_mu2 = np.empty(wp, np.uint32)
+    v_xx = np.empty(wp, np.uint64)
+    v_yy = np.empty(wp, np.uint64)
+    v_xy = np.empty(wp, np.uint64)
+    h_mu1 = np.empty(w, np.uint32)
+    h_mu2 = np.empty(w, np.uint32)
+    h_xx = np.empty(w, np.uint64)
+    h_yy = np.empty(w, np.uint64)
+    h_xy = np.empty(w, np.uint64)
+    acc = np.zeros(4, np.int64)
+    for i in range(h):
+        v_mu1[:] = 0
+        v_mu2[:] = 0
+        v_xx[:] = 0
+        v_yy[:] = 0
+        v_xy[:] = 0
+        for fi in range(fw):
+            rr = ref[_mirror(i - half + fi, h)]
+            dd = dis[_mirror(i - half + fi, h)]
+            c = taps[fi]
+            for j in range(w):
+                r = _U32(rr[j])
+                d = _U32(dd[j])
+                cr = _U32(c * r)
+                cd = _U32(c * d)
+                v_mu1[half + j] += cr
+                v_mu2[half + j] += cd
+                v_xx[half + j] += _U64(cr) * _U64(r)
+                v_yy[half + j] += _U64(cd) * _U64(d)
+                v_xy[half + j] += _U64(cr) * _U64(d)
+        for j in range(w):
+            # libvmaf stores these in uint16 (means) and uint32 (squares).
+            v_mu1[half + j] = _U32(_U32(v_mu1[half + j] + rnd) >> sh) & _U32(0xFFFF)
+            v_mu2[half + j] = _U32(_U32(v_mu2[half + j] + rnd) >> sh) & _U32(0xFFFF)
+            v_xx[half + j] = ((v_xx[half + j] + rnd_sq) >> sh_sq) & _U64(0xFFFFFFFF)
+            v_yy[half + j] = ((v_yy[half + j] + rnd_sq) >> sh_sq) & _U64(0xFFFFFFFF)
+            v_xy[half + j] = ((v_xy[half + j] + rnd_sq) >> sh_sq) & _U64(0xFFFFFFFF)
+        for line in (v_mu1, v_mu2):
+            _pad_line(line, half, w)
+        for line64 in (v_xx, v_yy, v_xy):
+            _pad_line(line64, half, w)
+        h_mu1[:] = 0
+        h_mu2[:] = 0
+        h_xx[:] = 0
+        h_yy[:] = 0
+        h_xy[:] = 0
+        for fj in range(fw):
+            c = taps[fj]
+            c64 = _U64(c)
+            for j in range(w):
+                h_mu1[j] += _U32(c * v_mu1[j + fj])
+                h_mu2[j] += _U32(c * v_mu2[j + fj])
+                h_xx[j] += c64 * v_xx[j + fj]
+                h_yy[j] += c64 * v_yy[j + fj]
+                h_xy[j] += c64 * v_xy[j + fj]
+        _row_terms(h_mu1, h_mu2, h_xx, h_yy, h_xy, table, gain_limit, acc)
+    return _finish(acc)
+
+
+@njit(cache=True, nogil=True)
+def _finish(acc: np.ndarray) -> tuple[float, float]:
+    num_log, den_log, num_non_log, den_non_log = acc[0], acc[1], acc[2], acc[3]
+    num = num_log / 2048.0 + (den_non_log - (num_non_log / 16384.0) / 65025.0)
+    den = den_log / 2048.0 + den_non_log
+    return float(np.float32(num)), float(np.float32(den))
+
+
+@njit(cache=True, nogil=True)
+def vif_subsample(x: np.ndarray, taps: np.ndarray, vp_shift: int) -> np.ndarray:
+    """``subsample_rd_8/16``: low-pass (vertical ``>> vp_shift``, horizontal ``>> 16``) and keep
+    even rows and columns: ``(h // 2, w // 2)`` uint16 means."""
+    h, w = x.shape
+    fw = taps.shape[0]
+    half = fw // 2
+    sh = _U32(vp_shift)
+    rnd = _U32(1 << (vp_shift - 1))
+    ho, wo = h // 2, w // 2
+    out = np.empty((ho, wo), np.uint16)
+    line = np.empty(w + 2 * half, np.uint32)
+    for io in range(ho):
+        i = 2 * io
+        line[:] = 0
+        for fi in range(fw):
+            rr = x[_mirror(i - half + fi, h)]
+            c = taps[fi]
+            for j in range(w):
+                line[half + j] += _U32(c * _U32(rr[j]))
+        for j in range(w):
+            line[half + j] = _U32(_U32(line[half + j] + rnd) >> sh) & _U32(0xFFFF)
+        _pad_line(line, half, w)
+        for jo in range(wo):
+            a = _U32(0)
+            for fj in range(fw):
+                a += _U32(taps[fj] * line[2 * jo + fj])
+            out[io, jo] = np.uint16(_U32(a + _U32(32768)) >> _U32(16))
+    return out
+
+
+def vif_frame(ref: np.ndarray, dis: np.ndarray, bit_depth: int, gain_limit: float,
+              skip_scale0: bool = False) -> np.ndarray:
+    """``integer_vif_scale0..3`` of one ``(h, w)`` frame pair of ``bit_depth``-bit samples (any
+    integer dtype): float64 ``(4,)``."""
+    table = _log2_table()
+    dtype = np.uint8 if bit_depth == 8 else np.uint16
+    x = np.ascontiguousarray(ref, dtype=dtype)
+    y = np.ascontiguousarray(dis, dtype=dtype)
+    out = np.zeros(4)
+    gain = float(gain_limit)
+    for scale in range(4):
+        if scale > 0:
+            shift = bit_depth if scale == 1 else 16
+            x = vif_subsample(x, _TAPS[scale], shift)
+            y = vif_subsample(y, _TAPS[scale], shift)
+        if scale == 0 and skip_scale0:
+            continue
+        if scale == 0 and bit_depth == 8:
+            num, den = vif_statistic_8(x, y, _TAPS[0], table, gain)
+        else:
+            vp, vp_sq = (bit_depth, 2 * (bit_depth - 8)) if scale == 0 else (16, 16)
+            num, den = vif_statistic_16(x, y, _TAPS[scale], vp, vp_sq, table, gain)
+        out[scale] = float(np.float32(num) / np.float32(den))
+    return out
+
+
+_TABLE: list[np.ndarray] = []
+
+
+def _log2_table() -> np.ndarray:
+    """libvmaf's log2 table as int64 (entries 32767..65535 used)."""
+    if not _TABLE:
+        _TABLE.append(log2_table("cpu").numpy().astype(np.int64))
+    return _TABLE[0]
+
+
+# --------------------------------------------------------------------------- motion
+
+_MOTION_TAPS = np.array((3571, 16004, 26386, 16004, 3571), dtype=np.int64)
+
+
+@njit(cache=True, nogil=True)
+def motion_sad(prev: np.ndarray, cur: np.ndarray, vp_shift: int) -> int:
+    """libvmaf's integer motion SAD (before scaling) between two ``(h, w)`` reference frames:
+    the 5-tap blur of their difference (vertical ``>> vp_shift``, horizontal ``>> 16``, both
+    rounded, mirrored borders), summed in absolute value."""
+    h, w = prev.shape
+    half = 2
+    line = np.empty(w + 2 * half, np.int64)
+    rnd = np.int64(1 << (vp_shift - 1))
+    total = np.int64(0)
+    for i in range(h):
+        line[:] = 0
+        for fi in range(5):
+            row = _mirror(i - half + fi, h)
+            c = _MOTION_TAPS[fi]
+            pp = prev[row]
+            cc = cur[row]
+            for j in range(w):
+                line[half + j] += c * (np.int64(pp[j]) - np.int64(cc[j]))
+        for j in range(w):
+            line[half + j] = (line[half + j] + rnd) >> vp_shift
+        _pad_line(line, half, w)
+        for j in range(w):
+            a = np.int64(0)
+            for fj in range(5):
+                a += _MOTION_TAPS[fj] * line[j + fj]
+            total += abs((a + 32768) >> 16)
+    return total
+
+
+# --------------------------------------------------------------------------- batched entry points
+
+
+def _frames(x: torch.Tensor, bit_depth: int) -> np.ndarray:
+    """``(N, H, W)`` samples as C-contiguous uint8 (8-bit) or uint16 numpy (values checked by
+    the caller to be integers of ``bit_depth`` bits)."""
+    arr = x.detach().cpu().numpy()
+    return np.ascontiguousarray(arr, dtype=np.uint8 if bit_depth == 8 else np.uint16)
+
+
+def integer_vif_compiled(ref: torch.Tensor, dis: torch.Tensor, bit_depth: int,
+                         opts: IntegerVifOptions) -> dict[str, torch.Tensor]:
+    """:func:`.integer_vif.integer_vif` of CPU tensors through :func:`vif_frame`."""
+    r, d = _frames(ref, bit_depth), _frames(dis, bit_depth)
+    scores = np.stack([vif_frame(r[i], d[i], bit_depth, opts.enhn_gain_limit, opts.skip_scale0)
+                       for i in range(r.shape[0])]) if r.shape[0] else np.zeros((0, 4))
+    return {f"integer_vif_scale{s}": torch.from_numpy(scores[:, s].copy()) for s in range(4)}
+
+
+def motion_sad_compiled(prev: torch.Tensor, cur: torch.Tensor, bit_depth: int) -> torch.Tensor:
+    """:func:`..motion3.motion_sad_integer` of CPU tensors: int64 ``(N,)``."""
+    p, c = _frames(prev, bit_depth), _frames(cur, bit_depth)
+    shift = 8 if bit_depth == 8 else bit_depth
+    return torch.tensor([motion_sad(p[i], c[i], shift) for i in range(p.shape[0])],
+                        dtype=torch.int64)
