@@ -1,6 +1,6 @@
-"""Exact mode's compiled CPU kernels (teacher/exact/cpu_kernels.py) equal its torch path.
+"""Exact mode's compiled CPU kernels (cpu_kernels.py, cpu_adm.py) equal its torch path.
 
-Both paths reproduce libvmaf's integer VIF and motion (tests/test_exact_parity.py holds the
+Both paths reproduce libvmaf's integer VIF, ADM and motion (tests/test_exact_parity.py holds the
 default, compiled, path to libvmaf's printing); here the kernels' float64 outputs must equal the
 torch path's exactly (``torch.equal``, no tolerance), on sizes and bit depths that exercise the
 mirrored borders, odd decimations and libvmaf's 16-bit arithmetic.
@@ -13,7 +13,9 @@ import pytest
 import torch
 
 from vmafdistill.teacher.exact import backend
+from vmafdistill.teacher.exact.cpu_adm import integer_adm_compiled
 from vmafdistill.teacher.exact.cpu_kernels import integer_vif_compiled, motion_sad_compiled
+from vmafdistill.teacher.exact.integer_adm import IntegerAdmOptions, integer_adm
 from vmafdistill.teacher.exact.integer_vif import IntegerVifOptions, integer_vif
 from vmafdistill.teacher.motion3 import motion_sad_integer
 
@@ -64,6 +66,34 @@ def test_motion_kernel_equals_torch(w: int, h: int, bits: int) -> None:
         want = motion_sad_integer(ref[:-1], ref[1:], bits)
     got = motion_sad_compiled(ref[:-1], ref[1:], bits)
     assert torch.equal(want, got) and int(got.min()) > 0
+
+
+@pytest.mark.parametrize(
+    ("w", "h", "bits", "opts"),
+    [
+        (65, 49, 8, {}),  # 8-bit, ceil(w/2) - 1 = 32: AVX-512's DWT tail column
+        (161, 91, 10, {}),  # 10-bit, = 80: AVX2's high-bit-depth tail column
+        (200, 37, 12, {"enhn_gain_limit": 1.0}),  # NEG
+        (97, 55, 10, {"enhn_gain_limit": 1.2}),  # fractional gain: vector blocks round
+        (129, 73, 16, {"csf_mode": 2, "skip_scale0": True}),  # v1.0.16 options
+        (96, 64, 8, {"norm_view_dist": 4.0, "noise_weight": 0.1, "skip_aim": True}),
+    ],
+)
+def test_adm_kernels_equal_torch(w: int, h: int, bits: int, opts: dict[str, object]) -> None:
+    ref, dis = _pair(w, h, 2, bits, seed=w + h)
+    if "enhn_gain_limit" in opts:  # raised contrast: the gain limit decides many coefficients
+        top = (1 << bits) - 1
+        dis = (ref.mean() + 1.5 * (ref - ref.mean())).round().clamp(0, top)
+    options = IntegerAdmOptions(**opts)  # type: ignore[arg-type]
+    for simd in ("c", "avx2", "avx512"):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv(backend.ENV_VAR, "torch")
+            want = integer_adm(ref, dis, bits, options, simd=simd)
+        got = integer_adm_compiled(ref, dis, bits, options, simd)
+        assert want.keys() == got.keys()
+        for name, value in want.items():
+            assert torch.equal(value, got[name]), (simd, name, value, got[name])
+        assert float(got["integer_adm2"].min()) > 0.5  # a real score (above 1: enhancement)
 
 
 def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:

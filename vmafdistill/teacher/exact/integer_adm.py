@@ -48,6 +48,7 @@ import torch
 from ...machine import simd_level
 from ..adm import BASIS_AMPLITUDES, WATSON_Y  # the float ADM's tables: one copy
 from ..adm3 import Adm3Options, adm3_from_adm2_aim
+from .backend import use_compiled_kernels
 
 __all__ = [
     "MIN_SIZE",
@@ -519,29 +520,46 @@ def _f32_sum3(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor
 # --------------------------------------------------------------------------- per-scale parts
 
 
-def _den_scale(ref_bands: tuple[torch.Tensor, ...], scale: int, opts: IntegerAdmOptions
-               ) -> torch.Tensor:
-    """adm_csf_den_scale / adm_csf_den_s123: the reference's CSF cube-norm + noise term."""
+def _den_acc(ref_bands: tuple[torch.Tensor, ...], scale: int) -> list[torch.Tensor]:
+    """adm_csf_den_scale / adm_csf_den_s123, integer part: the (h, v, d) reference bands'
+    cube sums over the region, with libvmaf's per-row rounding shifts; int64 ``(N,)`` each."""
     _, h, w = ref_bands[0].shape
+    top, bottom = _roi(h)
+    left, right = _roi(w)
+    accs = []
+    for band in ref_bands:
+        x = band[:, top:bottom, left:right].abs()
+        if scale == 0:
+            accs.append(_row_round_sum(x * x * x, _den_shifts(scale, h, w)[0]))
+        else:
+            sq = (31, 30, 31)[scale - 1]
+            sh_acc, cub = _den_shifts(scale, h, w)
+            add_cub = (1 << (cub - 1)) if cub > 0 else 0
+            val = ((((x * x + (1 << sq)) >> sq) * x) + add_cub) >> cub
+            accs.append(_row_round_sum(val, sh_acc))
+    return accs
+
+
+def _den_shifts(scale: int, h: int, w: int) -> tuple[int, int]:
+    """(row-sum shift, cube shift) of the den sums of an ``h x w`` band at ``scale``."""
+    top, bottom = _roi(h)
+    left, right = _roi(w)
+    if scale == 0:
+        return max(math.ceil(math.log2((bottom - top) * (right - left)) - 20), 0), 0
+    return _ceil_log2(bottom - top), _ceil_log2(right - left)
+
+
+def _den_finish(accs: list[torch.Tensor], scale: int, opts: IntegerAdmOptions, h: int, w: int
+                ) -> torch.Tensor:
+    """adm_csf_den_scale / adm_csf_den_s123, float part: the den term from :func:`_den_acc`."""
     top, bottom = _roi(h)
     left, right = _roi(w)
     area = (bottom - top) * (right - left)
     f1, f2 = csf_factors(scale, opts)
+    sh_acc, cub = _den_shifts(scale, h, w)
+    exp = 18 - sh_acc if scale == 0 else (32, 27, 23)[scale - 1] - sh_acc - cub
     outs = []
-    for band, rf in zip(ref_bands, (f1, f1, f2), strict=True):
-        x = band[:, top:bottom, left:right].abs()
-        if scale == 0:
-            sh_acc = max(math.ceil(math.log2(area) - 20), 0)
-            acc = _row_round_sum(x * x * x, sh_acc)
-            exp = 18 - sh_acc
-        else:
-            sq = (31, 30, 31)[scale - 1]
-            cub = _ceil_log2(right - left)
-            add_cub = (1 << (cub - 1)) if cub > 0 else 0
-            val = ((((x * x + (1 << sq)) >> sq) * x) + add_cub) >> cub
-            sh_acc = _ceil_log2(bottom - top)
-            acc = _row_round_sum(val, sh_acc)
-            exp = (32, 27, 23)[scale - 1] - sh_acc - cub
+    for acc, rf in zip(accs, (f1, f1, f2), strict=True):
         if exp < 0:  # unsigned wrap in libvmaf: pow(2, ~2^32) = inf, the sum becomes 0
             csf = torch.zeros_like(acc, dtype=torch.float64)
         else:
@@ -573,13 +591,25 @@ def _csf(src: list[torch.Tensor], scale: int, opts: IntegerAdmOptions
     return dst, flt
 
 
-def _cm(src: list[torch.Tensor], csf_a: list[torch.Tensor], csf_f: list[torch.Tensor],
-        scale: int, opts: IntegerAdmOptions, noise_weight: float) -> torch.Tensor:
-    """adm_cm / i4_adm_cm: masked cube-norm of ``src`` (restored or additive bands)."""
+def _cm_shifts(scale: int, h: int, w: int) -> tuple[int, tuple[tuple[int, int, int], ...]]:
+    """Row-sum shift and, per orientation (h, v, d), (sub shift, square shift, cube shift) of
+    the masked cube sums of an ``h x w`` band at ``scale`` (sub/square shifts: scale 0 only)."""
+    sh_inner = _ceil_log2(h)
+    if scale == 0:
+        lw = math.log2(w)
+        hv = (10, 29, math.ceil(lw - 4))
+        return sh_inner, (hv, hv, (12, 30, math.ceil(lw - 3)))
+    cub = _ceil_log2(w)
+    return sh_inner, ((0, 30, cub),) * 3
+
+
+def _cm_acc(src: list[torch.Tensor], csf_a: list[torch.Tensor], csf_f: list[torch.Tensor],
+            scale: int, opts: IntegerAdmOptions) -> list[torch.Tensor]:
+    """adm_cm / i4_adm_cm, integer part: the masked cube sums of ``src`` (restored or additive
+    bands) per orientation, int64 ``(N,)`` each."""
     _, h, w = src[0].shape
     top, bottom = _roi(h)
     left, right = _roi(w)
-    area = (bottom - top) * (right - left)
     dev = src[0].device
     ry = _neighbour_index(h, top, bottom, dev)
     rx = _neighbour_index(w, left, right, dev)
@@ -595,42 +625,55 @@ def _cm(src: list[torch.Tensor], csf_a: list[torch.Tensor], csf_f: list[torch.Te
     for c in centre:
         thr.add_(c[roi])
 
-    sh_inner = _ceil_log2(h)
-    outs = []
+    sh_inner, params = _cm_shifts(scale, h, w)
+    accs = []
     if scale == 0:
-        rf = _scale0_rfactor(opts)
-        lw = math.log2(w)
-        params = (  # (sub shift, square shift, cube shift, final exponent)
-            (10, 29, math.ceil(lw - 4), 52),
-            (10, 29, math.ceil(lw - 4), 52),
-            (12, 30, math.ceil(lw - 3), 57),
-        )
-        for b, r, (sub, sq, cub, fin) in zip(src, rf, params, strict=True):
+        for b, r, (sub, sq, cub) in zip(src, _scale0_rfactor(opts), params, strict=True):
             x = b[roi] * r
             x.abs_().sub_(thr << sub).clamp_min_(0)
             x_sq = _wrap((x * x).add_(1 << (sq - 1)).bitwise_right_shift_(sq), 32)
             add_cub = (1 << (cub - 1)) if cub > 0 else 0
-            acc = _row_round_sum(x_sq.mul_(x).add_(add_cub).bitwise_right_shift_(cub), sh_inner)
-            f = (acc.to(torch.float64) / 2.0 ** (fin - cub - sh_inner)).to(torch.float32)
-            outs.append(_powf_cbrt(f))
+            accs.append(_row_round_sum(x_sq.mul_(x).add_(add_cub).bitwise_right_shift_(cub),
+                                       sh_inner))
     else:
-        rf = _s123_rfactor(scale, opts)
-        cub = _ceil_log2(w)
-        add_cub = (1 << (cub - 1)) if cub > 0 else 0
-        exp = (45, 39, 36)[scale - 1] - cub - sh_inner
-        for b, r in zip(src, rf, strict=True):
+        for b, r, (_, _, cub) in zip(src, _s123_rfactor(scale, opts), params, strict=True):
+            add_cub = (1 << (cub - 1)) if cub > 0 else 0
             x = _wrap(_mas(b[roi], r, 1 << 27, 28), 32)
             x.abs_().sub_(thr).clamp_min_(0)
             x_sq = _wrap((x * x).add_(1 << 29).bitwise_right_shift_(30), 32)
-            acc = _row_round_sum(x_sq.mul_(x).add_(add_cub).bitwise_right_shift_(cub), sh_inner)
+            accs.append(_row_round_sum(x_sq.mul_(x).add_(add_cub).bitwise_right_shift_(cub),
+                                       sh_inner))
+    return accs
+
+
+def _cm_finish(accs: list[torch.Tensor], scale: int, noise_weight: float, h: int, w: int
+               ) -> torch.Tensor:
+    """adm_cm / i4_adm_cm, float part: the num (or AIM) term from :func:`_cm_acc`."""
+    top, bottom = _roi(h)
+    left, right = _roi(w)
+    area = (bottom - top) * (right - left)
+    sh_inner, params = _cm_shifts(scale, h, w)
+    outs = []
+    for acc, (_, _, cub), fin in zip(accs, params, (52, 52, 57), strict=True):
+        if scale == 0:  # fin: the final exponent of h/v and of d
+            f = (acc.to(torch.float64) / 2.0 ** (fin - cub - sh_inner)).to(torch.float32)
+        else:
+            exp = (45, 39, 36)[scale - 1] - cub - sh_inner
             if exp < 0:  # unsigned wrap in libvmaf: divided by inf
                 f = torch.zeros_like(acc, dtype=torch.float32)
             else:
                 f = (acc.to(torch.float64) / float(np.float32(2.0**exp))).to(torch.float32)
-            outs.append(_powf_cbrt(f))
+        outs.append(_powf_cbrt(f))
     noise = torch.tensor(float(_powf_cbrt_scalar(area * noise_weight)), dtype=torch.float32,
-                         device=dev)
+                         device=accs[0].device)
     return _f32_sum3(outs[0] + noise, outs[1] + noise, outs[2] + noise)
+
+
+def _cm(src: list[torch.Tensor], csf_a: list[torch.Tensor], csf_f: list[torch.Tensor],
+        scale: int, opts: IntegerAdmOptions, noise_weight: float) -> torch.Tensor:
+    """adm_cm / i4_adm_cm: masked cube-norm of ``src`` (restored or additive bands)."""
+    _, h, w = src[0].shape
+    return _cm_finish(_cm_acc(src, csf_a, csf_f, scale, opts), scale, noise_weight, h, w)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -694,6 +737,10 @@ def integer_adm(
     check_size(w, h)
     if ref.is_floating_point() or dis.is_floating_point():
         ref, dis = ref.round(), dis.round()
+    if use_compiled_kernels(ref):
+        from .cpu_adm import integer_adm_compiled  # numba: imported when first needed
+
+        return integer_adm_compiled(ref, dis, bit_depth, opts, simd)
     step = frames_per_pass or (1 if ref.device.type == "cpu" else max(n, 1))
     if n > step:
         parts = [_integer_adm(ref[i : i + step], dis[i : i + step], bit_depth, opts, simd)
@@ -750,7 +797,7 @@ def _integer_adm(ref: torch.Tensor, dis: torch.Tensor, bit_depth: int, opts: Int
             vec_cols = right_c - (right_c - left_c) % block
         rst, add = _decouple(o, t, opts.enhn_gain_limit, width, vec_cols,
                              (rb_f[2], rb_f[1], rb_f[3]), (db_f[2], db_f[1], db_f[3]))
-        dens.append(_den_scale(o, scale, opts))
+        dens.append(_den_finish(_den_acc(o, scale), scale, opts, *o[0].shape[1:]))
         csf_a, csf_f = _csf(add, scale, opts)
         nums.append(_cm(rst, csf_a, csf_f, scale, opts, opts.noise_weight))
         if not opts.skip_aim:
