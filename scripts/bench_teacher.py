@@ -64,10 +64,13 @@ def exact_stage_breakdown(r: np.ndarray, d: np.ndarray) -> dict[str, float]:
     from vmafdistill.teacher.exact.integer_vif import integer_vif
     from vmafdistill.teacher.motion3 import Motion3Options, motion_sad_scores
 
-    rt, dt = torch.from_numpy(r).to(torch.int64), torch.from_numpy(d).to(torch.int64)
+    rt, dt = torch.from_numpy(r), torch.from_numpy(d)  # decoded uint8, as `score` passes them
     g = FRAMES_PER_CALL_CPU
     out = {}
-    integer_vif(rt[:1], dt[:1], 8)  # warm-up
+    # Warm-up: the first call of a process loads the compiled kernels (numba's cache).
+    integer_vif(rt[:1], dt[:1], 8)
+    integer_adm(rt[:1], dt[:1], 8)
+    motion_sad_scores(rt[:2], 8, Motion3Options())
     for name, fn in [
         ("exact: integer VIF (4 scales)",
          lambda: [integer_vif(rt[i:i + g], dt[i:i + g], 8) for i in range(0, len(rt), g)]),

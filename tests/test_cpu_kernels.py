@@ -105,3 +105,24 @@ def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(backend.ENV_VAR, "fast")
     with pytest.raises(ValueError, match="VMAFDISTILL_EXACT_KERNELS='fast'"):
         backend.use_compiled_kernels(x)
+
+
+def test_int64_to_float32_rounds_once() -> None:
+    """The decoupling's float32 casts of int64 products above 2^53, where going through
+    float64 would round twice: against numpy's int64 -> float32 cast (the C cast)."""
+    import importlib
+
+    cpu_adm = importlib.import_module("vmafdistill.teacher.exact.cpu_adm")
+    rng = np.random.default_rng(0)
+    values = []
+    for shift in range(54, 62):  # float32 keeps 24 bits: ties sit at 2^(shift - 24) steps
+        base = rng.integers(1 << 23, 1 << 24, 200, dtype=np.int64) << (shift - 23)
+        half = np.int64(1) << (shift - 24)
+        for delta in (half, half + 1, half - 1, -half, 3 * half):  # ties and their neighbours
+            values.extend((base + delta).tolist())
+    values += [-v for v in values[:500]] + [(1 << 53) + 1, -(1 << 53) - 3]
+    want = np.asarray(values, dtype=np.int64).astype(np.float32)
+    got = np.array([cpu_adm._to_f32(v) for v in values], dtype=np.float32)
+    naive = np.asarray(values, dtype=np.int64).astype(np.float64).astype(np.float32)
+    assert np.array_equal(got, want)
+    assert not np.array_equal(naive, want)  # the case exists: double rounding would differ

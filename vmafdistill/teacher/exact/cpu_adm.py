@@ -48,10 +48,24 @@ def _dwt_index(i: int, n: int) -> int:
     return i
 
 
+_LO_F = _LO.astype(np.float64)
+_HI_F = _HI.astype(np.float64)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _fir4(k: np.ndarray, s0: float, s1: float, s2: float, s3: float, add: float,
+          scale: float) -> float:
+    # (sum + add) >> shift as floor((sum + add) * 2^-shift): every value is an integer below
+    # 2^48 (bounds in integer_adm._dwt), exact in float64, whose vector multiply-adds every
+    # x86 level has (int64 multiplies need AVX-512).
+    return math.floor((k[0] * s0 + k[1] * s1 + k[2] * s2 + k[3] * s3 + add) * scale)
+
+
 @njit(cache=True, nogil=True)
 def adm_dwt(x: np.ndarray, off: int, add_v: int, sh_v: int, add_h: int, sh_h: int,
             tail: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One DWT level of ``(h, w)`` int64 samples: bands (a, v, h, d), ``(ceil(h/2), ceil(w/2))``.
+    """One DWT level of ``(h, w)`` integer samples: int64 bands (a, v, h, d) of
+    ``(ceil(h/2), ceil(w/2))``.
 
     Vertical pass ``(sum + add_v [- off for the low pass]) >> sh_v``, horizontal ``(sum + add_h)
     >> sh_h``; ``tail``: libvmaf's vector block whose last block also computes the last column
@@ -63,8 +77,15 @@ def adm_dwt(x: np.ndarray, off: int, add_v: int, sh_v: int, add_h: int, sh_h: in
     v = np.empty((ho, wo), np.int64)
     hh = np.empty((ho, wo), np.int64)
     d = np.empty((ho, wo), np.int64)
-    # lo and hi rows side by side, as libvmaf's scratch buffer holds them (the tail reads across).
-    lohi = np.empty(2 * w, np.int64)
+    # Vertical outputs with the horizontal borders padded in: lo[k + 1] is sample k, lo[0] is
+    # sample 1 (for -1), lo[w + 1] sample w - 1 and lo[w + 2] sample w - 2.
+    lo = np.empty(w + 3)
+    hi = np.empty(w + 3)
+    add_lo = float(add_v - off)
+    add_hi = float(add_v)
+    scale_v = 2.0 ** -sh_v
+    add_hf = float(add_h)
+    scale_h = 2.0 ** -sh_h
     quirk = tail > 0 and wo > 1 and (wo - 1) % tail == 0
     for i in range(ho):
         r0 = x[_dwt_index(2 * i - 1, h)]
@@ -72,40 +93,46 @@ def adm_dwt(x: np.ndarray, off: int, add_v: int, sh_v: int, add_h: int, sh_h: in
         r2 = x[_dwt_index(2 * i + 1, h)]
         r3 = x[_dwt_index(2 * i + 2, h)]
         for j in range(w):
-            s0, s1, s2, s3 = r0[j], r1[j], r2[j], r3[j]
-            lo = _LO[0] * s0 + _LO[1] * s1 + _LO[2] * s2 + _LO[3] * s3
-            hi = _HI[0] * s0 + _HI[1] * s1 + _HI[2] * s2 + _HI[3] * s3
-            lohi[j] = (lo + add_v - off) >> sh_v
-            lohi[w + j] = (hi + add_v) >> sh_v
+            s0, s1, s2, s3 = float(r0[j]), float(r1[j]), float(r2[j]), float(r3[j])
+            lo[j + 1] = _fir4(_LO_F, s0, s1, s2, s3, add_lo, scale_v)
+            hi[j + 1] = _fir4(_HI_F, s0, s1, s2, s3, add_hi, scale_v)
+        lo[0], hi[0] = lo[2], hi[2]
+        lo[w + 1], hi[w + 1] = lo[w], hi[w]
+        lo[w + 2], hi[w + 2] = lo[w - 1], hi[w - 1]
         for j in range(wo):
-            j0 = _dwt_index(2 * j - 1, w)
-            j1 = _dwt_index(2 * j, w)
-            j2 = _dwt_index(2 * j + 1, w)
-            j3 = _dwt_index(2 * j + 2, w)
-            l0, l1, l2, l3 = lohi[j0], lohi[j1], lohi[j2], lohi[j3]
-            h0, h1, h2, h3 = lohi[w + j0], lohi[w + j1], lohi[w + j2], lohi[w + j3]
-            a[i, j] = (_LO[0] * l0 + _LO[1] * l1 + _LO[2] * l2 + _LO[3] * l3 + add_h) >> sh_h
-            v[i, j] = (_HI[0] * l0 + _HI[1] * l1 + _HI[2] * l2 + _HI[3] * l3 + add_h) >> sh_h
-            hh[i, j] = (_LO[0] * h0 + _LO[1] * h1 + _LO[2] * h2 + _LO[3] * h3 + add_h) >> sh_h
-            d[i, j] = (_HI[0] * h0 + _HI[1] * h1 + _HI[2] * h2 + _HI[3] * h3 + add_h) >> sh_h
-        if quirk:
+            b = 2 * j
+            l0, l1, l2, l3 = lo[b], lo[b + 1], lo[b + 2], lo[b + 3]
+            h0, h1, h2, h3 = hi[b], hi[b + 1], hi[b + 2], hi[b + 3]
+            a[i, j] = np.int64(_fir4(_LO_F, l0, l1, l2, l3, add_hf, scale_h))
+            v[i, j] = np.int64(_fir4(_HI_F, l0, l1, l2, l3, add_hf, scale_h))
+            hh[i, j] = np.int64(_fir4(_LO_F, h0, h1, h2, h3, add_hf, scale_h))
+            d[i, j] = np.int64(_fir4(_HI_F, h0, h1, h2, h3, add_hf, scale_h))
+        if quirk:  # taps 2j-1 .. 2j+2 of the lo row followed by the hi row, unmirrored
             j = wo - 1
-            t0, t1, t2, t3 = (lohi[2 * j - 1], lohi[2 * j], lohi[2 * j + 1], lohi[2 * j + 2])
-            a[i, j] = (_LO[0] * t0 + _LO[1] * t1 + _LO[2] * t2 + _LO[3] * t3 + add_h) >> sh_h
-            v[i, j] = (_HI[0] * t0 + _HI[1] * t1 + _HI[2] * t2 + _HI[3] * t3 + add_h) >> sh_h
+            t = [lo[c + 1] if c < w else hi[c - w + 1] for c in range(2 * j - 1, 2 * j + 3)]
+            a[i, j] = np.int64(_fir4(_LO_F, t[0], t[1], t[2], t[3], add_hf, scale_h))
+            v[i, j] = np.int64(_fir4(_HI_F, t[0], t[1], t[2], t[3], add_hf, scale_h))
     return a, v, hh, d
 
 
+@njit(cache=True, nogil=True)
+def _round_to_odd(x: int, d: float) -> float:
+    # |x| >= 2^53: d = float64(x) was rounded; if it dropped bits and landed on an even
+    # significand, step toward x so that the float32 rounding after it is the only one.
+    err = x - np.int64(d)
+    cell = np.empty(1, np.float64)
+    cell[0] = d
+    if err != 0 and (cell.view(np.int64)[0] & 1) == 0:
+        return np.nextafter(d, math.inf if err > 0 else -math.inf)
+    return d
+
+
 @njit(cache=True, nogil=True, inline="always")
-def _to_f32(x: int, cell: np.ndarray) -> float:
-    # C's (float) of an int64: one rounding. Above 2^53 the int64 -> float64 step would round
-    # too; rounding to odd there (nextafter toward the lost part) keeps the final rounding single.
+def _to_f32(x: int) -> float:
+    # C's (float) of an int64: one rounding (exact through float64 below 2^53).
     d = float(x)
     if abs(x) >= (1 << 53):
-        err = x - np.int64(d)
-        cell[0] = d
-        if err != 0 and (cell.view(np.int64)[0] & 1) == 0:
-            d = np.nextafter(d, math.inf if err > 0 else -math.inf)
+        d = _round_to_odd(x, d)
     return float(np.float32(d))
 
 
@@ -143,39 +170,88 @@ def _restored(ob: int, tb: int, angle: bool, scale0: bool, gain: float, int_gain
 
 
 @njit(cache=True, nogil=True)
+def _angle_flags(oh: np.ndarray, ov: np.ndarray, th: np.ndarray, tv: np.ndarray,
+                 cos_sq: float, int16_bands: bool) -> np.ndarray:
+    """libvmaf's one-degree test between (oh, ov) and (th, tv): its float32 casts of the int64
+    dot product and squared norms, compared in double as ``(cos * o) * t``.
+
+    ``int16_bands`` (scale 0): every product is below 2^31, so the casts need no round-to-odd
+    step and the loop vectorises.
+    """
+    n_rows, n_cols = oh.shape
+    out = np.empty((n_rows, n_cols), np.bool_)
+    for i in range(n_rows):
+        if int16_bands:
+            for j in range(n_cols):
+                o_h, o_v, t_h, t_v = oh[i, j], ov[i, j], th[i, j], tv[i, j]
+                dp = np.float64(np.float32(np.float64(o_h * t_h + o_v * t_v)))
+                om = np.float64(np.float32(np.float64(o_h * o_h + o_v * o_v)))
+                tm = np.float64(np.float32(np.float64(t_h * t_h + t_v * t_v)))
+                out[i, j] = (dp >= 0) & (dp * dp >= (om * cos_sq) * tm)
+        else:
+            for j in range(n_cols):
+                o_h, o_v, t_h, t_v = oh[i, j], ov[i, j], th[i, j], tv[i, j]
+                dp = _to_f32(o_h * t_h + o_v * t_v)
+                om = _to_f32(o_h * o_h + o_v * o_v)
+                tm = _to_f32(t_h * t_h + t_v * t_v)
+                out[i, j] = (dp >= 0) & (dp * dp >= (om * cos_sq) * tm)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _decouple_band_scale0(ob: np.ndarray, tb: np.ndarray, angle: np.ndarray, gain: int,
+                          table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_restored` for scale 0 and an integer gain limit (every v0.6.1 model), as one
+    branch-light loop."""
+    n_rows, n_cols = ob.shape
+    rst = np.empty((n_rows, n_cols), np.int64)
+    add = np.empty((n_rows, n_cols), np.int64)
+    for i in range(n_rows):
+        for j in range(n_cols):
+            o = ob[i, j]
+            t = tb[i, j]
+            k = (table[abs(o)] * (-t if o < 0 else t) + 16384) >> 15
+            k = 32768 if o == 0 else min(max(k, 0), 32768)
+            r = (k * o + 16384) >> 15
+            boosted = r * gain
+            limited = min(boosted, t) if o > 0 else max(boosted, t)
+            r = limited if (angle[i, j] and k > 0 and o != 0) else r
+            rst[i, j] = r
+            add[i, j] = t - r
+    return rst, add
+
+
+@njit(cache=True, nogil=True)
+def _decouple_band(ob: np.ndarray, tb: np.ndarray, angle: np.ndarray, scale0: bool,
+                   gain: float, vec_cols: int, table: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    n_rows, n_cols = ob.shape
+    int_gain = gain == math.floor(gain)
+    gi = np.int64(gain)
+    rst = np.empty((n_rows, n_cols), np.int64)
+    add = np.empty((n_rows, n_cols), np.int64)
+    for i in range(n_rows):
+        for j in range(n_cols):
+            r = _restored(ob[i, j], tb[i, j], angle[i, j], scale0, gain, int_gain, gi,
+                          j < vec_cols, table)
+            rst[i, j] = r
+            add[i, j] = tb[i, j] - r
+    return rst, add
+
+
 def adm_decouple(oh: np.ndarray, ov: np.ndarray, od: np.ndarray, th: np.ndarray,
                  tv: np.ndarray, td: np.ndarray, scale0: bool, gain: float, vec_cols: int,
                  table: np.ndarray, cos_sq: float) -> tuple[np.ndarray, ...]:
     """Restored (rh, rv, rd) and additive (ah, av, ad) bands from the reference (o*) and
     distorted (t*) detail bands, as :func:`.integer_adm._decouple` computes them."""
-    n_rows, n_cols = oh.shape
-    cell = np.empty(1, np.float64)
-    int_gain = gain == math.floor(gain)
-    gi = np.int64(gain)
-    rh = np.empty((n_rows, n_cols), np.int64)
-    rv = np.empty((n_rows, n_cols), np.int64)
-    rd = np.empty((n_rows, n_cols), np.int64)
-    ah = np.empty((n_rows, n_cols), np.int64)
-    av = np.empty((n_rows, n_cols), np.int64)
-    ad = np.empty((n_rows, n_cols), np.int64)
-    for i in range(n_rows):
-        for j in range(n_cols):
-            o_h, o_v, o_d = oh[i, j], ov[i, j], od[i, j]
-            t_h, t_v, t_d = th[i, j], tv[i, j], td[i, j]
-            dp = _to_f32(o_h * t_h + o_v * t_v, cell)
-            om = _to_f32(o_h * o_h + o_v * o_v, cell)
-            tm = _to_f32(t_h * t_h + t_v * t_v, cell)
-            angle = dp >= 0 and dp * dp >= (om * cos_sq) * tm  # (cos * o) * t in double, as C
-            vector = j < vec_cols
-            r_h = _restored(o_h, t_h, angle, scale0, gain, int_gain, gi, vector, table)
-            r_v = _restored(o_v, t_v, angle, scale0, gain, int_gain, gi, vector, table)
-            r_d = _restored(o_d, t_d, angle, scale0, gain, int_gain, gi, vector, table)
-            rh[i, j] = r_h
-            rv[i, j] = r_v
-            rd[i, j] = r_d
-            ah[i, j] = t_h - r_h
-            av[i, j] = t_v - r_v
-            ad[i, j] = t_d - r_d
+    angle = _angle_flags(oh, ov, th, tv, cos_sq, scale0)
+    pairs = ((oh, th), (ov, tv), (od, td))
+    if scale0 and gain == math.floor(gain):
+        (rh, ah), (rv, av), (rd, ad) = (
+            _decouple_band_scale0(o, t, angle, int(gain), table) for o, t in pairs)
+    else:
+        (rh, ah), (rv, av), (rd, ad) = (
+            _decouple_band(o, t, angle, scale0, gain, vec_cols, table) for o, t in pairs)
     return rh, rv, rd, ah, av, ad
 
 
@@ -208,73 +284,75 @@ def adm_den_acc(band: np.ndarray, scale: int, sh_acc: int, cub: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def adm_csf(b: np.ndarray, scale: int, rf: int, shift: int, add: int
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """One orientation of :func:`.integer_adm._csf`: CSF-weighted band and its |.|/30 weight."""
-    n_rows, n_cols = b.shape
-    dst = np.empty((n_rows, n_cols), np.int64)
-    flt = np.empty((n_rows, n_cols), np.int64)
-    for i in range(n_rows):
-        for j in range(n_cols):
-            if scale == 0:
-                dv = _wrap((b[i, j] * rf + add) >> shift, 16)
-                dst[i, j] = dv
-                flt[i, j] = _wrap((abs(dv) * 4369 + 2048) >> 12, 16)
-            else:
-                dv = _wrap((b[i, j] * rf + (1 << 27)) >> 28, 32)
-                dst[i, j] = dv
-                flt[i, j] = _wrap((abs(dv) * 143165577 - (1 << 31)) >> 32, 32)
-    return dst, flt
+def adm_mask_threshold(m_h: np.ndarray, m_v: np.ndarray, m_d: np.ndarray, scale: int,
+                       rfs: tuple[int, int, int], shifts: tuple[int, int, int],
+                       adds: tuple[int, int, int]) -> np.ndarray:
+    """The masking threshold over the region of interest, from the masker's (h, v, d) bands.
+
+    :func:`.integer_adm._csf` of each orientation (CSF weighting, then the |csf|/30 weight and
+    the centre's |csf|/15 weight, with libvmaf's int16/int32 wraps), then per pixel the eight
+    neighbours' /30 weights summed over the orientations (top/left border reflected,
+    bottom/right replicated) plus the three centre /15 weights: the ``thr`` of
+    :func:`.integer_adm._cm_acc`, which all three orientations share.
+    """
+    n_rows, n_cols = m_h.shape
+    f_all = np.zeros((n_rows, n_cols), np.int64)
+    centre = np.zeros((n_rows, n_cols), np.int64)
+    for o in range(3):
+        band = m_h if o == 0 else (m_v if o == 1 else m_d)
+        rf, sh, add = rfs[o], shifts[o], adds[o]
+        if scale == 0:
+            for i in range(n_rows):
+                for j in range(n_cols):
+                    dv = abs(_wrap((band[i, j] * rf + add) >> sh, 16))
+                    f_all[i, j] += _wrap((dv * 4369 + 2048) >> 12, 16)
+                    centre[i, j] += _wrap((dv * 8738 + 2048) >> 12, 16)
+        else:
+            for i in range(n_rows):
+                for j in range(n_cols):
+                    dv = abs(_wrap((band[i, j] * rf + add) >> sh, 32))
+                    f_all[i, j] += _wrap((dv * 143165577 - (1 << 31)) >> 32, 32)
+                    centre[i, j] += _wrap((dv * 286331153 - (1 << 31)) >> 32, 32)
+    top, bottom = _roi(n_rows)
+    left, right = _roi(n_cols)
+    thr = np.empty((bottom - top, right - left), np.int64)
+    for i in range(top, bottom):
+        up = 1 if i == 0 else i - 1
+        dn = i if i == n_rows - 1 else i + 1
+        for j in range(left, right):
+            lf = 1 if j == 0 else j - 1
+            rt = j if j == n_cols - 1 else j + 1
+            thr[i - top, j - left] = (
+                f_all[up, lf] + f_all[up, j] + f_all[up, rt] + f_all[i, lf] + f_all[i, rt]
+                + f_all[dn, lf] + f_all[dn, j] + f_all[dn, rt] + centre[i, j])
+    return thr
 
 
 @njit(cache=True, nogil=True)
-def adm_cm_acc(src: np.ndarray, csf_a: np.ndarray, f_all: np.ndarray, scale: int, rf: int,
-               sub: int, sq: int, cub: int, sh_inner: int) -> int:
-    """One orientation of :func:`.integer_adm._cm_acc`: ``src``'s masked cube sum.
-
-    ``csf_a``: the CSF-weighted additive (or restored) band of *this* orientation, ``f_all``:
-    the three orientations' |csf|/30 weights summed.
-    """
+def adm_cm_acc(src: np.ndarray, thr: np.ndarray, scale: int, rf: int, sub: int, sq: int,
+               cub: int, sh_inner: int) -> int:
+    """One orientation of :func:`.integer_adm._cm_acc`: ``src``'s cube sum over the region of
+    interest, masked by ``thr`` (:func:`adm_mask_threshold`), with the per-row rounding."""
     n_rows, n_cols = src.shape
     top, bottom = _roi(n_rows)
     left, right = _roi(n_cols)
     add_cub = (1 << (cub - 1)) if cub > 0 else 0
     add_row = (1 << (sh_inner - 1)) if sh_inner > 0 else 0
+    add_sq = 1 << (sq - 1)
     total = np.int64(0)
     for i in range(top, bottom):
-        up = 1 if i == 0 else i - 1  # top border reflected, bottom replicated
-        dn = i if i == n_rows - 1 else i + 1
         row = np.int64(0)
-        for j in range(left, right):
-            lf = 1 if j == 0 else j - 1
-            rt = j if j == n_cols - 1 else j + 1
-            box = (f_all[up, lf] + f_all[up, j] + f_all[up, rt]
-                   + f_all[i, lf] + f_all[i, rt]
-                   + f_all[dn, lf] + f_all[dn, j] + f_all[dn, rt])
-            c = src[i, j]
-            if scale == 0:
-                thr = box + _centre0(csf_a, i, j, 0) + _centre0(csf_a, i, j, 1) + _centre0(
-                    csf_a, i, j, 2)
-                x = max(abs(c * rf) - (thr << sub), 0)
-                x_sq = _wrap((x * x + (1 << (sq - 1))) >> sq, 32)
-            else:
-                thr = box + _centre123(csf_a, i, j, 0) + _centre123(csf_a, i, j, 1) + _centre123(
-                    csf_a, i, j, 2)
-                x = max(abs(_wrap((c * rf + (1 << 27)) >> 28, 32)) - thr, 0)
-                x_sq = _wrap((x * x + (1 << 29)) >> 30, 32)
-            row += (x_sq * x + add_cub) >> cub
+        if scale == 0:
+            for j in range(left, right):
+                x = max(abs(src[i, j] * rf) - (thr[i - top, j - left] << sub), 0)
+                row += (_wrap((x * x + add_sq) >> sq, 32) * x + add_cub) >> cub
+        else:
+            for j in range(left, right):
+                x = abs(_wrap((src[i, j] * rf + (1 << 27)) >> 28, 32))
+                x = max(x - thr[i - top, j - left], 0)
+                row += (_wrap((x * x + add_sq) >> sq, 32) * x + add_cub) >> cub
         total += (row + add_row) >> sh_inner
     return total
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _centre0(csf_a: np.ndarray, i: int, j: int, o: int) -> int:
-    return _wrap((abs(csf_a[o, i, j]) * 8738 + 2048) >> 12, 16)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _centre123(csf_a: np.ndarray, i: int, j: int, o: int) -> int:
-    return _wrap((abs(csf_a[o, i, j]) * 286331153 - (1 << 31)) >> 32, 32)
 
 
 def _recip_table() -> np.ndarray:
@@ -286,12 +364,11 @@ def _masked_sums(src: tuple[np.ndarray, ...], masker: tuple[np.ndarray, ...], sc
                  w: int) -> list[int]:
     """The (h, v, d) cube sums of ``src`` masked by ``masker``'s CSF (:func:`.integer_adm._cm`
     of ``src`` with :func:`.integer_adm._csf` of ``masker``)."""
-    csf = [adm_csf(b, scale, r, s, a)
-           for b, r, (s, a) in zip(masker, rfs, csf_params, strict=True)]
-    csf_a = np.stack([c[0] for c in csf])
-    f_all = csf[0][1] + csf[1][1] + csf[2][1]
+    shifts = tuple(p[0] for p in csf_params)
+    adds = tuple(p[1] for p in csf_params)
+    thr = adm_mask_threshold(*masker, scale, rfs, shifts, adds)
     sh_inner, params = ia._cm_shifts(scale, h, w)
-    return [adm_cm_acc(b, csf_a, f_all, scale, r, sub, sq, cub, sh_inner)
+    return [adm_cm_acc(b, thr, scale, r, sub, sq, cub, sh_inner)
             for b, r, (sub, sq, cub) in zip(src, rfs, params, strict=True)]
 
 
@@ -304,8 +381,7 @@ def adm_frame(ref: np.ndarray, dis: np.ndarray, bit_depth: int, opts: ia.Integer
     nums = np.zeros((4, 3), np.int64)
     aims = np.zeros((4, 3), np.int64)
     half = 1 << (bit_depth - 1)
-    cur_r = ref.astype(np.int64)
-    cur_d = dis.astype(np.int64)
+    cur_r, cur_d = ref, dis  # uint8/uint16 samples; int64 bands from scale 1 on
     for scale in range(4):
         if scale == 0:
             tail = 0 if opts.skip_scale0 else ia._SIMD_TAIL[simd, bit_depth == 8]
