@@ -209,6 +209,9 @@ def main() -> int:
         ("vmafdistill score --mode exact, CPU", teacher_cmd(ref, dist, 1280, 720, "cpu")),
         ("vmafdistill score --mode float, CPU",
          teacher_cmd(ref, dist, 1280, 720, "cpu", "float")),
+        # The same exact mode without the compiled kernels: what they gain, in the same run.
+        ("vmafdistill score --mode exact, CPU, torch path (VMAFDISTILL_EXACT_KERNELS=torch)",
+         ["env", "VMAFDISTILL_EXACT_KERNELS=torch", *teacher_cmd(ref, dist, 1280, 720, "cpu")]),
     ] + ([("vmafdistill score --mode exact, CUDA", teacher_cmd(ref, dist, 1280, 720, "cuda")),
           ("vmafdistill score --mode float, CUDA",
            teacher_cmd(ref, dist, 1280, 720, "cuda", "float"))]
@@ -233,7 +236,8 @@ def main() -> int:
     ratios = [w_int / w for w_int, w in zip(walls[rows[0][0]], walls[rows[2][0]], strict=True)]
     print(f"exact teacher / libvmaf-integer speed per repeat: "
           f"{', '.join(f'{r:.3f}' for r in ratios)}; exact / float teacher "
-          f"{exact_fps / float_fps:.2f}x")
+          f"{exact_fps / float_fps:.2f}x; compiled kernels / torch path "
+          f"{exact_fps / rows[4][1]:.2f}x")
 
     stages = stage_breakdown(ref, dist, 1280, 720, min(16, frames))
     from vmafdistill.io import read_all
@@ -285,7 +289,8 @@ def main() -> int:
         f"{args.torch_threads or 'torch default'}. Exact teacher / libvmaf-integer speed "
         "ratio per run: "
         f"{', '.join(f'{r:.3f}' for r in ratios)}; exact / float teacher "
-        f"{exact_fps / float_fps:.2f}x.",
+        f"{exact_fps / float_fps:.2f}x; exact mode's compiled kernels / its torch path "
+        f"{exact_fps / rows[4][1]:.2f}x.",
         "",
         "| run | frames/s | wall s | vs libvmaf integer | vs libvmaf float | peak RSS MB |",
         "|---|---:|---:|---:|---:|---:|",
