@@ -126,3 +126,32 @@ def test_int64_to_float32_rounds_once() -> None:
     naive = np.asarray(values, dtype=np.int64).astype(np.float64).astype(np.float32)
     assert np.array_equal(got, want)
     assert not np.array_equal(naive, want)  # the case exists: double rounding would differ
+
+
+def test_bad_input_is_refused_as_on_the_torch_path() -> None:
+    """The kernels read without bounds checks: sizes the torch path refuses raise here too,
+    and samples outside the bit depth (which libvmaf's unsigned types would wrap) raise."""
+    small = torch.zeros(2, 8, 40)
+    with pytest.raises(ValueError, match="17-tap filter needs more than 8 samples"):
+        integer_vif(small, small, 8)
+    with pytest.raises(ValueError, match="5-tap filter needs more than 2 samples"):
+        motion_sad_integer(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2), 8)
+    ref, dis = _pair(40, 40, 1, 8, seed=1)
+    negative = ref.clone()
+    negative[0, 5, 5] = -1
+    with pytest.raises(ValueError, match=r"8-bit samples must lie in 0\.\.255"):
+        integer_vif(negative, dis, 8)
+    with pytest.raises(ValueError, match=r"10-bit samples must lie in 0\.\.1023"):
+        integer_adm(ref * 5, dis, 10)
+
+
+def test_empty_batches_and_float_dtypes() -> None:
+    ref, dis = _pair(48, 40, 2, 8, seed=2)
+    empty = integer_adm(ref[:0], dis[:0], 8)
+    assert empty["integer_adm2"].shape == (0,)
+    assert integer_vif(ref[:0], dis[:0], 8)["integer_vif_scale0"].shape == (0,)
+    # bfloat16 holds 8-bit samples exactly; numpy has no such dtype.
+    want = integer_vif(ref, dis, 8)
+    got = integer_vif(ref.to(torch.bfloat16), dis.to(torch.bfloat16), 8)
+    assert all(torch.equal(want[k], got[k]) for k in want)
+    assert backend._numba_error() is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import importlib.util
 import os
 
@@ -15,8 +16,15 @@ ENV_VAR = "VMAFDISTILL_EXACT_KERNELS"
 
 
 @functools.cache
-def _numba_installed() -> bool:
-    return importlib.util.find_spec("numba") is not None
+def _numba_error() -> str | None:
+    """Why numba cannot be used here (``None`` when it imports)."""
+    if importlib.util.find_spec("numba") is None:
+        return "numba is not installed"
+    try:
+        importlib.import_module("numba")
+    except Exception as exc:  # e.g. a numba build older than the installed NumPy
+        return f"numba does not import ({type(exc).__name__}: {exc})"
+    return None
 
 
 def use_compiled_kernels(x: torch.Tensor) -> bool:
@@ -26,8 +34,9 @@ def use_compiled_kernels(x: torch.Tensor) -> bool:
         raise ValueError(f"{ENV_VAR}={choice!r}: expected auto, torch or compiled")
     if choice == "torch" or x.device.type != "cpu":
         return False
-    if not _numba_installed():
+    error = _numba_error()
+    if error is not None:
         if choice == "compiled":
-            raise RuntimeError(f"{ENV_VAR}=compiled, but numba is not installed")
+            raise RuntimeError(f"{ENV_VAR}=compiled, but {error}")
         return False
     return True

@@ -12,7 +12,9 @@ torch path (:func:`.integer_adm._den_finish`, :func:`.integer_adm._cm_finish`), 
 hold one copy of libvmaf's float arithmetic.
 
 All arithmetic is int64 (every product below 2^63, see the torch module for the bounds) with
-explicit two's-complement wraps where libvmaf stores int16/int32.
+explicit two's-complement wraps where libvmaf stores int16/int32; the DWT's filter sums are
+exact float64. numba's on-disk cache is keyed to this file: the constants read from
+:mod:`.integer_adm` at import (filter taps) are libvmaf's and never change.
 """
 
 from __future__ import annotations

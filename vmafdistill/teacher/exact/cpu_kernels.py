@@ -371,15 +371,40 @@ def motion_sad(prev: np.ndarray, cur: np.ndarray, vp_shift: int) -> int:
 
 
 def _frames(x: torch.Tensor, bit_depth: int) -> np.ndarray:
-    """``(N, H, W)`` samples as C-contiguous uint8 (8-bit) or uint16 numpy (values checked by
-    the caller to be integers of ``bit_depth`` bits)."""
-    arr = x.detach().cpu().numpy()
+    """``(N, H, W)`` samples of ``bit_depth`` bits as C-contiguous uint8 (8-bit) or uint16 numpy.
+
+    Float samples are rounded (as the torch path's ADM does); values outside ``0 .. 2^bits - 1``
+    raise, since storing them in libvmaf's unsigned types would wrap them silently.
+    """
+    t = x.detach().cpu()
+    if t.is_floating_point():
+        t = t.to(torch.float64).round()  # also covers dtypes numpy lacks (bfloat16)
+    arr = t.numpy()
+    if arr.size:
+        lo, hi = arr.min(), arr.max()
+        if lo < 0 or hi > (1 << bit_depth) - 1:
+            raise ValueError(f"{bit_depth}-bit samples must lie in 0..{(1 << bit_depth) - 1}, "
+                             f"got values from {lo} to {hi}")
     return np.ascontiguousarray(arr, dtype=np.uint8 if bit_depth == 8 else np.uint16)
+
+
+def _check_filter_sizes(h: int, w: int, taps: tuple[tuple[int, ...], ...], what: str) -> None:
+    """The torch path's error for a filter wider than the plane (here a read out of bounds).
+
+    ``taps``: the filter of each level, each level working on half the previous size.
+    """
+    for level, t in enumerate(taps):
+        r = len(t) // 2
+        for n in (h >> level, w >> level):
+            if n <= r:
+                raise ValueError(f"{what}: a {len(t)}-tap filter needs more than {r} samples, "
+                                 f"got {n} (frame {w}x{h})")
 
 
 def integer_vif_compiled(ref: torch.Tensor, dis: torch.Tensor, bit_depth: int,
                          opts: IntegerVifOptions) -> dict[str, torch.Tensor]:
     """:func:`.integer_vif.integer_vif` of CPU tensors through :func:`vif_frame`."""
+    _check_filter_sizes(ref.shape[-2], ref.shape[-1], VIF_FILTERS, "integer VIF")
     r, d = _frames(ref, bit_depth), _frames(dis, bit_depth)
     scores = np.stack([vif_frame(r[i], d[i], bit_depth, opts.enhn_gain_limit, opts.skip_scale0)
                        for i in range(r.shape[0])]) if r.shape[0] else np.zeros((0, 4))
@@ -388,6 +413,7 @@ def integer_vif_compiled(ref: torch.Tensor, dis: torch.Tensor, bit_depth: int,
 
 def motion_sad_compiled(prev: torch.Tensor, cur: torch.Tensor, bit_depth: int) -> torch.Tensor:
     """:func:`..motion3.motion_sad_integer` of CPU tensors: int64 ``(N,)``."""
+    _check_filter_sizes(prev.shape[-2], prev.shape[-1], (tuple(_MOTION_TAPS),), "integer motion")
     p, c = _frames(prev, bit_depth), _frames(cur, bit_depth)
     shift = 8 if bit_depth == 8 else bit_depth
     return torch.tensor([motion_sad(p[i], c[i], shift) for i in range(p.shape[0])],

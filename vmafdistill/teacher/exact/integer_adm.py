@@ -428,8 +428,9 @@ def _decouple(
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Restored and additive (h, v, d) bands; ``o``/``t`` are reference/distorted (h, v, d).
 
-    ``vec_cols``: columns below it were done by libvmaf's AVX2 scale-0 loop, which rounds
-    ``rst * gain`` to nearest (``cvtpd_epi32``) before the min/max; its C code truncates after.
+    ``vec_cols``: columns below it were done by libvmaf's vector loop (AVX2 at scale 0, AVX-512
+    at every scale: ``_DECOUPLE_BLOCK``), which rounds ``rst * gain`` to nearest
+    (``cvtpd_epi32``/``cvtpd_epi64``) before the min/max; its C code truncates after.
     ``o_f64``/``t_f64``: the same bands as float64, when at hand (scale 0's fast path).
     """
     oh, ov, _ = o
@@ -678,7 +679,6 @@ def _cm(src: list[torch.Tensor], csf_a: list[torch.Tensor], csf_f: list[torch.Te
 
 # --------------------------------------------------------------------------- entry point
 
-# Block width of libvmaf's vectorised high-bit-depth DWT loop, whose last block can overrun.
 #: Output-column block of libvmaf's vector horizontal DWT pass at scale 0, per (path, 8-bit):
 #: its last block also computes the last column when ``ceil(w/2) - 1`` is a multiple of it
 #: (0: no such block). The 8-bit AVX2 kernel runs only on widths that never meet the condition.
@@ -737,7 +737,7 @@ def integer_adm(
     check_size(w, h)
     if ref.is_floating_point() or dis.is_floating_point():
         ref, dis = ref.round(), dis.round()
-    if use_compiled_kernels(ref):
+    if n and use_compiled_kernels(ref):
         from .cpu_adm import integer_adm_compiled  # numba: imported when first needed
 
         return integer_adm_compiled(ref, dis, bit_depth, opts, simd)
