@@ -135,7 +135,7 @@ def _to_f32(x: int) -> float:
     d = float(x)
     if abs(x) >= (1 << 53):
         d = _round_to_odd(x, d)
-    return float(np.float32(d))
+    return np.float64(np.float32(d))  # (float() of a float32 stays float32 in numba)
 
 
 @njit(cache=True, nogil=True, inline="always")
