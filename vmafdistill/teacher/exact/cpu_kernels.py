@@ -262,7 +262,8 @@ def _finish(acc: np.ndarray) -> tuple[float, float]:
     num_log, den_log, num_non_log, den_non_log = acc[0], acc[1], acc[2], acc[3]
     num = num_log / 2048.0 + (den_non_log - (num_non_log / 16384.0) / 65025.0)
     den = den_log / 2048.0 + den_non_log
-    return float(np.float32(num)), float(np.float32(den))
+    # float64 holding the float32 values (numba keeps float() of a float32 as float32)
+    return np.float64(np.float32(num)), np.float64(np.float32(den))
 
 
 @njit(cache=True, nogil=True)
