@@ -426,16 +426,17 @@ def adm_frame(ref: np.ndarray, dis: np.ndarray, bit_depth: int, opts: ia.Integer
 
 def integer_adm_compiled(ref: torch.Tensor, dis: torch.Tensor, bit_depth: int,
                          opts: ia.IntegerAdmOptions, simd: str) -> dict[str, torch.Tensor]:
-    """:func:`.integer_adm.integer_adm` of CPU tensors: integer sums per frame here, the float
-    terms and pooling by the torch path's own functions."""
+    """:func:`.integer_adm.integer_adm` of CPU tensors (at least one frame: ``integer_adm`` sends
+    empty batches through the torch path): integer sums per frame here, the float terms and
+    pooling by the torch path's own functions."""
     from .cpu_kernels import _frames
 
     r, d = _frames(ref, bit_depth), _frames(dis, bit_depth)
     n, h, w = r.shape
     sums = [adm_frame(r[i], d[i], bit_depth, opts, simd) for i in range(n)]
-    dens_i = torch.from_numpy(np.stack([s[0] for s in sums])) if n else None
-    nums_i = torch.from_numpy(np.stack([s[1] for s in sums])) if n else None
-    aims_i = torch.from_numpy(np.stack([s[2] for s in sums])) if n else None
+    dens_i = torch.from_numpy(np.stack([s[0] for s in sums]))
+    nums_i = torch.from_numpy(np.stack([s[1] for s in sums]))
+    aims_i = torch.from_numpy(np.stack([s[2] for s in sums]))
     zero = torch.zeros(n, dtype=torch.float32)
     nums, dens, aims = [], [], []
     bh, bw = h, w

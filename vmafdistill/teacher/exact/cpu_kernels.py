@@ -22,6 +22,8 @@ torch path on CPU too.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from numba import njit
@@ -118,6 +120,30 @@ def _pad_line(line: np.ndarray, half: int, w: int) -> None:
         line[half + w - 1 + f] = line[half + w - 1 - f]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _horizontal(v_mu1: np.ndarray, v_mu2: np.ndarray, v_xx: np.ndarray, v_yy: np.ndarray,
+                v_xy: np.ndarray, taps: np.ndarray, h_mu1: np.ndarray, h_mu2: np.ndarray,
+                h_xx: np.ndarray, h_yy: np.ndarray, h_xy: np.ndarray) -> None:
+    """Horizontal pass of one padded row of vertical sums, tap by tap over the row (vectorised
+    across columns): means in uint32, squares in uint64, as both ``vif_statistic_8`` (uint32
+    vertical squares) and ``vif_statistic_16`` (uint64) sum them."""
+    w = h_mu1.shape[0]
+    h_mu1[:] = 0
+    h_mu2[:] = 0
+    h_xx[:] = 0
+    h_yy[:] = 0
+    h_xy[:] = 0
+    for fj in range(taps.shape[0]):
+        c = taps[fj]
+        c64 = _U64(c)
+        for j in range(w):
+            h_mu1[j] += _U32(c * v_mu1[j + fj])
+            h_mu2[j] += _U32(c * v_mu2[j + fj])
+            h_xx[j] += c64 * _U64(v_xx[j + fj])
+            h_yy[j] += c64 * _U64(v_yy[j + fj])
+            h_xy[j] += c64 * _U64(v_xy[j + fj])
+
+
 @njit(cache=True, nogil=True)
 def vif_statistic_8(ref: np.ndarray, dis: np.ndarray, taps: np.ndarray, table: np.ndarray,
                     gain_limit: float) -> tuple[float, float]:
@@ -164,20 +190,7 @@ def vif_statistic_8(ref: np.ndarray, dis: np.ndarray, taps: np.ndarray, table: n
             v_mu2[half + j] = (v_mu2[half + j] + _U32(128)) >> _U32(8)
         for line in (v_mu1, v_mu2, v_xx, v_yy, v_xy):
             _pad_line(line, half, w)
-        h_mu1[:] = 0
-        h_mu2[:] = 0
-        h_xx[:] = 0
-        h_yy[:] = 0
-        h_xy[:] = 0
-        for fj in range(fw):
-            c = taps[fj]
-            c64 = _U64(c)
-            for j in range(w):
-                h_mu1[j] += _U32(c * v_mu1[j + fj])
-                h_mu2[j] += _U32(c * v_mu2[j + fj])
-                h_xx[j] += c64 * _U64(v_xx[j + fj])
-                h_yy[j] += c64 * _U64(v_yy[j + fj])
-                h_xy[j] += c64 * _U64(v_xy[j + fj])
+        _horizontal(v_mu1, v_mu2, v_xx, v_yy, v_xy, taps, h_mu1, h_mu2, h_xx, h_yy, h_xy)
         _row_terms(h_mu1, h_mu2, h_xx, h_yy, h_xy, table, gain_limit, acc)
     return _finish(acc)
 
@@ -239,20 +252,7 @@ def vif_statistic_16(ref: np.ndarray, dis: np.ndarray, taps: np.ndarray, vp_shif
             _pad_line(line, half, w)
         for line64 in (v_xx, v_yy, v_xy):
             _pad_line(line64, half, w)
-        h_mu1[:] = 0
-        h_mu2[:] = 0
-        h_xx[:] = 0
-        h_yy[:] = 0
-        h_xy[:] = 0
-        for fj in range(fw):
-            c = taps[fj]
-            c64 = _U64(c)
-            for j in range(w):
-                h_mu1[j] += _U32(c * v_mu1[j + fj])
-                h_mu2[j] += _U32(c * v_mu2[j + fj])
-                h_xx[j] += c64 * v_xx[j + fj]
-                h_yy[j] += c64 * v_yy[j + fj]
-                h_xy[j] += c64 * v_xy[j + fj]
+        _horizontal(v_mu1, v_mu2, v_xx, v_yy, v_xy, taps, h_mu1, h_mu2, h_xx, h_yy, h_xy)
         _row_terms(h_mu1, h_mu2, h_xx, h_yy, h_xy, table, gain_limit, acc)
     return _finish(acc)
 
@@ -323,14 +323,10 @@ def vif_frame(ref: np.ndarray, dis: np.ndarray, bit_depth: int, gain_limit: floa
     return out
 
 
-_TABLE: list[np.ndarray] = []
-
-
+@functools.cache
 def _log2_table() -> np.ndarray:
     """libvmaf's log2 table as int64 (entries 32767..65535 used)."""
-    if not _TABLE:
-        _TABLE.append(log2_table("cpu").numpy().astype(np.int64))
-    return _TABLE[0]
+    return log2_table("cpu").numpy().astype(np.int64)
 
 
 # --------------------------------------------------------------------------- motion

@@ -29,14 +29,6 @@ import torch
 BLOCK = 64
 
 
-def _mirror(i: int, n: int) -> int:
-    if i < 0:
-        return -i
-    if i >= n:
-        return 2 * (n - 1) - i
-    return i
-
-
 @functools.lru_cache(maxsize=256)
 def _plan(
     taps: tuple[int, ...], n: int, step: int, device: str, shift: int = 0
