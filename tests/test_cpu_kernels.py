@@ -176,7 +176,8 @@ def test_angle_test_on_borderline_coefficients() -> None:
     oh, ov = np.round(mag * np.cos(phi)), np.round(mag * np.sin(phi))
     th, tv = np.round(gain * mag * np.cos(phi + delta)), np.round(gain * mag * np.sin(phi + delta))
     bands = [b.astype(np.int64).reshape(100, 200) for b in (oh, ov, th, tv)]
-    got = cpu_adm._angle_flags(*bands, cpu_adm._COS_1DEG_SQ, False)
+    got = np.empty(bands[0].shape, np.bool_)
+    cpu_adm._angle_flags(*bands, cpu_adm._COS_1DEG_SQ, False, got)
     o_h, o_v, t_h, t_v = (torch.from_numpy(b) for b in bands)
     dp = adm._i64_to_f32(o_h * t_h + o_v * t_v).to(torch.float64)
     om = adm._i64_to_f32(o_h * o_h + o_v * o_v).to(torch.float64)

@@ -93,20 +93,30 @@ def motion_sad_scores(
     the chunk's first frame. Frames with no partner (index < lag) score 0, as in libvmaf.
     Returns the scores (float64, clipped to ``max_val``) and the new history.
     """
+    from .exact.backend import use_compiled_kernels
+
     x = torch.as_tensor(frames)
     lag = opts.lag
-    seq = x if history is None else torch.cat([history.to(x.device, x.dtype), x])
-    offset = seq.shape[0] - x.shape[0]
+    hist = x[:0] if history is None else history.to(x.device, x.dtype)
+    offset = hist.shape[0]
     n, h, w = x.shape
     scores = torch.zeros(n, dtype=torch.float64)
     idx = [i for i in range(n) if start + i >= lag and offset + i - lag >= 0]
     if idx:
-        cur = seq[[offset + i for i in idx]]
-        prev = seq[[offset + i - lag for i in idx]]
-        sad = motion_sad_integer(prev, cur, bit_depth).to(torch.float64).cpu()
-        vals = (sad / 256.0 / (w * h) * opts.fps_weight).clamp(max=opts.max_val)
+        if use_compiled_kernels(x):  # frames read in place, no gathered copies
+            from .exact.cpu_kernels import motion_sad_sequence
+
+            pairs = [(offset + i - lag, offset + i) for i in idx]
+            sad = motion_sad_sequence(hist, x, pairs, bit_depth)
+        else:
+            seq = torch.cat([hist, x])
+            sad = motion_sad_integer(seq[[offset + i - lag for i in idx]],
+                                     seq[[offset + i for i in idx]], bit_depth)
+        vals = (sad.to(torch.float64).cpu() / 256.0 / (w * h) * opts.fps_weight).clamp(
+            max=opts.max_val)
         scores[idx] = vals
-    return scores, seq[-lag:].clone()
+    tail = x[-lag:] if n >= lag else torch.cat([hist, x])[-lag:]
+    return scores, tail.clone()
 
 
 def _blend(x: float, factor: float, offset: float) -> float:

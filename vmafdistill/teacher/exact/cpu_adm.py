@@ -4,7 +4,7 @@
 on a CPU its many passes over the bands and the GIL held between small operations cost most of
 its time. Here each integer stage of a scale is one compiled loop over the bands of one frame
 pair (GIL released, so frames run in parallel on threads): the db2 DWT with its mirrored
-borders and libvmaf's SIMD tail column, the decoupling (reciprocal table, one-degree angle test
+borders and libvmaf's SIMD tail column, the decoupling (reciprocals, one-degree angle test
 with libvmaf's float32 casts, gain limit and the vector blocks' rounding), the CSF and masking
 weights, and the cube sums with their per-row rounding shifts. The few float steps that turn
 those integer sums into the per-scale terms (``powf``, the noise term) are shared with the
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import threading
 
 import numpy as np
 import torch
@@ -65,9 +66,10 @@ def _fir4(k: np.ndarray, s0: float, s1: float, s2: float, s3: float, add: float,
 
 @njit(cache=True, nogil=True)
 def adm_dwt(x: np.ndarray, off: int, add_v: int, sh_v: int, add_h: int, sh_h: int,
-            tail: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One DWT level of ``(h, w)`` integer samples: int64 bands (a, v, h, d) of
-    ``(ceil(h/2), ceil(w/2))``.
+            tail: int, a: np.ndarray, v: np.ndarray, hh: np.ndarray, d: np.ndarray,
+            lo: np.ndarray, hi: np.ndarray) -> None:
+    """One DWT level of ``(h, w)`` integer samples into the int64 bands ``a``, ``v``, ``hh``,
+    ``d`` of ``(ceil(h/2), ceil(w/2))``; ``lo``/``hi``: float64 row scratch of ``w + 3``.
 
     Vertical pass ``(sum + add_v [- off for the low pass]) >> sh_v``, horizontal ``(sum + add_h)
     >> sh_h``; ``tail``: libvmaf's vector block whose last block also computes the last column
@@ -75,14 +77,8 @@ def adm_dwt(x: np.ndarray, off: int, add_v: int, sh_v: int, add_h: int, sh_h: in
     """
     h, w = x.shape
     ho, wo = (h + 1) // 2, (w + 1) // 2
-    a = np.empty((ho, wo), np.int64)
-    v = np.empty((ho, wo), np.int64)
-    hh = np.empty((ho, wo), np.int64)
-    d = np.empty((ho, wo), np.int64)
     # Vertical outputs with the horizontal borders padded in: lo[k + 1] is sample k, lo[0] is
     # sample 1 (for -1), lo[w + 1] sample w - 1 and lo[w + 2] sample w - 2.
-    lo = np.empty(w + 3)
-    hi = np.empty(w + 3)
     add_lo = float(add_v - off)
     add_hi = float(add_v)
     scale_v = 2.0 ** -sh_v
@@ -114,7 +110,6 @@ def adm_dwt(x: np.ndarray, off: int, add_v: int, sh_v: int, add_h: int, sh_h: in
             t = [lo[c + 1] if c < w else hi[c - w + 1] for c in range(2 * j - 1, 2 * j + 3)]
             a[i, j] = np.int64(_fir4(_LO_F, t[0], t[1], t[2], t[3], add_hf, scale_h))
             v[i, j] = np.int64(_fir4(_HI_F, t[0], t[1], t[2], t[3], add_hf, scale_h))
-    return a, v, hh, d
 
 
 @njit(cache=True, nogil=True)
@@ -139,19 +134,30 @@ def _to_f32(x: int) -> float:
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _recip(m: int) -> int:
+    """libvmaf's ``div_lookup[m]`` = 2^30 // m (0 for m = 0), for 0 <= m <= 32768.
+
+    A float64 division instead of the 256 KB table: reading the table at |o| is a gather that
+    misses L1 and cost ~5x the rest of the decoupling; the truncated quotient equals the integer
+    one for every m (2^30 / m is at least 1/m from the next integer, far above the rounding).
+    """
+    return np.int64(1073741824.0 / m) if m > 0 else 0
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _restored(ob: int, tb: int, angle: bool, scale0: bool, gain: float, int_gain: bool,
-              gi: int, vector: bool, table: np.ndarray) -> int:
+              gi: int, vector: bool) -> int:
     """libvmaf's restored coefficient of one reference/distorted coefficient pair."""
     mag = abs(ob)
     sgn_t = -tb if ob < 0 else tb
-    if scale0:  # |o| <= 32768: straight from the Q30 reciprocal table
-        tmp = (table[mag] * sgn_t + 16384) >> 15
+    if scale0:  # |o| <= 32768: straight from the Q30 reciprocal
+        tmp = (_recip(mag) * sgn_t + 16384) >> 15
     else:  # 15 significant bits first, the shift undone after
         shift = 0
         if mag > 32767:
             shift = int(math.frexp(float(mag))[1]) - 15
         m = (mag + ((1 << shift) >> 1)) >> shift if shift > 0 else mag
-        tmp = (table[m] * sgn_t + (1 << (14 + shift))) >> (15 + shift)
+        tmp = (_recip(m) * sgn_t + (1 << (14 + shift))) >> (15 + shift)
     k = min(max(tmp, 0), 32768)
     if ob == 0:
         k = 32768
@@ -173,15 +179,15 @@ def _restored(ob: int, tb: int, angle: bool, scale0: bool, gain: float, int_gain
 
 @njit(cache=True, nogil=True)
 def _angle_flags(oh: np.ndarray, ov: np.ndarray, th: np.ndarray, tv: np.ndarray,
-                 cos_sq: float, int16_bands: bool) -> np.ndarray:
-    """libvmaf's one-degree test between (oh, ov) and (th, tv): its float32 casts of the int64
-    dot product and squared norms, compared in double as ``(cos * o) * t``.
+                 cos_sq: float, int16_bands: bool, out: np.ndarray) -> None:
+    """libvmaf's one-degree test between (oh, ov) and (th, tv) into the bool array ``out``: its
+    float32 casts of the int64 dot product and squared norms, compared in double as
+    ``(cos * o) * t``.
 
     ``int16_bands`` (scale 0): every product is below 2^31, so the casts need no round-to-odd
     step and the loop vectorises.
     """
     n_rows, n_cols = oh.shape
-    out = np.empty((n_rows, n_cols), np.bool_)
     for i in range(n_rows):
         if int16_bands:
             for j in range(n_cols):
@@ -197,22 +203,19 @@ def _angle_flags(oh: np.ndarray, ov: np.ndarray, th: np.ndarray, tv: np.ndarray,
                 om = _to_f32(o_h * o_h + o_v * o_v)
                 tm = _to_f32(t_h * t_h + t_v * t_v)
                 out[i, j] = (dp >= 0) & (dp * dp >= (om * cos_sq) * tm)
-    return out
 
 
 @njit(cache=True, nogil=True)
 def _decouple_band_scale0(ob: np.ndarray, tb: np.ndarray, angle: np.ndarray, gain: int,
-                          table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                          rst: np.ndarray, add: np.ndarray) -> None:
     """:func:`_restored` for scale 0 and an integer gain limit (every v0.6.1 model), as one
-    branch-light loop."""
+    branch-light loop into ``rst`` and ``add``."""
     n_rows, n_cols = ob.shape
-    rst = np.empty((n_rows, n_cols), np.int64)
-    add = np.empty((n_rows, n_cols), np.int64)
     for i in range(n_rows):
         for j in range(n_cols):
             o = ob[i, j]
             t = tb[i, j]
-            k = (table[abs(o)] * (-t if o < 0 else t) + 16384) >> 15
+            k = (_recip(abs(o)) * (-t if o < 0 else t) + 16384) >> 15
             k = 32768 if o == 0 else min(max(k, 0), 32768)
             r = (k * o + 16384) >> 15
             boosted = r * gain
@@ -220,41 +223,34 @@ def _decouple_band_scale0(ob: np.ndarray, tb: np.ndarray, angle: np.ndarray, gai
             r = limited if (angle[i, j] and k > 0 and o != 0) else r
             rst[i, j] = r
             add[i, j] = t - r
-    return rst, add
 
 
 @njit(cache=True, nogil=True)
 def _decouple_band(ob: np.ndarray, tb: np.ndarray, angle: np.ndarray, scale0: bool,
-                   gain: float, vec_cols: int, table: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray]:
+                   gain: float, vec_cols: int, rst: np.ndarray, add: np.ndarray) -> None:
     n_rows, n_cols = ob.shape
     int_gain = gain == math.floor(gain)
     gi = np.int64(gain)
-    rst = np.empty((n_rows, n_cols), np.int64)
-    add = np.empty((n_rows, n_cols), np.int64)
     for i in range(n_rows):
         for j in range(n_cols):
             r = _restored(ob[i, j], tb[i, j], angle[i, j], scale0, gain, int_gain, gi,
-                          j < vec_cols, table)
+                          j < vec_cols)
             rst[i, j] = r
             add[i, j] = tb[i, j] - r
-    return rst, add
 
 
-def adm_decouple(oh: np.ndarray, ov: np.ndarray, od: np.ndarray, th: np.ndarray,
-                 tv: np.ndarray, td: np.ndarray, scale0: bool, gain: float, vec_cols: int,
-                 table: np.ndarray, cos_sq: float) -> tuple[np.ndarray, ...]:
-    """Restored (rh, rv, rd) and additive (ah, av, ad) bands from the reference (o*) and
-    distorted (t*) detail bands, as :func:`.integer_adm._decouple` computes them."""
-    angle = _angle_flags(oh, ov, th, tv, cos_sq, scale0)
-    pairs = ((oh, th), (ov, tv), (od, td))
-    if scale0 and gain == math.floor(gain):
-        (rh, ah), (rv, av), (rd, ad) = (
-            _decouple_band_scale0(o, t, angle, int(gain), table) for o, t in pairs)
-    else:
-        (rh, ah), (rv, av), (rd, ad) = (
-            _decouple_band(o, t, angle, scale0, gain, vec_cols, table) for o, t in pairs)
-    return rh, rv, rd, ah, av, ad
+def adm_decouple(o: tuple[np.ndarray, ...], t: tuple[np.ndarray, ...], scale0: bool,
+                 gain: float, vec_cols: int, cos_sq: float, buf: _ScaleBuffers) -> None:
+    """Restored (``buf.rst``) and additive (``buf.add``) (h, v, d) bands from the reference
+    (``o``) and distorted (``t``) (h, v, d) detail bands, as :func:`.integer_adm._decouple`
+    computes them."""
+    _angle_flags(o[0], o[1], t[0], t[1], cos_sq, scale0, buf.angle)
+    for k in range(3):
+        if scale0 and gain == math.floor(gain):
+            _decouple_band_scale0(o[k], t[k], buf.angle, int(gain), buf.rst[k], buf.add[k])
+        else:
+            _decouple_band(o[k], t[k], buf.angle, scale0, gain, vec_cols, buf.rst[k],
+                           buf.add[k])
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -288,8 +284,10 @@ def adm_den_acc(band: np.ndarray, scale: int, sh_acc: int, cub: int) -> int:
 @njit(cache=True, nogil=True)
 def adm_mask_threshold(m_h: np.ndarray, m_v: np.ndarray, m_d: np.ndarray, scale: int,
                        rfs: tuple[int, int, int], shifts: tuple[int, int, int],
-                       adds: tuple[int, int, int]) -> np.ndarray:
-    """The masking threshold over the region of interest, from the masker's (h, v, d) bands.
+                       adds: tuple[int, int, int], f_all: np.ndarray, centre: np.ndarray,
+                       thr: np.ndarray) -> None:
+    """The masking threshold over the region of interest into ``thr``, from the masker's
+    (h, v, d) bands (``f_all``, ``centre``: scratch of the bands' shape).
 
     :func:`.integer_adm._csf` of each orientation (CSF weighting, then the |csf|/30 weight and
     the centre's |csf|/15 weight, with libvmaf's int16/int32 wraps), then per pixel the eight
@@ -298,8 +296,8 @@ def adm_mask_threshold(m_h: np.ndarray, m_v: np.ndarray, m_d: np.ndarray, scale:
     :func:`.integer_adm._cm_acc`, which all three orientations share.
     """
     n_rows, n_cols = m_h.shape
-    f_all = np.zeros((n_rows, n_cols), np.int64)
-    centre = np.zeros((n_rows, n_cols), np.int64)
+    f_all[:] = 0
+    centre[:] = 0
     for o in range(3):
         band = m_h if o == 0 else (m_v if o == 1 else m_d)
         rf, sh, add = rfs[o], shifts[o], adds[o]
@@ -317,7 +315,6 @@ def adm_mask_threshold(m_h: np.ndarray, m_v: np.ndarray, m_d: np.ndarray, scale:
                     centre[i, j] += _wrap((dv * 286331153 - (1 << 31)) >> 32, 32)
     top, bottom = _roi(n_rows)
     left, right = _roi(n_cols)
-    thr = np.empty((bottom - top, right - left), np.int64)
     for i in range(top, bottom):
         up = 1 if i == 0 else i - 1
         dn = i if i == n_rows - 1 else i + 1
@@ -327,7 +324,6 @@ def adm_mask_threshold(m_h: np.ndarray, m_v: np.ndarray, m_d: np.ndarray, scale:
             thr[i - top, j - left] = (
                 f_all[up, lf] + f_all[up, j] + f_all[up, rt] + f_all[i, lf] + f_all[i, rt]
                 + f_all[dn, lf] + f_all[dn, j] + f_all[dn, rt] + centre[i, j])
-    return thr
 
 
 @njit(cache=True, nogil=True)
@@ -357,34 +353,72 @@ def adm_cm_acc(src: np.ndarray, thr: np.ndarray, scale: int, rf: int, sub: int, 
     return total
 
 
-def _recip_table() -> np.ndarray:
-    return ia._recip_table_cpu().numpy()
-
-
-def _masked_sums(src: tuple[np.ndarray, ...], masker: tuple[np.ndarray, ...], scale: int,
-                 rfs: tuple[int, int, int], csf_params: tuple[tuple[int, int], ...], h: int,
-                 w: int) -> list[int]:
+def _masked_sums(src: np.ndarray, masker: np.ndarray, scale: int, rfs: tuple[int, int, int],
+                 csf_params: tuple[tuple[int, int], ...], buf: _ScaleBuffers) -> list[int]:
     """The (h, v, d) cube sums of ``src`` masked by ``masker``'s CSF (:func:`.integer_adm._cm`
-    of ``src`` with :func:`.integer_adm._csf` of ``masker``)."""
+    of ``src`` with :func:`.integer_adm._csf` of ``masker``; both ``(3, h, w)``)."""
     shifts = tuple(p[0] for p in csf_params)
     adds = tuple(p[1] for p in csf_params)
-    thr = adm_mask_threshold(*masker, scale, rfs, shifts, adds)
+    adm_mask_threshold(masker[0], masker[1], masker[2], scale, rfs, shifts, adds, buf.f_all,
+                       buf.centre, buf.thr)
+    h, w = src.shape[1:]
     sh_inner, params = ia._cm_shifts(scale, h, w)
-    return [adm_cm_acc(b, thr, scale, r, sub, sq, cub, sh_inner)
+    return [adm_cm_acc(b, buf.thr, scale, r, sub, sq, cub, sh_inner)
             for b, r, (sub, sq, cub) in zip(src, rfs, params, strict=True)]
+
+
+class _ScaleBuffers:
+    """The arrays one DWT scale of one frame pair works in (int64 bands, ``(ho, wo)``).
+
+    libvmaf allocates its buffers once per clip; allocating these per frame instead (~37 MB at
+    720p, scale 0) costs a page fault per 4 KB as the kernel hands the memory back and forth:
+    at 720p that was 8 of 19 ms per frame.
+    """
+
+    def __init__(self, h: int, w: int) -> None:
+        ho, wo = (h + 1) // 2, (w + 1) // 2
+        self.ref = np.empty((4, ho, wo), np.int64)  # a, v, h, d of the reference
+        self.dis = np.empty((4, ho, wo), np.int64)
+        self.lo = np.empty(w + 3)
+        self.hi = np.empty(w + 3)
+        self.angle = np.empty((ho, wo), np.bool_)
+        self.rst = np.empty((3, ho, wo), np.int64)  # restored (h, v, d)
+        self.add = np.empty((3, ho, wo), np.int64)  # additive (h, v, d)
+        self.f_all = np.empty((ho, wo), np.int64)
+        self.centre = np.empty((ho, wo), np.int64)
+        top, left = int(ho * 0.1 - 0.5), int(wo * 0.1 - 0.5)  # as _roi
+        self.thr = np.empty((ho - 2 * top, wo - 2 * left), np.int64)
+
+
+_LOCAL = threading.local()
+
+
+def _workspace(h: int, w: int) -> list[_ScaleBuffers]:
+    """This thread's buffers for ``(h, w)`` frames, one per scale (kept for the last size
+    only: a clip has one size, and frames of one thread never overlap)."""
+    ws = getattr(_LOCAL, "workspace", None)
+    if ws is None or ws[0] != (h, w):
+        scales, sh, sw = [], h, w
+        for _ in range(4):
+            scales.append(_ScaleBuffers(sh, sw))
+            sh, sw = (sh + 1) // 2, (sw + 1) // 2
+        ws = ((h, w), scales)
+        _LOCAL.workspace = ws
+    return ws[1]
 
 
 def adm_frame(ref: np.ndarray, dis: np.ndarray, bit_depth: int, opts: ia.IntegerAdmOptions,
               simd: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Integer sums of one frame pair: (den, num, aim) int64 ``(4 scales, 3 orientations)``
     (aim zero with ``skip_aim``; scale 0 zero with ``skip_scale0``)."""
-    table = _recip_table()
     dens = np.zeros((4, 3), np.int64)
     nums = np.zeros((4, 3), np.int64)
     aims = np.zeros((4, 3), np.int64)
     half = 1 << (bit_depth - 1)
     cur_r, cur_d = ref, dis  # uint8/uint16 samples; int64 bands from scale 1 on
+    workspace = _workspace(*ref.shape)
     for scale in range(4):
+        buf = workspace[scale]
         if scale == 0:
             tail = 0 if opts.skip_scale0 else ia._SIMD_TAIL[simd, bit_depth == 8]
             vp = (ia._LO_SUM * half, half, bit_depth)
@@ -393,22 +427,22 @@ def adm_frame(ref: np.ndarray, dis: np.ndarray, bit_depth: int, opts: ia.Integer
             tail = 0
             vp = ((0, 0, 0), (0, 32768, 16), (0, 32768, 16))[scale - 1]
             hp = ((16384, 15), (32768, 16), (16384, 15))[scale - 1]
-        rb = adm_dwt(cur_r, vp[0], vp[1], vp[2], hp[0], hp[1], tail)
-        db = adm_dwt(cur_d, vp[0], vp[1], vp[2], hp[0], hp[1], tail)
-        cur_r, cur_d = rb[0], db[0]
+        for x, bands in ((cur_r, buf.ref), (cur_d, buf.dis)):
+            adm_dwt(x, vp[0], vp[1], vp[2], hp[0], hp[1], tail, bands[0], bands[1], bands[2],
+                    bands[3], buf.lo, buf.hi)
+        cur_r, cur_d = buf.ref[0], buf.dis[0]
         if scale == 0 and opts.skip_scale0:
             continue
-        bh, bw = rb[0].shape
-        o = (rb[2], rb[1], rb[3])  # (h, v, d)
-        t = (db[2], db[1], db[3])
+        bh, bw = cur_r.shape
+        o = (buf.ref[2], buf.ref[1], buf.ref[3])  # (h, v, d)
+        t = (buf.dis[2], buf.dis[1], buf.dis[3])
         vec_cols = 0
         block = ia._DECOUPLE_BLOCK[simd, scale == 0]
         if block:
             left_c = max(int(bw * ia._BORDER - 0.5 - 1), 0)
             right_c = min(bw - left_c + 2, bw)
             vec_cols = right_c - (right_c - left_c) % block
-        rh, rv, rd, ah, av, ad = adm_decouple(*o, *t, scale == 0, float(opts.enhn_gain_limit),
-                                              vec_cols, table, _COS_1DEG_SQ)
+        adm_decouple(o, t, scale == 0, float(opts.enhn_gain_limit), vec_cols, _COS_1DEG_SQ, buf)
         sh_acc, cub = ia._den_shifts(scale, bh, bw)
         dens[scale] = [adm_den_acc(b, scale, sh_acc, cub) for b in o]
         if scale == 0:
@@ -417,10 +451,9 @@ def adm_frame(ref: np.ndarray, dis: np.ndarray, bit_depth: int, opts: ia.Integer
         else:
             rfs = ia._s123_rfactor(scale, opts)
             csf_p = ((28, 1 << 27),) * 3
-        rst, add = (rh, rv, rd), (ah, av, ad)
-        nums[scale] = _masked_sums(rst, add, scale, rfs, csf_p, bh, bw)
+        nums[scale] = _masked_sums(buf.rst, buf.add, scale, rfs, csf_p, buf)
         if not opts.skip_aim:  # AIM: the additive part masked by the restored part's CSF
-            aims[scale] = _masked_sums(add, rst, scale, rfs, csf_p, bh, bw)
+            aims[scale] = _masked_sums(buf.add, buf.rst, scale, rfs, csf_p, buf)
     return dens, nums, aims
 
 

@@ -121,27 +121,93 @@ def _pad_line(line: np.ndarray, half: int, w: int) -> None:
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _sym17(s: np.ndarray, j: int, c0: int, c1: int, c2: int, c3: int, c4: int, c5: int,
+           c6: int, c7: int, c8: int) -> int:
+    # One output of a symmetric 17-tap filter (c8 the centre) at s[j:j+17], in c's type.
+    return (c0 * (s[j] + s[j + 16]) + c1 * (s[j + 1] + s[j + 15]) + c2 * (s[j + 2] + s[j + 14])
+            + c3 * (s[j + 3] + s[j + 13]) + c4 * (s[j + 4] + s[j + 12])
+            + c5 * (s[j + 5] + s[j + 11]) + c6 * (s[j + 6] + s[j + 10])
+            + c7 * (s[j + 7] + s[j + 9]) + c8 * s[j + 8])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sym9(s: np.ndarray, j: int, c0: int, c1: int, c2: int, c3: int, c4: int) -> int:
+    return (c0 * (s[j] + s[j + 8]) + c1 * (s[j + 1] + s[j + 7]) + c2 * (s[j + 2] + s[j + 6])
+            + c3 * (s[j + 3] + s[j + 5]) + c4 * s[j + 4])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sym5(s: np.ndarray, j: int, c0: int, c1: int, c2: int) -> int:
+    return c0 * (s[j] + s[j + 4]) + c1 * (s[j + 1] + s[j + 3]) + c2 * s[j + 2]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sym3(s: np.ndarray, j: int, c0: int, c1: int) -> int:
+    return c0 * (s[j] + s[j + 2]) + c1 * s[j + 1]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _fir_sym(src: np.ndarray, dst: np.ndarray, n: int, c0: int, c1: int, c2: int, c3: int,
+             c4: int, c5: int, c6: int, c7: int, c8: int) -> None:
+    """``dst[j] = sum_k taps[k] * src[j + k]`` for a symmetric filter of ``n`` = 17, 9, 5 or 3
+    taps (VIF's four) whose first half, centre included, is ``c0, c1, ...`` (the rest unused),
+    summed in the coefficients' type.
+
+    Each length is written out (folded pairs, coefficients in registers) so that the compiler
+    vectorises across columns; a loop over taps with the row in the inner loop runs ~2x slower
+    (it stores each partial sum back to memory).
+    """
+    w = dst.shape[0]
+    if n == 17:
+        for j in range(w):
+            dst[j] = _sym17(src, j, c0, c1, c2, c3, c4, c5, c6, c7, c8)
+    elif n == 9:
+        for j in range(w):
+            dst[j] = _sym9(src, j, c0, c1, c2, c3, c4)
+    elif n == 5:
+        for j in range(w):
+            dst[j] = _sym5(src, j, c0, c1, c2)
+    else:
+        for j in range(w):
+            dst[j] = _sym3(src, j, c0, c1)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _fir_row_u32(src: np.ndarray, dst: np.ndarray, taps: np.ndarray) -> None:
+    # The means: uint32 as libvmaf. No sum wraps (taps sum to 65536, means are < 2^16), so
+    # the order is free.
+    n = taps.shape[0]
+    c = [_U32(taps[k]) if 2 * k < n else _U32(0) for k in range(9)]
+    _fir_sym(src, dst, n, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _fir_row_f64(src: np.ndarray, dst: np.ndarray, taps: np.ndarray) -> None:
+    # The squares (< 2^32) from a float64 row: every product and sum is an integer below
+    # 2^48, exact in float64, whose vector multiplies every x86 level has (uint64 ones need
+    # AVX-512 and are slow even there: 5.9 vs 4.7 ms per 720p frame on a Xeon).
+    n = taps.shape[0]
+    c = [np.float64(taps[k]) if 2 * k < n else 0.0 for k in range(9)]
+    _fir_sym(src, dst, n, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8])
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _horizontal(v_mu1: np.ndarray, v_mu2: np.ndarray, v_xx: np.ndarray, v_yy: np.ndarray,
                 v_xy: np.ndarray, taps: np.ndarray, h_mu1: np.ndarray, h_mu2: np.ndarray,
-                h_xx: np.ndarray, h_yy: np.ndarray, h_xy: np.ndarray) -> None:
-    """Horizontal pass of one padded row of vertical sums, tap by tap over the row (vectorised
-    across columns): means in uint32, squares in uint64, as both ``vif_statistic_8`` (uint32
-    vertical squares) and ``vif_statistic_16`` (uint64) sum them."""
-    w = h_mu1.shape[0]
-    h_mu1[:] = 0
-    h_mu2[:] = 0
-    h_xx[:] = 0
-    h_yy[:] = 0
-    h_xy[:] = 0
-    for fj in range(taps.shape[0]):
-        c = taps[fj]
-        c64 = _U64(c)
-        for j in range(w):
-            h_mu1[j] += _U32(c * v_mu1[j + fj])
-            h_mu2[j] += _U32(c * v_mu2[j + fj])
-            h_xx[j] += c64 * _U64(v_xx[j + fj])
-            h_yy[j] += c64 * _U64(v_yy[j + fj])
-            h_xy[j] += c64 * _U64(v_xy[j + fj])
+                h_xx: np.ndarray, h_yy: np.ndarray, h_xy: np.ndarray, f_sq: np.ndarray
+                ) -> None:
+    """Horizontal pass of one padded row of vertical sums: means in uint32, squares (uint32
+    in ``vif_statistic_8``, uint64 in ``vif_statistic_16``) through the float64 scratch rows
+    ``f_sq`` ``(3, len(v_xx))`` into uint64, as libvmaf sums them."""
+    for j in range(v_xx.shape[0]):
+        f_sq[0, j] = np.float64(v_xx[j])
+        f_sq[1, j] = np.float64(v_yy[j])
+        f_sq[2, j] = np.float64(v_xy[j])
+    _fir_row_u32(v_mu1, h_mu1, taps)
+    _fir_row_u32(v_mu2, h_mu2, taps)
+    _fir_row_f64(f_sq[0], h_xx, taps)
+    _fir_row_f64(f_sq[1], h_yy, taps)
+    _fir_row_f64(f_sq[2], h_xy, taps)
 
 
 @njit(cache=True, nogil=True)
@@ -164,6 +230,7 @@ def vif_statistic_8(ref: np.ndarray, dis: np.ndarray, taps: np.ndarray, table: n
     h_xx = np.empty(w, np.uint64)
     h_yy = np.empty(w, np.uint64)
     h_xy = np.empty(w, np.uint64)
+    f_sq = np.empty((3, wp))
     acc = np.zeros(4, np.int64)
     for i in range(h):
         v_mu1[:] = 0
@@ -190,7 +257,7 @@ def vif_statistic_8(ref: np.ndarray, dis: np.ndarray, taps: np.ndarray, table: n
             v_mu2[half + j] = (v_mu2[half + j] + _U32(128)) >> _U32(8)
         for line in (v_mu1, v_mu2, v_xx, v_yy, v_xy):
             _pad_line(line, half, w)
-        _horizontal(v_mu1, v_mu2, v_xx, v_yy, v_xy, taps, h_mu1, h_mu2, h_xx, h_yy, h_xy)
+        _horizontal(v_mu1, v_mu2, v_xx, v_yy, v_xy, taps, h_mu1, h_mu2, h_xx, h_yy, h_xy, f_sq)
         _row_terms(h_mu1, h_mu2, h_xx, h_yy, h_xy, table, gain_limit, acc)
     return _finish(acc)
 
@@ -220,6 +287,7 @@ def vif_statistic_16(ref: np.ndarray, dis: np.ndarray, taps: np.ndarray, vp_shif
     h_xx = np.empty(w, np.uint64)
     h_yy = np.empty(w, np.uint64)
     h_xy = np.empty(w, np.uint64)
+    f_sq = np.empty((3, wp))
     acc = np.zeros(4, np.int64)
     for i in range(h):
         v_mu1[:] = 0
@@ -252,7 +320,7 @@ def vif_statistic_16(ref: np.ndarray, dis: np.ndarray, taps: np.ndarray, vp_shif
             _pad_line(line, half, w)
         for line64 in (v_xx, v_yy, v_xy):
             _pad_line(line64, half, w)
-        _horizontal(v_mu1, v_mu2, v_xx, v_yy, v_xy, taps, h_mu1, h_mu2, h_xx, h_yy, h_xy)
+        _horizontal(v_mu1, v_mu2, v_xx, v_yy, v_xy, taps, h_mu1, h_mu2, h_xx, h_yy, h_xy, f_sq)
         _row_terms(h_mu1, h_mu2, h_xx, h_yy, h_xy, table, gain_limit, acc)
     return _finish(acc)
 
@@ -338,29 +406,31 @@ _MOTION_TAPS = np.array((3571, 16004, 26386, 16004, 3571), dtype=np.int64)
 def motion_sad(prev: np.ndarray, cur: np.ndarray, vp_shift: int) -> int:
     """libvmaf's integer motion SAD (before scaling) between two ``(h, w)`` reference frames:
     the 5-tap blur of their difference (vertical ``>> vp_shift``, horizontal ``>> 16``, both
-    rounded, mirrored borders), summed in absolute value."""
+    rounded, mirrored borders), summed in absolute value. The taps are written out (folded
+    pairs, as :func:`_fir_row`) so that both passes vectorise; int64 sums are exact in any
+    order."""
     h, w = prev.shape
     half = 2
     line = np.empty(w + 2 * half, np.int64)
     rnd = np.int64(1 << (vp_shift - 1))
+    c0, c1, c2 = _MOTION_TAPS[0], _MOTION_TAPS[1], _MOTION_TAPS[2]
     total = np.int64(0)
     for i in range(h):
-        line[:] = 0
-        for fi in range(5):
-            row = _mirror(i - half + fi, h)
-            c = _MOTION_TAPS[fi]
-            pp = prev[row]
-            cc = cur[row]
-            for j in range(w):
-                line[half + j] += c * (np.int64(pp[j]) - np.int64(cc[j]))
+        p0, q0 = prev[_mirror(i - 2, h)], cur[_mirror(i - 2, h)]
+        p1, q1 = prev[_mirror(i - 1, h)], cur[_mirror(i - 1, h)]
+        p2, q2 = prev[i], cur[i]
+        p3, q3 = prev[_mirror(i + 1, h)], cur[_mirror(i + 1, h)]
+        p4, q4 = prev[_mirror(i + 2, h)], cur[_mirror(i + 2, h)]
         for j in range(w):
-            line[half + j] = (line[half + j] + rnd) >> vp_shift
+            d0 = np.int64(p0[j]) - np.int64(q0[j])
+            d1 = np.int64(p1[j]) - np.int64(q1[j])
+            d2 = np.int64(p2[j]) - np.int64(q2[j])
+            d3 = np.int64(p3[j]) - np.int64(q3[j])
+            d4 = np.int64(p4[j]) - np.int64(q4[j])
+            line[half + j] = (c0 * (d0 + d4) + c1 * (d1 + d3) + c2 * d2 + rnd) >> vp_shift
         _pad_line(line, half, w)
         for j in range(w):
-            a = np.int64(0)
-            for fj in range(5):
-                a += _MOTION_TAPS[fj] * line[j + fj]
-            total += abs((a + 32768) >> 16)
+            total += abs((_sym5(line, j, c0, c1, c2) + 32768) >> 16)
     return total
 
 
@@ -377,7 +447,9 @@ def _frames(x: torch.Tensor, bit_depth: int) -> np.ndarray:
     if t.is_floating_point():
         t = t.to(torch.float64).round()  # also covers dtypes numpy lacks (bfloat16)
     arr = t.numpy()
-    if arr.size:
+    full_range = (arr.dtype == np.uint8 and bit_depth >= 8) or (
+        arr.dtype == np.uint16 and bit_depth == 16)  # nothing to check (decoded frames)
+    if arr.size and not full_range:
         lo, hi = arr.min(), arr.max()
         if lo < 0 or hi > (1 << bit_depth) - 1:
             raise ValueError(f"{bit_depth}-bit samples must lie in 0..{(1 << bit_depth) - 1}, "
@@ -406,6 +478,20 @@ def integer_vif_compiled(ref: torch.Tensor, dis: torch.Tensor, bit_depth: int,
     scores = np.stack([vif_frame(r[i], d[i], bit_depth, opts.enhn_gain_limit, opts.skip_scale0)
                        for i in range(r.shape[0])]) if r.shape[0] else np.zeros((0, 4))
     return {f"integer_vif_scale{s}": torch.from_numpy(scores[:, s].copy()) for s in range(4)}
+
+
+def motion_sad_sequence(history: torch.Tensor, chunk: torch.Tensor,
+                        pairs: list[tuple[int, int]], bit_depth: int) -> torch.Tensor:
+    """SADs of frame pairs ``(a, b)`` indexing the sequence ``history`` then ``chunk`` (both
+    ``(n, H, W)``): int64 ``(len(pairs),)``, read in place (no concatenated copy)."""
+    _check_filter_sizes(chunk.shape[-2], chunk.shape[-1], (tuple(_MOTION_TAPS),),
+                        "integer motion")
+    hist, frames = _frames(history, bit_depth), _frames(chunk, bit_depth)
+    k = hist.shape[0]
+    shift = 8 if bit_depth == 8 else bit_depth
+    return torch.tensor([motion_sad(hist[a] if a < k else frames[a - k],
+                                    hist[b] if b < k else frames[b - k], shift)
+                         for a, b in pairs], dtype=torch.int64)
 
 
 def motion_sad_compiled(prev: torch.Tensor, cur: torch.Tensor, bit_depth: int) -> torch.Tensor:
