@@ -190,3 +190,66 @@ def test_angle_test_on_borderline_coefficients() -> None:
         bands[2] ** 2 + bands[3] ** 2))
     in_double = (dp64 >= 0) & (dp64 * dp64 >= (om64 * cpu_adm._COS_1DEG_SQ) * tm64)
     assert (in_double != want).sum() > 10
+
+
+def test_reciprocal_by_division_equals_libvmafs_table() -> None:
+    """The decoupling reads libvmaf's ``div_lookup`` (2^30 // m) as a float64 division: equal
+    for every index the table has."""
+    import importlib
+
+    from numba import njit
+
+    cpu_adm = importlib.import_module("vmafdistill.teacher.exact.cpu_adm")
+    adm = importlib.import_module("vmafdistill.teacher.exact.integer_adm")
+    recip = cpu_adm._recip
+
+    @njit
+    def every(n: int) -> np.ndarray:
+        out = np.empty(n, np.int64)
+        for m in range(n):
+            out[m] = recip(m)
+        return out
+
+    table = adm._recip_table_cpu().numpy()
+    assert np.array_equal(every(len(table)), table)
+
+
+def test_adm_buffers_follow_frame_size_and_thread() -> None:
+    """The compiled ADM's per-thread buffers: sizes alternating on one thread and two threads
+    at once give the torch path's features."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    opts = IntegerAdmOptions()
+    pairs = [_pair(w, h, 1, 8, seed=w) for w, h in ((96, 64), (65, 49), (96, 64), (130, 77))]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(backend.ENV_VAR, "torch")
+        want = [integer_adm(r, d, 8, opts, simd="avx2") for r, d in pairs]
+    simd = "avx2"
+    alone = [integer_adm_compiled(r, d, 8, opts, simd) for r, d in pairs]
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(lambda p: integer_adm_compiled(*p, 8, opts, simd), pairs * 2))
+    for got in (alone, both[:4], both[4:]):
+        for w_feats, g_feats in zip(want, got, strict=True):
+            for name, value in w_feats.items():
+                assert torch.equal(value, g_feats[name]), name
+
+
+def test_motion_scores_in_chunks_equal_torch() -> None:
+    """Chunked motion with history (frames read in place by the compiled path) equals the
+    torch path on the whole clip, for the one- and two-frame lags."""
+    from vmafdistill.teacher.motion3 import Motion3Options, motion_sad_scores
+
+    ref, _ = _pair(61, 37, 7, 10, seed=5)
+    for opts in (Motion3Options(), Motion3Options(five_frame_window=True)):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv(backend.ENV_VAR, "torch")
+            want, _ = motion_sad_scores(ref, 10, opts)
+        parts, history, start = [], None, 0
+        for lo, hi in ((0, 1), (1, 4), (4, 5), (5, 7)):
+            scores, history = motion_sad_scores(ref[lo:hi], 10, opts, history=history,
+                                                start=start)
+            parts.append(scores)
+            start = hi
+        got = torch.cat(parts)
+        assert torch.equal(want, got), (want, got)
+        assert int((got > 0).sum()) == 7 - opts.lag
