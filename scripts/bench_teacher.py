@@ -317,7 +317,7 @@ def main() -> int:
     start = text.find("## Teacher:")
     if start >= 0:
         end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+        text = text[:start] + section + ("\n" + text[end + 1:] if end >= 0 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
     out.parent.mkdir(parents=True, exist_ok=True)
