@@ -220,7 +220,8 @@ def test_adm_buffers_follow_frame_size_and_thread() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     opts = IntegerAdmOptions()
-    pairs = [_pair(w, h, 1, 8, seed=w) for w, h in ((96, 64), (65, 49), (96, 64), (130, 77))]
+    sizes = ((96, 64), (96, 64), (65, 49), (96, 64), (130, 77))  # same size twice: reuse
+    pairs = [_pair(w, h, 1, 8, seed=k) for k, (w, h) in enumerate(sizes)]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(backend.ENV_VAR, "torch")
         want = [integer_adm(r, d, 8, opts, simd="avx2") for r, d in pairs]
@@ -228,7 +229,8 @@ def test_adm_buffers_follow_frame_size_and_thread() -> None:
     alone = [integer_adm_compiled(r, d, 8, opts, simd) for r, d in pairs]
     with ThreadPoolExecutor(2) as pool:
         both = list(pool.map(lambda p: integer_adm_compiled(*p, 8, opts, simd), pairs * 2))
-    for got in (alone, both[:4], both[4:]):
+    n = len(pairs)
+    for got in (alone, both[:n], both[n:]):
         for w_feats, g_feats in zip(want, got, strict=True):
             for name, value in w_feats.items():
                 assert torch.equal(value, g_feats[name]), name
@@ -253,3 +255,46 @@ def test_motion_scores_in_chunks_equal_torch() -> None:
         got = torch.cat(parts)
         assert torch.equal(want, got), (want, got)
         assert int((got > 0).sum()) == 7 - opts.lag
+
+
+def test_decoded_dtypes_and_range_checks() -> None:
+    """uint8/uint16 frames (as decoders give them) go through without a copy or a check where
+    the dtype cannot exceed the bit depth, and are checked where it can."""
+    from vmafdistill.teacher.exact.cpu_kernels import _frames
+
+    ref, dis = _pair(64, 48, 2, 8, seed=1)
+    want = integer_vif_compiled(ref, dis, 8, IntegerVifOptions())
+    got = integer_vif_compiled(ref.to(torch.uint8), dis.to(torch.uint8), 8, IntegerVifOptions())
+    for name, value in want.items():
+        assert torch.equal(value, got[name]), name
+    ten_bit = torch.from_numpy(np.full((1, 40, 40), 1023, np.uint16))
+    assert _frames(ten_bit, 10).dtype == np.uint16
+    with pytest.raises(ValueError, match=r"0\.\.1023"):  # 1024 does not fit 10 bits
+        _frames(torch.from_numpy(np.full((1, 40, 40), 1024, np.uint16)), 10)
+    with pytest.raises(ValueError, match=r"0\.\.127"):
+        _frames(torch.full((1, 40, 40), 200, dtype=torch.uint8), 7)
+
+
+def test_motion_history_of_another_size_is_refused() -> None:
+    from vmafdistill.teacher.motion3 import Motion3Options, motion_sad_scores
+
+    big, _ = _pair(46, 40, 2, 8, seed=2)
+    small = big[:, :20, :24].contiguous()
+    with pytest.raises(ValueError, match="history frames"):
+        motion_sad_scores(small, 8, Motion3Options(), history=big[:1], start=1)
+    with pytest.raises(ValueError, match="frame shapes differ"):
+        motion_sad_compiled(big[:1], small[:1], 8)
+
+
+def test_scorers_release_the_kernel_buffers() -> None:
+    import importlib
+
+    from vmafdistill.teacher.vmaf import VmafScorer
+
+    cpu_adm = importlib.import_module("vmafdistill.teacher.exact.cpu_adm")
+    ref, dis = _pair(64, 48, 3, 8, seed=4)
+    scorer = VmafScorer("vmaf_v0.6.1", mode="exact")
+    scorer.update(ref.to(torch.uint8), dis.to(torch.uint8), ref_bit_depth=8, dist_bit_depth=8)
+    assert cpu_adm._WORKSPACES  # the frames ran in buffers kept across calls
+    scorer.result()
+    assert not cpu_adm._WORKSPACES

@@ -25,6 +25,7 @@ import torch
 
 from ..errors import ModelError, VideoInputError
 from .cambi import CambiOptions, cambi, check_cambi_size
+from .exact.features import release_buffers
 from .exact.integer_adm import MIN_SIZE as ADM_MIN_SIZE
 from .exact.integer_adm import IntegerAdmOptions, integer_adm
 from .model_v1016 import V1016Model
@@ -138,6 +139,7 @@ class V1016Scorer:
         if not self._parts:
             raise VideoInputError("no frames were scored")
         metrics = {k: np.concatenate(v).astype(np.float64) for k, v in self._parts.items()}
+        release_buffers()  # the clip is done: free the CPU kernels' frame buffers
         names = self.model.printed_names()
         sad = metrics.pop("_sad")
         m3 = names["motion3"]

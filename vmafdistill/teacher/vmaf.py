@@ -19,7 +19,13 @@ from torch import nn
 from ..errors import VideoInputError
 from ..vmaf_names import FRAME_METRICS
 from .adm import adm_scales
-from .exact.features import EXACT_METRICS, exact_frame_features, finish_motion, printed_names
+from .exact.features import (
+    EXACT_METRICS,
+    exact_frame_features,
+    finish_motion,
+    printed_names,
+    release_buffers,
+)
 from .exact.integer_adm import MIN_SIZE as ADM_MIN_SIZE
 from .model import VmafModel
 from .motion import motion2_from_motion, motion_blur, motion_sad
@@ -250,6 +256,7 @@ class VmafScorer:
         metrics = {k: np.concatenate(v).astype(np.float64) for k, v in self._parts.items()}
         motion = torch.from_numpy(metrics["motion"])
         if self.mode == "exact":
+            release_buffers()  # the clip is done: free the CPU kernels' frame buffers
             opts = self.model.exact_options
             metrics.update({k: v.numpy() for k, v in finish_motion(motion, opts).items()})
             printed = printed_names(opts)
@@ -296,6 +303,7 @@ def vmaf_exact(
         model = VmafModel.load(model)
     opts = model.exact_options
     feats, _ = exact_frame_features(ref, dist, bit_depth, opts)
+    release_buffers()
     feats.update(finish_motion(feats["motion"], opts))
     feats["vmaf"] = model.predict(feats)
     return feats

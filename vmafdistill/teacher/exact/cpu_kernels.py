@@ -31,6 +31,8 @@ from numba import njit
 from .integer_vif import VIF_FILTERS, IntegerVifOptions, log2_table
 
 _TAPS = tuple(np.array(t, dtype=np.uint32) for t in VIF_FILTERS)
+# The written-out filters (_fir_sym) fold symmetric pairs and know these four lengths only.
+assert all(len(t) in (17, 9, 5, 3) and t == t[::-1] for t in VIF_FILTERS)
 _SIGMA_NSQ = 65536 << 1
 _U32 = np.uint32
 _U64 = np.uint64
@@ -171,12 +173,19 @@ def _fir_sym(src: np.ndarray, dst: np.ndarray, n: int, stride: int, c0: int, c1:
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _tap(taps: np.ndarray, k: int) -> int:
+    # Tap k of the first half (centre included) of a symmetric filter; 0 past it.
+    return taps[k] if 2 * k < taps.shape[0] else 0
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _fir_row_u32(src: np.ndarray, dst: np.ndarray, taps: np.ndarray, stride: int = 1) -> None:
     # The means: uint32 as libvmaf. No sum wraps (taps sum to 65536, means are < 2^16), so
     # the order is free.
     n = taps.shape[0]
-    c = [_U32(taps[k]) if 2 * k < n else _U32(0) for k in range(9)]
-    _fir_sym(src, dst, n, stride, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8])
+    _fir_sym(src, dst, n, stride, _U32(_tap(taps, 0)), _U32(_tap(taps, 1)), _U32(_tap(taps, 2)),
+             _U32(_tap(taps, 3)), _U32(_tap(taps, 4)), _U32(_tap(taps, 5)), _U32(_tap(taps, 6)),
+             _U32(_tap(taps, 7)), _U32(_tap(taps, 8)))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -185,8 +194,10 @@ def _fir_row_f64(src: np.ndarray, dst: np.ndarray, taps: np.ndarray) -> None:
     # 2^48, exact in float64, whose vector multiplies every x86 level has (uint64 ones need
     # AVX-512 and are slow even there: 5.9 vs 4.7 ms per 720p frame on a Xeon).
     n = taps.shape[0]
-    c = [np.float64(taps[k]) if 2 * k < n else 0.0 for k in range(9)]
-    _fir_sym(src, dst, n, 1, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8])
+    _fir_sym(src, dst, n, 1, np.float64(_tap(taps, 0)), np.float64(_tap(taps, 1)),
+             np.float64(_tap(taps, 2)), np.float64(_tap(taps, 3)), np.float64(_tap(taps, 4)),
+             np.float64(_tap(taps, 5)), np.float64(_tap(taps, 6)), np.float64(_tap(taps, 7)),
+             np.float64(_tap(taps, 8)))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -397,6 +408,7 @@ def _log2_table() -> np.ndarray:
 # --------------------------------------------------------------------------- motion
 
 _MOTION_TAPS = np.array((3571, 16004, 26386, 16004, 3571), dtype=np.int64)
+assert tuple(_MOTION_TAPS) == tuple(_MOTION_TAPS[::-1])  # motion_sad folds its pairs
 
 
 @njit(cache=True, nogil=True)
@@ -404,7 +416,7 @@ def motion_sad(prev: np.ndarray, cur: np.ndarray, vp_shift: int) -> int:
     """libvmaf's integer motion SAD (before scaling) between two ``(h, w)`` reference frames:
     the 5-tap blur of their difference (vertical ``>> vp_shift``, horizontal ``>> 16``, both
     rounded, mirrored borders), summed in absolute value. The taps are written out (folded
-    pairs, as :func:`_fir_row`) so that both passes vectorise; int64 sums are exact in any
+    pairs, as :func:`_fir_sym`) so that both passes vectorise; int64 sums are exact in any
     order."""
     h, w = prev.shape
     half = 2
@@ -483,6 +495,9 @@ def motion_sad_sequence(history: torch.Tensor, chunk: torch.Tensor,
     ``(n, H, W)``): int64 ``(len(pairs),)``, read in place (no concatenated copy)."""
     _check_filter_sizes(chunk.shape[-2], chunk.shape[-1], (tuple(_MOTION_TAPS),),
                         "integer motion")
+    if history.shape[0] and history.shape[1:] != chunk.shape[1:]:
+        raise ValueError(f"integer motion: history frames are {tuple(history.shape[1:])}, the "
+                         f"chunk's {tuple(chunk.shape[1:])}")
     hist, frames = _frames(history, bit_depth), _frames(chunk, bit_depth)
     k = hist.shape[0]
     shift = 8 if bit_depth == 8 else bit_depth
@@ -494,6 +509,9 @@ def motion_sad_sequence(history: torch.Tensor, chunk: torch.Tensor,
 def motion_sad_compiled(prev: torch.Tensor, cur: torch.Tensor, bit_depth: int) -> torch.Tensor:
     """:func:`..motion3.motion_sad_integer` of CPU tensors: int64 ``(N,)``."""
     _check_filter_sizes(prev.shape[-2], prev.shape[-1], (tuple(_MOTION_TAPS),), "integer motion")
+    if prev.shape != cur.shape:
+        raise ValueError(f"integer motion: frame shapes differ, {tuple(prev.shape)} and "
+                         f"{tuple(cur.shape)}")
     p, c = _frames(prev, bit_depth), _frames(cur, bit_depth)
     shift = 8 if bit_depth == 8 else bit_depth
     return torch.tensor([motion_sad(p[i], c[i], shift) for i in range(p.shape[0])],

@@ -13,6 +13,7 @@ CSV writers use. ``motion2``/``motion3`` need the whole clip and come from
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -191,6 +192,13 @@ def exact_frame_features(
     return feats, history
 
 
+def release_buffers() -> None:
+    """Free the compiled CPU kernels' per-thread buffers (scorers call it when a clip ends)."""
+    cpu_adm = sys.modules.get(f"{__package__}.cpu_adm")  # imported only if the kernels ran
+    if cpu_adm is not None:
+        cpu_adm.release_workspaces()
+
+
 def finish_motion(sad: torch.Tensor, opts: ExactOptions) -> dict[str, torch.Tensor]:
     """``motion2`` and ``motion3`` of a whole clip from its per-frame SAD scores."""
     return motion3_from_sad(sad, opts.motion)
@@ -202,5 +210,6 @@ def exact_features(
     """All exact-mode features of a whole clip held in memory (canonical names)."""
     opts = opts or ExactOptions()
     feats, _ = exact_frame_features(ref, dis, bit_depth, opts)
+    release_buffers()
     feats.update(finish_motion(feats["motion"], opts))
     return feats
