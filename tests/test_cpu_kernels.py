@@ -220,8 +220,13 @@ def test_adm_buffers_follow_frame_size_and_thread() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     opts = IntegerAdmOptions()
+    import importlib
+
+    cpu_adm = importlib.import_module("vmafdistill.teacher.exact.cpu_adm")
     sizes = ((96, 64), (96, 64), (65, 49), (96, 64), (130, 77))  # same size twice: reuse
     pairs = [_pair(w, h, 1, 8, seed=k) for k, (w, h) in enumerate(sizes)]
+    first = cpu_adm._workspace(64, 96)
+    assert cpu_adm._workspace(64, 96) is first  # same size, same thread: the same buffers
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(backend.ENV_VAR, "torch")
         want = [integer_adm(r, d, 8, opts, simd="avx2") for r, d in pairs]
@@ -286,10 +291,12 @@ def test_motion_history_of_another_size_is_refused() -> None:
         motion_sad_compiled(big[:1], small[:1], 8)
 
 
-def test_scorers_release_the_kernel_buffers() -> None:
+def test_scorers_release_the_kernel_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 
     from vmafdistill.teacher.vmaf import VmafScorer
+
+    monkeypatch.setenv(backend.ENV_VAR, "compiled")
 
     cpu_adm = importlib.import_module("vmafdistill.teacher.exact.cpu_adm")
     ref, dis = _pair(64, 48, 3, 8, seed=4)
@@ -298,3 +305,23 @@ def test_scorers_release_the_kernel_buffers() -> None:
     assert cpu_adm._WORKSPACES  # the frames ran in buffers kept across calls
     scorer.result()
     assert not cpu_adm._WORKSPACES
+
+
+def test_predict_clip_equals_the_model_on_any_length() -> None:
+    """The scorers' SVR (one intra-op thread, chunks of frames) equals ``predict``, also across
+    chunk borders, and leaves torch's thread count as it was."""
+    from vmafdistill.teacher import model as model_module
+    from vmafdistill.teacher.model import VmafModel, predict_clip
+
+    model = VmafModel.load("vmaf_v0.6.1")
+    rng = np.random.default_rng(6)
+    feats = {n: torch.from_numpy(rng.uniform(0, 1, 1000) * (30 if "motion" in n else 1))
+             for n in model.feature_names}
+    want = model.predict(feats).numpy()
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(model_module, "PREDICT_CHUNK", 300)  # 4 calls, the last one short
+        got = predict_clip(model, feats)
+    assert np.array_equal(want, got)
+    assert torch.get_num_threads() == threads
+    assert predict_clip(model, {n: v[:0] for n, v in feats.items()}).shape == (0,)

@@ -28,6 +28,7 @@ from .cambi import CambiOptions, cambi, check_cambi_size
 from .exact.features import release_buffers
 from .exact.integer_adm import MIN_SIZE as ADM_MIN_SIZE
 from .exact.integer_adm import IntegerAdmOptions, integer_adm
+from .model import predict_clip
 from .model_v1016 import V1016Model
 from .motion3 import Motion3Options, motion3_from_sad, motion_sad_scores
 from .speed import SpeedOptions, check_speed_size, chroma_planes, require_chroma, speed_chroma
@@ -152,7 +153,7 @@ class V1016Scorer:
         if names["adm3"] not in metrics:
             raise ModelError(f"model {self.model.name}: no adm3 values were computed")
         feats = {short: torch.from_numpy(metrics[printed]) for short, printed in names.items()}
-        metrics["vmaf"] = self.model.predict(feats).numpy()
+        metrics["vmaf"] = predict_clip(self.model, feats)
         return metrics
 
 

@@ -27,7 +27,7 @@ from .exact.features import (
     release_buffers,
 )
 from .exact.integer_adm import MIN_SIZE as ADM_MIN_SIZE
-from .model import VmafModel
+from .model import VmafModel, predict_clip
 from .motion import motion2_from_motion, motion_blur, motion_sad
 from .vif import vif_scales
 
@@ -264,7 +264,7 @@ class VmafScorer:
             metrics["motion2"] = motion2_from_motion(motion).numpy()
             printed = {}
         feats = {k: torch.from_numpy(v) for k, v in metrics.items()}
-        metrics["vmaf"] = self.model.predict(feats).numpy()
+        metrics["vmaf"] = predict_clip(self.model, feats)
         return VmafResult(
             model=self.model.name, metrics=metrics, mode=self.mode, printed=printed
         )

@@ -414,8 +414,8 @@ def release_workspaces() -> None:
     """Free every thread's ADM buffers (~39 MB per thread at 720p, ~350 MB at 4K).
 
     The scorers call this when a clip is finished, so that a long-lived process (labelling,
-    then training) does not keep them; the next clip allocates them again, once. Call it only
-    while no ADM runs (a running frame keeps its own reference anyway).
+    then training) does not keep them; the next frame of any thread allocates its own again,
+    once. Safe while other threads run ADM: a running frame holds its buffers until it ends.
     """
     with _WORKSPACES_LOCK:
         _WORKSPACES.clear()

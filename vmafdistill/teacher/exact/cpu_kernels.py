@@ -32,7 +32,8 @@ from .integer_vif import VIF_FILTERS, IntegerVifOptions, log2_table
 
 _TAPS = tuple(np.array(t, dtype=np.uint32) for t in VIF_FILTERS)
 # The written-out filters (_fir_sym) fold symmetric pairs and know these four lengths only.
-assert all(len(t) in (17, 9, 5, 3) and t == t[::-1] for t in VIF_FILTERS)
+if not all(len(t) in (17, 9, 5, 3) and t == t[::-1] for t in VIF_FILTERS):
+    raise RuntimeError("VIF filters must be symmetric with 17, 9, 5 or 3 taps")
 _SIGMA_NSQ = 65536 << 1
 _U32 = np.uint32
 _U64 = np.uint64
@@ -408,7 +409,8 @@ def _log2_table() -> np.ndarray:
 # --------------------------------------------------------------------------- motion
 
 _MOTION_TAPS = np.array((3571, 16004, 26386, 16004, 3571), dtype=np.int64)
-assert tuple(_MOTION_TAPS) == tuple(_MOTION_TAPS[::-1])  # motion_sad folds its pairs
+if tuple(_MOTION_TAPS) != tuple(_MOTION_TAPS[::-1]):  # motion_sad folds its pairs
+    raise RuntimeError("the motion filter must be symmetric")
 
 
 @njit(cache=True, nogil=True)
