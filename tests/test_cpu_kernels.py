@@ -325,3 +325,37 @@ def test_predict_clip_equals_the_model_on_any_length() -> None:
     assert np.array_equal(want, got)
     assert torch.get_num_threads() == threads
     assert predict_clip(model, {n: v[:0] for n, v in feats.items()}).shape == (0,)
+
+
+def test_branch_free_decoupling_at_scales_1_to_3_equals_the_scalar_one() -> None:
+    """The vectorised decoupling for integer gains (bit counting instead of ``frexp``) equals
+    the scalar per-coefficient code on magnitudes up to int32's, zeros and the angle mask."""
+    import importlib
+
+    from numba import njit
+
+    cpu_adm = importlib.import_module("vmafdistill.teacher.exact.cpu_adm")
+    excess = cpu_adm._excess_bits
+
+    @njit
+    def excess_all(a: np.ndarray) -> np.ndarray:
+        out = np.empty_like(a)
+        for i in range(a.shape[0]):
+            out[i] = excess(a[i])
+        return out
+
+    mags = np.concatenate([np.arange(0, 70000), 2 ** np.arange(0, 63), 2 ** np.arange(1, 63) - 1])
+    want = np.array([max(int(m).bit_length() - 15, 0) for m in mags])
+    assert np.array_equal(excess_all(mags.astype(np.int64)), want)
+
+    rng = np.random.default_rng(8)
+    for top in (2**14, 2**20, 2**31 - 1):
+        o = rng.integers(-top, top, (60, 90)).astype(np.int64)
+        o[::7, ::5] = 0
+        t = (o * rng.uniform(-0.5, 2.5, o.shape)).astype(np.int64) + rng.integers(-50, 50, o.shape)
+        angle = rng.random(o.shape) < 0.6
+        for gain in (100, 1):
+            want_r, want_a, got_r, got_a = (np.empty_like(o) for _ in range(4))
+            cpu_adm._decouple_band(o, t, angle, False, float(gain), 0, want_r, want_a)
+            cpu_adm._decouple_band_int_gain(o, t, angle, gain, got_r, got_a)
+            assert np.array_equal(want_r, got_r) and np.array_equal(want_a, got_a), (top, gain)

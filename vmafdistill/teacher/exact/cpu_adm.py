@@ -225,6 +225,47 @@ def _decouple_band_scale0(ob: np.ndarray, tb: np.ndarray, angle: np.ndarray, gai
             add[i, j] = t - r
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _excess_bits(mag: int) -> int:
+    """``bit_length(mag) - 15`` for ``mag >= 2^15``, else 0 (``0 <= mag < 2^63``): the shift
+    that leaves 15 significant bits. Branch-free (the bits above bit 14 smeared down, then
+    counted), so the loop around it vectorises, which a call of ``frexp`` prevents."""
+    v = mag >> 15
+    v |= v >> 1
+    v |= v >> 2
+    v |= v >> 4
+    v |= v >> 8
+    v |= v >> 16
+    v |= v >> 32
+    v = v - ((v >> 1) & 0x5555555555555555)
+    v = (v & 0x3333333333333333) + ((v >> 2) & 0x3333333333333333)
+    v = (v + (v >> 4)) & 0x0F0F0F0F0F0F0F0F
+    return (v * 0x0101010101010101) >> 56  # the byte sums (<= 64) in the top byte
+
+
+@njit(cache=True, nogil=True)
+def _decouple_band_int_gain(ob: np.ndarray, tb: np.ndarray, angle: np.ndarray, gain: int,
+                            rst: np.ndarray, add: np.ndarray) -> None:
+    """:func:`_restored` at scales 1-3 with an integer gain limit (every v0.6.1 model), as one
+    branch-light loop into ``rst`` and ``add`` (a shift of 0 is libvmaf's unshifted case)."""
+    n_rows, n_cols = ob.shape
+    for i in range(n_rows):
+        for j in range(n_cols):
+            o = ob[i, j]
+            t = tb[i, j]
+            mag = abs(o)
+            shift = _excess_bits(mag)
+            m = (mag + ((1 << shift) >> 1)) >> shift
+            k = (_recip(m) * (-t if o < 0 else t) + (1 << (14 + shift))) >> (15 + shift)
+            k = 32768 if o == 0 else min(max(k, 0), 32768)
+            r = (k * o + 16384) >> 15
+            boosted = r * gain
+            limited = min(boosted, t) if o > 0 else max(boosted, t)
+            r = limited if (angle[i, j] and k > 0 and o != 0) else r
+            rst[i, j] = r
+            add[i, j] = t - r
+
+
 @njit(cache=True, nogil=True)
 def _decouple_band(ob: np.ndarray, tb: np.ndarray, angle: np.ndarray, scale0: bool,
                    gain: float, vec_cols: int, rst: np.ndarray, add: np.ndarray) -> None:
@@ -248,6 +289,8 @@ def adm_decouple(o: tuple[np.ndarray, ...], t: tuple[np.ndarray, ...], scale0: b
     for k in range(3):
         if scale0 and gain == math.floor(gain):
             _decouple_band_scale0(o[k], t[k], buf.angle, int(gain), buf.rst[k], buf.add[k])
+        elif gain == math.floor(gain):
+            _decouple_band_int_gain(o[k], t[k], buf.angle, int(gain), buf.rst[k], buf.add[k])
         else:
             _decouple_band(o[k], t[k], buf.angle, scale0, gain, vec_cols, buf.rst[k],
                            buf.add[k])
