@@ -248,5 +248,17 @@ def test_powf_is_the_c_librarys_as_libvmafs() -> None:
     want = np.array([powf(float(x), third) for x in xs], dtype=np.float32)
     got = adm._powf_cbrt(torch.from_numpy(xs).reshape(2, -1)).reshape(-1).numpy()
     assert np.array_equal(got, want)
-    scalars = [adm._powf_cbrt_scalar(float(x)) for x in xs[:50]]
-    assert np.array_equal(np.array(scalars, dtype=np.float32), want[:50])
+    scalars = [adm._powf_cbrt_scalar(float(x)) for x in xs[-4:]]  # where the routes differ
+    assert np.array_equal(np.array(scalars, dtype=np.float32), want[-4:])
+
+
+def test_powf_without_a_c_library_rounds_float64_pow(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    adm = importlib.import_module("vmafdistill.teacher.exact.integer_adm")
+    monkeypatch.setattr(adm, "_libm_powf", lambda: None)
+    xs = np.array([849575.9, 29452.24, 1.0, 0.0], dtype=np.float32)
+    third = float(np.float32(1.0) / np.float32(3.0))
+    want = np.array([np.float32(float(x) ** third) for x in xs], dtype=np.float32)
+    assert np.array_equal(adm._powf_cbrt(torch.from_numpy(xs)).numpy(), want)
+    assert adm._powf_cbrt_scalar(849575.9) == want[0]
