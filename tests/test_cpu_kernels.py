@@ -327,9 +327,10 @@ def test_predict_clip_equals_the_model_on_any_length() -> None:
     assert predict_clip(model, {n: v[:0] for n, v in feats.items()}).shape == (0,)
 
 
-def test_branch_free_decoupling_at_scales_1_to_3_equals_the_scalar_one() -> None:
+def test_branch_free_decoupling_equals_the_scalar_one() -> None:
     """The vectorised decoupling for integer gains (bit counting instead of ``frexp``) equals
-    the scalar per-coefficient code on magnitudes up to int32's, zeros and the angle mask."""
+    the scalar per-coefficient code at scale 0 and on magnitudes up to int32's, zeros and the
+    angle mask."""
     import importlib
 
     from numba import njit
@@ -355,7 +356,9 @@ def test_branch_free_decoupling_at_scales_1_to_3_equals_the_scalar_one() -> None
         t = (o * rng.uniform(-0.5, 2.5, o.shape)).astype(np.int64) + rng.integers(-50, 50, o.shape)
         angle = rng.random(o.shape) < 0.6
         for gain in (100, 1):
-            want_r, want_a, got_r, got_a = (np.empty_like(o) for _ in range(4))
-            cpu_adm._decouple_band(o, t, angle, False, float(gain), 0, want_r, want_a)
-            cpu_adm._decouple_band_int_gain(o, t, angle, gain, got_r, got_a)
-            assert np.array_equal(want_r, got_r) and np.array_equal(want_a, got_a), (top, gain)
+            for scale0 in (False, True) if top <= 2**15 else (False,):  # scale 0: |o| <= 2^15
+                want_r, want_a, got_r, got_a = (np.empty_like(o) for _ in range(4))
+                cpu_adm._decouple_band(o, t, angle, scale0, float(gain), 0, want_r, want_a)
+                cpu_adm._decouple_band_int_gain(o, t, angle, gain, scale0, got_r, got_a)
+                assert np.array_equal(want_r, got_r), (top, gain, scale0)
+                assert np.array_equal(want_a, got_a), (top, gain, scale0)

@@ -205,26 +205,6 @@ def _angle_flags(oh: np.ndarray, ov: np.ndarray, th: np.ndarray, tv: np.ndarray,
                 out[i, j] = (dp >= 0) & (dp * dp >= (om * cos_sq) * tm)
 
 
-@njit(cache=True, nogil=True)
-def _decouple_band_scale0(ob: np.ndarray, tb: np.ndarray, angle: np.ndarray, gain: int,
-                          rst: np.ndarray, add: np.ndarray) -> None:
-    """:func:`_restored` for scale 0 and an integer gain limit (every v0.6.1 model), as one
-    branch-light loop into ``rst`` and ``add``."""
-    n_rows, n_cols = ob.shape
-    for i in range(n_rows):
-        for j in range(n_cols):
-            o = ob[i, j]
-            t = tb[i, j]
-            k = (_recip(abs(o)) * (-t if o < 0 else t) + 16384) >> 15
-            k = 32768 if o == 0 else min(max(k, 0), 32768)
-            r = (k * o + 16384) >> 15
-            boosted = r * gain
-            limited = min(boosted, t) if o > 0 else max(boosted, t)
-            r = limited if (angle[i, j] and k > 0 and o != 0) else r
-            rst[i, j] = r
-            add[i, j] = t - r
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _excess_bits(mag: int) -> int:
     """``bit_length(mag) - 15`` for ``mag >= 2^15``, else 0 (``0 <= mag < 2^63``): the shift
@@ -245,16 +225,17 @@ def _excess_bits(mag: int) -> int:
 
 @njit(cache=True, nogil=True)
 def _decouple_band_int_gain(ob: np.ndarray, tb: np.ndarray, angle: np.ndarray, gain: int,
-                            rst: np.ndarray, add: np.ndarray) -> None:
-    """:func:`_restored` at scales 1-3 with an integer gain limit (every v0.6.1 model), as one
-    branch-light loop into ``rst`` and ``add`` (a shift of 0 is libvmaf's unshifted case)."""
+                            scale0: bool, rst: np.ndarray, add: np.ndarray) -> None:
+    """:func:`_restored` with an integer gain limit (every v0.6.1 model), as one branch-light
+    loop into ``rst`` and ``add``: at scale 0 (``|o| <= 32768``) straight from the reciprocal,
+    at scales 1-3 after the shift to 15 significant bits (0: libvmaf's unshifted case)."""
     n_rows, n_cols = ob.shape
     for i in range(n_rows):
         for j in range(n_cols):
             o = ob[i, j]
             t = tb[i, j]
             mag = abs(o)
-            shift = _excess_bits(mag)
+            shift = 0 if scale0 else _excess_bits(mag)
             m = (mag + ((1 << shift) >> 1)) >> shift
             k = (_recip(m) * (-t if o < 0 else t) + (1 << (14 + shift))) >> (15 + shift)
             k = 32768 if o == 0 else min(max(k, 0), 32768)
@@ -287,10 +268,9 @@ def adm_decouple(o: tuple[np.ndarray, ...], t: tuple[np.ndarray, ...], scale0: b
     computes them."""
     _angle_flags(o[0], o[1], t[0], t[1], cos_sq, scale0, buf.angle)
     for k in range(3):
-        if scale0 and gain == math.floor(gain):
-            _decouple_band_scale0(o[k], t[k], buf.angle, int(gain), buf.rst[k], buf.add[k])
-        elif gain == math.floor(gain):
-            _decouple_band_int_gain(o[k], t[k], buf.angle, int(gain), buf.rst[k], buf.add[k])
+        if gain == math.floor(gain):
+            _decouple_band_int_gain(o[k], t[k], buf.angle, int(gain), scale0, buf.rst[k],
+                                    buf.add[k])
         else:
             _decouple_band(o[k], t[k], buf.angle, scale0, gain, vec_cols, buf.rst[k],
                            buf.add[k])
