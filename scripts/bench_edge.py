@@ -125,6 +125,14 @@ def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[st
                  "--issue-frame-step", str(k), "--json", str(work / f"student_i{k}.json")],
                 subprocess.PIPE,
             )
+    if args.other_student:  # a second student, same chain and options: side by side
+        for k in _ints(args.issue_frame_steps):
+            contenders[f"other_i{k}"] = (
+                [*exe, "predict", str(dist), "--model", args.other_student, "--ref-size",
+                 "1280x720", "--issue-frame-step", str(k), "--json",
+                 str(work / f"other_i{k}.json")],
+                subprocess.PIPE,
+            )
     if args.baseline and args.student:  # another checkout's chain, same student and options
         base = [sys.executable, "-c", "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
                 "runpy.run_module('vmafdistill', run_name='__main__')", args.baseline]
@@ -186,6 +194,8 @@ def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[st
         **{n: f"`predict` {Path(args.student).name} ({_student_inputs(args.student)}), "
               f"issue_frame_step={n[len('student_i'):]}" for n in names
            if n.startswith("student_")},
+        **{n: f"`predict` {args.other_student} ({_student_inputs(args.other_student)}), "
+              f"issue_frame_step={n[len('other_i'):]}" for n in names if n.startswith("other_")},
         **{n: f"baseline `predict` ({args.baseline}), same student, issue_frame_step="
               f"{n[len('baseline_i'):]}" for n in names if n.startswith("baseline_")},
         "parts": "the chain's stages one after the other in one process, no feature pass "
@@ -209,7 +219,7 @@ def _student_inputs(model: str) -> str:
 
 
 def _is_predict(name: str) -> bool:
-    return name.startswith(("student_", "model_", "baseline_"))
+    return name.startswith(("student_", "model_", "baseline_", "other_"))
 
 
 def print_race(res: dict[str, Any], n_frames: int) -> None:
@@ -527,6 +537,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--student", default=str(REPO / "checkpoints/vmafdistill_default.onnx"),
                     help="student raced with its card's options ('' = none)")
+    ap.add_argument("--other-student", default="",
+                    help="a second student raced beside --student (same chain and options)")
     ap.add_argument("--issue-frame-steps", default="1,8",
                     help="--issue-frame-step values raced for --student")
     ap.add_argument("--model", default=str(REPO / "tests/data/edge/tiny.onnx"),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The torch-free edge install, checked end to end (CI; < 2 min):
-#   1. a fresh virtual environment gets `pip install <repo>[edge]` (base + onnxruntime only);
+#   1. a fresh virtual environment gets `pip install <repo>[edge]` (base + onnxruntime + PyAV);
 #   2. `import torch` must fail there (and pip must not have installed it);
 #   3. `vmafdistill predict` runs on a small synthetic H.264 encode twice and its --json output is
 #      checked: with no --model (the student shipped in checkpoints/, which the wheel carries; it
@@ -66,6 +66,12 @@ for name in ("shipped.json", "tiny.json"):
     print(f"[edge-install] {name} ok: {len(shots)} shots, "
           f"pred {[r['pred_vmaf'] for r in shots]}")
 assert "torch" not in sys.modules
+# the shipped student reads the decoder's H.264 block QPs: PyAV must be there and read them
+import numpy as np
+from vmafdistill.io.packets import read_packets
+p = read_packets("clip.mp4", quantizer=True, mb_quantizer=True)
+assert np.isfinite(p.mb_qp).sum() >= 2, p.mb_qp
+print(f"[edge-install] block QPs read on {int(np.isfinite(p.mb_qp).sum())} of {len(p)} frames")
 PYEOF
 # Serving must equal the full install (its other dependencies, PyAV among them): an NTSC-rate
 # clip (ffmpeg -i prints 30000/1001 as "29.97"), predicted by both, records equal.

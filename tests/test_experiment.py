@@ -10,23 +10,23 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_default_student_experiment_is_the_shipped_recipe() -> None:
-    """The overrides scripts/make_default_student.sh passed before the recipe became a config
-    (student=quant features=quant_ti7 loss=huber_points cv=loso conformal.final_q=pooled
-    optim.max_epochs=1500 corpus=skvideo_photos_all), with the float-model labels the shipped
-    student was trained on (it predates exact mode), compose to the same config."""
+    """The recipe's settings spelled out as overrides (student=quant_mb features=mbquant_ti7
+    loss=huber_points cv=loso conformal.final_q=pooled optim.max_epochs=1500
+    corpus=skvideo_photos_all, exact-mode labels: train.yaml's teacher) compose to the same
+    config."""
     cfg = compose("train", ["experiment=default_student"])
     flat = compose("train", [
-        "corpus=skvideo_photos_all", "student=quant", "features=quant_ti7",
-        "loss=huber_points", "cv=loso", "conformal.final_q=pooled", "optim.max_epochs=1500",
-        "teacher.mode=float"])
+        "corpus=skvideo_photos_all", "student=quant_mb", "features=mbquant_ti7",
+        "loss=huber_points", "cv=loso", "conformal.final_q=pooled", "optim.max_epochs=1500"])
     for key in ("corpus", "ladder", "student", "features", "loss", "cv", "conformal", "optim",
                 "trainer", "teacher", "shots", "target", "seed", "baselines"):
         assert cfg[key] == flat[key], key
     assert cfg.corpus.name == "skvideo_photos_all" and cfg.ladder.name == "wide_all"
-    assert cfg.student.name == "logistic" and cfg.features.name == "quant_ti7"
+    assert cfg.student.name == "logistic" and cfg.features.name == "mbquant_ti7"
+    assert cfg.student.monotone == {"scene_mb_qp": -1, "scale_ratio": -1}
     assert cfg.loss.name == "huber" and cfg.cv.name == "leave_one_source_out"
     assert cfg.conformal.final_q == "pooled" and cfg.optim.max_epochs == 1500
-    assert cfg.teacher.mode == "float"
+    assert cfg.teacher.mode == "exact"  # libvmaf's default (integer) model
     # the command line still wins over the recipe
     again = compose("train", ["experiment=default_student", "optim.max_epochs=7"])
     assert again.optim.max_epochs == 7

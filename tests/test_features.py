@@ -464,6 +464,7 @@ PINNED_FEATURE_SETS = {
     "scene7": ["log_scene_bpp", "log_scene_bitrate", "scale_ratio", *_CODEC_FLAGS],
     "quant6": ["scene_qp", "scale_ratio", *_CODEC_FLAGS],
     "quant_ti7": ["scene_qp", "temporal_std", "scale_ratio", *_CODEC_FLAGS],
+    "mbquant_ti7": ["scene_mb_qp", "temporal_std", "scale_ratio", *_CODEC_FLAGS],
     "fr6": ["adm2", "motion2", "vif_scale0", "vif_scale1", "vif_scale2", "vif_scale3"],
 }
 
@@ -475,7 +476,7 @@ def test_feature_set_files_hold_the_pinned_columns() -> None:
 
     assert FEATURE_SET_VERSION == 1
     assert load_feature_sets() == PINNED_FEATURE_SETS
-    assert dict(FEATURE_SETS) == PINNED_FEATURE_SETS and len(FEATURE_SETS) == 7
+    assert dict(FEATURE_SETS) == PINNED_FEATURE_SETS and len(FEATURE_SETS) == 8
     assert FEATURE_SETS.get("nope") is None and "quant_ti7" in FEATURE_SETS
     assert registry.known_feature_set("rate7") == PINNED_FEATURE_SETS["rate7"]
     assert registry.known_feature_set("nope") is None

@@ -726,7 +726,9 @@ def test_edge_rows_equal_corpus_rows_on_every_shared_column():
     per_frame["temporal_diff"][0] = np.nan
     frame_qp = rng.integers(20, 45, n).astype(np.float64)
     frame_qp[5] = np.nan  # a packet without a quantizer (e.g. an AV1 re-shown frame)
-    frames = {"packet_bytes": packets, "qp": frame_qp, **per_frame,
+    frame_mb_qp = frame_qp + rng.normal(2.0, 1.0, n)
+    frame_mb_qp[rng.random(n) < 0.5] = np.nan  # B-frames: no block QPs read
+    frames = {"packet_bytes": packets, "qp": frame_qp, "mb_qp": frame_mb_qp, **per_frame,
               **{k: rng.random(n) * 100 for k in FRAME_METRICS}}
     source = {"source_id": "s", "fps": fps, "num_frames": n, "shots": shots_l}
     variant = {"variant_id": "h264_640x360_crf30", "rung_index": 0, "codec": "h264",
@@ -736,11 +738,12 @@ def test_edge_rows_equal_corpus_rows_on_every_shared_column():
     corpus = samples_rows(source, {"variant": variant, "frames": frames})
     edge = shot_feature_rows(
         per_frame, [Shot(i, a, b, c) for i, a, b, c in shots_l], packets, ref_size=(1280, 720),
-        codec="h264", fps=fps, width=640, height=360, frame_qp=frame_qp)
+        codec="h264", fps=fps, width=640, height=360, frame_qp=frame_qp,
+        frame_mb_qp=frame_mb_qp)
     shared = sorted((set(corpus[0]) & set(edge[0])) - {"start_frame", "stop_frame", "num_frames",
                                                        "duration_s"})
     assert {"log_scene_bpp", "log_scene_bitrate", "scene_bitrate_kbps", "log_bpp",
-            "sobel_mean", "qp", "scene_qp"} <= set(shared)
+            "sobel_mean", "qp", "scene_qp", "scene_mb_qp"} <= set(shared)
     for c_row, e_row in zip(corpus, edge, strict=True):  # one function: bit-identical
         for col in shared:
             a, b = e_row[col], c_row[col]
@@ -764,11 +767,13 @@ def test_shipped_student_is_valid_small_and_monotone():
     assert temporal_only(pred.feature_names) and needs_quantizer(pred.feature_names)
     assert 0 < card["conformal"]["q"] < 50
 
+    (quantizer,) = [n for n in pred.feature_names if n in ("scene_qp", "scene_mb_qp")]
+
     def rows(qp: np.ndarray, height: int, codec: str, ti: float) -> np.ndarray:
         md = metadata_features(100.0, 720, height, codec, delivery_width=round(height * 16 / 9),
                                fps=25.0)
         return np.asarray(
-            [[{**md, "scene_qp": q, "temporal_std": ti}[n] for n in pred.feature_names]
+            [[{**md, quantizer: q, "temporal_std": ti}[n] for n in pred.feature_names]
              for q in qp], dtype=np.float32)
 
     qp = np.linspace(10, 51, 42)

@@ -69,6 +69,7 @@ def _shipped_corpus(path: Path) -> Path:
     rng = np.random.default_rng(11)
     samples["scene_qp"] = np.clip(20 + (samples["crf"] - 26) + 2 * (samples["codec"] == "h265")
                                   + rng.normal(0, 2, len(samples)), 10, 51)
+    samples["scene_mb_qp"] = samples["scene_qp"]  # whichever quantizer the student reads
     samples["temporal_std"] = rng.uniform(1, 20, len(samples))
     model, meta = load_bundle(SHIPPED_BUNDLE)
     x = samples[meta["feature_names"]].to_numpy(np.float32)

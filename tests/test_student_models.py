@@ -475,7 +475,8 @@ def test_shipped_student_configs_build_and_export() -> None:
     from vmafdistill.config import conf_dir
     from vmafdistill.features.registry import feature_set
 
-    names = [*feature_set("paper14"), "scene_qp"]  # every column a config names (quant's pair)
+    # every column a config names (the quant students' pairs)
+    names = [*feature_set("paper14"), "scene_qp", "scene_mb_qp"]
     rng = np.random.default_rng(0)
     x = rng.uniform(0.5, 50, size=(32, len(names))).astype(np.float32)
     files = sorted((conf_dir() / "student").glob("*.yaml"))

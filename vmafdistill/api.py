@@ -162,7 +162,7 @@ def load_student(model: str | Path = "default") -> Any:
 
     >>> student = load_student()
     >>> student.feature_names[:2]
-    ['scene_qp', 'temporal_std']
+    ['scene_mb_qp', 'temporal_std']
     """
     from .edge.predictor import Predictor, default_model_path
 

@@ -19,8 +19,9 @@ __all__ = [
 ]
 
 #: Corpus table columns: bump when a column is renamed, removed or changes meaning.
-#: 2: scene-level rate columns; 3: quantizer (qp) columns.
-SCHEMA_VERSION = 3
+#: 2: scene-level rate columns; 3: quantizer (qp) columns; 4: macroblock quantizer (mb_qp,
+#: scene_mb_qp).
+SCHEMA_VERSION = 4
 
 #: Bump whenever any feature's definition or default parameter changes (cache invalidation).
 FEATURE_SET_VERSION = 1

@@ -72,6 +72,7 @@ def frames_table(source: dict[str, Any], result: dict[str, Any]) -> pd.DataFrame
         "frame": np.arange(n, dtype=np.int64),
         "packet_bytes": f["packet_bytes"],
         "qp": f["qp"],
+        "mb_qp": f["mb_qp"],
         **{name: f[name] for name in FRAME_METRICS},
         **{name: f[name] for name in FEATURE_NAMES},
     })
@@ -102,6 +103,7 @@ def samples_rows(source: dict[str, Any], result: dict[str, Any]) -> list[dict[st
         {name: f[name] for name in FEATURE_NAMES}, shots, f["packet_bytes"],
         ref_size=(int(v["ref_width"]), int(v["ref_height"])), codec=v["codec"], fps=fps,
         width=int(v["width"]), height=int(v["height"]), empty="raise", frame_qp=f["qp"],
+        frame_mb_qp=f["mb_qp"],
     )
     rows = []
     for shot, student_inputs in zip(shots, inputs, strict=True):

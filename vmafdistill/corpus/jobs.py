@@ -285,7 +285,7 @@ def run_rung(
             raise VmafDistillError(f"{where}: encoder failed: {exc}") from None
     timing["encode_s"] = time.perf_counter() - t0
     enc_sha = file_sha256(enc_path)
-    packets = read_packets(enc_path, quantizer=True)
+    packets = read_packets(enc_path, quantizer=True, mb_quantizer=True)
     n = require_equal_frames(where, source=int(source["num_frames"]), encoded=len(packets))
 
     t0 = time.perf_counter()
@@ -312,7 +312,8 @@ def run_rung(
         store.put_arrays("features", feat_key, feats)
     timing["features_s"] = time.perf_counter() - t0
 
-    frames = {"packet_bytes": packets.sizes.astype(np.int64), "qp": packets.qp}
+    frames = {"packet_bytes": packets.sizes.astype(np.int64), "qp": packets.qp,
+              "mb_qp": packets.mb_qp}
     frames.update({name: labels[name] for name in FRAME_METRICS})
     frames.update({name: feats[name] for name in FEATURE_NAMES})
     for name, values in frames.items():

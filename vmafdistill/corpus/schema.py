@@ -52,10 +52,11 @@ VARIANT_COLUMNS: tuple[str, ...] = (
 )
 
 #: Per-frame rows: teacher metrics (``vmaf`` + every elementary feature), the encoded frame's
-#: packet size and quantizer (``qp``, H.264 QP units, NaN when the frame's headers carry none),
+#: packet size and quantizer (``qp``, H.264 QP units, NaN when the frame's headers carry none;
+#: ``mb_qp``, the mean macroblock QP from the decoder, NaN for codecs that export none),
 #: and the 11 pixel features of the decoded distorted frame.
 FRAME_COLUMNS: tuple[str, ...] = (
-    "source_id", *VARIANT_COLUMNS[:2], "shot_id", "frame", "packet_bytes", "qp",
+    "source_id", *VARIANT_COLUMNS[:2], "shot_id", "frame", "packet_bytes", "qp", "mb_qp",
     "vmaf", *FEATURE_METRICS, *PIXEL_FEATURES,
     "teacher_backend", "schema_version",
 )

@@ -68,6 +68,7 @@ from .options import (
     auto_cut_step,
     auto_temporal_step,
     default_ref_size,
+    needs_mb_quantizer,
     needs_pixel_features,
     needs_quantizer,
     temporal_only,
@@ -106,6 +107,7 @@ __all__ = [
     "default_ref_size",
     "domain_flags",
     "frame_pass",
+    "needs_mb_quantizer",
     "needs_pixel_features",
     "needs_quantizer",
     "picture_changes",
@@ -358,7 +360,7 @@ class _PacketReader:
     """The video's packet list (:func:`~vmafdistill.io.packets.read_packets`), read by a thread
     beside the probe and the decode (decode-free); its errors surface in the caller's thread."""
 
-    def __init__(self, path: str, *, quantizer: bool) -> None:
+    def __init__(self, path: str, *, quantizer: bool, mb_quantizer: bool = False) -> None:
         from ..io.packets import read_packets
 
         self.path = path
@@ -366,14 +368,17 @@ class _PacketReader:
         self.error: Exception | None = None
         self.seconds = 0.0
         self._codec_ok = False
-        self._thread = threading.Thread(target=self._read, args=(read_packets, quantizer),
+        self._thread = threading.Thread(target=self._read,
+                                        args=(read_packets, quantizer, mb_quantizer),
                                         daemon=True)
         self._thread.start()
 
-    def _read(self, read_packets: Callable[..., Any], quantizer: bool) -> None:
+    def _read(self, read_packets: Callable[..., Any], quantizer: bool,
+              mb_quantizer: bool) -> None:
         t = time.perf_counter()
         try:
-            self.packets = read_packets(self.path, quantizer=quantizer)
+            self.packets = read_packets(self.path, quantizer=quantizer,
+                                        mb_quantizer=mb_quantizer)
         except Exception as exc:  # re-raised in the caller's thread
             self.error = exc
         self.seconds = time.perf_counter() - t
@@ -450,10 +455,12 @@ def _first_pass(plan: _Plan, predictor: Any, progress: Callable[[int], None] | N
     from ..io.video import probe_video
 
     p, options = plan.path, plan.options
-    reader = _PacketReader(p, quantizer=needs_quantizer(plan.names))
+    reader = _PacketReader(p, quantizer=needs_quantizer(plan.names),
+                           mb_quantizer=needs_mb_quantizer(plan.names))
     try:
-        # ffmpeg -i in every install (the edge install has no PyAV): the same rate and format
-        # everywhere, and no PyAV import (0.2 s CPU) before the decode can start
+        # ffmpeg -i in every install (PyAV is only for the macroblock QPs, in the packet
+        # thread): the same rate and format everywhere, and no PyAV import (0.2 s CPU) before
+        # the decode can start
         info = probe_video(p, backend="ffmpeg")
         t_probe = time.perf_counter() - t0
         if not info.fps or not math.isfinite(info.fps):
@@ -523,6 +530,7 @@ def _shot_rows(plan: _Plan, fp: _FirstPass
             fp.per_frame, fp.detector.shots(), packets.sizes,
             ref_size=(int(fp.ref[0]), int(fp.ref[1])), codec=packets.codec, fps=info.fps,
             width=info.width, height=info.height, frame_qp=packets.qp,
+            frame_mb_qp=packets.mb_qp,
         )
     if fp.aligned.frame_times_s is not None:
         _set_times_from_timestamps(rows, fp.aligned.frame_times_s, packets.duration_s, fps)

@@ -22,6 +22,7 @@ __all__ = [
     "CODECS",
     "FEATURE_SETS",
     "FEATURE_SET_VERSION",
+    "MB_QUANTIZER_FEATURES",
     "METADATA_FEATURES",
     "PIXEL_FEATURES",
     "QUANTIZER_FEATURES",
@@ -76,7 +77,14 @@ SCENE_RATE_FEATURES: tuple[str, ...] = ("log_scene_bpp", "log_scene_bitrate")
 #: weighted by their bits (windows of one scene share it, like the scene rate). At equal scale
 #: it is what a CRF rate control sets per content: easy content, which the bitrate mistakes
 #: for low quality, gets a *lower* QP (docs/results.md, "encoder quantizer").
-QUANTIZER_FEATURES: tuple[str, ...] = ("qp", "scene_qp")
+#: ``scene_mb_qp`` is ``scene_qp`` of the QP the macroblocks were actually coded at (the
+#: decoder's per-block QPs, :mod:`vmafdistill.io.mb_quantizer`; H.264 only, the slice QP
+#: standing in for other codecs): x264's adaptive quantisation codes flat, hard-edged content
+#: 3-5 QP coarser than its slice headers say (docs/research-quantizer.md).
+QUANTIZER_FEATURES: tuple[str, ...] = ("qp", "scene_qp", "scene_mb_qp")
+
+#: The quantizer features read from the decoder's macroblock QPs (an in-process decode pass).
+MB_QUANTIZER_FEATURES: tuple[str, ...] = ("scene_mb_qp",)
 
 #: Shot-level features computed from a finished shot row: name -> function(row) -> float.
 #: :func:`~vmafdistill.features.shot_rows.shot_feature_rows` (the corpus builder's and the edge's
@@ -149,8 +157,9 @@ class _FeatureSets(Mapping[str, list[str]]):
 
 #: Feature set name -> ordered column names, from ``conf/features/*.yaml`` (see
 #: :func:`load_feature_sets`; each file says what its set is for). ``paper14`` is the pilot
-#: study's Table 4, ``scalefree`` / ``rate7`` / ``scene7`` / ``quant6`` / ``quant_ti7`` the
-#: cross-content sets (``quant_ti7``: the shipped student's), ``fr6`` VMAF's own inputs.
+#: study's Table 4, ``scalefree`` / ``rate7`` / ``scene7`` / ``quant6`` / ``quant_ti7`` /
+#: ``mbquant_ti7`` the cross-content sets (``mbquant_ti7``: the shipped student's), ``fr6``
+#: VMAF's own inputs.
 FEATURE_SETS: Mapping[str, list[str]] = _FeatureSets()
 
 # Encoder / decoder / container spellings of each codec family.

@@ -18,7 +18,7 @@ from ..io.packets import scene_bitrates_kbps, shot_bitrate_kbps
 from .frame_numpy import pool_shot
 from .registry import SHOT_FEATURES, metadata_features, scene_rate_features
 
-__all__ = ["ShotLike", "shot_feature_rows", "shot_timing"]
+__all__ = ["ShotLike", "scene_mb_quantizer", "shot_feature_rows", "shot_timing"]
 
 _RATE_COLUMNS = ("log_bitrate", "log_bpp")
 _SCENE_COLUMNS = ("log_scene_bpp", "log_scene_bitrate")
@@ -55,6 +55,31 @@ def scene_weighted_qp(
     return {k: num[k] / den[k] if den[k] > 0 else math.nan for k in num}
 
 
+def scene_mb_quantizer(
+    shots: Iterable[tuple[int, int, int]], frame_qp: np.ndarray, frame_mb_qp: np.ndarray,
+    packet_bytes: np.ndarray, scene_qp: Mapping[int, float],
+) -> dict[int, float]:
+    """Each scene's macroblock quantizer: its ``scene_qp`` plus the bits-weighted mean offset
+    ``mb_qp - qp`` of its frames that have both (the I- and P-frames of an H.264 stream,
+    :mod:`vmafdistill.io.mb_quantizer`). A scene with no such frame (another codec, a
+    damaged stretch) gets offset 0: its slice quantizer. NaN where ``scene_qp`` is NaN.
+
+    An offset rather than a mean of block QPs: the block QPs are read on the reference frames
+    only, and their offset from the slice QP (x264's adaptive quantisation and macroblock tree)
+    stands for the scene; the B-frames keep their own slice QP in ``scene_qp``.
+    """
+    num: dict[int, float] = {}
+    den: dict[int, float] = {}
+    for start, stop, scene_index in shots:
+        d = frame_mb_qp[start:stop] - frame_qp[start:stop]
+        w = packet_bytes[start:stop].astype(np.float64)
+        ok = np.isfinite(d)
+        num[scene_index] = num.get(scene_index, 0.0) + float(np.sum(d[ok] * w[ok]))
+        den[scene_index] = den.get(scene_index, 0.0) + float(np.sum(w[ok]))
+    return {k: scene_qp.get(k, math.nan) + (num[k] / den[k] if den[k] > 0 else 0.0)
+            for k in num}
+
+
 def shot_timing(start: int, stop: int, fps: float) -> dict[str, Any]:
     """A shot's frame range and times: ``start_frame, stop_frame, num_frames, start_s, end_s,
     duration_s`` (frames ``start .. stop-1``, each lasting 1/fps)."""
@@ -79,6 +104,7 @@ def shot_feature_rows(
     width: int,
     height: int,
     frame_qp: Sequence[float] | np.ndarray | None = None,
+    frame_mb_qp: Sequence[float] | np.ndarray | None = None,
     empty: str = "nan",
 ) -> list[dict[str, Any]]:
     """One feature row per shot: pooled pixel features + bitrate/codec/scale metadata.
@@ -95,6 +121,9 @@ def shot_feature_rows(
         width, height: delivery (decoded) frame size.
         frame_qp: (N,) quantizer per frame in presentation order
             (:attr:`~vmafdistill.io.packets.Packets.qp`), or None.
+        frame_mb_qp: (N,) mean macroblock QP per frame in presentation order
+            (:attr:`~vmafdistill.io.packets.Packets.mb_qp`; NaN for frames without block QPs),
+            or None (not read: ``scene_mb_qp`` is NaN, as it is without ``frame_qp``).
         empty: a shot (or scene) whose packets hold no bits gets NaN rate features
             (``"nan"``: the edge flags the record) or raises ValueError (``"raise"``: the corpus
             builder, where it means a broken encode).
@@ -105,7 +134,8 @@ def shot_feature_rows(
         (``log_bitrate, log_bpp, scale_ratio, codec_*``), ``scene_bitrate_kbps`` with the scene
         rate features (``log_scene_bpp, log_scene_bitrate``), ``qp`` (the shot's mean frame
         quantizer) and ``scene_qp`` (:func:`scene_weighted_qp`; both NaN without
-        ``frame_qp``), every pooled per-frame feature and every registered
+        ``frame_qp``), ``scene_mb_qp`` (:func:`scene_mb_quantizer`), every pooled per-frame
+        feature and every registered
         :data:`~vmafdistill.features.registry.SHOT_FEATURES` column.
     """
     if empty not in ("nan", "raise"):
@@ -114,6 +144,12 @@ def shot_feature_rows(
     qps = None if frame_qp is None else np.asarray(frame_qp, dtype=np.float64)
     if qps is not None and qps.shape != sizes.shape:
         raise ValueError(f"frame_qp has {qps.shape[0]} frames, packet_bytes {sizes.shape[0]}")
+    mb_qps = None
+    if frame_mb_qp is not None:
+        mb_qps = np.asarray(frame_mb_qp, dtype=np.float64)
+        if mb_qps.shape != sizes.shape:
+            raise ValueError(f"frame_mb_qp has {mb_qps.shape[0]} frames, packet_bytes "
+                             f"{sizes.shape[0]}")
     if not (fps > 0 and math.isfinite(fps)):
         raise ValueError(f"fps must be a positive number, got {fps!r}")
     # Scene-level rate (windows of one scene share it); this also checks every shot's range.
@@ -124,6 +160,9 @@ def shot_feature_rows(
     scene_qps = {} if qps is None else scene_weighted_qp(
         ((int(s.start), int(s.stop), int(getattr(s, "scene_index", 0))) for s in shots),
         qps, sizes)
+    scene_mb_qps = {} if mb_qps is None or qps is None else scene_mb_quantizer(
+        ((int(s.start), int(s.stop), int(getattr(s, "scene_index", 0))) for s in shots),
+        qps, mb_qps, sizes, scene_qps)
     rows: list[dict[str, Any]] = []
     for shot in shots:
         start, stop = int(shot.start), int(shot.stop)
@@ -156,6 +195,7 @@ def shot_feature_rows(
             row.update(dict.fromkeys(_SCENE_COLUMNS, math.nan))
         row["qp"] = pool_shot({"qp": qps}, start, stop)["qp"] if qps is not None else math.nan
         row["scene_qp"] = scene_qps.get(scene_index, math.nan)
+        row["scene_mb_qp"] = scene_mb_qps.get(scene_index, math.nan)
         row.update(pool_shot(per_frame, start, stop))
         for name, compute in SHOT_FEATURES.items():  # registered shot features, last
             row[name] = float(compute(row))

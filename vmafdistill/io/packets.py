@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -21,6 +22,7 @@ import numpy as np
 
 from .._ffmpeg import ffmpeg_exe
 from ..errors import VideoInputError
+from .mb_quantizer import MbQuantizerError, MbQuantizers, pyav_available, read_mb_quantizers
 from .quantizer import QuantizerTraceError, read_quantizers
 
 __all__ = [
@@ -54,6 +56,10 @@ class Packets:
     #: (N,) float64 quantizer of each frame in H.264 QP units (H.264 / H.265: its first slice's
     #: QP; NaN: none readable); None when not read (see :mod:`vmafdistill.io.quantizer`)
     qp: np.ndarray | None = None
+    #: (N,) float64 area-weighted mean QP of each frame's macroblocks, from the decoder (H.264
+    #: only; NaN for other codecs or frames without block QPs); None when not read (see
+    #: :mod:`vmafdistill.io.mb_quantizer`)
+    mb_qp: np.ndarray | None = None
     #: (N,) int64 pts in the stream's time base as the container gives it (NOPTS_VALUE where it
     #: gives none); matches the decoder's frame timestamps (:func:`align_packets_to_frames`)
     pts: np.ndarray | None = None
@@ -72,6 +78,7 @@ class Packets:
             duration_s=self.duration_s[idx],
             keyframe=self.keyframe[idx],
             qp=None if self.qp is None else self.qp[idx],
+            mb_qp=None if self.mb_qp is None else self.mb_qp[idx],
             pts=None if self.pts is None else self.pts[idx],
         )
 
@@ -82,7 +89,8 @@ class Packets:
         return len(self) / total if total > 0 else float("nan")
 
 
-def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False) -> Packets:
+def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False,
+                 mb_quantizer: bool = False) -> Packets:
     """Sizes, timestamps, codec and size of ``path``'s first video stream that is
     not cover art (ffmpeg's ``0:V:0``, the stream every decoder here reads).
 
@@ -94,12 +102,31 @@ def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False) -> Pa
     frame of a codec whose headers carry no quantizer this package reads (no warning: no
     student reads such codecs). The sizes and timestamps never depend on it.
 
+    With ``mb_quantizer``, :attr:`Packets.mb_qp` holds each I- and P-frame's mean macroblock QP
+    from an in-process decode (:func:`~vmafdistill.io.mb_quantizer.read_mb_quantizers`; H.264
+    only, ~0.3 s CPU for those 1500 frames), matched to the frames by packet (not by timestamp);
+    NaN for B-frames, for other codecs (no warning) and, with a warning, where the decode fails,
+    its packets are not ffmpeg's, or PyAV is missing.
+
     Raises:
         VideoInputError: missing/unreadable file, no video stream, or no packets.
     """
     p = os.fspath(path)
     if not os.path.isfile(p):
         raise VideoInputError(f"{p}: no such file")
+    # The block-QP decode (the longest pass) starts first, in a daemon thread beside the two
+    # ffmpeg passes (PyAV decodes without the GIL); it learns the codec from the stream itself
+    # and stops early if this function leaves before reading its result.
+    mb_pass = _MbQuantizerPass(p) if mb_quantizer and pyav_available() else None
+    try:
+        return _read_packets(p, quantizer, mb_quantizer, mb_pass)
+    finally:
+        if mb_pass is not None:
+            mb_pass.stop.set()
+
+
+def _read_packets(p: str, quantizer: bool, mb_quantizer: bool,
+                  mb_pass: _MbQuantizerPass | None) -> Packets:
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", p,
            "-map", "0:V:0", "-c", "copy", "-f", "framecrc", "-"]
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
@@ -132,6 +159,10 @@ def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False) -> Pa
     order = np.argsort(arr[:, 1], kind="stable")
     arr = arr[order]
     qp = _frame_quantizers(p, codec, arr[:, 1], len(rows), order) if quantizer else None
+    mb_qp = None
+    if mb_quantizer:
+        mb_qp = (np.full(len(rows), np.nan) if mb_pass is None  # no PyAV: warned
+                 else _frame_mb_quantizers(p, mb_pass, order))
     pts = (arr[:, 1] - arr[0, 1]).astype(np.float64) * float(tb)
     return Packets(
         path=p,
@@ -143,6 +174,7 @@ def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False) -> Pa
         duration_s=arr[:, 2].astype(np.float64) * float(tb),
         keyframe=(arr[:, 4] & PKT_FLAG_KEY) != 0,
         qp=qp,
+        mb_qp=mb_qp,
         pts=arr[:, 1].copy(),
         time_base=tb,
     )
@@ -222,6 +254,21 @@ def align_packets_to_frames(
     )
 
 
+def _match_frames(traced: list[tuple[int | None, float]], pts: np.ndarray, n: int,
+                  order: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """Values listed per packet or frame (``(pts, value)``) matched to the N frames in
+    presentation order (``pts``: the frames' pts, sorted): by pts when every entry has its own,
+    else by position in decode order when both list N; None when neither works. Returns the
+    values and how many frames found none."""
+    by_pts = {t: q for t, q in traced if t is not None}
+    if len(by_pts) == len(traced):  # every entry has its own pts: match on it
+        values = np.array([by_pts.get(int(t), np.nan) for t in pts], dtype=np.float64)
+        return values, n - sum(int(t) in by_pts for t in pts)
+    if len(traced) == n:  # no usable pts: both passes list the packets in decode order
+        return np.array([q for _, q in traced], dtype=np.float64)[order], 0
+    return None
+
+
 def _frame_quantizers(path: str, codec: str, pts: np.ndarray, n: int,
                       order: np.ndarray) -> np.ndarray:
     """(N,) quantizer per frame in presentation order (``pts``: the frames' pts, sorted)."""
@@ -235,21 +282,71 @@ def _frame_quantizers(path: str, codec: str, pts: np.ndarray, n: int,
     if parser is None:  # a codec no student reads
         return qp
     traced = parser.packets()
-    by_pts = {t: q for t, q in traced if t is not None}
-    if len(by_pts) == len(traced):  # every traced packet has its own pts: match on it
-        qp = np.array([by_pts.get(int(t), np.nan) for t in pts])
-        unmatched = n - sum(int(t) in by_pts for t in pts)
-    elif len(traced) == n:  # no usable pts: both passes list the packets in decode order
-        qp = np.array([q for _, q in traced])[order]
-        unmatched = 0
-    else:
+    matched = _match_frames(traced, pts, n, order)
+    if matched is None:
         warnings.warn(f"{path}: the header trace lists {len(traced)} packets without usable "
                       f"timestamps, the stream {n}; the quantizer is NaN", stacklevel=3)
         return qp
+    qp, unmatched = matched
     if parser.unreadable or unmatched:
         warnings.warn(f"{path}: {parser.unreadable + unmatched} of {n} packets have no readable "
                       "header (damaged stream?); their quantizer is NaN", stacklevel=3)
     return qp
+
+
+class _MbQuantizerPass:
+    """:func:`~vmafdistill.io.mb_quantizer.read_mb_quantizers` on a daemon thread (an abandoned
+    pass never holds up the interpreter's exit); ``stop`` ends it early."""
+
+    def __init__(self, path: str) -> None:
+        self.stop = threading.Event()
+        self.result: MbQuantizers | None = None
+        self.error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, args=(path,), daemon=True,
+                                        name="mb-quantizer")
+        self._thread.start()
+
+    def _run(self, path: str) -> None:
+        try:
+            self.result = read_mb_quantizers(path, None, self.stop)
+        except Exception as exc:  # reported by the caller, which falls back
+            self.error = exc
+
+    def join(self) -> MbQuantizers | None:
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def _frame_mb_quantizers(path: str, mb_pass: _MbQuantizerPass, order: np.ndarray
+                         ) -> np.ndarray:
+    """(N,) mean macroblock QP per frame in presentation order; NaN for frames the pass does
+    not decode (B-frames) or that carry no block QPs.
+
+    Matched by packet: the pass numbers the packets in demux order, as framecrc lists them
+    (``order`` maps presentation order to that), so no timestamp is involved (an MPEG-TS or
+    HLS input's PyAV timestamps are not ffmpeg's shifted ones). Warns, and the slice QP stands
+    in everywhere, when the decode fails or the two passes count different packets."""
+    n = len(order)
+    mb = np.full(n, np.nan)
+    try:
+        decoded = mb_pass.join()
+    except MbQuantizerError as exc:
+        warnings.warn(f"{path}: cannot decode the macroblock quantizers ({exc}); the slice "
+                      "QP stands in for them", stacklevel=4)
+        return mb
+    if decoded is None:  # a codec whose decoder exports no block QPs
+        return mb
+    if decoded.n_packets != n:
+        warnings.warn(f"{path}: the decoder's demuxer read {decoded.n_packets} packets, ffmpeg "
+                      f"{n}; the slice QP stands in for the macroblock quantizer", stacklevel=4)
+        return mb
+    by_packet = np.full(n, np.nan)
+    for i, q in decoded.frames:
+        if 0 <= i < n:
+            by_packet[i] = q
+    return by_packet[order]
 
 
 def parse_framecrc_flags(fields: list[str]) -> int:

@@ -452,7 +452,7 @@ def _probe_y4m(path: str) -> VideoInfo:
 
 
 def _import_av() -> Any:
-    """PyAV if installed, else None (it is not a base dependency of the edge runtime)."""
+    """PyAV if installed, else None (the base install has no PyAV; the ``edge`` extra does)."""
     try:
         import av
     except ImportError:
