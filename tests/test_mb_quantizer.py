@@ -201,10 +201,13 @@ def test_other_containers_give_the_mp4s_values(aq_clip: Path, tmp_path: Path, fm
     if fmt != "h264":
         np.testing.assert_array_equal(got.mb_qp, want.mb_qp)
     else:  # no timestamps: the packets stay in decode order, the block QPs with their frames
-        def pairs(p: object) -> list[tuple[float, float]]:
+        def triples(p: object) -> list[tuple[float, float, int]]:
             return sorted(zip(p.qp.tolist(), np.nan_to_num(p.mb_qp, nan=-1.0).tolist(),
-                              strict=True))
-        assert pairs(got) == pairs(want)
+                              p.sizes.tolist(), strict=True))
+        assert len(set(want.sizes.tolist())) > 30  # sizes tell the frames apart
+        for (q1, m1, s1), (q2, m2, s2) in zip(triples(got), triples(want), strict=True):
+            # Annex B carries the parameter sets in the keyframes' packets: a few bytes more
+            assert (q1, m1) == (q2, m2) and 0 <= s1 - s2 <= 64
 
 
 def test_ten_bit_block_qps_read_on_the_slice_qp_scale(tmp_path: Path) -> None:
@@ -233,3 +236,50 @@ def test_a_pyav_failure_falls_back_to_the_slice_qp_with_a_warning(
     with pytest.warns(UserWarning, match=r"aq\.mp4: cannot decode the macroblock quantizers"):
         p = read_packets(aq_clip, quantizer=True, mb_quantizer=True)
     assert np.isnan(p.mb_qp).all() and np.isfinite(p.qp).all()
+
+
+def test_a_capture_starting_mid_gop_keeps_its_block_qps(aq_clip: Path, tmp_path: Path) -> None:
+    """An MPEG-TS cut inside a GOP: ffmpeg's stream copy drops the packets before the first
+    keyframe, and so does the block-QP pass, so the two still count the same packets and the
+    frames after the keyframe keep the uncut stream's values."""
+    ts = tmp_path / "full.ts"
+    run_ffmpeg(["-y", "-i", str(aq_clip), "-c", "copy", "-f", "mpegts", str(ts)], what="remux")
+    with av.open(str(ts)) as container:
+        pkts = [(p.pos, p.is_keyframe) for p in container.demux(video=0) if p.size]
+    keys = [i for i, (_, k) in enumerate(pkts) if k]
+    assert len(keys) >= 2
+    start = keys[0] + 3  # three packets into the first GOP
+    cut = tmp_path / "cut.ts"
+    data = ts.read_bytes()
+    cut.write_bytes(data[(pkts[start][0] // 188) * 188:])
+    full = read_packets(ts, quantizer=True, mb_quantizer=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no count mismatch, no fallback
+        got = read_packets(cut, quantizer=True, mb_quantizer=True)
+    assert len(got) < len(full)
+    tail = got.mb_qp[-(len(full) - keys[1]):]  # from the second keyframe on: as uncut
+    np.testing.assert_array_equal(tail, full.mb_qp[keys[1]:])
+    assert np.isfinite(tail).sum() >= 3
+
+
+def test_predict_reads_the_block_qps_the_corpus_reads(aq_clip: Path) -> None:
+    """The whole edge chain with the shipped student (which reads scene_mb_qp): every row's
+    scene_mb_qp is what the corpus's functions give on the same shots, and it is not the slice
+    QP (adaptive quantisation moved the blocks)."""
+    from vmafdistill.edge.pipeline import analyze_video
+    from vmafdistill.edge.predictor import Predictor, default_model_path
+    from vmafdistill.edge.tokens import DEFAULT_RULES, merge_rules
+
+    pred = Predictor(default_model_path())
+    assert "scene_mb_qp" in pred.feature_names
+    rep = analyze_video(aq_clip, pred, rules=merge_rules(DEFAULT_RULES, pred.card["tokens"]),
+                        ref_size=(320, 384))
+    p = read_packets(aq_clip, quantizer=True, mb_quantizer=True)
+    shots = [Shot(int(r["shot_index"]), int(r["start_frame"]), int(r["stop_frame"]),
+                  int(r["scene_index"])) for r in rep.rows]
+    want = shot_feature_rows({}, shots, p.sizes, ref_size=(320, 384), codec="h264", fps=25.0,
+                             width=160, height=192, frame_qp=p.qp, frame_mb_qp=p.mb_qp)
+    assert [r["scene_mb_qp"] for r in rep.rows] == [w["scene_mb_qp"] for w in want]
+    assert all(math.isfinite(r["scene_mb_qp"]) for r in rep.rows)
+    assert any(abs(r["scene_mb_qp"] - r["scene_qp"]) > 0.1 for r in rep.rows)
+    assert all(rec["pred_vmaf"] is not None for rec in rep.records)

@@ -286,6 +286,10 @@ def run_rung(
     timing["encode_s"] = time.perf_counter() - t0
     enc_sha = file_sha256(enc_path)
     packets = read_packets(enc_path, quantizer=True, mb_quantizer=True)
+    if rung.codec == "h264" and not np.isfinite(packets.mb_qp).any():
+        # the edge reads them on every H.264 input: training rows must not silently fall back
+        raise VmafDistillError(f"{where}: no macroblock QP read from the H.264 encode "
+                               f"{enc_path} (PyAV missing or failed: see the warning above)")
     n = require_equal_frames(where, source=int(source["num_frames"]), encoded=len(packets))
 
     t0 = time.perf_counter()

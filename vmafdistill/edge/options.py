@@ -179,8 +179,8 @@ def needs_quantizer(feature_names: Sequence[str]) -> bool:
 
 def needs_mb_quantizer(feature_names: Sequence[str]) -> bool:
     """Whether a student reads the macroblock quantizer (then the packet pass also decodes an
-    H.264 stream in-process for its block QPs, :mod:`vmafdistill.io.mb_quantizer`; ~0.55 s CPU
-    per 1500 frames of 640x360, beside the pixel decode)."""
+    H.264 stream's I/P frames in-process for their block QPs, :mod:`vmafdistill.io.mb_quantizer`;
+    ~0.32 s CPU per 1500 frames of 640x360, beside the pixel decode)."""
     return any(n in MB_QUANTIZER_FEATURES for n in feature_names)
 
 

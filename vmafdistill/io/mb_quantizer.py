@@ -18,8 +18,8 @@ What the decoder may skip (the edge runs this beside its pixel decode, so it mus
   block QP; :func:`~vmafdistill.features.shot_rows.shot_feature_rows` applies their offset from
   the slice QP to the whole scene.
 
-On the 60 s 640x360 bench clip this pass takes 0.31 s CPU. Decoding every frame takes 0.57 s;
-decoding every frame in full takes 0.62 s.
+On the 60 s 640x360 bench clip this pass takes 0.31-0.34 s CPU (every frame, no IDCT or
+deblocking: 0.53 s; every frame in full: 0.57-0.62 s).
 
 Other decoders export no block QPs (libavcodec's HEVC decoder has none): those codecs get None
 and the caller falls back to the slice QP.
@@ -119,12 +119,16 @@ def _read(container: Any, stream: Any, stop: threading.Event | None) -> MbQuanti
     """Number every packet, decode, read the block QPs. The number rides in the packet's pts
     (and dts), which the decoder hands to the frame made from it: no container timestamp is
     involved (ffmpeg shifts an MPEG-TS or HLS input's to start at 0, PyAV does not; a raw
-    stream has none). A packet the decoder rejects (damaged) is counted but gives no frame, as
-    with ffmpeg."""
+    stream has none). Packets before the first keyframe are neither counted nor decoded: ffmpeg's
+    stream copy, whose packet list this is matched to, drops them too (a capture starting
+    mid-GOP). A packet the decoder rejects (damaged) is counted but gives no frame, as with
+    ffmpeg. An interlaced frame coded as two field packets takes the first field's number; the
+    second's stays NaN."""
     import av
 
     frames: list[tuple[int, float]] = []
     n = 0
+    keyed = False
 
     def take(decoded: Any) -> None:
         for frame in decoded:
@@ -142,6 +146,9 @@ def _read(container: Any, stream: Any, stop: threading.Event | None) -> MbQuanti
         if stop is not None and stop.is_set():
             break
         if not (packet.size == 0 and packet.dts is None):  # not the demuxer's flush packet
+            keyed = keyed or bool(packet.is_keyframe)
+            if not keyed:
+                continue
             packet.pts = packet.dts = n
             n += 1
         try:
