@@ -11,8 +11,8 @@
 Prints, on the recipe's corpus: whether the trainings given have identical weights, the
 exported rebuild's predictions against the shipped ONNX student's (max, mean, 99th percentile
 of the difference, band agreement), both cards' out-of-fold metrics and interval half widths.
-The corpus's float labels depend on the CPU kind (docs/teacher.md), so a rebuild on another
-machine than the shipped student's differs by that spread, not by the recipe.
+The recipe's labels are exact mode's (libvmaf's integer model, the same bits on every CPU);
+torch's training arithmetic may still differ slightly between CPU kinds.
 """
 
 from __future__ import annotations
