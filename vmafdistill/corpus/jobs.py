@@ -120,6 +120,17 @@ def prepare_source(
 # --------------------------------------------------------------------------------------------
 
 
+def _encode_packets(where: str, codec: str, enc_path: Path) -> Any:
+    """The encode's packets with both quantizers; an H.264 encode whose block QPs could not be
+    read is an error: the edge reads them on every H.264 input, so training rows must not
+    silently fall back to the slice QP."""
+    packets = read_packets(enc_path, quantizer=True, mb_quantizer=True)
+    if codec == "h264" and not np.isfinite(packets.mb_qp).any():
+        raise VmafDistillError(f"{where}: no macroblock QP read from the H.264 encode "
+                               f"{enc_path} (PyAV missing or failed: see the warning above)")
+    return packets
+
+
 def teacher_mode(teacher_cfg: dict[str, Any]) -> str:
     """``exact`` (libvmaf's integer model, the default) or ``float`` (its float features)."""
     mode = str(teacher_cfg.get("mode", "exact"))
@@ -285,11 +296,7 @@ def run_rung(
             raise VmafDistillError(f"{where}: encoder failed: {exc}") from None
     timing["encode_s"] = time.perf_counter() - t0
     enc_sha = file_sha256(enc_path)
-    packets = read_packets(enc_path, quantizer=True, mb_quantizer=True)
-    if rung.codec == "h264" and not np.isfinite(packets.mb_qp).any():
-        # the edge reads them on every H.264 input: training rows must not silently fall back
-        raise VmafDistillError(f"{where}: no macroblock QP read from the H.264 encode "
-                               f"{enc_path} (PyAV missing or failed: see the warning above)")
+    packets = _encode_packets(where, rung.codec, enc_path)
     n = require_equal_frames(where, source=int(source["num_frames"]), encoded=len(packets))
 
     t0 = time.perf_counter()
