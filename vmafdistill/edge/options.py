@@ -20,7 +20,7 @@ Three documented speed options (recorded in the model card's ``edge`` section; 1
   (230 videos, 44x36 to 1280x720) the automatic step finds exactly the cuts of s = 1; a fixed
   s = 2 changed cuts only on frames left with <= 9216 samples (docs/edge.md).
 * ``temporal_pixel_step`` s: for a student whose only pixel inputs are temporal
-  (``temporal_diff`` / ``temporal_std``, e.g. the shipped ``quant_ti7``), those two on *every*
+  (``temporal_diff`` / ``temporal_std``, e.g. the shipped ``mbquant_ti7``), those two on *every*
   frame from every s-th row and column of each frame pair (exact integer sums on the
   subsample; :func:`~vmafdistill.features.frame_numpy.temporal_features`). 0 (exported cards'
   default) = automatic, >= :data:`TEMPORAL_MIN_SAMPLES` samples per frame: it moved the
