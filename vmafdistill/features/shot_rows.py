@@ -68,16 +68,10 @@ def scene_mb_quantizer(
     only, and their offset from the slice QP (x264's adaptive quantisation and macroblock tree)
     stands for the scene; the B-frames keep their own slice QP in ``scene_qp``.
     """
-    num: dict[int, float] = {}
-    den: dict[int, float] = {}
-    for start, stop, scene_index in shots:
-        d = frame_mb_qp[start:stop] - frame_qp[start:stop]
-        w = packet_bytes[start:stop].astype(np.float64)
-        ok = np.isfinite(d)
-        num[scene_index] = num.get(scene_index, 0.0) + float(np.sum(d[ok] * w[ok]))
-        den[scene_index] = den.get(scene_index, 0.0) + float(np.sum(w[ok]))
-    return {k: scene_qp.get(k, math.nan) + (num[k] / den[k] if den[k] > 0 else 0.0)
-            for k in num}
+    # the offset is weighted and pooled exactly as scene_qp is (NaN: no frame has both)
+    offsets = scene_weighted_qp(shots, frame_mb_qp - frame_qp, packet_bytes)
+    return {k: scene_qp.get(k, math.nan) + (o if math.isfinite(o) else 0.0)
+            for k, o in offsets.items()}
 
 
 def shot_timing(start: int, stop: int, fps: float) -> dict[str, Any]:

@@ -45,6 +45,8 @@ MB_QP_CODECS: frozenset[str] = frozenset({"h264"})
 #: that follow the AVVideoEncParams header in the side-data buffer.
 BLOCK_PARAMS = np.dtype([("src_x", "<i4"), ("src_y", "<i4"), ("w", "<i4"), ("h", "<i4"),
                          ("delta_qp", "<i4")])
+# Their columns in a record read as int32 words (a record may grow past these five).
+_W, _H, _DELTA_QP = (BLOCK_PARAMS.names.index(f) for f in ("w", "h", "delta_qp"))
 
 # The decoder's options: export the block QPs; skip what only the pixels need.
 _DECODER_OPTIONS = {"export_side_data": "venc_params", "skip_loop_filter": "all",
@@ -74,11 +76,11 @@ def frame_mb_qp(enc_params: Any, bit_depth: int = 8) -> float:
                                f"{BLOCK_PARAMS.itemsize}, a multiple of 4)")
     words = np.frombuffer(memoryview(enc_params), "<i4", count=n * size // 4,
                           offset=int(enc_params.blocks_offset)).reshape(n, size // 4)
-    area = words[:, 2].astype(np.float64) * words[:, 3]  # w, h
+    area = words[:, _W].astype(np.float64) * words[:, _H]
     total = float(area.sum())
     if total <= 0:
         return float("nan")
-    mean_delta = float((words[:, 4] * area).sum()) / total  # delta_qp
+    mean_delta = float((words[:, _DELTA_QP] * area).sum()) / total
     return float(enc_params.qp) + mean_delta - 6.0 * (int(bit_depth) - 8)
 
 
