@@ -21,7 +21,6 @@ LOSO over skvideo_kinds and kinds -> unseen_kinds, H.264 rows only, as research_
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from research_selfsim import BASE, CORPUS_ROOT, OUT, REPO, LogisticStudent, gbdt
+from research_selfsim import BASE, CORPUS_ROOT, OUT, LogisticStudent, corpus_config, gbdt
 
 
 def frame_rows(path: str) -> pd.DataFrame:
@@ -71,10 +70,7 @@ def extract(name: str) -> None:
     from vmafdistill.corpus.build import cached_encodes
 
     OUT.mkdir(exist_ok=True)
-    cfg = json.loads((CORPUS_ROOT / name / "corpus.json").read_text())["config"]
-    cfg["cache_root"] = str(REPO / cfg["cache_root"])
-    if cfg["corpus"].get("root"):
-        cfg["corpus"]["root"] = str(REPO / cfg["corpus"]["root"])
+    cfg = corpus_config(name)
     frames = load_table(CORPUS_ROOT / name, "frames")
     parts = []
     for e in cached_encodes(cfg):

