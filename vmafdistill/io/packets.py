@@ -254,21 +254,6 @@ def align_packets_to_frames(
     )
 
 
-def _match_frames(traced: list[tuple[int | None, float]], pts: np.ndarray, n: int,
-                  order: np.ndarray) -> tuple[np.ndarray, int] | None:
-    """Values listed per packet or frame (``(pts, value)``) matched to the N frames in
-    presentation order (``pts``: the frames' pts, sorted): by pts when every entry has its own,
-    else by position in decode order when both list N; None when neither works. Returns the
-    values and how many frames found none."""
-    by_pts = {t: q for t, q in traced if t is not None}
-    if len(by_pts) == len(traced):  # every entry has its own pts: match on it
-        values = np.array([by_pts.get(int(t), np.nan) for t in pts], dtype=np.float64)
-        return values, n - sum(int(t) in by_pts for t in pts)
-    if len(traced) == n:  # no usable pts: both passes list the packets in decode order
-        return np.array([q for _, q in traced], dtype=np.float64)[order], 0
-    return None
-
-
 def _frame_quantizers(path: str, codec: str, pts: np.ndarray, n: int,
                       order: np.ndarray) -> np.ndarray:
     """(N,) quantizer per frame in presentation order (``pts``: the frames' pts, sorted)."""
@@ -282,12 +267,17 @@ def _frame_quantizers(path: str, codec: str, pts: np.ndarray, n: int,
     if parser is None:  # a codec no student reads
         return qp
     traced = parser.packets()
-    matched = _match_frames(traced, pts, n, order)
-    if matched is None:
+    by_pts = {t: q for t, q in traced if t is not None}
+    if len(by_pts) == len(traced):  # every traced packet has its own pts: match on it
+        qp = np.array([by_pts.get(int(t), np.nan) for t in pts])
+        unmatched = n - sum(int(t) in by_pts for t in pts)
+    elif len(traced) == n:  # no usable pts: both passes list the packets in decode order
+        qp = np.array([q for _, q in traced])[order]
+        unmatched = 0
+    else:
         warnings.warn(f"{path}: the header trace lists {len(traced)} packets without usable "
                       f"timestamps, the stream {n}; the quantizer is NaN", stacklevel=3)
         return qp
-    qp, unmatched = matched
     if parser.unreadable or unmatched:
         warnings.warn(f"{path}: {parser.unreadable + unmatched} of {n} packets have no readable "
                       "header (damaged stream?); their quantizer is NaN", stacklevel=3)
