@@ -266,6 +266,11 @@ def speed_chroma(
     return {k: torch.tensor(v, dtype=torch.float64) for k, v in out.items()}
 
 
+def as_plane_tensor(plane: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """A decoded plane as a tensor, on the device it is already on (CUDA tensors stay there)."""
+    return plane if isinstance(plane, torch.Tensor) else torch.as_tensor(np.asarray(plane))
+
+
 def chroma_planes(
     u: np.ndarray | torch.Tensor, v: np.ndarray | torch.Tensor, luma_w: int, luma_h: int,
     bit_depth: int,
@@ -275,7 +280,7 @@ def chroma_planes(
     4:2:0 and 4:2:2 planes are cropped to ``floor(W/2)`` (and ``floor(H/2)``) as libvmaf sizes
     its buffers; 10/12/16-bit samples are divided by 4/16/256 first.
     """
-    ut, vt = torch.as_tensor(np.asarray(u)), torch.as_tensor(np.asarray(v))
+    ut, vt = as_plane_tensor(u), as_plane_tensor(v)
     ch, cw = ut.shape[-2:]
     w = luma_w // 2 if cw < luma_w else luma_w
     h = luma_h // 2 if ch < luma_h else luma_h

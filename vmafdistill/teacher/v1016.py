@@ -31,7 +31,14 @@ from .exact.integer_adm import IntegerAdmOptions, integer_adm
 from .model import predict_clip
 from .model_v1016 import V1016Model
 from .motion3 import Motion3Options, motion3_from_sad, motion_sad_scores
-from .speed import SpeedOptions, check_speed_size, chroma_planes, require_chroma, speed_chroma
+from .speed import (
+    SpeedOptions,
+    as_plane_tensor,
+    check_speed_size,
+    chroma_planes,
+    require_chroma,
+    speed_chroma,
+)
 from .vmaf import VmafResult, pool
 
 Adm3Fn = Callable[[torch.Tensor, torch.Tensor, int, dict[str, Any]], torch.Tensor]
@@ -102,8 +109,8 @@ class V1016Scorer:
         bit_depth: int = 8,
     ) -> None:
         """Score one aligned chunk: luma ``(n, H, W)`` and chroma ``(u, v)`` planes."""
-        ry = torch.as_tensor(np.asarray(ref_y)).to(self.device)
-        dy = torch.as_tensor(np.asarray(dist_y)).to(self.device)
+        ry = as_plane_tensor(ref_y).to(self.device)
+        dy = as_plane_tensor(dist_y).to(self.device)
         n, h, w = ry.shape
         if self._size is None:
             self.check_input(w, h, None if ref_uv is None else tuple(np.shape(ref_uv[0])[-2:]))
