@@ -3,7 +3,7 @@
     .venv/bin/python scripts/bench_edge.py [--seconds 60] [--rounds 3]
         [--student checkpoints/vmafdistill_default.onnx] [--issue-frame-steps 1,8]
         [--model tests/data/edge/tiny.onnx] [--frame-steps 1,8] [--threads 1,2] [--parts]
-        [--breakdown R] [--baseline DIR]
+        [--breakdown R] [--baseline DIR] [--ffmpeg-decoder] [--other-student M.onnx]
         [--corpus .cache/corpus/bbb_pilot --encodes .cache/corpus_cache/encodes]
         [--accuracy-model M.onnx] [--accuracy-steps 1,2,4,8] [--teacher-frames 0] [--work DIR]
 
@@ -19,7 +19,10 @@ average. Contenders:
 * ``vmafdistill predict --model STUDENT`` per ``--issue-frame-step`` (a student without pixel
   features, e.g. the shipped rate7 default: pixel features only for the issue heuristic);
 * ``vmafdistill predict --model MODEL`` per frame step / feature thread count (a student that
-  reads pixel features, e.g. the tiny test model: the exact-feature regime).
+  reads pixel features, e.g. the tiny test model: the exact-feature regime);
+* with ``--ffmpeg-decoder``, the same STUDENT with ``--decoder ffmpeg``: a student reading
+  block QPs (the shipped one) is otherwise decoded once in-process; this races ffmpeg's pipe
+  plus the separate block-QP decode beside it (same records, checked).
 
 Per shot: whole-process time / shots, and the in-process chain (the predict JSON's stage
 timings, start-up excluded) / shots, against libvmaf / shots; ceiling = libvmaf / decode 360p.
@@ -33,7 +36,8 @@ Every whole-process contender is also given as a multiple of the decode floor (d
 round: wall and CPU); the checkouts' modules are compiled to bytecode first, as an installed
 package's are (under PYTHONDONTWRITEBYTECODE=1 a checkout would compile them in every process).
 ``--parts`` races one more process that runs the chain's stages one after the other (interpreter,
-imports, probe, packet list, quantizer trace, decode + pipe without any feature pass) and
+imports, probe, packet list, quantizer trace, decode + pipe and the in-process decode, each
+without any feature pass) and
 tabulates the CPU of each beside the floor: what the chain costs besides its numpy passes.
 ``--breakdown R`` switches the chain's per-frame numpy passes off in turn, in-process, R rounds:
 what each costs and what is left without any. Also predictor-only latency
@@ -101,6 +105,15 @@ c = cpu()
 for y in decode_luma(video, width=info.width, height=info.height, bit_depth=info.bit_depth):
     pass
 out["decode + pipe, the chain's decoder threads (no feature pass)"] = cpu() - c
+c = cpu()
+from vmafdistill.edge.pyav_decode import PyavFrames, decode_luma_pyav
+try:
+    for y in decode_luma_pyav(video, width=info.width, height=info.height, out=PyavFrames()):
+        pass
+    out["in-process decode, pixels + block QPs (PyAV import included; no feature pass)"] = (
+        cpu() - c)
+except Exception as exc:  # not H.264, or no PyAV
+    print(f"in-process decode not measured: {exc}", file=sys.stderr)
 print(json.dumps(out))
 """
 
@@ -123,6 +136,14 @@ def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[st
             contenders[f"student_i{k}"] = (
                 [*exe, "predict", str(dist), "--model", args.student, "--ref-size", "1280x720",
                  "--issue-frame-step", str(k), "--json", str(work / f"student_i{k}.json")],
+                subprocess.PIPE,
+            )
+    if args.student and args.ffmpeg_decoder:  # the same student through ffmpeg's pipe
+        for k in _ints(args.issue_frame_steps):
+            contenders[f"piped_i{k}"] = (
+                [*exe, "predict", str(dist), "--model", args.student, "--ref-size", "1280x720",
+                 "--issue-frame-step", str(k), "--decoder", "ffmpeg", "--json",
+                 str(work / f"piped_i{k}.json")],
                 subprocess.PIPE,
             )
     if args.other_student:  # a second student, same chain and options: side by side
@@ -194,6 +215,9 @@ def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[st
         **{n: f"`predict` {Path(args.student).name} ({_student_inputs(args.student)}), "
               f"issue_frame_step={n[len('student_i'):]}" for n in names
            if n.startswith("student_")},
+        **{n: f"`predict` {Path(args.student).name}, `--decoder ffmpeg` (pipe + separate "
+              f"block-QP decode), issue_frame_step={n[len('piped_i'):]}" for n in names
+           if n.startswith("piped_")},
         **{n: f"`predict` {args.other_student} ({_student_inputs(args.other_student)}), "
               f"issue_frame_step={n[len('other_i'):]}" for n in names if n.startswith("other_")},
         **{n: f"baseline `predict` ({args.baseline}), same student, issue_frame_step="
@@ -219,7 +243,7 @@ def _student_inputs(model: str) -> str:
 
 
 def _is_predict(name: str) -> bool:
-    return name.startswith(("student_", "model_", "baseline_", "other_"))
+    return name.startswith(("student_", "model_", "baseline_", "other_", "piped_"))
 
 
 def print_race(res: dict[str, Any], n_frames: int) -> None:
@@ -281,8 +305,9 @@ def print_race(res: dict[str, Any], n_frames: int) -> None:
         if _is_predict(n):
             print(f"{n}: pixel features {json.dumps(res[f'{n}_pixel'])}")
     for n in res["names"]:
-        if n.startswith("baseline_") and f"student_{n[len('baseline_'):]}" in res["names"]:
-            twin = f"student_{n[len('baseline_'):]}"
+        prefix = n.split("_")[0] + "_"
+        if prefix in ("baseline_", "piped_") and f"student_{n[len(prefix):]}" in res["names"]:
+            twin = f"student_{n[len(prefix):]}"
             same = (res[f"{n}_preds"] == res[f"{twin}_preds"]
                     and res[f"{n}_issues"] == res[f"{twin}_issues"])
             print(f"{twin} vs {n}: predictions and issue tokens "
@@ -537,6 +562,9 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--student", default=str(REPO / "checkpoints/vmafdistill_default.onnx"),
                     help="student raced with its card's options ('' = none)")
+    ap.add_argument("--ffmpeg-decoder", action="store_true",
+                    help="also race --student with `predict --decoder ffmpeg` (ffmpeg's pipe; "
+                         "the block QPs from a second decode) beside the default decoder")
     ap.add_argument("--other-student", default="",
                     help="a second student raced beside --student (same chain and options)")
     ap.add_argument("--issue-frame-steps", default="1,8",

@@ -283,3 +283,4 @@ def test_predict_reads_the_block_qps_the_corpus_reads(aq_clip: Path) -> None:
     assert all(math.isfinite(r["scene_mb_qp"]) for r in rep.rows)
     assert any(abs(r["scene_mb_qp"] - r["scene_qp"]) > 0.1 for r in rep.rows)
     assert all(rec["pred_vmaf"] is not None for rec in rep.records)
+    assert rep.summary["pixel_features"]["decoder"] == "pyav"  # one in-process decode

@@ -549,7 +549,7 @@ def test_pixel_free_student_predicts_as_exact_path_from_sampled_frames(clip, rat
     for j, y in enumerate(seen):
         np.testing.assert_array_equal(y, ref[8 * j])
     assert fast.summary["pixel_features"] == {"used_for": "issues", "frame_step": 8, "frames": 8,
-                                             "cut_pixel_step": 1}
+                                             "cut_pixel_step": 1, "decoder": "ffmpeg"}
     seen.clear()
     exact = analyze_video(clip, rate7, rules=rules, options=EdgeOptions(issue_frame_step=1))
     assert len(seen) == 60 and exact.summary["pixel_features"]["frames"] == 60
@@ -588,7 +588,8 @@ def test_pixel_student_still_measures_every_frame(clip, predictor, monkeypatch):
                         options=EdgeOptions(issue_frame_step=8))
     assert len(seen) == 60
     assert rep.summary["pixel_features"] == {"used_for": "prediction+issues", "frame_step": 1,
-                                             "frames": 60, "cut_pixel_step": 1}
+                                             "frames": 60, "cut_pixel_step": 1,
+                                             "decoder": "ffmpeg"}
 
 
 def test_predict_cli_issue_frame_step(clip, rate7, tmp_path):
@@ -598,8 +599,8 @@ def test_predict_cli_issue_frame_step(clip, rate7, tmp_path):
     assert rc == 0
     video = json.loads(out.read_text())["videos"][0]
     assert video["summary"]["pixel_features"] == {"used_for": "issues", "frame_step": 4,
-                                                  "frames": 15,
-                                                 "cut_pixel_step": 1}
+                                                  "frames": 15, "cut_pixel_step": 1,
+                                                  "decoder": "ffmpeg"}
     assert all(r["pred_vmaf"] is not None for r in video["shots"])
 
 

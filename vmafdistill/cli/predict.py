@@ -99,6 +99,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "1 = exact (default: the card's)")
     p.add_argument("--threads", type=int,
                    help="feature threads per chunk (default: the card's edge.threads, else 1)")
+    p.add_argument("--decoder", choices=("auto", "ffmpeg"),
+                   help="auto (default): an 8-bit H.264 stream whose block QPs the student "
+                        "reads is decoded once, in-process (PyAV); ffmpeg: always ffmpeg's pipe "
+                        "(same results)")
     p.add_argument("--timings", action="store_true", help="print stage timings to stderr")
     p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
                    help="decoded-frames progress bar on stderr (auto: when stderr is a terminal)")
@@ -186,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
             issue_frame_step=args.issue_frame_step or None,
             shot_pixel_step=args.shot_pixel_step,
             temporal_pixel_step=args.temporal_pixel_step, threads=args.threads or None,
+            decoder=args.decoder,
         )
     except ValueError as exc:
         raise VmafDistillError(str(exc)) from None

@@ -34,7 +34,8 @@ pixel feature for its *prediction*; then the pixel features only feed the qualit
 temporal-only student is the same, plus the every-frame temporal pass above. The summary's
 ``pixel_features`` says which frames were measured and what for.
 
-``threads``, ``decode_threads``, ``prefetch`` and ``chunk`` change speed only, never results.
+``threads``, ``decode_threads``, ``prefetch``, ``chunk`` and ``decoder`` change speed only,
+never results.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from ..features.registry import MB_QUANTIZER_FEATURES, QUANTIZER_FEATURES
 
 __all__ = [
     "CUT_MIN_SAMPLES",
+    "DECODERS",
     "TEMPORAL_MIN_SAMPLES",
     "EdgeOptions",
     "auto_cut_step",
@@ -59,6 +61,10 @@ __all__ = [
     "needs_quantizer",
     "temporal_only",
 ]
+
+
+#: ``EdgeOptions.decoder`` values: the same pixels and block QPs either way.
+DECODERS = ("auto", "ffmpeg")
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,10 @@ class EdgeOptions:
     heuristic); ``threads``
     (feature threads per chunk), ``decode_threads`` (ffmpeg ``-threads``, 0 = automatic:
     :func:`~vmafdistill.edge.decode.decoder_threads`),
-    ``prefetch`` (decoded chunks queued ahead) and ``chunk`` only change speed.
+    ``prefetch`` (decoded chunks queued ahead) and ``chunk`` only change speed; so does
+    ``decoder`` (:data:`DECODERS`): ``auto`` decodes an 8-bit H.264 stream in-process when the
+    student reads its block QPs (one decode for pixels and QPs, :mod:`.pyav_decode`), ``ffmpeg``
+    always pipes from ffmpeg (the block QPs then come from a second, partial decode).
     """
 
     frame_step: int = 1
@@ -84,6 +93,7 @@ class EdgeOptions:
     threads: int = 1
     decode_threads: int = 0
     prefetch: int = 2
+    decoder: str = "auto"
     shots: Mapping[str, Any] = field(default_factory=dict)  # ShotDetector keyword arguments
 
     def __post_init__(self) -> None:
@@ -94,6 +104,9 @@ class EdgeOptions:
                 "frame_step, issue_frame_step, chunk, threads and prefetch must be >= 1 and "
                 f"decode_threads, shot_pixel_step, temporal_pixel_step >= 0: {self}"
             )
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got "
+                             f"{self.decoder!r}")
 
     @classmethod
     def from_card(cls, edge: Mapping[str, Any] | None, **overrides: Any) -> EdgeOptions:
@@ -108,6 +121,8 @@ class EdgeOptions:
                       "chunk", "threads", "decode_threads", "prefetch")
             if edge.get(k) is not None
         }
+        if edge.get("decoder") is not None:
+            kw["decoder"] = str(edge["decoder"])
         kw["shots"] = dict(edge.get("shots") or {})
         kw.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**kw)

@@ -1,8 +1,10 @@
 """The edge chain, torch-free: decode -> shots -> features -> predict -> quality tokens.
 
 One ffmpeg process decodes the distorted video and pipes only its luma plane (``extractplanes=y``
-copies the decoder's Y samples, no conversion; :mod:`.decode`); a reader thread drains the pipe
-into a short queue of large chunks, so ffmpeg keeps decoding while Python cuts shots from per-frame
+copies the decoder's Y samples, no conversion; :mod:`.decode`), or, for a student reading an
+H.264 stream's block QPs, one in-process PyAV decode gives the luma and the block QPs together
+(:mod:`.pyav_decode`, ffmpeg's path whenever it declines); a reader thread drains the decoder
+into a short queue of large chunks, so it keeps decoding while Python cuts shots from per-frame
 histograms and computes the pixel features (numpy, allocation-free per frame; optionally in
 ``threads`` threads); a second, decode-free ffmpeg process lists the packet sizes (bitrate per
 shot) and the codec, and for students that read the encoder's quantizer a third logs the stream
@@ -30,7 +32,8 @@ pixel feature for its *prediction*; then the pixel features only feed the qualit
 temporal-only student is the same, plus the every-frame temporal pass. The summary's
 ``pixel_features`` says which frames were measured and what for.
 
-``threads``, ``decode_threads``, ``prefetch`` and ``chunk`` change speed only, never results.
+``threads``, ``decode_threads``, ``prefetch``, ``chunk`` and ``decoder`` change speed only,
+never results.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -59,6 +62,7 @@ from ..features.frame_numpy import (
 )
 from ..features.registry import canonical_codec
 from ..features.shot_rows import shot_feature_rows
+from ..io.mb_quantizer import MB_QP_CODECS
 from ..shots import ShotDetector
 from .decode import DecodeLog, decode_luma, picture_changes
 from .options import (
@@ -73,6 +77,7 @@ from .options import (
     needs_quantizer,
     temporal_only,
 )
+from .pyav_decode import PyavDeclinedError, PyavFrames, decode_luma_pyav
 from .records import (
     VideoReport,
     domain_flags,
@@ -358,9 +363,11 @@ def _plan(path: str | os.PathLike[str], predictor: Any, card: Mapping[str, Any] 
 
 class _PacketReader:
     """The video's packet list (:func:`~vmafdistill.io.packets.read_packets`), read by a thread
-    beside the probe and the decode (decode-free); its errors surface in the caller's thread."""
+    beside the probe and the decode (decode-free); its errors surface in the caller's thread.
+    ``mb_source``: the block QPs come from the caller's own decode (see :func:`read_packets`)."""
 
-    def __init__(self, path: str, *, quantizer: bool, mb_quantizer: bool = False) -> None:
+    def __init__(self, path: str, *, quantizer: bool, mb_quantizer: bool = False,
+                 mb_source: Future[Any] | None = None) -> None:
         from ..io.packets import read_packets
 
         self.path = path
@@ -368,17 +375,15 @@ class _PacketReader:
         self.error: Exception | None = None
         self.seconds = 0.0
         self._codec_ok = False
-        self._thread = threading.Thread(target=self._read,
-                                        args=(read_packets, quantizer, mb_quantizer),
+        kw = {"quantizer": quantizer, "mb_quantizer": mb_quantizer, "mb_source": mb_source}
+        self._thread = threading.Thread(target=self._read, args=(read_packets, kw),
                                         daemon=True)
         self._thread.start()
 
-    def _read(self, read_packets: Callable[..., Any], quantizer: bool,
-              mb_quantizer: bool) -> None:
+    def _read(self, read_packets: Callable[..., Any], kw: dict[str, Any]) -> None:
         t = time.perf_counter()
         try:
-            self.packets = read_packets(self.path, quantizer=quantizer,
-                                        mb_quantizer=mb_quantizer)
+            self.packets = read_packets(self.path, **kw)
         except Exception as exc:  # re-raised in the caller's thread
             self.error = exc
         self.seconds = time.perf_counter() - t
@@ -417,6 +422,7 @@ class _FirstPass:
     per_frame: dict[str, np.ndarray]
     log: DecodeLog
     aligned: Any  # align_packets_to_frames: the packets of the decoded frames, their times
+    decoder: str  # "pyav" (in-process) or "ffmpeg", with why PyAV declined, if it did
     t_probe: float
     t_frames: float
     t_packets: float
@@ -427,17 +433,26 @@ class _FirstPass:
         return int(self.per_frame["mean_luma"].shape[0])
 
 
-def _decoded_chunks(plan: _Plan, info: Any, log: DecodeLog, predictor: Any,
-                    reader: _PacketReader, progress: Callable[[int], None] | None
-                    ) -> Iterator[np.ndarray]:
-    """The video's luma chunks (:func:`decode_luma`); a model that failed to load, or a codec
-    no student knows, stops the decode at the next chunk; ``progress`` hears the frame count."""
-    options = plan.options
+def _luma_chunks(plan: _Plan, info: Any, log: DecodeLog, pyav: PyavFrames | None
+                 ) -> Iterator[np.ndarray]:
+    """The decoder's luma chunks: in-process with ``pyav`` (:mod:`.pyav_decode`), else
+    ffmpeg's pipe (:func:`decode_luma`, which fills ``log``)."""
+    o = plan.options
+    if pyav is not None:
+        return decode_luma_pyav(plan.path, width=info.width, height=info.height, out=pyav,
+                                chunk=o.chunk, prefetch=o.prefetch, threads=o.decode_threads)
+    return decode_luma(plan.path, width=info.width, height=info.height,
+                       bit_depth=info.bit_depth, chunk=o.chunk, prefetch=o.prefetch,
+                       threads=o.decode_threads, log=log)
+
+
+def _decoded_chunks(chunks: Iterator[np.ndarray], predictor: Any, reader: _PacketReader,
+                    progress: Callable[[int], None] | None) -> Iterator[np.ndarray]:
+    """``chunks`` passed on; a model that failed to load, or a codec no student knows, stops
+    the decode at the next chunk; ``progress`` hears the frame count."""
     pending = isinstance(predictor, Future)
     done = 0
-    for y in decode_luma(plan.path, width=info.width, height=info.height,
-                         bit_depth=info.bit_depth, chunk=options.chunk,
-                         prefetch=options.prefetch, threads=options.decode_threads, log=log):
+    for y in chunks:
         if pending and predictor.done() and predictor.exception() is not None:
             raise predictor.exception()  # a bad model stops the decode at once
         reader.check_codec()
@@ -447,24 +462,67 @@ def _decoded_chunks(plan: _Plan, info: Any, log: DecodeLog, predictor: Any,
             progress(done)
 
 
+def _in_process_decode(plan: _Plan, info: Any) -> bool:
+    """Whether to decode in-process (:mod:`.pyav_decode`): the student reads block QPs, the
+    stream is 8-bit H.264, ``decoder`` allows it, and PyAV imports (else ffmpeg's pipe, with the
+    block QPs from their own decode in the packet thread)."""
+    if (plan.options.decoder != "auto" or not needs_mb_quantizer(plan.names)
+            or info.codec not in MB_QP_CODECS or info.bit_depth != 8):
+        return False
+    from ..io.mb_quantizer import pyav_available
+
+    return pyav_available()
+
+
+def _frame_pts(packets: Any, pyav: PyavFrames) -> list[int | None]:
+    """ffmpeg's timestamps of the in-process decode's frames, through their packet numbers
+    (the packet list is ffmpeg's, in presentation order; ``demux_index`` maps it back)."""
+    if pyav.mb is None or packets.demux_index is None or pyav.mb.n_packets != len(packets):
+        raise PyavDeclinedError("its demuxer and ffmpeg's list different packets")
+    position = np.empty(len(packets), dtype=np.int64)
+    position[packets.demux_index] = np.arange(len(packets))
+    return [int(packets.pts[position[k]]) for k in pyav.frame_packets]
+
+
 def _first_pass(plan: _Plan, predictor: Any, progress: Callable[[int], None] | None,
                 t0: float) -> _FirstPass:
     """Probe, then one decode feeding the cut detector and the pixel features
-    (:func:`frame_pass`) while the packets are read beside it; packets matched to frames."""
-    from ..io.packets import align_packets_to_frames
+    (:func:`frame_pass`) while the packets are read beside it; packets matched to frames.
+
+    In-process when :func:`_in_process_decode` says so: one decode then gives the pixels and
+    the block QPs. A stream it cannot reproduce exactly (:class:`PyavDeclinedError`: damage,
+    picture changes, a mid-GOP start ...) is decoded again by ffmpeg, whose path handles those;
+    the summary's ``pixel_features.decoder`` says which decoder ran, and why PyAV declined."""
     from ..io.video import probe_video
 
+    # ffmpeg -i in every install: the same rate and format everywhere, and no PyAV import
+    # (0.1-0.2 s CPU) for a student or stream that does not need it
+    info = probe_video(plan.path, backend="ffmpeg")
+    t_probe = time.perf_counter() - t0
+    if not info.fps or not math.isfinite(info.fps):
+        raise VideoInputError(f"{plan.path}: frame rate unknown")
+    if _in_process_decode(plan, info):
+        try:
+            return _frame_and_packet_pass(plan, info, t_probe, predictor, progress, True)
+        except PyavDeclinedError as exc:
+            declined = f"ffmpeg (in-process decode declined: {exc})"
+            return replace(_frame_and_packet_pass(plan, info, t_probe, predictor, progress,
+                                                  False), decoder=declined)
+    return _frame_and_packet_pass(plan, info, t_probe, predictor, progress, False)
+
+
+def _frame_and_packet_pass(plan: _Plan, info: Any, t_probe: float, predictor: Any,
+                           progress: Callable[[int], None] | None, in_process: bool
+                           ) -> _FirstPass:
+    """:func:`_first_pass`'s decode, ffmpeg's or in-process (raising PyavDeclinedError)."""
+    from ..io.packets import align_packets_to_frames
+
     p, options = plan.path, plan.options
+    pyav = PyavFrames() if in_process else None
+    mb_source: Future[Any] | None = Future() if in_process else None
     reader = _PacketReader(p, quantizer=needs_quantizer(plan.names),
-                           mb_quantizer=needs_mb_quantizer(plan.names))
+                           mb_quantizer=needs_mb_quantizer(plan.names), mb_source=mb_source)
     try:
-        # ffmpeg -i in every install (PyAV is only for the macroblock QPs, in the packet
-        # thread): the same rate and format everywhere, and no PyAV import (0.2 s CPU) before
-        # the decode can start
-        info = probe_video(p, backend="ffmpeg")
-        t_probe = time.perf_counter() - t0
-        if not info.fps or not math.isfinite(info.fps):
-            raise VideoInputError(f"{p}: frame rate unknown")
         if plan.ref_size is not None:
             ref, ref_rule = (int(plan.ref_size[0]), int(plan.ref_size[1])), "given"
         else:
@@ -474,14 +532,19 @@ def _first_pass(plan: _Plan, predictor: Any, progress: Callable[[int], None] | N
         temporal_step = options.temporal_step(plan.names, info.width, info.height)
         log = DecodeLog()
         t1 = time.perf_counter()
+        chunks = _luma_chunks(plan, info, log, pyav)
         per_frame = frame_pass(
-            _decoded_chunks(plan, info, log, predictor, reader, progress),
+            _decoded_chunks(chunks, predictor, reader, progress),
             bit_depth=info.bit_depth, detector=det, frame_step=plan.step,
             shot_pixel_step=cut_step, threads=options.threads, temporal_step=temporal_step)
         t_frames = time.perf_counter() - t1
     finally:
+        if mb_source is not None and not mb_source.done():
+            mb_source.set_result(pyav.mb if pyav is not None else None)
         reader.join()  # never leave the packet reader's ffmpeg running behind an error
     packets = reader.result()
+    if pyav is not None:
+        log.frame_pts[:] = _frame_pts(packets, pyav)
     n = per_frame["mean_luma"].shape[0]
     if n == 0:
         raise VideoInputError(f"{p}: no frames could be decoded (empty or undecodable video)")
@@ -490,8 +553,8 @@ def _first_pass(plan: _Plan, predictor: Any, progress: Callable[[int], None] | N
     aligned = align_packets_to_frames(packets, log.frame_pts or None, n)
     return _FirstPass(info=info, ref=ref, ref_rule=ref_rule, detector=det, cut_step=cut_step,
                       temporal_step=temporal_step, per_frame=per_frame, log=log,
-                      aligned=aligned, t_probe=t_probe, t_frames=t_frames,
-                      t_packets=reader.seconds)
+                      aligned=aligned, decoder="pyav" if in_process else "ffmpeg",
+                      t_probe=t_probe, t_frames=t_frames, t_packets=reader.seconds)
 
 
 def _loaded(predictor: Any, names: Sequence[str]) -> Any:
@@ -589,6 +652,7 @@ def _pixel_summary(plan: _Plan, fp: _FirstPass) -> dict[str, Any]:
         "frame_step": step,
         "frames": -(-fp.n // step),
         "cut_pixel_step": fp.cut_step,
+        "decoder": fp.decoder,
         **({"temporal": {"used_for": "prediction+issues", "frames": fp.n,
                          "pixel_step": fp.temporal_step}} if fp.temporal_step else {}),
     }

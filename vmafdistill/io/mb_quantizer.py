@@ -9,7 +9,9 @@ frame side data (``export_side_data=venc_params``, :c:type:`AVVideoEncParams`); 
 decodes the stream in-process with PyAV and keeps one number per frame: the mean of its blocks'
 QPs, weighted by block area.
 
-What the decoder may skip (the edge runs this beside its pixel decode, so it must be cheap):
+What the decoder may skip (the corpus, and the edge when ffmpeg decodes its pixels, run this
+beside that decode, so it must be cheap; the edge's own in-process decode,
+:mod:`vmafdistill.edge.pyav_decode`, reads the same block QPs from its full decode):
 
 * the inverse transform and the deblocking filter (``skip_idct`` / ``skip_loop_filter``): the
   QPs come from entropy decoding, so they are the same, frame for frame;
@@ -35,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BLOCK_PARAMS", "MB_QP_CODECS", "MbQuantizerError", "MbQuantizers", "frame_mb_qp",
-           "pyav_available", "read_mb_quantizers"]
+__all__ = ["BLOCK_PARAMS", "MB_QP_CODECS", "MbQuantizerError", "MbQuantizers", "frame_block_qp",
+           "frame_mb_qp", "pyav_available", "read_mb_quantizers", "video_stream"]
 
 #: ffmpeg codec names whose decoder exports per-block QPs.
 MB_QP_CODECS: frozenset[str] = frozenset({"h264"})
@@ -84,6 +86,14 @@ def frame_mb_qp(enc_params: Any, bit_depth: int = 8) -> float:
     return float(enc_params.qp) + mean_delta - 6.0 * (int(bit_depth) - 8)
 
 
+def frame_block_qp(frame: Any) -> float:
+    """:func:`frame_mb_qp` of a decoded PyAV frame's block-QP side data (NaN without it)."""
+    for sd in frame.side_data:
+        if "ENC_PARAMS" in str(getattr(sd, "type", "")):
+            return frame_mb_qp(sd, int(frame.format.components[0].bits))
+    return float("nan")
+
+
 #: libavformat's AV_DISPOSITION_ATTACHED_PIC (cover art).
 _ATTACHED_PIC = 0x400
 
@@ -99,7 +109,7 @@ def pyav_available() -> bool:
     return True
 
 
-def _video_stream(container: Any) -> Any:
+def video_stream(container: Any) -> Any:
     """The first video stream that is not cover art (ffmpeg's ``0:V:0``, as read_packets)."""
     for s in container.streams.video:
         if not int(s.disposition) & _ATTACHED_PIC:
@@ -134,15 +144,8 @@ def _read(container: Any, stream: Any, stop: threading.Event | None) -> MbQuanti
 
     def take(decoded: Any) -> None:
         for frame in decoded:
-            if frame.pts is None:
-                continue
-            bits = int(frame.format.components[0].bits)
-            qp = float("nan")
-            for sd in frame.side_data:
-                if "ENC_PARAMS" in str(getattr(sd, "type", "")):
-                    qp = frame_mb_qp(sd, bits)
-                    break
-            frames.append((int(frame.pts), qp))
+            if frame.pts is not None:
+                frames.append((int(frame.pts), frame_block_qp(frame)))
 
     for packet in container.demux(stream):
         if stop is not None and stop.is_set():
@@ -183,7 +186,7 @@ def read_mb_quantizers(path: str | os.PathLike[str], codec: str | None,
     p = os.fspath(path)
     try:
         with av.open(p) as container:
-            stream = _video_stream(container)
+            stream = video_stream(container)
             if stream is None:
                 raise MbQuantizerError(f"{p}: no video stream")
             if stream.codec_context.name not in MB_QP_CODECS:

@@ -15,6 +15,7 @@ import subprocess
 import threading
 import warnings
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
@@ -64,6 +65,9 @@ class Packets:
     #: gives none); matches the decoder's frame timestamps (:func:`align_packets_to_frames`)
     pts: np.ndarray | None = None
     time_base: Fraction = Fraction(1, 1)  #: the time base of :attr:`pts`
+    #: (N,) int64 each packet's position in demux order (as ffmpeg's stream copy lists them,
+    #: from the first keyframe); None when not known
+    demux_index: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.sizes.shape[0])
@@ -80,6 +84,7 @@ class Packets:
             qp=None if self.qp is None else self.qp[idx],
             mb_qp=None if self.mb_qp is None else self.mb_qp[idx],
             pts=None if self.pts is None else self.pts[idx],
+            demux_index=None if self.demux_index is None else self.demux_index[idx],
         )
 
     @property
@@ -90,7 +95,8 @@ class Packets:
 
 
 def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False,
-                 mb_quantizer: bool = False) -> Packets:
+                 mb_quantizer: bool = False,
+                 mb_source: Future[MbQuantizers | None] | None = None) -> Packets:
     """Sizes, timestamps, codec and size of ``path``'s first video stream that is
     not cover art (ffmpeg's ``0:V:0``, the stream every decoder here reads).
 
@@ -106,7 +112,9 @@ def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False,
     from an in-process decode (:func:`~vmafdistill.io.mb_quantizer.read_mb_quantizers`; H.264
     only, ~0.3 s CPU for those 1500 frames), matched to the frames by packet (not by timestamp);
     NaN for B-frames, for other codecs (no warning) and, with a warning, where the decode fails,
-    its packets are not ffmpeg's, or PyAV is missing.
+    its packets are not ffmpeg's, or PyAV is missing. ``mb_source``: those block QPs from a
+    decode the caller runs instead (the edge's in-process pixel decode,
+    :mod:`vmafdistill.edge.pyav_decode`); waited for, not decoded here.
 
     Raises:
         VideoInputError: missing/unreadable file, no video stream, or no packets.
@@ -117,7 +125,11 @@ def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False,
     # The block-QP decode (the longest pass) starts first, in a daemon thread beside the two
     # ffmpeg passes (PyAV decodes without the GIL); it learns the codec from the stream itself
     # and stops early if this function leaves before reading its result.
-    mb_pass = _MbQuantizerPass(p) if mb_quantizer and pyav_available() else None
+    mb_pass: _MbQuantizerPass | _GivenMbQuantizers | None = None
+    if mb_quantizer and mb_source is not None:
+        mb_pass = _GivenMbQuantizers(mb_source)
+    elif mb_quantizer and pyav_available():
+        mb_pass = _MbQuantizerPass(p)
     try:
         return _read_packets(p, quantizer, mb_quantizer, mb_pass)
     finally:
@@ -126,7 +138,7 @@ def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False,
 
 
 def _read_packets(p: str, quantizer: bool, mb_quantizer: bool,
-                  mb_pass: _MbQuantizerPass | None) -> Packets:
+                  mb_pass: _MbQuantizerPass | _GivenMbQuantizers | None) -> Packets:
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", p,
            "-map", "0:V:0", "-c", "copy", "-f", "framecrc", "-"]
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
@@ -177,6 +189,7 @@ def _read_packets(p: str, quantizer: bool, mb_quantizer: bool,
         mb_qp=mb_qp,
         pts=arr[:, 1].copy(),
         time_base=tb,
+        demux_index=order,
     )
 
 
@@ -309,8 +322,19 @@ class _MbQuantizerPass:
         return self.result
 
 
-def _frame_mb_quantizers(path: str, mb_pass: _MbQuantizerPass, order: np.ndarray
-                         ) -> np.ndarray:
+class _GivenMbQuantizers:
+    """Block QPs another decode delivers (a Future), read like :class:`_MbQuantizerPass`."""
+
+    def __init__(self, source: Future[MbQuantizers | None]) -> None:
+        self.stop = threading.Event()  # nothing to stop: the caller owns that decode
+        self._source = source
+
+    def join(self) -> MbQuantizers | None:
+        return self._source.result()
+
+
+def _frame_mb_quantizers(path: str, mb_pass: _MbQuantizerPass | _GivenMbQuantizers,
+                         order: np.ndarray) -> np.ndarray:
     """(N,) mean macroblock QP per frame in presentation order; NaN for frames the pass does
     not decode (B-frames) or that carry no block QPs.
 

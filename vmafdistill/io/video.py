@@ -165,6 +165,7 @@ class VideoInfo:
     kind: str  # "raw" | "y4m" | "container"
     #: video streams that are not cover art (every reader here takes the first, ffmpeg's 0:V:0)
     video_streams: int = 1
+    codec: str | None = None  #: its codec's ffmpeg name (h264, hevc, ...) for containers
 
     @property
     def layout(self) -> PixFmtLayout:
@@ -490,7 +491,7 @@ def _probe_container(path: str) -> VideoInfo:
         fps = float(rate) if rate else None
     layout = _layout_for(path, pix_fmt, "decoded pixel format of its video stream")
     return VideoInfo(path, width, height, layout.name, layout.bit_depth, fps, None, "container",
-                     video_streams=len(streams))
+                     video_streams=len(streams), codec=cc.name)
 
 
 def _first_frame_format(av: Any, container: Any, stream: Any, path: str) -> tuple[str, int, int]:
@@ -568,8 +569,9 @@ def _probe_container_ffmpeg(path: str) -> VideoInfo:
                 break
         layout = _layout_for(path, pix_m.group(1), "decoded pixel format of its video stream")
         w, h = int(size_m.group(1)), int(size_m.group(2))
+        codec = fields[0].split()[0] if fields[0] else None
         return VideoInfo(path, w, h, layout.name, layout.bit_depth, fps, None, "container",
-                         video_streams=n_video)
+                         video_streams=n_video, codec=codec)
     if re.search(r"^Input #0", text, re.MULTILINE):
         raise VideoInputError(f"{path}: has no video stream")
     raise VideoInputError(f"{path}: not a readable video file ({_tail(text)})")
