@@ -72,6 +72,10 @@ from vmafdistill.io.packets import read_packets
 p = read_packets("clip.mp4", quantizer=True, mb_quantizer=True)
 assert np.isfinite(p.mb_qp).sum() >= 2, p.mb_qp
 print(f"[edge-install] block QPs read on {int(np.isfinite(p.mb_qp).sum())} of {len(p)} frames")
+# ... and predict decoded the clip once, in-process, for its pixels and block QPs
+decoder = json.load(open("shipped.json"))["videos"][0]["summary"]["pixel_features"]["decoder"]
+assert decoder == "pyav", decoder
+print(f"[edge-install] shipped student decoded in-process ({decoder})")
 PYEOF
 # Serving must equal the full install (its other dependencies, PyAV among them): an NTSC-rate
 # clip (ffmpeg -i prints 30000/1001 as "29.97"), predicted by both, records equal.
