@@ -158,7 +158,7 @@ def _mid_gop(work: Path, base: Path) -> tuple[Path, str]:
     run_ffmpeg(["-i", str(base), "-c", "copy", "-f", "mpegts", str(ts)], what="TS")
     with av.open(str(ts)) as container:
         pkts = [(p.pos, p.is_keyframe) for p in container.demux(video=0) if p.size]
-    start = [i for i, (_, k) in enumerate(pkts) if k][0] + 3
+    start = next(i for i, (_, k) in enumerate(pkts) if k) + 3
     cut.write_bytes(ts.read_bytes()[(pkts[start][0] // 188) * 188:])
     return cut, "the stream starts mid-GOP"
 
