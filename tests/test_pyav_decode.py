@@ -172,7 +172,7 @@ def _switch(work: Path, base: Path) -> tuple[Path, str]:
         parts.append(seg.read_bytes())
     out = work / "switch.ts"
     out.write_bytes(parts[0] + parts[1])
-    return out, "the pictures change size mid-stream"
+    return out, "decoded pictures are 160x90, not the probe's 320x180"
 
 
 def _ten_bit(work: Path, base: Path) -> tuple[Path, str]:
@@ -224,3 +224,65 @@ def test_a_size_other_than_the_probes_is_declined(base_mp4):
 def test_the_decoder_option_is_checked():
     with pytest.raises(ValueError, match="decoder must be one of auto, ffmpeg"):
         EdgeOptions(decoder="pyav")
+
+
+def test_a_format_change_at_the_same_size_is_declined(work, shipped):
+    """4:2:0 then 4:2:2 at one size: ffmpeg's path splits the picture runs there, so the
+    in-process decode must not read on."""
+    parts = []
+    for pix_fmt in ("yuv420p", "yuv422p"):
+        seg = work / f"fmt_{pix_fmt}.ts"
+        run_ffmpeg([*SOURCE, *X264, "-pix_fmt", pix_fmt, "-f", "mpegts", str(seg)],
+                   what="segment")
+        parts.append(seg.read_bytes())
+    both = work / "fmt_switch.ts"
+    both.write_bytes(parts[0] + parts[1])
+    got, want = _analyze(both, shipped, "auto"), _analyze(both, shipped, "ffmpeg")
+    assert "change format mid-stream (yuv420p -> yuv422p)" in got.summary["pixel_features"].pop(
+        "decoder")
+    want.summary["pixel_features"].pop("decoder")
+    assert got.summary == want.summary and got.records == want.records
+    assert len(got.summary["picture_changes"]) == 2
+
+
+def test_the_same_damage_twice_is_declined_twice(work, base_mp4, shipped):
+    """libav drops a message equal to the last one logged: a second damaged file whose first
+    error repeats the previous file's last one must still be seen as damaged."""
+    short, why = _truncated(work, base_mp4)
+    for _ in range(2):
+        decoder = _analyze(short, shipped, "auto").summary["pixel_features"]["decoder"]
+        assert why in decoder, decoder
+
+
+def test_a_host_log_level_more_verbose_than_errors_still_decodes_in_process(base_mp4, shipped):
+    av.logging.set_level(av.logging.VERBOSE)
+    try:
+        rep = _analyze(base_mp4, shipped, "auto")
+    finally:
+        av.logging.set_level(None)
+    assert rep.summary["pixel_features"]["decoder"] == "pyav"
+    assert av.logging.get_level() is None
+
+
+def test_a_second_concurrent_decode_declines_instead_of_sharing_the_error_log(base_mp4):
+    first = decode_luma_pyav(str(base_mp4), width=320, height=180, out=PyavFrames(), chunk=5)
+    next(first)  # the first decode is running (its thread waits on the queue)
+    with pytest.raises(PyavDeclinedError, match="another in-process decode"):
+        list(decode_luma_pyav(str(base_mp4), width=320, height=180, out=PyavFrames()))
+    first.close()
+    assert len(np.concatenate(list(decode_luma_pyav(  # and once it is done, it is free again
+        str(base_mp4), width=320, height=180, out=PyavFrames())))) == 100
+
+
+def test_an_error_in_the_feature_pass_stops_the_decode_thread(base_mp4, shipped, monkeypatch):
+    import threading
+
+    def failing_pass(chunks, **kw):
+        next(iter(chunks))
+        raise RuntimeError("feature pass failed")
+
+    monkeypatch.setattr(pipeline, "frame_pass", failing_pass)
+    with pytest.raises(RuntimeError, match="feature pass failed") as info:
+        _analyze(base_mp4, shipped, "auto")
+    assert info.value is not None  # the error (and its traceback) is still held here
+    assert not [t for t in threading.enumerate() if t.name == "decode_luma_pyav"]

@@ -38,6 +38,7 @@ never results.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import math
@@ -501,14 +502,15 @@ def _first_pass(plan: _Plan, predictor: Any, progress: Callable[[int], None] | N
     t_probe = time.perf_counter() - t0
     if not info.fps or not math.isfinite(info.fps):
         raise VideoInputError(f"{plan.path}: frame rate unknown")
+    declined = None
     if _in_process_decode(plan, info):
         try:
             return _frame_and_packet_pass(plan, info, t_probe, predictor, progress, True)
         except PyavDeclinedError as exc:
             declined = f"ffmpeg (in-process decode declined: {exc})"
-            return replace(_frame_and_packet_pass(plan, info, t_probe, predictor, progress,
-                                                  False), decoder=declined)
-    return _frame_and_packet_pass(plan, info, t_probe, predictor, progress, False)
+    # outside the except: its traceback would hold the first attempt's frames during the rerun
+    fp = _frame_and_packet_pass(plan, info, t_probe, predictor, progress, False)
+    return fp if declined is None else replace(fp, decoder=declined)
 
 
 def _frame_and_packet_pass(plan: _Plan, info: Any, t_probe: float, predictor: Any,
@@ -532,11 +534,13 @@ def _frame_and_packet_pass(plan: _Plan, info: Any, t_probe: float, predictor: An
         temporal_step = options.temporal_step(plan.names, info.width, info.height)
         log = DecodeLog()
         t1 = time.perf_counter()
-        chunks = _luma_chunks(plan, info, log, pyav)
-        per_frame = frame_pass(
-            _decoded_chunks(chunks, predictor, reader, progress),
-            bit_depth=info.bit_depth, detector=det, frame_step=plan.step,
-            shot_pixel_step=cut_step, threads=options.threads, temporal_step=temporal_step)
+        # closing: an error in the feature pass stops the decoder at once (its thread or
+        # process would otherwise wait on a full queue for as long as the error is held)
+        with contextlib.closing(_luma_chunks(plan, info, log, pyav)) as chunks:
+            per_frame = frame_pass(
+                _decoded_chunks(chunks, predictor, reader, progress),
+                bit_depth=info.bit_depth, detector=det, frame_step=plan.step,
+                shot_pixel_step=cut_step, threads=options.threads, temporal_step=temporal_step)
         t_frames = time.perf_counter() - t1
     finally:
         if mb_source is not None and not mb_source.done():

@@ -61,24 +61,26 @@ class PyavFrames:
     mb: MbQuantizers | None = None
 
 
-class _ErrorLog:
-    """libav's error-level messages while decoding, from every thread (frame threads log from
-    their own). PyAV's log level is process-wide: raised to ERROR only while any decode here
-    runs, then restored."""
+#: One in-process decode at a time per process: PyAV's log capture is process-wide and
+#: last-in-first-out, so two at once would take each other's errors. A second one declines.
+_ONE_DECODE = threading.Lock()
 
-    _lock = threading.Lock()
-    _active = 0
-    _saved: Any = None
+
+class _ErrorLog:
+    """libav's error-level messages during the decode, from every thread (frame threads log
+    from their own). PyAV's log settings are process-wide: for the decode, its level is raised
+    to ERROR (if it was lower) and its dropping of a message equal to the last one logged
+    anywhere is switched off (the previous file's last error would otherwise hide this one's
+    first); both are restored after."""
 
     def __enter__(self) -> list[Any]:
         import av.logging
 
-        with _ErrorLog._lock:
-            if _ErrorLog._active == 0:
-                _ErrorLog._saved = av.logging.get_level()
-                if _ErrorLog._saved is None or _ErrorLog._saved < av.logging.ERROR:
-                    av.logging.set_level(av.logging.ERROR)
-            _ErrorLog._active += 1
+        self._level = av.logging.get_level()
+        self._skip = av.logging.get_skip_repeated()
+        if self._level is None or self._level < av.logging.ERROR:
+            av.logging.set_level(av.logging.ERROR)
+        av.logging.set_skip_repeated(False)
         self._capture = av.logging.Capture(local=False)
         return self._capture.__enter__()
 
@@ -86,10 +88,15 @@ class _ErrorLog:
         import av.logging
 
         self._capture.__exit__(*exc)
-        with _ErrorLog._lock:
-            _ErrorLog._active -= 1
-            if _ErrorLog._active == 0:
-                av.logging.set_level(_ErrorLog._saved)
+        av.logging.set_skip_repeated(self._skip)
+        av.logging.set_level(self._level)
+
+    @staticmethod
+    def first_error(logs: list[Any]) -> str | None:
+        """The first error-level message of ``logs`` ((level, context, message) tuples)."""
+        import av.logging
+
+        return next((str(m[-1]).strip() for m in logs if m[0] <= av.logging.ERROR), None)
 
 
 class _ChunkWriter:
@@ -103,15 +110,23 @@ class _ChunkWriter:
         self.entry: list[Any] | None = None
         self.view: np.ndarray | None = None
         self.k = 0
+        self.format: str | None = None  # the first picture's
 
     def add(self, frame: Any) -> None:
-        """One decoded frame's Y plane (checked to be this path's kind of picture)."""
+        """One decoded frame's Y plane (checked to be this path's kind of picture, and the
+        first one's: ffmpeg's path splits the video into picture runs where it changes)."""
         fmt = frame.format.name
-        if fmt not in _LUMA8_FORMATS:
-            raise PyavDeclinedError(f"decoded pictures are {fmt}, not 8-bit planar YUV")
+        if self.format is None:
+            if fmt not in _LUMA8_FORMATS:
+                raise PyavDeclinedError(f"decoded pictures are {fmt}, not 8-bit planar YUV")
+            self.format = fmt
+        elif fmt != self.format:
+            raise PyavDeclinedError(f"the pictures change format mid-stream ({self.format} -> "
+                                    f"{fmt})")
         if (frame.width, frame.height) != (self.width, self.height):
-            raise PyavDeclinedError(f"the pictures change size mid-stream ({self.width}x"
-                                 f"{self.height} -> {frame.width}x{frame.height})")
+            raise PyavDeclinedError(
+                f"decoded pictures are {frame.width}x{frame.height}, not the probe's "
+                f"{self.width}x{self.height} (they change size mid-stream, or are cropped)")
         if self.view is None:
             self.entry = self.pool.take(self.per_chunk * self.width * self.height)
             self.view = np.frombuffer(self.entry[0], np.uint8).reshape(
@@ -150,7 +165,18 @@ def _open(path: str, threads: int) -> tuple[Any, Any]:
 
 def _decode(path: str, writer: _ChunkWriter, threads: int, out: PyavFrames,
             stop: threading.Event) -> None:
-    """Demux, number, decode; each frame to ``writer``, its packet and block QP to ``out``."""
+    """Demux, number, decode; each frame to ``writer``, its packet and block QP to ``out``
+    (one such decode at a time: :data:`_ONE_DECODE`)."""
+    if not _ONE_DECODE.acquire(blocking=False):
+        raise PyavDeclinedError("another in-process decode is running in this process")
+    try:
+        _decode_locked(path, writer, threads, out, stop)
+    finally:
+        _ONE_DECODE.release()
+
+
+def _decode_locked(path: str, writer: _ChunkWriter, threads: int, out: PyavFrames,
+                   stop: threading.Event) -> None:
     import av
 
     mb: list[tuple[int, float]] = []
@@ -177,10 +203,15 @@ def _decode(path: str, writer: _ChunkWriter, threads: int, out: PyavFrames,
                     out.frame_packets.append(int(frame.pts))
                     if int(frame.pict_type) != _B_FRAME:
                         mb.append((int(frame.pts), frame_block_qp(frame)))
-                if errors:  # (level, context name, message) tuples
-                    raise PyavDeclinedError(f"the decoder reported: {str(errors[0][-1]).strip()}")
+                _raise_first_error(errors)
+            _raise_first_error(errors)  # the demuxer's last word (a file cut short)
     writer.flush()
     out.mb = MbQuantizers(n, mb)
+
+
+def _raise_first_error(logs: list[Any]) -> None:
+    if logs and (error := _ErrorLog.first_error(logs)) is not None:
+        raise PyavDeclinedError(f"the decoder reported: {error}")
 
 
 def _produce(path: str, writer: _ChunkWriter, threads: int, out: PyavFrames,
