@@ -24,6 +24,7 @@ any decoder error (ffmpeg's path records those; here they are only detected).
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import threading
 from collections.abc import Iterator
@@ -227,14 +228,16 @@ def _produce(path: str, writer: _ChunkWriter, threads: int, out: PyavFrames,
         writer.q.put(None)
 
 
-def decode_luma_pyav(path: str, *, width: int, height: int, out: PyavFrames, chunk: int = 64,
-                     prefetch: int = 2, threads: int = 0) -> Iterator[np.ndarray]:
+def decode_luma_pyav(path: str | os.PathLike[str], *, width: int, height: int, out: PyavFrames,
+                     chunk: int = 64, prefetch: int = 2, threads: int = 0
+                     ) -> Iterator[np.ndarray]:
     """``path``'s 8-bit luma as (n, H, W) uint8 chunks in output order, decoded in-process.
 
     ``out`` is filled as :class:`PyavFrames` says. Raises :class:`PyavDeclinedError` (possibly
     after some chunks) when this stream must be decoded by ffmpeg instead; PyAV must import.
     ``chunk``, ``prefetch`` and ``threads`` as :func:`~vmafdistill.edge.decode.decode_luma`.
     """
+    path = os.fspath(path)
     q: queue.Queue[Any] = queue.Queue(maxsize=max(1, int(prefetch)))
     writer = _ChunkWriter(_BufferPool(max(1, int(prefetch)) + 4), q, chunk, width, height)
     stop = threading.Event()
