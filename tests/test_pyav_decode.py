@@ -12,6 +12,7 @@ switch, 10-bit, H.265) go to ffmpeg's path, and the summary says so and why.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -254,14 +255,38 @@ def test_the_same_damage_twice_is_declined_twice(work, base_mp4, shipped):
         assert why in decoder, decoder
 
 
-def test_a_host_log_level_more_verbose_than_errors_still_decodes_in_process(base_mp4, shipped):
-    av.logging.set_level(av.logging.VERBOSE)
+@pytest.mark.parametrize("level", ["VERBOSE", "DEBUG"])
+def test_a_host_log_level_more_verbose_than_errors_still_decodes_in_process(base_mp4, shipped,
+                                                                            level):
+    av.logging.set_level(getattr(av.logging, level))
     try:
         rep = _analyze(base_mp4, shipped, "auto")
     finally:
         av.logging.set_level(None)
     assert rep.summary["pixel_features"]["decoder"] == "pyav"
     assert av.logging.get_level() is None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_child_forked_during_a_decode_can_decode_in_process(base_mp4):
+    running = decode_luma_pyav(base_mp4, width=320, height=180, out=PyavFrames(), chunk=5)
+    next(running)  # the parent's decode holds the one-decode lock
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its own decode must not wait for the parent's
+        code = 1
+        try:
+            frames = sum(len(c) for c in decode_luma_pyav(base_mp4, width=320, height=180,
+                                                           out=PyavFrames()))
+            os.write(write, str(frames).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    got = os.read(read, 64).decode()
+    _, status = os.waitpid(pid, 0)
+    running.close()
+    assert os.waitstatus_to_exitcode(status) == 0 and got == "100"
 
 
 def test_a_second_concurrent_decode_declines_instead_of_sharing_the_error_log(base_mp4):

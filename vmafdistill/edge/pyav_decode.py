@@ -67,6 +67,15 @@ class PyavFrames:
 _ONE_DECODE = threading.Lock()
 
 
+def _new_lock_in_child() -> None:
+    """A child forked during a decode does not run that decode: it starts with a free lock."""
+    global _ONE_DECODE
+    _ONE_DECODE = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
 class _ErrorLog:
     """libav's error-level messages during the decode, from every thread (frame threads log
     from their own). PyAV's log settings are process-wide: for the decode, its level is raised
@@ -94,10 +103,14 @@ class _ErrorLog:
 
     @staticmethod
     def first_error(logs: list[Any]) -> str | None:
-        """The first error-level message of ``logs`` ((level, context, message) tuples)."""
+        """The first error-level message of ``logs`` ((level, context, message) tuples); the
+        messages read are taken out of the list (a host logging at DEBUG would otherwise make
+        every check rescan all of them: quadratic in the stream's length)."""
         import av.logging
 
-        return next((str(m[-1]).strip() for m in logs if m[0] <= av.logging.ERROR), None)
+        seen = logs[:]
+        del logs[: len(seen)]  # PyAV appends to this very list, from any thread
+        return next((str(m[-1]).strip() for m in seen if m[0] <= av.logging.ERROR), None)
 
 
 class _ChunkWriter:
