@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..io.mb_quantizer import MB_QP_CODECS, MbQuantizers, frame_block_qp, video_stream
+from ..io.prefetch import prefetched
 from .decode import CHUNK_BYTES, _BufferPool, _chunk_array, decoder_threads
 
 __all__ = ["PyavDeclinedError", "PyavFrames", "decode_luma_pyav"]
@@ -114,11 +114,10 @@ class _ErrorLog:
 
 
 class _ChunkWriter:
-    """Copies frames' Y planes into pooled chunk buffers and queues each full chunk."""
+    """Copies frames' Y planes into pooled chunk buffers; hands back each full chunk."""
 
-    def __init__(self, pool: _BufferPool, q: queue.Queue[Any], chunk: int, width: int,
-                 height: int) -> None:
-        self.pool, self.q = pool, q
+    def __init__(self, pool: _BufferPool, chunk: int, width: int, height: int) -> None:
+        self.pool = pool
         self.width, self.height = width, height
         self.per_chunk = max(1, min(int(chunk), CHUNK_BYTES // max(width * height, 1)))
         self.entry: list[Any] | None = None
@@ -126,9 +125,10 @@ class _ChunkWriter:
         self.k = 0
         self.format: str | None = None  # the first picture's
 
-    def add(self, frame: Any) -> None:
+    def add(self, frame: Any) -> tuple[list[Any], int] | None:
         """One decoded frame's Y plane (checked to be this path's kind of picture, and the
-        first one's: ffmpeg's path splits the video into picture runs where it changes)."""
+        first one's: ffmpeg's path splits the video into picture runs where it changes); the
+        chunk ``(pool entry, bytes)`` when this frame filled it."""
         fmt = frame.format.name
         if self.format is None:
             if fmt not in _LUMA8_FORMATS:
@@ -149,15 +149,14 @@ class _ChunkWriter:
         rows = np.frombuffer(plane, np.uint8).reshape(self.height, plane.line_size)
         self.view[self.k] = rows[:, : self.width]
         self.k += 1
-        if self.k == self.per_chunk:
-            self.flush()
+        return self.flush() if self.k == self.per_chunk else None
 
-    def flush(self) -> None:
-        """Queue the chunk being filled (if any frame is in it)."""
-        if self.k:
-            self.q.put((self.entry, self.k * self.width * self.height))
+    def flush(self) -> tuple[list[Any], int] | None:
+        """The chunk being filled ``(pool entry, bytes)``, None if no frame is in it."""
+        full = (self.entry, self.k * self.width * self.height) if self.k else None
         self.entry = self.view = None
         self.k = 0
+        return full  # type: ignore[return-value]
 
 
 def _open(path: str, threads: int) -> tuple[Any, Any]:
@@ -177,20 +176,28 @@ def _open(path: str, threads: int) -> tuple[Any, Any]:
     return container, stream
 
 
-def _decode(path: str, writer: _ChunkWriter, threads: int, out: PyavFrames,
-            stop: threading.Event) -> None:
-    """Demux, number, decode; each frame to ``writer``, its packet and block QP to ``out``
-    (one such decode at a time: :data:`_ONE_DECODE`)."""
+def _chunks(path: str, writer: _ChunkWriter, threads: int, out: PyavFrames
+            ) -> Iterator[tuple[list[Any], int]]:
+    """The decode's chunks ``(pool entry, bytes)`` (one such decode at a time:
+    :data:`_ONE_DECODE`); any failure raised as PyavDeclinedError. Run on
+    :func:`~vmafdistill.io.prefetch.prefetched`'s reader thread, which closes it early when the
+    caller stops (the container, the log settings and the lock are then released)."""
     if not _ONE_DECODE.acquire(blocking=False):
         raise PyavDeclinedError("another in-process decode is running in this process")
     try:
-        _decode_locked(path, writer, threads, out, stop)
+        yield from _decode_locked(path, writer, threads, out)
+    except PyavDeclinedError:
+        raise
+    except Exception as exc:  # a PyAV error or API change: ffmpeg's path takes over
+        raise PyavDeclinedError(f"{type(exc).__name__}: {exc}") from None
     finally:
         _ONE_DECODE.release()
 
 
-def _decode_locked(path: str, writer: _ChunkWriter, threads: int, out: PyavFrames,
-                   stop: threading.Event) -> None:
+def _decode_locked(path: str, writer: _ChunkWriter, threads: int, out: PyavFrames
+                   ) -> Iterator[tuple[list[Any], int]]:
+    """Demux, number, decode; each frame to ``writer`` (its full chunks yielded), its packet
+    and block QP to ``out``."""
     import av
 
     mb: list[tuple[int, float]] = []
@@ -199,8 +206,6 @@ def _decode_locked(path: str, writer: _ChunkWriter, threads: int, out: PyavFrame
         container, stream = _open(path, threads)
         with container:
             for packet in container.demux(stream):
-                if stop.is_set():
-                    return
                 if not (packet.size == 0 and packet.dts is None):  # not the flush packet
                     if n == 0 and not packet.is_keyframe:
                         raise PyavDeclinedError("the stream starts mid-GOP")
@@ -213,32 +218,22 @@ def _decode_locked(path: str, writer: _ChunkWriter, threads: int, out: PyavFrame
                 for frame in frames:
                     if frame.pts is None:
                         raise PyavDeclinedError("a decoded frame lost its packet number")
-                    writer.add(frame)
+                    full = writer.add(frame)
                     out.frame_packets.append(int(frame.pts))
                     if int(frame.pict_type) != _B_FRAME:
                         mb.append((int(frame.pts), frame_block_qp(frame)))
+                    if full is not None:
+                        yield full
                 _raise_first_error(errors)
             _raise_first_error(errors)  # the demuxer's last word (a file cut short)
-    writer.flush()
+    if (last := writer.flush()) is not None:
+        yield last
     out.mb = MbQuantizers(n, mb)
 
 
 def _raise_first_error(logs: list[Any]) -> None:
     if logs and (error := _ErrorLog.first_error(logs)) is not None:
         raise PyavDeclinedError(f"the decoder reported: {error}")
-
-
-def _produce(path: str, writer: _ChunkWriter, threads: int, out: PyavFrames,
-             stop: threading.Event) -> None:
-    """The decode thread: chunks onto the queue, then None; any failure as PyavDeclinedError."""
-    try:
-        _decode(path, writer, threads, out, stop)
-    except PyavDeclinedError as exc:
-        writer.q.put(exc)
-    except Exception as exc:  # a PyAV error or API change: ffmpeg's path takes over
-        writer.q.put(PyavDeclinedError(f"{type(exc).__name__}: {exc}"))
-    finally:
-        writer.q.put(None)
 
 
 def decode_luma_pyav(path: str | os.PathLike[str], *, width: int, height: int, out: PyavFrames,
@@ -251,28 +246,14 @@ def decode_luma_pyav(path: str | os.PathLike[str], *, width: int, height: int, o
     ``chunk``, ``prefetch`` and ``threads`` as :func:`~vmafdistill.edge.decode.decode_luma`.
     """
     path = os.fspath(path)
-    q: queue.Queue[Any] = queue.Queue(maxsize=max(1, int(prefetch)))
-    writer = _ChunkWriter(_BufferPool(max(1, int(prefetch)) + 4), q, chunk, width, height)
-    stop = threading.Event()
-    worker = threading.Thread(target=_produce, args=(path, writer, threads, out, stop),
-                              name="decode_luma_pyav", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = q.get()
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            entry, got = item
+    depth = max(1, int(prefetch))
+    writer = _ChunkWriter(_BufferPool(depth + 4), chunk, width, height)
+    # decoded ahead on a thread (libavcodec runs without the GIL) while the caller computes
+    ahead = prefetched(_chunks(path, writer, threads, out), depth, name="decode_luma_pyav")
+    with contextlib.closing(ahead):  # stopped with this generator, not at garbage collection
+        for entry, got in ahead:
             arr = _chunk_array(path, entry, got, width, height, width * height,
                                np.dtype(np.uint8), 8)
-            item = entry = None  # only the caller's arrays may keep the buffer busy now
+            entry = None
             yield arr
             arr = None
-    finally:
-        stop.set()
-        while worker.is_alive():  # unblock a decoder waiting on a full queue
-            with contextlib.suppress(queue.Empty):
-                q.get(timeout=0.05)
-        worker.join()

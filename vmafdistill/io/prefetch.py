@@ -20,8 +20,9 @@ T = TypeVar("T")
 _DONE = object()
 
 
-def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
-    """Yield ``items`` in order, read ``depth`` ahead on a background thread.
+def prefetched(items: Iterable[T], depth: int = 2, *,
+               name: str = "vmafdistill-prefetch") -> Iterator[T]:
+    """Yield ``items`` in order, read ``depth`` ahead on a background thread (named ``name``).
 
     An exception raised by ``items`` is re-raised here, at the position it occurred. Closing
     the returned generator early (``break``) stops the reader after its current item and
@@ -59,7 +60,7 @@ def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
                     close_error.append(exc)
         buf.put(_DONE)
 
-    reader = threading.Thread(target=read, name="vmafdistill-prefetch", daemon=True)
+    reader = threading.Thread(target=read, name=name, daemon=True)
     reader.start()
     try:
         while True:
