@@ -145,23 +145,16 @@ def _libvmaf(bundle: Any, name: str, kind: str) -> dict[str, np.ndarray]:
     return {k[len(prefix):]: bundle[k] for k in bundle.files if k.startswith(prefix)}
 
 
-def _exact(ref: np.ndarray, dist: np.ndarray, bit_depth: int, device: str) -> dict[str, Any]:
+def _scored(ref: np.ndarray, dist: np.ndarray, bit_depth: int, device: str, model: str,
+            mode: str) -> dict[str, Any]:
+    """Per-frame metrics of ``vmafdistill``'s scorer, also under libvmaf's printed names."""
     from vmafdistill.teacher import VmafScorer
 
-    scorer = VmafScorer("vmaf_v0.6.1", device=device, mode="exact")
+    scorer = VmafScorer(model, device=device, mode=mode)
     for s in range(0, len(ref), 3):  # chunks of 3: motion crosses chunk borders
         scorer.update(ref[s : s + 3], dist[s : s + 3], ref_bit_depth=bit_depth)
     res = scorer.result()
     return {**res.metrics, **{res.printed.get(k, k): v for k, v in res.metrics.items()}}
-
-
-def _float(ref: np.ndarray, dist: np.ndarray, bit_depth: int, device: str) -> dict[str, Any]:
-    from vmafdistill.teacher import VmafScorer
-
-    scorer = VmafScorer("vmaf_float_v0.6.1", device=device, mode="float")
-    for s in range(0, len(ref), 3):
-        scorer.update(ref[s : s + 3], dist[s : s + 3], ref_bit_depth=bit_depth)
-    return scorer.result().metrics
 
 
 def _float_grad(ref: np.ndarray, dist: np.ndarray, bit_depth: int, device: str) -> np.ndarray:
@@ -197,14 +190,15 @@ def check_pair(bundle: Any, name: str, bit_depth: int, report: Report, device: s
     """Every comparison of the module doc on one pair, ``device`` against the CPU."""
     ref, dist = bundle[f"{name}/ref_y"], bundle[f"{name}/dist_y"]
     lib_exact = _libvmaf(bundle, name, "exact")
-    cpu, gpu = _exact(ref, dist, bit_depth, "cpu"), _exact(ref, dist, bit_depth, device)
+    cpu, gpu = (_scored(ref, dist, bit_depth, d, "vmaf_v0.6.1", "exact") for d in ("cpu", device))
     for metric, want in lib_exact.items():
         if metric in gpu:
             report.compare(f"{name} exact {device} vs cpu {metric}", gpu[metric], cpu[metric], 0.0)
             report.compare(f"{name} exact {device} vs libvmaf {metric}", gpu[metric], want,
                            PRINT_TOL)
     lib_float = _libvmaf(bundle, name, "float")
-    fcpu, fgpu = _float(ref, dist, bit_depth, "cpu"), _float(ref, dist, bit_depth, device)
+    fcpu, fgpu = (_scored(ref, dist, bit_depth, d, "vmaf_float_v0.6.1", "float")
+                  for d in ("cpu", device))
     for metric in ("vif_scale0", "vif_scale1", "vif_scale2", "vif_scale3", "adm2", "motion2",
                    "vmaf"):
         tol = FLOAT_VMAF_TOL if metric == "vmaf" else FLOAT_FEATURE_TOL
