@@ -3,7 +3,8 @@
     .venv/bin/python scripts/bench_edge.py [--seconds 60] [--rounds 3]
         [--student checkpoints/vmafdistill_default.onnx] [--issue-frame-steps 1,8]
         [--model tests/data/edge/tiny.onnx] [--frame-steps 1,8] [--threads 1,2] [--parts]
-        [--breakdown R] [--baseline DIR] [--ffmpeg-decoder] [--other-student M.onnx]
+        [--breakdown R] [--baseline DIR] [--ffmpeg-decoder] [--numpy-kernel]
+        [--other-student M.onnx]
         [--corpus .cache/corpus/bbb_pilot --encodes .cache/corpus_cache/encodes]
         [--accuracy-model M.onnx] [--accuracy-steps 1,2,4,8] [--teacher-frames 0] [--work DIR]
 
@@ -20,6 +21,8 @@ average. Contenders:
   features, e.g. the shipped rate7 default: pixel features only for the issue heuristic);
 * ``vmafdistill predict --model MODEL`` per frame step / feature thread count (a student that
   reads pixel features, e.g. the tiny test model: the exact-feature regime);
+* with ``--numpy-kernel``, the same STUDENT with its per-frame pixel sums in numpy
+  (``VMAFDISTILL_PIXEL_KERNEL=numpy``) instead of the compiled kernel (same records, checked);
 * with ``--ffmpeg-decoder``, the same STUDENT with ``--decoder ffmpeg``: a student reading
   block QPs (the shipped one) is otherwise decoded once in-process; this races ffmpeg's pipe
   plus the separate block-QP decode beside it (same records, checked).
@@ -146,6 +149,15 @@ def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[st
                  str(work / f"piped_i{k}.json")],
                 subprocess.PIPE,
             )
+    envs: dict[str, dict[str, str]] = {}
+    if args.student and args.numpy_kernel:  # the same student, pixel sums in numpy
+        for k in _ints(args.issue_frame_steps):
+            contenders[f"numpyk_i{k}"] = (
+                [*exe, "predict", str(dist), "--model", args.student, "--ref-size", "1280x720",
+                 "--issue-frame-step", str(k), "--json", str(work / f"numpyk_i{k}.json")],
+                subprocess.PIPE,
+            )
+            envs[f"numpyk_i{k}"] = {"VMAFDISTILL_PIXEL_KERNEL": "numpy"}
     if args.other_student:  # a second student, same chain and options: side by side
         for k in _ints(args.issue_frame_steps):
             contenders[f"other_i{k}"] = (
@@ -192,7 +204,7 @@ def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[st
         order = names[r % len(names):] + names[: r % len(names)]
         for name in order:
             cmd, out = contenders[name]
-            t = run_timed(cmd, stdout=out)
+            t = run_timed(cmd, stdout=out, env=envs.get(name))
             w, c = t.wall_s, t.cpu_s
             if name == "parts":
                 parts.append(json.loads(t.stdout.strip().splitlines()[-1]))
@@ -218,6 +230,9 @@ def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[st
         **{n: f"`predict` {Path(args.student).name}, `--decoder ffmpeg` (pipe + separate "
               f"block-QP decode), issue_frame_step={n[len('piped_i'):]}" for n in names
            if n.startswith("piped_")},
+        **{n: f"`predict` {Path(args.student).name}, pixel sums in numpy "
+              f"(`VMAFDISTILL_PIXEL_KERNEL=numpy`), issue_frame_step={n[len('numpyk_i'):]}"
+           for n in names if n.startswith("numpyk_")},
         **{n: f"`predict` {args.other_student} ({_student_inputs(args.other_student)}), "
               f"issue_frame_step={n[len('other_i'):]}" for n in names if n.startswith("other_")},
         **{n: f"baseline `predict` ({args.baseline}), same student, issue_frame_step="
@@ -243,7 +258,7 @@ def _student_inputs(model: str) -> str:
 
 
 def _is_predict(name: str) -> bool:
-    return name.startswith(("student_", "model_", "baseline_", "other_", "piped_"))
+    return name.startswith(("student_", "model_", "baseline_", "other_", "piped_", "numpyk_"))
 
 
 def print_race(res: dict[str, Any], n_frames: int) -> None:
@@ -306,7 +321,8 @@ def print_race(res: dict[str, Any], n_frames: int) -> None:
             print(f"{n}: pixel features {json.dumps(res[f'{n}_pixel'])}")
     for n in res["names"]:
         prefix = n.split("_")[0] + "_"
-        if prefix in ("baseline_", "piped_") and f"student_{n[len(prefix):]}" in res["names"]:
+        twins = ("baseline_", "piped_", "numpyk_")
+        if prefix in twins and f"student_{n[len(prefix):]}" in res["names"]:
             twin = f"student_{n[len(prefix):]}"
             same = (res[f"{n}_preds"] == res[f"{twin}_preds"]
                     and res[f"{n}_issues"] == res[f"{twin}_issues"])
@@ -362,7 +378,10 @@ def breakdown(student: str, dist: Path, rounds: int) -> None:
         h[:, 0] = 1
         return h
 
-    variants = {"full chain": set(), "no issue features": {"issue"},
+    from vmafdistill.features import compiled
+
+    variants = {"full chain": set(), "full chain, pixel sums in numpy": {"kernel"},
+                "no issue features": {"issue"},
                 "no temporal pass": {"temporal"}, "no cut histograms": {"cuts"},
                 "no per-frame numpy pass": {"issue", "temporal", "cuts"}}
     times: dict[str, list[tuple[float, float]]] = {k: [] for k in variants}
@@ -372,14 +391,17 @@ def breakdown(student: str, dist: Path, rounds: int) -> None:
             pl.cut_histograms = no_cuts if "cuts" in off else real[1]
             opts = pl.EdgeOptions.from_card(
                 pred.card.get("edge"), issue_frame_step=10**9 if "issue" in off else None)
+            kernel = "numpy" if "kernel" in off else compiled.kernel_name()
             c0, t0 = _cpu_s(), time.perf_counter()
-            pl.analyze_video(dist, pred, rules=DEFAULT_RULES, ref_size=(1280, 720), options=opts)
+            with compiled.forced(kernel):
+                pl.analyze_video(dist, pred, rules=DEFAULT_RULES, ref_size=(1280, 720),
+                                 options=opts)
             times[name].append((time.perf_counter() - t0, _cpu_s() - c0))
     pl.temporal_features, pl.cut_histograms = real
     full_w = statistics.median(w for w, _ in times["full chain"])
     full_c = statistics.median(c for _, c in times["full chain"])
     print(f"\n### Where the in-process chain's time goes ({Path(student).name}, {rounds} rounds, "
-          f"medians; load {os.getloadavg()[0]:.2f})\n")
+          f"medians; load {os.getloadavg()[0]:.2f}; pixel sums: {compiled.kernel_name()})\n")
     print("| in-process `analyze_video` | wall s | CPU s (with children) | CPU saved vs full |")
     print("|---|---:|---:|---:|")
     for name in variants:
@@ -565,6 +587,9 @@ def main() -> int:
     ap.add_argument("--ffmpeg-decoder", action="store_true",
                     help="also race --student with `predict --decoder ffmpeg` (ffmpeg's pipe; "
                          "the block QPs from a second decode) beside the default decoder")
+    ap.add_argument("--numpy-kernel", action="store_true",
+                    help="also race STUDENT with its pixel sums in numpy instead of the "
+                         "compiled kernel (VMAFDISTILL_PIXEL_KERNEL=numpy)")
     ap.add_argument("--other-student", default="",
                     help="a second student raced beside --student (same chain and options)")
     ap.add_argument("--issue-frame-steps", default="1,8",

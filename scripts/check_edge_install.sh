@@ -73,9 +73,12 @@ p = read_packets("clip.mp4", quantizer=True, mb_quantizer=True)
 assert np.isfinite(p.mb_qp).sum() >= 2, p.mb_qp
 print(f"[edge-install] block QPs read on {int(np.isfinite(p.mb_qp).sum())} of {len(p)} frames")
 # ... and predict decoded the clip once, in-process, for its pixels and block QPs
-decoder = json.load(open("shipped.json"))["videos"][0]["summary"]["pixel_features"]["decoder"]
-assert decoder == "pyav", decoder
-print(f"[edge-install] shipped student decoded in-process ({decoder})")
+pixel = json.load(open("shipped.json"))["videos"][0]["summary"]["pixel_features"]
+assert pixel["decoder"] == "pyav", pixel
+print(f"[edge-install] shipped student decoded in-process ({pixel['decoder']})")
+# ... and the install built the compiled pixel-sum kernel (a C compiler is on this machine)
+assert pixel["kernel"] == "c", pixel
+print(f"[edge-install] pixel sums from the compiled kernel ({pixel['kernel']})")
 PYEOF
 # Serving must equal the full install (its other dependencies, PyAV among them): an NTSC-rate
 # clip (ffmpeg -i prints 30000/1001 as "29.97"), predicted by both, records equal.

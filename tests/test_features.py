@@ -22,6 +22,7 @@ from vmafdistill.features import (
     FEATURE_SETS,
     FeatureParams,
     canonical_codec,
+    compiled,
     feature_set,
     metadata_features,
     pool_shot,
@@ -41,7 +42,20 @@ except ImportError:  # pragma: no cover - torch-free environment
     ftorch = None
 
 needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
-IMPLS = {"numpy": fnp.frame_features}
+def _with_kernel(name: str):
+    """``frame_numpy.frame_features`` with its pixel sums from the compiled kernel or numpy."""
+
+    def features(*args, **kwargs):
+        with compiled.forced(name):
+            return fnp.frame_features(*args, **kwargs)
+
+    return features
+
+
+# "c" is the compiled kernel (tests/test_pixel_kernel.py fails where it is not built).
+IMPLS = {"numpy": _with_kernel("numpy")}
+if compiled.kernel() is not None:
+    IMPLS["c"] = _with_kernel("c")
 if ftorch is not None:
     IMPLS["torch"] = ftorch.frame_features
 N_REAL = 12  # frames of the real-content tests
@@ -311,7 +325,11 @@ def test_chunked_equals_whole(clips: dict[str, Path], chunk: int, name: str) -> 
     assert math.isnan(whole["temporal_diff"][0])
     assert np.isfinite(whole["temporal_diff"][1:]).all()
     # The streaming helper does the same.
-    streamed = (fnp if name == "numpy" else ftorch).video_features(clips["b8"], chunk=chunk)
+    if name == "torch":
+        streamed = ftorch.video_features(clips["b8"], chunk=chunk)
+    else:
+        with compiled.forced(name):
+            streamed = fnp.video_features(clips["b8"], chunk=chunk)
     for k in FEATURE_NAMES:
         np.testing.assert_array_equal(streamed[k], whole[k], err_msg=k)
 

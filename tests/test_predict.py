@@ -23,6 +23,7 @@ from vmafdistill.edge.pipeline import (
 from vmafdistill.edge.predictor import Predictor
 from vmafdistill.edge.tokens import DEFAULT_RULES, band_of, issue_of, merge_rules, robust_stats
 from vmafdistill.errors import ModelError
+from vmafdistill.features import compiled
 from vmafdistill.features.frame_numpy import FEATURE_NAMES, video_features
 from vmafdistill.features.registry import metadata_features
 from vmafdistill.io import probe_video, read_all
@@ -549,7 +550,8 @@ def test_pixel_free_student_predicts_as_exact_path_from_sampled_frames(clip, rat
     for j, y in enumerate(seen):
         np.testing.assert_array_equal(y, ref[8 * j])
     assert fast.summary["pixel_features"] == {"used_for": "issues", "frame_step": 8, "frames": 8,
-                                             "cut_pixel_step": 1, "decoder": "ffmpeg"}
+                                             "cut_pixel_step": 1, "decoder": "ffmpeg",
+                                             "kernel": compiled.kernel_name()}
     seen.clear()
     exact = analyze_video(clip, rate7, rules=rules, options=EdgeOptions(issue_frame_step=1))
     assert len(seen) == 60 and exact.summary["pixel_features"]["frames"] == 60
@@ -589,7 +591,7 @@ def test_pixel_student_still_measures_every_frame(clip, predictor, monkeypatch):
     assert len(seen) == 60
     assert rep.summary["pixel_features"] == {"used_for": "prediction+issues", "frame_step": 1,
                                              "frames": 60, "cut_pixel_step": 1,
-                                             "decoder": "ffmpeg"}
+                                             "decoder": "ffmpeg", "kernel": compiled.kernel_name()}
 
 
 def test_predict_cli_issue_frame_step(clip, rate7, tmp_path):
@@ -600,7 +602,8 @@ def test_predict_cli_issue_frame_step(clip, rate7, tmp_path):
     video = json.loads(out.read_text())["videos"][0]
     assert video["summary"]["pixel_features"] == {"used_for": "issues", "frame_step": 4,
                                                   "frames": 15, "cut_pixel_step": 1,
-                                                  "decoder": "ffmpeg"}
+                                                  "decoder": "ffmpeg",
+                                                  "kernel": compiled.kernel_name()}
     assert all(r["pred_vmaf"] is not None for r in video["shots"])
 
 

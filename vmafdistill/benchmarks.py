@@ -15,7 +15,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,9 +52,11 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_timed(cmd: list[str], *, stdout: Any = subprocess.PIPE, peak_rss: bool = False) -> Timed:
+def run_timed(cmd: list[str], *, stdout: Any = subprocess.PIPE, peak_rss: bool = False,
+              env: Mapping[str, str] | None = None) -> Timed:
     """Run ``cmd`` to completion and time it; SystemExit with its stderr tail if it fails.
 
+    ``env``: extra environment variables for the command (added to this process's).
     ``stdout`` is passed to :func:`subprocess.run` (``subprocess.DEVNULL`` to discard large
     output). ``peak_rss`` runs it under a small Python wrapper that reports the peak RSS of the
     largest process it ran; the wrapper's own start-up (~20 ms) is then part of the wall time,
@@ -62,7 +64,8 @@ def run_timed(cmd: list[str], *, stdout: Any = subprocess.PIPE, peak_rss: bool =
     """
     argv = [sys.executable, "-c", _MAXRSS_WRAPPER, *cmd] if peak_rss else cmd
     c0, t0 = _children_cpu(), time.perf_counter()
-    proc = subprocess.run(argv, stdout=stdout, stderr=subprocess.PIPE, check=False)
+    proc = subprocess.run(argv, stdout=stdout, stderr=subprocess.PIPE, check=False,
+                          env=None if env is None else {**os.environ, **env})
     wall, cpu = time.perf_counter() - t0, _children_cpu() - c0
     err = proc.stderr.decode(errors="replace")
     if proc.returncode != 0:

@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError, VideoInputError
+from ..features import compiled
 from ..features.frame_numpy import (
     FEATURE_NAMES,
     RawStats,
@@ -161,16 +162,22 @@ def cut_histograms(
     each from every ``step``-th row and column.
 
     Equal to :func:`~vmafdistill.features.frame_numpy.frame_histogram` of ``y[i, ::step,
-    ::step]`` per frame. For 8-bit frames of even width at step 1 two neighbouring pixels are
-    counted at once (65536 joint bins); every path fills a per-thread preallocated index
-    buffer, so no per-frame temporary is allocated (the histograms of every frame feed the cut
-    detector, also when no pixel feature is computed).
+    ::step]`` per frame, from the compiled kernel where it takes the frames
+    (:mod:`~vmafdistill.features.compiled`). In numpy, for 8-bit frames of even width at step 1
+    two neighbouring pixels are counted at once (65536 joint bins); every numpy path fills a
+    per-thread preallocated index buffer, so no per-frame temporary is allocated (the
+    histograms of every frame feed the cut detector, also when no pixel feature is computed).
     """
     if step < 1:
         raise ValueError(f"step must be >= 1, got {step}")
     idx = range(y.shape[0]) if frames is None else [int(i) for i in frames]
     out = np.empty((len(idx), 1 << bit_depth), dtype=np.int64)
     if not len(idx):
+        return out
+    if compiled.plane_ok(y[0]):
+        histogram = compiled.kernel().histogram  # type: ignore[union-attr]
+        for j, i in enumerate(idx):
+            histogram(y[i], step, bit_depth, out[j])  # rejects values >= 2**bit_depth
         return out
     if step > 1:
         sub = y[:, ::step, ::step]
@@ -657,6 +664,7 @@ def _pixel_summary(plan: _Plan, fp: _FirstPass) -> dict[str, Any]:
         "frames": -(-fp.n // step),
         "cut_pixel_step": fp.cut_step,
         "decoder": fp.decoder,
+        "kernel": compiled.kernel_name(),
         **({"temporal": {"used_for": "prediction+issues", "frames": fp.n,
                          "pixel_step": fp.temporal_step}} if fp.temporal_step else {}),
     }

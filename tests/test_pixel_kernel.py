@@ -1,0 +1,184 @@
+"""The compiled pixel-sum kernel (features/_pixstats.c) against the numpy pass it replaces.
+
+Every integer sum must be identical. The one float sum (Σ of float64 Sobel magnitudes) is added
+in another order than numpy's pairwise sum: allowed relative difference 1e-12, the torch twin's
+contract (measured: ~2e-16 on real frames). Frames: real decoded video at 8 and 10 bits, and
+synthetic planes that reach the extremes (16-bit full-scale checkerboards: the largest Sobel
+and Laplacian responses), odd sizes, rows wider than the kernel's 1024-sample blocks, strided
+rows and every block size and threshold path.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vmafdistill.edge.pipeline import cut_histograms
+from vmafdistill.features import compiled
+from vmafdistill.features.frame_numpy import (
+    FeatureParams,
+    raw_stats,
+    temporal_features,
+)
+from vmafdistill.io import iter_frames
+
+INT_FIELDS = ("sobel_sq_sum", "edge_count", "lap_sum", "lap_sq_sum", "blk_boundary_sum",
+              "blk_inner_sum", "td_abs_sum", "td_sum", "td_sq_sum")
+
+
+def test_kernel_is_built_in_this_install() -> None:
+    # Without it every comparison below would compare numpy with numpy.
+    from vmafdistill.features import _pixstats  # noqa: F401
+
+    assert compiled.kernel_name() == "c"
+
+
+def both(fn, *args, **kwargs):
+    with compiled.forced("c"):
+        c = fn(*args, **kwargs)
+    with compiled.forced("numpy"):
+        n = fn(*args, **kwargs)
+    return c, n
+
+
+def assert_same_raw(y, bit_depth, prev=None, params=None) -> None:
+    c, n = both(raw_stats, y, bit_depth, prev, params=params)
+    np.testing.assert_array_equal(c.hist, n.hist)
+    for k in INT_FIELDS:
+        np.testing.assert_array_equal(getattr(c, k), getattr(n, k), err_msg=k)
+    np.testing.assert_array_equal(c.has_prev, n.has_prev)
+    np.testing.assert_allclose(c.sobel_sum, n.sobel_sum, rtol=1e-12, atol=0)
+
+
+@pytest.fixture(scope="module")
+def real_frames(bbb_path: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[int, np.ndarray]:
+    """12 frames of Big Buck Bunny 720p at 8 bits, and blurred 10-bit ones at 640x360."""
+    from vmafdistill._ffmpeg import run_ffmpeg
+
+    d = tmp_path_factory.mktemp("kernel")
+    out10 = d / "b10.y4m"
+    run_ffmpeg(["-y", "-i", str(bbb_path), "-frames:v", "12", "-vf",
+                "scale=640:360,format=yuv420p10le,gblur=sigma=0.8", "-f", "yuv4mpegpipe",
+                "-strict", "-1", str(out10)], what="making b10.y4m")
+    frames = {}
+    for bits, path in ((8, bbb_path), (10, out10)):
+        it = iter_frames(path, chunk=12, planes="y")
+        c = next(it)
+        it.close()
+        assert c.bit_depth == bits
+        frames[bits] = c.y
+    return frames
+
+
+@pytest.mark.parametrize("bits", [8, 10])
+def test_real_frames_same_sums(real_frames: dict[int, np.ndarray], bits: int) -> None:
+    y = real_frames[bits]
+    assert y.dtype == (np.uint8 if bits == 8 else np.uint16)
+    assert_same_raw(y[1:], bits, y[0])
+    assert_same_raw(y, bits)  # no previous frame: td_* are 0, has_prev[0] is False
+    c, _ = both(raw_stats, y[1:], bits, y[0])
+    assert (c.sobel_sum > 0).all() and (c.td_abs_sum > 0).all()  # real texture and motion
+
+
+@pytest.mark.parametrize("bits", [8, 10])
+@pytest.mark.parametrize("step", [1, 2, 3, 4])
+def test_real_frames_same_temporal_and_cut_histograms(real_frames, bits: int, step: int) -> None:
+    y = real_frames[bits]
+    c, n = both(temporal_features, y[1:], y[0], bits, step=step)
+    for k in c:
+        np.testing.assert_array_equal(c[k], n[k], err_msg=k)  # floats of identical integers
+    c, n = both(temporal_features, y, None, bits, step=step)
+    assert np.isnan(c["temporal_diff"][0]) and np.isnan(n["temporal_diff"][0])
+    np.testing.assert_array_equal(c["temporal_std"], n["temporal_std"])
+    c, n = both(cut_histograms, y, bits, [0, 5, 11], step=step)
+    np.testing.assert_array_equal(c, n)
+    assert c.sum(axis=1).tolist() == [len(range(0, y.shape[1], step))
+                                      * len(range(0, y.shape[2], step))] * 3
+
+
+def _checker(h: int, w: int, hi: int, dtype) -> np.ndarray:
+    """Full-scale checkerboard: every Sobel and Laplacian response at its extreme."""
+    return ((np.indices((h, w)).sum(axis=0) % 2) * hi).astype(dtype)
+
+
+@pytest.mark.parametrize("bits,dtype", [(8, np.uint8), (10, np.uint16), (12, np.uint16),
+                                        (16, np.uint16)])
+@pytest.mark.parametrize("h,w", [(3, 3), (5, 17), (9, 1030), (4, 2100), (33, 64)])
+def test_extremes_and_odd_sizes(bits: int, dtype, h: int, w: int) -> None:
+    hi = (1 << bits) - 1
+    rng = np.random.default_rng(h * 10007 + w + bits)
+    frames = np.stack([
+        _checker(h, w, hi, dtype),
+        hi - _checker(h, w, hi, np.int64),  # the same, inverted
+        rng.integers(0, hi + 1, (h, w)).astype(dtype),
+        np.full((h, w), hi, dtype),
+        np.zeros((h, w), dtype),
+    ])
+    frames = frames.astype(dtype)
+    assert_same_raw(frames[1:], bits, frames[0])
+    for step in (1, 2):
+        c, n = both(temporal_features, frames[1:], frames[0], bits, step=step)
+        for k in c:
+            np.testing.assert_array_equal(c[k], n[k], err_msg=k)
+
+
+@pytest.mark.parametrize("params", [
+    FeatureParams(block_size=2), FeatureParams(block_size=3), FeatureParams(block_size=16),
+    FeatureParams(edge_threshold=0.0), FeatureParams(edge_threshold=1e9),
+])
+def test_every_block_size_and_threshold(real_frames, params: FeatureParams) -> None:
+    y = real_frames[8][:4]
+    assert_same_raw(y[1:], 8, y[0], params=params)
+
+
+def test_strided_rows_and_wide_rows() -> None:
+    rng = np.random.default_rng(7)
+    wide = rng.integers(0, 256, (3, 40, 70), dtype=np.uint8)
+    view = wide[:, 3:-5, 2:-9]  # rows with a stride wider than the row: the kernel takes them
+    assert compiled.plane_ok(view[0])
+    assert_same_raw(view[1:], 8, view[0])
+    c, n = both(cut_histograms, view, 8, step=1)
+    np.testing.assert_array_equal(c, n)
+    # a row of more than 33000 8-bit samples takes the kernel's int64 difference sums
+    long_rows = rng.integers(0, 256, (3, 3, 33100), dtype=np.uint8)
+    c, n = both(temporal_features, long_rows[1:], long_rows[0], 8)
+    for k in c:
+        np.testing.assert_array_equal(c[k], n[k], err_msg=k)
+    # columns with a stride: not the kernel's (numpy computes them), same values either way
+    cols = wide[:, :, ::2]
+    assert not compiled.plane_ok(cols[0])
+    assert_same_raw(cols[1:], 8, cols[0])
+
+
+def test_out_of_range_samples_are_errors_in_both() -> None:
+    y = np.zeros((2, 8, 8), np.uint16)
+    y[1, 3, 4] = 1024  # beyond 10 bits
+    for name in ("c", "numpy"):
+        with compiled.forced(name):
+            with pytest.raises(ValueError, match="1024 exceeds"):
+                raw_stats(y, 10)
+            with pytest.raises(ValueError, match="1024 exceeds"):
+                cut_histograms(y, 10, step=1)
+
+
+def test_big_endian_and_mixed_dtypes_go_to_numpy() -> None:
+    y = np.arange(64, dtype=">u2").reshape(8, 8)
+    assert not compiled.plane_ok(y)
+    assert not compiled.plane_ok(y.astype(np.uint16), y.astype(np.uint8))
+    assert_same_raw(y[None], 10, y.astype(np.uint16))
+
+
+def test_environment_variable_selects_numpy() -> None:
+    code = ("from vmafdistill.features import compiled; print(compiled.kernel_name())")
+    env_run = [sys.executable, "-c", code]
+    out = subprocess.run(env_run, capture_output=True, text=True, check=True,
+                         env={**os.environ, compiled.ENV_VAR: "numpy"})
+    assert out.stdout.strip() == "numpy"
+    bad = subprocess.run(env_run, capture_output=True, text=True,
+                         env={**os.environ, compiled.ENV_VAR: "fortran"})
+    assert bad.returncode != 0 and "expected auto, c or numpy" in bad.stderr
