@@ -182,3 +182,48 @@ def test_environment_variable_selects_numpy() -> None:
     bad = subprocess.run(env_run, capture_output=True, text=True,
                          env={**os.environ, compiled.ENV_VAR: "fortran"})
     assert bad.returncode != 0 and "expected auto, c or numpy" in bad.stderr
+
+
+def test_flipped_and_broadcast_rows() -> None:
+    # Review finding: a negative or zero row stride is a valid plane (rows read as base + i *
+    # stride); the kernel refused them although plane_ok sent them to it.
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, 256, (3, 20, 30), dtype=np.uint8)
+    flipped = y[:, ::-1]
+    assert flipped.strides[1] < 0 and compiled.plane_ok(flipped[0])
+    assert_same_raw(flipped[1:], 8, flipped[0])
+    assert_same_raw(y[1:], 8, y[0][::-1])
+    broadcast = np.broadcast_to(y[0][:1], (20, 30))  # every row the same memory
+    assert broadcast.strides[0] == 0 and compiled.plane_ok(broadcast)
+    assert_same_raw(np.stack([broadcast, broadcast]), 8, broadcast)
+    for step in (1, 2):
+        c, n = both(temporal_features, flipped[1:], flipped[0], 8, step=step)
+        for k in c:
+            np.testing.assert_array_equal(c[k], n[k], err_msg=k)
+        c, n = both(cut_histograms, flipped, 8, step=step)
+        np.testing.assert_array_equal(c, n)
+
+
+@pytest.mark.parametrize("bits", [10, 16])
+def test_threshold_beyond_int64_counts_no_edge(bits: int) -> None:
+    # Review finding: edge_threshold 1e9 at 10 bits squares to more than 2**63.
+    params = FeatureParams(edge_threshold=1e9)
+    assert params.edge_threshold_sq(bits) >= 1 << 63
+    y = _checker(8, 9, (1 << bits) - 1, np.uint16)[None]
+    assert_same_raw(y, bits, params=params)
+    with compiled.forced("c"):
+        assert raw_stats(y, bits, params=params).edge_count.tolist() == [0]
+
+
+def test_prev_beyond_the_bit_depth_is_an_error() -> None:
+    # Review finding: numpy's int16 work buffer wrapped such a prev (td_sq came out negative).
+    y = np.zeros((1, 6, 6), np.uint16)
+    prev = np.full((6, 6), 40000, np.uint16)
+    for name in ("c", "numpy"):
+        with compiled.forced(name):
+            with pytest.raises(ValueError, match="prev: sample value 40000 exceeds"):
+                raw_stats(y, 12, prev)
+    # the temporal pass has no bit-depth check of its own: exact on any uint16 values
+    c, n = both(temporal_features, y, prev, 12)
+    np.testing.assert_array_equal(c["temporal_std"], n["temporal_std"])
+    assert c["temporal_diff"][0] == 40000 / 16

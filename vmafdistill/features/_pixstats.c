@@ -25,6 +25,21 @@
 #define NOINLINE
 #endif
 
+#if defined(_MSC_VER)
+#define restrict __restrict
+#endif
+
+/* The format string without a byte-order prefix that means this machine's order; NULL for a
+ * foreign one ('>' or '!' here, '<' on a big-endian machine). */
+static const char *native_format(const char *f) {
+    const uint16_t one = 1;
+    const int little = *(const uint8_t *)&one == 1;
+    if (f[0] == '=' || f[0] == '@') return f + 1;
+    if (f[0] == '<') return little ? f + 1 : NULL;
+    if (f[0] == '>' || f[0] == '!') return little ? NULL : f + 1;
+    return f;
+}
+
 typedef struct {
     const char *base;
     Py_ssize_t h, w, row_stride;
@@ -38,18 +53,19 @@ static int as_plane(Py_buffer *v, const char *name, plane *p) {
                      v->ndim);
         return -1;
     }
-    const char *f = v->format ? v->format : "B";
-    if (f[0] == '=' || f[0] == '<' || f[0] == '@') f++;
-    if (strcmp(f, "B") == 0 && v->itemsize == 1) {
+    const char *f = native_format(v->format ? v->format : "B");
+    if (f && strcmp(f, "B") == 0 && v->itemsize == 1) {
         p->wide = 0;
-    } else if (strcmp(f, "H") == 0 && v->itemsize == 2) {
+    } else if (f && strcmp(f, "H") == 0 && v->itemsize == 2) {
         p->wide = 1;
     } else {
         PyErr_Format(PyExc_TypeError, "%s must hold uint8 or uint16 code values, got format %s",
                      name, v->format ? v->format : "B");
         return -1;
     }
-    if (v->strides[1] != v->itemsize || v->strides[0] < v->shape[1] * v->itemsize) {
+    /* Rows are read as base + i * row_stride: any row stride works (negative for a flipped
+     * view, 0 for a broadcast one); the samples within a row must be contiguous. */
+    if (v->strides[1] != v->itemsize) {
         PyErr_Format(PyExc_ValueError, "%s rows must be contiguous", name);
         return -1;
     }
@@ -127,8 +143,9 @@ typedef struct {
 /* The row kernels below are plain loops that the compiler vectorizes. On x86-64 GCC and
  * Clang also build an AVX2 copy of each, picked at load time on CPUs that have it (the
  * portable baseline is SSE2, which has no 32-bit multiply); the results are the same integers
- * either way, and the same float64 roots summed in the same order. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__APPLE__)
+ * either way, and the same float64 roots summed in the same order. The copies need glibc's
+ * ifunc (not musl, macOS or Windows: there the baseline copy alone is built). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && defined(__GLIBC__)
 #define KERNEL static NOINLINE __attribute__((target_clones("avx2", "default")))
 #else
 #define KERNEL static NOINLINE
@@ -273,9 +290,9 @@ DEFINE_FRAME_PASS(frame_pass_u16, uint16_t, int64_t, int64_t, int64_t, 1048576, 
 static int get_hist_out(PyObject *obj, Py_ssize_t n, Py_buffer *v) {
     if (PyObject_GetBuffer(obj, v, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0)
         return -1;
-    const char *f = v->format ? v->format : "B";
-    if (f[0] == '=' || f[0] == '<' || f[0] == '@') f++;
-    int ok = v->itemsize == 8 && (strcmp(f, "q") == 0 || strcmp(f, "l") == 0) && v->len == n * 8;
+    const char *f = native_format(v->format ? v->format : "B");
+    int ok = f && v->itemsize == 8 && (strcmp(f, "q") == 0 || strcmp(f, "l") == 0) &&
+             v->len == n * 8;
     if (!ok) {
         PyErr_Format(PyExc_ValueError, "hist must be a contiguous int64 buffer of %zd entries", n);
         PyBuffer_Release(v);

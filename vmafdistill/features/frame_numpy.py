@@ -462,6 +462,10 @@ def raw_stats(
     for a in (arr, p):
         if a is not None and np.issubdtype(a.dtype, np.signedinteger) and a.min(initial=0) < 0:
             raise ValueError("sample values must be non-negative")
+    # The frames' values are checked by their histograms; prev's here (narrower dtypes, e.g.
+    # uint8 at any bit depth, cannot exceed it), or its differences would wrap in numpy.
+    if p is not None and np.iinfo(p.dtype).max >= (1 << b) and p.max(initial=0) >= (1 << b):
+        raise ValueError(f"prev: sample value {int(p.max())} exceeds the {(1 << b) - 1} maximum")
     dt, sq = work_dtypes(b)
     thr_sq = params.edge_threshold_sq(b)
     n, h, w = arr.shape
@@ -469,7 +473,10 @@ def raw_stats(
     sobel = np.empty(n, dtype=np.float64)
     ints = np.zeros((9, n), dtype=np.int64)
     if compiled.plane_ok(arr[0], *([] if p is None else [p])):
-        _raw_stats_compiled(arr, p, b, thr_sq, params.block_size, hist, sobel, ints)
+        # Any threshold >= 32 maxv² (the largest squared magnitude) counts no edge; capped so
+        # that it fits the kernel's int64.
+        _raw_stats_compiled(arr, p, b, min(thr_sq, 1 << 62), params.block_size, hist, sobel,
+                            ints)
     else:
         _raw_stats_numpy(arr, p, dt, sq, thr_sq, params.block_size, hist, sobel, ints)
     has_prev = np.ones(n, dtype=bool)
@@ -532,6 +539,8 @@ def temporal_features(
         return out
     shape = sub.shape[1:]
     n_pix = shape[0] * shape[1]
+    if n_pix == 0:
+        raise ValueError(f"frames of {frames.shape[2]}x{frames.shape[1]} have no samples")
     if n_pix * float(1 << (2 * int(bit_depth))) >= 2.0**53:
         raise ValueError(f"{shape[1]}x{shape[0]} samples at {bit_depth} bits: sums not exact")
     if compiled.plane_ok(frames[0], *([] if prev is None else [prev])):
@@ -544,7 +553,9 @@ def temporal_features(
             out["temporal_diff"][i] = s_abs / n_pix / scale
             out["temporal_std"][i] = math.sqrt(max(_exact_var(n_pix, s1, s2), 0.0)) / scale
         return out
-    small = np.int16 if bit_depth <= 15 else np.int32  # holds every difference
+    # holds every difference of two samples of these dtypes, whatever their values
+    size = max(frames.dtype.itemsize, 1 if prev is None else prev.dtype.itemsize)
+    small = np.int16 if size == 1 else np.int32 if size == 2 else np.int64
     cur, last, d = (np.empty(shape, small) for _ in range(3))
     df, sq = np.empty(n_pix, np.float64), np.empty(n_pix, np.float64)
     have_last = prev is not None
