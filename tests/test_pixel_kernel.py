@@ -220,9 +220,8 @@ def test_prev_beyond_the_bit_depth_is_an_error() -> None:
     y = np.zeros((1, 6, 6), np.uint16)
     prev = np.full((6, 6), 40000, np.uint16)
     for name in ("c", "numpy"):
-        with compiled.forced(name):
-            with pytest.raises(ValueError, match="prev: sample value 40000 exceeds"):
-                raw_stats(y, 12, prev)
+        with compiled.forced(name), pytest.raises(ValueError, match="prev: sample value 40000"):
+            raw_stats(y, 12, prev)
     # the temporal pass has no bit-depth check of its own: exact on any uint16 values
     c, n = both(temporal_features, y, prev, 12)
     np.testing.assert_array_equal(c["temporal_std"], n["temporal_std"])
