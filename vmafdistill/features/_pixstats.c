@@ -117,18 +117,45 @@ static long histogram(const plane *p, Py_ssize_t step, int64_t *hist, Py_ssize_t
         }
         return -1;
     }
-    long worst = -1;
+    /* 16-bit samples: the largest sample first (a branch-free pass), so the counting loop
+     * needs no range check; then four interleaved 32-bit sub-histograms, as above, when they
+     * fit in 64 KB (up to 12 bits), else one. */
+    long top = 0;
     for (Py_ssize_t i = 0; i < p->h; i += step) {
         const uint16_t *r = (const uint16_t *)(p->base + i * p->row_stride);
-        for (Py_ssize_t j = 0; j < p->w; j += step) {
-            uint16_t c = r[j];
-            if (c < nbins)
-                hist[c]++;
-            else if ((long)c > worst)
-                worst = c;
+        uint16_t m = 0;
+        for (Py_ssize_t j = 0; j < p->w; j += step) m = r[j] > m ? r[j] : m;
+        if (m > top) top = m;
+    }
+    if (top >= nbins) return top;
+    uint32_t *sub = nbins <= 4096 ? PyMem_RawCalloc(4 * (size_t)nbins, sizeof(uint32_t)) : NULL;
+    if (!sub) { /* wide histograms (or no memory): one int64 counter per code */
+        for (Py_ssize_t i = 0; i < p->h; i += step) {
+            const uint16_t *r = (const uint16_t *)(p->base + i * p->row_stride);
+            for (Py_ssize_t j = 0; j < p->w; j += step) hist[r[j]]++;
+        }
+        return -1;
+    }
+    uint32_t *s0 = sub, *s1 = sub + nbins, *s2 = sub + 2 * nbins, *s3 = sub + 3 * nbins;
+    Py_ssize_t rows = 0;
+    for (Py_ssize_t i = 0; i < p->h; i += step) {
+        const uint16_t *r = (const uint16_t *)(p->base + i * p->row_stride);
+        Py_ssize_t j = 0;
+        for (; j + 3 * step < p->w; j += 4 * step) {
+            s0[r[j]]++;
+            s1[r[j + step]]++;
+            s2[r[j + 2 * step]]++;
+            s3[r[j + 3 * step]]++;
+        }
+        for (; j < p->w; j += step) s0[r[j]]++;
+        if (++rows % 4096 == 0 || i + step >= p->h) {
+            for (Py_ssize_t c = 0; c < nbins; c++)
+                hist[c] += (int64_t)s0[c] + s1[c] + s2[c] + s3[c];
+            memset(sub, 0, 4 * (size_t)nbins * sizeof(uint32_t));
         }
     }
-    return worst;
+    PyMem_RawFree(sub);
+    return -1;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -235,11 +262,11 @@ typedef struct {
 /* The whole pass over one frame, one template per sample type. ACC holds a squared Sobel
  * magnitude (<= 32 maxv**2): int32 for 8-bit samples, int64 for 16-bit ones. ``mbuf`` holds
  * one row of squared magnitudes. */
-#define DEFINE_FRAME_PASS(NAME, T, D, ACC, S, BLK, SFX)                                        \
+#define DEFINE_FRAME_PASS(NAME, T, D, ACC, S, BLK, TD_D, TD_M, TD_S, SFX)                     \
     DEFINE_ROOT_SUM(root_sum_##SFX, ACC)                                                       \
     DEFINE_SOBEL_ROW(sobel_row_##SFX, T, D, ACC, S, BLK)                                       \
     DEFINE_ABS_DIFF_ROW(abs_diff_row_##SFX, T, D, S, BLK)                                      \
-    DEFINE_DIFF_ROW(diff_row_##SFX, T, D, ACC, S, BLK)                                         \
+    DEFINE_DIFF_ROW(diff_row_##SFX, T, TD_D, TD_M, TD_S, BLK)                                  \
     static void NAME(const plane *p, const plane *prev, int64_t thr_sq, Py_ssize_t bs,         \
                      ACC *mbuf, frame_sums *o) {                                               \
         const Py_ssize_t h = p->h, w = p->w;                                                   \
@@ -283,8 +310,16 @@ typedef struct {
         o->td_sq = td[1];                                                                      \
     }
 
-DEFINE_FRAME_PASS(frame_pass_u8, uint8_t, int16_t, int32_t, int32_t, 1024, u8)
-DEFINE_FRAME_PASS(frame_pass_u16, uint16_t, int64_t, int64_t, int64_t, 1048576, u16)
+/* 8-bit samples: int16 responses, int32 squares and block sums. Up to 12 bits (checked by the
+ * histogram before the pass): int16 responses (|g| <= 4 * 4095), int32 squared magnitudes
+ * (<= 32 * 4095**2), int64 sums. Above: int64 throughout. The frame-pair differences take
+ * ``prev`` as given (its range is the caller's check): int32 for 16-bit samples. */
+DEFINE_FRAME_PASS(frame_pass_u8, uint8_t, int16_t, int32_t, int32_t, 1024,
+                  int16_t, int32_t, int32_t, u8)
+DEFINE_FRAME_PASS(frame_pass_u12, uint16_t, int16_t, int32_t, int64_t, 1048576,
+                  int32_t, int64_t, int64_t, u12)
+DEFINE_FRAME_PASS(frame_pass_u16, uint16_t, int64_t, int64_t, int64_t, 1048576,
+                  int64_t, int64_t, int64_t, u16)
 
 /* Writable, C-contiguous int64 buffer of exactly n entries (the histogram output). */
 static int get_hist_out(PyObject *obj, Py_ssize_t n, Py_buffer *v) {
@@ -352,7 +387,9 @@ static PyObject *py_frame_sums(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     worst = histogram(&f, 1, (int64_t *)hv.buf, nbins);
     if (worst < 0) {
-        if (f.wide)
+        if (f.wide && bit_depth <= 12)
+            frame_pass_u12(&f, have_prev ? &pr : NULL, (int64_t)thr_sq, bs, mbuf, &o);
+        else if (f.wide)
             frame_pass_u16(&f, have_prev ? &pr : NULL, (int64_t)thr_sq, bs, mbuf, &o);
         else
             frame_pass_u8(&f, have_prev ? &pr : NULL, (int64_t)thr_sq, bs, mbuf, &o);
