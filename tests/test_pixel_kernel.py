@@ -226,3 +226,15 @@ def test_prev_beyond_the_bit_depth_is_an_error() -> None:
     c, n = both(temporal_features, y, prev, 12)
     np.testing.assert_array_equal(c["temporal_std"], n["temporal_std"])
     assert c["temporal_diff"][0] == 40000 / 16
+
+
+@pytest.mark.parametrize("bits,dtype", [(8, np.uint8), (12, np.uint16)])
+def test_tall_frames_flush_the_histogram_counters(bits: int, dtype) -> None:
+    # The kernel's 32-bit sub-histograms are flushed every 4096 rows: frames taller than that,
+    # counted at steps 1 and 3, must still count every sample once.
+    rng = np.random.default_rng(bits)
+    y = rng.integers(0, 1 << bits, (2, 8200, 5)).astype(dtype)
+    assert_same_raw(y[1:], bits, y[0])
+    for step in (1, 3):
+        c, n = both(cut_histograms, y, bits, step=step)
+        np.testing.assert_array_equal(c, n)
