@@ -238,3 +238,27 @@ def test_tall_frames_flush_the_histogram_counters(bits: int, dtype) -> None:
     for step in (1, 3):
         c, n = both(cut_histograms, y, bits, step=step)
         np.testing.assert_array_equal(c, n)
+
+
+def test_a_step_beyond_the_plane_reads_one_sample() -> None:
+    # Review finding: a step near 2**62 overflowed the kernel's index arithmetic (segfault).
+    for dtype, bits in ((np.uint8, 8), (np.uint16, 10)):
+        y = np.arange(16, dtype=dtype).reshape(1, 4, 4) + 3
+        for step in (5, 2**40, 2**62):
+            c, n = both(cut_histograms, y, bits, step=step)
+            np.testing.assert_array_equal(c, n)
+            assert c[0, 3] == 1 and c.sum() == 1
+        c, n = both(temporal_features, y, y[0] + 1, bits, step=2**62)
+        assert c["temporal_diff"].tolist() == n["temporal_diff"].tolist() == [1.0 / (1 << bits - 8)]
+
+
+def test_negative_threshold_counts_every_pixel() -> None:
+    # Only the kernel's own entry point takes one (FeatureParams refuses a negative threshold).
+    kernel = compiled.kernel()
+    y = np.random.default_rng(3).integers(0, 256, (9, 9), dtype=np.uint8)
+    hist = np.empty(256, np.int64)
+    for thr in (-1, -2**32, -2**62):
+        assert kernel.frame_sums(y, None, 8, thr, 8, hist)[2] == 7 * 7
+    y16 = y.astype(np.uint16)
+    hist = np.empty(1 << 12, np.int64)
+    assert kernel.frame_sums(y16, None, 12, -2**40, 8, hist)[2] == 7 * 7

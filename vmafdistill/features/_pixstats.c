@@ -91,11 +91,29 @@ static int get_plane(PyObject *obj, const char *name, Py_buffer *v, plane *p) {
 
 /* Counts of every code value of rows/columns 0, step, 2 step, ... into hist (nbins int64).
  * Returns the largest sample seen when it is >= nbins (an error for the caller), else -1. */
+/* Rows between two flushes of 32-bit sub-histogram counters: a row adds at most
+ * ceil(n / 4) + 3 to one counter (n samples per row read), so no counter can wrap. */
+static Py_ssize_t flush_rows(Py_ssize_t n) {
+    Py_ssize_t per_row = n / 4 + 4;
+    Py_ssize_t rows = (Py_ssize_t)(UINT32_MAX / (uint64_t)per_row);
+    return rows < 1 ? 1 : rows > 4096 ? 4096 : rows;
+}
+
+/* A step beyond the plane reads only sample (0, 0) whatever its size; capped so that index
+ * arithmetic such as j + 3 * step cannot overflow. */
+static Py_ssize_t cap_step(const plane *p, Py_ssize_t step) {
+    Py_ssize_t most = p->h > p->w ? p->h : p->w;
+    if (most < 1) most = 1;
+    return step > most ? most : step;
+}
+
 static long histogram(const plane *p, Py_ssize_t step, int64_t *hist, Py_ssize_t nbins) {
     memset(hist, 0, (size_t)nbins * sizeof(int64_t));
+    step = cap_step(p, step);
+    const Py_ssize_t flush = flush_rows((p->w + step - 1) / step);
     if (!p->wide) { /* nbins >= 256: every uint8 sample has a bin */
         /* Four interleaved sub-histograms: runs of equal values do not stall on one counter.
-         * 32-bit counters are flushed every 4096 rows, long before one could overflow. */
+         * The 32-bit counters are flushed often enough that none can wrap (flush_rows). */
         uint32_t sub[4][256];
         memset(sub, 0, sizeof(sub));
         Py_ssize_t rows = 0;
@@ -109,7 +127,7 @@ static long histogram(const plane *p, Py_ssize_t step, int64_t *hist, Py_ssize_t
                 sub[3][r[j + 3 * step]]++;
             }
             for (; j < p->w; j += step) sub[0][r[j]]++;
-            if (++rows % 4096 == 0 || i + step >= p->h) {
+            if (++rows % flush == 0 || i + step >= p->h) {
                 for (int c = 0; c < 256; c++)
                     hist[c] += (int64_t)sub[0][c] + sub[1][c] + sub[2][c] + sub[3][c];
                 memset(sub, 0, sizeof(sub));
@@ -148,7 +166,7 @@ static long histogram(const plane *p, Py_ssize_t step, int64_t *hist, Py_ssize_t
             s3[r[j + 3 * step]]++;
         }
         for (; j < p->w; j += step) s0[r[j]]++;
-        if (++rows % 4096 == 0 || i + step >= p->h) {
+        if (++rows % flush == 0 || i + step >= p->h) {
             for (Py_ssize_t c = 0; c < nbins; c++)
                 hist[c] += (int64_t)s0[c] + s1[c] + s2[c] + s3[c];
             memset(sub, 0, 4 * (size_t)nbins * sizeof(uint32_t));
@@ -272,6 +290,8 @@ typedef struct {
         const Py_ssize_t h = p->h, w = p->w;                                                   \
         /* a threshold at or above every possible magnitude counts no edge */                  \
         const int64_t top = (int64_t)32 * 65535 * 65535;                                       \
+        /* a negative threshold counts every pixel, as numpy's comparison does */              \
+        if (thr_sq < 0) thr_sq = -1;                                                           \
         const int no_edges = thr_sq >= top || (sizeof(ACC) == 4 && thr_sq >= INT32_MAX);       \
         const ACC thr = no_edges ? 0 : (ACC)thr_sq;                                            \
         double sobel = 0.0;                                                                    \
@@ -500,6 +520,7 @@ static PyObject *py_diff_sums(PyObject *self, PyObject *args) {
         return NULL;
     }
     PyObject *result = NULL;
+    step = cap_step(&f, step);
     if (pr.h != f.h || pr.w != f.w || pr.wide != f.wide) {
         PyErr_SetString(PyExc_ValueError, "prev must have the frame's shape and dtype");
     } else {
