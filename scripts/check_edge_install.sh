@@ -5,7 +5,9 @@
 #   3. `vmafdistill predict` runs on a small synthetic H.264 encode twice and its --json output is
 #      checked: with no --model (the student shipped in checkpoints/, which the wheel carries; it
 #      must be the installed copy, byte-identical to the repo's) and with the tiny test student
-#      (tests/data/edge/tiny.onnx + card, which reads pixel features).
+#      (tests/data/edge/tiny.onnx + card, which reads pixel features); the shipped student must
+#      have decoded in-process (PyAV) and taken its pixel sums from the compiled kernel, which
+#      pip builds where a C compiler is found (this check assumes one).
 # Usage: bash scripts/check_edge_install.sh            (PYTHON=python3.11 to pick the interpreter)
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
