@@ -33,9 +33,16 @@ INT_FIELDS = ("sobel_sq_sum", "edge_count", "lap_sum", "lap_sq_sum", "blk_bounda
 
 def test_kernel_is_built_in_this_install() -> None:
     # Without it every comparison below would compare numpy with numpy.
-    from vmafdistill.features import _pixstats  # noqa: F401
+    from vmafdistill.features import _pixstats
 
     assert compiled.kernel_name() == "c"
+    # An editable install builds the module once: after an edit of the C source it would
+    # silently run the old code until `pip install -e .` runs again.
+    built = Path(_pixstats.__file__).resolve()
+    source = built.with_name("_pixstats.c")
+    if built.is_relative_to(Path(__file__).resolve().parents[1]):  # built into this checkout
+        assert built.stat().st_mtime >= source.stat().st_mtime, (
+            f"{built.name} is older than {source.name}: rebuild it with `pip install -e .`")
 
 
 def both(fn, *args, **kwargs):
