@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -388,52 +388,44 @@ def _frame_pass(
     return (sobel, sobel_sq, edges, lap_sum, lap_sq, b_sum, all_sum - b_sum, td_abs, td_sq)
 
 
-def _raw_stats_numpy(arr: np.ndarray, p: np.ndarray | None, dt: str, sq: str, thr_sq: int,
-                     bs: int, hist: np.ndarray, sobel: np.ndarray, ints: np.ndarray) -> None:
-    """The numpy pass of :func:`raw_stats`: fills ``hist``, ``sobel`` and ``ints`` (rows:
-    sobel_sq, edges, lap_sum, lap_sq, blk_boundary, blk_inner, td_abs, td_sum, td_sq)."""
-    n, h, w = arr.shape
+_FrameSums = Callable[[int], tuple]
+
+
+def _numpy_frame_sums(arr: np.ndarray, p: np.ndarray | None, dt: str, sq: str, thr_sq: int,
+                      bs: int, hist: np.ndarray) -> _FrameSums:
+    """Frame ``i``'s sums in numpy (:func:`_frame_pass`'s tuple), its histogram into
+    ``hist[i]``; called for i = 0, 1, ... in order (each frame, converted once, is the next
+    one's previous frame)."""
+    h, w = arr.shape[1:]
     nbins = hist.shape[1]
-    maxv = nbins - 1
-    codes = np.arange(nbins, dtype=np.int64)
     ws = _workspace(h, w, dt, sq)
     pi: np.ndarray | None = None
-    p_sum = 0
     if p is not None:
         pi = ws.yi[1]
         np.copyto(pi, p.ravel(), casting="unsafe")  # values checked to fit: 0 <= v < 2**b
-        p_sum = int(p.sum(dtype=np.int64))
-    for i in range(n):
+
+    def sums(i: int) -> tuple:
+        nonlocal pi
         hist[i] = _histogram(arr[i], nbins)  # also rejects values >= 2**b
         yi = ws.yi[i % 2]
         np.copyto(yi, arr[i].ravel(), casting="unsafe")
-        out = _frame_pass(ws, yi, pi, maxv, thr_sq, bs)
-        sobel[i] = out[0]
-        ints[:7, i] = out[1:8]
-        ints[8, i] = out[8]
-        y_sum = int(hist[i] @ codes)
-        if pi is not None:
-            ints[7, i] = y_sum - p_sum  # Σ(Y_t - Y_{t-1}) = ΣY_t - ΣY_{t-1}, exact
-        pi, p_sum = yi, y_sum
+        out = _frame_pass(ws, yi, pi, nbins - 1, thr_sq, bs)
+        pi = yi
+        return out
+
+    return sums
 
 
-def _raw_stats_compiled(arr: np.ndarray, p: np.ndarray | None, bit_depth: int, thr_sq: int,
-                        bs: int, hist: np.ndarray, sobel: np.ndarray, ints: np.ndarray) -> None:
-    """:func:`_raw_stats_numpy`'s sums from the compiled kernel (:mod:`.compiled`), one call
-    per frame (the GIL is released inside it)."""
+def _compiled_frame_sums(arr: np.ndarray, p: np.ndarray | None, bit_depth: int, thr_sq: int,
+                         bs: int, hist: np.ndarray) -> _FrameSums:
+    """:func:`_numpy_frame_sums` from the compiled kernel (:mod:`.compiled`), one call per
+    frame (the GIL is released inside it)."""
     frame_sums = compiled.kernel().frame_sums  # type: ignore[union-attr]
-    codes = np.arange(hist.shape[1], dtype=np.int64)
-    prev = p
-    p_sum = None if p is None else int(p.sum(dtype=np.int64))
-    for i in range(arr.shape[0]):
-        out = frame_sums(arr[i], prev, bit_depth, thr_sq, bs, hist[i])
-        sobel[i] = out[0]
-        ints[:7, i] = out[1:8]
-        ints[8, i] = out[8]
-        y_sum = int(hist[i] @ codes)
-        if p_sum is not None:
-            ints[7, i] = y_sum - p_sum  # Σ(Y_t - Y_{t-1}) = ΣY_t - ΣY_{t-1}, exact
-        prev, p_sum = arr[i], y_sum
+    # Any threshold >= 32 maxv² (the largest squared magnitude) counts no edge; capped so that
+    # it fits the kernel's int64.
+    thr = min(thr_sq, 1 << 62)
+    return lambda i: frame_sums(arr[i], p if i == 0 else arr[i - 1], bit_depth, thr, bs,
+                                hist[i])
 
 
 def raw_stats(
@@ -473,12 +465,20 @@ def raw_stats(
     sobel = np.empty(n, dtype=np.float64)
     ints = np.zeros((9, n), dtype=np.int64)
     if compiled.plane_ok(arr[0], *([] if p is None else [p])):
-        # Any threshold >= 32 maxv² (the largest squared magnitude) counts no edge; capped so
-        # that it fits the kernel's int64.
-        _raw_stats_compiled(arr, p, b, min(thr_sq, 1 << 62), params.block_size, hist, sobel,
-                            ints)
+        sums = _compiled_frame_sums(arr, p, b, thr_sq, params.block_size, hist)
     else:
-        _raw_stats_numpy(arr, p, dt, sq, thr_sq, params.block_size, hist, sobel, ints)
+        sums = _numpy_frame_sums(arr, p, dt, sq, thr_sq, params.block_size, hist)
+    codes = np.arange(1 << b, dtype=np.int64)
+    p_sum = None if p is None else int(p.sum(dtype=np.int64))
+    for i in range(n):
+        out = sums(i)
+        sobel[i] = out[0]
+        ints[:7, i] = out[1:8]
+        ints[8, i] = out[8]
+        y_sum = int(hist[i] @ codes)
+        if p_sum is not None:
+            ints[7, i] = y_sum - p_sum  # Σ(Y_t - Y_{t-1}) = ΣY_t - ΣY_{t-1}, exact
+        p_sum = y_sum
     has_prev = np.ones(n, dtype=bool)
     has_prev[0] = p is not None
     return RawStats(
@@ -543,26 +543,54 @@ def temporal_features(
         raise ValueError(f"frames of {frames.shape[2]}x{frames.shape[1]} have no samples")
     if n_pix * float(1 << (2 * int(bit_depth))) >= 2.0**53:
         raise ValueError(f"{shape[1]}x{shape[0]} samples at {bit_depth} bits: sums not exact")
-    if compiled.plane_ok(frames[0], *([] if prev is None else [prev])):
-        diff_sums = compiled.kernel().diff_sums  # type: ignore[union-attr]
-        for i in range(n):
-            before = prev if i == 0 else frames[i - 1]
-            if before is None:
-                continue
-            s1, s2, s_abs = diff_sums(frames[i], before, step)
+    kernel_ok = compiled.plane_ok(frames[0], *([] if prev is None else [prev]))
+    sums = (_compiled_pair_sums if kernel_ok else _numpy_pair_sums)(frames, prev, step)
+    for i in range(n):
+        got = sums(i)
+        if got is not None:
+            s1, s2, s_abs = got
             out["temporal_diff"][i] = s_abs / n_pix / scale
             out["temporal_std"][i] = math.sqrt(max(_exact_var(n_pix, s1, s2), 0.0)) / scale
-        return out
+    return out
+
+
+_PairSums = Callable[[int], tuple[int, int, int] | None]
+
+
+def _compiled_pair_sums(frames: np.ndarray, prev: np.ndarray | None, step: int) -> _PairSums:
+    """(Σd, Σd², Σ|d|) of d = frame i - the frame before it, from every ``step``-th row and
+    column, by the compiled kernel; None for frame 0 without ``prev``."""
+    diff_sums = compiled.kernel().diff_sums  # type: ignore[union-attr]
+
+    def sums(i: int) -> tuple[int, int, int] | None:
+        before = prev if i == 0 else frames[i - 1]
+        return None if before is None else diff_sums(frames[i], before, step)
+
+    return sums
+
+
+def _numpy_pair_sums(frames: np.ndarray, prev: np.ndarray | None, step: int) -> _PairSums:
+    """:func:`_compiled_pair_sums` in numpy, one frame at a time through preallocated buffers
+    (exact: integer differences summed in float64 below 2**53); called for i = 0, 1, ... in
+    order."""
+    sub = frames[:, ::step, ::step]
+    shape = sub.shape[1:]
+    n_pix = shape[0] * shape[1]
     # holds every difference of two samples of these dtypes, whatever their values
     size = max(frames.dtype.itemsize, 1 if prev is None else prev.dtype.itemsize)
     small = np.int16 if size == 1 else np.int32 if size == 2 else np.int64
-    cur, last, d = (np.empty(shape, small) for _ in range(3))
+    bufs = [np.empty(shape, small), np.empty(shape, small)]  # [current, last]
+    d = np.empty(shape, small)
     df, sq = np.empty(n_pix, np.float64), np.empty(n_pix, np.float64)
     have_last = prev is not None
     if have_last:
-        np.copyto(last, prev[::step, ::step], casting="unsafe")
-    for i in range(n):
+        np.copyto(bufs[1], prev[::step, ::step], casting="unsafe")
+
+    def sums(i: int) -> tuple[int, int, int] | None:
+        nonlocal have_last
+        cur, last = bufs
         np.copyto(cur, sub[i], casting="unsafe")
+        got = None
         if have_last:
             np.subtract(cur, last, out=d)
             np.copyto(df, d.ravel())
@@ -570,12 +598,12 @@ def temporal_features(
             np.multiply(df, df, out=sq)  # not df @ df: BLAS threads would fight the decoder
             s2 = int(sq.sum())
             np.abs(df, out=sq)
-            s_abs = int(sq.sum())
-            out["temporal_diff"][i] = s_abs / n_pix / scale
-            out["temporal_std"][i] = math.sqrt(max(_exact_var(n_pix, s1, s2), 0.0)) / scale
-        cur, last = last, cur
+            got = (s1, s2, int(sq.sum()))
+        bufs.reverse()  # this frame is the next one's last
         have_last = True
-    return out
+        return got
+
+    return sums
 
 
 def finalize(raw: RawStats, params: FeatureParams | None = None) -> dict[str, np.ndarray]:
