@@ -134,38 +134,30 @@ def race(args: argparse.Namespace, src: Path, dist: Path, work: Path) -> dict[st
                          "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "-"],
                         subprocess.DEVNULL),
     }
-    if args.student:
-        for k in _ints(args.issue_frame_steps):
-            contenders[f"student_i{k}"] = (
-                [*exe, "predict", str(dist), "--model", args.student, "--ref-size", "1280x720",
-                 "--issue-frame-step", str(k), "--json", str(work / f"student_i{k}.json")],
-                subprocess.PIPE,
-            )
-    if args.student and args.ffmpeg_decoder:  # the same student through ffmpeg's pipe
-        for k in _ints(args.issue_frame_steps):
-            contenders[f"piped_i{k}"] = (
-                [*exe, "predict", str(dist), "--model", args.student, "--ref-size", "1280x720",
-                 "--issue-frame-step", str(k), "--decoder", "ffmpeg", "--json",
-                 str(work / f"piped_i{k}.json")],
-                subprocess.PIPE,
-            )
     envs: dict[str, dict[str, str]] = {}
+
+    def predict_per_step(prefix: str, model: str, *extra: str, env: dict[str, str] | None = None
+                         ) -> None:
+        """``predict`` of ``model`` at each --issue-frame-steps k, as contender ``{prefix}_i{k}``
+        writing ``{prefix}_i{k}.json``."""
+        for k in _ints(args.issue_frame_steps):
+            name = f"{prefix}_i{k}"
+            contenders[name] = (
+                [*exe, "predict", str(dist), "--model", model, "--ref-size", "1280x720",
+                 "--issue-frame-step", str(k), *extra, "--json", str(work / f"{name}.json")],
+                subprocess.PIPE,
+            )
+            if env:
+                envs[name] = env
+
+    if args.student:
+        predict_per_step("student", args.student)
+    if args.student and args.ffmpeg_decoder:  # the same student through ffmpeg's pipe
+        predict_per_step("piped", args.student, "--decoder", "ffmpeg")
     if args.student and args.numpy_kernel:  # the same student, pixel sums in numpy
-        for k in _ints(args.issue_frame_steps):
-            contenders[f"numpyk_i{k}"] = (
-                [*exe, "predict", str(dist), "--model", args.student, "--ref-size", "1280x720",
-                 "--issue-frame-step", str(k), "--json", str(work / f"numpyk_i{k}.json")],
-                subprocess.PIPE,
-            )
-            envs[f"numpyk_i{k}"] = {"VMAFDISTILL_PIXEL_KERNEL": "numpy"}
+        predict_per_step("numpyk", args.student, env={"VMAFDISTILL_PIXEL_KERNEL": "numpy"})
     if args.other_student:  # a second student, same chain and options: side by side
-        for k in _ints(args.issue_frame_steps):
-            contenders[f"other_i{k}"] = (
-                [*exe, "predict", str(dist), "--model", args.other_student, "--ref-size",
-                 "1280x720", "--issue-frame-step", str(k), "--json",
-                 str(work / f"other_i{k}.json")],
-                subprocess.PIPE,
-            )
+        predict_per_step("other", args.other_student)
     if args.baseline and args.student:  # another checkout's chain, same student and options
         base = [sys.executable, "-c", "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
                 "runpy.run_module('vmafdistill', run_name='__main__')", args.baseline]
