@@ -26,6 +26,16 @@ __all__ = ["ENV_VAR", "forced", "kernel", "kernel_name", "plane_ok"]
 ENV_VAR = "VMAFDISTILL_PIXEL_KERNEL"
 
 
+def _import_kernel(why: str) -> ModuleType:
+    """The compiled module; ImportError saying ``why`` it was wanted when it is not built."""
+    try:
+        from . import _pixstats  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise ImportError(f"{why} but the compiled kernel is not built ({exc}); reinstall "
+                          "vmafdistill where a C compiler is found") from exc
+    return _pixstats
+
+
 def _load() -> ModuleType | None:
     choice = os.environ.get(ENV_VAR, "auto").strip().lower()
     if choice not in ("auto", "c", "numpy"):
@@ -33,13 +43,11 @@ def _load() -> ModuleType | None:
     if choice == "numpy":
         return None
     try:
-        from . import _pixstats  # type: ignore[attr-defined]
-    except ImportError as exc:
+        return _import_kernel(f"{ENV_VAR}=c")
+    except ImportError:
         if choice == "c":
-            raise ImportError(f"{ENV_VAR}=c but the compiled kernel is not built ({exc}); "
-                              "reinstall vmafdistill where a C compiler is found") from exc
+            raise
         return None
-    return _pixstats
 
 
 _KERNEL = _load()
@@ -54,15 +62,7 @@ def forced(name: str) -> Iterator[None]:
     if name not in ("c", "numpy"):
         raise ValueError(f"kernel must be 'c' or 'numpy', got {name!r}")
     before = _KERNEL
-    if name == "numpy":
-        _KERNEL = None
-    else:
-        try:
-            from . import _pixstats  # type: ignore[attr-defined]
-        except ImportError as exc:
-            raise ImportError(f"the compiled kernel is not built ({exc}); reinstall "
-                              "vmafdistill where a C compiler is found") from exc
-        _KERNEL = _pixstats
+    _KERNEL = None if name == "numpy" else _import_kernel("forced('c')")
     try:
         yield
     finally:
