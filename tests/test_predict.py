@@ -928,3 +928,90 @@ def test_a_file_that_is_not_onnx_or_a_broken_card_is_named(tmp_path: Path) -> No
     (tmp_path / "good.card.json").write_text("{not json")
     with pytest.raises(ModelError, match=r"good\.card\.json: unreadable model card"):
         Predictor(good)
+
+
+def test_a_non_utf8_card_is_named(tmp_path: Path) -> None:
+    good = tmp_path / "good.onnx"
+    good.write_bytes(TINY.read_bytes())
+    (tmp_path / "good.card.json").write_bytes(b"\xff\xfe{\x00}\x00")  # UTF-16, not UTF-8
+    with pytest.raises(ModelError, match=r"good\.card\.json: unreadable model card"):
+        Predictor(good)
+
+
+def test_a_variable_rate_ts_is_read_at_its_timestamps_rate(tmp_path: Path, predictor) -> None:
+    """A VFR stream copied into MPEG-TS has no declared rate: ffmpeg prints only a 'tbr' guess
+    (100 here, for a 20 fps mean; a jittered stream reads 2k). Read at the guess, the shot
+    windows were 5x too long (one shot per 5 s) and the bitrates 5x too high; it must be read at
+    its timestamps' mean rate: 1 s windows, the cut found, the bits per second of the file."""
+    mkv, ts = tmp_path / "vfr.mkv", tmp_path / "vfr.ts"
+    # frame N lasts 20, 50 or 80 ms (N mod 3): 100 frames in 5 s; the scene changes at frame 50
+    run_ffmpeg([
+        "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=2",
+        "-f", "lavfi", "-i", "mandelbrot=size=160x90:rate=25",
+        "-filter_complex", "[1:v]trim=duration=2,setpts=PTS-STARTPTS[m];"
+        "[0:v][m]concat=n=2:v=1,settb=1/1000,"
+        "setpts='if(eq(N,0),0,PREV_OUTPTS+(0.02+0.03*mod(N,3))/TB)'",
+        "-fps_mode", "passthrough", "-enc_time_base", "1:1000", "-c:v", "libx264",
+        "-preset", "veryfast", "-x264-params", "threads=1", str(mkv)], what="a VFR clip")
+    run_ffmpeg(["-i", str(mkv), "-c", "copy", str(ts)], what="its MPEG-TS copy")
+    info = probe_video(ts, backend="ffmpeg")
+    assert info.fps_guessed and info.fps >= 50  # the premise: only a tbr guess
+    rep = analyze_video(ts, predictor, rules=DEFAULT_RULES)
+    packets = read_packets(ts)
+    cut_s = sum(0.02 + 0.03 * (n % 3) for n in range(1, 51))
+    ends = [r["end"] for r in rep.records]
+    assert len(ends) >= 4 and max(r["end"] - r["start"] for r in rep.records) <= 1.5
+    assert min(abs(e - cut_s) for e in ends) <= 0.05  # a shot ends at the cut
+    mean_rate = (len(packets) - 1) / float(packets.pts_s[-1] - packets.pts_s[0])
+    assert math.isclose(rep.summary["frames"] / mean_rate, rep.summary["duration_s"],
+                        rel_tol=0.02)
+    # shot bitrates at the mean rate: frame-weighted, they give the file's bits per second
+    frames = np.array([r["end"] - r["start"] for r in rep.records])
+    kbps = np.array([r["bitrate_kbps"] for r in rep.records])
+    file_kbps = packets.sizes.sum() * 8 / 1000 * mean_rate / len(packets)
+    assert abs((kbps * frames).sum() / frames.sum() - file_kbps) <= 0.1 * file_kbps
+
+
+def test_pictures_below_3x3_are_a_clear_per_video_error(clip, tmp_path, capsys) -> None:
+    tiny = tmp_path / "tiny.mp4"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=2x64:rate=25:duration=0.5",
+                "-c:v", "libx264", "-pix_fmt", "yuv444p", str(tiny)], what="a 2x64 clip")
+    out = tmp_path / "o.json"
+    rc = cli_main(["predict", str(tiny), str(clip), "--model", str(TINY), "--json", str(out)])
+    assert rc == 2
+    assert "tiny.mp4: 2x64 pictures" in capsys.readouterr().err
+    videos = json.loads(out.read_text())["videos"]
+    assert "error" in videos[0] and "shots" in videos[1]
+
+
+def test_predictions_stay_on_the_vmaf_scale_inside_their_interval() -> None:
+    from vmafdistill.edge.records import make_records
+
+    row = {"shot_index": 0, "start_s": 0.0, "end_s": 1.0, "bitrate_kbps": 10.0, "x": 1.0}
+    card = {"conformal": {"q": 5.0}, "token_stats": {}}
+    recs = make_records([row, dict(row), dict(row)], np.array([-1.9, 50.0, 101.5]), card,
+                        DEFAULT_RULES, feature_names=["x"], codec="h264", height=90)
+    assert [r.pred_vmaf for r in recs] == [0.0, 50.0, 100.0]
+    for r in recs:
+        assert r.interval[0] <= r.pred_vmaf <= r.interval[1]
+
+
+def test_predict_cli_checks_its_arguments_before_decoding(clip, tmp_path, capsys) -> None:
+    assert cli_main(["predict", str(clip), "--model", str(TINY),
+                     "--json", str(tmp_path / "missing" / "o.json")]) == 2
+    assert "its directory does not exist" in capsys.readouterr().err
+    for option in ("--frame-step", "--issue-frame-step", "--threads"):
+        with pytest.raises(SystemExit) as exc:
+            cli_main(["predict", str(clip), option, "0"])
+        assert exc.value.code == 2 and "must be >= 1" in capsys.readouterr().err
+
+
+def test_a_closed_stdout_ends_predict_without_a_traceback(clip) -> None:
+    """``predict ... | head -1``: the reader leaves early; no BrokenPipeError traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "vmafdistill", "predict", str(clip),
+                             "--model", str(TINY)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # before predict has written anything: its first write fails
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err

@@ -219,10 +219,17 @@ class ShotDetector:
         self.fps = float(fps)
         self.threshold = float(threshold)
         self.mean_threshold = float(mean_threshold)
+        self._lengths_s = (float(min_len_s), max_len_s)
         self.min_frames, self.max_frames = _frames_from_seconds(self.fps, min_len_s, max_len_s)
         self._strength: list[np.ndarray] = []
         self._prev: tuple[np.ndarray, float] | None = None
         self._n = 0
+
+    def set_fps(self, fps: float) -> None:
+        """Read the frames at another rate (the shot lengths in frames follow; the cut
+        strengths do not depend on it): for a rate only known once the video was read."""
+        min_frames, max_frames = _frames_from_seconds(float(fps), *self._lengths_s)
+        self.fps, self.min_frames, self.max_frames = float(fps), min_frames, max_frames
 
     @property
     def num_frames(self) -> int:

@@ -85,9 +85,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detail-z", type=float, help="mean detail z at or below which: detail_loss")
     p.add_argument("--motion-z", type=float, help="mean motion z at or above which ...")
     p.add_argument("--motion-max-vmaf", type=float, help="... and pred below which: motion_stress")
-    p.add_argument("--frame-step", type=int,
+    p.add_argument("--frame-step", type=_positive_int,
                    help="pixel features on every k-th frame (default: the card's; 1 = exact)")
-    p.add_argument("--issue-frame-step", type=int,
+    p.add_argument("--issue-frame-step", type=_positive_int,
                    help="for a student without pixel features (e.g. rate7): pixel features for "
                         "the issue heuristic on every k-th frame (default: the card's, else 8)")
     p.add_argument("--shot-pixel-step", type=int,
@@ -97,7 +97,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="for a student whose only pixel inputs are temporal: those on every "
                         "frame from every s-th row/column; 0 = automatic (>= 160x90 samples), "
                         "1 = exact (default: the card's)")
-    p.add_argument("--threads", type=int,
+    p.add_argument("--threads", type=_positive_int,
                    help="feature threads per chunk (default: the card's edge.threads, else 1)")
     p.add_argument("--decoder", choices=("auto", "ffmpeg"),
                    help="auto (default): an 8-bit H.264 stream whose block QPs the student "
@@ -164,6 +164,17 @@ def _summary_line(s: dict[str, Any]) -> str:
                f"{s['decoder_errors']['first']})" if s.get("decoder_errors") else ""))
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (0 would silently mean "the card's value")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     """Predict every video; text to stdout (or JSON with --json)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -173,6 +184,9 @@ def run(args: argparse.Namespace) -> int:
     from ..edge.predictor import Predictor, default_model_path
     from ..errors import ModelError, VideoInputError
 
+    if args.json and args.json != "-" and not Path(args.json).resolve().parent.is_dir():
+        # checked before any video is decoded: the results would be lost at the end
+        raise VmafDistillError(f"{args.json}: its directory does not exist")
     model = Path(args.model) if args.model else default_model_path()
     if not model.is_file():
         raise ModelError(f"{model}: model file not found")
@@ -235,7 +249,10 @@ def run(args: argparse.Namespace) -> int:
         json.dump(doc, sys.stdout, indent=2)
         print()
     elif args.json:
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+        try:
+            Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+        except OSError as exc:
+            raise VmafDistillError(f"{args.json}: cannot write the results ({exc})") from None
     if failed and len(videos) > 1:
         print(f"vmafdistill predict: {failed} of {len(videos)} video(s) failed",
               file=sys.stderr)

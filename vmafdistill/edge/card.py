@@ -85,7 +85,7 @@ def read_card(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ModelError(f"{p}: model card not found (expected beside the .onnx file)")
     try:
         card = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8 text
         raise ModelError(f"{p}: unreadable model card ({exc})") from None
     if not isinstance(card, dict):
         raise ModelError(f"{p}: model card is not a JSON object")

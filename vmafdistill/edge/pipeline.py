@@ -91,6 +91,7 @@ from .records import (
     summarize,
 )
 from .renditions import (
+    check_picture_size,
     picture_runs,
     recording_rate,
     rescaled_flag,
@@ -492,6 +493,18 @@ def _frame_pts(packets: Any, pyav: PyavFrames) -> list[int | None]:
     return [int(packets.pts[position[k]]) for k in pyav.frame_packets]
 
 
+def read_rate(info: Any, packets: Any) -> float:
+    """The rate the chain reads the video at: the probe's, unless ffmpeg only guessed it
+    (``info.fps_guessed``: no declared average rate, as in a variable-rate MPEG-TS or HLS
+    stream, whose guess can read 2000 fps and would make every shot window 2000 frames long);
+    then the packets' mean rate over their timestamps, where they span any time."""
+    n = len(packets)
+    if not getattr(info, "fps_guessed", False) or n < 2:
+        return float(info.fps)
+    span = float(packets.pts_s[-1] - packets.pts_s[0])  # sorted by presentation time
+    return (n - 1) / span if span > 0 else float(info.fps)
+
+
 def _first_pass(plan: _Plan, predictor: Any, progress: Callable[[int], None] | None,
                 t0: float) -> _FirstPass:
     """Probe, then one decode feeding the cut detector and the pixel features
@@ -509,6 +522,7 @@ def _first_pass(plan: _Plan, predictor: Any, progress: Callable[[int], None] | N
     t_probe = time.perf_counter() - t0
     if not info.fps or not math.isfinite(info.fps):
         raise VideoInputError(f"{plan.path}: frame rate unknown")
+    check_picture_size(plan.path, info.width, info.height)
     declined = None
     if _in_process_decode(plan, info):
         try:
@@ -554,6 +568,9 @@ def _frame_and_packet_pass(plan: _Plan, info: Any, t_probe: float, predictor: An
             mb_source.set_result(pyav.mb if pyav is not None else None)
         reader.join()  # never leave the packet reader's ffmpeg running behind an error
     packets = reader.result()
+    if (rate := read_rate(info, packets)) != info.fps:
+        info = replace(info, fps=rate)
+        det.set_fps(rate)
     if pyav is not None:
         log.frame_pts[:] = _frame_pts(packets, pyav)
     n = per_frame["mean_luma"].shape[0]

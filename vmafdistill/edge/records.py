@@ -107,7 +107,9 @@ def make_records(
                 **common, pred_vmaf=None, interval=None, band=UNKNOWN_BAND, issue=INVALID_ISSUE,
                 flags=tuple(f"nan:{n}" for n in bad) or ("nan:prediction",)))
             continue
-        p = float(preds[i])
+        # VMAF lives on 0..100 (libvmaf clips its score there); the students' output range
+        # is a little wider (-2..102), so a far-out shot could read below its own interval
+        p = min(max(float(preds[i]), 0.0), 100.0)
         lower = max(p - q, 0.0)
         out.append(ShotRecord(
             **common,

@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import VideoInputError
+from ..features.frame_numpy import MIN_SIDE
 from ..features.shot_rows import shot_feature_rows
 from ..shots import ShotDetector
 from .decode import DecodeLog, decode_luma_runs, picture_changes
 from .options import EdgeOptions, default_ref_size
 
-__all__ = ["picture_runs", "rescaled_flag", "rows_per_rendition", "run_bit_depth", "wrong_runs"]
+__all__ = ["check_picture_size", "picture_runs", "rescaled_flag", "rows_per_rendition", "run_bit_depth", "wrong_runs"]
 
 #: The per-frame pass of :func:`~vmafdistill.edge.pipeline.frame_pass` (chunks and keyword
 #: options in, ``{feature: (N,) float64}`` out).
@@ -132,6 +133,14 @@ def _run_rate(durations_s: Any, fps: float, *, exact: bool = False) -> float | N
     return None
 
 
+def check_picture_size(path: str, width: int, height: int) -> None:
+    """A picture too small for the pixel features is the input's problem: say so, naming the
+    file (raises VideoInputError), before anything is decoded at that size."""
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise VideoInputError(f"{path}: {width}x{height} pictures; the edge chain needs at "
+                              f"least {MIN_SIDE}x{MIN_SIDE} (its edge features need an interior)")
+
+
 def recording_rate(runs: Sequence[dict[str, Any]], packets: Any, n: int, fps: float) -> float:
     """The frame rate a recording of several renditions is read at: that of its run with the
     most frames (from the run's packet durations) when it is more than 1 % off the probe's
@@ -161,6 +170,8 @@ def rows_per_rendition(
     """
     schedule = [(stop - start, int(r["width"]), int(r["height"]))
                 for r, (start, stop) in zip(runs, _run_spans(runs, n), strict=True)]
+    for _, w, h in schedule:
+        check_picture_size(p, w, h)
     rows: list[dict[str, Any]] = []
     run_of_row: list[int] = []
     shot_base = scene_base = 0

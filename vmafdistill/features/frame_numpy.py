@@ -60,6 +60,8 @@ TEMPORAL_FEATURES: tuple[str, ...] = ("temporal_diff", "temporal_std")
 
 #: Bit depths the integer pipeline handles (the decoders deliver 8, 10, 12 or 16).
 MIN_BIT_DEPTH = 8
+#: The smallest picture side the features take: the Sobel and Laplacian need an interior pixel.
+MIN_SIDE = 3
 MAX_BIT_DEPTH = 16
 
 
@@ -160,8 +162,9 @@ def check_shapes(shape: tuple[int, ...], prev_shape: tuple[int, ...] | None) -> 
     n, h, w = shape
     if n < 1:
         raise ValueError("no frames given")
-    if h < 3 or w < 3:
-        raise ValueError(f"frames must be at least 3x3 (Sobel needs an interior), got {h}x{w}")
+    if h < MIN_SIDE or w < MIN_SIDE:
+        raise ValueError(f"frames must be at least {MIN_SIDE}x{MIN_SIDE} (Sobel needs an "
+                         f"interior), got {w}x{h} (width x height)")
     if prev_shape is not None and tuple(prev_shape) != (h, w):
         raise ValueError(f"prev frame has shape {tuple(prev_shape)}, frames are {h}x{w}")
 

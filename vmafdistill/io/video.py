@@ -166,6 +166,9 @@ class VideoInfo:
     #: video streams that are not cover art (every reader here takes the first, ffmpeg's 0:V:0)
     video_streams: int = 1
     codec: str | None = None  #: its codec's ffmpeg name (h264, hevc, ...) for containers
+    #: ``fps`` is ffmpeg's ``tbr`` guess, not a declared average rate (``ffmpeg -i`` printed no
+    #: "fps": e.g. a variable-rate MPEG-TS stream, whose tbr can read "2k")
+    fps_guessed: bool = False
 
     @property
     def layout(self) -> PixFmtLayout:
@@ -560,18 +563,19 @@ def _probe_container_ffmpeg(path: str) -> VideoInfo:
             if _import_av() is not None:  # its decoder may settle it (broken first packets)
                 return _probe_container(path)
             raise VideoInputError(f"{path}: cannot determine the video format from: {line.strip()}")
-        fps = None
+        fps, fps_guessed = None, False
         for unit in ("fps", "tbr"):
             pattern = rf"([\d.]+)(k?) {unit}"
             fm = next((fm for f in fields if (fm := re.fullmatch(pattern, f))), None)
             if fm:
                 fps = _printed_rate(float(fm.group(1)) * (1000 if fm.group(2) else 1))
+                fps_guessed = unit == "tbr"
                 break
         layout = _layout_for(path, pix_m.group(1), "decoded pixel format of its video stream")
         w, h = int(size_m.group(1)), int(size_m.group(2))
         codec = fields[0].split()[0] if fields[0] else None
         return VideoInfo(path, w, h, layout.name, layout.bit_depth, fps, None, "container",
-                         video_streams=n_video, codec=codec)
+                         video_streams=n_video, codec=codec, fps_guessed=fps_guessed)
     if re.search(r"^Input #0", text, re.MULTILINE):
         raise VideoInputError(f"{path}: has no video stream")
     raise VideoInputError(f"{path}: not a readable video file ({_tail(text)})")
