@@ -111,6 +111,46 @@ def test_live_parity_every_printed_feature(
     assert not bad, f"{model} {w}x{h} {bits}-bit: {bad}"
 
 
+def _binary_noise(w: int, h: int, n: int, bits: int, distorted: bool) -> np.ndarray:
+    """Black/white pixel noise moving one column a frame; ``distorted``: a 30 % blur into the
+    left neighbour plus grain. Its sharp edges give the scale-0 restored band |csf| > 15000."""
+    rng = np.random.default_rng(7)
+    top = (1 << bits) - 1
+    base = (rng.random((h, w + n)) > 0.5) * float(top)
+    out = []
+    for t in range(n):
+        img = base[:, t : t + w]
+        if distorted:
+            img = 0.7 * img + 0.3 * np.roll(img, 1, axis=1) + rng.normal(0, 0.02 * top, (h, w))
+        out.append(np.clip(np.round(img), 0, top))
+    return np.stack(out).astype(np.uint8 if bits == 8 else np.uint16)
+
+
+@pytest.mark.parametrize("bits", [8, 10])
+def test_live_parity_at_sharp_black_white_edges(tmp_path: Path, bits: int) -> None:
+    """libvmaf's vector masking keeps the centre weight |csf|/15 in int32 where its C code
+    casts it to int16; on this content the AIM's restored-band CSF exceeds the int16 range, so
+    ``integer_aim``/``integer_adm3`` depend on the code path this CPU runs (reproduced with the
+    path libvmaf picks here; the C path's numbers must then differ, or the case shows nothing)."""
+    from vmafdistill.teacher.exact.integer_adm import integer_adm, libvmaf_simd
+
+    ref_y, dist_y = (_binary_noise(160, 90, 3, bits, d) for d in (False, True))
+    raw = _write_yuv420(tmp_path / "ref.yuv", ref_y, bits)
+    _write_yuv420(tmp_path / "dist.yuv", dist_y, bits)
+    lib = libvmaf_score(tmp_path / "ref.yuv", tmp_path / "dist.yuv", model="vmaf_v0.6.1",
+                        ref_raw=raw, dist_raw=raw)
+    ours = score_files(tmp_path / "ref.yuv", tmp_path / "dist.yuv", model="vmaf_v0.6.1",
+                       chunk=2, ref_raw=raw, dist_raw=raw)
+    bad = {k: v for k, v in _compare(ours, lib.frames).items() if v > PRINT_TOL}
+    assert not bad, f"{bits}-bit on {libvmaf_simd()}: {bad}"
+    if libvmaf_simd() != "c":
+        c_path = integer_adm(torch.from_numpy(ref_y.astype(np.int32)),
+                             torch.from_numpy(dist_y.astype(np.int32)), bits, simd="c")
+        gap = max(abs(float(a) - f["integer_aim"])
+                  for a, f in zip(c_path["integer_aim"], lib.frames, strict=True))
+        assert gap > 1e-5, gap
+
+
 def test_golden_x264_case(golden_case: Callable[[str], GoldenCase]) -> None:
     """Real codec content (x264, 322x182) against the recorded integer vmaf_v0.6.1 run.
 

@@ -308,7 +308,7 @@ def adm_den_acc(band: np.ndarray, scale: int, sh_acc: int, cub: int) -> int:
 def adm_mask_threshold(m_h: np.ndarray, m_v: np.ndarray, m_d: np.ndarray, scale: int,
                        rfs: tuple[int, int, int], shifts: tuple[int, int, int],
                        adds: tuple[int, int, int], f_all: np.ndarray, centre: np.ndarray,
-                       thr: np.ndarray) -> None:
+                       thr: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> None:
     """The masking threshold over the region of interest into ``thr``, from the masker's
     (h, v, d) bands (``f_all``, ``centre``: scratch of the bands' shape).
 
@@ -316,7 +316,9 @@ def adm_mask_threshold(m_h: np.ndarray, m_v: np.ndarray, m_d: np.ndarray, scale:
     the centre's |csf|/15 weight, with libvmaf's int16/int32 wraps), then per pixel the eight
     neighbours' /30 weights summed over the orientations (top/left border reflected,
     bottom/right replicated) plus the three centre /15 weights: the ``thr`` of
-    :func:`.integer_adm._cm_acc`, which all three orientations share.
+    :func:`.integer_adm._cm_acc`, which all three orientations share. Rows ``[r0, r1)`` x
+    columns ``[c0, c1)`` keep the scale-0 centre weight unwrapped, as libvmaf's vector code
+    (:func:`.integer_adm.cm_vector_region`).
     """
     n_rows, n_cols = m_h.shape
     f_all[:] = 0
@@ -329,7 +331,9 @@ def adm_mask_threshold(m_h: np.ndarray, m_v: np.ndarray, m_d: np.ndarray, scale:
                 for j in range(n_cols):
                     dv = abs(_wrap((band[i, j] * rf + add) >> sh, 16))
                     f_all[i, j] += _wrap((dv * 4369 + 2048) >> 12, 16)
-                    centre[i, j] += _wrap((dv * 8738 + 2048) >> 12, 16)
+                    weight = (dv * 8738 + 2048) >> 12
+                    vector = r0 <= i < r1 and c0 <= j < c1
+                    centre[i, j] += weight if vector else _wrap(weight, 16)
         else:
             for i in range(n_rows):
                 for j in range(n_cols):
@@ -377,14 +381,16 @@ def adm_cm_acc(src: np.ndarray, thr: np.ndarray, scale: int, rf: int, sub: int, 
 
 
 def _masked_sums(src: np.ndarray, masker: np.ndarray, scale: int, rfs: tuple[int, int, int],
-                 csf_params: tuple[tuple[int, int], ...], buf: _ScaleBuffers) -> list[int]:
+                 csf_params: tuple[tuple[int, int], ...], buf: _ScaleBuffers,
+                 simd: str) -> list[int]:
     """The (h, v, d) cube sums of ``src`` masked by ``masker``'s CSF (:func:`.integer_adm._cm`
-    of ``src`` with :func:`.integer_adm._csf` of ``masker``; both ``(3, h, w)``)."""
+    of ``src`` with :func:`.integer_adm._csf` of ``masker``; both ``(3, h, w)``), as libvmaf's
+    ``simd`` code path computes them."""
     shifts = tuple(p[0] for p in csf_params)
     adds = tuple(p[1] for p in csf_params)
-    adm_mask_threshold(masker[0], masker[1], masker[2], scale, rfs, shifts, adds, buf.f_all,
-                       buf.centre, buf.thr)
     h, w = src.shape[1:]
+    adm_mask_threshold(masker[0], masker[1], masker[2], scale, rfs, shifts, adds, buf.f_all,
+                       buf.centre, buf.thr, *ia.cm_vector_region(simd, scale, h, w))
     sh_inner, params = ia._cm_shifts(scale, h, w)
     return [adm_cm_acc(b, buf.thr, scale, r, sub, sq, cub, sh_inner)
             for b, r, (sub, sq, cub) in zip(src, rfs, params, strict=True)]
@@ -488,9 +494,9 @@ def adm_frame(ref: np.ndarray, dis: np.ndarray, bit_depth: int, opts: ia.Integer
         else:
             rfs = ia._s123_rfactor(scale, opts)
             csf_p = ((28, 1 << 27),) * 3
-        nums[scale] = _masked_sums(buf.rst, buf.add, scale, rfs, csf_p, buf)
+        nums[scale] = _masked_sums(buf.rst, buf.add, scale, rfs, csf_p, buf, simd)
         if not opts.skip_aim:  # AIM: the additive part masked by the restored part's CSF
-            aims[scale] = _masked_sums(buf.add, buf.rst, scale, rfs, csf_p, buf)
+            aims[scale] = _masked_sums(buf.add, buf.rst, scale, rfs, csf_p, buf, simd)
     return dens, nums, aims
 
 

@@ -32,6 +32,9 @@ code does; those are reproduced (``simd=``, default: what libvmaf picks on this 
   8-bit on AVX-512 (32; its AVX2 8-bit kernel only runs on widths that never meet this);
 * the vector decoupling rounds ``rst * gain`` to nearest where the C code truncates (fractional
   gain limits only): AVX2 at scale 0 (blocks of 8), AVX-512 at every scale (blocks of 16).
+* the vector scale-0 masking keeps the centre's ``|csf| / 15`` weight in int32 where the C code
+  casts it to int16 (AVX2 blocks of 6, AVX-512 blocks of 14; :func:`cm_vector_region`): it
+  shows in ``integer_aim`` / ``integer_adm3`` at sharp black/white edges.
 
 Checked against the packaged libvmaf on AVX2 (AMD EPYC) and AVX-512 (Intel Xeon) machines.
 """
@@ -646,10 +649,28 @@ def _cm_shifts(scale: int, h: int, w: int) -> tuple[int, tuple[tuple[int, int, i
     return sh_inner, ((0, 30, cub),) * 3
 
 
+def cm_vector_region(simd: str, scale: int, h: int, w: int) -> tuple[int, int, int, int]:
+    """Rows ``[r0, r1)`` and columns ``[c0, c1)`` of an ``h x w`` band where libvmaf's vector
+    ``adm_cm`` computes the centre's ``|csf| / 15`` masking weight: in int32, where its C code
+    casts it to int16. Only scale 0 (int16 bands), only when the region of interest lies inside
+    the band, and only in whole column blocks (14 on AVX-512, 6 on AVX2) from its left edge;
+    empty for the C path. The cast matters where the weight exceeds 32767 (``|csf| > 15000``),
+    which the AIM pass meets at sharp black/white edges: reproducing the C cast there moved
+    ``integer_aim`` by up to 5e-4 against libvmaf on AVX-512."""
+    block = _CM_BLOCK[simd]
+    top, bottom = _roi(h)
+    left, right = _roi(w)
+    if scale != 0 or not block or not (left > 0 and right <= w - 1):
+        return 0, 0, 0, 0
+    c0, c1 = max(left, 1), min(right, w - 1)
+    return max(top, 1), min(bottom, h - 1), c0, c1 - (c1 - c0) % block
+
+
 def _cm_acc(src: list[torch.Tensor], csf_a: list[torch.Tensor], csf_f: list[torch.Tensor],
-            scale: int, opts: IntegerAdmOptions) -> list[torch.Tensor]:
+            scale: int, opts: IntegerAdmOptions,
+            vector: tuple[int, int, int, int] = (0, 0, 0, 0)) -> list[torch.Tensor]:
     """adm_cm / i4_adm_cm, integer part: the masked cube sums of ``src`` (restored or additive
-    bands) per orientation, int64 ``(N,)`` each."""
+    bands) per orientation, int64 ``(N,)`` each. ``vector``: :func:`cm_vector_region`."""
     _, h, w = src[0].shape
     top, bottom = _roi(h)
     left, right = _roi(w)
@@ -660,7 +681,13 @@ def _cm_acc(src: list[torch.Tensor], csf_a: list[torch.Tensor], csf_f: list[torc
     # Threshold: per orientation, the 8 neighbours' |csf|/30 plus the centre's |csf|/15.
     f_all = csf_f[0] + csf_f[1] + csf_f[2]
     if scale == 0:
-        centre = [_wrap(_abs_mas(c, _I16_ONE_BY_15, 2048, 12), 16) for c in csf_a]
+        r0, r1, c0, c1 = vector
+        centre = []
+        for c in csf_a:
+            weight = _abs_mas(c, _I16_ONE_BY_15, 2048, 12)
+            wrapped = _wrap(weight.clone(), 16)
+            wrapped[:, r0:r1, c0:c1] = weight[:, r0:r1, c0:c1]  # the vector blocks' int32
+            centre.append(wrapped)
     else:
         centre = [_wrap(_abs_mas(c, _I32_ONE_BY_15, _I32_FLT_ADD, 32), 32) for c in csf_a]
     roi = (slice(None), slice(top, bottom), slice(left, right))
@@ -713,10 +740,13 @@ def _cm_finish(accs: list[torch.Tensor], scale: int, noise_weight: float, h: int
 
 
 def _cm(src: list[torch.Tensor], csf_a: list[torch.Tensor], csf_f: list[torch.Tensor],
-        scale: int, opts: IntegerAdmOptions, noise_weight: float) -> torch.Tensor:
-    """adm_cm / i4_adm_cm: masked cube-norm of ``src`` (restored or additive bands)."""
+        scale: int, opts: IntegerAdmOptions, noise_weight: float, simd: str) -> torch.Tensor:
+    """adm_cm / i4_adm_cm: masked cube-norm of ``src`` (restored or additive bands), as
+    libvmaf's ``simd`` code path computes it."""
     _, h, w = src[0].shape
-    return _cm_finish(_cm_acc(src, csf_a, csf_f, scale, opts), scale, noise_weight, h, w)
+    vector = cm_vector_region(simd, scale, h, w)
+    return _cm_finish(_cm_acc(src, csf_a, csf_f, scale, opts, vector), scale, noise_weight,
+                      h, w)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -731,6 +761,9 @@ _SIMD_PATHS = ("avx2", "avx512", "c")
 #: ``rst * gain`` to nearest where its C code truncates (0: the C code's truncation).
 _DECOUPLE_BLOCK = {("c", True): 0, ("c", False): 0, ("avx2", True): 8, ("avx2", False): 0,
                    ("avx512", True): 16, ("avx512", False): 16}
+#: Column block of libvmaf's vector scale-0 ``adm_cm`` (its thresholds' centre weight stays
+#: int32 there; :func:`cm_vector_region`); 0: the C code's int16 cast everywhere.
+_CM_BLOCK = {"c": 0, "avx2": 6, "avx512": 14}
 
 
 @functools.cache
@@ -841,11 +874,11 @@ def _integer_adm(ref: torch.Tensor, dis: torch.Tensor, bit_depth: int, opts: Int
                              (rb_f[2], rb_f[1], rb_f[3]), (db_f[2], db_f[1], db_f[3]))
         dens.append(_den_finish(_den_acc(o, scale), scale, opts, *o[0].shape[1:]))
         csf_a, csf_f = _csf(add, scale, opts)
-        nums.append(_cm(rst, csf_a, csf_f, scale, opts, opts.noise_weight))
+        nums.append(_cm(rst, csf_a, csf_f, scale, opts, opts.noise_weight, simd))
         if not opts.skip_aim:
             # AIM: the additive part masked by the restored part's CSF (no noise term).
             csf_r, csf_rf = _csf(rst, scale, opts)
-            aims.append(_cm(add, csf_r, csf_rf, scale, opts, 0.0))
+            aims.append(_cm(add, csf_r, csf_rf, scale, opts, 0.0, simd))
         else:
             aims.append(zero)
     return _pooled(nums, dens, aims, w, h, opts)
