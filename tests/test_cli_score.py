@@ -332,3 +332,32 @@ def test_installed_console_script(clips: dict[str, Path]) -> None:
     )  # fmt: skip
     assert bad.returncode == 2, bad.stderr
     _one_error_line(bad.stderr, str(missing), "no such file")
+
+
+def test_inputs_ffmpeg_would_convert_are_named(tmp_path: Path,
+                                               clips: dict[str, Path]) -> None:
+    """A full-range distorted against a limited-range reference, or a gray input, is scored as
+    decoded; libvmaf through ffmpeg converts it first, so the scores differ: warn, naming both."""
+    full = tmp_path / "dist_full.mp4"
+    run_ffmpeg(["-i", str(clips["dist"]), "-pix_fmt", "yuvj420p", "-c:v", "libx264",
+                "-crf", "30", str(full)], what="a full-range encode")
+    with pytest.warns(UserWarning, match=r"ref\.y4m is limited range \(tv\) and .*dist_full"
+                                         r"\.mp4 is full range \(pc\)"):
+        score_files(clips["ref"], full)
+    gray = tmp_path / "gray.y4m"
+    run_ffmpeg(["-i", str(clips["dist"]), "-pix_fmt", "gray", "-strict", "-1", str(gray)],
+               what="a gray copy")
+    with pytest.warns(UserWarning, match=r"gray\.y4m is gray"):
+        score_files(gray, gray)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # same range, not gray: nothing to say
+        score_files(clips["ref"], clips["dist"])
+
+
+def test_v1016_models_refuse_float_mode(clips: dict[str, Path]) -> None:
+    from vmafdistill.errors import VmafDistillError
+
+    with pytest.raises(VmafDistillError, match="exact mode only"):
+        score_files(clips["ref"], clips["dist"], model="vmaf_v1.0.16_3d0h", mode="float")

@@ -296,3 +296,13 @@ def test_exact_mode_refuses_frames_below_adm_minimum(tmp_path: Path) -> None:
     flt = score_files(tmp_path / "r.yuv", tmp_path / "d.yuv", ref_raw=raw, dist_raw=raw,
                       mode="float")
     assert flt.num_frames == 2
+    # float mode's own floor (VIF's coarsest filter): a clear error, not a traceback
+    raw9 = _write_yuv420(tmp_path / "r9.yuv", _frames(17, 9, 2, 8, 4, False), 8)
+    _write_yuv420(tmp_path / "d9.yuv", _frames(17, 9, 2, 8, 4, True), 8)
+    with pytest.raises(VideoInputError, match=r"float mode needs frames of at least 16x16.*17x9"):
+        score_files(tmp_path / "r9.yuv", tmp_path / "d9.yuv", ref_raw=raw9, dist_raw=raw9,
+                    mode="float")
+    raw16 = _write_yuv420(tmp_path / "r16.yuv", _frames(16, 16, 2, 8, 4, False), 8)
+    _write_yuv420(tmp_path / "d16.yuv", _frames(16, 16, 2, 8, 4, True), 8)
+    assert score_files(tmp_path / "r16.yuv", tmp_path / "d16.yuv", ref_raw=raw16,
+                       dist_raw=raw16, mode="float").num_frames == 2

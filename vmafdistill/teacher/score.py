@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,27 @@ _LOG_DECIMALS = 6
 
 def _raw_opts(raw: dict[str, Any] | None) -> dict[str, Any]:
     return {k: raw[k] for k in ("width", "height", "pix_fmt") if raw and raw.get(k) is not None}
+
+
+def _warn_on_range_mismatch(ref: str | Path, dist: str | Path) -> None:
+    """A full-range input scored against a limited-range one: libvmaf through ffmpeg sees one
+    converted to the other's range, the teacher reads the samples as decoded. Say so."""
+    from ..io.video import colour_range
+
+    for path in (ref, dist):
+        if probe_video(path).pix_fmt.startswith("gray"):
+            warnings.warn(
+                f"{path} is gray: it is scored as decoded, while ffmpeg's libvmaf filter would "
+                f"first convert it to limited-range YUV (its numbers then differ by up to ~1 "
+                f"VMAF)", stacklevel=3)
+    ranges = colour_range(ref), colour_range(dist)
+    if None not in ranges and ranges[0] != ranges[1]:
+        names = {"pc": "full range (pc)", "tv": "limited range (tv)"}
+        warnings.warn(
+            f"{ref} is {names[ranges[0]]} and {dist} is {names[ranges[1]]}: the samples are "
+            f"scored as decoded, while ffmpeg's libvmaf filter would convert one to the other's "
+            f"range first; convert first for comparable numbers (e.g. ffmpeg -vf "
+            f"scale=out_range={ranges[0]})", stacklevel=3)
 
 
 def score_files(
@@ -59,6 +81,10 @@ def score_files(
     if is_v1016_model(model):  # CAMBI/SpEED/adm3/motion3 models: their own streaming scorer
         from .v1016 import score_files_v1016
 
+        if mode == "float":
+            raise VmafDistillError(f"{model}: the v1.0.16 models are scored in exact mode "
+                                   "only (libvmaf has no float version of them)")
+
         _check_device(device)
         return score_files_v1016(
             ref, dist, model=model, device=device, chunk=chunk, ref_raw=ref_raw,
@@ -68,6 +94,8 @@ def score_files(
     started = time.perf_counter()
     _check_device(device)
     scorer = VmafScorer(model, device=device, dtype=dtype, mode=mode)
+    if ref_raw is None and dist_raw is None:
+        _warn_on_range_mismatch(ref, dist)
     ref_info = probe_video(ref, **_raw_opts(ref_raw))
     pairs = prefetched(iter_frame_pairs(
         ref,

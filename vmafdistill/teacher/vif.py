@@ -171,6 +171,15 @@ def _scale_sums(
 
 
 
+def vif_min_size(kernelscale: float = 1.0) -> int:
+    """The smallest frame side VIF's four scales take: at scale k the side is ``side >> k``
+    (even rows/columns kept) and must exceed that scale's filter radius (the reflection)."""
+    side = 1
+    while any((side >> k) <= len(vif_gaussian_taps(k, kernelscale)) // 2 for k in range(4)):
+        side += 1
+    return side
+
+
 def vif_scales(
     ref: torch.Tensor,
     dist: torch.Tensor,

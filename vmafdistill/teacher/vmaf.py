@@ -29,7 +29,7 @@ from .exact.features import (
 from .exact.integer_adm import MIN_SIZE as ADM_MIN_SIZE
 from .model import VmafModel, predict_clip
 from .motion import motion2_from_motion, motion_blur, motion_sad
-from .vif import vif_scales
+from .vif import vif_min_size, vif_scales
 
 
 def to_vmaf_domain(
@@ -212,6 +212,10 @@ class VmafScorer:
         if self.mode == "exact":
             self._update_exact(ref, dist, ref_bit_depth, dist_bit_depth or ref_bit_depth)
             return
+        h, w = np.shape(ref)[-2:]
+        if min(h, w) < (side := vif_min_size(self.model.vif_options.kernelscale)):
+            raise VideoInputError(f"float mode needs frames of at least {side}x{side} (VIF's "
+                                  f"coarsest filter), got {w}x{h}")
         r = to_vmaf_domain(ref, ref_bit_depth, dtype=self.dtype).to(self.device)
         d = to_vmaf_domain(dist, dist_bit_depth or ref_bit_depth, dtype=self.dtype).to(
             self.device
