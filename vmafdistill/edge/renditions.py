@@ -23,7 +23,8 @@ from ..shots import ShotDetector
 from .decode import DecodeLog, decode_luma_runs, picture_changes
 from .options import EdgeOptions, default_ref_size
 
-__all__ = ["check_picture_size", "picture_runs", "rescaled_flag", "rows_per_rendition", "run_bit_depth", "wrong_runs"]
+__all__ = ["check_picture_size", "picture_runs", "rescaled_flag", "rows_per_rendition",
+           "run_bit_depth", "wrong_runs"]
 
 #: The per-frame pass of :func:`~vmafdistill.edge.pipeline.frame_pass` (chunks and keyword
 #: options in, ``{feature: (N,) float64}`` out).
