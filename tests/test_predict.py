@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -1008,10 +1009,31 @@ def test_predict_cli_checks_its_arguments_before_decoding(clip, tmp_path, capsys
 
 def test_a_closed_stdout_ends_predict_without_a_traceback(clip) -> None:
     """``predict ... | head -1``: the reader leaves early; no BrokenPipeError traceback."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # block-buffered
     proc = subprocess.Popen([sys.executable, "-m", "vmafdistill", "predict", str(clip),
                              "--model", str(TINY)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, env=env)
     proc.stdout.close()  # before predict has written anything: its first write fails
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_read_rate_leaves_timestamp_gaps_out() -> None:
+    """A 60 s hole in a guessed-rate stream's timestamps (a capture that dropped out) must not
+    read a 20 fps stream at 1.6 fps (every frame its own shot)."""
+    from types import SimpleNamespace
+
+    from vmafdistill.edge.pipeline import read_rate
+
+    pts = np.arange(100) * 0.05
+    pts[50:] += 60.0
+
+    class Packets(SimpleNamespace):
+        def __len__(self) -> int:
+            return len(self.pts_s)
+
+    guessed = SimpleNamespace(fps=100.0, fps_guessed=True)
+    assert read_rate(guessed, Packets(pts_s=pts)) == pytest.approx(20.0)
+    assert read_rate(SimpleNamespace(fps=25.0, fps_guessed=False), Packets(pts_s=pts)) == 25.0
+    assert read_rate(guessed, Packets(pts_s=np.zeros(5))) == 100.0  # no time: keep the guess

@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         if command in _HYDRA_COMMANDS:
             return _run_hydra(command, argv[1:])
         args = build_parser().parse_args(argv)
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, so a reader that left is handled below, not at exit
+        return status
     except VmafDistillError as exc:
         print(f"vmafdistill {command}: error: {exc}", file=sys.stderr)
         return 2
@@ -88,10 +90,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vmafdistill {command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        if not _stdout_closed():
+            raise  # a pipe to a child process (ffmpeg) broke: its own error, not ours to hide
         # the reader of stdout left (``| head``): no traceback; stdout goes to devnull so the
         # interpreter's final flush does not raise again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # as a shell reports a process killed by SIGPIPE
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll reports an error on it)."""
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & select.POLLERR for _, ev in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll here, or stdout is no file
+        return False
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,27 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _check_json_target(target: str | None) -> None:
+    """A ``--json`` file that cannot be written, said before any video is decoded (the
+    results would otherwise be lost at the end)."""
+    if not target or target == "-":
+        return
+    path = Path(target)
+    if path.is_dir():
+        raise VmafDistillError(f"{target}: is a directory, not a file to write")
+    if not path.resolve().parent.is_dir():
+        raise VmafDistillError(f"{target}: its directory does not exist")
+    if not os.access(path.resolve().parent, os.W_OK):
+        raise VmafDistillError(f"{target}: its directory is not writable")
+
+
+def _write_json(target: str, doc: dict[str, Any]) -> None:
+    try:
+        Path(target).write_text(json.dumps(doc, indent=2) + "\n")
+    except OSError as exc:
+        raise VmafDistillError(f"{target}: cannot write the results ({exc})") from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Predict every video; text to stdout (or JSON with --json)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -184,9 +206,7 @@ def run(args: argparse.Namespace) -> int:
     from ..edge.predictor import Predictor, default_model_path
     from ..errors import ModelError, VideoInputError
 
-    if args.json and args.json != "-" and not Path(args.json).resolve().parent.is_dir():
-        # checked before any video is decoded: the results would be lost at the end
-        raise VmafDistillError(f"{args.json}: its directory does not exist")
+    _check_json_target(args.json)
     model = Path(args.model) if args.model else default_model_path()
     if not model.is_file():
         raise ModelError(f"{model}: model file not found")
@@ -249,10 +269,7 @@ def run(args: argparse.Namespace) -> int:
         json.dump(doc, sys.stdout, indent=2)
         print()
     elif args.json:
-        try:
-            Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
-        except OSError as exc:
-            raise VmafDistillError(f"{args.json}: cannot write the results ({exc})") from None
+        _write_json(args.json, doc)
     if failed and len(videos) > 1:
         print(f"vmafdistill predict: {failed} of {len(videos)} video(s) failed",
               file=sys.stderr)

@@ -497,12 +497,20 @@ def read_rate(info: Any, packets: Any) -> float:
     """The rate the chain reads the video at: the probe's, unless ffmpeg only guessed it
     (``info.fps_guessed``: no declared average rate, as in a variable-rate MPEG-TS or HLS
     stream, whose guess can read 2000 fps and would make every shot window 2000 frames long);
-    then the packets' mean rate over their timestamps, where they span any time."""
+    then the packets' mean rate over their timestamps, where they span any time. Gaps in the
+    timestamps (a capture that dropped out, a splice: steps over 1 s and 10x the median step)
+    are left out of the span: one 60 s gap would otherwise read a 20 fps stream at 1.6 fps and
+    make every frame a shot."""
     n = len(packets)
     if not getattr(info, "fps_guessed", False) or n < 2:
         return float(info.fps)
-    span = float(packets.pts_s[-1] - packets.pts_s[0])  # sorted by presentation time
-    return (n - 1) / span if span > 0 else float(info.fps)
+    steps = np.diff(np.asarray(packets.pts_s, dtype=np.float64))  # sorted by presentation
+    moving = steps[steps > 0]
+    if moving.size == 0:
+        return float(info.fps)
+    kept = steps[steps <= max(1.0, 10.0 * float(np.median(moving)))]
+    span = float(kept.sum())
+    return kept.size / span if span > 0 else float(info.fps)
 
 
 def _first_pass(plan: _Plan, predictor: Any, progress: Callable[[int], None] | None,

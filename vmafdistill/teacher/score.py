@@ -29,6 +29,12 @@ def _raw_opts(raw: dict[str, Any] | None) -> dict[str, Any]:
     return {k: raw[k] for k in ("width", "height", "pix_fmt") if raw and raw.get(k) is not None}
 
 
+def _refuse_float_v1016(model: str, mode: str | None) -> None:
+    if mode == "float":
+        raise VmafDistillError(f"{model}: the v1.0.16 models are scored in exact mode only "
+                               "(libvmaf has no float version of them)")
+
+
 def _warn_on_range_mismatch(ref: str | Path, dist: str | Path) -> None:
     """A full-range input scored against a limited-range one: libvmaf through ffmpeg sees one
     converted to the other's range, the teacher reads the samples as decoded. Say so."""
@@ -78,24 +84,20 @@ def score_files(
     """
     from .model_v1016 import is_v1016_model
 
+    _check_device(device)
+    if ref_raw is None and dist_raw is None:
+        _warn_on_range_mismatch(ref, dist)
     if is_v1016_model(model):  # CAMBI/SpEED/adm3/motion3 models: their own streaming scorer
         from .v1016 import score_files_v1016
 
-        if mode == "float":
-            raise VmafDistillError(f"{model}: the v1.0.16 models are scored in exact mode "
-                                   "only (libvmaf has no float version of them)")
-
-        _check_device(device)
+        _refuse_float_v1016(model, mode)
         return score_files_v1016(
             ref, dist, model=model, device=device, chunk=chunk, ref_raw=ref_raw,
             dist_raw=dist_raw, rescale=rescale, scale_flags=scale_flags,
             on_length_mismatch=on_length_mismatch, progress=progress,
         )
     started = time.perf_counter()
-    _check_device(device)
     scorer = VmafScorer(model, device=device, dtype=dtype, mode=mode)
-    if ref_raw is None and dist_raw is None:
-        _warn_on_range_mismatch(ref, dist)
     ref_info = probe_video(ref, **_raw_opts(ref_raw))
     pairs = prefetched(iter_frame_pairs(
         ref,
