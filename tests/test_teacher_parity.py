@@ -251,6 +251,26 @@ def test_live_oracle_odd_size(tmp_path: Path) -> None:
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.skipif(not libvmaf_available(), reason="ffmpeg has no libvmaf filter")
+@pytest.mark.parametrize("model", ["vmaf_float_v0.6.1", "vmaf_float_v0.6.1neg"])
+def test_float_mode_prints_what_libvmafs_float_model_prints(tmp_path: Path, model: str) -> None:
+    """Every name libvmaf's float extractors print (``aim``, ``adm3``, ``motion3`` beside the
+    model's inputs; ``_egl_1`` on the neg model's ADM and VIF names), and nothing else, with
+    the module's tolerances (features within FEATURE_TOL, VMAF within VMAF_TOL)."""
+    ref, dist = _make_live_pair(tmp_path)
+    oracle = libvmaf_score(ref, dist, model=model)
+    ours = score_files(ref, dist, model=model, chunk=4).frames(printed=True)
+    # the oracle adds the canonical alias (adm2) beside a suffixed name (adm2_egl_1): drop it
+    aliases = {n.removesuffix("_egl_1") for n in oracle.frames[0] if n.endswith("_egl_1")}
+    printed = set(oracle.frames[0]) - aliases
+    assert set(ours[0]) == printed, set(ours[0]) ^ printed
+    assert max(f["aim" if model.endswith("1") else "aim_egl_1"] for f in oracle.frames) > 0
+    for name in ours[0]:
+        tol = VMAF_TOL if name == "vmaf" else FEATURE_TOL
+        worst = max(abs(o[name] - f[name]) for o, f in zip(ours, oracle.frames, strict=True))
+        assert worst <= tol, (name, worst)
+
+
 @pytest.mark.parametrize("case_name", ["bbb720_x264_crf35", "bbb322x182_x264_crf30"])
 def test_libvmaf_log2_mode_parity(
     golden_case: Callable[[str], GoldenCase], case_name: str

@@ -146,13 +146,30 @@ def _masking_threshold(csf_a: list[torch.Tensor]) -> torch.Tensor:
     return thr
 
 
+def _aim_term(restored: list[torch.Tensor], additive: list[torch.Tensor],
+              weights: tuple[float, float, float], roi: tuple[slice, slice, slice]
+              ) -> torch.Tensor:
+    """One scale's AIM numerator: the additive part masked by the restored part's CSF (no
+    noise term), as libvmaf's float ADM adds it to ``aim``."""
+    thr = _masking_threshold([wt * b for wt, b in zip(weights, restored, strict=True)])[roi]
+    out = None
+    for wt, add in zip(weights, additive, strict=True):
+        term = _cube_norm(((wt * add[roi]).abs() - thr).clamp_min(0.0))
+        out = term if out is None else out + term
+    assert out is not None
+    return out
+
+
 def adm_scales(
-    ref: torch.Tensor, dist: torch.Tensor, opts: AdmOptions | None = None
+    ref: torch.Tensor, dist: torch.Tensor, opts: AdmOptions | None = None, *, aim: bool = False
 ) -> dict[str, torch.Tensor]:
     """ADM numerators/denominators per scale, per-scale scores and ``adm2`` for ``(N, H, W)``.
 
     Returns float64 tensors of shape ``(N,)``: ``adm_num_scale{k}``, ``adm_den_scale{k}``,
-    ``adm_scale{k}`` and ``adm2`` (sum of numerators over sum of denominators).
+    ``adm_scale{k}`` and ``adm2`` (sum of numerators over sum of denominators); with ``aim``
+    also libvmaf's ``aim`` (the additive impairment over the same denominator) and ``adm3``
+    (:func:`~vmafdistill.teacher.adm3.adm3_from_adm2_aim`), which its float ADM prints but the
+    v0.6.1 models do not read (they cost a fourth more).
     """
     opts = opts or AdmOptions()
     out: dict[str, torch.Tensor] = {}
@@ -160,6 +177,7 @@ def adm_scales(
     full_h, full_w = ref.shape[-2:]
     num_total = torch.zeros(n_frames, dtype=torch.float64, device=ref.device)
     den_total = torch.zeros_like(num_total)
+    aim_total = torch.zeros_like(num_total)
     cur_ref, cur_dist = ref, dist
     for scale in range(4):
         a_r, v_r, h_r, d_r = dwt2_db2(cur_ref)
@@ -191,6 +209,8 @@ def adm_scales(
             masked = ((wt * rst[roi]).abs() - thr).clamp_min(0.0)
             num = num + _cube_norm(masked) + noise
             den = den + _cube_norm(wt * orig[roi]) + noise
+        if aim:
+            aim_total = aim_total + _aim_term(restored, additive, weights, roi)
         out[f"adm_num_scale{scale}"] = num
         out[f"adm_den_scale{scale}"] = den
         out[f"adm_scale{scale}"] = num / den
@@ -204,4 +224,10 @@ def adm_scales(
     den_total = torch.where(den_total < limit, torch.zeros_like(den_total), den_total)
     safe_den = torch.where(den_total == 0, torch.ones_like(den_total), den_total)
     out["adm2"] = torch.where(den_total == 0, torch.ones_like(num_total), num_total / safe_den)
+    if aim:
+        from .adm3 import Adm3Options, adm3_from_adm2_aim
+
+        out["aim"] = torch.where(den_total == 0, torch.zeros_like(aim_total),
+                                 aim_total / safe_den)
+        out["adm3"] = adm3_from_adm2_aim(out["adm2"], out["aim"], Adm3Options())
     return out

@@ -29,7 +29,12 @@ from .exact.features import (
 from .exact.integer_adm import MIN_SIZE as ADM_MIN_SIZE
 from .model import VmafModel, predict_clip
 from .motion import motion2_from_motion, motion_blur, motion_sad
+from .motion3 import Motion3Options, motion3_from_sad
 from .vif import vif_min_size, vif_scales
+
+#: What float mode reports, in this order: the v0.6.1 features and what libvmaf's float
+#: extractors print beside them.
+FLOAT_METRICS: tuple[str, ...] = (*FRAME_METRICS, "aim", "adm3", "motion3")
 
 
 def to_vmaf_domain(
@@ -53,11 +58,13 @@ def frame_features(
     *,
     prev_ref_blur: torch.Tensor | None = None,
     filter_method: str = "exact",
+    aim: bool = False,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Per-frame features of a chunk ``(N, H, W)`` in the VMAF domain.
 
     Returns the features (each ``(N,)``; ``motion`` but not ``motion2``, which needs the next
     frame) and the last blurred reference frame to pass as ``prev_ref_blur`` to the next chunk.
+    ``aim``: also ADM's ``aim`` and ``adm3`` (printed by libvmaf, read by no v0.6.1 model).
     """
     if ref.shape != dist.shape:
         raise ValueError(f"reference {tuple(ref.shape)} and distorted {tuple(dist.shape)} differ")
@@ -65,7 +72,7 @@ def frame_features(
         raise ValueError(f"expected (N, H, W) frames, got shape {tuple(ref.shape)}")
     feats: dict[str, torch.Tensor] = {}
     feats.update(vif_scales(ref, dist, model.vif_options, filter_method=filter_method))
-    feats.update(_adm_in_groups(ref, dist, model))
+    feats.update(_adm_in_groups(ref, dist, model, aim))
     blurred = motion_blur(ref, filter_method=filter_method)
     feats["motion"] = motion_sad(blurred, prev_ref_blur)
     return feats, blurred[-1].detach()
@@ -77,15 +84,15 @@ ADM_FRAMES_PER_CALL_CPU = 2
 
 
 def _adm_in_groups(
-    ref: torch.Tensor, dist: torch.Tensor, model: VmafModel
+    ref: torch.Tensor, dist: torch.Tensor, model: VmafModel, aim: bool = False
 ) -> dict[str, torch.Tensor]:
     """ADM features of a chunk, computed a few frames at a time on CPU."""
     n = ref.shape[0]
     group = ADM_FRAMES_PER_CALL_CPU if ref.device.type == "cpu" else n
     if n <= group:
-        return adm_scales(ref, dist, model.adm_options)
+        return adm_scales(ref, dist, model.adm_options, aim=aim)
     parts = [
-        adm_scales(ref[i : i + group], dist[i : i + group], model.adm_options)
+        adm_scales(ref[i : i + group], dist[i : i + group], model.adm_options, aim=aim)
         for i in range(0, n, group)
     ]
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
@@ -144,7 +151,7 @@ class VmafResult:
     @property
     def names(self) -> list[str]:
         """Canonical names of the reported metrics, in libvmaf's log order for the mode."""
-        order = EXACT_METRICS if self.mode == "exact" else FRAME_METRICS
+        order = EXACT_METRICS if self.mode == "exact" else FLOAT_METRICS
         return [n for n in order if n in self.metrics]
 
     @property
@@ -221,7 +228,8 @@ class VmafScorer:
             self.device
         )
         feats, self._prev_blur = frame_features(
-            r, d, self.model, prev_ref_blur=self._prev_blur, filter_method=self.filter_method
+            r, d, self.model, prev_ref_blur=self._prev_blur, filter_method=self.filter_method,
+            aim=True,  # what libvmaf prints
         )
         for name, value in feats.items():
             self._parts.setdefault(name, []).append(value.detach().cpu().numpy())
@@ -254,7 +262,7 @@ class VmafScorer:
             self._parts.setdefault(name, []).append(value.numpy())
 
     def result(self) -> VmafResult:
-        """Finish the clip: ``motion2`` (and ``motion3`` in exact mode) and VMAF per frame."""
+        """Finish the clip: ``motion2``, ``motion3`` and VMAF per frame."""
         if not self._parts:
             raise ValueError("no frames were scored")
         metrics = {k: np.concatenate(v).astype(np.float64) for k, v in self._parts.items()}
@@ -266,12 +274,30 @@ class VmafScorer:
             printed = printed_names(opts)
         else:
             metrics["motion2"] = motion2_from_motion(motion).numpy()
-            printed = {}
+            metrics["motion3"] = motion3_from_sad(motion, Motion3Options())["motion3"].numpy()
+            printed = float_printed_names(self.model)
         feats = {k: torch.from_numpy(v) for k, v in metrics.items()}
         metrics["vmaf"] = predict_clip(self.model, feats)
         return VmafResult(
             model=self.model.name, metrics=metrics, mode=self.mode, printed=printed
         )
+
+
+def float_printed_names(model: VmafModel) -> dict[str, str]:
+    """Canonical name -> the name libvmaf's float extractors print with ``model``'s options
+    (a non-default enhancement gain limit appends ``_egl_<value>``: the neg model's
+    ``adm2_egl_1``, ``vif_scale0_egl_1``, ...)."""
+    from .adm import AdmOptions
+    from .vif import VifOptions
+
+    def suffix(value: float, default: float) -> str:
+        return "" if value == default else f"_egl_{value:g}"
+
+    adm = suffix(model.adm_options.enhn_gain_limit, AdmOptions().enhn_gain_limit)
+    vif = suffix(model.vif_options.enhn_gain_limit, VifOptions().enhn_gain_limit)
+    names = {n: n + adm for n in FLOAT_METRICS if n.startswith(("adm", "aim"))}
+    names.update({f"vif_scale{s}": f"vif_scale{s}{vif}" for s in range(4)})
+    return names
 
 
 def resolve_mode(model: VmafModel, mode: str | None) -> str:
