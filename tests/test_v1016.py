@@ -207,6 +207,16 @@ def test_score_command_scores_v1016(clips: dict[str, tuple[Path, Path]], tmp_pat
     assert np.abs(got_adm3 - np.array(lib.metric(adm3))).max() <= FEATURE_TOL
     header = out_csv.read_text().splitlines()[0].split(",")
     assert "vmaf" in header and adm3 in header
+    # every name libvmaf prints for the model, in its order (the per-scale ADM ones included)
+    from vmafdistill.oracle import _canonical  # the oracle adds canonical aliases: drop them
+
+    aliases = {_canonical(n) for n in lib.frames[0] if _canonical(n) != n}
+    printed = [n for n in lib.frames[0] if n not in aliases]
+    assert list(frames[0]["metrics"]) == printed
+    for name in printed:
+        worst = max(abs(f["metrics"][name] - g[name]) for f, g in zip(frames, lib.frames,
+                                                                        strict=True))
+        assert worst <= (VMAF_TOL if name == "vmaf" else FEATURE_TOL), (name, worst)
 
 
 def test_corpus_labels_with_a_v1016_teacher(tmp_path) -> None:

@@ -48,9 +48,11 @@ Adm3Fn = Callable[[torch.Tensor, torch.Tensor, int, dict[str, Any]], torch.Tenso
 def adm_features(
     ref_y: torch.Tensor, dist_y: torch.Tensor, bit_depth: int, adm_opts: dict[str, Any]
 ) -> dict[str, torch.Tensor]:
-    """libvmaf's integer ADM with a model's ``adm`` options: ``adm2``, ``aim``, ``adm3``."""
+    """libvmaf's integer ADM with a model's ``adm`` options: ``adm2``, ``aim``, ``adm3`` and
+    ``adm_scale0..3``, as libvmaf prints them for the model."""
     out = integer_adm(ref_y, dist_y, bit_depth, IntegerAdmOptions.from_libvmaf(adm_opts))
-    return {"adm2": out["integer_adm2"], "aim": out["integer_aim"], "adm3": out["integer_adm3"]}
+    names = ("adm2", "aim", "adm3", *(f"adm_scale{k}" for k in range(4)))
+    return {name: out[f"integer_{name}"] for name in names}
 
 
 def exact_adm3(
