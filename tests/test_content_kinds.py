@@ -89,3 +89,14 @@ def test_unknown_kind_and_missing_photo_are_named(tmp_path: Path) -> None:
         film_kind_source(replace(_tiny("cartoon"), kind="anime"), tmp_path / "x.mp4")
     with pytest.raises(VideoInputError, match=r"nope\.png"):
         film_kind_source(_tiny("grain", photo=str(tmp_path / "nope.png")), tmp_path / "y.mp4")
+
+
+def test_an_ffmpeg_that_stops_early_is_named_with_its_message(tmp_path: Path) -> None:
+    """ffmpeg refusing the output (an unknown extension) closes its stdin after the first
+    frames: a ToolError with ffmpeg's own words, no partial file, not a bare BrokenPipeError."""
+    from vmafdistill.errors import ToolError
+
+    src = _tiny("handheld", strength=5)
+    with pytest.raises(ToolError, match=r"(?s)ffmpeg stopped filming x\.unknownext: .*output file"):
+        film_kind_source(src, tmp_path / "x.unknownext")
+    assert not list(tmp_path.iterdir())

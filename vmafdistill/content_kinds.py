@@ -336,6 +336,11 @@ def film_kind_source(src: KindSource, out: Path, *, crf: int = 10) -> Path:
                     raise VideoInputError(f"{src.name}: {src.kind} rendered {frame.shape}")
                 proc.stdin.write(rgb_to_yuv420(frame))
         proc.stdin.close()
+    except BrokenPipeError:  # ffmpeg exited before taking every frame: its message says why
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        proc.wait()
+        tmp.unlink(missing_ok=True)
+        raise ToolError(f"ffmpeg stopped filming {out.name}: {err.strip()[-500:]}") from None
     except BaseException:
         proc.kill()
         proc.wait()
