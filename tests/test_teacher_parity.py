@@ -259,7 +259,7 @@ def test_float_mode_prints_what_libvmafs_float_model_prints(tmp_path: Path, mode
     the module's tolerances (features within FEATURE_TOL, VMAF within VMAF_TOL)."""
     ref, dist = _make_live_pair(tmp_path)
     oracle = libvmaf_score(ref, dist, model=model)
-    ours = score_files(ref, dist, model=model, chunk=4).frames(printed=True)
+    ours = score_files(ref, dist, model=model, chunk=4, aim=True).frames(printed=True)
     # the oracle adds the canonical alias (adm2) beside a suffixed name (adm2_egl_1): drop it
     aliases = {n.removesuffix("_egl_1") for n in oracle.frames[0] if n.endswith("_egl_1")}
     printed = set(oracle.frames[0]) - aliases

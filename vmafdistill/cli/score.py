@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
             on_length_mismatch="prefix" if args.allow_length_mismatch else "error",
             progress=not args.quiet and sys.stderr.isatty(),
             mode=args.mode,
+            aim=bool(args.json or args.csv),  # the logs carry every feature libvmaf prints
         )
     if args.json:
         write_json(result, args.json)

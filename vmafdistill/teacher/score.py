@@ -71,6 +71,7 @@ def score_files(
     on_length_mismatch: str = "error",
     progress: bool = False,
     mode: str | None = None,
+    aim: bool = False,
 ) -> VmafResult:
     """Score ``dist`` against ``ref`` frame by frame with the PyTorch teacher.
 
@@ -81,6 +82,7 @@ def score_files(
     common prefix (with a warning) instead of failing on different frame counts.
     ``mode``: ``"exact"`` (libvmaf's integer features; the default for ``vmaf_v0.6.1``,
     ``vmaf_v0.6.1neg``, ``vmaf_4k_v0.6.1``) or ``"float"`` (the default for ``vmaf_float_*``).
+    ``aim``: float mode also reports ``aim``/``adm3`` (:class:`~.vmaf.VmafScorer`).
     """
     from .model_v1016 import is_v1016_model
 
@@ -97,7 +99,7 @@ def score_files(
             on_length_mismatch=on_length_mismatch, progress=progress,
         )
     started = time.perf_counter()
-    scorer = VmafScorer(model, device=device, dtype=dtype, mode=mode)
+    scorer = VmafScorer(model, device=device, dtype=dtype, mode=mode, aim=aim)
     ref_info = probe_video(ref, **_raw_opts(ref_raw))
     pairs = prefetched(iter_frame_pairs(
         ref,

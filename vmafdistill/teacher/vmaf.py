@@ -183,7 +183,9 @@ class VmafScorer:
     ``mode``: ``"exact"`` reproduces libvmaf's integer features (the default for the integer
     models ``vmaf_v0.6.1``, ``vmaf_v0.6.1neg``, ``vmaf_4k_v0.6.1``), ``"float"`` its float
     features (the default for ``vmaf_float_*``); ``None`` takes the model's default.
-    ``dtype`` and ``filter_method`` only apply to float mode.
+    ``dtype``, ``filter_method`` and ``aim`` only apply to float mode; ``aim`` also reports
+    ADM's ``aim`` and ``adm3``, as libvmaf's float extractor prints them (no v0.6.1 model
+    reads them, and they cost float scoring a quarter more CPU).
     """
 
     def __init__(
@@ -194,12 +196,14 @@ class VmafScorer:
         dtype: torch.dtype = torch.float32,
         filter_method: str = "exact",
         mode: str | None = None,
+        aim: bool = False,
     ) -> None:
         self.model = model if isinstance(model, VmafModel) else VmafModel.load(model)
         self.mode = resolve_mode(self.model, mode)
         self.device = torch.device(device)
         self.dtype = dtype
         self.filter_method = filter_method
+        self.aim = aim
         self._prev_blur: torch.Tensor | None = None
         self._history: torch.Tensor | None = None
         self._seen = 0
@@ -229,7 +233,7 @@ class VmafScorer:
         )
         feats, self._prev_blur = frame_features(
             r, d, self.model, prev_ref_blur=self._prev_blur, filter_method=self.filter_method,
-            aim=True,  # what libvmaf prints
+            aim=self.aim,
         )
         for name, value in feats.items():
             self._parts.setdefault(name, []).append(value.detach().cpu().numpy())
