@@ -143,3 +143,28 @@ def test_interaction_student_trains_checks_monotone_and_finetunes(
     assert tuned.interactions == model.interactions
     assert tmeta["metrics"]["monotone_check"] == m["monotone_check"]
     assert "student.linear.weight" in m["trained_parameters"]
+
+
+def test_an_exported_student_keeps_its_training_loss(tmp_path: Path) -> None:
+    """Fine-tuning from an exported ONNX trains with the loss its student was trained with
+    (the card records it), not the shipped recipe's; a card without one says so."""
+    from vmafdistill import api
+    from vmafdistill.edge.card import card_path_for
+    from vmafdistill.students.bundle import load_bundle
+    from vmafdistill.students.shipped import bundle_from_onnx
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=6)
+    assert run_train(corpus, tmp_path / "run", "baselines=[]", "optim.max_epochs=60",
+                     "student=logistic", "loss=huber") == 0
+    _, meta = load_bundle(tmp_path / "run" / "student.pt")
+    assert meta["config"]["loss"]["space"] == "logit"  # not the shipped huber_points (vmaf)
+    onnx = tmp_path / "s.onnx"
+    api.export(tmp_path / "run" / "student.pt", onnx, corpus_dir=corpus)
+    _, _, rebuilt = bundle_from_onnx(onnx)
+    assert rebuilt["config"]["loss"] == meta["config"]["loss"]
+    card_file = card_path_for(onnx)
+    card = json.loads(card_file.read_text())
+    card.pop("loss")  # an export from before cards recorded the loss
+    card_file.write_text(json.dumps(card))
+    _, _, rebuilt = bundle_from_onnx(onnx)
+    assert rebuilt["config"] == {}  # finetune_loss then names its fallback

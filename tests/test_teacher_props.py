@@ -410,3 +410,52 @@ def test_decimate_equals_filter_then_subsample(taps_name: str, dtype: torch.dtyp
             dec = separable_filter(x, taps, method=method, decimate=True)
             full = separable_filter(x, taps, method=method)
             assert torch.equal(dec, full[:, : h // 2 * 2 : 2, : w // 2 * 2 : 2])
+
+
+def test_api_forms_agree_on_10_bit_and_numpy_samples() -> None:
+    """``VMAF(bit_depth=10, mode="float")`` reads 10-bit samples as libvmaf's float extractors
+    do (/ 4, as VmafScorer); ``vmaf_exact`` takes the numpy arrays the readers return."""
+    import numpy as np
+
+    from vmafdistill.teacher import VMAF, VmafScorer
+    from vmafdistill.teacher.vmaf import vmaf_exact
+
+    g = torch.Generator().manual_seed(0)
+    r = torch.randint(0, 1024, (4, 64, 64), generator=g)
+    d = (r + torch.randint(-40, 40, r.shape, generator=g)).clamp(0, 1023)
+    scorer = VmafScorer(mode="float")
+    scorer.update(r.numpy().astype(np.uint16), d.numpy().astype(np.uint16), ref_bit_depth=10)
+    want = scorer.result().metrics["vmaf"]
+    got = VMAF(data_range=1023, bit_depth=10, mode="float", clip=True)(r.float(), d.float())
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-9)
+    a = vmaf_exact(r.numpy().astype(np.uint16), d.numpy().astype(np.uint16), 10)["vmaf"]
+    b = vmaf_exact(r.to(torch.int32), d.to(torch.int32), 10)["vmaf"]
+    assert torch.equal(a, b)
+
+
+def test_exact_module_honours_clip_false() -> None:
+    from vmafdistill.teacher import VMAF
+
+    g = torch.Generator().manual_seed(3)
+    r = torch.randint(0, 256, (3, 40, 40), generator=g).float()
+    d = r.clone()  # identical frames score above 100 before the clip
+    assert float(VMAF(mode="exact", clip=False)(r, d).max()) > 100.0
+    assert float(VMAF(mode="exact", clip=True)(r, d).max()) == 100.0
+
+
+def test_scorer_input_checks() -> None:
+    import numpy as np
+
+    from vmafdistill.errors import VideoInputError
+    from vmafdistill.teacher import VmafScorer
+
+    frames = np.random.default_rng(0).integers(0, 256, (2, 48, 48), dtype=np.uint8)
+    for mode in ("exact", "float"):
+        s = VmafScorer(mode=mode)
+        s.update(frames[:0], frames[:0])  # an empty chunk adds nothing
+        s.update(frames, frames)
+        with pytest.raises(VideoInputError, match="frame size changed mid-stream"):
+            s.update(frames[:, :40], frames[:, :40])
+        assert s.result().num_frames == 2
+    with pytest.raises(ValueError, match=r"float32 or torch\.float64"):
+        VmafScorer(mode="float", dtype=torch.float16)

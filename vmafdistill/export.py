@@ -342,6 +342,8 @@ def export_onnx(
         "edge": _edge_card(dict(s.get("edge") or {})),
         "int8": int8_report,
         "student": meta.get("student_cfg"),
+        # the training loss, so fine-tuning the ONNX later trains with it (finetune_loss)
+        "loss": (meta.get("config") or {}).get("loss"),
         "source": source,
         "versions": _versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

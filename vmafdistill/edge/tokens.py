@@ -213,7 +213,7 @@ class ShotRecord:
     end: float
     """End time in seconds (3 decimals): where the next frame starts."""
     codec: str
-    """Canonical codec name, upper case (``"H264"``, ``"HEVC"``, ``"AV1"``)."""
+    """Canonical codec name, upper case (``"H264"``, ``"H265"``, ``"AV1"``, ``"VP9"``)."""
     res: str
     """Resolution named by the picture's short side (``"360p"``; a 360x640 video is 360p)."""
     bitrate_kbps: float

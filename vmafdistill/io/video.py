@@ -1000,7 +1000,8 @@ def iter_frame_pairs(
         raise FrameMismatchError(
             f"frame size mismatch: reference {rinfo.path} is {ref_size[0]}x{ref_size[1]}, "
             f"distorted {dinfo.path} is {dist_size[0]}x{dist_size[1]} "
-            "(pass scale_dist_to_ref=True to scale the distorted video)"
+            "(to scale the distorted video to the reference size: score --rescale, "
+            "score_files(rescale=True), iter_frame_pairs(scale_dist_to_ref=True))"
         )
 
     limit = None

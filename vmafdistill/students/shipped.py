@@ -132,9 +132,23 @@ def bundle_from_onnx(
         "metrics": card.get("metrics"),
         "rebuilt_from": {"onnx": str(onnx_path), "sha256": card.get("sha256"),
                          "parity_max_abs": gap},
-        "config": {"loss": _shipped_loss()},
+        "config": {"loss": loss} if (loss := _training_loss(card)) else {},
     }
     return model, dict(cfg), meta
+
+
+def _training_loss(card: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The loss the card's student was trained with: recorded by the export, else (the shipped
+    student's card predates that) the shipped recipe's when this is the shipped student, else
+    None (fine-tuning then says it falls back to its default loss)."""
+    if card.get("loss"):
+        return dict(card["loss"])
+    from ..edge.card import card_path_for, read_card
+
+    shipped_card = card_path_for(SHIPPED_ONNX)
+    if shipped_card.is_file() and card.get("sha256") == read_card(shipped_card).get("sha256"):
+        return _shipped_loss()
+    return None
 
 
 def _shipped_loss() -> dict[str, Any]:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import VideoInputError
+from ..errors import VideoInputError, VmafDistillError
 from ..vmaf_names import FRAME_METRICS
 from .adm import adm_scales
 from .exact.features import (
@@ -70,6 +70,10 @@ def frame_features(
         raise ValueError(f"reference {tuple(ref.shape)} and distorted {tuple(dist.shape)} differ")
     if ref.dim() != 3:
         raise ValueError(f"expected (N, H, W) frames, got shape {tuple(ref.shape)}")
+    h, w = ref.shape[-2:]
+    if min(h, w) < (side := vif_min_size(model.vif_options.kernelscale)):
+        raise ValueError(f"float VMAF needs frames of at least {side}x{side} (VIF's coarsest "
+                         f"filter), got {w}x{h}")
     feats: dict[str, torch.Tensor] = {}
     feats.update(vif_scales(ref, dist, model.vif_options, filter_method=filter_method))
     feats.update(_adm_in_groups(ref, dist, model, aim))
@@ -201,7 +205,13 @@ class VmafScorer:
         self.model = model if isinstance(model, VmafModel) else VmafModel.load(model)
         self.mode = resolve_mode(self.model, mode)
         self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise VmafDistillError(f"device {device!r}: no CUDA device is available here")
+        if dtype not in (torch.float32, torch.float64):
+            # float16/bfloat16 moved VMAF by ~4.5 in a test: not libvmaf's numbers
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.dtype = dtype
+        self._size: tuple[int, int] | None = None
         self.filter_method = filter_method
         self.aim = aim
         self._prev_blur: torch.Tensor | None = None
@@ -219,7 +229,15 @@ class VmafScorer:
         ref_bit_depth: int = 8,
         dist_bit_depth: int | None = None,
     ) -> None:
-        """Score one aligned chunk of decoded luma frames ``(n, H, W)``."""
+        """Score one aligned chunk of decoded luma frames ``(n, H, W)`` (an empty one adds
+        nothing); the frame size must stay the first chunk's."""
+        if np.shape(ref)[0] == 0:
+            return
+        size = tuple(np.shape(ref)[-2:])
+        if self._size is not None and size != self._size:
+            raise VideoInputError(f"frame size changed mid-stream from {self._size[1]}x"
+                                  f"{self._size[0]} to {size[1]}x{size[0]}")
+        self._size = size  # type: ignore[assignment]
         if self.mode == "exact":
             self._update_exact(ref, dist, ref_bit_depth, dist_bit_depth or ref_bit_depth)
             return
@@ -322,12 +340,15 @@ def _as_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def vmaf_exact(
-    ref: torch.Tensor,
-    dist: torch.Tensor,
+    ref: torch.Tensor | np.ndarray,
+    dist: torch.Tensor | np.ndarray,
     bit_depth: int,
     model: VmafModel | str = "vmaf_v0.6.1",
+    *,
+    clip: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """libvmaf's integer-model VMAF and features of a whole clip of decoded samples ``(N, H, W)``.
+    """libvmaf's integer-model VMAF and features of a whole clip of decoded samples ``(N, H, W)``
+    (tensors or numpy arrays); ``clip=False`` leaves VMAF outside [0, 100] unclipped.
 
     Not differentiable: a tensor that requires grad raises a RuntimeError (use :func:`vmaf`).
     Keys are canonical (``vmaf``, ``adm2``, ``vif_scale0`` ...); see
@@ -336,10 +357,10 @@ def vmaf_exact(
     if not isinstance(model, VmafModel):
         model = VmafModel.load(model)
     opts = model.exact_options
-    feats, _ = exact_frame_features(ref, dist, bit_depth, opts)
+    feats, _ = exact_frame_features(_as_tensor(ref), _as_tensor(dist), bit_depth, opts)
     release_buffers()
     feats.update(finish_motion(feats["motion"], opts))
-    feats["vmaf"] = model.predict(feats)
+    feats["vmaf"] = model.predict(feats, clip=clip)
     return feats
 
 
@@ -350,7 +371,10 @@ class VMAF(nn.Module):
     tensors). ``mode="float"`` (libvmaf's float features) is differentiable: gradients flow to
     both inputs and ``clip=False`` disables the [0, 100] clip. ``mode="exact"`` gives libvmaf's
     integer-model numbers for frames that hold ``bit_depth``-bit samples (after scaling by
-    ``(2^bit_depth - 1) / data_range`` and rounding) and raises if gradients are required.
+    ``(2^bit_depth - 1) / data_range`` and rounding) and raises if gradients are required;
+    float mode reads the same samples as libvmaf's float extractors do (10-bit: / 4).
+    ``N`` is one clip's consecutive frames: motion compares each frame with the one before it,
+    so shuffled or mixed batches change every frame's score.
     ``mode=None`` takes the model's default: exact for ``vmaf_v0.6.1``, ``vmaf_v0.6.1neg`` and
     ``vmaf_4k_v0.6.1``, float for ``vmaf_float_*``. Training code wants ``mode="float"``.
     """
@@ -385,6 +409,9 @@ class VMAF(nn.Module):
             to_samples = top / self.data_range
             r = (ref.detach().to(torch.float64) * to_samples).round().clamp(0, top)
             d = (dist.detach().to(torch.float64) * to_samples).round().clamp(0, top)
-            return vmaf_exact(r, d, self.bit_depth, self.model)["vmaf"]
-        scale = 255.0 / self.data_range
+            return vmaf_exact(r, d, self.bit_depth, self.model,
+                              clip=self.clip)["vmaf"].to(ref.device)
+        # the frames' bit_depth-bit samples in libvmaf's float domain (10-bit: / 4 - 128)
+        top = float((1 << self.bit_depth) - 1)
+        scale = top / self.data_range / float(1 << (self.bit_depth - 8))
         return vmaf(ref * scale - 128.0, dist * scale - 128.0, self.model, clip=self.clip)["vmaf"]
