@@ -274,6 +274,18 @@ def test_shards_via_hydra_joblib_merge_to_the_single_build(built, sources, tmp_p
     pd.testing.assert_frame_equal(frames_a, frames_b)
     assert json.loads((tmp_path / "out" / "corpus.json").read_text())["counts"]["samples"] == len(
         merged)
+    # a merge under other settings would stamp them on these rows: refused
+    other = _cli([*args, "action=merge", "shots.max_len_s=0.9"])
+    _, err = other.communicate(timeout=600)
+    assert other.returncode != 0 and "built with another config" in err
+
+
+def test_source_ids_stay_unique_when_a_suffix_is_another_files_stem() -> None:
+    from vmafdistill.corpus.jobs import source_ids
+
+    assert source_ids([Path("shot.mp4"), Path("shot.mov"), Path("shot-2.mp4")]) == [
+        "shot", "shot-3", "shot-2"]
+    assert source_ids([Path("a.mp4"), Path("a.mov"), Path("b.mp4")]) == ["a", "a-2", "b"]
 
 
 @pytest.mark.slow
@@ -374,3 +386,22 @@ def test_teacher_and_features_run_single_threaded(sources, monkeypatch: pytest.M
     finally:
         torch.set_num_threads(before)
     assert seen and set(seen) == {1}, seen
+
+
+def test_a_damaged_cached_encode_is_encoded_again(built, sources, tmp_path: Path) -> None:
+    """An encode in the cache that no longer reads whole (damaged on disk) is encoded again
+    with a warning, not a failure on every rerun; the rebuilt corpus equals the clean one."""
+    import shutil
+
+    from vmafdistill.corpus.build import cached_encodes
+
+    cfg, report = built
+    cache = tmp_path / "cache"
+    shutil.copytree(cfg["cache_root"], cache)
+    cfg2 = make_cfg([sources["cuts"], sources["noise"]], tmp_path / "out", cache)
+    victim = next(iter(cached_encodes(cfg2))).path
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 3])
+    with pytest.warns(UserWarning, match="unreadable"):
+        again = build_corpus(cfg2)
+    assert not again.failures
+    pd.testing.assert_frame_equal(report.samples, again.samples)

@@ -358,3 +358,31 @@ def test_loss_config_drops_sweep_only_keys() -> None:
         build_loss(loss_config({**cfg, "tau": 4.0}))
     loss = build_loss(loss_config({"name": "temperature", "tau": 2.0}))
     assert isinstance(loss, TemperatureLoss) and loss.tau == pytest.approx(2.0)
+
+
+def test_checkpoint_final_writes_the_final_fits_checkpoint(tmp_path: Path) -> None:
+    """``trainer.checkpoint_final=true`` (the default) leaves checkpoints/final.ckpt, as
+    docs/training.md lists: the final fit runs no validation, where Lightning saves by default,
+    so the checkpoint is taken at the end of its training epochs."""
+    from vmafdistill.cli import main
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=6)
+    overrides = [o for o in TRAIN_FAST if not o.startswith("trainer.checkpoint_final")]
+    assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'run'}",
+                 *overrides, "optim.max_epochs=20", "baselines=[]",
+                 "trainer.checkpoint_final=true"]) == 0
+    ckpts = list((tmp_path / "run" / "checkpoints").glob("*.ckpt"))
+    assert [p.name for p in ckpts] == ["final.ckpt"], ckpts
+    import torch
+
+    state = torch.load(ckpts[0], map_location="cpu", weights_only=False)
+    assert state["epoch"] >= 19 and state["state_dict"]
+
+
+def test_a_user_error_is_printed_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vmafdistill.cli import main
+
+    assert main(["train", f"corpus_dir={tmp_path / 'none'}",
+                 f"hydra.run.dir={tmp_path / 'run'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("not a built corpus") == 1, err

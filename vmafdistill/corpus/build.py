@@ -497,6 +497,15 @@ def merge_shards(cfg: Mapping[str, Any]) -> BuildReport:
     keys = {m["build_key"] for _, m in manifests}
     if len(keys) != 1:
         raise VmafDistillError(f"{out_dir}/shards: shards were built from different configs")
+    store = ArtifactStore(cfg.get("cache_root") or out_dir / "cache")
+    srcs = [prepare_source(spec, sid, dict(cfg["shots"]), store)
+            for spec, sid in plan_sources(cfg["corpus"])]
+    if keys.pop() != build_key(cfg, srcs):
+        # the merged corpus.json would describe this config, the rows another one
+        raise VmafDistillError(
+            f"{out_dir}/shards: the shards were built with another config than this merge "
+            "(sources, ladder, teacher, shots or encode settings differ): merge with the "
+            "settings they were built with, or rebuild the shards")
     parts = {t: [pd.read_parquet(d / "tables" / f"{t}.parquet") for d, _ in manifests]
              for t in TABLES}
     sources = pd.concat(parts["sources"]).drop_duplicates("source_id")
@@ -518,9 +527,6 @@ def merge_shards(cfg: Mapping[str, Any]) -> BuildReport:
         "samples": samples.reset_index(drop=True),
     }
     failures = [f for _, m in manifests for f in m.get("failures", [])]
-    store = ArtifactStore(cfg.get("cache_root") or out_dir / "cache")
-    srcs = [prepare_source(spec, sid, dict(cfg["shots"]), store)
-            for spec, sid in plan_sources(cfg["corpus"])]
     merged_cfg = dict(cfg)
     merged_cfg["shard"] = {"index": None, "count": None}
     manifest = _write_tables(out_dir, tables, merged_cfg, srcs, failures, started, 0, {})

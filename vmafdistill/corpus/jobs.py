@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +51,19 @@ def slug(text: str) -> str:
 
 
 def source_ids(paths: list[Path], root: Path | None = None) -> list[str]:
-    """Stable unique ids: the file stem (relative path under ``root``), suffixed on clashes."""
+    """Stable unique ids: the file stem (relative path under ``root``), suffixed ``-2``, ``-3``
+    ... on clashes, skipping any suffixed id that is another file's own stem (``shot.mp4``,
+    ``shot.mov`` and ``shot-2.mp4`` give ``shot``, ``shot-3``, ``shot-2``)."""
+    bases = [slug(str(p.relative_to(root).with_suffix("")) if root else p.stem) for p in paths]
+    used: set[str] = set()
     ids: list[str] = []
-    seen: dict[str, int] = {}
-    for p in paths:
-        base = slug(str(p.relative_to(root).with_suffix("")) if root else p.stem)
-        n = seen.get(base, 0)
-        seen[base] = n + 1
-        ids.append(base if n == 0 else f"{base}-{n + 1}")
+    for base in bases:
+        candidate, n = base, 1
+        while candidate in used or (n > 1 and candidate in bases):
+            n += 1
+            candidate = f"{base}-{n}"
+        used.add(candidate)
+        ids.append(candidate)
     return ids
 
 
@@ -118,6 +124,35 @@ def prepare_source(
 # --------------------------------------------------------------------------------------------
 # Rungs
 # --------------------------------------------------------------------------------------------
+
+
+def _encoded(where: str, source: dict[str, Any], rung: Any, src_size: tuple[int, int],
+             enc_path: Path, scale_flags: str) -> tuple[Any, int]:
+    """The rung's encode at ``enc_path`` (encoded unless cached) with its packets and frame
+    count. A cached encode that no longer reads whole (damaged on disk: writes are atomic, so
+    not by a killed build) is encoded again, once, instead of failing every rerun."""
+    def encode() -> None:
+        try:
+            encode_rung(source["path"], rung, src_size, enc_path, scale_flags=scale_flags)
+        except VmafDistillError as exc:
+            raise VmafDistillError(f"{where}: encoder failed: {exc}") from None
+
+    def read() -> tuple[Any, int]:
+        packets = _encode_packets(where, rung.codec, enc_path)
+        return packets, require_equal_frames(where, source=int(source["num_frames"]),
+                                             encoded=len(packets))
+
+    if not enc_path.is_file():
+        encode()
+        return read()
+    try:
+        return read()
+    except VmafDistillError as exc:
+        warnings.warn(f"{where}: the cached encode {enc_path} is unreadable ({exc}); "
+                      "encoding it again", stacklevel=2)
+        enc_path.unlink(missing_ok=True)
+        encode()
+        return read()
 
 
 def _encode_packets(where: str, codec: str, enc_path: Path) -> Any:
@@ -289,15 +324,9 @@ def run_rung(
 
     t0 = time.perf_counter()
     enc_path = encode_path(source, rung, encode_cfg, store)
-    if not enc_path.is_file():
-        try:
-            encode_rung(source["path"], rung, src_size, enc_path, scale_flags=scale_flags)
-        except VmafDistillError as exc:
-            raise VmafDistillError(f"{where}: encoder failed: {exc}") from None
+    packets, n = _encoded(where, source, rung, src_size, enc_path, scale_flags)
     timing["encode_s"] = time.perf_counter() - t0
     enc_sha = file_sha256(enc_path)
-    packets = _encode_packets(where, rung.codec, enc_path)
-    n = require_equal_frames(where, source=int(source["num_frames"]), encoded=len(packets))
 
     t0 = time.perf_counter()
     ident = teacher_identity(teacher_cfg)

@@ -35,7 +35,9 @@ def hydra_app(config_name: str, job: Any) -> Any:
         try:
             return float(job(cfg, Path(hc.runtime.output_dir), list(hc.overrides.task)))
         except VmafDistillError as exc:
-            print(f"vmafdistill {config_name}: error: {exc}", file=sys.stderr)
+            if hc.mode.name == "MULTIRUN":  # said as it happens; a single run's error is
+                # printed once, by the CLI, when run_hydra re-raises it
+                print(f"vmafdistill {config_name}: error: {exc}", file=sys.stderr)
             if not _in_process_launcher(hc):
                 # joblib/submitit run the job in another process: errors[] would never reach
                 # the caller, a raised error does (Hydra's sweeper re-raises it once the

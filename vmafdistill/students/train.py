@@ -246,6 +246,9 @@ def make_trainer(
         callbacks.append(ModelCheckpoint(
             dirpath=str(run_dir / "checkpoints"), filename=tag, save_last=False,
             save_top_k=1, monitor=None,
+            # at the end of training epochs: the final fit runs no validation, which is when
+            # a checkpoint is saved by default (final.ckpt was never written)
+            save_on_train_epoch_end=True,
         ))
     return pl.Trainer(
         logger=make_logger(logger_cfg, run_dir, tag),
