@@ -97,6 +97,6 @@ def test_an_ffmpeg_that_stops_early_is_named_with_its_message(tmp_path: Path) ->
     from vmafdistill.errors import ToolError
 
     src = _tiny("handheld", strength=5)
-    with pytest.raises(ToolError, match=r"(?s)ffmpeg stopped filming x\.unknownext: .*output file"):
+    with pytest.raises(ToolError, match=r"(?s)ffmpeg failed filming x\.unknownext: .*output file"):
         film_kind_source(src, tmp_path / "x.unknownext")
     assert not list(tmp_path.iterdir())

@@ -265,10 +265,27 @@ def test_float_mode_prints_what_libvmafs_float_model_prints(tmp_path: Path, mode
     printed = set(oracle.frames[0]) - aliases
     assert set(ours[0]) == printed, set(ours[0]) ^ printed
     assert max(f["aim" if model.endswith("1") else "aim_egl_1"] for f in oracle.frames) > 0
+    assert list(ours[0]) == [n for n in oracle.frames[0] if n in printed]  # libvmaf's order
     for name in ours[0]:
         tol = VMAF_TOL if name == "vmaf" else FEATURE_TOL
         worst = max(abs(o[name] - f[name]) for o, f in zip(ours, oracle.frames, strict=True))
         assert worst <= tol, (name, worst)
+
+
+@pytest.mark.skipif(not libvmaf_available(), reason="ffmpeg has no libvmaf filter")
+def test_float_aim_is_capped_at_one_as_libvmaf(tmp_path: Path) -> None:
+    """Strong noise on a flat reference: the additive impairment exceeds the reference's
+    energy; libvmaf's float ADM prints aim = min(ratio, 1) (1.0, adm3 0.5), not 1.5-2.7."""
+    ref, dist = tmp_path / "flat.y4m", tmp_path / "noisy.y4m"
+    run_ffmpeg(["-f", "lavfi", "-i", "color=c=gray:size=64x64:rate=25", "-frames:v", "3",
+                "-pix_fmt", "yuv420p", str(ref)], what="a flat clip")
+    run_ffmpeg(["-i", str(ref), "-vf", "noise=alls=30:allf=t", "-pix_fmt", "yuv420p",
+                str(dist)], what="its noisy copy")
+    oracle = libvmaf_score(ref, dist, model="vmaf_float_v0.6.1")
+    ours = score_files(ref, dist, model="vmaf_float_v0.6.1", aim=True)
+    assert max(oracle.metric("aim")) == 1.0  # the premise: the cap is reached
+    for name in ("aim", "adm3"):
+        assert np.abs(ours.metrics[name] - np.array(oracle.metric(name))).max() <= FEATURE_TOL
 
 
 @pytest.mark.parametrize("case_name", ["bbb720_x264_crf35", "bbb322x182_x264_crf30"])

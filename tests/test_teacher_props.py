@@ -31,8 +31,9 @@ from vmafdistill.teacher.filters import (
 )
 from vmafdistill.teacher.score import score_files
 from vmafdistill.teacher.vif import log2_approx
-from vmafdistill.teacher.vmaf import FRAME_METRICS, VmafResult
+from vmafdistill.teacher.vmaf import VmafResult
 from vmafdistill.testing.golden import GoldenCase
+from vmafdistill.vmaf_names import FRAME_METRICS
 
 #: A 10-frame golden case with strong motion (motion up to ~23), 640x272: cheap to score.
 MOTION_CASE = "bikes640x272_motion_x264_crf30"

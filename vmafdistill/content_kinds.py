@@ -22,6 +22,7 @@ Recipes (which photographs, speeds, strengths) live in ``conf/sources/kinds.yaml
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -339,8 +340,11 @@ def film_kind_source(src: KindSource, out: Path, *, crf: int = 10) -> Path:
     except BrokenPipeError:  # ffmpeg exited before taking every frame: its message says why
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
         proc.wait()
+        for pipe in (proc.stdin, proc.stderr):
+            with contextlib.suppress(OSError):  # the reader is gone: closing may fail
+                pipe.close()
         tmp.unlink(missing_ok=True)
-        raise ToolError(f"ffmpeg stopped filming {out.name}: {err.strip()[-500:]}") from None
+        raise ToolError(f"ffmpeg failed filming {out.name}: {err.strip()[-500:]}") from None
     except BaseException:
         proc.kill()
         proc.wait()

@@ -4,13 +4,13 @@ Two modes: ``exact`` reproduces libvmaf's integer (default) models bit for bit
 (:mod:`.exact`); ``float`` reproduces its float features and is differentiable.
 """
 
+from ..vmaf_names import FRAME_METRICS
 from .adm import AdmOptions, adm_scales
 from .model import VmafModel, resolve_model_path
 from .motion import motion2_from_motion, motion_blur, motion_sad
 from .score import score_files, to_libvmaf_json, write_csv, write_json
 from .vif import VifOptions, vif_scales
 from .vmaf import (
-    FRAME_METRICS,
     VMAF,
     VmafResult,
     VmafScorer,

@@ -227,7 +227,8 @@ def adm_scales(
     if aim:
         from .adm3 import Adm3Options, adm3_from_adm2_aim
 
+        # libvmaf's float ADM caps it: MIN(aim_num / aim_den, 1) (its integer ADM does not)
         out["aim"] = torch.where(den_total == 0, torch.zeros_like(aim_total),
-                                 aim_total / safe_den)
+                                 (aim_total / safe_den).clamp(max=1.0))
         out["adm3"] = adm3_from_adm2_aim(out["adm2"], out["aim"], Adm3Options())
     return out

@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from ..errors import VideoInputError, VmafDistillError
-from ..vmaf_names import FRAME_METRICS
 from .adm import adm_scales
 from .exact.features import (
     EXACT_METRICS,
@@ -32,9 +31,12 @@ from .motion import motion2_from_motion, motion_blur, motion_sad
 from .motion3 import Motion3Options, motion3_from_sad
 from .vif import vif_min_size, vif_scales
 
-#: What float mode reports, in this order: the v0.6.1 features and what libvmaf's float
-#: extractors print beside them.
-FLOAT_METRICS: tuple[str, ...] = (*FRAME_METRICS, "aim", "adm3", "motion3")
+#: What float mode reports: the v0.6.1 features and what libvmaf's float extractors print
+#: beside them, in the order its log lists them.
+FLOAT_METRICS: tuple[str, ...] = (
+    "adm2", "aim", "adm3", *(f"adm_scale{k}" for k in range(4)), "motion2", "motion",
+    *(f"vif_scale{k}" for k in range(4)), "motion3", "vmaf",
+)  # libvmaf's log order
 
 
 def to_vmaf_domain(
@@ -207,7 +209,7 @@ class VmafScorer:
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise VmafDistillError(f"device {device!r}: no CUDA device is available here")
-        if dtype not in (torch.float32, torch.float64):
+        if self.mode == "float" and dtype not in (torch.float32, torch.float64):
             # float16/bfloat16 moved VMAF by ~4.5 in a test: not libvmaf's numbers
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.dtype = dtype
@@ -231,6 +233,9 @@ class VmafScorer:
     ) -> None:
         """Score one aligned chunk of decoded luma frames ``(n, H, W)`` (an empty one adds
         nothing); the frame size must stay the first chunk's."""
+        if np.shape(ref) != np.shape(dist):
+            raise VideoInputError(f"reference chunk {np.shape(ref)} and distorted chunk "
+                                  f"{np.shape(dist)} differ")
         if np.shape(ref)[0] == 0:
             return
         size = tuple(np.shape(ref)[-2:])
@@ -389,6 +394,8 @@ class VMAF(nn.Module):
         bit_depth: int = 8,
     ) -> None:
         super().__init__()
+        if not 8 <= int(bit_depth) <= 16:
+            raise ValueError(f"bit_depth must be 8..16, got {bit_depth}")
         self.model = VmafModel.load(model)
         self.mode = resolve_mode(self.model, mode)
         self.data_range = float(data_range)
