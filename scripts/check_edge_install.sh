@@ -100,4 +100,17 @@ assert edge["shots"] == full["shots"], (edge["shots"], full["shots"])
 print(f"[edge-install] NTSC clip: records equal to the full install's ({len(edge['shots'])} shots)")
 PYEOF
 fi
+# the commands that need more than the edge install say which extra to install, in one line
+for cmd in "score clip.mp4 clip.mp4" "train --help" "sources synth --out s" "evaluate"; do
+  set +e
+  err=$("$WORK/venv/bin/vmafdistill" $cmd 2>&1 >/dev/null)
+  rc=$?
+  set -e
+  if [ "$rc" != 2 ] || ! grep -q "pip install 'vmafdistill\[" <<<"$err" \
+      || grep -q Traceback <<<"$err"; then
+    echo "[edge-install] FAIL: vmafdistill $cmd (exit $rc): $err" >&2
+    exit 1
+  fi
+done
+echo "[edge-install] score/train/sources/evaluate name the extra they need"
 echo "[edge-install] passed in $((SECONDS - start)) s"

@@ -63,3 +63,38 @@ def test_pilot_and_export_compose_through_hydra() -> None:
     assert settings["edge"]["shots"]["threshold"] > 0  # conf/shots/default.yaml composed in
     with pytest.raises(VmafDistillError, match="export"):
         load_export_settings(None, ["tokens.bands.gren=85"])
+
+
+def test_pilot_refuses_a_predict_rung_outside_its_ladder_before_any_work(
+        tmp_path, capsys) -> None:
+    from vmafdistill.cli import main
+
+    assert main(["pilot", "--out", str(tmp_path / "p"), "predict_rung=99"]) == 2
+    assert "predict_rung=99: the ladder pilot has" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
+
+
+def test_a_missing_optional_dependency_names_its_extra(monkeypatch, capsys) -> None:
+    """In the [edge] install, a command that needs torch (or hydra, pandas ...) says which
+    extra to install, in one line; a missing module that is no optional dependency of ours is
+    a bug and keeps its traceback."""
+    import pytest
+
+    import vmafdistill.cli.score as score_cli
+    from vmafdistill.cli import main
+
+    def needs(module: str):
+        def run(args):
+            raise ModuleNotFoundError(f"No module named '{module}'", name=module)
+        return run
+
+    monkeypatch.setattr(score_cli, "run", needs("torch"))
+    assert main(["score", "a.mp4", "b.mp4"]) == 2
+    err = capsys.readouterr().err
+    assert "needs torch" in err and "pip install 'vmafdistill[teacher]'" in err
+    monkeypatch.setattr(score_cli, "run", needs("hydra.core"))
+    assert main(["score", "a.mp4", "b.mp4"]) == 2
+    assert "vmafdistill[train]" in capsys.readouterr().err
+    monkeypatch.setattr(score_cli, "run", needs("not_a_dependency"))
+    with pytest.raises(ModuleNotFoundError):
+        main(["score", "a.mp4", "b.mp4"])

@@ -405,3 +405,16 @@ def test_a_damaged_cached_encode_is_encoded_again(built, sources, tmp_path: Path
         again = build_corpus(cfg2)
     assert not again.failures
     pd.testing.assert_frame_equal(report.samples, again.samples)
+
+
+def test_a_folder_corpus_skips_hidden_files(tmp_path: Path) -> None:
+    """A killed `vmafdistill sources` leaves .<name>.partial.mp4 behind; hidden files and
+    folders are not footage."""
+    from vmafdistill.corpus.build import plan_sources
+
+    for rel in ("a.mp4", "sub/b.mp4", ".a.mp4.partial.mp4", ".cache/c.mp4", "notes.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    planned = plan_sources({"root": str(tmp_path), "extensions": [".mp4"]})
+    assert [Path(p).relative_to(tmp_path).as_posix() for p, _ in planned] == ["a.mp4",
+                                                                              "sub/b.mp4"]

@@ -51,10 +51,22 @@ def test_nodes_without_a_shared_filesystem_ship_artefacts_to_the_driver(
     srcs = [sources["cuts"], sources["noise"]]
     local = build_corpus(make_cfg(srcs, tmp_path / "local", tmp_path / "cache_local"))
     node = tmp_path / "node_cache"
+    from vmafdistill.corpus import detached as detached_mod
+
+    filed: list[int] = []  # jobs per filing: one at a time, as each returns
+    real_file = detached_mod.file_artefacts
+
+    def counting(store, results):
+        filed.append(sum("artefacts" in r for r in results.values()))
+        return real_file(store, results)
+
+    monkeypatch.setattr(detached_mod, "file_artefacts", counting)
     detached = build_corpus(make_cfg(
         srcs, tmp_path / "ray", tmp_path / "cache_driver",
         executor={**RAY, "shared_fs": False, "node_cache_dir": str(node)}))
     assert not detached.failures
+    # filed as each job returned (a driver killed midway keeps those), not all at the end
+    assert filed.count(1) == len(srcs) * len(TINY_LADDER) and max(filed) == 1
     pd.testing.assert_frame_equal(local.samples, detached.samples)
     assert len(list((node / "sources").iterdir())) == len(srcs)  # the jobs' own copies
 

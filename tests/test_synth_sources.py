@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -24,6 +25,17 @@ def test_synthetic_source_is_deterministic(tmp_path: Path) -> None:
     assert (p.width, p.height) == (r["width"], r["height"]) == (256, 144)
     assert len(p) == round(r["seconds"] * r["fps"]) == 40
     assert p.keyframe[0]
+
+
+@pytest.mark.parametrize("name", sorted(synth_graphs(load_recipe("synth"))))
+def test_every_synthetic_source_is_the_same_on_every_run(tmp_path: Path, name: str) -> None:
+    """The recipe promises the same files on every run (corpus hashes and caches depend on
+    it); ffmpeg's gradients source drew its colours anew on each run until they were given."""
+    r = load_recipe("synth")
+    graph = synth_graphs(r)[name]
+    a, b = (make_synth_source(name, graph, tmp_path / d, seconds=0.4, fps=r["fps"])
+            for d in ("a", "b"))
+    assert a.read_bytes() == b.read_bytes()
 
 
 def test_skvideo_synth_config_lists_every_generated_source() -> None:

@@ -70,7 +70,8 @@ def synth_graphs(recipe: Mapping[str, Any] | None = None) -> dict[str, str]:
     r = load_recipe("synth") if recipe is None else recipe
     w, h = int(r["width"]), int(r["height"])
     fill = {"width": w, "height": h, "fps": r["fps"], "half_width": w // 2,
-            "half_height": h // 2, "double_width": 2 * w, "double_height": 2 * h}
+            "half_height": h // 2, "double_width": 2 * w, "double_height": 2 * h,
+            "last_x": w - 1, "last_y": h - 1}
     return {name: str(graph).format(**fill) for name, graph in r["sources"].items()}
 
 

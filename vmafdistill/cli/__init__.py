@@ -89,6 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"vmafdistill {command}: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        extra = _EXTRA_OF_MODULE.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise  # not an optional dependency of ours: a real bug, keep its traceback
+        print(f"vmafdistill {command}: error: this command needs {exc.name}, which this "
+              f"install lacks (the [edge] install runs `predict` only): pip install "
+              f"'vmafdistill[{extra}]'" + (" (torch==2.13.0 first: see README)"
+                                          if extra in ("teacher", "train") else ""),
+              file=sys.stderr)
+        return 2
     except BrokenPipeError:
         if not _stdout_closed():
             raise  # a pipe to a child process (ffmpeg) broke: its own error, not ours to hide
@@ -96,6 +106,16 @@ def main(argv: list[str] | None = None) -> int:
         # interpreter's final flush does not raise again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # as a shell reports a process killed by SIGPIPE
+
+
+#: Top-level modules of the optional extras (pyproject.toml) -> the extra that brings them.
+_EXTRA_OF_MODULE = {
+    **dict.fromkeys(("torch", "numba", "yaml", "ffmpeg_quality_metrics"), "teacher"),
+    **dict.fromkeys(("lightning", "hydra", "omegaconf", "sklearn", "pandas", "pyarrow", "onnx",
+                     "matplotlib", "skvideo", "skimage", "optuna", "wandb"), "train"),
+    **dict.fromkeys(("onnxruntime", "av"), "edge"),
+    "ray": "ray",
+}
 
 
 def _stdout_closed() -> bool:

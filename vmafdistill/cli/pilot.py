@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..errors import VmafDistillError
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``pilot`` subcommand."""
@@ -58,6 +60,12 @@ def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], 
     corpus_cfg = compose_dict("corpus", [
         f"corpus={cfg['corpus_name']}", f"workers={int(cfg.get('workers', 1))}",
         f"out_dir={out / 'corpus'}", *[str(o) for o in cfg.get("corpus_overrides") or []]])
+    n_rungs = len(corpus_cfg["ladder"]["rungs"])
+    rung = int(cfg.get("predict_rung", -1))
+    if not -n_rungs <= rung < n_rungs:  # said before the corpus and training, not after
+        raise VmafDistillError(f"predict_rung={rung}: the ladder "
+                               f"{corpus_cfg['ladder'].get('name', '')} has {n_rungs} rungs "
+                               f"(0..{n_rungs - 1}, or -1 for the last)")
     train_cfg = compose("train", [
         f"corpus={cfg['corpus_name']}", f"corpus_dir={out / 'corpus'}",
         "trainer.enable_progress_bar=false",  # one table per stage, not a bar per fold
@@ -117,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _corpus(cfg: dict[str, Any], quiet: bool = False) -> Any:
     from ..corpus.build import build_corpus, format_summary
-    from ..errors import VmafDistillError
+
 
     report = build_corpus(cfg)
     if report.failures:
@@ -144,7 +152,9 @@ def _predict(cfg: dict[str, Any], corpus_cfg: dict[str, Any], report: Any, onnx:
     rules = merge_rules(DEFAULT_RULES, pred.card.get("tokens"))
     rep = analyze_video(video, pred, rules=rules, ref_size=(source["width"], source["height"]))
     variant = rung.label(source["width"], source["height"])
-    truth = report.samples[report.samples["variant_id"] == variant].sort_values("start_frame")
+    samples = report.samples
+    truth = samples[(samples["variant_id"] == variant)
+                    & (samples["source_id"] == source["source_id"])].sort_values("start_frame")
     print(f"{variant} ({video.name}): student tokens vs teacher shot labels")
     errors = []
     for rec, teacher in zip(rep.records, truth["vmaf"].tolist(), strict=False):

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -74,7 +74,10 @@ def plan_sources(corpus_cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
         if not root_p.is_dir():
             raise VmafDistillError(f"corpus.root {root_p}: not a directory")
         exts = {e.lower() for e in corpus_cfg.get("extensions", [])}
-        found = sorted(p for p in root_p.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+        # hidden files and folders are not footage: the .<name>.partial.mp4 a killed or failed
+        # `vmafdistill sources` leaves behind, editors' and OS metadata
+        found = sorted(p for p in root_p.rglob("*") if p.is_file() and p.suffix.lower() in exts
+                       and not any(part.startswith(".") for part in p.relative_to(root_p).parts))
         if not found:
             raise VmafDistillError(
                 f"corpus.root {root_p}: no videos with extensions {sorted(exts)}"
@@ -180,9 +183,12 @@ def _run_rung_jobs(
     results, errors = _run_all(run_rung, here, 1, progress, desc="rungs (cached)")
     node_cache = str(ex.get("node_cache_dir") or "/tmp/vmafdistill-node-cache")
     if away:
+        # filed as each job returns: a driver killed midway keeps what finished, and the
+        # artefacts' bytes are not all held in memory at once
         res, err = _run_all(run_rung_detached, detached_tasks(away, node_cache), workers,
-                            progress, desc="rungs", executor=ex)
-        file_artefacts(store, res)
+                            progress, desc="rungs", executor=ex,
+                            on_result=lambda name, r: file_artefacts(store, {name: r}))
+        file_artefacts(store, res)  # (nothing left to file: each was filed on arrival)
         results.update(res)
         errors.update(err)
     return results, errors
@@ -191,8 +197,10 @@ def _run_rung_jobs(
 def _run_all(
     fn: Any, tasks: list[tuple[str, tuple[Any, ...]]], workers: int, progress: bool, desc: str,
     executor: Mapping[str, Any] | None = None,
+    on_result: Callable[[str, Any], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Run ``fn(*args)`` for every (name, args); returns ({name: result}, {name: error}).
+    ``on_result(name, result)`` runs on Ray as each result arrives.
 
     ``executor``: the ``executor`` config (``local``: this machine's process pool of
     ``workers``; ``ray``: Ray tasks, :mod:`vmafdistill.corpus.executor`)."""
@@ -202,7 +210,7 @@ def _run_all(
     if kind not in EXECUTORS:
         raise VmafDistillError(f"executor: unknown name {kind!r}; known: {', '.join(EXECUTORS)}")
     if kind == "ray" and tasks:
-        return run_ray(fn, tasks, executor or {}, progress, desc)
+        return run_ray(fn, tasks, executor or {}, progress, desc, on_result=on_result)
 
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}

@@ -76,9 +76,11 @@ def _connect(cfg: Mapping[str, Any]) -> bool:
 
 
 def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
-            cfg: Mapping[str, Any], progress: bool, desc: str
+            cfg: Mapping[str, Any], progress: bool, desc: str,
+            on_result: Callable[[str, Any], None] | None = None,
             ) -> tuple[dict[str, Any], dict[str, str]]:
-    """Run ``fn(*args)`` for every ``(name, args)`` as Ray tasks (see the module docstring)."""
+    """Run ``fn(*args)`` for every ``(name, args)`` as Ray tasks (see the module docstring);
+    ``on_result(name, result)`` as each result arrives (a driver killed later keeps those)."""
     import ray
     from tqdm import tqdm
 
@@ -117,6 +119,8 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
                     name = pending.pop(ref)
                     try:
                         results[name] = ray.get(ref)
+                        if on_result is not None:
+                            on_result(name, results[name])
                     except Exception as exc:  # RayTaskError wraps the job's own exception
                         cause = getattr(exc, "cause", None) or exc
                         errors[name] = f"{type(cause).__name__}: {cause}".splitlines()[0]

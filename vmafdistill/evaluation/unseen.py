@@ -157,11 +157,11 @@ def evaluate_unseen(
     from ..edge.predictor import Predictor, default_model_path
 
     model = Path(model) if model is not None else default_model_path()
+    pred = Predictor(model)  # a bad model path fails here, not after minutes of corpus work
     cfg, src, name = _unseen_corpus_config(Path(cache), ladder, workers, noise, kinds)
     report = build_corpus(cfg)
     if report.failures:
         raise VmafDistillError(f"corpus failures: {report.failures}")
-    pred = Predictor(model)
     from ..edge.tokens import DEFAULT_RULES, merge_rules
 
     rules = merge_rules(DEFAULT_RULES, pred.card.get("tokens"))
