@@ -386,3 +386,16 @@ def test_a_user_error_is_printed_once(tmp_path: Path, capsys: pytest.CaptureFixt
                  f"hydra.run.dir={tmp_path / 'run'}"]) == 2
     err = capsys.readouterr().err
     assert err.count("not a built corpus") == 1, err
+
+
+def test_a_mistyped_number_is_a_one_line_error(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from vmafdistill.cli import main
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=4)
+    for override, msg in (("optim.lr=abc", "optim.lr='abc': not a number"),
+                          ("optim.max_epochs=2.5", "optim.max_epochs=2.5: not a whole number")):
+        assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}",
+                     *TRAIN_FAST, "baselines=[]", override]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err, err

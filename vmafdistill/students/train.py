@@ -319,7 +319,7 @@ def fit_student(
     from .models import init_output_bias, scaled_student
 
     student_cfg = dict(cfg["student"])
-    optim = dict(cfg["optim"])
+    optim = checked_optim(cfg["optim"])
     pl.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
     dm = SamplesDataModule(
         x, y, feature_names, fit_idx, val_idx,
@@ -351,6 +351,27 @@ def fit_student(
 #: Loss keys only some losses take; a sweep axis over them (``++loss.tau=0.5,1``) is ignored by
 #: the others, which then simply repeat.
 SWEEP_ONLY_LOSS_KEYS: dict[str, tuple[str, ...]] = {"tau": ("temperature",)}
+
+
+def checked_optim(optim_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``optim`` section with its numbers read as numbers; a value that is not one (a typo
+    such as ``optim.lr=abc``) is an error naming the option, not a traceback from deep inside
+    the fit."""
+    optim = dict(optim_cfg)
+    kinds = {"lr": float, "weight_decay": float, "loss_lr": float, "max_epochs": int,
+             "batch_size": int}
+    for key, kind in kinds.items():
+        value = optim.get(key)
+        if value is None:
+            continue
+        try:
+            number = kind(float(value)) if kind is int else kind(value)
+        except (TypeError, ValueError):
+            raise VmafDistillError(f"optim.{key}={value!r}: not a number") from None
+        if kind is int and number != float(value):
+            raise VmafDistillError(f"optim.{key}={value!r}: not a whole number")
+        optim[key] = number
+    return optim
 
 
 def loss_config(loss_cfg: Mapping[str, Any]) -> dict[str, Any]:
