@@ -101,12 +101,15 @@ print(f"[edge-install] NTSC clip: records equal to the full install's ({len(edge
 PYEOF
 fi
 # the commands that need more than the edge install say which extra to install, in one line
-for cmd in "score clip.mp4 clip.mp4" "train --help" "sources synth --out s" "evaluate"; do
+for pair in "teacher:score clip.mp4 clip.mp4" "train:train --help" "teacher:sources synth --out s" \
+            "train:evaluate"; do
+  extra=${pair%%:*}
+  cmd=${pair#*:}
   set +e
   err=$("$WORK/venv/bin/vmafdistill" $cmd 2>&1 >/dev/null)
   rc=$?
   set -e
-  if [ "$rc" != 2 ] || ! grep -q "pip install 'vmafdistill\[" <<<"$err" \
+  if [ "$rc" != 2 ] || ! grep -qF "pip install 'vmafdistill[$extra]'" <<<"$err" \
       || grep -q Traceback <<<"$err"; then
     echo "[edge-install] FAIL: vmafdistill $cmd (exit $rc): $err" >&2
     exit 1

@@ -88,6 +88,12 @@ def test_a_missing_optional_dependency_names_its_extra(monkeypatch, capsys) -> N
             raise ModuleNotFoundError(f"No module named '{module}'", name=module)
         return run
 
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    absent = {"torch", "hydra"}  # as in the [edge] install
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in absent else real_find_spec(name, *a))
     monkeypatch.setattr(score_cli, "run", needs("torch"))
     assert main(["score", "a.mp4", "b.mp4"]) == 2
     err = capsys.readouterr().err
@@ -96,5 +102,10 @@ def test_a_missing_optional_dependency_names_its_extra(monkeypatch, capsys) -> N
     assert main(["score", "a.mp4", "b.mp4"]) == 2
     assert "vmafdistill[train]" in capsys.readouterr().err
     monkeypatch.setattr(score_cli, "run", needs("not_a_dependency"))
+    with pytest.raises(ModuleNotFoundError):
+        main(["score", "a.mp4", "b.mp4"])
+    # a missing submodule of an installed package is a bug (a typo), not a missing extra
+    monkeypatch.setattr(importlib.util, "find_spec", real_find_spec)  # torch installed here
+    monkeypatch.setattr(score_cli, "run", needs("torch.nn.funtional"))
     with pytest.raises(ModuleNotFoundError):
         main(["score", "a.mp4", "b.mp4"])

@@ -405,6 +405,21 @@ def test_a_damaged_cached_encode_is_encoded_again(built, sources, tmp_path: Path
         again = build_corpus(cfg2)
     assert not again.failures
     pd.testing.assert_frame_equal(report.samples, again.samples)
+    # a missing block QP (PyAV absent) is no damage: the good encode stays, the job fails
+    from vmafdistill.corpus import jobs
+    from vmafdistill.errors import VmafDistillError
+
+    def no_qp(where, codec, path):
+        raise VmafDistillError(f"{where}: no macroblock QP read")
+
+    before = victim.stat().st_mtime_ns
+    import unittest.mock
+
+    with unittest.mock.patch.object(jobs, "_encode_packets", no_qp):
+        failed = build_corpus(make_cfg([sources["cuts"], sources["noise"]], tmp_path / "out3",
+                                       cache))
+    assert failed.failures and "macroblock QP" in failed.failures[0]["error"]
+    assert victim.stat().st_mtime_ns == before
 
 
 def test_a_folder_corpus_skips_hidden_files(tmp_path: Path) -> None:

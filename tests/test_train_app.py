@@ -373,6 +373,12 @@ def test_checkpoint_final_writes_the_final_fits_checkpoint(tmp_path: Path) -> No
                  "trainer.checkpoint_final=true"]) == 0
     ckpts = list((tmp_path / "run" / "checkpoints").glob("*.ckpt"))
     assert [p.name for p in ckpts] == ["final.ckpt"], ckpts
+    # a rerun into the same run dir overwrites it (no final-v1.ckpt beside a stale one)
+    assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'run'}",
+                 *overrides, "optim.max_epochs=20", "baselines=[]",
+                 "trainer.checkpoint_final=true"]) == 0
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == [
+        "final.ckpt"]
     import torch
 
     state = torch.load(ckpts[0], map_location="cpu", weights_only=False)

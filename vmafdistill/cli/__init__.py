@@ -90,9 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vmafdistill {command}: interrupted", file=sys.stderr)
         return 130
     except ModuleNotFoundError as exc:
-        extra = _EXTRA_OF_MODULE.get((exc.name or "").split(".")[0])
-        if extra is None:
-            raise  # not an optional dependency of ours: a real bug, keep its traceback
+        top = (exc.name or "").split(".")[0]
+        extra = _EXTRA_OF_MODULE.get(top)
+        if extra is None or importlib.util.find_spec(top) is not None:
+            raise  # not a missing optional dependency (a typo, a moved submodule): a bug
+        # the command's own extra when it needs more than the first module that failed says
+        extra = max(extra, _EXTRA_OF_COMMAND.get(command, extra), key=_EXTRA_ORDER.index)
         print(f"vmafdistill {command}: error: this command needs {exc.name}, which this "
               f"install lacks (the [edge] install runs `predict` only): pip install "
               f"'vmafdistill[{extra}]'" + (" (torch==2.13.0 first: see README)"
@@ -115,6 +118,14 @@ _EXTRA_OF_MODULE = {
                      "matplotlib", "skvideo", "skimage", "optuna", "wandb"), "train"),
     **dict.fromkeys(("onnxruntime", "av"), "edge"),
     "ray": "ray",
+}
+#: Extras by how much they install (a larger one brings the smaller ones).
+_EXTRA_ORDER = ("ray", "edge", "teacher", "train")
+#: What each command needs at least.
+_EXTRA_OF_COMMAND = {
+    "score": "teacher",
+    **dict.fromkeys(("train", "finetune", "corpus", "pilot", "export", "evaluate",
+                     "sweep-report"), "train"),
 }
 
 

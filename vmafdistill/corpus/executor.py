@@ -119,12 +119,13 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
                     name = pending.pop(ref)
                     try:
                         results[name] = ray.get(ref)
-                        if on_result is not None:
-                            on_result(name, results[name])
                     except Exception as exc:  # RayTaskError wraps the job's own exception
                         cause = getattr(exc, "cause", None) or exc
                         errors[name] = f"{type(cause).__name__}: {cause}".splitlines()[0]
                         bar.write(f"FAILED {name} (after retries): {errors[name]}")
+                    else:
+                        if on_result is not None:  # a driver-side error stops the build
+                            on_result(name, results[name])
                     bar.update(1)
                     rate = bar.n / max(time.perf_counter() - t0, 1e-9)
                     bar.set_postfix_str(f"running {len(pending)} failed {len(errors)} "

@@ -55,11 +55,12 @@ def source_ids(paths: list[Path], root: Path | None = None) -> list[str]:
     ... on clashes, skipping any suffixed id that is another file's own stem (``shot.mp4``,
     ``shot.mov`` and ``shot-2.mp4`` give ``shot``, ``shot-3``, ``shot-2``)."""
     bases = [slug(str(p.relative_to(root).with_suffix("")) if root else p.stem) for p in paths]
+    base_set = set(bases)
     used: set[str] = set()
     ids: list[str] = []
     for base in bases:
         candidate, n = base, 1
-        while candidate in used or (n > 1 and candidate in bases):
+        while candidate in used or (n > 1 and candidate in base_set):
             n += 1
             candidate = f"{base}-{n}"
         used.add(candidate)
@@ -148,6 +149,10 @@ def _encoded(where: str, source: dict[str, Any], rung: Any, src_size: tuple[int,
     try:
         return read()
     except VmafDistillError as exc:
+        # damage shows as unreadable packets (VideoInputError) or too few frames; a missing
+        # block QP (PyAV absent or failing) is no damage: the good encode stays
+        if not isinstance(exc, VideoInputError) and "frame counts differ" not in str(exc):
+            raise
         warnings.warn(f"{where}: the cached encode {enc_path} is unreadable ({exc}); "
                       "encoding it again", stacklevel=2)
         enc_path.unlink(missing_ok=True)

@@ -225,11 +225,11 @@ def make_trainer(
     run_dir: Path,
     tag: str,
     *,
-    checkpoint: bool = False,
     max_epochs: int | None = None,
     validate: bool = True,
 ) -> Any:
-    """A ``lightning.Trainer`` for one fit, from the ``trainer`` and ``logger`` config groups."""
+    """A ``lightning.Trainer`` for one fit, from the ``trainer`` and ``logger`` config groups
+    (no checkpoint callback: :func:`fit_student` saves its one checkpoint after the fit)."""
     import lightning.pytorch as pl
 
     kwargs = dict(trainer_cfg)
@@ -239,21 +239,12 @@ def make_trainer(
         kwargs["max_epochs"] = max_epochs
     if not validate:
         kwargs["limit_val_batches"] = 0
-    callbacks = []
-    if checkpoint:
-        from lightning.pytorch.callbacks import ModelCheckpoint
-
-        callbacks.append(ModelCheckpoint(
-            dirpath=str(run_dir / "checkpoints"), filename=tag, save_last=False,
-            save_top_k=1, monitor=None,
-            # at the end of training epochs: the final fit runs no validation, which is when
-            # a checkpoint is saved by default (final.ckpt was never written)
-            save_on_train_epoch_end=True,
-        ))
+    # A ModelCheckpoint callback saved only after validation, which the final fit never runs
+    # (final.ckpt was never written); saving every epoch instead cost time and wrote
+    # final-v1.ckpt beside an old final.ckpt on a rerun.
     return pl.Trainer(
         logger=make_logger(logger_cfg, run_dir, tag),
-        enable_checkpointing=checkpoint,
-        callbacks=callbacks,
+        enable_checkpointing=False,
         default_root_dir=str(run_dir),
         **kwargs,
     )
@@ -340,9 +331,11 @@ def fit_student(
     )
     trainer = make_trainer(
         dict(cfg["trainer"]), cfg.get("logger"), run_dir, tag,
-        checkpoint=checkpoint, max_epochs=int(optim["max_epochs"]), validate=len(dm.val_idx) > 0,
+        max_epochs=int(optim["max_epochs"]), validate=len(dm.val_idx) > 0,
     )
     trainer.fit(module, datamodule=dm)
+    if checkpoint:  # the final fit's weights, overwritten by a rerun into the same run dir
+        trainer.save_checkpoint(run_dir / "checkpoints" / f"{tag}.ckpt")
     _finish_logger(trainer)
     module.model.eval()
     return module.model, module.loss_fn
