@@ -540,22 +540,23 @@ def _printed_rate(printed: float) -> float:
     return printed
 
 
-def colour_range(path: str | os.PathLike[str]) -> str | None:
-    """The first video stream's colour range as ffmpeg's conversions take it: ``"pc"`` (full)
-    or ``"tv"`` (limited) where ``ffmpeg -i`` prints one; else full for ``yuvj`` and ``gray``
-    formats and limited for the other YUV ones, as swscale assumes; None when ffmpeg reads no
-    video stream with a known format from the file."""
+def colour_range(path: str | os.PathLike[str]) -> tuple[str | None, bool]:
+    """The first video stream's colour range as ffmpeg's conversions take it, and whether it
+    is gray, from one ``ffmpeg -i``: ``"pc"`` (full) or ``"tv"`` (limited) where it prints one;
+    else full for ``yuvj`` and ``gray`` formats and limited for the other YUV ones, as swscale
+    assumes; None when ffmpeg reads no video stream with a known format from the file."""
     proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", os.fspath(path)],
                           capture_output=True, check=False)
     for line in proc.stderr.decode(errors="replace").splitlines():
         m = re.match(r"\s*Stream #\d+:\d+\S*: Video: (.*)$", line)
         if m and "(attached pic)" not in line:
+            fmt = re.search(r"\b(yuvj|gray|yuv)", m.group(1))
+            gray = fmt is not None and fmt.group(1) == "gray"
             rng = re.search(r"\((pc|tv)[,)]", m.group(1))
             if rng:
-                return rng.group(1)
-            fmt = re.search(r"\b(yuvj|gray|yuv)", m.group(1))
-            return None if fmt is None else ("tv" if fmt.group(1) == "yuv" else "pc")
-    return None
+                return rng.group(1), gray
+            return (None if fmt is None else ("tv" if fmt.group(1) == "yuv" else "pc")), gray
+    return None, False
 
 
 def _probe_container_ffmpeg(path: str) -> VideoInfo:

@@ -19,7 +19,7 @@ from .. import __version__
 from ..errors import VmafDistillError
 from ..io import iter_frame_pairs, probe_video
 from ..io.prefetch import prefetched
-from .vmaf import VmafResult, VmafScorer
+from .vmaf import VmafResult, VmafScorer, check_device
 
 #: Precision of libvmaf's JSON log (it prints ``%.6f``).
 _LOG_DECIMALS = 6
@@ -40,13 +40,14 @@ def _warn_on_range_mismatch(ref: str | Path, dist: str | Path) -> None:
     converted to the other's range, the teacher reads the samples as decoded. Say so."""
     from ..io.video import colour_range
 
-    for path in (ref, dist):
-        if probe_video(path).pix_fmt.startswith("gray"):
+    probed = {path: colour_range(path) for path in (ref, dist)}  # one ffmpeg -i each
+    for path, (_, gray) in probed.items():
+        if gray:
             warnings.warn(
                 f"{path} is gray: it is scored as decoded, while ffmpeg's libvmaf filter would "
                 f"first convert it to limited-range YUV (its numbers then differ by up to ~1 "
                 f"VMAF)", stacklevel=3)
-    ranges = colour_range(ref), colour_range(dist)
+    ranges = probed[ref][0], probed[dist][0]
     if None not in ranges and ranges[0] != ranges[1]:
         names = {"pc": "full range (pc)", "tv": "limited range (tv)"}
         warnings.warn(
@@ -86,7 +87,7 @@ def score_files(
     """
     from .model_v1016 import is_v1016_model
 
-    _check_device(device)
+    check_device(device)
     if ref_raw is None and dist_raw is None:
         _warn_on_range_mismatch(ref, dist)
     if is_v1016_model(model):  # CAMBI/SpEED/adm3/motion3 models: their own streaming scorer
@@ -146,18 +147,6 @@ def score_files(
         }
     )
     return result
-
-
-def _check_device(device: str) -> None:
-    """Fail early, in one line, on a device this torch build cannot use."""
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise VmafDistillError(f"--device {device!r}: {exc}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise VmafDistillError(
-            f"--device {device}: no CUDA device is available to torch {torch.__version__}"
-        )
 
 
 def to_libvmaf_json(result: VmafResult) -> dict[str, Any]:

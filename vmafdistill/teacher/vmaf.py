@@ -20,6 +20,7 @@ from ..errors import VideoInputError, VmafDistillError
 from .adm import adm_scales
 from .exact.features import (
     EXACT_METRICS,
+    egl_suffix,
     exact_frame_features,
     finish_motion,
     printed_names,
@@ -72,10 +73,8 @@ def frame_features(
         raise ValueError(f"reference {tuple(ref.shape)} and distorted {tuple(dist.shape)} differ")
     if ref.dim() != 3:
         raise ValueError(f"expected (N, H, W) frames, got shape {tuple(ref.shape)}")
-    h, w = ref.shape[-2:]
-    if min(h, w) < (side := vif_min_size(model.vif_options.kernelscale)):
-        raise ValueError(f"float VMAF needs frames of at least {side}x{side} (VIF's coarsest "
-                         f"filter), got {w}x{h}")
+    if (problem := float_size_problem(model, *ref.shape[-2:])) is not None:
+        raise ValueError(problem)
     feats: dict[str, torch.Tensor] = {}
     feats.update(vif_scales(ref, dist, model.vif_options, filter_method=filter_method))
     feats.update(_adm_in_groups(ref, dist, model, aim))
@@ -87,6 +86,14 @@ def frame_features(
 #: ADM runs on this many frames at a time on CPU: its full-frame intermediates then stay in
 #: cache (measured at 720p on 2 cores: 23 ms/frame in pairs vs 31 ms/frame in groups of 8).
 ADM_FRAMES_PER_CALL_CPU = 2
+
+
+def float_size_problem(model: VmafModel, h: int, w: int) -> str | None:
+    """Why float mode cannot score ``h x w`` frames (below VIF's coarsest filter), or None."""
+    if min(h, w) < (side := vif_min_size(model.vif_options.kernelscale)):
+        return (f"float mode needs frames of at least {side}x{side} (VIF's coarsest filter), "
+                f"got {w}x{h}")
+    return None
 
 
 def _adm_in_groups(
@@ -207,8 +214,7 @@ class VmafScorer:
         self.model = model if isinstance(model, VmafModel) else VmafModel.load(model)
         self.mode = resolve_mode(self.model, mode)
         self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise VmafDistillError(f"device {device!r}: no CUDA device is available here")
+        check_device(device)
         if self.mode == "float" and dtype not in (torch.float32, torch.float64):
             # float16/bfloat16 moved VMAF by ~4.5 in a test: not libvmaf's numbers
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
@@ -246,10 +252,8 @@ class VmafScorer:
         if self.mode == "exact":
             self._update_exact(ref, dist, ref_bit_depth, dist_bit_depth or ref_bit_depth)
             return
-        h, w = np.shape(ref)[-2:]
-        if min(h, w) < (side := vif_min_size(self.model.vif_options.kernelscale)):
-            raise VideoInputError(f"float mode needs frames of at least {side}x{side} (VIF's "
-                                  f"coarsest filter), got {w}x{h}")
+        if (problem := float_size_problem(self.model, *size)) is not None:
+            raise VideoInputError(problem)  # the input's problem here, not the caller's
         r = to_vmaf_domain(ref, ref_bit_depth, dtype=self.dtype).to(self.device)
         d = to_vmaf_domain(dist, dist_bit_depth or ref_bit_depth, dtype=self.dtype).to(
             self.device
@@ -317,14 +321,23 @@ def float_printed_names(model: VmafModel) -> dict[str, str]:
     from .adm import AdmOptions
     from .vif import VifOptions
 
-    def suffix(value: float, default: float) -> str:
-        return "" if value == default else f"_egl_{value:g}"
-
-    adm = suffix(model.adm_options.enhn_gain_limit, AdmOptions().enhn_gain_limit)
-    vif = suffix(model.vif_options.enhn_gain_limit, VifOptions().enhn_gain_limit)
+    adm = egl_suffix(model.adm_options.enhn_gain_limit, AdmOptions().enhn_gain_limit)
+    vif = egl_suffix(model.vif_options.enhn_gain_limit, VifOptions().enhn_gain_limit)
     names = {n: n + adm for n in FLOAT_METRICS if n.startswith(("adm", "aim"))}
     names.update({f"vif_scale{s}": f"vif_scale{s}{vif}" for s in range(4)})
     return names
+
+
+def check_device(device: str | torch.device) -> None:
+    """Fail early, in one line, on a device this torch build cannot use."""
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise VmafDistillError(f"--device {device!r}: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise VmafDistillError(
+            f"--device {device}: no CUDA device is available to torch {torch.__version__}"
+        )
 
 
 def resolve_mode(model: VmafModel, mode: str | None) -> str:

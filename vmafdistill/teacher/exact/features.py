@@ -112,15 +112,17 @@ class ExactOptions:
     motion: Motion3Options = field(default_factory=Motion3Options)
 
 
-def _suffix(value: float, default: float) -> str:
+def egl_suffix(value: float, default: float) -> str:
+    """The suffix libvmaf prints after a feature name whose enhancement gain limit is not the
+    default (``_egl_1`` for the neg models), else ``""``."""
     # libvmaf appends ``_<alias>_<value>`` for each non-default feature parameter (%g format).
     return "" if value == default else f"_egl_{value:g}"
 
 
 def printed_names(opts: ExactOptions) -> dict[str, str]:
     """Canonical name -> the name libvmaf prints for it in integer mode with these options."""
-    adm = _suffix(opts.adm.enhn_gain_limit, IntegerAdmOptions().enhn_gain_limit)
-    vif = _suffix(opts.vif.enhn_gain_limit, IntegerVifOptions().enhn_gain_limit)
+    adm = egl_suffix(opts.adm.enhn_gain_limit, IntegerAdmOptions().enhn_gain_limit)
+    vif = egl_suffix(opts.vif.enhn_gain_limit, IntegerVifOptions().enhn_gain_limit)
     names = {n: f"integer_{n}{adm}" for n in EXACT_METRICS if n.startswith(("adm", "aim"))}
     names.update({f"vif_scale{s}": f"integer_vif_scale{s}{vif}" for s in range(4)})
     names["motion"] = "VMAF_integer_feature_motion_sad_score"
