@@ -8,11 +8,14 @@ machines (Hydra multirun launchers) fill the same cache and are merged afterward
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -234,26 +237,8 @@ def _run_all(
         if workers <= 1:
             run_inline()
             return results, errors
-        ctx = multiprocessing.get_context("spawn")
         try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                     initializer=_init_worker) as pool:
-                pending: dict[Future[Any], str] = {
-                    pool.submit(fn, *args): name for name, args in tasks
-                }
-                while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        name = pending.pop(fut)
-                        try:
-                            results[name] = fut.result()
-                        except BrokenProcessPool:
-                            raise
-                        except Exception as exc:
-                            errors[name] = _error_text(exc)
-                            bar.write(f"FAILED {name}: {errors[name]}")
-                        bar.set_postfix_str(name, refresh=False)
-                        bar.update(1)
+            _run_pool(fn, tasks, workers, results, errors, bar)
         except BrokenProcessPool:
             # Some hosts cannot start worker processes (e.g. inside another launcher's worker):
             # finish the remaining jobs in this process instead of failing them.
@@ -262,6 +247,64 @@ def _run_all(
         return results, errors
     finally:
         bar.close()
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored in this block, so that processes started in it inherit the ignore.
+
+    Workers that ignore it leave a Ctrl-C to the driver, which stops them (no traceback from
+    each worker, none from one still importing). Only the main thread may set handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _run_pool(
+    fn: Any, tasks: list[tuple[str, tuple[Any, ...]]], workers: int,
+    results: dict[str, Any], errors: dict[str, str], bar: Any,
+) -> None:
+    """The tasks on a pool of ``workers`` spawned processes, filling ``results``/``errors``.
+
+    A Ctrl-C (or any other exit before the end) cancels the queued jobs and terminates the
+    workers at once: the pool's own exit would first run every queued job.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
+    finished = False
+    try:
+        with _sigint_ignored():  # the workers start inside submit()
+            pending: dict[Future[Any], str] = {pool.submit(fn, *args): name
+                                               for name, args in tasks}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                name = pending.pop(fut)
+                try:
+                    results[name] = fut.result()
+                except BrokenProcessPool:
+                    raise
+                except Exception as exc:
+                    errors[name] = _error_text(exc)
+                    bar.write(f"FAILED {name}: {errors[name]}")
+                bar.set_postfix_str(name, refresh=False)
+                bar.update(1)
+        finished = True
+    finally:
+        if not finished:
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in processes:
+                proc.terminate()
+            for proc in processes:
+                proc.join(timeout=10)
+        pool.shutdown(wait=True)
 
 
 # --------------------------------------------------------------------------------------------
