@@ -400,7 +400,10 @@ def test_a_mistyped_number_is_a_one_line_error(tmp_path: Path,
 
     corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=4)
     for override, msg in (("optim.lr=abc", "optim.lr='abc': not a number"),
-                          ("optim.max_epochs=2.5", "optim.max_epochs=2.5: not a whole number")):
+                          ("optim.max_epochs=2.5", "optim.max_epochs=2.5: not a whole number"),
+                          ("optim.lr=-1", "optim.lr=-1: must be above 0"),
+                          ("optim.max_epochs=0", "optim.max_epochs=0: must be at least 1"),
+                          ("optim.weight_decay=-0.1", "optim.weight_decay=-0.1: must be at least")):
         assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}",
                      *TRAIN_FAST, "baselines=[]", override]) == 2
         err = capsys.readouterr().err

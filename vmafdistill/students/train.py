@@ -349,10 +349,14 @@ SWEEP_ONLY_LOSS_KEYS: dict[str, tuple[str, ...]] = {"tau": ("temperature",)}
 def checked_optim(optim_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The ``optim`` section with its numbers read as numbers; a value that is not one (a typo
     such as ``optim.lr=abc``) is an error naming the option, not a traceback from deep inside
-    the fit."""
+    the fit; so is one out of range (``optim.lr=-1``: torch's optimizer would raise inside
+    Lightning)."""
     optim = dict(optim_cfg)
     kinds = {"lr": float, "weight_decay": float, "loss_lr": float, "max_epochs": int,
              "batch_size": int}
+    # (smallest allowed, whether it may equal it)
+    bounds = {"lr": (0, False), "loss_lr": (0, False), "weight_decay": (0, True),
+              "max_epochs": (1, True), "batch_size": (1, True)}
     for key, kind in kinds.items():
         value = optim.get(key)
         if value is None:
@@ -363,6 +367,10 @@ def checked_optim(optim_cfg: Mapping[str, Any]) -> dict[str, Any]:
             raise VmafDistillError(f"optim.{key}={value!r}: not a number") from None
         if kind is int and number != float(value):
             raise VmafDistillError(f"optim.{key}={value!r}: not a whole number")
+        low, inclusive = bounds[key]
+        if not (number >= low if inclusive else number > low) or number != number:
+            raise VmafDistillError(
+                f"optim.{key}={value!r}: must be {'at least' if inclusive else 'above'} {low}")
         optim[key] = number
     return optim
 
