@@ -460,3 +460,101 @@ def test_scorer_input_checks() -> None:
         assert s.result().num_frames == 2
     with pytest.raises(ValueError, match=r"float32 or torch\.float64"):
         VmafScorer(mode="float", dtype=torch.float16)
+
+
+def _textured_pair(n: int = 3, h: int = 48, w: int = 64, seed: int = 0) -> tuple[torch.Tensor,
+                                                                                  torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    ref = (torch.rand(n, h, w, generator=g) * 255).round()
+    dist = (ref + torch.randn(n, h, w, generator=g) * 6).clamp(0, 255).round()
+    return ref, dist
+
+
+def test_module_scores_half_precision_frames_in_float32() -> None:
+    """float16/bfloat16 frames (mixed-precision training) give the float32 numbers and keep
+    their gradient; computed in half precision VMAF moved by about 6."""
+    ref, dist = _textured_pair()
+    module = VMAF(mode="float")
+    want = module(ref, dist)
+    for dtype in (torch.float16, torch.bfloat16):
+        d = dist.to(dtype).requires_grad_()
+        got = module(ref.to(dtype), d)
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+        got.sum().backward()
+        assert d.grad is not None and torch.isfinite(d.grad).all()
+
+
+def test_exact_module_clips_like_libvmaf_by_default() -> None:
+    """VMAF('vmaf_v0.6.1') is exact mode: its default must be vmaf_exact's (clipped) numbers
+    (unclipped it read 120.6 where libvmaf prints 100); float mode stays unclipped."""
+    from vmafdistill.teacher.vmaf import vmaf_exact
+
+    ref, dist = _textured_pair(n=4, seed=1)
+    dist = (ref + torch.randn(ref.shape, generator=torch.Generator().manual_seed(2)) * 3
+            ).clamp(0, 255).round()
+    exact = VMAF("vmaf_v0.6.1")
+    got = exact(ref, dist)
+    torch.testing.assert_close(got, vmaf_exact(ref, dist, 8)["vmaf"], rtol=0, atol=0)
+    unclipped = VMAF("vmaf_v0.6.1", clip=False)(ref, dist)
+    assert unclipped.max() > 100 and got.max() == 100  # the case does exercise the clip
+    assert VMAF(mode="float").clip is False
+
+
+@pytest.mark.parametrize("kernels", ["auto", "torch"])
+def test_exact_mode_refuses_out_of_range_samples_on_every_path(
+        kernels: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The torch path (the GPU path) checks the sample range as the compiled path does: it
+    scored negative samples silently and indexed past a table above the range."""
+    from vmafdistill.teacher.vmaf import vmaf_exact
+
+    monkeypatch.setenv("VMAFDISTILL_EXACT_KERNELS", kernels)
+    ref, dist = _textured_pair(n=2, h=40, w=48)
+    for bad in (ref - 128, ref * 4):
+        with pytest.raises(ValueError, match=r"8-bit samples must lie in 0\.\.255"):
+            vmaf_exact(bad, dist, 8)
+    with pytest.raises(ValueError, match=r"8-bit samples must lie in 0\.\.255"):
+        VMAF("vmaf_v0.6.1")(ref * 1.2, dist)  # the module no longer clamps silently
+
+
+def test_teacher_argument_errors_are_one_line() -> None:
+    from vmafdistill.errors import VideoInputError
+    from vmafdistill.teacher import VmafScorer
+    from vmafdistill.teacher.vmaf import vmaf_exact
+
+    ref, dist = _textured_pair(n=2, h=40, w=48)
+    empty = ref[:0]
+    for call in (lambda: VMAF(mode="float")(empty, empty), lambda: vmaf_exact(empty, empty, 8)):
+        with pytest.raises(ValueError, match="no frames to score"):
+            call()
+    with pytest.raises(ValueError, match="at least 33x33"):
+        vmaf_exact(ref[:, :8, :8], dist[:, :8, :8], 8)
+    with pytest.raises(ValueError, match="data_range must be above 0"):
+        VMAF(data_range=0)
+    model = VmafModel.load("vmaf_v0.6.1")
+    torch.testing.assert_close(VMAF(model, mode="float")(ref, dist),
+                               VMAF("vmaf_v0.6.1", mode="float")(ref, dist))
+    scorer = VmafScorer(mode="float")
+    with pytest.raises(ValueError, match=r"bit depth must be 8\.\.16, got 7"):
+        scorer.update(ref.numpy(), dist.numpy(), ref_bit_depth=7)
+    ten_bit = (ref.numpy() * 4).astype(np.uint16)
+    for mode in ("float", "exact"):
+        with pytest.raises(VideoInputError, match=r"values 0\.\.10\d\d, outside 8-bit"):
+            VmafScorer(mode=mode).update(ten_bit, ten_bit)
+
+
+def test_scorer_reset_scores_a_second_clip_afresh() -> None:
+    """After reset() a scorer gives a fresh scorer's numbers (result() alone continues the
+    clip: the second clip's first motion compared it with the first clip's last frame)."""
+    from vmafdistill.teacher import VmafScorer
+
+    a, b = _textured_pair(n=2, seed=3), _textured_pair(n=2, seed=4)
+    for mode in ("float", "exact"):
+        scorer = VmafScorer(mode=mode)
+        scorer.update(a[0].numpy().astype(np.uint8), a[1].numpy().astype(np.uint8))
+        scorer.result()
+        scorer.reset()
+        scorer.update(b[0].numpy().astype(np.uint8), b[1].numpy().astype(np.uint8))
+        fresh = VmafScorer(mode=mode)
+        fresh.update(b[0].numpy().astype(np.uint8), b[1].numpy().astype(np.uint8))
+        for name, values in fresh.result().metrics.items():
+            np.testing.assert_array_equal(scorer.result().metrics[name], values, err_msg=name)

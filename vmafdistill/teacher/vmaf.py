@@ -22,11 +22,11 @@ from .exact.features import (
     EXACT_METRICS,
     egl_suffix,
     exact_frame_features,
+    exact_input_problem,
     finish_motion,
     printed_names,
     release_buffers,
 )
-from .exact.integer_adm import MIN_SIZE as ADM_MIN_SIZE
 from .model import VmafModel, predict_clip
 from .motion import motion2_from_motion, motion_blur, motion_sad
 from .motion3 import Motion3Options, motion3_from_sad
@@ -73,6 +73,8 @@ def frame_features(
         raise ValueError(f"reference {tuple(ref.shape)} and distorted {tuple(dist.shape)} differ")
     if ref.dim() != 3:
         raise ValueError(f"expected (N, H, W) frames, got shape {tuple(ref.shape)}")
+    if ref.shape[0] == 0:
+        raise ValueError("no frames to score: the (N, H, W) input has N = 0")
     if (problem := float_size_problem(model, *ref.shape[-2:])) is not None:
         raise ValueError(problem)
     feats: dict[str, torch.Tensor] = {}
@@ -88,11 +90,19 @@ def frame_features(
 ADM_FRAMES_PER_CALL_CPU = 2
 
 
+#: The smallest side libvmaf's float ADM scores correctly: at 16 its scale-3 band is one sample
+#: wide and libvmaf reads outside it (measured: adm_scale3 6.76 where 17 px and up agree with
+#: libvmaf to the printed digit).
+FLOAT_ADM_MIN_SIZE = 17
+
+
 def float_size_problem(model: VmafModel, h: int, w: int) -> str | None:
-    """Why float mode cannot score ``h x w`` frames (below VIF's coarsest filter), or None."""
-    if min(h, w) < (side := vif_min_size(model.vif_options.kernelscale)):
-        return (f"float mode needs frames of at least {side}x{side} (VIF's coarsest filter), "
-                f"got {w}x{h}")
+    """Why float mode cannot score ``h x w`` frames (below VIF's coarsest filter or ADM's
+    coarsest band), or None."""
+    side = max(vif_min_size(model.vif_options.kernelscale), FLOAT_ADM_MIN_SIZE)
+    if min(h, w) < side:
+        return (f"float mode needs frames of at least {side}x{side} (VIF's coarsest filter, "
+                f"ADM's coarsest band), got {w}x{h}")
     return None
 
 
@@ -249,6 +259,9 @@ class VmafScorer:
             raise VideoInputError(f"frame size changed mid-stream from {self._size[1]}x"
                                   f"{self._size[0]} to {size[1]}x{size[0]}")
         self._size = size  # type: ignore[assignment]
+        for name, frames, bd in (("reference", ref, ref_bit_depth),
+                                 ("distorted", dist, dist_bit_depth or ref_bit_depth)):
+            check_samples(name, frames, bd)
         if self.mode == "exact":
             self._update_exact(ref, dist, ref_bit_depth, dist_bit_depth or ref_bit_depth)
             return
@@ -278,19 +291,24 @@ class VmafScorer:
         self._bit_depth = rbd
         r = _as_tensor(ref).to(self.device)
         d = _as_tensor(dist).to(self.device)
-        h, w = r.shape[-2:]
-        if min(h, w) < ADM_MIN_SIZE:
-            # libvmaf's integer ADM reads outside its buffers below this size.
-            raise VideoInputError(
-                f"exact mode needs frames of at least {ADM_MIN_SIZE}x{ADM_MIN_SIZE} (libvmaf's "
-                f"integer ADM), got {w}x{h}; use --mode float for smaller frames"
-            )
+        if (problem := exact_input_problem(r, rbd)) is not None:
+            raise VideoInputError(problem)  # the input's problem here, not the caller's
         feats, self._history = exact_frame_features(
             r, d, rbd, self.model.exact_options, history=self._history, start=self._seen
         )
         self._seen += r.shape[0]
         for name, value in feats.items():
             self._parts.setdefault(name, []).append(value.numpy())
+
+    def reset(self) -> None:
+        """Forget every frame scored so far, to score another clip with the same settings
+        (:meth:`result` does not reset: more chunks would continue the same clip)."""
+        self._size = None
+        self._prev_blur = None
+        self._history = None
+        self._seen = 0
+        self._bit_depth = None
+        self._parts = {}
 
     def result(self) -> VmafResult:
         """Finish the clip: ``motion2``, ``motion3`` and VMAF per frame."""
@@ -326,6 +344,25 @@ def float_printed_names(model: VmafModel) -> dict[str, str]:
     names = {n: n + adm for n in FLOAT_METRICS if n.startswith(("adm", "aim"))}
     names.update({f"vif_scale{s}": f"vif_scale{s}{vif}" for s in range(4)})
     return names
+
+
+def check_samples(name: str, frames: np.ndarray | torch.Tensor, bit_depth: int) -> None:
+    """Fail in one line on a bit depth outside 8..16, or integer samples above it (10-bit
+    frames declared 8-bit would be scored as other numbers, not refused)."""
+    if not 8 <= int(bit_depth) <= 16:
+        raise ValueError(f"{name} bit depth must be 8..16, got {bit_depth}")
+    if isinstance(frames, np.ndarray):
+        floating, size, kind = frames.dtype.kind == "f", frames.size, frames.dtype
+    else:
+        floating, size, kind = frames.is_floating_point(), frames.numel(), frames.dtype
+    if floating or size == 0 or str(kind).endswith("uint8"):
+        return  # float frames may hold anything a caller computed; 8-bit ones cannot overflow
+    lo, hi = int(frames.min()), int(frames.max())
+    if lo < 0 or hi > (1 << int(bit_depth)) - 1:
+        raise VideoInputError(
+            f"{name} frames hold values {lo}..{hi}, outside {bit_depth}-bit samples "
+            f"(0..{(1 << int(bit_depth)) - 1}); pass their bit depth (ref_bit_depth=, "
+            "dist_bit_depth=)")
 
 
 def check_device(device: str | torch.device) -> None:
@@ -395,24 +432,29 @@ class VMAF(nn.Module):
     so shuffled or mixed batches change every frame's score.
     ``mode=None`` takes the model's default: exact for ``vmaf_v0.6.1``, ``vmaf_v0.6.1neg`` and
     ``vmaf_4k_v0.6.1``, float for ``vmaf_float_*``. Training code wants ``mode="float"``.
+    ``clip=None`` takes the mode's: exact mode clips to [0, 100] as libvmaf does, float mode
+    does not (gradients survive near 0 and 100). float16/bfloat16 frames are scored in float32
+    (in half precision VMAF moved by about 6).
     """
 
     def __init__(
         self,
-        model: str = "vmaf_v0.6.1",
+        model: VmafModel | str = "vmaf_v0.6.1",
         *,
         data_range: float = 255.0,
-        clip: bool = False,
+        clip: bool | None = None,
         mode: str | None = None,
         bit_depth: int = 8,
     ) -> None:
         super().__init__()
         if not 8 <= int(bit_depth) <= 16:
             raise ValueError(f"bit_depth must be 8..16, got {bit_depth}")
-        self.model = VmafModel.load(model)
+        if not float(data_range) > 0:
+            raise ValueError(f"data_range must be above 0, got {data_range}")
+        self.model = model if isinstance(model, VmafModel) else VmafModel.load(model)
         self.mode = resolve_mode(self.model, mode)
         self.data_range = float(data_range)
-        self.clip = clip
+        self.clip = (self.mode == "exact") if clip is None else bool(clip)
         self.bit_depth = int(bit_depth)
 
     def forward(self, ref: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
@@ -425,13 +467,19 @@ class VMAF(nn.Module):
                     "VMAF(mode='exact') reproduces libvmaf's fixed-point features, which have "
                     "no gradient; use VMAF(..., mode='float') to backpropagate through VMAF"
                 )
-            top = float((1 << self.bit_depth) - 1)
-            to_samples = top / self.data_range
-            r = (ref.detach().to(torch.float64) * to_samples).round().clamp(0, top)
-            d = (dist.detach().to(torch.float64) * to_samples).round().clamp(0, top)
+            to_samples = float((1 << self.bit_depth) - 1) / self.data_range
+            # rounded, not clamped: values outside the range raise, as vmaf_exact's do
+            r = (ref.detach().to(torch.float64) * to_samples).round()
+            d = (dist.detach().to(torch.float64) * to_samples).round()
             return vmaf_exact(r, d, self.bit_depth, self.model,
                               clip=self.clip)["vmaf"].to(ref.device)
+        ref, dist = _at_least_float32(ref), _at_least_float32(dist)
         # the frames' bit_depth-bit samples in libvmaf's float domain (10-bit: / 4 - 128)
         top = float((1 << self.bit_depth) - 1)
         scale = top / self.data_range / float(1 << (self.bit_depth - 8))
         return vmaf(ref * scale - 128.0, dist * scale - 128.0, self.model, clip=self.clip)["vmaf"]
+
+
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision frames in float32 (differentiably); others unchanged."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x

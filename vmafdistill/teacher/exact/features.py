@@ -24,6 +24,7 @@ import torch
 
 from ..motion3 import Motion3Options, motion3_from_sad, motion_sad_scores
 from .backend import use_compiled_kernels
+from .integer_adm import MIN_SIZE as ADM_MIN_SIZE
 from .integer_adm import IntegerAdmOptions, integer_adm
 from .integer_vif import IntegerVifOptions, integer_vif
 
@@ -143,6 +144,30 @@ def _to_samples(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def exact_input_problem(frames: torch.Tensor, bit_depth: int) -> str | None:
+    """Why exact mode cannot score these ``(N, H, W)`` frames (none, too small, a bit depth
+    outside 8..16), or None."""
+    if not 8 <= int(bit_depth) <= 16:
+        return f"bit depth must be 8..16, got {bit_depth}"
+    if frames.shape[0] == 0:
+        return "no frames to score: the (N, H, W) input has N = 0"
+    h, w = frames.shape[-2:]
+    if min(h, w) < ADM_MIN_SIZE:
+        # libvmaf's integer ADM reads outside its buffers below this size.
+        return (f"exact mode needs frames of at least {ADM_MIN_SIZE}x{ADM_MIN_SIZE} (libvmaf's "
+                f"integer ADM), got {w}x{h}; use --mode float for smaller frames")
+    return None
+
+
+def _check_sample_range(frames: torch.Tensor, bit_depth: int) -> None:
+    """The compiled path's range check, for the torch path (where a value above the range
+    indexes past a lookup table and a negative one is scored silently)."""
+    lo, hi = frames.min().item(), frames.max().item()
+    if lo < 0 or hi > (1 << bit_depth) - 1:
+        raise ValueError(f"{bit_depth}-bit samples must lie in 0..{(1 << bit_depth) - 1}, "
+                         f"got values from {lo:g} to {hi:g}")
+
+
 @torch.no_grad()
 def exact_frame_features(
     ref: torch.Tensor,
@@ -163,8 +188,13 @@ def exact_frame_features(
     ref, dis = _to_samples(ref), _to_samples(dis)
     if ref.shape != dis.shape or ref.dim() != 3:
         raise ValueError(f"expected two equal (N, H, W) shapes, got {ref.shape} and {dis.shape}")
+    if (problem := exact_input_problem(ref, bit_depth)) is not None:
+        raise ValueError(problem)
     n = ref.shape[0]
     cpu = ref.device.type == "cpu"
+    if not (cpu and use_compiled_kernels(ref)):  # the compiled path checks as it converts
+        for frames in (ref, dis):
+            _check_sample_range(frames, bit_depth)
     group = (FRAMES_PER_CALL_COMPILED if use_compiled_kernels(ref) else FRAMES_PER_CALL_CPU
              ) if cpu else n
     spans = [(i, i + group) for i in range(0, n, group)]
