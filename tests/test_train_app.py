@@ -408,3 +408,32 @@ def test_a_mistyped_number_is_a_one_line_error(tmp_path: Path,
                      *TRAIN_FAST, "baselines=[]", override]) == 2
         err = capsys.readouterr().err
         assert msg in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("sweeper", ["basic", "optuna"])
+def test_a_failed_job_of_an_in_process_sweep(tmp_path: Path, sweeper: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A job error in an in-process sweep is printed once as it happens, the other jobs run,
+    and the command ends with exit 2 and a count (not the first error again). Under Optuna a
+    failed trial used to return NaN, which the sweeper cannot take: a traceback about told
+    values, no further trials and no optimization_results.yaml."""
+    from vmafdistill.cli import main
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=4, seed=3)
+    sweep = tmp_path / "sweep"
+    if sweeper == "basic":
+        args = ["student=mlp", "student.activation=gelu,bogus"]
+    else:
+        args = ["hparams_search=optuna", "hydra.sweeper.n_trials=4",
+                "student.activation=choice(gelu,bogus)", "hydra.sweeper.sampler.seed=4"]
+    rc = main(["train", "-m", f"corpus_dir={corpus}", *TRAIN_FAST, "baselines=[]",
+               "optim.max_epochs=5", *args, f"hydra.sweep.dir={sweep}"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    failed = err.count("unknown 'bogus'")
+    assert failed >= 1 and "Traceback" not in err, err
+    assert f"{failed} sweep job{'s' if failed > 1 else ''} failed" in err, err
+    done = len(list(sweep.glob("*/metrics.json")))
+    assert done == (1 if sweeper == "basic" else 4 - failed) and done >= 1
+    if sweeper == "optuna":
+        assert (sweep / "optimization_results.yaml").is_file()

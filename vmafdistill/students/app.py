@@ -20,7 +20,8 @@ def hydra_app(config_name: str, job: Any) -> Any:
 
     ``job(cfg, run_dir, overrides) -> float`` runs inside Hydra. A :class:`VmafDistillError`
     is not handed to Hydra (which would print a traceback and exit 1): it is kept and the job
-    returns NaN, so a sweep goes on and the caller re-raises the first error afterwards.
+    returns NaN (+inf under the Optuna sweeper), so a sweep goes on; afterwards the caller
+    raises the run's error, or for a sweep a count of its failed jobs.
     """
     import hydra
     from hydra.core.hydra_config import HydraConfig
@@ -28,6 +29,7 @@ def hydra_app(config_name: str, job: Any) -> Any:
     from ..config import conf_dir
 
     errors: list[VmafDistillError] = []
+    multirun: list[bool] = []  # set by a job of a sweep
 
     @hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")
     def task(cfg: Any) -> float:
@@ -38,15 +40,19 @@ def hydra_app(config_name: str, job: Any) -> Any:
             if hc.mode.name == "MULTIRUN":  # said as it happens; a single run's error is
                 # printed once, by the CLI, when run_hydra re-raises it
                 print(f"vmafdistill {config_name}: error: {exc}", file=sys.stderr)
+                multirun.append(True)
             if not _in_process_launcher(hc):
                 # joblib/submitit run the job in another process: errors[] would never reach
                 # the caller, a raised error does (Hydra's sweeper re-raises it once the
                 # batch has run, and the command exits non-zero)
                 raise
             errors.append(exc)
-            return math.nan
+            # Optuna cannot take a NaN (its sweeper then fails with a traceback and runs no
+            # further trials): a failed trial is the worst objective, which it steers away from
+            return math.inf if _optuna_sweep(hc) else math.nan
 
     task.errors = errors  # type: ignore[attr-defined]
+    task.multirun = multirun  # type: ignore[attr-defined]
     return task
 
 
@@ -54,6 +60,12 @@ def _in_process_launcher(hc: Any) -> bool:
     """Whether Hydra runs the jobs in this process (a single run, or the basic launcher)."""
     target = str((hc.launcher or {}).get("_target_", "")) if "launcher" in hc else ""
     return hc.mode.name != "MULTIRUN" or target.endswith("BasicLauncher") or not target
+
+
+def _optuna_sweep(hc: Any) -> bool:
+    """Whether the sweep is the Optuna sweeper's."""
+    target = str((hc.sweeper or {}).get("_target_", "")) if "sweeper" in hc else ""
+    return hc.mode.name == "MULTIRUN" and "optuna" in target.lower()
 
 
 def run_hydra(command: str, config_name: str, job: Any, argv: list[str]) -> int:
@@ -74,8 +86,18 @@ def run_hydra(command: str, config_name: str, job: Any, argv: list[str]) -> int:
     finally:
         sys.argv = saved
     if task.errors:
-        raise task.errors[0]
+        raise _first_error(task)
     return 0
+
+
+def _first_error(task: Any) -> VmafDistillError:
+    """The error to end with: a single run's own; for a sweep, whose jobs' errors were
+    printed as they happened, how many failed (not the first one again)."""
+    if not task.multirun:
+        return task.errors[0]
+    n = len(task.errors)
+    return VmafDistillError(f"{n} sweep job{'s' if n > 1 else ''} failed (error"
+                            f"{'s' if n > 1 else ''} above)")
 
 
 def _train_job(cfg: Any, run_dir: Path, overrides: list[str]) -> float:
