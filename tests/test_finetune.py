@@ -168,3 +168,27 @@ def test_an_exported_student_keeps_its_training_loss(tmp_path: Path) -> None:
     card_file.write_text(json.dumps(card))
     _, _, rebuilt = bundle_from_onnx(onnx)
     assert rebuilt["config"] == {}  # finetune_loss then names its fallback
+
+
+@pytest.mark.parametrize("student", [
+    ["student=logistic", "features=rate7"],  # no log-transformed column: log_mask pruned
+    ["student=soft_tree", "student.routing=axis", "student.depth=2", "student.n_trees=2"],
+])
+def test_an_exported_student_rebuilds_whatever_the_export_folded(tmp_path: Path,
+                                                                 student: list[str]) -> None:
+    """bundle_from_onnx (fine-tuning from an ONNX) rebuilt neither a student without a
+    log-transformed column (the exporter prunes the unused log_mask) nor an axis-routed soft
+    tree (constant folding keeps softmax(routing logits), not the logits): "initializers do
+    not fit". Both rebuild now, within the parity tolerance of the graph, and fine-tune."""
+    from vmafdistill import api
+    from vmafdistill.students.shipped import bundle_from_onnx
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=6)
+    assert run_train(corpus, tmp_path / "run", "baselines=[]", "optim.max_epochs=40",
+                     *student) == 0
+    onnx = tmp_path / "s.onnx"
+    api.export(tmp_path / "run" / "student.pt", onnx, corpus_dir=corpus)
+    _, _, meta = bundle_from_onnx(onnx)  # raises unless it matches the graph
+    assert meta["rebuilt_from"]["parity_max_abs"] <= 1e-5  # PARITY_TOL
+    assert finetune(f"ckpt={onnx}", f"corpus_dir={corpus}", "optim.max_epochs=5",
+                    f"hydra.run.dir={tmp_path / 'ft'}") == 0

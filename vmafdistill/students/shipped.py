@@ -72,6 +72,36 @@ def _domain_rows(card: Mapping[str, Any], n: int = 512, seed: int = 0) -> np.nda
     return x
 
 
+def _complete_state(model: Any, state: dict[str, Any], inits: Mapping[str, Any]) -> None:
+    """Put back into ``state`` what the export leaves out of the initializers.
+
+    * buffers the graph never reads, which the exporter prunes (``log_mask`` of a student
+      with no log-transformed column): the rebuilt module's own, made from the card;
+    * an axis-routed soft tree's routing logits, which constant folding replaces by their
+      softmax (an unnamed initializer whose columns sum to 1): its log has the same softmax.
+
+    A wrong guess cannot pass unnoticed: the caller compares the rebuilt module with the graph.
+    """
+    import torch
+
+    own = model.state_dict()
+    buffers = {name for name, _ in model.named_buffers()}
+    folded = [torch.from_numpy(np.array(v)) for k, v in inits.items()
+              if not k.startswith("inner.")]
+    for name in sorted(own.keys() - state.keys()):
+        if name in buffers:
+            state[name] = own[name]
+            continue
+        owner = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else None
+        if getattr(owner, "routing", None) != "axis" or not name.endswith(".weight"):
+            continue
+        for cand in folded:
+            if tuple(cand.shape) == tuple(own[name].shape) and bool(
+                    torch.allclose(cand.sum(dim=0), torch.ones(()).to(cand), atol=1e-5)):
+                state[name] = torch.log(cand.clamp_min(1e-300)).to(own[name].dtype)
+                break
+
+
 def bundle_from_onnx(
     onnx_path: str | Path, card_path: str | Path | None = None
 ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
@@ -105,6 +135,7 @@ def bundle_from_onnx(
         cfg = complete_student_cfg(cfg)  # a key an older card lacks: from conf/student
         model = scaled_student(cfg, state["mean"], state["std"], names,
                                card.get("transforms") or {}, card.get("interactions") or [])
+        _complete_state(model, state, inits)
         model.load_state_dict(state, strict=True)
     except (RuntimeError, ValueError, KeyError, VmafDistillError) as exc:
         raise ModelError(f"{onnx_path}: initializers do not fit the student the card "
