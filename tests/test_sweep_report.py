@@ -31,6 +31,29 @@ def test_winner_rule_closed_form() -> None:
     assert pick_winner(table)[0] == 4
 
 
+def test_winner_ties_go_to_the_first_run_in_numeric_order() -> None:
+    """Hydra names runs 0..N: a tie between runs 8..11 goes to "8" (sorted as text, "10")."""
+    runs = [str(i) for i in range(12)]
+    table = pd.DataFrame({"run": runs, "mae": [2.0] * 8 + [1.0] * 4,
+                          "fold_plcc_std": [0.1] * 12})
+    assert table.loc[pick_winner(table)[0], "run"] == "8"
+
+
+def test_one_fold_has_no_spread_and_a_spread_needs_two() -> None:
+    """A one-fold run (cv=hash) has an undefined fold spread, not 0 (which made it the most
+    stable run of any sweep)."""
+    from vmafdistill.students.train import summarise_predictions
+
+    rng = np.random.default_rng(0)
+    y = rng.uniform(20, 90, 40)
+    oof = pd.DataFrame({"vmaf": y, "pred": y + rng.normal(0, 3, 40), "fold": 0})
+    one = summarise_predictions(oof, [70])
+    assert np.isnan(one["fold_plcc_std"]) and np.isnan(one["fold_mae_std"])
+    oof["fold"] = np.arange(40) % 2
+    two = summarise_predictions(oof, [70])
+    assert two["fold_plcc_std"] > 0 and two["fold_mae_std"] > 0
+
+
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from vmafdistill.cli import main
@@ -120,3 +143,15 @@ def test_inert_tau_is_reported() -> None:
     notes = inert_override_notes(table)
     assert len(notes) == 1 and "inert for huber, mse" in notes[0]
     assert inert_override_notes(table.iloc[[1, 3]]) == []  # the huber run has no tau override
+
+
+def test_report_quotes_the_winners_own_baseline(tmp_path: Path) -> None:
+    """The headline's GBDT(50) figure is the winner's folds', not the first run's."""
+    for run, mae, gbdt in (("0", 3.0, 2.9), ("1", 1.0, 1.3)):
+        d = tmp_path / run
+        d.mkdir()
+        (d / "metrics.json").write_text(json.dumps({
+            "overrides": [f"cv={'a' if run == '0' else 'b'}"], "oof": {"mae": mae},
+            "fold_plcc_std": 0.01, "baselines": {"gbdt50": {"oof": {"mae": gbdt}}}}))
+    write_report(tmp_path)
+    assert "GBDT(50) on the same folds: MAE 1.300" in (tmp_path / "report.md").read_text()

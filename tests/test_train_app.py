@@ -437,3 +437,18 @@ def test_a_failed_job_of_an_in_process_sweep(tmp_path: Path, sweeper: str,
     assert done == (1 if sweeper == "basic" else 4 - failed) and done >= 1
     if sweeper == "optuna":
         assert (sweep / "optimization_results.yaml").is_file()
+
+
+def test_too_few_rows_for_the_interval_is_an_error(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A 99 % interval needs >= 99 out-of-fold rows: with fewer the pooled quantile is
+    infinite, and the run shipped q = Infinity (every interval [0, 100]) without a word."""
+    from vmafdistill.cli import main
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=4)
+    assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}",
+                 *TRAIN_FAST, "baselines=[]", "optim.max_epochs=5",
+                 "conformal.alpha=0.01"]) == 2
+    err = capsys.readouterr().err
+    assert "conformal.alpha=0.01" in err and "too few" in err and "Traceback" not in err, err
+    assert not (tmp_path / "r" / "student.pt").exists()

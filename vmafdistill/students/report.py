@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -124,8 +125,21 @@ def pick_winner(table: pd.DataFrame) -> tuple[int, pd.Series]:
     eligible &= mae.notna()
     if not eligible.any():
         raise VmafDistillError("sweep report: no run with a finite MAE")
-    cand = table[eligible].sort_values(["mae", "run"], kind="mergesort")
+    cand = table[eligible].sort_values(["mae", "run"], kind="mergesort", key=_run_order)
     return int(cand.index[0]), eligible
+
+
+def _run_order(column: pd.Series) -> pd.Series:
+    """Sort key: run directories in numeric order (Hydra's "10" after "8"), other columns as
+    they are."""
+    if column.name != "run":
+        return column
+    return column.astype(str).map(lambda r: re.sub(r"\d+", lambda m: m.group().zfill(12), r))
+
+
+def winner_baseline(table: pd.DataFrame, win: int) -> float:
+    """The winner's own GBDT(50) MAE on its folds (NaN when it ran no baselines)."""
+    return float(table.loc[win, "gbdt50_mae"])
 
 
 def _fmt(v: Any) -> str:
@@ -157,9 +171,9 @@ def _plots(root: Path, table: pd.DataFrame, win: int, eligible: pd.Series,
     ax.barh(range(len(order)), order["mae"].fillna(0), color=colours)
     ax.set_yticks(range(len(order)), labels, fontsize=7)
     ax.invert_yaxis()
-    gbdt = table["gbdt50_mae"].dropna()
-    if len(gbdt):
-        ax.axvline(float(gbdt.iloc[0]), color="k", ls="--", lw=1, label="GBDT(50) same folds")
+    gbdt = winner_baseline(table, win)
+    if not math.isnan(gbdt):
+        ax.axvline(gbdt, color="k", ls="--", lw=1, label="GBDT(50), winner's folds")
         ax.legend(fontsize=7, loc="lower right")
     ax.set_xlabel("mean OOF MAE (VMAF points)")
     ax.set_title("red: winner; grey: fold PLCC std above the median", fontsize=8)
@@ -209,8 +223,8 @@ def write_report(root: str | Path) -> dict[str, Any]:
     f1_cols = [c for c in table.columns if c.startswith("f1_")]
     cols = ["run", "varying", "mae", "rmse", "plcc", "srocc", *f1_cols, "coverage",
             "fold_plcc_std", "eligible", "winner"]
-    ordered = table.sort_values(["mae", "run"], na_position="last")
-    gbdt = table["gbdt50_mae"].dropna()
+    ordered = table.sort_values(["mae", "run"], na_position="last", key=_run_order)
+    gbdt = winner_baseline(table, win)
     spread = table["fold_plcc_std"]
     median_spread = float(np.nanmedian(spread)) if spread.notna().any() else math.nan
     notes = inert_override_notes(table)
@@ -228,7 +242,7 @@ def write_report(root: str | Path) -> dict[str, Any]:
         f": MAE {_fmt(table.loc[win, 'mae'])}, PLCC {_fmt(table.loc[win, 'plcc'])}, "
         f"SROCC {_fmt(table.loc[win, 'srocc'])}, coverage {_fmt(table.loc[win, 'coverage'])} "
         f"(nominal {_fmt(table.loc[win, 'nominal'])})"
-        + (f"; GBDT(50) on the same folds: MAE {_fmt(float(gbdt.iloc[0]))}" if len(gbdt) else "")
+        + (f"; GBDT(50) on the same folds: MAE {_fmt(gbdt)}" if not math.isnan(gbdt) else "")
         + ".",
         "",
         *[f"Note: {n}" for n in notes],

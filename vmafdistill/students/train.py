@@ -488,11 +488,13 @@ def summarise_predictions(
         folds.append({"fold": int(fold), **m})
     plcc = np.array([f["plcc"] for f in folds], dtype=float)
     mae = np.array([f["mae"] for f in folds], dtype=float)
+    # a spread needs two folds: one fold's "std" of 0 read as the most stable run in sweeps
     return {
         "oof": regression_metrics(y, p),
         "folds": folds,
-        "fold_plcc_std": float(np.nanstd(plcc)) if np.isfinite(plcc).any() else float("nan"),
-        "fold_mae_std": float(np.std(mae)) if len(mae) else float("nan"),
+        "fold_plcc_std": float(np.nanstd(plcc)) if np.isfinite(plcc).sum() >= 2
+        else float("nan"),
+        "fold_mae_std": float(np.std(mae)) if len(mae) >= 2 else float("nan"),
         "guard": guard_metrics(y, p, list(thresholds)),
     }
 
@@ -711,6 +713,11 @@ def conformal_summary(oof: pd.DataFrame, plan: ConformalPlan, target: str) -> di
             f"a {1 - alpha:.0%} conformal quantile (need >= {math.ceil((1 - alpha) / alpha)}); "
             "use final_q=pooled or a larger alpha"
         )
+    if not math.isfinite(final_q):  # the card would ship q = Infinity: [0, 100] everywhere
+        raise VmafDistillError(
+            f"conformal.alpha={alpha}: {len(oof_abs)} out-of-fold rows are too few for a "
+            f"{1 - alpha:.0%} conformal quantile (need >= {math.ceil((1 - alpha) / alpha)}); "
+            "use a larger alpha or a larger corpus")
     return {
         "alpha": alpha, "nominal": 1.0 - alpha, "coverage": cov,
         "per_fold_coverage": per_fold_cov,
