@@ -452,3 +452,15 @@ def test_too_few_rows_for_the_interval_is_an_error(tmp_path: Path,
     err = capsys.readouterr().err
     assert "conformal.alpha=0.01" in err and "too few" in err and "Traceback" not in err, err
     assert not (tmp_path / "r" / "student.pt").exists()
+
+
+def test_split_conformal_logs_val_mae_on_its_calibration_rows(tmp_path: Path) -> None:
+    """The docs promise val_mae in the fold logs; train passed no validation rows at all.
+    With conformal.method=split the calibration rows are validated on."""
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=6)
+    assert run_train(corpus, tmp_path / "r", "student=logistic", "baselines=[]",
+                     "optim.max_epochs=20", "conformal.method=split",
+                     "trainer.check_val_every_n_epoch=10") == 0
+    log = pd.read_csv(tmp_path / "r" / "logs" / "fold0" / "metrics.csv")
+    assert log["val_mae"].notna().sum() == 2  # epochs 10 and 20
+    assert (log["val_mae"].dropna() > 0).all()

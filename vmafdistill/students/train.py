@@ -629,7 +629,10 @@ def fit_fold(
         fit_idx, cal_idx = tr[fit_pos], tr[cal_pos]
     else:
         fit_idx = tr
-    model, _ = fit_student(plain, x, y, names, fit_idx, None, run_dir, f"fold{k}")
+    # the calibration rows of `split` are held out from the fit: validated on (val_mae in the
+    # logs), they change nothing in the fit
+    model, _ = fit_student(plain, x, y, names, fit_idx, cal_idx if len(cal_idx) else None,
+                           run_dir, f"fold{k}")
     if plan.method == "split" and len(cal_idx):
         cal_res = np.abs(y[cal_idx] - predict(model, x[cal_idx]))
     elif plan.method == "nested":
