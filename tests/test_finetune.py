@@ -110,6 +110,13 @@ def test_finetune_errors(source_run: Path, corpus_b: Path, tmp_path: Path,
                     f"hydra.run.dir={tmp_path}", "freeze=[nothing.here]") == 2
     err = capsys.readouterr().err
     assert "nothing.here" in err and "student.body.0.weight" in err
+    # train's Lightning checkpoint: pointed at the run's bundle, not "not a bundle"
+    ckpt = source_run / "checkpoints" / "final.ckpt"
+    ckpt.parent.mkdir(exist_ok=True)
+    ckpt.write_bytes(b"lightning")  # the fixture's run skipped it (checkpoint_final=false)
+    assert finetune(f"ckpt={ckpt}", f"corpus_dir={corpus_b}", f"hydra.run.dir={tmp_path}") == 2
+    assert f"ckpt={source_run.resolve() / 'student.pt'}" in capsys.readouterr().err
+    ckpt.unlink()
 
 
 def test_interaction_student_trains_checks_monotone_and_finetunes(
@@ -192,3 +199,27 @@ def test_an_exported_student_rebuilds_whatever_the_export_folded(tmp_path: Path,
     assert meta["rebuilt_from"]["parity_max_abs"] <= 1e-5  # PARITY_TOL
     assert finetune(f"ckpt={onnx}", f"corpus_dir={corpus}", "optim.max_epochs=5",
                     f"hydra.run.dir={tmp_path / 'ft'}") == 0
+
+
+def test_a_learned_temperature_is_the_bundles_loss_tau(tmp_path: Path) -> None:
+    """With loss.learnable_tau the bundle's loss config kept the initial tau (1.0): fine-tuning
+    restarted there. It now records the tau training ended with (learned_loss_params.tau)."""
+    import math
+
+    from vmafdistill.students.bundle import load_bundle
+    from vmafdistill.students.losses import build_loss
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=6)
+    assert run_train(corpus, tmp_path / "run", "baselines=[]", "optim.max_epochs=60",
+                     "student=logistic", "loss=temperature", "loss.learnable_tau=true") == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    learned = metrics["learned_loss_params"]
+    # the recorded tau is what the learned raw_tau means
+    loss = build_loss({"name": "temperature", "space": "vmaf", "tau": 1.0,
+                       "learnable_tau": True})
+    with torch.no_grad():
+        loss.raw_tau.fill_(learned["raw_tau"])
+    assert learned["tau"] == pytest.approx(loss.tau, rel=1e-6)
+    assert not math.isclose(learned["tau"], 1.0, rel_tol=1e-3)  # it did move
+    _, meta = load_bundle(tmp_path / "run" / "student.pt")
+    assert meta["config"]["loss"]["tau"] == pytest.approx(learned["tau"])

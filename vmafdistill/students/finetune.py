@@ -48,6 +48,12 @@ def resolve_ckpt(ckpt: str | Path) -> Path:
         path = Path(bundle)
     if not path.is_file():
         raise VmafDistillError(f"ckpt {path}: no such student bundle")
+    if path.suffix == ".ckpt":  # train's checkpoints/final.ckpt: Lightning's, not a bundle
+        bundle = path.resolve().parent.parent / "student.pt"
+        hint = f"ckpt={bundle}" if bundle.is_file() else "the run's student.pt"
+        raise VmafDistillError(
+            f"ckpt {path}: a Lightning checkpoint (no scaler, features or interval); fine-tune "
+            f"from the run's student bundle instead: {hint}")
     return path
 
 

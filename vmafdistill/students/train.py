@@ -760,6 +760,8 @@ def fit_final(
     )
     learned = {n: float(p.detach().reshape(-1)[0]) for n, p in final_loss.named_parameters()
                if p.numel() == 1}
+    if getattr(final_loss, "learnable_tau", False):
+        learned["tau"] = float(final_loss.tau)  # what raw_tau means, in the config's units
     # interactions can bend a monotone input's slope: check the promise on every training row
     monotone = checked_monotone(final_model, data.x, data.feature_names,
                                 plain["student"].get("monotone"))
@@ -805,6 +807,16 @@ def run_metrics(
     return metrics
 
 
+def _with_learned_loss(plain: Mapping[str, Any], learned: Mapping[str, float]) -> dict[str, Any]:
+    """The run config with a learned temperature as the loss's ``tau``: the bundle (and the
+    exported card) then record the loss the student ended with, and fine-tuning starts there
+    instead of at the initial tau."""
+    out = dict(plain)
+    if "tau" in learned and (plain.get("loss") or {}).get("learnable_tau"):
+        out["loss"] = {**plain["loss"], "tau": learned["tau"]}
+    return out
+
+
 def save_run(
     plain: Mapping[str, Any], data: TrainData, oof: pd.DataFrame, final_model: torch.nn.Module,
     metrics: dict[str, Any], run_dir: Path, t0: float,
@@ -827,7 +839,7 @@ def save_run(
         "conformal": {"alpha": conf["alpha"], "q": conf["final_q"], "rule": conf["final_q_rule"]},
         "guard_thresholds": metrics["guard_thresholds"],
         "target": data.target,
-        "config": _finite(plain),
+        "config": _finite(_with_learned_loss(plain, metrics["learned_loss_params"])),
     }
     save_bundle(run_dir / "student.pt", final_model, plain["student"], meta)
     metrics["wall_time_s"] = time.perf_counter() - t0
