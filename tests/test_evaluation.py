@@ -365,3 +365,32 @@ def test_unseen_report_tables() -> None:
     by_source = group_table(rows, "source", lambda r: r["source"])
     assert by_source[3] == "| a | 2 | 72.50 | 81.50 | 12.00 | +9.00 | 50% |"
     assert by_source[4] == "| b | 1 | 70.00 | 66.00 | 4.00 | -4.00 | 100% |"
+
+
+def test_baseline_imputation_reads_only_each_folds_training_rows() -> None:
+    """NaN features are filled per fold with the training rows' median (the median over all
+    rows, test fold included, leaked the test fold into the baselines' fit)."""
+    from vmafdistill.evaluation.baselines import _fold_imputed
+
+    x = np.array([[1.0, np.nan], [3.0, 10.0], [np.nan, 20.0], [100.0, np.nan], [np.nan, 40.0]])
+    train, test = np.array([0, 1, 2]), np.array([3, 4])
+    x_train, x_test = _fold_imputed(x, train, test)
+    np.testing.assert_array_equal(x_train, [[1, 15], [3, 10], [2, 20]])  # medians 2, 15
+    np.testing.assert_array_equal(x_test, [[100, 15], [2, 40]])
+    df = synthetic_samples(n_sources=2, shots=2, variants=2)
+    splits = make_splits(df, {"name": "leave_one_source_out"})
+    df.loc[0, "sobel_mean"] = np.nan
+    out = fit_predict_baselines(df, splits, FEATURES, ["linear"], impute_nan=True)
+    assert np.isfinite(out["pred"]).all() and len(out) == len(df)
+
+
+def test_baseline_cache_key_follows_the_entrys_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edited conf/baselines.yaml entry is fitted anew (the key was the name alone)."""
+    from vmafdistill.evaluation import baselines
+    from vmafdistill.students.train import _baseline_key
+
+    cfg = {"cv": {"name": "loso"}, "features": "f", "baselines": ["gbdt50"]}
+    before = _baseline_key({"corpus_hash": "h"}, cfg, 10)
+    edited = {**baselines.baseline_specs(), "gbdt50": {"estimator": "gbdt", "n_estimators": 60}}
+    monkeypatch.setattr(baselines, "baseline_specs", lambda: edited)
+    assert _baseline_key({"corpus_hash": "h"}, cfg, 10) != before

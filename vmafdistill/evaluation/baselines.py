@@ -9,6 +9,7 @@ predictions.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -70,6 +71,20 @@ def _seeded(est: Any, seed: int) -> Any:
     return est.set_params(**seeds) if seeds else est
 
 
+def _fold_imputed(x: np.ndarray, train: np.ndarray, test: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """A fold's training and test rows, NaN features filled with the training rows' median
+    (0 for a column with no training value)."""
+    x_train, x_test = x[train], x[test]
+    if not (np.isnan(x_train).any() or np.isnan(x_test).any()):
+        return x_train, x_test
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column's median
+        median = np.nan_to_num(np.nanmedian(x_train, axis=0), nan=0.0)
+    return (np.where(np.isnan(x_train), median, x_train),
+            np.where(np.isnan(x_test), median, x_test))
+
+
 def fit_predict_baselines(
     samples: pd.DataFrame,
     splits: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -78,9 +93,14 @@ def fit_predict_baselines(
     seed: int = 0,
     target: str = "vmaf",
     specs: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    impute_nan: bool = False,
 ) -> pd.DataFrame:
     """Out-of-fold predictions of each baseline in ``names`` (of ``specs``, default
     ``conf/baselines.yaml``) on ``splits``.
+
+    ``impute_nan``: fill NaN features with the median of each fold's training rows (the trees
+    here take no NaN; a median over all rows would read the test fold).
 
     Returns a DataFrame with columns ``sample_id, model, fold, pred`` (one row per test row per
     fold per model). Missing columns, NaN/inf features or an unknown name raise
@@ -96,7 +116,8 @@ def fit_predict_baselines(
         raise VmafDistillError(f"baselines: unknown {unknown}; known: {sorted(specs)}")
     x = samples[list(feature_names)].to_numpy(dtype=np.float64)
     y = samples[target].to_numpy(dtype=np.float64)
-    bad = [c for c, ok in zip(feature_names, np.isfinite(x).all(axis=0), strict=True) if not ok]
+    finite = np.isfinite(x) | (np.isnan(x) if impute_nan else False)
+    bad = [c for c, ok in zip(feature_names, finite.all(axis=0), strict=True) if not ok]
     if bad or not np.isfinite(y).all():
         raise VmafDistillError(f"baselines: non-finite values in column(s) "
                                f"{bad or [target]}")
@@ -105,10 +126,11 @@ def fit_predict_baselines(
     for name in names:
         for fold, (train, test) in enumerate(splits):
             est = _seeded(make_baseline(name, specs), seed)
-            est.fit(x[train], y[train])
+            x_train, x_test = _fold_imputed(x, train, test)
+            est.fit(x_train, y[train])
             frames.append(pd.DataFrame({
                 "sample_id": ids[test], "model": name, "fold": fold,
-                "pred": est.predict(x[test]).astype(np.float64),
+                "pred": est.predict(x_test).astype(np.float64),
             }))
     if not frames:
         return pd.DataFrame(columns=["sample_id", "model", "fold", "pred"])

@@ -406,9 +406,16 @@ def predict(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
 
 
 def _baseline_key(manifest: Mapping[str, Any], cfg: Mapping[str, Any], n_rows: int) -> str:
+    """Cache key of a run's baselines: corpus, folds, features, target and each baseline's
+    parameters (an edited entry of conf/baselines.yaml is fitted anew)."""
+    from ..evaluation.baselines import baseline_specs
+
+    names = list(cfg.get("baselines") or [])
+    specs = baseline_specs()
     blob = json.dumps({
         "corpus_hash": manifest.get("corpus_hash"), "cv": cfg["cv"], "features": cfg["features"],
-        "target": cfg.get("target", "vmaf"), "baselines": list(cfg.get("baselines") or []),
+        "target": cfg.get("target", "vmaf"), "baselines": names,
+        "specs": [specs.get(n) for n in names], "imputation": "fold median",
         "seed": cfg.get("seed", 0), "rows": n_rows,
     }, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -441,14 +448,11 @@ def baseline_oof(
     for path in candidates:
         if path.is_file():
             return read_table(path), str(path)
-    feats = samples[list(feature_names)]
-    if feats.isna().to_numpy().any():
-        # sklearn trees here take no NaN: fill with the column median (the student imputes
-        # the training mean inside its graph instead)
-        samples = samples.assign(**{c: feats[c].fillna(feats[c].median()) for c in feats})
+    # sklearn trees here take no NaN: each fold fills them with its training rows' median (the
+    # student imputes the training mean inside its graph instead)
     oof = fit_predict_baselines(
         samples, splits, list(feature_names), names,
-        seed=int(cfg.get("seed", 0)), target=cfg.get("target", "vmaf"),
+        seed=int(cfg.get("seed", 0)), target=cfg.get("target", "vmaf"), impute_nan=True,
     )
     for path in candidates:
         try:
