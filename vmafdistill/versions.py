@@ -16,6 +16,7 @@ __all__ = [
     "FEATURE_SET_VERSION",
     "SCHEMA_VERSION",
     "SHOTS_VERSION",
+    "V1016_TEACHER_VERSION",
 ]
 
 #: Corpus table columns: bump when a column is renamed, removed or changes meaning.
@@ -25,6 +26,10 @@ SCHEMA_VERSION = 4
 
 #: Bump whenever any feature's definition or default parameter changes (cache invalidation).
 FEATURE_SET_VERSION = 1
+
+#: Bump when the torch teacher's v1.0.16 numbers change (invalidates its cached labels; the
+#: v0.6.1 labels keep their keys). 2: SpEED's float32 ``1 + variance``, as libvmaf rounds it.
+V1016_TEACHER_VERSION = 2
 
 #: Bump when the shot-cut algorithm changes (invalidates cached shot lists).
 SHOTS_VERSION = 1

@@ -34,7 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--model",
         default="vmaf_v0.6.1",
         help="vmaf_v0.6.1 (default), vmaf_v0.6.1neg, vmaf_4k_v0.6.1, vmaf_float_v0.6.1 (and "
-        "the other vmaf_float_* names), or a model JSON path",
+        "the other vmaf_float_* names), the v1.0.16 models vmaf_v1.0.16_3d0h, _5d0h, "
+        "_3d0h_2160, _1d5h_2160 and their hfr_ twins, or a model JSON path",
     )
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
     p.add_argument("--chunk", type=int, default=8, help="frames decoded and scored at a time")
@@ -42,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--dtype",
         choices=("float32", "float64"),
         default="float32",
-        help="compute precision of float mode",
+        help="compute precision of float mode (the v1.0.16 models compute as libvmaf does)",
     )
     p.add_argument(
         "--mode",

@@ -188,7 +188,12 @@ def teacher_identity(teacher_cfg: dict[str, Any]) -> dict[str, str]:
     model = str(teacher_cfg.get("model", "vmaf_v0.6.1"))
     mode = teacher_mode(teacher_cfg)
     if backend == "torch":
+        from ..teacher.model_v1016 import is_v1016_model
+        from ..versions import V1016_TEACHER_VERSION
+
         version = f"vmafdistill {__version__} torch {mode}"
+        if is_v1016_model(model):
+            version += f" v1.0.16 t{V1016_TEACHER_VERSION}"
     elif backend == "libvmaf":
         from ..oracle import libvmaf_version
         from ..teacher.model_v1016 import V1016_MODELS, is_v1016_model

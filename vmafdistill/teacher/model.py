@@ -51,7 +51,7 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
         if not path.is_file():
             raise ModelError(f"model file {path}: no such file")
         return path
-    known = ", ".join(sorted(MODEL_ALIASES))
+    known = ", ".join([*sorted(MODEL_ALIASES), *sorted(V1016_MODELS)])
     raise ModelError(f"unknown VMAF model {text!r}: use one of {known} or a JSON path")
 
 

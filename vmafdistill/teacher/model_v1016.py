@@ -128,7 +128,7 @@ def is_v1016_model(name_or_path: str | Path) -> bool:
     if text in V1016_MODELS:
         return True
     path = Path(text)
-    if path.suffix != ".json" or not path.is_file():
+    if not path.is_file():  # any suffix (my_model.JSON): the document decides
         return False
     try:
         return is_v1016_document(json.loads(path.read_text()))

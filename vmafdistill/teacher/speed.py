@@ -210,15 +210,27 @@ def _est_params(d: np.ndarray, sigma_nn: np.float32) -> tuple[np.ndarray, np.nda
 
 
 def _weights(mode: int, s_ref: np.ndarray, s_dis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r, d = s_ref.astype(np.float64), s_dis.astype(np.float64)
+    """libvmaf's variance weights ``log2(1 + variance)`` per block, in its C arithmetic: the
+    variances are float, so ``1 + v`` and ``v_ref + v_dis`` are rounded to float32, and the
+    halving and the 0.75/0.25 mixes are double. Rounding ``1 + v`` matters: with equal chroma
+    planes libvmaf's SpEED is a few 1e-6 where double arithmetic gives exactly 0, which turns
+    on the model's chroma correction (3d0h read 80.7 where libvmaf reads 86.9)."""
+    f32, f64 = np.float32, np.float64
+    r32, d32 = s_ref.astype(f32), s_dis.astype(f32)
+    r, d = r32.astype(f64), d32.astype(f64)
+    plain_r = np.log2((f32(1) + r32).astype(f64))  # log2(1 + v): float sum, double log
+    plain_d = np.log2((f32(1) + d32).astype(f64))
+    half = (r32 + d32).astype(f64) / 2.0  # (v_ref + v_dis) / 2.0: float sum, double halving
     table = {
-        0: (r, d), 1: (r, r), 2: (d, d), 3: ((r + d) / 2.0, (r + d) / 2.0),
-        4: (r, (r + d) / 2.0), 5: (r, 0.75 * r + 0.25 * d), 6: (r, 0.25 * r + 0.75 * d),
+        0: lambda: (plain_r, plain_d), 1: lambda: (plain_r, plain_r),
+        2: lambda: (plain_d, plain_d), 3: lambda: (np.log2(1.0 + half),) * 2,
+        4: lambda: (plain_r, np.log2(1.0 + half)),
+        5: lambda: (plain_r, np.log2(1.0 + (0.75 * r + 0.25 * d))),
+        6: lambda: (plain_r, np.log2(1.0 + (0.25 * r + 0.75 * d))),
     }
     if mode not in table:
         raise ValueError(f"speed_weight_var_mode {mode} is not supported (0-6)")
-    a, b = table[mode]
-    return np.log2(1.0 + a), np.log2(1.0 + b)
+    return table[mode]()
 
 
 def speed_score_plane(ref: np.ndarray, dis: np.ndarray, opts: SpeedOptions) -> tuple[float, bool]:

@@ -120,6 +120,12 @@ class V1016Scorer:
         if dist_uv is None or ref_uv is None:
             require_chroma(None, model=self.model.name)
             return
+        ref_c, dist_c = tuple(np.shape(ref_uv[0])[-2:]), tuple(np.shape(dist_uv[0])[-2:])
+        if ref_c != dist_c:  # 4:2:0 against 4:4:4: SpEED compares the planes block for block
+            raise VideoInputError(
+                f"model {self.model.name}: reference and distorted chroma planes differ "
+                f"({ref_c[1]}x{ref_c[0]} vs {dist_c[1]}x{dist_c[0]}: other chroma subsampling);"
+                " convert one of them (ffmpeg -pix_fmt) first")
         feats: dict[str, torch.Tensor] = {}
         feats[self.model.printed_names()["cambi"]] = cambi(dy.to(torch.int32), bit_depth,
                                                            self.cambi_opts)
