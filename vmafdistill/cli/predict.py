@@ -60,8 +60,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=(
             "Decode VIDEO, cut it into shots, read per-shot bitrate and codec from its packets, "
             "compute the student's features and predict VMAF with an exported ONNX student. "
-            "Prints one quality token per shot ({shot, start, end, codec, res, pred_vmaf, "
-            "interval, band, issue, flags}) and a one-line summary per video. Band and issue "
+            "Prints one quality token per shot ({shot, start, end, codec, res, bitrate_kbps, "
+            "qp (quantizer students), pred_vmaf, interval, band, issue, flags}) and a one-line "
+            "summary per video. Band and issue "
             "rules come from the model card; the flags below override them."
         ),
     )
