@@ -175,6 +175,21 @@ def test_cached_rerun_is_identical_and_does_no_work(built) -> None:
     assert ensure_corpus(cfg) == Path(cfg["out_dir"])
 
 
+def test_replacing_a_corpus_built_with_other_settings_warns(
+        built, capsys: pytest.CaptureFixture[str]) -> None:
+    """out_dir follows the corpus name, so `corpus ladder=av1` alone rebuilt the pilot corpus
+    in place without a word; a rerun with the same settings stays quiet."""
+    from vmafdistill.corpus.build import _warn_if_replacing
+
+    cfg, _ = built
+    capsys.readouterr()
+    build_corpus(cfg)
+    assert "warning" not in capsys.readouterr().err
+    _warn_if_replacing(Path(cfg["out_dir"]), "another build key")
+    err = capsys.readouterr().err
+    assert "built with other settings" in err and "replaces it" in err, err
+
+
 def _cli(args: list[str], **kw: object) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "vmafdistill", "corpus", *args], cwd=REPO,

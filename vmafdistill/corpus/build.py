@@ -325,6 +325,22 @@ def _tables_dir(cfg: Mapping[str, Any], out_dir: Path) -> Path:
     return out_dir
 
 
+def _warn_if_replacing(out_dir: Path, key: str) -> None:
+    """Say so when ``out_dir`` holds a corpus built with other settings, which this build
+    replaces (out_dir follows the corpus name: ``ladder=av1`` alone lands on the pilot's)."""
+    try:
+        old = read_manifest(out_dir) if (out_dir / MANIFEST).is_file() else None
+    except VmafDistillError:
+        return  # unreadable: nothing to describe, the build rewrites it
+    if old and old.get("build_key") not in (None, key):
+        conf = old.get("config") or {}
+        teacher = conf.get("teacher") or {}
+        print(f"vmafdistill corpus: warning: {out_dir} holds a corpus built with other settings "
+              f"(ladder {(conf.get('ladder') or {}).get('name', '?')}, teacher "
+              f"{teacher.get('backend', '?')} {teacher.get('mode', '')}); this build replaces "
+              "it (give a variant its own out_dir=...)", file=sys.stderr, flush=True)
+
+
 def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
     """Build (or finish, or re-assemble) the corpus a composed ``conf/corpus.yaml`` describes.
 
@@ -356,6 +372,8 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
 
     jobs = [(s, i) for s in sources for i in range(len(rungs))]
     shard = cfg.get("shard") or {}
+    if not shard.get("count") and len(sources) == len(planned):
+        _warn_if_replacing(out_dir, build_key(cfg, sources))
     if shard.get("count"):
         k, n = int(shard["index"]), int(shard["count"])
         if not 0 <= k < n:
