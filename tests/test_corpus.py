@@ -450,6 +450,26 @@ def test_a_folder_corpus_skips_hidden_files(tmp_path: Path) -> None:
                                                                               "sub/b.mp4"]
 
 
+def test_a_folder_corpus_names_skipped_files_and_copies(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Files of other extensions were skipped without a word, and two copies of one file
+    became two sources (leave-one-source-out then trains on the held-out one's copy)."""
+    from vmafdistill.corpus.build import _note_input_surprises
+
+    for rel in ("a.mp4", "clip.MXF", "notes.txt", ".hidden.txt"):
+        (tmp_path / rel).write_bytes(b"x")
+    _note_input_surprises({"root": str(tmp_path), "extensions": [".mp4"]},
+                          [{"source_id": "a", "sha256": "1"}, {"source_id": "a-copy",
+                                                                "sha256": "1"},
+                           {"source_id": "b", "sha256": "2"}])
+    err = capsys.readouterr().err
+    assert "2 file(s)" in err and "clip.MXF" in err and ".hidden" not in err, err
+    assert "sources a, a-copy are the same file" in err, err
+    from vmafdistill.config import conf_dir
+
+    assert ".mxf" in (conf_dir() / "corpus" / "folder.yaml").read_text()
+
+
 def test_ctrl_c_stops_worker_pool_at_once() -> None:
     """A Ctrl-C during a pooled build cancels the queued jobs and ends the workers at once.
 
@@ -473,3 +493,70 @@ def test_ctrl_c_stops_worker_pool_at_once() -> None:
     assert time.perf_counter() - started < 10
     assert multiprocessing.active_children() == []
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_sigterm_stops_worker_pool_at_once() -> None:
+    """A SIGTERM (timeout, SLURM, systemd) ends a pooled build as a Ctrl-C does: exit status
+    143 and no worker left (the workers lived on, re-parented, after the driver died)."""
+    import multiprocessing
+    import signal
+    import threading
+    import time
+
+    from vmafdistill.corpus.build import _run_all
+
+    tasks = [(f"job{i}", (30,)) for i in range(6)]
+    timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGTERM))
+    started = time.perf_counter()
+    timer.start()
+    with pytest.raises(SystemExit) as stopped:
+        _run_all(time.sleep, tasks, workers=2, progress=False, desc="rungs")
+    assert stopped.value.code == 143
+    assert time.perf_counter() - started < 10
+    assert multiprocessing.active_children() == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie nobody reaped counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in state
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
+def test_workers_end_when_their_driver_is_killed(tmp_path: Path) -> None:
+    """SIGKILL (or an OOM kill) of the driver runs no cleanup: each worker notices its parent
+    is gone and ends itself within seconds instead of blocking on the queue forever."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pids = tmp_path / "pids"
+    script = (
+        "import multiprocessing, threading, time\n"
+        "from vmafdistill.corpus.build import _run_all\n"
+        "def dump():\n"
+        "    time.sleep(3)\n"
+        f"    open({str(pids)!r}, 'w').write(' '.join(str(p.pid) for p in "
+        "multiprocessing.active_children()))\n"
+        "threading.Thread(target=dump, daemon=True).start()\n"
+        "_run_all(time.sleep, [(f'j{i}', (60,)) for i in range(4)], workers=2, "
+        "progress=False, desc='rungs')\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parents[1])
+    try:
+        deadline = time.time() + 60
+        while not (pids.is_file() and pids.read_text().strip()) and time.time() < deadline:
+            time.sleep(0.2)
+        children = [int(p) for p in pids.read_text().split()]
+        assert children
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    deadline = time.time() + 15
+    while any(_alive(p) for p in children) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in children), children

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -394,3 +395,22 @@ def test_baseline_cache_key_follows_the_entrys_parameters(monkeypatch: pytest.Mo
     edited = {**baselines.baseline_specs(), "gbdt50": {"estimator": "gbdt", "n_estimators": 60}}
     monkeypatch.setattr(baselines, "baseline_specs", lambda: edited)
     assert _baseline_key({"corpus_hash": "h"}, cfg, 10) != before
+
+
+def test_evaluate_output_paths_are_ready_before_any_work(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """--json/--markdown into a missing directory crashed with a traceback after all the
+    corpus work; their directories are now made up front (as --plot's was), and a directory
+    given as the output file is refused before any work."""
+    from vmafdistill.evaluation import unseen
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("reached the corpus work")
+
+    monkeypatch.setattr(unseen, "_unseen_corpus_config", no_work)
+    outs = {"markdown": tmp_path / "a" / "r.md", "json_path": tmp_path / "b" / "r.json"}
+    with pytest.raises(RuntimeError, match="corpus work"):
+        unseen.evaluate_unseen(**outs)
+    assert all(p.parent.is_dir() for p in outs.values())
+    with pytest.raises(VmafDistillError, match="is a directory"):
+        unseen.evaluate_unseen(json_path=tmp_path)

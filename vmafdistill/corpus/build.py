@@ -149,11 +149,21 @@ def build_key(cfg: Mapping[str, Any], sources: list[dict[str, Any]]) -> str:
 
 
 def _init_worker() -> None:
-    """Each worker is one single-threaded job at a time (workers, not threads, use the cores)."""
+    """Each worker is one single-threaded job at a time (workers, not threads, use the cores),
+    and ends itself when its driver is gone (killed by SIGKILL, or an OOM kill: the pool's
+    workers otherwise live on, re-parented, blocked on the queue)."""
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
     torch.set_num_threads(1)
+    driver = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == driver:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="driver-watch", daemon=True).start()
 
 
 def _error_text(exc: BaseException) -> str:
@@ -238,7 +248,8 @@ def _run_all(
             run_inline()
             return results, errors
         try:
-            _run_pool(fn, tasks, workers, results, errors, bar)
+            with _sigterm_raises():
+                _run_pool(fn, tasks, workers, results, errors, bar)
         except BrokenProcessPool:
             # Some hosts cannot start worker processes (e.g. inside another launcher's worker):
             # finish the remaining jobs in this process instead of failing them.
@@ -247,6 +258,24 @@ def _run_all(
         return results, errors
     finally:
         bar.close()
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """A SIGTERM (``timeout``, SLURM, systemd) raises SystemExit(143) in this block, so the
+    pool's cleanup stops the workers as for a Ctrl-C (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -325,6 +354,30 @@ def _tables_dir(cfg: Mapping[str, Any], out_dir: Path) -> Path:
     return out_dir
 
 
+def _note_input_surprises(corpus_cfg: Mapping[str, Any], sources: list[dict[str, Any]]) -> None:
+    """Say what a folder corpus leaves out (other extensions) and which sources are the same
+    file (a copy in another fold leaks a held-out source into training)."""
+    root = corpus_cfg.get("root")
+    if root not in (None, "", "???") and Path(str(root)).is_dir():
+        exts = {e.lower() for e in corpus_cfg.get("extensions", [])}
+        root_p = Path(str(root))
+        skipped = sorted(str(p.relative_to(root_p)) for p in root_p.rglob("*") if p.is_file()
+                         and p.suffix.lower() not in exts
+                         and not any(part.startswith(".") for part in p.relative_to(root_p).parts))
+        if skipped:
+            print(f"vmafdistill corpus: note: {len(skipped)} file(s) under {root_p} skipped "
+                  f"(extension not in corpus.extensions): {', '.join(skipped[:5])}"
+                  f"{' ...' if len(skipped) > 5 else ''}", file=sys.stderr, flush=True)
+    by_sha: dict[str, list[str]] = {}
+    for s in sources:
+        by_sha.setdefault(str(s.get("sha256")), []).append(str(s["source_id"]))
+    for ids in by_sha.values():
+        if len(ids) > 1:
+            print(f"vmafdistill corpus: warning: sources {', '.join(ids)} are the same file: "
+                  "cross-validation by source then trains on a copy of the held-out one",
+                  file=sys.stderr, flush=True)
+
+
 def _warn_if_replacing(out_dir: Path, key: str) -> None:
     """Say so when ``out_dir`` holds a corpus built with other settings, which this build
     replaces (out_dir follows the corpus name: ``ladder=av1`` alone lands on the pilot's)."""
@@ -369,6 +422,7 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
                 for sid, err in src_errors.items()]
     _maybe_fail_fast(cfg, failures)
     sources = [src_results[sid] for _, sid in planned if sid in src_results]
+    _note_input_surprises(cfg["corpus"], sources)
 
     jobs = [(s, i) for s in sources for i in range(len(rungs))]
     shard = cfg.get("shard") or {}

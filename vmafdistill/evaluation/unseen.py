@@ -158,6 +158,11 @@ def evaluate_unseen(
 
     model = Path(model) if model is not None else default_model_path()
     pred = Predictor(model)  # a bad model path fails here, not after minutes of corpus work
+    for out in (markdown, json_path, plot):  # so do output paths (as --plot already did)
+        if out:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+            if Path(out).is_dir():
+                raise VmafDistillError(f"{out}: is a directory, not an output file")
     cfg, src, name = _unseen_corpus_config(Path(cache), ladder, workers, noise, kinds)
     report = build_corpus(cfg)
     if report.failures:
