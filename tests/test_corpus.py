@@ -495,26 +495,46 @@ def test_ctrl_c_stops_worker_pool_at_once() -> None:
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
 def test_sigterm_stops_worker_pool_at_once() -> None:
     """A SIGTERM (timeout, SLURM, systemd) ends a pooled build as a Ctrl-C does: exit status
     143 and no worker left (the workers lived on, re-parented, after the driver died)."""
     import multiprocessing
     import signal
+    import subprocess
     import threading
     import time
 
     from vmafdistill.corpus.build import _run_all
 
-    tasks = [(f"job{i}", (30,)) for i in range(6)]
-    timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGTERM))
+    # each job runs a child process, as the encoders are: it must stop with its worker
+    tasks = [(f"job{i}", (["sleep", "37.25"],)) for i in range(6)]
+    timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGTERM))
     started = time.perf_counter()
     timer.start()
     with pytest.raises(SystemExit) as stopped:
-        _run_all(time.sleep, tasks, workers=2, progress=False, desc="rungs")
+        _run_all(subprocess.call, tasks, workers=2, progress=False, desc="rungs")
     assert stopped.value.code == 143
     assert time.perf_counter() - started < 10
     assert multiprocessing.active_children() == []
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    deadline = time.time() + 5
+    while _running("sleep 37.25") and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _running("sleep 37.25")
+
+
+def _running(cmdline: str) -> list[int]:
+    """Live processes whose command line is ``cmdline`` (zombies excluded)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except OSError:
+            continue
+        if cmd == cmdline and _alive(int(proc.name)):
+            found.append(int(proc.name))
+    return found
 
 
 def _alive(pid: int) -> bool:
@@ -544,8 +564,9 @@ def test_workers_end_when_their_driver_is_killed(tmp_path: Path) -> None:
         f"    open({str(pids)!r}, 'w').write(' '.join(str(p.pid) for p in "
         "multiprocessing.active_children()))\n"
         "threading.Thread(target=dump, daemon=True).start()\n"
-        "_run_all(time.sleep, [(f'j{i}', (60,)) for i in range(4)], workers=2, "
-        "progress=False, desc='rungs')\n")
+        "import subprocess\n"
+        "_run_all(subprocess.call, [(f'j{i}', (['sleep', '61.5'],)) for i in range(4)], "
+        "workers=2, progress=False, desc='rungs')\n")
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parents[1])
     try:
         deadline = time.time() + 60
@@ -560,3 +581,7 @@ def test_workers_end_when_their_driver_is_killed(tmp_path: Path) -> None:
     while any(_alive(p) for p in children) and time.time() < deadline:
         time.sleep(0.2)
     assert not any(_alive(p) for p in children), children
+    deadline = time.time() + 5
+    while _running("sleep 61.5") and time.time() < deadline:  # the workers' own children
+        time.sleep(0.2)
+    assert not _running("sleep 61.5")

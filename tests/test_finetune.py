@@ -223,3 +223,36 @@ def test_a_learned_temperature_is_the_bundles_loss_tau(tmp_path: Path) -> None:
     assert not math.isclose(learned["tau"], 1.0, rel_tol=1e-3)  # it did move
     _, meta = load_bundle(tmp_path / "run" / "student.pt")
     assert meta["config"]["loss"]["tau"] == pytest.approx(learned["tau"])
+
+
+def test_a_saturated_learned_temperature_stays_inside_its_bounds() -> None:
+    """At a bound, float32 rounding put tau just outside [tau_min, tau_max] (0.29999998 for
+    0.3), and the bundle's loss then failed to rebuild for fine-tuning."""
+    from vmafdistill.students.losses import build_loss
+    from vmafdistill.students.train import learned_loss_params
+
+    for lo, hi, raw in ((0.3, 3.0, -40.0), (0.25, 3.5, 18.0), (0.3, 3.0, 40.0)):
+        cfg = {"name": "temperature", "space": "vmaf", "tau": 1.0, "learnable_tau": True,
+               "tau_min": lo, "tau_max": hi}
+        loss = build_loss(cfg)
+        with torch.no_grad():
+            loss.raw_tau.fill_(raw)
+        tau = learned_loss_params(loss)["tau"]
+        assert lo <= tau <= hi
+        build_loss({**cfg, "tau": tau})  # rebuilds
+
+
+def test_a_finetuned_bundle_records_its_learned_temperature(tmp_path: Path) -> None:
+    """Fine-tuning kept the starting tau in its bundle (a fine-tune of it restarted there)."""
+    from vmafdistill.students.bundle import load_bundle
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=6)
+    assert run_train(corpus, tmp_path / "run", "baselines=[]", "optim.max_epochs=20",
+                     "student=logistic", "loss=temperature", "loss.learnable_tau=true") == 0
+    assert finetune(f"ckpt={tmp_path / 'run' / 'student.pt'}", f"corpus_dir={corpus}",
+                    "optim.max_epochs=40", f"hydra.run.dir={tmp_path / 'ft'}") == 0
+    learned = json.loads((tmp_path / "ft" / "metrics.json").read_text())["learned_loss_params"]
+    _, start = load_bundle(tmp_path / "run" / "student.pt")
+    _, tuned = load_bundle(tmp_path / "ft" / "student.pt")
+    assert tuned["config"]["loss"]["tau"] == pytest.approx(learned["tau"])
+    assert tuned["config"]["loss"]["tau"] != pytest.approx(start["config"]["loss"]["tau"])

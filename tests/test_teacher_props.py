@@ -558,3 +558,12 @@ def test_scorer_reset_scores_a_second_clip_afresh() -> None:
         fresh.update(b[0].numpy().astype(np.uint8), b[1].numpy().astype(np.uint8))
         for name, values in fresh.result().metrics.items():
             np.testing.assert_array_equal(scorer.result().metrics[name], values, err_msg=name)
+
+
+def test_the_differentiable_module_keeps_16_pixel_sides() -> None:
+    """Scorers refuse 16 px (libvmaf's float ADM is wrong there); the differentiable loss on
+    16x16 crops is well defined and keeps working, with a gradient."""
+    ref, dist = _textured_pair(n=2, h=16, w=16)
+    d = dist.clone().requires_grad_()
+    VMAF(mode="float")(ref, d).sum().backward()
+    assert d.grad is not None and torch.isfinite(d.grad).all()

@@ -156,12 +156,16 @@ def _init_worker() -> None:
     import torch
 
     torch.set_num_threads(1)
+    # Its own process group, so that stopping it stops the encoders it started too (they do
+    # not die with their parent); a terminal's Ctrl-C reaches the driver, which stops it.
+    os.setpgid(0, 0)
     driver = os.getppid()
 
     def watch() -> None:
         while os.getppid() == driver:
             time.sleep(1.0)
-        os._exit(1)
+        os.killpg(0, signal.SIGKILL)  # this worker and its encoders
+
 
     threading.Thread(target=watch, name="driver-watch", daemon=True).start()
 
@@ -260,6 +264,18 @@ def _run_all(
         bar.close()
 
 
+def _stop_worker(proc: Any) -> None:
+    """SIGTERM to a worker's process group (it and the encoders it started), or to the
+    worker alone when it has not made its group yet."""
+    try:
+        if os.getpgid(proc.pid) == proc.pid:
+            os.killpg(proc.pid, signal.SIGTERM)
+            return
+    except (ProcessLookupError, PermissionError):
+        return  # already gone
+    proc.terminate()
+
+
 @contextlib.contextmanager
 def _sigterm_raises() -> Iterator[None]:
     """A SIGTERM (``timeout``, SLURM, systemd) raises SystemExit(143) in this block, so the
@@ -330,7 +346,7 @@ def _run_pool(
             processes = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
             for proc in processes:
-                proc.terminate()
+                _stop_worker(proc)
             for proc in processes:
                 proc.join(timeout=10)
         pool.shutdown(wait=True)
@@ -358,9 +374,9 @@ def _note_input_surprises(corpus_cfg: Mapping[str, Any], sources: list[dict[str,
     """Say what a folder corpus leaves out (other extensions) and which sources are the same
     file (a copy in another fold leaks a held-out source into training)."""
     root = corpus_cfg.get("root")
-    if root not in (None, "", "???") and Path(str(root)).is_dir():
+    if root not in (None, "", "???") and Path(str(root)).expanduser().is_dir():
         exts = {e.lower() for e in corpus_cfg.get("extensions", [])}
-        root_p = Path(str(root))
+        root_p = Path(str(root)).expanduser()
         skipped = sorted(str(p.relative_to(root_p)) for p in root_p.rglob("*") if p.is_file()
                          and p.suffix.lower() not in exts
                          and not any(part.startswith(".") for part in p.relative_to(root_p).parts))

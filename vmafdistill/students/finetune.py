@@ -149,7 +149,7 @@ def save_finetuned(
 ) -> None:
     """``student.pt``: the original bundle's meta with this corpus, held-out metrics and q."""
     from .bundle import save_bundle
-    from .train import _finite
+    from .train import _finite, _with_learned_loss
 
     new_meta = dict(meta)
     for key in ("student_cfg", "feature_names", "transforms", "interactions"):
@@ -164,7 +164,7 @@ def save_finetuned(
                    "rule": "pooled"},
         guard_thresholds=list(plain.get("guard_thresholds") or []),
         target=plain.get("target", "vmaf"),
-        config=_finite(plain),
+        config=_finite(_with_learned_loss(plain, metrics["learned_loss_params"])),
     )
     save_bundle(run_dir / "student.pt", final, meta["student_cfg"], new_meta)
 
@@ -181,7 +181,15 @@ def finetune(
     from ..corpus.tables import atomic_write_json
     from ..evaluation.conformal import conformal_quantile
     from ..evaluation.splits import make_splits
-    from .train import _finite, begin_run, checked_monotone, fit_student, load_rows, predict
+    from .train import (
+        _finite,
+        begin_run,
+        checked_monotone,
+        fit_student,
+        learned_loss_params,
+        load_rows,
+        predict,
+    )
 
     t0 = time.perf_counter()
     plain, run_dir = begin_run(cfg, run_dir)
@@ -202,7 +210,7 @@ def finetune(
     after = _eval(yh, held["pred"].to_numpy(float), thresholds)
     q = float(conformal_quantile(np.abs(yh - held["pred"].to_numpy(float)), alpha))
 
-    final, _ = fit_student(plain, x, y, names, np.arange(len(y)), None, run_dir, "final",
+    final, final_loss = fit_student(plain, x, y, names, np.arange(len(y)), None, run_dir, "final",
                            init=copy.deepcopy(original), frozen=frozen,
                            checkpoint=bool(plain["trainer"].get("checkpoint_final", False)))
     changed = [n for n, p in final.named_parameters()
@@ -228,6 +236,7 @@ def finetune(
         "freeze": frozen,
         "trained_parameters": changed,
         "monotone_check": monotone,
+        "learned_loss_params": learned_loss_params(final_loss),
         "before": {"heldout": before, "all": _eval(y, predict(original, x), thresholds)},
         "after": {"heldout": after},
         "conformal": {"alpha": alpha, "q": q, "source": "pooled held-out residuals after"},

@@ -218,6 +218,7 @@ class TemperatureLoss(DistillLoss):
         self.spacing = (hi_t - lo_t) / (int(n_bins) - 1)
         self.alpha, self.delta = float(alpha), float(delta)
         self.learnable_tau = bool(learnable_tau)
+        self.tau_min, self.tau_max = float(tau_min), float(tau_max)
         self.log_tau_min, self.log_tau_max = math.log(tau_min), math.log(tau_max)
         if self.learnable_tau:
             # log tau = lmin + (lmax - lmin)·sigmoid(raw); raw initialised so tau == tau.

@@ -2,8 +2,8 @@
 
 Winner rule (:data:`WINNER_RULE`): among runs whose fold-to-fold PLCC standard deviation is at
 most the median of that spread across runs (stable runs), the lowest mean out-of-fold MAE wins;
-ties go to the lexicographically first run directory. Runs whose spread is undefined (one fold)
-are eligible only when no run has a defined spread.
+ties go to the first run directory in numeric order (Hydra's 8 before 10). Runs whose spread
+is undefined (one fold) are eligible only when no run has a defined spread.
 
 Outputs in the directory: ``report.md``, ``report.csv``, ``winner.json`` (what ``export``
 reads), ``mae_by_run.png``, ``pred_vs_teacher.png``, ``guard_pr.png``. Torch-free.

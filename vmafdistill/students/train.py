@@ -754,6 +754,18 @@ def baseline_metrics(
     return baselines, base_cache
 
 
+def learned_loss_params(loss: torch.nn.Module) -> dict[str, float]:
+    """The loss's learned scalars (``raw_tau`` ...) and, for a learned temperature, ``tau`` in
+    the config's units, kept inside its bounds (float32 rounding at a saturated bound landed
+    outside them, and the bundle's loss then failed to rebuild)."""
+    learned = {n: float(p.detach().reshape(-1)[0]) for n, p in loss.named_parameters()
+               if p.numel() == 1}
+    if getattr(loss, "learnable_tau", False):
+        lo, hi = float(loss.tau_min), float(loss.tau_max)
+        learned["tau"] = min(max(float(loss.tau), lo), hi)
+    return learned
+
+
 def fit_final(
     plain: Mapping[str, Any], data: TrainData, run_dir: Path
 ) -> tuple[torch.nn.Module, dict[str, float], dict[str, float]]:
@@ -762,10 +774,7 @@ def fit_final(
         plain, data.x, data.y, data.feature_names, np.arange(len(data.samples)), None, run_dir,
         "final", checkpoint=bool(plain["trainer"].get("checkpoint_final", False)),
     )
-    learned = {n: float(p.detach().reshape(-1)[0]) for n, p in final_loss.named_parameters()
-               if p.numel() == 1}
-    if getattr(final_loss, "learnable_tau", False):
-        learned["tau"] = float(final_loss.tau)  # what raw_tau means, in the config's units
+    learned = learned_loss_params(final_loss)
     # interactions can bend a monotone input's slope: check the promise on every training row
     monotone = checked_monotone(final_model, data.x, data.feature_names,
                                 plain["student"].get("monotone"))

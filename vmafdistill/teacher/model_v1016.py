@@ -124,11 +124,16 @@ def resolve_v1016_path(name_or_path: str | Path) -> Path:
 
 def is_v1016_model(name_or_path: str | Path) -> bool:
     """True for a v1.0.16 model name, or a readable JSON file in the v1.0.16 layout."""
+    if not isinstance(name_or_path, (str, Path)):
+        return False  # a loaded model object (VmafModel)
     text = str(name_or_path)
     if text in V1016_MODELS:
         return True
     path = Path(text)
-    if not path.is_file():  # any suffix (my_model.JSON): the document decides
+    try:
+        if not path.is_file():  # any suffix (my_model.JSON): the document decides
+            return False
+    except OSError:  # a name too long to be a path
         return False
     try:
         return is_v1016_document(json.loads(path.read_text()))

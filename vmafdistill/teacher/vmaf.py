@@ -62,12 +62,15 @@ def frame_features(
     prev_ref_blur: torch.Tensor | None = None,
     filter_method: str = "exact",
     aim: bool = False,
+    libvmaf_floor: bool = True,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Per-frame features of a chunk ``(N, H, W)`` in the VMAF domain.
 
     Returns the features (each ``(N,)``; ``motion`` but not ``motion2``, which needs the next
     frame) and the last blurred reference frame to pass as ``prev_ref_blur`` to the next chunk.
     ``aim``: also ADM's ``aim`` and ``adm3`` (printed by libvmaf, read by no v0.6.1 model).
+    ``libvmaf_floor=False`` (the differentiable loss) also takes 16-pixel sides, where the
+    maths is defined but libvmaf's float ADM reads out of bounds (scorers refuse them).
     """
     if ref.shape != dist.shape:
         raise ValueError(f"reference {tuple(ref.shape)} and distorted {tuple(dist.shape)} differ")
@@ -75,7 +78,8 @@ def frame_features(
         raise ValueError(f"expected (N, H, W) frames, got shape {tuple(ref.shape)}")
     if ref.shape[0] == 0:
         raise ValueError("no frames to score: the (N, H, W) input has N = 0")
-    if (problem := float_size_problem(model, *ref.shape[-2:])) is not None:
+    if (problem := float_size_problem(model, *ref.shape[-2:],
+                                      libvmaf_floor=libvmaf_floor)) is not None:
         raise ValueError(problem)
     feats: dict[str, torch.Tensor] = {}
     feats.update(vif_scales(ref, dist, model.vif_options, filter_method=filter_method))
@@ -96,10 +100,13 @@ ADM_FRAMES_PER_CALL_CPU = 2
 FLOAT_ADM_MIN_SIZE = 17
 
 
-def float_size_problem(model: VmafModel, h: int, w: int) -> str | None:
-    """Why float mode cannot score ``h x w`` frames (below VIF's coarsest filter or ADM's
-    coarsest band), or None."""
-    side = max(vif_min_size(model.vif_options.kernelscale), FLOAT_ADM_MIN_SIZE)
+def float_size_problem(model: VmafModel, h: int, w: int, *, libvmaf_floor: bool = True
+                       ) -> str | None:
+    """Why float mode cannot score ``h x w`` frames (below VIF's coarsest filter, or, with
+    ``libvmaf_floor``, below the size where libvmaf's float ADM is right), or None."""
+    side = vif_min_size(model.vif_options.kernelscale)
+    if libvmaf_floor:
+        side = max(side, FLOAT_ADM_MIN_SIZE)
     if min(h, w) < side:
         return (f"float mode needs frames of at least {side}x{side} (VIF's coarsest filter, "
                 f"ADM's coarsest band), got {w}x{h}")
@@ -136,7 +143,7 @@ def vmaf(
     """
     if not isinstance(model, VmafModel):
         model = VmafModel.load(model)
-    feats, _ = frame_features(ref, dist, model, filter_method=filter_method)
+    feats, _ = frame_features(ref, dist, model, filter_method=filter_method, libvmaf_floor=False)
     feats["motion2"] = motion2_from_motion(feats["motion"])
     feats["vmaf"] = model.predict(feats, clip=clip)
     return feats
