@@ -68,6 +68,18 @@ class BuildReport:
 # --------------------------------------------------------------------------------------------
 
 
+def _scan_folder(root: Path, exts: set[str]) -> tuple[list[Path], list[Path]]:
+    """The videos under ``root`` (extension in ``exts``) and the other files, both sorted.
+
+    Hidden files and folders are neither: the .<name>.partial.mp4 a killed or failed
+    `vmafdistill sources` leaves behind, editors' and OS metadata.
+    """
+    files = sorted(p for p in root.rglob("*") if p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    return ([p for p in files if p.suffix.lower() in exts],
+            [p for p in files if p.suffix.lower() not in exts])
+
+
 def plan_sources(corpus_cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
     """``[(spec, source_id)]`` of a corpus config: listed sources, or every video under ``root``."""
     specs = [str(s) for s in corpus_cfg.get("sources") or []]
@@ -77,10 +89,7 @@ def plan_sources(corpus_cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
         if not root_p.is_dir():
             raise VmafDistillError(f"corpus.root {root_p}: not a directory")
         exts = {e.lower() for e in corpus_cfg.get("extensions", [])}
-        # hidden files and folders are not footage: the .<name>.partial.mp4 a killed or failed
-        # `vmafdistill sources` leaves behind, editors' and OS metadata
-        found = sorted(p for p in root_p.rglob("*") if p.is_file() and p.suffix.lower() in exts
-                       and not any(part.startswith(".") for part in p.relative_to(root_p).parts))
+        found, _ = _scan_folder(root_p, exts)
         if not found:
             raise VmafDistillError(
                 f"corpus.root {root_p}: no videos with extensions {sorted(exts)}"
@@ -165,7 +174,6 @@ def _init_worker() -> None:
         while os.getppid() == driver:
             time.sleep(1.0)
         os.killpg(0, signal.SIGKILL)  # this worker and its encoders
-
 
     threading.Thread(target=watch, name="driver-watch", daemon=True).start()
 
@@ -252,7 +260,7 @@ def _run_all(
             run_inline()
             return results, errors
         try:
-            with _sigterm_raises():
+            with _signal_handled(signal.SIGTERM, _raise_exit):
                 _run_pool(fn, tasks, workers, results, errors, bar)
         except BrokenProcessPool:
             # Some hosts cannot start worker processes (e.g. inside another launcher's worker):
@@ -276,39 +284,24 @@ def _stop_worker(proc: Any) -> None:
     proc.terminate()
 
 
-@contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """A SIGTERM (``timeout``, SLURM, systemd) raises SystemExit(143) in this block, so the
-    pool's cleanup stops the workers as for a Ctrl-C (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _raise_exit(signum: int, frame: Any) -> None:
+    """SIGTERM as SystemExit(143), so the pool's cleanup runs (``timeout``, SLURM, systemd)."""
+    raise SystemExit(128 + signum)
 
 
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored in this block, so that processes started in it inherit the ignore.
-
-    Workers that ignore it leave a Ctrl-C to the driver, which stops them (no traceback from
-    each worker, none from one still importing). Only the main thread may set handlers.
-    """
+def _signal_handled(signum: int, handler: Any) -> Iterator[None]:
+    """``handler`` for ``signum`` in this block, the previous one restored after (only the
+    main thread may set handlers: elsewhere the block runs unchanged). Processes started in
+    the block inherit SIG_IGN."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = signal.signal(signum, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signum, previous)
 
 
 def _run_pool(
@@ -324,7 +317,9 @@ def _run_pool(
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
     finished = False
     try:
-        with _sigint_ignored():  # the workers start inside submit()
+        # the workers start inside submit(): ignoring SIGINT, they leave a Ctrl-C to this
+        # process, which stops them (no traceback from each, none from one still importing)
+        with _signal_handled(signal.SIGINT, signal.SIG_IGN):
             pending: dict[Future[Any], str] = {pool.submit(fn, *args): name
                                                for name, args in tasks}
         while pending:
@@ -377,9 +372,7 @@ def _note_input_surprises(corpus_cfg: Mapping[str, Any], sources: list[dict[str,
     if root not in (None, "", "???") and Path(str(root)).expanduser().is_dir():
         exts = {e.lower() for e in corpus_cfg.get("extensions", [])}
         root_p = Path(str(root)).expanduser()
-        skipped = sorted(str(p.relative_to(root_p)) for p in root_p.rglob("*") if p.is_file()
-                         and p.suffix.lower() not in exts
-                         and not any(part.startswith(".") for part in p.relative_to(root_p).parts))
+        skipped = [str(p.relative_to(root_p)) for p in _scan_folder(root_p, exts)[1]]
         if skipped:
             print(f"vmafdistill corpus: note: {len(skipped)} file(s) under {root_p} skipped "
                   f"(extension not in corpus.extensions): {', '.join(skipped[:5])}"

@@ -218,19 +218,17 @@ def _weights(mode: int, s_ref: np.ndarray, s_dis: np.ndarray) -> tuple[np.ndarra
     f32, f64 = np.float32, np.float64
     r32, d32 = s_ref.astype(f32), s_dis.astype(f32)
     r, d = r32.astype(f64), d32.astype(f64)
-    plain_r = np.log2((f32(1) + r32).astype(f64))  # log2(1 + v): float sum, double log
-    plain_d = np.log2((f32(1) + d32).astype(f64))
-    half = (r32 + d32).astype(f64) / 2.0  # (v_ref + v_dis) / 2.0: float sum, double halving
+    one_r, one_d = (f32(1) + r32).astype(f64), (f32(1) + d32).astype(f64)  # float sums
+    half = 1.0 + (r32 + d32).astype(f64) / 2.0  # float sum, double halving
     table = {
-        0: lambda: (plain_r, plain_d), 1: lambda: (plain_r, plain_r),
-        2: lambda: (plain_d, plain_d), 3: lambda: (np.log2(1.0 + half),) * 2,
-        4: lambda: (plain_r, np.log2(1.0 + half)),
-        5: lambda: (plain_r, np.log2(1.0 + (0.75 * r + 0.25 * d))),
-        6: lambda: (plain_r, np.log2(1.0 + (0.25 * r + 0.75 * d))),
+        0: (one_r, one_d), 1: (one_r, one_r), 2: (one_d, one_d), 3: (half, half),
+        4: (one_r, half), 5: (one_r, 1.0 + (0.75 * r + 0.25 * d)),
+        6: (one_r, 1.0 + (0.25 * r + 0.75 * d)),
     }
     if mode not in table:
         raise ValueError(f"speed_weight_var_mode {mode} is not supported (0-6)")
-    return table[mode]()
+    a, b = table[mode]
+    return np.log2(a), np.log2(b)
 
 
 def speed_score_plane(ref: np.ndarray, dis: np.ndarray, opts: SpeedOptions) -> tuple[float, bool]:

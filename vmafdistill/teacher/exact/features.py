@@ -192,11 +192,11 @@ def exact_frame_features(
         raise ValueError(problem)
     n = ref.shape[0]
     cpu = ref.device.type == "cpu"
-    if not (cpu and use_compiled_kernels(ref)):  # the compiled path checks as it converts
+    compiled = cpu and use_compiled_kernels(ref)
+    if not compiled:  # the compiled path checks as it converts
         for frames in (ref, dis):
             _check_sample_range(frames, bit_depth)
-    group = (FRAMES_PER_CALL_COMPILED if use_compiled_kernels(ref) else FRAMES_PER_CALL_CPU
-             ) if cpu else n
+    group = (FRAMES_PER_CALL_COMPILED if compiled else FRAMES_PER_CALL_CPU) if cpu else n
     spans = [(i, i + group) for i in range(0, n, group)]
 
     # Independent tasks, largest first (VIF of a group of frames, its ADM, then motion): on
