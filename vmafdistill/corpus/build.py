@@ -314,6 +314,9 @@ def _run_pool(
     workers at once: the pool's own exit would first run every queued job.
     """
     ctx = multiprocessing.get_context("spawn")
+    # the pool's workers are the children started from here on (also one whose start an
+    # interrupt cut short before the pool recorded it)
+    before = {proc.pid for proc in multiprocessing.active_children()}
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
     finished = False
     try:
@@ -338,13 +341,12 @@ def _run_pool(
         finished = True
     finally:
         if not finished:
-            processes = list((getattr(pool, "_processes", None) or {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
-            for proc in processes:
-                _stop_worker(proc)
-            for proc in processes:
-                proc.join(timeout=10)
-        pool.shutdown(wait=True)
+            for proc in multiprocessing.active_children():
+                if proc.pid not in before:
+                    _stop_worker(proc)
+        # joins the workers in the pool's own thread (a second joiner here raced it: a reaped
+        # worker then read as alive)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # --------------------------------------------------------------------------------------------
