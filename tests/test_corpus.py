@@ -585,3 +585,44 @@ def test_workers_end_when_their_driver_is_killed(tmp_path: Path) -> None:
     while _running("sleep 61.5") and time.time() < deadline:  # the workers' own children
         time.sleep(0.2)
     assert not _running("sleep 61.5")
+
+
+def test_a_ladder_delivers_the_pixel_format_each_rung_asks_for(tmp_path: Path) -> None:
+    """A 10-bit master's rungs: one keeps its format (the encoder's nearest, 10-bit), one asks
+    for 8-bit yuv420p and gets it, with its own variant and cache key; one asks for a format
+    its encoder cannot make (libx264 has no 12-bit) and fails alone, naming the encoder, where
+    ffmpeg would have delivered 10-bit with only a warning. Labels are libvmaf's (torch exact
+    vs the libvmaf backend, print tolerance) for both delivered rungs."""
+    from vmafdistill.corpus.cache import ArtifactStore
+    from vmafdistill.corpus.jobs import encode_path
+    from vmafdistill.encode import Rung
+    from vmafdistill.errors import VmafDistillError
+    from vmafdistill.io.video import probe_video
+
+    master = tmp_path / "master.mkv"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", f"testsrc2=size=96x64:rate={FPS}:duration=0.4",
+                "-pix_fmt", "yuv420p10le", "-c:v", "ffv1", str(master)], what="master")
+    rungs = [{"codec": "h264", "height": 0.5, "crf": 30},
+             {"codec": "h264", "height": 0.5, "crf": 30, "pix_fmt": "yuv420p"},
+             {"codec": "h264", "height": 0.5, "crf": 30, "pix_fmt": "yuv420p12le"}]
+    labels = {}
+    for backend in ("torch", "libvmaf"):
+        cfg = make_cfg([master], tmp_path / backend, tmp_path / "cache",
+                       ladder={"name": "fmts", "rungs": rungs})
+        cfg["teacher"]["backend"] = backend
+        build_corpus(cfg)
+        failures = read_manifest(tmp_path / backend)["failures"]
+        assert len(failures) == 1 and "libx264 cannot encode pix_fmt yuv420p12le" in str(
+            failures[0]), failures
+        frames = load_table(tmp_path / backend, "frames")
+        labels[backend] = frames.set_index(["variant_id", "frame"])["vmaf"].sort_index()
+    assert sorted(labels["torch"].index.get_level_values(0).unique()) == [
+        "h264_48x32_crf30", "h264_48x32_crf30_yuv420p"]
+    np.testing.assert_allclose(labels["torch"], labels["libvmaf"], rtol=0, atol=5e-7 + 1e-9)
+    source = load_table(tmp_path / "torch", "sources").iloc[0].to_dict()
+    store = ArtifactStore(tmp_path / "cache")
+    delivered = {fmt: probe_video(encode_path(source, Rung.from_dict(r), {}, store)).pix_fmt
+                 for fmt, r in (("keep", rungs[0]), ("8bit", rungs[1]))}
+    assert delivered == {"keep": "yuv420p10le", "8bit": "yuv420p"}, delivered
+    with pytest.raises(VmafDistillError, match="pix_fmt must be a YUV format"):
+        Rung.from_dict({"codec": "h264", "height": 0.5, "crf": 30, "pix_fmt": "rgb24"})

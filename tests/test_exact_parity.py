@@ -326,3 +326,31 @@ def test_float_mode_at_its_smallest_size_matches_libvmaf(tmp_path: Path,
     for name in ("adm_scale3", "vif_scale3", "adm2", "vmaf"):
         np.testing.assert_allclose(ours.metrics[name], lib.metric(name), rtol=0, atol=1e-4,
                                    err_msg=name)
+
+
+@pytest.mark.parametrize(("master_fmt", "rung_fmt", "encoder"), [
+    # libx264 has no 12-bit: ffmpeg's nearest is a 10-bit High 10 rung of the 12-bit master
+    ("yuv420p12le", "yuv420p10le", "libx264"),
+    # an 8-bit delivery of a 10-bit 4:2:2 master: depth and subsampling differ
+    ("yuv422p10le", "yuv420p", "libx264"),
+])
+def test_rescaled_rung_in_another_pixel_format_matches_libvmaf(
+    tmp_path: Path, master_fmt: str, rung_fmt: str, encoder: str
+) -> None:
+    """A rung whose pixel format differs from its master's is scored like ffmpeg's libvmaf
+    graph scores it: scaled and converted to the master's format in one scaler. It was an
+    error ("exact mode needs one bit depth for both inputs") that failed every H.264 rung of
+    12-bit masters in a corpus. Same printing tolerance as above, on VMAF and every feature."""
+    from vmafdistill._ffmpeg import run_ffmpeg
+
+    master, rung = tmp_path / "master.mkv", tmp_path / "rung.mp4"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=s=96x64:r=25:d=0.2", "-pix_fmt",
+                master_fmt, "-c:v", "ffv1", str(master)], what="master")
+    run_ffmpeg(["-y", "-i", str(master), "-vf", "scale=48:32", "-pix_fmt", rung_fmt,
+                "-c:v", encoder, "-crf", "30", "-x264-params", "threads=1", str(rung)],
+               what="rung")
+    flags = "bicubic+accurate_rnd+bitexact"
+    ours = score_files(master, rung, mode="exact", rescale=True, scale_flags=flags)
+    lib = libvmaf_score(master, rung, model="vmaf_v0.6.1", scale_to=(96, 64), scale_flags=flags)
+    bad = {k: v for k, v in _compare(ours, lib.frames).items() if v > PRINT_TOL}
+    assert not bad, bad

@@ -29,20 +29,34 @@ CODECS: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class Rung:
-    """One ladder rung; ``height`` is pixels (>= 1) or a fraction of the source height."""
+    """One ladder rung; ``height`` is pixels (>= 1) or a fraction of the source height.
+
+    ``pix_fmt`` is the delivery pixel format (e.g. ``yuv420p`` for an 8-bit ladder of 10-bit
+    masters); None keeps the source's, or the nearest one the encoder takes.
+    """
 
     codec: str
     height: float
     crf: int
     preset: str = "medium"
+    pix_fmt: str | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Rung:
-        """Build from a config mapping, checking the codec name."""
+        """Build from a config mapping, checking the codec name and pixel format."""
         if d.get("codec") not in CODECS:
             raise VmafDistillError(f"ladder rung {d}: codec must be one of {sorted(CODECS)}")
+        pix_fmt = d.get("pix_fmt")
+        if pix_fmt is not None:
+            from .io.video import SUPPORTED_PIX_FMTS, pix_fmt_layout
+
+            if pix_fmt not in SUPPORTED_PIX_FMTS or not pix_fmt_layout(pix_fmt).has_chroma:
+                raise VmafDistillError(
+                    f"ladder rung {d}: pix_fmt must be a YUV format of "
+                    f"{[f for f in SUPPORTED_PIX_FMTS if f.startswith('yuv')]}")
         return cls(codec=d["codec"], height=float(d["height"]), crf=int(d["crf"]),
-                   preset=str(d.get("preset", "medium")))
+                   preset=str(d.get("preset", "medium")),
+                   pix_fmt=None if pix_fmt is None else str(pix_fmt))
 
     def size_for(self, src_width: int, src_height: int) -> tuple[int, int]:
         """Delivery size: absolute or fractional height, width keeping the aspect, both even."""
@@ -52,9 +66,12 @@ class Rung:
         return out_w, out_h
 
     def label(self, src_width: int, src_height: int) -> str:
-        """Short name such as ``h264_640x360_crf26`` (``_<preset>`` appended unless medium)."""
+        """Short name such as ``h264_640x360_crf26`` (``_<preset>`` appended unless medium,
+        ``_<pix_fmt>`` when the rung sets one)."""
         w, h = self.size_for(src_width, src_height)
         suffix = "" if self.preset == "medium" else f"_{self.preset}"
+        if self.pix_fmt is not None:
+            suffix += f"_{self.pix_fmt}"
         return f"{self.codec}_{w}x{h}_crf{self.crf}{suffix}"
 
 
@@ -85,16 +102,32 @@ def encode_rung(
         "-y", "-noautorotate", "-i", str(source), "-map", "0:V:0", "-an",
         "-fps_mode", "passthrough",
         "-vf", f"scale={w}:{h}:flags={scale_flags}",
+        *(["-pix_fmt", rung.pix_fmt] if rung.pix_fmt else []),
         "-c:v", spec["encoder"], *preset, "-crf", str(rung.crf), *spec["args"],
         "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
         str(tmp),
     ]
+    what = f"encoding {Path(source).name} as {rung.label(*src_size)}"
     try:
-        run_ffmpeg(args, what=f"encoding {Path(source).name} as {rung.label(*src_size)}")
+        run_ffmpeg(args, what=what)
+        if rung.pix_fmt is not None:
+            _check_pix_fmt(tmp, rung, what)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+def _check_pix_fmt(encoded: Path, rung: Rung, what: str) -> None:
+    """ffmpeg swaps a format the encoder cannot take for the nearest one with only a warning
+    (libx264 has no 12-bit): a rung that asked for one format must not deliver another."""
+    from .io.video import probe_video
+
+    got = probe_video(encoded).pix_fmt
+    if got != rung.pix_fmt:
+        raise VmafDistillError(
+            f"{what}: {CODECS[rung.codec]['encoder']} cannot encode pix_fmt {rung.pix_fmt} "
+            f"(ffmpeg made {got}); choose a format that encoder takes")
 
 
 def bitrate_kbps(path: str | Path, num_frames: int, fps: float) -> float:

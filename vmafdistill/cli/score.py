@@ -56,7 +56,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--rescale",
         action="store_true",
-        help="scale the distorted video to the reference size (ffmpeg scaler) before scoring",
+        help="scale the distorted video to the reference size and pixel format (ffmpeg scaler, "
+        "as ffmpeg's libvmaf graph does) before scoring",
     )
     p.add_argument("--scale-flags", default="bicubic", help="ffmpeg scaler flags for --rescale")
     p.add_argument(

@@ -306,7 +306,9 @@ def encode_path(
     scale_flags = str(encode_cfg.get("scale_flags", "bicubic+accurate_rnd+bitexact"))
     enc_key = key_of(kind="encode", src=source["sha256"], codec=rung.codec, size=[width, height],
                      crf=rung.crf, preset=rung.preset, scale_flags=scale_flags,
-                     ffmpeg=ffmpeg_version(), version=ENCODE_VERSION)
+                     ffmpeg=ffmpeg_version(), version=ENCODE_VERSION,
+                     # only when set: ladders without one keep their cached encodes
+                     **({"pix_fmt": rung.pix_fmt} if rung.pix_fmt else {}))
     return store.path("encodes", enc_key, CODECS[rung.codec]["ext"])
 
 

@@ -20,6 +20,7 @@ with a fallback that parses ``ffmpeg -i`` when PyAV is not installed).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
@@ -689,8 +690,20 @@ def _iter_info(
     scale_flags: str,
     planes: str,
     limit: int | None = None,
+    out_pix_fmt: str | None = None,
 ) -> Iterator[FrameChunk]:
-    """Frames of an already-probed file; ``limit`` stops after that many frames."""
+    """Frames of an already-probed file; ``limit`` stops after that many frames.
+
+    ``out_pix_fmt`` converts the frames to that format in the same ffmpeg scaler that resizes
+    them (``scale_to`` is then kept even at the same size, so its flags apply).
+    """
+    if out_pix_fmt is not None and out_pix_fmt != info.pix_fmt:
+        out_layout = _layout_for(info.path, out_pix_fmt, "conversion target")
+        return _iter_ffmpeg(
+            dataclasses.replace(info, pix_fmt=out_pix_fmt, bit_depth=out_layout.bit_depth),
+            _input_args(info), chunk, planes, scale_to or (info.width, info.height),
+            scale_flags, limit,
+        )
     if scale_to is not None and scale_to == (info.width, info.height):
         # ffmpeg's scale filter passes frames through untouched at the same size and format,
         # so skipping it gives identical samples (and keeps the fast raw/y4m readers).
@@ -699,24 +712,19 @@ def _iter_info(
         return _iter_raw(info, chunk, planes, limit)
     if scale_to is None and info.kind == "y4m":
         return _iter_y4m(info, chunk, planes, limit)
+    return _iter_ffmpeg(info, _input_args(info), chunk, planes, scale_to, scale_flags, limit)
+
+
+def _input_args(info: VideoInfo) -> list[str]:
+    """ffmpeg's input options for a probed file."""
     if info.kind == "raw":
-        input_args = [
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            info.pix_fmt,
-            "-s",
-            f"{info.width}x{info.height}",
-            "-i",
-            info.path,
-        ]
-    elif info.kind == "y4m":
-        input_args = ["-f", "yuv4mpegpipe", "-i", info.path]
-    else:
-        # -noautorotate: decode the coded frames, whose size PyAV reported; autorotation would
-        # transpose rotated phone videos and make the frame size disagree with the probe.
-        input_args = ["-noautorotate", "-i", info.path]
-    return _iter_ffmpeg(info, input_args, chunk, planes, scale_to, scale_flags, limit)
+        return ["-f", "rawvideo", "-pix_fmt", info.pix_fmt, "-s", f"{info.width}x{info.height}",
+                "-i", info.path]
+    if info.kind == "y4m":
+        return ["-f", "yuv4mpegpipe", "-i", info.path]
+    # -noautorotate: decode the coded frames, whose size PyAV reported; autorotation would
+    # transpose rotated phone videos and make the frame size disagree with the probe.
+    return ["-noautorotate", "-i", info.path]
 
 
 def _read_into(f: IO[bytes], buf: memoryview) -> int:
@@ -959,9 +967,10 @@ def iter_frame_pairs(
 
     ``ref_opts``/``dist_opts`` hold per-file ``width``, ``height``, ``pix_fmt`` (raw input),
     ``planes``, ``scale_to`` and ``scale_flags``. With ``scale_dist_to_ref`` the distorted
-    video is scaled to the reference frame size (ffmpeg ``scale``, ``flags=scale_flags``);
-    otherwise differing sizes raise FrameMismatchError before any frame is read. Bit depths may
-    differ; each chunk reports its own.
+    video is scaled to the reference frame size (ffmpeg ``scale``, ``flags=scale_flags``) and
+    converted to the reference's YUV pixel format in the same scaler, as ffmpeg's libvmaf filter
+    graph does; otherwise differing sizes raise FrameMismatchError before any frame is read, and
+    bit depths may differ (each chunk reports its own).
 
     Frame counts: when both are known up front (raw/y4m) they are compared before reading;
     otherwise a mismatch is detected when one stream ends first. ``on_length_mismatch="error"``
@@ -1017,8 +1026,14 @@ def iter_frame_pairs(
     ref_it = _iter_info(
         rinfo, chunk=chunk, scale_to=r_scale, scale_flags=r_flags, planes=r_planes, limit=limit
     )
+    # Scaled to the reference, the distorted frames also take its pixel format (bit depth,
+    # chroma subsampling) in the same scaler, as ffmpeg's libvmaf filter graph negotiates it:
+    # a 10-bit H.264 rung of a 12-bit master is scored at 12 bits, like libvmaf does.
+    convert = (scale_dist_to_ref and rinfo.layout.has_chroma and dinfo.layout.has_chroma
+               and dinfo.pix_fmt != rinfo.pix_fmt)
     dist_it = _iter_info(
-        dinfo, chunk=chunk, scale_to=d_scale, scale_flags=d_flags, planes=d_planes, limit=limit
+        dinfo, chunk=chunk, scale_to=d_scale, scale_flags=d_flags, planes=d_planes, limit=limit,
+        out_pix_fmt=rinfo.pix_fmt if convert else None,
     )
     return _lockstep(rinfo, dinfo, ref_it, dist_it, on_length_mismatch)
 

@@ -78,9 +78,11 @@ def score_files(
 
     ``ref_raw``/``dist_raw`` give ``width``, ``height``, ``pix_fmt`` for raw ``.yuv`` input.
     ``rescale=True`` scales the distorted video to the reference size with ffmpeg's scaler
-    (``scale_flags``, bicubic by default) before scoring, as libvmaf users do for low-resolution
-    encodes; otherwise a size mismatch is an error. ``on_length_mismatch="prefix"`` scores the
-    common prefix (with a warning) instead of failing on different frame counts.
+    (``scale_flags``, bicubic by default) and to the reference's pixel format before scoring,
+    as ffmpeg's libvmaf filter graph does for low-resolution encodes (a 10-bit rung of a 12-bit
+    master is scored at 12 bits); otherwise a size mismatch is an error.
+    ``on_length_mismatch="prefix"`` scores the common prefix (with a warning) instead of
+    failing on different frame counts.
     ``mode``: ``"exact"`` (libvmaf's integer features; the default for ``vmaf_v0.6.1``,
     ``vmaf_v0.6.1neg``, ``vmaf_4k_v0.6.1``) or ``"float"`` (the default for ``vmaf_float_*``).
     ``aim``: float mode also reports ``aim``/``adm3`` (:class:`~.vmaf.VmafScorer`).
