@@ -626,3 +626,44 @@ def test_a_ladder_delivers_the_pixel_format_each_rung_asks_for(tmp_path: Path) -
     assert delivered == {"keep": "yuv420p10le", "8bit": "yuv420p"}, delivered
     with pytest.raises(VmafDistillError, match="pix_fmt must be a YUV format"):
         Rung.from_dict({"codec": "h264", "height": 0.5, "crf": 30, "pix_fmt": "rgb24"})
+
+
+def test_a_variable_rate_source_is_read_at_the_rate_predict_reads(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A source declaring 30 fps whose second half plays at 15 fps (timestamps): its encodes
+    play at ~20 fps and predict reads them so. The corpus took the declared 30 fps, so every
+    training bitrate was 1.5x what predict computes on the same encode. Rows now use the rate
+    predict reads (same probe, same function), and the build says so; a constant-rate source
+    keeps its declared rate exactly (the module's corpus, 25 fps)."""
+    from vmafdistill.corpus.cache import ArtifactStore
+    from vmafdistill.corpus.jobs import encode_path
+    from vmafdistill.encode import Rung
+    from vmafdistill.io.packets import read_rate
+    from vmafdistill.io.video import probe_video
+
+    src = tmp_path / "vfr.ts"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=30:duration=2",
+                "-vf", "setpts='if(lt(N,30),N,30+(N-30)*2)/(30*TB)'", "-fps_mode",
+                "passthrough", "-c:v", "libx264", "-crf", "18", "-x264-params", "threads=1",
+                str(src)], what="vfr source")
+    assert probe_video(src).fps == 30.0  # what it declares
+    cfg = make_cfg([src], tmp_path / "out", tmp_path / "cache",
+                   ladder={"name": "one", "rungs": TINY_LADDER[:1]})
+    build_corpus(cfg)
+    samples = load_samples(tmp_path / "out")
+    source = load_table(tmp_path / "out", "sources").iloc[0].to_dict()
+    enc = encode_path(source, Rung.from_dict(TINY_LADDER[0]), cfg["encode"],
+                      ArtifactStore(cfg["cache_root"]))
+    played = read_rate(probe_video(enc, backend="ffmpeg"), read_packets(enc))
+    assert 19.0 < played < 22.0, played  # 60 frames over ~3 s
+    assert (samples["fps"] == played).all(), samples["fps"].unique()
+    bits = read_packets(enc).sizes.sum() * 8.0
+    total_kbps = bits / (len(read_packets(enc)) / played) / 1000.0
+    per_shot = samples["bitrate_kbps"] * samples["duration_s"]
+    assert per_shot.sum() / samples["duration_s"].sum() == pytest.approx(total_kbps, rel=1e-9)
+    assert "variable frame rate" in capsys.readouterr().err
+
+
+def test_a_constant_rate_source_keeps_its_declared_rate(built) -> None:
+    cfg, _ = built
+    assert (load_samples(cfg["out_dir"])["fps"] == FPS).all()

@@ -1024,7 +1024,7 @@ def test_read_rate_leaves_timestamp_gaps_out() -> None:
     read a 20 fps stream at 1.6 fps (every frame its own shot)."""
     from types import SimpleNamespace
 
-    from vmafdistill.edge.pipeline import read_rate
+    from vmafdistill.io.packets import read_rate
 
     pts = np.arange(100) * 0.05
     pts[50:] += 60.0

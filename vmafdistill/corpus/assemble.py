@@ -85,18 +85,33 @@ def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
     return float(np.sum(values * weights) / np.sum(weights))
 
 
+#: Relative difference between a rung's read rate and its source's declared rate above which
+#: the source is taken as variable-rate (constant-rate encodes read within ~1e-4 of it).
+RATE_TOLERANCE = 1e-3
+
+
+def rung_rate(source: dict[str, Any], variant: dict[str, Any]) -> float:
+    """The frame rate a rung's rates and bitrates are computed at: the rate ``predict`` reads
+    its encode at (``delivered_fps``, from the encode's timestamps) where that differs from the
+    source's declared rate by over :data:`RATE_TOLERANCE` (a variable-rate source: 30 fps
+    declared, 20 fps played), else the source's, so constant-rate corpora keep their numbers."""
+    declared = float(source["fps"])
+    delivered = float(variant.get("delivered_fps") or declared)
+    return delivered if abs(delivered / declared - 1.0) > RATE_TOLERANCE else declared
+
+
 def samples_rows(source: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
     """One sample per shot of one (source, rung).
 
     The student's inputs (rate, metadata, scene rate, pooled pixel features) come from
     :func:`~vmafdistill.features.shot_rows.shot_feature_rows`, the function the edge calls on
     the videos it is handed. The label is the duration-weighted mean of the frame scores (every
-    frame lasts 1/fps in these constant-rate corpora, so it equals the frame mean); the teacher's
+    frame lasts 1/fps at the rung's :func:`rung_rate`, so it equals the frame mean); the teacher's
     own features are pooled the same way.
     """
     v = result["variant"]
     f = result["frames"]
-    fps = float(source["fps"])
+    fps = rung_rate(source, v)
     shots = [Shot(shot_index, start, stop, scene_index)
              for shot_index, start, stop, scene_index in source["shots"]]
     inputs = shot_feature_rows(
@@ -146,7 +161,9 @@ def summary_table(samples: pd.DataFrame) -> pd.DataFrame:
 
 __all__ = [
     "CODECS",
+    "RATE_TOLERANCE",
     "frames_table",
+    "rung_rate",
     "samples_rows",
     "scene_id",
     "shot_id",

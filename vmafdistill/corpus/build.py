@@ -389,6 +389,21 @@ def _note_input_surprises(corpus_cfg: Mapping[str, Any], sources: list[dict[str,
                   file=sys.stderr, flush=True)
 
 
+def _note_variable_rates(ordered: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    """Name the sources whose encodes play at another rate than they declare (variable frame
+    rate): their rows use the rate predict reads, their shot times the declared one."""
+    noted: set[str] = set()
+    for source, result in ordered:
+        rate = assemble.rung_rate(source, result["variant"])
+        if rate != float(source["fps"]) and source["source_id"] not in noted:
+            noted.add(source["source_id"])
+            print(f"vmafdistill corpus: note: source {source['source_id']} declares "
+                  f"{float(source['fps']):.3f} fps but its encodes play at {rate:.3f} fps "
+                  "(variable frame rate): its samples' bitrates and rates use the played rate, "
+                  "as predict reads them; its shot times in shots.parquet use the declared one",
+                  file=sys.stderr)
+
+
 def _warn_if_replacing(out_dir: Path, key: str) -> None:
     """Say so when ``out_dir`` holds a corpus built with other settings, which this build
     replaces (out_dir follows the corpus name: ``ladder=av1`` alone lands on the pilot's)."""
@@ -461,6 +476,7 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
         "count") else sources
     frames = [assemble.frames_table(s, r) for s, r in ordered]
     sample_rows = [row for s, r in ordered for row in assemble.samples_rows(s, r)]
+    _note_variable_rates(ordered)
     tables = {
         "sources": assemble.sources_table(done_sources),
         "shots": assemble.shots_table(done_sources),

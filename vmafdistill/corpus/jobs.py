@@ -27,7 +27,7 @@ from ..errors import VideoInputError, VmafDistillError
 from ..features.frame_numpy import FEATURE_NAMES
 from ..features.registry import FEATURE_SET_VERSION
 from ..io import iter_frames, probe_video
-from ..io.packets import read_packets
+from ..io.packets import read_packets, read_rate
 from ..shots import ShotDetector
 from ..sources import resolve_source
 
@@ -337,6 +337,9 @@ def run_rung(
     t0 = time.perf_counter()
     enc_path = encode_path(source, rung, encode_cfg, store)
     packets, n = _encoded(where, source, rung, src_size, enc_path, scale_flags)
+    # the rate predict reads this encode at (same probe, same function): a variable-rate
+    # source's encodes play at their timestamps' rate, not the source's declared one
+    delivered_fps = read_rate(probe_video(enc_path, backend="ffmpeg"), packets)
     timing["encode_s"] = time.perf_counter() - t0
     enc_sha = file_sha256(enc_path)
 
@@ -380,6 +383,7 @@ def run_rung(
         "preset": rung.preset,
         "ref_width": src_size[0],
         "ref_height": src_size[1],
+        "delivered_fps": delivered_fps,
         "encoded_sha256": enc_sha,
         "encoded_codec": packets.codec,
         "teacher_backend": ident["backend"],

@@ -65,6 +65,7 @@ from ..features.frame_numpy import (
 from ..features.registry import canonical_codec
 from ..features.shot_rows import shot_feature_rows
 from ..io.mb_quantizer import MB_QP_CODECS
+from ..io.packets import read_rate
 from ..shots import ShotDetector
 from .decode import DecodeLog, decode_luma, picture_changes
 from .options import (
@@ -491,26 +492,6 @@ def _frame_pts(packets: Any, pyav: PyavFrames) -> list[int | None]:
     position = np.empty(len(packets), dtype=np.int64)
     position[packets.demux_index] = np.arange(len(packets))
     return [int(packets.pts[position[k]]) for k in pyav.frame_packets]
-
-
-def read_rate(info: Any, packets: Any) -> float:
-    """The rate the chain reads the video at: the probe's, unless ffmpeg only guessed it
-    (``info.fps_guessed``: no declared average rate, as in a variable-rate MPEG-TS or HLS
-    stream, whose guess can read 2000 fps and would make every shot window 2000 frames long);
-    then the packets' mean rate over their timestamps, where they span any time. Gaps in the
-    timestamps (a capture that dropped out, a splice: steps over 1 s and 10x the median step)
-    are left out of the span: one 60 s gap would otherwise read a 20 fps stream at 1.6 fps and
-    make every frame a shot."""
-    n = len(packets)
-    if not getattr(info, "fps_guessed", False) or n < 2:
-        return float(info.fps)
-    steps = np.diff(np.asarray(packets.pts_s, dtype=np.float64))  # sorted by presentation
-    moving = steps[steps > 0]
-    if moving.size == 0:
-        return float(info.fps)
-    kept = steps[steps <= max(1.0, 10.0 * float(np.median(moving)))]
-    span = float(kept.sum())
-    return kept.size / span if span > 0 else float(info.fps)
 
 
 def _first_pass(plan: _Plan, predictor: Any, progress: Callable[[int], None] | None,

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +33,7 @@ __all__ = [
     "align_packets_to_frames",
     "parse_framecrc_flags",
     "read_packets",
+    "read_rate",
     "scene_bitrates_kbps",
     "shot_bitrate_kbps",
 ]
@@ -406,3 +408,24 @@ def scene_bitrates_kbps(
             np.sum(packet_bytes[start:stop])) * 8
         frames[scene_index] = frames.get(scene_index, 0) + (stop - start)
     return {k: bits[k] / (frames[k] / fps) / 1000.0 for k in bits}
+
+
+def read_rate(info: Any, packets: Any) -> float:
+    """The rate the edge chain (and the corpus, for its rungs) reads a video at: the probe's,
+    unless ffmpeg only guessed it (``info.fps_guessed``: no declared average rate, as in a
+    variable-rate MPEG-TS or HLS stream, whose guess can read 2000 fps and would make every shot
+    window 2000 frames long); then the packets' mean rate over their timestamps, where they span
+    any time. Gaps in the
+    timestamps (a capture that dropped out, a splice: steps over 1 s and 10x the median step)
+    are left out of the span: one 60 s gap would otherwise read a 20 fps stream at 1.6 fps and
+    make every frame a shot."""
+    n = len(packets)
+    if not getattr(info, "fps_guessed", False) or n < 2:
+        return float(info.fps)
+    steps = np.diff(np.asarray(packets.pts_s, dtype=np.float64))  # sorted by presentation
+    moving = steps[steps > 0]
+    if moving.size == 0:
+        return float(info.fps)
+    kept = steps[steps <= max(1.0, 10.0 * float(np.median(moving)))]
+    span = float(kept.sum())
+    return kept.size / span if span > 0 else float(info.fps)
