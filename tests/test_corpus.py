@@ -667,3 +667,32 @@ def test_a_variable_rate_source_is_read_at_the_rate_predict_reads(
 def test_a_constant_rate_source_keeps_its_declared_rate(built) -> None:
     cfg, _ = built
     assert (load_samples(cfg["out_dir"])["fps"] == FPS).all()
+
+
+def test_a_damaged_source_is_named_on_every_build(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """2 kB of garbage in an MPEG-TS: ffmpeg conceals and drops frames (exit code 0). The
+    first build warned once, through the decoder, and a cached rebuild said nothing: the
+    corpus trained on concealed pictures unannounced. Every build now names the source and
+    its decoded frame count; a clean source is not named."""
+    good = tmp_path / "good.ts"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=4",
+                "-c:v", "libx264", "-crf", "18", "-g", "25", "-x264-params", "threads=1",
+                str(good)], what="clean source")
+    data = bytearray(good.read_bytes())
+    rng = np.random.default_rng(1)
+    third = len(data) // 3
+    data[third:third + 2000] = rng.integers(0, 256, 2000, dtype=np.uint8).tobytes()
+    bad = tmp_path / "bad.ts"
+    bad.write_bytes(bytes(data))
+    cfg = make_cfg([good, bad], tmp_path / "out", tmp_path / "cache",
+                   ladder={"name": "one", "rungs": TINY_LADDER[:1]})
+    for _ in range(2):  # built, then from the cache
+        build_corpus(cfg)
+        err = capsys.readouterr().err
+        sources = load_table(cfg["out_dir"], "sources").set_index("source_id")
+        decoded = int(sources.loc["bad", "num_frames"])
+        assert decoded < 100
+        assert f"source bad ({bad}) decoded with errors" in err, err
+        assert f"its {decoded} decoded frames are used" in err, err
+        assert "source good (" not in err, err

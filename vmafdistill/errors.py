@@ -21,3 +21,8 @@ class ModelError(VmafDistillError):
 
 class ToolError(VmafDistillError):
     """An external tool (ffmpeg) is missing or failed."""
+
+
+class DecodeWarning(UserWarning):
+    """The decoder logged errors but produced frames (e.g. concealed corruption in a damaged
+    file): the frames are usable, and fewer than the file held may have decoded."""

@@ -368,8 +368,9 @@ def _tables_dir(cfg: Mapping[str, Any], out_dir: Path) -> Path:
 
 
 def _note_input_surprises(corpus_cfg: Mapping[str, Any], sources: list[dict[str, Any]]) -> None:
-    """Say what a folder corpus leaves out (other extensions) and which sources are the same
-    file (a copy in another fold leaks a held-out source into training)."""
+    """Say what a folder corpus leaves out (other extensions), which sources are the same
+    file (a copy in another fold leaks a held-out source into training) and which decoded
+    with errors (damaged: concealed pictures, maybe lost frames; said on every build)."""
     root = corpus_cfg.get("root")
     if root not in (None, "", "???") and Path(str(root)).expanduser().is_dir():
         exts = {e.lower() for e in corpus_cfg.get("extensions", [])}
@@ -387,6 +388,12 @@ def _note_input_surprises(corpus_cfg: Mapping[str, Any], sources: list[dict[str,
             print(f"vmafdistill corpus: warning: sources {', '.join(ids)} are the same file: "
                   "cross-validation by source then trains on a copy of the held-out one",
                   file=sys.stderr, flush=True)
+    for s in sources:
+        if s.get("decode_errors"):
+            print(f"vmafdistill corpus: warning: source {s['source_id']} ({s['path']}) decoded "
+                  f"with errors (a damaged file?); its {s['num_frames']} decoded frames are "
+                  f"used, concealed pictures included: {s['decode_errors'][0]}",
+                  file=sys.stderr, flush=True)
 
 
 def _note_variable_rates(ordered: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
@@ -399,7 +406,8 @@ def _note_variable_rates(ordered: list[tuple[dict[str, Any], dict[str, Any]]]) -
             noted.add(source["source_id"])
             print(f"vmafdistill corpus: note: source {source['source_id']} declares "
                   f"{float(source['fps']):.3f} fps but its encodes play at {rate:.3f} fps "
-                  "(variable frame rate): its samples' bitrates and rates use the played rate, "
+                  "(variable frame rate, or frames lost in a damaged file): its samples' "
+                  "bitrates and rates use the played rate, "
                   "as predict reads them; its shot times in shots.parquet use the declared one",
                   file=sys.stderr)
 

@@ -23,7 +23,7 @@ import numpy as np
 from .. import __version__
 from .._ffmpeg import ffmpeg_version
 from ..encode import CODECS, Rung, encode_rung
-from ..errors import VideoInputError, VmafDistillError
+from ..errors import DecodeWarning, VideoInputError, VmafDistillError
 from ..features.frame_numpy import FEATURE_NAMES
 from ..features.registry import FEATURE_SET_VERSION
 from ..io import iter_frames, probe_video
@@ -79,8 +79,9 @@ def prepare_source(
     """Hash, probe and cut one source into shots (cached by content hash + shot settings).
 
     Returns a JSON-able record: ``source_id, path, sha256, width, height, pix_fmt, bit_depth,
-    fps, num_frames, duration_s, shots`` where ``shots`` is a list of
-    ``[shot_index, start, stop, scene_index]``.
+    fps, num_frames, duration_s, shots, decode_errors`` where ``shots`` is a list of
+    ``[shot_index, start, stop, scene_index]`` and ``decode_errors`` what the decoder reported
+    on a damaged file (empty when it decoded cleanly).
 
     Raises:
         VideoInputError: missing, unreadable, zero-frame or unsupported source (names it).
@@ -92,7 +93,8 @@ def prepare_source(
     key = key_of(kind="source", sha=sha, shots=shots_cfg, version=SHOTS_VERSION,
                  decoder=ffmpeg_version())
     cached = store.get_json("sources", key)
-    if cached is not None:
+    # a record cached before decode errors were kept is read again once, to learn them
+    if cached is not None and "decode_errors" in cached:
         cached.update(source_id=source_id, path=str(path))
         return cached
     info = probe_video(path)
@@ -100,9 +102,15 @@ def prepare_source(
         raise VideoInputError(f"source {path}: frame rate unknown")
     detector = ShotDetector(fps=info.fps, **shots_cfg)
     num_frames = 0
-    for chunk in iter_frames(path, chunk=16, planes="y"):
-        detector.update(chunk)
-        num_frames += len(chunk)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DecodeWarning)
+        for chunk in iter_frames(path, chunk=16, planes="y"):
+            detector.update(chunk)
+            num_frames += len(chunk)
+    decode_errors = [str(w.message) for w in caught if issubclass(w.category, DecodeWarning)]
+    for w in caught:  # anything else goes on as it came
+        if not issubclass(w.category, DecodeWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if num_frames == 0:
         raise VideoInputError(f"source {path}: no frames decoded (empty video)")
     record = {
@@ -117,6 +125,8 @@ def prepare_source(
         "num_frames": num_frames,
         "duration_s": num_frames / float(info.fps),
         "shots": [[s.shot_index, s.start, s.stop, s.scene_index] for s in detector.shots()],
+        # kept with the cached record, so every build names a damaged source, not the first
+        "decode_errors": decode_errors,
     }
     store.put_json("sources", key, record)
     return record

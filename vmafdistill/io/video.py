@@ -34,7 +34,7 @@ from typing import IO, Any
 import numpy as np
 
 from .._ffmpeg import ffmpeg_exe
-from ..errors import FrameMismatchError, ToolError, VideoInputError
+from ..errors import DecodeWarning, FrameMismatchError, ToolError, VideoInputError
 
 __all__ = [
     "SUPPORTED_PIX_FMTS",
@@ -917,7 +917,7 @@ def _iter_ffmpeg(
                         # are usable, the caller should still know.
                         warnings.warn(
                             f"{info.path}: ffmpeg reported decoding errors: {_tail(err)}",
-                            stacklevel=2,
+                            DecodeWarning, stacklevel=2,
                         )
                     if n:
                         yield _make_chunk(
