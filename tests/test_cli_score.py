@@ -362,3 +362,36 @@ def test_v1016_models_refuse_float_mode(clips: dict[str, Path]) -> None:
 
     with pytest.raises(VmafDistillError, match="exact mode only"):
         score_files(clips["ref"], clips["dist"], model="vmaf_v1.0.16_3d0h", mode="float")
+
+
+def test_every_option_and_environment_variable_is_in_the_cli_reference() -> None:
+    """docs/cli.md is generated from the parsers (scripts/cli_reference.py); options used to be
+    documented only in --help (evaluate --ladder, pilot --config, export --opset ...). Every
+    option of every command must be in its own section, and every VMAFDISTILL_* variable the
+    package reads in the environment table."""
+    import importlib.util
+    import re
+
+    repo = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("cli_reference",
+                                                  repo / "scripts" / "cli_reference.py")
+    assert spec is not None and spec.loader is not None
+    ref = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref)
+    doc = (repo / "docs" / "cli.md").read_text()
+    sections = dict(re.findall(r"^## `vmafdistill ([\w-]+)`\n(.*?)(?=^## |\Z)", doc,
+                               re.MULTILINE | re.DOTALL))
+    parsers = ref.subparsers()
+    assert set(parsers) == set(sections), (sorted(parsers), sorted(sections))
+    for name, parser in parsers.items():
+        for action in parser._actions:
+            for opt in action.option_strings:
+                assert re.search(rf"(?<![\w-]){re.escape(opt)}(?![\w-])", sections[name]), (
+                    f"vmafdistill {name} {opt} is not in docs/cli.md: run "
+                    "python scripts/cli_reference.py")
+    read = set()
+    for path in (repo / "vmafdistill").rglob("*.py"):
+        read |= set(re.findall(r"VMAFDISTILL_[A-Z_]+", path.read_text()))
+    assert read == set(ref.ENVIRONMENT), read ^ set(ref.ENVIRONMENT)
+    for var in read:
+        assert f"`{var}`" in doc, var
