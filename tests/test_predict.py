@@ -1037,3 +1037,79 @@ def test_read_rate_leaves_timestamp_gaps_out() -> None:
     assert read_rate(guessed, Packets(pts_s=pts)) == pytest.approx(20.0)
     assert read_rate(SimpleNamespace(fps=25.0, fps_guessed=False), Packets(pts_s=pts)) == 25.0
     assert read_rate(guessed, Packets(pts_s=np.zeros(5))) == 100.0  # no time: keep the guess
+
+
+def test_file_names_with_a_colon_are_read_as_those_files(clip, tmp_path, monkeypatch):
+    """ffmpeg and PyAV take ``concat:x.mp4`` for a protocol: predict scored x.mp4 under the
+    name concat:x.mp4, and ``12:30.mp4`` failed with "Protocol not found". A file's own bytes
+    are read now, by every reader (probe, decode, packets, quantizers, teacher frames)."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    run_ffmpeg(["-y", "-i", str(clip), "-c:v", "libx264", "-crf", "48", "-x264-params",
+                "threads=1", "x.mp4"], what="another video named x.mp4")
+    for name in ("concat:x.mp4", "12:30.mp4", "plain.mp4"):
+        shutil.copy(clip, name)
+    docs = {}
+    for name in ("concat:x.mp4", "12:30.mp4", "plain.mp4", "x.mp4"):
+        assert cli_main(["predict", name, "--model", str(TINY), "--json", f"{name}.json"]) == 0
+        docs[name] = [{k: r[k] for k in ("start", "end", "pred_vmaf", "interval")}
+                      for r in json.loads(Path(f"{name}.json").read_text())["videos"][0]["shots"]]
+    assert docs["concat:x.mp4"] == docs["plain.mp4"] == docs["12:30.mp4"] != docs["x.mp4"]
+    np.testing.assert_array_equal(read_all("12:30.mp4").y, read_all(clip).y)
+
+
+@pytest.mark.parametrize("bframes", [0, 3])
+def test_a_stream_copied_avi_is_read_at_its_real_rate(clip, tmp_path, bframes):
+    """An MP4 stream-copied into AVI declares 600 fps for 25 ("600 fps, 25 tbr"): predict cut
+    one 0.17 s or 100-frame shot and read bitrates 20x too high. The probe now takes the
+    timestamps' rate where the declared one is over 1.5x it: the same shots and predictions as
+    the MP4 it was copied from."""
+    mp4, avi = tmp_path / "c.mp4", tmp_path / "c.avi"
+    run_ffmpeg(["-y", "-i", str(clip), "-c:v", "libx264", "-bf", str(bframes), "-crf", "30",
+                "-x264-params", "threads=1", str(mp4)], what="mp4")
+    run_ffmpeg(["-y", "-i", str(mp4), "-c", "copy", str(avi)], what="stream copy to avi")
+    assert probe_video(avi).fps == probe_video(avi, backend="ffmpeg").fps == 25.0
+    pred = Predictor(TINY)
+    rules = merge_rules(DEFAULT_RULES, pred.card["tokens"])
+    reps = {p.suffix: analyze_video(p, pred, rules=rules) for p in (mp4, avi)}
+    keys = ("shot", "start", "end")
+    assert len(reps[".avi"].records) == len(reps[".mp4"].records) > 1
+    for a, m in zip(reps[".avi"].records, reps[".mp4"].records, strict=True):
+        assert {k: a[k] for k in keys} == {k: m[k] for k in keys}
+        # AVI carries H.264 in Annex B with parameter sets in every keyframe: a few bytes
+        # more per shot (0.02 VMAF here), where 600 fps read rates 24x too high
+        assert a["pred_vmaf"] == pytest.approx(m["pred_vmaf"], abs=0.1)
+
+
+def test_json_target_that_is_an_input_is_refused(clip, tmp_path, capsys):
+    """``--json a.mp4 b.mp4`` (the target forgotten) replaced a.mp4 with JSON, exit 0."""
+    import shutil
+
+    victim = tmp_path / "a.mp4"
+    shutil.copy(clip, victim)
+    before = victim.read_bytes()
+    for argv in (["--json", str(victim), str(clip)], [str(victim), "--json", str(victim)]):
+        assert cli_main(["predict", *argv, "--model", str(TINY)]) == 2
+        assert "is no JSON file" in capsys.readouterr().err
+        assert victim.read_bytes() == before
+    assert cli_main(["predict", str(clip), "--model", str(TINY), "--json", str(TINY)]) == 2
+    # an earlier run's results are replaced; a results file given as an input is not
+    out = tmp_path / "r.json"
+    for _ in range(2):
+        assert cli_main(["predict", str(clip), "--model", str(TINY), "--json", str(out)]) == 0
+    assert cli_main(["predict", str(clip), "--model", str(TINY), "--json", str(out),
+                     "--card", str(out)]) == 2
+    assert "is an input" in capsys.readouterr().err
+
+
+def test_summary_of_shots_that_round_to_no_time(tmp_path):
+    """Two frames at 5000 fps: every shot's start and end round to the same millisecond, and
+    the duration-weighted mean divided by zero (a traceback)."""
+    out = tmp_path / "fast.mp4"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=s=160x90:r=5000", "-frames:v", "2",
+                "-c:v", "libx264", "-x264-params", "threads=1", str(out)], what="5000 fps")
+    pred = Predictor(TINY)
+    rep = analyze_video(out, pred, rules=merge_rules(DEFAULT_RULES, pred.card["tokens"]))
+    preds = [r["pred_vmaf"] for r in rep.records]
+    assert rep.summary["pred_vmaf_mean"] == pytest.approx(sum(preds) / len(preds), abs=0.01)

@@ -17,6 +17,13 @@ import subprocess
 from .errors import ToolError
 
 
+def input_url(path: str | os.PathLike[str]) -> str:
+    """A local file as ffmpeg (and PyAV) must be handed it: absolute, so a name with a colon
+    (``concat:x.mp4``, ``2024-05-01T12:30:00.mp4``) is never taken for a protocol (which read
+    another file, or failed with "Protocol not found")."""
+    return os.path.abspath(os.fspath(path))
+
+
 @functools.cache
 def ffmpeg_exe() -> str:
     """Return the path of the ffmpeg binary to use (env override, imageio-ffmpeg, then PATH)."""

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._ffmpeg import ffmpeg_exe, ffmpeg_version
+from ._ffmpeg import ffmpeg_exe, ffmpeg_version, input_url
 from .errors import FrameMismatchError, ModelError, ToolError, VideoInputError
 from .io.video import SUPPORTED_PIX_FMTS, frame_size_bytes, y4m_frame_count, y4m_header
 from .vmaf_names import FRAME_METRICS
@@ -255,7 +255,7 @@ def _decoded_frames(path: Path, input_args: Sequence[str]) -> int:
     """Count frames by decoding the first video stream (for containers without an index)."""
     cmd = [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", *input_args,
-        "-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough",
+        "-i", input_url(path), "-map", "0:v:0", "-fps_mode", "passthrough",
         "-f", "null", "-progress", "pipe:1", "-nostats", "-",
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -420,8 +420,8 @@ def libvmaf_score(
         vmaf_args = _libvmaf_options(model_opt, log_path, n_threads, extra_features)
         cmd = [
             ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error",
-            *_input_args(dist_p, dist_raw), "-i", str(dist_p),
-            *_input_args(ref_p, ref_raw), "-i", str(ref_p),
+            *_input_args(dist_p, dist_raw), "-i", input_url(dist_p),
+            *_input_args(ref_p, ref_raw), "-i", input_url(ref_p),
             "-filter_complex", _filter_graph(vmaf_args, scale_to, scale_flags), "-map", "[out]",
             "-fps_mode", "passthrough", "-f", "null", "-",
         ]  # fmt: skip

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._ffmpeg import run_ffmpeg
+from ._ffmpeg import input_url, run_ffmpeg
 from .errors import VideoInputError
 
 
@@ -92,7 +92,7 @@ def pan_photos(
     chains = []
     for i, shot in enumerate(shots):
         inputs += ["-loop", "1", "-framerate", str(fps), "-t", f"{seconds_each:g}",
-                   "-i", str(shot.path)]
+                   "-i", input_url(shot.path)]
         chains.append(
             f"[{i}:v]scale={width + margin}:{height + margin}:force_original_aspect_ratio=increase"
             f":flags=lanczos,crop={width}:{height}:x='{_pan_axis(shot.vx, 'iw', width)}'"
@@ -133,7 +133,7 @@ def add_temporal_noise(clean: Path, out: Path, *, strength: int, crf: int = 10) 
     if not clean.is_file():
         raise VideoInputError(f"{clean}: no such file")
     out.parent.mkdir(parents=True, exist_ok=True)
-    return _film(["-i", str(clean), "-vf", f"noise=alls={strength}:allf=t"], out, crf=crf,
+    return _film(["-i", input_url(clean), "-vf", f"noise=alls={strength}:allf=t"], out, crf=crf,
                  what=f"adding noise {strength} to {clean.name}")
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .._ffmpeg import ffmpeg_exe, widen_pipe
+from .._ffmpeg import ffmpeg_exe, input_url, widen_pipe
 from ..errors import ToolError, VideoInputError
 
 __all__ = ["CHUNK_BYTES", "DecodeLog", "decode_luma", "decode_luma_runs", "decoder_threads",
@@ -149,7 +149,7 @@ def picture_changes(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """
     p = os.fspath(path)
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
-           "-noautorotate", "-i", p, "-map", "0:V:0", "-vf", "showinfo=checksum=0",
+           "-noautorotate", "-i", input_url(p), "-map", "0:V:0", "-vf", "showinfo=checksum=0",
            "-fps_mode", "passthrough", "-f", "null", "-"]
     runs: list[dict[str, Any]] = []
     tail: list[str] = []
@@ -220,7 +220,7 @@ def _decode_command(p: str, exe: str, bit_depth: int, threads: int, native: bool
         exe, "-hide_banner", "-nostdin", "-loglevel", "level+info", "-nostats",
         # -noautorotate: the coded frames, whose size the probe reported (a phone video's
         # rotation would otherwise transpose them, same bytes per frame, silently scrambled).
-        "-threads", str(decoder_threads(int(threads))), "-noautorotate", "-i", p,
+        "-threads", str(decoder_threads(int(threads))), "-noautorotate", "-i", input_url(p),
         "-map", "0:V:0", "-vf", "extractplanes=y", "-fps_mode", "passthrough",
         *(["-noautoscale"] if native else []),
         *stats_args, "-f", "rawvideo", "-pix_fmt", _gray_format(bit_depth), "-",

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .._ffmpeg import input_url
 from ..io.mb_quantizer import MB_QP_CODECS, MbQuantizers, frame_block_qp, video_stream
 from ..io.prefetch import prefetched
 from .decode import CHUNK_BYTES, _BufferPool, _chunk_array, decoder_threads
@@ -163,7 +164,7 @@ def _open(path: str, threads: int) -> tuple[Any, Any]:
     """The container and its first video stream, set up to export block QPs."""
     import av
 
-    container = av.open(path)
+    container = av.open(input_url(path))
     stream = video_stream(container)
     if stream is None or stream.codec_context.name not in MB_QP_CODECS:
         container.close()

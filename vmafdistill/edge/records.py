@@ -194,6 +194,8 @@ def summarize(path: str, records: Sequence[ShotRecord], n_frames: int, fps: floa
         if r.issue != "none":
             issues[r.issue] = issues.get(r.issue, 0) + 1
     worst = min(scored, key=lambda rv: rv[1])[0] if scored else None
+    if scored and sum(dur) <= 0:  # every shot rounds to 0 s (e.g. 2 frames at 5000 fps)
+        dur = [1.0] * len(scored)
     mean = (sum(v * d for (_, v), d in zip(scored, dur, strict=True)) / sum(dur)
             if scored else None)
     return {

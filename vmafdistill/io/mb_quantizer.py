@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from .._ffmpeg import input_url
+
 __all__ = ["BLOCK_PARAMS", "MB_QP_CODECS", "MbQuantizerError", "MbQuantizers", "frame_block_qp",
            "frame_mb_qp", "pyav_available", "read_mb_quantizers", "video_stream"]
 
@@ -185,7 +187,7 @@ def read_mb_quantizers(path: str | os.PathLike[str], codec: str | None,
 
     p = os.fspath(path)
     try:
-        with av.open(p) as container:
+        with av.open(input_url(p)) as container:
             stream = video_stream(container)
             if stream is None:
                 raise MbQuantizerError(f"{p}: no video stream")

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .._ffmpeg import ffmpeg_exe
+from .._ffmpeg import ffmpeg_exe, input_url
 from ..errors import VideoInputError
 from .mb_quantizer import MbQuantizerError, MbQuantizers, pyav_available, read_mb_quantizers
 from .quantizer import QuantizerTraceError, read_quantizers
@@ -141,7 +141,7 @@ def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False,
 
 def _read_packets(p: str, quantizer: bool, mb_quantizer: bool,
                   mb_pass: _MbQuantizerPass | _GivenMbQuantizers | None) -> Packets:
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", p,
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", input_url(p),
            "-map", "0:V:0", "-c", "copy", "-f", "framecrc", "-"]
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     if proc.returncode != 0:
@@ -414,18 +414,22 @@ def read_rate(info: Any, packets: Any) -> float:
     """The rate the edge chain (and the corpus, for its rungs) reads a video at: the probe's,
     unless ffmpeg only guessed it (``info.fps_guessed``: no declared average rate, as in a
     variable-rate MPEG-TS or HLS stream, whose guess can read 2000 fps and would make every shot
-    window 2000 frames long); then the packets' mean rate over their timestamps, where they span
-    any time. Gaps in the
-    timestamps (a capture that dropped out, a splice: steps over 1 s and 10x the median step)
-    are left out of the span: one 60 s gap would otherwise read a 20 fps stream at 1.6 fps and
-    make every frame a shot."""
+    window 2000 frames long) or the declared rate is over 1.5x the rate the timestamps step at
+    (an MP4 stream-copied into AVI declares 600 fps for 25); then the packets' mean rate over
+    their timestamps, where they span any time. Gaps in the timestamps (a capture that dropped
+    out, a splice: steps over 1 s and 10x the median step) are left out of the span: one 60 s
+    gap would otherwise read a 20 fps stream at 1.6 fps and make every frame a shot. A declared
+    rate below the timestamps' is kept: field-coded video steps at the field rate."""
     n = len(packets)
-    if not getattr(info, "fps_guessed", False) or n < 2:
+    if n < 2:
         return float(info.fps)
     steps = np.diff(np.asarray(packets.pts_s, dtype=np.float64))  # sorted by presentation
     moving = steps[steps > 0]
     if moving.size == 0:
         return float(info.fps)
-    kept = steps[steps <= max(1.0, 10.0 * float(np.median(moving)))]
+    median_step = float(np.median(moving))
+    if not getattr(info, "fps_guessed", False) and not float(info.fps) * median_step > 1.5:
+        return float(info.fps)
+    kept = steps[steps <= max(1.0, 10.0 * median_step)]
     span = float(kept.sum())
     return kept.size / span if span > 0 else float(info.fps)

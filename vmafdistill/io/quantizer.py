@@ -35,7 +35,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .._ffmpeg import ffmpeg_exe, widen_pipe
+from .._ffmpeg import ffmpeg_exe, input_url, widen_pipe
 
 __all__ = [
     "AC_QLOOKUP_8BIT",
@@ -248,8 +248,9 @@ def read_quantizers(path: str | os.PathLike[str], codec: str,
     p = os.fspath(path)
     if codec not in TRACE_CODECS:
         return None
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", "-i", p,
-           "-map", "0:V:0", "-c", "copy", "-bsf:v", "trace_headers", "-f", "null", "-"]
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
+           "-i", input_url(p), "-map", "0:V:0", "-c", "copy", "-bsf:v", "trace_headers",
+           "-f", "null", "-"]
     parser = TraceQuantizerParser(codec)
     tail: list[str] = []
     no_stream = False

@@ -33,7 +33,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from .._ffmpeg import ffmpeg_exe
+from .._ffmpeg import ffmpeg_exe, input_url
 from ..errors import DecodeWarning, FrameMismatchError, ToolError, VideoInputError
 
 __all__ = [
@@ -473,7 +473,7 @@ def _probe_container(path: str) -> VideoInfo:
     if av is None:
         return _probe_container_ffmpeg(path)
     try:
-        container = av.open(path)
+        container = av.open(input_url(path))
     except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
         raise VideoInputError(
             f"{path}: not a readable video file ({exc}); if it is headerless raw YUV, "
@@ -486,16 +486,30 @@ def _probe_container(path: str) -> VideoInfo:
         # The first non-cover-art video stream: the same one ffmpeg's "-map 0:V:0" selects.
         stream = streams[0]
         cc = stream.codec_context
+        if cc is None:  # e.g. H.264 muxed into MPEG-PS, which ffmpeg reads as codec "none"
+            raise VideoInputError(f"{path}: ffmpeg cannot tell its video stream's codec (a "
+                                  "codec this container cannot carry?); remux it (mp4, mkv, ts)")
         pix_fmt, width, height = cc.pix_fmt, cc.width, cc.height
         if not pix_fmt or not width or not height:
             # Demuxer probing did not settle the format (e.g. broken first packets): ask the
             # decoder. If it cannot produce a single frame, nothing downstream could either.
             pix_fmt, width, height = _first_frame_format(av, container, stream, path)
-        rate = stream.average_rate or stream.guessed_rate
-        fps = float(rate) if rate else None
+        fps, fps_guessed = _stream_rate(
+            float(stream.average_rate) if stream.average_rate else None,
+            float(stream.guessed_rate) if stream.guessed_rate else None)
     layout = _layout_for(path, pix_fmt, "decoded pixel format of its video stream")
     return VideoInfo(path, width, height, layout.name, layout.bit_depth, fps, None, "container",
-                     video_streams=len(streams), codec=cc.name)
+                     video_streams=len(streams), codec=cc.name, fps_guessed=fps_guessed)
+
+
+def _stream_rate(declared: float | None, guessed: float | None) -> tuple[float | None, bool]:
+    """The frame rate a probe reports, and whether it is only ffmpeg's guess (``tbr``, from the
+    timestamps): the declared average rate, unless there is none or it is over 1.5x the guess
+    (an MP4 stream-copied into AVI declares 600 fps for 25: every reader then cut 0.04 s
+    shots; an average below the guess is a variable or field rate, and stays)."""
+    if declared and not (guessed and declared > 1.5 * guessed):
+        return declared, False
+    return guessed, guessed is not None
 
 
 def _first_frame_format(av: Any, container: Any, stream: Any, path: str) -> tuple[str, int, int]:
@@ -546,7 +560,7 @@ def colour_range(path: str | os.PathLike[str]) -> tuple[str | None, bool]:
     is gray, from one ``ffmpeg -i``: ``"pc"`` (full) or ``"tv"`` (limited) where it prints one;
     else full for ``yuvj`` and ``gray`` formats and limited for the other YUV ones, as swscale
     assumes; None when ffmpeg reads no video stream with a known format from the file."""
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", os.fspath(path)],
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", input_url(path)],
                           capture_output=True, check=False)
     for line in proc.stderr.decode(errors="replace").splitlines():
         m = re.match(r"\s*Stream #\d+:\d+\S*: Video: (.*)$", line)
@@ -564,7 +578,7 @@ def _probe_container_ffmpeg(path: str) -> VideoInfo:
     """Probe by parsing ``ffmpeg -i`` output (``backend="ffmpeg"``, and ``"auto"`` without
     PyAV)."""
     proc = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path],
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", input_url(path)],
         capture_output=True,
         check=False,
     )
@@ -583,14 +597,13 @@ def _probe_container_ffmpeg(path: str) -> VideoInfo:
             if _import_av() is not None:  # its decoder may settle it (broken first packets)
                 return _probe_container(path)
             raise VideoInputError(f"{path}: cannot determine the video format from: {line.strip()}")
-        fps, fps_guessed = None, False
+        rates = {}
         for unit in ("fps", "tbr"):
             pattern = rf"([\d.]+)(k?) {unit}"
             fm = next((fm for f in fields if (fm := re.fullmatch(pattern, f))), None)
             if fm:
-                fps = _printed_rate(float(fm.group(1)) * (1000 if fm.group(2) else 1))
-                fps_guessed = unit == "tbr"
-                break
+                rates[unit] = _printed_rate(float(fm.group(1)) * (1000 if fm.group(2) else 1))
+        fps, fps_guessed = _stream_rate(rates.get("fps"), rates.get("tbr"))
         layout = _layout_for(path, pix_m.group(1), "decoded pixel format of its video stream")
         w, h = int(size_m.group(1)), int(size_m.group(2))
         codec = fields[0].split()[0] if fields[0] else None
@@ -719,12 +732,12 @@ def _input_args(info: VideoInfo) -> list[str]:
     """ffmpeg's input options for a probed file."""
     if info.kind == "raw":
         return ["-f", "rawvideo", "-pix_fmt", info.pix_fmt, "-s", f"{info.width}x{info.height}",
-                "-i", info.path]
+                "-i", input_url(info.path)]
     if info.kind == "y4m":
-        return ["-f", "yuv4mpegpipe", "-i", info.path]
+        return ["-f", "yuv4mpegpipe", "-i", input_url(info.path)]
     # -noautorotate: decode the coded frames, whose size PyAV reported; autorotation would
     # transpose rotated phone videos and make the frame size disagree with the probe.
-    return ["-noautorotate", "-i", info.path]
+    return ["-noautorotate", "-i", input_url(info.path)]
 
 
 def _read_into(f: IO[bytes], buf: memoryview) -> int:
