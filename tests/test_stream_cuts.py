@@ -371,6 +371,37 @@ def test_an_hls_playlist_is_one_video(work, base_mp4, predictor):
                                [r["pred_vmaf"] for r in a.records], atol=0.1)
 
 
+def test_live_playlists_and_missing_segments_are_named(work, base_mp4, predictor):
+    """A live/event playlist (no #EXT-X-ENDLIST) hung predict (ffmpeg waits for segments
+    forever); a missing local segment was skipped with an ffmpeg warning only, joining the
+    shots around the hole. Both are now one-line errors before any decode; a master playlist's
+    variants are checked too."""
+    import time
+
+    from vmafdistill.errors import VideoInputError
+
+    hls = work / "hls_checks"
+    hls.mkdir()
+    run_ffmpeg(["-i", str(base_mp4), "-c", "copy", "-f", "hls", "-hls_time", "1",
+                "-hls_playlist_type", "vod", str(hls / "vod.m3u8")], what="segmenting to HLS")
+    vod = (hls / "vod.m3u8").read_text()
+    (hls / "live.m3u8").write_text(vod.replace("#EXT-X-ENDLIST", "").replace(
+        "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-PLAYLIST-TYPE:EVENT"))
+    segments = [ln for ln in vod.splitlines() if ln.endswith(".ts")]
+    (hls / "hole.m3u8").write_text(vod.replace(segments[1], "gone.ts"))
+    (hls / "master.m3u8").write_text("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=100000\n"
+                                     "hole.m3u8\n")
+    started = time.monotonic()
+    with pytest.raises(VideoInputError, match=r"live\.m3u8: a live or event HLS playlist"):
+        analyze(hls / "live.m3u8", predictor)
+    assert time.monotonic() - started < 10
+    for name in ("hole.m3u8", "master.m3u8"):
+        with pytest.raises(VideoInputError, match=r"hole\.m3u8: 1 of its \d+ local segments "
+                                                  r"missing \(gone\.ts\)"):
+            analyze(hls / name, predictor)
+    assert analyze(hls / "vod.m3u8", predictor).summary["frames"] == 100
+
+
 def _same_shot(rec: dict, alone: dict) -> None:
     """A shot of a recording equals the same shot of its rendition predicted on its own."""
     for key in ("codec", "res", "band", "issue", "flags"):

@@ -80,6 +80,7 @@ from .options import (
     needs_quantizer,
     temporal_only,
 )
+from .playlist import check_playlist
 from .pyav_decode import PyavDeclinedError, PyavFrames, decode_luma_pyav
 from .records import (
     VideoReport,
@@ -367,6 +368,7 @@ def _plan(path: str | os.PathLike[str], predictor: Any, card: Mapping[str, Any] 
         card = predictor.card
     if options is None:
         options = EdgeOptions.from_card(card.get("edge"))
+    check_playlist(path)
     names = list(card["feature_names"])
     return _Plan(os.fspath(path), card, names, options, options.pixel_step(names), ref_size)
 
