@@ -189,6 +189,13 @@ def test_alignment_rules_by_hand():
         align_packets_to_frames(packets, [1, 7], 2)
     # an ffmpeg that logged no timestamps: by order when the counts agree
     assert align_packets_to_frames(packets, None, 5).by == "order"
+    # MKV writes the RASL picture an open-GOP cut's decoder drops with no pts (the keyframe
+    # first in decode order, then it): one such packet turned matching off for the stream,
+    # "71 video packets but 70 decoded frames and the stream has no timestamps". It is hidden,
+    # before the first frame, as the same cut in MPEG-TS reads.
+    cut = align_packets_to_frames(_packets([NOPTS_VALUE, 0, 1, 2, 3]), [0, 1, 2, 3], 4)
+    assert cut.by == "pts" and cut.packets.sizes.tolist() == [200, 300, 400, 500]
+    assert cut.hidden.tolist() == [0] and cut.hidden_before_frame.tolist() == [0]
 
 
 def test_an_ffmpeg_without_frame_stats_still_decodes(work, base_mp4, tmp_path, monkeypatch):

@@ -227,9 +227,10 @@ def align_packets_to_frames(
 
     ``frame_pts`` are the decoder's output timestamps in the stream's time base (ffmpeg
     ``-stats_enc_pre {ptsi}``), one per decoded frame. Each frame is matched to the packet
-    with its pts. The packets no frame came from are returned as ``hidden``; their bits belong
-    to no shot. Without usable timestamps (raw elementary streams carry none) the packets are
-    taken one per frame, which needs equal counts.
+    with its pts. The packets no frame came from (a packet without a pts among them) are
+    returned as ``hidden``; their bits belong to no shot. Without usable timestamps (raw
+    elementary streams carry none) the packets are taken one per frame, which needs equal
+    counts.
 
     Raises:
         VideoInputError: the frames cannot be attributed (counts differ and the timestamps do
@@ -240,14 +241,17 @@ def align_packets_to_frames(
     if frame_pts is not None and packets.pts is not None:
         fpts = [NOPTS_VALUE if t is None else int(t) for t in frame_pts]
         ppts = packets.pts
+        # A packet without a pts can still be a hidden one: MKV writes the RASL picture a
+        # decoder drops at an open-GOP cut with none. Frames match the packets that have one.
+        timed = ppts != NOPTS_VALUE
         if len(fpts) != n_frames:
             reason = f"the decoder logged {len(fpts)} timestamps for {n_frames} frames"
-        elif NOPTS_VALUE in fpts or np.any(ppts == NOPTS_VALUE):
+        elif NOPTS_VALUE in fpts or not np.any(timed):
             reason = "the stream has no timestamps"
-        elif np.unique(ppts).size != n_packets:
+        elif np.unique(ppts[timed]).size != int(timed.sum()):
             reason = "packet timestamps repeat"
         else:
-            index_of = {int(t): i for i, t in enumerate(ppts)}
+            index_of = {int(t): i for i, t in enumerate(ppts) if t != NOPTS_VALUE}
             idx = np.array([index_of.get(t, -1) for t in fpts], dtype=np.int64)
             if np.all(idx >= 0) and np.unique(idx).size == n_frames:
                 hidden = np.setdiff1d(np.arange(n_packets), idx)
