@@ -1113,3 +1113,27 @@ def test_summary_of_shots_that_round_to_no_time(tmp_path):
     rep = analyze_video(out, pred, rules=merge_rules(DEFAULT_RULES, pred.card["tokens"]))
     preds = [r["pred_vmaf"] for r in rep.records]
     assert rep.summary["pred_vmaf_mean"] == pytest.approx(sum(preds) / len(preds), abs=0.01)
+
+
+@pytest.mark.parametrize("scalar", [True, False])
+def test_non_finite_rows_predict_nan_on_every_path(scalar):
+    """Through the API a row with a NaN or inf feature read as a plausible score: an all-NaN
+    row 67.07, an inf -2 or 102 (the graph's clips). Every path (compiled single row, I/O
+    binding, batch, checked) now gives NaN for such a row and the usual value for the others,
+    as the chain leaves such a shot unscored."""
+    from vmafdistill.edge.predictor import default_model_path
+
+    pred = Predictor(default_model_path(), scalar=scalar)
+    good = np.asarray([[metadata_features(300.0, 720, 360, "h264", delivery_width=640,
+                                          fps=25.0).get(n, 30.0) for n in pred.feature_names]],
+                      dtype=np.float32)
+    want = pred.predict(good)[0]
+    assert np.isfinite(want)
+    for bad_value in (np.nan, np.inf, -np.inf):
+        for col in range(good.shape[1]):
+            bad = good.copy()
+            bad[0, col] = bad_value
+            assert np.isnan(pred.predict(bad)[0]), (bad_value, col)  # single row
+            assert np.isnan(pred.predict(bad.astype(np.float64))).all()  # checked path
+            batch = pred.predict(np.concatenate([good, bad, good]))
+            assert np.isnan(batch[1]) and batch[0] == batch[2] == want

@@ -8,6 +8,7 @@ standardisation is inside the graph.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from pathlib import Path
@@ -168,7 +169,9 @@ class Predictor:
         converted and checked first. The compiled graph is kept only where it reproduces
         onnxruntime's bits (checked when the first single row comes, ~7 ms once) and every
         other path runs the same onnxruntime graph on the same float32 values, so the outputs
-        are the same bits.
+        are the same bits. A row with a non-finite feature gives NaN on every path (the graph's
+        clips turned an all-NaN row into 67, an inf into -2 or 102), as ``predict``'s chain
+        leaves such a shot unscored.
         """
         if type(x) is np.ndarray and x.dtype is _F32 and x.flags.c_contiguous:
             shape = x.shape
@@ -181,12 +184,12 @@ class Predictor:
                 single = self._single
                 if single is not None and single.lock.acquire(blocking=False):
                     try:
-                        return single.run(x)
+                        return _nan_where_not_finite(x, single.run(x))
                     finally:
                         single.lock.release()
             if len(shape) == 2 and shape[1] == self._width and shape[0] > 0:
                 out = self._run(self._output_names, {self.input_name: x}, self._run_options)[0]
-                return np.asarray(out, dtype=np.float32).reshape(-1)
+                return _nan_where_not_finite(x, np.asarray(out, dtype=np.float32).reshape(-1))
         return self._predict_checked(x)
 
     def _predict_checked(self, x: Any) -> np.ndarray:
@@ -200,13 +203,26 @@ class Predictor:
                 f"got shape {arr.shape}"
             )
         out = self.session.run([self.output_name], {self.input_name: arr})[0]
-        return np.asarray(out, dtype=np.float32).reshape(-1)
+        return _nan_where_not_finite(arr, np.asarray(out, dtype=np.float32).reshape(-1))
 
     def predict_rows(self, rows: list[dict[str, float]]) -> np.ndarray:
         """:meth:`predict` on dict rows keyed by feature name."""
         x = np.array([[row[n] for n in self.feature_names] for row in rows], dtype=np.float32)
         return self.predict(x.reshape(len(rows), len(self.feature_names)))
 
+
+
+def _nan_where_not_finite(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out`` with NaN on the rows of ``x`` that hold a NaN or an infinity."""
+    if out.shape[0] == 1:  # one row: a Python sum is ~10x cheaper than numpy's passes
+        if math.isfinite(sum(x.ravel().tolist())):
+            return out
+        return np.full(1, np.nan, dtype=np.float32)
+    bad = ~np.isfinite(x.reshape(out.shape[0], -1)).all(axis=1)
+    if bad.any():
+        out = out.copy()
+        out[bad] = np.nan
+    return out
 
 
 def _raw_run(session: Any) -> Any:

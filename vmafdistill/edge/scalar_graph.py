@@ -534,8 +534,12 @@ class ScalarGraph:
     _fn: Callable[..., float]
 
     def predict_row(self, x: np.ndarray) -> np.ndarray:
-        """The student's output for one row as a new (1,) float32 array."""
-        return np.array((self._fn(*x.ravel().tolist()),), dtype=np.float32)
+        """The student's output for one row as a new (1,) float32 array; NaN where a feature
+        is not finite (the graph's clips would turn it into a plausible number)."""
+        values = x.ravel().tolist()
+        if not math.isfinite(sum(values)):  # a NaN or inf anywhere (finite float32s cannot
+            return np.array((math.nan,), dtype=np.float32)  # overflow a float64 sum)
+        return np.array((self._fn(*values),), dtype=np.float32)
 
     def check_against(self, reference: Callable[[np.ndarray], np.ndarray],
                       rows: np.ndarray) -> bool:
