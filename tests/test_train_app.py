@@ -439,6 +439,23 @@ def test_a_failed_job_of_an_in_process_sweep(tmp_path: Path, sweeper: str,
         assert (sweep / "optimization_results.yaml").is_file()
 
 
+def test_an_optuna_sweep_whose_every_trial_failed_names_no_best(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every trial failed: the sweeper still wrote a "best" trial with value inf to
+    optimization_results.yaml. The file is removed and the error says why."""
+    from vmafdistill.cli import main
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=4, seed=3)
+    sweep = tmp_path / "sweep"
+    rc = main(["train", "-m", f"corpus_dir={corpus}", *TRAIN_FAST, "baselines=[]",
+               "optim.max_epochs=5", "hparams_search=optuna", "hydra.sweeper.n_trials=2",
+               "student.activation=bogus", f"hydra.sweep.dir={sweep}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "2 sweep jobs failed" in err, err
+    assert "every trial failed" in err and "optimization_results.yaml removed" in err, err
+    assert not (sweep / "optimization_results.yaml").exists()
+
+
 def test_too_few_rows_for_the_interval_is_an_error(tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """A 99 % interval needs >= 99 out-of-fold rows: with fewer the pooled quantile is

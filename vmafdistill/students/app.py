@@ -30,6 +30,7 @@ def hydra_app(config_name: str, job: Any) -> Any:
 
     errors: list[VmafDistillError] = []
     multirun: list[bool] = []  # set by a job of a sweep
+    sweep_dirs: list[str] = []  # an Optuna sweep's directory (its results file lives there)
 
     @hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")
     def task(cfg: Any) -> float:
@@ -47,12 +48,15 @@ def hydra_app(config_name: str, job: Any) -> Any:
                 # batch has run, and the command exits non-zero)
                 raise
             errors.append(exc)
+            if _optuna_sweep(hc):
+                sweep_dirs.append(str(hc.sweep.dir))
             # Optuna cannot take a NaN (its sweeper then fails with a traceback and runs no
             # further trials): a failed trial is the worst objective, which it steers away from
             return math.inf if _optuna_sweep(hc) else math.nan
 
     task.errors = errors  # type: ignore[attr-defined]
     task.multirun = multirun  # type: ignore[attr-defined]
+    task.sweep_dirs = sweep_dirs  # type: ignore[attr-defined]
     return task
 
 
@@ -97,7 +101,24 @@ def _first_error(task: Any) -> VmafDistillError:
         return task.errors[0]
     n = len(task.errors)
     return VmafDistillError(f"{n} sweep job{'s' if n > 1 else ''} failed (error"
-                            f"{'s' if n > 1 else ''} above)")
+                            f"{'s' if n > 1 else ''} above)" + _no_best(task.sweep_dirs))
+
+
+def _no_best(sweep_dirs: list[str]) -> str:
+    """When every trial of an Optuna sweep failed, its sweeper still wrote a "best" trial
+    (``best_value: .inf``) to ``optimization_results.yaml``: that file is removed, and said."""
+    if not sweep_dirs:
+        return ""
+    results = Path(sweep_dirs[0]) / "optimization_results.yaml"
+    try:
+        failed_all = "best_value: .inf" in results.read_text()
+    except OSError:
+        return ""
+    if not failed_all:
+        return ""
+    results.unlink(missing_ok=True)
+    return (f"; every trial failed, so the sweeper's 'best' (value inf) is none: {results} "
+            "removed")
 
 
 def _train_job(cfg: Any, run_dir: Path, overrides: list[str]) -> float:
