@@ -115,6 +115,60 @@ def test_a_worker_killed_mid_build_is_retried(tmp_path: Path) -> None:
     assert all((tmp_path / f"m{i}").exists() for i in range(3))  # each worker did die once
 
 
+def test_a_host_port_nothing_answers_at_is_named_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``executor.address=127.0.0.1:9`` (no ``ray://``) retried for over 10 minutes, and
+    ``auto`` did the same when a killed head had left its address behind."""
+    from vmafdistill.corpus.executor import run_ray
+
+    t0 = time.perf_counter()
+    with pytest.raises(VmafDistillError, match=r"'127\.0\.0\.1:9': nothing answers at "
+                                               r"127\.0\.0\.1:9"):
+        run_ray(_die_once, [("a", ("x", 0))], {**RAY, "address": "127.0.0.1:9"},
+                progress=False, desc="x")
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")
+    with pytest.raises(VmafDistillError, match=r"'auto': nothing answers at 127\.0\.0\.1:9"):
+        run_ray(_die_once, [("a", ("x", 0))], {**RAY, "address": "auto"},
+                progress=False, desc="x")
+    assert time.perf_counter() - t0 < 60
+
+
+def test_a_job_no_node_can_run_is_an_error_not_a_wait(tmp_path: Path) -> None:
+    """A GPU fraction per job on a cluster without GPUs waited for ever, printing nothing."""
+    from vmafdistill.corpus.executor import run_ray
+
+    with pytest.raises(VmafDistillError, match=r"asks for 1 CPU\(s\) and 0\.25 GPU\(s\).*"
+                                               r"no node of the Ray cluster has that"):
+        run_ray(_die_once, [("a", (str(tmp_path / "m"), 0))],
+                {**RAY, "num_gpus_per_job": 0.25}, progress=False, desc="x")
+
+
+def test_without_ray_installed_the_error_names_the_extra(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from vmafdistill.corpus.executor import run_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(VmafDistillError, match=r"pip install 'vmafdistill\[ray\]'"):
+        run_ray(_die_once, [("a", ("x", 0))], RAY, progress=False, desc="x")
+
+
+def test_ray_jobs_get_absolute_paths() -> None:
+    """A Ray worker runs in its node's directory (the head's, for address=auto): relative
+    source paths and caches named the head's files (every job failed, or the artefacts landed
+    in the head's directory)."""
+    from vmafdistill.corpus.build import _absolute_paths
+    from vmafdistill.corpus.cache import ArtifactStore
+
+    tasks = [("s:r", ({"path": "src/a.mp4", "sha256": "1"}, None, 0, {}, {},
+                      ArtifactStore(".cache/corpus_cache")))]
+    ((_, (source, *_rest, store)),) = _absolute_paths(tasks)
+    assert source["path"] == str(Path.cwd() / "src" / "a.mp4")
+    assert store.root == Path.cwd() / ".cache" / "corpus_cache"
+    assert tasks[0][1][0]["path"] == "src/a.mp4"  # the tables keep the path as given
+
+
 # Last in this file: a failed Ray Client connection leaves this process unable to start a local
 # runtime again (ray.init then fails an internal assertion), so no Ray test may follow it.
 def test_an_unreachable_cluster_is_named(sources, tmp_path: Path) -> None:

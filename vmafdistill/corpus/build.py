@@ -8,7 +8,6 @@ machines (Hydra multirun launchers) fill the same cache and are merged afterward
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import multiprocessing
@@ -33,7 +32,7 @@ from ..errors import VmafDistillError
 from ..features.registry import FEATURE_SET_VERSION
 from . import assemble
 from .cache import ArtifactStore, file_sha256, key_of
-from .executor import EXECUTORS, run_ray
+from .executor import EXECUTORS, raise_exit, run_ray, signal_handled
 from .jobs import (
     ENCODE_VERSION,
     SHOTS_VERSION,
@@ -194,15 +193,19 @@ def _run_rung_jobs(
     filesystem (``executor.shared_fs: false``) they ship their artefacts back and the driver
     files them in its cache (:mod:`vmafdistill.corpus.detached`)."""
     ex = dict(executor or {})
+    if ex.get("name") == "ray":
+        tasks = _absolute_paths(tasks)
+        store = ArtifactStore(store.root.resolve())
     if ex.get("name") != "ray" or ex.get("shared_fs", True):
         return _run_all(run_rung, tasks, workers, progress, desc="rungs", executor=ex)
     from .detached import detached_tasks, file_artefacts, run_rung_detached
-    from .jobs import encode_path
+    from .jobs import rung_cached
 
-    # Jobs whose encode the driver's cache already holds (filed by an earlier build) run here:
-    # their labels and features are cached beside it, so a rerun ships nothing.
-    cached = {name for name, (source, rung, _i, _teacher, encode_cfg, _store) in tasks
-              if encode_path(source, rung, encode_cfg, store).is_file()}
+    # Jobs whose every artefact the driver's cache already holds (filed by an earlier build)
+    # run here, reading them: a rerun ships nothing. A job missing any (labels of another
+    # teacher beside a cached encode) goes to the cluster.
+    cached = {name for name, (source, rung, _i, teacher_cfg, encode_cfg, _store) in tasks
+              if rung_cached(source, rung, teacher_cfg, encode_cfg, store)}
     here = [t for t in tasks if t[0] in cached]
     away = [t for t in tasks if t[0] not in cached]
     results, errors = _run_all(run_rung, here, 1, progress, desc="rungs (cached)")
@@ -217,6 +220,18 @@ def _run_rung_jobs(
         results.update(res)
         errors.update(err)
     return results, errors
+
+
+def _absolute_paths(tasks: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, tuple[Any, ...]]]:
+    """Rung tasks with their source path and cache made absolute on the driver: a Ray worker
+    runs in its node's own directory (the head's, for ``address=auto``), where a relative
+    ``corpus.root`` or ``paths.cache_dir`` named other files or none."""
+    out = []
+    for name, (source, rung, i, teacher_cfg, encode_cfg, store) in tasks:
+        source = {**source, "path": os.path.abspath(source["path"])}
+        out.append((name, (source, rung, i, teacher_cfg, encode_cfg,
+                           ArtifactStore(Path(store.root).resolve()))))
+    return out
 
 
 def _run_all(
@@ -260,7 +275,7 @@ def _run_all(
             run_inline()
             return results, errors
         try:
-            with _signal_handled(signal.SIGTERM, _raise_exit):
+            with signal_handled(signal.SIGTERM, raise_exit):
                 _run_pool(fn, tasks, workers, results, errors, bar)
         except BrokenProcessPool:
             # Some hosts cannot start worker processes (e.g. inside another launcher's worker):
@@ -284,26 +299,6 @@ def _stop_worker(proc: Any) -> None:
     proc.terminate()
 
 
-def _raise_exit(signum: int, frame: Any) -> None:
-    """SIGTERM as SystemExit(143), so the pool's cleanup runs (``timeout``, SLURM, systemd)."""
-    raise SystemExit(128 + signum)
-
-
-@contextlib.contextmanager
-def _signal_handled(signum: int, handler: Any) -> Iterator[None]:
-    """``handler`` for ``signum`` in this block, the previous one restored after (only the
-    main thread may set handlers: elsewhere the block runs unchanged). Processes started in
-    the block inherit SIG_IGN."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signum, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signum, previous)
-
-
 def _run_pool(
     fn: Any, tasks: list[tuple[str, tuple[Any, ...]]], workers: int,
     results: dict[str, Any], errors: dict[str, str], bar: Any,
@@ -322,7 +317,7 @@ def _run_pool(
     try:
         # the workers start inside submit(): ignoring SIGINT, they leave a Ctrl-C to this
         # process, which stops them (no traceback from each, none from one still importing)
-        with _signal_handled(signal.SIGINT, signal.SIG_IGN):
+        with signal_handled(signal.SIGINT, signal.SIG_IGN):
             pending: dict[Future[Any], str] = {pool.submit(fn, *args): name
                                                for name, args in tasks}
         while pending:

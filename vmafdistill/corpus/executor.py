@@ -16,23 +16,47 @@ from (labels, features, sizes) come back through the object store.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..errors import VmafDistillError
 
-__all__ = ["EXECUTORS", "run_ray"]
+__all__ = ["EXECUTORS", "raise_exit", "run_ray", "signal_handled"]
 
 #: Executor names ``conf/executor/*.yaml`` may use.
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 
 
+def raise_exit(signum: int, frame: Any) -> None:
+    """SIGTERM as SystemExit(143), so the pool's cleanup runs (``timeout``, SLURM, systemd)."""
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def signal_handled(signum: int, handler: Any) -> Iterator[None]:
+    """``handler`` for ``signum`` in this block, the previous one restored after (only the
+    main thread may set handlers: elsewhere the block runs unchanged). Processes started in
+    the block inherit SIG_IGN."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signum, previous)
+
+
 def _job(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     """One job on a Ray worker: single-threaded like a local pool worker. Object refs among
     ``args`` (shared bytes) are fetched here."""
-    import os
 
     os.environ["OMP_NUM_THREADS"] = "1"
     try:
@@ -62,17 +86,74 @@ def _connect(cfg: Mapping[str, Any]) -> bool:
             opts["num_cpus"] = int(cfg["num_cpus"])
         # workers import vmafdistill from wherever the driver does
         opts["runtime_env"] = {"env_vars": {"PYTHONPATH": ":".join(p for p in sys.path if p)}}
-        ray.init(**opts)
+        try:
+            # "local": a new runtime, never one RAY_ADDRESS or a stale
+            # /tmp/ray/ray_current_cluster names (that hung, or refused num_cpus)
+            ray.init(address="local", **opts)
+        except Exception as exc:
+            raise VmafDistillError(f"executor=ray: cannot start a local Ray runtime "
+                                   f"({_first_line(exc)})") from None
         return True
+    _check_reachable(str(address))
     try:
         ray.init(address=str(address), **opts)
     except Exception as exc:  # ConnectionError, RuntimeError, ... depending on the address
         raise VmafDistillError(
             f"executor.address={address!r}: cannot join the Ray cluster there "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); start "
-            "one with `ray start --head` or use executor.address=null for a local runtime"
+            f"({_first_line(exc)}); start one with `ray start --head` or use "
+            "executor.address=null for a local runtime"
         ) from None
     return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A ``host:port`` address (also the one ``auto`` resolves to) that nothing answers at is
+    an error naming it: ``ray.init`` retried such an address for over 10 minutes.
+    ``ray://`` addresses fail fast in Ray itself."""
+    if address.startswith("ray://"):
+        return
+    target = address
+    if address == "auto":
+        target = os.environ.get("RAY_ADDRESS", "")
+        if not target:
+            # what `ray start` leaves (a killed head leaves it too)
+            with contextlib.suppress(OSError), open("/tmp/ray/ray_current_cluster") as fh:
+                target = fh.readline().strip()
+        if not target or target.startswith("ray://"):
+            return  # Ray says at once that it found no cluster
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return  # not host:port: Ray's own error names it
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise VmafDistillError(
+            f"executor.address={address!r}: nothing answers at {target} ({exc}); start a "
+            "cluster with `ray start --head` or use executor.address=null for a local "
+            "runtime") from None
+
+
+def _check_resources(cfg: Mapping[str, Any]) -> None:
+    """A job asking for more CPUs or GPUs than any node of the cluster has would wait for
+    ever, silently: an error naming what the nodes have."""
+    import ray
+
+    need = {"CPU": float(cfg.get("num_cpus_per_job", 1)),
+            "GPU": float(cfg.get("num_gpus_per_job", 0) or 0)}
+    nodes = [n.get("Resources") or {} for n in ray.nodes() if n.get("Alive")]
+    if any(all(node.get(k, 0.0) >= v for k, v in need.items() if v > 0) for node in nodes):
+        return
+    have = "; ".join(f"{node.get('CPU', 0):g} CPUs, {node.get('GPU', 0):g} GPUs"
+                     for node in nodes) or "no live node"
+    raise VmafDistillError(
+        f"executor: a job asks for {need['CPU']:g} CPU(s) and {need['GPU']:g} GPU(s) "
+        f"(executor.num_cpus_per_job, executor.num_gpus_per_job) but no node of the Ray "
+        f"cluster has that ({have}); it would wait for ever")
 
 
 def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
@@ -81,15 +162,18 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
             ) -> tuple[dict[str, Any], dict[str, str]]:
     """Run ``fn(*args)`` for every ``(name, args)`` as Ray tasks (see the module docstring);
     ``on_result(name, result)`` as each result arrives (a driver killed later keeps those)."""
-    import ray
     from tqdm import tqdm
 
     started_here = _connect(cfg)
+    import ray
+
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
     per_node: dict[str, int] = {}
     t0 = time.perf_counter()
+    stack = contextlib.ExitStack()
     try:
+        _check_resources(cfg)
         remote = ray.remote(_job).options(
             num_cpus=float(cfg.get("num_cpus_per_job", 1)),
             num_gpus=float(cfg.get("num_gpus_per_job", 0) or 0),
@@ -110,6 +194,9 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
 
         pending = {remote.remote(fn_ref, tuple(by_ref(a) for a in args)): name
                    for name, args in tasks}
+        # SIGTERM as SystemExit(143), as the local pool does (Ray's own handler dumped a stack
+        # and exited 1); set after ray.init, which installs that handler
+        stack.enter_context(signal_handled(signal.SIGTERM, raise_exit))
         bar = tqdm(total=len(tasks), desc=f"{desc} (ray)", unit="job", disable=not progress,
                    file=sys.stderr, dynamic_ncols=True)
         try:
@@ -121,7 +208,9 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
                         results[name] = ray.get(ref)
                     except Exception as exc:  # RayTaskError wraps the job's own exception
                         cause = getattr(exc, "cause", None) or exc
-                        errors[name] = f"{type(cause).__name__}: {cause}".splitlines()[0]
+                        # as the local pool words it (our errors carry no class name)
+                        errors[name] = (str(cause) if isinstance(cause, VmafDistillError)
+                                        else f"{type(cause).__name__}: {cause}").splitlines()[0]
                         bar.write(f"FAILED {name} (after retries): {errors[name]}")
                     else:
                         if on_result is not None:  # a driver-side error stops the build
@@ -142,6 +231,7 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
                   f"{time.perf_counter() - t0:.1f} s on {len(per_node)} node(s): {nodes}",
                   file=sys.stderr)
     finally:
+        stack.close()
         if started_here:
             ray.shutdown()
     return results, errors

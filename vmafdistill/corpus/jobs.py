@@ -322,6 +322,34 @@ def encode_path(
     return store.path("encodes", enc_key, CODECS[rung.codec]["ext"])
 
 
+def _label_key(source: dict[str, Any], enc_sha: str, teacher_cfg: dict[str, Any]) -> str:
+    """The cache key of a rung's teacher labels."""
+    return key_of(kind="labels", ref=source["sha256"], dist=enc_sha,
+                  teacher=teacher_identity(teacher_cfg),
+                  scale_flags=str(teacher_cfg.get("scale_flags")),
+                  ref_size=(int(source["width"]), int(source["height"])))
+
+
+def _feature_key(enc_sha: str, device: str) -> str:
+    """The cache key of an encode's pixel features: computed on a GPU they agree with the
+    CPU's to float rounding, not bit for bit, so they have their own (the CPU key is kept)."""
+    return key_of(kind="features", dist=enc_sha, version=FEATURE_SET_VERSION, threads=1,
+                  **({} if device == "cpu" else {"device": device.split(":")[0]}))
+
+
+def rung_cached(source: dict[str, Any], rung: Rung, teacher_cfg: dict[str, Any],
+                encode_cfg: dict[str, Any], store: ArtifactStore) -> bool:
+    """Whether ``store`` holds all of a rung's artefacts (encode, labels for this teacher,
+    features), so :func:`run_rung` only reads them."""
+    enc = encode_path(source, rung, encode_cfg, store)
+    if not enc.is_file():
+        return False
+    enc_sha = file_sha256(enc)
+    device = str(teacher_cfg.get("device", "cpu"))
+    return (store.path("labels", _label_key(source, enc_sha, teacher_cfg), "npz").is_file()
+            and store.path("features", _feature_key(enc_sha, device), "npz").is_file())
+
+
 def run_rung(
     source: dict[str, Any],
     rung: Rung,
@@ -355,8 +383,7 @@ def run_rung(
 
     t0 = time.perf_counter()
     ident = teacher_identity(teacher_cfg)
-    label_key = key_of(kind="labels", ref=source["sha256"], dist=enc_sha, teacher=ident,
-                       scale_flags=str(teacher_cfg.get("scale_flags")), ref_size=src_size)
+    label_key = _label_key(source, enc_sha, teacher_cfg)
     labels = store.get_arrays("labels", label_key)
     if labels is None:
         labels = _teacher_frames(Path(source["path"]), enc_path, src_size, teacher_cfg)
@@ -366,10 +393,7 @@ def run_rung(
 
     t0 = time.perf_counter()
     device = str(teacher_cfg.get("device", "cpu"))
-    # features computed on a GPU agree with the CPU's to float rounding, not bit for bit: their
-    # own cache entries (the CPU key is unchanged)
-    feat_key = key_of(kind="features", dist=enc_sha, version=FEATURE_SET_VERSION, threads=1,
-                      **({} if device == "cpu" else {"device": device.split(":")[0]}))
+    feat_key = _feature_key(enc_sha, device)
     feats = store.get_arrays("features", feat_key)
     if feats is None:
         feats = _pixel_features(enc_path, device)
