@@ -115,6 +115,30 @@ def test_a_worker_killed_mid_build_is_retried(tmp_path: Path) -> None:
     assert all((tmp_path / f"m{i}").exists() for i in range(3))  # each worker did die once
 
 
+def _sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def test_sigterm_stops_a_ray_build_with_143() -> None:
+    """A SIGTERM (timeout, SLURM) ended a Ray build with exit 1 after Ray's own handler (a
+    signal handler's exception inside ray.wait becomes Ray's SystemExit(1)); now 143, as the
+    local pool, with the queued jobs cancelled. The signal is sent once the first result is
+    in, when the build's handler is set."""
+    import os
+    import signal
+
+    from vmafdistill.corpus.executor import run_ray
+
+    tasks = [("fast", (0.0,)), *[(f"slow{i}", (60.0,)) for i in range(3)]]
+    started = time.perf_counter()
+    with pytest.raises(SystemExit) as stopped:
+        run_ray(_sleep, tasks, RAY, progress=False, desc="term",
+                on_result=lambda name, _r: os.kill(os.getpid(), signal.SIGTERM))
+    assert stopped.value.code == 143
+    assert time.perf_counter() - started < 50  # the slow jobs were not waited for
+
+
 def test_a_host_port_nothing_answers_at_is_named_at_once(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """``executor.address=127.0.0.1:9`` (no ``ray://``) retried for over 10 minutes, and

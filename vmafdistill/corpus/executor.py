@@ -194,14 +194,18 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
 
         pending = {remote.remote(fn_ref, tuple(by_ref(a) for a in args)): name
                    for name, args in tasks}
-        # SIGTERM as SystemExit(143), as the local pool does (Ray's own handler dumped a stack
-        # and exited 1); set after ray.init, which installs that handler
-        stack.enter_context(signal_handled(signal.SIGTERM, raise_exit))
+        # SIGTERM as SystemExit(143), as the local pool does (Ray's handler exited 1). The
+        # handler only notes it: an exception raised inside ray.wait becomes Ray's own
+        # SystemExit(1). Set after ray.init, which installs Ray's handler.
+        terms: list[int] = []
+        stack.enter_context(signal_handled(signal.SIGTERM, lambda signum, _: terms.append(signum)))
         bar = tqdm(total=len(tasks), desc=f"{desc} (ray)", unit="job", disable=not progress,
                    file=sys.stderr, dynamic_ncols=True)
         try:
             while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+                if terms:
+                    raise_exit(terms[0], None)
                 for ref in done:
                     name = pending.pop(ref)
                     try:
@@ -221,6 +225,9 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
                                         f"{rate * 60:.1f} jobs/min", refresh=False)
         finally:
             bar.close()
+            for ref in pending:  # stopped early (a signal, a driver-side error): a cluster
+                with contextlib.suppress(Exception):  # would otherwise run them all on
+                    ray.cancel(ref, force=True)
         for node in ray.nodes():
             if node.get("Alive"):
                 per_node[node.get("NodeManagerAddress", "?")] = int(
