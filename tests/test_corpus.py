@@ -19,6 +19,7 @@ from vmafdistill._ffmpeg import run_ffmpeg
 from vmafdistill.corpus import load_samples, load_table, read_manifest
 from vmafdistill.corpus.build import build_corpus, ensure_corpus, verify_corpus
 from vmafdistill.corpus.schema import SAMPLE_COLUMNS, SCHEMA_VERSION
+from vmafdistill.errors import VmafDistillError
 from vmafdistill.features.registry import FEATURE_SETS
 from vmafdistill.io.packets import read_packets
 
@@ -293,6 +294,24 @@ def test_shards_via_hydra_joblib_merge_to_the_single_build(built, sources, tmp_p
     other = _cli([*args, "action=merge", "shots.max_len_s=0.9"])
     _, err = other.communicate(timeout=600)
     assert other.returncode != 0 and "built with another config" in err
+
+
+def test_a_merge_with_an_empty_shard_is_the_single_build(built, sources,
+                                                         tmp_path: Path) -> None:
+    """5 shards of 4 jobs: the last shard has none and wrote untyped empty tables, which made
+    every merged column object and the merged corpus_hash differ from the single build's."""
+    from vmafdistill.corpus.build import merge_shards
+
+    cfg, report = built
+    shard_cfg = make_cfg([sources["cuts"], sources["noise"]], tmp_path / "out",
+                         Path(cfg["cache_root"]))
+    for k in range(5):
+        build_corpus({**shard_cfg, "shard": {"index": k, "count": 5}})
+    merged = merge_shards(shard_cfg)
+    single = read_manifest(cfg["out_dir"])
+    assert read_manifest(tmp_path / "out")["corpus_hash"] == single["corpus_hash"]
+    pd.testing.assert_frame_equal(report.samples, merged.samples)
+    assert read_manifest(tmp_path / "out")["job_seconds"]  # the shards' times, summed
 
 
 def test_source_ids_stay_unique_when_a_suffix_is_another_files_stem() -> None:
@@ -696,3 +715,21 @@ def test_a_damaged_source_is_named_on_every_build(
         assert f"source bad ({bad}) decoded with errors" in err, err
         assert f"its {decoded} decoded frames are used" in err, err
         assert "source good (" not in err, err
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_fail_fast_stops_at_the_first_failure(sources, tmp_path: Path, workers: int) -> None:
+    """fail_fast=true ran every other job to its end (encoded and labelled them all) and only
+    then stopped, with the error's "source ..., rung ...:" prefix twice."""
+    bad = {"codec": "h264", "height": 0.5, "crf": 30, "preset": "nosuch"}
+    good = [{"codec": "h264", "height": 0.5, "crf": c, "preset": "medium"} for c in (20, 25, 30)]
+    cfg = make_cfg([sources["cuts"], sources["noise"]], tmp_path / "out", tmp_path / "cache",
+                   ladder={"name": "ff", "rungs": [bad, *good]}, fail_fast=True,
+                   workers=workers)
+    with pytest.raises(VmafDistillError) as failed:
+        build_corpus(cfg)
+    msg = str(failed.value)
+    assert "nosuch" in msg and msg.count("source cuts, rung") == 1, msg
+    labelled = list((tmp_path / "cache" / "labels").glob("*.npz"))
+    # 8 jobs: the failure stops the rest (a pool may finish the job its other worker ran)
+    assert len(labelled) <= workers - 1, labelled

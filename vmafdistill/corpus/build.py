@@ -187,7 +187,7 @@ def _error_text(exc: BaseException) -> str:
 
 def _run_rung_jobs(
     tasks: list[tuple[str, tuple[Any, ...]]], workers: int, progress: bool,
-    executor: Mapping[str, Any] | None, store: ArtifactStore,
+    executor: Mapping[str, Any] | None, store: ArtifactStore, stop_on_error: bool = False,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The (source, rung) jobs on the configured executor; on nodes without the driver's
     filesystem (``executor.shared_fs: false``) they ship their artefacts back and the driver
@@ -197,7 +197,8 @@ def _run_rung_jobs(
         tasks = _absolute_paths(tasks)
         store = ArtifactStore(store.root.resolve())
     if ex.get("name") != "ray" or ex.get("shared_fs", True):
-        return _run_all(run_rung, tasks, workers, progress, desc="rungs", executor=ex)
+        return _run_all(run_rung, tasks, workers, progress, desc="rungs", executor=ex,
+                        stop_on_error=stop_on_error)
     from .detached import detached_tasks, file_artefacts, run_rung_detached
     from .jobs import rung_cached
 
@@ -208,14 +209,16 @@ def _run_rung_jobs(
               if rung_cached(source, rung, teacher_cfg, encode_cfg, store)}
     here = [t for t in tasks if t[0] in cached]
     away = [t for t in tasks if t[0] not in cached]
-    results, errors = _run_all(run_rung, here, 1, progress, desc="rungs (cached)")
+    results, errors = _run_all(run_rung, here, 1, progress, desc="rungs (cached)",
+                               stop_on_error=stop_on_error)
     node_cache = str(ex.get("node_cache_dir") or "/tmp/vmafdistill-node-cache")
-    if away:
+    if away and not (errors and stop_on_error):
         # filed as each job returns: a driver killed midway keeps what finished, and the
         # artefacts' bytes are not all held in memory at once
         res, err = _run_all(run_rung_detached, detached_tasks(away, node_cache), workers,
                             progress, desc="rungs", executor=ex,
-                            on_result=lambda name, r: file_artefacts(store, {name: r}))
+                            on_result=lambda name, r: file_artefacts(store, {name: r}),
+                            stop_on_error=stop_on_error)
         file_artefacts(store, res)  # (nothing left to file: each was filed on arrival)
         results.update(res)
         errors.update(err)
@@ -238,9 +241,11 @@ def _run_all(
     fn: Any, tasks: list[tuple[str, tuple[Any, ...]]], workers: int, progress: bool, desc: str,
     executor: Mapping[str, Any] | None = None,
     on_result: Callable[[str, Any], None] | None = None,
+    stop_on_error: bool = False,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Run ``fn(*args)`` for every (name, args); returns ({name: result}, {name: error}).
-    ``on_result(name, result)`` runs on Ray as each result arrives.
+    ``on_result(name, result)`` runs on Ray as each result arrives. ``stop_on_error``
+    (``fail_fast``): the first error stops the other jobs, queued and running.
 
     ``executor``: the ``executor`` config (``local``: this machine's process pool of
     ``workers``; ``ray``: Ray tasks, :mod:`vmafdistill.corpus.executor`)."""
@@ -250,7 +255,8 @@ def _run_all(
     if kind not in EXECUTORS:
         raise VmafDistillError(f"executor: unknown name {kind!r}; known: {', '.join(EXECUTORS)}")
     if kind == "ray" and tasks:
-        return run_ray(fn, tasks, executor or {}, progress, desc, on_result=on_result)
+        return run_ray(fn, tasks, executor or {}, progress, desc, on_result=on_result,
+                       stop_on_error=stop_on_error)
 
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -269,6 +275,8 @@ def _run_all(
                 errors[name] = _error_text(exc)
                 bar.write(f"FAILED {name}: {errors[name]}")
             bar.update(1)
+            if errors and stop_on_error:
+                return
 
     try:
         if workers <= 1:
@@ -276,12 +284,13 @@ def _run_all(
             return results, errors
         try:
             with signal_handled(signal.SIGTERM, raise_exit):
-                _run_pool(fn, tasks, workers, results, errors, bar)
+                _run_pool(fn, tasks, workers, results, errors, bar, stop_on_error)
         except BrokenProcessPool:
             # Some hosts cannot start worker processes (e.g. inside another launcher's worker):
             # finish the remaining jobs in this process instead of failing them.
             bar.write("worker processes unavailable here: running the remaining jobs in-process")
-            run_inline()
+            if not (errors and stop_on_error):
+                run_inline()
         return results, errors
     finally:
         bar.close()
@@ -301,7 +310,7 @@ def _stop_worker(proc: Any) -> None:
 
 def _run_pool(
     fn: Any, tasks: list[tuple[str, tuple[Any, ...]]], workers: int,
-    results: dict[str, Any], errors: dict[str, str], bar: Any,
+    results: dict[str, Any], errors: dict[str, str], bar: Any, stop_on_error: bool = False,
 ) -> None:
     """The tasks on a pool of ``workers`` spawned processes, filling ``results``/``errors``.
 
@@ -333,6 +342,8 @@ def _run_pool(
                     bar.write(f"FAILED {name}: {errors[name]}")
                 bar.set_postfix_str(name, refresh=False)
                 bar.update(1)
+            if errors and stop_on_error:
+                return  # the cleanup below stops the running workers and the queue
         finished = True
     finally:
         if not finished:
@@ -446,6 +457,7 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
         prepare_source,
         [(sid, (spec, sid, shots_cfg, store)) for spec, sid in planned],
         workers=1 if len(planned) == 1 else workers, progress=progress, desc="sources",
+        stop_on_error=bool(cfg.get("fail_fast")),
     )
     failures = [{"source_id": sid, "variant_id": "*", "error": err}
                 for sid, err in src_errors.items()]
@@ -467,7 +479,8 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
          (s, rungs[i], i, teacher_cfg, encode_cfg, store))
         for s, i in jobs
     ]
-    results, job_errors = _run_rung_jobs(tasks, workers, progress, cfg.get("executor"), store)
+    results, job_errors = _run_rung_jobs(tasks, workers, progress, cfg.get("executor"), store,
+                                         stop_on_error=bool(cfg.get("fail_fast")))
     failures += [{"source_id": name.split(":")[0], "variant_id": name.split(":")[1], "error": e}
                  for name, e in job_errors.items()]
     _maybe_fail_fast(cfg, failures)
@@ -500,7 +513,10 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
 def _maybe_fail_fast(cfg: Mapping[str, Any], failures: list[dict[str, str]]) -> None:
     if failures and cfg.get("fail_fast"):
         f = failures[0]
-        raise VmafDistillError(f"source {f['source_id']}, rung {f['variant_id']}: {f['error']}")
+        where = f"source {f['source_id']}, rung {f['variant_id']}: "
+        # a rung job's own error already says where it happened
+        raise VmafDistillError(f["error"] if f["error"].startswith(f"source {f['source_id']}")
+                               else where + f["error"])
 
 
 def _sweep_stale_partials(root: Path) -> None:
@@ -618,6 +634,14 @@ def ensure_corpus(cfg: Mapping[str, Any]) -> Path:
 # --------------------------------------------------------------------------------------------
 
 
+def _non_empty(tables: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """The shard tables that hold rows (all of them when none does): a shard without jobs
+    writes untyped empty tables, whose object columns made the merged columns object too and
+    the merged ``corpus_hash`` differ from the single build's."""
+    kept = [t for t in tables if len(t)]
+    return kept or tables[:1]
+
+
 def merge_shards(cfg: Mapping[str, Any]) -> BuildReport:
     """Concatenate the shard tables under ``<out_dir>/shards/`` into ``<out_dir>/tables``.
 
@@ -659,7 +683,7 @@ def merge_shards(cfg: Mapping[str, Any]) -> BuildReport:
             f"{out_dir}/shards: the shards were built with another config than this merge "
             "(sources, ladder, teacher, shots or encode settings differ): merge with the "
             "settings they were built with, or rebuild the shards")
-    parts = {t: [pd.read_parquet(d / "tables" / f"{t}.parquet") for d, _ in manifests]
+    parts = {t: _non_empty([pd.read_parquet(d / "tables" / f"{t}.parquet") for d, _ in manifests])
              for t in TABLES}
     sources = pd.concat(parts["sources"]).drop_duplicates("source_id")
     order = {sid: i for i, (_, sid) in enumerate(plan_sources(cfg["corpus"]))}
@@ -682,7 +706,11 @@ def merge_shards(cfg: Mapping[str, Any]) -> BuildReport:
     failures = [f for _, m in manifests for f in m.get("failures", [])]
     merged_cfg = dict(cfg)
     merged_cfg["shard"] = {"index": None, "count": None}
-    manifest = _write_tables(out_dir, tables, merged_cfg, srcs, failures, started, 0, {})
+    # the shards' job times: the results they came from are not here
+    timings = [{"timing": m.get("job_seconds") or {}} for _, m in manifests]
+    manifest = _write_tables(out_dir, tables, merged_cfg, srcs, failures, started, 0,
+                             {str(i): t for i, t in enumerate(timings)
+                              if set(t["timing"]) >= {"encode_s", "teacher_s", "features_s"}})
     summary = assemble.summary_table(tables["samples"])
     write_summary(out_dir, summary)
     return BuildReport(out_dir=out_dir, samples=tables["samples"], summary=summary,

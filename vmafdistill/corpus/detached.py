@@ -9,10 +9,10 @@ driver's cache under the same content-addressed names. The driver's cache then h
 shared one would (a rerun runs the jobs it holds on the driver, from cache; ``train``'s corpus
 step and the edge evaluation find it), and the tables are the same whichever way the jobs ran.
 
-Limits: the artefacts are filed when every job has returned (a driver killed mid-build keeps
-only what earlier builds filed; the nodes' caches keep theirs), the driver holds each source and
-the returned encodes in memory meanwhile, and the nodes must run the same ffmpeg as the driver
-(the encode's cache key names it).
+The artefacts are filed as each job returns (a driver killed mid-build keeps what finished;
+the nodes' caches keep theirs too). Limits: the driver holds each source in memory while its
+jobs run, and the nodes must run the same ffmpeg as the driver (the encode's cache key names
+it).
 """
 
 from __future__ import annotations

@@ -159,9 +159,11 @@ def _check_resources(cfg: Mapping[str, Any]) -> None:
 def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
             cfg: Mapping[str, Any], progress: bool, desc: str,
             on_result: Callable[[str, Any], None] | None = None,
+            stop_on_error: bool = False,
             ) -> tuple[dict[str, Any], dict[str, str]]:
     """Run ``fn(*args)`` for every ``(name, args)`` as Ray tasks (see the module docstring);
-    ``on_result(name, result)`` as each result arrives (a driver killed later keeps those)."""
+    ``on_result(name, result)`` as each result arrives (a driver killed later keeps those);
+    ``stop_on_error``: the first failed job cancels the others."""
     from tqdm import tqdm
 
     started_here = _connect(cfg)
@@ -202,7 +204,7 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
         bar = tqdm(total=len(tasks), desc=f"{desc} (ray)", unit="job", disable=not progress,
                    file=sys.stderr, dynamic_ncols=True)
         try:
-            while pending:
+            while pending and not (errors and stop_on_error):
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 if terms:
                     raise_exit(terms[0], None)
@@ -220,8 +222,10 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
                         if on_result is not None:  # a driver-side error stops the build
                             on_result(name, results[name])
                     bar.update(1)
+                    if errors and stop_on_error:
+                        break
                     rate = bar.n / max(time.perf_counter() - t0, 1e-9)
-                    bar.set_postfix_str(f"running {len(pending)} failed {len(errors)} "
+                    bar.set_postfix_str(f"left {len(pending)} failed {len(errors)} "
                                         f"{rate * 60:.1f} jobs/min", refresh=False)
         finally:
             bar.close()
