@@ -199,13 +199,17 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
         # SIGTERM as SystemExit(143), as the local pool does (Ray's handler exited 1). The
         # handler only notes it: an exception raised inside ray.wait becomes Ray's own
         # SystemExit(1). Set after ray.init, which installs Ray's handler.
+        # Ctrl-C the same way (a KeyboardInterrupt raised inside ray.wait once crashed it)
         terms: list[int] = []
-        stack.enter_context(signal_handled(signal.SIGTERM, lambda signum, _: terms.append(signum)))
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            stack.enter_context(signal_handled(signum, lambda num, _: terms.append(num)))
         bar = tqdm(total=len(tasks), desc=f"{desc} (ray)", unit="job", disable=not progress,
                    file=sys.stderr, dynamic_ncols=True)
         try:
             while pending and not (errors and stop_on_error):
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+                if terms and terms[0] == signal.SIGINT:
+                    raise KeyboardInterrupt
                 if terms:
                     raise_exit(terms[0], None)
                 for ref in done:
