@@ -395,3 +395,85 @@ def test_every_option_and_environment_variable_is_in_the_cli_reference() -> None
     assert read == set(ref.ENVIRONMENT), read ^ set(ref.ENVIRONMENT)
     for var in read:
         assert f"`{var}`" in doc, var
+
+
+def test_raw_options_describe_only_the_raw_input(
+        capsys: pytest.CaptureFixture[str], clips: dict[str, Path], expected: VmafResult,
+        tmp_path: Path) -> None:
+    """``ref.yuv dist.mp4 --width --height`` read the MP4 as raw YUV too (an error, or garbage
+    scored where its size happened to be whole frames); options for two files with headers
+    were applied the same way."""
+    mp4 = tmp_path / "dist.mp4"
+    run_ffmpeg(["-i", str(clips["dist"]), "-c:v", "libx264", "-qp", "0", str(mp4)],
+               what="a lossless MP4 of dist")
+    rc, out, err = _run(capsys, clips["ref_raw"], mp4, "--width", W, "--height", H)
+    assert rc == 0, err
+    assert _vmaf_line(out) == pytest.approx(expected.pooled["vmaf"]["mean"], abs=1e-6)
+    rc, _, err = _run(capsys, clips["ref"], mp4, "--width", W, "--height", H)
+    assert rc == 2
+    _one_error_line(err, "describe headerless raw .yuv input", "both have headers")
+
+
+def test_output_files_are_checked_before_scoring(
+        capsys: pytest.CaptureFixture[str], clips: dict[str, Path], tmp_path: Path) -> None:
+    """``--json ref.y4m`` replaced the reference with JSON (exit 0); a missing directory or a
+    bad --scale-flags was a traceback, the first after all the scoring."""
+    import shutil
+
+    ref = tmp_path / "ref.y4m"
+    shutil.copy(clips["ref"], ref)
+    before = ref.read_bytes()
+    for opt in ("--json", "--csv"):
+        rc, _, err = _run(capsys, ref, clips["dist"], opt, ref)
+        assert rc == 2 and ref.read_bytes() == before
+        _one_error_line(err, f"{opt} {ref}: is an input")
+        rc, _, err = _run(capsys, ref, clips["dist"], opt, tmp_path / "no" / "x")
+        _one_error_line(err, "its directory does not exist")
+    rc, _, err = _run(capsys, ref, clips["dist"], "--scale-flags", "bicubic:x")
+    _one_error_line(err, "--scale-flags 'bicubic:x'")
+    rc, out, err = _run(capsys, ref, clips["dist"], "--json", "-")  # the log on stdout
+    assert rc == 0 and json.loads(out)["frames"] and "VMAF " in err
+
+
+def test_bit_depths_rotation_and_raw_range_are_named(
+        capsys: pytest.CaptureFixture[str], clips: dict[str, Path], tmp_path: Path) -> None:
+    """8-bit vs 10-bit without --rescale said libvmaf refuses it too (it converts) and named no
+    file; a display rotation (ffmpeg rotates, we read coded pictures) and a raw reference
+    against a full-range distorted (no range warning with raw input) went unsaid."""
+    d10 = tmp_path / "d10.y4m"
+    run_ffmpeg(["-i", str(clips["dist"]), "-pix_fmt", "yuv420p10le", "-strict", "-1",
+                str(d10)], what="10-bit dist")
+    rc, _, err = _run(capsys, clips["ref"], d10)
+    _one_error_line(err, "ref.y4m is 8-bit and", "d10.y4m is 10-bit", "--rescale")
+    rc, _, err = _run(capsys, clips["ref"], d10, "--rescale")
+    assert rc == 0, err
+    plain, rotated = tmp_path / "plain.mp4", tmp_path / "rot.mp4"
+    run_ffmpeg(["-i", str(clips["dist"]), "-c:v", "libx264", str(plain)], what="an encode")
+    run_ffmpeg(["-display_rotation", "90", "-i", str(plain), "-c", "copy", str(rotated)],
+               what="the encode tagged rotated")
+    with pytest.warns(UserWarning, match=r"rot\.mp4 has a display rotation of 90 degrees"):
+        score_files(clips["ref"], rotated)
+    full = tmp_path / "full.mp4"
+    run_ffmpeg(["-i", str(clips["dist"]), "-pix_fmt", "yuvj420p", "-c:v", "libx264",
+                str(full)], what="a full-range encode")
+    raw = {"width": W, "height": H, "pix_fmt": "yuv420p"}
+    with pytest.warns(UserWarning, match=r"ref\.yuv is limited range \(tv\) and .*full\.mp4 is "
+                                         r"full range"):
+        score_files(clips["ref_raw"], full, ref_raw=raw)
+
+
+def test_pictures_changing_size_mid_stream_are_refused_unless_rescaled(
+        capsys: pytest.CaptureFixture[str], clips: dict[str, Path], tmp_path: Path) -> None:
+    """Two renditions joined in one TS: ffmpeg scaled the second's pictures to the first's
+    size, and they were scored so without a word (libvmaf refuses the pair)."""
+    a, b, joined = tmp_path / "a.ts", tmp_path / "b.ts", tmp_path / "joined.ts"
+    run_ffmpeg(["-i", str(clips["ref"]), "-frames:v", "4", "-c:v", "libx264", str(a)],
+               what="first rendition")
+    run_ffmpeg(["-ss", "0.16", "-i", str(clips["ref"]), "-vf", "scale=160:120", "-c:v",
+                "libx264", "-output_ts_offset", "0.16", str(b)], what="second rendition")
+    joined.write_bytes(a.read_bytes() + b.read_bytes())
+    rc, _, err = _run(capsys, clips["ref"], joined)
+    _one_error_line(err, f"joined.ts: its pictures change mid-stream from {W}x{H} yuv420p to "
+                         "160x120")
+    rc, out, err = _run(capsys, clips["ref"], joined, "--rescale")
+    assert rc == 0 and f"{FRAMES} frames" in out, err

@@ -1089,9 +1089,10 @@ def test_json_target_that_is_an_input_is_refused(clip, tmp_path, capsys):
     victim = tmp_path / "a.mp4"
     shutil.copy(clip, victim)
     before = victim.read_bytes()
-    for argv in (["--json", str(victim), str(clip)], [str(victim), "--json", str(victim)]):
+    for argv, says in ((["--json", str(victim), str(clip)], "is not this command's output"),
+                       ([str(victim), "--json", str(victim)], "is an input")):
         assert cli_main(["predict", *argv, "--model", str(TINY)]) == 2
-        assert "is no JSON file" in capsys.readouterr().err
+        assert says in capsys.readouterr().err
         assert victim.read_bytes() == before
     assert cli_main(["predict", str(clip), "--model", str(TINY), "--json", str(TINY)]) == 2
     # an earlier run's results are replaced; a results file given as an input is not

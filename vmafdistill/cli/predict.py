@@ -6,14 +6,13 @@ Needs only the base install plus onnxruntime (``pip install 'vmafdistill[edge]'`
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..errors import VmafDistillError
+from ._outputs import check_output_target
 
 #: What a directory argument expands to (case-insensitive), recursively. MPEG program streams
 #: and MXF may carry H.264 / H.265; the others are the usual homes of the four codecs.
@@ -178,34 +177,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _check_json_target(target: str | None, inputs: list[str | Path]) -> None:
-    """A ``--json`` file that cannot be written, or that is one of the ``inputs`` (a video,
-    the model: ``--json a.mp4 b.mp4`` replaced a.mp4 with JSON), said before any video is
-    decoded (the results would otherwise be lost at the end)."""
-    if not target or target == "-":
-        return
-    path = Path(target)
-    if path.is_dir():
-        raise VmafDistillError(f"{target}: is a directory, not a file to write")
-    if path.is_file():
-        with contextlib.suppress(OSError), path.open("rb") as fh:
-            head = fh.read(64).lstrip()
-            if head and not head.startswith(b"{"):  # an earlier run's results start so
-                raise VmafDistillError(
-                    f"--json {target}: exists and is no JSON file (a video?); it is not "
-                    "replaced (--json takes the output file: --json out.json VIDEO...)")
-        for given in inputs:
-            with contextlib.suppress(OSError):
-                if os.path.samefile(path, given):
-                    raise VmafDistillError(
-                        f"--json {target}: is an input ({given}), not a file to write the "
-                        "results to (--json takes the output file: --json out.json VIDEO...)")
-    if not path.resolve().parent.is_dir():
-        raise VmafDistillError(f"{target}: its directory does not exist")
-    if not os.access(path.resolve().parent, os.W_OK):
-        raise VmafDistillError(f"{target}: its directory is not writable")
-
-
 def _write_json(target: str, doc: dict[str, Any]) -> None:
     try:
         Path(target).write_text(json.dumps(doc, indent=2) + "\n")
@@ -227,7 +198,8 @@ def run(args: argparse.Namespace) -> int:
         raise ModelError(f"{model}: model file not found")
     card_file = Path(args.card) if args.card else card_path_for(model)
     videos = expand_videos(args.videos)
-    _check_json_target(args.json, [v for v, _ in videos] + [model, card_file])
+    check_output_target("--json", args.json, [v for v, _ in videos] + [model, card_file],
+                        starts=b"{")
     card = read_card(card_file)
     # onnxruntime loads and checks the model in the background while the first video is
     # probed and decoded (start-up off the critical path); its errors stop the run early.

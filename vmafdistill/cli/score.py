@@ -7,6 +7,7 @@ import sys
 import warnings
 
 from ..errors import VmafDistillError
+from ._outputs import check_output_target
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -71,10 +72,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _raw(args: argparse.Namespace) -> dict | None:
+def _raw(args: argparse.Namespace) -> tuple[dict | None, dict | None]:
+    """The raw-input options for REF and DIST: each gets them only when it is headerless (no
+    container or .y4m header ffmpeg reads), so ``ref.yuv dist.mp4 --width ...`` reads the MP4
+    as an MP4 (it was read as raw YUV: an error, or garbage scored where its size happened to
+    be a whole number of frames)."""
     if args.width is None and args.height is None and args.pix_fmt is None:
-        return None
-    return {"width": args.width, "height": args.height, "pix_fmt": args.pix_fmt or "yuv420p"}
+        return None, None
+    from ..errors import VideoInputError
+    from ..io.video import probe_video
+
+    raw = {"width": args.width, "height": args.height, "pix_fmt": args.pix_fmt or "yuv420p"}
+    out: list[dict | None] = []
+    for path in (args.ref, args.dist):
+        try:
+            probe_video(path, backend="ffmpeg")
+            out.append(None)  # it has a header: the options are not about it
+        except VideoInputError:
+            out.append(raw)
+    if out == [None, None]:
+        raise VmafDistillError(
+            f"--width/--height/--pix-fmt describe headerless raw .yuv input, but {args.ref} and "
+            f"{args.dist} both have headers (container or .y4m): leave the options out")
+    return out[0], out[1]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,9 +103,16 @@ def run(args: argparse.Namespace) -> int:
         raise VmafDistillError(f"--chunk must be >= 1, got {args.chunk}")
     import torch
 
+    from ..io.video import valid_scale_flags
     from ..teacher.score import score_files, write_csv, write_json
 
-    raw = _raw(args)
+    ref_raw, dist_raw = _raw(args)
+    inputs = [args.ref, args.dist]
+    json_out = check_output_target("--json", args.json, inputs, starts=b"{")
+    csv_out = check_output_target("--csv", args.csv, inputs, starts=b"Frame,")
+    if not valid_scale_flags(args.scale_flags):
+        raise VmafDistillError(f"--scale-flags {args.scale_flags!r}: swscale flags joined by "
+                               "'+', e.g. bicubic, lanczos+accurate_rnd+bitexact")
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.showwarning = _show_warning
@@ -96,8 +123,8 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             dtype=torch.float64 if args.dtype == "float64" else torch.float32,
             chunk=args.chunk,
-            ref_raw=raw,
-            dist_raw=raw,
+            ref_raw=ref_raw,
+            dist_raw=dist_raw,
             rescale=args.rescale,
             scale_flags=args.scale_flags,
             on_length_mismatch="prefix" if args.allow_length_mismatch else "error",
@@ -105,17 +132,18 @@ def run(args: argparse.Namespace) -> int:
             mode=args.mode,
             aim=bool(args.json or args.csv),  # the logs carry every feature libvmaf prints
         )
-    if args.json:
-        write_json(result, args.json)
-    if args.csv:
-        write_csv(result, args.csv)
+    for target, write in ((json_out, write_json), (csv_out, write_csv)):
+        if target:  # "-": stdout
+            write(result, target)
     pooled = result.pooled["vmaf"]
     info = result.info
+    # with a log on stdout (--json - / --csv -) the summary goes to stderr
     print(
         f"VMAF {pooled['mean']:.6f}  (harmonic mean {pooled['harmonic_mean']:.6f}, "
         f"min {pooled['min']:.6f}; {result.num_frames} frames, model {result.model} "
         f"{result.mode}, "
-        f"{info['fps']:.2f} frames/s on {info['device']})"
+        f"{info['fps']:.2f} frames/s on {info['device']})",
+        file=sys.stderr if "-" in (args.json, args.csv) else sys.stdout,
     )
     return 0
 

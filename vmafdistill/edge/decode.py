@@ -27,6 +27,7 @@ import numpy as np
 
 from .._ffmpeg import ffmpeg_exe, input_url, widen_pipe
 from ..errors import ToolError, VideoInputError
+from ..io.ffmpeg_log import _LEVEL_ERROR, _RECONFIGURED, decoder_errors
 
 __all__ = ["CHUNK_BYTES", "DecodeLog", "decode_luma", "decode_luma_runs", "decoder_threads",
            "picture_changes", "read_frame_pts"]
@@ -39,31 +40,6 @@ CHUNK_BYTES = 16 << 20
 
 #: ffmpeg binaries found not to know ``-stats_enc_pre`` (ffmpeg < 6.1): decoded without it.
 _NO_FRAME_STATS: set[str] = set()
-
-# ffmpeg's notice (info level) that the decoded pictures changed format or size mid-stream; the
-# frames are then scaled to the first picture's format and size before the pipe.
-_RECONFIGURED = re.compile(
-    r"Reconfiguring filter graph because video parameters changed to (\w+)[^,]*(?:\([^)]*\))?"
-    r", (\d+)x(\d+)")
-_LEVEL_ERROR = re.compile(r"\[(?:error|fatal|panic)\] ")
-# Messages of our own output side (the raw pipe's encoder and muxer, the output file): e.g.
-# "non monotonically increasing dts to muxer" when joined files' timestamps overlap. They say
-# nothing about the decoded pictures, so they are not decoder errors.
-_OUTPUT_SIDE = re.compile(r"^\[(?:rawvideo @|out#|vost#|enc:)")
-
-
-# ffmpeg names a log context by its address ("[h264 @ 0x55d0...]"): different in every run.
-_CONTEXT_ADDRESS = re.compile(r" @ (?:0x)?[0-9a-fA-F]+\]")  # %p: no 0x on some C runtimes
-
-
-def decoder_errors(stderr: str) -> list[str]:
-    """The error-level lines of a ``-loglevel level+info`` decode log that concern the input
-    (demuxer, decoder, filters), level tag and context addresses removed (the same damage
-    reads the same in every run); the output side's are left out."""
-    return [_CONTEXT_ADDRESS.sub("]", _LEVEL_ERROR.sub("", ln)).strip()
-            for ln in stderr.splitlines()
-            if _LEVEL_ERROR.search(ln) and not _OUTPUT_SIDE.match(ln)]
-
 
 @dataclass
 class DecodeLog:

@@ -35,6 +35,7 @@ import numpy as np
 
 from .._ffmpeg import ffmpeg_exe, input_url
 from ..errors import DecodeWarning, FrameMismatchError, ToolError, VideoInputError
+from .ffmpeg_log import decoder_errors, picture_reconfigurations
 
 __all__ = [
     "SUPPORTED_PIX_FMTS",
@@ -560,18 +561,35 @@ def colour_range(path: str | os.PathLike[str]) -> tuple[str | None, bool]:
     is gray, from one ``ffmpeg -i``: ``"pc"`` (full) or ``"tv"`` (limited) where it prints one;
     else full for ``yuvj`` and ``gray`` formats and limited for the other YUV ones, as swscale
     assumes; None when ffmpeg reads no video stream with a known format from the file."""
+    facts = stream_facts(path)
+    return facts["range"], facts["gray"]
+
+
+def stream_facts(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What one ``ffmpeg -i`` says of the first video stream that ffmpeg's own conversions act
+    on: ``range`` and ``gray`` (:func:`colour_range`) and ``rotation``, the degrees of its
+    display matrix (None without one; ffmpeg autorotates such a stream, this package reads the
+    coded pictures)."""
     proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", input_url(path)],
                           capture_output=True, check=False)
+    facts: dict[str, Any] = {"range": None, "gray": False, "rotation": None}
+    found = False
     for line in proc.stderr.decode(errors="replace").splitlines():
-        m = re.match(r"\s*Stream #\d+:\d+\S*: Video: (.*)$", line)
-        if m and "(attached pic)" not in line:
-            fmt = re.search(r"\b(yuvj|gray|yuv)", m.group(1))
-            gray = fmt is not None and fmt.group(1) == "gray"
-            rng = re.search(r"\((pc|tv)[,)]", m.group(1))
-            if rng:
-                return rng.group(1), gray
-            return (None if fmt is None else ("tv" if fmt.group(1) == "yuv" else "pc")), gray
-    return None, False
+        m = re.match(r"\s*Stream #\d+:\d+\S*: (\w+): (.*)$", line)
+        if m:  # side data lines follow their stream's line
+            if found:
+                break
+            if m.group(1) != "Video" or "(attached pic)" in line:
+                continue
+            found = True
+            fmt = re.search(r"\b(yuvj|gray|yuv)", m.group(2))
+            rng = re.search(r"\((pc|tv)[,)]", m.group(2))
+            facts["gray"] = fmt is not None and fmt.group(1) == "gray"
+            facts["range"] = (rng.group(1) if rng else None if fmt is None
+                              else "tv" if fmt.group(1) == "yuv" else "pc")
+        elif found and (rot := re.search(r"rotation of (-?[\d.]+) degrees", line)):
+            facts["rotation"] = float(rot.group(1))
+    return facts
 
 
 def _probe_container_ffmpeg(path: str) -> VideoInfo:
@@ -622,13 +640,19 @@ _PLANES = ("y", "yuv")
 _SCALE_FLAGS_RE = re.compile(r"^[a-z0-9_+]+$")  # e.g. "bicubic", "lanczos+accurate_rnd"
 
 
+def valid_scale_flags(scale_flags: str) -> bool:
+    """Whether ``scale_flags`` is swscale flags joined by ``+`` (it goes verbatim into a
+    filtergraph string, so nothing else is accepted)."""
+    return isinstance(scale_flags, str) and bool(_SCALE_FLAGS_RE.match(scale_flags))
+
+
 def _validate_common(chunk: int, planes: str, scale_flags: str) -> None:
     if not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk must be a positive int, got {chunk!r}")
     if planes not in _PLANES:
         raise ValueError(f"planes must be one of {_PLANES}, got {planes!r}")
     # Goes verbatim into a filtergraph string: refuse anything that could inject filters.
-    if not _SCALE_FLAGS_RE.match(scale_flags):
+    if not valid_scale_flags(scale_flags):
         raise ValueError(f"invalid scale_flags {scale_flags!r}")
 
 
@@ -717,9 +741,10 @@ def _iter_info(
             _input_args(info), chunk, planes, scale_to or (info.width, info.height),
             scale_flags, limit,
         )
-    if scale_to is not None and scale_to == (info.width, info.height):
+    if scale_to is not None and scale_to == (info.width, info.height) and info.kind != "container":
         # ffmpeg's scale filter passes frames through untouched at the same size and format,
-        # so skipping it gives identical samples (and keeps the fast raw/y4m readers).
+        # so skipping it gives identical samples and keeps the fast raw/y4m readers. A
+        # container keeps it: its pictures may change size mid-stream, each then scaled.
         scale_to = None
     if scale_to is None and info.kind == "raw":
         return _iter_raw(info, chunk, planes, limit)
@@ -738,6 +763,24 @@ def _input_args(info: VideoInfo) -> list[str]:
     # -noautorotate: decode the coded frames, whose size PyAV reported; autorotation would
     # transpose rotated phone videos and make the frame size disagree with the probe.
     return ["-noautorotate", "-i", input_url(info.path)]
+
+
+def _check_no_picture_change(info: VideoInfo, log: str, scale_to: tuple[int, int] | None
+                             ) -> None:
+    """A video whose pictures change size or format mid-stream (a recording that switches
+    renditions) came out of ffmpeg scaled to the first picture's: scored as such, silently
+    (libvmaf refuses it). Scaled to a target anyway (``scale_to``), every picture is right."""
+    first = (info.pix_fmt, info.width, info.height)
+    # a notice for other changes (colour properties) names the same format and size
+    changes = [c for c in picture_reconfigurations(log)
+               if (_PIX_FMT_ALIASES.get(c[0], c[0]), c[1], c[2]) != first]
+    if scale_to is None and changes:
+        fmt, w, h = changes[0]
+        raise VideoInputError(
+            f"{info.path}: its pictures change mid-stream from {info.width}x{info.height} "
+            f"{info.pix_fmt} to {w}x{h} {fmt} (renditions joined?); ffmpeg scales them to the "
+            "first picture's size, which would be scored as such: cut it at the change, or "
+            "score it rescaled to the reference (score --rescale, rescale=True)")
 
 
 def _read_into(f: IO[bytes], buf: memoryview) -> int:
@@ -878,7 +921,9 @@ def _iter_ffmpeg(
 ) -> Iterator[FrameChunk]:
     exe = ffmpeg_exe()
     width, height = scale_to if scale_to is not None else (info.width, info.height)
-    cmd = [exe, "-hide_banner", "-nostdin", "-loglevel", "error", *input_args, "-map", "0:V:0"]
+    # level+info: errors tagged with their level, and the notice of a mid-stream change
+    cmd = [exe, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", *input_args,
+           "-map", "0:V:0"]
     if scale_to is not None:
         cmd += ["-vf", f"scale={width}:{height}:flags={scale_flags}"]
     # Output the source pixel format so no conversion happens; the Y plane is sliced out here
@@ -910,11 +955,14 @@ def _iter_ffmpeg(
                 n, rem = divmod(got, fb)
                 if got < len(buf):  # EOF: ffmpeg is done (or died)
                     rc = proc.wait()
+                    log = stderr_text()
+                    errors = decoder_errors(log)
                     if rc != 0:
                         raise VideoInputError(
                             f"{info.path}: ffmpeg failed to decode it (exit code {rc}) after "
-                            f"{start + n} frames: {_tail(stderr_text())}"
+                            f"{start + n} frames: {_tail(chr(10).join(errors) or log)}"
                         )
+                    _check_no_picture_change(info, log, scale_to)
                     if rem:
                         # Only possible if the decoded geometry differs from the probe's.
                         raise VideoInputError(
@@ -924,13 +972,12 @@ def _iter_ffmpeg(
                         )
                     if start + n == 0:
                         raise VideoInputError(f"{info.path}: has no decodable video frames")
-                    err = stderr_text().strip()
-                    if err:
+                    if errors:
                         # Exit code 0 but errors logged (e.g. concealed corruption): the frames
                         # are usable, the caller should still know.
                         warnings.warn(
-                            f"{info.path}: ffmpeg reported decoding errors: {_tail(err)}",
-                            DecodeWarning, stacklevel=2,
+                            f"{info.path}: ffmpeg reported decoding errors: "
+                            f"{_tail(chr(10).join(errors))}", DecodeWarning, stacklevel=2,
                         )
                     if n:
                         yield _make_chunk(

@@ -6,8 +6,10 @@ This is the glue between :mod:`vmafdistill.io` (exact decoded planes, streamed) 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 import torch
 
 from .. import __version__
-from ..errors import VmafDistillError
+from ..errors import VideoInputError, VmafDistillError
 from ..io import iter_frame_pairs, probe_video
 from ..io.prefetch import prefetched
 from .vmaf import VmafResult, VmafScorer, check_device
@@ -35,19 +37,29 @@ def _refuse_float_v1016(model: str, mode: str | None) -> None:
                                "(libvmaf has no float version of them)")
 
 
-def _warn_on_range_mismatch(ref: str | Path, dist: str | Path) -> None:
-    """A full-range input scored against a limited-range one: libvmaf through ffmpeg sees one
-    converted to the other's range, the teacher reads the samples as decoded. Say so."""
-    from ..io.video import colour_range
+def _warn_on_conversions(ref: str | Path, dist: str | Path, ref_raw: dict[str, Any] | None,
+                         dist_raw: dict[str, Any] | None) -> None:
+    """What ffmpeg's libvmaf graph would convert first and the teacher scores as decoded: a
+    full-range input against a limited-range one, a gray input, a display rotation. Say so.
+    A headerless raw input is taken as ffmpeg takes it: limited range, gray by its format."""
+    from ..io.video import stream_facts
 
-    probed = {path: colour_range(path) for path in (ref, dist)}  # one ffmpeg -i each
-    for path, (_, gray) in probed.items():
-        if gray:
+    facts = [stream_facts(path) if raw is None else
+             {"range": "tv", "gray": str(raw.get("pix_fmt", "")).startswith("gray"),
+              "rotation": None}
+             for path, raw in ((ref, ref_raw), (dist, dist_raw))]  # one ffmpeg -i each
+    for path, f in zip((ref, dist), facts, strict=True):
+        if f["gray"]:
             warnings.warn(
                 f"{path} is gray: it is scored as decoded, while ffmpeg's libvmaf filter would "
-                f"first convert it to limited-range YUV (its numbers then differ by up to ~1 "
-                f"VMAF)", stacklevel=3)
-    ranges = probed[ref][0], probed[dist][0]
+                f"first convert it to limited-range YUV (its numbers then differ by up to "
+                f"~1.4 VMAF)", stacklevel=3)
+        if f["rotation"]:
+            warnings.warn(
+                f"{path} has a display rotation of {f['rotation']:g} degrees: its coded "
+                f"pictures are scored, while ffmpeg (and libvmaf through it) rotates them "
+                f"first; rotate or strip the tag for comparable numbers", stacklevel=3)
+    ranges = facts[0]["range"], facts[1]["range"]
     if None not in ranges and ranges[0] != ranges[1]:
         names = {"pc": "full range (pc)", "tv": "limited range (tv)"}
         warnings.warn(
@@ -55,6 +67,19 @@ def _warn_on_range_mismatch(ref: str | Path, dist: str | Path) -> None:
             f"scored as decoded, while ffmpeg's libvmaf filter would convert one to the other's "
             f"range first; convert first for comparable numbers (e.g. ffmpeg -vf "
             f"scale=out_range={ranges[0]})", stacklevel=3)
+
+
+def _check_bit_depths(ref: str | Path, dist: str | Path, ref_raw: dict[str, Any] | None,
+                      dist_raw: dict[str, Any] | None, ref_depth: int) -> None:
+    """Exact mode (and v1.0.16) scores one bit depth: a distorted file of another is refused
+    up front, naming both files and the fix (ffmpeg's libvmaf filter converts it first, as
+    ``rescale=True`` does)."""
+    dist_depth = probe_video(dist, **_raw_opts(dist_raw)).bit_depth
+    if dist_depth != ref_depth:
+        raise VideoInputError(
+            f"{ref} is {ref_depth}-bit and {dist} is {dist_depth}-bit: exact mode scores one "
+            f"bit depth; ffmpeg's libvmaf filter converts the distorted to the reference's "
+            f"format first, and so does --rescale (score_files(rescale=True))")
 
 
 def score_files(
@@ -90,8 +115,7 @@ def score_files(
     from .model_v1016 import is_v1016_model
 
     check_device(device)
-    if ref_raw is None and dist_raw is None:
-        _warn_on_range_mismatch(ref, dist)
+    _warn_on_conversions(ref, dist, ref_raw, dist_raw)
     if is_v1016_model(model):  # CAMBI/SpEED/adm3/motion3 models: their own streaming scorer
         from .v1016 import score_files_v1016
 
@@ -104,6 +128,8 @@ def score_files(
     started = time.perf_counter()
     scorer = VmafScorer(model, device=device, dtype=dtype, mode=mode, aim=aim)
     ref_info = probe_video(ref, **_raw_opts(ref_raw))
+    if scorer.mode == "exact" and not rescale:
+        _check_bit_depths(ref, dist, ref_raw, dist_raw, ref_info.bit_depth)
     pairs = prefetched(iter_frame_pairs(
         ref,
         dist,
@@ -175,15 +201,22 @@ def to_libvmaf_json(result: VmafResult) -> dict[str, Any]:
 
 
 def write_json(result: VmafResult, path: str | Path) -> None:
-    """Write :func:`to_libvmaf_json` to ``path``."""
-    Path(path).write_text(json.dumps(to_libvmaf_json(result), indent=2) + "\n")
+    """Write :func:`to_libvmaf_json` to ``path`` (``"-"``: stdout)."""
+    text = json.dumps(to_libvmaf_json(result), indent=2) + "\n"
+    if str(path) == "-":
+        sys.stdout.write(text)
+    else:
+        Path(path).write_text(text)
 
 
 def write_csv(result: VmafResult, path: str | Path) -> None:
-    """Write one row per frame (``Frame`` then the metric names libvmaf prints)."""
+    """Write one row per frame (``Frame`` then the metric names libvmaf prints) to ``path``
+    (``"-"``: stdout)."""
     frames = result.frames(printed=True)
     names = list(frames[0]) if frames else []
-    with open(path, "w", newline="") as fh:
+    with contextlib.ExitStack() as stack:
+        fh = sys.stdout if str(path) == "-" else stack.enter_context(
+            open(path, "w", newline=""))
         writer = csv.writer(fh)
         writer.writerow(["Frame", *names])
         for i, frame in enumerate(frames):

@@ -224,6 +224,11 @@ def score_files_v1016(
     ropts = {k: v for k, v in (ref_raw or {}).items() if v is not None}
     dopts = {k: v for k, v in (dist_raw or {}).items() if v is not None}
     info = probe_video(ref, **ropts)
+    if not rescale and (depth := probe_video(dist, **dopts).bit_depth) != info.bit_depth:
+        raise VideoInputError(
+            f"{ref} is {info.bit_depth}-bit and {dist} is {depth}-bit: the v1.0.16 models score "
+            f"one bit depth; ffmpeg's libvmaf filter converts the distorted to the reference's "
+            f"format first, and so does --rescale (score_files(rescale=True))")
     pairs = prefetched(iter_frame_pairs(
         ref, dist, chunk=chunk, ref_opts={**ropts, "planes": "yuv"},
         dist_opts={**dopts, "planes": "yuv"}, scale_dist_to_ref=rescale,

@@ -290,8 +290,9 @@ class VmafScorer:
     ) -> None:
         if rbd != dbd:
             raise VideoInputError(
-                f"exact mode needs one bit depth for both inputs (libvmaf does too), got "
-                f"reference {rbd} and distorted {dbd}"
+                f"exact mode scores one bit depth, got reference {rbd} and distorted {dbd} "
+                f"(ffmpeg's libvmaf filter converts the distorted to the reference's format "
+                f"first; score_files(rescale=True) does the same)"
             )
         if self._bit_depth is not None and rbd != self._bit_depth:
             raise VideoInputError(f"bit depth changed from {self._bit_depth} to {rbd} mid-stream")
