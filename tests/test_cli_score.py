@@ -137,6 +137,7 @@ def test_json_has_libvmaf_layout(
             got, want = f["metrics"][name], expected.metrics[canonical][f["frameNum"]]
             assert got == pytest.approx(want, abs=1e-6), (f["frameNum"], name)
     pooled = doc["pooled_metrics"]
+    assert doc["aggregate_metrics"] == {}  # libvmaf's layout has it, empty for these models
     assert set(pooled) == set(printed)
     for name, canonical in printed.items():
         assert set(pooled[name]) == POOL_STATS

@@ -196,6 +196,7 @@ def to_libvmaf_json(result: VmafResult) -> dict[str, Any]:
         "fps": round(float(result.info.get("fps", float("nan"))), 2),
         "frames": frames,
         "pooled_metrics": pooled,
+        "aggregate_metrics": {},  # libvmaf always writes it (empty for these models)
         "info": {k: v for k, v in result.info.items() if k not in ("fps",)},
     }
 
