@@ -478,3 +478,34 @@ def test_pictures_changing_size_mid_stream_are_refused_unless_rescaled(
                          "160x120")
     rc, out, err = _run(capsys, clips["ref"], joined, "--rescale")
     assert rc == 0 and f"{FRAMES} frames" in out, err
+
+
+def test_a_container_the_teacher_cannot_read_is_not_taken_for_raw(
+        capsys: pytest.CaptureFixture[str], clips: dict[str, Path], tmp_path: Path) -> None:
+    """With --width/--height, a container whose pixel format is unsupported (RGB H.264) was
+    taken for headerless raw YUV: a size error, or garbage where its size divided."""
+    rgb = tmp_path / "rgb.mkv"
+    run_ffmpeg(["-i", str(clips["dist"]), "-c:v", "libx264rgb", str(rgb)], what="RGB H.264")
+    rc, _, err = _run(capsys, clips["ref_raw"], rgb, "--width", W, "--height", H)
+    assert rc == 2 and "Traceback" not in err
+    assert "error: " in err and "rgb.mkv: unsupported pixel format" in err, err
+
+
+def test_relative_paths_through_a_symlink_open_the_file_the_os_opens(
+        clips: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``link/../x.y4m`` with ``link`` a symlink: the absolute path handed to ffmpeg was
+    normalised by text (another directory), so ffmpeg missed a file Python found."""
+    import shutil
+
+    real = tmp_path / "real" / "sub"
+    real.mkdir(parents=True)
+    shutil.copy(clips["dist"], tmp_path / "real" / "x.y4m")
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "link").symlink_to(real)
+    monkeypatch.chdir(tmp_path / "work")
+    mp4 = tmp_path / "real" / "x.mp4"
+    run_ffmpeg(["-i", str(clips["dist"]), "-c:v", "libx264", "-qp", "0", str(mp4)],
+               what="lossless")
+    a = score_files(clips["ref"], "link/../x.mp4")
+    b = score_files(clips["ref"], mp4)
+    assert a.pooled["vmaf"]["mean"] == b.pooled["vmaf"]["mean"]

@@ -733,3 +733,16 @@ def test_fail_fast_stops_at_the_first_failure(sources, tmp_path: Path, workers: 
     labelled = list((tmp_path / "cache" / "labels").glob("*.npz"))
     # 8 jobs: the failure stops the rest (a pool may finish the job its other worker ran)
     assert len(labelled) <= workers - 1, labelled
+
+
+def test_labels_of_a_converted_rung_have_their_own_cache_key() -> None:
+    """A rung in another pixel format than its source is now scored converted to the
+    source's: float-mode labels cached unconverted (up to 0.11 VMAF apart) must not be
+    reused; a rung in the source's format keeps its key (cached corpora unchanged)."""
+    from vmafdistill.corpus.jobs import _label_key
+
+    source = {"sha256": "s", "width": 96, "height": 64, "pix_fmt": "yuv420p10le"}
+    teacher = {"backend": "torch", "model": "vmaf_v0.6.1", "mode": "float",
+               "scale_flags": "bicubic"}
+    same = _label_key(source, "e", teacher, "yuv420p10le")
+    assert _label_key(source, "e", teacher, "yuv420p") != same

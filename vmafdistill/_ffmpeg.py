@@ -21,7 +21,9 @@ def input_url(path: str | os.PathLike[str]) -> str:
     """A local file as ffmpeg (and PyAV) must be handed it: absolute, so a name with a colon
     (``concat:x.mp4``, ``2024-05-01T12:30:00.mp4``) is never taken for a protocol (which read
     another file, or failed with "Protocol not found")."""
-    return os.path.abspath(os.fspath(path))
+    p = os.fspath(path)
+    # joined, not normalised: "link/../x.mp4" must stay the file the OS opens
+    return p if os.path.isabs(p) else os.path.join(os.getcwd(), p)
 
 
 @functools.cache

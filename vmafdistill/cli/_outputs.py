@@ -42,24 +42,3 @@ def check_output_target(option: str, target: str | None, inputs: Sequence[str | 
                     f"{option} {target}: exists and is not this command's output (a video?); "
                     f"it is not replaced ({option} takes the output file)")
     return target
-    path = Path(target)
-    if path.is_dir():
-        raise VmafDistillError(f"{option} {target}: is a directory, not a file to write")
-    if not path.resolve().parent.is_dir():
-        raise VmafDistillError(f"{option} {target}: its directory does not exist")
-    if not os.access(path.resolve().parent, os.W_OK):
-        raise VmafDistillError(f"{option} {target}: its directory is not writable")
-    if path.is_file():
-        with contextlib.suppress(OSError), path.open("rb") as fh:
-            head = fh.read(64).lstrip()
-            if head and not head.startswith(starts):  # an earlier run's output starts so
-                raise VmafDistillError(
-                    f"{option} {target}: exists and is not this command's output (a video?); "
-                    f"it is not replaced ({option} takes the output file)")
-        for given in inputs:
-            with contextlib.suppress(OSError):
-                if os.path.samefile(path, given):
-                    raise VmafDistillError(
-                        f"{option} {target}: is an input ({given}), not a file to write the "
-                        f"results to ({option} takes the output file)")
-    return target

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 
@@ -81,15 +82,19 @@ def _raw(args: argparse.Namespace) -> tuple[dict | None, dict | None]:
         return None, None
     from ..errors import VideoInputError
     from ..io.video import probe_video
+    from .predict import VIDEO_EXTENSIONS
 
     raw = {"width": args.width, "height": args.height, "pix_fmt": args.pix_fmt or "yuv420p"}
     out: list[dict | None] = []
     for path in (args.ref, args.dist):
+        if os.path.splitext(path)[1].lower() in (*VIDEO_EXTENSIONS, ".y4m"):
+            out.append(None)  # a container (readable or not: its own error says why)
+            continue
         try:
             probe_video(path, backend="ffmpeg")
             out.append(None)  # it has a header: the options are not about it
         except VideoInputError:
-            out.append(raw)
+            out.append(raw)  # .yuv, or a file ffmpeg reads as nothing it can score
     if out == [None, None]:
         raise VmafDistillError(
             f"--width/--height/--pix-fmt describe headerless raw .yuv input, but {args.ref} and "

@@ -231,7 +231,7 @@ def _absolute_paths(tasks: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str,
     ``corpus.root`` or ``paths.cache_dir`` named other files or none."""
     out = []
     for name, (source, rung, i, teacher_cfg, encode_cfg, store) in tasks:
-        source = {**source, "path": os.path.abspath(source["path"])}
+        source = {**source, "path": str(Path(source["path"]).resolve())}
         out.append((name, (source, rung, i, teacher_cfg, encode_cfg,
                            ArtifactStore(Path(store.root).resolve()))))
     return out

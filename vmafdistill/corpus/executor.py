@@ -127,6 +127,7 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
         if not target or target.startswith("ray://"):
             return  # Ray says at once that it found no cluster
     host, _, port = target.rpartition(":")
+    host = host.strip("[]")  # [::1]:6379
     if not host or not port.isdigit():
         return  # not host:port: Ray's own error names it
     try:
@@ -153,7 +154,52 @@ def _check_resources(cfg: Mapping[str, Any]) -> None:
     raise VmafDistillError(
         f"executor: a job asks for {need['CPU']:g} CPU(s) and {need['GPU']:g} GPU(s) "
         f"(executor.num_cpus_per_job, executor.num_gpus_per_job) but no node of the Ray "
-        f"cluster has that ({have}); it would wait for ever")
+        f"cluster has that ({have}); it would wait for ever (an autoscaling cluster that adds "
+        f"such nodes on demand: executor.check_resources=false)")
+
+
+def _submit(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
+            cfg: Mapping[str, Any]) -> dict[Any, str]:
+    """Every task submitted as a Ray task: ``{object ref: name}``."""
+    import ray
+
+    remote = ray.remote(_job).options(
+        num_cpus=float(cfg.get("num_cpus_per_job", 1)),
+        num_gpus=float(cfg.get("num_gpus_per_job", 0) or 0),
+        max_retries=int(cfg.get("max_retries", 2)),
+        retry_exceptions=bool(cfg.get("retry_exceptions", True)),
+    )
+    fn_ref = ray.put(fn)
+    shared: dict[int, Any] = {}
+
+    def by_ref(arg: Any) -> Any:
+        # A large bytes argument (a source shipped to nodes without a shared filesystem)
+        # goes into the object store once, however many jobs take it.
+        if isinstance(arg, bytes) and len(arg) > 1 << 16:
+            if id(arg) not in shared:
+                shared[id(arg)] = ray.put(arg)
+            return shared[id(arg)]
+        return arg
+
+    return {remote.remote(fn_ref, tuple(by_ref(a) for a in args)): name
+            for name, args in tasks}
+
+
+def _job_error(exc: BaseException) -> str:
+    """A failed task's error as the local pool words it (ours carry no class name)."""
+    cause = getattr(exc, "cause", None) or exc  # RayTaskError wraps the job's own exception
+    return (str(cause) if isinstance(cause, VmafDistillError)
+            else f"{type(cause).__name__}: {cause}").splitlines()[0]
+
+
+def _nodes_line() -> str:
+    """``N node(s): address (C CPUs), ...`` of the live nodes."""
+    import ray
+
+    per_node = {node.get("NodeManagerAddress", "?"): int((node.get("Resources") or {}).get(
+        "CPU", 0)) for node in ray.nodes() if node.get("Alive")}
+    nodes = ", ".join(f"{a} ({c} CPUs)" for a, c in sorted(per_node.items()))
+    return f"{len(per_node)} node(s): {nodes}"
 
 
 def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
@@ -171,31 +217,12 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
 
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    per_node: dict[str, int] = {}
     t0 = time.perf_counter()
     stack = contextlib.ExitStack()
     try:
-        _check_resources(cfg)
-        remote = ray.remote(_job).options(
-            num_cpus=float(cfg.get("num_cpus_per_job", 1)),
-            num_gpus=float(cfg.get("num_gpus_per_job", 0) or 0),
-            max_retries=int(cfg.get("max_retries", 2)),
-            retry_exceptions=bool(cfg.get("retry_exceptions", True)),
-        )
-        fn_ref = ray.put(fn)
-        shared: dict[int, Any] = {}
-
-        def by_ref(arg: Any) -> Any:
-            # A large bytes argument (a source shipped to nodes without a shared filesystem)
-            # goes into the object store once, however many jobs take it.
-            if isinstance(arg, bytes) and len(arg) > 1 << 16:
-                if id(arg) not in shared:
-                    shared[id(arg)] = ray.put(arg)
-                return shared[id(arg)]
-            return arg
-
-        pending = {remote.remote(fn_ref, tuple(by_ref(a) for a in args)): name
-                   for name, args in tasks}
+        if cfg.get("check_resources", True):
+            _check_resources(cfg)
+        pending = _submit(fn, tasks, cfg)
         # SIGTERM as SystemExit(143), as the local pool does (Ray's handler exited 1). The
         # handler only notes it: an exception raised inside ray.wait becomes Ray's own
         # SystemExit(1). Set after ray.init, which installs Ray's handler.
@@ -208,19 +235,12 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
         try:
             while pending and not (errors and stop_on_error):
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
-                if terms and terms[0] == signal.SIGINT:
-                    raise KeyboardInterrupt
-                if terms:
-                    raise_exit(terms[0], None)
                 for ref in done:
                     name = pending.pop(ref)
                     try:
                         results[name] = ray.get(ref)
                     except Exception as exc:  # RayTaskError wraps the job's own exception
-                        cause = getattr(exc, "cause", None) or exc
-                        # as the local pool words it (our errors carry no class name)
-                        errors[name] = (str(cause) if isinstance(cause, VmafDistillError)
-                                        else f"{type(cause).__name__}: {cause}").splitlines()[0]
+                        errors[name] = _job_error(exc)
                         bar.write(f"FAILED {name} (after retries): {errors[name]}")
                     else:
                         if on_result is not None:  # a driver-side error stops the build
@@ -231,20 +251,19 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
                     rate = bar.n / max(time.perf_counter() - t0, 1e-9)
                     bar.set_postfix_str(f"left {len(pending)} failed {len(errors)} "
                                         f"{rate * 60:.1f} jobs/min", refresh=False)
+                # after the finished jobs are recorded (and filed): none is lost to a signal
+                if terms and terms[0] == signal.SIGINT:
+                    raise KeyboardInterrupt
+                if terms:
+                    raise_exit(terms[0], None)
         finally:
             bar.close()
             for ref in pending:  # stopped early (a signal, a driver-side error): a cluster
                 with contextlib.suppress(Exception):  # would otherwise run them all on
                     ray.cancel(ref, force=True)
-        for node in ray.nodes():
-            if node.get("Alive"):
-                per_node[node.get("NodeManagerAddress", "?")] = int(
-                    (node.get("Resources") or {}).get("CPU", 0))
         if progress:
-            nodes = ", ".join(f"{a} ({c} CPUs)" for a, c in sorted(per_node.items()))
             print(f"ray: {len(results)} job(s) done, {len(errors)} failed in "
-                  f"{time.perf_counter() - t0:.1f} s on {len(per_node)} node(s): {nodes}",
-                  file=sys.stderr)
+                  f"{time.perf_counter() - t0:.1f} s on {_nodes_line()}", file=sys.stderr)
     finally:
         stack.close()
         if started_here:

@@ -322,12 +322,17 @@ def encode_path(
     return store.path("encodes", enc_key, CODECS[rung.codec]["ext"])
 
 
-def _label_key(source: dict[str, Any], enc_sha: str, teacher_cfg: dict[str, Any]) -> str:
-    """The cache key of a rung's teacher labels."""
+def _label_key(source: dict[str, Any], enc_sha: str, teacher_cfg: dict[str, Any],
+               enc_pix_fmt: str) -> str:
+    """The cache key of a rung's teacher labels. A rung in another pixel format than its
+    source is scored converted to the source's (as libvmaf's graph does); labels cached before
+    that conversion (float mode read such pairs unconverted) have keys without it."""
+    converted = ({"converted_to": source["pix_fmt"]}
+                 if enc_pix_fmt != source["pix_fmt"] else {})
     return key_of(kind="labels", ref=source["sha256"], dist=enc_sha,
                   teacher=teacher_identity(teacher_cfg),
                   scale_flags=str(teacher_cfg.get("scale_flags")),
-                  ref_size=(int(source["width"]), int(source["height"])))
+                  ref_size=(int(source["width"]), int(source["height"])), **converted)
 
 
 def _feature_key(enc_sha: str, device: str) -> str:
@@ -346,7 +351,9 @@ def rung_cached(source: dict[str, Any], rung: Rung, teacher_cfg: dict[str, Any],
         return False
     enc_sha = file_sha256(enc)
     device = str(teacher_cfg.get("device", "cpu"))
-    return (store.path("labels", _label_key(source, enc_sha, teacher_cfg), "npz").is_file()
+    enc_pix_fmt = probe_video(enc, backend="ffmpeg").pix_fmt
+    return (store.path("labels", _label_key(source, enc_sha, teacher_cfg, enc_pix_fmt),
+                       "npz").is_file()
             and store.path("features", _feature_key(enc_sha, device), "npz").is_file())
 
 
@@ -377,13 +384,14 @@ def run_rung(
     packets, n = _encoded(where, source, rung, src_size, enc_path, scale_flags)
     # the rate predict reads this encode at (same probe, same function): a variable-rate
     # source's encodes play at their timestamps' rate, not the source's declared one
-    delivered_fps = read_rate(probe_video(enc_path, backend="ffmpeg"), packets)
+    enc_info = probe_video(enc_path, backend="ffmpeg")
+    delivered_fps = read_rate(enc_info, packets)
     timing["encode_s"] = time.perf_counter() - t0
     enc_sha = file_sha256(enc_path)
 
     t0 = time.perf_counter()
     ident = teacher_identity(teacher_cfg)
-    label_key = _label_key(source, enc_sha, teacher_cfg)
+    label_key = _label_key(source, enc_sha, teacher_cfg, enc_info.pix_fmt)
     labels = store.get_arrays("labels", label_key)
     if labels is None:
         labels = _teacher_frames(Path(source["path"]), enc_path, src_size, teacher_cfg)

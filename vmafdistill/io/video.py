@@ -765,6 +765,30 @@ def _input_args(info: VideoInfo) -> list[str]:
     return ["-noautorotate", "-i", input_url(info.path)]
 
 
+def _check_end(info: VideoInfo, rc: int, log: str, scale_to: tuple[int, int] | None,
+               frames: int, rem: int, size: tuple[int, int]) -> None:
+    """At the end of an ffmpeg decode of ``frames`` frames (``rem`` bytes of a partial one):
+    VideoInputError for a failed decode, a picture change, a partial frame or no frames; a
+    DecodeWarning for errors logged by a decode that still succeeded."""
+    errors = decoder_errors(log)
+    if rc != 0:
+        raise VideoInputError(
+            f"{info.path}: ffmpeg failed to decode it (exit code {rc}) after {frames} frames: "
+            f"{_tail(chr(10).join(errors) or log)}")
+    _check_no_picture_change(info, log, scale_to)
+    if rem:  # only possible if the decoded geometry differs from the probe's
+        raise VideoInputError(
+            f"{info.path}: ffmpeg output ends with a partial frame ({rem} bytes); the decoded "
+            f"frames are not {size[0]}x{size[1]} {info.pix_fmt}")
+    if frames == 0:
+        raise VideoInputError(f"{info.path}: has no decodable video frames")
+    if errors:
+        # Exit code 0 but errors logged (e.g. concealed corruption): the frames are usable,
+        # the caller should still know.
+        warnings.warn(f"{info.path}: ffmpeg reported decoding errors: "
+                      f"{_tail(chr(10).join(errors))}", DecodeWarning, stacklevel=4)
+
+
 def _check_no_picture_change(info: VideoInfo, log: str, scale_to: tuple[int, int] | None
                              ) -> None:
     """A video whose pictures change size or format mid-stream (a recording that switches
@@ -954,31 +978,8 @@ def _iter_ffmpeg(
                 got = _read_into(proc.stdout, memoryview(buf))
                 n, rem = divmod(got, fb)
                 if got < len(buf):  # EOF: ffmpeg is done (or died)
-                    rc = proc.wait()
-                    log = stderr_text()
-                    errors = decoder_errors(log)
-                    if rc != 0:
-                        raise VideoInputError(
-                            f"{info.path}: ffmpeg failed to decode it (exit code {rc}) after "
-                            f"{start + n} frames: {_tail(chr(10).join(errors) or log)}"
-                        )
-                    _check_no_picture_change(info, log, scale_to)
-                    if rem:
-                        # Only possible if the decoded geometry differs from the probe's.
-                        raise VideoInputError(
-                            f"{info.path}: ffmpeg output ends with a partial frame ({rem} of "
-                            f"{fb} bytes); the decoded frames are not {width}x{height} "
-                            f"{info.pix_fmt}"
-                        )
-                    if start + n == 0:
-                        raise VideoInputError(f"{info.path}: has no decodable video frames")
-                    if errors:
-                        # Exit code 0 but errors logged (e.g. concealed corruption): the frames
-                        # are usable, the caller should still know.
-                        warnings.warn(
-                            f"{info.path}: ffmpeg reported decoding errors: "
-                            f"{_tail(chr(10).join(errors))}", DecodeWarning, stacklevel=2,
-                        )
+                    _check_end(info, proc.wait(), stderr_text(), scale_to, start + n, rem,
+                               (width, height))
                     if n:
                         yield _make_chunk(
                             memoryview(buf)[: n * fb], n, info, width, height, start, planes
