@@ -746,3 +746,25 @@ def test_labels_of_a_converted_rung_have_their_own_cache_key() -> None:
                "scale_flags": "bicubic"}
     same = _label_key(source, "e", teacher, "yuv420p10le")
     assert _label_key(source, "e", teacher, "yuv420p") != same
+
+
+def test_evaluation_pairs_every_shot_of_a_variable_rate_source(tmp_path: Path) -> None:
+    """evaluate's table pairs the edge's shots with the corpus's by start frame; it took the
+    frame as start time x fps, which on a variable-rate source (timestamps, not frame / fps)
+    missed every shot after the rate changed: they were left out of the table silently."""
+    from vmafdistill.edge.predictor import Predictor, default_model_path
+    from vmafdistill.edge.tokens import DEFAULT_RULES, merge_rules
+    from vmafdistill.evaluation.unseen import _shot_rows
+
+    src = tmp_path / "vfr.ts"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=30:duration=3",
+                "-vf", "setpts='if(lt(N,30),N,30+(N-30)*2)/(30*TB)'", "-fps_mode",
+                "passthrough", "-c:v", "libx264", "-crf", "18", "-x264-params", "threads=1",
+                str(src)], what="vfr source")
+    cfg = make_cfg([src], tmp_path / "out", tmp_path / "cache",
+                   ladder={"name": "one", "rungs": TINY_LADDER[:1]})
+    build_corpus(cfg)
+    samples = load_samples(tmp_path / "out")
+    pred = Predictor(default_model_path())
+    rows = _shot_rows(cfg, samples, pred, merge_rules(DEFAULT_RULES, pred.card["tokens"]))
+    assert len(samples) >= 3 and len(rows) == len(samples), (len(rows), len(samples))

@@ -244,8 +244,10 @@ def _shot_rows(
                             ref_size=(source["width"], source["height"]))
         truth = samples[(samples["rung_index"] == enc.rung_index)
                         & (samples["source_id"] == source["source_id"])].set_index("start_frame")
-        for rec in rep.records:
-            start = round(rec["start"] * source["fps"])
+        for rec, row in zip(rep.records, rep.rows, strict=True):
+            # the edge's own frame index: its start time is a timestamp on variable-rate
+            # video, which start * fps missed (the shot was dropped from the table)
+            start = int(row["start_frame"])
             if start not in truth.index or rec.get("pred_vmaf") is None:
                 continue
             t = truth.loc[start]
