@@ -509,3 +509,17 @@ def test_relative_paths_through_a_symlink_open_the_file_the_os_opens(
     a = score_files(clips["ref"], "link/../x.mp4")
     b = score_files(clips["ref"], mp4)
     assert a.pooled["vmaf"]["mean"] == b.pooled["vmaf"]["mean"]
+
+
+def test_a_container_outside_the_known_extensions_is_not_raw(
+        capsys: pytest.CaptureFixture[str], clips: dict[str, Path], tmp_path: Path) -> None:
+    """A .nut of RGB H.264 (a format ffmpeg opens and the teacher cannot read) was still
+    taken for raw YUV when its extension was not a known container's."""
+    nut = tmp_path / "rgb.nut"
+    run_ffmpeg(["-i", str(clips["dist"]), "-c:v", "libx264rgb", str(nut)], what="RGB in NUT")
+    rc, _, err = _run(capsys, clips["ref_raw"], nut, "--width", W, "--height", H)
+    assert rc == 2 and "rgb.nut: unsupported pixel format" in err, err
+    bin_raw = tmp_path / "ref.bin"
+    bin_raw.write_bytes(clips["ref_raw"].read_bytes())
+    rc, _, err = _run(capsys, bin_raw, clips["dist_raw"], "--width", W, "--height", H)
+    assert rc == 0, err

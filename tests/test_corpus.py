@@ -768,3 +768,39 @@ def test_evaluation_pairs_every_shot_of_a_variable_rate_source(tmp_path: Path) -
     pred = Predictor(default_model_path())
     rows = _shot_rows(cfg, samples, pred, merge_rules(DEFAULT_RULES, pred.card["tokens"]))
     assert len(samples) >= 3 and len(rows) == len(samples), (len(rows), len(samples))
+
+
+def test_a_damaged_cached_encode_is_no_cached_job(built, sources, tmp_path: Path) -> None:
+    """rung_cached (which jobs a shared_fs=false Ray build keeps on the driver) probed a
+    cached encode and raised on a damaged one, stopping the whole build; the job must go out
+    and encode it again, as every other path does."""
+    import shutil
+
+    from vmafdistill.corpus.cache import ArtifactStore
+    from vmafdistill.corpus.jobs import encode_path, rung_cached
+    from vmafdistill.encode import Rung
+
+    cfg, _ = built
+    cache = tmp_path / "cache"
+    shutil.copytree(cfg["cache_root"], cache)
+    store = ArtifactStore(cache)
+    source = load_table(cfg["out_dir"], "sources").iloc[0].to_dict()
+    rung = Rung.from_dict(TINY_LADDER[0])
+    assert rung_cached(source, rung, cfg["teacher"], cfg["encode"], store)
+    encode_path(source, rung, cfg["encode"], store).write_bytes(b"\0" * 1000)
+    assert not rung_cached(source, rung, cfg["teacher"], cfg["encode"], store)
+
+
+def test_only_the_torch_teacher_s_chroma_conversions_get_a_converted_key() -> None:
+    """libvmaf always converted (its labels did not change) and gray inputs are never
+    converted: neither may miss its cached labels."""
+    from vmafdistill.corpus.jobs import _label_key
+
+    source = {"sha256": "s", "width": 96, "height": 64, "pix_fmt": "yuv420p10le"}
+    torch_t = {"backend": "torch", "model": "vmaf_v0.6.1", "mode": "float",
+               "scale_flags": "bicubic"}
+    libvmaf_t = {**torch_t, "backend": "libvmaf"}
+    assert (_label_key(source, "e", libvmaf_t, "yuv420p")
+            == _label_key(source, "e", libvmaf_t, "yuv420p10le"))
+    gray = {**source, "pix_fmt": "gray"}
+    assert _label_key(gray, "e", torch_t, "yuv420p") == _label_key(gray, "e", torch_t, "gray")

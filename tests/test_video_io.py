@@ -529,6 +529,11 @@ def test_truncated_container_warns_and_keeps_decoded_frames(
         c = read_all(path)
     assert 0 < len(c) < 40
     np.testing.assert_array_equal(c.y, pyav_planes(misc["big_mkv"])[0][: len(c)])
+    # the warning names the code iterating the frames (here), not a frame above it
+    with pytest.warns(UserWarning, match="decoding errors") as caught:
+        for _ in iter_frames(path):
+            pass
+    assert caught[0].filename == __file__
 
 
 def test_ffmpeg_failure_reports_stderr(clips: dict[str, Clip], tmp_path: Path) -> None:

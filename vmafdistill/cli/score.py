@@ -73,6 +73,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+#: Headerless raw video by name (ffmpeg guesses some of these as images or audio).
+_RAW_EXTENSIONS = (".yuv", ".raw", ".bin", ".dat", ".i420", ".iyuv")
+
+
 def _raw(args: argparse.Namespace) -> tuple[dict | None, dict | None]:
     """The raw-input options for REF and DIST: each gets them only when it is headerless (no
     container or .y4m header ffmpeg reads), so ``ref.yuv dist.mp4 --width ...`` reads the MP4
@@ -87,14 +91,22 @@ def _raw(args: argparse.Namespace) -> tuple[dict | None, dict | None]:
     raw = {"width": args.width, "height": args.height, "pix_fmt": args.pix_fmt or "yuv420p"}
     out: list[dict | None] = []
     for path in (args.ref, args.dist):
-        if os.path.splitext(path)[1].lower() in (*VIDEO_EXTENSIONS, ".y4m"):
+        ext = os.path.splitext(path)[1].lower()
+        if ext in _RAW_EXTENSIONS:
+            out.append(raw)
+            continue
+        if ext in (*VIDEO_EXTENSIONS, ".y4m"):
             out.append(None)  # a container (readable or not: its own error says why)
             continue
         try:
             probe_video(path, backend="ffmpeg")
             out.append(None)  # it has a header: the options are not about it
-        except VideoInputError:
-            out.append(raw)  # .yuv, or a file ffmpeg reads as nothing it can score
+        except VideoInputError as exc:
+            # a container of a format the teacher cannot read (.gif, .nut RGB) is no raw YUV:
+            # only a file ffmpeg finds no video in is taken as raw
+            text = str(exc)
+            out.append(raw if "not a readable video file" in text
+                       or "has no video stream" in text else None)
     if out == [None, None]:
         raise VmafDistillError(
             f"--width/--height/--pix-fmt describe headerless raw .yuv input, but {args.ref} and "

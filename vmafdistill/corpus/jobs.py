@@ -327,8 +327,13 @@ def _label_key(source: dict[str, Any], enc_sha: str, teacher_cfg: dict[str, Any]
     """The cache key of a rung's teacher labels. A rung in another pixel format than its
     source is scored converted to the source's (as libvmaf's graph does); labels cached before
     that conversion (float mode read such pairs unconverted) have keys without it."""
-    converted = ({"converted_to": source["pix_fmt"]}
-                 if enc_pix_fmt != source["pix_fmt"] else {})
+    from ..io.video import pix_fmt_layout
+
+    # the torch teacher's condition (io.video.iter_frame_pairs); libvmaf always converted
+    converts = (teacher_cfg.get("backend") == "torch" and enc_pix_fmt != source["pix_fmt"]
+                and pix_fmt_layout(enc_pix_fmt).has_chroma
+                and pix_fmt_layout(source["pix_fmt"]).has_chroma)
+    converted = {"converted_to": source["pix_fmt"]} if converts else {}
     return key_of(kind="labels", ref=source["sha256"], dist=enc_sha,
                   teacher=teacher_identity(teacher_cfg),
                   scale_flags=str(teacher_cfg.get("scale_flags")),
@@ -351,10 +356,14 @@ def rung_cached(source: dict[str, Any], rung: Rung, teacher_cfg: dict[str, Any],
         return False
     enc_sha = file_sha256(enc)
     device = str(teacher_cfg.get("device", "cpu"))
-    enc_pix_fmt = probe_video(enc, backend="ffmpeg").pix_fmt
-    return (store.path("labels", _label_key(source, enc_sha, teacher_cfg, enc_pix_fmt),
-                       "npz").is_file()
-            and store.path("features", _feature_key(enc_sha, device), "npz").is_file())
+    if not store.path("features", _feature_key(enc_sha, device), "npz").is_file():
+        return False
+    try:
+        enc_pix_fmt = probe_video(enc, backend="ffmpeg").pix_fmt
+    except VideoInputError:
+        return False  # a damaged encode: its job encodes it again (run_rung)
+    return store.path("labels", _label_key(source, enc_sha, teacher_cfg, enc_pix_fmt),
+                      "npz").is_file()
 
 
 def run_rung(

@@ -786,7 +786,7 @@ def _check_end(info: VideoInfo, rc: int, log: str, scale_to: tuple[int, int] | N
         # Exit code 0 but errors logged (e.g. concealed corruption): the frames are usable,
         # the caller should still know.
         warnings.warn(f"{info.path}: ffmpeg reported decoding errors: "
-                      f"{_tail(chr(10).join(errors))}", DecodeWarning, stacklevel=4)
+                      f"{_tail(chr(10).join(errors))}", DecodeWarning, stacklevel=3)
 
 
 def _check_no_picture_change(info: VideoInfo, log: str, scale_to: tuple[int, int] | None
