@@ -668,3 +668,39 @@ def test_runs_that_do_not_hold_every_picture_are_an_error_naming_the_file(work):
     with pytest.raises(VideoInputError, match=r"seg0\.ts: the decoder stopped inside .*run 2"):
         for _ in decode_luma_runs(seg, [(20, 320, 180), (40, 320, 180)], bit_depth=8):
             pass
+
+
+def test_a_frame_rate_switch_at_one_size_is_flagged(work, predictor):
+    """25 fps then 50 fps of one size, joined by the concat demuxer: no rendition run (same
+    pictures), so the 50 fps part was read at 25 fps, windows and bitrates off 2x, unflagged.
+    The shots read at the wrong rate get ``frame_rate:50`` and no prediction, as a rendition
+    run at another rate does; read at a rate neither part has (an MP4's average), every shot
+    is flagged. A file that only drops frames (the VFR test above) is not."""
+    parts = []
+    for rate in (25, 50):
+        part = work / f"rate{rate}.ts"
+        run_ffmpeg(["-f", "lavfi", "-i", f"mandelbrot=size=160x90:rate={rate}", "-t", "3",
+                    "-c:v", "libx264", "-preset", "veryfast", "-g", str(rate), "-x264-params",
+                    "threads=1", str(part)], what=f"{rate} fps part")
+        parts.append(part)
+    listing = work / "rates.txt"
+    listing.write_text("".join(f"file '{p}'\n" for p in parts))
+    flags = {}
+    for ext in ("mkv", "mp4"):
+        joined = work / f"rates.{ext}"
+        run_ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
+                    str(joined)], what=f"joined {ext}")
+        report = analyze(joined, predictor)
+        flags[ext] = [(r["start"] >= 3.0, r["flags"], r["pred_vmaf"]) for r in report.records]
+    assert all((late and "frame_rate:50" in fl and p is None) or (not late and p is not None
+               and not any(f.startswith("frame_rate") for f in fl))
+               for late, fl, p in flags["mkv"]), flags["mkv"]
+    assert all(p is None and any(f.startswith("frame_rate") for f in fl)
+               for _, fl, p in flags["mp4"]), flags["mp4"]
+    dropping = work / "dropping.mkv"  # every 4th frame dropped, timestamps kept
+    run_ffmpeg([*SOURCE[:-1], SOURCE[-1] + ",select='not(eq(mod(n\\,4)\\,1))'",
+                "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "veryfast", "-crf", "30",
+                "-x264-params", "threads=1", str(dropping)], what="encoding a VFR clip")
+    vfr = analyze(dropping, predictor)
+    assert len(vfr.records) > 1 and all(r["pred_vmaf"] is not None for r in vfr.records)
+    assert not any(f.startswith("frame_rate") for r in vfr.records for f in r["flags"])

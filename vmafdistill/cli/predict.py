@@ -148,7 +148,9 @@ def _summary_line(s: dict[str, Any]) -> str:
     mean = "-" if s["pred_vmaf_mean"] is None else f"{s['pred_vmaf_mean']:.1f}"
     low = "-" if s["pred_vmaf_min"] is None else f"{s['pred_vmaf_min']:.1f}"
     return (f"{s['video']}: {s['shots']} shots, {s['duration_s']:.2f} s, {s['codec']} {s['res']}, "
-            f"pred VMAF mean {mean} min {low} (shot {s['worst_shot']}); {bands}; issues: {issues}"
+            f"pred VMAF mean {mean} min {low}"
+            + (f" (shot {s['worst_shot']})" if s["worst_shot"] is not None else "")
+            + f"; {bands}; issues: {issues}"
             + (f"; flagged {s['flagged']}" if s["flagged"] else "")
             + (f"; reference {s['ref_size'][0]}x{s['ref_size'][1]} ({s['ref_size_rule']})"
                if s.get("ref_size_rule") not in (None, "card", "given") else "")

@@ -94,6 +94,7 @@ from .records import (
 )
 from .renditions import (
     check_picture_size,
+    off_rate_shots,
     picture_runs,
     recording_rate,
     rescaled_flag,
@@ -647,6 +648,9 @@ def _records(plan: _Plan, fp: _FirstPass, rules: Mapping[str, Any],
         records = build(rows, preds, info.width, info.height)
         if runs:  # ffmpeg noticed a change that no second run confirmed: every shot
             records = invalidate(records, [True] * len(records), [rescaled_flag(runs[0], info)])
+        # a frame-rate switch at one size: those shots are read at the wrong rate
+        for flag, idx in off_rate_shots(rows, fp.aligned.frame_times_s, fps).items():
+            records = invalidate(records, [i in idx for i in range(len(records))], [flag])
     else:
         records = []
         which = np.array(run_of_row)

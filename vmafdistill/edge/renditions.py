@@ -23,8 +23,8 @@ from ..shots import ShotDetector
 from .decode import DecodeLog, decode_luma_runs, picture_changes
 from .options import EdgeOptions, default_ref_size
 
-__all__ = ["check_picture_size", "picture_runs", "rescaled_flag", "rows_per_rendition",
-           "run_bit_depth", "wrong_runs"]
+__all__ = ["check_picture_size", "off_rate_shots", "picture_runs", "rescaled_flag",
+           "rows_per_rendition", "run_bit_depth", "wrong_runs"]
 
 #: The per-frame pass of :func:`~vmafdistill.edge.pipeline.frame_pass` (chunks and keyword
 #: options in, ``{feature: (N,) float64}`` out).
@@ -104,6 +104,37 @@ def wrong_runs(runs: Sequence[Mapping[str, Any]], bit_depth: int) -> tuple[set[i
             which.add(k)
             flags += [f for f in wrong if f not in flags]
     return which, flags
+
+
+#: A shot whose frames step at a rate this far from the file's (ratio) was recorded at another
+#: frame rate than the rest (a 25 -> 50 fps switch at one size).
+OFF_RATE_RATIO = 1.25
+
+
+def off_rate_shots(rows: Sequence[Mapping[str, Any]], frame_times_s: np.ndarray | None,
+                   fps: float) -> dict[str, list[int]]:
+    """``{"frame_rate:<fps>": [row index, ...]}``: where the shots' frames step at rates over
+    :data:`OFF_RATE_RATIO` apart (a frame-rate switch at an unchanged picture size, which is
+    no rendition run: those are found by size and format), the shots whose rate is that far
+    off the rate ``fps`` the video is read at: their windows and bitrates are off by the
+    ratio, as a rendition run at another rate would be. A variable-rate file that only drops
+    frames steps alike in every shot and is not flagged."""
+    if frame_times_s is None or frame_times_s.shape[0] < 3:
+        return {}
+    steps = np.diff(np.asarray(frame_times_s, dtype=np.float64))
+    rates: dict[int, float] = {}
+    for i, row in enumerate(rows):
+        shot = steps[int(row["start_frame"]):int(row["stop_frame"]) - 1]
+        shot = shot[shot > 0]
+        if shot.size >= 2:
+            rates[i] = 1.0 / float(np.median(shot))
+    if not rates or max(rates.values()) <= OFF_RATE_RATIO * min(rates.values()):
+        return {}  # one rate throughout
+    out: dict[str, list[int]] = {}
+    for i, rate in rates.items():
+        if rate > OFF_RATE_RATIO * fps or rate * OFF_RATE_RATIO < fps:
+            out.setdefault(f"frame_rate:{round(rate, 3):g}", []).append(i)
+    return out
 
 
 def _offset_rows(rows: list[dict[str, Any]], f0: int, fps: float, shot_base: int,
