@@ -751,23 +751,33 @@ def test_labels_of_a_converted_rung_have_their_own_cache_key() -> None:
 def test_evaluation_pairs_every_shot_of_a_variable_rate_source(tmp_path: Path) -> None:
     """evaluate's table pairs the edge's shots with the corpus's by start frame; it took the
     frame as start time x fps, which on a variable-rate source (timestamps, not frame / fps)
-    missed every shot after the rate changed: they were left out of the table silently."""
+    missed every shot after the rate changed: they were left out of the table silently.
+    Three 20-frame scenes, 30 then 25 fps (steps 1.2x apart: under the edge's frame_rate
+    flag), cut the same by the corpus and the edge (no window splits at either rate)."""
     from vmafdistill.edge.predictor import Predictor, default_model_path
     from vmafdistill.edge.tokens import DEFAULT_RULES, merge_rules
     from vmafdistill.evaluation.unseen import _shot_rows
 
     src = tmp_path / "vfr.ts"
-    run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=30:duration=3",
-                "-vf", "setpts='if(lt(N,30),N,30+(N-30)*2)/(30*TB)'", "-fps_mode",
-                "passthrough", "-c:v", "libx264", "-crf", "18", "-x264-params", "threads=1",
-                str(src)], what="vfr source")
+    scenes = ("testsrc2", "mandelbrot", "smptebars")
+    run_ffmpeg(["-y", *(a for name in scenes for a in (
+                    "-f", "lavfi", "-i", f"{name}=size=96x64:rate=30")),
+                "-filter_complex",
+                "".join(f"[{i}:v]trim=end_frame=20,setpts=PTS-STARTPTS[s{i}];"
+                        for i in range(3))
+                + "[s0][s1][s2]concat=n=3:v=1,"
+                "setpts='if(lt(N,30),N,30+(N-30)*1.2)/(30*TB)',format=yuv420p[v]",
+                "-map", "[v]", "-fps_mode", "passthrough", "-c:v", "libx264", "-crf", "18",
+                "-x264-params", "threads=1", str(src)], what="vfr source")
+    pred = Predictor(default_model_path())
     cfg = make_cfg([src], tmp_path / "out", tmp_path / "cache",
-                   ladder={"name": "one", "rungs": TINY_LADDER[:1]})
+                   ladder={"name": "one", "rungs": TINY_LADDER[:1]},
+                   shots=dict(pred.card["edge"]["shots"]))
     build_corpus(cfg)
     samples = load_samples(tmp_path / "out")
-    pred = Predictor(default_model_path())
     rows = _shot_rows(cfg, samples, pred, merge_rules(DEFAULT_RULES, pred.card["tokens"]))
-    assert len(samples) >= 3 and len(rows) == len(samples), (len(rows), len(samples))
+    assert len(samples) == 3 and len(rows) == 3, (len(rows), len(samples))
+
 
 
 def test_a_damaged_cached_encode_is_no_cached_job(built, sources, tmp_path: Path) -> None:
