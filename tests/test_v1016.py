@@ -188,9 +188,6 @@ def test_bad_input_is_a_clear_error() -> None:
     small = gradient_clip(192, 108, 2, bit_depth=8)
     with pytest.raises(VideoInputError, match=r"vmaf_v1.0.16_3d0h.*cambi.*216"):
         V1016Scorer("vmaf_v1.0.16_3d0h").update(small[0], small[0], small[1:], small[1:])
-    grey = gradient_clip(640, 360, 2, bit_depth=8, pix_fmt="gray")
-    with pytest.raises(VideoInputError, match=r"speed_chroma.*chroma planes"):
-        V1016Scorer("vmaf_v1.0.16_3d0h").update(grey[0], grey[0], None, None)
     # 480x270 4:2:0 with the 0.5 prescale leaves no 5x5 SpEED block (libvmaf segfaults here).
     mid = gradient_clip(480, 270, 2, bit_depth=8)
     with pytest.raises(VideoInputError, match=r"3d0h_2160.*speed_chroma.*at least 159x159"):
@@ -204,6 +201,33 @@ def test_bad_input_is_a_clear_error() -> None:
     scorer = V1016Scorer("vmaf_v1.0.16_3d0h")
     scorer.update(ok[0], ok[0], ok[1:], ok[1:])
     assert np.isfinite(scorer.result()["vmaf"]).all()  # adm3 included: a full score
+
+
+def test_gray_input_is_scored_as_libvmaf_scores_it(tmp_path: Path) -> None:
+    """A gray reference against a YUV distorted of the same (full) range: ffmpeg hands libvmaf
+    neutral chroma for the gray side, and every printed feature and VMAF agree within the
+    v1.0.16 tolerances; gray on both sides scores with SpEED chroma 0 (what libvmaf prints
+    when both chroma planes are flat)."""
+    ref = tmp_path / "gray_ref.y4m"
+    dist = tmp_path / "yuv_dist.y4m"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-frames:v", "3",
+                "-pix_fmt", "gray", "-strict", "-1", "-y", str(ref)], what="gray ref")
+    run_ffmpeg(["-i", str(ref), "-vf", "noise=alls=12:allf=t:all_seed=3,format=yuvj420p",
+                "-y", str(dist)], what="yuv dist")
+    lib = _libvmaf(ref, dist, "vmaf_v1.0.16_3d0h")
+    r, d = read_all(ref, planes="yuv"), read_all(dist, planes="yuv")
+    assert r.u is None and d.u is not None
+    scorer = V1016Scorer("vmaf_v1.0.16_3d0h")
+    scorer.update(r.y, d.y, None, (d.u, d.v), bit_depth=8)
+    ours = scorer.result()
+    for name, values in ours.items():
+        if name in lib.frames[0]:
+            tol = VMAF_TOL if name == "vmaf" else FEATURE_TOL
+            assert np.abs(values - np.array(lib.metric(name))).max() <= tol, name
+    both = V1016Scorer("vmaf_v1.0.16_3d0h")
+    both.update(r.y, r.y, None, None, bit_depth=8)
+    speed = {k: v for k, v in both.result().items() if k.startswith("speed_chroma")}
+    assert len(speed) == 3 and all((v == 0).all() for v in speed.values())
 
 
 def test_score_command_scores_v1016(clips: dict[str, tuple[Path, Path]], tmp_path: Path,

@@ -458,6 +458,14 @@ def test_y4m_mono_and_default_colorspace(tmp_path: Path) -> None:
     default = tmp_path / "default.y4m"
     default.write_bytes(b"YUV4MPEG2 W4 H6 F25:1\n" + (b"FRAME\n" + bytes(4 * 6 + 2 * 2 * 3)) * 3)
     assert probe_video(default).pix_fmt == "yuv420p" and probe_video(default).num_frames == 3
+    # No C tag but mjpegtools' XYSCSS comment: its format, as ffmpeg's demuxer reads it.
+    ten = tmp_path / "xyscss.y4m"
+    ten.write_bytes(b"YUV4MPEG2 W4 H6 F25:1 XYSCSS=420P10\n"
+                    + (b"FRAME\n" + bytes(2 * (4 * 6 + 2 * 2 * 3))) * 3)
+    info = probe_video(ten)
+    assert (info.pix_fmt, info.bit_depth, info.num_frames) == ("yuv420p10le", 10, 3)
+    with av.open(str(ten)) as container:  # ffmpeg's own y4m demuxer agrees
+        assert container.streams.video[0].format.name == "yuv420p10le"
 
 
 def test_y4m_truncated_last_frame(clips: dict[str, Clip], tmp_path: Path) -> None:

@@ -350,7 +350,8 @@ def _parse_y4m_header(path: str, f: IO[bytes]) -> _Y4MHeader:
         raise VideoInputError(f"{path}: truncated or overlong .y4m header")
     width = height = None
     fps: float | None = None
-    colorspace = "420"  # the spec's default when there is no C tag
+    colorspace: str | None = None
+    yscss: str | None = None  # mjpegtools' "XYSCSS=420P10" comment, read when there is no C tag
     for token in line[len(_Y4M_MAGIC) :].split():
         tag, value = chr(token[0]), token[1:].decode("ascii", errors="replace")
         try:
@@ -363,8 +364,12 @@ def _parse_y4m_header(path: str, f: IO[bytes]) -> _Y4MHeader:
                 fps = num / den if num > 0 and den > 0 else None
             elif tag == "C":
                 colorspace = value
+            elif tag == "X" and value.startswith("YSCSS="):
+                yscss = value[len("YSCSS="):].lower()
         except ValueError:
             raise VideoInputError(f"{path}: malformed .y4m header tag {token!r}") from None
+    if colorspace is None:  # the spec's default is 4:2:0 8-bit; ffmpeg reads XYSCSS first
+        colorspace = yscss or "420"
     if not width or not height or width <= 0 or height <= 0:
         raise VideoInputError(f"{path}: .y4m header lacks a valid W/H frame size")
     pix_fmt = _Y4M_COLORSPACES.get(colorspace)

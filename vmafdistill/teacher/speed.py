@@ -302,13 +302,3 @@ def chroma_planes(
         return t - 128.0
 
     return conv(ut), conv(vt)
-
-
-def require_chroma(u: object, *, model: str = "") -> None:
-    """Raise VideoInputError when a clip has no chroma planes (grey input)."""
-    if u is None:
-        where = f"model {model}: " if model else ""
-        raise VideoInputError(
-            f"{where}feature 'speed_chroma' needs chroma planes (yuv420p/422p/444p input); "
-            "this input is greyscale"
-        )

@@ -36,7 +36,6 @@ from .speed import (
     as_plane_tensor,
     check_speed_size,
     chroma_planes,
-    require_chroma,
     speed_chroma,
 )
 from .vmaf import VmafResult, pool
@@ -93,8 +92,8 @@ class V1016Scorer:
                 f"model {name}: feature 'adm3' needs frames of at least "
                 f"{ADM_MIN_SIZE}x{ADM_MIN_SIZE}, got {width}x{height}")
         check_cambi_size(width, height, model=name)
-        require_chroma(chroma_shape, model=name)
-        assert chroma_shape is not None
+        if chroma_shape is None:  # gray: libvmaf scores it, SpEED chroma reads 0 (no planes)
+            return
         ch, cw = chroma_shape
         pw = width // 2 if cw < width else width
         ph = height // 2 if ch < height else height
@@ -117,10 +116,12 @@ class V1016Scorer:
         if self._size is None:
             self.check_input(w, h, None if ref_uv is None else tuple(np.shape(ref_uv[0])[-2:]))
             self._size = (w, h)
-        if dist_uv is None or ref_uv is None:
-            require_chroma(None, model=self.model.name)
-            return
-        ref_c, dist_c = tuple(np.shape(ref_uv[0])[-2:]), tuple(np.shape(dist_uv[0])[-2:])
+        if (ref_uv is None) != (dist_uv is None):
+            # One side gray: ffmpeg converts it to YUV for libvmaf, which gives neutral chroma.
+            ref_uv, dist_uv = (neutral_chroma(dist_uv, bit_depth), dist_uv) if ref_uv is None \
+                else (ref_uv, neutral_chroma(ref_uv, bit_depth))
+        ref_c = None if ref_uv is None else tuple(np.shape(ref_uv[0])[-2:])
+        dist_c = None if dist_uv is None else tuple(np.shape(dist_uv[0])[-2:])
         if ref_c != dist_c:  # 4:2:0 against 4:4:4: SpEED compares the planes block for block
             raise VideoInputError(
                 f"model {self.model.name}: reference and distorted chroma planes differ "
@@ -129,10 +130,16 @@ class V1016Scorer:
         feats: dict[str, torch.Tensor] = {}
         feats[self.model.printed_names()["cambi"]] = cambi(dy.to(torch.int32), bit_depth,
                                                            self.cambi_opts)
-        ru, rv = chroma_planes(ref_uv[0], ref_uv[1], w, h, bit_depth)
-        du, dv = chroma_planes(dist_uv[0], dist_uv[1], w, h, bit_depth)
-        sp = speed_chroma(ru.to(self.device), rv.to(self.device), du.to(self.device),
-                          dv.to(self.device), self.speed_opts)
+        if ref_uv is None or dist_uv is None:
+            # Gray on both sides: libvmaf prints 0 for every SpEED chroma feature (measured with
+            # ffmpeg's libvmaf filter on yuv400 input), and the model scores that.
+            zero = torch.zeros(n, dtype=torch.float64)
+            sp = {"speed_chroma_u": zero, "speed_chroma_v": zero, "speed_chroma_uv": zero}
+        else:
+            ru, rv = chroma_planes(ref_uv[0], ref_uv[1], w, h, bit_depth)
+            du, dv = chroma_planes(dist_uv[0], dist_uv[1], w, h, bit_depth)
+            sp = speed_chroma(ru.to(self.device), rv.to(self.device), du.to(self.device),
+                              dv.to(self.device), self.speed_opts)
         uv_name = self.model.printed_names()["speed_chroma_uv"]
         for key, value in sp.items():
             feats[uv_name.replace("speed_chroma_uv", key)] = value
@@ -170,6 +177,13 @@ class V1016Scorer:
         feats = {short: torch.from_numpy(metrics[printed]) for short, printed in names.items()}
         metrics["vmaf"] = predict_clip(self.model, feats)
         return metrics
+
+
+def neutral_chroma(like: tuple[Any, Any], bit_depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat mid-grey chroma planes shaped like ``like``'s (a gray input converted to YUV)."""
+    shape = np.shape(like[0])
+    plane = np.full(shape, 128 << (bit_depth - 8), dtype=np.uint16 if bit_depth > 8 else np.uint8)
+    return plane, plane.copy()
 
 
 @dataclass
