@@ -748,7 +748,9 @@ def test_labels_of_a_converted_rung_have_their_own_cache_key() -> None:
     assert _label_key(source, "e", teacher, "yuv420p") != same
 
 
-def test_evaluation_pairs_every_shot_of_a_variable_rate_source(tmp_path: Path) -> None:
+def test_evaluation_pairs_every_shot_of_a_variable_rate_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """evaluate's table pairs the edge's shots with the corpus's by start frame; it took the
     frame as start time x fps, which on a variable-rate source (timestamps, not frame / fps)
     missed every shot after the rate changed: they were left out of the table silently.
@@ -775,8 +777,15 @@ def test_evaluation_pairs_every_shot_of_a_variable_rate_source(tmp_path: Path) -
                    shots=dict(pred.card["edge"]["shots"]))
     build_corpus(cfg)
     samples = load_samples(tmp_path / "out")
+    capsys.readouterr()
     rows = _shot_rows(cfg, samples, pred, merge_rules(DEFAULT_RULES, pred.card["tokens"]))
     assert len(samples) == 3 and len(rows) == 3, (len(rows), len(samples))
+    assert "note:" not in capsys.readouterr().out  # all paired, all predicted: no note
+    # a corpus shot the edge did not cut is named, not left out silently
+    moved = samples.assign(start_frame=samples["start_frame"].replace({0: 1}))
+    rows = _shot_rows(cfg, moved, pred, merge_rules(DEFAULT_RULES, pred.card["tokens"]))
+    note = capsys.readouterr().out
+    assert "paired by start frame 2" in note and len(rows) == 2, note
 
 
 

@@ -244,11 +244,16 @@ def _shot_rows(
                             ref_size=(source["width"], source["height"]))
         truth = samples[(samples["rung_index"] == enc.rung_index)
                         & (samples["source_id"] == source["source_id"])].set_index("start_frame")
+        paired = unpredicted = 0
         for rec, row in zip(rep.records, rep.rows, strict=True):
             # the edge's own frame index: its start time is a timestamp on variable-rate
             # video, which start * fps missed (the shot was dropped from the table)
             start = int(row["start_frame"])
-            if start not in truth.index or rec.get("pred_vmaf") is None:
+            if start not in truth.index:
+                continue
+            paired += 1
+            if rec.get("pred_vmaf") is None:
+                unpredicted += 1
                 continue
             t = truth.loc[start]
             lo, hi = rec["interval"]
@@ -258,9 +263,11 @@ def _shot_rows(
                          "lo": lo, "hi": hi, "band": rec["band"],
                          "teacher_band": band_of(float(t["vmaf"]), pred_rules),
                          "guard_band": band_of(float(rec["pred_vmaf"]), guard_rules, lo)})
-        if len(rep.records) != len(truth):
+        if paired != len(rep.records) or paired != len(truth) or unpredicted:
+            # nothing left out silently: shots cut elsewhere, or flagged without a prediction
             print(f"note: {source['source_id']} {enc.rung.label(W, H)}: edge found "
-                  f"{len(rep.records)} shots, corpus {len(truth)}")
+                  f"{len(rep.records)} shots, corpus {len(truth)}, paired by start frame "
+                  f"{paired}, of which {unpredicted} without a prediction (flagged)")
     return rows
 
 
