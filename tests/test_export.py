@@ -224,3 +224,46 @@ def test_resolve_winner(tmp_path):
         resolve_winner(tmp_path / "winner.json")
     with pytest.raises(VmafDistillError, match=r"no winner\.json"):
         resolve_winner(tmp_path / "run")
+    # an older winner.json holds the absolute path: a copy of the sweep exports its own run
+    (tmp_path / "winner.json").write_text(json.dumps(
+        {"run": "run", "bundle": str(bundle.resolve())}))
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path, copy, ignore=shutil.ignore_patterns("copy"))
+    assert resolve_winner(copy) == copy / "run" / "student.pt"
+    (tmp_path / "winner.json").write_text(json.dumps({"bundle": 5}))
+    with pytest.raises(VmafDistillError, match="no 'bundle' path"):
+        resolve_winner(tmp_path)
+
+
+def test_a_failed_export_leaves_the_previous_one_working(samples, tmp_path):
+    """Every setting is checked before anything is written: a bad band, size, step or opset
+    is a one-line error, and the model and card already at --out stay a matching pair (the
+    .onnx was replaced before the card failed, and predict refused the pair)."""
+    out = tmp_path / "keep.onnx"
+    export_onnx(_student("linear", samples), _meta(), samples, out,
+                settings=load_export_settings())
+    before = out.read_bytes(), card_path_for(out).read_text()
+    bad = [({"tokens": {"bands": {"amber": 90}}}, "amber <= green"),
+           ({"tokens": {"bands": {"green": "abc"}}}, "abc"),
+           ({"ref_size": [0, 0]}, "positive"),
+           ({"ref_size": [640, 360, 2]}, "WxH"),
+           ({"edge": {"frame_step": 0}}, "frame_step must be an integer >= 1"),
+           ({"edge": {"temporal_pixel_step": -3}}, "temporal_pixel_step"),
+           ({"opset": 99}, "opset 99"),
+           ({"opset": "x"}, "opset must be an integer")]
+    for override, msg in bad:
+        with pytest.raises(VmafDistillError, match=msg):
+            export_onnx(_student("mlp", samples, seed=1), _meta(), samples, out,
+                        settings=load_export_settings(override))
+        assert (out.read_bytes(), card_path_for(out).read_text()) == before, override
+    Predictor(out)  # the pair still loads
+    with pytest.raises(VmafDistillError, match="is a directory"):
+        export_onnx(_student("linear", samples), _meta(), samples, tmp_path,
+                    settings=load_export_settings())
+    assert not list(tmp_path.glob(".*.partial"))
+    with pytest.raises(ModelError, match="conformal q is inf"):
+        export_onnx(_student("linear", samples), _meta(conformal={"alpha": 0.1, "q": np.inf}),
+                    samples, out, settings=load_export_settings())
+    assert (out.read_bytes(), card_path_for(out).read_text()) == before

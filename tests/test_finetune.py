@@ -110,6 +110,15 @@ def test_finetune_errors(source_run: Path, corpus_b: Path, tmp_path: Path,
                     f"hydra.run.dir={tmp_path}", "freeze=[nothing.here]") == 2
     err = capsys.readouterr().err
     assert "nothing.here" in err and "student.body.0.weight" in err
+    # freezing everything would train nothing (it crashed in Lightning's backward)
+    assert finetune(f"ckpt={source_run / 'student.pt'}", f"corpus_dir={corpus_b}",
+                    f"hydra.run.dir={tmp_path}", "freeze=[student]") == 2
+    assert "freeze every parameter" in capsys.readouterr().err
+    # 16 held-out rows cannot give a 99 % quantile: an error, not q = inf in the bundle
+    assert finetune(f"ckpt={source_run / 'student.pt'}", f"corpus_dir={corpus_b}",
+                    f"hydra.run.dir={tmp_path / 'alpha'}", "conformal.alpha=0.01") == 2
+    assert "too few for a 99% conformal quantile" in capsys.readouterr().err
+    assert not (tmp_path / "alpha" / "student.pt").exists()
     # train's Lightning checkpoint: pointed at the run's bundle, not "not a bundle"
     ckpt = source_run / "checkpoints" / "final.ckpt"
     ckpt.parent.mkdir(exist_ok=True)

@@ -93,7 +93,8 @@ def test_sweep_report(sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:
     winner = json.loads((sweep / "winner.json").read_text())
     assert winner["run"] == expected
     assert "median" in winner["rule"]
-    _model, meta = load_bundle(winner["bundle"])
+    assert winner["bundle"] == f"{expected}/student.pt"  # relative: the sweep can move
+    _model, meta = load_bundle(sweep / winner["bundle"])
     assert meta["conformal"]["q"] > 0
     assert expected in (sweep / "report.md").read_text()
     # the same linear-student pair on the same folds: one shared baseline cache

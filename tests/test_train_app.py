@@ -403,9 +403,22 @@ def test_a_mistyped_number_is_a_one_line_error(tmp_path: Path,
                           ("optim.max_epochs=2.5", "optim.max_epochs=2.5: not a whole number"),
                           ("optim.lr=-1", "optim.lr=-1: must be above 0"),
                           ("optim.max_epochs=0", "optim.max_epochs=0: must be at least 1"),
-                          ("optim.weight_decay=-0.1", "optim.weight_decay=-0.1: must be at least")):
+                          ("optim.weight_decay=-0.1", "optim.weight_decay=-0.1: must be at least"),
+                          # read before any fit (a typo failed in numpy after every fold)
+                          ("guard_thresholds=[abc]", "guard_thresholds='abc': not a number"),
+                          ("seed=abc", "seed='abc': not a number"),
+                          # one inner fold gave no interval at all, with rc 0
+                          ("conformal.inner_splits=1", "conformal.inner_splits=1: must be at")):
         assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}",
                      *TRAIN_FAST, "baselines=[]", override]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err, err
+    for overrides, msg in ((["conformal.method=split", "conformal.calib_frac=1.5"],
+                            "conformal.calib_frac=1.5: must be below 1"),
+                           (["student=soft_tree", "student.depth=2.5"],
+                            "whole numbers depth>=1, n_trees>=1; got 2.5")):
+        assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}",
+                     *TRAIN_FAST, "baselines=[]", *overrides]) == 2
         err = capsys.readouterr().err
         assert msg in err and "Traceback" not in err, err
 
@@ -469,6 +482,18 @@ def test_too_few_rows_for_the_interval_is_an_error(tmp_path: Path,
     err = capsys.readouterr().err
     assert "conformal.alpha=0.01" in err and "too few" in err and "Traceback" not in err, err
     assert not (tmp_path / "r" / "student.pt").exists()
+    # a good run, then a rerun into its directory that fails after cross-validation: the
+    # earlier run's metrics and bundle are gone, not left beside the new oof.parquet
+    assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}",
+                 *TRAIN_FAST, "baselines=[]", "optim.max_epochs=5"]) == 0
+    assert (tmp_path / "r" / "student.pt").exists()
+    capsys.readouterr()
+    assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}",
+                 *TRAIN_FAST, "baselines=[]", "optim.max_epochs=5",
+                 "conformal.alpha=0.01"]) == 2
+    assert "replacing an earlier run's metrics.json, student.pt" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "student.pt").exists()
+    assert not (tmp_path / "r" / "metrics.json").exists()
 
 
 def test_split_conformal_logs_val_mae_on_its_calibration_rows(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ corpus samples, and:
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import importlib.metadata
 import io
 import json
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .edge.card import CARD_VERSION, card_path_for, sha256_file, write_card
+from .edge.card import CARD_VERSION, card_path_for, write_card
 from .edge.onnx_check import check_allowlist, model_ops, model_opsets
 from .edge.tokens import DEFAULT_RULES, merge_rules, robust_stats
 from .errors import ModelError, VmafDistillError
@@ -153,19 +154,31 @@ def onnx_bytes(
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy-exporter deprecation notice
-        torch.onnx.export(
-            module,
-            (torch.zeros(2, n_features, dtype=torch.float32),),
-            buf,
-            dynamo=False,
-            opset_version=int(opset),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "n"}, OUTPUT_NAME: {0: "n"}},
-            do_constant_folding=True,
-        )
+        try:
+            _export_module(module, buf, n_features, opset)
+        except Exception as exc:  # the exporter's own error types vary by torch version
+            raise ModelError(f"export: torch cannot export this student at opset {opset}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                             ) from None
     data = buf.getvalue()
     return _cast_float32_only_ops(data) if precision == "float64" else data
+
+
+def _export_module(module: torch.nn.Module, buf: io.BytesIO, n_features: int,
+                   opset: int) -> None:
+    import torch
+
+    torch.onnx.export(
+        module,
+        (torch.zeros(2, n_features, dtype=torch.float32),),
+        buf,
+        dynamo=False,
+        opset_version=int(opset),
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_axes={INPUT_NAME: {0: "n"}, OUTPUT_NAME: {0: "n"}},
+        do_constant_folding=True,
+    )
 
 
 def _torch_reference(model: torch.nn.Module, x: np.ndarray, precision: str) -> np.ndarray:
@@ -201,7 +214,13 @@ def _versions() -> dict[str, str]:
 
 def _ref_size(samples: pd.DataFrame, setting: Any) -> list[int]:
     if setting:
-        w, h = (int(v) for v in setting)
+        try:
+            w, h = (int(v) for v in setting)
+        except (TypeError, ValueError):
+            raise VmafDistillError(
+                f"export: ref_size must be two integers WxH, got {setting!r}") from None
+        if w <= 0 or h <= 0:
+            raise VmafDistillError(f"export: ref_size must be positive, got {w}x{h}")
         return [w, h]
     if {"ref_width", "ref_height"} <= set(samples.columns) and len(samples):
         pair = samples[["ref_width", "ref_height"]].astype(int).value_counts().idxmax()
@@ -210,6 +229,19 @@ def _ref_size(samples: pd.DataFrame, setting: Any) -> list[int]:
         "export: cannot tell the reference size (no ref_width/ref_height columns); set "
         "ref_size in conf/export.yaml or pass --ref-size"
     )
+
+
+def _settings_card(s: Mapping[str, Any], samples: pd.DataFrame) -> dict[str, Any]:
+    """The card entries that come from the export settings, checked before anything is
+    written (a bad band or size used to fail after the .onnx had replaced the old one)."""
+    try:
+        return {
+            "ref_size": _ref_size(samples, s.get("ref_size")),
+            **_token_card(s.get("tokens") or {}, samples),
+            "edge": _edge_card(dict(s.get("edge") or {})),
+        }
+    except (TypeError, ValueError) as exc:
+        raise VmafDistillError(f"export: bad setting: {exc}") from None
 
 
 def _mae(pred: np.ndarray, y: np.ndarray) -> float:
@@ -290,9 +322,13 @@ def export_onnx(
         ModelError: checker failure, a foreign op, or a parity miss (nothing is written then).
     """
     s = dict(settings) if settings is not None else load_export_settings()
+    out = Path(out_path)
+    if out.is_dir():
+        raise VmafDistillError(f"export: --out {out} is a directory; name the .onnx file")
     names, version = _checked_inputs(meta, samples)
+    from_settings = _settings_card(s, samples)
     precision = str(s.get("precision", "float64"))
-    data = onnx_bytes(model, len(names), int(s.get("opset", 17)), precision=precision)
+    data = onnx_bytes(model, len(names), _opset(s.get("opset", 17)), precision=precision)
     ops = _checked_graph(data, allowlist)
     x = samples[names].to_numpy(dtype=np.float32)
     got, export_metrics = _parity(model, data, x, samples, precision,
@@ -310,16 +346,11 @@ def export_onnx(
             ops = model_ops(q)
     int8_report["unquantized_size_bytes"] = len(data)
 
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
-    tmp.write_bytes(final)
-    os.replace(tmp, out)
     card: dict[str, Any] = {
         "card_version": CARD_VERSION,
         "model_file": out.name,
-        "sha256": sha256_file(out),
-        "size_bytes": out.stat().st_size,
+        "sha256": hashlib.sha256(final).hexdigest(),
+        "size_bytes": len(final),
         "opset": model_opsets(final).get("", int(s.get("opset", 17))),
         "precision": precision,
         "ops": sorted(f"{d}:{o}" if d else o for d, o in ops),
@@ -337,9 +368,7 @@ def export_onnx(
         "conformal": dict(meta.get("conformal") or {"alpha": None, "q": None}),
         "guard_thresholds": meta.get("guard_thresholds"),
         "training_domain": training_domain(samples, names),
-        "ref_size": _ref_size(samples, s.get("ref_size")),
-        **_token_card(s.get("tokens") or {}, samples),
-        "edge": _edge_card(dict(s.get("edge") or {})),
+        **from_settings,
         "int8": int8_report,
         "student": meta.get("student_cfg"),
         # the training loss, so fine-tuning the ONNX later trains with it (finetune_loss)
@@ -348,8 +377,39 @@ def export_onnx(
         "versions": _versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    _check_finite_card(card)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    tmp.write_bytes(final)
+    os.replace(tmp, out)
     write_card(card_path_for(out), card)
     return card
+
+
+def _check_finite_card(card: Mapping[str, Any]) -> None:
+    """An infinite conformal q (too few calibration rows for alpha) would ship the interval
+    [0, 100] for every shot, and ``Infinity`` is not JSON: refused before anything is written."""
+    q = (card.get("conformal") or {}).get("q")
+    if q is not None and not math.isfinite(float(q)):
+        raise ModelError(
+            f"export: the student's conformal q is {q} (too few calibration rows for alpha "
+            f"{card['conformal'].get('alpha')}): retrain with more data or a larger "
+            "conformal.alpha")
+
+
+def _opset(value: Any) -> int:
+    """The ONNX opset asked for, checked against what torch's exporter writes."""
+    from torch.onnx._constants import ONNX_MAX_OPSET, ONNX_MIN_OPSET
+
+    try:
+        opset = int(value)
+    except (TypeError, ValueError):
+        raise VmafDistillError(f"export: opset must be an integer, got {value!r}") from None
+    if not ONNX_MIN_OPSET <= opset <= ONNX_MAX_OPSET:
+        raise VmafDistillError(
+            f"export: opset {opset} is outside what this torch exports "
+            f"({ONNX_MIN_OPSET}..{ONNX_MAX_OPSET}); the edge is built for 17")
+    return opset
 
 
 def _checked_inputs(meta: Mapping[str, Any], samples: pd.DataFrame) -> tuple[list[str], int]:
@@ -421,14 +481,17 @@ def _token_card(tok: Mapping[str, Any], samples: pd.DataFrame) -> dict[str, Any]
 
 
 def _edge_card(edge: Mapping[str, Any]) -> dict[str, Any]:
-    """The card's ``edge`` settings (frame steps, cut detector) from ``conf/export.yaml``."""
-    return {
-        "frame_step": int(edge.get("frame_step", 1)),
-        "issue_frame_step": int(edge.get("issue_frame_step", 8)),
-        "shot_pixel_step": int(edge.get("shot_pixel_step", 0)),
-        "temporal_pixel_step": int(edge.get("temporal_pixel_step", 0)),
-        "shots": dict(edge.get("shots") or {}),
-    }
+    """The card's ``edge`` settings (frame steps, cut detector) from ``conf/export.yaml``:
+    frame steps at least 1, pixel steps at least 0 (0: the edge picks), as ``predict`` wants."""
+    card: dict[str, Any] = {}
+    for key, default, least in (("frame_step", 1, 1), ("issue_frame_step", 8, 1),
+                                ("shot_pixel_step", 0, 0), ("temporal_pixel_step", 0, 0)):
+        value = edge.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"edge.{key} must be an integer >= {least}, got {value!r}")
+        card[key] = value
+    card["shots"] = dict(edge.get("shots") or {})
+    return card
 
 
 def training_domain(samples: pd.DataFrame, names: Sequence[str]) -> dict[str, Any]:
@@ -464,11 +527,16 @@ def resolve_winner(path: str | os.PathLike[str]) -> Path:
     except json.JSONDecodeError as exc:
         raise VmafDistillError(f"{p}: corrupt winner.json ({exc})") from None
     bundle = win.get("bundle") if isinstance(win, dict) else None
-    if not bundle:
-        raise VmafDistillError(f"{p}: winner.json has no 'bundle' entry")
+    if not bundle or not isinstance(bundle, str):
+        raise VmafDistillError(f"{p}: winner.json has no 'bundle' path entry")
     b = Path(bundle)
-    if not b.is_absolute() and not b.is_file():
+    # relative to winner.json; an older absolute one yields to the bundle of the same run
+    # beside this winner.json (a copied sweep exported the original's)
+    beside = p.parent / str(win.get("run", "")) / "student.pt"
+    if not b.is_absolute():
         b = p.parent / b
+    elif win.get("run") not in (None, "") and beside.is_file():
+        b = beside
     if not b.is_file():
         raise VmafDistillError(f"{p}: its bundle {bundle} does not exist")
     return b

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             over["ref_size"] = [int(v) for v in args.ref_size.lower().split("x")]
         except ValueError:
             raise VmafDistillError(f"--ref-size: expected WxH, got {args.ref_size!r}") from None
-    if args.frame_step:
+    if args.frame_step is not None:
         over["edge"] = {"frame_step": args.frame_step}
     card = export_bundle(bundle, args.out, corpus_dir=args.corpus,
                          settings=load_export_settings(over, args.overrides))

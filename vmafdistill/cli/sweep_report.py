@@ -32,6 +32,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"{winner['n_runs']} runs; winner {winner['run']} "
           f"({' '.join(winner['overrides']) or 'no overrides'}): "
           f"MAE {oof.get('mae', float('nan')):.3f}, PLCC {oof.get('plcc', float('nan')):.3f}")
-    print(f"bundle: {winner['bundle']}")
+    print(f"bundle: {Path(args.dir) / winner['bundle']}")
     print(f"report: {Path(args.dir) / 'report.md'}")
     return 0

@@ -12,7 +12,7 @@ new corpus recalibrates the interval; a ``worst_fold`` q of the original student
 from __future__ import annotations
 
 import copy
-import json
+import math
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -38,14 +38,10 @@ def resolve_ckpt(ckpt: str | Path) -> Path:
         except ModelError as exc:
             raise VmafDistillError(str(exc)) from None
     path = Path(text).expanduser()
-    if path.suffix == ".json":
-        if not path.is_file():
-            raise VmafDistillError(f"{path}: no such file")
-        try:
-            bundle = json.loads(path.read_text())["bundle"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise VmafDistillError(f"{path}: not a winner.json with a 'bundle' ({exc})") from None
-        path = Path(bundle)
+    if path.suffix == ".json" or path.is_dir():  # a winner.json or the sweep holding it
+        from ..export import resolve_winner
+
+        path = resolve_winner(path)
     if not path.is_file():
         raise VmafDistillError(f"ckpt {path}: no such student bundle")
     if path.suffix == ".ckpt":  # train's checkpoints/final.ckpt: Lightning's, not a bundle
@@ -185,6 +181,7 @@ def finetune(
         _finite,
         begin_run,
         checked_monotone,
+        checked_run_values,
         fit_student,
         learned_loss_params,
         load_rows,
@@ -193,6 +190,7 @@ def finetune(
 
     t0 = time.perf_counter()
     plain, run_dir = begin_run(cfg, run_dir)
+    checked_run_values(plain)
     target = plain.get("target", "vmaf")
     thresholds = list(plain.get("guard_thresholds") or [])
     alpha = float((plain.get("conformal") or {}).get("alpha", 0.1))
@@ -209,6 +207,11 @@ def finetune(
     before = _eval(yh, held["pred_before"].to_numpy(float), thresholds)
     after = _eval(yh, held["pred"].to_numpy(float), thresholds)
     q = float(conformal_quantile(np.abs(yh - held["pred"].to_numpy(float)), alpha))
+    if not math.isfinite(q):  # the card would ship q = Infinity: [0, 100] for every shot
+        raise VmafDistillError(
+            f"conformal.alpha={alpha}: {len(yh)} held-out rows are too few for a "
+            f"{1 - alpha:.0%} conformal quantile (need >= {math.ceil((1 - alpha) / alpha)}); "
+            "use a larger alpha or a larger corpus")
 
     final, final_loss = fit_student(plain, x, y, names, np.arange(len(y)), None, run_dir, "final",
                            init=copy.deepcopy(original), frozen=frozen,

@@ -82,7 +82,8 @@ def freeze_parameters(model: nn.Module, prefixes: Sequence[str]) -> list[str]:
     A prefix matches a parameter name equal to it or continuing with ``.``, as given or relative
     to a wrapped ``student`` submodule (``"body.0"`` matches ``student.body.0.weight``, not
     ``student.body.01``). Raises ValueError when a prefix matches
-    nothing (listing the parameter names); returns the frozen names.
+    nothing (listing the parameter names) or every parameter is frozen; returns the frozen
+    names.
     """
     names = [n for n, _ in model.named_parameters()]
     frozen: list[str] = []
@@ -97,4 +98,8 @@ def freeze_parameters(model: nn.Module, prefixes: Sequence[str]) -> list[str]:
     for name, param in model.named_parameters():
         if name in frozen:
             param.requires_grad_(False)
+    if prefixes and not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(
+            f"freeze prefixes {list(prefixes)} freeze every parameter: nothing would train "
+            f"(parameters: {', '.join(names)})")
     return frozen

@@ -538,6 +538,13 @@ class MLPStudent(_ResidualMixin, Student):
         self._split_output_bias(z, self.body[-1].bias)
 
 
+def _whole_at_least_one(value: Any) -> bool:
+    try:
+        return float(value).is_integer() and float(value) >= 1
+    except (TypeError, ValueError):
+        return False
+
+
 def leaf_path_table(depth: int) -> tuple[np.ndarray, np.ndarray]:
     """Routing tables of a complete binary tree of ``depth`` (heap order, root = node 0).
 
@@ -584,11 +591,13 @@ class SoftTreeStudent(_ResidualMixin, Student):
         signs: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
+        if not all(_whole_at_least_one(v) for v in (depth, n_trees)):
+            # as typed: int() truncated depth 2.5 to 2 while the card said 2.5
+            raise VmafDistillError(
+                f"soft_tree needs whole numbers depth>=1, n_trees>=1; got {depth}, {n_trees}")
         depth, n_trees, temperature = int(depth), int(n_trees), float(temperature)
         routing, linear_skip, residual_penalty = str(routing), bool(linear_skip), \
             float(residual_penalty)
-        if depth < 1 or n_trees < 1:
-            raise VmafDistillError(f"soft_tree needs depth>=1, n_trees>=1; got {depth}, {n_trees}")
         if not temperature > 0:
             raise VmafDistillError(f"soft_tree temperature must be > 0, got {temperature}")
         if routing not in ("oblique", "axis"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -258,7 +259,8 @@ def write_report(root: str | Path) -> dict[str, Any]:
     winner = {
         "run_dir": str(run_dir),
         "run": table.loc[win, "run"],
-        "bundle": str(run_dir / "student.pt"),
+        # relative to winner.json: a copied or moved sweep exports its own bundle
+        "bundle": os.path.relpath(run_dir / "student.pt", root),
         "rule": WINNER_RULE,
         "overrides": m.get("overrides") or [],
         "metrics": {

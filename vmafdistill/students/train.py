@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import math
+import sys
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -259,7 +260,23 @@ def begin_run(cfg: Any, run_dir: str | Path) -> tuple[dict[str, Any], Path]:
     _quiet_lightning()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    _clear_earlier_outputs(run_dir)
     return to_dict(cfg), run_dir
+
+
+#: What a training-style run writes into its directory. A rerun into the same directory
+#: removes an earlier run's first: a rerun that failed half-way left the old metrics and
+#: bundle beside the new predictions (sweep-report then mixed the two runs).
+RUN_OUTPUTS = ("metrics.json", "student.pt", "oof.parquet", "heldout.parquet")
+
+
+def _clear_earlier_outputs(run_dir: Path) -> None:
+    earlier = [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
+    if earlier:
+        print(f"note: {run_dir}: replacing an earlier run's {', '.join(earlier)}",
+              file=sys.stderr)
+        for name in earlier:
+            (run_dir / name).unlink()
 
 
 def _quiet_lightning() -> None:
@@ -346,6 +363,27 @@ def fit_student(
 SWEEP_ONLY_LOSS_KEYS: dict[str, tuple[str, ...]] = {"tau": ("temperature",)}
 
 
+def checked_number(label: str, value: Any, kind: type, low: float | None = None,
+                   inclusive: bool = True, high: float | None = None) -> Any:
+    """``value`` read as ``kind`` (int or float), an error naming ``label`` (``optim.lr``) when
+    it is not a number, not whole where an integer is wanted, or outside ``[low, high]``
+    (``low`` excluded unless ``inclusive``; ``high`` excluded)."""
+    try:
+        number = kind(float(value)) if kind is int else kind(value)
+    except (TypeError, ValueError):
+        raise VmafDistillError(f"{label}={value!r}: not a number") from None
+    if kind is int and number != float(value):
+        raise VmafDistillError(f"{label}={value!r}: not a whole number")
+    if number != number:
+        raise VmafDistillError(f"{label}={value!r}: not a number")
+    if low is not None and not (number >= low if inclusive else number > low):
+        raise VmafDistillError(
+            f"{label}={value!r}: must be {'at least' if inclusive else 'above'} {low}")
+    if high is not None and not number < high:
+        raise VmafDistillError(f"{label}={value!r}: must be below {high}")
+    return number
+
+
 def checked_optim(optim_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The ``optim`` section with its numbers read as numbers; a value that is not one (a typo
     such as ``optim.lr=abc``) is an error naming the option, not a traceback from deep inside
@@ -358,21 +396,17 @@ def checked_optim(optim_cfg: Mapping[str, Any]) -> dict[str, Any]:
     bounds = {"lr": (0, False), "loss_lr": (0, False), "weight_decay": (0, True),
               "max_epochs": (1, True), "batch_size": (1, True)}
     for key, kind in kinds.items():
-        value = optim.get(key)
-        if value is None:
-            continue
-        try:
-            number = kind(float(value)) if kind is int else kind(value)
-        except (TypeError, ValueError):
-            raise VmafDistillError(f"optim.{key}={value!r}: not a number") from None
-        if kind is int and number != float(value):
-            raise VmafDistillError(f"optim.{key}={value!r}: not a whole number")
-        low, inclusive = bounds[key]
-        if not (number >= low if inclusive else number > low) or number != number:
-            raise VmafDistillError(
-                f"optim.{key}={value!r}: must be {'at least' if inclusive else 'above'} {low}")
-        optim[key] = number
+        if optim.get(key) is not None:
+            optim[key] = checked_number(f"optim.{key}", optim[key], kind, *bounds[key])
     return optim
+
+
+def checked_run_values(plain: dict[str, Any]) -> None:
+    """``seed`` and ``guard_thresholds`` read as numbers before any fit (a typo failed in
+    numpy after every fold had been fitted)."""
+    checked_number("seed", plain.get("seed", 0), int)
+    for t in plain.get("guard_thresholds") or []:  # checked, kept as typed (metric keys)
+        checked_number("guard_thresholds", t, float, 0)
 
 
 def loss_config(loss_cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -606,11 +640,15 @@ def conformal_plan(plain: Mapping[str, Any], samples: pd.DataFrame) -> Conformal
     group_col = conf_cfg.get("group_col") or cv_cfg.get("group") or cv_cfg.get("key") or "shot_id"
     if group_col not in samples:
         raise VmafDistillError(f"conformal.group_col: samples table has no column {group_col!r}")
+    # nested needs two inner folds for out-of-fold residuals (one gave no interval at all);
+    # split keeps some of the groups for fitting and some for calibration
+    inner = checked_number("conformal.inner_splits", conf_cfg.get("inner_splits") or 5, int, 2)
+    calib = checked_number("conformal.calib_frac", conf_cfg.get("calib_frac", 0.2), float, 0,
+                           False, 1) if method == "split" else 0.0
     return ConformalPlan(
         alpha=float(conf_cfg.get("alpha", 0.1)), method=method, final_q_rule=final_q_rule,
         group_col=group_col, groups=samples[group_col].to_numpy(),
-        inner_splits=int(conf_cfg.get("inner_splits") or 5),
-        calib_frac=float(conf_cfg.get("calib_frac", 0.2)) if method == "split" else 0.0,
+        inner_splits=inner, calib_frac=calib,
     )
 
 
@@ -870,6 +908,7 @@ def run(
     ``student.pt`` into ``run_dir``. Returns the metrics (``objective`` = mean OOF MAE)."""
     t0 = time.perf_counter()
     plain, run_dir = begin_run(cfg, run_dir)
+    checked_run_values(plain)
     data = load_training_data(cfg, plain)
     plan = conformal_plan(plain, data.samples)
     oof, fold_info = cross_validate(plain, data, plan, run_dir)
