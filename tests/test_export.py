@@ -267,3 +267,38 @@ def test_a_failed_export_leaves_the_previous_one_working(samples, tmp_path):
         export_onnx(_student("linear", samples), _meta(conformal={"alpha": 0.1, "q": np.inf}),
                     samples, out, settings=load_export_settings())
     assert (out.read_bytes(), card_path_for(out).read_text()) == before
+
+
+def test_a_student_on_a_column_subset_is_checked_on_those_columns(samples, tmp_path):
+    """A student reading two of the 17 inputs: the card names the two (found from the graph),
+    its training domain covers them alone, and a NaN in a column it never reads leaves the
+    shot's prediction in place (it was flagged invalid_features, no prediction)."""
+    from vmafdistill.edge.pipeline import _predict
+    from vmafdistill.edge.records import make_records
+    from vmafdistill.edge.tokens import DEFAULT_RULES
+
+    subset = [NAMES[0], NAMES[5]]
+    torch.manual_seed(0)
+    model = make_scaled_student({**CFGS["linear"], "features": subset},
+                                samples[NAMES].to_numpy(np.float32), NAMES).eval()
+    with torch.no_grad():
+        for p in model.student.parameters():
+            p.add_(torch.randn_like(p) * 0.7)
+    out = tmp_path / "subset.onnx"
+    card = export_onnx(model, _meta(), samples, out, settings=load_export_settings())
+    assert card["used_features"] == subset
+    assert set(card["training_domain"]["features"]) <= set(subset)
+    row = {**samples.iloc[0].to_dict(), "shot_index": 0, "start_s": 0.0, "end_s": 1.0,
+           "bitrate_kbps": 500.0}
+    unread = next(n for n in NAMES if n not in subset)
+    pred = Predictor(out)
+    for changed, expect_pred in (({unread: float("nan")}, True),
+                                 ({subset[1]: float("nan")}, False)):
+        r = {**row, **changed}
+        p = _predict(pred, [r], NAMES, card["used_features"])
+        rec = make_records([r], p, card, DEFAULT_RULES, feature_names=NAMES, codec="h264",
+                           height=360)[0]
+        assert (rec.pred_vmaf is not None) == expect_pred, (changed, rec)
+    # the unread column's value changes nothing: the same prediction as the clean row
+    assert _predict(pred, [{**row, unread: float("nan")}], NAMES, card["used_features"]) == \
+        pytest.approx(pred.predict(np.array([[row[n] for n in NAMES]], dtype=np.float32)))

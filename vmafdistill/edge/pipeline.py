@@ -621,9 +621,16 @@ def _shot_rows(plan: _Plan, fp: _FirstPass
 
 
 def _predict(predictor: Any, rows: Sequence[Mapping[str, Any]],
-             names: Sequence[str]) -> np.ndarray:
-    """The student's prediction per row (NaN where a feature is not finite)."""
-    x = np.array([[r[k] for k in names] for r in rows], dtype=np.float32)
+             names: Sequence[str], read: Sequence[str] | None = None) -> np.ndarray:
+    """The student's prediction per row (NaN where a feature it reads is not finite).
+
+    ``read``: the inputs the graph reads (card ``used_features``); the others are fed as 0,
+    which the export showed changes nothing (a NaN there left the shot unscored)."""
+    x = np.array([[r[k] for k in names] for r in rows], dtype=np.float32).reshape(
+        len(rows), len(names))
+    if read:
+        unread = [j for j, n in enumerate(names) if n not in set(read)]
+        x[:, unread] = 0.0
     finite = np.isfinite(x).all(axis=1)
     preds = np.full(len(rows), np.nan, dtype=np.float32)
     if finite.any():
@@ -718,7 +725,7 @@ def analyze_video(
     t2 = time.perf_counter()
     predictor = _loaded(predictor, plan.names)
     rows, runs, run_of_row, fps = _shot_rows(plan, fp)
-    preds = _predict(predictor, rows, plan.names)
+    preds = _predict(predictor, rows, plan.names, plan.card.get("used_features"))
     records, hidden = _records(plan, fp, rules, rows, preds, runs, run_of_row, fps)
     t_pred = time.perf_counter() - t2
     summary = summarize(plan.path, records, fp.n, fps, hidden_frames=hidden,

@@ -88,9 +88,12 @@ def make_records(
     """
     q = float(card.get("conformal", {}).get("q") or 0.0)
     stats = card.get("token_stats", {})
+    # a non-finite input the student never reads leaves its prediction alone (older cards:
+    # every input counts)
+    read_names = [n for n in card.get("used_features") or feature_names if n in feature_names]
     out = []
     for i, row in enumerate(rows):
-        bad = [n for n in feature_names if not math.isfinite(float(row[n]))]
+        bad = [n for n in read_names if not math.isfinite(float(row[n]))]
         scene_qp = float(row.get("scene_qp", math.nan))
         common: dict[str, Any] = {
             "shot": int(row["shot_index"]),

@@ -165,6 +165,20 @@ def save_finetuned(
     save_bundle(run_dir / "student.pt", final, meta["student_cfg"], new_meta)
 
 
+def _heldout_q(y: np.ndarray, pred: np.ndarray, alpha: float) -> float:
+    """The interval half width from the held-out residuals; an error where they are too few
+    for ``alpha`` (the card would ship q = Infinity: [0, 100] for every shot)."""
+    from ..evaluation.conformal import conformal_quantile
+
+    q = float(conformal_quantile(np.abs(y - pred), alpha))
+    if not math.isfinite(q):
+        raise VmafDistillError(
+            f"conformal.alpha={alpha}: {len(y)} held-out rows are too few for a "
+            f"{1 - alpha:.0%} conformal quantile (need >= {math.ceil((1 - alpha) / alpha)}); "
+            "use a larger alpha or a larger corpus")
+    return q
+
+
 def finetune(
     cfg: Mapping[str, Any], run_dir: Path, overrides: Sequence[str] = ()
 ) -> dict[str, Any]:
@@ -175,7 +189,6 @@ def finetune(
     import torch
 
     from ..corpus.tables import atomic_write_json
-    from ..evaluation.conformal import conformal_quantile
     from ..evaluation.splits import make_splits
     from .train import (
         _finite,
@@ -206,12 +219,7 @@ def finetune(
     yh = held[target].to_numpy(float)
     before = _eval(yh, held["pred_before"].to_numpy(float), thresholds)
     after = _eval(yh, held["pred"].to_numpy(float), thresholds)
-    q = float(conformal_quantile(np.abs(yh - held["pred"].to_numpy(float)), alpha))
-    if not math.isfinite(q):  # the card would ship q = Infinity: [0, 100] for every shot
-        raise VmafDistillError(
-            f"conformal.alpha={alpha}: {len(yh)} held-out rows are too few for a "
-            f"{1 - alpha:.0%} conformal quantile (need >= {math.ceil((1 - alpha) / alpha)}); "
-            "use a larger alpha or a larger corpus")
+    q = _heldout_q(yh, held["pred"].to_numpy(float), alpha)
 
     final, final_loss = fit_student(plain, x, y, names, np.arange(len(y)), None, run_dir, "final",
                            init=copy.deepcopy(original), frozen=frozen,
