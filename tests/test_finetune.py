@@ -265,3 +265,32 @@ def test_a_finetuned_bundle_records_its_learned_temperature(tmp_path: Path) -> N
     _, tuned = load_bundle(tmp_path / "ft" / "student.pt")
     assert tuned["config"]["loss"]["tau"] == pytest.approx(learned["tau"])
     assert tuned["config"]["loss"]["tau"] != pytest.approx(start["config"]["loss"]["tau"])
+
+
+def test_a_reference_feature_student_rebuilds_from_its_onnx(tmp_path: Path) -> None:
+    """An exported fr6 student (VMAF's own features: a research baseline, which the edge
+    refuses) rebuilds for fine-tuning on a corpus that has those features; it was refused with
+    the edge's "cannot compute without a reference"."""
+    import pandas as pd
+
+    from vmafdistill import api
+    from vmafdistill.edge.predictor import Predictor
+    from vmafdistill.errors import ModelError
+    from vmafdistill.students.shipped import bundle_from_onnx
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=6)
+    table = corpus / "tables" / "samples.parquet"
+    df = pd.read_parquet(table)
+    rng = np.random.default_rng(0)
+    for i, col in enumerate(["adm2", "motion2", "vif_scale0", "vif_scale1", "vif_scale2",
+                             "vif_scale3"]):
+        df[col] = df["vmaf"] / 100 * (0.5 + 0.1 * i) + rng.normal(0, 0.02, len(df))
+    df.to_parquet(table)
+    assert run_train(corpus, tmp_path / "run", "baselines=[]", "optim.max_epochs=20",
+                     "student=logistic", "features=fr6") == 0
+    onnx = tmp_path / "fr6.onnx"
+    api.export(tmp_path / "run" / "student.pt", onnx, corpus_dir=corpus)
+    with pytest.raises(ModelError, match="without a reference"):
+        Predictor(onnx)  # the edge still refuses it
+    model, cfg, meta = bundle_from_onnx(onnx)
+    assert meta["feature_set"] == "fr6" and cfg["name"] == "logistic"

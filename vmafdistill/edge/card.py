@@ -106,14 +106,16 @@ def validate_card(
     model_sha256: str,
     model_opsets: dict[str, int],
     input_width: int | None,
+    edge_features: bool = True,
 ) -> None:
     """Raise ModelError unless ``card`` describes this model file and this package's features.
 
     Checks: sha256 of the file, default-domain opset, the number of model inputs against the
     feature list, the feature-set version, that every feature can be computed without a
-    reference, and, where this install reads ``conf/features/`` (PyYAML: the training side), that
-    a known feature set's names and order match. The card's ``feature_names`` are the model's
-    inputs, in order; the torch- and yaml-free edge install relies on them alone.
+    reference (unless ``edge_features`` is False), and, where this install reads
+    ``conf/features/`` (PyYAML: the training side), that a known feature set's names and order
+    match. The card's ``feature_names`` are the model's inputs, in order; the torch- and
+    yaml-free edge install relies on them alone.
     """
     name = Path(model_path).name
     if card["sha256"] != model_sha256:
@@ -141,7 +143,7 @@ def validate_card(
             f"vmafdistill computes version {FEATURE_SET_VERSION}; re-export the model"
         )
     foreign = [n for n in names if n not in EDGE_FEATURES]
-    if foreign:
+    if foreign and edge_features:
         raise ModelError(
             f"{name}: needs features the edge cannot compute without a reference: "
             + ", ".join(foreign)

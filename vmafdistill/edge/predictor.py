@@ -64,11 +64,14 @@ class Predictor:
         *,
         threads: int = 1,
         scalar: bool = True,
+        edge_features: bool = True,
     ) -> None:
         """Load and check ``model_path`` and its card (default: ``<stem>.card.json`` beside it).
 
         ``scalar``: also compile the graph to Python float code for single-row calls
         (:mod:`.scalar_graph`; used only where it reproduces onnxruntime's bits).
+        ``edge_features=False``: accept a student on reference features (``fr6``), which the
+        edge cannot serve but the training side can run on a corpus (fine-tuning its ONNX).
         """
         try:
             import onnxruntime as ort
@@ -105,6 +108,7 @@ class Predictor:
             model_sha256=self.sha256_of(data),
             model_opsets=model_opsets(data, name=str(self.model_path)),
             input_width=width,
+            edge_features=edge_features,
         )
         self.input_name = inputs[0].name
         self.output_name = self.session.get_outputs()[0].name

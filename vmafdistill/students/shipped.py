@@ -148,7 +148,8 @@ def bundle_from_onnx(
     with torch.no_grad():
         ours = copy.deepcopy(model).double()(torch.from_numpy(rows.astype(np.float64))).float()
     ours = ours.cpu().numpy().astype(np.float64).reshape(-1)
-    ref = Predictor(onnx_path, card_file, scalar=False).predict(rows).astype(np.float64)
+    ref = Predictor(onnx_path, card_file, scalar=False,
+                    edge_features=False).predict(rows).astype(np.float64)
     gap = float(np.max(np.abs(ours - ref)))
     if not gap <= PARITY_TOL:
         raise ModelError(f"{onnx_path}: rebuilt student differs from the ONNX graph by "
