@@ -292,5 +292,5 @@ def test_a_reference_feature_student_rebuilds_from_its_onnx(tmp_path: Path) -> N
     api.export(tmp_path / "run" / "student.pt", onnx, corpus_dir=corpus)
     with pytest.raises(ModelError, match="without a reference"):
         Predictor(onnx)  # the edge still refuses it
-    model, cfg, meta = bundle_from_onnx(onnx)
+    _model, cfg, meta = bundle_from_onnx(onnx)
     assert meta["feature_set"] == "fr6" and cfg["name"] == "logistic"
