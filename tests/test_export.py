@@ -270,7 +270,7 @@ def test_a_failed_export_leaves_the_previous_one_working(samples, tmp_path):
 
 
 def test_a_student_on_a_column_subset_is_checked_on_those_columns(samples, tmp_path):
-    """A student reading two of the 17 inputs: the card names the two (found from the graph),
+    """A student reading two of the 17 inputs: the card names the two (from its structure),
     its training domain covers them alone, and a NaN in a column it never reads leaves the
     shot's prediction in place (it was flagged invalid_features, no prediction)."""
     from vmafdistill.edge.pipeline import _predict
@@ -299,6 +299,15 @@ def test_a_student_on_a_column_subset_is_checked_on_those_columns(samples, tmp_p
         rec = make_records([r], p, card, DEFAULT_RULES, feature_names=NAMES, codec="h264",
                            height=360)[0]
         assert (rec.pred_vmaf is not None) == expect_pred, (changed, rec)
+    # a kept interaction product reads both its factors; without a subset, every column
+    from vmafdistill.students.models import interaction_name, raw_inputs_read
+
+    a, b = NAMES[2], NAMES[7]
+    inter = make_scaled_student({**CFGS["linear"], "interactions": [[a, b]],
+                                 "features": [NAMES[0], interaction_name(a, b)]},
+                                samples[NAMES].to_numpy(np.float32), NAMES)
+    assert raw_inputs_read(inter) == [NAMES[0], a, b]
+    assert raw_inputs_read(_student("mlp", samples)) == NAMES
     # the unread column's value changes nothing: the same prediction as the clean row
     assert _predict(pred, [{**row, unread: float("nan")}], NAMES, card["used_features"]) == \
         pytest.approx(pred.predict(np.array([[row[n] for n in NAMES]], dtype=np.float32)))

@@ -110,6 +110,17 @@ def test_finetune_errors(source_run: Path, corpus_b: Path, tmp_path: Path,
                     f"hydra.run.dir={tmp_path}", "freeze=[nothing.here]") == 2
     err = capsys.readouterr().err
     assert "nothing.here" in err and "student.body.0.weight" in err
+    assert finetune(f"ckpt={tmp_path}", f"corpus_dir={corpus_b}",
+                    f"hydra.run.dir={tmp_path / 'x'}") == 2
+    assert "neither a winner.json" in capsys.readouterr().err
+    from vmafdistill.students.finetune import resolve_ckpt
+
+    assert resolve_ckpt(source_run) == source_run / "student.pt"  # a run directory
+    # fine-tuning into the directory of the bundle it starts from would replace it
+    assert finetune(f"ckpt={source_run / 'student.pt'}", f"corpus_dir={corpus_b}",
+                    f"hydra.run.dir={source_run}") == 2
+    assert "this run's own output" in capsys.readouterr().err
+    assert (source_run / "student.pt").is_file() and (source_run / "metrics.json").is_file()
     # freezing everything would train nothing (it crashed in Lightning's backward)
     assert finetune(f"ckpt={source_run / 'student.pt'}", f"corpus_dir={corpus_b}",
                     f"hydra.run.dir={tmp_path}", "freeze=[student]") == 2

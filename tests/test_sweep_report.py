@@ -100,6 +100,14 @@ def test_sweep_report(sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # the same linear-student pair on the same folds: one shared baseline cache
     caches = {json.loads((p / "metrics.json").read_text())["baseline_cache"] for p in runs}
     assert len(caches) == 1
+    # reached through a symlink, the sweep's winner still names its own bundle
+    from vmafdistill.export import resolve_winner
+
+    link = sweep.parent / f"{sweep.name}_link"
+    link.symlink_to(sweep, target_is_directory=True)
+    assert main(["sweep-report", str(link)]) == 0
+    assert json.loads((sweep / "winner.json").read_text())["bundle"] == f"{expected}/student.pt"
+    assert resolve_winner(link).resolve() == (sweep / expected / "student.pt").resolve()
 
 
 def test_sweep_report_errors(tmp_path: Path) -> None:

@@ -415,7 +415,8 @@ def test_decimate_equals_filter_then_subsample(taps_name: str, dtype: torch.dtyp
 
 def test_api_forms_agree_on_10_bit_and_numpy_samples() -> None:
     """``VMAF(bit_depth=10, mode="float")`` reads 10-bit samples as libvmaf's float extractors
-    do (/ 4, as VmafScorer); ``vmaf_exact`` takes the numpy arrays the readers return."""
+    do (/ 4, as VmafScorer), its data_range 1023 by default; ``vmaf_exact`` takes the numpy
+    arrays the readers return."""
     import numpy as np
 
     from vmafdistill.teacher import VMAF, VmafScorer
@@ -429,6 +430,11 @@ def test_api_forms_agree_on_10_bit_and_numpy_samples() -> None:
     want = scorer.result().metrics["vmaf"]
     got = VMAF(data_range=1023, bit_depth=10, mode="float", clip=True)(r.float(), d.float())
     np.testing.assert_allclose(got.numpy(), want, atol=1e-9)
+    # data_range follows bit_depth: 10-bit samples without it (read 4x too bright before)
+    got = VMAF(bit_depth=10, mode="float", clip=True)(r.float(), d.float())
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-9)
+    exact = VMAF(bit_depth=10, mode="exact")(r.float(), d.float())
+    assert torch.equal(exact, vmaf_exact(r.to(torch.int32), d.to(torch.int32), 10)["vmaf"])
     a = vmaf_exact(r.numpy().astype(np.uint16), d.numpy().astype(np.uint16), 10)["vmaf"]
     b = vmaf_exact(r.to(torch.int32), d.to(torch.int32), 10)["vmaf"]
     assert torch.equal(a, b)

@@ -408,11 +408,25 @@ def test_a_mistyped_number_is_a_one_line_error(tmp_path: Path,
                           ("guard_thresholds=[abc]", "guard_thresholds='abc': not a number"),
                           ("seed=abc", "seed='abc': not a number"),
                           # one inner fold gave no interval at all, with rc 0
-                          ("conformal.inner_splits=1", "conformal.inner_splits=1: must be at")):
+                          ("conformal.inner_splits=1", "conformal.inner_splits=1: must be at"),
+                          ("conformal.inner_splits=0", "conformal.inner_splits=0: must be at"),
+                          ("seed=inf", "seed=inf: not a whole number"),
+                          ("seed=-1", "seed=-1: must be at least 0"),
+                          ("optim.max_epochs=inf", "optim.max_epochs=inf: not a whole number"),
+                          ("guard_thresholds=70", "guard_thresholds=70: a list")):
         assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}",
                      *TRAIN_FAST, "baselines=[]", override]) == 2
         err = capsys.readouterr().err
         assert msg in err and "Traceback" not in err, err
+    # a good run, then a rerun refused for a typo: the good run's outputs stay
+    assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}",
+                 *TRAIN_FAST, "baselines=[]", "optim.max_epochs=5"]) == 0
+    kept = (tmp_path / "r" / "student.pt").read_bytes()
+    assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}",
+                 *TRAIN_FAST, "baselines=[]", "seed=abc"]) == 2
+    assert (tmp_path / "r" / "student.pt").read_bytes() == kept
+    assert (tmp_path / "r" / "metrics.json").exists()
+    capsys.readouterr()
     for overrides, msg in ((["conformal.method=split", "conformal.calib_frac=1.5"],
                             "conformal.calib_frac=1.5: must be below 1"),
                            (["student=soft_tree", "student.depth=2.5"],

@@ -190,8 +190,10 @@ def test_bad_input_is_a_clear_error() -> None:
         V1016Scorer("vmaf_v1.0.16_3d0h").update(small[0], small[0], small[1:], small[1:])
     # 480x270 4:2:0 with the 0.5 prescale leaves no 5x5 SpEED block (libvmaf segfaults here).
     mid = gradient_clip(480, 270, 2, bit_depth=8)
-    with pytest.raises(VideoInputError, match=r"3d0h_2160.*speed_chroma.*at least 159x159"):
-        V1016Scorer("vmaf_v1.0.16_3d0h_2160").update(mid[0], mid[0], mid[1:], mid[1:])
+    for ref_uv, dist_uv in ((mid[1:], mid[1:]), (None, mid[1:]), (mid[1:], None)):
+        # a gray side too: it gets the other's chroma shape (an IndexError came from SpEED)
+        with pytest.raises(VideoInputError, match=r"3d0h_2160.*speed_chroma.*at least 159x159"):
+            V1016Scorer("vmaf_v1.0.16_3d0h_2160").update(mid[0], mid[0], ref_uv, dist_uv)
     with pytest.raises(ModelError, match=r"v1\.0\.16.*adm3"):
         VmafModel.load("vmaf_v1.0.16_3d0h")
     ok = gradient_clip(320, 240, 1, bit_depth=8)

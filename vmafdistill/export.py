@@ -336,7 +336,7 @@ def export_onnx(
     target = str(meta.get("target", "vmaf"))
     y = samples[target].to_numpy(dtype=np.float64) if target in samples.columns else None
     export_metrics["mae_vs_target"] = None if y is None else _mae(got, y)
-    used = inputs_read(data, x, names)
+    used = _inputs_read(model, names)
 
     int8_report: dict[str, Any] = {"tried": False, "kept": False}
     final = data
@@ -368,7 +368,7 @@ def export_onnx(
         "export_metrics": export_metrics,
         "conformal": dict(meta.get("conformal") or {"alpha": None, "q": None}),
         "guard_thresholds": meta.get("guard_thresholds"),
-        # the inputs the graph reads: a student on a column subset takes every column, and
+        # the inputs the student reads: a student on a column subset takes every column, and
         # the edge checked the others too (NaN or out-of-range in a column it never reads)
         "used_features": used,
         "training_domain": training_domain(samples, used),
@@ -390,25 +390,15 @@ def export_onnx(
     return card
 
 
-def inputs_read(data: bytes, x: np.ndarray, names: Sequence[str]) -> list[str]:
-    """The input columns the graph ``data`` reads, found by changing one column at a time
-    on a few corpus rows: a column is unread only when neither NaN nor a far value in it
-    changes any output (so a graph that hides NaN still counts the column as read)."""
-    rows = x[np.isfinite(x).all(axis=1)][:16]
-    if not len(rows):
+def _inputs_read(model: torch.nn.Module, names: Sequence[str]) -> list[str]:
+    """The input columns the student reads, from its structure (a ``features:`` subset and
+    its interactions); every column for a module of unknown structure."""
+    from .students.models import raw_inputs_read
+
+    read = raw_inputs_read(model)
+    if read is None or list(getattr(model, "feature_names", [])) != list(names):
         return list(names)
-    base = _ort_predict(data, rows)
-    used = []
-    for j, name in enumerate(names):
-        changed = False
-        for value in (np.nan, 1e4):
-            probe = rows.copy()
-            probe[:, j] = value
-            out = _ort_predict(data, probe)
-            changed |= not np.array_equal(out, base)
-        if changed:
-            used.append(name)
-    return used
+    return read
 
 
 def _check_finite_card(card: Mapping[str, Any]) -> None:

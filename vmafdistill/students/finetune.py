@@ -25,9 +25,10 @@ from ..errors import VmafDistillError
 
 
 def resolve_ckpt(ckpt: str | Path) -> Path:
-    """The bundle path of ``ckpt``: ``default`` (the shipped student), a ``student.pt``, a
-    sweep's ``winner.json``, or an exported ``.onnx`` / its ``.card.json`` (rebuilt into a
-    bundle from the graph's initializers and the card, checked against onnxruntime)."""
+    """The bundle path of ``ckpt``: ``default`` (the shipped student), a ``student.pt`` or the
+    run directory holding it, a sweep's ``winner.json`` or the sweep directory holding it, or
+    an exported ``.onnx`` / its ``.card.json`` (rebuilt into a bundle from the graph's
+    initializers and the card, checked against onnxruntime)."""
     from ..errors import ModelError
     from .shipped import resolve_student_source
 
@@ -38,7 +39,13 @@ def resolve_ckpt(ckpt: str | Path) -> Path:
         except ModelError as exc:
             raise VmafDistillError(str(exc)) from None
     path = Path(text).expanduser()
-    if path.suffix == ".json" or path.is_dir():  # a winner.json or the sweep holding it
+    # a directory: a sweep (its winner.json) or a run (its student.pt)
+    if path.is_dir() and not (path / "winner.json").is_file():
+        if not (path / "student.pt").is_file():
+            raise VmafDistillError(f"ckpt {path}: a directory with neither a winner.json "
+                                   "(a reported sweep) nor a student.pt (a training run)")
+        path = path / "student.pt"
+    if path.suffix == ".json" or path.is_dir():
         from ..export import resolve_winner
 
         path = resolve_winner(path)
@@ -165,6 +172,18 @@ def save_finetuned(
     save_bundle(run_dir / "student.pt", final, meta["student_cfg"], new_meta)
 
 
+def _replace_earlier_run(bundle_path: Path, run_dir: Path) -> None:
+    """Clear an earlier run's outputs from ``run_dir``; refused where the bundle fine-tuning
+    starts from is one of them (a failure would lose it, a success replace it)."""
+    from .train import clear_earlier_outputs
+
+    if bundle_path.resolve() == (run_dir / "student.pt").resolve():
+        raise VmafDistillError(
+            f"ckpt {bundle_path} is this run's own output (hydra.run.dir={run_dir}): "
+            "fine-tune into another directory, the bundle it starts from would be replaced")
+    clear_earlier_outputs(run_dir)
+
+
 def _heldout_q(y: np.ndarray, pred: np.ndarray, alpha: float) -> float:
     """The interval half width from the held-out residuals; an error where they are too few
     for ``alpha`` (the card would ship q = Infinity: [0, 100] for every shot)."""
@@ -194,7 +213,6 @@ def finetune(
         _finite,
         begin_run,
         checked_monotone,
-        checked_run_values,
         fit_student,
         learned_loss_params,
         load_rows,
@@ -203,7 +221,6 @@ def finetune(
 
     t0 = time.perf_counter()
     plain, run_dir = begin_run(cfg, run_dir)
-    checked_run_values(plain)
     target = plain.get("target", "vmaf")
     thresholds = list(plain.get("guard_thresholds") or [])
     alpha = float((plain.get("conformal") or {}).get("alpha", 0.1))
@@ -215,6 +232,7 @@ def finetune(
     corpus_dir, manifest, samples, x, y, _ = load_rows(
         cfg, plain, names, target)  # type: ignore[arg-type]
     splits = make_splits(samples, plain["cv"])
+    _replace_earlier_run(bundle_path, run_dir)
     held = heldout_predictions(plain, original, frozen, names, samples, x, y, splits, run_dir)
     yh = held[target].to_numpy(float)
     before = _eval(yh, held["pred_before"].to_numpy(float), thresholds)

@@ -729,6 +729,23 @@ def _feature_index(
     return [names.index(c) for c in subset]
 
 
+def raw_inputs_read(model: nn.Module) -> list[str] | None:
+    """The raw input columns a :class:`ScaledStudent` reads, in input order: all of them, or
+    under a ``features:`` subset the selected ones and both factors of each selected
+    interaction product. None for any other module (nothing known about its inputs)."""
+    if not isinstance(model, ScaledStudent):
+        return None
+    raw = list(model.feature_names)
+    if not isinstance(model.student, _Select):
+        return raw
+    extended = student_input_names(raw, model.interactions)
+    factors = {interaction_name(a, b): (a, b) for a, b in model.interactions}
+    read: set[str] = set()
+    for i in model.student.index.tolist():
+        read.update(factors.get(extended[i], (extended[i],)))
+    return [n for n in raw if n in read]
+
+
 class ScaledStudent(nn.Module):
     """Raw features in, VMAF out: the fixed input pipeline plus a student (what gets exported).
 

@@ -260,7 +260,7 @@ def write_report(root: str | Path) -> dict[str, Any]:
         "run_dir": str(run_dir),
         "run": table.loc[win, "run"],
         # relative to winner.json: a copied or moved sweep exports its own bundle
-        "bundle": os.path.relpath(run_dir / "student.pt", root),
+        "bundle": os.path.relpath((run_dir / "student.pt").resolve(), root.resolve()),
         "rule": WINNER_RULE,
         "overrides": m.get("overrides") or [],
         "metrics": {

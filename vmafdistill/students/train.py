@@ -253,24 +253,28 @@ def make_trainer(
 
 def begin_run(cfg: Any, run_dir: str | Path) -> tuple[dict[str, Any], Path]:
     """What every training-style run does first: its torch thread count (``num_threads``),
-    quiet Lightning, the run directory created; returns the plain config and the directory."""
+    quiet Lightning, the run directory created, ``seed`` and ``guard_thresholds`` checked;
+    returns the plain config and the directory."""
     import torch
 
     torch.set_num_threads(int(cfg.get("num_threads", 1) or 1))
     _quiet_lightning()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _clear_earlier_outputs(run_dir)
-    return to_dict(cfg), run_dir
+    plain = to_dict(cfg)
+    checked_run_values(plain)
+    return plain, run_dir
 
 
 #: What a training-style run writes into its directory. A rerun into the same directory
-#: removes an earlier run's first: a rerun that failed half-way left the old metrics and
-#: bundle beside the new predictions (sweep-report then mixed the two runs).
+#: removes an earlier run's once its settings have been checked, before it writes its own: a
+#: rerun that failed half-way left the old metrics and bundle beside the new predictions
+#: (sweep-report then mixed the two runs).
 RUN_OUTPUTS = ("metrics.json", "student.pt", "oof.parquet", "heldout.parquet")
 
 
-def _clear_earlier_outputs(run_dir: Path) -> None:
+def clear_earlier_outputs(run_dir: Path) -> None:
+    """Remove an earlier run's :data:`RUN_OUTPUTS` from ``run_dir``, saying so."""
     earlier = [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
     if earlier:
         print(f"note: {run_dir}: replacing an earlier run's {', '.join(earlier)}",
@@ -372,6 +376,8 @@ def checked_number(label: str, value: Any, kind: type, low: float | None = None,
         number = kind(float(value)) if kind is int else kind(value)
     except (TypeError, ValueError):
         raise VmafDistillError(f"{label}={value!r}: not a number") from None
+    except OverflowError:  # int(inf)
+        raise VmafDistillError(f"{label}={value!r}: not a whole number") from None
     if kind is int and number != float(value):
         raise VmafDistillError(f"{label}={value!r}: not a whole number")
     if number != number:
@@ -404,8 +410,12 @@ def checked_optim(optim_cfg: Mapping[str, Any]) -> dict[str, Any]:
 def checked_run_values(plain: dict[str, Any]) -> None:
     """``seed`` and ``guard_thresholds`` read as numbers before any fit (a typo failed in
     numpy after every fold had been fitted)."""
-    checked_number("seed", plain.get("seed", 0), int)
-    for t in plain.get("guard_thresholds") or []:  # checked, kept as typed (metric keys)
+    checked_number("seed", plain.get("seed", 0), int, 0, True, 2**32)  # numpy's seed range
+    thresholds = plain.get("guard_thresholds") or []
+    if not isinstance(thresholds, (list, tuple)):
+        raise VmafDistillError(
+            f"guard_thresholds={thresholds!r}: a list of VMAF values, e.g. [70,80]")
+    for t in thresholds:  # checked, kept as typed (they name metric keys)
         checked_number("guard_thresholds", t, float, 0)
 
 
@@ -642,7 +652,9 @@ def conformal_plan(plain: Mapping[str, Any], samples: pd.DataFrame) -> Conformal
         raise VmafDistillError(f"conformal.group_col: samples table has no column {group_col!r}")
     # nested needs two inner folds for out-of-fold residuals (one gave no interval at all);
     # split keeps some of the groups for fitting and some for calibration
-    inner = checked_number("conformal.inner_splits", conf_cfg.get("inner_splits") or 5, int, 2)
+    inner_cfg = conf_cfg.get("inner_splits")
+    inner = checked_number("conformal.inner_splits", 5 if inner_cfg is None else inner_cfg,
+                           int, 2)
     calib = checked_number("conformal.calib_frac", conf_cfg.get("calib_frac", 0.2), float, 0,
                            False, 1) if method == "split" else 0.0
     return ConformalPlan(
@@ -908,9 +920,9 @@ def run(
     ``student.pt`` into ``run_dir``. Returns the metrics (``objective`` = mean OOF MAE)."""
     t0 = time.perf_counter()
     plain, run_dir = begin_run(cfg, run_dir)
-    checked_run_values(plain)
     data = load_training_data(cfg, plain)
     plan = conformal_plan(plain, data.samples)
+    clear_earlier_outputs(run_dir)  # every setting checked: now this run's outputs replace them
     oof, fold_info = cross_validate(plain, data, plan, run_dir)
     thresholds = list(plain.get("guard_thresholds") or [])
     summary = summarise_predictions(oof, thresholds, data.target)

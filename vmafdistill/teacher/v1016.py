@@ -114,7 +114,9 @@ class V1016Scorer:
         dy = as_plane_tensor(dist_y).to(self.device)
         n, h, w = ry.shape
         if self._size is None:
-            self.check_input(w, h, None if ref_uv is None else tuple(np.shape(ref_uv[0])[-2:]))
+            # a gray side gets the other side's chroma shape (neutral planes), so check that
+            planes = ref_uv if ref_uv is not None else dist_uv
+            self.check_input(w, h, None if planes is None else tuple(np.shape(planes[0])[-2:]))
             self._size = (w, h)
         if (ref_uv is None) != (dist_uv is None):
             # One side gray: ffmpeg converts it to YUV for libvmaf, which gives neutral chroma.
