@@ -320,6 +320,9 @@ def test_source_ids_stay_unique_when_a_suffix_is_another_files_stem() -> None:
     assert source_ids([Path("shot.mp4"), Path("shot.mov"), Path("shot-2.mp4")]) == [
         "shot", "shot-3", "shot-2"]
     assert source_ids([Path("a.mp4"), Path("a.mov"), Path("b.mp4")]) == ["a", "a-2", "b"]
+    # names in other scripts stay readable and distinct (all were "source", "source-2", ...)
+    assert source_ids([Path("京都.mp4"), Path("大阪.mp4"), Path("東京 2.mp4"),
+                       Path("Ünïcode.mkv")]) == ["京都", "大阪", "東京_2", "ünïcode"]
 
 
 @pytest.mark.slow
@@ -467,6 +470,21 @@ def test_a_folder_corpus_skips_hidden_files(tmp_path: Path) -> None:
     planned = plan_sources({"root": str(tmp_path), "extensions": [".mp4"]})
     assert [Path(p).relative_to(tmp_path).as_posix() for p, _ in planned] == ["a.mp4",
                                                                               "sub/b.mp4"]
+    # the build's own cache and output under root are not footage (its encodes became
+    # sources on the next build), nor are excluded globs
+    from vmafdistill.corpus.build import planned_sources
+
+    for rel in ("vmcache/corpus_cache/encodes/x.mp4", "vmcache/corpus/mine/y.mp4",
+                "rejects/r.mp4", "c_proxy.mp4"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    cfg = {"corpus": {"root": str(tmp_path), "extensions": [".mp4"],
+                      "exclude": ["rejects/*", "*_proxy.mp4"]},
+           "out_dir": str(tmp_path / "vmcache/corpus/mine"),
+           "cache_root": str(tmp_path / "vmcache/corpus_cache"),
+           "paths": {"cache_dir": str(tmp_path / "vmcache")}}
+    assert [Path(p).relative_to(tmp_path).as_posix() for p, _ in planned_sources(cfg)] == [
+        "a.mp4", "sub/b.mp4"]
 
 
 def test_a_folder_corpus_names_skipped_files_and_copies(
@@ -477,7 +495,7 @@ def test_a_folder_corpus_names_skipped_files_and_copies(
 
     for rel in ("a.mp4", "clip.MXF", "notes.txt", ".hidden.txt"):
         (tmp_path / rel).write_bytes(b"x")
-    _note_input_surprises({"root": str(tmp_path), "extensions": [".mp4"]},
+    _note_input_surprises({"corpus": {"root": str(tmp_path), "extensions": [".mp4"]}},
                           [{"source_id": "a", "sha256": "1"}, {"source_id": "a-copy",
                                                                 "sha256": "1"},
                            {"source_id": "b", "sha256": "2"}])

@@ -29,6 +29,9 @@ def _run(cfg: Any) -> int:
         print(f"{len(report.failures)} job(s) FAILED:", file=sys.stderr)
         for f in report.failures:
             print(f"  {f['source_id']} {f['variant_id']}: {f['error']}", file=sys.stderr)
+        if plain.get("teacher_check"):
+            print("teacher_check: skipped, the corpus is incomplete (leave a bad file out "
+                  "with corpus.exclude=[...] and rebuild)", file=sys.stderr)
         return 1
     if plain.get("teacher_check"):
         if plain.get("action") == "merge" or (plain.get("shard") or {}).get("count"):

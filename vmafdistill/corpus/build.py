@@ -8,6 +8,7 @@ machines (Hydra multirun launchers) fill the same cache and are merged afterward
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import io
 import multiprocessing
@@ -67,20 +68,47 @@ class BuildReport:
 # --------------------------------------------------------------------------------------------
 
 
-def _scan_folder(root: Path, exts: set[str]) -> tuple[list[Path], list[Path]]:
+def _scan_folder(root: Path, exts: set[str], skip_dirs: Sequence[Path] = (),
+                 exclude: Sequence[str] = ()) -> tuple[list[Path], list[Path]]:
     """The videos under ``root`` (extension in ``exts``) and the other files, both sorted.
 
     Hidden files and folders are neither: the .<name>.partial.mp4 a killed or failed
-    `vmafdistill sources` leaves behind, editors' and OS metadata.
+    `vmafdistill sources` leaves behind, editors' and OS metadata. Nor is anything under
+    ``skip_dirs`` (the build's own cache and output: its encodes became sources) or matching
+    an ``exclude`` glob (relative to ``root``, e.g. ``rejects/*``).
     """
-    files = sorted(p for p in root.rglob("*") if p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    skip = [d.resolve() for d in skip_dirs]
+
+    def kept(p: Path) -> bool:
+        rel = p.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            return False
+        if any(rel.match(pattern) or fnmatch.fnmatch(str(rel), pattern) for pattern in exclude):
+            return False
+        real = p.resolve()
+        return not any(real.is_relative_to(d) for d in skip)
+
+    files = sorted(p for p in root.rglob("*") if p.is_file() and kept(p))
     return ([p for p in files if p.suffix.lower() in exts],
             [p for p in files if p.suffix.lower() not in exts])
 
 
-def plan_sources(corpus_cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """``[(spec, source_id)]`` of a corpus config: listed sources, or every video under ``root``."""
+def planned_sources(cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """:func:`plan_sources` of a build config, its cache and output never scanned."""
+    return plan_sources(cfg["corpus"], skip_dirs=_own_dirs(cfg))
+
+
+def _own_dirs(cfg: Mapping[str, Any]) -> list[Path]:
+    """The build's output and cache folders (never footage, even under ``corpus.root``)."""
+    own = [cfg.get(k) for k in ("out_dir", "cache_root")] + [
+        (cfg.get("paths") or {}).get("cache_dir")]
+    return [Path(str(d)).expanduser() for d in own if d]
+
+
+def plan_sources(corpus_cfg: Mapping[str, Any],
+                 skip_dirs: Sequence[Path] = ()) -> list[tuple[str, str]]:
+    """``[(spec, source_id)]`` of a corpus config: listed sources, or every video under ``root``
+    (less ``skip_dirs`` and the config's ``exclude`` globs)."""
     specs = [str(s) for s in corpus_cfg.get("sources") or []]
     root = corpus_cfg.get("root")
     if root not in (None, "", "???"):
@@ -88,7 +116,8 @@ def plan_sources(corpus_cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
         if not root_p.is_dir():
             raise VmafDistillError(f"corpus.root {root_p}: not a directory")
         exts = {e.lower() for e in corpus_cfg.get("extensions", [])}
-        found, _ = _scan_folder(root_p, exts)
+        found, _ = _scan_folder(root_p, exts, skip_dirs,
+                                [str(g) for g in corpus_cfg.get("exclude") or []])
         if not found:
             raise VmafDistillError(
                 f"corpus.root {root_p}: no videos with extensions {sorted(exts)}"
@@ -131,7 +160,7 @@ def cached_encodes(
     keep = range(len(rungs)) if rung_indices is None else [
         range(len(rungs))[int(i)] for i in rung_indices]
     encode_cfg = dict(cfg.get("encode") or {})
-    for spec, source_id in plan_sources(cfg["corpus"]):
+    for spec, source_id in planned_sources(cfg):
         source = prepare_source(spec, source_id, dict(cfg["shots"]), store)
         for i in keep:
             yield CachedEncode(source, i, rungs[i], encode_path(source, rungs[i], encode_cfg,
@@ -373,15 +402,18 @@ def _tables_dir(cfg: Mapping[str, Any], out_dir: Path) -> Path:
     return out_dir
 
 
-def _note_input_surprises(corpus_cfg: Mapping[str, Any], sources: list[dict[str, Any]]) -> None:
+def _note_input_surprises(cfg: Mapping[str, Any], sources: list[dict[str, Any]]) -> None:
     """Say what a folder corpus leaves out (other extensions), which sources are the same
     file (a copy in another fold leaks a held-out source into training) and which decoded
     with errors (damaged: concealed pictures, maybe lost frames; said on every build)."""
+    corpus_cfg = cfg["corpus"]
     root = corpus_cfg.get("root")
     if root not in (None, "", "???") and Path(str(root)).expanduser().is_dir():
         exts = {e.lower() for e in corpus_cfg.get("extensions", [])}
         root_p = Path(str(root)).expanduser()
-        skipped = [str(p.relative_to(root_p)) for p in _scan_folder(root_p, exts)[1]]
+        scan = _scan_folder(root_p, exts, _own_dirs(cfg),
+                            [str(g) for g in corpus_cfg.get("exclude") or []])
+        skipped = [str(p.relative_to(root_p)) for p in scan[1]]
         if skipped:
             print(f"vmafdistill corpus: note: {len(skipped)} file(s) under {root_p} skipped "
                   f"(extension not in corpus.extensions): {', '.join(skipped[:5])}"
@@ -450,7 +482,7 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
     teacher_cfg = dict(cfg["teacher"])
     encode_cfg = dict(cfg.get("encode") or {})
     teacher_identity(teacher_cfg)  # validate before any work
-    planned = plan_sources(cfg["corpus"])
+    planned = planned_sources(cfg)
     rungs = plan_rungs(cfg["ladder"])
 
     src_results, src_errors = _run_all(
@@ -463,7 +495,7 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
                 for sid, err in src_errors.items()]
     _maybe_fail_fast(cfg, failures)
     sources = [src_results[sid] for _, sid in planned if sid in src_results]
-    _note_input_surprises(cfg["corpus"], sources)
+    _note_input_surprises(cfg, sources)
 
     jobs = [(s, i) for s in sources for i in range(len(rungs))]
     shard = cfg.get("shard") or {}
@@ -616,7 +648,7 @@ def ensure_corpus(cfg: Mapping[str, Any]) -> Path:
     manifest = verify_corpus(out_dir)
     if manifest and not manifest.get("failures"):
         store = ArtifactStore(cfg.get("cache_root") or out_dir / "cache")
-        planned = plan_sources(cfg["corpus"])
+        planned = planned_sources(cfg)
         srcs = [prepare_source(spec, sid, dict(cfg["shots"]), store) for spec, sid in planned]
         if manifest.get("build_key") == build_key(cfg, srcs):
             return out_dir
@@ -676,7 +708,7 @@ def merge_shards(cfg: Mapping[str, Any]) -> BuildReport:
         raise VmafDistillError(f"{out_dir}/shards: shards were built from different configs")
     store = ArtifactStore(cfg.get("cache_root") or out_dir / "cache")
     srcs = [prepare_source(spec, sid, dict(cfg["shots"]), store)
-            for spec, sid in plan_sources(cfg["corpus"])]
+            for spec, sid in planned_sources(cfg)]
     if keys.pop() != build_key(cfg, srcs):
         # the merged corpus.json would describe this config, the rows another one
         raise VmafDistillError(
@@ -686,7 +718,7 @@ def merge_shards(cfg: Mapping[str, Any]) -> BuildReport:
     parts = {t: _non_empty([pd.read_parquet(d / "tables" / f"{t}.parquet") for d, _ in manifests])
              for t in TABLES}
     sources = pd.concat(parts["sources"]).drop_duplicates("source_id")
-    order = {sid: i for i, (_, sid) in enumerate(plan_sources(cfg["corpus"]))}
+    order = {sid: i for i, (_, sid) in enumerate(planned_sources(cfg))}
     sources = sources.sort_values("source_id", key=lambda s: s.map(order)).reset_index(drop=True)
     shots = pd.concat(parts["shots"]).drop_duplicates("shot_id")
     shots = shots.sort_values(["source_id", "shot_index"],

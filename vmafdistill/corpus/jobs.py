@@ -46,8 +46,10 @@ _LIBVMAF_FLOAT = {
 
 
 def slug(text: str) -> str:
-    """A filesystem- and id-safe name: lower-case letters, digits, ``_`` and ``-``."""
-    return re.sub(r"[^a-z0-9_-]+", "_", text.lower()).strip("_") or "source"
+    """A filesystem- and id-safe name: lower-case letters (any script), digits, ``_`` and
+    ``-``. Letters outside ASCII stay (``東京.mp4`` is ``東京``): as ``_`` every such name was
+    ``source``, ``source-2``, ..., numbered by sort order, so an added file renamed others."""
+    return re.sub(r"[^\w-]+", "_", text.lower()).strip("_") or "source"
 
 
 def source_ids(paths: list[Path], root: Path | None = None) -> list[str]:
