@@ -85,12 +85,27 @@ def _scan_folder(root: Path, exts: set[str], skip_dirs: Sequence[Path] = (),
             return False
         if any(rel.match(pattern) or fnmatch.fnmatch(str(rel), pattern) for pattern in exclude):
             return False
-        real = p.resolve()
-        return not any(real.is_relative_to(d) for d in skip)
+        return not skip or not any(p.resolve().is_relative_to(d) for d in skip)
 
     files = sorted(p for p in root.rglob("*") if p.is_file() and kept(p))
     return ([p for p in files if p.suffix.lower() in exts],
             [p for p in files if p.suffix.lower() not in exts])
+
+
+def _scan_root(corpus_cfg: Mapping[str, Any], skip_dirs: Sequence[Path] = ()
+               ) -> tuple[Path, set[str], list[Path], list[Path]] | None:
+    """A folder corpus's ``(root, extensions, videos, other files)`` (:func:`_scan_folder`
+    with the config's extensions and ``exclude`` globs); None for a corpus of listed sources."""
+    root = corpus_cfg.get("root")
+    if root in (None, "", "???"):
+        return None
+    root_p = Path(str(root)).expanduser()
+    if not root_p.is_dir():
+        raise VmafDistillError(f"corpus.root {root_p}: not a directory")
+    exts = {e.lower() for e in corpus_cfg.get("extensions", [])}
+    found, others = _scan_folder(root_p, exts, skip_dirs,
+                                 [str(g) for g in corpus_cfg.get("exclude") or []])
+    return root_p, exts, found, others
 
 
 def planned_sources(cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -110,14 +125,9 @@ def plan_sources(corpus_cfg: Mapping[str, Any],
     """``[(spec, source_id)]`` of a corpus config: listed sources, or every video under ``root``
     (less ``skip_dirs`` and the config's ``exclude`` globs)."""
     specs = [str(s) for s in corpus_cfg.get("sources") or []]
-    root = corpus_cfg.get("root")
-    if root not in (None, "", "???"):
-        root_p = Path(str(root)).expanduser()
-        if not root_p.is_dir():
-            raise VmafDistillError(f"corpus.root {root_p}: not a directory")
-        exts = {e.lower() for e in corpus_cfg.get("extensions", [])}
-        found, _ = _scan_folder(root_p, exts, skip_dirs,
-                                [str(g) for g in corpus_cfg.get("exclude") or []])
+    scan = _scan_root(corpus_cfg, skip_dirs)
+    if scan is not None:
+        root_p, exts, found, _ = scan
         if not found:
             raise VmafDistillError(
                 f"corpus.root {root_p}: no videos with extensions {sorted(exts)}"
@@ -406,14 +416,10 @@ def _note_input_surprises(cfg: Mapping[str, Any], sources: list[dict[str, Any]])
     """Say what a folder corpus leaves out (other extensions), which sources are the same
     file (a copy in another fold leaks a held-out source into training) and which decoded
     with errors (damaged: concealed pictures, maybe lost frames; said on every build)."""
-    corpus_cfg = cfg["corpus"]
-    root = corpus_cfg.get("root")
-    if root not in (None, "", "???") and Path(str(root)).expanduser().is_dir():
-        exts = {e.lower() for e in corpus_cfg.get("extensions", [])}
-        root_p = Path(str(root)).expanduser()
-        scan = _scan_folder(root_p, exts, _own_dirs(cfg),
-                            [str(g) for g in corpus_cfg.get("exclude") or []])
-        skipped = [str(p.relative_to(root_p)) for p in scan[1]]
+    scan = _scan_root(cfg["corpus"], _own_dirs(cfg))  # the root was checked when planned
+    if scan is not None:
+        root_p = scan[0]
+        skipped = [str(p.relative_to(root_p)) for p in scan[3]]
         if skipped:
             print(f"vmafdistill corpus: note: {len(skipped)} file(s) under {root_p} skipped "
                   f"(extension not in corpus.extensions): {', '.join(skipped[:5])}"

@@ -624,13 +624,13 @@ def _predict(predictor: Any, rows: Sequence[Mapping[str, Any]],
              names: Sequence[str], read: Sequence[str] | None = None) -> np.ndarray:
     """The student's prediction per row (NaN where a feature it reads is not finite).
 
-    ``read``: the inputs the graph reads (card ``used_features``); the others are fed as 0,
-    which the export showed changes nothing (a NaN there left the shot unscored)."""
+    ``read``: the inputs the student reads (card ``used_features``, from its structure); the
+    others are fed as 0, which it never looks at (a NaN there left the shot unscored)."""
     x = np.array([[r[k] for k in names] for r in rows], dtype=np.float32).reshape(
         len(rows), len(names))
     if read:
-        unread = [j for j, n in enumerate(names) if n not in set(read)]
-        x[:, unread] = 0.0
+        read_set = set(read)
+        x[:, [j for j, n in enumerate(names) if n not in read_set]] = 0.0
     finite = np.isfinite(x).all(axis=1)
     preds = np.full(len(rows), np.nan, dtype=np.float32)
     if finite.any():

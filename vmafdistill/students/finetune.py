@@ -12,7 +12,6 @@ new corpus recalibrates the interval; a ``worst_fold`` q of the original student
 from __future__ import annotations
 
 import copy
-import math
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -188,13 +187,10 @@ def _heldout_q(y: np.ndarray, pred: np.ndarray, alpha: float) -> float:
     """The interval half width from the held-out residuals; an error where they are too few
     for ``alpha`` (the card would ship q = Infinity: [0, 100] for every shot)."""
     from ..evaluation.conformal import conformal_quantile
+    from .train import require_finite_q
 
     q = float(conformal_quantile(np.abs(y - pred), alpha))
-    if not math.isfinite(q):
-        raise VmafDistillError(
-            f"conformal.alpha={alpha}: {len(y)} held-out rows are too few for a "
-            f"{1 - alpha:.0%} conformal quantile (need >= {math.ceil((1 - alpha) / alpha)}); "
-            "use a larger alpha or a larger corpus")
+    require_finite_q(q, alpha, len(y), "held-out")
     return q
 
 

@@ -633,6 +633,16 @@ def load_training_data(cfg: Any, plain: Mapping[str, Any]) -> TrainData:
                      target)
 
 
+def require_finite_q(q: float, alpha: float, n_rows: int, kind: str) -> None:
+    """An error where the conformal q is infinite: ``n_rows`` residuals are too few for
+    ``alpha`` (the card would ship q = Infinity: the interval [0, 100] for every shot)."""
+    if not math.isfinite(q):
+        raise VmafDistillError(
+            f"conformal.alpha={alpha}: {n_rows} {kind} rows are too few for a "
+            f"{1 - alpha:.0%} conformal quantile (need >= {math.ceil((1 - alpha) / alpha)}); "
+            "use a larger alpha or a larger corpus")
+
+
 def conformal_plan(plain: Mapping[str, Any], samples: pd.DataFrame) -> ConformalPlan:
     """The ``conformal`` config checked, with the cv protocol's choices where it says null."""
     conf_cfg = plain.get("conformal") or {}
@@ -770,11 +780,7 @@ def conformal_summary(oof: pd.DataFrame, plan: ConformalPlan, target: str) -> di
             f"a {1 - alpha:.0%} conformal quantile (need >= {math.ceil((1 - alpha) / alpha)}); "
             "use final_q=pooled or a larger alpha"
         )
-    if not math.isfinite(final_q):  # the card would ship q = Infinity: [0, 100] everywhere
-        raise VmafDistillError(
-            f"conformal.alpha={alpha}: {len(oof_abs)} out-of-fold rows are too few for a "
-            f"{1 - alpha:.0%} conformal quantile (need >= {math.ceil((1 - alpha) / alpha)}); "
-            "use a larger alpha or a larger corpus")
+    require_finite_q(final_q, alpha, len(oof_abs), "out-of-fold")
     return {
         "alpha": alpha, "nominal": 1.0 - alpha, "coverage": cov,
         "per_fold_coverage": per_fold_cov,
