@@ -186,9 +186,21 @@ def test_replacing_a_corpus_built_with_other_settings_warns(
     capsys.readouterr()
     build_corpus(cfg)
     assert "warning" not in capsys.readouterr().err
-    _warn_if_replacing(Path(cfg["out_dir"]), "another build key")
+    out = Path(cfg["out_dir"])
+    srcs = pd.read_parquet(out / "tables" / "sources.parquet")[["source_id", "sha256"]]
+    records = srcs.to_dict("records")
+    other_ladder = {**cfg, "ladder": {"name": "other", "rungs": TINY_LADDER[:1]}}
+    _warn_if_replacing(out, other_ladder, records)
     err = capsys.readouterr().err
     assert "built with other settings" in err and "replaces it" in err, err
+    # footage added, removed or changed under the same settings is named, not "other settings"
+    first, second = records
+    _warn_if_replacing(out, cfg, [{**first, "sha256": "0" * 64},
+                                  {"source_id": "newcomer", "sha256": "1" * 64}])
+    err = capsys.readouterr().err
+    assert "other settings" not in err, err
+    assert (f"added newcomer; removed {second['source_id']}; new contents "
+            f"{first['source_id']}") in err, err
 
 
 def _cli(args: list[str], **kw: object) -> subprocess.Popen:
@@ -314,12 +326,29 @@ def test_a_merge_with_an_empty_shard_is_the_single_build(built, sources,
     assert read_manifest(tmp_path / "out")["job_seconds"]  # the shards' times, summed
 
 
-def test_source_ids_stay_unique_when_a_suffix_is_another_files_stem() -> None:
+def test_source_ids_are_unique_and_follow_each_files_own_name(tmp_path: Path) -> None:
+    """Adding or removing a file whose name slugs like another's renames no other file (sort
+    order numbered them: adding ``Other/Clip.mp4`` renamed ``other/clip.mp4`` to ``-2``)."""
     from vmafdistill.corpus.jobs import source_ids
 
-    assert source_ids([Path("shot.mp4"), Path("shot.mov"), Path("shot-2.mp4")]) == [
-        "shot", "shot-3", "shot-2"]
-    assert source_ids([Path("a.mp4"), Path("a.mov"), Path("b.mp4")]) == ["a", "a-2", "b"]
+    exts = [".mp4", ".mov"]
+    root = tmp_path
+    first = source_ids([root / "other/clip.mp4"], root, exts)
+    both = source_ids([root / "Other/Clip.mp4", root / "other/clip.mp4"], root, exts)
+    assert first == ["other_clip"] and both[1] == "other_clip"
+    assert both[0].startswith("other_clip-") and len(both[0]) == len("other_clip-") + 6
+    # the newcomer's id is its own: the same whatever else is in the folder
+    three = source_ids([root / "Other/Clip.mp4", root / "other/clip.mp4", root / "other_clip.mov",
+                        root / "x.mp4"], root, exts)
+    assert three[0] == both[0] and three[3] == "x"
+    # a flat name that is its own slug keeps it against a nested one; .mp4 before .mov
+    assert source_ids([root / "a/b.mp4", root / "a_b.mp4"], root, exts)[1] == "a_b"
+    ids = source_ids([root / "shot.mov", root / "shot.mp4", root / "shot-2.mp4"], root, exts)
+    assert ids[1:] == ["shot", "shot-2"] and ids[0].startswith("shot-")
+    assert len(set(ids)) == 3
+    # listed sources (no root): the same rule, the hash over the whole path
+    listed = source_ids([Path("/a/clip.mp4"), Path("/b/clip.mp4"), Path("/c/clip.mp4")])
+    assert listed[0] == "clip" and len(set(listed)) == 3
     # names in other scripts stay readable and distinct (all were "source", "source-2", ...)
     assert source_ids([Path("京都.mp4"), Path("大阪.mp4"), Path("東京 2.mp4"),
                        Path("Ünïcode.mkv")]) == ["京都", "大阪", "東京_2", "ünïcode"]
@@ -339,6 +368,9 @@ def test_a_failed_joblib_shard_fails_the_multirun(built, sources, tmp_path: Path
     _, err = proc.communicate(timeout=600)
     assert proc.returncode != 0, err
     assert "missing.mp4" in err and "failed" in err
+    # one line per failed job, not Hydra's traceback; the shard's own worker pool starts in
+    # a joblib worker (its workers died on loky's start method, the jobs ran in-process)
+    assert "Traceback" not in err and "worker processes unavailable" not in err, err
     merge = _cli([*args, "action=merge"])
     _, err = merge.communicate(timeout=600)
     assert merge.returncode != 0 and "fail" in err.lower()
@@ -495,16 +527,49 @@ def test_a_folder_corpus_names_skipped_files_and_copies(
 
     for rel in ("a.mp4", "clip.MXF", "notes.txt", ".hidden.txt"):
         (tmp_path / rel).write_bytes(b"x")
-    _note_input_surprises({"corpus": {"root": str(tmp_path), "extensions": [".mp4"]}},
-                          [{"source_id": "a", "sha256": "1"}, {"source_id": "a-copy",
-                                                                "sha256": "1"},
-                           {"source_id": "b", "sha256": "2"}])
+    from vmafdistill.corpus.build import _scan_root
+
+    _note_input_surprises([{"source_id": "a", "sha256": "1"},
+                           {"source_id": "a-copy", "sha256": "1"},
+                           {"source_id": "b", "sha256": "2"}],
+                          _scan_root({"root": str(tmp_path), "extensions": [".mp4"]}))
     err = capsys.readouterr().err
     assert "2 file(s)" in err and "clip.MXF" in err and ".hidden" not in err, err
     assert "sources a, a-copy are the same file" in err, err
     from vmafdistill.config import conf_dir
 
     assert ".mxf" in (conf_dir() / "corpus" / "folder.yaml").read_text()
+
+
+def test_a_folder_corpus_follows_folder_links_and_names_broken_ones(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Footage linked in from another disk was not scanned (rglob does not follow folder
+    links) and a link to a moved file was dropped without a word; a link to an ancestor must
+    not loop, and a folder linked twice is scanned once."""
+    from vmafdistill.corpus.build import _note_input_surprises, _scan_root, plan_sources
+
+    other_disk = tmp_path / "other_disk"
+    (other_disk / "day1").mkdir(parents=True)
+    (other_disk / "day1" / "take.mp4").write_bytes(b"x")
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.mp4").write_bytes(b"x")
+    (root / "linked").symlink_to(other_disk)
+    (root / "again").symlink_to(other_disk)  # the same real folder: scanned once
+    (root / "sub" / "up").symlink_to(root)  # an ancestor: no loop
+    (root / "moved.mp4").symlink_to(tmp_path / "gone.mp4")
+    cfg = {"root": str(root), "extensions": [".mp4"]}
+    planned = [Path(p).relative_to(root).as_posix() for p, _ in plan_sources(cfg)]
+    assert planned == ["a.mp4", "again/day1/take.mp4"], planned
+    _note_input_surprises([], _scan_root(cfg))
+    err = capsys.readouterr().err
+    assert "1 link(s)" in err and "moved.mp4" in err and "point nowhere" in err, err
+    # a glob that matches a folder leaves out everything in it
+    assert [Path(p).relative_to(root).as_posix() for p, _ in plan_sources(
+        {**cfg, "exclude": ["again"]})] == ["a.mp4", "linked/day1/take.mp4"]
+    (root / "a.mp4").unlink()
+    with pytest.raises(VmafDistillError, match=r"no videos.*moved\.mp4"):
+        plan_sources({**cfg, "exclude": ["again", "linked"]})
 
 
 def test_ctrl_c_stops_worker_pool_at_once() -> None:

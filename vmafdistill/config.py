@@ -70,3 +70,26 @@ def compose_dict(config_name: str, overrides: Sequence[str] = ()) -> dict[str, A
     out = OmegaConf.to_container(compose(config_name, overrides), resolve=True)
     assert isinstance(out, dict)
     return out
+
+
+def checked_number(label: str, value: Any, kind: type, low: float | None = None,
+                   inclusive: bool = True, high: float | None = None) -> Any:
+    """``value`` read as ``kind`` (int or float), an error naming ``label`` (``optim.lr``) when
+    it is not a number, not whole where an integer is wanted, or outside ``[low, high]``
+    (``low`` excluded unless ``inclusive``; ``high`` excluded)."""
+    try:
+        number = kind(float(value)) if kind is int else kind(value)
+    except (TypeError, ValueError):
+        raise VmafDistillError(f"{label}={value!r}: not a number") from None
+    except OverflowError:  # int(inf)
+        raise VmafDistillError(f"{label}={value!r}: not a whole number") from None
+    if kind is int and number != float(value):
+        raise VmafDistillError(f"{label}={value!r}: not a whole number")
+    if number != number:
+        raise VmafDistillError(f"{label}={value!r}: not a number")
+    if low is not None and not (number >= low if inclusive else number > low):
+        raise VmafDistillError(
+            f"{label}={value!r}: must be {'at least' if inclusive else 'above'} {low}")
+    if high is not None and not number < high:
+        raise VmafDistillError(f"{label}={value!r}: must be below {high}")
+    return number

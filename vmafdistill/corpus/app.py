@@ -66,8 +66,12 @@ def _teacher_check(cfg: dict[str, Any], report: Any) -> int:
     return 0
 
 
-class ShardFailedError(VmafDistillError):
-    """A job of a multirun (e.g. one corpus shard) failed; raised so the sweep exits non-zero."""
+def _shard_failed(message: str) -> VmafDistillError:
+    """A job of a multirun (e.g. one corpus shard) failed: raised so the sweep exits non-zero,
+    printed by Hydra as one line (:class:`~vmafdistill.sweep_errors.SweepJobError`)."""
+    from ..sweep_errors import SweepJobError
+
+    return SweepJobError(message)
 
 
 def _in_multirun() -> bool:
@@ -116,7 +120,7 @@ def main(argv: list[str]) -> int:
             # status[] never reaches the caller; a raised error does: Hydra's sweeper re-raises
             # a failed job once its batch has run, and the multirun exits non-zero.
             shard = cfg.get("shard") or {}
-            raise ShardFailedError(
+            raise _shard_failed(
                 f"corpus job {shard.get('index')}-of-{shard.get('count')} failed (exit {rc}); "
                 "see its messages above"
             )

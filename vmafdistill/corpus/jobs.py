@@ -11,10 +11,12 @@ under keys that hash every input (file contents, rung, tool and definition versi
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,21 +54,45 @@ def slug(text: str) -> str:
     return re.sub(r"[^\w-]+", "_", text.lower()).strip("_") or "source"
 
 
-def source_ids(paths: list[Path], root: Path | None = None) -> list[str]:
-    """Stable unique ids: the file stem (relative path under ``root``), suffixed ``-2``, ``-3``
-    ... on clashes, skipping any suffixed id that is another file's own stem (``shot.mp4``,
-    ``shot.mov`` and ``shot-2.mp4`` give ``shot``, ``shot-3``, ``shot-2``)."""
-    bases = [slug(str(p.relative_to(root).with_suffix("")) if root else p.stem) for p in paths]
-    base_set = set(bases)
-    used: set[str] = set()
-    ids: list[str] = []
-    for base in bases:
-        candidate, n = base, 1
-        while candidate in used or (n > 1 and candidate in base_set):
-            n += 1
-            candidate = f"{base}-{n}"
-        used.add(candidate)
-        ids.append(candidate)
+def _holder_rank(rel: Path, ext_rank: dict[str, int]) -> tuple[bool, bool, int, str]:
+    """Which of several files sharing a slug keeps it (the smallest): a name that is its own
+    slug, then a lower-case one, then the earliest extension, then the path."""
+    stem = rel.with_suffix("").as_posix()
+    return (slug(stem) != stem, stem != stem.lower(),
+            ext_rank.get(rel.suffix.lower(), len(ext_rank)), rel.as_posix())
+
+
+def source_ids(paths: list[Path], root: Path | None = None,
+               extensions: Sequence[str] = ()) -> list[str]:
+    """Unique ids that follow each file's own name, so adding or removing footage renames no
+    other file's shots (a rename moves them across ``cv=hash`` folds).
+
+    The id is the :func:`slug` of the file's stem (its relative path under ``root``). Where
+    several files share a slug (``clip.mp4`` and ``Clip.mov``, ``a/b.mp4`` and ``a_b.mp4``),
+    the one :func:`_holder_rank` puts first keeps it (``extensions`` orders the extensions)
+    and each other gets ``-`` and six hex digits of a hash of its own relative path (listed
+    sources: its path). Sort-order
+    numbering (``-2``, ``-3``) renamed ``other/clip`` when ``Other/Clip`` was added.
+    """
+    rels = [p.relative_to(root) if root else Path(p.name) for p in paths]
+    bases = [slug(r.with_suffix("").as_posix()) for r in rels]
+    ext_rank = {e.lower(): i for i, e in enumerate(extensions)}
+    holder: dict[str, int] = {}
+    for i, base in enumerate(bases):
+        j = holder.setdefault(base, i)
+        if _holder_rank(rels[i], ext_rank) < _holder_rank(rels[j], ext_rank):
+            holder[base] = i
+    ids = [base if holder[base] == i else "" for i, base in enumerate(bases)]
+    taken = set(bases)
+    for i, base in enumerate(bases):
+        if not ids[i]:
+            named = paths[i].relative_to(root) if root else paths[i]  # listed: the whole path
+            digest = hashlib.sha256(named.as_posix().encode()).hexdigest()
+            n = 6  # longer only where the short form is another file's id
+            while f"{base}-{digest[:n]}" in taken:
+                n += 2
+            ids[i] = f"{base}-{digest[:n]}"
+            taken.add(ids[i])
     return ids
 
 

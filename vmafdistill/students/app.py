@@ -43,10 +43,13 @@ def hydra_app(config_name: str, job: Any) -> Any:
                 print(f"vmafdistill {config_name}: error: {exc}", file=sys.stderr)
                 multirun.append(True)
             if not _in_process_launcher(hc):
-                # joblib/submitit run the job in another process: errors[] would never reach
-                # the caller, a raised error does (Hydra's sweeper re-raises it once the
-                # batch has run, and the command exits non-zero)
-                raise
+                # joblib/submitit/Ray run the job in another process: errors[] would never
+                # reach the caller, a raised error does (Hydra's sweeper re-raises it once the
+                # batch has run, prints it as one line, and the command exits non-zero)
+                from ..sweep_errors import SweepJobError
+
+                raise SweepJobError(f"vmafdistill {config_name}: a sweep job failed "
+                                    "(its error is above)") from None
             errors.append(exc)
             if _optuna_sweep(hc):
                 sweep_dirs.append(str(hc.sweep.dir))

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..config import checked_number
 from ..errors import VmafDistillError
 from ..registry import register
 
@@ -538,13 +539,6 @@ class MLPStudent(_ResidualMixin, Student):
         self._split_output_bias(z, self.body[-1].bias)
 
 
-def _whole_at_least_one(value: Any) -> bool:
-    try:
-        return float(value).is_integer() and float(value) >= 1
-    except (TypeError, ValueError):
-        return False
-
-
 def leaf_path_table(depth: int) -> tuple[np.ndarray, np.ndarray]:
     """Routing tables of a complete binary tree of ``depth`` (heap order, root = node 0).
 
@@ -591,11 +585,10 @@ class SoftTreeStudent(_ResidualMixin, Student):
         signs: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
-        if not all(_whole_at_least_one(v) for v in (depth, n_trees)):
-            # as typed: int() truncated depth 2.5 to 2 while the card said 2.5
-            raise VmafDistillError(
-                f"soft_tree needs whole numbers depth>=1, n_trees>=1; got {depth}, {n_trees}")
-        depth, n_trees, temperature = int(depth), int(n_trees), float(temperature)
+        # as typed: int() truncated depth 2.5 to 2 while the card said 2.5
+        depth = checked_number("student.depth", depth, int, 1)
+        n_trees = checked_number("student.n_trees", n_trees, int, 1)
+        temperature = float(temperature)
         routing, linear_skip, residual_penalty = str(routing), bool(linear_skip), \
             float(residual_penalty)
         if not temperature > 0:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..config import checked_number
 from ..errors import VmafDistillError
 from .loggers import make_logger
 
@@ -365,29 +366,6 @@ def fit_student(
 #: Loss keys only some losses take; a sweep axis over them (``++loss.tau=0.5,1``) is ignored by
 #: the others, which then simply repeat.
 SWEEP_ONLY_LOSS_KEYS: dict[str, tuple[str, ...]] = {"tau": ("temperature",)}
-
-
-def checked_number(label: str, value: Any, kind: type, low: float | None = None,
-                   inclusive: bool = True, high: float | None = None) -> Any:
-    """``value`` read as ``kind`` (int or float), an error naming ``label`` (``optim.lr``) when
-    it is not a number, not whole where an integer is wanted, or outside ``[low, high]``
-    (``low`` excluded unless ``inclusive``; ``high`` excluded)."""
-    try:
-        number = kind(float(value)) if kind is int else kind(value)
-    except (TypeError, ValueError):
-        raise VmafDistillError(f"{label}={value!r}: not a number") from None
-    except OverflowError:  # int(inf)
-        raise VmafDistillError(f"{label}={value!r}: not a whole number") from None
-    if kind is int and number != float(value):
-        raise VmafDistillError(f"{label}={value!r}: not a whole number")
-    if number != number:
-        raise VmafDistillError(f"{label}={value!r}: not a number")
-    if low is not None and not (number >= low if inclusive else number > low):
-        raise VmafDistillError(
-            f"{label}={value!r}: must be {'at least' if inclusive else 'above'} {low}")
-    if high is not None and not number < high:
-        raise VmafDistillError(f"{label}={value!r}: must be below {high}")
-    return number
 
 
 def checked_optim(optim_cfg: Mapping[str, Any]) -> dict[str, Any]:
