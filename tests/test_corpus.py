@@ -517,6 +517,13 @@ def test_a_folder_corpus_skips_hidden_files(tmp_path: Path) -> None:
            "paths": {"cache_dir": str(tmp_path / "vmcache")}}
     assert [Path(p).relative_to(tmp_path).as_posix() for p, _ in planned_sources(cfg)] == [
         "a.mp4", "sub/b.mp4"]
+    # footage filmed into the general cache (evaluate's held-out sources) is footage: a root
+    # under paths.cache_dir was scanned as empty and every `evaluate` failed
+    (tmp_path / "vmcache/unseen").mkdir()
+    (tmp_path / "vmcache/unseen/pan.mp4").write_bytes(b"x")
+    under_cache = {**cfg, "corpus": {"root": str(tmp_path / "vmcache/unseen"),
+                                     "extensions": [".mp4"]}}
+    assert [Path(p).name for p, _ in planned_sources(under_cache)] == ["pan.mp4"]
 
 
 def test_a_folder_corpus_names_skipped_files_and_copies(

@@ -414,3 +414,26 @@ def test_evaluate_output_paths_are_ready_before_any_work(tmp_path: Path,
     assert all(p.parent.is_dir() for p in outs.values())
     with pytest.raises(VmafDistillError, match="is a directory"):
         unseen.evaluate_unseen(json_path=tmp_path)
+    # a path through a file, and a file as the cache: one error each, not a traceback
+    (tmp_path / "clip.mp4").write_bytes(b"x")
+    with pytest.raises(VmafDistillError, match=r"--json .*clip\.mp4/r\.json: cannot make"):
+        unseen.evaluate_unseen(json_path=tmp_path / "clip.mp4" / "r.json")
+    with pytest.raises(VmafDistillError, match=r"--cache .*: is a file"):
+        unseen.evaluate_unseen(cache=tmp_path / "clip.mp4")
+
+
+def test_evaluate_plans_its_filmed_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """evaluate films its held-out source under the cache and builds a folder corpus there; the
+    build once skipped the whole cache as its own, found no videos and every evaluate failed."""
+    from vmafdistill.corpus.build import planned_sources
+    from vmafdistill.evaluation import unseen
+
+    def fake_source(cache: Path, noise: int) -> Path:
+        path = cache / "unseen" / "photos_pan.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+        return path
+
+    monkeypatch.setattr(unseen, "make_source", fake_source)
+    cfg, src, _ = unseen._unseen_corpus_config(tmp_path / "cache", "wide", 1, 0, False)
+    assert [Path(p) for p, _ in planned_sources(cfg)] == [src]

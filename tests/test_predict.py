@@ -1138,3 +1138,25 @@ def test_non_finite_rows_predict_nan_on_every_path(scalar):
             assert np.isnan(pred.predict(bad.astype(np.float64))).all()  # checked path
             batch = pred.predict(np.concatenate([good, bad, good]))
             assert np.isnan(batch[1]) and batch[0] == batch[2] == want
+
+
+def test_a_shot_without_issue_frames_is_flagged_not_read_as_checked(tmp_path: Path) -> None:
+    """At 5 fps a 1 s shot holds 5 frames; with the issue features on every 8th frame, a shot
+    between two measured frames said ``none`` as if it had been checked for blockiness."""
+    from vmafdistill.edge.predictor import default_model_path
+
+    clip = tmp_path / "r5.mp4"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=5:duration=5", "-c:v",
+                "libx264", "-crf", "28", "-x264-params", "threads=1", str(clip)],
+               what="building r5.mp4")
+    shipped = Predictor(default_model_path())
+    rules = merge_rules(DEFAULT_RULES, shipped.card["tokens"])
+    rep = analyze_video(clip, shipped, rules=rules)
+    below = [(rec, row) for rec, row in zip(rep.records, rep.rows, strict=True)
+             if rec["pred_vmaf"] is not None
+             and rec["pred_vmaf"] < float(rules["issues"]["max_vmaf"])]
+    unmeasured = [rec for rec, row in below if not math.isfinite(float(row["blockiness"]))]
+    measured = [rec for rec, row in below if math.isfinite(float(row["blockiness"]))]
+    assert unmeasured and measured, [r["flags"] for r in rep.records]
+    assert all("issue_unmeasured" in rec["flags"] for rec in unmeasured)
+    assert not any("issue_unmeasured" in rec["flags"] for rec in measured)

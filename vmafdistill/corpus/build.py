@@ -155,9 +155,10 @@ def planned_sources(cfg: Mapping[str, Any], scan: FolderScan | None = None
 
 
 def _own_dirs(cfg: Mapping[str, Any]) -> list[Path]:
-    """The build's output and cache folders (never footage, even under ``corpus.root``)."""
-    own = [cfg.get(k) for k in ("out_dir", "cache_root")] + [
-        (cfg.get("paths") or {}).get("cache_dir")]
+    """The build's output and cache folders (never footage, even under ``corpus.root``).
+    Not ``paths.cache_dir`` as a whole: sources are filmed there (``vmafdistill sources``,
+    ``evaluate``'s held-out footage), and skipping it left their folders empty."""
+    own = [cfg.get(k) for k in ("out_dir", "cache_root")]
     return [Path(str(d)).expanduser() for d in own if d]
 
 

@@ -120,9 +120,23 @@ def make_records(
             interval=(round(lower, 2), round(min(p + q, 100.0), 2)),
             band=band_of(p, rules, lower),
             issue=issue_of(p, row, stats, rules),
-            flags=tuple(domain_flags(row, card.get("training_domain"), codec)),
+            flags=(*domain_flags(row, card.get("training_domain"), codec),
+                   *_unmeasured_issue_flag(p, row, stats, rules)),
         ))
     return out
+
+
+def _unmeasured_issue_flag(pred: float, row: Mapping[str, Any],
+                           stats: Mapping[str, Any], rules: Mapping[str, Any]) -> tuple[str, ...]:
+    """``issue_unmeasured`` where a shot the issue rules would check (below ``max_vmaf``) has
+    no measured frame for the blockiness or detail features: its ``none`` was not a check (a
+    5-frame shot between every 8th frame; low frame rates)."""
+    r = rules["issues"]
+    if pred >= float(r["max_vmaf"]):
+        return ()
+    names = [n for n in ("blockiness", *r["detail_features"]) if n in stats]
+    unmeasured = any(not math.isfinite(float(row.get(n, math.nan))) for n in names)
+    return ("issue_unmeasured",) if unmeasured else ()
 
 
 def shot_records(

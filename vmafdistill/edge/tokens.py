@@ -232,7 +232,7 @@ class ShotRecord:
     prediction."""
     flags: tuple[str, ...] = ()
     """Why to read the record with care (``nan:<feature>``, ``outside_training:<feature>``,
-    ``unseen_codec:<codec>``, ``short_shot:<n>f``, ``hidden_frames:<k>``,
+    ``unseen_codec:<codec>``, ``short_shot:<n>f``, ``hidden_frames:<k>``, ``issue_unmeasured``,
     ``picture_format:<fmt>``, ``frame_rate:<fps>``, ``picture_changed[:WxH]``)."""
 
     def to_dict(self) -> dict[str, Any]:

@@ -158,11 +158,11 @@ def evaluate_unseen(
 
     model = Path(model) if model is not None else default_model_path()
     pred = Predictor(model)  # a bad model path fails here, not after minutes of corpus work
-    for out in (markdown, json_path, plot):  # so do output paths (as --plot already did)
-        if out:
-            Path(out).parent.mkdir(parents=True, exist_ok=True)
-            if Path(out).is_dir():
-                raise VmafDistillError(f"{out}: is a directory, not an output file")
+    for option, out in (("--markdown", markdown), ("--json", json_path), ("--plot", plot)):
+        if out:  # so do output paths (as --plot already did)
+            _ready_output(option, Path(out), model)
+    if Path(cache).exists() and not Path(cache).is_dir():
+        raise VmafDistillError(f"--cache {cache}: is a file, not a folder")
     cfg, src, name = _unseen_corpus_config(Path(cache), ladder, workers, noise, kinds)
     report = build_corpus(cfg)
     if report.failures:
@@ -196,6 +196,21 @@ def evaluate_unseen(
                   f"{name if kinds else src.name}, ladder {ladder}: MAE {stats['mae']:.2f}, "
                   f"PLCC {stats['plcc']:.3f}, coverage {stats['coverage']:.1%}", Path(plot))
     return {"text": text, "rows": rows, **stats}
+
+
+def _ready_output(option: str, out: Path, model: Path) -> None:
+    """``out``'s folder made, or an error naming ``option`` (a folder path through a file, a
+    folder given as the file, the model itself given as the output)."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VmafDistillError(f"{option} {out}: cannot make its folder ({exc.strerror})"
+                               ) from None
+    if out.is_dir():
+        raise VmafDistillError(f"{option} {out}: is a directory, not an output file")
+    for given in (model, model.with_suffix(".card.json")):
+        if out.exists() and given.exists() and out.samefile(given):
+            raise VmafDistillError(f"{option} {out}: is the model's own file, not an output")
 
 
 def _unseen_corpus_config(
