@@ -434,6 +434,16 @@ def test_output_files_are_checked_before_scoring(
     _one_error_line(err, "--scale-flags 'bicubic:x'")
     rc, out, err = _run(capsys, ref, clips["dist"], "--json", "-")  # the log on stdout
     assert rc == 0 and json.loads(out)["frames"] and "VMAF " in err
+    # both logs on one target: stdout held two documents, a file only the CSV (exit 0)
+    for target in ("-", str(tmp_path / "same.out")):
+        rc, out, err = _run(capsys, ref, clips["dist"], "--json", target, "--csv", target)
+        assert rc == 2 and not out
+        _one_error_line(err, f"--json and --csv both name {target}")
+    # a write that fails after the scoring (a full disk): one line, not a traceback
+    if Path("/dev/full").exists():
+        rc, _, err = _run(capsys, ref, clips["dist"], "--csv", "/dev/full")
+        assert rc == 2
+        _one_error_line(err, "--csv /dev/full: cannot write it")
 
 
 def test_bit_depths_rotation_and_raw_range_are_named(
@@ -523,3 +533,42 @@ def test_a_container_outside_the_known_extensions_is_not_raw(
     bin_raw.write_bytes(clips["ref_raw"].read_bytes())
     rc, _, err = _run(capsys, bin_raw, clips["dist_raw"], "--width", W, "--height", H)
     assert rc == 0, err
+
+
+def test_malformed_model_files_are_named_before_scoring(
+        capsys: pytest.CaptureFixture[str], clips: dict[str, Path], tmp_path: Path) -> None:
+    """A model JSON that is a list, a string, lacks its SVR or has too few slopes gave an
+    AttributeError, a KeyError, or a RuntimeError after every frame was scored."""
+    from vmafdistill.teacher.model import resolve_model_path
+
+    good = json.loads(resolve_model_path("vmaf_v0.6.1").read_text())
+    no_svr = json.loads(json.dumps(good))
+    del no_svr["model_dict"]["model"]
+    few_slopes = json.loads(json.dumps(good))
+    few_slopes["model_dict"]["slopes"] = few_slopes["model_dict"]["slopes"][:3]
+    for name, doc, needle in (("list", [], "not a VMAF model JSON"),
+                              ("text", "x", "not a VMAF model JSON"),
+                              ("dict_list", {"model_dict": []}, "not a VMAF model JSON"),
+                              ("no_svr", no_svr, "not a VMAF model JSON"),
+                              ("few_slopes", few_slopes, "3 slopes and 7 intercepts")):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(doc))
+        rc, _, err = _run(capsys, clips["ref"], clips["dist"], "--model", path)
+        assert rc == 2, err
+        _one_error_line(err, f"model file {path}", needle)
+
+
+def test_other_frame_rates_are_named(capsys: pytest.CaptureFixture[str], clips: dict[str, Path],
+                                     tmp_path: Path) -> None:
+    """Frames pair by position; a distorted file at another frame rate was scored without a
+    word (a 25 fps encode of a 50 fps master: 41.7 against libvmaf's 83.9 after fps=50)."""
+    raw = clips["dist"].read_bytes()
+    header, rest = raw.split(b"\n", 1)
+    assert b" F25:1" in header  # the fixture's rate
+    dist50 = tmp_path / "dist50.y4m"
+    dist50.write_bytes(header.replace(b" F25:1", b" F50:1") + b"\n" + rest)
+    rc, out, err = _run(capsys, clips["ref"], dist50)
+    assert rc == 0 and "VMAF " in out
+    assert "runs at 25 frames/s" in err and f"{dist50} at 50:" in err, err
+    rc, _, err = _run(capsys, clips["ref"], clips["dist"])  # same rate: no word
+    assert rc == 0 and "frames/s" not in err, err

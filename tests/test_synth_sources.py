@@ -67,3 +67,18 @@ def test_sources_command_names_every_recipe(tmp_path: Path) -> None:
         assert "photos" in str(exc)
     else:
         raise AssertionError("unknown recipe accepted")
+
+
+def test_sources_out_that_is_not_a_folder_is_one_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--out`` an existing file, or a path through one, was a FileExistsError /
+    NotADirectoryError traceback."""
+    from vmafdistill.cli import main as cli_main
+
+    afile = tmp_path / "afile"
+    afile.write_bytes(b"x")
+    for out, needle in ((afile, "is a file, not a folder"),
+                        (afile / "sub", "cannot make the folder")):
+        assert cli_main(["sources", "synth", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"--out {out}: {needle}" in err and "Traceback" not in err, err

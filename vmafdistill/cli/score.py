@@ -127,6 +127,10 @@ def run(args: argparse.Namespace) -> int:
     inputs = [args.ref, args.dist]
     json_out = check_output_target("--json", args.json, inputs, starts=b"{")
     csv_out = check_output_target("--csv", args.csv, inputs, starts=b"Frame,")
+    if json_out and csv_out and (json_out == csv_out or _same_path(json_out, csv_out)):
+        # both on stdout made neither parseable; one file kept only the CSV
+        raise VmafDistillError(f"--json and --csv both name {json_out}: give each its own "
+                               "target (one of them may be - for stdout)")
     if not valid_scale_flags(args.scale_flags):
         raise VmafDistillError(f"--scale-flags {args.scale_flags!r}: swscale flags joined by "
                                "'+', e.g. bicubic, lanczos+accurate_rnd+bitexact")
@@ -149,9 +153,14 @@ def run(args: argparse.Namespace) -> int:
             mode=args.mode,
             aim=bool(args.json or args.csv),  # the logs carry every feature libvmaf prints
         )
-    for target, write in ((json_out, write_json), (csv_out, write_csv)):
+    for option, target, write in (("--json", json_out, write_json),
+                                   ("--csv", csv_out, write_csv)):
         if target:  # "-": stdout
-            write(result, target)
+            try:
+                write(result, target)
+            except OSError as exc:  # a full disk, /proc: after the whole clip was scored
+                raise VmafDistillError(f"{option} {target}: cannot write it ({exc.strerror or exc})"
+                                       ) from None
     pooled = result.pooled["vmaf"]
     info = result.info
     # with a log on stdout (--json - / --csv -) the summary goes to stderr
@@ -163,6 +172,14 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr if "-" in (args.json, args.csv) else sys.stdout,
     )
     return 0
+
+
+def _same_path(a: str, b: str) -> bool:
+    """Whether two output paths (neither ``-``) name one file, existing or not."""
+    if "-" in (a, b):
+        return False
+    return os.path.abspath(a) == os.path.abspath(b) or (
+        os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b))
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -117,19 +117,29 @@ class VmafModel:
                 raise ModelError(f"model file {path}: feature {raw!r} is not computed here")
             names.append(match.group(1))
         vif_opts, adm_opts = _feature_options(md.get("feature_opts_dicts"), names, path)
-        sv, coefs, gamma, rho = _parse_libsvm(md["model"], len(names), path)
-        clip = md.get("score_clip")
+        try:
+            slopes = [float(v) for v in md["slopes"]]
+            intercepts = [float(v) for v in md["intercepts"]]
+            sv, coefs, gamma, rho = _parse_libsvm(md["model"], len(names), path)
+            clip = md.get("score_clip")
+            score_clip = (float(clip[0]), float(clip[1])) if clip else None
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ModelError(f"model file {path}: not a VMAF model JSON ({exc!r})") from None
+        if not len(slopes) == len(intercepts) == len(names) + 1:
+            # one for the score, one per feature: found only after every frame was scored
+            raise ModelError(f"model file {path}: {len(slopes)} slopes and {len(intercepts)} "
+                             f"intercepts for {len(names)} features (needs {len(names) + 1})")
         name = str(name_or_path) if str(name_or_path) in MODEL_ALIASES else path.stem
         return cls(
             name=name,
             feature_names=names,
-            slopes=[float(v) for v in md["slopes"]],
-            intercepts=[float(v) for v in md["intercepts"]],
+            slopes=slopes,
+            intercepts=intercepts,
             support_vectors=sv,
             coefs=coefs,
             gamma=gamma,
             rho=rho,
-            score_clip=(float(clip[0]), float(clip[1])) if clip else None,
+            score_clip=score_clip,
             vif_options=vif_opts,
             adm_options=adm_opts,
             # libvmaf's vmaf_float_* names select its float extractors for the same SVR.

@@ -143,8 +143,10 @@ def is_v1016_model(name_or_path: str | Path) -> bool:
 
 def is_v1016_document(doc: dict[str, Any]) -> bool:
     """True when a parsed model JSON uses the v1.0.16 feature set."""
-    names = doc.get("model_dict", {}).get("feature_names", [])
-    return any(n in _RAW_FEATURES for n in names)
+    md = doc.get("model_dict") if isinstance(doc, dict) else None
+    names = md.get("feature_names") if isinstance(md, dict) else None
+    # anything else is not a model JSON: the loader names what is wrong with it
+    return isinstance(names, list) and any(n in _RAW_FEATURES for n in names)
 
 
 @dataclass
