@@ -1160,3 +1160,44 @@ def test_a_shot_without_issue_frames_is_flagged_not_read_as_checked(tmp_path: Pa
     assert unmeasured and measured, [r["flags"] for r in rep.records]
     assert all("issue_unmeasured" in rec["flags"] for rec in unmeasured)
     assert not any("issue_unmeasured" in rec["flags"] for rec in measured)
+
+
+@pytest.mark.parametrize(("field", "value", "needle"), [
+    ("ref_size", [1280], "ref_size=[1280]: needs [width, height]"),
+    ("ref_size", "1280x720", "ref_size='1280x720': needs [width, height]"),
+    ("ref_size", [0, 0], "ref_size=[0, 0]: needs"),
+    ("conformal", {"alpha": 0.1, "q": None}, "conformal.q=None: needs a finite number"),
+    ("conformal", {"alpha": 0.1, "q": -5}, "conformal.q=-5: needs a finite number"),
+    ("tokens", {"bands": {"green": "high"}}, "tokens: bands.green='high': not a finite"),
+    ("edge", {"shots": {"max_len_s": 0}}, "edge.shots.max_len_s=0: needs a number > 0"),
+    ("edge", {"shots": {"min_len_s": -1}}, "edge.shots.min_len_s=-1: needs a number >= 0"),
+])
+def test_a_hand_edited_card_is_named_not_a_traceback_or_a_wrong_number(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, value: object,
+        needle: str) -> None:
+    """Bad card values were an IndexError/ValueError traceback, or silently wrong numbers (a
+    string ref_size became the delivery's own size; q null gave zero-width intervals and a
+    negative q inverted them)."""
+    import shutil
+
+    from vmafdistill.edge.predictor import default_model_path
+
+    model = tmp_path / "m.onnx"
+    shutil.copy(default_model_path(), model)
+    card = json.loads(default_model_path().with_suffix(".card.json").read_text())
+    card[field] = {**card[field], **value} if field == "edge" else value
+    card_path = tmp_path / "m.card.json"
+    card_path.write_text(json.dumps(card))
+    clip = tmp_path / "c.mp4"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=1", "-c:v",
+                "libx264", str(clip)], what="building c.mp4")
+    assert cli_main(["predict", str(clip), "--model", str(model)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err, err
+    assert str(card_path) in err, err
+
+
+def test_rule_thresholds_must_be_finite() -> None:
+    """``--blockiness-z nan`` switched the blockiness rule off without a word."""
+    with pytest.raises(ValueError, match=r"issues\.blockiness_z=nan: not a finite number"):
+        merge_rules(DEFAULT_RULES, {"issues": {"blockiness_z": float("nan")}})

@@ -358,6 +358,20 @@ def test_predict_a_directory_and_name_portrait_resolution_by_its_short_side(
     videos = json.loads(out.read_text())["videos"]
     assert "a directory without video files" in videos[0]["error"] and "summary" in videos[1]
     assert "1 of 2 video(s) failed" in capsys.readouterr().err
+    # a folder linked in from elsewhere is entered (once); a video link that points nowhere is
+    # reported like a bad video (both were skipped without a word, exit 0)
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "c.mp4").write_bytes(base_mp4.read_bytes())
+    (folder / "linked").symlink_to(store)
+    (folder / "linked_again").symlink_to(store)
+    (folder / "gone.mp4").symlink_to(tmp_path / "moved_away.mp4")
+    assert cli_main(["predict", str(folder), "--model", str(TINY), "--json", str(out),
+                     "--progress", "off"]) == 2
+    videos = json.loads(out.read_text())["videos"]
+    assert [Path(v["video"]).relative_to(folder).as_posix() for v in videos] == [
+        "a.mp4", "day2/b.MKV", "linked/c.mp4", "gone.mp4"]
+    assert "a link that points nowhere" in videos[3]["error"] and "summary" in videos[2]
 
 
 def test_an_hls_playlist_is_one_video(work, base_mp4, predictor):

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..errors import VmafDistillError
+from ..folders import walk_files
 from ._outputs import check_output_target
 
 #: What a directory argument expands to (case-insensitive), recursively. MPEG program streams
@@ -23,8 +25,9 @@ VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".ts", ".m2ts", ".m
 
 def expand_videos(args: list[str]) -> list[tuple[str, str | None]]:
     """The videos to predict as ``(path, error)``: files as given (error None), directories as
-    their video files (recursively, sorted, by :data:`VIDEO_EXTENSIONS`; hidden files such as
-    macOS's ``._name.mp4`` resource forks are skipped). A directory without any is one entry
+    their video files (recursively through folder links, sorted, by :data:`VIDEO_EXTENSIONS`;
+    hidden files such as macOS's ``._name.mp4`` resource forks are skipped; a video link that
+    points nowhere is an entry with an error). A directory without any is one entry
     with an error, reported like a bad video while the other arguments are still predicted."""
     out: list[tuple[str, str | None]] = []
     for arg in args:
@@ -32,13 +35,14 @@ def expand_videos(args: list[str]) -> list[tuple[str, str | None]]:
         if not path.is_dir():
             out.append((arg, None))
             continue
-        found = sorted(str(f) for f in path.rglob("*")
-                       if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS
-                       and not any(part.startswith(".") for part in f.relative_to(path).parts))
-        if not found:
+        files, broken = walk_files(path)
+        found = [str(f) for f in files if f.suffix.lower() in VIDEO_EXTENSIONS]
+        dangling = [str(f) for f in broken if f.suffix.lower() in VIDEO_EXTENSIONS]
+        if not found and not dangling:
             out.append((arg, f"{arg}: a directory without video files "
                              f"({', '.join(VIDEO_EXTENSIONS)})"))
         out.extend((f, None) for f in found)
+        out.extend((f, f"{f}: a link that points nowhere ({os.readlink(f)})") for f in dangling)
     return out
 
 
@@ -111,10 +115,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _rules(card: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+def _rules(card: dict[str, Any], args: argparse.Namespace, card_file: Path) -> dict[str, Any]:
     from ..edge.tokens import DEFAULT_RULES, merge_rules
 
-    base = merge_rules(DEFAULT_RULES, card.get("tokens"))
+    try:
+        base = merge_rules(DEFAULT_RULES, card.get("tokens"))
+    except (ValueError, TypeError, AttributeError) as exc:  # a hand-edited card
+        raise VmafDistillError(f"{card_file}: tokens: {exc}") from None
     try:
         return merge_rules(base, {
             "bands": {"green": args.green, "amber": args.amber, "basis": args.band_basis},
@@ -208,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
     loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load_model")
     pred = loader.submit(Predictor, model, args.card)
     loader.shutdown(wait=False)
-    rules = _rules(card, args)
+    rules = _rules(card, args, card_file)
     edge = card.get("edge", {})
     try:
         options = EdgeOptions.from_card(

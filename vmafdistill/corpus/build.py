@@ -9,7 +9,6 @@ machines (Hydra multirun launchers) fill the same cache and are merged afterward
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import hashlib
 import io
 import multiprocessing
@@ -32,6 +31,7 @@ from .. import __version__
 from ..encode import Rung
 from ..errors import VmafDistillError
 from ..features.registry import FEATURE_SET_VERSION
+from ..folders import walk_files
 from . import assemble
 from .cache import ArtifactStore, file_sha256, key_of
 from .executor import EXECUTORS, raise_exit, run_ray, signal_handled
@@ -90,47 +90,13 @@ class FolderScan:
 
 def _scan_folder(root: Path, exts: Sequence[str], skip_dirs: Sequence[Path] = (),
                  exclude: Sequence[str] = ()) -> FolderScan:
-    """The files under ``root``, following folder links (each real folder once: a link to an
-    ancestor does not loop; footage is often linked in from other disks).
-
-    Hidden files and folders are left out: the .<name>.partial.mp4 a killed or failed
-    `vmafdistill sources` leaves behind, editors' and OS metadata. So is anything under
-    ``skip_dirs`` (the build's own cache and output: its encodes became sources) or matching
-    an ``exclude`` glob (relative to ``root``, e.g. ``rejects/*``).
-    """
-    skip = {d.resolve() for d in skip_dirs}
+    """The files under ``root`` (:func:`~vmafdistill.folders.walk_files`: folder links
+    followed once each, hidden files left out), less ``skip_dirs`` (the build's own cache and
+    output: its encodes became sources) and ``exclude`` globs (e.g. ``rejects/*``)."""
     ext_set = {e.lower() for e in exts}
-
-    def excluded(rel: Path) -> bool:
-        return any(rel.match(pattern) or fnmatch.fnmatch(rel.as_posix(), pattern)
-                   for pattern in exclude)
-
-    files: list[Path] = []
-    broken: list[Path] = []
-    seen = {root.resolve()}
-    for folder, dirnames, filenames in os.walk(root, followlinks=True):
-        here = Path(folder)
-        kept_dirs = []
-        for name in sorted(dirnames):
-            real = (here / name).resolve()
-            if name.startswith(".") or real in seen or real in skip or excluded(
-                    (here / name).relative_to(root)) or any(real.is_relative_to(d) for d in skip):
-                continue
-            seen.add(real)
-            kept_dirs.append(name)
-        dirnames[:] = kept_dirs
-        for name in filenames:
-            path = here / name
-            if name.startswith(".") or excluded(path.relative_to(root)):
-                continue
-            if path.is_file():
-                if not skip or not any(path.resolve().is_relative_to(d) for d in skip):
-                    files.append(path)
-            elif path.is_symlink():
-                broken.append(path)
-    files.sort()
+    files, broken = walk_files(root, skip_dirs, exclude)
     return FolderScan(root, list(exts), [p for p in files if p.suffix.lower() in ext_set],
-                      [p for p in files if p.suffix.lower() not in ext_set], sorted(broken))
+                      [p for p in files if p.suffix.lower() not in ext_set], broken)
 
 
 def _scan_root(corpus_cfg: Mapping[str, Any], skip_dirs: Sequence[Path] = ()

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +98,44 @@ def read_card(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ModelError(
             f"{p}: card_version {card['card_version']}, this vmafdistill reads {CARD_VERSION}"
         )
+    _check_card_values(p, card)
     return card
+
+
+def _check_card_values(path: Path, card: Mapping[str, Any]) -> None:
+    """ModelError naming the card and the field whose value the edge cannot use (a
+    hand-edited card): ``ref_size`` (an IndexError, or a string silently replaced by the
+    video's own size), ``conformal.q`` (null beside an alpha gave zero-width intervals, a
+    negative one inverted them; both null: a student exported without intervals) and
+    ``edge.shots`` lengths (a ValueError from the shot detector)."""
+    ref = card.get("ref_size")
+    if ref is not None and not (isinstance(ref, list) and len(ref) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in ref)):
+        raise ModelError(f"{path}: ref_size={ref!r}: needs [width, height], two positive "
+                         "whole numbers")
+    conformal = card.get("conformal")
+    if conformal is not None:
+        q = conformal.get("q") if isinstance(conformal, Mapping) else None
+        uncalibrated = isinstance(conformal, Mapping) and q is None \
+            and conformal.get("alpha") is None  # exported without intervals: width 0
+        if not uncalibrated and not _finite_at_least(q, 0.0):
+            raise ModelError(f"{path}: conformal.q={q!r}: needs a finite number >= 0 (the "
+                             "interval's half-width)")
+    shots = (card.get("edge") or {}).get("shots") if isinstance(card.get("edge"), Mapping) \
+        else None
+    for key, positive in (("min_len_s", False), ("max_len_s", True)):
+        value = (shots or {}).get(key)
+        if value is not None and not (_finite_at_least(value, 0.0)
+                                      and (float(value) > 0 or not positive)):
+            raise ModelError(f"{path}: edge.shots.{key}={value!r}: needs a number "
+                             f"{'> 0' if positive else '>= 0'}")
+
+
+def _finite_at_least(value: Any, low: float) -> bool:
+    try:
+        return math.isfinite(float(value)) and float(value) >= low
+    except (TypeError, ValueError):
+        return False
 
 
 def validate_card(

@@ -94,6 +94,7 @@ def merge_rules(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> 
             out[key].update({k: v for k, v in val.items() if v is not None})
         elif val is not None:
             out[key] = val
+    _check_rule_values(out)
     green, amber = float(out["bands"]["green"]), float(out["bands"]["amber"])
     if not amber <= green:
         raise ValueError(f"band thresholds need amber <= green, got amber={amber}, green={green}")
@@ -101,6 +102,30 @@ def merge_rules(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> 
     if basis not in BAND_BASES:
         raise ValueError(f"bands.basis must be one of {', '.join(BAND_BASES)}, got {basis!r}")
     return out
+
+
+#: The rules' thresholds: each must be a finite number (a NaN switched its rule off unseen).
+_RULE_NUMBERS = {"bands": ("green", "amber"),
+                 "issues": ("max_vmaf", "blockiness_z", "detail_scale_ratio", "detail_z",
+                            "motion_z", "motion_max_vmaf")}
+
+
+def _check_rule_values(rules: Mapping[str, Any]) -> None:
+    """ValueError naming the first threshold that is not a finite number, or a feature list
+    that is not a list of names (a hand-edited card, ``--blockiness-z nan``)."""
+    for section, keys in _RULE_NUMBERS.items():
+        for key in keys:
+            value = (rules.get(section) or {}).get(key)
+            try:
+                ok = math.isfinite(float(value))
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ValueError(f"{section}.{key}={value!r}: not a finite number")
+    for key in ("detail_features", "motion_features"):
+        names = (rules.get("issues") or {}).get(key)
+        if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"issues.{key}={names!r}: not a list of feature names")
 
 
 def robust_stats(

@@ -84,6 +84,18 @@ def _warn_on_rates(ref: str | Path, dist: str | Path, ref_fps: float | None,
         f"meaningful numbers", stacklevel=3)
 
 
+def _probe_pair(ref: str | Path, dist: str | Path, ref_raw: dict[str, Any] | None,
+                dist_raw: dict[str, Any] | None, *, one_depth: bool) -> Any:
+    """The reference's :class:`~vmafdistill.io.video.VideoInfo`, once both files were probed:
+    other frame rates warned of, another bit depth refused where ``one_depth``."""
+    ref_info = probe_video(ref, **_raw_opts(ref_raw))
+    dist_info = probe_video(dist, **_raw_opts(dist_raw))
+    _warn_on_rates(ref, dist, ref_info.fps, dist_info.fps)
+    if one_depth:
+        _check_bit_depths(ref, dist, ref_info.bit_depth, dist_info.bit_depth)
+    return ref_info
+
+
 def _check_bit_depths(ref: str | Path, dist: str | Path, ref_depth: int,
                       dist_depth: int) -> None:
     """Exact mode (and v1.0.16) scores one bit depth: a distorted file of another is refused
@@ -141,11 +153,8 @@ def score_files(
         )
     started = time.perf_counter()
     scorer = VmafScorer(model, device=device, dtype=dtype, mode=mode, aim=aim)
-    ref_info = probe_video(ref, **_raw_opts(ref_raw))
-    dist_info = probe_video(dist, **_raw_opts(dist_raw))
-    _warn_on_rates(ref, dist, ref_info.fps, dist_info.fps)
-    if scorer.mode == "exact" and not rescale:
-        _check_bit_depths(ref, dist, ref_info.bit_depth, dist_info.bit_depth)
+    ref_info = _probe_pair(ref, dist, ref_raw, dist_raw,
+                           one_depth=scorer.mode == "exact" and not rescale)
     pairs = prefetched(iter_frame_pairs(
         ref,
         dist,

@@ -1,0 +1,53 @@
+"""Walking a folder of footage: what `corpus` (a folder corpus) and `predict` (a folder
+argument) both read. Standard library only (the torch-free edge uses it)."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def walk_files(root: Path, skip_dirs: Sequence[Path] = (),
+               exclude: Sequence[str] = ()) -> tuple[list[Path], list[Path]]:
+    """``(files, broken)`` under ``root``, both sorted: the files (through links), and the
+    links that point nowhere. Folder links are followed, each real folder once (a link to an
+    ancestor does not loop; footage is often linked in from other disks: ``Path.rglob`` on
+    Python 3.11 does not enter them, and skipped a dangling link without a word).
+
+    Hidden files and folders are left out (editors' and OS metadata, macOS's ``._name.mp4``,
+    the ``.<name>.partial.mp4`` a killed `vmafdistill sources` leaves), as is anything under
+    ``skip_dirs`` or matching an ``exclude`` glob relative to ``root`` (a glob that matches a
+    folder leaves out everything in it).
+    """
+    skip = [d.resolve() for d in skip_dirs]
+
+    def skipped(path: Path) -> bool:
+        rel = path.relative_to(root)
+        if any(rel.match(p) or fnmatch.fnmatch(rel.as_posix(), p) for p in exclude):
+            return True
+        return bool(skip) and any(path.resolve().is_relative_to(d) for d in skip)
+
+    files: list[Path] = []
+    broken: list[Path] = []
+    seen = {root.resolve()}
+    for folder, dirnames, filenames in os.walk(root, followlinks=True):
+        here = Path(folder)
+        kept = []
+        for name in sorted(dirnames):
+            real = (here / name).resolve()
+            if name.startswith(".") or real in seen or skipped(here / name):
+                continue
+            seen.add(real)
+            kept.append(name)
+        dirnames[:] = kept
+        for name in filenames:
+            path = here / name
+            if name.startswith(".") or skipped(path):
+                continue
+            if path.is_file():
+                files.append(path)
+            elif path.is_symlink():
+                broken.append(path)
+    return sorted(files), sorted(broken)
