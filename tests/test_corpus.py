@@ -913,3 +913,16 @@ def test_only_the_torch_teacher_s_chroma_conversions_get_a_converted_key() -> No
             == _label_key(source, "e", libvmaf_t, "yuv420p10le"))
     gray = {**source, "pix_fmt": "gray"}
     assert _label_key(gray, "e", torch_t, "yuv420p") == _label_key(gray, "e", torch_t, "gray")
+
+
+def test_an_unknown_teacher_model_stops_the_build_before_any_work(tmp_path: Path) -> None:
+    """``teacher.model=bogus`` failed every rung (its message twice per rung) after the
+    encodes, exit 1; it is one error before any work."""
+    from vmafdistill.corpus.jobs import teacher_identity
+
+    with pytest.raises(VmafDistillError, match="unknown VMAF model 'bogus'"):
+        teacher_identity({"backend": "torch", "model": "bogus"})
+    with pytest.raises(VmafDistillError, match="unknown VMAF model 'bogus'"):
+        build_corpus(make_cfg([tmp_path / "never_read.mp4"], tmp_path / "out", tmp_path / "c",
+                              teacher={"backend": "torch", "model": "bogus", "device": "cpu"}))
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").rglob("*.mp4"))

@@ -232,6 +232,10 @@ def teacher_identity(teacher_cfg: dict[str, Any]) -> dict[str, str]:
         version = f"vmafdistill {__version__} torch {mode}"
         if is_v1016_model(model):
             version += f" v1.0.16 t{V1016_TEACHER_VERSION}"
+        else:  # an unknown name failed every rung, twice each, after the encodes
+            from ..teacher.model import resolve_model_path
+
+            resolve_model_path(model)
     elif backend == "libvmaf":
         from ..oracle import libvmaf_version
         from ..teacher.model_v1016 import V1016_MODELS, is_v1016_model
