@@ -349,6 +349,8 @@ def test_source_ids_are_unique_and_follow_each_files_own_name(tmp_path: Path) ->
     # listed sources (no root): the same rule, the hash over the whole path
     listed = source_ids([Path("/a/clip.mp4"), Path("/b/clip.mp4"), Path("/c/clip.mp4")])
     assert listed[0] == "clip" and len(set(listed)) == 3
+    # the same path listed many times ends (the hash ran out of digits: an endless loop)
+    assert len(set(source_ids([Path("a.mp4")] * 40))) == 40
     # names in other scripts stay readable and distinct (all were "source", "source-2", ...)
     assert source_ids([Path("京都.mp4"), Path("大阪.mp4"), Path("東京 2.mp4"),
                        Path("Ünïcode.mkv")]) == ["京都", "大阪", "東京_2", "ünïcode"]
@@ -524,6 +526,11 @@ def test_a_folder_corpus_skips_hidden_files(tmp_path: Path) -> None:
     under_cache = {**cfg, "corpus": {"root": str(tmp_path / "vmcache/unseen"),
                                      "extensions": [".mp4"]}}
     assert [Path(p).name for p, _ in planned_sources(under_cache)] == ["pan.mp4"]
+    # a root above the cache: the cache (other corpora's tables, filmed footage) is not footage
+    (tmp_path / "vmcache/corpus/other/t.mp4").parent.mkdir(parents=True)
+    (tmp_path / "vmcache/corpus/other/t.mp4").write_bytes(b"x")
+    assert [Path(p).relative_to(tmp_path).as_posix() for p, _ in planned_sources(cfg)] == [
+        "a.mp4", "sub/b.mp4"]
 
 
 def test_a_folder_corpus_names_skipped_files_and_copies(
@@ -564,19 +571,21 @@ def test_a_folder_corpus_follows_folder_links_and_names_broken_ones(
     (root / "linked").symlink_to(other_disk)
     (root / "again").symlink_to(other_disk)  # the same real folder: scanned once
     (root / "sub" / "up").symlink_to(root)  # an ancestor: no loop
+    (root / "a_latest").symlink_to(root / "sub")  # inside the root: sub keeps its own path
+    (root / "sub" / "s.mp4").write_bytes(b"x")
     (root / "moved.mp4").symlink_to(tmp_path / "gone.mp4")
     cfg = {"root": str(root), "extensions": [".mp4"]}
     planned = [Path(p).relative_to(root).as_posix() for p, _ in plan_sources(cfg)]
-    assert planned == ["a.mp4", "again/day1/take.mp4"], planned
+    assert planned == ["a.mp4", "again/day1/take.mp4", "sub/s.mp4"], planned
     _note_input_surprises([], _scan_root(cfg))
     err = capsys.readouterr().err
     assert "1 link(s)" in err and "moved.mp4" in err and "point nowhere" in err, err
     # a glob that matches a folder leaves out everything in it
     assert [Path(p).relative_to(root).as_posix() for p, _ in plan_sources(
-        {**cfg, "exclude": ["again"]})] == ["a.mp4", "linked/day1/take.mp4"]
+        {**cfg, "exclude": ["again"]})] == ["a.mp4", "linked/day1/take.mp4", "sub/s.mp4"]
     (root / "a.mp4").unlink()
     with pytest.raises(VmafDistillError, match=r"no videos.*moved\.mp4"):
-        plan_sources({**cfg, "exclude": ["again", "linked"]})
+        plan_sources({**cfg, "exclude": ["again", "linked", "sub"]})
 
 
 def test_ctrl_c_stops_worker_pool_at_once() -> None:

@@ -12,9 +12,10 @@ from pathlib import Path
 def walk_files(root: Path, skip_dirs: Sequence[Path] = (),
                exclude: Sequence[str] = ()) -> tuple[list[Path], list[Path]]:
     """``(files, broken)`` under ``root``, both sorted: the files (through links), and the
-    links that point nowhere. Folder links are followed, each real folder once (a link to an
-    ancestor does not loop; footage is often linked in from other disks: ``Path.rglob`` on
-    Python 3.11 does not enter them, and skipped a dangling link without a word).
+    links that point nowhere. Links to folders outside ``root`` are followed, each real folder
+    once; a folder inside is reached by its own path, so a link to an ancestor does not loop.
+    Footage is often linked in from other disks: ``Path.rglob`` on Python 3.11 did not enter
+    folder links, and skipped a dangling link without a word.
 
     Hidden files and folders are left out (editors' and OS metadata, macOS's ``._name.mp4``,
     the ``.<name>.partial.mp4`` a killed `vmafdistill sources` leaves), as is anything under
@@ -31,13 +32,17 @@ def walk_files(root: Path, skip_dirs: Sequence[Path] = (),
 
     files: list[Path] = []
     broken: list[Path] = []
-    seen = {root.resolve()}
+    real_root = root.resolve()
+    seen = {real_root}
     for folder, dirnames, filenames in os.walk(root, followlinks=True):
         here = Path(folder)
         kept = []
         for name in sorted(dirnames):
             real = (here / name).resolve()
-            if name.startswith(".") or real in seen or skipped(here / name):
+            # a link to a folder inside the root: that folder is reached by its own path (a
+            # convenience link that sorted first renamed the footage under it)
+            inside = (here / name).is_symlink() and real.is_relative_to(real_root)
+            if name.startswith(".") or inside or real in seen or skipped(here / name):
                 continue
             seen.add(real)
             kept.append(name)

@@ -122,10 +122,17 @@ def planned_sources(cfg: Mapping[str, Any], scan: FolderScan | None = None
 
 def _own_dirs(cfg: Mapping[str, Any]) -> list[Path]:
     """The build's output and cache folders (never footage, even under ``corpus.root``).
-    Not ``paths.cache_dir`` as a whole: sources are filmed there (``vmafdistill sources``,
-    ``evaluate``'s held-out footage), and skipping it left their folders empty."""
-    own = [cfg.get(k) for k in ("out_dir", "cache_root")]
-    return [Path(str(d)).expanduser() for d in own if d]
+    ``paths.cache_dir`` too, unless the root lies inside it: sources are filmed there
+    (``vmafdistill sources``, ``evaluate``'s held-out footage), and skipping it left their
+    folders empty (every ``evaluate`` failed)."""
+    own = [Path(str(d)).expanduser() for d in (cfg.get("out_dir"), cfg.get("cache_root")) if d]
+    cache_dir = (cfg.get("paths") or {}).get("cache_dir")
+    root = (cfg.get("corpus") or {}).get("root")
+    if cache_dir and root not in (None, "", "???"):
+        cache = Path(str(cache_dir)).expanduser().resolve()
+        if not Path(str(root)).expanduser().resolve().is_relative_to(cache):
+            own.append(cache)  # other corpora's tables, evaluate's held-out footage
+    return own
 
 
 def plan_sources(corpus_cfg: Mapping[str, Any], skip_dirs: Sequence[Path] = (),

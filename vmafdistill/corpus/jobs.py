@@ -64,15 +64,16 @@ def _holder_rank(rel: Path, ext_rank: dict[str, int]) -> tuple[bool, bool, int, 
 
 def source_ids(paths: list[Path], root: Path | None = None,
                extensions: Sequence[str] = ()) -> list[str]:
-    """Unique ids that follow each file's own name, so adding or removing footage renames no
-    other file's shots (a rename moves them across ``cv=hash`` folds).
+    """Unique ids that follow each file's own name, so adding or removing footage seldom
+    renames another file's shots (a rename moves them across ``cv=hash`` folds).
 
     The id is the :func:`slug` of the file's stem (its relative path under ``root``). Where
     several files share a slug (``clip.mp4`` and ``Clip.mov``, ``a/b.mp4`` and ``a_b.mp4``),
     the one :func:`_holder_rank` puts first keeps it (``extensions`` orders the extensions)
     and each other gets ``-`` and six hex digits of a hash of its own relative path (listed
-    sources: its path). Sort-order
-    numbering (``-2``, ``-3``) renamed ``other/clip`` when ``Other/Clip`` was added.
+    sources: its path). Sort-order numbering (``-2``, ``-3``) renamed ``other/clip`` when
+    ``Other/Clip`` was added. Still set-dependent: a newcomer that ranks before the holder
+    (``clip.mp4`` beside ``Clip.mp4``) takes the bare id, and removing the holder hands it on.
     """
     rels = [p.relative_to(root) if root else Path(p.name) for p in paths]
     bases = [slug(r.with_suffix("").as_posix()) for r in rels]
@@ -88,10 +89,13 @@ def source_ids(paths: list[Path], root: Path | None = None,
         if not ids[i]:
             named = paths[i].relative_to(root) if root else paths[i]  # listed: the whole path
             digest = hashlib.sha256(named.as_posix().encode()).hexdigest()
-            n = 6  # longer only where the short form is another file's id
-            while f"{base}-{digest[:n]}" in taken:
-                n += 2
-            ids[i] = f"{base}-{digest[:n]}"
+            n, copy = 6, 1  # longer only where the short form is another file's id
+            candidate = f"{base}-{digest[:n]}"
+            while candidate in taken:  # the same path listed twice: a counter after it
+                n = min(n + 2, len(digest))
+                copy += n == len(digest)
+                candidate = f"{base}-{digest[:n]}" + (f"-{copy}" if copy > 1 else "")
+            ids[i] = candidate
             taken.add(ids[i])
     return ids
 

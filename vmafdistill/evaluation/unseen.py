@@ -163,6 +163,10 @@ def evaluate_unseen(
             _ready_output(option, Path(out), model)
     if Path(cache).exists() and not Path(cache).is_dir():
         raise VmafDistillError(f"--cache {cache}: is a file, not a folder")
+    try:
+        Path(cache).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a path through a file
+        raise VmafDistillError(f"--cache {cache}: cannot make it ({exc.strerror})") from None
     cfg, src, name = _unseen_corpus_config(Path(cache), ladder, workers, noise, kinds)
     report = build_corpus(cfg)
     if report.failures:
