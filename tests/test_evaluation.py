@@ -420,7 +420,7 @@ def test_evaluate_output_paths_are_ready_before_any_work(tmp_path: Path,
         unseen.evaluate_unseen(json_path=tmp_path / "clip.mp4" / "r.json")
     with pytest.raises(VmafDistillError, match=r"--cache .*: is a file"):
         unseen.evaluate_unseen(cache=tmp_path / "clip.mp4")
-    with pytest.raises(VmafDistillError, match=r"--cache .*sub: cannot make it"):
+    with pytest.raises(VmafDistillError, match=r"--cache .*sub: cannot make the folder"):
         unseen.evaluate_unseen(cache=tmp_path / "clip.mp4" / "sub")
 
 

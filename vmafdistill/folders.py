@@ -1,5 +1,6 @@
-"""Walking a folder of footage: what `corpus` (a folder corpus) and `predict` (a folder
-argument) both read. Standard library only (the torch-free edge uses it)."""
+"""Folders: walking one of footage (what `corpus`, for a folder corpus, and `predict`, for a
+folder argument, both read) and making one a command writes into. Standard library only (the
+torch-free edge uses it)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,21 @@ import fnmatch
 import os
 from collections.abc import Sequence
 from pathlib import Path
+
+from .errors import VmafDistillError
+
+
+def make_folder(option: str, folder: Path) -> None:
+    """``folder`` made (parents too), or one error naming ``option`` and the problem: an
+    existing file, a path through one, a folder that cannot be made (each was a traceback,
+    for ``sources --out`` and ``evaluate --cache``)."""
+    if folder.exists() and not folder.is_dir():
+        raise VmafDistillError(f"{option} {folder}: is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VmafDistillError(f"{option} {folder}: cannot make the folder "
+                               f"({exc.strerror or exc})") from None
 
 
 def walk_files(root: Path, skip_dirs: Sequence[Path] = (),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import VmafDistillError
+from ..folders import make_folder
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,18 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from ..recipes import make_sources
 
     if args.out:
-        _check_out_dir(Path(args.out))
+        make_folder("--out", Path(args.out))
     make_sources(args.recipe, args.out, group=args.group)
     return 0
 
-
-def _check_out_dir(out: Path) -> None:
-    """``--out`` made as a folder, or one error naming it (an existing file, a path through
-    one, a folder that cannot be made were tracebacks)."""
-    if out.exists() and not out.is_dir():
-        raise VmafDistillError(f"--out {out}: is a file, not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise VmafDistillError(f"--out {out}: cannot make the folder ({exc.strerror or exc})"
-                               ) from None

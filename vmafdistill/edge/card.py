@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,6 +40,7 @@ __all__ = [
 
 # Bump CARD_VERSION in vmafdistill.versions when a card key is renamed or changes meaning.
 from ..versions import CARD_VERSION as CARD_VERSION  # re-export
+from .tokens import is_finite_number
 
 #: Keys every card must have.
 REQUIRED_KEYS: tuple[str, ...] = (
@@ -132,10 +132,7 @@ def _check_card_values(path: Path, card: Mapping[str, Any]) -> None:
 
 
 def _finite_at_least(value: Any, low: float) -> bool:
-    try:
-        return math.isfinite(float(value)) and float(value) >= low
-    except (TypeError, ValueError):
-        return False
+    return is_finite_number(value) and float(value) >= low
 
 
 def validate_card(

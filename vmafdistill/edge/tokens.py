@@ -48,6 +48,7 @@ __all__ = [
     "TOKEN_VERSION",
     "ShotRecord",
     "band_of",
+    "is_finite_number",
     "issue_of",
     "merge_rules",
     "robust_stats",
@@ -110,17 +111,21 @@ _RULE_NUMBERS = {"bands": ("green", "amber"),
                             "motion_z", "motion_max_vmaf")}
 
 
+def is_finite_number(value: Any) -> bool:
+    """Whether ``value`` reads as a finite float (None, text, NaN and inf do not)."""
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
 def _check_rule_values(rules: Mapping[str, Any]) -> None:
     """ValueError naming the first threshold that is not a finite number, or a feature list
     that is not a list of names (a hand-edited card, ``--blockiness-z nan``)."""
     for section, keys in _RULE_NUMBERS.items():
         for key in keys:
             value = (rules.get(section) or {}).get(key)
-            try:
-                ok = math.isfinite(float(value))
-            except (TypeError, ValueError):
-                ok = False
-            if not ok:
+            if not is_finite_number(value):
                 raise ValueError(f"{section}.{key}={value!r}: not a finite number")
     for key in ("detail_features", "motion_features"):
         names = (rules.get("issues") or {}).get(key)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import VmafDistillError
+from ..folders import make_folder
 from ..sources import PhotoPan, add_temporal_noise, pan_photos
 
 __all__ = ["evaluate_unseen", "group_table", "guard_table", "make_source", "photo_paths",
@@ -161,12 +162,7 @@ def evaluate_unseen(
     for option, out in (("--markdown", markdown), ("--json", json_path), ("--plot", plot)):
         if out:  # so do output paths (as --plot already did)
             _ready_output(option, Path(out), model)
-    if Path(cache).exists() and not Path(cache).is_dir():
-        raise VmafDistillError(f"--cache {cache}: is a file, not a folder")
-    try:
-        Path(cache).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # a path through a file
-        raise VmafDistillError(f"--cache {cache}: cannot make it ({exc.strerror})") from None
+    make_folder("--cache", Path(cache))
     cfg, src, name = _unseen_corpus_config(Path(cache), ladder, workers, noise, kinds)
     report = build_corpus(cfg)
     if report.failures:
