@@ -204,6 +204,18 @@ def test_missing_file(capsys: pytest.CaptureFixture[str], clips: dict[str, Path]
     _one_error_line(err, str(missing), "no such file")
 
 
+def test_a_pipe_is_named_as_a_pipe(capsys: pytest.CaptureFixture[str], clips: dict[str, Path],
+                                   tmp_path: Path) -> None:
+    """A FIFO (what ``<(...)`` and ``/dev/stdin`` are) read as 'not a readable video file' or
+    'give width/height': ffmpeg decodes a pipe once, and scoring reads each input twice."""
+    fifo = tmp_path / "stream.y4m"
+    os.mkfifo(fifo)
+    rc, out, err = _run(capsys, clips["ref"], fifo)
+    assert rc == 2
+    assert out == ""
+    _one_error_line(err, str(fifo), "not a regular file (a pipe or a device)")
+
+
 def test_undecodable_file(capsys: pytest.CaptureFixture[str], clips: dict[str, Path]) -> None:
     rc, out, err = _run(capsys, clips["ref"], clips["garbage"])
     assert rc == 2
@@ -285,6 +297,18 @@ def test_unusable_device(capsys: pytest.CaptureFixture[str], clips: dict[str, Pa
         rc, _, err = _run(capsys, clips["ref"], clips["dist"], "--device", "cuda")
         assert rc == 2
         _one_error_line(err, "--device cuda", "no CUDA device")
+    # other device types this build lacks, and meta, were tracebacks after decoding began
+    available = {"mps": torch.backends.mps.is_available(), "xpu": torch.xpu.is_available()}
+    unusable = ["meta"] + [d for d, ok in available.items() if not ok]
+    for device in unusable:
+        rc, out, err = _run(capsys, clips["ref"], clips["dist"], "--device", device)
+        assert rc == 2 and out == "", device
+        _one_error_line(err, f"--device {device}")
+    if torch.cuda.is_available():  # one index past the last GPU
+        rc, _, err = _run(capsys, clips["ref"], clips["dist"], "--device",
+                          f"cuda:{torch.cuda.device_count()}")
+        assert rc == 2
+        _one_error_line(err, "--device cuda:", "cannot use it")
 
 
 def test_bad_chunk(capsys: pytest.CaptureFixture[str], clips: dict[str, Path]) -> None:
@@ -471,6 +495,11 @@ def test_bit_depths_rotation_and_raw_range_are_named(
     with pytest.warns(UserWarning, match=r"ref\.yuv is limited range \(tv\) and .*full\.mp4 is "
                                          r"full range"):
         score_files(clips["ref_raw"], full, ref_raw=raw)
+    # a raw yuvj420p input is full range, as ffmpeg reads it (every raw input counted as
+    # limited: against a limited file, 68.4 where libvmaf gives 79.2, without a word)
+    with pytest.warns(UserWarning, match=r"ref\.yuv is full range \(pc\) and .*dist.* is "
+                                         r"limited range"):
+        score_files(clips["ref_raw"], clips["dist"], ref_raw={**raw, "pix_fmt": "yuvj420p"})
 
 
 def test_pictures_changing_size_mid_stream_are_refused_unless_rescaled(

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -664,6 +665,21 @@ def _alive(pid: int) -> bool:
     return "\nState:\tZ" not in state
 
 
+def test_a_worker_whose_driver_died_before_it_started_ends() -> None:
+    """The driver's pid is handed to the worker: read in the worker after torch's import, it
+    was already the re-parented 1 when the driver died meanwhile (a loaded machine), and the
+    worker waited on its queue forever. A worker told of a driver that is not its parent
+    ends itself at once."""
+    import subprocess
+    import sys
+
+    code = ("import time; from vmafdistill.corpus.build import _init_worker; "
+            "_init_worker(driver=-1); time.sleep(60)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1],
+                          timeout=50, check=False)
+    assert proc.returncode == -9
+
+
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
 def test_workers_end_when_their_driver_is_killed(tmp_path: Path) -> None:
     """SIGKILL (or an OOM kill) of the driver runs no cleanup: each worker notices its parent
@@ -767,7 +783,12 @@ def test_a_variable_rate_source_is_read_at_the_rate_predict_reads(
     assert probe_video(src).fps == 30.0  # what it declares
     cfg = make_cfg([src], tmp_path / "out", tmp_path / "cache",
                    ladder={"name": "one", "rungs": TINY_LADDER[:1]})
-    build_corpus(cfg)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build_corpus(cfg)
+    # the labels pair each encoded frame with its source frame, as they must: score's warning
+    # for files of other rates ("convert the distorted first") is not for the corpus's encodes
+    assert not [w for w in caught if "paired by position" in str(w.message)]
     samples = load_samples(tmp_path / "out")
     source = load_table(tmp_path / "out", "sources").iloc[0].to_dict()
     enc = encode_path(source, Rung.from_dict(TINY_LADDER[0]), cfg["encode"],
@@ -814,6 +835,24 @@ def test_a_damaged_source_is_named_on_every_build(
         assert f"source bad ({bad}) decoded with errors" in err, err
         assert f"its {decoded} decoded frames are used" in err, err
         assert "source good (" not in err, err
+
+
+def test_a_source_with_two_video_streams_is_named_and_its_first_used(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A Matroska file with two video tracks: every step reads the first (ffmpeg's 0:V:0), and
+    the build now says so, where it used to pick one unannounced."""
+    two = tmp_path / "two.mkv"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=2",
+                "-f", "lavfi", "-i", "mandelbrot=size=64x48:rate=25",
+                "-map", "0:v", "-map", "1:v", "-t", "2", "-c:v", "libx264", "-crf", "18",
+                "-x264-params", "threads=1", str(two)], what="two-track source")
+    cfg = make_cfg([two], tmp_path / "out", tmp_path / "cache",
+                   ladder={"name": "one", "rungs": TINY_LADDER[:1]})
+    build_corpus(cfg)
+    err = capsys.readouterr().err
+    assert f"source two ({two}) has 2 video streams; the first is encoded and scored" in err
+    source = load_table(cfg["out_dir"], "sources").iloc[0]
+    assert (int(source["width"]), int(source["height"])) == (96, 64)
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -190,6 +190,11 @@ def test_export_refuses_bad_inputs(samples, tmp_path):
     with pytest.raises(ModelError, match="feature-set version"):
         export_onnx(model, _meta(feature_set_version=FEATURE_SET_VERSION + 1), samples,
                     tmp_path / "x.onnx", settings=load_export_settings())
+    # a negative tolerance read "disagree by 0 VMAF (tolerance -1)"
+    with pytest.raises(VmafDistillError, match=r"parity_tol=-1\.0: must be at least 0"):
+        export_onnx(model, _meta(), samples, tmp_path / "x.onnx",
+                    settings=load_export_settings({"parity_tol": -1.0}))
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def test_predictor_refuses_mismatched_card(samples, tmp_path):

@@ -305,3 +305,48 @@ def test_a_reference_feature_student_rebuilds_from_its_onnx(tmp_path: Path) -> N
         Predictor(onnx)  # the edge still refuses it
     _model, cfg, meta = bundle_from_onnx(onnx)
     assert meta["feature_set"] == "fr6" and cfg["name"] == "logistic"
+
+
+def test_finetuning_an_onnx_names_it_and_leaves_no_temporary_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rebuilt bundle's folder stayed in /tmp once per run (81 had piled up), and the run
+    recorded that folder's ft.pt as the student it came from, not the .onnx."""
+    import tempfile
+
+    from vmafdistill import api
+    from vmafdistill.students.bundle import load_bundle
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=6)
+    assert run_train(corpus, tmp_path / "run", "baselines=[]", "optim.max_epochs=20",
+                     "student=logistic") == 0
+    onnx = tmp_path / "s.onnx"
+    api.export(tmp_path / "run" / "student.pt", onnx, corpus_dir=corpus)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    out = tmp_path / "ft"
+    assert finetune(f"ckpt={onnx}", f"corpus_dir={corpus}", f"hydra.run.dir={out}",
+                    "optim.max_epochs=5") == 0
+    assert not any(p.name.startswith("vmafdistill-rebuilt-") for p in scratch.iterdir())
+    assert json.loads((out / "metrics.json").read_text())["ckpt"] == str(onnx)
+    _, meta = load_bundle(out / "student.pt")
+    assert meta["finetuned_from"]["bundle"] == str(onnx)
+
+
+def test_finetune_checks_its_settings_before_replacing_an_earlier_run(
+        source_run: Path, corpus_b: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ft"
+    ckpt = f"ckpt={source_run / 'student.pt'}"
+    assert finetune(ckpt, f"corpus_dir={corpus_b}", f"hydra.run.dir={out}",
+                    "optim.max_epochs=5") == 0
+    kept = (out / "student.pt").read_bytes()
+    capsys.readouterr()
+    for override, msg in (("optim.lr=0", "optim.lr=0: must be above 0"),
+                          ("conformal.alpha=1.5", "conformal.alpha=1.5: must be below 1"),
+                          ("conformal.alpha=0.001", "too few")):
+        assert finetune(ckpt, f"corpus_dir={corpus_b}", f"hydra.run.dir={out}",
+                        "optim.max_epochs=5", override) == 2
+        err = capsys.readouterr().err
+        assert msg in err and "replacing" not in err, (override, err)
+        assert (out / "student.pt").read_bytes() == kept

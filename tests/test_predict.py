@@ -328,6 +328,39 @@ def test_progress_reports_decoded_frames(clip, predictor):
     assert seen[:2] == [7, 14]
 
 
+def test_partial_rules_are_laid_over_the_cards(clip, predictor):
+    """analyze_video(rules={...}) changes only what the dict names (a partial dict was a
+    KeyError); None and {} take the card's rules."""
+    card_rules = merge_rules(DEFAULT_RULES, predictor.card["tokens"])
+    full = analyze_video(clip, predictor, rules=card_rules)
+    for rules in (None, {}):
+        assert analyze_video(clip, predictor, rules=rules).records == full.records
+    high = analyze_video(clip, predictor, rules={"bands": {"green": 101.0, "amber": 100.5}})
+    assert [r["pred_vmaf"] for r in high.records] == [r["pred_vmaf"] for r in full.records]
+    assert {r["band"] for r in high.records} == {"red"}  # no prediction reaches 100.5
+
+
+def test_predictor_on_zero_rows_gives_zero_predictions(predictor):
+    width = len(predictor.feature_names)
+    assert predictor.predict(np.zeros((0, width), np.float32)).shape == (0,)
+    assert predictor.predict_rows([]).shape == (0,)
+
+
+def test_a_missing_card_says_where_it_was_looked_for(tmp_path, capsys):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(TINY.read_bytes())
+    looked_for = r"m\.card\.json: model card not found \(.*beside.*m\.onnx"
+    with pytest.raises(ModelError, match=looked_for):
+        Predictor(model)
+    given = tmp_path / "given.card.json"
+    with pytest.raises(ModelError) as err:
+        Predictor(model, given)
+    assert str(err.value) == f"{given}: model card not found"
+    assert cli_main(["predict", str(model), "--model", str(model), "--card", str(given)]) == 2
+    err = capsys.readouterr().err
+    assert "given.card.json: model card not found" in err and "beside" not in err
+
+
 def test_default_model_missing_is_a_clear_error(monkeypatch, tmp_path):
     from vmafdistill.edge import predictor as pmod
 

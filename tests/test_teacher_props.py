@@ -438,6 +438,15 @@ def test_api_forms_agree_on_10_bit_and_numpy_samples() -> None:
     a = vmaf_exact(r.numpy().astype(np.uint16), d.numpy().astype(np.uint16), 10)["vmaf"]
     b = vmaf_exact(r.to(torch.int32), d.to(torch.int32), 10)["vmaf"]
     assert torch.equal(a, b)
+    # torch's own uint16 (torch.from_numpy of a uint16 array): VmafScorer raised torch's
+    # "min_all not implemented for 'UInt16'" in both modes
+    for mode in ("float", "exact"):
+        numpy_scorer, torch_scorer = VmafScorer(mode=mode), VmafScorer(mode=mode)
+        numpy_scorer.update(r.numpy().astype(np.uint16), d.numpy().astype(np.uint16),
+                            ref_bit_depth=10)
+        torch_scorer.update(r.to(torch.uint16), d.to(torch.uint16), ref_bit_depth=10)
+        np.testing.assert_array_equal(torch_scorer.result().metrics["vmaf"],
+                                      numpy_scorer.result().metrics["vmaf"])
 
 
 def test_exact_module_honours_clip_false() -> None:

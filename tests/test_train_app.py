@@ -498,18 +498,18 @@ def test_too_few_rows_for_the_interval_is_an_error(tmp_path: Path,
     err = capsys.readouterr().err
     assert "conformal.alpha=0.01" in err and "too few" in err and "Traceback" not in err, err
     assert not (tmp_path / "r" / "student.pt").exists()
-    # a good run, then a rerun into its directory that fails after cross-validation: the
-    # earlier run's metrics and bundle are gone, not left beside the new oof.parquet
+    # a good run, then a rerun into its directory with too few rows: refused before any fit,
+    # the earlier run's outputs stay (they were removed first, then the run failed after CV)
     assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}",
                  *TRAIN_FAST, "baselines=[]", "optim.max_epochs=5"]) == 0
-    assert (tmp_path / "r" / "student.pt").exists()
+    kept = (tmp_path / "r" / "student.pt").read_bytes()
     capsys.readouterr()
     assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}",
                  *TRAIN_FAST, "baselines=[]", "optim.max_epochs=5",
                  "conformal.alpha=0.01"]) == 2
-    assert "replacing an earlier run's metrics.json, student.pt" in capsys.readouterr().err
-    assert not (tmp_path / "r" / "student.pt").exists()
-    assert not (tmp_path / "r" / "metrics.json").exists()
+    assert "replacing" not in capsys.readouterr().err
+    assert (tmp_path / "r" / "student.pt").read_bytes() == kept
+    assert (tmp_path / "r" / "metrics.json").exists()
 
 
 def test_split_conformal_logs_val_mae_on_its_calibration_rows(tmp_path: Path) -> None:
@@ -522,3 +522,91 @@ def test_split_conformal_logs_val_mae_on_its_calibration_rows(tmp_path: Path) ->
     log = pd.read_csv(tmp_path / "r" / "logs" / "fold0" / "metrics.csv")
     assert log["val_mae"].notna().sum() == 2  # epochs 10 and 20
     assert (log["val_mae"].dropna() > 0).all()
+
+
+def test_every_setting_is_checked_before_an_earlier_run_is_replaced(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A rerun into a run directory removed the earlier model and metrics, then failed on a
+    value only the fit, the interval or the baselines read (optim.lr=-1, alpha=2, an unknown
+    baseline after every CV fit, a negative temperature alpha taken as 0, a ZeroDivisionError
+    on tau_min == tau_max, n_splits=0 run as 5): each is now one error before anything goes."""
+    from vmafdistill.cli import main
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=4)
+    run = tmp_path / "r"
+    assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={run}", *TRAIN_FAST,
+                 "baselines=[]", "optim.max_epochs=5"]) == 0
+    kept = (run / "student.pt").read_bytes()
+    capsys.readouterr()
+    for overrides, msg in (
+            (["optim.lr=-1"], "optim.lr=-1: must be above 0"),
+            (["conformal.alpha=2"], "conformal.alpha=2: must be below 1"),
+            (["conformal.alpha=abc"], "conformal.alpha='abc': not a number"),
+            (["conformal.alpha=null"], "conformal.alpha=None: not a number"),
+            (["baselines=[nope]"], "baselines: unknown ['nope']"),
+            (["baselines=nope"], "baselines: unknown ['nope']"),
+            (["loss=temperature", "loss.alpha=-5"], "loss.alpha=-5: must be at least 0"),
+            (["loss=temperature", "loss.alpha=1", "loss.delta=-1"],
+             "loss.delta=-1: must be above 0"),
+            (["loss=temperature", "loss.learnable_tau=true", "loss.tau_min=1",
+              "loss.tau_max=1"], "a learnable tau needs tau_min < tau_max"),
+            (["cv.n_splits=0"], "cv.n_splits=0: must be at least 2"),
+            (["cv.n_splits=2.7"], "cv.n_splits=2.7: not a whole number"),
+            (["cv=hash", "cv.test_fraction=abc"], "cv.test_fraction='abc': not a number"),
+            (["+trainer.max_epochs=3"], "trainer.max_epochs=3 differs from optim.max_epochs=5"),
+            (["cv=loso", "conformal.method=nested"],
+             "fold 0's training rows hold 1 group of 'source_id'")):
+        rc = main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={run}", *TRAIN_FAST,
+                   "baselines=[]", "optim.max_epochs=5", *overrides])
+        err = capsys.readouterr().err
+        assert rc == 2 and msg in err and "Traceback" not in err, (overrides, err)
+        assert "replacing" not in err and (run / "student.pt").read_bytes() == kept, overrides
+
+
+def test_a_rerun_removes_the_earlier_runs_logs_and_checkpoint(tmp_path: Path) -> None:
+    """A 2-fold rerun into a 5-fold run's directory left logs/fold2..4 and the old
+    checkpoints/final.ckpt beside the new model."""
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=6)
+    run = tmp_path / "r"
+    assert run_train(corpus, run, "baselines=[]", "optim.max_epochs=5",
+                     "trainer.checkpoint_final=true") == 0
+    assert (run / "logs" / "fold4").is_dir() and (run / "checkpoints" / "final.ckpt").is_file()
+    assert run_train(corpus, run, "baselines=[]", "optim.max_epochs=5", "cv.n_splits=2") == 0
+    assert sorted(p.name for p in (run / "logs").iterdir()) == ["final", "fold0", "fold1"]
+    assert not (run / "checkpoints" / "final.ckpt").exists()
+
+
+def test_folds_too_small_for_their_interval_get_none_not_full_coverage(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """split conformal with alpha=0.05 on folds whose calibration part holds a handful of rows:
+    each fold's q was infinite, its interval covered every row and the OOF coverage read
+    1.000. Those folds now get no interval, and the run says so."""
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=4)
+    assert run_train(corpus, tmp_path / "r", "baselines=[]", "optim.max_epochs=5",
+                     "conformal.method=split", "conformal.alpha=0.05") == 0
+    err = capsys.readouterr().err
+    assert "too few calibration rows" in err, err
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert all(f["q"] is None for f in metrics["folds"])
+    assert metrics["conformal"]["coverage"] is None
+    oof = pd.read_parquet(tmp_path / "r" / "oof.parquet")
+    assert not np.isinf(oof[["lo", "hi"]].to_numpy()).any()
+
+
+def test_a_repeated_sample_id_is_named(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=4)
+    table = corpus / "tables" / "samples.parquet"
+    df = pd.read_parquet(table)
+    write_table(pd.concat([df, df.iloc[:3]], ignore_index=True), table)
+    assert run_train(corpus, tmp_path / "r", "baselines=[]", "optim.max_epochs=5") == 2
+    err = capsys.readouterr().err
+    assert "samples table repeats 3 sample_id(s)" in err and "Traceback" not in err, err
+
+
+def test_one_baseline_may_be_named_bare() -> None:
+    from vmafdistill.students.train import baseline_names
+
+    assert baseline_names({"baselines": "gbdt50"}) == ["gbdt50"]
+    assert baseline_names({"baselines": ["gbdt50", "linear"]}) == ["gbdt50", "linear"]
+    assert baseline_names({"baselines": None}) == []

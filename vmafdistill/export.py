@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .config import checked_number
 from .edge.card import CARD_VERSION, card_path_for, write_card
 from .edge.onnx_check import check_allowlist, model_ops, model_opsets
 from .edge.tokens import DEFAULT_RULES, merge_rules, robust_stats
@@ -332,7 +333,8 @@ def export_onnx(
     ops = _checked_graph(data, allowlist)
     x = samples[names].to_numpy(dtype=np.float32)
     got, export_metrics = _parity(model, data, x, samples, precision,
-                                  float(s.get("parity_tol", 1e-5)))
+                                  checked_number("parity_tol", s.get("parity_tol", 1e-5),
+                                                 float, 0))
     target = str(meta.get("target", "vmaf"))
     y = samples[target].to_numpy(dtype=np.float64) if target in samples.columns else None
     export_metrics["mae_vs_target"] = None if y is None else _mae(got, y)

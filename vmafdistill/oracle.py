@@ -255,7 +255,7 @@ def _decoded_frames(path: Path, input_args: Sequence[str]) -> int:
     """Count frames by decoding the first video stream (for containers without an index)."""
     cmd = [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", *input_args,
-        "-i", input_url(path), "-map", "0:v:0", "-fps_mode", "passthrough",
+        "-i", input_url(path), "-map", "0:V:0", "-fps_mode", "passthrough",
         "-f", "null", "-progress", "pipe:1", "-nostats", "-",
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -493,13 +493,13 @@ def _filter_graph(vmaf_args: str, scale_to: tuple[int, int] | None, scale_flags:
     of the distorted with frame i of the reference whatever the containers' timestamps.
     """
     restamp = "settb=1/25,setpts=N"
-    dist_chain = f"[0:v]{restamp}"
+    dist_chain = f"[0:V]{restamp}"
     if scale_to is not None:
         w, h = (int(v) for v in scale_to)
         dist_chain += f",scale={w}:{h}:flags={_escape(scale_flags, 2)}"
     # The option string goes through the filtergraph parser once more.
     vmaf = f"libvmaf={_filter_escape(vmaf_args)}"
-    return f"{dist_chain}[dist];[1:v]{restamp}[ref];[dist][ref]{vmaf}[out]"
+    return f"{dist_chain}[dist];[1:V]{restamp}[ref];[dist][ref]{vmaf}[out]"
 
 
 def _log_frames(

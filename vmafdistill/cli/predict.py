@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
     videos = expand_videos(args.videos)
     check_output_target("--json", args.json, [v for v, _ in videos] + [model, card_file],
                         starts=b"{")
-    card = read_card(card_file)
+    card = read_card(card_file, beside=None if args.card else model)
     # onnxruntime loads and checks the model in the background while the first video is
     # probed and decoded (start-up off the critical path); its errors stop the run early.
     loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load_model")

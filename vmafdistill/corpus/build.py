@@ -220,18 +220,17 @@ def build_key(cfg: Mapping[str, Any], sources: list[dict[str, Any]]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _init_worker() -> None:
+def _init_worker(driver: int) -> None:
     """Each worker is one single-threaded job at a time (workers, not threads, use the cores),
-    and ends itself when its driver is gone (killed by SIGKILL, or an OOM kill: the pool's
-    workers otherwise live on, re-parented, blocked on the queue)."""
+    and ends itself when its driver (pid ``driver``) is gone (killed by SIGKILL, or an OOM
+    kill: the pool's workers otherwise live on, re-parented, blocked on the queue)."""
+    # The driver's pid comes from the driver: read here with os.getppid(), after a slow start
+    # (torch's import under load), it was already the re-parented 1 when the driver had died
+    # meanwhile, and the worker then waited on the queue forever.
     os.environ["OMP_NUM_THREADS"] = "1"
-    import torch
-
-    torch.set_num_threads(1)
     # Its own process group, so that stopping it stops the encoders it started too (they do
     # not die with their parent); a terminal's Ctrl-C reaches the driver, which stops it.
     os.setpgid(0, 0)
-    driver = os.getppid()
 
     def watch() -> None:
         while os.getppid() == driver:
@@ -239,6 +238,9 @@ def _init_worker() -> None:
         os.killpg(0, signal.SIGKILL)  # this worker and its encoders
 
     threading.Thread(target=watch, name="driver-watch", daemon=True).start()
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -385,7 +387,8 @@ def _run_pool(
     # the pool's workers are the children started from here on (also one whose start an
     # interrupt cut short before the pool recorded it)
     before = {proc.pid for proc in multiprocessing.active_children()}
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(os.getpid(),))
     finished = False
     restore_start_method = _stdlib_start_method()
     try:
@@ -459,8 +462,9 @@ def _tables_dir(cfg: Mapping[str, Any], out_dir: Path) -> Path:
 def _note_input_surprises(sources: list[dict[str, Any]], scan: FolderScan | None) -> None:
     """Say what a folder corpus leaves out (other extensions, links that point nowhere;
     ``scan``: the build's scan of its folder), which sources are the same
-    file (a copy in another fold leaks a held-out source into training) and which decoded
-    with errors (damaged: concealed pictures, maybe lost frames; said on every build)."""
+    file (a copy in another fold leaks a held-out source into training), which hold several
+    video streams (the first is used) and which decoded with errors (damaged: concealed
+    pictures, maybe lost frames; said on every build)."""
     if scan is not None:
         if scan.others:
             print(f"vmafdistill corpus: note: {len(scan.others)} file(s) under {scan.root} "
@@ -479,6 +483,10 @@ def _note_input_surprises(sources: list[dict[str, Any]], scan: FolderScan | None
                   "cross-validation by source then trains on a copy of the held-out one",
                   file=sys.stderr, flush=True)
     for s in sources:
+        if int(s.get("video_streams", 1)) > 1:
+            print(f"vmafdistill corpus: note: source {s['source_id']} ({s['path']}) has "
+                  f"{s['video_streams']} video streams; the first is encoded and scored",
+                  file=sys.stderr, flush=True)
         if s.get("decode_errors"):
             print(f"vmafdistill corpus: warning: source {s['source_id']} ({s['path']}) decoded "
                   f"with errors (a damaged file?); its {s['num_frames']} decoded frames are "

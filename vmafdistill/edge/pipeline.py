@@ -102,7 +102,7 @@ from .renditions import (
     set_run_times,
     wrong_runs,
 )
-from .tokens import ShotRecord
+from .tokens import DEFAULT_RULES, ShotRecord, merge_rules
 
 __all__ = [
     "CUT_MIN_SAMPLES",
@@ -693,7 +693,7 @@ def analyze_video(
     path: str | os.PathLike[str],
     predictor: Any,
     *,
-    rules: Mapping[str, Any],
+    rules: Mapping[str, Any] | None = None,
     ref_size: tuple[int, int] | None = None,
     options: EdgeOptions | None = None,
     card: Mapping[str, Any] | None = None,
@@ -718,8 +718,13 @@ def analyze_video(
     ``pixel_features`` records ``used_for`` (``prediction+issues`` or ``issues``),
     ``frame_step``, ``frames`` (how many frames, those with index % frame_step == 0, were
     measured), ``cut_pixel_step`` and, for a temporal-only student, ``temporal``.
+
+    ``rules`` (bands and issue thresholds, :data:`~.tokens.DEFAULT_RULES`' shape) is laid over
+    the card's ``tokens`` section, which is laid over the defaults: a partial dict such as
+    ``{"bands": {"green": 85}}`` changes only what it names; ``None`` takes the card's rules.
     """
     plan = _plan(path, predictor, card, options, ref_size)
+    rules = merge_rules(merge_rules(DEFAULT_RULES, plan.card.get("tokens")), rules)
     t0 = time.perf_counter()
     fp = _first_pass(plan, predictor, progress, t0)
     t2 = time.perf_counter()

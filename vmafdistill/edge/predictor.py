@@ -83,7 +83,8 @@ class Predictor:
         if not self.model_path.is_file():
             raise ModelError(f"{self.model_path}: model file not found")
         self.card_path = Path(card_path) if card_path else card_path_for(self.model_path)
-        self.card: dict[str, Any] = read_card(self.card_path)
+        self.card: dict[str, Any] = read_card(
+            self.card_path, beside=None if card_path else self.model_path)
         data = self.model_path.read_bytes()
         check_allowlist(data, name=str(self.model_path))
         opts = ort.SessionOptions()
@@ -206,6 +207,8 @@ class Predictor:
                 f"{self.model_path.name}: expects (N, {len(self.feature_names)}) features, "
                 f"got shape {arr.shape}"
             )
+        if arr.shape[0] == 0:  # onnxruntime runs an empty batch; the NaN mask cannot reshape it
+            return np.empty(0, dtype=np.float32)
         out = self.session.run([self.output_name], {self.input_name: arr})[0]
         return _nan_where_not_finite(arr, np.asarray(out, dtype=np.float32).reshape(-1))
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 
+from ..config import checked_number
 from ..errors import VmafDistillError
 
 __all__ = ["SPLIT_NAMES", "hash_fraction", "make_splits"]
@@ -91,10 +92,10 @@ def make_splits(
     n = len(samples)
     if name == "group_kfold":
         groups = _groups(samples, str(cfg.get("group") or "shot_id"))
-        n_splits = int(cfg.get("n_splits") or 5)
+        # 0 used to mean 5 and 2.7 to mean 2, without a word
+        n_splits = checked_number("cv.n_splits", 5 if cfg.get("n_splits") is None
+                                  else cfg["n_splits"], int, 2)
         n_groups = len(np.unique(groups))
-        if n_splits < 2:
-            raise VmafDistillError(f"split group_kfold: n_splits must be >= 2, got {n_splits}")
         if n_groups < n_splits:
             raise VmafDistillError(
                 f"split group_kfold: {n_groups} groups in column "
@@ -119,9 +120,8 @@ def make_splits(
     elif name == "hash_split":
         column = str(cfg.get("key") or "shot_id")
         groups = _groups(samples, column)
-        frac = float(cfg.get("test_fraction", 0.2))
-        if not 0.0 < frac < 1.0:
-            raise VmafDistillError(f"split hash_split: test_fraction must be in (0, 1), got {frac}")
+        frac = checked_number("cv.test_fraction", cfg.get("test_fraction", 0.2), float, 0,
+                              False, 1)
         salt = str(cfg.get("salt") or "")
         unique = np.unique(groups)
         in_test = {g: hash_fraction(g, salt) < frac for g in unique}

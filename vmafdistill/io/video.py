@@ -229,6 +229,9 @@ def _check_path(path: PathLike) -> str:
         raise VideoInputError(f"{p}: no such file")
     if os.path.isdir(p):
         raise VideoInputError(f"{p}: is a directory, not a video file")
+    if not os.path.isfile(p):  # ffmpeg's "Invalid data" on a pipe read as a bad video
+        raise VideoInputError(f"{p}: not a regular file (a pipe or a device): a video is read "
+                              "more than once (probed, then decoded); save it to a file first")
     if not os.access(p, os.R_OK):
         raise VideoInputError(f"{p}: file is not readable (permission denied)")
     return p
@@ -570,11 +573,20 @@ def colour_range(path: str | os.PathLike[str]) -> tuple[str | None, bool]:
     return facts["range"], facts["gray"]
 
 
+def range_of_pix_fmt(pix_fmt: str) -> str | None:
+    """The colour range swscale assumes for a pixel format that states none: ``"pc"`` (full)
+    for ``yuvj*`` and gray formats, ``"tv"`` (limited) for the other YUV ones, else None."""
+    if pix_fmt.startswith(("yuvj", "gray")):
+        return "pc"
+    return "tv" if pix_fmt.startswith("yuv") else None
+
+
 def stream_facts(path: str | os.PathLike[str]) -> dict[str, Any]:
     """What one ``ffmpeg -i`` says of the first video stream that ffmpeg's own conversions act
     on: ``range`` and ``gray`` (:func:`colour_range`) and ``rotation``, the degrees of its
     display matrix (None without one; ffmpeg autorotates such a stream, this package reads the
     coded pictures)."""
+    _check_path(path)  # ffmpeg -i on a pipe with no writer waits forever
     proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", input_url(path)],
                           capture_output=True, check=False)
     facts: dict[str, Any] = {"range": None, "gray": False, "rotation": None}
@@ -587,11 +599,11 @@ def stream_facts(path: str | os.PathLike[str]) -> dict[str, Any]:
             if m.group(1) != "Video" or "(attached pic)" in line:
                 continue
             found = True
-            fmt = re.search(r"\b(yuvj|gray|yuv)", m.group(2))
+            fmt = re.search(r"\b((?:yuvj|gray|yuv)\w*)", m.group(2))
             rng = re.search(r"\((pc|tv)[,)]", m.group(2))
-            facts["gray"] = fmt is not None and fmt.group(1) == "gray"
+            facts["gray"] = fmt is not None and fmt.group(1).startswith("gray")
             facts["range"] = (rng.group(1) if rng else None if fmt is None
-                              else "tv" if fmt.group(1) == "yuv" else "pc")
+                              else range_of_pix_fmt(fmt.group(1)))
         elif found and (rot := re.search(r"rotation of (-?[\d.]+) degrees", line)):
             facts["rotation"] = float(rot.group(1))
     return facts

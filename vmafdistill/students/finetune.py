@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,21 +21,22 @@ from typing import Any
 
 import numpy as np
 
+from ..config import checked_number
 from ..errors import VmafDistillError
 
 
-def resolve_ckpt(ckpt: str | Path) -> Path:
+def resolve_ckpt(ckpt: str | Path, work_dir: Path | None = None) -> Path:
     """The bundle path of ``ckpt``: ``default`` (the shipped student), a ``student.pt`` or the
     run directory holding it, a sweep's ``winner.json`` or the sweep directory holding it, or
-    an exported ``.onnx`` / its ``.card.json`` (rebuilt into a bundle from the graph's
-    initializers and the card, checked against onnxruntime)."""
+    an exported ``.onnx`` / its ``.card.json`` (rebuilt into a bundle in ``work_dir`` from the
+    graph's initializers and the card, checked against onnxruntime)."""
     from ..errors import ModelError
     from .shipped import resolve_student_source
 
     text = str(ckpt)
     if text == "default" or text.endswith((".onnx", ".card.json")):
         try:
-            return resolve_student_source(text)
+            return resolve_student_source(text, work_dir)
         except ModelError as exc:
             raise VmafDistillError(str(exc)) from None
     path = Path(text).expanduser()
@@ -81,8 +83,13 @@ def load_source(plain: Mapping[str, Any]) -> tuple[Path, Any, dict[str, Any], li
 
     if plain.get("ckpt") in (None, "", "???"):
         raise VmafDistillError("ckpt=PATH is required (a student.pt or a sweep's winner.json)")
-    bundle_path = resolve_ckpt(plain["ckpt"])
-    original, meta = load_bundle(bundle_path)
+    # an .onnx is rebuilt into a bundle in a folder removed once it is loaded (one was left
+    # in /tmp per run); the run then names the .onnx it came from, not that folder
+    with tempfile.TemporaryDirectory(prefix="vmafdistill-rebuilt-") as tmp:
+        bundle_path = resolve_ckpt(plain["ckpt"], Path(tmp))
+        original, meta = load_bundle(bundle_path)
+        if bundle_path.is_relative_to(tmp):
+            bundle_path = Path(meta["rebuilt_from"]["onnx"])
     frozen = _prefixes(plain.get("freeze"))
     try:
         freeze_parameters(copy.deepcopy(original), frozen)
@@ -171,10 +178,18 @@ def save_finetuned(
     save_bundle(run_dir / "student.pt", final, meta["student_cfg"], new_meta)
 
 
-def _replace_earlier_run(bundle_path: Path, run_dir: Path) -> None:
-    """Clear an earlier run's outputs from ``run_dir``; refused where the bundle fine-tuning
-    starts from is one of them (a failure would lose it, a success replace it)."""
-    from .train import clear_earlier_outputs
+def _replace_earlier_run(bundle_path: Path, run_dir: Path, plain: Mapping[str, Any],
+                         n_heldout: int, alpha: float) -> None:
+    """Clear an earlier run's outputs from ``run_dir`` once this run's settings (optimizer,
+    loss, enough held-out rows for ``alpha``) have passed (they went first, and a bad
+    ``optim.lr`` left the directory empty); refused where the bundle fine-tuning starts from
+    is one of them (a failure would lose it, a success replace it)."""
+    from ..evaluation.conformal import conformal_quantile
+    from .train import check_fit_settings, clear_earlier_outputs, require_finite_q
+
+    check_fit_settings(plain)
+    require_finite_q(float(conformal_quantile(np.ones(n_heldout), alpha)), alpha, n_heldout,
+                     "held-out")
 
     if bundle_path.resolve() == (run_dir / "student.pt").resolve():
         raise VmafDistillError(
@@ -219,7 +234,8 @@ def finetune(
     plain, run_dir = begin_run(cfg, run_dir)
     target = plain.get("target", "vmaf")
     thresholds = list(plain.get("guard_thresholds") or [])
-    alpha = float((plain.get("conformal") or {}).get("alpha", 0.1))
+    alpha = checked_number("conformal.alpha", (plain.get("conformal") or {}).get("alpha", 0.1),
+                           float, 0, False, 1)
     bundle_path, original, meta, frozen = load_source(plain)
     names = list(meta["feature_names"])
     plain["student"] = meta["student_cfg"]
@@ -228,7 +244,7 @@ def finetune(
     corpus_dir, manifest, samples, x, y, _ = load_rows(
         cfg, plain, names, target)  # type: ignore[arg-type]
     splits = make_splits(samples, plain["cv"])
-    _replace_earlier_run(bundle_path, run_dir)
+    _replace_earlier_run(bundle_path, run_dir, plain, sum(len(te) for _, te in splits), alpha)
     held = heldout_predictions(plain, original, frozen, names, samples, x, y, splits, run_dir)
     yh = held[target].to_numpy(float)
     before = _eval(yh, held["pred_before"].to_numpy(float), thresholds)
@@ -272,11 +288,16 @@ def finetune(
     metrics["wall_time_s"] = time.perf_counter() - t0
     atomic_write_json(run_dir / "metrics.json", _finite(metrics))
     if plain.get("summary", True):
-        print(f"held-out ({len(held)} rows of {manifest.get('name')}): "
-              f"MAE {before['mae']:.3f} -> {after['mae']:.3f}, "
-              f"PLCC {before['plcc']:.3f} -> {after['plcc']:.3f}; "
-              f"bundle {run_dir / 'student.pt'}", flush=True)
+        _print_summary(metrics, manifest)
     return metrics
+
+
+def _print_summary(metrics: Mapping[str, Any], manifest: Mapping[str, Any]) -> None:
+    before, after = metrics["before"]["heldout"], metrics["after"]["heldout"]
+    print(f"held-out ({metrics['n_heldout']} rows of {manifest.get('name')}): "
+          f"MAE {before['mae']:.3f} -> {after['mae']:.3f}, "
+          f"PLCC {before['plcc']:.3f} -> {after['plcc']:.3f}; "
+          f"bundle {metrics['bundle']}", flush=True)
 
 
 def _job(cfg: Any, run_dir: Path, overrides: list[str]) -> float:

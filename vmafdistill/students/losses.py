@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as nnf
 from torch import Tensor, nn
 
+from ..config import checked_number
 from ..errors import VmafDistillError
 from ..registry import register
 
@@ -203,14 +204,21 @@ class TemperatureLoss(DistillLoss):
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
-        if n_bins < 2 or not hi > lo:
-            raise VmafDistillError(f"temperature loss: need n_bins >= 2 and hi > lo, got "
-                                   f"{n_bins}, [{lo}, {hi}]")
-        bad_tau = not tau > 0 or (learnable_tau and not 0 < tau_min <= tau <= tau_max)
-        if bad_tau:
+        # read as numbers and bounded here: a negative alpha silently meant 0, a negative delta
+        # failed inside the fit, tau_min == tau_max divided by zero
+        n_bins = checked_number("loss.n_bins", n_bins, int, 2)
+        lo, hi = checked_number("loss.lo", lo, float), checked_number("loss.hi", hi, float)
+        alpha = checked_number("loss.alpha", alpha, float, 0)
+        delta = checked_number("loss.delta", delta, float, 0, False)
+        tau = checked_number("loss.tau", tau, float, 0, False)
+        tau_min = checked_number("loss.tau_min", tau_min, float, 0, False)
+        tau_max = checked_number("loss.tau_max", tau_max, float, 0, False)
+        if not hi > lo:
+            raise VmafDistillError(f"temperature loss: need hi > lo, got [{lo}, {hi}]")
+        if learnable_tau and not (tau_min < tau_max and tau_min <= tau <= tau_max):
             raise VmafDistillError(
-                f"temperature loss: need tau > 0 (and tau_min <= tau <= tau_max when learnable), "
-                f"got tau={tau}, [{tau_min}, {tau_max}]"
+                f"temperature loss: a learnable tau needs tau_min < tau_max and "
+                f"tau_min <= tau <= tau_max, got tau={tau}, [{tau_min}, {tau_max}]"
             )
         # bins span [lo, hi] VMAF points; in logit space, [g(lo), g(hi)] (equally spaced there)
         lo_t, hi_t = (float(self.to_space(torch.tensor([float(v)]))[0]) for v in (lo, hi))

@@ -120,7 +120,7 @@ def bundle_from_onnx(
 
     onnx_path = Path(onnx_path)
     card_file = Path(card_path) if card_path else card_path_for(onnx_path)
-    card = read_card(card_file)
+    card = read_card(card_file, beside=None if card_path else onnx_path)
     cfg = card.get("student")
     if not isinstance(cfg, Mapping) or not cfg.get("name"):
         raise ModelError(f"{card_file}: the card records no student config; cannot rebuild it")
@@ -199,9 +199,10 @@ def write_bundle_from_onnx(onnx_path: str | Path, out: str | Path,
     return Path(out)
 
 
-def resolve_student_source(ckpt: str | Path) -> Path:
+def resolve_student_source(ckpt: str | Path, work_dir: Path | None = None) -> Path:
     """A bundle path for ``ckpt``: ``default`` (the shipped student's bundle), a ``.pt`` bundle,
-    an exported ``.onnx`` or its ``.card.json`` (rebuilt into a temporary bundle)."""
+    an exported ``.onnx`` or its ``.card.json`` (rebuilt into a bundle in ``work_dir``, which
+    the caller removes; without one, in a new temporary folder left to the caller)."""
     text = str(ckpt)
     if text == "default":
         if SHIPPED_BUNDLE.is_file():
@@ -216,7 +217,9 @@ def resolve_student_source(ckpt: str | Path) -> Path:
     if path.suffix == ".onnx":
         if not path.is_file():
             raise ModelError(f"ckpt {path}: no such file")
-        out = Path(tempfile.mkdtemp(prefix="vmafdistill-rebuilt-")) / f"{path.stem}.pt"
+        folder = work_dir if work_dir is not None else Path(
+            tempfile.mkdtemp(prefix="vmafdistill-rebuilt-"))
+        out = folder / f"{path.stem}.pt"
         return write_bundle_from_onnx(path, out)
     return path
 

@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import math
+import shutil
 import sys
 import time
 import warnings
@@ -238,6 +239,7 @@ def make_trainer(
     kwargs.pop("checkpoint_final", None)
     kwargs["strategy"] = _strategy(kwargs.get("strategy", "auto"))
     if max_epochs is not None:
+        check_one_epoch_count(kwargs, max_epochs)
         kwargs["max_epochs"] = max_epochs
     if not validate:
         kwargs["limit_val_batches"] = 0
@@ -250,6 +252,16 @@ def make_trainer(
         default_root_dir=str(run_dir),
         **kwargs,
     )
+
+
+def check_one_epoch_count(trainer_cfg: Mapping[str, Any], max_epochs: int) -> None:
+    """The epoch count is ``optim.max_epochs``: a ``trainer.max_epochs`` that differs is an
+    error (it was silently overridden)."""
+    given = trainer_cfg.get("max_epochs")
+    if given is not None and given != max_epochs:
+        raise VmafDistillError(
+            f"trainer.max_epochs={given} differs from optim.max_epochs={max_epochs}: the "
+            "epoch count is optim.max_epochs (set that one)")
 
 
 def begin_run(cfg: Any, run_dir: str | Path) -> tuple[dict[str, Any], Path]:
@@ -271,17 +283,25 @@ def begin_run(cfg: Any, run_dir: str | Path) -> tuple[dict[str, Any], Path]:
 #: removes an earlier run's once its settings have been checked, before it writes its own: a
 #: rerun that failed half-way left the old metrics and bundle beside the new predictions
 #: (sweep-report then mixed the two runs).
-RUN_OUTPUTS = ("metrics.json", "student.pt", "oof.parquet", "heldout.parquet")
+RUN_OUTPUTS = ("metrics.json", "student.pt", "oof.parquet", "heldout.parquet",
+               "checkpoints/final.ckpt")
+#: Per-fit log folders (CSV ``logs/<fit>``, TensorBoard ``tb/<fit>``): an earlier run's with
+#: more folds, or with a final checkpoint this run does not write, stayed beside the new ones.
+RUN_LOG_DIRS = ("logs", "tb")
 
 
 def clear_earlier_outputs(run_dir: Path) -> None:
-    """Remove an earlier run's :data:`RUN_OUTPUTS` from ``run_dir``, saying so."""
+    """Remove an earlier run's :data:`RUN_OUTPUTS` and :data:`RUN_LOG_DIRS` from ``run_dir``,
+    saying so."""
     earlier = [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
-    if earlier:
-        print(f"note: {run_dir}: replacing an earlier run's {', '.join(earlier)}",
-              file=sys.stderr)
+    logs = [name for name in RUN_LOG_DIRS if (run_dir / name).is_dir()]
+    if earlier or logs:
+        print(f"note: {run_dir}: replacing an earlier run's "
+              f"{', '.join(earlier + [f'{d}/' for d in logs])}", file=sys.stderr)
         for name in earlier:
             (run_dir / name).unlink()
+        for name in logs:
+            shutil.rmtree(run_dir / name, ignore_errors=True)
 
 
 def _quiet_lightning() -> None:
@@ -427,12 +447,19 @@ def predict(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- baselines
 
 
+def baseline_names(cfg: Mapping[str, Any]) -> list[str]:
+    """``cfg["baselines"]`` as a list of names: one name may be given bare
+    (``baselines=gbdt50``, which was split into its letters)."""
+    names = cfg.get("baselines") or []
+    return [names] if isinstance(names, str) else [str(n) for n in names]
+
+
 def _baseline_key(manifest: Mapping[str, Any], cfg: Mapping[str, Any], n_rows: int) -> str:
     """Cache key of a run's baselines: corpus, folds, features, target and each baseline's
     parameters (an edited entry of conf/baselines.yaml is fitted anew)."""
     from ..evaluation.baselines import baseline_specs
 
-    names = list(cfg.get("baselines") or [])
+    names = baseline_names(cfg)
     specs = baseline_specs()
     blob = json.dumps({
         "corpus_hash": manifest.get("corpus_hash"), "cv": cfg["cv"], "features": cfg["features"],
@@ -461,7 +488,7 @@ def baseline_oof(
     from ..corpus.tables import read_table, write_table
     from ..evaluation.baselines import fit_predict_baselines
 
-    names = list(cfg.get("baselines") or [])
+    names = baseline_names(cfg)
     if not names:
         return pd.DataFrame(columns=["sample_id", "model", "fold", "pred"]), ""
     key = _baseline_key(manifest, cfg, len(samples))
@@ -604,6 +631,11 @@ def load_training_data(cfg: Any, plain: Mapping[str, Any]) -> TrainData:
     corpus_dir, manifest, samples, x, y, n_dropped = load_rows(cfg, plain, feature_names, target)
     if "sample_id" not in samples:
         raise VmafDistillError(f"{corpus_dir}: samples table has no sample_id column")
+    repeated = samples["sample_id"][samples["sample_id"].duplicated()]
+    if len(repeated):  # failed in pandas after every fold had been fitted
+        raise VmafDistillError(
+            f"{corpus_dir}: samples table repeats {len(repeated)} sample_id(s), e.g. "
+            f"{repeated.iloc[0]!r}: each row needs its own id")
     splits = [(np.asarray(tr), np.asarray(te)) for tr, te in make_splits(samples, plain["cv"])]
     if not splits:
         raise VmafDistillError(f"cv {plain['cv'].get('name')}: no folds for {len(samples)} rows")
@@ -645,11 +677,52 @@ def conformal_plan(plain: Mapping[str, Any], samples: pd.DataFrame) -> Conformal
                            int, 2)
     calib = checked_number("conformal.calib_frac", conf_cfg.get("calib_frac", 0.2), float, 0,
                            False, 1) if method == "split" else 0.0
+    alpha = checked_number("conformal.alpha", conf_cfg.get("alpha", 0.1), float, 0, False, 1)
     return ConformalPlan(
-        alpha=float(conf_cfg.get("alpha", 0.1)), method=method, final_q_rule=final_q_rule,
+        alpha=alpha, method=method, final_q_rule=final_q_rule,
         group_col=group_col, groups=samples[group_col].to_numpy(),
         inner_splits=inner, calib_frac=calib,
     )
+
+
+def check_fit_settings(plain: Mapping[str, Any]) -> None:
+    """The optimizer settings, the one epoch count and the loss, built as a fit builds them
+    (train and finetune check them before an earlier run's outputs are removed)."""
+    from .losses import build_loss
+
+    check_one_epoch_count(plain.get("trainer") or {}, checked_optim(plain["optim"])["max_epochs"])
+    build_loss(loss_config(plain["loss"]))
+
+
+def check_run_settings(plain: Mapping[str, Any], data: TrainData, plan: ConformalPlan) -> None:
+    """Build what a fit builds (optimizer settings, loss, student) and check the baselines'
+    names and each fold's calibration groups before an earlier run's outputs are removed or a
+    fold is fitted: a bad value failed only after that, leaving the run directory empty (its
+    old model deleted) or half written."""
+    from ..evaluation.baselines import baseline_specs
+    from ..evaluation.conformal import conformal_quantile
+    from .models import scaled_student, student_input_names
+
+    check_fit_settings(plain)
+    student_cfg = dict(plain["student"])
+    width = len(student_input_names(data.feature_names, student_cfg.get("interactions")))
+    scaled_student(student_cfg, np.zeros(width), np.ones(width), data.feature_names,
+                   student_cfg.get("transforms"), student_cfg.get("interactions"))
+    unknown = [n for n in baseline_names(plain) if n not in baseline_specs()]
+    if unknown:
+        raise VmafDistillError(f"baselines: unknown {unknown}; known: {sorted(baseline_specs())}")
+    # the pooled out-of-fold q (every row is held out once) needs enough rows for alpha
+    n_oof = sum(len(te) for _, te in data.splits)
+    require_finite_q(float(conformal_quantile(np.ones(n_oof), plan.alpha)), plan.alpha, n_oof,
+                     "out-of-fold")
+    if plan.method in ("nested", "split"):
+        for k, (tr, _) in enumerate(data.splits):
+            n_groups = len(np.unique(plan.groups[tr].astype(str)))
+            if n_groups < 2:  # inner folds or a calibration part need two groups
+                raise VmafDistillError(
+                    f"conformal.method={plan.method}: fold {k}'s training rows hold "
+                    f"{n_groups} group of {plan.group_col!r}, so no interval can be "
+                    "calibrated inside it; use conformal.method=cross")
 
 
 def fit_fold(
@@ -721,6 +794,7 @@ def cross_validate(
                                      for j, p in enumerate(parts) if j != k])
             fold_info[k]["q"] = float(conformal_quantile(others, plan.alpha))
             fold_info[k]["n_calib"] = len(others)
+    _no_interval_where_too_few(fold_info, plan.alpha)
     for k, part in enumerate(parts):
         lo, hi = intervals(part["pred"].to_numpy(), fold_info[k]["q"])
         part["lo"], part["hi"] = np.asarray(lo, float), np.asarray(hi, float)
@@ -729,6 +803,20 @@ def cross_validate(
         oof["vmaf"] = oof[target]
     write_table(oof, run_dir / "oof.parquet")
     return oof, fold_info
+
+
+def _no_interval_where_too_few(fold_info: list[dict[str, Any]], alpha: float) -> None:
+    """A fold whose calibration rows are too few for ``alpha`` gets no interval (q NaN, said
+    on stderr): its infinite interval covered every row, and the OOF coverage read 1.000."""
+    short = [info for info in fold_info if math.isinf(info["q"])]
+    for info in short:
+        info["q"] = float("nan")
+    if short:
+        print(f"warning: conformal.alpha={alpha}: fold(s) "
+              f"{', '.join(str(i['fold']) for i in short)} have too few calibration rows "
+              f"({', '.join(str(i['n_calib']) for i in short)}; need >= "
+              f"{math.ceil((1 - alpha) / alpha)}) for a {1 - alpha:.0%} quantile: no interval "
+              "there, and the OOF coverage leaves them out", file=sys.stderr)
 
 
 def conformal_summary(oof: pd.DataFrame, plan: ConformalPlan, target: str) -> dict[str, Any]:
@@ -906,6 +994,7 @@ def run(
     plain, run_dir = begin_run(cfg, run_dir)
     data = load_training_data(cfg, plain)
     plan = conformal_plan(plain, data.samples)
+    check_run_settings(plain, data, plan)
     clear_earlier_outputs(run_dir)  # every setting checked: now this run's outputs replace them
     oof, fold_info = cross_validate(plain, data, plan, run_dir)
     thresholds = list(plain.get("guard_thresholds") or [])

@@ -41,12 +41,17 @@ def _warn_on_conversions(ref: str | Path, dist: str | Path, ref_raw: dict[str, A
                          dist_raw: dict[str, Any] | None) -> None:
     """What ffmpeg's libvmaf graph would convert first and the teacher scores as decoded: a
     full-range input against a limited-range one, a gray input, a display rotation. Say so.
-    A headerless raw input is taken as ffmpeg takes it: limited range, gray by its format."""
-    from ..io.video import stream_facts
+    A headerless raw input is taken as ffmpeg takes it, by its format: ``yuvj*`` and gray full
+    range, other YUV limited (every raw input counted as limited: a ``yuvj420p`` .yuv against a
+    limited .y4m read 68.4 against libvmaf's 79.2, without a word)."""
+    from ..io.video import range_of_pix_fmt, stream_facts
 
-    facts = [stream_facts(path) if raw is None else
-             {"range": "tv", "gray": str(raw.get("pix_fmt", "")).startswith("gray"),
-              "rotation": None}
+    def raw_facts(pix_fmt: str) -> dict[str, Any]:
+        return {"range": range_of_pix_fmt(pix_fmt), "gray": pix_fmt.startswith("gray"),
+                "rotation": None}
+
+    facts = [stream_facts(path) if raw is None else raw_facts(str(raw.get("pix_fmt") or
+                                                                  "yuv420p"))
              for path, raw in ((ref, ref_raw), (dist, dist_raw))]  # one ffmpeg -i each
     for path, f in zip((ref, dist), facts, strict=True):
         if f["gray"]:

@@ -362,6 +362,7 @@ def check_samples(name: str, frames: np.ndarray | torch.Tensor, bit_depth: int) 
     if isinstance(frames, np.ndarray):
         floating, size, kind = frames.dtype.kind == "f", frames.size, frames.dtype
     else:
+        frames = _widened(frames)  # torch has no min/max for uint16 ("min_all" not implemented)
         floating, size, kind = frames.is_floating_point(), frames.numel(), frames.dtype
     if floating or size == 0 or str(kind).endswith("uint8"):
         return  # float frames may hold anything a caller computed; 8-bit ones cannot overflow
@@ -383,6 +384,14 @@ def check_device(device: str | torch.device) -> None:
         raise VmafDistillError(
             f"--device {device}: no CUDA device is available to torch {torch.__version__}"
         )
+    if dev.type == "meta":  # shapes without values: nothing to score
+        raise VmafDistillError(f"--device {device}: holds no values, so nothing can be scored")
+    try:  # mps, xpu, cuda:N beyond the last GPU ... failed mid-decode with a traceback
+        torch.empty(1, device=dev)
+    except (RuntimeError, AssertionError, ValueError) as exc:
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
+        raise VmafDistillError(
+            f"--device {device}: torch {torch.__version__} cannot use it ({why})") from None
 
 
 def resolve_mode(model: VmafModel, mode: str | None) -> str:
@@ -394,12 +403,18 @@ def resolve_mode(model: VmafModel, mode: str | None) -> str:
     return mode
 
 
+def _widened(frames: torch.Tensor) -> torch.Tensor:
+    """``torch.uint16``/``uint32`` samples as int64 (torch has little arithmetic for them;
+    exact for any 8..16-bit sample); other tensors unchanged."""
+    return frames.to(torch.int64) if frames.dtype in (torch.uint16, torch.uint32) else frames
+
+
 def _as_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     if isinstance(frames, np.ndarray):
         # uint16 has no torch arithmetic: widen to int32 (exact for 8..16-bit samples).
         arr = np.ascontiguousarray(frames)
         return torch.from_numpy(arr.astype(np.int32) if arr.dtype == np.uint16 else arr)
-    return frames
+    return _widened(frames)
 
 
 def vmaf_exact(
@@ -444,6 +459,9 @@ class VMAF(nn.Module):
     ``clip=None`` takes the mode's: exact mode clips to [0, 100] as libvmaf does, float mode
     does not (gradients survive near 0 and 100). float16/bfloat16 frames are scored in float32
     (in half precision VMAF moved by about 6).
+    Float mode checks no values (a check would sync the GPU on every training step): a
+    frame holding NaN or inf scores NaN, and samples far outside ``[0, data_range]`` give
+    scores outside [0, 100] with ``clip=False``. Exact mode raises on both.
     """
 
     def __init__(
