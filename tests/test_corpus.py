@@ -325,6 +325,14 @@ def test_a_merge_with_an_empty_shard_is_the_single_build(built, sources,
     assert read_manifest(tmp_path / "out")["corpus_hash"] == single["corpus_hash"]
     pd.testing.assert_frame_equal(report.samples, merged.samples)
     assert read_manifest(tmp_path / "out")["job_seconds"]  # the shards' times, summed
+    # sharded again with another count: the merge asks which (it said "mixed shard counts"
+    # with no way out but deleting folders by hand) and merges the one named
+    for k in range(2):
+        build_corpus({**shard_cfg, "shard": {"index": k, "count": 2}})
+    with pytest.raises(VmafDistillError, match=r"counts \['2', '5'\]: give shard.count=N"):
+        merge_shards(shard_cfg)
+    again = merge_shards({**shard_cfg, "shard": {"index": None, "count": 2}})
+    pd.testing.assert_frame_equal(report.samples, again.samples)
 
 
 def test_source_ids_are_unique_and_follow_each_files_own_name(tmp_path: Path) -> None:
@@ -853,6 +861,15 @@ def test_a_source_with_two_video_streams_is_named_and_its_first_used(
     assert f"source two ({two}) has 2 video streams; the first is encoded and scored" in err
     source = load_table(cfg["out_dir"], "sources").iloc[0]
     assert (int(source["width"]), int(source["height"])) == (96, 64)
+    # a source record cached before the count was kept learns it on the next build
+    records = list((tmp_path / "cache").rglob("sources/*.json"))
+    assert records
+    for record in records:
+        kept = json.loads(record.read_text())
+        kept.pop("video_streams")
+        record.write_text(json.dumps(kept))
+    build_corpus(cfg)
+    assert "has 2 video streams" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -974,3 +991,87 @@ def test_an_unknown_teacher_model_stops_the_build_before_any_work(tmp_path: Path
         build_corpus(make_cfg([tmp_path / "never_read.mp4"], tmp_path / "out", tmp_path / "c",
                               teacher={"backend": "torch", "model": "bogus", "device": "cpu"}))
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").rglob("*.mp4"))
+
+
+def test_a_model_file_is_known_by_its_contents(tmp_path: Path) -> None:
+    """An edited teacher model file (or another file at the same relative path) kept the old
+    file's labels: the cache and the build key knew the model by its path alone."""
+    from vmafdistill.corpus.jobs import teacher_identity
+    from vmafdistill.teacher.model import resolve_model_path
+
+    model = tmp_path / "mine.json"
+    model.write_bytes(resolve_model_path("vmaf_v0.6.1").read_bytes())
+    cfg = {"backend": "torch", "model": str(model)}
+    before = teacher_identity(cfg)
+    model.write_text(model.read_text().replace("-1.33133", "0.5", 1))
+    after = teacher_identity(cfg)
+    assert before["model"] == after["model"] and before != after
+    # a built-in name keeps the identity it had (no cache of a named model is relabelled)
+    assert teacher_identity({"backend": "torch", "model": "vmaf_v0.6.1"}) == {
+        "backend": "torch", "version": before["version"], "model": "vmaf_v0.6.1"}
+
+
+def test_two_rungs_giving_one_variant_are_encoded_once(
+        sources: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A ladder mixing a fractional and an absolute height (0.5 and 54 on a 108-line source)
+    ran two jobs under one name: one result replaced the other, the sample ids repeated and the
+    other rung was lost, with exit 0."""
+    half = dict(TINY_LADDER[0])
+    lines = {**half, "height": 54}
+    cfg = make_cfg([sources["cuts"]], tmp_path / "out", tmp_path / "cache",
+                   ladder={"name": "dup", "rungs": [half, TINY_LADDER[1], lines]})
+    report = build_corpus(cfg)
+    err = capsys.readouterr().err
+    assert "rung 2 gives source cuts the variant" in err and "rung 0 already gives it" in err
+    samples = report.samples
+    assert not samples["sample_id"].duplicated().any()
+    assert sorted(samples["rung_index"].unique()) == [0, 1]
+
+
+def test_a_worker_killed_mid_build_does_not_send_the_rest_in_process(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A worker killed mid-build (an OOM kill) broke the pool; that read as "worker processes
+    unavailable here" and every job left ran one by one in the driver. A new pool now runs the
+    jobs left; a job that kills its worker every time fails, named, after the restarts."""
+    from vmafdistill.corpus.build import POOL_RESTARTS, _run_all
+
+    marker = tmp_path / "killed_once"
+    # after the other worker has finished a job (a pool that never ran one reads as a host
+    # that cannot start workers)
+    once = f"if [ ! -e {marker} ]; then touch {marker}; sleep 1; kill -9 $PPID; sleep 5; fi"
+    tasks = [(f"j{i}", (["sh", "-c", once if i == 1 else "sleep 0.2"],)) for i in range(5)]
+    results, errors = _run_all(subprocess.call, tasks, workers=2, progress=False, desc="rungs")
+    err = capsys.readouterr().err
+    assert errors == {} and results == {f"j{i}": 0 for i in range(5)}, (results, errors)
+    assert "a new pool runs the" in err and "in-process" not in err, err
+
+    always = "sleep 1; kill -9 $PPID; sleep 5"
+    tasks = [("ok", (["sh", "-c", "true"],)), ("killer", (["sh", "-c", always],))]
+    results, errors = _run_all(subprocess.call, tasks, workers=2, progress=False, desc="rungs")
+    err = capsys.readouterr().err
+    assert "a worker process died" in errors["killer"] and "in-process" not in err, err
+    assert err.count("a new pool runs the") == POOL_RESTARTS
+
+
+def test_a_rebuild_removes_what_describes_an_earlier_corpus(
+        sources: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """teacher_check.csv/json of an earlier corpus stayed beside other tables, and a rebuild
+    in which every job failed kept the earlier summary and plot."""
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    cfg = make_cfg([sources["noise"]], out, cache,
+                   ladder={"name": "one", "rungs": TINY_LADDER[:1]})
+    first = build_corpus(cfg)
+    assert (out / "summary.csv").is_file() and (out / "rate_quality.png").is_file()
+    (out / "teacher_check.csv").write_text("sample_id,abs_diff\n")
+    (out / "teacher_check.json").write_text(json.dumps(
+        {"corpus_hash": first.manifest["corpus_hash"]}))
+    build_corpus(cfg)  # the same tables again: their check stays
+    assert (out / "teacher_check.json").is_file()
+    build_corpus({**cfg, "ladder": {"name": "other", "rungs": TINY_LADDER[1:]}})
+    assert "removed the teacher check of an earlier corpus" in capsys.readouterr().err
+    assert not (out / "teacher_check.json").exists() and not (out / "teacher_check.csv").exists()
+    bad = {**TINY_LADDER[0], "preset": "nosuch"}
+    report = build_corpus({**cfg, "ladder": {"name": "bad", "rungs": [bad]}})
+    assert report.failures and report.samples.empty
+    assert not any((out / name).exists()
+                   for name in ("summary.csv", "summary.md", "rate_quality.png"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import multiprocessing
 import os
 import signal
@@ -339,7 +340,7 @@ def _run_all(
                 results[name] = fn(*args)
             except Exception as exc:
                 errors[name] = _error_text(exc)
-                bar.write(f"FAILED {name}: {errors[name]}")
+                bar.write(f"FAILED {name}: {errors[name]}", file=sys.stderr)
             bar.update(1)
             if errors and stop_on_error:
                 return
@@ -348,18 +349,52 @@ def _run_all(
         if workers <= 1:
             run_inline()
             return results, errors
-        try:
-            with signal_handled(signal.SIGTERM, raise_exit):
-                _run_pool(fn, tasks, workers, results, errors, bar, stop_on_error)
-        except BrokenProcessPool:
+        if not _run_pools(fn, tasks, workers, results, errors, bar, stop_on_error):
             # Some hosts cannot start worker processes (e.g. inside another launcher's worker):
             # finish the remaining jobs in this process instead of failing them.
-            bar.write("worker processes unavailable here: running the remaining jobs in-process")
+            bar.write("worker processes unavailable here: running the remaining jobs in-process",
+                      file=sys.stderr)
             if not (errors and stop_on_error):
                 run_inline()
         return results, errors
     finally:
         bar.close()
+
+
+#: Fresh pools started after a worker died mid-build, before the jobs left are failed.
+POOL_RESTARTS = 2
+
+
+def _run_pools(
+    fn: Any, tasks: list[tuple[str, tuple[Any, ...]]], workers: int,
+    results: dict[str, Any], errors: dict[str, str], bar: Any, stop_on_error: bool,
+) -> bool:
+    """:func:`_run_pool`, again on the jobs left when a worker dies mid-build (killed, or out
+    of memory: the pool breaks and every queued job with it), up to :data:`POOL_RESTARTS`
+    times; then the jobs left fail, named. False where the first pool ran no job at all (the
+    host cannot start workers). A dead worker used to read as "worker processes unavailable
+    here", and every job left then ran one by one in this process."""
+    restarts = 0
+    while True:
+        ran_before = len(results) + len(errors)
+        left = [(name, args) for name, args in tasks if name not in results and name not in errors]
+        try:
+            with signal_handled(signal.SIGTERM, raise_exit):
+                _run_pool(fn, left, workers, results, errors, bar, stop_on_error)
+            return True
+        except BrokenProcessPool:
+            if restarts == 0 and len(results) + len(errors) == ran_before == 0:
+                return False
+            left = [name for name, _ in tasks if name not in results and name not in errors]
+            if restarts == POOL_RESTARTS or (errors and stop_on_error):
+                for name in left:
+                    errors[name] = ("a worker process died while the pool ran this job or "
+                                    "others (killed by a signal, or out of memory?)")
+                    bar.write(f"FAILED {name}: {errors[name]}", file=sys.stderr)
+                return True
+            restarts += 1
+            bar.write(f"a worker process died (killed by a signal, or out of memory?): a new "
+                      f"pool runs the {len(left)} job(s) left", file=sys.stderr)
 
 
 def _stop_worker(proc: Any) -> None:
@@ -407,7 +442,7 @@ def _run_pool(
                     raise
                 except Exception as exc:
                     errors[name] = _error_text(exc)
-                    bar.write(f"FAILED {name}: {errors[name]}")
+                    bar.write(f"FAILED {name}: {errors[name]}", file=sys.stderr)
                 bar.set_postfix_str(name, refresh=False)
                 bar.update(1)
             if errors and stop_on_error:
@@ -596,11 +631,11 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
         if not 0 <= k < n:
             raise VmafDistillError(f"shard.index must be in 0..{n - 1}, got {k}")
         jobs = [j for idx, j in enumerate(jobs) if idx % n == k]
-    tasks = [
+    tasks = _unique_tasks([
         (f"{s['source_id']}:{rungs[i].label(s['width'], s['height'])}",
          (s, rungs[i], i, teacher_cfg, encode_cfg, store))
         for s, i in jobs
-    ]
+    ])
     results, job_errors = _run_rung_jobs(tasks, workers, progress, cfg.get("executor"), store,
                                          stop_on_error=bool(cfg.get("fail_fast")))
     failures += [{"source_id": name.split(":")[0], "variant_id": name.split(":")[1], "error": e}
@@ -625,11 +660,58 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
     manifest = _write_tables(target, tables, cfg, sources, failures, started, len(results),
                              results)
     summary = assemble.summary_table(tables["samples"]) if sample_rows else pd.DataFrame()
-    if not shard.get("count") and sample_rows:
-        write_summary(target, summary)
+    if not shard.get("count"):
+        _drop_stale_outputs(target, manifest, bool(sample_rows))
+        if sample_rows:
+            write_summary(target, summary)
     return BuildReport(out_dir=target, samples=tables["samples"], summary=summary,
                        failures=failures, wall_s=time.perf_counter() - started,
                        jobs_run=len(results), manifest=manifest)
+
+
+#: What a build derives from its tables beside them (none where it has no samples).
+SUMMARY_FILES = ("summary.csv", "summary.md", "rate_quality.png")
+#: What ``teacher_check=true`` writes beside the tables, stamped with the corpus it checked.
+TEACHER_CHECK_FILES = ("teacher_check.csv", "teacher_check.json")
+
+
+def _drop_stale_outputs(out_dir: Path, manifest: Mapping[str, Any], has_samples: bool) -> None:
+    """Remove what describes an earlier corpus at ``out_dir``: the summary and plot where this
+    build has no samples, a teacher check of other tables (both stayed, naming the old
+    sample ids beside the new tables)."""
+    if not has_samples:
+        for name in SUMMARY_FILES:
+            (out_dir / name).unlink(missing_ok=True)
+    check = out_dir / "teacher_check.json"
+    try:
+        checked = json.loads(check.read_text()).get("corpus_hash")
+    except (OSError, ValueError, AttributeError):
+        checked = None
+    if check.exists() and checked != manifest.get("corpus_hash"):
+        print(f"vmafdistill corpus: note: {out_dir}: removed the teacher check of an earlier "
+              "corpus (teacher_check=true checks this one)", file=sys.stderr, flush=True)
+        for name in TEACHER_CHECK_FILES:
+            (out_dir / name).unlink(missing_ok=True)
+
+
+def _unique_tasks(tasks: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, tuple[Any, ...]]]:
+    """The rung jobs less those that encode a source as a variant an earlier rung already
+    gives it (a ladder mixing ``360`` and ``0.5`` on a 720p source), each named on stderr.
+    Both ran under one name: the second's result replaced the first's, and its rows were
+    written twice under the first rung's index."""
+    seen: dict[str, int] = {}
+    unique = []
+    for name, args in tasks:
+        rung_index = int(args[2])
+        if name in seen:
+            source_id, variant = name.split(":", 1)
+            print(f"vmafdistill corpus: note: rung {rung_index} gives source {source_id} the "
+                  f"variant {variant} that rung {seen[name]} already gives it: encoded once",
+                  file=sys.stderr, flush=True)
+            continue
+        seen[name] = rung_index
+        unique.append((name, args))
+    return unique
 
 
 def _maybe_fail_fast(cfg: Mapping[str, Any], failures: list[dict[str, str]]) -> None:
@@ -776,8 +858,16 @@ def merge_shards(cfg: Mapping[str, Any]) -> BuildReport:
     if not shard_dirs:
         raise VmafDistillError(f"{out_dir}/shards: no shard tables to merge")
     counts = {d.name.split("-of-")[1] for d in shard_dirs}
+    asked = (cfg.get("shard") or {}).get("count")
+    if asked is not None:  # the sharding to merge: another one's folders stay as they are
+        if str(int(asked)) not in counts:
+            raise VmafDistillError(f"{out_dir}/shards: no shard tables of shard.count={asked} "
+                                   f"(found counts {sorted(counts, key=int)})")
+        counts = {str(int(asked))}
     if len(counts) != 1:
-        raise VmafDistillError(f"{out_dir}/shards: mixed shard counts {sorted(counts)}")
+        raise VmafDistillError(
+            f"{out_dir}/shards: shard tables of counts {sorted(counts, key=int)}: give "
+            "shard.count=N to merge one sharding (or remove the other's folders)")
     n = int(counts.pop())
     manifests = []
     for k in range(n):

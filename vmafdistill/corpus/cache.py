@@ -4,7 +4,8 @@ A key is the sha256 of a canonical JSON of its inputs (content hashes of files, 
 definition versions), so changing any input makes a new key instead of silently reusing stale
 work, and identical work done by two corpora or two shards is shared. Artefacts are written to a
 temporary name and renamed into place, so a killed build never leaves a file that reads back
-as valid; unfinished temporaries are ignored and swept on the next run.
+as valid; unfinished temporaries are ignored, and a build removes those older than an hour
+(younger ones may belong to a build still running on the same cache, here or on another host).
 """
 
 from __future__ import annotations
@@ -48,15 +49,6 @@ class ArtifactStore:
     def path(self, kind: str, key: str, ext: str) -> Path:
         """Where artefact ``kind/key.ext`` lives (it may not exist yet)."""
         return self.root / kind / f"{key}.{ext}"
-
-    def sweep_partials(self) -> int:
-        """Delete temporaries left by killed writers; returns how many were removed."""
-        removed = 0
-        if self.root.is_dir():
-            for tmp in self.root.rglob(".*.partial*"):
-                tmp.unlink(missing_ok=True)
-                removed += 1
-        return removed
 
     # JSON ------------------------------------------------------------------------------------
     def get_json(self, kind: str, key: str) -> Any | None:

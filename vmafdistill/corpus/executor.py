@@ -241,16 +241,20 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
                         results[name] = ray.get(ref)
                     except Exception as exc:  # RayTaskError wraps the job's own exception
                         errors[name] = _job_error(exc)
-                        bar.write(f"FAILED {name} (after retries): {errors[name]}")
+                        bar.write(f"FAILED {name} (after retries): {errors[name]}",
+                                  file=sys.stderr)
                     else:
                         if on_result is not None:  # a driver-side error stops the build
                             on_result(name, results[name])
-                    bar.update(1)
                     if errors and stop_on_error:
+                        bar.update(1)
                         break
-                    rate = bar.n / max(time.perf_counter() - t0, 1e-9)
+                    # the postfix first: set after update, unrefreshed, it showed the previous
+                    # job's counts ("4/4 left 1")
+                    rate = (bar.n + 1) / max(time.perf_counter() - t0, 1e-9)
                     bar.set_postfix_str(f"left {len(pending)} failed {len(errors)} "
                                         f"{rate * 60:.1f} jobs/min", refresh=False)
+                    bar.update(1)
                 # after the finished jobs are recorded (and filed): none is lost to a signal
                 if terms and terms[0] == signal.SIGINT:
                     raise KeyboardInterrupt

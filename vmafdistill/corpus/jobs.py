@@ -131,6 +131,9 @@ def prepare_source(
     # a record cached before decode errors were kept is read again once, to learn them
     if cached is not None and "decode_errors" in cached:
         cached.update(source_id=source_id, path=str(path))
+        if "video_streams" not in cached:  # cached before it was kept: one probe learns it
+            cached["video_streams"] = probe_video(path).video_streams
+            store.put_json("sources", key, cached)
         return cached
     info = probe_video(path)
     if not info.fps:
@@ -227,7 +230,8 @@ def teacher_mode(teacher_cfg: dict[str, Any]) -> str:
 
 
 def teacher_identity(teacher_cfg: dict[str, Any]) -> dict[str, str]:
-    """Backend, version string and model a teacher config labels with (recorded in every row).
+    """Backend, version string and model a teacher config labels with (recorded in every row;
+    a model given as a JSON path also by the file's ``model_sha256``).
 
     The version names the mode, so exact and float labels never share a cache entry.
     """
@@ -242,9 +246,14 @@ def teacher_identity(teacher_cfg: dict[str, Any]) -> dict[str, str]:
         if is_v1016_model(model):
             version += f" v1.0.16 t{V1016_TEACHER_VERSION}"
         else:  # an unknown name failed every rung, twice each, after the encodes
-            from ..teacher.model import resolve_model_path
+            from ..teacher.model import MODEL_ALIASES, resolve_model_path
 
-            resolve_model_path(model)
+            path = resolve_model_path(model)
+            if model not in MODEL_ALIASES:
+                # a model file is known by its contents: keyed by its path alone, an edited
+                # file (or another file at the same relative path) reused the old labels
+                return {"backend": backend, "version": version, "model": model,
+                        "model_sha256": file_sha256(path)}
     elif backend == "libvmaf":
         from ..oracle import libvmaf_version
         from ..teacher.model_v1016 import V1016_MODELS, is_v1016_model

@@ -74,6 +74,8 @@ def run_teacher_check(cfg: dict[str, Any], report: Any, build: Any) -> dict[str,
         "model": str(cfg["teacher"].get("model", "vmaf_v0.6.1")),
         "mode": str(cfg["teacher"].get("mode", "exact")),
         "libvmaf_corpus": str(oracle_cfg["out_dir"]),
+        # the corpus checked: a rebuild into out_dir with other tables removes this check
+        "corpus_hash": (getattr(report, "manifest", None) or {}).get("corpus_hash"),
     }
     (out_dir / "teacher_check.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
