@@ -1009,6 +1009,17 @@ def test_a_model_file_is_known_by_its_contents(tmp_path: Path) -> None:
     # a built-in name keeps the identity it had (no cache of a named model is relabelled)
     assert teacher_identity({"backend": "torch", "model": "vmaf_v0.6.1"}) == {
         "backend": "torch", "version": before["version"], "model": "vmaf_v0.6.1"}
+    assert "model_sha256" not in teacher_identity(
+        {"backend": "torch", "model": "vmaf_v1.0.16_3d0h"})
+    # and so is a file in the v1.0.16 layout
+    from vmafdistill.teacher.model_v1016 import resolve_v1016_path
+
+    v1016 = tmp_path / "mine1016.json"
+    v1016.write_bytes(resolve_v1016_path("vmaf_v1.0.16_3d0h").read_bytes())
+    cfg = {"backend": "torch", "model": str(v1016)}
+    before = teacher_identity(cfg)
+    v1016.write_text(v1016.read_text() + " ")
+    assert teacher_identity(cfg) != before
 
 
 def test_two_rungs_giving_one_variant_are_encoded_once(
@@ -1026,6 +1037,13 @@ def test_two_rungs_giving_one_variant_are_encoded_once(
     samples = report.samples
     assert not samples["sample_id"].duplicated().any()
     assert sorted(samples["rung_index"].unique()) == [0, 1]
+    # sharded, the two copies fell into two shards and the merge repeated the sample ids
+    from vmafdistill.corpus.build import merge_shards
+
+    sharded = {**cfg, "out_dir": str(tmp_path / "sharded")}
+    for k in range(3):
+        build_corpus({**sharded, "shard": {"index": k, "count": 3}})
+    pd.testing.assert_frame_equal(merge_shards(sharded).samples, samples)
 
 
 def test_a_worker_killed_mid_build_does_not_send_the_rest_in_process(
@@ -1036,21 +1054,25 @@ def test_a_worker_killed_mid_build_does_not_send_the_rest_in_process(
     from vmafdistill.corpus.build import POOL_RESTARTS, _run_all
 
     marker = tmp_path / "killed_once"
-    # after the other worker has finished a job (a pool that never ran one reads as a host
-    # that cannot start workers)
-    once = f"if [ ! -e {marker} ]; then touch {marker}; sleep 1; kill -9 $PPID; sleep 5; fi"
+    # before any job has finished: the workers had started, so it is a death, not a host that
+    # cannot start workers (that case still runs the jobs in-process)
+    once = f"if [ ! -e {marker} ]; then touch {marker}; kill -9 $PPID; sleep 5; fi"
     tasks = [(f"j{i}", (["sh", "-c", once if i == 1 else "sleep 0.2"],)) for i in range(5)]
     results, errors = _run_all(subprocess.call, tasks, workers=2, progress=False, desc="rungs")
     err = capsys.readouterr().err
     assert errors == {} and results == {f"j{i}": 0 for i in range(5)}, (results, errors)
     assert "a new pool runs the" in err and "in-process" not in err, err
 
-    always = "sleep 1; kill -9 $PPID; sleep 5"
-    tasks = [("ok", (["sh", "-c", "true"],)), ("killer", (["sh", "-c", always],))]
+    # one job that kills its worker every time, early among ten: the new pools run it last,
+    # so the healthy jobs queued behind it still run (they all failed with it before)
+    always = "kill -9 $PPID; sleep 5"
+    tasks = [(f"ok{i}", (["sh", "-c", "sleep 0.2"],)) for i in range(10)]
+    tasks.insert(1, ("killer", (["sh", "-c", always],)))
     results, errors = _run_all(subprocess.call, tasks, workers=2, progress=False, desc="rungs")
     err = capsys.readouterr().err
     assert "a worker process died" in errors["killer"] and "in-process" not in err, err
     assert err.count("a new pool runs the") == POOL_RESTARTS
+    assert len(results) >= 8, (results, errors)  # at most one job ran beside it each time
 
 
 def test_a_rebuild_removes_what_describes_an_earlier_corpus(
@@ -1070,6 +1092,10 @@ def test_a_rebuild_removes_what_describes_an_earlier_corpus(
     build_corpus({**cfg, "ladder": {"name": "other", "rungs": TINY_LADDER[1:]}})
     assert "removed the teacher check of an earlier corpus" in capsys.readouterr().err
     assert not (out / "teacher_check.json").exists() and not (out / "teacher_check.csv").exists()
+    # a check from before checks recorded their corpus cannot be told stale: it stays
+    (out / "teacher_check.json").write_text(json.dumps({"samples": 1}))
+    build_corpus(cfg)
+    assert (out / "teacher_check.json").is_file()
     bad = {**TINY_LADDER[0], "preset": "nosuch"}
     report = build_corpus({**cfg, "ladder": {"name": "bad", "rungs": [bad]}})
     assert report.failures and report.samples.empty

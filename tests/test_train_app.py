@@ -553,7 +553,7 @@ def test_every_setting_is_checked_before_an_earlier_run_is_replaced(
             (["cv.n_splits=0"], "cv.n_splits=0: must be at least 2"),
             (["cv.n_splits=2.7"], "cv.n_splits=2.7: not a whole number"),
             (["cv=hash", "cv.test_fraction=abc"], "cv.test_fraction='abc': not a number"),
-            (["+trainer.max_epochs=3"], "trainer.max_epochs=3 differs from optim.max_epochs=5"),
+            (["trainer.max_epochs=3"], "trainer.max_epochs=3 differs from optim.max_epochs=5"),
             (["cv=loso", "conformal.method=nested"],
              "fold 0's training rows hold 1 group of 'source_id'")):
         rc = main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={run}", *TRAIN_FAST,
@@ -571,9 +571,18 @@ def test_a_rerun_removes_the_earlier_runs_logs_and_checkpoint(tmp_path: Path) ->
     assert run_train(corpus, run, "baselines=[]", "optim.max_epochs=5",
                      "trainer.checkpoint_final=true") == 0
     assert (run / "logs" / "fold4").is_dir() and (run / "checkpoints" / "final.ckpt").is_file()
+    (run / "logs" / "notes.txt").write_text("mine")  # a user's own: never removed
+    (run / "logs" / "server").mkdir()
     assert run_train(corpus, run, "baselines=[]", "optim.max_epochs=5", "cv.n_splits=2") == 0
-    assert sorted(p.name for p in (run / "logs").iterdir()) == ["final", "fold0", "fold1"]
+    assert sorted(p.name for p in (run / "logs").iterdir()) == [
+        "final", "fold0", "fold1", "notes.txt", "server"]
     assert not (run / "checkpoints" / "final.ckpt").exists()
+    # a first run into a folder with a logs/ of its own removes nothing there
+    fresh = tmp_path / "fresh"
+    (fresh / "logs").mkdir(parents=True)
+    (fresh / "logs" / "server.log").write_text("important")
+    assert run_train(corpus, fresh, "baselines=[]", "optim.max_epochs=5", "cv.n_splits=2") == 0
+    assert (fresh / "logs" / "server.log").read_text() == "important"
 
 
 def test_folds_too_small_for_their_interval_get_none_not_full_coverage(

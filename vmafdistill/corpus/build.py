@@ -221,10 +221,12 @@ def build_key(cfg: Mapping[str, Any], sources: list[dict[str, Any]]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _init_worker(driver: int) -> None:
+def _init_worker(driver: int, started: Any = None) -> None:
     """Each worker is one single-threaded job at a time (workers, not threads, use the cores),
     and ends itself when its driver (pid ``driver``) is gone (killed by SIGKILL, or an OOM
-    kill: the pool's workers otherwise live on, re-parented, blocked on the queue)."""
+    kill: the pool's workers otherwise live on, re-parented, blocked on the queue). It sets
+    the ``started`` event once ready (a broken pool then means a worker died, not that this
+    host cannot start workers)."""
     # The driver's pid comes from the driver: read here with os.getppid(), after a slow start
     # (torch's import under load), it was already the re-parented 1 when the driver had died
     # meanwhile, and the worker then waited on the queue forever.
@@ -242,6 +244,8 @@ def _init_worker(driver: int) -> None:
     import torch
 
     torch.set_num_threads(1)
+    if started is not None:
+        started.set()
 
 
 def _error_text(exc: BaseException) -> str:
@@ -371,28 +375,32 @@ def _run_pools(
 ) -> bool:
     """:func:`_run_pool`, again on the jobs left when a worker dies mid-build (killed, or out
     of memory: the pool breaks and every queued job with it), up to :data:`POOL_RESTARTS`
-    times; then the jobs left fail, named. False where the first pool ran no job at all (the
-    host cannot start workers). A dead worker used to read as "worker processes unavailable
+    times; then the jobs left fail, named. Each new pool runs the jobs that may have been
+    running at the break (the first ``workers`` left) last, so that one job that kills its
+    worker every time takes few others with it. False where no worker ever started (the
+    host cannot start them). A dead worker used to read as "worker processes unavailable
     here", and every job left then ran one by one in this process."""
+    started = multiprocessing.get_context("spawn").Event()  # set by each worker once ready
     restarts = 0
+    left = list(tasks)
     while True:
-        ran_before = len(results) + len(errors)
-        left = [(name, args) for name, args in tasks if name not in results and name not in errors]
         try:
             with signal_handled(signal.SIGTERM, raise_exit):
-                _run_pool(fn, left, workers, results, errors, bar, stop_on_error)
+                _run_pool(fn, left, workers, results, errors, bar, stop_on_error, started)
             return True
         except BrokenProcessPool:
-            if restarts == 0 and len(results) + len(errors) == ran_before == 0:
+            if not started.is_set():
                 return False
-            left = [name for name, _ in tasks if name not in results and name not in errors]
+            left = [(name, args) for name, args in left
+                    if name not in results and name not in errors]
             if restarts == POOL_RESTARTS or (errors and stop_on_error):
-                for name in left:
+                for name, _ in left:
                     errors[name] = ("a worker process died while the pool ran this job or "
                                     "others (killed by a signal, or out of memory?)")
                     bar.write(f"FAILED {name}: {errors[name]}", file=sys.stderr)
                 return True
             restarts += 1
+            left = left[workers:] + left[:workers]
             bar.write(f"a worker process died (killed by a signal, or out of memory?): a new "
                       f"pool runs the {len(left)} job(s) left", file=sys.stderr)
 
@@ -412,6 +420,7 @@ def _stop_worker(proc: Any) -> None:
 def _run_pool(
     fn: Any, tasks: list[tuple[str, tuple[Any, ...]]], workers: int,
     results: dict[str, Any], errors: dict[str, str], bar: Any, stop_on_error: bool = False,
+    started: Any = None,
 ) -> None:
     """The tasks on a pool of ``workers`` spawned processes, filling ``results``/``errors``.
 
@@ -423,7 +432,7 @@ def _run_pool(
     # interrupt cut short before the pool recorded it)
     before = {proc.pid for proc in multiprocessing.active_children()}
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(os.getpid(),))
+                               initargs=(os.getpid(), started))
     finished = False
     restore_start_method = _stdlib_start_method()
     try:
@@ -434,17 +443,21 @@ def _run_pool(
                                                for name, args in tasks}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            broken = False
             for fut in done:
                 name = pending.pop(fut)
                 try:
                     results[name] = fut.result()
                 except BrokenProcessPool:
-                    raise
+                    broken = True  # raised once the others done beside it are recorded
+                    continue
                 except Exception as exc:
                     errors[name] = _error_text(exc)
                     bar.write(f"FAILED {name}: {errors[name]}", file=sys.stderr)
                 bar.set_postfix_str(name, refresh=False)
                 bar.update(1)
+            if broken:
+                raise BrokenProcessPool("a worker process died")
             if errors and stop_on_error:
                 return  # the cleanup below stops the running workers and the queue
         finished = True
@@ -626,16 +639,17 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
     shard = cfg.get("shard") or {}
     if not shard.get("count") and len(sources) == len(planned):
         _warn_if_replacing(out_dir, cfg, sources)
-    if shard.get("count"):
-        k, n = int(shard["index"]), int(shard["count"])
-        if not 0 <= k < n:
-            raise VmafDistillError(f"shard.index must be in 0..{n - 1}, got {k}")
-        jobs = [j for idx, j in enumerate(jobs) if idx % n == k]
+    # duplicates out before sharding: in two shards, both copies ran and the merge repeated ids
     tasks = _unique_tasks([
         (f"{s['source_id']}:{rungs[i].label(s['width'], s['height'])}",
          (s, rungs[i], i, teacher_cfg, encode_cfg, store))
         for s, i in jobs
     ])
+    if shard.get("count"):
+        k, n = int(shard["index"]), int(shard["count"])
+        if not 0 <= k < n:
+            raise VmafDistillError(f"shard.index must be in 0..{n - 1}, got {k}")
+        tasks = [t for idx, t in enumerate(tasks) if idx % n == k]
     results, job_errors = _run_rung_jobs(tasks, workers, progress, cfg.get("executor"), store,
                                          stop_on_error=bool(cfg.get("fail_fast")))
     failures += [{"source_id": name.split(":")[0], "variant_id": name.split(":")[1], "error": e}
@@ -684,10 +698,12 @@ def _drop_stale_outputs(out_dir: Path, manifest: Mapping[str, Any], has_samples:
             (out_dir / name).unlink(missing_ok=True)
     check = out_dir / "teacher_check.json"
     try:
-        checked = json.loads(check.read_text()).get("corpus_hash")
-    except (OSError, ValueError, AttributeError):
-        checked = None
-    if check.exists() and checked != manifest.get("corpus_hash"):
+        record = json.loads(check.read_text())
+    except (OSError, ValueError):
+        record = None
+    # a check written before it recorded its corpus cannot be told stale: it stays
+    if (isinstance(record, dict) and "corpus_hash" in record
+            and record["corpus_hash"] != manifest.get("corpus_hash")):
         print(f"vmafdistill corpus: note: {out_dir}: removed the teacher check of an earlier "
               "corpus (teacher_check=true checks this one)", file=sys.stderr, flush=True)
         for name in TEACHER_CHECK_FILES:
@@ -924,7 +940,9 @@ def merge_shards(cfg: Mapping[str, Any]) -> BuildReport:
                              {str(i): t for i, t in enumerate(timings)
                               if set(t["timing"]) >= {"encode_s", "teacher_s", "features_s"}})
     summary = assemble.summary_table(tables["samples"])
-    write_summary(out_dir, summary)
+    _drop_stale_outputs(out_dir, manifest, not tables["samples"].empty)
+    if not tables["samples"].empty:
+        write_summary(out_dir, summary)
     return BuildReport(out_dir=out_dir, samples=tables["samples"], summary=summary,
                        failures=failures, wall_s=time.perf_counter() - started,
                        manifest=manifest)

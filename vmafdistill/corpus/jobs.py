@@ -239,21 +239,21 @@ def teacher_identity(teacher_cfg: dict[str, Any]) -> dict[str, str]:
     model = str(teacher_cfg.get("model", "vmaf_v0.6.1"))
     mode = teacher_mode(teacher_cfg)
     if backend == "torch":
-        from ..teacher.model_v1016 import is_v1016_model
+        from ..teacher.model import MODEL_ALIASES, resolve_model_path
+        from ..teacher.model_v1016 import V1016_MODELS, is_v1016_model, resolve_v1016_path
         from ..versions import V1016_TEACHER_VERSION
 
         version = f"vmafdistill {__version__} torch {mode}"
         if is_v1016_model(model):
             version += f" v1.0.16 t{V1016_TEACHER_VERSION}"
+            path = resolve_v1016_path(model)
         else:  # an unknown name failed every rung, twice each, after the encodes
-            from ..teacher.model import MODEL_ALIASES, resolve_model_path
-
             path = resolve_model_path(model)
-            if model not in MODEL_ALIASES:
-                # a model file is known by its contents: keyed by its path alone, an edited
-                # file (or another file at the same relative path) reused the old labels
-                return {"backend": backend, "version": version, "model": model,
-                        "model_sha256": file_sha256(path)}
+        if model not in MODEL_ALIASES and model not in V1016_MODELS:
+            # a model file is known by its contents: keyed by its path alone, an edited file
+            # (or another file at the same relative path) reused the old labels
+            return {"backend": backend, "version": version, "model": model,
+                    "model_sha256": file_sha256(path)}
     elif backend == "libvmaf":
         from ..oracle import libvmaf_version
         from ..teacher.model_v1016 import V1016_MODELS, is_v1016_model

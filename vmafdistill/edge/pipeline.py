@@ -724,7 +724,11 @@ def analyze_video(
     ``{"bands": {"green": 85}}`` changes only what it names; ``None`` takes the card's rules.
     """
     plan = _plan(path, predictor, card, options, ref_size)
-    rules = merge_rules(merge_rules(DEFAULT_RULES, plan.card.get("tokens")), rules)
+    try:
+        card_rules = merge_rules(DEFAULT_RULES, plan.card.get("tokens"))
+    except (ValueError, TypeError, AttributeError) as exc:  # a hand-edited card
+        raise ModelError(f"the model card's tokens: {exc}") from None
+    rules = merge_rules(card_rules, rules)
     t0 = time.perf_counter()
     fp = _first_pass(plan, predictor, progress, t0)
     t2 = time.perf_counter()

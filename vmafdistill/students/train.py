@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 import shutil
 import sys
 import time
@@ -285,23 +286,30 @@ def begin_run(cfg: Any, run_dir: str | Path) -> tuple[dict[str, Any], Path]:
 #: (sweep-report then mixed the two runs).
 RUN_OUTPUTS = ("metrics.json", "student.pt", "oof.parquet", "heldout.parquet",
                "checkpoints/final.ckpt")
-#: Per-fit log folders (CSV ``logs/<fit>``, TensorBoard ``tb/<fit>``): an earlier run's with
-#: more folds, or with a final checkpoint this run does not write, stayed beside the new ones.
+#: Where the loggers keep one folder per fit (CSV ``logs/<fit>``, TensorBoard ``tb/<fit>``):
+#: an earlier run's with more folds stayed beside the new ones.
 RUN_LOG_DIRS = ("logs", "tb")
+#: The names of those per-fit folders (``fold3``, ``fold0_inner2``, ``final``); nothing else
+#: in ``logs/`` or ``tb/`` is removed (a user's own files may live there).
+FIT_LOG_NAME = re.compile(r"fold\d+(_inner\d+)?|final")
 
 
 def clear_earlier_outputs(run_dir: Path) -> None:
-    """Remove an earlier run's :data:`RUN_OUTPUTS` and :data:`RUN_LOG_DIRS` from ``run_dir``,
-    saying so."""
+    """Remove an earlier run's :data:`RUN_OUTPUTS` and its per-fit log folders
+    (:data:`FIT_LOG_NAME` under :data:`RUN_LOG_DIRS`) from ``run_dir``, saying so."""
     earlier = [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
-    logs = [name for name in RUN_LOG_DIRS if (run_dir / name).is_dir()]
-    if earlier or logs:
-        print(f"note: {run_dir}: replacing an earlier run's "
-              f"{', '.join(earlier + [f'{d}/' for d in logs])}", file=sys.stderr)
+    fit_logs = [d / child.name for d in map(Path, RUN_LOG_DIRS) if (run_dir / d).is_dir()
+                for child in sorted((run_dir / d).iterdir())
+                if child.is_dir() and not child.is_symlink()
+                and FIT_LOG_NAME.fullmatch(child.name)]
+    if earlier or fit_logs:
+        shown = earlier + sorted({f"{p.parent}/" for p in fit_logs})
+        print(f"note: {run_dir}: replacing an earlier run's {', '.join(shown)}",
+              file=sys.stderr)
         for name in earlier:
             (run_dir / name).unlink()
-        for name in logs:
-            shutil.rmtree(run_dir / name, ignore_errors=True)
+        for rel in fit_logs:
+            shutil.rmtree(run_dir / rel)
 
 
 def _quiet_lightning() -> None:

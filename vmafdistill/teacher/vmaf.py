@@ -388,7 +388,7 @@ def check_device(device: str | torch.device) -> None:
         raise VmafDistillError(f"--device {device}: holds no values, so nothing can be scored")
     try:  # mps, xpu, cuda:N beyond the last GPU ... failed mid-decode with a traceback
         torch.empty(1, device=dev)
-    except (RuntimeError, AssertionError, ValueError) as exc:
+    except Exception as exc:  # RuntimeError, AssertionError, ModuleNotFoundError (hpu) ...
         why = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
         raise VmafDistillError(
             f"--device {device}: torch {torch.__version__} cannot use it ({why})") from None
