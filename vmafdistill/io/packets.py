@@ -415,38 +415,25 @@ def scene_bitrates_kbps(
 
 
 def read_rate(info: Any, packets: Any) -> float:
-    """The rate the edge chain (and the corpus, for its rungs) reads a video at: the probe's
-    declared rate, unless the packets' timestamps say otherwise; then their mean rate, with
-    gaps (a capture that dropped out, a splice: steps over 1 s and 10x the median step) left
-    out of the span. The timestamps' rate is read where
-
-    * ffmpeg only guessed the rate (``info.fps_guessed``: a variable-rate MPEG-TS or HLS
-      stream without a declared average, whose guess can read 2000 fps);
-    * the timestamps hold a gap and the declared rate is below 0.9x their mean: an MP4's or
-      MKV's declared average counts the gap's time (a 60 s hole read a 25 fps stream at
-      1.2 fps, every frame its own shot, where the same stream in MPEG-TS read 25);
-    * the declared rate is over 1.1x the mean: an MPEG-TS stream that drops every third frame
-      declares its nominal 30 fps where it carries 20 (its MP4 copy declares 20; bitrates read
-      1.5x higher), an MP4 stream-copied into AVI declares 600 fps for 25.
-
-    A declared rate about half the timestamps' (0.45-0.55x) is kept, gap or not: field-coded
-    video steps at the field rate. Constant-rate video keeps its declared rate exactly."""
-    declared = float(info.fps)
-    if len(packets) < 2:
-        return declared
+    """The rate the edge chain (and the corpus, for its rungs) reads a video at: the probe's,
+    unless ffmpeg only guessed it (``info.fps_guessed``: no declared average rate, as in a
+    variable-rate MPEG-TS or HLS stream, whose guess can read 2000 fps and would make every shot
+    window 2000 frames long) or the declared rate is over 1.5x the rate the timestamps step at
+    (an MP4 stream-copied into AVI declares 600 fps for 25); then the packets' mean rate over
+    their timestamps, where they span any time. Gaps in the timestamps (a capture that dropped
+    out, a splice: steps over 1 s and 10x the median step) are left out of the span: one 60 s
+    gap would otherwise read a 20 fps stream at 1.6 fps and make every frame a shot. A declared
+    rate below the timestamps' is kept: field-coded video steps at the field rate."""
+    n = len(packets)
+    if n < 2:
+        return float(info.fps)
     steps = np.diff(np.asarray(packets.pts_s, dtype=np.float64))  # sorted by presentation
     moving = steps[steps > 0]
     if moving.size == 0:
-        return declared
-    gap = steps > max(1.0, 10.0 * float(np.median(moving)))
-    kept = steps[~gap]
+        return float(info.fps)
+    median_step = float(np.median(moving))
+    if not getattr(info, "fps_guessed", False) and not float(info.fps) * median_step > 1.5:
+        return float(info.fps)
+    kept = steps[steps <= max(1.0, 10.0 * median_step)]
     span = float(kept.sum())
-    if span <= 0:
-        return declared
-    mean_rate = kept.size / span
-    ratio = declared / mean_rate
-    if getattr(info, "fps_guessed", False) or ratio > 1.1:
-        return mean_rate
-    if gap.any() and ratio < 0.9 and not 0.45 <= ratio <= 0.55:
-        return mean_rate  # a container average that counts the gap's time
-    return declared
+    return kept.size / span if span > 0 else float(info.fps)
