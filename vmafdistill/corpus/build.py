@@ -376,7 +376,7 @@ def _run_pools(
     """:func:`_run_pool`, again on the jobs left when a worker dies mid-build (killed, or out
     of memory: the pool breaks and every queued job with it), up to :data:`POOL_RESTARTS`
     times; then the jobs left fail, named. Each new pool runs the jobs that may have been
-    running at the break (the first ``workers`` left) last, so that one job that kills its
+    running at the break (the first ``workers + 1`` left) last, so that one job that kills its
     worker every time takes few others with it. False where no worker ever started (the
     host cannot start them). A dead worker used to read as "worker processes unavailable
     here", and every job left then ran one by one in this process."""
@@ -400,7 +400,8 @@ def _run_pools(
                     bar.write(f"FAILED {name}: {errors[name]}", file=sys.stderr)
                 return True
             restarts += 1
-            left = left[workers:] + left[:workers]
+            # the pool queues one call beyond its workers: workers + 1 may have been taken
+            left = left[workers + 1:] + left[:workers + 1]
             bar.write(f"a worker process died (killed by a signal, or out of memory?): a new "
                       f"pool runs the {len(left)} job(s) left", file=sys.stderr)
 

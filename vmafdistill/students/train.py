@@ -309,7 +309,12 @@ def clear_earlier_outputs(run_dir: Path) -> None:
         for name in earlier:
             (run_dir / name).unlink()
         for rel in fit_logs:
-            shutil.rmtree(run_dir / rel)
+            try:
+                shutil.rmtree(run_dir / rel)
+            except OSError as exc:
+                raise VmafDistillError(
+                    f"{run_dir / rel}: cannot remove an earlier run's log folder ({exc})"
+                ) from None
 
 
 def _quiet_lightning() -> None:
