@@ -82,11 +82,14 @@ def encode_rung(
     out_path: str | Path,
     *,
     scale_flags: str = "bicubic",
+    decoder_threads: int | None = None,
 ) -> Path:
     """Scale ``source`` to the rung's size and encode it; written atomically to ``out_path``.
 
     ``scale_flags`` are swscale's: the corpus passes ``bicubic+accurate_rnd+bitexact`` so the
-    downscale (like the teacher's upscale) is identical on every CPU.
+    downscale (like the teacher's upscale) is identical on every CPU. ``decoder_threads``:
+    the source decoder's (the corpus passes 1: a damaged source's concealed pictures are then
+    the same on every run, and the same as the teacher's reference decode).
     """
     spec = CODECS[rung.codec]
     w, h = rung.size_for(*src_size)
@@ -99,7 +102,8 @@ def encode_rung(
     args = [
         # -noautorotate: encode the coded frames, the orientation the teacher's reference
         # decode (vmafdistill.io, also -noautorotate) compares them with.
-        "-y", "-noautorotate", "-i", input_url(source), "-map", "0:V:0", "-an",
+        "-y", *([] if decoder_threads is None else ["-threads", str(int(decoder_threads))]),
+        "-noautorotate", "-i", input_url(source), "-map", "0:V:0", "-an",
         "-fps_mode", "passthrough",
         "-vf", f"scale={w}:{h}:flags={scale_flags}",
         *(["-pix_fmt", rung.pix_fmt] if rung.pix_fmt else []),

@@ -373,6 +373,7 @@ def libvmaf_score(
     n_threads: int | None = None,
     extra_features: list[str] | None = None,
     check_frame_counts: bool = True,
+    decoder_threads: int | None = None,
 ) -> LibvmafResult:
     """Score ``dist`` against ``ref`` with ffmpeg's libvmaf filter.
 
@@ -392,6 +393,8 @@ def libvmaf_score(
             inside a spec are separated by ``:`` as in libvmaf's own syntax.
         check_frame_counts: count both inputs' frames (cheap for .y4m/raw, a decode pass for
             other containers) and require the scored frame count to equal both.
+        decoder_threads: ffmpeg's decoder threads for both inputs (1: a damaged file's
+            concealment is the same on every run).
 
     Returns:
         The parsed :class:`LibvmafResult`.
@@ -418,10 +421,11 @@ def libvmaf_score(
     with tempfile.TemporaryDirectory(prefix="vmafdistill-oracle-") as tmp:
         log_path = Path(tmp) / "libvmaf.json"
         vmaf_args = _libvmaf_options(model_opt, log_path, n_threads, extra_features)
+        threads = [] if decoder_threads is None else ["-threads", str(int(decoder_threads))]
         cmd = [
             ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error",
-            *_input_args(dist_p, dist_raw), "-i", input_url(dist_p),
-            *_input_args(ref_p, ref_raw), "-i", input_url(ref_p),
+            *threads, *_input_args(dist_p, dist_raw), "-i", input_url(dist_p),
+            *threads, *_input_args(ref_p, ref_raw), "-i", input_url(ref_p),
             "-filter_complex", _filter_graph(vmaf_args, scale_to, scale_flags), "-map", "[out]",
             "-fps_mode", "passthrough", "-f", "null", "-",
         ]  # fmt: skip

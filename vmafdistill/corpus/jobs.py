@@ -100,6 +100,13 @@ def source_ids(paths: list[Path], root: Path | None = None,
     return ids
 
 
+#: ffmpeg's decoder threads for a source (shot cut, encode input, teacher reference): a
+#: multi-threaded decoder conceals a damaged file's pictures differently on every run (fresh
+#: caches gave labels up to 0.46 VMAF apart); one thread decodes a clean file identically.
+#: Parallelism comes from the workers.
+SOURCE_DECODER_THREADS = 1
+
+
 # --------------------------------------------------------------------------------------------
 # Sources
 # --------------------------------------------------------------------------------------------
@@ -142,7 +149,8 @@ def prepare_source(
     num_frames = 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DecodeWarning)
-        for chunk in iter_frames(path, chunk=16, planes="y"):
+        for chunk in iter_frames(path, chunk=16, planes="y",
+                                 decoder_threads=SOURCE_DECODER_THREADS):
             detector.update(chunk)
             num_frames += len(chunk)
     decode_errors = [str(w.message) for w in caught if issubclass(w.category, DecodeWarning)]
@@ -184,7 +192,8 @@ def _encoded(where: str, source: dict[str, Any], rung: Any, src_size: tuple[int,
     not by a killed build) is encoded again, once, instead of failing every rerun."""
     def encode() -> None:
         try:
-            encode_rung(source["path"], rung, src_size, enc_path, scale_flags=scale_flags)
+            encode_rung(source["path"], rung, src_size, enc_path, scale_flags=scale_flags,
+                        decoder_threads=SOURCE_DECODER_THREADS)
         except VmafDistillError as exc:
             raise VmafDistillError(f"{where}: encoder failed: {exc}") from None
 
@@ -301,7 +310,7 @@ def _teacher_frames(
                 result = score_files(
                     ref, dist, model=model, device=str(teacher_cfg.get("device", "cpu")),
                     chunk=int(teacher_cfg.get("chunk", 8)), rescale=True, scale_flags=flags,
-                    mode=mode,
+                    mode=mode, decoder_threads=SOURCE_DECODER_THREADS,
                 )
         finally:
             torch.set_num_threads(threads)
@@ -318,7 +327,7 @@ def _teacher_frames(
         ref, dist,
         model=(resolve_v1016_path(model) if v1016
                else model if mode == "exact" else _LIBVMAF_FLOAT[model]),
-        scale_to=ref_size, scale_flags=flags,
+        scale_to=ref_size, scale_flags=flags, decoder_threads=SOURCE_DECODER_THREADS,
         n_threads=teacher_cfg.get("threads"),
     )
     if v1016:

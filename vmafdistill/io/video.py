@@ -695,6 +695,7 @@ def iter_frames(
     scale_to: tuple[int, int] | None = None,
     scale_flags: str = "bicubic",
     planes: str = "y",
+    decoder_threads: int | None = None,
 ) -> Iterator[FrameChunk]:
     """Iterate over the decoded frames of ``path`` in chunks of ``chunk`` frames.
 
@@ -703,11 +704,14 @@ def iter_frames(
     through ffmpeg's ``scale`` filter with ``flags=scale_flags`` in the source pixel format (a
     no-op when it equals the source size). The file is probed (and validated) when this is
     called, not on the first ``next()``; memory use is bounded by one chunk.
+    ``decoder_threads``: ffmpeg's decoder threads for a container (its default otherwise);
+    1 makes a damaged file's concealed pictures the same on every run.
     """
     _validate_common(chunk, planes, scale_flags)
     scale = _validate_scale_to(scale_to)
     info = probe_video(path, width=width, height=height, pix_fmt=pix_fmt)
-    return _iter_info(info, chunk=chunk, scale_to=scale, scale_flags=scale_flags, planes=planes)
+    return _iter_info(info, chunk=chunk, scale_to=scale, scale_flags=scale_flags, planes=planes,
+                      decoder_threads=decoder_threads)
 
 
 def read_all(path: PathLike, **kw: Any) -> FrameChunk:
@@ -745,6 +749,7 @@ def _iter_info(
     planes: str,
     limit: int | None = None,
     out_pix_fmt: str | None = None,
+    decoder_threads: int | None = None,
 ) -> Iterator[FrameChunk]:
     """Frames of an already-probed file; ``limit`` stops after that many frames.
 
@@ -755,8 +760,8 @@ def _iter_info(
         out_layout = _layout_for(info.path, out_pix_fmt, "conversion target")
         return _iter_ffmpeg(
             dataclasses.replace(info, pix_fmt=out_pix_fmt, bit_depth=out_layout.bit_depth),
-            _input_args(info), chunk, planes, scale_to or (info.width, info.height),
-            scale_flags, limit,
+            _input_args(info, decoder_threads), chunk, planes,
+            scale_to or (info.width, info.height), scale_flags, limit,
         )
     if scale_to is not None and scale_to == (info.width, info.height) and info.kind != "container":
         # ffmpeg's scale filter passes frames through untouched at the same size and format,
@@ -767,11 +772,12 @@ def _iter_info(
         return _iter_raw(info, chunk, planes, limit)
     if scale_to is None and info.kind == "y4m":
         return _iter_y4m(info, chunk, planes, limit)
-    return _iter_ffmpeg(info, _input_args(info), chunk, planes, scale_to, scale_flags, limit)
+    return _iter_ffmpeg(info, _input_args(info, decoder_threads), chunk, planes, scale_to,
+                        scale_flags, limit)
 
 
-def _input_args(info: VideoInfo) -> list[str]:
-    """ffmpeg's input options for a probed file."""
+def _input_args(info: VideoInfo, decoder_threads: int | None = None) -> list[str]:
+    """ffmpeg's input options for a probed file (``decoder_threads`` for a container)."""
     if info.kind == "raw":
         return ["-f", "rawvideo", "-pix_fmt", info.pix_fmt, "-s", f"{info.width}x{info.height}",
                 "-i", input_url(info.path)]
@@ -779,7 +785,8 @@ def _input_args(info: VideoInfo) -> list[str]:
         return ["-f", "yuv4mpegpipe", "-i", input_url(info.path)]
     # -noautorotate: decode the coded frames, whose size PyAV reported; autorotation would
     # transpose rotated phone videos and make the frame size disagree with the probe.
-    return ["-noautorotate", "-i", input_url(info.path)]
+    threads = [] if decoder_threads is None else ["-threads", str(int(decoder_threads))]
+    return [*threads, "-noautorotate", "-i", input_url(info.path)]
 
 
 def _check_end(info: VideoInfo, rc: int, log: str, scale_to: tuple[int, int] | None,
@@ -1018,7 +1025,8 @@ def _iter_ffmpeg(
 # Reference / distorted pairs
 # --------------------------------------------------------------------------------------------
 
-_OPT_KEYS = frozenset({"width", "height", "pix_fmt", "planes", "scale_to", "scale_flags"})
+_OPT_KEYS = frozenset({"width", "height", "pix_fmt", "planes", "scale_to", "scale_flags",
+                       "decoder_threads"})
 _MISMATCH_MODES = ("error", "prefix")
 
 
@@ -1044,7 +1052,8 @@ def iter_frame_pairs(
     """Iterate over reference and distorted frames in lockstep, as aligned equal-length chunks.
 
     ``ref_opts``/``dist_opts`` hold per-file ``width``, ``height``, ``pix_fmt`` (raw input),
-    ``planes``, ``scale_to`` and ``scale_flags``. With ``scale_dist_to_ref`` the distorted
+    ``planes``, ``scale_to``, ``scale_flags`` and ``decoder_threads`` (:func:`iter_frames`).
+    With ``scale_dist_to_ref`` the distorted
     video is scaled to the reference frame size (ffmpeg ``scale``, ``flags=scale_flags``) and
     converted to the reference's YUV pixel format in the same scaler, as ffmpeg's libvmaf filter
     graph does; otherwise differing sizes raise FrameMismatchError before any frame is read, and
@@ -1102,7 +1111,8 @@ def iter_frame_pairs(
         limit = min(nr, nd)
 
     ref_it = _iter_info(
-        rinfo, chunk=chunk, scale_to=r_scale, scale_flags=r_flags, planes=r_planes, limit=limit
+        rinfo, chunk=chunk, scale_to=r_scale, scale_flags=r_flags, planes=r_planes, limit=limit,
+        decoder_threads=ropts.get("decoder_threads"),
     )
     # Scaled to the reference, the distorted frames also take its pixel format (bit depth,
     # chroma subsampling) in the same scaler, as ffmpeg's libvmaf filter graph negotiates it:
@@ -1112,6 +1122,7 @@ def iter_frame_pairs(
     dist_it = _iter_info(
         dinfo, chunk=chunk, scale_to=d_scale, scale_flags=d_flags, planes=d_planes, limit=limit,
         out_pix_fmt=rinfo.pix_fmt if convert else None,
+        decoder_threads=dopts.get("decoder_threads"),
     )
     return _lockstep(rinfo, dinfo, ref_it, dist_it, on_length_mismatch)
 

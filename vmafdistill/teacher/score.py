@@ -129,6 +129,7 @@ def score_files(
     progress: bool = False,
     mode: str | None = None,
     aim: bool = False,
+    decoder_threads: int | None = None,
 ) -> VmafResult:
     """Score ``dist`` against ``ref`` frame by frame with the PyTorch teacher.
 
@@ -142,6 +143,8 @@ def score_files(
     ``mode``: ``"exact"`` (libvmaf's integer features; the default for ``vmaf_v0.6.1``,
     ``vmaf_v0.6.1neg``, ``vmaf_4k_v0.6.1``) or ``"float"`` (the default for ``vmaf_float_*``).
     ``aim``: float mode also reports ``aim``/``adm3`` (:class:`~.vmaf.VmafScorer`).
+    ``decoder_threads``: ffmpeg's decoder threads for both files (1: a damaged file's
+    concealment is the same on every run; the corpus passes 1).
     """
     from .model_v1016 import is_v1016_model
 
@@ -155,19 +158,17 @@ def score_files(
             ref, dist, model=model, device=device, chunk=chunk, ref_raw=ref_raw,
             dist_raw=dist_raw, rescale=rescale, scale_flags=scale_flags,
             on_length_mismatch=on_length_mismatch, progress=progress,
+            decoder_threads=decoder_threads,
         )
     started = time.perf_counter()
     scorer = VmafScorer(model, device=device, dtype=dtype, mode=mode, aim=aim)
     ref_info = _probe_pair(ref, dist, ref_raw, dist_raw,
                            one_depth=scorer.mode == "exact" and not rescale)
     pairs = prefetched(iter_frame_pairs(
-        ref,
-        dist,
-        chunk=chunk,
-        ref_opts=_raw_opts(ref_raw),
-        dist_opts=_raw_opts(dist_raw),
-        scale_dist_to_ref=rescale,
-        scale_flags=scale_flags,
+        ref, dist, chunk=chunk,
+        ref_opts={**_raw_opts(ref_raw), "decoder_threads": decoder_threads},
+        dist_opts={**_raw_opts(dist_raw), "decoder_threads": decoder_threads},
+        scale_dist_to_ref=rescale, scale_flags=scale_flags,
         on_length_mismatch=on_length_mismatch,
     ))  # the next chunk pair decodes while this one is scored
     bar = None

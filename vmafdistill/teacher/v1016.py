@@ -226,6 +226,7 @@ def score_files_v1016(
     scale_flags: str = "bicubic",
     on_length_mismatch: str = "error",
     progress: bool = False,
+    decoder_threads: int | None = None,
 ) -> V1016Result:
     """Score ``dist`` against ``ref`` with a VMAF v1.0.16 model (name or JSON path).
 
@@ -246,8 +247,10 @@ def score_files_v1016(
             f"one bit depth; ffmpeg's libvmaf filter converts the distorted to the reference's "
             f"format first, and so does --rescale (score_files(rescale=True))")
     pairs = prefetched(iter_frame_pairs(
-        ref, dist, chunk=chunk, ref_opts={**ropts, "planes": "yuv"},
-        dist_opts={**dopts, "planes": "yuv"}, scale_dist_to_ref=rescale,
+        ref, dist, chunk=chunk,
+        ref_opts={**ropts, "planes": "yuv", "decoder_threads": decoder_threads},
+        dist_opts={**dopts, "planes": "yuv", "decoder_threads": decoder_threads},
+        scale_dist_to_ref=rescale,
         scale_flags=scale_flags, on_length_mismatch=on_length_mismatch,
     ))  # the next chunk pair decodes while this one is scored
     bar = None
