@@ -26,6 +26,12 @@ def input_url(path: str | os.PathLike[str]) -> str:
     return p if os.path.isabs(p) else os.path.join(os.getcwd(), p)
 
 
+def decoder_thread_args(threads: int | None) -> list[str]:
+    """``-threads N`` for the input that follows (its decoder, not an encoder), or nothing for
+    ffmpeg's default (``None``)."""
+    return [] if threads is None else ["-threads", str(int(threads))]
+
+
 @functools.cache
 def ffmpeg_exe() -> str:
     """Return the path of the ffmpeg binary to use (env override, imageio-ffmpeg, then PATH)."""

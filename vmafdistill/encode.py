@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._ffmpeg import input_url, run_ffmpeg
+from ._ffmpeg import decoder_thread_args, input_url, run_ffmpeg
 from .errors import VmafDistillError
 
 #: ffmpeg encoder and deterministic settings per codec name used in ladder configs.
@@ -102,7 +102,7 @@ def encode_rung(
     args = [
         # -noautorotate: encode the coded frames, the orientation the teacher's reference
         # decode (vmafdistill.io, also -noautorotate) compares them with.
-        "-y", *([] if decoder_threads is None else ["-threads", str(int(decoder_threads))]),
+        "-y", *decoder_thread_args(decoder_threads),
         "-noautorotate", "-i", input_url(source), "-map", "0:V:0", "-an",
         "-fps_mode", "passthrough",
         "-vf", f"scale={w}:{h}:flags={scale_flags}",

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._ffmpeg import ffmpeg_exe, ffmpeg_version, input_url
+from ._ffmpeg import decoder_thread_args, ffmpeg_exe, ffmpeg_version, input_url
 from .errors import FrameMismatchError, ModelError, ToolError, VideoInputError
 from .io.video import SUPPORTED_PIX_FMTS, frame_size_bytes, y4m_frame_count, y4m_header
 from .vmaf_names import FRAME_METRICS
@@ -421,7 +421,7 @@ def libvmaf_score(
     with tempfile.TemporaryDirectory(prefix="vmafdistill-oracle-") as tmp:
         log_path = Path(tmp) / "libvmaf.json"
         vmaf_args = _libvmaf_options(model_opt, log_path, n_threads, extra_features)
-        threads = [] if decoder_threads is None else ["-threads", str(int(decoder_threads))]
+        threads = decoder_thread_args(decoder_threads)
         cmd = [
             ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error",
             *threads, *_input_args(dist_p, dist_raw), "-i", input_url(dist_p),

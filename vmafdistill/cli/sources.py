@@ -36,4 +36,3 @@ def run(args: argparse.Namespace) -> int:
         make_folder("--out", Path(args.out))
     make_sources(args.recipe, args.out, group=args.group)
     return 0
-

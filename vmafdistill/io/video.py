@@ -33,7 +33,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from .._ffmpeg import ffmpeg_exe, input_url
+from .._ffmpeg import decoder_thread_args, ffmpeg_exe, input_url
 from ..errors import DecodeWarning, FrameMismatchError, ToolError, VideoInputError
 from .ffmpeg_log import decoder_errors, picture_reconfigurations
 
@@ -785,8 +785,7 @@ def _input_args(info: VideoInfo, decoder_threads: int | None = None) -> list[str
         return ["-f", "yuv4mpegpipe", "-i", input_url(info.path)]
     # -noautorotate: decode the coded frames, whose size PyAV reported; autorotation would
     # transpose rotated phone videos and make the frame size disagree with the probe.
-    threads = [] if decoder_threads is None else ["-threads", str(int(decoder_threads))]
-    return [*threads, "-noautorotate", "-i", input_url(info.path)]
+    return [*decoder_thread_args(decoder_threads), "-noautorotate", "-i", input_url(info.path)]
 
 
 def _check_end(info: VideoInfo, rc: int, log: str, scale_to: tuple[int, int] | None,
