@@ -184,12 +184,10 @@ def _replace_earlier_run(bundle_path: Path, run_dir: Path, plain: Mapping[str, A
     loss, enough held-out rows for ``alpha``) have passed (they went first, and a bad
     ``optim.lr`` left the directory empty); refused where the bundle fine-tuning starts from
     is one of them (a failure would lose it, a success replace it)."""
-    from ..evaluation.conformal import conformal_quantile
-    from .train import check_fit_settings, clear_earlier_outputs, require_finite_q
+    from .train import check_fit_settings, clear_earlier_outputs, require_enough_rows
 
     check_fit_settings(plain)
-    require_finite_q(float(conformal_quantile(np.ones(n_heldout), alpha)), alpha, n_heldout,
-                     "held-out")
+    require_enough_rows(n_heldout, alpha, "held-out")
 
     if bundle_path.resolve() == (run_dir / "student.pt").resolve():
         raise VmafDistillError(

@@ -656,14 +656,28 @@ def load_training_data(cfg: Any, plain: Mapping[str, Any]) -> TrainData:
                      target)
 
 
+def rows_needed(alpha: float) -> int:
+    """How many residuals a finite ``1 - alpha`` conformal quantile needs (fewer give q = inf),
+    as the error messages state it."""
+    return math.ceil((1 - alpha) / alpha)
+
+
 def require_finite_q(q: float, alpha: float, n_rows: int, kind: str) -> None:
     """An error where the conformal q is infinite: ``n_rows`` residuals are too few for
     ``alpha`` (the card would ship q = Infinity: the interval [0, 100] for every shot)."""
     if not math.isfinite(q):
         raise VmafDistillError(
             f"conformal.alpha={alpha}: {n_rows} {kind} rows are too few for a "
-            f"{1 - alpha:.0%} conformal quantile (need >= {math.ceil((1 - alpha) / alpha)}); "
+            f"{1 - alpha:.0%} conformal quantile (need >= {rows_needed(alpha)}); "
             "use a larger alpha or a larger corpus")
+
+
+def require_enough_rows(n_rows: int, alpha: float, kind: str) -> None:
+    """:func:`require_finite_q` before any fit: whether ``n_rows`` residuals, whatever their
+    values, give a finite quantile (train's out-of-fold rows, finetune's held-out rows)."""
+    from ..evaluation.conformal import conformal_quantile
+
+    require_finite_q(float(conformal_quantile(np.ones(n_rows), alpha)), alpha, n_rows, kind)
 
 
 def conformal_plan(plain: Mapping[str, Any], samples: pd.DataFrame) -> ConformalPlan:
@@ -712,8 +726,7 @@ def check_run_settings(plain: Mapping[str, Any], data: TrainData, plan: Conforma
     names and each fold's calibration groups before an earlier run's outputs are removed or a
     fold is fitted: a bad value failed only after that, leaving the run directory empty (its
     old model deleted) or half written."""
-    from ..evaluation.baselines import baseline_specs
-    from ..evaluation.conformal import conformal_quantile
+    from ..evaluation.baselines import baseline_specs, make_baseline
     from .models import scaled_student, student_input_names
 
     check_fit_settings(plain)
@@ -721,13 +734,11 @@ def check_run_settings(plain: Mapping[str, Any], data: TrainData, plan: Conforma
     width = len(student_input_names(data.feature_names, student_cfg.get("interactions")))
     scaled_student(student_cfg, np.zeros(width), np.ones(width), data.feature_names,
                    student_cfg.get("transforms"), student_cfg.get("interactions"))
-    unknown = [n for n in baseline_names(plain) if n not in baseline_specs()]
-    if unknown:
-        raise VmafDistillError(f"baselines: unknown {unknown}; known: {sorted(baseline_specs())}")
+    specs = baseline_specs()
+    for name in baseline_names(plain):  # an unknown name or estimator, as the fits would find
+        make_baseline(name, specs)
     # the pooled out-of-fold q (every row is held out once) needs enough rows for alpha
-    n_oof = sum(len(te) for _, te in data.splits)
-    require_finite_q(float(conformal_quantile(np.ones(n_oof), plan.alpha)), plan.alpha, n_oof,
-                     "out-of-fold")
+    require_enough_rows(sum(len(te) for _, te in data.splits), plan.alpha, "out-of-fold")
     if plan.method in ("nested", "split"):
         for k, (tr, _) in enumerate(data.splits):
             n_groups = len(np.unique(plan.groups[tr].astype(str)))
@@ -828,7 +839,7 @@ def _no_interval_where_too_few(fold_info: list[dict[str, Any]], alpha: float) ->
         print(f"warning: conformal.alpha={alpha}: fold(s) "
               f"{', '.join(str(i['fold']) for i in short)} have too few calibration rows "
               f"({', '.join(str(i['n_calib']) for i in short)}; need >= "
-              f"{math.ceil((1 - alpha) / alpha)}) for a {1 - alpha:.0%} quantile: no interval "
+              f"{rows_needed(alpha)}) for a {1 - alpha:.0%} quantile: no interval "
               "there, and the OOF coverage leaves them out", file=sys.stderr)
 
 
@@ -856,7 +867,7 @@ def conformal_summary(oof: pd.DataFrame, plan: ConformalPlan, target: str) -> di
                  if not math.isfinite(q)}
         raise VmafDistillError(
             f"conformal.final_q=worst_fold: fold(s) {small} (fold: rows) have too few rows for "
-            f"a {1 - alpha:.0%} conformal quantile (need >= {math.ceil((1 - alpha) / alpha)}); "
+            f"a {1 - alpha:.0%} conformal quantile (need >= {rows_needed(alpha)}); "
             "use final_q=pooled or a larger alpha"
         )
     require_finite_q(final_q, alpha, len(oof_abs), "out-of-fold")
