@@ -54,6 +54,7 @@ from .tables import (
     read_table,
     write_table,
 )
+from .teacher_check import TEACHER_CHECK_CSV, TEACHER_CHECK_JSON
 
 #: Partial files older than this are leftovers of killed writers (younger ones may be live).
 _STALE_PARTIAL_S = 3600.0
@@ -676,9 +677,7 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
                              results)
     summary = assemble.summary_table(tables["samples"]) if sample_rows else pd.DataFrame()
     if not shard.get("count"):
-        _drop_stale_outputs(target, manifest, bool(sample_rows))
-        if sample_rows:
-            write_summary(target, summary)
+        _write_derived_outputs(target, manifest, summary, bool(sample_rows))
     return BuildReport(out_dir=target, samples=tables["samples"], summary=summary,
                        failures=failures, wall_s=time.perf_counter() - started,
                        jobs_run=len(results), manifest=manifest)
@@ -686,18 +685,20 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
 
 #: What a build derives from its tables beside them (none where it has no samples).
 SUMMARY_FILES = ("summary.csv", "summary.md", "rate_quality.png")
-#: What ``teacher_check=true`` writes beside the tables, stamped with the corpus it checked.
-TEACHER_CHECK_FILES = ("teacher_check.csv", "teacher_check.json")
 
 
-def _drop_stale_outputs(out_dir: Path, manifest: Mapping[str, Any], has_samples: bool) -> None:
-    """Remove what describes an earlier corpus at ``out_dir``: the summary and plot where this
-    build has no samples, a teacher check of other tables (both stayed, naming the old
+def _write_derived_outputs(out_dir: Path, manifest: Mapping[str, Any], summary: pd.DataFrame,
+                           has_samples: bool) -> None:
+    """What a build or a merge derives beside its tables: the summary and plot written (where
+    it has samples), and what describes an earlier corpus at ``out_dir`` removed: the summary
+    and plot where it has none, a teacher check of other tables (both stayed, naming the old
     sample ids beside the new tables)."""
-    if not has_samples:
+    if has_samples:
+        write_summary(out_dir, summary)
+    else:
         for name in SUMMARY_FILES:
             (out_dir / name).unlink(missing_ok=True)
-    check = out_dir / "teacher_check.json"
+    check = out_dir / TEACHER_CHECK_JSON
     try:
         record = json.loads(check.read_text())
     except (OSError, ValueError):
@@ -707,7 +708,7 @@ def _drop_stale_outputs(out_dir: Path, manifest: Mapping[str, Any], has_samples:
             and record["corpus_hash"] != manifest.get("corpus_hash")):
         print(f"vmafdistill corpus: note: {out_dir}: removed the teacher check of an earlier "
               "corpus (teacher_check=true checks this one)", file=sys.stderr, flush=True)
-        for name in TEACHER_CHECK_FILES:
+        for name in (TEACHER_CHECK_CSV, TEACHER_CHECK_JSON):
             (out_dir / name).unlink(missing_ok=True)
 
 
@@ -941,9 +942,7 @@ def merge_shards(cfg: Mapping[str, Any]) -> BuildReport:
                              {str(i): t for i, t in enumerate(timings)
                               if set(t["timing"]) >= {"encode_s", "teacher_s", "features_s"}})
     summary = assemble.summary_table(tables["samples"])
-    _drop_stale_outputs(out_dir, manifest, not tables["samples"].empty)
-    if not tables["samples"].empty:
-        write_summary(out_dir, summary)
+    _write_derived_outputs(out_dir, manifest, summary, not tables["samples"].empty)
     return BuildReport(out_dir=out_dir, samples=tables["samples"], summary=summary,
                        failures=failures, wall_s=time.perf_counter() - started,
                        manifest=manifest)

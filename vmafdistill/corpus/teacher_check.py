@@ -20,7 +20,12 @@ import pandas as pd
 from ..config import load_yaml
 from ..errors import VmafDistillError
 
-__all__ = ["libvmaf_gap", "oracle_config", "run_teacher_check"]
+__all__ = ["TEACHER_CHECK_CSV", "TEACHER_CHECK_JSON", "libvmaf_gap", "oracle_config",
+           "run_teacher_check"]
+
+#: What a check writes beside the corpus tables: the per-sample gaps and their summary (which
+#: records the corpus it checked; a rebuild with other tables removes both).
+TEACHER_CHECK_CSV, TEACHER_CHECK_JSON = "teacher_check.csv", "teacher_check.json"
 
 
 def oracle_config(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +68,7 @@ def run_teacher_check(cfg: dict[str, Any], report: Any, build: Any) -> dict[str,
     if table.empty:
         raise VmafDistillError(f"teacher check: the corpus {cfg['out_dir']} has no samples")
     out_dir = Path(cfg["out_dir"])
-    table.to_csv(out_dir / "teacher_check.csv", float_format="%.9g")
+    table.to_csv(out_dir / TEACHER_CHECK_CSV, float_format="%.9g")
     diff = table["abs_diff"].to_numpy(np.float64)
     summary = {
         "samples": int(diff.size),
@@ -77,7 +82,7 @@ def run_teacher_check(cfg: dict[str, Any], report: Any, build: Any) -> dict[str,
         # the corpus checked: a rebuild into out_dir with other tables removes this check
         "corpus_hash": (getattr(report, "manifest", None) or {}).get("corpus_hash"),
     }
-    (out_dir / "teacher_check.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out_dir / TEACHER_CHECK_JSON).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
