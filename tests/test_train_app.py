@@ -415,6 +415,8 @@ def test_a_mistyped_number_is_a_one_line_error(tmp_path: Path,
                           ("seed=inf", "seed=inf: not a whole number"),
                           ("seed=-1", "seed=-1: must be at least 0"),
                           ("optim.max_epochs=inf", "optim.max_epochs=inf: not a whole number"),
+                          # trained to NaN and failed after every fold
+                          ("optim.lr=inf", "optim.lr=inf: not a finite number"),
                           ("guard_thresholds=70", "guard_thresholds=70: a list")):
         assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}",
                      *TRAIN_FAST, "baselines=[]", override]) == 2
@@ -546,6 +548,8 @@ def test_every_setting_is_checked_before_an_earlier_run_is_replaced(
             (["baselines=[nope]"], "baselines: unknown ['nope']"),
             (["baselines=nope"], "baselines: unknown ['nope']"),
             (["loss=temperature", "loss.alpha=-5"], "loss.alpha=-5: must be at least 0"),
+            # trained to NaN and failed after every fold
+            (["loss=temperature", "loss.tau=inf"], "loss.tau=inf: not a finite number"),
             (["loss=temperature", "loss.alpha=1", "loss.delta=-1"],
              "loss.delta=-1: must be above 0"),
             (["loss=temperature", "loss.learnable_tau=true", "loss.tau_min=1",

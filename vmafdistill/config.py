@@ -73,10 +73,13 @@ def compose_dict(config_name: str, overrides: Sequence[str] = ()) -> dict[str, A
 
 
 def checked_number(label: str, value: Any, kind: type, low: float | None = None,
-                   inclusive: bool = True, high: float | None = None) -> Any:
+                   inclusive: bool = True, high: float | None = None, *,
+                   finite: bool = True) -> Any:
     """``value`` read as ``kind`` (int or float), an error naming ``label`` (``optim.lr``) when
-    it is not a number, not whole where an integer is wanted, or outside ``[low, high]``
-    (``low`` excluded unless ``inclusive``; ``high`` excluded)."""
+    it is not a number, not whole where an integer is wanted, infinite unless ``finite`` is
+    False (``optim.lr=inf`` or ``loss.tau=inf`` trained to NaN and failed only after every
+    fold), or outside ``[low, high]`` (``low`` excluded unless ``inclusive``; ``high``
+    excluded)."""
     try:
         number = kind(float(value)) if kind is int else kind(value)
     except (TypeError, ValueError):
@@ -87,6 +90,8 @@ def checked_number(label: str, value: Any, kind: type, low: float | None = None,
         raise VmafDistillError(f"{label}={value!r}: not a whole number")
     if number != number:
         raise VmafDistillError(f"{label}={value!r}: not a number")
+    if finite and number in (float("inf"), float("-inf")):
+        raise VmafDistillError(f"{label}={value!r}: not a finite number")
     if low is not None and not (number >= low if inclusive else number > low):
         raise VmafDistillError(
             f"{label}={value!r}: must be {'at least' if inclusive else 'above'} {low}")

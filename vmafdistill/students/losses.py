@@ -209,7 +209,8 @@ class TemperatureLoss(DistillLoss):
         n_bins = checked_number("loss.n_bins", n_bins, int, 2)
         lo, hi = checked_number("loss.lo", lo, float), checked_number("loss.hi", hi, float)
         alpha = checked_number("loss.alpha", alpha, float, 0)
-        delta = checked_number("loss.delta", delta, float, 0, False)
+        # an infinite Huber delta is the squared error: a meaningful choice
+        delta = checked_number("loss.delta", delta, float, 0, False, finite=False)
         tau = checked_number("loss.tau", tau, float, 0, False)
         tau_min = checked_number("loss.tau_min", tau_min, float, 0, False)
         tau_max = checked_number("loss.tau_max", tau_max, float, 0, False)
