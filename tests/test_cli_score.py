@@ -591,13 +591,20 @@ def test_other_frame_rates_are_named(capsys: pytest.CaptureFixture[str], clips: 
                                      tmp_path: Path) -> None:
     """Frames pair by position; a distorted file at another frame rate was scored without a
     word (a 25 fps encode of a 50 fps master: 41.7 against libvmaf's 83.9 after fps=50)."""
-    raw = clips["dist"].read_bytes()
-    header, rest = raw.split(b"\n", 1)
-    assert b" F25:1" in header  # the fixture's rate
-    dist50 = tmp_path / "dist50.y4m"
-    dist50.write_bytes(header.replace(b" F25:1", b" F50:1") + b"\n" + rest)
-    rc, out, err = _run(capsys, clips["ref"], dist50)
-    assert rc == 0 and "VMAF " in out
-    assert "runs at 25 frames/s" in err and f"{dist50} at 50:" in err, err
+    def at_50(dist: Path) -> Path:
+        header, rest = dist.read_bytes().split(b"\n", 1)
+        assert b" F25:1" in header  # the fixture's rate
+        dist50 = tmp_path / f"{dist.stem}_50.y4m"
+        dist50.write_bytes(header.replace(b" F25:1", b" F50:1") + b"\n" + rest)
+        return dist50
+
+    # CAMBI needs 216 wide, SpEED chroma planes 80x80
+    wide = _y4m(tmp_path / "ref_wide.y4m", size="256x160", frames=3)
+    # v1.0.16 scored it without a word
+    for ref, dist, model in ((clips["ref"], at_50(clips["dist"]), []),
+                             (wide, at_50(wide), ["--model", "vmaf_v1.0.16_3d0h"])):
+        rc, out, err = _run(capsys, ref, dist, *model)
+        assert rc == 0 and "VMAF " in out
+        assert "runs at 25 frames/s" in err and f"{dist} at 50:" in err, (model, err)
     rc, _, err = _run(capsys, clips["ref"], clips["dist"])  # same rate: no word
     assert rc == 0 and "frames/s" not in err, err

@@ -233,19 +233,15 @@ def score_files_v1016(
     Same arguments as :func:`vmafdistill.teacher.score.score_files` (the ``score`` command
     dispatches here for v1.0.16 models); frames are decoded with their chroma planes.
     """
-    from ..io import iter_frame_pairs, probe_video
+    from ..io import iter_frame_pairs
     from ..io.prefetch import prefetched
+    from .score import _probe_pair, _raw_opts
 
     started = time.perf_counter()
     scorer = V1016Scorer(V1016Model.load(str(model)), device=device)
-    ropts = {k: v for k, v in (ref_raw or {}).items() if v is not None}
-    dopts = {k: v for k, v in (dist_raw or {}).items() if v is not None}
-    info = probe_video(ref, **ropts)
-    if not rescale and (depth := probe_video(dist, **dopts).bit_depth) != info.bit_depth:
-        raise VideoInputError(
-            f"{ref} is {info.bit_depth}-bit and {dist} is {depth}-bit: the v1.0.16 models score "
-            f"one bit depth; ffmpeg's libvmaf filter converts the distorted to the reference's "
-            f"format first, and so does --rescale (score_files(rescale=True))")
+    ropts, dopts = _raw_opts(ref_raw), _raw_opts(dist_raw)
+    # the v0.6.1 path's probe: other frame rates warned of, another bit depth refused
+    info = _probe_pair(ref, dist, ref_raw, dist_raw, one_depth=not rescale)
     pairs = prefetched(iter_frame_pairs(
         ref, dist, chunk=chunk,
         ref_opts={**ropts, "planes": "yuv", "decoder_threads": decoder_threads},
