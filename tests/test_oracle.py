@@ -337,3 +337,29 @@ def test_golden_motion_extremes() -> None:
         assert static[model]["per_frame"]["motion"] == [0.0] * content.FRAMES
         assert static[model]["per_frame"]["motion2"] == [0.0] * content.FRAMES
         assert max(moving[model]["per_frame"]["motion"]) > 10.0
+
+
+def test_the_frame_count_decodes_as_the_scoring_pass(
+        tmp_path: Path, tiny_pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The corpus scores a source single-threaded (a damaged file's concealment differs per
+    multi-threaded run); the frame count taken before it decoded with ffmpeg's default threads."""
+    import subprocess
+
+    import vmafdistill.oracle as oracle
+
+    ref, dist = tiny_pair
+    mp4 = tmp_path / "dist.mp4"
+    run_ffmpeg(["-i", str(dist), "-c:v", "libx264", str(mp4)], what="an encode")
+    commands: list[list[str]] = []
+    real_run = subprocess.run
+
+    def run(cmd: list[str], *args: object, **kw: object) -> object:
+        commands.append([str(c) for c in cmd])
+        return real_run(cmd, *args, **kw)
+
+    monkeypatch.setattr(oracle.subprocess, "run", run)
+    libvmaf_score(ref, mp4, decoder_threads=1)
+    counting = [c for c in commands if "-progress" in c]
+    assert counting and all(c[c.index("-i") - 2:c.index("-i")] == ["-threads", "1"]
+                            for c in counting), counting
+    assert count_frames(mp4) == TINY_FRAMES

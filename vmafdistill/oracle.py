@@ -268,12 +268,14 @@ def _decoded_frames(path: Path, input_args: Sequence[str]) -> int:
 
 
 def count_frames(
-    path: str | Path, raw: RawSpec | None = None, *, decode: bool = True
+    path: str | Path, raw: RawSpec | None = None, *, decode: bool = True,
+    decoder_threads: int | None = None,
 ) -> int | None:
     """Number of frames in a video file.
 
     Raw .yuv (``raw`` given) and .y4m files are counted from their size and frame headers; other
-    containers are decoded (``decode=True``) or reported as unknown (``None``).
+    containers are decoded (``decode=True``, with ``decoder_threads``: 1 counts a damaged file
+    as the single-threaded scoring pass decodes it) or reported as unknown (``None``).
     """
     p = Path(path)
     if not p.is_file():
@@ -289,7 +291,7 @@ def count_frames(
         return total // size
     if p.suffix.lower() == ".y4m":
         return y4m_frame_count(p)
-    return _decoded_frames(p, []) if decode else None
+    return _decoded_frames(p, decoder_thread_args(decoder_threads)) if decode else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -416,7 +418,8 @@ def libvmaf_score(
     model_str = str(model)
     model_opt = _model_option(model_str)
     _check_formats(ref_p, ref_raw, dist_p, dist_raw, scale_to)
-    counts = _input_frame_counts(ref_p, ref_raw, dist_p, dist_raw) if check_frame_counts else {}
+    counts = _input_frame_counts(ref_p, ref_raw, dist_p, dist_raw, decoder_threads) \
+        if check_frame_counts else {}
 
     with tempfile.TemporaryDirectory(prefix="vmafdistill-oracle-") as tmp:
         log_path = Path(tmp) / "libvmaf.json"
@@ -457,10 +460,13 @@ def libvmaf_score(
 
 
 def _input_frame_counts(
-    ref: Path, ref_raw: RawSpec | None, dist: Path, dist_raw: RawSpec | None
+    ref: Path, ref_raw: RawSpec | None, dist: Path, dist_raw: RawSpec | None,
+    decoder_threads: int | None,
 ) -> dict[str, int | None]:
-    """Both inputs' frame counts (``{"reference", "distorted"}``); they must be equal."""
-    counts = {"reference": count_frames(ref, ref_raw), "distorted": count_frames(dist, dist_raw)}
+    """Both inputs' frame counts (``{"reference", "distorted"}``), decoded as the scoring pass
+    decodes them; they must be equal."""
+    counts = {"reference": count_frames(ref, ref_raw, decoder_threads=decoder_threads),
+              "distorted": count_frames(dist, dist_raw, decoder_threads=decoder_threads)}
     if counts["reference"] != counts["distorted"]:
         raise FrameMismatchError(
             f"frame counts differ: reference {ref} has {counts['reference']}, "
