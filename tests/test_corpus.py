@@ -980,6 +980,24 @@ def test_only_the_torch_teacher_s_chroma_conversions_get_a_converted_key() -> No
     assert _label_key(gray, "e", torch_t, "yuv420p") == _label_key(gray, "e", torch_t, "gray")
 
 
+def test_labels_from_a_gpu_have_their_own_cache_key() -> None:
+    """Float labels from a GPU agree with the CPU's to rounding only; they shared the CPU's
+    cache entry (a corpus built on both mixed them). The CPU's key is unchanged."""
+    from vmafdistill.corpus.jobs import _label_key
+
+    source = {"sha256": "s", "width": 96, "height": 64, "pix_fmt": "yuv420p"}
+    torch_t = {"backend": "torch", "model": "vmaf_v0.6.1", "mode": "float",
+               "scale_flags": "bicubic"}
+    cpu = _label_key(source, "e", torch_t, "yuv420p")
+    assert cpu == _label_key(source, "e", {**torch_t, "device": "cpu"}, "yuv420p")
+    gpu = _label_key(source, "e", {**torch_t, "device": "cuda:1"}, "yuv420p")
+    assert gpu != cpu and gpu == _label_key(source, "e", {**torch_t, "device": "cuda"},
+                                            "yuv420p")
+    libvmaf_t = {**torch_t, "backend": "libvmaf"}  # libvmaf runs on the CPU whatever is set
+    assert (_label_key(source, "e", libvmaf_t, "yuv420p")
+            == _label_key(source, "e", {**libvmaf_t, "device": "cuda"}, "yuv420p"))
+
+
 def test_an_unknown_teacher_model_stops_the_build_before_any_work(tmp_path: Path) -> None:
     """``teacher.model=bogus`` failed every rung (its message twice per rung) after the
     encodes, exit 1; it is one error before any work."""

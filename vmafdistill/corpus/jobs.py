@@ -398,10 +398,17 @@ def _label_key(source: dict[str, Any], enc_sha: str, teacher_cfg: dict[str, Any]
                 and pix_fmt_layout(enc_pix_fmt).has_chroma
                 and pix_fmt_layout(source["pix_fmt"]).has_chroma)
     converted = {"converted_to": source["pix_fmt"]} if converts else {}
+    # labels from a GPU are their own entry, as its features are (_feature_key): float mode
+    # there agrees with the CPU to rounding, not bit for bit, and no GPU run here shows that
+    # the integer paths do; the CPU key is kept
+    device = str(teacher_cfg.get("device") or "cpu").split(":")[0]
+    on_device = {"device": device} if teacher_cfg.get("backend") == "torch" \
+        and device != "cpu" else {}
     return key_of(kind="labels", ref=source["sha256"], dist=enc_sha,
                   teacher=teacher_identity(teacher_cfg),
                   scale_flags=str(teacher_cfg.get("scale_flags")),
-                  ref_size=(int(source["width"]), int(source["height"])), **converted)
+                  ref_size=(int(source["width"]), int(source["height"])), **converted,
+                  **on_device)
 
 
 def _feature_key(enc_sha: str, device: str) -> str:
