@@ -774,9 +774,9 @@ def test_a_variable_rate_source_is_read_at_the_rate_predict_reads(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A source declaring 30 fps whose second half plays at 15 fps (timestamps): its encodes
     play at ~20 fps and predict reads them so. The corpus took the declared 30 fps, so every
-    training bitrate was 1.5x what predict computes on the same encode. Rows now use the rate
-    predict reads (same probe, same function), and the build says so; a constant-rate source
-    keeps its declared rate exactly (the module's corpus, 25 fps)."""
+    training bitrate was 1.5x what predict computes on the same encode. The source is now read
+    at the rate predict reads (same function, its timestamps), so its rows are too; a
+    constant-rate source keeps its declared rate exactly (the module's corpus, 25 fps)."""
     from vmafdistill.corpus.cache import ArtifactStore
     from vmafdistill.corpus.jobs import encode_path
     from vmafdistill.encode import Rung
@@ -803,12 +803,14 @@ def test_a_variable_rate_source_is_read_at_the_rate_predict_reads(
                       ArtifactStore(cfg["cache_root"]))
     played = read_rate(probe_video(enc, backend="ffmpeg"), read_packets(enc))
     assert 19.0 < played < 22.0, played  # 60 frames over ~3 s
-    assert (samples["fps"] == played).all(), samples["fps"].unique()
+    # the source's timestamps and its encode's: one rate, to the encode's time base
+    assert source["fps"] == pytest.approx(played, rel=1e-4)
+    assert (samples["fps"] == source["fps"]).all(), samples["fps"].unique()
     bits = read_packets(enc).sizes.sum() * 8.0
     total_kbps = bits / (len(read_packets(enc)) / played) / 1000.0
     per_shot = samples["bitrate_kbps"] * samples["duration_s"]
-    assert per_shot.sum() / samples["duration_s"].sum() == pytest.approx(total_kbps, rel=1e-9)
-    assert "variable frame rate" in capsys.readouterr().err
+    assert per_shot.sum() / samples["duration_s"].sum() == pytest.approx(total_kbps, rel=1e-4)
+    assert "encodes play at" not in capsys.readouterr().err  # one rate: nothing to note
 
 
 def test_a_constant_rate_source_keeps_its_declared_rate(built) -> None:
@@ -1141,3 +1143,42 @@ def test_a_damaged_source_gives_the_same_corpus_on_every_fresh_build(
         assert not report.failures and len(report.samples), report.failures
         hashes.add(report.manifest["corpus_hash"])
     assert len(hashes) == 1, hashes
+
+
+@pytest.mark.parametrize("kind", ["vfr_ts", "gap_mp4"])
+def test_sources_are_cut_at_the_rate_predict_reads_their_encodes(
+        tmp_path: Path, kind: str) -> None:
+    """The corpus cut a source at its declared rate and predict its encode at the rate the
+    encode's timestamps give: a variable-rate MPEG-TS (nominal 30 fps, carrying 13.3) made
+    2 corpus shots of 20 frames (1.4 s, over max_len_s=1) where predict cut 3 of 13, and an MP4
+    with a 2 s hole (its average counting the hole) the reverse. Training rows then described
+    shots predict never cuts. Both sides now read one rate (io.packets.read_rate)."""
+    from vmafdistill.corpus.build import cached_encodes
+    from vmafdistill.edge.pipeline import analyze_video
+    from vmafdistill.edge.predictor import Predictor, default_model_path
+
+    if kind == "vfr_ts":
+        src = tmp_path / "vfr.ts"
+        vf = "select='not(mod(n\\,3))+eq(mod(n\\,7)\\,1)'"
+        rate, fmt = 30, ["-f", "mpegts"]
+    else:
+        src = tmp_path / "gap.mp4"
+        vf = "setpts='if(gt(N,37),PTS+50,PTS)'"
+        rate, fmt = 25, []
+    run_ffmpeg(["-f", "lavfi", "-i", f"testsrc2=size=160x90:rate={rate}:duration=3",
+                "-vf", vf, "-fps_mode", "vfr", "-c:v", "libx264", "-crf", "18",
+                "-x264-params", "threads=1", *fmt, str(src)], what="a source with odd timestamps")
+    pred = Predictor(default_model_path())
+    cfg = make_cfg([src], tmp_path / "out", tmp_path / "cache",
+                   ladder={"name": "one", "rungs": TINY_LADDER[:1]},
+                   shots=dict(pred.card["edge"]["shots"]))
+    report = build_corpus(cfg)
+    assert not report.failures, report.failures
+    samples = load_samples(tmp_path / "out").sort_values("start_frame")
+    corpus_cut = list(zip(samples["start_frame"], samples["stop_frame"], strict=True))
+    (enc,) = cached_encodes(cfg)
+    rep = analyze_video(enc.path, pred, ref_size=(160, 90))
+    edge_cut = [(int(r["start_frame"]), int(r["stop_frame"])) for r in rep.rows]
+    assert corpus_cut == edge_cut and len(edge_cut) >= 3, (corpus_cut, edge_cut)
+    max_len = float(pred.card["edge"]["shots"]["max_len_s"])
+    assert samples["duration_s"].max() <= max_len + 0.05, samples["duration_s"].tolist()

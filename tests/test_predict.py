@@ -1068,8 +1068,61 @@ def test_read_rate_leaves_timestamp_gaps_out() -> None:
 
     guessed = SimpleNamespace(fps=100.0, fps_guessed=True)
     assert read_rate(guessed, Packets(pts_s=pts)) == pytest.approx(20.0)
-    assert read_rate(SimpleNamespace(fps=25.0, fps_guessed=False), Packets(pts_s=pts)) == 25.0
     assert read_rate(guessed, Packets(pts_s=np.zeros(5))) == 100.0  # no time: keep the guess
+
+    def declared(fps: float) -> SimpleNamespace:
+        return SimpleNamespace(fps=fps, fps_guessed=False)
+
+    # an MP4's average counts the gap (100 frames over 65 s: 1.54 fps): the timestamps' 20
+    assert read_rate(declared(100 / 64.95), Packets(pts_s=pts)) == pytest.approx(20.0)
+    # a declared rate the gap-free timestamps bear out (to 1 %) is kept exactly (MPEG-TS)
+    assert read_rate(declared(20.1), Packets(pts_s=pts)) == 20.1
+    # a variable-rate MP4's average (frames over duration) 3 % off: the timestamps' mean
+    assert read_rate(declared(20.6), Packets(pts_s=pts)) == pytest.approx(20.0)
+    # over 1.1x the timestamps' mean: a TS dropping every third frame of 30, an MP4 in AVI
+    vfr = np.cumsum(np.tile([1 / 30, 1 / 15], 30))
+    assert read_rate(declared(30.0), Packets(pts_s=vfr)) == pytest.approx(20.0, rel=0.02)
+    assert read_rate(declared(600.0), Packets(pts_s=np.arange(50) / 25)) == pytest.approx(25.0)
+    # field-coded video steps at the field rate: its frame rate stays, with a gap too
+    assert read_rate(declared(25.0), Packets(pts_s=np.arange(100) * 0.02)) == 25.0
+    fields = np.arange(100) * 0.02
+    fields[50:] += 5.0
+    assert read_rate(declared(25.0), Packets(pts_s=fields)) == 25.0
+    # a gap about as long as the footage halves an MP4's average into the field-coded band:
+    # it is that average (over the whole span, gap counted), so the timestamps' rate
+    held = np.arange(100) * 0.04
+    held[50:] += 4.0  # 4 s of frames, a 4 s hole: MP4 declares 100 / 8 s
+    assert read_rate(declared(100 / 8.0), Packets(pts_s=held)) == pytest.approx(25.0)
+    # constant rate: the declared value exactly
+    ntsc = np.arange(60) * 1001 / 30000
+    assert read_rate(declared(30000 / 1001), Packets(pts_s=ntsc)) == 30000 / 1001
+
+
+@pytest.mark.parametrize("kind", ["gap", "drop"])
+def test_a_stream_reads_alike_in_every_container(tmp_path, kind):
+    """The same H.264 stream in MP4, MKV and MPEG-TS: a 2 s gap in its timestamps read at
+    15 fps in MP4/MKV (the average counts the gap: 0.6 s shots, bitrates 35 % low) and 25 in
+    TS; a stream dropping every third frame of 30 read at 30 in TS (bitrates 1.5x) and 20 in
+    MP4. Each now gives the same shots, and bitrates within the containers' own bytes (2 %)."""
+    vf = ("setpts='if(gt(N,37),PTS+50,PTS)'" if kind == "gap"
+          else "select='not(eq(mod(n\\,3)\\,2))'")
+    rate = 25 if kind == "gap" else 30
+    mp4 = tmp_path / f"{kind}.mp4"
+    run_ffmpeg(["-f", "lavfi", "-i", f"testsrc2=size=160x90:rate={rate}:duration=3", "-vf", vf,
+                "-fps_mode", "vfr", "-c:v", "libx264", "-crf", "28", "-g", str(rate),
+                "-x264-params", "threads=1", str(mp4)], what="a stream with odd timestamps")
+    copies = [mp4]
+    for ext in ("mkv", "ts"):
+        copies.append(tmp_path / f"{kind}.{ext}")
+        run_ffmpeg(["-i", str(mp4), "-c", "copy", str(copies[-1])], what=f"its {ext} copy")
+    predictor = Predictor(TINY)
+    reports = [analyze_video(c, predictor) for c in copies]
+    first = reports[0].records
+    for rep in reports[1:]:
+        assert len(rep.records) == len(first)
+        for a, b in zip(rep.records, first, strict=True):  # times to a ms, rounding
+            assert (a["start"], a["end"]) == pytest.approx((b["start"], b["end"]), abs=0.002)
+            assert a["bitrate_kbps"] == pytest.approx(b["bitrate_kbps"], rel=0.02)
 
 
 def test_file_names_with_a_colon_are_read_as_those_files(clip, tmp_path, monkeypatch):

@@ -31,8 +31,9 @@ FEATURE_SET_VERSION = 1
 #: v0.6.1 labels keep their keys). 2: SpEED's float32 ``1 + variance``, as libvmaf rounds it.
 V1016_TEACHER_VERSION = 2
 
-#: Bump when the shot-cut algorithm changes (invalidates cached shot lists).
-SHOTS_VERSION = 1
+#: Bump when the shot-cut algorithm changes (invalidates cached shot lists). 2: sources cut
+#: at :func:`vmafdistill.io.packets.read_rate` (the rate predict reads), not the declared one.
+SHOTS_VERSION = 2
 
 #: Bump when encode settings in :mod:`vmafdistill.encode` change (invalidates cached encodes).
 #: 3: -noautorotate (sources with a rotation matrix).

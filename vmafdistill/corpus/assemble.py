@@ -85,16 +85,16 @@ def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
     return float(np.sum(values * weights) / np.sum(weights))
 
 
-#: Relative difference between a rung's read rate and its source's declared rate above which
-#: the source is taken as variable-rate (constant-rate encodes read within ~1e-4 of it).
+#: Relative difference between a rung's read rate and its source's above which the rung's
+#: own is used (encodes of a clean source read within ~1e-3 of it: the probe prints 2 decimals).
 RATE_TOLERANCE = 1e-3
 
 
 def rung_rate(source: dict[str, Any], variant: dict[str, Any]) -> float:
     """The frame rate a rung's rates and bitrates are computed at: the rate ``predict`` reads
     its encode at (``delivered_fps``, from the encode's timestamps) where that differs from the
-    source's declared rate by over :data:`RATE_TOLERANCE` (a variable-rate source: 30 fps
-    declared, 20 fps played), else the source's, so constant-rate corpora keep their numbers."""
+    rate the source is read at by over :data:`RATE_TOLERANCE` (frames lost in a damaged file),
+    else the source's, so a corpus keeps one rate per source."""
     declared = float(source["fps"])
     delivered = float(variant.get("delivered_fps") or declared)
     return delivered if abs(delivered / declared - 1.0) > RATE_TOLERANCE else declared

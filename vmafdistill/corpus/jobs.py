@@ -145,7 +145,11 @@ def prepare_source(
     info = probe_video(path)
     if not info.fps:
         raise VideoInputError(f"source {path}: frame rate unknown")
-    detector = ShotDetector(fps=info.fps, **shots_cfg)
+    # cut at the rate predict reads this source's encodes at (same rule, same timestamps): at
+    # the declared rate, a variable-rate MPEG-TS (nominal 30, carrying 13.3) or an MP4 with a
+    # timestamp gap gave other shot windows than predict cuts on the encode
+    fps = read_rate(info, read_packets(path))
+    detector = ShotDetector(fps=fps, **shots_cfg)
     num_frames = 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DecodeWarning)
@@ -167,9 +171,9 @@ def prepare_source(
         "height": info.height,
         "pix_fmt": info.pix_fmt,
         "bit_depth": info.bit_depth,
-        "fps": float(info.fps),
+        "fps": float(fps),
         "num_frames": num_frames,
-        "duration_s": num_frames / float(info.fps),
+        "duration_s": num_frames / float(fps),
         "shots": [[s.shot_index, s.start, s.stop, s.scene_index] for s in detector.shots()],
         # kept with the cached record, so every build names a damaged source, not the first
         "decode_errors": decode_errors,

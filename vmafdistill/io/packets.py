@@ -415,25 +415,63 @@ def scene_bitrates_kbps(
 
 
 def read_rate(info: Any, packets: Any) -> float:
-    """The rate the edge chain (and the corpus, for its rungs) reads a video at: the probe's,
-    unless ffmpeg only guessed it (``info.fps_guessed``: no declared average rate, as in a
-    variable-rate MPEG-TS or HLS stream, whose guess can read 2000 fps and would make every shot
-    window 2000 frames long) or the declared rate is over 1.5x the rate the timestamps step at
-    (an MP4 stream-copied into AVI declares 600 fps for 25); then the packets' mean rate over
-    their timestamps, where they span any time. Gaps in the timestamps (a capture that dropped
-    out, a splice: steps over 1 s and 10x the median step) are left out of the span: one 60 s
-    gap would otherwise read a 20 fps stream at 1.6 fps and make every frame a shot. A declared
-    rate below the timestamps' is kept: field-coded video steps at the field rate."""
-    n = len(packets)
-    if n < 2:
-        return float(info.fps)
+    """The rate the edge chain (and the corpus, for its sources' shots and its rungs) reads a
+    video at: the probe's declared rate where the packets' timestamps bear it out (their mean
+    rate within 1 %: constant-rate video keeps its declared value exactly), else that mean rate,
+    with gaps (a capture that dropped out, a splice: steps over 1 s and 10x the median step)
+    left out of the span. The mean is one number for one stream in any container, where the
+    declared rate is not:
+
+    * ffmpeg only guessed the rate (``info.fps_guessed``: a variable-rate MPEG-TS or HLS
+      stream without a declared average, whose guess can read 2000 fps);
+    * an MPEG-TS stream that drops every third frame declares its nominal 30 fps where it
+      carries 20 (bitrates 1.5x its MP4 copy's); an MP4 stream-copied into AVI declares 600;
+    * an MP4's or MKV's declared average counts a gap's time (a 60 s hole read a 25 fps stream
+      at 1.2 fps, every frame its own shot, where the same stream in MPEG-TS read 25), and of
+      variable-rate video it is frames over duration, a few % off the timestamps' mean.
+
+    A declared rate about half the timestamps' (0.45-0.55x) is kept (field-coded video steps
+    at the field rate), unless the timestamps hold a gap and it is their average over the
+    whole span, gap included, to 10 %: a container average where the gap is about as long as
+    the footage (a field-coded stream with such a gap reads at its field rate)."""
+    declared = float(info.fps)
+    if len(packets) < 2:
+        return declared
     steps = np.diff(np.asarray(packets.pts_s, dtype=np.float64))  # sorted by presentation
     moving = steps[steps > 0]
     if moving.size == 0:
-        return float(info.fps)
-    median_step = float(np.median(moving))
-    if not getattr(info, "fps_guessed", False) and not float(info.fps) * median_step > 1.5:
-        return float(info.fps)
-    kept = steps[steps <= max(1.0, 10.0 * median_step)]
+        return declared
+    gap = steps > max(1.0, 10.0 * float(np.median(moving)))
+    kept = steps[~gap]
     span = float(kept.sum())
-    return kept.size / span if span > 0 else float(info.fps)
+    if span <= 0:
+        return declared
+    mean_rate = kept.size / span
+    ratio = declared / mean_rate
+    if getattr(info, "fps_guessed", False):
+        return mean_rate
+    if abs(ratio - 1.0) <= 0.01:
+        return declared
+    if 0.45 <= ratio <= 0.55:  # field-coded, unless a container average counting a gap
+        whole_span = steps.size / float(steps.sum())
+        if not (gap.any() and abs(declared / whole_span - 1.0) <= 0.1):
+            return declared
+    return mean_rate
+    steps = np.diff(np.asarray(packets.pts_s, dtype=np.float64))  # sorted by presentation
+    moving = steps[steps > 0]
+    if moving.size == 0:
+        return declared
+    gap = steps > max(1.0, 10.0 * float(np.median(moving)))
+    kept = steps[~gap]
+    span = float(kept.sum())
+    if span <= 0:
+        return declared
+    mean_rate = kept.size / span
+    ratio = declared / mean_rate
+    if getattr(info, "fps_guessed", False) or ratio > 1.1:
+        return mean_rate
+    if gap.any() and ratio < 0.9:
+        whole_span = steps.size / float(steps.sum())  # the gap's time counted
+        if not 0.45 <= ratio <= 0.55 or abs(declared / whole_span - 1.0) <= 0.1:
+            return mean_rate  # a container average that counts the gap's time
+    return declared
