@@ -109,3 +109,36 @@ def test_export_refuses_to_overwrite_the_shipped_student_without_force(
     assert main(["export", "--bundle", str(SHIPPED_BUNDLE), "--out", str(ONNX)]) == 2
     assert "refuses to overwrite" in capsys.readouterr().err
     assert _sha(ONNX) == before
+
+
+def test_export_never_writes_over_an_input_or_a_foreign_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``export --bundle S/student.pt --out S/student.pt`` replaced the bundle with the ONNX
+    (the next export failed to unpickle it); ``--out clip.mp4`` or ``--out winner.json``
+    replaced those. Each is now refused before anything is written; an earlier export at
+    --out is replaced as before."""
+    import shutil
+
+    from vmafdistill.cli import main
+    from vmafdistill.cli.export import _check_out
+
+    bundle = tmp_path / "student.pt"
+    shutil.copy(SHIPPED_BUNDLE, bundle)
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\0\0\0\x20ftypisom" + b"\0" * 100)
+    winner = tmp_path / "winner.json"
+    winner.write_text(json.dumps({"bundle": str(bundle)}))
+    for args, msg in ((["--bundle", str(bundle), "--out", str(bundle)], "is an input"),
+                      (["--bundle", str(bundle), "--out", str(video)], "not this command's"),
+                      (["--winner", str(winner), "--out", str(winner)], "is an input"),
+                      (["--bundle", str(bundle), "--out", str(tmp_path / "m.onnx"),
+                        ], None)):
+        if msg is None:  # a card-named file that is not a card: the card beside is refused
+            (tmp_path / "m.card.json").write_bytes(b"\x89PNG")
+            msg = "m.card.json: exists and is not this command's output"
+        before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+        assert main(["export", *args]) == 2, args
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err, err
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    _check_out(str(ONNX), [bundle])  # the shipped export is an earlier export: replaceable

@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     refuse_shipped_overwrite(args.out, args.force)
     bundle = Path(args.bundle) if args.bundle else resolve_winner(args.winner)
+    _check_out(args.out, [bundle, *([args.winner] if args.winner else [])])
     over: dict = {"opset": args.opset}
     if args.int8:
         over["int8"] = {"enabled": True}
@@ -64,9 +65,21 @@ def run(args: argparse.Namespace) -> int:
     card = export_bundle(bundle, args.out, corpus_dir=args.corpus,
                          settings=load_export_settings(over, args.overrides))
     em = card["export_metrics"]
+    mae = "n/a" if em["mae_vs_target"] is None else f"{em['mae_vs_target']:.3f}"
     print(f"exported {bundle} -> {args.out} ({card['size_bytes']} bytes, opset {card['opset']}, "
           f"sha256 {card['sha256'][:12]})")
     print(f"parity: max |ORT - torch| = {em['parity_max_abs']:.2e} VMAF on {em['n_samples']} "
-          f"samples (tol {em['parity_tol']:g}); corpus MAE {em['mae_vs_target']}")
+          f"samples (tol {em['parity_tol']:g}); corpus MAE {mae}")
     print("int8: " + json.dumps(card["int8"], sort_keys=True))
     return 0
+
+
+def _check_out(out: str, inputs: list[Path | str]) -> None:
+    """``--out`` and the card beside it: neither an input (``--out S/0/student.pt`` replaced
+    the bundle it exported with the ONNX) nor an existing file that is not an earlier export
+    (a video, a ``winner.json``); an ONNX model starts with its ir_version field, byte 0x08."""
+    from ..edge.card import card_path_for
+    from ._outputs import check_output_target
+
+    check_output_target("--out", out, inputs, starts=b"\x08")
+    check_output_target("--out", str(card_path_for(out)), inputs, starts=b"{")
