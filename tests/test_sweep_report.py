@@ -164,3 +164,48 @@ def test_report_quotes_the_winners_own_baseline(tmp_path: Path) -> None:
             "fold_plcc_std": 0.01, "baselines": {"gbdt50": {"oof": {"mae": gbdt}}}}))
     write_report(tmp_path)
     assert "GBDT(50) on the same folds: MAE 1.300" in (tmp_path / "report.md").read_text()
+
+
+def test_runs_that_are_not_this_sweeps_results_are_left_out_and_named(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A rerun into a sweep directory with fewer jobs left the earlier sweep's job 1 in the
+    table (it could win, and export shipped it); a job whose rerun stopped at its settings
+    check kept the earlier metrics under the new overrides; a failed job vanished without a
+    word and its sweep axis read as shared. Each is now left out of the table and named."""
+    import yaml
+
+    from vmafdistill.cli import main
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=4)
+    sweep = tmp_path / "s"
+    for students in ("mlp,linear", "linear"):
+        assert main(["train", "-m", f"corpus_dir={corpus}", f"hydra.sweep.dir={sweep}",
+                     f"student={students}", "baselines=[]", *TRAIN_FAST,
+                     "optim.max_epochs=5"]) == 0
+    failed = sweep / "2" / ".hydra"
+    failed.mkdir(parents=True)
+    listed = yaml.safe_load((sweep / "0" / ".hydra" / "overrides.yaml").read_text())
+    (failed / "overrides.yaml").write_text(yaml.safe_dump(
+        [o.replace("student=linear", "student=soft_tree") for o in listed]))
+    capsys.readouterr()
+    assert main(["sweep-report", str(sweep)]) == 0
+    captured = capsys.readouterr()
+    winner = json.loads((sweep / "winner.json").read_text())
+    assert winner["n_runs"] == 1 and winner["run"] == "0", winner
+    assert [w.split(":")[0] for w in winner["left_out"]] == ["1", "2"], winner["left_out"]
+    assert "predates this sweep" in winner["left_out"][0]
+    assert "failed or is unfinished" in winner["left_out"][1]
+    assert "left out 1: its metrics.json predates" in captured.err
+    report = (sweep / "report.md").read_text()
+    assert "1 run (2 left out, below)" in report and "Left out: 2: no metrics.json" in report
+    csv = pd.read_csv(sweep / "report.csv")
+    assert csv["run"].astype(str).tolist() == ["0"]
+    assert csv["varying"].tolist() == ["student=linear"]  # the failed job's axis is not shared
+    # metrics that are not the job's own overrides (no multirun.yaml to date them)
+    (sweep / "multirun.yaml").unlink()
+    (sweep / "0" / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["student=mlp"]))
+    winner = write_report(sweep)
+    assert winner["run"] == "1" and "from other overrides" in winner["left_out"][0]
+    (sweep / "1" / "metrics.json").unlink()
+    with pytest.raises(VmafDistillError, match="no run of this sweep has results"):
+        write_report(sweep)

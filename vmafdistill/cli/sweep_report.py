@@ -23,13 +23,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the report and print the winner."""
+    import sys
     from pathlib import Path
 
     from ..students.report import write_report
 
     winner = write_report(Path(args.dir))
     oof = winner["metrics"]["oof"] or {}
-    print(f"{winner['n_runs']} runs; winner {winner['run']} "
+    for why in winner["left_out"]:
+        print(f"vmafdistill sweep-report: left out {why}", file=sys.stderr)
+    n = winner["n_runs"]
+    print(f"{n} run{'s' if n != 1 else ''}; winner {winner['run']} "
           f"({' '.join(winner['overrides']) or 'no overrides'}): "
           f"MAE {oof.get('mae', float('nan')):.3f}, PLCC {oof.get('plcc', float('nan')):.3f}")
     print(f"bundle: {Path(args.dir) / winner['bundle']}")

@@ -69,7 +69,63 @@ def collect_runs(root: str | Path) -> list[dict[str, Any]]:
     return runs
 
 
-def report_table(runs: Sequence[dict[str, Any]], root: str | Path) -> pd.DataFrame:
+def _hydra_overrides(job_dir: Path) -> list[str] | None:
+    """The overrides Hydra recorded for a job (``.hydra/overrides.yaml``), None without one."""
+    import yaml
+
+    path = job_dir / ".hydra" / "overrides.yaml"
+    try:
+        listed = yaml.safe_load(path.read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    return [str(o) for o in listed] if isinstance(listed, list) else None
+
+
+def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[list[str]]]:
+    """:func:`collect_runs` less the runs that are not this sweep's results, with a sentence
+    naming each left out, and every job's overrides (finished or not).
+
+    Left out, each named (they were counted, and could win, without a word):
+
+    * a ``metrics.json`` older than the sweep's ``multirun.yaml``: an earlier sweep's job in
+      the same directory (a rerun with fewer jobs) or a job of this one that stopped before
+      training (its settings check keeps the earlier run's outputs);
+    * a ``metrics.json`` whose overrides are not the job's ``.hydra/overrides.yaml``;
+    * a job directory without ``metrics.json``: it failed or is unfinished.
+    """
+    root = Path(root)
+    runs = collect_runs(root)
+    started = root / "multirun.yaml"
+    since = started.stat().st_mtime if started.is_file() else None
+    jobs = sorted({p.parent.parent for p in root.rglob(".hydra/overrides.yaml")
+                   if not any(part.startswith(".")
+                              for part in p.parent.parent.relative_to(root).parts)},
+                  key=lambda d: _natural(str(d)))
+    kept, left_out = [], []
+    for m in runs:
+        job = Path(m["_dir"])
+        name = str(job.relative_to(root)) if job.is_relative_to(root) else str(job)
+        listed = _hydra_overrides(job)
+        if since is not None and (job / "metrics.json").stat().st_mtime < since:
+            left_out.append(f"{name}: its metrics.json predates this sweep's multirun.yaml "
+                            "(an earlier sweep's, or a job that stopped before training)")
+        elif listed is not None and listed != list(m.get("overrides") or []):
+            left_out.append(f"{name}: its metrics.json is from other overrides than its "
+                            ".hydra/overrides.yaml (a rerun that stopped before training)")
+        else:
+            kept.append(m)
+    have = {Path(m["_dir"]) for m in runs}
+    left_out += [f"{d.relative_to(root)}: no metrics.json (the job failed or is unfinished)"
+                 for d in jobs if d not in have]
+    if not kept:
+        raise VmafDistillError(f"{root}: no run of this sweep has results; "
+                               + "; ".join(left_out))
+    overrides = [o for o in (_hydra_overrides(d) for d in jobs) if o is not None]
+    return kept, left_out, overrides
+
+
+def report_table(runs: Sequence[dict[str, Any]], root: str | Path,
+                 all_overrides: Sequence[Sequence[str]] = ()) -> pd.DataFrame:
     """One row per run: run dir, overrides, student/loss, OOF metrics, guard F1s, coverage."""
     root = Path(root)
     rows = []
@@ -99,7 +155,8 @@ def report_table(runs: Sequence[dict[str, Any]], root: str | Path) -> pd.DataFra
         row["wall_time_s"] = _num(m.get("wall_time_s"))
         rows.append(row)
     table = pd.DataFrame(rows)
-    table.insert(2, "varying", varying_overrides(table["overrides"].tolist()))
+    table.insert(2, "varying", varying_overrides(
+        table["overrides"].tolist(), [" ".join(o) for o in all_overrides]))
     return table
 
 
@@ -108,10 +165,12 @@ def _common(overrides: Sequence[str]) -> set[str]:
     return set.intersection(*tokens) if tokens else set()
 
 
-def varying_overrides(overrides: Sequence[str]) -> list[str]:
-    """Each run's overrides less those every run shares (the sweep's axes), space-joined."""
+def varying_overrides(overrides: Sequence[str], jobs: Sequence[str] = ()) -> list[str]:
+    """Each run's overrides less those every run shares (the sweep's axes), space-joined;
+    ``jobs``: every job's overrides, unfinished ones too, where known (one finished run of two
+    showed the sweep's axis as shared)."""
     tokens = [o.split() for o in overrides]
-    common = _common(overrides)
+    common = _common([*overrides, *jobs])
     return [" ".join(t for t in toks if t not in common) for toks in tokens]
 
 
@@ -135,7 +194,12 @@ def _run_order(column: pd.Series) -> pd.Series:
     they are."""
     if column.name != "run":
         return column
-    return column.astype(str).map(lambda r: re.sub(r"\d+", lambda m: m.group().zfill(12), r))
+    return column.astype(str).map(_natural)
+
+
+def _natural(text: str) -> str:
+    """``text`` with its numbers zero-padded: sorts "8" before "10"."""
+    return re.sub(r"\d+", lambda m: m.group().zfill(12), text)
 
 
 def winner_baseline(table: pd.DataFrame, win: int) -> float:
@@ -209,8 +273,8 @@ def write_report(root: str | Path) -> dict[str, Any]:
     from ..corpus.tables import atomic_write_bytes, atomic_write_json
 
     root = Path(root)
-    runs = collect_runs(root)
-    table = report_table(runs, root)
+    runs, left_out, all_overrides = sweep_runs(root)
+    table = report_table(runs, root, all_overrides)
     win, eligible = pick_winner(table)
     table["eligible"] = eligible
     table["winner"] = table.index == win
@@ -232,10 +296,12 @@ def write_report(root: str | Path) -> dict[str, Any]:
     md = [
         f"# Sweep report: {root}",
         "",
-        f"{len(table)} runs; overrides shared by all: "
+        f"{_runs_phrase(len(table), len(left_out))}; overrides shared by all: "
         f"`{' '.join(sorted(_common(table['overrides'].tolist()))) or '-'}`; "
         f"column `varying` lists the rest.",
         "",
+        *[f"Left out: {why}" for why in left_out],
+        *([""] if left_out else []),
         f"Winner rule: {WINNER_RULE}; median fold PLCC std "
         f"{_fmt(median_spread)}.",
         "",
@@ -269,10 +335,16 @@ def write_report(root: str | Path) -> dict[str, Any]:
             "features": m.get("features"), "corpus": m.get("corpus"),
         },
         "n_runs": len(table),
+        "left_out": left_out,
     }
     atomic_write_json(root / "winner.json", winner)
     _plots(root, table, win, eligible, winner_oof, thresholds)
     return winner
+
+
+def _runs_phrase(n_runs: int, n_left_out: int) -> str:
+    runs = f"{n_runs} run{'s' if n_runs != 1 else ''}"
+    return f"{runs} ({n_left_out} left out, below)" if n_left_out else runs
 
 
 def plot_pred_vs_teacher(oof: pd.DataFrame | None, out: Path, title: str) -> Path:
