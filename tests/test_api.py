@@ -109,3 +109,56 @@ def test_a_missing_optional_dependency_names_its_extra(monkeypatch, capsys) -> N
     monkeypatch.setattr(score_cli, "run", needs("torch.nn.funtional"))
     with pytest.raises(ModuleNotFoundError):
         main(["score", "a.mp4", "b.mp4"])
+
+
+def test_pilot_settings_and_json_are_checked_before_any_work(tmp_path, capsys) -> None:
+    """Tracebacks (predict_rung=abc, workers=abc, --config corpus), a silent truncation
+    (predict_rung=1.5) and a --json that replaced the exported model or failed after the whole
+    run are each one error before anything runs."""
+    from vmafdistill.cli import main
+
+    out = tmp_path / "p"
+    out.mkdir()
+    (out / "student.onnx").write_bytes(b"\x08\x07model")
+    (tmp_path / "f").write_text("a file where --json's folder should be")
+    for args, msg in ((["predict_rung=abc"], "predict_rung='abc': not a number"),
+                      (["predict_rung=1.5"], "predict_rung=1.5: not a whole number"),
+                      (["workers=abc"], "workers='abc': not a number"),
+                      (["--config", "corpus"], "--config corpus: not a pilot config"),
+                      (["--json", str(out / "student.onnx")], "pilot's own outputs"),
+                      (["--json", str(tmp_path / "f" / "x.json")], "is a file, not a folder")):
+        assert main(["pilot", "--out", str(out), *args]) == 2, args
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err, (args, err)
+    assert sorted(p.name for p in out.iterdir()) == ["student.onnx"]
+
+
+def test_pilot_compares_the_shots_that_start_on_the_same_frame(monkeypatch, capsys) -> None:
+    """Step 5 zipped the edge's shots with the corpus's by position: with another cut (a
+    corpus_overrides shots.* change) edge shot 1 was compared with another shot's label."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    import vmafdistill.corpus.build as build
+    import vmafdistill.edge.pipeline as pipeline
+    import vmafdistill.edge.predictor as predictor
+    from vmafdistill.cli.pilot import _predict
+
+    source = {"source_id": "bbb", "width": 64, "height": 36}
+    rung = SimpleNamespace(label=lambda w, h: "h264_18p")
+    monkeypatch.setattr(build, "cached_encodes", lambda cfg, rung_indices: iter(
+        [SimpleNamespace(source=source, rung=rung, path=Path("enc.mp4"))]))
+    monkeypatch.setattr(predictor, "Predictor",
+                        lambda path: SimpleNamespace(card={"tokens": {}}))
+    # the edge cut 0-10, 10-20; the corpus 0-8, 8-16, 16-20
+    rep = SimpleNamespace(
+        records=[{"shot": 0, "pred_vmaf": 71.0}, {"shot": 1, "pred_vmaf": 50.0}],
+        rows=[{"start_frame": 0}, {"start_frame": 10}], timings={"total_s": 0.1})
+    monkeypatch.setattr(pipeline, "analyze_video", lambda *a, **k: rep)
+    samples = pd.DataFrame({"variant_id": "h264_18p", "source_id": "bbb",
+                            "start_frame": [0, 8, 16], "vmaf": [70.0, 90.0, 10.0]})
+    out = _predict({"predict_rung": -1}, {}, SimpleNamespace(samples=samples), Path("m.onnx"))
+    assert out["mae_vs_teacher"] == 1.0  # shot 0 alone: 71 against 70
+    printed = capsys.readouterr().out
+    assert "no corpus shot starts at frame 10" in printed and "1 start on the same" in printed

@@ -914,7 +914,7 @@ def test_evaluation_pairs_every_shot_of_a_variable_rate_source(
     Three 20-frame scenes, 30 then 25 fps (steps 1.2x apart: under the edge's frame_rate
     flag), cut the same by the corpus and the edge (no window splits at either rate)."""
     from vmafdistill.edge.predictor import Predictor, default_model_path
-    from vmafdistill.edge.tokens import DEFAULT_RULES, merge_rules
+    from vmafdistill.edge.tokens import DEFAULT_RULES, band_of, merge_rules
     from vmafdistill.evaluation.unseen import _shot_rows
 
     src = tmp_path / "vfr.ts"
@@ -938,6 +938,12 @@ def test_evaluation_pairs_every_shot_of_a_variable_rate_source(
     rows = _shot_rows(cfg, samples, pred, merge_rules(DEFAULT_RULES, pred.card["tokens"]))
     assert len(samples) == 3 and len(rows) == 3, (len(rows), len(samples))
     assert "note:" not in capsys.readouterr().out  # all paired, all predicted: no note
+    # a guard-mode card (bands by the interval's lower end): the table's "pred" band column
+    # still reads the prediction (it held the lower-end bands)
+    rules = merge_rules(DEFAULT_RULES, pred.card["tokens"])
+    guard = _shot_rows(cfg, samples, pred, merge_rules(rules, {"bands": {"basis": "lower"}}))
+    assert [r["band"] for r in guard] == [r["band"] for r in rows]
+    assert [r["band"] for r in rows] == [band_of(r["pred"], rules) for r in rows]
     # a corpus shot the edge did not cut is named, not left out silently
     moved = samples.assign(start_frame=samples["start_frame"].replace({0: 1}))
     rows = _shot_rows(cfg, moved, pred, merge_rules(DEFAULT_RULES, pred.card["tokens"]))

@@ -439,3 +439,45 @@ def test_evaluate_plans_its_filmed_source(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(unseen, "make_source", fake_source)
     cfg, src, _ = unseen._unseen_corpus_config(tmp_path / "cache", "wide", 1, 0, False)
     assert [Path(p) for p, _ in planned_sources(cfg)] == [src]
+
+
+def test_evaluate_refuses_what_it_would_lose_or_ignore_before_any_work(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--json onto the filmed source in the cache replaced the clip (every later evaluate then
+    failed on it), onto any other file replaced it; one path for two outputs kept the last;
+    --noise -3 filmed a clean clip reported as noisy; --kinds --noise 8 ignored the noise; a
+    card's bad bands were a traceback after the corpus work. Each is one error up front."""
+    import json
+    import shutil
+
+    from vmafdistill.edge.card import card_path_for
+    from vmafdistill.edge.predictor import default_model_path
+    from vmafdistill.evaluation import unseen
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("reached the corpus work")
+
+    monkeypatch.setattr(unseen, "_unseen_corpus_config", no_work)
+    cache = tmp_path / "cache"
+    (cache / "unseen").mkdir(parents=True)
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\0\0\0\x20ftypisom" + b"\0" * 64)
+    model = tmp_path / "m.onnx"
+    shutil.copy(default_model_path(), model)
+    card = json.loads(card_path_for(default_model_path()).read_text())
+    card["tokens"] = {**card["tokens"], "bands": {**card["tokens"].get("bands", {}),
+                                                  "green": 50, "amber": 70}}
+    card_path_for(model).write_text(json.dumps(card))
+    for kwargs, msg in (
+            ({"json_path": cache / "unseen" / "clip.mp4"}, "is in the --cache folder"),
+            ({"json_path": video}, "exists and is not this command's output"),
+            ({"json_path": tmp_path / "r", "markdown": tmp_path / "r"}, "its own file"),
+            ({"noise": -3}, "--noise -3: needs 0"),
+            ({"kinds": True, "noise": 8}, "--noise films the unseen photo clip"),
+            ({"model": model}, "m.card.json: tokens: band thresholds")):
+        with pytest.raises(VmafDistillError, match=msg):
+            unseen.evaluate_unseen(cache=cache, **kwargs)
+    assert video.read_bytes().startswith(b"\0\0\0\x20ftyp")
+    with pytest.raises(RuntimeError, match="corpus work"):  # an earlier report is replaced
+        (tmp_path / "old.json").write_text("[]\n")
+        unseen.evaluate_unseen(cache=cache, json_path=tmp_path / "old.json")

@@ -79,7 +79,7 @@ def _check_out(out: str, inputs: list[Path | str]) -> None:
     the bundle it exported with the ONNX) nor an existing file that is not an earlier export
     (a video, a ``winner.json``); an ONNX model starts with its ir_version field, byte 0x08."""
     from ..edge.card import card_path_for
-    from ._outputs import check_output_target
+    from ..folders import check_output_target
 
     check_output_target("--out", out, inputs, starts=b"\x08")
     check_output_target("--out", str(card_path_for(out)), inputs, starts=b"{")

@@ -45,23 +45,29 @@ def _step(n: int, title: str) -> float:
 
 def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], Any]:
     """The pilot config and the corpus and train configs it composes (all through Hydra)."""
-    from ..config import compose, compose_dict
+    from ..config import checked_number, compose, compose_dict
 
     flags = []  # the flags are spellings of overrides
     if args.out:
         flags.append(f"out_dir={Path(args.out).resolve()}")
-    if args.workers:
+    if args.workers is not None:  # 0 too (it was dropped for the config's value)
         flags.append(f"workers={args.workers}")
     if args.no_teacher_check:
         flags.append("teacher_check=false")
     cfg = compose_dict(args.config, [*args.overrides, *flags])
+    missing = [k for k in ("out_dir", "corpus_name") if k not in cfg]
+    if missing:  # --config corpus: a KeyError traceback
+        raise VmafDistillError(f"--config {args.config}: not a pilot config (it lacks "
+                               f"{', '.join(missing)}; see conf/pilot.yaml)")
     out = Path(cfg["out_dir"]).resolve()
     cfg["out_dir"] = str(out)
+    workers = checked_number("workers", cfg.get("workers", 1), int, 0)
     corpus_cfg = compose_dict("corpus", [
-        f"corpus={cfg['corpus_name']}", f"workers={int(cfg.get('workers', 1))}",
+        f"corpus={cfg['corpus_name']}", f"workers={workers}",
         f"out_dir={out / 'corpus'}", *[str(o) for o in cfg.get("corpus_overrides") or []]])
     n_rungs = len(corpus_cfg["ladder"]["rungs"])
-    rung = int(cfg.get("predict_rung", -1))
+    rung = checked_number("predict_rung", cfg.get("predict_rung", -1), int)
+    cfg["predict_rung"] = rung
     if not -n_rungs <= rung < n_rungs:  # said before the corpus and training, not after
         raise VmafDistillError(f"predict_rung={rung}: the ladder "
                                f"{corpus_cfg['ladder'].get('name', '')} has {n_rungs} rungs "
@@ -77,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the five pilot stages and print what each found."""
     cfg, corpus_cfg, train_cfg = _configs(args)
     out = Path(cfg["out_dir"])
+    _check_json(args.json, out)
     summary: dict[str, Any] = {"out_dir": str(out)}
     t_all = time.perf_counter()
 
@@ -102,7 +109,10 @@ def run(args: argparse.Namespace) -> int:
 
     run_dir = out / "train"
     metrics = train_run(train_cfg, run_dir)  # prints its own summary table
-    summary["train"] = {k: metrics.get(k) for k in ("overall", "baselines") if k in metrics}
+    # the student's own out-of-fold figures ("overall" is no key of metrics.json: only the
+    # sklearn rows reached the summary)
+    summary["train"] = {k: metrics.get(k) for k in ("oof", "fold_plcc_std", "conformal",
+                                                     "baselines") if k in metrics}
 
     t = _step(4, "export: ONNX opset 17 + model card")
     from ..export import export_bundle
@@ -118,9 +128,28 @@ def run(args: argparse.Namespace) -> int:
     t = _step(5, "predict: torch-free edge chain on one delivered rung")
     summary["predict"] = _predict(cfg, corpus_cfg, report, onnx_path)
     print(f"\npilot done in {time.perf_counter() - t_all:.1f} s; outputs in {out}")
-    if args.json:
+    if args.json == "-":
+        print(json.dumps(summary, indent=2, default=float))
+    elif args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2, default=float) + "\n")
     return 0
+
+
+def _check_json(target: str | None, out: Path) -> None:
+    """``--json`` checked before the run (a missing folder was a traceback after it, and
+    ``--json OUT/student.onnx`` replaced the exported model): its folder made, and neither an
+    existing file other than JSON nor one of the pilot's own outputs."""
+    from ..folders import check_output_target, make_folder
+
+    if not target or target == "-":
+        return
+    path = Path(target)
+    make_folder("--json", path.resolve().parent)
+    own = {(out / name).resolve() for name in ("student.onnx", "student.card.json")}
+    if path.resolve() in own or path.resolve().is_relative_to(out / "corpus") \
+            or path.resolve().is_relative_to(out / "train"):
+        raise VmafDistillError(f"--json {target}: is one of the pilot's own outputs in {out}")
+    check_output_target("--json", target, [], starts=b"{")
 
 
 def _corpus(cfg: dict[str, Any], quiet: bool = False) -> Any:
@@ -154,17 +183,28 @@ def _predict(cfg: dict[str, Any], corpus_cfg: dict[str, Any], report: Any, onnx:
     variant = rung.label(source["width"], source["height"])
     samples = report.samples
     truth = samples[(samples["variant_id"] == variant)
-                    & (samples["source_id"] == source["source_id"])].sort_values("start_frame")
+                    & (samples["source_id"] == source["source_id"])].set_index("start_frame")
     print(f"{variant} ({video.name}): student tokens vs teacher shot labels")
     errors = []
-    for rec, teacher in zip(rep.records, truth["vmaf"].tolist(), strict=False):
+    paired = 0
+    # paired by start frame, as evaluate pairs them: by position, a corpus cut other than the
+    # card's (corpus_overrides shots.*) compared shot 1 with frames from another shot
+    for rec, row in zip(rep.records, rep.rows, strict=True):
         token = {k: rec.get(k) for k in ("shot", "codec", "res", "pred_vmaf", "interval", "band",
                                          "issue")}
+        start = int(row["start_frame"])
+        if start not in truth.index:
+            print(f"  {json.dumps(token)}  teacher: no corpus shot starts at frame {start}")
+            continue
+        paired += 1
+        teacher = float(truth.loc[start, "vmaf"])
         print(f"  {json.dumps(token)}  teacher {teacher:.2f}")
         if rec.get("pred_vmaf") is not None:
             errors.append(abs(rec["pred_vmaf"] - teacher))
-    if len(rep.records) != len(truth):
-        print(f"  note: the edge chain found {len(rep.records)} shots, the corpus {len(truth)}")
+    if paired != len(rep.records) or paired != len(truth):
+        print(f"  note: the edge chain found {len(rep.records)} shots, the corpus {len(truth)}; "
+              f"{paired} start on the same frame and are compared (the card's shot settings "
+              "differ from the corpus's?)")
     mae = sum(errors) / len(errors) if errors else float("nan")
     print(f"  shot MAE vs teacher {mae:.2f} VMAF (in-sample: the exported student was fitted on "
           f"every pilot shot; out-of-fold figures are in step 3); edge chain "

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VmafDistillError
-from ..folders import walk_files
-from ._outputs import check_output_target
+from ..folders import check_output_target, walk_files
 
 #: What a directory argument expands to (case-insensitive), recursively. MPEG program streams
 #: and MXF may carry H.264 / H.265; the others are the usual homes of the four codecs.

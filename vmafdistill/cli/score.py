@@ -8,7 +8,7 @@ import sys
 import warnings
 
 from ..errors import VmafDistillError
-from ._outputs import check_output_target
+from ..folders import check_output_target
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -155,21 +155,33 @@ def evaluate_unseen(
     "plcc", "coverage", "band_agreement"}``.
     """
     from ..corpus.build import build_corpus
+    from ..edge.card import card_path_for
     from ..edge.predictor import Predictor, default_model_path
+    from ..edge.tokens import DEFAULT_RULES, merge_rules
 
+    if noise < 0:  # filmed clean and reported as noisy
+        raise VmafDistillError(f"--noise {noise}: needs 0 (clean) or a positive strength")
+    if kinds and noise:  # the kinds are filmed without it: it was ignored without a word
+        raise VmafDistillError("--noise films the unseen photo clip; the --kinds sources are "
+                               "filmed as conf/sources/kinds.yaml says (drop one of the two)")
     model = Path(model) if model is not None else default_model_path()
     pred = Predictor(model)  # a bad model path fails here, not after minutes of corpus work
-    for option, out in (("--markdown", markdown), ("--json", json_path), ("--plot", plot)):
-        if out:  # so do output paths (as --plot already did)
-            _ready_output(option, Path(out), model)
+    try:  # a hand-edited card's bands: a traceback after the corpus work
+        rules = merge_rules(DEFAULT_RULES, pred.card.get("tokens"))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise VmafDistillError(f"{card_path_for(model)}: tokens: {exc}") from None
+    outputs = {option: Path(out) for option, out in (
+        ("--markdown", markdown), ("--json", json_path), ("--plot", plot)) if out}
+    if len({p.resolve() for p in outputs.values()}) < len(outputs):
+        raise VmafDistillError(f"{', '.join(outputs)}: give each its own file (one path: the "
+                               "last written replaced the others)")
+    for option, out in outputs.items():  # so do output paths (as --plot already did)
+        _ready_output(option, out, model, Path(cache))
     make_folder("--cache", Path(cache))
     cfg, src, name = _unseen_corpus_config(Path(cache), ladder, workers, noise, kinds)
     report = build_corpus(cfg)
     if report.failures:
         raise VmafDistillError(f"corpus failures: {report.failures}")
-    from ..edge.tokens import DEFAULT_RULES, merge_rules
-
-    rules = merge_rules(DEFAULT_RULES, pred.card.get("tokens"))
     rows = _shot_rows(cfg, report.samples, pred, rules)
     y = np.array([r["teacher"] for r in rows])
     p = np.array([r["pred"] for r in rows])
@@ -198,9 +210,18 @@ def evaluate_unseen(
     return {"text": text, "rows": rows, **stats}
 
 
-def _ready_output(option: str, out: Path, model: Path) -> None:
-    """``out``'s folder made, or an error naming ``option`` (a folder path through a file, a
-    folder given as the file, the model itself given as the output)."""
+#: How each output of evaluate starts: an existing file that does not is not replaced.
+_OUTPUT_STARTS = {"--markdown": b"Unseen content", "--json": b"[", "--plot": b"\x89PNG"}
+
+
+def _ready_output(option: str, out: Path, model: Path, cache: Path) -> None:
+    """``out``'s folder made, or an error naming ``option``: a folder path through a file, a
+    folder given as the file, the model or its card, a path in the ``--cache`` folder (the
+    filmed sources live there: ``--json CACHE/unseen/clip.mp4`` replaced the clip, and every
+    later evaluate failed on it), an existing file that is no earlier output of this option."""
+    from ..edge.card import card_path_for
+    from ..folders import check_output_target
+
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -208,9 +229,11 @@ def _ready_output(option: str, out: Path, model: Path) -> None:
                                ) from None
     if out.is_dir():
         raise VmafDistillError(f"{option} {out}: is a directory, not an output file")
-    for given in (model, model.with_suffix(".card.json")):
-        if out.exists() and given.exists() and out.samefile(given):
-            raise VmafDistillError(f"{option} {out}: is the model's own file, not an output")
+    if out.resolve().is_relative_to(cache.resolve()):
+        raise VmafDistillError(f"{option} {out}: is in the --cache folder {cache} (its "
+                               "sources, encodes and tables); write it elsewhere")
+    check_output_target(option, str(out), [model, card_path_for(model)],
+                        starts=_OUTPUT_STARTS[option])
 
 
 def _unseen_corpus_config(
@@ -275,7 +298,9 @@ def _shot_rows(
             rows.append({"source": source["source_id"], "variant": t["variant_id"],
                          "shot": int(rec["shot"]),
                          "teacher": float(t["vmaf"]), "pred": float(rec["pred_vmaf"]),
-                         "lo": lo, "hi": hi, "band": rec["band"],
+                         # by the prediction, whatever the card's basis (a guard-mode card
+                         # put lower-end bands in the table's "pred" row)
+                         "lo": lo, "hi": hi, "band": band_of(float(rec["pred_vmaf"]), pred_rules),
                          "teacher_band": band_of(float(t["vmaf"]), pred_rules),
                          "guard_band": band_of(float(rec["pred_vmaf"]), guard_rules, lo)})
         if paired != len(rep.records) or paired != len(truth) or unpredicted:
