@@ -202,6 +202,14 @@ def test_replacing_a_corpus_built_with_other_settings_warns(
     assert "other settings" not in err, err
     assert (f"added newcomer; removed {second['source_id']}; new contents "
             f"{first['source_id']}") in err, err
+    # a source that failed this build is named as a failure, not as removed, and the rest
+    # of the change is still said (the note was left out whenever a source failed)
+    _warn_if_replacing(out, cfg, [first, {"source_id": "newcomer", "sha256": "1" * 64}],
+                       failed={second["source_id"]})
+    err = capsys.readouterr().err
+    assert "added newcomer)" in err and "removed" not in err, err
+    _warn_if_replacing(out, cfg, [first], failed={second["source_id"]})
+    assert capsys.readouterr().err == ""  # only the failed one differs: nothing to say
 
 
 def _cli(args: list[str], **kw: object) -> subprocess.Popen:
@@ -363,6 +371,12 @@ def test_source_ids_are_unique_and_follow_each_files_own_name(tmp_path: Path) ->
     # names in other scripts stay readable and distinct (all were "source", "source-2", ...)
     assert source_ids([Path("京都.mp4"), Path("大阪.mp4"), Path("東京 2.mp4"),
                        Path("Ünïcode.mkv")]) == ["京都", "大阪", "東京_2", "ünïcode"]
+    # a name copied from macOS is decomposed (NFD): its id is the composed name's, not
+    # "vide_o_e_te"
+    import unicodedata
+
+    nfd = unicodedata.normalize("NFD", "Vidéo été.mp4")
+    assert nfd != "Vidéo été.mp4" and source_ids([Path(nfd)]) == ["vidéo_été"]
 
 
 @pytest.mark.slow
@@ -583,9 +597,16 @@ def test_a_folder_corpus_follows_folder_links_and_names_broken_ones(
     (root / "a_latest").symlink_to(root / "sub")  # inside the root: sub keeps its own path
     (root / "sub" / "s.mp4").write_bytes(b"x")
     (root / "moved.mp4").symlink_to(tmp_path / "gone.mp4")
+    os.mkfifo(root / "pipe.mp4")  # planned, so its source job names it (it was left out unsaid)
     cfg = {"root": str(root), "extensions": [".mp4"]}
     planned = [Path(p).relative_to(root).as_posix() for p, _ in plan_sources(cfg)]
-    assert planned == ["a.mp4", "again/day1/take.mp4", "sub/s.mp4"], planned
+    assert planned == ["a.mp4", "again/day1/take.mp4", "pipe.mp4", "sub/s.mp4"], planned
+    from vmafdistill.corpus.cache import ArtifactStore
+    from vmafdistill.corpus.jobs import prepare_source
+
+    with pytest.raises(VmafDistillError, match=r"pipe\.mp4: not a regular file"):
+        prepare_source(str(root / "pipe.mp4"), "pipe", {}, ArtifactStore(tmp_path / "c"))
+    (root / "pipe.mp4").unlink()
     _note_input_surprises([], _scan_root(cfg))
     err = capsys.readouterr().err
     assert "1 link(s)" in err and "moved.mp4" in err and "point nowhere" in err, err
@@ -845,6 +866,13 @@ def test_a_damaged_source_is_named_on_every_build(
         assert f"source bad ({bad}) decoded with errors" in err, err
         assert f"its {decoded} decoded frames are used" in err, err
         assert "source good (" not in err, err
+    # a copy under another name reads its cached record: its warning named the first file
+    copy = tmp_path / "renamed damaged.ts"
+    copy.write_bytes(bad.read_bytes())
+    build_corpus(make_cfg([copy], tmp_path / "out2", tmp_path / "cache",
+                          ladder={"name": "one", "rungs": TINY_LADDER[:1]}))
+    err = capsys.readouterr().err
+    assert "decoded with errors" in err and str(copy) in err and f"{bad}:" not in err, err
 
 
 def test_a_source_with_two_video_streams_is_named_and_its_first_used(

@@ -29,8 +29,9 @@ def make_folder(option: str, folder: Path) -> None:
 
 def walk_files(root: Path, skip_dirs: Sequence[Path] = (),
                exclude: Sequence[str] = ()) -> tuple[list[Path], list[Path]]:
-    """``(files, broken)`` under ``root``, both sorted: the files (through links), and the
-    links that point nowhere. Links to folders outside ``root`` are followed, each real folder
+    """``(files, broken)`` under ``root``, both sorted: the files (through links; FIFOs,
+    sockets and devices too, which their reader refuses by name), and the links that point
+    nowhere. Links to folders outside ``root`` are followed, each real folder
     once; a folder inside is reached by its own path, so a link to an ancestor does not loop.
     Footage is often linked in from other disks: ``Path.rglob`` on Python 3.11 did not enter
     folder links, and skipped a dangling link without a word.
@@ -69,10 +70,10 @@ def walk_files(root: Path, skip_dirs: Sequence[Path] = (),
             path = here / name
             if name.startswith(".") or skipped(path):
                 continue
-            if path.is_file():
-                files.append(path)
-            elif path.is_symlink():
+            if path.is_symlink() and not path.exists():
                 broken.append(path)
+            else:  # a FIFO, socket or device too: the reader names it (it was left out unsaid)
+                files.append(path)
     return sorted(files), sorted(broken)
 
 

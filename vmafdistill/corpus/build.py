@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -561,10 +561,12 @@ def _note_variable_rates(ordered: list[tuple[dict[str, Any], dict[str, Any]]]) -
 
 
 def _warn_if_replacing(out_dir: Path, cfg: Mapping[str, Any],
-                       sources: list[dict[str, Any]]) -> None:
+                       sources: list[dict[str, Any]], failed: Collection[str] = ()) -> None:
     """Say so when ``out_dir`` holds a corpus built with other settings, which this build
     replaces (out_dir follows the corpus name: ``ladder=av1`` alone lands on the pilot's),
-    or, where only the footage differs, which sources were added, removed or changed."""
+    or, where only the footage differs, which sources were added, removed or changed (the
+    ``failed`` ones are named as failures, not as removed: the note was left out whenever a
+    source failed)."""
     key = build_key(cfg, sources)
     try:
         old = read_manifest(out_dir) if (out_dir / MANIFEST).is_file() else None
@@ -572,7 +574,9 @@ def _warn_if_replacing(out_dir: Path, cfg: Mapping[str, Any],
         return  # unreadable: nothing to describe, the build rewrites it
     if not old or old.get("build_key") in (None, key):
         return
-    change = _footage_change(out_dir, cfg, sources, str(old["build_key"]))
+    change = _footage_change(out_dir, cfg, sources, str(old["build_key"]), failed)
+    if change == "":  # only the failed sources differ
+        return
     if change:
         print(f"vmafdistill corpus: note: the footage of {out_dir} changed since its last "
               f"build ({change}); its tables are rebuilt, unchanged sources from the cache",
@@ -587,9 +591,10 @@ def _warn_if_replacing(out_dir: Path, cfg: Mapping[str, Any],
 
 
 def _footage_change(out_dir: Path, cfg: Mapping[str, Any], sources: list[dict[str, Any]],
-                    old_key: str) -> str | None:
+                    old_key: str, failed: Collection[str] = ()) -> str | None:
     """``"added a, b; removed c; new contents d"`` where the corpus at ``out_dir`` differs
-    from this build in its sources alone (its key with its own sources is ``old_key``)."""
+    from this build in its sources alone (its key with its own sources is ``old_key``; ``""``
+    where only ``failed`` sources differ), None where its settings differ."""
     try:
         old = read_table(out_dir / "tables" / "sources.parquet")[["source_id", "sha256"]]
     except (OSError, VmafDistillError, KeyError, ValueError):
@@ -600,9 +605,9 @@ def _footage_change(out_dir: Path, cfg: Mapping[str, Any], sources: list[dict[st
     before = {str(r["source_id"]): str(r["sha256"]) for r in old_records}
     now = {str(s["source_id"]): str(s["sha256"]) for s in sources}
     parts = [("added", [sid for sid in now if sid not in before]),
-             ("removed", [sid for sid in before if sid not in now]),
+             ("removed", [sid for sid in before if sid not in now and sid not in failed]),
              ("new contents", [sid for sid in now if sid in before and before[sid] != now[sid]])]
-    return "; ".join(f"{what} {', '.join(ids)}" for what, ids in parts if ids) or None
+    return "; ".join(f"{what} {', '.join(ids)}" for what, ids in parts if ids)
 
 
 def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
@@ -631,16 +636,17 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
         workers=1 if len(planned) == 1 else workers, progress=progress, desc="sources",
         stop_on_error=bool(cfg.get("fail_fast")),
     )
-    failures = [{"source_id": sid, "variant_id": "*", "error": err}
-                for sid, err in src_errors.items()]
+    # in plan order, not the order jobs ended: the manifest's list was another on every run
+    failures = [{"source_id": sid, "variant_id": "*", "error": src_errors[sid]}
+                for _, sid in planned if sid in src_errors]
     _maybe_fail_fast(cfg, failures)
     sources = [src_results[sid] for _, sid in planned if sid in src_results]
     _note_input_surprises(sources, scan)
 
     jobs = [(s, i) for s in sources for i in range(len(rungs))]
     shard = cfg.get("shard") or {}
-    if not shard.get("count") and len(sources) == len(planned):
-        _warn_if_replacing(out_dir, cfg, sources)
+    if not shard.get("count"):  # a failed source is named as such, not as removed
+        _warn_if_replacing(out_dir, cfg, sources, failed=set(src_errors))
     # duplicates out before sharding: in two shards, both copies ran and the merge repeated ids
     tasks = _unique_tasks([
         (f"{s['source_id']}:{rungs[i].label(s['width'], s['height'])}",
@@ -654,8 +660,8 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
         tasks = [t for idx, t in enumerate(tasks) if idx % n == k]
     results, job_errors = _run_rung_jobs(tasks, workers, progress, cfg.get("executor"), store,
                                          stop_on_error=bool(cfg.get("fail_fast")))
-    failures += [{"source_id": name.split(":")[0], "variant_id": name.split(":")[1], "error": e}
-                 for name, e in job_errors.items()]
+    failures += [{"source_id": name.split(":")[0], "variant_id": name.split(":")[1],
+                  "error": job_errors[name]} for name, _ in tasks if name in job_errors]
     _maybe_fail_fast(cfg, failures)
 
     # Assemble in plan order (never completion order): identical tables on every run.

@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import time
+import unicodedata
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,8 +51,11 @@ _LIBVMAF_FLOAT = {
 def slug(text: str) -> str:
     """A filesystem- and id-safe name: lower-case letters (any script), digits, ``_`` and
     ``-``. Letters outside ASCII stay (``東京.mp4`` is ``東京``): as ``_`` every such name was
-    ``source``, ``source-2``, ..., numbered by sort order, so an added file renamed others."""
-    return re.sub(r"[^\w-]+", "_", text.lower()).strip("_") or "source"
+    ``source``, ``source-2``, ..., numbered by sort order, so an added file renamed others.
+    Read in Unicode's composed form (NFC): a name copied from macOS is decomposed (NFD), its
+    accents separate marks, and ``Vidéo`` was ``vide_o`` there and ``vidéo`` elsewhere."""
+    composed = unicodedata.normalize("NFC", text)
+    return re.sub(r"[^\w-]+", "_", composed.lower()).strip("_") or "source"
 
 
 def _holder_rank(rel: Path, ext_rank: dict[str, int]) -> tuple[bool, bool, int, str]:
@@ -137,6 +141,11 @@ def prepare_source(
     cached = store.get_json("sources", key)
     # a record cached before decode errors were kept is read again once, to learn them
     if cached is not None and "decode_errors" in cached:
+        # the errors name the file they were read from: a copy under another name named it
+        first = str(cached.get("path", ""))
+        if first and first != str(path):
+            cached["decode_errors"] = [e.replace(first, str(path))
+                                       for e in cached["decode_errors"]]
         cached.update(source_id=source_id, path=str(path))
         if "video_streams" not in cached:  # cached before it was kept: one probe learns it
             cached["video_streams"] = probe_video(path).video_streams

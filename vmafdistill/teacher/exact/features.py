@@ -155,7 +155,8 @@ def exact_input_problem(frames: torch.Tensor, bit_depth: int) -> str | None:
     if min(h, w) < ADM_MIN_SIZE:
         # libvmaf's integer ADM reads outside its buffers below this size.
         return (f"exact mode needs frames of at least {ADM_MIN_SIZE}x{ADM_MIN_SIZE} (libvmaf's "
-                f"integer ADM), got {w}x{h}; use --mode float for smaller frames")
+                f"integer ADM), got {w}x{h}; float mode scores smaller frames (score --mode "
+                f"float, corpus teacher.mode=float, VMAF(mode='float'))")
     return None
 
 
