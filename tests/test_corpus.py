@@ -1216,3 +1216,30 @@ def test_sources_are_cut_at_the_rate_predict_reads_their_encodes(
     assert corpus_cut == edge_cut and len(edge_cut) >= 3, (corpus_cut, edge_cut)
     max_len = float(pred.card["edge"]["shots"]["max_len_s"])
     assert samples["duration_s"].max() <= max_len + 0.05, samples["duration_s"].tolist()
+
+
+def test_gray_and_rotated_sources_are_named_on_every_build(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """score's warnings (a gray source is scored as decoded where libvmaf converts it first; a
+    rotated one unrotated) came on the labelling build only: a cached rebuild said nothing.
+    Each build now names them once, from the source's record."""
+    gray, rotated = tmp_path / "gray.mkv", tmp_path / "rot.mp4"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=1", "-pix_fmt",
+                "gray", "-c:v", "ffv1", str(gray)], what="a gray source")
+    plain = tmp_path / "plain.mp4"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=1", "-c:v",
+                "libx264", "-x264-params", "threads=1", str(plain)], what="a source")
+    run_ffmpeg(["-display_rotation", "90", "-i", str(plain), "-c", "copy", str(rotated)],
+               what="the source tagged rotated")
+    cfg = make_cfg([gray, rotated], tmp_path / "out", tmp_path / "cache",
+                   ladder={"name": "one", "rungs": TINY_LADDER[:1]})
+    for _ in range(2):  # built, then from the cache
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            report = build_corpus(cfg)
+        assert not report.failures, report.failures
+        err = capsys.readouterr().err
+        assert err.count("source gray (") == 1 and "is gray: the torch teacher" in err, err
+        assert err.count("source rot (") == 1 and "rotation of 90 degrees" in err, err
+        assert not [w for w in caught if "is gray" in str(w.message)
+                    or "display rotation" in str(w.message)]

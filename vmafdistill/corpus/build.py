@@ -509,12 +509,15 @@ def _tables_dir(cfg: Mapping[str, Any], out_dir: Path) -> Path:
     return out_dir
 
 
-def _note_input_surprises(sources: list[dict[str, Any]], scan: FolderScan | None) -> None:
+def _note_input_surprises(sources: list[dict[str, Any]], scan: FolderScan | None,
+                          teacher_backend: str = "torch") -> None:
     """Say what a folder corpus leaves out (other extensions, links that point nowhere;
     ``scan``: the build's scan of its folder), which sources are the same
     file (a copy in another fold leaks a held-out source into training), which hold several
-    video streams (the first is used) and which decoded with errors (damaged: concealed
-    pictures, maybe lost frames; said on every build)."""
+    video streams (the first is used), which decoded with errors (damaged: concealed
+    pictures, maybe lost frames) and, for the torch teacher, which are gray or rotated (its
+    labels then differ from libvmaf's through ffmpeg, which converts first); each on every
+    build."""
     if scan is not None:
         if scan.others:
             print(f"vmafdistill corpus: note: {len(scan.others)} file(s) under {scan.root} "
@@ -542,6 +545,17 @@ def _note_input_surprises(sources: list[dict[str, Any]], scan: FolderScan | None
                   f"with errors (a damaged file?); its {s['num_frames']} decoded frames are "
                   f"used, concealed pictures included: {s['decode_errors'][0]}",
                   file=sys.stderr, flush=True)
+        if teacher_backend == "torch" and s.get("gray"):
+            print(f"vmafdistill corpus: note: source {s['source_id']} ({s['path']}) is gray: "
+                  "the torch teacher scores it as decoded, while ffmpeg's libvmaf filter "
+                  "converts it to limited-range YUV first (its labels then differ by 1.06-1.73 "
+                  "VMAF per frame on the clips measured; teacher=libvmaf labels as ffmpeg does)",
+                  file=sys.stderr, flush=True)
+        if teacher_backend == "torch" and s.get("rotation"):
+            print(f"vmafdistill corpus: note: source {s['source_id']} ({s['path']}) has a "
+                  f"display rotation of {float(s['rotation']):g} degrees: its coded pictures "
+                  "are encoded and scored, while ffmpeg (and libvmaf through it) rotates them "
+                  "first", file=sys.stderr, flush=True)
 
 
 def _note_variable_rates(ordered: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
@@ -641,7 +655,7 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
                 for _, sid in planned if sid in src_errors]
     _maybe_fail_fast(cfg, failures)
     sources = [src_results[sid] for _, sid in planned if sid in src_results]
-    _note_input_surprises(sources, scan)
+    _note_input_surprises(sources, scan, str(teacher_cfg.get("backend", "torch")))
 
     jobs = [(s, i) for s in sources for i in range(len(rungs))]
     shard = cfg.get("shard") or {}

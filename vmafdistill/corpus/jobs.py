@@ -31,6 +31,7 @@ from ..features.frame_numpy import FEATURE_NAMES
 from ..features.registry import FEATURE_SET_VERSION
 from ..io import iter_frames, probe_video
 from ..io.packets import read_packets, read_rate
+from ..io.video import stream_facts
 from ..shots import ShotDetector
 from ..sources import resolve_source
 
@@ -188,6 +189,9 @@ def prepare_source(
         "decode_errors": decode_errors,
         # more than 1: the build reads the first (not cover art) and says so
         "video_streams": info.video_streams,
+        # what ffmpeg's libvmaf graph would convert and the torch teacher scores as decoded:
+        # kept, so every build says so (score's warnings came on the labelling build alone)
+        **{k: v for k, v in stream_facts(path).items() if k in ("gray", "rotation")},
     }
     store.put_json("sources", key, record)
     return record
@@ -320,6 +324,9 @@ def _teacher_frames(
                 # position is right, even where a variable-rate source's rates read otherwise
                 # (the corpus names such sources itself)
                 warnings.filterwarnings("ignore", message=".*frames are paired by position")
+                # a gray or rotated source: the build names it on every build, from its record
+                warnings.filterwarnings("ignore", message=r".* is gray: it is scored as decoded")
+                warnings.filterwarnings("ignore", message=r".* has a display rotation of")
                 result = score_files(
                     ref, dist, model=model, device=str(teacher_cfg.get("device", "cpu")),
                     chunk=int(teacher_cfg.get("chunk", 8)), rescale=True, scale_flags=flags,
