@@ -240,6 +240,9 @@ def test_resolve_winner(tmp_path):
     (tmp_path / "winner.json").write_text(json.dumps({"bundle": 5}))
     with pytest.raises(VmafDistillError, match="no 'bundle' path"):
         resolve_winner(tmp_path)
+    (tmp_path / "winner.json").write_bytes(b"PAR1\xff\xfe")  # a parquet given as winner
+    with pytest.raises(VmafDistillError, match=r"corrupt winner\.json"):
+        resolve_winner(tmp_path / "winner.json")
 
 
 def test_a_failed_export_leaves_the_previous_one_working(samples, tmp_path):

@@ -142,3 +142,30 @@ def test_export_never_writes_over_an_input_or_a_foreign_file(
         assert msg in err and "Traceback" not in err, err
         assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     _check_out(str(ONNX), [bundle])  # the shipped export is an earlier export: replaceable
+
+
+def test_export_names_a_student_the_edge_cannot_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep over feature sets can pick a full-reference set (fr6): export wrote it without
+    a word and only predict refused it. Export now says so; an edge set is not named."""
+    import vmafdistill.export as export
+    from vmafdistill.cli import main
+
+    names: list[str] = []
+
+    def fake_export(bundle, out, **kw):
+        return {"feature_names": names, "size_bytes": 1, "opset": 17, "sha256": "0" * 64,
+                "int8": {}, "export_metrics": {"parity_max_abs": 0.0, "n_samples": 1,
+                                               "parity_tol": 1e-5, "mae_vs_target": None}}
+
+    monkeypatch.setattr(export, "export_bundle", fake_export)
+    bundle = tmp_path / "student.pt"
+    bundle.write_bytes(b"x")
+    for feats, named in ((["adm2", "vif_scale0", "log_bpp"], True), (["log_bpp"], False)):
+        names[:] = feats
+        assert main(["export", "--bundle", str(bundle), "--out", str(tmp_path / "m.onnx")]) == 0
+        captured = capsys.readouterr()
+        assert ("predict` refuses it" in captured.err) == named, captured.err
+        assert ("adm2, vif_scale0)" in captured.err) == named
+        assert "corpus MAE n/a" in captured.out

@@ -454,6 +454,12 @@ def test_bundle_round_trip(tmp_path, kind: str) -> None:
 def test_load_bundle_errors(tmp_path) -> None:
     with pytest.raises(ModelError, match="no such file"):
         load_bundle(tmp_path / "missing.pt")
+    # a run directory (export --bundle RUN): it said "no such file"
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "student.pt").write_bytes(b"x")
+    with pytest.raises(ModelError, match=r"run: is a directory, not a student\.pt \(its "
+                                         r"student\.pt: --bundle .*run/student\.pt\)"):
+        load_bundle(tmp_path / "run")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a bundle")
     with pytest.raises(ModelError, match=r"junk\.pt"):

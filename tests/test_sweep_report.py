@@ -117,6 +117,15 @@ def test_sweep_report_errors(tmp_path: Path) -> None:
     (tmp_path / "0" / "metrics.json").write_text("{not json")
     with pytest.raises(VmafDistillError, match=r"metrics\.json"):
         write_report(tmp_path)
+    # not UTF-8, and a truncated winner's oof.parquet: one error each, not a traceback
+    (tmp_path / "0" / "metrics.json").write_bytes(b"\xff\xfe{}")
+    with pytest.raises(VmafDistillError, match=r"metrics\.json: unreadable"):
+        write_report(tmp_path)
+    (tmp_path / "0" / "metrics.json").write_text(json.dumps(
+        {"overrides": [], "oof": {"mae": 1.0}, "fold_plcc_std": 0.01}))
+    (tmp_path / "0" / "oof.parquet").write_bytes(b"PAR1" + b"\0" * 46)
+    with pytest.raises(VmafDistillError, match=r"oof\.parquet: unreadable"):
+        write_report(tmp_path)
 
 
 def test_optuna_search_minimises_oof_mae(tmp_path: Path) -> None:

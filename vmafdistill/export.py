@@ -541,7 +541,7 @@ def resolve_winner(path: str | os.PathLike[str]) -> Path:
         )
     try:
         win = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8 (a parquet)
         raise VmafDistillError(f"{p}: corrupt winner.json ({exc})") from None
     bundle = win.get("bundle") if isinstance(win, dict) else None
     if not bundle or not isinstance(bundle, str):

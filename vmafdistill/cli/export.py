@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..errors import VmafDistillError
@@ -71,6 +72,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"parity: max |ORT - torch| = {em['parity_max_abs']:.2e} VMAF on {em['n_samples']} "
           f"samples (tol {em['parity_tol']:g}); corpus MAE {mae}")
     print("int8: " + json.dumps(card["int8"], sort_keys=True))
+    from ..edge.card import EDGE_FEATURES
+
+    foreign = [n for n in card["feature_names"] if n not in EDGE_FEATURES]
+    if foreign:  # a sweep over feature sets can pick one; predict refused it only later
+        print(f"vmafdistill export: note: this student reads features only a reference gives "
+              f"({', '.join(foreign)}): `vmafdistill predict` refuses it; pick a run of an "
+              f"edge feature set (e.g. features=quant_ti7) to serve without one",
+              file=sys.stderr)
     return 0
 
 

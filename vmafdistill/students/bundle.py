@@ -104,6 +104,10 @@ def load_bundle(path: str | Path) -> tuple[ScaledStudent, dict[str, Any]]:
     ``transforms``. A missing, unreadable or foreign file raises :class:`ModelError`.
     """
     path = Path(path)
+    if path.is_dir():  # a run directory: "no such file" read as a wrong path
+        hint = " (its student.pt: --bundle " + str(path / "student.pt") + ")" \
+            if (path / "student.pt").is_file() else ""
+        raise ModelError(f"student bundle {path}: is a directory, not a student.pt{hint}")
     if not path.is_file():
         raise ModelError(f"student bundle {path}: no such file")
     try:

@@ -58,7 +58,7 @@ def collect_runs(root: str | Path) -> list[dict[str, Any]]:
             continue  # .hydra/ etc.
         try:
             metrics = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8 text
             raise VmafDistillError(f"{path}: unreadable metrics ({exc})") from None
         if not isinstance(metrics, dict) or "oof" not in metrics:
             continue  # not a training run's metrics (e.g. a finetune's)
@@ -282,7 +282,11 @@ def write_report(root: str | Path) -> dict[str, Any]:
     run_dir = Path(m["_dir"]).resolve()
     thresholds = [k for k in (m.get("guard") or {})]
     oof_path = run_dir / "oof.parquet"
-    winner_oof = pd.read_parquet(oof_path) if oof_path.is_file() else None
+    try:
+        winner_oof = pd.read_parquet(oof_path) if oof_path.is_file() else None
+    except Exception as exc:  # pyarrow's ArrowInvalid and kin: a truncated or foreign file
+        raise VmafDistillError(f"{oof_path}: unreadable out-of-fold predictions "
+                               f"({type(exc).__name__}: {exc})") from None
 
     atomic_write_bytes(root / "report.csv", table.to_csv(index=False).encode())
     f1_cols = [c for c in table.columns if c.startswith("f1_")]
