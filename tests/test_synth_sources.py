@@ -82,3 +82,8 @@ def test_sources_out_that_is_not_a_folder_is_one_error(
         assert cli_main(["sources", "synth", "--out", str(out)]) == 2
         err = capsys.readouterr().err
         assert f"--out {out}: {needle}" in err and "Traceback" not in err, err
+    # --group belongs to the kinds recipe: elsewhere it filmed the whole recipe unsaid
+    assert cli_main(["sources", "synth", "--group", "heldout", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--group heldout: only the kinds recipe has groups" in err, err
+    assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob("*.y4m"))

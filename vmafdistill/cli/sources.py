@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import VmafDistillError
 from ..folders import make_folder
 
 
@@ -23,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("recipe", choices=list(RECIPES))
     p.add_argument("--out", help="output directory (default: the recipe's out_dir, e.g. "
                                  ".cache/photo_sources, where the corpus configs look)")
-    p.add_argument("--group", choices=["train", "heldout", "all"], default="train",
+    p.add_argument("--group", choices=["train", "heldout", "all"],
                    help="kinds only: which sources (default: train)")
     p.set_defaults(func=run)
 
@@ -32,7 +33,10 @@ def run(args: argparse.Namespace) -> int:
     """Film the recipe (one path printed per clip)."""
     from ..recipes import make_sources
 
+    if args.group is not None and args.recipe != "kinds":  # it filmed the whole recipe
+        raise VmafDistillError(f"--group {args.group}: only the kinds recipe has groups "
+                               f"({args.recipe} films every source it lists)")
     if args.out:
         make_folder("--out", Path(args.out))
-    make_sources(args.recipe, args.out, group=args.group)
+    make_sources(args.recipe, args.out, group=args.group or "train")
     return 0
