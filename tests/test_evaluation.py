@@ -366,6 +366,14 @@ def test_unseen_report_tables() -> None:
     by_source = group_table(rows, "source", lambda r: r["source"])
     assert by_source[3] == "| a | 2 | 72.50 | 81.50 | 12.00 | +9.00 | 50% |"
     assert by_source[4] == "| b | 1 | 70.00 | 66.00 | 4.00 | -4.00 | 100% |"
+    # heights in numeric order (as text 136p sorted before 68p), shots counted per encode
+    from vmafdistill.evaluation.unseen import _shots_per_encode
+
+    small = [{**rows[2], "variant": "h265_120x68_crf30"}]
+    by_height = group_table(rows + small, "height", lambda r: r["variant"].split("_")[1])
+    assert [line.split(" | ")[0] for line in by_height[3:]] == [
+        "| 120x68", "| 320x180", "| 640x360"], by_height
+    assert _shots_per_encode(rows) == "1" and _shots_per_encode(rows + rows[:1]) == "1-2"
 
 
 def test_baseline_imputation_reads_only_each_folds_training_rows() -> None:

@@ -125,7 +125,9 @@ def group_table(rows: list[dict], title: str, key: Callable[[dict], str]) -> lis
         by.setdefault(key(r), []).append(r)
     out = ["", f"| {title} | n | teacher VMAF (mean) | predicted (mean) | MAE | signed error "
                 "| interval coverage |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for g, rs in sorted(by.items()):
+    from ..students.report import natural_key
+
+    for g, rs in sorted(by.items(), key=lambda kv: natural_key(kv[0])):  # 68p before 136p
         t = np.array([r["teacher"] for r in rs])
         q = np.array([r["pred"] for r in rs])
         cov = np.mean([r["lo"] <= r["teacher"] <= r["hi"] for r in rs])
@@ -189,7 +191,8 @@ def evaluate_unseen(
              "coverage": float(np.mean([r["lo"] <= r["teacher"] <= r["hi"] for r in rows])),
              "band_agreement": float(np.mean([r["band"] == r["teacher_band"] for r in rows]))}
     what = ("held-out content kinds (conf/sources/kinds.yaml: "
-            + ", ".join(sorted({r["source"] for r in rows})) + f"; 3 shots each, {W}x{H} {FPS} fps)"
+            + ", ".join(sorted({r["source"] for r in rows}))
+            + f"; {_shots_per_encode(rows)} shots per encode, {W}x{H} {FPS} fps)"
             if kinds else
             f"{src.name}: 3 photographs panned, 2 hard cuts, {W}x{H} {FPS} fps"
             f"{f', camera noise strength {noise}' if noise else ''}")
@@ -212,6 +215,16 @@ def evaluate_unseen(
 
 #: How each output of evaluate starts: an existing file that does not is not replaced.
 _OUTPUT_STARTS = {"--markdown": b"Unseen content", "--json": b"[", "--plot": b"\x89PNG"}
+
+
+def _shots_per_encode(rows: list[dict]) -> str:
+    """How many shots each encode's rows hold, ``"6"`` or ``"5-6"`` (the header said "3 shots
+    each", the scenes, where the tables count 1 s windows)."""
+    counts: dict[tuple[str, str], int] = {}
+    for r in rows:
+        counts[r["source"], r["variant"]] = counts.get((r["source"], r["variant"]), 0) + 1
+    lo, hi = min(counts.values(), default=0), max(counts.values(), default=0)
+    return str(lo) if lo == hi else f"{lo}-{hi}"
 
 
 def _ready_output(option: str, out: Path, model: Path, cache: Path) -> None:

@@ -100,7 +100,7 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
     jobs = sorted({p.parent.parent for p in root.rglob(".hydra/overrides.yaml")
                    if not any(part.startswith(".")
                               for part in p.parent.parent.relative_to(root).parts)},
-                  key=lambda d: _natural(str(d)))
+                  key=lambda d: natural_key(str(d)))
     kept, left_out = [], []
     for m in runs:
         job = Path(m["_dir"])
@@ -194,11 +194,11 @@ def _run_order(column: pd.Series) -> pd.Series:
     they are."""
     if column.name != "run":
         return column
-    return column.astype(str).map(_natural)
+    return column.astype(str).map(natural_key)
 
 
-def _natural(text: str) -> str:
-    """``text`` with its numbers zero-padded: sorts "8" before "10"."""
+def natural_key(text: str) -> str:
+    """``text`` with its numbers zero-padded: sorts "8" before "10" ("68p" before "136p")."""
     return re.sub(r"\d+", lambda m: m.group().zfill(12), text)
 
 
