@@ -642,3 +642,17 @@ def test_a_corpus_choice_that_disagrees_with_corpus_dir_is_refused(
     err = capsys.readouterr().err
     assert f"corpus={other} and corpus_dir={corpus} (a {built} corpus) disagree" in err, err
     assert not (tmp_path / "r" / "metrics.json").exists()
+
+
+def test_a_diverged_fit_is_named_at_its_fold(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """optim.lr=1e9 trained to NaN and failed after every fold with "conformal: residuals
+    must be finite"; the first fold that diverges now says so, with the likely cause."""
+    from vmafdistill.cli import main
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=4)
+    assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}",
+                 *TRAIN_FAST, "baselines=[]", "optim.max_epochs=30", "optim.lr=1e9"]) == 2
+    err = capsys.readouterr().err
+    assert "fold 0: the student's predictions are not finite" in err, err
+    assert "optim.lr=1000000000.0 too high?" in err and "Traceback" not in err, err

@@ -801,11 +801,13 @@ def fit_fold(
                                          run_dir, f"fold{k}_inner{j}")
             res.append(np.abs(y[tr[ite]] - predict(inner_model, x[tr[ite]])))
         cal_res = np.concatenate(res) if res else cal_res
+    test_pred = predict(model, x[te])
+    _require_finite_predictions(plain, k, np.concatenate([test_pred, cal_res]))
     q = float(conformal_quantile(cal_res, plan.alpha)) if len(cal_res) else float("nan")
     samples = data.samples
     part = pd.DataFrame({
         "sample_id": samples["sample_id"].to_numpy()[te], "fold": k,
-        "pred": predict(model, x[te]), data.target: y[te].astype(float),
+        "pred": test_pred, data.target: y[te].astype(float),
     })
     for col in OOF_KEYS:
         if col in samples:
@@ -813,6 +815,17 @@ def fit_fold(
     info = {"fold": k, "n_train": len(tr), "n_fit": len(fit_idx), "n_calib": len(cal_res),
             "n_test": len(te), "q": q}
     return part, info
+
+
+def _require_finite_predictions(plain: Mapping[str, Any], fold: int,
+                                values: np.ndarray) -> None:
+    """A diverged fit (NaN or infinite predictions) stops at its fold, named, with the likely
+    cause: it failed after every fold as "conformal: residuals must be finite"."""
+    if not np.all(np.isfinite(values)):
+        lr = (plain.get("optim") or {}).get("lr")
+        raise VmafDistillError(
+            f"fold {fold}: the student's predictions are not finite (the fit diverged; "
+            f"optim.lr={lr} too high?)")
 
 
 def cross_validate(
