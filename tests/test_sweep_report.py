@@ -148,6 +148,11 @@ def test_optuna_search_minimises_oof_mae(tmp_path: Path) -> None:
         result["best_params"])
     m = json.loads((out / "0" / "metrics.json").read_text())
     assert m["loss"] == "temperature" and m["student"] == "mlp"
+    # the report names the sweeper's best trial where its winner rule picks another run
+    winner = write_report(out)
+    report = (out / "report.md").read_text()
+    named = "the sweeper's best trial" in report
+    assert named == (winner["metrics"]["oof"]["mae"] != pytest.approx(result["best_value"]))
 
 
 def test_inert_tau_is_reported() -> None:
@@ -218,3 +223,19 @@ def test_runs_that_are_not_this_sweeps_results_are_left_out_and_named(
     (sweep / "1" / "metrics.json").unlink()
     with pytest.raises(VmafDistillError, match="no run of this sweep has results"):
         write_report(sweep)
+
+
+def test_the_sweepers_best_trial_is_named_when_it_is_not_the_winner(tmp_path: Path) -> None:
+    """Optuna minimises the MAE alone; the winner rule also asks for a stable fold spread, so
+    the two named different runs without a word."""
+    for run, mae, spread in (("0", 1.0, 0.05), ("1", 2.0, 0.01), ("2", 3.0, 0.02)):
+        d = tmp_path / run
+        d.mkdir()
+        (d / "metrics.json").write_text(json.dumps(
+            {"overrides": [f"optim.lr={run}"], "oof": {"mae": mae}, "fold_plcc_std": spread}))
+    (tmp_path / "optimization_results.yaml").write_text("name: optuna\nbest_value: 1.0\n")
+    assert write_report(tmp_path)["run"] == "1"
+    assert "the sweeper's best trial (MAE 1.000" in (tmp_path / "report.md").read_text()
+    (tmp_path / "optimization_results.yaml").write_text("name: optuna\nbest_value: 2.0\n")
+    write_report(tmp_path)
+    assert "sweeper's best trial" not in (tmp_path / "report.md").read_text()

@@ -296,7 +296,7 @@ def write_report(root: str | Path) -> dict[str, Any]:
     gbdt = winner_baseline(table, win)
     spread = table["fold_plcc_std"]
     median_spread = float(np.nanmedian(spread)) if spread.notna().any() else math.nan
-    notes = inert_override_notes(table)
+    notes = [*inert_override_notes(table), *_sweeper_notes(root, table, win)]
     md = [
         f"# Sweep report: {root}",
         "",
@@ -344,6 +344,24 @@ def write_report(root: str | Path) -> dict[str, Any]:
     atomic_write_json(root / "winner.json", winner)
     _plots(root, table, win, eligible, winner_oof, thresholds)
     return winner
+
+
+def _sweeper_notes(root: Path, table: pd.DataFrame, win: int) -> list[str]:
+    """A sentence where an Optuna sweep's best trial (``optimization_results.yaml``: the
+    lowest MAE alone) is not this report's winner, which also asks for a stable fold spread:
+    the two named different runs without a word."""
+    import yaml
+
+    try:
+        best = (yaml.safe_load((root / "optimization_results.yaml").read_text())
+                or {}).get("best_value")
+    except (OSError, ValueError, yaml.YAMLError, AttributeError):
+        return []
+    if best is None or math.isclose(float(best), float(table.loc[win, "mae"]), abs_tol=1e-9):
+        return []
+    return [f"the sweeper's best trial (MAE {_fmt(float(best))}, "
+            "`optimization_results.yaml`) is not the winner: the winner rule also asks for a "
+            "fold PLCC std at most the median, which that trial's is not."]
 
 
 def _runs_phrase(n_runs: int, n_left_out: int) -> str:
