@@ -14,7 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "Collect every run's metrics.json under DIR (a `vmafdistill train -m` multirun "
             "directory), write DIR/report.md, DIR/report.csv, DIR/winner.json and plots "
             "(mae_by_run.png, pred_vs_teacher.png, guard_pr.png). Winner: the lowest mean "
-            "out-of-fold MAE among runs whose fold-to-fold PLCC std is at most the median."
+            "out-of-fold MAE among runs whose fold-to-fold PLCC std is at most the median (the "
+            "upper middle one of an even count)."
         ),
     )
     p.add_argument("dir", metavar="DIR", help="sweep directory (searched recursively)")
