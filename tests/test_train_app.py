@@ -656,3 +656,28 @@ def test_a_diverged_fit_is_named_at_its_fold(tmp_path: Path,
     err = capsys.readouterr().err
     assert "fold 0: the student's predictions are not finite" in err, err
     assert "optim.lr=1000000000.0 too high?" in err and "Traceback" not in err, err
+
+
+def test_export_finds_the_corpus_a_bundle_was_trained_on_from_any_directory(
+        trained: Path, corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """export looked for .cache/corpus/<name> under the working directory: from elsewhere, a
+    student trained on corpus_dir=... asked to run `vmafdistill corpus`. Bundles record the
+    directory; one that does not (older) names --corpus."""
+    import torch as _torch
+
+    from vmafdistill.corpus.tables import load_samples
+    from vmafdistill.export import export_bundle, load_export_settings
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    card = export_bundle(trained / "student.pt", tmp_path / "m.onnx",
+                         settings=load_export_settings())
+    assert card["export_metrics"]["n_samples"] == len(load_samples(corpus))
+    assert set(card["corpus"]) == {"name", "hash"}  # no local path in a card
+    payload = _torch.load(trained / "student.pt", weights_only=True)
+    payload["meta"]["corpus"].pop("dir")
+    older = tmp_path / "older.pt"
+    _torch.save(payload, older)
+    with pytest.raises(VmafDistillError, match=r"pass --corpus with the corpus the student was"):
+        export_bundle(older, tmp_path / "m2.onnx", settings=load_export_settings())

@@ -529,6 +529,16 @@ def training_domain(samples: pd.DataFrame, names: Sequence[str]) -> dict[str, An
     return {"features": ranges, "codecs": codecs, "n_samples": len(samples)}
 
 
+def _trained_corpus_dir(corpus: Mapping[str, Any]) -> Path:
+    """Where a bundle's corpus is: the directory it was trained on (bundles record it), else
+    ``.cache/corpus/<name>`` under the working directory (older bundles; from another
+    directory that missed the corpus the run had read)."""
+    recorded = corpus.get("dir")
+    if recorded and (Path(str(recorded)) / "corpus.json").is_file():
+        return Path(str(recorded))
+    return Path(".cache/corpus") / str(corpus.get("name"))
+
+
 def resolve_winner(path: str | os.PathLike[str]) -> Path:
     """The ``student.pt`` a ``winner.json`` (or a directory holding one) points to."""
     p = Path(path)
@@ -569,8 +579,9 @@ def export_bundle(
 ) -> dict[str, Any]:
     """:func:`export_onnx` for a ``student.pt`` bundle, checked on its corpus's samples.
 
-    ``corpus_dir`` defaults to ``.cache/corpus/<meta corpus name>``; a corpus whose hash differs
-    from the bundle's is refused (the parity and metrics would describe other data).
+    ``corpus_dir`` defaults to the directory the bundle was trained on (it records it), else
+    ``.cache/corpus/<meta corpus name>``; a corpus whose hash differs from the bundle's is
+    refused (the parity and metrics would describe other data).
     """
     from .students.bundle import load_bundle
 
@@ -579,8 +590,12 @@ def export_bundle(
         from .corpus.tables import load_samples, read_manifest
 
         corpus = meta.get("corpus") or {}
-        cdir = Path(corpus_dir) if corpus_dir else Path(".cache/corpus") / str(corpus.get("name"))
-        manifest = read_manifest(cdir)
+        cdir = Path(corpus_dir) if corpus_dir else _trained_corpus_dir(corpus)
+        try:
+            manifest = read_manifest(cdir)
+        except VmafDistillError as exc:
+            raise VmafDistillError(f"{exc}; or pass --corpus with the corpus the student was "
+                                   f"trained on ({corpus.get('name')})") from None
         want, have = corpus.get("hash"), manifest.get("corpus_hash")
         if want and have and want != have:
             raise VmafDistillError(

@@ -164,7 +164,8 @@ def save_finetuned(
     for key in ("student_cfg", "feature_names", "transforms", "interactions"):
         new_meta.pop(key, None)
     new_meta.update(
-        corpus={"name": manifest.get("name"), "hash": manifest.get("corpus_hash")},
+        corpus={"name": manifest.get("name"), "hash": manifest.get("corpus_hash"),
+                "dir": (metrics.get("corpus") or {}).get("dir")},
         finetuned_from={"bundle": str(bundle_path), "corpus": meta.get("corpus")},
         metrics=_finite({"heldout_before": metrics["before"]["heldout"],
                          "heldout_after": metrics["after"]["heldout"],

@@ -1025,7 +1025,9 @@ def save_run(
         "feature_set": plain["features"],
         "feature_names": data.feature_names,
         "feature_set_version": FEATURE_SET_VERSION,
-        "corpus": {"name": data.manifest.get("name"), "hash": data.manifest.get("corpus_hash")},
+        # dir: where export finds it from any working directory (the card keeps name, hash)
+        "corpus": {"name": data.manifest.get("name"), "hash": data.manifest.get("corpus_hash"),
+                   "dir": str(data.corpus_dir)},
         "metrics": _finite({k: metrics[k] for k in (
             "oof", "fold_plcc_std", "guard", "n_samples", "monotone_check")}),
         "conformal": {"alpha": conf["alpha"], "q": conf["final_q"], "rule": conf["final_q_rule"]},
