@@ -477,7 +477,8 @@ def test_evaluate_refuses_what_it_would_lose_or_ignore_before_any_work(
                                                   "green": 50, "amber": 70}}
     card_path_for(model).write_text(json.dumps(card))
     for kwargs, msg in (
-            ({"json_path": cache / "unseen" / "clip.mp4"}, "is in the --cache folder"),
+            ({"json_path": cache / "unseen" / "clip.mp4"}, "evaluate keeps under --cache"),
+            ({"plot": cache / "corpus" / "unseen" / "p.png"}, "evaluate keeps under --cache"),
             ({"json_path": video}, "exists and is not this command's output"),
             ({"json_path": tmp_path / "r", "markdown": tmp_path / "r"}, "its own file"),
             ({"noise": -3}, "--noise -3: needs 0"),
@@ -489,3 +490,5 @@ def test_evaluate_refuses_what_it_would_lose_or_ignore_before_any_work(
     with pytest.raises(RuntimeError, match="corpus work"):  # an earlier report is replaced
         (tmp_path / "old.json").write_text("[]\n")
         unseen.evaluate_unseen(cache=cache, json_path=tmp_path / "old.json")
+    with pytest.raises(RuntimeError, match="corpus work"):  # the rest of the cache is free
+        unseen.evaluate_unseen(cache=tmp_path, markdown=tmp_path / "report.md")

@@ -242,11 +242,23 @@ def _ready_output(option: str, out: Path, model: Path, cache: Path) -> None:
                                ) from None
     if out.is_dir():
         raise VmafDistillError(f"{option} {out}: is a directory, not an output file")
-    if out.resolve().is_relative_to(cache.resolve()):
-        raise VmafDistillError(f"{option} {out}: is in the --cache folder {cache} (its "
-                               "sources, encodes and tables); write it elsewhere")
+    if _in_evaluate_folders(out, cache):
+        raise VmafDistillError(f"{option} {out}: is among the sources, encodes and tables "
+                               f"evaluate keeps under --cache {cache}; write it elsewhere")
     check_output_target(option, str(out), [model, card_path_for(model)],
                         starts=_OUTPUT_STARTS[option])
+
+
+def _in_evaluate_folders(out: Path, cache: Path) -> bool:
+    """Whether ``out`` lies in a folder evaluate fills under ``cache``: its filmed sources
+    (``unseen*``), the corpus tables and the corpus cache (conf/corpus.yaml's ``out_dir`` and
+    ``cache_root`` under ``paths.cache_dir``). The rest of the cache is the user's."""
+    rel = out.resolve()
+    root = cache.resolve()
+    if not rel.is_relative_to(root) or rel == root:
+        return False
+    top = rel.relative_to(root).parts[0]
+    return top.startswith("unseen") or top in ("corpus", "corpus_cache")
 
 
 def _unseen_corpus_config(
