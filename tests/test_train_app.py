@@ -681,3 +681,31 @@ def test_export_finds_the_corpus_a_bundle_was_trained_on_from_any_directory(
     _torch.save(payload, older)
     with pytest.raises(VmafDistillError, match=r"pass --corpus with the corpus the student was"):
         export_bundle(older, tmp_path / "m2.onnx", settings=load_export_settings())
+
+
+def test_export_warns_where_the_card_would_cut_other_shots_than_the_corpus(
+        trained: Path, corpus: Path, tmp_path: Path) -> None:
+    """A corpus cut with shots.max_len_s=0.75 exported with the default 1 s cut: predict's
+    shots were not the training shots, without a word (the pilot then compared 2 of 6)."""
+    import json
+    import shutil
+    import warnings
+
+    from vmafdistill.export import export_bundle, load_export_settings
+
+    default = load_export_settings()["edge"]["shots"]
+    other = tmp_path / "c"
+    shutil.copytree(corpus, other)
+    manifest = json.loads((other / "corpus.json").read_text())
+    manifest.setdefault("config", {})["shots"] = {**default, "max_len_s": 0.75}
+    (other / "corpus.json").write_text(json.dumps(manifest))
+    with pytest.warns(UserWarning, match=r"cut with shots\.max_len_s=0\.75 and the card cuts "
+                                         r"with 1\.0.*edge\.shots\.max_len_s=0\.75"):
+        export_bundle(trained / "student.pt", tmp_path / "m.onnx", corpus_dir=other,
+                      settings=load_export_settings())
+    manifest["config"]["shots"] = default
+    (other / "corpus.json").write_text(json.dumps(manifest))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        export_bundle(trained / "student.pt", tmp_path / "m.onnx", corpus_dir=other,
+                      settings=load_export_settings())

@@ -603,5 +603,27 @@ def export_bundle(
                 "--corpus with the corpus it was trained on"
             )
         samples = load_samples(cdir)
+        _warn_on_other_cuts(cdir, manifest, settings)
     return export_onnx(model, meta, samples, out_path, settings=settings,
                        source=os.fspath(bundle_path))
+
+
+def _warn_on_other_cuts(cdir: Path, manifest: Mapping[str, Any],
+                        settings: Mapping[str, Any] | None) -> None:
+    """Warn where the card would cut shots otherwise than the corpus the student learnt from
+    (``corpus shots.max_len_s=0.75`` exported with the default 1 s: predict's shots then are
+    not the training shots, and the pilot compared 2 of 6)."""
+    corpus_shots = dict(((manifest.get("config") or {}).get("shots")) or {})
+    card_shots = dict(((settings or load_export_settings()).get("edge") or {}).get("shots")
+                      or {})
+    differ = sorted(k for k in corpus_shots.keys() & card_shots.keys()
+                    if corpus_shots[k] != card_shots[k])
+    if differ:
+        warnings.warn(
+            f"{cdir} was cut with "
+            + ", ".join(f"shots.{k}={corpus_shots[k]}" for k in differ)
+            + " and the card cuts with "
+            + ", ".join(f"{card_shots[k]}" for k in differ)
+            + ": predict's shots are not the training shots; export with "
+            + " ".join(f"edge.shots.{k}={corpus_shots[k]}" for k in differ),
+            stacklevel=3)

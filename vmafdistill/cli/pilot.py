@@ -115,10 +115,13 @@ def run(args: argparse.Namespace) -> int:
                                                      "baselines") if k in metrics}
 
     t = _step(4, "export: ONNX opset 17 + model card")
-    from ..export import export_bundle
+    from ..export import export_bundle, load_export_settings
 
     onnx_path = out / "student.onnx"
-    card = export_bundle(run_dir / "student.pt", onnx_path, corpus_dir=out / "corpus")
+    # the card cuts shots as the corpus did (corpus_overrides may set shots.*)
+    card = export_bundle(run_dir / "student.pt", onnx_path, corpus_dir=out / "corpus",
+                         settings=load_export_settings(
+                             {"edge": {"shots": dict(corpus_cfg["shots"])}}))
     exp = card.get("export_metrics", {})
     print(f"{onnx_path} ({onnx_path.stat().st_size} bytes, opset {card.get('opset')}): "
           f"max |ORT - torch| = {exp.get('parity_max_abs', float('nan')):.2e} on "
