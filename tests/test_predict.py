@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -1075,10 +1076,23 @@ def test_read_rate_leaves_timestamp_gaps_out() -> None:
 
     # an MP4's average counts the gap (100 frames over 65 s: 1.54 fps): the timestamps' 20
     assert read_rate(declared(100 / 64.95), Packets(pts_s=pts)) == pytest.approx(20.0)
-    # a declared rate the gap-free timestamps bear out (to 1 %) is kept exactly (MPEG-TS)
-    assert read_rate(declared(20.1), Packets(pts_s=pts)) == 20.1
+    # a declared rate every gap-free step bears out is kept exactly (MPEG-TS)
+    assert read_rate(declared(20.0), Packets(pts_s=pts)) == 20.0
     # a variable-rate MP4's average (frames over duration) 3 % off: the timestamps' mean
     assert read_rate(declared(20.6), Packets(pts_s=pts)) == pytest.approx(20.0)
+    # one frame in 150 missing: TS/MKV declare the nominal 30, the MP4 copy its 29.8 average;
+    # both read the timestamps' mean (within 1 % the declared one was kept: windows of 30
+    # frames in one container, 29 in the other)
+    dropped = np.delete(np.arange(300) / 30, np.arange(75, 300, 150))
+    for fps in (30.0, 29.8):
+        assert read_rate(declared(fps), Packets(pts_s=dropped)) == pytest.approx(
+            (dropped.size - 1) / dropped[-1])
+    # a 1 ms Matroska clock steps 33 and 34 ms at 29.97: constant rate, declared kept, also
+    # on 2 frames (their mean read 30.3)
+    mkv = np.round(np.arange(60) * 1001 / 30000, 3)
+    for n in (2, 60):
+        assert read_rate(declared(29.97), Packets(pts_s=mkv[:n],
+                                                  time_base=Fraction(1, 1000))) == 29.97
     # over 1.1x the timestamps' mean: a TS dropping every third frame of 30, an MP4 in AVI
     vfr = np.cumsum(np.tile([1 / 30, 1 / 15], 30))
     assert read_rate(declared(30.0), Packets(pts_s=vfr)) == pytest.approx(20.0, rel=0.02)

@@ -53,10 +53,14 @@ def slug(text: str) -> str:
     """A filesystem- and id-safe name: lower-case letters (any script), digits, ``_`` and
     ``-``. Letters outside ASCII stay (``東京.mp4`` is ``東京``): as ``_`` every such name was
     ``source``, ``source-2``, ..., numbered by sort order, so an added file renamed others.
-    Read in Unicode's composed form (NFC): a name copied from macOS is decomposed (NFD), its
-    accents separate marks, and ``Vidéo`` was ``vide_o`` there and ``vidéo`` elsewhere."""
-    composed = unicodedata.normalize("NFC", text)
-    return re.sub(r"[^\w-]+", "_", composed.lower()).strip("_") or "source"
+    Read in Unicode's composed form (NFC), combining marks kept: a name copied from macOS is
+    decomposed (NFD), its accents separate marks, and ``Vidéo`` was ``vide_o`` there and
+    ``vidéo`` elsewhere (marks that stay separate under NFC, a Devanagari nukta, are kept).
+    """
+    composed = unicodedata.normalize("NFC", text).lower()
+    kept = "".join(c if c == "-" or c.isalnum() or c == "_"
+                   or unicodedata.category(c).startswith("M") else " " for c in composed)
+    return re.sub(r"\s+", "_", kept.strip()).strip("_") or "source"
 
 
 def _holder_rank(rel: Path, ext_rank: dict[str, int]) -> tuple[bool, bool, int, str]:
@@ -158,7 +162,8 @@ def prepare_source(
     # cut at the rate predict reads this source's encodes at (same rule, same timestamps): at
     # the declared rate, a variable-rate MPEG-TS (nominal 30, carrying 13.3) or an MP4 with a
     # timestamp gap gave other shot windows than predict cuts on the encode
-    fps = read_rate(info, read_packets(path))
+    # (its declared rate as predict's probe prints it: PyAV's 29.996 is ffmpeg's "30 fps")
+    fps = read_rate(probe_video(path, backend="ffmpeg"), read_packets(path))
     detector = ShotDetector(fps=fps, **shots_cfg)
     num_frames = 0
     with warnings.catch_warnings(record=True) as caught:

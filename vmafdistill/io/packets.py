@@ -416,24 +416,27 @@ def scene_bitrates_kbps(
 
 def read_rate(info: Any, packets: Any) -> float:
     """The rate the edge chain (and the corpus, for its sources' shots and its rungs) reads a
-    video at: the probe's declared rate where the packets' timestamps bear it out (their mean
-    rate within 1 %: constant-rate video keeps its declared value exactly), else that mean rate,
-    with gaps (a capture that dropped out, a splice: steps over 1 s and 10x the median step)
-    left out of the span. The mean is one number for one stream in any container, where the
-    declared rate is not:
+    video at: the probe's declared rate where every step of the packets' timestamps is one
+    frame at that rate (to 1.5 ticks of their time base, or 0.1 ms: a 1 ms Matroska clock
+    steps 33 and 34 ms at 29.97), else the timestamps' mean rate, with gaps (a capture that
+    dropped out, a splice: steps over 1 s and 10x the median step) left out of the span.
+    Constant-rate video keeps its declared value exactly; variable-rate video reads the mean,
+    one number for one stream in any container, where the declared rate is not one:
 
     * ffmpeg only guessed the rate (``info.fps_guessed``: a variable-rate MPEG-TS or HLS
       stream without a declared average, whose guess can read 2000 fps);
-    * an MPEG-TS stream that drops every third frame declares its nominal 30 fps where it
-      carries 20 (bitrates 1.5x its MP4 copy's); an MP4 stream-copied into AVI declares 600;
+    * an MPEG-TS or MKV stream that drops frames declares its nominal rate (30 fps where it
+      carries 20: bitrates 1.5x its MP4 copy's; 30 where one frame in 150 is missing and the
+      MP4 copy declares 29.8: every shot window one frame off);
     * an MP4's or MKV's declared average counts a gap's time (a 60 s hole read a 25 fps stream
-      at 1.2 fps, every frame its own shot, where the same stream in MPEG-TS read 25), and of
-      variable-rate video it is frames over duration, a few % off the timestamps' mean.
+      at 1.2 fps, every frame its own shot, where the same stream in MPEG-TS read 25); an MP4
+      stream-copied into AVI declares 600.
 
     A declared rate about half the timestamps' (0.45-0.55x) is kept (field-coded video steps
     at the field rate), unless the timestamps hold a gap and it is their average over the
     whole span, gap included, to 10 %: a container average where the gap is about as long as
-    the footage (a field-coded stream with such a gap reads at its field rate)."""
+    the footage (a field-coded stream with such a gap reads at its field rate). The corpus
+    cuts its sources at this rate too, so training and serving shot windows agree."""
     declared = float(info.fps)
     if len(packets) < 2:
         return declared
@@ -444,34 +447,17 @@ def read_rate(info: Any, packets: Any) -> float:
     gap = steps > max(1.0, 10.0 * float(np.median(moving)))
     kept = steps[~gap]
     span = float(kept.sum())
-    if span <= 0:
-        return declared
+    if span <= 0 or not declared > 0:
+        return declared if span <= 0 else kept.size / span
     mean_rate = kept.size / span
-    ratio = declared / mean_rate
     if getattr(info, "fps_guessed", False):
         return mean_rate
-    if abs(ratio - 1.0) <= 0.01:
-        return declared
+    tick = float(getattr(packets, "time_base", 0) or 0)
+    if np.all(np.abs(kept - 1.0 / declared) <= max(1.5 * tick, 1e-4)):
+        return declared  # every step one frame at the declared rate: constant rate
+    ratio = declared / mean_rate
     if 0.45 <= ratio <= 0.55:  # field-coded, unless a container average counting a gap
         whole_span = steps.size / float(steps.sum())
         if not (gap.any() and abs(declared / whole_span - 1.0) <= 0.1):
             return declared
     return mean_rate
-    steps = np.diff(np.asarray(packets.pts_s, dtype=np.float64))  # sorted by presentation
-    moving = steps[steps > 0]
-    if moving.size == 0:
-        return declared
-    gap = steps > max(1.0, 10.0 * float(np.median(moving)))
-    kept = steps[~gap]
-    span = float(kept.sum())
-    if span <= 0:
-        return declared
-    mean_rate = kept.size / span
-    ratio = declared / mean_rate
-    if getattr(info, "fps_guessed", False) or ratio > 1.1:
-        return mean_rate
-    if gap.any() and ratio < 0.9:
-        whole_span = steps.size / float(steps.sum())  # the gap's time counted
-        if not 0.45 <= ratio <= 0.55 or abs(declared / whole_span - 1.0) <= 0.1:
-            return mean_rate  # a container average that counts the gap's time
-    return declared
