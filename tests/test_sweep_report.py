@@ -195,48 +195,52 @@ def test_report_quotes_the_winners_own_baseline(tmp_path: Path) -> None:
 
 def test_runs_that_are_not_this_sweeps_results_are_left_out_and_named(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A rerun into a sweep directory with fewer jobs left the earlier sweep's job 1 in the
+    """A rerun into a sweep directory with fewer jobs left the earlier sweep's job 2 in the
     table (it could win, and export shipped it); a job whose rerun stopped at its settings
     check kept the earlier metrics under the new overrides; a failed job vanished without a
-    word and its sweep axis read as shared. Each is now left out of the table and named."""
-    import yaml
+    word and its sweep axis read as shared. Each is now left out and named, from the files'
+    contents (a copied sweep, with fresh file times, reports the same)."""
+    import shutil
 
     from vmafdistill.cli import main
 
     corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=4)
     sweep = tmp_path / "s"
-    for students in ("mlp,linear", "linear"):
-        assert main(["train", "-m", f"corpus_dir={corpus}", f"hydra.sweep.dir={sweep}",
-                     f"student={students}", "baselines=[]", *TRAIN_FAST,
-                     "optim.max_epochs=5"]) == 0
-    failed = sweep / "2" / ".hydra"
-    failed.mkdir(parents=True)
-    listed = yaml.safe_load((sweep / "0" / ".hydra" / "overrides.yaml").read_text())
-    (failed / "overrides.yaml").write_text(yaml.safe_dump(
-        [o.replace("student=linear", "student=soft_tree") for o in listed]))
+    base = ["train", "-m", f"corpus_dir={corpus}", f"hydra.sweep.dir={sweep}", "baselines=[]",
+            *TRAIN_FAST, "optim.max_epochs=5"]
+    assert main([*base, "student=mlp,linear,logistic"]) == 0
+    # job 2 (lr=-1) stops at its settings check, in the directory of the earlier logistic run
+    assert main([*base, "student=linear", "optim.lr=0.03,0.02,-1"]) != 0
+    (sweep / "1" / "metrics.json").unlink()  # as a job that failed or was killed mid-fit
     capsys.readouterr()
-    assert main(["sweep-report", str(sweep)]) == 0
-    captured = capsys.readouterr()
-    winner = json.loads((sweep / "winner.json").read_text())
-    assert winner["n_runs"] == 1 and winner["run"] == "0", winner
-    assert [w.split(":")[0] for w in winner["left_out"]] == ["1", "2"], winner["left_out"]
-    assert "predates this sweep" in winner["left_out"][0]
-    assert "failed or is unfinished" in winner["left_out"][1]
-    assert "left out 1: its metrics.json predates" in captured.err
-    report = (sweep / "report.md").read_text()
-    assert "1 run (2 left out, below)" in report and "Left out: 2: no metrics.json" in report
-    csv = pd.read_csv(sweep / "report.csv")
-    assert csv["run"].astype(str).tolist() == ["0"]
-    assert csv["varying"].tolist() == ["student=linear"]  # the failed job's axis is not shared
-    # metrics that are not the job's own overrides (no multirun.yaml to date them)
-    (sweep / "multirun.yaml").unlink()
-    (sweep / "0" / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["student=mlp"]))
+    for where in (sweep, tmp_path / "copy"):
+        if where != sweep:  # copied file by file in name order: every mtime fresh
+            shutil.copytree(sweep, where)
+            (where / "multirun.yaml").touch()
+        assert main(["sweep-report", str(where)]) == 0
+        captured = capsys.readouterr()
+        winner = json.loads((where / "winner.json").read_text())
+        assert winner["n_runs"] == 1 and winner["run"] == "0", winner
+        why = dict(w.split(": ", 1) for w in winner["left_out"])
+        assert sorted(why) == ["1", "2"], winner["left_out"]
+        assert why["1"].startswith("no training metrics.json")
+        assert why["2"].startswith("its metrics.json is from other overrides")
+        assert "left out 2: its metrics.json is from other overrides" in captured.err
+        report = (where / "report.md").read_text()
+        assert "1 run (2 left out, below)" in report and "Left out: 1: no training" in report
+        csv = pd.read_csv(where / "report.csv")
+        assert csv["run"].astype(str).tolist() == ["0"]
+        assert csv["varying"].tolist() == ["optim.lr=0.03"]  # the failed job's axis
+    # a rerun with fewer values: the earlier jobs numbered past this sweep's are not its own,
+    # even where their overrides are one of its points
+    assert main([*base, "student=linear", "optim.lr=0.03"]) == 0
     winner = write_report(sweep)
-    assert winner["run"] == "1" and "from other overrides" in winner["left_out"][0]
-    (sweep / "1" / "metrics.json").unlink()
+    why = dict(w.split(": ", 1) for w in winner["left_out"])
+    assert winner["n_runs"] == 1 and sorted(why) == ["1", "2"], winner["left_out"]
+    assert "an earlier sweep's" in why["1"], why  # job 2 as before: other overrides
+    (sweep / "0" / "metrics.json").unlink()
     with pytest.raises(VmafDistillError, match="no run of this sweep has results"):
         write_report(sweep)
-
 
 def test_the_sweepers_best_trial_is_named_when_it_is_not_the_winner(tmp_path: Path) -> None:
     """Optuna minimises the MAE alone; the winner rule also asks for a stable fold spread, so

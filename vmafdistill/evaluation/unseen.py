@@ -213,8 +213,10 @@ def evaluate_unseen(
     return {"text": text, "rows": rows, **stats}
 
 
-#: How each output of evaluate starts: an existing file that does not is not replaced.
-_OUTPUT_STARTS = {"--markdown": b"Unseen content", "--json": b"[", "--plot": b"\x89PNG"}
+#: How each output of evaluate starts: an existing file that does not is not replaced. The
+#: plot is in the format its extension names (matplotlib); another extension is not checked.
+_OUTPUT_STARTS = {"--markdown": b"Unseen content", "--json": b"["}
+_PLOT_STARTS = {".png": b"\x89PNG", ".svg": b"<?xml", ".pdf": b"%PDF"}
 
 
 def _shots_per_encode(rows: list[dict]) -> str:
@@ -245,8 +247,8 @@ def _ready_output(option: str, out: Path, model: Path, cache: Path) -> None:
     if _in_evaluate_folders(out, cache):
         raise VmafDistillError(f"{option} {out}: is among the sources, encodes and tables "
                                f"evaluate keeps under --cache {cache}; write it elsewhere")
-    check_output_target(option, str(out), [model, card_path_for(model)],
-                        starts=_OUTPUT_STARTS[option])
+    starts = _OUTPUT_STARTS.get(option) or _PLOT_STARTS.get(out.suffix.lower(), b"")
+    check_output_target(option, str(out), [model, card_path_for(model)], starts=starts)
 
 
 def _in_evaluate_folders(out: Path, cache: Path) -> bool:

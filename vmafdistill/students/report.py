@@ -16,7 +16,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,46 +83,125 @@ def _hydra_overrides(job_dir: Path) -> list[str] | None:
     return [str(o) for o in listed] if isinstance(listed, list) else None
 
 
+def sweep_grid(root: Path) -> dict[str, set[str] | None] | None:
+    """The sweep's overrides as Hydra's BasicSweeper recorded them (``multirun.yaml``):
+    ``{key: the values a job may hold}``, None for a sweep Hydra cannot enumerate
+    (``interval``: any value); None without a readable ``multirun.yaml`` (Optuna writes none)."""
+    import yaml
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        doc = yaml.safe_load((root / "multirun.yaml").read_text()) or {}
+        task = doc["hydra"]["overrides"]["task"]
+        parsed = OverridesParser.create().parse_overrides([str(o) for o in task])
+    except Exception:  # absent, unreadable, or syntax this Hydra does not parse
+        return None
+    grid: dict[str, set[str] | None] = {}
+    for o in parsed:
+        try:
+            values = set(o.sweep_string_iterator()) if o.is_sweep_override() \
+                else {o.get_value_element_as_str()}
+        except Exception:  # an interval or tagged sweep: any value
+            values = None
+        grid[o.get_key_element()] = values
+    return grid
+
+
+def _grid_size(grid: Mapping[str, set[str] | None]) -> int | None:
+    """How many jobs the sweep launched (None where a dimension cannot be enumerated)."""
+    size = 1
+    for values in grid.values():
+        if values is None:
+            return None
+        size *= len(values)
+    return size
+
+
+def _job_num(job_dir: Path) -> int | None:
+    """``hydra.job.num`` of a job (``.hydra/hydra.yaml``), None where unreadable."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load((job_dir / ".hydra" / "hydra.yaml").read_text()) or {}
+        return int(doc["hydra"]["job"]["num"])
+    except Exception:
+        return None
+
+
+def _in_grid(listed: Sequence[str], grid: Mapping[str, set[str] | None]) -> bool:
+    """Whether a job's overrides are one point of the sweep's grid (same keys, each value one
+    the sweep takes)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(listed))
+    except Exception:
+        return True  # nothing to compare against
+    job = {o.get_key_element(): o.get_value_element_as_str() for o in parsed}
+    return set(job) == set(grid) and all(
+        grid[k] is None or job[k] in grid[k] for k in job)  # type: ignore[operator]
+
+
 def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[list[str]]]:
     """:func:`collect_runs` less the runs that are not this sweep's results, with a sentence
     naming each left out, and every job's overrides (finished or not).
 
     Left out, each named (they were counted, and could win, without a word):
 
-    * a ``metrics.json`` older than the sweep's ``multirun.yaml``: an earlier sweep's job in
-      the same directory (a rerun with fewer jobs) or a job of this one that stopped before
-      training (its settings check keeps the earlier run's outputs);
-    * a ``metrics.json`` whose overrides are not the job's ``.hydra/overrides.yaml``;
-    * a job directory without ``metrics.json``: it failed or is unfinished.
+    * a run whose overrides are no point of the sweep's grid (``multirun.yaml``): an earlier
+      sweep's job in the same directory, after a rerun with fewer or other values;
+    * a ``metrics.json`` whose overrides are not its job's ``.hydra/overrides.yaml``: a job
+      that stopped before training (its settings check keeps the earlier run's outputs);
+    * a job directory without a training ``metrics.json``: it failed or is unfinished.
+
+    Read from the files' contents, not their times (a copied sweep has fresh ones). An Optuna
+    sweep records no grid: an earlier Optuna sweep's extra trials in the same directory stay.
     """
     root = Path(root)
     runs = collect_runs(root)
-    started = root / "multirun.yaml"
-    since = started.stat().st_mtime if started.is_file() else None
+    grid = sweep_grid(root)
     jobs = sorted({p.parent.parent for p in root.rglob(".hydra/overrides.yaml")
                    if not any(part.startswith(".")
                               for part in p.parent.parent.relative_to(root).parts)},
                   key=lambda d: natural_key(str(d)))
+    size = _grid_size(grid) if grid is not None else None
+
+    def earlier(job: Path, listed: Sequence[str] | None) -> bool:
+        """An earlier sweep's job: no point of this grid, or numbered past its jobs (a rerun
+        with fewer values leaves the old higher-numbered ones, maybe with the same overrides)."""
+        if grid is None:
+            return False
+        num = _job_num(job)
+        return (listed is not None and not _in_grid(listed, grid)) or (
+            size is not None and num is not None and num >= size)
+
     kept, left_out = [], []
     for m in runs:
         job = Path(m["_dir"])
         name = str(job.relative_to(root)) if job.is_relative_to(root) else str(job)
         listed = _hydra_overrides(job)
-        if since is not None and (job / "metrics.json").stat().st_mtime < since:
-            left_out.append(f"{name}: its metrics.json predates this sweep's multirun.yaml "
-                            "(an earlier sweep's, or a job that stopped before training)")
-        elif listed is not None and listed != list(m.get("overrides") or []):
+        ran = list(m.get("overrides") or [])
+        if listed is not None and listed != ran:
             left_out.append(f"{name}: its metrics.json is from other overrides than its "
                             ".hydra/overrides.yaml (a rerun that stopped before training)")
+        elif earlier(job, ran):
+            left_out.append(f"{name}: not one of this sweep's jobs (multirun.yaml): an "
+                            "earlier sweep's, in this directory")
         else:
             kept.append(m)
     have = {Path(m["_dir"]) for m in runs}
-    left_out += [f"{d.relative_to(root)}: no metrics.json (the job failed or is unfinished)"
-                 for d in jobs if d not in have]
+    for d in jobs:
+        if d not in have:
+            why = ("not one of this sweep's jobs (multirun.yaml): an earlier sweep's, in this "
+                   "directory" if earlier(d, _hydra_overrides(d)) else
+                   "no training metrics.json (the job failed or is unfinished)")
+            left_out.append(f"{d.relative_to(root)}: {why}")
     if not kept:
         raise VmafDistillError(f"{root}: no run of this sweep has results; "
                                + "; ".join(left_out))
-    overrides = [o for o in (_hydra_overrides(d) for d in jobs) if o is not None]
+    # the sweep's axes from every job of this sweep, finished or not
+    overrides = [o for d in jobs if (o := _hydra_overrides(d)) is not None
+                 and not earlier(d, o)]
     return kept, left_out, overrides
 
 

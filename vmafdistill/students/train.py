@@ -82,7 +82,8 @@ def resolve_corpus(cfg: DictConfig) -> Path:
         return path
     from ..corpus import ensure_corpus  # the corpus builder (heavy imports)
 
-    return Path(ensure_corpus(corpus_config(cfg)))
+    # absolute: bundles record it, and export reads it from any working directory
+    return Path(ensure_corpus(corpus_config(cfg))).resolve()
 
 
 def _check_named_corpus(cfg: DictConfig, path: Path) -> None:
