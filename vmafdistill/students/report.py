@@ -83,10 +83,11 @@ def _hydra_overrides(job_dir: Path) -> list[str] | None:
     return [str(o) for o in listed] if isinstance(listed, list) else None
 
 
-def sweep_grid(root: Path) -> dict[str, set[str] | None] | None:
+def sweep_grid(root: Path) -> dict[str, list[str] | None] | None:
     """The sweep's overrides as Hydra's BasicSweeper recorded them (``multirun.yaml``):
-    ``{key: the values a job may hold}``, None for a sweep Hydra cannot enumerate
-    (``interval``: any value); None without a readable ``multirun.yaml`` (Optuna writes none)."""
+    ``{key: the values its jobs take, in order (a repeated value launches a job each)}``, None
+    for a sweep Hydra cannot enumerate (``interval``: any value); None without a readable
+    ``multirun.yaml`` (Optuna writes none)."""
     import yaml
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -96,18 +97,18 @@ def sweep_grid(root: Path) -> dict[str, set[str] | None] | None:
         parsed = OverridesParser.create().parse_overrides([str(o) for o in task])
     except Exception:  # absent, unreadable, or syntax this Hydra does not parse
         return None
-    grid: dict[str, set[str] | None] = {}
+    grid: dict[str, list[str] | None] = {}
     for o in parsed:
         try:
-            values = set(o.sweep_string_iterator()) if o.is_sweep_override() \
-                else {o.get_value_element_as_str()}
+            values = list(o.sweep_string_iterator()) if o.is_sweep_override() \
+                else [o.get_value_element_as_str()]
         except Exception:  # an interval or tagged sweep: any value
             values = None
         grid[o.get_key_element()] = values
     return grid
 
 
-def _grid_size(grid: Mapping[str, set[str] | None]) -> int | None:
+def _grid_size(grid: Mapping[str, list[str] | None]) -> int | None:
     """How many jobs the sweep launched (None where a dimension cannot be enumerated)."""
     size = 1
     for values in grid.values():
@@ -128,7 +129,7 @@ def _job_num(job_dir: Path) -> int | None:
         return None
 
 
-def _in_grid(listed: Sequence[str], grid: Mapping[str, set[str] | None]) -> bool:
+def _in_grid(listed: Sequence[str], grid: Mapping[str, list[str] | None]) -> bool:
     """Whether a job's overrides are one point of the sweep's grid (same keys, each value one
     the sweep takes)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
