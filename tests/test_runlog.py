@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -59,10 +60,22 @@ def test_wandb_offline_run_holds_config_curves_oof_plots_and_model(tmp_path: Pat
     corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=6)
     fit = api.train(corpus, tmp_path / "run", *RUN, "logger=wandb")
     runs = {}
-    for f in (tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"):
-        recs = wandb_records(f)
-        name = next(r.run.display_name for r in recs if r.WhichOneof("record_type") == "run")
-        runs[name] = recs
+    # wandb's service writes each run's log itself: under load a file can lack its records for
+    # a moment after the run finished (seen once in CI: no "run" record), so wait a little
+    files = sorted((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
+    deadline = time.monotonic() + 30.0
+    for f in files:
+        while True:
+            try:
+                recs = wandb_records(f)
+            except Exception:  # a chunk still being written: not ready
+                recs = []
+            names = [r.run.display_name for r in recs if r.WhichOneof("record_type") == "run"]
+            if names or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert names, f"{f}: no run record in {len(recs)} records"
+        runs[names[0]] = recs
     summary = runs["run-summary"]
     config = {i.key for r in summary if r.WhichOneof("record_type") == "run"
               for i in r.run.config.update}
