@@ -22,7 +22,8 @@ ENVIRONMENT: dict[str, str] = {
     "VMAFDISTILL_FFMPEG": "path of the ffmpeg binary to run (default: imageio-ffmpeg's, then "
     "`ffmpeg` on PATH); it needs libvmaf for the oracle and libx264/libx265 for corpora",
     "VMAFDISTILL_CONF": "a config directory of your own, used instead of the packaged "
-    "`vmafdistill/conf` by `corpus`, `train`, `finetune`, `pilot`, `evaluate`",
+    "`vmafdistill/conf` by `corpus`, `train`, `finetune`, `pilot`, `evaluate`, `export` "
+    "(`export.yaml`), `sources` (`sources/`); feature sets are read from its `features/`",
     "VMAFDISTILL_CACHE": "where float-feature copies of Netflix's model files are written "
     "(default `$XDG_CACHE_HOME/vmafdistill` or `~/.cache/vmafdistill`), under `models/`",
     "VMAFDISTILL_MODEL": "the student `predict` runs when no `--model` is given (default: the "

@@ -1020,7 +1020,8 @@ def test_only_the_torch_teacher_s_chroma_conversions_get_a_converted_key() -> No
 
 def test_labels_from_a_gpu_have_their_own_cache_key() -> None:
     """Float labels from a GPU agree with the CPU's to rounding only; they shared the CPU's
-    cache entry (a corpus built on both mixed them). The CPU's key is unchanged."""
+    cache entry (a corpus built on both mixed them). The CPU's key is unchanged, and exact
+    labels (equal bit for bit on a GPU) keep sharing it."""
     from vmafdistill.corpus.jobs import _label_key
 
     source = {"sha256": "s", "width": 96, "height": 64, "pix_fmt": "yuv420p"}
@@ -1034,6 +1035,9 @@ def test_labels_from_a_gpu_have_their_own_cache_key() -> None:
     libvmaf_t = {**torch_t, "backend": "libvmaf"}  # libvmaf runs on the CPU whatever is set
     assert (_label_key(source, "e", libvmaf_t, "yuv420p")
             == _label_key(source, "e", {**libvmaf_t, "device": "cuda"}, "yuv420p"))
+    exact_t = {**torch_t, "mode": "exact"}  # bit for bit on a GPU (an H200): one entry
+    assert (_label_key(source, "e", exact_t, "yuv420p")
+            == _label_key(source, "e", {**exact_t, "device": "cuda"}, "yuv420p"))
 
 
 def test_an_unknown_teacher_model_stops_the_build_before_any_work(tmp_path: Path) -> None:

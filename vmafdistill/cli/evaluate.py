@@ -32,7 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--markdown", help="also write the table as markdown here")
     p.add_argument("--json", help="also write per-shot rows as JSON here")
     p.add_argument("--plot", help="also draw predicted vs teacher VMAF (with the intervals and "
-                                  "the guard thresholds) as a PNG here")
+                                  "the guard thresholds) here: PNG, or SVG/PDF by the "
+                                  "file's suffix")
     p.set_defaults(func=run)
 
 

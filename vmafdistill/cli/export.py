@@ -26,7 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--bundle", help="student.pt bundle to export")
     src.add_argument("--winner", help="winner.json, or the sweep directory holding it")
-    p.add_argument("--corpus", help="corpus dir for parity (default: .cache/corpus/<its name>)")
+    p.add_argument("--corpus", help="corpus dir for parity (default: the one the bundle was "
+                                    "trained on, which it records; else .cache/corpus/<its name>)")
     p.add_argument("--out", default="vmafdistill_student.onnx",
                    help="output .onnx path, card written beside it (default: "
                         "./vmafdistill_student.onnx)")

@@ -423,12 +423,12 @@ def _label_key(source: dict[str, Any], enc_sha: str, teacher_cfg: dict[str, Any]
                 and pix_fmt_layout(enc_pix_fmt).has_chroma
                 and pix_fmt_layout(source["pix_fmt"]).has_chroma)
     converted = {"converted_to": source["pix_fmt"]} if converts else {}
-    # labels from a GPU are their own entry, as its features are (_feature_key): float mode
-    # there agrees with the CPU to rounding, not bit for bit, and no GPU run here shows that
-    # the integer paths do; the CPU key is kept
+    # float labels from a GPU are their own entry, as its features are (_feature_key): float
+    # mode there agrees with the CPU to rounding, not bit for bit; exact mode (and v1.0.16)
+    # gave the CPU's labels bit for bit on an H200 (docs/benchmarks.md), so they share its key
     device = str(teacher_cfg.get("device") or "cpu").split(":")[0]
     on_device = {"device": device} if teacher_cfg.get("backend") == "torch" \
-        and device != "cpu" else {}
+        and device != "cpu" and teacher_mode(teacher_cfg) == "float" else {}
     return key_of(kind="labels", ref=source["sha256"], dist=enc_sha,
                   teacher=teacher_identity(teacher_cfg),
                   scale_flags=str(teacher_cfg.get("scale_flags")),
