@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -1255,3 +1256,39 @@ def test_gray_and_rotated_sources_are_named_on_every_build(
         assert err.count("source rot (") == 1 and "rotation of 90 degrees" in err, err
         assert not [w for w in caught if "is gray" in str(w.message)
                     or "display rotation" in str(w.message)]
+
+
+def test_build_settings_are_checked_before_any_work(tmp_path: Path) -> None:
+    """A typo in workers or shard.index was a traceback (the shard's after every source was
+    prepared), workers=0 was taken as 1 and fail_fast=maybe as true unsaid, a bad shots.*,
+    teacher.chunk or teacher.device failed every job naming no key, action=foo ran a build,
+    and a rung's misspelt key, crf: abc or an av1 preset (ignored, renaming the variant) passed.
+    Each is one error naming the key before any work."""
+    from vmafdistill.corpus.app import _run
+    from vmafdistill.corpus.build import check_build_settings
+    from vmafdistill.encode import Rung
+
+    cfg = make_cfg([tmp_path / "none.mp4"], tmp_path / "out", tmp_path / "cache")
+    for over, msg in (({"workers": "abc"}, "workers='abc': not a number"),
+                      ({"workers": 0}, "workers=0: must be at least 1"),
+                      ({"fail_fast": "maybe"}, "fail_fast='maybe': needs true or false"),
+                      ({"shard": {"index": "abc", "count": 2}}, "shard.index='abc'"),
+                      ({"shard": {"index": None, "count": 2}}, "shard.index=None"),
+                      ({"shard": {"index": 2, "count": 2}}, "shard.index=2: must be below 2"),
+                      ({"shots": {**cfg["shots"], "threshold": "abc"}}, "shots.threshold='abc'"),
+                      ({"teacher": {**cfg["teacher"], "chunk": "abc"}}, "teacher.chunk='abc'"),
+                      ({"teacher": {**cfg["teacher"], "backend": "torch", "device": "foo"}},
+                       "--device 'foo'")):
+        with pytest.raises(VmafDistillError, match=re.escape(msg)):
+            check_build_settings({**cfg, **over})
+    check_build_settings({**cfg, "shots": {**cfg["shots"], "max_len_s": None}})  # no split
+    with pytest.raises(VmafDistillError, match="action='foo': build or merge"):
+        from omegaconf import OmegaConf
+
+        _run(OmegaConf.create({**cfg, "action": "foo"}))
+    for rung, msg in (({"codec": "av1", "height": 0.5, "crf": 45, "preset": 4}, "SVT-AV1"),
+                      ({"codec": "h264", "height": 0.5, "crf": "abc"}, "crf='abc'"),
+                      ({"codec": "h264", "height": 0.5, "crf": 30, "presett": "fast"},
+                       "unknown key(s) ['presett']")):
+        with pytest.raises(VmafDistillError, match=re.escape(msg)):
+            Rung.from_dict(rung)

@@ -260,6 +260,10 @@ def test_a_failed_export_leaves_the_previous_one_working(samples, tmp_path):
            ({"edge": {"frame_step": 0}}, "frame_step must be an integer >= 1"),
            ({"edge": {"temporal_pixel_step": -3}}, "temporal_pixel_step"),
            ({"opset": 99}, "opset 99"),
+           # "abc" reached the card and predict crashed on it; "maybe" tried INT8
+           ({"edge": {"shots": {"threshold": "abc"}}}, r"edge\.shots\.threshold='abc'"),
+           ({"int8": {"enabled": "maybe"}}, r"int8\.enabled='maybe': needs true or false"),
+           ({"int8": {"enabled": True, "max_mae_delta": "abc"}}, r"int8\.max_mae_delta"),
            ({"opset": "x"}, "opset must be an integer")]
     for override, msg in bad:
         with pytest.raises(VmafDistillError, match=msg):

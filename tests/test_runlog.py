@@ -112,3 +112,12 @@ def test_tensorboard_event_files_hold_config_curves_oof_and_plots(tmp_path: Path
     fold.Reload()
     curves = [t for t in fold.Tags()["scalars"] if "loss" in t]
     assert curves and len(fold.Scalars(curves[0])) >= 10
+
+
+def test_wandb_per_fold_false_logs_the_final_fit_alone(tmp_path: Path) -> None:
+    """``logger.per_fold`` was never read: false wrote a wandb run per fold all the same."""
+    pytest.importorskip("wandb")
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=6)
+    api.train(corpus, tmp_path / "run", *RUN, "logger=wandb", "logger.per_fold=false")
+    runs = sorted((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2, runs  # the final fit and the summary

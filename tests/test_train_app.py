@@ -709,3 +709,32 @@ def test_export_warns_where_the_card_would_cut_other_shots_than_the_corpus(
         warnings.simplefilter("error")
         export_bundle(trained / "student.pt", tmp_path / "m.onnx", corpus_dir=other,
                       settings=load_export_settings())
+
+
+def test_wrong_types_and_strings_for_booleans_are_one_line_errors(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Tracebacks (student.widths=abc, loss.margin=abc, num_threads=abc, trainer=gpu without
+    CUDA), silent truncation (widths=[8.7] built 8) and strings read as true
+    (student.linear_skip=no built the skip path, summary=no printed it): each is one error
+    before any fit."""
+    import torch as _torch
+
+    from vmafdistill.cli import main
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=4)
+    cases = [("student.widths=abc", "student.widths='abc': needs a list"),
+             ("student.widths=[8.7]", "student.widths=8.7: not a whole number"),
+             ("student.dropout=abc", "student.dropout='abc': not a number"),
+             ("student.linear_skip=no", "student.linear_skip='no': needs true or false"),
+             ("student.output_margin=abc", "student.output_margin='abc': not a number"),
+             ("loss.margin=abc", "loss.margin='abc': not a number"),
+             ("num_threads=abc", "num_threads='abc': not a number"),
+             ("summary=no", "summary='no': needs true or false")]
+    if not _torch.cuda.is_available():
+        cases.append(("trainer=gpu", "trainer.accelerator=gpu: no CUDA device"))
+    for override, msg in cases:
+        assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}",
+                     *TRAIN_FAST, "baselines=[]", "optim.max_epochs=5", override]) == 2, override
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err, (override, err)
+    assert not (tmp_path / "r" / "metrics.json").exists()

@@ -98,3 +98,11 @@ def checked_number(label: str, value: Any, kind: type, low: float | None = None,
     if high is not None and not number < high:
         raise VmafDistillError(f"{label}={value!r}: must be below {high}")
     return number
+
+
+def checked_bool(label: str, value: Any) -> bool:
+    """``value`` as a bool, or an error naming ``label``: a YAML ``no`` or ``maybe`` is a
+    string, which Python's ``bool`` took as true (``student.linear_skip=no`` built the skip)."""
+    if isinstance(value, bool):
+        return value
+    raise VmafDistillError(f"{label}={value!r}: needs true or false")

@@ -43,9 +43,23 @@ class Rung:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Rung:
-        """Build from a config mapping, checking the codec name and pixel format."""
+        """Build from a config mapping, checking its keys, the codec name, the numbers and the
+        pixel format (a misspelt key, ``crf: abc`` or a preset the encoder ignores were a
+        traceback or passed unsaid: an av1 ``preset: 4`` renamed the variant, encoded the same)."""
+        from .config import checked_number
+
+        unknown = sorted(set(d) - {"codec", "height", "crf", "preset", "pix_fmt"})
+        if unknown:
+            raise VmafDistillError(f"ladder rung {d}: unknown key(s) {unknown} (a rung takes "
+                                   "codec, height, crf, preset, pix_fmt)")
         if d.get("codec") not in CODECS:
             raise VmafDistillError(f"ladder rung {d}: codec must be one of {sorted(CODECS)}")
+        if "preset" in d and d["codec"] not in ("h264", "h265"):
+            raise VmafDistillError(
+                f"ladder rung {d}: preset is x264's and x265's; av1 encodes at SVT-AV1 "
+                "preset 8 and vp9 at libvpx's default (drop it)")
+        height = checked_number(f"ladder rung {d}: height", d.get("height"), float, 0, False)
+        crf = checked_number(f"ladder rung {d}: crf", d.get("crf"), int, 0)
         pix_fmt = d.get("pix_fmt")
         if pix_fmt is not None:
             from .io.video import SUPPORTED_PIX_FMTS, pix_fmt_layout
@@ -54,7 +68,7 @@ class Rung:
                 raise VmafDistillError(
                     f"ladder rung {d}: pix_fmt must be a YUV format of "
                     f"{[f for f in SUPPORTED_PIX_FMTS if f.startswith('yuv')]}")
-        return cls(codec=d["codec"], height=float(d["height"]), crf=int(d["crf"]),
+        return cls(codec=d["codec"], height=height, crf=crf,
                    preset=str(d.get("preset", "medium")),
                    pix_fmt=None if pix_fmt is None else str(pix_fmt))
 

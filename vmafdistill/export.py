@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import checked_number
+from .config import checked_bool, checked_number
 from .edge.card import CARD_VERSION, card_path_for, write_card
 from .edge.onnx_check import check_allowlist, model_ops, model_opsets
 from .edge.tokens import DEFAULT_RULES, merge_rules, robust_stats
@@ -328,6 +328,10 @@ def export_onnx(
         raise VmafDistillError(f"export: --out {out} is a directory; name the .onnx file")
     names, version = _checked_inputs(meta, samples)
     from_settings = _settings_card(s, samples)
+    int8 = dict(s.get("int8") or {})
+    if checked_bool("int8.enabled", int8.get("enabled", False)):  # "maybe" tried it
+        int8["max_mae_delta"] = checked_number("int8.max_mae_delta",
+                                               int8.get("max_mae_delta", 0.1), float, 0)
     precision = str(s.get("precision", "float64"))
     data = onnx_bytes(model, len(names), _opset(s.get("opset", 17)), precision=precision)
     ops = _checked_graph(data, allowlist)
@@ -342,8 +346,8 @@ def export_onnx(
 
     int8_report: dict[str, Any] = {"tried": False, "kept": False}
     final = data
-    if (s.get("int8") or {}).get("enabled"):
-        q, int8_report = _try_int8(data, x, y, got, s["int8"])
+    if int8.get("enabled"):
+        q, int8_report = _try_int8(data, x, y, got, int8)
         if q is not None:
             final = q
             ops = model_ops(q)
@@ -508,6 +512,12 @@ def _edge_card(edge: Mapping[str, Any]) -> dict[str, Any]:
             raise ValueError(f"edge.{key} must be an integer >= {least}, got {value!r}")
         card[key] = value
     card["shots"] = dict(edge.get("shots") or {})
+    for key, value in card["shots"].items():  # "abc" reached the card, and predict crashed
+        if key == "max_len_s" and value is None:
+            continue
+        if key in ("threshold", "mean_threshold", "min_len_s", "max_len_s"):
+            card["shots"][key] = checked_number(f"edge.shots.{key}", value, float, 0,
+                                                finite=key != "max_len_s")
     return card
 
 

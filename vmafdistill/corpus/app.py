@@ -15,6 +15,8 @@ def _run(cfg: Any) -> int:
     from .build import build_corpus, format_summary, merge_shards
 
     plain = OmegaConf.to_container(cfg, resolve=True)
+    if plain.get("action") not in ("build", "merge"):  # action=foo ran a build
+        raise VmafDistillError(f"action={plain.get('action')!r}: build or merge")
     report = merge_shards(plain) if plain.get("action") == "merge" else build_corpus(plain)
     m = report.manifest
     if len(report.summary):

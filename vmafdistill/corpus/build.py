@@ -624,6 +624,33 @@ def _footage_change(out_dir: Path, cfg: Mapping[str, Any], sources: list[dict[st
     return "; ".join(f"{what} {', '.join(ids)}" for what, ids in parts if ids)
 
 
+def check_build_settings(cfg: Mapping[str, Any]) -> None:
+    """The build's own settings, each one error naming its key before any work: a typo in
+    ``workers`` or ``shard.index`` was a traceback (the shard only after every source was
+    prepared), ``workers=0`` was taken as 1 unsaid, ``fail_fast=maybe`` as true, and a bad
+    ``shots.*``, ``teacher.chunk`` or ``teacher.device`` failed every job, naming none."""
+    from ..config import checked_bool, checked_number
+
+    checked_number("workers", cfg.get("workers", 1), int, 1)
+    checked_bool("fail_fast", cfg.get("fail_fast", False))
+    checked_bool("progress", cfg.get("progress", True))
+    shard = cfg.get("shard") or {}
+    if shard.get("count") is not None or shard.get("index") is not None:
+        n = checked_number("shard.count", shard.get("count"), int, 1)
+        checked_number("shard.index", shard.get("index"), int, 0, True, n)
+    for key, value in (cfg.get("shots") or {}).items():
+        if key == "max_len_s" and value is None:  # no window split
+            continue
+        if key in ("threshold", "mean_threshold", "min_len_s", "max_len_s"):
+            checked_number(f"shots.{key}", value, float, 0, finite=key != "max_len_s")
+    teacher = cfg.get("teacher") or {}
+    checked_number("teacher.chunk", teacher.get("chunk", 8), int, 1)
+    if teacher.get("backend") == "torch":
+        from ..teacher.vmaf import check_device
+
+        check_device(str(teacher.get("device", "cpu")))
+
+
 def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
     """Build (or finish, or re-assemble) the corpus a composed ``conf/corpus.yaml`` describes.
 
@@ -634,7 +661,8 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
     out_dir = Path(str(cfg["out_dir"]))
     store = ArtifactStore(cfg.get("cache_root") or out_dir / "cache")
     _sweep_stale_partials(store.root)
-    workers = max(1, int(cfg.get("workers", 1)))
+    check_build_settings(cfg)
+    workers = int(cfg.get("workers", 1))
     progress = bool(cfg.get("progress", True))
     shots_cfg = dict(cfg["shots"])
     teacher_cfg = dict(cfg["teacher"])

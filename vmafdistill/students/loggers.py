@@ -74,6 +74,12 @@ def wandb_logger(cfg: Mapping[str, Any], run_dir: Path, tag: str) -> Any:
         ) from None
     from lightning.pytorch.loggers import WandbLogger
 
-    offline = bool(cfg["offline"]) and os.environ.get("WANDB_MODE") != "online"
+    from ..config import checked_bool
+
+    # per_fold: false logs the final fit alone (plus the summary run); it was never read
+    if not checked_bool("logger.per_fold", cfg.get("per_fold", True)) and tag != "final":
+        return False
+    offline = checked_bool("logger.offline", cfg["offline"]) \
+        and os.environ.get("WANDB_MODE") != "online"
     return WandbLogger(project=cfg["project"], entity=cfg.get("entity"), save_dir=str(run_dir),
                        offline=offline, group=run_dir.name, name=f"{run_dir.name}-{tag}")

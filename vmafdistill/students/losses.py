@@ -10,7 +10,8 @@
 ``space: logit`` compares ``g(pred)`` with ``g(target)``, ``g(v) = logit((v + m) / (100 + 2m))``
 (the inverse of a bounded student head with margin ``m``), so a low-VMAF error counts as much as
 the same *relative* error mid-range (a sigmoidal rate-quality curve is linear there);
-``space: vmaf`` (default) compares raw points.
+``space: vmaf`` compares raw points (``conf/loss/huber_points.yaml``; the other losses' configs
+default to ``logit``).
 
 Every loss may add ``rank_weight`` · (1 - corr(pred, target)) over the batch, with ``corr`` the
 Pearson correlation (``rank_kind: plcc``) or the Pearson correlation of soft ranks
@@ -94,6 +95,9 @@ class DistillLoss(nn.Module):
         super().__init__()
         if space not in LOSS_SPACES:
             raise VmafDistillError(f"loss space: unknown {space!r}; known: {LOSS_SPACES}")
+        margin = checked_number("loss.margin", margin, float)
+        rank_weight = checked_number("loss.rank_weight", rank_weight, float)
+        rank_scale = checked_number("loss.rank_scale", rank_scale, float)
         if not margin > 0:
             raise VmafDistillError(f"loss margin must be > 0, got {margin}")
         self.space = space
@@ -166,6 +170,8 @@ class HuberLoss(DistillLoss):
 
     def __init__(self, *, delta: float, **kw: Any) -> None:
         super().__init__(**kw)
+        # an infinite delta is the squared error: a meaningful choice
+        delta = checked_number("loss.delta", delta, float, finite=False)
         if not delta > 0:
             raise VmafDistillError(f"huber delta must be > 0, got {delta}")
         self.delta = float(delta)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..config import checked_number
+from ..config import checked_bool, checked_number
 from ..errors import VmafDistillError
 from ..registry import register
 
@@ -218,7 +218,8 @@ def output_head(kind: str, margin: float) -> nn.Module:
         raise VmafDistillError(
             f"student output: unknown head {kind!r}; known: {', '.join(_OUTPUTS)}"
         )
-    if not 0.0 <= float(margin) < 50.0:
+    margin = checked_number("student.output_margin", margin, float)
+    if not 0.0 <= margin < 50.0:
         raise VmafDistillError(f"student output_margin must be in [0, 50), got {margin}")
     return _BoundedHead(float(margin)) if kind == "bounded" else _LinearHead()
 
@@ -439,7 +440,7 @@ class LinearStudent(Student):
                  signs: Sequence[int] | None = None) -> None:
         super().__init__()
         self.linear = _linear_layer(n_features, signs or [0] * n_features)
-        self.head = output_head(str(output), float(output_margin))
+        self.head = output_head(str(output), output_margin)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.linear(x).squeeze(-1))
@@ -498,15 +499,21 @@ class MLPStudent(_ResidualMixin, Student):
         signs: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
-        widths, activation, dropout = list(widths), str(activation), float(dropout)
-        linear_skip, residual_penalty = bool(linear_skip), float(residual_penalty)
+        if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
+            raise VmafDistillError(f"student.widths={widths!r}: needs a list of layer widths")
+        widths = [checked_number("student.widths", w, int, 1) for w in widths]
+        activation = str(activation)
+        dropout = checked_number("student.dropout", dropout, float, 0, True, 1)
+        linear_skip = checked_bool("student.linear_skip", linear_skip)
+        residual_penalty = checked_number("student.residual_penalty", residual_penalty, float, 0)
+        feature_weighting = checked_bool("student.feature_weighting", feature_weighting)
         if activation not in _ACTIVATIONS:
             raise VmafDistillError(
                 f"mlp activation: unknown {activation!r}; known: {', '.join(_ACTIVATIONS)}"
             )
         if not 0.0 <= float(dropout) < 1.0:
             raise VmafDistillError(f"mlp dropout must be in [0, 1), got {dropout}")
-        self.gate = nn.Parameter(torch.ones(n_features)) if bool(feature_weighting) else None
+        self.gate = nn.Parameter(torch.ones(n_features)) if feature_weighting else None
         layers: list[nn.Module] = []
         width_in = n_features
         for width in widths:
@@ -521,7 +528,7 @@ class MLPStudent(_ResidualMixin, Student):
         nn.init.normal_(last.weight, std=0.01)
         layers.append(last)
         self.body = nn.Sequential(*layers)
-        self.head = output_head(str(output), float(output_margin))
+        self.head = output_head(str(output), output_margin)
         self.skip = _linear_layer(n_features, signs or [0] * n_features) if linear_skip else None
         if residual_penalty < 0:
             raise VmafDistillError(f"residual_penalty must be >= 0, got {residual_penalty}")
@@ -588,9 +595,10 @@ class SoftTreeStudent(_ResidualMixin, Student):
         # as typed: int() truncated depth 2.5 to 2 while the card said 2.5
         depth = checked_number("student.depth", depth, int, 1)
         n_trees = checked_number("student.n_trees", n_trees, int, 1)
-        temperature = float(temperature)
-        routing, linear_skip, residual_penalty = str(routing), bool(linear_skip), \
-            float(residual_penalty)
+        temperature = checked_number("student.temperature", temperature, float)
+        routing = str(routing)
+        linear_skip = checked_bool("student.linear_skip", linear_skip)
+        residual_penalty = checked_number("student.residual_penalty", residual_penalty, float, 0)
         if not temperature > 0:
             raise VmafDistillError(f"soft_tree temperature must be > 0, got {temperature}")
         if routing not in ("oblique", "axis"):
@@ -610,7 +618,7 @@ class SoftTreeStudent(_ResidualMixin, Student):
         # Index into cat([p_left, p_right]) along the node axis: left -> n, right -> n_nodes + n.
         gather = node + right.astype(np.int64) * self.n_nodes
         self.register_buffer("path_index", torch.as_tensor(gather.reshape(-1)), persistent=False)
-        self.head = output_head(str(output), float(output_margin))
+        self.head = output_head(str(output), output_margin)
         self.skip = _linear_layer(n_features, signs or [0] * n_features) if linear_skip else None
         if residual_penalty < 0:
             raise VmafDistillError(f"residual_penalty must be >= 0, got {residual_penalty}")

@@ -259,6 +259,7 @@ def make_trainer(
 
     kwargs = dict(trainer_cfg)
     kwargs.pop("checkpoint_final", None)
+    _check_accelerator(kwargs)
     kwargs["strategy"] = _strategy(kwargs.get("strategy", "auto"))
     if max_epochs is not None:
         check_one_epoch_count(kwargs, max_epochs)
@@ -286,13 +287,27 @@ def check_one_epoch_count(trainer_cfg: Mapping[str, Any], max_epochs: int) -> No
             "epoch count is optim.max_epochs (set that one)")
 
 
+def _check_accelerator(trainer_kwargs: Mapping[str, Any]) -> None:
+    """``trainer=gpu`` without a CUDA device: one error, not Lightning's traceback."""
+    if str(trainer_kwargs.get("accelerator", "")).lower() in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise VmafDistillError(
+                f"trainer.accelerator={trainer_kwargs['accelerator']}: no CUDA device is "
+                f"available to torch {torch.__version__} (trainer=cpu trains on the CPU)")
+
+
 def begin_run(cfg: Any, run_dir: str | Path) -> tuple[dict[str, Any], Path]:
     """What every training-style run does first: its torch thread count (``num_threads``),
     quiet Lightning, the run directory created, ``seed`` and ``guard_thresholds`` checked;
     returns the plain config and the directory."""
     import torch
 
-    torch.set_num_threads(int(cfg.get("num_threads", 1) or 1))
+    from ..config import checked_number
+
+    # a typo (abc) or -1 was a traceback here
+    torch.set_num_threads(checked_number("num_threads", cfg.get("num_threads", 1) or 1, int, 1))
     _quiet_lightning()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -736,10 +751,13 @@ def conformal_plan(plain: Mapping[str, Any], samples: pd.DataFrame) -> Conformal
 def check_fit_settings(plain: Mapping[str, Any]) -> None:
     """The optimizer settings, the one epoch count and the loss, built as a fit builds them
     (train and finetune check them before an earlier run's outputs are removed)."""
+    from ..config import checked_bool
     from .losses import build_loss
 
     check_one_epoch_count(plain.get("trainer") or {}, checked_optim(plain["optim"])["max_epochs"])
+    _check_accelerator(plain.get("trainer") or {})
     build_loss(loss_config(plain["loss"]))
+    checked_bool("summary", plain.get("summary", True))  # summary=no printed it
 
 
 def check_run_settings(plain: Mapping[str, Any], data: TrainData, plan: ConformalPlan) -> None:
