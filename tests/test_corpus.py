@@ -380,6 +380,8 @@ def test_source_ids_are_unique_and_follow_each_files_own_name(tmp_path: Path) ->
     assert nfd != "Vidéo été.mp4" and source_ids([Path(nfd)]) == ["vidéo_été"]
     # a mark NFC keeps separate (a Devanagari nukta) stays in the id, not "_"
     assert "_" not in source_ids([Path("\u095b\u0915.mp4")])[0]
+    # a lone mark (an emoji's variation selector) is no id of its own
+    assert source_ids([Path("\u2764\ufe0f.mp4"), Path("a\u2764\ufe0fb.mp4")]) == ["source", "a_b"]
 
 
 @pytest.mark.slow
@@ -1186,7 +1188,7 @@ def test_a_damaged_source_gives_the_same_corpus_on_every_fresh_build(
     assert len(hashes) == 1, hashes
 
 
-@pytest.mark.parametrize("kind", ["vfr_ts", "gap_mp4", "drop_mkv"])
+@pytest.mark.parametrize("kind", ["vfr_ts", "gap_mp4", "drop_mkv", "jitter_ts"])
 def test_sources_are_cut_at_the_rate_predict_reads_their_encodes(
         tmp_path: Path, kind: str) -> None:
     """The corpus cut a source at its declared rate and predict its encode at the rate the
@@ -1206,15 +1208,26 @@ def test_sources_are_cut_at_the_rate_predict_reads_their_encodes(
         src = tmp_path / "gap.mp4"
         vf = "setpts='if(gt(N,37),PTS+50,PTS)'"
         rate, fmt = 25, []
-    else:  # one frame in 150 missing: the MKV declares 30, its encode's MP4 29.8 (every
-        # window was one frame off: 30 frames in the corpus, 29 in predict)
+    elif kind == "drop_mkv":  # one frame in 150 missing: the MKV declares 30, its encode's
+        # MP4 29.8 (every window was one frame off: 30 frames in the corpus, 29 in predict)
         src = tmp_path / "drop.mkv"
         vf = "select='not(eq(mod(n\\,150)\\,75))'"
         rate, fmt = 30, []
     seconds = 6 if kind == "drop_mkv" else 3
-    run_ffmpeg(["-f", "lavfi", "-i", f"testsrc2=size=160x90:rate={rate}:duration={seconds}",
-                "-vf", vf, "-fps_mode", "vfr", "-c:v", "libx264", "-crf", "18",
-                "-x264-params", "threads=1", *fmt, str(src)], what="a source with odd timestamps")
+    if kind == "jitter_ts":  # a capture's clock: +-2 ms around 30 fps (its mean read 29.986
+        # and cut 24-frame windows; predict cut 30 on the evenly timed encode)
+        even = tmp_path / "even.mp4"
+        run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=30:duration=4",
+                    "-c:v", "libx264", "-crf", "18", "-x264-params", "threads=1", str(even)],
+                   what="an evenly timed source")
+        src = tmp_path / "jitter.ts"
+        run_ffmpeg(["-i", str(even), "-c", "copy", "-bsf:v",
+                    "setts=ts='TS+round(180*sin(N*1.7))'", str(src)], what="its jittered copy")
+    else:
+        run_ffmpeg(["-f", "lavfi", "-i", f"testsrc2=size=160x90:rate={rate}:duration={seconds}",
+                    "-vf", vf, "-fps_mode", "vfr", "-c:v", "libx264", "-crf", "18",
+                    "-x264-params", "threads=1", *fmt, str(src)],
+                   what="a source with odd timestamps")
     pred = Predictor(default_model_path())
     cfg = make_cfg([src], tmp_path / "out", tmp_path / "cache",
                    ladder={"name": "one", "rungs": TINY_LADDER[:1]},

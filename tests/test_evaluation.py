@@ -492,6 +492,8 @@ def test_evaluate_refuses_what_it_would_lose_or_ignore_before_any_work(
         unseen.evaluate_unseen(cache=cache, json_path=tmp_path / "old.json")
     with pytest.raises(RuntimeError, match="corpus work"):  # the rest of the cache is free
         unseen.evaluate_unseen(cache=tmp_path, markdown=tmp_path / "report.md")
+    with pytest.raises(VmafDistillError, match=r"name a \.png, \.svg or \.pdf file"):
+        unseen.evaluate_unseen(cache=cache, plot=tmp_path / "photo.jpg")  # replaced unchecked
     (tmp_path / "p.svg").write_text("<?xml version='1.0'?><svg/>")  # an earlier SVG plot
     with pytest.raises(RuntimeError, match="corpus work"):
         unseen.evaluate_unseen(cache=cache, plot=tmp_path / "p.svg")

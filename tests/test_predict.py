@@ -1081,12 +1081,17 @@ def test_read_rate_leaves_timestamp_gaps_out() -> None:
     # a variable-rate MP4's average (frames over duration) 3 % off: the timestamps' mean
     assert read_rate(declared(20.6), Packets(pts_s=pts)) == pytest.approx(20.0)
     # one frame in 150 missing: TS/MKV declare the nominal 30, the MP4 copy its 29.8 average;
-    # both read the timestamps' mean (within 1 % the declared one was kept: windows of 30
-    # frames in one container, 29 in the other)
+    # both read the timestamps' rate, to well under a frame over the span (within 1 % the
+    # declared one was kept: windows of 30 frames in one container, 29 in the other)
     dropped = np.delete(np.arange(300) / 30, np.arange(75, 300, 150))
     for fps in (30.0, 29.8):
         assert read_rate(declared(fps), Packets(pts_s=dropped)) == pytest.approx(
-            (dropped.size - 1) / dropped[-1])
+            (dropped.size - 1) / dropped[-1], rel=1e-4)
+    # a capture's jittered clock (+-2 ms) around 30 fps: the declared 30 (the mean, 29.986,
+    # cut 24-frame windows where predict cut 30 on the evenly timed encode)
+    rng = np.random.default_rng(3)
+    jittered = np.arange(120) / 30 + rng.uniform(-0.002, 0.002, 120)
+    assert read_rate(declared(30.0), Packets(pts_s=np.sort(jittered))) == 30.0
     # a 1 ms Matroska clock steps 33 and 34 ms at 29.97: constant rate, declared kept, also
     # on 2 frames (their mean read 30.3)
     mkv = np.round(np.arange(60) * 1001 / 30000, 3)

@@ -256,3 +256,29 @@ def test_the_sweepers_best_trial_is_named_when_it_is_not_the_winner(tmp_path: Pa
     (tmp_path / "optimization_results.yaml").write_text("name: optuna\nbest_value: 2.0\n")
     write_report(tmp_path)
     assert "sweeper's best trial" not in (tmp_path / "report.md").read_text()
+
+
+def test_a_sweep_with_sweeper_params_keeps_its_jobs(tmp_path: Path) -> None:
+    """Keys a config sweeps through hydra.sweeper.params are in every job's overrides but not
+    in multirun.yaml's task list: every run was left out as an earlier sweep's."""
+    import yaml
+
+    from vmafdistill.students.report import sweep_runs
+
+    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump(
+        {"hydra": {"overrides": {"task": ["b=5,6"]},
+                   "sweeper": {"params": {"a": "1,2", "b": "7"}}}}))
+    num = 0
+    for a in ("1", "2"):
+        for b in ("5", "6"):
+            job = tmp_path / str(num)
+            (job / ".hydra").mkdir(parents=True)
+            overrides = [f"a={a}", f"b={b}"]
+            (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+            (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(
+                {"hydra": {"job": {"num": num}}}))
+            (job / "metrics.json").write_text(json.dumps(
+                {"overrides": overrides, "oof": {"mae": 1.0 + num}, "fold_plcc_std": 0.01}))
+            num += 1
+    kept, left_out, _ = sweep_runs(tmp_path)
+    assert len(kept) == 4 and not left_out, left_out

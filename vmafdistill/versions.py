@@ -32,8 +32,9 @@ FEATURE_SET_VERSION = 1
 V1016_TEACHER_VERSION = 2
 
 #: Bump when the shot-cut algorithm changes (invalidates cached shot lists). 2: sources cut
-#: at :func:`vmafdistill.io.packets.read_rate` (the rate predict reads), not the declared one.
-SHOTS_VERSION = 2
+#: at :func:`vmafdistill.io.packets.read_rate` (the rate predict reads), not the declared one;
+#: 3: that rate's constant-rate test also takes jittered timestamps, probed as predict probes.
+SHOTS_VERSION = 3
 
 #: Bump when encode settings in :mod:`vmafdistill.encode` change (invalidates cached encodes).
 #: 3: -noautorotate (sources with a rotation matrix).

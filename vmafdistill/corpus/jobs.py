@@ -58,9 +58,16 @@ def slug(text: str) -> str:
     ``vidéo`` elsewhere (marks that stay separate under NFC, a Devanagari nukta, are kept).
     """
     composed = unicodedata.normalize("NFC", text).lower()
-    kept = "".join(c if c == "-" or c.isalnum() or c == "_"
-                   or unicodedata.category(c).startswith("M") else " " for c in composed)
-    return re.sub(r"\s+", "_", kept.strip()).strip("_") or "source"
+    out: list[str] = []
+    for c in composed:
+        if c == "-" or c == "_" or c.isalnum():
+            out.append(c)
+        elif unicodedata.category(c).startswith("M") and out and out[-1].strip() \
+                and (out[-1].isalnum() or unicodedata.category(out[-1]).startswith("M")):
+            out.append(c)  # a mark on a letter; alone (an emoji's variation selector) it goes
+        else:
+            out.append(" ")
+    return re.sub(r"\s+", "_", "".join(out).strip()).strip("_") or "source"
 
 
 def _holder_rank(rel: Path, ext_rank: dict[str, int]) -> tuple[bool, bool, int, str]:
@@ -163,7 +170,8 @@ def prepare_source(
     # the declared rate, a variable-rate MPEG-TS (nominal 30, carrying 13.3) or an MP4 with a
     # timestamp gap gave other shot windows than predict cuts on the encode
     # (its declared rate as predict's probe prints it: PyAV's 29.996 is ffmpeg's "30 fps")
-    fps = read_rate(probe_video(path, backend="ffmpeg"), read_packets(path))
+    printed = probe_video(path, backend="ffmpeg")
+    fps = read_rate(printed if printed.fps else info, read_packets(path))
     detector = ShotDetector(fps=fps, **shots_cfg)
     num_frames = 0
     with warnings.catch_warnings(record=True) as caught:

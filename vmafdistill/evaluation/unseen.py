@@ -214,7 +214,7 @@ def evaluate_unseen(
 
 
 #: How each output of evaluate starts: an existing file that does not is not replaced. The
-#: plot is in the format its extension names (matplotlib); another extension is not checked.
+#: plot is in the format its extension names (matplotlib): PNG, SVG or PDF.
 _OUTPUT_STARTS = {"--markdown": b"Unseen content", "--json": b"["}
 _PLOT_STARTS = {".png": b"\x89PNG", ".svg": b"<?xml", ".pdf": b"%PDF"}
 
@@ -247,7 +247,10 @@ def _ready_output(option: str, out: Path, model: Path, cache: Path) -> None:
     if _in_evaluate_folders(out, cache):
         raise VmafDistillError(f"{option} {out}: is among the sources, encodes and tables "
                                f"evaluate keeps under --cache {cache}; write it elsewhere")
-    starts = _OUTPUT_STARTS.get(option) or _PLOT_STARTS.get(out.suffix.lower(), b"")
+    if option == "--plot" and out.suffix.lower() not in _PLOT_STARTS:
+        # another suffix: an existing .jpg was replaced unchecked, .mp4 failed after the work
+        raise VmafDistillError(f"--plot {out}: name a .png, .svg or .pdf file")
+    starts = _OUTPUT_STARTS.get(option) or _PLOT_STARTS[out.suffix.lower()]
     check_output_target(option, str(out), [model, card_path_for(model)], starts=starts)
 
 

@@ -418,8 +418,10 @@ def read_rate(info: Any, packets: Any) -> float:
     """The rate the edge chain (and the corpus, for its sources' shots and its rungs) reads a
     video at: the probe's declared rate where every step of the packets' timestamps is one
     frame at that rate (to 1.5 ticks of their time base, or 0.1 ms: a 1 ms Matroska clock
-    steps 33 and 34 ms at 29.97), else the timestamps' mean rate, with gaps (a capture that
-    dropped out, a splice: steps over 1 s and 10x the median step) left out of the span.
+    steps 33 and 34 ms at 29.97) or where their span holds, to half a frame, as many frames
+    at that rate as there are steps (jittered capture timestamps), else the timestamps' mean
+    rate, with gaps (a capture that dropped out, a splice: steps over 1 s and 10x the median
+    step) left out of the span.
     Constant-rate video keeps its declared value exactly; variable-rate video reads the mean,
     one number for one stream in any container, where the declared rate is not one:
 
@@ -455,6 +457,11 @@ def read_rate(info: Any, packets: Any) -> float:
     tick = float(getattr(packets, "time_base", 0) or 0)
     if np.all(np.abs(kept - 1.0 / declared) <= max(1.5 * tick, 1e-4)):
         return declared  # every step one frame at the declared rate: constant rate
+    if abs(span * declared - kept.size) < 0.5:
+        # jittered timestamps (a capture's clock) around the declared rate: over the span they
+        # add up to the frames they hold (a missing frame adds a whole one); their mean, a
+        # hair off, cut other windows than the encode, whose muxer evens them out
+        return declared
     ratio = declared / mean_rate
     if 0.45 <= ratio <= 0.55:  # field-coded, unless a container average counting a gap
         whole_span = steps.size / float(steps.sum())

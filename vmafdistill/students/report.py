@@ -93,8 +93,13 @@ def sweep_grid(root: Path) -> dict[str, list[str] | None] | None:
 
     try:
         doc = yaml.safe_load((root / "multirun.yaml").read_text()) or {}
-        task = doc["hydra"]["overrides"]["task"]
-        parsed = OverridesParser.create().parse_overrides([str(o) for o in task])
+        task = [str(o) for o in doc["hydra"]["overrides"]["task"]]
+        # the sweeper's own params (hydra.sweeper.params in a config) sweep too; the command
+        # line's value of a key wins, as BasicSweeper merges them
+        params = (doc["hydra"].get("sweeper") or {}).get("params") or {}
+        given = {o.split("=", 1)[0].lstrip("+~") for o in task}
+        task += [f"{k}={v}" for k, v in params.items() if str(k).lstrip("+~") not in given]
+        parsed = OverridesParser.create().parse_overrides(task)
     except Exception:  # absent, unreadable, or syntax this Hydra does not parse
         return None
     grid: dict[str, list[str] | None] = {}
