@@ -328,10 +328,7 @@ def export_onnx(
         raise VmafDistillError(f"export: --out {out} is a directory; name the .onnx file")
     names, version = _checked_inputs(meta, samples)
     from_settings = _settings_card(s, samples)
-    int8 = dict(s.get("int8") or {})
-    if checked_bool("int8.enabled", int8.get("enabled", False)):  # "maybe" tried it
-        int8["max_mae_delta"] = checked_number("int8.max_mae_delta",
-                                               int8.get("max_mae_delta", 0.1), float, 0)
+    int8 = _int8_settings(s)
     precision = str(s.get("precision", "float64"))
     data = onnx_bytes(model, len(names), _opset(s.get("opset", 17)), precision=precision)
     ops = _checked_graph(data, allowlist)
@@ -499,6 +496,17 @@ def _token_card(tok: Mapping[str, Any], samples: pd.DataFrame) -> dict[str, Any]
     token_stats = robust_stats({c: samples[c].to_numpy() for c in stat_cols},
                                tok.get("log_features", []))
     return {"tokens": rules, "token_stats": token_stats}
+
+
+def _int8_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``int8`` checked before the export: ``enabled`` true or false ("maybe" tried it),
+    ``max_mae_delta`` a number (negative: never keep the quantized graph)."""
+    int8 = dict(settings.get("int8") or {})
+    int8["enabled"] = checked_bool("int8.enabled", int8.get("enabled", False))
+    if int8["enabled"]:
+        int8["max_mae_delta"] = checked_number("int8.max_mae_delta",
+                                               int8.get("max_mae_delta", 0.1), float)
+    return int8
 
 
 def _edge_card(edge: Mapping[str, Any]) -> dict[str, Any]:
