@@ -38,6 +38,7 @@ from .edge.onnx_check import check_allowlist, model_ops, model_opsets
 from .edge.tokens import DEFAULT_RULES, merge_rules, robust_stats
 from .errors import ModelError, VmafDistillError
 from .features.registry import CODECS, FEATURE_SET_VERSION, FEATURE_SETS, canonical_codec
+from .shots import checked_shot_settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -519,13 +520,7 @@ def _edge_card(edge: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError(f"edge.{key} must be an integer >= {least}, got {value!r}")
         card[key] = value
-    card["shots"] = dict(edge.get("shots") or {})
-    for key, value in card["shots"].items():  # "abc" reached the card, and predict crashed
-        if key == "max_len_s" and value is None:
-            continue
-        if key in ("threshold", "mean_threshold", "min_len_s", "max_len_s"):
-            card["shots"][key] = checked_number(f"edge.shots.{key}", value, float, 0,
-                                                finite=key != "max_len_s")
+    card["shots"] = checked_shot_settings("edge.shots", edge.get("shots") or {})
     return card
 
 
@@ -604,6 +599,7 @@ def export_bundle(
     from .students.bundle import load_bundle
 
     model, meta = load_bundle(bundle_path)
+    settings = settings if settings is not None else load_export_settings()
     if samples is None:
         from .corpus.tables import load_samples, read_manifest
 
@@ -627,13 +623,12 @@ def export_bundle(
 
 
 def _warn_on_other_cuts(cdir: Path, manifest: Mapping[str, Any],
-                        settings: Mapping[str, Any] | None) -> None:
+                        settings: Mapping[str, Any]) -> None:
     """Warn where the card would cut shots otherwise than the corpus the student learnt from
     (``corpus shots.max_len_s=0.75`` exported with the default 1 s: predict's shots then are
     not the training shots, and the pilot compared 2 of 6)."""
     corpus_shots = dict(((manifest.get("config") or {}).get("shots")) or {})
-    card_shots = dict(((settings or load_export_settings()).get("edge") or {}).get("shots")
-                      or {})
+    card_shots = dict((settings.get("edge") or {}).get("shots") or {})
     differ = sorted(k for k in corpus_shots.keys() & card_shots.keys()
                     if corpus_shots[k] != card_shots[k])
     if differ:

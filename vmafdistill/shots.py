@@ -27,16 +27,19 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .config import checked_number
+
 __all__ = [
     "HIST_BINS",
     "Shot",
     "ShotDetector",
+    "checked_shot_settings",
     "detect_shots",
     "detect_video_shots",
     "luma_signature",
@@ -46,6 +49,22 @@ __all__ = [
 
 #: Bins of the cut-detection luma histogram (b-bit code c falls in bin c >> (b - 6)).
 HIST_BINS = 64
+
+#: The cut detector's number settings (conf/shots/default.yaml).
+_SHOT_NUMBERS = ("threshold", "mean_threshold", "min_len_s", "max_len_s")
+
+
+def checked_shot_settings(label: str, shots: Mapping[str, Any]) -> dict[str, Any]:
+    """``shots`` with its number settings read as numbers >= 0 (``max_len_s`` may also be null,
+    no window split, or infinite), or an error naming ``<label>.<key>``: the corpus and the
+    export card read the same settings (a bad one failed every corpus job naming no key, or
+    reached the card and crashed predict)."""
+    out = dict(shots)
+    for key in _SHOT_NUMBERS:
+        if key in out and not (key == "max_len_s" and out[key] is None):
+            out[key] = checked_number(f"{label}.{key}", out[key], float, 0,
+                                      finite=key != "max_len_s")
+    return out
 
 #: Default L1 histogram distance (range 0..2) of a cut. Within-shot motion on the packaged
 #: clips stays below 0.24 (a fast pan in bikes.mp4), its hard cuts are 0.44..1.45.

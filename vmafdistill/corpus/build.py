@@ -630,6 +630,7 @@ def check_build_settings(cfg: Mapping[str, Any]) -> None:
     prepared), ``workers=0`` was taken as 1 unsaid, ``fail_fast=maybe`` as true, and a bad
     ``shots.*``, ``teacher.chunk`` or ``teacher.device`` failed every job, naming none."""
     from ..config import checked_bool, checked_number
+    from ..shots import checked_shot_settings
 
     checked_number("workers", cfg.get("workers", 1), int, 1)
     checked_bool("fail_fast", cfg.get("fail_fast", False))
@@ -638,11 +639,8 @@ def check_build_settings(cfg: Mapping[str, Any]) -> None:
     if shard.get("count") is not None or shard.get("index") is not None:
         n = checked_number("shard.count", shard.get("count"), int, 1)
         checked_number("shard.index", shard.get("index"), int, 0, True, n)
-    for key, value in (cfg.get("shots") or {}).items():
-        if key == "max_len_s" and value is None:  # no window split
-            continue
-        if key in ("threshold", "mean_threshold", "min_len_s", "max_len_s"):
-            checked_number(f"shots.{key}", value, float, 0, finite=key != "max_len_s")
+    # checked only: the build keys its cache on the settings as given
+    checked_shot_settings("shots", cfg.get("shots") or {})
     teacher = cfg.get("teacher") or {}
     checked_number("teacher.chunk", teacher.get("chunk", 8), int, 1)
     if teacher.get("backend") == "torch":

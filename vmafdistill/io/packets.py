@@ -449,10 +449,10 @@ def read_rate(info: Any, packets: Any) -> float:
     gap = steps > max(1.0, 10.0 * float(np.median(moving)))
     kept = steps[~gap]
     span = float(kept.sum())
-    if span <= 0 or not declared > 0:
-        return declared if span <= 0 else kept.size / span
+    if span <= 0:
+        return declared
     mean_rate = kept.size / span
-    if getattr(info, "fps_guessed", False):
+    if getattr(info, "fps_guessed", False) or not declared > 0:
         return mean_rate
     tick = float(getattr(packets, "time_base", 0) or 0)
     if np.all(np.abs(kept - 1.0 / declared) <= max(1.5 * tick, 1e-4)):

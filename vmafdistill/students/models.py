@@ -511,18 +511,14 @@ class MLPStudent(_ResidualMixin, Student):
             raise VmafDistillError(
                 f"mlp activation: unknown {activation!r}; known: {', '.join(_ACTIVATIONS)}"
             )
-        if not 0.0 <= float(dropout) < 1.0:
-            raise VmafDistillError(f"mlp dropout must be in [0, 1), got {dropout}")
         self.gate = nn.Parameter(torch.ones(n_features)) if feature_weighting else None
         layers: list[nn.Module] = []
         width_in = n_features
-        for width in widths:
-            if int(width) <= 0:
-                raise VmafDistillError(f"mlp widths must be positive, got {list(widths)}")
-            layers += [nn.Linear(width_in, int(width)), _ACTIVATIONS[activation]()]
+        for width in widths:  # whole numbers >= 1, checked above
+            layers += [nn.Linear(width_in, width), _ACTIVATIONS[activation]()]
             if dropout > 0:
-                layers.append(nn.Dropout(float(dropout)))
-            width_in = int(width)
+                layers.append(nn.Dropout(dropout))
+            width_in = width
         last = nn.Linear(width_in, 1)
         nn.init.zeros_(last.bias)
         nn.init.normal_(last.weight, std=0.01)
@@ -530,8 +526,6 @@ class MLPStudent(_ResidualMixin, Student):
         self.body = nn.Sequential(*layers)
         self.head = output_head(str(output), output_margin)
         self.skip = _linear_layer(n_features, signs or [0] * n_features) if linear_skip else None
-        if residual_penalty < 0:
-            raise VmafDistillError(f"residual_penalty must be >= 0, got {residual_penalty}")
         self.residual_penalty = float(residual_penalty)
         self.aux_loss = None
         if linear_skip:  # the residual starts at exactly 0: the model starts as its skip path
@@ -620,8 +614,6 @@ class SoftTreeStudent(_ResidualMixin, Student):
         self.register_buffer("path_index", torch.as_tensor(gather.reshape(-1)), persistent=False)
         self.head = output_head(str(output), output_margin)
         self.skip = _linear_layer(n_features, signs or [0] * n_features) if linear_skip else None
-        if residual_penalty < 0:
-            raise VmafDistillError(f"residual_penalty must be >= 0, got {residual_penalty}")
         self.residual_penalty = float(residual_penalty)
         self.aux_loss = None
         if linear_skip:  # leaves start at 0: the model starts as its skip path

@@ -171,23 +171,24 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
                               for part in p.parent.parent.relative_to(root).parts)},
                   key=lambda d: natural_key(str(d)))
     size = _grid_size(grid) if grid is not None else None
+    listed = {d: _hydra_overrides(d) for d in jobs}  # each job's files read once
 
-    def earlier(job: Path, listed: Sequence[str] | None) -> bool:
+    def earlier(job: Path, overrides: Sequence[str] | None) -> bool:
         """An earlier sweep's job: no point of this grid, or numbered past its jobs (a rerun
         with fewer values leaves the old higher-numbered ones, maybe with the same overrides)."""
         if grid is None:
             return False
-        num = _job_num(job)
-        return (listed is not None and not _in_grid(listed, grid)) or (
-            size is not None and num is not None and num >= size)
+        if overrides is not None and not _in_grid(overrides, grid):
+            return True
+        num = _job_num(job) if size is not None else None
+        return num is not None and size is not None and num >= size
 
     kept, left_out = [], []
     for m in runs:
         job = Path(m["_dir"])
         name = str(job.relative_to(root)) if job.is_relative_to(root) else str(job)
-        listed = _hydra_overrides(job)
         ran = list(m.get("overrides") or [])
-        if listed is not None and listed != ran:
+        if listed.get(job) is not None and listed[job] != ran:
             left_out.append(f"{name}: its metrics.json is from other overrides than its "
                             ".hydra/overrides.yaml (a rerun that stopped before training)")
         elif earlier(job, ran):
@@ -196,18 +197,18 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
         else:
             kept.append(m)
     have = {Path(m["_dir"]) for m in runs}
+    ours = {d: not earlier(d, o) for d, o in listed.items()}
     for d in jobs:
         if d not in have:
-            why = ("not one of this sweep's jobs (multirun.yaml): an earlier sweep's, in this "
-                   "directory" if earlier(d, _hydra_overrides(d)) else
-                   "no training metrics.json (the job failed or is unfinished)")
+            why = ("no training metrics.json (the job failed or is unfinished)" if ours[d] else
+                   "not one of this sweep's jobs (multirun.yaml): an earlier sweep's, in this "
+                   "directory")
             left_out.append(f"{d.relative_to(root)}: {why}")
     if not kept:
         raise VmafDistillError(f"{root}: no run of this sweep has results; "
                                + "; ".join(left_out))
     # the sweep's axes from every job of this sweep, finished or not
-    overrides = [o for d in jobs if (o := _hydra_overrides(d)) is not None
-                 and not earlier(d, o)]
+    overrides = [o for d, o in listed.items() if o is not None and ours[d]]
     return kept, left_out, overrides
 
 

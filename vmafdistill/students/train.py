@@ -259,7 +259,6 @@ def make_trainer(
 
     kwargs = dict(trainer_cfg)
     kwargs.pop("checkpoint_final", None)
-    _check_accelerator(kwargs)
     kwargs["strategy"] = _strategy(kwargs.get("strategy", "auto"))
     if max_epochs is not None:
         check_one_epoch_count(kwargs, max_epochs)
