@@ -455,6 +455,8 @@ def accuracy(args: argparse.Namespace) -> None:
     variants = samples.drop_duplicates(["source_id", "variant_id"])
     found: dict[tuple[str, str], Path] = {}
     for path in sorted(Path(args.encodes).iterdir()):
+        if path.suffix == ".sha256":  # an encode's recorded digest
+            continue
         try:
             pk = read_packets(path)
         except Exception:  # not a video

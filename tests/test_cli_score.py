@@ -454,8 +454,20 @@ def test_output_files_are_checked_before_scoring(
         _one_error_line(err, f"{opt} {ref}: is an input")
         rc, _, err = _run(capsys, ref, clips["dist"], opt, tmp_path / "no" / "x")
         _one_error_line(err, "its directory does not exist")
-    rc, _, err = _run(capsys, ref, clips["dist"], "--scale-flags", "bicubic:x")
+    rc, _, err = _run(capsys, ref, clips["dist"], "--rescale", "--scale-flags", "bicubic:x")
     _one_error_line(err, "--scale-flags 'bicubic:x'")
+    # flags without --rescale were accepted and ignored; an empty --json "$OUT" (unset
+    # variable) wrote nothing, exit 0
+    rc, _, err = _run(capsys, ref, clips["dist"], "--scale-flags", "lanczos")
+    assert rc == 2
+    _one_error_line(err, "--scale-flags lanczos: only with --rescale")
+    rc, _, err = _run(capsys, ref, clips["dist"], "--rescale", "--scale-flags", "")
+    assert rc == 2
+    _one_error_line(err, "--scale-flags ''")
+    for opt in ("--json", "--csv"):
+        rc, _, err = _run(capsys, ref, clips["dist"], opt, "")
+        assert rc == 2
+        _one_error_line(err, f"{opt}: an empty path")
     rc, out, err = _run(capsys, ref, clips["dist"], "--json", "-")  # the log on stdout
     assert rc == 0 and json.loads(out)["frames"] and "VMAF " in err
     # both logs on one target: stdout held two documents, a file only the CSV (exit 0)
@@ -575,7 +587,12 @@ def test_malformed_model_files_are_named_before_scoring(
     del no_svr["model_dict"]["model"]
     few_slopes = json.loads(json.dumps(good))
     few_slopes["model_dict"]["slopes"] = few_slopes["model_dict"]["slopes"][:3]
+    short_opts = json.loads(resolve_model_path("vmaf_v0.6.1neg").read_text())
+    short_opts["model_dict"]["feature_opts_dicts"] = short_opts["model_dict"][
+        "feature_opts_dicts"][:-1]  # was a zip() ValueError traceback
     for name, doc, needle in (("list", [], "not a VMAF model JSON"),
+                              ("short_opts", short_opts, "feature_opts_dicts must hold one dict "
+                                                         "per feature"),
                               ("text", "x", "not a VMAF model JSON"),
                               ("dict_list", {"model_dict": []}, "not a VMAF model JSON"),
                               ("no_svr", no_svr, "not a VMAF model JSON"),

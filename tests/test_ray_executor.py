@@ -115,6 +115,23 @@ def test_a_worker_killed_mid_build_is_retried(tmp_path: Path) -> None:
     assert all((tmp_path / f"m{i}").exists() for i in range(3))  # each worker did die once
 
 
+def _env(name: str) -> str | None:
+    import os
+
+    return os.environ.get(name)
+
+
+def test_workers_get_the_drivers_package_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray passes no driver environment to its workers: VMAFDISTILL_FFMPEG or
+    VMAFDISTILL_EXACT_KERNELS set for a build were not what its jobs encoded or labelled with."""
+    from vmafdistill.corpus.executor import run_ray
+
+    monkeypatch.setenv("VMAFDISTILL_EXACT_KERNELS", "torch")
+    results, errors = run_ray(_env, [("a", ("VMAFDISTILL_EXACT_KERNELS",))], RAY,
+                              progress=False, desc="env")
+    assert not errors and results == {"a": "torch"}
+
+
 def _sleep(seconds: float) -> float:
     time.sleep(seconds)
     return seconds

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from fractions import Fraction
 from pathlib import Path
@@ -106,6 +107,27 @@ def test_mp4_stream_copy_cut_hides_the_pre_roll(work, base_mp4, predictor):
     assert f"hidden_frames:{k}" in report.records[0]["flags"]
     assert not any(f.startswith("hidden") for r in report.records[1:] for f in r["flags"])
     assert report.records[-1]["end"] == pytest.approx(n / 25, abs=1e-3)
+
+
+def test_a_stream_starting_mid_gop_flags_the_packets_before_its_first_keyframe(
+        work, base_mp4, predictor):
+    """A capture that starts mid-GOP: the packets before its first keyframe were dropped by
+    the packet read's stream copy as by the decoder, so 0.6 s of the stream vanished without
+    a flag. They are counted now, hidden before the first frame; the frames that follow read
+    as before (the packet list still starts at the keyframe)."""
+    from vmafdistill.io.packets import read_packets
+
+    cut = work / "mid_gop.mp4"  # 15 packets dropped: 35 more before the 2 s keyframe
+    run_ffmpeg(["-i", str(base_mp4), "-c", "copy", "-bsf:v", "noise=drop='lt(n,15)'",
+                str(cut)], what="dropping the first packets")
+    packets = read_packets(cut)
+    assert packets.before_keyframe == 35 and len(packets) == 50 and packets.keyframe[0]
+    report = analyze(cut, predictor)
+    assert report.summary["frames"] == 50 and report.summary["hidden_frames"] == 35
+    assert "hidden_frames:35" in report.records[0]["flags"]
+    whole = read_packets(base_mp4)
+    assert whole.before_keyframe == 0 and len(whole) == 100
+    np.testing.assert_array_equal(packets.sizes, whole.sizes[50:])
 
 
 def test_h265_open_gop_segment_drops_its_rasl_pictures(work, predictor):
@@ -421,6 +443,38 @@ def test_live_playlists_and_missing_segments_are_named(work, base_mp4, predictor
                                                   r"missing \(gone\.ts\)"):
             analyze(hls / name, predictor)
     assert analyze(hls / "vod.m3u8", predictor).summary["frames"] == 100
+    # a file:// URI is a local segment too; an empty segment, or an error page saved as
+    # a segment (2 s of 4), passed with an ffmpeg warning and joined the shots around the hole
+    (hls / "uri.m3u8").write_text(vod.replace(segments[1], (hls / "gone.ts").as_uri()))
+    with pytest.raises(VideoInputError, match=r"uri\.m3u8: 1 of its \d+ local segments "
+                                              r"missing \(file://"):
+        analyze(hls / "uri.m3u8", predictor)
+    (hls / "empty.ts").write_bytes(b"")
+    (hls / "empty.m3u8").write_text(vod.replace(segments[1], "empty.ts"))
+    with pytest.raises(VideoInputError, match=r"empty\.m3u8: 1 of its \d+ local segments "
+                                              r"empty \(empty\.ts\)"):
+        analyze(hls / "empty.m3u8", predictor)
+    (hls / "page.ts").write_bytes(b"<html><body>502 Bad Gateway</body></html>\n" * 40)
+    (hls / "pages.m3u8").write_text(vod.replace(segments[1], "page.ts"))
+    with pytest.raises(VideoInputError, match=r"pages\.m3u8: its segments hold \d+ frames "
+                                              r"covering 2\.\d+ s where they list 4\.00 s"):
+        analyze(hls / "pages.m3u8", predictor)
+    # a variable-rate stream declares more frames than it holds: its uneven steps are its time
+    # (the declared rate refused a valid 15 fps stream declaring 30)
+    from vmafdistill.edge.playlist import held_seconds
+
+    vfr = np.cumsum(np.tile([1 / 30, 3 / 30], 90))
+    assert held_seconds(vfr) == pytest.approx(vfr[-1] - vfr[0] + 2 / 30, abs=1 / 30)
+    holed = np.concatenate([np.arange(50) / 25, 4 + np.arange(50) / 25])
+    assert held_seconds(holed) == pytest.approx(100 / 25)
+    # integer durations (older packagers round each up) are no hole
+    from vmafdistill.edge.playlist import check_playlist, check_playlist_frames
+
+    rounded = hls / "rounded.m3u8"
+    rounded.write_text(re.sub(r"#EXTINF:[0-9.]+,", "#EXTINF:2,", vod))
+    listed = check_playlist(rounded)
+    assert listed is not None and listed[1] == len(segments)
+    check_playlist_frames(rounded, listed, np.arange(100) / 25)
 
 
 def _same_shot(rec: dict, alone: dict) -> None:

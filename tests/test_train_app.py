@@ -738,3 +738,57 @@ def test_wrong_types_and_strings_for_booleans_are_one_line_errors(
         err = capsys.readouterr().err
         assert msg in err and "Traceback" not in err, (override, err)
     assert not (tmp_path / "r" / "metrics.json").exists()
+
+
+def test_runs_on_a_corpus_directory_are_filed_under_its_name() -> None:
+    """``corpus_dir=/data/corpus_b`` runs were filed under the default corpus's name
+    (outputs/train/bbb_pilot/...), among the pilot's own runs."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    import vmafdistill.students.app  # noqa: F401  (registers ${run_label:...} on import)
+    from vmafdistill.config import conf_dir
+
+    def run_dirs(config: str, *overrides: str) -> tuple[str, str]:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            cfg = compose(config, overrides=list(overrides), return_hydra_config=True)
+        return (str(OmegaConf.select(cfg, "hydra.run.dir")),
+                str(OmegaConf.select(cfg, "hydra.sweep.dir")))
+
+    for config in ("train", "finetune"):
+        run, sweep = run_dirs(config, "corpus_dir=/data/corpus_b/")
+        assert run.startswith(f"outputs/{config}/corpus_b/"), run
+        assert sweep.startswith(f"outputs/{config}/corpus_b/multirun/"), sweep
+        run, _ = run_dirs(config, "corpus=skvideo_mix")
+        assert run.startswith(f"outputs/{config}/skvideo_mix/"), run
+
+
+def test_a_corpus_directory_s_teacher_and_dead_columns_are_read_before_any_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """On ``corpus_dir=`` the bundle recorded the config's default teacher (vmaf_v0.6.1) for a
+    v1.0.16-labelled corpus; an input column with no finite value (v1.0.16 computes no vif_*)
+    failed in fold 0's fit after an earlier run's model and metrics were deleted."""
+    import json
+
+    from vmafdistill.students.bundle import load_bundle
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=8)
+    manifest = json.loads((corpus / "corpus.json").read_text())
+    v1016 = {"backend": "torch", "model": "vmaf_v1.0.16_3d0h", "mode": "exact"}
+    manifest["config"] = {"teacher": v1016}
+    (corpus / "corpus.json").write_text(json.dumps(manifest))
+    out = tmp_path / "run"
+    assert run_train(corpus, out, "baselines=[]", "optim.max_epochs=20") == 0
+    _, meta = load_bundle(out / "student.pt")
+    assert meta["config"]["teacher"] == v1016
+    before = (out / "student.pt").read_bytes()
+    samples = pd.read_parquet(corpus / "tables" / "samples.parquet")
+    name = feature_set("scalefree")[0]
+    samples[name] = np.nan
+    write_table(samples, corpus / "tables" / "samples.parquet")
+    capsys.readouterr()
+    assert run_train(corpus, out, "baselines=[]", "optim.max_epochs=20") == 2
+    err = capsys.readouterr().err
+    assert f"feature column {name!r} has no finite value in fold 0's training rows" in err
+    assert "replacing an earlier run" not in err
+    assert (out / "student.pt").read_bytes() == before and (out / "metrics.json").is_file()

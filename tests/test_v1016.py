@@ -317,3 +317,43 @@ def test_corpus_labels_with_a_v1016_teacher(tmp_path) -> None:
     np.testing.assert_allclose(oracle_frames["adm2"], frames["adm2"],
                                atol=FEATURE_TOL)
     assert (tmp_path / "out" / "teacher_check.csv").is_file()
+
+
+def test_the_scorer_refuses_input_libvmaf_would_not_score_as_given() -> None:
+    """Frames passed as ``x / 255`` scored 97.9 where libvmaf reads 85 (exact v0.6.1 refuses
+    them); a 7-bit depth, (H, W) luma, chroma of another frame count or a size change mid-stream
+    were tracebacks from deep inside; an empty chunk gave an empty result, and there was no
+    reset to score the next clip."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(16, 236, (2, 176, 224), dtype=np.uint8)
+    uv = rng.integers(16, 241, (2, 88, 112), dtype=np.uint8)
+    scorer = V1016Scorer()
+
+    def refused(match: str, ref_y, dist_y, ref_uv=(uv, uv), dist_uv=(uv, uv), **kw) -> None:
+        with pytest.raises(VideoInputError, match=match):
+            scorer.update(ref_y, dist_y, ref_uv, dist_uv, **kw)
+        scorer.reset()
+
+    floats = y.astype(np.float32)
+    refused(r"distorted luma samples must be integer 8-bit values", y, floats / 255)
+    refused(r"samples must be integer", y, floats + 0.7)
+    ten_bit = y.astype(np.uint16) << 2
+    refused(r"reference luma samples lie in 64\.\.940, outside 8-bit", ten_bit, y)
+    refused(r"bit depth must be an integer 8\.\.16, got 7", y, y, bit_depth=7)
+    refused(r"luma chunks must be \(n, H, W\)", y[0], y[0])
+    refused(r"reference u planes must be \(n, H, W\) with the luma's 2 frames",
+            y, y, ref_uv=(uv[:1], uv[:1]))
+    scorer.update(y, y, (uv, uv), (uv, uv))
+    with pytest.raises(VideoInputError, match="frame size changed mid-stream"):
+        scorer.update(y[:, :, :200], y[:, :, :200], (uv[:, :, :100],) * 2,
+                      (uv[:, :, :100],) * 2)
+    scorer.reset()
+    scorer.update(y[:0], y[:0], (uv[:0], uv[:0]), (uv[:0], uv[:0]))  # an empty chunk: nothing
+    with pytest.raises(VideoInputError, match="no frames were scored"):
+        scorer.result()
+    # integer-valued floats and a tensor that requires grad are decoded frames as well
+    scorer.update(torch.from_numpy(floats).requires_grad_(), floats, (uv, uv), (uv, uv))
+    first = scorer.result()["vmaf"]
+    scorer.reset()
+    scorer.update(y, y, (uv, uv), (uv, uv))
+    np.testing.assert_array_equal(scorer.result()["vmaf"], first)

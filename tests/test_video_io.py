@@ -367,6 +367,34 @@ def test_chunking_concatenates_to_whole(clips: dict[str, Clip], kind: str) -> No
             np.testing.assert_array_equal(parts[-1].y, whole.y[parts[-1].start :])
 
 
+@pytest.mark.parametrize("first_read_frames", [1, 2, 3])
+def test_a_container_chunk_larger_than_the_clip_grows_its_buffer_as_frames_arrive(
+    clips: dict[str, Clip], monkeypatch: pytest.MonkeyPatch, first_read_frames: int
+) -> None:
+    # A container's frame count is unknown until decoded: the read starts small and doubles
+    # (chunk=100000 once reserved 2.4 GB for 12 frames). Frames must be those of a plain read.
+    clip = clips["420odd"]
+    fb = frame_size_bytes(clip.width, clip.height, clip.pix_fmt)
+    (whole,) = list(iter_frames(clip.mkv, chunk=N_FRAMES, planes="yuv"))
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        list(iter_frames(clip.mkv, chunk=10**6, planes="yuv"))  # 10**6 frames: 4.8 GB
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * video_mod._FIRST_READ_BYTES
+    monkeypatch.setattr(video_mod, "_FIRST_READ_BYTES", first_read_frames * fb)
+    for chunk in (4, N_FRAMES, 10**6):
+        parts = list(iter_frames(clip.mkv, chunk=chunk, planes="yuv"))
+        assert [len(p) for p in parts] == ([chunk, N_FRAMES - chunk] if chunk < N_FRAMES
+                                           else [N_FRAMES])
+        for name in ("y", "u", "v"):
+            np.testing.assert_array_equal(
+                np.concatenate([getattr(p, name) for p in parts]), getattr(whole, name))
+
+
 # ------------------------------------------------------------------------------------------
 # Scaling
 # ------------------------------------------------------------------------------------------

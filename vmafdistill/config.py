@@ -41,6 +41,23 @@ def load_yaml(relative: str) -> dict[str, Any]:
     return data
 
 
+def run_label(corpus_dir: Any, corpus_name: Any) -> str:
+    """A run directory's corpus part (``${run_label:${corpus_dir},${corpus.name}}``): the
+    corpus directory's own name when ``corpus_dir`` is given (runs on it were filed under the
+    default corpus's name), else the corpus config's name."""
+    if corpus_dir is None or not str(corpus_dir).strip():
+        return str(corpus_name)
+    return Path(str(corpus_dir)).expanduser().resolve().name or str(corpus_name)
+
+
+def register_resolvers() -> None:
+    """Register the OmegaConf resolvers ``conf/`` uses (``run_label``); idempotent."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("run_label"):
+        OmegaConf.register_new_resolver("run_label", run_label)
+
+
 def compose(config_name: str, overrides: Sequence[str] = ()) -> Any:
     """The Hydra config ``config_name`` (``corpus``, ``train``, ``pilot``, ``export`` ...) with
     ``overrides``, composed exactly as the command line composes it (an OmegaConf DictConfig).
@@ -53,6 +70,7 @@ def compose(config_name: str, overrides: Sequence[str] = ()) -> Any:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    register_resolvers()
     try:
         if GlobalHydra.instance().is_initialized():
             return hydra_compose(config_name=config_name, overrides=list(overrides))

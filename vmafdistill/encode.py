@@ -13,6 +13,7 @@ from typing import Any
 
 from ._ffmpeg import decoder_thread_args, input_url, run_ffmpeg
 from .errors import VmafDistillError
+from .folders import unique_token
 
 #: ffmpeg encoder and deterministic settings per codec name used in ladder configs.
 CODECS: dict[str, dict[str, Any]] = {
@@ -109,7 +110,7 @@ def encode_rung(
     w, h = rung.size_for(*src_size)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.partial{out.suffix}")
+    tmp = out.with_name(f".{out.stem}.{unique_token()}.partial{out.suffix}")
     preset = ["-preset", rung.preset] if rung.codec in ("h264", "h265") else []
     if rung.codec == "av1":
         preset = ["-preset", "8"]

@@ -8,10 +8,18 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import VmafDistillError
+
+
+def unique_token() -> str:
+    """A temporary file's tag, unique across hosts and containers sharing a cache: the pid
+    alone clashed between builds in separate PID namespaces (one renamed the other's file
+    away, and its job failed with FileNotFoundError)."""
+    return f"{os.getpid()}.{secrets.token_hex(6)}"
 
 
 def make_folder(option: str, folder: Path) -> None:
@@ -83,8 +91,11 @@ def check_output_target(option: str, target: str | None, inputs: Sequence[str | 
     writable and neither one of the ``inputs`` nor an existing file that does not start with
     ``starts`` (what this command writes there: a video given by mistake, ``--json a.mp4
     b.mp4``, is not replaced). Raises VmafDistillError naming the option and the problem."""
-    if not target or target == "-":
+    if target is None or target == "-":
         return target
+    if not str(target).strip():  # `--json "$OUT"` with OUT unset: the results were lost
+        raise VmafDistillError(f"{option}: an empty path (an unset shell variable?); give a "
+                               "file to write, or - for stdout")
     path = Path(target)
     if path.is_dir():
         raise VmafDistillError(f"{option} {target}: is a directory, not a file to write")

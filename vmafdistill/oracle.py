@@ -553,8 +553,15 @@ def _known_format(path: Path, raw: RawSpec | None) -> tuple[int, int, str] | Non
 
 
 def _bit_depth(pix_fmt: str) -> int:
-    match = re.search(r"(\d+)(?:le|be)$", pix_fmt)
-    return int(match.group(1)) if match else 8
+    """A raw pixel format's bit depth, by its layout (``yuv420p10`` and ``yuv420p10le`` alike:
+    the suffix-only reading took the alias for 8-bit, and ffmpeg converted it silently)."""
+    from .io.video import pix_fmt_layout
+
+    try:
+        return int(pix_fmt_layout(pix_fmt).bit_depth)
+    except Exception:  # a format this package does not lay out: ffmpeg's own reading
+        match = re.search(r"(\d+)(?:le|be)$", pix_fmt)
+        return int(match.group(1)) if match else 8
 
 
 def _check_formats(

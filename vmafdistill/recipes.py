@@ -25,6 +25,7 @@ __all__ = [
     "make_sources",
     "make_synth_source",
     "make_synth_sources",
+    "missing_source_hint",
     "synth_graphs",
 ]
 
@@ -42,6 +43,30 @@ def load_recipe(name: str) -> dict[str, Any]:
     if name not in RECIPES:
         raise VmafDistillError(f"unknown source recipe {name!r}; known: {', '.join(RECIPES)}")
     return load_yaml(f"sources/{name}")
+
+
+def missing_source_hint(path: str | Path) -> str:
+    """What to run when ``path``, a missing corpus source, is a clip a recipe films: its
+    folder is named as a recipe's ``out_dir`` (``.../photo_sources/photos_a.mp4``). Empty
+    otherwise. The ``--out`` is the missing file's folder, so a corpus read under another
+    ``paths.cache_dir`` is told where to film it."""
+    p = Path(path)
+    for name in RECIPES:
+        try:
+            recipe = load_recipe(name)
+        except (VmafDistillError, OSError):  # a user conf dir without the recipe
+            continue
+        if Path(str(recipe.get("out_dir", ""))).name != p.parent.name:
+            continue
+        listed = {str(k) for k in recipe.get("sources", {})}
+        for group in ("train", "heldout"):
+            listed |= {str(k) for k in (recipe.get(group) or {})}
+        if p.stem not in listed:
+            continue
+        group = (" --group heldout" if name == "kinds" and p.stem in (recipe.get("heldout") or {})
+                 else "")
+        return f" (film it with: vmafdistill sources {name}{group} --out {p.parent})"
+    return ""
 
 
 def _out(recipe: Mapping[str, Any], out_dir: str | Path | None) -> Path:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from .config import checked_number
+from .errors import VmafDistillError
 
 __all__ = [
     "HIST_BINS",
@@ -60,6 +61,10 @@ def checked_shot_settings(label: str, shots: Mapping[str, Any]) -> dict[str, Any
     export card read the same settings (a bad one failed every corpus job naming no key, or
     reached the card and crashed predict)."""
     out = dict(shots)
+    unknown = sorted(str(k) for k in out if k not in _SHOT_NUMBERS)
+    if unknown:  # ShotDetector would fail mid-work with a TypeError naming no file or key
+        raise VmafDistillError(f"{label}: unknown setting{'s' if len(unknown) > 1 else ''} "
+                               f"{', '.join(unknown)}; known: {', '.join(_SHOT_NUMBERS)}")
     for key in _SHOT_NUMBERS:
         if key in out and not (key == "max_len_s" and out[key] is None):
             out[key] = checked_number(f"{label}.{key}", out[key], float, 0,

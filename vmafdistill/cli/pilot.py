@@ -144,8 +144,11 @@ def _check_json(target: str | None, out: Path) -> None:
     existing file other than JSON nor one of the pilot's own outputs."""
     from ..folders import check_output_target, make_folder
 
-    if not target or target == "-":
+    if target is None or target == "-":
         return
+    if not target.strip():  # `--json "$OUT"` with OUT unset: the summary was not written
+        raise VmafDistillError("--json: an empty path (an unset shell variable?); give a file "
+                               "to write, or - for stdout")
     path = Path(target)
     make_folder("--json", path.resolve().parent)
     own = {(out / name).resolve() for name in ("student.onnx", "student.card.json")}

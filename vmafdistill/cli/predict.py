@@ -95,10 +95,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--issue-frame-step", type=_positive_int,
                    help="for a student without pixel features (e.g. rate7): pixel features for "
                         "the issue heuristic on every k-th frame (default: the card's, else 8)")
-    p.add_argument("--shot-pixel-step", type=int,
+    p.add_argument("--shot-pixel-step", type=_step,
                    help="cut-detection histograms on every s-th row/column; 0 = automatic "
                         "(>= 320x180 samples per frame; the default unless the card says)")
-    p.add_argument("--temporal-pixel-step", type=int,
+    p.add_argument("--temporal-pixel-step", type=_step,
                    help="for a student whose only pixel inputs are temporal: those on every "
                         "frame from every s-th row/column; 0 = automatic (>= 160x90 samples), "
                         "1 = exact (default: the card's)")
@@ -172,6 +172,17 @@ def _summary_line(s: dict[str, Any]) -> str:
                if s.get("picture_changes") else "")
             + (f"; decoder errors {s['decoder_errors']['count']} (first: "
                f"{s['decoder_errors']['first']})" if s.get("decoder_errors") else ""))
+
+
+def _step(text: str) -> int:
+    """argparse type: a pixel step, an integer >= 0 (0 = automatic)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 = automatic), got {value}")
+    return value
 
 
 def _positive_int(text: str) -> int:

@@ -61,7 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="scale the distorted video to the reference size and pixel format (ffmpeg scaler, "
         "as ffmpeg's libvmaf graph does) before scoring",
     )
-    p.add_argument("--scale-flags", default="bicubic", help="ffmpeg scaler flags for --rescale")
+    p.add_argument("--scale-flags", help="ffmpeg scaler flags for --rescale (default: bicubic)")
     p.add_argument(
         "--allow-length-mismatch",
         action="store_true",
@@ -131,6 +131,11 @@ def run(args: argparse.Namespace) -> int:
         # both on stdout made neither parseable; one file kept only the CSV
         raise VmafDistillError(f"--json and --csv both name {json_out}: give each its own "
                                "target (one of them may be - for stdout)")
+    if args.scale_flags is not None and not args.rescale:  # accepted and ignored before
+        raise VmafDistillError(f"--scale-flags {args.scale_flags}: only with --rescale (they "
+                               "are the scaler's flags for it)")
+    if args.scale_flags is None:  # "" stays "" and is refused below (an unset variable)
+        args.scale_flags = "bicubic"
     if not valid_scale_flags(args.scale_flags):
         raise VmafDistillError(f"--scale-flags {args.scale_flags!r}: swscale flags joined by "
                                "'+', e.g. bicubic, lanczos+accurate_rnd+bitexact")

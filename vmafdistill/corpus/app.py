@@ -98,6 +98,13 @@ def _translate_flags(argv: list[str]) -> list[str]:
             out.append(f"{names[flag]}={value}")
         else:
             out.append(arg)
+    keys = [o.partition("=")[0].lstrip("+~") for o in out if "=" in o]
+    for key in names.values():
+        if keys.count(key) > 1:  # `--workers 2 workers=1` ran with 1, silently
+            given = [o for o in out if o.partition("=")[0].lstrip("+~") == key]
+            flag = next(f for f, k in names.items() if k == key)
+            raise VmafDistillError(f"{flag} / {key}= given {len(given)} times "
+                                   f"({', '.join(given)}): give one")
     return out
 
 

@@ -304,9 +304,19 @@ def _absolute_paths(tasks: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str,
     out = []
     for name, (source, rung, i, teacher_cfg, encode_cfg, store) in tasks:
         source = {**source, "path": str(Path(source["path"]).resolve())}
-        out.append((name, (source, rung, i, teacher_cfg, encode_cfg,
+        out.append((name, (source, rung, i, _absolute_model(teacher_cfg), encode_cfg,
                            ArtifactStore(Path(store.root).resolve()))))
     return out
+
+
+def _absolute_model(teacher_cfg: dict[str, Any]) -> dict[str, Any]:
+    """``teacher_cfg`` with a model file given by a relative path also located absolutely
+    (``model_file``; ``model`` as given still names it in keys and rows): every Ray job
+    failed with "model file mdl/m.json: no such file" in the worker's directory."""
+    model = str(teacher_cfg.get("model", ""))
+    if model.endswith(".json") and not Path(model).is_absolute() and Path(model).is_file():
+        return {**teacher_cfg, "model_file": str(Path(model).resolve())}
+    return teacher_cfg
 
 
 def _run_all(

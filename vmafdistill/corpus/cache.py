@@ -14,6 +14,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,38 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         while block := fh.read(_HASH_BLOCK):
             h.update(block)
     return h.hexdigest()
+
+
+def sum_path(path: str | os.PathLike[str]) -> Path:
+    """Where ``path``'s recorded sha256 lives: beside it, as ``<name>.sha256``."""
+    p = Path(path)
+    return p.with_name(p.name + ".sha256")
+
+
+def record_sha256(path: str | os.PathLike[str], sha: str) -> None:
+    """Record ``sha`` as ``path``'s digest (atomically), for :func:`recorded_sha256`."""
+    atomic_write_bytes(sum_path(path), (sha + "\n").encode())
+
+
+def recorded_sha256(path: str | os.PathLike[str]) -> str | None:
+    """The digest recorded for ``path``, or None (none recorded, or the record unreadable).
+
+    A cached encode damaged on disk (a flipped bit) still decodes whole, to other pictures:
+    only its recorded digest tells it from the encode its labels were computed on."""
+    try:
+        text = sum_path(path).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if re.fullmatch(r"[0-9a-f]{64}", text) else None
+
+
+def file_identity(path: str | os.PathLike[str]) -> list[Any]:
+    """``[host, size, mtime_ns, inode]`` of ``path``: changes when the file is rewritten or
+    replaced (a copy renamed over it), which a build checks its sources against while it reads
+    them. Comparable on one host only (another mount of a shared filesystem may report other
+    inodes or mtime resolution)."""
+    st = os.stat(path)
+    return [socket.gethostname(), st.st_size, st.st_mtime_ns, st.st_ino]
 
 
 def key_of(**inputs: Any) -> str:

@@ -17,15 +17,17 @@ it).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from ..encode import Rung
+from ..errors import VideoInputError
 from ..features.frame_numpy import FEATURE_NAMES
 from ..vmaf_names import FRAME_METRICS
-from .cache import ArtifactStore
+from .cache import ArtifactStore, file_sha256, record_sha256, recorded_sha256
 from .jobs import encode_path, run_rung
 
 __all__ = ["detached_tasks", "file_artefacts", "run_rung_detached"]
@@ -48,7 +50,7 @@ def run_rung_detached(
         with os.fdopen(fd, "wb") as fh:
             fh.write(source_bytes)
         os.replace(tmp, local)  # atomic: a concurrent job on this node never reads half a file
-    here = {**source, "path": str(local)}
+    here = {**source, "path": str(local), "file_identity": None}  # bytes checked when shipped
     result = run_rung(here, rung, rung_index, teacher_cfg, encode_cfg, store)
     enc = encode_path(here, rung, encode_cfg, store)
     result["artefacts"] = {"encode": enc.read_bytes(),
@@ -64,7 +66,12 @@ def detached_tasks(tasks: list[Task], node_cache: str) -> list[Task]:
     for name, (source, rung, i, teacher_cfg, encode_cfg, _store) in tasks:
         sha = source["sha256"]
         if sha not in blobs:
-            blobs[sha] = Path(source["path"]).read_bytes()
+            blob = Path(source["path"]).read_bytes()
+            if hashlib.sha256(blob).hexdigest() != sha:  # never ship other content as this
+                raise VideoInputError(f"source {source['source_id']}: {source['path']} changed "
+                                      "during the build (its bytes are not what was hashed); "
+                                      "build again")
+            blobs[sha] = blob
         out.append((name, (blobs[sha], source, rung, i, teacher_cfg, encode_cfg, node_cache)))
     return out
 
@@ -78,12 +85,16 @@ def file_artefacts(store: ArtifactStore, results: dict[str, Any]) -> int:
         if art is None:
             continue
         enc = store.root / art["encode_relpath"]
-        if not enc.is_file():
+        shipped = hashlib.sha256(art["encode"]).hexdigest()
+        # a damaged copy here (its job was sent out because of it) is replaced, or it would
+        # stay beside labels filed under the good encode's digest
+        if not enc.is_file() or recorded_sha256(enc) != shipped or file_sha256(enc) != shipped:
             enc.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=enc.parent, prefix=".", suffix=".partial")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(art["encode"])
             os.replace(tmp, enc)
+            record_sha256(enc, shipped)
             written += 1
         keys = r.get("cache_keys") or {}
         for kind, names in (("labels", FRAME_METRICS), ("features", FEATURE_NAMES)):

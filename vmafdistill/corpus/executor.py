@@ -70,6 +70,17 @@ def _job(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     return fn(*(ray.get(a) if isinstance(a, ray.ObjectRef) else a for a in args))
 
 
+def _package_env() -> dict[str, str]:
+    """The driver's ``VMAFDISTILL_*`` settings (ffmpeg binary, exact-mode kernels, config and
+    model cache): Ray does not pass a driver's environment to the workers, which then
+    encoded or labelled otherwise than the driver was told to."""
+    # a relative path of a file or folder here is made absolute (a worker runs in its node's
+    # own directory); anything else (a name on PATH, a mode) stays as given
+    return {k: (os.path.abspath(v) if v and not os.path.isabs(v) and os.path.exists(v)
+                else v)
+            for k, v in os.environ.items() if k.startswith("VMAFDISTILL_")}
+
+
 def _connect(cfg: Mapping[str, Any]) -> bool:
     """Join or start the Ray runtime; True when this call started a local one."""
     try:
@@ -85,7 +96,8 @@ def _connect(cfg: Mapping[str, Any]) -> bool:
         if cfg.get("num_cpus"):
             opts["num_cpus"] = int(cfg["num_cpus"])
         # workers import vmafdistill from wherever the driver does
-        opts["runtime_env"] = {"env_vars": {"PYTHONPATH": ":".join(p for p in sys.path if p)}}
+        opts["runtime_env"] = {"env_vars": {"PYTHONPATH": ":".join(p for p in sys.path if p),
+                                            **_package_env()}}
         try:
             # "local": a new runtime, never one RAY_ADDRESS or a stale
             # /tmp/ray/ray_current_cluster names (that hung, or refused num_cpus)
@@ -95,6 +107,8 @@ def _connect(cfg: Mapping[str, Any]) -> bool:
                                    f"({_first_line(exc)})") from None
         return True
     _check_reachable(str(address))
+    if _package_env():  # the nodes encode and label as this driver says (same ffmpeg, kernels)
+        opts["runtime_env"] = {"env_vars": _package_env()}
     try:
         ray.init(address=str(address), **opts)
     except Exception as exc:  # ConnectionError, RuntimeError, ... depending on the address

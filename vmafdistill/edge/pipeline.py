@@ -80,7 +80,7 @@ from .options import (
     needs_quantizer,
     temporal_only,
 )
-from .playlist import check_playlist
+from .playlist import check_playlist, check_playlist_frames
 from .pyav_decode import PyavDeclinedError, PyavFrames, decode_luma_pyav
 from .records import (
     VideoReport,
@@ -357,6 +357,7 @@ class _Plan:
     options: EdgeOptions
     step: int  # pixel-feature frame step (EdgeOptions.pixel_step)
     ref_size: tuple[int, int] | None  # the reference size the caller gave
+    listed: tuple[float, float] | None = None  # an HLS playlist's #EXTINF total, slack
 
 
 def _plan(path: str | os.PathLike[str], predictor: Any, card: Mapping[str, Any] | None,
@@ -369,9 +370,10 @@ def _plan(path: str | os.PathLike[str], predictor: Any, card: Mapping[str, Any] 
         card = predictor.card
     if options is None:
         options = EdgeOptions.from_card(card.get("edge"))
-    check_playlist(path)
+    listed = check_playlist(path)
     names = list(card["feature_names"])
-    return _Plan(os.fspath(path), card, names, options, options.pixel_step(names), ref_size)
+    return _Plan(os.fspath(path), card, names, options, options.pixel_step(names), ref_size,
+                 listed)
 
 
 class _PacketReader:
@@ -560,6 +562,7 @@ def _frame_and_packet_pass(plan: _Plan, info: Any, t_probe: float, predictor: An
             mb_source.set_result(pyav.mb if pyav is not None else None)
         reader.join()  # never leave the packet reader's ffmpeg running behind an error
     packets = reader.result()
+    check_playlist_frames(p, plan.listed, packets.pts_s)
     if (rate := read_rate(info, packets)) != info.fps:
         info = replace(info, fps=rate)
         det.set_fps(rate)
@@ -670,7 +673,10 @@ def _records(plan: _Plan, fp: _FirstPass, rules: Mapping[str, Any],
             records = invalidate(records, [k in bad for k in run_of_row], flags)
     min_frames = ShotDetector(fps=fps, **dict(plan.options.shots)).min_frames
     records = flag_short_shots(records, rows, min_frames)
-    return flag_hidden_frames(records, rows, fp.aligned.hidden_before_frame)
+    # packets before the first keyframe precede the first frame: hidden like the others
+    leading = np.zeros(int(fp.aligned.packets.before_keyframe), np.int64)
+    return flag_hidden_frames(records, rows,
+                              np.concatenate([leading, fp.aligned.hidden_before_frame]))
 
 
 def _pixel_summary(plan: _Plan, fp: _FirstPass) -> dict[str, Any]:

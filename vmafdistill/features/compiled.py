@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import VmafDistillError
+
 __all__ = ["ENV_VAR", "forced", "kernel", "kernel_name", "plane_ok"]
 
 #: Set to ``numpy`` to use the numpy pass even where the compiled kernel is built.
@@ -39,14 +41,14 @@ def _import_kernel(why: str) -> ModuleType:
 def _load() -> ModuleType | None:
     choice = os.environ.get(ENV_VAR, "auto").strip().lower()
     if choice not in ("auto", "c", "numpy"):
-        raise ValueError(f"{ENV_VAR}={choice!r}: expected auto, c or numpy")
+        raise VmafDistillError(f"{ENV_VAR}={choice!r}: expected auto, c or numpy")
     if choice == "numpy":
         return None
     try:
         return _import_kernel(f"{ENV_VAR}=c")
-    except ImportError:
-        if choice == "c":
-            raise
+    except ImportError as exc:
+        if choice == "c":  # asked for in the environment: a one-line error, not a traceback
+            raise VmafDistillError(str(exc)) from None
         return None
 
 

@@ -70,6 +70,9 @@ class Packets:
     #: (N,) int64 each packet's position in demux order (as ffmpeg's stream copy lists them,
     #: from the first keyframe); None when not known
     demux_index: np.ndarray | None = None
+    #: packets before the first keyframe, left out of the list: no decoder outputs them (a
+    #: capture or a stream copy starting mid-GOP); their bits belong to no shot
+    before_keyframe: int = 0
 
     def __len__(self) -> int:
         return int(self.sizes.shape[0])
@@ -142,7 +145,9 @@ def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False,
 def _read_packets(p: str, quantizer: bool, mb_quantizer: bool,
                   mb_pass: _MbQuantizerPass | _GivenMbQuantizers | None) -> Packets:
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", input_url(p),
-           "-map", "0:V:0", "-c", "copy", "-f", "framecrc", "-"]
+           # -copyinkf: the packets before the first keyframe too, counted below (a stream
+           # copy drops them silently: a capture starting mid-GOP lost 1.6 s unflagged)
+           "-map", "0:V:0", "-c", "copy", "-copyinkf", "-f", "framecrc", "-"]
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     if proc.returncode != 0:
         tail = " | ".join(proc.stderr.strip().splitlines()[-3:]) or f"exit {proc.returncode}"
@@ -161,6 +166,10 @@ def _read_packets(p: str, quantizer: bool, mb_quantizer: bool,
             continue
         _, dts, pts, dur, size = (int(f) for f in fields[:5])
         rows.append((dts, pts, dur, size, parse_framecrc_flags(fields[5:])))
+    # the list starts at the first keyframe, as a plain stream copy's does (the block-QP pass
+    # numbers packets from there); those before it no decoder outputs
+    leading = next((i for i, row in enumerate(rows) if row[4] & PKT_FLAG_KEY), len(rows))
+    rows = rows[leading:]
     if not rows:
         raise VideoInputError(f"{p}: the video stream has no packets (empty video)")
     tb = Fraction(header.get("tb 0", "1/1").replace(" ", ""))
@@ -192,6 +201,7 @@ def _read_packets(p: str, quantizer: bool, mb_quantizer: bool,
         pts=arr[:, 1].copy(),
         time_base=tb,
         demux_index=order,
+        before_keyframe=leading,
     )
 
 
@@ -418,10 +428,10 @@ def read_rate(info: Any, packets: Any) -> float:
     """The rate the edge chain (and the corpus, for its sources' shots and its rungs) reads a
     video at: the probe's declared rate where every step of the packets' timestamps is one
     frame at that rate (to 1.5 ticks of their time base, or 0.1 ms: a 1 ms Matroska clock
-    steps 33 and 34 ms at 29.97) or where their span holds, to half a frame, as many frames
-    at that rate as there are steps (jittered capture timestamps), else the timestamps' mean
-    rate, with gaps (a capture that dropped out, a splice: steps over 1 s and 10x the median
-    step) left out of the span.
+    steps 33 and 34 ms at 29.97; never half a frame or more) or where their span holds, to
+    half a frame, as many frames at that rate as there are steps (jittered capture
+    timestamps), else the timestamps' mean rate, with gaps (a capture that dropped out, a
+    splice: steps over 1 s and 10x the median step) left out of the span.
     Constant-rate video keeps its declared value exactly; variable-rate video reads the mean,
     one number for one stream in any container, where the declared rate is not one:
 
@@ -455,7 +465,9 @@ def read_rate(info: Any, packets: Any) -> float:
     if getattr(info, "fps_guessed", False) or not declared > 0:
         return mean_rate
     tick = float(getattr(packets, "time_base", 0) or 0)
-    if np.all(np.abs(kept - 1.0 / declared) <= max(1.5 * tick, 1e-4)):
+    # under half a frame: an AVI's tick is a whole frame, and 1.5 of them passed a 2-frame
+    # step (an AVI that drops frames read at 25 where its MKV copy reads 22.47)
+    if np.all(np.abs(kept - 1.0 / declared) <= min(max(1.5 * tick, 1e-4), 0.5 / declared)):
         return declared  # every step one frame at the declared rate: constant rate
     if abs(span * declared - kept.size) < 0.5:
         # jittered timestamps (a capture's clock) around the declared rate: over the span they

@@ -841,6 +841,25 @@ def _read_into(f: IO[bytes], buf: memoryview) -> int:
     return got
 
 
+#: The first read's buffer: a container's frame count is unknown until decoded, so a large
+#: ``chunk`` grows its buffer as frames arrive (``--chunk 100000`` reserved 2.4 GB for a
+#: 12-frame clip, and failed with MemoryError under a memory limit).
+_FIRST_READ_BYTES = 1 << 27
+
+
+def _read_frames(f: IO[bytes], want: int, frame_bytes: int) -> tuple[bytearray, int]:
+    """Read up to ``want`` frames of ``frame_bytes`` from ``f``: the buffer (at least as long
+    as what was read) and the bytes read; fewer than ``want`` frames means EOF."""
+    total = want * frame_bytes
+    size = min(total, max(frame_bytes, _FIRST_READ_BYTES // frame_bytes * frame_bytes))
+    buf = bytearray(size)
+    got = _read_into(f, memoryview(buf))
+    while got == len(buf) and len(buf) < total:
+        buf.extend(bytes(min(total, 2 * len(buf)) - len(buf)))  # doubling: amortised copies
+        got += _read_into(f, memoryview(buf)[got:])
+    return buf, got
+
+
 def _make_chunk(
     buf: bytearray | memoryview,
     n: int,
@@ -997,10 +1016,9 @@ def _iter_ffmpeg(
             start = 0
             while limit is None or start < limit:
                 want = chunk if limit is None else min(chunk, limit - start)
-                buf = bytearray(want * fb)
-                got = _read_into(proc.stdout, memoryview(buf))
+                buf, got = _read_frames(proc.stdout, want, fb)
                 n, rem = divmod(got, fb)
-                if got < len(buf):  # EOF: ffmpeg is done (or died)
+                if got < want * fb:  # EOF: ffmpeg is done (or died)
                     _check_end(info, proc.wait(), stderr_text(), scale_to, start + n, rem,
                                (width, height))
                     if n:

@@ -12,7 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..config import register_resolvers
 from ..errors import VmafDistillError
+
+# at import: a launcher's worker process (Ray, joblib, submitit) imports this module when it
+# unpickles the task, and resolves the run directory's ${run_label:...} there
+register_resolvers()
 
 
 def hydra_app(config_name: str, job: Any) -> Any:

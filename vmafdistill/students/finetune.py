@@ -208,6 +208,19 @@ def _heldout_q(y: np.ndarray, pred: np.ndarray, alpha: float) -> float:
     return q
 
 
+def _bundle_target(meta: Mapping[str, Any], overrides: Sequence[str], bundle: Path) -> str:
+    """The column the student predicts: its bundle's ``target``. A fine-tune on another one
+    is refused (it silently became ``vmaf``: a ``vmaf_min`` student tuned toward mean VMAF,
+    its "before" figures compared with the wrong column)."""
+    have = str(meta.get("target") or "vmaf")
+    asked = [o.partition("=")[2] for o in overrides if o.partition("=")[0].lstrip("+~") ==
+             "target"]
+    if asked and asked[-1] != have:
+        raise VmafDistillError(f"target={asked[-1]}: the student of {bundle} predicts {have}; "
+                               "fine-tuning keeps its target (train a new student for another)")
+    return have
+
+
 def finetune(
     cfg: Mapping[str, Any], run_dir: Path, overrides: Sequence[str] = ()
 ) -> dict[str, Any]:
@@ -231,16 +244,16 @@ def finetune(
 
     t0 = time.perf_counter()
     plain, run_dir = begin_run(cfg, run_dir)
-    target = plain.get("target", "vmaf")
     thresholds = list(plain.get("guard_thresholds") or [])
     alpha = checked_number("conformal.alpha", (plain.get("conformal") or {}).get("alpha", 0.1),
                            float, 0, False, 1)
     bundle_path, original, meta, frozen = load_source(plain)
+    target = plain["target"] = _bundle_target(meta, overrides, bundle_path)
     names = list(meta["feature_names"])
     plain["student"] = meta["student_cfg"]
     plain["loss"], loss_source = finetune_loss(plain, meta)
 
-    corpus_dir, manifest, samples, x, y, _ = load_rows(
+    corpus_dir, manifest, samples, x, y, n_dropped = load_rows(
         cfg, plain, names, target)  # type: ignore[arg-type]
     splits = make_splits(samples, plain["cv"])
     _replace_earlier_run(bundle_path, run_dir, plain, sum(len(te) for _, te in splits), alpha)
@@ -270,7 +283,9 @@ def finetune(
         "corpus": {"name": manifest.get("name"), "hash": manifest.get("corpus_hash"),
                    "dir": str(corpus_dir)},
         "cv": plain["cv"],
+        "target": target,
         "n_samples": len(samples),
+        "n_dropped": n_dropped,  # by nan_policy=drop (train records it too)
         "n_heldout": len(held),
         "n_folds": len(splits),
         "freeze": frozen,

@@ -775,6 +775,7 @@ def check_run_settings(plain: Mapping[str, Any], data: TrainData, plan: Conforma
     specs = baseline_specs()
     for name in baseline_names(plain):  # an unknown name or estimator, as the fits would find
         make_baseline(name, specs)
+    check_fold_inputs(data, student_cfg)
     # the pooled out-of-fold q (every row is held out once) needs enough rows for alpha
     require_enough_rows(sum(len(te) for _, te in data.splits), plan.alpha, "out-of-fold")
     if plan.method in ("nested", "split"):
@@ -785,6 +786,23 @@ def check_run_settings(plain: Mapping[str, Any], data: TrainData, plan: Conforma
                     f"conformal.method={plan.method}: fold {k}'s training rows hold "
                     f"{n_groups} group of {plan.group_col!r}, so no interval can be "
                     "calibrated inside it; use conformal.method=cross")
+
+
+def check_fold_inputs(data: TrainData, student_cfg: Mapping[str, Any]) -> None:
+    """Every fold's training rows can be standardised (each input has a finite value, none an
+    infinite one), checked before an earlier run's outputs are removed: fold 0's fit found an
+    all-NaN column (a v1.0.16 corpus has no ``vif_*`` features) after they were deleted."""
+    from .models import fit_scaler
+
+    for k, (tr, _) in enumerate(data.splits):
+        try:
+            fit_scaler(data.x[tr], data.feature_names, student_cfg.get("transforms"),
+                       student_cfg.get("interactions"))
+        except VmafDistillError as exc:
+            raise VmafDistillError(
+                f"{exc} in fold {k}'s training rows of corpus {data.corpus_dir} (a teacher "
+                "that computes no such feature leaves it NaN, e.g. v1.0.16 for vif_*: choose "
+                "another feature set)") from None
 
 
 def fit_fold(
@@ -814,7 +832,12 @@ def fit_fold(
         cal_res = np.abs(y[cal_idx] - predict(model, x[cal_idx]))
     elif plan.method == "nested":
         res = []
-        for j, (itr, ite) in enumerate(inner_group_folds(plan.groups[tr], plan.inner_splits)):
+        inner = inner_group_folds(plan.groups[tr], plan.inner_splits)
+        if 0 < len(inner) < plan.inner_splits:  # as many as the fold's training groups
+            print(f"note: fold {k}: {len(inner)} inner folds, not conformal.inner_splits="
+                  f"{plan.inner_splits}: its training rows hold {len(inner)} groups of "
+                  f"{plan.group_col!r}", file=sys.stderr)
+        for j, (itr, ite) in enumerate(inner):
             inner_model, _ = fit_student(plain, x, y, names, tr[itr], None,
                                          run_dir, f"fold{k}_inner{j}")
             res.append(np.abs(y[tr[ite]] - predict(inner_model, x[tr[ite]])))
@@ -831,7 +854,8 @@ def fit_fold(
         if col in samples:
             part[col] = samples[col].to_numpy()[te]
     info = {"fold": k, "n_train": len(tr), "n_fit": len(fit_idx), "n_calib": len(cal_res),
-            "n_test": len(te), "q": q}
+            "n_test": len(te), "q": q,
+            **({"n_inner": len(inner)} if plan.method == "nested" else {})}
     return part, info
 
 
@@ -1062,6 +1086,14 @@ def save_run(
         print(format_summary(metrics), flush=True)
 
 
+def _corpus_teacher(plain: dict[str, Any], manifest: Mapping[str, Any]) -> None:
+    """The run records the teacher its corpus was labelled with: a run on ``corpus_dir=`` kept
+    the config's default (``vmaf_v0.6.1``) in its bundle for a v1.0.16-labelled corpus."""
+    teacher = (manifest.get("config") or {}).get("teacher")
+    if plain.get("corpus_dir") and isinstance(teacher, Mapping):
+        plain["teacher"] = dict(teacher)
+
+
 def run(
     cfg: DictConfig | Mapping[str, Any], run_dir: Path, overrides: Sequence[str] = ()
 ) -> dict[str, Any]:
@@ -1070,6 +1102,7 @@ def run(
     t0 = time.perf_counter()
     plain, run_dir = begin_run(cfg, run_dir)
     data = load_training_data(cfg, plain)
+    _corpus_teacher(plain, data.manifest)
     plan = conformal_plan(plain, data.samples)
     check_run_settings(plain, data, plan)
     clear_earlier_outputs(run_dir)  # every setting checked: now this run's outputs replace them

@@ -211,6 +211,10 @@ def _feature_options(
     vif_kw: dict[str, float] = {}
     adm_kw: dict[str, float] = {}
     if opts_dicts:
+        if not isinstance(opts_dicts, list) or len(opts_dicts) != len(names) \
+                or not all(isinstance(o, dict | None) for o in opts_dicts):
+            raise ModelError(f"model file {path}: feature_opts_dicts must hold one dict per "
+                             f"feature ({len(names)}: {', '.join(names)})")
         for feat, opts in zip(names, opts_dicts, strict=True):
             for key, value in (opts or {}).items():
                 if feat.startswith("vif") and key == "vif_enhn_gain_limit":

@@ -109,15 +109,22 @@ class V1016Scorer:
         *,
         bit_depth: int = 8,
     ) -> None:
-        """Score one aligned chunk: luma ``(n, H, W)`` and chroma ``(u, v)`` planes."""
-        ry = as_plane_tensor(ref_y).to(self.device)
-        dy = as_plane_tensor(dist_y).to(self.device)
+        """Score one aligned chunk: luma ``(n, H, W)`` and chroma ``(u, v)`` planes of decoded
+        (integer-valued) samples; an empty chunk adds nothing."""
+        ry = as_plane_tensor(ref_y).detach().to(self.device)
+        dy = as_plane_tensor(dist_y).detach().to(self.device)
+        check_chunk(self.model.name, ry, dy, ref_uv, dist_uv, bit_depth)
         n, h, w = ry.shape
+        if n == 0:
+            return
         if self._size is None:
             # a gray side gets the other side's chroma shape (neutral planes), so check that
             planes = ref_uv if ref_uv is not None else dist_uv
             self.check_input(w, h, None if planes is None else tuple(np.shape(planes[0])[-2:]))
             self._size = (w, h)
+        elif self._size != (w, h):
+            raise VideoInputError(f"frame size changed mid-stream from {self._size[0]}x"
+                                  f"{self._size[1]} to {w}x{h}")
         if (ref_uv is None) != (dist_uv is None):
             # One side gray: ffmpeg converts it to YUV for libvmaf, which gives neutral chroma.
             ref_uv, dist_uv = (neutral_chroma(dist_uv, bit_depth), dist_uv) if ref_uv is None \
@@ -159,9 +166,16 @@ class V1016Scorer:
             self._parts.setdefault(key, []).append(value.detach().cpu().numpy())
         self._seen += n
 
+    def reset(self) -> None:
+        """Forget every frame scored so far, to score another clip with the same model."""
+        self._history = None
+        self._seen = 0
+        self._parts = {}
+        self._size = None
+
     def result(self, *, features_only: bool = False) -> dict[str, np.ndarray]:
         """Per-frame metrics in libvmaf's names and ``vmaf`` (``features_only``: without it)."""
-        if not self._parts:
+        if not self._seen:
             raise VideoInputError("no frames were scored")
         metrics = {k: np.concatenate(v).astype(np.float64) for k, v in self._parts.items()}
         release_buffers()  # the clip is done: free the CPU kernels' frame buffers
@@ -179,6 +193,55 @@ class V1016Scorer:
         feats = {short: torch.from_numpy(metrics[printed]) for short, printed in names.items()}
         metrics["vmaf"] = predict_clip(self.model, feats)
         return metrics
+
+
+def check_chunk(
+    model: str, ref_y: torch.Tensor, dist_y: torch.Tensor, ref_uv: tuple[Any, Any] | None,
+    dist_uv: tuple[Any, Any] | None, bit_depth: int,
+) -> None:
+    """Raise VideoInputError, in one line, for a chunk the v1.0.16 model cannot score as
+    libvmaf would: a bit depth outside 8..16, luma not ``(n, H, W)`` or unlike on both sides,
+    chroma planes of another frame count, or samples that are not ``bit_depth``-bit integers
+    (normalised ``x / 255`` frames scored 98 where libvmaf reads 85)."""
+    if isinstance(bit_depth, bool) or not isinstance(bit_depth, int | np.integer) \
+            or not 8 <= int(bit_depth) <= 16:
+        raise VideoInputError(f"model {model}: bit depth must be an integer 8..16, "
+                              f"got {bit_depth!r}")
+    if ref_y.ndim != 3 or ref_y.shape != dist_y.shape:
+        raise VideoInputError(
+            f"model {model}: luma chunks must be (n, H, W) and alike, got reference "
+            f"{tuple(ref_y.shape)} and distorted {tuple(dist_y.shape)}")
+    n = ref_y.shape[0]
+    planes = [("reference luma", ref_y), ("distorted luma", dist_y)]
+    for side, uv in (("reference", ref_uv), ("distorted", dist_uv)):
+        if uv is None:
+            continue
+        if len(uv) != 2:
+            raise VideoInputError(f"model {model}: {side} chroma must be a (u, v) pair")
+        for label, plane in zip("uv", uv, strict=True):
+            t = as_plane_tensor(plane)
+            if t.ndim != 3 or t.shape[0] != n:
+                raise VideoInputError(
+                    f"model {model}: {side} {label} planes must be (n, H, W) with the luma's "
+                    f"{n} frames, got {tuple(t.shape)}")
+            planes.append((f"{side} {label}", t))
+    top = (1 << int(bit_depth)) - 1
+    for label, t in planes:
+        if t.numel() == 0 or t.dtype == torch.uint8:  # 8-bit samples fit every bit depth
+            continue
+        t = t.detach()
+        if t.dtype in (torch.uint16, torch.uint32):  # torch has no min/max for them
+            t = t.to(torch.int64)
+        lo_t, hi_t = torch.aminmax(t)
+        lo, hi = float(lo_t), float(hi_t)
+        if t.is_floating_point() and not bool(torch.equal(t, t.round())):
+            raise VideoInputError(
+                f"model {model}: {label} samples must be integer {bit_depth}-bit values "
+                f"(decoded frames, 0..{top}), got non-integer ones in {lo:g}..{hi:g}")
+        if lo < 0 or hi > top:
+            raise VideoInputError(
+                f"model {model}: {label} samples lie in {lo:g}..{hi:g}, outside {bit_depth}-bit "
+                f"values (0..{top}); pass their bit depth (bit_depth=)")
 
 
 def neutral_chroma(like: tuple[Any, Any], bit_depth: int) -> tuple[np.ndarray, np.ndarray]:

@@ -297,8 +297,10 @@ class VmafScorer:
         if self._bit_depth is not None and rbd != self._bit_depth:
             raise VideoInputError(f"bit depth changed from {self._bit_depth} to {rbd} mid-stream")
         self._bit_depth = rbd
-        r = _as_tensor(ref).to(self.device)
-        d = _as_tensor(dist).to(self.device)
+        # exact features carry no gradient and the result is numpy: a model output that
+        # still requires grad (a validation loop without .detach()) is scored as it is
+        r = _as_tensor(ref).detach().to(self.device)
+        d = _as_tensor(dist).detach().to(self.device)
         if (problem := exact_input_problem(r, rbd)) is not None:
             raise VideoInputError(problem)  # the input's problem here, not the caller's
         feats, self._history = exact_frame_features(

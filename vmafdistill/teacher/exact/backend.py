@@ -9,6 +9,8 @@ import os
 
 import torch
 
+from ...errors import VmafDistillError
+
 #: ``auto`` (default): compiled kernels for CPU tensors, torch on other devices; ``torch``:
 #: torch everywhere (the GPU path, also on CPU); ``compiled``: as ``auto``, but an error when
 #: numba is missing instead of the torch path.
@@ -31,12 +33,13 @@ def use_compiled_kernels(x: torch.Tensor) -> bool:
     """Whether exact mode computes ``x``'s features with :mod:`.cpu_kernels`."""
     choice = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
     if choice not in ("auto", "torch", "compiled"):
-        raise ValueError(f"{ENV_VAR}={choice!r}: expected auto, torch or compiled")
+        # a one-line error naming the variable (a ValueError was a traceback mid-decode)
+        raise VmafDistillError(f"{ENV_VAR}={choice!r}: expected auto, torch or compiled")
     if choice == "torch" or x.device.type != "cpu":
         return False
     error = _numba_error()
     if error is not None:
         if choice == "compiled":
-            raise RuntimeError(f"{ENV_VAR}=compiled, but {error}")
+            raise VmafDistillError(f"{ENV_VAR}=compiled, but {error}")
         return False
     return True
