@@ -131,6 +131,10 @@ def test_finetune_errors(source_run: Path, corpus_b: Path, tmp_path: Path,
     assert finetune(f"ckpt={source_run / 'student.pt'}", f"corpus_dir={corpus_b}",
                     f"hydra.run.dir={tmp_path / 'target'}", "target=vmaf_min") == 2
     assert "target=vmaf_min: the student of" in capsys.readouterr().err
+    from vmafdistill.students.finetune import _bundle_target
+
+    for given in (["target=null"], ["~target"], ["target=vmaf"], []):  # null: the bundle's
+        assert _bundle_target({"target": "vmaf"}, given, source_run) == "vmaf"
     # 16 held-out rows cannot give a 99 % quantile: an error, not q = inf in the bundle
     assert finetune(f"ckpt={source_run / 'student.pt'}", f"corpus_dir={corpus_b}",
                     f"hydra.run.dir={tmp_path / 'alpha'}", "conformal.alpha=0.01") == 2

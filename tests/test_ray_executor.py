@@ -132,6 +132,29 @@ def test_workers_get_the_drivers_package_settings(monkeypatch: pytest.MonkeyPatc
     assert not errors and results == {"a": "torch"}
 
 
+def test_package_settings_for_the_nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative path goes absolute (a worker runs in its node's directory); without a shared
+    filesystem paths stay behind (the nodes have their own); a key a submitted Ray Job sets
+    is left to it (Ray refuses the same key twice: "cannot join the Ray cluster")."""
+    import json
+    import os
+
+    from vmafdistill.corpus.executor import _package_env
+
+    for key in [k for k in os.environ if k.startswith("VMAFDISTILL_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "myconf").mkdir()
+    monkeypatch.setenv("VMAFDISTILL_CONF", "myconf")
+    monkeypatch.setenv("VMAFDISTILL_EXACT_KERNELS", "torch")
+    assert _package_env() == {"VMAFDISTILL_CONF": str(tmp_path / "myconf"),
+                              "VMAFDISTILL_EXACT_KERNELS": "torch"}
+    assert _package_env(shared_fs=False) == {"VMAFDISTILL_EXACT_KERNELS": "torch"}
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps(
+        {"runtime_env": {"env_vars": {"VMAFDISTILL_EXACT_KERNELS": "torch"}}}))
+    assert _package_env() == {"VMAFDISTILL_CONF": str(tmp_path / "myconf")}
+
+
 def _sleep(seconds: float) -> float:
     time.sleep(seconds)
     return seconds

@@ -440,41 +440,44 @@ def test_live_playlists_and_missing_segments_are_named(work, base_mp4, predictor
     assert time.monotonic() - started < 10
     for name in ("hole.m3u8", "master.m3u8"):
         with pytest.raises(VideoInputError, match=r"hole\.m3u8: 1 of its \d+ local segments "
-                                                  r"missing \(gone\.ts\)"):
+                                                  r"unusable \(gone\.ts: missing\)"):
             analyze(hls / name, predictor)
     assert analyze(hls / "vod.m3u8", predictor).summary["frames"] == 100
-    # a file:// URI is a local segment too; an empty segment, or an error page saved as
-    # a segment (2 s of 4), passed with an ffmpeg warning and joined the shots around the hole
+    # a file:// URI is a local segment too; an empty, truncated or non-video segment (an error
+    # page saved in its place) passed with an ffmpeg warning and joined the shots around it
     (hls / "uri.m3u8").write_text(vod.replace(segments[1], (hls / "gone.ts").as_uri()))
     with pytest.raises(VideoInputError, match=r"uri\.m3u8: 1 of its \d+ local segments "
-                                              r"missing \(file://"):
+                                              r"unusable \(file://.*gone\.ts: missing\)"):
         analyze(hls / "uri.m3u8", predictor)
-    (hls / "empty.ts").write_bytes(b"")
-    (hls / "empty.m3u8").write_text(vod.replace(segments[1], "empty.ts"))
-    with pytest.raises(VideoInputError, match=r"empty\.m3u8: 1 of its \d+ local segments "
-                                              r"empty \(empty\.ts\)"):
-        analyze(hls / "empty.m3u8", predictor)
-    (hls / "page.ts").write_bytes(b"<html><body>502 Bad Gateway</body></html>\n" * 40)
-    (hls / "pages.m3u8").write_text(vod.replace(segments[1], "page.ts"))
-    with pytest.raises(VideoInputError, match=r"pages\.m3u8: its segments hold \d+ frames "
-                                              r"covering 2\.\d+ s where they list 4\.00 s"):
-        analyze(hls / "pages.m3u8", predictor)
-    # a variable-rate stream declares more frames than it holds: its uneven steps are its time
-    # (the declared rate refused a valid 15 fps stream declaring 30)
-    from vmafdistill.edge.playlist import held_seconds
-
-    vfr = np.cumsum(np.tile([1 / 30, 3 / 30], 90))
-    assert held_seconds(vfr) == pytest.approx(vfr[-1] - vfr[0] + 2 / 30, abs=1 / 30)
-    holed = np.concatenate([np.arange(50) / 25, 4 + np.arange(50) / 25])
-    assert held_seconds(holed) == pytest.approx(100 / 25)
-    # integer durations (older packagers round each up) are no hole
-    from vmafdistill.edge.playlist import check_playlist, check_playlist_frames
-
-    rounded = hls / "rounded.m3u8"
-    rounded.write_text(re.sub(r"#EXTINF:[0-9.]+,", "#EXTINF:2,", vod))
-    listed = check_playlist(rounded)
-    assert listed is not None and listed[1] == len(segments)
-    check_playlist_frames(rounded, listed, np.arange(100) / 25)
+    whole = (hls / segments[1]).read_bytes()
+    for name, data, why in (
+            ("empty.ts", b"", "empty"),
+            ("page.ts", b"<html><body>502 Bad Gateway</body></html>\n" * 47,
+             r"not MPEG-TS at byte 0 \(no sync byte"),
+            ("short.ts", whole[: len(whole) // 2 + 5], r"truncated \(\d+ bytes: not whole")):
+        (hls / name).write_bytes(data)
+        (hls / f"{name}.m3u8").write_text(vod.replace(segments[1], name))
+        with pytest.raises(VideoInputError, match=rf"1 of its \d+ local segments unusable "
+                                                  rf"\({re.escape(name)}: {why}"):
+            analyze(hls / f"{name}.m3u8", predictor)
+        # the same hole behind a master playlist
+        (hls / f"m_{name}.m3u8").write_text("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n"
+                                             f"{name}.m3u8\n")
+        with pytest.raises(VideoInputError, match="local segments unusable"):
+            analyze(hls / f"m_{name}.m3u8", predictor)
+    # fMP4 segments: a truncated one is a box chain that overruns the file
+    fmp4 = work / "hls_fmp4"
+    fmp4.mkdir()
+    run_ffmpeg(["-i", str(base_mp4), "-c", "copy", "-f", "hls", "-hls_time", "1",
+                "-hls_segment_type", "fmp4", "-hls_playlist_type", "vod",
+                str(fmp4 / "vod.m3u8")], what="segmenting to fMP4 HLS")
+    assert analyze(fmp4 / "vod.m3u8", predictor).summary["frames"] == 100
+    first = next(ln for ln in (fmp4 / "vod.m3u8").read_text().splitlines()
+                 if ln.endswith(".m4s"))
+    data = (fmp4 / first).read_bytes()
+    (fmp4 / first).write_bytes(data[: len(data) - 100])
+    with pytest.raises(VideoInputError, match=rf"{re.escape(first)}: truncated \(its 'mdat' box"):
+        analyze(fmp4 / "vod.m3u8", predictor)
 
 
 def _same_shot(rec: dict, alone: dict) -> None:

@@ -70,15 +70,32 @@ def _job(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     return fn(*(ray.get(a) if isinstance(a, ray.ObjectRef) else a for a in args))
 
 
-def _package_env() -> dict[str, str]:
+def _package_env(shared_fs: bool = True) -> dict[str, str]:
     """The driver's ``VMAFDISTILL_*`` settings (ffmpeg binary, exact-mode kernels, config and
-    model cache): Ray does not pass a driver's environment to the workers, which then
-    encoded or labelled otherwise than the driver was told to."""
-    # a relative path of a file or folder here is made absolute (a worker runs in its node's
-    # own directory); anything else (a name on PATH, a mode) stays as given
-    return {k: (os.path.abspath(v) if v and not os.path.isabs(v) and os.path.exists(v)
-                else v)
-            for k, v in os.environ.items() if k.startswith("VMAFDISTILL_")}
+    model cache) for the workers: Ray does not pass a driver's environment on, and they then
+    encoded or labelled otherwise than the driver was told to.
+
+    A relative path of a file or folder here goes absolute (a worker runs in its node's own
+    directory); without a shared filesystem (``shared_fs=false``) paths stay behind, as the
+    nodes have their own. Keys a submitted Ray Job already sets are left to it (Ray refuses
+    the same key twice, even with the same value)."""
+    import json
+
+    try:
+        job = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") or "{}")
+        taken = set((job.get("runtime_env") or {}).get("env_vars") or {})
+    except (ValueError, AttributeError):
+        taken = set()
+    out = {}
+    for key, value in os.environ.items():
+        if not key.startswith("VMAFDISTILL_") or key in taken:
+            continue
+        if value and os.path.exists(value):
+            if not shared_fs:
+                continue
+            value = os.path.abspath(value)
+        out[key] = value
+    return out
 
 
 def _connect(cfg: Mapping[str, Any]) -> bool:
@@ -97,7 +114,7 @@ def _connect(cfg: Mapping[str, Any]) -> bool:
             opts["num_cpus"] = int(cfg["num_cpus"])
         # workers import vmafdistill from wherever the driver does
         opts["runtime_env"] = {"env_vars": {"PYTHONPATH": ":".join(p for p in sys.path if p),
-                                            **_package_env()}}
+                                            **_package_env()}}  # one machine: paths hold
         try:
             # "local": a new runtime, never one RAY_ADDRESS or a stale
             # /tmp/ray/ray_current_cluster names (that hung, or refused num_cpus)
@@ -107,8 +124,9 @@ def _connect(cfg: Mapping[str, Any]) -> bool:
                                    f"({_first_line(exc)})") from None
         return True
     _check_reachable(str(address))
-    if _package_env():  # the nodes encode and label as this driver says (same ffmpeg, kernels)
-        opts["runtime_env"] = {"env_vars": _package_env()}
+    env = _package_env(bool(cfg.get("shared_fs", True)))
+    if env:  # the nodes encode and label as this driver says (same ffmpeg, kernels)
+        opts["runtime_env"] = {"env_vars": env}
     try:
         ray.init(address=str(address), **opts)
     except Exception as exc:  # ConnectionError, RuntimeError, ... depending on the address

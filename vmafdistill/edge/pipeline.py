@@ -80,7 +80,7 @@ from .options import (
     needs_quantizer,
     temporal_only,
 )
-from .playlist import check_playlist, check_playlist_frames
+from .playlist import check_playlist
 from .pyav_decode import PyavDeclinedError, PyavFrames, decode_luma_pyav
 from .records import (
     VideoReport,
@@ -357,7 +357,6 @@ class _Plan:
     options: EdgeOptions
     step: int  # pixel-feature frame step (EdgeOptions.pixel_step)
     ref_size: tuple[int, int] | None  # the reference size the caller gave
-    listed: tuple[float, float] | None = None  # an HLS playlist's #EXTINF total, slack
 
 
 def _plan(path: str | os.PathLike[str], predictor: Any, card: Mapping[str, Any] | None,
@@ -370,10 +369,9 @@ def _plan(path: str | os.PathLike[str], predictor: Any, card: Mapping[str, Any] 
         card = predictor.card
     if options is None:
         options = EdgeOptions.from_card(card.get("edge"))
-    listed = check_playlist(path)
+    check_playlist(path)
     names = list(card["feature_names"])
-    return _Plan(os.fspath(path), card, names, options, options.pixel_step(names), ref_size,
-                 listed)
+    return _Plan(os.fspath(path), card, names, options, options.pixel_step(names), ref_size)
 
 
 class _PacketReader:
@@ -562,7 +560,6 @@ def _frame_and_packet_pass(plan: _Plan, info: Any, t_probe: float, predictor: An
             mb_source.set_result(pyav.mb if pyav is not None else None)
         reader.join()  # never leave the packet reader's ffmpeg running behind an error
     packets = reader.result()
-    check_playlist_frames(p, plan.listed, packets.pts_s)
     if (rate := read_rate(info, packets)) != info.fps:
         info = replace(info, fps=rate)
         det.set_fps(rate)

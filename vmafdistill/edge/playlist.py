@@ -1,34 +1,43 @@
-"""HLS playlists the edge chain can read whole: finished (VOD) ones whose local segments exist.
+"""HLS playlists the edge chain can read whole: finished (VOD) ones whose local segments exist
+and are whole.
 
 ffmpeg reads a live or event playlist (no ``#EXT-X-ENDLIST``) by waiting for segments that may
-never come, and skips a missing local segment with only a warning: the first hung ``predict``,
-the second joined the shots on either side of a hole and weighted them double. Both are said
-before any decoding, naming the playlist and what is wrong; so is a ``file://`` segment that
-is missing and an empty one (an error page saved as a segment is caught after the packet read:
-:func:`check_playlist_frames`).
+never come, and skips a missing, empty, truncated or non-video local segment (an error page
+saved in its place) with only a warning: the first hung ``predict``, the others joined the
+shots on either side of the hole and weighted them double. All are said before any decoding,
+naming the playlist, the segment and what is wrong. Segments are checked by their container's
+structure (MPEG-TS packets, ISO-BMFF boxes), not by their timing: a variable-rate stream's
+still passage is no hole.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import struct
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-import numpy as np
-
 from ..errors import VideoInputError
 
-__all__ = ["check_playlist", "check_playlist_frames", "held_seconds"]
+__all__ = ["check_playlist", "segment_problem"]
 
 #: The suffixes read as playlists (their content is checked too: ``#EXTM3U``).
 PLAYLIST_SUFFIXES = (".m3u8", ".m3u")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_TS_PACKET = 188
+#: Top-level ISO-BMFF boxes an fMP4 segment or init section starts with.
+_BMFF_FIRST = {b"ftyp", b"styp", b"moof", b"sidx", b"moov", b"emsg", b"prft", b"free", b"uuid"}
 
 
 def _entries(text: str) -> list[str]:
     """The URI lines of a playlist (neither tags nor comments nor blank)."""
     return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def _map_uris(text: str) -> list[str]:
+    """The ``#EXT-X-MAP:URI="..."`` init sections of an fMP4 playlist."""
+    return re.findall(r'#EXT-X-MAP:[^\n]*URI="([^"]+)"', text)
 
 
 def _local_path(base: Path, entry: str) -> Path | None:
@@ -41,88 +50,103 @@ def _local_path(base: Path, entry: str) -> Path | None:
     return base / entry.split("?")[0]
 
 
-def _listed_seconds(text: str) -> tuple[float, float] | None:
-    """A media playlist's ``#EXTINF`` durations: their sum and its rounding slack (a second
-    per integer duration, which older packagers round up); None when one cannot be read."""
-    total = slack = 0.0
-    for line in text.splitlines():
-        if line.startswith("#EXTINF:"):
-            value = line[len("#EXTINF:"):].split(",")[0].strip()
-            try:
-                total += float(value)
-            except ValueError:
-                return None
-            slack += 0.0 if "." in value else 1.0
-    return (total, slack) if total > 0 else None
+def _ts_problem(fh: object, size: int) -> str | None:
+    """An MPEG-TS segment is whole 188-byte packets, each opening with the sync byte."""
+    read = fh.read  # type: ignore[attr-defined]
+    seek = fh.seek  # type: ignore[attr-defined]
+    seek(0)
+    if read(1) != b"\x47":
+        return "not MPEG-TS at byte 0 (no sync byte: an error page?)"
+    if size % _TS_PACKET:
+        return f"truncated ({size} bytes: not whole {_TS_PACKET}-byte MPEG-TS packets)"
+    seek(size - _TS_PACKET)
+    if read(1) != b"\x47":
+        return f"not MPEG-TS at byte {size - _TS_PACKET} (no sync byte)"
+    return None
 
 
-def check_playlist(path: str | os.PathLike[str], _depth: int = 0
-                   ) -> tuple[float, float] | None:
+def _bmff_problem(fh: object, size: int) -> str | None:
+    """An fMP4 segment is a chain of ISO-BMFF boxes that ends exactly at the file's end."""
+    read = fh.read  # type: ignore[attr-defined]
+    seek = fh.seek  # type: ignore[attr-defined]
+    pos = 0
+    while pos < size:
+        seek(pos)
+        head = read(16)
+        if len(head) < 8:
+            return f"truncated (a box header at byte {pos} is cut off)"
+        box, kind = struct.unpack(">I4s", head[:8])
+        if box == 1:  # a 64-bit size follows
+            if len(head) < 16:
+                return f"truncated (a box header at byte {pos} is cut off)"
+            box = struct.unpack(">Q", head[8:16])[0]
+        elif box == 0:  # the box runs to the end of the file
+            return None
+        if box < 8 or pos + box > size:
+            return (f"truncated (its {kind.decode('latin-1')!r} box at byte {pos} needs "
+                    f"{box} bytes, {size - pos} are left)")
+        pos += box
+    return None
+
+
+def segment_problem(path: str | os.PathLike[str]) -> str | None:
+    """What is wrong with a local HLS segment (missing, empty, truncated, not the container
+    its neighbours are), or None. MPEG-TS and fMP4 segments are checked by their structure;
+    other kinds only for existing and holding bytes."""
+    p = Path(path)
+    if not p.is_file():
+        return "missing"
+    size = p.stat().st_size
+    if size == 0:
+        return "empty"
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(8)
+            suffix = p.suffix.lower()
+            if suffix in (".ts", ".m2ts", ".mts") or head[:1] == b"\x47":
+                return _ts_problem(fh, size)
+            if suffix in (".m4s", ".mp4", ".m4v", ".cmfv") or head[4:8] in _BMFF_FIRST:
+                if head[4:8] not in _BMFF_FIRST and len(head) == 8:
+                    return "not an fMP4 segment (no ISO-BMFF box first: an error page?)"
+                return _bmff_problem(fh, size)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    return None
+
+
+def check_playlist(path: str | os.PathLike[str], _depth: int = 0) -> None:
     """Raise VideoInputError when ``path`` is an HLS playlist the chain cannot read whole: a
     live or event media playlist (no ``#EXT-X-ENDLIST``), or one listing local segments (or,
-    for a master playlist, variant playlists) that do not exist or are empty. Other files pass
-    untouched. Returns a media playlist's listed duration (``#EXTINF``, seconds) with its
-    rounding slack, else None.
+    for a master playlist, variant playlists) that are missing, or segments that are empty,
+    truncated or not video (:func:`segment_problem`). Other files pass untouched.
     """
     p = Path(path)
     if p.suffix.lower() not in PLAYLIST_SUFFIXES or not p.is_file():
-        return None
+        return
     try:
         text = p.read_text(errors="replace")
     except OSError:
-        return None  # the probe names an unreadable file
+        return  # the probe names an unreadable file
     if not text.lstrip().startswith("#EXTM3U"):
-        return None
+        return
     master = "#EXT-X-STREAM-INF" in text
     if not master and "#EXT-X-ENDLIST" not in text:
         raise VideoInputError(
             f"{path}: a live or event HLS playlist (no #EXT-X-ENDLIST): predict reads finished "
             "(VOD) playlists; ffmpeg would wait for segments that may never come")
-    local = [(e, f) for e in _entries(text) if (f := _local_path(p.parent, e)) is not None]
+    entries = _entries(text) + ([] if master else _map_uris(text))
+    local = [(e, f) for e in entries if (f := _local_path(p.parent, e)) is not None]
     what = "variant playlist" if master else "segment"
-    for problem, bad in (("missing", [e for e, f in local if not f.is_file()]),
-                         ("empty", [e for e, f in local if f.is_file()
-                                    and f.stat().st_size == 0])):
-        if bad:
-            raise VideoInputError(
-                f"{path}: {len(bad)} of its {len(local)} local {what}s {problem} ("
-                f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}); ffmpeg skips them "
-                "with only a warning, which joins the shots on either side of the hole")
     if master:
-        if _depth == 0:
-            for variant in (f for _, f in local):
-                check_playlist(variant, _depth=1)
-        return None
-    return _listed_seconds(text)
-
-
-def held_seconds(pts_s: np.ndarray) -> float:
-    """The time a stream's frames cover, from their presentation times: the steps between
-    them plus one for the last frame, with any hole (a step over 4 typical ones and 0.25 s)
-    counted as one typical step. Variable-rate streams keep their uneven steps."""
-    t = np.sort(np.asarray(pts_s, dtype=np.float64))
-    steps = np.diff(t)
-    moving = steps[steps > 0]
-    if moving.size == 0:
-        return 0.0
-    typical = float(np.median(moving))
-    hole = steps > max(4.0 * typical, 0.25)
-    return float(steps[~hole].sum() + typical * (int(hole.sum()) + 1))
-
-
-def check_playlist_frames(path: str | os.PathLike[str], listed: tuple[float, float] | None,
-                          pts_s: np.ndarray) -> None:
-    """Raise VideoInputError when a playlist's segments cover less time than their
-    ``#EXTINF`` durations list, by more than a second or 2 % (plus their rounding slack): a
-    truncated segment, or an error page saved as one, is skipped by ffmpeg with a warning and
-    joins the shots around the hole (the timestamps keep the gap, which is not counted)."""
-    if not listed:
-        return
-    listed_s, slack = listed
-    held = held_seconds(pts_s)
-    if held < listed_s - max(1.0, 0.02 * listed_s) - slack:
+        bad = [(e, "missing") for e, f in local if not f.is_file()]
+    else:
+        bad = [(e, why) for e, f in local if (why := segment_problem(f)) is not None]
+    if bad:
+        listed = ", ".join(f"{e}: {why}" for e, why in bad[:3])
         raise VideoInputError(
-            f"{path}: its segments hold {len(pts_s)} frames covering {held:.2f} s where they "
-            f"list {listed_s:.2f} s (#EXTINF): a segment is truncated or not video; ffmpeg "
-            "skips what it cannot read with only a warning, which joins the shots on either "
-            "side of the hole")
+            f"{path}: {len(bad)} of its {len(local)} local {what}s unusable ({listed}"
+            f"{' ...' if len(bad) > 3 else ''}); ffmpeg skips them with only a warning, which "
+            "joins the shots on either side of the hole")
+    if master and _depth == 0:
+        for _, variant in local:
+            check_playlist(variant, _depth=1)

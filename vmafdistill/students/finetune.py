@@ -213,9 +213,9 @@ def _bundle_target(meta: Mapping[str, Any], overrides: Sequence[str], bundle: Pa
     is refused (it silently became ``vmaf``: a ``vmaf_min`` student tuned toward mean VMAF,
     its "before" figures compared with the wrong column)."""
     have = str(meta.get("target") or "vmaf")
-    asked = [o.partition("=")[2] for o in overrides if o.partition("=")[0].lstrip("+~") ==
-             "target"]
-    if asked and asked[-1] != have:
+    asked = [o.partition("=")[2] for o in overrides
+             if not o.startswith("~") and o.partition("=")[0].lstrip("+") == "target"]
+    if asked and asked[-1] not in ("", "null", "None", have):  # null: the bundle's
         raise VmafDistillError(f"target={asked[-1]}: the student of {bundle} predicts {have}; "
                                "fine-tuning keeps its target (train a new student for another)")
     return have

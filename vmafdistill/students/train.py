@@ -775,7 +775,7 @@ def check_run_settings(plain: Mapping[str, Any], data: TrainData, plan: Conforma
     specs = baseline_specs()
     for name in baseline_names(plain):  # an unknown name or estimator, as the fits would find
         make_baseline(name, specs)
-    check_fold_inputs(data, student_cfg)
+    check_fold_inputs(data, student_cfg, plan)
     # the pooled out-of-fold q (every row is held out once) needs enough rows for alpha
     require_enough_rows(sum(len(te) for _, te in data.splits), plan.alpha, "out-of-fold")
     if plan.method in ("nested", "split"):
@@ -788,21 +788,28 @@ def check_run_settings(plain: Mapping[str, Any], data: TrainData, plan: Conforma
                     "calibrated inside it; use conformal.method=cross")
 
 
-def check_fold_inputs(data: TrainData, student_cfg: Mapping[str, Any]) -> None:
-    """Every fold's training rows can be standardised (each input has a finite value, none an
-    infinite one), checked before an earlier run's outputs are removed: fold 0's fit found an
-    all-NaN column (a v1.0.16 corpus has no ``vif_*`` features) after they were deleted."""
+def check_fold_inputs(data: TrainData, student_cfg: Mapping[str, Any],
+                      plan: ConformalPlan | None = None) -> None:
+    """Every fold's training rows (and a nested plan's inner folds') can be standardised (each
+    input has a finite value, none an infinite one), checked before an earlier run's outputs
+    are removed: fold 0's fit found an all-NaN column (a v1.0.16 corpus has no ``vif_*``
+    features) after they were deleted."""
     from .models import fit_scaler
 
     for k, (tr, _) in enumerate(data.splits):
-        try:
-            fit_scaler(data.x[tr], data.feature_names, student_cfg.get("transforms"),
-                       student_cfg.get("interactions"))
-        except VmafDistillError as exc:
-            raise VmafDistillError(
-                f"{exc} in fold {k}'s training rows of corpus {data.corpus_dir} (a teacher "
-                "that computes no such feature leaves it NaN, e.g. v1.0.16 for vif_*: choose "
-                "another feature set)") from None
+        parts = [(f"fold {k}'s training rows", tr)]
+        if plan is not None and plan.method == "nested":
+            parts += [(f"fold {k}'s inner fold {j}", tr[itr]) for j, (itr, _) in
+                      enumerate(inner_group_folds(plan.groups[tr], plan.inner_splits))]
+        for where, rows in parts:
+            try:
+                fit_scaler(data.x[rows], data.feature_names, student_cfg.get("transforms"),
+                           student_cfg.get("interactions"))
+            except VmafDistillError as exc:
+                raise VmafDistillError(
+                    f"{exc} in {where} of corpus {data.corpus_dir} (a teacher that computes "
+                    "no such feature leaves it NaN, e.g. v1.0.16 for vif_*: choose another "
+                    "feature set)") from None
 
 
 def fit_fold(
