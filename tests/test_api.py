@@ -162,3 +162,49 @@ def test_pilot_compares_the_shots_that_start_on_the_same_frame(monkeypatch, caps
     assert out["mae_vs_teacher"] == 1.0  # shot 0 alone: 71 against 70
     printed = capsys.readouterr().out
     assert "no corpus shot starts at frame 10" in printed and "1 start on the same" in printed
+
+
+def test_notebook_use_leaves_the_process_as_it_found_it(tmp_path: Path) -> None:
+    """A hunt's findings: paths with ( ' , ~ were Hydra grammar errors; one api.train left the
+    process single-threaded, deterministic, reseeded, with PL_* variables; a notebook's own
+    Hydra was composed from; export overwrote its own bundle; ``"1920x1080"`` became [1, 9];
+    a table in another column order predicted other numbers; list overrides were a TypeError."""
+    import json
+    import os
+    import warnings
+
+    import pandas as pd
+    import pytest
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from vmafdistill.errors import VmafDistillError
+
+    corpus = synthetic_corpus(tmp_path / "bob's (x,y)" / "corpus", n_sources=2, n_shots=6)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "train.yaml").write_text("mine: 1\n")
+    threads = torch.get_num_threads()
+    state = (torch.are_deterministic_algorithms_enabled(), len(warnings.filters),
+             torch.random.get_rng_state())
+    env = dict(os.environ)
+    with initialize_config_dir(config_dir=str(tmp_path / "mine"), version_base="1.3"):
+        fit = api.train(corpus, tmp_path / "run", ["student=logistic", "optim.max_epochs=30"],
+                        "baselines=[]", "trainer.enable_progress_bar=false", "summary=false")
+        assert hydra_compose("train").mine == 1  # the notebook's own Hydra, back in place
+    assert torch.get_num_threads() == threads and dict(os.environ) == env
+    assert (torch.are_deterministic_algorithms_enabled(), len(warnings.filters)) == state[:2]
+    assert torch.equal(torch.random.get_rng_state(), state[2])
+    assert fit.run_dir.is_absolute() and fit.bundle.is_file()
+    with pytest.raises(VmafDistillError, match="is an input"):
+        api.export(fit.bundle, fit.bundle, corpus_dir=corpus)
+    with pytest.raises(VmafDistillError, match="ref_size"):
+        api.export(fit.bundle, tmp_path / "s.onnx", corpus_dir=corpus, ref_size=(1920,))
+    out = api.export(fit.bundle, tmp_path / "s.onnx", corpus_dir=corpus, ref_size="1920x1080")
+    assert json.loads(out.path.with_suffix(".card.json").read_text())["ref_size"] == [1920, 1080]
+    student = api.load_student(out.path)
+    rows = pd.read_parquet(corpus / "tables" / "samples.parquet").head(4)
+    want = student.predict(rows[student.feature_names].to_numpy("float32"))
+    for table in (rows, rows[student.feature_names[::-1]]):  # by name, in any order
+        assert (student.predict(table) == want).all()
+    with pytest.raises(VmafDistillError, match="key=value strings"):
+        api.train(corpus, tmp_path / "run2", 5)  # type: ignore[arg-type]

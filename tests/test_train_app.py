@@ -792,3 +792,40 @@ def test_a_corpus_directory_s_teacher_and_dead_columns_are_read_before_any_work(
     assert f"feature column {name!r} has no finite value in fold 0's training rows" in err
     assert "replacing an earlier run" not in err
     assert (out / "student.pt").read_bytes() == before and (out / "metrics.json").is_file()
+
+
+def test_another_target_keeps_the_teacher_vmaf_column_and_plots_the_target(
+        tmp_path: Path) -> None:
+    """With ``target=vmaf_min`` the oof table's ``vmaf`` column was overwritten with the
+    target (the teacher's VMAF lost under its name); the plots read it as the teacher."""
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=8)
+    out = tmp_path / "run"
+    assert run_train(corpus, out, "baselines=[]", "optim.max_epochs=20", "target=vmaf_min") == 0
+    oof = pd.read_parquet(out / "oof.parquet")
+    samples = pd.read_parquet(corpus / "tables" / "samples.parquet").set_index("sample_id")
+    rows = samples.loc[oof["sample_id"]]
+    # the target as trained on (float32), the teacher's VMAF as in the corpus
+    np.testing.assert_allclose(oof["vmaf_min"].to_numpy(), rows["vmaf_min"].to_numpy(),
+                               rtol=1e-6)
+    np.testing.assert_array_equal(oof["vmaf"].to_numpy(), rows["vmaf"].to_numpy())
+    assert (oof["vmaf"] != oof["vmaf_min"]).any()
+    assert (out / "plots" / "pred_vs_teacher.png").is_file()
+
+
+@pytest.mark.parametrize(("command", "override", "needle"), [
+    ("train", "studnt=mlp", "Could not override 'studnt'; To append to your config use "
+                            "+studnt=mlp"),
+    ("train", "student=mlpp", "Could not find 'student/mlpp'; Available options in 'student': "
+                              "linear, "),
+    ("finetune", "optim.lrr=1", "Could not override 'optim.lrr'"),
+    ("corpus", "executor=foo", "Available options in 'executor': local, ray"),
+])
+def test_a_misspelt_override_is_one_line_with_exit_2(
+        command: str, override: str, needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Hydra printed several lines and a pointer to HYDRA_FULL_ERROR, and exited 1."""
+    from vmafdistill.cli import main
+
+    assert main([command, override]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith(f"vmafdistill {command}: error: "), err
+    assert needle in err[0] and "HYDRA_FULL_ERROR" not in err[0]

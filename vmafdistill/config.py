@@ -71,14 +71,61 @@ def compose(config_name: str, overrides: Sequence[str] = ()) -> Any:
     from omegaconf.errors import OmegaConfBaseException
 
     register_resolvers()
+    gh = GlobalHydra.instance()
     try:
-        if GlobalHydra.instance().is_initialized():
+        if gh.is_initialized() and _searches_conf_dir(gh):  # inside a vmafdistill app
             return hydra_compose(config_name=config_name, overrides=list(overrides))
-        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            return hydra_compose(config_name=config_name, overrides=list(overrides))
+        # a caller's own Hydra (a notebook's initialize(), its @hydra.main app) is set aside
+        # for the call and put back: composing from it found no 'train', or the caller's own
+        saved, gh.hydra = gh.hydra, None
+        try:
+            with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+                return hydra_compose(config_name=config_name, overrides=list(overrides))
+        finally:  # initialize_config_dir restores the singleton it found (the cleared one)
+            GlobalHydra.instance().hydra = saved
     except (HydraException, OmegaConfBaseException) as exc:
         raise VmafDistillError(f"config {config_name!r} with overrides {list(overrides)}: "
-                               f"{exc}") from exc
+                               f"{one_line(exc)}") from exc
+
+
+def one_line(exc: BaseException) -> str:
+    """Hydra's and OmegaConf's multi-line messages as one line: their lines joined by "; ",
+    less the pointer to HYDRA_FULL_ERROR and OmegaConf's key/type dump."""
+    skip = ("Set the environment variable HYDRA_FULL_ERROR", "full_key:", "object_type=",
+            "reference_type=", "Config search path", "provider=")
+    parts: list[str] = []
+    listing = False  # after "Available options in 'student':" the options follow, one a line
+    for raw in str(exc).splitlines():
+        line = raw.strip()
+        if not line or line.startswith(skip):
+            continue
+        if listing and raw[:1].isspace():
+            parts[-1] += (" " if parts[-1].endswith(":") else ", ") + line
+            continue
+        listing = line.endswith(":")
+        parts.append(line.rstrip("."))
+    return "; ".join(parts) or type(exc).__name__
+
+
+def check_overrides(config_name: str, argv: Sequence[str]) -> None:
+    """Compose ``config_name`` with a single run's overrides before Hydra runs it: a misspelt
+    key or group option is then one line naming it (exit 2), where Hydra printed several and
+    exited 1. Sweeps (``-m``) and ``hydra...`` overrides are left to Hydra."""
+    if any(a in ("-m", "--multirun") for a in argv):
+        return
+    plain = [a for a in argv if "=" in a and not a.startswith("-")
+             and not a.lstrip("+~").startswith("hydra")]
+    compose(config_name, plain)
+
+
+def _searches_conf_dir(gh: Any) -> bool:
+    """Whether the initialised Hydra ``gh`` reads this package's config tree."""
+    ours = str(conf_dir().resolve())
+    try:
+        paths = [str(e.path) for e in gh.config_loader().get_search_path().get_path()]
+    except Exception:  # another Hydra version's internals: take it as ours, as before
+        return True
+    return any(p.removeprefix("file://").rstrip("/") == ours.rstrip("/") for p in paths)
 
 
 def compose_dict(config_name: str, overrides: Sequence[str] = ()) -> dict[str, Any]:

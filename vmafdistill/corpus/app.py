@@ -12,12 +12,10 @@ from ..errors import VmafDistillError
 def _run(cfg: Any) -> int:
     from omegaconf import OmegaConf
 
-    from .build import build_corpus, format_summary, merge_shards
+    from .build import format_summary
 
     plain = OmegaConf.to_container(cfg, resolve=True)
-    if plain.get("action") not in ("build", "merge"):  # action=foo ran a build
-        raise VmafDistillError(f"action={plain.get('action')!r}: build or merge")
-    report = merge_shards(plain) if plain.get("action") == "merge" else build_corpus(plain)
+    report = corpus_action(plain)
     m = report.manifest
     if len(report.summary):
         print(format_summary(report.summary))
@@ -35,13 +33,28 @@ def _run(cfg: Any) -> int:
             print("teacher_check: skipped, the corpus is incomplete (leave a bad file out "
                   "with corpus.exclude=[...] and rebuild)", file=sys.stderr)
         return 1
-    if plain.get("teacher_check"):
-        if plain.get("action") == "merge" or (plain.get("shard") or {}).get("count"):
-            print("teacher_check: skipped for a shard or a merge; run `vmafdistill corpus "
-                  "teacher_check=true` (no shard) once the corpus is complete", file=sys.stderr)
-            return 0
-        return _teacher_check(plain, report)
-    return 0
+    return teacher_check_step(plain, report)
+
+
+def corpus_action(plain: dict[str, Any]) -> Any:
+    """The config's ``action``: ``build`` the corpus or ``merge`` its shards (the report)."""
+    from .build import build_corpus, merge_shards
+
+    if plain.get("action") not in ("build", "merge"):  # action=foo ran a build
+        raise VmafDistillError(f"action={plain.get('action')!r}: build or merge")
+    return merge_shards(plain) if plain.get("action") == "merge" else build_corpus(plain)
+
+
+def teacher_check_step(plain: dict[str, Any], report: Any) -> int:
+    """``teacher_check=true`` on a complete, unsharded build (else said and skipped); the exit
+    status (0 without it)."""
+    if not plain.get("teacher_check"):
+        return 0
+    if plain.get("action") == "merge" or (plain.get("shard") or {}).get("count"):
+        print("teacher_check: skipped for a shard or a merge; run `vmafdistill corpus "
+              "teacher_check=true` (no shard) once the corpus is complete", file=sys.stderr)
+        return 0
+    return _teacher_check(plain, report)
 
 
 def _teacher_check(cfg: dict[str, Any], report: Any) -> int:
@@ -113,6 +126,9 @@ def main(argv: list[str]) -> int:
     import hydra
 
     argv = _translate_flags(argv)
+    from ..config import check_overrides
+
+    check_overrides("corpus", argv)
 
     status: dict[str, int] = {"rc": 0}
 

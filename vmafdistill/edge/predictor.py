@@ -164,7 +164,8 @@ class Predictor:
         return self.model_path.stat().st_size
 
     def predict(self, x: Any) -> np.ndarray:
-        """VMAF for each row of ``x`` ((N, F) or (F,) raw features in card order) as float32.
+        """VMAF for each row of ``x`` ((N, F) or (F,) raw features in card order, or a table
+        with the card's feature columns, in any order) as float32.
 
         A C-contiguous float32 ndarray of the right width takes a fast path: one row through
         the graph compiled to Python float code (:mod:`.scalar_graph`, 3-4 µs: onnxruntime
@@ -198,8 +199,22 @@ class Predictor:
         return self._predict_checked(x)
 
     def _predict_checked(self, x: Any) -> np.ndarray:
-        """:meth:`predict` for any array-like: converted to float32 rows and checked."""
-        arr = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+        """:meth:`predict` for any array-like: converted to float32 rows and checked. A table
+        with named columns (a pandas DataFrame) gives the card's features by name: they were
+        read by position, so a table in another column order predicted other numbers."""
+        columns = getattr(x, "columns", None)
+        if columns is not None:
+            names = [str(c) for c in columns]
+            missing = [n for n in self.feature_names if n not in names]
+            if missing:
+                raise ModelError(f"{self.model_path.name}: the table lacks the student's "
+                                 f"feature column(s) {', '.join(missing)}")
+            x = x[list(self.feature_names)].to_numpy(dtype=np.float32)
+        try:
+            arr = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"{self.model_path.name}: features must be numbers "
+                             f"({exc})") from None
         if arr.ndim == 1:
             arr = arr[None]
         if arr.ndim != 2 or arr.shape[1] != len(self.feature_names):

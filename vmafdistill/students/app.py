@@ -86,6 +86,9 @@ def run_hydra(command: str, config_name: str, job: Any, argv: list[str]) -> int:
     Returns 0; re-raises the first job error of an in-process run or sweep; returns 1 when a
     job of an out-of-process sweep failed (Hydra has printed it).
     """
+    from ..config import check_overrides
+
+    check_overrides(config_name, argv)
     task = hydra_app(config_name, job)
     saved = sys.argv
     sys.argv = [f"vmafdistill {command}", *argv]

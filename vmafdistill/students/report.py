@@ -317,7 +317,8 @@ def _markdown(table: pd.DataFrame, cols: Sequence[str]) -> str:
 
 
 def _plots(root: Path, table: pd.DataFrame, win: int, eligible: pd.Series,
-           winner_oof: pd.DataFrame | None, thresholds: Sequence[str]) -> None:
+           winner_oof: pd.DataFrame | None, thresholds: Sequence[str],
+           target: str = "vmaf") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -343,8 +344,10 @@ def _plots(root: Path, table: pd.DataFrame, win: int, eligible: pd.Series,
     plt.close(fig)
 
     title = f"winner: {(table.loc[win, 'varying'] or table.loc[win, 'run'])[:50]}"
-    plot_pred_vs_teacher(winner_oof, root / "pred_vs_teacher.png", title)
-    plot_guard_pr(winner_oof, thresholds, root / "guard_pr.png", "winner")
+    if winner_oof is not None and target not in winner_oof:  # a run from before: "vmaf" held it
+        target = "vmaf"
+    plot_pred_vs_teacher(winner_oof, root / "pred_vs_teacher.png", title, target)
+    plot_guard_pr(winner_oof, thresholds, root / "guard_pr.png", "winner", target)
 
 
 def inert_override_notes(table: pd.DataFrame) -> list[str]:
@@ -438,7 +441,7 @@ def write_report(root: str | Path) -> dict[str, Any]:
         "left_out": left_out,
     }
     atomic_write_json(root / "winner.json", winner)
-    _plots(root, table, win, eligible, winner_oof, thresholds)
+    _plots(root, table, win, eligible, winner_oof, thresholds, str(m.get("target") or "vmaf"))
     return winner
 
 
@@ -465,8 +468,10 @@ def _runs_phrase(n_runs: int, n_left_out: int) -> str:
     return f"{runs} ({n_left_out} left out, below)" if n_left_out else runs
 
 
-def plot_pred_vs_teacher(oof: pd.DataFrame | None, out: Path, title: str) -> Path:
-    """Out-of-fold student VMAF against the teacher's, one colour per codec, identity line."""
+def plot_pred_vs_teacher(oof: pd.DataFrame | None, out: Path, title: str,
+                         target: str = "vmaf") -> Path:
+    """Out-of-fold student VMAF against the teacher's (its ``target`` column), one colour per
+    codec, identity line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -476,12 +481,12 @@ def plot_pred_vs_teacher(oof: pd.DataFrame | None, out: Path, title: str) -> Pat
     if oof is not None and len(oof):
         groups = oof.groupby("codec") if "codec" in oof else [("all", oof)]
         for name, part in groups:
-            ax.scatter(part["vmaf"], part["pred"], s=10, alpha=0.7, label=str(name))
+            ax.scatter(part[target], part["pred"], s=10, alpha=0.7, label=str(name))
         ax.legend(fontsize=7)
     ax.plot([0, 100], [0, 100], color="k", lw=1)
     ax.set_xlim(0, 100)
     ax.set_ylim(0, 100)
-    ax.set_xlabel("teacher VMAF")
+    ax.set_xlabel("teacher VMAF" if target == "vmaf" else f"teacher {target}")
     ax.set_ylabel("student VMAF (out of fold)")
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
@@ -491,7 +496,7 @@ def plot_pred_vs_teacher(oof: pd.DataFrame | None, out: Path, title: str) -> Pat
 
 
 def plot_guard_pr(oof: pd.DataFrame | None, thresholds: Sequence[Any], out: Path,
-                  who: str = "student") -> Path:
+                  who: str = "student", target: str = "vmaf") -> Path:
     """The quality guard's precision/recall curve per threshold (alarm when pred < t), the
     operating point t itself marked."""
     import matplotlib
@@ -505,7 +510,7 @@ def plot_guard_pr(oof: pd.DataFrame | None, thresholds: Sequence[Any], out: Path
 
         for thr in thresholds:
             t = float(thr)
-            pos = (oof["vmaf"] < t).to_numpy()
+            pos = (oof[target] < t).to_numpy()
             if pos.all() or not pos.any():
                 continue
             prec, rec, _ = precision_recall_curve(pos, -oof["pred"].to_numpy())

@@ -25,16 +25,18 @@ __all__ = ["log_run_summary", "summary_plots"]
 OOF_KEYS: tuple[str, ...] = ("mae", "rmse", "plcc", "srocc", "krcc")
 
 
-def summary_plots(oof: pd.DataFrame, thresholds: list[Any], run_dir: Path) -> dict[str, Path]:
-    """Draw the run's pred-vs-teacher and guard plots into ``<run_dir>/plots``."""
+def summary_plots(oof: pd.DataFrame, thresholds: list[Any], run_dir: Path,
+                  target: str = "vmaf") -> dict[str, Path]:
+    """Draw the run's pred-vs-teacher and guard plots (against its ``target`` column) into
+    ``<run_dir>/plots``."""
     from .report import plot_guard_pr, plot_pred_vs_teacher
 
     out = run_dir / "plots"
     out.mkdir(parents=True, exist_ok=True)
     return {
         "pred_vs_teacher": plot_pred_vs_teacher(oof, out / "pred_vs_teacher.png",
-                                                f"{run_dir.name}: out of fold"),
-        "guard_pr": plot_guard_pr(oof, thresholds, out / "guard_pr.png"),
+                                                f"{run_dir.name}: out of fold", target),
+        "guard_pr": plot_guard_pr(oof, thresholds, out / "guard_pr.png", target=target),
     }
 
 
@@ -54,7 +56,8 @@ def log_run_summary(logger_cfg: Mapping[str, Any] | None, run_dir: Path,
     """Plots for every logger; config, OOF metrics, plots and the model for W&B/TensorBoard."""
     cfg = dict(logger_cfg or {})
     name = cfg.get("name", "csv")
-    plots = summary_plots(oof, list(metrics.get("guard_thresholds") or []), run_dir)
+    plots = summary_plots(oof, list(metrics.get("guard_thresholds") or []), run_dir,
+                          str(metrics.get("target") or "vmaf"))
     if name == "wandb":
         _log_wandb(cfg, run_dir, config, metrics, plots)
     elif name == "tensorboard":

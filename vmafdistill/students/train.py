@@ -857,7 +857,8 @@ def fit_fold(
         "sample_id": samples["sample_id"].to_numpy()[te], "fold": k,
         "pred": test_pred, data.target: y[te].astype(float),
     })
-    for col in OOF_KEYS:
+    # the teacher's VMAF beside another target (vmaf_min): it was overwritten with the target
+    for col in (*OOF_KEYS, *(("vmaf",) if data.target != "vmaf" else ())):
         if col in samples:
             part[col] = samples[col].to_numpy()[te]
     info = {"fold": k, "n_train": len(tr), "n_fit": len(fit_idx), "n_calib": len(cal_res),
@@ -905,8 +906,6 @@ def cross_validate(
         lo, hi = intervals(part["pred"].to_numpy(), fold_info[k]["q"])
         part["lo"], part["hi"] = np.asarray(lo, float), np.asarray(hi, float)
     oof = pd.concat(parts, ignore_index=True)
-    if target != "vmaf":
-        oof["vmaf"] = oof[target]
     write_table(oof, run_dir / "oof.parquet")
     return oof, fold_info
 
