@@ -173,6 +173,7 @@ def test_notebook_use_leaves_the_process_as_it_found_it(tmp_path: Path) -> None:
     import os
     import warnings
 
+    import lightning.pytorch  # noqa: F401  (its import-time settings are kept, not undone)
     import pandas as pd
     import pytest
     from hydra import compose as hydra_compose
@@ -206,5 +207,28 @@ def test_notebook_use_leaves_the_process_as_it_found_it(tmp_path: Path) -> None:
     want = student.predict(rows[student.feature_names].to_numpy("float32"))
     for table in (rows, rows[student.feature_names[::-1]]):  # by name, in any order
         assert (student.predict(table) == want).all()
+    positional = pd.DataFrame(rows[student.feature_names].to_numpy("float32"))  # 0, 1, ...
+    assert (student.predict(positional) == want).all()
     with pytest.raises(VmafDistillError, match="key=value strings"):
         api.train(corpus, tmp_path / "run2", 5)  # type: ignore[arg-type]
+
+
+def test_paths_reach_hydra_intact_and_hydra_s_own_options_pass_the_override_check(
+        tmp_path: Path) -> None:
+    """Quoted for Hydra, a backslash was doubled (another directory) and ``${`` read as an
+    interpolation; the override check refused ``-cn``, ``-sc`` and ``hydra.searchpath``
+    command lines Hydra runs."""
+    from omegaconf import OmegaConf
+
+    from vmafdistill.config import check_overrides
+
+    for path in ("/tmp/a\\b", "/tmp/a${x}", "/tmp/a${oc.env:HOME}", "/tmp/bob's (x,y)",
+                 '/tmp/q"x', "/tmp/ünï $%=", "/tmp/end\\"):
+        cfg = api.compose("train", [f"corpus_dir={api._hydra_path(path, 'corpus_dir')}"])
+        assert OmegaConf.to_container(cfg, resolve=True)["corpus_dir"] == path
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "mine.yaml").write_text("# @package _global_\nseed: 5\n")
+    for argv in (["-cn", "finetune", "ckpt=default"], ["-sc", "install=bash"],
+                 [f"hydra.searchpath=[file://{tmp_path}]", "experiment=mine"],
+                 ["hydra.mode=MULTIRUN", "seed=1,2"], ["-m", "seed=1,2"], ["--help"]):
+        check_overrides("train", argv)  # left to Hydra: no error here

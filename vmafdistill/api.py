@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,7 +111,10 @@ def _hydra_path(path: str | Path | None, what: str) -> str:
     if path is None or (isinstance(path, str) and not path.strip()):
         raise VmafDistillError(f"{what}: a path is needed, got {path!r}")
     text = str(Path(path).expanduser().absolute())
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    # Hydra unescapes a backslash only before a quote, before ${ or at the end; ${ would be
+    # an interpolation (a doubled backslash elsewhere named another directory)
+    text = re.sub(r"\\+(?='|\$\{|$)", lambda m: m.group(0) * 2, text)
+    return "'" + text.replace("'", "\\'").replace("${", "\\${") + "'"
 
 
 def _run_dir(run_dir: str | Path) -> Path:
@@ -133,6 +137,7 @@ def _process_state_kept() -> Any:
     deterministic-algorithms flag and RNGs, numpy's and Python's RNGs, the environment
     (Lightning's ``PL_GLOBAL_SEED``, ...), warning filters and Lightning's log levels; one
     ``api.train`` left a notebook single-threaded and deterministic."""
+    import importlib.util
     import logging
     import random
     import warnings
@@ -140,10 +145,15 @@ def _process_state_kept() -> Any:
     import numpy as np
     import torch
 
+    if importlib.util.find_spec("lightning") is not None:
+        # imported first: its import-time log levels and warning filters are then part of
+        # what is kept, not undone afterwards
+        import lightning.pytorch  # noqa: F401
     threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     rng = (torch.random.get_rng_state(), np.random.get_state(), random.getstate())
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
     env = dict(os.environ)
     loggers = {name: logging.getLogger(name).level for name in
                ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning")}
@@ -154,6 +164,8 @@ def _process_state_kept() -> Any:
             torch.set_num_threads(threads)
             torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
             torch.random.set_rng_state(rng[0])
+            if cuda_rng is not None:  # seed_everything reseeds CUDA's generators too
+                torch.cuda.set_rng_state_all(cuda_rng)
             np.random.set_state(rng[1])
             random.setstate(rng[2])
             for key in set(os.environ) - set(env):

@@ -16,7 +16,9 @@ def conf_dir() -> Path:
     one inside the package (``vmafdistill/conf``: in a checkout a link to the repository's
     ``conf/``, in a wheel a copy), so every app works from any directory after ``pip install``."""
     override = os.environ.get("VMAFDISTILL_CONF")
-    path = Path(override).expanduser() if override else Path(__file__).resolve().parent / "conf"
+    # absolute: Hydra's initialize_config_dir refuses a relative one
+    path = (Path(override).expanduser().absolute() if override
+            else Path(__file__).resolve().parent / "conf")
     if not path.is_dir():
         where = "VMAFDISTILL_CONF" if override else "the installed package"
         raise VmafDistillError(
@@ -110,22 +112,37 @@ def one_line(exc: BaseException) -> str:
 def check_overrides(config_name: str, argv: Sequence[str]) -> None:
     """Compose ``config_name`` with a single run's overrides before Hydra runs it: a misspelt
     key or group option is then one line naming it (exit 2), where Hydra printed several and
-    exited 1. Sweeps (``-m``) and ``hydra...`` overrides are left to Hydra."""
-    if any(a in ("-m", "--multirun") for a in argv):
+    exited 1. The command line is read by Hydra's own parser; anything that changes what is
+    composed or run otherwise (a sweep, ``-cn``/``-cd``/``-cp``, ``hydra.searchpath``,
+    ``hydra.mode``, shell completion, ``--info``, a rerun) is left to Hydra."""
+    from hydra._internal.utils import get_args_parser
+
+    try:
+        args, _ = get_args_parser().parse_known_args(list(argv))
+    except SystemExit:  # an argument Hydra's parser refuses: Hydra says so itself
         return
-    plain = [a for a in argv if "=" in a and not a.startswith("-")
-             and not a.lstrip("+~").startswith("hydra")]
-    compose(config_name, plain)
+    if (args.multirun or args.shell_completion or args.config_dir or args.config_path
+            or args.config_name or args.experimental_rerun or args.info or args.help
+            or args.hydra_help):
+        return
+    overrides = list(args.overrides or [])
+    keys = [o.partition("=")[0].lstrip("+~") for o in overrides]
+    if any(k in ("hydra.mode", "hydra.searchpath") for k in keys):
+        return
+    compose(config_name, [o for o, k in zip(overrides, keys, strict=True)
+                          if not k.startswith("hydra")])
 
 
 def _searches_conf_dir(gh: Any) -> bool:
     """Whether the initialised Hydra ``gh`` reads this package's config tree."""
-    ours = str(conf_dir().resolve())
+    ours = conf_dir().resolve()
     try:
         paths = [str(e.path) for e in gh.config_loader().get_search_path().get_path()]
     except Exception:  # another Hydra version's internals: take it as ours, as before
         return True
-    return any(p.removeprefix("file://").rstrip("/") == ours.rstrip("/") for p in paths)
+    # both sides resolved: a checkout's vmafdistill/conf is a link to conf/
+    return any(Path(p.removeprefix("file://")).resolve() == ours for p in paths
+               if "://" not in p or p.startswith("file://"))
 
 
 def compose_dict(config_name: str, overrides: Sequence[str] = ()) -> dict[str, Any]:

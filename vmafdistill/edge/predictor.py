@@ -198,19 +198,35 @@ class Predictor:
                 return _nan_where_not_finite(x, np.asarray(out, dtype=np.float32).reshape(-1))
         return self._predict_checked(x)
 
+    def _by_name(self, x: Any) -> Any:
+        """A table whose column labels are names (a pandas DataFrame, a pyarrow Table) as
+        rows of the card's features, picked by name; anything else as given (by position,
+        e.g. a DataFrame with the default integer labels)."""
+        names = getattr(x, "column_names", None)  # pyarrow
+        columns = getattr(x, "columns", None) if names is None else None
+        if columns is not None and hasattr(x, "to_numpy"):  # pandas (an Index has no truth)
+            names = list(columns)
+        if not names or not all(isinstance(n, str) for n in names):
+            return x
+        missing = [n for n in self.feature_names if n not in names]
+        if missing:
+            raise ModelError(f"{self.model_path.name}: the table lacks the student's "
+                             f"feature column(s) {', '.join(missing)}")
+        twice = sorted({n for n in self.feature_names if list(names).count(n) > 1})
+        if twice:
+            raise ModelError(f"{self.model_path.name}: the table holds feature column(s) "
+                             f"{', '.join(twice)} more than once")
+        if hasattr(x, "column_names"):  # pyarrow Table
+            return np.column_stack([np.asarray(x.column(n).to_numpy(), dtype=np.float32)
+                                    for n in self.feature_names])
+        return x[list(self.feature_names)].to_numpy(dtype=np.float32)
+
     def _predict_checked(self, x: Any) -> np.ndarray:
         """:meth:`predict` for any array-like: converted to float32 rows and checked. A table
         with named columns (a pandas DataFrame) gives the card's features by name: they were
         read by position, so a table in another column order predicted other numbers."""
-        columns = getattr(x, "columns", None)
-        if columns is not None:
-            names = [str(c) for c in columns]
-            missing = [n for n in self.feature_names if n not in names]
-            if missing:
-                raise ModelError(f"{self.model_path.name}: the table lacks the student's "
-                                 f"feature column(s) {', '.join(missing)}")
-            x = x[list(self.feature_names)].to_numpy(dtype=np.float32)
         try:
+            x = self._by_name(x)
             arr = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
         except (TypeError, ValueError) as exc:
             raise ModelError(f"{self.model_path.name}: features must be numbers "
