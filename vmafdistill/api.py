@@ -275,7 +275,8 @@ def export(bundle: str | Path, out: str | Path, *, corpus_dir: str | Path | None
 
 def load_student(model: str | Path = "default") -> Any:
     """The torch-free predictor of an exported student (``"default"``: the shipped one):
-    ``.predict(rows)`` maps raw feature rows (``.feature_names`` order) to VMAF.
+    ``.predict(rows)`` maps raw feature rows (``.feature_names`` order, or a table whose
+    columns carry those names, in any order) to VMAF.
 
     >>> student = load_student()
     >>> student.feature_names[:2]
