@@ -239,20 +239,6 @@ def finetune(ckpt: str | Path, corpus_dir: str | Path, run_dir: str | Path,
                           mae_after=float(metrics["after"]["heldout"]["mae"]), metrics=metrics)
 
 
-def _ref_size(ref_size: Any) -> list[int]:
-    """``(W, H)`` or ``"WxH"`` as two positive integers (``"1920x1080"`` was read as 1 and 9)."""
-    from .errors import VmafDistillError
-
-    parts = ref_size.lower().split("x") if isinstance(ref_size, str) else ref_size
-    try:
-        w, h = (int(v) for v in parts)
-    except (TypeError, ValueError):
-        raise VmafDistillError(f"ref_size: (width, height) or 'WxH', got {ref_size!r}") from None
-    if w <= 0 or h <= 0:
-        raise VmafDistillError(f"ref_size: positive sizes, got {ref_size!r}")
-    return [w, h]
-
-
 def export(bundle: str | Path, out: str | Path, *, corpus_dir: str | Path | None = None,
            ref_size: tuple[int, int] | str | None = None, force: bool = False) -> ExportResult:
     """Export a student bundle to ONNX opset 17 with its card (parity-checked against torch on
@@ -265,8 +251,9 @@ def export(bundle: str | Path, out: str | Path, *, corpus_dir: str | Path | None
     refuse_shipped_overwrite(out, force)
     _check_out(str(out), [Path(bundle), *([] if corpus_dir is None else [Path(corpus_dir)])])
     over: dict[str, Any] = {}
-    if ref_size is not None:
-        over["ref_size"] = _ref_size(ref_size)
+    if ref_size is not None:  # "WxH" as the command spells it; export checks the pair
+        over["ref_size"] = ref_size.lower().split("x") if isinstance(ref_size, str) \
+            else ref_size
     card = export_bundle(Path(bundle), Path(out),
                          corpus_dir=None if corpus_dir is None else str(corpus_dir),
                          settings=load_export_settings(over))

@@ -109,6 +109,11 @@ def one_line(exc: BaseException) -> str:
     return "; ".join(parts) or type(exc).__name__
 
 
+def override_key(override: str) -> str:
+    """The key a Hydra override sets, appends (``+``) or deletes (``~``): ``+a.b=1`` -> ``a.b``."""
+    return override.partition("=")[0].lstrip("+~")
+
+
 def check_overrides(config_name: str, argv: Sequence[str]) -> None:
     """Compose ``config_name`` with a single run's overrides before Hydra runs it: a misspelt
     key or group option is then one line naming it (exit 2), where Hydra printed several and
@@ -126,7 +131,7 @@ def check_overrides(config_name: str, argv: Sequence[str]) -> None:
             or args.hydra_help):
         return
     overrides = list(args.overrides or [])
-    keys = [o.partition("=")[0].lstrip("+~") for o in overrides]
+    keys = [override_key(o) for o in overrides]
     if any(k in ("hydra.mode", "hydra.searchpath") for k in keys):
         return
     compose(config_name, [o for o, k in zip(overrides, keys, strict=True)

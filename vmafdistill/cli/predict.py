@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -174,26 +175,24 @@ def _summary_line(s: dict[str, Any]) -> str:
                f"{s['decoder_errors']['first']})" if s.get("decoder_errors") else ""))
 
 
-def _step(text: str) -> int:
-    """argparse type: a pixel step, an integer >= 0 (0 = automatic)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (0 = automatic), got {value}")
-    return value
+def _int_at_least(low: int, note: str = "") -> Callable[[str], int]:
+    """argparse type: an integer >= ``low`` (``note`` says what the lowest value means)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}{note}, got {value}")
+        return value
+
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (0 would silently mean "the card's value")."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+#: a pixel step (0 = automatic)
+_step = _int_at_least(0, " (0 = automatic)")
+#: an integer >= 1 (0 would silently mean "the card's value")
+_positive_int = _int_at_least(1)
 
 
 def _write_json(target: str, doc: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..config import conf_dir
+from ..config import conf_dir, override_key
 from ..errors import VmafDistillError
 
 
@@ -111,10 +111,10 @@ def _translate_flags(argv: list[str]) -> list[str]:
             out.append(f"{names[flag]}={value}")
         else:
             out.append(arg)
-    keys = [o.partition("=")[0].lstrip("+~") for o in out if "=" in o]
+    keys = [override_key(o) for o in out if "=" in o]
     for key in names.values():
         if keys.count(key) > 1:  # `--workers 2 workers=1` ran with 1, silently
-            given = [o for o in out if o.partition("=")[0].lstrip("+~") == key]
+            given = [o for o in out if override_key(o) == key]
             flag = next(f for f, k in names.items() if k == key)
             raise VmafDistillError(f"{flag} / {key}= given {len(given)} times "
                                    f"({', '.join(given)}): give one")

@@ -16,6 +16,7 @@ import os
 import re
 import struct
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
 from ..errors import VideoInputError
@@ -50,29 +51,25 @@ def _local_path(base: Path, entry: str) -> Path | None:
     return base / entry.split("?")[0]
 
 
-def _ts_problem(fh: object, size: int) -> str | None:
+def _ts_problem(fh: BinaryIO, size: int) -> str | None:
     """An MPEG-TS segment is whole 188-byte packets, each opening with the sync byte."""
-    read = fh.read  # type: ignore[attr-defined]
-    seek = fh.seek  # type: ignore[attr-defined]
-    seek(0)
-    if read(1) != b"\x47":
+    fh.seek(0)
+    if fh.read(1) != b"\x47":
         return "not MPEG-TS at byte 0 (no sync byte: an error page?)"
     if size % _TS_PACKET:
         return f"truncated ({size} bytes: not whole {_TS_PACKET}-byte MPEG-TS packets)"
-    seek(size - _TS_PACKET)
-    if read(1) != b"\x47":
+    fh.seek(size - _TS_PACKET)
+    if fh.read(1) != b"\x47":
         return f"not MPEG-TS at byte {size - _TS_PACKET} (no sync byte)"
     return None
 
 
-def _bmff_problem(fh: object, size: int) -> str | None:
+def _bmff_problem(fh: BinaryIO, size: int) -> str | None:
     """An fMP4 segment is a chain of ISO-BMFF boxes that ends exactly at the file's end."""
-    read = fh.read  # type: ignore[attr-defined]
-    seek = fh.seek  # type: ignore[attr-defined]
     pos = 0
     while pos < size:
-        seek(pos)
-        head = read(16)
+        fh.seek(pos)
+        head = fh.read(16)
         if len(head) < 8:
             return f"truncated (a box header at byte {pos} is cut off)"
         box, kind = struct.unpack(">I4s", head[:8])

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import checked_number
+from ..config import checked_number, override_key
 from ..errors import VmafDistillError
 
 
@@ -214,7 +214,7 @@ def _bundle_target(meta: Mapping[str, Any], overrides: Sequence[str], bundle: Pa
     its "before" figures compared with the wrong column)."""
     have = str(meta.get("target") or "vmaf")
     asked = [o.partition("=")[2] for o in overrides
-             if not o.startswith("~") and o.partition("=")[0].lstrip("+") == "target"]
+             if not o.startswith("~") and override_key(o) == "target"]
     if asked and asked[-1] not in ("", "null", "None", have):  # null: the bundle's
         raise VmafDistillError(f"target={asked[-1]}: the student of {bundle} predicts {have}; "
                                "fine-tuning keeps its target (train a new student for another)")

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..config import override_key
 from ..errors import VmafDistillError
 
 WINNER_RULE = (
@@ -97,7 +98,7 @@ def sweep_grid(root: Path) -> dict[str, list[str] | None] | None:
         # the sweeper's own params (hydra.sweeper.params in a config) sweep too; the command
         # line's value of a key wins, as BasicSweeper merges them
         params = (doc["hydra"].get("sweeper") or {}).get("params") or {}
-        given = {o.split("=", 1)[0].lstrip("+~") for o in task}
+        given = {override_key(o) for o in task}
         task += [f"{k}={v}" for k, v in params.items() if str(k).lstrip("+~") not in given]
         parsed = OverridesParser.create().parse_overrides(task)
     except Exception:  # absent, unreadable, or syntax this Hydra does not parse
