@@ -533,11 +533,11 @@ def test_a_damaged_cached_encode_is_encoded_again(built, sources, tmp_path: Path
 
 
 def test_a_folder_corpus_skips_hidden_files(tmp_path: Path) -> None:
-    """A killed `vmafdistill sources` leaves .<name>.partial.mp4 behind; hidden files and
+    """A killed `vmafdistill sources` leaves .<name>.<tag>.partial.mp4 behind; hidden files and
     folders are not footage."""
     from vmafdistill.corpus.build import plan_sources
 
-    for rel in ("a.mp4", "sub/b.mp4", ".a.mp4.partial.mp4", ".cache/c.mp4", "notes.txt"):
+    for rel in ("a.mp4", "sub/b.mp4", ".a.1.f00d.partial.mp4", ".cache/c.mp4", "notes.txt"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"x")
     planned = plan_sources({"root": str(tmp_path), "extensions": [".mp4"]})
@@ -1469,3 +1469,20 @@ def test_build_settings_are_checked_before_any_work(tmp_path: Path) -> None:
                        "unknown key(s) ['presett']")):
         with pytest.raises(VmafDistillError, match=re.escape(msg)):
             Rung.from_dict(rung)
+
+
+def test_the_teacher_check_step_returns_its_summary(built, tmp_path: Path, capsys) -> None:
+    """``api.build_corpus(..., "teacher_check=true")`` printed the comparison and returned
+    nothing of it: the step now returns the summary it writes (None when skipped)."""
+    from vmafdistill.corpus.app import teacher_check_step
+
+    cfg, report = built
+    assert teacher_check_step(cfg, report) is None  # not asked
+    sharded = {**cfg, "teacher_check": True, "shard": {"index": 0, "count": 2}}
+    assert teacher_check_step(sharded, report) is None
+    assert "skipped for a shard" in capsys.readouterr().err
+    checked = {**cfg, "teacher_check": True}
+    summary = teacher_check_step(checked, report)
+    assert summary == json.loads((Path(cfg["out_dir"]) / "teacher_check.json").read_text())
+    assert summary["samples"] == len(report.samples)
+    assert summary["max_abs_diff"] <= 1e-6  # exact mode vs libvmaf: its 6-decimal printing

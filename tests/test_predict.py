@@ -1340,3 +1340,37 @@ def test_rule_thresholds_must_be_finite() -> None:
     """``--blockiness-z nan`` switched the blockiness rule off without a word."""
     with pytest.raises(ValueError, match=r"issues\.blockiness_z=nan: not a finite number"):
         merge_rules(DEFAULT_RULES, {"issues": {"blockiness_z": float("nan")}})
+
+
+def test_a_pixel_step_given_by_hand_is_capped_at_a_64x36_grid():
+    """A step of 5000 measured one pixel per frame (12 shots became 14, a prediction moved by
+    5.8 VMAF); a given step now stops where 64x36 samples per frame are left."""
+    from vmafdistill.edge.options import STEP_FLOOR_SAMPLES, EdgeOptions, max_pixel_step
+
+    for w, h in [(640, 360), (1920, 1080), (64, 36), (44, 36), (3, 2000)]:
+        s = max_pixel_step(w, h)
+        assert s >= 1
+        assert s == 1 or -(-w // s) * -(-h // s) >= STEP_FLOOR_SAMPLES  # rows/cols sampled
+        assert (w * h) // (s + 1) ** 2 < STEP_FLOOR_SAMPLES
+    assert max_pixel_step(640, 360) == 10
+    assert EdgeOptions(shot_pixel_step=5000).cut_step(640, 360) == 10
+    assert EdgeOptions(shot_pixel_step=3).cut_step(640, 360) == 3  # below the cap: as given
+    opts = EdgeOptions(temporal_pixel_step=5000)
+    assert opts.temporal_step(["temporal_std"], 640, 360) == 10
+    assert opts.temporal_step(["temporal_std"], 44, 36) == 1
+
+
+def test_a_series_row_labelled_with_feature_names_is_read_by_name(predictor):
+    """A pandas Series row (``df.iloc[0]``) was read by position: in another label order it
+    predicted another number. It is read by name now, like a DataFrame."""
+    import pandas as pd
+
+    names = list(predictor.feature_names)
+    values = np.linspace(0.2, 0.9, len(names), dtype=np.float32)
+    want = predictor.predict(values[None])
+    row = pd.Series(values, index=names)
+    assert predictor.predict(row) == pytest.approx(want, abs=0)
+    assert predictor.predict(row[names[::-1]]) == pytest.approx(want, abs=0)
+    assert predictor.predict(pd.Series(values)) == pytest.approx(want, abs=0)  # by position
+    with pytest.raises(ModelError, match=f"the row lacks the student's feature.*{names[0]}"):
+        predictor.predict(row.drop(names[0]).rename({names[1]: "other"}))

@@ -164,19 +164,23 @@ def test_sigterm_stops_a_ray_build_with_143() -> None:
     """A SIGTERM (timeout, SLURM) ended a Ray build with exit 1 after Ray's own handler (a
     signal handler's exception inside ray.wait becomes Ray's SystemExit(1)); now 143, as the
     local pool, with the queued jobs cancelled. The signal is sent once the first result is
-    in, when the build's handler is set."""
+    in, when the build's handler is set. The process's handlers are put back afterwards."""
     import os
     import signal
 
     from vmafdistill.corpus.executor import run_ray
 
     tasks = [("fast", (0.0,)), *[(f"slow{i}", (60.0,)) for i in range(3)]]
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     started = time.perf_counter()
     with pytest.raises(SystemExit) as stopped:
         run_ray(_sleep, tasks, RAY, progress=False, desc="term",
                 on_result=lambda name, _r: os.kill(os.getpid(), signal.SIGTERM))
     assert stopped.value.code == 143
     assert time.perf_counter() - started < 50  # the slow jobs were not waited for
+    # Ray's own SIGTERM handler (exit 1) was left installed after ray.shutdown: a later
+    # local-pool build in the process then died with 1
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
 
 
 def test_a_host_port_nothing_answers_at_is_named_at_once(

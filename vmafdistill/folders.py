@@ -45,7 +45,7 @@ def walk_files(root: Path, skip_dirs: Sequence[Path] = (),
     folder links, and skipped a dangling link without a word.
 
     Hidden files and folders are left out (editors' and OS metadata, macOS's ``._name.mp4``,
-    the ``.<name>.partial.mp4`` a killed `vmafdistill sources` leaves), as is anything under
+    the ``.<name>.<tag>.partial.mp4`` a killed `vmafdistill sources` leaves), as is anything under
     ``skip_dirs`` or matching an ``exclude`` glob relative to ``root`` (a glob that matches a
     folder leaves out everything in it).
     """

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ._ffmpeg import input_url, run_ffmpeg
 from .errors import VideoInputError
+from .folders import unique_token
 
 
 def packaged_file(distribution: str, relpath: str, *, extra: str = "train") -> Path:
@@ -106,12 +107,17 @@ def pan_photos(
 
 def _film(input_args: list[str], out: Path, *, crf: int, what: str) -> Path:
     """Encode ``input_args``' video to ``out`` near-losslessly and reproducibly (x264 ``crf``,
-    one thread, bitexact), through a ``.partial`` file renamed into place."""
-    tmp = out.with_name(f".{out.name}.partial{out.suffix}")
-    run_ffmpeg(["-y", *input_args, "-c:v", "libx264", "-crf", str(crf), "-preset", "medium",
-                "-x264-params", "threads=1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
-                str(tmp)], what=what)
-    tmp.replace(out)
+    one thread, bitexact), through a ``.partial`` file renamed into place. The file carries a
+    random tag (two runs filming into one folder renamed each other's file away) and is
+    removed when ffmpeg fails."""
+    tmp = out.with_name(f".{out.stem}.{unique_token()}.partial{out.suffix}")
+    try:
+        run_ffmpeg(["-y", *input_args, "-c:v", "libx264", "-crf", str(crf), "-preset",
+                    "medium", "-x264-params", "threads=1", "-fflags", "+bitexact",
+                    "-flags:v", "+bitexact", str(tmp)], what=what)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
 
 

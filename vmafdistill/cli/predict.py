@@ -98,11 +98,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "the issue heuristic on every k-th frame (default: the card's, else 8)")
     p.add_argument("--shot-pixel-step", type=_step,
                    help="cut-detection histograms on every s-th row/column; 0 = automatic "
-                        "(>= 320x180 samples per frame; the default unless the card says)")
+                        "(>= 320x180 samples per frame; the default unless the card says); "
+                        "capped where it would leave < 64x36 samples")
     p.add_argument("--temporal-pixel-step", type=_step,
                    help="for a student whose only pixel inputs are temporal: those on every "
                         "frame from every s-th row/column; 0 = automatic (>= 160x90 samples), "
-                        "1 = exact (default: the card's)")
+                        "1 = exact (default: the card's); capped where it would leave < 64x36 "
+                        "samples")
     p.add_argument("--threads", type=_positive_int,
                    help="feature threads per chunk (default: the card's edge.threads, else 1)")
     p.add_argument("--decoder", choices=("auto", "ffmpeg"),

@@ -33,7 +33,8 @@ def _run(cfg: Any) -> int:
             print("teacher_check: skipped, the corpus is incomplete (leave a bad file out "
                   "with corpus.exclude=[...] and rebuild)", file=sys.stderr)
         return 1
-    return teacher_check_step(plain, report)
+    teacher_check_step(plain, report)
+    return 0
 
 
 def corpus_action(plain: dict[str, Any]) -> Any:
@@ -45,20 +46,21 @@ def corpus_action(plain: dict[str, Any]) -> Any:
     return merge_shards(plain) if plain.get("action") == "merge" else build_corpus(plain)
 
 
-def teacher_check_step(plain: dict[str, Any], report: Any) -> int:
-    """``teacher_check=true`` on a complete, unsharded build (else said and skipped); the exit
-    status (0 without it)."""
+def teacher_check_step(plain: dict[str, Any], report: Any) -> dict[str, Any] | None:
+    """``teacher_check=true`` on a complete, unsharded build (else said and skipped): the
+    check's summary (as ``teacher_check.json``), None when there was none."""
     if not plain.get("teacher_check"):
-        return 0
+        return None
     if plain.get("action") == "merge" or (plain.get("shard") or {}).get("count"):
         print("teacher_check: skipped for a shard or a merge; run `vmafdistill corpus "
               "teacher_check=true` (no shard) once the corpus is complete", file=sys.stderr)
-        return 0
+        return None
     return _teacher_check(plain, report)
 
 
-def _teacher_check(cfg: dict[str, Any], report: Any) -> int:
-    """``teacher_check=true``: the same corpus labelled by libvmaf, per-sample gap printed."""
+def _teacher_check(cfg: dict[str, Any], report: Any) -> dict[str, Any]:
+    """``teacher_check=true``: the same corpus labelled by libvmaf, per-sample gap printed;
+    the summary."""
     from .build import build_corpus
     from .teacher_check import format_teacher_check, run_teacher_check
 
@@ -78,7 +80,7 @@ def _teacher_check(cfg: dict[str, Any], report: Any) -> int:
     summary = run_teacher_check(cfg, report, build)
     print(format_teacher_check(summary))
     print(f"per-sample gaps: {report.out_dir}/teacher_check.csv")
-    return 0
+    return summary
 
 
 def _shard_failed(message: str) -> VmafDistillError:

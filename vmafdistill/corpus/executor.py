@@ -244,6 +244,10 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
     ``stop_on_error``: the first failed job cancels the others."""
     from tqdm import tqdm
 
+    # ray.init installs its own SIGTERM handler (exit 1) and leaves it after shutdown: a
+    # later local build in the same process then died with 1, not 143
+    handlers = ({s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+                if threading.current_thread() is threading.main_thread() else {})
     started_here = _connect(cfg)
     import ray
 
@@ -304,4 +308,7 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
         stack.close()
         if started_here:
             ray.shutdown()
+            for signum, handler in handlers.items():
+                if handler is not None:  # None: set outside Python, cannot be put back
+                    signal.signal(signum, handler)
     return results, errors

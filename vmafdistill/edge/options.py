@@ -26,6 +26,9 @@ Three documented speed options (recorded in the model card's ``edge`` section; 1
   default) = automatic, >= :data:`TEMPORAL_MIN_SAMPLES` samples per frame: it moved the
   shipped student's predictions by <= 0.11 VMAF over 1165 shots (docs/edge.md).
 
+A step given for either is capped per video at :func:`max_pixel_step` (>= a 64x36 grid of
+samples per frame); the summary records the step used.
+
 A student whose card lists no pixel feature (e.g. ``rate7``: stream metadata only) needs no
 pixel feature for its *prediction*; then the pixel features only feed the quality token's
 ``issue`` heuristic and are computed on every ``issue_frame_step``-th frame (default 8, card
@@ -51,11 +54,13 @@ from ..features.registry import MB_QUANTIZER_FEATURES, QUANTIZER_FEATURES
 __all__ = [
     "CUT_MIN_SAMPLES",
     "DECODERS",
+    "STEP_FLOOR_SAMPLES",
     "TEMPORAL_MIN_SAMPLES",
     "EdgeOptions",
     "auto_cut_step",
     "auto_temporal_step",
     "default_ref_size",
+    "max_pixel_step",
     "needs_mb_quantizer",
     "needs_pixel_features",
     "needs_quantizer",
@@ -135,7 +140,7 @@ class EdgeOptions:
         else 1 when every frame gets pixel features anyway (``pixel_step`` 1: their
         full-resolution histograms come free), else the automatic :func:`auto_cut_step`."""
         if self.shot_pixel_step:
-            return self.shot_pixel_step
+            return min(self.shot_pixel_step, max_pixel_step(width, height))
         return 1 if pixel_step == 1 else auto_cut_step(width, height)
 
     def pixel_step(self, feature_names: Sequence[str]) -> int:
@@ -158,7 +163,9 @@ class EdgeOptions:
         """
         if not temporal_only(feature_names):
             return None
-        return self.temporal_pixel_step or auto_temporal_step(width, height)
+        if self.temporal_pixel_step:
+            return min(self.temporal_pixel_step, max_pixel_step(width, height))
+        return auto_temporal_step(width, height)
 
 
 #: The automatic cut-histogram step keeps at least this many samples per frame (a 320x180
@@ -181,6 +188,18 @@ TEMPORAL_MIN_SAMPLES = 160 * 90
 def auto_temporal_step(width: int, height: int) -> int:
     """Largest s >= 1 keeping >= :data:`TEMPORAL_MIN_SAMPLES` samples per frame."""
     return auto_cut_step(width, height, TEMPORAL_MIN_SAMPLES)
+
+
+#: A pixel step given by hand is capped where it would leave fewer samples per frame than a
+#: 64x36 grid: a step of 5000 measured one pixel of a 640x360 frame, cut 12 shots into 14 and
+#: moved a prediction by 5.8 VMAF with no flag. The summary records the step used.
+STEP_FLOOR_SAMPLES = 64 * 36
+
+
+def max_pixel_step(width: int, height: int) -> int:
+    """The largest pixel step a caller may ask for at this frame size (>= 1; see
+    :data:`STEP_FLOOR_SAMPLES`)."""
+    return auto_cut_step(width, height, STEP_FLOOR_SAMPLES)
 
 
 def temporal_only(feature_names: Sequence[str]) -> bool:

@@ -199,22 +199,25 @@ class Predictor:
         return self._predict_checked(x)
 
     def _by_name(self, x: Any) -> Any:
-        """A table whose column labels are names (a pandas DataFrame, a pyarrow Table) as
-        rows of the card's features, picked by name; anything else as given (by position,
-        e.g. a DataFrame with the default integer labels)."""
+        """A table whose column labels are names (a pandas DataFrame, a pyarrow Table), or one
+        row whose labels are names (a pandas Series), as the card's features picked by name;
+        anything else as given (by position, e.g. a DataFrame with integer labels)."""
         names = getattr(x, "column_names", None)  # pyarrow
-        columns = getattr(x, "columns", None) if names is None else None
-        if columns is not None and hasattr(x, "to_numpy"):  # pandas (an Index has no truth)
-            names = list(columns)
+        series = False
+        if names is None and hasattr(x, "to_numpy"):  # pandas (an Index has no truth)
+            series = getattr(x, "ndim", None) == 1 and hasattr(x, "index")
+            labels = x.index if series else getattr(x, "columns", None)
+            names = list(labels) if labels is not None else None
         if not names or not all(isinstance(n, str) for n in names):
             return x
         missing = [n for n in self.feature_names if n not in names]
+        what = "row" if series else "table"
         if missing:
-            raise ModelError(f"{self.model_path.name}: the table lacks the student's "
-                             f"feature column(s) {', '.join(missing)}")
+            raise ModelError(f"{self.model_path.name}: the {what} lacks the student's "
+                             f"feature(s) {', '.join(missing)}")
         twice = sorted({n for n in self.feature_names if list(names).count(n) > 1})
         if twice:
-            raise ModelError(f"{self.model_path.name}: the table holds feature column(s) "
+            raise ModelError(f"{self.model_path.name}: the {what} holds feature(s) "
                              f"{', '.join(twice)} more than once")
         if hasattr(x, "column_names"):  # pyarrow Table
             return np.column_stack([np.asarray(x.column(n).to_numpy(), dtype=np.float32)
