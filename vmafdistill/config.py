@@ -4,6 +4,7 @@ for the torch-free edge (which does not depend on Hydra)."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,15 @@ def one_line(exc: BaseException) -> str:
         listing = line.endswith(":")
         parts.append(line.rstrip("."))
     return "; ".join(parts) or type(exc).__name__
+
+
+def hydra_quoted(text: str) -> str:
+    """``text`` as a quoted Hydra override value, read back as exactly ``text``: pasted as
+    is, ``run(1)``, ``bob's``, ``x,y`` or ``a [1]`` were grammar errors."""
+    # Hydra unescapes a backslash only before a quote, before ${ or at the end; ${ would be
+    # an interpolation (a doubled backslash elsewhere named another directory)
+    text = re.sub(r"\\+(?='|\$\{|$)", lambda m: m.group(0) * 2, text)
+    return "'" + text.replace("'", "\\'").replace("${", "\\${") + "'"
 
 
 def override_key(override: str) -> str:

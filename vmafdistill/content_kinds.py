@@ -33,7 +33,7 @@ import numpy as np
 
 from ._ffmpeg import ffmpeg_exe
 from .errors import ToolError, VideoInputError
-from .folders import unique_token
+from .folders import already_made, unique_token
 
 __all__ = [
     "KINDS",
@@ -312,7 +312,7 @@ def film_kind_source(src: KindSource, out: Path, *, crf: int = 10) -> Path:
     """
     import subprocess
 
-    if out.is_file():
+    if already_made(out):
         return out
     if src.kind not in KINDS:
         raise VideoInputError(f"{src.name}: unknown kind {src.kind!r}; known: {sorted(KINDS)}")

@@ -22,6 +22,19 @@ def unique_token() -> str:
     return f"{os.getpid()}.{secrets.token_hex(6)}"
 
 
+def already_made(out: Path) -> bool:
+    """Whether the file a recipe films is there already (it is kept); a folder or other
+    non-file in its place is one error naming it (``tmp.replace(out)`` failed with a
+    traceback after the whole encode)."""
+    if out.is_file():
+        return True
+    if out.exists() or out.is_symlink():
+        kind = "a folder" if out.is_dir() else "a link to nothing" if not out.exists() \
+            else "not a regular file"
+        raise VmafDistillError(f"{out}: {kind} is in the place of the video to film; move it")
+    return False
+
+
 def make_folder(option: str, folder: Path) -> None:
     """``folder`` made (parents too), or one error naming ``option`` and the problem: an
     existing file, a path through one, a folder that cannot be made (each was a traceback,
@@ -46,14 +59,17 @@ def walk_files(root: Path, skip_dirs: Sequence[Path] = (),
 
     Hidden files and folders are left out (editors' and OS metadata, macOS's ``._name.mp4``,
     the ``.<name>.<tag>.partial.mp4`` a killed `vmafdistill sources` leaves), as is anything under
-    ``skip_dirs`` or matching an ``exclude`` glob relative to ``root`` (a glob that matches a
-    folder leaves out everything in it).
+    ``skip_dirs`` or matching an ``exclude`` glob relative to ``root``: anchored at ``root``
+    (``rejects/*`` is not ``keep/rejects/*``), ``*`` crossing folders (``*_proxy.mp4`` at
+    any depth); a glob that matches a folder leaves out everything in it.
     """
     skip = [d.resolve() for d in skip_dirs]
 
     def skipped(path: Path) -> bool:
-        rel = path.relative_to(root)
-        if any(rel.match(p) or fnmatch.fnmatch(rel.as_posix(), p) for p in exclude):
+        # anchored at root (Path.match anchors at the right: `rejects/*` also left out
+        # keep/rejects/k.mp4); fnmatch's `*` crosses folders, so `*_proxy.mp4` is any depth
+        rel = path.relative_to(root).as_posix()
+        if any(fnmatch.fnmatchcase(rel, p) for p in exclude):
             return True
         return bool(skip) and any(path.resolve().is_relative_to(d) for d in skip)
 

@@ -10,6 +10,7 @@ photographs: cartoon, static camera, hand-held, grain, dark, screen). ``vmafdist
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,8 @@ def missing_source_hint(path: str | Path) -> str:
             continue
         group = (" --group heldout" if name == "kinds" and p.stem in (recipe.get("heldout") or {})
                  else "")
-        return f" (film it with: vmafdistill sources {name}{group} --out {p.parent})"
+        return (f" (film it with: vmafdistill sources {name}{group} "
+                f"--out {shlex.quote(str(p.parent))})")
     return ""
 
 
@@ -97,25 +99,37 @@ def synth_graphs(recipe: Mapping[str, Any] | None = None) -> dict[str, str]:
     fill = {"width": w, "height": h, "fps": r["fps"], "half_width": w // 2,
             "half_height": h // 2, "double_width": 2 * w, "double_height": 2 * h,
             "last_x": w - 1, "last_y": h - 1}
-    return {name: str(graph).format(**fill) for name, graph in r["sources"].items()}
+    graphs = {}
+    for name, graph in r["sources"].items():
+        try:
+            graphs[name] = str(graph).format(**fill)
+        except (KeyError, IndexError, ValueError) as exc:  # a user recipe's typo: a traceback
+            raise VmafDistillError(
+                f"recipe synth, source {name}: bad placeholder in {graph!r} ({exc!r}); known: "
+                + ", ".join("{" + k + "}" for k in fill)) from None
+    return graphs
 
 
 def make_synth_source(name: str, graph: str, out_dir: str | Path, *, seconds: float,
                       fps: float) -> Path:
     """Encode one lavfi graph losslessly to ``out_dir/<name>.mp4`` (kept if already there)."""
     from ._ffmpeg import run_ffmpeg
+    from .folders import already_made, unique_token
 
     out = Path(out_dir) / f"{name}.mp4"
-    if out.is_file():
+    if already_made(out):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial.mp4")
-    run_ffmpeg(["-y", "-f", "lavfi", "-i", f"{graph},format=yuv420p,setsar=1",
-                "-t", str(seconds), "-r", str(fps), "-c:v", "libx264", "-qp", "0",
-                "-preset", "medium", "-x264-params", "threads=1",
-                "-fflags", "+bitexact", "-flags:v", "+bitexact", str(tmp)],
-               what=f"generating synthetic source {name}")
-    tmp.replace(out)
+    tmp = out.with_name(f".{out.stem}.{unique_token()}.partial.mp4")  # runs side by side
+    try:
+        run_ffmpeg(["-y", "-f", "lavfi", "-i", f"{graph},format=yuv420p,setsar=1",
+                    "-t", str(seconds), "-r", str(fps), "-c:v", "libx264", "-qp", "0",
+                    "-preset", "medium", "-x264-params", "threads=1",
+                    "-fflags", "+bitexact", "-flags:v", "+bitexact", str(tmp)],
+                   what=f"generating synthetic source {name}")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
 
 

@@ -179,14 +179,16 @@ def select_cuts(strength: np.ndarray, *, min_frames: int) -> list[int]:
 
     ``strength[t]`` compares frame t with frame t-1 (``strength[0]`` is ignored). A cut is never
     closer than ``min_frames`` to the previous cut, to frame 0, or to the end of the clip; a
-    candidate too close to the previous cut replaces it when it is strictly stronger.
+    candidate too close to the previous cut replaces it when it is strictly stronger. A
+    candidate too close to the end is no candidate: it replaced a valid cut before it and was
+    then dropped, and a real cut was lost.
     """
     s = np.asarray(strength, dtype=np.float64)
     n = s.shape[0]
     cuts: list[int] = []
     cut_strength: list[float] = []
     for t in np.flatnonzero(s >= 1.0).tolist():  # few candidates: a Python loop is fine
-        if t == 0:
+        if t == 0 or n - t < min_frames:
             continue
         last = cuts[-1] if cuts else 0
         if t - last >= min_frames:
@@ -196,8 +198,6 @@ def select_cuts(strength: np.ndarray, *, min_frames: int) -> list[int]:
             # Moving the previous cut later keeps it >= min_frames after the one before it.
             cuts[-1] = t
             cut_strength[-1] = float(s[t])
-    if cuts and n - cuts[-1] < min_frames:
-        cuts.pop()  # the tail would be a too-short shot: it stays with the scene before
     return cuts
 
 

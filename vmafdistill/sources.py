@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ._ffmpeg import input_url, run_ffmpeg
 from .errors import VideoInputError
-from .folders import unique_token
+from .folders import already_made, unique_token
 
 
 def packaged_file(distribution: str, relpath: str, *, extra: str = "train") -> Path:
@@ -78,7 +78,7 @@ def pan_photos(
         VideoInputError: no photo, a photo missing, or an odd / empty frame size.
         ToolError: ffmpeg failed (named in the message).
     """
-    if out.is_file():
+    if already_made(out):
         return out
     if not shots:
         raise VideoInputError(f"{out}: no photographs to film")
@@ -132,7 +132,7 @@ def add_temporal_noise(clean: Path, out: Path, *, strength: int, crf: int = 10) 
         VideoInputError: ``clean`` missing or ``strength`` not positive.
         ToolError: ffmpeg failed (named in the message).
     """
-    if out.is_file():
+    if already_made(out):
         return out
     if strength <= 0:
         raise VideoInputError(f"{out}: noise strength must be positive, got {strength}")

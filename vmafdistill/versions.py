@@ -34,8 +34,9 @@ V1016_TEACHER_VERSION = 2
 #: Bump when the shot-cut algorithm changes (invalidates cached shot lists). 2: sources cut
 #: at :func:`vmafdistill.io.packets.read_rate` (the rate predict reads), not the declared one;
 #: 3: that rate's constant-rate test also takes jittered timestamps, probed as predict probes;
-#: 4: its one-frame tolerance stays under half a frame (an AVI's tick is a whole frame).
-SHOTS_VERSION = 4
+#: 4: its one-frame tolerance stays under half a frame (an AVI's tick is a whole frame);
+#: 5: a cut candidate too close to the clip's end no longer replaces a valid cut before it.
+SHOTS_VERSION = 5
 
 #: Bump when encode settings in :mod:`vmafdistill.encode` change (invalidates cached encodes).
 #: 3: -noautorotate (sources with a rotation matrix).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..config import conf_dir, override_key
+from ..config import conf_dir, hydra_quoted, override_key
 from ..errors import VmafDistillError
 
 
@@ -110,7 +110,8 @@ def _translate_flags(argv: list[str]) -> list[str]:
                 value = next(it, "")
                 if not value:
                     raise VmafDistillError(f"{flag} needs a value")
-            out.append(f"{names[flag]}={value}")
+            # a path, quoted for Hydra: `--out "run(1)"` was a grammar error
+            out.append(f"{names[flag]}={hydra_quoted(value) if flag == '--out' else value}")
         else:
             out.append(arg)
     keys = [override_key(o) for o in out if "=" in o]

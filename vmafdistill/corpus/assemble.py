@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,11 @@ def sources_table(sources: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per source."""
     cols = ["source_id", "path", "sha256", "width", "height", "pix_fmt", "bit_depth", "fps",
             "num_frames", "duration_s"]
-    df = pd.DataFrame([{c: s[c] for c in cols} for s in sources], columns=cols)
+    # Table strings are UTF-8: a file name that is not (Latin-1 from an old share) ended the
+    # build after every job had run; its bytes are written as \x escapes instead
+    df = pd.DataFrame([{c: (os.fsencode(s[c]).decode("utf-8", "backslashreplace")
+                            if c == "path" else s[c]) for c in cols} for s in sources],
+                      columns=cols)
     df["schema_version"] = SCHEMA_VERSION
     return df[list(SOURCE_COLUMNS)]
 

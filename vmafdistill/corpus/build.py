@@ -111,7 +111,10 @@ def _scan_root(corpus_cfg: Mapping[str, Any], skip_dirs: Sequence[Path] = ()
     root_p = Path(str(root)).expanduser()
     if not root_p.is_dir():
         raise VmafDistillError(f"corpus.root {root_p}: not a directory")
-    return _scan_folder(root_p, [str(e) for e in corpus_cfg.get("extensions", [])], skip_dirs,
+    # `extensions=[mp4]` (no dot) matched nothing: "no videos with extensions ['mp4']"
+    exts = [e if e.startswith(".") else "." + e
+            for e in (str(x).strip() for x in corpus_cfg.get("extensions", [])) if e]
+    return _scan_folder(root_p, exts, skip_dirs,
                         [str(g) for g in corpus_cfg.get("exclude") or []])
 
 

@@ -115,7 +115,8 @@ def source_ids(paths: list[Path], root: Path | None = None,
     for i, base in enumerate(bases):
         if not ids[i]:
             named = paths[i].relative_to(root) if root else paths[i]  # listed: the whole path
-            digest = hashlib.sha256(named.as_posix().encode()).hexdigest()
+            # fsencode: a name that is not UTF-8 (Latin-1 from an old share) has surrogates
+            digest = hashlib.sha256(os.fsencode(named.as_posix())).hexdigest()
             n, copy = 6, 1  # longer only where the short form is another file's id
             candidate = f"{base}-{digest[:n]}"
             while candidate in taken:  # the same path listed twice: a counter after it
@@ -411,6 +412,11 @@ def _teacher_frames(
                 # a gray or rotated source: the build names it on every build, from its record
                 warnings.filterwarnings("ignore", message=r".* is gray: it is scored as decoded")
                 warnings.filterwarnings("ignore", message=r".* has a display rotation of")
+                # a damaged source: named on every build from its record (decode_errors);
+                # this reference decode repeated it as a raw Python warning per rung
+                warnings.filterwarnings(
+                    "ignore", message=re.escape(f"{ref}: ffmpeg reported decoding errors"),
+                    category=DecodeWarning)
                 result = score_files(
                     ref, dist, model=model, device=str(teacher_cfg.get("device", "cpu")),
                     chunk=int(teacher_cfg.get("chunk", 8)), rescale=True, scale_flags=flags,

@@ -271,7 +271,7 @@ def _unseen_corpus_config(
 ) -> tuple[dict[str, Any], Path, str]:
     """The unseen sources made under ``cache`` and the corpus config labelling them with
     libvmaf: ``(config, a source path, corpus name)``."""
-    from ..config import compose_dict
+    from ..config import compose_dict, hydra_quoted
 
     if kinds:
         from ..recipes import make_kind_sources
@@ -286,8 +286,8 @@ def _unseen_corpus_config(
     cfg = compose_dict("corpus", [
         # one corpus directory per ladder, so `--ladder wide_all` does not replace the tables of
         # the default ladder
-        f"paths.cache_dir={cache}", "corpus=folder", f"corpus.name={name}",
-        f"corpus.root={src.parent}", f"ladder={ladder}", "teacher=libvmaf",
+        f"paths.cache_dir={hydra_quoted(str(cache))}", "corpus=folder", f"corpus.name={name}",
+        f"corpus.root={hydra_quoted(str(src.parent))}", f"ladder={ladder}", "teacher=libvmaf",
         f"workers={workers}", "progress=false",
     ])
     return cfg, src, name
