@@ -572,8 +572,9 @@ def _note_input_surprises(sources: list[dict[str, Any]], scan: FolderScan | None
 
 
 def _note_variable_rates(ordered: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
-    """Name the sources whose encodes play at another rate than the source is read at (frames
-    lost in a damaged file): their rows use the rate predict reads, their shot times the
+    """Name the sources whose encodes play at another rate than the source is read at (a
+    variable-rate source, whose last frame's duration the encode does not keep, or frames lost
+    in a damaged file): their rows use the rate predict reads, their shot times the
     source's."""
     noted: set[str] = set()
     for source, result in ordered:
@@ -582,7 +583,8 @@ def _note_variable_rates(ordered: list[tuple[dict[str, Any], dict[str, Any]]]) -
             noted.add(source["source_id"])
             print(f"vmafdistill corpus: note: source {source['source_id']} is read at "
                   f"{float(source['fps']):.3f} fps but its encodes play at {rate:.3f} fps "
-                  "(frames lost in a damaged file?): its samples' bitrates and rates use the "
+                  "(a variable frame rate, or frames lost in a damaged file?): its "
+                  "samples' bitrates and rates use the "
                   "played rate, as predict reads them; its shot times in shots.parquet use "
                   "the source's", file=sys.stderr)
 
