@@ -43,7 +43,9 @@ sweep, `--cfg job` to print the resolved config, `--help` for Hydra's own help l
 groups). Their options are the config files under `vmafdistill/conf` (or `$VMAFDISTILL_CONF`):
 
 - `vmafdistill corpus`: `conf/corpus.yaml` and the groups `corpus/`, `ladder/`, `teacher/`,
-  `shots/`, `executor/`; see [corpus.md](corpus.md).
+  `shots/`, `executor/`; see [corpus.md](corpus.md). Two flags are spellings of overrides:
+  `--workers N` (`workers=N`) and `--out DIR` (`out_dir=DIR`, quoted for Hydra: any path);
+  giving a flag and its override both is an error.
 - `vmafdistill train`: `conf/train.yaml` and the groups `student/`, `loss/`, `features/`, `cv/`,
   `trainer/`, `logger/`, `hparams_search/`, `experiment/`; see [training.md](training.md).
 - `vmafdistill finetune`: `conf/finetune.yaml`; see [training.md](training.md).

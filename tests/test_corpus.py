@@ -180,6 +180,27 @@ def test_cached_rerun_is_identical_and_does_no_work(built) -> None:
     assert ensure_corpus(cfg) == Path(cfg["out_dir"])
 
 
+def test_a_cached_rerun_starts_no_worker_pool(built, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cached rung jobs only read their artefacts: with workers=2 a cached rerun still
+    started a pool whose workers each imported torch (~3 s of a ~6 s pilot rerun). (Sources
+    are hashed in the pool: hashing is what tells a cached source.)"""
+    import vmafdistill.corpus.build as build
+
+    cfg, report = built
+    pooled: list[str] = []
+    run_pools = build._run_pools
+
+    def recording(fn, *args, **kwargs):
+        pooled.append(fn.__name__)
+        return run_pools(fn, *args, **kwargs)
+
+    monkeypatch.setattr(build, "_run_pools", recording)
+    again = build_corpus({**cfg, "workers": 2})
+    assert "run_rung" not in pooled, pooled
+    assert not again.failures
+    pd.testing.assert_frame_equal(report.samples, again.samples)
+
+
 def test_replacing_a_corpus_built_with_other_settings_warns(
         built, capsys: pytest.CaptureFixture[str]) -> None:
     """out_dir follows the corpus name, so `corpus ladder=av1` alone rebuilt the pilot corpus
