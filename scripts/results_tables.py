@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 #: Overrides that do not change the numbers (left out of table titles).
-_SKIP = ("corpus_dir=", "hydra.", "trainer.enable_progress_bar")
+_SKIP = ("corpus_dir=", "hydra.", "trainer.enable_progress_bar", "paths.")
 
 
 def _guard(g: dict) -> str:
@@ -54,6 +54,11 @@ def table(run_dir: Path) -> str:
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__)
+        return 2
+    missing = [a for a in argv if not (Path(a) / "metrics.json").is_file()]
+    if missing:  # was a FileNotFoundError traceback
+        print(f"results_tables: no metrics.json in {', '.join(missing)} (a `vmafdistill train` "
+              "run directory holds one)", file=sys.stderr)
         return 2
     print("\n\n".join(table(Path(a)) for a in argv))
     return 0

@@ -46,3 +46,14 @@ def test_video_files_globs_relative_absolute_and_recursive(tmp_path):
     default = video_files([], tmp_path)  # defaults resolve under the root
     assert str(tmp_path / ".cache/corpus_cache/encodes/e.webm") in default
     assert any(g.endswith("*.webm") for g in CACHED_VIDEO_GLOBS)
+
+
+def test_results_tables_names_a_directory_without_metrics(tmp_path, capsys) -> None:
+    """scripts/results_tables.py on a folder that is no run directory was a traceback."""
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "results_tables.py"
+    main = runpy.run_path(str(script))["main"]
+    assert main([str(tmp_path)]) == 2
+    assert f"no metrics.json in {tmp_path}" in capsys.readouterr().err

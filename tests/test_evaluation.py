@@ -497,3 +497,25 @@ def test_evaluate_refuses_what_it_would_lose_or_ignore_before_any_work(
     (tmp_path / "p.svg").write_text("<?xml version='1.0'?><svg/>")  # an earlier SVG plot
     with pytest.raises(RuntimeError, match="corpus work"):
         unseen.evaluate_unseen(cache=cache, plot=tmp_path / "p.svg")
+
+
+def test_evaluate_with_no_predicted_shot_is_one_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model whose every shot is flagged without a prediction ended evaluate in numpy's
+    'zero-size array' traceback after the corpus work; now one error naming the model."""
+    import types
+
+    import pandas as pd
+
+    from vmafdistill.evaluation import unseen
+
+    src = tmp_path / "cache" / "unseen" / "clip.mp4"
+    monkeypatch.setattr(unseen, "_unseen_corpus_config",
+                        lambda *a, **k: ({"out_dir": str(tmp_path)}, src, "unseen"))
+    samples = pd.DataFrame({"vmaf": [50.0, 60.0], "teacher_version": ["libvmaf x"] * 2})
+    monkeypatch.setattr("vmafdistill.corpus.build.build_corpus",
+                        lambda cfg: types.SimpleNamespace(failures=[], samples=samples))
+    monkeypatch.setattr(unseen, "_shot_rows", lambda *a, **k: [])
+    with pytest.raises(VmafDistillError, match=r"no shot of the 2 corpus samples got a "
+                                               r"prediction"):
+        unseen.evaluate_unseen(cache=tmp_path / "cache")

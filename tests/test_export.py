@@ -323,3 +323,28 @@ def test_a_student_on_a_column_subset_is_checked_on_those_columns(samples, tmp_p
     # the unread column's value changes nothing: the same prediction as the clean row
     assert _predict(pred, [{**row, unread: float("nan")}], NAMES, card["used_features"]) == \
         pytest.approx(pred.predict(np.array([[row[n] for n in NAMES]], dtype=np.float32)))
+
+
+def test_export_refuses_to_overwrite_the_shipped_student_or_its_card(tmp_path, monkeypatch):
+    """``--out checkpoints/vmafdistill_default`` (no suffix) left the shipped model but wrote
+    its card over the shipped one, and predict's default then refused the pair; only the
+    ``.onnx`` itself was guarded."""
+    import shutil
+
+    import vmafdistill.students.shipped as shipped
+    from vmafdistill.edge.card import card_path_for
+    from vmafdistill.export import refuse_shipped_overwrite
+
+    ship = tmp_path / "checkpoints"
+    ship.mkdir()
+    onnx = ship / "vmafdistill_default.onnx"
+    shutil.copy(shipped.SHIPPED_ONNX, onnx)
+    shutil.copy(card_path_for(shipped.SHIPPED_ONNX), card_path_for(onnx))
+    monkeypatch.setattr(shipped, "SHIPPED_ONNX", onnx)
+    for out, needle in ((onnx, "vmafdistill_default.onnx;"),
+                        (ship / "vmafdistill_default", "card vmafdistill_default.card.json"),
+                        (ship / "vmafdistill_default.bin", "card vmafdistill_default.card.json")):
+        with pytest.raises(VmafDistillError, match=f"overwrite the shipped student's {needle}"):
+            refuse_shipped_overwrite(out)
+        refuse_shipped_overwrite(out, force=True)
+    refuse_shipped_overwrite(ship / "mine.onnx")

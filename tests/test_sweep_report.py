@@ -282,3 +282,35 @@ def test_a_sweep_with_sweeper_params_keeps_its_jobs(tmp_path: Path) -> None:
             num += 1
     kept, left_out, _ = sweep_runs(tmp_path)
     assert len(kept) == 4 and not left_out, left_out
+
+
+def test_override_values_with_spaces_and_jobs_that_never_started(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Overrides were joined with spaces and split again: ``corpus_dir='/x/my corpus A'``
+    read as two tokens, the varying column said ``A'`` and the shared ones listed halves. A
+    sweep stopped before some jobs started named a winner of fewer runs without a word."""
+    import shutil
+
+    from vmafdistill.cli import main
+
+    corpora = [synthetic_corpus(tmp_path / f"my corpus {k}", n_sources=2, n_shots=4)
+               for k in "AB"]
+    sweep = tmp_path / "s"
+    axis = ",".join(f"'{c}'" for c in corpora)
+    assert main(["train", "-m", f"corpus_dir={axis}", f"hydra.sweep.dir={sweep}",
+                 "baselines=[]", *TRAIN_FAST, "optim.max_epochs=5", "student=linear"]) == 0
+    table = report_table_of(sweep)
+    assert [v.startswith("corpus_dir=") and v.endswith(f"my corpus {k}'")
+            for v, k in zip(table["varying"], "AB", strict=True)] == [True, True], table
+    report = (sweep / "report.md").read_text()
+    assert "my corpus" not in report.split("\n")[2], report.split("\n")[2]  # not shared
+    shutil.rmtree(sweep / "1")  # never started: the sweep was stopped
+    capsys.readouterr()
+    assert main(["sweep-report", str(sweep)]) == 0
+    err = capsys.readouterr().err
+    assert "1 of the sweep's 2 jobs (multirun.yaml): no job directory" in err, err
+
+
+def report_table_of(sweep: Path) -> pd.DataFrame:
+    write_report(sweep)
+    return pd.read_csv(sweep / "report.csv")

@@ -58,15 +58,22 @@ OUTPUT_NAME = "vmaf"
 
 
 def refuse_shipped_overwrite(out: str | os.PathLike[str], force: bool = False) -> None:
-    """Raise VmafDistillError when ``out`` is the shipped student and ``force`` is not set."""
+    """Raise VmafDistillError when ``out`` or the card written beside it is the shipped
+    student's and ``force`` is not set (``--out checkpoints/vmafdistill_default``, no suffix,
+    kept the shipped model but replaced its card, and predict's default then refused to run)."""
+    from .edge.card import card_path_for
     from .students.shipped import SHIPPED_ONNX
 
+    if force:
+        return
     out = Path(out)
-    if (out.exists() and SHIPPED_ONNX.exists() and out.resolve() == SHIPPED_ONNX.resolve()
-            and not force):
-        raise VmafDistillError(
-            f"{out} is the shipped student; export refuses to overwrite it without --force "
-            "(pass --out elsewhere.onnx for your own student)")
+    shipped = [p.resolve() for p in (SHIPPED_ONNX, card_path_for(SHIPPED_ONNX)) if p.exists()]
+    for written in (out, card_path_for(out)):
+        if written.exists() and written.resolve() in shipped:
+            raise VmafDistillError(
+                f"{out}: export would overwrite the shipped student's "
+                f"{'card ' if written != out else ''}{written.name}; it refuses without "
+                "--force (pass --out elsewhere.onnx for your own student)")
 
 
 def load_export_settings(

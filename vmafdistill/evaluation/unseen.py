@@ -32,6 +32,7 @@ import numpy as np
 from ..errors import VmafDistillError
 from ..folders import make_folder
 from ..sources import PhotoPan, add_temporal_noise, pan_photos
+from .metrics import regression_metrics
 
 __all__ = ["evaluate_unseen", "group_table", "guard_table", "make_source", "photo_paths",
            "plot_rows"]
@@ -185,9 +186,14 @@ def evaluate_unseen(
     if report.failures:
         raise VmafDistillError(f"corpus failures: {report.failures}")
     rows = _shot_rows(cfg, report.samples, pred, rules)
+    if not rows:  # every shot flagged without a prediction: a traceback on the empty arrays
+        raise VmafDistillError(f"{model}: no shot of the {len(report.samples)} corpus samples "
+                               "got a prediction (see the notes above); nothing to evaluate")
     y = np.array([r["teacher"] for r in rows])
     p = np.array([r["pred"] for r in rows])
-    stats = {"mae": float(np.mean(np.abs(p - y))), "plcc": float(np.corrcoef(p, y)[0, 1]),
+    stats = {"mae": float(np.mean(np.abs(p - y))),
+             # NaN, not numpy's divide warnings, for a constant prediction
+             "plcc": regression_metrics(y, p)["plcc"],
              "coverage": float(np.mean([r["lo"] <= r["teacher"] <= r["hi"] for r in rows])),
              "band_agreement": float(np.mean([r["band"] == r["teacher_band"] for r in rows]))}
     what = ("held-out content kinds (conf/sources/kinds.yaml: "
@@ -317,7 +323,10 @@ def _shot_rows(
             # the edge's own frame index: its start time is a timestamp on variable-rate
             # video, which start * fps missed (the shot was dropped from the table)
             start = int(row["start_frame"])
-            if start not in truth.index:
+            # the same start and end: a shot cut elsewhere is no pair (by start alone, a
+            # shot of other frames was compared with the corpus's label)
+            if start not in truth.index or int(truth.loc[start, "stop_frame"]) != int(
+                    row["stop_frame"]):
                 continue
             paired += 1
             if rec.get("pred_vmaf") is None:
@@ -336,7 +345,7 @@ def _shot_rows(
         if paired != len(rep.records) or paired != len(truth) or unpredicted:
             # nothing left out silently: shots cut elsewhere, or flagged without a prediction
             print(f"note: {source['source_id']} {enc.rung.label(W, H)}: edge found "
-                  f"{len(rep.records)} shots, corpus {len(truth)}, paired by start frame "
+                  f"{len(rep.records)} shots, corpus {len(truth)}, paired by start and end frame "
                   f"{paired}, of which {unpredicted} without a prediction (flagged)")
     return rows
 

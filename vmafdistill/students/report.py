@@ -159,7 +159,8 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
       sweep's job in the same directory, after a rerun with fewer or other values;
     * a ``metrics.json`` whose overrides are not its job's ``.hydra/overrides.yaml``: a job
       that stopped before training (its settings check keeps the earlier run's outputs);
-    * a job directory without a training ``metrics.json``: it failed or is unfinished.
+    * a job directory without a training ``metrics.json``: it failed or is unfinished;
+    * jobs of the grid with no directory at all (a sweep stopped before they started): counted.
 
     Read from the files' contents, not their times (a copied sweep has fresh ones). An Optuna
     sweep records no grid: an earlier Optuna sweep's extra trials in the same directory stay.
@@ -205,6 +206,10 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
                    "not one of this sweep's jobs (multirun.yaml): an earlier sweep's, in this "
                    "directory")
             left_out.append(f"{d.relative_to(root)}: {why}")
+    n_ours = sum(ours.values())
+    if size is not None and n_ours < size:  # an interrupted sweep: its winner of fewer runs
+        left_out.append(f"{size - n_ours} of the sweep's {size} jobs (multirun.yaml): no job "
+                        "directory (never started: the sweep was stopped?)")
     if not kept:
         raise VmafDistillError(f"{root}: no run of this sweep has results; "
                                + "; ".join(left_out))
@@ -245,22 +250,24 @@ def report_table(runs: Sequence[dict[str, Any]], root: str | Path,
         rows.append(row)
     table = pd.DataFrame(rows)
     table.insert(2, "varying", varying_overrides(
-        table["overrides"].tolist(), [" ".join(o) for o in all_overrides]))
+        [list(m.get("overrides") or []) for m in runs], all_overrides))
     return table
 
 
-def _common(overrides: Sequence[str]) -> set[str]:
-    tokens = [set(o.split()) for o in overrides]
+def _common(overrides: Sequence[Sequence[str]]) -> set[str]:
+    """The overrides every run lists (each run's a list: an override's value may hold spaces,
+    ``corpus_dir='/data/my corpus'``, which splitting a joined string cut in two)."""
+    tokens = [set(o) for o in overrides]
     return set.intersection(*tokens) if tokens else set()
 
 
-def varying_overrides(overrides: Sequence[str], jobs: Sequence[str] = ()) -> list[str]:
+def varying_overrides(overrides: Sequence[Sequence[str]],
+                      jobs: Sequence[Sequence[str]] = ()) -> list[str]:
     """Each run's overrides less those every run shares (the sweep's axes), space-joined;
     ``jobs``: every job's overrides, unfinished ones too, where known (one finished run of two
     showed the sweep's axis as shared)."""
-    tokens = [o.split() for o in overrides]
     common = _common([*overrides, *jobs])
-    return [" ".join(t for t in toks if t not in common) for toks in tokens]
+    return [" ".join(t for t in run if t not in common) for run in overrides]
 
 
 def pick_winner(table: pd.DataFrame) -> tuple[int, pd.Series]:
@@ -330,7 +337,9 @@ def _plots(root: Path, table: pd.DataFrame, win: int, eligible: pd.Series,
     fig, ax = plt.subplots(figsize=(8, max(2.5, 0.3 * len(order) + 1)))
     colours = ["tab:red" if i == win else ("tab:blue" if eligible[i] else "0.7")
                for i in order.index]
-    labels = [(r.varying or r.run)[:60] for r in order.itertuples()]
+    # a run without an MAE (NaN) has no bar: its label says so (a zero bar read as perfect)
+    labels = [(r.varying or r.run)[:60] + (" (no MAE)" if math.isnan(float(r.mae)) else "")
+              for r in order.itertuples()]
     ax.barh(range(len(order)), order["mae"].fillna(0), color=colours)
     ax.set_yticks(range(len(order)), labels, fontsize=7)
     ax.invert_yaxis()
@@ -401,7 +410,7 @@ def write_report(root: str | Path) -> dict[str, Any]:
         f"# Sweep report: {root}",
         "",
         f"{_runs_phrase(len(table), len(left_out))}; overrides shared by all: "
-        f"`{' '.join(sorted(_common(table['overrides'].tolist()))) or '-'}`; "
+        f"`{' '.join(sorted(_common([m.get('overrides') or [] for m in runs]))) or '-'}`; "
         f"column `varying` lists the rest.",
         "",
         *[f"Left out: {why}" for why in left_out],
