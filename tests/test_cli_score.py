@@ -625,3 +625,34 @@ def test_other_frame_rates_are_named(capsys: pytest.CaptureFixture[str], clips: 
         assert "runs at 25 frames/s" in err and f"{dist} at 50:" in err, (model, err)
     rc, _, err = _run(capsys, clips["ref"], clips["dist"])  # same rate: no word
     assert rc == 0 and "frames/s" not in err, err
+
+
+def test_outputs_are_written_whole_or_not_at_all(tmp_path: Path, monkeypatch) -> None:
+    """`score --csv` wrote row by row: a Ctrl-C left 228 of 1000 rows, each line whole, a file
+    that parsed as complete, and the earlier file was gone. Writes now go through a temp file
+    and a rename; a link is written through, a device as is."""
+    import os
+
+    import vmafdistill.folders as folders
+
+    out = tmp_path / "out.csv"
+    out.write_text("earlier\n")
+
+    def interrupted(*_a: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(folders.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        folders.atomic_write_text(out, "Frame,vmaf\n0,1.0\n")
+    assert out.read_text() == "earlier\n" and sorted(tmp_path.iterdir()) == [out]
+    monkeypatch.undo()
+    link = tmp_path / "link.csv"
+    link.symlink_to(out)
+    folders.atomic_write_text(link, "new\n")
+    assert link.is_symlink() and out.read_text() == "new\n"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with open(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK), "rb", closefd=True) as reader:
+        folders.atomic_write_text(fifo, "piped\n")
+        assert reader.read() == b"piped\n"
+    assert fifo.is_fifo()

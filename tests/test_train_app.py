@@ -829,3 +829,59 @@ def test_a_misspelt_override_is_one_line_with_exit_2(
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(err) == 1 and err[0].startswith(f"vmafdistill {command}: error: "), err
     assert needle in err[0] and "HYDRA_FULL_ERROR" not in err[0]
+
+
+@pytest.mark.parametrize(("signum", "status", "said"), [(15, 143, ""), (2, 130, "interrupted")])
+def test_a_signal_mid_fit_ends_train_with_its_exit_status(
+        tmp_path: Path, signum: int, status: int, said: str) -> None:
+    """Lightning ended a fit stopped by SIGTERM with exit 0 and no outputs (a SLURM timeout
+    read as success; a basic sweep's later jobs never ran) and a Ctrl-C with a silent exit 1.
+    Now 143 and 130 ("interrupted"), as the corpus build."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=6)
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vmafdistill", "train", f"corpus_dir={corpus}",
+         f"hydra.run.dir={run}", *TRAIN_FAST, "optim.max_epochs=100000", "baselines=[]"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 120
+    while not list(run.glob("logs/fold*")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the first fit has started
+    assert proc.poll() is None, proc.communicate()[1]
+    time.sleep(1.0)
+    proc.send_signal(signal.Signals(signum))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == status, err
+    assert said in err and "Traceback" not in err, err
+
+
+def test_a_run_directory_another_live_run_writes_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A second train into the directory of a live one removed its logs mid-fit and crashed
+    it. A live holder's lock is refused by name; a killed one's is taken over; a finished run
+    leaves none."""
+    import json
+    import os
+    import socket
+    import subprocess
+
+    from vmafdistill.students.train import RUN_LOCK
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=4)
+    run = tmp_path / "run"
+    run.mkdir()
+    host = socket.gethostname()
+    (run / RUN_LOCK).write_text(json.dumps({"pid": os.getppid(), "host": host}))  # alive
+    assert run_train(corpus, run, "optim.max_epochs=5", "baselines=[]") == 2
+    assert f"another run writes here (pid {os.getppid()} on {host})" in capsys.readouterr().err
+    assert (run / RUN_LOCK).is_file()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (run / RUN_LOCK).write_text(json.dumps({"pid": int(dead), "host": host}))  # killed
+    assert run_train(corpus, run, "optim.max_epochs=5", "baselines=[]") == 0
+    assert (run / "metrics.json").is_file() and not (run / RUN_LOCK).exists()

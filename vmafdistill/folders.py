@@ -22,6 +22,35 @@ def unique_token() -> str:
     return f"{os.getpid()}.{secrets.token_hex(6)}"
 
 
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a same-directory temp file + fsync + rename: a reader,
+    or a run killed mid-write, never leaves a shorter file that still parses (a Ctrl-C left a
+    `score --csv` of 228 of 1000 rows, each line whole). A link is written through (its
+    target replaced, the link kept); a device or pipe (``/dev/stdout``, a FIFO) is written as
+    is (a rename would put a file in its place)."""
+    if path.is_symlink():
+        path = path.resolve()
+    if path.exists() and not path.is_file():
+        with open(path, "wb") as fh:
+            fh.write(data)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{unique_token()}.partial")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """:func:`atomic_write_bytes` of ``text`` in UTF-8."""
+    atomic_write_bytes(Path(path), text.encode())
+
+
 def already_made(out: Path) -> bool:
     """Whether the file a recipe films is there already (it is kept); a folder or other
     non-file in its place is one error naming it (``tmp.replace(out)`` failed with a

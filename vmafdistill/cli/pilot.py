@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VmafDistillError
+from ..folders import atomic_write_text
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json == "-":
         print(json.dumps(summary, indent=2, default=float))
     elif args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2, default=float) + "\n")
+        atomic_write_text(args.json, json.dumps(summary, indent=2, default=float) + "\n")
     return 0
 
 

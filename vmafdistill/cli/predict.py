@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VmafDistillError
-from ..folders import check_output_target, walk_files
+from ..folders import atomic_write_text, check_output_target, walk_files
 
 #: What a directory argument expands to (case-insensitive), recursively. MPEG program streams
 #: and MXF may carry H.264 / H.265; the others are the usual homes of the four codecs.
@@ -199,7 +199,7 @@ _positive_int = _int_at_least(1)
 
 def _write_json(target: str, doc: dict[str, Any]) -> None:
     try:
-        Path(target).write_text(json.dumps(doc, indent=2) + "\n")
+        atomic_write_text(target, json.dumps(doc, indent=2) + "\n")  # never a short file
     except OSError as exc:
         raise VmafDistillError(f"{target}: cannot write the results ({exc})") from None
 

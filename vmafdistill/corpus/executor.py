@@ -23,35 +23,16 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import VmafDistillError
+from ..signals import raise_exit, signal_handled
 
 __all__ = ["EXECUTORS", "raise_exit", "run_ray", "signal_handled"]
 
 #: Executor names ``conf/executor/*.yaml`` may use.
 EXECUTORS: tuple[str, ...] = ("local", "ray")
-
-
-def raise_exit(signum: int, frame: Any) -> None:
-    """SIGTERM as SystemExit(143), so the pool's cleanup runs (``timeout``, SLURM, systemd)."""
-    raise SystemExit(128 + signum)
-
-
-@contextlib.contextmanager
-def signal_handled(signum: int, handler: Any) -> Iterator[None]:
-    """``handler`` for ``signum`` in this block, the previous one restored after (only the
-    main thread may set handlers: elsewhere the block runs unchanged). Processes started in
-    the block inherit SIG_IGN."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signum, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signum, previous)
 
 
 def _job(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..config import load_yaml
 from ..errors import VmafDistillError
+from ..folders import atomic_write_text
 
 __all__ = ["TEACHER_CHECK_CSV", "TEACHER_CHECK_JSON", "libvmaf_gap", "oracle_config",
            "run_teacher_check"]
@@ -82,7 +83,7 @@ def run_teacher_check(cfg: dict[str, Any], report: Any, build: Any) -> dict[str,
         # the corpus checked: a rebuild into out_dir with other tables removes this check
         "corpus_hash": (getattr(report, "manifest", None) or {}).get("corpus_hash"),
     }
-    (out_dir / TEACHER_CHECK_JSON).write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out_dir / TEACHER_CHECK_JSON, json.dumps(summary, indent=2) + "\n")
     return summary
 
 

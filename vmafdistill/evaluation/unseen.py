@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import VmafDistillError
-from ..folders import make_folder
+from ..folders import atomic_write_text, make_folder
 from ..sources import PhotoPan, add_temporal_noise, pan_photos
 from .metrics import regression_metrics
 
@@ -209,9 +209,9 @@ def evaluate_unseen(
                                     float(rules["bands"]["green"])))
     print(text)
     if markdown:
-        Path(markdown).write_text(text + "\n")
+        atomic_write_text(markdown, text + "\n")
     if json_path:
-        Path(json_path).write_text(json.dumps(rows, indent=1) + "\n")
+        atomic_write_text(json_path, json.dumps(rows, indent=1) + "\n")
     if plot:
         plot_rows(rows, [float(t) for t in pred.card.get("guard_thresholds") or []],
                   f"{name if kinds else src.name}, ladder {ladder}: MAE {stats['mae']:.2f}, "

@@ -86,14 +86,23 @@ def run_hydra(command: str, config_name: str, job: Any, argv: list[str]) -> int:
     Returns 0; re-raises the first job error of an in-process run or sweep; returns 1 when a
     job of an out-of-process sweep failed (Hydra has printed it).
     """
+    import signal
+
     from ..config import check_overrides
+    from ..signals import raise_exit, signal_handled
 
     check_overrides(config_name, argv)
     task = hydra_app(config_name, job)
     saved = sys.argv
     sys.argv = [f"vmafdistill {command}", *argv]
     try:
-        task()
+        # Lightning turned a SIGTERM mid-fit into exit 0 with no outputs (a SLURM timeout
+        # read as success) and a Ctrl-C into a silent exit 1: ours run beside its handlers
+        with signal_handled(signal.SIGTERM, raise_exit), \
+                signal_handled(signal.SIGINT, _interrupted):
+            task()
+    except _Interrupted:
+        raise KeyboardInterrupt from None  # the CLI says "interrupted", exit 130
     except SystemExit as exc:  # a failed job of an out-of-process sweep, reported by Hydra
         if exc.code in (0, None):
             raise
@@ -103,6 +112,15 @@ def run_hydra(command: str, config_name: str, job: Any, argv: list[str]) -> int:
     if task.errors:
         raise _first_error(task)
     return 0
+
+
+class _Interrupted(BaseException):
+    """Ctrl-C during a run: not a KeyboardInterrupt, which Lightning's fit catches and ends
+    with a silent ``sys.exit(1)``."""
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    raise _Interrupted
 
 
 def _first_error(task: Any) -> VmafDistillError:

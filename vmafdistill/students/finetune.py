@@ -240,6 +240,7 @@ def finetune(
         learned_loss_params,
         load_rows,
         predict,
+        release_run_dir,
     )
 
     t0 = time.perf_counter()
@@ -301,6 +302,7 @@ def finetune(
     metrics["objective"] = after["mae"]
     metrics["wall_time_s"] = time.perf_counter() - t0
     atomic_write_json(run_dir / "metrics.json", _finite(metrics))
+    release_run_dir(run_dir)
     if plain.get("summary", True):
         _print_summary(metrics, manifest)
     return metrics

@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
 import shutil
 import sys
@@ -329,9 +330,70 @@ RUN_LOG_DIRS = ("logs", "tb")
 FIT_LOG_NAME = re.compile(r"fold\d+(_inner\d+)?|final")
 
 
+#: Held in a run directory while a run writes there (pid, host); removed when its process ends.
+RUN_LOCK = ".vmafdistill-run.lock"
+
+
+def claim_run_dir(run_dir: Path) -> None:
+    """Mark ``run_dir`` as this process's, or raise VmafDistillError naming the live run that
+    holds it: a second run into one directory removed the first's logs mid-fit and crashed
+    it. A lock left by a process that has ended (killed) is taken over."""
+    import atexit
+    import socket
+
+    lock = run_dir / RUN_LOCK
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(lock.read_text())
+            except (OSError, ValueError):
+                holder = {}
+            if holder == me:
+                return  # this process again (a notebook's second fit into one directory)
+            if holder.get("host") == me["host"] and not _alive(int(holder.get("pid", 0))):
+                lock.unlink(missing_ok=True)  # its run was killed: taken over
+                continue
+            raise VmafDistillError(
+                f"{run_dir}: another run writes here (pid {holder.get('pid')} on "
+                f"{holder.get('host')}); give another hydra.run.dir, or remove {lock} if "
+                "that run is gone") from None
+        with os.fdopen(fd, "w") as fh:
+            json.dump(me, fh)
+        atexit.register(release_run_dir, run_dir)
+        return
+
+
+def release_run_dir(run_dir: Path) -> None:
+    """Remove this process's :data:`RUN_LOCK` from ``run_dir`` (a run's end; also at exit)."""
+    lock = run_dir / RUN_LOCK
+    try:
+        if json.loads(lock.read_text()).get("pid") == os.getpid():
+            lock.unlink(missing_ok=True)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
+
+
 def clear_earlier_outputs(run_dir: Path) -> None:
     """Remove an earlier run's :data:`RUN_OUTPUTS` and its per-fit log folders
-    (:data:`FIT_LOG_NAME` under :data:`RUN_LOG_DIRS`) from ``run_dir``, saying so."""
+    (:data:`FIT_LOG_NAME` under :data:`RUN_LOG_DIRS`) from ``run_dir``, saying so, once
+    ``run_dir`` is claimed for this run (:func:`claim_run_dir`)."""
+    claim_run_dir(run_dir)
     earlier = [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
     fit_logs = [d / child.name for d in map(Path, RUN_LOG_DIRS) if (run_dir / d).is_dir()
                 for child in sorted((run_dir / d).iterdir())
@@ -1123,4 +1185,5 @@ def run(
     metrics = run_metrics(plain, data, oof, summary, conformal, baselines, (learned, monotone),
                           run_dir, overrides)
     save_run(plain, data, oof, final_model, metrics, run_dir, t0)
+    release_run_dir(run_dir)
     return metrics
