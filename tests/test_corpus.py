@@ -1026,7 +1026,14 @@ def test_evaluation_pairs_every_shot_of_a_variable_rate_source(
     moved = samples.assign(start_frame=samples["start_frame"].replace({0: 1}))
     rows = _shot_rows(cfg, moved, pred, merge_rules(DEFAULT_RULES, pred.card["tokens"]))
     note = capsys.readouterr().out
-    assert "paired by start frame 2" in note and len(rows) == 2, note
+    assert "paired by start and end frame 2" in note and len(rows) == 2, note
+    # the same start, another end: a shot of other frames, not a pair (it was compared)
+    last = samples["start_frame"].max()
+    shorter = samples.assign(stop_frame=samples["stop_frame"].where(
+        samples["start_frame"] != last, samples["stop_frame"] - 1))
+    rows = _shot_rows(cfg, shorter, pred, merge_rules(DEFAULT_RULES, pred.card["tokens"]))
+    note = capsys.readouterr().out
+    assert "paired by start and end frame 2" in note and len(rows) == 2, note
 
 
 

@@ -341,10 +341,11 @@ def test_export_refuses_to_overwrite_the_shipped_student_or_its_card(tmp_path, m
     shutil.copy(shipped.SHIPPED_ONNX, onnx)
     shutil.copy(card_path_for(shipped.SHIPPED_ONNX), card_path_for(onnx))
     monkeypatch.setattr(shipped, "SHIPPED_ONNX", onnx)
-    for out, needle in ((onnx, "vmafdistill_default.onnx;"),
+    for out, needle in ((onnx, "vmafdistill_default.onnx without"),
                         (ship / "vmafdistill_default", "card vmafdistill_default.card.json"),
                         (ship / "vmafdistill_default.bin", "card vmafdistill_default.card.json")):
-        with pytest.raises(VmafDistillError, match=f"overwrite the shipped student's {needle}"):
+        with pytest.raises(VmafDistillError, match=f"refuses to overwrite the shipped "
+                                                   f"student's {needle}"):
             refuse_shipped_overwrite(out)
         refuse_shipped_overwrite(out, force=True)
     refuse_shipped_overwrite(ship / "mine.onnx")

@@ -71,9 +71,9 @@ def refuse_shipped_overwrite(out: str | os.PathLike[str], force: bool = False) -
     for written in (out, card_path_for(out)):
         if written.exists() and written.resolve() in shipped:
             raise VmafDistillError(
-                f"{out}: export would overwrite the shipped student's "
-                f"{'card ' if written != out else ''}{written.name}; it refuses without "
-                "--force (pass --out elsewhere.onnx for your own student)")
+                f"{out}: export refuses to overwrite the shipped student's "
+                f"{'card ' if written != out else ''}{written.name} without --force (pass "
+                "--out elsewhere.onnx for your own student)")
 
 
 def load_export_settings(

@@ -230,17 +230,14 @@ def finetune(
     """
     import torch
 
-    from ..corpus.tables import atomic_write_json
     from ..evaluation.splits import make_splits
     from .train import (
-        _finite,
         begin_run,
         checked_monotone,
         fit_student,
         learned_loss_params,
         load_rows,
         predict,
-        release_run_dir,
     )
 
     t0 = time.perf_counter()
@@ -300,12 +297,21 @@ def finetune(
     }
     save_finetuned(plain, meta, final, metrics, manifest, bundle_path, run_dir)
     metrics["objective"] = after["mae"]
+    _finish(plain, metrics, manifest, run_dir, t0)
+    return metrics
+
+
+def _finish(plain: Mapping[str, Any], metrics: dict[str, Any], manifest: Mapping[str, Any],
+            run_dir: Path, t0: float) -> None:
+    """The run's wall time and ``metrics.json``; the run directory released; the summary."""
+    from ..corpus.tables import atomic_write_json
+    from .train import _finite, release_run_dir
+
     metrics["wall_time_s"] = time.perf_counter() - t0
     atomic_write_json(run_dir / "metrics.json", _finite(metrics))
     release_run_dir(run_dir)
     if plain.get("summary", True):
         _print_summary(metrics, manifest)
-    return metrics
 
 
 def _print_summary(metrics: Mapping[str, Any], manifest: Mapping[str, Any]) -> None:
