@@ -656,3 +656,18 @@ def test_outputs_are_written_whole_or_not_at_all(tmp_path: Path, monkeypatch) ->
         folders.atomic_write_text(fifo, "piped\n")
         assert reader.read() == b"piped\n"
     assert fifo.is_fifo()
+    # /dev/stdout into a pipe: its link leads to "pipe:[N]" (a temp file was made there)
+    import subprocess
+    import sys
+
+    code = "from vmafdistill.folders import atomic_write_text as w; w('/dev/stdout', 'x\\n')"
+    piped = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
+    assert piped.stdout == b"x\n"
+    # a private file stays private; a hard link keeps its twin in step
+    os.chmod(out, 0o600)
+    folders.atomic_write_text(out, "private\n")
+    assert out.stat().st_mode & 0o777 == 0o600 and out.read_text() == "private\n"
+    twin = tmp_path / "twin.csv"
+    os.link(out, twin)
+    folders.atomic_write_text(out, "both\n")
+    assert twin.read_text() == "both\n"

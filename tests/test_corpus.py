@@ -180,27 +180,6 @@ def test_cached_rerun_is_identical_and_does_no_work(built) -> None:
     assert ensure_corpus(cfg) == Path(cfg["out_dir"])
 
 
-def test_a_cached_rerun_starts_no_worker_pool(built, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Cached rung jobs only read their artefacts: with workers=2 a cached rerun still
-    started a pool whose workers each imported torch (~3 s of a ~6 s pilot rerun). (Sources
-    are hashed in the pool: hashing is what tells a cached source.)"""
-    import vmafdistill.corpus.build as build
-
-    cfg, report = built
-    pooled: list[str] = []
-    run_pools = build._run_pools
-
-    def recording(fn, *args, **kwargs):
-        pooled.append(fn.__name__)
-        return run_pools(fn, *args, **kwargs)
-
-    monkeypatch.setattr(build, "_run_pools", recording)
-    again = build_corpus({**cfg, "workers": 2})
-    assert "run_rung" not in pooled, pooled
-    assert not again.failures
-    pd.testing.assert_frame_equal(report.samples, again.samples)
-
-
 def test_replacing_a_corpus_built_with_other_settings_warns(
         built, capsys: pytest.CaptureFixture[str]) -> None:
     """out_dir follows the corpus name, so `corpus ladder=av1` alone rebuilt the pilot corpus
@@ -464,6 +443,11 @@ def test_cli_flags_translate_to_overrides() -> None:
 
     for path in ("/tmp/run(1)", "/tmp/bob's", "/tmp/a,b", "/tmp/x [1]", "rel/dir"):
         assert compose_dict("corpus", _translate_flags(["--out", path]))["out_dir"] == path
+    # a value the user quoted, or an interpolation, is Hydra's to read
+    assert compose_dict("corpus", _translate_flags(["--out", "'/tmp/x y'"]))["out_dir"] == (
+        "/tmp/x y")
+    assert compose_dict("corpus", _translate_flags(
+        ["--out", "${paths.cache_dir}/c", "paths.cache_dir=/data"]))["out_dir"] == "/data/c"
     # a flag and its override both given ran with the later one, silently
     with pytest.raises(VmafDistillError, match=r"--workers / workers= given 2 times "
                                                r"\(workers=2, workers=1\)"):
@@ -588,6 +572,11 @@ def test_a_folder_corpus_skips_hidden_files(tmp_path: Path) -> None:
            "paths": {"cache_dir": str(tmp_path / "vmcache")}}
     assert [Path(p).relative_to(tmp_path).as_posix() for p, _ in planned_sources(cfg)] == [
         "a.mp4", "keep/rejects/k.mp4", "sub/b.mp4"]
+    for spelt in ("./rejects/*", "rejects/", "rejects"):  # the folder, written as people do
+        cfg["corpus"]["exclude"] = [spelt, "*_proxy.mp4"]
+        assert [Path(p).relative_to(tmp_path).as_posix()
+                for p, _ in planned_sources(cfg)] == ["a.mp4", "keep/rejects/k.mp4",
+                                                      "sub/b.mp4"], spelt
     # footage filmed into the general cache (evaluate's held-out sources) is footage: a root
     # under paths.cache_dir was scanned as empty and every `evaluate` failed
     (tmp_path / "vmcache/unseen").mkdir()
@@ -600,6 +589,11 @@ def test_a_folder_corpus_skips_hidden_files(tmp_path: Path) -> None:
     (tmp_path / "vmcache/corpus/other/t.mp4").write_bytes(b"x")
     assert [Path(p).relative_to(tmp_path).as_posix() for p, _ in planned_sources(cfg)] == [
         "a.mp4", "keep/rejects/k.mp4", "sub/b.mp4"]
+    for spelt in ("./rejects/*", "rejects/", "rejects"):  # the folder, written as people do
+        cfg["corpus"]["exclude"] = [spelt, "*_proxy.mp4"]
+        assert [Path(p).relative_to(tmp_path).as_posix()
+                for p, _ in planned_sources(cfg)] == ["a.mp4", "keep/rejects/k.mp4",
+                                                      "sub/b.mp4"], spelt
 
 
 def test_a_folder_corpus_names_skipped_files_and_copies(

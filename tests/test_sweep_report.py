@@ -309,6 +309,14 @@ def test_override_values_with_spaces_and_jobs_that_never_started(
     assert main(["sweep-report", str(sweep)]) == 0
     err = capsys.readouterr().err
     assert "1 of the sweep's 2 jobs (multirun.yaml): no job directory" in err, err
+    # hydra.output_subdir=null writes no .hydra/: its jobs are counted by their results
+    bare = tmp_path / "bare"
+    assert main(["train", "-m", f"corpus_dir='{corpora[0]}'", f"hydra.sweep.dir={bare}",
+                 "hydra.output_subdir=null", "seed=1,2", "baselines=[]", *TRAIN_FAST,
+                 "optim.max_epochs=5", "student=linear"]) == 0
+    capsys.readouterr()
+    assert main(["sweep-report", str(bare)]) == 0
+    assert "never started" not in capsys.readouterr().err
 
 
 def report_table_of(sweep: Path) -> pd.DataFrame:

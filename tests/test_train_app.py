@@ -877,11 +877,54 @@ def test_a_run_directory_another_live_run_writes_is_refused(
     run.mkdir()
     host = socket.gethostname()
     (run / RUN_LOCK).write_text(json.dumps({"pid": os.getppid(), "host": host}))  # alive
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "overrides.yaml").write_text("- the live run's\n")
     assert run_train(corpus, run, "optim.max_epochs=5", "baselines=[]") == 2
     assert f"another run writes here (pid {os.getppid()} on {host})" in capsys.readouterr().err
+    # refused before Hydra rewrote the live run's .hydra/ files
+    assert (run / ".hydra" / "overrides.yaml").read_text() == "- the live run's\n"
     assert (run / RUN_LOCK).is_file()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()
     (run / RUN_LOCK).write_text(json.dumps({"pid": int(dead), "host": host}))  # killed
     assert run_train(corpus, run, "optim.max_epochs=5", "baselines=[]") == 0
     assert (run / "metrics.json").is_file() and not (run / RUN_LOCK).exists()
+
+
+def test_a_failed_run_leaves_its_directory_free(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that failed (or a notebook's interrupted ``api.train``) kept its directory
+    claimed for the rest of the process: the next run into it from elsewhere was refused."""
+    import vmafdistill.api as api
+    import vmafdistill.students.train as train
+    from vmafdistill.students.train import RUN_LOCK
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=4)
+
+    def broken(*_a: object, **_k: object) -> None:
+        assert (tmp_path / "run" / RUN_LOCK).is_file()  # claimed while it runs
+        raise RuntimeError("a fit failed")
+
+    monkeypatch.setattr(train, "cross_validate", broken)
+    with pytest.raises(RuntimeError, match="a fit failed"):
+        api.train(corpus, tmp_path / "run", "optim.max_epochs=5", "baselines=[]")
+    assert not (tmp_path / "run" / RUN_LOCK).exists()
+
+
+def test_a_signal_the_process_ignores_stays_ignored() -> None:
+    """A script's ``vmafdistill train ... &`` ignores SIGINT; the run's own Ctrl-C handler
+    replaced that, and a Ctrl-C in the terminal stopped the background run."""
+    import signal
+
+    from vmafdistill.signals import interrupts_kept
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interrupts_kept():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+    with interrupts_kept():
+        assert callable(signal.getsignal(signal.SIGINT))
+    assert signal.getsignal(signal.SIGINT) is before

@@ -155,7 +155,10 @@ def _process_state_kept() -> Any:
     env = dict(os.environ)
     loggers = {name: logging.getLogger(name).level for name in
                ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning")}
-    with warnings.catch_warnings():
+    from .signals import interrupts_kept
+
+    # interrupts_kept: a Ctrl-C in a fit reached the notebook as Lightning's SystemExit(1)
+    with warnings.catch_warnings(), interrupts_kept():
         try:
             yield
         finally:

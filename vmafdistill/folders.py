@@ -25,25 +25,46 @@ def unique_token() -> str:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a same-directory temp file + fsync + rename: a reader,
     or a run killed mid-write, never leaves a shorter file that still parses (a Ctrl-C left a
-    `score --csv` of 228 of 1000 rows, each line whole). A link is written through (its
-    target replaced, the link kept); a device or pipe (``/dev/stdout``, a FIFO) is written as
-    is (a rename would put a file in its place)."""
+    `score --csv` of 228 of 1000 rows, each line whole). The file keeps its permissions. A
+    link to a file is written through (the link kept). Written in place, as before: a device
+    or pipe (``/dev/stdout`` into a pipe, a FIFO, ``>(gzip)``), a file with other hard links,
+    and a file whose folder this user cannot create files in."""
+    if path.exists() and not path.is_file():  # follows links: /dev/stdout -> a pipe
+        _write_in_place(path, data)
+        return
     if path.is_symlink():
         path = path.resolve()
-    if path.exists() and not path.is_file():
-        with open(path, "wb") as fh:
-            fh.write(data)
-        return
+    mode = None
+    if path.is_file():
+        st = path.stat()
+        if st.st_nlink > 1:  # a rename would leave the other names on the old contents
+            _write_in_place(path, data)
+            return
+        mode = st.st_mode & 0o7777
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{unique_token()}.partial")
     try:
-        with open(tmp, "wb") as fh:
+        try:
+            fh = open(tmp, "wb")  # noqa: SIM115  (closed below)
+        except PermissionError:
+            if mode is None:
+                raise
+            _write_in_place(path, data)  # a writable file in a folder this user cannot write
+            return
+        with fh:
             fh.write(data)
             fh.flush()
+            if mode is not None:
+                os.chmod(fh.fileno(), mode)  # a private results file stays private
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _write_in_place(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -93,12 +114,14 @@ def walk_files(root: Path, skip_dirs: Sequence[Path] = (),
     any depth); a glob that matches a folder leaves out everything in it.
     """
     skip = [d.resolve() for d in skip_dirs]
+    # `./rejects/*` and `rejects/` are how people write the folder too (Path.match took them)
+    patterns = [p.removeprefix("./").rstrip("/") or p for p in map(str, exclude)]
 
     def skipped(path: Path) -> bool:
         # anchored at root (Path.match anchors at the right: `rejects/*` also left out
         # keep/rejects/k.mp4); fnmatch's `*` crosses folders, so `*_proxy.mp4` is any depth
         rel = path.relative_to(root).as_posix()
-        if any(fnmatch.fnmatchcase(rel, p) for p in exclude):
+        if any(fnmatch.fnmatchcase(rel, p) for p in patterns):
             return True
         return bool(skip) and any(path.resolve().is_relative_to(d) for d in skip)
 

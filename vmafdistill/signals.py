@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["raise_exit", "signal_handled"]
+__all__ = ["Interrupted", "interrupts_kept", "raise_exit", "signal_handled"]
 
 
 def raise_exit(signum: int, frame: Any) -> None:
@@ -25,8 +25,11 @@ def raise_exit(signum: int, frame: Any) -> None:
 def signal_handled(signum: int, handler: Any) -> Iterator[None]:
     """``handler`` for ``signum`` in this block, the previous one restored after (only the
     main thread may set handlers: elsewhere the block runs unchanged). Processes started in
-    the block inherit SIG_IGN."""
-    if threading.current_thread() is not threading.main_thread():
+    the block inherit SIG_IGN. A signal the process was started ignoring (a script's
+    ``vmafdistill train ... &``, ``nohup``) stays ignored: a handler would make a Ctrl-C in
+    that terminal stop the background run."""
+    if threading.current_thread() is not threading.main_thread() or (
+            callable(handler) and signal.getsignal(signum) is signal.SIG_IGN):
         yield
         return
     previous = signal.signal(signum, handler)
@@ -34,3 +37,31 @@ def signal_handled(signum: int, handler: Any) -> Iterator[None]:
         yield
     finally:
         signal.signal(signum, previous)
+
+
+class Interrupted(BaseException):
+    """A Ctrl-C during a fit: not a KeyboardInterrupt, which Lightning's fit catches and ends
+    with a silent ``sys.exit(1)`` (a notebook cell got a SystemExit)."""
+
+
+@contextlib.contextmanager
+def interrupts_kept() -> Iterator[None]:
+    """In this block SIGTERM is ``SystemExit(143)`` and Ctrl-C a KeyboardInterrupt that
+    reaches the caller through Lightning (which turned a SIGTERM into exit 0 with no outputs,
+    and a Ctrl-C into a silent exit 1). Processes forked in the block (DDP ranks) get a plain
+    KeyboardInterrupt, which torch's process wrapper ends quietly."""
+    import os
+
+    owner = os.getpid()
+
+    def interrupted(signum: int, frame: Any) -> None:
+        if os.getpid() != owner:
+            raise KeyboardInterrupt
+        raise Interrupted
+
+    try:
+        with signal_handled(signal.SIGTERM, raise_exit), \
+                signal_handled(signal.SIGINT, interrupted):
+            yield
+    except Interrupted:
+        raise KeyboardInterrupt from None

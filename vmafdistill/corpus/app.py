@@ -110,8 +110,10 @@ def _translate_flags(argv: list[str]) -> list[str]:
                 value = next(it, "")
                 if not value:
                     raise VmafDistillError(f"{flag} needs a value")
-            # a path, quoted for Hydra: `--out "run(1)"` was a grammar error
-            out.append(f"{names[flag]}={hydra_quoted(value) if flag == '--out' else value}")
+            # a path, quoted for Hydra: `--out "run(1)"` was a grammar error (left as given
+            # where the user quoted it or wrote an interpolation, `${paths.cache_dir}/c`)
+            quote = flag == "--out" and "${" not in value and value[:1] not in ("'", '"')
+            out.append(f"{names[flag]}={hydra_quoted(value) if quote else value}")
         else:
             out.append(arg)
     keys = [override_key(o) for o in out if "=" in o]

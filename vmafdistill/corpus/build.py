@@ -271,26 +271,11 @@ def _run_rung_jobs(
     if ex.get("name") == "ray":
         tasks = _absolute_paths(tasks)
         store = ArtifactStore(store.root.resolve())
-    from .jobs import rung_cached
-
-    if ex.get("name", "local") == "local" and workers > 1:
-        # Jobs whose artefacts are all cached only read them: here, without a pool. A cached
-        # rerun spent ~3 s of its ~6 s starting workers that each imported torch.
-        cached = {name for name, (source, rung, _i, teacher_cfg, encode_cfg, _store) in tasks
-                  if rung_cached(source, rung, teacher_cfg, encode_cfg, store)}
-        results, errors = _run_all(run_rung, [t for t in tasks if t[0] in cached], 1,
-                                   progress, desc="rungs (cached)", stop_on_error=stop_on_error)
-        away = [t for t in tasks if t[0] not in cached]
-        if away and not (errors and stop_on_error):
-            res, err = _run_all(run_rung, away, workers, progress, desc="rungs", executor=ex,
-                                stop_on_error=stop_on_error)
-            results.update(res)
-            errors.update(err)
-        return results, errors
     if ex.get("name") != "ray" or ex.get("shared_fs", True):
         return _run_all(run_rung, tasks, workers, progress, desc="rungs", executor=ex,
                         stop_on_error=stop_on_error)
     from .detached import detached_tasks, file_artefacts, run_rung_detached
+    from .jobs import rung_cached
 
     # Jobs whose every artefact the driver's cache already holds (filed by an earlier build)
     # run here, reading them: a rerun ships nothing. A job missing any (labels of another

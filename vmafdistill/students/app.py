@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,23 +87,19 @@ def run_hydra(command: str, config_name: str, job: Any, argv: list[str]) -> int:
     Returns 0; re-raises the first job error of an in-process run or sweep; returns 1 when a
     job of an out-of-process sweep failed (Hydra has printed it).
     """
-    import signal
-
     from ..config import check_overrides
-    from ..signals import raise_exit, signal_handled
+    from ..signals import interrupts_kept
 
     check_overrides(config_name, argv)
+    _check_run_dir_free(argv)
     task = hydra_app(config_name, job)
     saved = sys.argv
     sys.argv = [f"vmafdistill {command}", *argv]
     try:
         # Lightning turned a SIGTERM mid-fit into exit 0 with no outputs (a SLURM timeout
-        # read as success) and a Ctrl-C into a silent exit 1: ours run beside its handlers
-        with signal_handled(signal.SIGTERM, raise_exit), \
-                signal_handled(signal.SIGINT, _interrupted):
+        # read as success) and a Ctrl-C into a silent exit 1 (the CLI says "interrupted", 130)
+        with interrupts_kept():
             task()
-    except _Interrupted:
-        raise KeyboardInterrupt from None  # the CLI says "interrupted", exit 130
     except SystemExit as exc:  # a failed job of an out-of-process sweep, reported by Hydra
         if exc.code in (0, None):
             raise
@@ -114,13 +111,31 @@ def run_hydra(command: str, config_name: str, job: Any, argv: list[str]) -> int:
     return 0
 
 
-class _Interrupted(BaseException):
-    """Ctrl-C during a run: not a KeyboardInterrupt, which Lightning's fit catches and ends
-    with a silent ``sys.exit(1)``."""
+def _check_run_dir_free(argv: Sequence[str]) -> None:
+    """A single run given a ``hydra.run.dir`` that a live run on this host writes: refused
+    here, before Hydra rewrites that run's ``.hydra/`` files (the run's own claim, later, is
+    what refuses it in every other case)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    from ..config import override_key
+    from .train import run_dir_holder
 
-def _interrupted(signum: int, frame: Any) -> None:
-    raise _Interrupted
+    if any(a in ("-m", "--multirun") or a.replace(" ", "") == "hydra.mode=MULTIRUN"
+           for a in argv):
+        return
+    given = [a for a in argv if "=" in a and override_key(a) == "hydra.run.dir"]
+    if not given:
+        return
+    try:
+        value = OverridesParser.create().parse_overrides([given[-1]])[0].value()
+    except Exception:  # Hydra names a malformed override itself
+        return
+    if isinstance(value, str) and "${" not in value:
+        holder = run_dir_holder(Path(value))
+        if holder is not None:
+            raise VmafDistillError(
+                f"{value}: another run writes here (pid {holder.get('pid')} on "
+                f"{holder.get('host')}); give another hydra.run.dir")
 
 
 def _first_error(task: Any) -> VmafDistillError:

@@ -228,20 +228,24 @@ def finetune(
 
     Returns the metrics; ``objective`` is the held-out MAE after fine-tuning.
     """
-    import torch
-
-    from ..evaluation.splits import make_splits
-    from .train import (
-        begin_run,
-        checked_monotone,
-        fit_student,
-        learned_loss_params,
-        load_rows,
-        predict,
-    )
+    from .train import begin_run, release_run_dir
 
     t0 = time.perf_counter()
     plain, run_dir = begin_run(cfg, run_dir)
+    try:
+        return _finetune(cfg, plain, run_dir, overrides, t0)
+    finally:  # also when it fails: a notebook's next run into the directory is not refused
+        release_run_dir(run_dir)
+
+
+def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
+              overrides: Sequence[str], t0: float) -> dict[str, Any]:
+    """:func:`finetune`'s body, once its run directory is made."""
+    import torch
+
+    from ..evaluation.splits import make_splits
+    from .train import checked_monotone, fit_student, learned_loss_params, load_rows, predict
+
     thresholds = list(plain.get("guard_thresholds") or [])
     alpha = checked_number("conformal.alpha", (plain.get("conformal") or {}).get("alpha", 0.1),
                            float, 0, False, 1)
@@ -309,7 +313,7 @@ def _finish(plain: Mapping[str, Any], metrics: dict[str, Any], manifest: Mapping
 
     metrics["wall_time_s"] = time.perf_counter() - t0
     atomic_write_json(run_dir / "metrics.json", _finite(metrics))
-    release_run_dir(run_dir)
+    release_run_dir(run_dir)  # before the summary: its run is done
     if plain.get("summary", True):
         _print_summary(metrics, manifest)
 

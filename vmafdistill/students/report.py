@@ -206,7 +206,9 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
                    "not one of this sweep's jobs (multirun.yaml): an earlier sweep's, in this "
                    "directory")
             left_out.append(f"{d.relative_to(root)}: {why}")
-    n_ours = sum(ours.values())
+    # jobs seen: by their .hydra/ files, or by their results (hydra.output_subdir=null
+    # writes no .hydra/)
+    n_ours = len({d for d, o in ours.items() if o} | {Path(m["_dir"]) for m in kept})
     if size is not None and n_ours < size:  # an interrupted sweep: its winner of fewer runs
         left_out.append(f"{size - n_ours} of the sweep's {size} jobs (multirun.yaml): no job "
                         "directory (never started: the sweep was stopped?)")

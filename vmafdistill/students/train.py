@@ -335,35 +335,79 @@ RUN_LOCK = ".vmafdistill-run.lock"
 
 
 def claim_run_dir(run_dir: Path) -> None:
-    """Mark ``run_dir`` as this process's, or raise VmafDistillError naming the live run that
-    holds it: a second run into one directory removed the first's logs mid-fit and crashed
-    it. A lock left by a process that has ended (killed) is taken over."""
+    """Mark ``run_dir`` as this process's, or raise VmafDistillError naming the live run on
+    this host that holds it: a second run into one directory removed the first's logs mid-fit
+    and crashed it. A claim left by a process that has ended (killed) is taken over; one from
+    another host (a requeued cluster job) is taken over with a note, its process unknowable."""
     import atexit
     import socket
 
     lock = run_dir / RUN_LOCK
     me = {"pid": os.getpid(), "host": socket.gethostname()}
-    for _ in range(2):
+    for _ in range(3):
         try:
-            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            _link_claim(lock, me)
         except FileExistsError:
-            try:
-                holder = json.loads(lock.read_text())
-            except (OSError, ValueError):
-                holder = {}
-            if holder == me:
+            claim = _read_claim(lock)
+            if claim == me:
                 return  # this process again (a notebook's second fit into one directory)
-            if holder.get("host") == me["host"] and not _alive(int(holder.get("pid", 0))):
-                lock.unlink(missing_ok=True)  # its run was killed: taken over
-                continue
-            raise VmafDistillError(
-                f"{run_dir}: another run writes here (pid {holder.get('pid')} on "
-                f"{holder.get('host')}); give another hydra.run.dir, or remove {lock} if "
-                "that run is gone") from None
-        with os.fdopen(fd, "w") as fh:
-            json.dump(me, fh)
+            if _live_here(claim):
+                raise VmafDistillError(
+                    f"{run_dir}: another run writes here (pid {claim.get('pid')} on "
+                    f"{claim.get('host')}); give another hydra.run.dir") from None
+            if claim and claim.get("host") != me["host"]:
+                print(f"note: {run_dir}: claimed by a run on {claim.get('host')} (pid "
+                      f"{claim.get('pid')}), taken over (a requeued job?)", file=sys.stderr)
+            if _read_claim(lock) == claim:  # not taken over by another run meanwhile
+                lock.unlink(missing_ok=True)
+            continue
         atexit.register(release_run_dir, run_dir)
         return
+    raise VmafDistillError(f"{run_dir}: could not claim it ({lock} keeps changing)")
+
+
+def _link_claim(lock: Path, claim: dict[str, Any]) -> None:
+    """Create ``lock`` holding ``claim`` whole, or raise FileExistsError: written aside, then
+    hard-linked into place (another run never reads a created but still empty claim)."""
+    from ..folders import unique_token
+
+    tmp = lock.with_name(f"{lock.name}.{unique_token()}")
+    try:
+        tmp.write_text(json.dumps(claim))
+        try:
+            os.link(tmp, lock)
+        except FileExistsError:
+            raise
+        except OSError:  # a filesystem without hard links: created, then written
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(claim, fh)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def run_dir_holder(run_dir: Path) -> dict[str, Any] | None:
+    """The live run on this host that holds ``run_dir`` (``{"pid", "host"}``), else None."""
+    claim = _read_claim(run_dir / RUN_LOCK)
+    return claim if _live_here(claim) else None
+
+
+def _read_claim(lock: Path) -> dict[str, Any] | None:
+    try:
+        claim = json.loads(lock.read_text())
+    except (OSError, ValueError):
+        return None
+    return claim if isinstance(claim, dict) else None
+
+
+def _live_here(claim: dict[str, Any] | None) -> bool:
+    """Whether ``claim`` is a running process's on this host (not this process's)."""
+    import socket
+
+    if not claim or claim.get("host") != socket.gethostname():
+        return False
+    pid = int(claim.get("pid") or 0)
+    return pid != os.getpid() and _alive(pid)
 
 
 def release_run_dir(run_dir: Path) -> None:
@@ -1169,6 +1213,15 @@ def run(
     ``student.pt`` into ``run_dir``. Returns the metrics (``objective`` = mean OOF MAE)."""
     t0 = time.perf_counter()
     plain, run_dir = begin_run(cfg, run_dir)
+    try:
+        return _run(cfg, plain, run_dir, overrides, t0)
+    finally:  # also when the run fails: a notebook's next fit into it is not refused
+        release_run_dir(run_dir)
+
+
+def _run(cfg: DictConfig | Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
+         overrides: Sequence[str], t0: float) -> dict[str, Any]:
+    """:func:`run`'s body, once its run directory is made."""
     data = load_training_data(cfg, plain)
     _corpus_teacher(plain, data.manifest)
     plan = conformal_plan(plain, data.samples)
@@ -1185,5 +1238,4 @@ def run(
     metrics = run_metrics(plain, data, oof, summary, conformal, baselines, (learned, monotone),
                           run_dir, overrides)
     save_run(plain, data, oof, final_model, metrics, run_dir, t0)
-    release_run_dir(run_dir)
     return metrics
