@@ -47,6 +47,9 @@ def test_finetune_improves_heldout(source_run: Path, corpus_b: Path, tmp_path: P
     assert finetune(f"ckpt={source_run / 'student.pt'}", f"corpus_dir={corpus_b}",
                     f"hydra.run.dir={tmp_path}", "optim.lr=0.01") == 0
     m = json.loads((tmp_path / "metrics.json").read_text())
+    from vmafdistill.students.train import RUN_LOCK
+
+    assert not (tmp_path / RUN_LOCK).exists()  # the run directory is free once it ends
     held = pd.read_parquet(tmp_path / "heldout.parquet")
     samples = pd.read_parquet(corpus_b / "tables" / "samples.parquet")
     # held-out rows are whole shots absent from the fine-tuning rows (hash split of shot_id)

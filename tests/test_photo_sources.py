@@ -151,6 +151,10 @@ def test_a_missing_filmed_source_names_the_recipe_command_for_its_folder(tmp_pat
     heldout = tmp_path / "kind_sources" / "unseen_cartoon.mp4"
     with pytest.raises(VideoInputError, match="sources kinds --group heldout --out"):
         prepare_source(str(heldout), "unseen_cartoon", {}, store=None)  # type: ignore[arg-type]
+    spaced = tmp_path / "my cache" / "photo_sources" / "photos_a.mp4"  # pasted, it must run
+    with pytest.raises(VideoInputError, match=re.escape(
+            f"--out '{spaced.parent}')")):
+        prepare_source(str(spaced), "photos_a", {}, store=None)  # type: ignore[arg-type]
     other = tmp_path / "photo_sources" / "mine.mp4"  # not a recipe's clip: no hint
     with pytest.raises(VideoInputError, match=r"mine\.mp4: no such file$"):
         prepare_source(str(other), "mine", {}, store=None)  # type: ignore[arg-type]

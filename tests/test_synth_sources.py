@@ -102,3 +102,13 @@ def test_a_folder_in_the_place_of_a_filmed_video_is_one_error(
     assert f"{tmp_path / 'testsrc2.mp4'}: a folder is in the place of the video" in err, err
     assert "Traceback" not in err
     assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_a_bad_placeholder_in_a_synth_recipe_is_one_error() -> None:
+    """A user recipe's typo (``{widht}``) was a KeyError traceback."""
+    from vmafdistill.errors import VmafDistillError
+
+    recipe = {**load_recipe("synth"), "sources": {"mine": "testsrc2=s={widht}x{height}"}}
+    with pytest.raises(VmafDistillError, match=r"recipe synth, source mine: bad placeholder "
+                                               r".*'widht'.*known: \{width\}"):
+        synth_graphs(recipe)
