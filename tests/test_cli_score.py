@@ -663,6 +663,12 @@ def test_outputs_are_written_whole_or_not_at_all(tmp_path: Path, monkeypatch) ->
     code = "from vmafdistill.folders import atomic_write_text as w; w('/dev/stdout', 'x\\n')"
     piped = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
     assert piped.stdout == b"x\n"
+    # ... and into a shell's `>> file`: the file was replaced, the lines before it lost
+    log = tmp_path / "app.log"
+    log.write_text("earlier\n")
+    with open(log, "ab") as appended:
+        subprocess.run([sys.executable, "-c", code], stdout=appended, check=True)
+    assert log.read_text() == "earlier\nx\n"
     # a private file stays private; a hard link keeps its twin in step
     os.chmod(out, 0o600)
     folders.atomic_write_text(out, "private\n")

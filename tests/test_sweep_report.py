@@ -308,7 +308,7 @@ def test_override_values_with_spaces_and_jobs_that_never_started(
     capsys.readouterr()
     assert main(["sweep-report", str(sweep)]) == 0
     err = capsys.readouterr().err
-    assert "1 of the sweep's 2 jobs (multirun.yaml): no job directory" in err, err
+    assert "1 of the sweep's 2 jobs (multirun.yaml): no record" in err, err
     # hydra.output_subdir=null writes no .hydra/: its jobs are counted by their results
     bare = tmp_path / "bare"
     assert main(["train", "-m", f"corpus_dir='{corpora[0]}'", f"hydra.sweep.dir={bare}",

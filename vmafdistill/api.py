@@ -158,7 +158,7 @@ def _process_state_kept() -> Any:
     from .signals import interrupts_kept
 
     # interrupts_kept: a Ctrl-C in a fit reached the notebook as Lightning's SystemExit(1)
-    with warnings.catch_warnings(), interrupts_kept():
+    with warnings.catch_warnings(), interrupts_kept(sigterm=False):
         try:
             yield
         finally:

@@ -25,39 +25,39 @@ def unique_token() -> str:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a same-directory temp file + fsync + rename: a reader,
     or a run killed mid-write, never leaves a shorter file that still parses (a Ctrl-C left a
-    `score --csv` of 228 of 1000 rows, each line whole). The file keeps its permissions. A
-    link to a file is written through (the link kept). Written in place, as before: a device
-    or pipe (``/dev/stdout`` into a pipe, a FIFO, ``>(gzip)``), a file with other hard links,
-    and a file whose folder this user cannot create files in."""
-    if path.exists() and not path.is_file():  # follows links: /dev/stdout -> a pipe
-        _write_in_place(path, data)
+    `score --csv` of 228 of 1000 rows, each line whole). A rewritten file keeps its mode and
+    group; a link to a file is written through (the link kept). Written in place, as before:
+    ``/dev/*`` and ``/proc/*`` paths (``--json /dev/stdout``, into a pipe or a shell's
+    ``>>`` file), FIFOs, a file with other hard links, another user's file, and a file this
+    user may write where the rename is not allowed (a read-only or sticky folder)."""
+    if str(path).startswith(("/dev/", "/proc/")) or (path.exists() and not path.is_file()):
+        # appended: reopening /dev/stdout truncated the file a shell's `>>` appends to
+        with open(path, "ab") as fh:
+            fh.write(data)
         return
     if path.is_symlink():
         path = path.resolve()
-    mode = None
-    if path.is_file():
-        st = path.stat()
-        if st.st_nlink > 1:  # a rename would leave the other names on the old contents
-            _write_in_place(path, data)
-            return
-        mode = st.st_mode & 0o7777
+    st = path.stat() if path.is_file() else None
+    if st is not None and (st.st_nlink > 1 or st.st_uid != os.geteuid()):
+        _write_in_place(path, data)  # a rename would leave the twin, or change the owner
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{unique_token()}.partial")
     try:
         try:
-            fh = open(tmp, "wb")  # noqa: SIM115  (closed below)
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                if st is not None:  # a private results file stays private, a shared one shared
+                    os.chmod(fh.fileno(), st.st_mode & 0o7777)
+                    if st.st_gid != os.getegid():
+                        os.fchown(fh.fileno(), -1, st.st_gid)
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
         except PermissionError:
-            if mode is None:
+            if st is None:
                 raise
-            _write_in_place(path, data)  # a writable file in a folder this user cannot write
-            return
-        with fh:
-            fh.write(data)
-            fh.flush()
-            if mode is not None:
-                os.chmod(fh.fileno(), mode)  # a private results file stays private
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+            _write_in_place(path, data)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -169,7 +169,8 @@ def check_output_target(option: str, target: str | None, inputs: Sequence[str | 
         raise VmafDistillError(f"{option} {target}: is a directory, not a file to write")
     if not path.resolve().parent.is_dir():
         raise VmafDistillError(f"{option} {target}: its directory does not exist")
-    if not os.access(path.resolve().parent, os.W_OK):
+    if not os.access(path.resolve().parent, os.W_OK) and not (
+            path.is_file() and os.access(path, os.W_OK)):  # a writable file is rewritten
         raise VmafDistillError(f"{option} {target}: its directory is not writable")
     if path.is_file():
         for given in inputs:

@@ -45,11 +45,12 @@ class Interrupted(BaseException):
 
 
 @contextlib.contextmanager
-def interrupts_kept() -> Iterator[None]:
-    """In this block SIGTERM is ``SystemExit(143)`` and Ctrl-C a KeyboardInterrupt that
-    reaches the caller through Lightning (which turned a SIGTERM into exit 0 with no outputs,
-    and a Ctrl-C into a silent exit 1). Processes forked in the block (DDP ranks) get a plain
-    KeyboardInterrupt, which torch's process wrapper ends quietly."""
+def interrupts_kept(sigterm: bool = True) -> Iterator[None]:
+    """In this block Ctrl-C is a KeyboardInterrupt that reaches the caller through Lightning
+    (which turned it into a silent exit 1) and, with ``sigterm``, SIGTERM is
+    ``SystemExit(143)`` (Lightning made it exit 0 with no outputs). Processes forked in the
+    block (DDP ranks) get a plain KeyboardInterrupt, which torch's process wrapper ends
+    quietly. The Python API leaves SIGTERM to its host (a notebook kernel's own)."""
     import os
 
     owner = os.getpid()
@@ -60,8 +61,10 @@ def interrupts_kept() -> Iterator[None]:
         raise Interrupted
 
     try:
-        with signal_handled(signal.SIGTERM, raise_exit), \
-                signal_handled(signal.SIGINT, interrupted):
+        with contextlib.ExitStack() as stack:
+            if sigterm:
+                stack.enter_context(signal_handled(signal.SIGTERM, raise_exit))
+            stack.enter_context(signal_handled(signal.SIGINT, interrupted))
             yield
     except Interrupted:
         raise KeyboardInterrupt from None

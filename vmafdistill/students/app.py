@@ -118,7 +118,7 @@ def _check_run_dir_free(argv: Sequence[str]) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from ..config import override_key
-    from .train import run_dir_holder
+    from .train import RUN_LOCK, run_dir_holder
 
     if any(a in ("-m", "--multirun") or a.replace(" ", "") == "hydra.mode=MULTIRUN"
            for a in argv):
@@ -135,7 +135,8 @@ def _check_run_dir_free(argv: Sequence[str]) -> None:
         if holder is not None:
             raise VmafDistillError(
                 f"{value}: another run writes here (pid {holder.get('pid')} on "
-                f"{holder.get('host')}); give another hydra.run.dir")
+                f"{holder.get('host')}); give another hydra.run.dir, or remove "
+                f"{Path(value) / RUN_LOCK} if that run is gone")
 
 
 def _first_error(task: Any) -> VmafDistillError:

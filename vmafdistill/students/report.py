@@ -210,8 +210,9 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
     # writes no .hydra/)
     n_ours = len({d for d, o in ours.items() if o} | {Path(m["_dir"]) for m in kept})
     if size is not None and n_ours < size:  # an interrupted sweep: its winner of fewer runs
-        left_out.append(f"{size - n_ours} of the sweep's {size} jobs (multirun.yaml): no job "
-                        "directory (never started: the sweep was stopped?)")
+        left_out.append(f"{size - n_ours} of the sweep's {size} jobs (multirun.yaml): no "
+                        "record (no .hydra/ folder, no results): never started (the sweep was "
+                        "stopped?), or failed under hydra.output_subdir=null")
     if not kept:
         raise VmafDistillError(f"{root}: no run of this sweep has results; "
                                + "; ".join(left_out))

@@ -354,7 +354,8 @@ def claim_run_dir(run_dir: Path) -> None:
             if _live_here(claim):
                 raise VmafDistillError(
                     f"{run_dir}: another run writes here (pid {claim.get('pid')} on "
-                    f"{claim.get('host')}); give another hydra.run.dir") from None
+                    f"{claim.get('host')}); give another hydra.run.dir, or remove {lock} "
+                    "if that run is gone") from None
             if claim and claim.get("host") != me["host"]:
                 print(f"note: {run_dir}: claimed by a run on {claim.get('host')} (pid "
                       f"{claim.get('pid')}), taken over (a requeued job?)", file=sys.stderr)
@@ -412,12 +413,11 @@ def _live_here(claim: dict[str, Any] | None) -> bool:
 
 def release_run_dir(run_dir: Path) -> None:
     """Remove this process's :data:`RUN_LOCK` from ``run_dir`` (a run's end; also at exit)."""
+    import socket
+
     lock = run_dir / RUN_LOCK
-    try:
-        if json.loads(lock.read_text()).get("pid") == os.getpid():
-            lock.unlink(missing_ok=True)
-    except (OSError, ValueError, AttributeError):
-        pass
+    if _read_claim(lock) == {"pid": os.getpid(), "host": socket.gethostname()}:
+        lock.unlink(missing_ok=True)  # (pid and host: containers reuse small pids)
 
 
 def _alive(pid: int) -> bool:
