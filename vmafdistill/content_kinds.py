@@ -33,7 +33,7 @@ import numpy as np
 
 from ._ffmpeg import ffmpeg_exe
 from .errors import ToolError, VideoInputError
-from .folders import already_made, unique_token
+from .folders import already_made, partial_file
 
 __all__ = [
     "KINDS",
@@ -321,41 +321,38 @@ def film_kind_source(src: KindSource, out: Path, *, crf: int = 10) -> Path:
     if src.width % 2 or src.height % 2:
         raise VideoInputError(f"{src.name}: frame size {src.width}x{src.height} must be even")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.{unique_token()}.partial{out.suffix}")  # runs side by side
-    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p",
-           "-s", f"{src.width}x{src.height}", "-r", str(src.fps), "-i", "-",
-           "-c:v", "libx264", "-crf", str(crf), "-preset", "medium", "-x264-params", "threads=1",
-           "-fflags", "+bitexact", "-flags:v", "+bitexact", "-pix_fmt", "yuv420p", str(tmp)]
     rng = np.random.default_rng(src.seed)
     n = round(src.seconds_each * src.fps)
     render = KINDS[src.kind]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdin is not None
-    try:
-        for shot in src.shots:
-            for frame in render(src, shot, rng, n):
-                if frame.shape != (src.height, src.width, 3):
-                    raise VideoInputError(f"{src.name}: {src.kind} rendered {frame.shape}")
-                proc.stdin.write(rgb_to_yuv420(frame))
-        proc.stdin.close()
-    except BrokenPipeError:  # ffmpeg exited before taking every frame: its message says why
+    with partial_file(out) as tmp:  # a random tag: runs side by side
+        cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p",
+               "-s", f"{src.width}x{src.height}", "-r", str(src.fps), "-i", "-",
+               "-c:v", "libx264", "-crf", str(crf), "-preset", "medium",
+               "-x264-params", "threads=1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
+               "-pix_fmt", "yuv420p", str(tmp)]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdin is not None
+        try:
+            for shot in src.shots:
+                for frame in render(src, shot, rng, n):
+                    if frame.shape != (src.height, src.width, 3):
+                        raise VideoInputError(f"{src.name}: {src.kind} rendered {frame.shape}")
+                    proc.stdin.write(rgb_to_yuv420(frame))
+            proc.stdin.close()
+        except BrokenPipeError:  # ffmpeg exited before taking every frame: its message says why
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            proc.wait()
+            for pipe in (proc.stdin, proc.stderr):
+                with contextlib.suppress(OSError):  # the reader is gone: closing may fail
+                    pipe.close()
+            raise ToolError(f"ffmpeg failed filming {out.name}: {err.strip()[-500:]}") from None
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-        proc.wait()
-        for pipe in (proc.stdin, proc.stderr):
-            with contextlib.suppress(OSError):  # the reader is gone: closing may fail
-                pipe.close()
-        tmp.unlink(missing_ok=True)
-        raise ToolError(f"ffmpeg failed filming {out.name}: {err.strip()[-500:]}") from None
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        tmp.unlink(missing_ok=True)
-        raise
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if proc.wait() != 0:
-        tmp.unlink(missing_ok=True)
-        raise ToolError(f"ffmpeg failed filming {out.name}: {err.strip()[-500:]}")
-    tmp.replace(out)
+        if proc.wait() != 0:
+            raise ToolError(f"ffmpeg failed filming {out.name}: {err.strip()[-500:]}")
     return out
 
 

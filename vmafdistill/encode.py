@@ -6,14 +6,13 @@ rerun reproduces the same bitstream and cached labels stay valid.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ._ffmpeg import decoder_thread_args, input_url, run_ffmpeg
 from .errors import VmafDistillError
-from .folders import unique_token
+from .folders import partial_file
 
 #: ffmpeg encoder and deterministic settings per codec name used in ladder configs.
 CODECS: dict[str, dict[str, Any]] = {
@@ -110,30 +109,26 @@ def encode_rung(
     w, h = rung.size_for(*src_size)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.{unique_token()}.partial{out.suffix}")
     preset = ["-preset", rung.preset] if rung.codec in ("h264", "h265") else []
     if rung.codec == "av1":
         preset = ["-preset", "8"]
-    args = [
-        # -noautorotate: encode the coded frames, the orientation the teacher's reference
-        # decode (vmafdistill.io, also -noautorotate) compares them with.
-        "-y", *decoder_thread_args(decoder_threads),
-        "-noautorotate", "-i", input_url(source), "-map", "0:V:0", "-an",
-        "-fps_mode", "passthrough",
-        "-vf", f"scale={w}:{h}:flags={scale_flags}",
-        *(["-pix_fmt", rung.pix_fmt] if rung.pix_fmt else []),
-        "-c:v", spec["encoder"], *preset, "-crf", str(rung.crf), *spec["args"],
-        "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
-        str(tmp),
-    ]
-    what = f"encoding {Path(source).name} as {rung.label(*src_size)}"
-    try:
+    with partial_file(out) as tmp:
+        args = [
+            # -noautorotate: encode the coded frames, the orientation the teacher's reference
+            # decode (vmafdistill.io, also -noautorotate) compares them with.
+            "-y", *decoder_thread_args(decoder_threads),
+            "-noautorotate", "-i", input_url(source), "-map", "0:V:0", "-an",
+            "-fps_mode", "passthrough",
+            "-vf", f"scale={w}:{h}:flags={scale_flags}",
+            *(["-pix_fmt", rung.pix_fmt] if rung.pix_fmt else []),
+            "-c:v", spec["encoder"], *preset, "-crf", str(rung.crf), *spec["args"],
+            "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
+            str(tmp),
+        ]
+        what = f"encoding {Path(source).name} as {rung.label(*src_size)}"
         run_ffmpeg(args, what=what)
         if rung.pix_fmt is not None:
             _check_pix_fmt(tmp, rung, what)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 

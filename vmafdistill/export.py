@@ -38,7 +38,7 @@ from .edge.onnx_check import check_allowlist, model_ops, model_opsets
 from .edge.tokens import DEFAULT_RULES, merge_rules, robust_stats
 from .errors import ModelError, VmafDistillError
 from .features.registry import CODECS, FEATURE_SET_VERSION, FEATURE_SETS, canonical_codec
-from .folders import unique_token
+from .folders import atomic_write_bytes
 from .shots import checked_shot_settings
 
 if TYPE_CHECKING:
@@ -394,10 +394,7 @@ def export_onnx(
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     _check_finite_card(card)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{unique_token()}.partial")
-    tmp.write_bytes(final)
-    os.replace(tmp, out)
+    atomic_write_bytes(out, final)
     write_card(card_path_for(out), card)
     return card
 

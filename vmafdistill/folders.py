@@ -9,7 +9,7 @@ import contextlib
 import fnmatch
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .errors import VmafDistillError
@@ -20,6 +20,20 @@ def unique_token() -> str:
     alone clashed between builds in separate PID namespaces (one renamed the other's file
     away, and its job failed with FileNotFoundError)."""
     return f"{os.getpid()}.{secrets.token_hex(6)}"
+
+
+@contextlib.contextmanager
+def partial_file(out: Path) -> Iterator[Path]:
+    """A temporary path beside ``out`` for a tool to write it through
+    (``.<stem>.<tag>.partial<suffix>``: the random tag keeps runs side by side apart, the
+    suffix tells ffmpeg the container); renamed onto ``out`` when the block ends, removed
+    when it raises. Hidden, so a folder corpus never reads a killed run's leftover."""
+    tmp = out.with_name(f".{out.stem}.{unique_token()}.partial{out.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

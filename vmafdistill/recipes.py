@@ -114,22 +114,18 @@ def make_synth_source(name: str, graph: str, out_dir: str | Path, *, seconds: fl
                       fps: float) -> Path:
     """Encode one lavfi graph losslessly to ``out_dir/<name>.mp4`` (kept if already there)."""
     from ._ffmpeg import run_ffmpeg
-    from .folders import already_made, unique_token
+    from .folders import already_made, partial_file
 
     out = Path(out_dir) / f"{name}.mp4"
     if already_made(out):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.{unique_token()}.partial.mp4")  # runs side by side
-    try:
+    with partial_file(out) as tmp:
         run_ffmpeg(["-y", "-f", "lavfi", "-i", f"{graph},format=yuv420p,setsar=1",
                     "-t", str(seconds), "-r", str(fps), "-c:v", "libx264", "-qp", "0",
                     "-preset", "medium", "-x264-params", "threads=1",
                     "-fflags", "+bitexact", "-flags:v", "+bitexact", str(tmp)],
                    what=f"generating synthetic source {name}")
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 

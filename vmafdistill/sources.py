@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ._ffmpeg import input_url, run_ffmpeg
 from .errors import VideoInputError
-from .folders import already_made, unique_token
+from .folders import already_made, partial_file
 
 
 def packaged_file(distribution: str, relpath: str, *, extra: str = "train") -> Path:
@@ -110,14 +110,10 @@ def _film(input_args: list[str], out: Path, *, crf: int, what: str) -> Path:
     one thread, bitexact), through a ``.partial`` file renamed into place. The file carries a
     random tag (two runs filming into one folder renamed each other's file away) and is
     removed when ffmpeg fails."""
-    tmp = out.with_name(f".{out.stem}.{unique_token()}.partial{out.suffix}")
-    try:
+    with partial_file(out) as tmp:
         run_ffmpeg(["-y", *input_args, "-c:v", "libx264", "-crf", str(crf), "-preset",
                     "medium", "-x264-params", "threads=1", "-fflags", "+bitexact",
                     "-flags:v", "+bitexact", str(tmp)], what=what)
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 

@@ -26,7 +26,7 @@ from ..features.registry import (
     known_feature_set,
 )
 from ..features.registry import PIXEL_FEATURES as _PIXEL
-from ..folders import unique_token
+from ..folders import atomic_write_text
 
 __all__ = [
     "CARD_VERSION",
@@ -74,10 +74,7 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 def write_card(path: str | os.PathLike[str], card: dict[str, Any]) -> Path:
     """Write a card as sorted, indented JSON (atomically) and return its path."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{unique_token()}.partial")
-    tmp.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, p)
+    atomic_write_text(p, json.dumps(card, indent=2, sort_keys=True) + "\n")
     return p
 
 

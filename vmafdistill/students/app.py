@@ -118,7 +118,7 @@ def _check_run_dir_free(argv: Sequence[str]) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from ..config import override_key
-    from .train import RUN_LOCK, run_dir_holder
+    from .train import run_dir_holder, run_dir_taken
 
     if any(a in ("-m", "--multirun") or a.replace(" ", "") == "hydra.mode=MULTIRUN"
            for a in argv):
@@ -133,10 +133,7 @@ def _check_run_dir_free(argv: Sequence[str]) -> None:
     if isinstance(value, str) and "${" not in value:
         holder = run_dir_holder(Path(value))
         if holder is not None:
-            raise VmafDistillError(
-                f"{value}: another run writes here (pid {holder.get('pid')} on "
-                f"{holder.get('host')}); give another hydra.run.dir, or remove "
-                f"{Path(value) / RUN_LOCK} if that run is gone")
+            raise run_dir_taken(Path(value), holder)
 
 
 def _first_error(task: Any) -> VmafDistillError:

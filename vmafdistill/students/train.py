@@ -352,10 +352,7 @@ def claim_run_dir(run_dir: Path) -> None:
             if claim == me:
                 return  # this process again (a notebook's second fit into one directory)
             if _live_here(claim):
-                raise VmafDistillError(
-                    f"{run_dir}: another run writes here (pid {claim.get('pid')} on "
-                    f"{claim.get('host')}); give another hydra.run.dir, or remove {lock} "
-                    "if that run is gone") from None
+                raise run_dir_taken(run_dir, claim) from None
             if claim and claim.get("host") != me["host"]:
                 print(f"note: {run_dir}: claimed by a run on {claim.get('host')} (pid "
                       f"{claim.get('pid')}), taken over (a requeued job?)", file=sys.stderr)
@@ -385,6 +382,13 @@ def _link_claim(lock: Path, claim: dict[str, Any]) -> None:
                 json.dump(claim, fh)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def run_dir_taken(run_dir: Path, claim: Mapping[str, Any]) -> VmafDistillError:
+    """The error for a run directory that the live run ``claim`` holds."""
+    return VmafDistillError(
+        f"{run_dir}: another run writes here (pid {claim.get('pid')} on {claim.get('host')}); "
+        f"give another hydra.run.dir, or remove {run_dir / RUN_LOCK} if that run is gone")
 
 
 def run_dir_holder(run_dir: Path) -> dict[str, Any] | None:
