@@ -399,10 +399,13 @@ def test_baseline_cache_key_follows_the_entrys_parameters(monkeypatch: pytest.Mo
     from vmafdistill.students.train import _baseline_key
 
     cfg = {"cv": {"name": "loso"}, "features": "f", "baselines": ["gbdt50"]}
-    before = _baseline_key({"corpus_hash": "h"}, cfg, 10)
+    before = _baseline_key({"corpus_hash": "h"}, cfg, 10, ["a", "b"])
+    # the columns fitted on are in the key too: the same config over other columns (a
+    # features group whose columns come from elsewhere) served the stale baselines
+    assert _baseline_key({"corpus_hash": "h"}, cfg, 10, ["a"]) != before
     edited = {**baselines.baseline_specs(), "gbdt50": {"estimator": "gbdt", "n_estimators": 60}}
     monkeypatch.setattr(baselines, "baseline_specs", lambda: edited)
-    assert _baseline_key({"corpus_hash": "h"}, cfg, 10) != before
+    assert _baseline_key({"corpus_hash": "h"}, cfg, 10, ["a", "b"]) != before
 
 
 def test_evaluate_output_paths_are_ready_before_any_work(tmp_path: Path,
@@ -519,3 +522,29 @@ def test_evaluate_with_no_predicted_shot_is_one_error(
     with pytest.raises(VmafDistillError, match=r"no shot of the 2 corpus samples got a "
                                                r"prediction"):
         unseen.evaluate_unseen(cache=tmp_path / "cache")
+
+
+def test_shot_folds_that_split_a_scene_are_named(capsys: pytest.CaptureFixture[str]) -> None:
+    """Shots are windows of scenes: folds of shots keep windows whole, not scenes, so a test
+    window's scene-level inputs were in training. The run says so; group_scene does not."""
+    from vmafdistill.evaluation.splits import make_splits, shared_groups
+    from vmafdistill.students.train import note_shared_scenes
+
+    # 3 scenes cut into 4 windows each, 2 rungs per window
+    rows = [{"shot_id": f"s/c{c}/w{w}", "scene_id": f"s/c{c}", "source_id": "s", "rung": r}
+            for c in range(3) for w in range(4) for r in range(2)]
+    samples = pd.DataFrame(rows)
+    by_shot = make_splits(samples, {"name": "group_kfold", "n_splits": 3, "group": "shot_id"})
+    by_scene = make_splits(samples, {"name": "group_kfold", "n_splits": 3, "group": "scene_id"})
+    expected = sorted({s for tr, te in by_shot
+                       for s in set(samples.scene_id[tr]) & set(samples.scene_id[te])})
+    assert shared_groups(samples, by_shot, "scene_id") == expected != []
+    assert shared_groups(samples, by_scene, "scene_id") == []
+    assert shared_groups(samples.drop(columns="scene_id"), by_shot, "scene_id") == []
+    cv = {"name": "group_kfold", "group": "shot_id"}
+    assert note_shared_scenes(samples, by_shot, cv, ["scene_qp", "temporal_std"]) == expected
+    err = capsys.readouterr().err
+    assert f"{len(expected)} of 3 scene(s)" in err and "scene-level inputs scene_qp" in err
+    assert "cv=group_scene" in err
+    assert note_shared_scenes(samples, by_scene, cv, ["scene_qp"]) == []
+    assert capsys.readouterr().err == ""

@@ -100,6 +100,9 @@ def test_run_writes_outputs_and_honest_metrics(trained: Path, corpus: Path) -> N
     assert all(f["n_fit"] == f["n_train"] for f in metrics["folds"])  # nothing held out
     cov = float(((oof["lo"] <= oof["vmaf"]) & (oof["vmaf"] <= oof["hi"])).mean())
     assert metrics["conformal"]["coverage"] == pytest.approx(cov)
+    # the final (pooled) q's held-out coverage: each fold covered by the pooled quantile of the
+    # other folds, which under cross-conformal is that fold's own q: the same figure
+    assert metrics["conformal"]["final_q_coverage"] == pytest.approx(cov)
     assert metrics["conformal"]["nominal"] == pytest.approx(0.9)
     assert metrics["stratified"]["codec"].keys() == {"h264", "h265"}
     assert metrics["objective"] == metrics["oof"]["mae"]
@@ -235,6 +238,13 @@ def test_worst_fold_final_q_covers_every_held_out_source(tmp_path: Path, capsys)
     assert sorted(worst["per_fold_q"].values()) == pytest.approx(sorted(per_source.values()))
     assert worst["pooled_q"] == pytest.approx(conformal_quantile(res.to_numpy(), 0.1))
     assert runs["pooled"]["final_q"] == pytest.approx(worst["pooled_q"])  # same folds, same fit
+    # held out: each source covered by the largest quantile of the *other* sources
+    for source, cov in worst["final_q_per_fold_coverage"].items():
+        rows = oof["fold"] == int(source)
+        (held,) = oof.loc[rows, "source_id"].unique()
+        q = max(v for s, v in per_source.items() if s != held)
+        assert cov == pytest.approx(float((res[rows] <= q).mean()))
+    assert len(worst["final_q_per_fold_coverage"]) == 3
     from vmafdistill.students.bundle import load_bundle
 
     _, meta = load_bundle(tmp_path / "worst_fold" / "student.pt")
@@ -928,3 +938,21 @@ def test_a_signal_the_process_ignores_stays_ignored() -> None:
     with interrupts_kept():
         assert callable(signal.getsignal(signal.SIGINT))
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_handlers_restored_puts_back_what_code_in_the_block_installed() -> None:
+    """``ray.init`` installs its own SIGTERM handler (exit 1) and leaves it; a later local
+    build in the same process then died with 1, not 143."""
+    import signal
+
+    from vmafdistill.signals import handlers_restored
+
+    def foreign(signum: int, frame: object) -> None:  # stands in for Ray's handler
+        raise SystemExit(1)
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(RuntimeError, match="in the block"), \
+            handlers_restored(signal.SIGTERM):
+        signal.signal(signal.SIGTERM, foreign)
+        raise RuntimeError("failed in the block")
+    assert signal.getsignal(signal.SIGTERM) is before

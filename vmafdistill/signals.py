@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["Interrupted", "interrupts_kept", "raise_exit", "signal_handled"]
+__all__ = ["Interrupted", "handlers_restored", "interrupts_kept", "raise_exit", "signal_handled"]
 
 
 def raise_exit(signum: int, frame: Any) -> None:
@@ -37,6 +37,24 @@ def signal_handled(signum: int, handler: Any) -> Iterator[None]:
         yield
     finally:
         signal.signal(signum, previous)
+
+
+@contextlib.contextmanager
+def handlers_restored(*signums: int) -> Iterator[None]:
+    """The handlers of ``signums`` as they were before this block, whatever code in it
+    installs (``ray.init`` sets its own SIGTERM handler, exit 1, and leaves it after
+    shutdown). Outside the main thread the block runs unchanged; a handler set outside
+    Python (``getsignal`` gives None) cannot be put back and is left."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {signum: signal.getsignal(signum) for signum in signums}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            if handler is not None:
+                signal.signal(signum, handler)
 
 
 class Interrupted(BaseException):

@@ -21,13 +21,12 @@ import os
 import signal
 import socket
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import VmafDistillError
-from ..signals import raise_exit, signal_handled
+from ..signals import handlers_restored, raise_exit, signal_handled
 
 __all__ = ["EXECUTORS", "raise_exit", "run_ray", "signal_handled"]
 
@@ -227,15 +226,20 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
 
     # ray.init installs its own SIGTERM handler (exit 1) and leaves it after shutdown: a
     # later local build in the same process then died with 1, not 143
-    handlers = ({s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-                if threading.current_thread() is threading.main_thread() else {})
-    started_here = _connect(cfg)
+    stack = contextlib.ExitStack()
+    stack.enter_context(handlers_restored(signal.SIGTERM, signal.SIGINT))
+    try:
+        started_here = _connect(cfg)
+    except BaseException:
+        stack.close()
+        raise
     import ray
 
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
     t0 = time.perf_counter()
-    stack = contextlib.ExitStack()
+    if started_here:  # closed last: after the shutdown, the handlers from before ray.init
+        stack.callback(ray.shutdown)
     try:
         if cfg.get("check_resources", True):
             _check_resources(cfg)
@@ -287,9 +291,4 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
                   f"{time.perf_counter() - t0:.1f} s on {_nodes_line()}", file=sys.stderr)
     finally:
         stack.close()
-        if started_here:
-            ray.shutdown()
-            for signum, handler in handlers.items():
-                if handler is not None:  # None: set outside Python, cannot be put back
-                    signal.signal(signum, handler)
     return results, errors

@@ -19,6 +19,7 @@ __all__ = [
     "conformal_quantile",
     "coverage",
     "group_quantiles",
+    "held_out_rule_coverage",
     "intervals",
     "worst_group_quantile",
 ]
@@ -76,3 +77,37 @@ def coverage(y: Any, lo: Any, hi: Any) -> float:
     if y.size == 0:
         raise VmafDistillError("coverage: no values")
     return float(np.mean((np.asarray(lo) <= y) & (y <= np.asarray(hi))))
+
+
+def held_out_rule_coverage(abs_residuals: Any, folds: Any, alpha: float = 0.1,
+                           rule: str = "pooled") -> tuple[float, dict[Any, float]]:
+    """How often the final model's interval rule covers rows it was not calibrated on.
+
+    The final q is computed from every fold's OOF residuals, so its coverage of those same
+    residuals is >= 1 - alpha by construction. Here each fold is covered by the q the ``rule``
+    (``pooled``: :func:`conformal_quantile` of the residuals; ``worst_fold``:
+    :func:`worst_group_quantile` over the folds) gives on the *other* folds' residuals.
+    Returns ``(coverage over the covered rows, {fold: coverage})``; a fold whose q is not
+    finite (too few other rows, or a single fold) is left out, and with none left the
+    coverage is NaN.
+    """
+    r = np.asarray(abs_residuals, dtype=np.float64).reshape(-1)
+    f = np.asarray(folds).reshape(-1)
+    if f.shape != r.shape:
+        raise VmafDistillError(f"conformal: {r.size} residuals but {f.size} fold labels")
+    if rule not in ("pooled", "worst_fold"):
+        raise VmafDistillError(f"conformal: unknown final-q rule {rule!r}")
+    per_fold: dict[Any, float] = {}
+    covered = rows = 0
+    for k in np.unique(f):
+        mine, others = r[f == k], r[f != k]
+        if others.size == 0:
+            continue
+        q = (worst_group_quantile(others, f[f != k], alpha) if rule == "worst_fold"
+             else conformal_quantile(others, alpha))
+        if not math.isfinite(q):
+            continue
+        hit = int(np.count_nonzero(mine <= q))  # |y - pred| <= q: inside [pred - q, pred + q]
+        per_fold[k.item() if hasattr(k, "item") else k] = hit / mine.size
+        covered, rows = covered + hit, rows + mine.size
+    return (covered / rows if rows else float("nan")), per_fold

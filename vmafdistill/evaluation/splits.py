@@ -26,7 +26,7 @@ from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 from ..config import checked_number
 from ..errors import VmafDistillError
 
-__all__ = ["SPLIT_NAMES", "hash_fraction", "make_splits"]
+__all__ = ["SPLIT_NAMES", "hash_fraction", "make_splits", "shared_groups"]
 
 SPLIT_NAMES: tuple[str, ...] = ("group_kfold", "leave_one_source_out", "hash_split")
 
@@ -45,6 +45,20 @@ def _groups(samples: pd.DataFrame, column: str) -> np.ndarray:
         raise VmafDistillError(f"splits: column {column!r} has {int(groups.isna().sum())} "
                                "missing value(s)")
     return groups.astype(str).to_numpy()
+
+
+def shared_groups(samples: pd.DataFrame, splits: list[tuple[np.ndarray, np.ndarray]],
+                  column: str) -> list[str]:
+    """Values of ``column`` found on both sides of some fold, sorted (none: ``[]``; no such
+    column: ``[]``). With folds of shots, a scene cut into several shot windows is the
+    common case: its scene-level inputs are then in training and test alike."""
+    if column not in samples.columns:
+        return []
+    values = samples[column].astype(str).to_numpy()
+    both: set[str] = set()
+    for train, test in splits:
+        both |= set(values[train]) & set(values[test])
+    return sorted(both)
 
 
 def _check(splits: list[tuple[np.ndarray, np.ndarray]], groups: np.ndarray, name: str) -> None:

@@ -4,8 +4,8 @@
 * ``huber``: mean Huber_delta(p - y).
 * ``temperature``: temperature-scaled distillation through soft quality classes: teacher and
   student scores become Gaussian-kernel distributions over K bin centres spanning 0..100 and the
-  loss is tau^2 · KL(p_teacher || p_student) (+ alpha · Huber on the raw scores). ``tau`` is
-  fixed or learnable (a bounded log-tau parameter of the loss module).
+  loss is tau^2 · KL(p_teacher || p_student) (+ alpha · Huber on the scores, in the loss's
+  space). ``tau`` is fixed or learnable (a bounded log-tau parameter of the loss module).
 
 ``space: logit`` compares ``g(pred)`` with ``g(target)``, ``g(v) = logit((v + m) / (100 + 2m))``
 (the inverse of a bounded student head with margin ``m``), so a low-VMAF error counts as much as
@@ -166,7 +166,9 @@ class MSELoss(DistillLoss):
 
 @register_loss("huber")
 class HuberLoss(DistillLoss):
-    """mean Huber_delta(pred - target): quadratic within ``delta`` VMAF points, linear beyond."""
+    """mean Huber_delta(pred - target): quadratic within ``delta``, linear beyond; pred, target
+    and ``delta`` in the loss's ``space`` (logit units in ``space: logit``, VMAF points in
+    ``space: vmaf``)."""
 
     def __init__(self, *, delta: float, **kw: Any) -> None:
         super().__init__(**kw)
@@ -187,6 +189,8 @@ class TemperatureLoss(DistillLoss):
     With K bin centres c_k = linspace(lo, hi, K), spacing s and width sigma = tau·s, a score v
     maps to q_k(v) = softmax_k(-(v - c_k)^2 / (2 sigma^2)). The loss is
     tau^2 · mean_batch KL(q(target) || q(pred)) + alpha · Huber_delta(pred - target).
+    Scores, centres, s and delta are in the loss's ``space``: in ``logit`` the centres are
+    equally spaced between g(lo) and g(hi) (docs/students.md gives them in VMAF).
 
     Its gradient in pred is tau^2 (E_q(pred)[c] - E_q(target)[c]) / sigma^2, which is linear in
     the error inside the bin range and saturates (never vanishes) outside it. The tau^2 factor

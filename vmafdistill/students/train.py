@@ -33,7 +33,7 @@ import sys
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -612,9 +612,11 @@ def baseline_names(cfg: Mapping[str, Any]) -> list[str]:
     return [names] if isinstance(names, str) else [str(n) for n in names]
 
 
-def _baseline_key(manifest: Mapping[str, Any], cfg: Mapping[str, Any], n_rows: int) -> str:
-    """Cache key of a run's baselines: corpus, folds, features, target and each baseline's
-    parameters (an edited entry of conf/baselines.yaml is fitted anew)."""
+def _baseline_key(manifest: Mapping[str, Any], cfg: Mapping[str, Any], n_rows: int,
+                  columns: Sequence[str]) -> str:
+    """Cache key of a run's baselines: corpus, folds, features and the columns they were fitted
+    on, target and each baseline's parameters (an edited entry of conf/baselines.yaml is
+    fitted anew)."""
     from ..evaluation.baselines import baseline_specs
 
     names = baseline_names(cfg)
@@ -623,7 +625,7 @@ def _baseline_key(manifest: Mapping[str, Any], cfg: Mapping[str, Any], n_rows: i
         "corpus_hash": manifest.get("corpus_hash"), "cv": cfg["cv"], "features": cfg["features"],
         "target": cfg.get("target", "vmaf"), "baselines": names,
         "specs": [specs.get(n) for n in names], "imputation": "fold median",
-        "seed": cfg.get("seed", 0), "rows": n_rows,
+        "seed": cfg.get("seed", 0), "rows": n_rows, "columns": list(columns),
     }, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -649,7 +651,7 @@ def baseline_oof(
     names = baseline_names(cfg)
     if not names:
         return pd.DataFrame(columns=["sample_id", "model", "fold", "pred"]), ""
-    key = _baseline_key(manifest, cfg, len(samples))
+    key = _baseline_key(manifest, cfg, len(samples), feature_names)
     candidates = [corpus_dir / "baselines" / f"{key}.parquet",
                   run_dir / "baselines" / f"{key}.parquet"]
     for path in candidates:
@@ -734,9 +736,13 @@ def format_summary(metrics: Mapping[str, Any]) -> str:
         rows.append(line)
     conf = metrics.get("conformal") or {}
     if conf:
+        # two intervals: each fold's own (its coverage is the OOF one) and the final model's
+        # q, whose held-out coverage is its rule applied to each fold from the other folds
         rows.append(
             f"conformal: nominal {fmt(conf.get('nominal'), 0).strip()}, OOF coverage "
-            f"{fmt(conf.get('coverage'), 0).strip()}, final q {fmt(conf.get('final_q'), 0).strip()}"
+            f"{fmt(conf.get('coverage'), 0).strip()} (fold intervals); final q "
+            f"{fmt(conf.get('final_q'), 0).strip()}, held-out coverage "
+            f"{fmt(conf.get('final_q_coverage'), 0).strip()}"
         )
     rows.append(f"wall time {fmt(metrics.get('wall_time_s'), 0).strip()} s")
     return "\n".join(rows)
@@ -760,6 +766,8 @@ class TrainData:
     n_dropped: int
     splits: list[tuple[np.ndarray, np.ndarray]]
     target: str
+    #: scenes (``scene_id``) with rows on both sides of some fold (:func:`note_shared_scenes`)
+    shared_scenes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -798,7 +806,29 @@ def load_training_data(cfg: Any, plain: Mapping[str, Any]) -> TrainData:
     if not splits:
         raise VmafDistillError(f"cv {plain['cv'].get('name')}: no folds for {len(samples)} rows")
     return TrainData(list(feature_names), corpus_dir, manifest, samples, x, y, n_dropped, splits,
-                     target)
+                     target, note_shared_scenes(samples, splits, plain["cv"], feature_names))
+
+
+def note_shared_scenes(samples: pd.DataFrame, splits: list[tuple[np.ndarray, np.ndarray]],
+                       cv: Mapping[str, Any], feature_names: Sequence[str]) -> list[str]:
+    """Scenes with shot windows on both sides of some fold, said once on stderr: a shot-grouped
+    cv keeps shots whole, not scenes, so a test window's scene-level inputs and its scene's
+    look were in training (the pilot clip is one scene cut into windows: every fold)."""
+    from ..evaluation.splits import shared_groups
+
+    shared = shared_groups(samples, splits, "scene_id")
+    if not shared:
+        return []
+    scene_level = [f for f in feature_names if "scene" in f]
+    n_scenes = int(samples["scene_id"].nunique())
+    inputs = (f"; the scene-level inputs {', '.join(scene_level)} of a test shot were in "
+              "training" if scene_level else "")
+    remedy = ("cv=group_scene keeps scenes whole" if n_scenes > 1
+              else "this corpus has one scene, which no cv can hold out")
+    print(f"note: cv {cv.get('name')} groups by {cv.get('group') or cv.get('key')}: "
+          f"{len(shared)} of {n_scenes} scene(s) have shots on both sides of a fold, so its "
+          f"figures are within-scene{inputs} ({remedy})", file=sys.stderr, flush=True)
+    return shared
 
 
 def rows_needed(alpha: float) -> int:
@@ -1036,7 +1066,12 @@ def _no_interval_where_too_few(fold_info: list[dict[str, Any]], alpha: float) ->
 
 def conformal_summary(oof: pd.DataFrame, plan: ConformalPlan, target: str) -> dict[str, Any]:
     """``metrics.json``'s ``conformal`` block: OOF coverage, widths, the final model's q."""
-    from ..evaluation.conformal import conformal_quantile, coverage, group_quantiles
+    from ..evaluation.conformal import (
+        conformal_quantile,
+        coverage,
+        group_quantiles,
+        held_out_rule_coverage,
+    )
 
     alpha = plan.alpha
     finite_q = oof[~np.isnan(oof["lo"])]  # folds without calibration rows have q = NaN
@@ -1062,6 +1097,10 @@ def conformal_summary(oof: pd.DataFrame, plan: ConformalPlan, target: str) -> di
             "use final_q=pooled or a larger alpha"
         )
     require_finite_q(final_q, alpha, len(oof_abs), "out-of-fold")
+    # final_q's coverage of the residuals it came from is >= nominal by construction: the
+    # same rule on the other folds' residuals, applied to each fold, is the honest figure
+    final_cov, final_per_fold = held_out_rule_coverage(oof_abs, oof["fold"].to_numpy(), alpha,
+                                                       plan.final_q_rule)
     return {
         "alpha": alpha, "nominal": 1.0 - alpha, "coverage": cov,
         "per_fold_coverage": per_fold_cov,
@@ -1072,6 +1111,8 @@ def conformal_summary(oof: pd.DataFrame, plan: ConformalPlan, target: str) -> di
         "final_q": final_q, "final_q_rule": plan.final_q_rule,
         "final_q_source": FINAL_Q_RULES[plan.final_q_rule],
         "pooled_q": pooled_q, "per_fold_q": per_fold_q,
+        "final_q_coverage": final_cov,
+        "final_q_per_fold_coverage": {str(k): v for k, v in final_per_fold.items()},
     }
 
 
@@ -1142,6 +1183,8 @@ def run_metrics(
         "n_samples": len(data.samples),
         "n_dropped": data.n_dropped,
         "n_folds": len(data.splits),
+        # scenes with shots in training and test alike (a shot-grouped cv): within-scene figures
+        "cv_shared_scenes": len(data.shared_scenes),
         **summary,
         "guard_thresholds": list(plain.get("guard_thresholds") or []),
         "stratified": stratified_metrics(oof, pred_col="pred", target_col=target,
