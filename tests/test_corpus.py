@@ -1537,3 +1537,34 @@ def test_a_file_name_that_is_not_utf8_builds(built, sources, tmp_path: Path) -> 
     table = pd.read_parquet(Path(two["out_dir"]) / "tables" / "sources.parquet")
     assert sorted(table["path"].map(lambda p: Path(p).name)) == ["caf\\xe9.mp4", "caf_.mp4"]
     assert sorted(table["source_id"])[0] == "caf"
+
+
+def test_a_second_build_of_one_corpus_waits_for_the_first(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The jobs of a parallel sweep on a cold cache each built the same corpus at once; the
+    build lock makes the later ones wait, then find it built."""
+    import threading
+
+    from vmafdistill.corpus.build import build_lock
+
+    out_dir = tmp_path / "corpus" / "bbb_pilot"
+    order: list[str] = []
+    held = threading.Event()
+    release = threading.Event()
+
+    def first() -> None:
+        with build_lock(out_dir):
+            order.append("first in")
+            held.set()
+            release.wait(10)
+            order.append("first out")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert held.wait(10)
+    threading.Timer(0.5, release.set).start()
+    with build_lock(out_dir):
+        order.append("second in")
+    thread.join()
+    assert order == ["first in", "first out", "second in"]
+    assert f"waiting for another process's build of {out_dir}" in capsys.readouterr().err

@@ -182,6 +182,38 @@ def test_int8_policy_reports_and_respects_threshold(samples, tmp_path):
         assert rep["mae_delta"] == pytest.approx(rep["mae_int8"] - rep["mae_float"])
 
 
+def test_an_int8_rows_score_does_not_depend_on_the_rows_beside_it(samples, tmp_path):
+    """Dynamic quantization picks one activation scale per call from the whole batch: a shot
+    scored 64.40 alone and 62.73 among a video's other shots, and export measured the INT8
+    MAE on the corpus as one batch, which predict never runs. Each row must get the bits it
+    gets alone, and the card's INT8 MAE must be what the predictor gives."""
+    s = load_export_settings({"precision": "float32", "parity_tol": 1e-3,
+                              "int8": {"enabled": True, "max_mae_delta": 100.0}})
+    out = tmp_path / "q.onnx"
+    torch.manual_seed(0)  # wide enough that the INT8 graph is the smaller one (it is kept)
+    model = make_scaled_student({**CFGS["mlp"], "widths": [64, 64]},
+                                samples[NAMES].to_numpy(np.float32), NAMES).eval()
+    card = export_onnx(model, _meta(), samples, out, settings=s)
+    assert card["int8"]["kept"], card["int8"]
+    assert ("", "DynamicQuantizeLinear") in model_ops(out.read_bytes())
+    pred = Predictor(out)
+    assert pred.row_wise
+    x = samples[NAMES].to_numpy(np.float32)
+    alone = np.array([pred.predict(np.ascontiguousarray(x[i : i + 1]))[0]
+                      for i in range(len(x))], dtype=np.float32)
+    assert pred.predict(x).tobytes() == alone.tobytes()
+    # beside other content (a much wider activation range), and through the checked path
+    assert pred.predict(np.concatenate([x[:1], x * 3.0]))[0] == alone[0]
+    assert pred.predict(samples[NAMES]).tobytes() == alone.tobytes()
+    mae = float(np.mean(np.abs(alone.astype(np.float64) - samples["vmaf"].to_numpy())))
+    assert card["int8"]["mae_int8"] == pytest.approx(mae, rel=1e-9)
+    # a float card keeps its one call per batch
+    f32 = tmp_path / "f.onnx"
+    export_onnx(model, _meta(), samples, f32,
+                settings=load_export_settings({"precision": "float32", "parity_tol": 1e-3}))
+    assert not Predictor(f32).row_wise
+
+
 def test_export_refuses_bad_inputs(samples, tmp_path):
     model = _student("linear", samples)
     with pytest.raises(VmafDistillError, match="lacks feature column"):
@@ -205,7 +237,12 @@ def test_predictor_refuses_mismatched_card(samples, tmp_path):
     for change, msg in [
         ({"sha256": "0" * 64}, "sha256"),
         ({"opset": 13}, "opset"),
-        ({"feature_names": NAMES[:-1]}, "takes 17 features"),
+        # used_features trimmed too: the reader refuses a name outside feature_names first
+        ({"feature_names": NAMES[:-1], "used_features": [n for n in good["used_features"]
+                                                         if n != NAMES[-1]]},
+         "takes 17 features"),
+        ({"used_features": [*good["used_features"], "nonexistent"]},
+         r"m\.card\.json: used_features lists \['nonexistent'\]"),
         ({"feature_names": list(reversed(NAMES))}, "names or order"),
         ({"feature_set_version": FEATURE_SET_VERSION + 1}, "feature-set version"),
     ]:
@@ -349,3 +386,31 @@ def test_export_refuses_to_overwrite_the_shipped_student_or_its_card(tmp_path, m
             refuse_shipped_overwrite(out)
         refuse_shipped_overwrite(out, force=True)
     refuse_shipped_overwrite(ship / "mine.onnx")
+
+
+def test_a_carried_training_domain_widens_the_cards(samples, tmp_path):
+    """A fine-tuned student's bundle carries the domain it has seen (its source's too); the
+    card held the export corpus's alone, and predict flagged the source's codecs and ranges."""
+    from vmafdistill.export import training_domain
+
+    narrow = samples[samples["codec_h264"] == 1].reset_index(drop=True)
+    own = training_domain(narrow, NAMES)
+    lo, hi = own["features"]["sobel_mean"]
+    carried = {"features": {"sobel_mean": [lo - 5.0, hi - 1.0], "not_an_input": [0.0, 1.0]},
+               "codecs": ["vp9", "AV1"], "n_samples": 1000}
+    card = export_onnx(_student("linear", narrow), _meta(training_domain=carried), narrow,
+                       tmp_path / "m.onnx", settings=load_export_settings())
+    dom = card["training_domain"]
+    assert dom["codecs"] == sorted({"av1", "vp9", *own["codecs"]})
+    assert dom["features"]["sobel_mean"] == [lo - 5.0, hi]  # min of mins, max of maxes
+    assert "not_an_input" not in dom["features"]  # only the columns the student reads
+    assert {n: r for n, r in dom["features"].items() if n != "sobel_mean"} == \
+        {n: r for n, r in own["features"].items() if n != "sobel_mean"}
+    assert dom["n_samples"] == 1000  # the bundle's count of its training rows
+    # a plain union sums the rows; without a carried domain the card's is the corpus's
+    from vmafdistill.export import merge_training_domains
+
+    assert merge_training_domains(own, carried)["n_samples"] == len(narrow) + 1000
+    plain = export_onnx(_student("linear", narrow), _meta(), narrow, tmp_path / "p.onnx",
+                        settings=load_export_settings())
+    assert plain["training_domain"] == own

@@ -363,3 +363,133 @@ def test_finetune_checks_its_settings_before_replacing_an_earlier_run(
         err = capsys.readouterr().err
         assert msg in err and "replacing" not in err, (override, err)
         assert (out / "student.pt").read_bytes() == kept
+
+
+def _export_cli(bundle: Path, out: Path, corpus: Path, *overrides: str) -> int:
+    """``vmafdistill export --bundle BUNDLE --out OUT --corpus CORPUS [overrides]``."""
+    from vmafdistill.cli import main
+
+    return main(["export", "--bundle", str(bundle), "--out", str(out), "--corpus", str(corpus),
+                 *overrides])
+
+
+def test_a_float32_export_rebuilds_exactly_and_finetunes(tmp_path: Path) -> None:
+    """An export at precision=float32 names its initializers ``mean``, ``std``, ``student.*``
+    (no float64 wrapper, no ``inner.``): fine-tuning from it failed with "no inner.mean /
+    inner.std initializers", and once past that the rebuild's check ran the student in float64
+    against the float32 graph (3.4e-5 apart). It rebuilds the trained weights bit for bit."""
+    from vmafdistill.students.bundle import load_bundle
+    from vmafdistill.students.shipped import bundle_from_onnx
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=6)
+    assert run_train(corpus, tmp_path / "run", "baselines=[]", "optim.max_epochs=40",
+                     "student=mlp") == 0
+    onnx = tmp_path / "f32.onnx"
+    assert _export_cli(tmp_path / "run" / "student.pt", onnx, corpus, "precision=float32") == 0
+    assert json.loads(onnx.with_suffix(".card.json").read_text())["precision"] == "float32"
+    rebuilt, _cfg, meta = bundle_from_onnx(onnx)
+    trained, _ = load_bundle(tmp_path / "run" / "student.pt")
+    want = trained.state_dict()
+    for name, value in rebuilt.state_dict().items():
+        assert torch.equal(value, want[name]), name
+    # float32 on both sides: a few float32 steps at VMAF 100 (7.6e-6 each) at most
+    assert meta["rebuilt_from"]["parity_max_abs"] <= 4 * np.spacing(np.float32(100.0))
+    assert finetune(f"ckpt={onnx}", f"corpus_dir={corpus}", "optim.max_epochs=5",
+                    f"hydra.run.dir={tmp_path / 'ft'}") == 0
+
+
+def test_an_int8_export_is_refused_with_where_to_finetune_from(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A kept INT8 graph holds quantized weights, which no float student reproduces: the
+    rebuild says to fine-tune from the float export or the bundle (it said "no inner.mean")."""
+    from vmafdistill.errors import ModelError
+    from vmafdistill.students.shipped import bundle_from_onnx
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=6)
+    # wide enough that the quantized graph is the smaller one (a small student's is not)
+    assert run_train(corpus, tmp_path / "run", "baselines=[]", "optim.max_epochs=5",
+                     "student=mlp", "student.widths=[96,96]") == 0
+    onnx = tmp_path / "i8.onnx"
+    assert _export_cli(tmp_path / "run" / "student.pt", onnx, corpus, "precision=float32",
+                       "parity_tol=1e-4", "int8.enabled=true", "int8.max_mae_delta=100") == 0
+    assert json.loads(onnx.with_suffix(".card.json").read_text())["int8"]["kept"]
+    with pytest.raises(ModelError, match=r"i8\.onnx: an INT8 export .* cannot be rebuilt"):
+        bundle_from_onnx(onnx)
+    capsys.readouterr()
+    assert finetune(f"ckpt={onnx}", f"corpus_dir={corpus}", "optim.max_epochs=5",
+                    f"hydra.run.dir={tmp_path / 'ft'}") == 2
+    err = capsys.readouterr().err
+    assert "fine-tune from the float export or the student.pt" in err
+    assert str(tmp_path / "run" / "student.pt") in err
+
+
+def _covers(domain: dict, inner: dict) -> bool:
+    """Whether ``domain`` holds every codec and feature range of ``inner``."""
+    feats = domain["features"]
+    return set(inner["codecs"]) <= set(domain["codecs"]) and all(
+        n in feats and feats[n][0] <= lo and hi <= feats[n][1]
+        for n, (lo, hi) in inner["features"].items())
+
+
+def test_finetuning_the_shipped_student_keeps_its_training_domain(tmp_path: Path) -> None:
+    """The export of a fine-tuned shipped student held the fine-tune corpus's domain alone
+    (codecs h264 and h265; scene_mb_qp from 26.5 where the shipped card has 12.8): predict then
+    flagged VP9 and AV1 shots as unseen. It holds both now."""
+    from test_shipped_bundle import _shipped_corpus
+
+    from vmafdistill import api
+    from vmafdistill.edge.card import card_path_for
+    from vmafdistill.export import training_domain
+    from vmafdistill.students.bundle import load_bundle
+    from vmafdistill.students.shipped import SHIPPED_ONNX
+
+    shipped = json.loads(card_path_for(SHIPPED_ONNX).read_text())["training_domain"]
+    corpus = _shipped_corpus(tmp_path / "corpus")
+    samples = pd.read_parquet(corpus / "tables" / "samples.parquet")
+    samples = samples[samples["scene_mb_qp"] > 20].reset_index(drop=True)  # inside, narrower
+    samples.to_parquet(corpus / "tables" / "samples.parquet")
+    assert finetune("ckpt=default", f"corpus_dir={corpus}", "optim.max_epochs=5",
+                    f"hydra.run.dir={tmp_path / 'ft'}") == 0
+    _, meta = load_bundle(tmp_path / "ft" / "student.pt")
+    assert _covers(meta["training_domain"], shipped)
+    card = api.export(tmp_path / "ft" / "student.pt", tmp_path / "ft.onnx",
+                      corpus_dir=corpus).card
+    dom = card["training_domain"]
+    assert dom["codecs"] == ["av1", "h264", "h265", "vp9"]
+    assert _covers(dom, shipped)
+    assert _covers(dom, training_domain(samples, list(dom["features"])))
+    assert dom["features"]["scene_mb_qp"] == shipped["features"]["scene_mb_qp"]
+    assert dom["n_samples"] == shipped["n_samples"] + len(samples)
+
+
+def test_a_chain_of_finetunes_keeps_every_training_domain(tmp_path: Path) -> None:
+    """A student trained on two codecs, fine-tuned on H.264 rows only, then fine-tuned again
+    from that export's ONNX: each card covers everything the student has seen (the trained
+    bundle's own corpus, read from where it recorded it, and each fine-tune corpus)."""
+    from vmafdistill import api
+    from vmafdistill.export import training_domain
+    from vmafdistill.students.bundle import load_bundle
+
+    corpus = synthetic_corpus(tmp_path / "a", n_sources=2, n_shots=6)
+    full = pd.read_parquet(corpus / "tables" / "samples.parquet")
+    narrow = synthetic_corpus(tmp_path / "b", n_sources=3, n_shots=8, seed=5, name="narrow")
+    table = narrow / "tables" / "samples.parquet"
+    part = pd.read_parquet(table)
+    part = part[part["codec"] == "h264"]
+    part.reset_index(drop=True).to_parquet(table)
+    assert run_train(corpus, tmp_path / "run", "baselines=[]", "optim.max_epochs=20",
+                     "student=logistic") == 0
+    seen = training_domain(full, load_bundle(tmp_path / "run" / "student.pt")[1]["feature_names"])
+    src = tmp_path / "run" / "student.pt"
+    for step in ("ft1", "ft2"):
+        assert finetune(f"ckpt={src}", f"corpus_dir={narrow}", "optim.max_epochs=5",
+                        f"hydra.run.dir={tmp_path / step}") == 0
+        card = api.export(tmp_path / step / "student.pt", tmp_path / f"{step}.onnx",
+                          corpus_dir=narrow).card
+        dom = card["training_domain"]
+        assert dom["codecs"] == ["h264", "h265"], step
+        seen_used = {**seen, "features": {n: r for n, r in seen["features"].items()
+                                          if n in card["used_features"]}}
+        assert _covers(dom, seen_used), step
+        src = tmp_path / f"{step}.onnx"  # the next fine-tune starts from this export
+    assert dom["n_samples"] == len(full) + 2 * len(part)

@@ -1310,13 +1310,25 @@ def test_a_shot_without_issue_frames_is_flagged_not_read_as_checked(tmp_path: Pa
     ("tokens", {"bands": {"green": "high"}}, "tokens: bands.green='high': not a finite"),
     ("edge", {"shots": {"max_len_s": 0}}, "edge.shots.max_len_s=0: needs a number > 0"),
     ("edge", {"shots": {"min_len_s": -1}}, "edge.shots.min_len_s=-1: needs a number >= 0"),
+    ("conformal", None, "conformal=None: needs a mapping with q"),
+    ("training_domain", {"features": {"log_bpp": [0]}},
+     "training_domain.features.log_bpp=[0]: needs [min, max]"),
+    ("training_domain", {"features": {"log_bpp": [1, "x"]}},
+     "training_domain.features.log_bpp=[1, 'x']: needs [min, max]"),
+    ("training_domain", {"features": [0, 1]}, "training_domain.features=[0, 1]: needs a mapping"),
+    ("training_domain", ["h264"], "training_domain=['h264']: needs a mapping"),
+    ("training_domain", {"codecs": "h264"}, "training_domain.codecs='h264': needs a list"),
+    ("used_features", ["nonexistent"],
+     "used_features lists ['nonexistent'], not among the card's feature_names"),
+    ("used_features", "log_bpp", "used_features='log_bpp': needs a list"),
 ])
 def test_a_hand_edited_card_is_named_not_a_traceback_or_a_wrong_number(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, value: object,
         needle: str) -> None:
-    """Bad card values were an IndexError/ValueError traceback, or silently wrong numbers (a
-    string ref_size became the delivery's own size; q null gave zero-width intervals and a
-    negative q inverted them)."""
+    """Bad card values were an IndexError/ValueError/AttributeError traceback, or silently
+    wrong numbers (a string ref_size became the delivery's own size; q null gave zero-width
+    intervals and a negative q inverted them; an unknown used_features name fed every real
+    input as 0: 73.2 became 1.2)."""
     import shutil
 
     from vmafdistill.edge.predictor import default_model_path

@@ -121,6 +121,17 @@ def test_sweep_report(sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sweep-report", str(link)]) == 0
     assert json.loads((sweep / "winner.json").read_text())["bundle"] == f"{expected}/student.pt"
     assert resolve_winner(link).resolve() == (sweep / expected / "student.pt").resolve()
+    # the sweep run again into the same directory, no sweep-report since: winner.json names
+    # the old run's figures; export and finetune took the new bundle in silence
+    metrics_path = sweep / expected / "metrics.json"
+    rerun = json.loads(metrics_path.read_text())
+    rerun["oof"]["mae"] += 1.0
+    metrics_path.write_text(json.dumps(rerun))
+    with pytest.raises(VmafDistillError, match=r"winner.json: it names run .* now reads MAE "
+                                               r".*rerun `vmafdistill sweep-report"):
+        resolve_winner(sweep)
+    assert main(["sweep-report", str(sweep)]) == 0  # the report made anew: current again
+    assert resolve_winner(sweep).is_file()
 
 
 def test_sweep_report_errors(tmp_path: Path) -> None:
@@ -166,6 +177,32 @@ def test_optuna_search_minimises_oof_mae(tmp_path: Path) -> None:
     report = (out / "report.md").read_text()
     named = "the sweeper's best trial" in report
     assert named == (winner["metrics"]["oof"]["mae"] != pytest.approx(result["best_value"]))
+
+
+def test_an_optuna_search_under_another_launcher_goes_on_past_a_failed_trial(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Under joblib (or Ray) a failed trial raised, and the Optuna sweeper (max_failure_rate
+    0) ended the search after that batch with Hydra's exit 1. It is now scored inf, the
+    search runs every trial, and the command ends with the count of failed trials (exit 2)."""
+    import yaml
+
+    from vmafdistill.cli import main
+
+    corpus = synthetic_corpus(tmp_path / "corpus")
+    out = tmp_path / "optuna"
+    argv = ["train", "-m", "hparams_search=optuna", f"corpus_dir={corpus}",
+            f"hydra.sweep.dir={out}", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
+            "optim.weight_decay=choice(-1,0.01)", "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2", "cv=hash", "baselines=[]",
+            *(o for o in TRAIN_FAST if not o.startswith("optim.lr")), "optim.max_epochs=5"]
+    assert main(argv) == 2
+    failed = {p.name for p in (out / ".vmafdistill-failed-trials").iterdir()}
+    finished = {p.parent.name for p in out.glob("*/metrics.json")}
+    assert failed and finished and not failed & finished
+    assert len(failed | finished) == 4  # every trial ran
+    assert f"{len(failed)} sweep job" in capsys.readouterr().err
+    result = yaml.safe_load((out / "optimization_results.yaml").read_text())
+    assert result["best_params"]["optim.weight_decay"] == 0.01
 
 
 def test_inert_tau_is_reported() -> None:
@@ -322,3 +359,26 @@ def test_override_values_with_spaces_and_jobs_that_never_started(
 def report_table_of(sweep: Path) -> pd.DataFrame:
     write_report(sweep)
     return pd.read_csv(sweep / "report.csv")
+
+
+def test_a_sweep_over_corpora_keeps_its_jobs_in_one_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default sweep directory is named from the corpus, and Hydra names it again in each
+    job with the job's corpus: ``-m corpus_dir=a,b`` wrote multirun.yaml under a's name, job 0
+    under a's and job 1 under b's, and sweep-report on either saw one run or none."""
+    from vmafdistill.cli import main
+
+    first = synthetic_corpus(tmp_path / "corpus_a")
+    second = synthetic_corpus(tmp_path / "corpus_b", seed=5)
+    monkeypatch.chdir(tmp_path)  # the default sweep directory is relative: outputs/...
+    argv = ["train", "-m", f"corpus_dir={first},{second}", "student=linear", "baselines=[]",
+            *TRAIN_FAST]
+    assert main(argv) == 0
+    sweeps = sorted(p.parent for p in (tmp_path / "outputs").rglob("multirun.yaml"))
+    assert len(sweeps) == 1 and sweeps[0].parent.parent.name == "corpora", sweeps
+    jobs = sorted(p.parent.name for p in (tmp_path / "outputs").rglob("metrics.json"))
+    assert jobs == ["0", "1"]
+    assert sorted(p.parent for p in (tmp_path / "outputs").rglob("metrics.json")) == [
+        sweeps[0] / "0", sweeps[0] / "1"]
+    assert main(["sweep-report", str(sweeps[0])]) == 0
+    assert json.loads((sweeps[0] / "winner.json").read_text())["n_runs"] == 2

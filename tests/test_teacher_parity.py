@@ -315,3 +315,74 @@ def test_libvmaf_log2_mode_parity(
     gap = np.abs(default.metrics["vmaf"] - faithful.metrics["vmaf"]).max()
     assert gap < 1e-4, f"{case.name}: torch.log2 vs libvmaf log2 moved VMAF by {gap:.2e}"
     assert deltas["vmaf"] < 2e-4
+
+
+@pytest.mark.parametrize("name, transform, raises", [
+    # the shipped neg/phone polynomial raises the score; out_lte_in then keeps the SVR's
+    ("raising, out_gte_in", {"enabled": True}, True),
+    ("raising, out_lte_in", {"enabled": True, "out_gte_in": None, "out_lte_in": "true"}, False),
+    ("lowering, no rectification", {"enabled": True, "p0": -5.0, "p1": 1.0, "p2": None,
+                                    "out_gte_in": None}, False),
+    ("lowering, out_gte_in", {"enabled": True, "p0": -5.0, "p1": 1.0, "p2": None}, False),
+    ("disabled", {"enabled": False}, False),
+])
+def test_a_model_jsons_score_transform_is_applied_as_libvmaf_does(
+        tmp_path: Path, name: str, transform: dict[str, object], raises: bool) -> None:
+    """A model JSON whose ``score_transform`` is enabled was scored without it (93.89 where
+    libvmaf printed 99.05). Exact mode, so libvmaf's printed digits (tolerance: half of the
+    6th decimal it prints)."""
+    import json
+
+    from vmafdistill.oracle import model_files_dir
+
+    ref, dist = tmp_path / "ref.y4m", tmp_path / "dist.y4m"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=176x144:rate=25", "-frames:v", "4",
+                "-pix_fmt", "yuv420p", str(ref)], what="reference")
+    run_ffmpeg(["-i", str(ref), "-vf", "boxblur=3:1,noise=alls=20:allf=t", "-pix_fmt",
+                "yuv420p", str(dist)], what="distorted")
+    doc = json.loads((model_files_dir() / "vmaf_v0.6.1.json").read_text())
+    st = doc["model_dict"]["score_transform"]
+    st.update(transform)
+    for key in [k for k, v in transform.items() if v is None]:
+        del st[key]  # this libvmaf refuses a JSON null there
+    model = tmp_path / "transformed.json"
+    model.write_text(json.dumps(doc))
+    ours = score_files(ref, dist, model=str(model)).metrics["vmaf"]
+    theirs = libvmaf_score(ref, dist, model=str(model)).metric("vmaf")
+    plain = libvmaf_score(ref, dist, model="vmaf_v0.6.1").metric("vmaf")
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=5.01e-7)
+    assert (min(np.subtract(theirs, plain)) > 1) == raises  # the case does what it says
+
+
+def test_a_score_transform_with_knots_is_refused(tmp_path: Path) -> None:
+    import json
+
+    from vmafdistill.errors import ModelError
+    from vmafdistill.oracle import model_files_dir
+    from vmafdistill.teacher.model import VmafModel
+
+    doc = json.loads((model_files_dir() / "vmaf_v0.6.1.json").read_text())
+    doc["model_dict"]["score_transform"].update(enabled=True, knots=[[0, 0], [100, 100]])
+    path = tmp_path / "knots.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ModelError, match=f"{path}: a score_transform with knots"):
+        VmafModel.load(str(path))
+
+
+def test_float_mode_warns_when_the_two_sides_differ_in_bit_depth(tmp_path: Path) -> None:
+    """Float mode scored a 10-bit reference against an 8-bit distorted each at its own depth
+    in silence (94.725 where a plain libvmaf command, which converts the reference, gives
+    94.753); the warning names both files and what each ffmpeg command converts."""
+    ref, dist = tmp_path / "ref10.y4m", tmp_path / "dist8.y4m"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=176x144:rate=25", "-frames:v", "2",
+                "-pix_fmt", "yuv420p10le", "-strict", "-1", str(ref)], what="reference")
+    run_ffmpeg(["-i", str(ref), "-vf", "boxblur=2:1", "-pix_fmt", "yuv420p", str(dist)],
+               what="distorted")
+    with pytest.warns(UserWarning, match=r"ref10\.y4m is 10-bit and .*dist8\.y4m is 8-bit: "
+                                         r"each is scored at its own depth.*plain"):
+        score_files(ref, dist, model="vmaf_float_v0.6.1")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # rescaled: one format, nothing to say
+        score_files(ref, dist, model="vmaf_float_v0.6.1", rescale=True)

@@ -956,3 +956,33 @@ def test_handlers_restored_puts_back_what_code_in_the_block_installed() -> None:
         signal.signal(signal.SIGTERM, foreign)
         raise RuntimeError("failed in the block")
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_job_run_elsewhere_reads_the_corpus_cache_of_its_launch_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ray worker (or ``hydra.job.chdir=true``) runs the job in another directory: the
+    relative ``.cache`` then named a fresh one there, and every job built the whole corpus."""
+    import hydra.utils
+    from omegaconf import OmegaConf
+
+    from vmafdistill.students.train import _from_launch_dir
+
+    launch, job = tmp_path / "launch", tmp_path / "job"
+    launch.mkdir()
+    job.mkdir()
+    monkeypatch.setattr(hydra.utils, "get_original_cwd", lambda: str(launch))
+    monkeypatch.chdir(job)
+    cfg = OmegaConf.create({"paths": {"cache_dir": ".cache"}, "corpus": {"root": "footage"},
+                            "out_dir": "${paths.cache_dir}/corpus/x"})
+    _from_launch_dir(cfg)
+    OmegaConf.resolve(cfg)
+    assert cfg.paths.cache_dir == str(launch / ".cache")
+    assert cfg.corpus.root == str(launch / "footage")
+    assert cfg.out_dir == str(launch / ".cache" / "corpus" / "x")
+    absolute = OmegaConf.create({"paths": {"cache_dir": str(tmp_path / "c")}})
+    _from_launch_dir(absolute)
+    assert absolute.paths.cache_dir == str(tmp_path / "c")
+    monkeypatch.chdir(launch)  # run where it was launched: left as given
+    same = OmegaConf.create({"paths": {"cache_dir": ".cache"}})
+    _from_launch_dir(same)
+    assert same.paths.cache_dir == ".cache"

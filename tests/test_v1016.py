@@ -357,3 +357,23 @@ def test_the_scorer_refuses_input_libvmaf_would_not_score_as_given() -> None:
     scorer.reset()
     scorer.update(y, y, (uv, uv), (uv, uv))
     np.testing.assert_array_equal(scorer.result()["vmaf"], first)
+
+
+def test_a_model_option_this_teacher_lacks_is_one_model_error(tmp_path: Path) -> None:
+    """libvmaf scores a v1.0.16 JSON with ``cambi_eotf: pq`` or another SpEED kernel scale;
+    this teacher does not reproduce them, and said so with a ValueError traceback."""
+    import json
+
+    from vmafdistill.errors import ModelError
+    from vmafdistill.teacher.model_v1016 import V1016Model, resolve_v1016_path
+    from vmafdistill.teacher.v1016 import V1016Scorer
+
+    doc = json.loads(resolve_v1016_path("vmaf_v1.0.16_3d0h").read_text())
+    md = doc["model_dict"]
+    cambi = [i for i, n in enumerate(md["feature_names"]) if "cambi" in n.lower()]
+    assert cambi, md["feature_names"]
+    md["feature_opts_dicts"][cambi[0]]["cambi_eotf"] = "pq"
+    path = tmp_path / "v_cambi.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ModelError, match=r"model v_cambi: .*cambi_eotf"):
+        V1016Scorer(V1016Model.load(str(path)))

@@ -259,6 +259,24 @@ def _mae(pred: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.abs(pred[ok].astype(np.float64) - y[ok]))) if ok.any() else math.nan
 
 
+def _ort_predict_row_by_row(data: bytes, x: np.ndarray) -> np.ndarray:
+    """``data``'s output for each row of ``x``, one onnxruntime call per row: how the
+    predictor runs an INT8 graph (its activation scale comes from the whole call, so the
+    corpus as one batch measured numbers ``predict`` never gives)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    out = np.empty(len(x), dtype=np.float32)
+    for i in range(len(x)):
+        out[i] = np.asarray(sess.run(None, {name: np.ascontiguousarray(x[i : i + 1])})[0],
+                            dtype=np.float32).reshape(-1)[0]
+    return out
+
+
 def _try_int8(
     data: bytes, x: np.ndarray, y: np.ndarray | None, fp32_pred: np.ndarray, policy: Mapping
 ) -> tuple[bytes | None, dict[str, Any]]:
@@ -290,7 +308,7 @@ def _try_int8(
     except ModelError as exc:
         report["reason"] = str(exc)
         return None, report
-    q_pred = _ort_predict(q, x)
+    q_pred = _ort_predict_row_by_row(q, x)
     report["max_abs_change"] = float(np.nanmax(np.abs(q_pred - fp32_pred)))
     if y is None:
         report["reason"] = "no target column to measure the MAE change"
@@ -383,7 +401,8 @@ def export_onnx(
         # the inputs the student reads: a student on a column subset takes every column, and
         # the edge checked the others too (NaN or out-of-range in a column it never reads)
         "used_features": used,
-        "training_domain": training_domain(samples, used),
+        # a fine-tuned student's bundle carries what it saw before (its source's domain too)
+        "training_domain": export_domain(samples, used, meta.get("training_domain")),
         **from_settings,
         "int8": int8_report,
         "student": meta.get("student_cfg"),
@@ -547,6 +566,41 @@ def training_domain(samples: pd.DataFrame, names: Sequence[str]) -> dict[str, An
     return {"features": ranges, "codecs": codecs, "n_samples": len(samples)}
 
 
+def merge_training_domains(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None,
+                           names: Sequence[str] | None = None) -> dict[str, Any]:
+    """The domain of a student that has seen both: per feature the [min of mins, max of
+    maxes] (only ``names`` where given), the union of the codecs (and of any other list), the
+    sum of ``n_samples``; any other key from ``a`` else ``b``."""
+    a, b = dict(a or {}), dict(b or {})
+    out: dict[str, Any] = {**b, **a}
+    ranges: dict[str, list[float]] = {}
+    for dom in (a, b):
+        for n, (lo, hi) in (dom.get("features") or {}).items():
+            if names is None or n in names:
+                old = ranges.get(n, [float(lo), float(hi)])
+                ranges[n] = [min(old[0], float(lo)), max(old[1], float(hi))]
+    out["features"] = ranges
+    for key in a.keys() & b.keys():
+        if isinstance(a[key], list) and isinstance(b[key], list):
+            out[key] = sorted({*a[key], *b[key]})
+    out["codecs"] = sorted({canonical_codec(str(c)) for c in out.get("codecs") or []})
+    out["n_samples"] = int(a.get("n_samples") or 0) + int(b.get("n_samples") or 0)
+    return out
+
+
+def export_domain(samples: pd.DataFrame, names: Sequence[str],
+                  carried: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The card's ``training_domain``: the export corpus's (:func:`training_domain`), widened
+    by the domain a fine-tuned bundle carries (its source's and its fine-tune corpus's: the
+    student has seen both). ``n_samples`` is then the bundle's count of the rows it was trained
+    on (the export corpus is the one it was fine-tuned on last, already counted)."""
+    own = training_domain(samples, names)
+    if not carried:
+        return own
+    return {**merge_training_domains(own, carried, names),
+            "n_samples": int(carried.get("n_samples") or own["n_samples"])}
+
+
 def _trained_corpus_dir(corpus: Mapping[str, Any]) -> Path:
     """Where a bundle's corpus is: the directory it was trained on (bundles record it), else
     ``.cache/corpus/<name>`` under the working directory (older bundles; from another
@@ -584,7 +638,31 @@ def resolve_winner(path: str | os.PathLike[str]) -> Path:
         b = beside
     if not b.is_file():
         raise VmafDistillError(f"{p}: its bundle {bundle} does not exist")
+    _check_winner_current(p, win, b.parent / "metrics.json")
     return b
+
+
+def _check_winner_current(winner_path: Path, win: Mapping[str, Any], metrics_path: Path) -> None:
+    """Refuse a ``winner.json`` older than its run's results: a sweep rerun into the same
+    directory replaced run 0's bundle (an mlp then, a logistic now) and export took it
+    silently, with the old winner's figures in mind."""
+    try:
+        now = json.loads(metrics_path.read_text())
+    except (OSError, ValueError):
+        return  # no results to compare with: the bundle's own checks apply
+    if not isinstance(now, dict):
+        return
+    then_mae = ((win.get("metrics") or {}).get("oof") or {}).get("mae")
+    now_mae = (now.get("oof") or {}).get("mae")
+    same_overrides = "overrides" not in win or list(win["overrides"] or []) == list(
+        now.get("overrides") or [])
+    if same_overrides and (then_mae is None or now_mae == then_mae):
+        return
+    raise VmafDistillError(
+        f"{winner_path}: it names run {win.get('run')!r} with MAE {then_mae} and overrides "
+        f"{list(win.get('overrides') or [])}, but {metrics_path} now reads MAE {now_mae} with "
+        f"{list(now.get('overrides') or [])} (the sweep was run again): rerun `vmafdistill "
+        f"sweep-report {winner_path.parent}`")
 
 
 def export_bundle(

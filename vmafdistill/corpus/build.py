@@ -896,20 +896,43 @@ def ensure_corpus(cfg: Mapping[str, Any]) -> Path:
             raise VmafDistillError(f"corpus_dir {path}: not a complete, intact corpus")
         return path
     out_dir = Path(str(cfg["out_dir"]))
-    manifest = verify_corpus(out_dir)
-    if manifest and not manifest.get("failures"):
-        store = ArtifactStore(cfg.get("cache_root") or out_dir / "cache")
-        planned = planned_sources(cfg)
-        srcs = [prepare_source(spec, sid, dict(cfg["shots"]), store) for spec, sid in planned]
-        if manifest.get("build_key") == build_key(cfg, srcs):
-            return out_dir
-    report = build_corpus(cfg)
+    with build_lock(out_dir):  # parallel sweep jobs: one builds, the others then reuse it
+        manifest = verify_corpus(out_dir)
+        if manifest and not manifest.get("failures"):
+            store = ArtifactStore(cfg.get("cache_root") or out_dir / "cache")
+            planned = planned_sources(cfg)
+            srcs = [prepare_source(spec, sid, dict(cfg["shots"]), store)
+                    for spec, sid in planned]
+            if manifest.get("build_key") == build_key(cfg, srcs):
+                return out_dir
+        report = build_corpus(cfg)
     if report.failures:
         raise VmafDistillError(
             f"corpus {cfg['corpus']['name']}: {len(report.failures)} job(s) failed, see "
             f"{out_dir / MANIFEST}"
         )
     return out_dir
+
+
+@contextlib.contextmanager
+def build_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``<out_dir>.build.lock`` (an advisory lock the kernel drops with its process) for
+    the block: the jobs of a parallel sweep on a cold cache each built the same corpus at
+    once. A job that finds it held says so and waits."""
+    import fcntl
+
+    lock_path = out_dir.parent / f".{out_dir.name}.build.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"vmafdistill: waiting for another process's build of {out_dir}",
+                  file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks: build as before
+            pass
+        yield
 
 
 # --------------------------------------------------------------------------------------------

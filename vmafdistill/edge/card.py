@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -108,21 +109,24 @@ def _check_card_values(path: Path, card: Mapping[str, Any]) -> None:
     """ModelError naming the card and the field whose value the edge cannot use (a
     hand-edited card): ``ref_size`` (an IndexError, or a string silently replaced by the
     video's own size), ``conformal.q`` (null beside an alpha gave zero-width intervals, a
-    negative one inverted them; both null: a student exported without intervals) and
-    ``edge.shots`` lengths (a ValueError from the shot detector)."""
+    negative one inverted them; both null: a student exported without intervals; not a
+    mapping: an AttributeError), ``edge.shots`` lengths (a ValueError from the shot
+    detector) and, through :func:`_check_inputs_and_domain`, ``used_features`` and
+    ``training_domain``."""
     ref = card.get("ref_size")
     if ref is not None and not (isinstance(ref, list) and len(ref) == 2 and all(
             isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in ref)):
         raise ModelError(f"{path}: ref_size={ref!r}: needs [width, height], two positive "
                          "whole numbers")
     conformal = card.get("conformal")
-    if conformal is not None:
-        q = conformal.get("q") if isinstance(conformal, Mapping) else None
-        uncalibrated = isinstance(conformal, Mapping) and q is None \
-            and conformal.get("alpha") is None  # exported without intervals: width 0
-        if not uncalibrated and not _finite_at_least(q, 0.0):
-            raise ModelError(f"{path}: conformal.q={q!r}: needs a finite number >= 0 (the "
-                             "interval's half-width)")
+    if not isinstance(conformal, Mapping):  # export always writes one (alpha, q null: none)
+        raise ModelError(f"{path}: conformal={conformal!r}: needs a mapping with q, the "
+                         "interval's half-width (alpha and q null: no intervals)")
+    q = conformal.get("q")
+    uncalibrated = q is None and conformal.get("alpha") is None  # no intervals: width 0
+    if not uncalibrated and not _finite_at_least(q, 0.0):
+        raise ModelError(f"{path}: conformal.q={q!r}: needs a finite number >= 0 (the "
+                         "interval's half-width)")
     shots = (card.get("edge") or {}).get("shots") if isinstance(card.get("edge"), Mapping) \
         else None
     for key, positive in (("min_len_s", False), ("max_len_s", True)):
@@ -131,6 +135,50 @@ def _check_card_values(path: Path, card: Mapping[str, Any]) -> None:
                                       and (float(value) > 0 or not positive)):
             raise ModelError(f"{path}: edge.shots.{key}={value!r}: needs a number "
                              f"{'> 0' if positive else '>= 0'}")
+    _check_inputs_and_domain(path, card)
+
+
+def _check_inputs_and_domain(path: Path, card: Mapping[str, Any]) -> None:
+    """ModelError naming the card where ``used_features`` names a feature outside
+    ``feature_names`` (the edge fed the model's real inputs as 0: 73.2 became 1.2) or
+    ``training_domain`` is not {features: {name: [min, max]}, codecs: [names]} (an
+    IndexError or AttributeError while flagging a shot). Either may be absent (older cards)."""
+    names = card.get("feature_names")
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise ModelError(f"{path}: feature_names={names!r}: needs a list of feature names")
+    used = card.get("used_features")
+    if used is not None:
+        if not isinstance(used, list):
+            raise ModelError(f"{path}: used_features={used!r}: needs a list of feature names")
+        unknown = [u for u in used if u not in names]
+        if unknown:
+            raise ModelError(f"{path}: used_features lists {unknown!r}, not among the card's "
+                             "feature_names")
+    domain = card.get("training_domain")
+    if domain is None:
+        return
+    if not isinstance(domain, Mapping):
+        raise ModelError(f"{path}: training_domain={domain!r}: needs a mapping")
+    features = domain.get("features")
+    if features is not None and not isinstance(features, Mapping):
+        raise ModelError(f"{path}: training_domain.features={features!r}: needs a mapping "
+                         "of feature name to [min, max]")
+    for name, rng in (features or {}).items():
+        if not (isinstance(rng, list) and len(rng) == 2 and all(map(_real, rng))
+                and rng[0] <= rng[1]):
+            raise ModelError(f"{path}: training_domain.features.{name}={rng!r}: needs "
+                             "[min, max], two finite numbers, min <= max")
+    codecs = domain.get("codecs")
+    if codecs is not None and not (isinstance(codecs, list)
+                                   and all(isinstance(c, str) for c in codecs)):
+        raise ModelError(f"{path}: training_domain.codecs={codecs!r}: needs a list of codec "
+                         "names")
+
+
+def _real(value: Any) -> bool:
+    """A finite JSON number (not text, not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
 
 
 def _finite_at_least(value: Any, low: float) -> bool:

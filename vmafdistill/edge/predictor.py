@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,16 @@ import numpy as np
 
 from ..errors import ModelError
 from .card import card_path_for, read_card, validate_card
-from .onnx_check import check_allowlist, model_opsets
+from .onnx_check import check_allowlist, model_ops, model_opsets
 from .scalar_graph import ScalarGraph, compile_scalar, rows_for_check
 
 __all__ = ["DEFAULT_MODEL_NAME", "Predictor", "default_model_path"]
 
 _F32 = np.dtype(np.float32)
 _PENDING = object()  # the compiled single-row graph, not built yet
+#: Operators whose result for one row depends on the other rows of the call: dynamic
+#: quantization picks one activation scale (and zero point) from the whole batch.
+_BATCH_STATISTIC_OPS = frozenset({("", "DynamicQuantizeLinear")})
 
 #: File name of the student shipped in the repository's ``checkpoints/``.
 DEFAULT_MODEL_NAME = "vmafdistill_default.onnx"
@@ -117,6 +121,9 @@ class Predictor:
         self._width = len(self.feature_names)
         self._output_names = [self.output_name]
         self._run = _raw_run(self.session)
+        # an INT8 card's scale comes from the whole call: a shot's score moved with the shots
+        # beside it (48.34 alone, 48.68 in a longer video), so such a graph runs row by row
+        self.row_wise: bool = is_batch_dependent(self.card, data, name=str(self.model_path))
         # one RunOptions reused by every fast call (onnxruntime builds a default one per call
         # when given None; measured a few percent slower per single-row call)
         self._run_options = ort.RunOptions()
@@ -177,7 +184,8 @@ class Predictor:
         other path runs the same onnxruntime graph on the same float32 values, so the outputs
         are the same bits. A row with a non-finite feature gives NaN on every path (the graph's
         clips turned an all-NaN row into 67, an inf into -2 or 102), as ``predict``'s chain
-        leaves such a shot unscored.
+        leaves such a shot unscored. An INT8 graph (:attr:`row_wise`) runs each row as its own
+        call: its activation scale comes from the whole call, so a batch moved a row's score.
         """
         if type(x) is np.ndarray and x.dtype is _F32 and x.flags.c_contiguous:
             shape = x.shape
@@ -194,6 +202,8 @@ class Predictor:
                     finally:
                         single.lock.release()
             if len(shape) == 2 and shape[1] == self._width and shape[0] > 0:
+                if self.row_wise:
+                    return self._one_row_at_a_time(x)
                 out = self._run(self._output_names, {self.input_name: x}, self._run_options)[0]
                 return _nan_where_not_finite(x, np.asarray(out, dtype=np.float32).reshape(-1))
         return self._predict_checked(x)
@@ -243,14 +253,36 @@ class Predictor:
             )
         if arr.shape[0] == 0:  # onnxruntime runs an empty batch; the NaN mask cannot reshape it
             return np.empty(0, dtype=np.float32)
+        if self.row_wise:
+            return self._one_row_at_a_time(arr)
         out = self.session.run([self.output_name], {self.input_name: arr})[0]
         return _nan_where_not_finite(arr, np.asarray(out, dtype=np.float32).reshape(-1))
+
+    def _one_row_at_a_time(self, x: np.ndarray) -> np.ndarray:
+        """VMAF of each row of checked (N, F) C-contiguous float32 ``x``, each row its own
+        onnxruntime call (:attr:`row_wise` graphs), so a row gets the bits it gets alone."""
+        out = np.empty(x.shape[0], dtype=np.float32)
+        names, feed, opts = self._output_names, self.input_name, self._run_options
+        for i in range(x.shape[0]):
+            out[i] = np.asarray(self._run(names, {feed: x[i : i + 1]}, opts)[0]).reshape(-1)[0]
+        return _nan_where_not_finite(x, out)
 
     def predict_rows(self, rows: list[dict[str, float]]) -> np.ndarray:
         """:meth:`predict` on dict rows keyed by feature name."""
         x = np.array([[row[n] for n in self.feature_names] for row in rows], dtype=np.float32)
         return self.predict(x.reshape(len(rows), len(self.feature_names)))
 
+
+
+def is_batch_dependent(card: Mapping[str, Any], data: bytes, *, name: str) -> bool:
+    """Whether a row's output depends on the other rows of the call: the card says the
+    export kept an INT8 graph (``int8.kept``), or the graph holds a batch-statistic op
+    (read by the edge's own protobuf reader: a card from an older export, or a model
+    quantized by hand). Such a graph must be run one row at a time."""
+    int8 = card.get("int8")
+    if isinstance(int8, Mapping) and int8.get("kept") is True:
+        return True
+    return not _BATCH_STATISTIC_OPS.isdisjoint(model_ops(data, name=name))
 
 
 def _nan_where_not_finite(x: np.ndarray, out: np.ndarray) -> np.ndarray:

@@ -7,8 +7,10 @@ quantity the Optuna sweeper minimises.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,11 @@ def hydra_app(config_name: str, job: Any) -> Any:
                 # printed once, by the CLI, when run_hydra re-raises it
                 print(f"vmafdistill {config_name}: error: {exc}", file=sys.stderr)
                 multirun.append(True)
+            if not _in_process_launcher(hc) and _optuna_sweep(hc):
+                # a raised error ended the Optuna search (its max_failure_rate is 0): the
+                # trial is the worst objective instead, and a marker tells the driver
+                _mark_failed_trial(Path(str(hc.sweep.dir)), hc.job.num, exc)
+                return math.inf
             if not _in_process_launcher(hc):
                 # joblib/submitit/Ray run the job in another process: errors[] would never
                 # reach the caller, a raised error does (Hydra's sweeper re-raises it once the
@@ -75,6 +82,49 @@ def _in_process_launcher(hc: Any) -> bool:
     return hc.mode.name != "MULTIRUN" or target.endswith("BasicLauncher") or not target
 
 
+#: Where an out-of-process Optuna trial that failed leaves a marker for the driver.
+FAILED_TRIALS = ".vmafdistill-failed-trials"
+
+
+def _mark_failed_trial(sweep_dir: Path, job_num: Any, exc: BaseException) -> None:
+    """``<sweep dir>/.vmafdistill-failed-trials/<job num>`` holding the error (best effort)."""
+    with contextlib.suppress(OSError):
+        (sweep_dir / FAILED_TRIALS).mkdir(parents=True, exist_ok=True)
+        (sweep_dir / FAILED_TRIALS / str(job_num)).write_text(f"{exc}\n")
+
+
+#: Sweep directories of the Optuna sweeps this process ran (:class:`OptunaSweepDir`).
+_optuna_sweep_dirs: list[str] = []
+
+
+class OptunaSweepDir:
+    """A Hydra callback (``conf/hparams_search/optuna*.yaml``) that notes, in the driver, the
+    directory of the Optuna sweep it runs: the driver has no other way to it once the sweep
+    is over, and its out-of-process trials' failures are counted there."""
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        _optuna_sweep_dirs.append(str(config.hydra.sweep.dir))
+
+    def __getattr__(self, name: str) -> Any:  # Hydra's other callback hooks: nothing to do
+        if name.startswith("on_"):
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)
+
+
+def _failed_trials_since(started: float) -> tuple[int, list[str]]:
+    """How many out-of-process Optuna trials of the sweep just run failed (markers written
+    since ``started``), and its sweep directory (for :func:`_no_best`)."""
+    if not _optuna_sweep_dirs:
+        return 0, []
+    sweep_dir = Path(_optuna_sweep_dirs.pop())
+    try:
+        markers = [p for p in (sweep_dir / FAILED_TRIALS).iterdir()
+                   if p.stat().st_mtime >= started - 1.0]  # an earlier run's stay out
+    except OSError:
+        return 0, []
+    return len(markers), [str(sweep_dir)]
+
+
 def _optuna_sweep(hc: Any) -> bool:
     """Whether the sweep is the Optuna sweeper's."""
     target = str((hc.sweeper or {}).get("_target_", "")) if "sweeper" in hc else ""
@@ -92,6 +142,9 @@ def run_hydra(command: str, config_name: str, job: Any, argv: list[str]) -> int:
 
     check_overrides(config_name, argv)
     _check_run_dir_free(argv)
+    argv = [*argv, *_pinned_sweep_dir(command, argv)]
+    started = time.time()
+    _optuna_sweep_dirs.clear()
     task = hydra_app(config_name, job)
     saved = sys.argv
     sys.argv = [f"vmafdistill {command}", *argv]
@@ -108,7 +161,42 @@ def run_hydra(command: str, config_name: str, job: Any, argv: list[str]) -> int:
         sys.argv = saved
     if task.errors:
         raise _first_error(task)
+    failed, sweep_dirs = _failed_trials_since(started)
+    if failed:  # out-of-process Optuna trials: scored inf, the search went on; said here
+        raise VmafDistillError(f"{failed} sweep job{'s' if failed > 1 else ''} failed (error"
+                               f"{'s' if failed > 1 else ''} above)" + _no_best(sweep_dirs))
     return 0
+
+
+#: Keys the default ``hydra.sweep.dir`` is named from (``run_label`` of the corpus).
+SWEEP_DIR_KEYS = ("corpus", "corpus_dir", "corpus.name", "experiment")
+
+
+def _pinned_sweep_dir(command: str, argv: Sequence[str]) -> list[str]:
+    """``hydra.sweep.dir=outputs/<command>/corpora/multirun/<time>`` for a sweep over a key the
+    default sweep directory is named from: Hydra resolves that name again in every job, with
+    the job's own corpus, so a ``-m corpus=a,b`` sweep wrote ``multirun.yaml`` under one
+    corpus's name and each job under its own (sweep-report then saw one run, or none).
+    Nothing where the user names the directory, or sweeps no such key."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from ..config import override_key
+
+    if not any(a in ("-m", "--multirun") or a.replace(" ", "") == "hydra.mode=MULTIRUN"
+               for a in argv):
+        return []
+    settings = [a for a in argv if "=" in a and not a.startswith("-")]
+    if any(override_key(a) == "hydra.sweep.dir" for a in settings):
+        return []
+    try:
+        parsed = OverridesParser.create().parse_overrides(settings)
+    except Exception:  # Hydra names a malformed override itself
+        return []
+    if not any(o.is_sweep_override() and o.key_or_group in SWEEP_DIR_KEYS
+               for o in parsed):
+        return []
+    # ${now:...} is resolved once and shared by every job (Hydra copies the driver's cache)
+    return [f"hydra.sweep.dir=outputs/{command}/corpora/multirun/${{now:%Y-%m-%d_%H-%M-%S}}"]
 
 
 def _check_run_dir_free(argv: Sequence[str]) -> None:

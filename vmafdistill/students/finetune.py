@@ -12,6 +12,7 @@ new corpus recalibrates the interval; a ``worst_fold`` q of the original student
 from __future__ import annotations
 
 import copy
+import logging
 import sys
 import tempfile
 import time
@@ -23,6 +24,8 @@ import numpy as np
 
 from ..config import checked_number, override_key
 from ..errors import VmafDistillError
+
+log = logging.getLogger(__name__)
 
 
 def resolve_ckpt(ckpt: str | Path, work_dir: Path | None = None) -> Path:
@@ -179,6 +182,49 @@ def save_finetuned(
     save_bundle(run_dir / "student.pt", final, meta["student_cfg"], new_meta)
 
 
+def source_domain(meta: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What the student fine-tuning starts from has seen (its card's ``training_domain``): the
+    domain its bundle carries (a fine-tuned one, one rebuilt from an export), the card it was
+    rebuilt from (the shipped bundle), else the domain of the corpus it was trained on where
+    that corpus is still there. None, with a warning, where none is known."""
+    from .shipped import rebuilt_training_domain
+
+    if meta.get("training_domain"):
+        return dict(meta["training_domain"])
+    found = rebuilt_training_domain(meta) if meta.get("rebuilt_from") else _corpus_domain(meta)
+    if found is None:
+        log.warning("the training domain of the student fine-tuning starts from is unknown "
+                    "(no card, no corpus %s): the exported card will hold this corpus's alone",
+                    (meta.get("corpus") or {}).get("name"))
+    return found
+
+
+def _corpus_domain(meta: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The training domain of a trained bundle's corpus (where it recorded it, hash-checked
+    as export checks it), or None where that corpus is gone or changed."""
+    from ..corpus.tables import load_samples, read_manifest
+    from ..export import _trained_corpus_dir, training_domain
+
+    corpus = meta.get("corpus") or {}
+    cdir = _trained_corpus_dir(corpus)
+    try:
+        manifest = read_manifest(cdir)
+        if corpus.get("hash") and manifest.get("corpus_hash") != corpus["hash"]:
+            return None
+        return training_domain(load_samples(cdir), meta["feature_names"])
+    except (VmafDistillError, OSError, KeyError):
+        return None
+
+
+def finetuned_domain(meta: Mapping[str, Any], samples: Any) -> dict[str, Any]:
+    """The fine-tuned student's training domain: its source's (:func:`source_domain`) widened
+    by the fine-tune corpus's rows (``samples``)."""
+    from ..export import merge_training_domains, training_domain
+
+    return merge_training_domains(source_domain(meta),
+                                  training_domain(samples, meta["feature_names"]))
+
+
 def _replace_earlier_run(bundle_path: Path, run_dir: Path, plain: Mapping[str, Any],
                          n_heldout: int, alpha: float) -> None:
     """Clear an earlier run's outputs from ``run_dir`` once this run's settings (optimizer,
@@ -299,6 +345,8 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
         "conformal": {"alpha": alpha, "q": q, "source": "pooled held-out residuals after"},
         "bundle": str(run_dir / "student.pt"),
     }
+    # the student has now seen its source's domain and this corpus's: the export's card says so
+    meta = {**meta, "training_domain": finetuned_domain(meta, samples)}
     save_finetuned(plain, meta, final, metrics, manifest, bundle_path, run_dir)
     metrics["objective"] = after["mae"]
     _finish(plain, metrics, manifest, run_dir, t0)

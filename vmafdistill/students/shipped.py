@@ -1,8 +1,9 @@
 """The trainable bundle of an exported student, rebuilt from its ONNX file and card.
 
 An exported student is an ONNX graph whose initializers are the trained module's state
-(``inner.<name>``) and a card that records how it was built (student config, feature names,
-transforms, interactions, conformal q, corpus). That is everything :func:`load_bundle` needs, so
+(``inner.<name>``; ``<name>`` in a ``precision=float32`` export) and a card that records how
+it was built (student config, feature names, transforms, interactions, conformal q, corpus,
+training domain). That is everything :func:`load_bundle` needs, so
 the shipped student (``checkpoints/vmafdistill_default.onnx``) can be fine-tuned without the
 corpus it was trained on: :func:`bundle_from_onnx` rebuilds the :class:`ScaledStudent`, loads the
 initializers and checks that torch reproduces onnxruntime on rows across the card's training
@@ -28,6 +29,7 @@ __all__ = [
     "SHIPPED_BUNDLE",
     "SHIPPED_ONNX",
     "bundle_from_onnx",
+    "rebuilt_training_domain",
     "resolve_student_source",
     "write_bundle_from_onnx",
 ]
@@ -42,6 +44,12 @@ _SHIPPED_LOSS = "huber_points"
 
 #: Torch vs onnxruntime, absolute VMAF: the export's parity tolerance (conf/export.yaml).
 PARITY_TOL = 1e-5
+
+#: The least rebuild tolerance of a ``precision=float32`` card, absolute VMAF: 4 float32 steps
+#: at VMAF 64..128 (7.6e-6 each). onnxruntime and torch round each float32 op apart: 1 to 2
+#: steps on domain rows (logistic, mlp and soft-tree students), above the export's default
+#: 1e-5, which checked corpus rows only; a misplaced weight moves the output by orders more.
+FLOAT32_REBUILD_TOL = 4 * float(np.spacing(np.float32(100.0)))
 
 
 def _initializers(onnx_path: Path) -> dict[str, np.ndarray]:
@@ -72,7 +80,8 @@ def _domain_rows(card: Mapping[str, Any], n: int = 512, seed: int = 0) -> np.nda
     return x
 
 
-def _complete_state(model: Any, state: dict[str, Any], inits: Mapping[str, Any]) -> None:
+def _complete_state(model: Any, state: dict[str, Any], inits: Mapping[str, Any],
+                    prefix: str) -> None:
     """Put back into ``state`` what the export leaves out of the initializers.
 
     * buffers the graph never reads, which the exporter prunes (``log_mask`` of a student
@@ -80,14 +89,16 @@ def _complete_state(model: Any, state: dict[str, Any], inits: Mapping[str, Any])
     * an axis-routed soft tree's routing logits, which constant folding replaces by their
       softmax (an unnamed initializer whose columns sum to 1): its log has the same softmax.
 
-    A wrong guess cannot pass unnoticed: the caller compares the rebuilt module with the graph.
+    ``prefix`` is how the graph names the module's state (:func:`_module_state`); an
+    initializer not so named is a folded constant. A wrong guess cannot pass unnoticed: the
+    caller compares the rebuilt module with the graph.
     """
     import torch
 
     own = model.state_dict()
     buffers = {name for name, _ in model.named_buffers()}
     folded = [torch.from_numpy(np.array(v)) for k, v in inits.items()
-              if not k.startswith("inner.")]
+              if not (k.startswith(prefix) and k[len(prefix):] in own)]
     for name in sorted(own.keys() - state.keys()):
         if name in buffers:
             state[name] = own[name]
@@ -102,58 +113,102 @@ def _complete_state(model: Any, state: dict[str, Any], inits: Mapping[str, Any])
                 break
 
 
+def _module_state(inits: Mapping[str, Any], onnx_path: Path) -> tuple[str, dict[str, Any]]:
+    """``(prefix, state)``: the module's state among the initializers. A float64 export wraps
+    the student (:func:`vmafdistill.export._float64_wrapper`), so its state is named
+    ``inner.<name>``; a ``precision=float32`` export names it ``<name>`` beside the folded
+    constants (those the caller drops: they are not in the module's state dict)."""
+    import torch
+
+    prefix = "inner." if "inner.mean" in inits else ""
+    if f"{prefix}mean" not in inits or f"{prefix}std" not in inits:
+        raise ModelError(f"{onnx_path}: no mean / std initializers (inner.mean or mean; not "
+                         "exported by vmafdistill export?)")
+    return prefix, {k[len(prefix):]: torch.from_numpy(np.array(v)) for k, v in inits.items()
+                    if k.startswith(prefix)}
+
+
+def _rebuilt_student(card: Mapping[str, Any], onnx_path: Path) -> tuple[Any, dict[str, Any]]:
+    """The card's :class:`ScaledStudent` with the graph's initializers loaded, and its config."""
+    from .models import complete_student_cfg, scaled_student
+
+    inits = _initializers(onnx_path)
+    prefix, state = _module_state(inits, onnx_path)
+    try:
+        cfg = complete_student_cfg(card["student"])  # a key an older card lacks: conf/student
+        model = scaled_student(cfg, state["mean"], state["std"], list(card["feature_names"]),
+                               card.get("transforms") or {}, card.get("interactions") or [])
+        if not prefix:  # unprefixed: the folded constants share the namespace
+            state = {k: v for k, v in state.items() if k in model.state_dict()}
+        _complete_state(model, state, inits, prefix)
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, ValueError, KeyError, VmafDistillError) as exc:
+        raise ModelError(f"{onnx_path}: initializers do not fit the student the card "
+                         f"describes ({exc})") from None
+    return model.eval(), dict(cfg)
+
+
+def _parity_gap(model: Any, card: Mapping[str, Any], onnx_path: Path,
+                card_file: Path) -> tuple[float, float]:
+    """``(gap, tolerance)``: the largest |torch - onnxruntime| on rows across the card's
+    training domain, the rebuilt module run in the card's ``precision`` as the export ran it,
+    and the tolerance the export checked that precision with (``export_metrics.parity_tol``,
+    else :data:`PARITY_TOL`; for float32 at least :data:`FLOAT32_REBUILD_TOL`)."""
+    import torch
+
+    from ..edge.predictor import Predictor
+
+    rows = _domain_rows(card)
+    float64 = str(card.get("precision") or "float64") == "float64"
+    with torch.no_grad():
+        if float64:
+            # float64 in, float32 out (vmafdistill.export); the float64 initializers hold the
+            # float32 weights exactly, so the float32 module loaded from them loses nothing
+            ours = copy.deepcopy(model).double()(torch.from_numpy(rows.astype(np.float64)))
+        else:  # float32: the module as is (run in float64 it differed from the graph by 3e-5)
+            ours = model(torch.from_numpy(rows))
+    ours_np = ours.float().cpu().numpy().astype(np.float64).reshape(-1)
+    ref = Predictor(onnx_path, card_file, scalar=False,
+                    edge_features=False).predict(rows).astype(np.float64)
+    recorded = (card.get("export_metrics") or {}).get("parity_tol")
+    tol = PARITY_TOL if recorded is None else float(recorded)
+    return float(np.max(np.abs(ours_np - ref))), tol if float64 else max(tol, FLOAT32_REBUILD_TOL)
+
+
 def bundle_from_onnx(
     onnx_path: str | Path, card_path: str | Path | None = None
 ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """Rebuild ``(model, student_cfg, meta)`` of an exported student from its ONNX and card.
 
+    Either precision rebuilds (``inner.<name>`` or ``<name>`` initializers); an INT8 graph
+    (card ``int8.kept``) holds quantized weights, which no float student reproduces.
+
     Raises:
         ModelError: the file is not ONNX, the card lacks the student's recipe, the initializers
             do not fit the module it describes, or torch and onnxruntime disagree by more than
-            :data:`PARITY_TOL` on rows across the training domain.
+            the export's parity tolerance on rows across the training domain.
     """
-    import torch
-
     from ..edge.card import card_path_for, read_card
-    from ..edge.predictor import Predictor
-    from .models import complete_student_cfg, scaled_student
 
     onnx_path = Path(onnx_path)
     card_file = Path(card_path) if card_path else card_path_for(onnx_path)
     card = read_card(card_file, beside=None if card_path else onnx_path)
-    cfg = card.get("student")
-    if not isinstance(cfg, Mapping) or not cfg.get("name"):
+    if not isinstance(card.get("student"), Mapping) or not card["student"].get("name"):
         raise ModelError(f"{card_file}: the card records no student config; cannot rebuild it")
-    names = list(card["feature_names"])
-    inits = _initializers(onnx_path)
-    state = {k.removeprefix("inner."): torch.from_numpy(np.array(v)) for k, v in inits.items()
-             if k.startswith("inner.")}
-    if "mean" not in state or "std" not in state:
-        raise ModelError(f"{onnx_path}: no inner.mean / inner.std initializers (not exported "
-                         "by vmafdistill export?)")
+    int8 = bool((card.get("int8") or {}).get("kept"))
     try:
-        cfg = complete_student_cfg(cfg)  # a key an older card lacks: from conf/student
-        model = scaled_student(cfg, state["mean"], state["std"], names,
-                               card.get("transforms") or {}, card.get("interactions") or [])
-        _complete_state(model, state, inits)
-        model.load_state_dict(state, strict=True)
-    except (RuntimeError, ValueError, KeyError, VmafDistillError) as exc:
-        raise ModelError(f"{onnx_path}: initializers do not fit the student the card "
-                         f"describes ({exc})") from None
-    model.eval()
-    rows = _domain_rows(card)
-    # the export runs the (float32-trained) student in float64 and casts its output to float32
-    # (vmafdistill.export): evaluate it the same way; the float64 initializers hold the float32
-    # weights exactly, so loading them into the float32 module loses nothing
-    with torch.no_grad():
-        ours = copy.deepcopy(model).double()(torch.from_numpy(rows.astype(np.float64))).float()
-    ours = ours.cpu().numpy().astype(np.float64).reshape(-1)
-    ref = Predictor(onnx_path, card_file, scalar=False,
-                    edge_features=False).predict(rows).astype(np.float64)
-    gap = float(np.max(np.abs(ours - ref)))
-    if not gap <= PARITY_TOL:
-        raise ModelError(f"{onnx_path}: rebuilt student differs from the ONNX graph by "
-                         f"{gap:.3g} VMAF (tolerance {PARITY_TOL})")
+        model, cfg = _rebuilt_student(card, onnx_path)
+        gap, tol = _parity_gap(model, card, onnx_path, card_file)
+        if not gap <= tol:
+            raise ModelError(f"{onnx_path}: rebuilt student differs from the ONNX graph by "
+                             f"{gap:.3g} VMAF (tolerance {tol:g})")
+    except ModelError:
+        if int8:  # the float weights are gone: say where they are instead of how it failed
+            raise ModelError(f"{onnx_path}: an INT8 export (card int8.kept) cannot be rebuilt "
+                             "exactly; fine-tune from the float export or the student.pt "
+                             f"({card.get('source') or 'the bundle it was exported from'})"
+                             ) from None
+        raise
     meta = {
         "feature_set": card.get("feature_set"),
         "feature_set_version": card.get("feature_set_version"),
@@ -163,7 +218,9 @@ def bundle_from_onnx(
         "target": card.get("target", "vmaf"),
         "metrics": card.get("metrics"),
         "rebuilt_from": {"onnx": str(onnx_path), "sha256": card.get("sha256"),
-                         "parity_max_abs": gap},
+                         "parity_max_abs": gap, "parity_tol": tol},
+        # what the student has seen: a fine-tune's card widens it (vmafdistill.export)
+        "training_domain": card.get("training_domain"),
         "config": {"loss": loss} if (loss := _training_loss(card)) else {},
     }
     return model, dict(cfg), meta
@@ -187,6 +244,25 @@ def _shipped_loss() -> dict[str, Any]:
     from .. import config
 
     return config.load_yaml(f"loss/{_SHIPPED_LOSS}")
+
+
+def rebuilt_training_domain(meta: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``training_domain`` of the card a bundle was rebuilt from (``meta["rebuilt_from"]``),
+    where that card (or the shipped student's) still holds the same graph (sha256); else None.
+    The shipped bundle's meta predates the key, its card has it."""
+    from ..edge.card import card_path_for, read_card
+
+    src = meta.get("rebuilt_from") or {}
+    if not src.get("sha256"):
+        return None
+    for onnx_path in (Path(str(src.get("onnx"))), SHIPPED_ONNX):
+        card_file = card_path_for(onnx_path)
+        if not card_file.is_file():
+            continue
+        card = read_card(card_file)
+        if card.get("sha256") == src["sha256"] and card.get("training_domain"):
+            return dict(card["training_domain"])
+    return None
 
 
 def write_bundle_from_onnx(onnx_path: str | Path, out: str | Path,

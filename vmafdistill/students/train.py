@@ -150,8 +150,28 @@ def corpus_config(cfg: DictConfig) -> DictConfig:
         base.pop(key, None)
     merged = OmegaConf.merge(base, OmegaConf.create(groups),
                              OmegaConf.create(to_dict(cfg.get("corpus_build") or {})))
+    _from_launch_dir(merged)
     OmegaConf.resolve(merged)
     return merged
+
+
+def _from_launch_dir(corpus_cfg: DictConfig) -> None:
+    """Relative ``paths.cache_dir`` and ``corpus.root`` as seen from the directory the command
+    was started in, where a job runs elsewhere (a Ray worker's directory, ``hydra.job.chdir``):
+    each job built the whole corpus anew under its own directory."""
+    from hydra.utils import get_original_cwd
+
+    try:
+        launched = Path(get_original_cwd())
+    except ValueError:  # not inside a Hydra job (the Python API): the process's own directory
+        return
+    if launched == Path.cwd():
+        return
+    for node, key in ((corpus_cfg.get("paths"), "cache_dir"), (corpus_cfg.get("corpus"), "root")):
+        value = node.get(key) if node is not None else None
+        if isinstance(value, str) and value not in ("", "???") and "${" not in value \
+                and not Path(value).expanduser().is_absolute():
+            node[key] = str(launched / Path(value).expanduser())
 
 
 # --------------------------------------------------------------------------- splitting

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -55,6 +56,54 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
     raise ModelError(f"unknown VMAF model {text!r}: use one of {known} or a JSON path")
 
 
+@dataclass(frozen=True)
+class ScoreTransform:
+    """libvmaf's score transform: the polynomial ``p0 + p1 y + p2 y^2`` over the coefficients
+    present (none: ``y``), then the rectification: ``out_lte_in`` keeps the result at most
+    the SVR's score ``y``, ``out_gte_in`` at least (measured against libvmaf: a transform
+    that raises the score, with ``out_lte_in``, gives the plain score)."""
+
+    coefficients: dict[str, float] = field(default_factory=dict)
+    out_lte_in: bool = False
+    out_gte_in: bool = False
+
+    def __call__(self, score: torch.Tensor) -> torch.Tensor:
+        out = score
+        if self.coefficients:
+            out = torch.zeros_like(score)
+            if "p0" in self.coefficients:
+                out = out + self.coefficients["p0"]
+            if "p1" in self.coefficients:
+                out = out + self.coefficients["p1"] * score
+            if "p2" in self.coefficients:
+                out = out + self.coefficients["p2"] * score * score
+        if self.out_lte_in:
+            out = torch.minimum(out, score)
+        if self.out_gte_in:
+            out = torch.maximum(out, score)
+        return out
+
+
+def parse_score_transform(md: Mapping[str, Any], path: Path) -> ScoreTransform | None:
+    """A model JSON's ``score_transform`` where its ``enabled`` is true (libvmaf applies it
+    after the SVR, before the clip), else None. Knots are refused (ModelError)."""
+    st = md.get("score_transform") or {}
+    if not isinstance(st, Mapping):
+        raise ModelError(f"model file {path}: score_transform is not an object")
+    if st.get("enabled") not in (True, "true"):
+        return None
+    if st.get("knots"):
+        raise ModelError(f"model file {path}: a score_transform with knots is not supported")
+    try:
+        coefficients = {k: float(st[k]) for k in ("p0", "p1", "p2") if st.get(k) is not None}
+    except (TypeError, ValueError):
+        raise ModelError(f"model file {path}: score_transform coefficients must be "
+                         "numbers") from None
+    # libvmaf reads the rectification flags as the strings "true"/"false"
+    return ScoreTransform(coefficients, out_lte_in=str(st.get("out_lte_in")).lower() == "true",
+                          out_gte_in=str(st.get("out_gte_in")).lower() == "true")
+
+
 @dataclass
 class VmafModel:
     """A parsed VMAF nu-SVR model with its feature normalisation and options."""
@@ -73,6 +122,8 @@ class VmafModel:
     #: The JSON names libvmaf's integer extractors (``VMAF_integer_feature_*``) and the name is
     #: not a ``vmaf_float_*`` alias: exact mode is this model's default.
     integer_features: bool = False
+    #: libvmaf's score transform where the JSON enables it (:func:`parse_score_transform`)
+    transform: ScoreTransform | None = None
 
     @property
     def default_mode(self) -> str:
@@ -123,6 +174,7 @@ class VmafModel:
             sv, coefs, gamma, rho = _parse_libsvm(md["model"], len(names), path)
             clip = md.get("score_clip")
             score_clip = (float(clip[0]), float(clip[1])) if clip else None
+            transform = parse_score_transform(md, path)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ModelError(f"model file {path}: not a VMAF model JSON ({exc!r})") from None
         if not len(slopes) == len(intercepts) == len(names) + 1:
@@ -140,6 +192,7 @@ class VmafModel:
             gamma=gamma,
             rho=rho,
             score_clip=score_clip,
+            transform=transform,
             vif_options=vif_opts,
             adm_options=adm_opts,
             # libvmaf's vmaf_float_* names select its float extractors for the same SVR.
@@ -159,6 +212,8 @@ class VmafModel:
         sq_dist = ((x.unsqueeze(-2) - sv) ** 2).sum(dim=-1)
         raw = (torch.exp(-self.gamma * sq_dist) * self.coefs.to(x.device)).sum(dim=-1) - self.rho
         score = (raw - self.intercepts[0]) / self.slopes[0]
+        if self.transform is not None:
+            score = self.transform(score)
         if clip and self.score_clip is not None:
             score = score.clamp(self.score_clip[0], self.score_clip[1])
         return score

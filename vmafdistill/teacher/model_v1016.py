@@ -20,14 +20,17 @@ Model files are not committed: they are read from the ``ffmpeg-quality-metrics``
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..errors import ModelError
 from ..oracle import model_files_dir
+
+if TYPE_CHECKING:
+    from .model import ScoreTransform
 
 #: The eight v1.0.16 files, addressable by these names.
 V1016_MODELS: tuple[str, ...] = tuple(
@@ -162,14 +165,15 @@ class V1016Model:
     coefs: torch.Tensor  # (S,) float64
     gamma: float
     rho: float
-    transform: dict[str, float] = field(default_factory=dict)  # p0/p1/p2 present and enabled
+    transform: ScoreTransform | None = None  # where the JSON enables it
     score_clip: tuple[float, float] | None = None
     chroma_correction: float | None = None
 
     @classmethod
     def load(cls, name_or_path: str | Path = "vmaf_v1.0.16_3d0h") -> V1016Model:
         """Load a v1.0.16 model by name or path; ModelError names the file on bad content."""
-        from .model import _parse_libsvm  # the libsvm string format is shared with v0.6.1
+        # the libsvm string format and the score transform are shared with v0.6.1
+        from .model import _parse_libsvm, parse_score_transform
 
         path = resolve_v1016_path(name_or_path)
         try:
@@ -187,12 +191,7 @@ class V1016Model:
                 raise ModelError(f"model file {path}: feature {raw!r} is not computed here")
             names.append(_RAW_FEATURES[raw])
         sv, coefs, gamma, rho = _parse_libsvm(md["model"], len(names), path)
-        st = md.get("score_transform") or {}
-        transform: dict[str, float] = {}
-        if st.get("enabled"):
-            if st.get("knots") or st.get("out_lte_in") or st.get("out_gte_in"):
-                raise ModelError(f"model file {path}: knots/rectification are not supported")
-            transform = {k: float(st[k]) for k in ("p0", "p1", "p2") if st.get(k) is not None}
+        transform = parse_score_transform(md, path)
         clip = md.get("score_clip")
         ccp = md.get("chroma_correction_parameter")
         name = str(name_or_path) if str(name_or_path) in V1016_MODELS else path.stem
@@ -246,16 +245,8 @@ def predict_v1016(
     sq_dist = ((x.unsqueeze(-2) - sv) ** 2).sum(dim=-1)
     raw = (torch.exp(-model.gamma * sq_dist) * model.coefs.to(x.device)).sum(dim=-1) - model.rho
     score = (raw - model.intercepts[0]) / model.slopes[0]
-    if model.transform:
-        y = score
-        out = torch.zeros_like(y)
-        if "p0" in model.transform:
-            out = out + model.transform["p0"]
-        if "p1" in model.transform:
-            out = out + model.transform["p1"] * y
-        if "p2" in model.transform:
-            out = out + model.transform["p2"] * y * y
-        score = out
+    if model.transform is not None:
+        score = model.transform(score)
     if clip and model.score_clip is not None:
         score = score.clamp(model.score_clip[0], model.score_clip[1])
     return score

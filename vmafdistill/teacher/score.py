@@ -91,7 +91,8 @@ def _warn_on_rates(ref: str | Path, dist: str | Path, ref_fps: float | None,
 
 
 def _probe_pair(ref: str | Path, dist: str | Path, ref_raw: dict[str, Any] | None,
-                dist_raw: dict[str, Any] | None, *, one_depth: bool) -> Any:
+                dist_raw: dict[str, Any] | None, *, one_depth: bool,
+                rescale: bool = False) -> Any:
     """The reference's :class:`~vmafdistill.io.video.VideoInfo`, once both files were probed:
     other frame rates warned of, another bit depth refused where ``one_depth``."""
     ref_info = probe_video(ref, **_raw_opts(ref_raw))
@@ -99,19 +100,30 @@ def _probe_pair(ref: str | Path, dist: str | Path, ref_raw: dict[str, Any] | Non
     _warn_on_rates(ref, dist, ref_info.fps, dist_info.fps)
     if one_depth:
         _check_bit_depths(ref, dist, ref_info.bit_depth, dist_info.bit_depth)
+    elif ref_info.bit_depth != dist_info.bit_depth and not rescale:
+        # float mode scores each side at its own depth; libvmaf never sees two depths
+        warnings.warn(
+            f"{ref} is {ref_info.bit_depth}-bit and {dist} is {dist_info.bit_depth}-bit: each "
+            f"is scored at its own depth, where libvmaf scores one format: {DEPTH_CONVERSION}",
+            stacklevel=3)
     return ref_info
+
+
+#: What ffmpeg does with two formats, and how to score as it does (the error and the warning).
+DEPTH_CONVERSION = (
+    "a plain `ffmpeg -i dist -i ref -lavfi libvmaf` converts the reference to the distorted's "
+    "format; a scale filter on the distorted, as --rescale (score_files(rescale=True)), "
+    "converts the distorted to the reference's")
 
 
 def _check_bit_depths(ref: str | Path, dist: str | Path, ref_depth: int,
                       dist_depth: int) -> None:
     """Exact mode (and v1.0.16) scores one bit depth: a distorted file of another is refused
-    up front, naming both files and the fix (ffmpeg's libvmaf filter converts it first, as
-    ``rescale=True`` does)."""
+    up front, naming both files and what ffmpeg would do (:data:`DEPTH_CONVERSION`)."""
     if dist_depth != ref_depth:
         raise VideoInputError(
             f"{ref} is {ref_depth}-bit and {dist} is {dist_depth}-bit: exact mode scores one "
-            f"bit depth; ffmpeg's libvmaf filter converts the distorted to the reference's "
-            f"format first, and so does --rescale (score_files(rescale=True))")
+            f"bit depth; {DEPTH_CONVERSION}")
 
 
 def score_files(
@@ -164,7 +176,7 @@ def score_files(
     started = time.perf_counter()
     scorer = VmafScorer(model, device=device, dtype=dtype, mode=mode, aim=aim)
     ref_info = _probe_pair(ref, dist, ref_raw, dist_raw,
-                           one_depth=scorer.mode == "exact" and not rescale)
+                           one_depth=scorer.mode == "exact" and not rescale, rescale=rescale)
     pairs = prefetched(iter_frame_pairs(
         ref, dist, chunk=chunk,
         ref_opts={**_raw_opts(ref_raw), "decoder_threads": decoder_threads},

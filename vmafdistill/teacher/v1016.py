@@ -76,9 +76,13 @@ class V1016Scorer:
         self.device = torch.device(device)
         self.adm3 = adm3
         fo = self.model.feature_options
-        self.cambi_opts = CambiOptions.from_libvmaf(fo["cambi"])
-        self.speed_opts = SpeedOptions.from_libvmaf(fo["speed_chroma_uv"])
-        self.motion_opts = Motion3Options.from_libvmaf(fo["motion3"])
+        try:  # an option this teacher does not reproduce: one line before any frame is read
+            self.cambi_opts = CambiOptions.from_libvmaf(fo["cambi"])
+            self.speed_opts = SpeedOptions.from_libvmaf(fo["speed_chroma_uv"])
+            self.motion_opts = Motion3Options.from_libvmaf(fo["motion3"])
+            IntegerAdmOptions.from_libvmaf(fo["adm3"])  # read again per chunk
+        except (ValueError, TypeError) as exc:
+            raise ModelError(f"model {self.model.name}: {exc}") from None
         self._history: torch.Tensor | None = None
         self._seen = 0
         self._parts: dict[str, list[np.ndarray]] = {}

@@ -291,8 +291,8 @@ class VmafScorer:
         if rbd != dbd:
             raise VideoInputError(
                 f"exact mode scores one bit depth, got reference {rbd} and distorted {dbd} "
-                f"(ffmpeg's libvmaf filter converts the distorted to the reference's format "
-                f"first; score_files(rescale=True) does the same)"
+                f"(ffmpeg's libvmaf filter scores one format: convert one side first; "
+                f"score_files(rescale=True) converts the distorted to the reference's)"
             )
         if self._bit_depth is not None and rbd != self._bit_depth:
             raise VideoInputError(f"bit depth changed from {self._bit_depth} to {rbd} mid-stream")
