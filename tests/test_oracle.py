@@ -382,11 +382,20 @@ def test_golden_same_level_on_another_cpu_kind_is_not_recorded_here(
 
     record = load_golden(CHEAP_CASES[0])
     made = record["made_on"]
+    assert golden_mod.cpu_vendor(made["cpu"]) in ("intel", "amd")
     case = GoldenCase(built=None, golden=record)  # type: ignore[arg-type]
     monkeypatch.setattr(golden_mod, "cpu_record", lambda: dict(made))
     assert case.recorded_here()
+    # the same vendor under another (cloud) model name is the same kind
     monkeypatch.setattr(golden_mod, "cpu_record",
-                        lambda: {"cpu": f"not {made['cpu']}", "simd": made["simd"]})
-    assert not case.recorded_here()
+                        lambda: {"cpu": f"{made['cpu']}(R) 8481C", "simd": made["simd"]})
+    assert case.recorded_here()
+    other = "AMD EPYC" if golden_mod.cpu_vendor(made["cpu"]) == "intel" else "Intel Xeon"
+    monkeypatch.setattr(golden_mod, "cpu_record",
+                        lambda: {"cpu": other, "simd": made["simd"]})
+    assert not case.recorded_here() and case.recorded_here(same_vendor=False)
     assert case.tolerance("vmaf_float_v0.6.1", "vmaf") == golden_tolerance(
         "float", "vmaf", same_simd=False)
+    # integer features: the same kernels give the same integers on either vendor
+    assert case.tolerance("vmaf_v0.6.1", "vmaf") == golden_tolerance(
+        "integer", "vmaf", same_simd=True)

@@ -77,6 +77,10 @@ def test_wandb_offline_run_holds_config_curves_oof_plots_and_model(tmp_path: Pat
         assert names, f"{f}: no run record in {len(recs)} records"
         runs[names[0]] = recs
     summary = runs["run-summary"]
+    # grouped by the run's folder with its parent: job "0" of two sweeps were one group
+    groups = {(r.run.run_group, r.run.job_type) for recs in runs.values() for r in recs
+              if r.WhichOneof("record_type") == "run"}
+    assert groups == {(f"{tmp_path.name}/run", tmp_path.name)}, groups
     config = {i.key for r in summary if r.WhichOneof("record_type") == "run"
               for i in r.run.config.update}
     assert {"student", "optim", "loss", "cv"} <= config

@@ -180,7 +180,8 @@ def test_optuna_search_minimises_oof_mae(tmp_path: Path) -> None:
 
 
 def test_an_optuna_search_under_another_launcher_goes_on_past_a_failed_trial(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Under joblib (or Ray) a failed trial raised, and the Optuna sweeper (max_failure_rate
     0) ended the search after that batch with Hydra's exit 1. It is now scored inf, the
     search runs every trial, and the command ends with the count of failed trials (exit 2)."""
@@ -190,10 +191,14 @@ def test_an_optuna_search_under_another_launcher_goes_on_past_a_failed_trial(
 
     corpus = synthetic_corpus(tmp_path / "corpus")
     out = tmp_path / "optuna"
+    monkeypatch.chdir(tmp_path)  # a relative sweep directory, as the default one
     argv = ["train", "-m", "hparams_search=optuna", f"corpus_dir={corpus}",
-            f"hydra.sweep.dir={out}", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
+            "hydra.sweep.dir=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
             "optim.weight_decay=choice(-1,0.01)", "hydra/launcher=joblib",
             "hydra.launcher.n_jobs=2", "cv=hash", "baselines=[]",
+            # jobs that run in their own directory still mark the sweep's (a relative sweep
+            # directory put the markers under each job's, and the driver counted none)
+            "hydra.job.chdir=true",
             *(o for o in TRAIN_FAST if not o.startswith("optim.lr")), "optim.max_epochs=5"]
     assert main(argv) == 2
     failed = {p.name for p in (out / ".vmafdistill-failed-trials").iterdir()}
@@ -216,6 +221,10 @@ def test_inert_tau_is_reported() -> None:
     notes = inert_override_notes(table)
     assert len(notes) == 1 and "inert for huber, mse" in notes[0]
     assert inert_override_notes(table.iloc[[1, 3]]) == []  # the huber run has no tau override
+    # `loss=huber,temperature loss.tau=2`: one huber run, nothing repeats it
+    one = pd.DataFrame({"overrides": ["loss=huber loss.tau=2", "loss=temperature loss.tau=2"],
+                        "loss": ["huber", "temperature"]})
+    assert inert_override_notes(one) == []
 
 
 def test_report_quotes_the_winners_own_baseline(tmp_path: Path) -> None:
@@ -261,8 +270,9 @@ def test_runs_that_are_not_this_sweeps_results_are_left_out_and_named(
         why = dict(w.split(": ", 1) for w in winner["left_out"])
         assert sorted(why) == ["1", "2"], winner["left_out"]
         assert why["1"].startswith("no training metrics.json")
-        assert why["2"].startswith("its metrics.json is from other overrides")
-        assert "left out 2: its metrics.json is from other overrides" in captured.err
+        # its rerun failed (job_failed.txt), and its metrics.json is the earlier run's
+        assert why["2"].startswith("its last run failed (job_failed.txt)")
+        assert "left out 2: its last run failed" in captured.err
         report = (where / "report.md").read_text()
         assert "1 run (2 left out, below)" in report and "Left out: 1: no training" in report
         csv = pd.read_csv(where / "report.csv")
@@ -371,8 +381,9 @@ def test_a_sweep_over_corpora_keeps_its_jobs_in_one_directory(
     first = synthetic_corpus(tmp_path / "corpus_a")
     second = synthetic_corpus(tmp_path / "corpus_b", seed=5)
     monkeypatch.chdir(tmp_path)  # the default sweep directory is relative: outputs/...
-    argv = ["train", "-m", f"corpus_dir={first},{second}", "student=linear", "baselines=[]",
-            *TRAIN_FAST]
+    # -m after the overrides (the pinned directory once went after it: "unrecognized")
+    argv = ["train", f"corpus_dir={first},{second}", "student=linear", "baselines=[]",
+            *TRAIN_FAST, "-m"]
     assert main(argv) == 0
     sweeps = sorted(p.parent for p in (tmp_path / "outputs").rglob("multirun.yaml"))
     assert len(sweeps) == 1 and sweeps[0].parent.parent.name == "corpora", sweeps
@@ -382,3 +393,47 @@ def test_a_sweep_over_corpora_keeps_its_jobs_in_one_directory(
         sweeps[0] / "0", sweeps[0] / "1"]
     assert main(["sweep-report", str(sweeps[0])]) == 0
     assert json.loads((sweeps[0] / "winner.json").read_text())["n_runs"] == 2
+
+
+def test_a_rerun_whose_jobs_failed_does_not_report_the_earlier_results(tmp_path: Path) -> None:
+    """A sweep run again into its directory, every job failing before training (its corpus
+    gone): the earlier run's metrics.json stayed, and sweep-report named the old winner as
+    this sweep's. The failed jobs are marked and left out; a good rerun clears the marks."""
+    import shutil
+
+    from vmafdistill.cli import main
+
+    corpus = synthetic_corpus(tmp_path / "corpus")
+    out = tmp_path / "sweep"
+    argv = ["train", "-m", f"corpus_dir={corpus}", f"hydra.sweep.dir={out}",
+            "student=linear,logistic", "baselines=[]", *TRAIN_FAST]
+    assert main(argv) == 0
+    write_report(out)
+    hidden = tmp_path / "corpus_json"
+    shutil.move(corpus / "corpus.json", hidden)
+    assert main(argv) == 2
+    assert sorted(p.parent.name for p in out.glob("*/job_failed.txt")) == ["0", "1"]
+    with pytest.raises(VmafDistillError, match="no run of this sweep has results"):
+        write_report(out)
+    shutil.move(hidden, corpus / "corpus.json")
+    assert main(argv) == 0
+    assert not list(out.glob("*/job_failed.txt"))
+    assert write_report(out)["n_runs"] == 2
+
+
+def test_an_optuna_sweep_after_a_grid_sweep_in_one_directory_is_reported(
+        tmp_path: Path) -> None:
+    """Only the grid sweeper writes multirun.yaml: the grid's file stayed beside the Optuna
+    trials that replaced its jobs, and sweep-report left every trial out as an earlier
+    sweep's ("no run of this sweep has results")."""
+    from vmafdistill.cli import main
+
+    corpus = synthetic_corpus(tmp_path / "corpus")
+    out = tmp_path / "sweep"
+    common = [f"corpus_dir={corpus}", f"hydra.sweep.dir={out}", "cv=hash", "baselines=[]",
+              *(o for o in TRAIN_FAST if not o.startswith("optim.lr")), "optim.max_epochs=5"]
+    assert main(["train", "-m", "student=linear,logistic", *common]) == 0
+    assert main(["train", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
+                 *common]) == 0
+    winner = write_report(out)
+    assert winner["n_runs"] == 3 and winner["left_out"] == [], winner["left_out"]

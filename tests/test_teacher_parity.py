@@ -324,6 +324,9 @@ def test_libvmaf_log2_mode_parity(
     ("lowering, no rectification", {"enabled": True, "p0": -5.0, "p1": 1.0, "p2": None,
                                     "out_gte_in": None}, False),
     ("lowering, out_gte_in", {"enabled": True, "p0": -5.0, "p1": 1.0, "p2": None}, False),
+    # libvmaf compares the flag with "true" exactly: "True" does not rectify
+    ("lowering, out_gte_in True", {"enabled": True, "p0": -5.0, "p1": 1.0, "p2": None,
+                                   "out_gte_in": "True"}, False),
     ("disabled", {"enabled": False}, False),
 ])
 def test_a_model_jsons_score_transform_is_applied_as_libvmaf_does(
@@ -354,18 +357,29 @@ def test_a_model_jsons_score_transform_is_applied_as_libvmaf_does(
     assert (min(np.subtract(theirs, plain)) > 1) == raises  # the case does what it says
 
 
-def test_a_score_transform_with_knots_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("change, message", [
+    ({"enabled": True, "knots": [[0, 0], [100, 100]]}, "a score_transform with knots"),
+    # what libvmaf refuses to load, enabled or not: an error here too, not a label
+    ({"enabled": "true"}, "score_transform enabled: not what libvmaf reads"),
+    ({"enabled": False, "p1": "1.0"}, "score_transform p1: not what libvmaf reads"),
+    ({"enabled": True, "p0": None}, "score_transform p0: not what libvmaf reads"),
+    ({"enabled": True, "out_lte_in": True}, "score_transform out_lte_in: not what"),
+    ({"enabled": 1}, "score_transform enabled: not what libvmaf reads"),
+])
+def test_a_score_transform_libvmaf_cannot_read_is_refused(
+        tmp_path: Path, change: dict[str, object], message: str) -> None:
     import json
+    import re
 
     from vmafdistill.errors import ModelError
     from vmafdistill.oracle import model_files_dir
     from vmafdistill.teacher.model import VmafModel
 
     doc = json.loads((model_files_dir() / "vmaf_v0.6.1.json").read_text())
-    doc["model_dict"]["score_transform"].update(enabled=True, knots=[[0, 0], [100, 100]])
-    path = tmp_path / "knots.json"
+    doc["model_dict"]["score_transform"].update(change)
+    path = tmp_path / "transform.json"
     path.write_text(json.dumps(doc))
-    with pytest.raises(ModelError, match=f"{path}: a score_transform with knots"):
+    with pytest.raises(ModelError, match=re.escape(f"{path}: {message}")):
         VmafModel.load(str(path))
 
 

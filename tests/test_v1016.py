@@ -377,3 +377,12 @@ def test_a_model_option_this_teacher_lacks_is_one_model_error(tmp_path: Path) ->
     path.write_text(json.dumps(doc))
     with pytest.raises(ModelError, match=r"model v_cambi: .*cambi_eotf"):
         V1016Scorer(V1016Model.load(str(path)))
+    # an ADM option value out of range: refused before any frame, not per chunk mid-stream
+    doc = json.loads(resolve_v1016_path("vmaf_v1.0.16_3d0h").read_text())
+    md = doc["model_dict"]
+    (adm,) = [i for i, n in enumerate(md["feature_names"]) if "adm" in n.lower()]
+    md["feature_opts_dicts"][adm]["adm_enhn_gain_limit"] = 0.5
+    path = tmp_path / "v_adm.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ModelError, match=r"model v_adm: .*adm_enhn_gain_limit"):
+        V1016Scorer(V1016Model.load(str(path)))

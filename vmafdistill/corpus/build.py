@@ -896,22 +896,27 @@ def ensure_corpus(cfg: Mapping[str, Any]) -> Path:
             raise VmafDistillError(f"corpus_dir {path}: not a complete, intact corpus")
         return path
     out_dir = Path(str(cfg["out_dir"]))
+    if _current(cfg, out_dir):  # no lock to read a built corpus (a read-only cache works)
+        return out_dir
     with build_lock(out_dir):  # parallel sweep jobs: one builds, the others then reuse it
-        manifest = verify_corpus(out_dir)
-        if manifest and not manifest.get("failures"):
-            store = ArtifactStore(cfg.get("cache_root") or out_dir / "cache")
-            planned = planned_sources(cfg)
-            srcs = [prepare_source(spec, sid, dict(cfg["shots"]), store)
-                    for spec, sid in planned]
-            if manifest.get("build_key") == build_key(cfg, srcs):
-                return out_dir
-        report = build_corpus(cfg)
-    if report.failures:
+        report = None if _current(cfg, out_dir) else build_corpus(cfg)
+    if report is not None and report.failures:
         raise VmafDistillError(
             f"corpus {cfg['corpus']['name']}: {len(report.failures)} job(s) failed, see "
             f"{out_dir / MANIFEST}"
         )
     return out_dir
+
+
+def _current(cfg: Mapping[str, Any], out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds a complete corpus built with ``cfg``'s settings and sources."""
+    manifest = verify_corpus(out_dir)
+    if not manifest or manifest.get("failures"):
+        return False
+    store = ArtifactStore(cfg.get("cache_root") or out_dir / "cache")
+    srcs = [prepare_source(spec, sid, dict(cfg["shots"]), store)
+            for spec, sid in planned_sources(cfg)]
+    return manifest.get("build_key") == build_key(cfg, srcs)
 
 
 @contextlib.contextmanager
@@ -922,8 +927,13 @@ def build_lock(out_dir: Path) -> Iterator[None]:
     import fcntl
 
     lock_path = out_dir.parent / f".{out_dir.name}.build.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+b") as handle:
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a+b")  # noqa: SIM115 (held across the yield)
+    except OSError:  # no lock file here (read-only): the build says what it cannot write
+        yield
+        return
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

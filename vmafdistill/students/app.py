@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -50,10 +50,11 @@ def hydra_app(config_name: str, job: Any) -> Any:
                 # printed once, by the CLI, when run_hydra re-raises it
                 print(f"vmafdistill {config_name}: error: {exc}", file=sys.stderr)
                 multirun.append(True)
-            if not _in_process_launcher(hc) and _optuna_sweep(hc):
+                _mark_failed_job(Path(hc.runtime.output_dir), exc)
+            if not _in_process_launcher(hc) and _optuna_sweep(hc) and _counted(hc):
                 # a raised error ended the Optuna search (its max_failure_rate is 0): the
                 # trial is the worst objective instead, and a marker tells the driver
-                _mark_failed_trial(Path(str(hc.sweep.dir)), hc.job.num, exc)
+                _mark_failed_trial(_sweep_path(hc), hc.job.num, exc)
                 return math.inf
             if not _in_process_launcher(hc):
                 # joblib/submitit/Ray run the job in another process: errors[] would never
@@ -86,6 +87,16 @@ def _in_process_launcher(hc: Any) -> bool:
 FAILED_TRIALS = ".vmafdistill-failed-trials"
 
 
+def _mark_failed_job(job_dir: Path, exc: BaseException) -> None:
+    """``<job dir>/job_failed.txt`` holding the error (best effort): a job that failed before
+    training keeps an earlier run's results beside it, which sweep-report read as this
+    sweep's (a rerun whose every job failed reported the old winner)."""
+    from .report import JOB_FAILED
+
+    with contextlib.suppress(OSError):
+        (job_dir / JOB_FAILED).write_text(f"{exc}\n")
+
+
 def _mark_failed_trial(sweep_dir: Path, job_num: Any, exc: BaseException) -> None:
     """``<sweep dir>/.vmafdistill-failed-trials/<job num>`` holding the error (best effort)."""
     with contextlib.suppress(OSError):
@@ -103,7 +114,9 @@ class OptunaSweepDir:
     is over, and its out-of-process trials' failures are counted there."""
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
-        _optuna_sweep_dirs.append(str(config.hydra.sweep.dir))
+        sweep_dir = _sweep_path(config.hydra)
+        shutil.rmtree(sweep_dir / FAILED_TRIALS, ignore_errors=True)  # an earlier launch's
+        _optuna_sweep_dirs.append(str(sweep_dir))
 
     def __getattr__(self, name: str) -> Any:  # Hydra's other callback hooks: nothing to do
         if name.startswith("on_"):
@@ -111,15 +124,30 @@ class OptunaSweepDir:
         raise AttributeError(name)
 
 
-def _failed_trials_since(started: float) -> tuple[int, list[str]]:
-    """How many out-of-process Optuna trials of the sweep just run failed (markers written
-    since ``started``), and its sweep directory (for :func:`_no_best`)."""
+def _sweep_path(hydra_cfg: Any) -> Path:
+    """The sweep directory as an absolute path from the launch directory: a job that runs
+    elsewhere (``hydra.job.chdir``, a Ray worker) wrote its marker under its own directory
+    and the driver counted none."""
+    return Path(str(hydra_cfg.runtime.cwd)) / str(hydra_cfg.sweep.dir)
+
+
+def _counted(hc: Any) -> bool:
+    """Whether this Optuna sweep's driver counts failed-trial markers (its config carries
+    :class:`OptunaSweepDir`); without it a failed trial raises as before, or it would read
+    as a success."""
+    callbacks = hc.get("callbacks") or {}
+    return any(str((cb or {}).get("_target_", "")).endswith("OptunaSweepDir")
+               for cb in callbacks.values())
+
+
+def _failed_trials() -> tuple[int, list[str]]:
+    """How many out-of-process Optuna trials of the sweep just run failed (their markers; the
+    callback cleared an earlier launch's), and its sweep directory (for :func:`_no_best`)."""
     if not _optuna_sweep_dirs:
         return 0, []
     sweep_dir = Path(_optuna_sweep_dirs.pop())
     try:
-        markers = [p for p in (sweep_dir / FAILED_TRIALS).iterdir()
-                   if p.stat().st_mtime >= started - 1.0]  # an earlier run's stay out
+        markers = list((sweep_dir / FAILED_TRIALS).iterdir())
     except OSError:
         return 0, []
     return len(markers), [str(sweep_dir)]
@@ -142,8 +170,7 @@ def run_hydra(command: str, config_name: str, job: Any, argv: list[str]) -> int:
 
     check_overrides(config_name, argv)
     _check_run_dir_free(argv)
-    argv = [*argv, *_pinned_sweep_dir(command, argv)]
-    started = time.time()
+    argv = _with_overrides(argv, _pinned_sweep_dir(command, argv))
     _optuna_sweep_dirs.clear()
     task = hydra_app(config_name, job)
     saved = sys.argv
@@ -161,11 +188,29 @@ def run_hydra(command: str, config_name: str, job: Any, argv: list[str]) -> int:
         sys.argv = saved
     if task.errors:
         raise _first_error(task)
-    failed, sweep_dirs = _failed_trials_since(started)
+    failed, sweep_dirs = _failed_trials()
     if failed:  # out-of-process Optuna trials: scored inf, the search went on; said here
         raise VmafDistillError(f"{failed} sweep job{'s' if failed > 1 else ''} failed (error"
                                f"{'s' if failed > 1 else ''} above)" + _no_best(sweep_dirs))
     return 0
+
+
+def _with_overrides(argv: list[str], added: list[str]) -> list[str]:
+    """``added`` placed just before the first override of ``argv``: Hydra reads overrides as
+    one block, so appended after a trailing ``-m`` they were an "unrecognized argument"."""
+    if not added:
+        return argv
+    for i, arg in enumerate(argv):
+        if "=" in arg and not arg.startswith("-") and (i == 0 or not _takes_value(argv[i - 1])):
+            return [*argv[:i], *added, *argv[i:]]
+    return [*argv, *added]
+
+
+def _takes_value(option: str) -> bool:
+    """Hydra's options that read the next argument as their value (``-cn NAME``)."""
+    return option in ("-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir",
+                      "-c", "--cfg", "-p", "--package", "-i", "--info",
+                      "--experimental-rerun")
 
 
 #: Keys the default ``hydra.sweep.dir`` is named from (``run_label`` of the corpus).

@@ -191,11 +191,22 @@ def source_domain(meta: Mapping[str, Any]) -> dict[str, Any] | None:
 
     if meta.get("training_domain"):
         return dict(meta["training_domain"])
-    found = rebuilt_training_domain(meta) if meta.get("rebuilt_from") else _corpus_domain(meta)
+    try:  # after the fit: a changed card or a damaged corpus must not lose the fine-tune
+        found = (rebuilt_training_domain(meta) if meta.get("rebuilt_from")
+                 else _corpus_domain(meta))
+    except Exception as exc:  # any reader's error: the domain is unknown
+        log.warning("reading the training domain of the student fine-tuning starts from "
+                    "failed (%s)", exc)
+        found = None
     if found is None:
         log.warning("the training domain of the student fine-tuning starts from is unknown "
                     "(no card, no corpus %s): the exported card will hold this corpus's alone",
                     (meta.get("corpus") or {}).get("name"))
+    elif meta.get("finetuned_from"):  # fine-tuned before bundles carried their domain
+        log.warning("the student fine-tuning starts from was itself fine-tuned by an earlier "
+                    "version, which kept no training domain: the card covers %s and this "
+                    "corpus, not the corpora before them",
+                    "its card's" if meta.get("rebuilt_from") else "its last corpus")
     return found
 
 

@@ -82,4 +82,12 @@ def wandb_logger(cfg: Mapping[str, Any], run_dir: Path, tag: str) -> Any:
     offline = checked_bool("logger.offline", cfg["offline"]) \
         and os.environ.get("WANDB_MODE") != "online"
     return WandbLogger(project=cfg["project"], entity=cfg.get("entity"), save_dir=str(run_dir),
-                       offline=offline, group=run_dir.name, name=f"{run_dir.name}-{tag}")
+                       offline=offline, name=f"{run_dir.name}-{tag}", **wandb_grouping(run_dir))
+
+
+def wandb_grouping(run_dir: Path) -> dict[str, str]:
+    """W&B ``group`` and ``job_type`` of a run's fits and summary: the group names the run's
+    directory with its parent (job ``0`` of two sweeps were both group "0", so after a sync
+    their runs mixed), the job type the sweep (or corpus) folder."""
+    return {"group": f"{run_dir.parent.name}/{run_dir.name}",
+            "job_type": run_dir.parent.name or "train"}

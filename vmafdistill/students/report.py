@@ -92,6 +92,8 @@ def sweep_grid(root: Path) -> dict[str, list[str] | None] | None:
     import yaml
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    if _latest_launch_was_optuna(root):  # the multirun.yaml is an earlier grid sweep's
+        return None
     try:
         doc = yaml.safe_load((root / "multirun.yaml").read_text()) or {}
         task = [str(o) for o in doc["hydra"]["overrides"]["task"]]
@@ -112,6 +114,21 @@ def sweep_grid(root: Path) -> dict[str, list[str] | None] | None:
             values = None
         grid[o.get_key_element()] = values
     return grid
+
+
+def _latest_launch_was_optuna(root: Path) -> bool:
+    """Whether the sweep last launched into ``root`` was an Optuna one: every launch writes
+    job 0 first, and its ``.hydra/hydra.yaml`` names the sweeper. Only Hydra's BasicSweeper
+    writes ``multirun.yaml``, so after a grid sweep and an Optuna one in the same directory
+    the grid's file stayed, and every Optuna trial was left out as "an earlier sweep's"."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load((root / "0" / ".hydra" / "hydra.yaml").read_text()) or {}
+        target = str(((doc.get("hydra") or {}).get("sweeper") or {}).get("_target_", ""))
+    except Exception:  # absent or unreadable: the multirun.yaml decides
+        return False
+    return "optuna" in target.lower()
 
 
 def _grid_size(grid: Mapping[str, list[str] | None]) -> int | None:
@@ -147,6 +164,12 @@ def _in_grid(listed: Sequence[str], grid: Mapping[str, list[str] | None]) -> boo
     job = {o.get_key_element(): o.get_value_element_as_str() for o in parsed}
     return set(job) == set(grid) and all(
         grid[k] is None or job[k] in grid[k] for k in job)  # type: ignore[operator]
+
+
+#: A sweep job that failed writes its error here (``students/app.py``; a run that gets past
+#: its checks removes it with its other outputs): its directory may still hold an earlier
+#: run's results, which :func:`sweep_runs` then leaves out, naming it.
+JOB_FAILED = "job_failed.txt"
 
 
 def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[list[str]]]:
@@ -190,7 +213,10 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
         job = Path(m["_dir"])
         name = str(job.relative_to(root)) if job.is_relative_to(root) else str(job)
         ran = list(m.get("overrides") or [])
-        if listed.get(job) is not None and listed[job] != ran:
+        if (job / JOB_FAILED).is_file():
+            left_out.append(f"{name}: its last run failed ({JOB_FAILED}); the results there "
+                            "are an earlier run's")
+        elif listed.get(job) is not None and listed[job] != ran:
             left_out.append(f"{name}: its metrics.json is from other overrides than its "
                             ".hydra/overrides.yaml (a rerun that stopped before training)")
         elif earlier(job, ran):
@@ -262,6 +288,12 @@ def _common(overrides: Sequence[Sequence[str]]) -> set[str]:
     ``corpus_dir='/data/my corpus'``, which splitting a joined string cut in two)."""
     tokens = [set(o) for o in overrides]
     return set.intersection(*tokens) if tokens else set()
+
+
+def _shared(runs: Sequence[Mapping[str, Any]], jobs: Sequence[Sequence[str]]) -> set[str]:
+    """The overrides every run *and* every job lists: a value only the finished runs share
+    is still one of the sweep's axes (it showed as shared and as varying at once)."""
+    return _common([*(list(m.get("overrides") or []) for m in runs), *jobs])
 
 
 def varying_overrides(overrides: Sequence[Sequence[str]],
@@ -369,9 +401,13 @@ def inert_override_notes(table: pd.DataFrame) -> list[str]:
 
     notes = []
     for key, takers in SWEEP_ONLY_LOSS_KEYS.items():
-        uses = table["overrides"].astype(str).str.contains(rf"(?:^|\s)\+*loss\.{key}=")
-        ignored = sorted({str(v) for v in table.loc[uses, "loss"] if v not in takers})
-        if ignored:
+        given = table["overrides"].astype(str).str.extract(
+            rf"(?:^|\s)\+*loss\.{key}=(\S*)", expand=False)
+        ignoring = given.notna() & ~table["loss"].isin(takers)
+        ignored = sorted({str(v) for v in table.loc[ignoring, "loss"]})
+        # repeats only where the ignored key takes more than one value (loss.tau=2 alone, one
+        # huber run: nothing repeats)
+        if ignored and given[ignoring].nunique() > 1:
             notes.append(
                 f"`loss.{key}` is inert for {', '.join(ignored)} (only "
                 f"{', '.join(takers)} has a {key}); those runs differ only in it and repeat "
@@ -413,7 +449,7 @@ def write_report(root: str | Path) -> dict[str, Any]:
         f"# Sweep report: {root}",
         "",
         f"{_runs_phrase(len(table), len(left_out))}; overrides shared by all: "
-        f"`{' '.join(sorted(_common([m.get('overrides') or [] for m in runs]))) or '-'}`; "
+        f"`{' '.join(sorted(_shared(runs, all_overrides))) or '-'}`; "
         f"column `varying` lists the rest.",
         "",
         *[f"Left out: {why}" for why in left_out],

@@ -78,13 +78,15 @@ def _log_wandb(cfg: Mapping[str, Any], run_dir: Path, config: Mapping[str, Any],
                metrics: Mapping[str, Any], plots: Mapping[str, Path]) -> None:
     import wandb
 
+    from .loggers import wandb_grouping
+
     offline = bool(cfg["offline"]) and os.environ.get("WANDB_MODE") != "online"
     # one group per Hydra run (its folds log there too); a sweep's jobs share the sweep's
     # directory name as job_type, so the sweep's runs group together in the UI
     run = wandb.init(project=cfg["project"], entity=cfg.get("entity"),  # defaults: conf/logger
                      dir=str(run_dir), mode="offline" if offline else "online",
-                     group=run_dir.name, job_type=run_dir.parent.name or "train",
-                     name=f"{run_dir.name}-summary", config=dict(config), reinit=True)
+                     name=f"{run_dir.name}-summary", config=dict(config), reinit=True,
+                     **wandb_grouping(run_dir))
     try:
         run.log(_oof_scalars(metrics))
         folds = _fold_table(metrics)

@@ -341,7 +341,7 @@ def begin_run(cfg: Any, run_dir: str | Path) -> tuple[dict[str, Any], Path]:
 #: rerun that failed half-way left the old metrics and bundle beside the new predictions
 #: (sweep-report then mixed the two runs).
 RUN_OUTPUTS = ("metrics.json", "student.pt", "oof.parquet", "heldout.parquet",
-               "checkpoints/final.ckpt")
+               "checkpoints/final.ckpt", "job_failed.txt")  # the last: report.JOB_FAILED
 #: Where the loggers keep one folder per fit (CSV ``logs/<fit>``, TensorBoard ``tb/<fit>``):
 #: an earlier run's with more folds stayed beside the new ones.
 RUN_LOG_DIRS = ("logs", "tb")
@@ -732,6 +732,15 @@ def summarise_predictions(
     }
 
 
+def _rows_note(metrics: Mapping[str, Any]) -> str:
+    """`` (on n of N rows)`` where the final q's held-out coverage left folds out."""
+    rows = (metrics.get("conformal") or {}).get("final_q_coverage_rows")
+    total = metrics.get("n_samples")
+    if rows is None or total is None or rows in (0, total):
+        return ""
+    return f" (on {rows} of {total} rows)"
+
+
 def format_summary(metrics: Mapping[str, Any]) -> str:
     """A compact text table: the student and each baseline (MAE, RMSE, PLCC, SROCC, guard F1s)."""
     thresholds = [str(t) for t in metrics.get("guard_thresholds", [])]
@@ -762,7 +771,7 @@ def format_summary(metrics: Mapping[str, Any]) -> str:
             f"conformal: nominal {fmt(conf.get('nominal'), 0).strip()}, OOF coverage "
             f"{fmt(conf.get('coverage'), 0).strip()} (fold intervals); final q "
             f"{fmt(conf.get('final_q'), 0).strip()}, held-out coverage "
-            f"{fmt(conf.get('final_q_coverage'), 0).strip()}"
+            f"{fmt(conf.get('final_q_coverage'), 0).strip()}{_rows_note(metrics)}"
         )
     rows.append(f"wall time {fmt(metrics.get('wall_time_s'), 0).strip()} s")
     return "\n".join(rows)
@@ -843,7 +852,8 @@ def note_shared_scenes(samples: pd.DataFrame, splits: list[tuple[np.ndarray, np.
     n_scenes = int(samples["scene_id"].nunique())
     inputs = (f"; the scene-level inputs {', '.join(scene_level)} of a test shot were in "
               "training" if scene_level else "")
-    remedy = ("cv=group_scene keeps scenes whole" if n_scenes > 1
+    remedy = ("cv=group_scene keeps scenes whole" if n_scenes >= 5 else
+              f"cv=group_scene cv.n_splits={n_scenes} keeps scenes whole" if n_scenes > 1
               else "this corpus has one scene, which no cv can hold out")
     print(f"note: cv {cv.get('name')} groups by {cv.get('group') or cv.get('key')}: "
           f"{len(shared)} of {n_scenes} scene(s) have shots on both sides of a fold, so its "
@@ -1133,6 +1143,8 @@ def conformal_summary(oof: pd.DataFrame, plan: ConformalPlan, target: str) -> di
         "pooled_q": pooled_q, "per_fold_q": per_fold_q,
         "final_q_coverage": final_cov,
         "final_q_per_fold_coverage": {str(k): v for k, v in final_per_fold.items()},
+        # a fold whose other folds are too few for a finite q is left out of it: say how many
+        "final_q_coverage_rows": int(oof["fold"].isin(list(final_per_fold)).sum()),
     }
 
 

@@ -87,21 +87,34 @@ class ScoreTransform:
 def parse_score_transform(md: Mapping[str, Any], path: Path) -> ScoreTransform | None:
     """A model JSON's ``score_transform`` where its ``enabled`` is true (libvmaf applies it
     after the SVR, before the clip), else None. Knots are refused (ModelError)."""
-    st = md.get("score_transform") or {}
+    st = md.get("score_transform", {})
     if not isinstance(st, Mapping):
         raise ModelError(f"model file {path}: score_transform is not an object")
-    if st.get("enabled") not in (True, "true"):
+    # as strict as libvmaf, which refuses to load a model whose transform has another type
+    # anywhere, enabled or not (a label it cannot reproduce is worse than an error)
+    bad = [key for key, ok in (
+        ("enabled", isinstance(st.get("enabled", False), bool)),
+        *((k, k not in st or _is_number(st[k])) for k in ("p0", "p1", "p2")),
+        *((k, isinstance(st.get(k, ""), str)) for k in ("out_lte_in", "out_gte_in")),
+        ("knots", "knots" not in st or isinstance(st["knots"], list)),
+    ) if not ok]
+    if bad:
+        raise ModelError(f"model file {path}: score_transform {', '.join(bad)}: not what "
+                         "libvmaf reads (enabled a boolean, p0/p1/p2 numbers, out_lte_in/"
+                         "out_gte_in strings, knots a list)")
+    if not st.get("enabled"):
         return None
     if st.get("knots"):
         raise ModelError(f"model file {path}: a score_transform with knots is not supported")
-    try:
-        coefficients = {k: float(st[k]) for k in ("p0", "p1", "p2") if st.get(k) is not None}
-    except (TypeError, ValueError):
-        raise ModelError(f"model file {path}: score_transform coefficients must be "
-                         "numbers") from None
-    # libvmaf reads the rectification flags as the strings "true"/"false"
-    return ScoreTransform(coefficients, out_lte_in=str(st.get("out_lte_in")).lower() == "true",
-                          out_gte_in=str(st.get("out_gte_in")).lower() == "true")
+    coefficients = {k: float(st[k]) for k in ("p0", "p1", "p2") if k in st}
+    # libvmaf compares the rectification flags with the string "true", case and all
+    return ScoreTransform(coefficients, out_lte_in=st.get("out_lte_in") == "true",
+                          out_gte_in=st.get("out_gte_in") == "true")
+
+
+def _is_number(value: Any) -> bool:
+    """A JSON number (not a boolean, which Python counts as an int)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass

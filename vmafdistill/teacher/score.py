@@ -92,21 +92,35 @@ def _warn_on_rates(ref: str | Path, dist: str | Path, ref_fps: float | None,
 
 def _probe_pair(ref: str | Path, dist: str | Path, ref_raw: dict[str, Any] | None,
                 dist_raw: dict[str, Any] | None, *, one_depth: bool,
-                rescale: bool = False) -> Any:
+                warn_depths: bool = False) -> Any:
     """The reference's :class:`~vmafdistill.io.video.VideoInfo`, once both files were probed:
-    other frame rates warned of, another bit depth refused where ``one_depth``."""
+    other frame rates warned of, another bit depth refused where ``one_depth``, warned of
+    where ``warn_depths`` (float mode, not rescaled)."""
     ref_info = probe_video(ref, **_raw_opts(ref_raw))
     dist_info = probe_video(dist, **_raw_opts(dist_raw))
     _warn_on_rates(ref, dist, ref_info.fps, dist_info.fps)
     if one_depth:
         _check_bit_depths(ref, dist, ref_info.bit_depth, dist_info.bit_depth)
-    elif ref_info.bit_depth != dist_info.bit_depth and not rescale:
-        # float mode scores each side at its own depth; libvmaf never sees two depths
-        warnings.warn(
-            f"{ref} is {ref_info.bit_depth}-bit and {dist} is {dist_info.bit_depth}-bit: each "
-            f"is scored at its own depth, where libvmaf scores one format: {DEPTH_CONVERSION}",
-            stacklevel=3)
+    elif warn_depths and ref_info.bit_depth != dist_info.bit_depth:
+        warnings.warn(_mixed_depths(ref, dist, ref_info.bit_depth, dist_info.bit_depth),
+                      stacklevel=3)
     return ref_info
+
+
+def _mixed_depths(ref: str | Path, dist: str | Path, ref_depth: int, dist_depth: int) -> str:
+    """Float mode scores each side at its own depth, which equals libvmaf with the
+    lower-depth side converted up; which ffmpeg command does that depends on the side."""
+    if ref_depth < dist_depth:
+        same = ("a plain `ffmpeg -i dist -i ref -lavfi libvmaf` (it converts the reference to "
+                "the distorted's format)")
+        other = "a scale filter on the distorted (--rescale) converts the distorted down"
+    else:
+        same = ("libvmaf with a scale filter on the distorted (--rescale), which converts it "
+                "to the reference's format")
+        other = ("a plain `ffmpeg -i dist -i ref -lavfi libvmaf` converts the reference "
+                 "down to the distorted's")
+    return (f"{ref} is {ref_depth}-bit and {dist} is {dist_depth}-bit: each is scored at its "
+            f"own depth, which equals {same}; {other} and gives other numbers")
 
 
 #: What ffmpeg does with two formats, and how to score as it does (the error and the warning).
@@ -176,7 +190,8 @@ def score_files(
     started = time.perf_counter()
     scorer = VmafScorer(model, device=device, dtype=dtype, mode=mode, aim=aim)
     ref_info = _probe_pair(ref, dist, ref_raw, dist_raw,
-                           one_depth=scorer.mode == "exact" and not rescale, rescale=rescale)
+                           one_depth=scorer.mode == "exact" and not rescale,
+                           warn_depths=scorer.mode == "float" and not rescale)
     pairs = prefetched(iter_frame_pairs(
         ref, dist, chunk=chunk,
         ref_opts={**_raw_opts(ref_raw), "decoder_threads": decoder_threads},

@@ -80,7 +80,7 @@ class V1016Scorer:
             self.cambi_opts = CambiOptions.from_libvmaf(fo["cambi"])
             self.speed_opts = SpeedOptions.from_libvmaf(fo["speed_chroma_uv"])
             self.motion_opts = Motion3Options.from_libvmaf(fo["motion3"])
-            IntegerAdmOptions.from_libvmaf(fo["adm3"])  # read again per chunk
+            IntegerAdmOptions.from_libvmaf(fo["adm3"]).validate()  # read again per chunk
         except (ValueError, TypeError) as exc:
             raise ModelError(f"model {self.model.name}: {exc}") from None
         self._history: torch.Tensor | None = None
