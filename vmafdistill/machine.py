@@ -14,9 +14,17 @@ from pathlib import Path
 
 __all__ = ["cpu_flags", "cpu_model", "cpu_record", "simd_level"]
 
-#: The flags libvmaf's x86 dispatch requires for its AVX-512 kernels (``libvmaf/src/x86/cpu.c``).
-_AVX512_FLAGS = frozenset({"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"})
-_AVX2_FLAGS = frozenset({"avx2", "fma", "bmi1", "bmi2"})
+#: The flags libvmaf's x86 dispatch requires for its AVX-512 kernels (``libvmaf/src/x86/cpu.c``:
+#: its ``AVX512ICL`` level, Ice Lake's set). The base five alone (Skylake-SP, Cascade Lake: common
+#: cloud CPUs) run its AVX2 kernels, whose ADM differs on odd frame sizes: counted as AVX-512,
+#: exact mode reproduced the wrong kernels there.
+_AVX512_FLAGS = frozenset({
+    "avx512f", "avx512dq", "avx512ifma", "avx512cd", "avx512bw", "avx512vl",  # cpuid 7 ebx
+    "avx512vbmi", "avx512_vbmi2", "gfni", "vaes", "vpclmulqdq", "avx512_vnni",  # cpuid 7 ecx
+    "avx512_bitalg", "avx512_vpopcntdq",
+})
+#: Its AVX2 level: AVX2, BMI1 and BMI2 (and AVX, which the OS must enable).
+_AVX2_FLAGS = frozenset({"avx", "avx2", "bmi1", "bmi2"})
 
 
 def _cpuinfo_field(name: str) -> str | None:

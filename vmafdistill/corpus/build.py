@@ -896,10 +896,15 @@ def ensure_corpus(cfg: Mapping[str, Any]) -> Path:
             raise VmafDistillError(f"corpus_dir {path}: not a complete, intact corpus")
         return path
     out_dir = Path(str(cfg["out_dir"]))
-    if _current(cfg, out_dir):  # no lock to read a built corpus (a read-only cache works)
-        return out_dir
-    with build_lock(out_dir):  # parallel sweep jobs: one builds, the others then reuse it
-        report = None if _current(cfg, out_dir) else build_corpus(cfg)
+    try:
+        if _current(cfg, out_dir):  # no lock to read a built corpus (a read-only cache works)
+            return out_dir
+        with build_lock(out_dir):  # parallel sweep jobs: one builds, the others reuse it
+            report = None if _current(cfg, out_dir) else build_corpus(cfg)
+    except OSError as exc:  # a read-only cache whose corpus needs (re)building: one line
+        raise VmafDistillError(
+            f"corpus {out_dir}: cannot write its cache ({exc}); give a writable "
+            "paths.cache_dir, or corpus_dir= a built corpus") from None
     if report is not None and report.failures:
         raise VmafDistillError(
             f"corpus {cfg['corpus']['name']}: {len(report.failures)} job(s) failed, see "

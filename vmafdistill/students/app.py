@@ -92,7 +92,10 @@ def _mark_failed_job(job_dir: Path, exc: BaseException) -> None:
     training keeps an earlier run's results beside it, which sweep-report read as this
     sweep's (a rerun whose every job failed reported the old winner)."""
     from .report import JOB_FAILED
+    from .train import run_dir_holder
 
+    if run_dir_holder(job_dir) is not None:  # refused: the directory is a live run's, whose
+        return  # result a marker would hide (this job's own claim is released by now)
     with contextlib.suppress(OSError):
         (job_dir / JOB_FAILED).write_text(f"{exc}\n")
 
@@ -206,6 +209,13 @@ def _with_overrides(argv: list[str], added: list[str]) -> list[str]:
     return [*argv, *added]
 
 
+def _overrides_of(argv: Sequence[str]) -> list[str]:
+    """The overrides of a command line: arguments with ``=`` that are neither options nor an
+    option's value (``-cd /x=y``)."""
+    return [a for i, a in enumerate(argv) if "=" in a and not a.startswith("-")
+            and (i == 0 or not _takes_value(argv[i - 1]))]
+
+
 def _takes_value(option: str) -> bool:
     """Hydra's options that read the next argument as their value (``-cn NAME``)."""
     return option in ("-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir",
@@ -230,7 +240,7 @@ def _pinned_sweep_dir(command: str, argv: Sequence[str]) -> list[str]:
     if not any(a in ("-m", "--multirun") or a.replace(" ", "") == "hydra.mode=MULTIRUN"
                for a in argv):
         return []
-    settings = [a for a in argv if "=" in a and not a.startswith("-")]
+    settings = _overrides_of(argv)
     if any(override_key(a) == "hydra.sweep.dir" for a in settings):
         return []
     try:
@@ -256,7 +266,7 @@ def _check_run_dir_free(argv: Sequence[str]) -> None:
     if any(a in ("-m", "--multirun") or a.replace(" ", "") == "hydra.mode=MULTIRUN"
            for a in argv):
         return
-    given = [a for a in argv if "=" in a and override_key(a) == "hydra.run.dir"]
+    given = [a for a in _overrides_of(argv) if override_key(a) == "hydra.run.dir"]
     if not given:
         return
     try:

@@ -116,19 +116,35 @@ def sweep_grid(root: Path) -> dict[str, list[str] | None] | None:
     return grid
 
 
+def _job_sweeper(job: Path) -> dict[str, Any] | None:
+    """The ``hydra.sweeper`` node a job's ``.hydra/hydra.yaml`` records (None: unreadable)."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load((job / ".hydra" / "hydra.yaml").read_text()) or {}
+        sweeper = (doc.get("hydra") or {}).get("sweeper")
+    except Exception:  # absent or unreadable
+        return None
+    return sweeper if isinstance(sweeper, dict) else None
+
+
+def _is_optuna(sweeper: Mapping[str, Any] | None) -> bool:
+    return "optuna" in str((sweeper or {}).get("_target_", "")).lower()
+
+
 def _latest_launch_was_optuna(root: Path) -> bool:
     """Whether the sweep last launched into ``root`` was an Optuna one: every launch writes
     job 0 first, and its ``.hydra/hydra.yaml`` names the sweeper. Only Hydra's BasicSweeper
     writes ``multirun.yaml``, so after a grid sweep and an Optuna one in the same directory
     the grid's file stayed, and every Optuna trial was left out as "an earlier sweep's"."""
-    import yaml
+    return _is_optuna(_job_sweeper(root / "0"))
 
-    try:
-        doc = yaml.safe_load((root / "0" / ".hydra" / "hydra.yaml").read_text()) or {}
-        target = str(((doc.get("hydra") or {}).get("sweeper") or {}).get("_target_", ""))
-    except Exception:  # absent or unreadable: the multirun.yaml decides
-        return False
-    return "optuna" in target.lower()
+
+def _optuna_trials(root: Path) -> int | None:
+    """How many trials the Optuna sweep last launched into ``root`` ran (job 0's
+    ``n_trials``), or None."""
+    trials = (_job_sweeper(root / "0") or {}).get("n_trials")
+    return trials if isinstance(trials, int) and not isinstance(trials, bool) else None
 
 
 def _grid_size(grid: Mapping[str, list[str] | None]) -> int | None:
@@ -197,10 +213,18 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
                   key=lambda d: natural_key(str(d)))
     size = _grid_size(grid) if grid is not None else None
     listed = {d: _hydra_overrides(d) for d in jobs}  # each job's files read once
+    optuna = _latest_launch_was_optuna(root)
+    trials = _optuna_trials(root) if optuna else None
+    optuna_jobs = {d: _is_optuna(_job_sweeper(d)) for d in jobs} if optuna else {}
 
     def earlier(job: Path, overrides: Sequence[str] | None) -> bool:
         """An earlier sweep's job: no point of this grid, or numbered past its jobs (a rerun
-        with fewer values leaves the old higher-numbered ones, maybe with the same overrides)."""
+        with fewer values leaves the old higher-numbered ones, maybe with the same overrides);
+        after an Optuna launch, a job another sweeper ran or numbered past its trials."""
+        if optuna:
+            num = _job_num(job)
+            return (job in optuna_jobs and not optuna_jobs[job]) or (
+                trials is not None and num is not None and num >= trials)
         if grid is None:
             return False
         if overrides is not None and not _in_grid(overrides, grid):
@@ -214,8 +238,8 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
         name = str(job.relative_to(root)) if job.is_relative_to(root) else str(job)
         ran = list(m.get("overrides") or [])
         if (job / JOB_FAILED).is_file():
-            left_out.append(f"{name}: its last run failed ({JOB_FAILED}); the results there "
-                            "are an earlier run's")
+            left_out.append(f"{name}: its last run failed ({JOB_FAILED} holds the error); "
+                            "its results are an earlier run's or incomplete")
         elif listed.get(job) is not None and listed[job] != ran:
             left_out.append(f"{name}: its metrics.json is from other overrides than its "
                             ".hydra/overrides.yaml (a rerun that stopped before training)")

@@ -735,7 +735,7 @@ def summarise_predictions(
 def _rows_note(metrics: Mapping[str, Any]) -> str:
     """`` (on n of N rows)`` where the final q's held-out coverage left folds out."""
     rows = (metrics.get("conformal") or {}).get("final_q_coverage_rows")
-    total = metrics.get("n_samples")
+    total = (metrics.get("oof") or {}).get("n")  # the held-out rows (test_sources: fewer)
     if rows is None or total is None or rows in (0, total):
         return ""
     return f" (on {rows} of {total} rows)"
@@ -853,8 +853,9 @@ def note_shared_scenes(samples: pd.DataFrame, splits: list[tuple[np.ndarray, np.
     inputs = (f"; the scene-level inputs {', '.join(scene_level)} of a test shot were in "
               "training" if scene_level else "")
     remedy = ("cv=group_scene keeps scenes whole" if n_scenes >= 5 else
-              f"cv=group_scene cv.n_splits={n_scenes} keeps scenes whole" if n_scenes > 1
-              else "this corpus has one scene, which no cv can hold out")
+              f"cv=group_scene cv.n_splits={n_scenes} keeps scenes whole" if n_scenes > 2 else
+              "cv=group_scene cv.n_splits=2 conformal.group_col=shot_id keeps scenes whole"
+              if n_scenes == 2 else "this corpus has one scene, which no cv can hold out")
     print(f"note: cv {cv.get('name')} groups by {cv.get('group') or cv.get('key')}: "
           f"{len(shared)} of {n_scenes} scene(s) have shots on both sides of a fold, so its "
           f"figures are within-scene{inputs} ({remedy})", file=sys.stderr, flush=True)
