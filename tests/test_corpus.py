@@ -1568,3 +1568,41 @@ def test_a_second_build_of_one_corpus_waits_for_the_first(
     thread.join()
     assert order == ["first in", "first out", "second in"]
     assert f"waiting for another process's build of {out_dir}" in capsys.readouterr().err
+
+
+def test_a_cache_that_cannot_be_written_is_one_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read-only cache whose corpus needs building ended in a raw PermissionError (or
+    EROFS) traceback; other OS errors stay what they are."""
+    import errno
+
+    from vmafdistill.corpus import build
+    from vmafdistill.errors import VmafDistillError
+
+    cache = tmp_path / "cache"
+    cfg = {"out_dir": str(cache / "corpus" / "x"), "corpus": {"name": "x"},
+           "cache_root": str(cache / "corpus_cache")}
+    monkeypatch.setattr(build, "_current", lambda cfg, out_dir: False)
+    denied = cache / "corpus_cache" / "a"
+
+    def refused(cfg: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(denied))
+
+    monkeypatch.setattr(build, "build_corpus", refused)
+    with pytest.raises(VmafDistillError, match=rf"Permission denied: {denied} "
+                                               r"\(a read-only cache"):
+        build.ensure_corpus(cfg)
+
+    def source_unreadable(cfg: object) -> None:  # not the cache: as it came
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "src.mp4"))
+
+    monkeypatch.setattr(build, "build_corpus", source_unreadable)
+    with pytest.raises(PermissionError):
+        build.ensure_corpus(cfg)
+
+    def full(cfg: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(build, "build_corpus", full)
+    with pytest.raises(OSError, match="No space left"):
+        build.ensure_corpus(cfg)

@@ -15,15 +15,10 @@ from pathlib import Path
 __all__ = ["cpu_flags", "cpu_model", "cpu_record", "simd_level"]
 
 #: The flags libvmaf's x86 dispatch requires for its AVX-512 kernels (``libvmaf/src/x86/cpu.c``:
-#: its ``AVX512ICL`` level, Ice Lake's set). The base five alone (Skylake-SP, Cascade Lake: common
-#: cloud CPUs) run its AVX2 kernels, whose ADM differs on odd frame sizes: counted as AVX-512,
-#: exact mode reproduced the wrong kernels there.
-_AVX512_FLAGS = frozenset({
-    "avx512f", "avx512dq", "avx512ifma", "avx512cd", "avx512bw", "avx512vl",  # cpuid 7 ebx
-    "avx512vbmi", "avx512_vbmi2", "gfni", "vaes", "vpclmulqdq", "avx512_vnni",  # cpuid 7 ecx
-    "avx512_bitalg", "avx512_vpopcntdq",
-})
-#: Its AVX2 level: AVX2, BMI1 and BMI2 (and AVX, which the OS must enable).
+#: ``VMAF_X86_CPU_FLAG_AVX512``, cpuid 7 ebx ``0xd0030000``, which every ``*_avx512`` kernel
+#: dispatches on; its stricter ``AVX512ICL`` level selects no kernel), set only on top of its
+#: AVX2 level (BMI1, AVX2, BMI2, with AVX enabled).
+_AVX512_FLAGS = frozenset({"avx512f", "avx512dq", "avx512cd", "avx512bw", "avx512vl"})
 _AVX2_FLAGS = frozenset({"avx", "avx2", "bmi1", "bmi2"})
 
 
@@ -58,11 +53,9 @@ def simd_level() -> str:
     if machine not in {"x86_64", "amd64", "i386", "i686"}:
         return machine or "unknown"
     flags = cpu_flags()
-    if _AVX512_FLAGS.issubset(flags):
-        return "avx512"
-    if _AVX2_FLAGS.issubset(flags):
-        return "avx2"
-    return "c"
+    if not _AVX2_FLAGS.issubset(flags):
+        return "c"
+    return "avx512" if _AVX512_FLAGS.issubset(flags) else "avx2"
 
 
 def cpu_record() -> dict[str, str]:

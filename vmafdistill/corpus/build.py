@@ -9,6 +9,7 @@ machines (Hydra multirun launchers) fill the same cache and are merged afterward
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -902,15 +903,27 @@ def ensure_corpus(cfg: Mapping[str, Any]) -> Path:
         with build_lock(out_dir):  # parallel sweep jobs: one builds, the others reuse it
             report = None if _current(cfg, out_dir) else build_corpus(cfg)
     except OSError as exc:  # a read-only cache whose corpus needs (re)building: one line
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM) or not _in_cache(
+                exc.filename, cfg, out_dir):
+            raise  # anything else (a source, the disk, a pipe) as it came
         raise VmafDistillError(
-            f"corpus {out_dir}: cannot write its cache ({exc}); give a writable "
-            "paths.cache_dir, or corpus_dir= a built corpus") from None
+            f"corpus {out_dir}: {exc.strerror}: {exc.filename} (a read-only cache needs a "
+            "writable paths.cache_dir, or corpus_dir= a built corpus)") from None
     if report is not None and report.failures:
         raise VmafDistillError(
             f"corpus {cfg['corpus']['name']}: {len(report.failures)} job(s) failed, see "
             f"{out_dir / MANIFEST}"
         )
     return out_dir
+
+
+def _in_cache(filename: Any, cfg: Mapping[str, Any], out_dir: Path) -> bool:
+    """Whether ``filename`` lies in the corpus's output or cache folders."""
+    if not filename:
+        return False
+    path = Path(os.fsdecode(filename)).absolute()
+    roots = [out_dir.parent, *([Path(str(cfg["cache_root"]))] if cfg.get("cache_root") else [])]
+    return any(path.is_relative_to(root.absolute()) for root in roots)
 
 
 def _current(cfg: Mapping[str, Any], out_dir: Path) -> bool:

@@ -202,7 +202,9 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
     * jobs of the grid with no directory at all (a sweep stopped before they started): counted.
 
     Read from the files' contents, not their times (a copied sweep has fresh ones). An Optuna
-    sweep records no grid: an earlier Optuna sweep's extra trials in the same directory stay.
+    sweep records no grid: after one, the jobs another sweeper ran or numbered past its
+    ``n_trials`` (job 0's ``.hydra/hydra.yaml``) are an earlier sweep's; an earlier Optuna
+    sweep's trials within that count stay.
     """
     root = Path(root)
     runs = collect_runs(root)
@@ -215,7 +217,12 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
     listed = {d: _hydra_overrides(d) for d in jobs}  # each job's files read once
     optuna = _latest_launch_was_optuna(root)
     trials = _optuna_trials(root) if optuna else None
-    optuna_jobs = {d: _is_optuna(_job_sweeper(d)) for d in jobs} if optuna else {}
+    # a job whose hydra.yaml cannot be read counts as this sweep's (kept, as the grid keeps it)
+    optuna_jobs = {d: (sw is None or _is_optuna(sw))
+                   for d, sw in ((d, _job_sweeper(d)) for d in jobs)} if optuna else {}
+
+    source = (f"the Optuna sweep's {trials} trials, by job 0's .hydra/hydra.yaml" if optuna
+              else "multirun.yaml")
 
     def earlier(job: Path, overrides: Sequence[str] | None) -> bool:
         """An earlier sweep's job: no point of this grid, or numbered past its jobs (a rerun
@@ -244,7 +251,7 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
             left_out.append(f"{name}: its metrics.json is from other overrides than its "
                             ".hydra/overrides.yaml (a rerun that stopped before training)")
         elif earlier(job, ran):
-            left_out.append(f"{name}: not one of this sweep's jobs (multirun.yaml): an "
+            left_out.append(f"{name}: not one of this sweep's jobs ({source}): an "
                             "earlier sweep's, in this directory")
         else:
             kept.append(m)
@@ -253,7 +260,7 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
     for d in jobs:
         if d not in have:
             why = ("no training metrics.json (the job failed or is unfinished)" if ours[d] else
-                   "not one of this sweep's jobs (multirun.yaml): an earlier sweep's, in this "
+                   f"not one of this sweep's jobs ({source}): an earlier sweep's, in this "
                    "directory")
             left_out.append(f"{d.relative_to(root)}: {why}")
     # jobs seen: by their .hydra/ files, or by their results (hydra.output_subdir=null
