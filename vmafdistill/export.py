@@ -601,6 +601,28 @@ def export_domain(samples: pd.DataFrame, names: Sequence[str],
             "n_samples": int(carried.get("n_samples") or own["n_samples"])}
 
 
+def trained_corpus(corpus: Mapping[str, Any], corpus_dir: str | os.PathLike[str] | None = None
+                   ) -> tuple[Path, dict[str, Any]]:
+    """The directory and manifest of the corpus a bundle was trained on (its meta's
+    ``corpus``; ``corpus_dir`` in its place), refused where its hash differs from the
+    bundle's (parity, metrics and the training domain would describe other data)."""
+    from .corpus.tables import read_manifest
+
+    cdir = Path(corpus_dir) if corpus_dir else _trained_corpus_dir(corpus)
+    try:
+        manifest = read_manifest(cdir)
+    except VmafDistillError as exc:
+        raise VmafDistillError(f"{exc}; or pass --corpus with the corpus the student was "
+                               f"trained on ({corpus.get('name')})") from None
+    want, have = corpus.get("hash"), manifest.get("corpus_hash")
+    if want and have and want != have:
+        raise VmafDistillError(
+            f"{cdir}: corpus hash {have[:12]} differs from the student's {want[:12]}; pass "
+            "--corpus with the corpus it was trained on"
+        )
+    return cdir, manifest
+
+
 def _trained_corpus_dir(corpus: Mapping[str, Any]) -> Path:
     """Where a bundle's corpus is: the directory it was trained on (bundles record it), else
     ``.cache/corpus/<name>`` under the working directory (older bundles; from another
@@ -684,21 +706,9 @@ def export_bundle(
     model, meta = load_bundle(bundle_path)
     settings = settings if settings is not None else load_export_settings()
     if samples is None:
-        from .corpus.tables import load_samples, read_manifest
+        from .corpus.tables import load_samples
 
-        corpus = meta.get("corpus") or {}
-        cdir = Path(corpus_dir) if corpus_dir else _trained_corpus_dir(corpus)
-        try:
-            manifest = read_manifest(cdir)
-        except VmafDistillError as exc:
-            raise VmafDistillError(f"{exc}; or pass --corpus with the corpus the student was "
-                                   f"trained on ({corpus.get('name')})") from None
-        want, have = corpus.get("hash"), manifest.get("corpus_hash")
-        if want and have and want != have:
-            raise VmafDistillError(
-                f"{cdir}: corpus hash {have[:12]} differs from the student's {want[:12]}; pass "
-                "--corpus with the corpus it was trained on"
-            )
+        cdir, manifest = trained_corpus(meta.get("corpus") or {}, corpus_dir)
         samples = load_samples(cdir)
         _warn_on_other_cuts(cdir, manifest, settings)
     return export_onnx(model, meta, samples, out_path, settings=settings,

@@ -193,8 +193,7 @@ def run_hydra(command: str, config_name: str, job: Any, argv: list[str]) -> int:
         raise _first_error(task)
     failed, sweep_dirs = _failed_trials()
     if failed:  # out-of-process Optuna trials: scored inf, the search went on; said here
-        raise VmafDistillError(f"{failed} sweep job{'s' if failed > 1 else ''} failed (error"
-                               f"{'s' if failed > 1 else ''} above)" + _no_best(sweep_dirs))
+        raise _failed_jobs(failed, sweep_dirs)
     return 0
 
 
@@ -203,17 +202,26 @@ def _with_overrides(argv: list[str], added: list[str]) -> list[str]:
     one block, so appended after a trailing ``-m`` they were an "unrecognized argument"."""
     if not added:
         return argv
-    for i, arg in enumerate(argv):
-        if "=" in arg and not arg.startswith("-") and (i == 0 or not _takes_value(argv[i - 1])):
-            return [*argv[:i], *added, *argv[i:]]
-    return [*argv, *added]
+    first = next((i for i in range(len(argv)) if _is_override(argv, i)), len(argv))
+    return [*argv[:first], *added, *argv[first:]]
 
 
 def _overrides_of(argv: Sequence[str]) -> list[str]:
-    """The overrides of a command line: arguments with ``=`` that are neither options nor an
+    """The overrides of a command line (:func:`_is_override`)."""
+    return [a for i, a in enumerate(argv) if _is_override(argv, i)]
+
+
+def _is_override(argv: Sequence[str], i: int) -> bool:
+    """Whether ``argv[i]`` is an override: it holds ``=`` and is neither an option nor an
     option's value (``-cd /x=y``)."""
-    return [a for i, a in enumerate(argv) if "=" in a and not a.startswith("-")
-            and (i == 0 or not _takes_value(argv[i - 1]))]
+    arg = argv[i]
+    return "=" in arg and not arg.startswith("-") and (i == 0 or not _takes_value(argv[i - 1]))
+
+
+def _is_multirun(argv: Sequence[str]) -> bool:
+    """Whether the command line asks Hydra for a sweep."""
+    return any(a in ("-m", "--multirun") or a.replace(" ", "") == "hydra.mode=MULTIRUN"
+               for a in argv)
 
 
 def _takes_value(option: str) -> bool:
@@ -237,8 +245,7 @@ def _pinned_sweep_dir(command: str, argv: Sequence[str]) -> list[str]:
 
     from ..config import override_key
 
-    if not any(a in ("-m", "--multirun") or a.replace(" ", "") == "hydra.mode=MULTIRUN"
-               for a in argv):
+    if not _is_multirun(argv):
         return []
     settings = _overrides_of(argv)
     if any(override_key(a) == "hydra.sweep.dir" for a in settings):
@@ -263,8 +270,7 @@ def _check_run_dir_free(argv: Sequence[str]) -> None:
     from ..config import override_key
     from .train import run_dir_holder, run_dir_taken
 
-    if any(a in ("-m", "--multirun") or a.replace(" ", "") == "hydra.mode=MULTIRUN"
-           for a in argv):
+    if _is_multirun(argv):
         return
     given = [a for a in _overrides_of(argv) if override_key(a) == "hydra.run.dir"]
     if not given:
@@ -284,9 +290,13 @@ def _first_error(task: Any) -> VmafDistillError:
     printed as they happened, how many failed (not the first one again)."""
     if not task.multirun:
         return task.errors[0]
-    n = len(task.errors)
+    return _failed_jobs(len(task.errors), task.sweep_dirs)
+
+
+def _failed_jobs(n: int, sweep_dirs: list[str]) -> VmafDistillError:
+    """``n`` failed sweep jobs, whose errors were printed as they happened."""
     return VmafDistillError(f"{n} sweep job{'s' if n > 1 else ''} failed (error"
-                            f"{'s' if n > 1 else ''} above)" + _no_best(task.sweep_dirs))
+                            f"{'s' if n > 1 else ''} above)" + _no_best(sweep_dirs))
 
 
 def _no_best(sweep_dirs: list[str]) -> str:

@@ -213,15 +213,11 @@ def source_domain(meta: Mapping[str, Any]) -> dict[str, Any] | None:
 def _corpus_domain(meta: Mapping[str, Any]) -> dict[str, Any] | None:
     """The training domain of a trained bundle's corpus (where it recorded it, hash-checked
     as export checks it), or None where that corpus is gone or changed."""
-    from ..corpus.tables import load_samples, read_manifest
-    from ..export import _trained_corpus_dir, training_domain
+    from ..corpus.tables import load_samples
+    from ..export import trained_corpus, training_domain
 
-    corpus = meta.get("corpus") or {}
-    cdir = _trained_corpus_dir(corpus)
     try:
-        manifest = read_manifest(cdir)
-        if corpus.get("hash") and manifest.get("corpus_hash") != corpus["hash"]:
-            return None
+        cdir, _ = trained_corpus(meta.get("corpus") or {})
         return training_domain(load_samples(cdir), meta["feature_names"])
     except (VmafDistillError, OSError, KeyError):
         return None

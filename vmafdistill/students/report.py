@@ -12,6 +12,7 @@ reads), ``mae_by_run.png``, ``pred_vs_teacher.png``, ``guard_pr.png``. Torch-fre
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -92,8 +93,6 @@ def sweep_grid(root: Path) -> dict[str, list[str] | None] | None:
     import yaml
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    if _latest_launch_was_optuna(root):  # the multirun.yaml is an earlier grid sweep's
-        return None
     try:
         doc = yaml.safe_load((root / "multirun.yaml").read_text()) or {}
         task = [str(o) for o in doc["hydra"]["overrides"]["task"]]
@@ -116,15 +115,20 @@ def sweep_grid(root: Path) -> dict[str, list[str] | None] | None:
     return grid
 
 
-def _job_sweeper(job: Path) -> dict[str, Any] | None:
-    """The ``hydra.sweeper`` node a job's ``.hydra/hydra.yaml`` records (None: unreadable)."""
+def _hydra_record(job: Path) -> dict[str, Any]:
+    """The ``hydra`` node of a job's ``.hydra/hydra.yaml`` (``{}``: absent or unreadable)."""
     import yaml
 
     try:
-        doc = yaml.safe_load((job / ".hydra" / "hydra.yaml").read_text()) or {}
-        sweeper = (doc.get("hydra") or {}).get("sweeper")
+        node = (yaml.safe_load((job / ".hydra" / "hydra.yaml").read_text()) or {}).get("hydra")
     except Exception:  # absent or unreadable
-        return None
+        return {}
+    return node if isinstance(node, dict) else {}
+
+
+def _job_sweeper(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``hydra.sweeper`` node of a job's record (None: not recorded)."""
+    sweeper = record.get("sweeper")
     return sweeper if isinstance(sweeper, dict) else None
 
 
@@ -132,19 +136,17 @@ def _is_optuna(sweeper: Mapping[str, Any] | None) -> bool:
     return "optuna" in str((sweeper or {}).get("_target_", "")).lower()
 
 
-def _latest_launch_was_optuna(root: Path) -> bool:
-    """Whether the sweep last launched into ``root`` was an Optuna one: every launch writes
-    job 0 first, and its ``.hydra/hydra.yaml`` names the sweeper. Only Hydra's BasicSweeper
-    writes ``multirun.yaml``, so after a grid sweep and an Optuna one in the same directory
-    the grid's file stayed, and every Optuna trial was left out as "an earlier sweep's"."""
-    return _is_optuna(_job_sweeper(root / "0"))
-
-
-def _optuna_trials(root: Path) -> int | None:
-    """How many trials the Optuna sweep last launched into ``root`` ran (job 0's
-    ``n_trials``), or None."""
-    trials = (_job_sweeper(root / "0") or {}).get("n_trials")
-    return trials if isinstance(trials, int) and not isinstance(trials, bool) else None
+def _optuna_launch(job0: Mapping[str, Any]) -> tuple[bool, int | None]:
+    """Whether the sweep last launched into a directory was an Optuna one, and how many
+    trials it ran, from its job 0's record: every launch writes job 0 first, and its record
+    names the sweeper. Only Hydra's BasicSweeper writes ``multirun.yaml``, so after a grid
+    sweep and an Optuna one in the same directory the grid's file stayed, and every Optuna
+    trial was left out as "an earlier sweep's"."""
+    sweeper = _job_sweeper(job0)
+    if not _is_optuna(sweeper):
+        return False, None
+    trials = (sweeper or {}).get("n_trials")
+    return True, trials if isinstance(trials, int) and not isinstance(trials, bool) else None
 
 
 def _grid_size(grid: Mapping[str, list[str] | None]) -> int | None:
@@ -157,13 +159,10 @@ def _grid_size(grid: Mapping[str, list[str] | None]) -> int | None:
     return size
 
 
-def _job_num(job_dir: Path) -> int | None:
-    """``hydra.job.num`` of a job (``.hydra/hydra.yaml``), None where unreadable."""
-    import yaml
-
+def _job_num(record: Mapping[str, Any]) -> int | None:
+    """``hydra.job.num`` of a job's record (:func:`_hydra_record`), None where not recorded."""
     try:
-        doc = yaml.safe_load((job_dir / ".hydra" / "hydra.yaml").read_text()) or {}
-        return int(doc["hydra"]["job"]["num"])
+        return int(record["job"]["num"])
     except Exception:
         return None
 
@@ -208,18 +207,15 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
     """
     root = Path(root)
     runs = collect_runs(root)
-    grid = sweep_grid(root)
+    record = functools.cache(_hydra_record)  # each job's .hydra/hydra.yaml read once
+    optuna, trials = _optuna_launch(record(root / "0"))
+    grid = None if optuna else sweep_grid(root)  # after Optuna: an earlier grid's file
     jobs = sorted({p.parent.parent for p in root.rglob(".hydra/overrides.yaml")
                    if not any(part.startswith(".")
                               for part in p.parent.parent.relative_to(root).parts)},
                   key=lambda d: natural_key(str(d)))
     size = _grid_size(grid) if grid is not None else None
     listed = {d: _hydra_overrides(d) for d in jobs}  # each job's files read once
-    optuna = _latest_launch_was_optuna(root)
-    trials = _optuna_trials(root) if optuna else None
-    # a job whose hydra.yaml cannot be read counts as this sweep's (kept, as the grid keeps it)
-    optuna_jobs = {d: (sw is None or _is_optuna(sw))
-                   for d, sw in ((d, _job_sweeper(d)) for d in jobs)} if optuna else {}
 
     source = (f"the Optuna sweep's {trials} trials, by job 0's .hydra/hydra.yaml" if optuna
               else "multirun.yaml")
@@ -229,14 +225,15 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
         with fewer values leaves the old higher-numbered ones, maybe with the same overrides);
         after an Optuna launch, a job another sweeper ran or numbered past its trials."""
         if optuna:
-            num = _job_num(job)
-            return (job in optuna_jobs and not optuna_jobs[job]) or (
+            # a job whose record cannot be read counts as this sweep's (as the grid keeps it)
+            sweeper, num = _job_sweeper(record(job)), _job_num(record(job))
+            return (sweeper is not None and not _is_optuna(sweeper)) or (
                 trials is not None and num is not None and num >= trials)
         if grid is None:
             return False
         if overrides is not None and not _in_grid(overrides, grid):
             return True
-        num = _job_num(job) if size is not None else None
+        num = _job_num(record(job)) if size is not None else None
         return num is not None and size is not None and num >= size
 
     kept, left_out = [], []

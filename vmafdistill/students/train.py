@@ -360,10 +360,9 @@ def claim_run_dir(run_dir: Path) -> None:
     and crashed it. A claim left by a process that has ended (killed) is taken over; one from
     another host (a requeued cluster job) is taken over with a note, its process unknowable."""
     import atexit
-    import socket
 
     lock = run_dir / RUN_LOCK
-    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    me = _my_claim()
     for _ in range(3):
         try:
             _link_claim(lock, me)
@@ -425,11 +424,16 @@ def _read_claim(lock: Path) -> dict[str, Any] | None:
     return claim if isinstance(claim, dict) else None
 
 
-def _live_here(claim: dict[str, Any] | None) -> bool:
-    """Whether ``claim`` is a running process's on this host (not this process's)."""
+def _my_claim() -> dict[str, Any]:
+    """This process's claim: pid and host (containers reuse small pids)."""
     import socket
 
-    if not claim or claim.get("host") != socket.gethostname():
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def _live_here(claim: dict[str, Any] | None) -> bool:
+    """Whether ``claim`` is a running process's on this host (not this process's)."""
+    if not claim or claim.get("host") != _my_claim()["host"]:
         return False
     pid = int(claim.get("pid") or 0)
     return pid != os.getpid() and _alive(pid)
@@ -437,11 +441,9 @@ def _live_here(claim: dict[str, Any] | None) -> bool:
 
 def release_run_dir(run_dir: Path) -> None:
     """Remove this process's :data:`RUN_LOCK` from ``run_dir`` (a run's end; also at exit)."""
-    import socket
-
     lock = run_dir / RUN_LOCK
-    if _read_claim(lock) == {"pid": os.getpid(), "host": socket.gethostname()}:
-        lock.unlink(missing_ok=True)  # (pid and host: containers reuse small pids)
+    if _read_claim(lock) == _my_claim():
+        lock.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:

@@ -146,10 +146,9 @@ class GoldenCase:
         ``same_vendor``) on a CPU of its vendor: libvmaf's float VMAF moved 9e-6 between an
         Intel Xeon and an AMD EPYC both on its AVX-512 kernels, its integer features not."""
         here = cpu_record()
-        machines = [self.golden.get("made_on", {}), *self.golden.get("also_recorded_on", [])]
         return any(m.get("simd") == here["simd"] and (
             not same_vendor or cpu_vendor(str(m.get("cpu", ""))) == cpu_vendor(here["cpu"]))
-            for m in machines)
+            for m in _recorded_on(self.golden))
 
     def tolerance(self, model: str, metric: str) -> float:
         """How far a fresh libvmaf run of ``model`` may move from :meth:`per_frame` here:
@@ -188,8 +187,12 @@ def cpu_vendor(name: str) -> str:
 
 def recorded_simd_levels(golden: dict[str, Any]) -> set[str]:
     """SIMD levels a golden record holds values for: ``made_on`` and ``also_recorded_on``."""
-    machines = [golden.get("made_on", {}), *golden.get("also_recorded_on", [])]
-    return {m["simd"] for m in machines if "simd" in m}
+    return {m["simd"] for m in _recorded_on(golden) if "simd" in m}
+
+
+def _recorded_on(golden: dict[str, Any]) -> list[dict[str, Any]]:
+    """The machines a golden record's values come from (``made_on``, ``also_recorded_on``)."""
+    return [golden.get("made_on", {}), *golden.get("also_recorded_on", [])]
 
 
 def add_simd_values(golden: dict[str, Any], results: dict[str, LibvmafResult]) -> list[str]:
