@@ -361,3 +361,60 @@ def test_rescaled_rung_in_another_pixel_format_matches_libvmaf(
     lib = libvmaf_score(master, rung, model="vmaf_v0.6.1", scale_to=(96, 64), scale_flags=flags)
     bad = {k: v for k, v in _compare(ours, lib.frames).items() if v > PRINT_TOL}
     assert not bad, bad
+
+
+def test_logs_print_values_as_libvmaf_does(tmp_path: Path) -> None:
+    """libvmaf prints a value whose fractional part has more than 6 leading zeros with 16
+    decimals (the ADM scales of near-identical frames, 1.00000021...; a one-pixel motion,
+    0.0000004...). Written with 6 decimals they read 1.000000 and 0.000000. Same CSV and JSON
+    numbers as libvmaf's own logs of the same pair, decimals counted per cell; values within
+    libvmaf's printing (5e-7) -- the integer features agree exactly in practice."""
+    import csv
+    import json
+    import subprocess
+
+    from vmafdistill._ffmpeg import ffmpeg_exe
+    from vmafdistill.teacher.score import log_decimals, write_csv, write_json
+
+    rng = np.random.default_rng(0)
+    y0 = rng.integers(16, 236, (360, 640), dtype=np.uint8)
+    y1 = y0.copy()
+    y1[180, 213] += 1  # one code value at one pixel: motion of ~4e-6 per level
+    raw = _write_yuv420(tmp_path / "s.yuv", np.stack([y0, y1]), 8)
+    size = f"{raw['width']}x{raw['height']}"
+    src = ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", size, "-i", str(tmp_path / "s.yuv")]
+    for fmt in ("csv", "json"):
+        subprocess.run([ffmpeg_exe(), "-v", "error", *src, *src, "-lavfi",
+                        f"[0:v][1:v]libvmaf=log_fmt={fmt}:log_path={tmp_path / ('lv.' + fmt)}",
+                        "-f", "null", "-"], check=True)
+    res = score_files(tmp_path / "s.yuv", tmp_path / "s.yuv", ref_raw=raw, dist_raw=raw)
+    write_csv(res, tmp_path / "ours.csv")
+    write_json(res, tmp_path / "ours.json")
+
+    def rows(path: Path) -> list[dict[str, str]]:
+        with open(path, newline="") as fh:
+            return [{k: v for k, v in r.items() if k} for r in csv.DictReader(fh)]
+
+    lib_rows, our_rows = rows(tmp_path / "lv.csv"), rows(tmp_path / "ours.csv")
+    assert len(lib_rows) == len(our_rows) == 2
+    long_cells = 0
+    for lib, ours in zip(lib_rows, our_rows, strict=True):
+        for name, text in ours.items():
+            if name == "Frame" or name not in lib:
+                continue
+            decimals = len(lib[name].partition(".")[2])
+            assert len(text.partition(".")[2]) == decimals, (name, text, lib[name])
+            assert abs(float(text) - float(lib[name])) <= 5.01e-7, (name, text, lib[name])
+            long_cells += decimals == 16
+    assert long_cells >= 4  # the case is real: libvmaf printed some with 16 decimals
+    lib_json = json.loads((tmp_path / "lv.json").read_text())
+    our_json = json.loads((tmp_path / "ours.json").read_text())
+    for lib, ours in zip(lib_json["frames"], our_json["frames"], strict=True):
+        shared = set(lib["metrics"]) & set(ours["metrics"])
+        assert len(shared) >= 10
+        for name in shared:
+            assert abs(ours["metrics"][name] - lib["metrics"][name]) <= 5.01e-7, name
+            assert log_decimals(ours["metrics"][name]) == log_decimals(lib["metrics"][name])
+    # libvmaf's boundary: 1e-6 itself prints with 6 decimals, anything below with 16
+    assert [log_decimals(v) for v in (1e-6, 9e-7, 12.0000004, 0.5, 0.0, float("nan"))] == \
+        [6, 16, 16, 6, 6, 6]

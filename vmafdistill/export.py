@@ -484,6 +484,20 @@ def _checked_graph(data: bytes, allowlist: Any) -> Any:
     return check_allowlist(data, allowlist, name="exported student")
 
 
+#: float32 steps a ``precision=float32`` graph may differ from torch by at the largest output:
+#: onnxruntime and torch round float32 ops apart, 2 steps measured on soft-tree students (at
+#: VMAF 64..128 a step is 7.6e-6, and 2 of them failed the default 1e-5).
+FLOAT32_PARITY_STEPS = 4
+
+
+def float32_parity_floor(outputs: np.ndarray) -> float:
+    """The least parity tolerance of a float32 graph whose outputs are ``outputs``:
+    :data:`FLOAT32_PARITY_STEPS` float32 steps at the largest finite |output| (at least 100)."""
+    finite = np.abs(outputs[np.isfinite(outputs)].astype(np.float64))
+    top = max(100.0, float(finite.max())) if finite.size else 100.0
+    return FLOAT32_PARITY_STEPS * float(np.spacing(np.float32(top)))
+
+
 def _parity(
     model: torch.nn.Module, data: bytes, x: np.ndarray, samples: pd.DataFrame, precision: str,
     tol: float,
@@ -497,12 +511,17 @@ def _parity(
     diff[np.isnan(got) & np.isnan(ref)] = 0.0
     diff = np.where(np.isnan(diff), np.inf, diff)
     worst = float(np.max(diff))
+    if precision == "float32":
+        tol = max(tol, float32_parity_floor(ref))
     if not worst <= tol:
         i = int(np.argmax(diff))
         sid = samples["sample_id"].iloc[i] if "sample_id" in samples.columns else i
+        hint = ("; a float32 graph and torch round float32 ops apart, more so through wide "
+                "layers: precision=float64 (the default) holds torch's numbers, or raise "
+                "parity_tol" if precision == "float32" else "")
         raise ModelError(
             f"export: onnxruntime and torch disagree by {worst:.3g} VMAF on sample {sid} "
-            f"(tolerance {tol:g})"
+            f"(tolerance {tol:g}){hint}"
         )
     return got, {
         "n_samples": len(samples),

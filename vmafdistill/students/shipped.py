@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError, VmafDistillError
+from ..export import FLOAT32_PARITY_STEPS
 
 __all__ = [
     "SHIPPED_BUNDLE",
@@ -45,11 +46,11 @@ _SHIPPED_LOSS = "huber_points"
 #: Torch vs onnxruntime, absolute VMAF: the export's parity tolerance (conf/export.yaml).
 PARITY_TOL = 1e-5
 
-#: The least rebuild tolerance of a ``precision=float32`` card, absolute VMAF: 4 float32 steps
-#: at VMAF 64..128 (7.6e-6 each). onnxruntime and torch round each float32 op apart: 1 to 2
-#: steps on domain rows (logistic, mlp and soft-tree students), above the export's default
-#: 1e-5, which checked corpus rows only; a misplaced weight moves the output by orders more.
-FLOAT32_REBUILD_TOL = 4 * float(np.spacing(np.float32(100.0)))
+#: The least rebuild tolerance of a ``precision=float32`` card, absolute VMAF: the export's
+#: float32 floor at VMAF 100 (4 float32 steps, 7.6e-6 each). onnxruntime and torch round each
+#: float32 op apart: 1 to 2 steps on domain rows (logistic, mlp and soft-tree students); a
+#: misplaced weight moves the output by orders more.
+FLOAT32_REBUILD_TOL = FLOAT32_PARITY_STEPS * float(np.spacing(np.float32(100.0)))
 
 
 def _initializers(onnx_path: Path) -> dict[str, np.ndarray]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sys
 import time
 import warnings
@@ -24,8 +25,35 @@ from ..io import iter_frame_pairs, probe_video
 from ..io.prefetch import prefetched
 from .vmaf import VmafResult, VmafScorer, check_device
 
-#: Precision of libvmaf's JSON log (it prints ``%.6f``).
+#: Precision of libvmaf's logs: ``%.6f``, or ``%.16f`` for a value whose fractional part
+#: has more than 6 leading zeros (see :func:`log_decimals`).
 _LOG_DECIMALS = 6
+_LOG_DECIMALS_SMALL = 16
+
+
+def log_decimals(value: float) -> int:
+    """The decimals libvmaf's JSON/CSV/XML logs print ``value`` with: 16 when its fractional
+    part is non-zero with more than 6 leading zeros (``0.0000001``, ``12.00000004``), else 6.
+    Mirrors ``count_leading_zeros_d`` in libvmaf's ``output.c``, multiplications included, so
+    the boundary (``1e-6`` itself) falls where libvmaf's does; a non-finite value: 6."""
+    if not math.isfinite(value):
+        return _LOG_DECIMALS
+    x = abs(value)
+    fraction = x - float(math.trunc(x))
+    zeros = 0
+    while fraction < 1.0 and fraction != 0.0:
+        fraction *= 10.0
+        zeros += 1
+    return _LOG_DECIMALS if zeros <= _LOG_DECIMALS else _LOG_DECIMALS_SMALL
+
+
+def _log_number(value: float) -> float | None:
+    """``value`` as libvmaf's JSON log holds it: printed with :func:`log_decimals` decimals;
+    NaN and infinities as ``null`` (libvmaf writes null; ``json`` would write invalid NaN)."""
+    value = float(value)
+    if not math.isfinite(value):
+        return None
+    return float(f"{value:.{log_decimals(value)}f}")
 
 
 def _raw_opts(raw: dict[str, Any] | None) -> dict[str, Any]:
@@ -239,12 +267,12 @@ def score_files(
 def to_libvmaf_json(result: VmafResult) -> dict[str, Any]:
     """The result in libvmaf's JSON log layout (``frames[].frameNum/metrics``, pooled)."""
     frames = [
-        {"frameNum": i, "metrics": {k: round(v, _LOG_DECIMALS) for k, v in frame.items()}}
+        {"frameNum": i, "metrics": {k: _log_number(v) for k, v in frame.items()}}
         for i, frame in enumerate(result.frames(printed=True))
     ]
     pooled = {
         result.printed.get(name, name): {
-            stat: round(value, _LOG_DECIMALS) for stat, value in stats.items()
+            stat: _log_number(value) for stat, value in stats.items()
         }
         for name, stats in result.pooled.items()
     }
@@ -280,7 +308,7 @@ def write_csv(result: VmafResult, path: str | Path) -> None:
     writer = csv.writer(fh)
     writer.writerow(["Frame", *names])
     for i, frame in enumerate(frames):
-        writer.writerow([i, *(f"{frame[n]:.{_LOG_DECIMALS}f}" for n in names)])
+        writer.writerow([i, *(f"{frame[n]:.{log_decimals(frame[n])}f}" for n in names)])
     if str(path) == "-":
         sys.stdout.write(fh.getvalue())
     else:
