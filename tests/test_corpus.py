@@ -1570,6 +1570,48 @@ def test_a_second_build_of_one_corpus_waits_for_the_first(
     assert f"waiting for another process's build of {out_dir}" in capsys.readouterr().err
 
 
+def test_the_corpus_command_takes_the_build_lock_but_a_shard_does_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``vmafdistill corpus`` (and ``api.build_corpus``) built without the lock that training
+    jobs hold, so a build beside a training job's wrote the same tables at once. A build or
+    merge waits for the lock; a shard's build (shards of one corpus run side by side) does
+    not."""
+    import threading
+
+    from vmafdistill.corpus import build
+    from vmafdistill.corpus.app import corpus_action
+
+    out_dir = tmp_path / "corpus" / "bbb_pilot"
+    order: list[str] = []
+    monkeypatch.setattr(build, "build_corpus", lambda cfg: order.append("built"))
+    monkeypatch.setattr(build, "merge_shards", lambda cfg: order.append("merged"))
+    held, release = threading.Event(), threading.Event()
+
+    def training_job() -> None:
+        with build.build_lock(out_dir):
+            held.set()
+            release.wait(10)
+            order.append("job done")
+
+    for action, shard, want in (("build", {}, "built"), ("merge", {}, "merged"),
+                                ("build", {"count": 2, "index": 0}, "built")):
+        order.clear()
+        held.clear()
+        release.clear()
+        thread = threading.Thread(target=training_job)
+        thread.start()
+        assert held.wait(10)
+        threading.Timer(0.5, release.set).start()
+        corpus_action({"action": action, "out_dir": str(out_dir), "shard": shard})
+        thread.join()
+        waited = f"waiting for another process's build of {out_dir}" in capsys.readouterr().err
+        if shard:
+            assert order == [want, "job done"] and not waited
+        else:
+            assert order == ["job done", want] and waited
+
+
 def test_a_cache_that_cannot_be_written_is_one_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A read-only cache whose corpus needs building ended in a raw PermissionError (or

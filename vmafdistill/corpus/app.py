@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..config import conf_dir, hydra_quoted, override_key
@@ -38,12 +39,19 @@ def _run(cfg: Any) -> int:
 
 
 def corpus_action(plain: dict[str, Any]) -> Any:
-    """The config's ``action``: ``build`` the corpus or ``merge`` its shards (the report)."""
-    from .build import build_corpus, merge_shards
+    """The config's ``action``: ``build`` the corpus or ``merge`` its shards (the report).
+    Both hold the corpus's build lock, as training jobs do: two builds of one corpus at once
+    wrote the same tables. A shard's build does not: the shards of one corpus run side by side,
+    each in its own folder."""
+    from .build import build_corpus, build_lock, merge_shards
 
     if plain.get("action") not in ("build", "merge"):  # action=foo ran a build
         raise VmafDistillError(f"action={plain.get('action')!r}: build or merge")
-    return merge_shards(plain) if plain.get("action") == "merge" else build_corpus(plain)
+    merge = plain.get("action") == "merge"
+    if not merge and (plain.get("shard") or {}).get("count"):
+        return build_corpus(plain)
+    with build_lock(Path(str(plain["out_dir"]))):
+        return merge_shards(plain) if merge else build_corpus(plain)
 
 
 def teacher_check_step(plain: dict[str, Any], report: Any) -> dict[str, Any] | None:
