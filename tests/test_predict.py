@@ -285,6 +285,23 @@ def test_bad_inputs_give_clear_errors(tmp_path, capsys):
     assert "model file not found" in capsys.readouterr().err
 
 
+def test_a_damaged_file_s_warnings_are_one_line(clip, tmp_path, capsys):
+    """A faststart MP4 cut short: predict's warning came as Python prints them, the package
+    file, line number and source line around the message, a crash report to the eye. It is
+    one line, ``vmafdistill predict: warning: <file>: ...``."""
+    fast = tmp_path / "fast.mp4"
+    run_ffmpeg(["-i", str(clip), "-c", "copy", "-movflags", "+faststart", str(fast)],
+               what="remuxing with faststart")
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(fast.read_bytes()[: fast.stat().st_size * 6 // 10])
+    assert cli_main(["predict", str(cut)]) == 0  # the shipped student reads the quantizer
+    err = capsys.readouterr().err
+    warned = [ln for ln in err.splitlines() if "warning" in ln.lower()]
+    assert warned, err
+    assert all(ln.startswith(f"vmafdistill predict: warning: {cut}") for ln in warned), err
+    assert "UserWarning" not in err and ".py:" not in err
+
+
 def test_a_bad_video_in_a_batch_does_not_lose_the_others(clip, tmp_path, capsys):
     """predict A BAD B: A and B get their records, BAD an error entry; exit status 2."""
     bad = tmp_path / "broken.mp4"

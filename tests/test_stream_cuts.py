@@ -26,7 +26,14 @@ from vmafdistill.edge.pipeline import DecodeLog, EdgeOptions, analyze_video, dec
 from vmafdistill.edge.predictor import Predictor
 from vmafdistill.edge.tokens import DEFAULT_RULES, merge_rules
 from vmafdistill.errors import VideoInputError
-from vmafdistill.io.packets import NOPTS_VALUE, Packets, align_packets_to_frames, read_packets
+from vmafdistill.io.packets import (
+    NOPTS_VALUE,
+    Packets,
+    align_packets_to_frames,
+    read_packets,
+    read_rate,
+)
+from vmafdistill.io.video import probe_video
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "data" / "edge" / "tiny.onnx"
@@ -150,6 +157,46 @@ def test_h265_open_gop_segment_drops_its_rasl_pictures(work, predictor):
     assert f"hidden_frames:{len(hidden_before)}" in report.records[0]["flags"]
 
 
+def test_an_open_gop_cut_into_mkv_keeps_every_frame_s_bits(work, predictor):
+    """An open-GOP H.265 stream cut with ``-c copy`` into MKV: its leading pictures carry no
+    pts, and ffmpeg's stream copy (the packet list) "fixes" a non-monotonic DTS by moving one
+    packet's pts onto its neighbour's (PyAV reads 40, the copy 80), so two packets shared a
+    pts and the whole video was refused ("packet timestamps repeat"). The moved packet now
+    goes to the frame no pts named, and every frame gets the uncut encode's bytes; the
+    timestamps' rate is read past the packets without a pts (their time overflowed)."""
+    base = work / "open_gop.mkv"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=8", "-c:v", "libx265",
+                "-crf", "28", "-x265-params", "log-level=error:keyint=25:min-keyint=25:"
+                "open-gop=1:bframes=4:frame-threads=1:pools=none", str(base)],
+               what="encoding an open-GOP H.265 clip")
+    cut = work / "open_gop_cut.mkv"
+    run_ffmpeg(["-ss", "2.2", "-i", str(base), "-c", "copy", str(cut)], what="cutting")
+    packets = read_packets(cut)
+    untimed = packets.pts == NOPTS_VALUE
+    assert untimed.any() and np.isnan(packets.pts_s[untimed]).all()
+    timed = packets.pts[~untimed]
+    assert np.unique(timed).size < timed.size  # the case is real: a pts repeats
+    hidden_before, n = check_against_uncut(base, cut)
+    assert len(hidden_before) == int(untimed.sum())
+    report = analyze(cut, predictor)
+    assert report.summary["frames"] == n
+    assert report.summary["duration_s"] == pytest.approx(n / 25.0, abs=1e-6)
+    # the same cut of a stream that drops every 7th frame reads at its timestamps' rate (the
+    # overflowed times gave up on them: 25, and bitrates 1/6 too high)
+    vfr = work / "open_gop_vfr.mkv"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=8", "-vf",
+                "select='not(eq(mod(n\\,7)\\,3))'", "-fps_mode", "vfr", "-c:v", "libx265",
+                "-crf", "28", "-x265-params", "log-level=error:keyint=25:min-keyint=25:"
+                "open-gop=1:bframes=4:frame-threads=1:pools=none", str(vfr)],
+               what="encoding a variable-rate open-GOP clip")
+    vfr_cut = work / "open_gop_vfr_cut.mkv"
+    run_ffmpeg(["-ss", "3.1", "-i", str(vfr), "-c", "copy", str(vfr_cut)], what="cutting")
+    vfr_packets = read_packets(vfr_cut)
+    assert (vfr_packets.pts == NOPTS_VALUE).any()
+    rate = read_rate(probe_video(vfr_cut, backend="ffmpeg"), vfr_packets)
+    assert rate == pytest.approx(25 * 6 / 7, rel=0.01)
+
+
 def test_variable_frame_rate_reports_true_shot_times(work, predictor):
     """Every 4th frame dropped with its timestamps kept (as a phone camera does): 75 frames
     over 4 s. Shot times come from the timestamps, so the cut at 2.0 s is reported at 2.0 s
@@ -166,6 +213,21 @@ def test_variable_frame_rate_reports_true_shot_times(work, predictor):
     ends = [r["end"] for r in report.records]
     assert ends[:-1] == starts[1:]  # shots tile the timeline
     assert "hidden_frames" not in report.summary
+
+
+@pytest.mark.parametrize("drop", ["gte(random(0)\\,0.45)", "not(eq(mod(n\\,3)\\,2))"])
+def test_a_file_that_only_drops_frames_is_not_flagged_for_its_rate(work, predictor, drop):
+    """Frames dropped at random (45 %) or every third one: each shot's median step was one
+    frame in some shots and two in others, and 6 of 9 shots were refused as recorded at
+    another frame rate (``frame_rate:30``). The frame interval is the same in every shot."""
+    clip = work / ("drops_random.mp4" if "random" in drop else "drops_third.mp4")
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=s=320x180:r=30:d=8", "-vf", f"select='{drop}'",
+                "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "veryfast", "-crf", "26",
+                "-x264-params", "threads=1", str(clip)], what="encoding a clip that drops frames")
+    report = analyze(clip, predictor)
+    assert report.summary["shots"] >= 6
+    flags = [f for r in report.records for f in r["flags"]]
+    assert not [f for f in flags if f.startswith("frame_rate:")], flags
 
 
 def test_raw_elementary_stream_without_timestamps_pairs_by_order(work, base_mp4, predictor):
@@ -209,6 +271,13 @@ def test_alignment_rules_by_hand():
     # a decoded frame whose pts no packet has (and counts differ): refused, not guessed
     with pytest.raises(VideoInputError, match="1 decoded frame timestamps match no packet"):
         align_packets_to_frames(packets, [1, 7], 2)
+    # a stream copy moved one packet's pts onto its neighbour's (1 -> 2): the frames take
+    # the packets with their pts, the frame no pts names the one left over
+    moved = align_packets_to_frames(_packets([0, 2, 2, 3]), [0, 1, 2, 3], 4)
+    assert moved.by == "pts" and moved.packets.sizes.tolist() == [100, 300, 200, 400]
+    # two left over for one unnamed frame: which one is not known, so refused
+    with pytest.raises(VideoInputError, match="1 decoded frame timestamps match no packet"):
+        align_packets_to_frames(_packets([0, 2, 2, 2, 3]), [0, 1, 2, 3], 4)
     # an ffmpeg that logged no timestamps: by order when the counts agree
     assert align_packets_to_frames(packets, None, 5).by == "order"
     # MKV writes the RASL picture an open-GOP cut's decoder drops with no pts (the keyframe
@@ -637,6 +706,26 @@ def test_a_shot_shorter_than_any_in_training_is_flagged(work, base_mp4, predicto
     assert "short_shot:5f" in rec["flags"] and rec["pred_vmaf"] is not None
     assert not any(f.startswith("short_shot") for r in analyze(base_mp4, predictor).records
                    for f in r["flags"])
+
+
+@pytest.mark.parametrize("rate", ["49/2", "61/2"])
+def test_a_window_the_detector_cuts_is_never_flagged_short(work, predictor, rate):
+    """At 24.5 fps the detector cuts a 25-frame scene into 12 + 13 frames (windows of at most
+    24), while its min_frames is 13: the 12-frame window, one the corpus cuts the same way,
+    was flagged ``short_shot:12f``."""
+    from vmafdistill.shots import ShotDetector
+
+    clip = work / f"rate_{rate.replace('/', '_')}.mp4"
+    fps = float(Fraction(rate))
+    frames = int(fps) + 1  # one scene of just over max_len_s: two windows
+    run_ffmpeg(["-f", "lavfi", "-i", f"testsrc2=s=320x180:r={rate}", "-frames:v", str(frames),
+                "-c:v", "libx264", "-preset", "ultrafast", str(clip)], what="an odd-rate clip")
+    report = analyze(clip, predictor)
+    sizes = [r["end"] - r["start"] for r in report.records]
+    assert len(sizes) == 2, sizes
+    detector = ShotDetector(fps=fps)
+    assert detector.shortest_shot == detector.min_frames - 1
+    assert not [f for r in report.records for f in r["flags"] if f.startswith("short_shot")]
 
 
 def test_a_file_with_two_video_streams_says_which_it_predicted(work, base_mp4, predictor,

@@ -256,6 +256,16 @@ class ShotDetector:
         self.fps, self.min_frames, self.max_frames = float(fps), min_frames, max_frames
 
     @property
+    def shortest_shot(self) -> int:
+        """The fewest frames a shot it cuts holds (a whole video shorter than that aside): cuts
+        are ``min_frames`` apart, and a long scene's windows hold at least
+        ``(max_frames + 1) // 2``, one frame fewer than ``min_frames`` at rates such as 24.5 fps
+        (12 and 13 of a 25-frame scene)."""
+        if self.max_frames <= 0:
+            return self.min_frames
+        return min(self.min_frames, (self.max_frames + 1) // 2)
+
+    @property
     def num_frames(self) -> int:
         """Frames seen so far."""
         return self._n

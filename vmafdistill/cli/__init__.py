@@ -20,6 +20,8 @@ import importlib
 import importlib.util
 import os
 import sys
+import warnings
+from typing import Any
 
 from ..errors import VmafDistillError
 
@@ -67,6 +69,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(command: str) -> Any:
+    """A ``warnings.showwarning`` that prints this package's warnings as one line,
+    ``vmafdistill <command>: warning: ...`` (Python's format added the file, line number and
+    source line of the code that warned: a damaged file read as a crash report); warnings from
+    elsewhere keep Python's format."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    default = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        if os.path.abspath(filename).startswith(package + os.sep):
+            print(f"vmafdistill {command}: warning: {message}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def _run_hydra(name: str, argv: list[str]) -> int:
     module = importlib.import_module(_HYDRA_COMMANDS[name][0])
     return int(module.main(argv) or 0)
@@ -80,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         if command in _HYDRA_COMMANDS:
             return _run_hydra(command, argv[1:])
         args = build_parser().parse_args(argv)
-        status = int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(command)
+            status = int(args.func(args) or 0)
         sys.stdout.flush()  # here, so a reader that left is handled below, not at exit
         return status
     except VmafDistillError as exc:

@@ -668,8 +668,10 @@ def _records(plan: _Plan, fp: _FirstPass, rules: Mapping[str, Any],
         bad, flags = wrong_runs(runs, info.bit_depth)
         if bad:  # shots never straddle runs: a shot is wrong when its run is
             records = invalidate(records, [k in bad for k in run_of_row], flags)
-    min_frames = ShotDetector(fps=fps, **dict(plan.options.shots)).min_frames
-    records = flag_short_shots(records, rows, min_frames)
+    # the detector's shortest window, not min_frames: at 24.5 fps a 25-frame scene is cut 12+13
+    # with min_frames 13, and the 12 was flagged though the corpus cuts the same
+    shortest = ShotDetector(fps=fps, **dict(plan.options.shots)).shortest_shot
+    records = flag_short_shots(records, rows, shortest)
     # packets before the first keyframe precede the first frame: hidden like the others
     leading = np.zeros(int(fp.aligned.packets.before_keyframe), np.int64)
     return flag_hidden_frames(records, rows,

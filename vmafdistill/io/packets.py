@@ -10,6 +10,7 @@ packet's flags (``, F=0x..``) only when they differ from "keyframe" alone, so a 
 
 from __future__ import annotations
 
+import collections
 import os
 import subprocess
 import threading
@@ -53,7 +54,8 @@ class Packets:
     width: int
     height: int
     sizes: np.ndarray  #: (N,) int64 bytes per frame
-    pts_s: np.ndarray  #: (N,) float64 presentation time in seconds (first frame at 0)
+    #: (N,) float64 presentation time in seconds (first timed frame at 0; NaN: no pts)
+    pts_s: np.ndarray
     duration_s: np.ndarray  #: (N,) float64 frame duration in seconds (from the container)
     keyframe: np.ndarray  #: (N,) bool: the packet is a keyframe (random access point)
     #: (N,) float64 quantizer of each frame in H.264 QP units (H.264 / H.265: its first slice's
@@ -186,7 +188,13 @@ def _read_packets(p: str, quantizer: bool, mb_quantizer: bool,
     if mb_quantizer:
         mb_qp = (np.full(len(rows), np.nan) if mb_pass is None  # no PyAV: warned
                  else _frame_mb_quantizers(p, mb_pass, order))
-    pts = (arr[:, 1] - arr[0, 1]).astype(np.float64) * float(tb)
+    # from the first packet that has a pts; NaN where one has none (an MKV's leading RASL
+    # pictures: NOPTS sorts first, and the subtraction overflowed every other packet's time,
+    # so the timestamps' rate was never read)
+    timed = arr[:, 1] != NOPTS_VALUE
+    first = int(arr[timed, 1].min()) if timed.any() else 0
+    pts = np.where(timed, (np.where(timed, arr[:, 1], first) - first).astype(np.float64)
+                   * float(tb), np.nan)
     return Packets(
         path=p,
         codec=codec,
@@ -258,12 +266,9 @@ def align_packets_to_frames(
             reason = f"the decoder logged {len(fpts)} timestamps for {n_frames} frames"
         elif NOPTS_VALUE in fpts or not np.any(timed):
             reason = "the stream has no timestamps"
-        elif np.unique(ppts[timed]).size != int(timed.sum()):
-            reason = "packet timestamps repeat"
         else:
-            index_of = {int(t): i for i, t in enumerate(ppts) if t != NOPTS_VALUE}
-            idx = np.array([index_of.get(t, -1) for t in fpts], dtype=np.int64)
-            if np.all(idx >= 0) and np.unique(idx).size == n_frames:
+            idx = _packet_of_each_frame(ppts, fpts)
+            if np.all(idx >= 0):
                 hidden = np.setdiff1d(np.arange(n_packets), idx)
                 frame_sorted = np.sort(np.asarray(fpts, dtype=np.int64))
                 before = np.searchsorted(frame_sorted, ppts[hidden], side="right")
@@ -281,6 +286,32 @@ def align_packets_to_frames(
         f"{packets.path}: {n_packets} video packets but {n_frames} decoded frames and "
         f"{reason}; cannot attribute bits to frames (damaged stream?)"
     )
+
+
+def _packet_of_each_frame(ppts: np.ndarray, fpts: list[int]) -> np.ndarray:
+    """(n,) index of each frame's packet, -1 where none can be named.
+
+    A frame takes the packet with its pts; where several packets share one (a timestamp reset
+    in joined files), they go to the frames with that pts in presentation order. Frames no pts
+    names then take the timed packets left over, in presentation order, when there are exactly
+    as many: a stream copy of an open-GOP cut into MKV "fixes" a non-monotonic DTS by moving
+    one packet's pts onto its neighbour's (ffmpeg's 40 -> 80 while PyAV reads 40), which
+    refused the whole video. Counts that differ leave those frames at -1."""
+    slots: dict[int, collections.deque[int]] = {}
+    for i, t in enumerate(ppts.tolist()):
+        if t != NOPTS_VALUE:
+            slots.setdefault(int(t), collections.deque()).append(i)
+    idx = np.full(len(fpts), -1, dtype=np.int64)
+    for j, t in enumerate(fpts):
+        queue = slots.get(t)
+        if queue:
+            idx[j] = queue.popleft()
+    unnamed = np.flatnonzero(idx < 0)
+    left = sorted(i for queue in slots.values() for i in queue)
+    if unnamed.size and len(left) == unnamed.size:
+        by_time = unnamed[np.argsort(np.asarray(fpts, dtype=np.int64)[unnamed], kind="stable")]
+        idx[by_time] = left
+    return idx
 
 
 def _frame_quantizers(path: str, codec: str, pts: np.ndarray, n: int,
@@ -453,6 +484,7 @@ def read_rate(info: Any, packets: Any) -> float:
     if len(packets) < 2:
         return declared
     steps = np.diff(np.asarray(packets.pts_s, dtype=np.float64))  # sorted by presentation
+    steps = steps[np.isfinite(steps)]  # packets without a pts (sorted first) have no step
     moving = steps[steps > 0]
     if moving.size == 0:
         return declared
