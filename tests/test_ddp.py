@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 from test_train_app import run_train, synthetic_corpus
 
+from vmafdistill.errors import VmafDistillError
 from vmafdistill.students.bundle import load_bundle
 
 torch.set_num_threads(1)
@@ -34,3 +36,27 @@ def test_ddp_matches_single_process(tmp_path: Path) -> None:
     assert len(loss) == 3 and loss[-1] < loss[0]
     m = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert m["n_folds"] == 1
+
+
+def test_every_multi_process_strategy_is_spawned_in_this_process() -> None:
+    """Lightning's ``ddp`` launcher re-runs the command line per rank: ``trainer.devices=2``
+    (``strategy: auto``, which picks it) printed "can't open file 'vmafdistill train'" and
+    hung, and ``api.train`` re-ran the caller's script as a second run. Every DDP strategy
+    whose launcher would be popen is spawned instead; the others stay as given."""
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from vmafdistill.students.train import _many_devices, _strategy, checked_trainer_bool
+
+    auto_many = _strategy("auto", True)
+    assert isinstance(auto_many, DDPStrategy) and auto_many._start_method == "spawn"
+    unused = _strategy("ddp_find_unused_parameters_true")
+    assert isinstance(unused, DDPStrategy) and unused._start_method == "spawn"
+    assert unused._ddp_kwargs.get("find_unused_parameters") is True
+    assert _strategy("auto", False) == "auto" and _strategy("ddp_spawn") == "ddp_spawn"
+    assert _strategy("ddp_fork") == "ddp_fork"
+    assert [_many_devices({"devices": d, "accelerator": "cpu"}) for d in
+            (2, "2", [0, 1], "0,1", 1, "1", "auto")] == [True] * 4 + [False] * 3
+    assert checked_trainer_bool({"checkpoint_final": False}, "checkpoint_final", True) is False
+    assert checked_trainer_bool({}, "checkpoint_final", False) is False
+    with pytest.raises(VmafDistillError, match=r"trainer\.checkpoint_final='no': needs true"):
+        checked_trainer_bool({"checkpoint_final": "no"}, "checkpoint_final", True)  # was True

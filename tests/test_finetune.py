@@ -84,6 +84,27 @@ def test_finetune_improves_heldout(source_run: Path, corpus_b: Path, tmp_path: P
     assert (m["loss_config"]["name"], m["loss_config"]["space"]) == ("huber", "vmaf")
 
 
+def test_a_feature_the_new_corpus_lacks_is_filled_as_the_student_fills_it(
+        source_run: Path, corpus_b: Path, tmp_path: Path) -> None:
+    """Fine-tuning keeps its student's scaler, yet a scaler was fitted on the new rows first:
+    a corpus of one-frame shots (``temporal_*`` NaN throughout) was refused, "feature column
+    'temporal_diff' has no finite value", though the student fills NaN with its stored mean
+    (the shipped student could not be fine-tuned on such a corpus)."""
+    from vmafdistill.corpus.tables import write_table
+    from vmafdistill.testing.synthetic import make_samples
+
+    still = synthetic_corpus(tmp_path / "still", n_sources=2, n_shots=8, seed=7, shift=-1.5,
+                             slope=0.6, name="still")
+    samples = make_samples(n_sources=2, n_shots=8, seed=7, shift=-1.5, slope=0.6, name="still")
+    samples["temporal_diff"] = np.nan
+    samples["temporal_std"] = np.nan
+    write_table(samples, still / "tables" / "samples.parquet")
+    assert finetune(f"ckpt={source_run / 'student.pt'}", f"corpus_dir={still}",
+                    f"hydra.run.dir={tmp_path / 'run'}", "optim.lr=0.01") == 0
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert np.isfinite(m["after"]["heldout"]["mae"])
+
+
 def test_finetune_freeze(source_run: Path, corpus_b: Path, tmp_path: Path) -> None:
     from vmafdistill.students.bundle import load_bundle
 

@@ -136,6 +136,7 @@ class SamplesDataModule(pl.LightningDataModule):
         seed: shuffling seed.
         transforms: the student's fixed column transforms (None: the models' default).
         interactions: the student's product columns (pairs of feature names), scaled too.
+        fit_scaler: fit ``mean``/``std`` (False: None, for a student that keeps its own).
     """
 
     def __init__(
@@ -150,9 +151,10 @@ class SamplesDataModule(pl.LightningDataModule):
         seed: int = 0,
         transforms: Mapping[str, str] | None = None,
         interactions: Sequence[Sequence[str]] | None = None,
+        fit_scaler: bool = True,
     ) -> None:
         super().__init__()
-        from .models import fit_scaler
+        from .models import fit_scaler as fitted_scaler
 
         self.feature_names = list(feature_names)
         self.x = torch.tensor(np.asarray(x, dtype=np.float32))
@@ -164,11 +166,14 @@ class SamplesDataModule(pl.LightningDataModule):
             raise VmafDistillError("no training rows in this fold")
         self.batch_size = batch_size
         self.seed = seed
-        mean, std = fit_scaler(
-            np.asarray(x)[np.asarray(train_idx)], self.feature_names, transforms, interactions
-        )
-        self.mean = torch.as_tensor(np.asarray(mean, dtype=np.float32))
-        self.std = torch.as_tensor(np.asarray(std, dtype=np.float32))
+        self.mean: torch.Tensor | None = None
+        self.std: torch.Tensor | None = None
+        if fit_scaler:  # fine-tuning keeps its student's scaler: an all-NaN column is no error
+            mean, std = fitted_scaler(
+                np.asarray(x)[np.asarray(train_idx)], self.feature_names, transforms,
+                interactions)
+            self.mean = torch.as_tensor(np.asarray(mean, dtype=np.float32))
+            self.std = torch.as_tensor(np.asarray(std, dtype=np.float32))
 
     def _rank(self) -> tuple[int, int]:
         trainer: Any = getattr(self, "trainer", None)

@@ -297,7 +297,14 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
     import torch
 
     from ..evaluation.splits import make_splits
-    from .train import checked_monotone, fit_student, learned_loss_params, load_rows, predict
+    from .train import (
+        checked_monotone,
+        checked_trainer_bool,
+        fit_student,
+        learned_loss_params,
+        load_rows,
+        predict,
+    )
 
     thresholds = list(plain.get("guard_thresholds") or [])
     alpha = checked_number("conformal.alpha", (plain.get("conformal") or {}).get("alpha", 0.1),
@@ -320,7 +327,8 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
 
     final, final_loss = fit_student(plain, x, y, names, np.arange(len(y)), None, run_dir, "final",
                            init=copy.deepcopy(original), frozen=frozen,
-                           checkpoint=bool(plain["trainer"].get("checkpoint_final", False)))
+                           checkpoint=checked_trainer_bool(plain["trainer"],
+                                                                "checkpoint_final", False))
     changed = [n for n, p in final.named_parameters()
                if not torch.equal(p.detach(), dict(original.named_parameters())[n].detach())]
     # an interaction's free weight may move: the monotone promise is checked again

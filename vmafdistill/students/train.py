@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -243,14 +244,50 @@ def inner_group_split(
 # --------------------------------------------------------------------------- Lightning pieces
 
 
-def _strategy(spec: Any) -> Any:
-    """A Trainer ``strategy``: ``ddp`` (string or mapping) becomes a spawn-launched DDPStrategy.
+def _many_devices(trainer_cfg: Mapping[str, Any]) -> bool:
+    """Whether ``devices`` asks for more than one device (where ``strategy: auto`` picks DDP)."""
+    devices = trainer_cfg.get("devices", "auto")
+    if isinstance(devices, list | tuple):
+        return len(devices) > 1
+    text = str(devices).strip()
+    if "," in text:
+        return len([d for d in text.split(",") if d.strip()]) > 1
+    accelerator = str(trainer_cfg.get("accelerator", "auto")).lower()
+    if text in ("auto", "-1"):
+        if accelerator in ("gpu", "cuda", "auto"):
+            import torch
+
+            if torch.cuda.is_available():
+                return torch.cuda.device_count() > 1
+        return text == "-1" and (os.cpu_count() or 1) > 1
+    try:
+        return int(text) > 1
+    except ValueError:
+        return False
+
+
+def _strategy(spec: Any, many_devices: bool = False) -> Any:
+    """A Trainer ``strategy``: a DDP strategy whose launcher would be popen becomes a
+    spawn-launched DDPStrategy: ``ddp`` (string or mapping), a registered name such as
+    ``ddp_find_unused_parameters_true``, and ``auto`` over several devices (Lightning picks
+    ``ddp`` there).
 
     The default DDP launcher re-executes the command line once per rank, which would repeat the
-    run's whole fold loop in every rank; spawning per fit keeps orchestration in this process.
+    run's whole fold loop in every rank (``trainer.devices=2`` hung: it re-ran
+    ``vmafdistill train`` as a file, and an API caller's script as a second run); spawning per
+    fit keeps orchestration in this process.
     """
-    if isinstance(spec, str) and spec != "ddp":
-        return spec
+    if isinstance(spec, str):
+        from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
+
+        if spec == "auto" and many_devices:
+            spec = "ddp"
+        entry = dict.get(StrategyRegistry, spec)  # the registry entry (.get builds one)
+        if entry is not None and spec != "ddp" and issubclass(entry["strategy"], DDPStrategy) \
+                and entry["init_params"].get("start_method", "popen") == "popen":
+            return DDPStrategy(**{**entry["init_params"], "start_method": "spawn"})
+        if spec != "ddp":
+            return spec
     from lightning.pytorch.strategies import DDPStrategy
 
     opts = {"name": "ddp"} if isinstance(spec, str) else dict(spec)
@@ -280,7 +317,7 @@ def make_trainer(
 
     kwargs = dict(trainer_cfg)
     kwargs.pop("checkpoint_final", None)
-    kwargs["strategy"] = _strategy(kwargs.get("strategy", "auto"))
+    kwargs["strategy"] = _strategy(kwargs.get("strategy", "auto"), _many_devices(kwargs))
     if max_epochs is not None:
         check_one_epoch_count(kwargs, max_epochs)
         kwargs["max_epochs"] = max_epochs
@@ -538,6 +575,7 @@ def fit_student(
         x, y, feature_names, fit_idx, val_idx,
         batch_size=optim.get("batch_size"), seed=int(cfg.get("seed", 0)),
         transforms=student_cfg.get("transforms"), interactions=student_cfg.get("interactions"),
+        fit_scaler=init is None,
     )
     if init is None:
         model = scaled_student(student_cfg, dm.mean, dm.std, feature_names,
@@ -920,14 +958,72 @@ def conformal_plan(plain: Mapping[str, Any], samples: pd.DataFrame) -> Conformal
     )
 
 
+#: ``trainer`` keys the fits set themselves.
+_TRAINER_KEYS_SET_HERE = ("logger", "default_root_dir", "enable_checkpointing", "callbacks")
+#: ``trainer`` keys that end a fit before ``optim.max_epochs`` (the run then reported a
+#: part-trained student as fitted: MAE 27.8 where the full fits give 18.4).
+_TRAINER_KEYS_CUTTING_FITS = {"max_time": (None,), "max_steps": (None, -1),
+                              "limit_train_batches": (None, 1.0)}
+#: Precisions whose students the run can check, export and fine-tune: ``bf16-true`` failed
+#: after every fit (numpy has no bfloat16) and ``16-true`` read as a diverged fit.
+_TRAINER_PRECISIONS = ("32", "32-true", "64", "64-true", "bf16-mixed", "16-mixed")
+
+
+def check_trainer_settings(trainer_cfg: Mapping[str, Any], max_epochs: int) -> None:
+    """The ``trainer`` group checked, and a Trainer built from it as a fit builds one, before
+    an earlier run's outputs are removed: Lightning's own refusals (an unknown key, a bad
+    value) came as a traceback at fold 0, after the outputs were deleted."""
+    from ..config import checked_bool
+
+    cfg = dict(trainer_cfg)
+    check_one_epoch_count(cfg, max_epochs)
+    _check_accelerator(cfg)
+    for key in _TRAINER_KEYS_SET_HERE:
+        if key in cfg:
+            raise VmafDistillError(f"trainer.{key}: set by the run itself (the logger group "
+                                   "picks the logger; outputs go to the run directory)")
+    for key, harmless in _TRAINER_KEYS_CUTTING_FITS.items():
+        given = cfg.get(key)
+        # typed: limit_train_batches=1 (int) is one batch, 1.0 all of them
+        if not any(given is h or (type(given) is type(h) and given == h) for h in harmless):
+            raise VmafDistillError(
+                f"trainer.{key}={given}: it ends fits before optim.max_epochs, and the run "
+                "would report a part-trained student as fitted; set optim.max_epochs")
+    for key in ("checkpoint_final", "enable_progress_bar", "enable_model_summary"):
+        if key in cfg:  # bool("no") is True: checkpoint_final=no still wrote a checkpoint
+            cfg[key] = checked_bool(f"trainer.{key}", cfg[key])
+    if "deterministic" in cfg and cfg["deterministic"] != "warn":
+        cfg["deterministic"] = checked_bool("trainer.deterministic", cfg["deterministic"])
+    precision = cfg.get("precision")
+    if precision is not None and str(precision) not in _TRAINER_PRECISIONS:
+        raise VmafDistillError(
+            f"trainer.precision={precision}: use one of {', '.join(_TRAINER_PRECISIONS)} (the "
+            "student's checks, export and finetune read float32 or float64 weights)")
+    try:
+        with tempfile.TemporaryDirectory(prefix="vmafdistill-trainer-check-") as tmp:
+            make_trainer(cfg, None, Path(tmp), "check", max_epochs=max_epochs)
+    except VmafDistillError:
+        raise
+    except Exception as exc:  # TypeError (a key Trainer lacks), ValueError, Misconfiguration
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise VmafDistillError(f"trainer settings: {why}") from None
+
+
+def checked_trainer_bool(trainer_cfg: Mapping[str, Any], key: str, default: bool) -> bool:
+    """A boolean ``trainer`` key (``checkpoint_final=no`` is false), as the run reads it."""
+    from ..config import checked_bool
+
+    return checked_bool(f"trainer.{key}", trainer_cfg.get(key, default))
+
+
 def check_fit_settings(plain: Mapping[str, Any]) -> None:
-    """The optimizer settings, the one epoch count and the loss, built as a fit builds them
-    (train and finetune check them before an earlier run's outputs are removed)."""
+    """The optimizer settings, the trainer, the one epoch count and the loss, built as a fit
+    builds them (train and finetune check them before an earlier run's outputs are
+    removed)."""
     from ..config import checked_bool
     from .losses import build_loss
 
-    check_one_epoch_count(plain.get("trainer") or {}, checked_optim(plain["optim"])["max_epochs"])
-    _check_accelerator(plain.get("trainer") or {})
+    check_trainer_settings(plain.get("trainer") or {}, checked_optim(plain["optim"])["max_epochs"])
     build_loss(loss_config(plain["loss"]))
     checked_bool("summary", plain.get("summary", True))  # summary=no printed it
 
@@ -951,6 +1047,16 @@ def check_run_settings(plain: Mapping[str, Any], data: TrainData, plan: Conforma
     check_fold_inputs(data, student_cfg, plan)
     # the pooled out-of-fold q (every row is held out once) needs enough rows for alpha
     require_enough_rows(sum(len(te) for _, te in data.splits), plan.alpha, "out-of-fold")
+    if plan.final_q_rule == "worst_fold":  # one q per fold: known before any fit (it was after)
+        from ..evaluation.conformal import conformal_quantile
+
+        small = {str(k): len(te) for k, (_, te) in enumerate(data.splits)
+                 if not math.isfinite(float(conformal_quantile(np.ones(len(te)), plan.alpha)))}
+        if small:
+            raise VmafDistillError(
+                f"conformal.final_q=worst_fold: fold(s) {small} (fold: rows) have too few rows "
+                f"for a {1 - plan.alpha:.0%} conformal quantile (need >= "
+                f"{rows_needed(plan.alpha)}); use final_q=pooled or a larger alpha")
     if plan.method in ("nested", "split"):
         for k, (tr, _) in enumerate(data.splits):
             n_groups = len(np.unique(plan.groups[tr].astype(str)))
@@ -1185,7 +1291,7 @@ def fit_final(
     """The shipped student on every row, its learned loss parameters and monotone check."""
     final_model, final_loss = fit_student(
         plain, data.x, data.y, data.feature_names, np.arange(len(data.samples)), None, run_dir,
-        "final", checkpoint=bool(plain["trainer"].get("checkpoint_final", False)),
+        "final", checkpoint=checked_trainer_bool(plain["trainer"], "checkpoint_final", False),
     )
     learned = learned_loss_params(final_loss)
     # interactions can bend a monotone input's slope: check the promise on every training row
