@@ -582,3 +582,41 @@ def test_the_differentiable_module_keeps_16_pixel_sides() -> None:
     d = dist.clone().requires_grad_()
     VMAF(mode="float")(ref, d).sum().backward()
     assert d.grad is not None and torch.isfinite(d.grad).all()
+
+
+def test_vmaf_scores_integer_and_half_frames_as_float32_and_scorers_survive_refusals() -> None:
+    """The functional ``vmaf()`` ran in the input's dtype: uint8 frames wrapped in VIF's
+    squared moments (VMAF off by 1.98), float16/bfloat16 ran the whole pipeline in half
+    precision (off by 20 and 35). A refused chunk left ``VmafScorer`` holding its size, so
+    every later valid chunk was "frame size changed mid-stream". ``VMAF`` took
+    ``data_range=inf`` (every frame flat: 97.43 against black) and ``bit_depth=10.5`` (as
+    10). The v1.0.16 refusal named ``--model vmaf_v1.0``, which does not exist."""
+    from vmafdistill.errors import ModelError, VideoInputError
+    from vmafdistill.teacher import VMAF, VmafScorer, vmaf
+
+    torch.manual_seed(0)
+    ref = torch.nn.functional.avg_pool2d(torch.rand(2, 1, 48, 64) * 255, 3, 1, 1)[:, 0].round()
+    dist = (ref + torch.randn_like(ref) * 5).round().clamp(0, 255)
+    base = vmaf(ref, dist, clip=False)["vmaf"]
+    for dtype in (torch.uint8, torch.int16, torch.float16, torch.bfloat16):
+        # integers up to 255 are exact in every one of these dtypes: the same frames
+        got = vmaf(ref.to(dtype), dist.to(dtype), clip=False)["vmaf"]
+        assert got.dtype == base.dtype and torch.equal(got, base), dtype
+    scorer = VmafScorer("vmaf_float_v0.6.1")
+    with pytest.raises(VideoInputError, match="at least 17x17"):
+        scorer.update(np.zeros((1, 16, 16), np.uint8), np.zeros((1, 16, 16), np.uint8))
+    frames = ref.numpy().astype(np.uint8)
+    scorer.update(frames, frames)
+    assert scorer.result().num_frames == 2
+    exact = VmafScorer("vmaf_v0.6.1")
+    ten = frames.astype(np.float32) * 4.0
+    with pytest.raises(ValueError, match=r"8-bit samples must lie in 0\.\.255"):
+        exact.update(ten, ten)  # 10-bit values declared 8-bit: refused
+    exact.update(ten, ten, ref_bit_depth=10)  # then accepted with the right depth
+    assert exact.result().num_frames == 2
+    for kwargs, msg in (({"data_range": float("inf")}, "finite number above 0"),
+                        ({"bit_depth": 10.5}, "integer 8..16")):
+        with pytest.raises(ValueError, match=msg):
+            VMAF("vmaf_float_v0.6.1", **kwargs)
+    with pytest.raises(ModelError, match=r"--model vmaf_v1\.0\.16_3d0h`"):
+        VMAF("vmaf_v1.0.16_3d0h", mode="float")

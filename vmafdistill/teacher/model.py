@@ -268,7 +268,7 @@ def _v1016_refusal(name: str) -> str:
         f"model {name!r} is a VMAF v1.0.16 model (CAMBI, SpEED chroma, adm3, motion3), not a "
         "v0.6.1-style SVR over VIF/ADM/motion: score it with vmafdistill.teacher.v1016 "
         "(V1016Scorer, score_files_v1016) or `vmafdistill score --model "
-        f"{Path(name).stem}`"
+        f"{Path(name).name.removesuffix('.json')}`"  # not .stem: vmaf_v1.0
     )
 
 

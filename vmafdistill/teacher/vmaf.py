@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -143,6 +144,9 @@ def vmaf(
     """
     if not isinstance(model, VmafModel):
         model = VmafModel.load(model)
+    # integer frames wrapped in VIF's squared moments (uint8: vif_scale0 off by 0.45) and half
+    # precision ran the whole pipeline in it (VMAF moved by 20-35): float32 at least
+    ref, dist = _at_least_float32(ref), _at_least_float32(dist)
     feats, _ = frame_features(ref, dist, model, filter_method=filter_method, libvmaf_floor=False)
     feats["motion2"] = motion2_from_motion(feats["motion"])
     feats["vmaf"] = model.predict(feats, clip=clip)
@@ -265,15 +269,18 @@ class VmafScorer:
         if self._size is not None and size != self._size:
             raise VideoInputError(f"frame size changed mid-stream from {self._size[1]}x"
                                   f"{self._size[0]} to {size[1]}x{size[0]}")
-        self._size = size  # type: ignore[assignment]
         for name, frames, bd in (("reference", ref, ref_bit_depth),
                                  ("distorted", dist, dist_bit_depth or ref_bit_depth)):
             check_samples(name, frames, bd)
+        # the size (and bit depth) are taken once a chunk is accepted: a refused 16x16 chunk
+        # made every later chunk "frame size changed mid-stream"
         if self.mode == "exact":
             self._update_exact(ref, dist, ref_bit_depth, dist_bit_depth or ref_bit_depth)
+            self._size = size  # type: ignore[assignment]
             return
         if (problem := float_size_problem(self.model, *size)) is not None:
             raise VideoInputError(problem)  # the input's problem here, not the caller's
+        self._size = size  # type: ignore[assignment]
         r = to_vmaf_domain(ref, ref_bit_depth, dtype=self.dtype).to(self.device)
         d = to_vmaf_domain(dist, dist_bit_depth or ref_bit_depth, dtype=self.dtype).to(
             self.device
@@ -296,7 +303,6 @@ class VmafScorer:
             )
         if self._bit_depth is not None and rbd != self._bit_depth:
             raise VideoInputError(f"bit depth changed from {self._bit_depth} to {rbd} mid-stream")
-        self._bit_depth = rbd
         # exact features carry no gradient and the result is numpy: a model output that
         # still requires grad (a validation loop without .detach()) is scored as it is
         r = _as_tensor(ref).detach().to(self.device)
@@ -306,6 +312,7 @@ class VmafScorer:
         feats, self._history = exact_frame_features(
             r, d, rbd, self.model.exact_options, history=self._history, start=self._seen
         )
+        self._bit_depth = rbd
         self._seen += r.shape[0]
         for name, value in feats.items():
             self._parts.setdefault(name, []).append(value.numpy())
@@ -476,14 +483,16 @@ class VMAF(nn.Module):
         bit_depth: int = 8,
     ) -> None:
         super().__init__()
-        if not 8 <= int(bit_depth) <= 16:
-            raise ValueError(f"bit_depth must be 8..16, got {bit_depth}")
+        # 10.5 was taken as 10, and data_range=inf made every frame flat (97.43 against black)
+        if isinstance(bit_depth, bool) or not float(bit_depth).is_integer() \
+                or not 8 <= int(bit_depth) <= 16:
+            raise ValueError(f"bit_depth must be an integer 8..16, got {bit_depth}")
         # follows bit_depth: with a fixed 255, float mode read 10-bit samples 4x too bright
         # (VMAF 9.7 low, no error; exact mode refused the same call)
         if data_range is None:
             data_range = float((1 << int(bit_depth)) - 1)
-        if not float(data_range) > 0:
-            raise ValueError(f"data_range must be above 0, got {data_range}")
+        if not (float(data_range) > 0 and math.isfinite(float(data_range))):
+            raise ValueError(f"data_range must be a finite number above 0, got {data_range}")
         self.model = model if isinstance(model, VmafModel) else VmafModel.load(model)
         self.mode = resolve_mode(self.model, mode)
         self.data_range = float(data_range)
@@ -514,5 +523,6 @@ class VMAF(nn.Module):
 
 
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
-    """Half-precision frames in float32 (differentiably); others unchanged."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    """Half-precision, integer and bool frames in float32 (differentiably); float32 and
+    float64 unchanged."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
