@@ -159,6 +159,11 @@ def test_finetune_errors(source_run: Path, corpus_b: Path, tmp_path: Path,
 
     for given in (["target=null"], ["~target"], ["target=vmaf"], []):  # null: the bundle's
         assert _bundle_target({"target": "vmaf"}, given, source_run) == "vmaf"
+    # the student and its inputs come from ckpt: +student / +features were silently ignored
+    for extra in ("+student=mlp", "+features=quant6"):
+        assert finetune(f"ckpt={source_run / 'student.pt'}", f"corpus_dir={corpus_b}",
+                        f"hydra.run.dir={tmp_path / 'extra'}", extra) == 2
+        assert "comes from ckpt" in capsys.readouterr().err, extra
     # 16 held-out rows cannot give a 99 % quantile: an error, not q = inf in the bundle
     assert finetune(f"ckpt={source_run / 'student.pt'}", f"corpus_dir={corpus_b}",
                     f"hydra.run.dir={tmp_path / 'alpha'}", "conformal.alpha=0.01") == 2

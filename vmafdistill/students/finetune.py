@@ -306,6 +306,13 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
         predict,
     )
 
+    # the student, its inputs and interactions come from ckpt: +student=mlp or +features=...
+    # composed and were ignored, the run no different from one without them
+    for key in ("student", "features"):
+        if key in plain:
+            raise VmafDistillError(
+                f"{key} comes from ckpt (the student being fine-tuned); a {key} given here "
+                f"would be ignored: train a new student with `vmafdistill train {key}=...`")
     thresholds = list(plain.get("guard_thresholds") or [])
     alpha = checked_number("conformal.alpha", (plain.get("conformal") or {}).get("alpha", 0.1),
                            float, 0, False, 1)
