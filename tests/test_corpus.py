@@ -1602,7 +1602,7 @@ def test_the_corpus_command_takes_the_build_lock_but_a_shard_does_not(
         thread = threading.Thread(target=training_job)
         thread.start()
         assert held.wait(10)
-        threading.Timer(0.5, release.set).start()
+        threading.Timer(1.5, release.set).start()  # time for the call to reach the lock
         corpus_action({"action": action, "out_dir": str(out_dir), "shard": shard})
         thread.join()
         waited = f"waiting for another process's build of {out_dir}" in capsys.readouterr().err

@@ -416,5 +416,6 @@ def test_logs_print_values_as_libvmaf_does(tmp_path: Path) -> None:
             assert abs(ours["metrics"][name] - lib["metrics"][name]) <= 5.01e-7, name
             assert log_decimals(ours["metrics"][name]) == log_decimals(lib["metrics"][name])
     # libvmaf's boundary: 1e-6 itself prints with 6 decimals, anything below with 16
-    assert [log_decimals(v) for v in (1e-6, 9e-7, 12.0000004, 0.5, 0.0, float("nan"))] == \
-        [6, 16, 16, 6, 6, 6]
+    # (and from 2^31 up C's (int)x is INT_MIN on x86: no fraction counted, 6 decimals)
+    assert [log_decimals(v) for v in (1e-6, 9e-7, 12.0000004, -3.0000001, 0.5, 0.0,
+                                      float("nan"), 3e9 + 5e-7)] == [6, 16, 16, 16, 6, 6, 6, 6]

@@ -543,7 +543,7 @@ def test_teacher_argument_errors_are_one_line() -> None:
             call()
     with pytest.raises(ValueError, match="at least 33x33"):
         vmaf_exact(ref[:, :8, :8], dist[:, :8, :8], 8)
-    with pytest.raises(ValueError, match="data_range must be above 0"):
+    with pytest.raises(ValueError, match="data_range must be a finite number above 0"):
         VMAF(data_range=0)
     model = VmafModel.load("vmaf_v0.6.1")
     torch.testing.assert_close(VMAF(model, mode="float")(ref, dist),

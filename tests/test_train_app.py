@@ -580,6 +580,9 @@ def test_every_setting_is_checked_before_an_earlier_run_is_replaced(
             (["+trainer.max_steps=1"], "trainer.max_steps=1: it ends fits before"),
             (["+trainer.limit_train_batches=1"], "trainer.limit_train_batches=1: it ends"),
             (["+trainer.max_time=00:00:00:01"], "trainer.max_time=00:00:00:01: it ends"),
+            (["+trainer.fast_dev_run=true"], "trainer.fast_dev_run=True: it ends"),
+            (["+trainer.overfit_batches=1"], "trainer.overfit_batches=1: it ends"),
+            (["+trainer.num_nodes=2"], "trainer.num_nodes=2: one node only"),
             # bool("no") is True: the checkpoint was written anyway
             (["trainer.checkpoint_final=maybe"], "trainer.checkpoint_final='maybe': needs"),
             (["trainer.deterministic=maybe"], "trainer.deterministic='maybe': needs"),

@@ -35,8 +35,10 @@ V1016_TEACHER_VERSION = 2
 #: at :func:`vmafdistill.io.packets.read_rate` (the rate predict reads), not the declared one;
 #: 3: that rate's constant-rate test also takes jittered timestamps, probed as predict probes;
 #: 4: its one-frame tolerance stays under half a frame (an AVI's tick is a whole frame);
-#: 5: a cut candidate too close to the clip's end no longer replaces a valid cut before it.
-SHOTS_VERSION = 5
+#: 5: a cut candidate too close to the clip's end no longer replaces a valid cut before it;
+#: 6: that rate reads the timestamps of a source whose leading packets have none (their
+#: overflowed times made it fall back to the declared rate).
+SHOTS_VERSION = 6
 
 #: Bump when encode settings in :mod:`vmafdistill.encode` change (invalidates cached encodes).
 #: 3: -noautorotate (sources with a rotation matrix).

@@ -69,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _python_shows_warnings() -> bool:
+    """Whether warnings go to Python's own printer: not to a caller's ``showwarning`` nor to a
+    ``catch_warnings(record=True)`` list (which the one-line printer would bypass)."""
+    original = getattr(warnings, "_showwarning_orig", None)
+    impl = getattr(warnings, "_showwarnmsg_impl", None)
+    return (original is not None and warnings.showwarning is original
+            and getattr(impl, "__name__", "") == "_showwarnmsg_impl")
+
+
 def _one_line_warning(command: str) -> Any:
     """A ``warnings.showwarning`` that prints this package's warnings as one line,
     ``vmafdistill <command>: warning: ...`` (Python's format added the file, line number and
@@ -101,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_hydra(command, argv[1:])
         args = build_parser().parse_args(argv)
         with warnings.catch_warnings():
-            warnings.showwarning = _one_line_warning(command)
+            if _python_shows_warnings():  # not a caller's recorder (catch_warnings, pytest)
+                warnings.showwarning = _one_line_warning(command)
             status = int(args.func(args) or 0)
         sys.stdout.flush()  # here, so a reader that left is handled below, not at exit
         return status

@@ -120,25 +120,32 @@ def off_rate_shots(rows: Sequence[Mapping[str, Any]], frame_times_s: np.ndarray 
     ratio, as a rendition run at another rate would be. A variable-rate file that only drops
     frames steps alike in every shot and is not flagged.
 
-    A shot's rate is its frame interval: its short steps (the 10th percentile), which frames
-    dropped between them do not lengthen. Its median step was one frame in some shots and two
-    in others of a file dropping frames at random, and its mean step varied 14..22 fps from
-    shot to shot there: shots of one rate were flagged as 30 and 15 fps."""
+    A shot is off only when two readings of its rate agree that it is: its median step, and
+    its short steps (the 10th percentile), which frames dropped between them do not lengthen.
+    The median alone was one frame in some shots and two in others of a file dropping frames
+    at random (shots of one rate flagged as 30 and 15 fps); the short steps alone read a
+    capture clock's jitter (+-8 ms at 30 fps) as 40 fps."""
     if frame_times_s is None or frame_times_s.shape[0] < 3:
         return {}
     steps = np.diff(np.asarray(frame_times_s, dtype=np.float64))
-    rates: dict[int, float] = {}
+    readings: dict[int, tuple[float, float]] = {}  # (median rate, short-step rate)
     for i, row in enumerate(rows):
         shot = steps[int(row["start_frame"]):int(row["stop_frame"]) - 1]
         shot = shot[shot > 0]
         if shot.size >= 2:
-            rates[i] = 1.0 / float(np.percentile(shot, 10))
-    if not rates or max(rates.values()) <= OFF_RATE_RATIO * min(rates.values()):
-        return {}  # one rate throughout
+            readings[i] = (1.0 / float(np.median(shot)), 1.0 / float(np.percentile(shot, 10)))
+    if not readings or any(max(r[k] for r in readings.values())
+                           <= OFF_RATE_RATIO * min(r[k] for r in readings.values())
+                           for k in (0, 1)):
+        return {}  # one rate throughout, by either reading
+
+    def off(rate: float) -> bool:
+        return rate > OFF_RATE_RATIO * fps or rate * OFF_RATE_RATIO < fps
+
     out: dict[str, list[int]] = {}
-    for i, rate in rates.items():
-        if rate > OFF_RATE_RATIO * fps or rate * OFF_RATE_RATIO < fps:
-            out.setdefault(f"frame_rate:{round(rate, 3):g}", []).append(i)
+    for i, (median_rate, short_rate) in readings.items():
+        if off(median_rate) and off(short_rate):
+            out.setdefault(f"frame_rate:{round(median_rate, 3):g}", []).append(i)
     return out
 
 

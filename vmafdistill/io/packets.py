@@ -267,8 +267,8 @@ def align_packets_to_frames(
         elif NOPTS_VALUE in fpts or not np.any(timed):
             reason = "the stream has no timestamps"
         else:
-            idx = _packet_of_each_frame(ppts, fpts)
-            if np.all(idx >= 0):
+            idx, why = _packet_of_each_frame(ppts, fpts)
+            if why is None:
                 hidden = np.setdiff1d(np.arange(n_packets), idx)
                 frame_sorted = np.sort(np.asarray(fpts, dtype=np.int64))
                 before = np.searchsorted(frame_sorted, ppts[hidden], side="right")
@@ -277,8 +277,7 @@ def align_packets_to_frames(
                     times = None
                 return FrameAlignment(packets.take(idx), hidden, before.astype(np.int64),
                                       "pts", times)
-            missing = int(np.sum(idx < 0))
-            reason = f"{missing} decoded frame timestamps match no packet"
+            reason = why
     if n_packets == n_frames:
         return FrameAlignment(packets, np.zeros(0, np.int64), np.zeros(0, np.int64), "order",
                               None)
@@ -288,19 +287,22 @@ def align_packets_to_frames(
     )
 
 
-def _packet_of_each_frame(ppts: np.ndarray, fpts: list[int]) -> np.ndarray:
-    """(n,) index of each frame's packet, -1 where none can be named.
+def _packet_of_each_frame(ppts: np.ndarray, fpts: list[int]) -> tuple[np.ndarray, str | None]:
+    """(n,) index of each frame's packet, and None; or why the frames cannot be attributed.
 
     A frame takes the packet with its pts; where several packets share one (a timestamp reset
     in joined files), they go to the frames with that pts in presentation order. Frames no pts
     names then take the timed packets left over, in presentation order, when there are exactly
-    as many: a stream copy of an open-GOP cut into MKV "fixes" a non-monotonic DTS by moving
-    one packet's pts onto its neighbour's (ffmpeg's 40 -> 80 while PyAV reads 40), which
-    refused the whole video. Counts that differ leave those frames at -1."""
+    as many and each shares its pts with a packet already taken: a stream copy of an open-GOP
+    cut into MKV "fixes" a non-monotonic DTS by moving one packet's pts onto its neighbour's
+    (ffmpeg's 40 -> 80 where PyAV reads 40), which refused the whole video. Where pts repeat
+    and a timed packet is left over (hidden), which copy the decoder dropped is not known:
+    refused, as before."""
     slots: dict[int, collections.deque[int]] = {}
     for i, t in enumerate(ppts.tolist()):
         if t != NOPTS_VALUE:
             slots.setdefault(int(t), collections.deque()).append(i)
+    repeats = any(len(queue) > 1 for queue in slots.values())
     idx = np.full(len(fpts), -1, dtype=np.int64)
     for j, t in enumerate(fpts):
         queue = slots.get(t)
@@ -308,10 +310,16 @@ def _packet_of_each_frame(ppts: np.ndarray, fpts: list[int]) -> np.ndarray:
             idx[j] = queue.popleft()
     unnamed = np.flatnonzero(idx < 0)
     left = sorted(i for queue in slots.values() for i in queue)
-    if unnamed.size and len(left) == unnamed.size:
+    taken = {int(ppts[i]) for i in idx[idx >= 0]}
+    if unnamed.size:
+        if len(left) != unnamed.size or any(int(ppts[i]) not in taken for i in left):
+            return idx, f"{unnamed.size} decoded frame timestamps match no packet"
         by_time = unnamed[np.argsort(np.asarray(fpts, dtype=np.int64)[unnamed], kind="stable")]
         idx[by_time] = left
-    return idx
+    elif repeats and left:
+        return idx, (f"packet timestamps repeat and {len(left)} timed packet(s) no frame came "
+                     "from could be any copy")
+    return idx, None
 
 
 def _frame_quantizers(path: str, codec: str, pts: np.ndarray, n: int,

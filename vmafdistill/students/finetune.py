@@ -291,6 +291,16 @@ def finetune(
         release_run_dir(run_dir)
 
 
+def _refuse_keys_of_ckpt(plain: Mapping[str, Any]) -> None:
+    """The student, its inputs and interactions come from ckpt: ``+student=mlp`` or
+    ``+features=...`` composed and were ignored, the run no different from one without them."""
+    for key in ("student", "features"):
+        if key in plain:
+            raise VmafDistillError(
+                f"{key} comes from ckpt (the student being fine-tuned); a {key} given here "
+                f"would be ignored: train a new student with `vmafdistill train {key}=...`")
+
+
 def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
               overrides: Sequence[str], t0: float) -> dict[str, Any]:
     """:func:`finetune`'s body, once its run directory is made."""
@@ -306,13 +316,7 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
         predict,
     )
 
-    # the student, its inputs and interactions come from ckpt: +student=mlp or +features=...
-    # composed and were ignored, the run no different from one without them
-    for key in ("student", "features"):
-        if key in plain:
-            raise VmafDistillError(
-                f"{key} comes from ckpt (the student being fine-tuned); a {key} given here "
-                f"would be ignored: train a new student with `vmafdistill train {key}=...`")
+    _refuse_keys_of_ckpt(plain)
     thresholds = list(plain.get("guard_thresholds") or [])
     alpha = checked_number("conformal.alpha", (plain.get("conformal") or {}).get("alpha", 0.1),
                            float, 0, False, 1)

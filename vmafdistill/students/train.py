@@ -283,7 +283,8 @@ def _strategy(spec: Any, many_devices: bool = False) -> Any:
         if spec == "auto" and many_devices:
             spec = "ddp"
         entry = dict.get(StrategyRegistry, spec)  # the registry entry (.get builds one)
-        if entry is not None and spec != "ddp" and issubclass(entry["strategy"], DDPStrategy) \
+        # DDPStrategy itself: its subclasses (deepspeed) take other arguments
+        if entry is not None and spec != "ddp" and entry["strategy"] is DDPStrategy \
                 and entry["init_params"].get("start_method", "popen") == "popen":
             return DDPStrategy(**{**entry["init_params"], "start_method": "spawn"})
         if spec != "ddp":
@@ -963,10 +964,14 @@ _TRAINER_KEYS_SET_HERE = ("logger", "default_root_dir", "enable_checkpointing", 
 #: ``trainer`` keys that end a fit before ``optim.max_epochs`` (the run then reported a
 #: part-trained student as fitted: MAE 27.8 where the full fits give 18.4).
 _TRAINER_KEYS_CUTTING_FITS = {"max_time": (None,), "max_steps": (None, -1),
-                              "limit_train_batches": (None, 1.0)}
+                              "limit_train_batches": (None, 1.0),
+                              "fast_dev_run": (None, False, 0), "overfit_batches": (None, 0, 0.0),
+                              # several nodes: Lightning's popen launcher, which re-runs the
+                              # command per rank
+                              "num_nodes": (None, 1)}
 #: Precisions whose students the run can check, export and fine-tune: ``bf16-true`` failed
 #: after every fit (numpy has no bfloat16) and ``16-true`` read as a diverged fit.
-_TRAINER_PRECISIONS = ("32", "32-true", "64", "64-true", "bf16-mixed", "16-mixed")
+_TRAINER_PRECISIONS = ("32", "32-true", "64", "64-true", "bf16-mixed", "16-mixed", "bf16", "16")
 
 
 def check_trainer_settings(trainer_cfg: Mapping[str, Any], max_epochs: int) -> None:
@@ -987,12 +992,16 @@ def check_trainer_settings(trainer_cfg: Mapping[str, Any], max_epochs: int) -> N
         # typed: limit_train_batches=1 (int) is one batch, 1.0 all of them
         if not any(given is h or (type(given) is type(h) and given == h) for h in harmless):
             raise VmafDistillError(
-                f"trainer.{key}={given}: it ends fits before optim.max_epochs, and the run "
-                "would report a part-trained student as fitted; set optim.max_epochs")
+                f"trainer.{key}={given}: " + ("one node only (several re-run the command per "
+                                              "rank)" if key == "num_nodes" else
+                                              "it ends fits before optim.max_epochs, and the "
+                                              "run would report a part-trained student as "
+                                              "fitted; set optim.max_epochs"))
     for key in ("checkpoint_final", "enable_progress_bar", "enable_model_summary"):
-        if key in cfg:  # bool("no") is True: checkpoint_final=no still wrote a checkpoint
+        # bool("no") is True: checkpoint_final=no still wrote a checkpoint (null: the default)
+        if cfg.get(key) is not None:
             cfg[key] = checked_bool(f"trainer.{key}", cfg[key])
-    if "deterministic" in cfg and cfg["deterministic"] != "warn":
+    if cfg.get("deterministic") is not None and cfg["deterministic"] != "warn":
         cfg["deterministic"] = checked_bool("trainer.deterministic", cfg["deterministic"])
     precision = cfg.get("precision")
     if precision is not None and str(precision) not in _TRAINER_PRECISIONS:
@@ -1013,7 +1022,8 @@ def checked_trainer_bool(trainer_cfg: Mapping[str, Any], key: str, default: bool
     """A boolean ``trainer`` key (``checkpoint_final=no`` is false), as the run reads it."""
     from ..config import checked_bool
 
-    return checked_bool(f"trainer.{key}", trainer_cfg.get(key, default))
+    value = trainer_cfg.get(key)
+    return default if value is None else checked_bool(f"trainer.{key}", value)
 
 
 def check_fit_settings(plain: Mapping[str, Any]) -> None:

@@ -36,8 +36,8 @@ def log_decimals(value: float) -> int:
     part is non-zero with more than 6 leading zeros (``0.0000001``, ``12.00000004``), else 6.
     Mirrors ``count_leading_zeros_d`` in libvmaf's ``output.c``, multiplications included, so
     the boundary (``1e-6`` itself) falls where libvmaf's does; a non-finite value: 6."""
-    if not math.isfinite(value):
-        return _LOG_DECIMALS
+    if not math.isfinite(value) or abs(value) >= 2.0**31:
+        return _LOG_DECIMALS  # C's (int)x is INT_MIN there: no fraction is counted
     x = abs(value)
     fraction = x - float(math.trunc(x))
     zeros = 0
