@@ -285,7 +285,10 @@ def test_alignment_rules_by_hand():
     # two left over for one unnamed frame: which one is not known, so refused
     with pytest.raises(VideoInputError, match="1 decoded frame timestamps match no packet"):
         align_packets_to_frames(_packets([0, 2, 2, 2, 3]), [0, 1, 2, 3], 4)
-    # the one left over shares no pts with a packet taken: not a moved pts, refused
+    # a 1 ms clock at 29.97 fps: the copy moved 33 to 65, just below the next frame's 67
+    below = align_packets_to_frames(_packets([NOPTS_VALUE, 0, 65, 67]), [0, 33, 67], 3)
+    assert below.packets.sizes.tolist() == [200, 300, 400] and below.hidden.tolist() == [0]
+    # the one left over lies past the next frame's pts: not a moved pts, refused
     with pytest.raises(VideoInputError, match="1 decoded frame timestamps match no packet"):
         align_packets_to_frames(_packets([NOPTS_VALUE, 0, 2, 3, 5]), [0, 1, 2, 3], 4)
     # joined files with a timestamp reset: one frame per copy of each pts, by order

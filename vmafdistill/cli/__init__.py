@@ -109,10 +109,13 @@ def main(argv: list[str] | None = None) -> int:
         if command in _HYDRA_COMMANDS:
             return _run_hydra(command, argv[1:])
         args = build_parser().parse_args(argv)
-        with warnings.catch_warnings():
+        shown = warnings.showwarning  # restored by hand: Python 3.14's context-aware
+        try:  # catch_warnings no longer restores it
             if _python_shows_warnings():  # not a caller's recorder (catch_warnings, pytest)
                 warnings.showwarning = _one_line_warning(command)
             status = int(args.func(args) or 0)
+        finally:
+            warnings.showwarning = shown
         sys.stdout.flush()  # here, so a reader that left is handled below, not at exit
         return status
     except VmafDistillError as exc:

@@ -124,7 +124,7 @@ def off_rate_shots(rows: Sequence[Mapping[str, Any]], frame_times_s: np.ndarray 
     its short steps (the 10th percentile), which frames dropped between them do not lengthen.
     The median alone was one frame in some shots and two in others of a file dropping frames
     at random (shots of one rate flagged as 30 and 15 fps); the short steps alone read a
-    capture clock's jitter (+-8 ms at 30 fps) as 40 fps."""
+    capture clock's jitter (+-8 ms at 30 fps) as 40 fps. Both must be off the same way."""
     if frame_times_s is None or frame_times_s.shape[0] < 3:
         return {}
     steps = np.diff(np.asarray(frame_times_s, dtype=np.float64))
@@ -139,12 +139,13 @@ def off_rate_shots(rows: Sequence[Mapping[str, Any]], frame_times_s: np.ndarray 
                            for k in (0, 1)):
         return {}  # one rate throughout, by either reading
 
-    def off(rate: float) -> bool:
-        return rate > OFF_RATE_RATIO * fps or rate * OFF_RATE_RATIO < fps
+    def side(rate: float) -> int:  # +1 faster than the video is read at, -1 slower, 0 neither
+        return 1 if rate > OFF_RATE_RATIO * fps else -1 if rate * OFF_RATE_RATIO < fps else 0
 
     out: dict[str, list[int]] = {}
     for i, (median_rate, short_rate) in readings.items():
-        if off(median_rate) and off(short_rate):
+        # the same way: a stalled capture's median reads slow where its jitter reads fast
+        if side(median_rate) != 0 and side(median_rate) == side(short_rate):
             out.setdefault(f"frame_rate:{round(median_rate, 3):g}", []).append(i)
     return out
 

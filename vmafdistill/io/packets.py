@@ -293,11 +293,12 @@ def _packet_of_each_frame(ppts: np.ndarray, fpts: list[int]) -> tuple[np.ndarray
     A frame takes the packet with its pts; where several packets share one (a timestamp reset
     in joined files), they go to the frames with that pts in presentation order. Frames no pts
     names then take the timed packets left over, in presentation order, when there are exactly
-    as many and each shares its pts with a packet already taken: a stream copy of an open-GOP
-    cut into MKV "fixes" a non-monotonic DTS by moving one packet's pts onto its neighbour's
-    (ffmpeg's 40 -> 80 where PyAV reads 40), which refused the whole video. Where pts repeat
-    and a timed packet is left over (hidden), which copy the decoder dropped is not known:
-    refused, as before."""
+    as many and each lies after its frame's pts and no later than the next frame's: a stream
+    copy of an open-GOP cut into MKV "fixes" a non-monotonic DTS by moving one packet's pts
+    forward, onto its neighbour's or (a 1 ms clock at 29.97 fps) just below it (ffmpeg's 40 ->
+    80 where PyAV reads 40), which refused the whole video. Where pts repeat and a timed
+    packet is left over (hidden), which copy the decoder dropped is not known: refused, as
+    before."""
     slots: dict[int, collections.deque[int]] = {}
     for i, t in enumerate(ppts.tolist()):
         if t != NOPTS_VALUE:
@@ -310,11 +311,17 @@ def _packet_of_each_frame(ppts: np.ndarray, fpts: list[int]) -> tuple[np.ndarray
             idx[j] = queue.popleft()
     unnamed = np.flatnonzero(idx < 0)
     left = sorted(i for queue in slots.values() for i in queue)
-    taken = {int(ppts[i]) for i in idx[idx >= 0]}
     if unnamed.size:
-        if len(left) != unnamed.size or any(int(ppts[i]) not in taken for i in left):
+        frame_times = np.asarray(fpts, dtype=np.int64)
+        by_time = unnamed[np.argsort(frame_times[unnamed], kind="stable")]
+        later = np.sort(frame_times)
+        # the next frame's pts after each unnamed frame's (none after the last: no bound)
+        nxt = [later[k] if (k := int(np.searchsorted(later, frame_times[j], side="right")))
+               < later.size else np.iinfo(np.int64).max for j in by_time]
+        if len(left) != unnamed.size or any(
+                not frame_times[j] < int(ppts[i]) <= bound
+                for j, i, bound in zip(by_time, left, nxt, strict=True)):
             return idx, f"{unnamed.size} decoded frame timestamps match no packet"
-        by_time = unnamed[np.argsort(np.asarray(fpts, dtype=np.int64)[unnamed], kind="stable")]
         idx[by_time] = left
     elif repeats and left:
         return idx, (f"packet timestamps repeat and {len(left)} timed packet(s) no frame came "
