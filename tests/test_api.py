@@ -211,6 +211,17 @@ def test_notebook_use_leaves_the_process_as_it_found_it(tmp_path: Path) -> None:
     assert (student.predict(positional) == want).all()
     with pytest.raises(VmafDistillError, match="key=value strings"):
         api.train(corpus, tmp_path / "run2", 5)  # type: ignore[arg-type]
+    # what an argument says, repeated as an override: corpus_dir= replaced the argument
+    # without a word, hydra.run.dir= was ignored
+    for override in (f"corpus_dir={tmp_path}", "hydra.run.dir=/tmp/elsewhere"):
+        with pytest.raises(VmafDistillError, match="repeats an argument of the call"):
+            api.train(corpus, tmp_path / "run3", override)
+    with pytest.raises(VmafDistillError, match="repeats an argument of the call"):
+        api.finetune(fit.bundle, corpus, tmp_path / "run4", "ckpt=default")
+    # a hash split with every group on one side says which side and what moves groups
+    with pytest.raises(VmafDistillError, match=r"the (training|test) side is empty; \d+ group"):
+        api.train(corpus, tmp_path / "run5", "cv=hash", "cv.test_fraction=0.99",
+                  "baselines=[]", "summary=false")
 
 
 def test_paths_reach_hydra_intact_and_hydra_s_own_options_pass_the_override_check(

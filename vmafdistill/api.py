@@ -115,6 +115,20 @@ def _hydra_path(path: str | Path | None, what: str) -> str:
     return hydra_quoted(str(Path(path).expanduser().absolute()))
 
 
+def _refuse_positional_keys(given: Sequence[str], keys: Sequence[str], call: str) -> None:
+    """An override of what a positional argument already says (``corpus_dir=`` beside the
+    ``corpus_dir`` argument replaced it without a word; ``hydra.run.dir=`` was ignored)."""
+    from .config import override_key
+    from .errors import VmafDistillError
+
+    for override in given:
+        key = override_key(override)
+        if key in keys:
+            raise VmafDistillError(
+                f"{call}: {override!r} repeats an argument of the call; pass it as the "
+                "argument (run_dir for hydra.run.dir)")
+
+
 def _run_dir(run_dir: str | Path) -> Path:
     """The run directory, absolute (the results and metrics name it; a relative one pointed
     elsewhere after ``os.chdir``); an existing file is refused."""
@@ -212,6 +226,7 @@ def train(corpus_dir: str | Path, run_dir: str | Path, *overrides: str) -> Train
     from .students.train import run
 
     run_dir, given = _run_dir(run_dir), _overrides(overrides)
+    _refuse_positional_keys(given, ("corpus_dir", "hydra.run.dir"), "train")
     args = [f"corpus_dir={_hydra_path(corpus_dir, 'corpus_dir')}", *given]
     check_overrides("train", args)
     cfg = compose("train", args)
@@ -231,6 +246,7 @@ def finetune(ckpt: str | Path, corpus_dir: str | Path, run_dir: str | Path,
     from .students.finetune import finetune as _finetune
 
     run_dir, given = _run_dir(run_dir), _overrides(overrides)
+    _refuse_positional_keys(given, ("ckpt", "corpus_dir", "hydra.run.dir"), "finetune")
     ckpt_value = "default" if str(ckpt) == "default" else _hydra_path(ckpt, "ckpt")
     cfg = compose("finetune", [f"ckpt={ckpt_value}",
                                f"corpus_dir={_hydra_path(corpus_dir, 'corpus_dir')}", *given])

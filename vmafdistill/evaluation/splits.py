@@ -64,7 +64,12 @@ def shared_groups(samples: pd.DataFrame, splits: list[tuple[np.ndarray, np.ndarr
 def _check(splits: list[tuple[np.ndarray, np.ndarray]], groups: np.ndarray, name: str) -> None:
     for k, (train, test) in enumerate(splits):
         if len(train) == 0 or len(test) == 0:
-            raise VmafDistillError(f"split {name} fold {k}: an empty train or test side")
+            side = "training" if len(train) == 0 else "test"
+            hint = (" (cv.test_fraction, or another cv.salt, moves groups between the sides)"
+                    if name.startswith("hash") else
+                    " (too few groups for the folds: fewer cv.n_splits or a larger corpus)")
+            raise VmafDistillError(f"split {name} fold {k}: the {side} side is empty; "
+                                   f"{len(np.unique(groups))} group(s) in all{hint}")
         shared = set(groups[train]) & set(groups[test])
         if shared:  # cannot happen with the protocols above; a guard against regressions
             raise VmafDistillError(f"split {name} fold {k}: groups on both sides: "
