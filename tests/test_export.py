@@ -157,15 +157,23 @@ def test_export_fails_on_foreign_op_and_writes_nothing(samples, tmp_path):
     assert not out.exists() and not card_path_for(out).exists()
 
 
-def test_export_fails_when_onnx_and_torch_disagree(samples, tmp_path):
-    class Branchy(torch.nn.Module):  # tracing freezes the branch taken on the zero input
-        def forward(self, x):
-            if float(x.sum()) > 0:
-                return x[:, 0] * 2.0
-            return x[:, 0]
+class Branchy(torch.nn.Module):
+    """Scales its first input by ``factor`` on real rows; tracing (on the zero input) freezes
+    the other branch, so the graph and the module disagree by ``factor - 1``."""
 
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x):
+        if float(x.sum()) > 0:
+            return x[:, 0] * self.factor
+        return x[:, 0]
+
+
+def test_export_fails_when_onnx_and_torch_disagree(samples, tmp_path):
     with pytest.raises(ModelError, match="disagree"):
-        export_onnx(Branchy(), _meta(), samples, tmp_path / "b.onnx",
+        export_onnx(Branchy(2.0), _meta(), samples, tmp_path / "b.onnx",
                     settings=load_export_settings())
 
 
@@ -439,11 +447,5 @@ def test_a_float32_graph_gets_float32_rounding_room(samples, tmp_path):
                        settings=load_export_settings())
     assert card["export_metrics"]["parity_tol"] == 1e-5
 
-    class Branchy(torch.nn.Module):  # tracing freezes the branch taken on the zero input
-        def forward(self, x):
-            if float(x.sum()) > 0:
-                return x[:, 0] * 1.001
-            return x[:, 0]
-
     with pytest.raises(ModelError, match="precision=float64"):
-        export_onnx(Branchy(), _meta(), samples, tmp_path / "o.onnx", settings=settings)
+        export_onnx(Branchy(1.001), _meta(), samples, tmp_path / "o.onnx", settings=settings)

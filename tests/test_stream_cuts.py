@@ -157,6 +157,19 @@ def test_h265_open_gop_segment_drops_its_rasl_pictures(work, predictor):
     assert f"hidden_frames:{len(hidden_before)}" in report.records[0]["flags"]
 
 
+def _open_gop_mkv_cut(work: Path, name: str, vf: list[str], at: str) -> tuple[Path, Path]:
+    """8 s of 25 fps open-GOP H.265 in MKV (``vf``: extra filter arguments) and its stream
+    copy from ``at`` seconds: the encode and the cut."""
+    base = work / f"{name}.mkv"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=8", *vf, "-c:v", "libx265",
+                "-crf", "28", "-x265-params", "log-level=error:keyint=25:min-keyint=25:"
+                "open-gop=1:bframes=4:frame-threads=1:pools=none", str(base)],
+               what=f"encoding an open-GOP H.265 clip ({name})")
+    cut = work / f"{name}_cut.mkv"
+    run_ffmpeg(["-ss", at, "-i", str(base), "-c", "copy", str(cut)], what="cutting")
+    return base, cut
+
+
 def test_an_open_gop_cut_into_mkv_keeps_every_frame_s_bits(work, predictor):
     """An open-GOP H.265 stream cut with ``-c copy`` into MKV: its leading pictures carry no
     pts, and ffmpeg's stream copy (the packet list) "fixes" a non-monotonic DTS by moving one
@@ -164,13 +177,7 @@ def test_an_open_gop_cut_into_mkv_keeps_every_frame_s_bits(work, predictor):
     pts and the whole video was refused ("packet timestamps repeat"). The moved packet now
     goes to the frame no pts named, and every frame gets the uncut encode's bytes; the
     timestamps' rate is read past the packets without a pts (their time overflowed)."""
-    base = work / "open_gop.mkv"
-    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=8", "-c:v", "libx265",
-                "-crf", "28", "-x265-params", "log-level=error:keyint=25:min-keyint=25:"
-                "open-gop=1:bframes=4:frame-threads=1:pools=none", str(base)],
-               what="encoding an open-GOP H.265 clip")
-    cut = work / "open_gop_cut.mkv"
-    run_ffmpeg(["-ss", "2.2", "-i", str(base), "-c", "copy", str(cut)], what="cutting")
+    base, cut = _open_gop_mkv_cut(work, "open_gop", [], "2.2")
     packets = read_packets(cut)
     untimed = packets.pts == NOPTS_VALUE
     assert untimed.any() and np.isnan(packets.pts_s[untimed]).all()
@@ -183,14 +190,9 @@ def test_an_open_gop_cut_into_mkv_keeps_every_frame_s_bits(work, predictor):
     assert report.summary["duration_s"] == pytest.approx(n / 25.0, abs=1e-6)
     # the same cut of a stream that drops every 7th frame reads at its timestamps' rate (the
     # overflowed times gave up on them: 25, and bitrates 1/6 too high)
-    vfr = work / "open_gop_vfr.mkv"
-    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=8", "-vf",
-                "select='not(eq(mod(n\\,7)\\,3))'", "-fps_mode", "vfr", "-c:v", "libx265",
-                "-crf", "28", "-x265-params", "log-level=error:keyint=25:min-keyint=25:"
-                "open-gop=1:bframes=4:frame-threads=1:pools=none", str(vfr)],
-               what="encoding a variable-rate open-GOP clip")
-    vfr_cut = work / "open_gop_vfr_cut.mkv"
-    run_ffmpeg(["-ss", "3.1", "-i", str(vfr), "-c", "copy", str(vfr_cut)], what="cutting")
+    _, vfr_cut = _open_gop_mkv_cut(
+        work, "open_gop_vfr", ["-vf", "select='not(eq(mod(n\\,7)\\,3))'", "-fps_mode", "vfr"],
+        "3.1")
     vfr_packets = read_packets(vfr_cut)
     assert (vfr_packets.pts == NOPTS_VALUE).any()
     rate = read_rate(probe_video(vfr_cut, backend="ffmpeg"), vfr_packets)

@@ -78,17 +78,17 @@ def _python_shows_warnings() -> bool:
             and getattr(impl, "__name__", "") == "_showwarnmsg_impl")
 
 
-def _one_line_warning(command: str) -> Any:
-    """A ``warnings.showwarning`` that prints this package's warnings as one line,
-    ``vmafdistill <command>: warning: ...`` (Python's format added the file, line number and
-    source line of the code that warned: a damaged file read as a crash report); warnings from
-    elsewhere keep Python's format."""
+def one_line_warning(command: str, *, every_warning: bool = False) -> Any:
+    """A ``warnings.showwarning`` that prints this package's warnings (``every_warning``: all
+    of them) as one line, ``vmafdistill <command>: warning: ...`` (Python's format added the
+    file, line number and source line of the code that warned: a damaged file read as a crash
+    report); other warnings keep Python's format."""
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     default = warnings.showwarning
 
     def show(message: Any, category: type[Warning], filename: str, lineno: int,
              file: Any = None, line: str | None = None) -> None:
-        if os.path.abspath(filename).startswith(package + os.sep):
+        if every_warning or os.path.abspath(filename).startswith(package + os.sep):
             print(f"vmafdistill {command}: warning: {message}", file=file or sys.stderr)
         else:
             default(message, category, filename, lineno, file, line)
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         shown = warnings.showwarning  # restored by hand: Python 3.14's context-aware
         try:  # catch_warnings no longer restores it
             if _python_shows_warnings():  # not a caller's recorder (catch_warnings, pytest)
-                warnings.showwarning = _one_line_warning(command)
+                warnings.showwarning = one_line_warning(command)
             status = int(args.func(args) or 0)
         finally:
             warnings.showwarning = shown

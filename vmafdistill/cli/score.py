@@ -122,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..io.video import valid_scale_flags
     from ..teacher.score import score_files, write_csv, write_json
+    from . import one_line_warning
 
     ref_raw, dist_raw = _raw(args)
     inputs = [args.ref, args.dist]
@@ -141,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
                                "'+', e.g. bicubic, lanczos+accurate_rnd+bitexact")
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        warnings.showwarning = _show_warning
+        warnings.showwarning = one_line_warning("score", every_warning=True)
         result = score_files(
             args.ref,
             args.dist,
@@ -186,6 +187,3 @@ def _same_path(a: str, b: str) -> bool:
     return os.path.abspath(a) == os.path.abspath(b) or (
         os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b))
 
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"vmafdistill score: warning: {message}", file=sys.stderr)

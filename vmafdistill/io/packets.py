@@ -314,13 +314,12 @@ def _packet_of_each_frame(ppts: np.ndarray, fpts: list[int]) -> tuple[np.ndarray
     if unnamed.size:
         frame_times = np.asarray(fpts, dtype=np.int64)
         by_time = unnamed[np.argsort(frame_times[unnamed], kind="stable")]
-        later = np.sort(frame_times)
+        own = frame_times[by_time]
         # the next frame's pts after each unnamed frame's (none after the last: no bound)
-        nxt = [later[k] if (k := int(np.searchsorted(later, frame_times[j], side="right")))
-               < later.size else np.iinfo(np.int64).max for j in by_time]
-        if len(left) != unnamed.size or any(
-                not frame_times[j] < int(ppts[i]) <= bound
-                for j, i, bound in zip(by_time, left, nxt, strict=True)):
+        later = np.append(np.sort(frame_times), np.iinfo(np.int64).max)
+        bound = later[np.searchsorted(later, own, side="right")]
+        moved = ppts[np.asarray(left, dtype=np.int64)]
+        if len(left) != unnamed.size or not np.all((own < moved) & (moved <= bound)):
             return idx, f"{unnamed.size} decoded frame timestamps match no packet"
         idx[by_time] = left
     elif repeats and left:

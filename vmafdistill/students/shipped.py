@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError, VmafDistillError
-from ..export import FLOAT32_PARITY_STEPS
+from ..export import float32_parity_floor
 
 __all__ = [
     "SHIPPED_BUNDLE",
@@ -50,7 +50,7 @@ PARITY_TOL = 1e-5
 #: float32 floor at VMAF 100 (4 float32 steps, 7.6e-6 each). onnxruntime and torch round each
 #: float32 op apart: 1 to 2 steps on domain rows (logistic, mlp and soft-tree students); a
 #: misplaced weight moves the output by orders more.
-FLOAT32_REBUILD_TOL = FLOAT32_PARITY_STEPS * float(np.spacing(np.float32(100.0)))
+FLOAT32_REBUILD_TOL = float32_parity_floor(np.array([100.0]))
 
 
 def _initializers(onnx_path: Path) -> dict[str, np.ndarray]:

@@ -999,8 +999,7 @@ def check_trainer_settings(trainer_cfg: Mapping[str, Any], max_epochs: int) -> N
                                               "fitted; set optim.max_epochs"))
     for key in ("checkpoint_final", "enable_progress_bar", "enable_model_summary"):
         # bool("no") is True: checkpoint_final=no still wrote a checkpoint (null: the default)
-        if cfg.get(key) is not None:
-            cfg[key] = checked_bool(f"trainer.{key}", cfg[key])
+        checked_trainer_bool(cfg, key, True)
     if cfg.get("deterministic") is not None and cfg["deterministic"] != "warn":
         cfg["deterministic"] = checked_bool("trainer.deterministic", cfg["deterministic"])
     precision = cfg.get("precision")

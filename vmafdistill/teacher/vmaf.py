@@ -276,15 +276,16 @@ class VmafScorer:
         # made every later chunk "frame size changed mid-stream"
         if self.mode == "exact":
             self._update_exact(ref, dist, ref_bit_depth, dist_bit_depth or ref_bit_depth)
-            self._size = size  # type: ignore[assignment]
-            return
+        else:
+            self._update_float(ref, dist, ref_bit_depth, dist_bit_depth or ref_bit_depth, size)
+        self._size = size  # type: ignore[assignment]
+
+    def _update_float(self, ref: np.ndarray | torch.Tensor, dist: np.ndarray | torch.Tensor,
+                      rbd: int, dbd: int, size: tuple[int, ...]) -> None:
         if (problem := float_size_problem(self.model, *size)) is not None:
             raise VideoInputError(problem)  # the input's problem here, not the caller's
-        self._size = size  # type: ignore[assignment]
-        r = to_vmaf_domain(ref, ref_bit_depth, dtype=self.dtype).to(self.device)
-        d = to_vmaf_domain(dist, dist_bit_depth or ref_bit_depth, dtype=self.dtype).to(
-            self.device
-        )
+        r = to_vmaf_domain(ref, rbd, dtype=self.dtype).to(self.device)
+        d = to_vmaf_domain(dist, dbd, dtype=self.dtype).to(self.device)
         feats, self._prev_blur = frame_features(
             r, d, self.model, prev_ref_blur=self._prev_blur, filter_method=self.filter_method,
             aim=self.aim,
