@@ -213,6 +213,16 @@ def test_replacing_a_corpus_built_with_other_settings_warns(
     assert "added newcomer)" in err and "removed" not in err, err
     _warn_if_replacing(out, cfg, [first], failed={second["source_id"]})
     assert capsys.readouterr().err == ""  # only the failed one differs: nothing to say
+    # how many frames or threads a job labels with, and which GPU of a kind, change no
+    # table (no job key holds them): a rebuild with another chunk reused every label and
+    # still called the corpus "built with other settings"
+    same = {**cfg, "teacher": {**cfg["teacher"], "chunk": 3, "threads": 2}}
+    _warn_if_replacing(out, same, records)
+    assert capsys.readouterr().err == ""
+    from vmafdistill.corpus.build import build_key
+    gpu = {**cfg, "teacher": {**cfg["teacher"], "device": "cuda"}}
+    gpu1 = {**cfg, "teacher": {**cfg["teacher"], "device": "cuda:1"}}
+    assert build_key(gpu, records) == build_key(gpu1, records) != build_key(cfg, records)
 
 
 def _cli(args: list[str], **kw: object) -> subprocess.Popen:

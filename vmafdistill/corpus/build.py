@@ -214,11 +214,23 @@ def build_key(cfg: Mapping[str, Any], sources: list[dict[str, Any]]) -> str:
         sources=[[s["source_id"], s["sha256"]] for s in sources],
         rungs=[dict(r) for r in cfg["ladder"]["rungs"]],
         teacher=teacher_identity(dict(cfg["teacher"])),
-        teacher_cfg=dict(cfg["teacher"]),
+        teacher_cfg=_teacher_settings(cfg["teacher"]),
         shots=dict(cfg["shots"]),
         encode=dict(cfg.get("encode") or {}),
         versions=[SCHEMA_VERSION, FEATURE_SET_VERSION, SHOTS_VERSION, ENCODE_VERSION],
     )
+
+
+def _teacher_settings(teacher_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The teacher settings that can change a table: not ``chunk`` or ``threads`` (how many
+    frames or threads a job labels with: no job key holds them, so a build with another
+    ``chunk`` reused every label and still called the corpus "built with other settings"),
+    and the device by kind (``cuda:1`` labels as ``cuda:0`` does; a GPU's float labels and
+    pixel features have their own job keys, so its tables are their own)."""
+    settings = {k: v for k, v in dict(teacher_cfg).items() if k not in ("chunk", "threads")}
+    device = str(settings.get("device") or "cpu").split(":")[0]
+    settings["device"] = device
+    return settings
 
 
 # --------------------------------------------------------------------------------------------
