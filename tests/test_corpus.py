@@ -181,7 +181,7 @@ def test_cached_rerun_is_identical_and_does_no_work(built) -> None:
 
 
 def test_replacing_a_corpus_built_with_other_settings_warns(
-        built, capsys: pytest.CaptureFixture[str]) -> None:
+        built, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """out_dir follows the corpus name, so `corpus ladder=av1` alone rebuilt the pilot corpus
     in place without a word; a rerun with the same settings stays quiet."""
     from vmafdistill.corpus.build import _warn_if_replacing
@@ -219,7 +219,21 @@ def test_replacing_a_corpus_built_with_other_settings_warns(
     same = {**cfg, "teacher": {**cfg["teacher"], "chunk": 3, "threads": 2}}
     _warn_if_replacing(out, same, records)
     assert capsys.readouterr().err == ""
-    from vmafdistill.corpus.build import build_key
+    # built by a version that keyed its cache otherwise, with these settings: said as such
+    # (it blamed "other settings" that were identical)
+    older = tmp_path / "older"
+    older.mkdir()
+    (older / "corpus.json").write_text(json.dumps({"build_key": "0" * 16, "config": cfg}))
+    _warn_if_replacing(older, same, records)
+    err = capsys.readouterr().err
+    assert "built with these settings by another vmafdistill version" in err, err
+    from vmafdistill.corpus.build import _check_merged_rows, build_key, check_build_settings
+    frames = load_table(out, "frames")
+    with pytest.raises(VmafDistillError, match="hold 1 frames row"):
+        _check_merged_rows(out, {"samples": load_table(out, "samples"),
+                                 "frames": pd.concat([frames, frames.iloc[:1]])})
+    with pytest.raises(VmafDistillError, match=r"shard\.index=1 needs shard\.count=N"):
+        check_build_settings({**cfg, "shard": {"index": 1, "count": None}})
     gpu = {**cfg, "teacher": {**cfg["teacher"], "device": "cuda"}}
     gpu1 = {**cfg, "teacher": {**cfg["teacher"], "device": "cuda:1"}}
     assert build_key(gpu, records) == build_key(gpu1, records) != build_key(cfg, records)
@@ -350,10 +364,55 @@ def test_a_merge_with_an_empty_shard_is_the_single_build(built, sources,
     # with no way out but deleting folders by hand) and merges the one named
     for k in range(2):
         build_corpus({**shard_cfg, "shard": {"index": k, "count": 2}})
-    with pytest.raises(VmafDistillError, match=r"counts \['2', '5'\]: give shard.count=N"):
+    with pytest.raises(VmafDistillError, match=r"counts \[2, 5\]: give shard.count=N"):
         merge_shards(shard_cfg)
     again = merge_shards({**shard_cfg, "shard": {"index": None, "count": 2}})
     pd.testing.assert_frame_equal(report.samples, again.samples)
+
+
+def test_a_merge_checks_what_its_shard_folders_hold(built, sources, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A copied shard in place of another merged one rung twice and lost the other, without a
+    word; a stray ``1-of-2.old`` crashed the merge with a traceback; a merge over a corpus
+    built with other settings replaced it unsaid (a build says so)."""
+    import shutil
+
+    from vmafdistill.corpus.build import merge_shards
+
+    cfg, report = built
+    shard_cfg = make_cfg([sources["cuts"], sources["noise"]], tmp_path / "out",
+                         Path(cfg["cache_root"]))
+    for k in range(2):
+        build_corpus({**shard_cfg, "shard": {"index": k, "count": 2}})
+    shards = tmp_path / "out" / "shards"
+    shutil.copytree(shards / "1-of-2", shards / "1-of-2.old")
+    (shards / "notes-of-shards.txt").write_text("kept by hand")
+    capsys.readouterr()
+    merged = merge_shards(shard_cfg)
+    pd.testing.assert_frame_equal(report.samples, merged.samples)
+    err = capsys.readouterr().err
+    assert "1-of-2.old, notes-of-shards.txt not merged (not a shard folder k-of-n)" in err, err
+
+    # the same merge over a corpus of other settings: said, as a build over it says
+    other = {**shard_cfg, "out_dir": str(tmp_path / "other")}
+    build_corpus({**other, "ladder": {"name": "tiny1", "rungs": TINY_LADDER[:1]}})
+    shutil.copytree(shards, tmp_path / "other" / "shards")
+    capsys.readouterr()
+    merge_shards(other)
+    err = capsys.readouterr().err
+    assert "built with other settings (ladder.rungs differ" in err, err
+
+    shutil.rmtree(shards / "1-of-2")
+    shutil.copytree(shards / "0-of-2", shards / "1-of-2")
+    with pytest.raises(VmafDistillError, match=r"1-of-2: its corpus.json says shard 0-of-2, "
+                                               r"not 1-of-2 .*rerun shard.index=1"):
+        merge_shards(shard_cfg)
+    shutil.rmtree(shards / "1-of-2")
+    build_corpus({**shard_cfg, "shard": {"index": 1, "count": 2},
+                  "shots": {**shard_cfg["shots"], "max_len_s": 0.9}})
+    with pytest.raises(VmafDistillError, match=r"different configs \(0-of-2 and 1-of-2: shots "
+                                               r"differ\)"):
+        merge_shards(shard_cfg)
 
 
 def test_source_ids_are_unique_and_follow_each_files_own_name(tmp_path: Path) -> None:

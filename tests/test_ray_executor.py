@@ -32,7 +32,7 @@ def test_ray_builds_the_same_tables_as_the_local_pool(sources, tmp_path: Path) -
     pd.testing.assert_frame_equal(local.samples, ray.samples)
 
 
-def test_a_job_failing_every_retry_is_listed_and_the_rest_finish(
+def test_a_failing_job_is_listed_and_the_rest_finish(
         sources, tmp_path: Path) -> None:
     bad = {"codec": "h264", "height": 1.0, "crf": 30, "preset": "nosuch"}  # x264 refuses it
     cfg = make_cfg([sources["cuts"]], tmp_path / "out", tmp_path / "cache", executor=RAY,
@@ -41,6 +41,20 @@ def test_a_job_failing_every_retry_is_listed_and_the_rest_finish(
     assert [f["source_id"] for f in report.failures] == ["cuts"]
     assert report.failures[0]["variant_id"].endswith("_nosuch")
     assert report.samples["variant_id"].nunique() == len(TINY_LADDER)
+    assert "cuts.mp4" in report.failures[0]["error"], report.failures
+    # a node without the shared filesystem works on its own copy of the source (named by its
+    # hash): the error still names the user's file, as the local pool's does
+    node = tmp_path / "node_cache"
+    detached = build_corpus({**cfg, "out_dir": str(tmp_path / "out2"), "executor": {
+        **RAY, "shared_fs": False, "node_cache_dir": str(node)}})
+    import re
+
+    def unaddressed(text: str) -> str:  # ffmpeg's log names its contexts by address
+        return re.sub(r"0x[0-9a-f]+", "0x", text)
+
+    error = detached.failures[0]["error"]
+    assert unaddressed(error) == unaddressed(report.failures[0]["error"]), error
+    assert str(node) not in error
 
 
 def test_nodes_without_a_shared_filesystem_ship_artefacts_to_the_driver(
@@ -113,6 +127,42 @@ def test_a_worker_killed_mid_build_is_retried(tmp_path: Path) -> None:
     assert not errors
     assert results == {"job0": 0, "job1": 1, "job2": 2}
     assert all((tmp_path / f"m{i}").exists() for i in range(3))  # each worker did die once
+
+
+def _fail_counting(marker: str, refuse: bool) -> int:
+    """A job that fails every time it runs, leaving one line in ``marker`` per attempt:
+    refusing its input (VmafDistillError) or raising an unexpected error."""
+    with open(marker, "a") as fh:
+        fh.write("ran\n")
+    if refuse:
+        raise VmafDistillError("source /footage/a.mp4: damaged\nsecond line")
+    raise RuntimeError("lost its scratch disk")
+
+
+def test_a_refused_input_is_not_retried_and_reads_as_a_local_failure(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """A job refusing its input failed the same way on every retry, and Ray printed each
+    try's traceback (cut mid-path) before the report; an unexpected error is still retried,
+    and "(after retries)" is said only where there were retries."""
+    from vmafdistill.corpus.executor import run_ray
+
+    tasks = [("refused", (str(tmp_path / "refused"), True)),
+             ("raised", (str(tmp_path / "raised"), False))]
+    results, errors = run_ray(_fail_counting, tasks, RAY, progress=True, desc="fail")
+    assert not results
+    assert errors == {"refused": "source /footage/a.mp4: damaged",
+                      "raised": "RuntimeError: lost its scratch disk"}
+    runs = {name: len((tmp_path / name).read_text().splitlines()) for name, _ in tasks}
+    assert runs == {"refused": 1, "raised": 1 + RAY["max_retries"]}
+    err = capfd.readouterr().err
+    assert "FAILED refused: source /footage/a.mp4: damaged" in err, err
+    assert "FAILED raised (after retries): RuntimeError" in err, err
+    # said once, in one line (Ray's own report of a raising task printed it with a traceback)
+    assert sum("damaged" in line for line in err.splitlines()) == 1, err
+    _, errors = run_ray(_fail_counting, [("raised", (str(tmp_path / "once"), False))],
+                        {**RAY, "max_retries": 0}, progress=True, desc="fail")
+    assert "(after retries)" not in capfd.readouterr().err
+    assert len((tmp_path / "once").read_text().splitlines()) == 1
 
 
 def _env(name: str) -> str | None:

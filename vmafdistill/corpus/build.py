@@ -15,6 +15,7 @@ import io
 import json
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import threading
@@ -625,11 +626,32 @@ def _warn_if_replacing(out_dir: Path, cfg: Mapping[str, Any],
               file=sys.stderr, flush=True)
         return
     conf = old.get("config") or {}
+    if not (differ := differing_settings(conf, cfg)):
+        print(f"vmafdistill corpus: note: {out_dir} was built with these settings by another "
+              "vmafdistill version, which keyed its cache otherwise; its tables are "
+              "re-assembled (jobs from the cache where their keys held)",
+              file=sys.stderr, flush=True)
+        return
     teacher = conf.get("teacher") or {}
     print(f"vmafdistill corpus: warning: {out_dir} holds a corpus built with other settings "
-          f"(ladder {(conf.get('ladder') or {}).get('name', '?')}, teacher "
+          f"({', '.join(differ)} differ; it has ladder "
+          f"{(conf.get('ladder') or {}).get('name', '?')}, teacher "
           f"{teacher.get('backend', '?')} {teacher.get('mode', '')}); this build replaces "
           "it (give a variant its own out_dir=...)", file=sys.stderr, flush=True)
+
+
+def differing_settings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The keyed settings (``ladder.rungs``, ``teacher``, ``shots``, ``encode``) in which two
+    corpus configs differ; empty where only the footage or the vmafdistill version can
+    make their build keys differ."""
+    def keyed(cfg: Mapping[str, Any]) -> dict[str, Any]:
+        settings = {"ladder.rungs": (cfg.get("ladder") or {}).get("rungs") or [],
+                    "teacher": _teacher_settings(cfg.get("teacher") or {}),
+                    "shots": cfg.get("shots") or {}, "encode": cfg.get("encode") or {}}
+        return json.loads(json.dumps(_plain(settings), sort_keys=True, default=str))
+
+    a, b = keyed(old), keyed(new)
+    return [name for name in a if a[name] != b[name]]
 
 
 def _footage_change(out_dir: Path, cfg: Mapping[str, Any], sources: list[dict[str, Any]],
@@ -664,6 +686,9 @@ def check_build_settings(cfg: Mapping[str, Any]) -> None:
     checked_bool("fail_fast", cfg.get("fail_fast", False))
     checked_bool("progress", cfg.get("progress", True))
     shard = cfg.get("shard") or {}
+    if shard.get("count") is None and shard.get("index") is not None:
+        raise VmafDistillError(f"shard.index={shard['index']!r} needs shard.count=N, the "
+                               "number of shards the corpus is cut into")
     if shard.get("count") is not None or shard.get("index") is not None:
         n = checked_number("shard.count", shard.get("count"), int, 1)
         checked_number("shard.index", shard.get("index"), int, 0, True, n)
@@ -988,46 +1013,96 @@ def _non_empty(tables: list[pd.DataFrame]) -> list[pd.DataFrame]:
     return kept or tables[:1]
 
 
-def merge_shards(cfg: Mapping[str, Any]) -> BuildReport:
-    """Concatenate the shard tables under ``<out_dir>/shards/`` into ``<out_dir>/tables``.
+_SHARD_DIR = re.compile(r"(\d+)-of-([1-9]\d*)")
 
-    Checks that the shards come from one shard count, that all of them are present and complete
-    and that they share one build key; rows are put back in plan order.
-    """
-    started = time.perf_counter()
-    out_dir = Path(str(cfg["out_dir"]))
-    shard_dirs = sorted((out_dir / "shards").glob("*-of-*"))
+
+def _shard_count(out_dir: Path, asked: Any) -> int:
+    """The shard count ``n`` whose ``k-of-n`` folders under ``<out_dir>/shards`` to merge
+    (``asked``: ``shard.count``, where given). Other entries (``1-of-2.old``, a note file)
+    are named and left alone: their names crashed the merge with a traceback."""
+    found = sorted((out_dir / "shards").glob("*-of-*"))
+    shard_dirs = [d for d in found if d.is_dir() and _SHARD_DIR.fullmatch(d.name)]
+    if others := [d.name for d in found if d not in shard_dirs]:
+        print(f"vmafdistill corpus: note: {out_dir}/shards: {', '.join(others)} not merged "
+              "(not a shard folder k-of-n)", file=sys.stderr, flush=True)
     if not shard_dirs:
         raise VmafDistillError(f"{out_dir}/shards: no shard tables to merge")
-    counts = {d.name.split("-of-")[1] for d in shard_dirs}
-    asked = (cfg.get("shard") or {}).get("count")
+    counts = {int(d.name.split("-of-")[1]) for d in shard_dirs}
     if asked is not None:  # the sharding to merge: another one's folders stay as they are
-        if str(int(asked)) not in counts:
+        if int(asked) not in counts:
             raise VmafDistillError(f"{out_dir}/shards: no shard tables of shard.count={asked} "
-                                   f"(found counts {sorted(counts, key=int)})")
-        counts = {str(int(asked))}
+                                   f"(found counts {sorted(counts)})")
+        return int(asked)
     if len(counts) != 1:
         raise VmafDistillError(
-            f"{out_dir}/shards: shard tables of counts {sorted(counts, key=int)}: give "
+            f"{out_dir}/shards: shard tables of counts {sorted(counts)}: give "
             "shard.count=N to merge one sharding (or remove the other's folders)")
-    n = int(counts.pop())
+    return counts.pop()
+
+
+def _shard_manifests(out_dir: Path, n: int) -> list[tuple[Path, dict[str, Any]]]:
+    """Each of the ``n`` shards' folder and manifest, checked complete, free of failures and
+    the shard its folder names (a copied ``0-of-2`` in place of ``1-of-2`` merged one rung
+    twice and lost the other, without a word)."""
     manifests = []
     for k in range(n):
         d = out_dir / "shards" / f"{k}-of-{n}"
         m = verify_corpus(d)
         if m is None:
             raise VmafDistillError(f"shard {d}: missing or incomplete; rerun shard.index={k}")
-        manifests.append((d, m))
-    for d, m in manifests:
-        if m.get("failures"):
+        shard = m.get("shard") or {}
+        if [shard.get("index"), shard.get("count")] != [k, n]:
             raise VmafDistillError(
-                f"shard {d}: {len(m['failures'])} job(s) failed (first: "
-                f"{m['failures'][0]['source_id']} {m['failures'][0]['variant_id']}: "
-                f"{m['failures'][0]['error']}); rerun that shard before merging"
-            )
+                f"shard {d}: its {MANIFEST} says shard {shard.get('index')}-of-"
+                f"{shard.get('count')}, not {k}-of-{n} (a copied or renamed folder?); rerun "
+                f"shard.index={k} shard.count={n}")
+        if m.get("failures"):
+            first = m["failures"][0]
+            fix = (f"fix source {first['source_id']} or leave it out (corpus.exclude=[...]), "
+                   "then rerun the shards" if first["variant_id"] == "*"  # the source itself
+                   else "rerun that shard before merging")
+            raise VmafDistillError(
+                f"shard {d}: {len(m['failures'])} job(s) failed (first: {first['source_id']} "
+                f"{first['variant_id']}: {first['error']}); {fix}")
+        manifests.append((d, m))
+    return manifests
+
+
+def _check_merged_rows(out_dir: Path, tables: Mapping[str, pd.DataFrame]) -> None:
+    """Refuse merged tables that hold a sample or a frame twice (shards that overlap)."""
+    for table, key in (("samples", ["sample_id"]),
+                       ("frames", ["source_id", "variant_id", "frame"])):
+        rows = tables[table]
+        if not set(key) <= set(rows.columns):
+            continue
+        if (twice := int(rows.duplicated(key).sum())):
+            raise VmafDistillError(
+                f"{out_dir}/shards: the shards hold {twice} {table} row(s) twice (by "
+                f"{', '.join(key)}): shards of one build never overlap; rebuild them")
+
+
+def merge_shards(cfg: Mapping[str, Any]) -> BuildReport:
+    """Concatenate the shard tables under ``<out_dir>/shards/`` into ``<out_dir>/tables``.
+
+    Checks that the shards come from one shard count, that all of them are present, complete
+    and the shards their folders name, that they share one build key and overlap nowhere;
+    rows are put back in plan order.
+    """
+    started = time.perf_counter()
+    out_dir = Path(str(cfg["out_dir"]))
+    n = _shard_count(out_dir, (cfg.get("shard") or {}).get("count"))
+    manifests = _shard_manifests(out_dir, n)
     keys = {m["build_key"] for _, m in manifests}
     if len(keys) != 1:
-        raise VmafDistillError(f"{out_dir}/shards: shards were built from different configs")
+        (first, m0), (other, m1) = next(
+            (manifests[0], dm) for dm in manifests if dm[1]["build_key"] != manifests[0][1][
+                "build_key"])
+        differ = differing_settings(m0.get("config") or {}, m1.get("config") or {})
+        raise VmafDistillError(
+            f"{out_dir}/shards: shards were built from different configs ({first.name} and "
+            f"{other.name}: " + (f"{', '.join(differ)} differ" if differ else
+                                 "other footage, or another vmafdistill version") +
+            "); rebuild the shards with one config")
     store = ArtifactStore(cfg.get("cache_root") or out_dir / "cache")
     srcs = [prepare_source(spec, sid, dict(cfg["shots"]), store)
             for spec, sid in planned_sources(cfg)]
@@ -1057,6 +1132,8 @@ def merge_shards(cfg: Mapping[str, Any]) -> BuildReport:
         "frames": frames.reset_index(drop=True),
         "samples": samples.reset_index(drop=True),
     }
+    _check_merged_rows(out_dir, tables)
+    _warn_if_replacing(out_dir, cfg, srcs)  # as a build over another corpus does
     failures = [f for _, m in manifests for f in m.get("failures", [])]
     merged_cfg = dict(cfg)
     merged_cfg["shard"] = {"index": None, "count": None}

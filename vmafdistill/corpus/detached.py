@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..encode import Rung
-from ..errors import VideoInputError
+from ..errors import VideoInputError, VmafDistillError
 from ..features.frame_numpy import FEATURE_NAMES
 from ..vmaf_names import FRAME_METRICS
 from .cache import ArtifactStore, file_sha256, record_sha256, recorded_sha256
@@ -51,7 +51,12 @@ def run_rung_detached(
             fh.write(source_bytes)
         os.replace(tmp, local)  # atomic: a concurrent job on this node never reads half a file
     here = {**source, "path": str(local), "file_identity": None}  # bytes checked when shipped
-    result = run_rung(here, rung, rung_index, teacher_cfg, encode_cfg, store)
+    try:
+        result = run_rung(here, rung, rung_index, teacher_cfg, encode_cfg, store)
+    except VmafDistillError as exc:  # named as the user's file, as a local job names it
+        exc.args = tuple(str(a).replace(str(local), str(source["path"])).replace(
+            local.name, Path(source["path"]).name) for a in exc.args)
+        raise
     enc = encode_path(here, rung, encode_cfg, store)
     result["artefacts"] = {"encode": enc.read_bytes(),
                            "encode_relpath": str(enc.relative_to(store.root))}

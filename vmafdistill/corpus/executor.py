@@ -7,11 +7,13 @@ results, so the tables (and ``corpus_hash``) do not depend on the executor.
 ``executor=ray`` runs each job as a Ray task: ``executor.address`` null starts a local runtime
 (``executor.num_cpus`` CPUs), ``auto`` or ``ray://host:port`` joins a cluster. A job is retried
 ``executor.max_retries`` times (a lost worker or node, or an exception), then reported like a
-failed local job. With ``executor.shared_fs`` true the jobs write their artefacts into the
-content-addressed cache, which every node mounts (``paths.cache_dir`` on NFS or similar); with it
-false they work in a node-local cache and their artefacts come back to the driver through Ray's
-object store (:mod:`vmafdistill.corpus.detached`). Either way the results the tables are built
-from (labels, features, sizes) come back through the object store.
+failed local job; a job that refuses its input (a :class:`VmafDistillError`: a damaged
+source, an encoder's refusal) is reported at once, in one line, as a local job is. With
+``executor.shared_fs`` true the jobs write their artefacts into the content-addressed cache,
+which every node mounts (``paths.cache_dir`` on NFS or similar); with it false they work in a
+node-local cache and their artefacts come back to the driver through Ray's object store
+(:mod:`vmafdistill.corpus.detached`). Either way the results the tables are built from
+(labels, features, sizes) come back through the object store.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import VmafDistillError
 from ..signals import handlers_restored, raise_exit, signal_handled
@@ -47,7 +49,18 @@ def _job(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         pass
     import ray
 
-    return fn(*(ray.get(a) if isinstance(a, ray.ObjectRef) else a for a in args))
+    try:
+        return fn(*(ray.get(a) if isinstance(a, ray.ObjectRef) else a for a in args))
+    except VmafDistillError as exc:
+        # the input's own problem: a retry gives the same, and Ray printed each try's
+        # traceback, cut mid-path, before the one-line report
+        return JobRefused(str(exc))
+
+
+class JobRefused(NamedTuple):
+    """A Ray job's result where the job raised :class:`VmafDistillError` (its message)."""
+
+    message: str
 
 
 def _package_env(shared_fs: bool = True) -> dict[str, str]:
@@ -204,6 +217,22 @@ def _job_error(exc: BaseException) -> str:
             else f"{type(cause).__name__}: {cause}").splitlines()[0]
 
 
+def _outcome(ref: Any, cfg: Mapping[str, Any]) -> tuple[Any, str | None, str]:
+    """A finished Ray job's ``(result, None, "")``, or ``(None, its one-line error, how it was
+    tried)``: a job that refused its input (:class:`JobRefused`) ran once; an exception was
+    retried ``executor.max_retries`` times where ``retry_exceptions`` allows it."""
+    import ray
+
+    try:
+        result = ray.get(ref)
+    except Exception as exc:  # RayTaskError wraps the job's own exception
+        retried = int(cfg.get("max_retries", 2)) > 0 and bool(cfg.get("retry_exceptions", True))
+        return None, _job_error(exc), " (after retries)" if retried else ""
+    if isinstance(result, JobRefused):
+        return None, result.message.splitlines()[0] if result.message else "refused", ""
+    return result, None, ""
+
+
 def _nodes_line() -> str:
     """``N node(s): address (C CPUs), ...`` of the live nodes."""
     import ray
@@ -258,15 +287,14 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 for ref in done:
                     name = pending.pop(ref)
-                    try:
-                        results[name] = ray.get(ref)
-                    except Exception as exc:  # RayTaskError wraps the job's own exception
-                        errors[name] = _job_error(exc)
-                        bar.write(f"FAILED {name} (after retries): {errors[name]}",
-                                  file=sys.stderr)
+                    result, error, tried = _outcome(ref, cfg)
+                    if error is not None:
+                        errors[name] = error
+                        bar.write(f"FAILED {name}{tried}: {error}", file=sys.stderr)
                     else:
+                        results[name] = result
                         if on_result is not None:  # a driver-side error stops the build
-                            on_result(name, results[name])
+                            on_result(name, result)
                     if errors and stop_on_error:
                         bar.update(1)
                         break
