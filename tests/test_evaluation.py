@@ -448,8 +448,18 @@ def test_evaluate_plans_its_filmed_source(tmp_path: Path, monkeypatch: pytest.Mo
         return path
 
     monkeypatch.setattr(unseen, "make_source", fake_source)
-    cfg, src, _ = unseen._unseen_corpus_config(tmp_path / "cache", "wide", 1, 0, False)
+    cfg, root, _ = unseen._unseen_corpus_config(tmp_path / "cache", "wide", 1, 0, False)
+    assert not root.exists()  # the config is checked before anything is filmed
+    src = unseen._film_unseen(tmp_path / "cache", root, 0, False)
     assert [Path(p) for p, _ in planned_sources(cfg)] == [src]
+    # a ladder or worker count the build would refuse: refused before the filming (the
+    # ladder in Hydra's words, naming internal overrides)
+    with pytest.raises(VmafDistillError, match=r"--ladder nosuch: no such ladder \(conf/"
+                                               r"ladder: .*pilot.*wide"):
+        unseen._unseen_corpus_config(tmp_path / "c2", "nosuch", 1, 0, True)
+    with pytest.raises(VmafDistillError, match=r"--workers=0: must be at least 1"):
+        unseen._unseen_corpus_config(tmp_path / "c2", "pilot", 0, 0, True)
+    assert not (tmp_path / "c2" / "unseen_kinds").exists()
 
 
 def test_evaluate_refuses_what_it_would_lose_or_ignore_before_any_work(
@@ -490,16 +500,63 @@ def test_evaluate_refuses_what_it_would_lose_or_ignore_before_any_work(
         with pytest.raises(VmafDistillError, match=msg):
             unseen.evaluate_unseen(cache=cache, **kwargs)
     assert video.read_bytes().startswith(b"\0\0\0\x20ftyp")
+    # card fields only reports read: a traceback after the corpus work, or a threshold "80"
+    # drawn as lines at 8 and 0; one error naming the card and the field, before any work
+    shipped = json.loads(card_path_for(default_model_path()).read_text())
+    for field, value, msg in (("guard_thresholds", "80", "guard_thresholds='80': needs a list"),
+                              ("guard_thresholds", 80, "guard_thresholds=80: needs a list"),
+                              ("corpus", "pilot", "corpus='pilot': needs a mapping"),
+                              ("conformal", {**shipped["conformal"], "alpha": "abc"},
+                               "conformal.alpha='abc': needs a number in \\(0, 1\\)")):
+        card_path_for(model).write_text(json.dumps({**shipped, field: value}))
+        with pytest.raises(VmafDistillError, match=rf"m\.card\.json: {msg}"):
+            unseen.evaluate_unseen(cache=cache, model=model)
+    # what training writes, given as the model: said so, with the export command
+    from vmafdistill.edge.predictor import Predictor
+
+    bundle = default_model_path().with_suffix(".pt")
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(bundle, run / "student.pt")
+    for given in (bundle, run):
+        with pytest.raises(VmafDistillError, match=r"a training output .*export it first: "
+                                                   r"vmafdistill export --bundle .*student\.pt|"
+                                                   r"export --bundle .*default\.pt"):
+            Predictor(given)
     with pytest.raises(RuntimeError, match="corpus work"):  # an earlier report is replaced
-        (tmp_path / "old.json").write_text("[]\n")
+        (tmp_path / "old.json").write_text(json.dumps(
+            [{"source": "s", "variant": "v", "teacher": 50.0, "pred": 51.0}]))
         unseen.evaluate_unseen(cache=cache, json_path=tmp_path / "old.json")
+    # starting as ours do is not enough: a user's JSON array or photograph was replaced
+    (tmp_path / "measurements.json").write_text("[1, 2, 3]\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, _ = plt.subplots()
+    fig.savefig(tmp_path / "holiday.png")
+    plt.close(fig)
+    for kwargs in ({"json_path": tmp_path / "measurements.json"},
+                   {"plot": tmp_path / "holiday.png"}):
+        with pytest.raises(VmafDistillError, match="is not an earlier output of evaluate"):
+            unseen.evaluate_unseen(cache=cache, **kwargs)
+    # an empty path (an unset variable) lost the results; - wrote a file named -
+    for option, kwargs in (("--json", {"json_path": ""}), ("--plot", {"plot": ""}),
+                           ("--markdown", {"markdown": "-"}), ("--cache", {"cache": ""})):
+        with pytest.raises(VmafDistillError, match=f"{option}( -)?: "):
+            unseen.evaluate_unseen(**{"cache": cache, **kwargs})
     with pytest.raises(RuntimeError, match="corpus work"):  # the rest of the cache is free
         unseen.evaluate_unseen(cache=tmp_path, markdown=tmp_path / "report.md")
     with pytest.raises(VmafDistillError, match=r"name a \.png, \.svg or \.pdf file"):
         unseen.evaluate_unseen(cache=cache, plot=tmp_path / "photo.jpg")  # replaced unchecked
-    (tmp_path / "p.svg").write_text("<?xml version='1.0'?><svg/>")  # an earlier SVG plot
-    with pytest.raises(RuntimeError, match="corpus work"):
-        unseen.evaluate_unseen(cache=cache, plot=tmp_path / "p.svg")
+    # an earlier plot is replaced: plot_rows signs what it draws
+    rows = [{"source": "s", "variant": "h264_x", "teacher": 50.0, "pred": 51.0, "lo": 40.0,
+             "hi": 60.0}]
+    for suffix in ("svg", "png", "pdf"):
+        unseen.plot_rows(rows, [80.0], "t", tmp_path / f"p.{suffix}")
+        with pytest.raises(RuntimeError, match="corpus work"):
+            unseen.evaluate_unseen(cache=cache, plot=tmp_path / f"p.{suffix}")
 
 
 def test_evaluate_with_no_predicted_shot_is_one_error(
@@ -514,7 +571,8 @@ def test_evaluate_with_no_predicted_shot_is_one_error(
 
     src = tmp_path / "cache" / "unseen" / "clip.mp4"
     monkeypatch.setattr(unseen, "_unseen_corpus_config",
-                        lambda *a, **k: ({"out_dir": str(tmp_path)}, src, "unseen"))
+                        lambda *a, **k: ({"out_dir": str(tmp_path)}, src.parent, "unseen"))
+    monkeypatch.setattr(unseen, "_film_unseen", lambda *a, **k: src)
     samples = pd.DataFrame({"vmaf": [50.0, 60.0], "teacher_version": ["libvmaf x"] * 2})
     monkeypatch.setattr("vmafdistill.corpus.build.build_corpus",
                         lambda cfg: types.SimpleNamespace(failures=[], samples=samples))

@@ -11,7 +11,7 @@ photographs: cartoon, static camera, hand-held, grain, dark, screen). ``vmafdist
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,8 @@ def _out(recipe: Mapping[str, Any], out_dir: str | Path | None) -> Path:
 
 
 def make_photo_sources(out_dir: str | Path | None = None,
-                       recipe: Mapping[str, Any] | None = None) -> list[Path]:
+                       recipe: Mapping[str, Any] | None = None,
+                       filmed: Callable[[Path], None] | None = None) -> list[Path]:
     """Film every source of the ``photos`` recipe into ``out_dir`` (default: the recipe's)."""
     from .sources import PhotoPan, pan_photos, skimage_photo
 
@@ -88,7 +89,8 @@ def make_photo_sources(out_dir: str | Path | None = None,
         paths.append(pan_photos(pans, out / f"{name}.mp4", width=int(r["width"]),
                                 height=int(r["height"]), fps=r["fps"],
                                 seconds_each=r["seconds_each"], margin=int(r["margin"])))
-        print(paths[-1], flush=True)
+        if filmed is not None:
+            filmed(paths[-1])
     return paths
 
 
@@ -130,19 +132,22 @@ def make_synth_source(name: str, graph: str, out_dir: str | Path, *, seconds: fl
 
 
 def make_synth_sources(out_dir: str | Path | None = None,
-                       recipe: Mapping[str, Any] | None = None) -> list[Path]:
+                       recipe: Mapping[str, Any] | None = None,
+                       filmed: Callable[[Path], None] | None = None) -> list[Path]:
     """Encode every source of the ``synth`` recipe into ``out_dir`` (default: the recipe's)."""
     r = load_recipe("synth") if recipe is None else recipe
     out = _out(r, out_dir)
     paths = []
     for name, graph in synth_graphs(r).items():
         paths.append(make_synth_source(name, graph, out, seconds=r["seconds"], fps=r["fps"]))
-        print(paths[-1], flush=True)
+        if filmed is not None:
+            filmed(paths[-1])
     return paths
 
 
 def make_kind_sources(out_dir: str | Path | None = None, group: str = "train",
-                      recipe: Mapping[str, Any] | None = None) -> list[Path]:
+                      recipe: Mapping[str, Any] | None = None,
+                      filmed: Callable[[Path], None] | None = None) -> list[Path]:
     """Film every source of ``group`` (``train``, ``heldout`` or ``all``) of the ``kinds``
     recipe into ``out_dir`` (default: the recipe's; existing files are kept)."""
     from .content_kinds import film_kind_source, kind_sources_from_config
@@ -155,16 +160,18 @@ def make_kind_sources(out_dir: str | Path | None = None, group: str = "train",
     for g in ["train", "heldout"] if group == "all" else [group]:
         for src in kind_sources_from_config(r[g]):
             paths.append(film_kind_source(src, out / f"{src.name}.mp4"))
-            print(paths[-1], flush=True)
+            if filmed is not None:
+                filmed(paths[-1])
     return paths
 
 
-def make_sources(name: str, out_dir: str | Path | None = None, *,
-                 group: str = "train") -> list[Path]:
-    """Film recipe ``name`` (:data:`RECIPES`); ``group`` applies to ``kinds`` only."""
+def make_sources(name: str, out_dir: str | Path | None = None, *, group: str = "train",
+                 filmed: Callable[[Path], None] | None = None) -> list[Path]:
+    """Film recipe ``name`` (:data:`RECIPES`); ``group`` applies to ``kinds`` only;
+    ``filmed(path)`` is called as each clip is ready (the CLI prints it)."""
     load_recipe(name)  # known?
     if name == "photos":
-        return make_photo_sources(out_dir)
+        return make_photo_sources(out_dir, filmed=filmed)
     if name == "synth":
-        return make_synth_sources(out_dir)
-    return make_kind_sources(out_dir, group)
+        return make_synth_sources(out_dir, filmed=filmed)
+    return make_kind_sources(out_dir, group, filmed=filmed)

@@ -38,5 +38,6 @@ def run(args: argparse.Namespace) -> int:
                                f"({args.recipe} films every source it lists)")
     if args.out:
         make_folder("--out", Path(args.out))
-    make_sources(args.recipe, args.out, group=args.group or "train")
+    make_sources(args.recipe, args.out, group=args.group or "train",
+                 filmed=lambda path: print(path, flush=True))
     return 0

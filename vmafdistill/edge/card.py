@@ -127,6 +127,7 @@ def _check_card_values(path: Path, card: Mapping[str, Any]) -> None:
     if not uncalibrated and not _finite_at_least(q, 0.0):
         raise ModelError(f"{path}: conformal.q={q!r}: needs a finite number >= 0 (the "
                          "interval's half-width)")
+    _check_reported_fields(path, card)
     shots = (card.get("edge") or {}).get("shots") if isinstance(card.get("edge"), Mapping) \
         else None
     for key, positive in (("min_len_s", False), ("max_len_s", True)):
@@ -136,6 +137,25 @@ def _check_card_values(path: Path, card: Mapping[str, Any]) -> None:
             raise ModelError(f"{path}: edge.shots.{key}={value!r}: needs a number "
                              f"{'> 0' if positive else '>= 0'}")
     _check_inputs_and_domain(path, card)
+
+
+def _check_reported_fields(path: Path, card: Mapping[str, Any]) -> None:
+    """ModelError naming the card where a field that reports describe the student with is
+    unusable (``evaluate`` failed on them with a traceback after its corpus work, or drew a
+    threshold ``"80"`` as lines at 8 and 0): ``conformal.alpha`` (a number in (0, 1) or
+    null), ``guard_thresholds`` (VMAF values, or null) and ``corpus`` (a mapping, or null)."""
+    alpha = card["conformal"].get("alpha")
+    if alpha is not None and not (_real(alpha) and 0 < alpha < 1):
+        raise ModelError(f"{path}: conformal.alpha={alpha!r}: needs a number in (0, 1), the "
+                         "interval's miss rate (0.1: 90 % intervals)")
+    thresholds = card.get("guard_thresholds")
+    if thresholds is not None and not (isinstance(thresholds, list)
+                                       and all(_real(t) and 0 <= t <= 100 for t in thresholds)):
+        raise ModelError(f"{path}: guard_thresholds={thresholds!r}: needs a list of VMAF "
+                         "values (0..100)")
+    if card.get("corpus") is not None and not isinstance(card["corpus"], Mapping):
+        raise ModelError(f"{path}: corpus={card['corpus']!r}: needs a mapping (name, hash) "
+                         "of the corpus the student was trained on")
 
 
 def _check_inputs_and_domain(path: Path, card: Mapping[str, Any]) -> None:

@@ -8,6 +8,7 @@ standardisation is inside the graph.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -58,6 +59,22 @@ def default_model_path() -> Path:
     )
 
 
+def check_not_a_training_output(path: Path) -> None:
+    """ModelError, with the export command, where ``path`` is what training writes (a run
+    folder holding ``student.pt``, a ``.pt`` bundle or a Lightning ``.ckpt``) instead of an
+    exported ONNX student: it read as "model card not found", a malformed ONNX protobuf or
+    "model file not found"."""
+    bundle = path / "student.pt" if path.is_dir() else path
+    zipped = False
+    with contextlib.suppress(OSError), bundle.open("rb") as fh:
+        zipped = fh.read(4) == b"PK\x03\x04"  # torch.save's zip archive
+    if bundle.is_file() and (bundle.suffix in (".pt", ".pth", ".ckpt") or zipped):
+        given = bundle if bundle.suffix in (".pt", ".pth") else "RUN/student.pt"
+        raise ModelError(
+            f"{path}: a training output (a torch file), not an exported ONNX student; "
+            f"export it first: vmafdistill export --bundle {given} --out student.onnx")
+
+
 class Predictor:
     """An exported student ready to predict (onnxruntime, single-threaded by default)."""
 
@@ -84,6 +101,7 @@ class Predictor:
                 "onnxruntime is not installed: pip install 'vmafdistill[edge]'"
             ) from None
         self.model_path = Path(model_path)
+        check_not_a_training_output(self.model_path)
         if not self.model_path.is_file():
             raise ModelError(f"{self.model_path}: model file not found")
         self.card_path = Path(card_path) if card_path else card_path_for(self.model_path)

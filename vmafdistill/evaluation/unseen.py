@@ -98,7 +98,9 @@ def plot_rows(rows: list[dict], thresholds: list[float], title: str, out: Path) 
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    # signed, so a rerun knows the file for its own (any other image is not replaced)
+    key = "Software" if out.suffix.lower() == ".png" else "Creator"
+    fig.savefig(out, dpi=110, metadata={key: PLOT_SIGNATURE})
     plt.close(fig)
 
 
@@ -173,15 +175,13 @@ def evaluate_unseen(
         rules = merge_rules(DEFAULT_RULES, pred.card.get("tokens"))
     except (ValueError, TypeError, AttributeError) as exc:
         raise VmafDistillError(f"{card_path_for(model)}: tokens: {exc}") from None
-    outputs = {option: Path(out) for option, out in (
-        ("--markdown", markdown), ("--json", json_path), ("--plot", plot)) if out}
-    if len({p.resolve() for p in outputs.values()}) < len(outputs):
-        raise VmafDistillError(f"{', '.join(outputs)}: give each its own file (one path: the "
-                               "last written replaced the others)")
-    for option, out in outputs.items():  # so do output paths (as --plot already did)
-        _ready_output(option, out, model, Path(cache))
+    if not str(cache).strip():  # `--cache "$DIR"` unset: the working folder became the cache
+        raise VmafDistillError("--cache: an empty path (an unset shell variable?)")
+    outputs = _checked_outputs({"--markdown": markdown, "--json": json_path, "--plot": plot},
+                               model, Path(cache))
     make_folder("--cache", Path(cache))
-    cfg, src, name = _unseen_corpus_config(Path(cache), ladder, workers, noise, kinds)
+    cfg, root, name = _unseen_corpus_config(Path(cache), ladder, workers, noise, kinds)
+    src = _film_unseen(Path(cache), root, noise, kinds)
     report = build_corpus(cfg)
     if report.failures:
         raise VmafDistillError(f"corpus failures: {report.failures}")
@@ -204,19 +204,44 @@ def evaluate_unseen(
             f"{f', camera noise strength {noise}' if noise else ''}")
     header = (f"Unseen content ({what}), ladder `{ladder}`, labels: "
               f"{report.samples['teacher_version'].iloc[0]}, student `{model.name}` (trained on "
-              f"corpus {pred.card['corpus'].get('name')}).")
+              f"corpus {(pred.card.get('corpus') or {}).get('name')}).")
     text = "\n".join(_report_lines(header, rows, stats, pred.card,
                                     float(rules["bands"]["green"])))
     print(text)
-    if markdown:
-        atomic_write_text(markdown, text + "\n")
-    if json_path:
-        atomic_write_text(json_path, json.dumps(rows, indent=1) + "\n")
-    if plot:
+    if "--markdown" in outputs:
+        atomic_write_text(outputs["--markdown"], text + "\n")
+    if "--json" in outputs:
+        atomic_write_text(outputs["--json"], json.dumps(rows, indent=1) + "\n")
+    if "--plot" in outputs:
         plot_rows(rows, [float(t) for t in pred.card.get("guard_thresholds") or []],
                   f"{name if kinds else src.name}, ladder {ladder}: MAE {stats['mae']:.2f}, "
-                  f"PLCC {stats['plcc']:.3f}, coverage {stats['coverage']:.1%}", Path(plot))
+                  f"PLCC {stats['plcc']:.3f}, coverage {stats['coverage']:.1%}",
+                  outputs["--plot"])
     return {"text": text, "rows": rows, **stats}
+
+
+def _checked_outputs(asked: dict[str, str | Path | None], model: Path,
+                     cache: Path) -> dict[str, Path]:
+    """The output files asked for (``{option: path}``; None: not asked), each checked
+    writable before any work. An empty path (an unset shell variable) was dropped and the
+    results lost; ``-`` wrote a file named ``-`` past every check (the report is stdout)."""
+    outputs: dict[str, Path] = {}
+    for option, out in asked.items():
+        if out is None:
+            continue
+        if not str(out).strip():
+            raise VmafDistillError(f"{option}: an empty path (an unset shell variable?); give "
+                                   "a file to write")
+        if str(out) == "-":
+            raise VmafDistillError(f"{option} -: evaluate prints its report on stdout; give "
+                                   "a file to write")
+        outputs[option] = Path(out)
+    if len({p.resolve() for p in outputs.values()}) < len(outputs):
+        raise VmafDistillError(f"{', '.join(outputs)}: give each its own file (one path: the "
+                               "last written replaced the others)")
+    for option, out in outputs.items():  # so do output paths (as --plot already did)
+        _ready_output(option, out, model, cache)
+    return outputs
 
 
 #: How each output of evaluate starts: an existing file that does not is not replaced. The
@@ -258,6 +283,30 @@ def _ready_output(option: str, out: Path, model: Path, cache: Path) -> None:
         raise VmafDistillError(f"--plot {out}: name a .png, .svg or .pdf file")
     starts = _OUTPUT_STARTS.get(option) or _PLOT_STARTS[out.suffix.lower()]
     check_output_target(option, str(out), [model, card_path_for(model)], starts=starts)
+    if out.is_file() and option != "--markdown" and not _written_here(option, out):
+        # starting like ours is not enough: any JSON array, any PNG was replaced
+        raise VmafDistillError(f"{option} {out}: exists and is not an earlier output of "
+                               f"evaluate {option}; it is not replaced (name another file)")
+
+
+#: Written into every evaluate plot's metadata (PNG ``Software``, SVG/PDF ``Creator``).
+PLOT_SIGNATURE = "vmafdistill evaluate"
+
+
+def _written_here(option: str, out: Path) -> bool:
+    """Whether the existing ``out`` is an earlier evaluate's ``--json`` rows (a list of shot
+    records) or ``--plot`` (signed with :data:`PLOT_SIGNATURE`)."""
+    try:
+        if option == "--json":
+            rows = json.loads(out.read_text())
+            return isinstance(rows, list) and bool(rows) and all(
+                isinstance(r, dict) and {"source", "variant", "teacher", "pred"} <= set(r)
+                for r in rows)
+        if out.stat().st_size > 64 << 20:  # no plot of ours is that large
+            return False
+        return PLOT_SIGNATURE.encode() in out.read_bytes()
+    except (OSError, ValueError):
+        return False
 
 
 def _in_evaluate_folders(out: Path, cache: Path) -> bool:
@@ -275,28 +324,42 @@ def _in_evaluate_folders(out: Path, cache: Path) -> bool:
 def _unseen_corpus_config(
     cache: Path, ladder: str, workers: int, noise: int, kinds: bool
 ) -> tuple[dict[str, Any], Path, str]:
-    """The unseen sources made under ``cache`` and the corpus config labelling them with
-    libvmaf: ``(config, a source path, corpus name)``."""
-    from ..config import compose_dict, hydra_quoted
+    """The corpus config labelling the unseen sources under ``cache`` with libvmaf:
+    ``(config, the sources' folder, corpus name)``. Checked before any source is filmed (an
+    unknown ``--ladder`` was Hydra's message, naming internal overrides, after the filming)."""
+    from ..config import checked_number, compose_dict, conf_dir, hydra_quoted
 
+    checked_number("--workers", workers, int, 1)
+    ladders = sorted(p.stem for p in (conf_dir() / "ladder").glob("*.yaml"))
+    if ladder not in ladders:
+        raise VmafDistillError(f"--ladder {ladder}: no such ladder (conf/ladder: "
+                               f"{', '.join(ladders)})")
+    if kinds:
+        root, name = cache / "unseen_kinds", "unseen_kinds"
+    else:
+        root, name = cache / ("unseen" if not noise else f"unseen_noise{noise}"), "unseen"
+    # one corpus directory per ladder, so `--ladder wide_all` does not replace the tables of
+    # the default ladder
+    name += ("" if ladder == "wide" else "_" + ladder) + (f"_noise{noise}" if noise else "")
+    cfg = compose_dict("corpus", [
+        f"paths.cache_dir={hydra_quoted(str(cache))}", "corpus=folder", f"corpus.name={name}",
+        f"corpus.root={hydra_quoted(str(root))}", f"ladder={ladder}", "teacher=libvmaf",
+        f"workers={workers}", "progress=false",
+    ])
+    return cfg, root, name
+
+
+def _film_unseen(cache: Path, root: Path, noise: int, kinds: bool) -> Path:
+    """Film the unseen sources into ``root`` (kept where filmed before); one source's path."""
     if kinds:
         from ..recipes import make_kind_sources
 
-        src = make_kind_sources(cache / "unseen_kinds", "heldout")[0]
-        name = "unseen_kinds" + ("" if ladder == "wide" else "_" + ladder)
+        src = make_kind_sources(root, "heldout")[0]
     else:
         src = make_source(cache, noise)
-        name = "unseen" if ladder == "wide" else "unseen_" + ladder
-        if noise:
-            name += f"_noise{noise}"
-    cfg = compose_dict("corpus", [
-        # one corpus directory per ladder, so `--ladder wide_all` does not replace the tables of
-        # the default ladder
-        f"paths.cache_dir={hydra_quoted(str(cache))}", "corpus=folder", f"corpus.name={name}",
-        f"corpus.root={hydra_quoted(str(src.parent))}", f"ladder={ladder}", "teacher=libvmaf",
-        f"workers={workers}", "progress=false",
-    ])
-    return cfg, src, name
+    if src.parent != root:  # the corpus is a folder corpus over ``root``
+        raise AssertionError(f"{src} was filmed outside {root}")
+    return src
 
 
 def _shot_rows(
@@ -357,7 +420,7 @@ def _report_lines(
     """The markdown report: overall row, guard table, per source / codec x height / variant."""
     y = np.array([r["teacher"] for r in rows])
     p = np.array([r["pred"] for r in rows])
-    nominal = 1 - float(card["conformal"].get("alpha") or 0.1)
+    nominal = 1 - float(card["conformal"].get("alpha") or 0.1)  # checked by read_card
     lines = [
         header, "",
         "| shots x variants | MAE | signed error | max abs err | PLCC "
