@@ -359,8 +359,9 @@ def _run_all(
 
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    bar = tqdm(total=len(tasks), desc=desc, unit="job", disable=not progress, file=sys.stderr,
-               dynamic_ncols=True)
+    # no jobs, no bar (a detached build printed an empty "rungs (cached): 0job" one)
+    bar = tqdm(total=len(tasks), desc=desc, unit="job", disable=not (progress and tasks),
+               file=sys.stderr, dynamic_ncols=True)
 
     def run_inline() -> None:
         """Run, in this process, every task that has no result or error yet."""
