@@ -252,6 +252,27 @@ def test_raw_elementary_stream_without_timestamps_pairs_by_order(work, base_mp4,
     assert report.summary["frames"] == y.shape[0] == 100
 
 
+@pytest.mark.parametrize(("codec", "bsf", "suffix"), [("libx264", "h264_mp4toannexb", "h264"),
+                                                     ("libx265", "hevc_mp4toannexb", "hevc")])
+def test_a_raw_stream_is_read_at_its_own_rate(work, predictor, codec, bsf, suffix):
+    """A raw Annex B stream has no container timing: ffmpeg's stream line prints its demuxer's
+    default 25 fps, and a 50 fps stream was read at 25 (shots twice as long, bitrates halved,
+    where its MP4 copy, what the corpus trains on, reads 50). Its VUI timing says 50."""
+    mp4, raw = work / f"fifty_{suffix}.mp4", work / f"fifty.{suffix}"
+    params = "threads=1" if codec == "libx264" else "pools=1:frame-threads=1:log-level=error"
+    run_ffmpeg([*SOURCE, "-r", "50", "-c:v", codec, "-crf", "30", "-bf", "0",
+                f"-{codec[3:]}-params", params, "-pix_fmt", "yuv420p", str(mp4)],
+               what="encoding at 50 fps")
+    run_ffmpeg(["-i", str(mp4), "-c", "copy", "-bsf:v", bsf, str(raw)], what="extracting")
+    for backend in ("auto", "ffmpeg"):
+        assert probe_video(raw, backend=backend).fps == probe_video(mp4).fps == 50.0
+    assert read_rate(probe_video(raw, backend="ffmpeg"), read_packets(raw)) == 50.0
+    want, got = analyze(mp4, predictor), analyze(raw, predictor)
+    windows = [(r["start"], r["end"]) for r in want.records]
+    assert [(r["start"], r["end"]) for r in got.records] == windows
+    assert windows[-1][1] == pytest.approx(4.0) and len(windows) >= 2
+
+
 def _packets(pts: list[int]) -> Packets:
     n = len(pts)
     return Packets(path="clip.mp4", codec="h264", width=2, height=2,

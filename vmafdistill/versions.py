@@ -37,8 +37,10 @@ V1016_TEACHER_VERSION = 2
 #: 4: its one-frame tolerance stays under half a frame (an AVI's tick is a whole frame);
 #: 5: a cut candidate too close to the clip's end no longer replaces a valid cut before it;
 #: 6: that rate reads the timestamps of a source whose leading packets have none (their
-#: overflowed times made it fall back to the declared rate).
-SHOTS_VERSION = 6
+#: overflowed times made it fall back to the declared rate); 7: a raw elementary stream
+#: (Annex B H.264/H.265, MPEG-2 video) is read at its own headers' rate, not the raw
+#: demuxer's default 25 fps.
+SHOTS_VERSION = 7
 
 #: Bump when encode settings in :mod:`vmafdistill.encode` change (invalidates cached encodes).
 #: 3: -noautorotate (sources with a rotation matrix).

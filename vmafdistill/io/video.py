@@ -506,6 +506,9 @@ def _probe_container(path: str) -> VideoInfo:
         fps, fps_guessed = _stream_rate(
             float(stream.average_rate) if stream.average_rate else None,
             float(stream.guessed_rate) if stream.guessed_rate else None)
+        if _raw_demuxer(container.format.name) and stream.guessed_rate:
+            # the demuxer's default 25 as the average; the guess is the stream's own timing
+            fps, fps_guessed = float(stream.guessed_rate), False
     layout = _layout_for(path, pix_fmt, "decoded pixel format of its video stream")
     return VideoInfo(path, width, height, layout.name, layout.bit_depth, fps, None, "container",
                      video_streams=len(streams), codec=cc.name, fps_guessed=fps_guessed)
@@ -549,6 +552,33 @@ def _split_top_level(text: str) -> list[str]:
             cur.append(ch)
     parts.append("".join(cur).strip())
     return parts
+
+
+#: ffmpeg's demuxers of raw elementary streams (Annex B H.264/H.265/H.266, MPEG-1/2/4 video,
+#: AV1 OBUs): no container timing, so the stream line prints the demuxer's default 25 fps
+#: whatever the stream's own headers say (a 60 fps x264 stream read at 25: other shot windows
+#: and bitrates than its MP4 copy). The decoder reads those headers (H.264/H.265 VUI timing,
+#: an MPEG-2 sequence header); a stream that carries no timing stays at 25.
+RAW_DEMUXERS = frozenset({"h264", "hevc", "vvc", "mpegvideo", "m4v", "obu", "cavsvideo"})
+
+
+def _raw_demuxer(name: str | None) -> bool:
+    return bool(name) and str(name).split(",")[0].strip() in RAW_DEMUXERS
+
+
+def _decoder_rate(path: str) -> float | None:
+    """The frame rate ffmpeg's decoder gives a raw stream, from the stream's own headers: the
+    output stream line once one frame is decoded (None where it prints none)."""
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", input_url(path), "-map", "0:V:0",
+         "-frames:v", "1", "-f", "null", "-"], capture_output=True, check=False)
+    _, _, out = proc.stderr.decode(errors="replace").partition("\nOutput #0")
+    m = re.search(r"Stream #0:0\S*: Video: (.*)$", out, re.MULTILINE)
+    fields = _split_top_level(m.group(1)) if m else []
+    fm = next((fm for f in fields if (fm := re.fullmatch(r"([\d.]+)(k?) fps", f))), None)
+    if fm is None:
+        return None
+    return _printed_rate(float(fm.group(1)) * (1000 if fm.group(2) else 1)) or None
 
 
 def _printed_rate(printed: float) -> float:
@@ -639,6 +669,9 @@ def _probe_container_ffmpeg(path: str) -> VideoInfo:
             if fm:
                 rates[unit] = _printed_rate(float(fm.group(1)) * (1000 if fm.group(2) else 1))
         fps, fps_guessed = _stream_rate(rates.get("fps"), rates.get("tbr"))
+        demuxer = re.search(r"^Input #0, ([^,]+), from", text, re.MULTILINE)
+        if demuxer and _raw_demuxer(demuxer.group(1)) and (rate := _decoder_rate(path)):
+            fps, fps_guessed = rate, False
         layout = _layout_for(path, pix_m.group(1), "decoded pixel format of its video stream")
         w, h = int(size_m.group(1)), int(size_m.group(2))
         codec = fields[0].split()[0] if fields[0] else None
