@@ -6,6 +6,7 @@ from __future__ import annotations
 import doctest
 from pathlib import Path
 
+import pytest
 import torch
 
 import vmafdistill.api as api
@@ -126,11 +127,74 @@ def test_pilot_settings_and_json_are_checked_before_any_work(tmp_path, capsys) -
                       (["workers=abc"], "workers='abc': not a number"),
                       (["--config", "corpus"], "--config corpus: not a pilot config"),
                       (["--json", str(out / "student.onnx")], "pilot's own outputs"),
-                      (["--json", str(tmp_path / "f" / "x.json")], "is a file, not a folder")):
+                      (["--json", str(tmp_path / "f" / "x.json")], "is a file, not a folder"),
+                      (["workers=0"], "workers=0: must be at least 1"),
+                      (["teacher_check=maybe"], "teacher_check='maybe': needs true or false"),
+                      # moving the corpus or run away from --out split the stages (step 1
+                      # built one corpus, training read another) or was ignored
+                      (["corpus_overrides=['out_dir=/elsewhere']"],
+                       "give --out DIR instead"),
+                      (["train_overrides=['corpus_dir=/elsewhere']"], "give --out DIR instead"),
+                      (["train_overrides=['hydra.run.dir=/x']"], "give --out DIR instead")):
         assert main(["pilot", "--out", str(out), *args]) == 2, args
         err = capsys.readouterr().err
         assert msg in err and "Traceback" not in err, (args, err)
     assert sorted(p.name for p in out.iterdir()) == ["student.onnx"]
+    # an unset $OUT replaced the default pilot's outputs; a folder through a file was a
+    # traceback from the corpus build; out_dir=null a TypeError
+    for args, msg in ((["--out", ""], "--out: an empty path"),
+                      (["--out", str(tmp_path / "f" / "out")], "is a file"),
+                      (["out_dir=null"], "out_dir=None: give the pilot's output folder")):
+        assert main(["pilot", *args]) == 2, args
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err, (args, err)
+    # a live pilot's folder: refused before its corpus is rebuilt, naming --out
+    import json
+    import subprocess
+
+    from vmafdistill.students.train import RUN_LOCK, _my_claim
+
+    (out / "train").mkdir()
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        (out / "train" / RUN_LOCK).write_text(json.dumps({**_my_claim(), "pid": other.pid}))
+        assert main(["pilot", "--out", str(out)]) == 2
+        assert "another pilot writes here" in capsys.readouterr().err
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_pilot_trains_with_the_interrupts_kept(monkeypatch, tmp_path) -> None:
+    """Lightning swallowed a SIGTERM during the pilot's training (exit 0, nothing written)
+    and a Ctrl-C (a silent exit 1); `vmafdistill train` kept them. The pilot trains under the
+    same handlers: SIGTERM is SystemExit(143), not the default, while it trains."""
+    import signal
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    import vmafdistill.cli.pilot as pilot
+    import vmafdistill.students.train as train
+    from vmafdistill.cli import main
+
+    seen = {}
+
+    class StopError(Exception):
+        pass
+
+    def fake_train(cfg, run_dir):
+        seen["sigterm"] = signal.getsignal(signal.SIGTERM)
+        raise StopError
+
+    samples = pd.DataFrame({"shot_id": ["a"]})
+    monkeypatch.setattr(pilot, "_corpus", lambda cfg, quiet=False: SimpleNamespace(
+        samples=samples))
+    monkeypatch.setattr(train, "run", fake_train)
+    with pytest.raises(StopError):
+        main(["pilot", "--out", str(tmp_path / "p"), "--no-teacher-check"])
+    assert seen["sigterm"] not in (signal.SIG_DFL, signal.SIG_IGN, None), seen
+    assert signal.getsignal(signal.SIGTERM) is not seen["sigterm"]  # restored after
 
 
 def test_pilot_compares_the_shots_that_start_on_the_same_frame(monkeypatch, capsys) -> None:
@@ -243,3 +307,19 @@ def test_paths_reach_hydra_intact_and_hydra_s_own_options_pass_the_override_chec
                  [f"hydra.searchpath=[file://{tmp_path}]", "experiment=mine"],
                  ["hydra.mode=MULTIRUN", "seed=1,2"], ["-m", "seed=1,2"], ["--help"]):
         check_overrides("train", argv)  # left to Hydra: no error here
+
+
+def test_json_safe_writes_strict_json() -> None:
+    """pilot --json wrote bare NaN (a baseline's undefined guard precision), which strict
+    parsers refuse; it goes through json_safe, as metrics.json always did."""
+    import json
+
+    import numpy as np
+
+    from vmafdistill.folders import json_safe
+
+    summary = {"baselines": {"gbdt50": {"precision@80": float("nan"), "mae": np.float64(3.0)}},
+               "n": np.int64(72), "interval": (1.0, float("inf"))}
+    text = json.dumps(json_safe(summary), allow_nan=False)
+    assert json.loads(text) == {"baselines": {"gbdt50": {"precision@80": None, "mae": 3.0}},
+                                "n": 72, "interval": [1.0, None]}

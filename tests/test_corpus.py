@@ -223,10 +223,18 @@ def test_replacing_a_corpus_built_with_other_settings_warns(
     # (it blamed "other settings" that were identical)
     older = tmp_path / "older"
     older.mkdir()
-    (older / "corpus.json").write_text(json.dumps({"build_key": "0" * 16, "config": cfg}))
+    old_manifest = read_manifest(out)
+    (older / "corpus.json").write_text(json.dumps({**old_manifest, "build_key": "0" * 16}))
     _warn_if_replacing(older, same, records)
     err = capsys.readouterr().err
     assert "built with these settings by another vmafdistill version" in err, err
+    # ... but another teacher (a libvmaf of another version, another model file) is named
+    teacher = {**old_manifest["teacher"], "version": "libvmaf 9.9.9"}
+    (older / "corpus.json").write_text(json.dumps({**old_manifest, "build_key": "0" * 16,
+                                                   "teacher": teacher}))
+    _warn_if_replacing(older, same, records)
+    err = capsys.readouterr().err
+    assert "other settings (the teacher (libvmaf 9.9.9" in err, err
     from vmafdistill.corpus.build import _check_merged_rows, build_key, check_build_settings
     frames = load_table(out, "frames")
     with pytest.raises(VmafDistillError, match="hold 1 frames row"):

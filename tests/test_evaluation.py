@@ -463,7 +463,8 @@ def test_evaluate_plans_its_filmed_source(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_evaluate_refuses_what_it_would_lose_or_ignore_before_any_work(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     """--json onto the filmed source in the cache replaced the clip (every later evaluate then
     failed on it), onto any other file replaced it; one path for two outputs kept the last;
     --noise -3 filmed a clean clip reported as noisy; --kinds --noise 8 ignored the noise; a
@@ -523,6 +524,19 @@ def test_evaluate_refuses_what_it_would_lose_or_ignore_before_any_work(
                                                    r"vmafdistill export --bundle .*student\.pt|"
                                                    r"export --bundle .*default\.pt"):
             Predictor(given)
+    # predict says so too (it read the card first: "student.card.json: model card not found")
+    import os
+
+    from vmafdistill.cli import main as cli_main
+
+    capsys.readouterr()
+    assert cli_main(["predict", str(video), "--model", str(run / "student.pt")]) == 2
+    assert "student.pt: a training output" in capsys.readouterr().err
+    # a named pipe is not opened (that waits for a writer): not found, as before
+    fifo = tmp_path / "fifo.onnx"
+    os.mkfifo(fifo)
+    with pytest.raises(VmafDistillError, match="model file not found"):
+        Predictor(fifo)
     with pytest.raises(RuntimeError, match="corpus work"):  # an earlier report is replaced
         (tmp_path / "old.json").write_text(json.dumps(
             [{"source": "s", "variant": "v", "teacher": 50.0, "pred": 51.0}]))

@@ -129,11 +129,17 @@ def test_a_worker_killed_mid_build_is_retried(tmp_path: Path) -> None:
     assert all((tmp_path / f"m{i}").exists() for i in range(3))  # each worker did die once
 
 
-def _fail_counting(marker: str, refuse: bool) -> int:
+def _fail_counting(marker: str, refuse: bool | str) -> int:
     """A job that fails every time it runs, leaving one line in ``marker`` per attempt:
-    refusing its input (VmafDistillError) or raising an unexpected error."""
+    refusing its input (VmafDistillError), raising an unexpected error, or (``"transient"``)
+    a VmafDistillError a retry may not meet (raised while handling an OSError)."""
     with open(marker, "a") as fh:
         fh.write("ran\n")
+    if refuse == "transient":
+        try:
+            raise OSError(12, "Cannot allocate memory")
+        except OSError as exc:
+            raise VmafDistillError(f"cannot run ffmpeg: {exc}") from None
     if refuse:
         raise VmafDistillError("source /footage/a.mp4: damaged\nsecond line")
     raise RuntimeError("lost its scratch disk")
@@ -147,13 +153,16 @@ def test_a_refused_input_is_not_retried_and_reads_as_a_local_failure(
     from vmafdistill.corpus.executor import run_ray
 
     tasks = [("refused", (str(tmp_path / "refused"), True)),
-             ("raised", (str(tmp_path / "raised"), False))]
+             ("raised", (str(tmp_path / "raised"), False)),
+             ("transient", (str(tmp_path / "transient"), "transient"))]
     results, errors = run_ray(_fail_counting, tasks, RAY, progress=True, desc="fail")
     assert not results
     assert errors == {"refused": "source /footage/a.mp4: damaged",
-                      "raised": "RuntimeError: lost its scratch disk"}
+                      "raised": "RuntimeError: lost its scratch disk",
+                      "transient": "cannot run ffmpeg: [Errno 12] Cannot allocate memory"}
     runs = {name: len((tmp_path / name).read_text().splitlines()) for name, _ in tasks}
-    assert runs == {"refused": 1, "raised": 1 + RAY["max_retries"]}
+    assert runs == {"refused": 1, "raised": 1 + RAY["max_retries"],
+                    "transient": 1 + RAY["max_retries"]}
     err = capfd.readouterr().err
     assert "FAILED refused: source /footage/a.mp4: damaged" in err, err
     assert "FAILED raised (after retries): RuntimeError" in err, err

@@ -838,3 +838,27 @@ def test_video_features_with_and_without_prefetch_agree(tmp_path) -> None:
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_an_ffmpeg_failure_a_retry_may_not_meet_is_transient(tmp_path: Path) -> None:
+    """A full disk (or a killed ffmpeg) is marked transient, so Ray retries the job; an
+    encoder's refusal is the input's own problem and is not."""
+    import signal
+    import subprocess
+    from unittest import mock
+
+    from vmafdistill.errors import ToolError, is_transient
+
+    with pytest.raises(ToolError, match="No space left on device") as full:
+        run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=64x64:duration=1",
+                    "-f", "rawvideo", "/dev/full"], what="writing")
+    assert is_transient(full.value)
+    with pytest.raises(ToolError) as refused:
+        run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=64x64:duration=1",
+                    "-c:v", "libx264", "-preset", "nosuch", "-f", "null", "-"], what="encoding")
+    assert not is_transient(refused.value)
+    killed = subprocess.CompletedProcess([], -signal.SIGKILL, b"", b"")
+    with mock.patch("subprocess.run", return_value=killed), \
+            pytest.raises(ToolError, match="exit -9") as oom:
+        run_ffmpeg(["-version"], what="encoding")
+    assert is_transient(oom.value)

@@ -69,8 +69,13 @@ def run_ffmpeg(args: list[str], *, what: str) -> subprocess.CompletedProcess[byt
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", *args]
     proc = subprocess.run(cmd, capture_output=True, check=False)
     if proc.returncode != 0:
-        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-5:]
-        raise ToolError(f"ffmpeg failed while {what}: " + " | ".join(tail))
+        text = proc.stderr.decode(errors="replace")
+        tail = text.strip().splitlines()[-5:] or [f"exit {proc.returncode}"]
+        error = ToolError(f"ffmpeg failed while {what}: " + " | ".join(tail))
+        # killed (an OOM kill), or out of disk or memory: another try, or node, may pass
+        error.transient = proc.returncode < 0 or any(
+            s in text for s in ("No space left on device", "Cannot allocate memory"))
+        raise error
     return proc
 
 

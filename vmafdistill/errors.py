@@ -4,7 +4,26 @@ from __future__ import annotations
 
 
 class VmafDistillError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose.
+
+    ``transient``: set on an error a retry elsewhere may not meet (a tool killed by a signal,
+    a full disk); see :func:`is_transient`."""
+
+    transient: bool = False
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` may not recur on a retry: it, or an exception it was raised from or
+    while handling, is an ``OSError`` (a failed fork, a stale NFS handle) or marked
+    ``transient``. Anything else this package raises is its input's own problem."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, OSError) or getattr(link, "transient", False):
+            return True
+        link = link.__cause__ or link.__context__
+    return False
 
 
 class VideoInputError(VmafDistillError):

@@ -397,7 +397,10 @@ def export_onnx(
         "metrics": dict(meta.get("metrics") or {}),
         "export_metrics": export_metrics,
         "conformal": dict(meta.get("conformal") or {"alpha": None, "q": None}),
-        "guard_thresholds": meta.get("guard_thresholds"),
+        # numbers, as the card is read (a threshold typed "80" names metric keys in training)
+        "guard_thresholds": None if meta.get("guard_thresholds") is None else [
+            t if isinstance(t, int | float) and not isinstance(t, bool) else float(t)
+            for t in meta["guard_thresholds"]],
         # the inputs the student reads: a student on a column subset takes every column, and
         # the edge checked the others too (NaN or out-of-range in a column it never reads)
         "used_features": used,

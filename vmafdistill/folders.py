@@ -9,8 +9,9 @@ import contextlib
 import fnmatch
 import os
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import VmafDistillError
 
@@ -112,6 +113,20 @@ def make_folder(option: str, folder: Path) -> None:
                                f"({exc.strerror or exc})") from None
 
 
+def check_folder_target(option: str, folder: Path) -> None:
+    """One error naming ``option`` where ``folder`` could not be made or written (a path
+    through a file, an unwritable place), checked without making anything."""
+    if folder.exists() and not folder.is_dir():
+        raise VmafDistillError(f"{option} {folder}: is a file, not a folder")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise VmafDistillError(f"{option} {folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise VmafDistillError(f"{option} {folder}: {existing} is not writable")
+
+
 def walk_files(root: Path, skip_dirs: Sequence[Path] = (),
                exclude: Sequence[str] = ()) -> tuple[list[Path], list[Path]]:
     """``(files, broken)`` under ``root``, both sorted: the files (through links; FIFOs,
@@ -200,3 +215,20 @@ def check_output_target(option: str, target: str | None, inputs: Sequence[str | 
                     f"{option} {target}: exists and is not this command's output (a video?); "
                     f"it is not replaced ({option} takes the output file)")
     return target
+
+
+def json_safe(obj: Any) -> Any:
+    """A copy of ``obj`` that strict JSON holds: NaN and infinite floats become None (bare
+    ``NaN`` is no JSON: strict parsers refuse the file), numpy scalars Python ones, tuples
+    lists."""
+    import math
+
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "item") and type(obj).__module__ == "numpy":  # a numpy scalar
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

@@ -3,7 +3,8 @@
 corpus (torch teacher, exact mode) -> the same corpus labelled by libvmaf's default (integer)
 model -> train the default student under
 the pilot protocol -> export to ONNX -> predict one delivered rung with the torch-free edge chain.
-Every stage is cached (a second run takes seconds); ``conf/pilot.yaml`` says what runs.
+The corpus, its teacher check and their encodes are cached (a second run redoes the training,
+export and predict steps, about 40 s); ``conf/pilot.yaml`` says what runs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VmafDistillError
-from ..folders import atomic_write_text
+from ..folders import atomic_write_text, json_safe
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,11 +47,14 @@ def _step(n: int, title: str) -> float:
 
 def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], Any]:
     """The pilot config and the corpus and train configs it composes (all through Hydra)."""
-    from ..config import checked_number, compose, compose_dict
+    from ..config import checked_bool, checked_number, compose, compose_dict, hydra_quoted
 
     flags = []  # the flags are spellings of overrides
-    if args.out:
-        flags.append(f"out_dir={Path(args.out).resolve()}")
+    if args.out is not None:
+        if not args.out.strip():  # `--out "$OUT"` unset: the default pilot's were replaced
+            raise VmafDistillError("--out: an empty path (an unset shell variable?); give a "
+                                   "folder")
+        flags.append(f"out_dir={hydra_quoted(str(Path(args.out).resolve()))}")
     if args.workers is not None:  # 0 too (it was dropped for the config's value)
         flags.append(f"workers={args.workers}")
     if args.no_teacher_check:
@@ -60,12 +64,15 @@ def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], 
     if missing:  # --config corpus: a KeyError traceback
         raise VmafDistillError(f"--config {args.config}: not a pilot config (it lacks "
                                f"{', '.join(missing)}; see conf/pilot.yaml)")
-    out = Path(cfg["out_dir"]).resolve()
+    out = _out_dir(cfg.get("out_dir"))
     cfg["out_dir"] = str(out)
-    workers = checked_number("workers", cfg.get("workers", 1), int, 0)
+    workers = checked_number("workers", cfg.get("workers", 1), int, 1)
+    cfg["teacher_check"] = checked_bool("teacher_check", cfg.get("teacher_check", True))
+    _refuse_placed_overrides(cfg)
     corpus_cfg = compose_dict("corpus", [
         f"corpus={cfg['corpus_name']}", f"workers={workers}",
-        f"out_dir={out / 'corpus'}", *[str(o) for o in cfg.get("corpus_overrides") or []]])
+        f"out_dir={hydra_quoted(str(out / 'corpus'))}",
+        *[str(o) for o in cfg.get("corpus_overrides") or []]])
     n_rungs = len(corpus_cfg["ladder"]["rungs"])
     rung = checked_number("predict_rung", cfg.get("predict_rung", -1), int)
     cfg["predict_rung"] = rung
@@ -74,10 +81,43 @@ def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], 
                                f"{corpus_cfg['ladder'].get('name', '')} has {n_rungs} rungs "
                                f"(0..{n_rungs - 1}, or -1 for the last)")
     train_cfg = compose("train", [
-        f"corpus={cfg['corpus_name']}", f"corpus_dir={out / 'corpus'}",
+        f"corpus={cfg['corpus_name']}", f"corpus_dir={hydra_quoted(str(out / 'corpus'))}",
         "trainer.enable_progress_bar=false",  # one table per stage, not a bar per fold
         *[str(o) for o in cfg.get("train_overrides") or []]])
     return cfg, corpus_cfg, train_cfg
+
+
+def _out_dir(value: Any) -> Path:
+    """The pilot's output folder, checked writable (or one error naming it: a path through a
+    file, an unwritable place, ``out_dir=null`` or empty; tracebacks, or the working folder,
+    before) and not written by another live pilot (found out only after its corpus)."""
+    from ..folders import check_folder_target
+    from ..students.train import run_dir_holder
+
+    if value is None or not str(value).strip():
+        raise VmafDistillError(f"out_dir={value!r}: give the pilot's output folder (--out DIR)")
+    out = Path(str(value)).resolve()
+    check_folder_target("--out", out)
+    if (holder := run_dir_holder(out / "train")) is not None:
+        raise VmafDistillError(f"--out {out}: another pilot writes here (pid "
+                               f"{holder.get('pid')}); give another --out")
+    return out
+
+
+def _refuse_placed_overrides(cfg: dict[str, Any]) -> None:
+    """The pilot places its corpus and run under ``out_dir``: an override that moves one
+    (corpus ``out_dir``, train ``corpus_dir`` or ``hydra.*``) split the stages (step 1 built
+    one corpus while training, export and step 5 read another) or was ignored."""
+    from ..config import override_key
+
+    for group, keys in (("corpus_overrides", ("out_dir", "cache_root")),
+                        ("train_overrides", ("corpus_dir", "hydra"))):
+        for item in cfg.get(group) or []:
+            key = override_key(str(item))
+            if key.lstrip("+~") in keys or key.lstrip("+~").split(".")[0] in keys:
+                raise VmafDistillError(
+                    f"{group}: {item!r}: the pilot places its corpus and run under --out "
+                    f"(out_dir={cfg['out_dir']}); give --out DIR instead")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,11 +145,16 @@ def run(args: argparse.Namespace) -> int:
         print(format_teacher_check(check))
         summary["teacher_check"] = check
 
-    t = _step(3, "train: default student, pilot protocol (shot-grouped 5-fold) + sklearn rows")
+    t = _step(3, f"train: student {train_cfg.student.get('name', '?')}, pilot protocol "
+                 "(shot-grouped 5-fold) + sklearn rows")
+    from ..signals import interrupts_kept
     from ..students.train import run as train_run
 
     run_dir = out / "train"
-    metrics = train_run(train_cfg, run_dir)  # prints its own summary table
+    # Ctrl-C 130 and SIGTERM 143 as `vmafdistill train` (Lightning swallowed them: exit 0 or
+    # a silent 1, the previous run's student left beside a half-written run)
+    with interrupts_kept():
+        metrics = train_run(train_cfg, run_dir)  # prints its own summary table
     # the student's own out-of-fold figures ("overall" is no key of metrics.json: only the
     # sklearn rows reached the summary)
     summary["train"] = {k: metrics.get(k) for k in ("oof", "fold_plcc_std", "conformal",
@@ -132,10 +177,12 @@ def run(args: argparse.Namespace) -> int:
     t = _step(5, "predict: torch-free edge chain on one delivered rung")
     summary["predict"] = _predict(cfg, corpus_cfg, report, onnx_path)
     print(f"\npilot done in {time.perf_counter() - t_all:.1f} s; outputs in {out}")
+    # NaN (a baseline's undefined guard precision) as null: bare NaN is not JSON
+    text = json.dumps(json_safe(summary), indent=2, default=float, allow_nan=False)
     if args.json == "-":
-        print(json.dumps(summary, indent=2, default=float))
+        print(text)
     elif args.json:
-        atomic_write_text(args.json, json.dumps(summary, indent=2, default=float) + "\n")
+        atomic_write_text(args.json, text + "\n")
     return 0
 
 

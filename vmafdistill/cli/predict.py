@@ -210,10 +210,11 @@ def run(args: argparse.Namespace) -> int:
 
     from ..edge.card import card_path_for, read_card
     from ..edge.pipeline import EdgeOptions, analyze_video
-    from ..edge.predictor import Predictor, default_model_path
+    from ..edge.predictor import Predictor, check_not_a_training_output, default_model_path
     from ..errors import ModelError, VideoInputError
 
     model = Path(args.model) if args.model else default_model_path()
+    check_not_a_training_output(model)  # a student.pt read as "model card not found"
     if not model.is_file():
         raise ModelError(f"{model}: model file not found")
     card_file = Path(args.card) if args.card else card_path_for(model)

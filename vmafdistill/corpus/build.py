@@ -627,7 +627,7 @@ def _warn_if_replacing(out_dir: Path, cfg: Mapping[str, Any],
               file=sys.stderr, flush=True)
         return
     conf = old.get("config") or {}
-    if not (differ := differing_settings(conf, cfg)):
+    if not (differ := build_differences(old, _identity(cfg))):
         print(f"vmafdistill corpus: note: {out_dir} was built with these settings by another "
               "vmafdistill version, which keyed its cache otherwise; its tables are "
               "re-assembled (jobs from the cache where their keys held)",
@@ -635,10 +635,32 @@ def _warn_if_replacing(out_dir: Path, cfg: Mapping[str, Any],
         return
     teacher = conf.get("teacher") or {}
     print(f"vmafdistill corpus: warning: {out_dir} holds a corpus built with other settings "
-          f"({', '.join(differ)} differ; it has ladder "
+          f"({'; '.join(differ)} differ; it has ladder "
           f"{(conf.get('ladder') or {}).get('name', '?')}, teacher "
           f"{teacher.get('backend', '?')} {teacher.get('mode', '')}); this build replaces "
           "it (give a variant its own out_dir=...)", file=sys.stderr, flush=True)
+
+
+def _identity(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """What a manifest built now with ``cfg`` records of what keys it (beside the sources)."""
+    return {"config": cfg, "teacher": teacher_identity(dict(cfg["teacher"])),
+            "schema_version": SCHEMA_VERSION, "feature_set_version": FEATURE_SET_VERSION}
+
+
+def build_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """How two corpus manifests' builds differ, beside their footage: the keyed settings
+    (:func:`differing_settings`), the teacher (``libvmaf 86da14d integer`` against another
+    libvmaf, or another model file) and the table versions. Empty where only the footage or
+    the vmafdistill version's cache keys can tell them apart."""
+    differ = differing_settings(old.get("config") or {}, new.get("config") or {})
+    teachers = [old.get("teacher") or {}, new.get("teacher") or {}]
+    if teachers[0] != teachers[1]:
+        said = [" ".join(str(t.get(k)) for k in ("version", "model") if t.get(k))
+                for t in teachers]
+        differ.append(f"the teacher ({said[0] or '?'} against {said[1] or '?'})")
+    differ += [name for name in ("schema_version", "feature_set_version")
+               if old.get(name) is not None and old.get(name) != new.get(name)]
+    return differ
 
 
 def differing_settings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -890,7 +912,9 @@ def _write_tables(
         },
         "teacher": teacher_identity(dict(cfg["teacher"])),
         "failures": failures,
-        "shard": dict(cfg.get("shard") or {}),
+        # as whole numbers: `shard.index='${oc.env:SLURM_ARRAY_TASK_ID}'` is a string
+        "shard": {k: None if v is None else int(float(v))
+                  for k, v in dict(cfg.get("shard") or {}).items()},
         "job_seconds": timing,
         "wall_s": round(time.perf_counter() - started, 3),
         "config": cfg,
@@ -1052,21 +1076,30 @@ def _shard_manifests(out_dir: Path, n: int) -> list[tuple[Path, dict[str, Any]]]
         if m is None:
             raise VmafDistillError(f"shard {d}: missing or incomplete; rerun shard.index={k}")
         shard = m.get("shard") or {}
-        if [shard.get("index"), shard.get("count")] != [k, n]:
+        if [_whole(shard.get("index")), _whole(shard.get("count"))] != [k, n]:
             raise VmafDistillError(
                 f"shard {d}: its {MANIFEST} says shard {shard.get('index')}-of-"
                 f"{shard.get('count')}, not {k}-of-{n} (a copied or renamed folder?); rerun "
                 f"shard.index={k} shard.count={n}")
         if m.get("failures"):
             first = m["failures"][0]
-            fix = (f"fix source {first['source_id']} or leave it out (corpus.exclude=[...]), "
-                   "then rerun the shards" if first["variant_id"] == "*"  # the source itself
+            fix = (f"fix source {first['source_id']} or leave it out (corpus.exclude=[...] "
+                   "for a folder corpus, else drop it from corpus.sources), then rerun the "
+                   "shards" if first["variant_id"] == "*"  # the source itself
                    else "rerun that shard before merging")
             raise VmafDistillError(
                 f"shard {d}: {len(m['failures'])} job(s) failed (first: {first['source_id']} "
                 f"{first['variant_id']}: {first['error']}); {fix}")
         manifests.append((d, m))
     return manifests
+
+
+def _whole(value: Any) -> int | None:
+    """``value`` as a whole number (a shard index recorded as ``"1"``), else None."""
+    try:
+        return int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _check_merged_rows(out_dir: Path, tables: Mapping[str, pd.DataFrame]) -> None:
@@ -1098,10 +1131,10 @@ def merge_shards(cfg: Mapping[str, Any]) -> BuildReport:
         (first, m0), (other, m1) = next(
             (manifests[0], dm) for dm in manifests if dm[1]["build_key"] != manifests[0][1][
                 "build_key"])
-        differ = differing_settings(m0.get("config") or {}, m1.get("config") or {})
+        differ = build_differences(m0, m1)
         raise VmafDistillError(
             f"{out_dir}/shards: shards were built from different configs ({first.name} and "
-            f"{other.name}: " + (f"{', '.join(differ)} differ" if differ else
+            f"{other.name}: " + (f"{'; '.join(differ)} differ" if differ else
                                  "other footage, or another vmafdistill version") +
             "); rebuild the shards with one config")
     store = ArtifactStore(cfg.get("cache_root") or out_dir / "cache")
@@ -1109,10 +1142,13 @@ def merge_shards(cfg: Mapping[str, Any]) -> BuildReport:
             for spec, sid in planned_sources(cfg)]
     if keys.pop() != build_key(cfg, srcs):
         # the merged corpus.json would describe this config, the rows another one
+        differ = build_differences(manifests[0][1], _identity(cfg))
         raise VmafDistillError(
-            f"{out_dir}/shards: the shards were built with another config than this merge "
-            "(sources, ladder, teacher, shots or encode settings differ): merge with the "
-            "settings they were built with, or rebuild the shards")
+            f"{out_dir}/shards: the shards were built with another config than this merge ("
+            + (f"{'; '.join(differ)} differ): merge with the settings they were built with, "
+               "or rebuild the shards" if differ else
+               "other footage, or another vmafdistill version, which keyed the cache "
+               "otherwise): rebuild the shards (their jobs come from the cache)"))
     parts = {t: _non_empty([pd.read_parquet(d / "tables" / f"{t}.parquet") for d, _ in manifests])
              for t in TABLES}
     sources = pd.concat(parts["sources"]).drop_duplicates("source_id")

@@ -8,7 +8,8 @@ results, so the tables (and ``corpus_hash``) do not depend on the executor.
 (``executor.num_cpus`` CPUs), ``auto`` or ``ray://host:port`` joins a cluster. A job is retried
 ``executor.max_retries`` times (a lost worker or node, or an exception), then reported like a
 failed local job; a job that refuses its input (a :class:`VmafDistillError`: a damaged
-source, an encoder's refusal) is reported at once, in one line, as a local job is. With
+source, an encoder's refusal; not a transient one, :func:`~vmafdistill.errors.is_transient`)
+is reported at once, in one line, as a local job is. With
 ``executor.shared_fs`` true the jobs write their artefacts into the content-addressed cache,
 which every node mounts (``paths.cache_dir`` on NFS or similar); with it false they work in a
 node-local cache and their artefacts come back to the driver through Ray's object store
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from ..errors import VmafDistillError
+from ..errors import VmafDistillError, is_transient
 from ..signals import handlers_restored, raise_exit, signal_handled
 
 __all__ = ["EXECUTORS", "raise_exit", "run_ray", "signal_handled"]
@@ -52,6 +53,8 @@ def _job(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     try:
         return fn(*(ray.get(a) if isinstance(a, ray.ObjectRef) else a for a in args))
     except VmafDistillError as exc:
+        if is_transient(exc):  # a killed encoder, a full disk, a failed fork: Ray retries
+            raise
         # the input's own problem: a retry gives the same, and Ray printed each try's
         # traceback, cut mid-path, before the one-line report
         return JobRefused(str(exc))
@@ -226,7 +229,10 @@ def _outcome(ref: Any, cfg: Mapping[str, Any]) -> tuple[Any, str | None, str]:
     try:
         result = ray.get(ref)
     except Exception as exc:  # RayTaskError wraps the job's own exception
-        retried = int(cfg.get("max_retries", 2)) > 0 and bool(cfg.get("retry_exceptions", True))
+        # a lost worker is retried whatever retry_exceptions says; -1 is Ray's "for ever"
+        own = isinstance(exc, ray.exceptions.RayTaskError)
+        retried = int(cfg.get("max_retries", 2)) != 0 and (
+            not own or bool(cfg.get("retry_exceptions", True)))
         return None, _job_error(exc), " (after retries)" if retried else ""
     if isinstance(result, JobRefused):
         return None, result.message.splitlines()[0] if result.message else "refused", ""

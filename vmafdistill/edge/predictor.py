@@ -65,10 +65,12 @@ def check_not_a_training_output(path: Path) -> None:
     exported ONNX student: it read as "model card not found", a malformed ONNX protobuf or
     "model file not found"."""
     bundle = path / "student.pt" if path.is_dir() else path
+    if not bundle.is_file():  # (a named pipe is not opened: that waits for a writer)
+        return
     zipped = False
     with contextlib.suppress(OSError), bundle.open("rb") as fh:
         zipped = fh.read(4) == b"PK\x03\x04"  # torch.save's zip archive
-    if bundle.is_file() and (bundle.suffix in (".pt", ".pth", ".ckpt") or zipped):
+    if bundle.suffix in (".pt", ".pth", ".ckpt") or zipped:
         given = bundle if bundle.suffix in (".pt", ".pth") else "RUN/student.pt"
         raise ModelError(
             f"{path}: a training output (a torch file), not an exported ONNX student; "

@@ -633,7 +633,8 @@ def checked_run_values(plain: dict[str, Any]) -> None:
         raise VmafDistillError(
             f"guard_thresholds={thresholds!r}: a list of VMAF values, e.g. [70,80]")
     for t in thresholds:  # checked, kept as typed (they name metric keys)
-        checked_number("guard_thresholds", t, float, 0)
+        if checked_number("guard_thresholds", t, float, 0) > 100:  # the card refuses it
+            raise VmafDistillError(f"guard_thresholds: {t!r} is not a VMAF value (0..100)")
 
 
 def loss_config(loss_cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -737,16 +738,10 @@ def baseline_oof(
 
 
 def _finite(obj: Any) -> Any:
-    """JSON-safe copy: NaN/inf floats become None, numpy scalars become Python scalars."""
-    if isinstance(obj, Mapping):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+    """JSON-safe copy (:func:`vmafdistill.folders.json_safe`)."""
+    from ..folders import json_safe
+
+    return json_safe(obj)
 
 
 def summarise_predictions(
