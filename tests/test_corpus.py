@@ -400,6 +400,22 @@ def test_a_merge_checks_what_its_shard_folders_hold(built, sources, tmp_path: Pa
     pd.testing.assert_frame_equal(report.samples, merged.samples)
     err = capsys.readouterr().err
     assert "1-of-2.old, notes-of-shards.txt not merged (not a shard folder k-of-n)" in err, err
+    # shard numbers recorded as strings (`shard.index='${oc.env:SLURM_ARRAY_TASK_ID}'`) are
+    # the shard their folder names; shards keyed by another vmafdistill version say so
+    for k in range(2):
+        manifest = shards / f"{k}-of-2" / "corpus.json"
+        m = json.loads(manifest.read_text())
+        manifest.write_text(json.dumps({**m, "shard": {"index": str(k), "count": "2"}}))
+    pd.testing.assert_frame_equal(report.samples, merge_shards(shard_cfg).samples)
+    for k in range(2):
+        manifest = shards / f"{k}-of-2" / "corpus.json"
+        m = json.loads(manifest.read_text())
+        manifest.write_text(json.dumps({**m, "build_key": "0" * 16}))
+    with pytest.raises(VmafDistillError, match=r"another vmafdistill version, which keyed the "
+                                               r"cache otherwise\): rebuild the shards"):
+        merge_shards(shard_cfg)
+    for k in range(2):
+        build_corpus({**shard_cfg, "shard": {"index": k, "count": 2}})
 
     # the same merge over a corpus of other settings: said, as a build over it says
     other = {**shard_cfg, "out_dir": str(tmp_path / "other")}
