@@ -519,3 +519,19 @@ def test_a_chain_of_finetunes_keeps_every_training_domain(tmp_path: Path) -> Non
         assert _covers(dom, seen_used), step
         src = tmp_path / f"{step}.onnx"  # the next fine-tune starts from this export
     assert dom["n_samples"] == len(full) + 2 * len(part)
+
+
+def test_finetuning_on_the_training_corpus_says_before_is_in_sample(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """On the corpus the student was trained on, its 'before' held-out rows were its own
+    training rows: the summary printed 'held-out MAE 1.04 -> 2.51' as if it had got worse."""
+    from vmafdistill.students.finetune import _print_summary
+
+    figures = {"mae": 1.0, "plcc": 0.99}
+    metrics = {"before": {"heldout": figures}, "after": {"heldout": figures}, "n_heldout": 9,
+               "bundle": "b.pt", "source_corpus": {"name": "pilot", "hash": "h"},
+               "corpus": {"name": "pilot", "hash": "h"}}
+    _print_summary(metrics, {"name": "pilot"})
+    assert "'before' figures are in-sample" in capsys.readouterr().out
+    _print_summary({**metrics, "corpus": {"name": "other", "hash": "g"}}, {"name": "other"})
+    assert "in-sample" not in capsys.readouterr().out

@@ -398,6 +398,11 @@ def _print_summary(metrics: Mapping[str, Any], manifest: Mapping[str, Any]) -> N
           f"MAE {before['mae']:.3f} -> {after['mae']:.3f}, "
           f"PLCC {before['plcc']:.3f} -> {after['plcc']:.3f}; "
           f"bundle {metrics['bundle']}", flush=True)
+    source = metrics.get("source_corpus") or {}
+    if source.get("hash") and source.get("hash") == (metrics.get("corpus") or {}).get("hash"):
+        # its "before" rows were its own training rows: low by construction
+        print(f"note: the student was trained on this corpus ({manifest.get('name')}), so its "
+              "'before' figures are in-sample, not held-out", flush=True)
 
 
 def _job(cfg: Any, run_dir: Path, overrides: list[str]) -> float:
