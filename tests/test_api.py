@@ -319,7 +319,25 @@ def test_json_safe_writes_strict_json() -> None:
     from vmafdistill.folders import json_safe
 
     summary = {"baselines": {"gbdt50": {"precision@80": float("nan"), "mae": np.float64(3.0)}},
-               "n": np.int64(72), "interval": (1.0, float("inf"))}
+               "n": np.int64(72), "interval": (1.0, float("inf")),
+               "per_fold": np.array([1.5, np.nan])}
     text = json.dumps(json_safe(summary), allow_nan=False)
     assert json.loads(text) == {"baselines": {"gbdt50": {"precision@80": None, "mae": 3.0}},
-                                "n": 72, "interval": [1.0, None]}
+                                "n": 72, "interval": [1.0, None], "per_fold": [1.5, None]}
+
+
+def test_pilot_keeps_overrides_that_leave_its_stages_together(tmp_path) -> None:
+    """The corpus cache (cache_root) is not under --out: moving it splits no stage."""
+    import argparse
+
+    from vmafdistill.cli.pilot import _configs
+    from vmafdistill.students.train import checked_run_values
+
+    args = argparse.Namespace(out=str(tmp_path / "p"), workers=None, no_teacher_check=True,
+                              config="pilot", overrides=[
+                                  f"corpus_overrides=['cache_root={tmp_path / 'c'}']"])
+    _, corpus_cfg, _ = _configs(args)
+    assert corpus_cfg["cache_root"] == str(tmp_path / "c")
+    # a guard threshold the exported card would refuse is refused when training starts
+    with pytest.raises(Exception, match="not a VMAF value"):
+        checked_run_values({"guard_thresholds": [60, 110]})

@@ -228,13 +228,24 @@ def test_replacing_a_corpus_built_with_other_settings_warns(
     _warn_if_replacing(older, same, records)
     err = capsys.readouterr().err
     assert "built with these settings by another vmafdistill version" in err, err
-    # ... but another teacher (a libvmaf of another version, another model file) is named
-    teacher = {**old_manifest["teacher"], "version": "libvmaf 9.9.9"}
+    # ... but another teacher outside this package (another model file, another libvmaf) is
+    # named; this package's own versions (its torch teacher's, its tables') are a version
+    teacher = {**old_manifest["teacher"], "model_sha256": "ab" * 32}
     (older / "corpus.json").write_text(json.dumps({**old_manifest, "build_key": "0" * 16,
                                                    "teacher": teacher}))
     _warn_if_replacing(older, same, records)
     err = capsys.readouterr().err
-    assert "other settings (the teacher (libvmaf 9.9.9" in err, err
+    assert "other settings (the teacher (vmaf_v0.6.1 abab" in err, err
+    from vmafdistill.corpus.build import build_differences
+
+    torch_0 = {"backend": "torch", "version": "vmafdistill 0.0.9 torch exact", "model": "m"}
+    libvmaf = {"backend": "libvmaf", "version": "libvmaf 86da14d integer", "model": "m"}
+    assert build_differences({"teacher": torch_0, "schema_version": 3},
+                             {"teacher": {**torch_0, "version": "vmafdistill 0.1.0 torch exact"},
+                              "schema_version": 4}) == []
+    assert build_differences({"teacher": libvmaf},
+                             {"teacher": {**libvmaf, "version": "libvmaf 9.9.9 integer"}}) == [
+        "the teacher (libvmaf 86da14d integer m against libvmaf 9.9.9 integer m)"]
     from vmafdistill.corpus.build import _check_merged_rows, build_key, check_build_settings
     frames = load_table(out, "frames")
     with pytest.raises(VmafDistillError, match="hold 1 frames row"):

@@ -862,3 +862,16 @@ def test_an_ffmpeg_failure_a_retry_may_not_meet_is_transient(tmp_path: Path) -> 
             pytest.raises(ToolError, match="exit -9") as oom:
         run_ffmpeg(["-version"], what="encoding")
     assert is_transient(oom.value)
+    # an OSError behind an error is transient unless a retry meets it again (a missing or
+    # forbidden file); raised `from None`, the handled error still tells
+    for cause, transient in ((FileNotFoundError(2, "gone"), False),
+                             (PermissionError(13, "no"), False),
+                             (BlockingIOError(11, "fork: try again"), True),
+                             (OSError(5, "I/O error"), True)):
+        try:
+            try:
+                raise cause
+            except OSError:
+                raise ToolError("cannot run ffmpeg") from None
+        except ToolError as exc:
+            assert is_transient(exc) is transient, cause

@@ -12,15 +12,21 @@ class VmafDistillError(Exception):
     transient: bool = False
 
 
+#: OSErrors a retry meets again: the file is missing, unreadable or of the wrong kind.
+_LASTING_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` may not recur on a retry: it, or an exception it was raised from or
-    while handling, is an ``OSError`` (a failed fork, a stale NFS handle) or marked
-    ``transient``. Anything else this package raises is its input's own problem."""
+    while handling, is marked ``transient`` or is an ``OSError`` other than a missing,
+    forbidden or wrong-kind file (a failed fork, a stale NFS handle, an I/O error). Anything
+    else this package raises is its input's own problem."""
     seen: set[int] = set()
     link: BaseException | None = exc
     while link is not None and id(link) not in seen:
         seen.add(id(link))
-        if isinstance(link, OSError) or getattr(link, "transient", False):
+        if getattr(link, "transient", False) or (
+                isinstance(link, OSError) and not isinstance(link, _LASTING_OS_ERRORS)):
             return True
         link = link.__cause__ or link.__context__
     return False

@@ -116,13 +116,14 @@ def make_folder(option: str, folder: Path) -> None:
 def check_folder_target(option: str, folder: Path) -> None:
     """One error naming ``option`` where ``folder`` could not be made or written (a path
     through a file, an unwritable place), checked without making anything."""
-    if folder.exists() and not folder.is_dir():
+    # os.path, not Path: Path.exists raised PermissionError under an unsearchable folder
+    if os.path.exists(folder) and not os.path.isdir(folder):
         raise VmafDistillError(f"{option} {folder}: is a file, not a folder")
     existing = folder
-    while not existing.exists() and existing != existing.parent:
+    while not os.path.lexists(existing) and existing != existing.parent:
         existing = existing.parent
-    if not existing.is_dir():
-        raise VmafDistillError(f"{option} {folder}: {existing} is a file, not a folder")
+    if not os.path.isdir(existing):
+        raise VmafDistillError(f"{option} {folder}: {existing} is not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise VmafDistillError(f"{option} {folder}: {existing} is not writable")
 
@@ -227,8 +228,8 @@ def json_safe(obj: Any) -> Any:
         return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
-    if hasattr(obj, "item") and type(obj).__module__ == "numpy":  # a numpy scalar
-        obj = obj.item()
+    if type(obj).__module__ == "numpy" and hasattr(obj, "tolist"):  # scalar or array
+        return json_safe(obj.tolist())
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ._ffmpeg import decoder_thread_args, ffmpeg_exe, ffmpeg_version, input_url
-from .errors import FrameMismatchError, ModelError, ToolError, VideoInputError
+from .errors import FrameMismatchError, ModelError, ToolError, VideoInputError, VmafDistillError
 from .io.video import SUPPORTED_PIX_FMTS, frame_size_bytes, y4m_frame_count, y4m_header
 from .vmaf_names import FRAME_METRICS
 
@@ -436,7 +436,11 @@ def libvmaf_score(
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
-            _raise_for_failure(proc.stderr, model_str, ref_p, dist_p)
+            try:
+                _raise_for_failure(proc.stderr, model_str, ref_p, dist_p)
+            except VmafDistillError as exc:  # killed (an OOM kill): another try may pass
+                exc.transient = proc.returncode < 0
+                raise
         try:
             log = json.loads(log_path.read_text())
         except (OSError, ValueError) as exc:

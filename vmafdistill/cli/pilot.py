@@ -110,7 +110,7 @@ def _refuse_placed_overrides(cfg: dict[str, Any]) -> None:
     one corpus while training, export and step 5 read another) or was ignored."""
     from ..config import override_key
 
-    for group, keys in (("corpus_overrides", ("out_dir", "cache_root")),
+    for group, keys in (("corpus_overrides", ("out_dir",)),
                         ("train_overrides", ("corpus_dir", "hydra"))):
         for item in cfg.get(group) or []:
             key = override_key(str(item))

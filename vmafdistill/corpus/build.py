@@ -648,19 +648,26 @@ def _identity(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """How two corpus manifests' builds differ, beside their footage: the keyed settings
-    (:func:`differing_settings`), the teacher (``libvmaf 86da14d integer`` against another
-    libvmaf, or another model file) and the table versions. Empty where only the footage or
-    the vmafdistill version's cache keys can tell them apart."""
+    """How two corpus manifests' builds differ, beside their footage and the vmafdistill
+    version: the keyed settings (:func:`differing_settings`) and the teacher outside this
+    package (another libvmaf, another model file). Empty where only the footage or the
+    vmafdistill version (its table versions, its torch teacher's version, its cache keys)
+    can tell them apart."""
     differ = differing_settings(old.get("config") or {}, new.get("config") or {})
-    teachers = [old.get("teacher") or {}, new.get("teacher") or {}]
+    if not old.get("teacher"):  # an older manifest: nothing to compare
+        return differ
+    teachers = [_outside_teacher(old["teacher"]), _outside_teacher(new.get("teacher") or {})]
     if teachers[0] != teachers[1]:
-        said = [" ".join(str(t.get(k)) for k in ("version", "model") if t.get(k))
-                for t in teachers]
+        said = [" ".join(str(v) for v in t.values() if v) for t in teachers]
         differ.append(f"the teacher ({said[0] or '?'} against {said[1] or '?'})")
-    differ += [name for name in ("schema_version", "feature_set_version")
-               if old.get(name) is not None and old.get(name) != new.get(name)]
     return differ
+
+
+def _outside_teacher(identity: Mapping[str, Any]) -> dict[str, Any]:
+    """What of a teacher identity is not this package's version: libvmaf's version (the
+    torch teacher's names vmafdistill's), the model and a model file's digest."""
+    return {"version": identity.get("version") if identity.get("backend") == "libvmaf" else None,
+            "model": identity.get("model"), "model_sha256": identity.get("model_sha256")}
 
 
 def differing_settings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:

@@ -828,9 +828,11 @@ def _check_end(info: VideoInfo, rc: int, log: str, scale_to: tuple[int, int] | N
     DecodeWarning for errors logged by a decode that still succeeded."""
     errors = decoder_errors(log)
     if rc != 0:
-        raise VideoInputError(
+        error = VideoInputError(
             f"{info.path}: ffmpeg failed to decode it (exit code {rc}) after {frames} frames: "
             f"{_tail(chr(10).join(errors) or log)}")
+        error.transient = rc < 0  # killed (an OOM kill), not the file's fault
+        raise error
     _check_no_picture_change(info, log, scale_to)
     if rem:  # only possible if the decoded geometry differs from the probe's
         raise VideoInputError(
