@@ -123,7 +123,7 @@ def check_folder_target(option: str, folder: Path) -> None:
     while not os.path.lexists(existing) and existing != existing.parent:
         existing = existing.parent
     if not os.path.isdir(existing):
-        raise VmafDistillError(f"{option} {folder}: {existing} is not a folder")
+        raise VmafDistillError(f"{option} {folder}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise VmafDistillError(f"{option} {folder}: {existing} is not writable")
 
