@@ -331,13 +331,17 @@ def test_pilot_keeps_overrides_that_leave_its_stages_together(tmp_path) -> None:
     import argparse
 
     from vmafdistill.cli.pilot import _configs
-    from vmafdistill.students.train import checked_run_values
 
     args = argparse.Namespace(out=str(tmp_path / "p"), workers=None, no_teacher_check=True,
                               config="pilot", overrides=[
                                   f"corpus_overrides=['cache_root={tmp_path / 'c'}']"])
     _, corpus_cfg, _ = _configs(args)
     assert corpus_cfg["cache_root"] == str(tmp_path / "c")
-    # a guard threshold the exported card would refuse is refused when training starts
+
+
+def test_a_guard_threshold_a_card_refuses_is_refused_when_training_starts() -> None:
+    from vmafdistill.students.train import checked_run_values
+
     with pytest.raises(Exception, match="not a VMAF value"):
         checked_run_values({"guard_thresholds": [60, 110]})
+    checked_run_values({"guard_thresholds": [60, 100]})

@@ -862,10 +862,27 @@ def test_an_ffmpeg_failure_a_retry_may_not_meet_is_transient(tmp_path: Path) -> 
             pytest.raises(ToolError, match="exit -9") as oom:
         run_ffmpeg(["-version"], what="encoding")
     assert is_transient(oom.value)
+    # a crash on a malformed file is the file's own: not retried; a decode killed from
+    # outside is, as an encode is
+    crashed = subprocess.CompletedProcess([], -signal.SIGSEGV, b"", b"")
+    with mock.patch("subprocess.run", return_value=crashed), \
+            pytest.raises(ToolError) as segv:
+        run_ffmpeg(["-version"], what="encoding")
+    assert not is_transient(segv.value)
+    from types import SimpleNamespace
+
+    from vmafdistill.io.video import _check_end
+
+    info = SimpleNamespace(path="clip.mp4", pix_fmt="yuv420p")
+    for rc, transient in ((-signal.SIGKILL, True), (-signal.SIGSEGV, False), (1, False)):
+        with pytest.raises(VideoInputError, match="failed to decode") as decode:
+            _check_end(info, rc, "", None, 3, 0, (64, 48))
+        assert is_transient(decode.value) is transient, rc
     # an OSError behind an error is transient unless a retry meets it again (a missing or
     # forbidden file); raised `from None`, the handled error still tells
     for cause, transient in ((FileNotFoundError(2, "gone"), False),
                              (PermissionError(13, "no"), False),
+                             (OSError(8, "Exec format error"), False),  # a wrong-arch ffmpeg
                              (BlockingIOError(11, "fork: try again"), True),
                              (OSError(5, "I/O error"), True)):
         try:

@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 
-from .errors import ToolError
+from .errors import ToolError, killed_from_outside
 
 
 def input_url(path: str | os.PathLike[str]) -> str:
@@ -73,7 +73,7 @@ def run_ffmpeg(args: list[str], *, what: str) -> subprocess.CompletedProcess[byt
         tail = text.strip().splitlines()[-5:] or [f"exit {proc.returncode}"]
         error = ToolError(f"ffmpeg failed while {what}: " + " | ".join(tail))
         # killed (an OOM kill), or out of disk or memory: another try, or node, may pass
-        error.transient = proc.returncode < 0 or any(
+        error.transient = killed_from_outside(proc.returncode) or any(
             s in text for s in ("No space left on device", "Cannot allocate memory"))
         raise error
     return proc

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import signal
+
 
 class VmafDistillError(Exception):
     """Base class of every error this package raises on purpose.
@@ -12,24 +15,37 @@ class VmafDistillError(Exception):
     transient: bool = False
 
 
-#: OSErrors a retry meets again: the file is missing, unreadable or of the wrong kind.
-_LASTING_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+#: OSErrors a retry (or another node) may not meet: a busy or interrupted call, a failed
+#: fork, a timeout, a lost connection, an I/O error, a full disk or quota, no memory, a stale
+#: NFS handle, too many open files. A missing, forbidden or unrunnable file is lasting.
+_TRANSIENT_OS_ERRORS = (BlockingIOError, InterruptedError, ChildProcessError, TimeoutError,
+                        ConnectionError)
+_TRANSIENT_ERRNOS = frozenset(getattr(errno, name) for name in (
+    "EIO", "ENOSPC", "EDQUOT", "ENOMEM", "ESTALE", "EMFILE", "ENFILE", "EAGAIN")
+    if hasattr(errno, name))
 
 
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` may not recur on a retry: it, or an exception it was raised from or
-    while handling, is marked ``transient`` or is an ``OSError`` other than a missing,
-    forbidden or wrong-kind file (a failed fork, a stale NFS handle, an I/O error). Anything
-    else this package raises is its input's own problem."""
+    while handling, is marked ``transient`` (a tool killed from outside, e.g. by the OOM
+    killer) or is such an ``OSError`` (:data:`_TRANSIENT_OS_ERRORS`, or its errno one of
+    :data:`_TRANSIENT_ERRNOS`). Anything else this package raises is its input's own."""
     seen: set[int] = set()
     link: BaseException | None = exc
     while link is not None and id(link) not in seen:
         seen.add(id(link))
-        if getattr(link, "transient", False) or (
-                isinstance(link, OSError) and not isinstance(link, _LASTING_OS_ERRORS)):
+        if getattr(link, "transient", False) or isinstance(link, _TRANSIENT_OS_ERRORS) or (
+                isinstance(link, OSError) and link.errno in _TRANSIENT_ERRNOS):
             return True
         link = link.__cause__ or link.__context__
     return False
+
+
+def killed_from_outside(returncode: int) -> bool:
+    """Whether a tool's exit code is a kill from outside (SIGKILL: the OOM killer; SIGTERM: a
+    scheduler), which another try may not meet; a crash (SIGSEGV, SIGABRT) on a malformed
+    file is the file's own."""
+    return returncode in (-signal.SIGKILL, -signal.SIGTERM)
 
 
 class VideoInputError(VmafDistillError):

@@ -91,11 +91,11 @@ def already_made(out: Path) -> bool:
     """Whether the file a recipe films is there already (it is kept); a folder or other
     non-file in its place is one error naming it (``tmp.replace(out)`` failed with a
     traceback after the whole encode)."""
-    if out.is_file():
+    if os.path.isfile(out):  # os.path: Path raised PermissionError under a closed folder
         return True
-    if out.exists() or out.is_symlink():
-        kind = "a folder" if out.is_dir() else "a link to nothing" if not out.exists() \
-            else "not a regular file"
+    if os.path.lexists(out):
+        kind = "a folder" if os.path.isdir(out) else "a link to nothing" \
+            if not os.path.exists(out) else "not a regular file"
         raise VmafDistillError(f"{out}: {kind} is in the place of the video to film; move it")
     return False
 
@@ -104,7 +104,8 @@ def make_folder(option: str, folder: Path) -> None:
     """``folder`` made (parents too), or one error naming ``option`` and the problem: an
     existing file, a path through one, a folder that cannot be made (each was a traceback,
     for ``sources --out`` and ``evaluate --cache``)."""
-    if folder.exists() and not folder.is_dir():
+    # os.path, not Path: Path.exists raised PermissionError under an unsearchable folder
+    if os.path.exists(folder) and not os.path.isdir(folder):
         raise VmafDistillError(f"{option} {folder}: is a file, not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -123,7 +124,9 @@ def check_folder_target(option: str, folder: Path) -> None:
     while not os.path.lexists(existing) and existing != existing.parent:
         existing = existing.parent
     if not os.path.isdir(existing):
-        raise VmafDistillError(f"{option} {folder}: {existing} is a file, not a folder")
+        kind = "a link to nothing" if os.path.islink(existing) and not os.path.exists(
+            existing) else "a file, not a folder"
+        raise VmafDistillError(f"{option} {folder}: {existing} is {kind}")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise VmafDistillError(f"{option} {folder}: {existing} is not writable")
 
@@ -220,8 +223,8 @@ def check_output_target(option: str, target: str | None, inputs: Sequence[str | 
 
 def json_safe(obj: Any) -> Any:
     """A copy of ``obj`` that strict JSON holds: NaN and infinite floats become None (bare
-    ``NaN`` is no JSON: strict parsers refuse the file), numpy scalars Python ones, tuples
-    lists."""
+    ``NaN`` is no JSON: strict parsers refuse the file), numpy scalars and arrays Python
+    values and lists, tuples lists."""
     import math
 
     if isinstance(obj, Mapping):
@@ -229,7 +232,9 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
     if type(obj).__module__ == "numpy" and hasattr(obj, "tolist"):  # scalar or array
-        return json_safe(obj.tolist())
+        plain = obj.tolist()
+        # (a longdouble stays one: left to json, which names it, not recursed into)
+        return obj if type(plain) is type(obj) else json_safe(plain)
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj

@@ -37,7 +37,14 @@ from pathlib import Path
 from typing import Any
 
 from ._ffmpeg import decoder_thread_args, ffmpeg_exe, ffmpeg_version, input_url
-from .errors import FrameMismatchError, ModelError, ToolError, VideoInputError, VmafDistillError
+from .errors import (
+    FrameMismatchError,
+    ModelError,
+    ToolError,
+    VideoInputError,
+    VmafDistillError,
+    killed_from_outside,
+)
 from .io.video import SUPPORTED_PIX_FMTS, frame_size_bytes, y4m_frame_count, y4m_header
 from .vmaf_names import FRAME_METRICS
 
@@ -260,7 +267,9 @@ def _decoded_frames(path: Path, input_args: Sequence[str]) -> int:
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise VideoInputError(f"{path}: cannot decode: {_stderr_tail(proc.stderr)}")
+        error = VideoInputError(f"{path}: cannot decode: {_stderr_tail(proc.stderr)}")
+        error.transient = killed_from_outside(proc.returncode)  # an OOM kill: retried
+        raise error
     counts = re.findall(r"^frame=(\d+)$", proc.stdout, flags=re.MULTILINE)
     if not counts:
         raise VideoInputError(f"{path}: ffmpeg reported no frame count")
@@ -439,7 +448,7 @@ def libvmaf_score(
             try:
                 _raise_for_failure(proc.stderr, model_str, ref_p, dist_p)
             except VmafDistillError as exc:  # killed (an OOM kill): another try may pass
-                exc.transient = proc.returncode < 0
+                exc.transient = killed_from_outside(proc.returncode)
                 raise
         try:
             log = json.loads(log_path.read_text())

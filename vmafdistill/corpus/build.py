@@ -654,7 +654,7 @@ def build_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[st
     vmafdistill version (its table versions, its torch teacher's version, its cache keys)
     can tell them apart."""
     differ = differing_settings(old.get("config") or {}, new.get("config") or {})
-    if not old.get("teacher"):  # an older manifest: nothing to compare
+    if not old.get("teacher") or not new.get("teacher"):  # an older manifest: no teacher
         return differ
     teachers = [_outside_teacher(old["teacher"]), _outside_teacher(new.get("teacher") or {})]
     if teachers[0] != teachers[1]:

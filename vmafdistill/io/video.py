@@ -34,7 +34,13 @@ from typing import IO, Any
 import numpy as np
 
 from .._ffmpeg import decoder_thread_args, ffmpeg_exe, input_url
-from ..errors import DecodeWarning, FrameMismatchError, ToolError, VideoInputError
+from ..errors import (
+    DecodeWarning,
+    FrameMismatchError,
+    ToolError,
+    VideoInputError,
+    killed_from_outside,
+)
 from .ffmpeg_log import decoder_errors, picture_reconfigurations
 
 __all__ = [
@@ -831,7 +837,7 @@ def _check_end(info: VideoInfo, rc: int, log: str, scale_to: tuple[int, int] | N
         error = VideoInputError(
             f"{info.path}: ffmpeg failed to decode it (exit code {rc}) after {frames} frames: "
             f"{_tail(chr(10).join(errors) or log)}")
-        error.transient = rc < 0  # killed (an OOM kill), not the file's fault
+        error.transient = killed_from_outside(rc)  # an OOM kill, not the file's fault
         raise error
     _check_no_picture_change(info, log, scale_to)
     if rem:  # only possible if the decoded geometry differs from the probe's
