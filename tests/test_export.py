@@ -234,6 +234,20 @@ def test_export_refuses_bad_inputs(samples, tmp_path):
     with pytest.raises(VmafDistillError, match=r"parity_tol=-1\.0: must be at least 0"):
         export_onnx(model, _meta(), samples, tmp_path / "x.onnx",
                     settings=load_export_settings({"parity_tol": -1.0}))
+    # a token feature without statistics switched its issue off, unsaid; a section that is
+    # no mapping was a traceback deep in the export
+    for over, msg in ((["tokens.issues.detail_features=[nope]"],
+                       r"tokens.issues.detail_features names \['nope'\], without statistics"),
+                      (["tokens.stat_features=[sobel_meen]"],
+                       r"tokens.stat_features names \['sobel_meen'\], not columns"),
+                      (["tokens=5"], "tokens=5: needs a mapping"),
+                      (["edge.shots=5"], "edge.shots=5: needs a mapping")):
+        with pytest.raises(VmafDistillError, match=msg):
+            export_onnx(model, _meta(), samples, tmp_path / "x.onnx",
+                        settings=load_export_settings(None, over))
+    with pytest.raises(VmafDistillError, match="ref_size must be two integers"):
+        export_onnx(model, _meta(), samples, tmp_path / "x.onnx",
+                    settings=load_export_settings({"ref_size": 0}))
     assert not (tmp_path / "x.onnx").exists()
 
 
@@ -449,3 +463,18 @@ def test_a_float32_graph_gets_float32_rounding_room(samples, tmp_path):
 
     with pytest.raises(ModelError, match="precision=float64"):
         export_onnx(Branchy(1.001), _meta(), samples, tmp_path / "o.onnx", settings=settings)
+
+
+def test_an_empty_path_is_refused_by_export_and_sources(tmp_path, capsys, monkeypatch):
+    """An unset shell variable: `export --out ""` was a traceback, `--ref-size ""` took the
+    corpus's size, `sources --out ""` filmed into the working folder."""
+    from vmafdistill.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for args, msg in ((["export", "--bundle", "s.pt", "--out", ""], "--out: an empty value"),
+                      (["export", "--bundle", "s.pt", "--ref-size", ""],
+                       "--ref-size: an empty value"),
+                      (["sources", "photos", "--out", ""], "--out: an empty path")):
+        assert main(args) == 2, args
+        assert msg in capsys.readouterr().err, args
+    assert list(tmp_path.iterdir()) == []

@@ -90,7 +90,24 @@ def load_export_settings(
             settings[key] = {**settings[key], **{k: v for k, v in val.items() if v is not None}}
         elif val is not None:
             settings[key] = val
+    _check_sections(settings)
     return settings
+
+
+#: The sections of ``conf/export.yaml`` that must stay mappings (``tokens=5`` was an
+#: AttributeError traceback deep in the export).
+_EXPORT_SECTIONS = ("tokens", "tokens.bands", "tokens.issues", "edge", "edge.shots", "int8")
+
+
+def _check_sections(settings: Mapping[str, Any]) -> None:
+    """One error naming an export setting that should be a mapping and is not."""
+    for dotted in _EXPORT_SECTIONS:
+        node: Any = settings
+        for part in dotted.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is not None and not isinstance(node, Mapping):
+            raise VmafDistillError(f"export: {dotted}={node!r}: needs a mapping of settings "
+                                   "(conf/export.yaml)")
 
 
 #: Ops onnxruntime's CPU provider only implements in float32: in a float64 graph they are
@@ -223,7 +240,7 @@ def _versions() -> dict[str, str]:
 
 
 def _ref_size(samples: pd.DataFrame, setting: Any) -> list[int]:
-    if setting:
+    if setting is not None:  # (0 or "" fell through to the corpus's size, unsaid)
         try:
             w, h = (int(v) for v in setting)
         except (TypeError, ValueError):
@@ -539,7 +556,16 @@ def _token_card(tok: Mapping[str, Any], samples: pd.DataFrame) -> dict[str, Any]
     """The card's ``tokens`` (band and issue rules) and ``token_stats`` (robust statistics of
     the issue rules' features over the export corpus)."""
     rules = merge_rules(DEFAULT_RULES, {"bands": tok.get("bands"), "issues": tok.get("issues")})
-    stat_cols = [c for c in tok.get("stat_features", []) if c in samples.columns]
+    stat_features = list(tok.get("stat_features") or [])
+    # a name without statistics switched its issue off, unsaid ([sobel_meen], [nope])
+    if unknown := [c for c in stat_features if c not in samples.columns]:
+        raise VmafDistillError(f"export: tokens.stat_features names {unknown}, not columns "
+                               "of the corpus (its pixel features)")
+    for key in ("detail_features", "motion_features"):
+        if missing := [c for c in rules["issues"][key] if c not in stat_features]:
+            raise VmafDistillError(f"export: tokens.issues.{key} names {missing}, without "
+                                   "statistics (tokens.stat_features)")
+    stat_cols = stat_features
     token_stats = robust_stats({c: samples[c].to_numpy() for c in stat_cols},
                                tok.get("log_features", []))
     return {"tokens": rules, "token_stats": token_stats}

@@ -51,13 +51,17 @@ def run(args: argparse.Namespace) -> int:
         resolve_winner,
     )
 
+    for option, value in (("--out", args.out), ("--ref-size", args.ref_size)):
+        if value is not None and not value.strip():  # an unset shell variable: a traceback,
+            raise VmafDistillError(  # or the corpus's size taken unsaid
+                f"{option}: an empty value (an unset shell variable?)")
     refuse_shipped_overwrite(args.out, args.force)
     bundle = Path(args.bundle) if args.bundle else resolve_winner(args.winner)
     _check_out(args.out, [bundle, *([args.winner] if args.winner else [])])
     over: dict = {"opset": args.opset}
     if args.int8:
         over["int8"] = {"enabled": True}
-    if args.ref_size:
+    if args.ref_size is not None:
         try:
             over["ref_size"] = [int(v) for v in args.ref_size.lower().split("x")]
         except ValueError:
