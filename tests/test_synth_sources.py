@@ -112,3 +112,14 @@ def test_a_bad_placeholder_in_a_synth_recipe_is_one_error() -> None:
     with pytest.raises(VmafDistillError, match=r"recipe synth, source mine: bad placeholder "
                                                r".*'widht'.*known: \{width\}"):
         synth_graphs(recipe)
+
+
+def test_an_empty_file_in_the_place_of_a_filmed_video_is_filmed_again(tmp_path: Path) -> None:
+    """A 0-byte clip (a failed copy) was kept, printed as filmed, and failed the build."""
+    r = load_recipe("synth")
+    name, graph = next(iter(synth_graphs(r).items()))
+    out = tmp_path / f"{name}.mp4"
+    out.touch()
+    made = make_synth_source(name, graph, tmp_path, seconds=0.4, fps=r["fps"])
+    assert made == out and out.stat().st_size > 0
+    assert len(read_packets(out)) == round(0.4 * r["fps"])

@@ -88,11 +88,13 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def already_made(out: Path) -> bool:
-    """Whether the file a recipe films is there already (it is kept); a folder or other
-    non-file in its place is one error naming it (``tmp.replace(out)`` failed with a
+    """Whether the file a recipe films is there already, not empty (it is kept); a folder or
+    other non-file in its place is one error naming it (``tmp.replace(out)`` failed with a
     traceback after the whole encode)."""
     if os.path.isfile(out):  # os.path: Path raised PermissionError under a closed folder
-        return True
+        # an empty file (a copy or a disk that failed; writes here are atomic) is filmed
+        # again: it was kept and printed as filmed, then failed the corpus build
+        return os.path.getsize(out) > 0
     if os.path.lexists(out):
         kind = "a folder" if os.path.isdir(out) else "a link to nothing" \
             if not os.path.exists(out) else "not a regular file"
