@@ -188,6 +188,15 @@ def walk_files(root: Path, skip_dirs: Sequence[Path] = (),
     return sorted(files), sorted(broken)
 
 
+def refuse_empty(option: str, value: str | os.PathLike[str] | None, *, what: str = "path",
+                 hint: str = "") -> None:
+    """One error naming ``option`` where it was given empty: ``--out "$OUT"`` with ``OUT``
+    unset (the results were lost, written into the working folder, or a traceback)."""
+    if value is not None and not str(value).strip():
+        raise VmafDistillError(f"{option}: an empty {what} (an unset shell variable?)"
+                               + (f"; {hint}" if hint else ""))
+
+
 def check_output_target(option: str, target: str | None, inputs: Sequence[str | os.PathLike],
                         *, starts: bytes) -> str | None:
     """``target`` of ``option`` (None: not asked for; ``-``: stdout) once it is known to be
@@ -196,9 +205,7 @@ def check_output_target(option: str, target: str | None, inputs: Sequence[str | 
     b.mp4``, is not replaced). Raises VmafDistillError naming the option and the problem."""
     if target is None or target == "-":
         return target
-    if not str(target).strip():  # `--json "$OUT"` with OUT unset: the results were lost
-        raise VmafDistillError(f"{option}: an empty path (an unset shell variable?); give a "
-                               "file to write, or - for stdout")
+    refuse_empty(option, target, hint="give a file to write, or - for stdout")
     path = Path(target)
     if path.is_dir():
         raise VmafDistillError(f"{option} {target}: is a directory, not a file to write")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import VmafDistillError
+from ..folders import refuse_empty
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -51,10 +52,9 @@ def run(args: argparse.Namespace) -> int:
         resolve_winner,
     )
 
+    # empty: a traceback, or the corpus's size taken unsaid
     for option, value in (("--out", args.out), ("--ref-size", args.ref_size)):
-        if value is not None and not value.strip():  # an unset shell variable: a traceback,
-            raise VmafDistillError(  # or the corpus's size taken unsaid
-                f"{option}: an empty value (an unset shell variable?)")
+        refuse_empty(option, value, what="value")
     refuse_shipped_overwrite(args.out, args.force)
     bundle = Path(args.bundle) if args.bundle else resolve_winner(args.winner)
     _check_out(args.out, [bundle, *([args.winner] if args.winner else [])])

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VmafDistillError
-from ..folders import atomic_write_text, json_safe
+from ..folders import atomic_write_text, json_safe, refuse_empty
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -51,9 +51,7 @@ def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], 
 
     flags = []  # the flags are spellings of overrides
     if args.out is not None:
-        if not args.out.strip():  # `--out "$OUT"` unset: the default pilot's were replaced
-            raise VmafDistillError("--out: an empty path (an unset shell variable?); give a "
-                                   "folder")
+        refuse_empty("--out", args.out, hint="give a folder")  # it replaced the default's
         flags.append(f"out_dir={hydra_quoted(str(Path(args.out).resolve()))}")
     if args.workers is not None:  # 0 too (it was dropped for the config's value)
         flags.append(f"workers={args.workers}")
@@ -113,8 +111,8 @@ def _refuse_placed_overrides(cfg: dict[str, Any]) -> None:
     for group, keys in (("corpus_overrides", ("out_dir",)),
                         ("train_overrides", ("corpus_dir", "hydra"))):
         for item in cfg.get(group) or []:
-            key = override_key(str(item))
-            if key.lstrip("+~") in keys or key.lstrip("+~").split(".")[0] in keys:
+            key = override_key(str(item))  # (without its + or ~)
+            if key in keys or key.split(".")[0] in keys:
                 raise VmafDistillError(
                     f"{group}: {item!r}: the pilot places its corpus and run under --out "
                     f"(out_dir={cfg['out_dir']}); give --out DIR instead")
@@ -194,9 +192,7 @@ def _check_json(target: str | None, out: Path) -> None:
 
     if target is None or target == "-":
         return
-    if not target.strip():  # `--json "$OUT"` with OUT unset: the summary was not written
-        raise VmafDistillError("--json: an empty path (an unset shell variable?); give a file "
-                               "to write, or - for stdout")
+    refuse_empty("--json", target, hint="give a file to write, or - for stdout")
     path = Path(target)
     make_folder("--json", path.resolve().parent)
     own = {(out / name).resolve() for name in ("student.onnx", "student.card.json")}

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import VmafDistillError
-from ..folders import make_folder
+from ..folders import make_folder, refuse_empty
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,10 +36,9 @@ def run(args: argparse.Namespace) -> int:
     if args.group is not None and args.recipe != "kinds":  # it filmed the whole recipe
         raise VmafDistillError(f"--group {args.group}: only the kinds recipe has groups "
                                f"({args.recipe} films every source it lists)")
-    if args.out is not None:
-        if not args.out.strip():  # an unset shell variable filmed into the working folder
-            raise VmafDistillError("--out: an empty path (an unset shell variable?); give a "
-                                   "folder, or leave --out out for the recipe's")
+    if args.out is not None:  # an empty one filmed into the working folder
+        refuse_empty("--out", args.out, hint="give a folder, or leave --out out for the "
+                                             "recipe's")
         make_folder("--out", Path(args.out))
     make_sources(args.recipe, args.out, group=args.group or "train",
                  filmed=lambda path: print(path, flush=True))

@@ -642,9 +642,8 @@ def _warn_if_replacing(out_dir: Path, cfg: Mapping[str, Any],
 
 
 def _identity(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """What a manifest built now with ``cfg`` records of what keys it (beside the sources)."""
-    return {"config": cfg, "teacher": teacher_identity(dict(cfg["teacher"])),
-            "schema_version": SCHEMA_VERSION, "feature_set_version": FEATURE_SET_VERSION}
+    """What :func:`build_differences` reads of a manifest built now with ``cfg``."""
+    return {"config": cfg, "teacher": teacher_identity(dict(cfg["teacher"]))}
 
 
 def build_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -920,8 +919,7 @@ def _write_tables(
         "teacher": teacher_identity(dict(cfg["teacher"])),
         "failures": failures,
         # as whole numbers: `shard.index='${oc.env:SLURM_ARRAY_TASK_ID}'` is a string
-        "shard": {k: None if v is None else int(float(v))
-                  for k, v in dict(cfg.get("shard") or {}).items()},
+        "shard": {k: _whole(v) for k, v in dict(cfg.get("shard") or {}).items()},
         "job_seconds": timing,
         "wall_s": round(time.perf_counter() - started, 3),
         "config": cfg,

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import VmafDistillError
-from ..folders import atomic_write_text, make_folder
+from ..folders import atomic_write_text, make_folder, refuse_empty
 from ..sources import PhotoPan, add_temporal_noise, pan_photos
 from .metrics import regression_metrics
 
@@ -175,8 +175,7 @@ def evaluate_unseen(
         rules = merge_rules(DEFAULT_RULES, pred.card.get("tokens"))
     except (ValueError, TypeError, AttributeError) as exc:
         raise VmafDistillError(f"{card_path_for(model)}: tokens: {exc}") from None
-    if not str(cache).strip():  # `--cache "$DIR"` unset: the working folder became the cache
-        raise VmafDistillError("--cache: an empty path (an unset shell variable?)")
+    refuse_empty("--cache", cache)  # (the working folder became the cache)
     outputs = _checked_outputs({"--markdown": markdown, "--json": json_path, "--plot": plot},
                                model, Path(cache))
     make_folder("--cache", Path(cache))
@@ -229,9 +228,7 @@ def _checked_outputs(asked: dict[str, str | Path | None], model: Path,
     for option, out in asked.items():
         if out is None:
             continue
-        if not str(out).strip():
-            raise VmafDistillError(f"{option}: an empty path (an unset shell variable?); give "
-                                   "a file to write")
+        refuse_empty(option, out, hint="give a file to write")
         if str(out) == "-":
             raise VmafDistillError(f"{option} -: evaluate prints its report on stdout; give "
                                    "a file to write")

@@ -160,8 +160,9 @@ def save_finetuned(
     manifest: Mapping[str, Any], bundle_path: Path, run_dir: Path,
 ) -> None:
     """``student.pt``: the original bundle's meta with this corpus, held-out metrics and q."""
+    from ..folders import json_safe
     from .bundle import save_bundle
-    from .train import _finite, _with_learned_loss
+    from .train import _with_learned_loss
 
     new_meta = dict(meta)
     for key in ("student_cfg", "feature_names", "transforms", "interactions"):
@@ -170,14 +171,14 @@ def save_finetuned(
         corpus={"name": manifest.get("name"), "hash": manifest.get("corpus_hash"),
                 "dir": (metrics.get("corpus") or {}).get("dir")},
         finetuned_from={"bundle": str(bundle_path), "corpus": meta.get("corpus")},
-        metrics=_finite({"heldout_before": metrics["before"]["heldout"],
+        metrics=json_safe({"heldout_before": metrics["before"]["heldout"],
                          "heldout_after": metrics["after"]["heldout"],
                          "monotone_check": metrics["monotone_check"]}),
         conformal={"alpha": metrics["conformal"]["alpha"], "q": metrics["conformal"]["q"],
                    "rule": "pooled"},
         guard_thresholds=list(plain.get("guard_thresholds") or []),
         target=plain.get("target", "vmaf"),
-        config=_finite(_with_learned_loss(plain, metrics["learned_loss_params"])),
+        config=json_safe(_with_learned_loss(plain, metrics["learned_loss_params"])),
     )
     save_bundle(run_dir / "student.pt", final, meta["student_cfg"], new_meta)
 
@@ -383,10 +384,11 @@ def _finish(plain: Mapping[str, Any], metrics: dict[str, Any], manifest: Mapping
             run_dir: Path, t0: float) -> None:
     """The run's wall time and ``metrics.json``; the run directory released; the summary."""
     from ..corpus.tables import atomic_write_json
-    from .train import _finite, release_run_dir
+    from ..folders import json_safe
+    from .train import release_run_dir
 
     metrics["wall_time_s"] = time.perf_counter() - t0
-    atomic_write_json(run_dir / "metrics.json", _finite(metrics))
+    atomic_write_json(run_dir / "metrics.json", json_safe(metrics))
     release_run_dir(run_dir)  # before the summary: its run is done
     if plain.get("summary", True):
         _print_summary(metrics, manifest)

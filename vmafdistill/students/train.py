@@ -737,13 +737,6 @@ def baseline_oof(
 # --------------------------------------------------------------------------- metrics
 
 
-def _finite(obj: Any) -> Any:
-    """JSON-safe copy (:func:`vmafdistill.folders.json_safe`)."""
-    from ..folders import json_safe
-
-    return json_safe(obj)
-
-
 def summarise_predictions(
     oof: pd.DataFrame, thresholds: Sequence[float], target: str = "vmaf"
 ) -> dict[str, Any]:
@@ -1363,6 +1356,7 @@ def save_run(
     summary and the printed table."""
     from ..corpus.tables import atomic_write_json
     from ..features.registry import FEATURE_SET_VERSION
+    from ..folders import json_safe
     from .bundle import save_bundle
     from .runlog import log_run_summary
 
@@ -1374,18 +1368,18 @@ def save_run(
         # dir: where export finds it from any working directory (the card keeps name, hash)
         "corpus": {"name": data.manifest.get("name"), "hash": data.manifest.get("corpus_hash"),
                    "dir": str(data.corpus_dir)},
-        "metrics": _finite({k: metrics[k] for k in (
+        "metrics": json_safe({k: metrics[k] for k in (
             "oof", "fold_plcc_std", "guard", "n_samples", "monotone_check")}),
         "conformal": {"alpha": conf["alpha"], "q": conf["final_q"], "rule": conf["final_q_rule"]},
         "guard_thresholds": metrics["guard_thresholds"],
         "target": data.target,
-        "config": _finite(_with_learned_loss(plain, metrics["learned_loss_params"])),
+        "config": json_safe(_with_learned_loss(plain, metrics["learned_loss_params"])),
     }
     save_bundle(run_dir / "student.pt", final_model, plain["student"], meta)
     metrics["wall_time_s"] = time.perf_counter() - t0
-    atomic_write_json(run_dir / "metrics.json", _finite(metrics))
+    atomic_write_json(run_dir / "metrics.json", json_safe(metrics))
     # config, OOF metrics, plots and the model into the tracker (plots/ for every logger)
-    log_run_summary(plain.get("logger"), run_dir, _finite(plain), _finite(metrics), oof)
+    log_run_summary(plain.get("logger"), run_dir, json_safe(plain), json_safe(metrics), oof)
     if plain.get("summary", True):
         print(format_summary(metrics), flush=True)
 
