@@ -245,7 +245,8 @@ def test_export_refuses_bad_inputs(samples, tmp_path):
         with pytest.raises(VmafDistillError, match=msg):
             export_onnx(model, _meta(), samples, tmp_path / "x.onnx",
                         settings=load_export_settings(None, over))
-    with pytest.raises(VmafDistillError, match="ref_size must be two integers"):
+    with pytest.raises(VmafDistillError,
+                       match=r"ref_size \(--ref-size, or conf/export.yaml\) must be two integers"):
         export_onnx(model, _meta(), samples, tmp_path / "x.onnx",
                     settings=load_export_settings({"ref_size": 0}))
     assert not (tmp_path / "x.onnx").exists()
@@ -316,6 +317,8 @@ def test_a_failed_export_leaves_the_previous_one_working(samples, tmp_path):
            ({"tokens": {"bands": {"green": "abc"}}}, "abc"),
            ({"ref_size": [0, 0]}, "positive"),
            ({"ref_size": [640, 360, 2]}, "WxH"),
+           ({"ref_size": [960.5, 540]}, "WxH"),  # was cut to 960 unsaid (API)
+           ({"ref_size": [True, 540]}, "WxH"),  # was read as 1
            ({"edge": {"frame_step": 0}}, "frame_step must be an integer >= 1"),
            ({"edge": {"temporal_pixel_step": -3}}, "temporal_pixel_step"),
            ({"opset": 99}, "opset 99"),

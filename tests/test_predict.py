@@ -15,6 +15,7 @@ import pytest
 
 from vmafdistill._ffmpeg import run_ffmpeg
 from vmafdistill.cli import main as cli_main
+from vmafdistill.edge.card import card_path_for
 from vmafdistill.edge.pipeline import (
     EdgeOptions,
     analyze_video,
@@ -223,6 +224,21 @@ def test_predict_cli_json(clip, tmp_path, capsys):
     assert doc["ref_size"] == [640, 360]
     assert all(r["band"] == ("green" if r["pred_vmaf"] >= 99 else
                              "amber" if r["pred_vmaf"] >= 98 else "red") for r in recs)
+    # the rules the bands came from are in the file (a hunt: "pred 91.2, band amber" could
+    # not be explained from it)
+    assert doc["videos"][0]["summary"]["band_rules"] == {"green": 99.0, "amber": 98.0,
+                                                         "basis": "pred"}
+    # an earlier predict output is replaced; another tool's JSON (it started with "{" too, so
+    # any JSON object was replaced) and a model card are not
+    assert cli_main(["predict", str(clip), "--model", str(TINY), "--json", str(out)]) == 0
+    other = tmp_path / "other.json"
+    for text in ('{"encoder": "x264", "crf": 23}\n',
+                 card_path_for(TINY).read_text()):
+        other.write_text(text)
+        capsys.readouterr()
+        assert cli_main(["predict", str(clip), "--model", str(TINY), "--json", str(other)]) == 2
+        assert "exists and is not this command's output" in capsys.readouterr().err
+        assert other.read_text() == text
 
 
 def test_shot_record_is_the_json_token(clip, tmp_path):

@@ -326,3 +326,41 @@ def test_an_error_in_the_feature_pass_stops_the_decode_thread(base_mp4, shipped,
         _analyze(base_mp4, shipped, "auto")
     assert info.value is not None  # the error (and its traceback) is still held here
     assert not [t for t in threading.enumerate() if t.name == "decode_luma_pyav"]
+
+
+def test_lost_block_qps_are_flagged_and_dash_manifests_refused(work, base_mp4, shipped,
+                                                              monkeypatch):
+    """Found by a hunt: a DASH manifest ran through ffmpeg's demuxer, which PyAV cannot open,
+    so the block QPs were lost and the shipped student scored the slice QP instead (15 VMAF
+    off the same stream as MP4; a missing segment was a silent hole), with only a warning on
+    stderr. A manifest is now refused, naming the way round it (one representation's segments
+    joined into one file, which predicts as the MP4); and any H.264 delivery whose block QPs
+    are lost has every shot flagged ``no_block_qp``."""
+    from vmafdistill.errors import VideoInputError
+    from vmafdistill.io import mb_quantizer
+
+    dash = work / "dash"
+    dash.mkdir()
+    run_ffmpeg(["-i", str(base_mp4), "-c", "copy", "-f", "dash", "-seg_duration", "1",
+                str(dash / "manifest.mpd")], what="DASH")
+    with pytest.raises(VideoInputError, match=r"manifest\.mpd: a DASH manifest"):
+        _analyze(dash / "manifest.mpd", shipped, "auto")
+    (dash / "renamed.xml").write_bytes((dash / "manifest.mpd").read_bytes())
+    with pytest.raises(VideoInputError, match="a DASH manifest"):  # by content, too
+        _analyze(dash / "renamed.xml", shipped, "auto")
+    joined = dash / "rep.mp4"
+    chunks = sorted(dash.glob("chunk-stream0-*.m4s"))
+    assert len(chunks) == 2  # 2 s GOPs
+    joined.write_bytes(b"".join(p.read_bytes() for p in
+                                [dash / "init-stream0.m4s", *chunks]))
+    whole, rep = _analyze(base_mp4, shipped, "auto"), _analyze(joined, shipped, "auto")
+    assert rep.summary["frames"] == whole.summary["frames"] == 100
+    assert [r["pred_vmaf"] for r in rep.records] == pytest.approx(
+        [r["pred_vmaf"] for r in whole.records], abs=0.5)  # moof/mdat headers add bits
+    assert not any("no_block_qp" in r["flags"] for r in rep.records)
+
+    monkeypatch.setattr(mb_quantizer, "pyav_available", lambda: False)
+    lost = _analyze(base_mp4, shipped, "auto")
+    assert lost.summary["pixel_features"]["decoder"] == "ffmpeg"
+    assert all("no_block_qp" in r["flags"] for r in lost.records)
+    assert lost.summary["flagged"] == len(lost.records)

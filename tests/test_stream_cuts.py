@@ -591,6 +591,113 @@ def test_live_playlists_and_missing_segments_are_named(work, base_mp4, predictor
         analyze(fmp4 / "vod.m3u8", predictor)
 
 
+def test_playlist_segments_without_video_byte_ranges_and_init_switches(work, base_mp4,
+                                                                         predictor):
+    """Found by a hunt, each exit 0 with a wrong result before: a TS segment cut to its PAT and
+    PMT, or an fMP4 one cut to its ``styp`` box, passed the structure check and joined the
+    shots around a 1 s hole; a byte-range playlist (``-hls_flags single_file``) whose file
+    lost its last segment lost those seconds silently; an fMP4 playlist switching rendition
+    with a second ``#EXT-X-MAP`` was decoded with the first init's parameters (garbage at the
+    wrong size). Each is now a one-line error naming the playlist and the part."""
+    from vmafdistill.errors import VideoInputError
+
+    ts = work / "novideo_ts"
+    ts.mkdir()
+    run_ffmpeg(["-i", str(base_mp4), "-c", "copy", "-f", "hls", "-hls_time", "1",
+                "-hls_playlist_type", "vod", str(ts / "vod.m3u8")], what="segmenting to HLS")
+    second = [ln for ln in (ts / "vod.m3u8").read_text().splitlines() if ln.endswith(".ts")][1]
+    (ts / second).write_bytes((ts / second).read_bytes()[:376])  # PAT + PMT only
+    with pytest.raises(VideoInputError, match=rf"vod\.m3u8: 1 of its \d+ local segments "
+                                              rf"unusable \({re.escape(second)}: holds no video"):
+        analyze(ts / "vod.m3u8", predictor)
+
+    def fmp4(name: str, *extra: str, size: str = "320x180") -> Path:
+        out = work / name
+        out.mkdir()
+        run_ffmpeg(["-i", str(base_mp4), *(["-c", "copy"] if size == "320x180" else
+                    ["-s", size, "-c:v", "libx264", "-preset", "veryfast", "-g", "25"]),
+                    "-f", "hls", "-hls_time", "1", "-hls_segment_type", "fmp4",
+                    "-hls_fmp4_init_filename", f"init_{name}.mp4", *extra,
+                    "-hls_playlist_type", "vod", str(out / "vod.m3u8")],
+                   what="segmenting to fMP4 HLS")
+        return out / "vod.m3u8"
+
+    styp = fmp4("styp_only")
+    first = next(ln for ln in styp.read_text().splitlines() if ln.endswith(".m4s"))
+    data = (styp.parent / first).read_bytes()
+    (styp.parent / first).write_bytes(data[: int.from_bytes(data[:4], "big")])
+    with pytest.raises(VideoInputError, match=rf"{re.escape(first)}: holds no media"):
+        analyze(styp, predictor)
+
+    # byte ranges: whole, they read as the video; a file cut where its last range starts is
+    # named with that range
+    for kind, seg_type in (("ts", "mpegts"), ("m4s", "fmp4")):
+        single = work / f"single_{kind}"
+        single.mkdir()
+        run_ffmpeg(["-i", str(base_mp4), "-c", "copy", "-f", "hls", "-hls_time", "1",
+                    "-hls_flags", "single_file", "-hls_segment_type", seg_type,
+                    "-hls_playlist_type", "vod", str(single / "vod.m3u8")],
+                   what="segmenting to one-file HLS")
+        text = (single / "vod.m3u8").read_text()
+        assert "#EXT-X-BYTERANGE" in text
+        assert analyze(single / "vod.m3u8", predictor).summary["frames"] == 100
+        media = single / f"vod.{kind}"
+        last = [ln for ln in text.splitlines() if ln.startswith("#EXT-X-BYTERANGE:")][-1]
+        length, offset = (int(v) for v in last.split(":")[1].split("@"))
+        media.write_bytes(media.read_bytes()[:offset])
+        with pytest.raises(VideoInputError,
+                           match=rf"{re.escape(media.name)} bytes {offset}\.\.{offset + length}:"
+                                 r" past the file's end"):
+            analyze(single / "vod.m3u8", predictor)
+
+    # a second #EXT-X-MAP with other bytes: a rendition switch inside one playlist
+    hi, lo = fmp4("init_hi"), fmp4("init_lo", size="160x90")
+    segs = {d: [ln for ln in d.read_text().splitlines() if ln.endswith(".m4s")]
+            for d in (hi, lo)}
+    (work / "init_hi" / "switch.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n#EXT-X-PLAYLIST-TYPE:VOD\n"
+        '#EXT-X-MAP:URI="init_init_hi.mp4"\n'
+        f"#EXTINF:1.0,\n{segs[hi][0]}\n#EXT-X-DISCONTINUITY\n"
+        '#EXT-X-MAP:URI="../init_lo/init_init_lo.mp4"\n'
+        f"#EXTINF:1.0,\n../init_lo/{segs[lo][1]}\n#EXT-X-ENDLIST\n")
+    with pytest.raises(VideoInputError, match=r"switch\.m3u8: its init section changes at "
+                                              r"segment 1 \(init_init_hi\.mp4 -> "):
+        analyze(work / "init_hi" / "switch.m3u8", predictor)
+    # the same init section named again (another path, same bytes) is no switch
+    (work / "init_hi" / "again.mp4").write_bytes((work / "init_hi" / "init_init_hi.mp4")
+                                                 .read_bytes())
+    lines = hi.read_text().splitlines()
+    at = max(k for k, ln in enumerate(lines) if ln.startswith("#EXTINF"))
+    lines.insert(at, '#EXT-X-MAP:URI="again.mp4"')
+    (work / "init_hi" / "again.m3u8").write_text("\n".join(lines) + "\n")
+    assert analyze(work / "init_hi" / "again.m3u8", predictor).summary["frames"] == 100
+
+
+def test_a_folder_of_hls_deliveries_predicts_each_media_playlist(work, base_mp4, tmp_path):
+    """A folder of HLS renditions (found by a hunt): the segments and init sections were
+    predicted one by one and every fMP4 one failed ("no decodable video frames"), the playlists
+    skipped. Each media playlist is now one video, the files it lists are not predicted again,
+    a master playlist (its variants are media playlists of their own) and a music ``.m3u`` are
+    skipped, and a plain video beside them is still predicted."""
+    from vmafdistill.cli.predict import expand_videos
+
+    folder = tmp_path / "deliveries"
+    for name, seg_type in (("r_ts", "mpegts"), ("r_fmp4", "fmp4")):
+        (folder / name).mkdir(parents=True)
+        run_ffmpeg(["-i", str(base_mp4), "-c", "copy", "-f", "hls", "-hls_time", "1",
+                    "-hls_segment_type", seg_type, "-hls_playlist_type", "vod",
+                    str(folder / name / "vod.m3u8")], what="segmenting to HLS")
+    (folder / "master.m3u8").write_text("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nr_ts/vod.m3u8\n"
+                                        "#EXT-X-STREAM-INF:BANDWIDTH=2\nr_fmp4/vod.m3u8\n")
+    (folder / "music.m3u").write_text("/music/track01.mp3\n")
+    (folder / "stray.ts").write_bytes((folder / "r_ts" / "vod0.ts").read_bytes())
+    (folder / "a.mp4").write_bytes(base_mp4.read_bytes())
+    assert len(list((folder / "r_fmp4").iterdir())) > 2  # init + segments + playlist
+    videos = expand_videos([str(folder)])
+    assert [(Path(v).relative_to(folder).as_posix(), err) for v, err in videos] == [
+        ("a.mp4", None), ("r_fmp4/vod.m3u8", None), ("r_ts/vod.m3u8", None), ("stray.ts", None)]
+
+
 def _same_shot(rec: dict, alone: dict) -> None:
     """A shot of a recording equals the same shot of its rendition predicted on its own."""
     for key in ("codec", "res", "band", "issue", "flags"):

@@ -281,7 +281,8 @@ def export(bundle: str | Path, out: str | Path, *, corpus_dir: str | Path | None
 def load_student(model: str | Path = "default") -> Any:
     """The torch-free predictor of an exported student (``"default"``: the shipped one):
     ``.predict(rows)`` maps raw feature rows (``.feature_names`` order, or a table whose
-    columns carry those names, in any order) to VMAF.
+    columns carry those names, in any order) to VMAF, the student's output as it is (not
+    clipped to 0..100, as ``predict``'s records are).
 
     >>> student = load_student()
     >>> student.feature_names[:2]

@@ -239,15 +239,25 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _whole_pixels(value: Any) -> int:
+    """``value`` as a whole number of pixels; a fraction (960.5 was cut to 960) or a boolean
+    (True read as 1) raises ValueError."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(value)
+    return int(value)
+
+
 def _ref_size(samples: pd.DataFrame, setting: Any) -> list[int]:
     if setting is not None:  # (0 or "" fell through to the corpus's size, unsaid)
         try:
-            w, h = (int(v) for v in setting)
+            w, h = (_whole_pixels(v) for v in setting)
         except (TypeError, ValueError):
             raise VmafDistillError(
-                f"export: ref_size must be two integers WxH, got {setting!r}") from None
+                f"export: ref_size (--ref-size, or conf/export.yaml) must be two integers WxH, "
+                f"got {setting!r}") from None
         if w <= 0 or h <= 0:
-            raise VmafDistillError(f"export: ref_size must be positive, got {w}x{h}")
+            raise VmafDistillError(f"export: ref_size (--ref-size, or conf/export.yaml) must be "
+                                   f"positive, got {w}x{h}")
         return [w, h]
     if {"ref_width", "ref_height"} <= set(samples.columns) and len(samples):
         pair = samples[["ref_width", "ref_height"]].astype(int).value_counts().idxmax()

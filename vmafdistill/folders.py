@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
+import re
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -198,11 +199,13 @@ def refuse_empty(option: str, value: str | os.PathLike[str] | None, *, what: str
 
 
 def check_output_target(option: str, target: str | None, inputs: Sequence[str | os.PathLike],
-                        *, starts: bytes) -> str | None:
+                        *, starts: bytes | re.Pattern[bytes]) -> str | None:
     """``target`` of ``option`` (None: not asked for; ``-``: stdout) once it is known to be
     writable and neither one of the ``inputs`` nor an existing file that does not start with
-    ``starts`` (what this command writes there: a video given by mistake, ``--json a.mp4
-    b.mp4``, is not replaced). Raises VmafDistillError naming the option and the problem."""
+    ``starts`` (what this command writes there, as bytes or a pattern matched at the start, so
+    a JSON output names its own first key: a video given by mistake, ``--json a.mp4 b.mp4``,
+    or another tool's JSON is not replaced). Raises VmafDistillError naming the option and the
+    problem."""
     if target is None or target == "-":
         return target
     refuse_empty(option, target, hint="give a file to write, or - for stdout")
@@ -223,11 +226,18 @@ def check_output_target(option: str, target: str | None, inputs: Sequence[str | 
                         f"results to ({option} takes the output file)")
         with contextlib.suppress(OSError), path.open("rb") as fh:
             head = fh.read(64).lstrip()
-            if head and not head.startswith(starts):  # an earlier run's output starts so
+            ours = (head.startswith(starts) if isinstance(starts, bytes)
+                    else starts.match(head) is not None)
+            if head and not ours:  # an earlier run's output starts so
                 raise VmafDistillError(
-                    f"{option} {target}: exists and is not this command's output (a video?); "
-                    f"it is not replaced ({option} takes the output file)")
+                    f"{option} {target}: exists and is not this command's output (a video, "
+                    f"another tool's file?); it is not replaced ({option} takes the output file)")
     return target
+
+
+def json_starting_with(key: str) -> re.Pattern[bytes]:
+    """What :func:`check_output_target` takes for a JSON object whose first key is ``key``."""
+    return re.compile(rb'\{\s*"' + re.escape(key.encode()) + rb'"\s*:')
 
 
 def json_safe(obj: Any) -> Any:

@@ -93,8 +93,9 @@ def _check_out(out: str, inputs: list[Path | str]) -> None:
     the bundle it exported with the ONNX) nor an existing file that is not an earlier export
     (a video, a ``winner.json``); an ONNX model starts with its ir_version field, byte 0x08."""
     from ..edge.card import card_path_for
-    from ..folders import check_output_target, make_folder
+    from ..folders import check_output_target, json_starting_with, make_folder
 
     make_folder("--out", Path(out).resolve().parent)  # export made it; the check wants it
     check_output_target("--out", out, inputs, starts=b"\x08")
-    check_output_target("--out", str(card_path_for(out)), inputs, starts=b"{")
+    check_output_target("--out", str(card_path_for(out)), inputs,
+                        starts=json_starting_with("card_version"))

@@ -188,7 +188,7 @@ def _check_json(target: str | None, out: Path) -> None:
     """``--json`` checked before the run (a missing folder was a traceback after it, and
     ``--json OUT/student.onnx`` replaced the exported model): its folder made, and neither an
     existing file other than JSON nor one of the pilot's own outputs."""
-    from ..folders import check_output_target, make_folder
+    from ..folders import check_output_target, json_starting_with, make_folder
 
     if target is None or target == "-":
         return
@@ -199,7 +199,7 @@ def _check_json(target: str | None, out: Path) -> None:
     if path.resolve() in own or path.resolve().is_relative_to(out / "corpus") \
             or path.resolve().is_relative_to(out / "train"):
         raise VmafDistillError(f"--json {target}: is one of the pilot's own outputs in {out}")
-    check_output_target("--json", target, [], starts=b"{")
+    check_output_target("--json", target, [], starts=json_starting_with("out_dir"))
 
 
 def _corpus(cfg: dict[str, Any], quiet: bool = False) -> Any:

@@ -14,21 +14,25 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VmafDistillError
-from ..folders import atomic_write_text, check_output_target, walk_files
+from ..folders import atomic_write_text, check_output_target, json_starting_with, walk_files
 
 #: What a directory argument expands to (case-insensitive), recursively. MPEG program streams
 #: and MXF may carry H.264 / H.265; the others are the usual homes of the four codecs.
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".ts", ".m2ts", ".mts", ".avi",
                     ".flv", ".3gp", ".ivf", ".obu", ".h264", ".264", ".h265", ".hevc", ".265",
                     ".mpg", ".mpeg", ".mxf")
+#: HLS playlists: in a directory, each media playlist is one video and the files it lists
+#: are not predicted again on their own.
+PLAYLIST_SUFFIXES = (".m3u8", ".m3u")
 
 
 def expand_videos(args: list[str]) -> list[tuple[str, str | None]]:
     """The videos to predict as ``(path, error)``: files as given (error None), directories as
     their video files (recursively through folder links, sorted, by :data:`VIDEO_EXTENSIONS`;
-    hidden files such as macOS's ``._name.mp4`` resource forks are skipped; a video link that
-    points nowhere is an entry with an error). A directory without any is one entry
-    with an error, reported like a bad video while the other arguments are still predicted."""
+    HLS media playlists in place of the segments they list; hidden files such as macOS's
+    ``._name.mp4`` resource forks are skipped; a video link that points nowhere is an entry
+    with an error). A directory without any is one entry with an error, reported like a bad
+    video while the other arguments are still predicted."""
     out: list[tuple[str, str | None]] = []
     for arg in args:
         path = Path(arg)
@@ -36,7 +40,8 @@ def expand_videos(args: list[str]) -> list[tuple[str, str | None]]:
             out.append((arg, None))
             continue
         files, broken = walk_files(path)
-        found = [str(f) for f in files if f.suffix.lower() in VIDEO_EXTENSIONS]
+        found = _without_listed([f for f in files
+                                 if f.suffix.lower() in (*VIDEO_EXTENSIONS, *PLAYLIST_SUFFIXES)])
         dangling = [str(f) for f in broken if f.suffix.lower() in VIDEO_EXTENSIONS]
         if not found and not dangling:
             out.append((arg, f"{arg}: a directory without video files "
@@ -44,6 +49,25 @@ def expand_videos(args: list[str]) -> list[tuple[str, str | None]]:
         out.extend((f, None) for f in found)
         out.extend((f, f"{f}: a link that points nowhere ({os.readlink(f)})") for f in dangling)
     return out
+
+
+def _without_listed(files: list[Path]) -> list[str]:
+    """``files`` with HLS media playlists kept as one video each, the segments and init
+    sections they list dropped, and master playlists and other ``.m3u`` files dropped (each
+    variant is a media playlist of its own)."""
+    from ..edge.playlist import media_playlist_files
+
+    listed: set[Path] = set()
+    playlists = []
+    for f in files:
+        if f.suffix.lower() in PLAYLIST_SUFFIXES:
+            parts = media_playlist_files(f)
+            if parts is not None:
+                playlists.append(f)
+                listed |= parts
+    return [str(f) for f in files
+            if (f in playlists or f.suffix.lower() not in PLAYLIST_SUFFIXES)
+            and f.resolve() not in listed]
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -220,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
     card_file = Path(args.card) if args.card else card_path_for(model)
     videos = expand_videos(args.videos)
     check_output_target("--json", args.json, [v for v, _ in videos] + [model, card_file],
-                        starts=b"{")
+                        starts=json_starting_with("model"))
     card = read_card(card_file, beside=None if args.card else model)
     # onnxruntime loads and checks the model in the background while the first video is
     # probed and decoded (start-up off the critical path); its errors stop the run early.

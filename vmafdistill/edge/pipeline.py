@@ -80,7 +80,7 @@ from .options import (
     needs_quantizer,
     temporal_only,
 )
-from .playlist import check_playlist
+from .playlist import check_playlist, refuse_dash
 from .pyav_decode import PyavDeclinedError, PyavFrames, decode_luma_pyav
 from .records import (
     VideoReport,
@@ -369,6 +369,7 @@ def _plan(path: str | os.PathLike[str], predictor: Any, card: Mapping[str, Any] 
         card = predictor.card
     if options is None:
         options = EdgeOptions.from_card(card.get("edge"))
+    refuse_dash(path)
     check_playlist(path)
     names = list(card["feature_names"])
     return _Plan(os.fspath(path), card, names, options, options.pixel_step(names), ref_size)
@@ -638,13 +639,18 @@ def _predict(predictor: Any, rows: Sequence[Mapping[str, Any]],
     return preds
 
 
+#: On every shot of an H.264 delivery whose block QPs could not be read, for a student that
+#: reads them (``scene_mb_qp`` then falls back to the slice QP).
+NO_BLOCK_QP_FLAG = "no_block_qp"
+
+
 def _records(plan: _Plan, fp: _FirstPass, rules: Mapping[str, Any],
              rows: list[dict[str, Any]], preds: np.ndarray, runs: list[dict[str, Any]],
              run_of_row: list[int] | None, fps: float) -> tuple[list[ShotRecord], int]:
     """Step 4, records: one :class:`~.tokens.ShotRecord` per row (each rendition's named by
     its own resolution), shots that cannot be trusted without a prediction, short shots (at
-    the rate ``fps`` the video is read at) and hidden frames flagged; returns them with the
-    count of hidden frames."""
+    the rate ``fps`` the video is read at), lost block QPs and hidden frames flagged; returns
+    them with the count of hidden frames."""
     info = fp.info
 
     def build(part: Sequence[dict[str, Any]], p: np.ndarray, w: int, h: int) -> list[ShotRecord]:
@@ -672,6 +678,12 @@ def _records(plan: _Plan, fp: _FirstPass, rules: Mapping[str, Any],
     # with min_frames 13, and the 12 was flagged though the corpus cuts the same
     shortest = ShotDetector(fps=fps, **dict(plan.options.shots)).shortest_shot
     records = flag_short_shots(records, rows, shortest)
+    packets = fp.aligned.packets
+    if (needs_mb_quantizer(plan.names) and packets.codec in MB_QP_CODECS
+            and packets.mb_qp is not None and not np.isfinite(packets.mb_qp).any()):
+        # the decoder's block QPs were lost (no PyAV, a container it cannot open, a failed
+        # decode: warned): the slice QP stood in, which the corpus never does for H.264
+        records = [rec.flagged(NO_BLOCK_QP_FLAG) for rec in records]
     # packets before the first keyframe precede the first frame: hidden like the others
     leading = np.zeros(int(fp.aligned.packets.before_keyframe), np.int64)
     return flag_hidden_frames(records, rows,
@@ -745,7 +757,7 @@ def analyze_video(
     summary = summarize(plan.path, records, fp.n, fps, hidden_frames=hidden,
                         decoder_errors=fp.log.errors, picture_changes=runs,
                         ref=(fp.ref, fp.ref_rule), video_streams=fp.info.video_streams,
-                        pixel=_pixel_summary(plan, fp))
+                        pixel=_pixel_summary(plan, fp), band_rules=rules["bands"])
     return VideoReport(
         records=[r.to_dict() for r in records],
         summary=summary,

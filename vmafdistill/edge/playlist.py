@@ -5,9 +5,13 @@ ffmpeg reads a live or event playlist (no ``#EXT-X-ENDLIST``) by waiting for seg
 never come, and skips a missing, empty, truncated or non-video local segment (an error page
 saved in its place) with only a warning: the first hung ``predict``, the others joined the
 shots on either side of the hole and weighted them double. All are said before any decoding,
-naming the playlist, the segment and what is wrong. Segments are checked by their container's
-structure (MPEG-TS packets, ISO-BMFF boxes), not by their timing: a variable-rate stream's
-still passage is no hole.
+naming the playlist, the segment and what is wrong. Segments (whole files or the
+``#EXT-X-BYTERANGE`` ranges of one) are checked by their container's structure (MPEG-TS
+packets, ISO-BMFF boxes) and for holding video (a video PES packet, an ``mdat`` with data: a
+segment cut down to its tables or ``styp`` box was a 4 s hole), not by their timing: a
+variable-rate stream's still passage is no hole. An fMP4 playlist whose init section
+(``#EXT-X-MAP``) changes to other bytes (a rendition switch) is refused: ffmpeg decodes the
+later segments with the first section's parameter sets.
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ from __future__ import annotations
 import os
 import re
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
 from ..errors import VideoInputError
 
-__all__ = ["check_playlist", "segment_problem"]
+__all__ = ["check_playlist", "media_playlist_files", "refuse_dash", "segment_problem"]
 
 #: The suffixes read as playlists (their content is checked too: ``#EXTM3U``).
 PLAYLIST_SUFFIXES = (".m3u8", ".m3u")
@@ -31,14 +36,59 @@ _TS_PACKET = 188
 _BMFF_FIRST = {b"ftyp", b"styp", b"moof", b"sidx", b"moov", b"emsg", b"prft", b"free", b"uuid"}
 
 
+@dataclass(frozen=True)
+class _Part:
+    """A media segment or init section a playlist names: as written, the local file (None for
+    a remote one, which ffmpeg fetches), and its byte range ``(offset, length)`` or None for
+    the whole file."""
+
+    entry: str
+    path: Path | None
+    byte_range: tuple[int, int] | None = None
+
+    def label(self) -> str:
+        if self.byte_range is None:
+            return self.entry
+        offset, length = self.byte_range
+        return f"{self.entry} bytes {offset}..{offset + length}"
+
+
 def _entries(text: str) -> list[str]:
     """The URI lines of a playlist (neither tags nor comments nor blank)."""
     return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
 
 
-def _map_uris(text: str) -> list[str]:
-    """The ``#EXT-X-MAP:URI="..."`` init sections of an fMP4 playlist."""
-    return re.findall(r'#EXT-X-MAP:[^\n]*URI="([^"]+)"', text)
+def _range(spec: str, follows: int) -> tuple[int, int]:
+    """``<length>[@<offset>]`` of a BYTERANGE; without an offset it starts at ``follows``."""
+    length, _, offset = spec.strip().strip('"').partition("@")
+    return (int(offset) if offset else follows), int(length)
+
+
+def _media_parts(text: str, base: Path) -> list[tuple[_Part, _Part | None]]:
+    """Each media segment of a media playlist with the init section (``#EXT-X-MAP``) in force
+    for it, byte ranges resolved (RFC 8216 4.3.2.2: a range without an offset starts where
+    the same resource's previous range ended). Raises ValueError on a malformed range."""
+    out: list[tuple[_Part, _Part | None]] = []
+    init: _Part | None = None
+    pending: str | None = None
+    ends: dict[str, int] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#EXT-X-BYTERANGE:"):
+            pending = line.split(":", 1)[1]
+        elif line.startswith("#EXT-X-MAP:"):
+            uri = re.search(r'URI="([^"]+)"', line)
+            if uri is not None:
+                spec = re.search(r'BYTERANGE="([^"]+)"', line)
+                init = _Part(uri.group(1), _local_path(base, uri.group(1)),
+                             None if spec is None else _range(spec.group(1), 0))
+        elif line and not line.startswith("#"):
+            rng = None if pending is None else _range(pending, ends.get(line, 0))
+            if rng is not None:
+                ends[line] = rng[0] + rng[1]
+            out.append((_Part(line, _local_path(base, line), rng), init))
+            pending = None
+    return out
 
 
 def _local_path(base: Path, entry: str) -> Path | None:
@@ -51,71 +101,179 @@ def _local_path(base: Path, entry: str) -> Path | None:
     return base / entry.split("?")[0]
 
 
-def _ts_problem(fh: BinaryIO, size: int) -> str | None:
-    """An MPEG-TS segment is whole 188-byte packets, each opening with the sync byte."""
-    fh.seek(0)
+def _has_video_pes(fh: BinaryIO, start: int, size: int) -> bool:
+    """Whether MPEG-TS packets in ``[start, start + size)`` open a video PES (stream id
+    0xE0-0xEF: H.264, H.265, MPEG-2): a segment of only PAT/PMT tables holds no picture.
+    Read in blocks, stopping at the first (normally within the first few packets)."""
+    block = _TS_PACKET * 512
+    for pos in range(start, start + size, block):
+        fh.seek(pos)
+        data = fh.read(min(block, start + size - pos))
+        for k in range(0, len(data) - _TS_PACKET + 1, _TS_PACKET):
+            pkt = data[k:k + _TS_PACKET]
+            if not pkt[1] & 0x40 or not pkt[3] & 0x10:  # no payload unit start / no payload
+                continue
+            at = 5 + pkt[4] if pkt[3] & 0x20 else 4  # past the adaptation field
+            if (pkt[at:at + 3] == b"\x00\x00\x01" and at + 3 < _TS_PACKET
+                    and 0xE0 <= pkt[at + 3] <= 0xEF):
+                return True
+    return False
+
+
+def _ts_problem(fh: BinaryIO, start: int, size: int) -> str | None:
+    """An MPEG-TS segment is whole 188-byte packets, each opening with the sync byte, and
+    opens a video PES."""
+    fh.seek(start)
     if fh.read(1) != b"\x47":
-        return "not MPEG-TS at byte 0 (no sync byte: an error page?)"
+        return f"not MPEG-TS at byte {start} (no sync byte: an error page?)"
     if size % _TS_PACKET:
         return f"truncated ({size} bytes: not whole {_TS_PACKET}-byte MPEG-TS packets)"
-    fh.seek(size - _TS_PACKET)
+    fh.seek(start + size - _TS_PACKET)
     if fh.read(1) != b"\x47":
-        return f"not MPEG-TS at byte {size - _TS_PACKET} (no sync byte)"
+        return f"not MPEG-TS at byte {start + size - _TS_PACKET} (no sync byte)"
+    if not _has_video_pes(fh, start, size):
+        return "holds no video (no video PES packet: only tables?)"
     return None
 
 
-def _bmff_problem(fh: BinaryIO, size: int) -> str | None:
-    """An fMP4 segment is a chain of ISO-BMFF boxes that ends exactly at the file's end."""
-    pos = 0
-    while pos < size:
+def _boxes(fh: BinaryIO, start: int, size: int) -> tuple[list[tuple[bytes, int]], str | None]:
+    """The top-level ISO-BMFF boxes ``(type, size)`` of ``[start, start + size)``, and what is
+    wrong if the chain does not end exactly there."""
+    boxes: list[tuple[bytes, int]] = []
+    pos, end = start, start + size
+    while pos < end:
         fh.seek(pos)
-        head = fh.read(16)
+        head = fh.read(min(16, end - pos))
         if len(head) < 8:
-            return f"truncated (a box header at byte {pos} is cut off)"
+            return boxes, f"truncated (a box header at byte {pos} is cut off)"
         box, kind = struct.unpack(">I4s", head[:8])
         if box == 1:  # a 64-bit size follows
             if len(head) < 16:
-                return f"truncated (a box header at byte {pos} is cut off)"
+                return boxes, f"truncated (a box header at byte {pos} is cut off)"
             box = struct.unpack(">Q", head[8:16])[0]
-        elif box == 0:  # the box runs to the end of the file
-            return None
-        if box < 8 or pos + box > size:
-            return (f"truncated (its {kind.decode('latin-1')!r} box at byte {pos} needs "
-                    f"{box} bytes, {size - pos} are left)")
+        elif box == 0:  # the box runs to the end
+            box = end - pos
+        if box < 8 or pos + box > end:
+            return boxes, (f"truncated (its {kind.decode('latin-1')!r} box at byte {pos} "
+                           f"needs {box} bytes, {end - pos} are left)")
+        boxes.append((kind, box))
         pos += box
+    return boxes, None
+
+
+def _bmff_problem(fh: BinaryIO, start: int, size: int, init: bool) -> str | None:
+    """An fMP4 segment is a chain of ISO-BMFF boxes that ends exactly at its end and carries
+    media (an ``mdat`` with a payload); an init section carries a ``moov``."""
+    boxes, problem = _boxes(fh, start, size)
+    if problem is not None:
+        return problem
+    if init:
+        return None if any(k == b"moov" for k, _ in boxes) else "no 'moov' box (no init section)"
+    if not any(k == b"mdat" and n > 8 for k, n in boxes):
+        return "holds no media (no 'mdat' box with data)"
     return None
 
 
-def segment_problem(path: str | os.PathLike[str]) -> str | None:
-    """What is wrong with a local HLS segment (missing, empty, truncated, not the container
-    its neighbours are), or None. MPEG-TS and fMP4 segments are checked by their structure;
-    other kinds only for existing and holding bytes."""
+def segment_problem(path: str | os.PathLike[str], byte_range: tuple[int, int] | None = None,
+                    *, init: bool = False) -> str | None:
+    """What is wrong with a local HLS segment (or ``init`` section), whole or the byte range
+    ``(offset, length)`` of it: missing, empty, past the file's end, truncated, not the
+    container its neighbours are, or holding no video; None when usable. MPEG-TS and fMP4
+    segments are checked by their structure; other kinds only for existing and holding bytes."""
     p = Path(path)
     if not p.is_file():
         return "missing"
     size = p.stat().st_size
-    if size == 0:
+    start, length = (0, size) if byte_range is None else byte_range
+    if length <= 0 or size == 0:
         return "empty"
+    if start + length > size:
+        return f"past the file's end ({size} bytes: truncated?)"
     try:
         with open(p, "rb") as fh:
+            fh.seek(start)
             head = fh.read(8)
             suffix = p.suffix.lower()
             if suffix in (".ts", ".m2ts", ".mts") or head[:1] == b"\x47":
-                return _ts_problem(fh, size)
-            if suffix in (".m4s", ".mp4", ".m4v", ".cmfv") or head[4:8] in _BMFF_FIRST:
+                return _ts_problem(fh, start, length)
+            if (suffix in (".m4s", ".mp4", ".m4v", ".cmfv", ".cmfi")
+                    or head[4:8] in _BMFF_FIRST):
                 if head[4:8] not in _BMFF_FIRST and len(head) == 8:
                     return "not an fMP4 segment (no ISO-BMFF box first: an error page?)"
-                return _bmff_problem(fh, size)
+                return _bmff_problem(fh, start, length, init)
     except OSError as exc:
         return f"unreadable ({exc.strerror or exc})"
     return None
 
 
+def _part_problem(part: _Part, init: bool = False) -> str | None:
+    return None if part.path is None else segment_problem(part.path, part.byte_range,
+                                                          init=init)
+
+
+def _init_bytes(part: _Part) -> bytes | None:
+    """An init section's bytes (None when remote or unreadable), to tell a rendition switch
+    from the same section named twice."""
+    if part.path is None:
+        return None
+    try:
+        with open(part.path, "rb") as fh:
+            if part.byte_range is None:
+                return fh.read()
+            fh.seek(part.byte_range[0])
+            return fh.read(part.byte_range[1])
+    except OSError:
+        return None
+
+
+def _check_init_switch(path: str | os.PathLike[str],
+                       parts: list[tuple[_Part, _Part | None]]) -> None:
+    """Refuse an fMP4 playlist whose init section changes to different bytes: ffmpeg keeps the
+    first one's parameter sets and decodes the later segments with them (a 180p rendition
+    read as 360p garbage, scored green)."""
+    first: _Part | None = None
+    first_bytes: bytes | None = None
+    for k, (_, init) in enumerate(parts):
+        if init is None:
+            continue
+        if first is None:
+            first, first_bytes = init, _init_bytes(init)
+        elif init != first and _init_bytes(init) != first_bytes:
+            raise VideoInputError(
+                f"{path}: its init section changes at segment {k} ({first.label()} -> "
+                f"{init.label()}: a rendition switch inside one fMP4 playlist); ffmpeg would "
+                "decode the later segments with the first section's parameters. Predict each "
+                "rendition's playlist on its own")
+
+
+def refuse_dash(path: str | os.PathLike[str]) -> None:
+    """Raise VideoInputError for a DASH manifest (``.mpd``, or an XML file holding ``<MPD``).
+
+    ffmpeg's DASH demuxer joins whatever segments it finds (a missing one is a silent hole)
+    and the in-process decoder cannot open a manifest, so an H.264 delivery's block QPs were
+    lost and its shots scored on the slice QP, 15 VMAF apart from the same stream as MP4."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return  # the probe names an unreadable file
+    if p.suffix.lower() == ".mpd" or (head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<")
+                                      and b"<MPD" in head):
+        raise VideoInputError(
+            f"{path}: a DASH manifest: predict does not read them (a missing segment would be "
+            "a silent hole, and the decoder's block QPs are lost). Join one representation's "
+            "init and media segments into one file (cat init.m4s chunk-*.m4s > rep.mp4, in "
+            "segment order) and predict that, or predict an HLS playlist of the same segments")
+
+
 def check_playlist(path: str | os.PathLike[str], _depth: int = 0) -> None:
     """Raise VideoInputError when ``path`` is an HLS playlist the chain cannot read whole: a
-    live or event media playlist (no ``#EXT-X-ENDLIST``), or one listing local segments (or,
-    for a master playlist, variant playlists) that are missing, or segments that are empty,
-    truncated or not video (:func:`segment_problem`). Other files pass untouched.
+    live or event media playlist (no ``#EXT-X-ENDLIST``); one listing local segments (or,
+    for a master playlist, variant playlists) that are missing, or segments or byte ranges
+    that are empty, past their file's end, truncated or hold no video
+    (:func:`segment_problem`); an fMP4 one whose init section changes mid-playlist. Other
+    files pass untouched.
     """
     p = Path(path)
     if p.suffix.lower() not in PLAYLIST_SUFFIXES or not p.is_file():
@@ -126,24 +284,62 @@ def check_playlist(path: str | os.PathLike[str], _depth: int = 0) -> None:
         return  # the probe names an unreadable file
     if not text.lstrip().startswith("#EXTM3U"):
         return
-    master = "#EXT-X-STREAM-INF" in text
-    if not master and "#EXT-X-ENDLIST" not in text:
+    if "#EXT-X-STREAM-INF" in text:
+        _check_master(path, p, text, _depth)
+        return
+    if "#EXT-X-ENDLIST" not in text:
         raise VideoInputError(
             f"{path}: a live or event HLS playlist (no #EXT-X-ENDLIST): predict reads finished "
             "(VOD) playlists; ffmpeg would wait for segments that may never come")
-    entries = _entries(text) + ([] if master else _map_uris(text))
-    local = [(e, f) for e in entries if (f := _local_path(p.parent, e)) is not None]
-    what = "variant playlist" if master else "segment"
-    if master:
-        bad = [(e, "missing") for e, f in local if not f.is_file()]
-    else:
-        bad = [(e, why) for e, f in local if (why := segment_problem(f)) is not None]
+    try:
+        parts = _media_parts(text, p.parent)
+    except ValueError:
+        raise VideoInputError(f"{path}: a BYTERANGE is not <length>[@<offset>]") from None
+    inits = list(dict.fromkeys(init for _, init in parts if init is not None))
+    checked = [(part, _part_problem(part, init=True)) for part in inits]
+    checked += [(part, _part_problem(part)) for part, _ in parts]
+    local = sum(part.path is not None for part in (*inits, *(s for s, _ in parts)))
+    # a missing file is named once however many of its byte ranges the playlist lists
+    bad = [(part.entry if why == "missing" else part.label(), why)
+           for part, why in checked if why is not None]
     if bad:
-        listed = ", ".join(f"{e}: {why}" for e, why in bad[:3])
+        listed = ", ".join(f"{e}: {why}" for e, why in list(dict.fromkeys(bad))[:3])
         raise VideoInputError(
-            f"{path}: {len(bad)} of its {len(local)} local {what}s unusable ({listed}"
+            f"{path}: {len(bad)} of its {local} local segments unusable ({listed}"
+            f"{' ...' if len(dict.fromkeys(bad)) > 3 else ''}); ffmpeg skips them with only a "
+            "warning, which joins the shots on either side of the hole")
+    _check_init_switch(path, parts)
+
+
+def _check_master(path: str | os.PathLike[str], p: Path, text: str, depth: int) -> None:
+    """A master playlist: its local variant playlists exist, and each is checked in turn."""
+    local = [(e, f) for e in _entries(text) if (f := _local_path(p.parent, e)) is not None]
+    bad = [e for e, f in local if not f.is_file()]
+    if bad:
+        listed = ", ".join(f"{e}: missing" for e in bad[:3])
+        raise VideoInputError(
+            f"{path}: {len(bad)} of its {len(local)} local variant playlists unusable ({listed}"
             f"{' ...' if len(bad) > 3 else ''}); ffmpeg skips them with only a warning, which "
             "joins the shots on either side of the hole")
-    if master and _depth == 0:
+    if depth == 0:
         for _, variant in local:
             check_playlist(variant, _depth=1)
+
+
+def media_playlist_files(path: str | os.PathLike[str]) -> set[Path] | None:
+    """The local files (segments and init sections, resolved) an HLS *media* playlist lists;
+    None when ``path`` is not one (a master playlist, another ``.m3u``, unreadable). A folder
+    of deliveries predicts each media playlist once and skips the files it lists, which
+    would otherwise be predicted again one segment at a time."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return None
+    if not text.lstrip().startswith("#EXTM3U") or "#EXT-X-STREAM-INF" in text:
+        return None
+    try:
+        parts = _media_parts(text, Path(path).parent)
+    except ValueError:
+        parts = []  # predicting it names the malformed range
+    files = {part.path for part, _ in parts} | {init.path for _, init in parts if init}
+    return {f.resolve() for f in files if f is not None}

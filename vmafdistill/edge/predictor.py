@@ -192,7 +192,9 @@ class Predictor:
 
     def predict(self, x: Any) -> np.ndarray:
         """VMAF for each row of ``x`` ((N, F) or (F,) raw features in card order, or a table
-        with the card's feature columns, in any order) as float32.
+        with the card's feature columns, in any order) as float32: the student's own output,
+        not clipped to 0..100 (a student can extrapolate a little past either end; ``predict``'s
+        records clip, as libvmaf clips its score).
 
         A C-contiguous float32 ndarray of the right width takes a fast path: one row through
         the graph compiled to Python float code (:mod:`.scalar_graph`, 3-4 µs: onnxruntime

@@ -197,11 +197,13 @@ def summarize(path: str, records: Sequence[ShotRecord], n_frames: int, fps: floa
               hidden_frames: int = 0, decoder_errors: Sequence[str] = (),
               picture_changes: Sequence[Mapping[str, Any]] = (),
               ref: tuple[tuple[int, int], str] | None = None,
-              pixel: dict[str, Any] | None = None, video_streams: int = 1) -> dict[str, Any]:
+              pixel: dict[str, Any] | None = None, video_streams: int = 1,
+              band_rules: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The per-video summary: shot and frame counts, duration, duration-weighted mean and worst
-    prediction, band and issue counts, and what the chain noticed on the way (reference size
-    rule, hidden frames, decoder errors, picture changes, extra video streams, pixel-feature
-    sampling)."""
+    prediction, band and issue counts, the band rules the bands were given by (``band_rules``:
+    thresholds and basis, so a record's band can be explained from the file), and what the
+    chain noticed on the way (reference size rule, hidden frames, decoder errors, picture
+    changes, extra video streams, pixel-feature sampling)."""
     scored = [(r, r.pred_vmaf) for r in records if r.pred_vmaf is not None]
     dur = [r.end - r.start for r, _ in scored]
     bands = {b: sum(r.band == b for r in records)
@@ -227,6 +229,7 @@ def summarize(path: str, records: Sequence[ShotRecord], n_frames: int, fps: floa
         "pred_vmaf_min": None if worst is None else worst.pred_vmaf,
         "worst_shot": None if worst is None else worst.shot,
         "bands": bands,
+        **({"band_rules": dict(band_rules)} if band_rules is not None else {}),
         "issues": issues,
         "flagged": sum(bool(r.flags) for r in records),
         **({"hidden_frames": hidden_frames} if hidden_frames else {}),
