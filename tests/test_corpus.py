@@ -1569,7 +1569,7 @@ def test_gray_and_rotated_sources_are_named_on_every_build(
                     or "display rotation" in str(w.message)]
 
 
-def test_build_settings_are_checked_before_any_work(tmp_path: Path) -> None:
+def test_build_settings_are_checked_before_any_work(tmp_path: Path, capsys) -> None:
     """A typo in workers or shard.index was a traceback (the shard's after every source was
     prepared), workers=0 was taken as 1 and fail_fast=maybe as true unsaid, a bad shots.*,
     teacher.chunk or teacher.device failed every job naming no key, action=foo ran a build,
@@ -1589,10 +1589,34 @@ def test_build_settings_are_checked_before_any_work(tmp_path: Path) -> None:
                       ({"shots": {**cfg["shots"], "threshold": "abc"}}, "shots.threshold='abc'"),
                       ({"teacher": {**cfg["teacher"], "chunk": "abc"}}, "teacher.chunk='abc'"),
                       ({"teacher": {**cfg["teacher"], "backend": "torch", "device": "foo"}},
-                       "--device 'foo'")):
+                       "--device 'foo'"),
+                      # read with bool(): "no" was true (a hunt)
+                      ({"executor": {"name": "ray", "shared_fs": "no"}},
+                       "executor.shared_fs='no': needs true or false"),
+                      ({"executor": {"name": "ray", "retry_exceptions": "no"}},
+                       "executor.retry_exceptions='no'"),
+                      ({"executor": {"name": "ray", "max_retries": "abc"}},
+                       "executor.max_retries='abc'"),
+                      # '' put the corpus at /, null under ./None (a hunt)
+                      ({"paths": {"cache_dir": ""}}, "paths.cache_dir: an empty path"),
+                      ({"paths": {"cache_dir": None}}, "paths.cache_dir=null: needs a folder"),
+                      ({"out_dir": " "}, "out_dir: an empty path"),
+                      ({"cache_root": None}, "cache_root=null")):
         with pytest.raises(VmafDistillError, match=re.escape(msg)):
             check_build_settings({**cfg, **over})
     check_build_settings({**cfg, "shots": {**cfg["shots"], "max_len_s": None}})  # no split
+    # from the command line: refused before Hydra makes its run folder under out_dir
+    from contextlib import chdir
+
+    from vmafdistill.cli import main
+
+    (tmp_path / "cwd").mkdir()
+    for override, msg in (("paths.cache_dir=''", "paths.cache_dir: an empty path"),
+                          ("paths.cache_dir=null", "paths.cache_dir=null")):
+        with chdir(tmp_path / "cwd"):
+            assert main(["corpus", override]) == 2
+        assert msg in capsys.readouterr().err
+        assert not list((tmp_path / "cwd").iterdir()), override
     with pytest.raises(VmafDistillError, match="action='foo': build or merge"):
         from omegaconf import OmegaConf
 

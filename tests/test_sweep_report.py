@@ -43,6 +43,32 @@ def test_of_two_runs_neither_is_left_out_for_its_spread_alone() -> None:
     assert pick_winner(four)[1].tolist() == [True, True, True, False]
 
 
+def test_only_runs_scored_on_the_same_data_compete() -> None:
+    """A sweep over corpus_dir crowned a run scored on a 24-row subset (MAE 3.99) over the
+    72-row corpus (8.48), and one over target MAE on vmaf_min over MAE on vmaf (a hunt). Only
+    runs scored as most runs were compete; the note names the others."""
+    from vmafdistill.students.report import _scored_on_notes, scored_on
+
+    def metrics(corpus: str, target: str, n: int, cv: str = "group_kfold") -> dict:
+        return {"corpus": {"hash": corpus * 8}, "target": target, "oof": {"n": n},
+                "cv": {"name": cv, "n_splits": 5}}
+
+    runs = [metrics("a", "vmaf", 72), metrics("b", "vmaf", 24), metrics("a", "vmaf", 72),
+            metrics("a", "vmaf_min", 72), metrics("a", "vmaf", 72, "hash_split")]
+    table = pd.DataFrame({"run": [str(i) for i in range(5)],
+                          "mae": [8.48, 3.99, 8.0, 2.0, 1.0],
+                          "fold_plcc_std": [0.1] * 5,
+                          "scored_on": [scored_on(m) for m in runs]})
+    win, eligible = pick_winner(table)
+    assert win == 2 and eligible.tolist() == [True, False, True, False, False]
+    note = _scored_on_notes(table, win)[0]
+    assert "only the 2 run(s) scored on corpus aaaaaaaa, target vmaf, cv group_kfold" in note
+    assert "1 on corpus bbbbbbbb" in note and "target vmaf_min" in note
+    # a tie between two groups goes to the first run's (run "0", listed second here)
+    tie = table.iloc[[1, 0]].reset_index(drop=True)
+    assert pick_winner(tie)[0] == 1 and not _scored_on_notes(table.iloc[[0, 2]], 0)
+
+
 def test_winner_ties_go_to_the_first_run_in_numeric_order() -> None:
     """Hydra names runs 0..N: a tie between runs 8..11 goes to "8" (sorted as text, "10")."""
     runs = [str(i) for i in range(12)]

@@ -427,7 +427,11 @@ def test_a_mistyped_number_is_a_one_line_error(tmp_path: Path,
                           ("optim.max_epochs=inf", "optim.max_epochs=inf: not a whole number"),
                           # trained to NaN and failed after every fold
                           ("optim.lr=inf", "optim.lr=inf: not a finite number"),
-                          ("guard_thresholds=70", "guard_thresholds=70: a list")):
+                          ("guard_thresholds=70", "guard_thresholds=70: a list"),
+                          # a traceback from deep inside the fit (a hunt)
+                          ("optim.lr=null", "optim.lr=null: needs a number"),
+                          ("optim.weight_decay=null", "optim.weight_decay=null: needs a number"),
+                          ("optim.max_epochs=null", "optim.max_epochs=null: needs a number")):
         assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}",
                      *TRAIN_FAST, "baselines=[]", override]) == 2
         err = capsys.readouterr().err
@@ -758,12 +762,28 @@ def test_wrong_types_and_strings_for_booleans_are_one_line_errors(
              ("student.output_margin=abc", "student.output_margin='abc': not a number"),
              ("loss.margin=abc", "loss.margin='abc': not a number"),
              ("num_threads=abc", "num_threads='abc': not a number"),
-             ("summary=no", "summary='no': needs true or false")]
+             ("summary=no", "summary='no': needs true or false"),
+             # read with bool(): "no" shuffled the folds (a hunt)
+             ("cv.shuffle=no", "cv.shuffle='no': needs true or false")]
     if not _torch.cuda.is_available():
         cases.append(("trainer=gpu", "trainer.accelerator=gpu: no CUDA device"))
     for override, msg in cases:
         assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}",
                      *TRAIN_FAST, "baselines=[]", "optim.max_epochs=5", override]) == 2, override
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err, (override, err)
+    # loss.learnable_tau=no trained a learnable tau (bool("no") is True)
+    assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}",
+                 *TRAIN_FAST, "baselines=[]", "optim.max_epochs=5", "loss=temperature",
+                 "loss.learnable_tau=no"]) == 2
+    assert "loss.learnable_tau='no': needs true or false" in capsys.readouterr().err
+    # an empty corpus_dir (an unset shell variable) trained on the default corpus, and an
+    # empty or null paths.cache_dir built it at / or under ./None
+    for override, msg in (("corpus_dir=", "corpus_dir: an empty path"),
+                          ("paths.cache_dir=''", "paths.cache_dir: an empty path"),
+                          ("paths.cache_dir=null", "paths.cache_dir=null: needs a folder")):
+        assert main(["train", override, f"hydra.run.dir={tmp_path / 'r'}", *TRAIN_FAST,
+                     "baselines=[]"]) == 2, override
         err = capsys.readouterr().err
         assert msg in err and "Traceback" not in err, (override, err)
     assert not (tmp_path / "r" / "metrics.json").exists()

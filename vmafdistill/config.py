@@ -124,28 +124,29 @@ def override_key(override: str) -> str:
     return override.partition("=")[0].lstrip("+~")
 
 
-def check_overrides(config_name: str, argv: Sequence[str]) -> None:
+def check_overrides(config_name: str, argv: Sequence[str]) -> Any:
     """Compose ``config_name`` with a single run's overrides before Hydra runs it: a misspelt
     key or group option is then one line naming it (exit 2), where Hydra printed several and
     exited 1. The command line is read by Hydra's own parser; anything that changes what is
     composed or run otherwise (a sweep, ``-cn``/``-cd``/``-cp``, ``hydra.searchpath``,
-    ``hydra.mode``, shell completion, ``--info``, a rerun) is left to Hydra."""
+    ``hydra.mode``, shell completion, ``--info``, a rerun) is left to Hydra. Returns the
+    composed config, None where it was left to Hydra."""
     from hydra._internal.utils import get_args_parser
 
     try:
         args, _ = get_args_parser().parse_known_args(list(argv))
     except SystemExit:  # an argument Hydra's parser refuses: Hydra says so itself
-        return
+        return None
     if (args.multirun or args.shell_completion or args.config_dir or args.config_path
             or args.config_name or args.experimental_rerun or args.info or args.help
             or args.hydra_help):
-        return
+        return None
     overrides = list(args.overrides or [])
     keys = [override_key(o) for o in overrides]
     if any(k in ("hydra.mode", "hydra.searchpath") for k in keys):
-        return
-    compose(config_name, [o for o, k in zip(overrides, keys, strict=True)
-                          if not k.startswith("hydra")])
+        return None
+    return compose(config_name, [o for o, k in zip(overrides, keys, strict=True)
+                                 if not k.startswith("hydra")])
 
 
 def _searches_conf_dir(gh: Any) -> bool:

@@ -43,8 +43,9 @@ def corpus_action(plain: dict[str, Any]) -> Any:
     Both hold the corpus's build lock, as training jobs do: two builds of one corpus at once
     wrote the same tables. A shard's build does not: the shards of one corpus run side by side,
     each in its own folder."""
-    from .build import build_corpus, build_lock, merge_shards
+    from .build import build_corpus, build_lock, check_cache_paths, merge_shards
 
+    check_cache_paths(plain)  # before the lock, which makes the folder
     if plain.get("action") not in ("build", "merge"):  # action=foo ran a build
         raise VmafDistillError(f"action={plain.get('action')!r}: build or merge")
     merge = plain.get("action") == "merge"
@@ -141,7 +142,13 @@ def main(argv: list[str]) -> int:
     argv = _translate_flags(argv)
     from ..config import check_overrides
 
-    check_overrides("corpus", argv)
+    composed = check_overrides("corpus", argv)
+    if composed is not None:  # before Hydra makes its run folder under out_dir
+        from omegaconf import OmegaConf
+
+        from .build import check_cache_paths
+
+        check_cache_paths(OmegaConf.to_container(composed, resolve=True))
 
     status: dict[str, int] = {"rc": 0}
 

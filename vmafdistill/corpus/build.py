@@ -703,6 +703,23 @@ def _footage_change(out_dir: Path, cfg: Mapping[str, Any], sources: list[dict[st
     return "; ".join(f"{what} {', '.join(ids)}" for what, ids in parts if ids)
 
 
+def check_cache_paths(cfg: Mapping[str, Any]) -> None:
+    """``paths.cache_dir``, ``out_dir`` and ``cache_root`` given empty or null are one error
+    naming the key: ``paths.cache_dir=''`` put the corpus and its cache at the filesystem's
+    root (``/corpus``, ``/corpus_cache``), ``=null`` under a folder named ``None``."""
+    from ..folders import refuse_empty
+
+    paths = cfg.get("paths") or {}
+    given = [(f"paths.{k}", paths.get(k)) for k in ("cache_dir",) if k in paths]
+    given += [(k, cfg.get(k)) for k in ("out_dir", "cache_root") if k in cfg]
+    for key, value in given:
+        if value is None:
+            raise VmafDistillError(f"{key}=null: needs a folder (paths.cache_dir defaults "
+                                   "to .cache); null was read as a folder named 'None'")
+        refuse_empty(key, value, hint="give a folder (paths.cache_dir defaults to .cache); "
+                     "an empty paths.cache_dir put the corpus at the filesystem's root")
+
+
 def check_build_settings(cfg: Mapping[str, Any]) -> None:
     """The build's own settings, each one error naming its key before any work: a typo in
     ``workers`` or ``shard.index`` was a traceback (the shard only after every source was
@@ -711,9 +728,16 @@ def check_build_settings(cfg: Mapping[str, Any]) -> None:
     from ..config import checked_bool, checked_number
     from ..shots import checked_shot_settings
 
+    check_cache_paths(cfg)
     checked_number("workers", cfg.get("workers", 1), int, 1)
     checked_bool("fail_fast", cfg.get("fail_fast", False))
     checked_bool("progress", cfg.get("progress", True))
+    executor = cfg.get("executor") or {}
+    for key in ("shared_fs", "retry_exceptions"):  # read with bool(): "no" was true
+        if executor.get(key) is not None:
+            checked_bool(f"executor.{key}", executor[key])
+    if executor.get("max_retries") is not None:
+        checked_number("executor.max_retries", executor["max_retries"], int, -1)
     shard = cfg.get("shard") or {}
     if shard.get("count") is None and shard.get("index") is not None:
         raise VmafDistillError(f"shard.index={shard['index']!r} needs shard.count=N, the "
@@ -963,6 +987,7 @@ def ensure_corpus(cfg: Mapping[str, Any]) -> Path:
         if verify_corpus(path) is None:
             raise VmafDistillError(f"corpus_dir {path}: not a complete, intact corpus")
         return path
+    check_cache_paths(cfg)
     out_dir = Path(str(cfg["out_dir"]))
     try:
         if _current(cfg, out_dir):  # no lock to read a built corpus (a read-only cache works)
@@ -1128,6 +1153,7 @@ def merge_shards(cfg: Mapping[str, Any]) -> BuildReport:
     rows are put back in plan order.
     """
     started = time.perf_counter()
+    check_cache_paths(cfg)
     out_dir = Path(str(cfg["out_dir"]))
     n = _shard_count(out_dir, (cfg.get("shard") or {}).get("count"))
     manifests = _shard_manifests(out_dir, n)

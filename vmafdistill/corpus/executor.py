@@ -66,6 +66,14 @@ class JobRefused(NamedTuple):
     message: str
 
 
+def _flag(cfg: Mapping[str, Any], key: str, default: bool = True) -> bool:
+    """A boolean ``executor`` key (``shared_fs=no`` is false; bool() took "no" as true)."""
+    from ..config import checked_bool
+
+    value = cfg.get(key)
+    return default if value is None else checked_bool(f"executor.{key}", value)
+
+
 def _package_env(shared_fs: bool = True) -> dict[str, str]:
     """The driver's ``VMAFDISTILL_*`` settings (ffmpeg binary, exact-mode kernels, config and
     model cache) for the workers: Ray does not pass a driver's environment on, and they then
@@ -120,7 +128,7 @@ def _connect(cfg: Mapping[str, Any]) -> bool:
                                    f"({_first_line(exc)})") from None
         return True
     _check_reachable(str(address))
-    env = _package_env(bool(cfg.get("shared_fs", True)))
+    env = _package_env(_flag(cfg, "shared_fs"))
     if env:  # the nodes encode and label as this driver says (same ffmpeg, kernels)
         opts["runtime_env"] = {"env_vars": env}
     try:
@@ -195,7 +203,7 @@ def _submit(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
         num_cpus=float(cfg.get("num_cpus_per_job", 1)),
         num_gpus=float(cfg.get("num_gpus_per_job", 0) or 0),
         max_retries=int(cfg.get("max_retries", 2)),
-        retry_exceptions=bool(cfg.get("retry_exceptions", True)),
+        retry_exceptions=_flag(cfg, "retry_exceptions"),
     )
     fn_ref = ray.put(fn)
     shared: dict[int, Any] = {}
@@ -232,7 +240,7 @@ def _outcome(ref: Any, cfg: Mapping[str, Any]) -> tuple[Any, str | None, str]:
         # a lost worker is retried whatever retry_exceptions says; -1 is Ray's "for ever"
         own = isinstance(exc, ray.exceptions.RayTaskError)
         retried = int(cfg.get("max_retries", 2)) != 0 and (
-            not own or bool(cfg.get("retry_exceptions", True)))
+            not own or _flag(cfg, "retry_exceptions"))
         return None, _job_error(exc), " (after retries)" if retried else ""
     if isinstance(result, JobRefused):
         return None, result.message.splitlines()[0] if result.message else "refused", ""

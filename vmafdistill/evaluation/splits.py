@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 
-from ..config import checked_number
+from ..config import checked_bool, checked_number
 from ..errors import VmafDistillError
 
 __all__ = ["SPLIT_NAMES", "hash_fraction", "make_splits", "shared_groups"]
@@ -120,7 +120,9 @@ def make_splits(
                 f"split group_kfold: {n_groups} groups in column "
                 f"{cfg.get('group') or 'shot_id'!r}, fewer than {n_splits} folds"
             )
-        shuffle = bool(cfg.get("shuffle", False))
+        # checked: bool() read "no" and "false" (strings from an override) as true
+        shuffle = (False if cfg.get("shuffle") is None
+                   else checked_bool("cv.shuffle", cfg["shuffle"]))
         kw: dict[str, Any] = {"shuffle": True, "random_state": int(cfg.get("seed") or 0)}
         splitter = GroupKFold(n_splits=n_splits, **(kw if shuffle else {}))
         splits = [(tr, te) for tr, te in splitter.split(np.zeros(n), groups=groups)]

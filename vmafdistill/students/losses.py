@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as nnf
 from torch import Tensor, nn
 
-from ..config import checked_number
+from ..config import checked_bool, checked_number
 from ..errors import VmafDistillError
 from ..registry import register
 
@@ -217,6 +217,7 @@ class TemperatureLoss(DistillLoss):
         # read as numbers and bounded here: a negative alpha silently meant 0, a negative delta
         # failed inside the fit, tau_min == tau_max divided by zero
         n_bins = checked_number("loss.n_bins", n_bins, int, 2)
+        learnable_tau = checked_bool("loss.learnable_tau", learnable_tau)  # "no" was true
         lo, hi = checked_number("loss.lo", lo, float), checked_number("loss.hi", hi, float)
         alpha = checked_number("loss.alpha", alpha, float, 0)
         # an infinite Huber delta is the squared error: a meaningful choice

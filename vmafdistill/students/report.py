@@ -304,6 +304,7 @@ def report_table(runs: Sequence[dict[str, Any]], root: str | Path,
         base = (m.get("baselines") or {}).get("gbdt50") or {}
         row["gbdt50_mae"] = _num((base.get("oof") or {}).get("mae"))
         row["wall_time_s"] = _num(m.get("wall_time_s"))
+        row["scored_on"] = scored_on(m)
         rows.append(row)
     table = pd.DataFrame(rows)
     table.insert(2, "varying", varying_overrides(
@@ -333,15 +334,39 @@ def varying_overrides(overrides: Sequence[Sequence[str]],
     return [" ".join(t for t in run if t not in common) for run in overrides]
 
 
+def scored_on(metrics: Mapping[str, Any]) -> str:
+    """What a run's out-of-fold metrics were measured on: the corpus (hash), the target, the
+    cross-validation protocol and the rows scored. MAEs of runs that differ in any of these
+    are not comparable (a sweep over ``corpus_dir`` crowned a 24-row subset over the 72-row
+    corpus, one over ``target`` MAE on ``vmaf_min`` over MAE on ``vmaf``)."""
+    corpus = (metrics.get("corpus") or {}).get("hash") or "?"
+    cv = metrics.get("cv") or {}
+    protocol = cv.get("name", "?") if isinstance(cv, Mapping) else str(cv)
+    settings = ",".join(f"{k}={cv[k]}" for k in sorted(cv) if k != "name") \
+        if isinstance(cv, Mapping) else ""
+    return (f"corpus {str(corpus)[:8]}, target {metrics.get('target') or '?'}, "
+            f"cv {protocol}({settings}), n {(metrics.get('oof') or {}).get('n')}")
+
+
+def _comparable(table: pd.DataFrame) -> pd.Series:
+    """The runs that compete for the winner: those scored on what most runs were scored on
+    (:func:`scored_on`; a tie goes to the first run's), all runs where all agree."""
+    if "scored_on" not in table or table["scored_on"].nunique(dropna=False) <= 1:
+        return pd.Series(True, index=table.index)
+    counts = table["scored_on"].value_counts(dropna=False)
+    best = counts[counts == counts.max()].index
+    first = table[table["scored_on"].isin(best)].sort_values("run", key=_run_order)
+    return table["scored_on"] == first["scored_on"].iloc[0]
+
+
 def pick_winner(table: pd.DataFrame) -> tuple[int, pd.Series]:
-    """Index of the winning row by :data:`WINNER_RULE`, and the eligibility mask."""
-    spread = table["fold_plcc_std"].astype(float)
+    """Index of the winning row by :data:`WINNER_RULE` among the comparable runs
+    (:func:`_comparable`), and the eligibility mask."""
+    comparable = _comparable(table)
+    spread = table["fold_plcc_std"].astype(float).where(comparable)
     mae = table["mae"].astype(float)
-    if spread.notna().any():
-        eligible = spread <= upper_median(spread)
-    else:
-        eligible = pd.Series(True, index=table.index)
-    eligible &= mae.notna()
+    eligible = spread <= upper_median(spread) if spread.notna().any() else comparable.copy()
+    eligible &= mae.notna() & comparable
     if not eligible.any():
         raise VmafDistillError("sweep report: no run with a finite MAE")
     cand = table[eligible].sort_values(["mae", "run"], kind="mergesort", key=_run_order)
@@ -472,7 +497,8 @@ def write_report(root: str | Path) -> dict[str, Any]:
     gbdt = winner_baseline(table, win)
     spread = table["fold_plcc_std"]
     median_spread = upper_median(spread) if spread.notna().any() else math.nan
-    notes = [*inert_override_notes(table), *_sweeper_notes(root, table, win)]
+    notes = [*_scored_on_notes(table, win), *inert_override_notes(table),
+             *_sweeper_notes(root, table, win)]
     md = [
         f"# Sweep report: {root}",
         "",
@@ -520,6 +546,19 @@ def write_report(root: str | Path) -> dict[str, Any]:
     atomic_write_json(root / "winner.json", winner)
     _plots(root, table, win, eligible, winner_oof, thresholds, str(m.get("target") or "vmaf"))
     return winner
+
+
+def _scored_on_notes(table: pd.DataFrame, win: int) -> list[str]:
+    """A sentence where the runs were scored on different data, targets or folds: only those
+    scored as the winner was compete (column ``scored_on`` of report.csv)."""
+    groups = table["scored_on"].value_counts(dropna=False, sort=False)
+    if len(groups) <= 1:
+        return []
+    chosen = table.loc[win, "scored_on"]
+    others = "; ".join(f"{n} on {what}" for what, n in groups.items() if what != chosen)
+    return [f"the runs were scored on different data, targets or folds, whose MAEs are not "
+            f"comparable: only the {groups[chosen]} run(s) scored on {chosen} compete for the "
+            f"winner (others: {others}; column `scored_on` of report.csv)."]
 
 
 def _sweeper_notes(root: Path, table: pd.DataFrame, win: int) -> list[str]:

@@ -78,9 +78,11 @@ def _log_wandb(cfg: Mapping[str, Any], run_dir: Path, config: Mapping[str, Any],
                metrics: Mapping[str, Any], plots: Mapping[str, Path]) -> None:
     import wandb
 
+    from ..config import checked_bool
     from .loggers import wandb_grouping
 
-    offline = bool(cfg["offline"]) and os.environ.get("WANDB_MODE") != "online"
+    offline = (checked_bool("logger.offline", cfg["offline"])
+               and os.environ.get("WANDB_MODE") != "online")
     # one group per Hydra run (its folds log there too); a sweep's jobs share the sweep's
     # directory name as job_type, so the sweep's runs group together in the UI
     run = wandb.init(project=cfg["project"], entity=cfg.get("entity"),  # defaults: conf/logger

@@ -69,6 +69,11 @@ def to_dict(node: Any) -> Any:
 
 def resolve_corpus(cfg: DictConfig) -> Path:
     """The corpus directory: ``corpus_dir`` when set, else built/reused by ``ensure_corpus``."""
+    from ..folders import refuse_empty
+
+    # corpus_dir="" (an unset shell variable) trained on the default corpus, unsaid
+    refuse_empty("corpus_dir", cfg.get("corpus_dir"), hint="give a built corpus's folder, or "
+                 "leave corpus_dir out to build or reuse the configured corpus")
     if cfg.get("corpus_dir"):
         path = Path(str(cfg.corpus_dir)).expanduser()
         if not path.is_absolute():
@@ -621,6 +626,11 @@ def checked_optim(optim_cfg: Mapping[str, Any]) -> dict[str, Any]:
     for key, kind in kinds.items():
         if optim.get(key) is not None:
             optim[key] = checked_number(f"optim.{key}", optim[key], kind, *bounds[key])
+        elif key in ("lr", "weight_decay", "max_epochs"):  # null means something only for
+            # batch_size (full batch) and loss_lr (the lr); these crashed deep in the fit
+            raise VmafDistillError(
+                f"optim.{key}=null: needs a number (null is a choice only for optim.batch_size, "
+                "full batch, and optim.loss_lr, the same as optim.lr)")
     return optim
 
 
