@@ -484,6 +484,26 @@ def test_a_failed_job_of_an_in_process_sweep(tmp_path: Path, sweeper: str,
         assert (sweep / "optimization_results.yaml").is_file()
 
 
+def test_a_sweeps_misspelt_group_option_is_one_line_before_any_job(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``train -m student=mpl,logistic`` printed Hydra's 20 lines and exited 1; an Optuna sweep
+    of ``n_trials=0`` was an Optuna traceback (a hunt). Each value of a sweep is composed
+    before any job runs: one line naming it, exit 2, no job."""
+    from vmafdistill.cli import main
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=4, seed=3)
+    sweep = tmp_path / "sweep"
+    for args, msg in ((["student=logistic,mpl", "loss.tau=1,2"], "Could not find 'student/mpl'"),
+                      (["hparams_search=optuna", "hydra.sweeper.n_trials=0"],
+                       "hydra.sweeper.n_trials=0: must be at least 1")):
+        rc = main(["train", "-m", f"corpus_dir={corpus}", *TRAIN_FAST, *args,
+                   f"hydra.sweep.dir={sweep}"])
+        err = capsys.readouterr().err
+        assert rc == 2 and msg in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1, err
+        assert not sweep.exists()
+
+
 def test_an_optuna_sweep_whose_every_trial_failed_names_no_best(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Every trial failed: the sweeper still wrote a "best" trial with value inf to

@@ -137,7 +137,7 @@ def check_overrides(config_name: str, argv: Sequence[str]) -> Any:
         args, _ = get_args_parser().parse_known_args(list(argv))
     except SystemExit:  # an argument Hydra's parser refuses: Hydra says so itself
         return None
-    if (args.multirun or args.shell_completion or args.config_dir or args.config_path
+    if (args.shell_completion or args.config_dir or args.config_path
             or args.config_name or args.experimental_rerun or args.info or args.help
             or args.hydra_help):
         return None
@@ -145,8 +145,44 @@ def check_overrides(config_name: str, argv: Sequence[str]) -> Any:
     keys = [override_key(o) for o in overrides]
     if any(k in ("hydra.mode", "hydra.searchpath") for k in keys):
         return None
+    if args.multirun:
+        _check_sweep(config_name, overrides)
+        return None
     return compose(config_name, [o for o, k in zip(overrides, keys, strict=True)
                                  if not k.startswith("hydra")])
+
+
+def _check_sweep(config_name: str, overrides: Sequence[str]) -> None:
+    """A sweep's overrides composed value by value before any job runs (each listed value of
+    a ``a=x,y`` or ``range()`` sweep with the other sweeps at their first value): a misspelt
+    group option (``student=mpl,logistic``) was Hydra's 20 lines and exit 1, with no job run.
+    Interval and glob sweeps (Optuna's search spaces) are left to the sweeper; so is what
+    Hydra's parser refuses. ``hydra.sweeper.n_trials`` below 1 was an Optuna traceback."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException:
+        return  # Hydra says what is wrong with it
+    for o in parsed:
+        if o.key_or_group == "hydra.sweeper.n_trials" and not o.is_sweep_override():
+            checked_number("hydra.sweeper.n_trials", o.value(), int, 1)
+    fixed, sweeps = [], []
+    for o in parsed:
+        if o.key_or_group.startswith("hydra"):
+            continue
+        if not o.is_sweep_override():
+            fixed.append(o.input_line)
+        elif (o.is_choice_sweep() and o.value_type is not None and \
+                o.value_type.name == "SIMPLE_CHOICE_SWEEP") or o.is_range_sweep():
+            values = [hydra_quoted(v) for v in o.sweep_string_iterator()]
+            sweeps.append([f"{o.get_key_element()}={v}" for v in values])
+    firsts = [values[0] for values in sweeps if values]
+    for k, values in enumerate(sweeps):
+        for value in values:
+            others = [f for j, f in enumerate(firsts) if j != k]
+            compose(config_name, [*fixed, *others, value])
 
 
 def _searches_conf_dir(gh: Any) -> bool:
