@@ -363,6 +363,59 @@ def test_rescaled_rung_in_another_pixel_format_matches_libvmaf(
     assert not bad, bad
 
 
+@pytest.mark.parametrize(("master_fmt", "rung_range"), [("yuv420p", "pc"), ("yuvj420p", "tv")])
+def test_a_rescaled_rung_of_another_colour_range_takes_the_masters(
+    tmp_path: Path, master_fmt: str, rung_range: str
+) -> None:
+    """A full-range rung (yuvj420p) of a limited master kept full range through --rescale
+    (luma 0..249 where libvmaf's graph gives 2..230: VMAF 69.7 against libvmaf's 54.9, a
+    hunt), and the range warning said it was scored as decoded. The rescaling scaler now
+    converts the rung to the master's range, as libvmaf's graph does, both ways, without that
+    warning. Same printing tolerance as above."""
+    import warnings
+
+    from vmafdistill._ffmpeg import run_ffmpeg
+
+    master, rung = tmp_path / "master.mkv", tmp_path / "rung.mp4"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=s=96x64:r=25:d=0.2", "-vf",
+                f"scale=out_range={'pc' if master_fmt == 'yuvj420p' else 'tv'}", "-pix_fmt",
+                master_fmt, "-c:v", "ffv1", str(master)], what="master")
+    run_ffmpeg(["-y", "-i", str(master), "-vf", f"scale=48:32:out_range={rung_range}",
+                "-pix_fmt", "yuvj420p" if rung_range == "pc" else "yuv420p", "-c:v", "libx264",
+                "-crf", "30", "-x264-params", "threads=1", str(rung)], what="rung")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours = score_files(master, rung, mode="exact", rescale=True)
+    assert not [w for w in caught if "range" in str(w.message)], [str(w.message) for w in caught]
+    lib = libvmaf_score(master, rung, model="vmaf_v0.6.1", scale_to=(96, 64))
+    bad = {k: v for k, v in _compare(ours, lib.frames).items() if v > PRINT_TOL}
+    assert not bad, bad
+
+
+def test_gray_against_full_range_yuv_is_scored_as_libvmaf_without_a_warning(
+        tmp_path: Path) -> None:
+    """A gray input against a full-range YUV one warned that libvmaf's graph converts it to
+    limited-range YUV and its numbers differ (a hunt): it converts it to the other side's
+    full-range format, and the numbers are libvmaf's. Against gray or limited YUV the warning
+    stays (tests/test_cli_score.py)."""
+    import warnings
+
+    from vmafdistill._ffmpeg import run_ffmpeg
+
+    gray, full = tmp_path / "gray.mkv", tmp_path / "full.mkv"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "mandelbrot=s=96x64:r=25", "-frames:v", "5",
+                "-pix_fmt", "gray", "-c:v", "ffv1", str(gray)], what="gray")
+    run_ffmpeg(["-y", "-i", str(gray), "-vf", "noise=alls=12:allf=t", "-pix_fmt", "yuvj420p",
+                "-c:v", "libx264", "-qp", "0", str(full)], what="full-range YUV")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours = score_files(gray, full, mode="exact")
+    assert not [w for w in caught if "gray" in str(w.message)], [str(w.message) for w in caught]
+    lib = libvmaf_score(gray, full, model="vmaf_v0.6.1")
+    bad = {k: v for k, v in _compare(ours, lib.frames).items() if v > PRINT_TOL}
+    assert not bad, bad
+
+
 def test_logs_print_values_as_libvmaf_does(tmp_path: Path) -> None:
     """libvmaf prints a value whose fractional part has more than 6 leading zeros with 16
     decimals (the ADM scales of near-identical frames, 1.00000021...; a one-pixel motion,

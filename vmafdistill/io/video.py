@@ -789,18 +789,21 @@ def _iter_info(
     limit: int | None = None,
     out_pix_fmt: str | None = None,
     decoder_threads: int | None = None,
+    ranges: tuple[str, str] | None = None,
 ) -> Iterator[FrameChunk]:
     """Frames of an already-probed file; ``limit`` stops after that many frames.
 
-    ``out_pix_fmt`` converts the frames to that format in the same ffmpeg scaler that resizes
-    them (``scale_to`` is then kept even at the same size, so its flags apply).
+    ``out_pix_fmt`` converts the frames to that format, and ``ranges`` (from, to) their colour
+    range, in the same ffmpeg scaler that resizes them (``scale_to`` is then kept even at the
+    same size, so its flags apply).
     """
-    if out_pix_fmt is not None and out_pix_fmt != info.pix_fmt:
+    if (out_pix_fmt is not None and out_pix_fmt != info.pix_fmt) or ranges is not None:
+        out_pix_fmt = out_pix_fmt or info.pix_fmt
         out_layout = _layout_for(info.path, out_pix_fmt, "conversion target")
         return _iter_ffmpeg(
             dataclasses.replace(info, pix_fmt=out_pix_fmt, bit_depth=out_layout.bit_depth),
             _input_args(info, decoder_threads), chunk, planes,
-            scale_to or (info.width, info.height), scale_flags, limit,
+            scale_to or (info.width, info.height), scale_flags, limit, ranges,
         )
     if scale_to is not None and scale_to == (info.width, info.height) and info.kind != "container":
         # ffmpeg's scale filter passes frames through untouched at the same size and format,
@@ -1025,6 +1028,7 @@ def _iter_ffmpeg(
     scale_to: tuple[int, int] | None,
     scale_flags: str,
     limit: int | None,
+    ranges: tuple[str, str] | None = None,
 ) -> Iterator[FrameChunk]:
     exe = ffmpeg_exe()
     width, height = scale_to if scale_to is not None else (info.width, info.height)
@@ -1032,7 +1036,9 @@ def _iter_ffmpeg(
     cmd = [exe, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", *input_args,
            "-map", "0:V:0"]
     if scale_to is not None:
-        cmd += ["-vf", f"scale={width}:{height}:flags={scale_flags}"]
+        # ranges: (the input's, the output's) colour range, converted in the same scaler
+        rng = f":in_range={ranges[0]}:out_range={ranges[1]}" if ranges else ""
+        cmd += ["-vf", f"scale={width}:{height}:flags={scale_flags}{rng}"]
     # Output the source pixel format so no conversion happens; the Y plane is sliced out here
     # rather than asking for -pix_fmt gray, which would route the samples through swscale.
     cmd += [*_passthrough_args(exe), "-f", "rawvideo", "-pix_fmt", info.pix_fmt, "-"]
@@ -1181,8 +1187,24 @@ def iter_frame_pairs(
         dinfo, chunk=chunk, scale_to=d_scale, scale_flags=d_flags, planes=d_planes, limit=limit,
         out_pix_fmt=rinfo.pix_fmt if convert else None,
         decoder_threads=dopts.get("decoder_threads"),
+        ranges=(_range_conversion(rinfo, dinfo) if scale_dist_to_ref and rinfo.layout.has_chroma
+                and dinfo.layout.has_chroma else None),
     )
     return _lockstep(rinfo, dinfo, ref_it, dist_it, on_length_mismatch)
+
+
+def _stream_range(info: VideoInfo) -> str | None:
+    """``"pc"``/``"tv"`` of a probed input: a raw one's by its format, else as ffmpeg reads it."""
+    return range_of_pix_fmt(info.pix_fmt) if info.kind == "raw" else colour_range(info.path)[0]
+
+
+def _range_conversion(rinfo: VideoInfo, dinfo: VideoInfo) -> tuple[str, str] | None:
+    """(distorted, reference) colour ranges where they differ, for the rescaling scaler: ffmpeg's
+    libvmaf graph converts the distorted to the reference's range there, and a full-range
+    distorted (``yuvj420p``) scaled into a limited reference kept full range (luma 0..249
+    against libvmaf's 2..230: VMAF 69.7 where libvmaf reads 54.9)."""
+    dist, ref = _stream_range(dinfo), _stream_range(rinfo)
+    return (dist, ref) if dist and ref and dist != ref else None
 
 
 def _count_message(ref: str, nref: str, dist: str, ndist: str) -> str:

@@ -67,12 +67,15 @@ def _refuse_float_v1016(model: str, mode: str | None) -> None:
 
 
 def _warn_on_conversions(ref: str | Path, dist: str | Path, ref_raw: dict[str, Any] | None,
-                         dist_raw: dict[str, Any] | None) -> None:
+                         dist_raw: dict[str, Any] | None, *, rescale: bool = False) -> None:
     """What ffmpeg's libvmaf graph would convert first and the teacher scores as decoded: a
-    full-range input against a limited-range one, a gray input, a display rotation. Say so.
-    A headerless raw input is taken as ffmpeg takes it, by its format: ``yuvj*`` and gray full
-    range, other YUV limited (every raw input counted as limited: a ``yuvj420p`` .yuv against a
-    limited .y4m read 68.4 against libvmaf's 79.2, without a word)."""
+    full-range input against a limited-range one (unless ``rescale``, which converts the
+    distorted to the reference's range as that graph does), a gray input (unless against a
+    full-range YUV one, which ffmpeg converts it to without a change of numbers), a display
+    rotation. Say so. A headerless raw input is taken as ffmpeg takes it, by its format:
+    ``yuvj*`` and gray full range, other YUV limited (every raw input counted as limited: a
+    ``yuvj420p`` .yuv against a limited .y4m read 68.4 against libvmaf's 79.2, without a
+    word)."""
     from ..io.video import range_of_pix_fmt, stream_facts
 
     def raw_facts(pix_fmt: str) -> dict[str, Any]:
@@ -82,8 +85,9 @@ def _warn_on_conversions(ref: str | Path, dist: str | Path, ref_raw: dict[str, A
     facts = [stream_facts(path) if raw is None else raw_facts(str(raw.get("pix_fmt") or
                                                                   "yuv420p"))
              for path, raw in ((ref, ref_raw), (dist, dist_raw))]  # one ffmpeg -i each
-    for path, f in zip((ref, dist), facts, strict=True):
-        if f["gray"]:
+    for k, (path, f) in enumerate(zip((ref, dist), facts, strict=True)):
+        other = facts[1 - k]
+        if f["gray"] and (other["gray"] or other["range"] != "pc"):
             warnings.warn(
                 f"{path} is gray: it is scored as decoded, while ffmpeg's libvmaf filter would "
                 f"first convert it to limited-range YUV (its numbers then differ, by 1.06-1.73 "
@@ -94,7 +98,8 @@ def _warn_on_conversions(ref: str | Path, dist: str | Path, ref_raw: dict[str, A
                 f"pictures are scored, while ffmpeg (and libvmaf through it) rotates them "
                 f"first; rotate or strip the tag for comparable numbers", stacklevel=3)
     ranges = facts[0]["range"], facts[1]["range"]
-    if None not in ranges and ranges[0] != ranges[1]:
+    converted = rescale and not facts[0]["gray"] and not facts[1]["gray"]
+    if None not in ranges and ranges[0] != ranges[1] and not converted:
         names = {"pc": "full range (pc)", "tv": "limited range (tv)"}
         warnings.warn(
             f"{ref} is {names[ranges[0]]} and {dist} is {names[ranges[1]]}: the samples are "
@@ -204,7 +209,7 @@ def score_files(
     from .model_v1016 import is_v1016_model
 
     check_device(device)
-    _warn_on_conversions(ref, dist, ref_raw, dist_raw)
+    _warn_on_conversions(ref, dist, ref_raw, dist_raw, rescale=rescale)
     if is_v1016_model(model):  # CAMBI/SpEED/adm3/motion3 models: their own streaming scorer
         from .v1016 import score_files_v1016
 
