@@ -203,6 +203,14 @@ def test_optuna_search_minimises_oof_mae(tmp_path: Path) -> None:
     report = (out / "report.md").read_text()
     named = "the sweeper's best trial" in report
     assert named == (winner["metrics"]["oof"]["mae"] != pytest.approx(result["best_value"]))
+    # an Optuna sweep stopped before its last trial started: counted, as a grid's are (the
+    # report named only the unfinished jobs it could see)
+    import shutil
+
+    shutil.rmtree(out / "1")
+    winner = write_report(out)
+    assert any("1 of the sweep's 2 jobs (the Optuna sweep's n_trials)" in w
+               for w in winner["left_out"]), winner["left_out"]
 
 
 def test_an_optuna_search_under_another_launcher_goes_on_past_a_failed_trial(
@@ -300,7 +308,7 @@ def test_runs_that_are_not_this_sweeps_results_are_left_out_and_named(
         assert why["2"].startswith("its last run failed (job_failed.txt holds the error)")
         assert "left out 2: its last run failed" in captured.err
         report = (where / "report.md").read_text()
-        assert "1 run (2 left out, below)" in report and "Left out: 1: no training" in report
+        assert "1 run (jobs left out: below)" in report and "Left out: 1: no training" in report
         csv = pd.read_csv(where / "report.csv")
         assert csv["run"].astype(str).tolist() == ["0"]
         assert csv["varying"].tolist() == ["optim.lr=0.03"]  # the failed job's axis

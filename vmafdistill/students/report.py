@@ -263,8 +263,10 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
     # jobs seen: by their .hydra/ files, or by their results (hydra.output_subdir=null
     # writes no .hydra/)
     n_ours = len({d for d, o in ours.items() if o} | {Path(m["_dir"]) for m in kept})
-    if size is not None and n_ours < size:  # an interrupted sweep: its winner of fewer runs
-        left_out.append(f"{size - n_ours} of the sweep's {size} jobs (multirun.yaml): no "
+    expected, whose = (size, "multirun.yaml") if size is not None else (
+        (trials, "the Optuna sweep's n_trials") if optuna else (None, ""))
+    if expected is not None and n_ours < expected:  # interrupted: its winner of fewer runs
+        left_out.append(f"{expected - n_ours} of the sweep's {expected} jobs ({whose}): no "
                         "record (no .hydra/ folder, no results): never started (the sweep was "
                         "stopped?), or failed under hydra.output_subdir=null")
     if not kept:
@@ -580,8 +582,10 @@ def _sweeper_notes(root: Path, table: pd.DataFrame, win: int) -> list[str]:
 
 
 def _runs_phrase(n_runs: int, n_left_out: int) -> str:
+    """``n_runs`` compared, and whether some jobs were left out (``n_left_out`` sentences,
+    each naming one job or a count of them: "1 left out" said so of two jobs never started)."""
     runs = f"{n_runs} run{'s' if n_runs != 1 else ''}"
-    return f"{runs} ({n_left_out} left out, below)" if n_left_out else runs
+    return f"{runs} (jobs left out: below)" if n_left_out else runs
 
 
 def plot_pred_vs_teacher(oof: pd.DataFrame | None, out: Path, title: str,
