@@ -95,7 +95,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("videos", nargs="+", metavar="VIDEO",
-                   help="distorted (delivered) video(s); a directory means its video files")
+                   help="distorted (delivered) video(s) or HLS playlists; a directory means its "
+                        "video files and HLS media playlists (not their segments)")
     p.add_argument("--model", help="ONNX student (default: checkpoints/vmafdistill_default.onnx)")
     p.add_argument("--card", help="model card JSON (default: <model stem>.card.json beside it)")
     p.add_argument("--ref-size", type=_size, metavar="WxH",
