@@ -468,6 +468,17 @@ def test_output_files_are_checked_before_scoring(
         rc, _, err = _run(capsys, ref, clips["dist"], opt, "")
         assert rc == 2
         _one_error_line(err, f"{opt}: an empty path")
+    # a score log is replaced by the next score run, a libvmaf log beside it is not (both
+    # start with "version"), nor is another tool's JSON (any "{" file was replaced)
+    ours = tmp_path / "ours.json"
+    assert _run(capsys, ref, clips["dist"], "--json", ours)[0] == 0
+    assert _run(capsys, ref, clips["dist"], "--json", ours)[0] == 0
+    for text in ('{\n  "version": "3.0.0",\n  "frames": []\n}\n', '{"fps": 25}\n'):
+        other = tmp_path / "other.json"
+        other.write_text(text)
+        rc, _, err = _run(capsys, ref, clips["dist"], "--json", other)
+        assert rc == 2 and other.read_text() == text
+        _one_error_line(err, "exists and is not this command's output")
     rc, out, err = _run(capsys, ref, clips["dist"], "--json", "-")  # the log on stdout
     assert rc == 0 and json.loads(out)["frames"] and "VMAF " in err
     # both logs on one target: stdout held two documents, a file only the CSV (exit 0)

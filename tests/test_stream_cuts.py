@@ -610,6 +610,14 @@ def test_playlist_segments_without_video_byte_ranges_and_init_switches(work, bas
     with pytest.raises(VideoInputError, match=rf"vod\.m3u8: 1 of its \d+ local segments "
                                               rf"unusable \({re.escape(second)}: holds no video"):
         analyze(ts / "vod.m3u8", predictor)
+    # a TS init section (RFC 8216 allows one) is only tables: it holds no video, rightly
+    first_ts = next(ln for ln in (ts / "vod.m3u8").read_text().splitlines()
+                if ln.endswith(".ts"))
+    (ts / "init.ts").write_bytes((ts / first_ts).read_bytes()[:376])
+    (ts / "first.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n"
+        f'#EXT-X-MAP:URI="init.ts"\n#EXTINF:2.0,\n{first_ts}\n#EXT-X-ENDLIST\n')
+    assert analyze(ts / "first.m3u8", predictor).summary["frames"] > 0
 
     def fmp4(name: str, *extra: str, size: str = "320x180") -> Path:
         out = work / name
@@ -692,10 +700,31 @@ def test_a_folder_of_hls_deliveries_predicts_each_media_playlist(work, base_mp4,
     (folder / "music.m3u").write_text("/music/track01.mp3\n")
     (folder / "stray.ts").write_bytes((folder / "r_ts" / "vod0.ts").read_bytes())
     (folder / "a.mp4").write_bytes(base_mp4.read_bytes())
+    (folder / "b.mp4").write_bytes(base_mp4.read_bytes())
+    # a player's list (VLC writes #EXTM3U too, no #EXT-X-TARGETDURATION): its videos stay
+    (folder / "list.m3u").write_text("#EXTM3U\n#EXTINF:4,a\na.mp4\n#EXTINF:4,b\nb.mp4\n")
+    # an I-frame index and a subtitle playlist beside a rendition are no videos
+    (folder / "r_ts" / "iframes.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-I-FRAMES-ONLY\n#EXTINF:2,\n"
+        "#EXT-X-BYTERANGE:376@0\nvod0.ts\n#EXT-X-ENDLIST\n")
+    (folder / "r_ts" / "subs.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nsub0.vtt\n#EXT-X-ENDLIST\n")
+    (folder / "r_ts" / "sub0.vtt").write_text("WEBVTT\n")
     assert len(list((folder / "r_fmp4").iterdir())) > 2  # init + segments + playlist
     videos = expand_videos([str(folder)])
     assert [(Path(v).relative_to(folder).as_posix(), err) for v, err in videos] == [
-        ("a.mp4", None), ("r_fmp4/vod.m3u8", None), ("r_ts/vod.m3u8", None), ("stray.ts", None)]
+        ("a.mp4", None), ("b.mp4", None), ("r_fmp4/vod.m3u8", None), ("r_ts/vod.m3u8", None),
+        ("stray.ts", None)]
+    # a FIFO given as a video: the DASH check opened it and predict hung; the probe names it
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
+    done = subprocess.run([sys.executable, "-m", "vmafdistill", "predict", str(fifo),
+                           "--model", str(TINY)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "pipe.mp4" in done.stderr, done.stderr
 
 
 def _same_shot(rec: dict, alone: dict) -> None:

@@ -64,6 +64,13 @@ def test_only_runs_scored_on_the_same_data_compete() -> None:
     note = _scored_on_notes(table, win)[0]
     assert "only the 2 run(s) scored on corpus aaaaaaaa, target vmaf, cv group_kfold" in note
     assert "1 on corpus bbbbbbbb" in note and "target vmaf_min" in note
+    # a seed sweep: unshuffled group k-fold ignores the seed, so its runs share folds and all
+    # compete (each run was its own group, and run 0 always won)
+    seeds = [{**metrics("a", "vmaf", 72), "cv": {"name": "group_kfold", "n_splits": 5,
+                                                 "shuffle": False, "seed": s}} for s in range(3)]
+    assert len({scored_on(m) for m in seeds}) == 1
+    shuffled = [{**m, "cv": {**m["cv"], "shuffle": True}} for m in seeds]
+    assert len({scored_on(m) for m in shuffled}) == 3
     # a tie between two groups goes to the first run's (run "0", listed second here)
     tie = table.iloc[[1, 0]].reset_index(drop=True)
     assert pick_winner(tie)[0] == 1 and not _scored_on_notes(table.iloc[[0, 2]], 0)

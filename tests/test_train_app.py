@@ -502,6 +502,14 @@ def test_a_sweeps_misspelt_group_option_is_one_line_before_any_job(
         assert rc == 2 and msg in err and "Traceback" not in err, err
         assert len(err.strip().splitlines()) == 1, err
         assert not sweep.exists()
+    # valid sweeps pass the check as Hydra runs them: quoted options (they were quoted twice:
+    # "Could not find 'student/'mlp''"), ranges, list values, an interpolated trial count
+    from vmafdistill.config import check_overrides
+
+    for args in (["student='mlp',soft_tree"], ["seed=range(0,3)"],
+                 ["guard_thresholds=[60,70],[80]"], ["+tag=a,b"],
+                 ["hparams_search=optuna", "hydra.sweeper.n_trials=${oc.env:NT,2}"]):
+        assert check_overrides("train", ["-m", f"corpus_dir={corpus}", *args]) is None
 
 
 def test_an_optuna_sweep_whose_every_trial_failed_names_no_best(

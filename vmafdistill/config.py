@@ -166,7 +166,8 @@ def _check_sweep(config_name: str, overrides: Sequence[str]) -> None:
     except HydraException:
         return  # Hydra says what is wrong with it
     for o in parsed:
-        if o.key_or_group == "hydra.sweeper.n_trials" and not o.is_sweep_override():
+        if (o.key_or_group == "hydra.sweeper.n_trials" and not o.is_sweep_override()
+                and "${" not in str(o.value())):  # an interpolation: the sweeper resolves it
             checked_number("hydra.sweeper.n_trials", o.value(), int, 1)
     fixed, sweeps = [], []
     for o in parsed:
@@ -174,10 +175,12 @@ def _check_sweep(config_name: str, overrides: Sequence[str]) -> None:
             continue
         if not o.is_sweep_override():
             fixed.append(o.input_line)
-        elif (o.is_choice_sweep() and o.value_type is not None and \
-                o.value_type.name == "SIMPLE_CHOICE_SWEEP") or o.is_range_sweep():
-            values = [hydra_quoted(v) for v in o.sweep_string_iterator()]
-            sweeps.append([f"{o.get_key_element()}={v}" for v in values])
+        elif (o.is_choice_sweep() and o.value_type is not None
+              and o.value_type.name == "SIMPLE_CHOICE_SWEEP"):
+            # Hydra's own text of each value (quoted where it needs it), as its sweeper runs it
+            sweeps.append([f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()])
+        elif o.is_range_sweep():  # numbers: the first one says whether the key exists
+            sweeps.append([f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}"])
     firsts = [values[0] for values in sweeps if values]
     for k, values in enumerate(sweeps):
         for value in values:

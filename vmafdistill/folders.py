@@ -235,9 +235,12 @@ def check_output_target(option: str, target: str | None, inputs: Sequence[str | 
     return target
 
 
-def json_starting_with(key: str) -> re.Pattern[bytes]:
-    """What :func:`check_output_target` takes for a JSON object whose first key is ``key``."""
-    return re.compile(rb'\{\s*"' + re.escape(key.encode()) + rb'"\s*:')
+def json_starting_with(key: str, value_prefix: str | None = None) -> re.Pattern[bytes]:
+    """What :func:`check_output_target` takes for a JSON object whose first key is ``key``
+    (and, given ``value_prefix``, whose string value starts so: score's log shares libvmaf's
+    first key, ``version``, and a libvmaf log beside it is not replaced)."""
+    value = b"" if value_prefix is None else rb'\s*"' + re.escape(value_prefix.encode())
+    return re.compile(rb'\{\s*"' + re.escape(key.encode()) + rb'"\s*:' + value)
 
 
 def json_safe(obj: Any) -> Any:

@@ -52,19 +52,21 @@ def expand_videos(args: list[str]) -> list[tuple[str, str | None]]:
 
 
 def _without_listed(files: list[Path]) -> list[str]:
-    """``files`` with HLS media playlists kept as one video each, the segments and init
-    sections they list dropped, and master playlists and other ``.m3u`` files dropped (each
-    variant is a media playlist of its own)."""
-    from ..edge.playlist import media_playlist_files
+    """``files`` with HLS media playlists of video kept as one video each, the files any
+    media playlist lists dropped, and master playlists, I-frame indexes, subtitle and audio
+    playlists dropped (each variant is a media playlist of its own); a player's ``.m3u``
+    list is no HLS playlist: dropped, and the videos it names stay."""
+    from ..edge.playlist import is_video_playlist, media_playlist_files
 
     listed: set[Path] = set()
-    playlists = []
+    playlists: set[Path] = set()
     for f in files:
         if f.suffix.lower() in PLAYLIST_SUFFIXES:
             parts = media_playlist_files(f)
             if parts is not None:
-                playlists.append(f)
                 listed |= parts
+                if is_video_playlist(f):  # not an I-frame index, subtitles or audio
+                    playlists.add(f)
     return [str(f) for f in files
             if (f in playlists or f.suffix.lower() not in PLAYLIST_SUFFIXES)
             and f.resolve() not in listed]

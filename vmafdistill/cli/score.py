@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     ref_raw, dist_raw = _raw(args)
     inputs = [args.ref, args.dist]
     json_out = check_output_target("--json", args.json, inputs,
-                                   starts=json_starting_with("version"))
+                                   starts=json_starting_with("version", "vmafdistill"))
     csv_out = check_output_target("--csv", args.csv, inputs, starts=b"Frame,")
     if json_out and csv_out and (json_out == csv_out or _same_path(json_out, csv_out)):
         # both on stdout made neither parseable; one file kept only the CSV

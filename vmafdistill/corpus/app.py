@@ -145,10 +145,15 @@ def main(argv: list[str]) -> int:
     composed = check_overrides("corpus", argv)
     if composed is not None:  # before Hydra makes its run folder under out_dir
         from omegaconf import OmegaConf
+        from omegaconf.errors import OmegaConfBaseException
 
         from .build import check_cache_paths
 
-        check_cache_paths(OmegaConf.to_container(composed, resolve=True))
+        try:
+            plain = OmegaConf.to_container(composed, resolve=True)
+        except OmegaConfBaseException as exc:  # ${oc.env:UNSET} in a path: one line
+            raise VmafDistillError(f"corpus config: {exc}".splitlines()[0]) from None
+        check_cache_paths(plain)
 
     status: dict[str, int] = {"rc": 0}
 

@@ -10,9 +10,9 @@ naming the playlist, the segment and what is wrong. Segments (whole files or the
 packets, ISO-BMFF boxes) and for holding video (a video PES packet, an ``mdat`` with data: a
 segment cut down to its tables or ``styp`` box was a 4 s hole), not by their timing: a
 variable-rate stream's still passage is no hole. An fMP4 playlist whose init section
-(``#EXT-X-MAP``) changes to other bytes (a rendition switch) is refused: ffmpeg decodes the
-later segments with the first section's parameter sets.
-"""
+(``#EXT-X-MAP``) changes to other sample descriptions (a rendition switch) is refused:
+ffmpeg decodes the later segments with the first section's parameter sets. A DASH manifest
+is refused (:func:`refuse_dash`)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ from urllib.parse import unquote, urlparse
 
 from ..errors import VideoInputError
 
-__all__ = ["check_playlist", "media_playlist_files", "refuse_dash", "segment_problem"]
+__all__ = ["check_playlist", "is_video_playlist", "media_playlist_files", "refuse_dash",
+           "segment_problem"]
 
 #: The suffixes read as playlists (their content is checked too: ``#EXTM3U``).
 PLAYLIST_SUFFIXES = (".m3u8", ".m3u")
@@ -120,9 +121,9 @@ def _has_video_pes(fh: BinaryIO, start: int, size: int) -> bool:
     return False
 
 
-def _ts_problem(fh: BinaryIO, start: int, size: int) -> str | None:
+def _ts_problem(fh: BinaryIO, start: int, size: int, video: bool = True) -> str | None:
     """An MPEG-TS segment is whole 188-byte packets, each opening with the sync byte, and
-    opens a video PES."""
+    (``video``: not an init section) opens a video PES."""
     fh.seek(start)
     if fh.read(1) != b"\x47":
         return f"not MPEG-TS at byte {start} (no sync byte: an error page?)"
@@ -131,7 +132,7 @@ def _ts_problem(fh: BinaryIO, start: int, size: int) -> str | None:
     fh.seek(start + size - _TS_PACKET)
     if fh.read(1) != b"\x47":
         return f"not MPEG-TS at byte {start + size - _TS_PACKET} (no sync byte)"
-    if not _has_video_pes(fh, start, size):
+    if video and not _has_video_pes(fh, start, size):
         return "holds no video (no video PES packet: only tables?)"
     return None
 
@@ -195,7 +196,8 @@ def segment_problem(path: str | os.PathLike[str], byte_range: tuple[int, int] | 
             head = fh.read(8)
             suffix = p.suffix.lower()
             if suffix in (".ts", ".m2ts", ".mts") or head[:1] == b"\x47":
-                return _ts_problem(fh, start, length)
+                # a TS init section (RFC 8216 allows one) is its PAT/PMT tables alone
+                return _ts_problem(fh, start, length, video=not init)
             if (suffix in (".m4s", ".mp4", ".m4v", ".cmfv", ".cmfi")
                     or head[4:8] in _BMFF_FIRST):
                 if head[4:8] not in _BMFF_FIRST and len(head) == 8:
@@ -212,18 +214,24 @@ def _part_problem(part: _Part, init: bool = False) -> str | None:
 
 
 def _init_bytes(part: _Part) -> bytes | None:
-    """An init section's bytes (None when remote or unreadable), to tell a rendition switch
-    from the same section named twice."""
+    """What of an init section tells a rendition switch from the same section named twice
+    (None when remote or unreadable): its sample descriptions (``stsd`` boxes: codec, size,
+    parameter sets), not the timestamps another packaging run writes in ``mvhd``; the whole
+    section where it holds none (a TS init's tables)."""
     if part.path is None:
         return None
     try:
         with open(part.path, "rb") as fh:
             if part.byte_range is None:
-                return fh.read()
-            fh.seek(part.byte_range[0])
-            return fh.read(part.byte_range[1])
+                data = fh.read()
+            else:
+                fh.seek(part.byte_range[0])
+                data = fh.read(part.byte_range[1])
     except OSError:
         return None
+    found = [data[k - 4:k - 4 + int.from_bytes(data[k - 4:k], "big")]
+             for k in (m.start() for m in re.finditer(b"stsd", data)) if k >= 4]
+    return b"".join(found) or data
 
 
 def _check_init_switch(path: str | os.PathLike[str],
@@ -251,8 +259,10 @@ def refuse_dash(path: str | os.PathLike[str]) -> None:
 
     ffmpeg's DASH demuxer joins whatever segments it finds (a missing one is a silent hole)
     and the in-process decoder cannot open a manifest, so an H.264 delivery's block QPs were
-    lost and its shots scored on the slice QP, 15 VMAF apart from the same stream as MP4."""
+    lost and its shots scored on the slice QP, several VMAF off the same stream as MP4."""
     p = Path(path)
+    if not p.is_file():  # a FIFO would block the open; the probe names what it is
+        return
     try:
         with open(p, "rb") as fh:
             head = fh.read(4096)
@@ -335,7 +345,10 @@ def media_playlist_files(path: str | os.PathLike[str]) -> set[Path] | None:
         text = Path(path).read_text(errors="replace")
     except OSError:
         return None
-    if not text.lstrip().startswith("#EXTM3U") or "#EXT-X-STREAM-INF" in text:
+    # #EXT-X-TARGETDURATION is required in an HLS media playlist: a player's #EXTM3U list of
+    # files (VLC writes one) has none, and its videos are predicted one by one
+    if (not text.lstrip().startswith("#EXTM3U") or "#EXT-X-STREAM-INF" in text
+            or "#EXT-X-TARGETDURATION" not in text):
         return None
     try:
         parts = _media_parts(text, Path(path).parent)
@@ -343,3 +356,21 @@ def media_playlist_files(path: str | os.PathLike[str]) -> set[Path] | None:
         parts = []  # predicting it names the malformed range
     files = {part.path for part, _ in parts} | {init.path for _, init in parts if init}
     return {f.resolve() for f in files if f is not None}
+
+
+def is_video_playlist(path: str | os.PathLike[str]) -> bool:
+    """Whether an HLS media playlist (:func:`media_playlist_files` not None) is a video
+    rendition: not an I-frame index (``#EXT-X-I-FRAMES-ONLY``, the same frames again) and
+    listing segments in a video container (not subtitles' ``.vtt`` or audio's ``.aac``)."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return False
+    if "#EXT-X-I-FRAMES-ONLY" in text:
+        return False
+    try:
+        parts = _media_parts(text, Path(path).parent)
+    except ValueError:
+        return True  # predicting it names the malformed range
+    video = (".ts", ".m2ts", ".mts", ".m4s", ".mp4", ".m4v", ".cmfv", ".mkv", ".webm")
+    return any(Path(part.entry.split("?")[0]).suffix.lower() in video for part, _ in parts)

@@ -344,7 +344,10 @@ def scored_on(metrics: Mapping[str, Any]) -> str:
     corpus = (metrics.get("corpus") or {}).get("hash") or "?"
     cv = metrics.get("cv") or {}
     protocol = cv.get("name", "?") if isinstance(cv, Mapping) else str(cv)
-    settings = ",".join(f"{k}={cv[k]}" for k in sorted(cv) if k != "name") \
+    # the seed moves the folds only where they are shuffled: a seed sweep's runs share folds
+    moot = {"name"} | ({"seed"} if isinstance(cv, Mapping) and cv.get("shuffle") is not True
+                       and cv.get("name") == "group_kfold" else set())
+    settings = ",".join(f"{k}={cv[k]}" for k in sorted(cv) if k not in moot) \
         if isinstance(cv, Mapping) else ""
     return (f"corpus {str(corpus)[:8]}, target {metrics.get('target') or '?'}, "
             f"cv {protocol}({settings}), n {(metrics.get('oof') or {}).get('n')}")
