@@ -687,6 +687,8 @@ def test_a_folder_of_hls_deliveries_predicts_each_media_playlist(work, base_mp4,
     skipped. Each media playlist is now one video, the files it lists are not predicted again,
     a master playlist (its variants are media playlists of their own) and a music ``.m3u`` are
     skipped, and a plain video beside them is still predicted."""
+    import os
+
     from vmafdistill.cli.predict import expand_videos
 
     folder = tmp_path / "deliveries"
@@ -710,13 +712,21 @@ def test_a_folder_of_hls_deliveries_predicts_each_media_playlist(work, base_mp4,
     (folder / "r_ts" / "subs.m3u8").write_text(
         "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nsub0.vtt\n#EXT-X-ENDLIST\n")
     (folder / "r_ts" / "sub0.vtt").write_text("WEBVTT\n")
+    # audio renditions, in TS and fMP4 segments as ffmpeg writes them (suffixes of video
+    # containers: taken for videos, they failed the run)
+    for name, seg_type in (("a_ts", "mpegts"), ("a_fmp4", "fmp4")):
+        (folder / name).mkdir()
+        run_ffmpeg(["-f", "lavfi", "-i", "sine=duration=2", "-c:a", "aac", "-f", "hls",
+                    "-hls_time", "1", "-hls_segment_type", seg_type, "-hls_playlist_type",
+                    "vod", str(folder / name / "audio.m3u8")], what="an audio rendition")
+    # a FIFO named as a playlist: reading it hung the folder's expansion
+    os.mkfifo(folder / "stuck.m3u8")
     assert len(list((folder / "r_fmp4").iterdir())) > 2  # init + segments + playlist
     videos = expand_videos([str(folder)])
     assert [(Path(v).relative_to(folder).as_posix(), err) for v, err in videos] == [
         ("a.mp4", None), ("b.mp4", None), ("r_fmp4/vod.m3u8", None), ("r_ts/vod.m3u8", None),
         ("stray.ts", None)]
     # a FIFO given as a video: the DASH check opened it and predict hung; the probe names it
-    import os
     import subprocess
     import sys
 

@@ -506,7 +506,7 @@ def test_a_sweeps_misspelt_group_option_is_one_line_before_any_job(
     # "Could not find 'student/'mlp''"), ranges, list values, an interpolated trial count
     from vmafdistill.config import check_overrides
 
-    for args in (["student='mlp',soft_tree"], ["seed=range(0,3)"],
+    for args in (["student='mlp',soft_tree"], ["seed=range(0,3)"], ["seed=range(3,0)"],
                  ["guard_thresholds=[60,70],[80]"], ["+tag=a,b"],
                  ["hparams_search=optuna", "hydra.sweeper.n_trials=${oc.env:NT,2}"]):
         assert check_overrides("train", ["-m", f"corpus_dir={corpus}", *args]) is None

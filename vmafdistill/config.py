@@ -180,7 +180,9 @@ def _check_sweep(config_name: str, overrides: Sequence[str]) -> None:
             # Hydra's own text of each value (quoted where it needs it), as its sweeper runs it
             sweeps.append([f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()])
         elif o.is_range_sweep():  # numbers: the first one says whether the key exists
-            sweeps.append([f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}"])
+            first = next(iter(o.sweep_string_iterator()), None)  # range(3,0) is empty
+            if first is not None:
+                sweeps.append([f"{o.get_key_element()}={first}"])
     firsts = [values[0] for values in sweeps if values]
     for k, values in enumerate(sweeps):
         for value in values:

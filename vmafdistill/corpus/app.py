@@ -152,7 +152,9 @@ def main(argv: list[str]) -> int:
         try:
             plain = OmegaConf.to_container(composed, resolve=True)
         except OmegaConfBaseException as exc:  # ${oc.env:UNSET} in a path: one line
-            raise VmafDistillError(f"corpus config: {exc}".splitlines()[0]) from None
+            key = getattr(exc, "full_key", None)
+            raise VmafDistillError(f"corpus config{f' {key}' if key else ''}: "
+                                   f"{str(exc).splitlines()[0]}") from None
         check_cache_paths(plain)
 
     status: dict[str, int] = {"rc": 0}

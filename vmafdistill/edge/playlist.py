@@ -221,12 +221,7 @@ def _init_bytes(part: _Part) -> bytes | None:
     if part.path is None:
         return None
     try:
-        with open(part.path, "rb") as fh:
-            if part.byte_range is None:
-                data = fh.read()
-            else:
-                fh.seek(part.byte_range[0])
-                data = fh.read(part.byte_range[1])
+        data = _read_part(part)
     except OSError:
         return None
     found = [data[k - 4:k - 4 + int.from_bytes(data[k - 4:k], "big")]
@@ -341,6 +336,8 @@ def media_playlist_files(path: str | os.PathLike[str]) -> set[Path] | None:
     None when ``path`` is not one (a master playlist, another ``.m3u``, unreadable). A folder
     of deliveries predicts each media playlist once and skips the files it lists, which
     would otherwise be predicted again one segment at a time."""
+    if not Path(path).is_file():  # a FIFO would block the read
+        return None
     try:
         text = Path(path).read_text(errors="replace")
     except OSError:
@@ -360,17 +357,57 @@ def media_playlist_files(path: str | os.PathLike[str]) -> set[Path] | None:
 
 def is_video_playlist(path: str | os.PathLike[str]) -> bool:
     """Whether an HLS media playlist (:func:`media_playlist_files` not None) is a video
-    rendition: not an I-frame index (``#EXT-X-I-FRAMES-ONLY``, the same frames again) and
-    listing segments in a video container (not subtitles' ``.vtt`` or audio's ``.aac``)."""
+    rendition: not an I-frame index (``#EXT-X-I-FRAMES-ONLY``, the same frames again) and its
+    first local segment holds video (:func:`_holds_video`: an audio rendition in ``.ts`` or
+    ``.m4s``, or subtitles' ``.vtt``, are no videos). A playlist of remote segments only is
+    taken for video (ffmpeg fetches them; the probe says what they hold)."""
+    p = Path(path)
+    if not p.is_file():  # a FIFO would block the read
+        return False
     try:
-        text = Path(path).read_text(errors="replace")
+        text = p.read_text(errors="replace")
     except OSError:
         return False
     if "#EXT-X-I-FRAMES-ONLY" in text:
         return False
     try:
-        parts = _media_parts(text, Path(path).parent)
+        parts = _media_parts(text, p.parent)
     except ValueError:
         return True  # predicting it names the malformed range
-    video = (".ts", ".m2ts", ".mts", ".m4s", ".mp4", ".m4v", ".cmfv", ".mkv", ".webm")
-    return any(Path(part.entry.split("?")[0]).suffix.lower() in video for part, _ in parts)
+    local = [(part, init) for part, init in parts if part.path is not None]
+    return not local or _holds_video(*local[0])
+
+
+def _holds_video(part: _Part, init: _Part | None) -> bool:
+    """Whether a local segment (with its init section) carries video: an fMP4 track whose
+    handler is ``vide`` (in the init, or a self-initialising segment), an MPEG-TS video PES.
+    A missing or unreadable segment counts as video: the playlist check names it."""
+    try:
+        if init is not None and init.path is not None and init.path.is_file():
+            data = _read_part(init)
+            if b"moov" in data:
+                return _VIDEO_HANDLER.search(data) is not None
+        if not part.path.is_file():
+            return True
+        start, length = part.byte_range or (0, part.path.stat().st_size)
+        with open(part.path, "rb") as fh:
+            fh.seek(start)
+            head = fh.read(min(length, 1 << 20))
+            if head[:1] == b"\x47":
+                return _has_video_pes(fh, start, length - length % _TS_PACKET)
+    except OSError:
+        return True
+    return _VIDEO_HANDLER.search(head) is not None  # a self-initialising fMP4 segment
+
+
+def _read_part(part: _Part) -> bytes:
+    """The bytes of a local segment or init section (its byte range, or the whole file)."""
+    with open(part.path, "rb") as fh:  # type: ignore[arg-type]
+        if part.byte_range is None:
+            return fh.read()
+        fh.seek(part.byte_range[0])
+        return fh.read(part.byte_range[1])
+
+
+#: An ISO-BMFF ``hdlr`` box of a video track: type, version/flags, pre_defined, ``vide``.
+_VIDEO_HANDLER = re.compile(rb"hdlr.{8}vide", re.DOTALL)
