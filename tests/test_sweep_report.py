@@ -312,7 +312,8 @@ def test_runs_that_are_not_this_sweeps_results_are_left_out_and_named(
         assert sorted(why) == ["1", "2"], winner["left_out"]
         assert why["1"].startswith("no training metrics.json")
         # its rerun failed (job_failed.txt), and its metrics.json is the earlier run's
-        assert why["2"].startswith("its last run failed (job_failed.txt holds the error)")
+        # (the error quoted: the report said only that the file holds it)
+        assert why["2"].startswith("its last run failed (optim.lr=-1: must be above 0)"), why
         assert "left out 2: its last run failed" in captured.err
         report = (where / "report.md").read_text()
         assert "1 run (jobs left out: below)" in report and "Left out: 1: no training" in report

@@ -187,6 +187,17 @@ def _in_grid(listed: Sequence[str], grid: Mapping[str, list[str] | None]) -> boo
 JOB_FAILED = "job_failed.txt"
 
 
+def _failure(job: Path) -> str:
+    """The first line of a failed job's :data:`JOB_FAILED` (its error), cut at 200 characters,
+    so the report says why without opening the file."""
+    try:
+        lines = (job / JOB_FAILED).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        lines = []
+    first = lines[0] if lines else ""
+    return (first[:200] + ("..." if len(first) > 200 else "")) or f"{JOB_FAILED} is empty"
+
+
 def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[list[str]]]:
     """:func:`collect_runs` less the runs that are not this sweep's results, with a sentence
     naming each left out, and every job's overrides (finished or not).
@@ -242,8 +253,8 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
         name = str(job.relative_to(root)) if job.is_relative_to(root) else str(job)
         ran = list(m.get("overrides") or [])
         if (job / JOB_FAILED).is_file():
-            left_out.append(f"{name}: its last run failed ({JOB_FAILED} holds the error); "
-                            "its results are an earlier run's or incomplete")
+            left_out.append(f"{name}: its last run failed ({_failure(job)}); its results are "
+                            "an earlier run's or incomplete")
         elif listed.get(job) is not None and listed[job] != ran:
             left_out.append(f"{name}: its metrics.json is from other overrides than its "
                             ".hydra/overrides.yaml (a rerun that stopped before training)")
@@ -256,8 +267,9 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
     ours = {d: not earlier(d, o) for d, o in listed.items()}
     for d in jobs:
         if d not in have:
-            why = ("no training metrics.json (the job failed or is unfinished)" if ours[d] else
-                   f"not one of this sweep's jobs ({source}): an earlier sweep's, in this "
+            why = ((f"failed ({_failure(d)})" if (d / JOB_FAILED).is_file() else
+                    "no training metrics.json (the job failed or is unfinished)") if ours[d]
+                   else f"not one of this sweep's jobs ({source}): an earlier sweep's, in this "
                    "directory")
             left_out.append(f"{d.relative_to(root)}: {why}")
     # jobs seen: by their .hydra/ files, or by their results (hydra.output_subdir=null
