@@ -56,16 +56,16 @@ def _without_listed(files: list[Path]) -> list[str]:
     media playlist lists dropped, and master playlists, I-frame indexes, subtitle and audio
     playlists dropped (each variant is a media playlist of its own); a player's ``.m3u``
     list is no HLS playlist: dropped, and the videos it names stay."""
-    from ..edge.playlist import is_video_playlist, media_playlist_files
+    from ..edge.playlist import media_playlist_files
 
     listed: set[Path] = set()
     playlists: set[Path] = set()
     for f in files:
         if f.suffix.lower() in PLAYLIST_SUFFIXES:
-            parts = media_playlist_files(f)
-            if parts is not None:
-                listed |= parts
-                if is_video_playlist(f):  # not an I-frame index, subtitles or audio
+            found = media_playlist_files(f)
+            if found is not None:
+                listed |= found[0]
+                if found[1]:  # a video rendition: not an I-frame index, subtitles or audio
                     playlists.add(f)
     return [str(f) for f in files
             if (f in playlists or f.suffix.lower() not in PLAYLIST_SUFFIXES)

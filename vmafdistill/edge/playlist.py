@@ -26,8 +26,7 @@ from urllib.parse import unquote, urlparse
 
 from ..errors import VideoInputError
 
-__all__ = ["check_playlist", "is_video_playlist", "media_playlist_files", "refuse_dash",
-           "segment_problem"]
+__all__ = ["check_playlist", "media_playlist_files", "refuse_dash", "segment_problem"]
 
 #: The suffixes read as playlists (their content is checked too: ``#EXTM3U``).
 PLAYLIST_SUFFIXES = (".m3u8", ".m3u")
@@ -231,7 +230,8 @@ def _init_bytes(part: _Part) -> bytes | None:
 
 def _check_init_switch(path: str | os.PathLike[str],
                        parts: list[tuple[_Part, _Part | None]]) -> None:
-    """Refuse an fMP4 playlist whose init section changes to different bytes: ffmpeg keeps the
+    """Refuse an fMP4 playlist whose init section changes to other sample descriptions
+    (:func:`_init_bytes`): ffmpeg keeps the
     first one's parameter sets and decodes the later segments with them (a 180p rendition
     read as 360p garbage, scored green)."""
     first: _Part | None = None
@@ -331,15 +331,22 @@ def _check_master(path: str | os.PathLike[str], p: Path, text: str, depth: int) 
             check_playlist(variant, _depth=1)
 
 
-def media_playlist_files(path: str | os.PathLike[str]) -> set[Path] | None:
-    """The local files (segments and init sections, resolved) an HLS *media* playlist lists;
-    None when ``path`` is not one (a master playlist, another ``.m3u``, unreadable). A folder
-    of deliveries predicts each media playlist once and skips the files it lists, which
-    would otherwise be predicted again one segment at a time."""
-    if not Path(path).is_file():  # a FIFO would block the read
+def media_playlist_files(path: str | os.PathLike[str]) -> tuple[set[Path], bool] | None:
+    """The local files (segments and init sections, resolved) an HLS *media* playlist lists,
+    and whether it is a video rendition; None when ``path`` is not one (a master playlist,
+    another ``.m3u``, unreadable). A folder of deliveries predicts each video playlist once and
+    skips the files any playlist lists, which would otherwise be predicted again one segment
+    at a time.
+
+    Video: not an I-frame index (``#EXT-X-I-FRAMES-ONLY``, the same frames again) and its
+    first local segment holds video (:func:`_holds_video`: an audio rendition in ``.ts`` or
+    ``.m4s``, or subtitles' ``.vtt``, are no videos). A playlist of remote segments only, or
+    one with a malformed range (predicting it names the range), is taken for video."""
+    p = Path(path)
+    if not p.is_file():  # a FIFO would block the read
         return None
     try:
-        text = Path(path).read_text(errors="replace")
+        text = p.read_text(errors="replace")
     except OSError:
         return None
     # #EXT-X-TARGETDURATION is required in an HLS media playlist: a player's #EXTM3U list of
@@ -348,34 +355,13 @@ def media_playlist_files(path: str | os.PathLike[str]) -> set[Path] | None:
             or "#EXT-X-TARGETDURATION" not in text):
         return None
     try:
-        parts = _media_parts(text, Path(path).parent)
-    except ValueError:
-        parts = []  # predicting it names the malformed range
-    files = {part.path for part, _ in parts} | {init.path for _, init in parts if init}
-    return {f.resolve() for f in files if f is not None}
-
-
-def is_video_playlist(path: str | os.PathLike[str]) -> bool:
-    """Whether an HLS media playlist (:func:`media_playlist_files` not None) is a video
-    rendition: not an I-frame index (``#EXT-X-I-FRAMES-ONLY``, the same frames again) and its
-    first local segment holds video (:func:`_holds_video`: an audio rendition in ``.ts`` or
-    ``.m4s``, or subtitles' ``.vtt``, are no videos). A playlist of remote segments only is
-    taken for video (ffmpeg fetches them; the probe says what they hold)."""
-    p = Path(path)
-    if not p.is_file():  # a FIFO would block the read
-        return False
-    try:
-        text = p.read_text(errors="replace")
-    except OSError:
-        return False
-    if "#EXT-X-I-FRAMES-ONLY" in text:
-        return False
-    try:
         parts = _media_parts(text, p.parent)
     except ValueError:
-        return True  # predicting it names the malformed range
+        return set(), True
+    files = {part.path for part, _ in parts} | {init.path for _, init in parts if init}
     local = [(part, init) for part, init in parts if part.path is not None]
-    return not local or _holds_video(*local[0])
+    video = "#EXT-X-I-FRAMES-ONLY" not in text and (not local or _holds_video(*local[0]))
+    return {f.resolve() for f in files if f is not None}, video
 
 
 def _holds_video(part: _Part, init: _Part | None) -> bool:
