@@ -461,6 +461,12 @@ def test_output_files_are_checked_before_scoring(
     rc, _, err = _run(capsys, ref, clips["dist"], "--scale-flags", "lanczos")
     assert rc == 2
     _one_error_line(err, "--scale-flags lanczos: only with --rescale")
+    # --dtype acts in float mode alone: exact mode and v1.0.16 accepted and ignored it
+    for extra, needle in (([], "--dtype float64: only in float mode"),
+                          (["--model", "vmaf_v1.0.16_3d0h"], "the v1.0.16 models compute")):
+        rc, _, err = _run(capsys, ref, clips["dist"], "--dtype", "float64", *extra)
+        assert rc == 2
+        _one_error_line(err, needle)
     rc, _, err = _run(capsys, ref, clips["dist"], "--rescale", "--scale-flags", "")
     assert rc == 2
     _one_error_line(err, "--scale-flags ''")
@@ -551,6 +557,9 @@ def test_a_container_the_teacher_cannot_read_is_not_taken_for_raw(
     rc, _, err = _run(capsys, clips["ref_raw"], rgb, "--width", W, "--height", H)
     assert rc == 2 and "Traceback" not in err
     assert "error: " in err and "rgb.mkv: unsupported pixel format" in err, err
+    rc, _, err = _run(capsys, clips["ref"], rgb)  # a YUV container against it: the refusal
+    assert rc == 2 and "rgb.mkv: unsupported pixel format" in err, err
+    assert "warning" not in err, err  # not first a range warning (RGB states pc)
 
 
 def test_relative_paths_through_a_symlink_open_the_file_the_os_opens(

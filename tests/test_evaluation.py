@@ -158,6 +158,24 @@ def test_group_kfold_covers_each_row_once(shuffle: bool) -> None:
     _assert_no_leak(df, scene, "scene_id")
 
 
+def test_null_cv_keys_run_and_are_recorded_as_their_defaults() -> None:
+    """``cv.n_splits=null`` ran 5 folds and was recorded as None (sweep-report then told the
+    run from an ``n_splits=5`` one): the settings a run records are those the splits used."""
+    from vmafdistill.evaluation.splits import cv_settings
+
+    df = synthetic_samples()
+    given = {"name": "group_kfold", "n_splits": None, "group": None, "shuffle": None,
+             "seed": None}
+    settings = cv_settings(given)
+    assert settings == {"name": "group_kfold", "n_splits": 5, "group": "shot_id",
+                        "shuffle": False, "seed": 0}
+    assert given["n_splits"] is None  # the caller's mapping is left as it was
+    same = make_splits(df, {"name": "group_kfold", "n_splits": 5, "group": "shot_id"})
+    assert [te.tolist() for _, te in make_splits(df, given)] == [te.tolist() for _, te in same]
+    assert cv_settings({"name": "hash_split", "salt": None})["salt"] == ""
+    assert cv_settings({"name": "leave_one_source_out"})["group"] == "source_id"
+
+
 def test_leave_one_source_out() -> None:
     df = synthetic_samples(n_sources=3)
     splits = make_splits(df, {"name": "leave_one_source_out"})

@@ -411,6 +411,8 @@ def test_export_refuses_to_overwrite_the_shipped_student_or_its_card(tmp_path, m
             refuse_shipped_overwrite(out)
         refuse_shipped_overwrite(out, force=True)
     refuse_shipped_overwrite(ship / "mine.onnx")
+    with pytest.raises(VmafDistillError, match=r"without force=True \(give out elsewhere"):
+        refuse_shipped_overwrite(onnx, out_name="out", force_name="force=True")  # the API's
 
 
 def test_a_carried_training_domain_widens_the_cards(samples, tmp_path):

@@ -472,7 +472,13 @@ def test_scorer_input_checks() -> None:
         s.update(frames, frames)
         with pytest.raises(VideoInputError, match="frame size changed mid-stream"):
             s.update(frames[:, :40], frames[:, :40])
+        # a chunk of another stream: float mode took it (exact mode refused it)
+        with pytest.raises(VideoInputError, match=r"bit depth changed from 8/8 to 10/10"):
+            s.update(frames.astype(np.uint16) * 4, frames.astype(np.uint16) * 4,
+                     ref_bit_depth=10)
         assert s.result().num_frames == 2
+        s.reset()  # another clip may have another depth
+        s.update(frames.astype(np.uint16) * 4, frames.astype(np.uint16) * 4, ref_bit_depth=10)
     with pytest.raises(ValueError, match=r"float32 or torch\.float64"):
         VmafScorer(mode="float", dtype=torch.float16)
 

@@ -448,7 +448,10 @@ def test_a_mistyped_number_is_a_one_line_error(tmp_path: Path,
     for overrides, msg in ((["conformal.method=split", "conformal.calib_frac=1.5"],
                             "conformal.calib_frac=1.5: must be below 1"),
                            (["student=soft_tree", "student.depth=2.5"],
-                            "student.depth=2.5: not a whole number")):
+                            "student.depth=2.5: not a whole number"),
+                           # one fold has no other folds to calibrate on: NaN intervals
+                           (["cv=hash"], "cv hash_split makes one fold; use "
+                                         "conformal.method=nested or split")):
         assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}",
                      *TRAIN_FAST, "baselines=[]", *overrides]) == 2
         err = capsys.readouterr().err
@@ -648,6 +651,15 @@ def test_a_rerun_removes_the_earlier_runs_logs_and_checkpoint(tmp_path: Path) ->
     (fresh / "logs" / "server.log").write_text("important")
     assert run_train(corpus, fresh, "baselines=[]", "optim.max_epochs=5", "cv.n_splits=2") == 0
     assert (fresh / "logs" / "server.log").read_text() == "important"
+
+
+def test_a_null_cv_setting_is_recorded_as_what_ran(tmp_path: Path) -> None:
+    """``cv.n_splits=null`` ran 5 folds but metrics.json said ``n_splits: null``."""
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=6)
+    run = tmp_path / "r"
+    assert run_train(corpus, run, "baselines=[]", "optim.max_epochs=2", "cv.n_splits=null") == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["cv"]["n_splits"], metrics["n_folds"]) == (5, 5)
 
 
 def test_folds_too_small_for_their_interval_get_none_not_full_coverage(

@@ -266,8 +266,9 @@ def export(bundle: str | Path, out: str | Path, *, corpus_dir: str | Path | None
     from .cli.export import _check_out
     from .export import export_bundle, load_export_settings, refuse_shipped_overwrite
 
-    refuse_shipped_overwrite(out, force)
-    _check_out(str(out), [Path(bundle), *([] if corpus_dir is None else [Path(corpus_dir)])])
+    refuse_shipped_overwrite(out, force, out_name="out", force_name="force=True")
+    _check_out(str(out), [Path(bundle), *([] if corpus_dir is None else [Path(corpus_dir)])],
+               option="out")
     over: dict[str, Any] = {}
     if ref_size is not None:  # "WxH" as the command spells it; export checks the pair
         over["ref_size"] = ref_size.lower().split("x") if isinstance(ref_size, str) \

@@ -57,10 +57,12 @@ INPUT_NAME = "features"
 OUTPUT_NAME = "vmaf"
 
 
-def refuse_shipped_overwrite(out: str | os.PathLike[str], force: bool = False) -> None:
+def refuse_shipped_overwrite(out: str | os.PathLike[str], force: bool = False, *,
+                             out_name: str = "--out", force_name: str = "--force") -> None:
     """Raise VmafDistillError when ``out`` or the card written beside it is the shipped
     student's and ``force`` is not set (``--out checkpoints/vmafdistill_default``, no suffix,
-    kept the shipped model but replaced its card, and predict's default then refused to run)."""
+    kept the shipped model but replaced its card, and predict's default then refused to run).
+    ``out_name``/``force_name``: how the caller spells them (the API: ``out``, ``force=True``)."""
     from .edge.card import card_path_for
     from .students.shipped import SHIPPED_ONNX
 
@@ -72,8 +74,8 @@ def refuse_shipped_overwrite(out: str | os.PathLike[str], force: bool = False) -
         if written.exists() and written.resolve() in shipped:
             raise VmafDistillError(
                 f"{out}: export refuses to overwrite the shipped student's "
-                f"{'card ' if written != out else ''}{written.name} without --force (pass "
-                "--out elsewhere.onnx for your own student)")
+                f"{'card ' if written != out else ''}{written.name} without {force_name} "
+                f"(give {out_name} elsewhere.onnx for your own student)")
 
 
 def load_export_settings(

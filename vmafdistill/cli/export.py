@@ -88,14 +88,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_out(out: str, inputs: list[Path | str]) -> None:
+def _check_out(out: str, inputs: list[Path | str], option: str = "--out") -> None:
     """``--out`` and the card beside it: neither an input (``--out S/0/student.pt`` replaced
     the bundle it exported with the ONNX) nor an existing file that is not an earlier export
-    (a video, a ``winner.json``); an ONNX model starts with its ir_version field, byte 0x08."""
+    (a video, a ``winner.json``); an ONNX model starts with its ir_version field, byte 0x08.
+    ``option``: how the caller names the output (the API: ``out``)."""
     from ..edge.card import card_path_for
     from ..folders import check_output_target, json_starting_with, make_folder
 
-    make_folder("--out", Path(out).resolve().parent)  # export made it; the check wants it
-    check_output_target("--out", out, inputs, starts=b"\x08")
-    check_output_target("--out", str(card_path_for(out)), inputs,
+    make_folder(option, Path(out).resolve().parent)  # export made it; the check wants it
+    check_output_target(option, out, inputs, starts=b"\x08")
+    check_output_target(option, str(card_path_for(out)), inputs,
                         starts=json_starting_with("card_version"))

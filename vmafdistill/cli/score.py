@@ -44,8 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dtype",
         choices=("float32", "float64"),
-        default="float32",
-        help="compute precision of float mode (the v1.0.16 models compute as libvmaf does)",
+        default=None,
+        help="compute precision of float mode (default float32; exact mode and the v1.0.16 "
+        "models compute as libvmaf does, and refuse it)",
     )
     p.add_argument(
         "--mode",
@@ -114,6 +115,22 @@ def _raw(args: argparse.Namespace) -> tuple[dict | None, dict | None]:
     return out[0], out[1]
 
 
+def _check_dtype(args: argparse.Namespace) -> None:
+    """``--dtype`` only where it acts, float mode (it was accepted and ignored in exact mode
+    and by the v1.0.16 models, which compute libvmaf's own arithmetic)."""
+    if args.dtype is None:
+        return
+    from ..teacher.model_v1016 import is_v1016_model
+    from ..teacher.vmaf import VmafModel, resolve_mode
+
+    if is_v1016_model(args.model):
+        raise VmafDistillError(f"--dtype {args.dtype}: the v1.0.16 models compute as libvmaf "
+                               "does; leave it out")
+    if resolve_mode(VmafModel.load(args.model), args.mode) == "exact":
+        raise VmafDistillError(f"--dtype {args.dtype}: only in float mode (exact mode is "
+                               f"libvmaf's integer arithmetic); add --mode float, or leave it out")
+
+
 def run(args: argparse.Namespace) -> int:
     """Score and print ``VMAF <pooled mean>``; write --json/--csv when asked."""
     if args.chunk < 1:
@@ -124,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
     from ..teacher.score import score_files, write_csv, write_json
     from . import one_line_warning
 
+    _check_dtype(args)
     ref_raw, dist_raw = _raw(args)
     inputs = [args.ref, args.dist]
     json_out = check_output_target("--json", args.json, inputs,

@@ -26,9 +26,27 @@ from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 from ..config import checked_bool, checked_number
 from ..errors import VmafDistillError
 
-__all__ = ["SPLIT_NAMES", "hash_fraction", "make_splits", "shared_groups"]
+__all__ = ["SPLIT_NAMES", "cv_settings", "hash_fraction", "make_splits", "shared_groups"]
 
 SPLIT_NAMES: tuple[str, ...] = ("group_kfold", "leave_one_source_out", "hash_split")
+
+#: What a protocol reads where its key is absent or null (the values conf/cv/ sets).
+_ABSENT_MEANS: dict[str, dict[str, Any]] = {
+    "group_kfold": {"n_splits": 5, "group": "shot_id", "shuffle": False, "seed": 0},
+    "leave_one_source_out": {"group": "source_id"},
+    "hash_split": {"key": "shot_id", "test_fraction": 0.2, "salt": ""},
+}
+
+
+def cv_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``cfg`` with each absent or null key of its protocol replaced by the value the splits
+    use, so what a run records is what it ran (``cv.n_splits=null`` ran 5 folds and was
+    recorded as None, and sweep-report told it from an ``n_splits=5`` run)."""
+    settings = dict(cfg)
+    for key, value in _ABSENT_MEANS.get(str(settings.get("name")), {}).items():
+        if settings.get(key) is None:
+            settings[key] = value
+    return settings
 
 
 def hash_fraction(value: Any, salt: str = "") -> float:
@@ -107,27 +125,26 @@ def make_splits(
     Raises :class:`VmafDistillError` on a missing column, fewer groups than folds, or an empty
     side.
     """
+    cfg = cv_settings(cfg)
     name = cfg.get("name")
     n = len(samples)
     if name == "group_kfold":
-        groups = _groups(samples, str(cfg.get("group") or "shot_id"))
+        groups = _groups(samples, str(cfg["group"]))
         # 0 used to mean 5 and 2.7 to mean 2, without a word
-        n_splits = checked_number("cv.n_splits", 5 if cfg.get("n_splits") is None
-                                  else cfg["n_splits"], int, 2)
+        n_splits = checked_number("cv.n_splits", cfg["n_splits"], int, 2)
         n_groups = len(np.unique(groups))
         if n_groups < n_splits:
             raise VmafDistillError(
                 f"split group_kfold: {n_groups} groups in column "
-                f"{cfg.get('group') or 'shot_id'!r}, fewer than {n_splits} folds"
+                f"{cfg['group']!r}, fewer than {n_splits} folds"
             )
         # checked: bool() read "no" and "false" (strings from an override) as true
-        shuffle = (False if cfg.get("shuffle") is None
-                   else checked_bool("cv.shuffle", cfg["shuffle"]))
-        kw: dict[str, Any] = {"shuffle": True, "random_state": int(cfg.get("seed") or 0)}
+        shuffle = checked_bool("cv.shuffle", cfg["shuffle"])
+        kw: dict[str, Any] = {"shuffle": True, "random_state": int(cfg["seed"])}
         splitter = GroupKFold(n_splits=n_splits, **(kw if shuffle else {}))
         splits = [(tr, te) for tr, te in splitter.split(np.zeros(n), groups=groups)]
     elif name == "leave_one_source_out":
-        column = str(cfg.get("group") or "source_id")
+        column = str(cfg["group"])
         groups = _groups(samples, column)
         n_groups = len(np.unique(groups))
         if n_groups < 2:
@@ -139,11 +156,10 @@ def make_splits(
         else:
             splits = _held_out_groups(groups, [str(t) for t in test_sources], column)
     elif name == "hash_split":
-        column = str(cfg.get("key") or "shot_id")
+        column = str(cfg["key"])
         groups = _groups(samples, column)
-        frac = checked_number("cv.test_fraction", cfg.get("test_fraction", 0.2), float, 0,
-                              False, 1)
-        salt = str(cfg.get("salt") or "")
+        frac = checked_number("cv.test_fraction", cfg["test_fraction"], float, 0, False, 1)
+        salt = str(cfg["salt"])
         unique = np.unique(groups)
         in_test = {g: hash_fraction(g, salt) < frac for g in unique}
         mask = np.array([in_test[g] for g in groups], dtype=bool)

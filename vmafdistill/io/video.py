@@ -638,7 +638,9 @@ def stream_facts(path: str | os.PathLike[str]) -> dict[str, Any]:
             fmt = re.search(r"\b((?:yuvj|gray|yuv)\w*)", m.group(2))
             rng = re.search(r"\((pc|tv)[,)]", m.group(2))
             facts["gray"] = fmt is not None and fmt.group(1).startswith("gray")
-            facts["range"] = (rng.group(1) if rng else None if fmt is None
+            # an RGB stream states pc too, but it is refused as it is decoded (its range
+            # warning came first, before the one-line refusal)
+            facts["range"] = (None if fmt is None else rng.group(1) if rng
                               else range_of_pix_fmt(fmt.group(1)))
         elif found and (rot := re.search(r"rotation of (-?[\d.]+) degrees", line)):
             facts["rotation"] = float(rot.group(1))

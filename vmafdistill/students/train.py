@@ -368,6 +368,7 @@ def begin_run(cfg: Any, run_dir: str | Path) -> tuple[dict[str, Any], Path]:
     import torch
 
     from ..config import checked_number
+    from ..evaluation.splits import cv_settings
 
     # a typo (abc) or -1 was a traceback here
     torch.set_num_threads(checked_number("num_threads", cfg.get("num_threads", 1) or 1, int, 1))
@@ -376,6 +377,8 @@ def begin_run(cfg: Any, run_dir: str | Path) -> tuple[dict[str, Any], Path]:
     run_dir.mkdir(parents=True, exist_ok=True)
     plain = to_dict(cfg)
     checked_run_values(plain)
+    if isinstance(plain.get("cv"), Mapping):  # recorded as run: cv.n_splits=null ran 5 folds
+        plain["cv"] = cv_settings(plain["cv"])
     return plain, run_dir
 
 
@@ -1052,6 +1055,10 @@ def check_run_settings(plain: Mapping[str, Any], data: TrainData, plan: Conforma
     for name in baseline_names(plain):  # an unknown name or estimator, as the fits would find
         make_baseline(name, specs)
     check_fold_inputs(data, student_cfg, plan)
+    if plan.method == "cross" and len(data.splits) < 2:  # its intervals were all NaN
+        raise VmafDistillError(
+            f"conformal.method=cross calibrates each fold on the other folds' residuals, and "
+            f"cv {plain['cv'].get('name')} makes one fold; use conformal.method=nested or split")
     # the pooled out-of-fold q (every row is held out once) needs enough rows for alpha
     require_enough_rows(sum(len(te) for _, te in data.splits), plan.alpha, "out-of-fold")
     if plan.final_q_rule == "worst_fold":  # one q per fold: known before any fit (it was after)

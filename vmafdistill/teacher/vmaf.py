@@ -246,7 +246,7 @@ class VmafScorer:
         self._prev_blur: torch.Tensor | None = None
         self._history: torch.Tensor | None = None
         self._seen = 0
-        self._bit_depth: int | None = None
+        self._bit_depth: tuple[int, int] | None = None  # (reference, distorted)
         self._parts: dict[str, list[np.ndarray]] = {}
 
     @torch.no_grad()
@@ -269,9 +269,14 @@ class VmafScorer:
         if self._size is not None and size != self._size:
             raise VideoInputError(f"frame size changed mid-stream from {self._size[1]}x"
                                   f"{self._size[0]} to {size[1]}x{size[0]}")
-        for name, frames, bd in (("reference", ref, ref_bit_depth),
-                                 ("distorted", dist, dist_bit_depth or ref_bit_depth)):
+        depths = (ref_bit_depth, dist_bit_depth or ref_bit_depth)
+        for name, frames, bd in (("reference", ref, depths[0]), ("distorted", dist, depths[1])):
             check_samples(name, frames, bd)
+        if self._bit_depth is not None and depths != self._bit_depth:
+            # float mode too: a chunk of another stream, though its domain would be rescaled
+            raise VideoInputError(f"bit depth changed from {self._bit_depth[0]}/"
+                                  f"{self._bit_depth[1]} to {depths[0]}/{depths[1]} "
+                                  "(reference/distorted) mid-stream")
         # the size (and bit depth) are taken once a chunk is accepted: a refused 16x16 chunk
         # made every later chunk "frame size changed mid-stream"
         if self.mode == "exact":
@@ -279,6 +284,7 @@ class VmafScorer:
         else:
             self._update_float(ref, dist, ref_bit_depth, dist_bit_depth or ref_bit_depth, size)
         self._size = size  # type: ignore[assignment]
+        self._bit_depth = depths
 
     def _update_float(self, ref: np.ndarray | torch.Tensor, dist: np.ndarray | torch.Tensor,
                       rbd: int, dbd: int, size: tuple[int, ...]) -> None:
@@ -302,8 +308,6 @@ class VmafScorer:
                 f"(ffmpeg's libvmaf filter scores one format: convert one side first; "
                 f"score_files(rescale=True) converts the distorted to the reference's)"
             )
-        if self._bit_depth is not None and rbd != self._bit_depth:
-            raise VideoInputError(f"bit depth changed from {self._bit_depth} to {rbd} mid-stream")
         # exact features carry no gradient and the result is numpy: a model output that
         # still requires grad (a validation loop without .detach()) is scored as it is
         r = _as_tensor(ref).detach().to(self.device)
@@ -313,7 +317,6 @@ class VmafScorer:
         feats, self._history = exact_frame_features(
             r, d, rbd, self.model.exact_options, history=self._history, start=self._seen
         )
-        self._bit_depth = rbd
         self._seen += r.shape[0]
         for name, value in feats.items():
             self._parts.setdefault(name, []).append(value.numpy())
