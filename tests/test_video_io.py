@@ -892,3 +892,25 @@ def test_an_ffmpeg_failure_a_retry_may_not_meet_is_transient(tmp_path: Path) -> 
                 raise ToolError("cannot run ffmpeg") from None
         except ToolError as exc:
             assert is_transient(exc) is transient, cause
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv", "ts", "y4m"])
+def test_a_container_given_as_raw_is_named_not_read_as_samples(tmp_path: Path, ext: str) -> None:
+    """``score_files(ref_raw=...)`` (or ``.yuv`` naming) on a container was caught only where
+    its size did not divide into frames; elsewhere its bytes were scored as YUV samples."""
+    clip = tmp_path / f"c.{ext}"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "4",
+                *(["-c:v", "libx264"] if ext != "y4m" else []), str(clip)], what="clip")
+    frame = 64 * 48 * 3 // 2
+    padded = tmp_path / f"padded.{ext}.yuv"  # its size a whole number of frames
+    data = clip.read_bytes()
+    padded.write_bytes(data + b"\0" * (-len(data) % frame))
+    for path in (clip, padded):
+        if path.suffix == ".y4m":
+            continue  # .y4m is read by its header whatever the options
+        with pytest.raises(VideoInputError, match=r"is an? .* file, not headerless raw YUV"):
+            probe_video(path, width=64, height=48, pix_fmt="yuv420p")
+    raw = tmp_path / "r.yuv"  # real raw YUV of the same content is still read
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "4",
+                "-f", "rawvideo", "-pix_fmt", "yuv420p", str(raw)], what="raw")
+    assert probe_video(raw, width=64, height=48, pix_fmt="yuv420p").num_frames == 4

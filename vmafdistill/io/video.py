@@ -294,6 +294,27 @@ def _check_declared(
         )
 
 
+#: Container openings (offset, bytes) that headerless raw YUV does not start with.
+_CONTAINER_MAGIC: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"YUV4MPEG2", "a .y4m"), (4, b"ftyp", "an MP4/MOV"), (0, b"\x1aE\xdf\xa3", "a Matroska"),
+    (0, b"RIFF", "a RIFF (AVI)"), (0, b"FLV\x01", "an FLV"), (0, b"\x00\x00\x01\xba", "an MPEG-PS"),
+    (0, b"OggS", "an Ogg"),
+)
+
+
+def container_kind(path: str) -> str | None:
+    """What container ``path`` opens as by its first bytes (MPEG-TS: sync bytes at three
+    packet starts), else None: a file given as raw YUV that is one was read as YUV samples,
+    and scored as garbage where its size divided into frames."""
+    with open(path, "rb") as fh:
+        head = fh.read(377)
+    for offset, magic, kind in _CONTAINER_MAGIC:
+        if head[offset:offset + len(magic)] == magic:
+            return kind
+    return "an MPEG-TS" if len(head) == 377 and head[0] == head[188] == head[376] == 0x47 \
+        else None
+
+
 def _probe_raw(path: str, width: int | None, height: int | None, pix_fmt: str | None) -> VideoInfo:
     missing = [
         name
@@ -309,6 +330,9 @@ def _probe_raw(path: str, width: int | None, height: int | None, pix_fmt: str | 
     if width <= 0 or height <= 0:
         raise VideoInputError(f"{path}: invalid frame size {width}x{height}")
     layout = _layout_for(path, pix_fmt, "given for raw input")
+    if (kind := container_kind(path)) is not None:
+        raise VideoInputError(f"{path}: is {kind} file, not headerless raw YUV; read it "
+                              "without a width, height and pix_fmt")
     frame_bytes = layout.frame_bytes(width, height)
     size = os.path.getsize(path)
     num_frames, remainder = divmod(size, frame_bytes)
