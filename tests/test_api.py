@@ -345,3 +345,19 @@ def test_a_guard_threshold_a_card_refuses_is_refused_when_training_starts() -> N
     with pytest.raises(Exception, match="not a VMAF value"):
         checked_run_values({"guard_thresholds": [60, 110]})
     checked_run_values({"guard_thresholds": [60, 100]})
+
+
+def test_build_corpus_says_when_it_skips_the_teacher_check(monkeypatch) -> None:
+    """With failed jobs the command says the teacher check was skipped; the API returned
+    ``teacher_check=None`` without a word."""
+    import types
+
+    import vmafdistill.corpus.app as app
+
+    report = types.SimpleNamespace(out_dir="x", manifest={}, samples=None,
+                                   failures=[{"source_id": "a", "variant_id": "*", "error": "e"}])
+    monkeypatch.setattr(app, "corpus_action", lambda cfg: report)
+    with pytest.warns(UserWarning, match=r"teacher_check: skipped, the corpus is incomplete "
+                                         r"\(1 job"):
+        result = api.build_corpus("teacher_check=true")
+    assert result.teacher_check is None and result.failures == report.failures

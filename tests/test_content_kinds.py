@@ -100,3 +100,81 @@ def test_an_ffmpeg_that_stops_early_is_named_with_its_message(tmp_path: Path) ->
     with pytest.raises(ToolError, match=r"(?s)ffmpeg failed filming x\.unknownext: .*output file"):
         film_kind_source(src, tmp_path / "x.unknownext")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_kept_clip_is_filmed_again_when_its_recipe_changes(tmp_path: Path) -> None:
+    """An existing clip was kept whatever its recipe now says: an edited held-out source (new
+    seed, photographs) was never filmed, and ``evaluate --kinds`` scored the old clips as it."""
+    from vmafdistill.folders import stamp_path
+
+    src = _tiny("handheld", strength=5)
+    out = tmp_path / "clip.mp4"
+    first = film_kind_source(src, out).read_bytes()
+    made = out.stat().st_mtime_ns
+    assert film_kind_source(src, out).stat().st_mtime_ns == made  # the same recipe: kept
+    assert stamp_path(out).name == ".clip.mp4.recipe"  # hidden: no footage of a folder corpus
+    assert film_kind_source(replace(src, seed=4), out).read_bytes() != first
+    moved = replace(src, shots=(replace(src.shots[0], strength=6.0),))
+    again = film_kind_source(moved, out).stat().st_mtime_ns
+    assert film_kind_source(moved, out).stat().st_mtime_ns == again
+    stamp_path(out).unlink()  # filmed before stamps (or not by us): filmed again, same bytes
+    assert film_kind_source(moved, out).stat().st_mtime_ns != again
+
+
+@pytest.mark.parametrize(("spec", "needle"), [
+    ({"kind": "cartoon", "seeed": 5, "shots": [{"photo": PHOTO}]}, r"unknown key\(s\) seeed"),
+    ({"shots": [{"photo": PHOTO}]}, "kind None; known"),
+    ({"kind": "static"}, "shots: needs a list"),
+    ({"kind": "static", "shots": [{"photo": PHOTO, "strenght": 50}]},
+     r"shots\[0\]: unknown key\(s\) strenght"),
+    ({"kind": "static", "shots": [{"photo": PHOTO, "strength": -1}]},
+     r"shots\[0\]\.strength=-1: must be at least 0"),
+    ({"kind": "static", "shots": [{"vx": 3}]}, r"shots\[0\]: needs a mapping with a photo"),
+    ({"kind": "static", "seed": "x", "shots": [{"photo": PHOTO}]}, r"seed='x': not a number"),
+])
+def test_a_recipe_mistake_is_one_error_naming_the_source(spec: dict, needle: str) -> None:
+    """Tracebacks (KeyError, numpy's scale < 0) or silently ignored typos before."""
+    from vmafdistill.errors import VmafDistillError
+
+    with pytest.raises(VmafDistillError, match=rf"^kinds\.yaml: heldout: source 'c': {needle}"):
+        kind_sources_from_config({"c": spec}, where="kinds.yaml: heldout")
+    with pytest.raises(VmafDistillError, match=r"source '\.\./x': a name is its clip's file"):
+        kind_sources_from_config({"../x": {"kind": "static", "shots": [{"photo": PHOTO}]}})
+
+
+def test_a_kinds_recipe_films_each_name_once_and_something(tmp_path: Path, monkeypatch) -> None:
+    """A name in both groups filmed one clip for both (the held-out one never); an empty or
+    absent group filmed nothing (exit 0) or was a KeyError/AttributeError traceback; a key
+    given twice in the recipe file kept the last one, unsaid."""
+    from vmafdistill.errors import VmafDistillError
+    from vmafdistill.recipes import load_recipe, make_kind_sources
+
+    src = {"kind": "static", "shots": [{"photo": PHOTO}]}
+    with pytest.raises(VmafDistillError, match="clip named in both train and heldout"):
+        make_kind_sources(tmp_path, "all", {"train": {"clip": src}, "heldout": {"clip": src}})
+    for recipe in ({"train": {"a": src}}, {"train": {"a": src}, "heldout": None},
+                   {"train": {"a": src}, "heldout": {}}):
+        with pytest.raises(VmafDistillError, match="no sources in heldout"):
+            make_kind_sources(tmp_path, "heldout", recipe)
+    assert not list(tmp_path.iterdir())
+    conf = tmp_path / "conf"
+    (conf / "sources").mkdir(parents=True)
+    (conf / "sources" / "kinds.yaml").write_text(
+        "out_dir: x\ntrain:\n  a: {kind: static}\n  a: {kind: grain}\n")
+    monkeypatch.setenv("VMAFDISTILL_CONF", str(conf))
+    with pytest.raises(VmafDistillError, match=r"kinds\.yaml: line 4: key 'a' is given twice"):
+        load_recipe("kinds")
+
+
+def test_sources_into_a_blocked_default_folder_is_one_error(tmp_path: Path, monkeypatch,
+                                                            capsys) -> None:
+    """A file ``.cache`` in the way of the recipe's own out_dir was a NotADirectoryError
+    traceback (only --out was checked)."""
+    from vmafdistill.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".cache").write_text("")
+    assert main(["sources", "kinds"]) == 2
+    err = capsys.readouterr().err
+    assert "out_dir of " in err and "kinds.yaml .cache/kind_sources: cannot make the folder" \
+        in err and "Traceback" not in err, err

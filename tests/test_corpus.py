@@ -711,7 +711,7 @@ def test_a_folder_corpus_names_skipped_files_and_copies(
                           _scan_root({"root": str(tmp_path), "extensions": [".mp4"]}))
     err = capsys.readouterr().err
     assert "2 file(s)" in err and "clip.MXF" in err and ".hidden" not in err, err
-    assert "sources a, a-copy are the same file" in err, err
+    assert "sources a, a-copy hold the same bytes (copies or links" in err, err
     from vmafdistill.config import conf_dir
 
     assert ".mxf" in (conf_dir() / "corpus" / "folder.yaml").read_text()
@@ -752,6 +752,16 @@ def test_a_folder_corpus_follows_folder_links_and_names_broken_ones(
     # a glob that matches a folder leaves out everything in it
     assert [Path(p).relative_to(root).as_posix() for p, _ in plan_sources(
         {**cfg, "exclude": ["again"]})] == ["a.mp4", "linked/day1/take.mp4", "sub/s.mp4"]
+    with pytest.raises(VmafDistillError, match=r"corpus\.root .* and corpus\.sources \(1\) are "
+                                               r"both set"):  # the listed one was dropped
+        plan_sources({**cfg, "sources": [str(other_disk / "day1" / "take.mp4")]})
+    # a link loop was Path.resolve's RuntimeError, ending the whole build in a traceback
+    (root / "self.mp4").symlink_to("self.mp4")
+    skip = [tmp_path / "cache"]  # the build's own folders: every file is resolved against them
+    assert [Path(p).name for p, _ in plan_sources(cfg, skip)] == ["a.mp4", "take.mp4", "s.mp4"]
+    _note_input_surprises([], _scan_root(cfg, skip))
+    assert "2 link(s)" in capsys.readouterr().err
+    (root / "self.mp4").unlink()
     (root / "a.mp4").unlink()
     with pytest.raises(VmafDistillError, match=r"no videos.*moved\.mp4"):
         plan_sources({**cfg, "exclude": ["again", "linked", "sub"]})
@@ -1587,6 +1597,9 @@ def test_build_settings_are_checked_before_any_work(tmp_path: Path, capsys) -> N
                       ({"shard": {"index": None, "count": 2}}, "shard.index=None"),
                       ({"shard": {"index": 2, "count": 2}}, "shard.index=2: must be below 2"),
                       ({"shots": {**cfg["shots"], "threshold": "abc"}}, "shots.threshold='abc'"),
+                      # failed every source's job, and the build replaced the corpus with none
+                      ({"shots": {**cfg["shots"], "max_len_s": 0}},
+                       "shots.max_len_s=0: must be above 0"),
                       ({"teacher": {**cfg["teacher"], "chunk": "abc"}}, "teacher.chunk='abc'"),
                       ({"teacher": {**cfg["teacher"], "backend": "torch", "device": "foo"}},
                        "--device 'foo'"),
@@ -1624,9 +1637,19 @@ def test_build_settings_are_checked_before_any_work(tmp_path: Path, capsys) -> N
     for rung, msg in (({"codec": "av1", "height": 0.5, "crf": 45, "preset": 4}, "SVT-AV1"),
                       ({"codec": "h264", "height": 0.5, "crf": "abc"}, "crf='abc'"),
                       ({"codec": "h264", "height": 0.5, "crf": 30, "presett": "fast"},
-                       "unknown key(s) ['presett']")):
+                       "unknown key(s) ['presett']"),
+                      # x264 clamped 99 to 51: two rungs, one encode, one labelled crf 99
+                      ({"codec": "h264", "height": 0.5, "crf": 99}, "crf=99: must be below 52"),
+                      ({"codec": "vp9", "height": 0.5, "crf": 64}, "crf=64: must be below 64"),
+                      # failed at the encode in ffmpeg's words, the cause cut off
+                      ({"codec": "h265", "height": 0.5, "crf": 30, "preset": "veryslwo"},
+                       "preset 'veryslwo' is none of x264's and x265's"),
+                      # 2 lines: refused by the features after its encode and labels
+                      ({"codec": "h264", "height": 2, "crf": 30}, "at least 16"),
+                      ({"codec": "h264", "height": 1.5, "crf": 30}, "a whole number")):
         with pytest.raises(VmafDistillError, match=re.escape(msg)):
             Rung.from_dict(rung)
+    assert Rung.from_dict({"codec": "vp9", "height": 90, "crf": 63}).crf == 63
 
 
 def test_the_teacher_check_step_returns_its_summary(built, tmp_path: Path, capsys) -> None:
@@ -1776,3 +1799,15 @@ def test_a_cache_that_cannot_be_written_is_one_error(
     monkeypatch.setattr(build, "build_corpus", full)
     with pytest.raises(OSError, match="No space left"):
         build.ensure_corpus(cfg)
+
+
+def test_an_encoder_failure_keeps_the_encoders_own_reason(tmp_path: Path) -> None:
+    """Only ffmpeg's last five lines were kept: "Could not open encoder ... Nothing was
+    written", the encoder's own first line (x264's "invalid preset") cut off."""
+    from vmafdistill._ffmpeg import run_ffmpeg
+    from vmafdistill.errors import ToolError
+
+    with pytest.raises(ToolError, match=r"while encoding: x264 \[error\]: invalid preset "
+                                        r"'veryslwo' \| \.\.\. \|"):
+        run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=64x48:duration=0.2", "-c:v", "libx264",
+                    "-preset", "veryslwo", str(tmp_path / "x.mp4")], what="encoding")

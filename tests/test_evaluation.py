@@ -454,7 +454,7 @@ def test_evaluate_output_paths_are_ready_before_any_work(tmp_path: Path,
 
 
 def test_evaluate_plans_its_filmed_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """evaluate films its held-out source under the cache and builds a folder corpus there; the
+    """evaluate films its held-out source under the cache and builds a corpus of it there; the
     build once skipped the whole cache as its own, found no videos and every evaluate failed."""
     from vmafdistill.corpus.build import planned_sources
     from vmafdistill.evaluation import unseen
@@ -468,8 +468,11 @@ def test_evaluate_plans_its_filmed_source(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(unseen, "make_source", fake_source)
     cfg, root, _ = unseen._unseen_corpus_config(tmp_path / "cache", "wide", 1, 0, False)
     assert not root.exists()  # the config is checked before anything is filmed
-    src = unseen._film_unseen(tmp_path / "cache", root, 0, False)
-    assert [Path(p) for p, _ in planned_sources(cfg)] == [src]
+    filmed = unseen._film_unseen(tmp_path / "cache", root, 0, False)
+    assert [Path(p) for p, _ in planned_sources(cfg)] == filmed
+    # a file left in the folder (a copied training clip) was scored as held-out content
+    (root / "kind_grain.mp4").write_bytes(b"x")
+    assert [Path(p) for p, _ in planned_sources(unseen._of_sources(cfg, filmed))] == filmed
     # a ladder or worker count the build would refuse: refused before the filming (the
     # ladder in Hydra's words, naming internal overrides)
     with pytest.raises(VmafDistillError, match=r"--ladder nosuch: no such ladder \(conf/"
@@ -595,6 +598,7 @@ def test_evaluate_with_no_predicted_shot_is_one_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A model whose every shot is flagged without a prediction ended evaluate in numpy's
     'zero-size array' traceback after the corpus work; now one error naming the model."""
+    import json
     import types
 
     import pandas as pd
@@ -603,8 +607,9 @@ def test_evaluate_with_no_predicted_shot_is_one_error(
 
     src = tmp_path / "cache" / "unseen" / "clip.mp4"
     monkeypatch.setattr(unseen, "_unseen_corpus_config",
-                        lambda *a, **k: ({"out_dir": str(tmp_path)}, src.parent, "unseen"))
-    monkeypatch.setattr(unseen, "_film_unseen", lambda *a, **k: src)
+                        lambda *a, **k: ({"out_dir": str(tmp_path), "corpus": {}}, src.parent,
+                                         "unseen"))
+    monkeypatch.setattr(unseen, "_film_unseen", lambda *a, **k: [src])
     samples = pd.DataFrame({"vmaf": [50.0, 60.0], "teacher_version": ["libvmaf x"] * 2})
     monkeypatch.setattr("vmafdistill.corpus.build.build_corpus",
                         lambda cfg: types.SimpleNamespace(failures=[], samples=samples))
@@ -612,6 +617,22 @@ def test_evaluate_with_no_predicted_shot_is_one_error(
     with pytest.raises(VmafDistillError, match=r"no shot of the 2 corpus samples got a "
                                                r"prediction"):
         unseen.evaluate_unseen(cache=tmp_path / "cache")
+    # the files are written before the report is printed: a reader that left early (| head,
+    # unbuffered) ended the process at the print, and --markdown/--json were never written
+    rows = [{"source": "s", "variant": "h264_640x360_crf30", "teacher": t, "pred": t + 2,
+             "lo": t - 5, "hi": t + 9, "band": "green", "teacher_band": "green",
+             "guard_band": "amber"} for t in (82.0, 90.0)]
+    monkeypatch.setattr(unseen, "_shot_rows", lambda *a, **k: rows)
+
+    def reader_gone(*args: object, **kwargs: object) -> None:
+        raise BrokenPipeError
+
+    monkeypatch.setattr(unseen, "print", reader_gone, raising=False)
+    with pytest.raises(BrokenPipeError):
+        unseen.evaluate_unseen(cache=tmp_path / "cache", markdown=tmp_path / "r.md",
+                               json_path=tmp_path / "r.json")
+    assert json.loads((tmp_path / "r.json").read_text()) == rows
+    assert "| s | 2 |" in (tmp_path / "r.md").read_text()
 
 
 def test_shot_folds_that_split_a_scene_are_named(capsys: pytest.CaptureFixture[str]) -> None:

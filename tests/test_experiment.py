@@ -38,6 +38,10 @@ def test_make_default_student_script_trains_the_experiment() -> None:
     assert "train experiment=default_student" in text
     for flag in ("student=", "features=", "loss=", "max_epochs"):
         assert flag not in text.split("train experiment=default_student")[1].split("\n")[0]
+    # export reads the corpus the bundle records (a fixed --corpus failed after training
+    # under a corpus= override), and WORKERS reaches evaluate's corpus too
+    assert "--corpus" not in text.split("$VD export")[1].split("--force")[0]
+    assert '--workers "$WORKERS"' in text.split("$VD evaluate")[1].split("\n")[0]
 
 
 def test_the_corpus_config_train_builds_with_is_json_ready() -> None:

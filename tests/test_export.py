@@ -246,7 +246,8 @@ def test_export_refuses_bad_inputs(samples, tmp_path):
             export_onnx(model, _meta(), samples, tmp_path / "x.onnx",
                         settings=load_export_settings(None, over))
     with pytest.raises(VmafDistillError,
-                       match=r"ref_size \(--ref-size, or conf/export.yaml\) must be two integers"):
+                       match=r"ref_size \(--ref-size or ref_size=, or conf/export.yaml\) "
+                             r"must be two "):
         export_onnx(model, _meta(), samples, tmp_path / "x.onnx",
                     settings=load_export_settings({"ref_size": 0}))
     assert not (tmp_path / "x.onnx").exists()

@@ -106,8 +106,12 @@ def test_add_temporal_noise_adds_new_noise_each_frame_of_the_asked_strength(
     # a new pattern every frame: the held (still) shot is no longer still
     held = [np.abs(y1[k + 1] - y1[k]).mean() for k in range(FPS, 2 * FPS - 1)]
     assert min(held) > 2.0
-    assert add_temporal_noise(clean, noisy, strength=4) == noisy  # an existing file is kept
-    assert noisy.read_bytes() == again.read_bytes()
+    made = noisy.stat().st_mtime_ns
+    assert add_temporal_noise(clean, noisy, strength=8) == noisy  # the same recipe: kept
+    assert noisy.stat().st_mtime_ns == made
+    # another strength was kept as the old clip (a changed recipe was never filmed)
+    assert add_temporal_noise(clean, noisy, strength=4) == noisy
+    assert noisy.read_bytes() != again.read_bytes()
     with pytest.raises(VideoInputError, match="positive"):
         add_temporal_noise(clean, tmp_path / "z.mp4", strength=0)
     with pytest.raises(VideoInputError, match=r"nope\.mp4"):

@@ -752,7 +752,8 @@ def test_export_finds_the_corpus_a_bundle_was_trained_on_from_any_directory(
     payload["meta"]["corpus"].pop("dir")
     older = tmp_path / "older.pt"
     _torch.save(payload, older)
-    with pytest.raises(VmafDistillError, match=r"pass --corpus with the corpus the student was"):
+    with pytest.raises(VmafDistillError, match=r"give --corpus \(corpus_dir= in the API\) with "
+                                               r"the corpus the student was"):
         export_bundle(older, tmp_path / "m2.onnx", settings=load_export_settings())
 
 
@@ -1065,3 +1066,17 @@ def test_a_job_run_elsewhere_reads_the_corpus_cache_of_its_launch_directory(
     same = OmegaConf.create({"paths": {"cache_dir": ".cache"}})
     _from_launch_dir(same)
     assert same.paths.cache_dir == ".cache"
+
+
+def test_a_corpus_built_with_failed_jobs_is_named_when_given_by_folder(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``train corpus_dir=`` (and ``api.train``) on a corpus whose build failed for some
+    sources trained on the rest without a word (a build through train refuses it)."""
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=6)
+    manifest = json.loads((corpus / "corpus.json").read_text())
+    manifest["failures"] = [{"source_id": "clip7", "variant_id": "*", "error": "unreadable"}]
+    (corpus / "corpus.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert run_train(corpus, tmp_path / "r", "baselines=[]", "optim.max_epochs=2") == 0
+    err = capsys.readouterr().err
+    assert "1 job(s) failed when it was built (sources clip7" in err, err

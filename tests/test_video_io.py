@@ -914,3 +914,21 @@ def test_a_container_given_as_raw_is_named_not_read_as_samples(tmp_path: Path, e
     run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "4",
                 "-f", "rawvideo", "-pix_fmt", "yuv420p", str(raw)], what="raw")
     assert probe_video(raw, width=64, height=48, pix_fmt="yuv420p").num_frames == 4
+
+
+def test_an_empty_or_unreadable_container_is_named_without_the_raw_hint(tmp_path: Path) -> None:
+    """An empty .mp4 in a folder corpus read "Invalid data found ...; if it is headerless raw
+    YUV, give width, height and pix_fmt", which a corpus cannot take (nor is an .mp4 raw)."""
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(VideoInputError, match=r"empty\.mp4: an empty file \(0 bytes\)$"):
+        probe_video(empty)
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video " * 100)
+    with pytest.raises(VideoInputError, match="not a readable video file") as info:
+        probe_video(junk)
+    assert "raw YUV" not in str(info.value)
+    other = tmp_path / "capture.dat2"  # no container's name: it may be raw
+    other.write_bytes(b"\x10" * 4096)
+    with pytest.raises(VideoInputError, match="if it is headerless raw YUV"):
+        probe_video(other)

@@ -70,7 +70,13 @@ def run_ffmpeg(args: list[str], *, what: str) -> subprocess.CompletedProcess[byt
     proc = subprocess.run(cmd, capture_output=True, check=False)
     if proc.returncode != 0:
         text = proc.stderr.decode(errors="replace")
-        tail = text.strip().splitlines()[-5:] or [f"exit {proc.returncode}"]
+        lines = text.strip().splitlines()
+        tail = lines[-5:] or [f"exit {proc.returncode}"]
+        # an encoder's own reason comes first and ffmpeg's aftermath last ("x264 [error]:
+        # invalid preset" was cut off behind "Could not open encoder ... Nothing was written")
+        first = next((ln for ln in lines if re.search(r"\[error\]|[Ee]rror:", ln)), None)
+        if first is not None and first not in tail:
+            tail = [first, "...", *tail]
         error = ToolError(f"ffmpeg failed while {what}: " + " | ".join(tail))
         # killed (an OOM kill), or out of disk or memory: another try, or node, may pass
         error.transient = killed_from_outside(proc.returncode) or any(

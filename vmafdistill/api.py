@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,6 +211,9 @@ def build_corpus(*overrides: str) -> CorpusResult:
     cfg = OmegaConf.to_container(compose("corpus", _overrides(overrides)), resolve=True)
     report = corpus_action(cfg)  # type: ignore[arg-type]
     check = None if report.failures else teacher_check_step(cfg, report)  # type: ignore[arg-type]
+    if report.failures and cfg.get("teacher_check"):  # type: ignore[union-attr]
+        warnings.warn(f"teacher_check: skipped, the corpus is incomplete ({len(report.failures)} "
+                      "job(s) failed: the result's failures)", stacklevel=2)
     return CorpusResult(path=Path(report.out_dir).absolute(),
                         corpus_hash=str(report.manifest.get("corpus_hash", "")),
                         samples=report.samples, failures=list(report.failures),

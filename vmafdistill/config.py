@@ -38,10 +38,37 @@ def load_yaml(relative: str) -> dict[str, Any]:
     if not path.is_file():
         raise VmafDistillError(f"config {path} not found")
     with open(path) as fh:
-        data = yaml.safe_load(fh)
+        try:
+            data = yaml.load(fh, Loader=_unique_keys_loader())  # a SafeLoader
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            at = f"line {mark.line + 1}: " if mark is not None else ""
+            raise VmafDistillError(f"config {path}: {at}{exc.problem or exc.context}") from None
+        except yaml.YAMLError as exc:
+            raise VmafDistillError(f"config {path}: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
         raise VmafDistillError(f"config {path} is not a mapping")
     return data
+
+
+def _unique_keys_loader() -> type:
+    """yaml's SafeLoader refusing a key given twice in one mapping (the last one won, without
+    a word: a recipe's second ``clip:`` replaced the first)."""
+    import yaml
+
+    class UniqueKeysLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} is given twice",
+                        key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeysLoader
 
 
 def run_label(corpus_dir: Any, corpus_name: Any) -> str:

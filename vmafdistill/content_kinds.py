@@ -24,16 +24,17 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ._ffmpeg import ffmpeg_exe
-from .errors import ToolError, VideoInputError
-from .folders import already_made, partial_file
+from .errors import ToolError, VideoInputError, VmafDistillError
+from .folders import already_made, partial_file, recipe_stamp
 
 __all__ = [
     "KINDS",
@@ -276,6 +277,10 @@ def _render_screen(src: KindSource, shot: KindShot, rng: np.random.Generator,
 Renderer = Callable[[KindSource, KindShot, np.random.Generator, int], Iterator[np.ndarray]]
 
 #: kind name -> renderer; add a kind by writing a renderer and registering it here.
+#: Part of every filmed clip's recipe stamp: bump it when a renderer changes its pixels, so
+#: clips filmed before are filmed again (a kept clip is otherwise only checked by recipe).
+RENDER_VERSION = 1
+
 KINDS: dict[str, Renderer] = {
     "cartoon": _render_cartoon,
     "static": _render_static,
@@ -304,7 +309,7 @@ def rgb_to_yuv420(rgb: np.ndarray) -> bytes:
 
 def film_kind_source(src: KindSource, out: Path, *, crf: int = 10) -> Path:
     """Render ``src`` and encode it to ``out`` (x264 ``crf``, one thread, bitexact), atomically.
-    An existing ``out`` is kept (delete it to rebuild).
+    An existing ``out`` filmed from the same recipe is kept; another recipe's is filmed again.
 
     Raises:
         VideoInputError: unknown kind, no shots, odd frame size or a missing photograph.
@@ -312,19 +317,26 @@ def film_kind_source(src: KindSource, out: Path, *, crf: int = 10) -> Path:
     """
     import subprocess
 
-    if already_made(out):
-        return out
     if src.kind not in KINDS:
         raise VideoInputError(f"{src.name}: unknown kind {src.kind!r}; known: {sorted(KINDS)}")
     if not src.shots:
         raise VideoInputError(f"{src.name}: no shots")
+    missing = sorted({str(s.photo) for s in src.shots if not Path(s.photo).is_file()})
+    if missing:  # the screen kind opened it bare: a FileNotFoundError traceback
+        raise VideoInputError(f"{src.name}: photograph(s) not found: {', '.join(missing)}")
+    # the photographs by name and bytes, not path: a moved install films nothing again
+    named = replace(src, shots=tuple(replace(s, photo=Path(Path(s.photo).name))
+                                     for s in src.shots))
+    stamp = recipe_stamp(named, crf, RENDER_VERSION, files=[s.photo for s in src.shots])
+    if already_made(out, stamp):
+        return out
     if src.width % 2 or src.height % 2:
         raise VideoInputError(f"{src.name}: frame size {src.width}x{src.height} must be even")
     out.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(src.seed)
     n = round(src.seconds_each * src.fps)
     render = KINDS[src.kind]
-    with partial_file(out) as tmp:  # a random tag: runs side by side
+    with partial_file(out, stamp) as tmp:  # a random tag: runs side by side
         cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p",
                "-s", f"{src.width}x{src.height}", "-r", str(src.fps), "-i", "-",
                "-c:v", "libx264", "-crf", str(crf), "-preset", "medium",
@@ -371,15 +383,60 @@ def packaged_photo(spec: str) -> Path:
     return Path(spec).expanduser()
 
 
+#: What a recipe's source and shot may say (a misspelt ``seeed:`` was ignored: the clip was
+#: filmed with the default seed).
+SOURCE_KEYS = ("kind", "seed", "shots")
+SHOT_KEYS = ("photo", "vx", "vy", "strength")
+#: A source's name is its clip's file name: ``../x`` filmed outside the folder.
+_SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 def kind_sources_from_config(recipes: Mapping[str, Any],
-                             photo: Callable[[str], Path] = packaged_photo) -> list[KindSource]:
-    """Parse a recipe mapping (``conf/sources/kinds.yaml``'s ``sources``) into
-    :class:`KindSource` s; ``photo`` resolves a photograph's spec to its path."""
+                             photo: Callable[[str], Path] = packaged_photo,
+                             where: str = "kinds recipe") -> list[KindSource]:
+    """Parse a recipe mapping (a group of ``conf/sources/kinds.yaml``: ``train`` or
+    ``heldout``) into :class:`KindSource` s; ``photo`` resolves a photograph's spec to its
+    path. Raises VmafDistillError naming ``where`` (the file and group) and the source for a
+    missing or unknown key, a kind not in :data:`KINDS`, no shots, a bad number or name."""
+    from .config import checked_number
+
+    if not isinstance(recipes, Mapping):
+        raise VmafDistillError(f"{where}: needs a mapping of sources, got {recipes!r}")
     out = []
     for name, spec in recipes.items():
-        shots = tuple(KindShot(photo(s["photo"]), float(s.get("vx", 0)), float(s.get("vy", 0)),
-                               float(s.get("strength", 0))) for s in spec["shots"])
-        out.append(KindSource(name=name, kind=spec["kind"], shots=shots,
-                              seed=int(spec.get("seed", 0))))
+        at = f"{where}: source {name!r}"
+        if not isinstance(name, str) or not _SOURCE_NAME.fullmatch(name):
+            raise VmafDistillError(f"{at}: a name is its clip's file name (letters, digits, "
+                                   ". _ -, not starting with . or -)")
+        if not isinstance(spec, Mapping):
+            raise VmafDistillError(f"{at}: needs a mapping with {', '.join(SOURCE_KEYS)}")
+        _known_keys(at, spec, SOURCE_KEYS)
+        if spec.get("kind") not in KINDS:
+            raise VmafDistillError(f"{at}: kind {spec.get('kind')!r}; known: {sorted(KINDS)}")
+        shot_specs = spec.get("shots")
+        if not isinstance(shot_specs, list) or not shot_specs:
+            raise VmafDistillError(f"{at}: shots: needs a list of shots, each with a photo")
+        shots = []
+        for k, shot in enumerate(shot_specs):
+            label = f"{at}: shots[{k}]"
+            if not isinstance(shot, Mapping) or not isinstance(shot.get("photo"), str):
+                raise VmafDistillError(f"{label}: needs a mapping with a photo (e.g. "
+                                       "skimage:coffee.png)")
+            _known_keys(label, shot, SHOT_KEYS)
+            shots.append(KindShot(
+                photo(shot["photo"]), checked_number(f"{label}.vx", shot.get("vx", 0), float),
+                checked_number(f"{label}.vy", shot.get("vy", 0), float),
+                # 0 is the kind's default; below it numpy refused with a traceback
+                checked_number(f"{label}.strength", shot.get("strength", 0), float, 0)))
+        out.append(KindSource(name=name, kind=spec["kind"], shots=tuple(shots),
+                              seed=checked_number(f"{at}: seed", spec.get("seed", 0), int, 0,
+                                                  True, 2**32)))
     return out
+
+
+def _known_keys(at: str, spec: Mapping[str, Any], known: tuple[str, ...]) -> None:
+    unknown = sorted(str(k) for k in spec if k not in known)
+    if unknown:
+        raise VmafDistillError(f"{at}: unknown key(s) {', '.join(unknown)}; known: "
+                               f"{', '.join(known)}")
 

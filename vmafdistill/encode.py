@@ -27,6 +27,16 @@ CODECS: dict[str, dict[str, Any]] = {
 }
 
 
+#: The highest CRF each encoder takes (x264 and x265 clamp above it, SVT-AV1 and libvpx refuse).
+CRF_MAX: dict[str, int] = {"h264": 51, "h265": 51, "av1": 63, "vp9": 63}
+#: x264's and x265's presets (both take the same names).
+X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                "slower", "veryslow", "placebo")
+#: The fewest lines a rung given in lines may have: a student's pixel statistics need a 3x3
+#: interior, and encoders and players are not meant for smaller pictures.
+MIN_RUNG_LINES = 16
+
+
 @dataclass(frozen=True)
 class Rung:
     """One ladder rung; ``height`` is pixels (>= 1) or a fraction of the source height.
@@ -58,8 +68,18 @@ class Rung:
             raise VmafDistillError(
                 f"ladder rung {d}: preset is x264's and x265's; av1 encodes at SVT-AV1 "
                 "preset 8 and vp9 at libvpx's default (drop it)")
+        if d.get("preset", "medium") not in X26X_PRESETS:  # failed at the encode, unsaid why
+            raise VmafDistillError(f"ladder rung {d}: preset {d.get('preset')!r} is none of "
+                                   f"x264's and x265's: {', '.join(X26X_PRESETS)}")
         height = checked_number(f"ladder rung {d}: height", d.get("height"), float, 0, False)
-        crf = checked_number(f"ladder rung {d}: crf", d.get("crf"), int, 0)
+        if height > 1 and (height != int(height) or height < MIN_RUNG_LINES):
+            # 1.5 was a 2-line rung, 2 one the features refused after its encode and labels
+            raise VmafDistillError(
+                f"ladder rung {d}: height {d.get('height')}: above 1 it is lines, a whole "
+                f"number of at least {MIN_RUNG_LINES} (up to 1 a fraction of the source's)")
+        # x264/x265 clamped 99 to 51 unsaid: two rungs, one encode, one labelled crf 99
+        crf = checked_number(f"ladder rung {d}: crf", d.get("crf"), int, 0, True,
+                             CRF_MAX[d["codec"]] + 1)
         pix_fmt = d.get("pix_fmt")
         if pix_fmt is not None:
             from .io.video import SUPPORTED_PIX_FMTS, pix_fmt_layout

@@ -255,18 +255,18 @@ def _ref_size(samples: pd.DataFrame, setting: Any) -> list[int]:
             w, h = (_whole_pixels(v) for v in setting)
         except (TypeError, ValueError):
             raise VmafDistillError(
-                f"export: ref_size (--ref-size, or conf/export.yaml) must be two integers WxH, "
-                f"got {setting!r}") from None
+                f"export: ref_size (--ref-size or ref_size=, or conf/export.yaml) must be two "
+                f"integers WxH, got {setting!r}") from None
         if w <= 0 or h <= 0:
-            raise VmafDistillError(f"export: ref_size (--ref-size, or conf/export.yaml) must be "
-                                   f"positive, got {w}x{h}")
+            raise VmafDistillError(f"export: ref_size (--ref-size or ref_size=, or "
+                                   f"conf/export.yaml) must be positive, got {w}x{h}")
         return [w, h]
     if {"ref_width", "ref_height"} <= set(samples.columns) and len(samples):
         pair = samples[["ref_width", "ref_height"]].astype(int).value_counts().idxmax()
         return [int(pair[0]), int(pair[1])]
     raise VmafDistillError(
         "export: cannot tell the reference size (no ref_width/ref_height columns); set "
-        "ref_size in conf/export.yaml or pass --ref-size"
+        "ref_size in conf/export.yaml or give --ref-size (ref_size= in the API)"
     )
 
 
@@ -672,13 +672,14 @@ def trained_corpus(corpus: Mapping[str, Any], corpus_dir: str | os.PathLike[str]
     try:
         manifest = read_manifest(cdir)
     except VmafDistillError as exc:
-        raise VmafDistillError(f"{exc}; or pass --corpus with the corpus the student was "
-                               f"trained on ({corpus.get('name')})") from None
+        raise VmafDistillError(f"{exc}; or give --corpus (corpus_dir= in the API) with the "
+                               f"corpus the student was trained on ({corpus.get('name')})"
+                               ) from None
     want, have = corpus.get("hash"), manifest.get("corpus_hash")
     if want and have and want != have:
         raise VmafDistillError(
-            f"{cdir}: corpus hash {have[:12]} differs from the student's {want[:12]}; pass "
-            "--corpus with the corpus it was trained on"
+            f"{cdir}: corpus hash {have[:12]} differs from the student's {want[:12]}; give "
+            "--corpus (corpus_dir= in the API) with the corpus it was trained on"
         )
     return cdir, manifest
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import hashlib
 import os
 import re
 import secrets
@@ -25,17 +26,21 @@ def unique_token() -> str:
 
 
 @contextlib.contextmanager
-def partial_file(out: Path) -> Iterator[Path]:
+def partial_file(out: Path, stamp: str | None = None) -> Iterator[Path]:
     """A temporary path beside ``out`` for a tool to write it through
     (``.<stem>.<tag>.partial<suffix>``: the random tag keeps runs side by side apart, the
     suffix tells ffmpeg the container); renamed onto ``out`` when the block ends, removed
-    when it raises. Hidden, so a folder corpus never reads a killed run's leftover."""
+    when it raises. Hidden, so a folder corpus never reads a killed run's leftover. A
+    ``stamp`` (:func:`recipe_stamp`) is kept beside ``out`` for :func:`already_made`."""
     tmp = out.with_name(f".{out.stem}.{unique_token()}.partial{out.suffix}")
     try:
         yield tmp
         os.replace(tmp, out)
+        if stamp is not None:
+            atomic_write_bytes(stamp_path(out), stamp.encode())
     finally:
-        tmp.unlink(missing_ok=True)
+        if os.path.lexists(tmp):  # unlink(missing_ok) raised EROFS on a read-only folder,
+            tmp.unlink(missing_ok=True)  # hiding the tool's own error
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -88,14 +93,38 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(Path(path), text.encode())
 
 
-def already_made(out: Path) -> bool:
-    """Whether the file a recipe films is there already, not empty (it is kept); a folder or
-    other non-file in its place is one error naming it (``tmp.replace(out)`` failed with a
-    traceback after the whole encode)."""
+def recipe_stamp(*settings: Any, files: Sequence[str | os.PathLike[str]] = ()) -> str:
+    """A digest of what a recipe films a clip from: ``settings`` (by repr) and the bytes of
+    its input ``files`` (photographs, a clean clip)."""
+    digest = hashlib.sha256(repr(settings).encode())
+    for path in files:
+        with open(path, "rb") as fh:
+            digest.update(hashlib.file_digest(fh, "sha256").digest())
+    return digest.hexdigest()
+
+
+def stamp_path(out: Path) -> Path:
+    """Where :func:`partial_file` keeps a filmed clip's recipe stamp (hidden: no footage)."""
+    return out.with_name(f".{out.name}.recipe")
+
+
+def already_made(out: Path, stamp: str | None = None) -> bool:
+    """Whether the file a recipe films is there already, not empty (it is kept) and, given
+    ``stamp``, filmed from that recipe (a changed recipe kept the old clip, and ``evaluate
+    --kinds`` scored it as the new held-out set); a folder or other non-file in its place is
+    one error naming it (``tmp.replace(out)`` failed with a traceback after the whole
+    encode)."""
     if os.path.isfile(out):  # os.path: Path raised PermissionError under a closed folder
         # an empty file (a copy or a disk that failed; writes here are atomic) is filmed
         # again: it was kept and printed as filmed, then failed the corpus build
-        return os.path.getsize(out) > 0
+        if os.path.getsize(out) == 0:
+            return False
+        if stamp is None:
+            return True
+        try:
+            return stamp_path(out).read_text().strip() == stamp
+        except (OSError, UnicodeDecodeError):  # none: filmed before stamps, or not by us
+            return False
     if os.path.lexists(out):
         kind = "a folder" if os.path.isdir(out) else "a link to nothing" \
             if not os.path.exists(out) else "not a regular file"
@@ -103,10 +132,11 @@ def already_made(out: Path) -> bool:
     return False
 
 
-def make_folder(option: str, folder: Path) -> None:
+def make_folder(option: str, folder: Path, *, writable: bool = True) -> None:
     """``folder`` made (parents too), or one error naming ``option`` and the problem: an
-    existing file, a path through one, a folder that cannot be made (each was a traceback,
-    for ``sources --out`` and ``evaluate --cache``)."""
+    existing file, a path through one, a folder that cannot be made or written into (each was
+    a traceback, for ``sources --out`` and ``evaluate --cache``; ``writable=False``: an output
+    file's folder, whose own check lets a writable file in a read-only folder be rewritten)."""
     # os.path, not Path: Path.exists raised PermissionError under an unsearchable folder
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise VmafDistillError(f"{option} {folder}: is a file, not a folder")
@@ -115,6 +145,8 @@ def make_folder(option: str, folder: Path) -> None:
     except OSError as exc:
         raise VmafDistillError(f"{option} {folder}: cannot make the folder "
                                f"({exc.strerror or exc})") from None
+    if writable and not os.access(folder, os.W_OK | os.X_OK):  # a traceback at its first write
+        raise VmafDistillError(f"{option} {folder}: the folder is not writable")
 
 
 def check_folder_target(option: str, folder: Path) -> None:
@@ -132,6 +164,16 @@ def check_folder_target(option: str, folder: Path) -> None:
         raise VmafDistillError(f"{option} {folder}: {existing} is {kind}")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise VmafDistillError(f"{option} {folder}: {existing} is not writable")
+
+
+def _resolved(path: Path) -> Path | None:
+    """``path`` resolved, None for a link loop (``Path.resolve`` raised RuntimeError on
+    Python 3.11: one ``self.mp4 -> self.mp4`` in a footage folder ended the build in a
+    traceback)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return None
 
 
 def walk_files(root: Path, skip_dirs: Sequence[Path] = (),
@@ -159,7 +201,8 @@ def walk_files(root: Path, skip_dirs: Sequence[Path] = (),
         rel = path.relative_to(root).as_posix()
         if any(fnmatch.fnmatchcase(rel, p) for p in patterns):
             return True
-        return bool(skip) and any(path.resolve().is_relative_to(d) for d in skip)
+        real = _resolved(path)
+        return bool(skip) and real is not None and any(real.is_relative_to(d) for d in skip)
 
     files: list[Path] = []
     broken: list[Path] = []
@@ -169,7 +212,10 @@ def walk_files(root: Path, skip_dirs: Sequence[Path] = (),
         here = Path(folder)
         kept = []
         for name in sorted(dirnames):
-            real = (here / name).resolve()
+            real = _resolved(here / name)
+            if real is None:  # a link loop: named with the links that point nowhere
+                broken.append(here / name)
+                continue
             # a link to a folder inside the root: that folder is reached by its own path (a
             # convenience link that sorted first renamed the footage under it)
             inside = (here / name).is_symlink() and real.is_relative_to(real_root)

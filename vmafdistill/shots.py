@@ -56,8 +56,8 @@ _SHOT_NUMBERS = ("threshold", "mean_threshold", "min_len_s", "max_len_s")
 
 
 def checked_shot_settings(label: str, shots: Mapping[str, Any]) -> dict[str, Any]:
-    """``shots`` with its number settings read as numbers >= 0 (``max_len_s`` may also be null,
-    no window split, or infinite), or an error naming ``<label>.<key>``: the corpus and the
+    """``shots`` with its number settings read as numbers >= 0 (``max_len_s`` > 0; it may also
+    be null, no window split, or infinite), or an error naming ``<label>.<key>``: the corpus and the
     export card read the same settings (a bad one failed every corpus job naming no key, or
     reached the card and crashed predict)."""
     out = dict(shots)
@@ -67,8 +67,9 @@ def checked_shot_settings(label: str, shots: Mapping[str, Any]) -> dict[str, Any
                                f"{', '.join(unknown)}; known: {', '.join(_SHOT_NUMBERS)}")
     for key in _SHOT_NUMBERS:
         if key in out and not (key == "max_len_s" and out[key] is None):
+            # max_len_s=0 passed here and failed every source's job (a window of no frames)
             out[key] = checked_number(f"{label}.{key}", out[key], float, 0,
-                                      finite=key != "max_len_s")
+                                      key != "max_len_s", finite=key != "max_len_s")
     return out
 
 #: Default L1 histogram distance (range 0..2) of a cut. Within-shot motion on the packaged

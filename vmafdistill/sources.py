@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ._ffmpeg import input_url, run_ffmpeg
 from .errors import VideoInputError
-from .folders import already_made, partial_file
+from .folders import already_made, partial_file, recipe_stamp
 
 
 def packaged_file(distribution: str, relpath: str, *, extra: str = "train") -> Path:
@@ -72,14 +72,12 @@ def pan_photos(
     window has room to move; encoded near-losslessly with x264 (``crf``, one thread, bitexact),
     so the same inputs give the same file on a given machine (the photo decode and the scaler
     run CPU-specific code: another CPU may differ slightly). Written atomically; an existing
-    ``out`` is kept (delete it to rebuild).
+    ``out`` filmed from the same photographs and settings is kept (another is filmed again).
 
     Raises:
         VideoInputError: no photo, a photo missing, or an odd / empty frame size.
         ToolError: ffmpeg failed (named in the message).
     """
-    if already_made(out):
-        return out
     if not shots:
         raise VideoInputError(f"{out}: no photographs to film")
     if width <= 0 or height <= 0 or width % 2 or height % 2:
@@ -101,16 +99,21 @@ def pan_photos(
         )
     graph = (";".join(chains) + ";" + "".join(f"[v{i}]" for i in range(len(shots)))
              + f"concat=n={len(shots)}:v=1[v]")
+    # the photographs by name and bytes, not path: a moved install films nothing again
+    stamp = recipe_stamp(graph, fps, f"{seconds_each:g}", crf, [Path(s.path).name for s in shots],
+                         files=[s.path for s in shots])
+    if already_made(out, stamp):
+        return out
     return _film([*inputs, "-filter_complex", graph, "-map", "[v]"], out, crf=crf,
-                 what=f"filming {out.name} from {len(shots)} photograph(s)")
+                 what=f"filming {out.name} from {len(shots)} photograph(s)", stamp=stamp)
 
 
-def _film(input_args: list[str], out: Path, *, crf: int, what: str) -> Path:
+def _film(input_args: list[str], out: Path, *, crf: int, what: str, stamp: str) -> Path:
     """Encode ``input_args``' video to ``out`` near-losslessly and reproducibly (x264 ``crf``,
     one thread, bitexact), through a ``.partial`` file renamed into place. The file carries a
     random tag (two runs filming into one folder renamed each other's file away) and is
-    removed when ffmpeg fails."""
-    with partial_file(out) as tmp:
+    removed when ffmpeg fails; ``stamp``: its recipe's (:func:`~.folders.recipe_stamp`)."""
+    with partial_file(out, stamp) as tmp:
         run_ffmpeg(["-y", *input_args, "-c:v", "libx264", "-crf", str(crf), "-preset",
                     "medium", "-x264-params", "threads=1", "-fflags", "+bitexact",
                     "-flags:v", "+bitexact", str(tmp)], what=what)
@@ -122,21 +125,22 @@ def add_temporal_noise(clean: Path, out: Path, *, strength: int, crf: int = 10) 
     every plane, a new pattern each frame (``allf=t``, the filter's fixed default seed), encoded
     like :func:`pan_photos` (x264 ``crf``, one thread, bitexact). Real sensors and film add
     temporal noise that eats bits at every quantizer, which the clean sources never show.
-    An existing ``out`` is kept (delete it to rebuild); written atomically.
+    An existing ``out`` made from the same clip and settings is kept; written atomically.
 
     Raises:
         VideoInputError: ``clean`` missing or ``strength`` not positive.
         ToolError: ffmpeg failed (named in the message).
     """
-    if already_made(out):
-        return out
     if strength <= 0:
         raise VideoInputError(f"{out}: noise strength must be positive, got {strength}")
     if not clean.is_file():
         raise VideoInputError(f"{clean}: no such file")
+    stamp = recipe_stamp("noise", strength, crf, files=[clean])  # a clean clip filmed anew too
+    if already_made(out, stamp):
+        return out
     out.parent.mkdir(parents=True, exist_ok=True)
     return _film(["-i", input_url(clean), "-vf", f"noise=alls={strength}:allf=t"], out, crf=crf,
-                 what=f"adding noise {strength} to {clean.name}")
+                 what=f"adding noise {strength} to {clean.name}", stamp=stamp)
 
 
 def resolve_source(spec: str) -> Path:

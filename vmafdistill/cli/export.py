@@ -96,7 +96,8 @@ def _check_out(out: str, inputs: list[Path | str], option: str = "--out") -> Non
     from ..edge.card import card_path_for
     from ..folders import check_output_target, json_starting_with, make_folder
 
-    make_folder(option, Path(out).resolve().parent)  # export made it; the check wants it
+    # export made it; the check wants it
+    make_folder(option, Path(out).resolve().parent, writable=False)
     check_output_target(option, out, inputs, starts=b"\x08")
     check_output_target(option, str(card_path_for(out)), inputs,
                         starts=json_starting_with("card_version"))

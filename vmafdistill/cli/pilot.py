@@ -194,7 +194,7 @@ def _check_json(target: str | None, out: Path) -> None:
         return
     refuse_empty("--json", target, hint="give a file to write, or - for stdout")
     path = Path(target)
-    make_folder("--json", path.resolve().parent)
+    make_folder("--json", path.resolve().parent, writable=False)
     own = {(out / name).resolve() for name in ("student.onnx", "student.card.json")}
     if path.resolve() in own or path.resolve().is_relative_to(out / "corpus") \
             or path.resolve().is_relative_to(out / "train"):

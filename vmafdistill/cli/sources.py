@@ -18,7 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "sources",
         help="film deterministic training sources from a recipe of conf/sources/",
         description="Film a source recipe (conf/sources/<recipe>.yaml) from packaged content; "
-                    "existing files are kept. Recipes: "
+                    "a clip filmed before from the same recipe is kept (an edited one is filmed "
+                    "again). Recipes: "
                     + "; ".join(f"{k}: {v}" for k, v in RECIPES.items()),
     )
     p.add_argument("recipe", choices=list(RECIPES))
@@ -40,6 +41,12 @@ def run(args: argparse.Namespace) -> int:
         refuse_empty("--out", args.out, hint="give a folder, or leave --out out for the "
                                              "recipe's")
         make_folder("--out", Path(args.out))
+    else:  # the recipe's own (a file .cache in its way was a NotADirectoryError traceback)
+        from ..config import conf_dir
+        from ..recipes import load_recipe
+
+        out_dir = load_recipe(args.recipe).get("out_dir")
+        make_folder(f"out_dir of {conf_dir() / 'sources' / args.recipe}.yaml", Path(out_dir))
     make_sources(args.recipe, args.out, group=args.group or "train",
                  filmed=lambda path: print(path, flush=True))
     return 0

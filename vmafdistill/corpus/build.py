@@ -149,6 +149,11 @@ def plan_sources(corpus_cfg: Mapping[str, Any], skip_dirs: Sequence[Path] = (),
     the caller has made it)."""
     specs = [str(s) for s in corpus_cfg.get("sources") or []]
     scan = scan if scan is not None else _scan_root(corpus_cfg, skip_dirs)
+    if scan is not None and specs:  # the listed ones were dropped without a word
+        raise VmafDistillError(
+            f"corpus.root {scan.root} and corpus.sources ({len(specs)}) are both set: a folder "
+            "corpus reads the videos under its root; list every source with corpus.root=null, "
+            "or put the files under the root")
     if scan is not None:
         if not scan.videos:
             raise VmafDistillError(
@@ -269,9 +274,8 @@ def _init_worker(driver: int, started: Any = None) -> None:
 def _error_text(exc: BaseException) -> str:
     if isinstance(exc, VmafDistillError):
         return str(exc)
-    return f"{type(exc).__name__}: {exc} | " + " ".join(
-        traceback.format_exception_only(type(exc), exc)
-    ).strip()
+    # "Type: message" and any notes, once (it was "Type: message | Type: message")
+    return " ".join(traceback.format_exception_only(type(exc), exc)).strip()
 
 
 def _run_rung_jobs(
@@ -560,8 +564,9 @@ def _note_input_surprises(sources: list[dict[str, Any]], scan: FolderScan | None
         by_sha.setdefault(str(s.get("sha256")), []).append(str(s["source_id"]))
     for ids in by_sha.values():
         if len(ids) > 1:
-            print(f"vmafdistill corpus: warning: sources {', '.join(ids)} are the same file: "
-                  "cross-validation by source then trains on a copy of the held-out one",
+            print(f"vmafdistill corpus: warning: sources {', '.join(ids)} hold the same bytes "
+                  "(copies or links of one file): cross-validation by source then trains on a "
+                  "copy of the held-out one",
                   file=sys.stderr, flush=True)
     for s in sources:
         if int(s.get("video_streams", 1)) > 1:

@@ -180,7 +180,9 @@ def evaluate_unseen(
                                model, Path(cache))
     make_folder("--cache", Path(cache))
     cfg, root, name = _unseen_corpus_config(Path(cache), ladder, workers, noise, kinds)
-    src = _film_unseen(Path(cache), root, noise, kinds)
+    filmed = _film_unseen(Path(cache), root, noise, kinds)
+    src = filmed[0]
+    cfg = _of_sources(cfg, filmed)
     report = build_corpus(cfg)
     if report.failures:
         raise VmafDistillError(f"corpus failures: {report.failures}")
@@ -206,7 +208,8 @@ def evaluate_unseen(
               f"corpus {(pred.card.get('corpus') or {}).get('name')}).")
     text = "\n".join(_report_lines(header, rows, stats, pred.card,
                                     float(rules["bands"]["green"])))
-    print(text)
+    # the files first: a reader of stdout that left early (| head) ended the process at the
+    # print, and they were never written
     if "--markdown" in outputs:
         atomic_write_text(outputs["--markdown"], text + "\n")
     if "--json" in outputs:
@@ -216,6 +219,7 @@ def evaluate_unseen(
                   f"{name if kinds else src.name}, ladder {ladder}: MAE {stats['mae']:.2f}, "
                   f"PLCC {stats['plcc']:.3f}, coverage {stats['coverage']:.1%}",
                   outputs["--plot"])
+    print(text)
     return {"text": text, "rows": rows, **stats}
 
 
@@ -346,17 +350,26 @@ def _unseen_corpus_config(
     return cfg, root, name
 
 
-def _film_unseen(cache: Path, root: Path, noise: int, kinds: bool) -> Path:
-    """Film the unseen sources into ``root`` (kept where filmed before); one source's path."""
+def _of_sources(cfg: dict[str, Any], filmed: list[Path]) -> dict[str, Any]:
+    """The corpus config over the clips just filmed, not their folder: any other file there (a
+    copied clip, an earlier recipe's) was scored as held-out content."""
+    return {**cfg, "corpus": {**cfg["corpus"], "root": None,
+                              "sources": [str(p) for p in filmed]}}
+
+
+def _film_unseen(cache: Path, root: Path, noise: int, kinds: bool) -> list[Path]:
+    """Film the unseen sources into ``root`` (kept where filmed from the same recipe before);
+    their paths."""
     if kinds:
         from ..recipes import make_kind_sources
 
-        src = make_kind_sources(root, "heldout")[0]
+        filmed = make_kind_sources(root, "heldout")
     else:
-        src = make_source(cache, noise)
-    if src.parent != root:  # the corpus is a folder corpus over ``root``
-        raise AssertionError(f"{src} was filmed outside {root}")
-    return src
+        filmed = [make_source(cache, noise)]
+    for src in filmed:
+        if src.parent != root:  # the corpus reads its sources from ``root``
+            raise AssertionError(f"{src} was filmed outside {root}")
+    return filmed
 
 
 def _shot_rows(

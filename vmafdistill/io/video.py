@@ -269,6 +269,8 @@ def probe_video(
     all_given = width is not None and height is not None and pix_fmt is not None
     if ext == ".yuv" or (ext != ".y4m" and all_given):
         return _probe_raw(p, width, height, pix_fmt)
+    if os.path.getsize(p) == 0:  # ffmpeg's "Invalid data found" said less
+        raise VideoInputError(f"{p}: an empty file (0 bytes)")
     if ext == ".y4m":
         info = _probe_y4m(p)
     else:
@@ -507,6 +509,20 @@ def _import_av() -> Any:
 _ATTACHED_PIC = 0x0400  # AV_DISPOSITION_ATTACHED_PIC: cover art, not a video to score
 
 
+#: Suffixes of containers: a file named so is no headerless raw YUV (the hint to give its
+#: size misled a folder corpus's user about a damaged .mp4).
+_CONTAINER_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".ts", ".m2ts", ".mts", ".avi",
+                       ".flv", ".3gp", ".mpg", ".mpeg", ".mxf", ".y4m")
+
+
+def _raw_hint(path: str) -> str:
+    """The hint for a file no demuxer reads: it may be headerless raw YUV, unless its name
+    says container."""
+    if os.path.splitext(path)[1].lower() in _CONTAINER_SUFFIXES:
+        return ""
+    return "; if it is headerless raw YUV, give width, height and pix_fmt"
+
+
 def _probe_container(path: str) -> VideoInfo:
     av = _import_av()
     if av is None:
@@ -514,10 +530,8 @@ def _probe_container(path: str) -> VideoInfo:
     try:
         container = av.open(input_url(path))
     except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
-        raise VideoInputError(
-            f"{path}: not a readable video file ({exc}); if it is headerless raw YUV, "
-            "give width, height and pix_fmt"
-        ) from exc
+        raise VideoInputError(f"{path}: not a readable video file ({exc}){_raw_hint(path)}"
+                              ) from exc
     with container:
         streams = [s for s in container.streams.video if not int(s.disposition) & _ATTACHED_PIC]
         if not streams:

@@ -86,11 +86,26 @@ def resolve_corpus(cfg: DictConfig) -> Path:
         if not (path / "corpus.json").is_file():
             raise VmafDistillError(f"{path}: not a built corpus (no corpus.json)")
         _check_named_corpus(cfg, path)
+        _note_failed_jobs(path)
         return path
     from ..corpus import ensure_corpus  # the corpus builder (heavy imports)
 
     # absolute: bundles record it, and export reads it from any working directory
     return Path(ensure_corpus(corpus_config(cfg))).resolve()
+
+
+def _note_failed_jobs(path: Path) -> None:
+    """Say so where a corpus given by ``corpus_dir`` was built with failed jobs (a build through
+    train refuses it; given by folder, it trained on what was built without a word)."""
+    try:
+        failures = json.loads((path / "corpus.json").read_text()).get("failures") or []
+    except (OSError, ValueError, AttributeError):  # its reader names a bad manifest
+        return
+    if failures:
+        sources = sorted({str(f.get("source_id")) for f in failures if isinstance(f, dict)})
+        print(f"note: corpus {path}: {len(failures)} job(s) failed when it was built (sources "
+              f"{', '.join(sources[:5])}{' ...' if len(sources) > 5 else ''}; see its "
+              "corpus.json); training on the samples it holds", file=sys.stderr)
 
 
 def _check_named_corpus(cfg: DictConfig, path: Path) -> None:
