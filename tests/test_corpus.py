@@ -320,14 +320,16 @@ def test_bad_sources_fail_alone_and_are_listed(sources, tmp_path: Path) -> None:
     empty.write_bytes(b"")
     missing = tmp_path / "missing.mp4"
     cfg = make_cfg([sources["noise"], empty, missing], tmp_path / "out", tmp_path / "cache")
+    # libx264 has no 12-bit: the rung passes the config checks and its encode job fails
     cfg["ladder"] = {"name": "bad", "rungs": [TINY_LADDER[0], {"codec": "h264", "height": 0.5,
-                                                                "crf": 30, "preset": "warp9"}]}
+                                                                "crf": 30,
+                                                                "pix_fmt": "yuv420p12le"}]}
     report = build_corpus(cfg)
     failed = {(f["source_id"], f["variant_id"]) for f in report.failures}
     assert ("empty", "*") in failed and ("missing", "*") in failed
-    assert ("noise", "h264_96x54_crf30_warp9") in failed  # x264 has no preset "warp9"
+    assert ("noise", "h264_96x54_crf30_yuv420p12le") in failed
     msgs = " ".join(f["error"] for f in report.failures)
-    assert "missing.mp4" in msgs and "empty.mp4" in msgs and "h264_96x54_crf30_warp9" in msgs
+    assert "missing.mp4" in msgs and "empty.mp4" in msgs and "crf30_yuv420p12le" in msgs
     assert set(report.samples["source_id"]) == {"noise"}
     assert set(report.samples["variant_id"]) == {"h264_96x54_crf30"}
     assert read_manifest(cfg["out_dir"])["failures"] == report.failures
@@ -1059,7 +1061,7 @@ def test_a_source_with_two_video_streams_is_named_and_its_first_used(
 def test_fail_fast_stops_at_the_first_failure(sources, tmp_path: Path, workers: int) -> None:
     """fail_fast=true ran every other job to its end (encoded and labelled them all) and only
     then stopped, with the error's "source ..., rung ...:" prefix twice."""
-    bad = {"codec": "h264", "height": 0.5, "crf": 30, "preset": "nosuch"}
+    bad = {"codec": "h264", "height": 0.5, "crf": 30, "pix_fmt": "yuv420p12le"}  # no 12-bit x264
     good = [{"codec": "h264", "height": 0.5, "crf": c, "preset": "medium"} for c in (20, 25, 30)]
     cfg = make_cfg([sources["cuts"], sources["noise"]], tmp_path / "out", tmp_path / "cache",
                    ladder={"name": "ff", "rungs": [bad, *good]}, fail_fast=True,
@@ -1067,7 +1069,7 @@ def test_fail_fast_stops_at_the_first_failure(sources, tmp_path: Path, workers: 
     with pytest.raises(VmafDistillError) as failed:
         build_corpus(cfg)
     msg = str(failed.value)
-    assert "nosuch" in msg and msg.count("source cuts, rung") == 1, msg
+    assert "yuv420p12le" in msg and msg.count("source cuts, rung") == 1, msg
     labelled = list((tmp_path / "cache" / "labels").glob("*.npz"))
     # 8 jobs: the failure stops the rest (a pool may finish the job its other worker ran)
     assert len(labelled) <= workers - 1, labelled
@@ -1467,7 +1469,7 @@ def test_a_rebuild_removes_what_describes_an_earlier_corpus(
     (out / "teacher_check.json").write_text(json.dumps({"samples": 1}))
     build_corpus(cfg)
     assert (out / "teacher_check.json").is_file()
-    bad = {**TINY_LADDER[0], "preset": "nosuch"}
+    bad = {**TINY_LADDER[0], "pix_fmt": "yuv420p12le"}  # libx264 has no 12-bit: its job fails
     report = build_corpus({**cfg, "ladder": {"name": "bad", "rungs": [bad]}})
     assert report.failures and report.samples.empty
     assert not any((out / name).exists()

@@ -914,6 +914,18 @@ def test_a_container_given_as_raw_is_named_not_read_as_samples(tmp_path: Path, e
     run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "4",
                 "-f", "rawvideo", "-pix_fmt", "yuv420p", str(raw)], what="raw")
     assert probe_video(raw, width=64, height=48, pix_fmt="yuv420p").num_frames == 4
+    # flat luma 71 (0x47, TS's sync byte) at 8 bits, 327 (low byte 0x47) at 10: raw, not TS
+    flat = tmp_path / "flat.yuv"
+    flat.write_bytes(bytes([71]) * frame * 2)
+    assert probe_video(flat, width=64, height=48, pix_fmt="yuv420p").num_frames == 2
+    flat.write_bytes(np.full(frame * 2, 327, "<u2").tobytes())
+    assert probe_video(flat, width=64, height=48, pix_fmt="yuv420p10le").num_frames == 2
+    if ext != "y4m":  # a container named .yuv: renaming is the way, not leaving options out
+        named = tmp_path / "named.yuv"
+        named.write_bytes(data)
+        for opts in ({}, {"width": 64, "height": 48, "pix_fmt": "yuv420p"}):
+            with pytest.raises(VideoInputError, match="rename it to its container's suffix"):
+                probe_video(named, **opts)
 
 
 def test_an_empty_or_unreadable_container_is_named_without_the_raw_hint(tmp_path: Path) -> None:

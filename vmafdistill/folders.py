@@ -33,6 +33,10 @@ def partial_file(out: Path, stamp: str | None = None) -> Iterator[Path]:
     when it raises. Hidden, so a folder corpus never reads a killed run's leftover. A
     ``stamp`` (:func:`recipe_stamp`) is kept beside ``out`` for :func:`already_made`."""
     tmp = out.with_name(f".{out.stem}.{unique_token()}.partial{out.suffix}")
+    if stamp is not None and os.path.lexists(stamp_path(out)):
+        # gone before the clip changes: a run killed between the two left the new clip with
+        # the old recipe's stamp, and going back to that recipe kept the wrong clip
+        stamp_path(out).unlink()
     try:
         yield tmp
         os.replace(tmp, out)
@@ -98,8 +102,10 @@ def recipe_stamp(*settings: Any, files: Sequence[str | os.PathLike[str]] = ()) -
     its input ``files`` (photographs, a clean clip)."""
     digest = hashlib.sha256(repr(settings).encode())
     for path in files:
-        with open(path, "rb") as fh:
-            digest.update(hashlib.file_digest(fh, "sha256").digest())
+        with open(path, "rb") as fh:  # hashlib.file_digest is Python 3.11's
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        digest.update(b"\0")  # one file's end
     return digest.hexdigest()
 
 

@@ -46,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=("float32", "float64"),
         default=None,
         help="compute precision of float mode (default float32; exact mode and the v1.0.16 "
-        "models compute as libvmaf does, and refuse it)",
+        "models compute as libvmaf does, and refuse float64)",
     )
     p.add_argument(
         "--mode",
@@ -118,7 +118,7 @@ def _raw(args: argparse.Namespace) -> tuple[dict | None, dict | None]:
 def _check_dtype(args: argparse.Namespace) -> None:
     """``--dtype`` only where it acts, float mode (it was accepted and ignored in exact mode
     and by the v1.0.16 models, which compute libvmaf's own arithmetic)."""
-    if args.dtype is None:
+    if args.dtype in (None, "float32"):  # float32 is what exact mode's result is given in
         return
     from ..teacher.model_v1016 import is_v1016_model
     from ..teacher.vmaf import VmafModel, resolve_mode

@@ -159,7 +159,7 @@ def make_splits(
         column = str(cfg["key"])
         groups = _groups(samples, column)
         frac = checked_number("cv.test_fraction", cfg["test_fraction"], float, 0, False, 1)
-        salt = str(cfg["salt"])
+        salt = str(cfg["salt"] or "")  # 0 and false meant "" before: the same split
         unique = np.unique(groups)
         in_test = {g: hash_fraction(g, salt) < frac for g in unique}
         mask = np.array([in_test[g] for g in groups], dtype=bool)

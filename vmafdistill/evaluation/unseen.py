@@ -354,7 +354,8 @@ def _of_sources(cfg: dict[str, Any], filmed: list[Path]) -> dict[str, Any]:
     """The corpus config over the clips just filmed, not their folder: any other file there (a
     copied clip, an earlier recipe's) was scored as held-out content."""
     return {**cfg, "corpus": {**cfg["corpus"], "root": None,
-                              "sources": [str(p) for p in filmed]}}
+                              # sorted, as the folder's scan was: the same build, row order
+                              "sources": [str(p) for p in sorted(filmed)]}}
 
 
 def _film_unseen(cache: Path, root: Path, noise: int, kinds: bool) -> list[Path]:

@@ -305,19 +305,32 @@ _CONTAINER_MAGIC: tuple[tuple[int, bytes, str], ...] = (
 
 
 def container_kind(path: str) -> str | None:
-    """What container ``path`` opens as by its first bytes (MPEG-TS: sync bytes at three
-    packet starts), else None: a file given as raw YUV that is one was read as YUV samples,
-    and scored as garbage where its size divided into frames."""
+    """What container ``path`` is, by its first bytes (MPEG-TS: sync bytes at the first
+    packets' starts, 188- or 192-byte packets) and confirmed by ffmpeg finding a video stream
+    in it, else None: a file given as raw YUV that is one was read as YUV samples, and scored
+    as garbage where its size divided into frames. (The bytes alone are not enough: flat
+    raw luma of 71, 0x47, looks like TS sync bytes.)"""
     with open(path, "rb") as fh:
-        head = fh.read(377)
-    for offset, magic, kind in _CONTAINER_MAGIC:
-        if head[offset:offset + len(magic)] == magic:
-            return kind
-    return "an MPEG-TS" if len(head) == 377 and head[0] == head[188] == head[376] == 0x47 \
-        else None
+        head = fh.read(4 * 192 + 4)
+    kind = next((kind for offset, magic, kind in _CONTAINER_MAGIC
+                 if head[offset:offset + len(magic)] == magic), None)
+    for stride, start in ((188, 0), (192, 4)):
+        if kind is None and len(head) > start + 3 * stride and all(
+                head[start + k * stride] == 0x47 for k in range(4)):
+            kind = "an MPEG-TS"
+    if kind is None:
+        return None
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", input_url(path)],
+                          capture_output=True, check=False)
+    found = re.search(rb"Stream #\d+:\d+\S*: Video: ", proc.stderr)
+    return kind if found else None
 
 
 def _probe_raw(path: str, width: int | None, height: int | None, pix_fmt: str | None) -> VideoInfo:
+    if (kind := container_kind(path)) is not None:
+        fix = ("rename it to its container's suffix" if path.lower().endswith(".yuv") else
+               "read it without a width, height and pix_fmt")
+        raise VideoInputError(f"{path}: is {kind} file, not headerless raw YUV; {fix}")
     missing = [
         name
         for name, val in (("width", width), ("height", height), ("pix_fmt", pix_fmt))
@@ -332,9 +345,6 @@ def _probe_raw(path: str, width: int | None, height: int | None, pix_fmt: str | 
     if width <= 0 or height <= 0:
         raise VideoInputError(f"{path}: invalid frame size {width}x{height}")
     layout = _layout_for(path, pix_fmt, "given for raw input")
-    if (kind := container_kind(path)) is not None:
-        raise VideoInputError(f"{path}: is {kind} file, not headerless raw YUV; read it "
-                              "without a width, height and pix_fmt")
     frame_bytes = layout.frame_bytes(width, height)
     size = os.path.getsize(path)
     num_frames, remainder = divmod(size, frame_bytes)
