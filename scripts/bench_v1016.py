@@ -25,11 +25,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from vmafdistill._ffmpeg import ffmpeg_exe  # noqa: E402
-from vmafdistill.benchmarks import bbb_raw_pair, machine_line, run_timed  # noqa: E402
+from vmafdistill.benchmarks import (  # noqa: E402
+    bbb_raw_pair,
+    machine_line,
+    positive_int,
+    run_script,
+    run_timed,
+)
 from vmafdistill.oracle import _escape, _filter_escape  # noqa: E402
 from vmafdistill.teacher.model_v1016 import resolve_v1016_path  # noqa: E402
 
 SECTION = "## Teacher, VMAF v1.0.16: `vmafdistill score` vs libvmaf"
+#: How far the two pooled VMAFs may lie apart (both print 6 decimals; the teacher's exact mode
+#: matches libvmaf's to those, docs/teacher.md): room for another CPU's float rounding.
+POOLED_TOL = 1e-3
 
 
 def libvmaf_cmd(ref: Path, dist: Path, model: Path, threads: int, log: Path) -> list[str]:
@@ -52,16 +61,25 @@ def teacher_cmd(ref: Path, dist: Path, model: str, out: Path) -> list[str]:
 def main() -> int:
     """Run the benchmark and write its section of docs/benchmarks.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=48, help="frames of the 720p clip")
+    parser.add_argument("--frames", type=positive_int, default=48,
+                        help="frames of the 720p clip")
     parser.add_argument("--model", default="vmaf_v1.0.16_3d0h")
-    parser.add_argument("--repeat", type=int, default=3, help="interleaved repeats (median)")
+    parser.add_argument("--repeat", type=positive_int, default=3,
+                        help="interleaved repeats (median)")
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
     args = parser.parse_args()
+    model_path = resolve_v1016_path(args.model)  # before the clips (a typo failed after them)
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="bench_v1016_") as tmp:  # it was left behind
+        return measure(args, Path(tmp), model_path, load_before)
 
+
+def measure(args: argparse.Namespace, work: Path, model_path: Path, load_before: float) -> int:
+    """The interleaved runs on raw files made under ``work``; writes the section of ``--out``
+    when both print the same pooled VMAF (exit 1 otherwise). Long because it is one
+    measurement end to end: runs, the pooled check and the section text."""
     threads = os.cpu_count() or 1
-    work = Path(tempfile.mkdtemp(prefix="bench_v1016_"))
     ref, dist, frames = bbb_raw_pair(work, args.frames)
-    model_path = resolve_v1016_path(args.model)
     runs = {
         f"libvmaf, {model_path.name} (n_threads={threads})":
             (libvmaf_cmd(ref, dist, model_path, threads, work / "lib.json"), work / "lib.json"),
@@ -83,12 +101,16 @@ def main() -> int:
     ratios = [a / b for a, b in zip(walls[lib_label], walls[torch_label], strict=True)]
     print(f"teacher / libvmaf speed per repeat: {', '.join(f'{r:.3f}' for r in ratios)}; "
           f"pooled VMAF {pooled[torch_label]:.6f} vs libvmaf {pooled[lib_label]:.6f}")
+    if abs(pooled[torch_label] - pooled[lib_label]) > POOLED_TOL:  # said it checked; it printed
+        print(f"error: the pooled VMAFs differ by more than {POOLED_TOL:g}: the teacher is not "
+              "libvmaf's numbers here; the section is not written", file=sys.stderr)
+        return 1
 
     lines = [
         SECTION, "",
         f"Measured {time.strftime('%Y-%m-%d')} by `python scripts/bench_v1016.py` on: "
         f"{machine_line()}; load average before the run "
-        f"{os.getloadavg()[0]:.1f}.", "",
+        f"{load_before:.1f}.", "",
         f"Big Buck Bunny 1280x720, {frames} frames, reference vs an x264 CRF 30 encode, raw "
         f"yuv420p; whole processes, median of {args.repeat} interleaved runs. Teacher / libvmaf "
         f"speed per run: {', '.join(f'{r:.3f}' for r in ratios)}. Pooled VMAF: teacher "
@@ -115,4 +137,4 @@ def _write_section(doc: Path, text: str) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_script(main)

@@ -16,7 +16,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from vmafdistill.benchmarks import video_files
+from vmafdistill.benchmarks import run_script, video_files
 from vmafdistill.edge.pipeline import auto_cut_step, cut_histograms, decode_luma
 from vmafdistill.errors import VmafDistillError
 from vmafdistill.io.video import probe_video
@@ -77,4 +77,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_script(main)

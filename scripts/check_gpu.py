@@ -43,6 +43,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from vmafdistill.benchmarks import run_script  # noqa: E402
 
 #: libvmaf prints %.6f: identical values differ by at most half a unit of the last digit.
 PRINT_TOL = 5e-7 + 1e-9
@@ -354,4 +355,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_script(main)

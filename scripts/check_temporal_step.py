@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vmafdistill.benchmarks import video_files
+from vmafdistill.benchmarks import run_script, video_files
 from vmafdistill.edge.pipeline import EdgeOptions, analyze_video, auto_temporal_step
 from vmafdistill.edge.predictor import Predictor
 from vmafdistill.edge.tokens import DEFAULT_RULES, merge_rules
@@ -73,4 +73,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_script(main)

@@ -84,8 +84,14 @@ def render() -> str:
 
 def main(argv: list[str]) -> int:
     """Write docs/cli.md, or with ``--check`` say whether it is current."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true",
+                        help="only say whether docs/cli.md is current (exit 1 if stale)")
+    args = parser.parse_args(argv)  # --help, -h or a typo wrote the file before
     text = render()
-    if "--check" in argv:
+    if args.check:
         if DOC.read_text() != text:
             print(f"{DOC} is stale: run python scripts/cli_reference.py", file=sys.stderr)
             return 1

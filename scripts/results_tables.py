@@ -52,9 +52,9 @@ def table(run_dir: Path) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
+    if not argv or argv[0] in ("-h", "--help"):  # --help was taken for a run directory
         print(__doc__)
-        return 2
+        return 0 if argv else 2
     missing = [a for a in argv if not (Path(a) / "metrics.json").is_file()]
     if missing:  # was a FileNotFoundError traceback
         print(f"results_tables: no metrics.json in {', '.join(missing)} (a `vmafdistill train` "

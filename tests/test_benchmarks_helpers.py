@@ -57,3 +57,40 @@ def test_results_tables_names_a_directory_without_metrics(tmp_path, capsys) -> N
     main = runpy.run_path(str(script))["main"]
     assert main([str(tmp_path)]) == 2
     assert f"no metrics.json in {tmp_path}" in capsys.readouterr().err
+    assert main(["--help"]) == 0 and "run directories" in capsys.readouterr().out  # not a run
+
+
+def test_script_options_and_errors_are_one_line(tmp_path, capsys, monkeypatch) -> None:
+    """A hunt: --rounds 0 / --repeat 0 were statistics' "no median for empty data" after the
+    work, a missing video "0 videos" with exit 0, a missing model or file a traceback, and
+    cli_reference.py --help (or a typo) rewrote docs/cli.md."""
+    import argparse
+    import runpy
+    from pathlib import Path
+
+    from vmafdistill.benchmarks import int_list, positive_int, run_script, video_files
+    from vmafdistill.errors import VmafDistillError
+
+    assert positive_int("3") == 3 and int_list("1, 8,") == [1, 8] and int_list("") == []
+    for bad in ("0", "x", "-2"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            positive_int(bad)
+    with pytest.raises(VmafDistillError, match=r"no such video file: .*nope\.mp4"):
+        video_files([str(tmp_path / "nope.mp4")], tmp_path)
+    monkeypatch.setattr(sys, "argv", ["bench_x.py"])
+
+    def fails() -> int:
+        raise VmafDistillError("m.onnx: model file not found")
+
+    with pytest.raises(SystemExit) as ended:
+        run_script(fails)
+    assert ended.value.code == 2
+    assert capsys.readouterr().err == "bench_x.py: error: m.onnx: model file not found\n"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "cli_reference.py"
+    doc = script.parents[1] / "docs" / "cli.md"
+    before = doc.stat().st_mtime_ns
+    main = runpy.run_path(str(script))["main"]
+    for argv in (["--help"], ["--chek"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+    assert doc.stat().st_mtime_ns == before

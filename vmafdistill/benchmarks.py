@@ -15,11 +15,12 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import VmafDistillError
 from .machine import cpu_model, simd_level
 
 __all__ = ["CACHED_VIDEO_GLOBS", "Timed", "bbb_raw_pair", "cpu_model", "machine_line", "run_timed",
@@ -97,11 +98,49 @@ CACHED_VIDEO_GLOBS: tuple[str, ...] = (
 )
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (``--rounds 0`` was statistics' "no median for
+    empty data" after the work)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be at least 1")
+    return value
+
+
+def int_list(text: str) -> list[int]:
+    """An argparse type: comma-separated whole numbers >= 1 (``1,8``)."""
+    return [positive_int(v.strip()) for v in text.split(",") if v.strip()]
+
+
+def run_script(main: Callable[[], int | None]) -> None:
+    """Run a benchmark or check script's ``main`` and exit with its status: this package's
+    errors and a file's OSError as one line naming the script (they were tracebacks), Ctrl-C
+    as 130."""
+    name = Path(sys.argv[0]).name
+    try:
+        status = main()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except (VmafDistillError, OSError) as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(status or 0)
+
+
 def video_files(patterns: Sequence[str], root: Path) -> list[str]:
     """Sorted, de-duplicated files matching ``patterns`` (globs, ``**`` recursive; relative
     ones under ``root``), or :data:`CACHED_VIDEO_GLOBS` when ``patterns`` is empty."""
     pats = list(patterns) or [g if g.startswith("/") else str(root / g)
                               for g in CACHED_VIDEO_GLOBS]
+    # a path given that names nothing (no glob) was skipped: "0 videos", exit 0
+    missing = [g for g in patterns if not glob.has_magic(g) and not os.path.isfile(g)]
+    if missing:
+        raise VmafDistillError(f"no such video file: {', '.join(missing)}")
     return sorted({f for g in pats for f in glob.glob(g, recursive=True)})
 
 
