@@ -1612,6 +1612,15 @@ def test_build_settings_are_checked_before_any_work(tmp_path: Path, capsys) -> N
                        "executor.retry_exceptions='no'"),
                       ({"executor": {"name": "ray", "max_retries": "abc"}},
                        "executor.max_retries='abc'"),
+                      # tracebacks at the first submit, after the sources were prepared
+                      ({"executor": {"name": "ray", "max_retries": None}},
+                       "executor.max_retries=None: not a number"),
+                      ({"executor": {"name": "ray", "num_cpus_per_job": -1}},
+                       "executor.num_cpus_per_job=-1: must be above 0"),
+                      ({"executor": {"name": "ray", "num_cpus_per_job": "abc"}},
+                       "executor.num_cpus_per_job='abc'"),
+                      ({"executor": {"name": "ray", "check_resources": "no"}},
+                       "executor.check_resources='no': needs true or false"),
                       # '' put the corpus at /, null under ./None (a hunt)
                       ({"paths": {"cache_dir": ""}}, "paths.cache_dir: an empty path"),
                       ({"paths": {"cache_dir": None}}, "paths.cache_dir=null: needs a folder"),

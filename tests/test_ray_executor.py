@@ -5,6 +5,7 @@ their source and rung while the others finish; an unreachable cluster is named."
 # ruff: noqa: F811  (the `sources` fixture is imported from test_corpus and named as a parameter)
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -260,6 +261,41 @@ def test_a_host_port_nothing_answers_at_is_named_at_once(
     assert time.perf_counter() - t0 < 60
 
 
+def test_auto_reads_the_address_file_ray_itself_reads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` read /tmp/ray/ray_current_cluster whatever RAY_TMPDIR (or TMPDIR) said: a
+    stale file there refused a live cluster Ray itself joined."""
+    from vmafdistill.corpus.executor import _check_reachable
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    from ray._private.utils import get_ray_address_file
+
+    where = Path(get_ray_address_file(None))
+    where.parent.mkdir(parents=True, exist_ok=True)
+    where.write_text("127.0.0.1:9\n")
+    with pytest.raises(VmafDistillError, match=r"'auto': nothing answers at 127\.0\.0\.1:9"):
+        _check_reachable("auto")
+
+
+def test_a_signal_while_the_runtime_starts_exits_as_the_build_does() -> None:
+    """SIGTERM inside ray.init met Ray's own handler: exit 15 (docs: 143), agents left."""
+    import signal
+    import types
+
+    from vmafdistill.corpus.executor import _init
+
+    calls: list[str] = []
+
+    def init(**opts: object) -> None:
+        raise SystemExit(signal.SIGTERM)  # what Ray's handler does
+
+    fake = types.SimpleNamespace(init=init, shutdown=lambda: calls.append("shutdown"))
+    with pytest.raises(SystemExit) as ended:
+        _init(fake, address="local")
+    assert ended.value.code == 143 and calls == ["shutdown"]
+
+
 def test_a_job_no_node_can_run_is_an_error_not_a_wait(tmp_path: Path) -> None:
     """A GPU fraction per job on a cluster without GPUs waited for ever, printing nothing."""
     from vmafdistill.corpus.executor import run_ray
@@ -305,3 +341,62 @@ def test_an_unreachable_cluster_is_named(sources, tmp_path: Path) -> None:
     with pytest.raises(VmafDistillError, match=r"executor\.address='ray://127\.0\.0\.1:9'"):
         build_corpus(cfg)
     assert time.perf_counter() - t0 < 600  # guard against a hang, not a speed claim
+    # the failed client connection left Ray's client state behind: a local runtime in the
+    # same process (a notebook's next build) failed with an AssertionError
+    from vmafdistill.corpus.executor import run_ray
+
+    assert run_ray(_die_once, [("a", (str(tmp_path / "m"), 3))], RAY, progress=False,
+                   desc="x")[0] == {"a": 3}
+
+
+def test_detached_jobs_ship_sources_one_at_a_time_and_check_node_copies(
+        tmp_path: Path) -> None:
+    """shared_fs=false: every source's bytes were held by the driver at once (twice over), a
+    source changed mid-build stopped the whole build, and a node's copy was trusted on its
+    size (a damaged copy was labelled and filed under the true source's keys)."""
+    import hashlib
+
+    from vmafdistill.corpus import detached
+    from vmafdistill.corpus.executor import ShippedFile
+
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    a.write_bytes(b"a" * 1000)
+    b.write_bytes(b"b" * 1000)
+    sha = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (a, b)}
+    tasks = [(f"{p.stem}:{k}", ({"source_id": p.stem, "path": str(p), "sha256": sha[p]},
+                                f"rung{k}", k, {}, {}, None)) for p in (a, b) for k in (0, 1)]
+    b.write_bytes(b"c" * 1000)  # changed after it was hashed
+    shipped, errors = detached.detached_tasks(tasks, str(tmp_path / "node"))
+    assert [name for name, _ in shipped] == ["a:0", "a:1"]
+    assert sorted(errors) == ["b:0", "b:1"] and "b.mp4 changed during the build" in errors["b:0"]
+    assert all(isinstance(args[0], ShippedFile) for _, args in shipped)  # no bytes held
+    assert shipped[0][1][0].read() == b"a" * 1000
+    a.write_bytes(b"z" * 1000)
+    with pytest.raises(VmafDistillError, match="changed during the build"):
+        shipped[0][1][0].read()
+    # a node copy of the right size but other bytes is not the source
+    copy = tmp_path / "node" / "copy.mp4"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(b"a" * 1000)
+    assert detached._holds(copy, sha[a])
+    copy.write_bytes(b"a" * 999 + b"!")
+    os.utime(copy, ns=(1, 1))  # another file state (a write in the same clock tick keeps it)
+    assert not detached._holds(copy, sha[a])
+
+
+def _warns(value: int) -> int:
+    """A job that warns, as a job finding a damaged cached encode does."""
+    import warnings
+
+    warnings.warn(f"job {value}: the cached encode is damaged; encoding it again", stacklevel=1)
+    return value
+
+
+def test_a_jobs_warnings_reach_the_driver() -> None:
+    """Warnings raised inside Ray jobs were dropped (the workers' output stays on the
+    workers); local jobs print them."""
+    from vmafdistill.corpus.executor import run_ray
+
+    with pytest.warns(UserWarning, match=r"job 7: the cached encode is damaged"):
+        results, errors = run_ray(_warns, [("a", (7,))], RAY, progress=False, desc="x")
+    assert results == {"a": 7} and not errors

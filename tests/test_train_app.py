@@ -448,10 +448,7 @@ def test_a_mistyped_number_is_a_one_line_error(tmp_path: Path,
     for overrides, msg in ((["conformal.method=split", "conformal.calib_frac=1.5"],
                             "conformal.calib_frac=1.5: must be below 1"),
                            (["student=soft_tree", "student.depth=2.5"],
-                            "student.depth=2.5: not a whole number"),
-                           # one fold has no other folds to calibrate on: NaN intervals
-                           (["cv=hash"], "cv hash_split makes one fold; use "
-                                         "conformal.method=nested or split")):
+                            "student.depth=2.5: not a whole number")):
         assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}",
                      *TRAIN_FAST, "baselines=[]", *overrides]) == 2
         err = capsys.readouterr().err
@@ -651,6 +648,16 @@ def test_a_rerun_removes_the_earlier_runs_logs_and_checkpoint(tmp_path: Path) ->
     (fresh / "logs" / "server.log").write_text("important")
     assert run_train(corpus, fresh, "baselines=[]", "optim.max_epochs=5", "cv.n_splits=2") == 0
     assert (fresh / "logs" / "server.log").read_text() == "important"
+
+
+def test_cross_conformal_on_one_fold_says_it_has_no_interval(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """cv=hash with conformal.method=cross: one fold, no other folds to calibrate it on; its
+    out-of-fold intervals were NaN without a word."""
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=6)
+    assert run_train(corpus, tmp_path / "r", "baselines=[]", "optim.max_epochs=2", "cv=hash",
+                     "conformal.method=cross") == 0
+    assert "cv hash_split makes one fold: no out-of-fold interval" in capsys.readouterr().err
 
 
 def test_a_null_cv_setting_is_recorded_as_what_ran(tmp_path: Path) -> None:

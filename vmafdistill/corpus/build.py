@@ -308,13 +308,16 @@ def _run_rung_jobs(
     if away and not (errors and stop_on_error):
         # filed as each job returns: a driver killed midway keeps what finished, and the
         # artefacts' bytes are not all held in memory at once
-        res, err = _run_all(run_rung_detached, detached_tasks(away, node_cache), workers,
-                            progress, desc="rungs", executor=ex,
-                            on_result=lambda name, r: file_artefacts(store, {name: r}),
-                            stop_on_error=stop_on_error)
-        file_artefacts(store, res)  # (nothing left to file: each was filed on arrival)
-        results.update(res)
-        errors.update(err)
+        shipped, changed = detached_tasks(away, node_cache)  # a changed source fails alone
+        errors.update(changed)
+        if shipped and not (errors and stop_on_error):
+            res, err = _run_all(run_rung_detached, shipped, workers,
+                                progress, desc="rungs", executor=ex,
+                                on_result=lambda name, r: file_artefacts(store, {name: r}),
+                                stop_on_error=stop_on_error)
+            file_artefacts(store, res)  # (nothing left to file: each was filed on arrival)
+            results.update(res)
+            errors.update(err)
     return results, errors
 
 
@@ -738,11 +741,20 @@ def check_build_settings(cfg: Mapping[str, Any]) -> None:
     checked_bool("fail_fast", cfg.get("fail_fast", False))
     checked_bool("progress", cfg.get("progress", True))
     executor = cfg.get("executor") or {}
-    for key in ("shared_fs", "retry_exceptions"):  # read with bool(): "no" was true
+    for key in ("shared_fs", "retry_exceptions", "check_resources"):  # bool(): "no" was true
         if executor.get(key) is not None:
             checked_bool(f"executor.{key}", executor[key])
-    if executor.get("max_retries") is not None:
+    # null, abc or -1 were a TypeError/ValueError traceback at the first submit, after the
+    # sources were prepared (null is refused: the config's default is the number)
+    if "max_retries" in executor:
         checked_number("executor.max_retries", executor["max_retries"], int, -1)
+    if "num_cpus_per_job" in executor:
+        checked_number("executor.num_cpus_per_job", executor["num_cpus_per_job"], float, 0,
+                       False)
+    for key in ("num_gpus_per_job", "num_cpus"):  # null: none / all of this machine's
+        if executor.get(key) is not None:
+            checked_number(f"executor.{key}", executor[key], float if "gpus" in key else int,
+                           0, key != "num_cpus")
     shard = cfg.get("shard") or {}
     if shard.get("count") is None and shard.get("index") is not None:
         raise VmafDistillError(f"shard.index={shard['index']!r} needs shard.count=N, the "

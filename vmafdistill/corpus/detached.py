@@ -10,13 +10,14 @@ shared one would (a rerun runs the jobs it holds on the driver, from cache; ``tr
 step and the edge evaluation find it), and the tables are the same whichever way the jobs ran.
 
 The artefacts are filed as each job returns (a driver killed mid-build keeps what finished;
-the nodes' caches keep theirs too). Limits: the driver holds each source in memory while its
-jobs run, and the nodes must run the same ffmpeg as the driver (the encode's cache key names
-it).
+the nodes' caches keep theirs too). The driver reads one source at a time into Ray's object
+store, which holds them while their jobs run (spilling to disk past its memory). The nodes
+must run the same ffmpeg as the driver (the encode's cache key names it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..encode import Rung
-from ..errors import VideoInputError, VmafDistillError
+from ..errors import VmafDistillError
 from ..features.frame_numpy import FEATURE_NAMES
 from ..vmaf_names import FRAME_METRICS
 from .cache import ArtifactStore, file_sha256, record_sha256, recorded_sha256
@@ -44,12 +45,9 @@ def run_rung_detached(
     result carries ``artefacts`` (the encode's bytes and its cache-relative path)."""
     store = ArtifactStore(node_cache)
     local = store.root / "sources" / f"{source['sha256']}{Path(source['path']).suffix}"
-    if not local.is_file() or local.stat().st_size != len(source_bytes):
+    if not _holds(local, source["sha256"]):
         local.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=".", suffix=".partial")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(source_bytes)
-        os.replace(tmp, local)  # atomic: a concurrent job on this node never reads half a file
+        _write_synced(local, source_bytes)
     here = {**source, "path": str(local), "file_identity": None}  # bytes checked when shipped
     try:
         result = run_rung(here, rung, rung_index, teacher_cfg, encode_cfg, store)
@@ -63,22 +61,61 @@ def run_rung_detached(
     return result
 
 
-def detached_tasks(tasks: list[Task], node_cache: str) -> list[Task]:
+#: Node copies whose bytes this worker process has checked: (path, size, mtime_ns) -> sha256.
+_CHECKED: dict[tuple[str, int, int], str] = {}
+
+
+def _holds(local: Path, sha256: str) -> bool:
+    """Whether the node's copy ``local`` holds the source's bytes, checked by hash once per
+    worker process and file state (by size alone, a damaged copy of the same size was
+    labelled, and its labels filed in the driver's cache under the true source's keys)."""
+    try:
+        st = local.stat()
+    except OSError:
+        return False
+    key = (str(local), st.st_size, st.st_mtime_ns)
+    if key not in _CHECKED:
+        _CHECKED[key] = file_sha256(local)
+    return _CHECKED[key] == sha256
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    """``data`` into ``path`` through a synced temporary file renamed into place (a concurrent
+    job on this node never reads half a file; a crash leaves no zero-filled copy)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def detached_tasks(tasks: list[Task], node_cache: str) -> tuple[list[Task], dict[str, str]]:
     """``run_rung`` tasks ``(name, (source, rung, i, teacher, encode, store))`` rewritten for
-    :func:`run_rung_detached`; one bytes object per source (the executor ships it once)."""
-    blobs: dict[str, bytes] = {}
+    :func:`run_rung_detached`, each source as a :class:`~.executor.ShippedFile` (read and
+    shipped once, at submission); and ``{name: error}`` for the jobs of a source whose bytes
+    changed since they were hashed (those jobs fail alone: the whole build stopped)."""
+    from .executor import ShippedFile
+
+    ok: dict[str, bool] = {}
     out: list[Task] = []
+    errors: dict[str, str] = {}
     for name, (source, rung, i, teacher_cfg, encode_cfg, _store) in tasks:
         sha = source["sha256"]
-        if sha not in blobs:
-            blob = Path(source["path"]).read_bytes()
-            if hashlib.sha256(blob).hexdigest() != sha:  # never ship other content as this
-                raise VideoInputError(f"source {source['source_id']}: {source['path']} changed "
-                                      "during the build (its bytes are not what was hashed); "
-                                      "build again")
-            blobs[sha] = blob
-        out.append((name, (blobs[sha], source, rung, i, teacher_cfg, encode_cfg, node_cache)))
-    return out
+        if sha not in ok:  # never ship other content as this
+            ok[sha] = file_sha256(source["path"]) == sha if os.path.isfile(source["path"]) \
+                else False
+        if not ok[sha]:
+            errors[name] = (f"source {source['source_id']}: {source['path']} changed during "
+                            "the build (its bytes are not what was hashed); build again")
+            continue
+        out.append((name, (ShippedFile(str(source["path"]), sha), source, rung, i,
+                           teacher_cfg, encode_cfg, node_cache)))
+    return out, errors
 
 
 def file_artefacts(store: ArtifactStore, results: dict[str, Any]) -> int:
@@ -95,10 +132,7 @@ def file_artefacts(store: ArtifactStore, results: dict[str, Any]) -> int:
         # stay beside labels filed under the good encode's digest
         if not enc.is_file() or recorded_sha256(enc) != shipped or file_sha256(enc) != shipped:
             enc.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=enc.parent, prefix=".", suffix=".partial")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(art["encode"])
-            os.replace(tmp, enc)
+            _write_synced(enc, art["encode"])
             record_sha256(enc, shipped)
             written += 1
         keys = r.get("cache_keys") or {}

@@ -25,13 +25,14 @@ import signal
 import socket
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from ..errors import VmafDistillError, is_transient
 from ..signals import handlers_restored, raise_exit, signal_handled
 
-__all__ = ["EXECUTORS", "raise_exit", "run_ray", "signal_handled"]
+__all__ = ["EXECUTORS", "ShippedFile", "raise_exit", "run_ray", "signal_handled"]
 
 #: Executor names ``conf/executor/*.yaml`` may use.
 EXECUTORS: tuple[str, ...] = ("local", "ray")
@@ -50,14 +51,50 @@ def _job(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         pass
     import ray
 
-    try:
-        return fn(*(ray.get(a) if isinstance(a, ray.ObjectRef) else a for a in args))
-    except VmafDistillError as exc:
-        if is_transient(exc):  # a killed encoder, a full disk, a failed fork: Ray retries
-            raise
-        # the input's own problem: a retry gives the same, and Ray printed each try's
-        # traceback, cut mid-path, before the one-line report
-        return JobRefused(str(exc))
+    # the job's warnings go back with its result (a worker's output does not reach the
+    # driver: a damaged cached encode's warning, which local jobs print, was lost)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        try:
+            value = fn(*(ray.get(a) if isinstance(a, ray.ObjectRef) else a for a in args))
+        except VmafDistillError as exc:
+            if is_transient(exc):  # a killed encoder, a full disk, a failed fork: Ray retries
+                raise
+            # the input's own problem: a retry gives the same, and Ray printed each try's
+            # traceback, cut mid-path, before the one-line report
+            value = JobRefused(str(exc))
+    return JobDone(value, tuple((w.category, str(w.message)) for w in caught))
+
+
+class JobDone(NamedTuple):
+    """A Ray job's result and the warnings it raised (category, message), re-raised on the
+    driver."""
+
+    value: Any
+    warned: tuple[tuple[type[Warning], str], ...] = ()
+
+
+class ShippedFile(NamedTuple):
+    """A task argument that stands for a file's bytes (a source for nodes without a shared
+    filesystem): read, checked against ``sha256`` and put into Ray's object store once, at
+    submission, one file at a time (every source was held in the driver's memory at once,
+    twice over: 2.2 GB of driver memory for six 150 MB sources)."""
+
+    path: str
+    sha256: str
+
+    def read(self) -> bytes:
+        """The file's bytes, refused where they are no longer what was hashed."""
+        import hashlib
+
+        from ..errors import VideoInputError
+
+        with open(self.path, "rb") as fh:
+            data = fh.read()
+        if hashlib.sha256(data).hexdigest() != self.sha256:  # never ship other content
+            raise VideoInputError(f"{self.path} changed during the build (its bytes are not "
+                                  "what was hashed); build again")
+        return data
 
 
 class JobRefused(NamedTuple):
@@ -122,7 +159,7 @@ def _connect(cfg: Mapping[str, Any]) -> bool:
         try:
             # "local": a new runtime, never one RAY_ADDRESS or a stale
             # /tmp/ray/ray_current_cluster names (that hung, or refused num_cpus)
-            ray.init(address="local", **opts)
+            _init(ray, address="local", **opts)
         except Exception as exc:
             raise VmafDistillError(f"executor=ray: cannot start a local Ray runtime "
                                    f"({_first_line(exc)})") from None
@@ -132,14 +169,44 @@ def _connect(cfg: Mapping[str, Any]) -> bool:
     if env:  # the nodes encode and label as this driver says (same ffmpeg, kernels)
         opts["runtime_env"] = {"env_vars": env}
     try:
-        ray.init(address=str(address), **opts)
+        _init(ray, address=str(address), **opts)
     except Exception as exc:  # ConnectionError, RuntimeError, ... depending on the address
+        with contextlib.suppress(Exception):  # a failed ray:// left client state: the next
+            ray.shutdown()  # local runtime in this process failed with an AssertionError
         raise VmafDistillError(
             f"executor.address={address!r}: cannot join the Ray cluster there "
             f"({_first_line(exc)}); start one with `ray start --head` or use "
             "executor.address=null for a local runtime"
         ) from None
     return False
+
+
+def _init(ray: Any, **opts: Any) -> None:
+    """``ray.init(**opts)``; a SIGTERM or Ctrl-C while it starts the runtime exits 143 or
+    130 with the runtime shut down (Ray's own handler, installed inside ``ray.init``, exited
+    15 and left its agents running)."""
+    try:
+        ray.init(**opts)
+    except SystemExit as exc:
+        if exc.code not in (signal.SIGTERM, signal.SIGINT):
+            raise
+        with contextlib.suppress(Exception):
+            ray.shutdown()
+        raise SystemExit(128 + int(exc.code)) from None
+
+
+def _ray_address_file() -> str:
+    """Where ``ray start`` records its cluster's address, as Ray finds it (``RAY_TMPDIR`` or
+    the temporary folder, which ``TMPDIR`` moves: a fixed /tmp/ray read a stale file)."""
+    try:
+        from ray._private.utils import get_ray_address_file
+
+        return str(get_ray_address_file(None))
+    except Exception:  # another Ray: its documented default
+        import tempfile
+
+        root = os.environ.get("RAY_TMPDIR") or os.path.join(tempfile.gettempdir(), "ray")
+        return os.path.join(root, "ray_current_cluster")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -158,7 +225,7 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
         target = os.environ.get("RAY_ADDRESS", "")
         if not target:
             # what `ray start` leaves (a killed head leaves it too)
-            with contextlib.suppress(OSError), open("/tmp/ray/ray_current_cluster") as fh:
+            with contextlib.suppress(OSError), open(_ray_address_file()) as fh:
                 target = fh.readline().strip()
         if not target or target.startswith("ray://"):
             return  # Ray says at once that it found no cluster
@@ -206,11 +273,16 @@ def _submit(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
         retry_exceptions=_flag(cfg, "retry_exceptions"),
     )
     fn_ref = ray.put(fn)
-    shared: dict[int, Any] = {}
+    shared: dict[Any, Any] = {}
 
     def by_ref(arg: Any) -> Any:
-        # A large bytes argument (a source shipped to nodes without a shared filesystem)
-        # goes into the object store once, however many jobs take it.
+        # A shipped file (a source for nodes without a shared filesystem) or a large bytes
+        # argument goes into the object store once, however many jobs take it; a file's
+        # bytes are dropped here once put (the store spills to disk past its memory)
+        if isinstance(arg, ShippedFile):
+            if arg.sha256 not in shared:
+                shared[arg.sha256] = ray.put(arg.read())
+            return shared[arg.sha256]
         if isinstance(arg, bytes) and len(arg) > 1 << 16:
             if id(arg) not in shared:
                 shared[id(arg)] = ray.put(arg)
@@ -242,6 +314,10 @@ def _outcome(ref: Any, cfg: Mapping[str, Any]) -> tuple[Any, str | None, str]:
         retried = int(cfg.get("max_retries", 2)) != 0 and (
             not own or _flag(cfg, "retry_exceptions"))
         return None, _job_error(exc), " (after retries)" if retried else ""
+    if isinstance(result, JobDone):
+        for category, message in result.warned:
+            warnings.warn(message, category, stacklevel=1)
+        result = result.value
     if isinstance(result, JobRefused):
         return None, result.message.splitlines()[0] if result.message else "refused", ""
     return result, None, ""
@@ -284,16 +360,17 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
     if started_here:  # closed last: after the shutdown, the handlers from before ray.init
         stack.callback(ray.shutdown)
     try:
-        if cfg.get("check_resources", True):
-            _check_resources(cfg)
-        pending = _submit(fn, tasks, cfg)
         # SIGTERM as SystemExit(143), as the local pool does (Ray's handler exited 1). The
         # handler only notes it: an exception raised inside ray.wait becomes Ray's own
-        # SystemExit(1). Set after ray.init, which installs Ray's handler.
+        # SystemExit(1). Set right after ray.init, which installs Ray's handler (set after the
+        # submission, a SIGTERM while the sources were shipped exited 15).
         # Ctrl-C the same way (a KeyboardInterrupt raised inside ray.wait once crashed it)
         terms: list[int] = []
         for signum in (signal.SIGTERM, signal.SIGINT):
             stack.enter_context(signal_handled(signum, lambda num, _: terms.append(num)))
+        if _flag(cfg, "check_resources"):  # "no" was true
+            _check_resources(cfg)
+        pending = _submit(fn, tasks, cfg)
         bar = tqdm(total=len(tasks), desc=f"{desc} (ray)", unit="job", disable=not progress,
                    file=sys.stderr, dynamic_ncols=True)
         try:

@@ -1070,10 +1070,11 @@ def check_run_settings(plain: Mapping[str, Any], data: TrainData, plan: Conforma
     for name in baseline_names(plain):  # an unknown name or estimator, as the fits would find
         make_baseline(name, specs)
     check_fold_inputs(data, student_cfg, plan)
-    if plan.method == "cross" and len(data.splits) < 2:  # its intervals were all NaN
-        raise VmafDistillError(
-            f"conformal.method=cross calibrates each fold on the other folds' residuals, and "
-            f"cv {plain['cv'].get('name')} makes one fold; use conformal.method=nested or split")
+    if plan.method == "cross" and len(data.splits) < 2:  # its intervals were NaN, unsaid
+        print(f"note: conformal.method=cross calibrates each fold on the other folds' "
+              f"residuals, and cv {plain['cv'].get('name')} makes one fold: no out-of-fold "
+              "interval or coverage (the student's interval comes from its pooled residuals; "
+              "conformal.method=nested or split calibrate one)", file=sys.stderr)
     # the pooled out-of-fold q (every row is held out once) needs enough rows for alpha
     require_enough_rows(sum(len(te) for _, te in data.splits), plan.alpha, "out-of-fold")
     if plan.final_q_rule == "worst_fold":  # one q per fold: known before any fit (it was after)
