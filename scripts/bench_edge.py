@@ -72,6 +72,7 @@ from vmafdistill._ffmpeg import ffmpeg_exe, run_ffmpeg  # noqa: E402
 from vmafdistill.benchmarks import (  # noqa: E402
     int_list,
     machine_line,
+    non_negative_int,
     positive_int,
     run_script,
     run_timed,
@@ -97,6 +98,8 @@ def _check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             ap.error(f"--{opt.replace('_', '-')} {path}: no such model file")
     if bool(args.corpus) != bool(args.encodes):
         ap.error("--corpus and --encodes go together (the accuracy table reads both)")
+    if args.corpus and not int_list(args.accuracy_steps):
+        ap.error("--accuracy-steps: the accuracy table needs at least one step")
     dist = Path(args.work) / f"d360_{args.seconds:g}s.mp4"
     if args.skip_race and args.breakdown and args.student and not dist.is_file():
         ap.error(f"--breakdown with --skip-race reads {dist}, which a race of --seconds "
@@ -624,7 +627,7 @@ def main() -> int:
     ap.add_argument("--accuracy-model",
                     help="exported ONNX student (pixel features) for the accuracy table")
     ap.add_argument("--accuracy-steps", default="1,2,4,8")
-    ap.add_argument("--teacher-frames", type=int, default=0,
+    ap.add_argument("--teacher-frames", type=non_negative_int, default=0,
                     help="also time the torch teacher on this many frames (slow; 0 = skip)")
     ap.add_argument("--skip-race", action="store_true")
     ap.add_argument("--baseline", help="a checkout of another version (e.g. `git archive` of "
@@ -633,7 +636,7 @@ def main() -> int:
                     help="also race one process running the chain's stages one after the other "
                          "(imports, probe, packet list, quantizer trace, decode + pipe): the CPU "
                          "of each, beside the decode floor")
-    ap.add_argument("--breakdown", type=int, default=0, metavar="ROUNDS",
+    ap.add_argument("--breakdown", type=non_negative_int, default=0, metavar="ROUNDS",
                     help="also switch the per-frame passes off in turn, in-process (0 = skip)")
     ap.add_argument("--work", default="/tmp/bench_edge")
     args = ap.parse_args()

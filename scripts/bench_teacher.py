@@ -185,12 +185,12 @@ def main() -> int:
     parser.add_argument("--workdir", help="keep the raw files here (default: a temp dir)")
     parser.add_argument("--repeat", type=positive_int, default=3,
                         help="interleaved repeats (median)")
-    parser.add_argument("--torch-threads", type=int,
+    parser.add_argument("--torch-threads", type=positive_int,
                         help="intra-op threads of the teacher processes (OMP_NUM_THREADS; "
                         "default: torch's own choice). On an oversubscribed machine OpenMP "
                         "threads that wait for each other can be 10x slower than one thread")
     parser.add_argument("--skip-1080p", action="store_true", help="skip the 1080p memory run")
-    parser.add_argument("--gpu-batch", type=int, default=32, help="frames per GPU batch")
+    parser.add_argument("--gpu-batch", type=positive_int, default=32, help="frames per GPU batch")
     parser.add_argument("--gpu-only", action="store_true",
                         help="only the batched 1080p exact-mode GPU benchmark (prints, no file)")
     args = parser.parse_args()

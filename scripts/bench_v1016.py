@@ -101,7 +101,8 @@ def measure(args: argparse.Namespace, work: Path, model_path: Path, load_before:
     ratios = [a / b for a, b in zip(walls[lib_label], walls[torch_label], strict=True)]
     print(f"teacher / libvmaf speed per repeat: {', '.join(f'{r:.3f}' for r in ratios)}; "
           f"pooled VMAF {pooled[torch_label]:.6f} vs libvmaf {pooled[lib_label]:.6f}")
-    if abs(pooled[torch_label] - pooled[lib_label]) > POOLED_TOL:  # said it checked; it printed
+    # said it checked; it printed (not <=: a NaN fails too)
+    if not abs(pooled[torch_label] - pooled[lib_label]) <= POOLED_TOL:
         print(f"error: the pooled VMAFs differ by more than {POOLED_TOL:g}: the teacher is not "
               "libvmaf's numbers here; the section is not written", file=sys.stderr)
         return 1

@@ -43,7 +43,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from vmafdistill.benchmarks import run_script  # noqa: E402
+from vmafdistill.benchmarks import positive_int, run_script  # noqa: E402
 
 #: libvmaf prints %.6f: identical values differ by at most half a unit of the last digit.
 PRINT_TOL = 5e-7 + 1e-9
@@ -340,12 +340,12 @@ def main() -> int:
     sub = parser.add_subparsers(dest="step", required=True)
     b = sub.add_parser("bundle", help="frames + libvmaf's numbers (needs ffmpeg with libvmaf)")
     b.add_argument("out", type=Path)
-    b.add_argument("--frames", type=int, default=8)
+    b.add_argument("--frames", type=positive_int, default=8)
     c = sub.add_parser("check", help="CUDA vs CPU vs libvmaf, and GPU throughput")
     c.add_argument("bundle", type=Path)
     c.add_argument("--json", type=Path, default=None)
-    c.add_argument("--batch", type=int, default=16, help="1080p frames per timed batch")
-    c.add_argument("--rounds", type=int, default=3)
+    c.add_argument("--batch", type=positive_int, default=16, help="1080p frames per timed batch")
+    c.add_argument("--rounds", type=positive_int, default=3)
     c.add_argument("--device", default="cuda", help="cpu: a dry run of the script itself")
     args = parser.parse_args()
     if args.step == "bundle":

@@ -68,10 +68,19 @@ def test_script_options_and_errors_are_one_line(tmp_path, capsys, monkeypatch) -
     import runpy
     from pathlib import Path
 
-    from vmafdistill.benchmarks import int_list, positive_int, run_script, video_files
+    from vmafdistill.benchmarks import (
+        int_list,
+        non_negative_int,
+        positive_int,
+        run_script,
+        video_files,
+    )
     from vmafdistill.errors import VmafDistillError
 
     assert positive_int("3") == 3 and int_list("1, 8,") == [1, 8] and int_list("") == []
+    assert non_negative_int("0") == 0
+    with pytest.raises(argparse.ArgumentTypeError, match="must be at least 0"):
+        non_negative_int("-1")
     for bad in ("0", "x", "-2"):
         with pytest.raises(argparse.ArgumentTypeError):
             positive_int(bad)

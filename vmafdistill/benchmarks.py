@@ -112,6 +112,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number >= 0 (0: the option's part is skipped)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value}: must be at least 0")
+    return value
+
+
 def int_list(text: str) -> list[int]:
     """An argparse type: comma-separated whole numbers >= 1 (``1,8``)."""
     return [positive_int(v.strip()) for v in text.split(",") if v.strip()]

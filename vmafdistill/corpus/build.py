@@ -308,16 +308,13 @@ def _run_rung_jobs(
     if away and not (errors and stop_on_error):
         # filed as each job returns: a driver killed midway keeps what finished, and the
         # artefacts' bytes are not all held in memory at once
-        shipped, changed = detached_tasks(away, node_cache)  # a changed source fails alone
-        errors.update(changed)
-        if shipped and not (errors and stop_on_error):
-            res, err = _run_all(run_rung_detached, shipped, workers,
-                                progress, desc="rungs", executor=ex,
-                                on_result=lambda name, r: file_artefacts(store, {name: r}),
-                                stop_on_error=stop_on_error)
-            file_artefacts(store, res)  # (nothing left to file: each was filed on arrival)
-            results.update(res)
-            errors.update(err)
+        res, err = _run_all(run_rung_detached, detached_tasks(away, node_cache), workers,
+                            progress, desc="rungs", executor=ex,
+                            on_result=lambda name, r: file_artefacts(store, {name: r}),
+                            stop_on_error=stop_on_error)
+        file_artefacts(store, res)  # (nothing left to file: each was filed on arrival)
+        results.update(res)
+        errors.update(err)
     return results, errors
 
 

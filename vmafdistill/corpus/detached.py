@@ -94,28 +94,16 @@ def _write_synced(path: Path, data: bytes) -> None:
             os.unlink(tmp)
 
 
-def detached_tasks(tasks: list[Task], node_cache: str) -> tuple[list[Task], dict[str, str]]:
+def detached_tasks(tasks: list[Task], node_cache: str) -> list[Task]:
     """``run_rung`` tasks ``(name, (source, rung, i, teacher, encode, store))`` rewritten for
-    :func:`run_rung_detached`, each source as a :class:`~.executor.ShippedFile` (read and
-    shipped once, at submission); and ``{name: error}`` for the jobs of a source whose bytes
-    changed since they were hashed (those jobs fail alone: the whole build stopped)."""
+    :func:`run_rung_detached`, each source as a :class:`~.executor.ShippedFile`: read, checked
+    against its hash and shipped once, at submission (a source changed since it was hashed
+    fails its own jobs there)."""
     from .executor import ShippedFile
 
-    ok: dict[str, bool] = {}
-    out: list[Task] = []
-    errors: dict[str, str] = {}
-    for name, (source, rung, i, teacher_cfg, encode_cfg, _store) in tasks:
-        sha = source["sha256"]
-        if sha not in ok:  # never ship other content as this
-            ok[sha] = file_sha256(source["path"]) == sha if os.path.isfile(source["path"]) \
-                else False
-        if not ok[sha]:
-            errors[name] = (f"source {source['source_id']}: {source['path']} changed during "
-                            "the build (its bytes are not what was hashed); build again")
-            continue
-        out.append((name, (ShippedFile(str(source["path"]), sha), source, rung, i,
-                           teacher_cfg, encode_cfg, node_cache)))
-    return out, errors
+    return [(name, (ShippedFile(str(source["path"]), source["sha256"]), source, rung, i,
+                    teacher_cfg, encode_cfg, node_cache))
+            for name, (source, rung, i, teacher_cfg, encode_cfg, _store) in tasks]
 
 
 def file_artefacts(store: ArtifactStore, results: dict[str, Any]) -> int:

@@ -52,9 +52,9 @@ def _job(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     import ray
 
     # the job's warnings go back with its result (a worker's output does not reach the
-    # driver: a damaged cached encode's warning, which local jobs print, was lost)
+    # driver: a damaged cached encode's warning, which local jobs print, was lost); the
+    # worker's own filters decide which, as a local job's do
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("default")
         try:
             value = fn(*(ray.get(a) if isinstance(a, ray.ObjectRef) else a for a in args))
         except VmafDistillError as exc:
@@ -63,7 +63,8 @@ def _job(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
             # the input's own problem: a retry gives the same, and Ray printed each try's
             # traceback, cut mid-path, before the one-line report
             value = JobRefused(str(exc))
-    return JobDone(value, tuple((w.category, str(w.message)) for w in caught))
+    return JobDone(value, tuple((f"{w.category.__module__}.{w.category.__qualname__}",
+                                 str(w.message)) for w in caught))
 
 
 class JobDone(NamedTuple):
@@ -71,7 +72,7 @@ class JobDone(NamedTuple):
     driver."""
 
     value: Any
-    warned: tuple[tuple[type[Warning], str], ...] = ()
+    warned: tuple[tuple[str, str], ...] = ()  # (the category's module.qualname, message)
 
 
 class ShippedFile(NamedTuple):
@@ -84,13 +85,17 @@ class ShippedFile(NamedTuple):
     sha256: str
 
     def read(self) -> bytes:
-        """The file's bytes, refused where they are no longer what was hashed."""
+        """The file's bytes, refused where they are no longer what was hashed (or gone)."""
         import hashlib
 
         from ..errors import VideoInputError
 
-        with open(self.path, "rb") as fh:
-            data = fh.read()
+        try:
+            with open(self.path, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            raise VideoInputError(f"{self.path}: cannot be read to ship it ({exc.strerror}); "
+                                  "build again") from None
         if hashlib.sha256(data).hexdigest() != self.sha256:  # never ship other content
             raise VideoInputError(f"{self.path} changed during the build (its bytes are not "
                                   "what was hashed); build again")
@@ -182,13 +187,14 @@ def _connect(cfg: Mapping[str, Any]) -> bool:
 
 
 def _init(ray: Any, **opts: Any) -> None:
-    """``ray.init(**opts)``; a SIGTERM or Ctrl-C while it starts the runtime exits 143 or
-    130 with the runtime shut down (Ray's own handler, installed inside ``ray.init``, exited
-    15 and left its agents running)."""
+    """``ray.init(**opts)``; a SIGTERM while it starts the runtime exits 143 with the runtime
+    shut down (Ray's own handler, installed inside ``ray.init``, exited 15 and left its agents
+    running). A Ctrl-C there is a KeyboardInterrupt as anywhere (exit 130; Ray's exit hook
+    stops the runtime when the process ends)."""
     try:
         ray.init(**opts)
     except SystemExit as exc:
-        if exc.code not in (signal.SIGTERM, signal.SIGINT):
+        if exc.code != signal.SIGTERM:
             raise
         with contextlib.suppress(Exception):
             ray.shutdown()
@@ -198,15 +204,14 @@ def _init(ray: Any, **opts: Any) -> None:
 def _ray_address_file() -> str:
     """Where ``ray start`` records its cluster's address, as Ray finds it (``RAY_TMPDIR`` or
     the temporary folder, which ``TMPDIR`` moves: a fixed /tmp/ray read a stale file)."""
-    try:
-        from ray._private.utils import get_ray_address_file
+    for module in ("ray._common.utils", "ray._private.utils"):  # private: it moves
+        with contextlib.suppress(Exception):
+            import importlib
 
-        return str(get_ray_address_file(None))
-    except Exception:  # another Ray: its documented default
-        import tempfile
-
-        root = os.environ.get("RAY_TMPDIR") or os.path.join(tempfile.gettempdir(), "ray")
-        return os.path.join(root, "ray_current_cluster")
+            return str(importlib.import_module(module).get_ray_address_file(None))
+    # Ray's own rule where neither holds it: <RAY_TMPDIR or TMPDIR or /tmp>/ray/
+    root = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
+    return os.path.join(root, "ray", "ray_current_cluster")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -262,8 +267,12 @@ def _check_resources(cfg: Mapping[str, Any]) -> None:
 
 
 def _submit(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
-            cfg: Mapping[str, Any]) -> dict[Any, str]:
-    """Every task submitted as a Ray task: ``{object ref: name}``."""
+            cfg: Mapping[str, Any], stop: Callable[[], bool] = lambda: False,
+            ) -> tuple[dict[Any, str], dict[str, str]]:
+    """The tasks submitted as Ray tasks: ``({object ref: name}, {name: error})``, the errors
+    for tasks whose shipped file could not be read as hashed (those fail alone: a source
+    changed since it was hashed stopped the whole build). Submission ends early once ``stop()``
+    (a signal noted while sources are read and put: that can take minutes)."""
     import ray
 
     remote = ray.remote(_job).options(
@@ -274,14 +283,21 @@ def _submit(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
     )
     fn_ref = ray.put(fn)
     shared: dict[Any, Any] = {}
+    unreadable: dict[str, str] = {}
 
     def by_ref(arg: Any) -> Any:
         # A shipped file (a source for nodes without a shared filesystem) or a large bytes
         # argument goes into the object store once, however many jobs take it; a file's
         # bytes are dropped here once put (the store spills to disk past its memory)
         if isinstance(arg, ShippedFile):
+            if arg.sha256 in unreadable:
+                raise VmafDistillError(unreadable[arg.sha256])
             if arg.sha256 not in shared:
-                shared[arg.sha256] = ray.put(arg.read())
+                try:
+                    shared[arg.sha256] = ray.put(arg.read())
+                except (VmafDistillError, OSError) as exc:
+                    unreadable[arg.sha256] = str(exc)
+                    raise VmafDistillError(str(exc)) from None
             return shared[arg.sha256]
         if isinstance(arg, bytes) and len(arg) > 1 << 16:
             if id(arg) not in shared:
@@ -289,8 +305,16 @@ def _submit(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
             return shared[id(arg)]
         return arg
 
-    return {remote.remote(fn_ref, tuple(by_ref(a) for a in args)): name
-            for name, args in tasks}
+    pending: dict[Any, str] = {}
+    errors: dict[str, str] = {}
+    for name, args in tasks:
+        if stop():
+            break
+        try:
+            pending[remote.remote(fn_ref, tuple(by_ref(a) for a in args))] = name
+        except VmafDistillError as exc:
+            errors[name] = str(exc)
+    return pending, errors
 
 
 def _job_error(exc: BaseException) -> str:
@@ -315,12 +339,37 @@ def _outcome(ref: Any, cfg: Mapping[str, Any]) -> tuple[Any, str | None, str]:
             not own or _flag(cfg, "retry_exceptions"))
         return None, _job_error(exc), " (after retries)" if retried else ""
     if isinstance(result, JobDone):
-        for category, message in result.warned:
-            warnings.warn(message, category, stacklevel=1)
         result = result.value
     if isinstance(result, JobRefused):
         return None, result.message.splitlines()[0] if result.message else "refused", ""
     return result, None, ""
+
+
+def _act_on(terms: list[int]) -> None:
+    """A noted Ctrl-C as KeyboardInterrupt, a SIGTERM as exit 143."""
+    if terms and terms[0] == signal.SIGINT:
+        raise KeyboardInterrupt
+    if terms:
+        raise_exit(terms[0], None)
+
+
+def _rewarn(ref: Any) -> None:
+    """The warnings a finished job raised, raised again here (its output stays on its node);
+    one the driver turns into an error (``-W error``) is printed instead, the job's result
+    kept. A category the driver cannot import is a UserWarning."""
+    import ray
+
+    with contextlib.suppress(Exception):
+        done = ray.get(ref)
+        for category_name, message in getattr(done, "warned", ()):
+            module, _, qualname = str(category_name).rpartition(".")
+            category = getattr(sys.modules.get(module), qualname, None)
+            if not (isinstance(category, type) and issubclass(category, Warning)):
+                category = UserWarning
+            try:
+                warnings.warn(message, category, stacklevel=1)
+            except Warning:
+                print(f"warning: {message}", file=sys.stderr)
 
 
 def _nodes_line() -> str:
@@ -370,9 +419,13 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
             stack.enter_context(signal_handled(signum, lambda num, _: terms.append(num)))
         if _flag(cfg, "check_resources"):  # "no" was true
             _check_resources(cfg)
-        pending = _submit(fn, tasks, cfg)
+        pending, unsent = _submit(fn, tasks, cfg, stop=lambda: bool(terms))
+        for name, error in unsent.items():  # a source changed since it was hashed
+            errors[name] = error
+            print(f"FAILED {name}: {error}", file=sys.stderr)
         bar = tqdm(total=len(tasks), desc=f"{desc} (ray)", unit="job", disable=not progress,
                    file=sys.stderr, dynamic_ncols=True)
+        bar.update(len(unsent))
         try:
             while pending and not (errors and stop_on_error):
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
@@ -386,6 +439,7 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
                         results[name] = result
                         if on_result is not None:  # a driver-side error stops the build
                             on_result(name, result)
+                    _rewarn(ref)  # after the result is filed: -W error loses nothing
                     if errors and stop_on_error:
                         bar.update(1)
                         break
@@ -396,10 +450,8 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
                                         f"{rate * 60:.1f} jobs/min", refresh=False)
                     bar.update(1)
                 # after the finished jobs are recorded (and filed): none is lost to a signal
-                if terms and terms[0] == signal.SIGINT:
-                    raise KeyboardInterrupt
-                if terms:
-                    raise_exit(terms[0], None)
+                _act_on(terms)
+            _act_on(terms)  # noted while the sources were shipped, or with nothing pending
         finally:
             bar.close()
             for ref in pending:  # stopped early (a signal, a driver-side error): a cluster
