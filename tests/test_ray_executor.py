@@ -377,6 +377,19 @@ def test_detached_jobs_ship_sources_one_at_a_time_and_check_node_copies(
     results, errors = run_ray(_shipped_size, jobs, RAY, progress=False, desc="x")
     assert results == {"a:0": 1000, "a:1": 1000}
     assert sorted(errors) == ["b:0", "b:1"] and "b.mp4 changed during the build" in errors["b:0"]
+    # fail_fast: the first unreadable source ends the submission (every other source was
+    # read, shipped and its jobs submitted, then killed)
+    results, errors = run_ray(_shipped_size, jobs[2:] + jobs[:2], RAY, progress=False,
+                              desc="x", stop_on_error=True)
+    assert (results, list(errors)) == ({}, ["b:0"])
+    # a copy of a's bytes under another name is shipped on its own when a is gone
+    twin = tmp_path / "twin.mp4"
+    twin.write_bytes(a.read_bytes())
+    a.unlink()
+    pair = [("a:0", (ShippedFile(str(a), sha[a]), "a")),
+            ("twin:0", (ShippedFile(str(twin), sha[a]), "twin"))]
+    results, errors = run_ray(_shipped_size, pair, RAY, progress=False, desc="x")
+    assert results == {"twin:0": 1000} and "a.mp4: cannot be read" in errors["a:0"]
     # a node copy of the right size but other bytes is not the source
     copy = tmp_path / "node" / "copy.mp4"
     copy.parent.mkdir(parents=True)

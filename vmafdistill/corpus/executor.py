@@ -268,11 +268,12 @@ def _check_resources(cfg: Mapping[str, Any]) -> None:
 
 def _submit(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
             cfg: Mapping[str, Any], stop: Callable[[], bool] = lambda: False,
-            ) -> tuple[dict[Any, str], dict[str, str]]:
+            stop_on_error: bool = False) -> tuple[dict[Any, str], dict[str, str]]:
     """The tasks submitted as Ray tasks: ``({object ref: name}, {name: error})``, the errors
     for tasks whose shipped file could not be read as hashed (those fail alone: a source
     changed since it was hashed stopped the whole build). Submission ends early once ``stop()``
-    (a signal noted while sources are read and put: that can take minutes)."""
+    (a signal noted while sources are read and put: that can take minutes), and at the first
+    such error with ``stop_on_error``."""
     import ray
 
     remote = ray.remote(_job).options(
@@ -283,21 +284,24 @@ def _submit(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
     )
     fn_ref = ray.put(fn)
     shared: dict[Any, Any] = {}
-    unreadable: dict[str, str] = {}
+    unreadable: dict[ShippedFile, str] = {}
 
     def by_ref(arg: Any) -> Any:
         # A shipped file (a source for nodes without a shared filesystem) or a large bytes
         # argument goes into the object store once, however many jobs take it; a file's
         # bytes are dropped here once put (the store spills to disk past its memory)
         if isinstance(arg, ShippedFile):
-            if arg.sha256 in unreadable:
-                raise VmafDistillError(unreadable[arg.sha256])
+            # by file: a copy with the same bytes elsewhere is read and shipped on its own
+            if arg in unreadable:
+                raise VmafDistillError(unreadable[arg])
             if arg.sha256 not in shared:
                 try:
-                    shared[arg.sha256] = ray.put(arg.read())
-                except (VmafDistillError, OSError) as exc:
-                    unreadable[arg.sha256] = str(exc)
-                    raise VmafDistillError(str(exc)) from None
+                    data = arg.read()
+                except VmafDistillError as exc:
+                    unreadable[arg] = str(exc)
+                    raise
+                shared[arg.sha256] = ray.put(data)
+                del data
             return shared[arg.sha256]
         if isinstance(arg, bytes) and len(arg) > 1 << 16:
             if id(arg) not in shared:
@@ -308,7 +312,7 @@ def _submit(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
     pending: dict[Any, str] = {}
     errors: dict[str, str] = {}
     for name, args in tasks:
-        if stop():
+        if stop() or (errors and stop_on_error):
             break
         try:
             pending[remote.remote(fn_ref, tuple(by_ref(a) for a in args))] = name
@@ -324,10 +328,12 @@ def _job_error(exc: BaseException) -> str:
             else f"{type(cause).__name__}: {cause}").splitlines()[0]
 
 
-def _outcome(ref: Any, cfg: Mapping[str, Any]) -> tuple[Any, str | None, str]:
-    """A finished Ray job's ``(result, None, "")``, or ``(None, its one-line error, how it was
-    tried)``: a job that refused its input (:class:`JobRefused`) ran once; an exception was
-    retried ``executor.max_retries`` times where ``retry_exceptions`` allows it."""
+def _outcome(ref: Any, cfg: Mapping[str, Any]
+             ) -> tuple[Any, str | None, str, tuple[tuple[str, str], ...]]:
+    """A finished Ray job's ``(result, None, "", warnings)``, or ``(None, its one-line error,
+    how it was tried, warnings)``: a job that refused its input (:class:`JobRefused`) ran once;
+    an exception was retried ``executor.max_retries`` times where ``retry_exceptions`` allows
+    it. ``warnings``: what the job raised, ``(category name, message)``."""
     import ray
 
     try:
@@ -337,12 +343,14 @@ def _outcome(ref: Any, cfg: Mapping[str, Any]) -> tuple[Any, str | None, str]:
         own = isinstance(exc, ray.exceptions.RayTaskError)
         retried = int(cfg.get("max_retries", 2)) != 0 and (
             not own or _flag(cfg, "retry_exceptions"))
-        return None, _job_error(exc), " (after retries)" if retried else ""
+        return None, _job_error(exc), " (after retries)" if retried else "", ()
+    warned: tuple[tuple[str, str], ...] = ()
     if isinstance(result, JobDone):
-        result = result.value
+        result, warned = result.value, result.warned
     if isinstance(result, JobRefused):
-        return None, result.message.splitlines()[0] if result.message else "refused", ""
-    return result, None, ""
+        return (None, result.message.splitlines()[0] if result.message else "refused", "",
+                warned)
+    return result, None, "", warned
 
 
 def _act_on(terms: list[int]) -> None:
@@ -353,23 +361,25 @@ def _act_on(terms: list[int]) -> None:
         raise_exit(terms[0], None)
 
 
-def _rewarn(ref: Any) -> None:
+def _rewarn(warned: tuple[tuple[str, str], ...]) -> None:
     """The warnings a finished job raised, raised again here (its output stays on its node);
     one the driver turns into an error (``-W error``) is printed instead, the job's result
     kept. A category the driver cannot import is a UserWarning."""
-    import ray
+    import importlib
 
-    with contextlib.suppress(Exception):
-        done = ray.get(ref)
-        for category_name, message in getattr(done, "warned", ()):
-            module, _, qualname = str(category_name).rpartition(".")
-            category = getattr(sys.modules.get(module), qualname, None)
-            if not (isinstance(category, type) and issubclass(category, Warning)):
-                category = UserWarning
-            try:
-                warnings.warn(message, category, stacklevel=1)
-            except Warning:
-                print(f"warning: {message}", file=sys.stderr)
+    for category_name, message in warned:
+        module, _, qualname = str(category_name).rpartition(".")
+        category: Any = None
+        with contextlib.suppress(Exception):
+            category = importlib.import_module(module)
+            for part in qualname.split("."):
+                category = getattr(category, part)
+        if not (isinstance(category, type) and issubclass(category, Warning)):
+            category = UserWarning
+        try:
+            warnings.warn(message, category, stacklevel=1)
+        except Warning:
+            print(f"warning: {message}", file=sys.stderr)
 
 
 def _nodes_line() -> str:
@@ -419,7 +429,8 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
             stack.enter_context(signal_handled(signum, lambda num, _: terms.append(num)))
         if _flag(cfg, "check_resources"):  # "no" was true
             _check_resources(cfg)
-        pending, unsent = _submit(fn, tasks, cfg, stop=lambda: bool(terms))
+        pending, unsent = _submit(fn, tasks, cfg, stop=lambda: bool(terms),
+                                  stop_on_error=stop_on_error)
         for name, error in unsent.items():  # a source changed since it was hashed
             errors[name] = error
             print(f"FAILED {name}: {error}", file=sys.stderr)
@@ -431,21 +442,24 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 for ref in done:
                     name = pending.pop(ref)
-                    result, error, tried = _outcome(ref, cfg)
-                    if error is not None:
-                        errors[name] = error
-                        bar.write(f"FAILED {name}{tried}: {error}", file=sys.stderr)
-                    else:
-                        results[name] = result
-                        if on_result is not None:  # a driver-side error stops the build
-                            on_result(name, result)
-                    _rewarn(ref)  # after the result is filed: -W error loses nothing
+                    result, error, tried, warned = _outcome(ref, cfg)
+                    try:
+                        if error is not None:
+                            errors[name] = error
+                            bar.write(f"FAILED {name}{tried}: {error}", file=sys.stderr)
+                        else:
+                            results[name] = result
+                            if on_result is not None:  # a driver-side error stops the build
+                                on_result(name, result)
+                    finally:
+                        _rewarn(warned)  # after the result is filed: -W error loses nothing
                     if errors and stop_on_error:
                         bar.update(1)
                         break
                     # the postfix first: set after update, unrefreshed, it showed the previous
                     # job's counts ("4/4 left 1")
-                    rate = (bar.n + 1) / max(time.perf_counter() - t0, 1e-9)
+                    ran = bar.n + 1 - len(unsent)  # the rate of jobs that ran
+                    rate = ran / max(time.perf_counter() - t0, 1e-9)
                     bar.set_postfix_str(f"left {len(pending)} failed {len(errors)} "
                                         f"{rate * 60:.1f} jobs/min", refresh=False)
                     bar.update(1)
