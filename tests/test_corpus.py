@@ -333,8 +333,9 @@ def test_bad_sources_fail_alone_and_are_listed(sources, tmp_path: Path) -> None:
     assert set(report.samples["source_id"]) == {"noise"}
     assert set(report.samples["variant_id"]) == {"h264_96x54_crf30"}
     assert read_manifest(cfg["out_dir"])["failures"] == report.failures
-    with pytest.raises(Exception, match="failed"):
-        ensure_corpus(cfg)
+    with pytest.raises(VmafDistillError, match=r"3 job\(s\) failed \(sources empty, missing, "
+                                               r"noise\), see .*corpus.exclude"):
+        ensure_corpus(cfg)  # the sources named (it said "see corpus.json")
 
 
 @pytest.mark.slow

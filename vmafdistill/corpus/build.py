@@ -1016,9 +1016,11 @@ def ensure_corpus(cfg: Mapping[str, Any]) -> Path:
             f"corpus {out_dir}: {exc.strerror}: {exc.filename} (a read-only cache needs a "
             "writable paths.cache_dir, or corpus_dir= a built corpus)") from None
     if report is not None and report.failures:
+        failed = sorted({str(f.get("source_id")) for f in report.failures})
         raise VmafDistillError(
-            f"corpus {cfg['corpus']['name']}: {len(report.failures)} job(s) failed, see "
-            f"{out_dir / MANIFEST}"
+            f"corpus {cfg['corpus']['name']}: {len(report.failures)} job(s) failed (sources "
+            f"{', '.join(failed[:5])}{' ...' if len(failed) > 5 else ''}), see "
+            f"{out_dir / MANIFEST}; leave a bad file out with corpus.exclude=[...]"
         )
     return out_dir
 
