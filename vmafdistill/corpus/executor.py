@@ -392,6 +392,25 @@ def _nodes_line() -> str:
     return f"{len(per_node)} node(s): {nodes}"
 
 
+def _record(name: str, ref: Any, cfg: Mapping[str, Any], results: dict[str, Any],
+            errors: dict[str, str], bar: Any,
+            on_result: Callable[[str, Any], None] | None) -> None:
+    """A finished job's result or error recorded (and filed, by ``on_result``: a driver-side
+    error there stops the build), then its warnings raised again (after the filing: under
+    ``-W error`` the result was lost)."""
+    result, error, tried, warned = _outcome(ref, cfg)
+    try:
+        if error is not None:
+            errors[name] = error
+            bar.write(f"FAILED {name}{tried}: {error}", file=sys.stderr)
+        else:
+            results[name] = result
+            if on_result is not None:
+                on_result(name, result)
+    finally:
+        _rewarn(warned)
+
+
 def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
             cfg: Mapping[str, Any], progress: bool, desc: str,
             on_result: Callable[[str, Any], None] | None = None,
@@ -441,18 +460,7 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
             while pending and not (errors and stop_on_error):
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 for ref in done:
-                    name = pending.pop(ref)
-                    result, error, tried, warned = _outcome(ref, cfg)
-                    try:
-                        if error is not None:
-                            errors[name] = error
-                            bar.write(f"FAILED {name}{tried}: {error}", file=sys.stderr)
-                        else:
-                            results[name] = result
-                            if on_result is not None:  # a driver-side error stops the build
-                                on_result(name, result)
-                    finally:
-                        _rewarn(warned)  # after the result is filed: -W error loses nothing
+                    _record(pending.pop(ref), ref, cfg, results, errors, bar, on_result)
                     if errors and stop_on_error:
                         bar.update(1)
                         break
