@@ -98,31 +98,28 @@ CACHED_VIDEO_GLOBS: tuple[str, ...] = (
 )
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number >= 1 (``--rounds 0`` was statistics' "no median for
-    empty data" after the work)."""
+def _whole_number(text: str, low: int) -> int:
+    """``text`` as a whole number >= ``low``, or argparse's error naming the problem."""
     import argparse
 
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: must be at least 1")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{value}: must be at least {low}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (``--rounds 0`` was statistics' "no median for
+    empty data" after the work)."""
+    return _whole_number(text, 1)
 
 
 def non_negative_int(text: str) -> int:
     """An argparse type: a whole number >= 0 (0: the option's part is skipped)."""
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value}: must be at least 0")
-    return value
+    return _whole_number(text, 0)
 
 
 def int_list(text: str) -> list[int]:

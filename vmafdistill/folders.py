@@ -17,6 +17,13 @@ from typing import Any
 
 from .errors import VmafDistillError
 
+#: Video files by suffix (case-insensitive): what `predict` expands a directory argument to
+#: (recursively), and names no headerless raw YUV is given. MPEG program streams and MXF may
+#: carry H.264 / H.265; the others are the usual homes of the four codecs.
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".ts", ".m2ts", ".mts", ".avi",
+                    ".flv", ".3gp", ".ivf", ".obu", ".h264", ".264", ".h265", ".hevc", ".265",
+                    ".mpg", ".mpeg", ".mxf")
+
 
 def unique_token() -> str:
     """A temporary file's tag, unique across hosts and containers sharing a cache: the pid

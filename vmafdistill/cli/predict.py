@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VmafDistillError
-from ..folders import atomic_write_text, check_output_target, json_starting_with, walk_files
+from ..folders import (
+    VIDEO_EXTENSIONS,
+    atomic_write_text,
+    check_output_target,
+    json_starting_with,
+    walk_files,
+)
 
-#: What a directory argument expands to (case-insensitive), recursively. MPEG program streams
-#: and MXF may carry H.264 / H.265; the others are the usual homes of the four codecs.
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".ts", ".m2ts", ".mts", ".avi",
-                    ".flv", ".3gp", ".ivf", ".obu", ".h264", ".264", ".h265", ".hevc", ".265",
-                    ".mpg", ".mpeg", ".mxf")
 #: HLS playlists: in a directory, each media playlist is one video and the files it lists
 #: are not predicted again on their own.
 PLAYLIST_SUFFIXES = (".m3u8", ".m3u")

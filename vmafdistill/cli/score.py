@@ -86,8 +86,8 @@ def _raw(args: argparse.Namespace) -> tuple[dict | None, dict | None]:
     if args.width is None and args.height is None and args.pix_fmt is None:
         return None, None
     from ..errors import VideoInputError
+    from ..folders import VIDEO_EXTENSIONS
     from ..io.video import probe_video
-    from .predict import VIDEO_EXTENSIONS
 
     raw = {"width": args.width, "height": args.height, "pix_fmt": args.pix_fmt or "yuv420p"}
     out: list[dict | None] = []

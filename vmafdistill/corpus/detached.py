@@ -17,16 +17,14 @@ must run the same ffmpeg as the driver (the encode's cache key names it).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ..encode import Rung
 from ..errors import VmafDistillError
 from ..features.frame_numpy import FEATURE_NAMES
+from ..folders import atomic_write_bytes
 from ..vmaf_names import FRAME_METRICS
 from .cache import ArtifactStore, file_sha256, record_sha256, recorded_sha256
 from .jobs import encode_path, run_rung
@@ -47,7 +45,7 @@ def run_rung_detached(
     local = store.root / "sources" / f"{source['sha256']}{Path(source['path']).suffix}"
     if not _holds(local, source["sha256"]):
         local.parent.mkdir(parents=True, exist_ok=True)
-        _write_synced(local, source_bytes)
+        atomic_write_bytes(local, source_bytes)  # synced: no zero-filled copy
     here = {**source, "path": str(local), "file_identity": None}  # bytes checked when shipped
     try:
         result = run_rung(here, rung, rung_index, teacher_cfg, encode_cfg, store)
@@ -79,21 +77,6 @@ def _holds(local: Path, sha256: str) -> bool:
     return _CHECKED[key] == sha256
 
 
-def _write_synced(path: Path, data: bytes) -> None:
-    """``data`` into ``path`` through a synced temporary file renamed into place (a concurrent
-    job on this node never reads half a file; a crash leaves no zero-filled copy)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
 def detached_tasks(tasks: list[Task], node_cache: str) -> list[Task]:
     """``run_rung`` tasks ``(name, (source, rung, i, teacher, encode, store))`` rewritten for
     :func:`run_rung_detached`, each source as a :class:`~.executor.ShippedFile`: read, checked
@@ -120,7 +103,7 @@ def file_artefacts(store: ArtifactStore, results: dict[str, Any]) -> int:
         # stay beside labels filed under the good encode's digest
         if not enc.is_file() or recorded_sha256(enc) != shipped or file_sha256(enc) != shipped:
             enc.parent.mkdir(parents=True, exist_ok=True)
-            _write_synced(enc, art["encode"])
+            atomic_write_bytes(enc, art["encode"])
             record_sha256(enc, shipped)
             written += 1
         keys = r.get("cache_keys") or {}

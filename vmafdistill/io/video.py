@@ -296,6 +296,14 @@ def _check_declared(
         )
 
 
+def _ffmpeg_info(path: str | os.PathLike[str]) -> str:
+    """What ``ffmpeg -i path`` prints about the file (its stderr: the streams and their side
+    data)."""
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", input_url(path)],
+                          capture_output=True, check=False)
+    return proc.stderr.decode(errors="replace")
+
+
 #: Container openings (offset, bytes) that headerless raw YUV does not start with.
 _CONTAINER_MAGIC: tuple[tuple[int, bytes, str], ...] = (
     (0, b"YUV4MPEG2", "a .y4m"), (4, b"ftyp", "an MP4/MOV"), (0, b"\x1aE\xdf\xa3", "a Matroska"),
@@ -320,9 +328,7 @@ def container_kind(path: str) -> str | None:
             kind = "an MPEG-TS"
     if kind is None:
         return None
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", input_url(path)],
-                          capture_output=True, check=False)
-    found = re.search(rb"Stream #\d+:\d+\S*: Video: ", proc.stderr)
+    found = re.search(r"Stream #\d+:\d+\S*: Video: ", _ffmpeg_info(path))
     return kind if found else None
 
 
@@ -519,16 +525,12 @@ def _import_av() -> Any:
 _ATTACHED_PIC = 0x0400  # AV_DISPOSITION_ATTACHED_PIC: cover art, not a video to score
 
 
-#: Suffixes of containers: a file named so is no headerless raw YUV (the hint to give its
-#: size misled a folder corpus's user about a damaged .mp4).
-_CONTAINER_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".ts", ".m2ts", ".mts", ".avi",
-                       ".flv", ".3gp", ".mpg", ".mpeg", ".mxf", ".y4m")
-
-
 def _raw_hint(path: str) -> str:
     """The hint for a file no demuxer reads: it may be headerless raw YUV, unless its name
-    says container."""
-    if os.path.splitext(path)[1].lower() in _CONTAINER_SUFFIXES:
+    says video file (the hint misled a folder corpus's user about a damaged .mp4)."""
+    from ..folders import VIDEO_EXTENSIONS
+
+    if os.path.splitext(path)[1].lower() in (*VIDEO_EXTENSIONS, ".y4m"):
         return ""
     return "; if it is headerless raw YUV, give width, height and pix_fmt"
 
@@ -671,11 +673,9 @@ def stream_facts(path: str | os.PathLike[str]) -> dict[str, Any]:
     display matrix (None without one; ffmpeg autorotates such a stream, this package reads the
     coded pictures)."""
     _check_path(path)  # ffmpeg -i on a pipe with no writer waits forever
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", input_url(path)],
-                          capture_output=True, check=False)
     facts: dict[str, Any] = {"range": None, "gray": False, "rotation": None}
     found = False
-    for line in proc.stderr.decode(errors="replace").splitlines():
+    for line in _ffmpeg_info(path).splitlines():
         m = re.match(r"\s*Stream #\d+:\d+\S*: (\w+): (.*)$", line)
         if m:  # side data lines follow their stream's line
             if found:
@@ -698,12 +698,7 @@ def stream_facts(path: str | os.PathLike[str]) -> dict[str, Any]:
 def _probe_container_ffmpeg(path: str) -> VideoInfo:
     """Probe by parsing ``ffmpeg -i`` output (``backend="ffmpeg"``, and ``"auto"`` without
     PyAV)."""
-    proc = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", input_url(path)],
-        capture_output=True,
-        check=False,
-    )
-    text = proc.stderr.decode(errors="replace")
+    text = _ffmpeg_info(path)
     n_video = sum(1 for line in text.splitlines()
                   if re.match(r"\s*Stream #0:\d+\S*: Video: ", line)
                   and "(attached pic)" not in line)
