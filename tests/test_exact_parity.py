@@ -335,6 +335,29 @@ def test_float_mode_at_its_smallest_size_matches_libvmaf(tmp_path: Path,
                                    err_msg=name)
 
 
+@pytest.mark.skipif(not libvmaf_available(), reason="ffmpeg with libvmaf not available")
+@pytest.mark.parametrize("depth", [9, 14])
+def test_9_and_14_bit_files_are_scored_as_libvmaf_scores_them(tmp_path: Path,
+                                                               depth: int) -> None:
+    """The API scored any depth 9..16 but files of 9 or 14 bits (y4m C420p9, raw
+    yuv420p14le, FFV1) were refused as an unsupported format; libvmaf scores them. Same
+    printing tolerance as above, on VMAF and every feature, y4m and a container."""
+    from vmafdistill._ffmpeg import run_ffmpeg
+
+    fmt = f"yuv420p{depth}le"
+    ref, dist, dist_mkv = tmp_path / "r.y4m", tmp_path / "d.y4m", tmp_path / "d.mkv"
+    src = ["-f", "lavfi", "-i", "testsrc2=s=72x48:r=25:d=0.12"]
+    run_ffmpeg([*src, "-pix_fmt", fmt, "-strict", "-1", str(ref)], what="reference")
+    for out, codec in ((dist, ["-strict", "-1"]), (dist_mkv, ["-c:v", "ffv1"])):
+        run_ffmpeg([*src, "-vf", "noise=alls=20:allf=t", "-pix_fmt", fmt, *codec, str(out)],
+                   what="distorted")
+    lib = libvmaf_score(ref, dist, model="vmaf_v0.6.1")
+    for d in (dist, dist_mkv):
+        ours = score_files(ref, d, mode="exact")
+        bad = {k: v for k, v in _compare(ours, lib.frames).items() if v > PRINT_TOL}
+        assert not bad, (d.name, bad)
+
+
 @pytest.mark.parametrize(("master_fmt", "rung_fmt", "encoder"), [
     # libx264 has no 12-bit: ffmpeg's nearest is a 10-bit High 10 rung of the 12-bit master
     ("yuv420p12le", "yuv420p10le", "libx264"),

@@ -626,3 +626,14 @@ def test_vmaf_scores_integer_and_half_frames_as_float32_and_scorers_survive_refu
             VMAF("vmaf_float_v0.6.1", **kwargs)
     with pytest.raises(ModelError, match=r"--model vmaf_v1\.0\.16_3d0h`"):
         VMAF("vmaf_v1.0.16_3d0h", mode="float")
+    # dist_bit_depth=0 was read as "not given" (the reference's 10); a mask (bool frames)
+    # was scored as 0/1 samples, VMAF 96
+    with pytest.raises(ValueError, match=r"distorted bit depth must be 8\.\.16, got 0"):
+        VmafScorer("vmaf_v0.6.1").update(ten, ten, ref_bit_depth=10, dist_bit_depth=0)
+    from vmafdistill.teacher import vmaf_exact
+
+    for mask in (frames > 128, torch.from_numpy(frames > 128)):
+        with pytest.raises(VideoInputError, match="booleans"):
+            vmaf_exact(mask, mask, 8)
+        with pytest.raises(VideoInputError, match="booleans"):
+            VmafScorer("vmaf_v0.6.1").update(mask, mask)

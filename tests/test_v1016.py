@@ -343,6 +343,17 @@ def test_the_scorer_refuses_input_libvmaf_would_not_score_as_given() -> None:
     refused(r"luma chunks must be \(n, H, W\)", y[0], y[0])
     refused(r"reference u planes must be \(n, H, W\) with the luma's 2 frames",
             y, y, ref_uv=(uv[:1], uv[:1]))
+    # chroma planes no decoder gives for these frames: 10x10 failed deep in SpEED's filter,
+    # planes larger than the luma were cropped and scored
+    for bad in (uv[:, :10, :10], np.tile(uv, (1, 3, 3))):
+        refused(rf"distorted u planes are {bad.shape[2]}x{bad.shape[1]}, no chroma plane of "
+                r"224x176 frames", y, y, dist_uv=(bad, bad))
+    # ... or a layout that changes between chunks (4:2:0, then 4:4:4)
+    scorer.update(y, y, (uv, uv), (uv, uv))
+    with pytest.raises(VideoInputError, match=r"chroma planes changed mid-stream from 112x88 "
+                                              r"to 224x176"):
+        scorer.update(y, y, (y, y), (y, y))
+    scorer.reset()
     scorer.update(y, y, (uv, uv), (uv, uv))
     with pytest.raises(VideoInputError, match="frame size changed mid-stream"):
         scorer.update(y[:, :, :200], y[:, :, :200], (uv[:, :, :100],) * 2,

@@ -104,10 +104,15 @@ class PixFmtLayout:
         return self.frame_samples(width, height) * self.bytes_per_sample
 
 
+#: The bit depths above 8 that ffmpeg has planar little-endian YUV and gray formats for (9 and
+#: 14 were refused in files while the API scored them, as libvmaf does).
+_HIGH_DEPTHS = (9, 10, 12, 14, 16)
+
+
 def _build_layouts() -> dict[str, PixFmtLayout]:
     layouts: dict[str, PixFmtLayout] = {}
     subsampling = {"420": (1, 1), "422": (1, 0), "444": (0, 0)}
-    for depth, suffix in ((8, ""), (10, "10le"), (12, "12le"), (16, "16le")):
+    for depth, suffix in ((8, ""), *((d, f"{d}le") for d in _HIGH_DEPTHS)):
         for sub, (sw, sh) in subsampling.items():
             name = f"yuv{sub}p{suffix}"
             layouts[name] = PixFmtLayout(name, depth, sw, sh, True)
@@ -128,8 +133,8 @@ SUPPORTED_PIX_FMTS: tuple[str, ...] = tuple(_LAYOUTS)
 _PIX_FMT_ALIASES = {
     "gray8": "gray",
     "y8": "gray",
-    **{f"yuv{s}p{d}": f"yuv{s}p{d}le" for s in ("420", "422", "444") for d in (10, 12, 16)},
-    **{f"gray{d}": f"gray{d}le" for d in (10, 12, 16)},
+    **{f"yuv{s}p{d}": f"yuv{s}p{d}le" for s in ("420", "422", "444") for d in _HIGH_DEPTHS},
+    **{f"gray{d}": f"gray{d}le" for d in _HIGH_DEPTHS},
 }
 
 
@@ -375,8 +380,8 @@ _Y4M_COLORSPACES = {
     "422": "yuv422p",
     "444": "yuv444p",
     "mono": "gray",
-    **{f"{s}p{d}": f"yuv{s}p{d}le" for s in ("420", "422", "444") for d in (10, 12, 16)},
-    **{f"mono{d}": f"gray{d}le" for d in (10, 12, 16)},
+    **{f"{s}p{d}": f"yuv{s}p{d}le" for s in ("420", "422", "444") for d in _HIGH_DEPTHS},
+    **{f"mono{d}": f"gray{d}le" for d in _HIGH_DEPTHS},
 }
 
 _Y4M_MAGIC = b"YUV4MPEG2"

@@ -87,6 +87,7 @@ class V1016Scorer:
         self._seen = 0
         self._parts: dict[str, list[np.ndarray]] = {}
         self._size: tuple[int, int] | None = None
+        self._chroma: tuple[int, ...] | None = None  # (H, W) of the first chunk's planes
 
     def check_input(self, width: int, height: int, chroma_shape: tuple[int, int] | None) -> None:
         """Raise VideoInputError for input the model cannot score (size, missing chroma)."""
@@ -121,14 +122,19 @@ class V1016Scorer:
         n, h, w = ry.shape
         if n == 0:
             return
+        # a gray side gets the other side's chroma shape (neutral planes), so check that
+        planes = ref_uv if ref_uv is not None else dist_uv
+        chroma = None if planes is None else tuple(np.shape(planes[0])[-2:])
         if self._size is None:
-            # a gray side gets the other side's chroma shape (neutral planes), so check that
-            planes = ref_uv if ref_uv is not None else dist_uv
-            self.check_input(w, h, None if planes is None else tuple(np.shape(planes[0])[-2:]))
-            self._size = (w, h)
+            self.check_input(w, h, chroma)
+            self._size, self._chroma = (w, h), chroma
         elif self._size != (w, h):
             raise VideoInputError(f"frame size changed mid-stream from {self._size[0]}x"
                                   f"{self._size[1]} to {w}x{h}")
+        elif self._chroma != chroma:  # a 4:2:0 chunk, then a 4:4:4 one, was scored unsaid
+            raise VideoInputError(f"model {self.model.name}: the chroma planes changed "
+                                  f"mid-stream from {_shape_text(self._chroma)} to "
+                                  f"{_shape_text(chroma)}")
         if (ref_uv is None) != (dist_uv is None):
             # One side gray: ffmpeg converts it to YUV for libvmaf, which gives neutral chroma.
             ref_uv, dist_uv = (neutral_chroma(dist_uv, bit_depth), dist_uv) if ref_uv is None \
@@ -176,6 +182,7 @@ class V1016Scorer:
         self._seen = 0
         self._parts = {}
         self._size = None
+        self._chroma = None
 
     def result(self, *, features_only: bool = False) -> dict[str, np.ndarray]:
         """Per-frame metrics in libvmaf's names and ``vmaf`` (``features_only``: without it)."""
@@ -199,6 +206,10 @@ class V1016Scorer:
         return metrics
 
 
+def _shape_text(chroma: tuple[int, ...] | None) -> str:
+    return "none (gray)" if chroma is None else f"{chroma[1]}x{chroma[0]}"
+
+
 def check_chunk(
     model: str, ref_y: torch.Tensor, dist_y: torch.Tensor, ref_uv: tuple[Any, Any] | None,
     dist_uv: tuple[Any, Any] | None, bit_depth: int,
@@ -215,7 +226,10 @@ def check_chunk(
         raise VideoInputError(
             f"model {model}: luma chunks must be (n, H, W) and alike, got reference "
             f"{tuple(ref_y.shape)} and distorted {tuple(dist_y.shape)}")
-    n = ref_y.shape[0]
+    n, h, w = ref_y.shape
+    # a decoded chroma plane is full size or half (rounded up) each way: 10x10 planes of
+    # 240x200 frames failed deep in SpEED's filter, 400x480 ones were cropped and scored
+    heights, widths = {h, (h + 1) // 2}, {w, (w + 1) // 2}
     planes = [("reference luma", ref_y), ("distorted luma", dist_y)]
     for side, uv in (("reference", ref_uv), ("distorted", dist_uv)):
         if uv is None:
@@ -228,6 +242,12 @@ def check_chunk(
                 raise VideoInputError(
                     f"model {model}: {side} {label} planes must be (n, H, W) with the luma's "
                     f"{n} frames, got {tuple(t.shape)}")
+            if t.shape[1] not in heights or t.shape[2] not in widths:
+                raise VideoInputError(
+                    f"model {model}: {side} {label} planes are {t.shape[2]}x{t.shape[1]}, no "
+                    f"chroma plane of {w}x{h} frames (4:2:0, 4:2:2 or 4:4:4: "
+                    f"{'/'.join(map(str, sorted(widths)))} wide, "
+                    f"{'/'.join(map(str, sorted(heights)))} high)")
             planes.append((f"{side} {label}", t))
     top = (1 << int(bit_depth)) - 1
     for label, t in planes:

@@ -269,7 +269,8 @@ class VmafScorer:
         if self._size is not None and size != self._size:
             raise VideoInputError(f"frame size changed mid-stream from {self._size[1]}x"
                                   f"{self._size[0]} to {size[1]}x{size[0]}")
-        depths = (ref_bit_depth, dist_bit_depth or ref_bit_depth)
+        # None: the reference's (0 was read as "not given" and silently became it)
+        depths = (ref_bit_depth, ref_bit_depth if dist_bit_depth is None else dist_bit_depth)
         for name, frames, bd in (("reference", ref, depths[0]), ("distorted", dist, depths[1])):
             check_samples(name, frames, bd)
         if self._bit_depth is not None and depths != self._bit_depth:
@@ -280,9 +281,9 @@ class VmafScorer:
         # the size (and bit depth) are taken once a chunk is accepted: a refused 16x16 chunk
         # made every later chunk "frame size changed mid-stream"
         if self.mode == "exact":
-            self._update_exact(ref, dist, ref_bit_depth, dist_bit_depth or ref_bit_depth)
+            self._update_exact(ref, dist, *depths)
         else:
-            self._update_float(ref, dist, ref_bit_depth, dist_bit_depth or ref_bit_depth, size)
+            self._update_float(ref, dist, *depths, size)
         self._size = size  # type: ignore[assignment]
         self._bit_depth = depths
 
@@ -372,6 +373,8 @@ def check_samples(name: str, frames: np.ndarray | torch.Tensor, bit_depth: int) 
     frames declared 8-bit would be scored as other numbers, not refused)."""
     if not 8 <= int(bit_depth) <= 16:
         raise ValueError(f"{name} bit depth must be 8..16, got {bit_depth}")
+    if frames.dtype in (np.bool_, torch.bool):  # a mask was scored as 0/1 samples (VMAF 96)
+        raise VideoInputError(f"{name} frames are booleans, not {bit_depth}-bit samples")
     if isinstance(frames, np.ndarray):
         floating, size, kind = frames.dtype.kind == "f", frames.size, frames.dtype
     else:
@@ -423,6 +426,8 @@ def _widened(frames: torch.Tensor) -> torch.Tensor:
 
 
 def _as_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    if frames.dtype in (np.bool_, torch.bool):  # a mask was scored as 0/1 samples (VMAF 96)
+        raise VideoInputError("frames are booleans, not decoded samples")
     if isinstance(frames, np.ndarray):
         # uint16 has no torch arithmetic: widen to int32 (exact for 8..16-bit samples).
         arr = np.ascontiguousarray(frames)
