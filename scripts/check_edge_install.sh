@@ -10,6 +10,8 @@
 #      pip builds where a C compiler is found (this check assumes one).
 # Usage: bash scripts/check_edge_install.sh            (PYTHON=python3.11 to pick the interpreter)
 set -euo pipefail
+# A checkout on PYTHONPATH would be imported instead of the install this script checks.
+unset PYTHONPATH PYTHONHOME
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python3}"
 WORK="$(mktemp -d)"

@@ -110,14 +110,33 @@ def test_training_domain_skips_columns_never_finite(samples):
 
 
 def test_export_copies_issue_frame_step_into_the_card(samples, tmp_path):
+    """... and the speed options the edge reads from the card (``+edge.threads=2`` was
+    dropped without a word: only a hand-edited card could set them)."""
     from vmafdistill.edge.pipeline import EdgeOptions
 
     settings = load_export_settings()
-    settings["edge"]["issue_frame_step"] = 4
+    settings["edge"].update(issue_frame_step=4, threads=2, decode_threads=1, decoder="ffmpeg")
     card = export_onnx(_student("linear", samples), _meta(), samples, tmp_path / "m.onnx",
                        settings=settings)
     assert card["edge"]["issue_frame_step"] == 4
-    assert EdgeOptions.from_card(card["edge"]).issue_frame_step == 4
+    opts = EdgeOptions.from_card(card["edge"])
+    assert (opts.issue_frame_step, opts.threads, opts.decode_threads, opts.decoder) == \
+        (4, 2, 1, "ffmpeg")
+    assert "chunk" not in card["edge"]  # not given: the edge's default
+
+
+def test_a_student_with_more_than_one_output_per_row_is_refused(samples, tmp_path):
+    """A module returning (N, 2) passed parity on the flattened values, then died in a numpy
+    broadcast; the edge reads one VMAF per row."""
+
+    class TwoOut(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.stack([x[:, 0], x[:, 1]], dim=1)
+
+    with pytest.raises(ModelError, match=r"returns shape \(\d+, 2\).*shape \(N,\)"):
+        export_onnx(TwoOut(), _meta(), samples, tmp_path / "two.onnx",
+                    settings=load_export_settings())
+    assert not (tmp_path / "two.onnx").exists()
 
 
 def _foreign_model(op: str = "Einsum", domain: str = "") -> bytes:
@@ -215,6 +234,9 @@ def test_an_int8_rows_score_does_not_depend_on_the_rows_beside_it(samples, tmp_p
     assert pred.predict(samples[NAMES]).tobytes() == alone.tobytes()
     mae = float(np.mean(np.abs(alone.astype(np.float64) - samples["vmaf"].to_numpy())))
     assert card["int8"]["mae_int8"] == pytest.approx(mae, rel=1e-9)
+    # the card's export metrics describe the graph it pins (they were the float graph's)
+    assert card["export_metrics"]["mae_vs_target"] == card["int8"]["mae_int8"]
+    assert "before INT8" in card["export_metrics"]["parity_of"]
     # a float card keeps its one call per batch
     f32 = tmp_path / "f.onnx"
     export_onnx(model, _meta(), samples, f32,
@@ -320,7 +342,18 @@ def test_a_failed_export_leaves_the_previous_one_working(samples, tmp_path):
            ({"ref_size": [640, 360, 2]}, "WxH"),
            ({"ref_size": [960.5, 540]}, "WxH"),  # was cut to 960 unsaid (API)
            ({"ref_size": [True, 540]}, "WxH"),  # was read as 1
-           ({"edge": {"frame_step": 0}}, "frame_step must be an integer >= 1"),
+           ({"edge": {"frame_step": 0}}, "frame_step must be >= 1, got 0"),
+           # speed options the edge reads from the card: 2.5 was cut to 2 by predict, a
+           # misspelt key was dropped without a word
+           ({"edge": {"threads": 2.5}}, r"edge\.threads=2\.5: needs a whole number"),
+           ({"edge": {"thread": 2}}, r"edge\.thread: not an edge option"),
+           ({"edge": {"decoder": "gpu"}}, "decoder must be one of auto, ffmpeg"),
+           # the blockiness rule without its statistics never fired, unsaid
+           ({"tokens": {"stat_features": ["sobel_mean", "edge_density", "laplacian_var",
+                                          "temporal_diff", "temporal_std"]}},
+            "lacks blockiness"),
+           ({"tokens": {"log_features": ["blockiness", "bitrate_kbps"]}},
+            r"log_features names \['bitrate_kbps'\]"),
            ({"edge": {"temporal_pixel_step": -3}}, "temporal_pixel_step"),
            ({"opset": 99}, "opset 99"),
            # "abc" reached the card and predict crashed on it; "maybe" tried INT8

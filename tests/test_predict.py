@@ -1083,6 +1083,88 @@ def test_predictions_stay_on_the_vmaf_scale_inside_their_interval() -> None:
         assert r.interval[0] <= r.pred_vmaf <= r.interval[1]
 
 
+def test_band_and_issue_read_the_rounded_numbers_the_record_shows() -> None:
+    """79.996 was printed as 80.0 with band amber beside a green threshold of 80 (and a lower
+    end printed 19.35 read amber beside green 19.35): the record could not explain its band."""
+    from vmafdistill.edge.records import make_records
+
+    row = {"shot_index": 0, "start_s": 0.0, "end_s": 1.0, "bitrate_kbps": 10.0, "x": 1.0}
+    card = {"conformal": {"alpha": 0.1, "q": 13.5049}, "token_stats": {}}
+    (rec,) = make_records([row], np.array([79.996]), card, DEFAULT_RULES, feature_names=["x"],
+                          codec="h264", height=90)
+    assert (rec.pred_vmaf, rec.band) == (80.0, "green")
+    guard = merge_rules(DEFAULT_RULES, {"bands": {"basis": "lower", "green": 60.0,
+                                                  "amber": 50.0}})
+    (rec,) = make_records([row], np.array([73.5]), card, guard, feature_names=["x"],
+                          codec="h264", height=90)
+    assert rec.interval[0] == 60.0 and rec.band == "green", rec
+
+
+def test_a_student_without_intervals_has_none_and_no_guard_mode(clip, tmp_path,
+                                                                capsys) -> None:
+    """A student exported without conformal intervals (card q and alpha null) got zero-width
+    intervals, and ``--band-basis lower`` silently read the prediction itself."""
+    import shutil
+
+    model = tmp_path / "m.onnx"
+    shutil.copy(TINY, model)
+    card = json.loads(card_path_for(TINY).read_text())
+    card["conformal"] = {"alpha": None, "q": None}
+    card_path_for(model).write_text(json.dumps(card))
+    out = tmp_path / "o.json"
+    assert cli_main(["predict", str(clip), "--model", str(model), "--json", str(out)]) == 0
+    shots = json.loads(out.read_text())["videos"][0]["shots"]
+    assert shots and all(r["interval"] is None and r["pred_vmaf"] is not None for r in shots)
+    capsys.readouterr()
+    assert cli_main(["predict", str(clip), "--model", str(model), "--band-basis", "lower"]) == 2
+    assert "this student has no intervals" in capsys.readouterr().err
+    with pytest.raises(ModelError, match="this student has no intervals"):
+        analyze_video(clip, Predictor(model), rules={"bands": {"basis": "lower"}})
+
+
+def test_the_json_names_its_schema_and_model_and_holds_no_lone_surrogates(
+        clip, tmp_path) -> None:
+    """The document said neither which student wrote it nor the record schema's version; a
+    file name that is not UTF-8 came out as a lone surrogate, which strict parsers refuse."""
+    import shutil
+
+    from vmafdistill.edge.tokens import TOKEN_VERSION
+
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/x\xff.mp4"))
+    shutil.copy(clip, odd)
+    proc = subprocess.run([sys.executable, "-m", "vmafdistill", "predict", str(odd), "--model",
+                           str(TINY), "--json", "-"], capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    text = proc.stdout.decode("utf-8")
+    assert "\\udc" not in text and "\\ud" not in text, text[:300]
+    doc = json.loads(text)
+    assert doc["token_version"] == TOKEN_VERSION
+    assert doc["model_sha256"] == json.loads(card_path_for(TINY).read_text())["sha256"]
+    assert doc["videos"][0]["summary"]["video"].endswith("x\\xff.mp4")
+
+
+def test_an_option_given_the_end_of_options_mark_is_a_usage_error(clip, capsys) -> None:
+    """argparse drops a value of exactly ``--``: ``--ref-size=--`` was an IndexError and
+    ``--json=--`` a TypeError traceback (exit 1), ``--model=--`` the default model."""
+    for option in ("--ref-size=--", "--json=--", "--model=--"):
+        with pytest.raises(SystemExit) as exc:
+            cli_main(["predict", str(clip), option])
+        assert exc.value.code == 2
+        assert f"{option}: '--' is not a value" in capsys.readouterr().err
+
+
+def test_a_stream_that_resizes_inside_itself_is_named(tmp_path, capsys) -> None:
+    """SVT-AV1's reference scaling codes pictures of other sizes than the container says:
+    the error was 'decoder output ended inside a frame'."""
+    clip = tmp_path / "resize.mkv"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=160x96:rate=25:duration=1", "-c:v",
+                "libsvtav1", "-crf", "40", "-preset", "12", "-svtav1-params", "resize-mode=2",
+                str(clip)], what="an AV1 stream with reference scaling")
+    assert cli_main(["predict", str(clip), "--model", str(TINY)]) == 2
+    err = capsys.readouterr().err
+    assert "pictures are not the probed 160x96" in err and "Traceback" not in err, err
+
+
 def test_predict_cli_checks_its_arguments_before_decoding(clip, tmp_path, capsys) -> None:
     assert cli_main(["predict", str(clip), "--model", str(TINY),
                      "--json", str(tmp_path / "missing" / "o.json")]) == 2
@@ -1363,6 +1445,23 @@ def test_a_shot_without_issue_frames_is_flagged_not_read_as_checked(tmp_path: Pa
     ("used_features", ["nonexistent"],
      "used_features lists ['nonexistent'], not among the card's feature_names"),
     ("used_features", "log_bpp", "used_features='log_bpp': needs a list"),
+    # a second hunt: tracebacks after the decode, silent truncation, values read as text
+    ("ref_size", None, "ref_size=None: needs [width, height]"),
+    ("opset", "17", "opset='17': needs a whole number"),
+    ("feature_set_version", "1", "feature_set_version='1': needs a whole number"),
+    ("card_version", True, "card_version True, this vmafdistill reads"),
+    ("conformal", {"alpha": 0.1, "q": "13.5"}, "conformal.q='13.5': needs a finite number"),
+    ("tokens", {"bands": {"green": "80"}}, "tokens: bands.green='80': not a finite"),
+    ("token_stats", [], "token_stats=[]: needs a mapping"),
+    ("token_stats", {"blockiness": {"center": 0.1, "scale": 0, "log": True}},
+     "token_stats.blockiness={'center': 0.1, 'scale': 0, 'log': True}: needs center"),
+    ("token_stats", {"blockiness": {"center": 0.1, "scale": -0.02, "log": True}},
+     "token_stats.blockiness="),
+    ("edge", {"frame_step": "abc"}, "edge.frame_step='abc': needs a whole number"),
+    ("edge", {"issue_frame_step": 2.5}, "edge.issue_frame_step=2.5: needs a whole number"),
+    ("edge", {"decoder": 1}, "edge.decoder=1: needs one of auto, ffmpeg"),
+    ("training_domain", {"codecs": ["mpeg2"]},
+     "training_domain.codecs: unknown codec 'mpeg2'"),
 ])
 def test_a_hand_edited_card_is_named_not_a_traceback_or_a_wrong_number(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, value: object,

@@ -1044,6 +1044,15 @@ def test_a_frame_rate_switch_at_one_size_is_flagged(work, predictor):
     for ext in ("mkv", "mp4"):
         assert all(p is None and f"frame_rate:{50 if late else 25}" in fl
                    for late, fl, p in flags[ext]), flags[ext]
+    # the TS files joined byte for byte: the second one's clock starts again (there is no
+    # time line, and the switch went unflagged); each side's frame steps still tell its rate
+    cat = work / "rates_cat.ts"
+    cat.write_bytes(b"".join(p.read_bytes() for p in parts))
+    report = analyze(cat, predictor)
+    rates = [next((f for f in r["flags"] if f.startswith("frame_rate:")), None)
+             for r in report.records]
+    assert all(r["pred_vmaf"] is None for r in report.records), report.records
+    assert rates[0] == "frame_rate:25" and rates[-1] == "frame_rate:50", rates
     dropping = work / "dropping.mkv"  # every 4th frame dropped, timestamps kept
     run_ffmpeg([*SOURCE[:-1], SOURCE[-1] + ",select='not(eq(mod(n\\,4)\\,1))'",
                 "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "veryfast", "-crf", "30",

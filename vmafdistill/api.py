@@ -287,7 +287,9 @@ def load_student(model: str | Path = "default") -> Any:
     """The torch-free predictor of an exported student (``"default"``: the shipped one):
     ``.predict(rows)`` maps raw feature rows (``.feature_names`` order, or a table whose
     columns carry those names, in any order) to VMAF, the student's output as it is (not
-    clipped to 0..100, as ``predict``'s records are).
+    clipped to 0..100, as ``predict``'s records are). A row with a NaN or infinity in any
+    column predicts NaN, also in a column the student never reads (``predict``'s chain feeds
+    the columns outside the card's ``used_features`` as 0).
 
     >>> student = load_student()
     >>> student.feature_names[:2]

@@ -217,6 +217,9 @@ def _torch_reference(model: torch.nn.Module, x: np.ndarray, precision: str) -> n
     module = _float64_wrapper(model) if precision == "float64" else model.eval()
     with torch.no_grad():
         out = module(torch.from_numpy(np.array(x, dtype=np.float32)))
+    if tuple(out.shape) not in ((len(x),), (len(x), 1)):  # (N, 2) died in a numpy broadcast
+        raise ModelError(f"export: the student returns shape {tuple(out.shape)} for {len(x)} "
+                         "rows; a student returns one VMAF per row, shape (N,)")
     return out.detach().cpu().numpy().astype(np.float32).reshape(-1)
 
 
@@ -397,14 +400,9 @@ def export_onnx(
     export_metrics["mae_vs_target"] = None if y is None else _mae(got, y)
     used = _inputs_read(model, names)
 
-    int8_report: dict[str, Any] = {"tried": False, "kept": False}
-    final = data
-    if int8.get("enabled"):
-        q, int8_report = _try_int8(data, x, y, got, int8)
-        if q is not None:
-            final = q
-            ops = model_ops(q)
-    int8_report["unquantized_size_bytes"] = len(data)
+    final, int8_report = _int8_graph(data, x, y, got, int8, export_metrics)
+    if final is not data:
+        ops = model_ops(final)
 
     card: dict[str, Any] = {
         "card_version": CARD_VERSION,
@@ -448,6 +446,25 @@ def export_onnx(
     atomic_write_bytes(out, final)
     write_card(card_path_for(out), card)
     return card
+
+
+def _int8_graph(data: bytes, x: np.ndarray, y: np.ndarray | None, got: np.ndarray,
+                int8: Mapping[str, Any], export_metrics: dict[str, Any],
+                ) -> tuple[bytes, dict[str, Any]]:
+    """The graph to ship (the INT8 one where the policy keeps it, else ``data``) and the
+    card's ``int8`` report; a kept INT8 graph's MAE replaces the float graph's in
+    ``export_metrics`` (they described the float graph while the card pinned the INT8 one)."""
+    report: dict[str, Any] = {"tried": False, "kept": False}
+    final = data
+    if int8.get("enabled"):
+        q, report = _try_int8(data, x, y, got, int8)
+        if q is not None:
+            final = q
+            export_metrics["mae_vs_target"] = report["mae_int8"]
+            export_metrics["parity_of"] = "the float graph before INT8 quantization " \
+                "(the kept INT8 graph moved predictions by int8.max_abs_change)"
+    report["unquantized_size_bytes"] = len(data)
+    return final, report
 
 
 def _inputs_read(model: torch.nn.Module, names: Sequence[str]) -> list[str]:
@@ -577,9 +594,14 @@ def _token_card(tok: Mapping[str, Any], samples: pd.DataFrame) -> dict[str, Any]
         if missing := [c for c in rules["issues"][key] if c not in stat_features]:
             raise VmafDistillError(f"export: tokens.issues.{key} names {missing}, without "
                                    "statistics (tokens.stat_features)")
-    stat_cols = stat_features
-    token_stats = robust_stats({c: samples[c].to_numpy() for c in stat_cols},
-                               tok.get("log_features", []))
+    if "blockiness" not in stat_features:  # the first issue rule reads z(blockiness)
+        raise VmafDistillError("export: tokens.stat_features lacks blockiness, which the "
+                               "blockiness issue rule reads (it would never fire)")
+    log_features = list(tok.get("log_features") or [])
+    if stray := [c for c in log_features if c not in stat_features]:
+        raise VmafDistillError(f"export: tokens.log_features names {stray}, not among "
+                               "tokens.stat_features (no statistics to log-transform)")
+    token_stats = robust_stats({c: samples[c].to_numpy() for c in stat_features}, log_features)
     return {"tokens": rules, "token_stats": token_stats}
 
 
@@ -595,16 +617,21 @@ def _int8_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _edge_card(edge: Mapping[str, Any]) -> dict[str, Any]:
-    """The card's ``edge`` settings (frame steps, cut detector) from ``conf/export.yaml``:
-    frame steps at least 1, pixel steps at least 0 (0: the edge picks), as ``predict`` wants."""
-    card: dict[str, Any] = {}
-    for key, default, least in (("frame_step", 1, 1), ("issue_frame_step", 8, 1),
-                                ("shot_pixel_step", 0, 0), ("temporal_pixel_step", 0, 0)):
-        value = edge.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ValueError(f"edge.{key} must be an integer >= {least}, got {value!r}")
-        card[key] = value
+    """The card's ``edge`` settings from ``conf/export.yaml``: the frame and pixel steps
+    (defaults below when absent), the cut detector and any speed option given
+    (``+edge.threads=2``; the edge reads them from the card, they were dropped), each checked
+    as ``predict`` takes it; a key the edge does not read is refused (it was dropped unsaid)."""
+    from .edge.options import DECODERS, INT_OPTIONS, EdgeOptions
+
+    known = {*INT_OPTIONS, "decoder", "shots"}
+    if unknown := sorted(set(edge) - known):
+        raise ValueError(f"edge.{unknown[0]}: not an edge option (known: "
+                         f"{', '.join(sorted(known))}; decoder one of {', '.join(DECODERS)})")
+    card: dict[str, Any] = {"frame_step": 1, "issue_frame_step": 8, "shot_pixel_step": 0,
+                            "temporal_pixel_step": 0}
+    card.update({k: v for k, v in edge.items() if k != "shots" and v is not None})
     card["shots"] = checked_shot_settings("edge.shots", edge.get("shots") or {})
+    EdgeOptions.from_card(card)  # ValueError naming edge.<key>
     return card
 
 

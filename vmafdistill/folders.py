@@ -302,14 +302,32 @@ def json_starting_with(key: str, value_prefix: str | None = None) -> re.Pattern[
     return re.compile(rb'\{\s*"' + re.escape(key.encode()) + rb'"\s*:' + value)
 
 
+def _without_surrogates(text: str) -> str:
+    """``text``, its lone surrogates written as backslash escapes of the bytes they stand for
+    (``os.fsdecode``'s ``\udcff`` -> ``\\xff``; any other one as ``\\udXXX``)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def json_safe(obj: Any) -> Any:
     """A copy of ``obj`` that strict JSON holds: NaN and infinite floats become None (bare
     ``NaN`` is no JSON: strict parsers refuse the file), numpy scalars and arrays Python
-    values and lists, tuples lists."""
+    values and lists, tuples lists, and text with lone surrogates (a file name that is not
+    UTF-8, as Python reads it: ``x\udcff.mp4``; strict parsers refuse ``"\udcff"``)
+    backslash-escaped text (``x\\xff.mp4``)."""
     import math
 
+    if isinstance(obj, str):
+        return _without_surrogates(obj)
     if isinstance(obj, Mapping):
-        return {str(k): json_safe(v) for k, v in obj.items()}
+        return {_without_surrogates(str(k)): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
     if type(obj).__module__ == "numpy" and hasattr(obj, "tolist"):  # scalar or array

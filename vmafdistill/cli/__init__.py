@@ -19,6 +19,7 @@ import argparse
 import importlib
 import importlib.util
 import os
+import re
 import sys
 import warnings
 from typing import Any
@@ -108,7 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command in _HYDRA_COMMANDS:
             return _run_hydra(command, argv[1:])
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        for token in argv:
+            # argparse drops a value of exactly "--" (its end-of-options mark): the option got
+            # [] unconverted, a traceback deep inside the command
+            if re.fullmatch(r"-[^=]+=--", token):
+                parser.error(f"{token}: '--' is not a value for {token.split('=')[0]}")
+        args = parser.parse_args(argv)
         shown = warnings.showwarning  # restored by hand: Python 3.14's context-aware
         try:  # catch_warnings no longer restores it
             if _python_shows_warnings():  # not a caller's recorder (catch_warnings, pytest)

@@ -18,6 +18,7 @@ from ..folders import (
     VIDEO_EXTENSIONS,
     atomic_write_text,
     check_output_target,
+    json_safe,
     json_starting_with,
     walk_files,
 )
@@ -146,6 +147,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _rules(card: dict[str, Any], args: argparse.Namespace, card_file: Path) -> dict[str, Any]:
+    from ..edge.records import check_band_basis
     from ..edge.tokens import DEFAULT_RULES, merge_rules
 
     try:
@@ -153,7 +155,7 @@ def _rules(card: dict[str, Any], args: argparse.Namespace, card_file: Path) -> d
     except (ValueError, TypeError, AttributeError) as exc:  # a hand-edited card
         raise VmafDistillError(f"{card_file}: tokens: {exc}") from None
     try:
-        return merge_rules(base, {
+        rules = merge_rules(base, {
             "bands": {"green": args.green, "amber": args.amber, "basis": args.band_basis},
             "issues": {
                 "max_vmaf": args.issue_max_vmaf, "blockiness_z": args.blockiness_z,
@@ -161,8 +163,10 @@ def _rules(card: dict[str, Any], args: argparse.Namespace, card_file: Path) -> d
                 "motion_z": args.motion_z, "motion_max_vmaf": args.motion_max_vmaf,
             },
         })
+        check_band_basis(card, rules)  # before any video is decoded
     except ValueError as exc:
         raise VmafDistillError(str(exc)) from None
+    return rules
 
 
 def _line(record: dict[str, Any]) -> str:
@@ -300,15 +304,27 @@ def run(args: argparse.Namespace) -> int:
             print(_summary_line(rep.summary))
         if args.timings:
             print(" ".join(f"{k}={v:.3f}" for k, v in rep.timings.items()), file=sys.stderr)
-    # ref_size: the one given, else the card's; each summary says what its video used
-    doc = {"model": str(model), "ref_size": list(args.ref_size or card["ref_size"]),
-           "videos": out}
-    if to_stdout_json:
-        json.dump(doc, sys.stdout, indent=2)
-        print()
-    elif args.json:
-        _write_json(args.json, doc)
+    _write_results(args, model, card, out)
     if failed and len(videos) > 1:
         print(f"vmafdistill predict: {failed} of {len(videos)} video(s) failed",
               file=sys.stderr)
     return 2 if failed else 0
+
+
+def _write_results(args: argparse.Namespace, model: Path, card: dict[str, Any],
+                   videos: list[dict[str, Any]]) -> None:
+    """The JSON document (``--json``: a file, or ``-`` for stdout)."""
+    from ..edge.tokens import TOKEN_VERSION
+
+    if not args.json:
+        return
+    # ref_size: the one given, else the card's; each summary says what its video used. The
+    # model's sha256 and the record schema's version say what wrote the records.
+    doc = json_safe({"model": str(model), "model_sha256": card["sha256"],
+                     "token_version": TOKEN_VERSION,
+                     "ref_size": list(args.ref_size or card["ref_size"]), "videos": videos})
+    if args.json == "-":
+        json.dump(doc, sys.stdout, indent=2)
+        print()
+    else:
+        _write_json(args.json, doc)

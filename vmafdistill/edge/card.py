@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +23,7 @@ from ..features.registry import (
     QUANTIZER_FEATURES,
     SCENE_RATE_FEATURES,
     SHOT_FEATURES,
+    canonical_codec,
     known_feature_set,
 )
 from ..features.registry import PIXEL_FEATURES as _PIXEL
@@ -97,27 +97,28 @@ def read_card(path: str | os.PathLike[str], *, beside: str | os.PathLike[str] | 
     missing = [k for k in REQUIRED_KEYS if k not in card]
     if missing:
         raise ModelError(f"{p}: model card lacks {', '.join(missing)}")
-    if card["card_version"] != CARD_VERSION:
-        raise ModelError(
-            f"{p}: card_version {card['card_version']}, this vmafdistill reads {CARD_VERSION}"
-        )
+    version = card["card_version"]
+    if not _whole(version) or version != CARD_VERSION:  # ``true`` equals 1 in Python
+        raise ModelError(f"{p}: card_version {version!r}, this vmafdistill reads {CARD_VERSION}")
     _check_card_values(p, card)
     return card
 
 
 def _check_card_values(path: Path, card: Mapping[str, Any]) -> None:
     """ModelError naming the card and the field whose value the edge cannot use (a
-    hand-edited card): ``ref_size`` (an IndexError, or a string silently replaced by the
-    video's own size), ``conformal.q`` (null beside an alpha gave zero-width intervals, a
-    negative one inverted them; both null: a student exported without intervals; not a
-    mapping: an AttributeError), ``edge.shots`` lengths (a ValueError from the shot
-    detector) and, through :func:`_check_inputs_and_domain`, ``used_features`` and
-    ``training_domain``."""
+    hand-edited card): ``ref_size`` (an IndexError, a TypeError for null, or a string
+    silently replaced by the video's own size), ``opset`` and ``feature_set_version`` (whole
+    numbers), ``conformal.q`` (null beside an alpha gave zero-width intervals, a negative one
+    inverted them; both null: a student exported without intervals; not a mapping: an
+    AttributeError), the fields reports read, the ``edge`` options, ``token_stats`` and,
+    through :func:`_check_inputs_and_domain`, ``used_features`` and ``training_domain``."""
     ref = card.get("ref_size")
-    if ref is not None and not (isinstance(ref, list) and len(ref) == 2 and all(
-            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in ref)):
+    if not (isinstance(ref, list) and len(ref) == 2 and all(_whole(v) and v > 0 for v in ref)):
         raise ModelError(f"{path}: ref_size={ref!r}: needs [width, height], two positive "
-                         "whole numbers")
+                         "whole numbers (the size the teacher compared at)")
+    for key in ("opset", "feature_set_version"):  # "17" read "opset 17 but its card says 17"
+        if not _whole(card.get(key)):
+            raise ModelError(f"{path}: {key}={card.get(key)!r}: needs a whole number")
     conformal = card.get("conformal")
     if not isinstance(conformal, Mapping):  # export always writes one (alpha, q null: none)
         raise ModelError(f"{path}: conformal={conformal!r}: needs a mapping with q, the "
@@ -128,15 +129,45 @@ def _check_card_values(path: Path, card: Mapping[str, Any]) -> None:
         raise ModelError(f"{path}: conformal.q={q!r}: needs a finite number >= 0 (the "
                          "interval's half-width)")
     _check_reported_fields(path, card)
-    shots = (card.get("edge") or {}).get("shots") if isinstance(card.get("edge"), Mapping) \
-        else None
+    _check_edge_section(path, card.get("edge"))
+    _check_token_stats(path, card.get("token_stats"))
+    _check_inputs_and_domain(path, card)
+
+
+def _check_edge_section(path: Path, edge: Any) -> None:
+    """ModelError naming the card where ``edge`` is not a mapping of the edge chain's options
+    as :class:`~.options.EdgeOptions` takes them (whole numbers in range, a known decoder, the
+    cut detector's settings): a text step was an int() error naming neither, 2.5 was cut to 2."""
+    from .options import EdgeOptions
+
+    if not isinstance(edge, Mapping):
+        raise ModelError(f"{path}: edge={edge!r}: needs a mapping of the edge chain's options")
+    shots = edge.get("shots")
     for key, positive in (("min_len_s", False), ("max_len_s", True)):
-        value = (shots or {}).get(key)
+        value = shots.get(key) if isinstance(shots, Mapping) else None
         if value is not None and not (_finite_at_least(value, 0.0)
                                       and (float(value) > 0 or not positive)):
             raise ModelError(f"{path}: edge.shots.{key}={value!r}: needs a number "
                              f"{'> 0' if positive else '>= 0'}")
-    _check_inputs_and_domain(path, card)
+    try:
+        EdgeOptions.from_card(edge)
+    except ValueError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+
+
+def _check_token_stats(path: Path, stats: Any) -> None:
+    """ModelError naming the card where ``token_stats`` is not {feature: {center, scale > 0,
+    log}} (a zero scale divided by zero after the decode, a negative one turned its issue
+    rule around, a list or null was an AttributeError)."""
+    if not isinstance(stats, Mapping):
+        raise ModelError(f"{path}: token_stats={stats!r}: needs a mapping of feature name to "
+                         "{center, scale, log}")
+    for name, st in stats.items():
+        if not (isinstance(st, Mapping) and is_finite_number(st.get("center"))
+                and is_finite_number(st.get("scale")) and st["scale"] > 0
+                and isinstance(st.get("log", False), bool)):
+            raise ModelError(f"{path}: token_stats.{name}={st!r}: needs center (a number), "
+                             "scale (a number > 0) and log (true or false)")
 
 
 def _check_reported_fields(path: Path, card: Mapping[str, Any]) -> None:
@@ -145,12 +176,12 @@ def _check_reported_fields(path: Path, card: Mapping[str, Any]) -> None:
     threshold ``"80"`` as lines at 8 and 0): ``conformal.alpha`` (a number in (0, 1) or
     null), ``guard_thresholds`` (VMAF values, or null) and ``corpus`` (a mapping, or null)."""
     alpha = card["conformal"].get("alpha")
-    if alpha is not None and not (_real(alpha) and 0 < alpha < 1):
+    if alpha is not None and not (is_finite_number(alpha) and 0 < alpha < 1):
         raise ModelError(f"{path}: conformal.alpha={alpha!r}: needs a number in (0, 1), the "
                          "interval's miss rate (0.1: 90 % intervals)")
     thresholds = card.get("guard_thresholds")
-    if thresholds is not None and not (isinstance(thresholds, list)
-                                       and all(_real(t) and 0 <= t <= 100 for t in thresholds)):
+    if thresholds is not None and not (isinstance(thresholds, list) and all(
+            is_finite_number(t) and 0 <= t <= 100 for t in thresholds)):
         raise ModelError(f"{path}: guard_thresholds={thresholds!r}: needs a list of VMAF "
                          "values (0..100)")
     if card.get("corpus") is not None and not isinstance(card["corpus"], Mapping):
@@ -184,7 +215,7 @@ def _check_inputs_and_domain(path: Path, card: Mapping[str, Any]) -> None:
         raise ModelError(f"{path}: training_domain.features={features!r}: needs a mapping "
                          "of feature name to [min, max]")
     for name, rng in (features or {}).items():
-        if not (isinstance(rng, list) and len(rng) == 2 and all(map(_real, rng))
+        if not (isinstance(rng, list) and len(rng) == 2 and all(map(is_finite_number, rng))
                 and rng[0] <= rng[1]):
             raise ModelError(f"{path}: training_domain.features.{name}={rng!r}: needs "
                              "[min, max], two finite numbers, min <= max")
@@ -193,12 +224,16 @@ def _check_inputs_and_domain(path: Path, card: Mapping[str, Any]) -> None:
                                    and all(isinstance(c, str) for c in codecs)):
         raise ModelError(f"{path}: training_domain.codecs={codecs!r}: needs a list of codec "
                          "names")
+    for codec in codecs or ():
+        try:
+            canonical_codec(codec)
+        except ValueError as exc:  # raised while flagging the first shot, after the decode
+            raise ModelError(f"{path}: training_domain.codecs: {exc}") from None
 
 
-def _real(value: Any) -> bool:
-    """A finite JSON number (not text, not a bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value)
+def _whole(value: Any) -> bool:
+    """A JSON whole number (not a bool, not text, not 17.0)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _finite_at_least(value: Any, low: float) -> bool:

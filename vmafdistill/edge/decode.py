@@ -277,8 +277,11 @@ def _read_chunks(stdout: Any, plan: Sequence[tuple[int | None, int, int, int]], 
 def _chunk_array(p: str, entry: list[Any], got: int, w: int, h: int, frame_bytes: int,
                  dtype: np.dtype, bit_depth: int) -> np.ndarray:
     """The (n, h, w) frames of a pool buffer; the entry's weak reference marks it in use."""
-    if got % frame_bytes:
-        raise VideoInputError(f"{p}: decoder output ended inside a frame")
+    if got % frame_bytes:  # ffmpeg writes whole pictures: these are not w x h
+        raise VideoInputError(
+            f"{p}: the decoder's pictures are not the probed {w}x{h} (its output ended inside "
+            "a picture of that size): a stream whose picture size changes inside it (AV1/VP9 "
+            "reference scaling, an encoder's resize mode) cannot be predicted")
     n = got // frame_bytes
     flat = np.frombuffer(entry[0], dtype=dtype, count=n * w * h)
     entry[1] = weakref.ref(flat)  # the buffer is free once this array is gone

@@ -54,6 +54,7 @@ from ..features.registry import MB_QUANTIZER_FEATURES, QUANTIZER_FEATURES
 __all__ = [
     "CUT_MIN_SAMPLES",
     "DECODERS",
+    "INT_OPTIONS",
     "STEP_FLOOR_SAMPLES",
     "TEMPORAL_MIN_SAMPLES",
     "EdgeOptions",
@@ -70,6 +71,10 @@ __all__ = [
 
 #: ``EdgeOptions.decoder`` values: the same pixels and block QPs either way.
 DECODERS = ("auto", "ffmpeg")
+
+#: The whole-number options of :class:`EdgeOptions` (a card's ``edge`` keys).
+INT_OPTIONS = ("frame_step", "shot_pixel_step", "issue_frame_step", "temporal_pixel_step",
+               "chunk", "threads", "decode_threads", "prefetch")
 
 
 @dataclass(frozen=True)
@@ -121,16 +126,23 @@ class EdgeOptions:
         """Options from a model card's ``edge`` section; ``overrides`` that are not None win.
 
         Keys a card lacks (cards exported before the key existed) keep the defaults above.
+        ValueError naming ``edge.<key>`` for a value that is not a whole number (text, a bool,
+        2.5: int() cut it to 2) or a decoder that is not text.
         """
         edge = dict(edge or {})
-        kw: dict[str, Any] = {
-            k: int(edge[k])
-            for k in ("frame_step", "shot_pixel_step", "issue_frame_step", "temporal_pixel_step",
-                      "chunk", "threads", "decode_threads", "prefetch")
-            if edge.get(k) is not None
-        }
+        kw: dict[str, Any] = {}
+        for k in INT_OPTIONS:
+            value = edge.get(k)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"edge.{k}={value!r}: needs a whole number")
+            kw[k] = value
         if edge.get("decoder") is not None:
-            kw["decoder"] = str(edge["decoder"])
+            if not isinstance(edge["decoder"], str):
+                raise ValueError(f"edge.decoder={edge['decoder']!r}: needs one of "
+                                 f"{', '.join(DECODERS)}")
+            kw["decoder"] = edge["decoder"]
         kw["shots"] = dict(edge.get("shots") or {})
         kw.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**kw)

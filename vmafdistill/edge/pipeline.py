@@ -84,6 +84,7 @@ from .playlist import check_playlist, refuse_dash
 from .pyav_decode import PyavDeclinedError, PyavFrames, decode_luma_pyav
 from .records import (
     VideoReport,
+    check_band_basis,
     domain_flags,
     flag_hidden_frames,
     flag_short_shots,
@@ -662,7 +663,7 @@ def _records(plan: _Plan, fp: _FirstPass, rules: Mapping[str, Any],
         if runs:  # ffmpeg noticed a change that no second run confirmed: every shot
             records = invalidate(records, [True] * len(records), [rescaled_flag(runs[0], info)])
         # a frame-rate switch at one size: those shots are read at the wrong rate
-        for flag, idx in off_rate_shots(rows, fp.aligned.frame_times_s, fps).items():
+        for flag, idx in off_rate_shots(rows, fp.aligned.frame_steps_s, fps).items():
             records = invalidate(records, [i in idx for i in range(len(records))], [flag])
     else:
         records = []
@@ -746,6 +747,10 @@ def analyze_video(
     except (ValueError, TypeError, AttributeError) as exc:  # a hand-edited card
         raise ModelError(f"the model card's tokens: {exc}") from None
     rules = merge_rules(card_rules, rules)
+    try:
+        check_band_basis(plan.card, rules)
+    except ValueError as exc:
+        raise ModelError(str(exc)) from None
     t0 = time.perf_counter()
     fp = _first_pass(plan, predictor, progress, t0)
     t2 = time.perf_counter()

@@ -23,9 +23,11 @@ from .tokens import INVALID_ISSUE, UNKNOWN_BAND, ShotRecord, band_of, issue_of
 
 __all__ = [
     "VideoReport",
+    "check_band_basis",
     "domain_flags",
     "flag_hidden_frames",
     "flag_short_shots",
+    "interval_half_width",
     "invalidate",
     "make_records",
     "shot_records",
@@ -86,7 +88,7 @@ def make_records(
     360x640 portrait video is 360p, as players label it. A shot with a non-finite feature or
     prediction gets none (``nan:<feature>`` flags, else ``nan:prediction``).
     """
-    q = float(card.get("conformal", {}).get("q") or 0.0)
+    q = interval_half_width(card)
     stats = card.get("token_stats", {})
     # a non-finite input the student never reads leaves its prediction alone (older cards:
     # every input counts)
@@ -111,19 +113,40 @@ def make_records(
                 flags=tuple(f"nan:{n}" for n in bad) or ("nan:prediction",)))
             continue
         # VMAF lives on 0..100 (libvmaf clips its score there); the students' output range
-        # is a little wider (-2..102), so a far-out shot could read below its own interval
-        p = min(max(float(preds[i]), 0.0), 100.0)
-        lower = max(p - q, 0.0)
+        # is a little wider (-2..102), so a far-out shot could read below its own interval.
+        # Band and issue read the rounded numbers the record shows (79.996 printed as 80.0
+        # read amber beside a green threshold of 80).
+        raw = min(max(float(preds[i]), 0.0), 100.0)
+        p = round(raw, 2)
+        interval = None if q is None else (round(max(raw - q, 0.0), 2),
+                                           round(min(raw + q, 100.0), 2))
         out.append(ShotRecord(
             **common,
-            pred_vmaf=round(p, 2),
-            interval=(round(lower, 2), round(min(p + q, 100.0), 2)),
-            band=band_of(p, rules, lower),
+            pred_vmaf=p,
+            interval=interval,
+            band=band_of(p, rules, None if interval is None else interval[0]),
             issue=issue_of(p, row, stats, rules),
             flags=(*domain_flags(row, card.get("training_domain"), codec),
                    *_unmeasured_issue_flag(p, row, stats, rules)),
         ))
     return out
+
+
+def interval_half_width(card: Mapping[str, Any]) -> float | None:
+    """The card's conformal ``q`` (the interval is pred ± q), or None for a student exported
+    without intervals (its records say ``interval: null``, not a zero-width interval)."""
+    q = (card.get("conformal") or {}).get("q")
+    return None if q is None else float(q)
+
+
+def check_band_basis(card: Mapping[str, Any], rules: Mapping[str, Any]) -> None:
+    """ValueError when the bands read the interval's lower end (``--band-basis lower``) of a
+    student that has no intervals: its guard mode would read the bare prediction, unsaid."""
+    if rules["bands"].get("basis") == "lower" and interval_half_width(card) is None:
+        raise ValueError("bands.basis 'lower' (the guard mode) reads the interval's lower end, "
+                         "and this student has no intervals (its card's conformal q is null): "
+                         "use --band-basis pred, or export a student trained with conformal "
+                         "intervals")
 
 
 def _unmeasured_issue_flag(pred: float, row: Mapping[str, Any],

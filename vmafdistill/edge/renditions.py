@@ -111,7 +111,7 @@ def wrong_runs(runs: Sequence[Mapping[str, Any]], bit_depth: int) -> tuple[set[i
 OFF_RATE_RATIO = 1.25
 
 
-def off_rate_shots(rows: Sequence[Mapping[str, Any]], frame_times_s: np.ndarray | None,
+def off_rate_shots(rows: Sequence[Mapping[str, Any]], frame_steps_s: np.ndarray | None,
                    fps: float) -> dict[str, list[int]]:
     """``{"frame_rate:<fps>": [row index, ...]}``: where the shots' frames step at rates over
     :data:`OFF_RATE_RATIO` apart (a frame-rate switch at an unchanged picture size, which is
@@ -124,10 +124,15 @@ def off_rate_shots(rows: Sequence[Mapping[str, Any]], frame_times_s: np.ndarray 
     its short steps (the 10th percentile), which frames dropped between them do not lengthen.
     The median alone was one frame in some shots and two in others of a file dropping frames
     at random (shots of one rate flagged as 30 and 15 fps); the short steps alone read a
-    capture clock's jitter (+-8 ms at 30 fps) as 40 fps. Both must be off the same way."""
-    if frame_times_s is None or frame_times_s.shape[0] < 3:
+    capture clock's jitter (+-8 ms at 30 fps) as 40 fps. Both must be off the same way.
+
+    ``frame_steps_s``: the steps between the frames' timestamps
+    (:attr:`~vmafdistill.io.packets.FrameAlignment.frame_steps_s`); a step <= 0 (files joined
+    with their clocks reset or overlapping) is left out, the steps on either side still count
+    (such a join of 25 and 50 fps files went unflagged: it has no time line)."""
+    if frame_steps_s is None or frame_steps_s.shape[0] < 2:
         return {}
-    steps = np.diff(np.asarray(frame_times_s, dtype=np.float64))
+    steps = np.asarray(frame_steps_s, dtype=np.float64)
     readings: dict[int, tuple[float, float]] = {}  # (median rate, short-step rate)
     for i, row in enumerate(rows):
         shot = steps[int(row["start_frame"]):int(row["stop_frame"]) - 1]

@@ -112,11 +112,10 @@ _RULE_NUMBERS = {"bands": ("green", "amber"),
 
 
 def is_finite_number(value: Any) -> bool:
-    """Whether ``value`` reads as a finite float (None, text, NaN and inf do not)."""
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
+    """Whether ``value`` is a finite number: an int or float, not a bool (a card's ``true``
+    read as 1), not text (``"80"`` came back out of a summary as text), not NaN or inf."""
+    return isinstance(value, int | float | np.integer | np.floating) \
+        and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_rule_values(rules: Mapping[str, Any]) -> None:
@@ -254,16 +253,19 @@ class ShotRecord:
     pred_vmaf: float | None
     """Predicted VMAF (2 decimals), or None when the shot got no prediction (see ``flags``)."""
     interval: tuple[float, float] | None
-    """Conformal interval ``(lower, upper)`` clipped to [0, 100] (2 decimals), or None."""
+    """Conformal interval ``(lower, upper)`` clipped to [0, 100] (2 decimals), or None (no
+    prediction, or a student exported without intervals)."""
     band: str
-    """``green`` / ``amber`` / ``red`` (:func:`band_of`), ``unknown`` without a prediction."""
+    """``green`` / ``amber`` / ``red`` (:func:`band_of` of the rounded ``pred_vmaf``, or of
+    the interval's rounded lower end in guard mode), ``unknown`` without a prediction."""
     issue: str
     """Likely cause (:func:`issue_of`, one of :data:`ISSUES`); ``invalid_features`` without a
     prediction."""
     flags: tuple[str, ...] = ()
-    """Why to read the record with care (``nan:<feature>``, ``outside_training:<feature>``,
-    ``unseen_codec:<codec>``, ``short_shot:<n>f``, ``hidden_frames:<k>``, ``issue_unmeasured``,
-    ``picture_format:<fmt>``, ``frame_rate:<fps>``, ``picture_changed[:WxH]``)."""
+    """Why to read the record with care (``nan:<feature>``, ``nan:prediction``,
+    ``outside_training:<feature>``, ``unseen_codec:<codec>``, ``short_shot:<n>f``,
+    ``hidden_frames:<k>``, ``issue_unmeasured``, ``no_block_qp``, ``picture_format:<fmt>``,
+    ``frame_rate:<fps>``, ``picture_changed[:WxH]``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object: keys in field order, ``qp`` only when set, sequences as lists."""

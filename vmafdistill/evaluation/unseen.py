@@ -162,6 +162,7 @@ def evaluate_unseen(
     from ..corpus.build import build_corpus
     from ..edge.card import card_path_for
     from ..edge.predictor import Predictor, default_model_path
+    from ..edge.records import interval_half_width
     from ..edge.tokens import DEFAULT_RULES, merge_rules
 
     if noise < 0:  # filmed clean and reported as noisy
@@ -171,6 +172,9 @@ def evaluate_unseen(
                                "filmed as conf/sources/kinds.yaml says (drop one of the two)")
     model = Path(model) if model is not None else default_model_path()
     pred = Predictor(model)  # a bad model path fails here, not after minutes of corpus work
+    if interval_half_width(pred.card) is None:
+        raise VmafDistillError(f"{model}: this student has no intervals (its card's conformal "
+                               "q is null); evaluate reports interval coverage and guard bands")
     try:  # a hand-edited card's bands: a traceback after the corpus work
         rules = merge_rules(DEFAULT_RULES, pred.card.get("tokens"))
     except (ValueError, TypeError, AttributeError) as exc:

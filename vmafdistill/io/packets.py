@@ -227,6 +227,10 @@ class FrameAlignment:
     #: (n,) frame start times from the first frame; None without timestamps or when they do
     #: not increase frame to frame (files joined end to end, timestamp resets)
     frame_times_s: np.ndarray | None
+    #: (n - 1,) steps between the frames' timestamps, also where they do not increase (a step
+    #: <= 0 marks a join or reset; the steps of each side still tell its frame rate); None
+    #: without timestamps
+    frame_steps_s: np.ndarray | None = None
 
 
 def align_packets_to_frames(
@@ -273,10 +277,11 @@ def align_packets_to_frames(
                 frame_sorted = np.sort(np.asarray(fpts, dtype=np.int64))
                 before = np.searchsorted(frame_sorted, ppts[hidden], side="right")
                 times = (np.asarray(fpts, dtype=np.float64) - fpts[0]) * float(packets.time_base)
-                if np.any(np.diff(times) <= 0):  # joined files, resets: no usable time line
+                steps = np.diff(times)
+                if np.any(steps <= 0):  # joined files, resets: no usable time line
                     times = None
                 return FrameAlignment(packets.take(idx), hidden, before.astype(np.int64),
-                                      "pts", times)
+                                      "pts", times, steps)
             reason = why
     if n_packets == n_frames:
         return FrameAlignment(packets, np.zeros(0, np.int64), np.zeros(0, np.int64), "order",
