@@ -249,7 +249,7 @@ def test_shot_record_is_the_json_token(clip, tmp_path):
 
     from vmafdistill.edge.tokens import RECORD_KEYS, TOKEN_VERSION, ShotRecord
 
-    assert TOKEN_VERSION == 1
+    assert TOKEN_VERSION == 2
     assert RECORD_KEYS == ("shot", "start", "end", "codec", "res", "bitrate_kbps", "qp",
                            "pred_vmaf", "interval", "band", "issue", "flags")
     rec = ShotRecord(shot=2, start=1.0, end=3.48, codec="H264", res="360p", bitrate_kbps=812.4,
@@ -535,6 +535,16 @@ def test_decode_luma_prefetch_and_early_stop(clip):
     whole = np.concatenate(list(decode_luma(clip, width=320, height=180, bit_depth=8,
                                             threads=1, prefetch=1)))
     np.testing.assert_array_equal(whole[:5], first)
+
+
+def test_edge_options_from_card_take_whole_numbers_of_any_integer_type() -> None:
+    """A card's 2.5 was cut to 2 and "abc" was an int() error naming nothing; numpy integers
+    from an API caller's dict stay whole numbers."""
+    opts = EdgeOptions.from_card({"threads": np.int64(2), "frame_step": 3})
+    assert (opts.threads, opts.frame_step) == (2, 3) and type(opts.threads) is int
+    for bad in (2.5, "2", True):
+        with pytest.raises(ValueError, match=r"edge\.threads=.*needs a whole number"):
+            EdgeOptions.from_card({"threads": bad})
 
 
 def test_edge_options_from_card():
@@ -1115,7 +1125,10 @@ def test_a_student_without_intervals_has_none_and_no_guard_mode(clip, tmp_path,
     assert cli_main(["predict", str(clip), "--model", str(model), "--json", str(out)]) == 0
     shots = json.loads(out.read_text())["videos"][0]["shots"]
     assert shots and all(r["interval"] is None and r["pred_vmaf"] is not None for r in shots)
-    capsys.readouterr()
+    lines = capsys.readouterr().out.splitlines()[:-1]  # the text lines show the prediction
+    assert len(lines) == len(shots) and all(
+        f"pred {r['pred_vmaf']:5.1f} [   -,    -]" in line
+        for r, line in zip(shots, lines, strict=True)), lines
     assert cli_main(["predict", str(clip), "--model", str(model), "--band-basis", "lower"]) == 2
     assert "this student has no intervals" in capsys.readouterr().err
     with pytest.raises(ModelError, match="this student has no intervals"):
@@ -1151,6 +1164,10 @@ def test_an_option_given_the_end_of_options_mark_is_a_usage_error(clip, capsys) 
             cli_main(["predict", str(clip), option])
         assert exc.value.code == 2
         assert f"{option}: '--' is not a value" in capsys.readouterr().err
+    # after a bare "--" it is a file name like any other
+    assert cli_main(["predict", "--model", str(TINY), "--", "-a=--"]) == 2
+    err = capsys.readouterr().err
+    assert "-a=--" in err and "is not a value" not in err, err
 
 
 def test_a_stream_that_resizes_inside_itself_is_named(tmp_path, capsys) -> None:
@@ -1162,7 +1179,7 @@ def test_a_stream_that_resizes_inside_itself_is_named(tmp_path, capsys) -> None:
                 str(clip)], what="an AV1 stream with reference scaling")
     assert cli_main(["predict", str(clip), "--model", str(TINY)]) == 2
     err = capsys.readouterr().err
-    assert "pictures are not the probed 160x96" in err and "Traceback" not in err, err
+    assert "ended inside a picture of the probed 160x96" in err and "Traceback" not in err, err
 
 
 def test_predict_cli_checks_its_arguments_before_decoding(clip, tmp_path, capsys) -> None:
@@ -1460,6 +1477,8 @@ def test_a_shot_without_issue_frames_is_flagged_not_read_as_checked(tmp_path: Pa
     ("edge", {"frame_step": "abc"}, "edge.frame_step='abc': needs a whole number"),
     ("edge", {"issue_frame_step": 2.5}, "edge.issue_frame_step=2.5: needs a whole number"),
     ("edge", {"decoder": 1}, "edge.decoder=1: needs one of auto, ffmpeg"),
+    ("edge", {"shots": 5}, "edge.shots=5: needs a mapping"),
+    ("edge", {"shots": {"treshold": 0.3}}, "edge.shots: unknown setting treshold"),
     ("training_domain", {"codecs": ["mpeg2"]},
      "training_domain.codecs: unknown codec 'mpeg2'"),
 ])

@@ -1053,6 +1053,26 @@ def test_a_frame_rate_switch_at_one_size_is_flagged(work, predictor):
              for r in report.records]
     assert all(r["pred_vmaf"] is None for r in report.records), report.records
     assert rates[0] == "frame_rate:25" and rates[-1] == "frame_rate:50", rates
+    # timestamps out of order throughout (decode-order stamps of a B-frame stream, which
+    # players play) are no join: their forward steps span frames and read a false 10 fps
+    dts_parts = []
+    for bframes in (3, 0):
+        part = work / f"dts_bf{bframes}.mp4"
+        run_ffmpeg(["-f", "lavfi", "-i", "mandelbrot=size=320x180:rate=25", "-t", "2", "-c:v",
+                    "libx264", "-preset", "veryfast", "-crf", "30", "-bf", str(bframes),
+                    "-x264-params", "repeat-headers=1:threads=1", str(part)],
+                   what="a B-frame part")
+        dts_parts.append(part)
+    listing.write_text("".join(f"file '{p}'\n" for p in dts_parts))
+    joined = work / "dts_joined.mkv"
+    run_ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", str(joined)],
+               what="joined B-frame parts")
+    stamped = work / "dts_stamped.mkv"
+    run_ffmpeg(["-i", str(joined), "-c", "copy", "-bsf:v", "setts=pts=DTS", str(stamped)],
+               what="decode-order timestamps")
+    report = analyze(stamped, predictor)
+    assert all(r["pred_vmaf"] is not None and not r["flags"] for r in report.records), \
+        report.records
     dropping = work / "dropping.mkv"  # every 4th frame dropped, timestamps kept
     run_ffmpeg([*SOURCE[:-1], SOURCE[-1] + ",select='not(eq(mod(n\\,4)\\,1))'",
                 "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "veryfast", "-crf", "30",

@@ -348,6 +348,15 @@ def test_the_scorer_refuses_input_libvmaf_would_not_score_as_given() -> None:
     for bad in (uv[:, :10, :10], np.tile(uv, (1, 3, 3))):
         refused(rf"distorted u planes are {bad.shape[2]}x{bad.shape[1]}, no chroma plane of "
                 r"224x176 frames", y, y, dist_uv=(bad, bad))
+    # floor-sized planes of odd frames are what SpEED crops to: scored
+    scorer.update(y[:, :175, :223], y[:, :175, :223], (uv[:, :87, :111],) * 2,
+                  (uv[:, :87, :111],) * 2)
+    scorer.reset()
+    # a refused chunk (chroma of two layouts) leaves nothing behind: the next one is scored
+    with pytest.raises(VideoInputError, match="chroma planes differ"):
+        scorer.update(y, y, (y, y), (uv, uv))
+    scorer.update(y, y, (uv, uv), (uv, uv))
+    scorer.reset()
     # ... or a layout that changes between chunks (4:2:0, then 4:4:4)
     scorer.update(y, y, (uv, uv), (uv, uv))
     with pytest.raises(VideoInputError, match=r"chroma planes changed mid-stream from 112x88 "

@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         for token in argv:
             # argparse drops a value of exactly "--" (its end-of-options mark): the option got
             # [] unconverted, a traceback deep inside the command
+            if token == "--":  # what follows are arguments, not options
+                break
             if re.fullmatch(r"-[^=]+=--", token):
                 parser.error(f"{token}: '--' is not a value for {token.split('=')[0]}")
         args = parser.parse_args(argv)

@@ -173,8 +173,10 @@ def _line(record: dict[str, Any]) -> str:
     from ..edge.tokens import ShotRecord
 
     rec = ShotRecord.from_dict(record)
-    if rec.pred_vmaf is None or rec.interval is None:
+    if rec.pred_vmaf is None:
         pred = "pred    -  [   -,    -]"
+    elif rec.interval is None:  # a student exported without intervals
+        pred = f"pred {rec.pred_vmaf:5.1f} [   -,    -]"
     else:
         lo, hi = rec.interval
         pred = f"pred {rec.pred_vmaf:5.1f} [{lo:5.1f}, {hi:5.1f}]"

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelError
+from ..errors import ModelError, VmafDistillError
 from ..features.registry import (
     FEATURE_SET_VERSION,
     METADATA_FEATURES,
@@ -143,15 +143,18 @@ def _check_edge_section(path: Path, edge: Any) -> None:
     if not isinstance(edge, Mapping):
         raise ModelError(f"{path}: edge={edge!r}: needs a mapping of the edge chain's options")
     shots = edge.get("shots")
+    if shots is not None and not isinstance(shots, Mapping):  # dict(5): a TypeError
+        raise ModelError(f"{path}: edge.shots={shots!r}: needs a mapping of the cut "
+                         "detector's settings")
     for key, positive in (("min_len_s", False), ("max_len_s", True)):
-        value = shots.get(key) if isinstance(shots, Mapping) else None
+        value = (shots or {}).get(key)
         if value is not None and not (_finite_at_least(value, 0.0)
                                       and (float(value) > 0 or not positive)):
             raise ModelError(f"{path}: edge.shots.{key}={value!r}: needs a number "
                              f"{'> 0' if positive else '>= 0'}")
     try:
         EdgeOptions.from_card(edge)
-    except ValueError as exc:
+    except (ValueError, VmafDistillError) as exc:  # VmafDistillError: a shots setting
         raise ModelError(f"{path}: {exc}") from None
 
 

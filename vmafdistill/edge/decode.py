@@ -279,9 +279,10 @@ def _chunk_array(p: str, entry: list[Any], got: int, w: int, h: int, frame_bytes
     """The (n, h, w) frames of a pool buffer; the entry's weak reference marks it in use."""
     if got % frame_bytes:  # ffmpeg writes whole pictures: these are not w x h
         raise VideoInputError(
-            f"{p}: the decoder's pictures are not the probed {w}x{h} (its output ended inside "
-            "a picture of that size): a stream whose picture size changes inside it (AV1/VP9 "
-            "reference scaling, an encoder's resize mode) cannot be predicted")
+            f"{p}: the decoder's output ended inside a picture of the probed {w}x{h}: its "
+            "pictures are of another size (a stream whose picture size changes inside it, as "
+            "AV1/VP9 reference scaling or an encoder's resize mode makes, cannot be "
+            "predicted), or the decoder stopped mid-picture")
     n = got // frame_bytes
     flat = np.frombuffer(entry[0], dtype=dtype, count=n * w * h)
     entry[1] = weakref.ref(flat)  # the buffer is free once this array is gone

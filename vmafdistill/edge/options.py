@@ -44,6 +44,7 @@ never results.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,9 +136,9 @@ class EdgeOptions:
             value = edge.get(k)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise ValueError(f"edge.{k}={value!r}: needs a whole number")
-            kw[k] = value
+            kw[k] = int(value)
         if edge.get("decoder") is not None:
             if not isinstance(edge["decoder"], str):
                 raise ValueError(f"edge.decoder={edge['decoder']!r}: needs one of "

@@ -129,10 +129,16 @@ def off_rate_shots(rows: Sequence[Mapping[str, Any]], frame_steps_s: np.ndarray 
     ``frame_steps_s``: the steps between the frames' timestamps
     (:attr:`~vmafdistill.io.packets.FrameAlignment.frame_steps_s`); a step <= 0 (files joined
     with their clocks reset or overlapping) is left out, the steps on either side still count
-    (such a join of 25 and 50 fps files went unflagged: it has no time line)."""
+    (such a join of 25 and 50 fps files went unflagged: it has no time line). Timestamps
+    that go back more often than at a few joins (more than 1 % of the steps) are read as no
+    timing at all: nothing is flagged."""
     if frame_steps_s is None or frame_steps_s.shape[0] < 2:
         return {}
     steps = np.asarray(frame_steps_s, dtype=np.float64)
+    if np.count_nonzero(steps <= 0) > max(1, steps.shape[0] // 100):
+        # not a few joins: timestamps out of order throughout (decode-order stamps of a
+        # B-frame stream), whose forward steps span several frames and read a false rate
+        return {}
     readings: dict[int, tuple[float, float]] = {}  # (median rate, short-step rate)
     for i, row in enumerate(rows):
         shot = steps[int(row["start_frame"]):int(row["stop_frame"]) - 1]

@@ -61,8 +61,9 @@ ISSUES: tuple[str, ...] = (
 )
 
 #: Version of the per-shot record schema (:class:`ShotRecord`, its keys and their meaning).
-#: Raise it when a key is added, removed, renamed or changes meaning.
-TOKEN_VERSION = 1
+#: Raise it when a key is added, removed, renamed or changes meaning. 2: ``interval`` is null
+#: beside a prediction for a student exported without intervals (1: only without one).
+TOKEN_VERSION = 2
 
 #: Band and issue of a shot without a prediction (non-finite features, an unreadable rendition).
 UNKNOWN_BAND, INVALID_ISSUE = "unknown", "invalid_features"

@@ -127,7 +127,6 @@ class V1016Scorer:
         chroma = None if planes is None else tuple(np.shape(planes[0])[-2:])
         if self._size is None:
             self.check_input(w, h, chroma)
-            self._size, self._chroma = (w, h), chroma
         elif self._size != (w, h):
             raise VideoInputError(f"frame size changed mid-stream from {self._size[0]}x"
                                   f"{self._size[1]} to {w}x{h}")
@@ -146,6 +145,8 @@ class V1016Scorer:
                 f"model {self.model.name}: reference and distorted chroma planes differ "
                 f"({ref_c[1]}x{ref_c[0]} vs {dist_c[1]}x{dist_c[0]}: other chroma subsampling);"
                 " convert one of them (ffmpeg -pix_fmt) first")
+        # taken once the chunk is accepted: a refused chunk made the next right one "changed"
+        self._size, self._chroma = (w, h), chroma
         feats: dict[str, torch.Tensor] = {}
         feats[self.model.printed_names()["cambi"]] = cambi(dy.to(torch.int32), bit_depth,
                                                            self.cambi_opts)
@@ -227,9 +228,10 @@ def check_chunk(
             f"model {model}: luma chunks must be (n, H, W) and alike, got reference "
             f"{tuple(ref_y.shape)} and distorted {tuple(dist_y.shape)}")
     n, h, w = ref_y.shape
-    # a decoded chroma plane is full size or half (rounded up) each way: 10x10 planes of
-    # 240x200 frames failed deep in SpEED's filter, 400x480 ones were cropped and scored
-    heights, widths = {h, (h + 1) // 2}, {w, (w + 1) // 2}
+    # a chroma plane is full size or half (rounded up as decoded, or down: SpEED crops to
+    # that) each way: 10x10 planes of 240x200 frames failed deep in SpEED's filter, 400x480
+    # ones were cropped and scored
+    heights, widths = {h, (h + 1) // 2, h // 2}, {w, (w + 1) // 2, w // 2}
     planes = [("reference luma", ref_y), ("distorted luma", dist_y)]
     for side, uv in (("reference", ref_uv), ("distorted", dist_uv)):
         if uv is None:
@@ -245,7 +247,7 @@ def check_chunk(
             if t.shape[1] not in heights or t.shape[2] not in widths:
                 raise VideoInputError(
                     f"model {model}: {side} {label} planes are {t.shape[2]}x{t.shape[1]}, no "
-                    f"chroma plane of {w}x{h} frames (4:2:0, 4:2:2 or 4:4:4: "
+                    f"chroma plane of {w}x{h} frames (full or half size each way: "
                     f"{'/'.join(map(str, sorted(widths)))} wide, "
                     f"{'/'.join(map(str, sorted(heights)))} high)")
             planes.append((f"{side} {label}", t))
