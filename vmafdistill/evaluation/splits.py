@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 
-from ..config import checked_bool, checked_number
+from ..config import checked_bool, checked_number, refuse_unknown_keys
 from ..errors import VmafDistillError
 
 __all__ = ["SPLIT_NAMES", "cv_settings", "hash_fraction", "make_splits", "shared_groups"]
@@ -43,7 +43,13 @@ def cv_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
     use, so what a run records is what it ran (``cv.n_splits=null`` ran 5 folds and was
     recorded as None, and sweep-report told it from an ``n_splits=5`` run)."""
     settings = dict(cfg)
-    for key, value in _ABSENT_MEANS.get(str(settings.get("name")), {}).items():
+    name = str(settings.get("name"))
+    if name in _ABSENT_MEANS:  # an unknown name is make_splits' error
+        # conformal_method: the protocol's interval choice, read by training
+        refuse_unknown_keys(f"cv ({name})", settings, {
+            "name", "conformal_method", *_ABSENT_MEANS[name],
+            *(("test_sources",) if name == "leave_one_source_out" else ())})
+    for key, value in _ABSENT_MEANS.get(name, {}).items():
         if settings.get(key) is None:
             settings[key] = value
     return settings

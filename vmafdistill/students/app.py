@@ -173,6 +173,7 @@ def run_hydra(command: str, config_name: str, job: Any, argv: list[str]) -> int:
 
     check_overrides(config_name, argv)
     _check_run_dir_free(argv)
+    _refuse_sweeps_sharing_a_corpus(argv)
     argv = _with_overrides(argv, _pinned_sweep_dir(command, argv))
     _optuna_sweep_dirs.clear()
     task = hydra_app(config_name, job)
@@ -259,6 +260,44 @@ def _pinned_sweep_dir(command: str, argv: Sequence[str]) -> list[str]:
         return []
     # ${now:...} is resolved once and shared by every job (Hydra copies the driver's cache)
     return [f"hydra.sweep.dir=outputs/{command}/corpora/multirun/${{now:%Y-%m-%d_%H-%M-%S}}"]
+
+
+#: Groups and key prefixes whose value changes the corpus a training job builds (not its name).
+CORPUS_BUILD_KEYS = ("ladder", "teacher", "shots")
+CORPUS_BUILD_PREFIXES = ("corpus.", "ladder.", "teacher.", "shots.", "corpus_build.")
+
+
+def _refuse_sweeps_sharing_a_corpus(argv: Sequence[str]) -> None:
+    """A sweep over a corpus-build setting (``-m ladder=a,b``, ``teacher.model=...``,
+    ``corpus.root=...``) built every job's corpus into the one ``out_dir`` its name gives:
+    each job replaced the corpus of the one before, the earlier students' exports then found
+    another corpus (and parallel jobs wrote the same tables at once). Refused, saying how to
+    sweep corpora; nothing where ``corpus_dir`` is given (no corpus is built) or the output
+    directory is (``out_dir``, ``corpus_build.out_dir``: the user's to keep apart)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from ..config import override_key
+
+    if not _is_multirun(argv):
+        return
+    settings = _overrides_of(argv)
+    if any(override_key(a) in ("corpus_dir", "out_dir", "corpus_build.out_dir")
+           for a in settings):  # read from a directory, or written where the user says
+        return
+    try:
+        parsed = OverridesParser.create().parse_overrides(settings)
+    except Exception:  # Hydra names a malformed override itself
+        return
+    swept = [o.key_or_group for o in parsed if o.is_sweep_override() and (
+        o.key_or_group in CORPUS_BUILD_KEYS or o.key_or_group.startswith(CORPUS_BUILD_PREFIXES))
+        and o.key_or_group != "corpus.name"]
+    if swept:
+        raise VmafDistillError(
+            f"a sweep over {swept[0]} builds a different corpus in every job, all into the "
+            "one directory the corpus name gives: each job would replace the corpus of the one "
+            "before. Build each corpus first (`vmafdistill corpus "
+            f"{swept[0]}=... out_dir=.cache/corpus/<name>`), then sweep "
+            "corpus_dir=<dir1>,<dir2>")
 
 
 def _check_run_dir_free(argv: Sequence[str]) -> None:

@@ -113,8 +113,11 @@ def load_bundle(path: str | Path) -> tuple[ScaledStudent, dict[str, Any]]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a corrupt/foreign file
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        if "weights_only" in str(exc):  # its advice (weights_only=False) is not for a bundle
+            first = "torch's safe loader refused it: a damaged file, or not a student.pt"
         raise ModelError(f"student bundle {path}: cannot read ({exc.__class__.__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+                         f"{first})") from exc
     if not isinstance(payload, dict) or payload.get("format") != BUNDLE_FORMAT:
         raise ModelError(f"student bundle {path}: not a vmafdistill student bundle")
     version = payload.get("format_version")

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import checked_number, override_key
+from ..config import checked_number, override_key, refuse_unknown_keys
 from ..errors import VmafDistillError
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def resolve_ckpt(ckpt: str | Path, work_dir: Path | None = None) -> Path:
     from ..errors import ModelError
     from .shipped import resolve_student_source
 
-    text = str(ckpt)
+    text = _from_launch_dir(str(ckpt))
     if text == "default" or text.endswith((".onnx", ".card.json")):
         try:
             return resolve_student_source(text, work_dir)
@@ -62,6 +62,25 @@ def resolve_ckpt(ckpt: str | Path, work_dir: Path | None = None) -> Path:
             f"ckpt {path}: a Lightning checkpoint (no scaler, features or interval); fine-tune "
             f"from the run's student bundle instead: {hint}")
     return path
+
+
+def _from_launch_dir(ckpt: str) -> str:
+    """A relative ``ckpt`` as an absolute path from the directory the command was started in:
+    a job run elsewhere (``hydra.job.chdir``, a Ray worker) looked for it there and found no
+    bundle, while ``corpus_dir`` resolved from the launch directory; the run records the path
+    a later reader can open."""
+    if ckpt == "default" or not ckpt.strip():
+        return ckpt
+    path = Path(ckpt).expanduser()
+    if path.is_absolute():
+        return str(path)
+    try:
+        from hydra.utils import get_original_cwd
+
+        launched = Path(get_original_cwd())
+    except (ImportError, ValueError):  # not inside a Hydra job (the Python API)
+        launched = Path.cwd()
+    return str(launched / path)
 
 
 def _prefixes(freeze: Any) -> list[str]:
@@ -124,9 +143,16 @@ def finetune_loss(plain: Mapping[str, Any], meta: Mapping[str, Any]) -> tuple[di
 
         base = OmegaConf.to_container(OmegaConf.load(conf_dir() / "loss" / "huber.yaml"))
         loss_source = "conf/loss/huber.yaml (the bundle records no training loss)"
+    from .train import loss_config
+
+    loss = {**base, **chosen}
+    if ignored := sorted(set(chosen) - set(loss_config(loss))):  # reported as overridden
+        raise VmafDistillError(f"loss.{ignored[0]}: the {loss.get('name')} loss the student "
+                               "was trained with takes no such setting (choose a loss that "
+                               "does: loss=...)")
     if chosen:
         loss_source += f" with {sorted(chosen)} overridden"
-    return {**base, **chosen}, loss_source
+    return loss, loss_source
 
 
 def heldout_predictions(
@@ -251,6 +277,46 @@ def _replace_earlier_run(bundle_path: Path, run_dir: Path, plain: Mapping[str, A
     clear_earlier_outputs(run_dir)
 
 
+def _interval_settings(plain: dict[str, Any], meta: Mapping[str, Any]
+                       ) -> tuple[list[Any], float]:
+    """``guard_thresholds`` and ``conformal.alpha``: those given, else the bundle's (a 70 %
+    interval became 90 % and ``[55]`` became ``[60, 70, 80]`` without a word), else
+    ``[60, 70, 80]`` and 0.1; written back into ``plain`` so the run records them."""
+    from .train import checked_run_values
+
+    if plain.get("guard_thresholds") is None:
+        plain["guard_thresholds"] = list(meta.get("guard_thresholds") or [60, 70, 80])
+    checked_run_values(plain)
+    conformal = plain.setdefault("conformal", {})
+    # fine-tuning calibrates on the pooled held-out residuals: alpha is all it reads
+    refuse_unknown_keys("conformal (fine-tuning)", conformal, ("alpha",))
+    if conformal.get("alpha") is None:
+        conformal["alpha"] = (meta.get("conformal") or {}).get("alpha") or 0.1
+    alpha = checked_number("conformal.alpha", conformal["alpha"], float, 0, False, 1)
+    return list(plain["guard_thresholds"]), alpha
+
+
+def _check_corpus_fits(meta: Mapping[str, Any], model: Any, names: Sequence[str],
+                       x: np.ndarray, manifest: Mapping[str, Any], corpus_dir: Path) -> None:
+    """Notes, on stderr, of what the fine-tune cannot see: an input the student reads with no
+    finite value in the corpus (its scaler fills every row with the old training mean, as
+    for a corpus of one-frame shots' ``temporal_*``; it went unsaid where a v1.0.16 corpus
+    has no ``vif_*``), and a corpus labelled by another teacher than the student's."""
+    from .models import raw_inputs_read
+
+    read = raw_inputs_read(model) or list(names)
+    empty = [n for j, n in enumerate(names) if n in read and not np.isfinite(x[:, j]).any()]
+    if empty:
+        print(f"note: corpus {corpus_dir} has no finite value of {', '.join(empty)}: the "
+              "student reads its training mean there on every row (a teacher that computes "
+              "no such feature leaves it NaN, e.g. v1.0.16 for vif_*)", file=sys.stderr)
+    was = ((meta.get("config") or {}).get("teacher") or {}).get("model")
+    now = ((manifest.get("config") or {}).get("teacher") or {}).get("model")
+    if was and now and was != now:
+        print(f"note: the student was trained on {was} labels; corpus {corpus_dir} holds "
+              f"{now} labels: it is fine-tuned toward the other teacher", file=sys.stderr)
+
+
 def _heldout_q(y: np.ndarray, pred: np.ndarray, alpha: float) -> float:
     """The interval half width from the held-out residuals; an error where they are too few
     for ``alpha`` (the card would ship q = Infinity: [0, 100] for every shot)."""
@@ -309,6 +375,7 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
 
     from ..evaluation.splits import make_splits
     from .train import (
+        _corpus_teacher,
         checked_monotone,
         checked_trainer_bool,
         fit_student,
@@ -318,10 +385,8 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
     )
 
     _refuse_keys_of_ckpt(plain)
-    thresholds = list(plain.get("guard_thresholds") or [])
-    alpha = checked_number("conformal.alpha", (plain.get("conformal") or {}).get("alpha", 0.1),
-                           float, 0, False, 1)
     bundle_path, original, meta, frozen = load_source(plain)
+    thresholds, alpha = _interval_settings(plain, meta)
     target = plain["target"] = _bundle_target(meta, overrides, bundle_path)
     names = list(meta["feature_names"])
     plain["student"] = meta["student_cfg"]
@@ -329,6 +394,8 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
 
     corpus_dir, manifest, samples, x, y, n_dropped = load_rows(
         cfg, plain, names, target)  # type: ignore[arg-type]
+    _corpus_teacher(plain, manifest)
+    _check_corpus_fits(meta, original, names, x, manifest, corpus_dir)
     splits = make_splits(samples, plain["cv"])
     _replace_earlier_run(bundle_path, run_dir, plain, sum(len(te) for _, te in splits), alpha)
     held = heldout_predictions(plain, original, frozen, names, samples, x, y, splits, run_dir)

@@ -352,6 +352,20 @@ _ABSENT_IN_OLD_CONFIGS: dict[str, Any] = {
 }
 
 
+#: Student config keys every kind may carry besides its class's :meth:`Student.config_keys`.
+COMMON_STUDENT_KEYS = ("name", "features", "monotone", "interactions", "transforms")
+
+
+def check_student_keys(cfg: Mapping[str, Any]) -> None:
+    """An error naming a student config key that no part of the student reads
+    (``+student.widthz=[4]`` composed and was ignored)."""
+    from ..config import refuse_unknown_keys
+
+    name = cfg.get("name")
+    refuse_unknown_keys(f"student ({name})", cfg,
+                        {*COMMON_STUDENT_KEYS, *student_class(name).config_keys()})
+
+
 def complete_student_cfg(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """A stored student config (a bundle's ``student_cfg``, a card's ``student``) with every
     hyper-parameter its class reads: a key it lacks (or holds as null) comes from the packaged

@@ -653,7 +653,11 @@ def plot_guard_pr(oof: pd.DataFrame | None, thresholds: Sequence[Any], out: Path
             alarm = (oof["pred"] < t).to_numpy()
             tp = float((alarm & pos).sum())
             ax.plot([tp / pos.sum()], [tp / max(alarm.sum(), 1)], "o", color=line.get_color())
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # no threshold splits the labels: no lines
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no threshold has labels on both sides", ha="center",
+                    fontsize=8, transform=ax.transAxes)
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_xlim(0, 1.02)

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..config import checked_number
+from ..config import checked_number, refuse_unknown_keys
 from ..errors import VmafDistillError
 from .loggers import make_logger
 
@@ -148,6 +148,10 @@ def load_rows(
         where=str(corpus_dir / "tables" / "samples.parquet"),
     )
     samples = samples_all.loc[keep].reset_index(drop=True)
+    spread = float(np.ptp(y)) if len(y) else 0.0
+    if spread < 0.01:  # a flat grey clip: PLCC -0.92 read as a finding
+        print(f"note: corpus {corpus_dir}: every {target} label lies within {spread:.2g} of "
+              "the others: correlations (PLCC, SROCC) of this run say nothing", file=sys.stderr)
     return corpus_dir, manifest, samples, x, y, int((~keep).sum())
 
 
@@ -386,7 +390,9 @@ def begin_run(cfg: Any, run_dir: str | Path) -> tuple[dict[str, Any], Path]:
     from ..evaluation.splits import cv_settings
 
     # a typo (abc) or -1 was a traceback here
-    torch.set_num_threads(checked_number("num_threads", cfg.get("num_threads", 1) or 1, int, 1))
+    threads = cfg.get("num_threads", 1)  # 0 ran as 1 without a word
+    torch.set_num_threads(checked_number("num_threads", 1 if threads is None else threads,
+                                         int, 1))
     _quiet_lightning()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -638,6 +644,7 @@ def checked_optim(optim_cfg: Mapping[str, Any]) -> dict[str, Any]:
     optim = dict(optim_cfg)
     kinds = {"lr": float, "weight_decay": float, "loss_lr": float, "max_epochs": int,
              "batch_size": int}
+    refuse_unknown_keys("optim", optim, kinds)
     # (smallest allowed, whether it may equal it)
     bounds = {"lr": (0, False), "loss_lr": (0, False), "weight_decay": (0, True),
               "max_epochs": (1, True), "batch_size": (1, True)}
@@ -656,13 +663,22 @@ def checked_run_values(plain: dict[str, Any]) -> None:
     """``seed`` and ``guard_thresholds`` read as numbers before any fit (a typo failed in
     numpy after every fold had been fitted)."""
     checked_number("seed", plain.get("seed", 0), int, 0, True, 2**32)  # numpy's seed range
+    if isinstance(plain.get("student"), Mapping):
+        from .models import check_student_keys
+
+        check_student_keys(plain["student"])
     thresholds = plain.get("guard_thresholds") or []
     if not isinstance(thresholds, (list, tuple)):
         raise VmafDistillError(
             f"guard_thresholds={thresholds!r}: a list of VMAF values, e.g. [70,80]")
+    seen: set[float] = set()
     for t in thresholds:  # checked, kept as typed (they name metric keys)
-        if checked_number("guard_thresholds", t, float, 0) > 100:  # the card refuses it
+        value = checked_number("guard_thresholds", t, float, 0)
+        if value > 100:  # the card refuses it
             raise VmafDistillError(f"guard_thresholds: {t!r} is not a VMAF value (0..100)")
+        if value in seen:  # [70, 70] gave twin columns, [70.0, 70] keys "70.0" and "70"
+            raise VmafDistillError(f"guard_thresholds: {t!r} is given twice")
+        seen.add(value)
 
 
 def loss_config(loss_cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -943,9 +959,14 @@ def require_enough_rows(n_rows: int, alpha: float, kind: str) -> None:
     require_finite_q(float(conformal_quantile(np.ones(n_rows), alpha)), alpha, n_rows, kind)
 
 
+#: The ``conformal`` settings :func:`conformal_plan` reads.
+CONFORMAL_KEYS = ("alpha", "method", "final_q", "group_col", "inner_splits", "calib_frac")
+
+
 def conformal_plan(plain: Mapping[str, Any], samples: pd.DataFrame) -> ConformalPlan:
     """The ``conformal`` config checked, with the cv protocol's choices where it says null."""
     conf_cfg = plain.get("conformal") or {}
+    refuse_unknown_keys("conformal", conf_cfg, CONFORMAL_KEYS)
     cv_cfg = plain["cv"]
     # null: the cv protocol's own choice (cv.conformal_method; leave-one-source-out picks
     # `cross`, see conf/cv/loso.yaml), else nested
@@ -1345,6 +1366,10 @@ def run_metrics(
         "overrides": list(overrides),
         "student": plain["student"].get("name"),
         "loss": plain["loss"].get("name"),
+        # the whole configs: several students share a name (logistic) and losses too (huber)
+        "student_config": plain["student"],
+        "loss_config": plain["loss"],
+        "seed": plain.get("seed", 0),
         "features": plain["features"],
         "feature_names": data.feature_names,
         "target": target,
@@ -1417,6 +1442,22 @@ def save_run(
         print(format_summary(metrics), flush=True)
 
 
+def note_unused_monotone(student_cfg: Mapping[str, Any], feature_names: Sequence[str]) -> None:
+    """A warning where the student's monotone constraints name no input it has (its feature
+    set's columns and interaction products): ``experiment=default_student student=mlp``
+    trained an unconstrained student without a word (the config skips absent columns, so one
+    config serves sets with ``log_bpp`` or ``log_bitrate``)."""
+    from .models import interaction_name
+
+    monotone = dict(student_cfg.get("monotone") or {})
+    inputs = {*feature_names, *(interaction_name(a, b)
+                                for a, b in student_cfg.get("interactions") or [])}
+    if monotone and not inputs & set(monotone):
+        warnings.warn(f"the student's monotone constraints name {sorted(monotone)}, none of "
+                      "them an input of this feature set: it trains unconstrained",
+                      stacklevel=2)
+
+
 def _corpus_teacher(plain: dict[str, Any], manifest: Mapping[str, Any]) -> None:
     """The run records the teacher its corpus was labelled with: a run on ``corpus_dir=`` kept
     the config's default (``vmaf_v0.6.1``) in its bundle for a v1.0.16-labelled corpus."""
@@ -1443,6 +1484,7 @@ def _run(cfg: DictConfig | Mapping[str, Any], plain: dict[str, Any], run_dir: Pa
     """:func:`run`'s body, once its run directory is made."""
     data = load_training_data(cfg, plain)
     _corpus_teacher(plain, data.manifest)
+    note_unused_monotone(plain["student"], data.feature_names)
     plan = conformal_plan(plain, data.samples)
     check_run_settings(plain, data, plan)
     clear_earlier_outputs(run_dir)  # every setting checked: now this run's outputs replace them
