@@ -577,6 +577,14 @@ def test_finetune_keeps_the_bundles_interval_settings_and_records_the_teacher(
                     f"hydra.run.dir={tmp_path / 'ft2'}") == 0
     _, meta = load_bundle(tmp_path / "ft2" / "student.pt")
     assert meta["conformal"]["alpha"] == 0.2 and meta["guard_thresholds"] == [50, 65]
+    # the unit: an empty list is the bundle's choice, twins from before they were refused
+    # are read once, conformal=null is the bundle's alpha (a review: a traceback)
+    from vmafdistill.students.finetune import _interval_settings
+
+    meta_in = {"guard_thresholds": [], "conformal": {"alpha": 0.3}}
+    assert _interval_settings({"conformal": None}, meta_in) == ([], 0.3)
+    assert _interval_settings({}, {"guard_thresholds": [70, 70.0]})[0] == [70.0]
+    assert _interval_settings({}, {}) == ([60, 70, 80], 0.1)
     for extra, msg in (("+loss.tau=2", "loss.tau: the huber loss the student was trained "
                                        "with takes no such setting"),
                        ("+conformal.method=nested", "unknown key(s) ['method']")):

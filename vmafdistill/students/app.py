@@ -262,9 +262,12 @@ def _pinned_sweep_dir(command: str, argv: Sequence[str]) -> list[str]:
     return [f"hydra.sweep.dir=outputs/{command}/corpora/multirun/${{now:%Y-%m-%d_%H-%M-%S}}"]
 
 
-#: Groups and key prefixes whose value changes the corpus a training job builds (not its name).
+#: Groups and key prefixes whose value changes the corpus a training job builds (what its
+#: build key hashes: sources, rungs, teacher, shots, encode settings), not its name.
 CORPUS_BUILD_KEYS = ("ladder", "teacher", "shots")
-CORPUS_BUILD_PREFIXES = ("corpus.", "ladder.", "teacher.", "shots.", "corpus_build.")
+CORPUS_BUILD_PREFIXES = ("corpus.", "ladder.", "teacher.", "shots.", "corpus_build.encode.")
+#: Keys under those prefixes that change no table (how fast, not what: corpus/build.py).
+CORPUS_SPEED_KEYS = ("corpus.name", "teacher.chunk", "teacher.threads")
 
 
 def _refuse_sweeps_sharing_a_corpus(argv: Sequence[str]) -> None:
@@ -272,32 +275,35 @@ def _refuse_sweeps_sharing_a_corpus(argv: Sequence[str]) -> None:
     ``corpus.root=...``) built every job's corpus into the one ``out_dir`` its name gives:
     each job replaced the corpus of the one before, the earlier students' exports then found
     another corpus (and parallel jobs wrote the same tables at once). Refused, saying how to
-    sweep corpora; nothing where ``corpus_dir`` is given (no corpus is built) or the output
-    directory is (``out_dir``, ``corpus_build.out_dir``: the user's to keep apart)."""
+    sweep corpora; nothing where ``corpus_dir`` is given (no corpus is built) or where the
+    corpus directory is (``paths.cache_dir``, ``corpus_build.out_dir``: the user's to keep
+    apart, e.g. ``'paths.cache_dir=.cache/${ladder.name}'``)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    from ..config import override_key
 
     if not _is_multirun(argv):
         return
     settings = _overrides_of(argv)
-    if any(override_key(a) in ("corpus_dir", "out_dir", "corpus_build.out_dir")
-           for a in settings):  # read from a directory, or written where the user says
-        return
     try:
         parsed = OverridesParser.create().parse_overrides(settings)
     except Exception:  # Hydra names a malformed override itself
         return
-    swept = [o.key_or_group for o in parsed if o.is_sweep_override() and (
-        o.key_or_group in CORPUS_BUILD_KEYS or o.key_or_group.startswith(CORPUS_BUILD_PREFIXES))
-        and o.key_or_group != "corpus.name"]
+    for o in parsed:
+        key = o.key_or_group
+        if key in ("paths.cache_dir", "corpus_build.out_dir") or (
+                key == "corpus_dir" and o.value() not in (None, "null")):
+            return  # read from a directory, or written where the user says
+    swept = [o.key_or_group for o in parsed if o.is_sweep_override()
+             and (o.key_or_group in CORPUS_BUILD_KEYS
+                  or o.key_or_group.startswith(CORPUS_BUILD_PREFIXES))
+             and o.key_or_group not in CORPUS_SPEED_KEYS]
     if swept:
+        key = swept[0].removeprefix("corpus_build.")  # the corpus command's own name for it
         raise VmafDistillError(
             f"a sweep over {swept[0]} builds a different corpus in every job, all into the "
             "one directory the corpus name gives: each job would replace the corpus of the one "
-            "before. Build each corpus first (`vmafdistill corpus "
-            f"{swept[0]}=... out_dir=.cache/corpus/<name>`), then sweep "
-            "corpus_dir=<dir1>,<dir2>")
+            f"before. Build each corpus first (`vmafdistill corpus {key}=... "
+            "out_dir=.cache/corpus/<name>`), then sweep corpus_dir=<dir1>,<dir2> (or give "
+            "each job its own paths.cache_dir)")
 
 
 def _check_run_dir_free(argv: Sequence[str]) -> None:

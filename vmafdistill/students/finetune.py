@@ -285,9 +285,12 @@ def _interval_settings(plain: dict[str, Any], meta: Mapping[str, Any]
     from .train import checked_run_values
 
     if plain.get("guard_thresholds") is None:
-        plain["guard_thresholds"] = list(meta.get("guard_thresholds") or [60, 70, 80])
+        inherited = meta.get("guard_thresholds")  # [] is the bundle's choice too
+        # once per value: a bundle trained before twins were refused may hold [70, 70.0]
+        plain["guard_thresholds"] = [60, 70, 80] if inherited is None else list(
+            {float(t): t for t in inherited}.values())
     checked_run_values(plain)
-    conformal = plain.setdefault("conformal", {})
+    conformal = plain["conformal"] = dict(plain.get("conformal") or {})  # conformal=null
     # fine-tuning calibrates on the pooled held-out residuals: alpha is all it reads
     refuse_unknown_keys("conformal (fine-tuning)", conformal, ("alpha",))
     if conformal.get("alpha") is None:

@@ -656,8 +656,9 @@ def plot_guard_pr(oof: pd.DataFrame | None, thresholds: Sequence[Any], out: Path
         if ax.get_legend_handles_labels()[0]:  # no threshold splits the labels: no lines
             ax.legend(fontsize=7)
         else:
-            ax.text(0.5, 0.5, "no threshold has labels on both sides", ha="center",
-                    fontsize=8, transform=ax.transAxes)
+            ax.text(0.5, 0.5, "no threshold has labels on both sides" if thresholds
+                    else "no guard thresholds", ha="center", fontsize=8,
+                    transform=ax.transAxes)
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_xlim(0, 1.02)

@@ -148,7 +148,7 @@ def load_rows(
         where=str(corpus_dir / "tables" / "samples.parquet"),
     )
     samples = samples_all.loc[keep].reset_index(drop=True)
-    spread = float(np.ptp(y)) if len(y) else 0.0
+    spread = float(np.ptp(y)) if len(y) else math.inf  # no rows: select_features said so
     if spread < 0.01:  # a flat grey clip: PLCC -0.92 read as a finding
         print(f"note: corpus {corpus_dir}: every {target} label lies within {spread:.2g} of "
               "the others: correlations (PLCC, SROCC) of this run say nothing", file=sys.stderr)
