@@ -122,11 +122,11 @@ def test_a_kept_clip_is_filmed_again_when_its_recipe_changes(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(("spec", "needle"), [
-    ({"kind": "cartoon", "seeed": 5, "shots": [{"photo": PHOTO}]}, r"unknown key\(s\) seeed"),
+    ({"kind": "cartoon", "seeed": 5, "shots": [{"photo": PHOTO}]}, r"unknown key\(s\) \['seeed'\]"),
     ({"shots": [{"photo": PHOTO}]}, "kind None; known"),
     ({"kind": "static"}, "shots: needs a list"),
     ({"kind": "static", "shots": [{"photo": PHOTO, "strenght": 50}]},
-     r"shots\[0\]: unknown key\(s\) strenght"),
+     r"shots\[0\]: unknown key\(s\) \['strenght'\]"),
     ({"kind": "static", "shots": [{"photo": PHOTO, "strength": -1}]},
      r"shots\[0\]\.strength=-1: must be at least 0"),
     ({"kind": "static", "shots": [{"vx": 3}]}, r"shots\[0\]: needs a mapping with a photo"),

@@ -346,7 +346,8 @@ def test_a_failed_export_leaves_the_previous_one_working(samples, tmp_path):
            # speed options the edge reads from the card: 2.5 was cut to 2 by predict, a
            # misspelt key was dropped without a word
            ({"edge": {"threads": 2.5}}, r"edge\.threads=2\.5: needs a whole number"),
-           ({"edge": {"thread": 2}}, r"edge\.thread: not an edge option"),
+           ({"edge": {"thread": 2}},
+            r"edge \(decoder one of auto, ffmpeg\): unknown key\(s\) \['thread'\]"),
            ({"edge": {"decoder": "gpu"}}, "decoder must be one of auto, ffmpeg"),
            # the blockiness rule without its statistics never fired, unsaid
            ({"tokens": {"stat_features": ["sobel_mean", "edge_density", "laplacian_var",

@@ -1062,7 +1062,7 @@ def test_a_job_run_elsewhere_reads_the_corpus_cache_of_its_launch_directory(
     import hydra.utils
     from omegaconf import OmegaConf
 
-    from vmafdistill.students.train import _from_launch_dir
+    from vmafdistill.students.train import _paths_from_launch_dir
 
     launch, job = tmp_path / "launch", tmp_path / "job"
     launch.mkdir()
@@ -1071,17 +1071,17 @@ def test_a_job_run_elsewhere_reads_the_corpus_cache_of_its_launch_directory(
     monkeypatch.chdir(job)
     cfg = OmegaConf.create({"paths": {"cache_dir": ".cache"}, "corpus": {"root": "footage"},
                             "out_dir": "${paths.cache_dir}/corpus/x"})
-    _from_launch_dir(cfg)
+    _paths_from_launch_dir(cfg)
     OmegaConf.resolve(cfg)
     assert cfg.paths.cache_dir == str(launch / ".cache")
     assert cfg.corpus.root == str(launch / "footage")
     assert cfg.out_dir == str(launch / ".cache" / "corpus" / "x")
     absolute = OmegaConf.create({"paths": {"cache_dir": str(tmp_path / "c")}})
-    _from_launch_dir(absolute)
+    _paths_from_launch_dir(absolute)
     assert absolute.paths.cache_dir == str(tmp_path / "c")
     monkeypatch.chdir(launch)  # run where it was launched: left as given
     same = OmegaConf.create({"paths": {"cache_dir": ".cache"}})
-    _from_launch_dir(same)
+    _paths_from_launch_dir(same)
     assert same.paths.cache_dir == ".cache"
 
 
@@ -1123,6 +1123,8 @@ def test_a_sweep_over_a_corpus_build_setting_is_refused_before_any_job(
     # corpus_dir=null builds the corpus
     with pytest.raises(VmafDistillError, match="over ladder builds a different corpus"):
         _refuse_sweeps_sharing_a_corpus(["-m", "corpus_dir=null", "ladder=pilot,wide"])
+    with pytest.raises(VmafDistillError, match="over ladder builds a different corpus"):
+        _refuse_sweeps_sharing_a_corpus(["-m", "ladder=pilot,wide", "corpus_build.out_dir=/x"])
     with pytest.raises(VmafDistillError, match=r"`vmafdistill corpus encode\.scale_flags=\.\.\."):
         _refuse_sweeps_sharing_a_corpus(["-m", "+corpus_build.encode.scale_flags=a,b"])
 

@@ -271,13 +271,31 @@ def checked_number(label: str, value: Any, kind: type, low: float | None = None,
     return number
 
 
-def refuse_unknown_keys(section: str, settings: Mapping[str, Any],
-                        known: Iterable[str]) -> None:
-    """An error naming the keys of ``settings`` that nothing reads: ``+optim.lrr=1`` (the
+def launch_dir() -> Path | None:
+    """The directory the command was started in, inside a Hydra job (whose own directory may
+    be another: ``hydra.job.chdir``, a Ray worker's); None outside one (the Python API)."""
+    try:
+        from hydra.utils import get_original_cwd
+
+        return Path(get_original_cwd())
+    except (ImportError, ValueError):
+        return None
+
+
+def from_launch_dir(path: str | os.PathLike[str]) -> Path:
+    """``path`` made absolute from :func:`launch_dir` (outside a Hydra job: from the working
+    directory); ``~`` expanded."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else (launch_dir() or Path.cwd()) / p
+
+
+def refuse_unknown_keys(section: str, settings: Mapping[str, Any], known: Iterable[str],
+                        error: type[Exception] = VmafDistillError) -> None:
+    """``error`` naming the keys of ``settings`` that nothing reads: ``+optim.lrr=1`` (the
     ``+`` Hydra asks for when a key is not in the config) composed and was ignored."""
     allowed = set(known)
     if unknown := sorted(str(k) for k in settings if k not in allowed):
-        raise VmafDistillError(f"{section}: unknown key(s) {unknown}; known: {sorted(allowed)}")
+        raise error(f"{section}: unknown key(s) {unknown}; known: {sorted(allowed)}")
 
 
 def checked_bool(label: str, value: Any) -> bool:

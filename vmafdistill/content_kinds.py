@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ._ffmpeg import ffmpeg_exe
+from .config import refuse_unknown_keys
 from .errors import ToolError, VideoInputError, VmafDistillError
 from .folders import already_made, partial_file, recipe_stamp
 
@@ -410,7 +411,7 @@ def kind_sources_from_config(recipes: Mapping[str, Any],
                                    ". _ -, not starting with . or -)")
         if not isinstance(spec, Mapping):
             raise VmafDistillError(f"{at}: needs a mapping with {', '.join(SOURCE_KEYS)}")
-        _known_keys(at, spec, SOURCE_KEYS)
+        refuse_unknown_keys(at, spec, SOURCE_KEYS)
         if spec.get("kind") not in KINDS:
             raise VmafDistillError(f"{at}: kind {spec.get('kind')!r}; known: {sorted(KINDS)}")
         shot_specs = spec.get("shots")
@@ -422,7 +423,7 @@ def kind_sources_from_config(recipes: Mapping[str, Any],
             if not isinstance(shot, Mapping) or not isinstance(shot.get("photo"), str):
                 raise VmafDistillError(f"{label}: needs a mapping with a photo (e.g. "
                                        "skimage:coffee.png)")
-            _known_keys(label, shot, SHOT_KEYS)
+            refuse_unknown_keys(label, shot, SHOT_KEYS)
             shots.append(KindShot(
                 photo(shot["photo"]), checked_number(f"{label}.vx", shot.get("vx", 0), float),
                 checked_number(f"{label}.vy", shot.get("vy", 0), float),
@@ -433,10 +434,4 @@ def kind_sources_from_config(recipes: Mapping[str, Any],
                                                   True, 2**32)))
     return out
 
-
-def _known_keys(at: str, spec: Mapping[str, Any], known: tuple[str, ...]) -> None:
-    unknown = sorted(str(k) for k in spec if k not in known)
-    if unknown:
-        raise VmafDistillError(f"{at}: unknown key(s) {', '.join(unknown)}; known: "
-                               f"{', '.join(known)}")
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import checked_bool, checked_number
+from .config import checked_bool, checked_number, refuse_unknown_keys
 from .edge.card import CARD_VERSION, card_path_for, write_card
 from .edge.onnx_check import check_allowlist, model_ops, model_opsets
 from .edge.tokens import DEFAULT_RULES, merge_rules, robust_stats
@@ -623,10 +623,8 @@ def _edge_card(edge: Mapping[str, Any]) -> dict[str, Any]:
     as ``predict`` takes it; a key the edge does not read is refused (it was dropped unsaid)."""
     from .edge.options import DECODERS, INT_OPTIONS, EdgeOptions
 
-    known = {*INT_OPTIONS, "decoder", "shots"}
-    if unknown := sorted(set(edge) - known):
-        raise ValueError(f"edge.{unknown[0]}: not an edge option (known: "
-                         f"{', '.join(sorted(known))}; decoder one of {', '.join(DECODERS)})")
+    refuse_unknown_keys(f"edge (decoder one of {', '.join(DECODERS)})", edge,
+                        {*INT_OPTIONS, "decoder", "shots"}, ValueError)
     card: dict[str, Any] = {"frame_step": 1, "issue_frame_step": 8, "shot_pixel_step": 0,
                             "temporal_pixel_step": 0}
     card.update({k: v for k, v in edge.items() if k != "shots" and v is not None})

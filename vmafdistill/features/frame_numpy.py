@@ -58,7 +58,7 @@ FEATURE_NAMES: tuple[str, ...] = (
 #: The two features of a frame *pair* (``temporal_diff``, ``temporal_std``).
 TEMPORAL_FEATURES: tuple[str, ...] = ("temporal_diff", "temporal_std")
 
-#: Bit depths the integer pipeline handles (the decoders deliver 8, 10, 12 or 16).
+#: Bit depths the integer pipeline handles (the decoders deliver any of 8 to 16).
 MIN_BIT_DEPTH = 8
 #: The smallest picture side the features take: the Sobel and Laplacian need an interior pixel.
 MIN_SIDE = 3

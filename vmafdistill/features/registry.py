@@ -215,9 +215,10 @@ def feature_set_name(spec: str | Mapping[str, Any]) -> str:
         return spec
     if not isinstance(spec, Mapping) or "name" not in spec:
         raise ValueError(f"expected a feature-set name or {{name, columns}}, got {spec!r}")
-    if unknown := sorted(str(k) for k in spec if k not in ("name", "columns")):
-        # +features.colums=[...] composed and was ignored
-        raise ValueError(f"unknown key(s) {unknown}; a feature set is {{name, columns}}")
+    from ..config import refuse_unknown_keys
+
+    # +features.colums=[...] composed and was ignored
+    refuse_unknown_keys("a feature set {name, columns}", spec, ("name", "columns"), ValueError)
     name = str(spec["name"])
     known = feature_set(name)
     if spec.get("columns") is not None and list(spec["columns"]) != known:

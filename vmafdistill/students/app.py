@@ -276,8 +276,8 @@ def _refuse_sweeps_sharing_a_corpus(argv: Sequence[str]) -> None:
     each job replaced the corpus of the one before, the earlier students' exports then found
     another corpus (and parallel jobs wrote the same tables at once). Refused, saying how to
     sweep corpora; nothing where ``corpus_dir`` is given (no corpus is built) or where the
-    corpus directory is (``paths.cache_dir``, ``corpus_build.out_dir``: the user's to keep
-    apart, e.g. ``'paths.cache_dir=.cache/${ladder.name}'``)."""
+    corpus directory differs per job (``paths.cache_dir`` or ``corpus_build.out_dir`` swept, or
+    interpolated: ``'paths.cache_dir=.cache/${ladder.name}'``)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     if not _is_multirun(argv):
@@ -289,9 +289,11 @@ def _refuse_sweeps_sharing_a_corpus(argv: Sequence[str]) -> None:
         return
     for o in parsed:
         key = o.key_or_group
-        if key in ("paths.cache_dir", "corpus_build.out_dir") or (
-                key == "corpus_dir" and o.value() not in (None, "null")):
-            return  # read from a directory, or written where the user says
+        if key == "corpus_dir" and o.value() not in (None, "null"):
+            return  # read from a directory: nothing is built
+        if key in ("paths.cache_dir", "corpus_build.out_dir") and (
+                o.is_sweep_override() or "${" in str(o.value())):
+            return  # a directory per job (a constant one is still one directory)
     swept = [o.key_or_group for o in parsed if o.is_sweep_override()
              and (o.key_or_group in CORPUS_BUILD_KEYS
                   or o.key_or_group.startswith(CORPUS_BUILD_PREFIXES))

@@ -36,7 +36,7 @@ def resolve_ckpt(ckpt: str | Path, work_dir: Path | None = None) -> Path:
     from ..errors import ModelError
     from .shipped import resolve_student_source
 
-    text = _from_launch_dir(str(ckpt))
+    text = _ckpt_from_launch_dir(str(ckpt))
     if text == "default" or text.endswith((".onnx", ".card.json")):
         try:
             return resolve_student_source(text, work_dir)
@@ -64,23 +64,16 @@ def resolve_ckpt(ckpt: str | Path, work_dir: Path | None = None) -> Path:
     return path
 
 
-def _from_launch_dir(ckpt: str) -> str:
+def _ckpt_from_launch_dir(ckpt: str) -> str:
     """A relative ``ckpt`` as an absolute path from the directory the command was started in:
     a job run elsewhere (``hydra.job.chdir``, a Ray worker) looked for it there and found no
     bundle, while ``corpus_dir`` resolved from the launch directory; the run records the path
     a later reader can open."""
+    from ..config import from_launch_dir
+
     if ckpt == "default" or not ckpt.strip():
         return ckpt
-    path = Path(ckpt).expanduser()
-    if path.is_absolute():
-        return str(path)
-    try:
-        from hydra.utils import get_original_cwd
-
-        launched = Path(get_original_cwd())
-    except (ImportError, ValueError):  # not inside a Hydra job (the Python API)
-        launched = Path.cwd()
-    return str(launched / path)
+    return str(from_launch_dir(ckpt))
 
 
 def _prefixes(freeze: Any) -> list[str]:
@@ -299,7 +292,7 @@ def _interval_settings(plain: dict[str, Any], meta: Mapping[str, Any]
     return list(plain["guard_thresholds"]), alpha
 
 
-def _check_corpus_fits(meta: Mapping[str, Any], model: Any, names: Sequence[str],
+def _note_corpus_gaps(meta: Mapping[str, Any], model: Any, names: Sequence[str],
                        x: np.ndarray, manifest: Mapping[str, Any], corpus_dir: Path) -> None:
     """Notes, on stderr, of what the fine-tune cannot see: an input the student reads with no
     finite value in the corpus (its scaler fills every row with the old training mean, as
@@ -378,13 +371,13 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
 
     from ..evaluation.splits import make_splits
     from .train import (
-        _corpus_teacher,
         checked_monotone,
         checked_trainer_bool,
         fit_student,
         learned_loss_params,
         load_rows,
         predict,
+        record_corpus_teacher,
     )
 
     _refuse_keys_of_ckpt(plain)
@@ -397,8 +390,8 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
 
     corpus_dir, manifest, samples, x, y, n_dropped = load_rows(
         cfg, plain, names, target)  # type: ignore[arg-type]
-    _corpus_teacher(plain, manifest)
-    _check_corpus_fits(meta, original, names, x, manifest, corpus_dir)
+    record_corpus_teacher(plain, manifest)
+    _note_corpus_gaps(meta, original, names, x, manifest, corpus_dir)
     splits = make_splits(samples, plain["cv"])
     _replace_earlier_run(bundle_path, run_dir, plain, sum(len(te) for _, te in splits), alpha)
     held = heldout_predictions(plain, original, frozen, names, samples, x, y, splits, run_dir)

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as nnf
 from torch import Tensor, nn
 
-from ..config import checked_bool, checked_number
+from ..config import checked_bool, checked_number, refuse_unknown_keys
 from ..errors import VmafDistillError
 from ..registry import register
 
@@ -295,9 +295,7 @@ def build_loss(cfg: Mapping[str, Any]) -> nn.Module:
             f"loss config: unknown name {name!r}; known: {', '.join(sorted(LOSSES))}")
     cls = LOSSES[name]
     allowed = set(cls.config_keys())
-    unknown = sorted(set(kw) - allowed)
-    if unknown:
-        raise VmafDistillError(f"loss {name!r}: unknown key(s) {unknown}; known: {sorted(allowed)}")
+    refuse_unknown_keys(f"loss {name!r}", kw, allowed)
     defaults = _yaml_defaults(name)
     kw = {**{k: v for k, v in defaults.items() if k in allowed and v is not None}, **kw}
     missing = sorted(allowed - set(kw))

@@ -75,14 +75,9 @@ def resolve_corpus(cfg: DictConfig) -> Path:
     refuse_empty("corpus_dir", cfg.get("corpus_dir"), hint="give a built corpus's folder, or "
                  "leave corpus_dir out to build or reuse the configured corpus")
     if cfg.get("corpus_dir"):
-        path = Path(str(cfg.corpus_dir)).expanduser()
-        if not path.is_absolute():
-            from hydra.utils import get_original_cwd
+        from ..config import from_launch_dir
 
-            try:
-                path = Path(get_original_cwd()) / path
-            except ValueError:  # not inside a Hydra job
-                path = path.resolve()
+        path = from_launch_dir(str(cfg.corpus_dir))
         if not (path / "corpus.json").is_file():
             raise VmafDistillError(f"{path}: not a built corpus (no corpus.json)")
         _check_named_corpus(cfg, path)
@@ -175,28 +170,24 @@ def corpus_config(cfg: DictConfig) -> DictConfig:
         base.pop(key, None)
     merged = OmegaConf.merge(base, OmegaConf.create(groups),
                              OmegaConf.create(to_dict(cfg.get("corpus_build") or {})))
-    _from_launch_dir(merged)
+    _paths_from_launch_dir(merged)
     OmegaConf.resolve(merged)
     return merged
 
 
-def _from_launch_dir(corpus_cfg: DictConfig) -> None:
+def _paths_from_launch_dir(corpus_cfg: DictConfig) -> None:
     """Relative ``paths.cache_dir`` and ``corpus.root`` as seen from the directory the command
     was started in, where a job runs elsewhere (a Ray worker's directory, ``hydra.job.chdir``):
     each job built the whole corpus anew under its own directory."""
-    from hydra.utils import get_original_cwd
+    from ..config import from_launch_dir, launch_dir
 
-    try:
-        launched = Path(get_original_cwd())
-    except ValueError:  # not inside a Hydra job (the Python API): the process's own directory
-        return
-    if launched == Path.cwd():
+    launched = launch_dir()
+    if launched is None or launched == Path.cwd():  # the Python API: its own directory
         return
     for node, key in ((corpus_cfg.get("paths"), "cache_dir"), (corpus_cfg.get("corpus"), "root")):
         value = node.get(key) if node is not None else None
-        if isinstance(value, str) and value not in ("", "???") and "${" not in value \
-                and not Path(value).expanduser().is_absolute():
-            node[key] = str(launched / Path(value).expanduser())
+        if isinstance(value, str) and value not in ("", "???") and "${" not in value:
+            node[key] = str(from_launch_dir(value))
 
 
 # --------------------------------------------------------------------------- splitting
@@ -661,7 +652,8 @@ def checked_optim(optim_cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 def checked_run_values(plain: dict[str, Any]) -> None:
     """``seed`` and ``guard_thresholds`` read as numbers before any fit (a typo failed in
-    numpy after every fold had been fitted)."""
+    numpy after every fold had been fitted; a threshold given twice gave twin columns), and
+    the student config's keys checked (:func:`~.models.check_student_keys`)."""
     checked_number("seed", plain.get("seed", 0), int, 0, True, 2**32)  # numpy's seed range
     if isinstance(plain.get("student"), Mapping):
         from .models import check_student_keys
@@ -1458,7 +1450,7 @@ def note_unused_monotone(student_cfg: Mapping[str, Any], feature_names: Sequence
                       stacklevel=2)
 
 
-def _corpus_teacher(plain: dict[str, Any], manifest: Mapping[str, Any]) -> None:
+def record_corpus_teacher(plain: dict[str, Any], manifest: Mapping[str, Any]) -> None:
     """The run records the teacher its corpus was labelled with: a run on ``corpus_dir=`` kept
     the config's default (``vmaf_v0.6.1``) in its bundle for a v1.0.16-labelled corpus."""
     teacher = (manifest.get("config") or {}).get("teacher")
@@ -1483,7 +1475,7 @@ def _run(cfg: DictConfig | Mapping[str, Any], plain: dict[str, Any], run_dir: Pa
          overrides: Sequence[str], t0: float) -> dict[str, Any]:
     """:func:`run`'s body, once its run directory is made."""
     data = load_training_data(cfg, plain)
-    _corpus_teacher(plain, data.manifest)
+    record_corpus_teacher(plain, data.manifest)
     note_unused_monotone(plain["student"], data.feature_names)
     plan = conformal_plan(plain, data.samples)
     check_run_settings(plain, data, plan)

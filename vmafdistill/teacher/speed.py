@@ -288,7 +288,7 @@ def chroma_planes(
     """Decoded chroma planes -> libvmaf's SpEED input: floor-sized crop, float, offset -128.
 
     4:2:0 and 4:2:2 planes are cropped to ``floor(W/2)`` (and ``floor(H/2)``) as libvmaf sizes
-    its buffers; 10/12/16-bit samples are divided by 4/16/256 first.
+    its buffers; samples of b > 8 bits are divided by 2^(b-8) first.
     """
     ut, vt = as_plane_tensor(u), as_plane_tensor(v)
     ch, cw = ut.shape[-2:]
