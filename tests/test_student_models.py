@@ -464,6 +464,15 @@ def test_load_bundle_errors(tmp_path) -> None:
     junk.write_bytes(b"not a bundle")
     with pytest.raises(ModelError, match=r"junk\.pt"):
         load_bundle(junk)
+    # a table given as the bundle: torch's safe loader refused it with advice to load it
+    # unsafely (weights_only=False), which is no advice for a file that is not a bundle
+    import pandas as pd
+
+    table = tmp_path / "oof.parquet"
+    pd.DataFrame({"a": [1.0]}).to_parquet(table)
+    with pytest.raises(ModelError, match=r"oof\.parquet: cannot read .*not a student\.pt") as exc:
+        load_bundle(table)
+    assert "weights_only" not in str(exc.value)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(2)}, other)
     with pytest.raises(ModelError, match="not a vmafdistill student bundle"):
