@@ -163,6 +163,8 @@ def test_csv_one_row_per_frame(
     assert rc == 0, err
     with path.open(newline="") as fh:
         rows = list(csv.reader(fh))
+    # lines end as libvmaf's do (csv's default CRLF differed on every line)
+    assert b"\r" not in path.read_bytes() and path.read_bytes().endswith(b"\n")
     assert rows[0] == ["Frame", *(expected.printed[n] for n in expected.names)]
     assert len(rows) == 1 + FRAMES
     for i, row in enumerate(rows[1:]):

@@ -310,7 +310,7 @@ def write_csv(result: VmafResult, path: str | Path) -> None:
     # built whole, then written at once: row by row, a Ctrl-C left 228 of 1000 rows, each
     # line whole, a file that parsed as complete
     fh = io.StringIO(newline="")
-    writer = csv.writer(fh)
+    writer = csv.writer(fh, lineterminator="\n")  # libvmaf's rows end in LF (csv's: CRLF)
     writer.writerow(["Frame", *names])
     for i, frame in enumerate(frames):
         writer.writerow([i, *(f"{frame[n]:.{log_decimals(frame[n])}f}" for n in names)])
