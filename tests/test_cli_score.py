@@ -701,3 +701,14 @@ def test_outputs_are_written_whole_or_not_at_all(tmp_path: Path, monkeypatch) ->
     os.link(out, twin)
     folders.atomic_write_text(out, "both\n")
     assert twin.read_text() == "both\n"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+def test_a_full_stdout_is_one_error_line(clips: dict[str, Path]) -> None:
+    """``score ... > /dev/full``: the summary's print raised a traceback, exit 1."""
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "vmafdistill", "score", str(clips["ref"]),
+                               str(clips["dist"]), "--quiet"], stdout=full,
+                              stderr=subprocess.PIPE, text=True, check=False)
+    assert proc.returncode == 2, proc.stderr
+    _one_error_line(proc.stderr, "cannot write the output", "No space left on device")

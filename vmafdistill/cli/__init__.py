@@ -16,6 +16,7 @@ run ``predict`` without torch, Hydra or Lightning.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.util
 import os
@@ -153,6 +154,15 @@ def main(argv: list[str] | None = None) -> int:
         # interpreter's final flush does not raise again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # as a shell reports a process killed by SIGPIPE
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO) or exc.filename:
+            raise
+        # stdout on a full disk (``> /dev/full``): the results could not be written; one
+        # line, and stdout to devnull so the interpreter's final flush does not raise again
+        print(f"vmafdistill {command}: error: cannot write the output ({exc.strerror})",
+              file=sys.stderr)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 2
 
 
 #: Top-level modules of the optional extras (pyproject.toml) -> the extra that brings them.
