@@ -236,24 +236,27 @@ def _takes_value(option: str) -> bool:
 SWEEP_DIR_KEYS = ("corpus", "corpus_dir", "corpus.name", "experiment")
 
 
+def _sweep_overrides(argv: Sequence[str]) -> list[Any]:
+    """The parsed overrides of a sweep's command line; none for a single run, or where one is
+    malformed (Hydra names it itself)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not _is_multirun(argv):
+        return []
+    try:
+        return list(OverridesParser.create().parse_overrides(_overrides_of(argv)))
+    except Exception:  # Hydra names a malformed override itself
+        return []
+
+
 def _pinned_sweep_dir(command: str, argv: Sequence[str]) -> list[str]:
     """``hydra.sweep.dir=outputs/<command>/corpora/multirun/<time>`` for a sweep over a key the
     default sweep directory is named from: Hydra resolves that name again in every job, with
     the job's own corpus, so a ``-m corpus=a,b`` sweep wrote ``multirun.yaml`` under one
     corpus's name and each job under its own (sweep-report then saw one run, or none).
     Nothing where the user names the directory, or sweeps no such key."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    from ..config import override_key
-
-    if not _is_multirun(argv):
-        return []
-    settings = _overrides_of(argv)
-    if any(override_key(a) == "hydra.sweep.dir" for a in settings):
-        return []
-    try:
-        parsed = OverridesParser.create().parse_overrides(settings)
-    except Exception:  # Hydra names a malformed override itself
+    parsed = _sweep_overrides(argv)
+    if not parsed or any(o.key_or_group == "hydra.sweep.dir" for o in parsed):
         return []
     if not any(o.is_sweep_override() and o.key_or_group in SWEEP_DIR_KEYS
                for o in parsed):
@@ -278,15 +281,7 @@ def _refuse_sweeps_sharing_a_corpus(argv: Sequence[str]) -> None:
     sweep corpora; nothing where ``corpus_dir`` is given (no corpus is built) or where the
     corpus directory differs per job (``paths.cache_dir`` or ``corpus_build.out_dir`` swept, or
     interpolated: ``'paths.cache_dir=.cache/${ladder.name}'``)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    if not _is_multirun(argv):
-        return
-    settings = _overrides_of(argv)
-    try:
-        parsed = OverridesParser.create().parse_overrides(settings)
-    except Exception:  # Hydra names a malformed override itself
-        return
+    parsed = _sweep_overrides(argv)
     for o in parsed:
         key = o.key_or_group
         if key == "corpus_dir" and o.value() not in (None, "null"):
