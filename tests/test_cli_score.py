@@ -439,6 +439,10 @@ def test_raw_options_describe_only_the_raw_input(
     rc, _, err = _run(capsys, clips["ref"], mp4, "--width", W, "--height", H)
     assert rc == 2
     _one_error_line(err, "describe headerless raw .yuv input", "both have headers")
+    # without the options, a .yuv's error listed pix_fmt as missing too (it has a default)
+    rc, _, err = _run(capsys, clips["ref_raw"], mp4)
+    assert rc == 2
+    _one_error_line(err, f"{clips['ref_raw']}: raw YUV has no header", "(missing: width, height)")
 
 
 def test_output_files_are_checked_before_scoring(
@@ -458,6 +462,12 @@ def test_output_files_are_checked_before_scoring(
         _one_error_line(err, "its directory does not exist")
     rc, _, err = _run(capsys, ref, clips["dist"], "--rescale", "--scale-flags", "bicubic:x")
     _one_error_line(err, "--scale-flags 'bicubic:x'")
+    # a name ffmpeg's scaler does not know was blamed on the distorted file after the decode
+    rc, _, err = _run(capsys, ref, clips["dist"], "--rescale", "--scale-flags", "bicubic+bogus")
+    assert rc == 2
+    line = _one_error_line(err, "--scale-flags 'bicubic+bogus': ffmpeg's scaler refuses them",
+                           "'bogus'")
+    assert str(clips["dist"]) not in line
     # flags without --rescale were accepted and ignored; an empty --json "$OUT" (unset
     # variable) wrote nothing, exit 0
     rc, _, err = _run(capsys, ref, clips["dist"], "--scale-flags", "lanczos")
@@ -489,6 +499,19 @@ def test_output_files_are_checked_before_scoring(
         rc, _, err = _run(capsys, ref, clips["dist"], "--json", other)
         assert rc == 2 and other.read_text() == text
         _one_error_line(err, "exists and is not this command's output")
+    # the same for CSV: libvmaf's own log (its header line ends with a comma) was replaced
+    lib_csv = tmp_path / "libvmaf.csv"
+    run_ffmpeg(["-i", str(clips["dist"]), "-i", str(ref), "-lavfi",
+                f"libvmaf=log_fmt=csv:log_path={lib_csv}", "-f", "null", "-"],
+               what="libvmaf's CSV log")
+    lib_text = lib_csv.read_text()
+    assert lib_text.startswith("Frame,")
+    rc, _, err = _run(capsys, ref, clips["dist"], "--csv", lib_csv)
+    assert rc == 2 and lib_csv.read_text() == lib_text
+    _one_error_line(err, "exists and is not this command's output")
+    ours_csv = tmp_path / "ours.csv"
+    assert _run(capsys, ref, clips["dist"], "--csv", ours_csv)[0] == 0
+    assert _run(capsys, ref, clips["dist"], "--csv", ours_csv)[0] == 0
     rc, out, err = _run(capsys, ref, clips["dist"], "--json", "-")  # the log on stdout
     assert rc == 0 and json.loads(out)["frames"] and "VMAF " in err
     # both logs on one target: stdout held two documents, a file only the CSV (exit 0)
@@ -628,6 +651,26 @@ def test_malformed_model_files_are_named_before_scoring(
         _one_error_line(err, f"model file {path}", needle)
 
 
+def test_model_paths_that_are_not_files_say_what_they_are(
+        capsys: pytest.CaptureFixture[str], clips: dict[str, Path], tmp_path: Path) -> None:
+    """A directory or an empty --model read "no such file" (an empty name as "model file ."),
+    and a JSON without model_dict read "not a VMAF model JSON ('model_dict')"."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    no_model_dict = tmp_path / "v1016.json"
+    no_model_dict.write_text("{}")
+    for model, needle in ((folder, f"model file {folder}: is a directory, not a model JSON"),
+                          ("", "model: the name is empty"),
+                          (no_model_dict, "not a VMAF model JSON (no 'model_dict' key)")):
+        rc, _, err = _run(capsys, clips["ref"], clips["dist"], "--model", model)
+        assert rc == 2, err
+        _one_error_line(err, needle)
+    from vmafdistill.errors import ModelError
+    from vmafdistill.teacher.model_v1016 import resolve_v1016_path
+    with pytest.raises(ModelError, match="is a directory"):
+        resolve_v1016_path(folder)
+
+
 def test_other_frame_rates_are_named(capsys: pytest.CaptureFixture[str], clips: dict[str, Path],
                                      tmp_path: Path) -> None:
     """Frames pair by position; a distorted file at another frame rate was scored without a
@@ -712,3 +755,16 @@ def test_a_full_stdout_is_one_error_line(clips: dict[str, Path]) -> None:
                               stderr=subprocess.PIPE, text=True, check=False)
     assert proc.returncode == 2, proc.stderr
     _one_error_line(proc.stderr, "cannot write the output", "No space left on device")
+
+
+@pytest.mark.skipif(not Path("/dev/stdout").exists(), reason="no /dev/stdout on this system")
+def test_a_log_on_dev_stdout_keeps_the_summary_off_it(clips: dict[str, Path]) -> None:
+    """``--json /dev/stdout`` is stdout as ``-`` is: the summary line was printed after the
+    JSON on stdout, so ``| jq`` failed; it goes to stderr as it does for ``-``."""
+    proc = subprocess.run([sys.executable, "-m", "vmafdistill", "score", str(clips["ref"]),
+                           str(clips["dist"]), "--quiet", "--json", "/dev/stdout"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)  # the JSON alone
+    assert _vmaf_line(proc.stderr) == pytest.approx(doc["pooled_metrics"]["vmaf"]["mean"],
+                                                    abs=5e-7)

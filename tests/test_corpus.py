@@ -1604,6 +1604,11 @@ def test_build_settings_are_checked_before_any_work(tmp_path: Path, capsys) -> N
                       ({"shots": {**cfg["shots"], "max_len_s": 0}},
                        "shots.max_len_s=0: must be above 0"),
                       ({"teacher": {**cfg["teacher"], "chunk": "abc"}}, "teacher.chunk='abc'"),
+                      # a flag name ffmpeg does not know failed every encode, one line each
+                      ({"encode": {"scale_flags": "bicubic+bogus"}},
+                       "encode.scale_flags='bicubic+bogus': ffmpeg's scaler refuses them"),
+                      ({"teacher": {**cfg["teacher"], "scale_flags": "lanczoss"}},
+                       "teacher.scale_flags='lanczoss'"),
                       ({"teacher": {**cfg["teacher"], "backend": "torch", "device": "foo"}},
                        "--device 'foo'"),
                       # read with bool(): "no" was true (a hunt)

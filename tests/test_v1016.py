@@ -247,7 +247,10 @@ def test_score_command_scores_v1016(clips: dict[str, tuple[Path, Path]], tmp_pat
     assert rc == 0
     assert "model vmaf_v1.0.16_3d0h" in capsys.readouterr().out
     lib = _libvmaf(ref, dist, "vmaf_v1.0.16_3d0h")
-    frames = json.loads(out_json.read_text())["frames"]
+    doc = json.loads(out_json.read_text())
+    frames = doc["frames"]
+    # the info said dtype float64 and no mode (0.6.1 says mode exact, dtype int)
+    assert doc["info"]["mode"] == "exact" and doc["info"]["dtype"] == "libvmaf"
     got = np.array([f["metrics"]["vmaf"] for f in frames])
     assert np.abs(got - np.array(lib.metric("vmaf"))).max() <= VMAF_TOL
     adm3 = V1016Model.load("vmaf_v1.0.16_3d0h").printed_names()["adm3"]

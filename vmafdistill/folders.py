@@ -284,7 +284,7 @@ def check_output_target(option: str, target: str | None, inputs: Sequence[str | 
                         f"{option} {target}: is an input ({given}), not a file to write the "
                         f"results to ({option} takes the output file)")
         with contextlib.suppress(OSError), path.open("rb") as fh:
-            head = fh.read(64).lstrip()
+            head = fh.read(4096).lstrip()  # a CSV header line is told apart by its end
             ours = (head.startswith(starts) if isinstance(starts, bytes)
                     else starts.match(head) is not None)
             if head and not ours:  # an earlier run's output starts so

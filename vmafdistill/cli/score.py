@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import io
 import os
+import re
 import sys
 import warnings
 
@@ -83,13 +85,17 @@ def _raw(args: argparse.Namespace) -> tuple[dict | None, dict | None]:
     container or .y4m header ffmpeg reads), so ``ref.yuv dist.mp4 --width ...`` reads the MP4
     as an MP4 (it was read as raw YUV: an error, or garbage scored where its size happened to
     be a whole number of frames)."""
+    raw = {"width": args.width, "height": args.height, "pix_fmt": args.pix_fmt or "yuv420p"}
     if args.width is None and args.height is None and args.pix_fmt is None:
-        return None, None
+        # a .yuv without the options: its error names what is missing, and pix_fmt has a
+        # default (it was listed as missing too)
+        ref_raw, dist_raw = (raw if os.path.splitext(p)[1].lower() in _RAW_EXTENSIONS
+                             else None for p in (args.ref, args.dist))
+        return ref_raw, dist_raw
     from ..errors import VideoInputError
     from ..folders import VIDEO_EXTENSIONS
     from ..io.video import probe_video
 
-    raw = {"width": args.width, "height": args.height, "pix_fmt": args.pix_fmt or "yuv420p"}
     out: list[dict | None] = []
     for path in (args.ref, args.dist):
         ext = os.path.splitext(path)[1].lower()
@@ -137,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         raise VmafDistillError(f"--chunk must be >= 1, got {args.chunk}")
     import torch
 
-    from ..io.video import valid_scale_flags
+    from ..io.video import scaler_refusal
     from ..teacher.score import score_files, write_csv, write_json
     from . import one_line_warning
 
@@ -146,7 +152,9 @@ def run(args: argparse.Namespace) -> int:
     inputs = [args.ref, args.dist]
     json_out = check_output_target("--json", args.json, inputs,
                                    starts=json_starting_with("version", "vmafdistill"))
-    csv_out = check_output_target("--csv", args.csv, inputs, starts=b"Frame,")
+    # libvmaf's CSV starts "Frame," too, but its header line ends with a comma; ours does not
+    csv_out = check_output_target("--csv", args.csv, inputs,
+                                  starts=re.compile(rb"Frame,[^\n]*[^,\r\n]\r?\n"))
     if json_out and csv_out and (json_out == csv_out or _same_path(json_out, csv_out)):
         # both on stdout made neither parseable; one file kept only the CSV
         raise VmafDistillError(f"--json and --csv both name {json_out}: give each its own "
@@ -156,9 +164,9 @@ def run(args: argparse.Namespace) -> int:
                                "are the scaler's flags for it)")
     if args.scale_flags is None:  # "" stays "" and is refused below (an unset variable)
         args.scale_flags = "bicubic"
-    if not valid_scale_flags(args.scale_flags):
-        raise VmafDistillError(f"--scale-flags {args.scale_flags!r}: swscale flags joined by "
-                               "'+', e.g. bicubic, lanczos+accurate_rnd+bitexact")
+    refusal = scaler_refusal(args.scale_flags) if args.rescale else None
+    if refusal:  # a flag ffmpeg does not know was blamed on the distorted file
+        raise VmafDistillError(f"--scale-flags {args.scale_flags!r}: {refusal}")
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.showwarning = one_line_warning("score", every_warning=True)
@@ -194,9 +202,23 @@ def run(args: argparse.Namespace) -> int:
         f"min {pooled['min']:.6f}; {result.num_frames} frames, model {result.model} "
         f"{result.mode}, "
         f"{info['fps']:.2f} frames/s on {info['device']})",
-        file=sys.stderr if "-" in (args.json, args.csv) else sys.stdout,
+        file=sys.stderr if any(_is_stdout(t) for t in (json_out, csv_out)) else sys.stdout,
     )
     return 0
+
+
+def _is_stdout(target: str | None) -> bool:
+    """Whether an output target is this process's stdout: ``-``, or a path to it such as
+    ``/dev/stdout`` (whose log got the summary line in its middle)."""
+    if not target:
+        return False
+    if target == "-":
+        return True
+    try:
+        here, there = os.fstat(sys.stdout.fileno()), os.stat(target)
+    except (OSError, ValueError, io.UnsupportedOperation):  # no stdout, or not a real file
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 def _same_path(a: str, b: str) -> bool:

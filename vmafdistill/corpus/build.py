@@ -731,6 +731,7 @@ def check_build_settings(cfg: Mapping[str, Any]) -> None:
     prepared), ``workers=0`` was taken as 1 unsaid, ``fail_fast=maybe`` as true, and a bad
     ``shots.*``, ``teacher.chunk`` or ``teacher.device`` failed every job, naming none."""
     from ..config import checked_bool, checked_number
+    from ..io.video import scaler_refusal
     from ..shots import checked_shot_settings
 
     check_cache_paths(cfg)
@@ -763,6 +764,12 @@ def check_build_settings(cfg: Mapping[str, Any]) -> None:
     checked_shot_settings("shots", cfg.get("shots") or {})
     teacher = cfg.get("teacher") or {}
     checked_number("teacher.chunk", teacher.get("chunk", 8), int, 1)
+    for key, section in (("encode.scale_flags", cfg.get("encode") or {}),
+                         ("teacher.scale_flags", teacher)):
+        # a flag ffmpeg does not know failed every encode or label, one line each
+        refusal = scaler_refusal(str(section["scale_flags"])) if "scale_flags" in section else None
+        if refusal:
+            raise VmafDistillError(f"{key}={section['scale_flags']!r}: {refusal}")
     if teacher.get("backend") == "torch":
         from ..teacher.vmaf import check_device
 

@@ -33,7 +33,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from .._ffmpeg import decoder_thread_args, ffmpeg_exe, input_url
+from .._ffmpeg import decoder_thread_args, ffmpeg_exe, input_url, run_ffmpeg
 from ..errors import (
     DecodeWarning,
     FrameMismatchError,
@@ -750,6 +750,27 @@ def valid_scale_flags(scale_flags: str) -> bool:
     """Whether ``scale_flags`` is swscale flags joined by ``+`` (it goes verbatim into a
     filtergraph string, so nothing else is accepted)."""
     return isinstance(scale_flags, str) and bool(_SCALE_FLAGS_RE.match(scale_flags))
+
+
+@functools.cache
+def scaler_refusal(scale_flags: str) -> str | None:
+    """ffmpeg's reason for refusing ``scale_flags`` as swscale flags, or None if it takes them.
+
+    One 16x16 frame through ``scale`` (~50 ms): a flag name ffmpeg does not know (``bogus``)
+    failed every encode of a corpus, or was blamed on the distorted file by ``score``.
+    """
+    if not valid_scale_flags(scale_flags):
+        return "swscale flags joined by '+', e.g. bicubic, lanczos+accurate_rnd+bitexact"
+    try:
+        run_ffmpeg(["-f", "lavfi", "-i", "color=size=16x16:duration=0.04",
+                    "-vf", f"scale=8:8:flags={scale_flags}", "-f", "null", "-"],
+                   what="checking the scaler flags")
+    except ToolError as exc:
+        reason = next((ln.split("] ")[-1] for ln in str(exc).split(" | ")
+                       if "sws_flags" in ln or "Undefined constant" in ln), str(exc))
+        return (f"ffmpeg's scaler refuses them ({reason.strip()}); swscale flags joined by "
+                "'+', e.g. bicubic, lanczos+accurate_rnd+bitexact")
+    return None
 
 
 def _validate_common(chunk: int, planes: str, scale_flags: str) -> None:

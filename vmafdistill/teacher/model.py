@@ -21,7 +21,7 @@ from ..errors import ModelError
 from ..oracle import FLOAT_MODEL_SOURCES, model_files_dir
 from ..vmaf_names import MODEL_FEATURES
 from .adm import AdmOptions
-from .model_v1016 import V1016_MODELS, is_v1016_document
+from .model_v1016 import V1016_MODELS, existing_model_file, is_v1016_document
 from .vif import VifOptions
 
 if TYPE_CHECKING:
@@ -47,11 +47,11 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
         if not path.is_file():
             raise ModelError(f"model {text!r}: expected file {path} is missing")
         return path
+    if not text.strip():
+        raise ModelError("model: the name is empty (give a model name or a JSON path)")
     path = Path(text)
     if path.suffix == ".json" or path.exists():
-        if not path.is_file():
-            raise ModelError(f"model file {path}: no such file")
-        return path
+        return existing_model_file(path)
     known = ", ".join([*sorted(MODEL_ALIASES), *sorted(V1016_MODELS)])
     raise ModelError(f"unknown VMAF model {text!r}: use one of {known} or a JSON path")
 
@@ -165,7 +165,10 @@ class VmafModel:
             raw_names = md["feature_names"]
             model_type = md.get("model_type")
             norm_type = md.get("norm_type")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except KeyError as exc:
+            raise ModelError(f"model file {path}: not a VMAF model JSON "
+                             f"(no {exc} key)") from exc
+        except (OSError, ValueError, TypeError) as exc:
             raise ModelError(f"model file {path}: not a VMAF model JSON ({exc})") from exc
         if is_v1016_document(doc):
             raise ModelError(_v1016_refusal(str(path)))

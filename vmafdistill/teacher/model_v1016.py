@@ -111,6 +111,15 @@ def libvmaf_feature_name(base: str, opts: dict[str, Any]) -> str:
     return "_".join(parts)
 
 
+def existing_model_file(path: Path) -> Path:
+    """Return ``path`` if it is a readable file; else raise ModelError saying what it is."""
+    if path.is_dir():
+        raise ModelError(f"model file {path}: is a directory, not a model JSON")
+    if not path.is_file():
+        raise ModelError(f"model file {path}: no such file")
+    return path
+
+
 def resolve_v1016_path(name_or_path: str | Path) -> Path:
     """Map ``vmaf_v1.0.16_3d0h`` (or a JSON path) to the model file."""
     text = str(name_or_path)
@@ -119,10 +128,7 @@ def resolve_v1016_path(name_or_path: str | Path) -> Path:
         if not path.is_file():
             raise ModelError(f"model {text!r}: expected file {path} is missing")
         return path
-    path = Path(text)
-    if not path.is_file():
-        raise ModelError(f"model file {path}: no such file")
-    return path
+    return existing_model_file(Path(text))
 
 
 def is_v1016_model(name_or_path: str | Path) -> bool:
@@ -181,7 +187,10 @@ class V1016Model:
             md = doc["model_dict"]
             raw_names = list(md["feature_names"])
             opts = md.get("feature_opts_dicts") or [{} for _ in raw_names]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except KeyError as exc:
+            raise ModelError(f"model file {path}: not a VMAF model JSON "
+                             f"(no {exc} key)") from exc
+        except (OSError, ValueError, TypeError) as exc:
             raise ModelError(f"model file {path}: not a VMAF model JSON ({exc})") from exc
         if md.get("model_type") != "LIBSVMNUSVR" or md.get("norm_type") != "linear_rescale":
             raise ModelError(f"model file {path}: only linear_rescale LIBSVMNUSVR is supported")

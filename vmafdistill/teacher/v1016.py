@@ -361,7 +361,10 @@ def score_files_v1016(
     elapsed = time.perf_counter() - started
     result.info.update({
         "reference": str(ref), "distorted": str(dist), "width": info.width,
-        "height": info.height, "device": str(scorer.device), "dtype": "float64",
+        "height": info.height, "device": str(scorer.device), "mode": result.mode,
+        # as the 0.6.1 exact mode says "int": libvmaf's own arithmetic (integer ADM/motion,
+        # float VIF/CAMBI/SpEED as libvmaf computes them), not a dtype the user picked
+        "dtype": "libvmaf",
         "rescale": scale_flags if rescale else None, "wall_s": elapsed,
         "fps": result.num_frames / elapsed if elapsed > 0 else float("nan"),
     })
