@@ -1128,6 +1128,19 @@ def test_evaluation_pairs_every_shot_of_a_variable_rate_source(
     guard = _shot_rows(cfg, samples, pred, merge_rules(rules, {"bands": {"basis": "lower"}}))
     assert [r["band"] for r in guard] == [r["band"] for r in rows]
     assert [r["band"] for r in rows] == [band_of(r["pred"], rules) for r in rows]
+    # a student without intervals: rows without them (evaluate refused such a student)
+    import shutil
+
+    from vmafdistill.edge.card import card_path_for
+
+    bare = tmp_path / "bare.onnx"
+    shutil.copy(default_model_path(), bare)
+    card = json.loads(card_path_for(default_model_path()).read_text())
+    card["conformal"] = {"alpha": None, "q": None}
+    card_path_for(bare).write_text(json.dumps(card))
+    plain = _shot_rows(cfg, samples, Predictor(bare), rules)
+    assert [(r["pred"], r["band"]) for r in plain] == [(r["pred"], r["band"]) for r in guard]
+    assert all(r["lo"] is None and r["guard_band"] is None for r in plain)
     # a corpus shot the edge did not cut is named, not left out silently
     moved = samples.assign(start_frame=samples["start_frame"].replace({0: 1}))
     rows = _shot_rows(cfg, moved, pred, merge_rules(DEFAULT_RULES, pred.card["tokens"]))

@@ -633,6 +633,18 @@ def test_evaluate_with_no_predicted_shot_is_one_error(
                                json_path=tmp_path / "r.json")
     assert json.loads((tmp_path / "r.json").read_text()) == rows
     assert "| s | 2 |" in (tmp_path / "r.md").read_text()
+    # a student without intervals (card q null) was refused: MAE, PLCC and bands are still
+    # worth reading; coverage and the guard band say there are none
+    no_intervals = [{**r, "lo": None, "hi": None, "guard_band": None} for r in rows]
+    monkeypatch.setattr(unseen, "_shot_rows", lambda *a, **k: no_intervals)
+    monkeypatch.setattr(unseen, "print", lambda *a, **k: None, raising=False)
+    got = unseen.evaluate_unseen(cache=tmp_path / "cache", markdown=tmp_path / "n.md",
+                                 plot=tmp_path / "n.png")
+    assert got["coverage"] is None and got["mae"] == pytest.approx(2.0)
+    text = (tmp_path / "n.md").read_text()
+    assert "none (this student has no intervals)" in text and "lower (guard)" not in text
+    assert "| s | 2 | 86.00 | 88.00 | 2.00 | +2.00 | - |" in text, text
+    assert (tmp_path / "n.png").stat().st_size > 0
 
 
 def test_shot_folds_that_split_a_scene_are_named(capsys: pytest.CaptureFixture[str]) -> None:

@@ -83,8 +83,9 @@ def plot_rows(rows: list[dict], thresholds: list[float], title: str, out: Path) 
         t = np.array([r["teacher"] for r in part])
         pr = np.array([r["pred"] for r in part])
         # a bounded student may predict a little below 0, under its interval's clipped end
-        err = np.clip(np.array([[r["pred"] - r["lo"] for r in part],
-                                [r["hi"] - r["pred"] for r in part]]), 0.0, None)
+        err = None if not _has_intervals(part) else np.clip(
+            np.array([[r["pred"] - r["lo"] for r in part],
+                      [r["hi"] - r["pred"] for r in part]]), 0.0, None)
         ax.errorbar(t, pr, yerr=err, fmt="o", ms=3, lw=0.5, alpha=0.7, label=codec)
     for th in thresholds:
         ax.axhline(th, color="0.6", lw=0.6, ls=":")
@@ -93,7 +94,8 @@ def plot_rows(rows: list[dict], thresholds: list[float], title: str, out: Path) 
     ax.set_xlim(0, 102)
     ax.set_ylim(0, 102)
     ax.set_xlabel("teacher VMAF (libvmaf)")
-    ax.set_ylabel("predicted VMAF (edge chain), bar: interval")
+    ax.set_ylabel("predicted VMAF (edge chain)"
+                  + (", bar: interval" if _has_intervals(rows) else ""))
     ax.set_title(title, fontsize=8)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
@@ -104,6 +106,18 @@ def plot_rows(rows: list[dict], thresholds: list[float], title: str, out: Path) 
     plt.close(fig)
 
 
+def _has_intervals(rows: list[dict]) -> bool:
+    """Whether the rows carry intervals (a student exported without conformal has none)."""
+    return all(r.get("lo") is not None for r in rows)
+
+
+def _coverage(rows: list[dict]) -> float | None:
+    """Interval coverage of the teacher's score, or None where the student has no intervals."""
+    if not _has_intervals(rows):
+        return None
+    return float(np.mean([r["lo"] <= r["teacher"] <= r["hi"] for r in rows]))
+
+
 def guard_table(rows: list[dict], green: float) -> list[str]:
     """The release-guard view: of the shots a band calls green, how many the teacher scores
     below the green threshold (false greens: a bad encode passes), by prediction and by the
@@ -111,7 +125,8 @@ def guard_table(rows: list[dict], green: float) -> list[str]:
     truly = sum(r["teacher"] >= green for r in rows)
     out = ["| band basis | shots green | false greens (teacher < green) | true greens kept |",
            "|---|---:|---:|---:|"]
-    for basis, key in (("pred", "band"), ("lower (guard)", "guard_band")):
+    bases = [("pred", "band"), ("lower (guard)", "guard_band")]
+    for basis, key in bases[:2 if _has_intervals(rows) else 1]:  # no interval: no guard band
         called = [r for r in rows if r[key] == "green"]
         false = sum(r["teacher"] < green for r in called)
         kept = sum(r["teacher"] >= green for r in called)
@@ -133,9 +148,10 @@ def group_table(rows: list[dict], title: str, key: Callable[[dict], str]) -> lis
     for g, rs in sorted(by.items(), key=lambda kv: natural_key(kv[0])):  # 68p before 136p
         t = np.array([r["teacher"] for r in rs])
         q = np.array([r["pred"] for r in rs])
-        cov = np.mean([r["lo"] <= r["teacher"] <= r["hi"] for r in rs])
+        cov = _coverage(rs)
         out.append(f"| {g} | {len(rs)} | {t.mean():.2f} | {q.mean():.2f} | "
-                   f"{np.abs(q - t).mean():.2f} | {(q - t).mean():+.2f} | {cov:.0%} |")
+                   f"{np.abs(q - t).mean():.2f} | {(q - t).mean():+.2f} | "
+                   f"{'-' if cov is None else f'{cov:.0%}'} |")
     return out
 
 
@@ -162,7 +178,6 @@ def evaluate_unseen(
     from ..corpus.build import build_corpus
     from ..edge.card import card_path_for
     from ..edge.predictor import Predictor, default_model_path
-    from ..edge.records import interval_half_width
     from ..edge.tokens import DEFAULT_RULES, merge_rules
 
     if noise < 0:  # filmed clean and reported as noisy
@@ -172,9 +187,6 @@ def evaluate_unseen(
                                "filmed as conf/sources/kinds.yaml says (drop one of the two)")
     model = Path(model) if model is not None else default_model_path()
     pred = Predictor(model)  # a bad model path fails here, not after minutes of corpus work
-    if interval_half_width(pred.card) is None:
-        raise VmafDistillError(f"{model}: this student has no intervals (its card's conformal "
-                               "q is null); evaluate reports interval coverage and guard bands")
     try:  # a hand-edited card's bands: a traceback after the corpus work
         rules = merge_rules(DEFAULT_RULES, pred.card.get("tokens"))
     except (ValueError, TypeError, AttributeError) as exc:
@@ -199,7 +211,7 @@ def evaluate_unseen(
     stats = {"mae": float(np.mean(np.abs(p - y))),
              # NaN, not numpy's divide warnings, for a constant prediction
              "plcc": regression_metrics(y, p)["plcc"],
-             "coverage": float(np.mean([r["lo"] <= r["teacher"] <= r["hi"] for r in rows])),
+             "coverage": _coverage(rows),  # None: a student without intervals
              "band_agreement": float(np.mean([r["band"] == r["teacher_band"] for r in rows]))}
     what = ("held-out content kinds (conf/sources/kinds.yaml: "
             + ", ".join(sorted({r["source"] for r in rows}))
@@ -221,7 +233,8 @@ def evaluate_unseen(
     if "--plot" in outputs:
         plot_rows(rows, [float(t) for t in pred.card.get("guard_thresholds") or []],
                   f"{name if kinds else src.name}, ladder {ladder}: MAE {stats['mae']:.2f}, "
-                  f"PLCC {stats['plcc']:.3f}, coverage {stats['coverage']:.1%}",
+                  f"PLCC {stats['plcc']:.3f}"
+                  + ("" if stats["coverage"] is None else f", coverage {stats['coverage']:.1%}"),
                   outputs["--plot"])
     print(text)
     return {"text": text, "rows": rows, **stats}
@@ -411,7 +424,7 @@ def _shot_rows(
                 unpredicted += 1
                 continue
             t = truth.loc[start]
-            lo, hi = rec["interval"]
+            lo, hi = rec["interval"] or (None, None)  # None: a student without intervals
             rows.append({"source": source["source_id"], "variant": t["variant_id"],
                          "shot": int(rec["shot"]),
                          "teacher": float(t["vmaf"]), "pred": float(rec["pred_vmaf"]),
@@ -419,7 +432,8 @@ def _shot_rows(
                          # put lower-end bands in the table's "pred" row)
                          "lo": lo, "hi": hi, "band": band_of(float(rec["pred_vmaf"]), pred_rules),
                          "teacher_band": band_of(float(t["vmaf"]), pred_rules),
-                         "guard_band": band_of(float(rec["pred_vmaf"]), guard_rules, lo)})
+                         "guard_band": None if lo is None else band_of(
+                             float(rec["pred_vmaf"]), guard_rules, lo)})
         if paired != len(rep.records) or paired != len(truth) or unpredicted:
             # nothing left out silently: shots cut elsewhere, or flagged without a prediction
             print(f"note: {source['source_id']} {enc.rung.label(W, H)}: edge found "
@@ -436,14 +450,16 @@ def _report_lines(
     y = np.array([r["teacher"] for r in rows])
     p = np.array([r["pred"] for r in rows])
     nominal = 1 - float(card["conformal"].get("alpha") or 0.1)  # checked by read_card
+    coverage = ("none (this student has no intervals)" if stats["coverage"] is None
+                else f"{stats['coverage']:.1%} ({nominal:.0%})")
     lines = [
         header, "",
         "| shots x variants | MAE | signed error | max abs err | PLCC "
         "| interval coverage (nominal) | band agreement |",
         "|---:|---:|---:|---:|---:|---:|---:|",
         f"| {len(rows)} | {stats['mae']:.2f} | {np.mean(p - y):+.2f} | "
-        f"{np.max(np.abs(p - y)):.2f} | {stats['plcc']:.3f} | {stats['coverage']:.1%} "
-        f"({nominal:.0%}) | {stats['band_agreement']:.1%} |",
+        f"{np.max(np.abs(p - y)):.2f} | {stats['plcc']:.3f} | {coverage} "
+        f"| {stats['band_agreement']:.1%} |",
         "",
         *guard_table(rows, green),
         "",
