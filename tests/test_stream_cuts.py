@@ -795,6 +795,9 @@ def test_a_rendition_switch_mid_stream_predicts_each_rendition_at_its_own_size(
         _same_shot(rec, ref)
     assert [r["res"] for r in report.records] == [r["res"] for r in expected]
     assert {r["res"] for r in report.records} == {"180p", "90p"}
+    # the summary's res said the first shot's alone ("180p")
+    assert report.summary["res"] == "180p->90p->180p"
+    assert all(a.summary["res"] == a.records[0]["res"] for a in alone)
     assert all(r["pred_vmaf"] is not None for r in report.records)
     # shots never straddle a switch, and the recording's clock runs on
     assert {50, 100} <= {row["start_frame"] for row in report.rows}

@@ -216,6 +216,16 @@ def flag_hidden_frames(records: Sequence[ShotRecord], rows: Sequence[Mapping[str
     return out, int(hidden_before_frame.size)
 
 
+
+def _resolutions(records: Sequence[ShotRecord]) -> str | None:
+    """The shots' ``res`` as the summary says it: ``360p``, or for a recording that switches
+    renditions each run of shots in order, ``360p->180p->360p`` (the first shot's alone
+    read 360p for a recording mostly at 180p)."""
+    runs = [res for i, res in enumerate(r.res for r in records)
+            if i == 0 or res != records[i - 1].res]
+    return "->".join(runs) if runs else None
+
+
 def summarize(path: str, records: Sequence[ShotRecord], n_frames: int, fps: float,
               hidden_frames: int = 0, decoder_errors: Sequence[str] = (),
               picture_changes: Sequence[Mapping[str, Any]] = (),
@@ -246,7 +256,7 @@ def summarize(path: str, records: Sequence[ShotRecord], n_frames: int, fps: floa
         "frames": n_frames,
         "duration_s": round(max((r.end for r in records), default=n_frames / fps), 3),
         "codec": records[0].codec if records else None,
-        "res": records[0].res if records else None,
+        "res": _resolutions(records),
         **({"ref_size": list(ref[0]), "ref_size_rule": ref[1]} if ref is not None else {}),
         "pred_vmaf_mean": None if mean is None else round(mean, 2),
         "pred_vmaf_min": None if worst is None else worst.pred_vmaf,
