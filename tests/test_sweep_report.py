@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,19 @@ def test_only_runs_scored_on_the_same_data_compete() -> None:
     # a tie between two groups goes to the first run's (run "0", listed second here)
     tie = table.iloc[[1, 0]].reset_index(drop=True)
     assert pick_winner(tie)[0] == 1 and not _scored_on_notes(table.iloc[[0, 2]], 0)
+    # the median the report prints is the rule's, over the comparable runs alone (it printed
+    # the median over every run: 0.305 beside a rule that used 0.284, a hunt)
+    from vmafdistill.students.report import median_spread, run_labels
+
+    spread = table.assign(fold_plcc_std=[0.1, 0.9, 0.3, 0.8, 0.7])
+    assert median_spread(spread) == 0.3  # of runs 0 and 2: the upper of the two
+    assert pick_winner(spread)[1].tolist() == [True, False, True, False, False]
+    # the MAE bars' labels say which runs cannot win, and long values stay told apart
+    long = table.assign(varying=[f"corpus_dir=/{'x' * 80}/corpus_v{i}" for i in range(5)])
+    labels = run_labels(long)
+    assert len(set(labels.values())) == 5 and all(len(v) < 100 for v in labels.values())
+    assert labels[0].startswith("0: corpus_dir=/x") and labels[0].endswith("corpus_v0")
+    assert labels[1].endswith("(not comparable)") and not labels[2].endswith(")")
 
 
 def test_winner_ties_go_to_the_first_run_in_numeric_order() -> None:
@@ -382,16 +396,21 @@ def test_override_values_with_spaces_and_jobs_that_never_started(
 
     from vmafdistill.cli import main
 
+    # a "|" in a value split its markdown row's cells (every number one column right)
     corpora = [synthetic_corpus(tmp_path / f"my corpus {k}", n_sources=2, n_shots=4)
-               for k in "AB"]
+               for k in ("A", "B|2")]
     sweep = tmp_path / "s"
     axis = ",".join(f"'{c}'" for c in corpora)
     assert main(["train", "-m", f"corpus_dir={axis}", f"hydra.sweep.dir={sweep}",
                  "baselines=[]", *TRAIN_FAST, "optim.max_epochs=5", "student=linear"]) == 0
     table = report_table_of(sweep)
     assert [v.startswith("corpus_dir=") and v.endswith(f"my corpus {k}'")
-            for v, k in zip(table["varying"], "AB", strict=True)] == [True, True], table
+            for v, k in zip(table["varying"], ("A", "B|2"), strict=True)] == [True, True], table
     report = (sweep / "report.md").read_text()
+    rows = [ln for ln in report.splitlines() if ln.startswith("| ")]
+    cells = {len(re.split(r"(?<!\\)\|", ln)) for ln in rows}
+    assert len(rows) == 3 and len(cells) == 1, rows  # the header and two runs, one width
+    assert "my corpus B\\|2" in report
     assert "my corpus" not in report.split("\n")[2], report.split("\n")[2]  # not shared
     shutil.rmtree(sweep / "1")  # never started: the sweep was stopped
     capsys.readouterr()
@@ -481,3 +500,14 @@ def test_an_optuna_sweep_after_a_grid_sweep_in_one_directory_is_reported(
     # the grid's jobs 2 and 3 stayed beside the two trials: left out, named
     assert winner["n_runs"] == 2, winner
     assert sorted(w.split(":")[0] for w in winner["left_out"]) == ["2", "3"], winner
+
+
+def test_the_pred_vs_teacher_axes_hold_every_point() -> None:
+    """The axes were fixed at 0-100: an out-of-fold prediction of 101.02 or a vmaf_min label
+    below 0 was cut at the border, and a corpus at 100 everywhere sat on it."""
+    from vmafdistill.students.report import pred_vs_teacher_limits
+
+    oof = pd.DataFrame({"vmaf": [-3.0, 50.0, 100.0], "pred": [1.0, 101.02, np.nan]})
+    lo, hi = pred_vs_teacher_limits(oof)
+    assert lo < -3.0 and hi > 101.02
+    assert pred_vs_teacher_limits(None) == pred_vs_teacher_limits(oof.iloc[:0]) == (-2.0, 102.0)

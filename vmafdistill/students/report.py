@@ -376,18 +376,35 @@ def _comparable(table: pd.DataFrame) -> pd.Series:
     return table["scored_on"] == first["scored_on"].iloc[0]
 
 
+def median_spread(table: pd.DataFrame) -> float:
+    """The median fold PLCC std the winner rule compares with: over the comparable runs
+    (:func:`_comparable`) alone (the report printed the median over every run)."""
+    spread = table["fold_plcc_std"].astype(float).where(_comparable(table))
+    return upper_median(spread) if spread.notna().any() else math.nan
+
+
 def pick_winner(table: pd.DataFrame) -> tuple[int, pd.Series]:
     """Index of the winning row by :data:`WINNER_RULE` among the comparable runs
     (:func:`_comparable`), and the eligibility mask."""
     comparable = _comparable(table)
     spread = table["fold_plcc_std"].astype(float).where(comparable)
     mae = table["mae"].astype(float)
-    eligible = spread <= upper_median(spread) if spread.notna().any() else comparable.copy()
+    median = median_spread(table)
+    eligible = spread <= median if not math.isnan(median) else comparable.copy()
     eligible &= mae.notna() & comparable
     if not eligible.any():
         raise VmafDistillError("sweep report: no run with a finite MAE")
     cand = table[eligible].sort_values(["mae", "run"], kind="mergesort", key=_run_order)
     return int(cand.index[0]), eligible
+
+
+def _middle_cut(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters in the middle, where long paths share least."""
+    text = str(text)
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
 
 
 def _run_order(column: pd.Series) -> pd.Series:
@@ -422,11 +439,41 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _cell(v: Any) -> str:
+    """A markdown table cell: a ``|`` in an override value (a path) split the row's cells
+    and moved every number one column right."""
+    return _fmt(v).replace("|", "\\|").replace("\n", " ")
+
+
 def _markdown(table: pd.DataFrame, cols: Sequence[str]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in table.iterrows():
-        lines.append("| " + " | ".join(_fmt(row[c]) for c in cols) + " |")
+        lines.append("| " + " | ".join(_cell(row[c]) for c in cols) + " |")
     return "\n".join(lines)
+
+
+def run_labels(table: pd.DataFrame, width: int = 60) -> dict[Any, str]:
+    """The MAE bar label of each run (by row index): its number and overrides, long values
+    cut in the middle (two corpora under one long folder got the same label when cut at 60
+    characters), and why it has no bar (no MAE: a zero bar read as perfect) or cannot win."""
+    comparable = _comparable(table)
+    return {i: f"{r.run}: {_middle_cut(r.varying or '-', width)}"
+               + (" (no MAE)" if math.isnan(float(r.mae)) else "")
+               + ("" if comparable[i] else " (not comparable)")
+            for i, r in zip(table.index, table.itertuples(), strict=True)}
+
+
+def pred_vs_teacher_limits(oof: pd.DataFrame | None, target: str = "vmaf") -> tuple[float, float]:
+    """Axis limits of the predicted-vs-teacher plot: the VMAF scale widened to every point
+    and a margin (predictions above 100 or labels below 0 were cut at the border, and points
+    at exactly 100 sat on it)."""
+    lo, hi = 0.0, 100.0
+    if oof is not None and len(oof):
+        values = oof[[target, "pred"]].to_numpy(float)
+        values = values[np.isfinite(values)]
+        if values.size:
+            lo, hi = min(lo, float(values.min())), max(hi, float(values.max()))
+    return lo - 2.0, hi + 2.0
 
 
 def _plots(root: Path, table: pd.DataFrame, win: int, eligible: pd.Series,
@@ -442,9 +489,7 @@ def _plots(root: Path, table: pd.DataFrame, win: int, eligible: pd.Series,
     fig, ax = plt.subplots(figsize=(8, max(2.5, 0.3 * len(order) + 1)))
     colours = ["tab:red" if i == win else ("tab:blue" if eligible[i] else "0.7")
                for i in order.index]
-    # a run without an MAE (NaN) has no bar: its label says so (a zero bar read as perfect)
-    labels = [(r.varying or r.run)[:60] + (" (no MAE)" if math.isnan(float(r.mae)) else "")
-              for r in order.itertuples()]
+    labels = [run_labels(table)[i] for i in order.index]
     ax.barh(range(len(order)), order["mae"].fillna(0), color=colours)
     ax.set_yticks(range(len(order)), labels, fontsize=7)
     ax.invert_yaxis()
@@ -453,12 +498,17 @@ def _plots(root: Path, table: pd.DataFrame, win: int, eligible: pd.Series,
         ax.axvline(gbdt, color="k", ls="--", lw=1, label="GBDT(50), winner's folds")
         ax.legend(fontsize=7, loc="lower right")
     ax.set_xlabel("mean OOF MAE (VMAF points)")
-    ax.set_title("red: winner; grey: fold PLCC std above the median", fontsize=8)
+    # grey also marks runs scored on other data or without an MAE (the title said only the
+    # spread)
+    ax.set_title("red: winner; grey: not eligible (fold PLCC std above the comparable runs' "
+                 "median, not comparable, or no MAE)", fontsize=8)
     fig.tight_layout()
     fig.savefig(root / "mae_by_run.png", dpi=110)
     plt.close(fig)
 
-    title = f"winner: {(table.loc[win, 'varying'] or table.loc[win, 'run'])[:50]}"
+    title = (f"winner: run {table.loc[win, 'run']}"
+             + (f" ({_middle_cut(table.loc[win, 'varying'], 70)})"
+                if table.loc[win, "varying"] else ""))
     if winner_oof is not None and target not in winner_oof:  # a run from before: "vmaf" held it
         target = "vmaf"
     plot_pred_vs_teacher(winner_oof, root / "pred_vs_teacher.png", title, target)
@@ -512,8 +562,6 @@ def write_report(root: str | Path) -> dict[str, Any]:
             "fold_plcc_std", "eligible", "winner"]
     ordered = table.sort_values(["mae", "run"], na_position="last", key=_run_order)
     gbdt = winner_baseline(table, win)
-    spread = table["fold_plcc_std"]
-    median_spread = upper_median(spread) if spread.notna().any() else math.nan
     notes = [*_scored_on_notes(table, win), *inert_override_notes(table),
              *_sweeper_notes(root, table, win)]
     md = [
@@ -526,7 +574,7 @@ def write_report(root: str | Path) -> dict[str, Any]:
         *[f"Left out: {why}" for why in left_out],
         *([""] if left_out else []),
         f"Winner rule: {WINNER_RULE}; median fold PLCC std "
-        f"{_fmt(median_spread)}.",
+        f"{_fmt(median_spread(table))}.",
         "",
         f"**Winner**: `{table.loc[win, 'run']}` ({table.loc[win, 'varying'] or 'no overrides'})"
         f": MAE {_fmt(table.loc[win, 'mae'])}, PLCC {_fmt(table.loc[win, 'plcc'])}, "
@@ -618,9 +666,10 @@ def plot_pred_vs_teacher(oof: pd.DataFrame | None, out: Path, title: str,
         for name, part in groups:
             ax.scatter(part[target], part["pred"], s=10, alpha=0.7, label=str(name))
         ax.legend(fontsize=7)
-    ax.plot([0, 100], [0, 100], color="k", lw=1)
-    ax.set_xlim(0, 100)
-    ax.set_ylim(0, 100)
+    lo, hi = pred_vs_teacher_limits(oof, target)
+    ax.plot([lo, hi], [lo, hi], color="k", lw=1)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
     ax.set_xlabel("teacher VMAF" if target == "vmaf" else f"teacher {target}")
     ax.set_ylabel("student VMAF (out of fold)")
     ax.set_title(title, fontsize=8)
