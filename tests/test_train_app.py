@@ -1159,3 +1159,20 @@ def test_metrics_record_the_whole_student_and_loss_and_a_flat_corpus_is_noted(
         note_unused_monotone({"monotone": {"scene_mb_qp*temporal_std": 1},
                               "interactions": [["scene_mb_qp", "temporal_std"]]}, names)
     assert len(caught) == 1 and "trains unconstrained" in str(caught[0].message)
+
+
+def test_rows_dropped_by_the_nan_policy_are_said(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """``nan_policy=drop`` left rows out with a word only in metrics.json (n_dropped): the
+    printed table read as if it covered the whole corpus."""
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=8)
+    table = corpus / "tables" / "samples.parquet"
+    samples = pd.read_parquet(table)
+    samples.loc[samples.index[:5], "vmaf"] = np.nan
+    samples.to_parquet(table)
+    out = tmp_path / "run"
+    capsys.readouterr()
+    assert run_train(corpus, out, "baselines=[]", "optim.max_epochs=5", "nan_policy=drop") == 0
+    err = capsys.readouterr().err
+    assert f"nan_policy=drop left out 5 of {len(samples)} rows" in err, err
+    assert json.loads((out / "metrics.json").read_text())["n_dropped"] == 5

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,20 @@ def _refuse_placed_overrides(cfg: dict[str, Any]) -> None:
                     f"(out_dir={cfg['out_dir']}); give --out DIR instead")
 
 
+def cv_phrase(cv: Mapping[str, Any]) -> str:
+    """What the cross-validation of a ``cv`` config is, in words for step 3's heading (it said
+    "shot-grouped 5-fold" whatever ``train_overrides`` chose)."""
+    name = cv.get("name")
+    if name == "group_kfold":
+        return f"{cv.get('n_splits', 5)}-fold grouped by {cv.get('group', 'shot_id')}"
+    if name == "hash_split":
+        return (f"one train/test split by hashed {cv.get('key', 'shot_id')} "
+                f"({float(cv.get('test_fraction', 0.2)):.0%} test)")
+    if name == "leave_one_source_out":
+        return "leave-one-source-out"
+    return f"cv {name}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the five pilot stages and print what each found."""
     cfg, corpus_cfg, train_cfg = _configs(args)
@@ -143,8 +158,8 @@ def run(args: argparse.Namespace) -> int:
         print(format_teacher_check(check))
         summary["teacher_check"] = check
 
-    t = _step(3, f"train: student {train_cfg.student.get('name', '?')}, pilot protocol "
-                 "(shot-grouped 5-fold) + sklearn rows")
+    t = _step(3, f"train: student {train_cfg.student.get('name', '?')}, "
+                 f"{cv_phrase(train_cfg.get('cv') or {})} + sklearn rows")
     from ..signals import interrupts_kept
     from ..students.train import run as train_run
 
@@ -158,14 +173,14 @@ def run(args: argparse.Namespace) -> int:
     summary["train"] = {k: metrics.get(k) for k in ("oof", "fold_plcc_std", "conformal",
                                                      "baselines") if k in metrics}
 
-    t = _step(4, "export: ONNX opset 17 + model card")
     from ..export import export_bundle, load_export_settings
 
-    onnx_path = out / "student.onnx"
     # the card cuts shots as the corpus did (corpus_overrides may set shots.*)
+    settings = load_export_settings({"edge": {"shots": dict(corpus_cfg["shots"])}})
+    t = _step(4, f"export: ONNX opset {settings.get('opset')} + model card")
+    onnx_path = out / "student.onnx"
     card = export_bundle(run_dir / "student.pt", onnx_path, corpus_dir=out / "corpus",
-                         settings=load_export_settings(
-                             {"edge": {"shots": dict(corpus_cfg["shots"])}}))
+                         settings=settings)
     exp = card.get("export_metrics", {})
     print(f"{onnx_path} ({onnx_path.stat().st_size} bytes, opset {card.get('opset')}): "
           f"max |ORT - torch| = {exp.get('parity_max_abs', float('nan')):.2e} on "

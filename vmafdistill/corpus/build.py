@@ -1281,6 +1281,17 @@ def write_summary(out_dir: Path, summary: pd.DataFrame) -> None:
         g = g.sort_values("bitrate_kbps")
         ax.plot(g["bitrate_kbps"], g["vmaf"], marker="o", label=f"{source_id} {codec}")
     ax.set_xscale("log")
+    # ticks at 1-2-5 steps in plain numbers: matplotlib's minor labels on a span under two
+    # decades ran together ("3x10^14x10^1")
+    import numpy as np
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    rates = summary["bitrate_kbps"].to_numpy(float)
+    rates = rates[np.isfinite(rates) & (rates > 0)]
+    decades = np.log10(rates.max() / rates.min()) if rates.size else 0.0
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if decades < 2.5 else (1.0,)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("mean shot bitrate (kb/s)")
     ax.set_ylabel("mean shot VMAF (teacher)")
     ax.grid(True, alpha=0.3)

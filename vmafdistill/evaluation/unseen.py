@@ -23,7 +23,7 @@ photographs).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +68,11 @@ def make_source(cache: Path, noise: int = 0) -> Path:
     return add_temporal_noise(clean, noisy, strength=noise)
 
 
-def plot_rows(rows: list[dict], thresholds: list[float], title: str, out: Path) -> None:
+def plot_rows(rows: list[dict], thresholds: Mapping[str, float], title: str, out: Path) -> None:
     """Predicted vs teacher VMAF per shot x variant, one colour per codec, the conformal interval
-    as a vertical bar, the identity line and the guard thresholds (a point in an off-diagonal
-    quadrant is a guard decision the student gets wrong)."""
+    as a vertical bar, the identity line and the band thresholds the report counts with
+    (``{"green": 80, "amber": 60}``: a point above the green line left of it is a false
+    green; the card's training guard thresholds were drawn, not the bands')."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,9 +88,10 @@ def plot_rows(rows: list[dict], thresholds: list[float], title: str, out: Path) 
             np.array([[r["pred"] - r["lo"] for r in part],
                       [r["hi"] - r["pred"] for r in part]]), 0.0, None)
         ax.errorbar(t, pr, yerr=err, fmt="o", ms=3, lw=0.5, alpha=0.7, label=codec)
-    for th in thresholds:
-        ax.axhline(th, color="0.6", lw=0.6, ls=":")
-        ax.axvline(th, color="0.6", lw=0.6, ls=":")
+    for (band, th), colour in zip(thresholds.items(), ("tab:green", "tab:orange", "0.6"),
+                                  strict=False):
+        ax.axhline(th, color=colour, lw=0.7, ls=":", label=f"{band} threshold {th:g}")
+        ax.axvline(th, color=colour, lw=0.7, ls=":")
     ax.plot([0, 100], [0, 100], color="k", lw=1)
     ax.set_xlim(0, 102)
     ax.set_ylim(0, 102)
@@ -231,7 +233,7 @@ def evaluate_unseen(
     if "--json" in outputs:
         atomic_write_text(outputs["--json"], json.dumps(rows, indent=1) + "\n")
     if "--plot" in outputs:
-        plot_rows(rows, [float(t) for t in pred.card.get("guard_thresholds") or []],
+        plot_rows(rows, {band: float(rules["bands"][band]) for band in ("green", "amber")},
                   f"{name if kinds else src.name}, ladder {ladder}: MAE {stats['mae']:.2f}, "
                   f"PLCC {stats['plcc']:.3f}"
                   + ("" if stats["coverage"] is None else f", coverage {stats['coverage']:.1%}"),

@@ -147,7 +147,12 @@ def load_rows(
     if spread < 0.01:  # a flat grey clip: PLCC -0.92 read as a finding
         print(f"note: corpus {corpus_dir}: every {target} label lies within {spread:.2g} of "
               "the others: correlations (PLCC, SROCC) of this run say nothing", file=sys.stderr)
-    return corpus_dir, manifest, samples, x, y, int((~keep).sum())
+    n_dropped = int((~keep).sum())
+    if n_dropped:  # the summary table read as if it covered the whole corpus
+        print(f"note: nan_policy=drop left out {n_dropped} of {len(samples_all)} rows of corpus "
+              f"{corpus_dir} (a non-finite {target}); every figure of this run is over the "
+              f"other {len(samples)}", file=sys.stderr)
+    return corpus_dir, manifest, samples, x, y, n_dropped
 
 
 def corpus_config(cfg: DictConfig) -> DictConfig:
