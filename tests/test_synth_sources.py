@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,91 @@ def test_an_empty_file_in_the_place_of_a_filmed_video_is_filmed_again(tmp_path: 
     made = make_synth_source(name, graph, tmp_path, seconds=0.4, fps=r["fps"])
     assert made == out and out.stat().st_size > 0
     assert len(read_packets(out)) == round(0.4 * r["fps"])
+
+
+@pytest.mark.parametrize(("name", "edit", "needle"), [
+    # -t 0 on a looped photograph is no limit: ffmpeg ran for ever, a hidden file growing
+    ("photos", {"seconds_each": 0}, "seconds_each=0: must be above 0"),
+    # a clip without video, kept by the next run, failing only in the corpus
+    ("synth", {"seconds": 0}, "seconds=0: must be above 0"),
+    ("synth", {"widht": 300}, "unknown key(s) ['widht']"),  # ignored
+    ("synth", {"width": 255}, "width=255: needs an even number"),  # cut to 254 unsaid
+    ("synth", {"sources": {}}, "sources: needs a mapping"),  # filmed nothing, exit 0
+    ("synth", {"sources": []}, "sources: needs a mapping"),  # AttributeError
+    ("synth", {"sources": {"../escape": "testsrc2"}}, "source '../escape': a name is"),
+    ("photos", {"margin": -50}, "margin=-50: must be at least 0"),  # ffmpeg's own text
+    ("photos", {"fps": 0}, "fps=0: must be above 0"),
+    ("photos", {"sources": {"p": [{"photo": "coffee.png", "vx": "fast", "vy": 0}]}},
+     "source 'p': shots[0].vx='fast': not a number"),  # TypeError
+    ("photos", {"sources": {"p": [{"photo": "coffee.png", "vy": 0}]}},
+     "shots[0].vx=None: not a number"),  # KeyError
+    ("photos", {"sources": {"p": [{"photo": "coffee.png", "vx": 0, "vy": 0, "vxx": 3}]}},
+     "shots[0]: unknown key(s) ['vxx']"),  # ignored
+    ("photos", {"sources": {"p": [{"photo": "nope.png", "vx": 0, "vy": 0}]}},
+     "source 'p': shots[0]: photo 'nope.png': scikit-image does not ship"),
+    ("kinds", {"heldot": {}}, "unknown key(s) ['heldot']"),  # held-out clips never filmed
+])
+def test_recipe_settings_are_checked_before_filming(
+        tmp_path: Path, name: str, edit: dict, needle: str) -> None:
+    """Each bad recipe value is one error naming the recipe and the key, before any clip."""
+    from vmafdistill.errors import VmafDistillError
+    from vmafdistill.recipes import make_kind_sources, make_photo_sources, make_synth_sources
+
+    make = {"photos": make_photo_sources, "synth": make_synth_sources,
+            "kinds": lambda out, recipe: make_kind_sources(out, "all", recipe)}[name]
+    recipe = {**load_recipe(name), **edit}
+    with pytest.raises(VmafDistillError, match=f"{name} recipe: .*" + re.escape(needle)):
+        make(tmp_path, recipe=recipe)
+    assert not any(tmp_path.iterdir())
+    # no --out and no out_dir: a TypeError traceback
+    recipe = {k: v for k, v in load_recipe(name).items() if k != "out_dir"}
+    with pytest.raises(VmafDistillError, match=f"{name} recipe: out_dir=None: needs a folder"):
+        make(None, recipe=recipe)
+
+
+def test_a_recipe_films_into_a_folder_whose_name_holds_a_colon(tmp_path: Path) -> None:
+    """An output folder ``run:1`` (or a timestamp) failed with ffmpeg's "Protocol not found":
+    output paths went to ffmpeg relative, where a colon names a protocol."""
+    from contextlib import chdir
+
+    from vmafdistill.recipes import make_synth_sources
+
+    recipe = {**load_recipe("synth"), "seconds": 0.2,
+              "sources": {"bars": load_recipe("synth")["sources"]["barspan"]}}
+    with chdir(tmp_path):
+        (clip,) = make_synth_sources("run:1", recipe=recipe)
+    assert len(read_packets(tmp_path / clip)) == 5
+
+
+def test_sigterm_while_filming_removes_the_partial_clip_and_its_ffmpeg(tmp_path: Path) -> None:
+    """SIGTERM (timeout, a scheduler) ended Python at once: its ffmpeg ran on alone and
+    finished a hidden ``.partial`` clip that nothing removed. It is exit 143, as corpus and
+    train, with the file removed and ffmpeg killed."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    conf = tmp_path / "conf"
+    shutil.copytree(conf_dir(), conf)
+    recipe = {**load_recipe("photos"), "seconds_each": 60.0,  # minutes of filming
+              "sources": {"long": [{"photo": "coffee.png", "vx": 20, "vy": 0}]}}
+    (conf / "sources" / "photos.yaml").write_text(yaml.safe_dump(recipe))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "vmafdistill", "sources", "photos",
+                             "--out", str(out)], env={**os.environ, "VMAFDISTILL_CONF": str(conf)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(out.glob(".long.*partial*")) and time.monotonic() < deadline:
+        time.sleep(0.1)  # ffmpeg has started writing
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert not [p for p in out.iterdir() if "partial" in p.name], list(out.iterdir())
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False)
+    assert str(out) not in ps.stdout

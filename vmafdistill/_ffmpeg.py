@@ -26,6 +26,12 @@ def input_url(path: str | os.PathLike[str]) -> str:
     return p if os.path.isabs(p) else os.path.join(os.getcwd(), p)
 
 
+def output_url(path: str | os.PathLike[str]) -> str:
+    """A local file to write, as ffmpeg must be handed it: absolute, as :func:`input_url`
+    (an output folder ``run:1`` or ``2024-05-01T12:30`` failed with "Protocol not found")."""
+    return input_url(path)
+
+
 def decoder_thread_args(threads: int | None) -> list[str]:
     """``-threads N`` for the input that follows (its decoder, not an encoder), or nothing for
     ffmpeg's default (``None``)."""

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ._ffmpeg import ffmpeg_exe
+from ._ffmpeg import ffmpeg_exe, output_url
 from .config import refuse_unknown_keys
 from .errors import ToolError, VideoInputError, VmafDistillError
 from .folders import already_made, partial_file, recipe_stamp
@@ -82,7 +82,11 @@ def _load_cover(photo: Path, width: int, height: int) -> np.ndarray:
 
     if not Path(photo).is_file():
         raise VideoInputError(f"photograph not found: {photo}")
-    with Image.open(photo) as img:
+    try:
+        img = Image.open(photo)
+    except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError: a traceback
+        raise VideoInputError(f"photograph {photo}: not an image PIL reads ({exc})") from None
+    with img:
         rgb = img.convert("RGB")
         s = max(width / rgb.width, height / rgb.height)
         size = (max(width, math.ceil(rgb.width * s)), max(height, math.ceil(rgb.height * s)))
@@ -342,7 +346,7 @@ def film_kind_source(src: KindSource, out: Path, *, crf: int = 10) -> Path:
                "-s", f"{src.width}x{src.height}", "-r", str(src.fps), "-i", "-",
                "-c:v", "libx264", "-crf", str(crf), "-preset", "medium",
                "-x264-params", "threads=1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
-               "-pix_fmt", "yuv420p", str(tmp)]
+               "-pix_fmt", "yuv420p", output_url(tmp)]
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         assert proc.stdin is not None
         try:
@@ -389,7 +393,7 @@ def packaged_photo(spec: str) -> Path:
 SOURCE_KEYS = ("kind", "seed", "shots")
 SHOT_KEYS = ("photo", "vx", "vy", "strength")
 #: A source's name is its clip's file name: ``../x`` filmed outside the folder.
-_SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def kind_sources_from_config(recipes: Mapping[str, Any],
@@ -406,7 +410,7 @@ def kind_sources_from_config(recipes: Mapping[str, Any],
     out = []
     for name, spec in recipes.items():
         at = f"{where}: source {name!r}"
-        if not isinstance(name, str) or not _SOURCE_NAME.fullmatch(name):
+        if not isinstance(name, str) or not SOURCE_NAME.fullmatch(name):
             raise VmafDistillError(f"{at}: a name is its clip's file name (letters, digits, "
                                    ". _ -, not starting with . or -)")
         if not isinstance(spec, Mapping):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._ffmpeg import decoder_thread_args, input_url, run_ffmpeg
+from ._ffmpeg import decoder_thread_args, input_url, output_url, run_ffmpeg
 from .errors import VmafDistillError
 from .folders import partial_file
 
@@ -143,7 +143,7 @@ def encode_rung(
             *(["-pix_fmt", rung.pix_fmt] if rung.pix_fmt else []),
             "-c:v", spec["encoder"], *preset, "-crf", str(rung.crf), *spec["args"],
             "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
-            str(tmp),
+            output_url(tmp),
         ]
         what = f"encoding {Path(source).name} as {rung.label(*src_size)}"
         run_ffmpeg(args, what=what)

@@ -71,33 +71,130 @@ def missing_source_hint(path: str | Path) -> str:
     return ""
 
 
-def _out(recipe: Mapping[str, Any], out_dir: str | Path | None) -> Path:
-    return Path(out_dir if out_dir is not None else recipe["out_dir"])
+def _out(recipe: Mapping[str, Any], out_dir: str | Path | None, where: str) -> Path:
+    if out_dir is not None:
+        return Path(out_dir)
+    given = recipe.get("out_dir")
+    if not isinstance(given, str) or not given.strip():  # a TypeError traceback
+        raise VmafDistillError(f"{where}: out_dir={given!r}: needs a folder (or give --out)")
+    return Path(given)
+
+
+def _where(name: str, recipe: Mapping[str, Any] | None) -> str:
+    """How errors name a recipe: its file, or "<name> recipe" for one given as a mapping."""
+    from .config import conf_dir
+
+    return str(conf_dir() / "sources" / f"{name}.yaml") if recipe is None else f"{name} recipe"
+
+
+#: The top-level keys each recipe reads (a misspelt ``heldot:`` or ``widht:`` was ignored:
+#: the held-out clips were never filmed, or the clips filmed at the default size).
+RECIPE_KEYS: dict[str, tuple[str, ...]] = {
+    "photos": ("out_dir", "fps", "width", "height", "seconds_each", "margin", "sources"),
+    "synth": ("out_dir", "fps", "width", "height", "seconds", "sources"),
+    "kinds": ("out_dir", "train", "heldout"),
+}
+PHOTO_SHOT_KEYS = ("photo", "vx", "vy")
+
+
+def check_recipe(name: str, recipe: Any, where: str) -> dict[str, Any]:
+    """The ``photos`` or ``synth`` recipe's settings, each one error naming ``where`` (the
+    file) and the key before anything is filmed: ``seconds_each: 0`` looped a photograph for
+    ever (ffmpeg's ``-t 0`` is no limit), ``seconds: 0`` filmed a clip without video, an odd
+    width was cut by one pixel unsaid, and a missing key was a KeyError traceback. Returns
+    ``{"fps", "width", "height", "seconds", "margin"}`` (``margin`` for photos only)."""
+    from .config import checked_number, refuse_unknown_keys
+
+    if not isinstance(recipe, Mapping):
+        raise VmafDistillError(f"{where}: needs a mapping of settings, got {recipe!r}")
+    refuse_unknown_keys(where, recipe, RECIPE_KEYS[name])
+    length = "seconds_each" if name == "photos" else "seconds"
+    if missing := [k for k in RECIPE_KEYS[name] if k != "out_dir" and k not in recipe]:
+        raise VmafDistillError(f"{where}: missing key(s) {missing}")
+    checked = {"fps": checked_number(f"{where}: fps", recipe["fps"], float, 0, False),
+               "seconds": checked_number(f"{where}: {length}", recipe[length], float, 0, False)}
+    for key in ("width", "height"):  # 4:2:0 needs even sizes
+        checked[key] = checked_number(f"{where}: {key}", recipe[key], int, 16)
+        if checked[key] % 2:
+            raise VmafDistillError(f"{where}: {key}={recipe[key]!r}: needs an even number "
+                                   "(4:2:0 chroma; an odd size was cut by one pixel)")
+    if name == "photos":
+        checked["margin"] = checked_number(f"{where}: margin", recipe["margin"], int, 0)
+    sources = recipe["sources"]
+    if not isinstance(sources, Mapping) or not sources:  # filmed nothing, said nothing
+        raise VmafDistillError(f"{where}: sources: needs a mapping of source name -> "
+                               f"{'shots' if name == 'photos' else 'lavfi graph'}, got {sources!r}")
+    for source, spec in sources.items():
+        _check_source(name, source, spec, f"{where}: source {source!r}")
+    return checked
+
+
+def _check_source(name: str, source: Any, spec: Any, at: str) -> None:
+    """One source of a ``photos`` or ``synth`` recipe: its name is its clip's file name
+    (``../x`` filmed outside the folder); a photos source is a list of shots with a photo
+    and its pan speed, a synth source a lavfi graph."""
+    from .config import checked_number, refuse_unknown_keys
+    from .content_kinds import SOURCE_NAME
+
+    if not isinstance(source, str) or not SOURCE_NAME.fullmatch(source):
+        raise VmafDistillError(f"{at}: a name is its clip's file name (letters, digits, "
+                               ". _ -, not starting with . or -)")
+    if name == "synth":
+        if not isinstance(spec, str) or not spec.strip():
+            raise VmafDistillError(f"{at}: needs a lavfi graph, got {spec!r}")
+        return
+    if not isinstance(spec, list) or not spec:
+        raise VmafDistillError(f"{at}: needs a list of shots, each {{photo, vx, vy}}")
+    for k, shot in enumerate(spec):
+        label = f"{at}: shots[{k}]"
+        if not isinstance(shot, Mapping) or not isinstance(shot.get("photo"), str):
+            raise VmafDistillError(f"{label}: needs a mapping with a photo (e.g. coffee.png)")
+        refuse_unknown_keys(label, shot, PHOTO_SHOT_KEYS)
+        for axis in ("vx", "vy"):
+            checked_number(f"{label}.{axis}", shot.get(axis), float)
 
 
 def make_photo_sources(out_dir: str | Path | None = None,
                        recipe: Mapping[str, Any] | None = None,
                        filmed: Callable[[Path], None] | None = None) -> list[Path]:
     """Film every source of the ``photos`` recipe into ``out_dir`` (default: the recipe's)."""
-    from .sources import PhotoPan, pan_photos, skimage_photo
+    from .sources import PhotoPan, pan_photos
 
+    where = _where("photos", recipe)
     r = load_recipe("photos") if recipe is None else recipe
-    out = _out(r, out_dir)
+    c = check_recipe("photos", r, where)
+    out = _out(r, out_dir, where)
+    pans_of = {}
+    for name, shots in r["sources"].items():  # every photo found before any is filmed
+        pans_of[name] = [PhotoPan(_photo(s["photo"], f"{where}: source {name!r}: shots[{k}]"),
+                                  float(s["vx"]), float(s["vy"])) for k, s in enumerate(shots)]
     paths = []
-    for name, shots in r["sources"].items():
-        pans = [PhotoPan(skimage_photo(s["photo"]), s["vx"], s["vy"]) for s in shots]
-        paths.append(pan_photos(pans, out / f"{name}.mp4", width=int(r["width"]),
-                                height=int(r["height"]), fps=r["fps"],
-                                seconds_each=r["seconds_each"], margin=int(r["margin"])))
+    for name, pans in pans_of.items():
+        paths.append(pan_photos(pans, out / f"{name}.mp4", width=c["width"],
+                                height=c["height"], fps=r["fps"],
+                                seconds_each=r["seconds_each"], margin=c["margin"]))
         if filmed is not None:
             filmed(paths[-1])
     return paths
 
 
-def synth_graphs(recipe: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """The ``synth`` recipe's lavfi graphs with its size and rate filled in."""
+def _photo(filename: str, at: str) -> Path:
+    """A recipe shot's packaged photograph, its error naming the recipe and the shot."""
+    from .sources import skimage_photo
+
+    try:
+        return skimage_photo(filename)
+    except VmafDistillError as exc:
+        raise VmafDistillError(f"{at}: photo {filename!r}: {exc}") from None
+
+
+def synth_graphs(recipe: Mapping[str, Any] | None = None, where: str | None = None
+                 ) -> dict[str, str]:
+    """The ``synth`` recipe's lavfi graphs with its size and rate filled in (``where`` names
+    the recipe in errors; default: its file, or "synth recipe" for a given mapping)."""
     r = load_recipe("synth") if recipe is None else recipe
-    w, h = int(r["width"]), int(r["height"])
+    c = check_recipe("synth", r, where or _where("synth", recipe))
+    w, h = c["width"], c["height"]
     fill = {"width": w, "height": h, "fps": r["fps"], "half_width": w // 2,
             "half_height": h // 2, "double_width": 2 * w, "double_height": 2 * h,
             "last_x": w - 1, "last_y": h - 1}
@@ -116,7 +213,7 @@ def make_synth_source(name: str, graph: str, out_dir: str | Path, *, seconds: fl
                       fps: float) -> Path:
     """Encode one lavfi graph losslessly to ``out_dir/<name>.mp4`` (kept if already there,
     filmed from the same graph)."""
-    from ._ffmpeg import run_ffmpeg
+    from ._ffmpeg import output_url, run_ffmpeg
     from .folders import already_made, partial_file, recipe_stamp
 
     out = Path(out_dir) / f"{name}.mp4"
@@ -128,7 +225,7 @@ def make_synth_source(name: str, graph: str, out_dir: str | Path, *, seconds: fl
         run_ffmpeg(["-y", "-f", "lavfi", "-i", f"{graph},format=yuv420p,setsar=1",
                     "-t", str(seconds), "-r", str(fps), "-c:v", "libx264", "-qp", "0",
                     "-preset", "medium", "-x264-params", "threads=1",
-                    "-fflags", "+bitexact", "-flags:v", "+bitexact", str(tmp)],
+                    "-fflags", "+bitexact", "-flags:v", "+bitexact", output_url(tmp)],
                    what=f"generating synthetic source {name}")
     return out
 
@@ -137,10 +234,12 @@ def make_synth_sources(out_dir: str | Path | None = None,
                        recipe: Mapping[str, Any] | None = None,
                        filmed: Callable[[Path], None] | None = None) -> list[Path]:
     """Encode every source of the ``synth`` recipe into ``out_dir`` (default: the recipe's)."""
+    where = _where("synth", recipe)
     r = load_recipe("synth") if recipe is None else recipe
-    out = _out(r, out_dir)
+    graphs = synth_graphs(r, where)  # checks the recipe
+    out = _out(r, out_dir, where)
     paths = []
-    for name, graph in synth_graphs(r).items():
+    for name, graph in graphs.items():
         paths.append(make_synth_source(name, graph, out, seconds=r["seconds"], fps=r["fps"]))
         if filmed is not None:
             filmed(paths[-1])
@@ -157,11 +256,14 @@ def make_kind_sources(out_dir: str | Path | None = None, group: str = "train",
 
     if group not in ("train", "heldout", "all"):
         raise VmafDistillError(f"group must be train, heldout or all, got {group!r}")
-    from .config import conf_dir
+    from .config import refuse_unknown_keys
 
-    where = str(conf_dir() / "sources" / "kinds.yaml") if recipe is None else "kinds recipe"
+    where = _where("kinds", recipe)
     r = load_recipe("kinds") if recipe is None else recipe
-    out = _out(r, out_dir)
+    if not isinstance(r, Mapping):
+        raise VmafDistillError(f"{where}: needs a mapping of settings, got {r!r}")
+    refuse_unknown_keys(where, r, RECIPE_KEYS["kinds"])
+    out = _out(r, out_dir, where)
     # every source checked before any is filmed; a name in both groups is one clip file (the
     # held-out one was never filmed: the training one was kept in its place)
     sources = {g: kind_sources_from_config(r.get(g) or {}, where=f"{where}: {g}")

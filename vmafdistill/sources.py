@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._ffmpeg import input_url, run_ffmpeg
+from ._ffmpeg import input_url, output_url, run_ffmpeg
 from .errors import VideoInputError
 from .folders import already_made, partial_file, recipe_stamp
 
@@ -116,7 +116,7 @@ def _film(input_args: list[str], out: Path, *, crf: int, what: str, stamp: str) 
     with partial_file(out, stamp) as tmp:
         run_ffmpeg(["-y", *input_args, "-c:v", "libx264", "-crf", str(crf), "-preset",
                     "medium", "-x264-params", "threads=1", "-fflags", "+bitexact",
-                    "-flags:v", "+bitexact", str(tmp)], what=what)
+                    "-flags:v", "+bitexact", output_url(tmp)], what=what)
     return out
 
 

@@ -45,8 +45,19 @@ def run(args: argparse.Namespace) -> int:
         from ..config import conf_dir
         from ..recipes import load_recipe
 
+        where = f"{conf_dir() / 'sources' / args.recipe}.yaml"
         out_dir = load_recipe(args.recipe).get("out_dir")
-        make_folder(f"out_dir of {conf_dir() / 'sources' / args.recipe}.yaml", Path(out_dir))
-    make_sources(args.recipe, args.out, group=args.group or "train",
-                 filmed=lambda path: print(path, flush=True))
+        if not isinstance(out_dir, str) or not out_dir.strip():  # a TypeError traceback
+            raise VmafDistillError(f"{where}: out_dir={out_dir!r}: needs a folder (or give "
+                                   "--out)")
+        make_folder(f"out_dir of {where}", Path(out_dir))
+    import signal
+
+    from ..signals import raise_exit, signal_handled
+
+    # SIGTERM (timeout, a scheduler) as exit 143: the clip's .partial file is removed and its
+    # ffmpeg killed (it ran on alone, and a looped photograph never ended)
+    with signal_handled(signal.SIGTERM, raise_exit):
+        make_sources(args.recipe, args.out, group=args.group or "train",
+                     filmed=lambda path: print(path, flush=True))
     return 0
