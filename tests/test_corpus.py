@@ -428,6 +428,19 @@ def test_a_merge_checks_what_its_shard_folders_hold(built, sources, tmp_path: Pa
     with pytest.raises(VmafDistillError, match=r"another vmafdistill version, which keyed the "
                                                r"cache otherwise\): rebuild the shards"):
         merge_shards(shard_cfg)
+    # hand-edited or damaged manifests are a shard to rerun (an AttributeError, a KeyError;
+    # without table digests a damaged table merged unchecked), a shard.count not a number
+    # one error (a ValueError traceback; 2.5 merged count 2)
+    manifest = shards / "1-of-2" / "corpus.json"
+    for text in ("[]", json.dumps({k: v for k, v in m.items() if k != "build_key"}),
+                 json.dumps({**m, "tables_sha256": {}})):
+        manifest.write_text(text)
+        with pytest.raises(VmafDistillError, match=r"shard .*1-of-2: missing or incomplete; "
+                                                   r"rerun shard.index=1"):
+            merge_shards(shard_cfg)
+    for count in ("two", 2.5):
+        with pytest.raises(VmafDistillError, match=f"shard.count={count!r}: not a"):
+            merge_shards({**shard_cfg, "shard": {"index": None, "count": count}})
     for k in range(2):
         build_corpus({**shard_cfg, "shard": {"index": k, "count": 2}})
 

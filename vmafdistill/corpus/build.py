@@ -990,7 +990,10 @@ def verify_corpus(out_dir: Path) -> dict[str, Any] | None:
         manifest = read_manifest(out_dir)
     except VmafDistillError:
         return None
-    for name, sha in manifest.get("tables_sha256", {}).items():
+    tables = manifest.get("tables_sha256", {})
+    if not isinstance(tables, dict):
+        return None
+    for name, sha in tables.items():
         path = out_dir / "tables" / f"{name}.parquet"
         if not path.is_file() or file_sha256(path) != sha:
             return None
@@ -1107,10 +1110,13 @@ def _shard_count(out_dir: Path, asked: Any) -> int:
         raise VmafDistillError(f"{out_dir}/shards: no shard tables to merge")
     counts = {int(d.name.split("-of-")[1]) for d in shard_dirs}
     if asked is not None:  # the sharding to merge: another one's folders stay as they are
-        if int(asked) not in counts:
+        from ..config import checked_number
+
+        asked = checked_number("shard.count", asked, int, 1)  # "two" was a traceback
+        if asked not in counts:
             raise VmafDistillError(f"{out_dir}/shards: no shard tables of shard.count={asked} "
                                    f"(found counts {sorted(counts)})")
-        return int(asked)
+        return asked
     if len(counts) != 1:
         raise VmafDistillError(
             f"{out_dir}/shards: shard tables of counts {sorted(counts)}: give "
@@ -1126,7 +1132,9 @@ def _shard_manifests(out_dir: Path, n: int) -> list[tuple[Path, dict[str, Any]]]
     for k in range(n):
         d = out_dir / "shards" / f"{k}-of-{n}"
         m = verify_corpus(d)
-        if m is None:
+        if m is None or not m.get("build_key") or not m.get("tables_sha256"):
+            # a manifest without its build key was a KeyError, one without table digests
+            # merged tables nothing had checked
             raise VmafDistillError(f"shard {d}: missing or incomplete; rerun shard.index={k}")
         shard = m.get("shard") or {}
         if [_whole(shard.get("index")), _whole(shard.get("count"))] != [k, n]:

@@ -77,6 +77,10 @@ def read_manifest(corpus_dir: str | os.PathLike[str]) -> dict[str, Any]:
             f"{Path(corpus_dir)}: not a built corpus (no {MANIFEST}); run `vmafdistill corpus`"
         )
     try:
-        return json.loads(path.read_text())
+        manifest = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise VmafDistillError(f"{path}: corrupt manifest ({exc})") from None
+    if not isinstance(manifest, dict):  # every reader's .get() was an AttributeError
+        raise VmafDistillError(f"{path}: corrupt manifest (a JSON {type(manifest).__name__}, "
+                               "not an object)")
+    return manifest
