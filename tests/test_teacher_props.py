@@ -293,6 +293,14 @@ def test_log2_approx_value_and_gradient() -> None:
     torch.testing.assert_close(grad, 1 / (x.detach() * math.log(2)), rtol=1e-3, atol=0)
     below = log2_approx(torch.tensor([np.nextafter(8.0, 0.0)], dtype=torch.float64))
     assert 0 < 3.0 - float(below) < 3e-7
+    # forward mode too: jvp/jacfwd gave 0 (dual tensors do not require grad, and took the
+    # path without a tangent)
+    plain = x.detach()
+    _, tangent = torch.func.jvp(log2_approx, (plain,), (torch.ones_like(plain),))
+    torch.testing.assert_close(tangent, grad, rtol=1e-12, atol=0)
+    # and the value is the same with and without autograd
+    with torch.no_grad():
+        assert torch.equal(log2_approx(plain), y.detach())
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,6 +381,11 @@ def test_filter_methods_agree(taps_name: str, method: str) -> None:
             rtol=0,
             atol=1e-10,
         )
+        # torch.autocast (a mixed-precision training loop) lowered conv2d/matmul to bfloat16:
+        # VMAF moved by up to 9 points, unsaid
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            lowered = separable_filter(x32, taps, method=method, tile=16)
+        assert lowered.dtype == torch.float32 and torch.equal(lowered, other)
 
 
 def test_filter_matches_direct_convolution() -> None:
@@ -503,6 +516,22 @@ def test_module_scores_half_precision_frames_in_float32() -> None:
         torch.testing.assert_close(got, want, rtol=0, atol=0)
         got.sum().backward()
         assert d.grad is not None and torch.isfinite(d.grad).all()
+
+
+def test_module_refuses_masks_and_takes_numpy_frames() -> None:
+    """Boolean frames (a mask) were scored as 0/1 samples in both modes (VMAF ~91) where the
+    scorers refuse them; NumPy frames were an AttributeError where the scorers take them."""
+    from vmafdistill.errors import VideoInputError
+
+    ref, dist = _textured_pair()
+    for mode in ("exact", "float"):
+        module = VMAF(mode=mode)
+        with pytest.raises(VideoInputError, match=r"dist frames are torch\.bool"):
+            module(ref, dist > 0)
+        with pytest.raises(VideoInputError, match=r"ref frames are torch\.complex"):
+            module(ref.to(torch.complex64), dist)
+        torch.testing.assert_close(module(ref.numpy(), dist.numpy()), module(ref, dist),
+                                   rtol=0, atol=0)
 
 
 def test_exact_module_clips_like_libvmaf_by_default() -> None:

@@ -55,25 +55,22 @@ class VifOptions:
 def log2_approx(x: torch.Tensor) -> torch.Tensor:
     """libvmaf's fast log2 for positive ``x``: exponent plus a degree-8 mantissa polynomial.
 
-    Differentiable in ``x``: the exponent is piecewise constant, the mantissa is ``x * 2**-e``.
+    Differentiable in ``x`` in every autodiff mode: the exponent is piecewise constant, the
+    mantissa is ``x * 2**-e``. (A faster path for tensors without ``requires_grad`` gave
+    forward-mode AD, ``jvp``/``jacfwd``, zero derivatives: dual tensors do not require grad.)
     """
-    half_mantissa, exponent = torch.frexp(x.detach())
+    _, exponent = torch.frexp(x.detach())
     # frexp gives x = m * 2**e with m in [0.5, 1); libvmaf uses m in [1, 2).
-    exponent = exponent - 1
-    if torch.is_grad_enabled() and x.requires_grad:
-        # x * 2**-e is exact. Not torch.ldexp(x, -e) with the int exponent: its backward
-        # computes 2**-e in integer arithmetic, so the gradient is 0 for every x >= 2.
-        r = x * torch.exp2(-exponent.to(x.dtype)) - 1.0  # differentiable in x
-    else:
-        r = half_mantissa * 2.0 - 1.0  # same value, two fewer passes
-
+    exponent = (exponent - 1).to(x.dtype)
+    # x * 2**-e is exact. Not torch.ldexp(x, -e) with the int exponent: its backward
+    # computes 2**-e in integer arithmetic, so the gradient is 0 for every x >= 2.
+    r = x * torch.exp2(-exponent) - 1.0
     # Horner from the leading coefficient (libvmaf starts from 0: 0 * r + c0 == c0 exactly).
-    inplace = not (torch.is_grad_enabled() and x.requires_grad)
     acc = r * _LOG2_POLY[0]
     for coeff in _LOG2_POLY[1:-1]:
-        acc = acc.add_(coeff).mul_(r) if inplace else (acc + coeff) * r
+        acc = (acc + coeff) * r
     # The last coefficient is 0; adding it changes nothing.
-    return acc.add_(exponent) if inplace else acc + exponent.to(x.dtype)
+    return acc + exponent
 
 
 def vif_statistic(

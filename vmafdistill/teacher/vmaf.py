@@ -510,6 +510,12 @@ class VMAF(nn.Module):
 
     def forward(self, ref: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
         """Per-frame VMAF, shape ``(N,)`` float64."""
+        ref, dist = torch.as_tensor(ref), torch.as_tensor(dist)  # NumPy, as the scorers take
+        for name, x in (("ref", ref), ("dist", dist)):
+            # a mask was scored as 0/1 samples in both modes (VMAF ~91), a complex tensor on
+            # its real part; the scorers and vmaf_exact refuse them
+            if x.dtype == torch.bool or x.is_complex():
+                raise VideoInputError(f"{name} frames are {x.dtype}, not samples")
         if ref.dim() == 4:
             ref, dist = ref.squeeze(1), dist.squeeze(1)
         if self.mode == "exact":
