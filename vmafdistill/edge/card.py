@@ -42,7 +42,7 @@ __all__ = [
 
 # Bump CARD_VERSION in vmafdistill.versions when a card key is renamed or changes meaning.
 from ..versions import CARD_VERSION as CARD_VERSION  # re-export
-from .tokens import is_finite_number
+from .tokens import is_finite_number, is_whole_number
 
 #: Keys every card must have.
 REQUIRED_KEYS: tuple[str, ...] = (
@@ -98,7 +98,7 @@ def read_card(path: str | os.PathLike[str], *, beside: str | os.PathLike[str] | 
     if missing:
         raise ModelError(f"{p}: model card lacks {', '.join(missing)}")
     version = card["card_version"]
-    if not _whole(version) or version != CARD_VERSION:  # ``true`` equals 1 in Python
+    if not is_whole_number(version) or version != CARD_VERSION:  # ``true`` equals 1 in Python
         raise ModelError(f"{p}: card_version {version!r}, this vmafdistill reads {CARD_VERSION}")
     _check_card_values(p, card)
     return card
@@ -113,11 +113,12 @@ def _check_card_values(path: Path, card: Mapping[str, Any]) -> None:
     AttributeError), the fields reports read, the ``edge`` options, ``token_stats`` and,
     through :func:`_check_inputs_and_domain`, ``used_features`` and ``training_domain``."""
     ref = card.get("ref_size")
-    if not (isinstance(ref, list) and len(ref) == 2 and all(_whole(v) and v > 0 for v in ref)):
+    if not (isinstance(ref, list) and len(ref) == 2
+            and all(is_whole_number(v) and v > 0 for v in ref)):
         raise ModelError(f"{path}: ref_size={ref!r}: needs [width, height], two positive "
                          "whole numbers (the size the teacher compared at)")
     for key in ("opset", "feature_set_version"):  # "17" read "opset 17 but its card says 17"
-        if not _whole(card.get(key)):
+        if not is_whole_number(card.get(key)):
             raise ModelError(f"{path}: {key}={card.get(key)!r}: needs a whole number")
     conformal = card.get("conformal")
     if not isinstance(conformal, Mapping):  # export always writes one (alpha, q null: none)
@@ -146,13 +147,7 @@ def _check_edge_section(path: Path, edge: Any) -> None:
     if shots is not None and not isinstance(shots, Mapping):  # dict(5): a TypeError
         raise ModelError(f"{path}: edge.shots={shots!r}: needs a mapping of the cut "
                          "detector's settings")
-    for key, positive in (("min_len_s", False), ("max_len_s", True)):
-        value = (shots or {}).get(key)
-        if value is not None and not (_finite_at_least(value, 0.0)
-                                      and (float(value) > 0 or not positive)):
-            raise ModelError(f"{path}: edge.shots.{key}={value!r}: needs a number "
-                             f"{'> 0' if positive else '>= 0'}")
-    try:
+    try:  # the shots settings as the corpus checks them (shots.checked_shot_settings)
         EdgeOptions.from_card(edge)
     except (ValueError, VmafDistillError) as exc:  # VmafDistillError: a shots setting
         raise ModelError(f"{path}: {exc}") from None
@@ -232,11 +227,6 @@ def _check_inputs_and_domain(path: Path, card: Mapping[str, Any]) -> None:
             canonical_codec(codec)
         except ValueError as exc:  # raised while flagging the first shot, after the decode
             raise ModelError(f"{path}: training_domain.codecs: {exc}") from None
-
-
-def _whole(value: Any) -> bool:
-    """A JSON whole number (not a bool, not text, not 17.0)."""
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _finite_at_least(value: Any, low: float) -> bool:

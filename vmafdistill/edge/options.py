@@ -44,13 +44,13 @@ never results.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..features.frame_numpy import FEATURE_NAMES, TEMPORAL_FEATURES
 from ..features.registry import MB_QUANTIZER_FEATURES, QUANTIZER_FEATURES
+from .tokens import is_whole_number
 
 __all__ = [
     "CUT_MIN_SAMPLES",
@@ -136,7 +136,7 @@ class EdgeOptions:
             value = edge.get(k)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            if not is_whole_number(value):
                 raise ValueError(f"edge.{k}={value!r}: needs a whole number")
             kw[k] = int(value)
         if edge.get("decoder") is not None:

@@ -34,6 +34,7 @@ object ``vmafdistill predict`` prints (schema :data:`TOKEN_VERSION`).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -117,6 +118,12 @@ def is_finite_number(value: Any) -> bool:
     read as 1), not text (``"80"`` came back out of a summary as text), not NaN or inf."""
     return isinstance(value, int | float | np.integer | np.floating) \
         and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_whole_number(value: Any) -> bool:
+    """Whether ``value`` is a whole number as a card holds one: an int, not a bool (``true``
+    equals 1 in Python), not text, not 17.0 or 2.5 (int() cut it to 2)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _check_rule_values(rules: Mapping[str, Any]) -> None:
