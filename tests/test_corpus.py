@@ -915,12 +915,17 @@ def test_workers_end_when_their_driver_is_killed(tmp_path: Path) -> None:
     assert not _running("sleep 61.5")
 
 
-def test_a_ladder_delivers_the_pixel_format_each_rung_asks_for(tmp_path: Path) -> None:
+def test_a_ladder_delivers_the_pixel_format_each_rung_asks_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A 10-bit master's rungs: one keeps its format (the encoder's nearest, 10-bit), one asks
     for 8-bit yuv420p and gets it, with its own variant and cache key; one asks for a format
-    its encoder cannot make (libx264 has no 12-bit) and fails alone, naming the encoder, where
-    ffmpeg would have delivered 10-bit with only a warning. Labels are libvmaf's (torch exact
-    vs the libvmaf backend, print tolerance) for both delivered rungs."""
+    its encoder cannot make (libx264 has no 12-bit): refused with the ladder, before any
+    encode, naming the encoder and what it takes (every job encoded it, then failed); where
+    ffmpeg does not list its encoder's formats, the encode's own check fails that rung
+    alone, where ffmpeg would have delivered 10-bit with only a warning. Labels are
+    libvmaf's (torch exact vs the libvmaf backend, print tolerance) for both delivered
+    rungs."""
+    import vmafdistill.encode as encode
     from vmafdistill.corpus.cache import ArtifactStore
     from vmafdistill.corpus.jobs import encode_path
     from vmafdistill.encode import Rung
@@ -933,6 +938,10 @@ def test_a_ladder_delivers_the_pixel_format_each_rung_asks_for(tmp_path: Path) -
     rungs = [{"codec": "h264", "height": 0.5, "crf": 30},
              {"codec": "h264", "height": 0.5, "crf": 30, "pix_fmt": "yuv420p"},
              {"codec": "h264", "height": 0.5, "crf": 30, "pix_fmt": "yuv420p12le"}]
+    with pytest.raises(VmafDistillError, match=r"libx264 cannot encode pix_fmt yuv420p12le; "
+                                               r"it takes yuv420p, .*yuv420p10le"):
+        Rung.from_dict(rungs[2])
+    monkeypatch.setattr(encode, "encoder_pix_fmts", lambda encoder: ())  # ffmpeg says nothing
     labels = {}
     for backend in ("torch", "libvmaf"):
         cfg = make_cfg([master], tmp_path / backend, tmp_path / "cache",

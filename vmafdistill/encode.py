@@ -6,11 +6,14 @@ rerun reproduces the same bitstream and cached labels stay valid.
 
 from __future__ import annotations
 
+import functools
+import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._ffmpeg import decoder_thread_args, input_url, output_url, run_ffmpeg
+from ._ffmpeg import decoder_thread_args, ffmpeg_exe, input_url, output_url, run_ffmpeg
 from .errors import VmafDistillError
 from .folders import partial_file
 
@@ -35,6 +38,16 @@ X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 #: The fewest lines a rung given in lines may have: a student's pixel statistics need a 3x3
 #: interior, and encoders and players are not meant for smaller pictures.
 MIN_RUNG_LINES = 16
+
+
+@functools.cache
+def encoder_pix_fmts(encoder: str) -> tuple[str, ...]:
+    """The pixel formats ffmpeg's ``encoder`` takes (``ffmpeg -h encoder=...``; empty when
+    ffmpeg does not say, and the encode's own check then tells)."""
+    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-h", f"encoder={encoder}"],
+                         capture_output=True, text=True, check=False).stdout
+    found = re.search(r"Supported pixel formats:([^\n]*)", out)
+    return tuple(found.group(1).split()) if found else ()
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,11 @@ class Rung:
                 raise VmafDistillError(
                     f"ladder rung {d}: pix_fmt must be a YUV format of "
                     f"{[f for f in SUPPORTED_PIX_FMTS if f.startswith('yuv')]}")
+            takes = encoder_pix_fmts(CODECS[d["codec"]]["encoder"])
+            if takes and pix_fmt not in takes:  # libx264 12-bit: every job encoded, then failed
+                raise VmafDistillError(
+                    f"ladder rung {d}: {CODECS[d['codec']]['encoder']} cannot encode pix_fmt "
+                    f"{pix_fmt}; it takes {', '.join(f for f in takes if f.startswith('yuv'))}")
         return cls(codec=d["codec"], height=height, crf=crf,
                    preset=str(d.get("preset", "medium")),
                    pix_fmt=None if pix_fmt is None else str(pix_fmt))
