@@ -1863,3 +1863,21 @@ def test_an_encoder_failure_keeps_the_encoders_own_reason(tmp_path: Path) -> Non
                                         r"'veryslwo' \| \.\.\. \|"):
         run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=64x48:duration=0.2", "-c:v", "libx264",
                     "-preset", "veryslwo", str(tmp_path / "x.mp4")], what="encoding")
+
+
+def test_a_fractional_rung_under_16_lines_of_a_source_fails_alone(tmp_path: Path) -> None:
+    """A rung given in lines needs at least 16; one given as a fraction was built at any
+    size (0.02 of 720 lines: a 24x14 encode labelled VMAF 0). It fails for that source alone,
+    naming the lines, before its encode."""
+    src = tmp_path / "small.mkv"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", f"testsrc2=size=96x64:rate={FPS}:duration=0.4",
+                "-c:v", "ffv1", str(src)], what="source")
+    rungs = [{"codec": "h264", "height": 0.2, "crf": 30}, {"codec": "h264", "height": 0.5,
+                                                           "crf": 30}]
+    cfg = make_cfg([src], tmp_path / "out", tmp_path / "cache",
+                   ladder={"name": "small", "rungs": rungs})
+    report = build_corpus(cfg)
+    (failure,) = report.failures
+    assert "0.2 of the source's 64 lines is 12, under the 16 a rung needs" in failure["error"]
+    assert set(report.samples["variant_id"]) == {"h264_48x32_crf30"}
+    assert len(list((tmp_path / "cache" / "encodes").glob("*.mp4"))) == 1  # one encode made

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import __version__
 from .._ffmpeg import ffmpeg_version
-from ..encode import CODECS, Rung, encode_rung
+from ..encode import CODECS, MIN_RUNG_LINES, Rung, encode_rung
 from ..errors import DecodeWarning, VideoInputError, VmafDistillError
 from ..features.frame_numpy import FEATURE_NAMES
 from ..features.registry import FEATURE_SET_VERSION
@@ -568,6 +568,9 @@ def run_rung(
     width, height = rung.size_for(*src_size)
     variant_id = rung.label(*src_size)
     where = f"source {source['source_id']}, rung {variant_id}"
+    if height < MIN_RUNG_LINES:  # a fraction of a small source: 0.02 of 720 lines built 24x14
+        raise VmafDistillError(f"{where}: {rung.height:g} of the source's {src_size[1]} lines "
+                               f"is {height}, under the {MIN_RUNG_LINES} a rung needs")
     timing: dict[str, float] = {}
     scale_flags = str(encode_cfg.get("scale_flags", "bicubic+accurate_rnd+bitexact"))
 
