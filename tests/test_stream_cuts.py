@@ -550,14 +550,14 @@ def test_live_playlists_and_missing_segments_are_named(work, base_mp4, predictor
         analyze(hls / "live.m3u8", predictor)
     assert time.monotonic() - started < 10
     for name in ("hole.m3u8", "master.m3u8"):
-        with pytest.raises(VideoInputError, match=r"hole\.m3u8: 1 of its \d+ local segments "
+        with pytest.raises(VideoInputError, match=r"hole\.m3u8: 1 of its \d+ segments "
                                                   r"unusable \(gone\.ts: missing\)"):
             analyze(hls / name, predictor)
     assert analyze(hls / "vod.m3u8", predictor).summary["frames"] == 100
     # a file:// URI is a local segment too; an empty, truncated or non-video segment (an error
     # page saved in its place) passed with an ffmpeg warning and joined the shots around it
     (hls / "uri.m3u8").write_text(vod.replace(segments[1], (hls / "gone.ts").as_uri()))
-    with pytest.raises(VideoInputError, match=r"uri\.m3u8: 1 of its \d+ local segments "
+    with pytest.raises(VideoInputError, match=r"uri\.m3u8: 1 of its \d+ segments "
                                               r"unusable \(file://.*gone\.ts: missing\)"):
         analyze(hls / "uri.m3u8", predictor)
     whole = (hls / segments[1]).read_bytes()
@@ -568,13 +568,13 @@ def test_live_playlists_and_missing_segments_are_named(work, base_mp4, predictor
             ("short.ts", whole[: len(whole) // 2 + 5], r"truncated \(\d+ bytes: not whole")):
         (hls / name).write_bytes(data)
         (hls / f"{name}.m3u8").write_text(vod.replace(segments[1], name))
-        with pytest.raises(VideoInputError, match=rf"1 of its \d+ local segments unusable "
+        with pytest.raises(VideoInputError, match=rf"1 of its \d+ segments unusable "
                                                   rf"\({re.escape(name)}: {why}"):
             analyze(hls / f"{name}.m3u8", predictor)
         # the same hole behind a master playlist
         (hls / f"m_{name}.m3u8").write_text("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n"
                                              f"{name}.m3u8\n")
-        with pytest.raises(VideoInputError, match="local segments unusable"):
+        with pytest.raises(VideoInputError, match="segments unusable"):
             analyze(hls / f"m_{name}.m3u8", predictor)
     # fMP4 segments: a truncated one is a box chain that overruns the file
     fmp4 = work / "hls_fmp4"
@@ -589,6 +589,52 @@ def test_live_playlists_and_missing_segments_are_named(work, base_mp4, predictor
     (fmp4 / first).write_bytes(data[: len(data) - 100])
     with pytest.raises(VideoInputError, match=rf"{re.escape(first)}: truncated \(its 'mdat' box"):
         analyze(fmp4 / "vod.m3u8", predictor)
+
+
+def test_playlist_addresses_keys_and_stream_switches_are_read_as_ffmpeg_reads_them(
+        work, base_mp4, predictor):
+    """Found by a hunt, each exit 0 with a segment silently missing before: the check
+    cleaned an address up (leading spaces, file://localhost/, FILE:///) where ffmpeg opens
+    it as written and skipped it; a remote segment in a local playlist was taken as
+    fetched (ffmpeg opens only local files there: a hole); an ad segment after a
+    discontinuity with another video PID vanished, and an H.265 segment among H.264 ones
+    was decoded as H.264; encrypted segments were named "not MPEG-TS (an error page?)"."""
+    from vmafdistill.errors import VideoInputError
+
+    hls = work / "hls_addresses"
+    hls.mkdir()
+    run_ffmpeg(["-i", str(base_mp4), "-c", "copy", "-f", "hls", "-hls_time", "1",
+                "-hls_playlist_type", "vod", str(hls / "vod.m3u8")], what="segmenting to HLS")
+    vod = (hls / "vod.m3u8").read_text()
+    second = [ln for ln in vod.splitlines() if ln.endswith(".ts")][1]
+    absolute = str((hls / second).resolve())
+    for name, entry, why in (("spaced", f"  {second}", "missing"),
+                             ("localhost", f"file://localhost{absolute}", "missing"),
+                             ("upper", f"FILE://{absolute}", "not a local file"),
+                             ("remote", "http://127.0.0.1:9/seg.ts", "not a local file")):
+        (hls / f"{name}.m3u8").write_text(vod.replace(second, entry))
+        with pytest.raises(VideoInputError, match=rf"{name}\.m3u8: 1 of its \d+ segments "
+                                                  rf"unusable \({re.escape(entry)}: {why}"):
+            analyze(hls / f"{name}.m3u8", predictor)
+    for entry in (f"file:{absolute}", f"file://{absolute}"):  # ffmpeg's file protocol reads
+        (hls / "file.m3u8").write_text(vod.replace(second, entry))
+        assert analyze(hls / "file.m3u8", predictor).summary["frames"] == 100
+    (hls / "key.m3u8").write_text(vod.replace(
+        "#EXTINF", '#EXT-X-KEY:METHOD=AES-128,URI="k.key"\n#EXTINF', 1))
+    with pytest.raises(VideoInputError, match=r"key\.m3u8: its segments are encrypted "
+                                              r"\(#EXT-X-KEY METHOD=AES-128\)"):
+        analyze(hls / "key.m3u8", predictor)
+    # the second segment with another video PID, or as H.265 (ad insertion)
+    run_ffmpeg(["-i", str(hls / second), "-c", "copy", "-mpegts_start_pid", "0x200",
+                str(hls / "other_pid.ts")], what="another PID")
+    run_ffmpeg(["-i", str(hls / second), "-c:v", "libx265", "-x265-params",
+                "log-level=error:pools=1", str(hls / "hevc.ts")], what="an H.265 segment")
+    for name, change in (("other_pid.ts", "PID 0x100 H.264 -> other_pid.ts: PID 0x200 H.264"),
+                         ("hevc.ts", "PID 0x100 H.264 -> hevc.ts: PID 0x100 H.265")):
+        (hls / "switch.m3u8").write_text(vod.replace(second, name))
+        with pytest.raises(VideoInputError, match=rf"its video stream changes at segment 1 "
+                                                  rf"\(\S+: {re.escape(change)}\)"):
+            analyze(hls / "switch.m3u8", predictor)
 
 
 def test_playlist_segments_without_video_byte_ranges_and_init_switches(work, base_mp4,
@@ -607,7 +653,7 @@ def test_playlist_segments_without_video_byte_ranges_and_init_switches(work, bas
                 "-hls_playlist_type", "vod", str(ts / "vod.m3u8")], what="segmenting to HLS")
     second = [ln for ln in (ts / "vod.m3u8").read_text().splitlines() if ln.endswith(".ts")][1]
     (ts / second).write_bytes((ts / second).read_bytes()[:376])  # PAT + PMT only
-    with pytest.raises(VideoInputError, match=rf"vod\.m3u8: 1 of its \d+ local segments "
+    with pytest.raises(VideoInputError, match=rf"vod\.m3u8: 1 of its \d+ segments "
                                               rf"unusable \({re.escape(second)}: holds no video"):
         analyze(ts / "vod.m3u8", predictor)
     # a TS init section (RFC 8216 allows one) is only tables: it holds no video, rightly

@@ -22,7 +22,6 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import unquote, urlparse
 
 from ..errors import VideoInputError
 
@@ -30,7 +29,8 @@ __all__ = ["check_playlist", "media_playlist_files", "refuse_dash", "segment_pro
 
 #: The suffixes read as playlists (their content is checked too: ``#EXTM3U``).
 PLAYLIST_SUFFIXES = (".m3u8", ".m3u")
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+#: A URI scheme as ffmpeg finds one (``http:``, ``data:``; ``FILE:`` too: no protocol of that name).
+_SCHEME = re.compile(r"^[A-Za-z0-9+.-]+:")
 _TS_PACKET = 188
 #: Top-level ISO-BMFF boxes an fMP4 segment or init section starts with.
 _BMFF_FIRST = {b"ftyp", b"styp", b"moof", b"sidx", b"moov", b"emsg", b"prft", b"free", b"uuid"}
@@ -39,8 +39,8 @@ _BMFF_FIRST = {b"ftyp", b"styp", b"moof", b"sidx", b"moov", b"emsg", b"prft", b"
 @dataclass(frozen=True)
 class _Part:
     """A media segment or init section a playlist names: as written, the local file (None for
-    a remote one, which ffmpeg fetches), and its byte range ``(offset, length)`` or None for
-    the whole file."""
+    a remote one, which ffmpeg reading a local playlist does not open), and its byte range
+    ``(offset, length)`` or None for the whole file."""
 
     entry: str
     path: Path | None
@@ -54,8 +54,10 @@ class _Part:
 
 
 def _entries(text: str) -> list[str]:
-    """The URI lines of a playlist (neither tags nor comments nor blank)."""
-    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    """The URI lines of a playlist (neither tags nor comments nor blank), as ffmpeg reads
+    them: trailing whitespace dropped, leading kept (``  seg1.ts`` is a file named so; the
+    check found ``seg1.ts`` and ffmpeg skipped the segment)."""
+    return [ln.rstrip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
 
 
 def _range(spec: str, follows: int) -> tuple[int, int]:
@@ -73,7 +75,9 @@ def _media_parts(text: str, base: Path) -> list[tuple[_Part, _Part | None]]:
     pending: str | None = None
     ends: dict[str, int] = {}
     for raw in text.splitlines():
-        line = raw.strip()
+        line = raw.rstrip()  # as ffmpeg: leading whitespace is part of a URI
+        if not line.strip():
+            continue
         if line.startswith("#EXT-X-BYTERANGE:"):
             pending = line.split(":", 1)[1]
         elif line.startswith("#EXT-X-MAP:"):
@@ -92,13 +96,17 @@ def _media_parts(text: str, base: Path) -> list[tuple[_Part, _Part | None]]:
 
 
 def _local_path(base: Path, entry: str) -> Path | None:
-    """The local file a playlist entry names (relative to the playlist, absolute, or a
-    ``file://`` URI), or None for a remote one (http://, s3:// ...), which ffmpeg fetches."""
-    if entry.lower().startswith("file://"):
-        return Path(unquote(urlparse(entry).path))
+    """The local file a playlist entry names, read as ffmpeg's file protocol reads it:
+    relative to the playlist, absolute, or ``file:`` followed by the path exactly as written
+    (``file:///x.ts`` is ``/x.ts``; no ``%XX`` decoding, no ``localhost`` host, the scheme in
+    lower case: ffmpeg opens none of those, and the check passed segments it skipped). None
+    for any other scheme (``http://`` ...): ffmpeg reading a local playlist opens only local
+    files (its protocol whitelist), so such a segment is a hole."""
+    if entry.startswith("file:"):
+        return Path(entry[len("file:"):])
     if _SCHEME.match(entry):
         return None
-    return base / entry.split("?")[0]
+    return base / entry  # a "?query" is part of the file name to ffmpeg's file protocol
 
 
 def _has_video_pes(fh: BinaryIO, start: int, size: int) -> bool:
@@ -208,8 +216,9 @@ def segment_problem(path: str | os.PathLike[str], byte_range: tuple[int, int] | 
 
 
 def _part_problem(part: _Part, init: bool = False) -> str | None:
-    return None if part.path is None else segment_problem(part.path, part.byte_range,
-                                                          init=init)
+    if part.path is None:  # ffmpeg skipped it with "not on whitelist": a hole, flagged by nothing
+        return "not a local file (ffmpeg reading a local playlist opens only local files)"
+    return segment_problem(part.path, part.byte_range, init=init)
 
 
 def _init_bytes(part: _Part) -> bytes | None:
@@ -296,6 +305,10 @@ def check_playlist(path: str | os.PathLike[str], _depth: int = 0) -> None:
         raise VideoInputError(
             f"{path}: a live or event HLS playlist (no #EXT-X-ENDLIST): predict reads finished "
             "(VOD) playlists; ffmpeg would wait for segments that may never come")
+    key = re.search(r"^#EXT-X-KEY:.*METHOD=([A-Za-z0-9-]+)", text, re.MULTILINE)
+    if key is not None and key.group(1) != "NONE":  # read as "not MPEG-TS: an error page?"
+        raise VideoInputError(f"{path}: its segments are encrypted (#EXT-X-KEY METHOD="
+                              f"{key.group(1)}): predict reads clear segments only")
     try:
         parts = _media_parts(text, p.parent)
     except ValueError:
@@ -303,17 +316,82 @@ def check_playlist(path: str | os.PathLike[str], _depth: int = 0) -> None:
     inits = list(dict.fromkeys(init for _, init in parts if init is not None))
     checked = [(part, _part_problem(part, init=True)) for part in inits]
     checked += [(part, _part_problem(part)) for part, _ in parts]
-    local = sum(part.path is not None for part in (*inits, *(s for s, _ in parts)))
+    total = len(inits) + len(parts)
     # a missing file is named once however many of its byte ranges the playlist lists
     bad = [(part.entry if why == "missing" else part.label(), why)
            for part, why in checked if why is not None]
     if bad:
         listed = ", ".join(f"{e}: {why}" for e, why in list(dict.fromkeys(bad))[:3])
         raise VideoInputError(
-            f"{path}: {len(bad)} of its {local} local segments unusable ({listed}"
+            f"{path}: {len(bad)} of its {total} segments unusable ({listed}"
             f"{' ...' if len(dict.fromkeys(bad)) > 3 else ''}); ffmpeg skips them with only a "
             "warning, which joins the shots on either side of the hole")
     _check_init_switch(path, parts)
+    _check_ts_stream_switch(path, parts)
+
+
+#: MPEG-TS stream types of video (ISO 13818-1 and its amendments: MPEG-1/2, MPEG-4 part 2,
+#: H.264, H.265, H.266, AVS2/3).
+_TS_VIDEO_TYPES = {0x01: "MPEG-1", 0x02: "MPEG-2", 0x10: "MPEG-4", 0x1B: "H.264",
+                   0x24: "H.265", 0x33: "H.266", 0xD2: "AVS2", 0xD4: "AVS3"}
+
+
+def _ts_video_stream(part: _Part) -> tuple[int, int] | None:
+    """``(PID, stream type)`` of the first video stream the first program map of an MPEG-TS
+    segment lists, or None (not TS, unreadable, no PMT in its first 64 KiB)."""
+    try:
+        data = _read_part(part)[: _TS_PACKET * 350]
+    except OSError:
+        return None
+    pmt_pid = None
+    for k in range(0, len(data) - _TS_PACKET + 1, _TS_PACKET):
+        pkt = data[k:k + _TS_PACKET]
+        if pkt[0] != 0x47 or not pkt[1] & 0x40:  # a section starts in this packet
+            continue
+        pid = ((pkt[1] & 0x1F) << 8) | pkt[2]
+        at = (5 + pkt[4] if pkt[3] & 0x20 else 4)
+        at += 1 + pkt[at] if at < _TS_PACKET else 0  # past the pointer field
+        section = pkt[at:]
+        if len(section) < 12:
+            continue
+        length = min(((section[1] & 0x0F) << 8) | section[2], len(section) - 3)
+        if pid == 0 and section[0] == 0x00 and pmt_pid is None:  # PAT: first program's map
+            for j in range(8, 3 + length - 4, 4):
+                if int.from_bytes(section[j:j + 2], "big") != 0:  # not the network PID
+                    pmt_pid = int.from_bytes(section[j + 2:j + 4], "big") & 0x1FFF
+                    break
+        elif pid == pmt_pid and section[0] == 0x02:  # PMT: its elementary streams
+            j = 12 + (int.from_bytes(section[10:12], "big") & 0x0FFF)
+            while j + 5 <= 3 + length - 4:
+                kind = section[j]
+                es_pid = int.from_bytes(section[j + 1:j + 3], "big") & 0x1FFF
+                if kind in _TS_VIDEO_TYPES:
+                    return es_pid, kind
+                j += 5 + (int.from_bytes(section[j + 3:j + 5], "big") & 0x0FFF)
+            return None
+    return None
+
+
+def _check_ts_stream_switch(path: str | os.PathLike[str],
+                            parts: list[tuple[_Part, _Part | None]]) -> None:
+    """Refuse a TS playlist whose video stream changes PID or codec between segments (an ad
+    inserted after an ``#EXT-X-DISCONTINUITY``): ffmpeg's HLS reader keeps the first
+    stream and drops the other's segments without a word (a 2 s ad vanished), or decodes
+    H.265 packets as H.264."""
+    first: tuple[_Part, tuple[int, int]] | None = None
+    for k, (part, _) in enumerate(parts):
+        found = _ts_video_stream(part) if part.path is not None else None
+        if found is None:
+            continue
+        if first is None:
+            first = (part, found)
+        elif found != first[1]:
+            (pid0, kind0), (pid, kind) = first[1], found
+            raise VideoInputError(
+                f"{path}: its video stream changes at segment {k} ({first[0].label()}: PID "
+                f"{pid0:#x} {_TS_VIDEO_TYPES[kind0]} -> {part.label()}: PID {pid:#x} "
+                f"{_TS_VIDEO_TYPES[kind]}); ffmpeg would drop or misread the later segments. "
+                "Predict the segments of each stream on their own")
 
 
 def _check_master(path: str | os.PathLike[str], p: Path, text: str, depth: int) -> None:
