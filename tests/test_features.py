@@ -470,7 +470,7 @@ def test_registry() -> None:
 
 #: The column lists of the feature sets as they were defined in code before they moved to
 #: conf/features/*.yaml: a changed list changes what a student's inputs mean (bump
-#: FEATURE_SET_VERSION in vmafdistill/versions.py and update this table together).
+#: FEATURE_SET_VERSION in vmafdistill/versions.py, the assert below and this table together).
 _PIXEL = ["mean_luma", "std_luma", "contrast_p95_p05", "sobel_mean", "spatial_info",
           "edge_density", "laplacian_var", "entropy", "temporal_diff", "temporal_std",
           "blockiness"]
@@ -551,13 +551,36 @@ def test_a_registered_shot_feature_reaches_every_row(monkeypatch: pytest.MonkeyP
     def log_duration(row) -> float:
         return math.log(row["duration_s"])
 
-    monkeypatch.setitem(registry.SHOT_FEATURES, "log_duration", log_duration)
+    monkeypatch.setitem(registry.SHOT_FEATURES, "log_duration",
+                        registry.ShotFeature(log_duration, reads=("duration_s",)))
     shots = [Shot(0, 0, 25, 0), Shot(1, 25, 75, 1)]
-    rows = shot_feature_rows({"mean_luma": np.full(75, 100.0)}, shots, np.full(75, 1000),
-                             ref_size=(1280, 720), codec="h264", fps=25.0, width=640,
-                             height=360)
+
+    def rows_of() -> list[dict]:
+        return shot_feature_rows({"mean_luma": np.full(75, 100.0)}, shots, np.full(75, 1000),
+                                 ref_size=(1280, 720), codec="h264", fps=25.0, width=640,
+                                 height=360)
+
+    rows = rows_of()
     assert [r["log_duration"] for r in rows] == pytest.approx([0.0, math.log(2.0)])
     assert list(rows[0])[-1] == "log_duration"  # after every built-in column
+    # what a feature reads decides the edge's passes (a feature reading qp was NaN at the
+    # edge for a student without a quantizer input; one reading a pooled pixel feature was
+    # measured on every 8th frame there); an undeclared read is an error on both sides
+    from vmafdistill.edge.options import needs_pixel_features, needs_quantizer, temporal_only
+
+    def qp_share(row) -> float:
+        return row["qp"] / 51 + row["sobel_mean"] * 0
+
+    monkeypatch.setitem(registry.SHOT_FEATURES, "qp_share",
+                        registry.ShotFeature(qp_share, reads=("qp", "sobel_mean")))
+    names = ["qp_share", "temporal_std", "scale_ratio"]
+    assert needs_quantizer(names) and needs_pixel_features(names) and not temporal_only(names)
+    assert not needs_quantizer(["log_duration", "temporal_std"])
+    monkeypatch.setitem(registry.SHOT_FEATURES, "qp_share",
+                        registry.ShotFeature(qp_share, reads=("qp",)))
+    with pytest.raises(KeyError, match="shot feature 'qp_share' reads 'sobel_mean', which is "
+                                       "not among its reads"):
+        rows_of()
 
 
 def test_log_bpp_is_bits_per_delivered_pixel() -> None:

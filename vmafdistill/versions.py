@@ -19,7 +19,7 @@ __all__ = [
     "V1016_TEACHER_VERSION",
 ]
 
-#: Corpus table columns: bump when a column is renamed, removed or changes meaning.
+#: Corpus table columns: bump when a column is added, renamed, removed or changes meaning.
 #: 2: scene-level rate columns; 3: quantizer (qp) columns; 4: macroblock quantizer (mb_qp,
 #: scene_mb_qp).
 SCHEMA_VERSION = 4

@@ -23,7 +23,8 @@ from ..features.registry import (
     TEACHER_FEATURES,
 )
 
-# Bump SCHEMA_VERSION in vmafdistill.versions when a column is renamed, removed or changes meaning.
+# Bump SCHEMA_VERSION in vmafdistill.versions when a column is added, renamed, removed or changes
+# meaning (a corpus built before an added column lacks it).
 from ..versions import SCHEMA_VERSION as SCHEMA_VERSION  # re-export
 from ..vmaf_names import FEATURE_METRICS
 

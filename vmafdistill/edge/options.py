@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..features.frame_numpy import FEATURE_NAMES, TEMPORAL_FEATURES
-from ..features.registry import MB_QUANTIZER_FEATURES, QUANTIZER_FEATURES
+from ..features.registry import MB_QUANTIZER_FEATURES, QUANTIZER_FEATURES, inputs_read
 from .tokens import is_whole_number
 
 __all__ = [
@@ -217,26 +217,26 @@ def max_pixel_step(width: int, height: int) -> int:
 
 def temporal_only(feature_names: Sequence[str]) -> bool:
     """Whether a student reads pixel features and all of them are temporal ones."""
-    pixel = [n for n in feature_names if n in FEATURE_NAMES]
+    pixel = [n for n in inputs_read(feature_names) if n in FEATURE_NAMES]
     return bool(pixel) and all(n in TEMPORAL_FEATURES for n in pixel)
 
 
 def needs_quantizer(feature_names: Sequence[str]) -> bool:
     """Whether a student reads the encoder's quantizer (then the packet pass also logs every
     packet's headers, :mod:`vmafdistill.io.quantizer`; ~0.1 s per 1500 frames)."""
-    return any(n in QUANTIZER_FEATURES for n in feature_names)
+    return any(n in QUANTIZER_FEATURES for n in inputs_read(feature_names))
 
 
 def needs_mb_quantizer(feature_names: Sequence[str]) -> bool:
     """Whether a student reads the macroblock quantizer (then the packet pass also decodes an
     H.264 stream's I/P frames in-process for their block QPs, :mod:`vmafdistill.io.mb_quantizer`;
     ~0.32 s CPU per 1500 frames of 640x360, beside the pixel decode)."""
-    return any(n in MB_QUANTIZER_FEATURES for n in feature_names)
+    return any(n in MB_QUANTIZER_FEATURES for n in inputs_read(feature_names))
 
 
 def needs_pixel_features(feature_names: Sequence[str]) -> bool:
     """Whether a student with these input features reads any decoded-pixel feature."""
-    return any(n in FEATURE_NAMES for n in feature_names)
+    return any(n in FEATURE_NAMES for n in inputs_read(feature_names))
 
 
 def default_ref_size(card_ref: Sequence[int], width: int, height: int

@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,11 @@ __all__ = [
     "SCENE_RATE_FEATURES",
     "SHOT_FEATURES",
     "TEACHER_FEATURES",
+    "ShotFeature",
     "canonical_codec",
     "feature_set",
     "feature_set_name",
+    "inputs_read",
     "known_feature_set",
     "load_feature_sets",
     "metadata_features",
@@ -86,16 +89,38 @@ QUANTIZER_FEATURES: tuple[str, ...] = ("qp", "scene_qp", "scene_mb_qp")
 #: The quantizer features read from the decoder's macroblock QPs (an in-process decode pass).
 MB_QUANTIZER_FEATURES: tuple[str, ...] = ("scene_mb_qp",)
 
-#: Shot-level features computed from a finished shot row: name -> function(row) -> float.
+@dataclass(frozen=True)
+class ShotFeature:
+    """A shot-level feature: ``compute(row)`` over the shot row's columns it ``reads``.
+
+    ``reads`` is what the edge decides its passes from (a column it does not list is not
+    handed to ``compute``): a feature that read ``qp`` unsaid was NaN at the edge for a
+    student without a quantizer input, and one that read a pooled pixel feature was measured
+    there on every 8th frame only, where the corpus measured every frame.
+    """
+
+    compute: Callable[[Mapping[str, Any]], float]
+    reads: tuple[str, ...]
+
+
+#: Shot-level features computed from a finished shot row: name -> :class:`ShotFeature`.
 #: :func:`~vmafdistill.features.shot_rows.shot_feature_rows` (the corpus builder's and the edge's
-#: one definition of a shot's inputs) adds each to every row, after every built-in column, so the
-#: function may read any of them (``bitrate_kbps``, ``duration_s``, ``qp``, the pooled pixel
-#: features, ...); the samples table carries it (:data:`vmafdistill.corpus.schema.SAMPLE_COLUMNS`)
-#: and the edge computes it (:data:`vmafdistill.edge.card.EDGE_FEATURES`). Adding one: its
-#: function in a module of this package, one line here, its name in a ``conf/features/*.yaml``
-#: (docs/features.md, "Adding a student input feature").
-SHOT_FEATURES: dict[str, Callable[[Mapping[str, Any]], float]] = {
+#: one definition of a shot's inputs) adds each to every row, after every built-in column, from
+#: the columns it reads (``bitrate_kbps``, ``duration_s``, ``qp``, the pooled pixel features,
+#: ...); the samples table carries it (:data:`vmafdistill.corpus.schema.SAMPLE_COLUMNS`) and the
+#: edge computes it (:data:`vmafdistill.edge.card.EDGE_FEATURES`), running the passes its reads
+#: need (:func:`inputs_read`). Adding one: its function in a module of this package, one line
+#: here, its name in a ``conf/features/*.yaml`` (docs/features.md, "Adding a student input
+#: feature").
+SHOT_FEATURES: dict[str, ShotFeature] = {
 }
+
+
+def inputs_read(feature_names: Iterable[str]) -> list[str]:
+    """``feature_names`` and every column a registered shot feature among them reads: what
+    the edge must compute for a student with these inputs."""
+    names = list(feature_names)
+    return names + [c for n in names if n in SHOT_FEATURES for c in SHOT_FEATURES[n].reads]
 
 
 @functools.lru_cache(maxsize=8)

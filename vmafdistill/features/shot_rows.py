@@ -191,7 +191,17 @@ def shot_feature_rows(
         row["scene_qp"] = scene_qps.get(scene_index, math.nan)
         row["scene_mb_qp"] = scene_mb_qps.get(scene_index, math.nan)
         row.update(pool_shot(per_frame, start, stop))
-        for name, compute in SHOT_FEATURES.items():  # registered shot features, last
-            row[name] = float(compute(row))
+        for name, feature in SHOT_FEATURES.items():  # registered shot features, last
+            row[name] = _shot_feature(name, feature, row)
         rows.append(row)
     return rows
+
+
+def _shot_feature(name: str, feature: Any, row: Mapping[str, Any]) -> float:
+    """A registered shot feature of ``row``, computed from the columns it declares alone (an
+    undeclared read is an error here, on both sides, not a divergence at the edge)."""
+    try:
+        return float(feature.compute({c: row[c] for c in feature.reads}))
+    except KeyError as exc:
+        raise KeyError(f"shot feature {name!r} reads {exc}, which is not among its reads "
+                       f"{list(feature.reads)} (features/registry.py) or no shot column") from None
