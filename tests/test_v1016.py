@@ -13,6 +13,7 @@ float drifted by 1e-5 (VMAF 8.5e-6), and by 6 VMAF with identical chroma planes.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ from vmafdistill.teacher.cambi import (
     window_counts_by_level,
 )
 from vmafdistill.teacher.model_v1016 import V1016_MODELS, V1016Model
+from vmafdistill.teacher.score import score_files
 from vmafdistill.teacher.speed import SpeedOptions, chroma_planes, speed_chroma
 from vmafdistill.teacher.v1016 import V1016Scorer
 from vmafdistill.testing.v1016_content import gradient_clip, gradient_pair
@@ -409,3 +411,53 @@ def test_a_model_option_this_teacher_lacks_is_one_model_error(tmp_path: Path) ->
     path.write_text(json.dumps(doc))
     with pytest.raises(ModelError, match=r"model v_adm: .*adm_enhn_gain_limit"):
         V1016Scorer(V1016Model.load(str(path)))
+
+
+def _striped_chroma_frame(tmp_path: Path) -> tuple[Path, Path]:
+    """A hunt's frame (640x480): random luma, chroma of 1-D stripes with sparse +-2 dots in
+    the distorted one, whose V covariance is ill-conditioned yet passes SpEED's eigenvalue
+    test (frame 18 of its seeded sweep, replayed)."""
+    w, h, cw, ch = 640, 480, 320, 240
+    rng = np.random.default_rng(7)
+    xx = np.arange(cw)[None, :].repeat(ch, 0)
+    base_u = 128 + np.round(20 * np.sin(2 * np.pi * xx / 37.0))
+    base_v = 128 + np.round(15 * np.sin(2 * np.pi * xx / 23.0 + 1))
+    for i in range(19):
+        p = 10 ** (-3.0 + 0.4 * i / 39)
+        y = rng.integers(40, 200, (h, w), dtype=np.uint8)
+        yd = np.clip(y.astype(int) + rng.integers(-3, 4, (h, w)), 0, 255).astype(np.uint8)
+        planes = []
+        for luma in (y, yd):
+            chroma = [np.clip(b + (rng.random(b.shape) < p) * rng.choice([-2, 2], b.shape), 0,
+                              255).astype(np.uint8) for b in (base_u, base_v)]
+            planes.append((luma, *chroma))
+    out = []
+    for name, frame in zip(("ref", "dist"), planes, strict=True):
+        path = tmp_path / f"stripes_{name}.y4m"
+        path.write_bytes(f"YUV4MPEG2 W{w} H{h} F25:1 Ip A1:1 C420jpeg\n".encode() + b"FRAME\n"
+                         + b"".join(p.tobytes() for p in frame))
+        out.append(path)
+    return out[0], out[1]
+
+
+def test_a_nan_speed_score_is_clipped_to_the_maximum_as_libvmaf_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A near-singular chroma covariance gives SpEED a NaN plane score in libvmaf's arithmetic
+    too; libvmaf's MIN(a, b) (a < b ? a : b) then prints the maximum, 45. Python's min() kept
+    the NaN: the frame's VMAF was NaN (libvmaf 61.47) and so was the clip's pooled score."""
+    import vmafdistill.teacher.speed as speed
+
+    opts = SpeedOptions(max_val=45.0)
+    plane = torch.zeros(1, 40, 40)
+    monkeypatch.setattr(speed, "speed_score_plane", lambda r, d, o: (math.nan, False))
+    got = speed.speed_chroma(plane, plane, plane, plane, opts)
+    assert {k: v.tolist() for k, v in got.items()} == {
+        "speed_chroma_u": [45.0], "speed_chroma_v": [45.0], "speed_chroma_uv": [45.0]}
+    monkeypatch.undo()
+    # the hunt's frame, against libvmaf on this machine (whether this CPU's rounding takes
+    # the NaN path or not, the two must agree)
+    ref, dist = _striped_chroma_frame(tmp_path)
+    lib = _libvmaf(ref, dist, "vmaf_v1.0.16_3d0h")
+    ours = score_files(ref, dist, model="vmaf_v1.0.16_3d0h")
+    got_vmaf = ours.frames()[0]["vmaf"]
+    assert math.isfinite(got_vmaf) and abs(got_vmaf - lib.metric("vmaf")[0]) <= VMAF_TOL

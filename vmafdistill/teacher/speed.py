@@ -204,7 +204,10 @@ def _est_params(d: np.ndarray, sigma_nn: np.float32) -> tuple[np.ndarray, np.nda
     lam = np.maximum(eig.astype(np.float32), f32(0.0))
     ent = np.zeros_like(s)
     for k in range(25):
-        term = np.log2((lam[k] * s + sigma_nn).astype(np.float64)) + _LOG2_2PIE
+        # a near-singular covariance that passed the eigenvalue test can give a negative
+        # variance: NaN here, as in libvmaf, whose final clip then reads it as the maximum
+        with np.errstate(invalid="ignore"):
+            term = np.log2((lam[k] * s + sigma_nn).astype(np.float64)) + _LOG2_2PIE
         ent = (ent.astype(np.float64) + term).astype(np.float32)
     return ent, s, singular
 
@@ -270,9 +273,10 @@ def speed_chroma(
             suv = su
         else:
             suv = float(np.float32((np.float32(su) + np.float32(sv)) / np.float32(2.0)))
-        out["speed_chroma_u"].append(min(su, opts.max_val))
-        out["speed_chroma_v"].append(min(sv, opts.max_val))
-        out["speed_chroma_uv"].append(min(suv, opts.max_val))
+        # libvmaf's MIN(a, b) is a < b ? a : b: a NaN score becomes max_val (45), where
+        # Python's min() kept the NaN and made the frame's VMAF NaN (libvmaf: 61.47)
+        for name, score in (("u", su), ("v", sv), ("uv", suv)):
+            out[f"speed_chroma_{name}"].append(score if score < opts.max_val else opts.max_val)
     return {k: torch.tensor(v, dtype=torch.float64) for k, v in out.items()}
 
 
