@@ -1176,3 +1176,22 @@ def test_rows_dropped_by_the_nan_policy_are_said(tmp_path: Path,
     err = capsys.readouterr().err
     assert f"nan_policy=drop left out 5 of {len(samples)} rows" in err, err
     assert json.loads((out / "metrics.json").read_text())["n_dropped"] == 5
+
+
+def test_a_logit_loss_and_a_bounded_head_of_other_margins_are_said(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The logit loss inverts a bounded head of its own margin; nothing read both, so
+    ``student.output_margin=0`` trained against another inverse without a word."""
+    from vmafdistill.students.losses import build_loss
+    from vmafdistill.students.train import note_margin_mismatch
+
+    logit = build_loss({"name": "huber", "space": "logit", "delta": 0.5, "margin": 2.0})
+    note_margin_mismatch(logit, {"output": "bounded", "output_margin": 0.0})
+    assert "loss.margin=2 and student.output_margin=0 differ" in capsys.readouterr().err
+    for loss, student in ((logit, {"output": "bounded", "output_margin": 2.0}),
+                          (logit, {"output": "linear", "output_margin": 0.0}),
+                          (build_loss({"name": "huber", "space": "vmaf", "delta": 0.5,
+                                       "margin": 2.0}),
+                           {"output": "bounded", "output_margin": 0.0})):
+        note_margin_mismatch(loss, student)
+    assert capsys.readouterr().err == ""

@@ -180,8 +180,3 @@ def _check_pix_fmt(encoded: Path, rung: Rung, what: str) -> None:
         raise VmafDistillError(
             f"{what}: {CODECS[rung.codec]['encoder']} cannot encode pix_fmt {rung.pix_fmt} "
             f"(ffmpeg made {got}); choose a format that encoder takes")
-
-
-def bitrate_kbps(path: str | Path, num_frames: int, fps: float) -> float:
-    """Mean bitrate of an encoded file in kb/s (container overhead included)."""
-    return Path(path).stat().st_size * 8.0 / (num_frames / fps) / 1000.0

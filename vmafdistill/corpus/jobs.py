@@ -563,7 +563,6 @@ def run_rung(
     "cache_keys": {"labels": key, "features": key}}`` with the frame arrays aligned to the
     source's frames (their counts are checked, never truncated).
     """
-    where = f"source {source['source_id']}, rung {rung_index}"
     src_size = (int(source["width"]), int(source["height"]))
     width, height = rung.size_for(*src_size)
     variant_id = rung.label(*src_size)

@@ -612,7 +612,7 @@ def fit_student(
         model = init.train()
     loss = build_loss(loss_config(cfg["loss"]))
     module = StudentModule(
-        model, loss, lr=optim["lr"], weight_decay=optim.get("weight_decay", 0.0),
+        model, loss, lr=optim["lr"], weight_decay=optim["weight_decay"],
         loss_lr=optim.get("loss_lr"), frozen=frozen,
     )
     trainer = make_trainer(
@@ -1067,8 +1067,23 @@ def check_fit_settings(plain: Mapping[str, Any]) -> None:
     from .losses import build_loss
 
     check_trainer_settings(plain.get("trainer") or {}, checked_optim(plain["optim"])["max_epochs"])
-    build_loss(loss_config(plain["loss"]))
+    loss = build_loss(loss_config(plain["loss"]))
     checked_bool("summary", plain.get("summary", True))  # summary=no printed it
+    note_margin_mismatch(loss, plain.get("student") or {})
+
+
+def note_margin_mismatch(loss: Any, student: Mapping[str, Any]) -> None:
+    """Say when a logit-space loss and the student's bounded head use other margins: the loss
+    is the inverse of a bounded head of its own margin (docs/students.md), so with another one
+    errors near 0 and 100 are weighted otherwise than the configs intend (nothing read both)."""
+    margin, head = getattr(loss, "margin", None), student.get("output_margin")
+    if not (isinstance(head, int | float) and not isinstance(head, bool)):
+        return  # not a number: the student's own check names it
+    if (getattr(loss, "space", None) == "logit" and student.get("output") == "bounded"
+            and margin is not None and float(head) != float(margin)):
+        print(f"note: loss.margin={margin:g} and student.output_margin={float(head):g} "
+              "differ: the logit loss inverts a bounded head of its own margin; give both "
+              "the same m", file=sys.stderr)
 
 
 def check_run_settings(plain: Mapping[str, Any], data: TrainData, plan: ConformalPlan) -> None:

@@ -54,13 +54,6 @@ def adm_features(
     return {name: out[f"integer_{name}"] for name in names}
 
 
-def exact_adm3(
-    ref_y: torch.Tensor, dist_y: torch.Tensor, bit_depth: int, adm_opts: dict[str, Any]
-) -> torch.Tensor:
-    """``adm3`` alone (the :data:`Adm3Fn` signature)."""
-    return adm_features(ref_y, dist_y, bit_depth, adm_opts)["adm3"]
-
-
 class V1016Scorer:
     """Stream chunks through the v1.0.16 feature extractors, then :meth:`result`."""
 

@@ -96,19 +96,6 @@ def filter_cols(
     return out.reshape(*lead, out.shape[-2], w)
 
 
-def shift_round(x: torch.Tensor, shift: int, add: int | None = None) -> torch.Tensor:
-    """``(x + add) >> shift`` on integer-valued float64 (floor, as C's shift of a signed value).
-
-    ``add`` defaults to ``1 << (shift - 1)``: round half up. Scaling by a power of two and
-    ``floor`` are exact in float64.
-    """
-    if shift == 0:
-        return x if not add else x + add
-    if add is None:
-        add = 1 << (shift - 1)
-    return torch.floor((x + add) * (1.0 / (1 << shift)))
-
-
 def round_half_up_(x: torch.Tensor) -> torch.Tensor:
     """``floor(x + 0.5)`` in place: ``(s + 2^(k-1)) >> k`` of an integer ``s`` given as the
     exact float64 ``x = s 2^-k`` (from a filter with ``shift=k``), ``k >= 1``."""
