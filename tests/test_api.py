@@ -370,3 +370,31 @@ def test_build_corpus_says_when_it_skips_the_teacher_check(monkeypatch) -> None:
                                          r"\(1 job"):
         result = api.build_corpus("teacher_check=true")
     assert result.teacher_check is None and result.failures == report.failures
+
+
+def test_the_edge_fallback_defaults_equal_the_configs() -> None:
+    """The torch-free edge has no config composer, so the token rules, the cut detector's
+    settings and the edge options keep code defaults beside conf/export.yaml and
+    conf/shots/default.yaml: a change to one side alone made a card without the field read
+    other values than an exported one."""
+    import dataclasses
+    import inspect
+
+    from vmafdistill.edge.options import EdgeOptions
+    from vmafdistill.edge.tokens import DEFAULT_RULES
+    from vmafdistill.export import load_export_settings
+    from vmafdistill.shots import ShotDetector, detect_shots
+
+    settings = load_export_settings()
+    assert {k: settings["tokens"][k] for k in DEFAULT_RULES} == DEFAULT_RULES
+    for fn in (ShotDetector.__init__, detect_shots):
+        params = inspect.signature(fn).parameters
+        assert {k: params[k].default for k in settings["edge"]["shots"]} == \
+            settings["edge"]["shots"], fn
+    defaults = {f.name: f.default for f in dataclasses.fields(EdgeOptions)}
+    for key, value in settings["edge"].items():
+        if key == "shots":
+            continue
+        # temporal_pixel_step: 1 (exact) for cards without the field, cards written before it
+        # existed; exported cards carry the config's 0 (automatic)
+        assert defaults[key] == (1 if key == "temporal_pixel_step" else value), key
