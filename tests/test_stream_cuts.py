@@ -637,6 +637,30 @@ def test_playlist_addresses_keys_and_stream_switches_are_read_as_ffmpeg_reads_th
             analyze(hls / "switch.m3u8", predictor)
 
 
+def test_a_video_stream_that_starts_mid_file_is_named_in_the_block_qp_warning(
+        work, base_mp4):
+    """Two TS files of other stream IDs joined byte for byte: PyAV's demuxer stops at the
+    second stream's first packet with an IndexError, which the warning quoted as "IndexError:
+    list index out of range"; it now says what stopped it."""
+    joined = work / "joined_pids"
+    joined.mkdir()
+    parts = []
+    for k, pid in enumerate(("0x100", "0x200")):
+        part = joined / f"part{k}.ts"
+        run_ffmpeg(["-i", str(base_mp4), "-c", "copy", "-mpegts_start_pid", pid,
+                    "-mpegts_pmt_start_pid", f"{0x1000 + k * 0x100:#x}", str(part)],
+                   what="a TS part")
+        parts.append(part.read_bytes())
+    both = joined / "both.ts"
+    both.write_bytes(b"".join(parts))
+    from vmafdistill.edge.predictor import default_model_path
+
+    shipped = Predictor(default_model_path())  # it reads the block QPs
+    with pytest.warns(UserWarning, match="cannot decode the macroblock quantizers .*a video "
+                                         "stream that starts mid-file"):
+        analyze(both, shipped)
+
+
 def test_playlist_segments_without_video_byte_ranges_and_init_switches(work, base_mp4,
                                                                          predictor):
     """Found by a hunt, each exit 0 with a wrong result before: a TS segment cut to its PAT and

@@ -198,5 +198,8 @@ def read_mb_quantizers(path: str | os.PathLike[str], codec: str | None,
             return _read(container, stream, stop)
     except MbQuantizerError:
         raise
+    except IndexError as exc:  # PyAV's demuxer on a stream that appears mid-file
+        raise MbQuantizerError(f"{p}: a video stream that starts mid-file (joined files with "
+                               "other stream IDs?) stops PyAV's demuxer") from exc
     except Exception as exc:  # any PyAV failure (another version's API too): caller falls back
         raise MbQuantizerError(f"{p}: {type(exc).__name__}: {exc}") from exc
