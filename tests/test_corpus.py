@@ -320,16 +320,16 @@ def test_bad_sources_fail_alone_and_are_listed(sources, tmp_path: Path) -> None:
     empty.write_bytes(b"")
     missing = tmp_path / "missing.mp4"
     cfg = make_cfg([sources["noise"], empty, missing], tmp_path / "out", tmp_path / "cache")
-    # libx264 has no 12-bit: the rung passes the config checks and its encode job fails
-    cfg["ladder"] = {"name": "bad", "rungs": [TINY_LADDER[0], {"codec": "h264", "height": 0.5,
-                                                                "crf": 30,
-                                                                "pix_fmt": "yuv420p12le"}]}
+    # a tenth of the source's lines (under 16): the rung passes the config checks and its job
+    # fails
+    cfg["ladder"] = {"name": "bad", "rungs": [TINY_LADDER[0], {"codec": "h264", "height": 0.1,
+                                                                "crf": 30}]}
     report = build_corpus(cfg)
     failed = {(f["source_id"], f["variant_id"]) for f in report.failures}
     assert ("empty", "*") in failed and ("missing", "*") in failed
-    assert ("noise", "h264_96x54_crf30_yuv420p12le") in failed
+    assert ("noise", "h264_18x10_crf30") in failed, failed
     msgs = " ".join(f["error"] for f in report.failures)
-    assert "missing.mp4" in msgs and "empty.mp4" in msgs and "crf30_yuv420p12le" in msgs
+    assert "missing.mp4" in msgs and "empty.mp4" in msgs and "h264_18x10_crf30" in msgs
     assert set(report.samples["source_id"]) == {"noise"}
     assert set(report.samples["variant_id"]) == {"h264_96x54_crf30"}
     assert read_manifest(cfg["out_dir"])["failures"] == report.failures
@@ -1084,7 +1084,7 @@ def test_a_source_with_two_video_streams_is_named_and_its_first_used(
 def test_fail_fast_stops_at_the_first_failure(sources, tmp_path: Path, workers: int) -> None:
     """fail_fast=true ran every other job to its end (encoded and labelled them all) and only
     then stopped, with the error's "source ..., rung ...:" prefix twice."""
-    bad = {"codec": "h264", "height": 0.5, "crf": 30, "pix_fmt": "yuv420p12le"}  # no 12-bit x264
+    bad = {"codec": "h264", "height": 0.1, "crf": 30}  # under 16 lines: its jobs fail
     good = [{"codec": "h264", "height": 0.5, "crf": c, "preset": "medium"} for c in (20, 25, 30)]
     cfg = make_cfg([sources["cuts"], sources["noise"]], tmp_path / "out", tmp_path / "cache",
                    ladder={"name": "ff", "rungs": [bad, *good]}, fail_fast=True,
@@ -1092,7 +1092,7 @@ def test_fail_fast_stops_at_the_first_failure(sources, tmp_path: Path, workers: 
     with pytest.raises(VmafDistillError) as failed:
         build_corpus(cfg)
     msg = str(failed.value)
-    assert "yuv420p12le" in msg and msg.count("source cuts, rung") == 1, msg
+    assert "under the 16 a rung needs" in msg and msg.count("source cuts, rung") == 1, msg
     labelled = list((tmp_path / "cache" / "labels").glob("*.npz"))
     # 8 jobs: the failure stops the rest (a pool may finish the job its other worker ran)
     assert len(labelled) <= workers - 1, labelled
@@ -1505,7 +1505,7 @@ def test_a_rebuild_removes_what_describes_an_earlier_corpus(
     (out / "teacher_check.json").write_text(json.dumps({"samples": 1}))
     build_corpus(cfg)
     assert (out / "teacher_check.json").is_file()
-    bad = {**TINY_LADDER[0], "pix_fmt": "yuv420p12le"}  # libx264 has no 12-bit: its job fails
+    bad = {**TINY_LADDER[0], "height": 0.1}  # under 16 lines of the source: its job fails
     report = build_corpus({**cfg, "ladder": {"name": "bad", "rungs": [bad]}})
     assert report.failures and report.samples.empty
     assert not any((out / name).exists()
@@ -1878,6 +1878,6 @@ def test_a_fractional_rung_under_16_lines_of_a_source_fails_alone(tmp_path: Path
                    ladder={"name": "small", "rungs": rungs})
     report = build_corpus(cfg)
     (failure,) = report.failures
-    assert "0.2 of the source's 64 lines is 12, under the 16 a rung needs" in failure["error"]
+    assert "0.2 of the 64 lines of small.mkv is 12, under the 16 a rung needs" in failure["error"]
     assert set(report.samples["variant_id"]) == {"h264_48x32_crf30"}
     assert len(list((tmp_path / "cache" / "encodes").glob("*.mp4"))) == 1  # one encode made

@@ -568,8 +568,9 @@ def run_rung(
     variant_id = rung.label(*src_size)
     where = f"source {source['source_id']}, rung {variant_id}"
     if height < MIN_RUNG_LINES:  # a fraction of a small source: 0.02 of 720 lines built 24x14
-        raise VmafDistillError(f"{where}: {rung.height:g} of the source's {src_size[1]} lines "
-                               f"is {height}, under the {MIN_RUNG_LINES} a rung needs")
+        raise VmafDistillError(f"{where}: {rung.height:g} of the {src_size[1]} lines of "
+                               f"{Path(source['path']).name} is {height}, under the "
+                               f"{MIN_RUNG_LINES} a rung needs")
     timing: dict[str, float] = {}
     scale_flags = str(encode_cfg.get("scale_flags", "bicubic+accurate_rnd+bitexact"))
 
