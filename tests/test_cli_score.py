@@ -468,6 +468,22 @@ def test_output_files_are_checked_before_scoring(
     line = _one_error_line(err, "--scale-flags 'bicubic+bogus': ffmpeg's scaler refuses them",
                            "'bogus'")
     assert str(clips["dist"]) not in line
+    # ffmpeg itself failing is named as that, not as the flags' fault (it said "--scale-flags
+    # 'bicubic': ffmpeg's scaler refuses them" of flags nobody gave)
+    from vmafdistill._ffmpeg import ffmpeg_exe
+    from vmafdistill.errors import ToolError
+    from vmafdistill.io.video import scaler_refusal
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VMAFDISTILL_FFMPEG", str(tmp_path / "no_ffmpeg"))
+        scaler_refusal.cache_clear()
+        ffmpeg_exe.cache_clear()
+        try:
+            with pytest.raises(ToolError, match="VMAFDISTILL_FFMPEG"):
+                scaler_refusal("bicubic")
+        finally:
+            scaler_refusal.cache_clear()
+            ffmpeg_exe.cache_clear()
     # flags without --rescale were accepted and ignored; an empty --json "$OUT" (unset
     # variable) wrote nothing, exit 0
     rc, _, err = _run(capsys, ref, clips["dist"], "--scale-flags", "lanczos")
@@ -768,3 +784,9 @@ def test_a_log_on_dev_stdout_keeps_the_summary_off_it(clips: dict[str, Path]) ->
     doc = json.loads(proc.stdout)  # the JSON alone
     assert _vmaf_line(proc.stderr) == pytest.approx(doc["pooled_metrics"]["vmaf"]["mean"],
                                                     abs=5e-7)
+    # and --json - beside --csv /dev/stdout is two documents on one stdout: refused
+    proc = subprocess.run([sys.executable, "-m", "vmafdistill", "score", str(clips["ref"]),
+                           str(clips["dist"]), "--quiet", "--json", "-", "--csv", "/dev/stdout"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and not proc.stdout
+    _one_error_line(proc.stderr, "--json and --csv both name - and /dev/stdout, one file")

@@ -1451,6 +1451,8 @@ def test_a_shot_without_issue_frames_is_flagged_not_read_as_checked(tmp_path: Pa
     ("tokens", {"bands": {"green": "high"}}, "tokens: bands.green='high': not a finite"),
     ("edge", {"shots": {"max_len_s": 0}}, "edge.shots.max_len_s=0: must be above 0"),
     ("edge", {"shots": {"min_len_s": -1}}, "edge.shots.min_len_s=-1: must be at least 0"),
+    ("edge", {"shots": {"max_len_s": True}}, "edge.shots.max_len_s=True: needs a number"),
+    ("edge", {"shots": {"threshold": "0.3"}}, "edge.shots.threshold='0.3': needs a number"),
     ("conformal", None, "conformal=None: needs a mapping with q"),
     ("training_domain", {"features": {"log_bpp": [0]}},
      "training_domain.features.log_bpp=[0]: needs [min, max]"),

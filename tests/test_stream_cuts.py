@@ -608,15 +608,19 @@ def test_playlist_addresses_keys_and_stream_switches_are_read_as_ffmpeg_reads_th
     vod = (hls / "vod.m3u8").read_text()
     second = [ln for ln in vod.splitlines() if ln.endswith(".ts")][1]
     absolute = str((hls / second).resolve())
+    (hls / "take_a:2.ts").write_bytes((hls / second).read_bytes())
     for name, entry, why in (("spaced", f"  {second}", "missing"),
                              ("localhost", f"file://localhost{absolute}", "missing"),
                              ("upper", f"FILE://{absolute}", "not a local file"),
-                             ("remote", "http://127.0.0.1:9/seg.ts", "not a local file")):
+                             ("remote", "http://127.0.0.1:9/seg.ts", "not a local file"),
+                             # ffmpeg reads "take_a:" as a scheme (the file is there)
+                             ("colon", "take_a:2.ts", "not a local file to ffmpeg \\(a name "
+                                                      "with a colon")):
         (hls / f"{name}.m3u8").write_text(vod.replace(second, entry))
         with pytest.raises(VideoInputError, match=rf"{name}\.m3u8: 1 of its \d+ segments "
                                                   rf"unusable \({re.escape(entry)}: {why}"):
             analyze(hls / f"{name}.m3u8", predictor)
-    for entry in (f"file:{absolute}", f"file://{absolute}"):  # ffmpeg's file protocol reads
+    for entry in (f"file:{absolute}", f"file://{absolute}", "./take_a:2.ts"):  # ffmpeg reads
         (hls / "file.m3u8").write_text(vod.replace(second, entry))
         assert analyze(hls / "file.m3u8", predictor).summary["frames"] == 100
     (hls / "key.m3u8").write_text(vod.replace(

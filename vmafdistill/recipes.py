@@ -111,6 +111,8 @@ def check_recipe(name: str, recipe: Any, where: str) -> dict[str, Any]:
     length = "seconds_each" if name == "photos" else "seconds"
     if missing := [k for k in RECIPE_KEYS[name] if k != "out_dir" and k not in recipe]:
         raise VmafDistillError(f"{where}: missing key(s) {missing}")
+    for key in ("fps", length, "width", "height", *(("margin",) if name == "photos" else ())):
+        _number_as_written(f"{where}: {key}", recipe[key])
     checked = {"fps": checked_number(f"{where}: fps", recipe["fps"], float, 0, False),
                "seconds": checked_number(f"{where}: {length}", recipe[length], float, 0, False)}
     for key in ("width", "height"):  # 4:2:0 needs even sizes
@@ -127,6 +129,13 @@ def check_recipe(name: str, recipe: Any, where: str) -> dict[str, Any]:
     for source, spec in sources.items():
         _check_source(name, source, spec, f"{where}: source {source!r}")
     return checked
+
+
+def _number_as_written(label: str, value: Any) -> None:
+    """A recipe number is filmed as written (its recipe stamp too): text (``"0.2"``) or a
+    bool passed the range check and then failed inside the filming with a traceback."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise VmafDistillError(f"{label}={value!r}: needs a number")
 
 
 def _check_source(name: str, source: Any, spec: Any, at: str) -> None:
@@ -151,6 +160,7 @@ def _check_source(name: str, source: Any, spec: Any, at: str) -> None:
             raise VmafDistillError(f"{label}: needs a mapping with a photo (e.g. coffee.png)")
         refuse_unknown_keys(label, shot, PHOTO_SHOT_KEYS)
         for axis in ("vx", "vy"):
+            _number_as_written(f"{label}.{axis}", shot.get(axis))
             checked_number(f"{label}.{axis}", shot.get(axis), float)
 
 

@@ -155,9 +155,11 @@ def run(args: argparse.Namespace) -> int:
     # libvmaf's CSV starts "Frame," too, but its header line ends with a comma; ours does not
     csv_out = check_output_target("--csv", args.csv, inputs,
                                   starts=re.compile(rb"Frame,[^\n]*[^,\r\n]\r?\n"))
-    if json_out and csv_out and (json_out == csv_out or _same_path(json_out, csv_out)):
+    if json_out and csv_out and (json_out == csv_out or _same_path(json_out, csv_out)
+                                 or (_is_stdout(json_out) and _is_stdout(csv_out))):
         # both on stdout made neither parseable; one file kept only the CSV
-        raise VmafDistillError(f"--json and --csv both name {json_out}: give each its own "
+        same = json_out if json_out == csv_out else f"{json_out} and {csv_out}, one file"
+        raise VmafDistillError(f"--json and --csv both name {same}: give each its own "
                                "target (one of them may be - for stdout)")
     if args.scale_flags is not None and not args.rescale:  # accepted and ignored before
         raise VmafDistillError(f"--scale-flags {args.scale_flags}: only with --rescale (they "

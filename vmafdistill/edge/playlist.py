@@ -29,8 +29,10 @@ __all__ = ["check_playlist", "media_playlist_files", "refuse_dash", "segment_pro
 
 #: The suffixes read as playlists (their content is checked too: ``#EXTM3U``).
 PLAYLIST_SUFFIXES = (".m3u8", ".m3u")
-#: A URI scheme as ffmpeg finds one (``http:``, ``data:``; ``FILE:`` too: no protocol of that name).
-_SCHEME = re.compile(r"^[A-Za-z0-9+.-]+:")
+#: A URI scheme as ffmpeg finds one: whatever comes before the first ``:`` that no ``/``, ``?``
+#: or ``#`` precedes (``http:``, ``FILE:``, and ``take_a:`` of ``take_a:2.ts``, which ffmpeg
+#: then fails to open; ``./take_a:2.ts`` is a file).
+_SCHEME = re.compile(r"^[^/?#:]+:")
 _TS_PACKET = 188
 #: Top-level ISO-BMFF boxes an fMP4 segment or init section starts with.
 _BMFF_FIRST = {b"ftyp", b"styp", b"moof", b"sidx", b"moov", b"emsg", b"prft", b"free", b"uuid"}
@@ -217,7 +219,8 @@ def segment_problem(path: str | os.PathLike[str], byte_range: tuple[int, int] | 
 
 def _part_problem(part: _Part, init: bool = False) -> str | None:
     if part.path is None:  # ffmpeg skipped it with "not on whitelist": a hole, flagged by nothing
-        return "not a local file (ffmpeg reading a local playlist opens only local files)"
+        return ("not a local file to ffmpeg (a name with a colon reads as a URL scheme: write "
+                "it ./name; other schemes are not opened from a local playlist)")
     return segment_problem(part.path, part.byte_range, init=init)
 
 
@@ -305,10 +308,10 @@ def check_playlist(path: str | os.PathLike[str], _depth: int = 0) -> None:
         raise VideoInputError(
             f"{path}: a live or event HLS playlist (no #EXT-X-ENDLIST): predict reads finished "
             "(VOD) playlists; ffmpeg would wait for segments that may never come")
-    key = re.search(r"^#EXT-X-KEY:.*METHOD=([A-Za-z0-9-]+)", text, re.MULTILINE)
-    if key is not None and key.group(1) != "NONE":  # read as "not MPEG-TS: an error page?"
+    methods = re.findall(r"^#EXT-X-KEY:.*METHOD=([A-Za-z0-9-]+)", text, re.MULTILINE)
+    if encrypted := [m for m in methods if m != "NONE"]:  # "not MPEG-TS: an error page?"
         raise VideoInputError(f"{path}: its segments are encrypted (#EXT-X-KEY METHOD="
-                              f"{key.group(1)}): predict reads clear segments only")
+                              f"{encrypted[0]}): predict reads clear segments only")
     try:
         parts = _media_parts(text, p.parent)
     except ValueError:
@@ -340,8 +343,13 @@ def _ts_video_stream(part: _Part) -> tuple[int, int] | None:
     """``(PID, stream type)`` of the first video stream the first program map of an MPEG-TS
     segment lists, or None (not TS, unreadable, no PMT in its first 64 KiB)."""
     try:
-        data = _read_part(part)[: _TS_PACKET * 350]
+        with open(part.path, "rb") as fh:  # type: ignore[arg-type]
+            start, length = part.byte_range or (0, None)
+            fh.seek(start)
+            data = fh.read(min(length or _TS_PACKET * 350, _TS_PACKET * 350))
     except OSError:
+        return None
+    if data[:1] != b"\x47":  # not MPEG-TS (an fMP4 segment): nothing to compare
         return None
     pmt_pid = None
     for k in range(0, len(data) - _TS_PACKET + 1, _TS_PACKET):

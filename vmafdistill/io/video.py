@@ -767,7 +767,9 @@ def scaler_refusal(scale_flags: str) -> str | None:
                    what="checking the scaler flags")
     except ToolError as exc:
         reason = next((ln.split("] ")[-1] for ln in str(exc).split(" | ")
-                       if "sws_flags" in ln or "Undefined constant" in ln), str(exc))
+                       if "sws_flags" in ln or "Undefined constant" in ln), None)
+        if reason is None:  # ffmpeg itself failed (missing, killed): not the flags' fault
+            raise
         return (f"ffmpeg's scaler refuses them ({reason.strip()}); swscale flags joined by "
                 "'+', e.g. bicubic, lanczos+accurate_rnd+bitexact")
     return None
