@@ -1195,3 +1195,21 @@ def test_a_logit_loss_and_a_bounded_head_of_other_margins_are_said(
                            {"output": "bounded", "output_margin": 0.0})):
         note_margin_mismatch(loss, student)
     assert capsys.readouterr().err == ""
+
+
+def test_inputs_missing_on_some_rows_are_said_with_their_codecs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A codec whose headers give no quantizer (VP8) left scene_qp NaN on its rows; the student
+    filled them with the training mean without a word."""
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=8)
+    table = corpus / "tables" / "samples.parquet"
+    samples = pd.read_parquet(table)
+    feature = "log_bpp"
+    first = samples["codec"].astype(str).iloc[0]
+    samples.loc[samples["codec"].astype(str) == first, feature] = np.nan
+    samples.to_parquet(table)
+    n = int((samples["codec"].astype(str) == first).sum())
+    capsys.readouterr()
+    assert run_train(corpus, tmp_path / "run", "baselines=[]", "optim.max_epochs=5") == 0
+    err = capsys.readouterr().err
+    assert f"note: input {feature} is NaN on {n} of {len(samples)} rows ({first}: {n})" in err, err

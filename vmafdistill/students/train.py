@@ -152,7 +152,24 @@ def load_rows(
         print(f"note: nan_policy=drop left out {n_dropped} of {len(samples_all)} rows of corpus "
               f"{corpus_dir} (a non-finite {target}); every figure of this run is over the "
               f"other {len(samples)}", file=sys.stderr)
+    note_missing_inputs(samples, x, feature_names)
     return corpus_dir, manifest, samples, x, y, n_dropped
+
+
+def note_missing_inputs(samples: Any, x: np.ndarray, feature_names: Sequence[str]) -> None:
+    """Say which input columns are NaN on some rows, and on which codecs: the student fills
+    them with the training mean unsaid (a codec whose headers give no quantizer, VP8, trained
+    half its rows on the mean ``scene_qp`` without a word)."""
+    for j, name in enumerate(feature_names):
+        missing = ~np.isfinite(x[:, j])
+        if not missing.any():
+            continue
+        by_codec = ""
+        if "codec" in samples:
+            counts = samples.loc[missing, "codec"].astype(str).value_counts()
+            by_codec = " (" + ", ".join(f"{c}: {n}" for c, n in counts.items()) + ")"
+        print(f"note: input {name} is NaN on {int(missing.sum())} of {len(x)} rows{by_codec}; "
+              "the student fills them with the training mean", file=sys.stderr)
 
 
 def corpus_config(cfg: DictConfig) -> DictConfig:
