@@ -468,6 +468,11 @@ def test_output_files_are_checked_before_scoring(
     line = _one_error_line(err, "--scale-flags 'bicubic+bogus': ffmpeg's scaler refuses them",
                            "'bogus'")
     assert str(clips["dist"]) not in line
+    # known names in a combination ffmpeg refuses: its reason, not "ffmpeg failed"
+    rc, _, err = _run(capsys, ref, clips["dist"], "--rescale", "--scale-flags", "bicubic+lanczos")
+    assert rc == 2
+    _one_error_line(err, "--scale-flags 'bicubic+lanczos': ffmpeg's scaler refuses them",
+                    "one scaler algorithm")
     # ffmpeg itself failing is named as that, not as the flags' fault (it said "--scale-flags
     # 'bicubic': ffmpeg's scaler refuses them" of flags nobody gave)
     from vmafdistill._ffmpeg import ffmpeg_exe

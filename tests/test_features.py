@@ -556,7 +556,8 @@ def test_a_registered_shot_feature_reaches_every_row(monkeypatch: pytest.MonkeyP
     shots = [Shot(0, 0, 25, 0), Shot(1, 25, 75, 1)]
 
     def rows_of() -> list[dict]:
-        return shot_feature_rows({"mean_luma": np.full(75, 100.0)}, shots, np.full(75, 1000),
+        return shot_feature_rows({"mean_luma": np.full(75, 100.0),
+                                  "sobel_mean": np.full(75, 2.0)}, shots, np.full(75, 1000),
                                  ref_size=(1280, 720), codec="h264", fps=25.0, width=640,
                                  height=360)
 
@@ -581,6 +582,16 @@ def test_a_registered_shot_feature_reaches_every_row(monkeypatch: pytest.MonkeyP
     with pytest.raises(KeyError, match="shot feature 'qp_share' reads 'sobel_mean', which is "
                                        "not among its reads"):
         rows_of()
+    # a feature reading another one reads its reads too; a plain string is no tuple
+    monkeypatch.setitem(registry.SHOT_FEATURES, "qp_share",
+                        registry.ShotFeature(qp_share, reads=("qp", "sobel_mean")))
+    monkeypatch.setitem(registry.SHOT_FEATURES, "qp_share_sq",
+                        registry.ShotFeature(lambda r: r["qp_share"] ** 2, reads=("qp_share",)))
+    assert needs_quantizer(["qp_share_sq"]) and needs_pixel_features(["qp_share_sq"])
+    assert rows_of()[0]["qp_share_sq"] == pytest.approx(rows_of()[0]["qp_share"] ** 2,
+                                                        nan_ok=True)
+    with pytest.raises(TypeError, match="a tuple of column names"):
+        registry.ShotFeature(qp_share, reads="qp")
 
 
 def test_log_bpp_is_bits_per_delivered_pixel() -> None:

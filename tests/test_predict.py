@@ -1453,6 +1453,7 @@ def test_a_shot_without_issue_frames_is_flagged_not_read_as_checked(tmp_path: Pa
     ("edge", {"shots": {"min_len_s": -1}}, "edge.shots.min_len_s=-1: must be at least 0"),
     ("edge", {"shots": {"max_len_s": True}}, "edge.shots.max_len_s=True: needs a number"),
     ("edge", {"shots": {"threshold": "0.3"}}, "edge.shots.threshold='0.3': needs a number"),
+    ("edge", {"shots": {"detector": "hist"}}, "edge.shots: unknown setting detector"),
     ("conformal", None, "conformal=None: needs a mapping with q"),
     ("training_domain", {"features": {"log_bpp": [0]}},
      "training_domain.features.log_bpp=[0]: needs [min, max]"),

@@ -611,11 +611,15 @@ def test_playlist_addresses_keys_and_stream_switches_are_read_as_ffmpeg_reads_th
     (hls / "take_a:2.ts").write_bytes((hls / second).read_bytes())
     for name, entry, why in (("spaced", f"  {second}", "missing"),
                              ("localhost", f"file://localhost{absolute}", "missing"),
-                             ("upper", f"FILE://{absolute}", "not a local file"),
+                             # no protocol of that name: a file relative to the working
+                             # directory, to ffmpeg
+                             ("upper", f"FILE://{absolute}", "missing"),
                              ("remote", "http://127.0.0.1:9/seg.ts", "not a local file"),
-                             # ffmpeg reads "take_a:" as a scheme (the file is there)
-                             ("colon", "take_a:2.ts", "not a local file to ffmpeg \\(a name "
-                                                      "with a colon")):
+                             # the file is beside the playlist, ffmpeg opens it from the
+                             # working directory
+                             ("colon", "take_a:2.ts", "missing where ffmpeg opens it, .*: a "
+                                                      "name with a colon"),
+                             (":colon", ":2.ts", "missing")):
         (hls / f"{name}.m3u8").write_text(vod.replace(second, entry))
         with pytest.raises(VideoInputError, match=rf"{name}\.m3u8: 1 of its \d+ segments "
                                                   rf"unusable \({re.escape(entry)}: {why}"):
@@ -623,6 +627,18 @@ def test_playlist_addresses_keys_and_stream_switches_are_read_as_ffmpeg_reads_th
     for entry in (f"file:{absolute}", f"file://{absolute}", "./take_a:2.ts"):  # ffmpeg reads
         (hls / "file.m3u8").write_text(vod.replace(second, entry))
         assert analyze(hls / "file.m3u8", predictor).summary["frames"] == 100
+    from contextlib import chdir
+
+    with chdir(hls):  # from the playlist's folder ffmpeg finds the colon name: so does the check
+        assert analyze(hls / "colon.m3u8", predictor).summary["frames"] == 100
+    # a clear lead (METHOD=NONE) before encrypted segments: the first key alone was read
+    lines = vod.splitlines(keepends=True)
+    at = [i for i, ln in enumerate(lines) if ln.startswith("#EXTINF")]
+    lines.insert(at[1], '#EXT-X-KEY:METHOD=AES-128,URI="k.key"\n')
+    lines.insert(at[0], "#EXT-X-KEY:METHOD=NONE\n")
+    (hls / "lead.m3u8").write_text("".join(lines))
+    with pytest.raises(VideoInputError, match=r"encrypted \(#EXT-X-KEY METHOD=AES-128\)"):
+        analyze(hls / "lead.m3u8", predictor)
     (hls / "key.m3u8").write_text(vod.replace(
         "#EXTINF", '#EXT-X-KEY:METHOD=AES-128,URI="k.key"\n#EXTINF', 1))
     with pytest.raises(VideoInputError, match=r"key\.m3u8: its segments are encrypted "

@@ -38,6 +38,7 @@ from .errors import VmafDistillError
 
 __all__ = [
     "HIST_BINS",
+    "SHOT_SETTINGS",
     "Shot",
     "ShotDetector",
     "checked_shot_settings",
@@ -52,7 +53,7 @@ __all__ = [
 HIST_BINS = 64
 
 #: The cut detector's number settings (conf/shots/default.yaml).
-_SHOT_NUMBERS = ("threshold", "mean_threshold", "min_len_s", "max_len_s")
+SHOT_SETTINGS = ("threshold", "mean_threshold", "min_len_s", "max_len_s")
 
 
 def checked_shot_settings(label: str, shots: Mapping[str, Any]) -> dict[str, Any]:
@@ -61,11 +62,11 @@ def checked_shot_settings(label: str, shots: Mapping[str, Any]) -> dict[str, Any
     export card read the same settings (a bad one failed every corpus job naming no key, or
     reached the card and crashed predict)."""
     out = dict(shots)
-    unknown = sorted(str(k) for k in out if k not in _SHOT_NUMBERS)
+    unknown = sorted(str(k) for k in out if k not in SHOT_SETTINGS)
     if unknown:  # ShotDetector would fail mid-work with a TypeError naming no file or key
         raise VmafDistillError(f"{label}: unknown setting{'s' if len(unknown) > 1 else ''} "
-                               f"{', '.join(unknown)}; known: {', '.join(_SHOT_NUMBERS)}")
-    for key in _SHOT_NUMBERS:
+                               f"{', '.join(unknown)}; known: {', '.join(SHOT_SETTINGS)}")
+    for key in SHOT_SETTINGS:
         if key in out and not (key == "max_len_s" and out[key] is None):
             # max_len_s=0 passed here and failed every source's job (a window of no frames)
             out[key] = checked_number(f"{label}.{key}", out[key], float, 0,

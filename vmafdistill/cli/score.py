@@ -218,7 +218,8 @@ def _is_stdout(target: str | None) -> bool:
         return True
     try:
         here, there = os.fstat(sys.stdout.fileno()), os.stat(target)
-    except (OSError, ValueError, io.UnsupportedOperation):  # no stdout, or not a real file
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):  # no stdout (None,
+        # closed), or not a real file
         return False
     return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 

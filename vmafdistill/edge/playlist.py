@@ -16,14 +16,16 @@ is refused (:func:`refuse_dash`)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import struct
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import VideoInputError
+from ..errors import VideoInputError, VmafDistillError
 
 __all__ = ["check_playlist", "media_playlist_files", "refuse_dash", "segment_problem"]
 
@@ -32,7 +34,7 @@ PLAYLIST_SUFFIXES = (".m3u8", ".m3u")
 #: A URI scheme as ffmpeg finds one: whatever comes before the first ``:`` that no ``/``, ``?``
 #: or ``#`` precedes (``http:``, ``FILE:``, and ``take_a:`` of ``take_a:2.ts``, which ffmpeg
 #: then fails to open; ``./take_a:2.ts`` is a file).
-_SCHEME = re.compile(r"^[^/?#:]+:")
+_SCHEME = re.compile(r"^([^/?#:]*):")
 _TS_PACKET = 188
 #: Top-level ISO-BMFF boxes an fMP4 segment or init section starts with.
 _BMFF_FIRST = {b"ftyp", b"styp", b"moof", b"sidx", b"moov", b"emsg", b"prft", b"free", b"uuid"}
@@ -98,17 +100,36 @@ def _media_parts(text: str, base: Path) -> list[tuple[_Part, _Part | None]]:
 
 
 def _local_path(base: Path, entry: str) -> Path | None:
-    """The local file a playlist entry names, read as ffmpeg's file protocol reads it:
-    relative to the playlist, absolute, or ``file:`` followed by the path exactly as written
-    (``file:///x.ts`` is ``/x.ts``; no ``%XX`` decoding, no ``localhost`` host, the scheme in
-    lower case: ffmpeg opens none of those, and the check passed segments it skipped). None
-    for any other scheme (``http://`` ...): ffmpeg reading a local playlist opens only local
+    """The local file a playlist entry names, read as ffmpeg reads it: relative to the
+    playlist, absolute, or ``file:`` followed by the path exactly as written (``file:///x.ts``
+    is ``/x.ts``; no ``%XX`` decoding, no ``localhost`` host, the scheme in lower case: ffmpeg
+    opens none of those, and the check passed segments it skipped). A name whose part before
+    a first ``:`` is no ffmpeg protocol (``take_a:2.ts``, ``FILE:///x.ts``) is a file ffmpeg
+    opens relative to the working directory, not the playlist's folder. None for a protocol
+    other than ``file`` (``http://`` ...): ffmpeg reading a local playlist opens only local
     files (its protocol whitelist), so such a segment is a hole."""
     if entry.startswith("file:"):
         return Path(entry[len("file:"):])
-    if _SCHEME.match(entry):
-        return None
-    return base / entry  # a "?query" is part of the file name to ffmpeg's file protocol
+    scheme = _SCHEME.match(entry)
+    if scheme is None:
+        return base / entry  # a "?query" is part of the file name to ffmpeg's file protocol
+    return None if scheme.group(1) in _ffmpeg_protocols() else Path(entry)
+
+
+@functools.cache
+def _ffmpeg_protocols() -> frozenset[str]:
+    """The input protocols of the ffmpeg that decodes (``ffmpeg -protocols``), or the usual
+    network ones where it cannot be asked."""
+    from .._ffmpeg import ffmpeg_exe
+
+    try:
+        text = subprocess.run([ffmpeg_exe(), "-hide_banner", "-protocols"], capture_output=True,
+                              text=True, timeout=30, check=False).stdout
+    except (OSError, subprocess.SubprocessError, VmafDistillError):
+        text = ""
+    section = text.partition("Input:")[2].partition("Output:")[0].split()
+    return frozenset(section) or frozenset({"http", "https", "ftp", "data", "crypto", "tcp",
+                                            "udp", "rtmp", "rtp", "srt", "tls"})
 
 
 def _has_video_pes(fh: BinaryIO, start: int, size: int) -> bool:
@@ -219,8 +240,7 @@ def segment_problem(path: str | os.PathLike[str], byte_range: tuple[int, int] | 
 
 def _part_problem(part: _Part, init: bool = False) -> str | None:
     if part.path is None:  # ffmpeg skipped it with "not on whitelist": a hole, flagged by nothing
-        return ("not a local file to ffmpeg (a name with a colon reads as a URL scheme: write "
-                "it ./name; other schemes are not opened from a local playlist)")
+        return "not a local file (ffmpeg opens only local files from a local playlist)"
     return segment_problem(part.path, part.byte_range, init=init)
 
 
@@ -321,7 +341,7 @@ def check_playlist(path: str | os.PathLike[str], _depth: int = 0) -> None:
     checked += [(part, _part_problem(part)) for part, _ in parts]
     total = len(inits) + len(parts)
     # a missing file is named once however many of its byte ranges the playlist lists
-    bad = [(part.entry if why == "missing" else part.label(), why)
+    bad = [(part.entry if why == "missing" else part.label(), _colon_hint(part, p.parent, why))
            for part, why in checked if why is not None]
     if bad:
         listed = ", ".join(f"{e}: {why}" for e, why in list(dict.fromkeys(bad))[:3])
@@ -400,6 +420,16 @@ def _check_ts_stream_switch(path: str | os.PathLike[str],
                 f"{pid0:#x} {_TS_VIDEO_TYPES[kind0]} -> {part.label()}: PID {pid:#x} "
                 f"{_TS_VIDEO_TYPES[kind]}); ffmpeg would drop or misread the later segments. "
                 "Predict the segments of each stream on their own")
+
+
+def _colon_hint(part: _Part, base: Path, why: str) -> str:
+    """``why``, and for a name with a colon missing where ffmpeg opens it (the working
+    directory) but present beside the playlist, how to write it."""
+    if (why == "missing" and _SCHEME.match(part.entry) and not part.entry.startswith("file:")
+            and (base / part.entry).is_file()):
+        return (f"missing where ffmpeg opens it, {Path.cwd()}: a name with a colon is not "
+                "read relative to the playlist; write it ./name")
+    return why
 
 
 def _check_master(path: str | os.PathLike[str], p: Path, text: str, depth: int) -> None:

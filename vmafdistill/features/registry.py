@@ -102,6 +102,12 @@ class ShotFeature:
     compute: Callable[[Mapping[str, Any]], float]
     reads: tuple[str, ...]
 
+    def __post_init__(self) -> None:
+        if isinstance(self.reads, str):  # reads="qp" read as ("q", "p")
+            raise TypeError(f"ShotFeature reads={self.reads!r}: a tuple of column names, "
+                            f"e.g. ({self.reads!r},)")
+        object.__setattr__(self, "reads", tuple(self.reads))
+
 
 #: Shot-level features computed from a finished shot row: name -> :class:`ShotFeature`.
 #: :func:`~vmafdistill.features.shot_rows.shot_feature_rows` (the corpus builder's and the edge's
@@ -119,8 +125,11 @@ SHOT_FEATURES: dict[str, ShotFeature] = {
 def inputs_read(feature_names: Iterable[str]) -> list[str]:
     """``feature_names`` and every column a registered shot feature among them reads: what
     the edge must compute for a student with these inputs."""
-    names = list(feature_names)
-    return names + [c for n in names if n in SHOT_FEATURES for c in SHOT_FEATURES[n].reads]
+    out = list(feature_names)
+    for name in out:  # grows as it goes: a shot feature reading another one reads its reads
+        if name in SHOT_FEATURES:
+            out += [c for c in SHOT_FEATURES[name].reads if c not in out]
+    return out
 
 
 @functools.lru_cache(maxsize=8)

@@ -200,8 +200,15 @@ def shot_feature_rows(
 def _shot_feature(name: str, feature: Any, row: Mapping[str, Any]) -> float:
     """A registered shot feature of ``row``, computed from the columns it declares alone (an
     undeclared read is an error here, on both sides, not a divergence at the edge)."""
+    given = {c: row[c] for c in feature.reads if c in row}
+    if missing := [c for c in feature.reads if c not in row]:
+        raise KeyError(f"shot feature {name!r} reads {missing}: no such shot column (a shot "
+                       "feature registered after it?)")
     try:
-        return float(feature.compute({c: row[c] for c in feature.reads}))
+        return float(feature.compute(given))
     except KeyError as exc:
-        raise KeyError(f"shot feature {name!r} reads {exc}, which is not among its reads "
-                       f"{list(feature.reads)} (features/registry.py) or no shot column") from None
+        if exc.args and isinstance(exc.args[0], str) and exc.args[0] not in feature.reads:
+            # a column it did not declare (given only its reads, the lookup failed)
+            raise KeyError(f"shot feature {name!r} reads {exc}, which is not among its reads "
+                           f"{list(feature.reads)} (features/registry.py)") from None
+        raise

@@ -33,7 +33,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from .._ffmpeg import decoder_thread_args, ffmpeg_exe, input_url, run_ffmpeg
+from .._ffmpeg import decoder_thread_args, ffmpeg_exe, input_url
 from ..errors import (
     DecodeWarning,
     FrameMismatchError,
@@ -757,22 +757,26 @@ def scaler_refusal(scale_flags: str) -> str | None:
     """ffmpeg's reason for refusing ``scale_flags`` as swscale flags, or None if it takes them.
 
     One 16x16 frame through ``scale`` (~50 ms): a flag name ffmpeg does not know (``bogus``)
-    failed every encode of a corpus, or was blamed on the distorted file by ``score``.
+    or a combination it refuses (``bicubic+lanczos``: one algorithm only) failed every encode
+    of a corpus, or was blamed on the distorted file by ``score``. ffmpeg itself missing or
+    killed raises ToolError (not the flags' fault; not cached).
     """
     if not valid_scale_flags(scale_flags):
         return "swscale flags joined by '+', e.g. bicubic, lanczos+accurate_rnd+bitexact"
-    try:
-        run_ffmpeg(["-f", "lavfi", "-i", "color=size=16x16:duration=0.04",
-                    "-vf", f"scale=8:8:flags={scale_flags}", "-f", "null", "-"],
-                   what="checking the scaler flags")
-    except ToolError as exc:
-        reason = next((ln.split("] ")[-1] for ln in str(exc).split(" | ")
-                       if "sws_flags" in ln or "Undefined constant" in ln), None)
-        if reason is None:  # ffmpeg itself failed (missing, killed): not the flags' fault
-            raise
-        return (f"ffmpeg's scaler refuses them ({reason.strip()}); swscale flags joined by "
-                "'+', e.g. bicubic, lanczos+accurate_rnd+bitexact")
-    return None
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi",
+           "-i", "color=size=16x16:duration=0.04", "-vf", f"scale=8:8:flags={scale_flags}",
+           "-f", "null", "-"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode == 0:
+        return None
+    if killed_from_outside(proc.returncode):
+        raise ToolError(f"ffmpeg was killed while checking the scaler flags {scale_flags!r}")
+    lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+    reason = next((ln.split("] ")[-1] for ln in lines
+                   if "swscaler" in ln or "sws_flags" in ln or "Undefined constant" in ln),
+                  lines[0] if lines else f"exit {proc.returncode}")
+    return (f"ffmpeg's scaler refuses them ({reason}); swscale flags joined by '+', e.g. "
+            "bicubic, lanczos+accurate_rnd+bitexact")
 
 
 def _validate_common(chunk: int, planes: str, scale_flags: str) -> None:
