@@ -486,6 +486,16 @@ def test_output_files_are_checked_before_scoring(
         try:
             with pytest.raises(ToolError, match="VMAFDISTILL_FFMPEG"):
                 scaler_refusal("bicubic")
+            # an ffmpeg that fails in other words (a build without lavfi): its failure, not
+            # the default flags refused
+            fake = tmp_path / "ffmpeg_no_lavfi"
+            fake.write_text("#!/bin/sh\necho \"Unknown input format: 'lavfi'\" >&2\nexit 1\n")
+            fake.chmod(0o755)
+            mp.setenv("VMAFDISTILL_FFMPEG", str(fake))
+            ffmpeg_exe.cache_clear()
+            with pytest.raises(ToolError, match="failed while checking the scaler flags "
+                                                "'bicubic': Unknown input format"):
+                scaler_refusal("bicubic")
         finally:
             scaler_refusal.cache_clear()
             ffmpeg_exe.cache_clear()

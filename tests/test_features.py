@@ -592,6 +592,12 @@ def test_a_registered_shot_feature_reaches_every_row(monkeypatch: pytest.MonkeyP
                                                         nan_ok=True)
     with pytest.raises(TypeError, match="a tuple of column names"):
         registry.ShotFeature(qp_share, reads="qp")
+    # a read that is no shot column at all (a typo) is named as that
+    monkeypatch.setitem(registry.SHOT_FEATURES, "qp_share_sq",
+                        registry.ShotFeature(lambda r: 0.0, reads=("qp_shar",)))
+    with pytest.raises(KeyError, match=r"'qp_share_sq' reads \['qp_shar'\]: no such shot "
+                                       r"column"):
+        rows_of()
 
 
 def test_log_bpp_is_bits_per_delivered_pixel() -> None:

@@ -592,7 +592,7 @@ def test_live_playlists_and_missing_segments_are_named(work, base_mp4, predictor
 
 
 def test_playlist_addresses_keys_and_stream_switches_are_read_as_ffmpeg_reads_them(
-        work, base_mp4, predictor):
+        work, base_mp4, predictor, monkeypatch):
     """Found by a hunt, each exit 0 with a segment silently missing before: the check
     cleaned an address up (leading spaces, file://localhost/, FILE:///) where ffmpeg opens
     it as written and skipped it; a remote segment in a local playlist was taken as
@@ -608,18 +608,19 @@ def test_playlist_addresses_keys_and_stream_switches_are_read_as_ffmpeg_reads_th
     vod = (hls / "vod.m3u8").read_text()
     second = [ln for ln in vod.splitlines() if ln.endswith(".ts")][1]
     absolute = str((hls / second).resolve())
-    (hls / "take_a:2.ts").write_bytes((hls / second).read_bytes())
+    for name in ("take_a:2.ts", "cam-1:2.ts"):
+        (hls / name).write_bytes((hls / second).read_bytes())
     for name, entry, why in (("spaced", f"  {second}", "missing"),
                              ("localhost", f"file://localhost{absolute}", "missing"),
-                             # no protocol of that name: a file relative to the working
-                             # directory, to ffmpeg
-                             ("upper", f"FILE://{absolute}", "missing"),
+                             # a protocol name to ffmpeg (none by that name: never opened)
+                             ("upper", f"FILE://{absolute}", "not a local file"),
                              ("remote", "http://127.0.0.1:9/seg.ts", "not a local file"),
-                             # the file is beside the playlist, ffmpeg opens it from the
-                             # working directory
+                             (":colon", ":2.ts", "not a local file"),
+                             ("cam", "cam-1:2.ts", "not a local file"),
+                             # "_" is no protocol character: a file ffmpeg opens from the
+                             # working directory (it is beside the playlist)
                              ("colon", "take_a:2.ts", "missing where ffmpeg opens it, .*: a "
-                                                      "name with a colon"),
-                             (":colon", ":2.ts", "missing")):
+                                                      "name with a colon")):
         (hls / f"{name}.m3u8").write_text(vod.replace(second, entry))
         with pytest.raises(VideoInputError, match=rf"{name}\.m3u8: 1 of its \d+ segments "
                                                   rf"unusable \({re.escape(entry)}: {why}"):
@@ -627,10 +628,11 @@ def test_playlist_addresses_keys_and_stream_switches_are_read_as_ffmpeg_reads_th
     for entry in (f"file:{absolute}", f"file://{absolute}", "./take_a:2.ts"):  # ffmpeg reads
         (hls / "file.m3u8").write_text(vod.replace(second, entry))
         assert analyze(hls / "file.m3u8", predictor).summary["frames"] == 100
-    from contextlib import chdir
-
-    with chdir(hls):  # from the playlist's folder ffmpeg finds the colon name: so does the check
-        assert analyze(hls / "colon.m3u8", predictor).summary["frames"] == 100
+    # from the playlist's folder ffmpeg finds take_a:2.ts, and never cam-1:2.ts (a protocol)
+    monkeypatch.chdir(hls)
+    assert analyze(hls / "colon.m3u8", predictor).summary["frames"] == 100
+    with pytest.raises(VideoInputError, match=r"cam-1:2\.ts: not a local file"):
+        analyze(hls / "cam.m3u8", predictor)
     # a clear lead (METHOD=NONE) before encrypted segments: the first key alone was read
     lines = vod.splitlines(keepends=True)
     at = [i for i, ln in enumerate(lines) if ln.startswith("#EXTINF")]

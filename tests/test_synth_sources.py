@@ -169,17 +169,16 @@ def test_recipe_settings_are_checked_before_filming(
         make(None, recipe=recipe)
 
 
-def test_a_recipe_films_into_a_folder_whose_name_holds_a_colon(tmp_path: Path) -> None:
+def test_a_recipe_films_into_a_folder_whose_name_holds_a_colon(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An output folder ``run:1`` (or a timestamp) failed with ffmpeg's "Protocol not found":
     output paths went to ffmpeg relative, where a colon names a protocol."""
-    from contextlib import chdir
-
     from vmafdistill.recipes import make_synth_sources
 
     recipe = {**load_recipe("synth"), "seconds": 0.2,
               "sources": {"bars": load_recipe("synth")["sources"]["barspan"]}}
-    with chdir(tmp_path):
-        (clip,) = make_synth_sources("run:1", recipe=recipe)
+    monkeypatch.chdir(tmp_path)
+    (clip,) = make_synth_sources("run:1", recipe=recipe)
     assert len(read_packets(tmp_path / clip)) == 5
 
 

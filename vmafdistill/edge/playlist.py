@@ -16,25 +16,25 @@ is refused (:func:`refuse_dash`)."""
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import struct
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import VideoInputError, VmafDistillError
+from ..errors import VideoInputError
 
 __all__ = ["check_playlist", "media_playlist_files", "refuse_dash", "segment_problem"]
 
 #: The suffixes read as playlists (their content is checked too: ``#EXTM3U``).
 PLAYLIST_SUFFIXES = (".m3u8", ".m3u")
-#: A URI scheme as ffmpeg finds one: whatever comes before the first ``:`` that no ``/``, ``?``
-#: or ``#`` precedes (``http:``, ``FILE:``, and ``take_a:`` of ``take_a:2.ts``, which ffmpeg
-#: then fails to open; ``./take_a:2.ts`` is a file).
+#: A name with a colon before any ``/``, ``?`` or ``#`` (``http:``, ``take_a:2.ts``): not joined
+#: to the playlist's folder by ffmpeg; what precedes the colon decides how it opens it
+#: (:func:`_local_path`; ``./take_a:2.ts`` is a plain relative file).
 _SCHEME = re.compile(r"^([^/?#:]*):")
+#: What ffmpeg reads as a protocol name (libavformat's URL_SCHEME_CHARS).
+_PROTOCOL_NAME = re.compile(r"[A-Za-z0-9+.-]*")
 _TS_PACKET = 188
 #: Top-level ISO-BMFF boxes an fMP4 segment or init section starts with.
 _BMFF_FIRST = {b"ftyp", b"styp", b"moof", b"sidx", b"moov", b"emsg", b"prft", b"free", b"uuid"}
@@ -104,32 +104,20 @@ def _local_path(base: Path, entry: str) -> Path | None:
     playlist, absolute, or ``file:`` followed by the path exactly as written (``file:///x.ts``
     is ``/x.ts``; no ``%XX`` decoding, no ``localhost`` host, the scheme in lower case: ffmpeg
     opens none of those, and the check passed segments it skipped). A name whose part before
-    a first ``:`` is no ffmpeg protocol (``take_a:2.ts``, ``FILE:///x.ts``) is a file ffmpeg
-    opens relative to the working directory, not the playlist's folder. None for a protocol
-    other than ``file`` (``http://`` ...): ffmpeg reading a local playlist opens only local
-    files (its protocol whitelist), so such a segment is a hole."""
+    a first ``:`` holds another character than letters, digits, ``+ - .`` (``take_a:2.ts``)
+    is a file ffmpeg opens relative to the working directory, not the playlist's folder.
+    None where that part is a protocol name (``http``, ``cam-1``, ``FILE``): ffmpeg reading
+    a local playlist opens only local files, and no others by such a name, so such a
+    segment is a hole."""
     if entry.startswith("file:"):
         return Path(entry[len("file:"):])
     scheme = _SCHEME.match(entry)
     if scheme is None:
         return base / entry  # a "?query" is part of the file name to ffmpeg's file protocol
-    return None if scheme.group(1) in _ffmpeg_protocols() else Path(entry)
-
-
-@functools.cache
-def _ffmpeg_protocols() -> frozenset[str]:
-    """The input protocols of the ffmpeg that decodes (``ffmpeg -protocols``), or the usual
-    network ones where it cannot be asked."""
-    from .._ffmpeg import ffmpeg_exe
-
-    try:
-        text = subprocess.run([ffmpeg_exe(), "-hide_banner", "-protocols"], capture_output=True,
-                              text=True, timeout=30, check=False).stdout
-    except (OSError, subprocess.SubprocessError, VmafDistillError):
-        text = ""
-    section = text.partition("Input:")[2].partition("Output:")[0].split()
-    return frozenset(section) or frozenset({"http", "https", "ftp", "data", "crypto", "tcp",
-                                            "udp", "rtmp", "rtp", "srt", "tls"})
+    # ffmpeg's protocol name is the leading run of letters, digits, "+", "-", "." before the
+    # colon: such a name is a protocol (none of them file: never opened here); any other
+    # character before it makes the whole name a file path, opened as it is
+    return None if _PROTOCOL_NAME.fullmatch(scheme.group(1)) else Path(entry)
 
 
 def _has_video_pes(fh: BinaryIO, start: int, size: int) -> bool:
@@ -240,7 +228,8 @@ def segment_problem(path: str | os.PathLike[str], byte_range: tuple[int, int] | 
 
 def _part_problem(part: _Part, init: bool = False) -> str | None:
     if part.path is None:  # ffmpeg skipped it with "not on whitelist": a hole, flagged by nothing
-        return "not a local file (ffmpeg opens only local files from a local playlist)"
+        return ("not a local file to ffmpeg (it reads the part before ':' as a protocol and opens "
+                "only local files from a local playlist; a file named so: write it ./name)")
     return segment_problem(part.path, part.byte_range, init=init)
 
 
@@ -426,7 +415,7 @@ def _colon_hint(part: _Part, base: Path, why: str) -> str:
     """``why``, and for a name with a colon missing where ffmpeg opens it (the working
     directory) but present beside the playlist, how to write it."""
     if (why == "missing" and _SCHEME.match(part.entry) and not part.entry.startswith("file:")
-            and (base / part.entry).is_file()):
+            and part.path == Path(part.entry) and (base / part.entry).is_file()):
         return (f"missing where ffmpeg opens it, {Path.cwd()}: a name with a colon is not "
                 "read relative to the playlist; write it ./name")
     return why

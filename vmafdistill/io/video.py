@@ -758,8 +758,9 @@ def scaler_refusal(scale_flags: str) -> str | None:
 
     One 16x16 frame through ``scale`` (~50 ms): a flag name ffmpeg does not know (``bogus``)
     or a combination it refuses (``bicubic+lanczos``: one algorithm only) failed every encode
-    of a corpus, or was blamed on the distorted file by ``score``. ffmpeg itself missing or
-    killed raises ToolError (not the flags' fault; not cached).
+    of a corpus, or was blamed on the distorted file by ``score``. ffmpeg failing without the
+    scaler's words (missing, killed, a build without lavfi) raises ToolError (not the flags'
+    fault; not cached).
     """
     if not valid_scale_flags(scale_flags):
         return "swscale flags joined by '+', e.g. bicubic, lanczos+accurate_rnd+bitexact"
@@ -769,12 +770,12 @@ def scaler_refusal(scale_flags: str) -> str | None:
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode == 0:
         return None
-    if killed_from_outside(proc.returncode):
-        raise ToolError(f"ffmpeg was killed while checking the scaler flags {scale_flags!r}")
     lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
     reason = next((ln.split("] ")[-1] for ln in lines
-                   if "swscaler" in ln or "sws_flags" in ln or "Undefined constant" in ln),
-                  lines[0] if lines else f"exit {proc.returncode}")
+                   if "swscaler" in ln or "sws_flags" in ln or "Undefined constant" in ln), None)
+    if reason is None:  # not the scaler's words: ffmpeg itself failed (killed, no lavfi, memory)
+        raise ToolError(f"ffmpeg failed while checking the scaler flags {scale_flags!r}: "
+                        + (" | ".join(lines[-3:]) or f"exit {proc.returncode}"))
     return (f"ffmpeg's scaler refuses them ({reason}); swscale flags joined by '+', e.g. "
             "bicubic, lanczos+accurate_rnd+bitexact")
 
