@@ -805,3 +805,12 @@ def test_a_log_on_dev_stdout_keeps_the_summary_off_it(clips: dict[str, Path]) ->
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and not proc.stdout
     _one_error_line(proc.stderr, "--json and --csv both name - and /dev/stdout, one file")
+
+
+def test_the_stdout_check_takes_a_missing_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``score ... >&-`` under pythonw-like hosts leaves ``sys.stdout`` None: the check that a
+    log target is stdout raised AttributeError before any scoring."""
+    from vmafdistill.cli.score import _is_stdout
+
+    monkeypatch.setattr(sys, "stdout", None)
+    assert _is_stdout("-") and not _is_stdout("out.csv") and not _is_stdout(None)
