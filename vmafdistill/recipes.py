@@ -20,6 +20,8 @@ from .errors import VmafDistillError
 
 __all__ = [
     "RECIPES",
+    "RECIPE_KEYS",
+    "check_recipe",
     "load_recipe",
     "make_kind_sources",
     "make_photo_sources",
@@ -27,6 +29,8 @@ __all__ = [
     "make_synth_source",
     "make_synth_sources",
     "missing_source_hint",
+    "recipe_label",
+    "recipe_out_dir",
     "synth_graphs",
 ]
 
@@ -71,16 +75,18 @@ def missing_source_hint(path: str | Path) -> str:
     return ""
 
 
-def _out(recipe: Mapping[str, Any], out_dir: str | Path | None, where: str) -> Path:
+def recipe_out_dir(recipe: Mapping[str, Any], out_dir: str | Path | None, where: str) -> Path:
+    """``out_dir`` if given, else the recipe's own, an error naming ``where`` when it has
+    none (a TypeError traceback)."""
     if out_dir is not None:
         return Path(out_dir)
     given = recipe.get("out_dir")
-    if not isinstance(given, str) or not given.strip():  # a TypeError traceback
+    if not isinstance(given, str) or not given.strip():
         raise VmafDistillError(f"{where}: out_dir={given!r}: needs a folder (or give --out)")
     return Path(given)
 
 
-def _where(name: str, recipe: Mapping[str, Any] | None) -> str:
+def recipe_label(name: str, recipe: Mapping[str, Any] | None = None) -> str:
     """How errors name a recipe: its file, or "<name> recipe" for one given as a mapping."""
     from .config import conf_dir
 
@@ -103,7 +109,7 @@ def check_recipe(name: str, recipe: Any, where: str) -> dict[str, Any]:
     ever (ffmpeg's ``-t 0`` is no limit), ``seconds: 0`` filmed a clip without video, an odd
     width was cut by one pixel unsaid, and a missing key was a KeyError traceback. Returns
     ``{"fps", "width", "height", "seconds", "margin"}`` (``margin`` for photos only)."""
-    from .config import checked_number, refuse_unknown_keys
+    from .config import refuse_unknown_keys
 
     if not isinstance(recipe, Mapping):
         raise VmafDistillError(f"{where}: needs a mapping of settings, got {recipe!r}")
@@ -111,17 +117,15 @@ def check_recipe(name: str, recipe: Any, where: str) -> dict[str, Any]:
     length = "seconds_each" if name == "photos" else "seconds"
     if missing := [k for k in RECIPE_KEYS[name] if k != "out_dir" and k not in recipe]:
         raise VmafDistillError(f"{where}: missing key(s) {missing}")
-    for key in ("fps", length, "width", "height", *(("margin",) if name == "photos" else ())):
-        _number_as_written(f"{where}: {key}", recipe[key])
-    checked = {"fps": checked_number(f"{where}: fps", recipe["fps"], float, 0, False),
-               "seconds": checked_number(f"{where}: {length}", recipe[length], float, 0, False)}
+    checked = {"fps": _recipe_number(f"{where}: fps", recipe["fps"], float, 0, False),
+               "seconds": _recipe_number(f"{where}: {length}", recipe[length], float, 0, False)}
     for key in ("width", "height"):  # 4:2:0 needs even sizes
-        checked[key] = checked_number(f"{where}: {key}", recipe[key], int, 16)
+        checked[key] = _recipe_number(f"{where}: {key}", recipe[key], int, 16)
         if checked[key] % 2:
             raise VmafDistillError(f"{where}: {key}={recipe[key]!r}: needs an even number "
                                    "(4:2:0 chroma; an odd size was cut by one pixel)")
     if name == "photos":
-        checked["margin"] = checked_number(f"{where}: margin", recipe["margin"], int, 0)
+        checked["margin"] = _recipe_number(f"{where}: margin", recipe["margin"], int, 0)
     sources = recipe["sources"]
     if not isinstance(sources, Mapping) or not sources:  # filmed nothing, said nothing
         raise VmafDistillError(f"{where}: sources: needs a mapping of source name -> "
@@ -131,18 +135,22 @@ def check_recipe(name: str, recipe: Any, where: str) -> dict[str, Any]:
     return checked
 
 
-def _number_as_written(label: str, value: Any) -> None:
-    """A recipe number is filmed as written (its recipe stamp too): text (``"0.2"``) or a
-    bool passed the range check and then failed inside the filming with a traceback."""
+def _recipe_number(label: str, value: Any, kind: type, *bounds: Any) -> Any:
+    """A recipe number, checked as :func:`~.config.checked_number` checks one, and a number
+    as written: it is filmed (and stamped) as written, and text (``"0.2"``) or a bool passed
+    the range check and then failed inside the filming with a traceback."""
+    from .config import checked_number
+
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise VmafDistillError(f"{label}={value!r}: needs a number")
+    return checked_number(label, value, kind, *bounds)
 
 
 def _check_source(name: str, source: Any, spec: Any, at: str) -> None:
     """One source of a ``photos`` or ``synth`` recipe: its name is its clip's file name
     (``../x`` filmed outside the folder); a photos source is a list of shots with a photo
     and its pan speed, a synth source a lavfi graph."""
-    from .config import checked_number, refuse_unknown_keys
+    from .config import refuse_unknown_keys
     from .content_kinds import SOURCE_NAME
 
     if not isinstance(source, str) or not SOURCE_NAME.fullmatch(source):
@@ -160,8 +168,7 @@ def _check_source(name: str, source: Any, spec: Any, at: str) -> None:
             raise VmafDistillError(f"{label}: needs a mapping with a photo (e.g. coffee.png)")
         refuse_unknown_keys(label, shot, PHOTO_SHOT_KEYS)
         for axis in ("vx", "vy"):
-            _number_as_written(f"{label}.{axis}", shot.get(axis))
-            checked_number(f"{label}.{axis}", shot.get(axis), float)
+            _recipe_number(f"{label}.{axis}", shot.get(axis), float)
 
 
 def make_photo_sources(out_dir: str | Path | None = None,
@@ -170,10 +177,10 @@ def make_photo_sources(out_dir: str | Path | None = None,
     """Film every source of the ``photos`` recipe into ``out_dir`` (default: the recipe's)."""
     from .sources import PhotoPan, pan_photos
 
-    where = _where("photos", recipe)
+    where = recipe_label("photos", recipe)
     r = load_recipe("photos") if recipe is None else recipe
     c = check_recipe("photos", r, where)
-    out = _out(r, out_dir, where)
+    out = recipe_out_dir(r, out_dir, where)
     pans_of = {}
     for name, shots in r["sources"].items():  # every photo found before any is filmed
         pans_of[name] = [PhotoPan(_photo(s["photo"], f"{where}: source {name!r}: shots[{k}]"),
@@ -203,7 +210,7 @@ def synth_graphs(recipe: Mapping[str, Any] | None = None, where: str | None = No
     """The ``synth`` recipe's lavfi graphs with its size and rate filled in (``where`` names
     the recipe in errors; default: its file, or "synth recipe" for a given mapping)."""
     r = load_recipe("synth") if recipe is None else recipe
-    c = check_recipe("synth", r, where or _where("synth", recipe))
+    c = check_recipe("synth", r, where or recipe_label("synth", recipe))
     w, h = c["width"], c["height"]
     fill = {"width": w, "height": h, "fps": r["fps"], "half_width": w // 2,
             "half_height": h // 2, "double_width": 2 * w, "double_height": 2 * h,
@@ -244,10 +251,10 @@ def make_synth_sources(out_dir: str | Path | None = None,
                        recipe: Mapping[str, Any] | None = None,
                        filmed: Callable[[Path], None] | None = None) -> list[Path]:
     """Encode every source of the ``synth`` recipe into ``out_dir`` (default: the recipe's)."""
-    where = _where("synth", recipe)
+    where = recipe_label("synth", recipe)
     r = load_recipe("synth") if recipe is None else recipe
     graphs = synth_graphs(r, where)  # checks the recipe
-    out = _out(r, out_dir, where)
+    out = recipe_out_dir(r, out_dir, where)
     paths = []
     for name, graph in graphs.items():
         paths.append(make_synth_source(name, graph, out, seconds=r["seconds"], fps=r["fps"]))
@@ -268,12 +275,12 @@ def make_kind_sources(out_dir: str | Path | None = None, group: str = "train",
         raise VmafDistillError(f"group must be train, heldout or all, got {group!r}")
     from .config import refuse_unknown_keys
 
-    where = _where("kinds", recipe)
+    where = recipe_label("kinds", recipe)
     r = load_recipe("kinds") if recipe is None else recipe
     if not isinstance(r, Mapping):
         raise VmafDistillError(f"{where}: needs a mapping of settings, got {r!r}")
     refuse_unknown_keys(where, r, RECIPE_KEYS["kinds"])
-    out = _out(r, out_dir, where)
+    out = recipe_out_dir(r, out_dir, where)
     # every source checked before any is filmed; a name in both groups is one clip file (the
     # held-out one was never filmed: the training one was kept in its place)
     sources = {g: kind_sources_from_config(r.get(g) or {}, where=f"{where}: {g}")

@@ -217,11 +217,10 @@ def _is_stdout(target: str | None) -> bool:
     if target == "-":
         return True
     try:
-        here, there = os.fstat(sys.stdout.fileno()), os.stat(target)
+        return os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(target))
     except (OSError, ValueError, AttributeError, io.UnsupportedOperation):  # no stdout (None,
         # closed), or not a real file
         return False
-    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 def _same_path(a: str, b: str) -> bool:

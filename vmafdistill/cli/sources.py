@@ -42,15 +42,11 @@ def run(args: argparse.Namespace) -> int:
                                              "recipe's")
         make_folder("--out", Path(args.out))
     else:  # the recipe's own (a file .cache in its way was a NotADirectoryError traceback)
-        from ..config import conf_dir
-        from ..recipes import load_recipe
+        from ..recipes import load_recipe, recipe_label, recipe_out_dir
 
-        where = f"{conf_dir() / 'sources' / args.recipe}.yaml"
-        out_dir = load_recipe(args.recipe).get("out_dir")
-        if not isinstance(out_dir, str) or not out_dir.strip():  # a TypeError traceback
-            raise VmafDistillError(f"{where}: out_dir={out_dir!r}: needs a folder (or give "
-                                   "--out)")
-        make_folder(f"out_dir of {where}", Path(out_dir))
+        where = recipe_label(args.recipe)
+        make_folder(f"out_dir of {where}",
+                    recipe_out_dir(load_recipe(args.recipe), None, where))
     import signal
 
     from ..signals import raise_exit, signal_handled

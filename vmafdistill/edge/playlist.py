@@ -352,10 +352,7 @@ def _ts_video_stream(part: _Part) -> tuple[int, int] | None:
     """``(PID, stream type)`` of the first video stream the first program map of an MPEG-TS
     segment lists, or None (not TS, unreadable, no PMT in its first 64 KiB)."""
     try:
-        with open(part.path, "rb") as fh:  # type: ignore[arg-type]
-            start, length = part.byte_range or (0, None)
-            fh.seek(start)
-            data = fh.read(min(length or _TS_PACKET * 350, _TS_PACKET * 350))
+        data = _read_part(part, limit=_TS_PACKET * 350)
     except OSError:
         return None
     if data[:1] != b"\x47":  # not MPEG-TS (an fMP4 segment): nothing to compare
@@ -371,15 +368,15 @@ def _ts_video_stream(part: _Part) -> tuple[int, int] | None:
         section = pkt[at:]
         if len(section) < 12:
             continue
-        length = min(((section[1] & 0x0F) << 8) | section[2], len(section) - 3)
+        section_len = min(((section[1] & 0x0F) << 8) | section[2], len(section) - 3)
         if pid == 0 and section[0] == 0x00 and pmt_pid is None:  # PAT: first program's map
-            for j in range(8, 3 + length - 4, 4):
+            for j in range(8, 3 + section_len - 4, 4):
                 if int.from_bytes(section[j:j + 2], "big") != 0:  # not the network PID
                     pmt_pid = int.from_bytes(section[j + 2:j + 4], "big") & 0x1FFF
                     break
         elif pid == pmt_pid and section[0] == 0x02:  # PMT: its elementary streams
             j = 12 + (int.from_bytes(section[10:12], "big") & 0x0FFF)
-            while j + 5 <= 3 + length - 4:
+            while j + 5 <= 3 + section_len - 4:
                 kind = section[j]
                 es_pid = int.from_bytes(section[j + 1:j + 3], "big") & 0x1FFF
                 if kind in _TS_VIDEO_TYPES:
@@ -414,8 +411,9 @@ def _check_ts_stream_switch(path: str | os.PathLike[str],
 def _colon_hint(part: _Part, base: Path, why: str) -> str:
     """``why``, and for a name with a colon missing where ffmpeg opens it (the working
     directory) but present beside the playlist, how to write it."""
-    if (why == "missing" and _SCHEME.match(part.entry) and not part.entry.startswith("file:")
-            and part.path == Path(part.entry) and (base / part.entry).is_file()):
+    # a name read from the working directory is one whose path is the entry itself
+    if (why == "missing" and _SCHEME.match(part.entry) and part.path == Path(part.entry)
+            and (base / part.entry).is_file()):
         return (f"missing where ffmpeg opens it, {Path.cwd()}: a name with a colon is not "
                 "read relative to the playlist; write it ./name")
     return why
@@ -491,13 +489,15 @@ def _holds_video(part: _Part, init: _Part | None) -> bool:
     return _VIDEO_HANDLER.search(head) is not None  # a self-initialising fMP4 segment
 
 
-def _read_part(part: _Part) -> bytes:
-    """The bytes of a local segment or init section (its byte range, or the whole file)."""
+def _read_part(part: _Part, limit: int | None = None) -> bytes:
+    """The bytes of a local segment or init section (its byte range, or the whole file), at
+    most ``limit`` of them from its start."""
+    start, length = part.byte_range or (0, -1)
+    if limit is not None:
+        length = limit if length < 0 else min(length, limit)
     with open(part.path, "rb") as fh:  # type: ignore[arg-type]
-        if part.byte_range is None:
-            return fh.read()
-        fh.seek(part.byte_range[0])
-        return fh.read(part.byte_range[1])
+        fh.seek(start)
+        return fh.read(length)
 
 
 #: An ISO-BMFF ``hdlr`` box of a video track: type, version/flags, pre_defined, ``vide``.

@@ -32,6 +32,7 @@ import numpy as np
 from ..errors import VmafDistillError
 from ..folders import atomic_write_text, make_folder, refuse_empty
 from ..sources import PhotoPan, add_temporal_noise, pan_photos
+from .conformal import coverage
 from .metrics import regression_metrics
 
 __all__ = ["evaluate_unseen", "group_table", "guard_table", "make_source", "photo_paths",
@@ -117,7 +118,8 @@ def _coverage(rows: list[dict]) -> float | None:
     """Interval coverage of the teacher's score, or None where the student has no intervals."""
     if not _has_intervals(rows):
         return None
-    return float(np.mean([r["lo"] <= r["teacher"] <= r["hi"] for r in rows]))
+    return coverage([r["teacher"] for r in rows], [r["lo"] for r in rows],
+                    [r["hi"] for r in rows])
 
 
 def guard_table(rows: list[dict], green: float) -> list[str]:

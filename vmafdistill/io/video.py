@@ -752,6 +752,9 @@ def valid_scale_flags(scale_flags: str) -> bool:
     return isinstance(scale_flags, str) and bool(_SCALE_FLAGS_RE.match(scale_flags))
 
 
+_SCALE_FLAGS_HINT = "swscale flags joined by '+', e.g. bicubic, lanczos+accurate_rnd+bitexact"
+
+
 @functools.cache
 def scaler_refusal(scale_flags: str) -> str | None:
     """ffmpeg's reason for refusing ``scale_flags`` as swscale flags, or None if it takes them.
@@ -763,7 +766,7 @@ def scaler_refusal(scale_flags: str) -> str | None:
     fault; not cached).
     """
     if not valid_scale_flags(scale_flags):
-        return "swscale flags joined by '+', e.g. bicubic, lanczos+accurate_rnd+bitexact"
+        return _SCALE_FLAGS_HINT
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi",
            "-i", "color=size=16x16:duration=0.04", "-vf", f"scale=8:8:flags={scale_flags}",
            "-f", "null", "-"]
@@ -776,8 +779,7 @@ def scaler_refusal(scale_flags: str) -> str | None:
     if reason is None:  # not the scaler's words: ffmpeg itself failed (killed, no lavfi, memory)
         raise ToolError(f"ffmpeg failed while checking the scaler flags {scale_flags!r}: "
                         + (" | ".join(lines[-3:]) or f"exit {proc.returncode}"))
-    return (f"ffmpeg's scaler refuses them ({reason}); swscale flags joined by '+', e.g. "
-            "bicubic, lanczos+accurate_rnd+bitexact")
+    return f"ffmpeg's scaler refuses them ({reason}); {_SCALE_FLAGS_HINT}"
 
 
 def _validate_common(chunk: int, planes: str, scale_flags: str) -> None:

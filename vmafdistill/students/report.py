@@ -489,7 +489,8 @@ def _plots(root: Path, table: pd.DataFrame, win: int, eligible: pd.Series,
     fig, ax = plt.subplots(figsize=(8, max(2.5, 0.3 * len(order) + 1)))
     colours = ["tab:red" if i == win else ("tab:blue" if eligible[i] else "0.7")
                for i in order.index]
-    labels = [run_labels(table)[i] for i in order.index]
+    label_of = run_labels(table)
+    labels = [label_of[i] for i in order.index]
     ax.barh(range(len(order)), order["mae"].fillna(0), color=colours)
     ax.set_yticks(range(len(order)), labels, fontsize=7)
     ax.invert_yaxis()
