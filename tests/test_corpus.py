@@ -1635,6 +1635,9 @@ def test_build_settings_are_checked_before_any_work(tmp_path: Path, capsys) -> N
                       ({"shard": {"index": None, "count": 2}}, "shard.index=None"),
                       ({"shard": {"index": 2, "count": 2}}, "shard.index=2: must be below 2"),
                       ({"shots": {**cfg["shots"], "threshold": "abc"}}, "shots.threshold='abc'"),
+                      # read as 1.0 (a card's JSON true the same)
+                      ({"shots": {**cfg["shots"], "max_len_s": True}},
+                       "shots.max_len_s=True: needs a number"),
                       # failed every source's job, and the build replaced the corpus with none
                       ({"shots": {**cfg["shots"], "max_len_s": 0}},
                        "shots.max_len_s=0: must be above 0"),

@@ -147,12 +147,6 @@ def _check_edge_section(path: Path, edge: Any) -> None:
     if shots is not None and not isinstance(shots, Mapping):  # dict(5): a TypeError
         raise ModelError(f"{path}: edge.shots={shots!r}: needs a mapping of the cut "
                          "detector's settings")
-    from ..shots import SHOT_SETTINGS
-
-    for key, value in (shots or {}).items():  # JSON numbers: true or "1" read as 1.0 below
-        if key in SHOT_SETTINGS and value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ModelError(f"{path}: edge.shots.{key}={value!r}: needs a number")
     try:  # the shots settings as the corpus checks them (shots.checked_shot_settings)
         EdgeOptions.from_card(edge)
     except (ValueError, VmafDistillError) as exc:  # VmafDistillError: a shots setting
