@@ -383,6 +383,26 @@ def test_partial_rules_are_laid_over_the_cards(clip, predictor):
     assert {r["band"] for r in high.records} == {"red"}  # no prediction reaches 100.5
 
 
+def test_ref_size_is_read_as_a_size_or_refused(clip, predictor):
+    """analyze_video's ref_size as the command spells it ("WxH") or a pair; "1280x720" was
+    read as its first two characters (a 1x2 reference: a red encode read green), a negative
+    or short pair reached the summary or an IndexError, and a model path a raw
+    AttributeError."""
+    from vmafdistill.errors import ModelError, VmafDistillError
+
+    pair = analyze_video(clip, predictor, ref_size=(640, 360))
+    text = analyze_video(clip, predictor, ref_size="640x360")
+    assert text.summary["ref_size"] == [640, 360] and text.records == pair.records
+    for bad, msg in (((-1280, 720), r"ref_size\[0\]=-1280: must be at least 1"),
+                     ((1280,), "needs WxH such as 1280x720, or a"),
+                     ("1280", "needs WxH"), ("0x0", "both at least 1"),
+                     ((True, 720), "not a number")):
+        with pytest.raises(VmafDistillError, match=msg):
+            analyze_video(clip, predictor, ref_size=bad)
+    with pytest.raises(ModelError, match="needs a Predictor"):
+        analyze_video(clip, str(predictor.model_path))
+
+
 def test_predictor_on_zero_rows_gives_zero_predictions(predictor):
     width = len(predictor.feature_names)
     assert predictor.predict(np.zeros((0, width), np.float32)).shape == (0,)
@@ -1451,8 +1471,8 @@ def test_a_shot_without_issue_frames_is_flagged_not_read_as_checked(tmp_path: Pa
     ("tokens", {"bands": {"green": "high"}}, "tokens: bands.green='high': not a finite"),
     ("edge", {"shots": {"max_len_s": 0}}, "edge.shots.max_len_s=0: must be above 0"),
     ("edge", {"shots": {"min_len_s": -1}}, "edge.shots.min_len_s=-1: must be at least 0"),
-    ("edge", {"shots": {"max_len_s": True}}, "edge.shots.max_len_s=True: needs a number"),
-    ("edge", {"shots": {"threshold": "0.3"}}, "edge.shots.threshold='0.3': needs a number"),
+    ("edge", {"shots": {"max_len_s": True}}, "edge.shots.max_len_s=True: not a number (true/"),
+    ("edge", {"shots": {"threshold": "0.3"}}, "edge.shots.threshold='0.3': not a number but text"),
     ("edge", {"shots": {"detector": "hist"}}, "edge.shots: unknown setting detector"),
     ("conformal", None, "conformal=None: needs a mapping with q"),
     ("training_domain", {"features": {"log_bpp": [0]}},

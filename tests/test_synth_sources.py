@@ -139,12 +139,12 @@ def test_an_empty_file_in_the_place_of_a_filmed_video_is_filmed_again(tmp_path: 
     ("photos", {"margin": -50}, "margin=-50: must be at least 0"),  # ffmpeg's own text
     ("photos", {"fps": 0}, "fps=0: must be above 0"),
     # passed the range check, then a traceback or ffmpeg's text while filming
-    ("photos", {"seconds_each": "0.2"}, "seconds_each='0.2': needs a number"),
-    ("synth", {"fps": True}, "fps=True: needs a number"),
+    ("photos", {"seconds_each": "0.2"}, "seconds_each='0.2': not a number but text (write 0.2"),
+    ("synth", {"fps": True}, "fps=True: not a number (true/false)"),
     ("photos", {"sources": {"p": [{"photo": "coffee.png", "vx": "fast", "vy": 0}]}},
-     "source 'p': shots[0].vx='fast': needs a number"),  # TypeError
+     "source 'p': shots[0].vx='fast': not a number"),  # TypeError
     ("photos", {"sources": {"p": [{"photo": "coffee.png", "vy": 0}]}},
-     "shots[0].vx=None: needs a number"),  # KeyError
+     "shots[0].vx=None: not a number"),  # KeyError
     ("photos", {"sources": {"p": [{"photo": "coffee.png", "vx": 0, "vy": 0, "vxx": 3}]}},
      "shots[0]: unknown key(s) ['vxx']"),  # ignored
     ("photos", {"sources": {"p": [{"photo": "nope.png", "vx": 0, "vy": 0}]}},

@@ -419,6 +419,10 @@ def test_a_mistyped_number_is_a_one_line_error(tmp_path: Path,
                           # read before any fit (a typo failed in numpy after every fold)
                           ("guard_thresholds=[abc]", "guard_thresholds='abc': not a number"),
                           ("seed=abc", "seed='abc': not a number"),
+                          # read as 1 and 0.001 (checked_number took bools and numeric text)
+                          ("optim.lr=true", "optim.lr=True: not a number (true/false)"),
+                          ("optim.lr='0.001'", "optim.lr='0.001': not a number but text"),
+                          ("optim.max_epochs='3'", "optim.max_epochs='3': not a number but"),
                           # one inner fold gave no interval at all, with rc 0
                           ("conformal.inner_splits=1", "conformal.inner_splits=1: must be at"),
                           ("conformal.inner_splits=0", "conformal.inner_splits=0: must be at"),

@@ -3,6 +3,7 @@ for the torch-free edge (which does not depend on Hydra)."""
 
 from __future__ import annotations
 
+import numbers
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -250,7 +251,10 @@ def checked_number(label: str, value: Any, kind: type, low: float | None = None,
     it is not a number, not whole where an integer is wanted, infinite unless ``finite`` is
     False (``optim.lr=inf`` or ``loss.tau=inf`` trained to NaN and failed only after every
     fold), or outside ``[low, high]`` (``low`` excluded unless ``inclusive``; ``high``
-    excluded)."""
+    excluded). A bool or text is refused, not read: YAML's ``true`` or a quoted ``"0.3"``
+    read as 1 or 0.3 here and then failed, or went on, where the setting was used."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy's bool_ too
+        raise VmafDistillError(f"{label}={value!r}: not a number{_kind_of(value)}")
     try:
         number = kind(float(value)) if kind is int else kind(value)
     except (TypeError, ValueError):
@@ -269,6 +273,41 @@ def checked_number(label: str, value: Any, kind: type, low: float | None = None,
     if high is not None and not number < high:
         raise VmafDistillError(f"{label}={value!r}: must be below {high}")
     return number
+
+
+def checked_size(label: str, value: Any) -> tuple[int, int]:
+    """A frame size, ``(width, height)`` or ``"WxH"`` text (the command line's spelling), as two
+    whole numbers >= 1, or an error naming ``label``: ``"1280x720"`` given where a pair was
+    expected was read as its first two characters, a 1x2 reference."""
+    if isinstance(value, str):
+        parts: Any = value.strip().lower().split("x")
+    elif isinstance(value, Sequence) and not isinstance(value, bytes):
+        parts = list(value)
+    else:
+        parts = None
+    if parts is None or len(parts) != 2:
+        raise VmafDistillError(f"{label}={value!r}: needs WxH such as 1280x720, or a "
+                               "(width, height) pair")
+    if isinstance(value, str):
+        if not all(p.strip().isdigit() and int(p) >= 1 for p in parts):
+            raise VmafDistillError(f"{label}={value!r}: needs WxH such as 1280x720, both "
+                                   "at least 1")
+        return int(parts[0]), int(parts[1])
+    width, height = (checked_number(f"{label}[{i}]", p, int, 1) for i, p in enumerate(parts))
+    return width, height
+
+
+def _kind_of(value: Any) -> str:
+    """Why a value that should have been a number is not one, in a config writer's words."""
+    if isinstance(value, bool) or type(value).__name__ in ("bool", "bool_"):  # numpy 2, 1
+        return " (true/false)"
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        return f" but text (write {value.strip()} without quotes)"
+    return ""
 
 
 def launch_dir() -> Path | None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .config import load_yaml
+from .config import checked_number, load_yaml
 from .errors import VmafDistillError
 
 __all__ = [
@@ -117,15 +117,15 @@ def check_recipe(name: str, recipe: Any, where: str) -> dict[str, Any]:
     length = "seconds_each" if name == "photos" else "seconds"
     if missing := [k for k in RECIPE_KEYS[name] if k != "out_dir" and k not in recipe]:
         raise VmafDistillError(f"{where}: missing key(s) {missing}")
-    checked = {"fps": _recipe_number(f"{where}: fps", recipe["fps"], float, 0, False),
-               "seconds": _recipe_number(f"{where}: {length}", recipe[length], float, 0, False)}
+    checked = {"fps": checked_number(f"{where}: fps", recipe["fps"], float, 0, False),
+               "seconds": checked_number(f"{where}: {length}", recipe[length], float, 0, False)}
     for key in ("width", "height"):  # 4:2:0 needs even sizes
-        checked[key] = _recipe_number(f"{where}: {key}", recipe[key], int, 16)
+        checked[key] = checked_number(f"{where}: {key}", recipe[key], int, 16)
         if checked[key] % 2:
             raise VmafDistillError(f"{where}: {key}={recipe[key]!r}: needs an even number "
                                    "(4:2:0 chroma; an odd size was cut by one pixel)")
     if name == "photos":
-        checked["margin"] = _recipe_number(f"{where}: margin", recipe["margin"], int, 0)
+        checked["margin"] = checked_number(f"{where}: margin", recipe["margin"], int, 0)
     sources = recipe["sources"]
     if not isinstance(sources, Mapping) or not sources:  # filmed nothing, said nothing
         raise VmafDistillError(f"{where}: sources: needs a mapping of source name -> "
@@ -133,17 +133,6 @@ def check_recipe(name: str, recipe: Any, where: str) -> dict[str, Any]:
     for source, spec in sources.items():
         _check_source(name, source, spec, f"{where}: source {source!r}")
     return checked
-
-
-def _recipe_number(label: str, value: Any, kind: type, *bounds: Any) -> Any:
-    """A recipe number, checked as :func:`~.config.checked_number` checks one, and a number
-    as written: it is filmed (and stamped) as written, and text (``"0.2"``) or a bool passed
-    the range check and then failed inside the filming with a traceback."""
-    from .config import checked_number
-
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise VmafDistillError(f"{label}={value!r}: needs a number")
-    return checked_number(label, value, kind, *bounds)
 
 
 def _check_source(name: str, source: Any, spec: Any, at: str) -> None:
@@ -168,7 +157,7 @@ def _check_source(name: str, source: Any, spec: Any, at: str) -> None:
             raise VmafDistillError(f"{label}: needs a mapping with a photo (e.g. coffee.png)")
         refuse_unknown_keys(label, shot, PHOTO_SHOT_KEYS)
         for axis in ("vx", "vy"):
-            _recipe_number(f"{label}.{axis}", shot.get(axis), float)
+            checked_number(f"{label}.{axis}", shot.get(axis), float)
 
 
 def make_photo_sources(out_dir: str | Path | None = None,

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import numbers
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -69,9 +68,6 @@ def checked_shot_settings(label: str, shots: Mapping[str, Any]) -> dict[str, Any
                                f"{', '.join(unknown)}; known: {', '.join(SHOT_SETTINGS)}")
     for key in SHOT_SETTINGS:
         if key in out and not (key == "max_len_s" and out[key] is None):
-            # numbers as written: a card's true or "0.3" (text) read as 1.0 / 0.3
-            if isinstance(out[key], bool) or not isinstance(out[key], numbers.Real):
-                raise VmafDistillError(f"{label}.{key}={out[key]!r}: needs a number")
             # max_len_s=0 passed here and failed every source's job (a window of no frames)
             out[key] = checked_number(f"{label}.{key}", out[key], float, 0,
                                       key != "max_len_s", finite=key != "max_len_s")
