@@ -1637,7 +1637,7 @@ def test_build_settings_are_checked_before_any_work(tmp_path: Path, capsys) -> N
                       ({"shots": {**cfg["shots"], "threshold": "abc"}}, "shots.threshold='abc'"),
                       # read as 1.0 (a card's JSON true the same)
                       ({"shots": {**cfg["shots"], "max_len_s": True}},
-                       "shots.max_len_s=True: needs a number"),
+                       "shots.max_len_s=True: not a number"),
                       # failed every source's job, and the build replaced the corpus with none
                       ({"shots": {**cfg["shots"], "max_len_s": 0}},
                        "shots.max_len_s=0: must be above 0"),
@@ -1689,7 +1689,8 @@ def test_build_settings_are_checked_before_any_work(tmp_path: Path, capsys) -> N
         from omegaconf import OmegaConf
 
         _run(OmegaConf.create({**cfg, "action": "foo"}))
-    for rung, msg in (({"codec": "av1", "height": 0.5, "crf": 45, "preset": 4}, "SVT-AV1"),
+    for rung, msg in (({"codec": "av1", "height": 0.5, "crf": 45, "preset": 4},
+                       "av1 takes no preset; it encodes at preset 8"),
                       ({"codec": "h264", "height": 0.5, "crf": "abc"}, "crf='abc'"),
                       ({"codec": "h264", "height": 0.5, "crf": 30, "presett": "fast"},
                        "unknown key(s) ['presett']"),
@@ -1698,7 +1699,7 @@ def test_build_settings_are_checked_before_any_work(tmp_path: Path, capsys) -> N
                       ({"codec": "vp9", "height": 0.5, "crf": 64}, "crf=64: must be below 64"),
                       # failed at the encode in ffmpeg's words, the cause cut off
                       ({"codec": "h265", "height": 0.5, "crf": 30, "preset": "veryslwo"},
-                       "preset 'veryslwo' is none of x264's and x265's"),
+                       "preset 'veryslwo' is none of libx265's: ultrafast"),
                       # 2 lines: refused by the features after its encode and labels
                       ({"codec": "h264", "height": 2, "crf": 30}, "at least 16"),
                       ({"codec": "h264", "height": 1.5, "crf": 30}, "a whole number")):

@@ -14,27 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from ._ffmpeg import decoder_thread_args, ffmpeg_exe, input_url, output_url, run_ffmpeg
+from .codecs import CODECS
 from .errors import VmafDistillError
 from .folders import partial_file
 
-#: ffmpeg encoder and deterministic settings per codec name used in ladder configs.
-CODECS: dict[str, dict[str, Any]] = {
-    "h264": {"encoder": "libx264", "args": ["-x264-params", "threads=1"], "ext": "mp4"},
-    "h265": {
-        "encoder": "libx265",
-        "args": ["-x265-params", "pools=1:frame-threads=1:log-level=error"],
-        "ext": "mp4",
-    },
-    "av1": {"encoder": "libsvtav1", "args": ["-svtav1-params", "lp=1"], "ext": "mp4"},
-    "vp9": {"encoder": "libvpx-vp9", "args": ["-threads", "1", "-b:v", "0"], "ext": "webm"},
-}
-
-
-#: The highest CRF each encoder takes (x264 and x265 clamp above it, SVT-AV1 and libvpx refuse).
-CRF_MAX: dict[str, int] = {"h264": 51, "h265": 51, "av1": 63, "vp9": 63}
-#: x264's and x265's presets (both take the same names).
-X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
-                "slower", "veryslow", "placebo")
 #: The fewest lines a rung given in lines may have: a student's pixel statistics need a 3x3
 #: interior, and encoders and players are not meant for smaller pictures.
 MIN_RUNG_LINES = 16
@@ -77,13 +60,16 @@ class Rung:
                                    "codec, height, crf, preset, pix_fmt)")
         if d.get("codec") not in CODECS:
             raise VmafDistillError(f"ladder rung {d}: codec must be one of {sorted(CODECS)}")
-        if "preset" in d and d["codec"] not in ("h264", "h265"):
+        codec = CODECS[d["codec"]]
+        if "preset" in d and codec.presets is None:
+            fixed = (f"preset {codec.fixed_preset}" if codec.fixed_preset
+                     else f"{codec.encoder}'s default preset")
             raise VmafDistillError(
-                f"ladder rung {d}: preset is x264's and x265's; av1 encodes at SVT-AV1 "
-                "preset 8 and vp9 at libvpx's default (drop it)")
-        if d.get("preset", "medium") not in X26X_PRESETS:  # failed at the encode, unsaid why
+                f"ladder rung {d}: {codec.family} takes no preset; it encodes at {fixed} "
+                "(drop it)")
+        if "preset" in d and d["preset"] not in codec.presets:  # failed at the encode, unsaid
             raise VmafDistillError(f"ladder rung {d}: preset {d.get('preset')!r} is none of "
-                                   f"x264's and x265's: {', '.join(X26X_PRESETS)}")
+                                   f"{codec.encoder}'s: {', '.join(codec.presets)}")
         height = checked_number(f"ladder rung {d}: height", d.get("height"), float, 0, False)
         if height > 1 and (height != int(height) or height < MIN_RUNG_LINES):
             # 1.5 was a 2-line rung, 2 one the features refused after its encode and labels
@@ -92,7 +78,7 @@ class Rung:
                 f"number of at least {MIN_RUNG_LINES} (up to 1 a fraction of the source's)")
         # x264/x265 clamped 99 to 51 unsaid: two rungs, one encode, one labelled crf 99
         crf = checked_number(f"ladder rung {d}: crf", d.get("crf"), int, 0, True,
-                             CRF_MAX[d["codec"]] + 1)
+                             codec.crf_max + 1)
         pix_fmt = d.get("pix_fmt")
         if pix_fmt is not None:
             from .io.video import SUPPORTED_PIX_FMTS, pix_fmt_layout
@@ -101,10 +87,10 @@ class Rung:
                 raise VmafDistillError(
                     f"ladder rung {d}: pix_fmt must be a YUV format of "
                     f"{[f for f in SUPPORTED_PIX_FMTS if f.startswith('yuv')]}")
-            takes = encoder_pix_fmts(CODECS[d["codec"]]["encoder"])
+            takes = encoder_pix_fmts(codec.encoder)
             if takes and pix_fmt not in takes:  # libx264 12-bit: every job encoded, then failed
                 raise VmafDistillError(
-                    f"ladder rung {d}: {CODECS[d['codec']]['encoder']} cannot encode pix_fmt "
+                    f"ladder rung {d}: {codec.encoder} cannot encode pix_fmt "
                     f"{pix_fmt}; it takes {', '.join(f for f in takes if f.startswith('yuv'))}")
         return cls(codec=d["codec"], height=height, crf=crf,
                    preset=str(d.get("preset", "medium")),
@@ -147,9 +133,8 @@ def encode_rung(
     w, h = rung.size_for(*src_size)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    preset = ["-preset", rung.preset] if rung.codec in ("h264", "h265") else []
-    if rung.codec == "av1":
-        preset = ["-preset", "8"]
+    preset = (["-preset", rung.preset] if spec.presets is not None
+              else ["-preset", spec.fixed_preset] if spec.fixed_preset else [])
     with partial_file(out) as tmp:
         args = [
             # -noautorotate: encode the coded frames, the orientation the teacher's reference
@@ -159,7 +144,7 @@ def encode_rung(
             "-fps_mode", "passthrough",
             "-vf", f"scale={w}:{h}:flags={scale_flags}",
             *(["-pix_fmt", rung.pix_fmt] if rung.pix_fmt else []),
-            "-c:v", spec["encoder"], *preset, "-crf", str(rung.crf), *spec["args"],
+            "-c:v", spec.encoder, *preset, "-crf", str(rung.crf), *spec.encoder_args,
             "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
             output_url(tmp),
         ]
@@ -178,5 +163,5 @@ def _check_pix_fmt(encoded: Path, rung: Rung, what: str) -> None:
     got = probe_video(encoded).pix_fmt
     if got != rung.pix_fmt:
         raise VmafDistillError(
-            f"{what}: {CODECS[rung.codec]['encoder']} cannot encode pix_fmt {rung.pix_fmt} "
+            f"{what}: {CODECS[rung.codec].encoder} cannot encode pix_fmt {rung.pix_fmt} "
             f"(ffmpeg made {got}); choose a format that encoder takes")

@@ -27,7 +27,8 @@ import numpy as np
 
 from .. import __version__
 from .._ffmpeg import ffmpeg_version
-from ..encode import CODECS, MIN_RUNG_LINES, Rung, encode_rung
+from ..codecs import CODECS
+from ..encode import MIN_RUNG_LINES, Rung, encode_rung
 from ..errors import DecodeWarning, VideoInputError, VmafDistillError
 from ..features.frame_numpy import FEATURE_NAMES
 from ..features.registry import FEATURE_SET_VERSION
@@ -493,7 +494,7 @@ def encode_path(
                      ffmpeg=ffmpeg_version(), version=ENCODE_VERSION,
                      # only when set: ladders without one keep their cached encodes
                      **({"pix_fmt": rung.pix_fmt} if rung.pix_fmt else {}))
-    return store.path("encodes", enc_key, CODECS[rung.codec]["ext"])
+    return store.path("encodes", enc_key, CODECS[rung.codec].ext)
 
 
 def _label_key(source: dict[str, Any], enc_sha: str, teacher_cfg: dict[str, Any],

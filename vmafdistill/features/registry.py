@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..codecs import CODEC_FAMILIES, canonical_codec
 from ..vmaf_names import MODEL_FEATURES
 from .frame_numpy import FEATURE_NAMES
 
@@ -45,8 +46,8 @@ __all__ = [
 # parameter changes (cache invalidation).
 from ..versions import FEATURE_SET_VERSION as FEATURE_SET_VERSION  # re-export
 
-#: Codec families of the one-hot metadata flags (the names :mod:`vmafdistill.encode` uses).
-CODECS: tuple[str, ...] = ("h264", "h265", "av1", "vp9")
+#: Codec families of the one-hot metadata flags (:mod:`vmafdistill.codecs`' table).
+CODECS: tuple[str, ...] = CODEC_FAMILIES
 
 #: Stream metadata features: natural log of the shot bitrate in kbps, reference height over
 #: delivery height, and a one-hot codec flag (the pilot's ``codec_h265`` generalised).
@@ -195,27 +196,6 @@ class _FeatureSets(Mapping[str, list[str]]):
 #: ``mbquant_ti7`` the cross-content sets (``mbquant_ti7``: the shipped student's), ``fr6``
 #: VMAF's own inputs.
 FEATURE_SETS: Mapping[str, list[str]] = _FeatureSets()
-
-# Encoder / decoder / container spellings of each codec family.
-_CODEC_ALIASES: dict[str, str] = {
-    alias: family
-    for family, aliases in {
-        "h264": ("h264", "avc", "avc1", "x264", "libx264", "h.264"),
-        "h265": ("h265", "hevc", "hvc1", "hev1", "x265", "libx265", "h.265"),
-        "av1": ("av1", "av01", "libsvtav1", "libaom-av1", "librav1e", "libdav1d", "svtav1"),
-        "vp9": ("vp9", "vp09", "libvpx-vp9"),
-    }.items()
-    for alias in aliases
-}
-
-
-def canonical_codec(codec: str) -> str:
-    """Codec family (one of :data:`CODECS`) of an encoder/decoder/codec name, e.g. ``hevc``."""
-    family = _CODEC_ALIASES.get(str(codec).strip().lower())
-    if family is None:
-        raise ValueError(f"unknown codec {codec!r}; known families: {', '.join(CODECS)}")
-    return family
-
 
 def feature_set(name: str) -> list[str]:
     """Column names of feature set ``name`` (a copy); ValueError lists the known sets."""

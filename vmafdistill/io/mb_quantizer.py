@@ -38,12 +38,13 @@ from typing import Any
 import numpy as np
 
 from .._ffmpeg import input_url
+from ..codecs import CODECS
 
 __all__ = ["BLOCK_PARAMS", "MB_QP_CODECS", "MbQuantizerError", "MbQuantizers", "frame_block_qp",
            "frame_mb_qp", "pyav_available", "read_mb_quantizers", "video_stream"]
 
 #: ffmpeg codec names whose decoder exports per-block QPs.
-MB_QP_CODECS: frozenset[str] = frozenset({"h264"})
+MB_QP_CODECS: frozenset[str] = frozenset(c.ffmpeg_name for c in CODECS.values() if c.block_qp)
 
 #: libavutil's AVVideoBlockParams (``src_x, src_y, w, h, delta_qp``, int32 each), the records
 #: that follow the AVVideoEncParams header in the side-data buffer.

@@ -36,6 +36,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from .._ffmpeg import ffmpeg_exe, input_url, widen_pipe
+from ..codecs import CODECS, canonical_codec
 
 __all__ = [
     "AC_QLOOKUP_8BIT",
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 #: ffmpeg codec names whose headers carry a quantizer this module reads.
-TRACE_CODECS: frozenset[str] = frozenset({"h264", "hevc", "av1", "vp9"})
+TRACE_CODECS: frozenset[str] = frozenset(c.ffmpeg_name for c in CODECS.values())
 
 # A trace line is "[trace_headers @ 0x...] " then a packet line, a syntax element
 # ("<bit position> <name> <bits> = <value>") or a section title. Only the elements read here
@@ -128,9 +129,12 @@ class TraceQuantizerParser:
     """
 
     def __init__(self, codec: str) -> None:
-        codec = {"hevc": "h265"}.get(codec, codec)
-        self._av1_like = codec in ("av1", "vp9")
-        self._slice_qp = codec in ("h264", "h265")
+        try:
+            reads: str | None = CODECS[canonical_codec(codec)].quantizer
+        except ValueError:  # a codec no student reads: every packet's qp is NaN
+            reads = None
+        self._av1_like = reads == "q_index"
+        self._slice_qp = reads == "slice_qp"
         self._out: list[tuple[int | None, float]] = []
         self._pts: int | None = None
         self._cur: list[float] | None = None
