@@ -237,7 +237,7 @@ def test_pilot_compares_the_shots_that_start_on_the_same_frame(monkeypatch, caps
     assert "no corpus shot starts at frame 10" in printed and "1 start on the same" in printed
 
 
-def test_notebook_use_leaves_the_process_as_it_found_it(tmp_path: Path) -> None:
+def test_notebook_use_leaves_the_process_as_it_found_it(tmp_path: Path, monkeypatch) -> None:
     """A hunt's findings: paths with ( ' , ~ were Hydra grammar errors; one api.train left the
     process single-threaded, deterministic, reseeded, with PL_* variables; a notebook's own
     Hydra was composed from; export overwrote its own bundle; ``"1920x1080"`` became [1, 9];
@@ -275,6 +275,14 @@ def test_notebook_use_leaves_the_process_as_it_found_it(tmp_path: Path) -> None:
         api.export(fit.bundle, tmp_path / "s.onnx", corpus_dir=corpus, ref_size=(1920,))
     out = api.export(fit.bundle, tmp_path / "s.onnx", corpus_dir=corpus, ref_size="1920x1080")
     assert json.loads(out.path.with_suffix(".card.json").read_text())["ref_size"] == [1920, 1080]
+    # "~" is the home folder, as train's run_dir: export wrote into a folder named "~" here
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    tilde = api.export(fit.bundle, "~/models/s.onnx", corpus_dir=corpus)
+    assert tilde.path == home / "models" / "s.onnx" and tilde.path.is_file()
+    assert not (tmp_path / "~").exists()
+    assert api.load_student("~/models/s.onnx").feature_names == out.card["feature_names"]
     student = api.load_student(out.path)
     rows = pd.read_parquet(corpus / "tables" / "samples.parquet").head(4)
     want = student.predict(rows[student.feature_names].to_numpy("float32"))

@@ -666,3 +666,27 @@ def test_vmaf_scores_integer_and_half_frames_as_float32_and_scorers_survive_refu
             vmaf_exact(mask, mask, 8)
         with pytest.raises(VideoInputError, match="booleans"):
             VmafScorer("vmaf_v0.6.1").update(mask, mask)
+
+
+def test_a_scorer_s_json_log_is_strict_json_and_lists_of_frames_are_refused() -> None:
+    """A VmafScorer result knows no frame rate: its libvmaf-layout log wrote ``"fps": NaN``,
+    which strict JSON parsers refuse (libvmaf's own log never holds NaN); a list of frames
+    was an AttributeError on ``.dtype`` in vmaf_exact and VmafScorer.update."""
+    import json
+
+    from vmafdistill.errors import VideoInputError
+    from vmafdistill.teacher import VmafScorer
+    from vmafdistill.teacher.score import to_libvmaf_json
+    from vmafdistill.teacher.vmaf import vmaf_exact
+
+    frames = np.random.default_rng(3).integers(0, 256, (2, 48, 64), dtype=np.uint8)
+    scorer = VmafScorer()
+    scorer.update(frames, frames)
+    doc = to_libvmaf_json(scorer.result())
+    assert doc["fps"] is None
+    json.dumps(doc, allow_nan=False)  # raises on any NaN or infinity left in the log
+    for call in (lambda: vmaf_exact(list(frames), list(frames), 8),
+                 lambda: VmafScorer().update(list(frames), frames)):
+        with pytest.raises(VideoInputError, match=r"reference frames: needs a numpy array.*"
+                                                   r"got list"):
+            call()

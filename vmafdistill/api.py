@@ -268,19 +268,20 @@ def export(bundle: str | Path, out: str | Path, *, corpus_dir: str | Path | None
     overwritten with ``force=True``, and neither an input nor a file that is not an earlier
     export is ever overwritten (as the command checks ``--out``)."""
     from .cli.export import _check_out
+    from .config import checked_size
     from .export import export_bundle, load_export_settings, refuse_shipped_overwrite
 
+    # "~/models/s.onnx" wrote into a folder named "~" here (train and finetune expand it)
+    bundle, out = Path(bundle).expanduser(), Path(out).expanduser()
+    corpus_dir = None if corpus_dir is None else Path(corpus_dir).expanduser()
     refuse_shipped_overwrite(out, force, out_name="out", force_name="force=True")
-    _check_out(str(out), [Path(bundle), *([] if corpus_dir is None else [Path(corpus_dir)])],
-               option="out")
+    _check_out(str(out), [bundle, *([] if corpus_dir is None else [corpus_dir])], option="out")
     over: dict[str, Any] = {}
-    if ref_size is not None:  # "WxH" as the command spells it; export checks the pair
-        over["ref_size"] = ref_size.lower().split("x") if isinstance(ref_size, str) \
-            else ref_size
-    card = export_bundle(Path(bundle), Path(out),
-                         corpus_dir=None if corpus_dir is None else str(corpus_dir),
+    if ref_size is not None:  # "WxH" as the command spells it, or a pair
+        over["ref_size"] = list(checked_size("ref_size", ref_size))
+    card = export_bundle(bundle, out, corpus_dir=None if corpus_dir is None else str(corpus_dir),
                          settings=load_export_settings(over))
-    return ExportResult(path=Path(out).absolute(), card=card)
+    return ExportResult(path=out.absolute(), card=card)
 
 
 def load_student(model: str | Path = "default") -> Any:
@@ -300,4 +301,5 @@ def load_student(model: str | Path = "default") -> Any:
 
     if not isinstance(model, str | os.PathLike) or not str(model).strip():
         raise ModelError(f"load_student: a model path or 'default', got {model!r}")
-    return Predictor(default_model_path() if str(model) == "default" else Path(model))
+    return Predictor(default_model_path() if str(model) == "default"
+                     else Path(model).expanduser())

@@ -75,13 +75,12 @@ def _without_listed(files: list[Path]) -> list[str]:
 
 
 def _size(text: str) -> tuple[int, int]:
+    from ..config import checked_size
+
     try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WxH such as 1280x720, got {text!r}") from None
-    if w <= 0 or h <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return w, h
+        return checked_size("--ref-size", text)
+    except VmafDistillError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

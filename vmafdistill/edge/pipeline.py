@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import checked_size
 from ..errors import ModelError, VideoInputError
 from ..features import compiled
 from ..features.frame_numpy import (
@@ -367,7 +368,12 @@ def _plan(path: str | os.PathLike[str], predictor: Any, card: Mapping[str, Any] 
     if card is None:
         if isinstance(predictor, Future):
             raise ValueError("analyze_video: pass card= with a Future predictor")
+        if not hasattr(predictor, "card"):  # a model path was an AttributeError on .card
+            raise ModelError(f"analyze_video: predictor={predictor!r}: needs a Predictor "
+                             "(vmafdistill.edge.Predictor(model_path)), or a Future with card=")
         card = predictor.card
+    if ref_size is not None:  # "1280x720" was read as its first two characters, a 1x2 frame
+        ref_size = checked_size("ref_size", ref_size)
     if options is None:
         options = EdgeOptions.from_card(card.get("edge"))
     refuse_dash(path)

@@ -285,12 +285,20 @@ def to_libvmaf_json(result: VmafResult) -> dict[str, Any]:
     return {
         "version": f"vmafdistill {__version__} (torch teacher, {kind})",
         "model": result.model,
-        "fps": round(float(result.info.get("fps", float("nan"))), 2),
+        # null when unknown (a VmafScorer's result): NaN is not JSON (strict parsers refuse it)
+        "fps": _fps_field(result.info.get("fps")),
         "frames": frames,
         "pooled_metrics": pooled,
         "aggregate_metrics": {},  # libvmaf always writes it (empty for these models)
         "info": {k: v for k, v in result.info.items() if k not in ("fps",)},
     }
+
+
+def _fps_field(fps: Any) -> float | None:
+    """libvmaf's ``fps`` field (two decimals), None where the rate is unknown or not finite."""
+    if fps is None or not math.isfinite(float(fps)):
+        return None
+    return round(float(fps), 2)
 
 
 def write_json(result: VmafResult, path: str | Path) -> None:

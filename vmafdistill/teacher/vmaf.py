@@ -311,8 +311,8 @@ class VmafScorer:
             )
         # exact features carry no gradient and the result is numpy: a model output that
         # still requires grad (a validation loop without .detach()) is scored as it is
-        r = _as_tensor(ref).detach().to(self.device)
-        d = _as_tensor(dist).detach().to(self.device)
+        r = _as_tensor(ref, "reference").detach().to(self.device)
+        d = _as_tensor(dist, "distorted").detach().to(self.device)
         if (problem := exact_input_problem(r, rbd)) is not None:
             raise VideoInputError(problem)  # the input's problem here, not the caller's
         feats, self._history = exact_frame_features(
@@ -373,6 +373,7 @@ def check_samples(name: str, frames: np.ndarray | torch.Tensor, bit_depth: int) 
     frames declared 8-bit would be scored as other numbers, not refused)."""
     if not 8 <= int(bit_depth) <= 16:
         raise ValueError(f"{name} bit depth must be 8..16, got {bit_depth}")
+    _check_array(name, frames)
     if frames.dtype in (np.bool_, torch.bool):  # a mask was scored as 0/1 samples (VMAF 96)
         raise VideoInputError(f"{name} frames are booleans, not {bit_depth}-bit samples")
     if isinstance(frames, np.ndarray):
@@ -425,7 +426,15 @@ def _widened(frames: torch.Tensor) -> torch.Tensor:
     return frames.to(torch.int64) if frames.dtype in (torch.uint16, torch.uint32) else frames
 
 
-def _as_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+def _check_array(name: str, frames: object) -> None:
+    """A list of frames was an AttributeError on ``.dtype``: say what is wanted."""
+    if not isinstance(frames, np.ndarray | torch.Tensor):
+        raise VideoInputError(f"{name} frames: needs a numpy array or torch tensor ((N, H, W) "
+                              f"or (H, W); np.stack a list of frames), got {type(frames).__name__}")
+
+
+def _as_tensor(frames: np.ndarray | torch.Tensor, name: str = "the") -> torch.Tensor:
+    _check_array(name, frames)
     if frames.dtype in (np.bool_, torch.bool):  # a mask was scored as 0/1 samples (VMAF 96)
         raise VideoInputError("frames are booleans, not decoded samples")
     if isinstance(frames, np.ndarray):
@@ -453,7 +462,8 @@ def vmaf_exact(
     if not isinstance(model, VmafModel):
         model = VmafModel.load(model)
     opts = model.exact_options
-    feats, _ = exact_frame_features(_as_tensor(ref), _as_tensor(dist), bit_depth, opts)
+    feats, _ = exact_frame_features(_as_tensor(ref, "reference"), _as_tensor(dist, "distorted"),
+                                  bit_depth, opts)
     release_buffers()
     feats.update(finish_motion(feats["motion"], opts))
     feats["vmaf"] = model.predict(feats, clip=clip)
