@@ -105,6 +105,7 @@ def test_an_ffmpeg_that_stops_early_is_named_with_its_message(tmp_path: Path) ->
 def test_a_kept_clip_is_filmed_again_when_its_recipe_changes(tmp_path: Path) -> None:
     """An existing clip was kept whatever its recipe now says: an edited held-out source (new
     seed, photographs) was never filmed, and ``evaluate --kinds`` scored the old clips as it."""
+    from vmafdistill.errors import VmafDistillError
     from vmafdistill.folders import stamp_path
 
     src = _tiny("handheld", strength=5)
@@ -117,8 +118,10 @@ def test_a_kept_clip_is_filmed_again_when_its_recipe_changes(tmp_path: Path) -> 
     moved = replace(src, shots=(replace(src.shots[0], strength=6.0),))
     again = film_kind_source(moved, out).stat().st_mtime_ns
     assert film_kind_source(moved, out).stat().st_mtime_ns == again
-    stamp_path(out).unlink()  # filmed before stamps (or not by us): filmed again, same bytes
-    assert film_kind_source(moved, out).stat().st_mtime_ns != again
+    stamp_path(out).unlink()  # not filmed here (the user's own video of that name): refused,
+    with pytest.raises(VmafDistillError, match="not filmed by vmafdistill"):  # was replaced
+        film_kind_source(moved, out)
+    assert out.stat().st_mtime_ns == again
 
 
 @pytest.mark.parametrize(("spec", "needle"), [
@@ -140,6 +143,39 @@ def test_a_recipe_mistake_is_one_error_naming_the_source(spec: dict, needle: str
         kind_sources_from_config({"c": spec}, where="kinds.yaml: heldout")
     with pytest.raises(VmafDistillError, match=r"source '\.\./x': a name is its clip's file"):
         kind_sources_from_config({"../x": {"kind": "static", "shots": [{"photo": PHOTO}]}})
+
+
+def test_kind_keys_a_kind_does_not_read_are_refused_and_a_page_may_stand_still(
+        tmp_path: Path) -> None:
+    """A static camera's vx/vy and a page's vx/strength passed the key check and changed
+    nothing; ``vy: 0`` scrolled the page at 40 px/s anyway; an unreadable page was a PIL
+    traceback; a misspelt packaged photo did not say which shot named it (a hunt)."""
+    from vmafdistill.errors import VideoInputError, VmafDistillError
+
+    for kind, shot, unread in (("static", {"vx": 3}, "vx"), ("screen", {"strength": 2}, "strength"),
+                               ("screen", {"vx": 1, "vy": 5}, "vx")):
+        with pytest.raises(VmafDistillError, match=rf"shots\[0\]: the {kind} kind reads no "
+                                                   rf"{unread} \(it reads photo"):
+            kind_sources_from_config({"c": {"kind": kind, "shots": [{"photo": PHOTO, **shot}]}})
+    with pytest.raises(VmafDistillError, match=r"source 'c': shots\[0\]\.photo: scikit-image "
+                                               r"does not ship 'skimage/data/astronot\.png'"):
+        kind_sources_from_config({"c": {"kind": "static",
+                                        "shots": [{"photo": "skimage:astronot.png"}]}})
+    page = "skimage:page.png"
+    parsed = [kind_sources_from_config({"c": {"kind": "screen", "shots": [{"photo": page, **v}]}}
+                                       )[0].shots[0].vy for v in ({}, {"vy": 0}, {"vy": 25})]
+    assert parsed == [40.0, 0.0, 25.0]  # the default scroll only where no vy is given
+    still = _luma(film_kind_source(_tiny("screen", photo=page, vx=0.0, vy=0.0),
+                                   tmp_path / "still.mp4"))
+    moving = _luma(film_kind_source(_tiny("screen", photo=page, vx=0.0, vy=30.0),
+                                    tmp_path / "moving.mp4"))
+    changed = [float(np.mean(np.abs(c[-1] - c[0]) > 8)) for c in (still, moving)]
+    assert changed[0] < 0.05 < changed[1], changed  # only the cursor moves on a still page
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    with pytest.raises(VideoInputError, match=r"photograph .*bad\.png: not an image PIL reads"):
+        film_kind_source(replace(_tiny("screen", photo=page), shots=(
+            KindShot(bad, vx=0.0, vy=30.0, strength=0.0),)), tmp_path / "bad.mp4")
 
 
 def test_a_kinds_recipe_films_each_name_once_and_something(tmp_path: Path, monkeypatch) -> None:

@@ -389,6 +389,42 @@ def test_finetune_checks_its_settings_before_replacing_an_earlier_run(
         err = capsys.readouterr().err
         assert msg in err and "replacing" not in err, (override, err)
         assert (out / "student.pt").read_bytes() == kept
+    # a samples table without sample_id, or with one twice, failed after every fold's fit,
+    # with the earlier run's results already cleared (a hunt)
+    import shutil
+
+    for name, edit in (("no_id", lambda t: t.drop(columns=["sample_id"])),
+                       ("twice", lambda t: t.assign(sample_id=t["sample_id"].iloc[0]))):
+        bad = tmp_path / name
+        shutil.copytree(corpus_b, bad)
+        table = bad / "tables" / "samples.parquet"
+        edit(pd.read_parquet(table)).to_parquet(table, index=False)
+        assert finetune(ckpt, f"corpus_dir={bad}", f"hydra.run.dir={out}",
+                        "optim.max_epochs=5") == 2
+        err = capsys.readouterr().err
+        assert "samples table" in err and "sample_id" in err and "Traceback" not in err, err
+        assert (out / "student.pt").read_bytes() == kept
+
+
+def test_finetune_says_when_its_folds_split_scenes(source_run: Path, corpus_b: Path,
+                                                    tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """finetune's shot-grouped split put one scene's windows on both sides, with no word: its
+    held-out figures and interval were within-scene (train says so; a hunt)."""
+    import shutil
+
+    scenes = tmp_path / "scenes"
+    shutil.copytree(corpus_b, scenes)
+    table = scenes / "tables" / "samples.parquet"
+    samples = pd.read_parquet(table)
+    # two scenes, each cut into several shot windows
+    codes = pd.factorize(samples["shot_id"])[0]
+    samples.assign(scene_id=[f"scene{c % 2}" for c in codes]).to_parquet(table, index=False)
+    ckpt = f"ckpt={source_run / 'student.pt'}"
+    assert finetune(ckpt, f"corpus_dir={scenes}", f"hydra.run.dir={tmp_path / 'ft'}",
+                    "optim.max_epochs=5") == 0
+    err = capsys.readouterr().err
+    assert "scene(s) have shots on both sides of a fold" in err, err
 
 
 def _export_cli(bundle: Path, out: Path, corpus: Path, *overrides: str) -> int:

@@ -76,21 +76,28 @@ class KindSource:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _load_cover(photo: Path, width: int, height: int) -> np.ndarray:
-    """The photograph as uint8 RGB, Lanczos-scaled to cover ``width`` x ``height``."""
+def _open_photo(photo: Path) -> Any:
+    """The photograph as a PIL RGB image, or one error naming it (PIL's
+    UnidentifiedImageError was a traceback; the screen kind opened its page bare)."""
     from PIL import Image
 
     if not Path(photo).is_file():
         raise VideoInputError(f"photograph not found: {photo}")
     try:
-        img = Image.open(photo)
-    except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError: a traceback
+        with Image.open(photo) as img:
+            return img.convert("RGB")
+    except (OSError, ValueError) as exc:
         raise VideoInputError(f"photograph {photo}: not an image PIL reads ({exc})") from None
-    with img:
-        rgb = img.convert("RGB")
-        s = max(width / rgb.width, height / rgb.height)
-        size = (max(width, math.ceil(rgb.width * s)), max(height, math.ceil(rgb.height * s)))
-        return np.asarray(rgb.resize(size, Image.Resampling.LANCZOS), dtype=np.uint8)
+
+
+def _load_cover(photo: Path, width: int, height: int) -> np.ndarray:
+    """The photograph as uint8 RGB, Lanczos-scaled to cover ``width`` x ``height``."""
+    from PIL import Image
+
+    rgb = _open_photo(photo)
+    s = max(width / rgb.width, height / rgb.height)
+    size = (max(width, math.ceil(rgb.width * s)), max(height, math.ceil(rgb.height * s)))
+    return np.asarray(rgb.resize(size, Image.Resampling.LANCZOS), dtype=np.uint8)
 
 
 def _pan_origin(t: float, v: float, room: int) -> float:
@@ -252,10 +259,7 @@ def _render_dark(src: KindSource, shot: KindShot, rng: np.random.Generator,
 
 def _render_screen(src: KindSource, shot: KindShot, rng: np.random.Generator,
                    n: int) -> Iterator[np.ndarray]:
-    from PIL import Image
-
-    with Image.open(shot.photo) as page_img:
-        page = np.asarray(page_img.convert("RGB"), dtype=np.uint8)
+    page = np.asarray(_open_photo(shot.photo), dtype=np.uint8)
     # tile the page to the frame width (text at its native size: sharp, high contrast)
     reps_x = -(-src.width // page.shape[1])
     reps_y = -(-(src.height * 4) // page.shape[0])
@@ -266,7 +270,7 @@ def _render_screen(src: KindSource, shot: KindShot, rng: np.random.Generator,
     for k in range(int(rng.integers(5, 9))):  # toolbar "buttons"
         x0 = 8 + k * 44
         bar[6:18, x0:x0 + 32] = (200, 205, 215)
-    speed = shot.vy or 40.0
+    speed = shot.vy  # 0: a still page (the recipe's default is SCREEN_SCROLL)
     for i in range(n):
         t = i / src.fps
         off = int(t * speed) % (doc.shape[0] - src.height)
@@ -392,6 +396,15 @@ def packaged_photo(spec: str) -> Path:
 #: filmed with the default seed).
 SOURCE_KEYS = ("kind", "seed", "shots")
 SHOT_KEYS = ("photo", "vx", "vy", "strength")
+#: The shot keys each kind reads (a static camera's vx or a page's strength passed the key
+#: check and changed nothing).
+KIND_SHOT_KEYS: dict[str, tuple[str, ...]] = {
+    **{kind: SHOT_KEYS for kind in ("cartoon", "handheld", "grain", "dark")},
+    "static": ("photo", "strength"),
+    "screen": ("photo", "vy"),
+}
+#: The screen kind's scroll speed (pixels per second) where a shot gives no ``vy``.
+SCREEN_SCROLL = 40.0
 #: A source's name is its clip's file name: ``../x`` filmed outside the folder.
 SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -428,9 +441,18 @@ def kind_sources_from_config(recipes: Mapping[str, Any],
                 raise VmafDistillError(f"{label}: needs a mapping with a photo (e.g. "
                                        "skimage:coffee.png)")
             refuse_unknown_keys(label, shot, SHOT_KEYS)
+            if unread := [k for k in shot if k not in KIND_SHOT_KEYS[spec["kind"]]]:
+                raise VmafDistillError(
+                    f"{label}: the {spec['kind']} kind reads no {', '.join(map(str, unread))} "
+                    f"(it reads {', '.join(KIND_SHOT_KEYS[spec['kind']])})")
+            try:
+                photo_path = photo(shot["photo"])
+            except VmafDistillError as exc:  # a packaged photo's name alone said not where
+                raise VmafDistillError(f"{label}.photo: {exc}") from None
+            default_vy = SCREEN_SCROLL if spec["kind"] == "screen" else 0
             shots.append(KindShot(
-                photo(shot["photo"]), checked_number(f"{label}.vx", shot.get("vx", 0), float),
-                checked_number(f"{label}.vy", shot.get("vy", 0), float),
+                photo_path, checked_number(f"{label}.vx", shot.get("vx", 0), float),
+                checked_number(f"{label}.vy", shot.get("vy", default_vy), float),
                 # 0 is the kind's default; below it numpy refused with a traceback
                 checked_number(f"{label}.strength", shot.get("strength", 0), float, 0)))
         out.append(KindSource(name=name, kind=spec["kind"], shots=tuple(shots),

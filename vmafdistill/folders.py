@@ -40,10 +40,11 @@ def partial_file(out: Path, stamp: str | None = None) -> Iterator[Path]:
     when it raises. Hidden, so a folder corpus never reads a killed run's leftover. A
     ``stamp`` (:func:`recipe_stamp`) is kept beside ``out`` for :func:`already_made`."""
     tmp = out.with_name(f".{out.stem}.{unique_token()}.partial{out.suffix}")
-    if stamp is not None and os.path.lexists(stamp_path(out)):
-        # gone before the clip changes: a run killed between the two left the new clip with
-        # the old recipe's stamp, and going back to that recipe kept the wrong clip
-        stamp_path(out).unlink()
+    if stamp is not None and os.path.lexists(out):
+        # the old recipe's stamp is gone before the clip changes (a run killed between the two
+        # left the new clip under it, and going back to that recipe kept the wrong clip); a
+        # pending mark, not nothing, says the clip is still ours (no stamp: the user's video)
+        atomic_write_bytes(stamp_path(out), PENDING_STAMP.encode())
     try:
         yield tmp
         os.replace(tmp, out)
@@ -116,6 +117,10 @@ def recipe_stamp(*settings: Any, files: Sequence[str | os.PathLike[str]] = ()) -
     return digest.hexdigest()
 
 
+#: What a clip's stamp holds while the clip is being filmed again (matches no recipe).
+PENDING_STAMP = "pending"
+
+
 def stamp_path(out: Path) -> Path:
     """Where :func:`partial_file` keeps a filmed clip's recipe stamp (hidden: no footage)."""
     return out.with_name(f".{out.name}.recipe")
@@ -136,8 +141,13 @@ def already_made(out: Path, stamp: str | None = None) -> bool:
             return True
         try:
             return stamp_path(out).read_text().strip() == stamp
-        except (OSError, UnicodeDecodeError):  # none: filmed before stamps, or not by us
-            return False
+        except (OSError, UnicodeDecodeError):
+            # no stamp: not filmed here (sources --out into a folder of the user's own
+            # footage replaced a clip of the same name without a word)
+            raise VmafDistillError(
+                f"{out}: a video not filmed by vmafdistill (no recipe stamp "
+                f"{stamp_path(out).name} beside it) is where this recipe films; move it, "
+                "or delete it to film the clip") from None
     if os.path.lexists(out):
         kind = "a folder" if os.path.isdir(out) else "a link to nothing" \
             if not os.path.exists(out) else "not a regular file"

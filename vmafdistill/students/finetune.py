@@ -371,11 +371,13 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
 
     from ..evaluation.splits import make_splits
     from .train import (
+        check_sample_ids,
         checked_monotone,
         checked_trainer_bool,
         fit_student,
         learned_loss_params,
         load_rows,
+        note_shared_scenes,
         predict,
         record_corpus_teacher,
     )
@@ -392,7 +394,10 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
         cfg, plain, names, target)  # type: ignore[arg-type]
     record_corpus_teacher(plain, manifest)
     _note_corpus_gaps(meta, original, names, x, manifest, corpus_dir)
+    check_sample_ids(corpus_dir, samples)  # before the earlier run's results are cleared
     splits = make_splits(samples, plain["cv"])
+    # the held-out figures and the interval are within-scene where a scene's windows split
+    note_shared_scenes(samples, splits, plain["cv"], names)
     _replace_earlier_run(bundle_path, run_dir, plain, sum(len(te) for _, te in splits), alpha)
     held = heldout_predictions(plain, original, frozen, names, samples, x, y, splits, run_dir)
     yh = held[target].to_numpy(float)

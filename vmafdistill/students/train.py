@@ -911,18 +911,25 @@ def load_training_data(cfg: Any, plain: Mapping[str, Any]) -> TrainData:
     except ValueError as exc:
         raise VmafDistillError(f"features: {exc}") from None
     corpus_dir, manifest, samples, x, y, n_dropped = load_rows(cfg, plain, feature_names, target)
-    if "sample_id" not in samples:
-        raise VmafDistillError(f"{corpus_dir}: samples table has no sample_id column")
-    repeated = samples["sample_id"][samples["sample_id"].duplicated()]
-    if len(repeated):  # failed in pandas after every fold had been fitted
-        raise VmafDistillError(
-            f"{corpus_dir}: samples table repeats {len(repeated)} sample_id(s), e.g. "
-            f"{repeated.iloc[0]!r}: each row needs its own id")
+    check_sample_ids(corpus_dir, samples)
     splits = [(np.asarray(tr), np.asarray(te)) for tr, te in make_splits(samples, plain["cv"])]
     if not splits:
         raise VmafDistillError(f"cv {plain['cv'].get('name')}: no folds for {len(samples)} rows")
     return TrainData(list(feature_names), corpus_dir, manifest, samples, x, y, n_dropped, splits,
                      target, note_shared_scenes(samples, splits, plain["cv"], feature_names))
+
+
+def check_sample_ids(corpus_dir: Path, samples: pd.DataFrame) -> None:
+    """An error naming the corpus where its samples table has no ``sample_id`` or repeats one
+    (both failed in pandas after every fold had been fitted; finetune had cleared its earlier
+    run's results by then)."""
+    if "sample_id" not in samples:
+        raise VmafDistillError(f"{corpus_dir}: samples table has no sample_id column")
+    repeated = samples["sample_id"][samples["sample_id"].duplicated()]
+    if len(repeated):
+        raise VmafDistillError(
+            f"{corpus_dir}: samples table repeats {len(repeated)} sample_id(s), e.g. "
+            f"{repeated.iloc[0]!r}: each row needs its own id")
 
 
 def note_shared_scenes(samples: pd.DataFrame, splits: list[tuple[np.ndarray, np.ndarray]],
