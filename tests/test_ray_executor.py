@@ -212,6 +212,15 @@ def test_package_settings_for_the_nodes(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps(
         {"runtime_env": {"env_vars": {"VMAFDISTILL_EXACT_KERNELS": "torch"}}}))
     assert _package_env() == {"VMAFDISTILL_CONF": str(tmp_path / "myconf")}
+    # a word that names a folder here stayed a word (every job refused "/abs/torch"); the
+    # ffmpeg binary goes on without a shared filesystem (a node's own ffmpeg filed its
+    # encodes under another key and labelled them unsaid)
+    monkeypatch.delenv("RAY_JOB_CONFIG_JSON_ENV_VAR")
+    (tmp_path / "torch").mkdir()
+    monkeypatch.setenv("VMAFDISTILL_FFMPEG", "bin/ffmpeg")
+    assert _package_env(shared_fs=False) == {"VMAFDISTILL_EXACT_KERNELS": "torch",
+                                             "VMAFDISTILL_FFMPEG": str(tmp_path / "bin" /
+                                                                       "ffmpeg")}
 
 
 def _sleep(seconds: float) -> float:
@@ -275,6 +284,71 @@ def test_auto_reads_the_address_file_ray_itself_reads(
     where.write_text("127.0.0.1:9\n")
     with pytest.raises(VmafDistillError, match=r"'auto': nothing answers at 127\.0\.0\.1:9"):
         _check_reachable("auto")
+
+
+def test_auto_joins_a_running_head_before_a_stale_address_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` refused a live head found on this machine (as ``ray.init`` finds one) when a
+    stale address file named another port: Ray would have joined the head."""
+    import socket
+
+    from ray._private import services
+
+    from vmafdistill.corpus.executor import _check_reachable
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    from ray._private.utils import get_ray_address_file
+
+    where = Path(get_ray_address_file(None))
+    where.parent.mkdir(parents=True, exist_ok=True)
+    where.write_text("127.0.0.1:9\n")
+    with socket.socket() as head:  # a "head" that answers
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        live = f"127.0.0.1:{head.getsockname()[1]}"
+        monkeypatch.setattr(services, "find_gcs_addresses", lambda: [live])
+        _check_reachable("auto")  # joins the running head, as Ray does
+    monkeypatch.setattr(services, "find_gcs_addresses", lambda: [])
+    with pytest.raises(VmafDistillError, match=r"'auto': nothing answers at 127\.0\.0\.1:9"):
+        _check_reachable("auto")
+
+
+def test_two_nodes_on_one_machine_are_two_nodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The end-of-run line keyed nodes by address: a head and a worker on one machine were
+    reported as one node."""
+    import ray
+
+    from vmafdistill.corpus.executor import _nodes_line
+
+    nodes = [{"NodeID": "a", "NodeManagerAddress": "10.0.0.5", "Alive": True,
+              "Resources": {"CPU": 1.0}},
+             {"NodeID": "b", "NodeManagerAddress": "10.0.0.5", "Alive": True,
+              "Resources": {"CPU": 2.0}},
+             {"NodeID": "c", "NodeManagerAddress": "10.0.0.6", "Alive": False}]
+    monkeypatch.setattr(ray, "nodes", lambda: nodes)
+    assert _nodes_line() == "2 node(s): 10.0.0.5 (1 CPUs), 10.0.0.5 (2 CPUs)"
+
+
+def test_the_address_and_the_driver_s_gpu_are_checked_as_a_cluster_needs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An address nothing answers at was named only after every source had been prepared;
+    a CPU-only driver refused teacher.device=cuda for jobs that ask Ray for a GPU (they run
+    on a node that has one)."""
+    import torch
+
+    from vmafdistill.corpus.build import check_build_settings
+
+    base = {"teacher": {"backend": "torch", "device": "cpu"}, "shots": {},
+            "cache_root": "/tmp/x", "out_dir": "/tmp/x"}
+    with pytest.raises(VmafDistillError, match=r"'127\.0\.0\.1:9': nothing answers"):
+        check_build_settings({**base, "executor": {**RAY, "address": "127.0.0.1:9"}})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cuda = {**base, "teacher": {"backend": "torch", "device": "cuda"}}
+    check_build_settings({**cuda, "executor": {**RAY, "num_gpus_per_job": 0.25}})
+    for executor in ({**RAY, "num_gpus_per_job": 0}, {"name": "local"}):
+        with pytest.raises(VmafDistillError, match="no CUDA device"):
+            check_build_settings({**cuda, "executor": executor})
 
 
 def test_a_signal_while_the_runtime_starts_exits_as_the_build_does() -> None:

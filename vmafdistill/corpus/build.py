@@ -770,10 +770,18 @@ def check_build_settings(cfg: Mapping[str, Any]) -> None:
         refusal = scaler_refusal(str(section["scale_flags"])) if "scale_flags" in section else None
         if refusal:
             raise VmafDistillError(f"{key}={section['scale_flags']!r}: {refusal}")
-    if teacher.get("backend") == "torch":
+    on_ray = executor.get("name") == "ray"
+    if teacher.get("backend") == "torch" and not (
+            on_ray and float(executor.get("num_gpus_per_job") or 0) > 0):
+        # a Ray job asking for a GPU runs on a node that has one (the cluster is checked for
+        # such a node): this driver, often a CPU-only head, need not have one
         from ..teacher.vmaf import check_device
 
         check_device(str(teacher.get("device", "cpu")))
+    if on_ray:
+        from .executor import check_address
+
+        check_address(executor)
 
 
 def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:

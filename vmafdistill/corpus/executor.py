@@ -116,15 +116,25 @@ def _flag(cfg: Mapping[str, Any], key: str, default: bool = True) -> bool:
     return default if value is None else checked_bool(f"executor.{key}", value)
 
 
+#: The ``VMAFDISTILL_*`` settings that name a file or folder (the others, such as the kernel
+#: choices, are words: ``VMAFDISTILL_EXACT_KERNELS=torch`` went absolute where a folder
+#: ``torch`` was in the driver's directory, and every job refused it).
+PATH_SETTINGS = ("VMAFDISTILL_FFMPEG", "VMAFDISTILL_CONF", "VMAFDISTILL_MODEL",
+                 "VMAFDISTILL_CACHE")
+
+
 def _package_env(shared_fs: bool = True) -> dict[str, str]:
     """The driver's ``VMAFDISTILL_*`` settings (ffmpeg binary, exact-mode kernels, config and
     model cache) for the workers: Ray does not pass a driver's environment on, and they then
     encoded or labelled otherwise than the driver was told to.
 
-    A relative path of a file or folder here goes absolute (a worker runs in its node's own
-    directory); without a shared filesystem (``shared_fs=false``) paths stay behind, as the
-    nodes have their own. Keys a submitted Ray Job already sets are left to it (Ray refuses
-    the same key twice, even with the same value)."""
+    A relative path (:data:`PATH_SETTINGS`) goes absolute (a worker runs in its node's own
+    directory); without a shared filesystem (``shared_fs=false``) the config and model-cache
+    folders stay behind, as the nodes have their own, but the ffmpeg binary goes on: a node
+    without it at that path fails its jobs naming it, where one that used its own ffmpeg
+    filed its encodes under another ffmpeg's cache key and labelled them unsaid. Keys a
+    submitted Ray Job already sets are left to it (Ray refuses the same key twice, even with
+    the same value)."""
     import json
 
     try:
@@ -136,10 +146,10 @@ def _package_env(shared_fs: bool = True) -> dict[str, str]:
     for key, value in os.environ.items():
         if not key.startswith("VMAFDISTILL_") or key in taken:
             continue
-        if value and os.path.exists(value):
-            if not shared_fs:
+        if key in PATH_SETTINGS and value:
+            if not shared_fs and key != "VMAFDISTILL_FFMPEG":
                 continue
-            value = os.path.abspath(value)
+            value = os.path.abspath(os.path.expanduser(value))
         out[key] = value
     return out
 
@@ -170,6 +180,10 @@ def _connect(cfg: Mapping[str, Any]) -> bool:
                                    f"({_first_line(exc)})") from None
         return True
     _check_reachable(str(address))
+    if cfg.get("num_cpus"):  # taken for a limit on the cluster, and ignored unsaid
+        print(f"note: executor.num_cpus={cfg['num_cpus']} sizes a local runtime only; on the "
+              f"cluster at {address} each node offers the CPUs it was started with",
+              file=sys.stderr, flush=True)
     env = _package_env(_flag(cfg, "shared_fs"))
     if env:  # the nodes encode and label as this driver says (same ffmpeg, kernels)
         opts["runtime_env"] = {"env_vars": env}
@@ -225,15 +239,9 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
     ``ray://`` addresses fail fast in Ray itself."""
     if address.startswith("ray://"):
         return
-    target = address
-    if address == "auto":
-        target = os.environ.get("RAY_ADDRESS", "")
-        if not target:
-            # what `ray start` leaves (a killed head leaves it too)
-            with contextlib.suppress(OSError), open(_ray_address_file()) as fh:
-                target = fh.readline().strip()
-        if not target or target.startswith("ray://"):
-            return  # Ray says at once that it found no cluster
+    target = _auto_address() if address == "auto" else address
+    if address == "auto" and (not target or target.startswith("ray://")):
+        return  # Ray says at once that it found no cluster
     host, _, port = target.rpartition(":")
     host = host.strip("[]")  # [::1]:6379
     if not host or not port.isdigit():
@@ -245,6 +253,33 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
             f"executor.address={address!r}: nothing answers at {target} ({exc}); start a "
             "cluster with `ray start --head` or use executor.address=null for a local "
             "runtime") from None
+
+
+def _auto_address() -> str:
+    """The address ``executor.address=auto`` joins, resolved as ``ray.init`` resolves it:
+    ``RAY_ADDRESS``, then a head running on this machine, then the file ``ray start`` leaves
+    (a stale file, with a head started elsewhere under ``--temp-dir`` running, was refused
+    here while Ray would have joined the head). Ray's resolver is private: where it moves,
+    ``RAY_ADDRESS`` or the file. Empty: none found."""
+    with contextlib.suppress(Exception):
+        from ray._private import services
+
+        return str(services.get_ray_address_from_environment("auto", None) or "")
+    target = os.environ.get("RAY_ADDRESS", "")
+    if not target:
+        # what `ray start` leaves (a killed head leaves it too)
+        with contextlib.suppress(OSError), open(_ray_address_file()) as fh:
+            target = fh.readline().strip()
+    return target
+
+
+def check_address(cfg: Mapping[str, Any]) -> None:
+    """An ``executor.address`` nothing answers at is an error naming it, before any work (it
+    came after every source had been hashed, decoded and cut: minutes for an hour of
+    footage). None, ``local``: a local runtime, nothing to check."""
+    address = cfg.get("address")
+    if address not in (None, "", "local"):
+        _check_reachable(str(address))
 
 
 def _check_resources(cfg: Mapping[str, Any]) -> None:
@@ -386,9 +421,11 @@ def _nodes_line() -> str:
     """``N node(s): address (C CPUs), ...`` of the live nodes."""
     import ray
 
-    per_node = {node.get("NodeManagerAddress", "?"): int((node.get("Resources") or {}).get(
-        "CPU", 0)) for node in ray.nodes() if node.get("Alive")}
-    nodes = ", ".join(f"{a} ({c} CPUs)" for a, c in sorted(per_node.items()))
+    # by node id: two nodes on one machine (one address) were counted as one
+    per_node = {node.get("NodeID", i): (node.get("NodeManagerAddress", "?"), int(
+        (node.get("Resources") or {}).get("CPU", 0)))
+        for i, node in enumerate(ray.nodes()) if node.get("Alive")}
+    nodes = ", ".join(f"{a} ({c} CPUs)" for a, c in sorted(per_node.values()))
     return f"{len(per_node)} node(s): {nodes}"
 
 
