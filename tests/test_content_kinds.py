@@ -119,7 +119,7 @@ def test_a_kept_clip_is_filmed_again_when_its_recipe_changes(tmp_path: Path) -> 
     again = film_kind_source(moved, out).stat().st_mtime_ns
     assert film_kind_source(moved, out).stat().st_mtime_ns == again
     stamp_path(out).unlink()  # not filmed here (the user's own video of that name): refused,
-    with pytest.raises(VmafDistillError, match="not filmed by vmafdistill"):  # was replaced
+    with pytest.raises(VmafDistillError, match="without a recipe stamp"):  # was replaced
         film_kind_source(moved, out)
     assert out.stat().st_mtime_ns == again
 
@@ -146,7 +146,7 @@ def test_a_recipe_mistake_is_one_error_naming_the_source(spec: dict, needle: str
 
 
 def test_kind_keys_a_kind_does_not_read_are_refused_and_a_page_may_stand_still(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A static camera's vx/vy and a page's vx/strength passed the key check and changed
     nothing; ``vy: 0`` scrolled the page at 40 px/s anyway; an unreadable page was a PIL
     traceback; a misspelt packaged photo did not say which shot named it (a hunt)."""
@@ -171,6 +171,9 @@ def test_kind_keys_a_kind_does_not_read_are_refused_and_a_page_may_stand_still(
                                     tmp_path / "moving.mp4"))
     changed = [float(np.mean(np.abs(c[-1] - c[0]) > 8)) for c in (still, moving)]
     assert changed[0] < 0.05 < changed[1], changed  # only the cursor moves on a still page
+    monkeypatch.setitem(KINDS, "slideshow", KINDS["static"])  # a kind added to KINDS alone
+    assert kind_sources_from_config({"c": {"kind": "slideshow", "shots": [
+        {"photo": PHOTO, "vx": 3}]}})[0].shots[0].vx == 3.0  # was a KeyError
     bad = tmp_path / "bad.png"
     bad.write_text("not an image")
     with pytest.raises(VideoInputError, match=r"photograph .*bad\.png: not an image PIL reads"):
@@ -205,10 +208,14 @@ def test_a_kinds_recipe_films_each_name_once_and_something(tmp_path: Path, monke
     assert load_recipe("kinds")["train"]["a"] == {"kind": "static", "seed": 3}
 
 
-def test_a_stamp_is_gone_before_its_clip_changes(tmp_path: Path) -> None:
+def test_a_stamp_is_gone_before_its_clip_changes(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """A run killed between replacing the clip and writing its stamp left the new clip under
     the old recipe's stamp (going back to that recipe then kept the wrong clip)."""
-    from vmafdistill.folders import already_made, partial_file
+    import os
+
+    from vmafdistill import folders
+    from vmafdistill.folders import PENDING_STAMP, already_made, partial_file, stamp_path
 
     out = tmp_path / "c.mp4"
     with partial_file(out, "old") as tmp:
@@ -218,6 +225,25 @@ def test_a_stamp_is_gone_before_its_clip_changes(tmp_path: Path) -> None:
         tmp.write_bytes(b"new cl")
         raise KeyboardInterrupt
     assert out.read_bytes() == b"old clip" and not already_made(out, "old")
+    # a first film is marked ours before its clip appears: killed between its rename and its
+    # stamp, the clip was refused as the user's video
+    first = tmp_path / "first.mp4"
+    with pytest.raises(KeyboardInterrupt), partial_file(first, "s") as tmp:
+        assert stamp_path(first).read_text() == PENDING_STAMP
+        raise KeyboardInterrupt
+    assert not os.path.lexists(stamp_path(first))  # a failed first film leaves nothing
+    real_write = folders.atomic_write_bytes
+
+    def write(path: Path, data: bytes) -> None:
+        if data != PENDING_STAMP.encode():
+            raise KeyboardInterrupt  # killed after the rename, before the stamp
+        real_write(path, data)
+
+    monkeypatch.setattr(folders, "atomic_write_bytes", write)
+    with pytest.raises(KeyboardInterrupt), partial_file(first, "s") as tmp:
+        tmp.write_bytes(b"renamed, not stamped")
+    monkeypatch.undo()
+    assert first.is_file() and not already_made(first, "s")  # ours: filmed again
 
 
 def test_sources_into_a_blocked_default_folder_is_one_error(tmp_path: Path, monkeypatch,

@@ -425,6 +425,7 @@ def test_finetune_says_when_its_folds_split_scenes(source_run: Path, corpus_b: P
                     "optim.max_epochs=5") == 0
     err = capsys.readouterr().err
     assert "scene(s) have shots on both sides of a fold" in err, err
+    assert "conformal.group_col" not in err  # a key finetune refuses
 
 
 def _export_cli(bundle: Path, out: Path, corpus: Path, *overrides: str) -> int:

@@ -343,10 +343,23 @@ def test_the_address_and_the_driver_s_gpu_are_checked_as_a_cluster_needs(
             "cache_root": "/tmp/x", "out_dir": "/tmp/x"}
     with pytest.raises(VmafDistillError, match=r"'127\.0\.0\.1:9': nothing answers"):
         check_build_settings({**base, "executor": {**RAY, "address": "127.0.0.1:9"}})
+    # without a shared filesystem a rebuild from the driver's cache needs no cluster: the
+    # address is checked when the build connects
+    check_build_settings({**base, "executor": {**RAY, "address": "127.0.0.1:9",
+                                               "shared_fs": False}})
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cluster = {**RAY, "address": "auto", "shared_fs": False, "num_gpus_per_job": 0.25}
+    for device in ("cuda", "cuda:0"):
+        check_build_settings({**base, "teacher": {"backend": "torch", "device": device},
+                              "executor": cluster})
+    for device, msg in (("cdua", "cdua"), ("cuda:1", "see it as cuda"), ("meta", "see it as")):
+        with pytest.raises(VmafDistillError, match=rf"teacher\.device='{device}': .*{msg}"):
+            check_build_settings({**base, "teacher": {"backend": "torch", "device": device},
+                                  "executor": cluster})
     cuda = {**base, "teacher": {"backend": "torch", "device": "cuda"}}
-    check_build_settings({**cuda, "executor": {**RAY, "num_gpus_per_job": 0.25}})
-    for executor in ({**RAY, "num_gpus_per_job": 0}, {"name": "local"}):
+    # a local runtime (this machine's GPUs), no GPU asked for, or the local pool: checked here
+    for executor in ({**RAY, "num_gpus_per_job": 0.25}, {**cluster, "num_gpus_per_job": 0},
+                     {"name": "local"}):
         with pytest.raises(VmafDistillError, match="no CUDA device"):
             check_build_settings({**cuda, "executor": executor})
 

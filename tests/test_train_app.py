@@ -423,6 +423,7 @@ def test_a_mistyped_number_is_a_one_line_error(tmp_path: Path,
                           ("optim.lr=true", "optim.lr=True: not a number (true/false)"),
                           ("optim.lr='0.001'", "optim.lr='0.001': not a number but text"),
                           ("optim.max_epochs='3'", "optim.max_epochs='3': not a number but"),
+                          ("optim.lr='inf'", "optim.lr='inf': not a number"),
                           # one inner fold gave no interval at all, with rc 0
                           ("conformal.inner_splits=1", "conformal.inner_splits=1: must be at"),
                           ("conformal.inner_splits=0", "conformal.inner_splits=0: must be at"),
@@ -1217,3 +1218,26 @@ def test_inputs_missing_on_some_rows_are_said_with_their_codecs(
     assert run_train(corpus, tmp_path / "run", "baselines=[]", "optim.max_epochs=5") == 0
     err = capsys.readouterr().err
     assert f"note: input {feature} is NaN on {n} of {len(samples)} rows ({first}: {n})" in err, err
+
+
+def test_yaml_files_read_floats_as_hydra_does_and_sizes_are_checked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyYAML read ``fps: 2.5e1`` in a recipe as text (Hydra's configs read it as 25.0), which
+    the number check then refused; ``"²x3"`` passed the size check's digits and was a
+    ValueError; a numpy pair was refused; text ``inf`` was told to drop its quotes."""
+    import numpy as np
+
+    from vmafdistill.config import checked_number, checked_size, load_yaml
+    from vmafdistill.errors import VmafDistillError
+
+    (tmp_path / "r.yaml").write_text("fps: 2.5e1\nlr: 1e-3\nq: .5\nname: 1e3x\n"
+                                     "version: 1.2.3\n")
+    monkeypatch.setenv("VMAFDISTILL_CONF", str(tmp_path))  # load_yaml reads conf/<name>
+    got = load_yaml("r")
+    assert got == {"fps": 25.0, "lr": 0.001, "q": 0.5, "name": "1e3x", "version": "1.2.3"}
+    assert checked_size("ref_size", np.array([1280, 720])) == (1280, 720)
+    for bad in ("²x3", np.array([[1, 2]]), "1280x"):
+        with pytest.raises(VmafDistillError, match="needs WxH"):
+            checked_size("ref_size", bad)
+    with pytest.raises(VmafDistillError, match=r"^x='inf': not a number$"):
+        checked_number("x", "inf", float)

@@ -3,6 +3,7 @@ for the torch-free edge (which does not depend on Hydra)."""
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import re
@@ -74,6 +75,16 @@ def _unique_keys_loader() -> type:
                 seen.add(key)
             return super().construct_mapping(node, deep=deep)
 
+    # YAML 1.2's floats, as OmegaConf (conf/*.yaml through Hydra) reads them: PyYAML's 1.1
+    # rules read 1e-3 and 2.5e1 as text, so a recipe said fps: 2.5e1 and got a string
+    UniqueKeysLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                       |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                       |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                       |[-+]?\.(?:inf|Inf|INF)
+                       |\.(?:nan|NaN|NAN))$""", re.X),
+        list("-+0123456789."))
     return UniqueKeysLoader
 
 
@@ -283,13 +294,16 @@ def checked_size(label: str, value: Any) -> tuple[int, int]:
         parts: Any = value.strip().lower().split("x")
     elif isinstance(value, Sequence) and not isinstance(value, bytes):
         parts = list(value)
+    elif getattr(value, "ndim", None) == 1 and hasattr(value, "tolist"):  # numpy, torch
+        parts = value.tolist()
     else:
         parts = None
     if parts is None or len(parts) != 2:
         raise VmafDistillError(f"{label}={value!r}: needs WxH such as 1280x720, or a "
                                "(width, height) pair")
     if isinstance(value, str):
-        if not all(p.strip().isdigit() and int(p) >= 1 for p in parts):
+        if not all(p.strip().isascii() and p.strip().isdecimal() and int(p) >= 1
+                   for p in parts):  # isdigit took "²", which int() refused
             raise VmafDistillError(f"{label}={value!r}: needs WxH such as 1280x720, both "
                                    "at least 1")
         return int(parts[0]), int(parts[1])
@@ -303,10 +317,12 @@ def _kind_of(value: Any) -> str:
         return " (true/false)"
     if isinstance(value, str):
         try:
-            float(value)
+            number = float(value)
         except ValueError:
             return ""
-        return f" but text (write {value.strip()} without quotes)"
+        # inf or nan as text: refused as they are, not fixed by dropping the quotes
+        return f" but text (write {value.strip()} without quotes)" if math.isfinite(number) \
+            else ""
     return ""
 
 

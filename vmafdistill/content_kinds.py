@@ -50,9 +50,10 @@ __all__ = [
 
 @dataclass(frozen=True)
 class KindShot:
-    """One shot of a kind source: a photograph, a pan speed (output pixels per second) and the
-    kind's strength parameter (grain sigma, darkness, shake amplitude ...; 0 = the kind's
-    default)."""
+    """One shot of a kind source: a photograph, a pan speed (output pixels per second; the
+    screen kind's ``vy`` is its scroll speed, 0 a still page: recipes give it
+    :data:`SCREEN_SCROLL` where they say none) and the kind's strength parameter (grain sigma,
+    darkness, shake amplitude ...; 0 = the kind's default)."""
 
     photo: Path
     vx: float = 0.0
@@ -285,10 +286,11 @@ def _render_screen(src: KindSource, shot: KindShot, rng: np.random.Generator,
 
 Renderer = Callable[[KindSource, KindShot, np.random.Generator, int], Iterator[np.ndarray]]
 
-#: kind name -> renderer; add a kind by writing a renderer and registering it here.
+#: kind name -> renderer; add a kind by writing a renderer and registering it here (and in
+#: :data:`KIND_SHOT_KEYS` where it reads fewer shot keys than all).
 #: Part of every filmed clip's recipe stamp: bump it when a renderer changes its pixels, so
 #: clips filmed before are filmed again (a kept clip is otherwise only checked by recipe).
-RENDER_VERSION = 1
+RENDER_VERSION = 2  # 2: a screen shot's vy 0 is a still page (it scrolled at 40 px/s)
 
 KINDS: dict[str, Renderer] = {
     "cartoon": _render_cartoon,
@@ -441,10 +443,11 @@ def kind_sources_from_config(recipes: Mapping[str, Any],
                 raise VmafDistillError(f"{label}: needs a mapping with a photo (e.g. "
                                        "skimage:coffee.png)")
             refuse_unknown_keys(label, shot, SHOT_KEYS)
-            if unread := [k for k in shot if k not in KIND_SHOT_KEYS[spec["kind"]]]:
+            reads = KIND_SHOT_KEYS.get(spec["kind"], SHOT_KEYS)  # a kind added to KINDS alone
+            if unread := [k for k in shot if k not in reads]:
                 raise VmafDistillError(
                     f"{label}: the {spec['kind']} kind reads no {', '.join(map(str, unread))} "
-                    f"(it reads {', '.join(KIND_SHOT_KEYS[spec['kind']])})")
+                    f"(it reads {', '.join(reads)})")
             try:
                 photo_path = photo(shot["photo"])
             except VmafDistillError as exc:  # a packaged photo's name alone said not where

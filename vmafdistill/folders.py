@@ -40,19 +40,30 @@ def partial_file(out: Path, stamp: str | None = None) -> Iterator[Path]:
     when it raises. Hidden, so a folder corpus never reads a killed run's leftover. A
     ``stamp`` (:func:`recipe_stamp`) is kept beside ``out`` for :func:`already_made`."""
     tmp = out.with_name(f".{out.stem}.{unique_token()}.partial{out.suffix}")
-    if stamp is not None and os.path.lexists(out):
+    if stamp is not None:
         # the old recipe's stamp is gone before the clip changes (a run killed between the two
         # left the new clip under it, and going back to that recipe kept the wrong clip); a
-        # pending mark, not nothing, says the clip is still ours (no stamp: the user's video)
-        atomic_write_bytes(stamp_path(out), PENDING_STAMP.encode())
+        # pending mark, not nothing, says the clip is ours (no stamp: the user's video), also
+        # for a first film killed between its rename and its stamp
+        try:
+            atomic_write_bytes(stamp_path(out), PENDING_STAMP.encode())
+        except OSError as exc:
+            raise VmafDistillError(f"{out.parent}: cannot write there "
+                                   f"({exc.strerror or exc})") from None
+    renamed = False
     try:
         yield tmp
         os.replace(tmp, out)
+        renamed = True
         if stamp is not None:
             atomic_write_bytes(stamp_path(out), stamp.encode())
     finally:
         if os.path.lexists(tmp):  # unlink(missing_ok) raised EROFS on a read-only folder,
             tmp.unlink(missing_ok=True)  # hiding the tool's own error
+        if stamp is not None and not renamed and not os.path.lexists(out):
+            # a first film that failed leaves nothing behind, its pending mark included
+            with contextlib.suppress(OSError):
+                stamp_path(out).unlink()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -145,9 +156,9 @@ def already_made(out: Path, stamp: str | None = None) -> bool:
             # no stamp: not filmed here (sources --out into a folder of the user's own
             # footage replaced a clip of the same name without a word)
             raise VmafDistillError(
-                f"{out}: a video not filmed by vmafdistill (no recipe stamp "
-                f"{stamp_path(out).name} beside it) is where this recipe films; move it, "
-                "or delete it to film the clip") from None
+                f"{out}: a video without a recipe stamp ({stamp_path(out).name}) is where "
+                "this recipe films: not filmed here, or by a vmafdistill from before stamps; "
+                "move it, or delete it to film the clip") from None
     if os.path.lexists(out):
         kind = "a folder" if os.path.isdir(out) else "a link to nothing" \
             if not os.path.exists(out) else "not a regular file"

@@ -771,17 +771,49 @@ def check_build_settings(cfg: Mapping[str, Any]) -> None:
         if refusal:
             raise VmafDistillError(f"{key}={section['scale_flags']!r}: {refusal}")
     on_ray = executor.get("name") == "ray"
-    if teacher.get("backend") == "torch" and not (
-            on_ray and float(executor.get("num_gpus_per_job") or 0) > 0):
-        # a Ray job asking for a GPU runs on a node that has one (the cluster is checked for
-        # such a node): this driver, often a CPU-only head, need not have one
+    if teacher.get("backend") == "torch":
         from ..teacher.vmaf import check_device
 
-        check_device(str(teacher.get("device", "cpu")))
-    if on_ray:
+        device = str(teacher.get("device", "cpu"))
+        if on_ray and executor.get("address") not in (None, "", "local") and float(
+                executor.get("num_gpus_per_job") or 0) > 0:
+            # a cluster job asking Ray for a GPU runs on a node that has one (the cluster is
+            # checked for such a node): this driver, often a CPU-only head, need not have one
+            check_cluster_device(device)
+        else:
+            check_device(device)
+    if on_ray and _flag_on(executor, "shared_fs"):
+        # every job goes to the cluster: an address nothing answers at is named before the
+        # sources are read (without a shared filesystem a rebuild from the driver's cache
+        # sends nothing, and needs no cluster: checked when it connects)
         from .executor import check_address
 
         check_address(executor)
+
+
+def _flag_on(section: Mapping[str, Any], key: str) -> bool:
+    """A boolean setting, true unless given false (checked above)."""
+    from ..config import checked_bool
+
+    value = section.get(key)
+    return True if value is None else checked_bool(key, value)
+
+
+def check_cluster_device(device: str) -> None:
+    """``teacher.device`` for jobs a Ray cluster places on its GPU nodes, checked without a
+    GPU here: a torch device string of type cuda, index 0 if any (Ray shows a job only the
+    GPU it was given, as ``cuda:0``); a typo (``cdua``) failed every job on the cluster."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise VmafDistillError(f"teacher.device={device!r}: {exc}") from None
+    if dev.type != "cuda" or (dev.index or 0) != 0:
+        raise VmafDistillError(
+            f"teacher.device={device!r}: jobs that ask Ray for a GPU "
+            "(executor.num_gpus_per_job) see it as cuda (cuda:0); another device is no GPU "
+            "Ray gives them")
 
 
 def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:

@@ -320,8 +320,8 @@ def _encode_packets(where: str, codec: str, enc_path: Path) -> Any:
     read is an error: the edge reads them on every H.264 input, so training rows must not
     silently fall back to the slice QP."""
     packets = read_packets(enc_path, quantizer=True, mb_quantizer=True)
-    if codec == "h264" and not np.isfinite(packets.mb_qp).any():
-        raise VmafDistillError(f"{where}: no macroblock QP read from the H.264 encode "
+    if CODECS[codec].block_qp and not np.isfinite(packets.mb_qp).any():
+        raise VmafDistillError(f"{where}: no block QP read from the {codec} encode "
                                f"{enc_path} (PyAV missing or failed: see the warning above)")
     return packets
 

@@ -364,20 +364,31 @@ def _refuse_keys_of_ckpt(plain: Mapping[str, Any]) -> None:
                 f"would be ignored: train a new student with `vmafdistill train {key}=...`")
 
 
+def _folds(corpus_dir: Path, samples: Any, cv: Mapping[str, Any],
+           names: Sequence[str]) -> list[tuple[Any, Any]]:
+    """The held-out folds, once the samples table's ids are checked (before the earlier run's
+    results are cleared); a note where a scene's windows fall on both sides, as train says it
+    (finetune's interval has no inner groups to set: conformal takes alpha alone)."""
+    from ..evaluation.splits import make_splits
+    from .train import check_sample_ids, note_shared_scenes
+
+    check_sample_ids(corpus_dir, samples)
+    splits = make_splits(samples, cv)
+    note_shared_scenes(samples, splits, cv, names, conformal_groups=False)
+    return splits
+
+
 def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
               overrides: Sequence[str], t0: float) -> dict[str, Any]:
     """:func:`finetune`'s body, once its run directory is made."""
     import torch
 
-    from ..evaluation.splits import make_splits
     from .train import (
-        check_sample_ids,
         checked_monotone,
         checked_trainer_bool,
         fit_student,
         learned_loss_params,
         load_rows,
-        note_shared_scenes,
         predict,
         record_corpus_teacher,
     )
@@ -394,10 +405,7 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
         cfg, plain, names, target)  # type: ignore[arg-type]
     record_corpus_teacher(plain, manifest)
     _note_corpus_gaps(meta, original, names, x, manifest, corpus_dir)
-    check_sample_ids(corpus_dir, samples)  # before the earlier run's results are cleared
-    splits = make_splits(samples, plain["cv"])
-    # the held-out figures and the interval are within-scene where a scene's windows split
-    note_shared_scenes(samples, splits, plain["cv"], names)
+    splits = _folds(corpus_dir, samples, plain["cv"], names)
     _replace_earlier_run(bundle_path, run_dir, plain, sum(len(te) for _, te in splits), alpha)
     held = heldout_predictions(plain, original, frozen, names, samples, x, y, splits, run_dir)
     yh = held[target].to_numpy(float)

@@ -933,7 +933,8 @@ def check_sample_ids(corpus_dir: Path, samples: pd.DataFrame) -> None:
 
 
 def note_shared_scenes(samples: pd.DataFrame, splits: list[tuple[np.ndarray, np.ndarray]],
-                       cv: Mapping[str, Any], feature_names: Sequence[str]) -> list[str]:
+                       cv: Mapping[str, Any], feature_names: Sequence[str], *,
+                       conformal_groups: bool = True) -> list[str]:
     """Scenes with shot windows on both sides of some fold, said once on stderr: a shot-grouped
     cv keeps shots whole, not scenes, so a test window's scene-level inputs and its scene's
     look were in training (the pilot clip is one scene cut into windows: every fold)."""
@@ -948,7 +949,8 @@ def note_shared_scenes(samples: pd.DataFrame, splits: list[tuple[np.ndarray, np.
               "training" if scene_level else "")
     remedy = ("cv=group_scene keeps scenes whole" if n_scenes >= 5 else
               f"cv=group_scene cv.n_splits={n_scenes} keeps scenes whole" if n_scenes > 2 else
-              "cv=group_scene cv.n_splits=2 conformal.group_col=shot_id keeps scenes whole"
+              ("cv=group_scene cv.n_splits=2 conformal.group_col=shot_id keeps scenes whole"
+               if conformal_groups else "cv=group_scene cv.n_splits=2 keeps scenes whole")
               if n_scenes == 2 else "this corpus has one scene, which no cv can hold out")
     print(f"note: cv {cv.get('name')} groups by {cv.get('group') or cv.get('key')}: "
           f"{len(shared)} of {n_scenes} scene(s) have shots on both sides of a fold, so its "
