@@ -341,21 +341,29 @@ def test_the_address_and_the_driver_s_gpu_are_checked_as_a_cluster_needs(
 
     base = {"teacher": {"backend": "torch", "device": "cpu"}, "shots": {},
             "cache_root": "/tmp/x", "out_dir": "/tmp/x"}
-    with pytest.raises(VmafDistillError, match=r"'127\.0\.0\.1:9': nothing answers"):
-        check_build_settings({**base, "executor": {**RAY, "address": "127.0.0.1:9"}})
+    for shared in (True, None):  # null is true, as everywhere the executor reads it (one
+        # place took it for false and sent driver-only paths to the nodes)
+        with pytest.raises(VmafDistillError, match=r"'127\.0\.0\.1:9': nothing answers"):
+            check_build_settings({**base, "executor": {**RAY, "address": "127.0.0.1:9",
+                                                       "shared_fs": shared}})
     # without a shared filesystem a rebuild from the driver's cache needs no cluster: the
     # address is checked when the build connects
     check_build_settings({**base, "executor": {**RAY, "address": "127.0.0.1:9",
                                                "shared_fs": False}})
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cluster = {**RAY, "address": "auto", "shared_fs": False, "num_gpus_per_job": 0.25}
-    for device in ("cuda", "cuda:0"):
+    for device, gpus in (("cuda", 0.25), ("cuda:0", 0.25), ("cpu", 0.25), ("cuda:1", 2)):
         check_build_settings({**base, "teacher": {"backend": "torch", "device": device},
-                              "executor": cluster})
-    for device, msg in (("cdua", "cdua"), ("cuda:1", "see it as cuda"), ("meta", "see it as")):
+                              "executor": {**cluster, "num_gpus_per_job": gpus}})
+    for device, msg in (("cdua", "cdua"), ("cuda:1", r"sees cuda:0;"), ("meta", "sees")):
         with pytest.raises(VmafDistillError, match=rf"teacher\.device='{device}': .*{msg}"):
             check_build_settings({**base, "teacher": {"backend": "torch", "device": device},
                                   "executor": cluster})
+    # a local runtime is no different: Ray shows each job only its own GPU (cuda:1 on a
+    # two-GPU machine passed the driver's check and failed every job)
+    with pytest.raises(VmafDistillError, match=r"sees cuda:0;"):
+        check_build_settings({**base, "teacher": {"backend": "torch", "device": "cuda:1"},
+                              "executor": {**RAY, "num_gpus_per_job": 0.25}})
     cuda = {**base, "teacher": {"backend": "torch", "device": "cuda"}}
     # a local runtime (this machine's GPUs), no GPU asked for, or the local pool: checked here
     for executor in ({**RAY, "num_gpus_per_job": 0.25}, {**cluster, "num_gpus_per_job": 0},

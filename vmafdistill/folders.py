@@ -40,19 +40,21 @@ def partial_file(out: Path, stamp: str | None = None) -> Iterator[Path]:
     when it raises. Hidden, so a folder corpus never reads a killed run's leftover. A
     ``stamp`` (:func:`recipe_stamp`) is kept beside ``out`` for :func:`already_made`."""
     tmp = out.with_name(f".{out.stem}.{unique_token()}.partial{out.suffix}")
-    if stamp is not None:
-        # the old recipe's stamp is gone before the clip changes (a run killed between the two
-        # left the new clip under it, and going back to that recipe kept the wrong clip); a
-        # pending mark, not nothing, says the clip is ours (no stamp: the user's video), also
-        # for a first film killed between its rename and its stamp
-        try:
-            atomic_write_bytes(stamp_path(out), PENDING_STAMP.encode())
-        except OSError as exc:
-            raise VmafDistillError(f"{out.parent}: cannot write there "
-                                   f"({exc.strerror or exc})") from None
+    # A pending mark (this run's own) says a clip is ours while it changes; no stamp at all:
+    # the user's video. The old recipe's stamp is gone before its clip changes (a run killed
+    # between the two left the new clip under it, and going back to that recipe kept the
+    # wrong clip). A first film is marked only just before its clip appears: a mark left by
+    # a killed encode, with no clip beside it, made a user's video put there later "ours".
+    pending = f"{PENDING_STAMP} {unique_token()}"
+    marked = False
+    if stamp is not None and os.path.lexists(out):
+        _mark(out, pending)
+        marked = True
     renamed = False
     try:
         yield tmp
+        if stamp is not None and not marked:
+            _mark(out, pending)
         os.replace(tmp, out)
         renamed = True
         if stamp is not None:
@@ -61,9 +63,20 @@ def partial_file(out: Path, stamp: str | None = None) -> Iterator[Path]:
         if os.path.lexists(tmp):  # unlink(missing_ok) raised EROFS on a read-only folder,
             tmp.unlink(missing_ok=True)  # hiding the tool's own error
         if stamp is not None and not renamed and not os.path.lexists(out):
-            # a first film that failed leaves nothing behind, its pending mark included
-            with contextlib.suppress(OSError):
-                stamp_path(out).unlink()
+            # a first film that failed leaves no mark; only this run's (another run filming
+            # the same clip keeps its own)
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                if stamp_path(out).read_text() == pending:
+                    stamp_path(out).unlink()
+
+
+def _mark(out: Path, pending: str) -> None:
+    """``out``'s stamp set to this run's pending mark, or one error naming the folder."""
+    try:
+        atomic_write_bytes(stamp_path(out), pending.encode())
+    except OSError as exc:
+        raise VmafDistillError(f"{out.parent}: cannot write there "
+                               f"({exc.strerror or exc})") from None
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -289,7 +289,7 @@ def _run_rung_jobs(
     if ex.get("name") == "ray":
         tasks = _absolute_paths(tasks)
         store = ArtifactStore(store.root.resolve())
-    if ex.get("name") != "ray" or ex.get("shared_fs", True):
+    if ex.get("name") != "ray" or _flag_on(ex, "shared_fs"):  # null: true, as the executor
         return _run_all(run_rung, tasks, workers, progress, desc="rungs", executor=ex,
                         stop_on_error=stop_on_error)
     from .detached import detached_tasks, file_artefacts, run_rung_detached
@@ -775,12 +775,12 @@ def check_build_settings(cfg: Mapping[str, Any]) -> None:
         from ..teacher.vmaf import check_device
 
         device = str(teacher.get("device", "cpu"))
-        if on_ray and executor.get("address") not in (None, "", "local") and float(
-                executor.get("num_gpus_per_job") or 0) > 0:
+        gpus = float(executor.get("num_gpus_per_job") or 0) if on_ray else 0.0
+        if gpus > 0:  # Ray shows such a job only the GPUs it gives it, from cuda:0
+            check_ray_job_device(device, gpus)
+        if gpus == 0 or executor.get("address") in (None, "", "local"):
             # a cluster job asking Ray for a GPU runs on a node that has one (the cluster is
             # checked for such a node): this driver, often a CPU-only head, need not have one
-            check_cluster_device(device)
-        else:
             check_device(device)
     if on_ray and _flag_on(executor, "shared_fs"):
         # every job goes to the cluster: an address nothing answers at is named before the
@@ -799,21 +799,25 @@ def _flag_on(section: Mapping[str, Any], key: str) -> bool:
     return True if value is None else checked_bool(key, value)
 
 
-def check_cluster_device(device: str) -> None:
-    """``teacher.device`` for jobs a Ray cluster places on its GPU nodes, checked without a
-    GPU here: a torch device string of type cuda, index 0 if any (Ray shows a job only the
-    GPU it was given, as ``cuda:0``); a typo (``cdua``) failed every job on the cluster."""
+def check_ray_job_device(device: str, gpus: float) -> None:
+    """``teacher.device`` for jobs that ask Ray for ``gpus`` GPUs, checked without a GPU
+    here: a torch device string, and a cuda index below the GPUs a job is given (Ray shows a
+    job only those, from ``cuda:0``: ``cuda:1`` on a two-GPU machine failed every job); a
+    typo (``cdua``) failed every job on the cluster. ``cpu`` runs, the GPU idle."""
+    import math
+
     import torch
 
     try:
         dev = torch.device(device)
     except RuntimeError as exc:
         raise VmafDistillError(f"teacher.device={device!r}: {exc}") from None
-    if dev.type != "cuda" or (dev.index or 0) != 0:
+    given = max(1, math.ceil(gpus))
+    if dev.type not in ("cuda", "cpu") or (dev.type == "cuda" and (dev.index or 0) >= given):
         raise VmafDistillError(
-            f"teacher.device={device!r}: jobs that ask Ray for a GPU "
-            "(executor.num_gpus_per_job) see it as cuda (cuda:0); another device is no GPU "
-            "Ray gives them")
+            f"teacher.device={device!r}: a job given {gpus:g} GPU(s) by Ray "
+            f"(executor.num_gpus_per_job) sees {'cuda:0' if given == 1 else f'cuda:0..{given - 1}'}"
+            "; another device is none Ray gives it")
 
 
 def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
