@@ -215,6 +215,7 @@ def test_a_stamp_is_gone_before_its_clip_changes(tmp_path: Path,
     import os
 
     from vmafdistill import folders
+    from vmafdistill.errors import VmafDistillError
     from vmafdistill.folders import PENDING_STAMP, already_made, partial_file, stamp_path
 
     out = tmp_path / "c.mp4"
@@ -246,6 +247,14 @@ def test_a_stamp_is_gone_before_its_clip_changes(tmp_path: Path,
         tmp.write_bytes(b"renamed, not stamped")
     monkeypatch.undo()
     assert first.is_file() and not already_made(first, "s")  # ours: filmed again
+    # a user's video put at a first film's path while its tool ran is refused, not replaced
+    late = tmp_path / "late.mp4"
+    with pytest.raises(VmafDistillError, match="without a recipe stamp"), \
+            partial_file(late, "s") as tmp:
+        tmp.write_bytes(b"our clip")
+        late.write_bytes(b"the user's own video")
+    assert late.read_bytes() == b"the user's own video" and not os.path.lexists(tmp)
+    assert not os.path.lexists(stamp_path(late))
 
 
 def test_sources_into_a_blocked_default_folder_is_one_error(tmp_path: Path, monkeypatch,

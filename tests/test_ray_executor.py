@@ -366,10 +366,14 @@ def test_the_address_and_the_driver_s_gpu_are_checked_as_a_cluster_needs(
                               "executor": {**RAY, "num_gpus_per_job": 0.25}})
     cuda = {**base, "teacher": {"backend": "torch", "device": "cuda"}}
     # a local runtime (this machine's GPUs), no GPU asked for, or the local pool: checked here
-    for executor in ({**RAY, "num_gpus_per_job": 0.25}, {**cluster, "num_gpus_per_job": 0},
-                     {"name": "local"}):
+    for executor in ({**RAY, "num_gpus_per_job": 0.25}, {"name": "local"}):
         with pytest.raises(VmafDistillError, match="no CUDA device"):
             check_build_settings({**cuda, "executor": executor})
+    # no GPU asked of Ray: a job may run where there is none (older Ray hid every GPU); more
+    # than one GPU in a fraction: Ray refused it at the first submit, after the sources
+    for gpus, msg in ((0, "set executor.num_gpus_per_job"), (1.5, "whole numbers only")):
+        with pytest.raises(VmafDistillError, match=msg):
+            check_build_settings({**cuda, "executor": {**cluster, "num_gpus_per_job": gpus}})
 
 
 def test_a_signal_while_the_runtime_starts_exits_as_the_build_does() -> None:

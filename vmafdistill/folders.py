@@ -54,6 +54,8 @@ def partial_file(out: Path, stamp: str | None = None) -> Iterator[Path]:
     try:
         yield tmp
         if stamp is not None and not marked:
+            if os.path.lexists(out):  # put there while the tool ran: the user's video is
+                already_made(out, stamp)  # refused (ours, stamped or pending, is replaced)
             _mark(out, pending)
         os.replace(tmp, out)
         renamed = True
