@@ -134,29 +134,10 @@ def shot_feature_rows(
     """
     if empty not in ("nan", "raise"):
         raise ValueError(f"empty must be 'nan' or 'raise', got {empty!r}")
-    sizes = np.asarray(packet_bytes, dtype=np.int64)
-    qps = None if frame_qp is None else np.asarray(frame_qp, dtype=np.float64)
-    if qps is not None and qps.shape != sizes.shape:
-        raise ValueError(f"frame_qp has {qps.shape[0]} frames, packet_bytes {sizes.shape[0]}")
-    mb_qps = None
-    if frame_mb_qp is not None:
-        mb_qps = np.asarray(frame_mb_qp, dtype=np.float64)
-        if mb_qps.shape != sizes.shape:
-            raise ValueError(f"frame_mb_qp has {mb_qps.shape[0]} frames, packet_bytes "
-                             f"{sizes.shape[0]}")
+    sizes, qps, mb_qps = _frame_arrays(packet_bytes, frame_qp, frame_mb_qp)
     if not (fps > 0 and math.isfinite(fps)):
         raise ValueError(f"fps must be a positive number, got {fps!r}")
-    # Scene-level rate (windows of one scene share it); this also checks every shot's range.
-    scene_rates = scene_bitrates_kbps(
-        ((int(s.start), int(s.stop), int(getattr(s, "scene_index", 0))) for s in shots),
-        sizes, fps,
-    )
-    scene_qps = {} if qps is None else scene_weighted_qp(
-        ((int(s.start), int(s.stop), int(getattr(s, "scene_index", 0))) for s in shots),
-        qps, sizes)
-    scene_mb_qps = {} if mb_qps is None or qps is None else scene_mb_quantizer(
-        ((int(s.start), int(s.stop), int(getattr(s, "scene_index", 0))) for s in shots),
-        qps, mb_qps, sizes, scene_qps)
+    scenes = _scene_values(shots, sizes, qps, mb_qps, fps)
     rows: list[dict[str, Any]] = []
     for shot in shots:
         start, stop = int(shot.start), int(shot.stop)
@@ -168,17 +149,8 @@ def shot_feature_rows(
             **shot_timing(start, stop, fps),
             "bitrate_kbps": kbps,
         }
-        try:
-            meta = metadata_features(kbps, int(ref_size[1]), height, codec,
-                                     delivery_width=width, fps=fps)
-        except ValueError:  # a shot without bits
-            if empty == "raise":
-                raise
-            meta = metadata_features(1.0, int(ref_size[1]), height, codec,
-                                     delivery_width=width, fps=fps)
-            meta.update(dict.fromkeys(_RATE_COLUMNS, math.nan))
-        row["bits_per_pixel"] = math.exp(meta["log_bpp"]) if kbps > 0 else 0.0
-        row.update(meta)
+        row.update(_rate_columns(kbps, ref_size, codec, fps, width, height, empty))
+        scene_rates, scene_qps, scene_mb_qps = scenes
         scene_kbps = scene_rates[scene_index]
         row["scene_bitrate_kbps"] = scene_kbps
         try:
@@ -195,6 +167,55 @@ def shot_feature_rows(
             row[name] = _shot_feature(name, feature, row)
         rows.append(row)
     return rows
+
+
+def _frame_arrays(
+    packet_bytes: Sequence[int] | np.ndarray, frame_qp: Sequence[float] | np.ndarray | None,
+    frame_mb_qp: Sequence[float] | np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The per-frame packet sizes and quantizers as arrays, one length (ValueError names the
+    one that differs)."""
+    sizes = np.asarray(packet_bytes, dtype=np.int64)
+    qps = None if frame_qp is None else np.asarray(frame_qp, dtype=np.float64)
+    if qps is not None and qps.shape != sizes.shape:
+        raise ValueError(f"frame_qp has {qps.shape[0]} frames, packet_bytes {sizes.shape[0]}")
+    mb_qps = None
+    if frame_mb_qp is not None:
+        mb_qps = np.asarray(frame_mb_qp, dtype=np.float64)
+        if mb_qps.shape != sizes.shape:
+            raise ValueError(f"frame_mb_qp has {mb_qps.shape[0]} frames, packet_bytes "
+                             f"{sizes.shape[0]}")
+    return sizes, qps, mb_qps
+
+
+def _scene_values(
+    shots: Sequence[ShotLike], sizes: np.ndarray, qps: np.ndarray | None,
+    mb_qps: np.ndarray | None, fps: float,
+) -> tuple[dict[int, float], dict[int, float], dict[int, float]]:
+    """Per scene (windows of one scene share them): its rate in kbps (this also checks every
+    shot's range), its quantizer and its macroblock quantizer (empty without the frames')."""
+    ranges = [(int(s.start), int(s.stop), int(getattr(s, "scene_index", 0))) for s in shots]
+    scene_rates = scene_bitrates_kbps(iter(ranges), sizes, fps)
+    scene_qps = {} if qps is None else scene_weighted_qp(iter(ranges), qps, sizes)
+    scene_mb_qps = {} if mb_qps is None or qps is None else scene_mb_quantizer(
+        iter(ranges), qps, mb_qps, sizes, scene_qps)
+    return scene_rates, scene_qps, scene_mb_qps
+
+
+def _rate_columns(kbps: float, ref_size: tuple[int, int], codec: str, fps: float, width: int,
+                  height: int, empty: str) -> dict[str, Any]:
+    """A shot's ``bits_per_pixel`` and metadata features (rate, scale, codec flags); a shot
+    without bits gets NaN rate features, or raises with ``empty="raise"``."""
+    try:
+        meta = metadata_features(kbps, int(ref_size[1]), height, codec,
+                                 delivery_width=width, fps=fps)
+    except ValueError:  # a shot without bits
+        if empty == "raise":
+            raise
+        meta = metadata_features(1.0, int(ref_size[1]), height, codec,
+                                 delivery_width=width, fps=fps)
+        meta.update(dict.fromkeys(_RATE_COLUMNS, math.nan))
+    return {"bits_per_pixel": math.exp(meta["log_bpp"]) if kbps > 0 else 0.0, **meta}
 
 
 def _shot_feature(name: str, feature: Any, row: Mapping[str, Any]) -> float:
