@@ -374,6 +374,13 @@ def test_the_address_and_the_driver_s_gpu_are_checked_as_a_cluster_needs(
     for gpus, msg in ((0, "set executor.num_gpus_per_job"), (1.5, "whole numbers only")):
         with pytest.raises(VmafDistillError, match=msg):
             check_build_settings({**cuda, "executor": {**cluster, "num_gpus_per_job": gpus}})
+    libvmaf = {**base, "teacher": {"backend": "libvmaf"}}  # Ray refuses 1.5 whatever the backend
+    with pytest.raises(VmafDistillError, match="whole numbers only"):
+        check_build_settings({**libvmaf, "executor": {**cluster, "num_gpus_per_job": 1.5}})
+    # a misspelt device is named as such, not blamed on the GPU count
+    with pytest.raises(VmafDistillError, match="--device 'Cuda'"):
+        check_build_settings({**base, "teacher": {"backend": "torch", "device": "Cuda"},
+                              "executor": {**cluster, "num_gpus_per_job": 0}})
 
 
 def test_a_signal_while_the_runtime_starts_exits_as_the_build_does() -> None:

@@ -771,19 +771,25 @@ def check_build_settings(cfg: Mapping[str, Any]) -> None:
         if refusal:
             raise VmafDistillError(f"{key}={section['scale_flags']!r}: {refusal}")
     on_ray = executor.get("name") == "ray"
+    gpus = float(executor.get("num_gpus_per_job") or 0) if on_ray else 0.0
+    if gpus > 1 and not gpus.is_integer():  # Ray refused it at the first submit, any backend
+        raise VmafDistillError(f"executor.num_gpus_per_job={gpus:g}: above 1 GPU, Ray "
+                               "takes whole numbers only")
     if teacher.get("backend") == "torch":
+        import torch
+
         from ..teacher.vmaf import check_device
 
         device = str(teacher.get("device", "cpu"))
-        gpus = float(executor.get("num_gpus_per_job") or 0) if on_ray else 0.0
-        if gpus > 1 and not gpus.is_integer():  # Ray refused it at the first submit
-            raise VmafDistillError(f"executor.num_gpus_per_job={gpus:g}: above 1 GPU, Ray "
-                                   "takes whole numbers only")
-        if on_ray and gpus == 0 and device.strip().lower().startswith("cuda"):
+        try:
+            cuda = torch.device(device).type == "cuda"
+        except RuntimeError:  # a misspelt device: check_device below names it
+            cuda = False
+        if on_ray and gpus == 0 and cuda:
             # no GPU granted: a job ran on a node without one, or (older Ray) saw none
             raise VmafDistillError(
-                f"teacher.device={device}: Ray gives a job a GPU only when it asks for one; "
-                "set executor.num_gpus_per_job (e.g. 0.25 to share a GPU between 4 jobs)")
+                f"teacher.device={device!r}: Ray gives a job a GPU only when it asks for "
+                "one; set executor.num_gpus_per_job (e.g. 0.25 to share a GPU between 4 jobs)")
         if gpus > 0:  # Ray shows such a job only the GPUs it gives it, from cuda:0
             check_ray_job_device(device, gpus)
         if gpus == 0 or executor.get("address") in (None, "", "local"):
