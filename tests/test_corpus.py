@@ -1885,3 +1885,29 @@ def test_a_fractional_rung_under_16_lines_of_a_source_fails_alone(tmp_path: Path
     assert "0.2 of the 64 lines of small.mkv is 12, under the 16 a rung needs" in failure["error"]
     assert set(report.samples["variant_id"]) == {"h264_48x32_crf30"}
     assert len(list((tmp_path / "cache" / "encodes").glob("*.mp4"))) == 1  # one encode made
+
+
+def test_an_encode_whose_headers_give_no_quantizer_is_an_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A codec whose header field or q-index table the quantizer reader does not know (a
+    newcomer's VP8) filled every qp column with NaN, unsaid; a codec's lowest CRF is checked
+    with the ladder (libvpx's VP8 refused CRF 2 at the encode)."""
+    import dataclasses
+    import types
+
+    from vmafdistill import encode
+    from vmafdistill.codecs import CODECS
+    from vmafdistill.corpus import jobs
+    from vmafdistill.encode import Rung
+    from vmafdistill.errors import VmafDistillError
+
+    nan = np.full(3, np.nan)
+    for qp in (nan, None):
+        monkeypatch.setattr(jobs, "read_packets",
+                            lambda *a, qp=qp, **k: types.SimpleNamespace(qp=qp, mb_qp=nan))
+        with pytest.raises(VmafDistillError, match=r"^src:vp9: no quantizer read from the vp9"):
+            jobs._encode_packets("src:vp9", "vp9", Path("e.webm"))
+    monkeypatch.setattr(encode, "CODECS", {**CODECS, "h264": dataclasses.replace(
+        CODECS["h264"], crf_min=4)})
+    with pytest.raises(VmafDistillError, match="crf=2: must be at least 4"):
+        Rung.from_dict({"codec": "h264", "height": 0.5, "crf": 2})

@@ -1113,6 +1113,19 @@ def test_predictions_stay_on_the_vmaf_scale_inside_their_interval() -> None:
         assert r.interval[0] <= r.pred_vmaf <= r.interval[1]
 
 
+def test_a_shot_without_a_prediction_keeps_its_unseen_codec_flag() -> None:
+    """A codec the student never saw (its quantizer NaN) gave only ``nan:`` flags: the likely
+    cause, ``unseen_codec``, was dropped with the prediction (a newcomer adding VP8)."""
+    from vmafdistill.edge.records import make_records
+
+    row = {"shot_index": 0, "start_s": 0.0, "end_s": 1.0, "bitrate_kbps": 10.0, "x": math.nan}
+    card = {"conformal": {"q": 5.0}, "token_stats": {},
+            "training_domain": {"codecs": ["h264"], "features": {}}}
+    (rec,) = make_records([row], None, card, DEFAULT_RULES, feature_names=["x"], codec="vp9",
+                          height=90)
+    assert rec.pred_vmaf is None and rec.flags == ("nan:x", "unseen_codec:vp9")
+
+
 def test_band_and_issue_read_the_rounded_numbers_the_record_shows() -> None:
     """79.996 was printed as 80.0 with band amber beside a green threshold of 80 (and a lower
     end printed 19.35 read amber beside green 19.35): the record could not explain its band."""

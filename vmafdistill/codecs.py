@@ -1,9 +1,11 @@
 """What the project knows about each codec family, in one table.
 
 A family's name (``h264``) is what ladder configs, corpus rows, cards and the ``codec_<family>``
-student flags use. Adding a codec is one :class:`Codec` entry here, plus its flag in the feature
-sets that should read it (``conf/features/*.yaml``) and a retrained student: the encoder, the
-stream-quantizer reader, the block-QP reader and the name aliases all read this table.
+student flags use. The encoder, the stream-quantizer reader, the block-QP reader and the name
+aliases all read this table. Adding a codec starts with one :class:`Codec` entry here; what
+else it may need (constant-quality encoder options, a header-quantizer branch in
+:mod:`vmafdistill.io.quantizer`, its flag in a feature set and a retrained student) is listed
+in docs/corpus.md, "Adding a codec".
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class Codec:
     fixed_preset: str | None = None
     #: whether ffmpeg's decoder exports per-block QPs (``AVVideoEncParams``) for it
     block_qp: bool = False
+    #: the lowest CRF the encoder takes (libvpx's VP8 refuses below 4)
+    crf_min: int = 0
     #: other spellings of the family: encoders, decoders, container tags
     aliases: tuple[str, ...] = ()
 

@@ -77,7 +77,7 @@ class Rung:
                 f"ladder rung {d}: height {d.get('height')}: above 1 it is lines, a whole "
                 f"number of at least {MIN_RUNG_LINES} (up to 1 a fraction of the source's)")
         # x264/x265 clamped 99 to 51 unsaid: two rungs, one encode, one labelled crf 99
-        crf = checked_number(f"ladder rung {d}: crf", d.get("crf"), int, 0, True,
+        crf = checked_number(f"ladder rung {d}: crf", d.get("crf"), int, codec.crf_min, True,
                              codec.crf_max + 1)
         pix_fmt = d.get("pix_fmt")
         if pix_fmt is not None:

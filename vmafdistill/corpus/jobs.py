@@ -320,6 +320,10 @@ def _encode_packets(where: str, codec: str, enc_path: Path) -> Any:
     read is an error: the edge reads them on every H.264 input, so training rows must not
     silently fall back to the slice QP."""
     packets = read_packets(enc_path, quantizer=True, mb_quantizer=True)
+    if packets.qp is None or not np.isfinite(packets.qp).any():  # every qp column NaN, unsaid
+        raise VmafDistillError(
+            f"{where}: no quantizer read from the {codec} encode {enc_path}'s headers (a codec "
+            "whose header field or q-index table vmafdistill.io.quantizer does not know?)")
     if CODECS[codec].block_qp and not np.isfinite(packets.mb_qp).any():
         raise VmafDistillError(f"{where}: no block QP read from the {codec} encode "
                                f"{enc_path} (PyAV missing or failed: see the warning above)")

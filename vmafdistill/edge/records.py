@@ -110,7 +110,9 @@ def make_records(
         if bad or preds is None or not math.isfinite(float(preds[i])):
             out.append(ShotRecord(
                 **common, pred_vmaf=None, interval=None, band=UNKNOWN_BAND, issue=INVALID_ISSUE,
-                flags=tuple(f"nan:{n}" for n in bad) or ("nan:prediction",)))
+                # the domain flags too: a codec the student never saw is the likely cause
+                flags=(*(tuple(f"nan:{n}" for n in bad) or ("nan:prediction",)),
+                       *domain_flags(row, card.get("training_domain"), codec))))
             continue
         # VMAF lives on 0..100 (libvmaf clips its score there); the students' output range
         # is a little wider (-2..102), so a far-out shot could read below its own interval.
