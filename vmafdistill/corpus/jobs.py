@@ -322,8 +322,9 @@ def _encode_packets(where: str, codec: str, enc_path: Path) -> Any:
     packets = read_packets(enc_path, quantizer=True, mb_quantizer=True)
     if packets.qp is None or not np.isfinite(packets.qp).any():  # every qp column NaN, unsaid
         raise VmafDistillError(
-            f"{where}: no quantizer read from the {codec} encode {enc_path}'s headers (a codec "
-            "whose header field or q-index table vmafdistill.io.quantizer does not know?)")
+            f"{where}: no quantizer read from the {codec} encode {enc_path}'s headers (the "
+            "header trace failed: see the warning above; or a codec whose header field or "
+            "q-index table vmafdistill.io.quantizer does not know)")
     if CODECS[codec].block_qp and not np.isfinite(packets.mb_qp).any():
         raise VmafDistillError(f"{where}: no block QP read from the {codec} encode "
                                f"{enc_path} (PyAV missing or failed: see the warning above)")

@@ -24,7 +24,8 @@ normal-consistent MAD (1.4826 * MAD) of the export corpus (stored in the card):
 4. otherwise ``none``.
 
 A shot whose features are not all finite gets ``issue = "invalid_features"``, no prediction and
-a ``flags`` entry per offending feature: never a silent number.
+a ``flags`` entry per offending feature (never a silent number), then its training-domain flags
+(``unseen_codec:<family>``, ``outside_training:<feature>``).
 
 The whole per-shot record (times, codec, resolution, bitrate, prediction, interval, band, issue,
 flags) is :class:`ShotRecord`, defined once here; its :meth:`ShotRecord.to_dict` is the JSON
