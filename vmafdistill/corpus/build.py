@@ -37,7 +37,7 @@ from ..features.registry import FEATURE_SET_VERSION
 from ..folders import walk_files
 from . import assemble
 from .cache import ArtifactStore, file_sha256, key_of
-from .executor import EXECUTORS, raise_exit, run_ray, signal_handled
+from .executor import EXECUTORS, flag, joins_cluster, raise_exit, run_ray, signal_handled
 from .jobs import (
     ENCODE_VERSION,
     SHOTS_VERSION,
@@ -289,7 +289,7 @@ def _run_rung_jobs(
     if ex.get("name") == "ray":
         tasks = _absolute_paths(tasks)
         store = ArtifactStore(store.root.resolve())
-    if ex.get("name") != "ray" or _flag_on(ex, "shared_fs"):  # null: true, as the executor
+    if ex.get("name") != "ray" or flag(ex, "shared_fs"):  # null: true, as the executor reads it
         return _run_all(run_rung, tasks, workers, progress, desc="rungs", executor=ex,
                         stop_on_error=stop_on_error)
     from .detached import detached_tasks, file_artefacts, run_rung_detached
@@ -792,25 +792,17 @@ def check_build_settings(cfg: Mapping[str, Any]) -> None:
                 "one; set executor.num_gpus_per_job (e.g. 0.25 to share a GPU between 4 jobs)")
         if gpus > 0:  # Ray shows such a job only the GPUs it gives it, from cuda:0
             check_ray_job_device(device, gpus)
-        if gpus == 0 or executor.get("address") in (None, "", "local"):
+        if gpus == 0 or not joins_cluster(executor):
             # a cluster job asking Ray for a GPU runs on a node that has one (the cluster is
             # checked for such a node): this driver, often a CPU-only head, need not have one
             check_device(device)
-    if on_ray and _flag_on(executor, "shared_fs"):
+    if on_ray and flag(executor, "shared_fs"):
         # every job goes to the cluster: an address nothing answers at is named before the
         # sources are read (without a shared filesystem a rebuild from the driver's cache
         # sends nothing, and needs no cluster: checked when it connects)
         from .executor import check_address
 
         check_address(executor)
-
-
-def _flag_on(section: Mapping[str, Any], key: str) -> bool:
-    """A boolean setting, true unless given false (checked above)."""
-    from ..config import checked_bool
-
-    value = section.get(key)
-    return True if value is None else checked_bool(key, value)
 
 
 def check_ray_job_device(device: str, gpus: float) -> None:

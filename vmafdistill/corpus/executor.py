@@ -32,7 +32,8 @@ from typing import Any, NamedTuple
 from ..errors import VmafDistillError, is_transient
 from ..signals import handlers_restored, raise_exit, signal_handled
 
-__all__ = ["EXECUTORS", "ShippedFile", "raise_exit", "run_ray", "signal_handled"]
+__all__ = ["EXECUTORS", "ShippedFile", "check_address", "flag", "joins_cluster", "raise_exit",
+           "run_ray", "signal_handled"]
 
 #: Executor names ``conf/executor/*.yaml`` may use.
 EXECUTORS: tuple[str, ...] = ("local", "ray")
@@ -108,7 +109,7 @@ class JobRefused(NamedTuple):
     message: str
 
 
-def _flag(cfg: Mapping[str, Any], key: str, default: bool = True) -> bool:
+def flag(cfg: Mapping[str, Any], key: str, default: bool = True) -> bool:
     """A boolean ``executor`` key (``shared_fs=no`` is false; bool() took "no" as true)."""
     from ..config import checked_bool
 
@@ -121,6 +122,12 @@ def _flag(cfg: Mapping[str, Any], key: str, default: bool = True) -> bool:
 #: ``torch`` was in the driver's directory, and every job refused it).
 PATH_SETTINGS = ("VMAFDISTILL_FFMPEG", "VMAFDISTILL_CONF", "VMAFDISTILL_MODEL",
                  "VMAFDISTILL_CACHE")
+
+
+def joins_cluster(cfg: Mapping[str, Any]) -> bool:
+    """Whether ``executor.address`` names a cluster to join (null, empty or ``local``: a new
+    local runtime on this machine)."""
+    return cfg.get("address") not in (None, "", "local")
 
 
 def _package_env(shared_fs: bool = True) -> dict[str, str]:
@@ -165,7 +172,7 @@ def _connect(cfg: Mapping[str, Any]) -> bool:
     address = cfg.get("address")
     opts: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False,
                             "include_dashboard": False, "configure_logging": False}
-    if address in (None, "", "local"):
+    if not joins_cluster(cfg):
         if cfg.get("num_cpus"):
             opts["num_cpus"] = int(cfg["num_cpus"])
         # workers import vmafdistill from wherever the driver does
@@ -184,7 +191,7 @@ def _connect(cfg: Mapping[str, Any]) -> bool:
         print(f"note: executor.num_cpus={cfg['num_cpus']} sizes a local runtime only; on the "
               f"cluster at {address} each node offers the CPUs it was started with",
               file=sys.stderr, flush=True)
-    env = _package_env(_flag(cfg, "shared_fs"))
+    env = _package_env(flag(cfg, "shared_fs"))
     if env:  # the nodes encode and label as this driver says (same ffmpeg, kernels)
         opts["runtime_env"] = {"env_vars": env}
     try:
@@ -277,9 +284,8 @@ def check_address(cfg: Mapping[str, Any]) -> None:
     """An ``executor.address`` nothing answers at is an error naming it, before any work (it
     came after every source had been hashed, decoded and cut: minutes for an hour of
     footage). None, ``local``: a local runtime, nothing to check."""
-    address = cfg.get("address")
-    if address not in (None, "", "local"):
-        _check_reachable(str(address))
+    if joins_cluster(cfg):
+        _check_reachable(str(cfg["address"]))
 
 
 def _check_resources(cfg: Mapping[str, Any]) -> None:
@@ -315,7 +321,7 @@ def _submit(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
         num_cpus=float(cfg.get("num_cpus_per_job", 1)),
         num_gpus=float(cfg.get("num_gpus_per_job", 0) or 0),
         max_retries=int(cfg.get("max_retries", 2)),
-        retry_exceptions=_flag(cfg, "retry_exceptions"),
+        retry_exceptions=flag(cfg, "retry_exceptions"),
     )
     fn_ref = ray.put(fn)
     shared: dict[Any, Any] = {}
@@ -377,7 +383,7 @@ def _outcome(ref: Any, cfg: Mapping[str, Any]
         # a lost worker is retried whatever retry_exceptions says; -1 is Ray's "for ever"
         own = isinstance(exc, ray.exceptions.RayTaskError)
         retried = int(cfg.get("max_retries", 2)) != 0 and (
-            not own or _flag(cfg, "retry_exceptions"))
+            not own or flag(cfg, "retry_exceptions"))
         return None, _job_error(exc), " (after retries)" if retried else "", ()
     warned: tuple[tuple[str, str], ...] = ()
     if isinstance(result, JobDone):
@@ -483,7 +489,7 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
         terms: list[int] = []
         for signum in (signal.SIGTERM, signal.SIGINT):
             stack.enter_context(signal_handled(signum, lambda num, _: terms.append(num)))
-        if _flag(cfg, "check_resources"):  # "no" was true
+        if flag(cfg, "check_resources"):  # "no" was true
             _check_resources(cfg)
         pending, unsent = _submit(fn, tasks, cfg, stop=lambda: bool(terms),
                                   stop_on_error=stop_on_error)

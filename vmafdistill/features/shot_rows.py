@@ -137,7 +137,7 @@ def shot_feature_rows(
     sizes, qps, mb_qps = _frame_arrays(packet_bytes, frame_qp, frame_mb_qp)
     if not (fps > 0 and math.isfinite(fps)):
         raise ValueError(f"fps must be a positive number, got {fps!r}")
-    scenes = _scene_values(shots, sizes, qps, mb_qps, fps)
+    scene_rates, scene_qps, scene_mb_qps = _scene_values(shots, sizes, qps, mb_qps, fps)
     rows: list[dict[str, Any]] = []
     for shot in shots:
         start, stop = int(shot.start), int(shot.stop)
@@ -150,7 +150,6 @@ def shot_feature_rows(
             "bitrate_kbps": kbps,
         }
         row.update(_rate_columns(kbps, ref_size, codec, fps, width, height, empty))
-        scene_rates, scene_qps, scene_mb_qps = scenes
         scene_kbps = scene_rates[scene_index]
         row["scene_bitrate_kbps"] = scene_kbps
         try:
@@ -195,10 +194,10 @@ def _scene_values(
     """Per scene (windows of one scene share them): its rate in kbps (this also checks every
     shot's range), its quantizer and its macroblock quantizer (empty without the frames')."""
     ranges = [(int(s.start), int(s.stop), int(getattr(s, "scene_index", 0))) for s in shots]
-    scene_rates = scene_bitrates_kbps(iter(ranges), sizes, fps)
-    scene_qps = {} if qps is None else scene_weighted_qp(iter(ranges), qps, sizes)
+    scene_rates = scene_bitrates_kbps(ranges, sizes, fps)
+    scene_qps = {} if qps is None else scene_weighted_qp(ranges, qps, sizes)
     scene_mb_qps = {} if mb_qps is None or qps is None else scene_mb_quantizer(
-        iter(ranges), qps, mb_qps, sizes, scene_qps)
+        ranges, qps, mb_qps, sizes, scene_qps)
     return scene_rates, scene_qps, scene_mb_qps
 
 

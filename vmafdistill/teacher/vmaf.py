@@ -433,7 +433,7 @@ def _check_array(name: str, frames: object) -> None:
                               f"or (H, W); np.stack a list of frames), got {type(frames).__name__}")
 
 
-def _as_tensor(frames: np.ndarray | torch.Tensor, name: str = "the") -> torch.Tensor:
+def _as_tensor(frames: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
     _check_array(name, frames)
     if frames.dtype in (np.bool_, torch.bool):  # a mask was scored as 0/1 samples (VMAF 96)
         raise VideoInputError("frames are booleans, not decoded samples")
