@@ -257,6 +257,36 @@ def test_a_stamp_is_gone_before_its_clip_changes(tmp_path: Path,
     assert not os.path.lexists(stamp_path(late))
 
 
+def test_two_recipes_filming_one_clip_commit_one_at_a_time(tmp_path: Path) -> None:
+    """Two recipes filming one path at once could interleave their renames and stamps and
+    leave one run's clip under the other's stamp: each run's mark, rename and stamp now wait
+    for the folder's lock (held here by a second open of the folder, as another run would)."""
+    import fcntl
+    import os
+    import threading
+
+    from vmafdistill.folders import already_made, partial_file
+
+    out = tmp_path / "c.mp4"
+    held = os.open(tmp_path, os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)
+
+    def film() -> None:
+        with partial_file(out, "recipe b") as tmp:
+            tmp.write_bytes(b"clip b")
+
+    worker = threading.Thread(target=film)
+    try:
+        worker.start()
+        worker.join(0.5)
+        assert worker.is_alive() and not out.exists()  # waits for the other run's commit
+    finally:
+        os.close(held)  # releases the lock
+    worker.join(10)
+    assert not worker.is_alive()
+    assert out.read_bytes() == b"clip b" and already_made(out, "recipe b")
+
+
 def test_sources_into_a_blocked_default_folder_is_one_error(tmp_path: Path, monkeypatch,
                                                             capsys) -> None:
     """A file ``.cache`` in the way of the recipe's own out_dir was a NotADirectoryError

@@ -1534,14 +1534,16 @@ def test_a_damaged_source_gives_the_same_corpus_on_every_fresh_build(
     assert len(hashes) == 1, hashes
 
 
-@pytest.mark.parametrize("kind", ["vfr_ts", "gap_mp4", "drop_mkv", "jitter_ts"])
+@pytest.mark.parametrize("kind", ["vfr_ts", "gap_mp4", "drop_mkv", "jitter_ts", "every11_mp4"])
 def test_sources_are_cut_at_the_rate_predict_reads_their_encodes(
         tmp_path: Path, kind: str) -> None:
     """The corpus cut a source at its declared rate and predict its encode at the rate the
     encode's timestamps give: a variable-rate MPEG-TS (nominal 30 fps, carrying 13.3) made
     2 corpus shots of 20 frames (1.4 s, over max_len_s=1) where predict cut 3 of 13, and an MP4
     with a 2 s hole (its average counting the hole) the reverse. Training rows then described
-    shots predict never cuts. Both sides now read one rate (io.packets.read_rate)."""
+    shots predict never cuts. Both sides now read one rate (io.packets.read_rate). An MP4
+    dropping every eleventh frame read within 1e-3 of its encode, and the corpus's bitrates
+    used the source's rate (6e-4 off predict's)."""
     from vmafdistill.corpus.build import cached_encodes
     from vmafdistill.edge.pipeline import analyze_video
     from vmafdistill.edge.predictor import Predictor, default_model_path
@@ -1559,7 +1561,12 @@ def test_sources_are_cut_at_the_rate_predict_reads_their_encodes(
         src = tmp_path / "drop.mkv"
         vf = "select='not(eq(mod(n\\,150)\\,75))'"
         rate, fmt = 30, []
-    seconds = 6 if kind == "drop_mkv" else 3
+    elif kind.startswith("every"):
+        n = kind[5:].split("_")[0]
+        src = tmp_path / f"every{n}.mp4"
+        vf = f"select='not(eq(mod(n\\,{n})\\,0))'"
+        rate, fmt = 25, []
+    seconds = {"drop_mkv": 6, "every11_mp4": 4.96}.get(kind, 3)
     if kind == "jitter_ts":  # a capture's clock: +-2 ms around 30 fps (its mean read 29.986
         # and cut 24-frame windows; predict cut 30 on the evenly timed encode)
         even = tmp_path / "even.mp4"
@@ -1586,6 +1593,10 @@ def test_sources_are_cut_at_the_rate_predict_reads_their_encodes(
     rep = analyze_video(enc.path, pred, ref_size=(160, 90))
     edge_cut = [(int(r["start_frame"]), int(r["stop_frame"])) for r in rep.rows]
     assert corpus_cut == edge_cut and len(edge_cut) >= 3, (corpus_cut, edge_cut)
+    # and the rate columns predict computes (the bitrates at the rate it reads the encode at)
+    for column in ("bitrate_kbps", "scene_bitrate_kbps"):
+        np.testing.assert_array_equal(samples[column].to_numpy(),
+                                      [r[column] for r in rep.rows], err_msg=column)
     max_len = float(pred.card["edge"]["shots"]["max_len_s"])
     assert samples["duration_s"].max() <= max_len + 0.05, samples["duration_s"].tolist()
 

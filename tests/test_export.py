@@ -209,6 +209,57 @@ def test_int8_policy_reports_and_respects_threshold(samples, tmp_path):
         assert rep["mae_delta"] == pytest.approx(rep["mae_int8"] - rep["mae_float"])
 
 
+def test_int8_from_the_default_float64_export_is_quantized(samples, tmp_path):
+    """Dynamic quantization rewrites float32 MatMul/Gemm only: from the default float64 graph
+    it made float64 MatMul + Add, larger, and every --int8 export was dropped as "not
+    smaller", whatever the student's size. The INT8 graph now comes from the student's
+    float32 graph and is measured against the float64 one that would ship instead."""
+    torch.manual_seed(0)
+    model = make_scaled_student({**CFGS["mlp"], "widths": [64, 64]},
+                                samples[NAMES].to_numpy(np.float32), NAMES).eval()
+    s = load_export_settings({"int8": {"enabled": True, "max_mae_delta": 100.0}})
+    assert s["precision"] == "float64"
+    out = tmp_path / "q.onnx"
+    card = export_onnx(model, _meta(), samples, out, settings=s)
+    rep = card["int8"]
+    assert rep["kept"], rep
+    assert rep["size_bytes"] == card["size_bytes"] < rep["unquantized_size_bytes"] / 2
+    assert ("", "MatMulInteger") in model_ops(out.read_bytes())
+    assert card["precision"] == "float32"  # the quantized graph's float parts
+    # measured against the float64 graph: its predictions are the float export's
+    float_card = export_onnx(model, _meta(), samples, tmp_path / "f.onnx",
+                             settings=load_export_settings())
+    assert rep["mae_float"] == pytest.approx(float_card["export_metrics"]["mae_vs_target"],
+                                             rel=1e-9)
+    assert rep["unquantized_size_bytes"] == float_card["size_bytes"]
+
+
+def test_an_opset_10_int8_graph_runs_row_by_row_without_its_card_saying_so(samples,
+                                                                           tmp_path):
+    """At opset 10 the quantizer builds DynamicQuantizeLinear from ReduceMin/ReduceMax over
+    the whole call; a graph whose card did not say int8.kept ran batched, and a shot's score
+    moved with the others in the call. The integer MatMul marks it too."""
+    import json
+
+    torch.manual_seed(0)
+    model = make_scaled_student({**CFGS["mlp"], "widths": [64, 64]},
+                                samples[NAMES].to_numpy(np.float32), NAMES).eval()
+    s = load_export_settings({"opset": 10, "int8": {"enabled": True, "max_mae_delta": 100.0}})
+    out = tmp_path / "q10.onnx"
+    card = export_onnx(model, _meta(), samples, out, settings=s)
+    assert card["int8"]["kept"], card["int8"]
+    assert ("", "DynamicQuantizeLinear") not in model_ops(out.read_bytes())
+    card_file = out.with_suffix(".card.json")
+    card["int8"]["kept"] = False  # an older card, or a graph quantized by hand
+    card_file.write_text(json.dumps(card))
+    pred = Predictor(out)
+    assert pred.row_wise
+    x = samples[NAMES].to_numpy(np.float32)
+    alone = np.array([pred.predict(np.ascontiguousarray(x[i : i + 1]))[0]
+                      for i in range(len(x))], dtype=np.float32)
+    assert pred.predict(x).tobytes() == alone.tobytes()
+
+
 def test_an_int8_rows_score_does_not_depend_on_the_rows_beside_it(samples, tmp_path):
     """Dynamic quantization picks one activation scale per call from the whole batch: a shot
     scored 64.40 alone and 62.73 among a video's other shots, and export measured the INT8

@@ -417,6 +417,9 @@ def test_override_values_with_spaces_and_jobs_that_never_started(
     assert main(["sweep-report", str(sweep)]) == 0
     err = capsys.readouterr().err
     assert "1 of the sweep's 2 jobs (multirun.yaml): no record" in err, err
+    # the axis of a job not started is still an axis, not an override shared by all
+    assert "corpus_dir" not in (sweep / "report.md").read_text().split("\n")[2]
+    assert pd.read_csv(sweep / "report.csv")["varying"].str.startswith("corpus_dir=").all()
     # hydra.output_subdir=null writes no .hydra/: its jobs are counted by their results
     bare = tmp_path / "bare"
     assert main(["train", "-m", f"corpus_dir='{corpora[0]}'", f"hydra.sweep.dir={bare}",
@@ -511,3 +514,17 @@ def test_the_pred_vs_teacher_axes_hold_every_point() -> None:
     lo, hi = pred_vs_teacher_limits(oof)
     assert lo < -3.0 and hi > 101.02
     assert pred_vs_teacher_limits(None) == pred_vs_teacher_limits(oof.iloc[:0]) == (-2.0, 102.0)
+
+
+def test_a_winner_without_a_correlation_is_reported(tmp_path: Path, monkeypatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A winner whose PLCC is NaN (constant labels; null in metrics.json) wrote its report,
+    then the summary line was a TypeError traceback and exit 1."""
+    from vmafdistill.cli import main
+    from vmafdistill.students import report
+
+    monkeypatch.setattr(report, "write_report", lambda path: {
+        "metrics": {"oof": {"mae": 0.5, "plcc": None}}, "left_out": [], "n_runs": 2,
+        "run": "1", "overrides": ["student=mlp"], "bundle": "1/student.pt"})
+    assert main(["sweep-report", str(tmp_path)]) == 0
+    assert "winner 1 (student=mlp): MAE 0.500, PLCC n/a" in capsys.readouterr().out

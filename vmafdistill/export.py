@@ -310,9 +310,12 @@ def _ort_predict_row_by_row(data: bytes, x: np.ndarray) -> np.ndarray:
 
 
 def _try_int8(
-    data: bytes, x: np.ndarray, y: np.ndarray | None, fp32_pred: np.ndarray, policy: Mapping
+    data: bytes, float_size: int, x: np.ndarray, y: np.ndarray | None, float_pred: np.ndarray,
+    policy: Mapping,
 ) -> tuple[bytes | None, dict[str, Any]]:
-    """Quantize dynamically; return (kept bytes or None, report)."""
+    """Quantize the float32 graph ``data`` dynamically; return (kept bytes or None, report).
+    The INT8 graph is measured against the float graph the export would ship instead
+    (``float_size`` bytes, predictions ``float_pred``)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     report: dict[str, Any] = {"tried": True, "kept": False,
@@ -332,8 +335,8 @@ def _try_int8(
             root.setLevel(level)
         q = dst.read_bytes()
     report["size_bytes"] = len(q)
-    if len(q) >= len(data):
-        report["reason"] = f"not smaller ({len(q)} vs {len(data)} bytes unquantized)"
+    if len(q) >= float_size:
+        report["reason"] = f"not smaller ({len(q)} vs {float_size} bytes unquantized)"
         return None, report
     try:
         check_allowlist(q, name="int8 model")
@@ -341,16 +344,16 @@ def _try_int8(
         report["reason"] = str(exc)
         return None, report
     q_pred = _ort_predict_row_by_row(q, x)
-    report["max_abs_change"] = float(np.nanmax(np.abs(q_pred - fp32_pred)))
+    report["max_abs_change"] = float(np.nanmax(np.abs(q_pred - float_pred)))
     if y is None:
         report["reason"] = "no target column to measure the MAE change"
         return None, report
-    mae32, mae8 = _mae(fp32_pred, y), _mae(q_pred, y)
-    report.update(mae_float=mae32, mae_int8=mae8, mae_delta=mae8 - mae32)
-    if abs(mae8 - mae32) <= report["max_mae_delta"]:
+    mae_float, mae8 = _mae(float_pred, y), _mae(q_pred, y)
+    report.update(mae_float=mae_float, mae_int8=mae8, mae_delta=mae8 - mae_float)
+    if abs(mae8 - mae_float) <= report["max_mae_delta"]:
         report["kept"] = True
         return q, report
-    report["reason"] = f"MAE moved by {mae8 - mae32:+.3f} VMAF"
+    report["reason"] = f"MAE moved by {mae8 - mae_float:+.3f} VMAF"
     return None, report
 
 
@@ -400,9 +403,14 @@ def export_onnx(
     export_metrics["mae_vs_target"] = None if y is None else _mae(got, y)
     used = _inputs_read(model, names)
 
-    final, int8_report = _int8_graph(data, x, y, got, int8, export_metrics)
+    # dynamic quantization rewrites float32 MatMul/Gemm only: a float64 graph came back as
+    # float64 MatMul + Add, larger, and was dropped as "not smaller" whatever the student
+    float32 = data if precision == "float32" or not int8.get("enabled") else onnx_bytes(
+        model, len(names), _opset(s.get("opset", 17)), precision="float32")
+    final, int8_report = _int8_graph(data, float32, x, y, got, int8, export_metrics)
     if final is not data:
         ops = model_ops(final)
+        precision = "float32"  # the quantized graph's float parts (scales, biases)
 
     card: dict[str, Any] = {
         "card_version": CARD_VERSION,
@@ -448,16 +456,17 @@ def export_onnx(
     return card
 
 
-def _int8_graph(data: bytes, x: np.ndarray, y: np.ndarray | None, got: np.ndarray,
-                int8: Mapping[str, Any], export_metrics: dict[str, Any],
+def _int8_graph(data: bytes, float32: bytes, x: np.ndarray, y: np.ndarray | None,
+                got: np.ndarray, int8: Mapping[str, Any], export_metrics: dict[str, Any],
                 ) -> tuple[bytes, dict[str, Any]]:
-    """The graph to ship (the INT8 one where the policy keeps it, else ``data``) and the
-    card's ``int8`` report; a kept INT8 graph's MAE replaces the float graph's in
-    ``export_metrics`` (they described the float graph while the card pinned the INT8 one)."""
+    """The graph to ship (the INT8 one, quantized from the student's ``float32`` graph, where
+    the policy keeps it, else ``data``) and the card's ``int8`` report; a kept INT8 graph's
+    MAE replaces the float graph's in ``export_metrics`` (they described the float graph
+    while the card pinned the INT8 one)."""
     report: dict[str, Any] = {"tried": False, "kept": False}
     final = data
     if int8.get("enabled"):
-        q, report = _try_int8(data, x, y, got, int8)
+        q, report = _try_int8(float32, len(data), x, y, got, int8)
         if q is not None:
             final = q
             export_metrics["mae_vs_target"] = report["mae_int8"]

@@ -53,14 +53,17 @@ def partial_file(out: Path, stamp: str | None = None) -> Iterator[Path]:
     renamed = False
     try:
         yield tmp
-        if stamp is not None and not marked:
-            if os.path.lexists(out):  # put there while the tool ran: the user's video is
-                already_made(out, stamp)  # refused (ours, stamped or pending, is replaced)
-            _mark(out, pending)
-        os.replace(tmp, out)
-        renamed = True
-        if stamp is not None:
-            atomic_write_bytes(stamp_path(out), stamp.encode())
+        # Mark, rename and stamp as one step per folder: two recipes filming one clip at once
+        # could interleave them and leave one run's clip under the other's stamp.
+        with _folder_lock(out.parent) if stamp is not None else contextlib.nullcontext():
+            if stamp is not None:
+                if not marked and os.path.lexists(out):  # put there while the tool ran: the
+                    already_made(out, stamp)  # user's video is refused (ours is replaced)
+                _mark(out, pending)
+            os.replace(tmp, out)
+            renamed = True
+            if stamp is not None:
+                atomic_write_bytes(stamp_path(out), stamp.encode())
     finally:
         if os.path.lexists(tmp):  # unlink(missing_ok) raised EROFS on a read-only folder,
             tmp.unlink(missing_ok=True)  # hiding the tool's own error
@@ -70,6 +73,25 @@ def partial_file(out: Path, stamp: str | None = None) -> Iterator[Path]:
             with contextlib.suppress(OSError, UnicodeDecodeError):
                 if stamp_path(out).read_text() == pending:
                     stamp_path(out).unlink()
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``folder`` itself for the block (no lock file is left among
+    the user's footage; released when the process dies). Where the platform or filesystem
+    has no such lock, the block runs unlocked, as before."""
+    try:
+        import fcntl
+        fd = os.open(folder, os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):  # a filesystem without flock: unlocked
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _mark(out: Path, pending: str) -> None:

@@ -36,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="allow overwriting the shipped student (checkpoints/vmafdistill_default)")
     p.add_argument("--opset", type=int, help="ONNX opset (default: conf/export.yaml, 17)")
     p.add_argument("--int8", action="store_true",
-                   help="try dynamic INT8 quantization (kept only if the MAE moves <= 0.1)")
+                   help="try dynamic INT8 quantization of the student's float32 graph (kept "
+                        "only if smaller and the MAE moves <= int8.max_mae_delta, 0.1)")
     p.add_argument("--ref-size", metavar="WxH", help="reference size for the card")
     p.add_argument("--frame-step", type=int, help="edge feature frame step for the card")
     p.add_argument("overrides", nargs="*", help="Hydra overrides of conf/export.yaml")
@@ -74,8 +75,14 @@ def run(args: argparse.Namespace) -> int:
     mae = "n/a" if em["mae_vs_target"] is None else f"{em['mae_vs_target']:.3f}"
     print(f"exported {bundle} -> {args.out} ({card['size_bytes']} bytes, opset {card['opset']}, "
           f"sha256 {card['sha256'][:12]})")
-    print(f"parity: max |ORT - torch| = {em['parity_max_abs']:.2e} VMAF on {em['n_samples']} "
-          f"samples (tol {em['parity_tol']:g}); corpus MAE {mae}")
+    # a kept INT8 graph: the parity is the float graph's, the INT8 change is another figure
+    of = " of the float graph" if card["int8"].get("kept") else ""
+    print(f"parity{of}: max |ORT - torch| = {em['parity_max_abs']:.2e} VMAF on "
+          f"{em['n_samples']} samples (tol {em['parity_tol']:g}); corpus MAE {mae}")
+    if card["int8"].get("kept"):
+        print(f"int8 kept: predictions moved by up to {card['int8']['max_abs_change']:.3g} "
+              f"VMAF, corpus MAE {card['int8']['mae_float']:.3f} -> "
+              f"{card['int8']['mae_int8']:.3f}")
     print("int8: " + json.dumps(card["int8"], sort_keys=True))
     from ..edge.card import EDGE_FEATURES
 

@@ -34,9 +34,14 @@ def run(args: argparse.Namespace) -> int:
     for why in winner["left_out"]:
         print(f"vmafdistill sweep-report: left out {why}", file=sys.stderr)
     n = winner["n_runs"]
+
+    def figure(key: str) -> str:  # NaN reads back from metrics.json as null
+        value = oof.get(key)
+        return "n/a" if value is None else f"{float(value):.3f}"
+
     print(f"{n} run{'s' if n != 1 else ''}; winner {winner['run']} "
           f"({' '.join(winner['overrides']) or 'no overrides'}): "
-          f"MAE {oof.get('mae', float('nan')):.3f}, PLCC {oof.get('plcc', float('nan')):.3f}")
+          f"MAE {figure('mae')}, PLCC {figure('plcc')}")
     print(f"bundle: {Path(args.dir) / winner['bundle']}")
     print(f"report: {Path(args.dir) / 'report.md'}")
     return 0

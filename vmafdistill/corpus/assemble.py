@@ -90,19 +90,18 @@ def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
     return float(np.sum(values * weights) / np.sum(weights))
 
 
-#: Relative difference between a rung's read rate and its source's above which the rung's
-#: own is used (encodes of a clean source read within ~1e-3 of it: the probe prints 2 decimals).
+#: Relative difference between a rung's read rate and its source's above which the build
+#: names the source (the note prints 3 decimals).
 RATE_TOLERANCE = 1e-3
 
 
 def rung_rate(source: dict[str, Any], variant: dict[str, Any]) -> float:
     """The frame rate a rung's rates and bitrates are computed at: the rate ``predict`` reads
-    its encode at (``delivered_fps``, from the encode's timestamps) where that differs from the
-    rate the source is read at by over :data:`RATE_TOLERANCE` (frames lost in a damaged file),
-    else the source's, so a corpus keeps one rate per source."""
-    declared = float(source["fps"])
-    delivered = float(variant.get("delivered_fps") or declared)
-    return delivered if abs(delivered / declared - 1.0) > RATE_TOLERANCE else declared
+    its encode at (``delivered_fps``, from the encode's timestamps; the source's where an older
+    cache's record has none). An encode of a constant-rate source reads the source's rate
+    exactly; a variable-rate one may not (within 1e-3 of it the source's was used, and every
+    bitrate differed from predict's by that much)."""
+    return float(variant.get("delivered_fps") or source["fps"])
 
 
 def samples_rows(source: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:

@@ -287,6 +287,10 @@ def _run_rung_jobs(
     files them in its cache (:mod:`vmafdistill.corpus.detached`)."""
     ex = dict(executor or {})
     if ex.get("name") == "ray":
+        if workers > 1 and tasks:  # taken for the jobs run at once, and ignored unsaid
+            print(f"note: workers={workers} prepared the sources here; under executor=ray the "
+                  "rung jobs run as many at once as the runtime's CPUs allow "
+                  "(executor.num_cpus, executor.num_cpus_per_job)", file=sys.stderr, flush=True)
         tasks = _absolute_paths(tasks)
         store = ArtifactStore(store.root.resolve())
     if ex.get("name") != "ray" or flag(ex, "shared_fs"):  # null: true, as the executor reads it
@@ -599,7 +603,8 @@ def _note_variable_rates(ordered: list[tuple[dict[str, Any], dict[str, Any]]]) -
     noted: set[str] = set()
     for source, result in ordered:
         rate = assemble.rung_rate(source, result["variant"])
-        if rate != float(source["fps"]) and source["source_id"] not in noted:
+        off = abs(rate / float(source["fps"]) - 1.0) > assemble.RATE_TOLERANCE
+        if off and source["source_id"] not in noted:
             noted.add(source["source_id"])
             print(f"vmafdistill corpus: note: source {source['source_id']} is read at "
                   f"{float(source['fps']):.3f} fps but its encodes play at {rate:.3f} fps "

@@ -28,8 +28,9 @@ __all__ = ["DEFAULT_MODEL_NAME", "Predictor", "default_model_path"]
 _F32 = np.dtype(np.float32)
 _PENDING = object()  # the compiled single-row graph, not built yet
 #: Operators whose result for one row depends on the other rows of the call: dynamic
-#: quantization picks one activation scale (and zero point) from the whole batch.
-_BATCH_STATISTIC_OPS = frozenset({("", "DynamicQuantizeLinear")})
+#: quantization picks one activation scale (and zero point) from the whole batch, through
+#: DynamicQuantizeLinear or, below opset 11, ReduceMin/ReduceMax feeding the integer MatMul.
+_BATCH_STATISTIC_OPS = frozenset({("", "DynamicQuantizeLinear"), ("", "MatMulInteger")})
 
 #: File name of the student shipped in the repository's ``checkpoints/``.
 DEFAULT_MODEL_NAME = "vmafdistill_default.onnx"

@@ -17,7 +17,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -322,7 +322,7 @@ def report_table(runs: Sequence[dict[str, Any]], root: str | Path,
         rows.append(row)
     table = pd.DataFrame(rows)
     table.insert(2, "varying", varying_overrides(
-        [list(m.get("overrides") or []) for m in runs], all_overrides))
+        [list(m.get("overrides") or []) for m in runs], all_overrides, sweep_axes(root)))
     return table
 
 
@@ -333,18 +333,31 @@ def _common(overrides: Sequence[Sequence[str]]) -> set[str]:
     return set.intersection(*tokens) if tokens else set()
 
 
-def _shared(runs: Sequence[Mapping[str, Any]], jobs: Sequence[Sequence[str]]) -> set[str]:
-    """The overrides every run *and* every job lists: a value only the finished runs share
-    is still one of the sweep's axes (it showed as shared and as varying at once)."""
-    return _common([*(list(m.get("overrides") or []) for m in runs), *jobs])
+def sweep_axes(root: Path) -> set[str]:
+    """The keys a grid sweep's ``multirun.yaml`` gives several values (or any value: an
+    interval), started or not; none after an Optuna sweep (its file is an earlier grid's)."""
+    if _optuna_launch(_hydra_record(root / "0"))[0]:
+        return set()
+    grid = sweep_grid(root) or {}
+    return {k for k, values in grid.items() if values is None or len(set(values)) > 1}
+
+
+def _shared(overrides: Sequence[Sequence[str]], jobs: Sequence[Sequence[str]],
+            axes: Collection[str] = ()) -> set[str]:
+    """The overrides every run *and* every job lists, less those of the sweep's ``axes``
+    (:func:`sweep_axes`): a value only the finished runs share is still one of the sweep's
+    axes (it showed as shared and as varying at once; while the jobs of the axis's other
+    values had not started, as shared alone)."""
+    return {o for o in _common([*overrides, *jobs]) if override_key(o) not in axes}
 
 
 def varying_overrides(overrides: Sequence[Sequence[str]],
-                      jobs: Sequence[Sequence[str]] = ()) -> list[str]:
-    """Each run's overrides less those every run shares (the sweep's axes), space-joined;
-    ``jobs``: every job's overrides, unfinished ones too, where known (one finished run of two
-    showed the sweep's axis as shared)."""
-    common = _common([*overrides, *jobs])
+                      jobs: Sequence[Sequence[str]] = (),
+                      axes: Collection[str] = ()) -> list[str]:
+    """Each run's overrides less those every run shares (:func:`_shared`), space-joined;
+    ``jobs``: every job's overrides, unfinished ones too, where known; ``axes``: the keys
+    the sweep varies."""
+    common = _shared(overrides, jobs, axes)
     return [" ".join(t for t in run if t not in common) for run in overrides]
 
 
@@ -563,13 +576,15 @@ def write_report(root: str | Path) -> dict[str, Any]:
             "fold_plcc_std", "eligible", "winner"]
     ordered = table.sort_values(["mae", "run"], na_position="last", key=_run_order)
     gbdt = winner_baseline(table, win)
+    shared = _shared([list(m.get("overrides") or []) for m in runs], all_overrides,
+                     sweep_axes(root))
     notes = [*_scored_on_notes(table, win), *inert_override_notes(table),
              *_sweeper_notes(root, table, win)]
     md = [
         f"# Sweep report: {root}",
         "",
         f"{_runs_phrase(len(table), len(left_out))}; overrides shared by all: "
-        f"`{' '.join(sorted(_shared(runs, all_overrides))) or '-'}`; "
+        f"`{' '.join(sorted(shared)) or '-'}`; "
         f"column `varying` lists the rest.",
         "",
         *[f"Left out: {why}" for why in left_out],

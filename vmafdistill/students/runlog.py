@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,9 @@ def log_run_summary(logger_cfg: Mapping[str, Any] | None, run_dir: Path,
 
 def _oof_scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
     oof = metrics.get("oof") or {}
-    out = {f"oof/{k}": float(oof[k]) for k in OOF_KEYS if k in oof}
+    # a NaN figure (constant labels: no correlation) is null in the JSON-safe metrics; W&B and
+    # TensorBoard failed on float(None) after the run had finished
+    out = {f"oof/{k}": float(oof[k]) for k in OOF_KEYS if oof.get(k) is not None}
     cov = (metrics.get("conformal") or {}).get("coverage")
     if cov is not None:
         out["oof/interval_coverage"] = float(cov)
@@ -97,12 +100,20 @@ def _log_wandb(cfg: Mapping[str, Any], run_dir: Path, config: Mapping[str, Any],
         run.log({key: wandb.Image(str(path)) for key, path in plots.items()})
         bundle = run_dir / "student.pt"
         if bundle.is_file():
-            art = wandb.Artifact(f"student-{run_dir.name}", type="model",
+            art = wandb.Artifact(artifact_name(run_dir), type="model",
                                  metadata={k: v for k, v in _oof_scalars(metrics).items()})
             art.add_file(str(bundle))
             run.log_artifact(art)
     finally:
         run.finish()
+
+
+def artifact_name(run_dir: Path) -> str:
+    """The W&B model artefact's name: the run's directory with its parent (job ``0`` of every
+    sweep was ``student-0``, one artefact across sweeps), in the characters W&B allows (a
+    directory with a space, or Hydra's ``override_dirname`` ``a=b,c=d``, failed the run after
+    it had finished)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"student-{run_dir.parent.name}-{run_dir.name}")
 
 
 def _log_tensorboard(run_dir: Path, config: Mapping[str, Any], metrics: Mapping[str, Any],

@@ -427,7 +427,7 @@ RUN_OUTPUTS = ("metrics.json", "student.pt", "oof.parquet", "heldout.parquet",
 RUN_LOG_DIRS = ("logs", "tb")
 #: The names of those per-fit folders (``fold3``, ``fold0_inner2``, ``final``); nothing else
 #: in ``logs/`` or ``tb/`` is removed (a user's own files may live there).
-FIT_LOG_NAME = re.compile(r"fold\d+(_inner\d+)?|final")
+FIT_LOG_NAME = re.compile(r"fold\d+(_inner\d+)?|final|summary")
 
 
 #: Held in a run directory while a run writes there (pid, host); removed when its process ends.
@@ -636,6 +636,7 @@ def fit_student(
         dict(cfg["trainer"]), cfg.get("logger"), run_dir, tag,
         max_epochs=int(optim["max_epochs"]), validate=len(dm.val_idx) > 0,
     )
+    _start_logger(trainer)
     trainer.fit(module, datamodule=dm)
     if checkpoint:  # the final fit's weights, overwritten by a rerun into the same run dir
         trainer.save_checkpoint(run_dir / "checkpoints" / f"{tag}.ckpt")
@@ -702,6 +703,15 @@ def loss_config(loss_cfg: Mapping[str, Any]) -> dict[str, Any]:
         if out.get("name") not in takers:
             out.pop(key, None)
     return out
+
+
+def _start_logger(trainer: Any) -> None:
+    """Start a W&B fit's run here, before the fit: started lazily inside a DDP worker (fork or
+    spawn), it was never finished there and every fold's run held no data; started here, the
+    workers attach to it and :func:`_finish_logger` finishes it."""
+    exp_logger = getattr(trainer, "logger", None)
+    if exp_logger is not None and type(exp_logger).__name__ == "WandbLogger":
+        _ = exp_logger.experiment
 
 
 def _finish_logger(trainer: Any) -> None:

@@ -7,6 +7,7 @@ has a right answer; nothing is encoded or decoded, so a corpus is written in mil
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -71,8 +72,9 @@ def make_samples(
     return df
 
 
-def synthetic_corpus(path: Path, **kw: object) -> Path:
+def synthetic_corpus(path: str | os.PathLike[str], **kw: object) -> Path:
     """Write ``make_samples(**kw)`` as a built corpus at ``path`` (tables/ + corpus.json)."""
+    path = Path(path)  # a str was a TypeError at the first "/"
     df = make_samples(**kw)  # type: ignore[arg-type]
     write_table(df, path / "tables" / "samples.parquet")
     name = str(kw.get("name", "synthetic"))
