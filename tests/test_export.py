@@ -287,7 +287,7 @@ def test_an_int8_rows_score_does_not_depend_on_the_rows_beside_it(samples, tmp_p
     assert card["int8"]["mae_int8"] == pytest.approx(mae, rel=1e-9)
     # the card's export metrics describe the graph it pins (they were the float graph's)
     assert card["export_metrics"]["mae_vs_target"] == card["int8"]["mae_int8"]
-    assert "before INT8" in card["export_metrics"]["parity_of"]
+    assert "graph the INT8 one replaces" in card["export_metrics"]["parity_of"]
     # a float card keeps its one call per batch
     f32 = tmp_path / "f.onnx"
     export_onnx(model, _meta(), samples, f32,

@@ -150,7 +150,9 @@ def _run_records(run: Path) -> dict[str, list]:
 def test_wandb_fold_runs_under_ddp_hold_their_curves(tmp_path: Path) -> None:
     """Under trainer=ddp_cpu each fit's W&B run started lazily in the forked rank-0 worker,
     which never finished it: every fold's run file was a bare 7-byte header, its curves lost,
-    exit 0. The run now starts before the fit and the workers attach to it."""
+    exit 0 (and a run started before the fit for the workers to attach to failed the attach
+    in a process that had used W&B before: this test after the others). The workers now log
+    to CSV and this process logs the curves into the fit's run."""
     pytest.importorskip("wandb")
     corpus = synthetic_corpus(tmp_path / "c", n_sources=3, n_shots=6)
     api.train(corpus, tmp_path / "run", *RUN, "logger=wandb", "trainer=ddp_cpu",
@@ -195,3 +197,18 @@ def test_a_nan_figure_and_an_odd_run_folder_reach_the_trackers(tmp_path: Path) -
     acc = EventAccumulator(str(tmp_path / "tb" / "tb" / "summary"))
     acc.Reload()
     assert len(acc.Scalars("oof/mae")) == 1 and "oof/plcc" not in acc.Tags()["scalars"]
+
+
+def test_a_long_run_folder_gives_an_artifact_name_w_and_b_takes() -> None:
+    """With the parent folder in it the model artefact's name passed W&B's 128 characters
+    for a Hydra override_dirname job (a ValueError after the run had finished); cut names
+    stay apart by a digest of the whole."""
+    from vmafdistill.students.runlog import ARTIFACT_NAME_MAX, artifact_name
+
+    job = ("student=mlp,optim.lr=0.001,optim.weight_decay=0.0001,loss=huber_points,"
+           "cv.n_splits=5,seed={},student.widths=[64,64]")
+    names = {artifact_name(Path("2026-12-07_03-03-15") / job.format(seed)) for seed in (3, 4)}
+    assert len(names) == 2 and all(len(n) <= ARTIFACT_NAME_MAX for n in names), names
+    assert all(n.startswith("student-2026-12-07_03-03-15-student_mlp_optim.lr_0.001")
+               for n in names), names
+    assert artifact_name(Path("sweep/0")) == "student-sweep-0"

@@ -528,3 +528,18 @@ def test_a_winner_without_a_correlation_is_reported(tmp_path: Path, monkeypatch,
         "run": "1", "overrides": ["student=mlp"], "bundle": "1/student.pt"})
     assert main(["sweep-report", str(tmp_path)]) == 0
     assert "winner 1 (student=mlp): MAE 0.500, PLCC n/a" in capsys.readouterr().out
+
+
+def test_a_prefixed_override_is_an_axis_too(tmp_path: Path) -> None:
+    """multirun.yaml keeps an axis's ``+``/``++`` prefix and the runs' overrides were compared
+    without it: with one job finished, ``++loss.tau=0.5`` read as shared by all."""
+    import yaml
+
+    from vmafdistill.students.report import sweep_axes, varying_overrides
+
+    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {
+        "task": ["++loss.tau=0.5,1", "student=mlp,logistic", "seed=3"]}}}))
+    assert sweep_axes(tmp_path) == {"loss.tau", "student"}
+    run = ["++loss.tau=0.5", "student=mlp", "seed=3"]
+    assert varying_overrides([run], [run], sweep_axes(tmp_path)) == [
+        "++loss.tau=0.5 student=mlp"]

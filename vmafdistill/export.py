@@ -26,7 +26,7 @@ import math
 import os
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -403,10 +403,12 @@ def export_onnx(
     export_metrics["mae_vs_target"] = None if y is None else _mae(got, y)
     used = _inputs_read(model, names)
 
-    # dynamic quantization rewrites float32 MatMul/Gemm only: a float64 graph came back as
-    # float64 MatMul + Add, larger, and was dropped as "not smaller" whatever the student
-    float32 = data if precision == "float32" or not int8.get("enabled") else onnx_bytes(
-        model, len(names), _opset(s.get("opset", 17)), precision="float32")
+    # dynamic quantization rewrites float32 MatMul only: a float64 graph came back as float64
+    # MatMul + Add, larger, and was dropped as "not smaller" whatever the student
+    def float32() -> bytes:
+        return data if precision == "float32" else onnx_bytes(
+            model, len(names), _opset(s.get("opset", 17)), precision="float32")
+
     final, int8_report = _int8_graph(data, float32, x, y, got, int8, export_metrics)
     if final is not data:
         ops = model_ops(final)
@@ -456,22 +458,31 @@ def export_onnx(
     return card
 
 
-def _int8_graph(data: bytes, float32: bytes, x: np.ndarray, y: np.ndarray | None,
-                got: np.ndarray, int8: Mapping[str, Any], export_metrics: dict[str, Any],
-                ) -> tuple[bytes, dict[str, Any]]:
-    """The graph to ship (the INT8 one, quantized from the student's ``float32`` graph, where
-    the policy keeps it, else ``data``) and the card's ``int8`` report; a kept INT8 graph's
-    MAE replaces the float graph's in ``export_metrics`` (they described the float graph
-    while the card pinned the INT8 one)."""
+def _int8_graph(data: bytes, float32: Callable[[], bytes], x: np.ndarray,
+                y: np.ndarray | None, got: np.ndarray, int8: Mapping[str, Any],
+                export_metrics: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """The graph to ship (the INT8 one, quantized from the student's ``float32()`` graph,
+    where the policy keeps it, else ``data``) and the card's ``int8`` report; a kept INT8
+    graph's MAE replaces the float graph's in ``export_metrics`` (they described the float
+    graph while the card pinned the INT8 one)."""
     report: dict[str, Any] = {"tried": False, "kept": False}
     final = data
     if int8.get("enabled"):
-        q, report = _try_int8(float32, len(data), x, y, got, int8)
+        try:
+            source = float32()
+        except Exception as exc:  # INT8 is only tried: the float export stands
+            source, report = None, {"tried": True, "kept": False,
+                                    "reason": f"no float32 graph to quantize ({exc})"}
+        q = None
+        if source is not None:
+            q, report = _try_int8(source, len(data), x, y, got, int8)
         if q is not None:
             final = q
             export_metrics["mae_vs_target"] = report["mae_int8"]
-            export_metrics["parity_of"] = "the float graph before INT8 quantization " \
-                "(the kept INT8 graph moved predictions by int8.max_abs_change)"
+            export_metrics["parity_of"] = (
+                f"the {export_metrics.get('precision', 'float')} graph the INT8 one replaces "
+                "(quantized from the student's float32 graph, it moved predictions by "
+                "int8.max_abs_change)")
     report["unquantized_size_bytes"] = len(data)
     return final, report
 

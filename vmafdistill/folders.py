@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import secrets
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -75,20 +76,38 @@ def partial_file(out: Path, stamp: str | None = None) -> Iterator[Path]:
                     stamp_path(out).unlink()
 
 
-@contextlib.contextmanager
-def _folder_lock(folder: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``folder`` itself for the block (no lock file is left among
-    the user's footage; released when the process dies). Where the platform or filesystem
-    has no such lock, the block runs unlocked, as before."""
+def lock_fd(fd: int, waiting: str | None = None) -> None:
+    """An exclusive ``flock`` on ``fd`` (released when it is closed or its process dies);
+    held elsewhere, print ``waiting`` (if given) and wait. Where the platform or filesystem
+    has no such lock, nothing (the caller goes on unlocked, as before locks)."""
     try:
         import fcntl
-        fd = os.open(folder, os.O_RDONLY)
-    except (ImportError, OSError):
+    except ImportError:  # no flock on this platform
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        if waiting:
+            print(waiting, file=sys.stderr, flush=True)
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:  # a filesystem without locks (NFS on a directory: ENOLCK)
+        pass
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """``folder`` itself locked for the block (no lock file is left among the user's
+    footage); a folder that cannot be opened runs the block unlocked."""
+    try:
+        fd: int | None = os.open(folder, os.O_RDONLY)
+    except OSError:
+        fd = None
+    if fd is None:  # the block outside the except: its errors do not chain to this one
         yield
         return
     try:
-        with contextlib.suppress(OSError):  # a filesystem without flock: unlocked
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        lock_fd(fd, f"vmafdistill: waiting for another run filming into {folder}")
         yield
     finally:
         os.close(fd)  # closing releases the lock

@@ -287,10 +287,6 @@ def _run_rung_jobs(
     files them in its cache (:mod:`vmafdistill.corpus.detached`)."""
     ex = dict(executor or {})
     if ex.get("name") == "ray":
-        if workers > 1 and tasks:  # taken for the jobs run at once, and ignored unsaid
-            print(f"note: workers={workers} prepared the sources here; under executor=ray the "
-                  "rung jobs run as many at once as the runtime's CPUs allow "
-                  "(executor.num_cpus, executor.num_cpus_per_job)", file=sys.stderr, flush=True)
         tasks = _absolute_paths(tasks)
         store = ArtifactStore(store.root.resolve())
     if ex.get("name") != "ray" or flag(ex, "shared_fs"):  # null: true, as the executor reads it
@@ -1115,24 +1111,20 @@ def build_lock(out_dir: Path) -> Iterator[None]:
     """Hold ``<out_dir>.build.lock`` (an advisory lock the kernel drops with its process) for
     the block: the jobs of a parallel sweep on a cold cache each built the same corpus at
     once. A job that finds it held says so and waits."""
-    import fcntl
+    from ..folders import lock_fd
 
     lock_path = out_dir.parent / f".{out_dir.name}.build.lock"
     try:
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(lock_path, "a+b")  # noqa: SIM115 (held across the yield)
     except OSError:  # no lock file here (read-only): the build says what it cannot write
+        handle = None
+    if handle is None:  # the block outside the except: its errors do not chain to this one
         yield
         return
     with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"vmafdistill: waiting for another process's build of {out_dir}",
-                  file=sys.stderr, flush=True)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        except OSError:  # a file system without locks: build as before
-            pass
+        lock_fd(handle.fileno(), f"vmafdistill: waiting for another process's build of "
+                f"{out_dir}")
         yield
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import VmafDistillError
 from ..registry import register
 
-__all__ = ["LOGGERS", "make_logger", "register_logger"]
+__all__ = ["LOGGERS", "make_logger", "register_logger", "wandb_from_workers"]
 
 LoggerFactory = Callable[[Mapping[str, Any], Path, str], Any]
 #: logger name -> factory ``(logger config, run dir, fit tag) -> lightning logger``.
@@ -91,3 +91,29 @@ def wandb_grouping(run_dir: Path) -> dict[str, str]:
     their runs mixed), the job type the sweep (or corpus) folder."""
     return {"group": f"{run_dir.parent.name}/{run_dir.name}",
             "job_type": run_dir.parent.name or "train"}
+
+
+def wandb_from_workers(trainer: Any, run_dir: Path, tag: str) -> Callable[[], None] | None:
+    """For a W&B fit run by several processes (``trainer=ddp_cpu``): the fit logs its curves
+    to ``<run>/logs/<fit>/metrics.csv`` instead, and the returned callable, run here after
+    the fit, logs them into the fit's W&B run. Started in a forked worker, the run was never
+    finished there (every fold's run held no data); started here for the workers to attach
+    to, the attach failed in any process that had used W&B before. None for other fits."""
+    wandb_logger = trainer.logger
+    if type(wandb_logger).__name__ != "WandbLogger" or trainer.world_size <= 1:
+        return None
+    trainer.logger = csv_logger({}, run_dir, tag)
+    csv_path = run_dir / "logs" / tag / "metrics.csv"
+
+    def replay() -> None:
+        import pandas as pd
+
+        if not csv_path.is_file():  # the fit logged nothing (it failed before an epoch)
+            return
+        rows = pd.read_csv(csv_path).sort_values("step", kind="stable")
+        for _, row in rows.iterrows():
+            values = {k: float(v) for k, v in row.items() if k != "step" and pd.notna(v)}
+            wandb_logger.log_metrics(values, step=int(row["step"]))
+        wandb_logger.finalize("success")
+
+    return replay

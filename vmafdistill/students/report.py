@@ -339,7 +339,9 @@ def sweep_axes(root: Path) -> set[str]:
     if _optuna_launch(_hydra_record(root / "0"))[0]:
         return set()
     grid = sweep_grid(root) or {}
-    return {k for k, values in grid.items() if values is None or len(set(values)) > 1}
+    # "++loss.tau=0.5,1": the grid keeps the prefix, override_key drops it
+    return {k.lstrip("+~") for k, values in grid.items()
+            if values is None or len(set(values)) > 1}
 
 
 def _shared(overrides: Sequence[Sequence[str]], jobs: Sequence[Sequence[str]],

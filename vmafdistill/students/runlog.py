@@ -9,6 +9,7 @@ default) or TensorBoard (``<run>/tb/summary``); the CSV logger gets the plots in
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -113,7 +114,15 @@ def artifact_name(run_dir: Path) -> str:
     sweep was ``student-0``, one artefact across sweeps), in the characters W&B allows (a
     directory with a space, or Hydra's ``override_dirname`` ``a=b,c=d``, failed the run after
     it had finished)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"student-{run_dir.parent.name}-{run_dir.name}")
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"student-{run_dir.parent.name}-{run_dir.name}")
+    if len(name) > ARTIFACT_NAME_MAX:  # W&B refuses longer: cut, told apart by a digest
+        digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+        name = f"{name[:ARTIFACT_NAME_MAX - 11]}-{digest}"
+    return name
+
+
+#: The longest artefact name W&B takes.
+ARTIFACT_NAME_MAX = 128
 
 
 def _log_tensorboard(run_dir: Path, config: Mapping[str, Any], metrics: Mapping[str, Any],

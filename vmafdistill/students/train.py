@@ -42,7 +42,7 @@ import numpy as np
 
 from ..config import checked_number, refuse_unknown_keys
 from ..errors import VmafDistillError
-from .loggers import make_logger
+from .loggers import make_logger, wandb_from_workers
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -364,12 +364,14 @@ def make_trainer(
     # A ModelCheckpoint callback saved only after validation, which the final fit never runs
     # (final.ckpt was never written); saving every epoch instead cost time and wrote
     # final-v1.ckpt beside an old final.ckpt on a rerun.
-    return pl.Trainer(
+    trainer = pl.Trainer(
         logger=make_logger(logger_cfg, run_dir, tag),
         enable_checkpointing=False,
         default_root_dir=str(run_dir),
         **kwargs,
     )
+    trainer.vmafdistill_after_fit = wandb_from_workers(trainer, run_dir, tag)
+    return trainer
 
 
 def check_one_epoch_count(trainer_cfg: Mapping[str, Any], max_epochs: int) -> None:
@@ -425,9 +427,11 @@ RUN_OUTPUTS = ("metrics.json", "student.pt", "oof.parquet", "heldout.parquet",
 #: Where the loggers keep one folder per fit (CSV ``logs/<fit>``, TensorBoard ``tb/<fit>``):
 #: an earlier run's with more folds stayed beside the new ones.
 RUN_LOG_DIRS = ("logs", "tb")
-#: The names of those per-fit folders (``fold3``, ``fold0_inner2``, ``final``); nothing else
-#: in ``logs/`` or ``tb/`` is removed (a user's own files may live there).
-FIT_LOG_NAME = re.compile(r"fold\d+(_inner\d+)?|final|summary")
+#: The names of those per-fit folders (``fold3``, ``fold0_inner2``, ``final``), and
+#: TensorBoard's ``tb/summary`` (two runs' event files read as two values of one scalar);
+#: nothing else in ``logs/`` or ``tb/`` is removed (a user's own files may live there).
+FIT_LOG_NAME = re.compile(r"fold\d+(_inner\d+)?|final")
+SUMMARY_LOG = Path("tb", "summary")
 
 
 #: Held in a run directory while a run writes there (pid, host); removed when its process ends.
@@ -548,7 +552,7 @@ def clear_earlier_outputs(run_dir: Path) -> None:
     fit_logs = [d / child.name for d in map(Path, RUN_LOG_DIRS) if (run_dir / d).is_dir()
                 for child in sorted((run_dir / d).iterdir())
                 if child.is_dir() and not child.is_symlink()
-                and FIT_LOG_NAME.fullmatch(child.name)]
+                and (FIT_LOG_NAME.fullmatch(child.name) or d / child.name == SUMMARY_LOG)]
     if earlier or fit_logs:
         shown = earlier + sorted({f"{p.parent}/" for p in fit_logs})
         print(f"note: {run_dir}: replacing an earlier run's {', '.join(shown)}",
@@ -636,11 +640,14 @@ def fit_student(
         dict(cfg["trainer"]), cfg.get("logger"), run_dir, tag,
         max_epochs=int(optim["max_epochs"]), validate=len(dm.val_idx) > 0,
     )
-    _start_logger(trainer)
-    trainer.fit(module, datamodule=dm)
-    if checkpoint:  # the final fit's weights, overwritten by a rerun into the same run dir
-        trainer.save_checkpoint(run_dir / "checkpoints" / f"{tag}.ckpt")
-    _finish_logger(trainer)
+    try:
+        trainer.fit(module, datamodule=dm)
+        if checkpoint:  # the final fit's weights, overwritten by a rerun into the same run dir
+            trainer.save_checkpoint(run_dir / "checkpoints" / f"{tag}.ckpt")
+        if trainer.vmafdistill_after_fit is not None:
+            trainer.vmafdistill_after_fit()
+    finally:  # a failed fit's W&B run, left live, took the next fit's (a sweep's next job)
+        _finish_logger(trainer)
     module.model.eval()
     return module.model, module.loss_fn
 
@@ -705,18 +712,12 @@ def loss_config(loss_cfg: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _start_logger(trainer: Any) -> None:
-    """Start a W&B fit's run here, before the fit: started lazily inside a DDP worker (fork or
-    spawn), it was never finished there and every fold's run held no data; started here, the
-    workers attach to it and :func:`_finish_logger` finishes it."""
-    exp_logger = getattr(trainer, "logger", None)
-    if exp_logger is not None and type(exp_logger).__name__ == "WandbLogger":
-        _ = exp_logger.experiment
-
-
 def _finish_logger(trainer: Any) -> None:
+    """Finish a fit's W&B run (one logged from the workers' CSV too)."""
     exp_logger = getattr(trainer, "logger", None)
-    if exp_logger is not None and type(exp_logger).__name__ == "WandbLogger":
+    from_workers = getattr(trainer, "vmafdistill_after_fit", None) is not None
+    if from_workers or (exp_logger is not None
+                        and type(exp_logger).__name__ == "WandbLogger"):
         import wandb
 
         wandb.finish()
