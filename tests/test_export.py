@@ -234,6 +234,29 @@ def test_int8_from_the_default_float64_export_is_quantized(samples, tmp_path):
     assert rep["unquantized_size_bytes"] == float_card["size_bytes"]
 
 
+def test_a_float32_graph_that_cannot_be_built_leaves_the_float_export(samples, tmp_path,
+                                                                       monkeypatch):
+    """INT8 is only tried: the float32 graph it quantizes failing to build is its reason, and
+    the float64 export stands."""
+    from vmafdistill import export
+
+    real = export.onnx_bytes
+
+    def float64_only(model, n, opset, *, precision="float64"):
+        if precision == "float32":
+            raise ModelError("no float32 graph here")
+        return real(model, n, opset, precision=precision)
+
+    monkeypatch.setattr(export, "onnx_bytes", float64_only)
+    s = load_export_settings({"int8": {"enabled": True}})
+    card = export_onnx(_student("mlp", samples), _meta(), samples, tmp_path / "f.onnx",
+                       settings=s)
+    assert card["int8"] == {"tried": True, "kept": False, "unquantized_size_bytes":
+                            card["size_bytes"], "reason": "no float32 graph to quantize "
+                            "(no float32 graph here)"}
+    assert card["precision"] == "float64" and (tmp_path / "f.onnx").is_file()
+
+
 def test_an_opset_10_int8_graph_runs_row_by_row_without_its_card_saying_so(samples,
                                                                            tmp_path):
     """At opset 10 the quantizer builds DynamicQuantizeLinear from ReduceMin/ReduceMax over

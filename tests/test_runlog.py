@@ -147,23 +147,41 @@ def _run_records(run: Path) -> dict[str, list]:
     return out
 
 
-def test_wandb_fold_runs_under_ddp_hold_their_curves(tmp_path: Path) -> None:
+def _history(records: list) -> list[dict]:
+    """A run's history rows, without W&B's own timing keys (``_timestamp``, ``_runtime``)."""
+    rows = []
+    for r in records:
+        if r.WhichOneof("record_type") == "history":
+            row = {(tuple(i.nested_key) or (i.key,))[0]: i.value_json for i in r.history.item}
+            rows.append({k: v for k, v in row.items() if k not in ("_timestamp", "_runtime")})
+    return rows
+
+
+@pytest.mark.parametrize("ddp", [("trainer=ddp_cpu",),
+                                 ("trainer=ddp_cpu", "trainer.devices=1")],
+                         ids=["two_ranks", "one_rank"])
+def test_wandb_fold_runs_under_ddp_hold_their_curves(tmp_path: Path, ddp: tuple) -> None:
     """Under trainer=ddp_cpu each fit's W&B run started lazily in the forked rank-0 worker,
     which never finished it: every fold's run file was a bare 7-byte header, its curves lost,
-    exit 0 (and a run started before the fit for the workers to attach to failed the attach
-    in a process that had used W&B before: this test after the others). The workers now log
-    to CSV and this process logs the curves into the fit's run."""
+    exit 0 (one rank too: Lightning still forks a worker). A run started before the fit for
+    the workers to attach to failed the attach in a process that had used W&B before (the
+    single-process reference run below does). The workers now log to CSV and this process
+    logs the curves into the fit's run: the same rows as a fit in this process."""
     pytest.importorskip("wandb")
     corpus = synthetic_corpus(tmp_path / "c", n_sources=3, n_shots=6)
-    api.train(corpus, tmp_path / "run", *RUN, "logger=wandb", "trainer=ddp_cpu",
-              "conformal.method=split")
-    runs = _run_records(tmp_path / "run")
-    fits = {name for name in runs if not name.endswith("-summary")}
-    assert {"run-fold0", "run-fold1", "run-final"} <= fits, sorted(runs)
-    for name in fits:
-        steps = [r for r in runs[name] if r.WhichOneof("record_type") == "history"]
-        keys = {(tuple(i.nested_key) or (i.key,))[0] for r in steps for i in r.history.item}
-        assert len(steps) >= 20 and any("loss" in k for k in keys), (name, len(steps), keys)
+    common = (*RUN, "logger=wandb", "conformal.method=split", "trainer.check_val_every_n_epoch=2")
+    api.train(corpus, tmp_path / "one", *common)
+    api.train(corpus, tmp_path / "ddp", *common, *ddp)
+    one, ddp_runs = _run_records(tmp_path / "one"), _run_records(tmp_path / "ddp")
+    fits = sorted(name[len("ddp-"):] for name in ddp_runs if not name.endswith("-summary"))
+    assert fits == sorted(name[len("one-"):] for name in one if not name.endswith("-summary"))
+    assert {"fold0", "fold1", "final"} <= set(fits), fits
+    for fit in fits:
+        ours, reference = _history(ddp_runs[f"ddp-{fit}"]), _history(one[f"one-{fit}"])
+        assert len(ours) >= 20 and any("train_loss" in row for row in ours), (fit, ours[:2])
+        assert [sorted(row) for row in ours] == [sorted(row) for row in reference], fit
+        assert [row["trainer/global_step"] for row in ours] == \
+            [row["trainer/global_step"] for row in reference], fit
 
 
 def test_a_nan_figure_and_an_odd_run_folder_reach_the_trackers(tmp_path: Path) -> None:

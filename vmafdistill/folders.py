@@ -107,7 +107,7 @@ def _folder_lock(folder: Path) -> Iterator[None]:
         yield
         return
     try:
-        lock_fd(fd, f"vmafdistill: waiting for another run filming into {folder}")
+        lock_fd(fd)  # held for a rename and a stamp: no word about the wait
         yield
     finally:
         os.close(fd)  # closing releases the lock

@@ -94,25 +94,31 @@ def wandb_grouping(run_dir: Path) -> dict[str, str]:
 
 
 def wandb_from_workers(trainer: Any, run_dir: Path, tag: str) -> Callable[[], None] | None:
-    """For a W&B fit run by several processes (``trainer=ddp_cpu``): the fit logs its curves
-    to ``<run>/logs/<fit>/metrics.csv`` instead, and the returned callable, run here after
-    the fit, logs them into the fit's W&B run. Started in a forked worker, the run was never
-    finished there (every fold's run held no data); started here for the workers to attach
-    to, the attach failed in any process that had used W&B before. None for other fits."""
+    """For a W&B fit that Lightning runs in worker processes (a DDP launcher, forked or
+    spawned, one device or several): the fit logs its curves to ``<run>/logs/<fit>/
+    metrics.csv`` instead, and the returned callable, run in this process after the fit (a
+    failed one too), logs them into the fit's W&B run. Started in a forked worker, the run was
+    never finished there (every fold's run held no data); started here for the workers to
+    attach to, the attach failed in any process that had used W&B before. None for a fit run
+    in this process. Keep the callable off the trainer: a spawn launcher pickles it."""
     wandb_logger = trainer.logger
-    if type(wandb_logger).__name__ != "WandbLogger" or trainer.world_size <= 1:
+    if type(wandb_logger).__name__ != "WandbLogger" \
+            or getattr(trainer.strategy, "launcher", None) is None:
         return None
     trainer.logger = csv_logger({}, run_dir, tag)
     csv_path = run_dir / "logs" / tag / "metrics.csv"
 
     def replay() -> None:
-        import pandas as pd
+        import csv
 
         if not csv_path.is_file():  # the fit logged nothing (it failed before an epoch)
             return
-        rows = pd.read_csv(csv_path).sort_values("step", kind="stable")
-        for _, row in rows.iterrows():
-            values = {k: float(v) for k, v in row.items() if k != "step" and pd.notna(v)}
+        with open(csv_path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        # an empty cell: not logged in that row; "nan": a NaN the fit logged (kept, as a fit
+        # logging in this process keeps it)
+        for row in sorted(rows, key=lambda r: int(r["step"])):
+            values = {k: float(v) for k, v in row.items() if k != "step" and v != ""}
             wandb_logger.log_metrics(values, step=int(row["step"]))
         wandb_logger.finalize("success")
 

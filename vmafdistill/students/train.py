@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -364,14 +364,12 @@ def make_trainer(
     # A ModelCheckpoint callback saved only after validation, which the final fit never runs
     # (final.ckpt was never written); saving every epoch instead cost time and wrote
     # final-v1.ckpt beside an old final.ckpt on a rerun.
-    trainer = pl.Trainer(
+    return pl.Trainer(
         logger=make_logger(logger_cfg, run_dir, tag),
         enable_checkpointing=False,
         default_root_dir=str(run_dir),
         **kwargs,
     )
-    trainer.vmafdistill_after_fit = wandb_from_workers(trainer, run_dir, tag)
-    return trainer
 
 
 def check_one_epoch_count(trainer_cfg: Mapping[str, Any], max_epochs: int) -> None:
@@ -545,7 +543,8 @@ def _alive(pid: int) -> bool:
 
 def clear_earlier_outputs(run_dir: Path) -> None:
     """Remove an earlier run's :data:`RUN_OUTPUTS` and its per-fit log folders
-    (:data:`FIT_LOG_NAME` under :data:`RUN_LOG_DIRS`) from ``run_dir``, saying so, once
+    (:data:`FIT_LOG_NAME` under :data:`RUN_LOG_DIRS`, and :data:`SUMMARY_LOG`) from
+    ``run_dir``, saying so, once
     ``run_dir`` is claimed for this run (:func:`claim_run_dir`)."""
     claim_run_dir(run_dir)
     earlier = [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
@@ -640,14 +639,15 @@ def fit_student(
         dict(cfg["trainer"]), cfg.get("logger"), run_dir, tag,
         max_epochs=int(optim["max_epochs"]), validate=len(dm.val_idx) > 0,
     )
+    from_workers = wandb_from_workers(trainer, run_dir, tag)
+    failed = True
     try:
         trainer.fit(module, datamodule=dm)
         if checkpoint:  # the final fit's weights, overwritten by a rerun into the same run dir
             trainer.save_checkpoint(run_dir / "checkpoints" / f"{tag}.ckpt")
-        if trainer.vmafdistill_after_fit is not None:
-            trainer.vmafdistill_after_fit()
+        failed = False
     finally:  # a failed fit's W&B run, left live, took the next fit's (a sweep's next job)
-        _finish_logger(trainer)
+        _finish_logger(trainer, from_workers, failed)
     module.model.eval()
     return module.model, module.loss_fn
 
@@ -712,15 +712,25 @@ def loss_config(loss_cfg: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _finish_logger(trainer: Any) -> None:
-    """Finish a fit's W&B run (one logged from the workers' CSV too)."""
+def _finish_logger(trainer: Any, from_workers: Callable[[], None] | None,
+                   failed: bool) -> None:
+    """Finish a fit's W&B run, marked failed when the fit raised (it read as a success);
+    ``from_workers`` (:func:`~.loggers.wandb_from_workers`) first logs the curves the
+    fit's worker processes wrote, also those of a failed fit."""
     exp_logger = getattr(trainer, "logger", None)
-    from_workers = getattr(trainer, "vmafdistill_after_fit", None) is not None
-    if from_workers or (exp_logger is not None
-                        and type(exp_logger).__name__ == "WandbLogger"):
-        import wandb
+    if from_workers is None and (exp_logger is None
+                                 or type(exp_logger).__name__ != "WandbLogger"):
+        return
+    import wandb
 
-        wandb.finish()
+    if from_workers is not None:
+        try:
+            from_workers()
+        except Exception:
+            if not failed:
+                raise
+            # the fit's own error is the one to see
+    wandb.finish(exit_code=1 if failed else None)
 
 
 def predict(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
