@@ -230,3 +230,54 @@ def test_a_long_run_folder_gives_an_artifact_name_w_and_b_takes() -> None:
     assert all(n.startswith("student-2026-12-07_03-03-15-student_mlp_optim.lr_0.001")
                for n in names), names
     assert artifact_name(Path("sweep/0")) == "student-sweep-0"
+
+
+@pytest.mark.parametrize("ddp", [(), ("trainer=ddp_cpu", "trainer.devices=1")],
+                         ids=["in_process", "one_rank"])
+def test_a_fit_that_raises_ends_its_wandb_run_failed(tmp_path: Path, monkeypatch,
+                                                      ddp: tuple) -> None:
+    """A fit that raised ended its W&B run with exit code 0 (read as a success); under DDP its
+    curves, logged by the worker, are logged into the run all the same."""
+    pytest.importorskip("wandb")
+    import wandb
+
+    from vmafdistill.students.lit_module import StudentModule
+
+    real = StudentModule.training_step
+
+    def failing(self, batch, batch_idx):
+        if self.current_epoch == 2:
+            raise RuntimeError("boom at epoch 2")
+        return real(self, batch, batch_idx)
+
+    monkeypatch.setattr(StudentModule, "training_step", failing)
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=3, n_shots=6)
+    with pytest.raises(Exception, match="boom at epoch 2"):
+        api.train(corpus, tmp_path / "run", *RUN, "logger=wandb", "conformal.method=split",
+                  *ddp)
+    assert wandb.run is None  # no run left live for the next fit
+    (fit,) = _run_records(tmp_path / "run").values()
+    exits = [r.exit.exit_code for r in fit if r.WhichOneof("record_type") == "exit"]
+    assert exits == [1], exits
+    epochs = sorted({row["epoch"] for row in _history(fit) if "train_loss" in row})
+    assert epochs == ["0", "1"], epochs
+
+
+def test_a_replay_that_raises_leaves_no_run_live(tmp_path: Path, monkeypatch) -> None:
+    """A replay of the workers' curves that raised after a good fit skipped wandb.finish: its
+    run stayed live and the next fit (a sweep's next job) logged into it."""
+    pytest.importorskip("wandb")
+    import wandb
+
+    from vmafdistill.students.train import _finish_logger
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+
+    def replay(failed: bool) -> None:
+        wandb.init(project="t", dir=str(tmp_path))
+        wandb.log({"x": 1.0})
+        raise ValueError("unreadable curves")
+
+    with pytest.raises(ValueError, match="unreadable curves"):
+        _finish_logger(object(), replay, failed=False)
+    assert wandb.run is None

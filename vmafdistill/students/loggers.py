@@ -93,14 +93,16 @@ def wandb_grouping(run_dir: Path) -> dict[str, str]:
             "job_type": run_dir.parent.name or "train"}
 
 
-def wandb_from_workers(trainer: Any, run_dir: Path, tag: str) -> Callable[[], None] | None:
+def wandb_from_workers(trainer: Any, run_dir: Path,
+                       tag: str) -> Callable[[bool], None] | None:
     """For a W&B fit that Lightning runs in worker processes (a DDP launcher, forked or
     spawned, one device or several): the fit logs its curves to ``<run>/logs/<fit>/
-    metrics.csv`` instead, and the returned callable, run in this process after the fit (a
-    failed one too), logs them into the fit's W&B run. Started in a forked worker, the run was
-    never finished there (every fold's run held no data); started here for the workers to
-    attach to, the attach failed in any process that had used W&B before. None for a fit run
-    in this process. Keep the callable off the trainer: a spawn launcher pickles it."""
+    metrics.csv`` instead, and the returned callable ``(failed)``, run in this process after
+    the fit (a failed one too), logs them into the fit's W&B run. Started in a forked worker,
+    the run was never finished there (every fold's run held no data); started here for the
+    workers to attach to, the attach failed in any process that had used W&B before. None
+    for a fit run in this process. Keep the callable off the trainer: a spawn launcher
+    pickles the trainer."""
     wandb_logger = trainer.logger
     if type(wandb_logger).__name__ != "WandbLogger" \
             or getattr(trainer.strategy, "launcher", None) is None:
@@ -108,10 +110,11 @@ def wandb_from_workers(trainer: Any, run_dir: Path, tag: str) -> Callable[[], No
     trainer.logger = csv_logger({}, run_dir, tag)
     csv_path = run_dir / "logs" / tag / "metrics.csv"
 
-    def replay() -> None:
+    def replay(failed: bool) -> None:
         import csv
 
-        if not csv_path.is_file():  # the fit logged nothing (it failed before an epoch)
+        if not csv_path.is_file():  # the fit logged nothing (it failed before an epoch): its
+            _ = wandb_logger.experiment  # run exists all the same, to be marked failed
             return
         with open(csv_path, newline="") as fh:
             rows = list(csv.DictReader(fh))
@@ -120,6 +123,6 @@ def wandb_from_workers(trainer: Any, run_dir: Path, tag: str) -> Callable[[], No
         for row in sorted(rows, key=lambda r: int(r["step"])):
             values = {k: float(v) for k, v in row.items() if k != "step" and v != ""}
             wandb_logger.log_metrics(values, step=int(row["step"]))
-        wandb_logger.finalize("success")
+        wandb_logger.finalize("failed" if failed else "success")
 
     return replay

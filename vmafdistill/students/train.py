@@ -712,7 +712,7 @@ def loss_config(loss_cfg: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _finish_logger(trainer: Any, from_workers: Callable[[], None] | None,
+def _finish_logger(trainer: Any, from_workers: Callable[[bool], None] | None,
                    failed: bool) -> None:
     """Finish a fit's W&B run, marked failed when the fit raised (it read as a success);
     ``from_workers`` (:func:`~.loggers.wandb_from_workers`) first logs the curves the
@@ -723,14 +723,19 @@ def _finish_logger(trainer: Any, from_workers: Callable[[], None] | None,
         return
     import wandb
 
-    if from_workers is not None:
-        try:
-            from_workers()
-        except Exception:
-            if not failed:
-                raise
-            # the fit's own error is the one to see
-    wandb.finish(exit_code=1 if failed else None)
+    try:
+        if from_workers is not None:
+            try:
+                from_workers(failed)
+            except Exception as exc:
+                if not failed:
+                    failed = True
+                    raise
+                # the fit's own error is the one to see; this one is a line
+                print(f"note: the failed fit's W&B curves could not be logged "
+                      f"({type(exc).__name__}: {exc})", file=sys.stderr)
+    finally:  # a replay that raised left its run live: the next fit logged into it
+        wandb.finish(exit_code=1 if failed else None)
 
 
 def predict(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
