@@ -1582,3 +1582,32 @@ def test_a_series_row_labelled_with_feature_names_is_read_by_name(predictor):
     assert predictor.predict(pd.Series(values)) == pytest.approx(want, abs=0)  # by position
     with pytest.raises(ModelError, match=f"the row lacks the student's feature.*{names[0]}"):
         predictor.predict(row.drop(names[0]).rename({names[1]: "other"}))
+
+
+def test_an_error_in_the_frame_pass_ends_the_block_qp_decode(clip, monkeypatch):
+    """With the ffmpeg decoder the packet reader decodes the file a second time for the block
+    QPs; a Ctrl-C or an error in the frame pass waited for that decode to reach the file's
+    end (30 s after a Ctrl-C 8 s into a 15-minute 720p file). The reader now ends it."""
+    import time
+
+    from vmafdistill.edge import pipeline
+    from vmafdistill.edge.options import EdgeOptions
+    from vmafdistill.edge.predictor import default_model_path
+    from vmafdistill.io import packets
+
+    stopped: list[bool] = []
+
+    def slow_decode(path, codec, stop=None):  # a long file's decode: ends when stopped
+        stopped.append(stop is not None and stop.wait(30.0))
+        return None
+
+    def failing_frame_pass(*args, **kwargs):
+        raise RuntimeError("frame pass failed")
+
+    monkeypatch.setattr(packets, "read_mb_quantizers", slow_decode)
+    monkeypatch.setattr(pipeline, "frame_pass", failing_frame_pass)
+    model = Predictor(default_model_path())
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="frame pass failed"):
+        analyze_video(clip, model, options=EdgeOptions(decoder="ffmpeg"))
+    assert stopped == [True] and time.monotonic() - t0 < 15.0

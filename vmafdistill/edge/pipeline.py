@@ -396,7 +396,9 @@ class _PacketReader:
         self.error: Exception | None = None
         self.seconds = 0.0
         self._codec_ok = False
-        kw = {"quantizer": quantizer, "mb_quantizer": mb_quantizer, "mb_source": mb_source}
+        self._stop = threading.Event()
+        kw = {"quantizer": quantizer, "mb_quantizer": mb_quantizer, "mb_source": mb_source,
+              "stop": self._stop}
         self._thread = threading.Thread(target=self._read, args=(read_packets, kw),
                                         daemon=True)
         self._thread.start()
@@ -420,6 +422,11 @@ class _PacketReader:
 
     def join(self) -> None:
         self._thread.join()
+
+    def cancel(self) -> None:
+        """End the reader's block-QP decode now: the caller is leaving (a Ctrl-C or an error
+        waited for that second decode of the whole file, 30 s into a 15-minute 720p one)."""
+        self._stop.set()
 
     def result(self) -> Any:
         """The packets, once read (the reader's error, or an unknown codec, raised here)."""
@@ -563,6 +570,9 @@ def _frame_and_packet_pass(plan: _Plan, info: Any, t_probe: float, predictor: An
                 bit_depth=info.bit_depth, detector=det, frame_step=plan.step,
                 shot_pixel_step=cut_step, threads=options.threads, temporal_step=temporal_step)
         t_frames = time.perf_counter() - t1
+    except BaseException:
+        reader.cancel()
+        raise
     finally:
         if mb_source is not None and not mb_source.done():
             mb_source.set_result(pyav.mb if pyav is not None else None)

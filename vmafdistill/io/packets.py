@@ -103,7 +103,8 @@ class Packets:
 
 def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False,
                  mb_quantizer: bool = False,
-                 mb_source: Future[MbQuantizers | None] | None = None) -> Packets:
+                 mb_source: Future[MbQuantizers | None] | None = None,
+                 stop: threading.Event | None = None) -> Packets:
     """Sizes, timestamps, codec and size of ``path``'s first video stream that is
     not cover art (ffmpeg's ``0:V:0``, the stream every decoder here reads).
 
@@ -121,7 +122,9 @@ def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False,
     NaN for B-frames, for other codecs (no warning) and, with a warning, where the decode fails,
     its packets are not ffmpeg's, or PyAV is missing. ``mb_source``: those block QPs from a
     decode the caller runs instead (the edge's in-process pixel decode,
-    :mod:`vmafdistill.edge.pyav_decode`); waited for, not decoded here.
+    :mod:`vmafdistill.edge.pyav_decode`); waited for, not decoded here. ``stop``: set by a
+    caller that is leaving (Ctrl-C, an error elsewhere) to end the block-QP decode at once
+    (its block QPs then read NaN, unsaid); it ran to the end of the file first.
 
     Raises:
         VideoInputError: missing/unreadable file, no video stream, or no packets.
@@ -136,7 +139,7 @@ def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False,
     if mb_quantizer and mb_source is not None:
         mb_pass = _GivenMbQuantizers(mb_source)
     elif mb_quantizer and pyav_available():
-        mb_pass = _MbQuantizerPass(p)
+        mb_pass = _MbQuantizerPass(p, stop)
     try:
         return _read_packets(p, quantizer, mb_quantizer, mb_pass)
     finally:
@@ -367,8 +370,8 @@ class _MbQuantizerPass:
     """:func:`~vmafdistill.io.mb_quantizer.read_mb_quantizers` on a daemon thread (an abandoned
     pass never holds up the interpreter's exit); ``stop`` ends it early."""
 
-    def __init__(self, path: str) -> None:
-        self.stop = threading.Event()
+    def __init__(self, path: str, stop: threading.Event | None = None) -> None:
+        self.stop = stop if stop is not None else threading.Event()
         self.result: MbQuantizers | None = None
         self.error: Exception | None = None
         self._thread = threading.Thread(target=self._run, args=(path,), daemon=True,
@@ -412,6 +415,8 @@ def _frame_mb_quantizers(path: str, mb_pass: _MbQuantizerPass | _GivenMbQuantize
     mb = np.full(n, np.nan)
     try:
         decoded = mb_pass.join()
+        if mb_pass.stop.is_set():  # the caller stopped it: it is leaving, no warning
+            return mb
     except MbQuantizerError as exc:
         warnings.warn(f"{path}: cannot decode the macroblock quantizers ({exc}); the slice "
                       "QP stands in for them", stacklevel=4)

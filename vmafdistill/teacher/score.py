@@ -23,6 +23,7 @@ from ..errors import VideoInputError, VmafDistillError
 from ..folders import atomic_write_text
 from ..io import iter_frame_pairs, probe_video
 from ..io.prefetch import prefetched
+from .exact.features import TRIM_EVERY_CHUNKS, trim_heap
 from .vmaf import VmafResult, VmafScorer, check_device
 
 #: Precision of libvmaf's logs: ``%.6f``, or ``%.16f`` for a value whose fractional part
@@ -238,13 +239,15 @@ def score_files(
 
         bar = tqdm(total=ref_info.num_frames, unit="frame", desc="vmaf", leave=False)
     try:
-        for ref_chunk, dist_chunk in pairs:
+        for k, (ref_chunk, dist_chunk) in enumerate(pairs, 1):
             scorer.update(
                 ref_chunk.y,
                 dist_chunk.y,
                 ref_bit_depth=ref_chunk.bit_depth,
                 dist_bit_depth=dist_chunk.bit_depth,
             )
+            if k % TRIM_EVERY_CHUNKS == 0:
+                trim_heap()  # a long clip's chunks fragment the heap: RSS grew per frame
             if bar is not None:
                 bar.update(len(ref_chunk))
     finally:

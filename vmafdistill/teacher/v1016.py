@@ -25,7 +25,7 @@ import torch
 
 from ..errors import ModelError, VideoInputError
 from .cambi import CambiOptions, cambi, check_cambi_size
-from .exact.features import release_buffers
+from .exact.features import TRIM_EVERY_CHUNKS, release_buffers, trim_heap
 from .exact.integer_adm import MIN_SIZE as ADM_MIN_SIZE
 from .exact.integer_adm import IntegerAdmOptions, integer_adm
 from .model import predict_clip
@@ -337,7 +337,7 @@ def score_files_v1016(
 
         bar = tqdm(total=info.num_frames, unit="frame", desc="vmaf", leave=False)
     try:
-        for rc, dc in pairs:
+        for k, (rc, dc) in enumerate(pairs, 1):
             if rc.bit_depth != dc.bit_depth:
                 raise VideoInputError(
                     f"model {scorer.model.name}: reference and distorted bit depths differ "
@@ -345,6 +345,8 @@ def score_files_v1016(
             ref_uv = None if rc.u is None or rc.v is None else (rc.u, rc.v)
             dist_uv = None if dc.u is None or dc.v is None else (dc.u, dc.v)
             scorer.update(rc.y, dc.y, ref_uv, dist_uv, bit_depth=rc.bit_depth)
+            if k % TRIM_EVERY_CHUNKS == 0:
+                trim_heap()  # a long clip's chunks fragment the heap: RSS grew per frame
             if bar is not None:
                 bar.update(len(rc))
     finally:
