@@ -20,7 +20,9 @@ DOC = REPO / "docs" / "cli.md"
 #: Environment variables the package reads -> what they do (the test checks the list is whole).
 ENVIRONMENT: dict[str, str] = {
     "VMAFDISTILL_FFMPEG": "path of the ffmpeg binary to run (default: imageio-ffmpeg's, then "
-    "`ffmpeg` on PATH); it needs libvmaf for the oracle and libx264/libx265 for corpora",
+    "`ffmpeg` on PATH; a relative path is taken from the working folder); it needs libvmaf "
+    "for the oracle and libx264/libx265 for corpora; a file that is not executable, or whose "
+    "`-version` is not ffmpeg's, is refused naming the variable",
     "VMAFDISTILL_CONF": "a config directory of your own, used instead of the packaged "
     "`vmafdistill/conf` by `corpus`, `train`, `finetune`, `pilot`, `evaluate`, `export` "
     "(`export.yaml`), `sources` (`sources/`); feature sets are read from its `features/`",
@@ -32,7 +34,8 @@ ENVIRONMENT: dict[str, str] = {
     "numba kernels on CPU tensors, torch elsewhere), `torch` (the GPU path, also on CPU), "
     "`compiled` (an error when numba is missing)",
     "VMAFDISTILL_PIXEL_KERNEL": "the edge's per-frame pixel sums: `auto` (default: the C kernel "
-    "where it was built), `c` (an error without it), `numpy` (for comparisons)",
+    "where it was built; also when empty), `c` (an error without it), `numpy` (for "
+    "comparisons)",
 }
 
 HYDRA_APPS = """\

@@ -489,13 +489,28 @@ def test_output_files_are_checked_before_scoring(
             # an ffmpeg that fails in other words (a build without lavfi): its failure, not
             # the default flags refused
             fake = tmp_path / "ffmpeg_no_lavfi"
-            fake.write_text("#!/bin/sh\necho \"Unknown input format: 'lavfi'\" >&2\nexit 1\n")
+            fake.write_text("#!/bin/sh\ncase \"$*\" in *-version*) echo 'ffmpeg version "
+                            "n0-nolavfi'; exit 0;; esac\n"
+                            "echo \"Unknown input format: 'lavfi'\" >&2\nexit 1\n")
             fake.chmod(0o755)
             mp.setenv("VMAFDISTILL_FFMPEG", str(fake))
             ffmpeg_exe.cache_clear()
             with pytest.raises(ToolError, match="failed while checking the scaler flags "
                                                 "'bicubic': Unknown input format"):
                 scaler_refusal("bicubic")
+            # a program that is not ffmpeg, or cannot run, or a bare name: named as such (it
+            # read as "not a readable video file", or a traceback)
+            for program, needle in (("/bin/true", "not ffmpeg"), (fake.name, "absolute"),
+                                    (str(tmp_path / "plain"), "not executable")):
+                (tmp_path / "plain").write_text("#!/bin/sh\n")
+                mp.setenv("VMAFDISTILL_FFMPEG", program)
+                mp.chdir(tmp_path)
+                ffmpeg_exe.cache_clear()
+                if program == fake.name:  # a bare name is this folder's file, made absolute
+                    assert ffmpeg_exe() == str(fake)
+                    continue
+                with pytest.raises(ToolError, match=f"VMAFDISTILL_FFMPEG=.*: {needle}"):
+                    ffmpeg_exe()
         finally:
             scaler_refusal.cache_clear()
             ffmpeg_exe.cache_clear()

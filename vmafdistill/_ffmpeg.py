@@ -45,7 +45,7 @@ def ffmpeg_exe() -> str:
     if override:
         if not os.path.isfile(override):
             raise ToolError(f"VMAFDISTILL_FFMPEG={override!r} does not point to a file")
-        return override
+        return _checked_override(override)
     try:
         import imageio_ffmpeg
 
@@ -58,6 +58,26 @@ def ffmpeg_exe() -> str:
     raise ToolError(
         "no ffmpeg found: install the 'imageio-ffmpeg' package or set VMAFDISTILL_FFMPEG"
     )
+
+
+def _checked_override(override: str) -> str:
+    """``VMAFDISTILL_FFMPEG``'s file as an absolute path, checked to run and to be ffmpeg: a
+    bare name was looked up on PATH (a traceback), a file without execute permission was a
+    PermissionError traceback, and another program (``/bin/true``) made every video read as
+    unreadable, blaming the video."""
+    path = os.path.abspath(override)
+    if not os.access(path, os.X_OK):
+        raise ToolError(f"VMAFDISTILL_FFMPEG={override!r}: not executable")
+    try:
+        out = subprocess.run([path, "-hide_banner", "-version"], capture_output=True,
+                             text=True, errors="replace", timeout=60, check=False).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ToolError(f"VMAFDISTILL_FFMPEG={override!r}: does not run ({exc})") from None
+    if not out.startswith("ffmpeg version"):
+        first = out.splitlines()[0] if out.strip() else "nothing"
+        raise ToolError(f"VMAFDISTILL_FFMPEG={override!r}: not ffmpeg (`-version` printed "
+                        f"{first[:80]!r})")
+    return path
 
 
 @functools.cache

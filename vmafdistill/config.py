@@ -111,6 +111,7 @@ def compose(config_name: str, overrides: Sequence[str] = ()) -> Any:
 
     Inside a running Hydra app (whose global state is initialised) it composes from that
     state; elsewhere it initialises Hydra on :func:`conf_dir` for the call."""
+    import yaml
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -133,6 +134,12 @@ def compose(config_name: str, overrides: Sequence[str] = ()) -> Any:
     except (HydraException, OmegaConfBaseException) as exc:
         raise VmafDistillError(f"config {config_name!r} with overrides {list(overrides)}: "
                                f"{one_line(exc)}") from exc
+    except yaml.YAMLError as exc:  # a broken file in the config folder: it was a traceback
+        raise VmafDistillError(f"config {config_name!r}: a YAML file in {conf_dir()} does not "
+                               f"parse: {one_line(exc)}") from None
+    except ValueError as exc:  # Hydra's own, e.g. `shots=null` for a config group
+        raise VmafDistillError(f"config {config_name!r} with overrides {list(overrides)}: "
+                               f"{exc}") from None
 
 
 def one_line(exc: BaseException) -> str:
@@ -249,8 +256,14 @@ def _searches_conf_dir(gh: Any) -> bool:
 def compose_dict(config_name: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """:func:`compose`, resolved to plain dicts and lists."""
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
-    out = OmegaConf.to_container(compose(config_name, overrides), resolve=True)
+    cfg = compose(config_name, overrides)
+    try:
+        out = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:  # an interpolation that does not resolve
+        raise VmafDistillError(f"config {config_name!r} with overrides {list(overrides)}: "
+                               f"{one_line(exc)}") from None
     assert isinstance(out, dict)
     return out
 
@@ -359,3 +372,18 @@ def checked_bool(label: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
     raise VmafDistillError(f"{label}={value!r}: needs true or false")
+
+
+def checked_list(label: str, value: Any) -> list[Any]:
+    """``value`` as a list (null: empty), or an error naming ``label``: a bare string was read
+    a character at a time (``corpus.exclude=life.mp4`` excluded nothing, unsaid;
+    ``corpus.extensions=abc`` looked for .a, .b and .c)."""
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return list(value)
+    from omegaconf import ListConfig
+
+    if isinstance(value, ListConfig):
+        return list(value)
+    raise VmafDistillError(f"{label}={value!r}: needs a list, e.g. [{value}]")

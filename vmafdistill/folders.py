@@ -54,6 +54,9 @@ def partial_file(out: Path, stamp: str | None = None) -> Iterator[Path]:
     renamed = False
     try:
         yield tmp
+        if not os.path.lexists(tmp):  # the tool exited 0 and wrote nothing: the rename was a
+            # FileNotFoundError traceback naming a hidden temporary file
+            raise VmafDistillError(f"{out}: the tool that makes it wrote no file")
         # Mark, rename and stamp as one step per folder: two recipes filming one clip at once
         # could interleave them and leave one run's clip under the other's stamp.
         with _folder_lock(out.parent) if stamp is not None else contextlib.nullcontext():

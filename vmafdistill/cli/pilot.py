@@ -83,7 +83,25 @@ def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], 
         f"corpus={cfg['corpus_name']}", f"corpus_dir={hydra_quoted(str(out / 'corpus'))}",
         "trainer.enable_progress_bar=false",  # one table per stage, not a bar per fold
         *[str(o) for o in cfg.get("train_overrides") or []]])
+    _check_train_values(train_cfg)
     return cfg, corpus_cfg, train_cfg
+
+
+def _check_train_values(train_cfg: Any) -> None:
+    """The training settings' values, checked as train checks them, before the corpus is
+    built (``train_overrides=['optim.lr=abc']`` was refused only after the corpus, minutes
+    later)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    from ..config import one_line
+    from ..students.train import check_fit_settings, checked_run_values, to_dict
+
+    try:
+        plain = to_dict(train_cfg)
+    except OmegaConfBaseException as exc:
+        raise VmafDistillError(f"train_overrides: {one_line(exc)}") from None
+    checked_run_values(plain)
+    check_fit_settings(plain)
 
 
 def _out_dir(value: Any) -> Path:

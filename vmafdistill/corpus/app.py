@@ -16,6 +16,7 @@ def _run(cfg: Any) -> int:
     from .build import format_summary
 
     plain = OmegaConf.to_container(cfg, resolve=True)
+    _check_teacher_check(plain)
     report = corpus_action(plain)
     m = report.manifest
     if len(report.summary):
@@ -67,15 +68,28 @@ def teacher_check_step(plain: dict[str, Any], report: Any) -> dict[str, Any] | N
     return _teacher_check(plain, report)
 
 
+def _check_teacher_check(plain: dict[str, Any]) -> None:
+    """``teacher_check=true``'s own requirements, before the build (both were found only
+    after the whole corpus was built and labelled): a teacher other than libvmaf, and an
+    ffmpeg whose libvmaf runs."""
+    if not plain.get("teacher_check") or plain.get("action") == "merge" \
+            or (plain.get("shard") or {}).get("count"):
+        return
+    if (plain.get("teacher") or {}).get("backend") == "libvmaf":
+        raise VmafDistillError("teacher_check=true compares the teacher with libvmaf; the "
+                               "teacher is libvmaf already (teacher=libvmaf)")
+    from ..oracle import libvmaf_version
+
+    libvmaf_version()  # "cannot run libvmaf: ..." now, not after the build
+
+
 def _teacher_check(cfg: dict[str, Any], report: Any) -> dict[str, Any]:
     """``teacher_check=true``: the same corpus labelled by libvmaf, per-sample gap printed;
     the summary."""
     from .build import build_corpus
     from .teacher_check import format_teacher_check, run_teacher_check
 
-    if cfg["teacher"].get("backend") == "libvmaf":
-        raise VmafDistillError("teacher_check=true compares the teacher with libvmaf; the "
-                               "teacher is libvmaf already (teacher=libvmaf)")
+    _check_teacher_check(cfg)  # an API caller's config too
 
     def build(oracle_cfg: dict[str, Any]) -> Any:
         oracle = build_corpus(oracle_cfg)

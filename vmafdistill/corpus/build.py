@@ -31,6 +31,7 @@ from typing import Any
 import pandas as pd
 
 from .. import __version__
+from ..config import checked_list
 from ..encode import Rung
 from ..errors import VmafDistillError
 from ..features.registry import FEATURE_SET_VERSION
@@ -115,9 +116,11 @@ def _scan_root(corpus_cfg: Mapping[str, Any], skip_dirs: Sequence[Path] = ()
         raise VmafDistillError(f"corpus.root {root_p}: not a directory")
     # `extensions=[mp4]` (no dot) matched nothing: "no videos with extensions ['mp4']"
     exts = [e if e.startswith(".") else "." + e
-            for e in (str(x).strip() for x in corpus_cfg.get("extensions", [])) if e]
+            for e in (str(x).strip() for x in checked_list(
+                "corpus.extensions", corpus_cfg.get("extensions", []))) if e]
     return _scan_folder(root_p, exts, skip_dirs,
-                        [str(g) for g in corpus_cfg.get("exclude") or []])
+                        [str(g) for g in checked_list("corpus.exclude",
+                                                      corpus_cfg.get("exclude"))])
 
 
 def planned_sources(cfg: Mapping[str, Any], scan: FolderScan | None = None
@@ -178,9 +181,14 @@ def _names(root: Path, paths: Sequence[Path], shown: int = 5) -> str:
 
 def plan_rungs(ladder_cfg: Mapping[str, Any]) -> list[Rung]:
     """The ladder's rungs, validated."""
-    rungs = ladder_cfg.get("rungs") or []
+    name = ladder_cfg.get("name")
+    rungs = checked_list(f"ladder {name!r}: rungs", ladder_cfg.get("rungs"))
     if not rungs:
-        raise VmafDistillError(f"ladder {ladder_cfg.get('name')!r} has no rungs")
+        raise VmafDistillError(f"ladder {name!r} has no rungs")
+    # `ladder.rungs=[abc]` or `[[1,2]]`: dict() raised a ValueError traceback
+    if bad := [r for r in rungs if not isinstance(r, Mapping)]:
+        raise VmafDistillError(f"ladder {name!r}: rung {bad[0]!r} is not a mapping; a rung "
+                               "reads {codec: h264, height: 0.5, crf: 30}")
     return [Rung.from_dict(dict(r)) for r in rungs]
 
 
@@ -736,6 +744,10 @@ def check_build_settings(cfg: Mapping[str, Any]) -> None:
     from ..shots import checked_shot_settings
 
     check_cache_paths(cfg)
+    # `~teacher` (or a config file without the section) was a KeyError traceback
+    if missing := [k for k in ("corpus", "ladder", "shots", "teacher") if not cfg.get(k)]:
+        raise VmafDistillError(f"corpus config: no {', '.join(missing)} section (removed "
+                               "with ~KEY, or a config file without it?)")
     checked_number("workers", cfg.get("workers", 1), int, 1)
     checked_bool("fail_fast", cfg.get("fail_fast", False))
     checked_bool("progress", cfg.get("progress", True))

@@ -39,7 +39,8 @@ def _import_kernel(why: str) -> ModuleType:
 
 
 def _load() -> ModuleType | None:
-    choice = os.environ.get(ENV_VAR, "auto").strip().lower()
+    choice = (os.environ.get(ENV_VAR) or "auto").strip().lower()  # empty: unset, as the
+    # other VMAFDISTILL_* settings read it
     if choice not in ("auto", "c", "numpy"):
         raise VmafDistillError(f"{ENV_VAR}={choice!r}: expected auto, c or numpy")
     if choice == "numpy":

@@ -23,6 +23,25 @@ from ..errors import VmafDistillError
 register_resolvers()
 
 
+def _resolved_job(job: Any, cfg: Any, hc: Any, config_name: str) -> Any:
+    """``job(cfg, run_dir, overrides)`` of Hydra's run ``hc``; a config that does not resolve
+    (``optim.lr=${nope}``, ``~optim`` that a ``${optim.max_epochs}`` still reads, in the
+    config or in the run directory's name) one error naming it: it was an OmegaConf
+    traceback."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from ..config import one_line
+
+    # as typed: iterating the node resolved "${nope}" inside an override's own text
+    overrides = [str(o) for o in OmegaConf.to_container(hc.overrides.task, resolve=False)]
+    try:
+        return job(cfg, Path(hc.runtime.output_dir), overrides)
+    except OmegaConfBaseException as exc:
+        raise VmafDistillError(f"config {config_name!r} with overrides {overrides}: "
+                               f"{one_line(exc)}") from None
+
+
 def hydra_app(config_name: str, job: Any) -> Any:
     """A ``@hydra.main`` task function for ``conf/<config_name>.yaml`` running ``job``.
 
@@ -44,7 +63,7 @@ def hydra_app(config_name: str, job: Any) -> Any:
     def task(cfg: Any) -> float:
         hc = HydraConfig.get()
         try:
-            return float(job(cfg, Path(hc.runtime.output_dir), list(hc.overrides.task)))
+            return float(_resolved_job(job, cfg, hc, config_name))
         except VmafDistillError as exc:
             if hc.mode.name == "MULTIRUN":  # said as it happens; a single run's error is
                 # printed once, by the CLI, when run_hydra re-raises it

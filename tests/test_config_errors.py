@@ -1,0 +1,125 @@
+"""A mistake in a setting is one error line naming it, before any work: values that a hunt
+found read a character at a time, composed into tracebacks, or failed only after the build.
+Each case below was a traceback, a wrong error, or silently wrong work before its fix."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from vmafdistill.cli import main
+from vmafdistill.config import conf_dir
+from vmafdistill.errors import VmafDistillError
+
+
+def _one_error(capsys: pytest.CaptureFixture[str], argv: list[str], needle: str) -> None:
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2, (rc, err)
+    assert "Traceback" not in err and needle in err, err
+
+
+def test_a_bare_string_where_a_list_belongs_is_refused(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """``corpus.exclude=life.mp4`` excluded nothing (every source built, exit 0);
+    ``corpus.extensions=abc`` looked for .a, .b and .c; ``ladder.rungs=abc`` and ``[abc]``
+    were ValueError tracebacks."""
+    from vmafdistill.config import checked_list
+    from vmafdistill.corpus.build import plan_rungs
+
+    root = f"corpus.root={tmp_path}"
+    _one_error(capsys, ["corpus", "corpus=folder", root, "corpus.exclude=life.mp4"],
+               "corpus.exclude='life.mp4': needs a list, e.g. [life.mp4]")
+    _one_error(capsys, ["corpus", "corpus=folder", root, "corpus.extensions=abc"],
+               "corpus.extensions='abc': needs a list")
+    _one_error(capsys, ["corpus", "ladder.rungs=abc"], "rungs='abc': needs a list")
+    _one_error(capsys, ["corpus", "ladder.rungs=[abc]"], "rung 'abc' is not a mapping")
+    assert checked_list("x", None) == [] and checked_list("x", ("a",)) == ["a"]
+    with pytest.raises(VmafDistillError, match=r"rung \[1, 2\] is not a mapping"):
+        plan_rungs({"name": "bad", "rungs": [[1, 2]]})
+
+
+def test_broken_or_removed_config_is_one_error(tmp_path: Path, monkeypatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A YAML file in $VMAFDISTILL_CONF that does not parse (or repeats a key) was a
+    yaml traceback in every command; ``shots=null`` Hydra's ValueError; ``~teacher`` a
+    KeyError; ``optim.lr=${nope}`` and ``~optim`` OmegaConf tracebacks in train."""
+    conf = tmp_path / "conf"
+    shutil.copytree(conf_dir(), conf)
+    with open(conf / "shots" / "default.yaml", "a") as fh:
+        fh.write("threshold: [0.3\n")
+    monkeypatch.setenv("VMAFDISTILL_CONF", str(conf))
+    _one_error(capsys, ["corpus", "--cfg", "job"],
+               f"does not parse: while parsing a flow sequence; in \"{conf}/shots/default.yaml\"")
+    monkeypatch.delenv("VMAFDISTILL_CONF")
+    _one_error(capsys, ["corpus", "shots=null"], "Config group override must be a string")
+    _one_error(capsys, ["corpus", "~teacher"], "corpus config: no teacher section")
+    corpus = f"corpus_dir={tmp_path}"
+    for argv, needle in ((["optim.lr=${nope}"], "Interpolation key 'nope' not found"),
+                         (["~optim"], "Interpolation key 'optim.max_epochs' not found")):
+        _one_error(capsys, ["train", corpus, *argv], needle)
+    _one_error(capsys, ["finetune", "ckpt=default", corpus, "optim.lr=${nope}"],
+               "Interpolation key 'nope' not found")
+
+
+def test_an_empty_pixel_kernel_setting_is_unset(monkeypatch) -> None:
+    """``VMAFDISTILL_PIXEL_KERNEL=`` was refused where every other VMAFDISTILL_* setting reads
+    an empty value as unset."""
+    from vmafdistill.features import compiled
+
+    monkeypatch.setenv(compiled.ENV_VAR, "")
+    monkeypatch.setattr(compiled, "_import_kernel", lambda why: "the kernel")
+    assert compiled._load() == "the kernel"
+
+
+def test_a_tool_that_writes_nothing_is_named(tmp_path: Path) -> None:
+    """An "ffmpeg" that exits 0 without writing (``VMAFDISTILL_FFMPEG=/bin/true`` before it was
+    checked) made the rename a FileNotFoundError traceback naming a hidden temporary file."""
+    from vmafdistill.folders import partial_file
+
+    out = tmp_path / "clip.mp4"
+    with pytest.raises(VmafDistillError, match=r"clip\.mp4: the tool that makes it wrote no"), \
+            partial_file(out, "recipe"):
+        pass
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_teacher_check_requirements_come_before_the_build(tmp_path: Path, monkeypatch,
+                                                           capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    """``teacher_check=true`` with teacher=libvmaf, or with an ffmpeg whose libvmaf does not
+    run, was refused only after the whole corpus was built and labelled."""
+    from vmafdistill._ffmpeg import ffmpeg_exe
+    from vmafdistill.oracle import libvmaf_version
+
+    out = tmp_path / "out"
+    _one_error(capsys, ["corpus", "teacher=libvmaf", "teacher_check=true", f"out_dir={out}"],
+               "the teacher is libvmaf already")
+    fake = tmp_path / "ffmpeg"
+    fake.write_text("#!/bin/sh\ncase \"$2\" in -version) echo 'ffmpeg version n0-novmaf'; "
+                    "exit 0;; esac\necho \"No such filter: 'libvmaf'\" >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("VMAFDISTILL_FFMPEG", str(fake))
+    for cached in (ffmpeg_exe, libvmaf_version):
+        cached.cache_clear()
+    try:
+        _one_error(capsys, ["corpus", "teacher_check=true", f"out_dir={out}"],
+                   "cannot run libvmaf: No such filter: 'libvmaf'")
+    finally:
+        for cached in (ffmpeg_exe, libvmaf_version):
+            cached.cache_clear()
+    assert not (out / "tables").exists()  # nothing built
+
+
+def test_the_pilot_checks_its_training_values_before_the_corpus(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``train_overrides=['optim.lr=abc']`` was refused by train after the pilot's whole
+    corpus was built (minutes); an interpolation that does not resolve was a traceback."""
+    out = tmp_path / "pilot"
+    _one_error(capsys, ["pilot", "--out", str(out), "train_overrides=['optim.lr=abc']"],
+               "optim.lr='abc': not a number")
+    _one_error(capsys, ["pilot", "--out", str(out), "train_overrides=['optim.lr=${nope}']"],
+               "Interpolation key 'nope' not found")
+    assert not (out / "corpus").exists()
