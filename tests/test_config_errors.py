@@ -122,4 +122,19 @@ def test_the_pilot_checks_its_training_values_before_the_corpus(
                "optim.lr='abc': not a number")
     _one_error(capsys, ["pilot", "--out", str(out), "train_overrides=['optim.lr=${nope}']"],
                "Interpolation key 'nope' not found")
+    _one_error(capsys, ["pilot", "--out", str(out), "train_overrides=['~loss']"],
+               "config: no loss section")
     assert not (out / "corpus").exists()
+
+
+def test_the_early_training_check_is_quiet(capfd: pytest.CaptureFixture[str]) -> None:
+    """The pilot's early check built a Trainer before Lightning was quieted: every pilot
+    printed Lightning's banner before step 1, and the margin note twice."""
+    from vmafdistill.config import compose_dict
+    from vmafdistill.students.train import check_fit_settings
+
+    plain = compose_dict("train", ["corpus_dir=/x", "student=mlp", "loss=huber",
+                                   "student.output=bounded", "student.output_margin=5"])
+    check_fit_settings(plain, notes=False)
+    out, err = capfd.readouterr()
+    assert "GPU available" not in out + err and "note:" not in err, out + err

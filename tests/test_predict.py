@@ -1611,3 +1611,30 @@ def test_an_error_in_the_frame_pass_ends_the_block_qp_decode(clip, monkeypatch):
     with pytest.raises(RuntimeError, match="frame pass failed"):
         analyze_video(clip, model, options=EdgeOptions(decoder="ffmpeg"))
     assert stopped == [True] and time.monotonic() - t0 < 15.0
+
+
+def test_a_ctrl_c_while_waiting_for_the_packet_reader_ends_its_decode(clip, monkeypatch):
+    """The frame pass done, a Ctrl-C while waiting for the packet reader left its block-QP
+    decode running to the file's end (the threads are daemons: a caller that catches the
+    interrupt kept decoding)."""
+    from vmafdistill.edge.pipeline import _PacketReader
+    from vmafdistill.io import packets
+
+    stopped: list[bool] = []
+
+    def slow_decode(path, codec, stop=None):
+        stopped.append(stop is not None and stop.wait(30.0))
+        return None
+
+    monkeypatch.setattr(packets, "read_mb_quantizers", slow_decode)
+    reader = _PacketReader(str(clip), quantizer=False, mb_quantizer=True)
+    real_join = reader._thread.join
+
+    def interrupted(timeout=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reader._thread, "join", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        reader.join()
+    real_join(30.0)
+    assert stopped == [True]

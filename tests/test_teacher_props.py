@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -704,4 +705,5 @@ def test_the_file_scorer_trims_the_heap_as_it_goes(motion_case: GoldenCase, monk
     monkeypatch.setattr(score_module, "trim_heap", lambda: calls.append(1))
     result = _score(motion_case, chunk=1, mode="exact")
     assert len(calls) == len(result.metrics["vmaf"]) // 3 > 0
-    assert _malloc_trim() is not None  # glibc, where CI runs: the trim is real
+    if sys.platform.startswith("linux"):  # glibc, where CI runs: the trim is real
+        assert _malloc_trim() is not None

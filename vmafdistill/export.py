@@ -17,6 +17,7 @@ corpus samples, and:
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import importlib.metadata
 import io
@@ -403,12 +404,9 @@ def export_onnx(
     export_metrics["mae_vs_target"] = None if y is None else _mae(got, y)
     used = _inputs_read(model, names)
 
-    # dynamic quantization rewrites float32 MatMul only: a float64 graph came back as float64
-    # MatMul + Add, larger, and was dropped as "not smaller" whatever the student
-    def float32() -> bytes:
-        return data if precision == "float32" else onnx_bytes(
-            model, len(names), _opset(s.get("opset", 17)), precision="float32")
-
+    # dynamic quantization rewrites float32 MatMul only (a float64 graph came back larger)
+    float32 = functools.partial(onnx_bytes, model, len(names), _opset(s.get("opset", 17)),
+                                precision="float32") if precision != "float32" else lambda: data
     final, int8_report = _int8_graph(data, float32, x, y, got, int8, export_metrics)
     if final is not data:
         ops = model_ops(final)

@@ -84,6 +84,10 @@ def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], 
         "trainer.enable_progress_bar=false",  # one table per stage, not a bar per fold
         *[str(o) for o in cfg.get("train_overrides") or []]])
     _check_train_values(train_cfg)
+    if cfg["teacher_check"] and corpus_cfg["teacher"].get("backend") != "libvmaf":
+        from ..oracle import libvmaf_version
+
+        libvmaf_version()  # step 2's libvmaf, checked before step 1 builds the corpus
     return cfg, corpus_cfg, train_cfg
 
 
@@ -101,7 +105,7 @@ def _check_train_values(train_cfg: Any) -> None:
     except OmegaConfBaseException as exc:
         raise VmafDistillError(f"train_overrides: {one_line(exc)}") from None
     checked_run_values(plain)
-    check_fit_settings(plain)
+    check_fit_settings(plain, notes=False)  # train says its notes in step 3
 
 
 def _out_dir(value: Any) -> Path:

@@ -744,10 +744,6 @@ def check_build_settings(cfg: Mapping[str, Any]) -> None:
     from ..shots import checked_shot_settings
 
     check_cache_paths(cfg)
-    # `~teacher` (or a config file without the section) was a KeyError traceback
-    if missing := [k for k in ("corpus", "ladder", "shots", "teacher") if not cfg.get(k)]:
-        raise VmafDistillError(f"corpus config: no {', '.join(missing)} section (removed "
-                               "with ~KEY, or a config file without it?)")
     checked_number("workers", cfg.get("workers", 1), int, 1)
     checked_bool("fail_fast", cfg.get("fail_fast", False))
     checked_bool("progress", cfg.get("progress", True))
@@ -849,6 +845,10 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
     out_dir = Path(str(cfg["out_dir"]))
     store = ArtifactStore(cfg.get("cache_root") or out_dir / "cache")
     _sweep_stale_partials(store.root)
+    # `~teacher` (or a config file without the section) was a KeyError traceback
+    if missing := [k for k in ("corpus", "ladder", "shots", "teacher") if cfg.get(k) is None]:
+        raise VmafDistillError(f"corpus config: no {', '.join(missing)} section (removed "
+                               "with ~KEY, or a config file without it?)")
     check_build_settings(cfg)
     workers = int(cfg.get("workers", 1))
     progress = bool(cfg.get("progress", True))

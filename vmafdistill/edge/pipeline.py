@@ -421,7 +421,12 @@ class _PacketReader:
             self._codec_ok = True
 
     def join(self) -> None:
-        self._thread.join()
+        """Wait for the reader; interrupted (a Ctrl-C while waiting), end its decode first."""
+        try:
+            self._thread.join()
+        except BaseException:
+            self.cancel()
+            raise
 
     def cancel(self) -> None:
         """End the reader's block-QP decode now: the caller is leaving (a Ctrl-C or an error

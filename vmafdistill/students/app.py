@@ -35,11 +35,13 @@ def _resolved_job(job: Any, cfg: Any, hc: Any, config_name: str) -> Any:
 
     # as typed: iterating the node resolved "${nope}" inside an override's own text
     overrides = [str(o) for o in OmegaConf.to_container(hc.overrides.task, resolve=False)]
-    try:
-        return job(cfg, Path(hc.runtime.output_dir), overrides)
+    try:  # resolved here, once: an OmegaConf error from the job itself stays a traceback
+        OmegaConf.to_container(cfg, resolve=True)
+        run_dir = Path(hc.runtime.output_dir)
     except OmegaConfBaseException as exc:
         raise VmafDistillError(f"config {config_name!r} with overrides {overrides}: "
                                f"{one_line(exc)}") from None
+    return job(cfg, run_dir, overrides)
 
 
 def hydra_app(config_name: str, job: Any) -> Any:

@@ -406,7 +406,7 @@ def begin_run(cfg: Any, run_dir: str | Path) -> tuple[dict[str, Any], Path]:
     threads = cfg.get("num_threads", 1)  # 0 ran as 1 without a word
     torch.set_num_threads(checked_number("num_threads", 1 if threads is None else threads,
                                          int, 1))
-    _quiet_lightning()
+    quiet_lightning()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     plain = to_dict(cfg)
@@ -567,7 +567,7 @@ def clear_earlier_outputs(run_dir: Path) -> None:
                 ) from None
 
 
-def _quiet_lightning() -> None:
+def quiet_lightning() -> None:
     """Silence Lightning's per-fit banners and tiny-data warnings (a run does many fits)."""
     import lightning.pytorch  # noqa: F401  (its import sets its loggers to INFO)
 
@@ -1111,17 +1111,23 @@ def checked_trainer_bool(trainer_cfg: Mapping[str, Any], key: str, default: bool
     return default if value is None else checked_bool(f"trainer.{key}", value)
 
 
-def check_fit_settings(plain: Mapping[str, Any]) -> None:
+def check_fit_settings(plain: Mapping[str, Any], *, notes: bool = True) -> None:
     """The optimizer settings, the trainer, the one epoch count and the loss, built as a fit
     builds them (train and finetune check them before an earlier run's outputs are
-    removed)."""
+    removed); ``notes``: also say what is legal but odd (the pilot checks early, quietly)."""
     from ..config import checked_bool
     from .losses import build_loss
 
+    # `~loss` (or a config file without the section) was a KeyError traceback
+    if missing := [k for k in ("optim", "loss") if plain.get(k) is None]:
+        raise VmafDistillError(f"config: no {', '.join(missing)} section (removed with ~KEY, "
+                               "or a config file without it?)")
+    quiet_lightning()  # building the Trainer printed Lightning's banner
     check_trainer_settings(plain.get("trainer") or {}, checked_optim(plain["optim"])["max_epochs"])
     loss = build_loss(loss_config(plain["loss"]))
     checked_bool("summary", plain.get("summary", True))  # summary=no printed it
-    note_margin_mismatch(loss, plain.get("student") or {})
+    if notes:
+        note_margin_mismatch(loss, plain.get("student") or {})
 
 
 def note_margin_mismatch(loss: Any, student: Mapping[str, Any]) -> None:

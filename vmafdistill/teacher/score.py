@@ -240,12 +240,8 @@ def score_files(
         bar = tqdm(total=ref_info.num_frames, unit="frame", desc="vmaf", leave=False)
     try:
         for k, (ref_chunk, dist_chunk) in enumerate(pairs, 1):
-            scorer.update(
-                ref_chunk.y,
-                dist_chunk.y,
-                ref_bit_depth=ref_chunk.bit_depth,
-                dist_bit_depth=dist_chunk.bit_depth,
-            )
+            scorer.update(ref_chunk.y, dist_chunk.y, ref_bit_depth=ref_chunk.bit_depth,
+                          dist_bit_depth=dist_chunk.bit_depth)
             if k % TRIM_EVERY_CHUNKS == 0:
                 trim_heap()  # a long clip's chunks fragment the heap: RSS grew per frame
             if bar is not None:

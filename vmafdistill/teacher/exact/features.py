@@ -238,12 +238,15 @@ TRIM_EVERY_CHUNKS = 16
 
 @functools.cache
 def _malloc_trim() -> Any:
-    """glibc's ``malloc_trim``, or None (another C library, or no ctypes)."""
+    """glibc's ``malloc_trim``, or None (another C library or platform, or no ctypes:
+    ``CDLL(None)`` is a TypeError on Windows)."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
 
         return getattr(ctypes.CDLL(None), "malloc_trim", None)
-    except (ImportError, OSError):
+    except Exception:
         return None
 
 
