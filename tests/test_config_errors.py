@@ -107,6 +107,10 @@ def test_teacher_check_requirements_come_before_the_build(tmp_path: Path, monkey
     try:
         _one_error(capsys, ["corpus", "teacher_check=true", f"out_dir={out}"],
                    "cannot run libvmaf: No such filter: 'libvmaf'")
+        # the pilot's step 2 too, before its step 1 (every default pilot checks libvmaf)
+        _one_error(capsys, ["pilot", "--out", str(tmp_path / "pilot")],
+                   "(step 2 compares with libvmaf; --no-teacher-check skips it)")
+        assert not (tmp_path / "pilot" / "corpus").exists()
     finally:
         for cached in (ffmpeg_exe, libvmaf_version):
             cached.cache_clear()
@@ -124,14 +128,22 @@ def test_the_pilot_checks_its_training_values_before_the_corpus(
                "Interpolation key 'nope' not found")
     _one_error(capsys, ["pilot", "--out", str(out), "train_overrides=['~loss']"],
                "config: no loss section")
+    _one_error(capsys, ["pilot", "--out", str(out), "corpus_overrides=['~teacher']"],
+               "corpus config: no teacher section")
     assert not (out / "corpus").exists()
 
 
-def test_the_early_training_check_is_quiet(capfd: pytest.CaptureFixture[str]) -> None:
+def test_the_early_training_check_is_quiet(capfd: pytest.CaptureFixture[str],
+                                           monkeypatch) -> None:
     """The pilot's early check built a Trainer before Lightning was quieted: every pilot
     printed Lightning's banner before step 1, and the margin note twice."""
+    import logging
+
     from vmafdistill.config import compose_dict
     from vmafdistill.students.train import check_fit_settings
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):  # as a fresh process
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.INFO)
 
     plain = compose_dict("train", ["corpus_dir=/x", "student=mlp", "loss=huber",
                                    "student.output=bounded", "student.output_margin=5"])

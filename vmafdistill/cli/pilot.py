@@ -49,6 +49,7 @@ def _step(n: int, title: str) -> float:
 def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], Any]:
     """The pilot config and the corpus and train configs it composes (all through Hydra)."""
     from ..config import checked_bool, checked_number, compose, compose_dict, hydra_quoted
+    from ..corpus.build import check_sections
 
     flags = []  # the flags are spellings of overrides
     if args.out is not None:
@@ -72,6 +73,7 @@ def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], 
         f"corpus={cfg['corpus_name']}", f"workers={workers}",
         f"out_dir={hydra_quoted(str(out / 'corpus'))}",
         *[str(o) for o in cfg.get("corpus_overrides") or []]])
+    check_sections(corpus_cfg)  # before its ladder and teacher are read here
     n_rungs = len(corpus_cfg["ladder"]["rungs"])
     rung = checked_number("predict_rung", cfg.get("predict_rung", -1), int)
     cfg["predict_rung"] = rung
@@ -85,9 +87,14 @@ def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], 
         *[str(o) for o in cfg.get("train_overrides") or []]])
     _check_train_values(train_cfg)
     if cfg["teacher_check"] and corpus_cfg["teacher"].get("backend") != "libvmaf":
+        from ..errors import ToolError
         from ..oracle import libvmaf_version
 
-        libvmaf_version()  # step 2's libvmaf, checked before step 1 builds the corpus
+        try:  # step 2's libvmaf, checked before step 1 builds the corpus
+            libvmaf_version()
+        except ToolError as exc:
+            raise ToolError(f"{exc} (step 2 compares with libvmaf; --no-teacher-check "
+                            "skips it)") from None
     return cfg, corpus_cfg, train_cfg
 
 

@@ -734,6 +734,17 @@ def check_cache_paths(cfg: Mapping[str, Any]) -> None:
                      "an empty paths.cache_dir put the corpus at the filesystem's root")
 
 
+def check_sections(cfg: Mapping[str, Any]) -> None:
+    """The corpus config's sections are there: ``~teacher`` (or a config file without it) was
+    a KeyError traceback. ``shots`` may be empty (every detector default); the others may
+    not (an empty teacher has no backend)."""
+    missing = [k for k in ("corpus", "ladder", "teacher") if not cfg.get(k)]
+    missing += ["shots"] if cfg.get("shots") is None else []
+    if missing:
+        raise VmafDistillError(f"corpus config: no {', '.join(missing)} section (removed "
+                               "with ~KEY, or a config file without it?)")
+
+
 def check_build_settings(cfg: Mapping[str, Any]) -> None:
     """The build's own settings, each one error naming its key before any work: a typo in
     ``workers`` or ``shard.index`` was a traceback (the shard only after every source was
@@ -845,10 +856,7 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
     out_dir = Path(str(cfg["out_dir"]))
     store = ArtifactStore(cfg.get("cache_root") or out_dir / "cache")
     _sweep_stale_partials(store.root)
-    # `~teacher` (or a config file without the section) was a KeyError traceback
-    if missing := [k for k in ("corpus", "ladder", "shots", "teacher") if cfg.get(k) is None]:
-        raise VmafDistillError(f"corpus config: no {', '.join(missing)} section (removed "
-                               "with ~KEY, or a config file without it?)")
+    check_sections(cfg)
     check_build_settings(cfg)
     workers = int(cfg.get("workers", 1))
     progress = bool(cfg.get("progress", True))

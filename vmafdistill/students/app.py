@@ -35,7 +35,7 @@ def _resolved_job(job: Any, cfg: Any, hc: Any, config_name: str) -> Any:
 
     # as typed: iterating the node resolved "${nope}" inside an override's own text
     overrides = [str(o) for o in OmegaConf.to_container(hc.overrides.task, resolve=False)]
-    try:  # resolved here, once: an OmegaConf error from the job itself stays a traceback
+    try:  # resolved here first: an OmegaConf error from the job itself stays a traceback
         OmegaConf.to_container(cfg, resolve=True)
         run_dir = Path(hc.runtime.output_dir)
     except OmegaConfBaseException as exc:

@@ -180,8 +180,9 @@ def corpus_config(cfg: DictConfig) -> DictConfig:
     of its own, then the keys of ``corpus_build`` on top; interpolations resolve in the result.
     """
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
-    from ..config import compose
+    from ..config import compose, one_line
 
     base = compose("corpus")
     OmegaConf.set_struct(base, False)
@@ -190,8 +191,11 @@ def corpus_config(cfg: DictConfig) -> DictConfig:
               if k in cfg}
     for key in groups:  # the training config's group replaces corpus.yaml's default, whole
         base.pop(key, None)
-    merged = OmegaConf.merge(base, OmegaConf.create(groups),
-                             OmegaConf.create(to_dict(cfg.get("corpus_build") or {})))
+    try:  # `+corpus_build.ladder=[1]`: an OmegaConf traceback
+        merged = OmegaConf.merge(base, OmegaConf.create(groups),
+                                 OmegaConf.create(to_dict(cfg.get("corpus_build") or {})))
+    except OmegaConfBaseException as exc:
+        raise VmafDistillError(f"corpus_build: {one_line(exc)}") from None
     _paths_from_launch_dir(merged)
     OmegaConf.resolve(merged)
     return merged
