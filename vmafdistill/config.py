@@ -132,14 +132,18 @@ def compose(config_name: str, overrides: Sequence[str] = ()) -> Any:
         finally:  # initialize_config_dir restores the singleton it found (the cleared one)
             GlobalHydra.instance().hydra = saved
     except (HydraException, OmegaConfBaseException) as exc:
-        raise VmafDistillError(f"config {config_name!r} with overrides {list(overrides)}: "
-                               f"{one_line(exc)}") from exc
+        raise config_error(config_name, overrides, one_line(exc)) from exc
     except yaml.YAMLError as exc:  # a broken file in the config folder: it was a traceback
         raise VmafDistillError(f"config {config_name!r}: a YAML file in {conf_dir()} does not "
                                f"parse: {one_line(exc)}") from None
     except ValueError as exc:  # Hydra's own, e.g. `shots=null` for a config group
-        raise VmafDistillError(f"config {config_name!r} with overrides {list(overrides)}: "
-                               f"{exc}") from None
+        raise config_error(config_name, overrides, str(exc)) from None
+
+
+def config_error(config_name: str, overrides: Sequence[str], why: str) -> VmafDistillError:
+    """The one error of a config that does not compose or resolve, naming it and the
+    overrides given."""
+    return VmafDistillError(f"config {config_name!r} with overrides {list(overrides)}: {why}")
 
 
 def one_line(exc: BaseException) -> str:
@@ -262,8 +266,7 @@ def compose_dict(config_name: str, overrides: Sequence[str] = ()) -> dict[str, A
     try:
         out = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:  # an interpolation that does not resolve
-        raise VmafDistillError(f"config {config_name!r} with overrides {list(overrides)}: "
-                               f"{one_line(exc)}") from None
+        raise config_error(config_name, overrides, one_line(exc)) from None
     assert isinstance(out, dict)
     return out
 

@@ -31,7 +31,7 @@ def _resolved_job(job: Any, cfg: Any, hc: Any, config_name: str) -> Any:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from ..config import one_line
+    from ..config import config_error, one_line
 
     # as typed: iterating the node resolved "${nope}" inside an override's own text
     overrides = [str(o) for o in OmegaConf.to_container(hc.overrides.task, resolve=False)]
@@ -39,8 +39,7 @@ def _resolved_job(job: Any, cfg: Any, hc: Any, config_name: str) -> Any:
         OmegaConf.to_container(cfg, resolve=True)
         run_dir = Path(hc.runtime.output_dir)
     except OmegaConfBaseException as exc:
-        raise VmafDistillError(f"config {config_name!r} with overrides {overrides}: "
-                               f"{one_line(exc)}") from None
+        raise config_error(config_name, overrides, one_line(exc)) from None
     return job(cfg, run_dir, overrides)
 
 
