@@ -209,14 +209,25 @@ def test_int8_policy_reports_and_respects_threshold(samples, tmp_path):
         assert rep["mae_delta"] == pytest.approx(rep["mae_int8"] - rep["mae_float"])
 
 
+def _wide_mlp(samples):
+    """A 64x64 MLP student: wide enough that its INT8 graph is the smaller one (it is kept)."""
+    torch.manual_seed(0)
+    return make_scaled_student({**CFGS["mlp"], "widths": [64, 64]},
+                               samples[NAMES].to_numpy(np.float32), NAMES).eval()
+
+
+def _row_by_row(pred: Predictor, x: np.ndarray) -> np.ndarray:
+    """Each row of ``x`` predicted alone."""
+    return np.array([pred.predict(np.ascontiguousarray(x[i : i + 1]))[0]
+                     for i in range(len(x))], dtype=np.float32)
+
+
 def test_int8_from_the_default_float64_export_is_quantized(samples, tmp_path):
     """Dynamic quantization rewrites float32 MatMul/Gemm only: from the default float64 graph
     it made float64 MatMul + Add, larger, and every --int8 export was dropped as "not
     smaller", whatever the student's size. The INT8 graph now comes from the student's
     float32 graph and is measured against the float64 one that would ship instead."""
-    torch.manual_seed(0)
-    model = make_scaled_student({**CFGS["mlp"], "widths": [64, 64]},
-                                samples[NAMES].to_numpy(np.float32), NAMES).eval()
+    model = _wide_mlp(samples)
     s = load_export_settings({"int8": {"enabled": True, "max_mae_delta": 100.0}})
     assert s["precision"] == "float64"
     out = tmp_path / "q.onnx"
@@ -264,9 +275,7 @@ def test_an_opset_10_int8_graph_runs_row_by_row_without_its_card_saying_so(sampl
     moved with the others in the call. The integer MatMul marks it too."""
     import json
 
-    torch.manual_seed(0)
-    model = make_scaled_student({**CFGS["mlp"], "widths": [64, 64]},
-                                samples[NAMES].to_numpy(np.float32), NAMES).eval()
+    model = _wide_mlp(samples)
     s = load_export_settings({"opset": 10, "int8": {"enabled": True, "max_mae_delta": 100.0}})
     out = tmp_path / "q10.onnx"
     card = export_onnx(model, _meta(), samples, out, settings=s)
@@ -278,8 +287,7 @@ def test_an_opset_10_int8_graph_runs_row_by_row_without_its_card_saying_so(sampl
     pred = Predictor(out)
     assert pred.row_wise
     x = samples[NAMES].to_numpy(np.float32)
-    alone = np.array([pred.predict(np.ascontiguousarray(x[i : i + 1]))[0]
-                      for i in range(len(x))], dtype=np.float32)
+    alone = _row_by_row(pred, x)
     assert pred.predict(x).tobytes() == alone.tobytes()
 
 
@@ -291,17 +299,14 @@ def test_an_int8_rows_score_does_not_depend_on_the_rows_beside_it(samples, tmp_p
     s = load_export_settings({"precision": "float32", "parity_tol": 1e-3,
                               "int8": {"enabled": True, "max_mae_delta": 100.0}})
     out = tmp_path / "q.onnx"
-    torch.manual_seed(0)  # wide enough that the INT8 graph is the smaller one (it is kept)
-    model = make_scaled_student({**CFGS["mlp"], "widths": [64, 64]},
-                                samples[NAMES].to_numpy(np.float32), NAMES).eval()
+    model = _wide_mlp(samples)
     card = export_onnx(model, _meta(), samples, out, settings=s)
     assert card["int8"]["kept"], card["int8"]
     assert ("", "DynamicQuantizeLinear") in model_ops(out.read_bytes())
     pred = Predictor(out)
     assert pred.row_wise
     x = samples[NAMES].to_numpy(np.float32)
-    alone = np.array([pred.predict(np.ascontiguousarray(x[i : i + 1]))[0]
-                      for i in range(len(x))], dtype=np.float32)
+    alone = _row_by_row(pred, x)
     assert pred.predict(x).tobytes() == alone.tobytes()
     # beside other content (a much wider activation range), and through the checked path
     assert pred.predict(np.concatenate([x[:1], x * 3.0]))[0] == alone[0]

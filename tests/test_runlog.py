@@ -55,16 +55,13 @@ def wandb_records(path: Path) -> list:
     return out
 
 
-def test_wandb_offline_run_holds_config_curves_oof_plots_and_model(tmp_path: Path) -> None:
-    pytest.importorskip("wandb")
-    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=6)
-    fit = api.train(corpus, tmp_path / "run", *RUN, "logger=wandb")
-    runs = {}
-    # wandb's service writes each run's log itself: under load a file can lack its records for
-    # a moment after the run finished (seen once in CI: no "run" record), so wait a little
-    files = sorted((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
+def _run_records(run: Path) -> dict[str, list]:
+    """Each offline W&B run of ``run`` by display name: its records. W&B's service writes
+    each run's log itself: under load a file can lack its records for a moment after the run
+    finished (seen once in CI: no "run" record), so wait a little."""
+    out = {}
     deadline = time.monotonic() + 30.0
-    for f in files:
+    for f in sorted((run / "wandb").glob("offline-run-*/run-*.wandb")):
         while True:
             try:
                 recs = wandb_records(f)
@@ -75,7 +72,15 @@ def test_wandb_offline_run_holds_config_curves_oof_plots_and_model(tmp_path: Pat
                 break
             time.sleep(0.5)
         assert names, f"{f}: no run record in {len(recs)} records"
-        runs[names[0]] = recs
+        out[names[0]] = recs
+    return out
+
+
+def test_wandb_offline_run_holds_config_curves_oof_plots_and_model(tmp_path: Path) -> None:
+    pytest.importorskip("wandb")
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=6)
+    fit = api.train(corpus, tmp_path / "run", *RUN, "logger=wandb")
+    runs = _run_records(tmp_path / "run")
     summary = runs["run-summary"]
     # grouped by the run's folder with its parent: job "0" of two sweeps were one group
     groups = {(r.run.run_group, r.run.job_type) for recs in runs.values() for r in recs
@@ -125,26 +130,6 @@ def test_wandb_per_fold_false_logs_the_final_fit_alone(tmp_path: Path) -> None:
     api.train(corpus, tmp_path / "run", *RUN, "logger=wandb", "logger.per_fold=false")
     runs = sorted((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 2, runs  # the final fit and the summary
-
-
-def _run_records(run: Path) -> dict[str, list]:
-    """Each offline W&B run of ``run`` by display name: its records (waiting, as above, for a
-    file W&B's service is still writing)."""
-    out = {}
-    deadline = time.monotonic() + 30.0
-    for f in sorted((run / "wandb").glob("offline-run-*/run-*.wandb")):
-        while True:
-            try:
-                recs = wandb_records(f)
-            except Exception:
-                recs = []
-            names = [r.run.display_name for r in recs if r.WhichOneof("record_type") == "run"]
-            if names or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        assert names, f"{f}: no run record in {len(recs)} records"
-        out[names[0]] = recs
-    return out
 
 
 def _history(records: list) -> list[dict]:
