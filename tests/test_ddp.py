@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import types
 from pathlib import Path
 
 import pandas as pd
@@ -38,7 +40,8 @@ def test_ddp_matches_single_process(tmp_path: Path) -> None:
     assert m["n_folds"] == 1
 
 
-def test_every_multi_process_strategy_is_spawned_in_this_process() -> None:
+def test_every_multi_process_strategy_is_spawned_in_this_process(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Lightning's ``ddp`` launcher re-runs the command line per rank: ``trainer.devices=2``
     (``strategy: auto``, which picks it) printed "can't open file 'vmafdistill train'" and
     hung, and ``api.train`` re-ran the caller's script as a second run. Every DDP strategy
@@ -47,6 +50,7 @@ def test_every_multi_process_strategy_is_spawned_in_this_process() -> None:
 
     from vmafdistill.students.train import _many_devices, _strategy, checked_trainer_bool
 
+    monkeypatch.delitem(sys.modules, "grpc._cython.cygrpc", raising=False)  # forks kept
     auto_many = _strategy("auto", True)
     assert isinstance(auto_many, DDPStrategy) and auto_many._start_method == "spawn"
     unused = _strategy("ddp_find_unused_parameters_true")
@@ -60,3 +64,28 @@ def test_every_multi_process_strategy_is_spawned_in_this_process() -> None:
     assert checked_trainer_bool({}, "checkpoint_final", False) is False
     with pytest.raises(VmafDistillError, match=r"trainer\.checkpoint_final='no': needs true"):
         checked_trainer_bool({"checkpoint_final": "no"}, "checkpoint_final", True)  # was True
+
+
+def test_fits_spawn_where_grpc_would_abort_a_forked_worker(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """A process that had used Ray (a failed ``ray://`` connection too) keeps gRPC's threads
+    polling; a DDP worker forked there aborted now and then (SIGABRT, ``ev_epoll1_linux.cc:
+    Check failed``: 4 of 6 runs after a failed ``ray://`` connection, and once in the full
+    suite, after the Ray tests). Where gRPC's core is loaded, ``fork`` (``trainer=ddp_cpu``,
+    ``ddp_fork``, ``ddp_notebook``) spawns, said once per process; spawn is kept as given."""
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from vmafdistill.students import train
+
+    monkeypatch.setitem(sys.modules, "grpc._cython.cygrpc", types.ModuleType("cygrpc"))
+    train._note_fork_to_spawn.cache_clear()
+    fork_cfg = {"name": "ddp", "process_group_backend": "gloo", "start_method": "fork"}
+    for spec in (fork_cfg, "ddp_fork", "ddp_notebook", {"name": "ddp"}):
+        strategy = train._strategy(spec)
+        assert isinstance(strategy, DDPStrategy) and strategy._start_method == "spawn", spec
+    assert train._strategy(fork_cfg)._process_group_backend == "gloo"
+    assert capsys.readouterr().err.count("gRPC is loaded") == 1
+    assert train._strategy("ddp_spawn") == "ddp_spawn"
+    monkeypatch.delitem(sys.modules, "grpc._cython.cygrpc")
+    assert train._strategy(fork_cfg)._start_method == "fork"
+    assert train._strategy("ddp_fork") == "ddp_fork"

@@ -8,11 +8,13 @@ import json
 import struct
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from vmafdistill import api
+from vmafdistill.students.lit_module import StudentModule
 from vmafdistill.testing.synthetic import synthetic_corpus
 
 torch.set_num_threads(1)
@@ -217,6 +219,15 @@ def test_a_long_run_folder_gives_an_artifact_name_w_and_b_takes() -> None:
     assert artifact_name(Path("sweep/0")) == "student-sweep-0"
 
 
+class FailsAtEpoch2(StudentModule):
+    """A student module whose third epoch raises (module level: importable by name)."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        if self.current_epoch == 2:
+            raise RuntimeError("boom at epoch 2")
+        return super().training_step(batch, batch_idx)
+
+
 @pytest.mark.parametrize("ddp", [(), ("trainer=ddp_cpu", "trainer.devices=1")],
                          ids=["in_process", "one_rank"])
 def test_a_fit_that_raises_ends_its_wandb_run_failed(tmp_path: Path, monkeypatch,
@@ -226,16 +237,11 @@ def test_a_fit_that_raises_ends_its_wandb_run_failed(tmp_path: Path, monkeypatch
     pytest.importorskip("wandb")
     import wandb
 
-    from vmafdistill.students.lit_module import StudentModule
+    from vmafdistill.students import lit_module
 
-    real = StudentModule.training_step
-
-    def failing(self, batch, batch_idx):
-        if self.current_epoch == 2:
-            raise RuntimeError("boom at epoch 2")
-        return real(self, batch, batch_idx)
-
-    monkeypatch.setattr(StudentModule, "training_step", failing)
+    # the fit's module, not a patched method: a spawned worker (DDP where Ray's gRPC is
+    # loaded, as after the Ray tests) unpickles it by name and never sees a monkeypatch
+    monkeypatch.setattr(lit_module, "StudentModule", FailsAtEpoch2)
     corpus = synthetic_corpus(tmp_path / "c", n_sources=3, n_shots=6)
     with pytest.raises(Exception, match="boom at epoch 2"):
         api.train(corpus, tmp_path / "run", *RUN, "logger=wandb", "conformal.method=split",
