@@ -234,6 +234,29 @@ def test_optuna_search_minimises_oof_mae(tmp_path: Path) -> None:
                for w in winner["left_out"]), winner["left_out"]
 
 
+def test_an_optuna_study_is_named_after_the_corpus_it_searches(tmp_path: Path) -> None:
+    """The study name used the default corpus config's name whatever ``corpus_dir`` said, so
+    two searches on two corpora sharing an Optuna storage (sqlite) joined one study."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from vmafdistill.config import conf_dir, register_resolvers
+
+    register_resolvers()
+    names = {}
+    for search in ("optuna", "optuna_soft_tree"):
+        for corpus in (None, tmp_path / "c" / "kinds_720p"):
+            overrides = [f"hparams_search={search}"]
+            overrides += [f"corpus_dir={corpus}"] if corpus else []
+            with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+                cfg = compose("train", overrides=overrides, return_hydra_config=True)
+            names[search, corpus is None] = OmegaConf.select(cfg, "hydra.sweeper.study_name")
+            default_name = cfg.corpus.name
+    assert names["optuna", True] == f"vmafdistill_{default_name}_mlp"
+    assert names["optuna", False] == "vmafdistill_kinds_720p_mlp"
+    assert names["optuna_soft_tree", False] == "vmafdistill_kinds_720p_soft_tree"
+
+
 def test_an_optuna_search_under_another_launcher_goes_on_past_a_failed_trial(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
