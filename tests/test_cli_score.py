@@ -825,7 +825,7 @@ def test_a_log_on_dev_stdout_keeps_the_summary_off_it(clips: dict[str, Path]) ->
 def test_the_stdout_check_takes_a_missing_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
     """``score ... >&-`` under pythonw-like hosts leaves ``sys.stdout`` None: the check that a
     log target is stdout raised AttributeError before any scoring."""
-    from vmafdistill.cli.score import _is_stdout
+    from vmafdistill.folders import is_stdout
 
     monkeypatch.setattr(sys, "stdout", None)
-    assert _is_stdout("-") and not _is_stdout("out.csv") and not _is_stdout(None)
+    assert is_stdout("-") and not is_stdout("out.csv") and not is_stdout(None)

@@ -371,6 +371,25 @@ def test_progress_reports_decoded_frames(clip, predictor):
     assert seen[:2] == [7, 14]
 
 
+def test_the_progress_bar_knows_its_total_before_the_decode(clip, predictor, capsys):
+    """The bar counted frames with no total, so no ETA (an hour-long file showed a count
+    for minutes): a progress callable with ``expect`` hears the container's duration times
+    its rate first; the CLI's bar takes it as its total."""
+    calls: list[tuple[str, int]] = []
+
+    class Progress:
+        def __call__(self, frames: int) -> None:
+            calls.append(("done", frames))
+
+        def expect(self, frames: int) -> None:
+            calls.append(("expect", frames))
+
+    analyze_video(clip, predictor, options=EdgeOptions(chunk=7), progress=Progress())
+    assert calls[0] == ("expect", 60) and calls[1:3] == [("done", 7), ("done", 14)]
+    assert cli_main(["predict", str(clip), "--model", str(TINY), "--progress", "on"]) == 0
+    assert "0/60 [" in capsys.readouterr().err  # tqdm redraws every 0.1 s: the total shows
+
+
 def test_partial_rules_are_laid_over_the_cards(clip, predictor):
     """analyze_video(rules={...}) changes only what the dict names (a partial dict was a
     KeyError); None and {} take the card's rules."""
@@ -1160,7 +1179,7 @@ def test_a_student_without_intervals_has_none_and_no_guard_mode(clip, tmp_path,
     assert shots and all(r["interval"] is None and r["pred_vmaf"] is not None for r in shots)
     lines = capsys.readouterr().out.splitlines()[:-1]  # the text lines show the prediction
     assert len(lines) == len(shots) and all(
-        f"pred {r['pred_vmaf']:5.1f} [   -,    -]" in line
+        f"pred {r['pred_vmaf']:6.2f} [     -,      -]" in line
         for r, line in zip(shots, lines, strict=True)), lines
     assert cli_main(["predict", str(clip), "--model", str(model), "--band-basis", "lower"]) == 2
     assert "this student has no intervals" in capsys.readouterr().err
@@ -1235,6 +1254,68 @@ def test_a_closed_stdout_ends_predict_without_a_traceback(clip) -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_a_reader_that_leaves_does_not_lose_the_json_file(clip, tmp_path: Path) -> None:
+    """``predict a.mp4 b.mp4 --json out.json | head -1``: the text's reader left at the
+    first video and the run ended there (141) before the file, written after the last video,
+    existed. The text stops; the file holds every video; the exit is still 141."""
+    out = tmp_path / "out.json"
+    # unbuffered, as a long run's text is (more than a buffer's 8 KB): the first line fails
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "vmafdistill", "predict", str(clip),
+                             str(clip), "--model", str(TINY), "--json", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err, err
+    videos = json.loads(out.read_text())["videos"]
+    assert len(videos) == 2 and all(len(v["shots"]) == 4 for v in videos)
+
+
+def test_json_to_dev_stdout_and_a_closed_stdout(clip, tmp_path: Path) -> None:
+    """``--json /dev/stdout`` wrote the text lines into the JSON's stream (it did not parse:
+    only ``-`` was known as stdout); a stdout closed at start (``>&-``) ended a run whose
+    JSON file was written with an AttributeError traceback and exit 1."""
+    cmd = [sys.executable, "-m", "vmafdistill", "predict", str(clip), "--model", str(TINY)]
+    with open(tmp_path / "stdout", "wb") as fh:
+        proc = subprocess.run([*cmd, "--json", "/dev/stdout"], stdout=fh,
+                              stderr=subprocess.PIPE, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert len(json.loads((tmp_path / "stdout").read_text())["videos"][0]["shots"]) == 4
+    out = tmp_path / "closed.json"
+    proc = subprocess.run([*cmd, "--json", str(out)], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, timeout=120,
+                          preexec_fn=lambda: os.close(1))
+    err = proc.stderr.decode()
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert len(json.loads(out.read_text())["videos"][0]["shots"]) == 4
+
+
+def test_the_text_shows_the_numbers_bands_are_decided_on(clip, tmp_path: Path,
+                                                          capsys) -> None:
+    """Bands and issues read the record's two-decimal ``pred_vmaf``; the text printed one
+    decimal, so 79.99 (amber beside a green threshold of 80) read "80.0 amber". Each
+    text line now shows the record's numbers as they are."""
+    out = tmp_path / "p.json"
+    assert cli_main(["predict", str(clip), "--model", str(TINY), "--json", str(out)]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("shot ")]
+    shots = json.loads(out.read_text())["videos"][0]["shots"]
+    assert len(lines) == len(shots) == 4
+    for line, shot in zip(lines, shots, strict=True):
+        lo, hi = shot["interval"]
+        assert f"pred {shot['pred_vmaf']:6.2f} [{lo:6.2f}, {hi:6.2f}]  {shot['band']}" in line
+
+
+def test_frame_step_names_what_it_sets_for_a_student_without_spatial_pixels(
+        clip, capsys) -> None:
+    """``--frame-step 1`` ("1 = exact") set nothing for the shipped student (it reads no
+    spatial pixel features; the issue heuristic's step is --issue-frame-step), unsaid."""
+    assert cli_main(["predict", str(clip), "--frame-step", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "note: --frame-step 1: this student reads no spatial pixel features" in err
+    assert cli_main(["predict", str(clip), "--model", str(TINY), "--frame-step", "1"]) == 0
+    assert "--frame-step" not in capsys.readouterr().err  # TINY reads them: it sets their step
 
 
 def test_read_rate_leaves_timestamp_gaps_out() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import hashlib
+import io
 import os
 import re
 import secrets
@@ -372,6 +373,20 @@ def check_output_target(option: str, target: str | None, inputs: Sequence[str | 
                     f"{option} {target}: exists and is not this command's output (a video, "
                     f"another tool's file?); it is not replaced ({option} takes the output file)")
     return target
+
+
+def is_stdout(target: str | None) -> bool:
+    """Whether an output target is this process's stdout: ``-``, or a path to it such as
+    ``/dev/stdout`` (whose log got the summary line in its middle)."""
+    if not target:
+        return False
+    if target == "-":
+        return True
+    try:
+        return os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(target))
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):  # no stdout (None,
+        # closed), or not a real file
+        return False
 
 
 def json_starting_with(key: str, value_prefix: str | None = None) -> re.Pattern[bytes]:

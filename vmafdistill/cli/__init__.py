@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             status = int(args.func(args) or 0)
         finally:
             warnings.showwarning = shown
-        sys.stdout.flush()  # here, so a reader that left is handled below, not at exit
+        if sys.stdout is not None:  # None: started with stdout closed (>&-)
+            sys.stdout.flush()  # here, so a reader that left is handled below, not at exit
         return status
     except VmafDistillError as exc:
         print(f"vmafdistill {command}: error: {exc}", file=sys.stderr)

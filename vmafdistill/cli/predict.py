@@ -9,7 +9,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from ..folders import (
     VIDEO_EXTENSIONS,
     atomic_write_text,
     check_output_target,
+    is_stdout,
     json_safe,
     json_starting_with,
     walk_files,
@@ -120,10 +121,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--motion-z", type=float, help="mean motion z at or above which ...")
     p.add_argument("--motion-max-vmaf", type=float, help="... and pred below which: motion_stress")
     p.add_argument("--frame-step", type=_positive_int,
-                   help="pixel features on every k-th frame (default: the card's; 1 = exact)")
+                   help="the spatial pixel features the student reads, on every k-th frame "
+                        "(default: the card's; 1 = exact); none for a student without them "
+                        "(the shipped one: see --issue-frame-step)")
     p.add_argument("--issue-frame-step", type=_positive_int,
-                   help="for a student without pixel features (e.g. rate7): pixel features for "
-                        "the issue heuristic on every k-th frame (default: the card's, else 8)")
+                   help="for a student without spatial pixel features (e.g. rate7, the shipped "
+                        "one): pixel features for the issue heuristic on every k-th frame "
+                        "(default: the card's, else 8)")
     p.add_argument("--shot-pixel-step", type=_step,
                    help="cut-detection histograms on every s-th row/column; 0 = automatic "
                         "(>= 320x180 samples per frame; the default unless the card says); "
@@ -173,12 +177,12 @@ def _line(record: dict[str, Any]) -> str:
 
     rec = ShotRecord.from_dict(record)
     if rec.pred_vmaf is None:
-        pred = "pred    -  [   -,    -]"
+        pred = f"pred {'-':>6} [{'-':>6}, {'-':>6}]"
     elif rec.interval is None:  # a student exported without intervals
-        pred = f"pred {rec.pred_vmaf:5.1f} [   -,    -]"
+        pred = f"pred {rec.pred_vmaf:6.2f} [{'-':>6}, {'-':>6}]"
     else:
         lo, hi = rec.interval
-        pred = f"pred {rec.pred_vmaf:5.1f} [{lo:5.1f}, {hi:5.1f}]"
+        pred = f"pred {rec.pred_vmaf:6.2f} [{lo:6.2f}, {hi:6.2f}]"
     flags = f"  flags={','.join(rec.flags)}" if rec.flags else ""
     return (f"shot {rec.shot:3d} {rec.start:8.2f}-{rec.end:<8.2f}s {rec.codec:>4} "
             f"{rec.res:>5}  {pred}  {rec.band:<6} {rec.issue}{flags}")
@@ -237,6 +241,24 @@ def _write_json(target: str, doc: dict[str, Any]) -> None:
         raise VmafDistillError(f"{target}: cannot write the results ({exc})") from None
 
 
+class _FrameBar:
+    """A video's progress bar as :func:`~vmafdistill.edge.pipeline.analyze_video` drives it:
+    called with the frames decoded so far; ``expect`` gives the bar its total (so an ETA),
+    estimated from the container's duration."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+
+    def __call__(self, frames: int) -> None:
+        if self.bar.total is not None and frames > self.bar.total:  # the estimate was short
+            self.bar.total = frames
+        self.bar.update(frames - self.bar.n)
+
+    def expect(self, frames: int) -> None:
+        self.bar.total = frames
+        self.bar.refresh()
+
+
 def run(args: argparse.Namespace) -> int:
     """Predict every video; text to stdout (or JSON with --json)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -272,22 +294,23 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise VmafDistillError(str(exc)) from None
-    to_stdout_json = args.json == "-"
+    # /dev/stdout too: the text lines went into the JSON's stream (neither parsed)
+    to_stdout_json = is_stdout(args.json)
+    _note_unused_frame_step(args, card, options)
     show = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
     if show:  # tqdm costs ~30-60 ms of start-up: imported only when a bar is drawn
         from tqdm import tqdm
     out: list[dict[str, Any]] = []
     failed = 0
+    reader_left = False  # stdout's reader left (| head) while a --json file is still owed
     for video, error in videos:
-        bar = (tqdm(desc=Path(video).name, unit="frame", file=sys.stderr, leave=False,
-                    dynamic_ncols=True) if show else None)
+        bar = _FrameBar(tqdm(desc=Path(video).name, unit="frame", file=sys.stderr,
+                             leave=False, dynamic_ncols=True)) if show else None
         try:
             if error is not None:
                 raise VideoInputError(error)
             rep = analyze_video(video, pred, rules=rules, ref_size=args.ref_size,
-                                options=options, card=card,
-                                progress=None if bar is None
-                                else lambda n, bar=bar: bar.update(n - bar.n))
+                                options=options, card=card, progress=bar)
         except VideoInputError as exc:
             # a bad input file is that file's problem: report it, go on with the others
             failed += 1
@@ -296,20 +319,54 @@ def run(args: argparse.Namespace) -> int:
             continue
         finally:
             if bar is not None:
-                bar.close()
+                bar.bar.close()
         out.append({"video": video, "summary": rep.summary, "shots": rep.records,
                     "timings": {k: round(v, 4) for k, v in rep.timings.items()}})
-        if not to_stdout_json:
-            for rec in rep.records:
-                print(_line(rec))
-            print(_summary_line(rep.summary))
+        if not to_stdout_json and not reader_left:
+            reader_left = _print_lines(
+                [*(_line(rec) for rec in rep.records), _summary_line(rep.summary)],
+                keep_going=bool(args.json))
         if args.timings:
             print(" ".join(f"{k}={v:.3f}" for k, v in rep.timings.items()), file=sys.stderr)
     _write_results(args, model, card, out)
     if failed and len(videos) > 1:
         print(f"vmafdistill predict: {failed} of {len(videos)} video(s) failed",
               file=sys.stderr)
+    if reader_left:
+        return 141  # as a shell reports a process killed by SIGPIPE; the JSON file is whole
     return 2 if failed else 0
+
+
+def _print_lines(lines: list[str], *, keep_going: bool) -> bool:
+    """Print a video's text lines; whether stdout's reader has left. With ``keep_going`` (a
+    ``--json`` file to write) a reader that left (``| head``) ends the text, not the run:
+    the file, written after the last video, was lost with the remaining predictions."""
+    try:
+        for line in lines:
+            print(line)  # nothing where stdout is None (closed at start: >&-)
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        if not keep_going:
+            raise
+        # stdout to devnull: later prints and the interpreter's final flush go nowhere
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return True
+    return False
+
+
+def _note_unused_frame_step(args: argparse.Namespace, card: Mapping[str, Any],
+                            options: Any) -> None:
+    """``--frame-step`` sets the step of the pixel features the student reads; for a student
+    that reads none but temporal ones (the shipped one) it set nothing, unsaid."""
+    from ..edge.options import needs_pixel_features, temporal_only
+
+    names = list(card.get("feature_names") or [])
+    if args.frame_step and not (needs_pixel_features(names) and not temporal_only(names)):
+        print(f"vmafdistill predict: note: --frame-step {args.frame_step}: this student reads "
+              "no spatial pixel features (its temporal ones come from every frame); the issue "
+              f"heuristic's are on every {options.issue_frame_step}th frame "
+              "(--issue-frame-step)", file=sys.stderr)
 
 
 def _write_results(args: argparse.Namespace, model: Path, card: dict[str, Any],
@@ -325,6 +382,8 @@ def _write_results(args: argparse.Namespace, model: Path, card: dict[str, Any],
                      "token_version": TOKEN_VERSION,
                      "ref_size": list(args.ref_size or card["ref_size"]), "videos": videos})
     if args.json == "-":
+        if sys.stdout is None:
+            raise VmafDistillError("--json -: stdout is closed")
         json.dump(doc, sys.stdout, indent=2)
         print()
     else:

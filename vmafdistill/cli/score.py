@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import re
 import sys
 import warnings
 
 from ..errors import VmafDistillError
-from ..folders import check_output_target, json_starting_with
+from ..folders import check_output_target, is_stdout, json_starting_with
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -156,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     csv_out = check_output_target("--csv", args.csv, inputs,
                                   starts=re.compile(rb"Frame,[^\n]*[^,\r\n]\r?\n"))
     if json_out and csv_out and (json_out == csv_out or _same_path(json_out, csv_out)
-                                 or (_is_stdout(json_out) and _is_stdout(csv_out))):
+                                 or (is_stdout(json_out) and is_stdout(csv_out))):
         # both on stdout made neither parseable; one file kept only the CSV
         same = json_out if json_out == csv_out else f"{json_out} and {csv_out}, one file"
         raise VmafDistillError(f"--json and --csv both name {same}: give each its own "
@@ -204,23 +203,9 @@ def run(args: argparse.Namespace) -> int:
         f"min {pooled['min']:.6f}; {result.num_frames} frames, model {result.model} "
         f"{result.mode}, "
         f"{info['fps']:.2f} frames/s on {info['device']})",
-        file=sys.stderr if any(_is_stdout(t) for t in (json_out, csv_out)) else sys.stdout,
+        file=sys.stderr if any(is_stdout(t) for t in (json_out, csv_out)) else sys.stdout,
     )
     return 0
-
-
-def _is_stdout(target: str | None) -> bool:
-    """Whether an output target is this process's stdout: ``-``, or a path to it such as
-    ``/dev/stdout`` (whose log got the summary line in its middle)."""
-    if not target:
-        return False
-    if target == "-":
-        return True
-    try:
-        return os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(target))
-    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):  # no stdout (None,
-        # closed), or not a real file
-        return False
 
 
 def _same_path(a: str, b: str) -> bool:

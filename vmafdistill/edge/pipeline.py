@@ -535,6 +535,8 @@ def _first_pass(plan: _Plan, predictor: Any, progress: Callable[[int], None] | N
     if not info.fps or not math.isfinite(info.fps):
         raise VideoInputError(f"{plan.path}: frame rate unknown")
     check_picture_size(plan.path, info.width, info.height)
+    if (expect := getattr(progress, "expect", None)) is not None and info.duration_s:
+        expect(max(1, round(info.duration_s * info.fps)))
     declined = None
     if _in_process_decode(plan, info):
         try:
@@ -741,7 +743,9 @@ def analyze_video(
     """Run the whole edge chain on one distorted video.
 
     ``progress``, if given, is called with the number of frames decoded so far after every
-    decoded chunk (the CLI draws a progress bar from it on long videos).
+    decoded chunk (the CLI draws a progress bar from it on long videos); if it has an
+    ``expect`` method, that first hears the frame count the container's duration and rate
+    suggest (an estimate: the count decoded may differ; not called when no duration is known).
 
     ``predictor`` is a :class:`~vmafdistill.edge.predictor.Predictor`, or a
     :class:`concurrent.futures.Future` of one together with its ``card`` (read beforehand):

@@ -182,6 +182,9 @@ class VideoInfo:
     #: ``fps`` is ffmpeg's ``tbr`` guess, not a declared average rate (``ffmpeg -i`` printed no
     #: "fps": e.g. a variable-rate MPEG-TS stream, whose tbr can read "2k")
     fps_guessed: bool = False
+    #: the container's duration as ``ffmpeg -i`` prints it (None: not printed, or another
+    #: backend); an estimate for progress, never used for timing
+    duration_s: float | None = None
 
     @property
     def layout(self) -> PixFmtLayout:
@@ -570,9 +573,19 @@ def _probe_container(path: str) -> VideoInfo:
         if _raw_demuxer(container.format.name) and stream.guessed_rate:
             # the demuxer's default 25 as the average; the guess is the stream's own timing
             fps, fps_guessed = float(stream.guessed_rate), False
+        # as ffmpeg -i prints it: rounded to 1/100 s (the two backends agree)
+        duration_s = (None if container.duration is None
+                      else _centiseconds((int(container.duration) + 5000) // 10000))
     layout = _layout_for(path, pix_fmt, "decoded pixel format of its video stream")
     return VideoInfo(path, width, height, layout.name, layout.bit_depth, fps, None, "container",
-                     video_streams=len(streams), codec=cc.name, fps_guessed=fps_guessed)
+                     video_streams=len(streams), codec=cc.name, fps_guessed=fps_guessed,
+                     duration_s=duration_s)
+
+
+def _centiseconds(count: int) -> float | None:
+    """A container duration of ``count`` hundredths of a second in seconds (None if not
+    positive: nothing to estimate from)."""
+    return count / 100 if count > 0 else None
 
 
 def _stream_rate(declared: float | None, guessed: float | None) -> tuple[float | None, bool]:
@@ -731,8 +744,14 @@ def _probe_container_ffmpeg(path: str) -> VideoInfo:
         layout = _layout_for(path, pix_m.group(1), "decoded pixel format of its video stream")
         w, h = int(size_m.group(1)), int(size_m.group(2))
         codec = fields[0].split()[0] if fields[0] else None
+        duration = re.search(r"^\s*Duration: (\d+):(\d\d):(\d\d)\.(\d\d),", text,
+                             re.MULTILINE)
+        duration_s = (None if duration is None else _centiseconds(
+            ((int(duration.group(1)) * 60 + int(duration.group(2))) * 60
+             + int(duration.group(3))) * 100 + int(duration.group(4))))
         return VideoInfo(path, w, h, layout.name, layout.bit_depth, fps, None, "container",
-                         video_streams=n_video, codec=codec, fps_guessed=fps_guessed)
+                         video_streams=n_video, codec=codec, fps_guessed=fps_guessed,
+                         duration_s=duration_s)
     if re.search(r"^Input #0", text, re.MULTILINE):
         raise VideoInputError(f"{path}: has no video stream")
     raise VideoInputError(f"{path}: not a readable video file ({_tail(text)})")
