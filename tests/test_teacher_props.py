@@ -535,6 +535,23 @@ def test_module_refuses_masks_and_takes_numpy_frames() -> None:
                                    rtol=0, atol=0)
 
 
+def test_exact_module_refuses_normalised_frames_under_a_sample_range() -> None:
+    """VMAF() (exact, data_range 255) took frames in [0, 1], rounded them to samples 0 and 1
+    and scored ~91 for any pair, unsaid (the scorer refuses non-integer samples). Refused
+    now; data_range=1.0 gives the 0..255 frames' numbers; black frames (all 0) still score."""
+    from vmafdistill.errors import VideoInputError
+
+    ref, dist = _textured_pair()
+    with pytest.raises(VideoInputError, match=r"ref frames hold fractions in \[0, 1\] but "
+                       r"data_range=255 .* pass data_range=1\.0"):
+        VMAF()(ref / 255, dist / 255)
+    torch.testing.assert_close(VMAF(data_range=1.0)(ref / 255, dist / 255), VMAF()(ref, dist),
+                               rtol=0, atol=0)
+    black = torch.zeros_like(ref)
+    assert torch.isfinite(VMAF()(black, black)).all()
+    VMAF(mode="float")(ref / 255, dist / 255)  # float mode checks no values (documented)
+
+
 def test_exact_module_clips_like_libvmaf_by_default() -> None:
     """VMAF('vmaf_v0.6.1') is exact mode: its default must be vmaf_exact's (clipped) numbers
     (unclipped it read 120.6 where libvmaf prints 100); float mode stays unclipped."""

@@ -130,6 +130,18 @@ def _refuse_positional_keys(given: Sequence[str], keys: Sequence[str], call: str
                 "argument (run_dir for hydra.run.dir)")
 
 
+def _check_built_corpus_overrides(cfg: Any, corpus_dir: str | Path,
+                                  given: Sequence[str]) -> None:
+    """As the command refuses them: ``corpus=`` naming another corpus than ``corpus_dir``
+    holds, and overrides of how a corpus is built (``ladder=``, ``teacher.model=``: the
+    API ran on the directory as built, unsaid). A missing corpus is the run's to name."""
+    from .students.train import check_built_corpus_overrides
+
+    path = Path(corpus_dir).expanduser()
+    if (path / "corpus.json").is_file():
+        check_built_corpus_overrides(cfg, path, given)
+
+
 def _run_dir(run_dir: str | Path) -> Path:
     """The run directory, absolute (the results and metrics name it; a relative one pointed
     elsewhere after ``os.chdir``); an existing file is refused."""
@@ -234,6 +246,7 @@ def train(corpus_dir: str | Path, run_dir: str | Path, *overrides: str) -> Train
     args = [f"corpus_dir={_hydra_path(corpus_dir, 'corpus_dir')}", *given]
     check_overrides("train", args)
     cfg = compose("train", args)
+    _check_built_corpus_overrides(cfg, corpus_dir, given)
     with _process_state_kept():
         metrics = run(cfg, run_dir, given)
     oof = metrics.get("oof") or {}
@@ -254,6 +267,7 @@ def finetune(ckpt: str | Path, corpus_dir: str | Path, run_dir: str | Path,
     ckpt_value = "default" if str(ckpt) == "default" else _hydra_path(ckpt, "ckpt")
     cfg = compose("finetune", [f"ckpt={ckpt_value}",
                                f"corpus_dir={_hydra_path(corpus_dir, 'corpus_dir')}", *given])
+    _check_built_corpus_overrides(cfg, corpus_dir, given)
     with _process_state_kept():
         metrics = _finetune(cfg, run_dir, given)
     return FinetuneResult(run_dir=run_dir, bundle=run_dir / "student.pt",

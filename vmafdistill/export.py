@@ -390,7 +390,11 @@ def export_onnx(
     if out.is_dir():
         raise VmafDistillError(f"export: --out {out} is a directory; name the .onnx file")
     names, version = _checked_inputs(meta, samples)
-    from_settings = _settings_card(s, samples)
+    target = str(meta.get("target", "vmaf"))
+    # the card's domain and token statistics describe the rows trained on: a row that
+    # nan_policy=drop left out (e.g. every H.265 row) widened them (no unseen_codec flag)
+    trained = trained_rows(samples, target)
+    from_settings = _settings_card(s, trained)
     int8 = _int8_settings(s)
     precision = str(s.get("precision", "float64"))
     data = onnx_bytes(model, len(names), _opset(s.get("opset", 17)), precision=precision)
@@ -399,7 +403,6 @@ def export_onnx(
     got, export_metrics = _parity(model, data, x, samples, precision,
                                   checked_number("parity_tol", s.get("parity_tol", 1e-5),
                                                  float, 0))
-    target = str(meta.get("target", "vmaf"))
     y = samples[target].to_numpy(dtype=np.float64) if target in samples.columns else None
     export_metrics["mae_vs_target"] = None if y is None else _mae(got, y)
     used = _inputs_read(model, names)
@@ -440,7 +443,7 @@ def export_onnx(
         # the edge checked the others too (NaN or out-of-range in a column it never reads)
         "used_features": used,
         # a fine-tuned student's bundle carries what it saw before (its source's domain too)
-        "training_domain": export_domain(samples, used, meta.get("training_domain")),
+        "training_domain": export_domain(trained, used, meta.get("training_domain")),
         **from_settings,
         "int8": int8_report,
         "student": meta.get("student_cfg"),
@@ -649,6 +652,18 @@ def _edge_card(edge: Mapping[str, Any]) -> dict[str, Any]:
     card["shots"] = checked_shot_settings("edge.shots", edge.get("shots") or {})
     EdgeOptions.from_card(card)  # ValueError naming edge.<key>
     return card
+
+
+def trained_rows(samples: pd.DataFrame, target: str) -> pd.DataFrame:
+    """The rows of a corpus a student was trained on: those with a finite ``target`` (a run
+    refuses the others, or leaves them out with ``nan_policy=drop``); all rows for a table
+    without the target column."""
+    import pandas as pd
+
+    if target not in samples.columns:
+        return samples
+    keep = np.isfinite(pd.to_numeric(samples[target], errors="coerce").to_numpy(np.float64))
+    return samples if keep.all() else samples.loc[keep].reset_index(drop=True)
 
 
 def training_domain(samples: pd.DataFrame, names: Sequence[str]) -> dict[str, Any]:

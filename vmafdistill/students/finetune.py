@@ -184,7 +184,8 @@ def save_finetuned(
     from .train import _with_learned_loss
 
     new_meta = dict(meta)
-    for key in ("student_cfg", "feature_names", "transforms", "interactions"):
+    # rebuilt_from: the source's weights came from an export; these were trained here
+    for key in ("student_cfg", "feature_names", "transforms", "interactions", "rebuilt_from"):
         new_meta.pop(key, None)
     new_meta.update(
         corpus={"name": manifest.get("name"), "hash": manifest.get("corpus_hash"),
@@ -234,11 +235,12 @@ def _corpus_domain(meta: Mapping[str, Any]) -> dict[str, Any] | None:
     """The training domain of a trained bundle's corpus (where it recorded it, hash-checked
     as export checks it), or None where that corpus is gone or changed."""
     from ..corpus.tables import load_samples
-    from ..export import trained_corpus, training_domain
+    from ..export import trained_corpus, trained_rows, training_domain
 
     try:
         cdir, _ = trained_corpus(meta.get("corpus") or {})
-        return training_domain(load_samples(cdir), meta["feature_names"])
+        rows = trained_rows(load_samples(cdir), str(meta.get("target") or "vmaf"))
+        return training_domain(rows, meta["feature_names"])
     except (VmafDistillError, OSError, KeyError):
         return None
 

@@ -81,7 +81,7 @@ def resolve_corpus(cfg: DictConfig) -> Path:
         path = from_launch_dir(str(cfg.corpus_dir))
         if not (path / "corpus.json").is_file():
             raise VmafDistillError(f"{path}: not a built corpus (no corpus.json)")
-        _check_named_corpus(cfg, path)
+        check_built_corpus_overrides(cfg, path)
         _note_failed_jobs(path)
         return path
     from ..corpus import ensure_corpus  # the corpus builder (heavy imports)
@@ -104,23 +104,42 @@ def _note_failed_jobs(path: Path) -> None:
               "corpus.json); training on the samples it holds", file=sys.stderr)
 
 
-def _check_named_corpus(cfg: DictConfig, path: Path) -> None:
-    """``corpus=X`` given beside a ``corpus_dir`` that holds another corpus: the directory was
-    used and the run folder named after X, without a word. Refused where Hydra says
-    ``corpus=`` was given (its default is no choice)."""
+#: Config groups that say how a corpus is built: a built corpus (``corpus_dir``) is read as it
+#: was built, so an override of them (or of ``corpus.*``) beside it changes nothing.
+BUILD_ONLY_GROUPS = ("ladder", "teacher", "shots")
+
+
+def check_built_corpus_overrides(cfg: DictConfig, path: Path,
+                                 given: Sequence[str] | None = None) -> None:
+    """Overrides that do nothing beside a built corpus (``corpus_dir``), refused: ``corpus=X``
+    where the directory holds another corpus (the directory was used and the run folder named
+    after X), and overrides of how a corpus is built (``ladder=``, ``teacher.model=``,
+    ``shots.*``, ``corpus.*``: ignored, unsaid). ``given``: the run's overrides (the Python
+    API); None reads Hydra's (the command line), and outside a Hydra job nothing was given."""
     from hydra.core.hydra_config import HydraConfig
 
+    from ..config import override_key
     from ..corpus.tables import read_manifest
 
-    try:
-        given = [o for o in HydraConfig.get().overrides.task if o.startswith("corpus=")]
-    except ValueError:  # not inside a Hydra job (the Python API): nothing was chosen
-        return
+    if given is None:
+        try:
+            given = list(HydraConfig.get().overrides.task)
+        except ValueError:  # not inside a Hydra job (a composed config): nothing was chosen
+            return
+    keys = [(o, override_key(o)) for o in given]
+    named = [o for o, key in keys if key == "corpus"]
     built = read_manifest(path).get("name")
-    if given and built and built != cfg.corpus.name:
+    if named and built and built != cfg.corpus.name:
         raise VmafDistillError(
-            f"{given[-1]} and corpus_dir={cfg.corpus_dir} (a {built} corpus) disagree: "
+            f"{named[-1]} and corpus_dir={cfg.corpus_dir} (a {built} corpus) disagree: "
             "corpus_dir is what is read; drop corpus= or give the directory of that corpus")
+    building = [o for o, key in keys if key.split(".")[0] in BUILD_ONLY_GROUPS
+                or key.startswith("corpus.")]
+    if building:
+        raise VmafDistillError(
+            f"{building[0]}: says how a corpus is built, but corpus_dir={cfg.corpus_dir} is "
+            "read as it was built (its corpus.json records how); drop it, or build a corpus "
+            "with it (vmafdistill corpus ...) and give that folder")
 
 
 def load_rows(

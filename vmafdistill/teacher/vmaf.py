@@ -486,10 +486,13 @@ class VMAF(nn.Module):
     ``vmaf_4k_v0.6.1``, float for ``vmaf_float_*``. Training code wants ``mode="float"``.
     ``clip=None`` takes the mode's: exact mode clips to [0, 100] as libvmaf does, float mode
     does not (gradients survive near 0 and 100). float16/bfloat16 frames are scored in float32
-    (in half precision VMAF moved by about 6).
+    (in half precision VMAF moved by about 6); float64 frames in float64, which differs from
+    libvmaf's float32 arithmetic by up to ~1.2e-4 VMAF (float32 frames: ~2e-5).
     Float mode checks no values (a check would sync the GPU on every training step): a
     frame holding NaN or inf scores NaN, and samples far outside ``[0, data_range]`` give
-    scores outside [0, 100] with ``clip=False``. Exact mode raises on both.
+    scores outside [0, 100] with ``clip=False``. Exact mode raises on both, and on frames in
+    [0, 1] with fractions under a sample ``data_range`` (the default 255): normalised frames
+    need ``data_range=1.0``.
     """
 
     def __init__(
@@ -535,6 +538,8 @@ class VMAF(nn.Module):
                     "no gradient; use VMAF(..., mode='float') to backpropagate through VMAF"
                 )
             to_samples = float((1 << self.bit_depth) - 1) / self.data_range
+            if self.data_range > 1.5:  # a sample range (255, 1023), not a normalised one
+                _refuse_unit_range(ref, dist, self.data_range)
             # rounded, not clamped: values outside the range raise, as vmaf_exact's do
             r = (ref.detach().to(torch.float64) * to_samples).round()
             d = (dist.detach().to(torch.float64) * to_samples).round()
@@ -545,6 +550,17 @@ class VMAF(nn.Module):
         top = float((1 << self.bit_depth) - 1)
         scale = top / self.data_range / float(1 << (self.bit_depth - 8))
         return vmaf(ref * scale - 128.0, dist * scale - 128.0, self.model, clip=self.clip)["vmaf"]
+
+
+def _refuse_unit_range(ref: torch.Tensor, dist: torch.Tensor, data_range: float) -> None:
+    """Frames in [0, 1] with fractions where ``data_range`` is a sample range (255): exact mode
+    rounded them to samples 0 and 1 and scored them (VMAF ~91 for any pair), unsaid."""
+    for name, x in (("ref", ref), ("dist", dist)):
+        if x.is_floating_point() and x.numel() and float(x.detach().abs().max()) <= 1.0 \
+                and bool((x.detach() != x.detach().round()).any()):
+            raise VideoInputError(
+                f"{name} frames hold fractions in [0, 1] but data_range={data_range:g} reads "
+                f"samples 0..{data_range:g}: pass data_range=1.0 for frames in [0, 1]")
 
 
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
