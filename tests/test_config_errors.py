@@ -150,3 +150,56 @@ def test_the_early_training_check_is_quiet(capfd: pytest.CaptureFixture[str],
     check_fit_settings(plain, notes=False)
     out, err = capfd.readouterr()
     assert "GPU available" not in out + err and "note:" not in err, out + err
+
+
+@pytest.mark.parametrize(("config_name", "override", "needle"), [
+    ("export", "+tokens.bands.gren=70", "no setting 'tokens.bands.gren' (did you mean "
+                                        "tokens.bands.green?)"),
+    ("export", "+int8.max_mae_delt=5", "did you mean int8.max_mae_delta?"),
+    ("export", "+parity_tol2=1", "did you mean parity_tol?"),
+    ("corpus", "+teacher.chnk=4", "did you mean teacher.chunk?"),
+    ("corpus", "+executor.max_retrie=1", "no setting 'executor.max_retrie'"),
+    ("train", "+nan_polcy=drop", "did you mean nan_policy?"),
+    ("train", "+corpus_build.workerz=2", "the corpus config (corpus_build's keys) has no "
+                                         "setting 'workerz' (did you mean workers?)"),
+    ("finetune", "+frezze=[body.0]", "did you mean freeze?"),
+    ("pilot", "+teacher_chek=false", "did you mean teacher_check?"),
+])
+def test_an_added_key_nothing_reads_is_refused(config_name: str, override: str,
+                                               needle: str) -> None:
+    """Hydra's error for a misspelt key suggests ``+key=...``; with the ``+`` the key was
+    read by nothing, exit 0: ``+tokens.bands.gren=70`` kept green at 80 (the card echoed
+    "gren"), ``+frezze`` froze nothing, ``+teacher.chnk=4`` rebuilt a corpus as changed."""
+    from vmafdistill.config import compose
+
+    with pytest.raises(VmafDistillError, match=r"a '\+' key is read by nothing") as exc:
+        compose(config_name, [override])
+    assert str(exc.value).startswith(f"{override}: ") and needle in str(exc.value)
+
+
+def test_added_keys_a_reader_takes_still_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    """What ``+`` is for stays: keys of sections whose readers check them (student, loss,
+    edge, trainer), group additions, ``++``, corpus settings under corpus_build, a run label
+    with no setting near its name; the command still refuses a misspelt one in one line."""
+    from vmafdistill.config import compose
+
+    for config_name, overrides in (
+            ("train", ["+student.monotone={log_bpp: 1}", "+trainer.max_time=null", "+tag=a"]),
+            ("train", ["+corpus_build.progress=false", "++nan_policy=drop"]),
+            ("finetune", ["+features=quant6"]),
+            ("export", ["+edge.threads=2"])):
+        compose(config_name, overrides)
+    _one_error(capsys, ["train", "+summry=false"], "did you mean summary?")
+
+
+def test_a_pilot_flag_and_its_override_together_are_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``pilot --out x out_dir=y`` ran the whole pilot into x, and ``--workers 2 workers=1``
+    with 2, unsaid; the corpus command refuses the same pair."""
+    _one_error(capsys, ["pilot", "--out", str(tmp_path / "x"), f"out_dir={tmp_path / 'y'}"],
+               f"--out and out_dir={tmp_path / 'y'} both set out_dir: give one")
+    _one_error(capsys, ["pilot", "--workers", "2", "workers=1"],
+               "--workers and workers=1 both set workers")
+    _one_error(capsys, ["pilot", "--no-teacher-check", "teacher_check=true"],
+               "--no-teacher-check and teacher_check=true both set teacher_check")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

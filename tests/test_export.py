@@ -622,3 +622,22 @@ def test_an_empty_path_is_refused_by_export_and_sources(tmp_path, capsys, monkey
         assert main(args) == 2, args
         assert msg in capsys.readouterr().err, args
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_edge_test_model_regenerates_byte_for_byte(tmp_path):
+    """docs/edge.md names ``tests/tools/make_edge_test_model.py`` as how tests/data/edge's
+    tiny model is made; it had become a traceback (its student config lacked a setting the
+    configs now hold). Its model comes out as committed (the card is kept as committed: the
+    predict tests read its settings): the same graph, and the same outputs to 1e-9 (the
+    standardiser's mean and std are numpy reductions, whose last bits may differ by CPU;
+    byte-identical on the Xeon that wrote this)."""
+    from helpers import REPO
+
+    tool = load_script("make_edge_test_model", "tests/tools")
+    out = tool.build(tmp_path)
+    committed = REPO / "tests" / "data" / "edge" / "tiny.onnx"
+    assert model_ops(out.read_bytes()) == model_ops(committed.read_bytes())
+    x = tool.synthetic_samples()[NAMES].to_numpy(np.float32)
+    got, want = Predictor(out).predict(x), Predictor(committed).predict(x)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    assert np.ptp(want) > 10  # rows the model tells apart

@@ -1292,6 +1292,17 @@ def test_json_to_dev_stdout_and_a_closed_stdout(clip, tmp_path: Path) -> None:
     assert len(json.loads(out.read_text())["videos"][0]["shots"]) == 4
 
 
+def test_raw_yuv_is_named_as_something_predict_does_not_read(tmp_path: Path, capsys) -> None:
+    """``predict ref.yuv`` said width, height and pix_fmt must be given; predict has no such
+    options (it reads encoded deliveries)."""
+    raw = tmp_path / "ref.yuv"
+    raw.write_bytes(bytes(64 * 48 * 3 // 2 * 2))
+    assert cli_main(["predict", str(raw), "--model", str(TINY)]) == 2
+    err = capsys.readouterr().err
+    assert "ref.yuv: raw YUV (no header, no codec): predict reads encoded deliveries" in err
+    assert "must be given" not in err
+
+
 def test_the_text_shows_the_numbers_bands_are_decided_on(clip, tmp_path: Path,
                                                           capsys) -> None:
     """Bands and issues read the record's two-decimal ``pred_vmaf``; the text printed one

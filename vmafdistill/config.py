@@ -3,6 +3,7 @@ for the torch-free edge (which does not depend on Hydra)."""
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 import os
@@ -110,7 +111,70 @@ def compose(config_name: str, overrides: Sequence[str] = ()) -> Any:
     ``overrides``, composed exactly as the command line composes it (an OmegaConf DictConfig).
 
     Inside a running Hydra app (whose global state is initialised) it composes from that
-    state; elsewhere it initialises Hydra on :func:`conf_dir` for the call."""
+    state; elsewhere it initialises Hydra on :func:`conf_dir` for the call. A ``+key`` that
+    nothing reads is refused (:func:`refuse_unread_additions`)."""
+    cfg = _compose(config_name, overrides)
+    refuse_unread_additions(config_name, overrides)
+    return cfg
+
+
+#: Sections whose readers check their own keys (a ``+student.monotone=...`` is read), or
+#: hand them to a library that does (Lightning's Trainer, Hydra itself).
+SELF_CHECKED_SECTIONS = ("hydra", "trainer", "student", "optim", "conformal", "cv", "features",
+                         "loss", "edge", "shots")
+
+
+def refuse_unread_additions(config_name: str, overrides: Sequence[str]) -> None:
+    """A ``+key=value`` override adds a key; Hydra's error for a misspelt one suggests the
+    ``+``, and the added key was then read by nothing: ``+tokens.bands.gren=70`` kept green
+    at 80, ``+frezze=[body.0]`` froze nothing, ``+teacher.chnk=4`` rebuilt a corpus, each
+    exit 0. Refused: an added key inside a section of the config (``corpus_build.*`` keys
+    against the corpus config), and a top-level one close to an existing setting's name
+    (``+nan_polcy``); other top-level additions pass (a run label such as ``+tag=a``).
+    ``++`` (add or override) and group additions (``+experiment=x``) are left alone."""
+    added = [(o, override_key(o)) for o in overrides
+             if o.startswith("+") and not o.startswith("++") and "=" in o]
+    added = [(o, key) for o, key in added if key.split(".")[0] not in SELF_CHECKED_SECTIONS
+             and not (conf_dir() / key.replace(".", "/")).is_dir()]
+    if not added:
+        return
+    base = _compose(config_name, [o for o in overrides if o not in {a for a, _ in added}])
+    corpus_base = None
+    for override, key in added:
+        node, path = base, key
+        if key.startswith("corpus_build.") and config_name != "corpus":
+            # corpus_build's keys are the corpus config's (train merges them onto it)
+            path = key.removeprefix("corpus_build.")
+            if path.split(".")[0] in SELF_CHECKED_SECTIONS:
+                continue
+            corpus_base = _compose("corpus") if corpus_base is None else corpus_base
+            node = corpus_base
+        parent, _, leaf = path.rpartition(".")
+        section = _select(node, parent) if parent else node
+        names = [str(k) for k in section] if hasattr(section, "keys") else []
+        if leaf in names:
+            continue
+        close = difflib.get_close_matches(leaf, names, n=1, cutoff=0.75)
+        if not parent and not close:
+            continue  # a label of the run's own (+tag=a); nothing suggests a typo
+        hint = f" (did you mean {'.'.join([*filter(None, [parent]), close[0]])}?)" \
+            if close else (f" (its keys: {', '.join(names)})" if names else "")
+        where = "the corpus config (corpus_build's keys)" if node is corpus_base \
+            else f"config {config_name!r}"
+        raise VmafDistillError(f"{override}: {where} has no setting {path!r}{hint}; a '+' "
+                               "key is read by nothing here")
+
+
+def _select(cfg: Any, key: str) -> Any:
+    """The node at dotted ``key`` of ``cfg`` (None where there is none), unresolved."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.select(cfg, key, default=None, throw_on_missing=False,
+                            throw_on_resolution_failure=False)
+
+
+def _compose(config_name: str, overrides: Sequence[str] = ()) -> Any:
+    """:func:`compose` without its check of ``+`` keys."""
     import yaml
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir

@@ -48,7 +48,14 @@ def _step(n: int, title: str) -> float:
 
 def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], Any]:
     """The pilot config and the corpus and train configs it composes (all through Hydra)."""
-    from ..config import checked_bool, checked_number, compose, compose_dict, hydra_quoted
+    from ..config import (
+        checked_bool,
+        checked_number,
+        compose,
+        compose_dict,
+        hydra_quoted,
+        override_key,
+    )
     from ..corpus.build import check_sections
 
     flags = []  # the flags are spellings of overrides
@@ -59,6 +66,13 @@ def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], 
         flags.append(f"workers={args.workers}")
     if args.no_teacher_check:
         flags.append("teacher_check=false")
+    given = {override_key(o): o for o in args.overrides if "=" in o}
+    for flag in flags:  # `--out x out_dir=y` ran into x, unsaid (the corpus command refuses)
+        key = override_key(flag)
+        if key in given:
+            spelling = {"out_dir": "--out", "workers": "--workers",
+                        "teacher_check": "--no-teacher-check"}[key]
+            raise VmafDistillError(f"{spelling} and {given[key]} both set {key}: give one")
     cfg = compose_dict(args.config, [*args.overrides, *flags])
     missing = [k for k in ("out_dir", "corpus_name") if k not in cfg]
     if missing:  # --config corpus: a KeyError traceback

@@ -365,7 +365,7 @@ def _note_unused_frame_step(args: argparse.Namespace, card: Mapping[str, Any],
     if args.frame_step and not (needs_pixel_features(names) and not temporal_only(names)):
         print(f"vmafdistill predict: note: --frame-step {args.frame_step}: this student reads "
               "no spatial pixel features (its temporal ones come from every frame); the issue "
-              f"heuristic's are on every {options.issue_frame_step}th frame "
+              f"heuristic's are on one frame in {options.issue_frame_step} "
               "(--issue-frame-step)", file=sys.stderr)
 
 

@@ -528,6 +528,9 @@ def _first_pass(plan: _Plan, predictor: Any, progress: Callable[[int], None] | N
     the summary's ``pixel_features.decoder`` says which decoder ran, and why PyAV declined."""
     from ..io.video import probe_video
 
+    if plan.path.lower().endswith(".yuv"):  # the probe asked for a size predict cannot take
+        raise VideoInputError(f"{plan.path}: raw YUV (no header, no codec): predict reads "
+                              "encoded deliveries (mp4, mkv, ts, ...); encode it first")
     # ffmpeg -i in every install: the same rate and format everywhere, and no PyAV import
     # (0.1-0.2 s CPU) for a student or stream that does not need it
     info = probe_video(plan.path, backend="ffmpeg")
