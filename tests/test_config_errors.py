@@ -158,7 +158,7 @@ def test_the_early_training_check_is_quiet(capfd: pytest.CaptureFixture[str],
     ("export", "+int8.max_mae_delt=5", "did you mean int8.max_mae_delta?"),
     ("export", "+parity_tol2=1", "did you mean parity_tol?"),
     ("corpus", "+teacher.chnk=4", "did you mean teacher.chunk?"),
-    ("corpus", "+executor.max_retrie=1", "no setting 'executor.max_retrie'"),
+    ("corpus", "+teacher.scale_flag=bicubic", "did you mean teacher.scale_flags?"),
     ("train", "+nan_polcy=drop", "did you mean nan_policy?"),
     ("train", "+corpus_build.workerz=2", "the corpus config (corpus_build's keys) has no "
                                          "setting 'workerz' (did you mean workers?)"),
@@ -180,12 +180,17 @@ def test_an_added_key_nothing_reads_is_refused(config_name: str, override: str,
 def test_added_keys_a_reader_takes_still_pass(capsys: pytest.CaptureFixture[str]) -> None:
     """What ``+`` is for stays: keys of sections whose readers check them (student, loss,
     edge, trainer), group additions, ``++``, corpus settings under corpus_build, a run label
-    with no setting near its name; the command still refuses a misspelt one in one line."""
+    with no setting near its name, optional keys a reader takes that the composed default
+    lacks (``+corpus.root``: the folder recipe's); a misspelt one is still one line."""
     from vmafdistill.config import compose
 
     for config_name, overrides in (
             ("train", ["+student.monotone={log_bpp: 1}", "+trainer.max_time=null", "+tag=a"]),
             ("train", ["+corpus_build.progress=false", "++nan_policy=drop"]),
+            # optional keys readers take that the default config lacks
+            ("corpus", ["+corpus.root=/data", "corpus.sources=[]"]),
+            ("train", ["+corpus_build.executor.name=ray", "+corpus_build.executor.address=auto",
+                       "+ladder@corpus_build.ladder=wide"]),
             ("finetune", ["+features=quant6"]),
             ("export", ["+edge.threads=2"])):
         compose(config_name, overrides)
@@ -202,4 +207,9 @@ def test_a_pilot_flag_and_its_override_together_are_refused(
                "--workers and workers=1 both set workers")
     _one_error(capsys, ["pilot", "--no-teacher-check", "teacher_check=true"],
                "--no-teacher-check and teacher_check=true both set teacher_check")
+    # a build setting among the training overrides changed nothing (training reads the
+    # corpus step 1 built)
+    _one_error(capsys, ["pilot", "--out", str(tmp_path / "x"),
+                        "train_overrides=['teacher.model=vmaf_v1.0.16_3d0h']"],
+               "train_overrides: 'teacher.model=vmaf_v1.0.16_3d0h' says how the corpus is built")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

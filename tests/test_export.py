@@ -132,6 +132,7 @@ def test_the_cards_domain_and_statistics_leave_out_rows_never_trained_on(samples
     assert card["export_metrics"]["mae_vs_target"] == pytest.approx(
         want["export_metrics"]["mae_vs_target"], rel=1e-9)
     assert len(trained_rows(dropped.drop(columns="vmaf"), "vmaf")) == len(samples)
+    assert len(trained_rows(dropped.assign(vmaf=np.nan), "vmaf")) == len(samples)  # unlabelled
 
 
 def test_export_copies_issue_frame_step_into_the_card(samples, tmp_path):
@@ -624,7 +625,7 @@ def test_an_empty_path_is_refused_by_export_and_sources(tmp_path, capsys, monkey
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_edge_test_model_regenerates_byte_for_byte(tmp_path):
+def test_the_edge_test_model_tool_rebuilds_the_committed_model(tmp_path):
     """docs/edge.md names ``tests/tools/make_edge_test_model.py`` as how tests/data/edge's
     tiny model is made; it had become a traceback (its student config lacked a setting the
     configs now hold). Its model comes out as committed (the card is kept as committed: the
@@ -641,3 +642,8 @@ def test_the_edge_test_model_regenerates_byte_for_byte(tmp_path):
     got, want = Predictor(out).predict(x), Predictor(committed).predict(x)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
     assert np.ptp(want) > 10  # rows the model tells apart
+    # a card already there is kept as it was (the committed one: the predict tests read it)
+    card = out.with_name("tiny.card.json")
+    card.write_text('{"kept": true}')
+    tool.build(tmp_path)
+    assert card.read_text() == '{"kept": true}'

@@ -1290,6 +1290,10 @@ def test_json_to_dev_stdout_and_a_closed_stdout(clip, tmp_path: Path) -> None:
     err = proc.stderr.decode()
     assert proc.returncode == 0 and "Traceback" not in err, err
     assert len(json.loads(out.read_text())["videos"][0]["shots"]) == 4
+    # without a --json file the results had nowhere to go: exit 0, every result lost
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120,
+                          preexec_fn=lambda: os.close(1))
+    assert proc.returncode == 2 and "stdout is closed" in proc.stderr.decode()
 
 
 def test_raw_yuv_is_named_as_something_predict_does_not_read(tmp_path: Path, capsys) -> None:

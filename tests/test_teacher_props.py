@@ -542,9 +542,12 @@ def test_exact_module_refuses_normalised_frames_under_a_sample_range() -> None:
     from vmafdistill.errors import VideoInputError
 
     ref, dist = _textured_pair()
-    with pytest.raises(VideoInputError, match=r"ref frames hold fractions in \[0, 1\] but "
-                       r"data_range=255 .* pass data_range=1\.0"):
+    with pytest.raises(VideoInputError, match=r"ref and dist frames hold fractions in "
+                       r"\[0, 1\] but data_range=255 .* pass data_range=1\.0"):
         VMAF()(ref / 255, dist / 255)
+    # one side in [0, 1] may be real samples of a near-black frame: scored, as rounded
+    dark = dist / 255
+    torch.testing.assert_close(VMAF()(ref, dark), VMAF()(ref, dark.round()), rtol=0, atol=0)
     torch.testing.assert_close(VMAF(data_range=1.0)(ref / 255, dist / 255), VMAF()(ref, dist),
                                rtol=0, atol=0)
     black = torch.zeros_like(ref)

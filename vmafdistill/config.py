@@ -128,12 +128,15 @@ def refuse_unread_additions(config_name: str, overrides: Sequence[str]) -> None:
     """A ``+key=value`` override adds a key; Hydra's error for a misspelt one suggests the
     ``+``, and the added key was then read by nothing: ``+tokens.bands.gren=70`` kept green
     at 80, ``+frezze=[body.0]`` froze nothing, ``+teacher.chnk=4`` rebuilt a corpus, each
-    exit 0. Refused: an added key inside a section of the config (``corpus_build.*`` keys
-    against the corpus config), and a top-level one close to an existing setting's name
-    (``+nan_polcy``); other top-level additions pass (a run label such as ``+tag=a``).
-    ``++`` (add or override) and group additions (``+experiment=x``) are left alone."""
+    exit 0. Refused where the added key is close to the name of a setting beside it (that
+    setting is named; ``corpus_build.*`` keys are compared with the corpus config's). Other
+    additions pass: a run label (``+tag=a``) and optional keys readers take that the default
+    config lacks (``+corpus.root=DIR``, ``+corpus_build.executor.address=auto``); so do
+    ``++`` (add or override), group additions (``+experiment=x``, ``+a@b=c``) and the
+    sections whose readers check their own keys."""
     added = [(o, override_key(o)) for o in overrides
-             if o.startswith("+") and not o.startswith("++") and "=" in o]
+             if o.startswith("+") and not o.startswith("++") and "=" in o
+             and "@" not in o.partition("=")[0]]  # +ladder@corpus_build.ladder=wide: a group
     added = [(o, key) for o, key in added if key.split(".")[0] not in SELF_CHECKED_SECTIONS
              and not (conf_dir() / key.replace(".", "/")).is_dir()]
     if not added:
@@ -155,10 +158,11 @@ def refuse_unread_additions(config_name: str, overrides: Sequence[str]) -> None:
         if leaf in names:
             continue
         close = difflib.get_close_matches(leaf, names, n=1, cutoff=0.75)
-        if not parent and not close:
-            continue  # a label of the run's own (+tag=a); nothing suggests a typo
-        hint = f" (did you mean {'.'.join([*filter(None, [parent]), close[0]])}?)" \
-            if close else (f" (its keys: {', '.join(names)})" if names else "")
+        if not close:
+            # nothing suggests a typo: a run label (+tag=a), or a key a reader takes that the
+            # composed default lacks (+corpus.root=DIR: the folder recipe's optional keys)
+            continue
+        hint = f" (did you mean {'.'.join([*filter(None, [parent]), close[0]])}?)"
         where = "the corpus config (corpus_build's keys)" if node is corpus_base \
             else f"config {config_name!r}"
         raise VmafDistillError(f"{override}: {where} has no setting {path!r}{hint}; a '+' "

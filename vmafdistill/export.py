@@ -657,13 +657,13 @@ def _edge_card(edge: Mapping[str, Any]) -> dict[str, Any]:
 def trained_rows(samples: pd.DataFrame, target: str) -> pd.DataFrame:
     """The rows of a corpus a student was trained on: those with a finite ``target`` (a run
     refuses the others, or leaves them out with ``nan_policy=drop``); all rows for a table
-    without the target column."""
+    without the target column or without one label (an unlabelled table to export against)."""
     import pandas as pd
 
     if target not in samples.columns:
         return samples
     keep = np.isfinite(pd.to_numeric(samples[target], errors="coerce").to_numpy(np.float64))
-    return samples if keep.all() else samples.loc[keep].reset_index(drop=True)
+    return samples if keep.all() or not keep.any() else samples.loc[keep].reset_index(drop=True)
 
 
 def training_domain(samples: pd.DataFrame, names: Sequence[str]) -> dict[str, Any]:

@@ -46,6 +46,20 @@ def _step(n: int, title: str) -> float:
     return time.perf_counter()
 
 
+def _refuse_build_settings_in_training(train_overrides: list[Any]) -> None:
+    """A ``train_overrides`` entry that says how a corpus is built (``teacher.model=...``,
+    ``ladder=wide``): training reads the corpus step 1 built, so it changed nothing, unsaid."""
+    from ..config import override_key
+    from ..students.train import BUILD_ONLY_GROUPS
+
+    for override in map(str, train_overrides):
+        key = override_key(override)
+        if key.split(".")[0] in (*BUILD_ONLY_GROUPS, "corpus"):
+            raise VmafDistillError(f"train_overrides: {override!r} says how the corpus is "
+                                   "built; give it in corpus_overrides (training reads the "
+                                   "corpus step 1 builds)")
+
+
 def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], Any]:
     """The pilot config and the corpus and train configs it composes (all through Hydra)."""
     from ..config import (
@@ -95,6 +109,7 @@ def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], 
         raise VmafDistillError(f"predict_rung={rung}: the ladder "
                                f"{corpus_cfg['ladder'].get('name', '')} has {n_rungs} rungs "
                                f"(0..{n_rungs - 1}, or -1 for the last)")
+    _refuse_build_settings_in_training(cfg.get("train_overrides") or [])
     train_cfg = compose("train", [
         f"corpus={cfg['corpus_name']}", f"corpus_dir={hydra_quoted(str(out / 'corpus'))}",
         "trainer.enable_progress_bar=false",  # one table per stage, not a bar per fold

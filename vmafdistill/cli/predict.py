@@ -191,8 +191,9 @@ def _line(record: dict[str, Any]) -> str:
 def _summary_line(s: dict[str, Any]) -> str:
     bands = " ".join(f"{k}={v}" for k, v in s["bands"].items() if v)
     issues = " ".join(f"{k}={v}" for k, v in s["issues"].items()) or "none"
-    mean = "-" if s["pred_vmaf_mean"] is None else f"{s['pred_vmaf_mean']:.1f}"
-    low = "-" if s["pred_vmaf_min"] is None else f"{s['pred_vmaf_min']:.1f}"
+    # two decimals, as the shot lines and the records (a min of 79.99 read "80.0")
+    mean = "-" if s["pred_vmaf_mean"] is None else f"{s['pred_vmaf_mean']:.2f}"
+    low = "-" if s["pred_vmaf_min"] is None else f"{s['pred_vmaf_min']:.2f}"
     return (f"{s['video']}: {s['shots']} shots, {s['duration_s']:.2f} s, {s['codec']} {s['res']}, "
             f"pred VMAF mean {mean} min {low}"
             + (f" (shot {s['worst_shot']})" if s["worst_shot"] is not None else "")
@@ -296,6 +297,9 @@ def run(args: argparse.Namespace) -> int:
         raise VmafDistillError(str(exc)) from None
     # /dev/stdout too: the text lines went into the JSON's stream (neither parsed)
     to_stdout_json = is_stdout(args.json)
+    if sys.stdout is None and (to_stdout_json or not args.json):  # started with >&-
+        raise VmafDistillError("stdout is closed: the results have nowhere to go; give "
+                               "--json FILE")
     _note_unused_frame_step(args, card, options)
     show = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
     if show:  # tqdm costs ~30-60 ms of start-up: imported only when a bar is drawn
@@ -328,7 +332,7 @@ def run(args: argparse.Namespace) -> int:
                 keep_going=bool(args.json))
         if args.timings:
             print(" ".join(f"{k}={v:.3f}" for k, v in rep.timings.items()), file=sys.stderr)
-    _write_results(args, model, card, out)
+    _write_results(args, model, card, out, to_stdout=to_stdout_json)
     if failed and len(videos) > 1:
         print(f"vmafdistill predict: {failed} of {len(videos)} video(s) failed",
               file=sys.stderr)
@@ -370,8 +374,9 @@ def _note_unused_frame_step(args: argparse.Namespace, card: Mapping[str, Any],
 
 
 def _write_results(args: argparse.Namespace, model: Path, card: dict[str, Any],
-                   videos: list[dict[str, Any]]) -> None:
-    """The JSON document (``--json``: a file, or ``-`` for stdout)."""
+                   videos: list[dict[str, Any]], *, to_stdout: bool) -> None:
+    """The JSON document (``--json``: a file, or stdout: ``-`` or a path to it, written
+    through stdout so that a reader leaving is exit 141 as for ``-``)."""
     from ..edge.tokens import TOKEN_VERSION
 
     if not args.json:
@@ -381,9 +386,7 @@ def _write_results(args: argparse.Namespace, model: Path, card: dict[str, Any],
     doc = json_safe({"model": str(model), "model_sha256": card["sha256"],
                      "token_version": TOKEN_VERSION,
                      "ref_size": list(args.ref_size or card["ref_size"]), "videos": videos})
-    if args.json == "-":
-        if sys.stdout is None:
-            raise VmafDistillError("--json -: stdout is closed")
+    if to_stdout:
         json.dump(doc, sys.stdout, indent=2)
         print()
     else:

@@ -553,14 +553,18 @@ class VMAF(nn.Module):
 
 
 def _refuse_unit_range(ref: torch.Tensor, dist: torch.Tensor, data_range: float) -> None:
-    """Frames in [0, 1] with fractions where ``data_range`` is a sample range (255): exact mode
-    rounded them to samples 0 and 1 and scored them (VMAF ~91 for any pair), unsaid."""
-    for name, x in (("ref", ref), ("dist", dist)):
-        if x.is_floating_point() and x.numel() and float(x.detach().abs().max()) <= 1.0 \
-                and bool((x.detach() != x.detach().round()).any()):
-            raise VideoInputError(
-                f"{name} frames hold fractions in [0, 1] but data_range={data_range:g} reads "
-                f"samples 0..{data_range:g}: pass data_range=1.0 for frames in [0, 1]")
+    """Frames in [0, 1] with fractions on both sides where ``data_range`` is a sample range
+    (255): exact mode rounded them to samples 0 and 1 and scored them (VMAF ~91 for any pair),
+    unsaid. One side alone may be a dark frame of real samples (a near-black distortion)."""
+    def normalised(x: torch.Tensor) -> bool:
+        x = x.detach()
+        return x.is_floating_point() and x.numel() > 0 and float(x.abs().max()) <= 1.0 \
+            and bool((x != x.round()).any())
+
+    if normalised(ref) and normalised(dist):
+        raise VideoInputError(
+            f"ref and dist frames hold fractions in [0, 1] but data_range={data_range:g} "
+            f"reads samples 0..{data_range:g}: pass data_range=1.0 for frames in [0, 1]")
 
 
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
