@@ -683,7 +683,13 @@ def test_malformed_model_files_are_named_before_scoring(
     short_opts = json.loads(resolve_model_path("vmaf_v0.6.1neg").read_text())
     short_opts["model_dict"]["feature_opts_dicts"] = short_opts["model_dict"][
         "feature_opts_dicts"][:-1]  # was a zip() ValueError traceback
+    # a gain limit on one VIF scale took all four (libvmaf: that scale alone; 3.3 VMAF off)
+    mixed_vif = json.loads(resolve_model_path("vmaf_v0.6.1neg").read_text())
+    mixed_vif["model_dict"]["feature_opts_dicts"] = [{}, {}, {"vif_enhn_gain_limit": 1.0},
+                                                     {}, {}, {}]
     for name, doc, needle in (("list", [], "not a VMAF model JSON"),
+                              ("mixed_vif", mixed_vif, "vif_enhn_gain_limit differs between "
+                                                       "the VIF scales"),
                               ("short_opts", short_opts, "feature_opts_dicts must hold one dict "
                                                          "per feature"),
                               ("text", "x", "not a VMAF model JSON"),

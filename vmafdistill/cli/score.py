@@ -67,7 +67,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--allow-length-mismatch",
         action="store_true",
-        help="score the common prefix when frame counts differ (with a warning)",
+        help="score the common prefix when frame counts differ (with a warning): as libvmaf "
+             "with shortest=1 (without it libvmaf repeats the shorter clip's last frame)",
     )
     p.add_argument("--json", metavar="PATH", help="write per-frame metrics, libvmaf JSON layout")
     p.add_argument("--csv", metavar="PATH", help="write per-frame metrics as CSV")

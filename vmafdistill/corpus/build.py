@@ -589,8 +589,8 @@ def _note_input_surprises(sources: list[dict[str, Any]], scan: FolderScan | None
         if teacher_backend == "torch" and s.get("gray"):
             print(f"vmafdistill corpus: note: source {s['source_id']} ({s['path']}) is gray: "
                   "the torch teacher scores it as decoded, while ffmpeg's libvmaf filter "
-                  "converts it to limited-range YUV first (its labels then differ by 1.06-1.73 "
-                  "VMAF per frame on the clips measured; teacher=libvmaf labels as ffmpeg does)",
+                  "converts it to limited-range YUV first (its labels then differ by 0.4-2.8 VMAF "
+                  "per frame on the clips measured; teacher=libvmaf labels as ffmpeg does)",
                   file=sys.stderr, flush=True)
         if teacher_backend == "torch" and s.get("rotation"):
             print(f"vmafdistill corpus: note: source {s['source_id']} ({s['path']}) has a "

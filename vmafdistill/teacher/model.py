@@ -278,8 +278,11 @@ def _v1016_refusal(name: str) -> str:
 def _feature_options(
     opts_dicts: list[dict] | None, names: list[str], path: Path
 ) -> tuple[VifOptions, AdmOptions]:
-    """Per-feature options of the model (e.g. the NEG models' gain limits of 1)."""
-    vif_kw: dict[str, float] = {}
+    """Per-feature options of the model (e.g. the NEG models' gain limits of 1). The VIF
+    scales are computed together with one set of options: a model giving its scales different
+    ones is refused (libvmaf runs an extractor per option set; here one limit took all four
+    scales, 3.3 VMAF off for a limit on scale 0 alone)."""
+    vif_limits: dict[str, float | None] = {}
     adm_kw: dict[str, float] = {}
     if opts_dicts:
         if not isinstance(opts_dicts, list) or len(opts_dicts) != len(names) \
@@ -287,14 +290,24 @@ def _feature_options(
             raise ModelError(f"model file {path}: feature_opts_dicts must hold one dict per "
                              f"feature ({len(names)}: {', '.join(names)})")
         for feat, opts in zip(names, opts_dicts, strict=True):
+            if feat.startswith("vif"):
+                vif_limits[feat] = None
             for key, value in (opts or {}).items():
                 if feat.startswith("vif") and key == "vif_enhn_gain_limit":
-                    vif_kw["enhn_gain_limit"] = float(value)
+                    vif_limits[feat] = float(value)
                 elif feat == "adm2" and key == "adm_enhn_gain_limit":
                     adm_kw["enhn_gain_limit"] = float(value)
                 else:
-                    raise ModelError(f"model file {path}: feature option {key!r} not supported")
-    return VifOptions(**vif_kw), AdmOptions(**adm_kw)
+                    raise ModelError(f"model file {path}: feature option {key!r} not supported "
+                                     "(the options read: vif_enhn_gain_limit on the VIF scales, "
+                                     "adm_enhn_gain_limit on adm2)")
+    if len(set(vif_limits.values())) > 1:
+        raise ModelError(f"model file {path}: vif_enhn_gain_limit differs between the VIF "
+                         f"scales ({', '.join(f'{k}: {v}' for k, v in vif_limits.items())}); "
+                         "only one limit for all scales is supported")
+    limit = next(iter(vif_limits.values()), None)
+    return VifOptions(**({} if limit is None else {"enhn_gain_limit": limit})), \
+        AdmOptions(**adm_kw)
 
 
 def _parse_libsvm(
