@@ -164,6 +164,10 @@ def test_the_early_training_check_is_quiet(capfd: pytest.CaptureFixture[str],
                                          "setting 'workerz' (did you mean workers?)"),
     ("finetune", "+frezze=[body.0]", "did you mean freeze?"),
     ("pilot", "+teacher_chek=false", "did you mean teacher_check?"),
+    # a misspelt section (Hydra: "To append to your config use +teachr.chunk=4")
+    ("corpus", "+teachr.chunk=4", "no setting 'teachr.chunk' (did you mean teacher?)"),
+    ("export", "+tokens.band.green=70", "did you mean tokens.bands?"),
+    ("train", "+corpus_build.teachr.chunk=4", "did you mean teacher?"),
 ])
 def test_an_added_key_nothing_reads_is_refused(config_name: str, override: str,
                                                needle: str) -> None:
@@ -195,6 +199,12 @@ def test_added_keys_a_reader_takes_still_pass(capsys: pytest.CaptureFixture[str]
             ("export", ["+edge.threads=2"])):
         compose(config_name, overrides)
     _one_error(capsys, ["train", "+summry=false"], "did you mean summary?")
+    # a search with no list or range was never composed before it ran; choice() neither
+    _one_error(capsys, ["train", "-m", "hparams_search=optuna", "+nan_polcy=drop"],
+               "did you mean nan_policy?")
+    _one_error(capsys, ["train", "-m", "+corpus_build.teacher.chnk=choice(1,4)"],
+               "did you mean teacher.chunk?")
+    compose("train", ["+foo={a: 1}", "foo.a=2"])  # a later override of the added key
 
 
 def test_a_pilot_flag_and_its_override_together_are_refused(
@@ -209,7 +219,9 @@ def test_a_pilot_flag_and_its_override_together_are_refused(
                "--no-teacher-check and teacher_check=true both set teacher_check")
     # a build setting among the training overrides changed nothing (training reads the
     # corpus step 1 built)
-    _one_error(capsys, ["pilot", "--out", str(tmp_path / "x"),
-                        "train_overrides=['teacher.model=vmaf_v1.0.16_3d0h']"],
-               "train_overrides: 'teacher.model=vmaf_v1.0.16_3d0h' says how the corpus is built")
+    for override in ("teacher.model=vmaf_v1.0.16_3d0h", "corpus_build.workers=2",
+                     "+ladder@corpus_build.ladder=wide"):
+        _one_error(capsys, ["pilot", "--out", str(tmp_path / "x"),
+                            f"train_overrides=['{override}']"],
+                   f"train_overrides: '{override}' says how the corpus is built")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -1294,6 +1294,20 @@ def test_json_to_dev_stdout_and_a_closed_stdout(clip, tmp_path: Path) -> None:
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120,
                           preexec_fn=lambda: os.close(1))
     assert proc.returncode == 2 and "stdout is closed" in proc.stderr.decode()
+    # /dev/stdout then named whatever the process opened next on descriptor 1
+    proc = subprocess.run([*cmd, "--json", "/dev/stdout"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, timeout=120, preexec_fn=lambda: os.close(1))
+    assert proc.returncode == 2 and "stdout is closed" in proc.stderr.decode()
+    # a stdout that cannot be written (a full disk) ends the text, not the --json file
+    full = tmp_path / "full.json"
+    with open("/dev/full", "wb") as dev_full:
+        proc = subprocess.run([*cmd[:4], str(clip), *cmd[4:], "--json", str(full)],
+                              stdout=dev_full,
+                              stderr=subprocess.PIPE, timeout=120,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and "the results go on into the --json file" in err, err
+    assert len(json.loads(full.read_text())["videos"]) == 2
 
 
 def test_raw_yuv_is_named_as_something_predict_does_not_read(tmp_path: Path, capsys) -> None:

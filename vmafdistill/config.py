@@ -141,7 +141,10 @@ def refuse_unread_additions(config_name: str, overrides: Sequence[str]) -> None:
              and not (conf_dir() / key.replace(".", "/")).is_dir()]
     if not added:
         return
-    base = _compose(config_name, [o for o in overrides if o not in {a for a, _ in added}])
+    try:
+        base = _compose(config_name, [o for o in overrides if o not in {a for a, _ in added}])
+    except VmafDistillError:  # a later override of the added key (+foo={a: 1} foo.a=2)
+        return
     corpus_base = None
     for override, key in added:
         node, path = base, key
@@ -152,21 +155,31 @@ def refuse_unread_additions(config_name: str, overrides: Sequence[str]) -> None:
                 continue
             corpus_base = _compose("corpus") if corpus_base is None else corpus_base
             node = corpus_base
-        parent, _, leaf = path.rpartition(".")
-        section = _select(node, parent) if parent else node
-        names = [str(k) for k in section] if hasattr(section, "keys") else []
-        if leaf in names:
-            continue
-        close = difflib.get_close_matches(leaf, names, n=1, cutoff=0.75)
-        if not close:
+        near = _near_miss(node, path)
+        if near is None:
             # nothing suggests a typo: a run label (+tag=a), or a key a reader takes that the
             # composed default lacks (+corpus.root=DIR: the folder recipe's optional keys)
             continue
-        hint = f" (did you mean {'.'.join([*filter(None, [parent]), close[0]])}?)"
         where = "the corpus config (corpus_build's keys)" if node is corpus_base \
             else f"config {config_name!r}"
-        raise VmafDistillError(f"{override}: {where} has no setting {path!r}{hint}; a '+' "
-                               "key is read by nothing here")
+        raise VmafDistillError(f"{override}: {where} has no setting {path!r} (did you mean "
+                               f"{near}?); a '+' key is read by nothing here")
+
+
+def _near_miss(cfg: Any, path: str) -> str | None:
+    """Where dotted ``path`` leaves ``cfg``: the name of an existing key close to the first
+    missing part (``teachr.chunk`` -> ``teacher``, ``tokens.bands.gren`` ->
+    ``tokens.bands.green``), None where the path exists or nothing is close."""
+    node, done = cfg, []
+    for part in path.split("."):
+        names = [str(k) for k in node] if hasattr(node, "keys") else []
+        if part in names:
+            node = _select(node, part)
+            done.append(part)
+            continue
+        close = difflib.get_close_matches(part, names, n=1, cutoff=0.75)
+        return ".".join([*done, close[0]]) if close else None
+    return None
 
 
 def _select(cfg: Any, key: str) -> Any:
@@ -299,7 +312,7 @@ def _check_sweep(config_name: str, overrides: Sequence[str]) -> None:
         if not o.is_sweep_override():
             fixed.append(o.input_line)
         elif (o.is_choice_sweep() and o.value_type is not None
-              and o.value_type.name == "SIMPLE_CHOICE_SWEEP"):
+              and o.value_type.name in ("SIMPLE_CHOICE_SWEEP", "CHOICE_SWEEP")):
             # Hydra's own text of each value (quoted where it needs it), as its sweeper runs it
             sweeps.append([f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()])
         elif o.is_range_sweep():  # numbers: the first one says whether the key exists
@@ -307,6 +320,9 @@ def _check_sweep(config_name: str, overrides: Sequence[str]) -> None:
             if first is not None:
                 sweeps.append([f"{o.get_key_element()}={first}"])
     firsts = [values[0] for values in sweeps if values]
+    # once as a whole: a search with no list or range (Optuna's intervals) was never composed
+    # here, so a '+' key nothing reads ran the search
+    compose(config_name, [*fixed, *firsts])
     for k, values in enumerate(sweeps):
         for value in values:
             others = [f for j, f in enumerate(firsts) if j != k]

@@ -391,9 +391,7 @@ def export_onnx(
         raise VmafDistillError(f"export: --out {out} is a directory; name the .onnx file")
     names, version = _checked_inputs(meta, samples)
     target = str(meta.get("target", "vmaf"))
-    # the card's domain and token statistics describe the rows trained on: a row that
-    # nan_policy=drop left out (e.g. every H.265 row) widened them (no unseen_codec flag)
-    trained = trained_rows(samples, target)
+    trained = trained_rows(samples, target)  # the card's domain and statistics: those rows
     from_settings = _settings_card(s, trained)
     int8 = _int8_settings(s)
     precision = str(s.get("precision", "float64"))

@@ -48,13 +48,16 @@ def _step(n: int, title: str) -> float:
 
 def _refuse_build_settings_in_training(train_overrides: list[Any]) -> None:
     """A ``train_overrides`` entry that says how a corpus is built (``teacher.model=...``,
-    ``ladder=wide``): training reads the corpus step 1 built, so it changed nothing, unsaid."""
+    ``ladder=wide``, ``corpus_build.*``): training reads the corpus step 1 built, so it
+    changed nothing, unsaid."""
     from ..config import override_key
     from ..students.train import BUILD_ONLY_GROUPS
 
     for override in map(str, train_overrides):
-        key = override_key(override)
-        if key.split(".")[0] in (*BUILD_ONLY_GROUPS, "corpus"):
+        # +ladder@corpus_build.ladder=wide: the group and where it goes both count
+        parts = override_key(override).replace("@", ".").split(".")
+        if set(parts[:1] + parts[1:2] * ("@" in override)) & {*BUILD_ONLY_GROUPS, "corpus",
+                                                                "corpus_build"}:
             raise VmafDistillError(f"train_overrides: {override!r} says how the corpus is "
                                    "built; give it in corpus_overrides (training reads the "
                                    "corpus step 1 builds)")

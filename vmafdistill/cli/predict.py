@@ -297,7 +297,8 @@ def run(args: argparse.Namespace) -> int:
         raise VmafDistillError(str(exc)) from None
     # /dev/stdout too: the text lines went into the JSON's stream (neither parsed)
     to_stdout_json = is_stdout(args.json)
-    if sys.stdout is None and (to_stdout_json or not args.json):  # started with >&-
+    if sys.stdout is None and (to_stdout_json or not args.json or _names_fd1(args.json)):
+        # started with >&-: /dev/stdout then named whatever this process opened next
         raise VmafDistillError("stdout is closed: the results have nowhere to go; give "
                                "--json FILE")
     _note_unused_frame_step(args, card, options)
@@ -306,7 +307,7 @@ def run(args: argparse.Namespace) -> int:
         from tqdm import tqdm
     out: list[dict[str, Any]] = []
     failed = 0
-    reader_left = False  # stdout's reader left (| head) while a --json file is still owed
+    text_status: int | None = None  # where stdout failed and a --json file is owed: 141, 2
     for video, error in videos:
         bar = _FrameBar(tqdm(desc=Path(video).name, unit="frame", file=sys.stderr,
                              leave=False, dynamic_ncols=True)) if show else None
@@ -326,8 +327,8 @@ def run(args: argparse.Namespace) -> int:
                 bar.bar.close()
         out.append({"video": video, "summary": rep.summary, "shots": rep.records,
                     "timings": {k: round(v, 4) for k, v in rep.timings.items()}})
-        if not to_stdout_json and not reader_left:
-            reader_left = _print_lines(
+        if not to_stdout_json and text_status is None:
+            text_status = _print_lines(
                 [*(_line(rec) for rec in rep.records), _summary_line(rep.summary)],
                 keep_going=bool(args.json))
         if args.timings:
@@ -336,27 +337,39 @@ def run(args: argparse.Namespace) -> int:
     if failed and len(videos) > 1:
         print(f"vmafdistill predict: {failed} of {len(videos)} video(s) failed",
               file=sys.stderr)
-    if reader_left:
-        return 141  # as a shell reports a process killed by SIGPIPE; the JSON file is whole
+    if text_status is not None:  # the JSON file is whole
+        return text_status
     return 2 if failed else 0
 
 
-def _print_lines(lines: list[str], *, keep_going: bool) -> bool:
-    """Print a video's text lines; whether stdout's reader has left. With ``keep_going`` (a
-    ``--json`` file to write) a reader that left (``| head``) ends the text, not the run:
-    the file, written after the last video, was lost with the remaining predictions."""
+def _print_lines(lines: list[str], *, keep_going: bool) -> int | None:
+    """Print a video's text lines; None, or the exit status where stdout failed. With
+    ``keep_going`` (a ``--json`` file to write) a failed stdout ends the text, not the run
+    (the file, written after the last video, was lost with the remaining predictions): 141
+    where its reader left (``| head``, as a shell reports SIGPIPE), 2 on another write error
+    (``> /dev/full``)."""
     try:
         for line in lines:
             print(line)  # nothing where stdout is None (closed at start: >&-)
         if sys.stdout is not None:
             sys.stdout.flush()
-    except BrokenPipeError:
+    except OSError as exc:
         if not keep_going:
             raise
         # stdout to devnull: later prints and the interpreter's final flush go nowhere
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return True
-    return False
+        if isinstance(exc, BrokenPipeError):
+            return 141
+        print(f"vmafdistill predict: error: stdout: {exc.strerror or exc}; the text stops "
+              "here, the results go on into the --json file", file=sys.stderr)
+        return 2
+    return None
+
+
+def _names_fd1(target: str) -> bool:
+    """Whether ``target`` names file descriptor 1 (``/dev/stdout``, ``/dev/fd/1``,
+    ``/proc/self/fd/1``), whatever it holds now."""
+    return os.path.normpath(target) in ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
 
 
 def _note_unused_frame_step(args: argparse.Namespace, card: Mapping[str, Any],

@@ -564,7 +564,8 @@ def _refuse_unit_range(ref: torch.Tensor, dist: torch.Tensor, data_range: float)
     if normalised(ref) and normalised(dist):
         raise VideoInputError(
             f"ref and dist frames hold fractions in [0, 1] but data_range={data_range:g} "
-            f"reads samples 0..{data_range:g}: pass data_range=1.0 for frames in [0, 1]")
+            f"reads samples 0..{data_range:g}: pass data_range=1.0 for frames in [0, 1] (dark "
+            "frames of real samples: round them, exact mode reads whole samples)")
 
 
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
