@@ -205,6 +205,12 @@ def test_added_keys_a_reader_takes_still_pass(capsys: pytest.CaptureFixture[str]
     _one_error(capsys, ["train", "-m", "+corpus_build.teacher.chnk=choice(1,4)"],
                "did you mean teacher.chunk?")
     compose("train", ["+foo={a: 1}", "foo.a=2"])  # a later override of the added key
+    with pytest.raises(VmafDistillError, match="did you mean nan_policy"):  # others still
+        compose("train", ["+foo={a: 1}", "foo.a=2", "+nan_polcy=drop"])
+    # a glob sweep picks group options a fixed override may need (corpus.root: folder's)
+    from vmafdistill.config import check_overrides
+
+    assert check_overrides("corpus", ["-m", "corpus=glob(folder)", "corpus.root=/data"]) is None
 
 
 def test_a_pilot_flag_and_its_override_together_are_refused(

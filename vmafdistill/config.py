@@ -141,10 +141,11 @@ def refuse_unread_additions(config_name: str, overrides: Sequence[str]) -> None:
              and not (conf_dir() / key.replace(".", "/")).is_dir()]
     if not added:
         return
-    try:
-        base = _compose(config_name, [o for o in overrides if o not in {a for a, _ in added}])
-    except VmafDistillError:  # a later override of the added key (+foo={a: 1} foo.a=2)
-        return
+    # an added key a later override sets inside (+foo={a: 1} foo.a=2) stays in the base
+    later = [override_key(o) for o in overrides if not o.startswith("+")]
+    added = [(o, key) for o, key in added
+             if not any(k == key or k.startswith(f"{key}.") for k in later)]
+    base = _compose(config_name, [o for o in overrides if o not in {a for a, _ in added}])
     corpus_base = None
     for override, key in added:
         node, path = base, key
@@ -305,24 +306,28 @@ def _check_sweep(config_name: str, overrides: Sequence[str]) -> None:
         if (o.key_or_group == "hydra.sweeper.n_trials" and not o.is_sweep_override()
                 and "${" not in str(o.value())):  # an interpolation: the sweeper resolves it
             checked_number("hydra.sweeper.n_trials", o.value(), int, 1)
-    fixed, sweeps = [], []
+    fixed, sweeps, globbed = [], [], False
     for o in parsed:
         if o.key_or_group.startswith("hydra"):
             continue
+        kind = o.value_type.name if o.value_type is not None else ""
         if not o.is_sweep_override():
             fixed.append(o.input_line)
-        elif (o.is_choice_sweep() and o.value_type is not None
-              and o.value_type.name in ("SIMPLE_CHOICE_SWEEP", "CHOICE_SWEEP")):
+        elif o.is_choice_sweep() and kind == "SIMPLE_CHOICE_SWEEP":
             # Hydra's own text of each value (quoted where it needs it), as its sweeper runs it
             sweeps.append([f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()])
-        elif o.is_range_sweep():  # numbers: the first one says whether the key exists
-            first = next(iter(o.sweep_string_iterator()), None)  # range(3,0) is empty
+        elif o.is_range_sweep() or kind == "CHOICE_SWEEP":  # the first value says whether
+            # the key exists (range(3,0) is empty; a long Optuna choice() tries a few)
+            first = next(iter(o.sweep_string_iterator()), None)
             if first is not None:
                 sweeps.append([f"{o.get_key_element()}={first}"])
+        else:  # a glob picks group options: the fixed overrides may need one of them
+            globbed = globbed or kind == "GLOB_CHOICE_SWEEP"
     firsts = [values[0] for values in sweeps if values]
-    # once as a whole: a search with no list or range (Optuna's intervals) was never composed
-    # here, so a '+' key nothing reads ran the search
-    compose(config_name, [*fixed, *firsts])
+    if not sweeps and not globbed:
+        # a search with no list or range (Optuna's intervals) was never composed here, so a
+        # '+' key nothing reads ran the search
+        compose(config_name, fixed)
     for k, values in enumerate(sweeps):
         for value in values:
             others = [f for j, f in enumerate(firsts) if j != k]

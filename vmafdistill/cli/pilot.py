@@ -55,9 +55,10 @@ def _refuse_build_settings_in_training(train_overrides: list[Any]) -> None:
 
     for override in map(str, train_overrides):
         # +ladder@corpus_build.ladder=wide: the group and where it goes both count
-        parts = override_key(override).replace("@", ".").split(".")
-        if set(parts[:1] + parts[1:2] * ("@" in override)) & {*BUILD_ONLY_GROUPS, "corpus",
-                                                                "corpus_build"}:
+        key = override_key(override)
+        parts = key.replace("@", ".").split(".")
+        if set(parts[:1] + parts[1:2] * ("@" in key)) & {*BUILD_ONLY_GROUPS, "corpus",
+                                                           "corpus_build"}:
             raise VmafDistillError(f"train_overrides: {override!r} says how the corpus is "
                                    "built; give it in corpus_overrides (training reads the "
                                    "corpus step 1 builds)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -369,7 +370,8 @@ def _print_lines(lines: list[str], *, keep_going: bool) -> int | None:
 def _names_fd1(target: str) -> bool:
     """Whether ``target`` names file descriptor 1 (``/dev/stdout``, ``/dev/fd/1``,
     ``/proc/self/fd/1``), whatever it holds now."""
-    return os.path.normpath(target) in ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+    path = re.sub("/+", "/", os.path.abspath(target))  # //dev/stdout; "stdout" in /dev
+    return path in ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
 
 
 def _note_unused_frame_step(args: argparse.Namespace, card: Mapping[str, Any],
