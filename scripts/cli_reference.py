@@ -52,6 +52,14 @@ groups). Their options are the config files under `vmafdistill/conf` (or `$VMAFD
 - `vmafdistill train`: `conf/train.yaml` and the groups `student/`, `loss/`, `features/`, `cv/`,
   `trainer/`, `logger/`, `hparams_search/`, `experiment/`; see [training.md](training.md).
 - `vmafdistill finetune`: `conf/finetune.yaml`; see [training.md](training.md).
+
+A misspelt key is one error line naming it (exit 2). Hydra's error then suggests `+key=...`;
+an added key close to the name of an existing setting beside it is refused too, naming that
+setting (`+nan_polcy=drop`: "did you mean nan_policy?"), since nothing would read it. Other
+`+` keys pass: a run label (`+tag=a`), optional keys a reader takes that the defaults lack
+(`+corpus.root=DIR`), and keys of the sections whose readers check their own (`student`,
+`loss`, `optim`, `cv`, `features`, `conformal`, `trainer`, `edge`, `shots`). The pilot, export
+and the Python API compose through the same check.
 """
 
 
