@@ -389,6 +389,17 @@ def is_stdout(target: str | None) -> bool:
         return False
 
 
+def stdout_to_devnull() -> None:
+    """Point this process's stdout at the null device: its reader left (``| head``) or it
+    cannot be written (a full disk), and later prints and the interpreter's final flush must
+    not raise again."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, sys.stdout.fileno())
+    finally:
+        os.close(null)
+
+
 def json_starting_with(key: str, value_prefix: str | None = None) -> re.Pattern[bytes]:
     """What :func:`check_output_target` takes for a JSON object whose first key is ``key``
     (and, given ``value_prefix``, whose string value starts so: score's log shares libvmaf's

@@ -153,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
             raise  # a pipe to a child process (ffmpeg) broke: its own error, not ours to hide
         # the reader of stdout left (``| head``): no traceback; stdout goes to devnull so the
         # interpreter's final flush does not raise again
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        from ..folders import stdout_to_devnull
+
+        stdout_to_devnull()
         return 141  # as a shell reports a process killed by SIGPIPE
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO) or exc.filename:
@@ -162,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         # line, and stdout to devnull so the interpreter's final flush does not raise again
         print(f"vmafdistill {command}: error: cannot write the output ({exc.strerror})",
               file=sys.stderr)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        from ..folders import stdout_to_devnull
+
+        stdout_to_devnull()
         return 2
 
 

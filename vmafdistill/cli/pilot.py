@@ -55,10 +55,9 @@ def _refuse_build_settings_in_training(train_overrides: list[Any]) -> None:
 
     for override in map(str, train_overrides):
         # +ladder@corpus_build.ladder=wide: the group and where it goes both count
-        key = override_key(override)
-        parts = key.replace("@", ".").split(".")
-        if set(parts[:1] + parts[1:2] * ("@" in key)) & {*BUILD_ONLY_GROUPS, "corpus",
-                                                           "corpus_build"}:
+        group, _, package = override_key(override).partition("@")
+        if {group.split(".")[0], package.split(".")[0]} & {*BUILD_ONLY_GROUPS, "corpus",
+                                                            "corpus_build"}:
             raise VmafDistillError(f"train_overrides: {override!r} says how the corpus is "
                                    "built; give it in corpus_overrides (training reads the "
                                    "corpus step 1 builds)")
@@ -76,22 +75,19 @@ def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], 
     )
     from ..corpus.build import check_sections
 
-    flags = []  # the flags are spellings of overrides
+    flags = {}  # the flags are spellings of overrides: key -> (flag, override)
     if args.out is not None:
         refuse_empty("--out", args.out, hint="give a folder")  # it replaced the default's
-        flags.append(f"out_dir={hydra_quoted(str(Path(args.out).resolve()))}")
+        flags["out_dir"] = ("--out", f"out_dir={hydra_quoted(str(Path(args.out).resolve()))}")
     if args.workers is not None:  # 0 too (it was dropped for the config's value)
-        flags.append(f"workers={args.workers}")
+        flags["workers"] = ("--workers", f"workers={args.workers}")
     if args.no_teacher_check:
-        flags.append("teacher_check=false")
+        flags["teacher_check"] = ("--no-teacher-check", "teacher_check=false")
     given = {override_key(o): o for o in args.overrides if "=" in o}
-    for flag in flags:  # `--out x out_dir=y` ran into x, unsaid (the corpus command refuses)
-        key = override_key(flag)
-        if key in given:
-            spelling = {"out_dir": "--out", "workers": "--workers",
-                        "teacher_check": "--no-teacher-check"}[key]
-            raise VmafDistillError(f"{spelling} and {given[key]} both set {key}: give one")
-    cfg = compose_dict(args.config, [*args.overrides, *flags])
+    for key, (flag, _) in flags.items():  # `--out x out_dir=y` ran into x, unsaid (the
+        if key in given:  # corpus command refuses the same pair)
+            raise VmafDistillError(f"{flag} and {given[key]} both set {key}: give one")
+    cfg = compose_dict(args.config, [*args.overrides, *(o for _, o in flags.values())])
     missing = [k for k in ("out_dir", "corpus_name") if k not in cfg]
     if missing:  # --config corpus: a KeyError traceback
         raise VmafDistillError(f"--config {args.config}: not a pilot config (it lacks "

@@ -22,6 +22,7 @@ from ..folders import (
     is_stdout,
     json_safe,
     json_starting_with,
+    stdout_to_devnull,
     walk_files,
 )
 
@@ -357,8 +358,7 @@ def _print_lines(lines: list[str], *, keep_going: bool) -> int | None:
     except OSError as exc:
         if not keep_going:
             raise
-        # stdout to devnull: later prints and the interpreter's final flush go nowhere
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        stdout_to_devnull()
         if isinstance(exc, BrokenPipeError):
             return 141
         print(f"vmafdistill predict: error: stdout: {exc.strerror or exc}; the text stops "
