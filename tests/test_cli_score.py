@@ -611,8 +611,10 @@ def test_pictures_changing_size_mid_stream_are_refused_unless_rescaled(
     a, b, joined = tmp_path / "a.ts", tmp_path / "b.ts", tmp_path / "joined.ts"
     run_ffmpeg(["-i", str(clips["ref"]), "-frames:v", "4", "-c:v", "libx264", str(a)],
                what="first rendition")
+    # its timestamps go on from the first's (0.16 s; an offset of 0.16 restarted them at
+    # 0.08 s, an overlap the timestamp check names)
     run_ffmpeg(["-ss", "0.16", "-i", str(clips["ref"]), "-vf", "scale=160:120", "-c:v",
-                "libx264", "-output_ts_offset", "0.16", str(b)], what="second rendition")
+                "libx264", "-output_ts_offset", "0.24", str(b)], what="second rendition")
     joined.write_bytes(a.read_bytes() + b.read_bytes())
     rc, _, err = _run(capsys, clips["ref"], joined)
     _one_error_line(err, f"joined.ts: its pictures change mid-stream from {W}x{H} yuv420p to "
@@ -744,6 +746,62 @@ def test_other_frame_rates_are_named(capsys: pytest.CaptureFixture[str], clips: 
         assert "runs at 25 frames/s" in err and f"{dist} at 50:" in err, (model, err)
     rc, _, err = _run(capsys, clips["ref"], clips["dist"])  # same rate: no word
     assert rc == 0 and "frames/s" not in err, err
+
+
+def test_a_gap_in_the_timestamps_is_named(capsys: pytest.CaptureFixture[str],
+                                          tmp_path: Path) -> None:
+    """Frames pair by position, ffmpeg's libvmaf filter by timestamp. An MPEG-TS with frames 6-9
+    of 16 dropped (timestamps kept, 12 frames, 25 fps declared, like a 12-frame reference) was
+    scored without a word (a 60-frame clip: 47.4 against libvmaf's 77.9). Named now, for a
+    .y4m or a container reference; the same files without the gap say nothing."""
+    src = _y4m(tmp_path / "src.y4m", frames=16)
+    ref = _y4m(tmp_path / "ref.y4m", frames=12)
+
+    def ts(name: str, select: str) -> Path:
+        out = tmp_path / name
+        run_ffmpeg(["-i", str(src), "-vf", f"select='{select}'", "-fps_mode", "passthrough",
+                    "-c:v", "libx264", "-crf", "30", "-y", str(out)], what=name)
+        return out
+
+    gap = ts("gap.ts", r"lt(n\,6)+gte(n\,10)")
+    whole = ts("whole.ts", r"lt(n\,12)")
+    for reference in (ref, whole):
+        rc, out, err = _run(capsys, reference, gap)
+        assert rc == 0 and "VMAF " in out, err
+        assert f"frame 6 of {gap} is shown at 0.400 s and frame 6 of {reference} at 0.240 s" \
+            in err and "frames/s" not in err, err
+        rc, out, err = _run(capsys, reference, whole)
+        assert rc == 0 and "paired by" not in err, err
+
+
+def test_frame_times_compare_within_half_a_frame() -> None:
+    """A jitter under half a frame period is the same moment; frames without a timestamp
+    (NaN) on either side are skipped; only the frames both files have are compared."""
+    from vmafdistill.io.frame_times import first_time_mismatch
+
+    ref = np.arange(6) / 25.0
+    assert first_time_mismatch(ref, ref + 0.019, 1 / 25) is None
+    assert first_time_mismatch(ref, ref + 0.021, 1 / 25) == 0
+    holed = np.array([0.0, np.nan, 0.9, 0.12])
+    assert first_time_mismatch(ref, holed, 1 / 25) == 2
+    assert first_time_mismatch(ref[:2], holed, 1 / 25) is None
+
+
+def test_frame_times_follow_the_decoder_across_a_splice(tmp_path: Path) -> None:
+    """Two renditions joined with overlapping timestamps (0-0.12 s, then 0.08-0.2 s): a global
+    sort of the packets read frame 3 at 0.08 s; the decoder outputs frame 3 at 0.12 s and frame
+    4 at 0.08 s (ffmpeg's showinfo), by timestamp within each run from a keyframe."""
+    from vmafdistill.io.frame_times import frame_times_s
+    from vmafdistill.io.video import probe_video
+
+    ref = _y4m(tmp_path / "ref.y4m", frames=8)
+    a, b, joined = tmp_path / "a.ts", tmp_path / "b.ts", tmp_path / "joined.ts"
+    run_ffmpeg(["-i", str(ref), "-frames:v", "4", "-c:v", "libx264", str(a)], what="a")
+    run_ffmpeg(["-ss", "0.16", "-i", str(ref), "-c:v", "libx264", "-output_ts_offset", "0.16",
+                str(b)], what="b")
+    joined.write_bytes(a.read_bytes() + b.read_bytes())
+    times = frame_times_s(joined, probe_video(joined))
+    np.testing.assert_allclose(times, [0, 0.04, 0.08, 0.12, 0.08, 0.12, 0.16, 0.2], atol=1e-9)
 
 
 def test_outputs_are_written_whole_or_not_at_all(tmp_path: Path, monkeypatch) -> None:

@@ -110,18 +110,45 @@ def _warn_on_conversions(ref: str | Path, dist: str | Path, ref_raw: dict[str, A
 
 
 def _warn_on_rates(ref: str | Path, dist: str | Path, ref_fps: float | None,
-                   dist_fps: float | None) -> None:
+                   dist_fps: float | None) -> bool:
     """Frames pair by position (frame i with frame i, as libvmaf's own tool pairs them); where
     the two files declare other frame rates that pairs a frame with one from another moment
     (a 25 fps encode of a 50 fps master scored 41.7 against libvmaf's 83.9 after fps=50).
-    Say so, naming both rates (a raw input has none)."""
+    Say so, naming both rates (a raw input has none); True when it did."""
     if not ref_fps or not dist_fps or abs(ref_fps - dist_fps) <= 1e-3 * max(ref_fps, dist_fps):
-        return
+        return False
     warnings.warn(
         f"{ref} runs at {ref_fps:g} frames/s and {dist} at {dist_fps:g}: frames are paired by "
         f"position, so frame i of one meets frame i of the other from another moment; convert "
         f"the distorted to the reference's rate first (ffmpeg -vf fps={ref_fps:g}) for "
         f"meaningful numbers", stacklevel=3)
+    return True
+
+
+def _warn_on_timestamps(ref: str | Path, dist: str | Path, ref_info: Any,
+                        dist_info: Any) -> None:
+    """The same rate declared, but frame i of one file shown at another moment than frame i
+    of the other, counted from each file's first frame (a gap where frames were dropped): the
+    pairs by position are not the pairs by timestamp that ffmpeg's libvmaf filter scores (an
+    MPEG-TS with 10 of 60 frames dropped read 47.4 here against its 77.9, without a word).
+    Say so, naming the first such frame."""
+    from ..io.frame_times import first_time_mismatch, frame_times_s
+
+    if not ref_info.fps:
+        return
+    ref_times = frame_times_s(ref, ref_info)
+    dist_times = None if ref_times is None else frame_times_s(dist, dist_info)
+    if ref_times is None or dist_times is None:
+        return
+    i = first_time_mismatch(ref_times, dist_times, 1.0 / ref_info.fps)
+    if i is None:
+        return
+    warnings.warn(
+        f"frame {i} of {dist} is shown at {dist_times[i]:.3f} s and frame {i} of {ref} at "
+        f"{ref_times[i]:.3f} s (from each file's first frame; a gap or a repeat in one of "
+        f"them?): frames are paired by position, while ffmpeg's libvmaf filter pairs them by "
+        f"timestamp; for comparable numbers, make both constant-rate first (ffmpeg -vf "
+        f"fps={ref_info.fps:g} on each)", stacklevel=3)
 
 
 def _probe_pair(ref: str | Path, dist: str | Path, ref_raw: dict[str, Any] | None,
@@ -132,7 +159,8 @@ def _probe_pair(ref: str | Path, dist: str | Path, ref_raw: dict[str, Any] | Non
     where ``warn_depths`` (float mode, not rescaled)."""
     ref_info = probe_video(ref, **_raw_opts(ref_raw))
     dist_info = probe_video(dist, **_raw_opts(dist_raw))
-    _warn_on_rates(ref, dist, ref_info.fps, dist_info.fps)
+    if not _warn_on_rates(ref, dist, ref_info.fps, dist_info.fps):
+        _warn_on_timestamps(ref, dist, ref_info, dist_info)
     if one_depth:
         _check_bit_depths(ref, dist, ref_info.bit_depth, dist_info.bit_depth)
     elif warn_depths and ref_info.bit_depth != dist_info.bit_depth:
