@@ -682,6 +682,8 @@ def test_malformed_model_files_are_named_before_scoring(
     del no_svr["model_dict"]["model"]
     few_slopes = json.loads(json.dumps(good))
     few_slopes["model_dict"]["slopes"] = few_slopes["model_dict"]["slopes"][:3]
+    short_names = json.loads(json.dumps(good))  # read "(IndexError('list assignment ..'))"
+    short_names["model_dict"]["feature_names"] = short_names["model_dict"]["feature_names"][:5]
     short_opts = json.loads(resolve_model_path("vmaf_v0.6.1neg").read_text())
     short_opts["model_dict"]["feature_opts_dicts"] = short_opts["model_dict"][
         "feature_opts_dicts"][:-1]  # was a zip() ValueError traceback
@@ -697,7 +699,9 @@ def test_malformed_model_files_are_named_before_scoring(
                               ("text", "x", "not a VMAF model JSON"),
                               ("dict_list", {"model_dict": []}, "not a VMAF model JSON"),
                               ("no_svr", no_svr, "not a VMAF model JSON"),
-                              ("few_slopes", few_slopes, "3 slopes and 7 intercepts")):
+                              ("few_slopes", few_slopes, "3 slopes and 7 intercepts"),
+                              ("short_names", short_names, "support vector 1 has feature index "
+                                                           "6, but feature_names lists 5")):
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps(doc))
         rc, _, err = _run(capsys, clips["ref"], clips["dist"], "--model", path)

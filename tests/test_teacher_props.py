@@ -553,6 +553,11 @@ def test_exact_module_refuses_normalised_frames_under_a_sample_range() -> None:
     black = torch.zeros_like(ref)
     assert torch.isfinite(VMAF()(black, black)).all()
     VMAF(mode="float")(ref / 255, dist / 255)  # float mode checks no values (documented)
+    # judged per frame pair: a batch of a sample-range pair and a [0, 1] pair passed
+    mixed_ref, mixed_dist = torch.stack([ref[0], ref[1] / 255]), torch.stack([dist[0],
+                                                                            dist[1] / 255])
+    with pytest.raises(VideoInputError, match=r"ref and dist frames \(frame 1\) hold "):
+        VMAF()(mixed_ref, mixed_dist)
 
 
 def test_exact_module_clips_like_libvmaf_by_default() -> None:

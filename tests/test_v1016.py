@@ -411,6 +411,20 @@ def test_a_model_option_this_teacher_lacks_is_one_model_error(tmp_path: Path) ->
     path.write_text(json.dumps(doc))
     with pytest.raises(ModelError, match=r"model v_adm: .*adm_enhn_gain_limit"):
         V1016Scorer(V1016Model.load(str(path)))
+    # a CAMBI window outside 15-127: ffmpeg's libvmaf refuses the model (measured: 14 and 200
+    # fail to initialise, 15 and 127 score); a window of 200 was scored here
+    for window, refused in ((14, True), (15, False), (127, False), (200, True)):
+        doc = json.loads(resolve_v1016_path("vmaf_v1.0.16_3d0h").read_text())
+        doc["model_dict"]["feature_opts_dicts"][cambi[0]]["window_size"] = window
+        path = tmp_path / f"v_ws{window}.json"
+        path.write_text(json.dumps(doc))
+        if refused:
+            with pytest.raises(ModelError, match=rf"model v_ws{window}: CAMBI option "
+                                                 rf"window_size={window} is outside libvmaf's "
+                                                 r"range 15-127"):
+                V1016Scorer(V1016Model.load(str(path)))
+        else:
+            assert V1016Scorer(V1016Model.load(str(path))).cambi_opts.window_size == window
 
 
 def _striped_chroma_frame(tmp_path: Path) -> tuple[Path, Path]:

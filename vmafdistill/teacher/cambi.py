@@ -83,7 +83,21 @@ class CambiOptions:
             field_name = keys[key]
             default = getattr(cls, field_name)
             kw[field_name] = type(default)(value)  # type: ignore[operator]
+            low, high = _LIBVMAF_OPTION_RANGES.get(field_name, (kw[field_name], kw[field_name]))
+            if not low <= kw[field_name] <= high:  # type: ignore[operator]
+                # libvmaf refuses the model; a window of 200 was scored here
+                raise ValueError(f"CAMBI option {key}={value} is outside libvmaf's range "
+                                 f"{low:g}-{high:g}")
         return cls(**kw)  # type: ignore[arg-type]
+
+
+#: libvmaf's bounds on the CAMBI options it parses (cambi.c's option table).
+_LIBVMAF_OPTION_RANGES: dict[str, tuple[float, float]] = {
+    "window_size": (15, 127),
+    "topk": (0.0001, 1.0),
+    "tvi_threshold": (0.0001, 1.0),
+    "max_log_contrast": (0, 5),
+}
 
 
 # ---------------------------------------------------------------------------------------------

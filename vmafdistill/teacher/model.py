@@ -334,6 +334,10 @@ def _parse_libsvm(
         row = [0.0] * n_features  # libsvm is sparse: absent indices are 0
         for item in parts[1:]:
             idx, _, value = item.partition(":")
+            if not 1 <= int(idx) <= n_features:  # read "not a VMAF model JSON (IndexError)"
+                raise ModelError(
+                    f"model file {path}: support vector {len(rows) + 1} has feature index "
+                    f"{idx}, but feature_names lists {n_features} features")
             row[int(idx) - 1] = float(value)
         rows.append(row)
     return (

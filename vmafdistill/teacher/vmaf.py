@@ -555,15 +555,20 @@ class VMAF(nn.Module):
 def _refuse_unit_range(ref: torch.Tensor, dist: torch.Tensor, data_range: float) -> None:
     """Frames in [0, 1] with fractions on both sides where ``data_range`` is a sample range
     (255): exact mode rounded them to samples 0 and 1 and scored them (VMAF ~91 for any pair),
-    unsaid. One side alone may be a dark frame of real samples (a near-black distortion)."""
-    def normalised(x: torch.Tensor) -> bool:
+    unsaid. One side alone may be a dark frame of real samples (a near-black distortion).
+    Judged per pair of frames: a batch of one sample-range pair and one [0, 1] pair passed."""
+    def normalised(x: torch.Tensor) -> torch.Tensor:  # (N,) bool: frame n is in [0, 1]
         x = x.detach()
-        return x.is_floating_point() and x.numel() > 0 and float(x.abs().max()) <= 1.0 \
-            and bool((x != x.round()).any())
+        if not x.is_floating_point() or x.numel() == 0:
+            return torch.zeros(1, dtype=torch.bool)
+        x = x.reshape(x.shape[0], -1) if x.dim() >= 3 else x.reshape(1, -1)
+        return (x.abs().amax(dim=1) <= 1.0) & (x != x.round()).any(dim=1)
 
-    if normalised(ref) and normalised(dist):
+    both = normalised(ref) & normalised(dist)
+    if bool(both.any()):
+        first = "" if bool(both.all()) else f" (frame {int(both.nonzero()[0])})"
         raise VideoInputError(
-            f"ref and dist frames hold fractions in [0, 1] but data_range={data_range:g} "
+            f"ref and dist frames{first} hold fractions in [0, 1] but data_range={data_range:g} "
             f"reads samples 0..{data_range:g}: pass data_range=1.0 for frames in [0, 1] (dark "
             "frames of real samples: round them, exact mode reads whole samples)")
 
