@@ -427,6 +427,7 @@ def _teacher_frames(
                     ref, dist, model=model, device=str(teacher_cfg.get("device", "cpu")),
                     chunk=int(teacher_cfg.get("chunk", 8)), rescale=True, scale_flags=flags,
                     mode=mode, decoder_threads=SOURCE_DECODER_THREADS,
+                    check_timestamps=False,  # passthrough encodes: the same frame times
                 )
         finally:
             torch.set_num_threads(threads)

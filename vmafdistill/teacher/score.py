@@ -153,13 +153,14 @@ def _warn_on_timestamps(ref: str | Path, dist: str | Path, ref_info: Any,
 
 def _probe_pair(ref: str | Path, dist: str | Path, ref_raw: dict[str, Any] | None,
                 dist_raw: dict[str, Any] | None, *, one_depth: bool,
-                warn_depths: bool = False) -> Any:
+                warn_depths: bool = False, check_timestamps: bool = True) -> Any:
     """The reference's :class:`~vmafdistill.io.video.VideoInfo`, once both files were probed:
-    other frame rates warned of, another bit depth refused where ``one_depth``, warned of
-    where ``warn_depths`` (float mode, not rescaled)."""
+    other frame rates warned of, other frame times too where ``check_timestamps``, another
+    bit depth refused where ``one_depth``, warned of where ``warn_depths`` (float mode, not
+    rescaled)."""
     ref_info = probe_video(ref, **_raw_opts(ref_raw))
     dist_info = probe_video(dist, **_raw_opts(dist_raw))
-    if not _warn_on_rates(ref, dist, ref_info.fps, dist_info.fps):
+    if not _warn_on_rates(ref, dist, ref_info.fps, dist_info.fps) and check_timestamps:
         _warn_on_timestamps(ref, dist, ref_info, dist_info)
     if one_depth:
         _check_bit_depths(ref, dist, ref_info.bit_depth, dist_info.bit_depth)
@@ -219,6 +220,7 @@ def score_files(
     mode: str | None = None,
     aim: bool = False,
     decoder_threads: int | None = None,
+    check_timestamps: bool = True,
 ) -> VmafResult:
     """Score ``dist`` against ``ref`` frame by frame with the PyTorch teacher.
 
@@ -234,6 +236,9 @@ def score_files(
     ``aim``: float mode also reports ``aim``/``adm3`` (:class:`~.vmaf.VmafScorer`).
     ``decoder_threads``: ffmpeg's decoder threads for both files (1: a damaged file's
     concealment is the same on every run; the corpus passes 1).
+    ``check_timestamps``: warn where frame i of the two files is shown at other moments (one
+    ffmpeg packet listing per file; the corpus, whose encodes keep every source frame's
+    timestamp, skips it).
     """
     from .model_v1016 import is_v1016_model
 
@@ -247,13 +252,14 @@ def score_files(
             ref, dist, model=model, device=device, chunk=chunk, ref_raw=ref_raw,
             dist_raw=dist_raw, rescale=rescale, scale_flags=scale_flags,
             on_length_mismatch=on_length_mismatch, progress=progress,
-            decoder_threads=decoder_threads,
+            decoder_threads=decoder_threads, check_timestamps=check_timestamps,
         )
     started = time.perf_counter()
     scorer = VmafScorer(model, device=device, dtype=dtype, mode=mode, aim=aim)
     ref_info = _probe_pair(ref, dist, ref_raw, dist_raw,
                            one_depth=scorer.mode == "exact" and not rescale,
-                           warn_depths=scorer.mode == "float" and not rescale)
+                           warn_depths=scorer.mode == "float" and not rescale,
+                           check_timestamps=check_timestamps)
     pairs = prefetched(iter_frame_pairs(
         ref, dist, chunk=chunk,
         ref_opts={**_raw_opts(ref_raw), "decoder_threads": decoder_threads},

@@ -309,6 +309,7 @@ def score_files_v1016(
     on_length_mismatch: str = "error",
     progress: bool = False,
     decoder_threads: int | None = None,
+    check_timestamps: bool = True,
 ) -> V1016Result:
     """Score ``dist`` against ``ref`` with a VMAF v1.0.16 model (name or JSON path).
 
@@ -323,7 +324,8 @@ def score_files_v1016(
     scorer = V1016Scorer(V1016Model.load(str(model)), device=device)
     ropts, dopts = _raw_opts(ref_raw), _raw_opts(dist_raw)
     # the v0.6.1 path's probe: other frame rates warned of, another bit depth refused
-    info = _probe_pair(ref, dist, ref_raw, dist_raw, one_depth=not rescale)
+    info = _probe_pair(ref, dist, ref_raw, dist_raw, one_depth=not rescale,
+                       check_timestamps=check_timestamps)
     pairs = prefetched(iter_frame_pairs(
         ref, dist, chunk=chunk,
         ref_opts={**ropts, "planes": "yuv", "decoder_threads": decoder_threads},
