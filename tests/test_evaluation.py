@@ -613,7 +613,8 @@ def test_evaluate_with_no_predicted_shot_is_one_error(
     monkeypatch.setattr(unseen, "_film_unseen", lambda *a, **k: [src])
     samples = pd.DataFrame({"vmaf": [50.0, 60.0], "teacher_version": ["libvmaf x"] * 2})
     monkeypatch.setattr("vmafdistill.corpus.build.build_corpus",
-                        lambda cfg: types.SimpleNamespace(failures=[], samples=samples))
+                        lambda cfg: types.SimpleNamespace(failures=[], samples=samples,
+                                                          manifest={}))
     monkeypatch.setattr(unseen, "_shot_rows", lambda *a, **k: [])
     with pytest.raises(VmafDistillError, match=r"no shot of the 2 corpus samples got a "
                                                r"prediction"):
@@ -659,6 +660,55 @@ def test_evaluate_with_no_predicted_shot_is_one_error(
 
     bands = merge_rules(DEFAULT_RULES, Predictor(default_model_path()).card.get("tokens"))
     assert drawn == {k: float(bands["bands"][k]) for k in ("green", "amber")}
+
+
+def test_evaluate_scores_the_cards_target_and_names_in_sample_figures(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A student trained on ``vmaf_min`` was compared with the shots' mean VMAF (MAE 9.80
+    where its own target gives 5.99), and one fine-tuned on the evaluation corpus itself was
+    reported as unseen content (coverage 22% -> 85%). The card's target is read (named in the
+    header), a target the corpus lacks is refused, and the in-sample case is said."""
+    import types
+
+    import pandas as pd
+
+    from vmafdistill.edge.predictor import Predictor, default_model_path
+    from vmafdistill.evaluation import unseen
+
+    src = tmp_path / "cache" / "unseen" / "clip.mp4"
+    monkeypatch.setattr(unseen, "_unseen_corpus_config",
+                        lambda *a, **k: ({"out_dir": str(tmp_path), "corpus": {}}, src.parent,
+                                         "unseen"))
+    monkeypatch.setattr(unseen, "_film_unseen", lambda *a, **k: [src])
+    samples = pd.DataFrame({"vmaf": [50.0, 60.0], "vmaf_min": [40.0, 45.0],
+                            "teacher_version": ["libvmaf x"] * 2})
+    monkeypatch.setattr("vmafdistill.corpus.build.build_corpus",
+                        lambda cfg: types.SimpleNamespace(failures=[], samples=samples,
+                                                          manifest={"corpus_hash": "h1"}))
+    asked = []
+    rows = [{"source": "s", "variant": "h264_640x360_crf30", "teacher": t, "pred": t + 2,
+             "lo": t - 5, "hi": t + 9, "band": "red", "teacher_band": "red",
+             "guard_band": "red"} for t in (40.0, 45.0)]
+    monkeypatch.setattr(unseen, "_shot_rows", lambda *a: asked.append(a[-1]) or rows)
+    monkeypatch.setattr(unseen, "print", lambda *a, **k: None, raising=False)
+    shipped = Predictor(default_model_path())
+
+    def with_card(**change: object) -> None:
+        monkeypatch.setattr("vmafdistill.edge.predictor.Predictor", lambda m: types.SimpleNamespace(
+            card={**shipped.card, **change}))
+
+    with_card(target="vmaf_min", corpus={"name": "other", "hash": "h0"})
+    got = unseen.evaluate_unseen(cache=tmp_path / "cache")
+    assert asked == ["vmaf_min"] and "(target `vmaf_min`, as the card says)" in got["text"]
+    assert "in-sample" not in got["text"]
+    with_card(target="vmaf_p5", corpus={"name": "other", "hash": "h0"})
+    with pytest.raises(VmafDistillError, match=r"target 'vmaf_p5' is not a column of the "
+                                               r"unseen corpus \(it has vmaf, vmaf_min\)"):
+        unseen.evaluate_unseen(cache=tmp_path / "cache")
+    with_card(corpus={"name": "unseen_pilot", "hash": "h1"})
+    with pytest.warns(UserWarning, match="trained on corpus unseen_pilot, the corpus `unseen`"):
+        got = unseen.evaluate_unseen(cache=tmp_path / "cache")
+    assert "the figures below are in-sample" in got["text"] and asked[-1] == "vmaf"
 
 
 def test_shot_folds_that_split_a_scene_are_named(capsys: pytest.CaptureFixture[str]) -> None:

@@ -410,6 +410,44 @@ def test_a_sweep_with_sweeper_params_keeps_its_jobs(tmp_path: Path) -> None:
     assert len(kept) == 4 and not left_out, left_out
 
 
+def test_export_refuses_a_winner_the_sweep_no_longer_picks(tmp_path: Path) -> None:
+    """A sweep rerun into the same folder with fewer values left the old winner as an earlier
+    sweep's job, and `export --winner` took it without a word (sweep-report then named
+    another); so did a rerun whose other job now beats it. Both refused; the current winner
+    exports."""
+    import yaml
+
+    from vmafdistill.export import resolve_winner
+
+    def sweep(values: str, maes: dict[str, float]) -> None:
+        (tmp_path / "multirun.yaml").write_text(yaml.safe_dump(
+            {"hydra": {"overrides": {"task": [f"student={values}"]}}}))
+        for num, (student, mae) in enumerate(maes.items()):
+            job = tmp_path / str(num)
+            (job / ".hydra").mkdir(parents=True, exist_ok=True)
+            overrides = [f"student={student}"]
+            (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+            (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(
+                {"hydra": {"job": {"num": num}}}))
+            (job / "metrics.json").write_text(json.dumps(
+                {"overrides": overrides, "oof": {"mae": mae}, "fold_plcc_std": 0.01}))
+            (job / "student.pt").write_bytes(b"x")
+
+    sweep("logistic,linear,mlp", {"logistic": 3.0, "linear": 2.5, "mlp": 2.0})
+    assert write_report(tmp_path)["run"] == "2"
+    assert resolve_winner(tmp_path) == tmp_path / "2" / "student.pt"
+    sweep("logistic,linear", {"logistic": 3.0, "linear": 2.5})  # job 2 stays: an earlier one
+    with pytest.raises(VmafDistillError, match=r"names run '2', but the sweep's results in .* "
+                       r"now pick run '1' \(the sweep was run again\): rerun `vmafdistill "
+                       r"sweep-report"):
+        resolve_winner(tmp_path)
+    assert write_report(tmp_path)["run"] == "1"
+    assert resolve_winner(tmp_path) == tmp_path / "1" / "student.pt"
+    sweep("logistic,linear", {"logistic": 1.5, "linear": 2.5})  # job 0 now beats it
+    with pytest.raises(VmafDistillError, match=r"now pick run '0'"):
+        resolve_winner(tmp_path)
+
+
 def test_override_values_with_spaces_and_jobs_that_never_started(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Overrides were joined with spaces and split again: ``corpus_dir='/x/my corpus A'``

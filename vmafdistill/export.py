@@ -778,6 +778,7 @@ def resolve_winner(path: str | os.PathLike[str]) -> Path:
     if not b.is_file():
         raise VmafDistillError(f"{p}: its bundle {bundle} does not exist")
     _check_winner_current(p, win, b.parent / "metrics.json")
+    _check_winner_of_the_sweep(p, win)
     return b
 
 
@@ -802,6 +803,26 @@ def _check_winner_current(winner_path: Path, win: Mapping[str, Any], metrics_pat
         f"{list(win.get('overrides') or [])}, but {metrics_path} now reads MAE {now_mae} with "
         f"{list(now.get('overrides') or [])} (the sweep was run again): rerun `vmafdistill "
         f"sweep-report {winner_path.parent}`")
+
+
+def _check_winner_of_the_sweep(winner_path: Path, win: Mapping[str, Any]) -> None:
+    """Refuse a ``winner.json`` whose run the sweep beside it no longer picks: a rerun into
+    the same folder with fewer values left the old winner (now "an earlier sweep's" job) or
+    added a run that beats it, and export took the old one without a word. A winner.json
+    without a sweep beside it (moved away) is left to the run's own check."""
+    from .students.report import current_winner
+
+    if win.get("run") in (None, ""):
+        return
+    try:
+        now = current_winner(winner_path.parent)
+    except VmafDistillError:
+        return  # no sweep results beside it to compare with
+    if now != str(win["run"]):
+        raise VmafDistillError(
+            f"{winner_path}: it names run {win['run']!r}, but the sweep's results in "
+            f"{winner_path.parent} now pick run {now!r} (the sweep was run again): rerun "
+            f"`vmafdistill sweep-report {winner_path.parent}`")
 
 
 def export_bundle(

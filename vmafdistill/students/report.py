@@ -413,6 +413,14 @@ def pick_winner(table: pd.DataFrame) -> tuple[int, pd.Series]:
     return int(cand.index[0]), eligible
 
 
+def current_winner(root: str | Path) -> str:
+    """The run the sweep's results in ``root`` pick now (:func:`pick_winner` over
+    :func:`sweep_runs`), as ``winner.json`` names it; reads the metrics, writes nothing."""
+    runs, _, all_overrides = sweep_runs(root)
+    table = report_table(runs, root, all_overrides)
+    return str(table.loc[pick_winner(table)[0], "run"])
+
+
 def _middle_cut(text: str, width: int) -> str:
     """``text`` cut to ``width`` characters in the middle, where long paths share least."""
     text = str(text)
