@@ -114,7 +114,43 @@ def test_teacher_check_requirements_come_before_the_build(tmp_path: Path, monkey
     finally:
         for cached in (ffmpeg_exe, libvmaf_version):
             cached.cache_clear()
+    # a model libvmaf's backend does not take (a JSON file): refused after the whole build
+    from vmafdistill.teacher.model import resolve_model_path
+
+    monkeypatch.delenv("VMAFDISTILL_FFMPEG")
+    for cached in (ffmpeg_exe, libvmaf_version):
+        cached.cache_clear()
+
+    mine = tmp_path / "my.json"
+    mine.write_bytes(resolve_model_path("vmaf_v0.6.1").read_bytes())
+    _one_error(capsys, ["corpus", "teacher_check=true", f"teacher.model={mine}",
+                        f"out_dir={out}"],
+               f"teacher_check=true: teacher libvmaf: model '{mine}' is not a built-in")
     assert not (out / "tables").exists()  # nothing built
+
+
+def test_a_model_and_mode_that_disagree_come_before_the_build(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A v1.0.16 model in float mode failed every job after the encodes (and replaced the
+    corpus with an empty one); libvmaf's float model in exact mode labelled with the integer
+    features under the float model's name. Both refused before any work; the float model in
+    float mode labels on both backends (libvmaf's refused it as not a built-in)."""
+    from vmafdistill.corpus.jobs import teacher_identity
+
+    out = tmp_path / "out"
+    _one_error(capsys, ["corpus", "teacher.model=vmaf_v1.0.16_3d0h", "teacher.mode=float",
+                        f"out_dir={out}"],
+               "the v1.0.16 models are scored in exact mode only")
+    for backend in ("torch", "libvmaf"):
+        _one_error(capsys, ["corpus", f"teacher={backend}", "teacher.model=vmaf_float_v0.6.1",
+                            f"out_dir={out}"],
+                   "teacher.model=vmaf_float_v0.6.1 is libvmaf's float model, and "
+                   "teacher.mode=exact labels with the integer features (vmaf_v0.6.1's "
+                   "numbers): for float labels set teacher.model=vmaf_v0.6.1 teacher.mode=float")
+        got = teacher_identity({"backend": backend, "model": "vmaf_float_v0.6.1",
+                                "mode": "float"})
+        assert got["version"].endswith("float"), got
+    assert not (out / "tables").exists()
 
 
 def test_the_pilot_checks_its_training_values_before_the_corpus(

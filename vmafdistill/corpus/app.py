@@ -79,8 +79,14 @@ def _check_teacher_check(plain: dict[str, Any]) -> None:
         raise VmafDistillError("teacher_check=true compares the teacher with libvmaf; the "
                                "teacher is libvmaf already (teacher=libvmaf)")
     from ..oracle import libvmaf_version
+    from .jobs import teacher_identity
+    from .teacher_check import oracle_config
 
     libvmaf_version()  # "cannot run libvmaf: ..." now, not after the build
+    try:  # a model libvmaf's backend refuses (a JSON file) was named after the build too
+        teacher_identity(oracle_config(plain)["teacher"])
+    except VmafDistillError as exc:
+        raise VmafDistillError(f"teacher_check=true: {exc}") from None
 
 
 def _teacher_check(cfg: dict[str, Any], report: Any) -> dict[str, Any]:

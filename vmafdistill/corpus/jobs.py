@@ -339,6 +339,26 @@ def teacher_mode(teacher_cfg: dict[str, Any]) -> str:
     return mode
 
 
+def _refuse_model_mode(location: str, model: str, mode: str) -> None:
+    """A model and mode that label otherwise than their names say, before any work: a v1.0.16
+    model in float mode failed every job after the encodes (libvmaf has no float version), and
+    libvmaf's float model in exact mode gave the integer model's labels under the float
+    model's name."""
+    from ..teacher.model_v1016 import is_v1016_model
+
+    if mode == "float" and is_v1016_model(location):
+        raise VmafDistillError(f"teacher.model={model} with teacher.mode=float: the v1.0.16 "
+                               "models are scored in exact mode only (libvmaf has no float "
+                               "version of them); drop teacher.mode=float")
+    if mode == "exact" and model in _LIBVMAF_FLOAT.values():
+        integer = next(k for k, v in _LIBVMAF_FLOAT.items() if v == model)
+        raise VmafDistillError(
+            f"teacher.model={model} is libvmaf's float model, and teacher.mode=exact labels "
+            f"with the integer features ({integer}'s numbers): for float labels set "
+            f"teacher.model={integer} teacher.mode=float; for libvmaf's default, "
+            f"teacher.model={integer}")
+
+
 def teacher_identity(teacher_cfg: dict[str, Any]) -> dict[str, str]:
     """Backend, version string and model a teacher config labels with (recorded in every row;
     a model given as a JSON path also by the file's ``model_sha256``).
@@ -348,6 +368,7 @@ def teacher_identity(teacher_cfg: dict[str, Any]) -> dict[str, str]:
     backend = teacher_cfg["backend"]
     model = str(teacher_cfg.get("model", "vmaf_v0.6.1"))
     mode = teacher_mode(teacher_cfg)
+    _refuse_model_mode(model_location(teacher_cfg), model, mode)
     if backend == "torch":
         from ..teacher.model import MODEL_ALIASES, resolve_model_path
         from ..teacher.model_v1016 import V1016_MODELS, is_v1016_model, resolve_v1016_path
@@ -371,7 +392,7 @@ def teacher_identity(teacher_cfg: dict[str, Any]) -> dict[str, str]:
         if is_v1016_model(model):
             # One model file, one feature set (integer ADM/motion, CAMBI, SpEED): no float twin.
             version = f"libvmaf {libvmaf_version()} v1.0.16"
-        elif model in _LIBVMAF_FLOAT:
+        elif model in _LIBVMAF_FLOAT or model in _LIBVMAF_FLOAT.values():  # float: checked
             version = f"libvmaf {libvmaf_version()} {'integer' if mode == 'exact' else 'float'}"
         else:
             raise VmafDistillError(
@@ -443,7 +464,7 @@ def _teacher_frames(
         # float twin; v1.0.16: the model file ffmpeg-quality-metrics ships.
         ref, dist,
         model=(resolve_v1016_path(model) if v1016
-               else model if mode == "exact" else _LIBVMAF_FLOAT[model]),
+               else model if mode == "exact" else _LIBVMAF_FLOAT.get(model, model)),
         scale_to=ref_size, scale_flags=flags, decoder_threads=SOURCE_DECODER_THREADS,
         n_threads=teacher_cfg.get("threads"),
     )
