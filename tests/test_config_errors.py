@@ -129,6 +129,45 @@ def test_teacher_check_requirements_come_before_the_build(tmp_path: Path, monkey
     assert not (out / "tables").exists()  # nothing built
 
 
+def test_corpus_folders_that_cannot_be_folders_are_one_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+    """``out_dir`` or ``paths.cache_dir`` naming a file was NotADirectoryError's traceback
+    from Hydra's run folder; ``out_dir`` holding ``corpus.root`` skipped every video as the
+    build's own output ("no videos" beside a folder of them); a table write on a full disk
+    was a traceback after the whole build. Each is one error naming the key or the file."""
+    import errno
+
+    import pandas as pd
+
+    from vmafdistill.corpus import build
+    from vmafdistill.corpus.tables import TABLES
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    foot = tmp_path / "foot"
+    foot.mkdir()
+    (foot / "a.mp4").write_bytes(b"never read")
+    folder = ["corpus", "corpus=folder", f"corpus.root={foot}"]
+    _one_error(capsys, [*folder, f"out_dir={afile}"], f"out_dir {afile}: is a file, not a folder")
+    _one_error(capsys, [*folder, f"paths.cache_dir={afile}"],
+               f"paths.cache_dir {afile}: is a file, not a folder")
+    _one_error(capsys, [*folder, f"cache_root={afile}/c"],
+               f"cache_root {afile}/c: lies under {afile}, which is a file, not a folder")
+    for key, value in (("out_dir", foot), ("out_dir", tmp_path), ("cache_root", tmp_path)):
+        _one_error(capsys, [*folder, f"{key}={value}"],
+                   f"{key} {value} holds corpus.root {foot}: the build writes its tables")
+    assert not (tmp_path / "tables").exists() and not (foot / "tables").exists()
+
+    def full(*_a: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(build, "write_table", full)
+    with pytest.raises(VmafDistillError, match=r"tables/\w+\.parquet: cannot write the corpus "
+                                               r"table \(No space left on device\)"):
+        build._write_tables(tmp_path, {name: pd.DataFrame() for name in TABLES}, {}, [], [],
+                            0.0, 0, {})
+
+
 def test_a_model_and_mode_that_disagree_come_before_the_build(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A v1.0.16 model in float mode failed every job after the encodes (and replaced the

@@ -176,6 +176,10 @@ def main(argv: list[str]) -> int:
             raise VmafDistillError(f"corpus config{f' {key}' if key else ''}: "
                                    f"{str(exc).splitlines()[0]}") from None
         check_cache_paths(plain)
+        if plain.get("out_dir"):  # Hydra writes its run folder there first: a traceback
+            from ..folders import check_folder_target
+
+            check_folder_target("out_dir", Path(str(plain["out_dir"])).expanduser())
 
     status: dict[str, int] = {"rc": 0}
 

@@ -135,9 +135,19 @@ def _own_dirs(cfg: Mapping[str, Any]) -> list[Path]:
     ``paths.cache_dir`` too, unless the root lies inside it: sources are filmed there
     (``vmafdistill sources``, ``evaluate``'s held-out footage), and skipping it left their
     folders empty (every ``evaluate`` failed)."""
-    own = [Path(str(d)).expanduser() for d in (cfg.get("out_dir"), cfg.get("cache_root")) if d]
+    named = {key: Path(str(cfg[key])).expanduser() for key in ("out_dir", "cache_root")
+             if cfg.get(key)}
+    own = list(named.values())
     cache_dir = (cfg.get("paths") or {}).get("cache_dir")
     root = (cfg.get("corpus") or {}).get("root")
+    for key, folder in named.items():
+        # skipped as the build's own, it hid every video under the root ("no videos")
+        if root not in (None, "", "???") and Path(str(root)).expanduser().resolve(
+                ).is_relative_to(folder.resolve()):
+            raise VmafDistillError(
+                f"{key} {folder} holds corpus.root {root}: the build writes its tables and "
+                f"caches there and never reads footage from it; give {key} a folder outside "
+                f"the footage")
     if cache_dir and root not in (None, "", "???"):
         cache = Path(str(cache_dir)).expanduser().resolve()
         if not Path(str(root)).expanduser().resolve().is_relative_to(cache):
@@ -732,6 +742,19 @@ def check_cache_paths(cfg: Mapping[str, Any]) -> None:
                                    "to .cache); null was read as a folder named 'None'")
         refuse_empty(key, value, hint="give a folder (paths.cache_dir defaults to .cache); "
                      "an empty paths.cache_dir put the corpus at the filesystem's root")
+        # only a file (a read-only cache of a built corpus is read: train works on one)
+        _refuse_file_for_folder(key, Path(str(value)).expanduser())
+
+
+def _refuse_file_for_folder(key: str, folder: Path) -> None:
+    """One error where ``folder`` is a file or lies under one (``paths.cache_dir=afile`` was
+    NotADirectoryError's traceback from Hydra's run folder)."""
+    existing = folder
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if os.path.lexists(existing) and not os.path.isdir(existing):
+        where = "is" if existing == folder else f"lies under {existing}, which is"
+        raise VmafDistillError(f"{key} {folder}: {where} a file, not a folder")
 
 
 def check_sections(cfg: Mapping[str, Any]) -> None:
@@ -1007,12 +1030,19 @@ def _write_tables(
     jobs_run: int,
     results: dict[str, Any],
 ) -> dict[str, Any]:
-    """Write the tables, then the manifest last (its presence means the tables are complete)."""
+    """Write the tables, then the manifest last (its presence means the tables are complete).
+    A write that fails (a full disk, a read-only folder) is one error naming the file (it was
+    a traceback after the whole build)."""
     (target / MANIFEST).unlink(missing_ok=True)
     table_sha: dict[str, str] = {}
     for name in TABLES:
         path = target / "tables" / f"{name}.parquet"
-        write_table(tables[name], path)
+        try:
+            write_table(tables[name], path)
+        except OSError as exc:
+            raise VmafDistillError(f"{path}: cannot write the corpus table "
+                                   f"({exc.strerror or exc}); the labels are cached, a rerun "
+                                   f"once there is room writes the tables") from None
         table_sha[name] = file_sha256(path)
     samples = tables["samples"]
     timing = {k: round(sum(r["timing"][k] for r in results.values()), 3)
@@ -1041,7 +1071,11 @@ def _write_tables(
         "config": cfg,
     }
     manifest = _plain(manifest)  # the config, and any OmegaConf node above, as plain JSON
-    atomic_write_json(target / MANIFEST, manifest)
+    try:
+        atomic_write_json(target / MANIFEST, manifest)
+    except OSError as exc:
+        raise VmafDistillError(f"{target / MANIFEST}: cannot write it ({exc.strerror or exc})"
+                               ) from None
     return manifest
 
 
