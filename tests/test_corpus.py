@@ -1246,6 +1246,26 @@ def test_a_shipped_encode_replaces_a_damaged_copy_in_the_driver_s_cache(tmp_path
     assert file_artefacts(store, again) == 0  # a good copy is kept
 
 
+def test_whole_and_decimal_shot_settings_are_one_build(built, sources, tmp_path: Path) -> None:
+    """``shots.max_len_s=1`` and the default ``1.0`` were two cache keys: each source was
+    decoded and cut again, and the corpus read as "built by another vmafdistill version"."""
+    from vmafdistill.corpus.build import build_key
+    from vmafdistill.corpus.jobs import prepare_source
+
+    cfg, _ = built
+    decimal = {**dict(cfg["shots"]), "max_len_s": 1.0, "mean_threshold": 24.0}
+    whole = {**decimal, "max_len_s": 1, "mean_threshold": 24}
+    store = ArtifactStore(tmp_path / "cache")
+    prepare_source(str(sources["noise"]), "noise", decimal, store)
+    listed = sorted((tmp_path / "cache").rglob("*.json"))
+    assert listed
+    prepare_source(str(sources["noise"]), "noise", whole, store)
+    assert sorted((tmp_path / "cache").rglob("*.json")) == listed  # no second record
+    srcs = [{"source_id": "noise", "sha256": "x"}]
+    assert build_key({**cfg, "shots": whole}, srcs) == build_key({**cfg, "shots": decimal},
+                                                                 srcs)
+
+
 def test_a_source_changed_during_the_build_fails_its_rung_and_caches_nothing(
         built, sources, tmp_path: Path) -> None:
     """A source replaced after it was hashed (a copy renamed over it) was encoded and labelled

@@ -36,6 +36,7 @@ from ..encode import Rung
 from ..errors import VmafDistillError
 from ..features.registry import FEATURE_SET_VERSION
 from ..folders import walk_files
+from ..shots import checked_shot_settings
 from . import assemble
 from .cache import ArtifactStore, file_sha256, key_of
 from .executor import EXECUTORS, flag, joins_cluster, raise_exit, run_ray, signal_handled
@@ -239,7 +240,7 @@ def build_key(cfg: Mapping[str, Any], sources: list[dict[str, Any]]) -> str:
         rungs=[dict(r) for r in cfg["ladder"]["rungs"]],
         teacher=teacher_identity(dict(cfg["teacher"])),
         teacher_cfg=_teacher_settings(cfg["teacher"]),
-        shots=dict(cfg["shots"]),
+        shots=checked_shot_settings("shots", cfg["shots"]),  # 1 and 1.0: one build
         encode=dict(cfg.get("encode") or {}),
         versions=[SCHEMA_VERSION, FEATURE_SET_VERSION, SHOTS_VERSION, ENCODE_VERSION],
     )
@@ -775,7 +776,6 @@ def check_build_settings(cfg: Mapping[str, Any]) -> None:
     ``shots.*``, ``teacher.chunk`` or ``teacher.device`` failed every job, naming none."""
     from ..config import checked_bool, checked_number
     from ..io.video import scaler_refusal
-    from ..shots import checked_shot_settings
 
     check_cache_paths(cfg)
     checked_number("workers", cfg.get("workers", 1), int, 1)

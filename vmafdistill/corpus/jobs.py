@@ -35,7 +35,7 @@ from ..features.registry import FEATURE_SET_VERSION
 from ..io import iter_frames, probe_video
 from ..io.packets import read_packets, read_rate
 from ..io.video import stream_facts
-from ..shots import ShotDetector
+from ..shots import ShotDetector, checked_shot_settings
 from ..sources import resolve_source
 
 # Cache versions live in vmafdistill.versions; re-exported here under their old names.
@@ -164,8 +164,9 @@ def prepare_source(
         raise VideoInputError(f"source {spec}: not a regular file")
     identity = file_identity(path)  # before hashing: a change from here on is caught
     sha = file_sha256(path)
-    key = key_of(kind="source", sha=sha, shots=shots_cfg, version=SHOTS_VERSION,
-                 decoder=ffmpeg_version())
+    # as numbers: max_len_s=1 and the default 1.0 were two keys (each source decoded again)
+    key = key_of(kind="source", sha=sha, shots=checked_shot_settings("shots", shots_cfg),
+                 version=SHOTS_VERSION, decoder=ffmpeg_version())
     cached = store.get_json("sources", key)
     # a record cached before decode errors were kept is read again once, to learn them
     if cached is not None and "decode_errors" in cached:
