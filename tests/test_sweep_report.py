@@ -410,6 +410,54 @@ def test_a_sweep_with_sweeper_params_keeps_its_jobs(tmp_path: Path) -> None:
     assert len(kept) == 4 and not left_out, left_out
 
 
+def test_a_winner_without_oof_predictions_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A winner without ``oof.parquet`` (a copied run) drew blank predicted-vs-teacher and
+    guard plots, with no word in the plots, report.md or stderr; a job named by its overrides
+    (hydra.sweep.subdir=${hydra.job.override_dirname}) ran its label off the MAE figure."""
+    import matplotlib.image as mpimg
+    import matplotlib.pyplot as plt
+
+    from vmafdistill.cli import main
+    from vmafdistill.students.report import (
+        NO_OOF,
+        plot_guard_pr,
+        plot_pred_vs_teacher,
+        report_table,
+        run_labels,
+        sweep_runs,
+    )
+
+    long_name = "student=mlp,features=quant_ti7,loss=temperature,loss.tau=0.5,optim.lr=0.003"
+    for run, mae in ((long_name, 2.0), ("b", 3.0)):
+        d = tmp_path / run
+        d.mkdir()
+        (d / "metrics.json").write_text(json.dumps({"overrides": [f"cv={run[:3]}"],
+                                                    "oof": {"mae": mae},
+                                                    "fold_plcc_std": 0.01}))
+    assert main(["sweep-report", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "note: the winner has no oof.parquet (a copied or older run)" in err, err
+    assert "the winner has no oof.parquet" in (tmp_path / "report.md").read_text()
+    labels = run_labels(report_table(sweep_runs(tmp_path)[0], tmp_path))
+    assert all(len(label.split(": ")[0]) <= 24 for label in labels.values()), labels
+    drawn = []
+    real_text = plt.Axes.text
+
+    def text(self, *a, **k):
+        drawn.append(a[2])
+        return real_text(self, *a, **k)
+
+    plt.Axes.text = text
+    try:
+        plot_pred_vs_teacher(None, tmp_path / "p.png", "t")
+        plot_guard_pr(None, [80], tmp_path / "g.png")
+    finally:
+        plt.Axes.text = real_text
+    assert drawn == [NO_OOF, NO_OOF]
+    assert mpimg.imread(tmp_path / "p.png").shape[0] > 0
+
+
 def test_export_refuses_a_winner_the_sweep_no_longer_picks(tmp_path: Path) -> None:
     """A sweep rerun into the same folder with fewer values left the old winner as an earlier
     sweep's job, and `export --winner` took it without a word (sweep-report then named

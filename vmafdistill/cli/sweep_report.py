@@ -33,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     oof = winner["metrics"]["oof"] or {}
     for why in winner["left_out"]:
         print(f"vmafdistill sweep-report: left out {why}", file=sys.stderr)
+    for note in winner.get("notes") or []:  # report.md's notes (they were there alone)
+        print(f"vmafdistill sweep-report: note: {note}", file=sys.stderr)
     n = winner["n_runs"]
 
     def figure(key: str) -> str:  # NaN reads back from metrics.json as null

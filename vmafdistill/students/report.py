@@ -33,6 +33,9 @@ WINNER_RULE = (
     "directory)"
 )
 
+#: What the winner's plots say without its out-of-fold predictions (``oof.parquet``).
+NO_OOF = "no out-of-fold predictions (the run has no oof.parquet)"
+
 #: Report outputs, relative to the sweep directory.
 OUTPUTS: tuple[str, ...] = (
     "report.md", "report.csv", "winner.json", "mae_by_run.png", "pred_vs_teacher.png",
@@ -480,7 +483,9 @@ def run_labels(table: pd.DataFrame, width: int = 60) -> dict[Any, str]:
     cut in the middle (two corpora under one long folder got the same label when cut at 60
     characters), and why it has no bar (no MAE: a zero bar read as perfect) or cannot win."""
     comparable = _comparable(table)
-    return {i: f"{r.run}: {_middle_cut(r.varying or '-', width)}"
+    # the run's name too: hydra.sweep.subdir=${hydra.job.override_dirname} names a job by its
+    # overrides, and such labels ran off the figure
+    return {i: f"{_middle_cut(str(r.run), 24)}: {_middle_cut(r.varying or '-', width)}"
                + (" (no MAE)" if math.isnan(float(r.mae)) else "")
                + ("" if comparable[i] else " (not comparable)")
             for i, r in zip(table.index, table.itertuples(), strict=True)}
@@ -590,6 +595,9 @@ def write_report(root: str | Path) -> dict[str, Any]:
                      sweep_axes(root))
     notes = [*_scored_on_notes(table, win), *inert_override_notes(table),
              *_sweeper_notes(root, table, win)]
+    if winner_oof is None:  # the plots were blank axes, unsaid
+        notes.append(f"the winner has no {oof_path.name} (a copied or older run): its "
+                     "predicted-vs-teacher and guard plots are empty")
     md = [
         f"# Sweep report: {root}",
         "",
@@ -633,6 +641,7 @@ def write_report(root: str | Path) -> dict[str, Any]:
         },
         "n_runs": len(table),
         "left_out": left_out,
+        "notes": notes,
     }
     atomic_write_json(root / "winner.json", winner)
     _plots(root, table, win, eligible, winner_oof, thresholds, str(m.get("target") or "vmaf"))
@@ -692,6 +701,8 @@ def plot_pred_vs_teacher(oof: pd.DataFrame | None, out: Path, title: str,
         for name, part in groups:
             ax.scatter(part[target], part["pred"], s=10, alpha=0.7, label=str(name))
         ax.legend(fontsize=7)
+    else:  # blank axes read as a plot that failed to draw
+        ax.text(0.5, 0.5, NO_OOF, ha="center", va="center", fontsize=8, transform=ax.transAxes)
     lo, hi = pred_vs_teacher_limits(oof, target)
     ax.plot([lo, hi], [lo, hi], color="k", lw=1)
     ax.set_xlim(lo, hi)
@@ -734,6 +745,8 @@ def plot_guard_pr(oof: pd.DataFrame | None, thresholds: Sequence[Any], out: Path
             ax.text(0.5, 0.5, "no threshold has labels on both sides" if thresholds
                     else "no guard thresholds", ha="center", fontsize=8,
                     transform=ax.transAxes)
+    else:
+        ax.text(0.5, 0.5, NO_OOF, ha="center", va="center", fontsize=8, transform=ax.transAxes)
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_xlim(0, 1.02)
