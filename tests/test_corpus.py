@@ -1246,6 +1246,22 @@ def test_a_shipped_encode_replaces_a_damaged_copy_in_the_driver_s_cache(tmp_path
     assert file_artefacts(store, again) == 0  # a good copy is kept
 
 
+def test_rungs_taller_than_a_source_are_named(capsys: pytest.CaptureFixture[str]) -> None:
+    """A 720-line rung of a 180-line source was encoded at 1280x720 without a word."""
+    from vmafdistill.corpus.build import _note_upscaled_rungs
+    from vmafdistill.encode import Rung
+
+    rungs = [Rung.from_dict(r) for r in ({"codec": "h264", "height": 720, "crf": 30},
+                                         {"codec": "h264", "height": 0.5, "crf": 30},
+                                         {"codec": "h264", "height": 180, "crf": 30})]
+    _note_upscaled_rungs([{"source_id": "small", "width": 320, "height": 180},
+                          {"source_id": "big", "width": 1280, "height": 720}], rungs)
+    err = capsys.readouterr().err
+    assert err.count("note:") == 1, err
+    assert "source small has 180 lines; rung h264_1280x720_crf30 is taller and encoded " \
+        "upscaled" in err, err
+
+
 def test_whole_and_decimal_shot_settings_are_one_build(built, sources, tmp_path: Path) -> None:
     """``shots.max_len_s=1`` and the default ``1.0`` were two cache keys: each source was
     decoded and cut again, and the corpus read as "built by another vmafdistill version"."""

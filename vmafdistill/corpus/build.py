@@ -610,6 +610,21 @@ def _note_input_surprises(sources: list[dict[str, Any]], scan: FolderScan | None
                   "first", file=sys.stderr, flush=True)
 
 
+def _note_upscaled_rungs(sources: list[dict[str, Any]], rungs: Sequence[Rung]) -> None:
+    """Name, once per source, the rungs taller than it: they are encoded upscaled (a 720-line
+    rung of a 180-line source made a 1280x720 encode without a word), which a delivery
+    ladder would skip; their labels score an upscale, not a delivery."""
+    for s in sources:
+        taller = sorted({r.label(s["width"], s["height"]) for r in rungs
+                         if r.size_for(s["width"], s["height"])[1] > int(s["height"])})
+        if taller:
+            print(f"vmafdistill corpus: note: source {s['source_id']} has {s['height']} lines; "
+                  f"rung{'s' if len(taller) > 1 else ''} {', '.join(taller)} "
+                  f"{'are' if len(taller) > 1 else 'is'} taller and encoded upscaled "
+                  "(leave them out for this footage, or give heights as fractions, e.g. 0.5)",
+                  file=sys.stderr, flush=True)
+
+
 def _note_variable_rates(ordered: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
     """Name the sources whose encodes play at another rate than the source is read at (a
     variable-rate source, whose last frame's duration the encode does not keep, or frames lost
@@ -903,6 +918,7 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
     _maybe_fail_fast(cfg, failures)
     sources = [src_results[sid] for _, sid in planned if sid in src_results]
     _note_input_surprises(sources, scan, str(teacher_cfg.get("backend", "torch")))
+    _note_upscaled_rungs(sources, rungs)
 
     jobs = [(s, i) for s in sources for i in range(len(rungs))]
     shard = cfg.get("shard") or {}
