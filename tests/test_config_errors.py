@@ -168,6 +168,21 @@ def test_corpus_folders_that_cannot_be_folders_are_one_error(
                             0.0, 0, {})
 
 
+def test_a_value_the_override_grammar_refuses_gets_its_quoted_form(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``corpus.root=dir/a=b`` was Hydra's "mismatched input '='" and a link to its grammar;
+    the error now gives the value quoted, which reads back as the folder."""
+    from vmafdistill.config import hydra_quoted
+
+    root = tmp_path / "dir" / "a=b"
+    root.mkdir(parents=True)
+    quoted = f"corpus.root={hydra_quoted(str(root))}"
+    _one_error(capsys, ["corpus", "corpus=folder", f"corpus.root={root}"],
+               f"is quoted: {quoted})")
+    _one_error(capsys, ["corpus", "corpus=folder", quoted, f"out_dir={tmp_path / 'o'}"],
+               f"corpus.root {root}: no videos")  # the quoted form is the folder
+
+
 def test_a_model_and_mode_that_disagree_come_before_the_build(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A v1.0.16 model in float mode failed every job after the encodes (and replaced the

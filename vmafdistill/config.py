@@ -214,12 +214,32 @@ def _compose(config_name: str, overrides: Sequence[str] = ()) -> Any:
         finally:  # initialize_config_dir restores the singleton it found (the cleared one)
             GlobalHydra.instance().hydra = saved
     except (HydraException, OmegaConfBaseException) as exc:
-        raise config_error(config_name, overrides, one_line(exc)) from exc
+        raise config_error(config_name, overrides, one_line(exc) + _quote_hint(overrides)
+                           ) from exc
     except yaml.YAMLError as exc:  # a broken file in the config folder: it was a traceback
         raise VmafDistillError(f"config {config_name!r}: a YAML file in {conf_dir()} does not "
                                f"parse: {one_line(exc)}") from None
     except ValueError as exc:  # Hydra's own, e.g. `shots=null` for a config group
         raise config_error(config_name, overrides, str(exc)) from None
+
+
+def _quote_hint(overrides: Sequence[str]) -> str:
+    """For the first override Hydra's grammar refuses (``corpus.root=dir/a=b``: "mismatched
+    input '='", no word of what to do), the same value quoted, as Hydra reads it back; ""
+    when every override parses."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_override(override)
+        except Exception:  # Hydra's OverrideParseException, or any grammar error
+            key, sep, value = override.partition("=")
+            if sep and value and not value.startswith(("'", '"')):
+                return f" (a value with = , ( ) [ ] {{ }} or quotes in it is quoted: " \
+                       f"{key}={hydra_quoted(value)})"
+            return ""
+    return ""
 
 
 def config_error(config_name: str, overrides: Sequence[str], why: str) -> VmafDistillError:
