@@ -447,6 +447,9 @@ def export_onnx(
         "student": meta.get("student_cfg"),
         # the training loss, so fine-tuning the ONNX later trains with it (finetune_loss)
         "loss": (meta.get("config") or {}).get("loss"),
+        # the labels the student learnt: evaluate labels held-out content with the same model
+        # (a v1.0.16 student was compared with v0.6.1 labels)
+        "teacher": _card_teacher((meta.get("config") or {}).get("teacher")),
         "source": source,
         "versions": _versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -823,6 +826,14 @@ def _check_winner_of_the_sweep(winner_path: Path, win: Mapping[str, Any]) -> Non
             f"{winner_path}: it names run {win['run']!r}, but the sweep's results in "
             f"{winner_path.parent} now pick run {now!r} (the sweep was run again): rerun "
             f"`vmafdistill sweep-report {winner_path.parent}`")
+
+
+def _card_teacher(teacher: Any) -> dict[str, Any] | None:
+    """The training corpus's teacher as the card keeps it (model and mode; None when the
+    bundle does not record one)."""
+    if not isinstance(teacher, Mapping) or not teacher.get("model"):
+        return None
+    return {"model": str(teacher["model"]), "mode": str(teacher.get("mode") or "exact")}
 
 
 def export_bundle(

@@ -15,9 +15,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "Film an unseen source (three photographs scikit-learn and matplotlib ship, panned "
             "and cut; none in any training corpus) or, with --kinds, the held-out content kinds "
             "of conf/sources/kinds.yaml; encode it on a ladder, label every shot with libvmaf "
-            "(its default integer model), run the torch-free predict chain with the student on "
-            "every encode and compare per shot: MAE, signed error, PLCC, interval coverage, "
-            "band agreement, false greens."
+            "(the model and mode the student learnt, as its card says; its default integer "
+            "model for a card that does not say), run the torch-free predict chain with the "
+            "student on every encode and compare per shot with the card's target: MAE, signed "
+            "error, PLCC, interval coverage, band agreement, false greens."
         ),
     )
     p.add_argument("--model", help="exported .onnx student (default: the shipped one)")

@@ -23,6 +23,7 @@ photographs).
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -200,7 +201,8 @@ def evaluate_unseen(
     outputs = _checked_outputs({"--markdown": markdown, "--json": json_path, "--plot": plot},
                                model, Path(cache))
     make_folder("--cache", Path(cache))
-    cfg, root, name = _unseen_corpus_config(Path(cache), ladder, workers, noise, kinds)
+    cfg, root, name = _unseen_corpus_config(Path(cache), ladder, workers, noise, kinds,
+                                            pred.card.get("teacher"))
     filmed = _film_unseen(Path(cache), root, noise, kinds)
     src = filmed[0]
     cfg = _of_sources(cfg, filmed)
@@ -376,11 +378,14 @@ def _in_evaluate_folders(out: Path, cache: Path) -> bool:
 
 
 def _unseen_corpus_config(
-    cache: Path, ladder: str, workers: int, noise: int, kinds: bool
+    cache: Path, ladder: str, workers: int, noise: int, kinds: bool,
+    teacher: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], Path, str]:
     """The corpus config labelling the unseen sources under ``cache`` with libvmaf:
-    ``(config, the sources' folder, corpus name)``. Checked before any source is filmed (an
-    unknown ``--ladder`` was Hydra's message, naming internal overrides, after the filming)."""
+    ``(config, the sources' folder, corpus name)``. ``teacher``: the card's (model and mode
+    the student learnt; libvmaf's default integer model without one). Checked before any
+    source is filmed (an unknown ``--ladder`` was Hydra's message, naming internal overrides,
+    after the filming)."""
     from ..config import checked_number, compose_dict, conf_dir, hydra_quoted
 
     checked_number("--workers", workers, int, 1)
@@ -395,11 +400,25 @@ def _unseen_corpus_config(
     # one corpus directory per ladder, so `--ladder wide_all` does not replace the tables of
     # the default ladder
     name += ("" if ladder == "wide" else "_" + ladder) + (f"_noise{noise}" if noise else "")
+    model = str((teacher or {}).get("model") or "vmaf_v0.6.1")
+    mode = str((teacher or {}).get("mode") or "exact")
+    if (model, mode) != ("vmaf_v0.6.1", "exact"):  # its own tables beside the default's
+        stem = re.sub(r"\.json$", "", Path(model).name)  # vmaf_v1.0.16_3d0h's dots stay
+        name += f"_{re.sub(r'[^A-Za-z0-9_.-]', '_', stem)}_{mode}"
     cfg = compose_dict("corpus", [
         f"paths.cache_dir={hydra_quoted(str(cache))}", "corpus=folder", f"corpus.name={name}",
         f"corpus.root={hydra_quoted(str(root))}", f"ladder={ladder}", "teacher=libvmaf",
+        f"teacher.model={hydra_quoted(model)}", f"teacher.mode={mode}",
         f"workers={workers}", "progress=false",
     ])
+    from ..corpus.jobs import teacher_identity
+
+    try:  # a model libvmaf's backend cannot label with: before any source is filmed
+        teacher_identity(dict(cfg["teacher"]))
+    except VmafDistillError as exc:
+        raise VmafDistillError(f"the student learnt labels of teacher.model={model} "
+                               f"teacher.mode={mode}; evaluate labels with libvmaf, which "
+                               f"cannot: {exc}") from None
     return cfg, root, name
 
 
