@@ -1246,6 +1246,19 @@ def test_a_shipped_encode_replaces_a_damaged_copy_in_the_driver_s_cache(tmp_path
     assert file_artefacts(store, again) == 0  # a good copy is kept
 
 
+def test_a_raw_yuv_source_says_how_to_give_it_a_header(tmp_path: Path) -> None:
+    """A listed .yuv source failed with score's advice ("width, height and pix_fmt must be
+    given"), which no corpus key gives; the advice is now a .y4m made by ffmpeg."""
+    from vmafdistill.corpus.jobs import prepare_source
+    from vmafdistill.errors import VideoInputError
+
+    raw = tmp_path / "clip.yuv"
+    raw.write_bytes(bytes(320 * 180 * 3 // 2))
+    with pytest.raises(VideoInputError, match=r"clip\.yuv: a headerless raw \.yuv .* make a "
+                                              r"\.y4m first, e\.g\. ffmpeg -f rawvideo"):
+        prepare_source(str(raw), "clip", {}, ArtifactStore(tmp_path / "c"))
+
+
 def test_rungs_taller_than_a_source_are_named(capsys: pytest.CaptureFixture[str]) -> None:
     """A 720-line rung of a 180-line source was encoded at 1280x720 without a word."""
     from vmafdistill.corpus.build import _note_upscaled_rungs
