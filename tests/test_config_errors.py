@@ -153,6 +153,10 @@ def test_corpus_folders_that_cannot_be_folders_are_one_error(
                f"paths.cache_dir {afile}: is a file, not a folder")
     _one_error(capsys, [*folder, f"cache_root={afile}/c"],
                f"cache_root {afile}/c: lies under {afile}, which is a file, not a folder")
+    dangling = tmp_path / "gone"
+    dangling.symlink_to(tmp_path / "nowhere")
+    _one_error(capsys, [*folder, f"paths.cache_dir={dangling}"],
+               f"paths.cache_dir {dangling}: is a link to nothing")
     for key, value in (("out_dir", foot), ("out_dir", tmp_path), ("cache_root", tmp_path)):
         _one_error(capsys, [*folder, f"{key}={value}"],
                    f"{key} {value} holds corpus.root {foot}: the build writes its tables")

@@ -485,15 +485,28 @@ def test_export_refuses_a_winner_the_sweep_no_longer_picks(tmp_path: Path) -> No
     assert write_report(tmp_path)["run"] == "2"
     assert resolve_winner(tmp_path) == tmp_path / "2" / "student.pt"
     sweep("logistic,linear", {"logistic": 3.0, "linear": 2.5})  # job 2 stays: an earlier one
-    with pytest.raises(VmafDistillError, match=r"names run '2', but the sweep's results in .* "
-                       r"now pick run '1' \(the sweep was run again\): rerun `vmafdistill "
-                       r"sweep-report"):
+    with pytest.raises(VmafDistillError, match=r"names run '2', which is no longer one of "
+                       r"the sweep's results in .* \(the sweep was run again\): rerun "
+                       r"`vmafdistill sweep-report"):
         resolve_winner(tmp_path)
     assert write_report(tmp_path)["run"] == "1"
     assert resolve_winner(tmp_path) == tmp_path / "1" / "student.pt"
     sweep("logistic,linear", {"logistic": 1.5, "linear": 2.5})  # job 0 now beats it
-    with pytest.raises(VmafDistillError, match=r"now pick run '0'"):
+    with pytest.raises(VmafDistillError, match=r"are not those it picked from \(other "
+                                               r"results '0'\)"):
         resolve_winner(tmp_path)
+    # a losing run removed since: the pick stands (re-deciding over fewer runs can move the
+    # spread median and crown a run that did not win the full sweep)
+    sweep("logistic,linear,mlp", {"logistic": 2.0, "linear": 3.0, "mlp": 4.0})
+    for num, spread in ((0, 0.05), (1, 0.01), (2, 0.01)):
+        m = json.loads((tmp_path / str(num) / "metrics.json").read_text())
+        (tmp_path / str(num) / "metrics.json").write_text(json.dumps(
+            {**m, "fold_plcc_std": spread}))
+    assert write_report(tmp_path)["run"] == "1"
+    import shutil
+
+    shutil.rmtree(tmp_path / "2")
+    assert resolve_winner(tmp_path) == tmp_path / "1" / "student.pt"
 
 
 def test_override_values_with_spaces_and_jobs_that_never_started(

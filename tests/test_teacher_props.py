@@ -558,6 +558,11 @@ def test_exact_module_refuses_normalised_frames_under_a_sample_range() -> None:
                                                                             dist[1] / 255])
     with pytest.raises(VideoInputError, match=r"ref and dist frames \(frame 1\) hold "):
         VMAF()(mixed_ref, mixed_dist)
+    # other frame counts are still the scorer's one error naming the shapes (the per-frame
+    # masks met first and raised a bare broadcast RuntimeError)
+    with pytest.raises(ValueError, match="expected two equal"):
+        VMAF()(ref, dist[:2])
+    VMAF()(ref.to(torch.uint8), dist)  # whole samples on one side: no mask to combine
 
 
 def test_exact_module_clips_like_libvmaf_by_default() -> None:

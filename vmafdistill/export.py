@@ -809,23 +809,36 @@ def _check_winner_current(winner_path: Path, win: Mapping[str, Any], metrics_pat
 
 
 def _check_winner_of_the_sweep(winner_path: Path, win: Mapping[str, Any]) -> None:
-    """Refuse a ``winner.json`` whose run the sweep beside it no longer picks: a rerun into
-    the same folder with fewer values left the old winner (now "an earlier sweep's" job) or
-    added a run that beats it, and export took the old one without a word. A winner.json
-    without a sweep beside it (moved away) is left to the run's own check."""
-    from .students.report import current_winner
+    """Refuse a ``winner.json`` the sweep beside it has outgrown: its run is no longer one of
+    the sweep's results (a rerun into the same folder with fewer values left it as an earlier
+    sweep's job, and export shipped it without a word), or a run it did not count, or counted
+    with another MAE, is there now (the old winner may be beaten). Runs only removed since
+    leave the pick as it was. A winner.json without a sweep beside it (moved away) is left to
+    the run's own check."""
+    from .students.report import sweep_results
 
     if win.get("run") in (None, ""):
         return
     try:
-        now = current_winner(winner_path.parent)
+        now = sweep_results(winner_path.parent)
     except VmafDistillError:
         return  # no sweep results beside it to compare with
-    if now != str(win["run"]):
+    rerun = f"(the sweep was run again): rerun `vmafdistill sweep-report {winner_path.parent}`"
+    if str(win["run"]) not in now:
         raise VmafDistillError(
-            f"{winner_path}: it names run {win['run']!r}, but the sweep's results in "
-            f"{winner_path.parent} now pick run {now!r} (the sweep was run again): rerun "
-            f"`vmafdistill sweep-report {winner_path.parent}`")
+            f"{winner_path}: it names run {win['run']!r}, which is no longer one of the "
+            f"sweep's results in {winner_path.parent} {rerun}")
+    counted = win.get("runs")
+    if not isinstance(counted, Mapping):
+        return  # written before it kept them: the run's own check alone
+    new = [r for r in now if r not in counted]
+    changed = [r for r in now if r in counted and now[r] != counted[r]]
+    if new or changed:
+        which = "; ".join(f"{what} {', '.join(map(repr, runs))}" for what, runs in
+                          (("new", new), ("other results", changed)) if runs)
+        raise VmafDistillError(
+            f"{winner_path}: the sweep's results in {winner_path.parent} are not those it "
+            f"picked from ({which}) {rerun}")
 
 
 def _card_teacher(teacher: Any) -> dict[str, Any] | None:

@@ -770,7 +770,9 @@ def _refuse_file_for_folder(key: str, folder: Path) -> None:
         existing = existing.parent
     if os.path.lexists(existing) and not os.path.isdir(existing):
         where = "is" if existing == folder else f"lies under {existing}, which is"
-        raise VmafDistillError(f"{key} {folder}: {where} a file, not a folder")
+        what = "a link to nothing" if os.path.islink(existing) and not os.path.exists(
+            existing) else "a file, not a folder"
+        raise VmafDistillError(f"{key} {folder}: {where} {what}")
 
 
 def check_sections(cfg: Mapping[str, Any]) -> None:
@@ -1049,16 +1051,19 @@ def _write_tables(
     """Write the tables, then the manifest last (its presence means the tables are complete).
     A write that fails (a full disk, a read-only folder) is one error naming the file (it was
     a traceback after the whole build)."""
-    (target / MANIFEST).unlink(missing_ok=True)
     table_sha: dict[str, str] = {}
     for name in TABLES:
         path = target / "tables" / f"{name}.parquet"
         try:
+            if name == TABLES[0]:
+                (target / MANIFEST).unlink(missing_ok=True)
             write_table(tables[name], path)
         except OSError as exc:
+            room = ("once there is room " if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                    else "")
             raise VmafDistillError(f"{path}: cannot write the corpus table "
                                    f"({exc.strerror or exc}); the labels are cached, a rerun "
-                                   f"once there is room writes the tables") from None
+                                   f"{room}writes the tables") from None
         table_sha[name] = file_sha256(path)
     samples = tables["samples"]
     timing = {k: round(sum(r["timing"][k] for r in results.values()), 3)

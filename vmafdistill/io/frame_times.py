@@ -21,10 +21,10 @@ __all__ = ["first_time_mismatch", "frame_times_s"]
 
 
 def frame_times_s(path: str | os.PathLike[str], info: VideoInfo) -> np.ndarray | None:
-    """Seconds from the first frame to each frame of ``path`` in presentation order (NaN: a
-    frame without a timestamp); a ``.y4m`` is shown at its declared rate. None where the file
-    has no timestamps (headerless raw, no rate) or its packets cannot be listed (the decode
-    that follows names the file's problem)."""
+    """Seconds from the first frame to each frame of ``path`` in presentation order; a
+    ``.y4m`` is shown at its declared rate. None where the file has no timestamps (headerless
+    raw, no rate), a packet without one, or packets that cannot be listed (the decode that
+    follows names the file's problem)."""
     if info.kind == "y4m" and info.fps and info.num_frames:
         return np.arange(info.num_frames, dtype=np.float64) / info.fps
     if info.kind != "container":
@@ -32,6 +32,10 @@ def frame_times_s(path: str | os.PathLike[str], info: VideoInfo) -> np.ndarray |
     try:
         packets = read_packets(path)
     except VideoInputError:
+        return None
+    if np.isnan(packets.pts_s).any():
+        # packets without a pts (MPEG-PS and VOB, packed B-frames in AVI): their frames' places
+        # in display order are unknown, and a guess read frame 26 of a clean .mpg as a gap
         return None
     return _display_order(packets)
 
@@ -45,7 +49,6 @@ def _display_order(packets: Packets) -> np.ndarray:
         return packets.pts_s
     in_demux = np.argsort(packets.demux_index, kind="stable")
     run = np.cumsum(packets.keyframe[in_demux])
-    # the int pts sort a frame without one (NOPTS, the lowest int64) first, as read_packets
     shown = np.lexsort((packets.pts[in_demux], run))
     return packets.pts_s[in_demux][shown]
 

@@ -416,12 +416,17 @@ def pick_winner(table: pd.DataFrame) -> tuple[int, pd.Series]:
     return int(cand.index[0]), eligible
 
 
-def current_winner(root: str | Path) -> str:
-    """The run the sweep's results in ``root`` pick now (:func:`pick_winner` over
-    :func:`sweep_runs`), as ``winner.json`` names it; reads the metrics, writes nothing."""
+def run_maes(table: pd.DataFrame) -> dict[str, float | None]:
+    """Each compared run's MAE by its name (None: no finite MAE), as ``winner.json`` keeps
+    them: what the winner was picked from."""
+    return {str(run): (float(mae) if math.isfinite(float(mae)) else None)
+            for run, mae in zip(table["run"], table["mae"].astype(float), strict=True)}
+
+
+def sweep_results(root: str | Path) -> dict[str, float | None]:
+    """:func:`run_maes` of the sweep's results in ``root`` now; reads, writes nothing."""
     runs, _, all_overrides = sweep_runs(root)
-    table = report_table(runs, root, all_overrides)
-    return str(table.loc[pick_winner(table)[0], "run"])
+    return run_maes(report_table(runs, root, all_overrides))
 
 
 def _middle_cut(text: str, width: int) -> str:
@@ -640,6 +645,7 @@ def write_report(root: str | Path) -> dict[str, Any]:
             "features": m.get("features"), "corpus": m.get("corpus"),
         },
         "n_runs": len(table),
+        "runs": run_maes(table),  # export refuses the winner when the sweep's results change
         "left_out": left_out,
         "notes": notes,
     }

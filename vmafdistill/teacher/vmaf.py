@@ -557,14 +557,19 @@ def _refuse_unit_range(ref: torch.Tensor, dist: torch.Tensor, data_range: float)
     (255): exact mode rounded them to samples 0 and 1 and scored them (VMAF ~91 for any pair),
     unsaid. One side alone may be a dark frame of real samples (a near-black distortion).
     Judged per pair of frames: a batch of one sample-range pair and one [0, 1] pair passed."""
-    def normalised(x: torch.Tensor) -> torch.Tensor:  # (N,) bool: frame n is in [0, 1]
+    def normalised(x: torch.Tensor) -> torch.Tensor | None:  # (N,): frame n is in [0, 1]
         x = x.detach()
         if not x.is_floating_point() or x.numel() == 0:
-            return torch.zeros(1, dtype=torch.bool)
+            return None  # whole samples: nothing to refuse
         x = x.reshape(x.shape[0], -1) if x.dim() >= 3 else x.reshape(1, -1)
         return (x.abs().amax(dim=1) <= 1.0) & (x != x.round()).any(dim=1)
 
-    both = normalised(ref) & normalised(dist)
+    if ref.shape != dist.shape:  # the scorer names the shapes (a bare broadcast error here)
+        return
+    ref_unit, dist_unit = normalised(ref), normalised(dist)
+    if ref_unit is None or dist_unit is None:
+        return
+    both = ref_unit & dist_unit.to(ref_unit.device)
     if bool(both.any()):
         first = "" if bool(both.all()) else f" (frame {int(both.nonzero()[0])})"
         raise VideoInputError(
