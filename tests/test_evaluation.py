@@ -719,9 +719,15 @@ def test_evaluate_scores_the_cards_target_and_names_in_sample_figures(
     assert asked == ["vmaf_min"] and "(target `vmaf_min`, as the card says)" in got["text"]
     assert "in-sample" not in got["text"]
     with_card(target="vmaf_p5", corpus={"name": "other", "hash": "h0"})
+    built = []
+    monkeypatch.setattr("vmafdistill.corpus.build.build_corpus", lambda cfg: built.append(cfg))
     with pytest.raises(VmafDistillError, match=r"target 'vmaf_p5' is not a column of the "
-                                               r"unseen corpus \(it has vmaf, vmaf_min\)"):
+                                               r"unseen corpus \(it has vmaf, .*vmaf_min"):
         unseen.evaluate_unseen(cache=tmp_path / "cache")
+    assert not built  # before the corpus work
+    monkeypatch.setattr("vmafdistill.corpus.build.build_corpus",
+                        lambda cfg: types.SimpleNamespace(failures=[], samples=samples,
+                                                          manifest={"corpus_hash": "h1"}))
     with_card(corpus={"name": "unseen_pilot", "hash": "h1"})
     with pytest.warns(UserWarning, match="trained on corpus unseen_pilot, the corpus `unseen`"):
         got = unseen.evaluate_unseen(cache=tmp_path / "cache")

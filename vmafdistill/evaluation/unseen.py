@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +201,9 @@ def evaluate_unseen(
     outputs = _checked_outputs({"--markdown": markdown, "--json": json_path, "--plot": plot},
                                model, Path(cache))
     make_folder("--cache", Path(cache))
+    from ..corpus.schema import SAMPLE_COLUMNS
+
+    target = _card_target(pred.card, SAMPLE_COLUMNS, card_path_for(model))  # before any work
     cfg, root, name = _unseen_corpus_config(Path(cache), ladder, workers, noise, kinds,
                                             pred.card.get("teacher"))
     filmed = _film_unseen(Path(cache), root, noise, kinds)
@@ -209,7 +212,6 @@ def evaluate_unseen(
     report = build_corpus(cfg)
     if report.failures:
         raise VmafDistillError(f"corpus failures: {report.failures}")
-    target = _card_target(pred.card, report.samples, card_path_for(model))
     trained_here = _trained_on_it(pred.card, report.manifest, name)
     rows = _shot_rows(cfg, report.samples, pred, rules, target)
     if not rows:  # every shot flagged without a prediction: a traceback on the empty arrays
@@ -253,12 +255,13 @@ def evaluate_unseen(
     return {"text": text, "rows": rows, **stats}
 
 
-def _card_target(card: dict[str, Any], samples: Any, card_file: Path) -> str:
-    """The label the student learnt (the card's ``target``): a ``vmaf_min`` student was
-    compared with the shots' mean VMAF (MAE 9.80 where its own target gives 5.99)."""
+def _card_target(card: dict[str, Any], columns: Sequence[str], card_file: Path) -> str:
+    """The label the student learnt (the card's ``target``), one of the corpus's ``columns``:
+    a ``vmaf_min`` student was compared with the shots' mean VMAF (MAE 9.80 where its own
+    target gives 5.99)."""
     target = str(card.get("target") or "vmaf")
-    if target not in samples.columns:
-        have = ", ".join(c for c in samples.columns if c.startswith("vmaf"))
+    if target not in columns:
+        have = ", ".join(c for c in columns if c.startswith("vmaf"))
         raise VmafDistillError(f"{card_file}: target {target!r} is not a column of the unseen "
                                f"corpus (it has {have})")
     return target
