@@ -170,4 +170,4 @@ def test_export_names_a_student_the_edge_cannot_run(
         captured = capsys.readouterr()
         assert ("predict` refuses it" in captured.err) == named, captured.err
         assert ("adm2, vif_scale0)" in captured.err) == named
-        assert "corpus MAE n/a" in captured.out
+        assert "final model on its corpus n/a" in captured.out

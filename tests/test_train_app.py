@@ -739,6 +739,38 @@ def test_a_corpus_choice_that_disagrees_with_corpus_dir_is_refused(
     assert not (tmp_path / "r" / "metrics.json").exists()
 
 
+def test_a_corpus_whose_table_was_edited_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A samples table edited after the build (corpus_dir=, corpus.json unchanged) was
+    trained on, and scored against GBDT predictions cached for the old labels (MAE 11.7 where
+    a refit gives 1.5); export took it for parity and the training domain. Both refuse it,
+    naming the table, as a build that reuses its corpus does."""
+    import json
+
+    import pandas as pd
+
+    from vmafdistill.cli import main
+    from vmafdistill.corpus.cache import file_sha256
+    from vmafdistill.corpus.tables import write_table
+    from vmafdistill.export import trained_corpus
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=4)
+    table = corpus / "tables" / "samples.parquet"
+    manifest = json.loads((corpus / "corpus.json").read_text())
+    manifest["tables_sha256"] = {"samples": file_sha256(table)}  # as a build records them
+    (corpus / "corpus.json").write_text(json.dumps(manifest))
+    edited = pd.read_parquet(table)
+    edited["vmaf"] = edited["vmaf"] * 0.6 + 10
+    write_table(edited, table)
+    assert main(["train", f"corpus_dir={corpus}", f"hydra.run.dir={tmp_path / 'r'}",
+                 *TRAIN_FAST, "baselines=[]", "optim.max_epochs=5"]) == 2
+    err = capsys.readouterr().err
+    assert f"{table}: not the table corpus.json records (another sha256: edited" in err, err
+    assert not (tmp_path / "r" / "metrics.json").exists()
+    with pytest.raises(VmafDistillError, match=r"not the table corpus\.json records"):
+        trained_corpus({"name": "synthetic"}, corpus)
+
+
 def test_a_diverged_fit_is_named_at_its_fold(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     """optim.lr=1e9 trained to NaN and failed after every fold with "conformal: residuals
@@ -770,6 +802,13 @@ def test_export_finds_the_corpus_a_bundle_was_trained_on_from_any_directory(
                          settings=load_export_settings())
     assert card["export_metrics"]["n_samples"] == len(load_samples(corpus))
     assert set(card["corpus"]) == {"name", "hash"}  # no local path in a card
+    # how the OOF figures were measured (a shot-grouped MAE read as one across content),
+    # and the teacher whose labels the student learnt (evaluate labels with it)
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert card["metrics"]["cv"] == metrics["cv"] and card["metrics"]["cv"]["group"] == "shot_id"
+    for key in ("n_dropped", "n_folds", "cv_shared_scenes"):
+        assert card["metrics"][key] == metrics[key], key
+    assert card["teacher"] == {"model": "vmaf_v0.6.1", "mode": "exact"}
     payload = _torch.load(trained / "student.pt", weights_only=True)
     payload["meta"]["corpus"].pop("dir")
     older = tmp_path / "older.pt"

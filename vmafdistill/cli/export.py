@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     # a kept INT8 graph: the parity is the float graph's, the INT8 change is another figure
     of = " of the float graph" if card["int8"].get("kept") else ""
     print(f"parity{of}: max |ORT - torch| = {em['parity_max_abs']:.2e} VMAF on "
-          f"{em['n_samples']} samples (tol {em['parity_tol']:g}); corpus MAE {mae}")
+          f"{em['n_samples']} samples (tol {em['parity_tol']:g}); in-sample MAE of the "
+          f"final model on its corpus {mae} (out-of-fold: the card's metrics.oof)")
     if card["int8"].get("kept"):
         print(f"int8 kept: predictions moved by up to {card['int8']['max_abs_change']:.3g} "
               f"VMAF, corpus MAE {card['int8']['mae_float']:.3f} -> "

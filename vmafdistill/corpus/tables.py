@@ -69,6 +69,28 @@ def load_samples(corpus_dir: str | os.PathLike[str]) -> pd.DataFrame:
     return load_table(corpus_dir, "samples")
 
 
+def check_tables_intact(corpus_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of ``corpus_dir``, once every table it records matches its sha256; else
+    one error naming the table. A samples table edited after the build was trained on (a
+    corpus given by folder was read as is) and scored against baselines cached for the old
+    labels (GBDT MAE 11.7 where its refit gives 1.5)."""
+    from .cache import file_sha256
+
+    manifest = read_manifest(corpus_dir)
+    recorded = manifest.get("tables_sha256")
+    for name, sha in (recorded.items() if isinstance(recorded, dict) else ()):
+        path = Path(corpus_dir) / "tables" / f"{name}.parquet"
+        if not path.is_file():
+            raise VmafDistillError(f"{path}: missing; {MANIFEST} records it (rebuild the "
+                                   "corpus with `vmafdistill corpus`)")
+        if file_sha256(path) != sha:
+            raise VmafDistillError(
+                f"{path}: not the table {MANIFEST} records (another sha256: edited or replaced "
+                "after the build?); rebuild the corpus with `vmafdistill corpus`, or put the "
+                "built table back")
+    return manifest
+
+
 def read_manifest(corpus_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """``corpus.json`` of a built corpus (name, corpus_hash, counts, failures, config)."""
     path = Path(corpus_dir) / MANIFEST

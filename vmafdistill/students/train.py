@@ -77,10 +77,12 @@ def resolve_corpus(cfg: DictConfig) -> Path:
                  "leave corpus_dir out to build or reuse the configured corpus")
     if cfg.get("corpus_dir"):
         from ..config import from_launch_dir
+        from ..corpus.tables import check_tables_intact
 
         path = from_launch_dir(str(cfg.corpus_dir))
         if not (path / "corpus.json").is_file():
             raise VmafDistillError(f"{path}: not a built corpus (no corpus.json)")
+        check_tables_intact(path)  # as a corpus the build reuses is checked
         check_built_corpus_overrides(cfg, path)
         _note_failed_jobs(path)
         return path
@@ -1540,8 +1542,11 @@ def save_run(
         # dir: where export finds it from any working directory (the card keeps name, hash)
         "corpus": {"name": data.manifest.get("name"), "hash": data.manifest.get("corpus_hash"),
                    "dir": str(data.corpus_dir)},
-        "metrics": json_safe({k: metrics[k] for k in (
-            "oof", "fold_plcc_std", "guard", "n_samples", "monotone_check")}),
+        # how the OOF figures were measured travels with them to the card (a shot-grouped
+        # pilot MAE read as one across content; rows nan_policy=drop left out went unsaid)
+        "metrics": json_safe({**{k: metrics[k] for k in (
+            "oof", "fold_plcc_std", "guard", "n_samples", "n_dropped", "n_folds",
+            "cv_shared_scenes", "monotone_check")}, "cv": plain.get("cv")}),
         "conformal": {"alpha": conf["alpha"], "q": conf["final_q"], "rule": conf["final_q_rule"]},
         "guard_thresholds": metrics["guard_thresholds"],
         "target": data.target,
