@@ -170,6 +170,10 @@ def test_corpus_folders_that_cannot_be_folders_are_one_error(
                                                r"table \(No space left on device\)"):
         build._write_tables(tmp_path, {name: pd.DataFrame() for name in TABLES}, {}, [], [],
                             0.0, 0, {})
+    (tmp_path / "corpus.json").mkdir()  # cannot be removed as a file: named, not a table
+    with pytest.raises(VmafDistillError, match=r"corpus\.json: cannot replace it"):
+        build._write_tables(tmp_path, {name: pd.DataFrame() for name in TABLES}, {}, [], [],
+                            0.0, 0, {})
 
 
 def test_a_value_the_override_grammar_refuses_gets_its_quoted_form(
@@ -185,6 +189,15 @@ def test_a_value_the_override_grammar_refuses_gets_its_quoted_form(
                f"is quoted: {quoted})")
     _one_error(capsys, ["corpus", "corpus=folder", quoted, f"out_dir={tmp_path / 'o'}"],
                f"corpus.root {root}: no videos")  # the quoted form is the folder
+    # no hint where quoting changes the meaning: an interpolation or an escape would be
+    # read literally, a bracket may be a list with a typo, a bad key stays bad
+    from vmafdistill.config import _quote_hint
+
+    for override in ("corpus.root=${oc.env:HOME}/a=b", "corpus.root=/x\\,y=z",
+                     "freeze=[body.0,gate", "corpus.ro ot=x"):
+        assert _quote_hint([override]) == "", override
+    assert _quote_hint(["corpus=folder", "corpus.root=a=b"]).endswith(
+        "corpus.root='a=b')")
 
 
 def test_a_model_and_mode_that_disagree_come_before_the_build(

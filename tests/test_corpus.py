@@ -1268,9 +1268,12 @@ def test_rungs_taller_than_a_source_are_named(capsys: pytest.CaptureFixture[str]
                                          {"codec": "h264", "height": 0.5, "crf": 30},
                                          {"codec": "h264", "height": 180, "crf": 30})]
     _note_upscaled_rungs([{"source_id": "small", "width": 320, "height": 180},
-                          {"source_id": "big", "width": 1280, "height": 720}], rungs)
+                          {"source_id": "big", "width": 1280, "height": 720},
+                          # 1.0 of 271 lines rounds up to 272: a fraction is no upscale
+                          {"source_id": "odd", "width": 480, "height": 271}],
+                         [*rungs, Rung.from_dict({"codec": "h264", "height": 1.0, "crf": 23})])
     err = capsys.readouterr().err
-    assert err.count("note:") == 1, err
+    assert err.count("note:") == 2 and "big" not in err and "crf23" not in err, err
     assert "source small has 180 lines; rung h264_1280x720_crf30 is taller and encoded " \
         "upscaled" in err, err
 

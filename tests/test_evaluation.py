@@ -498,6 +498,11 @@ def test_evaluate_plans_its_filmed_source(tmp_path: Path, monkeypatch: pytest.Mo
                                                r"labels with libvmaf, which cannot"):
         unseen._unseen_corpus_config(tmp_path / "c2", "pilot", 1, 0, True,
                                      {"model": str(tmp_path / "my.json"), "mode": "exact"})
+    for teacher, needle in (("vmaf_v1.0.16_3d0h", "the card's teacher is 'vmaf_v1.0.16_3d0h'"),
+                            ({"model": "vmaf_v0.6.1", "mode": "a=b"},
+                             "the card's teacher mode is 'a=b'")):
+        with pytest.raises(VmafDistillError, match=re.escape(needle)):
+            unseen._unseen_corpus_config(tmp_path / "c2", "pilot", 1, 0, True, teacher)
     assert not (tmp_path / "c2" / "unseen_kinds").exists()
 
 

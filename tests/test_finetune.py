@@ -228,9 +228,12 @@ def test_an_exported_student_keeps_its_training_loss(tmp_path: Path) -> None:
     api.export(tmp_path / "run" / "student.pt", onnx, corpus_dir=corpus)
     _, _, rebuilt = bundle_from_onnx(onnx)
     assert rebuilt["config"]["loss"] == meta["config"]["loss"]
+    # and the teacher its labels came from (finetune compares it with the new corpus's)
+    assert rebuilt["config"]["teacher"] == {"model": "vmaf_v0.6.1", "mode": "exact"}
     card_file = card_path_for(onnx)
     card = json.loads(card_file.read_text())
-    card.pop("loss")  # an export from before cards recorded the loss
+    card.pop("loss")  # an export from before cards recorded the loss (or the teacher)
+    card.pop("teacher")
     card_file.write_text(json.dumps(card))
     _, _, rebuilt = bundle_from_onnx(onnx)
     assert rebuilt["config"] == {}  # finetune_loss then names its fallback

@@ -492,9 +492,19 @@ def test_export_refuses_a_winner_the_sweep_no_longer_picks(tmp_path: Path) -> No
     assert write_report(tmp_path)["run"] == "1"
     assert resolve_winner(tmp_path) == tmp_path / "1" / "student.pt"
     sweep("logistic,linear", {"logistic": 1.5, "linear": 2.5})  # job 0 now beats it
-    with pytest.raises(VmafDistillError, match=r"are not those it picked from \(other "
-                                               r"results '0'\)"):
+    with pytest.raises(VmafDistillError, match=r"now pick run '0' \(other results '0'\)"):
         resolve_winner(tmp_path)
+    # a winner.json from before it kept the runs' MAEs: compared with the current pick
+    older = json.loads((tmp_path / "winner.json").read_text())
+    older.pop("runs")
+    (tmp_path / "winner.json").write_text(json.dumps(older))
+    with pytest.raises(VmafDistillError, match=r"names run '1', but .* now pick run '0'"):
+        resolve_winner(tmp_path)
+    # a new run that loses leaves the pick as it was
+    sweep("logistic,linear", {"logistic": 3.0, "linear": 2.5})
+    write_report(tmp_path)
+    sweep("logistic,linear,mlp", {"logistic": 3.0, "linear": 2.5, "mlp": 9.0})
+    assert resolve_winner(tmp_path) == tmp_path / "1" / "student.pt"
     # a losing run removed since: the pick stands (re-deciding over fewer runs can move the
     # spread median and crown a run that did not win the full sweep)
     sweep("logistic,linear,mlp", {"logistic": 2.0, "linear": 3.0, "mlp": 4.0})

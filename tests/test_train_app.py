@@ -757,8 +757,12 @@ def test_a_corpus_whose_table_was_edited_is_refused(
     corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=4)
     table = corpus / "tables" / "samples.parquet"
     manifest = json.loads((corpus / "corpus.json").read_text())
-    manifest["tables_sha256"] = {"samples": file_sha256(table)}  # as a build records them
+    # as a build records them; a table train does not read (frames, often not shared) is
+    # not hashed or required
+    manifest["tables_sha256"] = {"samples": file_sha256(table), "frames": "0" * 64}
     (corpus / "corpus.json").write_text(json.dumps(manifest))
+    (corpus / "corpus.json").write_text(json.dumps(manifest))
+    assert trained_corpus({"name": "synthetic"}, corpus)[0] == corpus
     edited = pd.read_parquet(table)
     edited["vmaf"] = edited["vmaf"] * 0.6 + 10
     write_table(edited, table)

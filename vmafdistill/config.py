@@ -235,10 +235,18 @@ def _quote_hint(overrides: Sequence[str]) -> str:
             parser.parse_override(override)
         except Exception:  # Hydra's OverrideParseException, or any grammar error
             key, sep, value = override.partition("=")
-            if sep and value and not value.startswith(("'", '"')):
-                return f" (a value with = , ( ) [ ] {{ }} or quotes in it is quoted: " \
-                       f"{key}={hydra_quoted(value)})"
-            return ""
+            # only a plain literal: an interpolation, an escape or outer blanks mean something
+            # unquoted that quoting changes, and a bracket may be a list with a typo
+            if (not sep or not value or value != value.strip() or "${" in value
+                    or "\\" in value or value.startswith(("'", '"', "[", "{"))
+                    or not re.fullmatch(r"[+~]{0,2}[\w.@/-]+", key)):
+                return ""
+            quoted = f"{key}={hydra_quoted(value)}"
+            try:
+                parser.parse_override(quoted)
+            except Exception:
+                return ""
+            return f" (a value with = , ( ) [ ] {{ }} or quotes in it is quoted: {quoted})"
     return ""
 
 

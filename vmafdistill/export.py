@@ -812,11 +812,13 @@ def _check_winner_current(winner_path: Path, win: Mapping[str, Any], metrics_pat
 def _check_winner_of_the_sweep(winner_path: Path, win: Mapping[str, Any]) -> None:
     """Refuse a ``winner.json`` the sweep beside it has outgrown: its run is no longer one of
     the sweep's results (a rerun into the same folder with fewer values left it as an earlier
-    sweep's job, and export shipped it without a word), or a run it did not count, or counted
-    with another MAE, is there now (the old winner may be beaten). Runs only removed since
-    leave the pick as it was. A winner.json without a sweep beside it (moved away) is left to
-    the run's own check."""
-    from .students.report import sweep_results
+    sweep's job, and export shipped it without a word), or the sweep's results now pick
+    another run where some are new or changed since (winner.json keeps the MAEs it picked
+    from; one written before it kept them is compared with the current pick). Runs only
+    removed since leave the pick as it was (re-deciding over fewer runs can move the spread
+    median and crown a run that did not win the full sweep). A winner.json without a sweep
+    beside it (moved away) is left to the run's own check."""
+    from .students.report import current_winner, sweep_results
 
     if win.get("run") in (None, ""):
         return
@@ -830,16 +832,20 @@ def _check_winner_of_the_sweep(winner_path: Path, win: Mapping[str, Any]) -> Non
             f"{winner_path}: it names run {win['run']!r}, which is no longer one of the "
             f"sweep's results in {winner_path.parent} {rerun}")
     counted = win.get("runs")
-    if not isinstance(counted, Mapping):
-        return  # written before it kept them: the run's own check alone
-    new = [r for r in now if r not in counted]
-    changed = [r for r in now if r in counted and now[r] != counted[r]]
-    if new or changed:
+    new = changed = []
+    if isinstance(counted, Mapping):
+        new = [r for r in now if r not in counted]
+        changed = [r for r in now if r in counted and now[r] != counted[r]]
+        if not new and not changed:
+            return
+    pick = current_winner(winner_path.parent)
+    if pick != str(win["run"]):
         which = "; ".join(f"{what} {', '.join(map(repr, runs))}" for what, runs in
                           (("new", new), ("other results", changed)) if runs)
         raise VmafDistillError(
-            f"{winner_path}: the sweep's results in {winner_path.parent} are not those it "
-            f"picked from ({which}) {rerun}")
+            f"{winner_path}: it names run {win['run']!r}, but the sweep's results in "
+            f"{winner_path.parent} now pick run {pick!r}{f' ({which})' if which else ''} "
+            f"{rerun}")
 
 
 def _card_teacher(teacher: Any) -> dict[str, Any] | None:

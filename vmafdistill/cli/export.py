@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     of = " of the float graph" if card["int8"].get("kept") else ""
     print(f"parity{of}: max |ORT - torch| = {em['parity_max_abs']:.2e} VMAF on "
           f"{em['n_samples']} samples (tol {em['parity_tol']:g}); in-sample MAE of the "
-          f"final model on its corpus {mae} (out-of-fold: the card's metrics.oof)")
+          f"final model on its corpus {mae}{_held_out_where(card)}")
     if card["int8"].get("kept"):
         print(f"int8 kept: predictions moved by up to {card['int8']['max_abs_change']:.3g} "
               f"VMAF, corpus MAE {card['int8']['mae_float']:.3f} -> "
@@ -109,3 +109,13 @@ def _check_out(out: str, inputs: list[Path | str], option: str = "--out") -> Non
     check_output_target(option, out, inputs, starts=b"\x08")
     check_output_target(option, str(card_path_for(out)), inputs,
                         starts=json_starting_with("card_version"))
+
+
+def _held_out_where(card: dict) -> str:
+    """Where the card keeps the held-out figures beside the in-sample one printed: a trained
+    student's out-of-fold ``metrics.oof``, a fine-tuned one's ``metrics.heldout_after``."""
+    metrics = card.get("metrics") or {}
+    for key, what in (("oof", "out-of-fold"), ("heldout_after", "held-out")):
+        if key in metrics:
+            return f" ({what}: the card's metrics.{key})"
+    return ""

@@ -615,8 +615,9 @@ def _note_upscaled_rungs(sources: list[dict[str, Any]], rungs: Sequence[Rung]) -
     rung of a 180-line source made a 1280x720 encode without a word), which a delivery
     ladder would skip; their labels score an upscale, not a delivery."""
     for s in sources:
+        # lines given, not a fraction (1.0 of a 271-line source rounds up to 272: no upscale)
         taller = sorted({r.label(s["width"], s["height"]) for r in rungs
-                         if r.size_for(s["width"], s["height"])[1] > int(s["height"])})
+                         if r.height > 1 and r.height > int(s["height"])})
         if taller:
             print(f"vmafdistill corpus: note: source {s['source_id']} has {s['height']} lines; "
                   f"rung{'s' if len(taller) > 1 else ''} {', '.join(taller)} "
@@ -1054,9 +1055,13 @@ def _write_tables(
     table_sha: dict[str, str] = {}
     for name in TABLES:
         path = target / "tables" / f"{name}.parquet"
-        try:
-            if name == TABLES[0]:
+        if name == TABLES[0]:
+            try:
                 (target / MANIFEST).unlink(missing_ok=True)
+            except OSError as exc:
+                raise VmafDistillError(f"{target / MANIFEST}: cannot replace it "
+                                       f"({exc.strerror or exc})") from None
+        try:
             write_table(tables[name], path)
         except OSError as exc:
             room = ("once there is room " if exc.errno in (errno.ENOSPC, errno.EDQUOT)

@@ -69,16 +69,20 @@ def load_samples(corpus_dir: str | os.PathLike[str]) -> pd.DataFrame:
     return load_table(corpus_dir, "samples")
 
 
-def check_tables_intact(corpus_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The manifest of ``corpus_dir``, once every table it records matches its sha256; else
-    one error naming the table. A samples table edited after the build was trained on (a
-    corpus given by folder was read as is) and scored against baselines cached for the old
-    labels (GBDT MAE 11.7 where its refit gives 1.5)."""
+def check_tables_intact(corpus_dir: str | os.PathLike[str],
+                        tables: tuple[str, ...] = ("samples",)) -> dict[str, Any]:
+    """The manifest of ``corpus_dir``, once each of ``tables`` (those the caller reads; train
+    and export read the samples) matches the sha256 it records; else one error naming the
+    table. A samples table edited after the build was trained on (a corpus given by folder
+    was read as is) and scored against baselines cached for the old labels (GBDT MAE 11.7
+    where its refit gives 1.5)."""
     from .cache import file_sha256
 
     manifest = read_manifest(corpus_dir)
     recorded = manifest.get("tables_sha256")
     for name, sha in (recorded.items() if isinstance(recorded, dict) else ()):
+        if name not in tables:
+            continue
         path = Path(corpus_dir) / "tables" / f"{name}.parquet"
         if not path.is_file():
             raise VmafDistillError(f"{path}: missing; {MANIFEST} records it (rebuild the "

@@ -403,8 +403,13 @@ def _unseen_corpus_config(
     # one corpus directory per ladder, so `--ladder wide_all` does not replace the tables of
     # the default ladder
     name += ("" if ladder == "wide" else "_" + ladder) + (f"_noise{noise}" if noise else "")
+    if teacher is not None and not isinstance(teacher, Mapping):  # a hand-edited card
+        raise VmafDistillError(f"the card's teacher is {teacher!r}, not a model and mode "
+                               "({'model': ..., 'mode': 'exact' or 'float'})")
     model = str((teacher or {}).get("model") or "vmaf_v0.6.1")
     mode = str((teacher or {}).get("mode") or "exact")
+    if mode not in ("exact", "float"):
+        raise VmafDistillError(f"the card's teacher mode is {mode!r}: needs exact or float")
     if (model, mode) != ("vmaf_v0.6.1", "exact"):  # its own tables beside the default's
         stem = re.sub(r"\.json$", "", Path(model).name)  # vmaf_v1.0.16_3d0h's dots stay
         name += f"_{re.sub(r'[^A-Za-z0-9_.-]', '_', stem)}_{mode}"

@@ -193,7 +193,9 @@ def save_finetuned(
         finetuned_from={"bundle": str(bundle_path), "corpus": meta.get("corpus")},
         metrics=json_safe({"heldout_before": metrics["before"]["heldout"],
                          "heldout_after": metrics["after"]["heldout"],
-                         "monotone_check": metrics["monotone_check"]}),
+                         "monotone_check": metrics["monotone_check"],
+                         # how the held-out figures were measured travels to the card
+                         **{k: metrics.get(k) for k in ("cv", "n_folds", "n_dropped")}}),
         conformal={"alpha": metrics["conformal"]["alpha"], "q": metrics["conformal"]["q"],
                    "rule": "pooled"},
         guard_thresholds=list(plain.get("guard_thresholds") or []),

@@ -222,7 +222,11 @@ def bundle_from_onnx(
                          "parity_max_abs": gap, "parity_tol": tol},
         # what the student has seen: a fine-tune's card widens it (vmafdistill.export)
         "training_domain": card.get("training_domain"),
-        "config": {"loss": loss} if (loss := _training_loss(card)) else {},
+        "config": {**({"loss": loss} if (loss := _training_loss(card)) else {}),
+                   # the labels it learnt: finetune names another teacher's corpus, and a
+                   # re-export keeps the card's key
+                   **({"teacher": dict(card["teacher"])}
+                      if isinstance(card.get("teacher"), Mapping) else {})},
     }
     return model, dict(cfg), meta
 
