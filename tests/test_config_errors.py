@@ -186,7 +186,7 @@ def test_a_value_the_override_grammar_refuses_gets_its_quoted_form(
     root.mkdir(parents=True)
     quoted = f"corpus.root={hydra_quoted(str(root))}"
     _one_error(capsys, ["corpus", "corpus=folder", f"corpus.root={root}"],
-               f"is quoted: {quoted})")
+               f"is quoted for Hydra: {quoted}; on a command line: \"{quoted}\")")
     _one_error(capsys, ["corpus", "corpus=folder", quoted, f"out_dir={tmp_path / 'o'}"],
                f"corpus.root {root}: no videos")  # the quoted form is the folder
     # no hint where quoting changes the meaning: an interpolation or an escape would be
@@ -194,10 +194,19 @@ def test_a_value_the_override_grammar_refuses_gets_its_quoted_form(
     from vmafdistill.config import _quote_hint
 
     for override in ("corpus.root=${oc.env:HOME}/a=b", "corpus.root=/x\\,y=z",
-                     "freeze=[body.0,gate", "corpus.ro ot=x"):
+                     "freeze=[body.0,gate", "corpus.ro ot=x", "optim.lr=range(1,5",
+                     "corpus=folder(1)"):
         assert _quote_hint([override]) == "", override
     assert _quote_hint(["corpus=folder", "corpus.root=a=b"]).endswith(
-        "corpus.root='a=b')")
+        "corpus.root='a=b'; on a command line: \"corpus.root='a=b'\")")
+    # the command-line form survives a shell as the Hydra form (quotes inside too)
+    import shlex
+
+    for value in ("a=b", "it's (1)"):
+        hint = _quote_hint([f"corpus.root={value}"])
+        hydra_form, shell_form = hint.split("for Hydra: ")[1].rstrip(")").split(
+            "; on a command line: ")
+        assert shlex.split(shell_form) == [hydra_form], (value, hint)
 
 
 def test_a_model_and_mode_that_disagree_come_before_the_build(

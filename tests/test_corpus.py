@@ -1271,11 +1271,14 @@ def test_rungs_taller_than_a_source_are_named(capsys: pytest.CaptureFixture[str]
                           {"source_id": "big", "width": 1280, "height": 720},
                           # 1.0 of 271 lines rounds up to 272: a fraction is no upscale
                           {"source_id": "odd", "width": 480, "height": 271}],
-                         [*rungs, Rung.from_dict({"codec": "h264", "height": 1.0, "crf": 23})])
+                         [*rungs, Rung.from_dict({"codec": "h264", "height": 1.0, "crf": 23}),
+                          # encoded at 720 on the 720-line source (size_for rounds to even)
+                          Rung.from_dict({"codec": "h264", "height": 721, "crf": 24})])
     err = capsys.readouterr().err
     assert err.count("note:") == 2 and "big" not in err and "crf23" not in err, err
-    assert "source small has 180 lines; rung h264_1280x720_crf30 is taller and encoded " \
-        "upscaled" in err, err
+    # the 721-line rung is encoded at 720: taller than the small and the odd sources alone
+    assert "source small has 180 lines; rungs h264_1280x720_crf24, h264_1280x720_crf30 are " \
+        "taller and encoded upscaled" in err, err
 
 
 def test_whole_and_decimal_shot_settings_are_one_build(built, sources, tmp_path: Path) -> None:

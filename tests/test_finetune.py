@@ -634,10 +634,25 @@ def test_finetune_keeps_the_bundles_interval_settings_and_records_the_teacher(
     assert finetune("ckpt=src/student.pt", f"corpus_dir={other}", "optim.max_epochs=10",
                     "hydra.job.chdir=true", f"hydra.run.dir={tmp_path / 'ft'}") == 0
     err = capsys.readouterr().err
-    assert "trained on vmaf_v0.6.1 labels" in err and "vmaf_v1.0.16_3d0h labels" in err, err
+    assert "trained on vmaf_v0.6.1 exact labels" in err and "vmaf_v1.0.16_3d0h exact labels" \
+        in err, err
+    # the mode labels too: exact labels toward a float-labelled corpus went unsaid
+    from vmafdistill.students.finetune import _note_corpus_gaps
+
+    model, src_meta = load_bundle(tmp_path / "src" / "student.pt")
+    x = np.zeros((2, len(src_meta["feature_names"])))
+    _note_corpus_gaps(src_meta, model, src_meta["feature_names"], x,
+                      {"config": {"teacher": {"model": "vmaf_v0.6.1", "mode": "float"}}},
+                      other)
+    assert "corpus " + str(other) + " holds vmaf_v0.6.1 float labels" in \
+        capsys.readouterr().err
     assert "no finite value of entropy" in err, err
     _, meta = load_bundle(tmp_path / "ft" / "student.pt")
     assert meta["conformal"]["alpha"] == 0.3 and meta["guard_thresholds"] == [55]
+    # how the held-out figures were measured travels to the card, as a trained bundle's
+    ft_metrics = json.loads((tmp_path / "ft" / "metrics.json").read_text())
+    for key in ("cv", "n_folds", "n_dropped", "cv_shared_scenes"):
+        assert meta["metrics"][key] == ft_metrics[key], key
     assert meta["config"]["teacher"]["model"] == "vmaf_v1.0.16_3d0h"
     assert meta["finetuned_from"]["bundle"] == str(tmp_path / "src" / "student.pt")
     # given values win

@@ -8,6 +8,7 @@ import math
 import numbers
 import os
 import re
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -237,16 +238,22 @@ def _quote_hint(overrides: Sequence[str]) -> str:
             key, sep, value = override.partition("=")
             # only a plain literal: an interpolation, an escape or outer blanks mean something
             # unquoted that quoting changes, and a bracket may be a list with a typo
+            # a sweep or cast with a typo (range(1,5) is no string either, nor a group option
             if (not sep or not value or value != value.strip() or "${" in value
                     or "\\" in value or value.startswith(("'", '"', "[", "{"))
-                    or not re.fullmatch(r"[+~]{0,2}[\w.@/-]+", key)):
+                    or re.match(r"\w+\(", value)
+                    or not re.fullmatch(r"[+~]{0,2}[\w.@/-]+", key)
+                    or (conf_dir() / key.lstrip("+~").split("@")[0]).is_dir()):
                 return ""
             quoted = f"{key}={hydra_quoted(value)}"
             try:
                 parser.parse_override(quoted)
             except Exception:
                 return ""
-            return f" (a value with = , ( ) [ ] {{ }} or quotes in it is quoted: {quoted})"
+            # the shell takes one level of quotes: what a command line needs to pass it on
+            shell = f'"{quoted}"' if not re.search(r'["$`\\!]', quoted) else shlex.quote(quoted)
+            return (f" (a value with = , ( ) [ ] {{ }} or quotes in it is quoted for Hydra: "
+                    f"{quoted}; on a command line: {shell})")
     return ""
 
 

@@ -816,8 +816,9 @@ def _check_winner_of_the_sweep(winner_path: Path, win: Mapping[str, Any]) -> Non
     another run where some are new or changed since (winner.json keeps the MAEs it picked
     from; one written before it kept them is compared with the current pick). Runs only
     removed since leave the pick as it was (re-deciding over fewer runs can move the spread
-    median and crown a run that did not win the full sweep). A winner.json without a sweep
-    beside it (moved away) is left to the run's own check."""
+    median and crown a run that did not win the full sweep); an older winner.json cannot tell
+    a removal from a change, and says so. A winner.json without a sweep beside it (moved away)
+    is left to the run's own check."""
     from .students.report import current_winner, sweep_results
 
     if win.get("run") in (None, ""):
@@ -838,10 +839,16 @@ def _check_winner_of_the_sweep(winner_path: Path, win: Mapping[str, Any]) -> Non
         changed = [r for r in now if r in counted and now[r] != counted[r]]
         if not new and not changed:
             return
-    pick = current_winner(winner_path.parent)
+    try:
+        pick = current_winner(winner_path.parent)
+    except VmafDistillError as exc:  # no finite MAE left: named with the file it checks
+        raise VmafDistillError(f"{winner_path}: {exc}") from None
     if pick != str(win["run"]):
         which = "; ".join(f"{what} {', '.join(map(repr, runs))}" for what, runs in
                           (("new", new), ("other results", changed)) if runs)
+        if not isinstance(counted, Mapping):  # cannot tell a removed run from a changed one
+            which = ("winner.json predates its record of the runs, so a run removed since "
+                     "reads as a change too")
         raise VmafDistillError(
             f"{winner_path}: it names run {win['run']!r}, but the sweep's results in "
             f"{winner_path.parent} now pick run {pick!r}{f' ({which})' if which else ''} "

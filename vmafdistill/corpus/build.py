@@ -615,9 +615,11 @@ def _note_upscaled_rungs(sources: list[dict[str, Any]], rungs: Sequence[Rung]) -
     rung of a 180-line source made a 1280x720 encode without a word), which a delivery
     ladder would skip; their labels score an upscale, not a delivery."""
     for s in sources:
-        # lines given, not a fraction (1.0 of a 271-line source rounds up to 272: no upscale)
+        # lines given, not a fraction (1.0 of a 271-line source rounds up to 272: no upscale),
+        # as encoded (a 1081-line rung of a 1080-line source is encoded at 1080)
         taller = sorted({r.label(s["width"], s["height"]) for r in rungs
-                         if r.height > 1 and r.height > int(s["height"])})
+                         if r.height > 1 and r.size_for(s["width"], s["height"])[1]
+                         > int(s["height"])})
         if taller:
             print(f"vmafdistill corpus: note: source {s['source_id']} has {s['height']} lines; "
                   f"rung{'s' if len(taller) > 1 else ''} {', '.join(taller)} "

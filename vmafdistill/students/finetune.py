@@ -195,7 +195,8 @@ def save_finetuned(
                          "heldout_after": metrics["after"]["heldout"],
                          "monotone_check": metrics["monotone_check"],
                          # how the held-out figures were measured travels to the card
-                         **{k: metrics.get(k) for k in ("cv", "n_folds", "n_dropped")}}),
+                         **{k: metrics.get(k) for k in ("cv", "n_folds", "n_dropped",
+                                                        "cv_shared_scenes")}}),
         conformal={"alpha": metrics["conformal"]["alpha"], "q": metrics["conformal"]["q"],
                    "rule": "pooled"},
         guard_thresholds=list(plain.get("guard_thresholds") or []),
@@ -310,8 +311,13 @@ def _note_corpus_gaps(meta: Mapping[str, Any], model: Any, names: Sequence[str],
         print(f"note: corpus {corpus_dir} has no finite value of {', '.join(empty)}: the "
               "student reads its training mean there on every row (a teacher that computes "
               "no such feature leaves it NaN, e.g. v1.0.16 for vif_*)", file=sys.stderr)
-    was = ((meta.get("config") or {}).get("teacher") or {}).get("model")
-    now = ((manifest.get("config") or {}).get("teacher") or {}).get("model")
+    def labels(teacher: Any) -> str | None:  # "vmaf_v0.6.1 exact": the mode labels too
+        if not isinstance(teacher, Mapping) or not teacher.get("model"):
+            return None
+        return f"{teacher['model']} {teacher.get('mode') or 'exact'}"
+
+    was = labels((meta.get("config") or {}).get("teacher"))
+    now = labels((manifest.get("config") or {}).get("teacher"))
     if was and now and was != now:
         print(f"note: the student was trained on {was} labels; corpus {corpus_dir} holds "
               f"{now} labels: it is fine-tuned toward the other teacher", file=sys.stderr)
@@ -369,17 +375,16 @@ def _refuse_keys_of_ckpt(plain: Mapping[str, Any]) -> None:
 
 
 def _folds(corpus_dir: Path, samples: Any, cv: Mapping[str, Any],
-           names: Sequence[str]) -> list[tuple[Any, Any]]:
+           names: Sequence[str]) -> tuple[list[tuple[Any, Any]], list[str]]:
     """The held-out folds, once the samples table's ids are checked (before the earlier run's
-    results are cleared); a note where a scene's windows fall on both sides, as train says it
-    (finetune's interval has no inner groups to set: conformal takes alpha alone)."""
+    results are cleared), and the scenes with windows on both sides, said in a note as train
+    says it (finetune's interval has no inner groups to set: conformal takes alpha alone)."""
     from ..evaluation.splits import make_splits
     from .train import check_sample_ids, note_shared_scenes
 
     check_sample_ids(corpus_dir, samples)
     splits = make_splits(samples, cv)
-    note_shared_scenes(samples, splits, cv, names, conformal_groups=False)
-    return splits
+    return splits, note_shared_scenes(samples, splits, cv, names, conformal_groups=False)
 
 
 def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
@@ -409,7 +414,7 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
         cfg, plain, names, target)  # type: ignore[arg-type]
     record_corpus_teacher(plain, manifest)
     _note_corpus_gaps(meta, original, names, x, manifest, corpus_dir)
-    splits = _folds(corpus_dir, samples, plain["cv"], names)
+    splits, shared_scenes = _folds(corpus_dir, samples, plain["cv"], names)
     _replace_earlier_run(bundle_path, run_dir, plain, sum(len(te) for _, te in splits), alpha)
     held = heldout_predictions(plain, original, frozen, names, samples, x, y, splits, run_dir)
     yh = held[target].to_numpy(float)
@@ -443,6 +448,8 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
         "n_dropped": n_dropped,  # by nan_policy=drop (train records it too)
         "n_heldout": len(held),
         "n_folds": len(splits),
+        # scenes with windows in training and held out alike (a shot-grouped split), as train
+        "cv_shared_scenes": len(shared_scenes),
         "freeze": frozen,
         "trained_parameters": changed,
         "monotone_check": monotone,
