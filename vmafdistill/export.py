@@ -444,12 +444,7 @@ def export_onnx(
         "training_domain": export_domain(trained, used, meta.get("training_domain")),
         **from_settings,
         "int8": int8_report,
-        "student": meta.get("student_cfg"),
-        # the training loss, so fine-tuning the ONNX later trains with it (finetune_loss)
-        "loss": (meta.get("config") or {}).get("loss"),
-        # the labels the student learnt: evaluate labels held-out content with the same model
-        # (a v1.0.16 student was compared with v0.6.1 labels)
-        "teacher": _card_teacher((meta.get("config") or {}).get("teacher")),
+        **_recipe(meta),
         "source": source,
         "versions": _versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -853,6 +848,16 @@ def _check_winner_of_the_sweep(winner_path: Path, win: Mapping[str, Any]) -> Non
             f"{winner_path}: it names run {win['run']!r}, but the sweep's results in "
             f"{winner_path.parent} now pick run {pick!r}{f' ({which})' if which else ''} "
             f"{rerun}")
+
+
+def _recipe(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """How the student was made, as the card keeps it: its config (``student``), the training
+    loss (fine-tuning the ONNX later trains with it, :func:`finetune_loss`) and the teacher
+    whose labels it learnt (evaluate labels held-out content with it: a v1.0.16 student was
+    compared with v0.6.1 labels)."""
+    config = meta.get("config") or {}
+    return {"student": meta.get("student_cfg"), "loss": config.get("loss"),
+            "teacher": _card_teacher(config.get("teacher"))}
 
 
 def _card_teacher(teacher: Any) -> dict[str, Any] | None:

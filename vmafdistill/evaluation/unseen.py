@@ -182,28 +182,17 @@ def evaluate_unseen(
     "plcc", "coverage", "band_agreement"}``.
     """
     from ..corpus.build import build_corpus
-    from ..edge.card import card_path_for
-    from ..edge.predictor import Predictor, default_model_path
-    from ..edge.tokens import DEFAULT_RULES, merge_rules
 
     if noise < 0:  # filmed clean and reported as noisy
         raise VmafDistillError(f"--noise {noise}: needs 0 (clean) or a positive strength")
     if kinds and noise:  # the kinds are filmed without it: it was ignored without a word
         raise VmafDistillError("--noise films the unseen photo clip; the --kinds sources are "
                                "filmed as conf/sources/kinds.yaml says (drop one of the two)")
-    model = Path(model) if model is not None else default_model_path()
-    pred = Predictor(model)  # a bad model path fails here, not after minutes of corpus work
-    try:  # a hand-edited card's bands: a traceback after the corpus work
-        rules = merge_rules(DEFAULT_RULES, pred.card.get("tokens"))
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise VmafDistillError(f"{card_path_for(model)}: tokens: {exc}") from None
+    model, pred, rules, target = _student(model)
     refuse_empty("--cache", cache)  # (the working folder became the cache)
     outputs = _checked_outputs({"--markdown": markdown, "--json": json_path, "--plot": plot},
                                model, Path(cache))
     make_folder("--cache", Path(cache))
-    from ..corpus.schema import SAMPLE_COLUMNS
-
-    target = _card_target(pred.card, SAMPLE_COLUMNS, card_path_for(model))  # before any work
     cfg, root, name = _unseen_corpus_config(Path(cache), ladder, workers, noise, kinds,
                                             pred.card.get("teacher"))
     filmed = _film_unseen(Path(cache), root, noise, kinds)
@@ -253,6 +242,24 @@ def evaluate_unseen(
                   outputs["--plot"])
     print(text)
     return {"text": text, "rows": rows, **stats}
+
+
+def _student(model: str | Path | None) -> tuple[Path, Any, dict[str, Any], str]:
+    """``(model path, predictor, token rules, target)`` of the student to evaluate (default:
+    the shipped one), each checked before any corpus work: a bad model path, a hand-edited
+    card's bands (a traceback after the corpus work) or a target no corpus has."""
+    from ..corpus.schema import SAMPLE_COLUMNS
+    from ..edge.card import card_path_for
+    from ..edge.predictor import Predictor, default_model_path
+    from ..edge.tokens import DEFAULT_RULES, merge_rules
+
+    path = Path(model) if model is not None else default_model_path()
+    pred = Predictor(path)
+    try:
+        rules = merge_rules(DEFAULT_RULES, pred.card.get("tokens"))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise VmafDistillError(f"{card_path_for(path)}: tokens: {exc}") from None
+    return path, pred, rules, _card_target(pred.card, SAMPLE_COLUMNS, card_path_for(path))
 
 
 def _card_target(card: dict[str, Any], columns: Sequence[str], card_file: Path) -> str:

@@ -578,6 +578,15 @@ def inert_override_notes(table: pd.DataFrame) -> list[str]:
     return notes
 
 
+def _read_oof(oof_path: Path) -> pd.DataFrame | None:
+    """A run's out-of-fold predictions, None without the file; an unreadable one named."""
+    try:
+        return pd.read_parquet(oof_path) if oof_path.is_file() else None
+    except Exception as exc:  # pyarrow's ArrowInvalid and kin: a truncated or foreign file
+        raise VmafDistillError(f"{oof_path}: unreadable out-of-fold predictions "
+                               f"({type(exc).__name__}: {exc})") from None
+
+
 def write_report(root: str | Path) -> dict[str, Any]:
     """Write the sweep report of ``root`` (see module docstring); returns ``winner.json``'s dict."""
     from ..corpus.tables import atomic_write_bytes, atomic_write_json
@@ -592,11 +601,7 @@ def write_report(root: str | Path) -> dict[str, Any]:
     run_dir = Path(m["_dir"]).resolve()
     thresholds = [k for k in (m.get("guard") or {})]
     oof_path = run_dir / "oof.parquet"
-    try:
-        winner_oof = pd.read_parquet(oof_path) if oof_path.is_file() else None
-    except Exception as exc:  # pyarrow's ArrowInvalid and kin: a truncated or foreign file
-        raise VmafDistillError(f"{oof_path}: unreadable out-of-fold predictions "
-                               f"({type(exc).__name__}: {exc})") from None
+    winner_oof = _read_oof(oof_path)
 
     atomic_write_bytes(root / "report.csv", table.to_csv(index=False).encode())
     f1_cols = [c for c in table.columns if c.startswith("f1_")]
