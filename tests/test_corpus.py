@@ -1259,6 +1259,24 @@ def test_a_raw_yuv_source_says_how_to_give_it_a_header(tmp_path: Path) -> None:
         prepare_source(str(raw), "clip", {}, ArtifactStore(tmp_path / "c"))
 
 
+def test_a_source_gone_from_its_node_is_not_called_changed(tmp_path: Path) -> None:
+    """A source missing where a job runs (removed, or a node of the driver's name that does
+    not mount the footage) read "changed during the build ...: build again", which no rebuild
+    fixes; it is named as missing there."""
+    import socket
+
+    from vmafdistill.corpus.jobs import check_source_unchanged, file_identity
+    from vmafdistill.errors import VideoInputError
+
+    src = tmp_path / "clip.mp4"
+    src.write_bytes(b"x" * 100)
+    record = {"path": str(src), "sha256": "0" * 64, "file_identity": file_identity(src)}
+    src.unlink()
+    with pytest.raises(VideoInputError, match=rf"clip\.mp4 is not there on "
+                                              rf"{re.escape(socket.gethostname())}"):
+        check_source_unchanged("job", record)
+
+
 def test_rungs_taller_than_a_source_are_named(capsys: pytest.CaptureFixture[str]) -> None:
     """A 720-line rung of a 180-line source was encoded at 1280x720 without a word."""
     from vmafdistill.corpus.build import _note_upscaled_rungs

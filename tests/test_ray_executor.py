@@ -286,6 +286,22 @@ def test_auto_reads_the_address_file_ray_itself_reads(
         _check_reachable("auto")
 
 
+def test_auto_with_no_cluster_is_refused_before_any_source(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` with no cluster found was passed on, and ray.init said so only after every
+    source was hashed and cut (minutes on an hour of footage), where the docs promise "before
+    any source is read"."""
+    from vmafdistill.corpus.executor import _check_reachable
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))  # no address file, no head found
+    import ray._private.services as services
+
+    monkeypatch.setattr(services, "find_gcs_addresses", lambda: [], raising=False)
+    with pytest.raises(VmafDistillError, match=r"'auto': no running Ray cluster found"):
+        _check_reachable("auto")
+
+
 def test_auto_joins_a_running_head_before_a_stale_address_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``auto`` refused a live head found on this machine (as ``ray.init`` finds one) when a
@@ -518,6 +534,22 @@ def test_a_jobs_warnings_reach_the_driver() -> None:
 
 # Last in this file: a failed ray:// join leaves Ray's client state in the process, and a
 # local runtime started after it (and after earlier ones) timed out at startup in CI.
+def test_a_node_that_does_not_see_the_drivers_cache_is_named(tmp_path: Path) -> None:
+    """With shared_fs, a node with a folder of its own at the cache's path labelled there:
+    the build read as complete while its labels never reached the driver's cache (a rerun
+    redid them, unsaid). A job checks it sees a file the driver wrote there; the file is
+    gone after the build."""
+    from vmafdistill.corpus.build import _shared_fs_marker
+    from vmafdistill.corpus.jobs import run_rung_on_shared_fs
+
+    with _shared_fs_marker(tmp_path / "cache") as marker:
+        assert marker.is_file() and marker.parent == tmp_path / "cache"
+        with pytest.raises(VmafDistillError, match=r"does not see the driver's cache .*"
+                                                   r"executor\.shared_fs=false"):
+            run_rung_on_shared_fs(str(tmp_path / "elsewhere" / marker.name))
+    assert not marker.exists()
+
+
 def test_an_unreachable_cluster_is_named(sources, tmp_path: Path) -> None:
     cfg = make_cfg([sources["cuts"]], tmp_path / "out", tmp_path / "cache",
                    executor={**RAY, "address": "ray://127.0.0.1:9"})

@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -46,6 +47,7 @@ from .jobs import (
     encode_path,
     prepare_source,
     run_rung,
+    run_rung_on_shared_fs,
     source_ids,
     teacher_identity,
 )
@@ -297,6 +299,21 @@ def _error_text(exc: BaseException) -> str:
     return " ".join(traceback.format_exception_only(type(exc), exc)).strip()
 
 
+@contextlib.contextmanager
+def _shared_fs_marker(cache_root: Path) -> Iterator[Path]:
+    """A file of this build in the driver's cache, removed after it: the nodes of a
+    ``shared_fs`` cluster check that they see it (:func:`jobs.run_rung_on_shared_fs`)."""
+    import uuid
+
+    cache_root.mkdir(parents=True, exist_ok=True)
+    marker = cache_root / f".driver-{uuid.uuid4().hex}"
+    marker.write_text(f"{socket.gethostname()} {os.getpid()}\n")
+    try:
+        yield marker
+    finally:
+        marker.unlink(missing_ok=True)
+
+
 def _run_rung_jobs(
     tasks: list[tuple[str, tuple[Any, ...]]], workers: int, progress: bool,
     executor: Mapping[str, Any] | None, store: ArtifactStore, stop_on_error: bool = False,
@@ -308,9 +325,14 @@ def _run_rung_jobs(
     if ex.get("name") == "ray":
         tasks = _absolute_paths(tasks)
         store = ArtifactStore(store.root.resolve())
-    if ex.get("name") != "ray" or flag(ex, "shared_fs"):  # null: true, as the executor reads it
+    if ex.get("name") != "ray":
         return _run_all(run_rung, tasks, workers, progress, desc="rungs", executor=ex,
                         stop_on_error=stop_on_error)
+    if flag(ex, "shared_fs"):  # null: true, as the executor reads it
+        with _shared_fs_marker(store.root) as marker:  # each node checks it sees it
+            return _run_all(run_rung_on_shared_fs,
+                            [(name, (str(marker), *args)) for name, args in tasks], workers,
+                            progress, desc="rungs", executor=ex, stop_on_error=stop_on_error)
     from .detached import detached_tasks, file_artefacts, run_rung_detached
     from .jobs import rung_cached
 

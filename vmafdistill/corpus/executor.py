@@ -247,8 +247,13 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
     if address.startswith("ray://"):
         return
     target = _auto_address() if address == "auto" else address
-    if address == "auto" and (not target or target.startswith("ray://")):
-        return  # Ray says at once that it found no cluster
+    if address == "auto" and not target:  # said by ray.init only after every source was read
+        raise VmafDistillError(
+            "executor.address='auto': no running Ray cluster found (no RAY_ADDRESS, no head "
+            "started on this machine with `ray start --head`); start one, give its address, or "
+            "use executor.address=null for a local runtime")
+    if address == "auto" and target.startswith("ray://"):
+        return  # Ray's client says at once
     host, _, port = target.rpartition(":")
     host = host.strip("[]")  # [::1]:6379
     if not host or not port.isdigit():

@@ -255,6 +255,11 @@ def check_source_unchanged(where: str, source: dict[str, Any]) -> None:
         return
     try:
         now = file_identity(source["path"])
+    except FileNotFoundError:  # "changed during the build: build again" could not help
+        raise VideoInputError(
+            f"{where}: the source {source['path']} is not there on {socket.gethostname()} "
+            "(removed during the build, or a node of the same name that does not mount the "
+            "footage: every node needs it at the same path)") from None
     except OSError:
         now = None
     if now == list(expected):
@@ -589,6 +594,20 @@ def rung_cached(source: dict[str, Any], rung: Rung, teacher_cfg: dict[str, Any],
         return False  # a damaged encode: its job encodes it again (run_rung)
     return store.path("labels", _label_key(source, enc_sha, teacher_cfg, enc_pix_fmt),
                       "npz").is_file()
+
+
+def run_rung_on_shared_fs(marker: str, *args: Any) -> dict[str, Any]:
+    """:func:`run_rung` on a cluster node that is to share the driver's filesystem
+    (``executor.shared_fs: true``), once it sees ``marker``, a file the driver wrote in its
+    cache: a node with a folder of its own at that path labelled there, and the build read
+    as complete while those labels never reached the driver's cache (a rerun redid them)."""
+    if not os.path.exists(marker):
+        raise VmafDistillError(
+            f"node {socket.gethostname()} does not see the driver's cache "
+            f"{os.path.dirname(marker)} (executor.shared_fs=true): mount it at the same path "
+            "on every node, or set executor.shared_fs=false (jobs then ship their results "
+            "back to the driver)")
+    return run_rung(*args)
 
 
 def run_rung(
