@@ -300,6 +300,12 @@ def test_auto_with_no_cluster_is_refused_before_any_source(
     monkeypatch.setattr(services, "find_gcs_addresses", lambda: [], raising=False)
     with pytest.raises(VmafDistillError, match=r"'auto': no running Ray cluster found"):
         _check_reachable("auto")
+    # a session this process opened (ray.init("ray://...") in a notebook) is the build's
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(is_initialized=lambda: True))
+    _check_reachable("auto")
 
 
 def test_auto_joins_a_running_head_before_a_stale_address_file(
@@ -532,8 +538,6 @@ def test_a_jobs_warnings_reach_the_driver() -> None:
     assert results == {"b": 8} and filed == ["b"]
 
 
-# Last in this file: a failed ray:// join leaves Ray's client state in the process, and a
-# local runtime started after it (and after earlier ones) timed out at startup in CI.
 def test_a_node_that_does_not_see_the_drivers_cache_is_named(tmp_path: Path) -> None:
     """With shared_fs, a node with a folder of its own at the cache's path labelled there:
     the build read as complete while its labels never reached the driver's cache (a rerun
@@ -548,8 +552,23 @@ def test_a_node_that_does_not_see_the_drivers_cache_is_named(tmp_path: Path) -> 
                                                    r"executor\.shared_fs=false"):
             run_rung_on_shared_fs(str(tmp_path / "elsewhere" / marker.name))
     assert not marker.exists()
+    # no jobs, or a read-only cache (an all-cached rebuild only reads it): no check, no file
+    with _shared_fs_marker(tmp_path / "cache", wanted=False) as marker:
+        assert marker is None
+    import errno
+
+    def read_only(*_a: object, **_k: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Path, "write_text", read_only)
+        with _shared_fs_marker(tmp_path / "cache") as marker:
+            assert marker is None
+    assert not list((tmp_path / "cache").iterdir())
 
 
+# Last in this file: a failed ray:// join leaves Ray's client state in the process, and a
+# local runtime started after it (and after earlier ones) timed out at startup in CI.
 def test_an_unreachable_cluster_is_named(sources, tmp_path: Path) -> None:
     cfg = make_cfg([sources["cuts"]], tmp_path / "out", tmp_path / "cache",
                    executor={**RAY, "address": "ray://127.0.0.1:9"})

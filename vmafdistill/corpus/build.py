@@ -300,14 +300,23 @@ def _error_text(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def _shared_fs_marker(cache_root: Path) -> Iterator[Path]:
+def _shared_fs_marker(cache_root: Path, wanted: bool = True) -> Iterator[Path | None]:
     """A file of this build in the driver's cache, removed after it: the nodes of a
-    ``shared_fs`` cluster check that they see it (:func:`jobs.run_rung_on_shared_fs`)."""
+    ``shared_fs`` cluster check that they see it (:func:`jobs.run_rung_on_shared_fs`). None
+    (no check) without jobs, or where the cache is read-only (an all-cached rebuild reads
+    it; a job that must write there fails on its own)."""
     import uuid
 
-    cache_root.mkdir(parents=True, exist_ok=True)
     marker = cache_root / f".driver-{uuid.uuid4().hex}"
-    marker.write_text(f"{socket.gethostname()} {os.getpid()}\n")
+    written = False
+    if wanted:
+        with contextlib.suppress(OSError):
+            cache_root.mkdir(parents=True, exist_ok=True)
+            marker.write_text(f"{socket.gethostname()} {os.getpid()}\n")
+            written = True
+    if not written:
+        yield None
+        return
     try:
         yield marker
     finally:
@@ -329,10 +338,12 @@ def _run_rung_jobs(
         return _run_all(run_rung, tasks, workers, progress, desc="rungs", executor=ex,
                         stop_on_error=stop_on_error)
     if flag(ex, "shared_fs"):  # null: true, as the executor reads it
-        with _shared_fs_marker(store.root) as marker:  # each node checks it sees it
-            return _run_all(run_rung_on_shared_fs,
-                            [(name, (str(marker), *args)) for name, args in tasks], workers,
-                            progress, desc="rungs", executor=ex, stop_on_error=stop_on_error)
+        with _shared_fs_marker(store.root, bool(tasks)) as marker:  # each node checks it
+            if marker is not None:
+                tasks = [(name, (str(marker), *args)) for name, args in tasks]
+            return _run_all(run_rung if marker is None else run_rung_on_shared_fs, tasks,
+                            workers, progress, desc="rungs", executor=ex,
+                            stop_on_error=stop_on_error)
     from .detached import detached_tasks, file_artefacts, run_rung_detached
     from .jobs import rung_cached
 

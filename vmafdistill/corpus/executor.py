@@ -246,6 +246,8 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
     ``ray://`` addresses fail fast in Ray itself."""
     if address.startswith("ray://"):
         return
+    if address == "auto" and "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        return  # a session this process opened (ray.init("ray://...")): the build uses it
     target = _auto_address() if address == "auto" else address
     if address == "auto" and not target:  # said by ray.init only after every source was read
         raise VmafDistillError(
