@@ -483,11 +483,11 @@ def test_evaluate_plans_its_filmed_source(tmp_path: Path, monkeypatch: pytest.Mo
         unseen._unseen_corpus_config(tmp_path / "c2", "pilot", 0, 0, True)
     # the card's teacher labels the held-out content (a v1.0.16 student was compared with
     # v0.6.1 labels), in tables of its own; one libvmaf cannot run is refused before filming
-    from vmafdistill.export import _card_teacher
+    from vmafdistill.export import teacher_record
 
-    teacher = _card_teacher({"backend": "torch", "model": "vmaf_v1.0.16_3d0h", "chunk": 8})
+    teacher = teacher_record({"backend": "torch", "model": "vmaf_v1.0.16_3d0h", "chunk": 8})
     assert teacher == {"model": "vmaf_v1.0.16_3d0h", "mode": "exact"}
-    assert _card_teacher(None) is None
+    assert teacher_record(None) is None
     cfg, _, name = unseen._unseen_corpus_config(tmp_path / "c2", "pilot", 1, 0, True, teacher)
     assert cfg["teacher"]["model"] == "vmaf_v1.0.16_3d0h" and cfg["teacher"]["backend"] == \
         "libvmaf" and name == "unseen_kinds_pilot_vmaf_v1.0.16_3d0h_exact"

@@ -814,14 +814,15 @@ def _check_winner_of_the_sweep(winner_path: Path, win: Mapping[str, Any]) -> Non
     median and crown a run that did not win the full sweep); an older winner.json cannot tell
     a removal from a change, and says so. A winner.json without a sweep beside it (moved away)
     is left to the run's own check."""
-    from .students.report import current_winner, sweep_results
+    from .students.report import picked_run, run_maes, sweep_table
 
     if win.get("run") in (None, ""):
         return
     try:
-        now = sweep_results(winner_path.parent)
+        table = sweep_table(winner_path.parent)  # every metrics.json read once
     except VmafDistillError:
         return  # no sweep results beside it to compare with
+    now = run_maes(table)
     rerun = f"(the sweep was run again): rerun `vmafdistill sweep-report {winner_path.parent}`"
     if str(win["run"]) not in now:
         raise VmafDistillError(
@@ -835,7 +836,7 @@ def _check_winner_of_the_sweep(winner_path: Path, win: Mapping[str, Any]) -> Non
         if not new and not changed:
             return
     try:
-        pick = current_winner(winner_path.parent)
+        pick = picked_run(table)
     except VmafDistillError as exc:  # no finite MAE left: named with the file it checks
         raise VmafDistillError(f"{winner_path}: {exc}") from None
     if pick != str(win["run"]):
@@ -857,10 +858,10 @@ def _recipe(meta: Mapping[str, Any]) -> dict[str, Any]:
     compared with v0.6.1 labels)."""
     config = meta.get("config") or {}
     return {"student": meta.get("student_cfg"), "loss": config.get("loss"),
-            "teacher": _card_teacher(config.get("teacher"))}
+            "teacher": teacher_record(config.get("teacher"))}
 
 
-def _card_teacher(teacher: Any) -> dict[str, Any] | None:
+def teacher_record(teacher: Any) -> dict[str, Any] | None:
     """The training corpus's teacher as the card keeps it (model and mode; None when the
     bundle does not record one)."""
     if not isinstance(teacher, Mapping) or not teacher.get("model"):

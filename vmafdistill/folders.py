@@ -243,20 +243,20 @@ def make_folder(option: str, folder: Path, *, writable: bool = True) -> None:
         raise VmafDistillError(f"{option} {folder}: the folder is not writable")
 
 
-def check_folder_target(option: str, folder: Path) -> None:
-    """One error naming ``option`` where ``folder`` could not be made or written (a path
-    through a file, an unwritable place), checked without making anything."""
+def check_folder_target(option: str, folder: Path, *, writable: bool = True) -> None:
+    """One error naming ``option`` where ``folder`` could not be made (it, or the nearest
+    path above it that exists, is a file or a link to nothing) or, with ``writable``, written;
+    checked without making anything (a read-only cache that is only read: ``writable=False``)."""
     # os.path, not Path: Path.exists raised PermissionError under an unsearchable folder
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        raise VmafDistillError(f"{option} {folder}: is a file, not a folder")
     existing = folder
     while not os.path.lexists(existing) and existing != existing.parent:
         existing = existing.parent
-    if not os.path.isdir(existing):
+    if os.path.lexists(existing) and not os.path.isdir(existing):
+        where = "is" if existing == folder else f"lies under {existing}, which is"
         kind = "a link to nothing" if os.path.islink(existing) and not os.path.exists(
             existing) else "a file, not a folder"
-        raise VmafDistillError(f"{option} {folder}: {existing} is {kind}")
-    if not os.access(existing, os.W_OK | os.X_OK):
+        raise VmafDistillError(f"{option} {folder}: {where} {kind}")
+    if writable and not os.access(existing, os.W_OK | os.X_OK):
         raise VmafDistillError(f"{option} {folder}: {existing} is not writable")
 
 

@@ -783,7 +783,7 @@ def check_cache_paths(cfg: Mapping[str, Any]) -> None:
     """``paths.cache_dir``, ``out_dir`` and ``cache_root`` given empty or null are one error
     naming the key: ``paths.cache_dir=''`` put the corpus and its cache at the filesystem's
     root (``/corpus``, ``/corpus_cache``), ``=null`` under a folder named ``None``."""
-    from ..folders import refuse_empty
+    from ..folders import check_folder_target, refuse_empty
 
     paths = cfg.get("paths") or {}
     given = [(f"paths.{k}", paths.get(k)) for k in ("cache_dir",) if k in paths]
@@ -794,21 +794,9 @@ def check_cache_paths(cfg: Mapping[str, Any]) -> None:
                                    "to .cache); null was read as a folder named 'None'")
         refuse_empty(key, value, hint="give a folder (paths.cache_dir defaults to .cache); "
                      "an empty paths.cache_dir put the corpus at the filesystem's root")
-        # only a file (a read-only cache of a built corpus is read: train works on one)
-        _refuse_file_for_folder(key, Path(str(value)).expanduser())
-
-
-def _refuse_file_for_folder(key: str, folder: Path) -> None:
-    """One error where ``folder`` is a file or lies under one (``paths.cache_dir=afile`` was
-    NotADirectoryError's traceback from Hydra's run folder)."""
-    existing = folder
-    while not os.path.lexists(existing) and existing != existing.parent:
-        existing = existing.parent
-    if os.path.lexists(existing) and not os.path.isdir(existing):
-        where = "is" if existing == folder else f"lies under {existing}, which is"
-        what = "a link to nothing" if os.path.islink(existing) and not os.path.exists(
-            existing) else "a file, not a folder"
-        raise VmafDistillError(f"{key} {folder}: {where} {what}")
+        # a file there (or above) was NotADirectoryError's traceback from Hydra's run folder;
+        # not writable is no error (a read-only cache of a built corpus is read: train)
+        check_folder_target(key, Path(str(value)).expanduser(), writable=False)
 
 
 def check_sections(cfg: Mapping[str, Any]) -> None:

@@ -311,10 +311,11 @@ def _note_corpus_gaps(meta: Mapping[str, Any], model: Any, names: Sequence[str],
         print(f"note: corpus {corpus_dir} has no finite value of {', '.join(empty)}: the "
               "student reads its training mean there on every row (a teacher that computes "
               "no such feature leaves it NaN, e.g. v1.0.16 for vif_*)", file=sys.stderr)
+    from ..export import teacher_record
+
     def labels(teacher: Any) -> str | None:  # "vmaf_v0.6.1 exact": the mode labels too
-        if not isinstance(teacher, Mapping) or not teacher.get("model"):
-            return None
-        return f"{teacher['model']} {teacher.get('mode') or 'exact'}"
+        record = teacher_record(teacher)
+        return None if record is None else f"{record['model']} {record['mode']}"
 
     was = labels((meta.get("config") or {}).get("teacher"))
     now = labels((manifest.get("config") or {}).get("teacher"))

@@ -423,18 +423,16 @@ def run_maes(table: pd.DataFrame) -> dict[str, float | None]:
             for run, mae in zip(table["run"], table["mae"].astype(float), strict=True)}
 
 
-def current_winner(root: str | Path) -> str:
-    """The run the sweep's results in ``root`` pick now (:func:`pick_winner` over
-    :func:`sweep_runs`), as ``winner.json`` names it; reads, writes nothing."""
+def sweep_table(root: str | Path) -> pd.DataFrame:
+    """:func:`report_table` of the sweep's results in ``root`` now (:func:`sweep_runs`);
+    reads, writes nothing."""
     runs, _, all_overrides = sweep_runs(root)
-    table = report_table(runs, root, all_overrides)
+    return report_table(runs, root, all_overrides)
+
+
+def picked_run(table: pd.DataFrame) -> str:
+    """The run :func:`pick_winner` picks in ``table``, as ``winner.json`` names it."""
     return str(table.loc[pick_winner(table)[0], "run"])
-
-
-def sweep_results(root: str | Path) -> dict[str, float | None]:
-    """:func:`run_maes` of the sweep's results in ``root`` now; reads, writes nothing."""
-    runs, _, all_overrides = sweep_runs(root)
-    return run_maes(report_table(runs, root, all_overrides))
 
 
 def _middle_cut(text: str, width: int) -> str:
