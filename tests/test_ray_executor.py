@@ -269,6 +269,50 @@ def test_a_host_port_nothing_answers_at_is_named_at_once(
     assert time.perf_counter() - t0 < 60
 
 
+def test_an_address_that_answers_in_another_protocol_is_named_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dashboard's port (8265, an HTTP server) given as the cluster's address hung
+    ``ray.init`` for about 14 minutes before its error; ``RAY_ADDRESS=http://host:8265`` (the
+    job-submission form) was named as "nothing answers at http://...". A gRPC server, as a
+    Ray head's GCS is, passes (a real head's passed in 3 ms when this was written)."""
+    import http.server
+    import threading
+    from concurrent import futures
+
+    import grpc
+
+    from vmafdistill.corpus.executor import _check_reachable
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *_a: object) -> None:
+            pass
+
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    gcs = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    gcs_port = gcs.add_insecure_port("127.0.0.1:0")
+    gcs.start()
+    try:
+        t0 = time.perf_counter()
+        web_address = f"127.0.0.1:{web.server_address[1]}"
+        with pytest.raises(VmafDistillError, match=rf"something answers at {web_address}, "
+                                                   r".*not as a Ray cluster's head"):
+            _check_reachable(web_address)
+        assert time.perf_counter() - t0 < 60  # guard against the hang, not a speed claim
+        _check_reachable(f"127.0.0.1:{gcs_port}")
+        monkeypatch.setenv("RAY_USE_TLS", "1")  # a TLS head would answer with an alert:
+        _check_reachable(web_address)  # not probed, as before
+    finally:
+        web.shutdown()
+        gcs.stop(None)
+    monkeypatch.delenv("RAY_USE_TLS")
+    monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:8265")
+    with pytest.raises(VmafDistillError, match=r"'auto': http://127\.0\.0\.1:8265 is a "
+                                               r"dashboard's job-submission address \(from "
+                                               r"RAY_ADDRESS\)"):
+        _check_reachable("auto")
+
+
 def test_auto_reads_the_address_file_ray_itself_reads(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``auto`` read /tmp/ray/ray_current_cluster whatever RAY_TMPDIR (or TMPDIR) said: a

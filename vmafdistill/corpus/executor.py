@@ -241,9 +241,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
-    """A ``host:port`` address (also the one ``auto`` resolves to) that nothing answers at is
-    an error naming it: ``ray.init`` retried such an address for over 10 minutes.
-    ``ray://`` addresses fail fast in Ray itself."""
+    """A ``host:port`` address (also the one ``auto`` resolves to) that nothing answers at, or
+    that answers in a protocol other than a Ray head's gRPC (a dashboard's HTTP), is an error
+    naming it: ``ray.init`` retried such addresses for 10-14 minutes. So is an ``http://``
+    job-submission address. ``ray://`` addresses fail fast in Ray itself."""
     if address.startswith("ray://"):
         return
     if address == "auto" and "ray" in sys.modules and sys.modules["ray"].is_initialized():
@@ -256,17 +257,60 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
             "use executor.address=null for a local runtime")
     if address == "auto" and target.startswith("ray://"):
         return  # Ray's client says at once
+    if target.startswith(("http://", "https://")):  # was "nothing answers at http://..."
+        raise VmafDistillError(
+            f"executor.address={address!r}: {target} is a dashboard's job-submission "
+            f"address{' (from RAY_ADDRESS)' if address == 'auto' else ''}; a corpus build "
+            "joins the cluster itself: give the head's host:port (6379 unless `ray start "
+            "--port` said otherwise) or ray://host:10001")
     host, _, port = target.rpartition(":")
     host = host.strip("[]")  # [::1]:6379
     if not host or not port.isdigit():
         return  # not host:port: Ray's own error names it
     try:
-        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+        with socket.create_connection((host, int(port)), timeout=timeout_s) as conn:
+            reply = _http2_reply(conn)
     except OSError as exc:
         raise VmafDistillError(
             f"executor.address={address!r}: nothing answers at {target} ({exc}); start a "
             "cluster with `ray start --head` or use executor.address=null for a local "
             "runtime") from None
+    if reply and not _is_http2_settings(reply):  # ray.init retried it for ~14 minutes
+        said = "as an HTTP server" if b"HTTP" in reply[:64].upper() else "in another protocol"
+        raise VmafDistillError(
+            f"executor.address={address!r}: something answers at {target}, {said}, but not "
+            "as a Ray cluster's head (a dashboard, port 8265, takes job submissions only); "
+            "give the head's host:port (6379 unless `ray start --port` said otherwise) or "
+            "ray://host:10001")
+
+
+# An HTTP/2 client's opening (the connection preface and an empty SETTINGS frame): a Ray
+# head's GCS is a gRPC server, which answers with its own SETTINGS frame.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _http2_reply(conn: socket.socket, wait_s: float = 2.0) -> bytes:
+    """The first bytes a server sends back to an HTTP/2 opening; empty where it says nothing
+    within ``wait_s`` or closes (then nothing is concluded: a slow head is not refused). Not
+    sent where Ray's TLS is on (``RAY_USE_TLS``): a TLS head would answer with an alert."""
+    if os.environ.get("RAY_USE_TLS", "0").lower() not in ("", "0", "false"):
+        return b""
+    reply = b""
+    with contextlib.suppress(OSError):
+        conn.sendall(_HTTP2_PREFACE)
+        conn.settimeout(wait_s)
+        while len(reply) < 9:  # a frame header, which TCP may deliver in pieces
+            more = conn.recv(64)
+            if not more:
+                break
+            reply += more
+    return reply if len(reply) >= 9 or b"HTTP" in reply.upper() else b""
+
+
+def _is_http2_settings(reply: bytes) -> bool:
+    """Whether ``reply`` opens with an HTTP/2 frame of type SETTINGS (the frame header's 4th
+    byte), as every gRPC server's first reply does."""
+    return len(reply) >= 4 and reply[3] == 0x04
 
 
 def _auto_address() -> str:
