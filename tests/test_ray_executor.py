@@ -611,6 +611,29 @@ def test_a_node_that_does_not_see_the_drivers_cache_is_named(tmp_path: Path) -> 
     assert not list((tmp_path / "cache").iterdir())
 
 
+def test_a_killed_drivers_marker_is_removed_by_the_next_build(tmp_path: Path) -> None:
+    """A driver killed with SIGKILL (or SIGHUP: no ``finally`` runs) left its ``.driver-*``
+    marker in the shared cache for good. The next build removes markers of this machine's
+    drivers that are gone, and leaves a live driver's and another machine's."""
+    import socket
+    import subprocess
+    import sys
+
+    from vmafdistill.corpus.build import _shared_fs_marker
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    host = socket.gethostname()
+    (cache / ".driver-dead").write_text(f"{host} {dead}\n")
+    (cache / ".driver-live").write_text(f"{host} {os.getpid()}\n")
+    (cache / ".driver-other").write_text(f"elsewhere-{host} {dead}\n")
+    with _shared_fs_marker(cache) as marker:
+        left = sorted(p.name for p in cache.iterdir())
+    assert left == sorted([".driver-live", ".driver-other", marker.name])
+
+
 # Last in this file: a failed ray:// join leaves Ray's client state in the process, and a
 # local runtime started after it (and after earlier ones) timed out at startup in CI.
 def test_an_unreachable_cluster_is_named(sources, tmp_path: Path) -> None:

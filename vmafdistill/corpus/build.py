@@ -310,6 +310,7 @@ def _shared_fs_marker(cache_root: Path, wanted: bool = True) -> Iterator[Path | 
     marker = cache_root / f".driver-{uuid.uuid4().hex}"
     written = False
     if wanted:
+        _remove_dead_markers(cache_root)
         with contextlib.suppress(OSError):
             cache_root.mkdir(parents=True, exist_ok=True)
             marker.write_text(f"{socket.gethostname()} {os.getpid()}\n")
@@ -321,6 +322,29 @@ def _shared_fs_marker(cache_root: Path, wanted: bool = True) -> Iterator[Path | 
         yield marker
     finally:
         marker.unlink(missing_ok=True)
+
+
+def _remove_dead_markers(cache_root: Path) -> None:
+    """Markers left by drivers of this machine that are gone (killed with SIGKILL or SIGHUP,
+    where no ``finally`` runs) are removed; another machine's are left to it."""
+    host = socket.gethostname()
+    for old in cache_root.glob(".driver-*"):
+        with contextlib.suppress(OSError, ValueError):
+            owner, pid = old.read_text().split()
+            if owner == host and not _pid_alive(int(pid)):
+                old.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:  # 0 and negatives name process groups
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def _run_rung_jobs(
