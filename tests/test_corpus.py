@@ -808,6 +808,23 @@ def test_ctrl_c_stops_worker_pool_at_once() -> None:
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_progress_bar_s_clock_moves_while_one_long_job_runs(
+        workers: int, capsys: pytest.CaptureFixture[str]) -> None:
+    """One long job (an hour-long source) showed "0/1 [00:00<?" until it ended, alive or
+    not: the bar is redrawn while jobs run, in-process and on the pool."""
+    import re
+    import time
+
+    from vmafdistill.corpus.build import _run_all
+
+    results, errors = _run_all(time.sleep, [("long", (3.5,))], workers=workers, progress=True,
+                               desc="rungs")
+    assert not errors and list(results) == ["long"]
+    drawn = capsys.readouterr().err
+    assert re.search(r"0/1 \[00:0[2-9]", drawn), drawn  # redrawn 2 s or more into the job
+
+
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
 def test_sigterm_stops_worker_pool_at_once() -> None:
     """A SIGTERM (timeout, SLURM, systemd) ends a pooled build as a Ctrl-C does: exit status

@@ -459,19 +459,44 @@ def _run_all(
                 return
 
     try:
-        if workers <= 1:
-            run_inline()
-            return results, errors
-        if not _run_pools(fn, tasks, workers, results, errors, bar, stop_on_error):
-            # Some hosts cannot start worker processes (e.g. inside another launcher's worker):
-            # finish the remaining jobs in this process instead of failing them.
-            bar.write("worker processes unavailable here: running the remaining jobs in-process",
-                      file=sys.stderr)
-            if not (errors and stop_on_error):
+        with _ticking(bar):
+            if workers <= 1:
                 run_inline()
-        return results, errors
+                return results, errors
+            if not _run_pools(fn, tasks, workers, results, errors, bar, stop_on_error):
+                # Some hosts cannot start worker processes (e.g. inside another launcher's
+                # worker): finish the remaining jobs in this process instead of failing them.
+                bar.write("worker processes unavailable here: running the remaining jobs "
+                          "in-process", file=sys.stderr)
+                if not (errors and stop_on_error):
+                    run_inline()
+            return results, errors
     finally:
         bar.close()
+
+
+@contextlib.contextmanager
+def _ticking(bar: Any, every_s: float = 1.0) -> Iterator[None]:
+    """The bar redrawn every ``every_s`` while jobs run, so its elapsed time moves: one long
+    job (an hour-long source) showed a bar frozen at its start, alive or not."""
+    if bar.disable:
+        yield
+        return
+    import threading
+
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(every_s):
+            bar.refresh()
+
+    ticker = threading.Thread(target=tick, name="progress-tick", daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        ticker.join()
 
 
 #: Fresh pools started after a worker died mid-build, before the jobs left are failed.

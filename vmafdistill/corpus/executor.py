@@ -565,6 +565,8 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
                     bar.set_postfix_str(f"left {len(pending)} failed {len(errors)} "
                                         f"{rate * 60:.1f} jobs/min", refresh=False)
                     bar.update(1)
+                if not done:
+                    bar.refresh()  # its elapsed time moves while a long job runs
                 # after the finished jobs are recorded (and filed): none is lost to a signal
                 _act_on(terms)
             _act_on(terms)  # noted while the sources were shipped, or with nothing pending
