@@ -720,7 +720,7 @@ def trained_corpus(corpus: Mapping[str, Any], corpus_dir: str | os.PathLike[str]
     """The directory and manifest of the corpus a bundle was trained on (its meta's
     ``corpus``; ``corpus_dir`` in its place), refused where its hash differs from the
     bundle's (parity, metrics and the training domain would describe other data)."""
-    from .corpus.tables import check_tables_intact, read_manifest
+    from .corpus.tables import check_manifest_tables, read_manifest
 
     cdir = Path(corpus_dir) if corpus_dir else _trained_corpus_dir(corpus)
     try:
@@ -735,7 +735,7 @@ def trained_corpus(corpus: Mapping[str, Any], corpus_dir: str | os.PathLike[str]
             f"{cdir}: corpus hash {have[:12]} differs from the student's {want[:12]}; give "
             "--corpus (corpus_dir= in the API) with the corpus it was trained on"
         )
-    check_tables_intact(cdir)  # an edited table under the same manifest hash passed
+    check_manifest_tables(cdir, manifest)  # an edited table under the same manifest hash passed
     return cdir, manifest
 
 

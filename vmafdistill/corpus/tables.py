@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,9 +77,16 @@ def check_tables_intact(corpus_dir: str | os.PathLike[str],
     table. A samples table edited after the build was trained on (a corpus given by folder
     was read as is) and scored against baselines cached for the old labels (GBDT MAE 11.7
     where its refit gives 1.5)."""
+    manifest = read_manifest(corpus_dir)
+    check_manifest_tables(corpus_dir, manifest, tables)
+    return manifest
+
+
+def check_manifest_tables(corpus_dir: str | os.PathLike[str], manifest: Mapping[str, Any],
+                          tables: tuple[str, ...] = ("samples",)) -> None:
+    """:func:`check_tables_intact` for a manifest already read from ``corpus_dir``."""
     from .cache import file_sha256
 
-    manifest = read_manifest(corpus_dir)
     recorded = manifest.get("tables_sha256")
     for name, sha in (recorded.items() if isinstance(recorded, dict) else ()):
         if name not in tables:
@@ -92,7 +100,6 @@ def check_tables_intact(corpus_dir: str | os.PathLike[str],
                 f"{path}: not the table {MANIFEST} records (another sha256: edited or replaced "
                 "after the build?); rebuild the corpus with `vmafdistill corpus`, or put the "
                 "built table back")
-    return manifest
 
 
 def read_manifest(corpus_dir: str | os.PathLike[str]) -> dict[str, Any]:
