@@ -26,6 +26,7 @@ from vmafdistill.teacher.exact.integer_adm import (
     MIN_SIZE,
     IntegerAdmOptions,
     integer_adm,
+    libvmaf_reads_stale_memory,
     libvmaf_simd,
 )
 from vmafdistill.teacher.model_v1016 import V1016_MODELS, V1016Model, libvmaf_feature_name
@@ -101,6 +102,34 @@ def test_v061_features_match_libvmaf(tmp_path: Path, w: int, h: int, bit_depth: 
     # The libvmaf AIM/adm3 it prints for every model (default dlm weight 0.5).
     for name in ("integer_aim", "integer_adm3"):
         assert np.abs(ours[name] - _printed(lib, name + suffix)).max() <= TOL, name
+
+
+@needs_libvmaf
+@pytest.mark.parametrize("w", [33, 34, 35])
+def test_libvmaf_s_stale_reads_are_warned_where_they_happen(tmp_path: Path, w: int) -> None:
+    """At 10-16 bits on AVX2, libvmaf's scale-0 DWT on frames 33 or 34 wide takes taps from
+    memory its frame did not write (the previous frame's scale-2 leftovers; heap contents for
+    the first frame): exact mode differed from it by up to 1.8e-2 VMAF there, unsaid. The
+    warning is given exactly where this CPU's libvmaf path does that, and elsewhere (35 wide;
+    AVX-512 and C paths at any width) the features match as everywhere."""
+    import warnings
+
+    from vmafdistill.teacher import vmaf_exact
+
+    ref, dist = textured_pair(w, 40, 3, 10, seed=w)
+    stale = libvmaf_reads_stale_memory(w, 10)
+    assert stale == (libvmaf_simd() == "avx2" and w in (33, 34))
+    assert not libvmaf_reads_stale_memory(w, 8)  # the 8-bit kernels never meet it
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        vmaf_exact(ref, dist, 10)
+    assert any("reads memory its frame did not write" in str(c.message) for c in caught) \
+        == stale
+    rp, dp = _write_pair(tmp_path, ref, dist, 10)
+    lib = _printed(libvmaf_score(rp, dp, model="vmaf_v0.6.1"), "adm_scale0")
+    ours = _ours(ref, dist, 10, IntegerAdmOptions())["integer_adm_scale0"]
+    off = np.abs(ours - lib).max()
+    assert (off > TOL) if stale else (off <= TOL), (w, off)
 
 
 @needs_libvmaf

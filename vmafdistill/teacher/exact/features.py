@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,8 +26,8 @@ import torch
 from ..motion3 import Motion3Options, motion3_from_sad, motion_sad_scores
 from .backend import use_compiled_kernels
 from .integer_adm import MIN_SIZE as ADM_MIN_SIZE
-from .integer_adm import IntegerAdmOptions, integer_adm
-from .integer_vif import IntegerVifOptions, integer_vif
+from .integer_adm import IntegerAdmOptions, integer_adm, libvmaf_reads_stale_memory
+from .integer_vif import IntegerVifOptions, integer_vif, shape_problem
 
 #: Exact-mode metrics in the order libvmaf's JSON log lists them (canonical names).
 EXACT_METRICS: tuple[str, ...] = (
@@ -45,6 +46,7 @@ FRAMES_PER_CALL_COMPILED = 1
 
 _POOL: tuple[int, ThreadPoolExecutor] | None = None
 _POOL_LOCK = threading.Lock()
+
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
@@ -188,7 +190,7 @@ def exact_frame_features(
     """
     ref, dis = _to_samples(ref), _to_samples(dis)
     if ref.shape != dis.shape or ref.dim() != 3:
-        raise ValueError(f"expected two equal (N, H, W) shapes, got {ref.shape} and {dis.shape}")
+        raise ValueError(shape_problem(ref.shape, dis.shape))
     if (problem := exact_input_problem(ref, bit_depth)) is not None:
         raise ValueError(problem)
     n = ref.shape[0]
@@ -197,6 +199,12 @@ def exact_frame_features(
     if not compiled:  # the compiled path checks as it converts
         for frames in (ref, dis):
             _check_sample_range(frames, bit_depth)
+    if libvmaf_reads_stale_memory(ref.shape[-1], bit_depth):
+        warnings.warn(
+            f"{ref.shape[-1]}-pixel-wide {bit_depth}-bit frames: on this CPU libvmaf's integer "
+            "ADM reads memory its frame did not write there (left by the previous frame; for "
+            "the first, whatever its heap held), so its score is not reproducible; exact mode "
+            "may differ from it by about 0.01 VMAF here", stacklevel=3)
     group = (FRAMES_PER_CALL_COMPILED if compiled else FRAMES_PER_CALL_CPU) if cpu else n
     spans = [(i, i + group) for i in range(0, n, group)]
 

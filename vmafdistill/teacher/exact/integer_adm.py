@@ -766,6 +766,20 @@ _DECOUPLE_BLOCK = {("c", True): 0, ("c", False): 0, ("avx2", True): 8, ("avx2", 
 _CM_BLOCK = {"c": 0, "avx2": 6, "avx512": 14}
 
 
+def libvmaf_reads_stale_memory(width: int, bit_depth: int, simd: str | None = None) -> bool:
+    """Whether libvmaf's integer ADM, on this CPU's code path (or ``simd``), reads memory its
+    frame did not write: the AVX2 high-bit-depth scale-0 DWT on frames 33 or 34 wide takes
+    the last column's high-pass taps from the word past its row, which holds what the
+    previous frame's scale-2 DWT left there (the first frame: whatever the heap held; with
+    libvmaf threads, another frame's). Measured: up to 1.8e-2 VMAF between it and exact
+    mode, whose taps there are mirrored as in libvmaf's C code."""
+    path = simd or libvmaf_simd()
+    block = _SIMD_TAIL.get((path, bit_depth == 8), 0)
+    half = (int(width) + 1) // 2
+    # the band's last column reaches the score only where the band is under 25 wide
+    return bool(block) and half < 25 and (half - 1) % block == 0
+
+
 @functools.cache
 def libvmaf_simd() -> str:
     """The x86 code path libvmaf selects on this CPU: ``avx512``, ``avx2`` or ``c``
