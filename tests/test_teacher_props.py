@@ -586,6 +586,7 @@ def test_exact_mode_refuses_out_of_range_samples_on_every_path(
         kernels: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The torch path (the GPU path) checks the sample range as the compiled path does: it
     scored negative samples silently and indexed past a table above the range."""
+    from vmafdistill.errors import VideoInputError
     from vmafdistill.teacher.vmaf import vmaf_exact
 
     monkeypatch.setenv("VMAFDISTILL_EXACT_KERNELS", kernels)
@@ -593,8 +594,10 @@ def test_exact_mode_refuses_out_of_range_samples_on_every_path(
     for bad in (ref - 128, ref * 4):
         with pytest.raises(ValueError, match=r"8-bit samples must lie in 0\.\.255"):
             vmaf_exact(bad, dist, 8)
-    with pytest.raises(ValueError, match=r"8-bit samples must lie in 0\.\.255"):
-        VMAF("vmaf_v0.6.1")(ref * 1.2, dist)  # the module no longer clamps silently
+    # the module no longer clamps silently; it names the values given and data_range
+    with pytest.raises(VideoInputError, match=r"ref frames hold values .* outside data_range "
+                                              r"0\.\.255"):
+        VMAF("vmaf_v0.6.1")(ref * 1.2, dist)
 
 
 def test_teacher_argument_errors_are_one_line() -> None:
@@ -676,7 +679,8 @@ def test_vmaf_scores_integer_and_half_frames_as_float32_and_scorers_survive_refu
     assert scorer.result().num_frames == 2
     exact = VmafScorer("vmaf_v0.6.1")
     ten = frames.astype(np.float32) * 4.0
-    with pytest.raises(ValueError, match=r"8-bit samples must lie in 0\.\.255"):
+    with pytest.raises(VideoInputError, match=r"outside 8-bit samples \(0\.\.255\); pass "
+                                              r"their bit depth"):
         exact.update(ten, ten)  # 10-bit values declared 8-bit: refused
     exact.update(ten, ten, ref_bit_depth=10)  # then accepted with the right depth
     assert exact.result().num_frames == 2
@@ -737,3 +741,62 @@ def test_the_file_scorer_trims_the_heap_as_it_goes(motion_case: GoldenCase, monk
     assert len(calls) == len(result.metrics["vmaf"]) // 3 > 0
     if sys.platform.startswith("linux"):  # glibc, where CI runs: the trim is real
         assert _malloc_trim() is not None
+
+
+def test_the_teacher_api_names_what_is_wrong_with_its_input() -> None:
+    """Found by a hunt of the Python API: each was torch's raw error, a score of the wrong
+    numbers, or an error quoting values the caller never passed."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from vmafdistill.errors import ModelError, VideoInputError, VmafDistillError
+    from vmafdistill.teacher import VmafScorer
+    from vmafdistill.teacher.model import resolve_model_path
+
+    ref, dist = _textured_pair(n=3, h=40, w=48)
+    r8, d8 = ref.numpy().astype(np.uint8), dist.numpy().astype(np.uint8)
+    # a device torch cannot parse: the scorer's one-line error (torch's RuntimeError before)
+    with pytest.raises(VmafDistillError, match=r"--device 'gpu'"):
+        VmafScorer(device="gpu")
+    # a filter method nobody has: refused when made, not at the first update
+    with pytest.raises(ValueError, match=r"unknown filter method 'foo'"):
+        VmafScorer(mode="float", filter_method="foo")
+    # NumPy views with negative strides (np.flip): torch's error in VMAF(); vmaf_exact took them
+    flipped = VMAF()(np.flip(r8, -1), np.flip(d8, -1))
+    torch.testing.assert_close(flipped, VMAF()(torch.from_numpy(r8.copy()).flip(-1),
+                                               torch.from_numpy(d8.copy()).flip(-1)))
+    # float frames to the float scorer: [0, 1] frames scored 97.4 where the samples give
+    # 92.7, and 10-bit values declared 8-bit 81.2 where 100 was due; both now refused
+    truth = VmafScorer(mode="float")
+    truth.update(r8, d8)
+    for frames, msg in (((r8 / np.float32(255), d8 / np.float32(255)), r"fractions in \[0, 1\]"),
+                        ((r8 * np.float32(4), d8 * np.float32(4)), r"outside 8-bit samples"),
+                        ((r8 * np.float32(np.nan), d8 * np.float32(1)), r"NaN or infinite")):
+        with pytest.raises(VideoInputError, match=msg):
+            VmafScorer(mode="float").update(*frames)
+    as_float = VmafScorer(mode="float")  # whole samples as float32 are still samples
+    as_float.update(r8.astype(np.float32), d8.astype(np.float32))
+    np.testing.assert_array_equal(as_float.result().metrics["vmaf"],
+                                  truth.result().metrics["vmaf"])
+    # data_range=1 on 0..255 frames: the values given and data_range, not 10200..50745
+    with pytest.raises(VideoInputError, match=r"ref frames hold values 40\.\.\d+, outside "
+                                              r"data_range 0\.\.1 "):
+        VMAF(data_range=1.0)(torch.from_numpy(r8).clamp_min(40), torch.from_numpy(d8))
+    # one frame, or colour frames: not "expected two equal shapes, got X and X"
+    for frames in (ref[0], ref[:, None].repeat(1, 3, 1, 1)):
+        with pytest.raises(ValueError, match=r"expected \(N, H, W\) luma frames, got shape"):
+            VMAF()(frames, frames)
+    # a gain limit libvmaf refuses: float mode scored it (19.9 for 0.5), exact mode refused
+    spec = json.loads(Path(resolve_model_path("vmaf_v0.6.1neg")).read_text())
+    for limit in (0.5, 150):
+        opts = spec["model_dict"]["feature_opts_dicts"]
+        for o in opts:
+            for key in list(o):
+                o[key] = limit
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "limit.json"
+            path.write_text(json.dumps(spec))
+            with pytest.raises(ModelError, match=rf"enhn_gain_limit={limit!r} is outside "
+                                                 r"1\.\.100"):
+                VmafModel.load(path)

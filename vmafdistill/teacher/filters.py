@@ -41,6 +41,9 @@ DEFAULT_BLOCK_ROWS = 32
 DEFAULT_BLOCK_WIDTH = 1280
 
 
+#: The ways :func:`separable_filter` computes a filter (``exact``: libvmaf's order of sums).
+FILTER_METHODS = ("exact", "banded", "conv")
+
 def vif_filter_width(scale: int, kernelscale: float = 1.0) -> int:
     """Width of the VIF Gaussian at ``scale`` (17, 9, 5, 3 for kernelscale 1)."""
     n = (1 << (4 - scale)) + 1
@@ -205,7 +208,8 @@ def separable_filter(
         full = separable_filter(x, taps, method=method, tile=tile)
         return full[:, : height // 2 * 2 : 2, : width // 2 * 2 : 2]
     if method not in ("conv", "banded"):
-        raise ValueError(f"unknown filter method {method!r} (expected exact, banded or conv)")
+        raise ValueError(f"unknown filter method {method!r} (expected "
+                         f"{', '.join(FILTER_METHODS)})")
     t = torch.as_tensor(taps, dtype=x.dtype, device=x.device)
     # conv2d and matmul are ops autocast lowers: under torch.autocast (a mixed-precision
     # training loop) they ran in bfloat16/float16 and moved VMAF by up to 9 points, unsaid

@@ -8,6 +8,7 @@ Model files are not committed here: the named models are loaded from the JSON fi
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -294,9 +295,9 @@ def _feature_options(
                 vif_limits[feat] = None
             for key, value in (opts or {}).items():
                 if feat.startswith("vif") and key == "vif_enhn_gain_limit":
-                    vif_limits[feat] = float(value)
+                    vif_limits[feat] = _gain_limit(value, key, path)
                 elif feat == "adm2" and key == "adm_enhn_gain_limit":
-                    adm_kw["enhn_gain_limit"] = float(value)
+                    adm_kw["enhn_gain_limit"] = _gain_limit(value, key, path)
                 else:
                     raise ModelError(f"model file {path}: feature option {key!r} not supported "
                                      "(the options read: vif_enhn_gain_limit on the VIF scales, "
@@ -308,6 +309,19 @@ def _feature_options(
     limit = next(iter(vif_limits.values()), None)
     return VifOptions(**({} if limit is None else {"enhn_gain_limit": limit})), \
         AdmOptions(**adm_kw)
+
+
+def _gain_limit(value: Any, key: str, path: Path) -> float:
+    """An enhancement gain limit within libvmaf's bounds, 1..100 (libvmaf refuses the model
+    outside them; float mode scored a limit of 0.5 and exact mode refused it)."""
+    try:
+        limit = float(value)
+    except (TypeError, ValueError):
+        limit = math.nan
+    if not 1.0 <= limit <= 100.0:
+        raise ModelError(f"model file {path}: {key}={value!r} is outside 1..100, the bounds "
+                         "libvmaf takes")
+    return limit
 
 
 def _parse_libsvm(

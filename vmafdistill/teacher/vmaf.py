@@ -28,6 +28,8 @@ from .exact.features import (
     printed_names,
     release_buffers,
 )
+from .exact.integer_vif import shape_problem
+from .filters import FILTER_METHODS
 from .model import VmafModel, predict_clip
 from .motion import motion2_from_motion, motion_blur, motion_sad
 from .motion3 import Motion3Options, motion3_from_sad
@@ -76,7 +78,7 @@ def frame_features(
     if ref.shape != dist.shape:
         raise ValueError(f"reference {tuple(ref.shape)} and distorted {tuple(dist.shape)} differ")
     if ref.dim() != 3:
-        raise ValueError(f"expected (N, H, W) frames, got shape {tuple(ref.shape)}")
+        raise ValueError(shape_problem(ref.shape, ref.shape))
     if ref.shape[0] == 0:
         raise ValueError("no frames to score: the (N, H, W) input has N = 0")
     if (problem := float_size_problem(model, *ref.shape[-2:],
@@ -234,13 +236,16 @@ class VmafScorer:
     ) -> None:
         self.model = model if isinstance(model, VmafModel) else VmafModel.load(model)
         self.mode = resolve_mode(self.model, mode)
+        check_device(device)  # first: torch.device("gpu") raised torch's own error
         self.device = torch.device(device)
-        check_device(device)
         if self.mode == "float" and dtype not in (torch.float32, torch.float64):
             # float16/bfloat16 moved VMAF by ~4.5 in a test: not libvmaf's numbers
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.dtype = dtype
         self._size: tuple[int, int] | None = None
+        if filter_method not in FILTER_METHODS:  # was refused at the first update only
+            raise ValueError(f"unknown filter method {filter_method!r} (expected "
+                             f"{', '.join(FILTER_METHODS)})")
         self.filter_method = filter_method
         self.aim = aim
         self._prev_blur: torch.Tensor | None = None
@@ -273,6 +278,10 @@ class VmafScorer:
         depths = (ref_bit_depth, ref_bit_depth if dist_bit_depth is None else dist_bit_depth)
         for name, frames, bd in (("reference", ref, depths[0]), ("distorted", dist, depths[1])):
             check_samples(name, frames, bd)
+        _refuse_unit_range(_tensor(ref), _tensor(dist), (1 << depths[0]) - 1,
+                           hint=f"the scorer reads {depths[0]}-bit samples 0.."
+                                f"{(1 << depths[0]) - 1}: scale frames in [0, 1] by "
+                                f"{(1 << depths[0]) - 1} (or pass the decoded samples)")
         if self._bit_depth is not None and depths != self._bit_depth:
             # float mode too: a chunk of another stream, though its domain would be rescaled
             raise VideoInputError(f"bit depth changed from {self._bit_depth[0]}/"
@@ -381,12 +390,15 @@ def check_samples(name: str, frames: np.ndarray | torch.Tensor, bit_depth: int) 
     else:
         frames = _widened(frames)  # torch has no min/max for uint16 ("min_all" not implemented)
         floating, size, kind = frames.is_floating_point(), frames.numel(), frames.dtype
-    if floating or size == 0 or str(kind).endswith("uint8"):
-        return  # float frames may hold anything a caller computed; 8-bit ones cannot overflow
-    lo, hi = int(frames.min()), int(frames.max())
-    if lo < 0 or hi > (1 << int(bit_depth)) - 1:
+    if size == 0 or str(kind).endswith("uint8"):
+        return  # 8-bit samples cannot overflow
+    lo, hi = float(frames.min()), float(frames.max())
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise VideoInputError(f"{name} frames hold NaN or infinite values")
+    # float frames too: 10-bit values as float32 declared 8-bit scored 81 where 100 was due
+    if lo < (-0.5 if floating else 0) or hi > (1 << int(bit_depth)) - (0.5 if floating else 1):
         raise VideoInputError(
-            f"{name} frames hold values {lo}..{hi}, outside {bit_depth}-bit samples "
+            f"{name} frames hold values {lo:g}..{hi:g}, outside {bit_depth}-bit samples "
             f"(0..{(1 << int(bit_depth)) - 1}); pass their bit depth (ref_bit_depth=, "
             "dist_bit_depth=)")
 
@@ -429,8 +441,8 @@ def _widened(frames: torch.Tensor) -> torch.Tensor:
 def _check_array(name: str, frames: object) -> None:
     """A list of frames was an AttributeError on ``.dtype``: say what is wanted."""
     if not isinstance(frames, np.ndarray | torch.Tensor):
-        raise VideoInputError(f"{name} frames: needs a numpy array or torch tensor ((N, H, W) "
-                              f"or (H, W); np.stack a list of frames), got {type(frames).__name__}")
+        raise VideoInputError(f"{name} frames: needs a numpy array or torch tensor (N, H, W) "
+                              f"(np.stack a list of frames), got {type(frames).__name__}")
 
 
 def _as_tensor(frames: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
@@ -523,7 +535,7 @@ class VMAF(nn.Module):
 
     def forward(self, ref: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
         """Per-frame VMAF, shape ``(N,)`` float64."""
-        ref, dist = torch.as_tensor(ref), torch.as_tensor(dist)  # NumPy, as the scorers take
+        ref, dist = _tensor(ref), _tensor(dist)  # NumPy, as the scorers take
         for name, x in (("ref", ref), ("dist", dist)):
             # a mask was scored as 0/1 samples in both modes (VMAF ~91), a complex tensor on
             # its real part; the scorers and vmaf_exact refuse them
@@ -543,6 +555,8 @@ class VMAF(nn.Module):
             # rounded, not clamped: values outside the range raise, as vmaf_exact's do
             r = (ref.detach().to(torch.float64) * to_samples).round()
             d = (dist.detach().to(torch.float64) * to_samples).round()
+            for name, x, samples in (("ref", ref, r), ("dist", dist, d)):
+                _check_in_data_range(name, x, samples, self.data_range, self.bit_depth)
             return vmaf_exact(r, d, self.bit_depth, self.model,
                               clip=self.clip)["vmaf"].to(ref.device)
         ref, dist = _at_least_float32(ref), _at_least_float32(dist)
@@ -552,7 +566,8 @@ class VMAF(nn.Module):
         return vmaf(ref * scale - 128.0, dist * scale - 128.0, self.model, clip=self.clip)["vmaf"]
 
 
-def _refuse_unit_range(ref: torch.Tensor, dist: torch.Tensor, data_range: float) -> None:
+def _refuse_unit_range(ref: torch.Tensor, dist: torch.Tensor, data_range: float,
+                       hint: str | None = None) -> None:
     """Frames in [0, 1] with fractions on both sides where ``data_range`` is a sample range
     (255): exact mode rounded them to samples 0 and 1 and scored them (VMAF ~91 for any pair),
     unsaid. One side alone may be a dark frame of real samples (a near-black distortion).
@@ -572,10 +587,33 @@ def _refuse_unit_range(ref: torch.Tensor, dist: torch.Tensor, data_range: float)
     both = ref_unit & dist_unit.to(ref_unit.device)
     if bool(both.any()):
         first = "" if bool(both.all()) else f" (frame {int(both.nonzero()[0])})"
+        hint = hint or (f"data_range={data_range:g} reads samples 0..{data_range:g}: pass "
+                        "data_range=1.0 for frames in [0, 1] (dark frames of real samples: "
+                        "round them, exact mode reads whole samples)")
+        raise VideoInputError(f"ref and dist frames{first} hold fractions in [0, 1] but {hint}")
+
+
+def _tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """``frames`` as a tensor; NumPy views with negative strides (``np.flip``) copied."""
+    if isinstance(frames, np.ndarray):
+        return torch.as_tensor(np.ascontiguousarray(frames))
+    return torch.as_tensor(frames)
+
+
+def _check_in_data_range(name: str, frames: torch.Tensor, samples: torch.Tensor,
+                         data_range: float, bit_depth: int) -> None:
+    """Frames outside ``0..data_range`` named with the values the caller passed and
+    ``data_range`` (the error quoted the rescaled samples: 0..255 frames with data_range=1
+    read "values from 10200 to 50745")."""
+    if samples.numel() == 0:
+        return
+    top = (1 << bit_depth) - 1
+    if float(samples.min()) < 0 or float(samples.max()) > top:
+        lo, hi = float(frames.min()), float(frames.max())
         raise VideoInputError(
-            f"ref and dist frames{first} hold fractions in [0, 1] but data_range={data_range:g} "
-            f"reads samples 0..{data_range:g}: pass data_range=1.0 for frames in [0, 1] (dark "
-            "frames of real samples: round them, exact mode reads whole samples)")
+            f"{name} frames hold values {lo:g}..{hi:g}, outside data_range 0..{data_range:g} "
+            f"(read as {bit_depth}-bit samples 0..{top}); pass the frames' own data_range "
+            "(255 for 8-bit samples, 1.0 for frames in [0, 1])")
 
 
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:

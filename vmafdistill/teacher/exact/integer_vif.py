@@ -99,6 +99,15 @@ LOG_INDEX_BASE = (1023 + LOG_MIN_EXP) << 15
 _LOG2_SKIPPED = float(_log2_bits_table("cpu")[(18 - LOG_MIN_EXP) << 15])
 
 
+def shape_problem(ref_shape: tuple[int, ...], dis_shape: tuple[int, ...]) -> str:
+    """Why two frame stacks are not one (N, H, W) pair of luma planes (two equal shapes of
+    another rank read "expected two equal shapes, got X and X")."""
+    if tuple(ref_shape) != tuple(dis_shape):
+        return (f"expected two equal (N, H, W) shapes, got {tuple(ref_shape)} and "
+                f"{tuple(dis_shape)}")
+    return (f"expected (N, H, W) luma frames, got shape {tuple(ref_shape)} (one frame: add an "
+            "axis, frame[None]; colour frames: pass the luma (Y) plane)")
+
 def _log2(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """libvmaf's fixed-point ``log2`` of contiguous float64 integers in ``[2^17, 2^53)``.
 
@@ -277,7 +286,7 @@ def integer_vif(
     """
     opts = opts or IntegerVifOptions()
     if ref.shape != dis.shape or ref.dim() != 3:
-        raise ValueError(f"expected two equal (N, H, W) shapes, got {ref.shape} and {dis.shape}")
+        raise ValueError(shape_problem(ref.shape, dis.shape))
     if not 8 <= bit_depth <= 16:
         raise ValueError(f"bit depth {bit_depth} is outside 8..16")
     if use_compiled_kernels(ref):
