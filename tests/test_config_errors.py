@@ -62,6 +62,13 @@ def test_broken_or_removed_config_is_one_error(tmp_path: Path, monkeypatch,
         _one_error(capsys, ["train", corpus, *argv], needle)
     _one_error(capsys, ["finetune", "ckpt=default", corpus, "optim.lr=${nope}"],
                "Interpolation key 'nope' not found")
+    # a sweep and a printout at once: Hydra's ValueError in a traceback (docs/cli.md lists
+    # both -m and --cfg job for the Hydra apps)
+    for command, override, mode, value in (("train", corpus, "--cfg", "job"),
+                                           ("finetune", corpus, "--info", "config"),
+                                           ("corpus", "workers=1", "-c", "job")):
+        _one_error(capsys, [command, "-m", override, mode, value],
+                   f"-m and {mode} cannot be combined".replace("-c ", "--cfg "))
 
 
 def test_an_empty_pixel_kernel_setting_is_unset(monkeypatch) -> None:

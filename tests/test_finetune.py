@@ -676,3 +676,24 @@ def test_finetune_keeps_the_bundles_interval_settings_and_records_the_teacher(
         assert finetune(f"ckpt={tmp_path / 'src' / 'student.pt'}", f"corpus_dir={other}",
                         extra, f"hydra.run.dir={tmp_path / 'bad'}") == 2
         assert msg in capsys.readouterr().err, extra
+
+
+def test_the_shipped_student_names_a_corpus_of_another_teacher(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A hunt: `finetune ckpt=default` on a float-labelled corpus said nothing (a trained
+    bundle's run said "trained on vmaf_v0.6.1 exact labels"): the shipped card recorded no
+    teacher. It learnt libvmaf's default, exact-mode v0.6.1 labels, and its card says so."""
+    from vmafdistill.edge.card import card_path_for, read_card
+    from vmafdistill.students.finetune import _note_corpus_gaps
+    from vmafdistill.students.shipped import SHIPPED_ONNX, bundle_from_onnx
+
+    model, _, meta = bundle_from_onnx(SHIPPED_ONNX)
+    assert meta["config"]["teacher"] == {"model": "vmaf_v0.6.1", "mode": "exact"}
+    names = list(read_card(card_path_for(SHIPPED_ONNX))["feature_names"])
+    x = np.zeros((2, len(names)))
+    for mode, noted in (("float", True), ("exact", False)):
+        _note_corpus_gaps(meta, model, names, x,
+                          {"config": {"teacher": {"model": "vmaf_v0.6.1", "mode": mode}}},
+                          tmp_path)
+        err = capsys.readouterr().err
+        assert ("trained on vmaf_v0.6.1 exact labels" in err) == noted, (mode, err)

@@ -309,6 +309,13 @@ def check_overrides(config_name: str, argv: Sequence[str]) -> Any:
         args, _ = get_args_parser().parse_known_args(list(argv))
     except SystemExit:  # an argument Hydra's parser refuses: Hydra says so itself
         return None
+    other = next((flag for flag, given in (("--cfg", args.cfg), ("--info", args.info),
+                                           ("--shell-completion", args.shell_completion))
+                  if given), None)
+    if args.multirun and other:  # Hydra's ValueError in a traceback
+        raise VmafDistillError(
+            f"-m and {other} cannot be combined (Hydra runs a sweep or prints, not both); "
+            f"drop -m to use {other} on one job (a sweep's values then read as one value)")
     if (args.shell_completion or args.config_dir or args.config_path
             or args.config_name or args.experimental_rerun or args.info or args.help
             or args.hydra_help):
