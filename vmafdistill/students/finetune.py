@@ -448,6 +448,8 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
         "n_samples": len(samples),
         "n_dropped": n_dropped,  # by nan_policy=drop (train records it too)
         "n_heldout": len(held),
+        # held-out rows of sources the student was trained on (the same files: in-sample)
+        "heldout_seen_sources": _seen_sources(meta, corpus_dir, samples, held),
         "n_folds": len(splits),
         # scenes with windows in training and held out alike (a shot-grouped split), as train
         "cv_shared_scenes": len(shared_scenes),
@@ -466,6 +468,31 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
     metrics["objective"] = after["mae"]
     _finish(plain, metrics, manifest, run_dir, t0)
     return metrics
+
+
+def _seen_sources(meta: Mapping[str, Any], corpus_dir: Path, samples: Any,
+                  held: Any) -> dict[str, Any] | None:
+    """The held-out rows whose source file (by sha256) is one the student was trained on, where
+    its training corpus is still on disk: ``{"sources": [...], "rows": n}``; None where none
+    is, or the training corpus is not found. A corpus relabelled by another teacher (same
+    encodes, same shots) read as held-out figures with no note: only equal corpus hashes
+    were."""
+    import pandas as pd
+
+    trained_dir = (meta.get("corpus") or {}).get("dir")
+    theirs = Path(str(trained_dir)) / "tables" / "sources.parquet" if trained_dir else None
+    ours = corpus_dir / "tables" / "sources.parquet"
+    if theirs is None or not theirs.is_file() or not ours.is_file():
+        return None
+    try:
+        seen_sha = set(pd.read_parquet(theirs, columns=["sha256"])["sha256"])
+        here = pd.read_parquet(ours, columns=["source_id", "sha256"])
+    except (OSError, ValueError, KeyError):  # an older or damaged table: nothing concluded
+        return None
+    seen = sorted(here.loc[here["sha256"].isin(seen_sha), "source_id"].astype(str))
+    of_row = dict(zip(samples["sample_id"], samples["source_id"].astype(str), strict=True))
+    rows = int(sum(of_row.get(sid) in set(seen) for sid in held["sample_id"]))
+    return {"sources": seen, "rows": rows} if rows else None
 
 
 def _finish(plain: Mapping[str, Any], metrics: dict[str, Any], manifest: Mapping[str, Any],
@@ -489,9 +516,15 @@ def _print_summary(metrics: Mapping[str, Any], manifest: Mapping[str, Any]) -> N
           f"PLCC {before['plcc']:.3f} -> {after['plcc']:.3f}; "
           f"bundle {metrics['bundle']}", flush=True)
     source = metrics.get("source_corpus") or {}
+    seen = metrics.get("heldout_seen_sources")
     if source.get("hash") and source.get("hash") == (metrics.get("corpus") or {}).get("hash"):
         # its "before" rows were its own training rows: low by construction
         print(f"note: the student was trained on this corpus ({manifest.get('name')}), so its "
+              "'before' figures are in-sample, not held-out", flush=True)
+    elif seen:
+        names = ", ".join(seen["sources"][:5]) + (" ..." if len(seen["sources"]) > 5 else "")
+        print(f"note: {seen['rows']} of {metrics['n_heldout']} held-out rows come from sources "
+              f"the student was trained on (the same files, by sha256: {names}), so their "
               "'before' figures are in-sample, not held-out", flush=True)
 
 
