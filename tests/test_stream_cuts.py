@@ -1175,3 +1175,29 @@ def test_a_frame_rate_switch_at_one_size_is_flagged(work, predictor):
     vfr = analyze(dropping, predictor)
     assert len(vfr.records) > 1 and all(r["pred_vmaf"] is not None for r in vfr.records)
     assert not any(f.startswith("frame_rate") for r in vfr.records for f in r["flags"])
+
+
+def test_a_shot_over_a_frame_rate_switch_is_flagged(work, predictor):
+    """A hunt: 25 fps then 50 fps testsrc2 joined with no picture cut at the join (the test
+    above joins mandelbrot, which restarts: a cut there). The shot over the join read 25 fps
+    by its median step and 50 by its short steps, so it was neither and got a prediction
+    (18.8, red) read at the 37.5 fps mean, the only figure of the video's summary."""
+    parts = []
+    for rate in (25, 50):
+        part = work / f"straddle{rate}.ts"
+        run_ffmpeg(["-f", "lavfi", "-i", f"testsrc2=size=320x180:rate={rate}", "-t", "2",
+                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "30", "-x264-params",
+                    "threads=1", str(part)], what=f"{rate} fps part")
+        parts.append(part)
+    listing = work / "straddle.txt"
+    listing.write_text("".join(f"file '{p}'\n" for p in parts))
+    joined = work / "straddle.mkv"
+    run_ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", str(joined)],
+               what="joined mkv")
+    records = analyze(joined, predictor).records
+    # the shots with several frames on each side of the join
+    over = [r for r in records if r["start"] < 1.9 and r["end"] > 2.1]
+    assert over, [(r["start"], r["end"]) for r in records]  # a shot does span the join
+    assert all(r["pred_vmaf"] is None for r in records), records
+    assert all("frame_rate:mixed" in r["flags"] for r in over), [
+        (r["start"], r["end"], r["flags"]) for r in records]
