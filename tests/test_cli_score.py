@@ -815,6 +815,27 @@ def test_frame_times_follow_the_decoder_across_a_splice(tmp_path: Path) -> None:
     np.testing.assert_allclose(times, [0, 0.04, 0.08, 0.12, 0.08, 0.12, 0.16, 0.2], atol=1e-9)
 
 
+def test_frame_times_leave_out_an_edit_list_s_hidden_packets(tmp_path: Path) -> None:
+    """An MP4 cut with ``-c copy`` keeps the GOP before the cut and an edit list hides it
+    (AV_PKT_FLAG_DISCARD): the decoder shows none of those packets. Counted, they read 75
+    frames where 63 are shown, and a gap was named by a frame number off by the hidden count."""
+    from vmafdistill._ffmpeg import ffmpeg_exe
+    from vmafdistill.io.frame_times import frame_times_s
+    from vmafdistill.io.video import probe_video
+
+    src, full, cut = tmp_path / "src.y4m", tmp_path / "full.mp4", tmp_path / "cut.mp4"
+    _y4m(src, frames=100)
+    run_ffmpeg(["-i", str(src), "-c:v", "libx264", "-g", "25", "-bf", "2", "-y", str(full)],
+               what="full")
+    run_ffmpeg(["-ss", "1.48", "-i", str(full), "-c", "copy", "-y", str(cut)], what="cut")
+    listed = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(cut), "-f", "framecrc", "-"],
+                            capture_output=True, text=True, check=True).stdout
+    shown = sum(1 for line in listed.splitlines() if line and not line.startswith("#"))
+    times = frame_times_s(cut, probe_video(cut))
+    assert times is not None and len(times) == shown, (len(times), shown)
+    np.testing.assert_allclose(times, np.arange(shown) / 25, atol=1e-9)
+
+
 def test_outputs_are_written_whole_or_not_at_all(tmp_path: Path, monkeypatch) -> None:
     """`score --csv` wrote row by row: a Ctrl-C left 228 of 1000 rows, each line whole, a file
     that parsed as complete, and the earlier file was gone. Writes now go through a temp file

@@ -33,11 +33,16 @@ def frame_times_s(path: str | os.PathLike[str], info: VideoInfo) -> np.ndarray |
         packets = read_packets(path)
     except VideoInputError:
         return None
-    if np.isnan(packets.pts_s).any():
+    if packets.discard is not None and packets.discard.any():
+        # an edit list's hidden packets are decoded, never shown: counted, they moved every
+        # frame number a gap was named by (and the first shown frame off time 0)
+        packets = packets.take(np.flatnonzero(~packets.discard))
+    if not len(packets) or np.isnan(packets.pts_s).any():
         # packets without a pts (MPEG-PS and VOB, packed B-frames in AVI): their frames' places
         # in display order are unknown, and a guess read frame 26 of a clean .mpg as a gap
         return None
-    return _display_order(packets)
+    times = _display_order(packets)
+    return times - times.min()
 
 
 def _display_order(packets: Packets) -> np.ndarray:

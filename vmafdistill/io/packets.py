@@ -41,6 +41,7 @@ __all__ = [
 
 #: libavcodec AV_PKT_FLAG_KEY.
 PKT_FLAG_KEY = 0x1
+PKT_FLAG_DISCARD = 0x4  # AV_PKT_FLAG_DISCARD
 #: libavutil AV_NOPTS_VALUE: "no timestamp" (raw elementary streams carry none).
 NOPTS_VALUE = -(2**63)
 
@@ -75,6 +76,9 @@ class Packets:
     #: packets before the first keyframe, left out of the list: no decoder outputs them (a
     #: capture or a stream copy starting mid-GOP); their bits belong to no shot
     before_keyframe: int = 0
+    #: (N,) bool: the container marks the packet discarded (AV_PKT_FLAG_DISCARD: an MP4 edit
+    #: list hides the GOP before a ``-c copy`` cut; decoded, never output); None: not read
+    discard: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.sizes.shape[0])
@@ -92,6 +96,7 @@ class Packets:
             mb_qp=None if self.mb_qp is None else self.mb_qp[idx],
             pts=None if self.pts is None else self.pts[idx],
             demux_index=None if self.demux_index is None else self.demux_index[idx],
+            discard=None if self.discard is None else self.discard[idx],
         )
 
     @property
@@ -213,6 +218,7 @@ def _read_packets(p: str, quantizer: bool, mb_quantizer: bool,
         time_base=tb,
         demux_index=order,
         before_keyframe=leading,
+        discard=(arr[:, 4] & PKT_FLAG_DISCARD) != 0,
     )
 
 
