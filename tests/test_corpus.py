@@ -810,19 +810,24 @@ def test_ctrl_c_stops_worker_pool_at_once() -> None:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_the_progress_bar_s_clock_moves_while_one_long_job_runs(
-        workers: int, capsys: pytest.CaptureFixture[str]) -> None:
+        workers: int, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """One long job (an hour-long source) showed "0/1 [00:00<?" until it ended, alive or
-    not: the bar is redrawn while jobs run, in-process and on the pool."""
+    not: the bar is redrawn while jobs run, in-process and on the pool; every second on a
+    terminal, every minute into a file (a review: a SLURM log grew ~200 KB an hour per bar)."""
     import re
     import time
 
+    from vmafdistill.corpus import progress
     from vmafdistill.corpus.build import _run_all
 
-    results, errors = _run_all(time.sleep, [("long", (3.5,))], workers=workers, progress=True,
-                               desc="rungs")
-    assert not errors and list(results) == ["long"]
-    drawn = capsys.readouterr().err
-    assert re.search(r"0/1 \[00:0[2-9]", drawn), drawn  # redrawn 2 s or more into the job
+    for every_s, redrawn in ((progress.TICK_S["file"], False), (1.0, True)):
+        monkeypatch.setitem(progress.TICK_S, "file", every_s)  # capsys is no terminal
+        results, errors = _run_all(time.sleep, [("long", (3.5,))], workers=workers,
+                                   progress=True, desc="rungs")
+        assert not errors and list(results) == ["long"]
+        drawn = capsys.readouterr().err
+        # redrawn 2 s or more into the job
+        assert bool(re.search(r"0/1 \[00:0[2-9]", drawn)) == redrawn, (every_s, drawn)
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")

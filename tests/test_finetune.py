@@ -739,3 +739,11 @@ def test_held_out_rows_of_sources_the_student_saw_are_named(
     assert "in-sample" not in capsys.readouterr().out
     assert json.loads((tmp_path / "ft2" / "metrics.json").read_text())[
         "heldout_seen_sources"] is None
+    # the training corpus rebuilt in its folder since (another hash): its sources table no
+    # longer says what the student saw (a review: every source then read as seen)
+    with_sources(synthetic_corpus(tmp_path / "a", n_sources=2, n_shots=8, seed=3),
+                 {ids[0]: "1" * 64, ids[1]: "3" * 64})
+    assert finetune(f"ckpt={tmp_path / 'src' / 'student.pt'}", f"corpus_dir={relabelled}",
+                    "optim.max_epochs=5", f"hydra.run.dir={tmp_path / 'ft3'}") == 0
+    assert json.loads((tmp_path / "ft3" / "metrics.json").read_text())[
+        "heldout_seen_sources"] is None

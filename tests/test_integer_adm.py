@@ -120,11 +120,20 @@ def test_libvmaf_s_stale_reads_are_warned_where_they_happen(tmp_path: Path, w: i
     stale = libvmaf_reads_stale_memory(w, 10)
     assert stale == (libvmaf_simd() == "avx2" and w in (33, 34))
     assert not libvmaf_reads_stale_memory(w, 8)  # the 8-bit kernels never meet it
+    # nor does libvmaf's C scale-0 DWT, which adm_skip_scale0 runs (a review: warned there)
+    assert not libvmaf_reads_stale_memory(w, 10, skip_scale0=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         vmaf_exact(ref, dist, 10)
     assert any("reads memory its frame did not write" in str(c.message) for c in caught) \
         == stale
+    from vmafdistill.teacher.exact.features import ExactOptions, exact_frame_features
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exact_frame_features(torch.from_numpy(ref), torch.from_numpy(dist), 10,
+                             ExactOptions(adm=IntegerAdmOptions(skip_scale0=True)))
+    assert not any("reads memory" in str(c.message) for c in caught)
     rp, dp = _write_pair(tmp_path, ref, dist, 10)
     lib = _printed(libvmaf_score(rp, dp, model="vmaf_v0.6.1"), "adm_scale0")
     ours = _ours(ref, dist, 10, IntegerAdmOptions())["integer_adm_scale0"]

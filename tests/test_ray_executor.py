@@ -614,24 +614,32 @@ def test_a_node_that_does_not_see_the_drivers_cache_is_named(tmp_path: Path) -> 
 def test_a_killed_drivers_marker_is_removed_by_the_next_build(tmp_path: Path) -> None:
     """A driver killed with SIGKILL (or SIGHUP: no ``finally`` runs) left its ``.driver-*``
     marker in the shared cache for good. The next build removes markers of this machine's
-    drivers that are gone, and leaves a live driver's and another machine's."""
+    drivers that are gone, and leaves a live driver's and another machine's. "This machine"
+    is the host, its boot and this pid namespace (a review: a driver in a container sharing
+    the host's name, whose pids are its own, read as dead from outside and lost its marker
+    mid-build)."""
     import socket
     import subprocess
     import sys
 
-    from vmafdistill.corpus.build import _shared_fs_marker
+    from vmafdistill.corpus.build import _process_place, _shared_fs_marker
 
     cache = tmp_path / "cache"
     cache.mkdir()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    host = socket.gethostname()
-    (cache / ".driver-dead").write_text(f"{host} {dead}\n")
-    (cache / ".driver-live").write_text(f"{host} {os.getpid()}\n")
-    (cache / ".driver-other").write_text(f"elsewhere-{host} {dead}\n")
+    here = _process_place()
+    assert here.startswith(socket.gethostname()) and here.count("/") == 2  # boot, namespace
+    (cache / ".driver-dead").write_text(f"{here} {dead}\n")
+    (cache / ".driver-live").write_text(f"{here} {os.getpid()}\n")
+    (cache / ".driver-other").write_text(f"elsewhere-{here} {dead}\n")
+    # the same host name in another pid namespace (a container): its pid means nothing here
+    (cache / ".driver-container").write_text(f"{here.rsplit('/', 1)[0]}/1 {dead}\n")
+    (cache / ".driver-old").write_text(f"{socket.gethostname()} {dead}\n")  # no place: kept
     with _shared_fs_marker(cache) as marker:
         left = sorted(p.name for p in cache.iterdir())
-    assert left == sorted([".driver-live", ".driver-other", marker.name])
+    assert left == sorted([".driver-live", ".driver-other", ".driver-container", ".driver-old",
+                           marker.name])
 
 
 # Last in this file: a failed ray:// join leaves Ray's client state in the process, and a

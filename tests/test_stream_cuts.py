@@ -1201,3 +1201,34 @@ def test_a_shot_over_a_frame_rate_switch_is_flagged(work, predictor):
     assert all(r["pred_vmaf"] is None for r in records), records
     assert all("frame_rate:mixed" in r["flags"] for r in over), [
         (r["start"], r["end"], r["flags"]) for r in records]
+
+
+def test_a_stalled_jittery_shot_is_not_read_as_a_switch() -> None:
+    """A review: a stalled, jittery 30 fps shot (steps of 50, 33 and 14 ms) reads slow by its
+    median and fast by its short steps, as a shot over a switch does; with one real 60 fps
+    shot elsewhere in the file it was flagged ``frame_rate:mixed`` and lost its prediction.
+    Only readings that match rates other shots were flagged at make a switch."""
+    from vmafdistill.edge.renditions import off_rate_shots
+
+    rng = np.random.default_rng(1)
+    steps: list[float] = []
+    rows: list[dict[str, int]] = []
+
+    def shot(s: list[float]) -> None:
+        start = len(steps)
+        steps.extend([*s, 1 / 30])  # the shot's steps, then the step over the cut
+        rows.append({"start_frame": start, "stop_frame": start + len(s) + 1})
+
+    shot([1 / 30] * 120)
+    shot([1 / 60] * 120)  # a real 60 fps part
+    shot(list(rng.choice([0.050, 0.050, 0.050, 0.033, 0.014], size=120)))
+    shot([1 / 30] * 120)
+    assert off_rate_shots(rows, np.array(steps[:-1]), 30.0) == {"frame_rate:60": [1]}
+    # the same shot between a 25 and a 50 fps part, read at their mean: a switch
+    steps.clear()
+    rows.clear()
+    shot([1 / 25] * 60)
+    shot([1 / 25] * 40 + [1 / 50] * 20)
+    shot([1 / 50] * 60)
+    assert off_rate_shots(rows, np.array(steps[:-1]), 37.5) == {
+        "frame_rate:25": [0], "frame_rate:50": [2], "frame_rate:mixed": [1]}

@@ -775,6 +775,13 @@ def test_the_teacher_api_names_what_is_wrong_with_its_input() -> None:
                         ((r8 * np.float32(np.nan), d8 * np.float32(1)), r"NaN or infinite")):
         with pytest.raises(VideoInputError, match=msg):
             VmafScorer(mode="float").update(*frames)
+    # a float resize's overshoot (-32..276 for 8-bit frames) is scored in float mode, with a
+    # warning (a review: refused, with a bit-depth hint); exact mode reads samples: refused
+    over = np.clip(d8.astype(np.float32) * 1.2 - 20, -32, 276)
+    with pytest.warns(UserWarning, match=r"outside 8-bit samples \(0\.\.255\): scored as "):
+        VmafScorer(mode="float").update(r8.astype(np.float32), over)
+    with pytest.raises(VideoInputError, match=r"or clip them to 0\.\.255"):
+        VmafScorer(mode="exact").update(r8.astype(np.float32), over)
     as_float = VmafScorer(mode="float")  # whole samples as float32 are still samples
     as_float.update(r8.astype(np.float32), d8.astype(np.float32))
     np.testing.assert_array_equal(as_float.result().metrics["vmaf"],

@@ -51,6 +51,7 @@ from .jobs import (
     source_ids,
     teacher_identity,
 )
+from .progress import ticking
 from .schema import SAMPLE_COLUMNS, SCHEMA_VERSION, TABLES
 from .tables import (
     MANIFEST,
@@ -313,7 +314,7 @@ def _shared_fs_marker(cache_root: Path, wanted: bool = True) -> Iterator[Path | 
         _remove_dead_markers(cache_root)
         with contextlib.suppress(OSError):
             cache_root.mkdir(parents=True, exist_ok=True)
-            marker.write_text(f"{socket.gethostname()} {os.getpid()}\n")
+            marker.write_text(f"{_process_place()} {os.getpid()}\n")
             written = True
     if not written:
         yield None
@@ -324,14 +325,27 @@ def _shared_fs_marker(cache_root: Path, wanted: bool = True) -> Iterator[Path | 
         marker.unlink(missing_ok=True)
 
 
+def _process_place() -> str:
+    """Where this process's pid means something: the host name, the boot and the pid
+    namespace (containers sharing the host's name, ``--net=host``, number their own
+    processes: a live driver there read as dead from outside)."""
+    place = [socket.gethostname()]
+    with contextlib.suppress(OSError):
+        place.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
+    with contextlib.suppress(OSError):
+        place.append(str(os.stat("/proc/self/ns/pid").st_ino))
+    return "/".join(place)
+
+
 def _remove_dead_markers(cache_root: Path) -> None:
-    """Markers left by drivers of this machine that are gone (killed with SIGKILL or SIGHUP,
-    where no ``finally`` runs) are removed; another machine's are left to it."""
-    host = socket.gethostname()
+    """Markers left by drivers that are gone (killed with SIGKILL or SIGHUP, where no
+    ``finally`` runs) are removed, where their pid names a process here (same host, boot and
+    pid namespace, :func:`_process_place`); others are left alone."""
+    here = _process_place()
     for old in cache_root.glob(".driver-*"):
         with contextlib.suppress(OSError, ValueError):
             owner, pid = old.read_text().split()
-            if owner == host and not _pid_alive(int(pid)):
+            if owner == here and not _pid_alive(int(pid)):
                 old.unlink(missing_ok=True)
 
 
@@ -459,7 +473,7 @@ def _run_all(
                 return
 
     try:
-        with _ticking(bar):
+        with ticking(bar):
             if workers <= 1:
                 run_inline()
                 return results, errors
@@ -473,30 +487,6 @@ def _run_all(
             return results, errors
     finally:
         bar.close()
-
-
-@contextlib.contextmanager
-def _ticking(bar: Any, every_s: float = 1.0) -> Iterator[None]:
-    """The bar redrawn every ``every_s`` while jobs run, so its elapsed time moves: one long
-    job (an hour-long source) showed a bar frozen at its start, alive or not."""
-    if bar.disable:
-        yield
-        return
-    import threading
-
-    stop = threading.Event()
-
-    def tick() -> None:
-        while not stop.wait(every_s):
-            bar.refresh()
-
-    ticker = threading.Thread(target=tick, name="progress-tick", daemon=True)
-    ticker.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        ticker.join()
 
 
 #: Fresh pools started after a worker died mid-build, before the jobs left are failed.

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 from ..errors import VmafDistillError, is_transient
 from ..signals import handlers_restored, raise_exit, signal_handled
+from .progress import ticking
 
 __all__ = ["EXECUTORS", "ShippedFile", "check_address", "flag", "joins_cluster", "raise_exit",
            "run_ray", "signal_handled"]
@@ -551,24 +552,23 @@ def run_ray(fn: Callable[..., Any], tasks: list[tuple[str, tuple[Any, ...]]],
                    file=sys.stderr, dynamic_ncols=True)
         bar.update(len(unsent))
         try:
-            while pending and not (errors and stop_on_error):
-                done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
-                for ref in done:
-                    _record(pending.pop(ref), ref, cfg, results, errors, bar, on_result)
-                    if errors and stop_on_error:
+            with ticking(bar):  # the clock moves while a long job runs
+                while pending and not (errors and stop_on_error):
+                    done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+                    for ref in done:
+                        _record(pending.pop(ref), ref, cfg, results, errors, bar, on_result)
+                        if errors and stop_on_error:
+                            bar.update(1)
+                            break
+                        # the postfix first: set after update, unrefreshed, it showed the previous
+                        # job's counts ("4/4 left 1")
+                        ran = bar.n + 1 - len(unsent)  # the rate of jobs that ran
+                        rate = ran / max(time.perf_counter() - t0, 1e-9)
+                        bar.set_postfix_str(f"left {len(pending)} failed {len(errors)} "
+                                            f"{rate * 60:.1f} jobs/min", refresh=False)
                         bar.update(1)
-                        break
-                    # the postfix first: set after update, unrefreshed, it showed the previous
-                    # job's counts ("4/4 left 1")
-                    ran = bar.n + 1 - len(unsent)  # the rate of jobs that ran
-                    rate = ran / max(time.perf_counter() - t0, 1e-9)
-                    bar.set_postfix_str(f"left {len(pending)} failed {len(errors)} "
-                                        f"{rate * 60:.1f} jobs/min", refresh=False)
-                    bar.update(1)
-                if not done:
-                    bar.refresh()  # its elapsed time moves while a long job runs
-                # after the finished jobs are recorded (and filed): none is lost to a signal
-                _act_on(terms)
+                    # after the finished jobs are recorded (and filed): none is lost to a signal
+                    _act_on(terms)
             _act_on(terms)  # noted while the sources were shipped, or with nothing pending
         finally:
             bar.close()

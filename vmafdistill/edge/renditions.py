@@ -125,8 +125,9 @@ def off_rate_shots(rows: Sequence[Mapping[str, Any]], frame_steps_s: np.ndarray 
     The median alone was one frame in some shots and two in others of a file dropping frames
     at random (shots of one rate flagged as 30 and 15 fps); the short steps alone read a
     capture clock's jitter (+-8 ms at 30 fps) as 40 fps. Both must be off the same way; a shot
-    whose two readings are off in opposite ways spans a switch of rate where other shots are
-    off (``frame_rate:mixed``), and is left alone where none is (a stalled, jittery capture).
+    whose two readings are off in opposite ways, each within 10 % of a rate other shots were
+    flagged at, spans a switch between them (``frame_rate:mixed``); otherwise (a stalled,
+    jittery capture) it is left alone.
 
     ``frame_steps_s``: the steps between the frames' timestamps
     (:attr:`~vmafdistill.io.packets.FrameAlignment.frame_steps_s`); a step <= 0 (files joined
@@ -156,17 +157,25 @@ def off_rate_shots(rows: Sequence[Mapping[str, Any]], frame_steps_s: np.ndarray 
         return 1 if rate > OFF_RATE_RATIO * fps else -1 if rate * OFF_RATE_RATIO < fps else 0
 
     out: dict[str, list[int]] = {}
+    off_rates: list[float] = []  # the rates of the shots flagged
     across: list[int] = []
     for i, (median_rate, short_rate) in readings.items():
         # the same way: a stalled capture's median reads slow where its jitter reads fast
         if side(median_rate) != 0 and side(median_rate) == side(short_rate):
             out.setdefault(f"frame_rate:{round(median_rate, 3):g}", []).append(i)
+            off_rates.append(median_rate)
         elif side(median_rate) * side(short_rate) < 0:
             across.append(i)
-    if out and across:
-        # in a file whose other shots run at two rates, one reading each side is a shot over
-        # the switch (read at the mean, a rate neither part has: it was predicted, unflagged)
-        out.setdefault("frame_rate:mixed", []).extend(across)
+
+    def flagged_rate(rate: float) -> bool:  # within 10 % of a rate other shots were read at
+        return any(max(rate, r) <= 1.1 * min(rate, r) for r in off_rates)
+
+    # a shot over the switch between two rates the other shots run at (read at the mean, a
+    # rate neither part has, it was predicted unflagged); a stalled, jittery shot's readings
+    # match no such pair
+    mixed = [i for i in across if flagged_rate(readings[i][0]) and flagged_rate(readings[i][1])]
+    if mixed:
+        out["frame_rate:mixed"] = mixed
     return out
 
 

@@ -479,10 +479,19 @@ def _seen_sources(meta: Mapping[str, Any], corpus_dir: Path, samples: Any,
     were."""
     import pandas as pd
 
-    trained_dir = (meta.get("corpus") or {}).get("dir")
-    theirs = Path(str(trained_dir)) / "tables" / "sources.parquet" if trained_dir else None
+    from ..corpus.tables import read_manifest
+
+    trained = meta.get("corpus") or {}
+    theirs = Path(str(trained["dir"])) / "tables" / "sources.parquet" \
+        if trained.get("dir") else None
     ours = corpus_dir / "tables" / "sources.parquet"
     if theirs is None or not theirs.is_file() or not ours.is_file():
+        return None
+    try:  # still the corpus it was trained on: one rebuilt there since (sources added) named
+        # every new source as seen
+        if read_manifest(theirs.parent.parent).get("corpus_hash") != trained.get("hash"):
+            return None
+    except VmafDistillError:
         return None
     try:
         seen_sha = set(pd.read_parquet(theirs, columns=["sha256"])["sha256"])

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -277,7 +278,7 @@ class VmafScorer:
         # None: the reference's (0 was read as "not given" and silently became it)
         depths = (ref_bit_depth, ref_bit_depth if dist_bit_depth is None else dist_bit_depth)
         for name, frames, bd in (("reference", ref, depths[0]), ("distorted", dist, depths[1])):
-            check_samples(name, frames, bd)
+            check_samples(name, frames, bd, overshoot_ok=self.mode == "float")
         _refuse_unit_range(_tensor(ref), _tensor(dist), (1 << depths[0]) - 1,
                            hint=f"the scorer reads {depths[0]}-bit samples 0.."
                                 f"{(1 << depths[0]) - 1}: scale frames in [0, 1] by "
@@ -377,9 +378,13 @@ def float_printed_names(model: VmafModel) -> dict[str, str]:
     return names
 
 
-def check_samples(name: str, frames: np.ndarray | torch.Tensor, bit_depth: int) -> None:
-    """Fail in one line on a bit depth outside 8..16, or integer samples above it (10-bit
-    frames declared 8-bit would be scored as other numbers, not refused)."""
+def check_samples(name: str, frames: np.ndarray | torch.Tensor, bit_depth: int, *,
+                  overshoot_ok: bool = False) -> None:
+    """Fail in one line on a bit depth outside 8..16, or samples outside it (10-bit frames
+    declared 8-bit would be scored as other numbers, not refused). ``overshoot_ok`` (float
+    mode): float frames a little outside the samples (a float resize's overshoot) are scored
+    with a warning; only values no sample of the depth could be (past twice its range, or
+    below minus it) are refused."""
     if not 8 <= int(bit_depth) <= 16:
         raise ValueError(f"{name} bit depth must be 8..16, got {bit_depth}")
     _check_array(name, frames)
@@ -395,12 +400,19 @@ def check_samples(name: str, frames: np.ndarray | torch.Tensor, bit_depth: int) 
     lo, hi = float(frames.min()), float(frames.max())
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise VideoInputError(f"{name} frames hold NaN or infinite values")
+    top = (1 << int(bit_depth)) - 1
     # float frames too: 10-bit values as float32 declared 8-bit scored 81 where 100 was due
-    if lo < (-0.5 if floating else 0) or hi > (1 << int(bit_depth)) - (0.5 if floating else 1):
-        raise VideoInputError(
-            f"{name} frames hold values {lo:g}..{hi:g}, outside {bit_depth}-bit samples "
-            f"(0..{(1 << int(bit_depth)) - 1}); pass their bit depth (ref_bit_depth=, "
-            "dist_bit_depth=)")
+    slack = top + 1 if floating and overshoot_ok else (0.5 if floating else 0)
+    if lo < -slack or hi > top + slack:
+        hint = ("pass their bit depth (ref_bit_depth=, dist_bit_depth=)"
+                + ("" if hi > 2 * top + 1 else f", or clip them to 0..{top}") if hi > top
+                else f"negative values are no samples (clip them to 0..{top})")
+        raise VideoInputError(f"{name} frames hold values {lo:g}..{hi:g}, outside "
+                              f"{bit_depth}-bit samples (0..{top}); {hint}")
+    if lo < 0 or hi > top:
+        warnings.warn(f"{name} frames hold values {lo:g}..{hi:g}, outside {bit_depth}-bit "
+                      f"samples (0..{top}): scored as given, where libvmaf reads decoded "
+                      "samples (clip them for its numbers)", stacklevel=4)
 
 
 def check_device(device: str | torch.device) -> None:

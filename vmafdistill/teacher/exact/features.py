@@ -199,7 +199,7 @@ def exact_frame_features(
     if not compiled:  # the compiled path checks as it converts
         for frames in (ref, dis):
             _check_sample_range(frames, bit_depth)
-    if libvmaf_reads_stale_memory(ref.shape[-1], bit_depth):
+    if libvmaf_reads_stale_memory(ref.shape[-1], bit_depth, skip_scale0=opts.adm.skip_scale0):
         warnings.warn(
             f"{ref.shape[-1]}-pixel-wide {bit_depth}-bit frames: on this CPU libvmaf's integer "
             "ADM reads memory its frame did not write there (left by the previous frame; for "

@@ -766,13 +766,17 @@ _DECOUPLE_BLOCK = {("c", True): 0, ("c", False): 0, ("avx2", True): 8, ("avx2", 
 _CM_BLOCK = {"c": 0, "avx2": 6, "avx512": 14}
 
 
-def libvmaf_reads_stale_memory(width: int, bit_depth: int, simd: str | None = None) -> bool:
+def libvmaf_reads_stale_memory(width: int, bit_depth: int, simd: str | None = None, *,
+                               skip_scale0: bool = False) -> bool:
     """Whether libvmaf's integer ADM, on this CPU's code path (or ``simd``), reads memory its
     frame did not write: the AVX2 high-bit-depth scale-0 DWT on frames 33 or 34 wide takes
     the last column's high-pass taps from the word past its row, which holds what the
     previous frame's scale-2 DWT left there (the first frame: whatever the heap held; with
     libvmaf threads, another frame's). Measured: up to 1.8e-2 VMAF between it and exact
-    mode, whose taps there are mirrored as in libvmaf's C code."""
+    mode, whose taps there are mirrored as in libvmaf's C code. With ``adm_skip_scale0``
+    libvmaf runs its C scale-0 DWT, which has no such tail."""
+    if skip_scale0:
+        return False
     path = simd or libvmaf_simd()
     block = _SIMD_TAIL.get((path, bit_depth == 8), 0)
     half = (int(width) + 1) // 2
