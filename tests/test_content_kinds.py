@@ -87,6 +87,16 @@ def test_rgb_to_yuv420_matches_bt601_limited_range() -> None:
 def test_unknown_kind_and_missing_photo_are_named(tmp_path: Path) -> None:
     with pytest.raises(VideoInputError, match="unknown kind 'anime'"):
         film_kind_source(replace(_tiny("cartoon"), kind="anime"), tmp_path / "x.mp4")
+    # a hunt: seconds_each under a frame filmed a stamped clip with no video (kept after);
+    # a negative size or seed was numpy's ValueError; margin 0 "rendered (36, 0, 3)"
+    for edit, needle in (({"seconds_each": 0.01}, "films no frame"),
+                         ({"seconds_each": -1}, "films no frame"),
+                         ({"width": -64}, "frame size -64x64 must be even and at least"),
+                         ({"seed": -1}, "seed=-1 must be 0 or more"),
+                         ({"margin": 0}, "margin=0 must be at least 1")):
+        with pytest.raises(VideoInputError, match=needle):
+            film_kind_source(replace(_tiny("handheld"), **edit), tmp_path / "z.mp4")
+        assert not (tmp_path / "z.mp4").exists()
     with pytest.raises(VideoInputError, match=r"nope\.png"):
         film_kind_source(_tiny("grain", photo=str(tmp_path / "nope.png")), tmp_path / "y.mp4")
 

@@ -81,6 +81,13 @@ def test_pan_photos_rejects_odd_sizes_and_no_photos(tmp_path: Path) -> None:
         pan_photos([PhotoPan(rgb, 1, 1)], tmp_path / "odd.mp4", width=95, height=64)
     with pytest.raises(VideoInputError, match="no photographs"):
         pan_photos([], tmp_path / "none.mp4", width=W, height=H)
+    # under one frame a looped photograph never ended (ffmpeg's -t 0 is no limit; -t 0.01
+    # under half a frame ran on too): a hunt's clip grew to 1.4 MB until killed
+    for seconds in (0, 0.01):
+        with pytest.raises(VideoInputError, match=rf"seconds_each={seconds!r} at 25 frames/s "
+                                                  "films no frame"):
+            pan_photos([PhotoPan(rgb, 1, 1)], tmp_path / "short.mp4", width=W, height=H,
+                       fps=25, seconds_each=seconds)
 
 
 def test_pan_photos_names_a_missing_photograph(tmp_path: Path) -> None:

@@ -131,6 +131,9 @@ def test_an_empty_file_in_the_place_of_a_filmed_video_is_filmed_again(tmp_path: 
     ("photos", {"seconds_each": 0}, "seconds_each=0: must be above 0"),
     # a clip without video, kept by the next run, failing only in the corpus
     ("synth", {"seconds": 0}, "seconds=0: must be above 0"),
+    # under a frame: ffmpeg's -loop 1 -t 0.01 never ended either (a hunt: 1.4 MB and growing)
+    ("photos", {"seconds_each": 0.01}, "seconds_each=0.01 at 25 frames/s films no frame"),
+    ("synth", {"seconds": 0.01}, "seconds=0.01 at 25 frames/s films no frame"),
     ("synth", {"widht": 300}, "unknown key(s) ['widht']"),  # ignored
     ("synth", {"width": 255}, "width=255: needs an even number"),  # cut to 254 unsaid
     ("synth", {"sources": {}}, "sources: needs a mapping"),  # filmed nothing, exit 0

@@ -318,6 +318,23 @@ def rgb_to_yuv420(rgb: np.ndarray) -> bytes:
     return b"".join(p.astype(np.uint8).tobytes() for p in planes)
 
 
+def _check_settings(src: KindSource) -> None:
+    """A source's numbers, each one error naming it: ``seconds_each`` under one frame filmed a
+    clip without video (stamped, so kept), a negative size or seed was numpy's ValueError,
+    and ``margin: 0`` a hand-held shot's "rendered (36, 0, 3)"."""
+    if src.width < 16 or src.height < 16 or src.width % 2 or src.height % 2:
+        raise VideoInputError(f"{src.name}: frame size {src.width}x{src.height} must be even "
+                              "and at least 16x16 (4:2:0 chroma)")
+    if not src.fps > 0 or round(src.seconds_each * src.fps) < 1:
+        raise VideoInputError(f"{src.name}: seconds_each={src.seconds_each!r} at {src.fps} "
+                              "frames/s films no frame (needs at least one per shot)")
+    if src.seed < 0:
+        raise VideoInputError(f"{src.name}: seed={src.seed!r} must be 0 or more")
+    if src.margin < 1:
+        raise VideoInputError(f"{src.name}: margin={src.margin!r} must be at least 1 (the "
+                              "room a camera moves in)")
+
+
 def film_kind_source(src: KindSource, out: Path, *, crf: int = 10) -> Path:
     """Render ``src`` and encode it to ``out`` (x264 ``crf``, one thread, bitexact), atomically.
     An existing ``out`` filmed from the same recipe is kept; another recipe's is filmed again.
@@ -332,6 +349,7 @@ def film_kind_source(src: KindSource, out: Path, *, crf: int = 10) -> Path:
         raise VideoInputError(f"{src.name}: unknown kind {src.kind!r}; known: {sorted(KINDS)}")
     if not src.shots:
         raise VideoInputError(f"{src.name}: no shots")
+    _check_settings(src)
     missing = sorted({str(s.photo) for s in src.shots if not Path(s.photo).is_file()})
     if missing:  # the screen kind opened it bare: a FileNotFoundError traceback
         raise VideoInputError(f"{src.name}: photograph(s) not found: {', '.join(missing)}")
@@ -341,8 +359,6 @@ def film_kind_source(src: KindSource, out: Path, *, crf: int = 10) -> Path:
     stamp = recipe_stamp(named, crf, RENDER_VERSION, files=[s.photo for s in src.shots])
     if already_made(out, stamp):
         return out
-    if src.width % 2 or src.height % 2:
-        raise VideoInputError(f"{src.name}: frame size {src.width}x{src.height} must be even")
     out.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(src.seed)
     n = round(src.seconds_each * src.fps)

@@ -119,6 +119,9 @@ def check_recipe(name: str, recipe: Any, where: str) -> dict[str, Any]:
         raise VmafDistillError(f"{where}: missing key(s) {missing}")
     checked = {"fps": checked_number(f"{where}: fps", recipe["fps"], float, 0, False),
                "seconds": checked_number(f"{where}: {length}", recipe[length], float, 0, False)}
+    if checked["seconds"] * checked["fps"] < 1:  # -loop 1 -t under a frame never ended
+        raise VmafDistillError(f"{where}: {length}={recipe[length]!r} at {recipe['fps']!r} "
+                               "frames/s films no frame (needs at least one)")
     for key in ("width", "height"):  # 4:2:0 needs even sizes
         checked[key] = checked_number(f"{where}: {key}", recipe[key], int, 16)
         if checked[key] % 2:

@@ -83,6 +83,9 @@ def pan_photos(
     if width <= 0 or height <= 0 or width % 2 or height % 2:
         raise VideoInputError(f"{out}: frame size {width}x{height} must be positive and even "
                               "(4:2:0 chroma)")
+    if not fps > 0 or seconds_each * fps < 1:  # ffmpeg's -loop 1 -t under a frame never ends
+        raise VideoInputError(f"{out}: seconds_each={seconds_each!r} at {fps} frames/s films "
+                              "no frame (needs at least one per shot)")
     missing = [str(s.path) for s in shots if not Path(s.path).is_file()]
     if missing:
         raise VideoInputError(f"photographs not found: {missing}")
