@@ -137,6 +137,12 @@ def test_pilot_settings_and_json_are_checked_before_any_work(tmp_path, capsys) -
                       (["workers=abc"], "workers='abc': not a number"),
                       (["--config", "corpus"], "--config corpus: not a pilot config"),
                       (["--json", str(out / "student.onnx")], "pilot's own outputs"),
+                      # a hunt: accepted, then lost after the whole run (a folder by then) or
+                      # written over step 2's libvmaf corpus manifest
+                      (["--json", str(out)], "is the pilot's output folder"),
+                      (["--json", str(tmp_path)], "is the pilot's output folder"),
+                      (["--json", str(out / "corpus_libvmaf" / "corpus.json")],
+                       "pilot's own outputs"),
                       (["--json", str(tmp_path / "f" / "x.json")], "is a file, not a folder"),
                       (["workers=0"], "workers=0: must be at least 1"),
                       (["teacher_check=maybe"], "teacher_check='maybe': needs true or false"),
@@ -419,3 +425,15 @@ def test_the_edge_fallback_defaults_equal_the_configs() -> None:
         # temporal_pixel_step: 1 (exact) for cards without the field, cards written before it
         # existed; exported cards carry the config's 0 (automatic)
         assert defaults[key] == (1 if key == "temporal_pixel_step" else value), key
+
+
+def test_a_missing_run_directory_is_named(tmp_path: Path) -> None:
+    """A hunt: ``api.train(corpus, None)`` and ``api.finetune(..., None)`` were a bare
+    TypeError from pathlib, where ``corpus_dir=None`` says "a path is needed"."""
+    from vmafdistill.errors import VmafDistillError
+
+    for run_dir in (None, "", "  "):
+        with pytest.raises(VmafDistillError, match=r"run_dir: a path is needed"):
+            api.train(tmp_path, run_dir)
+        with pytest.raises(VmafDistillError, match=r"run_dir: a path is needed"):
+            api.finetune("default", tmp_path, run_dir)

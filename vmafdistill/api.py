@@ -147,6 +147,8 @@ def _run_dir(run_dir: str | Path) -> Path:
     elsewhere after ``os.chdir``); an existing file is refused."""
     from .errors import VmafDistillError
 
+    if run_dir is None or (isinstance(run_dir, str) and not run_dir.strip()):  # a TypeError
+        raise VmafDistillError(f"run_dir: a path is needed, got {run_dir!r}")
     out = Path(run_dir).expanduser().absolute()
     if out.exists() and not out.is_dir():
         raise VmafDistillError(f"run_dir {run_dir}: a file, not a directory to write the run in")

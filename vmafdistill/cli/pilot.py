@@ -267,11 +267,16 @@ def _check_json(target: str | None, out: Path) -> None:
         return
     refuse_empty("--json", target, hint="give a file to write, or - for stdout")
     path = Path(target)
-    make_folder("--json", path.resolve().parent, writable=False)
     own = {(out / name).resolve() for name in ("student.onnx", "student.card.json")}
-    if path.resolve() in own or path.resolve().is_relative_to(out / "corpus") \
-            or path.resolve().is_relative_to(out / "train"):
+    where = path.resolve()
+    # the teacher check's libvmaf corpus too (its corpus.json was overwritten by the summary)
+    if where in own or any(where.is_relative_to((out / name).resolve())
+                           for name in ("corpus", "corpus_libvmaf", "train")):
         raise VmafDistillError(f"--json {target}: is one of the pilot's own outputs in {out}")
+    if out.resolve().is_relative_to(where):  # --out X --json X: a folder once the run is done
+        raise VmafDistillError(f"--json {target}: is the pilot's output folder {out}, or holds "
+                               "it; give a file beside it")
+    make_folder("--json", where.parent, writable=False)  # once it is none of the outputs
     check_output_target("--json", target, [], starts=json_starting_with("out_dir"))
 
 
