@@ -103,6 +103,16 @@ def test_a_folder_in_the_place_of_a_filmed_video_is_one_error(
     assert f"{tmp_path / 'testsrc2.mp4'}: a folder is in the place of the video" in err, err
     assert "Traceback" not in err
     assert not list(tmp_path.glob(".*partial*"))
+    # a hunt: the clips before it were filmed first (mandelbrot.mp4), then the refusal;
+    # a user's own video in a later clip's place alike
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["testsrc2.mp4"]
+    (tmp_path / "testsrc2.mp4").rmdir()
+    last = list(synth_graphs(load_recipe("synth")))[-1]
+    (tmp_path / f"{last}.mp4").write_bytes(b"the user's own footage")
+    assert cli_main(["sources", "synth", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{last}.mp4: a video without a recipe stamp" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{last}.mp4"]
 
 
 def test_a_bad_placeholder_in_a_synth_recipe_is_one_error() -> None:
@@ -124,6 +134,48 @@ def test_an_empty_file_in_the_place_of_a_filmed_video_is_filmed_again(tmp_path: 
     made = make_synth_source(name, graph, tmp_path, seconds=0.4, fps=r["fps"])
     assert made == out and out.stat().st_size > 0
     assert len(read_packets(out)) == round(0.4 * r["fps"])
+
+
+def test_a_filmed_clip_changed_under_its_stamp_is_not_taken_as_filmed(tmp_path: Path) -> None:
+    """A hunt: a truncated clip, or another video put in its place under the kept stamp, was
+    printed as filmed (the stamp recorded the recipe alone). The stamp also records the clip's
+    size and sha256; a stamp of the recipe alone (made before) is still taken."""
+    from vmafdistill.errors import VmafDistillError
+    from vmafdistill.folders import stamp_path
+
+    r = load_recipe("synth")
+    (name, graph), (other, other_graph) = list(synth_graphs(r).items())[:2]
+    out = make_synth_source(name, graph, tmp_path, seconds=0.4, fps=r["fps"])
+    second = make_synth_source(other, other_graph, tmp_path, seconds=0.4, fps=r["fps"])
+    whole = out.read_bytes()
+    assert make_synth_source(name, graph, tmp_path, seconds=0.4, fps=r["fps"]) == out  # kept
+    for changed in (whole[: len(whole) // 2], second.read_bytes()):
+        out.write_bytes(changed)
+        with pytest.raises(VmafDistillError, match=rf"{name}\.mp4: not the clip this recipe "
+                                                   "filmed"):
+            make_synth_source(name, graph, tmp_path, seconds=0.4, fps=r["fps"])
+    out.write_bytes(whole)
+    recipe_only = stamp_path(out).read_text().splitlines()[0]
+    stamp_path(out).write_text(recipe_only + "\n")  # a stamp from before content lines
+    out.write_bytes(whole[: len(whole) // 2])
+    assert make_synth_source(name, graph, tmp_path, seconds=0.4, fps=r["fps"]) == out
+
+
+def test_a_synth_graph_of_another_size_or_length_is_refused(tmp_path: Path) -> None:
+    """A hunt: ``testsrc2=s=100x50`` filmed a 100x50 clip for a 256x144 recipe, and a graph
+    shorter than ``seconds`` a short clip, each kept and reported as filmed."""
+    from vmafdistill.errors import VmafDistillError
+    from vmafdistill.recipes import make_synth_sources
+
+    recipe = {**load_recipe("synth"), "sources": {"small": "testsrc2=s=100x50:r={fps}"}}
+    with pytest.raises(VmafDistillError, match=r"source small: its graph makes 100x50 "
+                                               r"pictures, the recipe 256x144"):
+        make_synth_sources(tmp_path, recipe=recipe)
+    recipe["sources"] = {"short": "testsrc2=s={width}x{height}:r={fps}:d=0.4"}
+    with pytest.raises(VmafDistillError, match=r"source short: its graph ends after 10 "
+                                               r"frames, the recipe asks \d+"):
+        make_synth_sources(tmp_path, recipe=recipe)
+    assert not list(tmp_path.iterdir())  # nothing kept, no stamp
 
 
 @pytest.mark.parametrize(("name", "edit", "needle"), [

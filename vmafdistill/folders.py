@@ -65,10 +65,11 @@ def partial_file(out: Path, stamp: str | None = None) -> Iterator[Path]:
                 if not marked and os.path.lexists(out):  # put there while the tool ran: the
                     already_made(out, stamp)  # user's video is refused (ours is replaced)
                 _mark(out, pending)
+            content = _content_line(tmp) if stamp is not None else ""
             os.replace(tmp, out)
             renamed = True
             if stamp is not None:
-                atomic_write_bytes(stamp_path(out), stamp.encode())
+                atomic_write_bytes(stamp_path(out), f"{stamp}\n{content}\n".encode())
     finally:
         if os.path.lexists(tmp):  # unlink(missing_ok) raised EROFS on a read-only folder,
             tmp.unlink(missing_ok=True)  # hiding the tool's own error
@@ -188,6 +189,18 @@ def recipe_stamp(*settings: Any, files: Sequence[str | os.PathLike[str]] = ()) -
     return digest.hexdigest()
 
 
+def _content_line(path: Path) -> str:
+    """A filmed clip's size and sha256, the stamp's second line: a clip truncated, edited or
+    swapped for another video under a kept stamp was reported as filmed."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"content {os.path.getsize(path)} {digest.hexdigest()}"
+
+
 #: What a clip's stamp holds while the clip is being filmed again (matches no recipe).
 PENDING_STAMP = "pending"
 
@@ -211,19 +224,47 @@ def already_made(out: Path, stamp: str | None = None) -> bool:
         if stamp is None:
             return True
         try:
-            return stamp_path(out).read_text().strip() == stamp
+            recipe, _, content = stamp_path(out).read_text().strip().partition("\n")
         except (OSError, UnicodeDecodeError):
             # no stamp: not filmed here (sources --out into a folder of the user's own
             # footage replaced a clip of the same name without a word)
+            raise _unstamped(out) from None
+        if recipe.strip() != stamp:
+            return False  # another recipe's clip: filmed again
+        # stamps from before the content line hold the recipe alone: nothing more to check
+        if content.strip() and content.strip() != _content_line(out):
             raise VmafDistillError(
-                f"{out}: a video without a recipe stamp ({stamp_path(out).name}) is where "
-                "this recipe films: not filmed here, or by a vmafdistill from before stamps; "
-                "move it, or delete it to film the clip") from None
+                f"{out}: not the clip this recipe filmed (its bytes changed since: truncated, "
+                "edited, or another video put in its place); move it, or delete it to film "
+                "the clip again")
+        return True
     if os.path.lexists(out):
-        kind = "a folder" if os.path.isdir(out) else "a link to nothing" \
-            if not os.path.exists(out) else "not a regular file"
-        raise VmafDistillError(f"{out}: {kind} is in the place of the video to film; move it")
+        raise _not_a_file(out)
     return False
+
+
+def _unstamped(out: Path) -> VmafDistillError:
+    return VmafDistillError(
+        f"{out}: a video without a recipe stamp ({stamp_path(out).name}) is where this recipe "
+        "films: not filmed here, or by a vmafdistill from before stamps; move it, or delete "
+        "it to film the clip")
+
+
+def _not_a_file(out: Path) -> VmafDistillError:
+    kind = "a folder" if os.path.isdir(out) else "a link to nothing" \
+        if not os.path.exists(out) else "not a regular file"
+    return VmafDistillError(f"{out}: {kind} is in the place of the video to film; move it")
+
+
+def check_film_targets(outs: Sequence[Path]) -> None:
+    """Every clip a recipe will film checked before the first is filmed: a video of the
+    user's (no stamp) or a folder in one's place was refused only once the clips before it
+    were filmed. The full check (:func:`already_made`) still runs at each clip."""
+    for out in outs:
+        if os.path.isfile(out) and os.path.getsize(out) and not os.path.lexists(stamp_path(out)):
+            raise _unstamped(out)
+        if os.path.lexists(out) and not os.path.isfile(out):
+            raise _not_a_file(out)
 
 
 def make_folder(option: str, folder: Path, *, writable: bool = True) -> None:

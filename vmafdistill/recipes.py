@@ -17,6 +17,7 @@ from typing import Any
 
 from .config import checked_number, load_yaml
 from .errors import VmafDistillError
+from .folders import check_film_targets
 
 __all__ = [
     "RECIPES",
@@ -177,6 +178,7 @@ def make_photo_sources(out_dir: str | Path | None = None,
     for name, shots in r["sources"].items():  # every photo found before any is filmed
         pans_of[name] = [PhotoPan(_photo(s["photo"], f"{where}: source {name!r}: shots[{k}]"),
                                   float(s["vx"]), float(s["vy"])) for k, s in enumerate(shots)]
+    check_film_targets([out / f"{name}.mp4" for name in pans_of])
     paths = []
     for name, pans in pans_of.items():
         paths.append(pan_photos(pans, out / f"{name}.mp4", width=c["width"],
@@ -219,11 +221,14 @@ def synth_graphs(recipe: Mapping[str, Any] | None = None, where: str | None = No
 
 
 def make_synth_source(name: str, graph: str, out_dir: str | Path, *, seconds: float,
-                      fps: float) -> Path:
+                      fps: float, size: tuple[int, int] | None = None) -> Path:
     """Encode one lavfi graph losslessly to ``out_dir/<name>.mp4`` (kept if already there,
-    filmed from the same graph)."""
+    filmed from the same graph). ``size`` (width, height): the recipe's, which the clip must
+    have, as it must have ``seconds`` of frames (a graph of another size or a shorter one was
+    filmed as it was, unsaid)."""
     from ._ffmpeg import output_url, run_ffmpeg
     from .folders import already_made, partial_file, recipe_stamp
+    from .io.packets import read_packets
 
     out = Path(out_dir) / f"{name}.mp4"
     stamp = recipe_stamp(graph, seconds, fps)  # an edited graph is filmed again
@@ -236,6 +241,16 @@ def make_synth_source(name: str, graph: str, out_dir: str | Path, *, seconds: fl
                     "-preset", "medium", "-x264-params", "threads=1",
                     "-fflags", "+bitexact", "-flags:v", "+bitexact", output_url(tmp)],
                    what=f"generating synthetic source {name}")
+        made = read_packets(tmp)
+        want = round(seconds * fps)
+        if size is not None and (made.width, made.height) != tuple(size):
+            raise VmafDistillError(f"recipe synth, source {name}: its graph makes "
+                                   f"{made.width}x{made.height} pictures, the recipe "
+                                   f"{size[0]}x{size[1]} (use {{width}}x{{height}})")
+        if len(made) < want:
+            raise VmafDistillError(f"recipe synth, source {name}: its graph ends after "
+                                   f"{len(made)} frames, the recipe asks {want} "
+                                   f"({seconds:g} s at {fps:g} frames/s)")
     return out
 
 
@@ -247,9 +262,11 @@ def make_synth_sources(out_dir: str | Path | None = None,
     r = load_recipe("synth") if recipe is None else recipe
     graphs = synth_graphs(r, where)  # checks the recipe
     out = recipe_out_dir(r, out_dir, where)
+    check_film_targets([out / f"{name}.mp4" for name in graphs])
     paths = []
     for name, graph in graphs.items():
-        paths.append(make_synth_source(name, graph, out, seconds=r["seconds"], fps=r["fps"]))
+        paths.append(make_synth_source(name, graph, out, seconds=r["seconds"], fps=r["fps"],
+                                       size=(int(r["width"]), int(r["height"]))))
         if filmed is not None:
             filmed(paths[-1])
     return paths
@@ -284,6 +301,7 @@ def make_kind_sources(out_dir: str | Path | None = None, group: str = "train",
     groups = ["train", "heldout"] if group == "all" else [group]
     if not any(sources[g] for g in groups):  # filmed nothing, said nothing, exit 0
         raise VmafDistillError(f"{where}: no sources in {' or '.join(groups)}")
+    check_film_targets([out / f"{src.name}.mp4" for g in groups for src in sources[g]])
     paths = []
     for g in groups:
         for src in sources[g]:

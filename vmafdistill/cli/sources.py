@@ -19,7 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="film deterministic training sources from a recipe of conf/sources/",
         description="Film a source recipe (conf/sources/<recipe>.yaml) from packaged content; "
                     "a clip filmed before from the same recipe is kept (an edited one is filmed "
-                    "again; a video of that name it did not film is refused, not replaced). "
+                    "again; a video of that name it did not film, or a filmed clip changed "
+                    "since, is refused, not replaced). "
                     "Recipes: "
                     + "; ".join(f"{k}: {v}" for k, v in RECIPES.items()),
     )
