@@ -783,6 +783,14 @@ def test_a_gap_in_the_timestamps_is_named(capsys: pytest.CaptureFixture[str],
                what="ps")
     rc, out, err = _run(capsys, long_ref, ps)
     assert rc == 0 and "paired by" not in err, err
+    # ... so the decoder's output times are read there: a real gap in such a file was not
+    # checked at all (frames 20-29 of 60 dropped: named at frame 20, as in a TS)
+    ref50, gap_ps = _y4m(tmp_path / "ref50.y4m", frames=50), tmp_path / "gap.mpg"
+    run_ffmpeg(["-i", str(long_ref), "-vf", r"select='lt(n\,20)+gte(n\,30)'", "-fps_mode",
+                "passthrough", "-c:v", "mpeg2video", "-bf", "2", "-y", str(gap_ps)],
+               what="ps with a gap")
+    rc, out, err = _run(capsys, ref50, gap_ps)
+    assert rc == 0 and f"frame 20 of {gap_ps} is shown at 1.200 s" in err, err
 
 
 def test_frame_times_compare_within_half_a_frame() -> None:

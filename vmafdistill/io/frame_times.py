@@ -17,14 +17,15 @@ from ..errors import VideoInputError
 from .packets import Packets, read_packets
 from .video import VideoInfo
 
-__all__ = ["first_time_mismatch", "frame_times_s"]
+__all__ = ["decoded_times_s", "first_time_mismatch", "frame_times_s"]
 
 
 def frame_times_s(path: str | os.PathLike[str], info: VideoInfo) -> np.ndarray | None:
     """Seconds from the first frame to each frame of ``path`` in presentation order; a
-    ``.y4m`` is shown at its declared rate. None where the file has no timestamps (headerless
-    raw, no rate), a packet without one, or packets that cannot be listed (the decode that
-    follows names the file's problem)."""
+    ``.y4m`` is shown at its declared rate; packets without a pts: the decoder's output
+    times (:func:`decoded_times_s`). None where the file has no timestamps (headerless raw,
+    no rate), or packets that cannot be listed (the decode that follows names the file's
+    problem)."""
     if info.kind == "y4m" and info.fps and info.num_frames:
         return np.arange(info.num_frames, dtype=np.float64) / info.fps
     if info.kind != "container":
@@ -37,12 +38,43 @@ def frame_times_s(path: str | os.PathLike[str], info: VideoInfo) -> np.ndarray |
         # an edit list's hidden packets are decoded, never shown: counted, they moved every
         # frame number a gap was named by (and the first shown frame off time 0)
         packets = packets.take(np.flatnonzero(~packets.discard))
-    if not len(packets) or np.isnan(packets.pts_s).any():
-        # packets without a pts (MPEG-PS and VOB, packed B-frames in AVI): their frames' places
-        # in display order are unknown, and a guess read frame 26 of a clean .mpg as a gap
+    if not len(packets):
         return None
+    if np.isnan(packets.pts_s).any():
+        # packets without a pts (MPEG-PS and VOB, packed B-frames in AVI): their frames' places
+        # in display order are unknown (a guess read frame 26 of a clean .mpg as a gap), so
+        # the decoder's own output times are read (a gap there went unwarned)
+        return decoded_times_s(path)
     times = _display_order(packets)
     return times - times.min()
+
+
+def decoded_times_s(path: str | os.PathLike[str]) -> np.ndarray | None:
+    """Seconds from the first decoded frame to each frame the decoder outputs, from a decode
+    of the whole first video stream (ffmpeg ``framecrc``, timestamps passed through); None
+    where it fails or gives no time base."""
+    import subprocess
+    from fractions import Fraction
+
+    from .._ffmpeg import ffmpeg_exe, input_url
+
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", input_url(path),
+           "-map", "0:V:0", "-fps_mode", "passthrough", "-f", "framecrc", "-"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    if proc.returncode != 0:
+        return None
+    base, pts = None, []
+    for line in proc.stdout.splitlines():
+        if line.startswith("#tb 0:"):
+            base = Fraction(line.split(":", 1)[1].strip().replace(" ", ""))
+        elif line.startswith("0,"):
+            fields = line.split(",")
+            if len(fields) > 2 and fields[2].strip().lstrip("-").isdigit():
+                pts.append(int(fields[2]))
+    if base is None or not pts:
+        return None
+    times = np.asarray(pts, dtype=np.float64) * float(base)
+    return times - times[0]
 
 
 def _display_order(packets: Packets) -> np.ndarray:
