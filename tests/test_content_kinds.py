@@ -93,10 +93,12 @@ def test_unknown_kind_and_missing_photo_are_named(tmp_path: Path) -> None:
                          ({"seconds_each": -1}, "films no frame"),
                          ({"width": -64}, "frame size -64x64 must be even and at least"),
                          ({"seed": -1}, "seed=-1 must be 0 or more"),
-                         ({"margin": 0}, "margin=0 must be at least 1")):
+                         ({"margin": 0}, "margin=0 must be at least 1 for a hand-held")):
         with pytest.raises(VideoInputError, match=needle):
             film_kind_source(replace(_tiny("handheld"), **edit), tmp_path / "z.mp4")
         assert not (tmp_path / "z.mp4").exists()
+    # the kinds that read no room to move film at margin 0 (a review: refused for all)
+    film_kind_source(replace(_tiny("static"), margin=0), tmp_path / "m0.mp4")
     with pytest.raises(VideoInputError, match=r"nope\.png"):
         film_kind_source(_tiny("grain", photo=str(tmp_path / "nope.png")), tmp_path / "y.mp4")
 

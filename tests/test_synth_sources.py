@@ -155,6 +155,24 @@ def test_a_filmed_clip_changed_under_its_stamp_is_not_taken_as_filmed(tmp_path: 
                                                    "filmed"):
             make_synth_source(name, graph, tmp_path, seconds=0.4, fps=r["fps"])
     out.write_bytes(whole)
+    # another run re-filming the clip while this one hashed it: filmed again, not refused (a
+    # review: a false "changed since")
+    import vmafdistill.folders as folders
+    from vmafdistill.folders import already_made, recipe_stamp
+
+    stamp = recipe_stamp(graph, 0.4, r["fps"])
+    real = folders._content_line
+
+    def refilmed_meanwhile(path: Path) -> str:
+        first = stamp_path(out).read_text().splitlines()[0]
+        stamp_path(out).write_text(f"{first}\ncontent 1 {'0' * 64}\n")
+        return "content 2 " + "f" * 64
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(folders, "_content_line", refilmed_meanwhile)
+        assert already_made(out, stamp) is False
+    stamp_path(out).write_text(f"{stamp}\n{real(out)}\n")
+    assert already_made(out, stamp) is True
     recipe_only = stamp_path(out).read_text().splitlines()[0]
     stamp_path(out).write_text(recipe_only + "\n")  # a stamp from before content lines
     out.write_bytes(whole[: len(whole) // 2])
@@ -172,10 +190,14 @@ def test_a_synth_graph_of_another_size_or_length_is_refused(tmp_path: Path) -> N
                                                r"pictures, the recipe 256x144"):
         make_synth_sources(tmp_path, recipe=recipe)
     recipe["sources"] = {"short": "testsrc2=s={width}x{height}:r={fps}:d=0.4"}
-    with pytest.raises(VmafDistillError, match=r"source short: its graph ends after 10 "
+    with pytest.raises(VmafDistillError, match=r"source short: its graph gives 10 "
                                                r"frames, the recipe asks \d+"):
         make_synth_sources(tmp_path, recipe=recipe)
     assert not list(tmp_path.iterdir())  # nothing kept, no stamp
+    # a graph at its own rate, resampled: -t keeps the frames that start in time (a review:
+    # 31 of "31.5" refused by a rounded count)
+    recipe.update(fps=30, seconds=1.05, sources={"resampled": "testsrc2=s={width}x{height}"})
+    assert len(read_packets(make_synth_sources(tmp_path, recipe=recipe)[0])) == 31
 
 
 @pytest.mark.parametrize(("name", "edit", "needle"), [

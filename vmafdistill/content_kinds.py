@@ -330,9 +330,11 @@ def _check_settings(src: KindSource) -> None:
                               "frames/s films no frame (needs at least one per shot)")
     if src.seed < 0:
         raise VideoInputError(f"{src.name}: seed={src.seed!r} must be 0 or more")
-    if src.margin < 1:
-        raise VideoInputError(f"{src.name}: margin={src.margin!r} must be at least 1 (the "
-                              "room a camera moves in)")
+    if src.kind == "handheld" and src.margin < 1:  # the one kind that needs the room
+        raise VideoInputError(f"{src.name}: margin={src.margin!r} must be at least 1 for a "
+                              "hand-held camera (the room it shakes in)")
+    if src.margin < 0:
+        raise VideoInputError(f"{src.name}: margin={src.margin!r} must be 0 or more")
 
 
 def film_kind_source(src: KindSource, out: Path, *, crf: int = 10) -> Path:

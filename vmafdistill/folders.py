@@ -233,6 +233,9 @@ def already_made(out: Path, stamp: str | None = None) -> bool:
             return False  # another recipe's clip: filmed again
         # stamps from before the content line hold the recipe alone: nothing more to check
         if content.strip() and content.strip() != _content_line(out):
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                if stamp_path(out).read_text().strip().partition("\n")[2] != content:
+                    return False  # another run re-filmed it while it was hashed: film again
             raise VmafDistillError(
                 f"{out}: not the clip this recipe filmed (its bytes changed since: truncated, "
                 "edited, or another video put in its place); move it, or delete it to film "

@@ -10,6 +10,7 @@ corpus configs (``conf/corpus/skvideo_photos_all.yaml`` ...) find them.
 
 from __future__ import annotations
 
+import math
 import shlex
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -242,13 +243,15 @@ def make_synth_source(name: str, graph: str, out_dir: str | Path, *, seconds: fl
                     "-fflags", "+bitexact", "-flags:v", "+bitexact", output_url(tmp)],
                    what=f"generating synthetic source {name}")
         made = read_packets(tmp)
-        want = round(seconds * fps)
+        # -t with -r keeps the frames that start before `seconds`: floor, not round (a 25 fps
+        # graph at fps 30 for 1.05 s gives 31 frames)
+        want = math.floor(seconds * fps + 1e-6)
         if size is not None and (made.width, made.height) != tuple(size):
             raise VmafDistillError(f"recipe synth, source {name}: its graph makes "
                                    f"{made.width}x{made.height} pictures, the recipe "
                                    f"{size[0]}x{size[1]} (use {{width}}x{{height}})")
         if len(made) < want:
-            raise VmafDistillError(f"recipe synth, source {name}: its graph ends after "
+            raise VmafDistillError(f"recipe synth, source {name}: its graph gives "
                                    f"{len(made)} frames, the recipe asks {want} "
                                    f"({seconds:g} s at {fps:g} frames/s)")
     return out

@@ -125,9 +125,10 @@ def off_rate_shots(rows: Sequence[Mapping[str, Any]], frame_steps_s: np.ndarray 
     The median alone was one frame in some shots and two in others of a file dropping frames
     at random (shots of one rate flagged as 30 and 15 fps); the short steps alone read a
     capture clock's jitter (+-8 ms at 30 fps) as 40 fps. Both must be off the same way; a shot
-    whose two readings are off in opposite ways, each within 10 % of a rate other shots were
-    flagged at, spans a switch between them (``frame_rate:mixed``); otherwise (a stalled,
-    jittery capture) it is left alone.
+    whose two readings are off in opposite ways, each near the same reading of a shot flagged
+    (its median near a flagged median, its short steps near flagged short steps), spans a
+    switch between them (``frame_rate:mixed``); otherwise (a stalled, jittery capture) it is
+    left alone.
 
     ``frame_steps_s``: the steps between the frames' timestamps
     (:attr:`~vmafdistill.io.packets.FrameAlignment.frame_steps_s`); a step <= 0 (files joined
@@ -157,23 +158,26 @@ def off_rate_shots(rows: Sequence[Mapping[str, Any]], frame_steps_s: np.ndarray 
         return 1 if rate > OFF_RATE_RATIO * fps else -1 if rate * OFF_RATE_RATIO < fps else 0
 
     out: dict[str, list[int]] = {}
-    off_rates: list[float] = []  # the rates of the shots flagged
+    off_rates: list[tuple[float, float]] = []  # the readings of the shots flagged
     across: list[int] = []
     for i, (median_rate, short_rate) in readings.items():
         # the same way: a stalled capture's median reads slow where its jitter reads fast
         if side(median_rate) != 0 and side(median_rate) == side(short_rate):
             out.setdefault(f"frame_rate:{round(median_rate, 3):g}", []).append(i)
-            off_rates.append(median_rate)
+            off_rates.append((median_rate, short_rate))
         elif side(median_rate) * side(short_rate) < 0:
             across.append(i)
 
-    def flagged_rate(rate: float) -> bool:  # within 10 % of a rate other shots were read at
-        return any(max(rate, r) <= 1.1 * min(rate, r) for r in off_rates)
+    def flagged_rate(rate: float, k: int) -> bool:  # near a flagged shot's reading k
+        # like with like (median with medians, short steps with short steps): a jittery
+        # capture's short steps read well past its median (+-5 ms: 59 fps on a 50 fps part)
+        return any(max(rate, r[k]) <= OFF_RATE_RATIO * min(rate, r[k]) for r in off_rates)
 
     # a shot over the switch between two rates the other shots run at (read at the mean, a
     # rate neither part has, it was predicted unflagged); a stalled, jittery shot's readings
     # match no such pair
-    mixed = [i for i in across if flagged_rate(readings[i][0]) and flagged_rate(readings[i][1])]
+    mixed = [i for i in across
+             if flagged_rate(readings[i][0], 0) and flagged_rate(readings[i][1], 1)]
     if mixed:
         out["frame_rate:mixed"] = mixed
     return out

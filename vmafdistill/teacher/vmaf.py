@@ -254,6 +254,7 @@ class VmafScorer:
         self._seen = 0
         self._bit_depth: tuple[int, int] | None = None  # (reference, distorted)
         self._parts: dict[str, list[np.ndarray]] = {}
+        self._overshoot_said = False
 
     @torch.no_grad()
     def update(
@@ -278,7 +279,10 @@ class VmafScorer:
         # None: the reference's (0 was read as "not given" and silently became it)
         depths = (ref_bit_depth, ref_bit_depth if dist_bit_depth is None else dist_bit_depth)
         for name, frames, bd in (("reference", ref, depths[0]), ("distorted", dist, depths[1])):
-            check_samples(name, frames, bd, overshoot_ok=self.mode == "float")
+            said = check_samples(name, frames, bd, overshoot_ok=self.mode == "float")
+            if said and not self._overshoot_said:  # once per clip, not once per chunk
+                warnings.warn(said, stacklevel=3)
+                self._overshoot_said = True
         _refuse_unit_range(_tensor(ref), _tensor(dist), (1 << depths[0]) - 1,
                            hint=f"the scorer reads {depths[0]}-bit samples 0.."
                                 f"{(1 << depths[0]) - 1}: scale frames in [0, 1] by "
@@ -341,6 +345,7 @@ class VmafScorer:
         self._seen = 0
         self._bit_depth = None
         self._parts = {}
+        self._overshoot_said = False
 
     def result(self) -> VmafResult:
         """Finish the clip: ``motion2``, ``motion3`` and VMAF per frame."""
@@ -379,12 +384,12 @@ def float_printed_names(model: VmafModel) -> dict[str, str]:
 
 
 def check_samples(name: str, frames: np.ndarray | torch.Tensor, bit_depth: int, *,
-                  overshoot_ok: bool = False) -> None:
+                  overshoot_ok: bool = False) -> str | None:
     """Fail in one line on a bit depth outside 8..16, or samples outside it (10-bit frames
     declared 8-bit would be scored as other numbers, not refused). ``overshoot_ok`` (float
-    mode): float frames a little outside the samples (a float resize's overshoot) are scored
-    with a warning; only values no sample of the depth could be (past twice its range, or
-    below minus it) are refused."""
+    mode): float frames a little outside the samples (a float resize's overshoot) are
+    scored, and the warning to give is returned; only values no sample of the depth could be
+    (past twice its range, or below minus it) are refused. None: nothing to say."""
     if not 8 <= int(bit_depth) <= 16:
         raise ValueError(f"{name} bit depth must be 8..16, got {bit_depth}")
     _check_array(name, frames)
@@ -396,7 +401,7 @@ def check_samples(name: str, frames: np.ndarray | torch.Tensor, bit_depth: int, 
         frames = _widened(frames)  # torch has no min/max for uint16 ("min_all" not implemented)
         floating, size, kind = frames.is_floating_point(), frames.numel(), frames.dtype
     if size == 0 or str(kind).endswith("uint8"):
-        return  # 8-bit samples cannot overflow
+        return None  # 8-bit samples cannot overflow
     lo, hi = float(frames.min()), float(frames.max())
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise VideoInputError(f"{name} frames hold NaN or infinite values")
@@ -410,9 +415,10 @@ def check_samples(name: str, frames: np.ndarray | torch.Tensor, bit_depth: int, 
         raise VideoInputError(f"{name} frames hold values {lo:g}..{hi:g}, outside "
                               f"{bit_depth}-bit samples (0..{top}); {hint}")
     if lo < 0 or hi > top:
-        warnings.warn(f"{name} frames hold values {lo:g}..{hi:g}, outside {bit_depth}-bit "
-                      f"samples (0..{top}): scored as given, where libvmaf reads decoded "
-                      "samples (clip them for its numbers)", stacklevel=4)
+        return (f"{name} frames hold values {lo:g}..{hi:g}, outside {bit_depth}-bit samples "
+                f"(0..{top}): scored as given, where libvmaf reads decoded samples (clip them "
+                "for its numbers)")
+    return None
 
 
 def check_device(device: str | torch.device) -> None:
