@@ -189,16 +189,20 @@ def recipe_stamp(*settings: Any, files: Sequence[str | os.PathLike[str]] = ()) -
     return digest.hexdigest()
 
 
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes (the one file hash: the corpus cache's, the card's and the
+    clip stamps' all read files this way)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:  # hashlib.file_digest is Python 3.11's
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _content_line(path: Path) -> str:
     """A filmed clip's size and sha256, the stamp's second line: a clip truncated, edited or
     swapped for another video under a kept stamp was reported as filmed."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return f"content {os.path.getsize(path)} {digest.hexdigest()}"
+    return f"content {os.path.getsize(path)} {file_sha256(path)}"
 
 
 #: What a clip's stamp holds while the clip is being filmed again (matches no recipe).

