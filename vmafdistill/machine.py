@@ -9,10 +9,11 @@ whole number of vectors. Golden numbers therefore record where they were made
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
-__all__ = ["cpu_flags", "cpu_model", "cpu_record", "simd_level"]
+__all__ = ["cpu_flags", "cpu_model", "cpu_record", "pid_alive", "simd_level"]
 
 #: The flags libvmaf's x86 dispatch requires for its AVX-512 kernels (``libvmaf/src/x86/cpu.c``:
 #: ``VMAF_X86_CPU_FLAG_AVX512``, cpuid 7 ebx ``0xd0030000``, which every ``*_avx512`` kernel
@@ -61,3 +62,17 @@ def simd_level() -> str:
 def cpu_record() -> dict[str, str]:
     """``{"cpu": model name, "simd": simd_level()}``: where a golden number was made."""
     return {"cpu": cpu_model(), "simd": simd_level()}
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs here (this host and pid namespace; another user's
+    counts). 0 and negative pids name process groups, not a process: False."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True

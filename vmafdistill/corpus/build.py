@@ -37,6 +37,7 @@ from ..encode import Rung
 from ..errors import VmafDistillError
 from ..features.registry import FEATURE_SET_VERSION
 from ..folders import walk_files
+from ..machine import pid_alive
 from ..shots import checked_shot_settings
 from . import assemble
 from .cache import ArtifactStore, file_sha256, key_of
@@ -345,20 +346,8 @@ def _remove_dead_markers(cache_root: Path) -> None:
     for old in cache_root.glob(".driver-*"):
         with contextlib.suppress(OSError, ValueError):
             owner, pid = old.read_text().split()
-            if owner == here and not _pid_alive(int(pid)):
+            if owner == here and int(pid) > 0 and not pid_alive(int(pid)):
                 old.unlink(missing_ok=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:  # 0 and negatives name process groups
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
 
 
 def _run_rung_jobs(

@@ -564,7 +564,9 @@ def _live_here(claim: dict[str, Any] | None) -> bool:
     if not claim or claim.get("host") != _my_claim()["host"]:
         return False
     pid = int(claim.get("pid") or 0)
-    return pid != os.getpid() and _alive(pid)
+    from ..machine import pid_alive
+
+    return pid != os.getpid() and pid_alive(pid)
 
 
 def release_run_dir(run_dir: Path) -> None:
@@ -572,19 +574,6 @@ def release_run_dir(run_dir: Path) -> None:
     lock = run_dir / RUN_LOCK
     if _read_claim(lock) == _my_claim():
         lock.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process ``pid`` runs on this host."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's
-    return True
 
 
 def clear_earlier_outputs(run_dir: Path) -> None:
