@@ -482,14 +482,15 @@ def _seen_sources(meta: Mapping[str, Any], corpus_dir: Path, samples: Any,
     from ..corpus.tables import read_manifest
 
     trained = meta.get("corpus") or {}
-    theirs = Path(str(trained["dir"])) / "tables" / "sources.parquet" \
-        if trained.get("dir") else None
-    ours = corpus_dir / "tables" / "sources.parquet"
-    if theirs is None or not theirs.is_file() or not ours.is_file():
+    if not trained.get("dir"):
+        return None
+    trained_dir = Path(str(trained["dir"]))
+    theirs, ours = (d / "tables" / "sources.parquet" for d in (trained_dir, corpus_dir))
+    if not theirs.is_file() or not ours.is_file():
         return None
     try:  # still the corpus it was trained on: one rebuilt there since (sources added) named
         # every new source as seen
-        if read_manifest(theirs.parent.parent).get("corpus_hash") != trained.get("hash"):
+        if read_manifest(trained_dir).get("corpus_hash") != trained.get("hash"):
             return None
     except VmafDistillError:
         return None
@@ -500,7 +501,7 @@ def _seen_sources(meta: Mapping[str, Any], corpus_dir: Path, samples: Any,
         return None
     seen = sorted(here.loc[here["sha256"].isin(seen_sha), "source_id"].astype(str))
     of_row = dict(zip(samples["sample_id"], samples["source_id"].astype(str), strict=True))
-    rows = int(sum(of_row.get(sid) in set(seen) for sid in held["sample_id"]))
+    rows = int(pd.Series([of_row.get(sid) for sid in held["sample_id"]]).isin(seen).sum())
     return {"sources": seen, "rows": rows} if rows else None
 
 
