@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from ..errors import VideoInputError
-from .packets import Packets, read_packets
+from .packets import Packets, parse_framecrc, read_packets
 from .video import VideoInfo
 
 __all__ = ["decoded_times_s", "first_time_mismatch", "frame_times_s"]
@@ -63,17 +63,11 @@ def decoded_times_s(path: str | os.PathLike[str]) -> np.ndarray | None:
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     if proc.returncode != 0:
         return None
-    base, pts = None, []
-    for line in proc.stdout.splitlines():
-        if line.startswith("#tb 0:"):
-            base = Fraction(line.split(":", 1)[1].strip().replace(" ", ""))
-        elif line.startswith("0,"):
-            fields = line.split(",")
-            if len(fields) > 2 and fields[2].strip().lstrip("-").isdigit():
-                pts.append(int(fields[2]))
-    if base is None or not pts:
+    header, rows = parse_framecrc(proc.stdout)
+    pts = [int(fields[2]) for fields in rows if fields[2].lstrip("-").isdigit()]
+    if "tb 0" not in header or not pts:
         return None
-    times = np.asarray(pts, dtype=np.float64) * float(base)
+    times = np.asarray(pts, dtype=np.float64) * float(Fraction(header["tb 0"].replace(" ", "")))
     return times - times[0]
 
 

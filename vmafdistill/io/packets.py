@@ -32,6 +32,7 @@ __all__ = [
     "FrameAlignment",
     "Packets",
     "align_packets_to_frames",
+    "parse_framecrc",
     "parse_framecrc_flags",
     "read_packets",
     "read_rate",
@@ -164,16 +165,9 @@ def _read_packets(p: str, quantizer: bool, mb_quantizer: bool,
         if "matches no streams" in proc.stderr:
             tail = "no video stream"
         raise VideoInputError(f"{p}: cannot read video packets ({tail})")
-    header: dict[str, str] = {}
+    header, lines = parse_framecrc(proc.stdout)
     rows: list[tuple[int, int, int, int, int]] = []
-    for line in proc.stdout.splitlines():
-        if line.startswith("#"):
-            key, _, value = line[1:].partition(":")
-            header[key.strip()] = value.strip()
-            continue
-        fields = [f.strip() for f in line.split(",")]
-        if len(fields) < 5 or fields[0] != "0":
-            continue
+    for fields in lines:
         _, dts, pts, dur, size = (int(f) for f in fields[:5])
         rows.append((dts, pts, dur, size, parse_framecrc_flags(fields[5:])))
     # the list starts at the first keyframe, as a plain stream copy's does (the block-QP pass
@@ -438,6 +432,23 @@ def _frame_mb_quantizers(path: str, mb_pass: _MbQuantizerPass | _GivenMbQuantize
         if 0 <= i < n:
             by_packet[i] = q
     return by_packet[order]
+
+
+def parse_framecrc(text: str) -> tuple[dict[str, str], list[list[str]]]:
+    """ffmpeg ``framecrc`` output: its header (``{"tb 0": "1/25", ...}``) and the lines of
+    stream 0, each split into its stripped fields (index, dts, pts, duration, size, crc,
+    flags...)."""
+    header: dict[str, str] = {}
+    rows: list[list[str]] = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            key, _, value = line[1:].partition(":")
+            header[key.strip()] = value.strip()
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) >= 5 and fields[0] == "0":
+            rows.append(fields)
+    return header, rows
 
 
 def parse_framecrc_flags(fields: list[str]) -> int:
