@@ -44,6 +44,13 @@ DEFAULT_BLOCK_WIDTH = 1280
 #: The ways :func:`separable_filter` computes a filter (``exact``: libvmaf's order of sums).
 FILTER_METHODS = ("exact", "banded", "conv")
 
+
+def check_filter_method(method: str) -> None:
+    """Raise ValueError for a ``method`` not in :data:`FILTER_METHODS`."""
+    if method not in FILTER_METHODS:
+        raise ValueError(f"unknown filter method {method!r} (expected "
+                         f"{', '.join(FILTER_METHODS)})")
+
 def vif_filter_width(scale: int, kernelscale: float = 1.0) -> int:
     """Width of the VIF Gaussian at ``scale`` (17, 9, 5, 3 for kernelscale 1)."""
     n = (1 << (4 - scale)) + 1
@@ -207,9 +214,7 @@ def separable_filter(
     if decimate:
         full = separable_filter(x, taps, method=method, tile=tile)
         return full[:, : height // 2 * 2 : 2, : width // 2 * 2 : 2]
-    if method not in ("conv", "banded"):
-        raise ValueError(f"unknown filter method {method!r} (expected "
-                         f"{', '.join(FILTER_METHODS)})")
+    check_filter_method(method)  # "exact" returned above
     t = torch.as_tensor(taps, dtype=x.dtype, device=x.device)
     # conv2d and matmul are ops autocast lowers: under torch.autocast (a mixed-precision
     # training loop) they ran in bfloat16/float16 and moved VMAF by up to 9 points, unsaid

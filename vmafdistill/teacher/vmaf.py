@@ -30,7 +30,7 @@ from .exact.features import (
     release_buffers,
 )
 from .exact.integer_vif import shape_problem
-from .filters import FILTER_METHODS
+from .filters import check_filter_method
 from .model import VmafModel, predict_clip
 from .motion import motion2_from_motion, motion_blur, motion_sad
 from .motion3 import Motion3Options, motion3_from_sad
@@ -244,9 +244,7 @@ class VmafScorer:
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.dtype = dtype
         self._size: tuple[int, int] | None = None
-        if filter_method not in FILTER_METHODS:  # was refused at the first update only
-            raise ValueError(f"unknown filter method {filter_method!r} (expected "
-                             f"{', '.join(FILTER_METHODS)})")
+        check_filter_method(filter_method)  # was refused at the first update only
         self.filter_method = filter_method
         self.aim = aim
         self._prev_blur: torch.Tensor | None = None
