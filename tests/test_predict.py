@@ -327,6 +327,31 @@ def test_a_damaged_file_s_warnings_are_one_line(clip, tmp_path, capsys):
         assert cli_main(["predict", str(cut)]) == 0
 
 
+@pytest.mark.parametrize("container", ["mpegts", "m2ts", "avi"])
+def test_a_ts_or_avi_cut_short_is_flagged(clip, predictor, tmp_path, container):
+    """ffmpeg reads an MPEG-TS (its partial last PES dropped) or an AVI (its RIFF header
+    declaring twice the bytes) cut in half without a word: predict gave clean shots, exit 0.
+    The summary now says the file is cut short and its last shot is flagged; the whole file
+    is not."""
+    from vmafdistill.io.truncation import file_truncation
+
+    whole = tmp_path / f"whole.{'avi' if container == 'avi' else 'ts'}"
+    extra = (["-f", "mpegts", "-mpegts_m2ts_mode", "1"] if container == "m2ts"
+             else ["-f", container])
+    run_ffmpeg(["-i", str(clip), "-c", "copy", *extra, str(whole)], what="remuxing")
+    cut = tmp_path / f"cut{whole.suffix}"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) // 2 + 101])  # mid-packet, as a stopped download ends
+    assert file_truncation(whole) is None
+    assert "truncated" in (file_truncation(cut) or "")
+    full = analyze_video(str(whole), predictor)
+    assert "truncated" not in full.summary and not any(r["flags"] for r in full.records)
+    short = analyze_video(str(cut), predictor)
+    assert "truncated" in short.summary["truncated"], short.summary
+    assert short.records[-1]["flags"] == ["truncated"]
+    assert short.summary["flagged"] >= 1
+
+
 def test_a_bad_video_in_a_batch_does_not_lose_the_others(clip, tmp_path, capsys):
     """predict A BAD B: A and B get their records, BAD an error entry; exit status 2."""
     bad = tmp_path / "broken.mp4"

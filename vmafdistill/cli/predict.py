@@ -214,7 +214,8 @@ def _summary_line(s: dict[str, Any]) -> str:
                   else " (shots with changed pictures: no prediction)")
                if s.get("picture_changes") else "")
             + (f"; decoder errors {s['decoder_errors']['count']} (first: "
-               f"{s['decoder_errors']['first']})" if s.get("decoder_errors") else ""))
+               f"{s['decoder_errors']['first']})" if s.get("decoder_errors") else "")
+            + (f"; file {s['truncated']}" if s.get("truncated") else ""))
 
 
 def _int_at_least(low: int, note: str = "") -> Callable[[str], int]:

@@ -67,6 +67,7 @@ from ..features.registry import canonical_codec
 from ..features.shot_rows import shot_feature_rows
 from ..io.mb_quantizer import MB_QP_CODECS
 from ..io.packets import read_rate
+from ..io.truncation import file_truncation
 from ..shots import ShotDetector
 from .decode import DecodeLog, decode_luma, picture_changes
 from .options import (
@@ -89,6 +90,7 @@ from .records import (
     domain_flags,
     flag_hidden_frames,
     flag_short_shots,
+    flag_truncated,
     invalidate,
     make_records,
     shot_records,
@@ -786,9 +788,11 @@ def analyze_video(
     rows, runs, run_of_row, fps = _shot_rows(plan, fp)
     preds = _predict(predictor, rows, plan.names, plan.card.get("used_features"))
     records, hidden = _records(plan, fp, rules, rows, preds, runs, run_of_row, fps)
+    truncated = file_truncation(plan.path)  # MPEG-TS / AVI: ffmpeg reads those without a word
+    records = flag_truncated(records, truncated)
     t_pred = time.perf_counter() - t2
     summary = summarize(plan.path, records, fp.n, fps, hidden_frames=hidden,
-                        decoder_errors=fp.log.errors, picture_changes=runs,
+                        decoder_errors=fp.log.errors, truncated=truncated, picture_changes=runs,
                         ref=(fp.ref, fp.ref_rule), video_streams=fp.info.video_streams,
                         pixel=_pixel_summary(plan, fp), band_rules=rules["bands"])
     return VideoReport(

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import VideoInputError
+from ..io.truncation import TS_PACKET, ts_truncation
 
 __all__ = ["check_playlist", "media_playlist_files", "refuse_dash", "segment_problem"]
 
@@ -35,7 +36,6 @@ PLAYLIST_SUFFIXES = (".m3u8", ".m3u")
 _SCHEME = re.compile(r"^([^/?#:]*):")
 #: What ffmpeg reads as a protocol name (libavformat's URL_SCHEME_CHARS).
 _PROTOCOL_NAME = re.compile(r"[A-Za-z0-9+.-]*")
-_TS_PACKET = 188
 #: Top-level ISO-BMFF boxes an fMP4 segment or init section starts with.
 _BMFF_FIRST = {b"ftyp", b"styp", b"moof", b"sidx", b"moov", b"emsg", b"prft", b"free", b"uuid"}
 
@@ -124,16 +124,16 @@ def _has_video_pes(fh: BinaryIO, start: int, size: int) -> bool:
     """Whether MPEG-TS packets in ``[start, start + size)`` open a video PES (stream id
     0xE0-0xEF: H.264, H.265, MPEG-2): a segment of only PAT/PMT tables holds no picture.
     Read in blocks, stopping at the first (normally within the first few packets)."""
-    block = _TS_PACKET * 512
+    block = TS_PACKET * 512
     for pos in range(start, start + size, block):
         fh.seek(pos)
         data = fh.read(min(block, start + size - pos))
-        for k in range(0, len(data) - _TS_PACKET + 1, _TS_PACKET):
-            pkt = data[k:k + _TS_PACKET]
+        for k in range(0, len(data) - TS_PACKET + 1, TS_PACKET):
+            pkt = data[k:k + TS_PACKET]
             if not pkt[1] & 0x40 or not pkt[3] & 0x10:  # no payload unit start / no payload
                 continue
             at = 5 + pkt[4] if pkt[3] & 0x20 else 4  # past the adaptation field
-            if (pkt[at:at + 3] == b"\x00\x00\x01" and at + 3 < _TS_PACKET
+            if (pkt[at:at + 3] == b"\x00\x00\x01" and at + 3 < TS_PACKET
                     and 0xE0 <= pkt[at + 3] <= 0xEF):
                 return True
     return False
@@ -145,11 +145,8 @@ def _ts_problem(fh: BinaryIO, start: int, size: int, video: bool = True) -> str 
     fh.seek(start)
     if fh.read(1) != b"\x47":
         return f"not MPEG-TS at byte {start} (no sync byte: an error page?)"
-    if size % _TS_PACKET:
-        return f"truncated ({size} bytes: not whole {_TS_PACKET}-byte MPEG-TS packets)"
-    fh.seek(start + size - _TS_PACKET)
-    if fh.read(1) != b"\x47":
-        return f"not MPEG-TS at byte {start + size - _TS_PACKET} (no sync byte)"
+    if problem := ts_truncation(fh, start, size):
+        return problem
     if video and not _has_video_pes(fh, start, size):
         return "holds no video (no video PES packet: only tables?)"
     return None
@@ -352,19 +349,19 @@ def _ts_video_stream(part: _Part) -> tuple[int, int] | None:
     """``(PID, stream type)`` of the first video stream the first program map of an MPEG-TS
     segment lists, or None (not TS, unreadable, no PMT in its first 64 KiB)."""
     try:
-        data = _read_part(part, limit=_TS_PACKET * 350)
+        data = _read_part(part, limit=TS_PACKET * 350)
     except OSError:
         return None
     if data[:1] != b"\x47":  # not MPEG-TS (an fMP4 segment): nothing to compare
         return None
     pmt_pid = None
-    for k in range(0, len(data) - _TS_PACKET + 1, _TS_PACKET):
-        pkt = data[k:k + _TS_PACKET]
+    for k in range(0, len(data) - TS_PACKET + 1, TS_PACKET):
+        pkt = data[k:k + TS_PACKET]
         if pkt[0] != 0x47 or not pkt[1] & 0x40:  # a section starts in this packet
             continue
         pid = ((pkt[1] & 0x1F) << 8) | pkt[2]
         at = (5 + pkt[4] if pkt[3] & 0x20 else 4)
-        at += 1 + pkt[at] if at < _TS_PACKET else 0  # past the pointer field
+        at += 1 + pkt[at] if at < TS_PACKET else 0  # past the pointer field
         section = pkt[at:]
         if len(section) < 12:
             continue
@@ -483,7 +480,7 @@ def _holds_video(part: _Part, init: _Part | None) -> bool:
             fh.seek(start)
             head = fh.read(min(length, 1 << 20))
             if head[:1] == b"\x47":
-                return _has_video_pes(fh, start, length - length % _TS_PACKET)
+                return _has_video_pes(fh, start, length - length % TS_PACKET)
     except OSError:
         return True
     return _VIDEO_HANDLER.search(head) is not None  # a self-initialising fMP4 segment

@@ -27,6 +27,7 @@ __all__ = [
     "domain_flags",
     "flag_hidden_frames",
     "flag_short_shots",
+    "flag_truncated",
     "interval_half_width",
     "invalidate",
     "make_records",
@@ -34,6 +35,8 @@ __all__ = [
     "summarize",
 ]
 
+#: The flag on the last shot of a file cut short (:func:`flag_truncated`).
+TRUNCATED_FLAG = "truncated"
 
 @dataclass
 class VideoReport:
@@ -218,6 +221,15 @@ def flag_hidden_frames(records: Sequence[ShotRecord], rows: Sequence[Mapping[str
     return out, int(hidden_before_frame.size)
 
 
+def flag_truncated(records: Sequence[ShotRecord], truncated: str | None) -> list[ShotRecord]:
+    """``truncated`` on the last shot of a file cut short (``truncated``: why, from
+    :func:`~vmafdistill.io.truncation.file_truncation`; None leaves the records): its frames end
+    where the bytes do, not where the delivery did."""
+    out = list(records)
+    if truncated and out:
+        out[-1] = out[-1].flagged(TRUNCATED_FLAG)
+    return out
+
 
 def _resolutions(records: Sequence[ShotRecord]) -> str | None:
     """The shots' ``res`` as the summary says it: ``360p``, or for a recording that switches
@@ -230,15 +242,15 @@ def _resolutions(records: Sequence[ShotRecord]) -> str | None:
 
 def summarize(path: str, records: Sequence[ShotRecord], n_frames: int, fps: float,
               hidden_frames: int = 0, decoder_errors: Sequence[str] = (),
-              picture_changes: Sequence[Mapping[str, Any]] = (),
+              truncated: str | None = None, picture_changes: Sequence[Mapping[str, Any]] = (),
               ref: tuple[tuple[int, int], str] | None = None,
               pixel: dict[str, Any] | None = None, video_streams: int = 1,
               band_rules: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The per-video summary: shot and frame counts, duration, duration-weighted mean and worst
     prediction, band and issue counts, the band rules the bands were given by (``band_rules``:
     thresholds and basis, so a record's band can be explained from the file), and what the
-    chain noticed on the way (reference size rule, hidden frames, decoder errors, picture
-    changes, extra video streams, pixel-feature sampling)."""
+    chain noticed on the way (reference size rule, hidden frames, decoder errors, a file cut
+    short, picture changes, extra video streams, pixel-feature sampling)."""
     scored = [(r, r.pred_vmaf) for r in records if r.pred_vmaf is not None]
     dur = [r.end - r.start for r, _ in scored]
     bands = {b: sum(r.band == b for r in records)
@@ -270,6 +282,7 @@ def summarize(path: str, records: Sequence[ShotRecord], n_frames: int, fps: floa
         **({"hidden_frames": hidden_frames} if hidden_frames else {}),
         **({"decoder_errors": {"count": len(decoder_errors), "first": decoder_errors[0]}}
            if decoder_errors else {}),
+        **({"truncated": truncated} if truncated else {}),
         **({"picture_changes": list(picture_changes)} if picture_changes else {}),
         **({"video_streams": video_streams} if video_streams > 1 else {}),
         **({"pixel_features": pixel} if pixel is not None else {}),
