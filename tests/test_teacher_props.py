@@ -814,3 +814,27 @@ def test_the_teacher_api_names_what_is_wrong_with_its_input() -> None:
             with pytest.raises(ModelError, match=rf"enhn_gain_limit={limit!r} is outside "
                                                  r"1\.\.100"):
                 VmafModel.load(path)
+
+
+def test_a_model_json_s_features_not_its_file_name_choose_the_mode(tmp_path) -> None:
+    """libvmaf runs a JSON file's own features: a copy of the integer v0.6.1 model saved as
+    ``vmaf_float_mine.json`` was scored in float mode (0.03 VMAF off libvmaf, unsaid), and a
+    model mixing integer and float features in one mode. The ``vmaf_float_*`` model *names*
+    still select the float extractors."""
+    from vmafdistill.errors import ModelError
+    from vmafdistill.teacher.model import resolve_model_path
+
+    stock = resolve_model_path("vmaf_v0.6.1")
+    renamed = tmp_path / "vmaf_float_mine.json"
+    renamed.write_text(stock.read_text())
+    assert VmafModel.load(renamed).integer_features
+    assert VmafModel.load(stock).integer_features
+    assert not VmafModel.load("vmaf_float_v0.6.1").integer_features
+    mixed = tmp_path / "mixed.json"
+    mixed.write_text(stock.read_text().replace("VMAF_integer_feature_adm2_score",
+                                               "VMAF_feature_adm2_score"))
+    with pytest.raises(ModelError, match=r"mixed\.json: mixes libvmaf's integer features"):
+        VmafModel.load(mixed)
+    floats = tmp_path / "floats.json"
+    floats.write_text(stock.read_text().replace("VMAF_integer_feature_", "VMAF_feature_"))
+    assert not VmafModel.load(floats).integer_features

@@ -38,6 +38,18 @@ MODEL_ALIASES: dict[str, str] = {
 _FEATURE_RE = re.compile(r"^VMAF_(?:integer_)?feature_(\w+?)_score$")
 
 
+def _integer_features(raw_names: Any, path: Path) -> bool:
+    """Whether a model JSON's features are libvmaf's integer ones (``VMAF_integer_feature_*``)
+    rather than its float ones; a model mixing the two is refused (libvmaf would run each
+    feature's own extractor, this teacher scores a model in one mode: 0.03 VMAF off, unsaid)."""
+    kinds = {str(raw).startswith("VMAF_integer_feature_") for raw in raw_names}
+    if len(kinds) > 1:
+        raise ModelError(f"model file {path}: mixes libvmaf's integer features "
+                         "(VMAF_integer_feature_*) with float ones (VMAF_feature_*); this "
+                         "teacher scores a model with one kind: make them all one kind")
+    return kinds <= {True}  # (no feature at all: refused later, by the slope count)
+
+
 def resolve_model_path(name_or_path: str | Path) -> Path:
     """Map a model name (``vmaf_v0.6.1`` ...) or a JSON path to an existing JSON file."""
     text = str(name_or_path)
@@ -178,7 +190,7 @@ class VmafModel:
         if norm_type != "linear_rescale":
             raise ModelError(f"model file {path}: norm_type {norm_type!r} is not supported")
         names = []
-        integer = all(str(raw).startswith("VMAF_integer_feature_") for raw in raw_names)
+        integer = _integer_features(raw_names, path)
         for raw in raw_names:
             match = _FEATURE_RE.match(raw)
             if not match or match.group(1) not in MODEL_FEATURES:
@@ -212,8 +224,10 @@ class VmafModel:
             transform=transform,
             vif_options=vif_opts,
             adm_options=adm_opts,
-            # libvmaf's vmaf_float_* names select its float extractors for the same SVR.
-            integer_features=integer and not name.startswith("vmaf_float_"),
+            # libvmaf's vmaf_float_* model names select its float extractors for the same
+            # SVR; a JSON file's own name does not (its feature names say which it runs)
+            integer_features=integer and not (str(name_or_path) in MODEL_ALIASES
+                                              and name.startswith("vmaf_float_")),
         )
 
     def predict(self, features: dict[str, torch.Tensor], *, clip: bool = True) -> torch.Tensor:
