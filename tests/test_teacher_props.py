@@ -598,6 +598,12 @@ def test_exact_mode_refuses_out_of_range_samples_on_every_path(
     with pytest.raises(VideoInputError, match=r"ref frames hold values .* outside data_range "
                                               r"0\.\.255"):
         VMAF("vmaf_v0.6.1")(ref * 1.2, dist)
+    # 10-bit samples in uint16, declared 8-bit: the message, not torch's "min_all not
+    # implemented for 'UInt16'" (numpy's uint16 and torch's alike)
+    ten = (ref.numpy() * 4).astype(np.uint16)
+    for frames in (ten, torch.from_numpy(ten)):
+        with pytest.raises(VideoInputError, match=r"ref frames hold values \d+\.\.\d+, outside"):
+            VMAF("vmaf_v0.6.1")(frames, dist.numpy().astype(np.uint16))
 
 
 def test_teacher_argument_errors_are_one_line() -> None:

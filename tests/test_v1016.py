@@ -384,6 +384,34 @@ def test_the_scorer_refuses_input_libvmaf_would_not_score_as_given() -> None:
     np.testing.assert_array_equal(scorer.result()["vmaf"], first)
 
 
+def test_the_scorer_refuses_a_depth_change_and_unlike_u_v_and_takes_flipped_views() -> None:
+    """VmafScorer refused a bit depth changing mid-stream; V1016Scorer mixed 8- and 10-bit
+    frames in motion3's history (75.2 read 86.4, the first frame too). A v plane of another
+    size than u was cropped to u's (SpEED v read 0: 75.2 became 76.6). ``np.flip`` views were
+    torch's negative-stride ValueError (VmafScorer copies them)."""
+    rng = np.random.default_rng(1)
+    y = rng.integers(16, 236, (2, 176, 224), dtype=np.uint8)
+    uv = rng.integers(16, 241, (2, 88, 112), dtype=np.uint8)
+    scorer = V1016Scorer()
+    scorer.update(y[:1], y[:1], (uv[:1], uv[:1]), (uv[:1], uv[:1]), bit_depth=8)
+    ten = [a[1:].astype(np.uint16) << 2 for a in (y, uv)]
+    with pytest.raises(VideoInputError, match="bit depth changed mid-stream from 8 to 10"):
+        scorer.update(ten[0], ten[0], (ten[1], ten[1]), (ten[1], ten[1]), bit_depth=10)
+    scorer.reset()
+    scorer.update(ten[0], ten[0], (ten[1], ten[1]), (ten[1], ten[1]), bit_depth=10)  # afresh
+    scorer.reset()
+    half_v = uv[:, ::2, ::2]
+    with pytest.raises(VideoInputError, match=r"reference u and v planes differ in shape"):
+        scorer.update(y, y, (uv, half_v), (uv, uv))
+    scorer.reset()
+    flipped = np.flip(y, axis=-1)
+    scorer.update(flipped, flipped, (np.flip(uv, -1),) * 2, (np.flip(uv, -1),) * 2)
+    by_copy = V1016Scorer()
+    copies = np.ascontiguousarray(flipped), np.ascontiguousarray(np.flip(uv, -1))
+    by_copy.update(copies[0], copies[0], (copies[1],) * 2, (copies[1],) * 2)
+    np.testing.assert_array_equal(scorer.result()["vmaf"], by_copy.result()["vmaf"])
+
+
 def test_a_model_option_this_teacher_lacks_is_one_model_error(tmp_path: Path) -> None:
     """libvmaf scores a v1.0.16 JSON with ``cambi_eotf: pq`` or another SpEED kernel scale;
     this teacher does not reproduce them, and said so with a ValueError traceback."""

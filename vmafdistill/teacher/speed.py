@@ -281,8 +281,13 @@ def speed_chroma(
 
 
 def as_plane_tensor(plane: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """A decoded plane as a tensor, on the device it is already on (CUDA tensors stay there)."""
-    return plane if isinstance(plane, torch.Tensor) else torch.as_tensor(np.asarray(plane))
+    """A decoded plane as a tensor, on the device it is already on (CUDA tensors stay there);
+    NumPy views with negative strides (``np.flip``), which torch cannot view, copied."""
+    if isinstance(plane, torch.Tensor):
+        return plane
+    array = np.asarray(plane)
+    return torch.as_tensor(array if all(s >= 0 for s in array.strides)
+                           else np.ascontiguousarray(array))
 
 
 def chroma_planes(

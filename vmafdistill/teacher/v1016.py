@@ -81,6 +81,7 @@ class V1016Scorer:
         self._parts: dict[str, list[np.ndarray]] = {}
         self._size: tuple[int, int] | None = None
         self._chroma: tuple[int, ...] | None = None  # (H, W) of the first chunk's planes
+        self._bit_depth: int | None = None
 
     def check_input(self, width: int, height: int, chroma_shape: tuple[int, int] | None) -> None:
         """Raise VideoInputError for input the model cannot score (size, missing chroma)."""
@@ -127,6 +128,9 @@ class V1016Scorer:
             raise VideoInputError(f"model {self.model.name}: the chroma planes changed "
                                   f"mid-stream from {_shape_text(self._chroma)} to "
                                   f"{_shape_text(chroma)}")
+        elif self._bit_depth != bit_depth:  # motion3 mixed 8- and 10-bit frames: 75 read 86
+            raise VideoInputError(f"model {self.model.name}: bit depth changed mid-stream "
+                                  f"from {self._bit_depth} to {bit_depth}")
         if (ref_uv is None) != (dist_uv is None):
             # One side gray: ffmpeg converts it to YUV for libvmaf, which gives neutral chroma.
             ref_uv, dist_uv = (neutral_chroma(dist_uv, bit_depth), dist_uv) if ref_uv is None \
@@ -139,7 +143,7 @@ class V1016Scorer:
                 f"({ref_c[1]}x{ref_c[0]} vs {dist_c[1]}x{dist_c[0]}: other chroma subsampling);"
                 " convert one of them (ffmpeg -pix_fmt) first")
         # taken once the chunk is accepted: a refused chunk made the next right one "changed"
-        self._size, self._chroma = (w, h), chroma
+        self._size, self._chroma, self._bit_depth = (w, h), chroma, int(bit_depth)
         feats: dict[str, torch.Tensor] = {}
         feats[self.model.printed_names()["cambi"]] = cambi(dy.to(torch.int32), bit_depth,
                                                            self.cambi_opts)
@@ -177,6 +181,7 @@ class V1016Scorer:
         self._parts = {}
         self._size = None
         self._chroma = None
+        self._bit_depth = None
 
     def result(self, *, features_only: bool = False) -> dict[str, np.ndarray]:
         """Per-frame metrics in libvmaf's names and ``vmaf`` (``features_only``: without it)."""
@@ -231,6 +236,9 @@ def check_chunk(
             continue
         if len(uv) != 2:
             raise VideoInputError(f"model {model}: {side} chroma must be a (u, v) pair")
+        if np.shape(uv[0]) != np.shape(uv[1]):  # v was cropped to u's size: SpEED v read 0
+            raise VideoInputError(f"model {model}: {side} u and v planes differ in shape "
+                                  f"({tuple(np.shape(uv[0]))} vs {tuple(np.shape(uv[1]))})")
         for label, plane in zip("uv", uv, strict=True):
             t = as_plane_tensor(plane)
             if t.ndim != 3 or t.shape[0] != n:

@@ -625,7 +625,7 @@ def _check_in_data_range(name: str, frames: torch.Tensor, samples: torch.Tensor,
         return
     top = (1 << bit_depth) - 1
     if float(samples.min()) < 0 or float(samples.max()) > top:
-        lo, hi = float(frames.min()), float(frames.max())
+        lo, hi = (float(v) for v in torch.aminmax(_widened(frames.detach())))
         raise VideoInputError(
             f"{name} frames hold values {lo:g}..{hi:g}, outside data_range 0..{data_range:g} "
             f"(read as {bit_depth}-bit samples 0..{top}); pass the frames' own data_range "
