@@ -56,6 +56,7 @@ _OPTION_ALIASES: dict[str, tuple[str, Any]] = {
     "cambi_max_val": ("cmxv", 1000.0),
     "cambi_vis_lum_threshold": ("vlt", 0.0),
     "cambi_topk": ("ctpk", 0.6),
+    "topk": ("topk", 0.6),  # libvmaf takes both names, and prints each with its own alias
     "cambi_eotf": ("ceot", "bt1886"),
     "window_size": ("ws", 65),
     "tvi_threshold": ("tvit", 0.019),
@@ -95,7 +96,7 @@ def libvmaf_feature_name(base: str, opts: dict[str, Any]) -> str:
     parts = [base]
     for key in sorted(opts):
         if key not in _OPTION_ALIASES:
-            raise ModelError(f"feature option {key!r} is not known here")
+            raise ModelError(f"feature option {key!r} of {base} is not reproduced here")
         alias, default = _OPTION_ALIASES[key]
         value = opts[key]
         if isinstance(default, bool):
@@ -197,14 +198,16 @@ class V1016Model:
         names = []
         for raw in raw_names:
             if raw not in _RAW_FEATURES:
-                raise ModelError(f"model file {path}: feature {raw!r} is not computed here")
+                raise ModelError(f"model file {path}: feature {raw!r} is not computed here (a "
+                                 "v1.0.16 model reads cambi, speed_chroma_uv, adm3 and motion3: "
+                                 "this one mixes them with others)")
             names.append(_RAW_FEATURES[raw])
         sv, coefs, gamma, rho = _parse_libsvm(md["model"], len(names), path)
         transform = parse_score_transform(md, path)
         clip = md.get("score_clip")
         ccp = md.get("chroma_correction_parameter")
         name = str(name_or_path) if str(name_or_path) in V1016_MODELS else path.stem
-        return cls(
+        model = cls(
             name=name,
             feature_names=names,
             feature_options={n: dict(o or {}) for n, o in zip(names, opts, strict=True)},
@@ -218,6 +221,11 @@ class V1016Model:
             score_clip=(float(clip[0]), float(clip[1])) if clip else None,
             chroma_correction=float(ccp) if ccp else None,
         )
+        try:  # an option libvmaf takes and this teacher does not: said at load, with the file
+            model.printed_names()
+        except ModelError as exc:
+            raise ModelError(f"model file {path}: {exc}") from None
+        return model
 
     def printed_names(self) -> dict[str, str]:
         """Short feature name -> the per-frame metric name libvmaf prints for this model."""
