@@ -2017,3 +2017,22 @@ def test_an_encode_whose_headers_give_no_quantizer_is_an_error(
         CODECS["h264"], crf_min=4)})
     with pytest.raises(VmafDistillError, match="crf=2: must be at least 4"):
         Rung.from_dict({"codec": "h264", "height": 0.5, "crf": 2})
+
+
+def test_a_table_of_another_schema_or_feature_set_version_is_refused(tmp_path: Path) -> None:
+    """A corpus whose features were computed by another definition (``feature_set_version``)
+    trained without a word, and the student was stamped with this package's version, so
+    export and predict took it; only ``schema_version`` was checked."""
+    from vmafdistill.corpus.tables import read_table, write_table
+    from vmafdistill.versions import FEATURE_SET_VERSION
+
+    path = tmp_path / "samples.parquet"
+    now = {"schema_version": SCHEMA_VERSION, "feature_set_version": FEATURE_SET_VERSION}
+    write_table(pd.DataFrame([now, now]), path)
+    assert len(read_table(path)) == 2
+    for column, old in (("feature_set_version", FEATURE_SET_VERSION - 1),
+                        ("schema_version", SCHEMA_VERSION - 1)):
+        write_table(pd.DataFrame([now, {**now, column: old}]), path)
+        with pytest.raises(VmafDistillError, match=rf"samples\.parquet: {column} \[{old}, "
+                                                   r".*rebuild the corpus"):
+            read_table(path)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import VmafDistillError
 from ..folders import atomic_write_bytes
+from ..versions import FEATURE_SET_VERSION
 from .schema import SCHEMA_VERSION, TABLES
 
 if TYPE_CHECKING:  # pandas is a training-time dependency
@@ -49,6 +50,15 @@ def read_table(path: Path) -> pd.DataFrame:
         raise VmafDistillError(
             f"{path}: schema_version {found}, this vmafdistill reads {SCHEMA_VERSION}; "
             "rebuild the corpus"
+        )
+    # features of another definition: a student trained on them was stamped with this
+    # package's version, and export and predict took it (the edge computes these features)
+    if "feature_set_version" in df and len(df) and set(
+            df["feature_set_version"].unique()) != {FEATURE_SET_VERSION}:
+        found = sorted(df["feature_set_version"].unique().tolist())
+        raise VmafDistillError(
+            f"{path}: feature_set_version {found}, this vmafdistill computes features of "
+            f"version {FEATURE_SET_VERSION}; rebuild the corpus (vmafdistill corpus ...)"
         )
     return df
 
