@@ -1048,6 +1048,12 @@ def test_domain_flags_name_unseen_codecs_and_out_of_range_inputs():
         "outside_training:log_scene_bpp", "outside_training:scale_ratio"]
     assert domain_flags({**row, "log_scene_bpp": math.nan}, domain, "h264") == []  # NaN: own flag
     assert domain_flags(row, None, "av1") == []  # a card from before the section
+    # the edge's float pixel sums match the corpus's (torch) to ~1e-12 relative, not bit for
+    # bit: a training row's sobel_mean 1 ulp above the max was flagged outside its own domain
+    sobel = {"features": {"sobel_mean": [10.0, 56.12540849988964]}}
+    assert domain_flags({"sobel_mean": 56.12540849988965}, sobel, "h264") == []
+    assert domain_flags({"sobel_mean": 56.1254085 * (1 + 1e-7)}, sobel, "h264") == [
+        "outside_training:sobel_mean"]
 
 
 def test_a_codec_outside_the_training_domain_is_flagged(tmp_path):
