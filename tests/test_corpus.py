@@ -2036,3 +2036,28 @@ def test_a_table_of_another_schema_or_feature_set_version_is_refused(tmp_path: P
         with pytest.raises(VmafDistillError, match=rf"samples\.parquet: {column} \[{old}, "
                                                    r".*rebuild the corpus"):
             read_table(path)
+
+
+def test_another_ffmpeg_makes_the_corpus_stale_and_its_labels_new(
+        built, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The torch teacher's labels come through ffmpeg's decoder and scaler, yet neither the
+    label key nor the build key held the ffmpeg version (the encode key did): with another
+    ffmpeg, `train` took the old corpus as current, and a rebuild reused the old scaler's
+    labels wherever the encodes came out byte for byte the same."""
+    from vmafdistill.corpus import build, jobs
+
+    cfg, _ = built
+    out = Path(cfg["out_dir"])
+    manifest = read_manifest(out)
+    assert manifest["ffmpeg_version"] == jobs.ffmpeg_version()
+    assert build._current(cfg, out)
+    source = {"sha256": "s" * 64, "pix_fmt": "yuv420p", "width": 64, "height": 48}
+    label_key = jobs._label_key(source, "e" * 64, dict(cfg["teacher"]), "yuv420p")
+    feature_key = jobs._feature_key("e" * 64, "cpu")
+    for module in (build, jobs):
+        monkeypatch.setattr(module, "ffmpeg_version", lambda: "n99.0-other")
+    assert not build._current(cfg, out)
+    assert jobs._label_key(source, "e" * 64, dict(cfg["teacher"]), "yuv420p") != label_key
+    assert jobs._feature_key("e" * 64, "cpu") != feature_key
+    assert build.build_differences(manifest, build._identity(cfg)) == [
+        f"ffmpeg ({manifest['ffmpeg_version']} against n99.0-other)"]

@@ -32,6 +32,7 @@ from typing import Any
 import pandas as pd
 
 from .. import __version__
+from .._ffmpeg import ffmpeg_version
 from ..config import checked_list
 from ..encode import Rung
 from ..errors import VmafDistillError
@@ -247,6 +248,7 @@ def build_key(cfg: Mapping[str, Any], sources: list[dict[str, Any]]) -> str:
         shots=checked_shot_settings("shots", cfg["shots"]),  # 1 and 1.0: one build
         encode=dict(cfg.get("encode") or {}),
         versions=[SCHEMA_VERSION, FEATURE_SET_VERSION, SHOTS_VERSION, ENCODE_VERSION],
+        ffmpeg=ffmpeg_version(),  # every artefact's key holds it: a corpus of another is stale
     )
 
 
@@ -747,16 +749,20 @@ def _warn_if_replacing(out_dir: Path, cfg: Mapping[str, Any],
 
 def _identity(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """What :func:`build_differences` reads of a manifest built now with ``cfg``."""
-    return {"config": cfg, "teacher": teacher_identity(dict(cfg["teacher"]))}
+    return {"config": cfg, "teacher": teacher_identity(dict(cfg["teacher"])),
+            "ffmpeg_version": ffmpeg_version()}
 
 
 def build_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """How two corpus manifests' builds differ, beside their footage and the vmafdistill
-    version: the keyed settings (:func:`differing_settings`) and the teacher outside this
-    package (another libvmaf, another model file). Empty where only the footage or the
+    version: the keyed settings (:func:`differing_settings`), the ffmpeg, and the teacher
+    outside this package (another libvmaf, another model file). Empty where only the footage or the
     vmafdistill version (its table versions, its torch teacher's version, its cache keys)
     can tell them apart."""
     differ = differing_settings(old.get("config") or {}, new.get("config") or {})
+    ffmpegs = old.get("ffmpeg_version"), new.get("ffmpeg_version")
+    if all(ffmpegs) and ffmpegs[0] != ffmpegs[1]:  # (older manifests do not record it)
+        differ.append(f"ffmpeg ({ffmpegs[0]} against {ffmpegs[1]})")
     if not old.get("teacher") or not new.get("teacher"):  # an older manifest: no teacher
         return differ
     teachers = [_outside_teacher(old["teacher"]), _outside_teacher(new.get("teacher") or {})]
@@ -1129,6 +1135,7 @@ def _write_tables(
         "schema_version": SCHEMA_VERSION,
         "feature_set_version": FEATURE_SET_VERSION,
         "vmafdistill_version": __version__,
+        "ffmpeg_version": ffmpeg_version(),
         "build_key": build_key(cfg, sources),
         "corpus_hash": _sha_of_df(samples) if len(samples) else None,
         "tables_sha256": table_sha,

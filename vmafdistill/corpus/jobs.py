@@ -561,8 +561,10 @@ def _label_key(source: dict[str, Any], enc_sha: str, teacher_cfg: dict[str, Any]
     device = str(teacher_cfg.get("device") or "cpu").split(":")[0]
     on_device = {"device": device} if teacher_cfg.get("backend") == "torch" \
         and device != "cpu" and teacher_mode(teacher_cfg) == "float" else {}
+    # ffmpeg decodes and scales both sides for the torch teacher (and is libvmaf's host): a
+    # new ffmpeg reused labels of the old one's scaler when its encodes came out the same
     return key_of(kind="labels", ref=source["sha256"], dist=enc_sha,
-                  teacher=teacher_identity(teacher_cfg),
+                  teacher=teacher_identity(teacher_cfg), ffmpeg=ffmpeg_version(),
                   scale_flags=str(teacher_cfg.get("scale_flags")),
                   ref_size=(int(source["width"]), int(source["height"])), **converted,
                   **on_device)
@@ -572,6 +574,7 @@ def _feature_key(enc_sha: str, device: str) -> str:
     """The cache key of an encode's pixel features: computed on a GPU they agree with the
     CPU's to float rounding, not bit for bit, so they have their own (the CPU key is kept)."""
     return key_of(kind="features", dist=enc_sha, version=FEATURE_SET_VERSION, threads=1,
+                  ffmpeg=ffmpeg_version(),  # the decoder and the header trace read them
                   **({} if device == "cpu" else {"device": device.split(":")[0]}))
 
 
