@@ -2061,3 +2061,20 @@ def test_another_ffmpeg_makes_the_corpus_stale_and_its_labels_new(
     assert jobs._feature_key("e" * 64, "cpu") != feature_key
     assert build.build_differences(manifest, build._identity(cfg)) == [
         f"ffmpeg ({manifest['ffmpeg_version']} against n99.0-other)"]
+
+
+def test_a_killed_table_write_s_leftover_is_swept_by_a_later_build(built) -> None:
+    """A build killed while writing its tables left ``tables/.samples.parquet.<tag>.partial``
+    for good: only the cache root was swept. Leftovers older than the stale age go; a young
+    one (perhaps a live writer's) stays."""
+    cfg, _ = built
+    tables = Path(cfg["out_dir"]) / "tables"
+    old = tables / ".samples.parquet.1.dead.partial"
+    young = tables / ".frames.parquet.2.live.partial"
+    for leftover in (old, young):
+        leftover.write_bytes(b"")
+    aged = time.time() - 2 * 3600
+    os.utime(old, (aged, aged))
+    build_corpus(cfg)
+    assert not old.exists() and young.exists()
+    young.unlink()

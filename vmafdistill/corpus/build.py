@@ -953,7 +953,8 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
     started = time.perf_counter()
     out_dir = Path(str(cfg["out_dir"]))
     store = ArtifactStore(cfg.get("cache_root") or out_dir / "cache")
-    _sweep_stale_partials(store.root)
+    for folder in (store.root, out_dir / "tables"):  # a killed table write leaves one too
+        _sweep_stale_partials(folder)
     check_sections(cfg)
     check_build_settings(cfg)
     workers = int(cfg.get("workers", 1))
@@ -1085,6 +1086,8 @@ def _maybe_fail_fast(cfg: Mapping[str, Any], failures: list[dict[str, str]]) -> 
 
 
 def _sweep_stale_partials(root: Path) -> None:
+    """Remove the temporary files under ``root`` that killed writers left (older than
+    :data:`_STALE_PARTIAL_S`; younger ones may be a live writer's)."""
     if not root.is_dir():
         return
     now = time.time()
