@@ -947,6 +947,20 @@ def test_a_corpus_directory_s_teacher_and_dead_columns_are_read_before_any_work(
     assert f"feature column {name!r} has no finite value in fold 0's training rows" in err
     assert "replacing an earlier run" not in err
     assert (out / "student.pt").read_bytes() == before and (out / "metrics.json").is_file()
+    # a student whose features: subset never reads that column trains (finetune and the edge
+    # already looked at the read inputs only; train refused the column it would drop)
+    kept = [c for c in feature_set("scalefree") if c != name][:2]
+    assert run_train(corpus, out, "baselines=[]", "optim.max_epochs=20",
+                     f"+student.features=[{','.join(kept)}]") == 0, capsys.readouterr().err
+    from vmafdistill.students.models import raw_inputs_read
+
+    model, _ = load_bundle(out / "student.pt")
+    assert raw_inputs_read(model) == kept
+    x = samples[list(feature_set("scalefree"))].to_numpy(np.float32)
+    import torch
+
+    with torch.no_grad():
+        assert np.isfinite(model(torch.from_numpy(x)).numpy()).all()
 
 
 def test_another_target_keeps_the_teacher_vmaf_column_and_plots_the_target(

@@ -137,6 +137,7 @@ class SamplesDataModule(pl.LightningDataModule):
         transforms: the student's fixed column transforms (None: the models' default).
         interactions: the student's product columns (pairs of feature names), scaled too.
         fit_scaler: fit ``mean``/``std`` (False: None, for a student that keeps its own).
+        read: the input columns the student reads (None: all), as ``fit_scaler`` takes them.
     """
 
     def __init__(
@@ -152,6 +153,7 @@ class SamplesDataModule(pl.LightningDataModule):
         transforms: Mapping[str, str] | None = None,
         interactions: Sequence[Sequence[str]] | None = None,
         fit_scaler: bool = True,
+        read: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         from .models import fit_scaler as fitted_scaler
@@ -171,7 +173,7 @@ class SamplesDataModule(pl.LightningDataModule):
         if fit_scaler:  # fine-tuning keeps its student's scaler: an all-NaN column is no error
             mean, std = fitted_scaler(
                 np.asarray(x)[np.asarray(train_idx)], self.feature_names, transforms,
-                interactions)
+                interactions, read=read)
             self.mean = torch.as_tensor(np.asarray(mean, dtype=np.float32))
             self.std = torch.as_tensor(np.asarray(std, dtype=np.float32))
 

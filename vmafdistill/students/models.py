@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -181,6 +181,7 @@ def fit_scaler(
     feature_names: Sequence[str],
     transforms: Mapping[str, str] | None = None,
     interactions: Sequence[Sequence[str]] | None = None,
+    read: Collection[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std (float32, shape (F + K,)) of the *transformed* training features and of
     their K ``interactions`` products.
@@ -189,23 +190,38 @@ def fit_scaler(
     the products (:func:`expand_inputs`), so pass the same mapping and pairs to
     :class:`ScaledStudent`. NaNs are ignored (nanmean/nanstd); a std below
     :data:`STD_FLOOR` becomes 1 so constant columns standardise to 0. A column with no finite
-    value, or any infinite value, raises :class:`VmafDistillError` naming it.
+    value, or any infinite value, raises :class:`VmafDistillError` naming it; under ``read``
+    (the input columns a ``features:`` subset keeps, :func:`student_inputs_read`) a column
+    the student never reads may have no finite value (mean 0, std 1: it is imputed and dropped).
     """
     names = student_input_names(feature_names, interactions)
     xt = expand_inputs(apply_transforms(x_train, list(feature_names), transforms),
                        list(feature_names), interactions)
     if xt.shape[0] == 0:
         raise VmafDistillError("fit_scaler: no training rows")
+    empty = np.isnan(xt).all(axis=0)
     for j, name in enumerate(names):
-        col = xt[:, j]
-        if np.isinf(col).any():
+        if np.isinf(xt[:, j]).any():
             raise VmafDistillError(f"feature column {name!r} has infinite values")
-        if np.isnan(col).all():
+        if empty[j] and (read is None or name in read):
             raise VmafDistillError(f"feature column {name!r} has no finite value")
-    mean = np.nanmean(xt, axis=0)
-    std = np.nanstd(xt, axis=0)
+    filled = np.where(empty, 0.0, xt)  # unread columns without a value: no nanmean warning
+    mean = np.nanmean(filled, axis=0)
+    std = np.nanstd(filled, axis=0)
     std = np.where(std < STD_FLOOR, 1.0, std)
     return mean.astype(np.float32), std.astype(np.float32)
+
+
+def student_inputs_read(
+    cfg: Mapping[str, Any], feature_names: Sequence[str],
+    interactions: Sequence[Sequence[str]] | None = None,
+) -> list[str] | None:
+    """The input columns (raw features, then interaction products) a student config's
+    ``features:`` subset keeps; None when it reads them all."""
+    in_names = student_input_names(feature_names, interactions)
+    index = _feature_index(cfg.get("name"), cfg.get("features"), in_names,
+                           resolve_interactions(interactions, feature_names))
+    return None if index is None else [in_names[i] for i in index]
 
 
 # --------------------------------------------------------------------------- heads / helpers
@@ -922,7 +938,8 @@ def make_scaled_student(
     With ``y_train``, the output bias starts at the mean target (:func:`init_output_bias`)."""
     transforms = resolve_transforms(cfg.get("transforms"))
     interactions = cfg.get("interactions")
-    mean, std = fit_scaler(x_train, feature_names, transforms, interactions)
+    mean, std = fit_scaler(x_train, feature_names, transforms, interactions,
+                           read=student_inputs_read(cfg, feature_names, interactions))
     model = scaled_student(cfg, mean, std, feature_names, transforms, interactions)
     if y_train is not None:
         init_output_bias(model, float(np.nanmean(np.asarray(y_train, dtype=np.float64))))

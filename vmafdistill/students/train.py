@@ -647,7 +647,7 @@ def fit_student(
     from .datamodule import SamplesDataModule
     from .lit_module import StudentModule
     from .losses import build_loss
-    from .models import init_output_bias, scaled_student
+    from .models import init_output_bias, scaled_student, student_inputs_read
 
     student_cfg = dict(cfg["student"])
     optim = checked_optim(cfg["optim"])
@@ -657,6 +657,7 @@ def fit_student(
         batch_size=optim.get("batch_size"), seed=int(cfg.get("seed", 0)),
         transforms=student_cfg.get("transforms"), interactions=student_cfg.get("interactions"),
         fit_scaler=init is None,
+        read=student_inputs_read(student_cfg, feature_names, student_cfg.get("interactions")),
     )
     if init is None:
         model = scaled_student(student_cfg, dm.mean, dm.std, feature_names,
@@ -1229,8 +1230,10 @@ def check_fold_inputs(data: TrainData, student_cfg: Mapping[str, Any],
     input has a finite value, none an infinite one), checked before an earlier run's outputs
     are removed: fold 0's fit found an all-NaN column (a v1.0.16 corpus has no ``vif_*``
     features) after they were deleted."""
-    from .models import fit_scaler
+    from .models import fit_scaler, student_inputs_read
 
+    interactions = student_cfg.get("interactions")
+    read = student_inputs_read(student_cfg, data.feature_names, interactions)
     for k, (tr, _) in enumerate(data.splits):
         parts = [(f"fold {k}'s training rows", tr)]
         if plan is not None and plan.method == "nested":
@@ -1239,7 +1242,7 @@ def check_fold_inputs(data: TrainData, student_cfg: Mapping[str, Any],
         for where, rows in parts:
             try:
                 fit_scaler(data.x[rows], data.feature_names, student_cfg.get("transforms"),
-                           student_cfg.get("interactions"))
+                           interactions, read=read)
             except VmafDistillError as exc:
                 raise VmafDistillError(
                     f"{exc} in {where} of corpus {data.corpus_dir} (a teacher that computes "
