@@ -185,8 +185,9 @@ def _optuna_sweep(hc: Any) -> bool:
 def run_hydra(command: str, config_name: str, job: Any, argv: list[str]) -> int:
     """Run ``job`` as the Hydra app ``vmafdistill <command>`` with overrides ``argv``.
 
-    Returns 0; re-raises the first job error of an in-process run or sweep; returns 1 when a
-    job of an out-of-process sweep failed (Hydra has printed it).
+    Returns 0; re-raises the first job error of an in-process run or sweep; returns 2, the
+    status of every other error, when a job of an out-of-process sweep failed (the job and
+    Hydra have printed it; Hydra's own exit status is 1).
     """
     from ..config import check_overrides
     from ..signals import interrupts_kept
@@ -207,7 +208,7 @@ def run_hydra(command: str, config_name: str, job: Any, argv: list[str]) -> int:
     except SystemExit as exc:  # a failed job of an out-of-process sweep, reported by Hydra
         if exc.code in (0, None):
             raise
-        return int(exc.code) if isinstance(exc.code, int) else 1
+        return 2
     finally:
         sys.argv = saved
     if task.errors:
