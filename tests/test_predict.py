@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vmafdistill._ffmpeg import run_ffmpeg
+from vmafdistill._ffmpeg import ffmpeg_exe, run_ffmpeg
 from vmafdistill.cli import main as cli_main
 from vmafdistill.edge.card import card_path_for
 from vmafdistill.edge.pipeline import (
@@ -344,6 +344,16 @@ def test_a_ts_or_avi_cut_short_is_flagged(clip, predictor, tmp_path, container):
     cut.write_bytes(data[: len(data) // 2 + 101])  # mid-packet, as a stopped download ends
     assert file_truncation(whole) is None
     assert "truncated" in (file_truncation(cut) or "")
+    if container == "avi":  # written to a pipe: the RIFF size is never filled in (0xFFFFFFFF)
+        piped = tmp_path / "piped.avi"
+        with open(piped, "wb") as out:
+            subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(clip), "-c", "copy", "-f",
+                            "avi", "pipe:1"], stdout=out, check=True)
+        assert piped.read_bytes()[4:8] == b"\xff" * 4 and file_truncation(piped) is None
+    else:  # bytes lost mid-file (the decoder reports those) leave a whole end: not cut short
+        spliced = tmp_path / f"spliced{whole.suffix}"
+        spliced.write_bytes(data[: len(data) // 2 + 101] + data)
+        assert file_truncation(spliced) is None
     full = analyze_video(str(whole), predictor)
     assert "truncated" not in full.summary and not any(r["flags"] for r in full.records)
     short = analyze_video(str(cut), predictor)

@@ -274,7 +274,7 @@ class ShotRecord:
     """Why to read the record with care (``nan:<feature>``, ``nan:prediction``,
     ``outside_training:<feature>``, ``unseen_codec:<codec>``, ``short_shot:<n>f``,
     ``hidden_frames:<k>``, ``issue_unmeasured``, ``no_block_qp``, ``picture_format:<fmt>``,
-    ``frame_rate:<fps>``, ``picture_changed[:WxH]``)."""
+    ``frame_rate:<fps>``, ``picture_changed[:WxH]``, ``truncated``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object: keys in field order, ``qp`` only when set, sequences as lists."""

@@ -19,6 +19,8 @@ TS_PACKET = 188
 #: Blu-ray's M2TS: a 4-byte arrival time stamp before each 188-byte TS packet.
 M2TS_PACKET = 192
 _SYNC = 0x47
+#: A RIFF size an AVI writer that could not seek back leaves (a pipe, a live recording).
+_RIFF_UNKNOWN = (0, 0xFFFFFFFF)
 
 
 def ts_packet_size(head: bytes) -> int | None:
@@ -43,6 +45,41 @@ def ts_truncation(fh: BinaryIO, start: int, size: int, packet: int = TS_PACKET) 
     return None
 
 
+def _ts_end_truncation(fh: BinaryIO, size: int, packet: int) -> str | None:
+    """A TS file cut short, judged by its end: whole packets end it when a sync byte opens each
+    of its last two packets counted back from the end (bytes lost mid-file, a damage the
+    decoder reports, leave the end whole; a size count from byte 0 called that truncated)."""
+    offset = packet - TS_PACKET  # M2TS: the sync byte follows a 4-byte time stamp
+    if size < 2 * packet:
+        return None
+    for k in (1, 2):
+        fh.seek(size - k * packet + offset)
+        if fh.read(1) != bytes([_SYNC]):
+            return (f"truncated (its last {packet}-byte MPEG-TS packet is cut short: no sync "
+                    f"byte {k * packet - offset} bytes before the end)")
+    return None
+
+
+def _avi_truncation(fh: BinaryIO, size: int) -> str | None:
+    """An AVI cut short: a RIFF chunk (the first, then an OpenDML file's ``AVIX`` ones) that
+    runs past the file's end. A size the writer never filled in (a pipe) is not judged."""
+    pos = 0
+    while pos + 8 <= size:
+        fh.seek(pos)
+        head = fh.read(12)
+        if head[:4] != b"RIFF":
+            return None  # past the RIFF chunks: whatever follows is not the AVI's
+        declared = struct.unpack("<I", head[4:8])[0]
+        if declared in _RIFF_UNKNOWN:
+            return None
+        end = pos + 8 + declared + (declared & 1)
+        if end > size:
+            return (f"truncated (its RIFF chunk at byte {pos} declares {declared + 8} bytes, "
+                    f"the file has {size - pos} from there)")
+        pos = end
+    return None
+
+
 def file_truncation(path: str | os.PathLike[str]) -> str | None:
     """Why the local MPEG-TS / M2TS or AVI file ``path`` is cut short, or None (whole, another
     container, or not a local file)."""
@@ -51,12 +88,8 @@ def file_truncation(path: str | os.PathLike[str]) -> str | None:
         with open(path, "rb") as fh:
             head = fh.read(2 * M2TS_PACKET)
             if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-                # the first RIFF chunk's size (an OpenDML file's later RIFF AVIX chunks follow
-                # it, so a whole file is at least this long)
-                declared = struct.unpack("<I", head[4:8])[0] + 8
-                return (f"truncated (its RIFF header declares {declared} bytes, the file has "
-                        f"{size})" if size < declared else None)
+                return _avi_truncation(fh, size)
             packet = ts_packet_size(head)
-            return None if packet is None else ts_truncation(fh, 0, size, packet)
+            return None if packet is None else _ts_end_truncation(fh, size, packet)
     except OSError:  # not a local file (a URL) or unreadable: the decode says what it finds
         return None
