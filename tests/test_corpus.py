@@ -2063,18 +2063,26 @@ def test_another_ffmpeg_makes_the_corpus_stale_and_its_labels_new(
         f"ffmpeg ({manifest['ffmpeg_version']} against n99.0-other)"]
 
 
-def test_a_killed_table_write_s_leftover_is_swept_by_a_later_build(built) -> None:
-    """A build killed while writing its tables left ``tables/.samples.parquet.<tag>.partial``
-    for good: only the cache root was swept. Leftovers older than the stale age go; a young
-    one (perhaps a live writer's) stays."""
+@pytest.mark.parametrize("shard", [None, {"index": 1, "count": 2}])
+def test_a_killed_table_write_s_leftover_is_swept_by_a_later_build(
+        built, shard: dict[str, int] | None, tmp_path: Path) -> None:
+    """A build killed while writing its tables or manifest left
+    ``tables/.samples.parquet.<tag>.partial`` (or ``.corpus.json.<tag>.partial``) for good:
+    only the cache root was swept. Leftovers older than the stale age go, a shard's in its
+    own folder; a young one (perhaps a live writer's) stays."""
     cfg, _ = built
-    tables = Path(cfg["out_dir"]) / "tables"
-    old = tables / ".samples.parquet.1.dead.partial"
-    young = tables / ".frames.parquet.2.live.partial"
-    for leftover in (old, young):
+    if shard is not None:  # its own out_dir, the same cache: jobs come from there
+        cfg = {**cfg, "shard": shard, "out_dir": str(tmp_path / "sharded")}
+    folder = Path(cfg["out_dir"]) / ("" if shard is None else "shards/1-of-2")
+    (folder / "tables").mkdir(parents=True, exist_ok=True)
+    old = [folder / "tables" / ".samples.parquet.1.dead.partial",
+           folder / ".corpus.json.1.dead.partial"]
+    young = folder / "tables" / ".frames.parquet.2.live.partial"
+    for leftover in (*old, young):
         leftover.write_bytes(b"")
     aged = time.time() - 2 * 3600
-    os.utime(old, (aged, aged))
+    for leftover in old:
+        os.utime(leftover, (aged, aged))
     build_corpus(cfg)
-    assert not old.exists() and young.exists()
+    assert not any(p.exists() for p in old) and young.exists()
     young.unlink()

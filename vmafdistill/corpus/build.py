@@ -953,10 +953,11 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
     started = time.perf_counter()
     out_dir = Path(str(cfg["out_dir"]))
     store = ArtifactStore(cfg.get("cache_root") or out_dir / "cache")
-    for folder in (store.root, out_dir / "tables"):  # a killed table write leaves one too
-        _sweep_stale_partials(folder)
+    _sweep_stale_partials(store.root)
     check_sections(cfg)
     check_build_settings(cfg)
+    # a killed table or manifest write leaves one there too (a shard's: in its own folder)
+    _sweep_stale_partials(_tables_dir(cfg, out_dir))
     workers = int(cfg.get("workers", 1))
     progress = bool(cfg.get("progress", True))
     shots_cfg = dict(cfg["shots"])
