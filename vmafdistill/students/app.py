@@ -187,7 +187,7 @@ def run_hydra(command: str, config_name: str, job: Any, argv: list[str]) -> int:
 
     Returns 0; re-raises the first job error of an in-process run or sweep; returns 2, the
     status of every other error, when a job of an out-of-process sweep failed (the job and
-    Hydra have printed it; Hydra's own exit status is 1).
+    Hydra have printed it; Hydra's own exit status is 1); 128 + N after signal N.
     """
     from ..config import check_overrides
     from ..signals import interrupts_kept
@@ -208,6 +208,8 @@ def run_hydra(command: str, config_name: str, job: Any, argv: list[str]) -> int:
     except SystemExit as exc:  # a failed job of an out-of-process sweep, reported by Hydra
         if exc.code in (0, None):
             raise
+        if isinstance(exc.code, int) and exc.code > 128:  # a signal (143 SIGTERM, 130 Ctrl-C)
+            return exc.code
         return 2
     finally:
         sys.argv = saved
