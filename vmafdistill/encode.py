@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._ffmpeg import decoder_thread_args, ffmpeg_exe, input_url, output_url, run_ffmpeg
+from ._ffmpeg import (
+    coded_picture_args,
+    decoder_thread_args,
+    ffmpeg_exe,
+    input_url,
+    output_url,
+    run_ffmpeg,
+)
 from .codecs import CODECS
 from .errors import VmafDistillError
 from .folders import partial_file
@@ -137,10 +144,10 @@ def encode_rung(
               else ["-preset", spec.fixed_preset] if spec.fixed_preset else [])
     with partial_file(out) as tmp:
         args = [
-            # -noautorotate: encode the coded frames, the orientation the teacher's reference
-            # decode (vmafdistill.io, also -noautorotate) compares them with.
+            # the coded frames (no autorotation, no container cropping), the pictures the
+            # teacher's reference decode (vmafdistill.io, the same options) compares them with
             "-y", *decoder_thread_args(decoder_threads),
-            "-noautorotate", "-i", input_url(source), "-map", "0:V:0", "-an",
+            *coded_picture_args(), "-i", input_url(source), "-map", "0:V:0", "-an",
             "-fps_mode", "passthrough",
             "-vf", f"scale={w}:{h}:flags={scale_flags}",
             *(["-pix_fmt", rung.pix_fmt] if rung.pix_fmt else []),

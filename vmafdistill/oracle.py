@@ -36,7 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._ffmpeg import decoder_thread_args, ffmpeg_exe, ffmpeg_version, input_url
+from ._ffmpeg import (
+    coded_picture_args,
+    decoder_thread_args,
+    ffmpeg_exe,
+    ffmpeg_version,
+    input_url,
+)
 from .errors import (
     FrameMismatchError,
     ModelError,
@@ -324,8 +330,8 @@ def _input_args(path: Path, raw: RawSpec | None) -> list[str]:
     if raw is None:
         # The coded frames, as every decoder in this package reads them: autorotation would
         # score a phone video's display-rotated frames (and transpose one input of a pair only
-        # when just one carries a rotation).
-        return ["-noautorotate"]
+        # when just one carries a rotation); container cropping would shrink one.
+        return coded_picture_args()
     missing = {"width", "height", "pix_fmt"} - set(raw)
     if missing:
         raise VideoInputError(f"{path}: raw spec lacks {sorted(missing)}")

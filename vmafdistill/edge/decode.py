@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .._ffmpeg import ffmpeg_exe, input_url, widen_pipe
+from .._ffmpeg import coded_picture_args, ffmpeg_exe, input_url, widen_pipe
 from ..errors import ToolError, VideoInputError
 from ..io.ffmpeg_log import _LEVEL_ERROR, _RECONFIGURED, decoder_errors
 
@@ -125,7 +125,8 @@ def picture_changes(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """
     p = os.fspath(path)
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
-           "-noautorotate", "-i", input_url(p), "-map", "0:V:0", "-vf", "showinfo=checksum=0",
+           *coded_picture_args(), "-i", input_url(p), "-map", "0:V:0", "-vf",
+           "showinfo=checksum=0",
            "-fps_mode", "passthrough", "-f", "null", "-"]
     runs: list[dict[str, Any]] = []
     tail: list[str] = []
@@ -194,9 +195,11 @@ def _decode_command(p: str, exe: str, bit_depth: int, threads: int, native: bool
     return [
         # level+info: errors tagged with their level, and the notice of a mid-stream change
         exe, "-hide_banner", "-nostdin", "-loglevel", "level+info", "-nostats",
-        # -noautorotate: the coded frames, whose size the probe reported (a phone video's
-        # rotation would otherwise transpose them, same bytes per frame, silently scrambled).
-        "-threads", str(decoder_threads(int(threads))), "-noautorotate", "-i", input_url(p),
+        # the coded frames, whose size the probe reported (a phone video's rotation would
+        # otherwise transpose them, same bytes per frame, silently scrambled; container
+        # cropping shrink them)
+        "-threads", str(decoder_threads(int(threads))), *coded_picture_args(), "-i",
+        input_url(p),
         "-map", "0:V:0", "-vf", "extractplanes=y", "-fps_mode", "passthrough",
         *(["-noautoscale"] if native else []),
         *stats_args, "-f", "rawvideo", "-pix_fmt", _gray_format(bit_depth), "-",

@@ -33,7 +33,13 @@ from typing import IO, Any
 
 import numpy as np
 
-from .._ffmpeg import decoder_thread_args, ffmpeg_exe, input_url
+from .._ffmpeg import (
+    coded_picture_args,
+    decoder_thread_args,
+    ffmpeg_exe,
+    ffmpeg_has_option,
+    input_url,
+)
 from ..errors import (
     DecodeWarning,
     FrameMismatchError,
@@ -687,11 +693,15 @@ def range_of_pix_fmt(pix_fmt: str) -> str | None:
 
 def stream_facts(path: str | os.PathLike[str]) -> dict[str, Any]:
     """What one ``ffmpeg -i`` says of the first video stream that ffmpeg's own conversions act
-    on: ``range`` and ``gray`` (:func:`colour_range`) and ``rotation``, the degrees of its
-    display matrix (None without one; ffmpeg autorotates such a stream, this package reads the
-    coded pictures)."""
+    on: ``range`` and ``gray`` (:func:`colour_range`), ``rotation``, the degrees of its
+    display matrix as ffmpeg prints them (None without one; ffmpeg autorotates such a
+    stream; a mirrored matrix prints no flip, a vertical flip alone -0.0), and ``cropping``,
+    the container's
+    (left, right, top, bottom) (None without; ffmpeg crops such a stream). This package reads
+    the coded pictures (:func:`~vmafdistill._ffmpeg.coded_picture_args`)."""
     _check_path(path)  # ffmpeg -i on a pipe with no writer waits forever
-    facts: dict[str, Any] = {"range": None, "gray": False, "rotation": None}
+    facts: dict[str, Any] = {"range": None, "gray": False, "rotation": None,
+                             "cropping": None}
     found = False
     for line in _ffmpeg_info(path).splitlines():
         m = re.match(r"\s*Stream #\d+:\d+\S*: (\w+): (.*)$", line)
@@ -709,7 +719,11 @@ def stream_facts(path: str | os.PathLike[str]) -> dict[str, Any]:
             facts["range"] = (None if fmt is None else rng.group(1) if rng
                               else range_of_pix_fmt(fmt.group(1)))
         elif found and (rot := re.search(r"rotation of (-?[\d.]+) degrees", line)):
-            facts["rotation"] = float(rot.group(1))
+            facts["rotation"] = float(rot.group(1))  # "-0.00": a vertical flip alone
+        elif found and (crop := re.search(r"Frame Cropping: (\d+)/(\d+)/(\d+)/(\d+)", line)):
+            # left/right/top/bottom, container cropping (Matroska PixelCrop, an MP4 clap box)
+            facts["cropping"] = tuple(int(v) for v in crop.groups()) if any(
+                int(v) for v in crop.groups()) else None
     return facts
 
 
@@ -924,9 +938,10 @@ def _input_args(info: VideoInfo, decoder_threads: int | None = None) -> list[str
                 "-i", input_url(info.path)]
     if info.kind == "y4m":
         return ["-f", "yuv4mpegpipe", "-i", input_url(info.path)]
-    # -noautorotate: decode the coded frames, whose size PyAV reported; autorotation would
-    # transpose rotated phone videos and make the frame size disagree with the probe.
-    return [*decoder_thread_args(decoder_threads), "-noautorotate", "-i", input_url(info.path)]
+    # the coded frames, whose size the probe reported: autorotation would transpose rotated
+    # phone videos, container cropping shrink them
+    return [*decoder_thread_args(decoder_threads), *coded_picture_args(), "-i",
+            input_url(info.path)]
 
 
 def _check_end(info: VideoInfo, rc: int, log: str, scale_to: tuple[int, int] | None,
@@ -1094,22 +1109,10 @@ def _iter_y4m(info: VideoInfo, chunk: int, planes: str, limit: int | None) -> It
 
 
 @functools.cache
-def _ffmpeg_has_option(exe: str, option: str) -> bool:
-    """Whether this ffmpeg build knows ``-option`` (checked once per binary)."""
-    try:
-        out = subprocess.run(
-            [exe, "-hide_banner", "-h", "long"], capture_output=True, check=False, timeout=30
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    text = (out.stdout + out.stderr).decode(errors="replace")
-    return re.search(rf"^\s*-{re.escape(option)}\b", text, re.MULTILINE) is not None
-
-
 def _passthrough_args(exe: str) -> list[str]:
     # Never let ffmpeg duplicate or drop frames to reach a constant output rate: every decoded
     # frame must come out exactly once. -fps_mode replaced -vsync in ffmpeg 5.1.
-    if _ffmpeg_has_option(exe, "fps_mode"):
+    if ffmpeg_has_option(exe, "fps_mode"):
         return ["-fps_mode", "passthrough"]
     return ["-vsync", "passthrough"]
 

@@ -81,7 +81,7 @@ def _warn_on_conversions(ref: str | Path, dist: str | Path, ref_raw: dict[str, A
 
     def raw_facts(pix_fmt: str) -> dict[str, Any]:
         return {"range": range_of_pix_fmt(pix_fmt), "gray": pix_fmt.startswith("gray"),
-                "rotation": None}
+                "rotation": None, "cropping": None}
 
     facts = [stream_facts(path) if raw is None else raw_facts(str(raw.get("pix_fmt") or
                                                                   "yuv420p"))
@@ -93,11 +93,21 @@ def _warn_on_conversions(ref: str | Path, dist: str | Path, ref_raw: dict[str, A
                 f"{path} is gray: it is scored as decoded, while ffmpeg's libvmaf filter would "
                 f"first convert it to limited-range YUV (its numbers then differ, by 0.4-2.8 "
                 f"VMAF per frame on the clips measured)", stacklevel=3)
-        if f["rotation"]:
+        rotation = f["rotation"]
+        # "-0.00 degrees" is a vertical flip alone (ffmpeg prints no flip): it flips too
+        if rotation is not None and (rotation != 0 or math.copysign(1.0, rotation) < 0):
             warnings.warn(
-                f"{path} has a display rotation of {f['rotation']:g} degrees: its coded "
-                f"pictures are scored, while ffmpeg (and libvmaf through it) rotates them "
-                f"first; rotate or strip the tag for comparable numbers", stacklevel=3)
+                f"{path} has a display matrix (rotation of {rotation:g} degrees as ffmpeg "
+                f"prints it; it may mirror too): its coded pictures are scored, while ffmpeg "
+                f"(and libvmaf through it) rotates or flips them first; apply or strip the "
+                f"matrix for comparable numbers", stacklevel=3)
+        if f.get("cropping"):
+            left, right, top, bottom = f["cropping"]
+            warnings.warn(
+                f"{path} carries container cropping (left {left}, right {right}, top {top}, "
+                f"bottom {bottom} pixels): its coded pictures are scored whole, while ffmpeg "
+                f"(and libvmaf through it) crops them first; crop both files for comparable "
+                f"numbers", stacklevel=3)
     ranges = facts[0]["range"], facts[1]["range"]
     converted = rescale and not facts[0]["gray"] and not facts[1]["gray"]
     if None not in ranges and ranges[0] != ranges[1] and not converted:
