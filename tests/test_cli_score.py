@@ -618,7 +618,7 @@ def _container_cropped(src: Path, out: Path) -> None:
     out.write_bytes(bytes(data))
 
 
-def test_container_cropping_and_a_flip_are_read_as_coded_and_named(
+def test_container_cropping_a_flip_and_a_matrix_tag_are_named(
         clips: dict[str, Path], tmp_path: Path) -> None:
     """A Matroska file with container cropping: the probe gave its coded 176x144 while ffmpeg
     decoded 144x120 (cropped) pictures, whose bytes were read as frames of the probe's size:
@@ -642,6 +642,22 @@ def test_container_cropping_and_a_flip_are_read_as_coded_and_named(
     oracle = libvmaf_score(clips["ref"], cropped, model="vmaf_v0.6.1")  # libvmaf's integer
     # model, as exact mode: equal to its 6 printed decimals
     assert np.abs(np.array(oracle.metric("vmaf")) - got.metrics["vmaf"]).max() < 1e-6
+    # a YUV matrix tag on one side only: ffmpeg's libvmaf filter converts the reference to
+    # the distorted's matrix (through RGB) first, the teacher scores as decoded; named now
+    tagged = tmp_path / "tagged709.mkv"
+    run_ffmpeg(["-i", str(uncropped), "-c", "copy", "-bsf:v",
+                "h264_metadata=matrix_coefficients=1", str(tagged)], what="a BT.709 tag")
+    with pytest.warns(UserWarning, match=r"ref\.y4m has no YUV matrix tag and .*tagged709\.mkv "
+                                         r"has YUV matrix bt709"):
+        as_decoded = score_files(clips["ref"], tagged)
+    np.testing.assert_array_equal(as_decoded.metrics["vmaf"], want.metrics["vmaf"])
+    converted = libvmaf_score(clips["ref"], tagged, model="vmaf_v0.6.1")
+    assert abs(np.mean(converted.metric("vmaf")) - np.mean(want.metrics["vmaf"])) > 1  # real
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # untagged on both sides: nothing to say
+        score_files(clips["ref"], uncropped)
     flipped = tmp_path / "flipped.mp4"
     run_ffmpeg(["-display_rotation", "0", "-display_vflip", "-i", str(uncropped), "-c", "copy",
                 str(flipped)], what="the encode tagged flipped")

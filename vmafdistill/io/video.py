@@ -697,11 +697,13 @@ def stream_facts(path: str | os.PathLike[str]) -> dict[str, Any]:
     display matrix as ffmpeg prints them (None without one; ffmpeg autorotates such a
     stream; a mirrored matrix prints no flip, a vertical flip alone -0.0), and ``cropping``,
     the container's
-    (left, right, top, bottom) (None without; ffmpeg crops such a stream). This package reads
-    the coded pictures (:func:`~vmafdistill._ffmpeg.coded_picture_args`)."""
+    (left, right, top, bottom) (None without; ffmpeg crops such a stream); ``matrix``, the
+    YUV matrix it is tagged with (None: untagged; ffmpeg's libvmaf graph converts one input
+    to the other's). This package reads the coded pictures
+    (:func:`~vmafdistill._ffmpeg.coded_picture_args`) as decoded."""
     _check_path(path)  # ffmpeg -i on a pipe with no writer waits forever
     facts: dict[str, Any] = {"range": None, "gray": False, "rotation": None,
-                             "cropping": None}
+                             "cropping": None, "matrix": None}
     found = False
     for line in _ffmpeg_info(path).splitlines():
         m = re.match(r"\s*Stream #\d+:\d+\S*: (\w+): (.*)$", line)
@@ -718,6 +720,7 @@ def stream_facts(path: str | os.PathLike[str]) -> dict[str, Any]:
             # warning came first, before the one-line refusal)
             facts["range"] = (None if fmt is None else rng.group(1) if rng
                               else range_of_pix_fmt(fmt.group(1)))
+            facts["matrix"] = _yuv_matrix(m.group(2))
         elif found and (rot := re.search(r"rotation of (-?[\d.]+) degrees", line)):
             facts["rotation"] = float(rot.group(1))  # "-0.00": a vertical flip alone
         elif found and (crop := re.search(r"Frame Cropping: (\d+)/(\d+)/(\d+)/(\d+)", line)):
@@ -725,6 +728,22 @@ def stream_facts(path: str | os.PathLike[str]) -> dict[str, Any]:
             facts["cropping"] = tuple(int(v) for v in crop.groups()) if any(
                 int(v) for v in crop.groups()) else None
     return facts
+
+
+#: What else an ``ffmpeg -i`` pixel-format parenthesis holds: range and field order.
+_NOT_A_MATRIX = re.compile(r"(tv|pc|progressive|top first|bottom first|top coded first.*|"
+                           r"bottom coded first.*|tff|bff)$")
+
+
+def _yuv_matrix(stream_line: str) -> str | None:
+    """The YUV matrix a stream line tags (``yuv420p(tv, bt709/unknown/unknown, progressive)``
+    -> ``bt709``, the first of colour space / primaries / transfer), None where untagged."""
+    group = re.search(r"\b(?:yuvj?|nv|p0)\w*\(([^)]*)\)", stream_line)
+    for token in (group.group(1).split(", ") if group else ()):
+        if not _NOT_A_MATRIX.match(token.strip()):
+            matrix = token.strip().split("/")[0]
+            return None if matrix in ("unknown", "reserved") else matrix
+    return None
 
 
 def _probe_container_ffmpeg(path: str) -> VideoInfo:

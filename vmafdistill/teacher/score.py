@@ -76,12 +76,13 @@ def _warn_on_conversions(ref: str | Path, dist: str | Path, ref_raw: dict[str, A
     rotation. Say so. A headerless raw input is taken as ffmpeg takes it, by its format:
     ``yuvj*`` and gray full range, other YUV limited (every raw input counted as limited: a
     ``yuvj420p`` .yuv against a limited .y4m read 68.4 against libvmaf's 79.2, without a
-    word)."""
+    word). Two YUV matrix tags that differ (one may be none): ffmpeg converts the reference
+    to the distorted's through RGB."""
     from ..io.video import range_of_pix_fmt, stream_facts
 
     def raw_facts(pix_fmt: str) -> dict[str, Any]:
         return {"range": range_of_pix_fmt(pix_fmt), "gray": pix_fmt.startswith("gray"),
-                "rotation": None, "cropping": None}
+                "rotation": None, "cropping": None, "matrix": None}
 
     facts = [stream_facts(path) if raw is None else raw_facts(str(raw.get("pix_fmt") or
                                                                   "yuv420p"))
@@ -108,6 +109,15 @@ def _warn_on_conversions(ref: str | Path, dist: str | Path, ref_raw: dict[str, A
                 f"bottom {bottom} pixels): its coded pictures are scored whole, while ffmpeg "
                 f"(and libvmaf through it) crops them first; crop both files for comparable "
                 f"numbers", stacklevel=3)
+    matrices = facts[0].get("matrix"), facts[1].get("matrix")
+    if matrices[0] != matrices[1] and not (facts[0]["gray"] or facts[1]["gray"]):
+        said = [f"YUV matrix {m}" if m else "no YUV matrix tag" for m in matrices]
+        warnings.warn(
+            f"{ref} has {said[0]} and {dist} has {said[1]}: the samples are scored as "
+            f"decoded, while ffmpeg's libvmaf filter first converts the reference to the "
+            f"distorted's matrix (through RGB: a BT.709 tag alone on a lossless encode read "
+            f"52.3 there for 99.9); tag both alike or strip the tags for comparable numbers",
+            stacklevel=3)
     ranges = facts[0]["range"], facts[1]["range"]
     converted = rescale and not facts[0]["gray"] and not facts[1]["gray"]
     if None not in ranges and ranges[0] != ranges[1] and not converted:
