@@ -811,6 +811,17 @@ def test_other_frame_rates_are_named(capsys: pytest.CaptureFixture[str], clips: 
         assert "runs at 25 frames/s" in err and f"{dist} at 50:" in err, (model, err)
     rc, _, err = _run(capsys, clips["ref"], clips["dist"])  # same rate: no word
     assert rc == 0 and "frames/s" not in err, err
+    # NTSC's 30000/1001 against 30 (a frame's drift every 33 s; libvmaf, pairing by timestamp,
+    # read 49.8 where the pairs by position give 77.5) fell inside a 1e-3 tolerance
+    header, rest = clips["dist"].read_bytes().split(b"\n", 1)
+    for rate, named in ((b"30000:1001", True), (b"30:1", False)):
+        ntsc = tmp_path / f"dist_{rate.decode().replace(':', '_')}.y4m"
+        ntsc.write_bytes(header.replace(b" F25:1", b" F" + rate) + b"\n" + rest)
+        thirty = tmp_path / "ref_30.y4m"
+        head_r, rest_r = clips["ref"].read_bytes().split(b"\n", 1)
+        thirty.write_bytes(head_r.replace(b" F25:1", b" F30:1") + b"\n" + rest_r)
+        rc, _, err = _run(capsys, thirty, ntsc)
+        assert rc == 0 and ("runs at 30 frames/s" in err) == named, (rate, err)
 
 
 def test_a_gap_in_the_timestamps_is_named(capsys: pytest.CaptureFixture[str],

@@ -135,7 +135,9 @@ def _warn_on_rates(ref: str | Path, dist: str | Path, ref_fps: float | None,
     the two files declare other frame rates that pairs a frame with one from another moment
     (a 25 fps encode of a 50 fps master scored 41.7 against libvmaf's 83.9 after fps=50).
     Say so, naming both rates (a raw input has none); True when it did."""
-    if not ref_fps or not dist_fps or abs(ref_fps - dist_fps) <= 1e-3 * max(ref_fps, dist_fps):
+    # 1e-4: 30 and 29.97 (NTSC's 1001/1000, a frame's drift every 33 s) fell inside 1e-3;
+    # printed rates (29.97 for 30000/1001) are read back exactly (io.video._printed_rate)
+    if not ref_fps or not dist_fps or abs(ref_fps - dist_fps) <= 1e-4 * max(ref_fps, dist_fps):
         return False
     warnings.warn(
         f"{ref} runs at {ref_fps:g} frames/s and {dist} at {dist_fps:g}: frames are paired by "
