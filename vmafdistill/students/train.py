@@ -1169,7 +1169,9 @@ def check_fit_settings(plain: Mapping[str, Any], *, notes: bool = True) -> None:
 def note_margin_mismatch(loss: Any, student: Mapping[str, Any]) -> None:
     """Say when a logit-space loss and the student's bounded head use other margins: the loss
     is the inverse of a bounded head of its own margin (docs/students.md), so with another one
-    errors near 0 and 100 are weighted otherwise than the configs intend (nothing read both)."""
+    errors near 0 and 100 are weighted otherwise than the configs intend (nothing read both);
+    and when such a loss trains an unbounded (linear) head, which it cannot pull back from
+    outside its range."""
     margin, head = getattr(loss, "margin", None), student.get("output_margin")
     if not (isinstance(head, int | float) and not isinstance(head, bool)):
         return  # not a number: the student's own check names it
@@ -1178,6 +1180,13 @@ def note_margin_mismatch(loss: Any, student: Mapping[str, Any]) -> None:
         print(f"note: loss.margin={margin:g} and student.output_margin={float(head):g} "
               "differ: the logit loss inverts a bounded head of its own margin; give both "
               "the same m", file=sys.stderr)
+    if getattr(loss, "space", None) == "logit" and student.get("output") == "linear":
+        # an unbounded head leaves the logit's range, where the loss is flat: a linear
+        # student on the pilot ended at OOF MAE 22.0 (9.7 with loss.space=vmaf)
+        print(f"note: student.output=linear with a logit-space loss: a prediction outside "
+              f"(-{margin or 0:g}, {100 + (margin or 0):g}) gets no gradient from it; "
+              "loss.space=vmaf (or loss=huber_points) trains a linear head on every row",
+              file=sys.stderr)
 
 
 def check_run_settings(plain: Mapping[str, Any], data: TrainData, plan: ConformalPlan) -> None:
