@@ -732,7 +732,7 @@ def stream_facts(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 #: What else an ``ffmpeg -i`` pixel-format parenthesis holds: range and field order.
 _NOT_A_MATRIX = re.compile(r"(tv|pc|progressive|top first|bottom first|top coded first.*|"
-                           r"bottom coded first.*|tff|bff)$")
+                           r"bottom coded first.*|tff|bff|\d+ bpc)$")
 
 
 def _yuv_matrix(stream_line: str) -> str | None:

@@ -110,7 +110,8 @@ def _warn_on_conversions(ref: str | Path, dist: str | Path, ref_raw: dict[str, A
                 f"(and libvmaf through it) crops them first; crop both files for comparable "
                 f"numbers", stacklevel=3)
     matrices = facts[0].get("matrix"), facts[1].get("matrix")
-    if matrices[0] != matrices[1] and not (facts[0]["gray"] or facts[1]["gray"]):
+    if (_matrix_class(matrices[0]) != _matrix_class(matrices[1])
+            and not (facts[0]["gray"] or facts[1]["gray"])):
         said = [f"YUV matrix {m}" if m else "no YUV matrix tag" for m in matrices]
         warnings.warn(
             f"{ref} has {said[0]} and {dist} has {said[1]}: the samples are scored as "
@@ -129,15 +130,37 @@ def _warn_on_conversions(ref: str | Path, dist: str | Path, ref_raw: dict[str, A
             f"scale=out_range={ranges[0]})", stacklevel=3)
 
 
+def _matrix_class(matrix: str | None) -> str | None:
+    """A YUV matrix tag as ffmpeg's conversions tell them apart: untagged, ``bt470bg`` and
+    ``smpte170m`` are one BT.601 matrix (its scaler leaves such a pair's samples as they are:
+    the same VMAF measured; a warning there was false)."""
+    return "bt601" if matrix in (None, "bt470bg", "smpte170m") else matrix
+
+
+def _same_rate(a: float, b: float) -> bool:
+    """Whether two declared frame rates are one: within 1e-3 (an MP4 remuxed from 1 ms
+    timestamps averages 59.97 for 59.94 over a few seconds), unless one is an integer N and
+    the other NTSC's N * 1000/1001 (30 against 29.97: a frame's drift every 33 s)."""
+    if abs(a - b) > 1e-3 * max(a, b):
+        return False
+
+    def integer(r: float) -> bool:
+        return abs(r - round(r)) <= 1e-4 * r
+
+    def ntsc(r: float) -> bool:
+        n = round(r * 1001 / 1000)
+        return n > 0 and not integer(r) and abs(r - n * 1000 / 1001) <= 1e-4 * r
+
+    return not ((integer(a) and ntsc(b)) or (ntsc(a) and integer(b)))
+
+
 def _warn_on_rates(ref: str | Path, dist: str | Path, ref_fps: float | None,
                    dist_fps: float | None) -> bool:
     """Frames pair by position (frame i with frame i, as libvmaf's own tool pairs them); where
     the two files declare other frame rates that pairs a frame with one from another moment
     (a 25 fps encode of a 50 fps master scored 41.7 against libvmaf's 83.9 after fps=50).
     Say so, naming both rates (a raw input has none); True when it did."""
-    # 1e-4: 30 and 29.97 (NTSC's 1001/1000, a frame's drift every 33 s) fell inside 1e-3;
-    # printed rates (29.97 for 30000/1001) are read back exactly (io.video._printed_rate)
-    if not ref_fps or not dist_fps or abs(ref_fps - dist_fps) <= 1e-4 * max(ref_fps, dist_fps):
+    if not ref_fps or not dist_fps or _same_rate(ref_fps, dist_fps):
         return False
     warnings.warn(
         f"{ref} runs at {ref_fps:g} frames/s and {dist} at {dist_fps:g}: frames are paired by "
