@@ -33,16 +33,20 @@ def output_url(path: str | os.PathLike[str]) -> str:
 
 
 @functools.cache
-def ffmpeg_has_option(exe: str, option: str) -> bool:
-    """Whether this ffmpeg build knows ``-option`` (checked once per binary)."""
+def _long_help(exe: str) -> str:
+    """``exe -h long`` (run once per binary; empty where it does not run)."""
     try:
         out = subprocess.run(
             [exe, "-hide_banner", "-h", "long"], capture_output=True, check=False, timeout=30
         )
     except (OSError, subprocess.TimeoutExpired):
-        return False
-    text = (out.stdout + out.stderr).decode(errors="replace")
-    return re.search(rf"^\s*-{re.escape(option)}\b", text, re.MULTILINE) is not None
+        return ""
+    return (out.stdout + out.stderr).decode(errors="replace")
+
+
+def ffmpeg_has_option(exe: str, option: str) -> bool:
+    """Whether this ffmpeg build knows ``-option`` (its help read once per binary)."""
+    return re.search(rf"^\s*-{re.escape(option)}\b", _long_help(exe), re.MULTILINE) is not None
 
 
 def coded_picture_args() -> list[str]:

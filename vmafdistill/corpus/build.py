@@ -756,9 +756,9 @@ def _identity(cfg: Mapping[str, Any]) -> dict[str, Any]:
 def build_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """How two corpus manifests' builds differ, beside their footage and the vmafdistill
     version: the keyed settings (:func:`differing_settings`), the ffmpeg, and the teacher
-    outside this package (another libvmaf, another model file). Empty where only the footage or the
-    vmafdistill version (its table versions, its torch teacher's version, its cache keys)
-    can tell them apart."""
+    outside this package (another libvmaf, another model file). Empty where only the footage
+    or the vmafdistill version (its table versions, its torch teacher's version, its cache
+    keys) can tell them apart."""
     differ = differing_settings(old.get("config") or {}, new.get("config") or {})
     ffmpegs = old.get("ffmpeg_version"), new.get("ffmpeg_version")
     if all(ffmpegs) and ffmpegs[0] != ffmpegs[1]:  # (older manifests do not record it)
@@ -956,8 +956,11 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
     _sweep_stale_partials(store.root)
     check_sections(cfg)
     check_build_settings(cfg)
-    # a killed table or manifest write leaves one there too (a shard's: in its own folder)
-    _sweep_stale_partials(_tables_dir(cfg, out_dir))
+    # a killed table or manifest write leaves one there too (a shard's: in its own folder);
+    # the folder's top level only: a cache inside it was swept just above
+    tables_dir = _tables_dir(cfg, out_dir)
+    _sweep_stale_partials(tables_dir, recursive=False)
+    _sweep_stale_partials(tables_dir / "tables")
     workers = int(cfg.get("workers", 1))
     progress = bool(cfg.get("progress", True))
     shots_cfg = dict(cfg["shots"])
@@ -1086,13 +1089,13 @@ def _maybe_fail_fast(cfg: Mapping[str, Any], failures: list[dict[str, str]]) -> 
                                else where + f["error"])
 
 
-def _sweep_stale_partials(root: Path) -> None:
-    """Remove the temporary files under ``root`` that killed writers left (older than
-    :data:`_STALE_PARTIAL_S`; younger ones may be a live writer's)."""
+def _sweep_stale_partials(root: Path, recursive: bool = True) -> None:
+    """Remove the temporary files under ``root`` (``recursive=False``: in it) that killed
+    writers left (older than :data:`_STALE_PARTIAL_S`; younger ones may be a live writer's)."""
     if not root.is_dir():
         return
     now = time.time()
-    for tmp in root.rglob(".*.partial*"):
+    for tmp in (root.rglob if recursive else root.glob)(".*.partial*"):
         try:
             if now - tmp.stat().st_mtime > _STALE_PARTIAL_S:
                 tmp.unlink()

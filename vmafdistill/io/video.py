@@ -693,13 +693,12 @@ def range_of_pix_fmt(pix_fmt: str) -> str | None:
 
 def stream_facts(path: str | os.PathLike[str]) -> dict[str, Any]:
     """What one ``ffmpeg -i`` says of the first video stream that ffmpeg's own conversions act
-    on: ``range`` and ``gray`` (:func:`colour_range`), ``rotation``, the degrees of its
+    on: ``range`` and ``gray`` (:func:`colour_range`); ``rotation``, the degrees of its
     display matrix as ffmpeg prints them (None without one; ffmpeg autorotates such a
-    stream; a mirrored matrix prints no flip, a vertical flip alone -0.0), and ``cropping``,
-    the container's
-    (left, right, top, bottom) (None without; ffmpeg crops such a stream); ``matrix``, the
-    YUV matrix it is tagged with (None: untagged; ffmpeg's libvmaf graph converts one input
-    to the other's). This package reads the coded pictures
+    stream; a mirrored matrix prints no flip, a vertical flip alone -0.0); ``cropping``, the
+    container's (left, right, top, bottom) (None without; ffmpeg crops such a stream);
+    ``matrix``, the YUV matrix it is tagged with (None: untagged; ffmpeg's libvmaf graph
+    converts one input to the other's). This package reads the coded pictures
     (:func:`~vmafdistill._ffmpeg.coded_picture_args`) as decoded."""
     _check_path(path)  # ffmpeg -i on a pipe with no writer waits forever
     facts: dict[str, Any] = {"range": None, "gray": False, "rotation": None,
@@ -1127,7 +1126,6 @@ def _iter_y4m(info: VideoInfo, chunk: int, planes: str, limit: int | None) -> It
             start += n
 
 
-@functools.cache
 def _passthrough_args(exe: str) -> list[str]:
     # Never let ffmpeg duplicate or drop frames to reach a constant output rate: every decoded
     # frame must come out exactly once. -fps_mode replaced -vsync in ffmpeg 5.1.

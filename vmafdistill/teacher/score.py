@@ -102,14 +102,14 @@ def _warn_on_conversions(ref: str | Path, dist: str | Path, ref_raw: dict[str, A
                 f"prints it; it may mirror too): its coded pictures are scored, while ffmpeg "
                 f"(and libvmaf through it) rotates or flips them first; apply or strip the "
                 f"matrix for comparable numbers", stacklevel=3)
-        if f.get("cropping"):
+        if f["cropping"]:
             left, right, top, bottom = f["cropping"]
             warnings.warn(
                 f"{path} carries container cropping (left {left}, right {right}, top {top}, "
                 f"bottom {bottom} pixels): its coded pictures are scored whole, while ffmpeg "
                 f"(and libvmaf through it) crops them first; crop both files for comparable "
                 f"numbers", stacklevel=3)
-    matrices = facts[0].get("matrix"), facts[1].get("matrix")
+    matrices = facts[0]["matrix"], facts[1]["matrix"]
     if (_matrix_class(matrices[0]) != _matrix_class(matrices[1])
             and not (facts[0]["gray"] or facts[1]["gray"])):
         said = [f"YUV matrix {m}" if m else "no YUV matrix tag" for m in matrices]
