@@ -42,6 +42,7 @@ DOMAIN_RTOL = 1e-9
 #: The flag on the last shot of a file cut short (:func:`flag_truncated`).
 TRUNCATED_FLAG = "truncated"
 
+
 @dataclass
 class VideoReport:
     """What :func:`analyze_video` found: one record per shot (its JSON object,
