@@ -747,3 +747,29 @@ def test_held_out_rows_of_sources_the_student_saw_are_named(
                     "optim.max_epochs=5", f"hydra.run.dir={tmp_path / 'ft3'}") == 0
     assert json.loads((tmp_path / "ft3" / "metrics.json").read_text())[
         "heldout_seen_sources"] is None
+
+
+def test_a_refused_source_corpus_is_named_not_called_missing(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A student whose training corpus is there but refused (a table of another
+    feature_set_version) was said to have "no card, no corpus": the refusal was swallowed."""
+    import logging
+
+    from vmafdistill.corpus.tables import write_table
+    from vmafdistill.students.finetune import source_domain
+    from vmafdistill.versions import FEATURE_SET_VERSION
+
+    corpus = synthetic_corpus(tmp_path / "a", n_sources=2, n_shots=3)
+    table = corpus / "tables" / "samples.parquet"
+    samples = pd.read_parquet(table)
+    meta = {"corpus": {"name": "a", "dir": str(corpus)}, "feature_names": ["log_bpp", "std_luma"],
+            "target": "vmaf"}
+    with caplog.at_level(logging.WARNING, logger="vmafdistill"):
+        assert source_domain(meta) is not None  # readable: its domain
+    samples["feature_set_version"] = FEATURE_SET_VERSION - 1
+    write_table(samples, table)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="vmafdistill"):
+        assert source_domain(meta) is None
+    said = caplog.text
+    assert "samples.parquet" in said and "no card, no corpus" not in said, said

@@ -144,6 +144,8 @@ def test_sweep_report(sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert row["fold_plcc_std"] == pytest.approx(m["fold_plcc_std"])
         assert row["f1_70"] == pytest.approx(m["guard"]["70"]["f1"], nan_ok=True)
         assert row["gbdt50_mae"] == pytest.approx(m["baselines"]["gbdt50"]["oof"]["mae"])
+        # loss=huber and loss=huber_points both read "huber"; the space column tells them apart
+        assert row["loss_space"] == m["loss_config"]["space"]
         assert m["overrides"][-1].startswith("student=") or any(
             o.startswith("student=") for o in m["overrides"])
     # the winner follows the stated rule, recomputed here from the CSV

@@ -215,17 +215,15 @@ def source_domain(meta: Mapping[str, Any]) -> dict[str, Any] | None:
 
     if meta.get("training_domain"):
         return dict(meta["training_domain"])
+    reason = f"no card, no corpus {(meta.get('corpus') or {}).get('name')}"
     try:  # after the fit: a changed card or a damaged corpus must not lose the fine-tune
         found = (rebuilt_training_domain(meta) if meta.get("rebuilt_from")
                  else _corpus_domain(meta))
-    except Exception as exc:  # any reader's error: the domain is unknown
-        log.warning("reading the training domain of the student fine-tuning starts from "
-                    "failed (%s)", exc)
-        found = None
+    except Exception as exc:  # any reader's error (named): the domain is unknown
+        found, reason = None, f"reading it failed: {exc}"
     if found is None:
         log.warning("the training domain of the student fine-tuning starts from is unknown "
-                    "(no card, no corpus %s): the exported card will hold this corpus's alone",
-                    (meta.get("corpus") or {}).get("name"))
+                    "(%s): the exported card will hold this corpus's alone", reason)
     elif meta.get("finetuned_from"):  # fine-tuned before bundles carried their domain
         log.warning("the student fine-tuning starts from was itself fine-tuned by an earlier "
                     "version, which kept no training domain: the card covers %s and this "
@@ -236,16 +234,19 @@ def source_domain(meta: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def _corpus_domain(meta: Mapping[str, Any]) -> dict[str, Any] | None:
     """The training domain of a trained bundle's corpus (where it recorded it, hash-checked
-    as export checks it), or None where that corpus is gone or changed."""
+    as export checks it); None where the bundle names no corpus. A corpus that is gone,
+    changed or refused raises (:func:`source_domain` names why)."""
     from ..corpus.tables import load_samples
     from ..export import trained_corpus, trained_rows, training_domain
 
-    try:
-        cdir, _ = trained_corpus(meta.get("corpus") or {})
-        rows = trained_rows(load_samples(cdir), str(meta.get("target") or "vmaf"))
-        return training_domain(rows, meta["feature_names"])
-    except (VmafDistillError, OSError, KeyError):
-        return None
+    corpus = meta.get("corpus") or {}
+    if not corpus.get("name") and not corpus.get("dir"):
+        return None  # the bundle names no corpus
+    # a corpus that is gone, changed, or refused (another feature_set_version) raises, and
+    # the caller names why
+    cdir, _ = trained_corpus(corpus)
+    rows = trained_rows(load_samples(cdir), str(meta.get("target") or "vmaf"))
+    return training_domain(rows, meta["feature_names"])
 
 
 def finetuned_domain(meta: Mapping[str, Any], samples: Any) -> dict[str, Any]:

@@ -305,6 +305,8 @@ def report_table(runs: Sequence[dict[str, Any]], root: str | Path,
             "overrides": " ".join(m.get("overrides") or []),
             "student": m.get("student"),
             "loss": m.get("loss"),
+            # huber and huber_points share the name "huber"; the space tells them apart
+            "loss_space": (m.get("loss_config") or {}).get("space"),
             "features": m.get("features"),
             "n": oof.get("n"),
             "mae": _num(oof.get("mae")),
