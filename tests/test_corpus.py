@@ -1962,6 +1962,17 @@ def test_a_cache_that_cannot_be_written_is_one_error(
     with pytest.raises(OSError, match="No space left"):
         build.ensure_corpus(cfg)
 
+    # the corpus there built by another ffmpeg (a cluster node resolving another one): the
+    # one line says why this read-only cache needed a rebuild
+    cfg = {**cfg, "teacher": {"backend": "torch", "model": "vmaf_v0.6.1", "mode": "exact"}}
+    (cache / "corpus" / "x").mkdir(parents=True)
+    (cache / "corpus" / "x" / "corpus.json").write_text(json.dumps(
+        {"config": cfg, "ffmpeg_version": "n0.0-elsewhere", "build_key": "k"}))
+    monkeypatch.setattr(build, "build_corpus", refused)
+    with pytest.raises(VmafDistillError, match=r"\(a read-only cache.* built otherwise: "
+                                               r"ffmpeg \(n0\.0-elsewhere against "):
+        build.ensure_corpus(cfg)
+
 
 def test_an_encoder_failure_keeps_the_encoders_own_reason(tmp_path: Path) -> None:
     """Only ffmpeg's last five lines were kept: "Could not open encoder ... Nothing was

@@ -1220,7 +1220,8 @@ def ensure_corpus(cfg: Mapping[str, Any]) -> Path:
             raise  # anything else (a source, the disk, a pipe) as it came
         raise VmafDistillError(
             f"corpus {out_dir}: {exc.strerror}: {exc.filename} (a read-only cache needs a "
-            "writable paths.cache_dir, or corpus_dir= a built corpus)") from None
+            f"writable paths.cache_dir, or corpus_dir= a built corpus){_why_stale(cfg, out_dir)}"
+        ) from None
     if report is not None and report.failures:
         failed = sorted({str(f.get("source_id")) for f in report.failures})
         raise VmafDistillError(
@@ -1229,6 +1230,18 @@ def ensure_corpus(cfg: Mapping[str, Any]) -> Path:
             f"{out_dir / MANIFEST}; leave a bad file out with corpus.exclude=[...]"
         )
     return out_dir
+
+
+def _why_stale(cfg: Mapping[str, Any], out_dir: Path) -> str:
+    """``"; the corpus there was built with other settings (...)"`` where ``out_dir`` holds one
+    whose build differs from ``cfg``'s (another ffmpeg on this node, another ladder), else
+    "": a read-only cache that must be rebuilt says why."""
+    try:
+        old = read_manifest(out_dir) if (out_dir / MANIFEST).is_file() else None
+        differ = build_differences(old, _identity(cfg)) if old else []
+    except Exception:  # a reason only: the error it adds to stands
+        return ""
+    return f"; the corpus there was built otherwise: {'; '.join(differ)} differ" if differ else ""
 
 
 def _in_cache(filename: Any, cfg: Mapping[str, Any], out_dir: Path) -> bool:
