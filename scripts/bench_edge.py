@@ -84,6 +84,12 @@ def _ints(text: str) -> list[int]:
     return int_list(text)
 
 
+def accuracy_steps(text: str) -> list[int]:
+    """The frame steps of the accuracy table: 1 (the reference) first, each step once (`8,1`
+    or `2,2` filled a step's column twice and ended in a broadcast error after the work)."""
+    return list(dict.fromkeys([1, *_ints(text)]))
+
+
 def _check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """The options that failed late (a traceback, or after the libvmaf runs) or were ignored
     (--corpus without --encodes), refused before any work."""
@@ -98,6 +104,11 @@ def _check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             ap.error(f"--{opt.replace('_', '-')} {path}: no such model file")
     if bool(args.corpus) != bool(args.encodes):
         ap.error("--corpus and --encodes go together (the accuracy table reads both)")
+    if not args.student:  # these race the student's chain: without one they were skipped
+        asked = [f"--{o.replace('_', '-')}" for o in ("breakdown", "baseline", "ffmpeg_decoder",
+                                                       "numpy_kernel") if getattr(args, o)]
+        if asked:
+            ap.error(f"{', '.join(asked)}: race(s) the --student chain; --student '' gives none")
     if args.corpus and not int_list(args.accuracy_steps):
         ap.error("--accuracy-steps: the accuracy table needs at least one step")
     dist = Path(args.work) / f"d360_{args.seconds:g}s.mp4"
@@ -477,9 +488,7 @@ def accuracy(args: argparse.Namespace) -> None:
         model = _Ridge(samples[names].to_numpy(float), samples["vmaf"].to_numpy(float), names)
         model_name = "ridge fitted on the samples table (no --accuracy-model given)"
     names = list(model.feature_names)
-    ks = _ints(args.accuracy_steps)
-    if ks[0] != 1:
-        ks = [1, *ks]
+    ks = accuracy_steps(args.accuracy_steps)
 
     # Match each cached encode to its variant by codec, size and the packets table.
     variants = samples.drop_duplicates(["source_id", "variant_id"])

@@ -58,6 +58,48 @@ def test_results_tables_names_a_directory_without_metrics(tmp_path, capsys) -> N
     assert main([str(tmp_path)]) == 2
     assert f"no metrics.json in {tmp_path}" in capsys.readouterr().err
     assert main(["--help"]) == 0 and "run directories" in capsys.readouterr().out  # not a run
+    # a NaN PLCC (a constant prediction) is stored as null: a format TypeError; a finetune
+    # run's metrics.json has no out-of-fold results: a KeyError
+    import json
+
+    run = tmp_path / "run"
+    run.mkdir()
+    oof = {"mae": 3.0, "rmse": 4.0, "plcc": None, "srocc": None, "n": 4}
+    (run / "metrics.json").write_text(json.dumps({
+        "student": "mlp", "loss": "huber", "loss_config": {"name": "huber", "space": "vmaf"},
+        "features": "quant_ti7", "cv": {"name": "loso"}, "n_samples": 4, "oof": oof,
+        "conformal": {"coverage": None}, "guard_thresholds": [], "overrides": []}))
+    assert main([str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "| mlp (huber, vmaf) | 3.00 | 4.00 | - | - |" in out and "coverage=-" in out
+    (run / "metrics.json").write_text(json.dumps({"before": {}, "after": {}}))
+    assert main([str(run)]) == 2
+    assert "not a `vmafdistill train` run" in capsys.readouterr().err
+
+
+def test_bench_edge_accuracy_steps_and_races_without_a_student(tmp_path, capsys) -> None:
+    """`--accuracy-steps 8,1` (or 2,2) filled a step's column twice: a broadcast error after
+    every feature pass; `--student ''` skipped --breakdown/--baseline/--ffmpeg-decoder
+    without a word."""
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_edge.py"
+    bench = runpy.run_path(str(script))
+    assert bench["accuracy_steps"]("8,1") == bench["accuracy_steps"]("1,8") == [1, 8]
+    assert bench["accuracy_steps"]("2,2") == [1, 2]
+    import sys
+
+    saved = sys.argv
+    sys.argv = ["bench_edge.py", "--student", "", "--breakdown", "2", "--skip-race",
+                "--work", str(tmp_path)]
+    try:
+        with pytest.raises(SystemExit) as ended:
+            bench["main"]()
+    finally:
+        sys.argv = saved
+    assert ended.value.code == 2
+    assert "--breakdown: race(s) the --student chain" in capsys.readouterr().err
 
 
 def test_script_options_and_errors_are_one_line(tmp_path, capsys, monkeypatch) -> None:

@@ -739,6 +739,56 @@ def test_evaluate_scores_the_cards_target_and_names_in_sample_figures(
     assert "the figures below are in-sample" in got["text"] and asked[-1] == "vmaf"
 
 
+def test_a_student_trained_on_these_sources_under_another_ladder_is_in_sample(
+        tmp_path: Path) -> None:
+    """Trained on evaluate's own `--ladder tiny` corpus and evaluated with `--ladder tiny2`,
+    every row was a training shot, headed "Unseen content" without a note: only equal corpus
+    hashes were, and the ladder changes the hash. The sources are compared by sha256 where
+    the card's training corpus is found in the cache."""
+    import json
+
+    import pandas as pd
+
+    from vmafdistill.evaluation import unseen
+
+    cache = tmp_path / "cache"
+    trained, here = cache / "corpus" / "unseen_kinds_tiny", cache / "corpus" / "unseen_kinds_t2"
+    for d, ids, shas in ((trained, ["a", "b"], ["s1", "s2"]),
+                         (here, ["a", "c"], ["s1", "s3"])):
+        (d / "tables").mkdir(parents=True)
+        (d / "corpus.json").write_text(json.dumps({"corpus_hash": d.name}))
+        pd.DataFrame({"source_id": ids, "sha256": shas}).to_parquet(
+            d / "tables" / "sources.parquet")
+    card = {"corpus": {"name": "unseen_kinds_tiny", "hash": "unseen_kinds_tiny"}}
+    with pytest.warns(UserWarning, match=r"holds the same source files as `unseen_kinds_t2` "
+                                         r"\(a; by sha256\)"):
+        note = unseen._trained_on_it(card, {"corpus_hash": "x"}, "unseen_kinds_t2", here, cache)
+    assert note and "in-sample" in note
+    # the training corpus rebuilt since (another hash): nothing concluded
+    stale = {"corpus": {"name": "unseen_kinds_tiny", "hash": "old"}}
+    assert unseen._trained_on_it(stale, {"corpus_hash": "x"}, "t2", here, cache) is None
+    other = {"corpus": {"name": "elsewhere", "hash": "h"}}
+    assert unseen._trained_on_it(other, {"corpus_hash": "x"}, "t2", here, cache) is None
+
+
+def test_the_unseen_corpus_is_cut_as_the_card_cuts(tmp_path: Path) -> None:
+    """A card exported with edge.shots.max_len_s=2 (as export's own warning advises for a
+    corpus cut so) cut 3 shots where evaluate's corpus, cut with the default, had 6: shots
+    pair by start and end frame, none paired, and evaluate ended in "no shot got a
+    prediction". The corpus is cut with the card's settings, in tables of its own."""
+    from vmafdistill.evaluation import unseen
+
+    default = unseen._unseen_corpus_config(tmp_path, "pilot", 1, 0, True, None,
+                                           {"max_len_s": 1.0, "threshold": 0.3})
+    assert default[2] == "unseen_kinds_pilot" and default[0]["shots"]["max_len_s"] == 1.0
+    cfg, _, name = unseen._unseen_corpus_config(tmp_path, "pilot", 1, 0, True, None,
+                                                {"max_len_s": 2, "min_len_s": 0.5})
+    assert cfg["shots"]["max_len_s"] == 2.0 and cfg["shots"]["min_len_s"] == 0.5
+    assert name == "unseen_kinds_pilot_shots_max_len_s2"
+    with pytest.raises(VmafDistillError, match=r"edge\.shots\.max_len_s is 'x', not a number"):
+        unseen._unseen_corpus_config(tmp_path, "pilot", 1, 0, True, None, {"max_len_s": "x"})
+
+
 def test_shot_folds_that_split_a_scene_are_named(capsys: pytest.CaptureFixture[str]) -> None:
     """Shots are windows of scenes: folds of shots keep windows whole, not scenes, so a test
     window's scene-level inputs were in training. The run says so; group_scene does not."""

@@ -194,14 +194,16 @@ def evaluate_unseen(
                                model, Path(cache))
     make_folder("--cache", Path(cache))
     cfg, root, name = _unseen_corpus_config(Path(cache), ladder, workers, noise, kinds,
-                                            pred.card.get("teacher"))
+                                            pred.card.get("teacher"),
+                                            (pred.card.get("edge") or {}).get("shots"))
     filmed = _film_unseen(Path(cache), root, noise, kinds)
     src = filmed[0]
     cfg = _of_sources(cfg, filmed)
     report = build_corpus(cfg)
     if report.failures:
         raise VmafDistillError(f"corpus failures: {report.failures}")
-    trained_here = _trained_on_it(pred.card, report.manifest, name)
+    trained_here = _trained_on_it(pred.card, report.manifest, name, Path(cfg["out_dir"]),
+                                  Path(cache))
     rows = _shot_rows(cfg, report.samples, pred, rules, target)
     if not rows:  # every shot flagged without a prediction: a traceback on the empty arrays
         raise VmafDistillError(f"{model}: no shot of the {len(report.samples)} corpus samples "
@@ -274,18 +276,52 @@ def _card_target(card: dict[str, Any], columns: Sequence[str], card_file: Path) 
     return target
 
 
-def _trained_on_it(card: dict[str, Any], manifest: dict[str, Any], name: str) -> str | None:
-    """A sentence where the student was trained (or fine-tuned) on this very corpus, by hash:
-    its intervals were calibrated on the shots it is scored on (coverage 22% -> 85% after a
-    fine-tune on them), reported as unseen content without a word. Printed as well."""
+def _trained_on_it(card: dict[str, Any], manifest: dict[str, Any], name: str,
+                   corpus_dir: Path, cache: Path) -> str | None:
+    """A sentence where the student was trained (or fine-tuned) on this very corpus (by hash),
+    or on its sources (by file sha256, where its training corpus is found: under ``cache`` or
+    ``.cache`` as the card names it): its intervals were calibrated on the shots it is scored
+    on (coverage 22% -> 85% after a fine-tune on them), reported as unseen content without a
+    word; another ``--ladder`` or teacher makes another corpus hash of the same footage.
+    Printed as well."""
     trained = card.get("corpus") or {}
-    if not trained.get("hash") or trained.get("hash") != manifest.get("corpus_hash"):
+    if trained.get("hash") and trained.get("hash") == manifest.get("corpus_hash"):
+        note = (f"this student was trained on corpus {trained.get('name')}, the corpus "
+                f"`{name}` it is evaluated on (same hash): the content is not unseen, and the "
+                "figures below are in-sample")
+    elif seen := _seen_sources(trained, corpus_dir, cache):
+        note = (f"this student was trained on corpus {trained.get('name')}, which holds the "
+                f"same source files as `{name}` ({', '.join(seen)}; by sha256): the content is "
+                "not unseen, and the figures below are in-sample for those sources")
+    else:
         return None
-    note = (f"this student was trained on corpus {trained.get('name')}, the corpus `{name}` "
-            f"it is evaluated on (same hash): the content is not unseen, and the figures "
-            f"below are in-sample")
     warnings.warn(note, stacklevel=3)
     return note
+
+
+def _seen_sources(trained: Mapping[str, Any], corpus_dir: Path, cache: Path) -> list[str]:
+    """The source ids of ``corpus_dir`` whose files (by sha256) the card's training corpus
+    (``trained``: name and hash) holds, where that corpus is found with its hash; [] else."""
+    import pandas as pd
+
+    from ..corpus.tables import read_manifest
+
+    name = str(trained.get("name") or "")
+    if not name or not trained.get("hash") or Path(name).name != name:
+        return []
+    for where in (cache / "corpus" / name, Path(".cache") / "corpus" / name):
+        try:
+            if (where.resolve() == corpus_dir.resolve()
+                    or read_manifest(where).get("corpus_hash") != trained["hash"]):
+                continue
+            seen = set(pd.read_parquet(where / "tables" / "sources.parquet",
+                                       columns=["sha256"])["sha256"])
+            here = pd.read_parquet(corpus_dir / "tables" / "sources.parquet",
+                                   columns=["source_id", "sha256"])
+        except (VmafDistillError, OSError, ValueError, KeyError):
+            continue  # not there, another corpus, or an older table: nothing concluded
+        return sorted(here.loc[here["sha256"].isin(seen), "source_id"].astype(str))
+    return []
 
 
 def _checked_outputs(asked: dict[str, str | Path | None], model: Path,
@@ -389,14 +425,15 @@ def _in_evaluate_folders(out: Path, cache: Path) -> bool:
 
 def _unseen_corpus_config(
     cache: Path, ladder: str, workers: int, noise: int, kinds: bool,
-    teacher: Mapping[str, Any] | None = None,
+    teacher: Mapping[str, Any] | None = None, shots: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], Path, str]:
     """The corpus config labelling the unseen sources under ``cache`` with libvmaf:
     ``(config, the sources' folder, corpus name)``. ``teacher``: the card's (model and mode
-    the student learnt; libvmaf's default integer model without one). Checked before any
-    source is filmed (an unknown ``--ladder`` was Hydra's message, naming internal overrides,
-    after the filming)."""
-    from ..config import checked_number, compose_dict, conf_dir, hydra_quoted
+    the student learnt; libvmaf's default integer model without one). ``shots``: the card's
+    ``edge.shots`` (the edge cuts with them, and shots pair by start and end frame: a card
+    exported with other cuts paired none). Checked before any source is filmed (an unknown
+    ``--ladder`` was Hydra's message, naming internal overrides, after the filming)."""
+    from ..config import checked_number, compose_dict, conf_dir, hydra_quoted, load_yaml
 
     checked_number("--workers", workers, int, 1)
     ladders = sorted(p.stem for p in (conf_dir() / "ladder").glob("*.yaml"))
@@ -420,11 +457,14 @@ def _unseen_corpus_config(
     if (model, mode) != ("vmaf_v0.6.1", "exact"):  # its own tables beside the default's
         stem = re.sub(r"\.json$", "", Path(model).name)  # vmaf_v1.0.16_3d0h's dots stay
         name += f"_{re.sub(r'[^A-Za-z0-9_.-]', '_', stem)}_{mode}"
+    cut = _card_shots(shots, load_yaml("shots/default"))
+    if cut:  # cut otherwise than conf/shots/default.yaml: its own tables beside the default's
+        name += "_shots_" + "_".join(f"{k}{v:g}" for k, v in sorted(cut.items()))
     cfg = compose_dict("corpus", [
         f"paths.cache_dir={hydra_quoted(str(cache))}", "corpus=folder", f"corpus.name={name}",
         f"corpus.root={hydra_quoted(str(root))}", f"ladder={ladder}", "teacher=libvmaf",
         f"teacher.model={hydra_quoted(model)}", f"teacher.mode={mode}",
-        f"workers={workers}", "progress=false",
+        f"workers={workers}", "progress=false", *(f"shots.{k}={v!r}" for k, v in cut.items()),
     ])
     from ..corpus.jobs import teacher_identity
 
@@ -435,6 +475,26 @@ def _unseen_corpus_config(
                                f"teacher.mode={mode}; evaluate labels with libvmaf, which "
                                f"cannot: {exc}") from None
     return cfg, root, name
+
+
+def _card_shots(shots: Mapping[str, Any] | None, default: Mapping[str, Any]
+                ) -> dict[str, float]:
+    """The card's shot settings that differ from ``default`` (conf/shots), checked numbers;
+    empty for a card without them (cut as the corpus default)."""
+    if shots is None:
+        return {}
+    if not isinstance(shots, Mapping):  # a hand-edited card
+        raise VmafDistillError(f"the card's edge.shots is {shots!r}, not the shot settings "
+                               f"({', '.join(default)})")
+    cut = {}
+    for key, value in shots.items():
+        if key not in default:
+            continue  # a setting this corpus has no counterpart of cuts nothing
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise VmafDistillError(f"the card's edge.shots.{key} is {value!r}, not a number")
+        if float(value) != float(default[key]):
+            cut[key] = float(value)
+    return cut
 
 
 def _of_sources(cfg: dict[str, Any], filmed: list[Path]) -> dict[str, Any]:
