@@ -2097,3 +2097,30 @@ def test_a_killed_table_write_s_leftover_is_swept_by_a_later_build(
     build_corpus(cfg)
     assert not any(p.exists() for p in old) and young.exists()
     young.unlink()
+
+
+def test_a_tilde_in_the_corpus_paths_is_the_home_folder(sources, tmp_path: Path) -> None:
+    """``out_dir='~/o'``, ``cache_root='~/c'`` and a listed source ``~/cuts.mp4``: the checks
+    expanded ``~`` and the writes did not, so the corpus (and Hydra's run folder) went to a
+    literal ``./~`` (which a ``corpus.root=.`` build read as footage next time), and the listed
+    source was "no such file" though ``corpus.root=~/...`` worked."""
+    import shutil
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    shutil.copy(sources["cuts"], home / "cuts.mp4")
+    cfg = make_cfg(["~/cuts.mp4"], Path("~/o"), Path("~/c"),
+                   ladder={"name": "tiny", "rungs": TINY_LADDER[:1]})
+    over = [o for o in _overrides(cfg) if not o.startswith(("out_dir=", "cache_root=",
+                                                             "corpus.sources="))]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HOME": str(home)}
+    done = subprocess.run([sys.executable, "-m", "vmafdistill", "corpus", *over,
+                           "out_dir='~/o'", "cache_root='~/c'", "corpus.sources=['~/cuts.mp4']",
+                           "workers=1"], cwd=work, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not (work / "~").exists()
+    assert (home / "o" / "corpus.json").is_file() and (home / "c").is_dir()
+    assert any((home / "o" / ".hydra").iterdir())  # Hydra's run folder too
+    assert f"-> {home / 'o'}" in done.stdout

@@ -1635,6 +1635,9 @@ def test_a_shot_without_issue_frames_is_flagged_not_read_as_checked(tmp_path: Pa
     ("tokens", {"bands": {"green": "high"}}, "tokens: bands.green='high': not a finite"),
     ("edge", {"shots": {"max_len_s": 0}}, "edge.shots.max_len_s=0: must be above 0"),
     ("edge", {"shots": {"min_len_s": -1}}, "edge.shots.min_len_s=-1: must be at least 0"),
+    # a threshold of 0 passed the card check: ShotDetector's traceback in every predict
+    ("edge", {"shots": {"threshold": 0}}, "edge.shots.threshold=0: must be above 0"),
+    ("edge", {"shots": {"mean_threshold": 0.0}}, "edge.shots.mean_threshold=0.0: must be above"),
     ("edge", {"shots": {"max_len_s": True}}, "edge.shots.max_len_s=True: not a number (true/"),
     ("edge", {"shots": {"threshold": "0.3"}}, "edge.shots.threshold='0.3': not a number but text"),
     ("edge", {"shots": {"detector": "hist"}}, "edge.shots: unknown setting detector"),

@@ -100,11 +100,14 @@ def run_label(corpus_dir: Any, corpus_name: Any) -> str:
 
 
 def register_resolvers() -> None:
-    """Register the OmegaConf resolvers ``conf/`` uses (``run_label``); idempotent."""
+    """Register the OmegaConf resolvers ``conf/`` uses (``run_label``, ``expanduser``: Hydra
+    made a run folder under a literal ``./~`` for ``paths.cache_dir='~/vd'``); idempotent."""
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("run_label"):
         OmegaConf.register_new_resolver("run_label", run_label)
+    if not OmegaConf.has_resolver("expanduser"):
+        OmegaConf.register_new_resolver("expanduser", lambda p: os.path.expanduser(str(p)))
 
 
 def compose(config_name: str, overrides: Sequence[str] = ()) -> Any:

@@ -57,10 +57,10 @@ SHOT_SETTINGS = ("threshold", "mean_threshold", "min_len_s", "max_len_s")
 
 
 def checked_shot_settings(label: str, shots: Mapping[str, Any]) -> dict[str, Any]:
-    """``shots`` with its number settings read as numbers >= 0 (``max_len_s`` > 0; it may also
-    be null, no window split, or infinite), or an error naming ``<label>.<key>``: the corpus and the
-    export card read the same settings (a bad one failed every corpus job naming no key, or
-    reached the card and crashed predict)."""
+    """``shots`` with its number settings read as numbers > 0 (``min_len_s`` >= 0;
+    ``max_len_s`` may also be null, no window split, or infinite), or an error naming
+    ``<label>.<key>``: the corpus and the export card read the same settings (a bad one
+    failed every corpus job naming no key, or reached the card and crashed predict)."""
     out = dict(shots)
     unknown = sorted(str(k) for k in out if k not in SHOT_SETTINGS)
     if unknown:  # ShotDetector would fail mid-work with a TypeError naming no file or key
@@ -69,8 +69,10 @@ def checked_shot_settings(label: str, shots: Mapping[str, Any]) -> dict[str, Any
     for key in SHOT_SETTINGS:
         if key in out and not (key == "max_len_s" and out[key] is None):
             # max_len_s=0 passed here and failed every source's job (a window of no frames)
+            # 0 allowed for min_len_s only: a threshold of 0 passed here and ShotDetector
+            # refused it in every corpus job (naming no key) and in predict (a traceback)
             out[key] = checked_number(f"{label}.{key}", out[key], float, 0,
-                                      key != "max_len_s", finite=key != "max_len_s")
+                                      key == "min_len_s", finite=key != "max_len_s")
     return out
 
 #: Default L1 histogram distance (range 0..2) of a cut. Within-shot motion on the packaged

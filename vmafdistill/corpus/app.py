@@ -6,16 +6,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..config import conf_dir, hydra_quoted, override_key
+from ..config import conf_dir, hydra_quoted, override_key, register_resolvers
 from ..errors import VmafDistillError
+
+# at import, as the train app: a launcher's worker resolves the run folder's ${expanduser:}
+register_resolvers()
 
 
 def _run(cfg: Any) -> int:
     from omegaconf import OmegaConf
 
-    from .build import format_summary
+    from .build import expanded_paths, format_summary
 
-    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain = expanded_paths(OmegaConf.to_container(cfg, resolve=True))
     _check_teacher_check(plain)
     report = corpus_action(plain)
     m = report.manifest

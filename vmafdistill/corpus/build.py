@@ -944,6 +944,20 @@ def check_ray_job_device(device: str, gpus: float) -> None:
             "; another device is none Ray gives it")
 
 
+def expanded_paths(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``cfg`` with a ``~`` in ``out_dir``, ``cache_root`` and ``paths.cache_dir`` expanded
+    (the checks expanded it and the writes did not: the corpus went to a literal ``./~``,
+    which a ``corpus.root=.`` build then read as footage)."""
+    out = dict(cfg)
+    for key in ("out_dir", "cache_root"):
+        if isinstance(out.get(key), str):
+            out[key] = os.path.expanduser(out[key])
+    paths = out.get("paths")
+    if isinstance(paths, Mapping) and isinstance(paths.get("cache_dir"), str):
+        out["paths"] = {**paths, "cache_dir": os.path.expanduser(paths["cache_dir"])}
+    return out
+
+
 def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
     """Build (or finish, or re-assemble) the corpus a composed ``conf/corpus.yaml`` describes.
 
@@ -951,6 +965,7 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
     the report, the manifest and the summary.
     """
     started = time.perf_counter()
+    cfg = expanded_paths(cfg)
     out_dir = Path(str(cfg["out_dir"]))
     store = ArtifactStore(cfg.get("cache_root") or out_dir / "cache")
     _sweep_stale_partials(store.root)
@@ -1207,6 +1222,7 @@ def ensure_corpus(cfg: Mapping[str, Any]) -> Path:
         if verify_corpus(path) is None:
             raise VmafDistillError(f"corpus_dir {path}: not a complete, intact corpus")
         return path
+    cfg = expanded_paths(cfg)
     check_cache_paths(cfg)
     out_dir = Path(str(cfg["out_dir"]))
     try:
@@ -1389,6 +1405,7 @@ def merge_shards(cfg: Mapping[str, Any]) -> BuildReport:
     rows are put back in plan order.
     """
     started = time.perf_counter()
+    cfg = expanded_paths(cfg)
     check_cache_paths(cfg)
     out_dir = Path(str(cfg["out_dir"]))
     n = _shard_count(out_dir, (cfg.get("shard") or {}).get("count"))

