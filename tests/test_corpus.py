@@ -1443,8 +1443,30 @@ def test_a_damaged_cached_encode_is_no_cached_job(built, sources, tmp_path: Path
     source = load_table(cfg["out_dir"], "sources").iloc[0].to_dict()
     rung = Rung.from_dict(TINY_LADDER[0])
     assert rung_cached(source, rung, cfg["teacher"], cfg["encode"], store)
+    # a truncated label (or feature) file is no cached job either (a hunt: it was relabelled
+    # on the driver, one job at a time, where a CPU-only head cannot run a CUDA teacher)
+    for kind, key in zip(("features", "labels"), _rung_keys(source, rung, cfg, store),
+                         strict=True):
+        npz = store.path(kind, key, "npz")
+        whole = npz.read_bytes()
+        npz.write_bytes(whole[:100])
+        assert not rung_cached(source, rung, cfg["teacher"], cfg["encode"], store), kind
+        npz.write_bytes(whole)
+        assert rung_cached(source, rung, cfg["teacher"], cfg["encode"], store)
     encode_path(source, rung, cfg["encode"], store).write_bytes(b"\0" * 1000)
     assert not rung_cached(source, rung, cfg["teacher"], cfg["encode"], store)
+
+
+def _rung_keys(source: dict, rung: object, cfg: dict, store: object) -> list[str]:
+    """The label and feature cache keys of one rung's cached encode."""
+    from vmafdistill.corpus.jobs import _feature_key, _label_key, encode_path
+    from vmafdistill.folders import file_sha256
+    from vmafdistill.io.video import probe_video
+
+    enc = encode_path(source, rung, cfg["encode"], store)
+    sha = file_sha256(enc)
+    pix_fmt = probe_video(enc, backend="ffmpeg").pix_fmt
+    return [_feature_key(sha, "cpu"), _label_key(source, sha, cfg["teacher"], pix_fmt)]
 
 
 def test_only_the_torch_teacher_s_chroma_conversions_get_a_converted_key() -> None:

@@ -697,6 +697,47 @@ def test_the_shipped_student_names_a_corpus_of_another_teacher(
                           tmp_path)
         err = capsys.readouterr().err
         assert ("trained on vmaf_v0.6.1 exact labels" in err) == noted, (mode, err)
+    # `ckpt=default` is the shipped .pt, rebuilt before bundles kept the teacher: its card's
+    # (a second hunt: the note came by the .onnx path only); its re-export keeps it too
+    from vmafdistill.export import _recipe
+    from vmafdistill.students.bundle import load_bundle
+    from vmafdistill.students.shipped import resolve_student_source
+
+    pt_model, pt_meta = load_bundle(resolve_student_source("default"))
+    assert "teacher" not in (pt_meta.get("config") or {})  # the case: predates the key
+    _note_corpus_gaps(pt_meta, pt_model, names, x,
+                      {"config": {"teacher": {"model": "vmaf_v0.6.1neg", "mode": "exact"}}},
+                      tmp_path)
+    assert "trained on vmaf_v0.6.1 exact labels" in capsys.readouterr().err
+    assert _recipe(pt_meta)["teacher"] == {"model": "vmaf_v0.6.1", "mode": "exact"}
+
+
+def test_a_student_of_another_feature_set_version_is_refused_before_the_fit(
+        source_run: Path, corpus_b: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A hunt: a student.pt of feature-set version 0 was fine-tuned to the end (its old
+    scaler and weights on features defined otherwise), stamped 0 again, and only export
+    refused it; a column the corpus lacks named the table, not the student that reads it."""
+    from vmafdistill.students.bundle import load_bundle, save_bundle
+
+    model, meta = load_bundle(source_run / "student.pt")
+    cfg = meta["student_cfg"]
+    save_bundle(tmp_path / "old.pt", model, cfg, {**meta, "feature_set_version": 0})
+    assert finetune(f"ckpt={tmp_path / 'old.pt'}", f"corpus_dir={corpus_b}",
+                    f"hydra.run.dir={tmp_path / 'ft'}") == 2
+    err = capsys.readouterr().err
+    assert "old.pt: the student was trained on feature-set version 0; the corpus tables are " \
+           "version" in err
+    assert not (tmp_path / "ft" / "student.pt").exists()
+    renamed = ["entropy_v2" if n == "entropy" else n for n in meta["feature_names"]]
+    assert renamed != meta["feature_names"]
+    model.feature_names = renamed  # the bundle's own list (load_bundle reads it)
+    save_bundle(tmp_path / "renamed.pt", model, cfg, {**meta, "feature_set": "custom9"})
+    assert finetune(f"ckpt={tmp_path / 'renamed.pt'}", f"corpus_dir={corpus_b}",
+                    f"hydra.run.dir={tmp_path / 'ft2'}") == 2
+    err = capsys.readouterr().err
+    assert "missing column(s) entropy_v2, which student" in err and "renamed.pt (feature " \
+           "set custom9) reads" in err
 
 
 def test_held_out_rows_of_sources_the_student_saw_are_named(

@@ -856,9 +856,11 @@ def _recipe(meta: Mapping[str, Any]) -> dict[str, Any]:
     loss (fine-tuning the ONNX later trains with it, :func:`finetune_loss`) and the teacher
     whose labels it learnt (evaluate labels held-out content with it: a v1.0.16 student was
     compared with v0.6.1 labels)."""
+    from .students.shipped import bundle_teacher
+
     config = meta.get("config") or {}
     return {"student": meta.get("student_cfg"), "loss": config.get("loss"),
-            "teacher": teacher_record(config.get("teacher"))}
+            "teacher": teacher_record(bundle_teacher(meta))}
 
 
 def teacher_record(teacher: Any) -> dict[str, Any] | None:

@@ -105,6 +105,18 @@ class ArtifactStore:
             path.unlink(missing_ok=True)
             return None
 
+    def has_arrays(self, kind: str, key: str) -> bool:
+        """Whether a stored ``.npz`` artefact is there and its zip directory reads (a
+        truncated file's does not), without reading its arrays or removing it."""
+        path = self.path(kind, key, "npz")
+        if not path.is_file():
+            return False
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return bool(data.files)
+        except Exception:  # a truncated zip raises several exception types
+            return False
+
     def put_arrays(self, kind: str, key: str, arrays: dict[str, np.ndarray]) -> Path:
         """Store named arrays atomically (uncompressed ``.npz``)."""
         buf = io.BytesIO()

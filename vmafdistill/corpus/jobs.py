@@ -589,14 +589,14 @@ def rung_cached(source: dict[str, Any], rung: Rung, teacher_cfg: dict[str, Any],
     if recorded_sha256(enc) not in (None, enc_sha):
         return False  # damaged on disk: its job encodes it again (run_rung)
     device = str(teacher_cfg.get("device", "cpu"))
-    if not store.path("features", _feature_key(enc_sha, device), "npz").is_file():
+    # readable, not only there: a damaged one's job goes to the cluster, not the driver
+    if not store.has_arrays("features", _feature_key(enc_sha, device)):
         return False
     try:
         enc_pix_fmt = probe_video(enc, backend="ffmpeg").pix_fmt
     except VideoInputError:
         return False  # a damaged encode: its job encodes it again (run_rung)
-    return store.path("labels", _label_key(source, enc_sha, teacher_cfg, enc_pix_fmt),
-                      "npz").is_file()
+    return store.has_arrays("labels", _label_key(source, enc_sha, teacher_cfg, enc_pix_fmt))
 
 
 def run_rung_on_shared_fs(marker: str, *args: Any) -> dict[str, Any]:

@@ -298,6 +298,20 @@ def _interval_settings(plain: dict[str, Any], meta: Mapping[str, Any]
     return list(plain["guard_thresholds"]), alpha
 
 
+def _refuse_other_feature_version(bundle_path: Path, meta: Mapping[str, Any]) -> None:
+    """Refuse a student trained on another feature-set version than the corpus tables this
+    vmafdistill reads (it refuses any other): the whole fit ran, mixing the old scaler and
+    weights with features defined otherwise, and only export refused the result."""
+    from ..versions import FEATURE_SET_VERSION
+
+    have = meta.get("feature_set_version")
+    if have is not None and have != FEATURE_SET_VERSION:
+        raise VmafDistillError(
+            f"{bundle_path}: the student was trained on feature-set version {have}; the "
+            f"corpus tables are version {FEATURE_SET_VERSION} (what this vmafdistill "
+            "computes): its scaler and weights read features defined otherwise; retrain it")
+
+
 def _note_corpus_gaps(meta: Mapping[str, Any], model: Any, names: Sequence[str],
                        x: np.ndarray, manifest: Mapping[str, Any], corpus_dir: Path) -> None:
     """Notes, on stderr, of what the fine-tune cannot see: an input the student reads with no
@@ -318,7 +332,9 @@ def _note_corpus_gaps(meta: Mapping[str, Any], model: Any, names: Sequence[str],
         record = teacher_record(teacher)
         return None if record is None else f"{record['model']} {record['mode']}"
 
-    was = labels((meta.get("config") or {}).get("teacher"))
+    from .shipped import bundle_teacher
+
+    was = labels(bundle_teacher(meta))
     now = labels((manifest.get("config") or {}).get("teacher"))
     if was and now and was != now:
         print(f"note: the student was trained on {was} labels; corpus {corpus_dir} holds "
@@ -406,14 +422,22 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
 
     _refuse_keys_of_ckpt(plain)
     bundle_path, original, meta, frozen = load_source(plain)
+    _refuse_other_feature_version(bundle_path, meta)
     thresholds, alpha = _interval_settings(plain, meta)
     target = plain["target"] = _bundle_target(meta, overrides, bundle_path)
     names = list(meta["feature_names"])
     plain["student"] = meta["student_cfg"]
     plain["loss"], loss_source = finetune_loss(plain, meta)
 
-    corpus_dir, manifest, samples, x, y, n_dropped = load_rows(
-        cfg, plain, names, target)  # type: ignore[arg-type]
+    try:
+        corpus_dir, manifest, samples, x, y, n_dropped = load_rows(
+            cfg, plain, names, target)  # type: ignore[arg-type]
+    except VmafDistillError as exc:
+        if "missing column" not in str(exc):
+            raise
+        # the table's path alone: which student reads those columns went unsaid
+        raise VmafDistillError(f"{exc}, which student {bundle_path} (feature set "
+                               f"{meta.get('feature_set')}) reads") from None
     record_corpus_teacher(plain, manifest)
     _note_corpus_gaps(meta, original, names, x, manifest, corpus_dir)
     splits, shared_scenes = _folds(corpus_dir, samples, plain["cv"], names)

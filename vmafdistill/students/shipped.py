@@ -251,10 +251,9 @@ def _shipped_loss() -> dict[str, Any]:
     return config.load_yaml(f"loss/{_SHIPPED_LOSS}")
 
 
-def rebuilt_training_domain(meta: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The ``training_domain`` of the card a bundle was rebuilt from (``meta["rebuilt_from"]``),
-    where that card (or the shipped student's) still holds the same graph (sha256); else None.
-    The shipped bundle's meta predates the key, its card has it."""
+def rebuilt_card(meta: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The card a bundle was rebuilt from (``meta["rebuilt_from"]``), where that card (or the
+    shipped student's) still holds the same graph (sha256); else None."""
     from ..edge.card import card_path_for, read_card
 
     src = meta.get("rebuilt_from") or {}
@@ -262,12 +261,25 @@ def rebuilt_training_domain(meta: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     for onnx_path in (Path(str(src.get("onnx"))), SHIPPED_ONNX):
         card_file = card_path_for(onnx_path)
-        if not card_file.is_file():
-            continue
-        card = read_card(card_file)
-        if card.get("sha256") == src["sha256"] and card.get("training_domain"):
-            return dict(card["training_domain"])
+        if card_file.is_file() and (card := read_card(card_file)).get("sha256") == src["sha256"]:
+            return card
     return None
+
+
+def rebuilt_training_domain(meta: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``training_domain`` of the card a bundle was rebuilt from (:func:`rebuilt_card`),
+    else None. The shipped bundle's meta predates the key, its card has it."""
+    card = rebuilt_card(meta) or {}
+    return dict(card["training_domain"]) if card.get("training_domain") else None
+
+
+def bundle_teacher(meta: Mapping[str, Any]) -> Any:
+    """The teacher a bundle's student learnt the labels of: its config's, else (the shipped
+    bundle's meta predates the key) the card it was rebuilt from's; None where neither says."""
+    teacher = (meta.get("config") or {}).get("teacher")
+    if teacher is None:
+        teacher = (rebuilt_card(meta) or {}).get("teacher")
+    return teacher
 
 
 def write_bundle_from_onnx(onnx_path: str | Path, out: str | Path,
