@@ -354,3 +354,25 @@ def test_a_pilot_flag_and_its_override_together_are_refused(
                             f"train_overrides=['{override}']"],
                    f"train_overrides: '{override}' says how the corpus is built")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_pilot_json_to_stdout_is_json_alone(monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A hunt: `pilot --json -` printed the step report (headings, tables, tokens) to stdout
+    and the JSON after it: stdout did not parse. The report goes to stderr then."""
+    import argparse
+    import json
+
+    from vmafdistill.cli import pilot
+
+    def stages(args: argparse.Namespace) -> dict:
+        print("== 1. corpus ...")
+        return {"out_dir": "x", "train": {"oof": {"mae": float("nan")}}}
+
+    monkeypatch.setattr(pilot, "_stages", stages)
+    assert pilot.run(argparse.Namespace(json="-")) == 0
+    got = capsys.readouterr()
+    assert json.loads(got.out) == {"out_dir": "x", "train": {"oof": {"mae": None}}}
+    assert "== 1. corpus" in got.err
+    assert pilot.run(argparse.Namespace(json=None)) == 0  # no --json: the report on stdout
+    assert "== 1. corpus" in capsys.readouterr().out

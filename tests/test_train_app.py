@@ -1309,3 +1309,24 @@ def test_yaml_files_read_floats_as_hydra_does_and_sizes_are_checked(
             checked_size("ref_size", bad)
     with pytest.raises(VmafDistillError, match=r"^x='inf': not a number$"):
         checked_number("x", "inf", float)
+
+
+def test_a_bad_fit_setting_is_refused_before_the_corpus_is_built(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A hunt: `train ... optim.lr=abc` (or loss.tau=abc, trainer.*) built the whole corpus
+    (hours on real footage) and only then said "optim.lr='abc': not a number"; finetune too."""
+    import vmafdistill.corpus as corpus_pkg
+    from vmafdistill.cli import main
+
+    def corpus_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the corpus was built before the settings were checked")
+
+    monkeypatch.setattr(corpus_pkg, "ensure_corpus", corpus_work)
+    for argv, msg in ((["train", "optim.lr=abc"], "optim.lr='abc': not a number"),
+                      (["train", "loss=temperature", "loss.tau=abc"], "loss.tau"),
+                      (["finetune", "ckpt=default", "optim.lr=abc"],
+                       "optim.lr='abc': not a number")):
+        assert main([*argv, f"paths.cache_dir={tmp_path / 'cache'}",
+                     f"hydra.run.dir={tmp_path / 'run'}"]) == 2, argv
+        assert msg in capsys.readouterr().err, argv

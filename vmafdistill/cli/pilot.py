@@ -10,7 +10,9 @@ export and predict steps, about 40 s); ``conf/pilot.yaml`` says what runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,7 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, help="parallel corpus jobs (the override workers=N)")
     p.add_argument("--no-teacher-check", action="store_true",
                    help="skip the libvmaf labelling of the corpus (teacher_check=false)")
-    p.add_argument("--json", metavar="PATH", help="also write the pilot summary as JSON")
+    p.add_argument("--json", metavar="PATH",
+                   help="also write the pilot summary as JSON (- for stdout; the step report "
+                        "then goes to stderr)")
     p.set_defaults(func=run)
 
 
@@ -192,7 +196,28 @@ def cv_phrase(cv: Mapping[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the five pilot stages and print what each found."""
+    """Run the five pilot stages and print what each found (on stderr with ``--json -``:
+    stdout is the JSON summary alone, as ``predict --json -`` and ``score --json -`` keep it;
+    the step report came first and the JSON did not parse)."""
+    if args.json != "-":
+        summary = _stages(args)
+        if args.json:
+            atomic_write_text(args.json, _summary_text(summary) + "\n")
+        return 0
+    with contextlib.redirect_stdout(sys.stderr):
+        summary = _stages(args)
+    print(_summary_text(summary))
+    return 0
+
+
+def _summary_text(summary: dict[str, Any]) -> str:
+    """The summary as JSON: NaN (a baseline's undefined guard precision) as null, bare NaN
+    is not JSON."""
+    return json.dumps(json_safe(summary), indent=2, default=float, allow_nan=False)
+
+
+def _stages(args: argparse.Namespace) -> dict[str, Any]:
+    """The five pilot stages, each printing what it found; the summary."""
     cfg, corpus_cfg, train_cfg = _configs(args)
     out = Path(cfg["out_dir"])
     _check_json(args.json, out)
@@ -248,13 +273,7 @@ def run(args: argparse.Namespace) -> int:
     t = _step(5, "predict: torch-free edge chain on one delivered rung")
     summary["predict"] = _predict(cfg, corpus_cfg, report, onnx_path)
     print(f"\npilot done in {time.perf_counter() - t_all:.1f} s; outputs in {out}")
-    # NaN (a baseline's undefined guard precision) as null: bare NaN is not JSON
-    text = json.dumps(json_safe(summary), indent=2, default=float, allow_nan=False)
-    if args.json == "-":
-        print(text)
-    elif args.json:
-        atomic_write_text(args.json, text + "\n")
-    return 0
+    return summary
 
 
 def _check_json(target: str | None, out: Path) -> None:

@@ -411,6 +411,7 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
     import torch
 
     from .train import (
+        check_fit_settings,
         checked_monotone,
         checked_trainer_bool,
         fit_student,
@@ -428,6 +429,7 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
     names = list(meta["feature_names"])
     plain["student"] = meta["student_cfg"]
     plain["loss"], loss_source = finetune_loss(plain, meta)
+    check_fit_settings(plain, notes=False)  # before the corpus (it may be built first)
 
     try:
         corpus_dir, manifest, samples, x, y, n_dropped = load_rows(

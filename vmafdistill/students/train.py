@@ -1602,6 +1602,8 @@ def run(
 def _run(cfg: DictConfig | Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
          overrides: Sequence[str], t0: float) -> dict[str, Any]:
     """:func:`run`'s body, once its run directory is made."""
+    # what needs no data, before the corpus (a build of hours ended in `optim.lr='abc'`)
+    check_fit_settings(plain, notes=False)
     data = load_training_data(cfg, plain)
     record_corpus_teacher(plain, data.manifest)
     note_unused_monotone(plain["student"], data.feature_names)
