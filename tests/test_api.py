@@ -280,8 +280,12 @@ def test_notebook_use_leaves_the_process_as_it_found_it(tmp_path: Path, monkeypa
         api.export(fit.bundle, fit.bundle, corpus_dir=corpus)  # the API's names, not --out's
     with pytest.raises(VmafDistillError, match="ref_size"):
         api.export(fit.bundle, tmp_path / "s.onnx", corpus_dir=corpus, ref_size=(1920,))
-    out = api.export(fit.bundle, tmp_path / "s.onnx", corpus_dir=corpus, ref_size="1920x1080")
-    assert json.loads(out.path.with_suffix(".card.json").read_text())["ref_size"] == [1920, 1080]
+    out = api.export(fit.bundle, tmp_path / "s.onnx", "tokens.bands.green=85",
+                     corpus_dir=corpus, ref_size="1920x1080")
+    card = json.loads(out.path.with_suffix(".card.json").read_text())
+    assert card["ref_size"] == [1920, 1080]
+    # the command's overrides of conf/export.yaml (a hunt: the API took none)
+    assert card["tokens"]["bands"]["green"] == 85
     # "~" is the home folder, as train's run_dir: export wrote into a folder named "~" here
     home = tmp_path / "home"
     monkeypatch.setenv("HOME", str(home))
@@ -398,6 +402,24 @@ def test_build_corpus_says_when_it_skips_the_teacher_check(monkeypatch) -> None:
         result = api.build_corpus("teacher_check=true")
     assert result.teacher_check is None and result.failures == report.failures
 
+
+def test_build_corpus_checks_and_expands_as_the_command(monkeypatch, tmp_path) -> None:
+    """A hunt: api.build_corpus skipped the command's preparation: `teacher=libvmaf
+    teacher_check=true` was refused only after the whole build, and a `~` in
+    paths.cache_dir put the build lock and teacher_check.json under a literal ./~."""
+    import vmafdistill.corpus.app as app
+    from vmafdistill.errors import VmafDistillError
+
+    seen = []
+    monkeypatch.setattr(app, "corpus_action", lambda cfg: seen.append(cfg) or 1 / 0)
+    with pytest.raises(VmafDistillError, match="the teacher is libvmaf already"):
+        api.build_corpus("teacher=libvmaf", "teacher_check=true")
+    assert not seen  # before any build
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(ZeroDivisionError):
+        api.build_corpus("paths.cache_dir='~/vd'")
+    assert seen[0]["out_dir"].startswith(f"{tmp_path}/vd/corpus/")
+    assert seen[0]["cache_root"] == f"{tmp_path}/vd/corpus_cache"
 
 def test_the_edge_fallback_defaults_equal_the_configs() -> None:
     """The torch-free edge has no config composer, so the token rules, the cut detector's

@@ -602,6 +602,13 @@ def test_bit_depths_rotation_and_raw_range_are_named(
     with pytest.warns(UserWarning, match=r"ref\.yuv is full range \(pc\) and .*dist.* is "
                                          r"limited range"):
         score_files(clips["ref_raw"], clips["dist"], ref_raw={**raw, "pix_fmt": "yuvj420p"})
+    # sizes given as text or a float (a hunt: TypeErrors deep in the probe)
+    from vmafdistill.errors import VmafDistillError
+
+    for bad in ({"width": str(W)}, {"height": float(H)}):
+        with pytest.raises(VmafDistillError, match=r"raw (width='\d+'|height=\d+\.0): needs a "
+                                                   r"whole number"):
+            score_files(clips["ref_raw"], clips["dist"], ref_raw={**raw, **bad})
 
 
 def _container_cropped(src: Path, out: Path) -> None:

@@ -493,6 +493,10 @@ def test_scorer_input_checks() -> None:
         assert s.result().num_frames == 2
         s.reset()  # another clip may have another depth
         s.update(frames.astype(np.uint16) * 4, frames.astype(np.uint16) * 4, ref_bit_depth=10)
+        # colour frames (N, H, W, 3) read "frames of at least 33x33 ... got 3x48" (a hunt)
+        rgb = np.repeat(frames[..., None], 3, axis=-1)
+        with pytest.raises(VideoInputError, match=r"expected \(N, H, W\) luma frames"):
+            VmafScorer(mode=mode).update(rgb, rgb)
     with pytest.raises(ValueError, match=r"float32 or torch\.float64"):
         VmafScorer(mode="float", dtype=torch.float16)
 
@@ -604,6 +608,14 @@ def test_exact_mode_refuses_out_of_range_samples_on_every_path(
     for frames in (ten, torch.from_numpy(ten)):
         with pytest.raises(VideoInputError, match=r"ref frames hold values \d+\.\.\d+, outside"):
             VMAF("vmaf_v0.6.1")(frames, dist.numpy().astype(np.uint16))
+    # ... and the hint names bit_depth=10 (a hunt: it said "pass the frames' own data_range",
+    # and data_range=1023 requantises them to 8 bits, not libvmaf's 10-bit number)
+    with pytest.raises(VideoInputError, match=r"10-bit samples\? pass bit_depth=10"):
+        VMAF("vmaf_v0.6.1")(ten, dist.numpy().astype(np.uint16))
+    # uint64 samples: the range message too, not torch's "aminmax_cpu" NotImplementedError
+    big = torch.from_numpy(ten.astype(np.int64)).to(torch.uint64)
+    with pytest.raises(VideoInputError, match=r"ref frames hold values \d+\.\.\d+, outside"):
+        VMAF("vmaf_v0.6.1")(big, torch.from_numpy(dist.numpy().astype(np.int64)).to(torch.uint64))
 
 
 def test_teacher_argument_errors_are_one_line() -> None:

@@ -2,7 +2,9 @@
 
 Each function composes the same Hydra configs as the command (``conf/`` inside the package, or
 ``VMAFDISTILL_CONF``), takes the same ``key=value`` overrides and runs the same code, then
-returns a small typed result instead of printing. The full loop on a tiny synthetic corpus:
+returns a small typed result holding what the command reports (its notes, warnings and
+summary tables are still printed; ``summary=false`` quiets train's table). The full loop on a
+tiny synthetic corpus:
 
 >>> import tempfile
 >>> from pathlib import Path
@@ -220,9 +222,10 @@ def build_corpus(*overrides: str) -> CorpusResult:
     summary in ``teacher_check``)."""
     from omegaconf import OmegaConf
 
-    from .corpus.app import corpus_action, teacher_check_step
+    from .corpus.app import corpus_action, ready_config, teacher_check_step
 
-    cfg = OmegaConf.to_container(compose("corpus", _overrides(overrides)), resolve=True)
+    cfg = ready_config(OmegaConf.to_container(  # type: ignore[arg-type]
+        compose("corpus", _overrides(overrides)), resolve=True))
     report = corpus_action(cfg)  # type: ignore[arg-type]
     check = None if report.failures else teacher_check_step(cfg, report)  # type: ignore[arg-type]
     if report.failures and cfg.get("teacher_check"):  # type: ignore[union-attr]
@@ -277,10 +280,13 @@ def finetune(ckpt: str | Path, corpus_dir: str | Path, run_dir: str | Path,
                           mae_after=float(metrics["after"]["heldout"]["mae"]), metrics=metrics)
 
 
-def export(bundle: str | Path, out: str | Path, *, corpus_dir: str | Path | None = None,
+def export(bundle: str | Path, out: str | Path, *overrides: str,
+           corpus_dir: str | Path | None = None,
            ref_size: tuple[int, int] | str | None = None, force: bool = False) -> ExportResult:
     """Export a student bundle to ONNX opset 17 with its card (parity-checked against torch on
-    the corpus samples), as ``vmafdistill export --bundle`` does; the shipped student is only
+    the corpus samples), as ``vmafdistill export --bundle`` does, with the command's
+    ``key=value`` overrides of ``conf/export.yaml`` (``"tokens.bands.green=85"``,
+    ``"int8.enabled=true"``, ``"edge.frame_step=2"``); the shipped student is only
     overwritten with ``force=True``, and neither an input nor a file that is not an earlier
     export is ever overwritten (as the command checks ``--out``)."""
     from .cli.export import _check_out
@@ -296,7 +302,7 @@ def export(bundle: str | Path, out: str | Path, *, corpus_dir: str | Path | None
     if ref_size is not None:  # "WxH" as the command spells it, or a pair
         over["ref_size"] = list(checked_size("ref_size", ref_size))
     card = export_bundle(bundle, out, corpus_dir=None if corpus_dir is None else str(corpus_dir),
-                         settings=load_export_settings(over))
+                         settings=load_export_settings(over, _overrides(overrides)))
     return ExportResult(path=out.absolute(), card=card)
 
 

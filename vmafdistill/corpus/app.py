@@ -16,10 +16,9 @@ register_resolvers()
 def _run(cfg: Any) -> int:
     from omegaconf import OmegaConf
 
-    from .build import expanded_paths, format_summary
+    from .build import format_summary
 
-    plain = expanded_paths(OmegaConf.to_container(cfg, resolve=True))
-    _check_teacher_check(plain)
+    plain = ready_config(OmegaConf.to_container(cfg, resolve=True))
     report = corpus_action(plain)
     m = report.manifest
     if len(report.summary):
@@ -40,6 +39,18 @@ def _run(cfg: Any) -> int:
         return 1
     teacher_check_step(plain, report)
     return 0
+
+
+def ready_config(plain: dict[str, Any]) -> dict[str, Any]:
+    """A resolved corpus config as the command and the API run it: ``~`` expanded in its
+    paths, and ``teacher_check=true``'s requirements checked before any build (the API
+    skipped both: a build of hours before the refusal, a lock and ``teacher_check.json``
+    under a literal ``./~``)."""
+    from .build import expanded_paths
+
+    plain = expanded_paths(plain)
+    _check_teacher_check(plain)
+    return plain
 
 
 def corpus_action(plain: dict[str, Any]) -> Any:

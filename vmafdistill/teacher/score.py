@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+import numbers
 import sys
 import time
 import warnings
@@ -58,7 +59,16 @@ def _log_number(value: float) -> float | None:
 
 
 def _raw_opts(raw: dict[str, Any] | None) -> dict[str, Any]:
-    return {k: raw[k] for k in ("width", "height", "pix_fmt") if raw and raw.get(k) is not None}
+    """A raw input's ``width``, ``height`` and ``pix_fmt``, the sizes checked whole numbers
+    (``"160"`` or ``160.0`` were TypeErrors deep in the probe)."""
+    opts = {k: raw[k] for k in ("width", "height", "pix_fmt") if raw and raw.get(k) is not None}
+    for key in ("width", "height"):
+        if key in opts:
+            value = opts[key]
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise VmafDistillError(f"raw {key}={value!r}: needs a whole number of pixels")
+            opts[key] = int(value)
+    return opts
 
 
 def _refuse_float_v1016(model: str, mode: str | None) -> None:

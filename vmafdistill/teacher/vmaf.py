@@ -268,6 +268,8 @@ class VmafScorer:
         if np.shape(ref) != np.shape(dist):
             raise VideoInputError(f"reference chunk {np.shape(ref)} and distorted chunk "
                                   f"{np.shape(dist)} differ")
+        if len(np.shape(ref)) != 3:  # (N, H, W, 3) read "frames of at least 33x33 ... 3x160"
+            raise VideoInputError(shape_problem(np.shape(ref), np.shape(dist)))
         if np.shape(ref)[0] == 0:
             return
         size = tuple(np.shape(ref)[-2:])
@@ -449,9 +451,10 @@ def resolve_mode(model: VmafModel, mode: str | None) -> str:
 
 
 def _widened(frames: torch.Tensor) -> torch.Tensor:
-    """``torch.uint16``/``uint32`` samples as int64 (torch has little arithmetic for them;
-    exact for any 8..16-bit sample); other tensors unchanged."""
-    return frames.to(torch.int64) if frames.dtype in (torch.uint16, torch.uint32) else frames
+    """``torch.uint16``/``uint32``/``uint64`` samples as int64 (torch has little arithmetic
+    for them; exact for any 8..16-bit sample); other tensors unchanged."""
+    return frames.to(torch.int64) if frames.dtype in (torch.uint16, torch.uint32, torch.uint64) \
+        else frames
 
 
 def _check_array(name: str, frames: object) -> None:
@@ -626,10 +629,17 @@ def _check_in_data_range(name: str, frames: torch.Tensor, samples: torch.Tensor,
     top = (1 << bit_depth) - 1
     if float(samples.min()) < 0 or float(samples.max()) > top:
         lo, hi = (float(v) for v in torch.aminmax(_widened(frames.detach())))
+        # samples of a higher bit depth: bit_depth=, not data_range= (a data_range of 1023
+        # requantises 10-bit frames to 8 bits: not libvmaf's 10-bit number)
+        deeper = next((b for b in (10, 12, 16) if b > bit_depth and lo >= 0 and hi > 255
+                       and hi <= (1 << b) - 1 and float(hi) == int(hi)), None)
         raise VideoInputError(
             f"{name} frames hold values {lo:g}..{hi:g}, outside data_range 0..{data_range:g} "
-            f"(read as {bit_depth}-bit samples 0..{top}); pass the frames' own data_range "
-            "(255 for 8-bit samples, 1.0 for frames in [0, 1])")
+            f"(read as {bit_depth}-bit samples 0..{top}); "
+            + (f"{deeper}-bit samples? pass bit_depth={deeper} (data_range={(1 << deeper) - 1} "
+               "would requantise them to 8 bits); " if deeper else "")
+            + "else pass the frames' own data_range (255 for 8-bit samples, 1.0 for frames "
+            "in [0, 1])")
 
 
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
