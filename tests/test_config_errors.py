@@ -253,6 +253,12 @@ def test_the_pilot_checks_its_training_values_before_the_corpus(
                "config: no loss section")
     _one_error(capsys, ["pilot", "--out", str(out), "corpus_overrides=['~teacher']"],
                "corpus config: no teacher section")
+    # the pilot's own corpus-step settings: workers=3 won over --workers, teacher_check was
+    # ignored (a hunt)
+    _one_error(capsys, ["pilot", "--out", str(out), "--workers", "1",
+                        "corpus_overrides=['workers=3']"], "the pilot's --workers sets it")
+    _one_error(capsys, ["pilot", "--out", str(out), "corpus_overrides=['teacher_check=true']"],
+               "the pilot's --no-teacher-check / teacher_check= sets it")
     assert not (out / "corpus").exists()
 
 

@@ -623,6 +623,16 @@ def test_an_empty_path_is_refused_by_export_and_sources(tmp_path, capsys, monkey
         assert main(args) == 2, args
         assert msg in capsys.readouterr().err, args
     assert list(tmp_path.iterdir()) == []
+    # a flag and an override of one setting: the flag won without a word (a hunt)
+    for flag, override, setting in ((["--opset", "17"], "opset=18", "opset"),
+                                    (["--frame-step", "2"], "edge.frame_step=4",
+                                     "edge.frame_step"),
+                                    (["--int8"], "int8.enabled=false", "int8.enabled"),
+                                    (["--int8"], "int8={enabled:false}", "int8.enabled")):
+        assert main(["export", "--bundle", "s.pt", "--out", "s.onnx", *flag, override]) == 2
+        assert f"{flag[0]} and {override} both set {setting}: give one" in \
+            capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_edge_test_model_tool_rebuilds_the_committed_model(tmp_path):

@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     refuse_shipped_overwrite(args.out, args.force)
     bundle = Path(args.bundle) if args.bundle else resolve_winner(args.winner)
     _check_out(args.out, [bundle, *([args.winner] if args.winner else [])])
+    _refuse_flag_and_override(args)
     over: dict = {"opset": args.opset}
     if args.int8:
         over["int8"] = {"enabled": True}
@@ -119,3 +120,18 @@ def _held_out_where(card: dict) -> str:
         if key in metrics:
             return f" ({what}: the card's metrics.{key})"
     return ""
+
+
+def _refuse_flag_and_override(args: argparse.Namespace) -> None:
+    """A flag and a ``key=value`` override of the same setting: the flag won without a word
+    (``--opset 17 opset=18``); corpus and pilot refuse such pairs too."""
+    from ..config import override_key
+
+    flags = {"opset": ("--opset", args.opset), "int8.enabled": ("--int8", args.int8 or None),
+             "ref_size": ("--ref-size", args.ref_size),
+             "edge.frame_step": ("--frame-step", args.frame_step)}
+    for item in args.overrides or []:
+        key = override_key(str(item))
+        for setting, (flag, value) in flags.items():
+            if value is not None and (key == setting or setting.startswith(f"{key}.")):
+                raise VmafDistillError(f"{flag} and {item} both set {setting}: give one")

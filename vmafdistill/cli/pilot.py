@@ -179,6 +179,17 @@ def _refuse_placed_overrides(cfg: dict[str, Any]) -> None:
                 raise VmafDistillError(
                     f"{group}: {item!r}: the pilot places its corpus and run under --out "
                     f"(out_dir={cfg['out_dir']}); give --out DIR instead")
+    # the pilot's own settings of its corpus step: in corpus_overrides they silently won
+    # (workers) or were ignored (teacher_check: step 2 reads the pilot's; action, shard)
+    own = {"workers": "--workers", "teacher_check": "--no-teacher-check / teacher_check=",
+           "action": None, "shard": None}
+    for item in cfg.get("corpus_overrides") or []:
+        key = override_key(str(item)).split(".")[0]
+        if key in own:
+            raise VmafDistillError(
+                f"corpus_overrides: {item!r}: " + (f"the pilot's {own[key]} sets it"
+                                                   if own[key] else
+                                                   "the pilot builds one whole corpus"))
 
 
 def cv_phrase(cv: Mapping[str, Any]) -> str:
