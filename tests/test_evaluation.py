@@ -454,6 +454,25 @@ def test_evaluate_output_paths_are_ready_before_any_work(tmp_path: Path,
         unseen.evaluate_unseen(cache=tmp_path / "clip.mp4" / "sub")
 
 
+def test_a_tilde_cache_is_the_home_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                          ) -> None:
+    """A review: with `--cache ~/x` the clip was filmed under a literal ./~ while the corpus
+    (its sources now read with ~ expanded) looked in the home folder: no such file."""
+    from vmafdistill.evaluation import unseen
+
+    asked = []
+
+    def no_work(cache: Path, *args: object, **kwargs: object) -> None:
+        asked.append(cache)
+        raise RuntimeError("reached the corpus work")
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(unseen, "_unseen_corpus_config", no_work)
+    with pytest.raises(RuntimeError, match="corpus work"):
+        unseen.evaluate_unseen(cache="~/x")
+    assert asked == [tmp_path / "home" / "x"] and not (tmp_path / "~").exists()
+
 def test_evaluate_plans_its_filmed_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """evaluate films its held-out source under the cache and builds a corpus of it there; the
     build once skipped the whole cache as its own, found no videos and every evaluate failed."""
@@ -784,9 +803,14 @@ def test_the_unseen_corpus_is_cut_as_the_card_cuts(tmp_path: Path) -> None:
     cfg, _, name = unseen._unseen_corpus_config(tmp_path, "pilot", 1, 0, True, None,
                                                 {"max_len_s": 2, "min_len_s": 0.5})
     assert cfg["shots"]["max_len_s"] == 2.0 and cfg["shots"]["min_len_s"] == 0.5
-    assert name == "unseen_kinds_pilot_shots_max_len_s2"
-    with pytest.raises(VmafDistillError, match=r"edge\.shots\.max_len_s is 'x', not a number"):
+    assert name == "unseen_kinds_pilot_shots_max_len_s2.0"
+    with pytest.raises(VmafDistillError, match=r"edge\.shots\.max_len_s='x': not a number"):
         unseen._unseen_corpus_config(tmp_path, "pilot", 1, 0, True, None, {"max_len_s": "x"})
+    # no window split (max_len_s null, which export writes and predict reads): a review
+    cfg, _, name = unseen._unseen_corpus_config(tmp_path, "pilot", 1, 0, True, None,
+                                                {"max_len_s": None, "threshold": 0.30000001})
+    assert cfg["shots"]["max_len_s"] is None and cfg["shots"]["threshold"] == 0.30000001
+    assert name == "unseen_kinds_pilot_shots_max_len_snone_threshold0.30000001"
 
 
 def test_shot_folds_that_split_a_scene_are_named(capsys: pytest.CaptureFixture[str]) -> None:

@@ -710,6 +710,25 @@ def test_the_shipped_student_names_a_corpus_of_another_teacher(
                       tmp_path)
     assert "trained on vmaf_v0.6.1 exact labels" in capsys.readouterr().err
     assert _recipe(pt_meta)["teacher"] == {"model": "vmaf_v0.6.1", "mode": "exact"}
+    # a same-graph card without the keys where the recorded relative path points (an older
+    # checkout's): the shipped card still answers (a review)
+    from vmafdistill.students.shipped import bundle_teacher, rebuilt_training_domain
+
+    recorded = Path(pt_meta["rebuilt_from"]["onnx"])
+    assert not recorded.is_absolute()
+    old_card = {k: v for k, v in read_card(card_path_for(SHIPPED_ONNX)).items()
+                if k not in ("teacher", "training_domain")}
+    (tmp_path / recorded.parent).mkdir(parents=True, exist_ok=True)
+    card_path_for(tmp_path / recorded).write_text(json.dumps(old_card))
+    import os
+
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert bundle_teacher(pt_meta) == {"model": "vmaf_v0.6.1", "mode": "exact"}
+        assert rebuilt_training_domain(pt_meta)
+    finally:
+        os.chdir(here)
 
 
 def test_a_student_of_another_feature_set_version_is_refused_before_the_fit(
@@ -736,8 +755,8 @@ def test_a_student_of_another_feature_set_version_is_refused_before_the_fit(
     assert finetune(f"ckpt={tmp_path / 'renamed.pt'}", f"corpus_dir={corpus_b}",
                     f"hydra.run.dir={tmp_path / 'ft2'}") == 2
     err = capsys.readouterr().err
-    assert "missing column(s) entropy_v2, which student" in err and "renamed.pt (feature " \
-           "set custom9) reads" in err
+    assert "missing column(s) entropy_v2 (entropy_v2: student" in err and "renamed.pt " \
+           "(feature set custom9) reads them)" in err
 
 
 def test_held_out_rows_of_sources_the_student_saw_are_named(
@@ -814,3 +833,10 @@ def test_a_refused_source_corpus_is_named_not_called_missing(
         assert source_domain(meta) is None
     said = caplog.text
     assert "samples.parquet" in said and "no card, no corpus" not in said, said
+    # a corpus that is gone: "no card, no corpus" (a review: export's "give --corpus" advice
+    # would name the corpus finetune fine-tunes on)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="vmafdistill"):
+        assert source_domain({**meta, "corpus": {"name": "a", "dir": str(tmp_path / "gone")}}
+                             ) is None
+    assert "no card, no corpus a" in caplog.text and "--corpus" not in caplog.text

@@ -81,11 +81,11 @@ def recipe_out_dir(recipe: Mapping[str, Any], out_dir: str | Path | None, where:
     """``out_dir`` if given, else the recipe's own, an error naming ``where`` when it has
     none (a TypeError traceback)."""
     if out_dir is not None:
-        return Path(out_dir)
+        return Path(out_dir).expanduser()
     given = recipe.get("out_dir")
     if not isinstance(given, str) or not given.strip():
         raise VmafDistillError(f"{where}: out_dir={given!r}: needs a folder (or give --out)")
-    return Path(given)
+    return Path(given).expanduser()
 
 
 def recipe_label(name: str, recipe: Mapping[str, Any] | None = None) -> str:

@@ -82,7 +82,8 @@ def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], 
     flags = {}  # the flags are spellings of overrides: key -> (flag, override)
     if args.out is not None:
         refuse_empty("--out", args.out, hint="give a folder")  # it replaced the default's
-        flags["out_dir"] = ("--out", f"out_dir={hydra_quoted(str(Path(args.out).resolve()))}")
+        flags["out_dir"] = ("--out", "out_dir=" + hydra_quoted(
+            str(Path(args.out).expanduser().resolve())))
     if args.workers is not None:  # 0 too (it was dropped for the config's value)
         flags["workers"] = ("--workers", f"workers={args.workers}")
     if args.no_teacher_check:
@@ -157,7 +158,7 @@ def _out_dir(value: Any) -> Path:
 
     if value is None or not str(value).strip():
         raise VmafDistillError(f"out_dir={value!r}: give the pilot's output folder (--out DIR)")
-    out = Path(str(value)).resolve()
+    out = Path(str(value)).expanduser().resolve()  # out_dir='~/p' made ./~/p
     check_folder_target("--out", out)
     if (holder := run_dir_holder(out / "train")) is not None:
         raise VmafDistillError(f"--out {out}: another pilot writes here (pid "

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:  # an empty one filmed into the working folder
         refuse_empty("--out", args.out, hint="give a folder, or leave --out out for the "
                                              "recipe's")
-        make_folder("--out", Path(args.out))
+        make_folder("--out", Path(args.out).expanduser())
     else:  # the recipe's own (a file .cache in its way was a NotADirectoryError traceback)
         from ..recipes import load_recipe, recipe_label, recipe_out_dir
 

@@ -226,6 +226,7 @@ def cached_encodes(
     ``path`` is where the cache keeps each encode (it exists once the corpus is built);
     ``rung_indices`` keeps those rungs only (negative indices count from the ladder's end).
     """
+    cfg = expanded_paths(cfg)  # where build_corpus wrote them ("~/vd": the home folder)
     store = ArtifactStore(cfg["cache_root"])
     rungs = plan_rungs(cfg["ladder"])
     keep = range(len(rungs)) if rung_indices is None else [
@@ -1218,7 +1219,7 @@ def ensure_corpus(cfg: Mapping[str, Any]) -> Path:
     """
     given = cfg.get("corpus_dir")
     if given:
-        path = Path(str(given))
+        path = Path(str(given)).expanduser()
         if verify_corpus(path) is None:
             raise VmafDistillError(f"corpus_dir {path}: not a complete, intact corpus")
         return path

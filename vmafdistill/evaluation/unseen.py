@@ -190,6 +190,8 @@ def evaluate_unseen(
                                "filmed as conf/sources/kinds.yaml says (drop one of the two)")
     model, pred, rules, target = _student(model)
     refuse_empty("--cache", cache)  # (the working folder became the cache)
+    # "~/x": filmed under a literal ./~ while the corpus read the home folder's
+    cache = Path(cache).expanduser()
     outputs = _checked_outputs({"--markdown": markdown, "--json": json_path, "--plot": plot},
                                model, Path(cache))
     make_folder("--cache", Path(cache))
@@ -459,12 +461,14 @@ def _unseen_corpus_config(
         name += f"_{re.sub(r'[^A-Za-z0-9_.-]', '_', stem)}_{mode}"
     cut = _card_shots(shots, load_yaml("shots/default"))
     if cut:  # cut otherwise than conf/shots/default.yaml: its own tables beside the default's
-        name += "_shots_" + "_".join(f"{k}{v:g}" for k, v in sorted(cut.items()))
+        # repr: two cards that differ past 6 digits got one folder (and rebuilt it in turn)
+        name += "_shots_" + "_".join(f"{k}{'none' if v is None else repr(float(v))}"
+                                     for k, v in sorted(cut.items()))
     cfg = compose_dict("corpus", [
         f"paths.cache_dir={hydra_quoted(str(cache))}", "corpus=folder", f"corpus.name={name}",
         f"corpus.root={hydra_quoted(str(root))}", f"ladder={ladder}", "teacher=libvmaf",
         f"teacher.model={hydra_quoted(model)}", f"teacher.mode={mode}",
-        f"workers={workers}", "progress=false", *(f"shots.{k}={v!r}" for k, v in cut.items()),
+        f"workers={workers}", "progress=false", *(_shots_override(k, v) for k, v in cut.items()),
     ])
     from ..corpus.jobs import teacher_identity
 
@@ -478,23 +482,25 @@ def _unseen_corpus_config(
 
 
 def _card_shots(shots: Mapping[str, Any] | None, default: Mapping[str, Any]
-                ) -> dict[str, float]:
-    """The card's shot settings that differ from ``default`` (conf/shots), checked numbers;
-    empty for a card without them (cut as the corpus default)."""
+                ) -> dict[str, float | None]:
+    """The card's shot settings that differ from ``default`` (conf/shots), checked as the
+    corpus and the card check them (``max_len_s`` may be null: no window split); empty for a
+    card without them (cut as the corpus default)."""
+    from ..shots import checked_shot_settings
+
     if shots is None:
         return {}
     if not isinstance(shots, Mapping):  # a hand-edited card
         raise VmafDistillError(f"the card's edge.shots is {shots!r}, not the shot settings "
                                f"({', '.join(default)})")
-    cut = {}
-    for key, value in shots.items():
-        if key not in default:
-            continue  # a setting this corpus has no counterpart of cuts nothing
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise VmafDistillError(f"the card's edge.shots.{key} is {value!r}, not a number")
-        if float(value) != float(default[key]):
-            cut[key] = float(value)
-    return cut
+    checked = checked_shot_settings("the card's edge.shots", shots)
+    return {k: v for k, v in checked.items()
+            if k in default and (v is None or default[k] is None or v != float(default[k]))}
+
+
+def _shots_override(key: str, value: float | None) -> str:
+    """``shots.<key>=<value>`` as Hydra reads it back (null for None, a float's repr)."""
+    return f"shots.{key}={'null' if value is None else repr(float(value))}"
 
 
 def _of_sources(cfg: dict[str, Any], filmed: list[Path]) -> dict[str, Any]:

@@ -234,14 +234,18 @@ def source_domain(meta: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def _corpus_domain(meta: Mapping[str, Any]) -> dict[str, Any] | None:
     """The training domain of a trained bundle's corpus (where it recorded it, hash-checked
-    as export checks it); None where the bundle names no corpus. A corpus that is gone,
-    changed or refused raises (:func:`source_domain` names why)."""
-    from ..corpus.tables import load_samples
-    from ..export import trained_corpus, trained_rows, training_domain
+    as export checks it); None where the bundle names none or it is gone. A corpus that is
+    there but changed or refused raises (:func:`source_domain` names why)."""
+    from ..corpus.tables import MANIFEST, load_samples
+    from ..export import _trained_corpus_dir, trained_corpus, trained_rows, training_domain
 
     corpus = meta.get("corpus") or {}
     if not corpus.get("name") and not corpus.get("dir"):
         return None  # the bundle names no corpus
+    if not (_trained_corpus_dir(corpus) / MANIFEST).is_file():
+        # gone: "no card, no corpus" (export's "give --corpus" advice would name finetune's
+        # corpus_dir, the corpus it fine-tunes on)
+        return None
     # a corpus that is gone, changed, or refused (another feature_set_version) raises, and
     # the caller names why
     cdir, _ = trained_corpus(corpus)
@@ -437,9 +441,14 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
     except VmafDistillError as exc:
         if "missing column" not in str(exc):
             raise
-        # the table's path alone: which student reads those columns went unsaid
-        raise VmafDistillError(f"{exc}, which student {bundle_path} (feature set "
-                               f"{meta.get('feature_set')}) reads") from None
+        # the table's path alone: which student reads those columns went unsaid (the target
+        # is listed too, and the student reads no target)
+        listed = str(exc).rsplit("missing column(s) ", 1)[-1].split(", ")
+        read = [n for n in listed if n in names]
+        if not read:
+            raise
+        raise VmafDistillError(f"{exc} ({', '.join(read)}: student {bundle_path} (feature set "
+                               f"{meta.get('feature_set')}) reads them)") from None
     record_corpus_teacher(plain, manifest)
     _note_corpus_gaps(meta, original, names, x, manifest, corpus_dir)
     splits, shared_scenes = _folds(corpus_dir, samples, plain["cv"], names)

@@ -251,9 +251,11 @@ def _shipped_loss() -> dict[str, Any]:
     return config.load_yaml(f"loss/{_SHIPPED_LOSS}")
 
 
-def rebuilt_card(meta: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The card a bundle was rebuilt from (``meta["rebuilt_from"]``), where that card (or the
-    shipped student's) still holds the same graph (sha256); else None."""
+def rebuilt_card(meta: Mapping[str, Any], key: str) -> Any:
+    """``key`` of the card a bundle was rebuilt from (``meta["rebuilt_from"]``): the first of
+    that card and the shipped student's that holds the same graph (sha256) and the key (a
+    same-graph card of an older checkout, found first by the recorded relative path, may lack
+    it); None where none does."""
     from ..edge.card import card_path_for, read_card
 
     src = meta.get("rebuilt_from") or {}
@@ -261,25 +263,26 @@ def rebuilt_card(meta: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     for onnx_path in (Path(str(src.get("onnx"))), SHIPPED_ONNX):
         card_file = card_path_for(onnx_path)
-        if card_file.is_file() and (card := read_card(card_file)).get("sha256") == src["sha256"]:
-            return card
+        if not card_file.is_file():
+            continue
+        card = read_card(card_file)
+        if card.get("sha256") == src["sha256"] and card.get(key):
+            return card[key]
     return None
 
 
 def rebuilt_training_domain(meta: Mapping[str, Any]) -> dict[str, Any] | None:
     """The ``training_domain`` of the card a bundle was rebuilt from (:func:`rebuilt_card`),
     else None. The shipped bundle's meta predates the key, its card has it."""
-    card = rebuilt_card(meta) or {}
-    return dict(card["training_domain"]) if card.get("training_domain") else None
+    domain = rebuilt_card(meta, "training_domain")
+    return dict(domain) if domain else None
 
 
 def bundle_teacher(meta: Mapping[str, Any]) -> Any:
     """The teacher a bundle's student learnt the labels of: its config's, else (the shipped
     bundle's meta predates the key) the card it was rebuilt from's; None where neither says."""
     teacher = (meta.get("config") or {}).get("teacher")
-    if teacher is None:
-        teacher = (rebuilt_card(meta) or {}).get("teacher")
-    return teacher
+    return rebuilt_card(meta, "teacher") if teacher is None else teacher
 
 
 def write_bundle_from_onnx(onnx_path: str | Path, out: str | Path,
