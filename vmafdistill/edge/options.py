@@ -23,8 +23,8 @@ Three documented speed options (recorded in the model card's ``edge`` section; 1
   (``temporal_diff`` / ``temporal_std``, e.g. the shipped ``mbquant_ti7``), those two on *every*
   frame from every s-th row and column of each frame pair (exact integer sums on the
   subsample; :func:`~vmafdistill.features.frame_numpy.temporal_features`). 0 (exported cards'
-  default) = automatic, >= :data:`TEMPORAL_MIN_SAMPLES` samples per frame: it moved the
-  shipped student's predictions by <= 0.11 VMAF over 1165 shots (docs/edge.md).
+  default) = automatic, >= :data:`TEMPORAL_MIN_SAMPLES` samples per frame; its effect on the
+  shipped student's predictions is measured in docs/edge.md.
 
 A step given for either is capped per video at :func:`max_pixel_step` (>= a 64x36 grid of
 samples per frame); the summary records the step used.

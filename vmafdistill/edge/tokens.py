@@ -257,8 +257,10 @@ class ShotRecord:
     bitrate_kbps: float
     """The shot's bitrate from its packet sizes (kbit/s, 1 decimal)."""
     qp: float | None = None
-    """The shot's mean encoder quantizer (1 decimal); only for students that read it (None:
-    the key is left out of the JSON)."""
+    """The quantizer the student read for the shot (1 decimal): its scene's bits-weighted
+    slice QP (``scene_qp``, H.264 QP units; every window of one scene shows the same), not
+    the samples table's per-shot ``qp``; only for students that read it (None: the key is
+    left out of the JSON)."""
     pred_vmaf: float | None
     """Predicted VMAF (2 decimals), or None when the shot got no prediction (see ``flags``)."""
     interval: tuple[float, float] | None
