@@ -376,6 +376,25 @@ def test_inputs_ffmpeg_would_convert_are_named(tmp_path: Path,
                what="a gray copy")
     with pytest.warns(UserWarning, match=r"gray\.y4m is gray"):
         score_files(gray, gray)
+    # a gray distorted under rescale: converted to the reference's format and range as
+    # ffmpeg's graph does (a parity hunt: scored as decoded, 99.7 for libvmaf's 76.1), libvmaf's
+    # number to its 6 printed decimals, and no warning
+    from vmafdistill.io.video import probe_video
+    from vmafdistill.oracle import libvmaf_score
+
+    ref_info = probe_video(clips["ref"])
+    import warnings as _w
+
+    with _w.catch_warnings(record=True) as said:
+        _w.simplefilter("always")
+        got = score_files(clips["ref"], gray, rescale=True)
+    assert not [w for w in said if "gray" in str(w.message) or "range" in str(w.message)]
+    oracle = libvmaf_score(clips["ref"], gray, model="vmaf_v0.6.1",
+                           scale_to=(ref_info.width, ref_info.height))
+    assert np.abs(np.array(oracle.metric("vmaf")) - got.metrics["vmaf"]).max() < 1e-6
+    with pytest.warns(UserWarning, match=r"gray\.y4m is gray.*--rescale converts"):
+        plain = score_files(clips["ref"], gray)  # as decoded: another number, and said
+    assert np.abs(plain.metrics["vmaf"] - got.metrics["vmaf"]).max() > 0.1
     import warnings
 
     with warnings.catch_warnings(record=True) as caught:  # same range, not gray: nothing to say

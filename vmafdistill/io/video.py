@@ -1300,14 +1300,17 @@ def iter_frame_pairs(
     # Scaled to the reference, the distorted frames also take its pixel format (bit depth,
     # chroma subsampling) in the same scaler, as ffmpeg's libvmaf filter graph negotiates it:
     # a 10-bit H.264 rung of a 12-bit master is scored at 12 bits, like libvmaf does.
-    convert = (scale_dist_to_ref and rinfo.layout.has_chroma and dinfo.layout.has_chroma
-               and dinfo.pix_fmt != rinfo.pix_fmt)
+    # A gray distorted against a YUV reference too: ffmpeg converts it to the reference's
+    # format and range there (it was scored as decoded, full range: 99.7 for libvmaf's 76.1).
+    # A gray reference is not converted (libvmaf's filter takes no gray: ffmpeg converts
+    # both; score warns).
+    convert = (scale_dist_to_ref and rinfo.layout.has_chroma and dinfo.pix_fmt != rinfo.pix_fmt)
     dist_it = _iter_info(
         dinfo, chunk=chunk, scale_to=d_scale, scale_flags=d_flags, planes=d_planes, limit=limit,
         out_pix_fmt=rinfo.pix_fmt if convert else None,
         decoder_threads=dopts.get("decoder_threads"),
         ranges=(_range_conversion(rinfo, dinfo) if scale_dist_to_ref and rinfo.layout.has_chroma
-                and dinfo.layout.has_chroma else None),
+                else None),
     )
     return _lockstep(rinfo, dinfo, ref_it, dist_it, on_length_mismatch)
 

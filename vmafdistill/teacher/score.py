@@ -99,11 +99,17 @@ def _warn_on_conversions(ref: str | Path, dist: str | Path, ref_raw: dict[str, A
              for path, raw in ((ref, ref_raw), (dist, dist_raw))]  # one ffmpeg -i each
     for k, (path, f) in enumerate(zip((ref, dist), facts, strict=True)):
         other = facts[1 - k]
-        if f["gray"] and (other["gray"] or other["range"] != "pc"):
+        # --rescale converts a gray distorted to a YUV reference's format and range, as
+        # ffmpeg's graph does (io.video.iter_frame_pairs); a gray reference it cannot
+        converts = rescale and k == 1 and not other["gray"]
+        if f["gray"] and (other["gray"] or other["range"] != "pc") and not converts:
             warnings.warn(
                 f"{path} is gray: it is scored as decoded, while ffmpeg's libvmaf filter would "
-                f"first convert it to limited-range YUV (its numbers then differ, by 0.4-2.8 "
-                f"VMAF per frame on the clips measured)", stacklevel=3)
+                f"first convert it to limited-range YUV (its numbers then differ: by 0.4-2.8 "
+                f"VMAF per frame gray against gray on the clips measured, by 5-24 against a "
+                f"limited-range YUV input"
+                + ("; --rescale converts a gray distorted as ffmpeg does)"
+                   if k == 1 and not other["gray"] else ")"), stacklevel=3)
         rotation = f["rotation"]
         # "-0.00 degrees" is a vertical flip alone (ffmpeg prints no flip): it flips too
         if rotation is not None and (rotation != 0 or math.copysign(1.0, rotation) < 0):
@@ -130,7 +136,7 @@ def _warn_on_conversions(ref: str | Path, dist: str | Path, ref_raw: dict[str, A
             f"52.3 there for 99.9); tag both alike or strip the tags for comparable numbers",
             stacklevel=3)
     ranges = facts[0]["range"], facts[1]["range"]
-    converted = rescale and not facts[0]["gray"] and not facts[1]["gray"]
+    converted = rescale and not facts[0]["gray"]  # the distorted to the reference's range
     if None not in ranges and ranges[0] != ranges[1] and not converted:
         names = {"pc": "full range (pc)", "tv": "limited range (tv)"}
         warnings.warn(
