@@ -1731,7 +1731,12 @@ def test_gray_and_rotated_sources_are_named_on_every_build(
                 "libx264", "-x264-params", "threads=1", str(plain)], what="a source")
     run_ffmpeg(["-display_rotation", "90", "-i", str(plain), "-c", "copy", str(rotated)],
                what="the source tagged rotated")
-    cfg = make_cfg([gray, rotated], tmp_path / "out", tmp_path / "cache",
+    # an interlaced source went unsaid (a hunt): its frames are encoded as progressive ones
+    interlaced = tmp_path / "fields.mp4"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=1", "-c:v",
+                "libx264", "-flags", "+ildct+ilme", "-field_order", "tt", "-x264-params",
+                "threads=1", str(interlaced)], what="an interlaced source")
+    cfg = make_cfg([gray, rotated, interlaced], tmp_path / "out", tmp_path / "cache",
                    ladder={"name": "one", "rungs": TINY_LADDER[:1]})
     for _ in range(2):  # built, then from the cache
         with warnings.catch_warnings(record=True) as caught:
@@ -1741,6 +1746,8 @@ def test_gray_and_rotated_sources_are_named_on_every_build(
         err = capsys.readouterr().err
         assert err.count("source gray (") == 1 and "is gray: the torch teacher" in err, err
         assert err.count("source rot (") == 1 and "rotation of 90 degrees" in err, err
+        assert err.count("source fields (") == 1 and "is interlaced (top field first)" in err
+        assert "interlaced" not in err.split("source fields (")[0], err  # the others are not
         assert not [w for w in caught if "is gray" in str(w.message)
                     or "display rotation" in str(w.message)]
 

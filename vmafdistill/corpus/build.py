@@ -672,6 +672,12 @@ def _note_input_surprises(sources: list[dict[str, Any]], scan: FolderScan | None
                   f"display rotation of {float(s['rotation']):g} degrees: its coded pictures "
                   "are encoded and scored, while ffmpeg (and libvmaf through it) rotates them "
                   "first", file=sys.stderr, flush=True)
+        if s.get("interlaced"):  # as libvmaf scores it, but rarely what a ladder delivers
+            print(f"vmafdistill corpus: note: source {s['source_id']} ({s['path']}) is "
+                  f"interlaced ({s['interlaced']}): its frames (two fields each) are encoded "
+                  "and scored as progressive pictures, as libvmaf scores them; deinterlace it "
+                  "first (e.g. ffmpeg -vf bwdif) for a progressive delivery ladder",
+                  file=sys.stderr, flush=True)
 
 
 def _note_upscaled_rungs(sources: list[dict[str, Any]], rungs: Sequence[Rung]) -> None:

@@ -234,7 +234,8 @@ def prepare_source(
         "video_streams": info.video_streams,
         # what ffmpeg's libvmaf graph would convert and the torch teacher scores as decoded:
         # kept, so every build says so (score's warnings came on the labelling build alone)
-        **{k: v for k, v in stream_facts(path).items() if k in ("gray", "rotation")},
+        **{k: v for k, v in stream_facts(path).items()
+           if k in ("gray", "rotation", "interlaced")},
         # this host's view of the file that was hashed: its rungs check it (the cached record
         # carries another build's, replaced on reading)
         "file_identity": identity,
