@@ -965,6 +965,19 @@ def expanded_paths(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _prepare_build(cfg: Mapping[str, Any], out_dir: Path, store: ArtifactStore) -> None:
+    """Check the build settings and remove what killed writes left: the cache's first (before
+    the checks, as the build always did), then the tables' and the manifest's."""
+    _sweep_stale_partials(store.root)
+    check_sections(cfg)
+    check_build_settings(cfg)
+    # a killed table or manifest write leaves one there too (a shard's: in its own folder);
+    # the folder's top level only: a cache inside it was swept just above
+    tables_dir = _tables_dir(cfg, out_dir)
+    _sweep_stale_partials(tables_dir, recursive=False)
+    _sweep_stale_partials(tables_dir / "tables")
+
+
 def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
     """Build (or finish, or re-assemble) the corpus a composed ``conf/corpus.yaml`` describes.
 
@@ -975,14 +988,7 @@ def build_corpus(cfg: Mapping[str, Any]) -> BuildReport:
     cfg = expanded_paths(cfg)
     out_dir = Path(str(cfg["out_dir"]))
     store = ArtifactStore(cfg.get("cache_root") or out_dir / "cache")
-    _sweep_stale_partials(store.root)
-    check_sections(cfg)
-    check_build_settings(cfg)
-    # a killed table or manifest write leaves one there too (a shard's: in its own folder);
-    # the folder's top level only: a cache inside it was swept just above
-    tables_dir = _tables_dir(cfg, out_dir)
-    _sweep_stale_partials(tables_dir, recursive=False)
-    _sweep_stale_partials(tables_dir / "tables")
+    _prepare_build(cfg, out_dir, store)
     workers = int(cfg.get("workers", 1))
     progress = bool(cfg.get("progress", True))
     shots_cfg = dict(cfg["shots"])

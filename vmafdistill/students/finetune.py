@@ -302,6 +302,45 @@ def _interval_settings(plain: dict[str, Any], meta: Mapping[str, Any]
     return list(plain["guard_thresholds"]), alpha
 
 
+def _checked_source(plain: dict[str, Any]) -> tuple[Path, Any, dict[str, Any], list[str]]:
+    """:func:`load_source`'s ``(bundle_path, student, meta, frozen)``, its ckpt keys and its
+    feature-set version checked."""
+    _refuse_keys_of_ckpt(plain)
+    bundle_path, original, meta, frozen = load_source(plain)
+    _refuse_other_feature_version(bundle_path, meta)
+    return bundle_path, original, meta, frozen
+
+
+def _student_rows(cfg: Mapping[str, Any], plain: dict[str, Any], target: str,
+                  bundle_path: Path, meta: Mapping[str, Any]) -> tuple[Any, ...]:
+    """:func:`~.train.load_rows` of the student's inputs; a column the corpus lacks names the
+    student that reads it (the table's path alone was said)."""
+    from .train import load_rows
+
+    names = list(meta["feature_names"])
+    try:
+        return load_rows(cfg, plain, names, target)  # type: ignore[arg-type]
+    except VmafDistillError as exc:
+        if "missing column" not in str(exc):
+            raise
+        # the target is listed too, and the student reads no target
+        listed = str(exc).rsplit("missing column(s) ", 1)[-1].split(", ")
+        read = [n for n in listed if n in names]
+        if not read:
+            raise
+        raise VmafDistillError(f"{exc} ({', '.join(read)}: student {bundle_path} (feature set "
+                               f"{meta.get('feature_set')}) reads them)") from None
+
+
+def _changed_parameters(final: Any, original: Any) -> list[str]:
+    """The parameter names whose values the fine-tune moved."""
+    import torch
+
+    before = dict(original.named_parameters())
+    return [n for n, p in final.named_parameters()
+            if not torch.equal(p.detach(), before[n].detach())]
+
+
 def _refuse_other_feature_version(bundle_path: Path, meta: Mapping[str, Any]) -> None:
     """Refuse a student trained on another feature-set version than the corpus tables this
     vmafdistill reads (it refuses any other): the whole fit ran, mixing the old scaler and
@@ -412,7 +451,6 @@ def _folds(corpus_dir: Path, samples: Any, cv: Mapping[str, Any],
 def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
               overrides: Sequence[str], t0: float) -> dict[str, Any]:
     """:func:`finetune`'s body, once its run directory is made."""
-    import torch
 
     from .train import (
         check_fit_settings,
@@ -420,14 +458,11 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
         checked_trainer_bool,
         fit_student,
         learned_loss_params,
-        load_rows,
         predict,
         record_corpus_teacher,
     )
 
-    _refuse_keys_of_ckpt(plain)
-    bundle_path, original, meta, frozen = load_source(plain)
-    _refuse_other_feature_version(bundle_path, meta)
+    bundle_path, original, meta, frozen = _checked_source(plain)
     thresholds, alpha = _interval_settings(plain, meta)
     target = plain["target"] = _bundle_target(meta, overrides, bundle_path)
     names = list(meta["feature_names"])
@@ -435,20 +470,8 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
     plain["loss"], loss_source = finetune_loss(plain, meta)
     check_fit_settings(plain, notes=False)  # before the corpus (it may be built first)
 
-    try:
-        corpus_dir, manifest, samples, x, y, n_dropped = load_rows(
-            cfg, plain, names, target)  # type: ignore[arg-type]
-    except VmafDistillError as exc:
-        if "missing column" not in str(exc):
-            raise
-        # the table's path alone: which student reads those columns went unsaid (the target
-        # is listed too, and the student reads no target)
-        listed = str(exc).rsplit("missing column(s) ", 1)[-1].split(", ")
-        read = [n for n in listed if n in names]
-        if not read:
-            raise
-        raise VmafDistillError(f"{exc} ({', '.join(read)}: student {bundle_path} (feature set "
-                               f"{meta.get('feature_set')}) reads them)") from None
+    corpus_dir, manifest, samples, x, y, n_dropped = _student_rows(cfg, plain, target, bundle_path,
+                                                                   meta)
     record_corpus_teacher(plain, manifest)
     _note_corpus_gaps(meta, original, names, x, manifest, corpus_dir)
     splits, shared_scenes = _folds(corpus_dir, samples, plain["cv"], names)
@@ -463,8 +486,7 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
                            init=copy.deepcopy(original), frozen=frozen,
                            checkpoint=checked_trainer_bool(plain["trainer"],
                                                                 "checkpoint_final", False))
-    changed = [n for n, p in final.named_parameters()
-               if not torch.equal(p.detach(), dict(original.named_parameters())[n].detach())]
+    changed = _changed_parameters(final, original)
     # an interaction's free weight may move: the monotone promise is checked again
     monotone = checked_monotone(final, x, names, meta["student_cfg"].get("monotone"))
     metrics: dict[str, Any] = {
