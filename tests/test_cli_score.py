@@ -392,6 +392,16 @@ def test_inputs_ffmpeg_would_convert_are_named(tmp_path: Path,
     oracle = libvmaf_score(clips["ref"], gray, model="vmaf_v0.6.1",
                            scale_to=(ref_info.width, ref_info.height))
     assert np.abs(np.array(oracle.metric("vmaf")) - got.metrics["vmaf"]).max() < 1e-6
+    # ... also against a reference tagged BT.709 (ffmpeg's graph tags the converted gray
+    # with it and goes through RGB: 0.008 VMAF off untagged, a review)
+    ref709 = tmp_path / "ref709.mkv"
+    run_ffmpeg(["-i", str(clips["ref"]), "-c:v", "libx264", "-qp", "0", "-x264-params",
+                "threads=1", "-bsf:v", "h264_metadata=matrix_coefficients=1", str(ref709)],
+               what="a lossless BT.709-tagged reference")
+    tagged = score_files(ref709, gray, rescale=True)
+    oracle = libvmaf_score(ref709, gray, model="vmaf_v0.6.1",
+                           scale_to=(ref_info.width, ref_info.height))
+    assert np.abs(np.array(oracle.metric("vmaf")) - tagged.metrics["vmaf"]).max() < 1e-6
     with pytest.warns(UserWarning, match=r"gray\.y4m is gray.*--rescale converts"):
         plain = score_files(clips["ref"], gray)  # as decoded: another number, and said
     assert np.abs(plain.metrics["vmaf"] - got.metrics["vmaf"]).max() > 0.1

@@ -628,10 +628,22 @@ def test_an_empty_path_is_refused_by_export_and_sources(tmp_path, capsys, monkey
                                     (["--frame-step", "2"], "edge.frame_step=4",
                                      "edge.frame_step"),
                                     (["--int8"], "int8.enabled=false", "int8.enabled"),
-                                    (["--int8"], "int8={enabled:false}", "int8.enabled")):
+                                    (["--int8"], "int8={enabled:false}", "int8.enabled"),
+                                    (["--int8"], "~int8", "int8.enabled")):
         assert main(["export", "--bundle", "s.pt", "--out", "s.onnx", *flag, override]) == 2
         assert f"{flag[0]} and {override} both set {setting}: give one" in \
             capsys.readouterr().err
+    # a parent's override that leaves the flag's setting alone is no pair (a review: Hydra
+    # merges a mapping); the API's keyword and an override are refused as the flags are
+    from vmafdistill import api
+    from vmafdistill.errors import VmafDistillError
+    from vmafdistill.export import refuse_flag_and_override
+
+    refuse_flag_and_override({"int8.enabled": ("--int8", True)}, ["int8={max_mae_delta:0.2}"])
+    refuse_flag_and_override({"edge.frame_step": ("--frame-step", 2)},
+                             ["edge={issue_frame_step:4}"])
+    with pytest.raises(VmafDistillError, match=r"ref_size= and ref_size=\[640,360\] both set"):
+        api.export("s.pt", "s.onnx", "ref_size=[640,360]", ref_size=(1920, 1080))
     assert list(tmp_path.iterdir()) == []
 
 

@@ -495,7 +495,7 @@ def test_scorer_input_checks() -> None:
         s.update(frames.astype(np.uint16) * 4, frames.astype(np.uint16) * 4, ref_bit_depth=10)
         # colour frames (N, H, W, 3) read "frames of at least 33x33 ... got 3x48" (a hunt)
         rgb = np.repeat(frames[..., None], 3, axis=-1)
-        with pytest.raises(VideoInputError, match=r"expected \(N, H, W\) luma frames"):
+        with pytest.raises(ValueError, match=r"expected \(N, H, W\) luma frames"):
             VmafScorer(mode=mode).update(rgb, rgb)
     with pytest.raises(ValueError, match=r"float32 or torch\.float64"):
         VmafScorer(mode="float", dtype=torch.float16)
@@ -610,8 +610,13 @@ def test_exact_mode_refuses_out_of_range_samples_on_every_path(
             VMAF("vmaf_v0.6.1")(frames, dist.numpy().astype(np.uint16))
     # ... and the hint names bit_depth=10 (a hunt: it said "pass the frames' own data_range",
     # and data_range=1023 requantises them to 8 bits, not libvmaf's 10-bit number)
-    with pytest.raises(VideoInputError, match=r"10-bit samples\? pass bit_depth=10"):
+    with pytest.raises(VideoInputError, match=r"10-bit samples\? pass bit_depth=10 \(data_range="
+                                              r"1023 would requantise them to 8 bits"):
         VMAF("vmaf_v0.6.1")(ten, dist.numpy().astype(np.uint16))
+    # another data_range given (a review): that is the problem, no bit depth is offered
+    with pytest.raises(VideoInputError, match=r"outside data_range 0\.\.1 .*; else pass") as got:
+        VMAF("vmaf_v0.6.1", data_range=1.0, bit_depth=10)(ten, ten)
+    assert "bit_depth=" not in str(got.value)
     # uint64 samples: the range message too, not torch's "aminmax_cpu" NotImplementedError
     big = torch.from_numpy(ten.astype(np.int64)).to(torch.uint64)
     with pytest.raises(VideoInputError, match=r"ref frames hold values \d+\.\.\d+, outside"):

@@ -291,13 +291,20 @@ def export(bundle: str | Path, out: str | Path, *overrides: str,
     export is ever overwritten (as the command checks ``--out``)."""
     from .cli.export import _check_out
     from .config import checked_size
-    from .export import export_bundle, load_export_settings, refuse_shipped_overwrite
+    from .export import (
+        export_bundle,
+        load_export_settings,
+        refuse_flag_and_override,
+        refuse_shipped_overwrite,
+    )
 
     # "~/models/s.onnx" wrote into a folder named "~" here (train and finetune expand it)
     bundle, out = Path(bundle).expanduser(), Path(out).expanduser()
     corpus_dir = None if corpus_dir is None else Path(corpus_dir).expanduser()
     refuse_shipped_overwrite(out, force, out_name="out", force_name="force=True")
     _check_out(str(out), [bundle, *([] if corpus_dir is None else [corpus_dir])], option="out")
+    # the keyword won over a "ref_size=[...]" override without a word (the command refuses)
+    refuse_flag_and_override({"ref_size": ("ref_size=", ref_size)}, _overrides(overrides))
     over: dict[str, Any] = {}
     if ref_size is not None:  # "WxH" as the command spells it, or a pair
         over["ref_size"] = list(checked_size("ref_size", ref_size))

@@ -79,6 +79,39 @@ def refuse_shipped_overwrite(out: str | os.PathLike[str], force: bool = False, *
                 f"(give {out_name} elsewhere.onnx for your own student)")
 
 
+def refuse_flag_and_override(flags: Mapping[str, tuple[str, Any]],
+                             overrides: Sequence[str]) -> None:
+    """Refuse a setting given both by a flag (``flags``: setting -> (flag name, value; None
+    not given)) and by one of ``overrides`` (``conf/export.yaml`` keys): the flag won without a
+    word. An override of the setting's own key is refused; one of a parent (``int8={...}``)
+    where it changes or removes the setting (Hydra merges a mapping: ``int8={max_mae_delta:
+    0.2}`` leaves ``int8.enabled`` alone)."""
+    from .config import compose_dict, override_key
+
+    given = {s: f for s, f in flags.items() if f[1] is not None}
+    for item in overrides if given else ():
+        key = override_key(str(item))
+        for setting, (flag, _) in given.items():
+            # a parent's override: does it set or remove the setting? (a marker value put
+            # there first survives a merge that leaves it alone)
+            if key == setting or (setting.startswith(f"{key}.") and _dotted(compose_dict(
+                    "export", [f"{setting}={_MARKER}", str(item)]), setting) != _MARKER):
+                raise VmafDistillError(f"{flag} and {item} both set {setting}: give one")
+
+
+#: A value no export setting takes (see :func:`refuse_flag_and_override`).
+_MARKER = "vmafdistill_flag_marker"
+
+
+def _dotted(tree: Any, key: str) -> Any:
+    """``tree``'s value at the dotted ``key``, None where it is missing."""
+    for part in key.split("."):
+        if not isinstance(tree, Mapping) or part not in tree:
+            return None
+        tree = tree[part]
+    return tree
+
+
 def load_export_settings(
     overrides: Mapping[str, Any] | None = None, hydra_overrides: Sequence[str] = ()
 ) -> dict[str, Any]:

@@ -125,13 +125,9 @@ def _held_out_where(card: dict) -> str:
 def _refuse_flag_and_override(args: argparse.Namespace) -> None:
     """A flag and a ``key=value`` override of the same setting: the flag won without a word
     (``--opset 17 opset=18``); corpus and pilot refuse such pairs too."""
-    from ..config import override_key
+    from ..export import refuse_flag_and_override
 
-    flags = {"opset": ("--opset", args.opset), "int8.enabled": ("--int8", args.int8 or None),
-             "ref_size": ("--ref-size", args.ref_size),
-             "edge.frame_step": ("--frame-step", args.frame_step)}
-    for item in args.overrides or []:
-        key = override_key(str(item))
-        for setting, (flag, value) in flags.items():
-            if value is not None and (key == setting or setting.startswith(f"{key}.")):
-                raise VmafDistillError(f"{flag} and {item} both set {setting}: give one")
+    refuse_flag_and_override(
+        {"opset": ("--opset", args.opset), "int8.enabled": ("--int8", args.int8 or None),
+         "ref_size": ("--ref-size", args.ref_size),
+         "edge.frame_step": ("--frame-step", args.frame_step)}, args.overrides or [])

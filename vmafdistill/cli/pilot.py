@@ -211,10 +211,12 @@ def run(args: argparse.Namespace) -> int:
     """Run the five pilot stages and print what each found (on stderr with ``--json -``:
     stdout is the JSON summary alone, as ``predict --json -`` and ``score --json -`` keep it;
     the step report came first and the JSON did not parse)."""
-    if args.json != "-":
+    from ..folders import is_stdout
+
+    if not is_stdout(args.json):  # /dev/stdout too: the report went into the JSON's stream
         summary = _stages(args)
-        if args.json:
-            atomic_write_text(args.json, _summary_text(summary) + "\n")
+        if args.json:  # "~/p.json": the home folder (it made ./~)
+            atomic_write_text(Path(args.json).expanduser(), _summary_text(summary) + "\n")
         return 0
     with contextlib.redirect_stdout(sys.stderr):
         summary = _stages(args)
@@ -292,12 +294,12 @@ def _check_json(target: str | None, out: Path) -> None:
     """``--json`` checked before the run (a missing folder was a traceback after it, and
     ``--json OUT/student.onnx`` replaced the exported model): its folder made, and neither an
     existing file other than JSON nor one of the pilot's own outputs."""
-    from ..folders import check_output_target, json_starting_with, make_folder
+    from ..folders import check_output_target, is_stdout, json_starting_with, make_folder
 
-    if target is None or target == "-":
+    if target is None or is_stdout(target):
         return
     refuse_empty("--json", target, hint="give a file to write, or - for stdout")
-    path = Path(target)
+    path = Path(target).expanduser()
     own = {(out / name).resolve() for name in ("student.onnx", "student.card.json")}
     where = path.resolve()
     # the teacher check's libvmaf corpus too (its corpus.json was overwritten by the summary)
@@ -308,7 +310,7 @@ def _check_json(target: str | None, out: Path) -> None:
         raise VmafDistillError(f"--json {target}: is the pilot's output folder {out}, or holds "
                                "it; give a file beside it")
     make_folder("--json", where.parent, writable=False)  # once it is none of the outputs
-    check_output_target("--json", target, [], starts=json_starting_with("out_dir"))
+    check_output_target("--json", str(path), [], starts=json_starting_with("out_dir"))
 
 
 def _corpus(cfg: dict[str, Any], quiet: bool = False) -> Any:

@@ -552,8 +552,8 @@ def _label_key(source: dict[str, Any], enc_sha: str, teacher_cfg: dict[str, Any]
     from ..io.video import pix_fmt_layout
 
     # the torch teacher's condition (io.video.iter_frame_pairs); libvmaf always converted
+    # (a gray encode of a YUV source too; ladders make none, so no key changed)
     converts = (teacher_cfg.get("backend") == "torch" and enc_pix_fmt != source["pix_fmt"]
-                and pix_fmt_layout(enc_pix_fmt).has_chroma
                 and pix_fmt_layout(source["pix_fmt"]).has_chroma)
     converted = {"converted_to": source["pix_fmt"]} if converts else {}
     # float labels from a GPU are their own entry, as its features are (_feature_key): float

@@ -339,7 +339,7 @@ def _checked_outputs(asked: dict[str, str | Path | None], model: Path,
         if str(out) == "-":
             raise VmafDistillError(f"{option} -: evaluate prints its report on stdout; give "
                                    "a file to write")
-        outputs[option] = Path(out)
+        outputs[option] = Path(out).expanduser()  # "~/r.md" made ./~
     if len({p.resolve() for p in outputs.values()}) < len(outputs):
         raise VmafDistillError(f"{', '.join(outputs)}: give each its own file (one path: the "
                                "last written replaced the others)")

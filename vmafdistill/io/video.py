@@ -925,12 +925,14 @@ def _iter_info(
     out_pix_fmt: str | None = None,
     decoder_threads: int | None = None,
     ranges: tuple[str, str] | None = None,
+    out_matrix: str | None = None,
 ) -> Iterator[FrameChunk]:
     """Frames of an already-probed file; ``limit`` stops after that many frames.
 
-    ``out_pix_fmt`` converts the frames to that format, and ``ranges`` (from, to) their colour
-    range, in the same ffmpeg scaler that resizes them (``scale_to`` is then kept even at the
-    same size, so its flags apply).
+    ``out_pix_fmt`` converts the frames to that format, ``ranges`` (from, to) their colour
+    range and ``out_matrix`` tags the output's YUV matrix (a scale filter
+    ``out_color_matrix``), in the same ffmpeg scaler that resizes them (``scale_to`` is then
+    kept even at the same size, so its flags apply).
     """
     if (out_pix_fmt is not None and out_pix_fmt != info.pix_fmt) or ranges is not None:
         out_pix_fmt = out_pix_fmt or info.pix_fmt
@@ -938,7 +940,7 @@ def _iter_info(
         return _iter_ffmpeg(
             dataclasses.replace(info, pix_fmt=out_pix_fmt, bit_depth=out_layout.bit_depth),
             _input_args(info, decoder_threads), chunk, planes,
-            scale_to or (info.width, info.height), scale_flags, limit, ranges,
+            scale_to or (info.width, info.height), scale_flags, limit, ranges, out_matrix,
         )
     if scale_to is not None and scale_to == (info.width, info.height) and info.kind != "container":
         # ffmpeg's scale filter passes frames through untouched at the same size and format,
@@ -1152,6 +1154,7 @@ def _iter_ffmpeg(
     scale_flags: str,
     limit: int | None,
     ranges: tuple[str, str] | None = None,
+    out_matrix: str | None = None,
 ) -> Iterator[FrameChunk]:
     exe = ffmpeg_exe()
     width, height = scale_to if scale_to is not None else (info.width, info.height)
@@ -1161,6 +1164,7 @@ def _iter_ffmpeg(
     if scale_to is not None:
         # ranges: (the input's, the output's) colour range, converted in the same scaler
         rng = f":in_range={ranges[0]}:out_range={ranges[1]}" if ranges else ""
+        rng += f":out_color_matrix={out_matrix}" if out_matrix else ""
         cmd += ["-vf", f"scale={width}:{height}:flags={scale_flags}{rng}"]
     # Output the source pixel format so no conversion happens; the Y plane is sliced out here
     # rather than asking for -pix_fmt gray, which would route the samples through swscale.
@@ -1315,8 +1319,26 @@ def iter_frame_pairs(
         decoder_threads=dopts.get("decoder_threads"),
         ranges=(_range_conversion(rinfo, dinfo) if scale_dist_to_ref and rinfo.layout.has_chroma
                 else None),
+        # a gray distorted takes a tagged reference's matrix, as ffmpeg's graph gives it (it
+        # goes through RGB there: 0.008 VMAF off untagged, BT.709 measured)
+        out_matrix=(_scaler_matrix(rinfo) if convert and not dinfo.layout.has_chroma
+                    else None),
     )
     return _lockstep(rinfo, dinfo, ref_it, dist_it, on_length_mismatch)
+
+
+#: ffmpeg's matrix tags as its scale filter names them (``out_color_matrix``).
+_SCALER_MATRICES = {"bt709": "bt709", "bt470bg": "bt470", "smpte170m": "smpte170m",
+                    "smpte240m": "smpte240m", "fcc": "fcc", "bt2020nc": "bt2020",
+                    "bt2020c": "bt2020"}
+
+
+def _scaler_matrix(info: VideoInfo) -> str | None:
+    """A container input's YUV matrix tag as the scale filter names it; None untagged (or a
+    raw input, or a tag the scaler has no name for)."""
+    if info.kind == "raw":
+        return None
+    return _SCALER_MATRICES.get(stream_facts(info.path)["matrix"] or "")
 
 
 def _stream_range(info: VideoInfo) -> str | None:

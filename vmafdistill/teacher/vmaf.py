@@ -269,7 +269,8 @@ class VmafScorer:
             raise VideoInputError(f"reference chunk {np.shape(ref)} and distorted chunk "
                                   f"{np.shape(dist)} differ")
         if len(np.shape(ref)) != 3:  # (N, H, W, 3) read "frames of at least 33x33 ... 3x160"
-            raise VideoInputError(shape_problem(np.shape(ref), np.shape(dist)))
+            # ValueError, as VMAF() and frame_features raise for a shape
+            raise ValueError(shape_problem(np.shape(ref), np.shape(dist)))
         if np.shape(ref)[0] == 0:
             return
         size = tuple(np.shape(ref)[-2:])
@@ -631,13 +632,15 @@ def _check_in_data_range(name: str, frames: torch.Tensor, samples: torch.Tensor,
         lo, hi = (float(v) for v in torch.aminmax(_widened(frames.detach())))
         # samples of a higher bit depth: bit_depth=, not data_range= (a data_range of 1023
         # requantises 10-bit frames to 8 bits: not libvmaf's 10-bit number)
+        # (where data_range is the bit depth's own: another data_range is the problem then)
         deeper = next((b for b in (10, 12, 16) if b > bit_depth and lo >= 0 and hi > 255
-                       and hi <= (1 << b) - 1 and float(hi) == int(hi)), None)
+                       and hi <= (1 << b) - 1 and float(hi) == int(hi)), None) \
+            if float(data_range) == top else None
         raise VideoInputError(
             f"{name} frames hold values {lo:g}..{hi:g}, outside data_range 0..{data_range:g} "
             f"(read as {bit_depth}-bit samples 0..{top}); "
             + (f"{deeper}-bit samples? pass bit_depth={deeper} (data_range={(1 << deeper) - 1} "
-               "would requantise them to 8 bits); " if deeper else "")
+               f"would requantise them to {bit_depth} bits); " if deeper else "")
             + "else pass the frames' own data_range (255 for 8-bit samples, 1.0 for frames "
             "in [0, 1])")
 
