@@ -34,6 +34,8 @@ from research_selfsim import BASE, CORPUS_ROOT, OUT, LogisticStudent, corpus_con
 def frame_rows(path: str) -> pd.DataFrame:
     import av
 
+    from vmafdistill.io.mb_quantizer import frame_side_data
+
     rows = []
     with av.open(path) as c:
         s = c.streams.video[0]
@@ -41,7 +43,7 @@ def frame_rows(path: str) -> pd.DataFrame:
         for f in c.decode(s):
             y = f.to_ndarray(format="gray").astype(np.float64)
             q = None
-            for sd in f.side_data:
+            for sd in frame_side_data(f):
                 if "ENC_PARAMS" in str(sd.type):
                     q = np.asarray(sd.qp_map(), dtype=np.float64)
             r = {"mbqp_mean": np.nan, "eqp": np.nan, "eqp_abs": np.nan, "fqp": np.nan}

@@ -17,7 +17,7 @@ from vmafdistill.features.shot_rows import (
     scene_weighted_qp,
     shot_feature_rows,
 )
-from vmafdistill.io.mb_quantizer import MB_QP_CODECS, read_mb_quantizers
+from vmafdistill.io.mb_quantizer import MB_QP_CODECS, frame_side_data, read_mb_quantizers
 from vmafdistill.io.packets import read_packets
 from vmafdistill.shots import Shot
 
@@ -45,7 +45,7 @@ def _qp_maps(path: Path, skip: bool) -> list[tuple[int, str, np.ndarray]]:
         stream = container.streams.video[0]
         stream.codec_context.options = opts
         for frame in container.decode(stream):
-            sd = next(s for s in frame.side_data if "ENC_PARAMS" in str(s.type))
+            sd = next(s for s in frame_side_data(frame) if "ENC_PARAMS" in str(s.type))
             kind = {1: "I", 2: "P", 3: "B"}.get(int(frame.pict_type), "?")  # AVPictureType
             out.append((int(frame.pts), kind,
                         np.asarray(sd.qp_map(), dtype=np.float64)))

@@ -14,6 +14,7 @@ import pytest
 
 from vmafdistill._ffmpeg import ffmpeg_exe, run_ffmpeg
 from vmafdistill.features.shot_rows import scene_weighted_qp, shot_feature_rows
+from vmafdistill.io.mb_quantizer import frame_side_data
 from vmafdistill.io.packets import read_packets
 from vmafdistill.io.quantizer import (
     AC_QLOOKUP_8BIT,
@@ -54,7 +55,7 @@ def test_h264_slice_qp_equals_the_decoders_macroblock_qps(tmp_path: Path) -> Non
         stream = container.streams.video[0]
         stream.codec_context.options = {"export_side_data": "venc_params"}
         for frame in container.decode(stream):
-            raw = bytes(next(sd for sd in frame.side_data if "ENC_PARAMS" in str(sd.type)))
+            raw = bytes(next(sd for sd in frame_side_data(frame) if "ENC_PARAMS" in str(sd.type)))
             # AVVideoEncParams: nb_blocks (u32 + pad), blocks_offset, block_size (u64 each),
             # type, qp (i32); then blocks of src_x, src_y, w, h, delta_qp (i32 each)
             nb, offset, block_size, _type, base = struct.unpack_from("<IxxxxQQii", raw, 0)

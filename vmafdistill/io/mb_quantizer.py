@@ -29,9 +29,11 @@ and the caller falls back to the slice QP.
 
 from __future__ import annotations
 
+import enum
 import os
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +43,8 @@ from .._ffmpeg import input_url
 from ..codecs import CODECS
 
 __all__ = ["BLOCK_PARAMS", "MB_QP_CODECS", "MbQuantizerError", "MbQuantizers", "frame_block_qp",
-           "frame_mb_qp", "pyav_available", "read_mb_quantizers", "video_stream"]
+           "frame_mb_qp", "frame_side_data", "pyav_available", "read_mb_quantizers",
+           "video_stream"]
 
 #: ffmpeg codec names whose decoder exports per-block QPs.
 MB_QP_CODECS: frozenset[str] = frozenset(c.ffmpeg_name for c in CODECS.values() if c.block_qp)
@@ -91,10 +94,19 @@ def frame_mb_qp(enc_params: Any, bit_depth: int = 8) -> float:
 
 def frame_block_qp(frame: Any) -> float:
     """:func:`frame_mb_qp` of a decoded PyAV frame's block-QP side data (NaN without it)."""
-    for sd in frame.side_data:
+    for sd in frame_side_data(frame):
         if "ENC_PARAMS" in str(getattr(sd, "type", "")):
             return frame_mb_qp(sd, int(frame.format.components[0].bits))
     return float("nan")
+
+
+def frame_side_data(frame: Any) -> Iterator[Any]:
+    """A decoded PyAV frame's side-data entries. PyAV 18.1.1 iterates the container's keys
+    (its ``Type`` enum) where earlier versions gave the entries: with the keys every frame read
+    NaN and every H.264 corpus job failed ("no block QP read")."""
+    side_data = frame.side_data
+    for item in side_data:
+        yield side_data[item] if isinstance(item, enum.Enum) else item
 
 
 #: libavformat's AV_DISPOSITION_ATTACHED_PIC (cover art).
