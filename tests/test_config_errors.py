@@ -259,6 +259,8 @@ def test_the_pilot_checks_its_training_values_before_the_corpus(
                         "corpus_overrides=['workers=3']"], "the pilot's --workers sets it")
     _one_error(capsys, ["pilot", "--out", str(out), "corpus_overrides=['teacher_check=true']"],
                "the pilot's --no-teacher-check / teacher_check= sets it")
+    _one_error(capsys, ["pilot", "--out", str(out), "corpus_overrides=['corpus=skvideo_synth']"],
+               "give corpus_name= instead")
     assert not (out / "corpus").exists()
 
 

@@ -669,3 +669,13 @@ def test_the_edge_test_model_tool_rebuilds_the_committed_model(tmp_path):
     card.write_text('{"kept": true}')
     tool.build(tmp_path)
     assert card.read_text() == '{"kept": true}'
+
+
+def test_a_setting_below_a_flags_key_is_a_pair_too() -> None:
+    """A final review: `--ref-size 1x2 ref_size.0=5` passed (only the key and its parents
+    were compared)."""
+    from vmafdistill.errors import VmafDistillError
+    from vmafdistill.export import refuse_flag_and_override
+
+    with pytest.raises(VmafDistillError, match=r"--ref-size and ref_size\.0=5 both set"):
+        refuse_flag_and_override({"ref_size": ("--ref-size", "1x2")}, ["ref_size.0=5"])

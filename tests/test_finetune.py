@@ -840,3 +840,9 @@ def test_a_refused_source_corpus_is_named_not_called_missing(
         assert source_domain({**meta, "corpus": {"name": "a", "dir": str(tmp_path / "gone")}}
                              ) is None
     assert "no card, no corpus a" in caplog.text and "--corpus" not in caplog.text
+    # there but changed (another hash): named, without export's "give --corpus" advice
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="vmafdistill"):
+        assert source_domain({**meta, "corpus": {"name": "a", "dir": str(corpus),
+                                                  "hash": "0" * 64}}) is None
+    assert "differs from the student's" in caplog.text and "--corpus" not in caplog.text

@@ -621,6 +621,12 @@ def test_exact_mode_refuses_out_of_range_samples_on_every_path(
     big = torch.from_numpy(ten.astype(np.int64)).to(torch.uint64)
     with pytest.raises(VideoInputError, match=r"ref frames hold values \d+\.\.\d+, outside"):
         VMAF("vmaf_v0.6.1")(big, torch.from_numpy(dist.numpy().astype(np.int64)).to(torch.uint64))
+    # the v1.0.16 scorer's range check too (a final review: aminmax_cpu for UInt64)
+    from vmafdistill.teacher.v1016 import check_chunk
+
+    y64 = torch.from_numpy((ref.numpy() * 4).astype(np.int64)).to(torch.uint64)
+    with pytest.raises(VideoInputError, match=r"8-bit|outside|0\.\.255"):
+        check_chunk("v", y64, y64, None, None, 8)
 
 
 def test_teacher_argument_errors_are_one_line() -> None:

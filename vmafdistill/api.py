@@ -283,9 +283,9 @@ def finetune(ckpt: str | Path, corpus_dir: str | Path, run_dir: str | Path,
 def export(bundle: str | Path, out: str | Path, *overrides: str,
            corpus_dir: str | Path | None = None,
            ref_size: tuple[int, int] | str | None = None, force: bool = False) -> ExportResult:
-    """Export a student bundle to ONNX opset 17 with its card (parity-checked against torch on
-    the corpus samples), as ``vmafdistill export --bundle`` does, with the command's
-    ``key=value`` overrides of ``conf/export.yaml`` (``"tokens.bands.green=85"``,
+    """Export a student bundle to ONNX (opset 17 by default) with its card (parity-checked
+    against torch on the corpus samples), as ``vmafdistill export --bundle`` does, with the
+    command's ``key=value`` overrides of ``conf/export.yaml`` (``"tokens.bands.green=85"``,
     ``"int8.enabled=true"``, ``"edge.frame_step=2"``); the shipped student is only
     overwritten with ``force=True``, and neither an input nor a file that is not an earlier
     export is ever overwritten (as the command checks ``--out``)."""

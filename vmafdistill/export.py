@@ -94,7 +94,8 @@ def refuse_flag_and_override(flags: Mapping[str, tuple[str, Any]],
         for setting, (flag, _) in given.items():
             # a parent's override: does it set or remove the setting? (a marker value put
             # there first survives a merge that leaves it alone)
-            if key == setting or (setting.startswith(f"{key}.") and _dotted(compose_dict(
+            if key == setting or key.startswith(f"{setting}.") or (
+                    setting.startswith(f"{key}.") and _dotted(compose_dict(
                     "export", [f"{setting}={_MARKER}", str(item)]), setting) != _MARKER):
                 raise VmafDistillError(f"{flag} and {item} both set {setting}: give one")
 

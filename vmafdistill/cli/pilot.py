@@ -185,6 +185,8 @@ def _refuse_placed_overrides(cfg: dict[str, Any]) -> None:
     own = {"workers": "--workers", "teacher_check": "--no-teacher-check / teacher_check=",
            "action": None, "shard": None}
     for item in cfg.get("corpus_overrides") or []:
+        if override_key(str(item)) == "corpus":  # won over corpus_name, which step 3 reads
+            raise VmafDistillError(f"corpus_overrides: {item!r}: give corpus_name= instead")
         key = override_key(str(item)).split(".")[0]
         if key in own:
             raise VmafDistillError(

@@ -1262,8 +1262,8 @@ def ensure_corpus(cfg: Mapping[str, Any]) -> Path:
 
 
 def _why_stale(cfg: Mapping[str, Any], out_dir: Path) -> str:
-    """``"; the corpus there was built with other settings (...)"`` where ``out_dir`` holds one
-    whose build differs from ``cfg``'s (another ffmpeg on this node, another ladder), else
+    """``"; the corpus there was built otherwise: <settings> differ"`` where ``out_dir`` holds
+    one whose build differs from ``cfg``'s (another ffmpeg on this node, another ladder), else
     "": a read-only cache that must be rebuilt says why."""
     try:
         old = read_manifest(out_dir) if (out_dir / MANIFEST).is_file() else None

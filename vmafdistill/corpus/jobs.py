@@ -192,6 +192,10 @@ def prepare_source(
         if "video_streams" not in cached:  # cached before it was kept: one probe learns it
             cached["video_streams"] = probe_video(path).video_streams
             store.put_json("sources", key, cached)
+        if "interlaced" not in cached:  # likewise: every build names an interlaced source
+            cached["interlaced"] = stream_facts(path)["interlaced"]
+            with contextlib.suppress(OSError):  # a read-only cache: said, not kept
+                store.put_json("sources", key, cached)
         return cached
     info = probe_video(path)
     if not info.fps:

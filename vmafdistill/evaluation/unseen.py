@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import VmafDistillError
-from ..folders import atomic_write_text, make_folder, refuse_empty
+from ..folders import atomic_write_text, is_stdout, make_folder, refuse_empty
 from ..sources import PhotoPan, add_temporal_noise, pan_photos
 from .conformal import coverage
 from .metrics import regression_metrics
@@ -257,7 +257,7 @@ def _student(model: str | Path | None) -> tuple[Path, Any, dict[str, Any], str]:
     from ..edge.predictor import Predictor, default_model_path
     from ..edge.tokens import DEFAULT_RULES, merge_rules
 
-    path = Path(model) if model is not None else default_model_path()
+    path = Path(model).expanduser() if model is not None else default_model_path()
     pred = Predictor(path)
     try:
         rules = merge_rules(DEFAULT_RULES, pred.card.get("tokens"))
@@ -336,9 +336,9 @@ def _checked_outputs(asked: dict[str, str | Path | None], model: Path,
         if out is None:
             continue
         refuse_empty(option, out, hint="give a file to write")
-        if str(out) == "-":
-            raise VmafDistillError(f"{option} -: evaluate prints its report on stdout; give "
-                                   "a file to write")
+        if is_stdout(str(out)):  # /dev/stdout too: it went into the report's stream
+            raise VmafDistillError(f"{option} {out}: evaluate prints its report on stdout; "
+                                   "give a file to write")
         outputs[option] = Path(out).expanduser()  # "~/r.md" made ./~
     if len({p.resolve() for p in outputs.values()}) < len(outputs):
         raise VmafDistillError(f"{', '.join(outputs)}: give each its own file (one path: the "

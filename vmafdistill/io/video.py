@@ -698,9 +698,9 @@ def stream_facts(path: str | os.PathLike[str]) -> dict[str, Any]:
     stream; a mirrored matrix prints no flip, a vertical flip alone -0.0); ``cropping``, the
     container's (left, right, top, bottom) (None without; ffmpeg crops such a stream);
     ``matrix``, the YUV matrix it is tagged with (None: untagged; ffmpeg's libvmaf graph
-    converts one input to the other's); ``interlaced``, ``"top field first"`` or
-    ``"bottom field first"`` where the stream says it is interlaced (None: progressive or
-    unsaid). This package reads the coded pictures
+    converts one input to the other's); ``interlaced``, ffmpeg's field order (``"top
+    first"``, ``"bottom first"``, ``"top coded first (swapped)"`` ...) where the stream says
+    it is interlaced (None: progressive or unsaid). This package reads the coded pictures
     (:func:`~vmafdistill._ffmpeg.coded_picture_args`) as decoded."""
     _check_path(path)  # ffmpeg -i on a pipe with no writer waits forever
     facts: dict[str, Any] = {"range": None, "gray": False, "rotation": None,
@@ -722,8 +722,10 @@ def stream_facts(path: str | os.PathLike[str]) -> dict[str, Any]:
             facts["range"] = (None if fmt is None else rng.group(1) if rng
                               else range_of_pix_fmt(fmt.group(1)))
             facts["matrix"] = _yuv_matrix(m.group(2))
-            field = re.search(r"\b(top|bottom)(?: coded)? first\b", m.group(2))
-            facts["interlaced"] = f"{field.group(1)} field first" if field else None
+            # "top coded first (swapped)" is shown bottom field first: ffmpeg's words kept
+            field = re.search(r"\b(?:top|bottom)(?: coded)? first(?: \(swapped\))?",
+                              m.group(2))
+            facts["interlaced"] = field.group(0) if field else None
         elif found and (rot := re.search(r"rotation of (-?[\d.]+) degrees", line)):
             facts["rotation"] = float(rot.group(1))  # "-0.00": a vertical flip alone
         elif found and (crop := re.search(r"Frame Cropping: (\d+)/(\d+)/(\d+)/(\d+)", line)):

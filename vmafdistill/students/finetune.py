@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 import sys
 import tempfile
 import time
@@ -246,9 +247,13 @@ def _corpus_domain(meta: Mapping[str, Any]) -> dict[str, Any] | None:
         # gone: "no card, no corpus" (export's "give --corpus" advice would name finetune's
         # corpus_dir, the corpus it fine-tunes on)
         return None
-    # a corpus that is gone, changed, or refused (another feature_set_version) raises, and
-    # the caller names why
-    cdir, _ = trained_corpus(corpus)
+    # a corpus that is there but changed or refused (another feature_set_version) raises,
+    # and the caller names why
+    try:
+        cdir, _ = trained_corpus(corpus)
+    except VmafDistillError as exc:  # without export's "give --corpus" advice: in finetune
+        # corpus_dir= is the corpus it fine-tunes on
+        raise VmafDistillError(re.split(r";( or)? give --corpus", str(exc))[0]) from None
     rows = trained_rows(load_samples(cdir), str(meta.get("target") or "vmaf"))
     return training_domain(rows, meta["feature_names"])
 

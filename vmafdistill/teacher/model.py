@@ -62,7 +62,7 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
         return path
     if not text.strip():
         raise ModelError("model: the name is empty (give a model name or a JSON path)")
-    path = Path(text)
+    path = Path(text).expanduser()  # "~/m.json": the libvmaf teacher expands it too
     if path.suffix == ".json" or path.exists():
         return existing_model_file(path)
     known = ", ".join([*sorted(MODEL_ALIASES), *sorted(V1016_MODELS)])

@@ -129,7 +129,7 @@ def resolve_v1016_path(name_or_path: str | Path) -> Path:
         if not path.is_file():
             raise ModelError(f"model {text!r}: expected file {path} is missing")
         return path
-    return existing_model_file(Path(text))
+    return existing_model_file(Path(text).expanduser())
 
 
 def is_v1016_model(name_or_path: str | Path) -> bool:

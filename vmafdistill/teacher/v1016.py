@@ -257,7 +257,7 @@ def check_chunk(
         if t.numel() == 0 or t.dtype == torch.uint8:  # 8-bit samples fit every bit depth
             continue
         t = t.detach()
-        if t.dtype in (torch.uint16, torch.uint32):  # torch has no min/max for them
+        if t.dtype in (torch.uint16, torch.uint32, torch.uint64):  # no min/max for them
             t = t.to(torch.int64)
         lo_t, hi_t = torch.aminmax(t)
         lo, hi = float(lo_t), float(hi_t)
