@@ -127,3 +127,22 @@ def read_manifest(corpus_dir: str | os.PathLike[str]) -> dict[str, Any]:
         raise VmafDistillError(f"{path}: corrupt manifest (a JSON {type(manifest).__name__}, "
                                "not an object)")
     return manifest
+
+
+def sources_seen_in(trained_dir: Path, trained_hash: Any, corpus_dir: Path) -> list[str] | None:
+    """The source ids of the corpus at ``corpus_dir`` whose files (by sha256) the corpus at
+    ``trained_dir`` holds, where that one still has ``trained_hash`` (one rebuilt there since,
+    sources added, would name every new source as seen); None where it cannot tell (not
+    there, rebuilt, or an older or damaged table)."""
+    import pandas as pd
+
+    try:
+        if read_manifest(trained_dir).get("corpus_hash") != trained_hash:
+            return None
+        seen = set(pd.read_parquet(Path(trained_dir) / "tables" / "sources.parquet",
+                                   columns=["sha256"])["sha256"])
+        here = pd.read_parquet(Path(corpus_dir) / "tables" / "sources.parquet",
+                               columns=["source_id", "sha256"])
+    except (VmafDistillError, OSError, ValueError, KeyError):
+        return None
+    return sorted(here.loc[here["sha256"].isin(seen), "source_id"].astype(str))

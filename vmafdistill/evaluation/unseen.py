@@ -304,25 +304,17 @@ def _trained_on_it(card: dict[str, Any], manifest: dict[str, Any], name: str,
 def _seen_sources(trained: Mapping[str, Any], corpus_dir: Path, cache: Path) -> list[str]:
     """The source ids of ``corpus_dir`` whose files (by sha256) the card's training corpus
     (``trained``: name and hash) holds, where that corpus is found with its hash; [] else."""
-    import pandas as pd
-
-    from ..corpus.tables import read_manifest
+    from ..corpus.tables import sources_seen_in
 
     name = str(trained.get("name") or "")
     if not name or not trained.get("hash") or Path(name).name != name:
         return []
     for where in (cache / "corpus" / name, Path(".cache") / "corpus" / name):
-        try:
-            if (where.resolve() == corpus_dir.resolve()
-                    or read_manifest(where).get("corpus_hash") != trained["hash"]):
-                continue
-            seen = set(pd.read_parquet(where / "tables" / "sources.parquet",
-                                       columns=["sha256"])["sha256"])
-            here = pd.read_parquet(corpus_dir / "tables" / "sources.parquet",
-                                   columns=["source_id", "sha256"])
-        except (VmafDistillError, OSError, ValueError, KeyError):
-            continue  # not there, another corpus, or an older table: nothing concluded
-        return sorted(here.loc[here["sha256"].isin(seen), "source_id"].astype(str))
+        if where.resolve() == corpus_dir.resolve():
+            continue
+        seen = sources_seen_in(where, trained["hash"], corpus_dir)
+        if seen is not None:  # else not there, another corpus, or an older table
+            return seen
     return []
 
 

@@ -21,6 +21,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+class MissingColumnsError(VmafDistillError):
+    """A samples table without some of the columns asked for (``missing``, in order)."""
+
+    def __init__(self, message: str, missing: Sequence[str]) -> None:
+        super().__init__(message)
+        self.missing = list(missing)
+
+
 def select_features(
     samples: pd.DataFrame,
     feature_names: Sequence[str],
@@ -50,7 +58,7 @@ def select_features(
         raise VmafDistillError(f"nan_policy must be 'error' or 'drop', got {nan_policy!r}")
     missing = [c for c in (*feature_names, target) if c not in samples.columns]
     if missing:
-        raise VmafDistillError(f"{where}: missing column(s) {', '.join(missing)}")
+        raise MissingColumnsError(f"{where}: missing column(s) {', '.join(missing)}", missing)
     try:
         x = samples[list(feature_names)].to_numpy(dtype=np.float64)
         y = samples[target].to_numpy(dtype=np.float64)

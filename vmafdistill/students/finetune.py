@@ -320,17 +320,15 @@ def _student_rows(cfg: Mapping[str, Any], plain: dict[str, Any], target: str,
                   bundle_path: Path, meta: Mapping[str, Any]) -> tuple[Any, ...]:
     """:func:`~.train.load_rows` of the student's inputs; a column the corpus lacks names the
     student that reads it (the table's path alone was said)."""
+    from .datamodule import MissingColumnsError
     from .train import load_rows
 
     names = list(meta["feature_names"])
     try:
         return load_rows(cfg, plain, names, target)  # type: ignore[arg-type]
-    except VmafDistillError as exc:
-        if "missing column" not in str(exc):
-            raise
+    except MissingColumnsError as exc:
         # the target is listed too, and the student reads no target
-        listed = str(exc).rsplit("missing column(s) ", 1)[-1].split(", ")
-        read = [n for n in listed if n in names]
+        read = [n for n in exc.missing if n in names]
         if not read:
             raise
         raise VmafDistillError(f"{exc} ({', '.join(read)}: student {bundle_path} (feature set "
@@ -542,27 +540,14 @@ def _seen_sources(meta: Mapping[str, Any], corpus_dir: Path, samples: Any,
     were."""
     import pandas as pd
 
-    from ..corpus.tables import read_manifest
+    from ..corpus.tables import sources_seen_in
 
     trained = meta.get("corpus") or {}
     if not trained.get("dir"):
         return None
-    trained_dir = Path(str(trained["dir"]))
-    theirs, ours = (d / "tables" / "sources.parquet" for d in (trained_dir, corpus_dir))
-    if not theirs.is_file() or not ours.is_file():
+    seen = sources_seen_in(Path(str(trained["dir"])), trained.get("hash"), corpus_dir)
+    if seen is None:
         return None
-    try:  # still the corpus it was trained on: one rebuilt there since (sources added) named
-        # every new source as seen
-        if read_manifest(trained_dir).get("corpus_hash") != trained.get("hash"):
-            return None
-    except VmafDistillError:
-        return None
-    try:
-        seen_sha = set(pd.read_parquet(theirs, columns=["sha256"])["sha256"])
-        here = pd.read_parquet(ours, columns=["source_id", "sha256"])
-    except (OSError, ValueError, KeyError):  # an older or damaged table: nothing concluded
-        return None
-    seen = sorted(here.loc[here["sha256"].isin(seen_sha), "source_id"].astype(str))
     of_row = dict(zip(samples["sample_id"], samples["source_id"].astype(str), strict=True))
     rows = int(pd.Series([of_row.get(sid) for sid in held["sample_id"]]).isin(seen).sum())
     return {"sources": seen, "rows": rows} if rows else None
