@@ -137,12 +137,15 @@ import vmafdistill.cli.predict, vmafdistill.edge.pipeline, vmafdistill.edge.pred
 out["imports (numpy, onnxruntime, vmafdistill)"] = cpu() - c
 from vmafdistill.edge.decode import decode_luma
 from vmafdistill.io.packets import read_packets
+from vmafdistill.io.picture_bytes import read_picture_bytes
 from vmafdistill.io.quantizer import read_quantizers
 from vmafdistill.io.video import probe_video
 video = sys.argv[1]
 c = cpu(); info = probe_video(video, backend="ffmpeg")
 out["probe (ffmpeg -i, as the chain)"] = cpu() - c
 c = cpu(); pk = read_packets(video); out["packet list (ffmpeg framecrc)"] = cpu() - c
+c = cpu(); read_picture_bytes(video, str(pk.codec), pk.sizes[numpy.argsort(pk.demux_index)])
+out["picture bytes (ffmpeg stream copy + unit parser)"] = cpu() - c
 c = cpu(); read_quantizers(video, str(pk.codec))
 out["quantizer (ffmpeg trace_headers + parser)"] = cpu() - c
 c = cpu()
@@ -497,13 +500,13 @@ def accuracy(args: argparse.Namespace) -> None:
         if path.suffix == ".sha256":  # an encode's recorded digest
             continue
         try:
-            pk = read_packets(path)
+            pk = read_packets(path, picture_bytes=True)
         except Exception:  # not a video
             continue
         for _, v in variants.iterrows():
             fr = frames[(frames.source_id == v.source_id) & (frames.variant_id == v.variant_id)]
             if (len(pk) == len(fr) and str(pk.codec) in (v.codec, {"h265": "hevc"}.get(v.codec))
-                    and np.array_equal(np.asarray(pk.sizes), fr.packet_bytes.to_numpy())):
+                    and np.array_equal(np.asarray(pk.picture_sizes), fr.packet_bytes.to_numpy())):
                 found[(v.source_id, v.variant_id)] = path
     print(f"\n### frame_step accuracy on real encodes ({args.corpus}: {len(found)} of "
           f"{len(variants)} variants found in {args.encodes}); model: {model_name}\n")

@@ -343,7 +343,7 @@ def _encode_packets(where: str, codec: str, enc_path: Path) -> Any:
     """The encode's packets with both quantizers; an H.264 encode whose block QPs could not be
     read is an error: the edge reads them on every H.264 input, so training rows must not
     silently fall back to the slice QP."""
-    packets = read_packets(enc_path, quantizer=True, mb_quantizer=True)
+    packets = read_packets(enc_path, quantizer=True, mb_quantizer=True, picture_bytes=True)
     if packets.qp is None or not np.isfinite(packets.qp).any():  # every qp column NaN, unsaid
         raise VmafDistillError(
             f"{where}: no quantizer read from the {codec} encode {enc_path}'s headers (the "
@@ -674,7 +674,7 @@ def run_rung(
         store.put_arrays("features", feat_key, feats)
     timing["features_s"] = time.perf_counter() - t0
 
-    frames = {"packet_bytes": packets.sizes.astype(np.int64), "qp": packets.qp,
+    frames = {"packet_bytes": packets.picture_sizes.astype(np.int64), "qp": packets.qp,
               "mb_qp": packets.mb_qp}
     frames.update({name: labels[name] for name in FRAME_METRICS})
     frames.update({name: feats[name] for name in FEATURE_NAMES})

@@ -400,7 +400,7 @@ class _PacketReader:
         self._codec_ok = False
         self._stop = threading.Event()
         kw = {"quantizer": quantizer, "mb_quantizer": mb_quantizer, "mb_source": mb_source,
-              "stop": self._stop}
+              "picture_bytes": True, "stop": self._stop}
         self._thread = threading.Thread(target=self._read, args=(read_packets, kw),
                                         daemon=True)
         self._thread.start()
@@ -640,7 +640,7 @@ def _shot_rows(plan: _Plan, fp: _FirstPass
             ref_given=fp.ref if fp.ref_rule == "given" else None, frame_pass=frame_pass)
     else:
         rows = shot_feature_rows(
-            fp.per_frame, fp.detector.shots(), packets.sizes,
+            fp.per_frame, fp.detector.shots(), packets.picture_sizes,
             ref_size=(int(fp.ref[0]), int(fp.ref[1])), codec=packets.codec, fps=info.fps,
             width=info.width, height=info.height, frame_qp=packets.qp,
             frame_mb_qp=packets.mb_qp,

@@ -274,7 +274,7 @@ def rows_per_rendition(
                      else default_ref_size(card_ref, w, h))
         part = packets.take(np.arange(f0, f0 + frames))
         run_rows = shot_feature_rows(
-            per_frame, det.shots(), part.sizes, ref_size=ref, codec=packets.codec, fps=fps,
+            per_frame, det.shots(), part.picture_sizes, ref_size=ref, codec=packets.codec, fps=fps,
             width=w, height=h, frame_qp=part.qp, frame_mb_qp=part.mb_qp)
         _offset_rows(run_rows, f0, fps, shot_base, scene_base)
         shot_base += len(run_rows)

@@ -26,6 +26,7 @@ import numpy as np
 from .._ffmpeg import ffmpeg_exe, input_url
 from ..errors import VideoInputError
 from .mb_quantizer import MbQuantizerError, MbQuantizers, pyav_available, read_mb_quantizers
+from .picture_bytes import PICTURE_CODECS, PictureBytes, read_picture_bytes
 from .quantizer import QuantizerTraceError, read_quantizers
 
 __all__ = [
@@ -80,6 +81,10 @@ class Packets:
     #: (N,) bool: the container marks the packet discarded (AV_PKT_FLAG_DISCARD: an MP4 edit
     #: list hides the GOP before a ``-c copy`` cut; decoded, never output); None: not read
     discard: np.ndarray | None = None
+    #: (N,) int64 the bytes of each frame's coded picture, the same in every container
+    #: (:mod:`vmafdistill.io.picture_bytes`: no repeated parameter sets, delimiters or
+    #: x265's SEI); the rate features read these. None when not read
+    picture_sizes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.sizes.shape[0])
@@ -98,6 +103,7 @@ class Packets:
             pts=None if self.pts is None else self.pts[idx],
             demux_index=None if self.demux_index is None else self.demux_index[idx],
             discard=None if self.discard is None else self.discard[idx],
+            picture_sizes=None if self.picture_sizes is None else self.picture_sizes[idx],
         )
 
     @property
@@ -108,7 +114,7 @@ class Packets:
 
 
 def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False,
-                 mb_quantizer: bool = False,
+                 mb_quantizer: bool = False, picture_bytes: bool = False,
                  mb_source: Future[MbQuantizers | None] | None = None,
                  stop: threading.Event | None = None) -> Packets:
     """Sizes, timestamps, codec and size of ``path``'s first video stream that is
@@ -132,6 +138,12 @@ def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False,
     caller that is leaving (Ctrl-C, an error elsewhere) to end the block-QP decode at once
     (its block QPs then read NaN, unsaid); it ran to the end of the file first.
 
+    With ``picture_bytes``, :attr:`Packets.picture_sizes` holds each frame's coded-picture
+    bytes (:func:`~vmafdistill.io.picture_bytes.read_picture_bytes`, a stream copy beside the
+    quantizer pass), which a rate feature reads: the same for an encode in MP4, Matroska,
+    MPEG-TS or a raw stream. Where its packets cannot be read, a warning names the file and
+    the packet sizes stand in.
+
     Raises:
         VideoInputError: missing/unreadable file, no video stream, or no packets.
     """
@@ -147,14 +159,15 @@ def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False,
     elif mb_quantizer and pyav_available():
         mb_pass = _MbQuantizerPass(p, stop)
     try:
-        return _read_packets(p, quantizer, mb_quantizer, mb_pass)
+        return _read_packets(p, quantizer, mb_quantizer, mb_pass, picture_bytes)
     finally:
         if mb_pass is not None:
             mb_pass.stop.set()
 
 
 def _read_packets(p: str, quantizer: bool, mb_quantizer: bool,
-                  mb_pass: _MbQuantizerPass | _GivenMbQuantizers | None) -> Packets:
+                  mb_pass: _MbQuantizerPass | _GivenMbQuantizers | None,
+                  picture_bytes: bool) -> Packets:
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", input_url(p),
            # -copyinkf: the packets before the first keyframe too, counted below (a stream
            # copy drops them silently: a capture starting mid-GOP lost 1.6 s unflagged)
@@ -183,9 +196,13 @@ def _read_packets(p: str, quantizer: bool, mb_quantizer: bool,
     except ValueError:
         width = height = 0
     arr = np.array(rows, dtype=np.int64)
+    # the picture-bytes copy runs beside the header trace (both after this listing: it
+    # splits the copied bytes at these packets' sizes)
+    pictures = _PictureBytesPass(p, codec, arr[:, 3]) if picture_bytes else None
     order = np.argsort(arr[:, 1], kind="stable")
     arr = arr[order]
     qp = _frame_quantizers(p, codec, arr[:, 1], len(rows), order) if quantizer else None
+    picture_sizes = None if pictures is None else pictures.join()[order]
     mb_qp = None
     if mb_quantizer:
         mb_qp = (np.full(len(rows), np.nan) if mb_pass is None  # no PyAV: warned
@@ -213,7 +230,43 @@ def _read_packets(p: str, quantizer: bool, mb_quantizer: bool,
         demux_index=order,
         before_keyframe=leading,
         discard=(arr[:, 4] & PKT_FLAG_DISCARD) != 0,
+        picture_sizes=picture_sizes,
     )
+
+
+class _PictureBytesPass:
+    """:func:`~vmafdistill.io.picture_bytes.read_picture_bytes` on a thread; :meth:`join`
+    gives the picture bytes per packet (demux order), the packet sizes where it failed."""
+
+    def __init__(self, path: str, codec: str, sizes: np.ndarray) -> None:
+        self.path, self.codec, self.sizes = path, codec, sizes
+        self.result: PictureBytes | None = None
+        self.error: Exception | None = None
+        self._thread: threading.Thread | None = None
+        if codec in PICTURE_CODECS:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.result = read_picture_bytes(self.path, self.codec, self.sizes.tolist())
+        except Exception as exc:  # said by join() in the caller's thread
+            self.error = exc
+
+    def join(self) -> np.ndarray:
+        if self._thread is None:  # a codec whose packets are its pictures (VP9)
+            return self.sizes.copy()
+        self._thread.join()
+        if self.result is None:
+            warnings.warn(f"{self.error}; its rate features read the container's packet "
+                          "sizes (they may differ by container)", stacklevel=4)
+            return self.sizes.copy()
+        if self.result.unreadable:
+            warnings.warn(f"{self.path}: {self.result.unreadable} of {len(self.sizes)} "
+                          "packets' coded units are unreadable (a damaged stream? "
+                          f"{self.result.first_problem}); each counts its packet size in the "
+                          "rate features", stacklevel=4)
+        return self.result.sizes
 
 
 @dataclass(frozen=True)
@@ -542,10 +595,14 @@ def read_rate(info: Any, packets: Any) -> float:
     # step (an AVI that drops frames read at 25 where its MKV copy reads 22.47)
     if np.all(np.abs(kept - 1.0 / declared) <= min(max(1.5 * tick, 1e-4), 0.5 / declared)):
         return declared  # every step one frame at the declared rate: constant rate
-    if abs(span * declared - kept.size) < 0.5:
+    if (abs(span * declared - kept.size) < 0.5
+            and abs(float(np.median(kept)) * declared - 1.0) <= 0.25):
         # jittered timestamps (a capture's clock) around the declared rate: over the span they
         # add up to the frames they hold (a missing frame adds a whole one); their mean, a
-        # hair off, cut other windows than the encode, whose muxer evens them out
+        # hair off, cut other windows than the encode, whose muxer evens them out. Not a
+        # stream whose typical step is another rate's: an MP4 that drops every third frame of
+        # 30 declares its frames over its duration (20.22), which its span holds; its TS copy
+        # declares 30 and reads the timestamps' 20.11
         return declared
     ratio = declared / mean_rate
     if 0.45 <= ratio <= 0.55:  # field-coded, unless a container average counting a gap
