@@ -213,9 +213,14 @@ def test_pilot_trains_with_the_interrupts_kept(monkeypatch, tmp_path) -> None:
     assert signal.getsignal(signal.SIGTERM) is not seen["sigterm"]  # restored after
 
 
-def test_pilot_compares_the_shots_that_start_on_the_same_frame(monkeypatch, capsys) -> None:
+@pytest.mark.parametrize("target", ["vmaf", "vmaf_min"])
+def test_pilot_compares_the_shots_that_span_the_same_frames(monkeypatch, capsys,
+                                                           target) -> None:
     """Step 5 zipped the edge's shots with the corpus's by position: with another cut (a
-    corpus_overrides shots.* change) edge shot 1 was compared with another shot's label."""
+    corpus_overrides shots.* change) edge shot 1 was compared with another shot's label. Then
+    by start frame alone (a shot starting alike and ending elsewhere was paired), and always
+    with the shots' mean VMAF: a ``target=vmaf_min`` student read MAE 3.12 where its own label
+    gives 1.19 (a hunt's pilot)."""
     from types import SimpleNamespace
 
     import pandas as pd
@@ -230,18 +235,25 @@ def test_pilot_compares_the_shots_that_start_on_the_same_frame(monkeypatch, caps
     monkeypatch.setattr(build, "cached_encodes", lambda cfg, rung_indices: iter(
         [SimpleNamespace(source=source, rung=rung, path=Path("enc.mp4"))]))
     monkeypatch.setattr(predictor, "Predictor",
-                        lambda path: SimpleNamespace(card={"tokens": {}}))
-    # the edge cut 0-10, 10-20; the corpus 0-8, 8-16, 16-20
+                        lambda path: SimpleNamespace(card={"tokens": {}, "target": target}))
+    # the edge cut 0-10, 10-16, 16-20; the corpus 0-10, 10-14, 14-20
     rep = SimpleNamespace(
-        records=[{"shot": 0, "pred_vmaf": 71.0}, {"shot": 1, "pred_vmaf": 50.0}],
-        rows=[{"start_frame": 0}, {"start_frame": 10}], timings={"total_s": 0.1})
+        records=[{"shot": 0, "pred_vmaf": 71.0}, {"shot": 1, "pred_vmaf": 50.0},
+                 {"shot": 2, "pred_vmaf": 50.0}],
+        rows=[{"start_frame": 0, "stop_frame": 10}, {"start_frame": 10, "stop_frame": 16},
+              {"start_frame": 16, "stop_frame": 20}], timings={"total_s": 0.1})
     monkeypatch.setattr(pipeline, "analyze_video", lambda *a, **k: rep)
     samples = pd.DataFrame({"variant_id": "h264_18p", "source_id": "bbb",
-                            "start_frame": [0, 8, 16], "vmaf": [70.0, 90.0, 10.0]})
+                            "start_frame": [0, 10, 14], "stop_frame": [10, 14, 20],
+                            "vmaf": [70.0, 90.0, 10.0], "vmaf_min": [68.0, 80.0, 5.0]})
     out = _predict({"predict_rung": -1}, {}, SimpleNamespace(samples=samples), Path("m.onnx"))
-    assert out["mae_vs_teacher"] == 1.0  # shot 0 alone: 71 against 70
+    # shot 0 alone: 71 against its own label
+    assert out["mae_vs_teacher"] == (1.0 if target == "vmaf" else 3.0)
+    assert out["target"] == target
     printed = capsys.readouterr().out
-    assert "no corpus shot starts at frame 10" in printed and "1 start on the same" in printed
+    assert "no corpus shot spans frames 10-16" in printed
+    assert "no corpus shot spans frames 16-20" in printed
+    assert "1 span the same frames" in printed and f"shot MAE vs teacher ({target})" in printed
 
 
 def test_notebook_use_leaves_the_process_as_it_found_it(tmp_path: Path, monkeypatch) -> None:

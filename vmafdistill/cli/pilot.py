@@ -333,44 +333,48 @@ def _corpus(cfg: dict[str, Any], quiet: bool = False) -> Any:
 
 def _predict(cfg: dict[str, Any], corpus_cfg: dict[str, Any], report: Any, onnx: Path) -> dict:
     from ..corpus.build import cached_encodes
+    from ..edge.card import card_path_for
     from ..edge.pipeline import analyze_video
     from ..edge.predictor import Predictor
     from ..edge.tokens import DEFAULT_RULES, merge_rules
+    from ..evaluation.unseen import card_target
 
     # the first source's encode of the chosen rung (default: the last, best one)
     enc = next(cached_encodes(corpus_cfg, rung_indices=[int(cfg.get("predict_rung", -1))]))
     source, rung, video = enc.source, enc.rung, enc.path
     pred = Predictor(onnx)
+    target = card_target(pred.card, list(report.samples.columns), card_path_for(onnx))
     rules = merge_rules(DEFAULT_RULES, pred.card.get("tokens"))
     rep = analyze_video(video, pred, rules=rules, ref_size=(source["width"], source["height"]))
     variant = rung.label(source["width"], source["height"])
     samples = report.samples
     truth = samples[(samples["variant_id"] == variant)
                     & (samples["source_id"] == source["source_id"])].set_index("start_frame")
-    print(f"{variant} ({video.name}): student tokens vs teacher shot labels")
+    print(f"{variant} ({video.name}): student tokens vs teacher shot labels ({target})")
     errors = []
     paired = 0
-    # paired by start frame, as evaluate pairs them: by position, a corpus cut other than the
-    # card's (corpus_overrides shots.*) compared shot 1 with frames from another shot
+    # paired by start and stop frame, as evaluate pairs them: by position, a corpus cut other
+    # than the card's (corpus_overrides shots.*) compared shot 1 with frames from another shot;
+    # against the label the student learnt (a vmaf_min student was compared with the mean)
     for rec, row in zip(rep.records, rep.rows, strict=True):
         token = {k: rec.get(k) for k in ("shot", "codec", "res", "pred_vmaf", "interval", "band",
                                          "issue")}
-        start = int(row["start_frame"])
-        if start not in truth.index:
-            print(f"  {json.dumps(token)}  teacher: no corpus shot starts at frame {start}")
+        start, stop = int(row["start_frame"]), int(row["stop_frame"])
+        if start not in truth.index or int(truth.loc[start, "stop_frame"]) != stop:
+            print(f"  {json.dumps(token)}  teacher: no corpus shot spans frames {start}-{stop}")
             continue
         paired += 1
-        teacher = float(truth.loc[start, "vmaf"])
+        teacher = float(truth.loc[start, target])
         print(f"  {json.dumps(token)}  teacher {teacher:.2f}")
         if rec.get("pred_vmaf") is not None:
             errors.append(abs(rec["pred_vmaf"] - teacher))
     if paired != len(rep.records) or paired != len(truth):
         print(f"  note: the edge chain found {len(rep.records)} shots, the corpus {len(truth)}; "
-              f"{paired} start on the same frame and are compared (the card's shot settings "
+              f"{paired} span the same frames and are compared (the card's shot settings "
               "differ from the corpus's?)")
     mae = sum(errors) / len(errors) if errors else float("nan")
-    print(f"  shot MAE vs teacher {mae:.2f} VMAF (in-sample: the exported student was fitted on "
-          f"every pilot shot; out-of-fold figures are in step 3); edge chain "
+    print(f"  shot MAE vs teacher ({target}) {mae:.2f} VMAF (in-sample: the exported student "
+          f"was fitted on every pilot shot; out-of-fold figures are in step 3); edge chain "
           f"{rep.timings.get('total_s', 0):.2f} s")
-    return {"variant": variant, "records": rep.records, "mae_vs_teacher": mae,
+    return {"variant": variant, "target": target, "records": rep.records, "mae_vs_teacher": mae,
             "timings": rep.timings}

@@ -263,10 +263,10 @@ def _student(model: str | Path | None) -> tuple[Path, Any, dict[str, Any], str]:
         rules = merge_rules(DEFAULT_RULES, pred.card.get("tokens"))
     except (ValueError, TypeError, AttributeError) as exc:
         raise VmafDistillError(f"{card_path_for(path)}: tokens: {exc}") from None
-    return path, pred, rules, _card_target(pred.card, SAMPLE_COLUMNS, card_path_for(path))
+    return path, pred, rules, card_target(pred.card, SAMPLE_COLUMNS, card_path_for(path))
 
 
-def _card_target(card: dict[str, Any], columns: Sequence[str], card_file: Path) -> str:
+def card_target(card: dict[str, Any], columns: Sequence[str], card_file: Path) -> str:
     """The label the student learnt (the card's ``target``), one of the corpus's ``columns``:
     a ``vmaf_min`` student was compared with the shots' mean VMAF (MAE 9.80 where its own
     target gives 5.99)."""
