@@ -1330,3 +1330,40 @@ def test_a_bad_fit_setting_is_refused_before_the_corpus_is_built(
         assert main([*argv, f"paths.cache_dir={tmp_path / 'cache'}",
                      f"hydra.run.dir={tmp_path / 'run'}"]) == 2, argv
         assert msg in capsys.readouterr().err, argv
+
+
+def test_the_baselines_read_the_student_s_own_columns(tmp_path: Path) -> None:
+    """A student on a ``features:`` subset (an interaction's factors included) was compared
+    with sklearn baselines fitted on every column of the feature set (a hunt: a 6-column
+    student beside a linear baseline on 17 columns, MAE 3.65 reported where its 6 give
+    7.45). The baselines now read the student's raw columns: recomputed here with numpy's
+    least squares on the run's own folds."""
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=8)
+    out = tmp_path / "run"
+    assert run_train(corpus, out, "baselines=[linear]", "optim.max_epochs=20",
+                     "student=logistic", "+student.interactions=[[log_bpp,scale_ratio]]",
+                     "+student.features=[log_bpp*scale_ratio,sobel_mean]") == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    linear = metrics["baselines"]["linear"]
+    assert linear["features"] == ["log_bpp", "scale_ratio", "sobel_mean"]
+    samples = pd.read_parquet(corpus / "tables" / "samples.parquet").set_index("sample_id")
+    oof = pd.read_parquet(out / "oof.parquet")
+    x = samples.loc[oof["sample_id"], linear["features"]].to_numpy(np.float64)
+    y = samples.loc[oof["sample_id"], "vmaf"].to_numpy(np.float64)
+    folds = oof["fold"].to_numpy()
+    # a fold's training rows: every row outside it (each row is held out once here)
+    assert len(oof) == len(samples)
+    assert linear["oof"]["mae"] == pytest.approx(_ols_oof_mae(x, y, folds), rel=1e-9)
+    # on every column of the set the figure is another one: the test can fail
+    every = samples.loc[oof["sample_id"], list(feature_set("scalefree"))].to_numpy(np.float64)
+    assert abs(linear["oof"]["mae"] - _ols_oof_mae(every, y, folds)) > 1e-3
+
+
+def _ols_oof_mae(x: np.ndarray, y: np.ndarray, folds: np.ndarray) -> float:
+    pred = np.empty_like(y)
+    for fold in np.unique(folds):
+        test = folds == fold
+        design = np.column_stack([x[~test], np.ones((~test).sum())])
+        coef = np.linalg.lstsq(design, y[~test], rcond=None)[0]
+        pred[test] = np.column_stack([x[test], np.ones(test.sum())]) @ coef
+    return float(np.abs(pred - y).mean())

@@ -55,6 +55,7 @@ __all__ = [
     "monotone_check",
     "monotone_signs",
     "output_head",
+    "raw_columns_read",
     "register_student",
     "resolve_interactions",
     "resolve_transforms",
@@ -222,6 +223,28 @@ def student_inputs_read(
     index = _feature_index(cfg.get("name"), cfg.get("features"), in_names,
                            resolve_interactions(interactions, feature_names))
     return None if index is None else [in_names[i] for i in index]
+
+
+def raw_columns_read(
+    cfg: Mapping[str, Any], feature_names: Sequence[str],
+    interactions: Sequence[Sequence[str]] | None = None,
+) -> list[str]:
+    """The raw feature columns a student config reads, in ``feature_names`` order: those its
+    ``features:`` subset keeps and both factors of each interaction it keeps (all of them
+    without a subset). The sklearn baselines are fitted on these, the student's own inputs."""
+    read = student_inputs_read(cfg, feature_names, interactions)
+    if read is None:
+        return [str(f) for f in feature_names]
+    return _raw_columns_of(read, feature_names, resolve_interactions(interactions, feature_names))
+
+
+def _raw_columns_of(read: Sequence[str], raw: Sequence[str],
+                    pairs: Sequence[tuple[str, str]]) -> list[str]:
+    """The ``raw`` columns among input columns ``read``: an interaction product reads both
+    its factors."""
+    factors = {interaction_name(a, b): (a, b) for a, b in pairs}
+    wanted = {column for name in read for column in factors.get(name, (name,))}
+    return [str(n) for n in raw if n in wanted]
 
 
 # --------------------------------------------------------------------------- heads / helpers
@@ -762,11 +785,8 @@ def raw_inputs_read(model: nn.Module) -> list[str] | None:
     if not isinstance(model.student, _Select):
         return raw
     extended = student_input_names(raw, model.interactions)
-    factors = {interaction_name(a, b): (a, b) for a, b in model.interactions}
-    read: set[str] = set()
-    for i in model.student.index.tolist():
-        read.update(factors.get(extended[i], (extended[i],)))
-    return [n for n in raw if n in read]
+    return _raw_columns_of([extended[i] for i in model.student.index.tolist()], raw,
+                           model.interactions)
 
 
 class ScaledStudent(nn.Module):

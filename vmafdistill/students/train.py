@@ -902,7 +902,9 @@ def format_summary(metrics: Mapping[str, Any]) -> str:
             and math.isfinite(float(v)) else f"{'-':>{width}}"
 
     entries = [(f"{metrics.get('student', 'student')}", metrics)]
-    entries += [(name, m) for name, m in (metrics.get("baselines") or {}).items()]
+    # "sk:" tells a baseline from a student of the same name (a linear student beside the
+    # linear baseline read as two rows named linear)
+    entries += [(f"sk:{name}", m) for name, m in (metrics.get("baselines") or {}).items()]
     for name, m in entries:
         o = m.get("oof") or {}
         guard = m.get("guard") or {}
@@ -1428,16 +1430,23 @@ def conformal_summary(oof: pd.DataFrame, plan: ConformalPlan, target: str) -> di
 def baseline_metrics(
     plain: Mapping[str, Any], data: TrainData, thresholds: Sequence[float], run_dir: Path
 ) -> tuple[dict[str, Any], str]:
-    """sklearn reference rows on the same folds, summarised per baseline, and their cache."""
+    """sklearn reference rows on the same folds and the student's own input columns (a
+    ``features:`` subset's, with its interactions' factors: a 6-column student was compared
+    with baselines fitted on all 17), summarised per baseline, and their cache."""
+    from .models import raw_columns_read
+
     samples, target = data.samples, data.target
+    student = plain["student"]
+    columns = raw_columns_read(student, data.feature_names, student.get("interactions"))
     baselines: dict[str, Any] = {}
-    base_oof, base_cache = baseline_oof(samples, data.feature_names, data.splits, plain,
+    base_oof, base_cache = baseline_oof(samples, columns, data.splits, plain,
                                         data.manifest, data.corpus_dir, run_dir)
     if len(base_oof):
         truth = samples.set_index("sample_id")[target]
         for name, part in base_oof.groupby("model", sort=False):
             part = part.assign(**{target: truth.loc[part["sample_id"]].to_numpy()})
-            baselines[str(name)] = summarise_predictions(part, thresholds, target)
+            baselines[str(name)] = {**summarise_predictions(part, thresholds, target),
+                                    "features": columns}
     return baselines, base_cache
 
 
