@@ -105,8 +105,8 @@ def _annexb(units: list[bytes], long_codes: tuple[int, ...] = (0,)) -> bytes:
     return out
 
 
-def _length_prefixed(units: list[bytes]) -> bytes:
-    return b"".join(len(u).to_bytes(4, "big") + u for u in units)
+def _length_prefixed(units: list[bytes], length_size: int = 4) -> bytes:
+    return b"".join(len(u).to_bytes(length_size, "big") + u for u in units)
 
 
 def test_h264_units_counted_alike_in_both_framings():
@@ -121,6 +121,11 @@ def test_h264_units_counted_alike_in_both_framings():
     # a 300-byte unit's 4-byte length begins 00 00 01, as a start code does
     assert _length_prefixed([idr]).startswith(b"\x00\x00\x01")
     assert picture_bytes(_length_prefixed([idr]), "h264") == 4 + len(idr)
+    # a sample description declaring 2- or 1-byte lengths (valid; a review's hand-built MKV
+    # read as 75 of 75 damaged packets): the same bytes as the 4-byte framing
+    assert picture_bytes(_length_prefixed([sei, idr], 2), "h264") == kept
+    assert picture_bytes(_length_prefixed([sei, b"\x41" + b"\x22" * 200], 1), "h264") == \
+        (4 + len(sei)) + (4 + 201)
 
 
 def test_h265_drops_parameter_sets_and_sei():
@@ -147,7 +152,7 @@ def test_other_codecs_and_unreadable_packets():
     assert picture_bytes(b"\x83\x00\x01" * 10, "vp9") == 30
     assert picture_bytes(b"", "h264") == 0
     with pytest.raises(PictureBytesError, match="neither"):
-        picture_bytes(b"\x12\x34\x56\x78\x9a", "h264")
+        picture_bytes(b"\x12\x34\x56\x78\x9a\xbc", "h264")
 
 
 def test_a_failed_copy_warns_and_reads_the_packet_sizes(encodes, monkeypatch):

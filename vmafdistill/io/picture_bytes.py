@@ -10,6 +10,8 @@ A frame's *picture bytes* are therefore counted unit by unit, leaving out what a
 repeat or add, and counting every H.264/H.265 NAL unit with a 4-byte framing (MP4's length
 field; an Annex B start code may be 3 or 4 bytes):
 
+- Every H.264/H.265 NAL unit counts 4 bytes of framing, whatever its container wrote (a
+  4-, 2- or 1-byte length field, a 3- or 4-byte start code).
 - H.264: without SPS, PPS, subset SPS, SPS extension (7, 8, 15, 13), access-unit delimiters
   (9), end of sequence/stream (10, 11) and filler data (12). SEI stays: x264 writes its own
   once, in the first frame, in every container.
@@ -75,9 +77,9 @@ def _nal_type(codec: str, first: int) -> int:
     return first & 0x1F if codec == "h264" else (first >> 1) & 0x3F
 
 
-def _length_prefixed_units(packet: bytes, length_size: int = 4) -> list[tuple[int, int]] | None:
-    """``(start, end)`` of each NAL unit's payload when 4-byte lengths tile ``packet`` exactly
-    (and every unit's forbidden bit is 0); None otherwise."""
+def _length_prefixed_units(packet: bytes, length_size: int) -> list[tuple[int, int]] | None:
+    """``(start, end)`` of each NAL unit's payload when ``length_size``-byte lengths tile
+    ``packet`` exactly (and every unit's forbidden bit is 0); None otherwise."""
     units = []
     pos, n = 0, len(packet)
     while pos < n:
@@ -162,12 +164,18 @@ def picture_bytes(packet: bytes, codec: str) -> int:
     if codec == "av1":
         return _av1_picture_bytes(packet)
     # Length-prefixed first: a 4-byte length of 256-511 bytes begins 00 00 01, as a start
-    # code does; a stream whose lengths tile the packet exactly is no Annex B stream.
-    units = _length_prefixed_units(packet)
+    # code does; a stream whose lengths tile the packet exactly is no Annex B stream. The
+    # sample description may declare 2- or 1-byte lengths (valid, rare); an Annex B packet
+    # begins 00 00, a zero length, so it never tiles as those.
+    units = None
+    for length_size in (4, 2, 1):
+        units = _length_prefixed_units(packet, length_size)
+        if units is not None:
+            break
     if units is None:
         units = _annexb_units(packet)
     if units is None:
-        raise PictureBytesError("neither 4-byte NAL lengths nor Annex B start codes")
+        raise PictureBytesError("neither 4-, 2- or 1-byte NAL lengths nor Annex B start codes")
     dropped = DROPPED_UNIT_TYPES[codec]
     return sum(NAL_FRAMING_BYTES + end - start for start, end in units
                if _nal_type(codec, packet[start]) not in dropped)
