@@ -39,8 +39,10 @@ V1016_TEACHER_VERSION = 2
 #: 6: that rate reads the timestamps of a source whose leading packets have none (their
 #: overflowed times made it fall back to the declared rate); 7: a raw elementary stream
 #: (Annex B H.264/H.265, MPEG-2 video) is read at its own headers' rate, not the raw
-#: demuxer's default 25 fps.
-SHOTS_VERSION = 7
+#: demuxer's default 25 fps; 8: a declared rate is read as jittered timestamps' centre only
+#: where their median step is one of its frames (a frame-dropping MP4's frames-over-duration
+#: rate was read where its TS copy reads the timestamps' mean).
+SHOTS_VERSION = 8
 
 #: Bump when encode settings in :mod:`vmafdistill.encode` change (invalidates cached encodes).
 #: 3: -noautorotate (sources with a rotation matrix).
