@@ -370,20 +370,59 @@ def test_runs_that_are_not_this_sweeps_results_are_left_out_and_named(
     with pytest.raises(VmafDistillError, match="no run of this sweep has results"):
         write_report(sweep)
 
+#: ``_target_`` of the sweepers, as a job's ``.hydra/hydra.yaml`` records them.
+OPTUNA = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def fake_job(root: Path, num: int, overrides: list[str], mae: float, spread: float = 0.01,
+             sweeper: dict | None = None, subdir: str = "${hydra.job.num}",
+             folder: str | None = None) -> Path:
+    """A finished sweep job as Hydra and train leave it: ``.hydra/`` (its overrides, and
+    hydra.yaml with its number, sweeper and subdir) and a metrics.json."""
+    import yaml
+
+    job = root / (folder or str(num))
+    (job / ".hydra").mkdir(parents=True, exist_ok=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {
+        "job": {"num": num}, "sweeper": sweeper or {"_target_": BASIC},
+        "sweep": {"dir": str(root), "subdir": subdir}}}))
+    (job / "metrics.json").write_text(json.dumps(
+        {"overrides": overrides, "oof": {"mae": mae}, "fold_plcc_std": spread}))
+    return job
+
+
 def test_the_sweepers_best_trial_is_named_when_it_is_not_the_winner(tmp_path: Path) -> None:
     """Optuna minimises the MAE alone; the winner rule also asks for a stable fold spread, so
-    the two named different runs without a word."""
+    the two named different runs without a word. A grid sweep run after an Optuna one into
+    the same directory left its optimization_results.yaml: the report said the sweeper's best
+    trial (no longer there) lost for its fold spread."""
+    import yaml
+
+    optuna = {"_target_": OPTUNA, "n_trials": 3}
     for run, mae, spread in (("0", 1.0, 0.05), ("1", 2.0, 0.01), ("2", 3.0, 0.02)):
-        d = tmp_path / run
-        d.mkdir()
-        (d / "metrics.json").write_text(json.dumps(
-            {"overrides": [f"optim.lr={run}"], "oof": {"mae": mae}, "fold_plcc_std": spread}))
-    (tmp_path / "optimization_results.yaml").write_text("name: optuna\nbest_value: 1.0\n")
+        fake_job(tmp_path, int(run), [f"optim.lr={run}"], mae, spread, optuna)
+    results = tmp_path / "optimization_results.yaml"
+    results.write_text("name: optuna\nbest_params:\n  optim.lr: 0\nbest_value: 1.0\n")
     assert write_report(tmp_path)["run"] == "1"
     assert "the sweeper's best trial (MAE 1.000" in (tmp_path / "report.md").read_text()
-    (tmp_path / "optimization_results.yaml").write_text("name: optuna\nbest_value: 2.0\n")
+    results.write_text("name: optuna\nbest_params:\n  optim.lr: 1\nbest_value: 2.0\n")
     write_report(tmp_path)
-    assert "sweeper's best trial" not in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert "sweeper's best trial" not in report and "optimization_results" not in report
+    # a grid sweep after the Optuna one: the file is the earlier sweep's
+    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump(
+        {"hydra": {"overrides": {"task": ["optim.lr=5,6"]}}}))
+    for num, mae, spread in ((0, 3.369, 0.01), (1, 4.0, 0.02)):
+        fake_job(tmp_path, num, [f"optim.lr={num + 5}"], mae + 1, spread)
+    results.write_text("name: optuna\nbest_params:\n  optim.lr: 0\nbest_value: 3.369\n")
+    winner = write_report(tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert "sweeper's best trial" not in report, report
+    assert ("names a best trial (MAE 3.369) that is not among this sweep's results: the file "
+            "is an earlier Optuna sweep's") in report, report
+    assert any("not among this sweep's results" in n for n in winner["notes"])
 
 
 def test_a_sweep_with_sweeper_params_keeps_its_jobs(tmp_path: Path) -> None:

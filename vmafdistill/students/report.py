@@ -612,7 +612,7 @@ def write_report(root: str | Path) -> dict[str, Any]:
     shared = _shared([list(m.get("overrides") or []) for m in runs], all_overrides,
                      sweep_axes(root))
     notes = [*_scored_on_notes(table, win), *inert_override_notes(table),
-             *_sweeper_notes(root, table, win)]
+             *_sweeper_notes(root, runs, table, win)]
     if winner_oof is None:  # the plots were blank axes, unsaid
         notes.append(f"the winner has no {oof_path.name} (a copied or older run): its "
                      "predicted-vs-teacher and guard plots are empty")
@@ -680,22 +680,64 @@ def _scored_on_notes(table: pd.DataFrame, win: int) -> list[str]:
             f"winner (others: {others}; column `scored_on` of report.csv)."]
 
 
-def _sweeper_notes(root: Path, table: pd.DataFrame, win: int) -> list[str]:
+def _sweeper_notes(root: Path, runs: Sequence[Mapping[str, Any]], table: pd.DataFrame,
+                   win: int) -> list[str]:
     """A sentence where an Optuna sweep's best trial (``optimization_results.yaml``: the
     lowest MAE alone) is not this report's winner, which also asks for a stable fold spread:
-    the two named different runs without a word."""
+    the two named different runs without a word. The file is read as this sweep's only where
+    the last launch here was Optuna's and its best trial is one of the runs compared: a grid
+    sweep run after an Optuna one into the same directory left the file, and the report
+    blamed the winner's fold spread for a trial that was no longer there."""
+    best = _optuna_best(root)
+    if best is None:
+        return []
+    value, params = best
+    optuna = _optuna_launch(_hydra_record(root / "0"))[0]
+    if not (optuna and any(_is_trial(m, value, params) for m in runs)):
+        why = ("its run was left out, or the file is an earlier Optuna sweep's" if optuna
+               else "the file is an earlier Optuna sweep's (the last sweep here was another "
+               "sweeper's)")
+        return [f"`optimization_results.yaml` names a best trial (MAE {_fmt(value)}) that is "
+                f"not among this sweep's results: {why}; not compared with the winner."]
+    if math.isclose(value, float(table.loc[win, "mae"]), abs_tol=1e-9):
+        return []
+    return [f"the sweeper's best trial (MAE {_fmt(value)}, "
+            "`optimization_results.yaml`) is not the winner: the winner rule also asks for a "
+            "fold PLCC std at most the median, which that trial's is not."]
+
+
+def _optuna_best(root: Path) -> tuple[float, dict[str, Any]] | None:
+    """The best trial's value and parameters in ``root/optimization_results.yaml`` (None
+    without a readable one or a finite value)."""
     import yaml
 
     try:
-        best = (yaml.safe_load((root / "optimization_results.yaml").read_text())
-                or {}).get("best_value")
-    except (OSError, ValueError, yaml.YAMLError, AttributeError):
-        return []
-    if best is None or math.isclose(float(best), float(table.loc[win, "mae"]), abs_tol=1e-9):
-        return []
-    return [f"the sweeper's best trial (MAE {_fmt(float(best))}, "
-            "`optimization_results.yaml`) is not the winner: the winner rule also asks for a "
-            "fold PLCC std at most the median, which that trial's is not."]
+        doc = yaml.safe_load((root / "optimization_results.yaml").read_text()) or {}
+        value, params = float(doc.get("best_value")), doc.get("best_params") or {}
+    except (OSError, ValueError, TypeError, yaml.YAMLError, AttributeError):
+        return None
+    return (value, dict(params)) if math.isfinite(value) and isinstance(params, dict) \
+        else None
+
+
+def _is_trial(run: Mapping[str, Any], value: float, params: Mapping[str, Any]) -> bool:
+    """Whether ``run`` is the trial of MAE ``value`` and parameters ``params`` (each given
+    as an override of the run; the value as YAML reads it, or as its text)."""
+    if not math.isclose(_num((run.get("oof") or {}).get("mae")), value, abs_tol=1e-9):
+        return False
+    given = {override_key(o): o.partition("=")[2] for o in run.get("overrides") or []}
+    return all(k in given and (given[k] == str(v) or _yaml_value(given[k]) == v)
+               for k, v in params.items())
+
+
+def _yaml_value(text: str) -> Any:
+    """``text`` as YAML reads it (itself where it does not parse)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
 def _runs_phrase(n_runs: int, n_left_out: int) -> str:
