@@ -425,6 +425,37 @@ def test_the_sweepers_best_trial_is_named_when_it_is_not_the_winner(tmp_path: Pa
     assert any("not among this sweep's results" in n for n in winner["notes"])
 
 
+def test_a_finished_grid_sampler_sweep_is_not_called_stopped(tmp_path: Path) -> None:
+    """Optuna's grid sampler lowers n_trials to its grid's size ("Updating num of trials to
+    4"), which no file records: sweep-report took the configured n_trials (20) as the count
+    and said 16 jobs never started. A finished grid search (its optimization_results.yaml
+    names one of its runs) ran every point; an unfinished one at least the points its jobs'
+    values span."""
+    import shutil
+
+    from vmafdistill.students.report import sweep_runs
+
+    grid = {"_target_": OPTUNA, "n_trials": 20,
+            "sampler": {"_target_": "optuna.samplers.GridSampler", "_partial_": True}}
+    points = [("[16]", "0.03"), ("[8]", "0.03"), ("[8]", "0.01"), ("[16]", "0.01")]
+    for num, (widths, lr) in enumerate(points):
+        fake_job(tmp_path, num, [f"student.widths={widths}", f"optim.lr={lr}", "seed=0"],
+                 3.0 + num, 0.01, grid)
+    (tmp_path / "optimization_results.yaml").write_text(
+        "name: optuna\nbest_params:\n  student.widths: '[16]'\n  optim.lr: 0.03\n"
+        "best_value: 3.0\n")
+    kept, left_out, _ = sweep_runs(tmp_path)
+    assert len(kept) == 4 and not left_out, left_out
+    # stopped before its last point started (no results file yet)
+    (tmp_path / "optimization_results.yaml").unlink()
+    shutil.rmtree(tmp_path / "3")
+    kept, left_out, _ = sweep_runs(tmp_path)
+    assert len(kept) == 3 and left_out == [
+        "1 of the sweep's 4 jobs (its grid sampler's points, as far as the values its jobs "
+        "took show): no record (no .hydra/ folder, no results): never started (the sweep was "
+        "stopped?), or failed under hydra.output_subdir=null"], left_out
+
+
 def test_a_sweep_with_sweeper_params_keeps_its_jobs(tmp_path: Path) -> None:
     """Keys a config sweeps through hydra.sweeper.params are in every job's overrides but not
     in multirun.yaml's task list: every run was left out as an earlier sweep's."""

@@ -152,6 +152,34 @@ def _optuna_launch(job0: Mapping[str, Any]) -> tuple[bool, int | None]:
     return True, trials if isinstance(trials, int) and not isinstance(trials, bool) else None
 
 
+def _optuna_jobs(root: Path, job0: Mapping[str, Any], kept: Sequence[Mapping[str, Any]],
+                 overrides: Sequence[Sequence[str]]) -> tuple[int | None, str]:
+    """How many trials an Optuna sweep (job 0's record) ran, and whence that count: its
+    ``n_trials``, but a grid sampler lowers that to its grid's size ("Updating num of trials
+    to 4"), which no file records: a finished grid search (its results file names one of the
+    runs ``kept``) ran them all, an unfinished one at least the points its jobs' values
+    (``overrides``) span. Its n_trials of 20 called 16 of a finished 4-point grid's jobs
+    never started."""
+    sweeper = _job_sweeper(job0) or {}
+    trials = _optuna_launch(job0)[1]
+    sampler = sweeper.get("sampler")
+    if not str((sampler if isinstance(sampler, dict) else {}).get("_target_", "")).endswith(
+            "GridSampler"):
+        return trials, "the Optuna sweep's n_trials"
+    best = _optuna_best(root)
+    if best is not None and any(_is_trial(m, *best) for m in kept):
+        return None, ""  # finished: every point of its grid ran
+    values: dict[str, set[str]] = {}
+    for listed in overrides:
+        for o in listed:
+            values.setdefault(override_key(o), set()).add(o.partition("=")[2])
+    if not values:
+        return None, ""
+    points = math.prod(len(v) for v in values.values())
+    return (min(points, trials) if trials else points,
+            "its grid sampler's points, as far as the values its jobs took show")
+
+
 def _grid_size(grid: Mapping[str, list[str] | None]) -> int | None:
     """How many jobs the sweep launched (None where a dimension cannot be enumerated)."""
     size = 1
@@ -278,8 +306,10 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
     # jobs seen: by their .hydra/ files, or by their results (hydra.output_subdir=null
     # writes no .hydra/)
     n_ours = len({d for d, o in ours.items() if o} | {Path(m["_dir"]) for m in kept})
+    # the sweep's axes from every job of this sweep, finished or not
+    overrides = [o for d, o in listed.items() if o is not None and ours[d]]
     expected, whose = (size, "multirun.yaml") if size is not None else (
-        (trials, "the Optuna sweep's n_trials") if optuna else (None, ""))
+        _optuna_jobs(root, record(root / "0"), kept, overrides) if optuna else (None, ""))
     if expected is not None and n_ours < expected:  # interrupted: its winner of fewer runs
         left_out.append(f"{expected - n_ours} of the sweep's {expected} jobs ({whose}): no "
                         "record (no .hydra/ folder, no results): never started (the sweep was "
@@ -287,8 +317,6 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
     if not kept:
         raise VmafDistillError(f"{root}: no run of this sweep has results; "
                                + "; ".join(left_out))
-    # the sweep's axes from every job of this sweep, finished or not
-    overrides = [o for d, o in listed.items() if o is not None and ours[d]]
     return kept, left_out, overrides
 
 
