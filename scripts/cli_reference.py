@@ -59,7 +59,10 @@ setting (`+nan_polcy=drop`: "did you mean nan_policy?"), since nothing would rea
 `+` keys pass: a run label (`+tag=a`), optional keys a reader takes that the defaults lack
 (`+corpus.root=DIR`), and keys of the sections whose readers check their own (`student`,
 `loss`, `optim`, `cv`, `features`, `conformal`, `trainer`, `edge`, `shots`). The pilot, export
-and the Python API compose through the same check.
+and the Python API compose through the same check. `train` and `finetune` refuse the groups
+they do not read, `executor` and `sources` (`+executor=ray` built the corpus locally): the
+corpus they build takes its executor from `corpus_build`, `+corpus_build.executor.name=ray`
+(with `+corpus_build.executor.address=auto` to join a running cluster).
 """
 
 

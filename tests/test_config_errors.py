@@ -344,6 +344,34 @@ def test_added_keys_a_reader_takes_still_pass(capsys: pytest.CaptureFixture[str]
     assert check_overrides("corpus", ["-m", "corpus=glob(folder)", "corpus.root=/data"]) is None
 
 
+def test_a_group_train_does_not_read_is_refused(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """``+executor=ray`` (the ``+`` that Hydra's error for ``executor=ray`` suggests) composed
+    into train's config, where nothing reads it: the corpus was built locally, exit 0; so was
+    ``+sources=...``. Refused, naming what train reads instead; the executor group placed
+    where the corpus build reads it still passes."""
+    from vmafdistill.config import compose
+
+    none = f"corpus_dir={tmp_path / 'none'}"  # a run that got past the check stops at once
+    executor = "+corpus_build.executor.name=ray"
+    sources = "`vmafdistill sources`"
+    for argv, needle in ((["train", "+executor=ray", none], executor),
+                         (["train", "executor=ray", none], executor),
+                         (["train", "+executor.address=auto", none], executor),
+                         (["train", "-m", "+executor=ray", "seed=0,1", none], executor),
+                         (["finetune", "+executor=ray", "ckpt=default", none], executor),
+                         (["train", "+sources=kinds", none], sources)):
+        group = "sources" if needle == sources else "executor"
+        rc = main(argv)
+        err = capsys.readouterr().err
+        assert rc == 2 and "Traceback" not in err, (rc, err)
+        assert f"does not read the {group} group" in err and needle in err, err
+    with pytest.raises(VmafDistillError, match="does not read the executor group"):
+        compose("train", ["+executor=ray"])  # the Python API too
+    compose("train", [executor])
+    compose("train", ["+executor@corpus_build.executor=ray"])
+
+
 def test_a_pilot_flag_and_its_override_together_are_refused(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``pilot --out x out_dir=y`` ran the whole pilot into x, and ``--workers 2 workers=1``

@@ -117,9 +117,40 @@ def compose(config_name: str, overrides: Sequence[str] = ()) -> Any:
     Inside a running Hydra app (whose global state is initialised) it composes from that
     state; elsewhere it initialises Hydra on :func:`conf_dir` for the call. A ``+key`` that
     nothing reads is refused (:func:`refuse_unread_additions`)."""
+    refuse_unread_groups(config_name, overrides)
     cfg = _compose(config_name, overrides)
     refuse_unread_additions(config_name, overrides)
     return cfg
+
+
+#: Config groups of ``conf/`` that a command does not read (they are other commands'), and
+#: what to give instead. ``+executor=ray`` composed into train's config, which nothing reads
+#: there: the corpus was built locally, exit 0; Hydra's error for ``executor=ray`` suggests
+#: that very ``+``.
+_CORPUS_EXECUTOR = ("the corpus {command} builds takes its executor from corpus_build: "
+                    "+corpus_build.executor.name=ray (with +corpus_build.executor.address=auto "
+                    "to join a running cluster)")
+_SOURCES = ("sources/ holds the recipes of `vmafdistill sources`: film them with it, then "
+            "{command} on a corpus of them (corpus=..., or corpus_dir=...)")
+UNREAD_GROUPS: dict[str, dict[str, str]] = {
+    command: {"executor": _CORPUS_EXECUTOR, "sources": _SOURCES}
+    for command in ("train", "finetune")}
+
+
+def refuse_unread_groups(config_name: str, overrides: Sequence[str]) -> None:
+    """An override of a config group that ``config_name`` does not read (:data:`UNREAD_GROUPS`;
+    ``executor=ray``, ``+executor=ray``, ``+sources=kinds``, ``+executor.address=auto``) is an
+    error saying what to give instead. A group placed under another key (``+executor@
+    corpus_build.executor=ray``) is read there and passes."""
+    unread = UNREAD_GROUPS.get(config_name, {})
+    for override in overrides:
+        if "=" not in override or "@" in override.partition("=")[0]:
+            continue
+        group = override_key(override).split(".")[0].split("/")[0]
+        if group in unread:
+            raise VmafDistillError(
+                f"{override}: {config_name} does not read the {group} group (a config group "
+                f"of other commands); {unread[group].format(command=config_name)}")
 
 
 #: Sections whose readers check their own keys (a ``+student.monotone=...`` is read), or
