@@ -62,7 +62,9 @@ setting (`+nan_polcy=drop`: "did you mean nan_policy?"), since nothing would rea
 and the Python API compose through the same check. `train` and `finetune` refuse the groups
 they do not read, `executor` and `sources` (`+executor=ray` built the corpus locally): the
 corpus they build takes its executor from `corpus_build`, `+corpus_build.executor.name=ray`
-(with `+corpus_build.executor.address=auto` to join a running cluster).
+(with `+corpus_build.executor.address=auto` to join a running cluster). A sweep's settings
+(`hparams_search=`, `hydra/sweeper=`, `hydra.sweeper.*`, `hydra.sweep.*`, `hydra/launcher=`,
+`hydra.launcher.*`) without `-m` are refused: one run would train and ignore them.
 """
 
 

@@ -527,6 +527,33 @@ def test_a_sweeps_misspelt_group_option_is_one_line_before_any_job(
         assert check_overrides("train", ["-m", f"corpus_dir={corpus}", *args]) is None
 
 
+def test_a_sweeps_setting_without_m_is_refused(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """``train hparams_search=optuna hydra.sweeper.n_trials=5`` (no -m) trained one run and
+    ignored the search, exit 0; so were a launcher, a sweep directory or sampler given to one
+    run. Refused in one line, before any work, saying they take effect with -m."""
+    from vmafdistill.cli import main
+
+    none = f"corpus_dir={tmp_path / 'none'}"  # a run that got past the check stops at once
+    for command, args in (("train", ["hparams_search=optuna", "hydra.sweeper.n_trials=5"]),
+                          ("train", ["hydra.sweeper.n_trials=5"]),
+                          ("train", ["hydra/sweeper=optuna", "hydra/sweeper/sampler=grid"]),
+                          ("train", ["hydra.sweep.dir=x"]), ("train", ["hydra/launcher=joblib"]),
+                          ("train", ["+hydra.launcher.ray.init.num_cpus=2"]),
+                          ("finetune", ["ckpt=default", "hydra.launcher.n_jobs=2"])):
+        rc = main([command, none, *args])
+        err = capsys.readouterr().err
+        assert rc == 2 and len(err.strip().splitlines()) == 1, (rc, err)
+        first = next(a for a in args if not a.startswith("ckpt="))
+        assert err.strip() == (
+            f"vmafdistill {command}: error: {first}: a sweep's setting, which takes effect with "
+            "-m (--multirun); without it one run would train and ignore it"), err
+    assert not (tmp_path / "x").exists()
+    # printing the composed config is no run: the sweeper's settings may be looked at
+    assert main(["train", "--cfg", "hydra", "hparams_search=optuna"]) == 0
+    assert "n_trials: 30" in capsys.readouterr().out
+
+
 def test_an_optuna_sweep_whose_every_trial_failed_names_no_best(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Every trial failed: the sweeper still wrote a "best" trial with value inf to

@@ -192,6 +192,7 @@ def run_hydra(command: str, config_name: str, job: Any, argv: list[str]) -> int:
     from ..config import check_overrides
     from ..signals import interrupts_kept
 
+    _refuse_sweep_settings_in_one_run(argv)
     check_overrides(config_name, argv)
     _check_run_dir_free(argv)
     _refuse_sweeps_sharing_a_corpus(argv)
@@ -253,6 +254,38 @@ def _takes_value(option: str) -> bool:
     return option in ("-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir",
                       "-c", "--cfg", "-p", "--package", "-i", "--info",
                       "--experimental-rerun")
+
+
+#: Groups and keys only a sweep reads (``hparams_search`` picks an Optuna search).
+SWEEP_ONLY_SETTINGS = ("hparams_search", "hydra/sweeper", "hydra.sweeper", "hydra.sweep",
+                       "hydra/launcher", "hydra.launcher")
+
+
+def _refuse_sweep_settings_in_one_run(argv: Sequence[str]) -> None:
+    """A sweep's setting (:data:`SWEEP_ONLY_SETTINGS`) without ``-m``: Hydra ran one job and
+    ignored it (``train hparams_search=optuna hydra.sweeper.n_trials=5`` trained one run,
+    exit 0). Refused, saying it takes effect with ``-m``; nothing where the command line only
+    prints (``--cfg``, ``--info``, ``--help``), or for ``hparams_search=null`` (the default)."""
+    from hydra._internal.utils import get_args_parser
+
+    from ..config import override_key
+
+    if _is_multirun(argv):
+        return
+    try:
+        args, _ = get_args_parser().parse_known_args(list(argv))
+    except SystemExit:  # an argument Hydra's parser refuses: Hydra says so itself
+        return
+    if args.cfg or args.info or args.help or args.hydra_help or args.shell_completion:
+        return
+    for override in _overrides_of(argv):
+        key, value = override_key(override), override.partition("=")[2]
+        if key == "hparams_search" and value.strip() in ("", "null"):
+            continue
+        if any(key == k or key.startswith((f"{k}.", f"{k}/")) for k in SWEEP_ONLY_SETTINGS):
+            raise VmafDistillError(
+                f"{override}: a sweep's setting, which takes effect with -m (--multirun); "
+                "without it one run would train and ignore it")
 
 
 #: Keys the default ``hydra.sweep.dir`` is named from (``run_label`` of the corpus).
