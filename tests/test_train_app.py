@@ -554,6 +554,37 @@ def test_a_sweeps_setting_without_m_is_refused(tmp_path: Path,
     assert "n_trials: 30" in capsys.readouterr().out
 
 
+def test_a_study_storage_optuna_cannot_open_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``hydra.sweeper.storage=sqlite:///...`` with the sweeper's Optuna 2.10 and SQLAlchemy 2
+    installed: a bare AssertionError traceback from Optuna's schema check, before any trial.
+    Refused in one line naming both versions, before any work; where SQLAlchemy is older than
+    2 (Optuna 2's own) it passes, and so do the in-memory default and a redis storage."""
+    from importlib.metadata import version
+
+    from vmafdistill.cli import main
+    from vmafdistill.students import app
+
+    db = tmp_path / "study.db"
+    argv = ["train", "-m", "hparams_search=optuna", f"hydra.sweeper.storage=sqlite:///{db}",
+            f"corpus_dir={tmp_path / 'none'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    broken = {"optuna": (2, 10, 1), "sqlalchemy": (2, 1, 9)}
+    if not (version("optuna").startswith("2.")
+            and int(version("sqlalchemy").split(".")[0]) >= 2):
+        monkeypatch.setattr(app, "_version", broken.get)  # not such a pair here: as if it were
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1, (rc, err)
+    assert "the Optuna sweeper's Optuna 2." in err and "needs SQLAlchemy<2" in err, err
+    assert not db.exists() and not (tmp_path / "sweep").exists()
+    monkeypatch.setattr(app, "_version", broken.get)
+    for ok in ("hydra.sweeper.storage=null", "hydra.sweeper.storage=redis://localhost:6379"):
+        app._refuse_a_storage_optuna_cannot_open(["-m", ok])
+    monkeypatch.setattr(app, "_version", {"optuna": (2, 10, 1), "sqlalchemy": (1, 4, 54)}.get)
+    app._refuse_a_storage_optuna_cannot_open(argv[1:])
+
+
 def test_an_optuna_sweep_whose_every_trial_failed_names_no_best(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Every trial failed: the sweeper still wrote a "best" trial with value inf to

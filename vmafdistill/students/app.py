@@ -193,6 +193,7 @@ def run_hydra(command: str, config_name: str, job: Any, argv: list[str]) -> int:
     from ..signals import interrupts_kept
 
     _refuse_sweep_settings_in_one_run(argv)
+    _refuse_a_storage_optuna_cannot_open(argv)
     check_overrides(config_name, argv)
     _check_run_dir_free(argv)
     _refuse_sweeps_sharing_a_corpus(argv)
@@ -286,6 +287,46 @@ def _refuse_sweep_settings_in_one_run(argv: Sequence[str]) -> None:
             raise VmafDistillError(
                 f"{override}: a sweep's setting, which takes effect with -m (--multirun); "
                 "without it one run would train and ignore it")
+
+
+def _refuse_a_storage_optuna_cannot_open(argv: Sequence[str]) -> None:
+    """``hydra.sweeper.storage=sqlite:///...`` where the Optuna sweeper's Optuna (2.x) meets
+    SQLAlchemy 2: Optuna's schema check failed with a bare AssertionError traceback, before
+    any trial. Refused naming both versions; an in-memory study (the default, ``null``)
+    passes, and so does a storage where SQLAlchemy is older than 2 (which Optuna 2 opens).
+    Read from the command line (a storage set in a config of one's own is not seen)."""
+    from ..config import override_key
+
+    given = [o for o in _overrides_of(argv) if override_key(o) == "hydra.sweeper.storage"
+             and o.partition("=")[2].strip() not in ("", "null")
+             and not o.partition("=")[2].startswith("redis")]  # Optuna 2's other storage
+    if not given:
+        return
+    optuna, sqlalchemy = _version("optuna"), _version("sqlalchemy")
+    if optuna is None or sqlalchemy is None or optuna[0] >= 3 or sqlalchemy[0] < 2:
+        return
+    raise VmafDistillError(
+        f"{given[-1]}: the Optuna sweeper's Optuna {'.'.join(map(str, optuna))} cannot open a "
+        f"study storage with SQLAlchemy {'.'.join(map(str, sqlalchemy))} installed (it "
+        "needs SQLAlchemy<2); leave hydra.sweeper.storage out (an in-memory study: the "
+        "sweep's runs and optimization_results.yaml are its record)")
+
+
+def _version(package: str) -> tuple[int, ...] | None:
+    """The installed ``package``'s version as numbers (``2.10.1`` -> (2, 10, 1)), None where it
+    is not installed or does not read so."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        text = version(package)
+    except PackageNotFoundError:
+        return None
+    parts = []
+    for part in text.split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts) or None
 
 
 #: Keys the default ``hydra.sweep.dir`` is named from (``run_label`` of the corpus).
