@@ -307,6 +307,34 @@ def test_inert_tau_is_reported() -> None:
     assert inert_override_notes(one) == []
 
 
+def test_an_inert_loss_lr_is_reported(tmp_path: Path) -> None:
+    """``optim.loss_lr`` steps the loss's own parameters: swept with a loss that learns none
+    (``loss=temperature``, a fixed tau) it gave identical runs, and the report said nothing
+    (as it does for ``loss.tau``)."""
+    import yaml
+
+    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump(
+        {"hydra": {"overrides": {"task": ["optim.loss_lr=0.001,0.5"]}}}))
+    for num, lr in enumerate(("0.001", "0.5")):
+        fake_job(tmp_path, num, [f"optim.loss_lr={lr}"], 3.096, loss="temperature",
+                 learned_loss_params={})
+    winner = write_report(tmp_path)
+    note = ("`optim.loss_lr` is inert for the runs whose loss learns no parameter of its own "
+            "(temperature; the temperature loss learns its tau only with "
+            "loss.learnable_tau=true); those runs differ only in it and repeat each other.")
+    assert note in winner["notes"], winner["notes"]
+    assert f"Note: {note}" in (tmp_path / "report.md").read_text()
+    assert pd.read_csv(tmp_path / "report.csv")["loss_learns"].tolist() == [False, False]
+    # a learned tau reads it; a run from before learned_loss_params was recorded is not judged
+    for num, lr in enumerate(("0.001", "0.5")):
+        fake_job(tmp_path, num, [f"optim.loss_lr={lr}"], 3.0 + num, loss="temperature",
+                 learned_loss_params={"raw_tau": 0.1, "tau": 1.2})
+    assert not any("loss_lr" in n for n in write_report(tmp_path)["notes"])
+    for num, lr in enumerate(("0.001", "0.5")):
+        fake_job(tmp_path, num, [f"optim.loss_lr={lr}"], 3.0, loss="huber")
+    assert not any("loss_lr" in n for n in write_report(tmp_path)["notes"])
+
+
 def test_report_quotes_the_winners_own_baseline(tmp_path: Path) -> None:
     """The headline's GBDT(50) figure is the winner's folds', not the first run's."""
     for run, mae, gbdt in (("0", 3.0, 2.9), ("1", 1.0, 1.3)):
@@ -377,9 +405,10 @@ BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 def fake_job(root: Path, num: int, overrides: list[str], mae: float, spread: float = 0.01,
              sweeper: dict | None = None, subdir: str = "${hydra.job.num}",
-             folder: str | None = None) -> Path:
+             folder: str | None = None, **metrics: object) -> Path:
     """A finished sweep job as Hydra and train leave it: ``.hydra/`` (its overrides, and
-    hydra.yaml with its number, sweeper and subdir) and a metrics.json."""
+    hydra.yaml with its number, sweeper and subdir) and a metrics.json (``metrics``: more of
+    its keys)."""
     import yaml
 
     job = root / (folder or str(num))
@@ -389,7 +418,7 @@ def fake_job(root: Path, num: int, overrides: list[str], mae: float, spread: flo
         "job": {"num": num}, "sweeper": sweeper or {"_target_": BASIC},
         "sweep": {"dir": str(root), "subdir": subdir}}}))
     (job / "metrics.json").write_text(json.dumps(
-        {"overrides": overrides, "oof": {"mae": mae}, "fold_plcc_std": spread}))
+        {"overrides": overrides, "oof": {"mae": mae}, "fold_plcc_std": spread, **metrics}))
     return job
 
 

@@ -335,6 +335,9 @@ def report_table(runs: Sequence[dict[str, Any]], root: str | Path,
             "loss": m.get("loss"),
             # huber and huber_points share the name "huber"; the space tells them apart
             "loss_space": (m.get("loss_config") or {}).get("space"),
+            # whether the loss learned parameters of its own, which optim.loss_lr steps (None:
+            # not recorded)
+            "loss_learns": _learns(m),
             "features": m.get("features"),
             "n": oof.get("n"),
             "mae": _num(oof.get("mae")),
@@ -357,6 +360,13 @@ def report_table(runs: Sequence[dict[str, Any]], root: str | Path,
     table.insert(2, "varying", varying_overrides(
         [list(m.get("overrides") or []) for m in runs], all_overrides, sweep_axes(root)))
     return table
+
+
+def _learns(metrics: Mapping[str, Any]) -> bool | None:
+    """Whether a run's loss had learnable parameters (its ``learned_loss_params``; None where
+    ``metrics.json`` does not record them)."""
+    learned = metrics.get("learned_loss_params")
+    return bool(learned) if isinstance(learned, Mapping) else None
 
 
 def _common(overrides: Sequence[Sequence[str]]) -> set[str]:
@@ -586,7 +596,8 @@ def _plots(root: Path, table: pd.DataFrame, win: int, eligible: pd.Series,
 
 
 def inert_override_notes(table: pd.DataFrame) -> list[str]:
-    """Sentences naming sweep-only loss keys (e.g. ``loss.tau``) that some runs ignored."""
+    """Sentences naming sweep-only loss keys (e.g. ``loss.tau``) that some runs ignored, and
+    ``optim.loss_lr`` where their loss learns nothing."""
     from .train import SWEEP_ONLY_LOSS_KEYS
 
     notes = []
@@ -603,7 +614,24 @@ def inert_override_notes(table: pd.DataFrame) -> list[str]:
                 f"{', '.join(takers)} has a {key}); those runs differ only in it and repeat "
                 "each other."
             )
-    return notes
+    return notes + _inert_loss_lr_notes(table)
+
+
+def _inert_loss_lr_notes(table: pd.DataFrame) -> list[str]:
+    """A sentence where ``optim.loss_lr`` (the learning rate of the loss's own parameters)
+    takes several values in runs whose loss learns none (column ``loss_learns``): a sweep
+    over it with ``loss=temperature`` (a fixed tau) gave identical runs, without a word."""
+    if "loss_learns" not in table:
+        return []
+    given = table["overrides"].astype(str).str.extract(
+        r"(?:^|\s)\+*optim\.loss_lr=(\S*)", expand=False)
+    ignoring = given.notna() & table["loss_learns"].eq(False)
+    if not ignoring.any() or given[ignoring].nunique() <= 1:
+        return []
+    ignored = sorted({str(v) for v in table.loc[ignoring, "loss"]})
+    return [f"`optim.loss_lr` is inert for the runs whose loss learns no parameter of its own "
+            f"({', '.join(ignored)}; the temperature loss learns its tau only with "
+            "loss.learnable_tau=true); those runs differ only in it and repeat each other."]
 
 
 def _read_oof(oof_path: Path) -> pd.DataFrame | None:
