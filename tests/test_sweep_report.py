@@ -485,6 +485,58 @@ def test_a_finished_grid_sampler_sweep_is_not_called_stopped(tmp_path: Path) -> 
         "stopped?), or failed under hydra.output_subdir=null"], left_out
 
 
+def test_jobs_that_shared_a_folder_are_named_so(tmp_path: Path) -> None:
+    """``hydra.sweep.subdir=${student.name}`` over two losses: both jobs wrote one folder, the
+    second replacing the first, and sweep-report said the other job never started (the
+    sweep was stopped?). It now says the subdir names no folder per job."""
+    import yaml
+
+    from vmafdistill.students.report import sweep_runs
+
+    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump(
+        {"hydra": {"overrides": {"task": ["loss=huber,temperature"]},
+                   "sweep": {"dir": str(tmp_path), "subdir": "${student.name}"}}}))
+    fake_job(tmp_path, 1, ["loss=temperature"], 3.0, subdir="${student.name}", folder="mlp")
+    kept, left_out, _ = sweep_runs(tmp_path)
+    assert len(kept) == 1 and len(left_out) == 1, left_out
+    assert left_out[0].startswith(
+        "1 of the sweep's 2 jobs (multirun.yaml): no folder of their own: "
+        "hydra.sweep.subdir=${student.name} names no folder per job, so jobs may have shared "
+        "one, each replacing the results of the one before"), left_out
+    # a folder per job: a job without one never started
+    fake_job(tmp_path, 1, ["loss=temperature"], 3.0, subdir="run_${hydra.job.num}",
+             folder="mlp")
+    assert "names no folder per job" not in sweep_runs(tmp_path)[1][0]
+
+
+def test_a_sweep_job_into_an_earlier_jobs_folder_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``hydra.sweep.subdir=${student.name}`` over two losses: the second job replaced the
+    first's results in their one folder, exit 0, and sweep-report blamed a stopped sweep. The
+    second job is refused naming the first and the subdir (the command ends with exit 2), and
+    the report says why the folder holds no result."""
+    from vmafdistill.cli import main
+
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=4)
+    sweep = tmp_path / "s"
+    rc = main(["train", "-m", f"corpus_dir={corpus}", f"hydra.sweep.dir={sweep}",
+               "hydra.sweep.subdir=${student.name}", "student=linear", "loss=huber,mse",
+               "baselines=[]", *TRAIN_FAST, "optim.max_epochs=5"])
+    err = capsys.readouterr().err
+    folder = (sweep / "linear").resolve()
+    assert rc == 2 and "1 sweep job failed" in err, err
+    said = (f"{folder}: job 0 of this sweep ran in this folder: hydra.sweep.subdir="
+            "${student.name} gives several jobs one folder, and this job would replace that "
+            "job's results")
+    assert said in err, err
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["linear"]
+    # the folder's results may be either job's: none is reported, and the report says why
+    with pytest.raises(VmafDistillError, match=re.escape(
+            f"linear: its last run failed ({folder}: job 0 of this sweep ran in this folder: "
+            "hydra.sweep.subdir=${student.name}")):
+        write_report(sweep)
+
+
 def test_a_sweep_with_sweeper_params_keeps_its_jobs(tmp_path: Path) -> None:
     """Keys a config sweeps through hydra.sweeper.params are in every job's overrides but not
     in multirun.yaml's task list: every run was left out as an earlier sweep's."""

@@ -59,11 +59,13 @@ def hydra_app(config_name: str, job: Any) -> Any:
     errors: list[VmafDistillError] = []
     multirun: list[bool] = []  # set by a job of a sweep
     sweep_dirs: list[str] = []  # an Optuna sweep's directory (its results file lives there)
+    job_dirs: dict[str, Any] = {}  # the folders this sweep's in-process jobs ran in: job num
 
     @hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")
     def task(cfg: Any) -> float:
         hc = HydraConfig.get()
         try:
+            _claim_job_dir(job_dirs, hc)
             return float(_resolved_job(job, cfg, hc, config_name))
         except VmafDistillError as exc:
             if hc.mode.name == "MULTIRUN":  # said as it happens; a single run's error is
@@ -95,6 +97,27 @@ def hydra_app(config_name: str, job: Any) -> Any:
     task.multirun = multirun  # type: ignore[attr-defined]
     task.sweep_dirs = sweep_dirs  # type: ignore[attr-defined]
     return task
+
+
+def _claim_job_dir(job_dirs: dict[str, Any], hc: Any) -> None:
+    """A sweep job whose folder an earlier job of the same launch ran in (``job_dirs``: those
+    of the jobs this process ran) is refused: ``hydra.sweep.subdir=${student.name}`` over two
+    losses gave both jobs one folder, and the second replaced the first's results, unsaid.
+    Jobs another launcher runs in other processes are not seen here (sweep-report then names
+    the subdir)."""
+    from omegaconf import OmegaConf
+
+    if hc.mode.name != "MULTIRUN":
+        return
+    folder = str(Path(hc.runtime.output_dir).resolve())
+    if folder in job_dirs:
+        subdir = OmegaConf.to_container(hc.sweep, resolve=False).get("subdir")
+        raise VmafDistillError(
+            f"{folder}: job {job_dirs[folder]} of this sweep ran in this folder: "
+            f"hydra.sweep.subdir={subdir} gives several jobs one folder, and this job would "
+            "replace that job's results; give each job its own (the default "
+            "hydra.sweep.subdir=${hydra.job.num})")
+    job_dirs[folder] = hc.job.num
 
 
 def _in_process_launcher(hc: Any) -> bool:

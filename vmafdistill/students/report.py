@@ -152,6 +152,36 @@ def _optuna_launch(job0: Mapping[str, Any]) -> tuple[bool, int | None]:
     return True, trials if isinstance(trials, int) and not isinstance(trials, bool) else None
 
 
+#: Words of a ``hydra.sweep.subdir`` that name a folder per job (the default is
+#: ``${hydra.job.num}``).
+PER_JOB_SUBDIR = ("hydra.job.num", "hydra.job.id", "hydra.job.override_dirname")
+
+
+def _no_record(root: Path, records: Sequence[Mapping[str, Any]]) -> str:
+    """Why jobs of a sweep left no folder: never started, failed under
+    ``hydra.output_subdir=null``, or, where the sweep's ``hydra.sweep.subdir`` (its jobs'
+    records, else ``multirun.yaml``) names no folder per job, several jobs shared one, each
+    replacing the one before (``hydra.sweep.subdir=${student.name}`` over two losses left one
+    folder, and the report blamed a stopped sweep)."""
+    subdir = next((str(r["sweep"]["subdir"]) for r in records
+                   if isinstance(r.get("sweep"), dict) and r["sweep"].get("subdir")), None)
+    if subdir is None:
+        import yaml
+
+        try:
+            doc = yaml.safe_load((root / "multirun.yaml").read_text()) or {}
+            subdir = str(doc["hydra"]["sweep"]["subdir"])
+        except Exception:  # absent or unreadable: nothing to say of it
+            subdir = None
+    said = ("no record (no .hydra/ folder, no results): never started (the sweep was "
+            "stopped?), or failed under hydra.output_subdir=null")
+    if subdir is None or any(word in subdir for word in PER_JOB_SUBDIR):
+        return said
+    return (f"no folder of their own: hydra.sweep.subdir={subdir} names no folder per job, so "
+            "jobs may have shared one, each replacing the results of the one before (the "
+            "default, ${hydra.job.num}, gives each job its own); else " + said)
+
+
 def _optuna_jobs(root: Path, job0: Mapping[str, Any], kept: Sequence[Mapping[str, Any]],
                  overrides: Sequence[Sequence[str]]) -> tuple[int | None, str]:
     """How many trials an Optuna sweep (job 0's record) ran, and whence that count: its
@@ -311,9 +341,8 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
     expected, whose = (size, "multirun.yaml") if size is not None else (
         _optuna_jobs(root, record(root / "0"), kept, overrides) if optuna else (None, ""))
     if expected is not None and n_ours < expected:  # interrupted: its winner of fewer runs
-        left_out.append(f"{expected - n_ours} of the sweep's {expected} jobs ({whose}): no "
-                        "record (no .hydra/ folder, no results): never started (the sweep was "
-                        "stopped?), or failed under hydra.output_subdir=null")
+        left_out.append(f"{expected - n_ours} of the sweep's {expected} jobs ({whose}): "
+                        + _no_record(root, [record(d) for d in jobs]))
     if not kept:
         raise VmafDistillError(f"{root}: no run of this sweep has results; "
                                + "; ".join(left_out))
