@@ -745,8 +745,8 @@ def test_a_student_of_another_feature_set_version_is_refused_before_the_fit(
     assert finetune(f"ckpt={tmp_path / 'old.pt'}", f"corpus_dir={corpus_b}",
                     f"hydra.run.dir={tmp_path / 'ft'}") == 2
     err = capsys.readouterr().err
-    assert "old.pt: the student was trained on feature-set version 0; the corpus tables are " \
-           "version" in err
+    assert "old.pt: the student was trained on feature-set version 0; this vmafdistill " \
+           "computes version" in err
     assert not (tmp_path / "ft" / "student.pt").exists()
     renamed = ["entropy_v2" if n == "entropy" else n for n in meta["feature_names"]]
     assert renamed != meta["feature_names"]

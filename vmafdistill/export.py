@@ -555,16 +555,23 @@ def _opset(value: Any) -> int:
     return opset
 
 
+def refuse_other_feature_set_version(version: int | None, where: str) -> None:
+    """A student trained on another feature-set version than the one this vmafdistill
+    computes (and its corpus tables hold) is refused, by export and finetune alike: its scaler
+    and weights read features defined otherwise. None (a bundle that names none) passes."""
+    if version is not None and int(version) != FEATURE_SET_VERSION:
+        raise ModelError(
+            f"{where}: the student was trained on feature-set version {version}; this "
+            f"vmafdistill computes version {FEATURE_SET_VERSION} (its corpus tables' too): its "
+            "scaler and weights read features defined otherwise; retrain it")
+
+
 def _checked_inputs(meta: Mapping[str, Any], samples: pd.DataFrame) -> tuple[list[str], int]:
     """The student's input columns and feature-set version, checked against this vmafdistill
     and the samples table."""
     names = list(meta.get("feature_names") or FEATURE_SETS[meta["feature_set"]])
     version = int(meta.get("feature_set_version", FEATURE_SET_VERSION))
-    if version != FEATURE_SET_VERSION:
-        raise ModelError(
-            f"export: the student was trained on feature-set version {version}, this "
-            f"vmafdistill computes {FEATURE_SET_VERSION}; retrain it"
-        )
+    refuse_other_feature_set_version(version, "export")
     missing = [c for c in names if c not in samples.columns]
     if missing:
         raise VmafDistillError(f"export: samples table lacks feature column(s) {missing}")

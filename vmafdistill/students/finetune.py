@@ -310,9 +310,11 @@ def _interval_settings(plain: dict[str, Any], meta: Mapping[str, Any]
 def _checked_source(plain: dict[str, Any]) -> tuple[Path, Any, dict[str, Any], list[str]]:
     """:func:`load_source`'s ``(bundle_path, student, meta, frozen)``, its ckpt keys and its
     feature-set version checked."""
+    from ..export import refuse_other_feature_set_version
+
     _refuse_keys_of_ckpt(plain)
     bundle_path, original, meta, frozen = load_source(plain)
-    _refuse_other_feature_version(bundle_path, meta)
+    refuse_other_feature_set_version(meta.get("feature_set_version"), str(bundle_path))
     return bundle_path, original, meta, frozen
 
 
@@ -342,20 +344,6 @@ def _changed_parameters(final: Any, original: Any) -> list[str]:
     before = dict(original.named_parameters())
     return [n for n, p in final.named_parameters()
             if not torch.equal(p.detach(), before[n].detach())]
-
-
-def _refuse_other_feature_version(bundle_path: Path, meta: Mapping[str, Any]) -> None:
-    """Refuse a student trained on another feature-set version than the corpus tables this
-    vmafdistill reads (it refuses any other): the whole fit ran, mixing the old scaler and
-    weights with features defined otherwise, and only export refused the result."""
-    from ..versions import FEATURE_SET_VERSION
-
-    have = meta.get("feature_set_version")
-    if have is not None and have != FEATURE_SET_VERSION:
-        raise VmafDistillError(
-            f"{bundle_path}: the student was trained on feature-set version {have}; the "
-            f"corpus tables are version {FEATURE_SET_VERSION} (what this vmafdistill "
-            "computes): its scaler and weights read features defined otherwise; retrain it")
 
 
 def _note_corpus_gaps(meta: Mapping[str, Any], model: Any, names: Sequence[str],
