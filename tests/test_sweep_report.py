@@ -13,7 +13,7 @@ import torch
 from test_train_app import TRAIN_FAST, synthetic_corpus
 
 from vmafdistill.errors import VmafDistillError
-from vmafdistill.students.report import pick_winner, write_report
+from vmafdistill.students.report import pick_winner, sweep_runs, write_report
 
 torch.set_num_threads(1)
 
@@ -454,6 +454,25 @@ def test_the_sweepers_best_trial_is_named_when_it_is_not_the_winner(tmp_path: Pa
     assert any("not among this sweep's results" in n for n in winner["notes"])
 
 
+def test_an_optuna_sweep_without_records_reads_its_own_results_file(tmp_path: Path) -> None:
+    """``hydra.output_subdir=null``: no job writes ``.hydra/``, so no record names the sweeper;
+    the report called the sweep's own optimization_results.yaml "an earlier Optuna sweep's
+    (the last sweep here was another sweeper's)" (a review). Without a record the file is
+    this sweep's where its best trial is one of the runs."""
+    import shutil
+
+    for run, mae, spread in (("0", 1.0, 0.05), ("1", 2.0, 0.01), ("2", 3.0, 0.02)):
+        shutil.rmtree(fake_job(tmp_path, int(run), [f"optim.lr={run}"], mae, spread,
+                               {"_target_": OPTUNA, "n_trials": 3}) / ".hydra")
+    (tmp_path / "optimization_results.yaml").write_text(
+        "name: optuna\nbest_params:\n  optim.lr: 0\nbest_value: 1.0\n")
+    winner = write_report(tmp_path)
+    assert winner["run"] == "1"
+    report = (tmp_path / "report.md").read_text()
+    assert "another sweeper" not in report and "not among" not in report, report
+    assert "the sweeper's best trial (MAE 1.000" in report
+
+
 def test_a_finished_grid_sampler_sweep_is_not_called_stopped(tmp_path: Path) -> None:
     """Optuna's grid sampler lowers n_trials to its grid's size ("Updating num of trials to
     4"), which no file records: sweep-report took the configured n_trials (20) as the count
@@ -483,6 +502,15 @@ def test_a_finished_grid_sampler_sweep_is_not_called_stopped(tmp_path: Path) -> 
         "1 of the sweep's 4 jobs (its grid sampler's points, as far as the values its jobs "
         "took show): no record (no .hydra/ folder, no results): never started (the sweep was "
         "stopped?), or failed under hydra.output_subdir=null"], left_out
+    # a one-axis grid stopped between trials: its jobs span every value they took, so the
+    # lower bound is met; without the results file the search did not finish (a review: a
+    # 4-point grid stopped after 2 read as 2 complete runs)
+    for job in ("0", "1", "2"):
+        shutil.rmtree(tmp_path / job)
+    for num, lr in enumerate(("0.003", "0.01")):
+        fake_job(tmp_path, num, [f"optim.lr={lr}", "seed=0"], 3.0 + num, 0.01, grid)
+    kept, left_out, _ = sweep_runs(tmp_path)
+    assert len(kept) == 2 and len(left_out) == 1 and "did not finish" in left_out[0], left_out
 
 
 def test_jobs_that_shared_a_folder_are_named_so(tmp_path: Path) -> None:
@@ -513,8 +541,10 @@ def test_a_sweep_job_into_an_earlier_jobs_folder_is_refused(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``hydra.sweep.subdir=${student.name}`` over two losses: the second job replaced the
     first's results in their one folder, exit 0, and sweep-report blamed a stopped sweep. The
-    second job is refused naming the first and the subdir (the command ends with exit 2), and
-    the report says why the folder holds no result."""
+    second job is refused naming the first and the subdir (the command ends with exit 2); the
+    first's results are kept whole (a review: its ``.hydra/`` said ``loss=mse`` and the
+    refusal marked its folder failed, so no run was reported) and the report names the
+    shared subdir for the missing job."""
     from vmafdistill.cli import main
 
     corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=4)
@@ -530,11 +560,13 @@ def test_a_sweep_job_into_an_earlier_jobs_folder_is_refused(
             "job's results")
     assert said in err, err
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["linear"]
-    # the folder's results may be either job's: none is reported, and the report says why
-    with pytest.raises(VmafDistillError, match=re.escape(
-            f"linear: its last run failed ({folder}: job 0 of this sweep ran in this folder: "
-            "hydra.sweep.subdir=${student.name}")):
-        write_report(sweep)
+    assert not (folder / "job_failed.txt").exists()
+    assert "loss=huber" in (folder / ".hydra" / "overrides.yaml").read_text()
+    assert json.loads((folder / "metrics.json").read_text())["loss"] == "huber"
+    kept, left_out, _ = sweep_runs(sweep)
+    assert [m["loss"] for m in kept] == ["huber"]
+    assert len(left_out) == 1 and "hydra.sweep.subdir=${student.name} names no folder per " \
+        "job" in left_out[0], left_out
 
 
 def test_a_sweep_with_sweeper_params_keeps_its_jobs(tmp_path: Path) -> None:

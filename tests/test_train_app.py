@@ -531,7 +531,11 @@ def test_a_sweeps_setting_without_m_is_refused(tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     """``train hparams_search=optuna hydra.sweeper.n_trials=5`` (no -m) trained one run and
     ignored the search, exit 0; so were a launcher, a sweep directory or sampler given to one
-    run. Refused in one line, before any work, saying they take effect with -m."""
+    run. Refused in one line, before any work, saying they take effect with -m. Sweeps
+    however asked for pass (a review: ``--multi``, ``++hydra.mode=RunMode.MULTIRUN`` and a
+    config's own ``hydra.mode: MULTIRUN`` were refused), a config's single run is checked in
+    its task, and the Python API refuses them too (one call, one run)."""
+    from vmafdistill import api
     from vmafdistill.cli import main
 
     none = f"corpus_dir={tmp_path / 'none'}"  # a run that got past the check stops at once
@@ -552,6 +556,22 @@ def test_a_sweeps_setting_without_m_is_refused(tmp_path: Path,
     # printing the composed config is no run: the sweeper's settings may be looked at
     assert main(["train", "--cfg", "hydra", "hparams_search=optuna"]) == 0
     assert "n_trials: 30" in capsys.readouterr().out
+    with pytest.raises(VmafDistillError, match="hparams_search=optuna: a sweep's setting"):
+        api.train(tmp_path / "none", tmp_path / "api", "hparams_search=optuna")
+    own = tmp_path / "conf" / "experiment"
+    own.mkdir(parents=True)
+    (own / "lrsweep.yaml").write_text("# @package _global_\nhydra: {mode: MULTIRUN}\n")
+    (own / "one.yaml").write_text("# @package _global_\nseed: 1\n")
+    sweep = f"hydra.sweep.dir={tmp_path / 'sweep'}"
+    for args in (["--multi"], ["++hydra.mode=RunMode.MULTIRUN"],
+                 ["-cd", str(tmp_path / "conf"), "experiment=lrsweep"]):
+        assert main(["train", *args, none, sweep, "optim.lr=0.01,0.03"]) == 2
+        err = capsys.readouterr().err
+        assert "a sweep's setting" not in err and "not a built corpus" in err, (args, err)
+    # a config's single run: checked in its task
+    assert main(["train", "-cd", str(tmp_path / "conf"), none, sweep,
+                 f"hydra.run.dir={tmp_path / 'one'}", "experiment=one"]) == 2
+    assert f"{sweep}: a sweep's setting" in capsys.readouterr().err
 
 
 def test_a_study_storage_optuna_cannot_open_is_refused(

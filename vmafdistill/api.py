@@ -244,10 +244,12 @@ def train(corpus_dir: str | Path, run_dir: str | Path, *overrides: str) -> Train
     import pandas as pd
 
     from .config import check_overrides
+    from .students.app import refuse_sweep_settings
     from .students.train import run
 
     run_dir, given = _run_dir(run_dir), _overrides(overrides)
     _refuse_positional_keys(given, ("corpus_dir", "hydra.run.dir"), "train")
+    refuse_sweep_settings(given)  # one call, one run: a search would be ignored
     args = [f"corpus_dir={_hydra_path(corpus_dir, 'corpus_dir')}", *given]
     check_overrides("train", args)
     cfg = compose("train", args)
@@ -265,10 +267,12 @@ def finetune(ckpt: str | Path, corpus_dir: str | Path, run_dir: str | Path,
              *overrides: str) -> FinetuneResult:
     """Fine-tune a student (``ckpt``: a bundle, ``"default"`` for the shipped student, or an
     exported ``.onnx``) on a built corpus, as ``vmafdistill finetune`` does."""
+    from .students.app import refuse_sweep_settings
     from .students.finetune import finetune as _finetune
 
     run_dir, given = _run_dir(run_dir), _overrides(overrides)
     _refuse_positional_keys(given, ("ckpt", "corpus_dir", "hydra.run.dir"), "finetune")
+    refuse_sweep_settings(given)  # one call, one run
     ckpt_value = "default" if str(ckpt) == "default" else _hydra_path(ckpt, "ckpt")
     cfg = compose("finetune", [f"ckpt={ckpt_value}",
                                f"corpus_dir={_hydra_path(corpus_dir, 'corpus_dir')}", *given])

@@ -65,6 +65,8 @@ def hydra_app(config_name: str, job: Any) -> Any:
     def task(cfg: Any) -> float:
         hc = HydraConfig.get()
         try:
+            if hc.mode.name == "RUN":  # the real mode: -m, hydra.mode=..., a config's own
+                refuse_sweep_settings([*hc.overrides.task, *hc.overrides.hydra])
             _claim_job_dir(job_dirs, hc)
             return float(_resolved_job(job, cfg, hc, config_name))
         except VmafDistillError as exc:
@@ -72,7 +74,8 @@ def hydra_app(config_name: str, job: Any) -> Any:
                 # printed once, by the CLI, when run_hydra re-raises it
                 print(f"vmafdistill {config_name}: error: {exc}", file=sys.stderr)
                 multirun.append(True)
-                _mark_failed_job(Path(hc.runtime.output_dir), exc)
+                if not isinstance(exc, SharedJobFolderError):  # that folder is another's
+                    _mark_failed_job(Path(hc.runtime.output_dir), exc)
             if not _in_process_launcher(hc) and _optuna_sweep(hc) and _counted(hc):
                 # a raised error ended the Optuna search (its max_failure_rate is 0): the
                 # trial is the worst objective instead, and a marker tells the driver
@@ -99,25 +102,37 @@ def hydra_app(config_name: str, job: Any) -> Any:
     return task
 
 
+class SharedJobFolderError(VmafDistillError):
+    """A sweep job given the folder an earlier job of its launch ran in."""
+
+
 def _claim_job_dir(job_dirs: dict[str, Any], hc: Any) -> None:
     """A sweep job whose folder an earlier job of the same launch ran in (``job_dirs``: those
-    of the jobs this process ran) is refused: ``hydra.sweep.subdir=${student.name}`` over two
-    losses gave both jobs one folder, and the second replaced the first's results, unsaid.
-    Jobs another launcher runs in other processes are not seen here (sweep-report then names
-    the subdir)."""
+    of the jobs this process ran, with their ``.hydra/`` files) is refused: ``hydra.sweep.
+    subdir=${student.name}`` over two losses gave both jobs one folder, and the second
+    replaced the first's results, unsaid. Hydra has rewritten the folder's ``.hydra/`` for
+    this job by now: the earlier job's files are put back (its results kept whole, a review
+    found them relabelled), and no failure marker goes there. Jobs another launcher runs in
+    other processes are not seen here (sweep-report then names the subdir)."""
     from omegaconf import OmegaConf
 
     if hc.mode.name != "MULTIRUN":
         return
-    folder = str(Path(hc.runtime.output_dir).resolve())
-    if folder in job_dirs:
+    folder = Path(hc.runtime.output_dir).resolve()
+    record = folder / str(hc.output_subdir) if hc.output_subdir else None
+    if str(folder) in job_dirs:
+        num, files = job_dirs[str(folder)]
+        for name, text in files.items():
+            (record / name).write_text(text)  # type: ignore[operator]
         subdir = OmegaConf.to_container(hc.sweep, resolve=False).get("subdir")
-        raise VmafDistillError(
-            f"{folder}: job {job_dirs[folder]} of this sweep ran in this folder: "
+        raise SharedJobFolderError(
+            f"{folder}: job {num} of this sweep ran in this folder: "
             f"hydra.sweep.subdir={subdir} gives several jobs one folder, and this job would "
-            "replace that job's results; give each job its own (the default "
+            "replace that job's results (kept); give each job its own (the default "
             "hydra.sweep.subdir=${hydra.job.num})")
-    job_dirs[folder] = hc.job.num
+    files = ({p.name: p.read_text() for p in record.glob("*.yaml")}
+             if record is not None and record.is_dir() else {})
+    job_dirs[str(folder)] = (hc.job.num, files)
 
 
 def _in_process_launcher(hc: Any) -> bool:
@@ -268,9 +283,20 @@ def _is_override(argv: Sequence[str], i: int) -> bool:
 
 
 def _is_multirun(argv: Sequence[str]) -> bool:
-    """Whether the command line asks Hydra for a sweep."""
-    return any(a in ("-m", "--multirun") or a.replace(" ", "") == "hydra.mode=MULTIRUN"
-               for a in argv)
+    """Whether the command line asks Hydra for a sweep: ``-m``, ``--multirun`` or an
+    abbreviation argparse takes (``--multi``), or ``hydra.mode=MULTIRUN`` in any spelling
+    (``++hydra.mode=RunMode.MULTIRUN``). A mode a config file sets is not seen here."""
+    from hydra._internal.utils import get_args_parser
+
+    from ..config import override_key
+
+    try:
+        if get_args_parser().parse_known_args(list(argv))[0].multirun:
+            return True
+    except SystemExit:  # an argument Hydra's parser refuses: Hydra says so itself
+        pass
+    return any(override_key(o) == "hydra.mode" and "MULTIRUN" in o.partition("=")[2]
+               for o in _overrides_of(argv))
 
 
 def _takes_value(option: str) -> bool:
@@ -286,23 +312,41 @@ SWEEP_ONLY_SETTINGS = ("hparams_search", "hydra/sweeper", "hydra.sweeper", "hydr
 
 
 def _refuse_sweep_settings_in_one_run(argv: Sequence[str]) -> None:
-    """A sweep's setting (:data:`SWEEP_ONLY_SETTINGS`) without ``-m``: Hydra ran one job and
-    ignored it (``train hparams_search=optuna hydra.sweeper.n_trials=5`` trained one run,
-    exit 0). Refused, saying it takes effect with ``-m``; nothing where the command line only
-    prints (``--cfg``, ``--info``, ``--help``), or for ``hparams_search=null`` (the default)."""
+    """:func:`refuse_sweep_settings` before Hydra composes (a setting the default sweeper
+    lacks, ``hydra.sweeper.n_trials``, is Hydra's multi-line error there) where the command
+    line tells the mode: not where a config of one's own may set ``hydra.mode`` (``-cd``,
+    ``-cp``, ``-cn``, ``experiment=``, ``VMAFDISTILL_CONF``; the run's task checks those), nor
+    where it only prints (``--cfg``, ``--info``, ``--help``)."""
+    import os
+
     from hydra._internal.utils import get_args_parser
 
     from ..config import override_key
 
-    if _is_multirun(argv):
+    if _is_multirun(argv) or os.environ.get("VMAFDISTILL_CONF"):
         return
     try:
         args, _ = get_args_parser().parse_known_args(list(argv))
     except SystemExit:  # an argument Hydra's parser refuses: Hydra says so itself
         return
-    if args.cfg or args.info or args.help or args.hydra_help or args.shell_completion:
+    if (args.cfg or args.info or args.help or args.hydra_help or args.shell_completion
+            or args.config_dir or args.config_path or args.config_name):
         return
-    for override in _overrides_of(argv):
+    overrides = _overrides_of(argv)
+    if any(override_key(o) == "experiment" for o in overrides):
+        return
+    refuse_sweep_settings(overrides)
+
+
+def refuse_sweep_settings(overrides: Sequence[str]) -> None:
+    """A sweep's setting (:data:`SWEEP_ONLY_SETTINGS`) in a single run: Hydra ran one job and
+    ignored it (``train hparams_search=optuna hydra.sweeper.n_trials=5`` trained one run,
+    exit 0). Refused, saying it takes effect with ``-m``; ``hparams_search=null`` (the
+    default) passes. Called by a run's task, where Hydra's mode is known (a config of one's
+    own may set ``hydra.mode: MULTIRUN``), and by the Python API (every call one run)."""
+    from ..config import override_key
+
+    for override in overrides:
         key, value = override_key(override), override.partition("=")[2]
         if key == "hparams_search" and value.strip() in ("", "null"):
             continue

@@ -183,31 +183,32 @@ def _no_record(root: Path, records: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _optuna_jobs(root: Path, job0: Mapping[str, Any], kept: Sequence[Mapping[str, Any]],
-                 overrides: Sequence[Sequence[str]]) -> tuple[int | None, str]:
-    """How many trials an Optuna sweep (job 0's record) ran, and whence that count: its
-    ``n_trials``, but a grid sampler lowers that to its grid's size ("Updating num of trials
-    to 4"), which no file records: a finished grid search (its results file names one of the
-    runs ``kept``) ran them all, an unfinished one at least the points its jobs' values
-    (``overrides``) span. Its n_trials of 20 called 16 of a finished 4-point grid's jobs
-    never started."""
+                 overrides: Sequence[Sequence[str]]) -> tuple[int | None, str, bool]:
+    """How many trials an Optuna sweep (job 0's record) ran, whence that count, and whether
+    it is a grid search that did not finish: its ``n_trials``, but a grid sampler lowers that
+    to its grid's size ("Updating num of trials to 4"), which no file records: a finished
+    grid search (its results file names one of the runs ``kept``) ran them all, an unfinished
+    one at least the points its jobs' values (``overrides``) span, a lower bound its jobs
+    always meet on one axis (a grid search stopped between trials read complete). Its
+    n_trials of 20 called 16 of a finished 4-point grid's jobs never started."""
     sweeper = _job_sweeper(job0) or {}
     trials = _optuna_launch(job0)[1]
     sampler = sweeper.get("sampler")
     if not str((sampler if isinstance(sampler, dict) else {}).get("_target_", "")).endswith(
             "GridSampler"):
-        return trials, "the Optuna sweep's n_trials"
+        return trials, "the Optuna sweep's n_trials", False
     best = _optuna_best(root)
     if best is not None and any(_is_trial(m, *best) for m in kept):
-        return None, ""  # finished: every point of its grid ran
+        return None, "", False  # finished: every point of its grid ran
     values: dict[str, set[str]] = {}
     for listed in overrides:
         for o in listed:
             values.setdefault(override_key(o), set()).add(o.partition("=")[2])
     if not values:
-        return None, ""
+        return None, "", True
     points = math.prod(len(v) for v in values.values())
     return (min(points, trials) if trials else points,
-            "its grid sampler's points, as far as the values its jobs took show")
+            "its grid sampler's points, as far as the values its jobs took show", True)
 
 
 def _grid_size(grid: Mapping[str, list[str] | None]) -> int | None:
@@ -338,11 +339,16 @@ def sweep_runs(root: str | Path) -> tuple[list[dict[str, Any]], list[str], list[
     n_ours = len({d for d, o in ours.items() if o} | {Path(m["_dir"]) for m in kept})
     # the sweep's axes from every job of this sweep, finished or not
     overrides = [o for d, o in listed.items() if o is not None and ours[d]]
-    expected, whose = (size, "multirun.yaml") if size is not None else (
-        _optuna_jobs(root, record(root / "0"), kept, overrides) if optuna else (None, ""))
+    expected, whose, unfinished = (size, "multirun.yaml", False) if size is not None else (
+        _optuna_jobs(root, record(root / "0"), kept, overrides) if optuna
+        else (None, "", False))
     if expected is not None and n_ours < expected:  # interrupted: its winner of fewer runs
         left_out.append(f"{expected - n_ours} of the sweep's {expected} jobs ({whose}): "
                         + _no_record(root, [record(d) for d in jobs]))
+    elif unfinished:
+        left_out.append("the rest of its grid: the Optuna grid search did not finish (its "
+                        "optimization_results.yaml names none of its runs: stopped?), and no "
+                        "file records the grid's size")
     if not kept:
         raise VmafDistillError(f"{root}: no run of this sweep has results; "
                                + "; ".join(left_out))
@@ -777,11 +783,14 @@ def _sweeper_notes(root: Path, runs: Sequence[Mapping[str, Any]], table: pd.Data
     if best is None:
         return []
     value, params = best
-    optuna = _optuna_launch(_hydra_record(root / "0"))[0]
-    if not (optuna and any(_is_trial(m, value, params) for m in runs)):
-        why = ("its run was left out, or the file is an earlier Optuna sweep's" if optuna
-               else "the file is an earlier Optuna sweep's (the last sweep here was another "
-               "sweeper's)")
+    sweeper = _job_sweeper(_hydra_record(root / "0"))
+    # another sweeper only where job 0's record names one (hydra.output_subdir=null writes
+    # none: an Optuna sweep's own file was called another sweeper's)
+    other = sweeper is not None and not _is_optuna(sweeper)
+    if other or not any(_is_trial(m, value, params) for m in runs):
+        why = ("the file is an earlier Optuna sweep's (the last sweep here was another "
+               "sweeper's)" if other
+               else "its run was left out, or the file is an earlier Optuna sweep's")
         return [f"`optimization_results.yaml` names a best trial (MAE {_fmt(value)}) that is "
                 f"not among this sweep's results: {why}; not compared with the winner."]
     if math.isclose(value, float(table.loc[win, "mae"]), abs_tol=1e-9):
