@@ -538,3 +538,36 @@ def test_a_nan_speed_score_is_clipped_to_the_maximum_as_libvmaf_does(
     ours = score_files(ref, dist, model="vmaf_v1.0.16_3d0h")
     got_vmaf = ours.frames()[0]["vmaf"]
     assert math.isfinite(got_vmaf) and abs(got_vmaf - lib.metric("vmaf")[0]) <= VMAF_TOL
+
+
+@pytest.mark.parametrize(("pix_fmt", "keep"), [("yuv420p9le", 510), ("yuv420p14le", 16380)])
+def test_nine_and_fourteen_bit_files_are_scored_at_the_depth_ffmpeg_hands_libvmaf(
+        tmp_path: Path, pix_fmt: str, keep: int) -> None:
+    """ffmpeg's libvmaf filter takes 8-, 10-, 12- and 16-bit formats: a 9-bit file reaches
+    libvmaf as 10 bits (shifted up), where CAMBI's anti-dithering filter (run below 10 bits
+    only) is off. Scored at 9 bits, a banded gradient read CAMBI 10.40 where libvmaf gives
+    17.00, VMAF 3.7 apart (a hunt). 14 bits reach it as 16. Checked against libvmaf through
+    ffmpeg, the score command's path (``score_files``)."""
+    ref, dist = tmp_path / "ref.y4m", tmp_path / "dist.y4m"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "gradients=s=320x216:c0=0x3c3c3c:c1=0x646464:x0=0:"
+                "y0=0:x1=320:y1=0:speed=0.01:r=25", "-frames:v", "3", "-pix_fmt", pix_fmt,
+                "-strict", "-1", str(ref)], what="a gradient reference")
+    run_ffmpeg(["-y", "-i", str(ref), "-vf", f"lutyuv=y=bitand(val\\,{keep}),noise=c0s=1:"
+                "c0f=t", "-pix_fmt", pix_fmt, "-strict", "-1", str(dist)],
+               what="its banded, noisy copy")
+    name = "vmaf_v1.0.16_3d0h"
+    lib = _libvmaf(ref, dist, name)
+    ours = score_files(ref, dist, model=name)
+    cambi = V1016Model.load(name).printed_names()["cambi"]
+    np.testing.assert_allclose(np.asarray(ours.metrics[cambi]), lib.metric(cambi), atol=FEATURE_TOL)
+    np.testing.assert_allclose(np.asarray(ours.metrics["vmaf"]), lib.metric("vmaf"), atol=VMAF_TOL)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a CPU-only torch build")
+def test_the_scorer_names_a_device_torch_cannot_use_in_one_line() -> None:
+    """``V1016Scorer(device="cuda")`` on a CPU-only torch: torch's bare AssertionError at the
+    first update (a hunt); ``VmafScorer`` already said it in one line."""
+    from vmafdistill.errors import VmafDistillError
+
+    with pytest.raises(VmafDistillError, match="--device cuda: no CUDA device"):
+        V1016Scorer(device="cuda")

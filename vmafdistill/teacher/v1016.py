@@ -65,6 +65,9 @@ class V1016Scorer:
         adm3: Adm3Fn | None = None,
     ) -> None:
         """``adm3`` overrides the exact integer ADM (then adm2/aim are not reported)."""
+        from .vmaf import check_device
+
+        check_device(device)  # one line, as VmafScorer says it (torch's own AssertionError)
         self.model = model if isinstance(model, V1016Model) else V1016Model.load(model)
         self.device = torch.device(device)
         self.adm3 = adm3
@@ -303,6 +306,33 @@ class V1016Result(VmafResult):
                 for i in range(self.num_frames)]
 
 
+#: The bit depths ffmpeg's libvmaf filter takes (its pixel formats: 8, 10, 12 and 16 bits).
+LIBVMAF_FILTER_DEPTHS = (8, 10, 12, 16)
+
+
+def filter_depth_chunks(ref: Any, dist: Any) -> tuple[int, Any, Any]:
+    """A pair of decoded chunks at the depth ffmpeg hands libvmaf: the next depth its filter
+    takes, samples shifted up as ffmpeg's conversion does (9-bit video is scored at 10 bits).
+    It matters to CAMBI, whose anti-dithering filter runs below 10 bits only: scored at 9 bits
+    a banded gradient read CAMBI 10.40 where libvmaf (through ffmpeg) gives 17.00, VMAF 3.7
+    apart (a hunt). :class:`V1016Scorer` itself scores the depth it is given, as libvmaf's C
+    API does."""
+    from dataclasses import replace
+
+    depth = int(ref.bit_depth)
+    target = next((d for d in LIBVMAF_FILTER_DEPTHS if d >= depth), depth)
+    if target == depth:
+        return depth, ref, dist
+
+    def up(chunk: Any) -> Any:
+        shift = target - depth
+        planes = {k: None if getattr(chunk, k) is None
+                  else getattr(chunk, k).astype(np.uint16) << shift for k in ("y", "u", "v")}
+        return replace(chunk, bit_depth=target, **planes)
+
+    return target, up(ref), up(dist)
+
+
 def score_files_v1016(
     ref: str | Path,
     dist: str | Path,
@@ -352,9 +382,10 @@ def score_files_v1016(
                 raise VideoInputError(
                     f"model {scorer.model.name}: reference and distorted bit depths differ "
                     f"({rc.bit_depth} vs {dc.bit_depth})")
+            depth, rc, dc = filter_depth_chunks(rc, dc)
             ref_uv = None if rc.u is None or rc.v is None else (rc.u, rc.v)
             dist_uv = None if dc.u is None or dc.v is None else (dc.u, dc.v)
-            scorer.update(rc.y, dc.y, ref_uv, dist_uv, bit_depth=rc.bit_depth)
+            scorer.update(rc.y, dc.y, ref_uv, dist_uv, bit_depth=depth)
             if k % TRIM_EVERY_CHUNKS == 0:
                 trim_heap()  # a long clip's chunks fragment the heap: RSS grew per frame
             if bar is not None:
