@@ -151,7 +151,15 @@ def test_pilot_settings_and_json_are_checked_before_any_work(tmp_path, capsys) -
                       (["corpus_overrides=['out_dir=/elsewhere']"],
                        "give --out DIR instead"),
                       (["train_overrides=['corpus_dir=/elsewhere']"], "give --out DIR instead"),
-                      (["train_overrides=['hydra.run.dir=/x']"], "give --out DIR instead")):
+                      (["train_overrides=['hydra.run.dir=/x']"], "give --out DIR instead"),
+                      # a final read: a search trained one run, unsaid; n_trials was refused
+                      # as a move of the run; +executor=ray pointed where the pilot refuses
+                      (["train_overrides=['hparams_search=optuna']"],
+                       "'hparams_search=optuna' is a sweep's setting: the pilot trains one run"),
+                      (["train_overrides=['hydra.sweeper.n_trials=5']"],
+                       "is a sweep's setting: the pilot trains one run"),
+                      (["train_overrides=['+executor=ray']"],
+                       "says how the corpus is built; give it in corpus_overrides")):
         assert main(["pilot", "--out", str(out), *args]) == 2, args
         err = capsys.readouterr().err
         assert msg in err and "Traceback" not in err, (args, err)

@@ -126,6 +126,12 @@ def test_h264_units_counted_alike_in_both_framings():
     assert picture_bytes(_length_prefixed([sei, idr], 2), "h264") == kept
     assert picture_bytes(_length_prefixed([sei, b"\x41" + b"\x22" * 200], 1), "h264") == \
         (4 + len(sei)) + (4 + 201)
+    # a length-prefixed stream's packet cut short: its 00 00 01 2A length is no start code
+    # (read as Annex B it counted 0 bytes, unsaid; a final read)
+    cut = _length_prefixed([b"\x41" + b"\x22" * 297])[:151]
+    assert cut.startswith(b"\x00\x00\x01\x2a")
+    with pytest.raises(PictureBytesError, match="do not tile"):
+        picture_bytes(cut, "h264", framing="length")
 
 
 def test_h265_drops_parameter_sets_and_sei():

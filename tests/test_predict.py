@@ -1415,6 +1415,15 @@ def test_read_rate_leaves_timestamp_gaps_out() -> None:
     assert read_rate(declared(20.0), Packets(pts_s=pts)) == 20.0
     # a variable-rate MP4's average (frames over duration) 3 % off: the timestamps' mean
     assert read_rate(declared(20.6), Packets(pts_s=pts)) == pytest.approx(20.0)
+    # every third frame of 30 dropped: the MP4 declares its frames over its duration, which
+    # the span holds to half a frame; both numbers of kept frames (an even count of steps
+    # made their median 1.5 frames, which passed as one: a final read) read the timestamps'
+    for n_src in (300, 301, 302):
+        kept = np.array([n for n in range(n_src) if n % 3 != 2]) / 30
+        mean = (kept.size - 1) / kept[-1]
+        mp4 = kept.size / (kept[-1] + 1 / 30)  # frames over duration, the last one's included
+        assert abs((kept.size - 1) / mp4 - kept[-1]) * mp4 < 0.5  # the span holds it
+        assert read_rate(declared(mp4), Packets(pts_s=kept)) == pytest.approx(mean), n_src
     # one frame in 150 missing: TS/MKV declare the nominal 30, the MP4 copy its 29.8 average;
     # both read the timestamps' rate, to well under a frame over the span (within 1 % the
     # declared one was kept: windows of 30 frames in one container, 29 in the other)

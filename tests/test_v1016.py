@@ -540,21 +540,28 @@ def test_a_nan_speed_score_is_clipped_to_the_maximum_as_libvmaf_does(
     assert math.isfinite(got_vmaf) and abs(got_vmaf - lib.metric("vmaf")[0]) <= VMAF_TOL
 
 
-@pytest.mark.parametrize(("pix_fmt", "keep"), [("yuv420p9le", 510), ("yuv420p14le", 16380)])
+@pytest.mark.parametrize(("pix_fmt", "keep", "full"), [
+    ("yuv420p9le", 510, False), ("yuv420p14le", 16380, False), ("yuv420p9le", 510, True)])
 def test_nine_and_fourteen_bit_files_are_scored_at_the_depth_ffmpeg_hands_libvmaf(
-        tmp_path: Path, pix_fmt: str, keep: int) -> None:
+        tmp_path: Path, pix_fmt: str, keep: int, full: bool) -> None:
     """ffmpeg's libvmaf filter takes 8-, 10-, 12- and 16-bit formats: a 9-bit file reaches
     libvmaf as 10 bits (shifted up), where CAMBI's anti-dithering filter (run below 10 bits
     only) is off. Scored at 9 bits, a banded gradient read CAMBI 10.40 where libvmaf gives
     17.00, VMAF 3.7 apart (a hunt). 14 bits reach it as 16. Checked against libvmaf through
-    ffmpeg, the score command's path (``score_files``)."""
-    ref, dist = tmp_path / "ref.y4m", tmp_path / "dist.y4m"
-    run_ffmpeg(["-y", "-f", "lavfi", "-i", "gradients=s=320x216:c0=0x3c3c3c:c1=0x646464:x0=0:"
-                "y0=0:x1=320:y1=0:speed=0.01:r=25", "-frames:v", "3", "-pix_fmt", pix_fmt,
-                "-strict", "-1", str(ref)], what="a gradient reference")
+    ffmpeg, the score command's path (``score_files``). Full-range luma goes up by bit
+    replication, as ffmpeg's scaler converts it (a shift read 7e-4 VMAF off; a final read)."""
+    ext = "mkv" if full else "y4m"  # FFV1 in Matroska keeps a full-range tag
+    ref, dist = tmp_path / f"ref.{ext}", tmp_path / f"dist.{ext}"
+    tag = ["-color_range", "pc", "-c:v", "ffv1"] if full else ["-strict", "-1"]
+    scale = "scale=out_range=pc," if full else ""
+    # bright where full range: replication adds x >> 8, zero below half the 9-bit range
+    colours = "c0=0x909090:c1=0xd0d0d0" if full else "c0=0x3c3c3c:c1=0x646464"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", f"gradients=s=320x216:{colours}:x0=0:"
+                "y0=0:x1=320:y1=0:speed=0.01:r=25", "-frames:v", "3", "-vf",
+                f"{scale}format={pix_fmt}", "-pix_fmt", pix_fmt, *tag, str(ref)],
+               what="a gradient reference")
     run_ffmpeg(["-y", "-i", str(ref), "-vf", f"lutyuv=y=bitand(val\\,{keep}),noise=c0s=1:"
-                "c0f=t", "-pix_fmt", pix_fmt, "-strict", "-1", str(dist)],
-               what="its banded, noisy copy")
+                "c0f=t", "-pix_fmt", pix_fmt, *tag, str(dist)], what="its banded, noisy copy")
     name = "vmaf_v1.0.16_3d0h"
     lib = _libvmaf(ref, dist, name)
     ours = score_files(ref, dist, model=name)

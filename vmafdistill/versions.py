@@ -28,8 +28,9 @@ SCHEMA_VERSION = 4
 FEATURE_SET_VERSION = 1
 
 #: Bump when the torch teacher's v1.0.16 numbers change (invalidates its cached labels; the
-#: v0.6.1 labels keep their keys). 2: SpEED's float32 ``1 + variance``, as libvmaf rounds it.
-V1016_TEACHER_VERSION = 2
+#: v0.6.1 labels keep their keys). 2: SpEED's float32 ``1 + variance``, as libvmaf rounds it;
+#: 3: 9- and 14-bit video scored at the 10 and 16 bits ffmpeg hands libvmaf.
+V1016_TEACHER_VERSION = 3
 
 #: Bump when the shot-cut algorithm changes (invalidates cached shot lists). 2: sources cut
 #: at :func:`vmafdistill.io.packets.read_rate` (the rate predict reads), not the declared one;

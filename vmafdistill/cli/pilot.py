@@ -61,7 +61,7 @@ def _refuse_build_settings_in_training(train_overrides: list[Any]) -> None:
         # +ladder@corpus_build.ladder=wide: the group and where it goes both count
         group, _, package = override_key(override).partition("@")
         if {group.split(".")[0], package.split(".")[0]} & {*BUILD_ONLY_GROUPS, "corpus",
-                                                            "corpus_build"}:
+                                                            "corpus_build", "executor"}:
             raise VmafDistillError(f"train_overrides: {override!r} says how the corpus is "
                                    "built; give it in corpus_overrides (training reads the "
                                    "corpus step 1 builds)")
@@ -171,7 +171,13 @@ def _refuse_placed_overrides(cfg: dict[str, Any]) -> None:
     (corpus ``out_dir``, train ``corpus_dir`` or ``hydra.*``) split the stages (step 1 built
     one corpus while training, export and step 5 read another) or was ignored."""
     from ..config import override_key
+    from ..students.app import first_sweep_setting
 
+    sweep = first_sweep_setting(cfg.get("train_overrides") or [])
+    if sweep is not None:  # hparams_search=optuna trained one run and ignored the search
+        raise VmafDistillError(
+            f"train_overrides: {sweep!r} is a sweep's setting: the pilot trains one run "
+            "(sweep with `vmafdistill train -m ...` on the corpus it builds)")
     for group, keys in (("corpus_overrides", ("out_dir",)),
                         ("train_overrides", ("corpus_dir", "hydra"))):
         for item in cfg.get(group) or []:
@@ -337,7 +343,7 @@ def _predict(cfg: dict[str, Any], corpus_cfg: dict[str, Any], report: Any, onnx:
     from ..edge.pipeline import analyze_video
     from ..edge.predictor import Predictor
     from ..edge.tokens import DEFAULT_RULES, merge_rules
-    from ..evaluation.unseen import card_target
+    from ..evaluation.unseen import card_target, same_shot
 
     # the first source's encode of the chosen rung (default: the last, best one)
     enc = next(cached_encodes(corpus_cfg, rung_indices=[int(cfg.get("predict_rung", -1))]))
@@ -360,7 +366,7 @@ def _predict(cfg: dict[str, Any], corpus_cfg: dict[str, Any], report: Any, onnx:
         token = {k: rec.get(k) for k in ("shot", "codec", "res", "pred_vmaf", "interval", "band",
                                          "issue")}
         start, stop = int(row["start_frame"]), int(row["stop_frame"])
-        if start not in truth.index or int(truth.loc[start, "stop_frame"]) != stop:
+        if not same_shot(truth, row):
             print(f"  {json.dumps(token)}  teacher: no corpus shot spans frames {start}-{stop}")
             continue
         paired += 1

@@ -255,7 +255,8 @@ class ShotRecord:
     res: str
     """Resolution named by the picture's short side (``"360p"``; a 360x640 video is 360p)."""
     bitrate_kbps: float
-    """The shot's bitrate from its packet sizes (kbit/s, 1 decimal)."""
+    """The shot's bitrate from its frames' picture bytes (kbit/s, 1 decimal; the same in
+    every container: :mod:`vmafdistill.io.picture_bytes`)."""
     qp: float | None = None
     """The quantizer the student read for the shot (1 decimal): its scene's bits-weighted
     slice QP (``scene_qp``, H.264 QP units; every window of one scene shows the same), not

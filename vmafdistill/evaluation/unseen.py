@@ -266,6 +266,14 @@ def _student(model: str | Path | None) -> tuple[Path, Any, dict[str, Any], str]:
     return path, pred, rules, card_target(pred.card, SAMPLE_COLUMNS, card_path_for(path))
 
 
+def same_shot(truth: Any, row: Mapping[str, Any]) -> bool:
+    """Whether the corpus has a shot (``truth``: its samples indexed by ``start_frame``) with
+    the edge row's start and end frames: a shot cut elsewhere is no pair (by start alone, a
+    shot of other frames was compared with the corpus's label; by position, another shot)."""
+    start = int(row["start_frame"])
+    return start in truth.index and int(truth.loc[start, "stop_frame"]) == int(row["stop_frame"])
+
+
 def card_target(card: dict[str, Any], columns: Sequence[str], card_file: Path) -> str:
     """The label the student learnt (the card's ``target``), one of the corpus's ``columns``:
     a ``vmaf_min`` student was compared with the shots' mean VMAF (MAE 9.80 where its own
@@ -543,10 +551,7 @@ def _shot_rows(
             # the edge's own frame index: its start time is a timestamp on variable-rate
             # video, which start * fps missed (the shot was dropped from the table)
             start = int(row["start_frame"])
-            # the same start and end: a shot cut elsewhere is no pair (by start alone, a
-            # shot of other frames was compared with the corpus's label)
-            if start not in truth.index or int(truth.loc[start, "stop_frame"]) != int(
-                    row["stop_frame"]):
+            if not same_shot(truth, row):
                 continue
             paired += 1
             if rec.get("pred_vmaf") is None:

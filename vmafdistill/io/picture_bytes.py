@@ -151,47 +151,61 @@ def _av1_picture_bytes(packet: bytes) -> int:
     return kept
 
 
-def picture_bytes(packet: bytes, codec: str) -> int:
+def picture_bytes(packet: bytes, codec: str, framing: str | None = None) -> int:
     """The picture bytes of one packet of ``codec`` (ffmpeg's name; see the module docs).
+    ``framing``: ``"length"`` or ``"annexb"`` where the stream's is known (its other packets').
 
     Raises:
         PictureBytesError: the packet's units cannot be read.
     """
-    if codec not in DROPPED_UNIT_TYPES:
-        return len(packet)
-    if not packet:
-        return 0
+    return _framed_picture_bytes(packet, codec, framing)[0]
+
+
+def _framed_picture_bytes(packet: bytes, codec: str,
+                          framing: str | None) -> tuple[int, str | None]:
+    """:func:`picture_bytes` and the framing its H.264/H.265 units were read in."""
+    if codec not in DROPPED_UNIT_TYPES or not packet:
+        return len(packet), framing
     if codec == "av1":
-        return _av1_picture_bytes(packet)
-    # Length-prefixed first: a 4-byte length of 256-511 bytes begins 00 00 01, as a start
-    # code does; a stream whose lengths tile the packet exactly is no Annex B stream. The
-    # sample description may declare 2- or 1-byte lengths (valid, rare); an Annex B packet
-    # begins 00 00, a zero length, so it never tiles as those.
-    units = None
-    for length_size in (4, 2, 1):
-        units = _length_prefixed_units(packet, length_size)
-        if units is not None:
-            break
-    if units is None:
-        units = _annexb_units(packet)
-    if units is None:
-        raise PictureBytesError("neither 4-, 2- or 1-byte NAL lengths nor Annex B start codes")
+        return _av1_picture_bytes(packet), framing
+    units, framing = _nal_units(packet, framing)
     dropped = DROPPED_UNIT_TYPES[codec]
     return sum(NAL_FRAMING_BYTES + end - start for start, end in units
-               if _nal_type(codec, packet[start]) not in dropped)
+               if _nal_type(codec, packet[start]) not in dropped), framing
+
+
+def _nal_units(packet: bytes, framing: str | None) -> tuple[list[tuple[int, int]], str]:
+    """The packet's NAL units and their framing. Length-prefixed first: a 4-byte length of
+    256-511 bytes begins 00 00 01, as a start code does; lengths that tile the packet exactly
+    are no Annex B stream. The sample description may declare 2- or 1-byte lengths (valid,
+    rare); an Annex B packet begins 00 00, a zero length, so it never tiles as those. In a
+    length-prefixed stream a packet that does not tile is unreadable, not Annex B (a packet
+    cut short read its 00 00 01 2A length as a start code, and 0 bytes, unsaid)."""
+    if framing != "annexb":
+        for length_size in (4, 2, 1):
+            units = _length_prefixed_units(packet, length_size)
+            if units is not None:
+                return units, "length"
+        if framing == "length":
+            raise PictureBytesError("its NAL lengths do not tile it (cut short?)")
+    units = _annexb_units(packet)
+    if units is None:
+        raise PictureBytesError("neither 4-, 2- or 1-byte NAL lengths nor Annex B start codes")
+    return units, "annexb"
 
 
 def _packets_picture_bytes(stream: BinaryIO, sizes: Sequence[int], codec: str,
                            where: str) -> PictureBytes:
     out = np.empty(len(sizes), dtype=np.int64)
     unreadable, first = 0, None
+    framing: str | None = None  # the stream's, from its first readable packet
     for i, size in enumerate(sizes):
         packet = stream.read(int(size))
         if len(packet) != size:
             raise PictureBytesError(f"{where}: the stream copy ended at packet {i + 1} of "
                                     f"{len(sizes)}")
         try:
-            out[i] = picture_bytes(packet, codec)
+            out[i], framing = _framed_picture_bytes(packet, codec, framing)
         except PictureBytesError as exc:  # a damaged packet: its size is the best guess
             out[i] = size
             unreadable += 1

@@ -344,16 +344,25 @@ def refuse_sweep_settings(overrides: Sequence[str]) -> None:
     exit 0). Refused, saying it takes effect with ``-m``; ``hparams_search=null`` (the
     default) passes. Called by a run's task, where Hydra's mode is known (a config of one's
     own may set ``hydra.mode: MULTIRUN``), and by the Python API (every call one run)."""
+    override = first_sweep_setting(overrides)
+    if override is not None:
+        raise VmafDistillError(
+            f"{override}: a sweep's setting, which takes effect with -m (--multirun); "
+            "without it one run would train and ignore it")
+
+
+def first_sweep_setting(overrides: Sequence[str]) -> str | None:
+    """The first of ``overrides`` that only a sweep reads (:data:`SWEEP_ONLY_SETTINGS`;
+    ``hparams_search=null``, the default, is none); None where none is."""
     from ..config import override_key
 
-    for override in overrides:
+    for override in map(str, overrides):
         key, value = override_key(override), override.partition("=")[2]
         if key == "hparams_search" and value.strip() in ("", "null"):
             continue
         if any(key == k or key.startswith((f"{k}.", f"{k}/")) for k in SWEEP_ONLY_SETTINGS):
-            raise VmafDistillError(
-                f"{override}: a sweep's setting, which takes effect with -m (--multirun); "
-                "without it one run would train and ignore it")
+            return override
+    return None
 
 
 def _refuse_a_storage_optuna_cannot_open(argv: Sequence[str]) -> None:

@@ -310,9 +310,12 @@ class V1016Result(VmafResult):
 LIBVMAF_FILTER_DEPTHS = (8, 10, 12, 16)
 
 
-def filter_depth_chunks(ref: Any, dist: Any) -> tuple[int, Any, Any]:
+def filter_depth_chunks(ref: Any, dist: Any,
+                        full_range: tuple[bool, bool] = (False, False)) -> tuple[int, Any, Any]:
     """A pair of decoded chunks at the depth ffmpeg hands libvmaf: the next depth its filter
-    takes, samples shifted up as ffmpeg's conversion does (9-bit video is scored at 10 bits).
+    takes, samples converted up as ffmpeg's scaler does (9-bit video is scored at 10 bits): a
+    shift, but a full-range side's luma (``full_range``: reference, distorted) by bit
+    replication (``x << 1 | x >> 8`` from 9 to 10 bits; a shift read 7e-4 VMAF off).
     It matters to CAMBI, whose anti-dithering filter runs below 10 bits only: scored at 9 bits
     a banded gradient read CAMBI 10.40 where libvmaf (through ffmpeg) gives 17.00, VMAF 3.7
     apart (a hunt). :class:`V1016Scorer` itself scores the depth it is given, as libvmaf's C
@@ -324,13 +327,25 @@ def filter_depth_chunks(ref: Any, dist: Any) -> tuple[int, Any, Any]:
     if target == depth:
         return depth, ref, dist
 
-    def up(chunk: Any) -> Any:
-        shift = target - depth
+    shift = target - depth
+
+    def up(chunk: Any, full: bool) -> Any:
         planes = {k: None if getattr(chunk, k) is None
                   else getattr(chunk, k).astype(np.uint16) << shift for k in ("y", "u", "v")}
+        if full:
+            planes["y"] |= chunk.y.astype(np.uint16) >> (2 * depth - target)
         return replace(chunk, bit_depth=target, **planes)
 
-    return target, up(ref), up(dist)
+    return target, up(ref, full_range[0]), up(dist, full_range[1])
+
+
+def _full_ranges(ref_info: Any, dist: str | Path, dist_raw: Any) -> tuple[bool, bool]:
+    """Whether the reference and the distorted are full range (as ffmpeg reads them)."""
+    from ..io.video import _stream_range, probe_video
+    from .score import _raw_opts
+
+    dist_info = probe_video(dist, **_raw_opts(dist_raw))
+    return _stream_range(ref_info) == "pc", _stream_range(dist_info) == "pc"
 
 
 def score_files_v1016(
@@ -364,6 +379,8 @@ def score_files_v1016(
     # the v0.6.1 path's probe: other frame rates warned of, another bit depth refused
     info = _probe_pair(ref, dist, ref_raw, dist_raw, one_depth=not rescale,
                        check_timestamps=check_timestamps)
+    full_range = _full_ranges(info, dist, dist_raw) if info.bit_depth not in \
+        LIBVMAF_FILTER_DEPTHS else (False, False)
     pairs = prefetched(iter_frame_pairs(
         ref, dist, chunk=chunk,
         ref_opts={**ropts, "planes": "yuv", "decoder_threads": decoder_threads},
@@ -382,7 +399,7 @@ def score_files_v1016(
                 raise VideoInputError(
                     f"model {scorer.model.name}: reference and distorted bit depths differ "
                     f"({rc.bit_depth} vs {dc.bit_depth})")
-            depth, rc, dc = filter_depth_chunks(rc, dc)
+            depth, rc, dc = filter_depth_chunks(rc, dc, full_range)
             ref_uv = None if rc.u is None or rc.v is None else (rc.u, rc.v)
             dist_uv = None if dc.u is None or dc.v is None else (dc.u, dc.v)
             scorer.update(rc.y, dc.y, ref_uv, dist_uv, bit_depth=depth)
