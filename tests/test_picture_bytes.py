@@ -134,6 +134,24 @@ def test_h264_units_counted_alike_in_both_framings():
         picture_bytes(cut, "h264", framing="length")
 
 
+def test_an_annex_b_looking_first_packet_does_not_set_the_stream_s_framing():
+    """A length-prefixed stream whose first packet reads as Annex B (damaged, or written so):
+    it fixed "annexb" for every packet, and each later 256-511-byte length (00 00 01 xx) was
+    read as a start code: 13 of 60 frames counted 0 bytes (a review). Only a packet that
+    tiles as lengths fixes the framing."""
+    import io
+
+    from vmafdistill.io.picture_bytes import _packets_picture_bytes
+
+    slice_300 = b"\x41" + b"\x22" * 299  # its 4-byte length begins 00 00 01
+    packets = [_annexb([b"\x65" + b"\x88" * 50]), _length_prefixed([slice_300]),
+               _length_prefixed([b"\x41" + b"\x33" * 40]), _length_prefixed([slice_300])]
+    got = _packets_picture_bytes(io.BytesIO(b"".join(packets)), [len(p) for p in packets],
+                                 "h264", "test")
+    assert got.unreadable == 0
+    assert got.sizes.tolist() == [4 + 51, 4 + 300, 4 + 41, 4 + 300]
+
+
 def test_h265_drops_parameter_sets_and_sei():
     def nal(t: int, n: int) -> bytes:
         return bytes([t << 1, 1]) + b"\x55" * n

@@ -62,9 +62,11 @@ def _refuse_build_settings_in_training(train_overrides: list[Any]) -> None:
         group, _, package = override_key(override).partition("@")
         if {group.split(".")[0], package.split(".")[0]} & {*BUILD_ONLY_GROUPS, "corpus",
                                                             "corpus_build", "executor"}:
+            example = (" (there: executor=ray, without a +)" if "executor" in
+                       {group.split(".")[0], package.split(".")[0]} else "")
             raise VmafDistillError(f"train_overrides: {override!r} says how the corpus is "
-                                   "built; give it in corpus_overrides (training reads the "
-                                   "corpus step 1 builds)")
+                                   f"built; give it in corpus_overrides{example} (training "
+                                   "reads the corpus step 1 builds)")
 
 
 def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], Any]:

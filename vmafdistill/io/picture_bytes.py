@@ -198,14 +198,17 @@ def _packets_picture_bytes(stream: BinaryIO, sizes: Sequence[int], codec: str,
                            where: str) -> PictureBytes:
     out = np.empty(len(sizes), dtype=np.int64)
     unreadable, first = 0, None
-    framing: str | None = None  # the stream's, from its first readable packet
+    # the stream's framing: length-prefixed once a packet tiles so (an Annex B-looking first
+    # packet, damaged or odd, fixed "annexb" for all and misread every 256-511-byte length)
+    framing: str | None = None
     for i, size in enumerate(sizes):
         packet = stream.read(int(size))
         if len(packet) != size:
             raise PictureBytesError(f"{where}: the stream copy ended at packet {i + 1} of "
                                     f"{len(sizes)}")
         try:
-            out[i], framing = _framed_picture_bytes(packet, codec, framing)
+            out[i], read_as = _framed_picture_bytes(packet, codec, framing)
+            framing = "length" if read_as == "length" else framing
         except PictureBytesError as exc:  # a damaged packet: its size is the best guess
             out[i] = size
             unreadable += 1

@@ -381,6 +381,8 @@ def score_files_v1016(
                        check_timestamps=check_timestamps)
     full_range = _full_ranges(info, dist, dist_raw) if info.bit_depth not in \
         LIBVMAF_FILTER_DEPTHS else (False, False)
+    if rescale:  # the distorted comes out of the scaler in the reference's format and range
+        full_range = (full_range[0], full_range[0])
     pairs = prefetched(iter_frame_pairs(
         ref, dist, chunk=chunk,
         ref_opts={**ropts, "planes": "yuv", "decoder_threads": decoder_threads},
