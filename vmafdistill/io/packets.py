@@ -555,9 +555,9 @@ def read_rate(info: Any, packets: Any) -> float:
     video at: the probe's declared rate where every step of the packets' timestamps is one
     frame at that rate (to 1.5 ticks of their time base, or 0.1 ms: a 1 ms Matroska clock
     steps 33 and 34 ms at 29.97; never half a frame or more) or where their span holds, to
-    half a frame, as many frames at that rate as there are steps and most steps are one
-    frame at it, to a quarter frame (jittered capture timestamps), else the timestamps' mean
-    rate, with gaps (a capture that dropped out, a
+    half a frame, as many frames at that rate as there are steps and the middle of the
+    steps is one frame at it, to a quarter frame (jittered capture timestamps), else the
+    timestamps' mean rate, with gaps (a capture that dropped out, a
     splice: steps over 1 s and 10x the median step) left out of the span.
     Constant-rate video keeps its declared value exactly; variable-rate video reads the mean,
     one number for one stream in any container, where the declared rate is not one:
@@ -598,14 +598,16 @@ def read_rate(info: Any, packets: Any) -> float:
     if np.all(np.abs(kept - 1.0 / declared) <= min(max(1.5 * tick, 1e-4), 0.5 / declared)):
         return declared  # every step one frame at the declared rate: constant rate
     if (abs(span * declared - kept.size) < 0.5
-            and np.mean(np.abs(kept * declared - 1.0) <= 0.25) >= 0.5):
+            and np.all(np.abs(np.percentile(kept * declared, [40, 60]) - 1.0) <= 0.25)):
         # jittered timestamps (a capture's clock) around the declared rate: over the span they
         # add up to the frames they hold (a missing frame adds a whole one); their mean, a
         # hair off, cut other windows than the encode, whose muxer evens them out. Only where
-        # most steps are one frame at that rate (to a quarter frame): an MP4 that drops every
-        # third frame of 30 declares its frames over its duration (20.22), which its span
-        # holds; its TS copy declares 30 and reads the timestamps' 20.11. (Their median, 1.5
-        # frames where the steps are even in number, passed as one frame.)
+        # the middle of the steps (their 40th and 60th percentiles) is one frame at that rate,
+        # to a quarter frame: an MP4 that drops every third frame of 30 declares its frames
+        # over its duration (20.22), which its span holds, and steps 2/3 and 4/3 of it in
+        # equal numbers (their median, 1.0 where the count is even, passed); its TS copy
+        # declares 30 and reads the timestamps' 20.11. A jittered clock's steps spread
+        # around one frame (a test's +-0.35 frame: a third of them within a quarter frame)
         return declared
     ratio = declared / mean_rate
     if 0.45 <= ratio <= 0.55:  # field-coded, unless a container average counting a gap

@@ -66,7 +66,7 @@ def hydra_app(config_name: str, job: Any) -> Any:
         hc = HydraConfig.get()
         try:
             if hc.mode.name == "RUN":  # the real mode: -m, hydra.mode=..., a config's own
-                refuse_sweep_settings([*hc.overrides.task, *hc.overrides.hydra])
+                refuse_sweep_settings(_given_overrides(hc))
             _claim_job_dir(job_dirs, hc)
             return float(_resolved_job(job, cfg, hc, config_name))
         except VmafDistillError as exc:
@@ -100,6 +100,15 @@ def hydra_app(config_name: str, job: Any) -> Any:
     task.multirun = multirun  # type: ignore[attr-defined]
     task.sweep_dirs = sweep_dirs  # type: ignore[attr-defined]
     return task
+
+
+def _given_overrides(hc: Any) -> list[str]:
+    """The run's task and hydra overrides as given: unresolved (``optim.lr=${nope}`` is the
+    job's own one-line error, not a traceback from reading the overrides)."""
+    from omegaconf import OmegaConf
+
+    return [str(o) for part in (hc.overrides.task, hc.overrides.hydra)
+            for o in OmegaConf.to_container(part, resolve=False)]
 
 
 class SharedJobFolderError(VmafDistillError):
