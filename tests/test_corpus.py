@@ -1131,6 +1131,11 @@ def test_labels_of_a_converted_rung_have_their_own_cache_key() -> None:
                "scale_flags": "bicubic"}
     same = _label_key(source, "e", teacher, "yuv420p10le")
     assert _label_key(source, "e", teacher, "yuv420p") != same
+    # a 9-bit source is converted to its rung's format (libvmaf's graph): the key says which
+    # (it said "converted to the source's" for every rung, the labels of that conversion)
+    nine = {**source, "pix_fmt": "yuv420p9le"}
+    assert _label_key(nine, "e", teacher, "yuv420p") != _label_key(nine, "e", teacher,
+                                                                   "yuv420p10le")
 
 
 def test_evaluation_pairs_every_shot_of_a_variable_rate_source(

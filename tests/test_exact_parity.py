@@ -415,6 +415,31 @@ def test_a_rescaled_rung_of_another_colour_range_takes_the_masters(
     assert not bad, bad
 
 
+@pytest.mark.parametrize(("master_fmt", "rung_fmt", "rung_range"), [
+    ("yuv420p9le", "yuv420p", "tv"), ("yuv420p14le", "yuv420p10le", "tv"),
+    ("yuv420p9le", "yuvj420p", "pc")])
+def test_a_rescaled_rung_of_a_nine_or_fourteen_bit_master_is_scored_in_the_rungs_format(
+    tmp_path: Path, master_fmt: str, rung_fmt: str, rung_range: str
+) -> None:
+    """libvmaf's filter takes no 9- or 14-bit format: with a scale filter on the rung, ffmpeg's
+    graph keeps the rung in its own format and range and converts the *master* to them.
+    --rescale converted the rung to the master's depth (a 9-bit master's 8-bit rung 57.44
+    against libvmaf's 57.42; a full-range rung 57.48 against 56.16, unwarned). Same printing
+    tolerance as above."""
+    from vmafdistill._ffmpeg import run_ffmpeg
+
+    master, rung = tmp_path / "master.mkv", tmp_path / "rung.mp4"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=s=96x64:r=25:d=0.2", "-pix_fmt",
+                master_fmt, "-c:v", "ffv1", str(master)], what="master")
+    run_ffmpeg(["-y", "-i", str(master), "-vf", f"scale=48:32:out_range={rung_range}",
+                "-pix_fmt", rung_fmt, "-color_range", rung_range, "-c:v", "libx264",
+                "-crf", "30", "-x264-params", "threads=1", str(rung)], what="rung")
+    ours = score_files(master, rung, mode="exact", rescale=True)
+    lib = libvmaf_score(master, rung, model="vmaf_v0.6.1", scale_to=(96, 64))
+    bad = {k: v for k, v in _compare(ours, lib.frames).items() if v > PRINT_TOL}
+    assert not bad, bad
+
+
 def test_gray_against_full_range_yuv_is_scored_as_libvmaf_without_a_warning(
         tmp_path: Path) -> None:
     """A gray input against a full-range YUV one warned that libvmaf's graph converts it to

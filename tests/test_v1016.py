@@ -570,6 +570,25 @@ def test_nine_and_fourteen_bit_files_are_scored_at_the_depth_ffmpeg_hands_libvma
     np.testing.assert_allclose(np.asarray(ours.metrics["vmaf"]), lib.metric("vmaf"), atol=VMAF_TOL)
 
 
+def test_a_rescaled_rung_of_a_nine_bit_master_is_scored_as_ffmpeg_graph_scores_it(
+        tmp_path: Path) -> None:
+    """With a scale filter on an 8-bit rung, ffmpeg's graph converts a 9-bit master to the
+    rung's 8 bits (its filter takes no 9-bit format); --rescale scored the rung converted to
+    the master's 9 bits, then at 10 (VMAF 65.13 against libvmaf's 65.38 on testsrc2)."""
+    master, rung = tmp_path / "master.mkv", tmp_path / "rung.mp4"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=s=320x216:r=25", "-frames:v", "3",
+                "-pix_fmt", "yuv420p9le", "-c:v", "ffv1", str(master)], what="a 9-bit master")
+    run_ffmpeg(["-y", "-i", str(master), "-vf", "scale=160:108", "-pix_fmt", "yuv420p",
+                "-c:v", "libx264", "-crf", "35", "-x264-params", "threads=1", str(rung)],
+               what="its 8-bit rung")
+    name = "vmaf_v1.0.16_3d0h"
+    lib = libvmaf_score(master, rung, model=str(_model_path(name)), scale_to=(320, 216))
+    ours = score_files(master, rung, model=name, rescale=True)
+    cambi = V1016Model.load(name).printed_names()["cambi"]
+    np.testing.assert_allclose(np.asarray(ours.metrics[cambi]), lib.metric(cambi), atol=FEATURE_TOL)
+    np.testing.assert_allclose(np.asarray(ours.metrics["vmaf"]), lib.metric("vmaf"), atol=VMAF_TOL)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a CPU-only torch build")
 def test_the_scorer_names_a_device_torch_cannot_use_in_one_line() -> None:
     """``V1016Scorer(device="cuda")`` on a CPU-only torch: torch's bare AssertionError at the

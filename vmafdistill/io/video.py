@@ -1249,8 +1249,10 @@ def iter_frame_pairs(
     With ``scale_dist_to_ref`` the distorted
     video is scaled to the reference frame size (ffmpeg ``scale``, ``flags=scale_flags``) and
     converted to the reference's YUV pixel format in the same scaler, as ffmpeg's libvmaf filter
-    graph does; otherwise differing sizes raise FrameMismatchError before any frame is read, and
-    bit depths may differ (each chunk reports its own).
+    graph does (a 9- or 14-bit reference is converted to the distorted's format and range
+    instead, as that graph does: :func:`graph_converts_reference`); otherwise differing sizes
+    raise FrameMismatchError before any frame is read, and bit depths may differ (each chunk
+    reports its own).
 
     Frame counts: when both are known up front (raw/y4m) they are compared before reading;
     otherwise a mismatch is detected when one stream ends first. ``on_length_mismatch="error"``
@@ -1303,30 +1305,61 @@ def iter_frame_pairs(
         warnings.warn(f"{msg}; using the first {min(nr, nd)} frames only", stacklevel=2)
         limit = min(nr, nd)
 
+    ref_conv, dist_conv = _graph_conversions(rinfo, dinfo) if scale_dist_to_ref else ({}, {})
     ref_it = _iter_info(
-        rinfo, chunk=chunk, scale_to=r_scale, scale_flags=r_flags, planes=r_planes, limit=limit,
-        decoder_threads=ropts.get("decoder_threads"),
-    )
-    # Scaled to the reference, the distorted frames also take its pixel format (bit depth,
-    # chroma subsampling) in the same scaler, as ffmpeg's libvmaf filter graph negotiates it:
-    # a 10-bit H.264 rung of a 12-bit master is scored at 12 bits, like libvmaf does.
-    # A gray distorted against a YUV reference too: ffmpeg converts it to the reference's
-    # format and range there (it was scored as decoded, full range: 99.7 for libvmaf's 76.1).
-    # A gray reference is not converted (libvmaf's filter takes no gray: ffmpeg converts
-    # both; score warns).
-    convert = (scale_dist_to_ref and rinfo.layout.has_chroma and dinfo.pix_fmt != rinfo.pix_fmt)
+        rinfo, chunk=chunk, scale_to=r_scale, planes=r_planes, limit=limit,
+        decoder_threads=ropts.get("decoder_threads"), **{"scale_flags": r_flags, **ref_conv})
     dist_it = _iter_info(
         dinfo, chunk=chunk, scale_to=d_scale, scale_flags=d_flags, planes=d_planes, limit=limit,
-        out_pix_fmt=rinfo.pix_fmt if convert else None,
-        decoder_threads=dopts.get("decoder_threads"),
-        ranges=(_range_conversion(rinfo, dinfo) if scale_dist_to_ref and rinfo.layout.has_chroma
-                else None),
-        # a gray distorted takes a tagged reference's matrix, as ffmpeg's graph gives it (it
-        # goes through RGB there: 0.008 VMAF off untagged, BT.709 measured)
-        out_matrix=(_scaler_matrix(rinfo) if convert and not dinfo.layout.has_chroma
-                    else None),
-    )
+        decoder_threads=dopts.get("decoder_threads"), **dist_conv)
     return _lockstep(rinfo, dinfo, ref_it, dist_it, on_length_mismatch)
+
+
+def _graph_conversions(rinfo: VideoInfo,
+                       dinfo: VideoInfo) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The conversions of ffmpeg's libvmaf graph with a scale filter on the distorted, as
+    :func:`_iter_info` options for the reference and the distorted.
+
+    The distorted frames take the reference's pixel format (bit depth, chroma subsampling)
+    and range in the scaler that resizes them: a 10-bit H.264 rung of a 12-bit master is
+    scored at 12 bits, like libvmaf does. A gray distorted against a YUV reference too (it
+    was scored as decoded, full range: 99.7 for libvmaf's 76.1), with a tagged reference's
+    matrix (through RGB there: 0.008 VMAF off untagged, BT.709 measured). A gray reference
+    is not converted (libvmaf's filter takes no gray: ffmpeg converts both; score warns).
+    A 9- or 14-bit reference is converted to the distorted's format and range instead
+    (:func:`graph_converts_reference`), by the graph's own bicubic scaler.
+    """
+    if graph_converts_reference(rinfo.pix_fmt, dinfo.pix_fmt):
+        return {"scale_flags": GRAPH_SCALE_FLAGS, "out_pix_fmt": dinfo.pix_fmt,
+                "ranges": _range_conversion(dinfo, rinfo)}, {}
+    if not rinfo.layout.has_chroma:
+        return {}, {}
+    convert = dinfo.pix_fmt != rinfo.pix_fmt
+    return {}, {"out_pix_fmt": rinfo.pix_fmt if convert else None,
+                "ranges": _range_conversion(rinfo, dinfo),
+                "out_matrix": (_scaler_matrix(rinfo) if convert and not dinfo.layout.has_chroma
+                               else None)}
+
+
+#: The bit depths ffmpeg's libvmaf filter takes (its pixel formats: 8, 10, 12 and 16 bits).
+LIBVMAF_FILTER_DEPTHS = (8, 10, 12, 16)
+
+#: The flags of the scaler ffmpeg's graph inserts to convert an input's format (``auto_scale``:
+#: bicubic whatever the scale filter on the distorted says).
+GRAPH_SCALE_FLAGS = "bicubic"
+
+
+def graph_converts_reference(ref_pix_fmt: str, dist_pix_fmt: str) -> bool:
+    """Whether ffmpeg's libvmaf graph with a ``scale`` filter on the distorted (``--rescale``)
+    converts the *reference* to the distorted's format and colour range: a YUV reference of a
+    depth the filter does not take (9 or 14 bits) with a YUV distorted of one it does. The
+    scaler then keeps the distorted's format (its input's), and the reference is converted to
+    it (measured with ``-v verbose``: a 9-bit master and its 8-bit rung are scored at 8 bits,
+    a full-range rung's master in full range). Otherwise the scaler converts the distorted to
+    the reference's."""
+    ref, dist = pix_fmt_layout(ref_pix_fmt), pix_fmt_layout(dist_pix_fmt)
+    return (ref.has_chroma and dist.has_chroma and ref.bit_depth not in LIBVMAF_FILTER_DEPTHS
+            and dist.bit_depth in LIBVMAF_FILTER_DEPTHS)
 
 
 #: ffmpeg's matrix tags as its scale filter names them (``out_color_matrix``).
@@ -1343,18 +1376,18 @@ def _scaler_matrix(info: VideoInfo) -> str | None:
     return _SCALER_MATRICES.get(stream_facts(info.path)["matrix"] or "")
 
 
-def _stream_range(info: VideoInfo) -> str | None:
+def stream_range(info: VideoInfo) -> str | None:
     """``"pc"``/``"tv"`` of a probed input: a raw one's by its format, else as ffmpeg reads it."""
     return range_of_pix_fmt(info.pix_fmt) if info.kind == "raw" else colour_range(info.path)[0]
 
 
-def _range_conversion(rinfo: VideoInfo, dinfo: VideoInfo) -> tuple[str, str] | None:
-    """(distorted, reference) colour ranges where they differ, for the rescaling scaler: ffmpeg's
-    libvmaf graph converts the distorted to the reference's range there, and a full-range
-    distorted (``yuvj420p``) scaled into a limited reference kept full range (luma 0..249
-    against libvmaf's 2..230: VMAF 69.7 where libvmaf reads 54.9)."""
-    dist, ref = _stream_range(dinfo), _stream_range(rinfo)
-    return (dist, ref) if dist and ref and dist != ref else None
+def _range_conversion(target: VideoInfo, source: VideoInfo) -> tuple[str, str] | None:
+    """(source's, target's) colour ranges where they differ, for the scaler that converts
+    ``source`` to ``target``'s format: ffmpeg's libvmaf graph converts the range there too,
+    and a full-range distorted (``yuvj420p``) scaled into a limited reference kept full range
+    (luma 0..249 against libvmaf's 2..230: VMAF 69.7 where libvmaf reads 54.9)."""
+    came, goes = stream_range(source), stream_range(target)
+    return (came, goes) if came and goes and came != goes else None
 
 
 def _count_message(ref: str, nref: str, dist: str, ndist: str) -> str:

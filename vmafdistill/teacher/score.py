@@ -214,8 +214,8 @@ def _warn_on_timestamps(ref: str | Path, dist: str | Path, ref_info: Any,
 
 def _probe_pair(ref: str | Path, dist: str | Path, ref_raw: dict[str, Any] | None,
                 dist_raw: dict[str, Any] | None, *, one_depth: bool,
-                warn_depths: bool = False, check_timestamps: bool = True) -> Any:
-    """The reference's :class:`~vmafdistill.io.video.VideoInfo`, once both files were probed:
+                warn_depths: bool = False, check_timestamps: bool = True) -> tuple[Any, Any]:
+    """The reference's and the distorted's :class:`~vmafdistill.io.video.VideoInfo`:
     other frame rates warned of, other frame times too where ``check_timestamps``, another
     bit depth refused where ``one_depth``, warned of where ``warn_depths`` (float mode, not
     rescaled)."""
@@ -228,7 +228,7 @@ def _probe_pair(ref: str | Path, dist: str | Path, ref_raw: dict[str, Any] | Non
     elif warn_depths and ref_info.bit_depth != dist_info.bit_depth:
         warnings.warn(_mixed_depths(ref, dist, ref_info.bit_depth, dist_info.bit_depth),
                       stacklevel=3)
-    return ref_info
+    return ref_info, dist_info
 
 
 def _mixed_depths(ref: str | Path, dist: str | Path, ref_depth: int, dist_depth: int) -> str:
@@ -317,7 +317,7 @@ def score_files(
         )
     started = time.perf_counter()
     scorer = VmafScorer(model, device=device, dtype=dtype, mode=mode, aim=aim)
-    ref_info = _probe_pair(ref, dist, ref_raw, dist_raw,
+    ref_info, _ = _probe_pair(ref, dist, ref_raw, dist_raw,
                            one_depth=scorer.mode == "exact" and not rescale,
                            warn_depths=scorer.mode == "float" and not rescale,
                            check_timestamps=check_timestamps)

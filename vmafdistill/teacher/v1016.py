@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import ModelError, VideoInputError
+from ..io.video import LIBVMAF_FILTER_DEPTHS
 from .cambi import CambiOptions, cambi, check_cambi_size
 from .exact.features import TRIM_EVERY_CHUNKS, release_buffers, trim_heap
 from .exact.integer_adm import MIN_SIZE as ADM_MIN_SIZE
@@ -306,10 +307,6 @@ class V1016Result(VmafResult):
                 for i in range(self.num_frames)]
 
 
-#: The bit depths ffmpeg's libvmaf filter takes (its pixel formats: 8, 10, 12 and 16 bits).
-LIBVMAF_FILTER_DEPTHS = (8, 10, 12, 16)
-
-
 def filter_depth_chunks(ref: Any, dist: Any,
                         full_range: tuple[bool, bool] = (False, False)) -> tuple[int, Any, Any]:
     """A pair of decoded chunks at the depth ffmpeg hands libvmaf: the next depth its filter
@@ -339,13 +336,11 @@ def filter_depth_chunks(ref: Any, dist: Any,
     return target, up(ref, full_range[0]), up(dist, full_range[1])
 
 
-def _full_ranges(ref_info: Any, dist: str | Path, dist_raw: Any) -> tuple[bool, bool]:
+def _full_ranges(ref_info: Any, dist_info: Any) -> tuple[bool, bool]:
     """Whether the reference and the distorted are full range (as ffmpeg reads them)."""
-    from ..io.video import _stream_range, probe_video
-    from .score import _raw_opts
+    from ..io.video import stream_range
 
-    dist_info = probe_video(dist, **_raw_opts(dist_raw))
-    return _stream_range(ref_info) == "pc", _stream_range(dist_info) == "pc"
+    return stream_range(ref_info) == "pc", stream_range(dist_info) == "pc"
 
 
 def score_files_v1016(
@@ -377,11 +372,13 @@ def score_files_v1016(
     scorer = V1016Scorer(V1016Model.load(str(model)), device=device)
     ropts, dopts = _raw_opts(ref_raw), _raw_opts(dist_raw)
     # the v0.6.1 path's probe: other frame rates warned of, another bit depth refused
-    info = _probe_pair(ref, dist, ref_raw, dist_raw, one_depth=not rescale,
+    info, dist_info = _probe_pair(ref, dist, ref_raw, dist_raw, one_depth=not rescale,
                        check_timestamps=check_timestamps)
-    full_range = _full_ranges(info, dist, dist_raw) if info.bit_depth not in \
+    full_range = _full_ranges(info, dist_info) if info.bit_depth not in \
         LIBVMAF_FILTER_DEPTHS else (False, False)
-    if rescale:  # the distorted comes out of the scaler in the reference's format and range
+    if rescale:
+        # the scaler gives a 9/14-bit distorted the reference's format and range (a distorted
+        # of a depth the filter takes has the reference converted to it: no depth change here)
         full_range = (full_range[0], full_range[0])
     pairs = prefetched(iter_frame_pairs(
         ref, dist, chunk=chunk,
