@@ -1464,6 +1464,13 @@ def test_read_rate_leaves_timestamp_gaps_out() -> None:
     # constant rate: the declared value exactly
     ntsc = np.arange(60) * 1001 / 30000
     assert read_rate(declared(30000 / 1001), Packets(pts_s=ntsc)) == 30000 / 1001
+    # two files joined byte for byte (cat q1.ts one2.ts): ffmpeg stamped the second file's
+    # two frames with the first file's last two times; the repeats hold no time (26.1 fps)
+    joined = np.sort(np.concatenate([np.arange(45), [43, 44]]) / 25)
+    assert read_rate(declared(25.0), Packets(pts_s=joined)) == 25.0
+    # a clock too coarse for its frames (two per tick throughout) still reads its mean
+    coarse = np.repeat(np.arange(50), 2) / 25
+    assert read_rate(declared(30.0), Packets(pts_s=coarse)) == pytest.approx(99 / 1.96)
 
 
 @pytest.mark.parametrize("kind", ["gap", "drop"])
