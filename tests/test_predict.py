@@ -293,8 +293,9 @@ def test_bad_inputs_give_clear_errors(tmp_path, capsys):
     audio = tmp_path / "tone.m4a"
     run_ffmpeg(["-f", "lavfi", "-i", "sine=duration=0.5", "-c:a", "aac", str(audio)],
                what="making an audio-only file")
+    # "-" read "-: no such file" where a pipe says to save it first
     for path, msg in [(tmp_path / "missing.mp4", "no such file"), (text, "not a readable"),
-                      (audio, "no video stream")]:
+                      (audio, "no video stream"), ("-", "not read from standard input")]:
         assert cli_main(["predict", str(path), "--model", str(TINY)]) == 2
         assert msg in capsys.readouterr().err
     assert cli_main(["predict", str(text), "--model", str(tmp_path / "none.onnx")]) == 2
@@ -461,6 +462,15 @@ def test_predictor_on_zero_rows_gives_zero_predictions(predictor):
     width = len(predictor.feature_names)
     assert predictor.predict(np.zeros((0, width), np.float32)).shape == (0,)
     assert predictor.predict_rows([]).shape == (0,)
+
+
+def test_a_row_without_a_feature_names_what_it_lacks(predictor):
+    """predict_rows raised a bare KeyError for the first missing name, where predict on a
+    table names every feature it lacks (a hunt)."""
+    row = dict.fromkeys(predictor.feature_names, 1.0)
+    del row[predictor.feature_names[-1]]
+    with pytest.raises(ModelError, match=f"row 1 lacks .*{predictor.feature_names[-1]}"):
+        predictor.predict_rows([dict.fromkeys(predictor.feature_names, 1.0), row])
 
 
 def test_a_missing_card_says_where_it_was_looked_for(tmp_path, capsys):

@@ -879,6 +879,9 @@ def test_a_rendition_switch_mid_stream_predicts_each_rendition_at_its_own_size(
     assert all("picture_changes" not in a.summary for a in alone)  # no change: no 2nd pass
     assert [c["shots"] for c in changes] == [len(a.records) for a in alone]
     assert [c["ref_size"] for c in changes] == [a.summary["ref_size"] for a in alone]
+    # each run's own cut step (the summary's top-level one is the first run's; a hunt)
+    steps = [a.summary["pixel_features"]["cut_pixel_step"] for a in alone]
+    assert [c["cut_pixel_step"] for c in changes] == steps, steps
     expected = [rec for a in alone for rec in a.records]
     assert len(report.records) == len(expected) and "hidden_frames" not in report.summary
     assert [r["shot"] for r in report.records] == list(range(len(expected)))

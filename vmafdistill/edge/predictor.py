@@ -291,7 +291,13 @@ class Predictor:
         return _nan_where_not_finite(x, out)
 
     def predict_rows(self, rows: list[dict[str, float]]) -> np.ndarray:
-        """:meth:`predict` on dict rows keyed by feature name."""
+        """:meth:`predict` on dict rows keyed by feature name (ModelError naming the
+        features a row lacks)."""
+        for i, row in enumerate(rows):
+            missing = [n for n in self.feature_names if n not in row]
+            if missing:  # a bare KeyError named one, without the row or the model
+                raise ModelError(f"{self.model_path.name}: row {i} lacks the student's "
+                                 f"feature(s) {', '.join(missing)}")
         x = np.array([[row[n] for n in self.feature_names] for row in rows], dtype=np.float32)
         return self.predict(x.reshape(len(rows), len(self.feature_names)))
 

@@ -243,8 +243,9 @@ def rows_per_rendition(
     at its own size (:func:`decode_luma_runs`), measured by ``frame_pass`` and cut into shots
     on its own (a switch is a shot boundary). Rows carry the recording's frame numbers and
     shot / scene indices; returns them with the run index of each row. Each run's dict gains
-    ``ref_size``, ``ref_size_rule``, ``shots`` and, at another frame rate than ``fps`` (the
-    recording's, :func:`recording_rate`), ``fps``.
+    ``ref_size``, ``ref_size_rule``, ``shots``, ``cut_pixel_step`` (and ``temporal_pixel_step``
+    where a temporal pass runs) and, at another frame rate than ``fps`` (the recording's,
+    :func:`recording_rate`), ``fps``.
     """
     schedule = [(stop - start, int(r["width"]), int(r["height"]))
                 for r, (start, stop) in zip(runs, _run_spans(runs, n), strict=True)]
@@ -262,10 +263,10 @@ def rows_per_rendition(
         f0 = int(runs[k]["frame"])
         chunks: Iterator[np.ndarray] = (y for _, y in group)
         det = ShotDetector(fps=fps, **dict(options.shots))
+        cut_step, temporal_step = options.cut_step(w, h, step), options.temporal_step(names, w, h)
         per_frame = frame_pass(
             chunks, bit_depth=bit_depth, detector=det, frame_step=step,
-            shot_pixel_step=options.cut_step(w, h, step), threads=options.threads,
-            temporal_step=options.temporal_step(names, w, h))
+            shot_pixel_step=cut_step, threads=options.threads, temporal_step=temporal_step)
         if per_frame["mean_luma"].shape[0] != frames:
             raise VideoInputError(f"{p}: picture run {k + 1} ({w}x{h}) decoded "
                                   f"{per_frame['mean_luma'].shape[0]} frames, the first pass "
@@ -279,7 +280,11 @@ def rows_per_rendition(
         _offset_rows(run_rows, f0, fps, shot_base, scene_base)
         shot_base += len(run_rows)
         scene_base = max((int(r["scene_index"]) for r in run_rows), default=scene_base - 1) + 1
-        runs[k].update(ref_size=list(ref), ref_size_rule=rule, shots=len(run_rows))
+        # each run's own pixel steps (they follow its size): the summary's top-level ones are
+        # the first pass's, at the first run's size
+        runs[k].update(ref_size=list(ref), ref_size_rule=rule, shots=len(run_rows),
+                       cut_pixel_step=cut_step,
+                       **({"temporal_pixel_step": temporal_step} if temporal_step else {}))
         rate = _run_rate(part.duration_s, fps)
         if rate is not None:
             runs[k]["fps"] = rate

@@ -243,8 +243,15 @@ class FrameChunk:
 # --------------------------------------------------------------------------------------------
 
 
+#: What a video read from standard input (``-``) is told: every input is read more than once.
+STDIN_REFUSED = ("-: a video is not read from standard input (it is read more than once: "
+                 "probed, then decoded); save it to a file first")
+
+
 def _check_path(path: PathLike) -> str:
     p = os.fspath(path)
+    if p == "-" and not os.path.exists(p):
+        raise VideoInputError(STDIN_REFUSED)
     if not os.path.exists(p):
         raise VideoInputError(f"{p}: no such file")
     if os.path.isdir(p):
