@@ -790,6 +790,37 @@ def test_a_student_trained_on_these_sources_under_another_ladder_is_in_sample(
     assert unseen._trained_on_it(other, {"corpus_hash": "x"}, "t2", here, cache) is None
 
 
+def test_a_student_fine_tuned_after_training_on_the_unseen_corpus_is_in_sample(
+        tmp_path: Path) -> None:
+    """A hunt: a student trained on evaluate's own corpus and then fine-tuned on another
+    (its card named only the second) was scored "Unseen content" with no note, its MAE the
+    in-sample one. The card's ``earlier_corpora`` are checked as its corpus is."""
+    import json
+
+    import pandas as pd
+
+    from vmafdistill.evaluation import unseen
+
+    card = {"corpus": {"name": "synthetic", "hash": "s1"},
+            "earlier_corpora": [{"name": "unseen_vp9", "hash": "h1"}]}
+    with pytest.warns(UserWarning, match="trained on corpus unseen_vp9, the corpus `unseen_vp9`"):
+        note = unseen._trained_on_it(card, {"corpus_hash": "h1"}, "unseen_vp9",
+                                     tmp_path / "c", tmp_path)
+    assert note and "in-sample" in note
+    # by the source files, under another ladder
+    cache = tmp_path / "cache"
+    trained, here = cache / "corpus" / "unseen_vp9", cache / "corpus" / "unseen_av1"
+    for d in (trained, here):
+        (d / "tables").mkdir(parents=True)
+        (d / "corpus.json").write_text(json.dumps({"corpus_hash": d.name}))
+        pd.DataFrame({"source_id": ["a"], "sha256": ["s1"]}).to_parquet(
+            d / "tables" / "sources.parquet")
+    card = {"corpus": {"name": "synthetic", "hash": "s1"},
+            "earlier_corpora": [{"name": "unseen_vp9", "hash": "unseen_vp9"}]}
+    with pytest.warns(UserWarning, match=r"holds the same source files as `unseen_av1`"):
+        assert unseen._trained_on_it(card, {"corpus_hash": "x"}, "unseen_av1", here, cache)
+
+
 def test_the_unseen_corpus_is_cut_as_the_card_cuts(tmp_path: Path) -> None:
     """A card exported with edge.shots.max_len_s=2 (as export's own warning advises for a
     corpus cut so) cut 3 shots where evaluate's corpus, cut with the default, had 6: shots

@@ -846,3 +846,29 @@ def test_a_refused_source_corpus_is_named_not_called_missing(
         assert source_domain({**meta, "corpus": {"name": "a", "dir": str(corpus),
                                                   "hash": "0" * 64}}) is None
     assert "differs from the student's" in caplog.text and "--corpus" not in caplog.text
+
+
+def test_a_student_fine_tuned_twice_keeps_its_first_corpus_as_seen(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A hunt: a student trained on corpus A, fine-tuned on B, then fine-tuned on A again
+    reported A's held-out rows as held out (no note, ``heldout_seen_sources`` null): the
+    first fine-tune's bundle kept only B as its corpus. Every corpus fitted on travels in
+    ``earlier_corpora`` (the bundle's meta, the metrics, the exported card)."""
+    from vmafdistill.students.bundle import load_bundle
+
+    a = synthetic_corpus(tmp_path / "a", n_sources=2, n_shots=8)
+    b = synthetic_corpus(tmp_path / "b", n_sources=2, n_shots=8, seed=7, name="other")
+    assert run_train(a, tmp_path / "src", "baselines=[]", "optim.max_epochs=20") == 0
+    assert finetune(f"ckpt={tmp_path / 'src' / 'student.pt'}", f"corpus_dir={b}",
+                    "optim.max_epochs=5", f"hydra.run.dir={tmp_path / 'ft1'}") == 0
+    _, meta = load_bundle(tmp_path / "ft1" / "student.pt")
+    a_hash = json.loads((a / "corpus.json").read_text())["corpus_hash"]
+    assert [c["hash"] for c in meta["earlier_corpora"]] == [a_hash]
+    capsys.readouterr()
+    assert finetune(f"ckpt={tmp_path / 'ft1' / 'student.pt'}", f"corpus_dir={a}",
+                    "optim.max_epochs=5", f"hydra.run.dir={tmp_path / 'ft2'}",
+                    "summary=true") == 0
+    out = capsys.readouterr().out
+    assert "'before' figures are in-sample, not held-out" in out, out
+    metrics = json.loads((tmp_path / "ft2" / "metrics.json").read_text())
+    assert [c["hash"] for c in metrics["earlier_corpora"]] == [a_hash]

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .config import checked_bool, checked_number, refuse_unknown_keys
+from .corpus.tables import corpora_trained_on
 from .edge.card import CARD_VERSION, card_path_for, write_card
 from .edge.onnx_check import check_allowlist, model_ops, model_opsets
 from .edge.tokens import DEFAULT_RULES, merge_rules, robust_stats
@@ -464,6 +465,9 @@ def export_onnx(
         "interactions": [list(pair) for pair in getattr(model, "interactions", [])],
         "target": target,
         "corpus": {k: dict(meta.get("corpus") or {}).get(k) for k in ("name", "hash")},
+        # a fine-tuned student's earlier corpora: evaluate scored its first one as unseen
+        "earlier_corpora": [{k: c.get(k) for k in ("name", "hash")}
+                            for c in corpora_trained_on(meta)[1:]],
         "metrics": dict(meta.get("metrics") or {}),
         "export_metrics": export_metrics,
         "conformal": dict(meta.get("conformal") or {"alpha": None, "q": None}),

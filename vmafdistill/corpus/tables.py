@@ -129,6 +129,24 @@ def read_manifest(corpus_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return manifest
 
 
+def corpora_trained_on(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every corpus a student was fitted on, its last one first: ``record`` is a bundle's meta
+    or an exported card (``corpus``, then a fine-tuned student's ``earlier_corpora``; a bundle
+    fine-tuned before those were kept names its source's corpus in ``finetuned_from``). A
+    student trained on one corpus and fine-tuned on another kept only the second: its first
+    corpus read as unseen content in evaluate and as held-out rows in a later fine-tune."""
+    found = [record.get("corpus"), *(record.get("earlier_corpora") or [])]
+    earlier = record.get("finetuned_from")
+    if not record.get("earlier_corpora") and isinstance(earlier, Mapping):
+        found.append(earlier.get("corpus"))
+    out: list[dict[str, Any]] = []
+    for corpus in found:
+        if isinstance(corpus, Mapping) and (corpus.get("hash") or corpus.get("name")) \
+                and dict(corpus) not in out:
+            out.append(dict(corpus))
+    return out
+
+
 def sources_seen_in(trained_dir: Path, trained_hash: Any, corpus_dir: Path) -> list[str] | None:
     """The source ids of the corpus at ``corpus_dir`` whose files (by sha256) the corpus at
     ``trained_dir`` holds, where that one still has ``trained_hash`` (one rebuilt there since,

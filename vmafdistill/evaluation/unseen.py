@@ -294,12 +294,20 @@ def _trained_on_it(card: dict[str, Any], manifest: dict[str, Any], name: str,
     on (coverage 22% -> 85% after a fine-tune on them), reported as unseen content without a
     word; another ``--ladder`` or teacher makes another corpus hash of the same footage.
     Printed as well."""
-    trained = card.get("corpus") or {}
-    if trained.get("hash") and trained.get("hash") == manifest.get("corpus_hash"):
-        note = (f"this student was trained on corpus {trained.get('name')}, the corpus "
+    from ..corpus.tables import corpora_trained_on
+
+    # a fine-tuned student's earlier corpora too (its card's earlier_corpora): trained on this
+    # very corpus and fine-tuned elsewhere, it was scored as unseen without a word
+    corpora = corpora_trained_on(card)
+    same = [c for c in corpora if c.get("hash") and c.get("hash") == manifest.get("corpus_hash")]
+    shared = [(c, seen) for c in corpora if not same
+              and (seen := _seen_sources(c, corpus_dir, cache))]
+    if same:
+        note = (f"this student was trained on corpus {same[0].get('name')}, the corpus "
                 f"`{name}` it is evaluated on (same hash): the content is not unseen, and the "
                 "figures below are in-sample")
-    elif seen := _seen_sources(trained, corpus_dir, cache):
+    elif shared:
+        trained, seen = shared[0]
         note = (f"this student was trained on corpus {trained.get('name')}, which holds the "
                 f"same source files as `{name}` ({', '.join(seen)}; by sha256): the content is "
                 "not unseen, and the figures below are in-sample for those sources")

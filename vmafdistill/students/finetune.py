@@ -180,6 +180,7 @@ def save_finetuned(
     manifest: Mapping[str, Any], bundle_path: Path, run_dir: Path,
 ) -> None:
     """``student.pt``: the original bundle's meta with this corpus, held-out metrics and q."""
+    from ..corpus.tables import corpora_trained_on
     from ..folders import json_safe
     from .bundle import save_bundle
     from .train import _with_learned_loss
@@ -192,6 +193,9 @@ def save_finetuned(
         corpus={"name": manifest.get("name"), "hash": manifest.get("corpus_hash"),
                 "dir": (metrics.get("corpus") or {}).get("dir")},
         finetuned_from={"bundle": str(bundle_path), "corpus": meta.get("corpus")},
+        # every corpus fitted on before this one (the source's own and its earlier ones): a
+        # fine-tune kept only the last, and the first read as unseen content afterwards
+        earlier_corpora=corpora_trained_on(meta),
         metrics=json_safe({"heldout_before": metrics["before"]["heldout"],
                          "heldout_after": metrics["after"]["heldout"],
                          "monotone_check": metrics["monotone_check"],
@@ -442,7 +446,7 @@ def _folds(corpus_dir: Path, samples: Any, cv: Mapping[str, Any],
 def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
               overrides: Sequence[str], t0: float) -> dict[str, Any]:
     """:func:`finetune`'s body, once its run directory is made."""
-
+    from ..corpus.tables import corpora_trained_on
     from .train import (
         check_fit_settings,
         checked_monotone,
@@ -490,6 +494,8 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
         "loss_source": loss_source,
         "features": meta.get("feature_set"),
         "source_corpus": meta.get("corpus"),
+        # the corpora the source student was fitted on before its last (a fine-tuned one's)
+        "earlier_corpora": corpora_trained_on(meta)[1:],
         "corpus": {"name": manifest.get("name"), "hash": manifest.get("corpus_hash"),
                    "dir": str(corpus_dir)},
         "cv": plain["cv"],
@@ -528,13 +534,15 @@ def _seen_sources(meta: Mapping[str, Any], corpus_dir: Path, samples: Any,
     were."""
     import pandas as pd
 
-    from ..corpus.tables import sources_seen_in
+    from ..corpus.tables import corpora_trained_on, sources_seen_in
 
-    trained = meta.get("corpus") or {}
-    if not trained.get("dir"):
-        return None
-    seen = sources_seen_in(Path(str(trained["dir"])), trained.get("hash"), corpus_dir)
-    if seen is None:
+    found: set[str] = set()
+    for trained in corpora_trained_on(meta):  # a fine-tuned student's earlier corpora too
+        if trained.get("dir"):
+            found |= set(sources_seen_in(Path(str(trained["dir"])), trained.get("hash"),
+                                         corpus_dir) or [])
+    seen = sorted(found)
+    if not seen:
         return None
     of_row = dict(zip(samples["sample_id"], samples["source_id"].astype(str), strict=True))
     rows = int(pd.Series([of_row.get(sid) for sid in held["sample_id"]]).isin(seen).sum())
@@ -561,9 +569,10 @@ def _print_summary(metrics: Mapping[str, Any], manifest: Mapping[str, Any]) -> N
           f"MAE {before['mae']:.3f} -> {after['mae']:.3f}, "
           f"PLCC {before['plcc']:.3f} -> {after['plcc']:.3f}; "
           f"bundle {metrics['bundle']}", flush=True)
-    source = metrics.get("source_corpus") or {}
+    hashes = {c.get("hash") for c in [metrics.get("source_corpus") or {},
+                                      *(metrics.get("earlier_corpora") or [])]} - {None}
     seen = metrics.get("heldout_seen_sources")
-    if source.get("hash") and source.get("hash") == (metrics.get("corpus") or {}).get("hash"):
+    if (metrics.get("corpus") or {}).get("hash") in hashes:
         # its "before" rows were its own training rows: low by construction
         print(f"note: the student was trained on this corpus ({manifest.get('name')}), so its "
               "'before' figures are in-sample, not held-out", flush=True)

@@ -214,6 +214,8 @@ def bundle_from_onnx(
         "feature_set": card.get("feature_set"),
         "feature_set_version": card.get("feature_set_version"),
         "corpus": card.get("corpus"),
+        # the corpora a fine-tuned student saw before (its card's): fine-tuned again, it keeps them
+        "earlier_corpora": card.get("earlier_corpora") or [],
         "conformal": card.get("conformal"),
         "guard_thresholds": card.get("guard_thresholds"),
         "target": card.get("target", "vmaf"),
