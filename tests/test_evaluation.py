@@ -427,6 +427,37 @@ def test_baseline_cache_key_follows_the_entrys_parameters(monkeypatch: pytest.Mo
     assert _baseline_key({"corpus_hash": "h"}, cfg, 10, ["a", "b"]) != before
 
 
+def test_baselines_are_fitted_anew_when_the_rows_change_under_one_corpus_hash(
+        tmp_path: Path) -> None:
+    """A hunt: a synthetic corpus (no table checksum) rewritten in place kept its corpus hash,
+    and the next run served the earlier table's cached baseline predictions scored against
+    the new labels (tree8 MAE 28.9 where a fresh fit gives 3.46, labels halved)."""
+    import numpy as np
+    import pandas as pd
+
+    from vmafdistill import api
+    from vmafdistill.evaluation.baselines import fit_predict_baselines
+    from vmafdistill.evaluation.metrics import regression_metrics
+    from vmafdistill.evaluation.splits import make_splits
+    from vmafdistill.testing.synthetic import synthetic_corpus
+
+    run = ("student=logistic", "optim.max_epochs=2", "baselines=[tree8]", "cv=loso",
+           "conformal.method=cross", "trainer.enable_progress_bar=false", "summary=false")
+    corpus = synthetic_corpus(tmp_path / "c", n_sources=2, n_shots=5)
+    api.train(corpus, tmp_path / "a", *run)
+    table = corpus / "tables" / "samples.parquet"
+    df = pd.read_parquet(table)
+    df["vmaf"] = df["vmaf"] * 0.5
+    df.to_parquet(table)
+    got = api.train(corpus, tmp_path / "b", *run).metrics["baselines"]["tree8"]
+    oof = fit_predict_baselines(df, make_splits(df, {"name": "leave_one_source_out"}),
+                                got["features"], ["tree8"], impute_nan=True)
+    truth = df.set_index("sample_id").loc[oof["sample_id"], "vmaf"].to_numpy()
+    assert got["oof"]["mae"] == pytest.approx(
+        regression_metrics(truth, oof["pred"].to_numpy())["mae"]), got["oof"]
+    assert np.isfinite(got["oof"]["mae"])
+
+
 def test_evaluate_output_paths_are_ready_before_any_work(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """--json/--markdown into a missing directory crashed with a traceback after all the

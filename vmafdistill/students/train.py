@@ -795,10 +795,10 @@ def baseline_names(cfg: Mapping[str, Any]) -> list[str]:
 
 
 def _baseline_key(manifest: Mapping[str, Any], cfg: Mapping[str, Any], n_rows: int,
-                  columns: Sequence[str]) -> str:
+                  columns: Sequence[str], data: str = "") -> str:
     """Cache key of a run's baselines: corpus, folds, features and the columns they were fitted
     on, target and each baseline's parameters (an edited entry of conf/baselines.yaml is
-    fitted anew)."""
+    fitted anew), and ``data``, a digest of the rows fitted (:func:`_rows_digest`)."""
     from ..evaluation.baselines import baseline_specs
 
     names = baseline_names(cfg)
@@ -807,9 +807,21 @@ def _baseline_key(manifest: Mapping[str, Any], cfg: Mapping[str, Any], n_rows: i
         "corpus_hash": manifest.get("corpus_hash"), "cv": cfg["cv"], "features": cfg["features"],
         "target": cfg.get("target", "vmaf"), "baselines": names,
         "specs": [specs.get(n) for n in names], "imputation": "fold median",
-        "seed": cfg.get("seed", 0), "rows": n_rows, "columns": list(columns),
+        "seed": cfg.get("seed", 0), "rows": n_rows, "columns": list(columns), "data": data,
     }, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _rows_digest(samples: pd.DataFrame, columns: Sequence[str], target: str) -> str:
+    """sha256 of the ids, input columns and target the baselines are fitted on: a corpus whose
+    table changed under the same corpus hash (the test helper's synthetic corpora, rewritten in
+    place, record no table checksum) served the earlier table's predictions, scored against
+    the new labels (tree8 MAE 28.9 where a fresh fit gives 3.46)."""
+    import pandas as pd
+
+    cols = [c for c in dict.fromkeys(["sample_id", *columns, target]) if c in samples]
+    hashed = pd.util.hash_pandas_object(samples[cols], index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()
 
 
 def baseline_oof(
@@ -833,7 +845,8 @@ def baseline_oof(
     names = baseline_names(cfg)
     if not names:
         return pd.DataFrame(columns=["sample_id", "model", "fold", "pred"]), ""
-    key = _baseline_key(manifest, cfg, len(samples), feature_names)
+    key = _baseline_key(manifest, cfg, len(samples), feature_names,
+                        _rows_digest(samples, feature_names, str(cfg.get("target", "vmaf"))))
     candidates = [corpus_dir / "baselines" / f"{key}.parquet",
                   run_dir / "baselines" / f"{key}.parquet"]
     for path in candidates:
