@@ -300,6 +300,12 @@ def test_bad_inputs_give_clear_errors(tmp_path, capsys):
         assert msg in capsys.readouterr().err
     assert cli_main(["predict", str(text), "--model", str(tmp_path / "none.onnx")]) == 2
     assert "model file not found" in capsys.readouterr().err
+    # a card read as "<name>.card.card.json: model card not found", a folder as "not found"
+    card = TINY.with_name(TINY.stem + ".card.json")
+    for model, msg in [(card, f"a model card; give the ONNX model it describes ({TINY})"),
+                       (tmp_path, "a directory, not an exported ONNX model")]:
+        assert cli_main(["predict", str(text), "--model", str(model)]) == 2
+        assert msg in capsys.readouterr().err
 
 
 def test_a_damaged_file_s_warnings_are_one_line(clip, tmp_path, capsys):

@@ -269,13 +269,11 @@ def run(args: argparse.Namespace) -> int:
 
     from ..edge.card import card_path_for, read_card
     from ..edge.pipeline import EdgeOptions, analyze_video
-    from ..edge.predictor import Predictor, check_not_a_training_output, default_model_path
-    from ..errors import ModelError, VideoInputError
+    from ..edge.predictor import Predictor, check_model_path, default_model_path
+    from ..errors import VideoInputError
 
     model = Path(args.model) if args.model else default_model_path()
-    check_not_a_training_output(model)  # a student.pt read as "model card not found"
-    if not model.is_file():
-        raise ModelError(f"{model}: model file not found")
+    check_model_path(model)  # a student.pt or a card read as "model card not found"
     card_file = Path(args.card) if args.card else card_path_for(model)
     videos = expand_videos(args.videos)
     check_output_target("--json", args.json, [v for v, _ in videos] + [model, card_file],

@@ -78,6 +78,21 @@ def check_not_a_training_output(path: Path) -> None:
             f"export it first: vmafdistill export --bundle {given} --out student.onnx")
 
 
+def check_model_path(path: Path) -> None:
+    """ModelError where ``path`` is no exported ONNX model: a training output
+    (:func:`check_not_a_training_output`), a model card (it read as "<name>.card.card.json:
+    model card not found"), a directory or nothing."""
+    check_not_a_training_output(path)
+    if path.name.endswith(".card.json"):
+        onnx = path.with_name(path.name[:-len(".card.json")] + ".onnx")
+        raise ModelError(f"{path}: a model card; give the ONNX model it describes ({onnx}), "
+                         "whose card is read beside it")
+    if path.is_dir():
+        raise ModelError(f"{path}: a directory, not an exported ONNX model")
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+
+
 class Predictor:
     """An exported student ready to predict (onnxruntime, single-threaded by default)."""
 
@@ -104,9 +119,7 @@ class Predictor:
                 "onnxruntime is not installed: pip install 'vmafdistill[edge]'"
             ) from None
         self.model_path = Path(model_path)
-        check_not_a_training_output(self.model_path)
-        if not self.model_path.is_file():
-            raise ModelError(f"{self.model_path}: model file not found")
+        check_model_path(self.model_path)
         self.card_path = Path(card_path) if card_path else card_path_for(self.model_path)
         self.card: dict[str, Any] = read_card(
             self.card_path, beside=None if card_path else self.model_path)

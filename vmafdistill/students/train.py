@@ -1317,7 +1317,10 @@ def fit_fold(
     samples = data.samples
     part = pd.DataFrame({
         "sample_id": samples["sample_id"].to_numpy()[te], "fold": k,
-        "pred": test_pred, data.target: y[te].astype(float),
+        # the table's own target, not the float32 one the student fits (3.8e-6 VMAF apart: every
+        # figure from the OOF differed from one recomputed from samples.parquet; a hunt)
+        "pred": test_pred, data.target: (samples[data.target].to_numpy(float)[te]
+                                         if data.target in samples else y[te].astype(float)),
     })
     # the teacher's VMAF beside another target (vmaf_min): it was overwritten with the target
     for col in (*OOF_KEYS, *(("vmaf",) if data.target != "vmaf" else ())):
