@@ -2167,3 +2167,19 @@ def test_a_tilde_in_the_corpus_paths_is_the_home_folder(sources, tmp_path: Path)
     assert (home / "o" / "corpus.json").is_file() and (home / "c").is_dir()
     assert any((home / "o" / ".hydra").iterdir())  # Hydra's run folder too
     assert f"-> {home / 'o'}" in done.stdout
+
+
+@pytest.mark.parametrize("damaged", ["123", "[1]", '"text"', '{"decode_errors": []}'])
+def test_a_cached_source_record_that_is_no_record_is_prepared_again(
+        sources, tmp_path: Path, damaged: str) -> None:
+    """A cached source record that parses as JSON but is no record of the source (a number,
+    a list, an object without its keys) was a TypeError or KeyError: the source failed, or
+    the whole build ended in a traceback, naming no file. It is prepared again."""
+    from vmafdistill.corpus.jobs import prepare_source
+
+    store = ArtifactStore(tmp_path / "cache")
+    first = prepare_source(str(sources["cuts"]), "cuts", {}, store)
+    (record_file,) = (tmp_path / "cache" / "sources").glob("*.json")
+    record_file.write_text(damaged)
+    assert prepare_source(str(sources["cuts"]), "cuts", {}, store) == first
+    assert json.loads(record_file.read_text())["sha256"] == first["sha256"]

@@ -160,6 +160,11 @@ def _source_path(spec: str) -> Path:
     return path
 
 
+#: The keys every cached source record has (later additions are learnt on reading).
+_RECORD_KEYS = frozenset({"sha256", "width", "height", "pix_fmt", "bit_depth", "fps",
+                          "num_frames", "duration_s", "shots"})
+
+
 def prepare_source(
     spec: str, source_id: str, shots_cfg: dict[str, Any], store: ArtifactStore
 ) -> dict[str, Any]:
@@ -181,6 +186,11 @@ def prepare_source(
     key = key_of(kind="source", sha=sha, shots=checked_shot_settings("shots", shots_cfg),
                  version=SHOTS_VERSION, decoder=ffmpeg_version())
     cached = store.get_json("sources", key)
+    if cached is not None and not (isinstance(cached, dict) and cached.keys() >= _RECORD_KEYS
+                                   and cached["sha256"] == sha):
+        # valid JSON but no record of this source (a number, a list, an object without its
+        # keys: damaged on disk, or not written here): a TypeError or KeyError naming no file
+        cached = None
     # a record cached before decode errors were kept is read again once, to learn them
     if cached is not None and "decode_errors" in cached:
         # the errors name the file they were read from: a copy under another name named it
