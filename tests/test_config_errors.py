@@ -93,6 +93,29 @@ def test_a_tool_that_writes_nothing_is_named(tmp_path: Path) -> None:
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+def test_a_tool_s_file_is_on_disk_before_it_is_renamed(tmp_path: Path, monkeypatch) -> None:
+    """docs/corpus.md says every artefact is fsynced before its rename; an encode (written by
+    ffmpeg through partial_file) was renamed unflushed (a hunt): a power cut could leave a
+    complete-looking name on an empty file."""
+    import os
+
+    from vmafdistill import folders
+
+    flushed: list[bytes] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        flushed.append(os.pread(fd, 16, 0))
+        real_fsync(fd)
+
+    monkeypatch.setattr(folders.os, "fsync", fsync)
+    out = tmp_path / "enc.mp4"
+    with folders.partial_file(out) as tmp:
+        tmp.write_bytes(b"an encode")
+        assert not out.exists()
+    assert out.read_bytes() == b"an encode" and flushed == [b"an encode"]
+
+
 def test_teacher_check_requirements_come_before_the_build(tmp_path: Path, monkeypatch,
                                                            capsys: pytest.CaptureFixture[str]
                                                            ) -> None:

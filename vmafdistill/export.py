@@ -393,6 +393,14 @@ def _try_int8(
     return None, report
 
 
+def _lineage(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The card's ``corpus`` and ``earlier_corpora`` (a fine-tuned student's earlier ones:
+    evaluate scored its first one as unseen content)."""
+    return {"corpus": {k: dict(meta.get("corpus") or {}).get(k) for k in ("name", "hash")},
+            "earlier_corpora": [{k: c.get(k) for k in ("name", "hash")}
+                                for c in corpora_trained_on(meta)[1:]]}
+
+
 def export_onnx(
     model: torch.nn.Module,
     meta: Mapping[str, Any],
@@ -464,10 +472,7 @@ def export_onnx(
         "transforms": dict(meta.get("transforms") or {}),
         "interactions": [list(pair) for pair in getattr(model, "interactions", [])],
         "target": target,
-        "corpus": {k: dict(meta.get("corpus") or {}).get(k) for k in ("name", "hash")},
-        # a fine-tuned student's earlier corpora: evaluate scored its first one as unseen
-        "earlier_corpora": [{k: c.get(k) for k in ("name", "hash")}
-                            for c in corpora_trained_on(meta)[1:]],
+        **_lineage(meta),
         "metrics": dict(meta.get("metrics") or {}),
         "export_metrics": export_metrics,
         "conformal": dict(meta.get("conformal") or {"alpha": None, "q": None}),

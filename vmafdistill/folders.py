@@ -66,6 +66,7 @@ def partial_file(out: Path, stamp: str | None = None) -> Iterator[Path]:
                     already_made(out, stamp)  # user's video is refused (ours is replaced)
                 _mark(out, pending)
             content = _content_line(tmp) if stamp is not None else ""
+            _fsync(tmp)  # as atomic_write_bytes does: a power cut must not leave an empty clip
             os.replace(tmp, out)
             renamed = True
             if stamp is not None:
@@ -79,6 +80,16 @@ def partial_file(out: Path, stamp: str | None = None) -> Iterator[Path]:
             with contextlib.suppress(OSError, UnicodeDecodeError):
                 if stamp_path(out).read_text() == pending:
                     stamp_path(out).unlink()
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file a tool wrote to disk (a filesystem that cannot: nothing)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def lock_fd(fd: int, waiting: str | None = None) -> None:

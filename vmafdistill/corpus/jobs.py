@@ -165,26 +165,10 @@ _RECORD_KEYS = frozenset({"sha256", "width", "height", "pix_fmt", "bit_depth", "
                           "num_frames", "duration_s", "shots"})
 
 
-def prepare_source(
-    spec: str, source_id: str, shots_cfg: dict[str, Any], store: ArtifactStore
-) -> dict[str, Any]:
-    """Hash, probe and cut one source into shots (cached by content hash + shot settings).
-
-    Returns a JSON-able record: ``source_id, path, sha256, width, height, pix_fmt, bit_depth,
-    fps, num_frames, duration_s, shots, decode_errors, video_streams`` where ``shots`` is a
-    list of ``[shot_index, start, stop, scene_index]``, ``decode_errors`` what the decoder
-    reported on a damaged file (empty when it decoded cleanly) and ``video_streams`` how many
-    video streams (not cover art) the file holds (every step reads the first).
-
-    Raises:
-        VideoInputError: missing, unreadable, zero-frame or unsupported source (names it).
-    """
-    path = _source_path(spec)
-    identity = file_identity(path)  # before hashing: a change from here on is caught
-    sha = file_sha256(path)
-    # as numbers: max_len_s=1 and the default 1.0 were two keys (each source decoded again)
-    key = key_of(kind="source", sha=sha, shots=checked_shot_settings("shots", shots_cfg),
-                 version=SHOTS_VERSION, decoder=ffmpeg_version())
+def _cached_record(store: ArtifactStore, key: str, sha: str, path: Path, source_id: str,
+                   identity: Any) -> dict[str, Any] | None:
+    """:func:`prepare_source`'s cached record of this source, brought up to date (its id,
+    path and identity; what records cached before a key was kept lack), or None."""
     cached = store.get_json("sources", key)
     if cached is not None and not (isinstance(cached, dict) and cached.keys() >= _RECORD_KEYS
                                    and cached["sha256"] == sha):
@@ -206,6 +190,32 @@ def prepare_source(
             cached["interlaced"] = stream_facts(path)["interlaced"]
             with contextlib.suppress(OSError):  # a read-only cache: said, not kept
                 store.put_json("sources", key, cached)
+        return cached
+    return None
+
+
+def prepare_source(
+    spec: str, source_id: str, shots_cfg: dict[str, Any], store: ArtifactStore
+) -> dict[str, Any]:
+    """Hash, probe and cut one source into shots (cached by content hash + shot settings).
+
+    Returns a JSON-able record: ``source_id, path, sha256, width, height, pix_fmt, bit_depth,
+    fps, num_frames, duration_s, shots, decode_errors, video_streams`` where ``shots`` is a
+    list of ``[shot_index, start, stop, scene_index]``, ``decode_errors`` what the decoder
+    reported on a damaged file (empty when it decoded cleanly) and ``video_streams`` how many
+    video streams (not cover art) the file holds (every step reads the first).
+
+    Raises:
+        VideoInputError: missing, unreadable, zero-frame or unsupported source (names it).
+    """
+    path = _source_path(spec)
+    identity = file_identity(path)  # before hashing: a change from here on is caught
+    sha = file_sha256(path)
+    # as numbers: max_len_s=1 and the default 1.0 were two keys (each source decoded again)
+    key = key_of(kind="source", sha=sha, shots=checked_shot_settings("shots", shots_cfg),
+                 version=SHOTS_VERSION, decoder=ffmpeg_version())
+    cached = _cached_record(store, key, sha, path, source_id, identity)
+    if cached is not None:
         return cached
     info = probe_video(path)
     if not info.fps:
