@@ -440,6 +440,31 @@ def test_a_rescaled_rung_of_a_nine_or_fourteen_bit_master_is_scored_in_the_rungs
     assert not bad, bad
 
 
+@pytest.mark.parametrize("tagged", [False, True])
+def test_a_full_range_nine_bit_masters_untagged_rung_is_scored_in_the_masters_range(
+    tmp_path: Path, tagged: bool
+) -> None:
+    """libvmaf's graph takes the range of a 9- or 14-bit master's rung only where the rung's
+    frames carry one: an untagged limited H.264 rung (x264 writes no range for limited) of a
+    full-range master is converted to full range there, the master kept full range.
+    --rescale converted the master to limited range (VMAF 55.66 against libvmaf's 54.41 on
+    noisy testsrc2, unwarned). A tagged limited rung keeps its range (the master converted)."""
+    from vmafdistill._ffmpeg import run_ffmpeg
+
+    master, rung = tmp_path / "master.mkv", tmp_path / "rung.mp4"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=s=96x64:r=25:d=0.2", "-vf",
+                "noise=alls=12:allf=t,scale=out_range=pc,format=yuv420p9le", "-color_range",
+                "pc", "-c:v", "ffv1", str(master)], what="master")
+    tag = ["-color_range", "tv", "-colorspace", "bt470bg"] if tagged else []
+    run_ffmpeg(["-y", "-i", str(master), "-vf", "scale=48:32:out_range=tv", "-pix_fmt",
+                "yuv420p", *tag, "-c:v", "libx264", "-crf", "30", "-x264-params", "threads=1",
+                str(rung)], what="rung")
+    ours = score_files(master, rung, mode="exact", rescale=True)
+    lib = libvmaf_score(master, rung, model="vmaf_v0.6.1", scale_to=(96, 64))
+    bad = {k: v for k, v in _compare(ours, lib.frames).items() if v > PRINT_TOL}
+    assert not bad, bad
+
+
 def test_gray_against_full_range_yuv_is_scored_as_libvmaf_without_a_warning(
         tmp_path: Path) -> None:
     """A gray input against a full-range YUV one warned that libvmaf's graph converts it to

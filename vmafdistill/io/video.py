@@ -710,8 +710,9 @@ def stream_facts(path: str | os.PathLike[str]) -> dict[str, Any]:
     it is interlaced (None: progressive or unsaid). This package reads the coded pictures
     (:func:`~vmafdistill._ffmpeg.coded_picture_args`) as decoded."""
     _check_path(path)  # ffmpeg -i on a pipe with no writer waits forever
-    facts: dict[str, Any] = {"range": None, "gray": False, "rotation": None,
-                             "cropping": None, "matrix": None, "interlaced": None}
+    facts: dict[str, Any] = {"range": None, "range_stated": False, "gray": False,
+                             "rotation": None, "cropping": None, "matrix": None,
+                             "interlaced": None}
     found = False
     for line in _ffmpeg_info(path).splitlines():
         m = re.match(r"\s*Stream #\d+:\d+\S*: (\w+): (.*)$", line)
@@ -728,6 +729,10 @@ def stream_facts(path: str | os.PathLike[str]) -> dict[str, Any]:
             # warning came first, before the one-line refusal)
             facts["range"] = (None if fmt is None else rng.group(1) if rng
                               else range_of_pix_fmt(fmt.group(1)))
+            # ffmpeg states one (or a yuvj format implies it): the frames carry that range;
+            # else they carry none (an untagged H.264 stream), and it is taken as limited
+            facts["range_stated"] = fmt is not None and (
+                rng is not None or fmt.group(1).startswith("yuvj"))
             facts["matrix"] = _yuv_matrix(m.group(2))
             # "top coded first (swapped)" is shown bottom field first: ffmpeg's words kept
             field = re.search(r"\b(?:top|bottom)(?: coded)? first(?: \(swapped\))?",
@@ -1333,12 +1338,18 @@ def _graph_conversions(rinfo: VideoInfo,
     was scored as decoded, full range: 99.7 for libvmaf's 76.1), with a tagged reference's
     matrix (through RGB there: 0.008 VMAF off untagged, BT.709 measured). A gray reference
     is not converted (libvmaf's filter takes no gray: ffmpeg converts both; score warns).
-    A 9- or 14-bit reference is converted to the distorted's format and range instead
-    (:func:`graph_converts_reference`), by the graph's own bicubic scaler.
+    A 9- or 14-bit reference is converted to the distorted's format instead, by the graph's
+    own bicubic scaler, and to its range where the distorted's frames carry one
+    (:func:`graph_converts_reference`).
     """
     if graph_converts_reference(rinfo.pix_fmt, dinfo.pix_fmt):
-        return {"scale_flags": GRAPH_SCALE_FLAGS, "out_pix_fmt": dinfo.pix_fmt,
-                "ranges": _range_conversion(dinfo, rinfo)}, {}
+        if _states_range(dinfo):
+            return {"scale_flags": GRAPH_SCALE_FLAGS, "out_pix_fmt": dinfo.pix_fmt,
+                    "ranges": _range_conversion(dinfo, rinfo)}, {}
+        # a distorted whose frames carry no range (an untagged H.264 rung) leaves the graph
+        # the reference's: the scaler converts the distorted to it (taken as limited)
+        return ({"scale_flags": GRAPH_SCALE_FLAGS, "out_pix_fmt": dinfo.pix_fmt},
+                {"ranges": _range_conversion(rinfo, dinfo)})
     if not rinfo.layout.has_chroma:
         return {}, {}
     convert = dinfo.pix_fmt != rinfo.pix_fmt
@@ -1358,12 +1369,14 @@ GRAPH_SCALE_FLAGS = "bicubic"
 
 def graph_converts_reference(ref_pix_fmt: str, dist_pix_fmt: str) -> bool:
     """Whether ffmpeg's libvmaf graph with a ``scale`` filter on the distorted (``--rescale``)
-    converts the *reference* to the distorted's format and colour range: a YUV reference of a
-    depth the filter does not take (9 or 14 bits) with a YUV distorted of one it does. The
-    scaler then keeps the distorted's format (its input's), and the reference is converted to
-    it (measured with ``-v verbose``: a 9-bit master and its 8-bit rung are scored at 8 bits,
-    a full-range rung's master in full range). Otherwise the scaler converts the distorted to
-    the reference's."""
+    converts the *reference* to the distorted's format: a YUV reference of a depth the filter
+    does not take (9 or 14 bits) with a YUV distorted of one it does. The scaler then keeps the
+    distorted's format (its input's), and the reference is converted to it (measured with
+    ``-v verbose``: a 9-bit master and its 8-bit rung are scored at 8 bits). The colour range is
+    the distorted's where its frames carry one (a full-range rung's master is converted to full
+    range), else the reference's (a full-range master's untagged H.264 rung is converted to
+    full range, taken as limited). Otherwise the scaler converts the distorted to the
+    reference's format and range."""
     ref, dist = pix_fmt_layout(ref_pix_fmt), pix_fmt_layout(dist_pix_fmt)
     return (ref.has_chroma and dist.has_chroma and ref.bit_depth not in LIBVMAF_FILTER_DEPTHS
             and dist.bit_depth in LIBVMAF_FILTER_DEPTHS)
@@ -1386,6 +1399,14 @@ def _scaler_matrix(info: VideoInfo) -> str | None:
 def stream_range(info: VideoInfo) -> str | None:
     """``"pc"``/``"tv"`` of a probed input: a raw one's by its format, else as ffmpeg reads it."""
     return range_of_pix_fmt(info.pix_fmt) if info.kind == "raw" else colour_range(info.path)[0]
+
+
+def _states_range(info: VideoInfo) -> bool:
+    """Whether an input's decoded frames carry a colour range for ffmpeg's format negotiation:
+    one ffmpeg states (a tag, a ``yuvj`` format); a headerless raw input only a ``yuvj`` one."""
+    if info.kind == "raw":
+        return info.pix_fmt.startswith("yuvj")
+    return bool(stream_facts(info.path)["range_stated"])
 
 
 def _range_conversion(target: VideoInfo, source: VideoInfo) -> tuple[str, str] | None:
