@@ -465,6 +465,31 @@ def test_a_full_range_nine_bit_masters_untagged_rung_is_scored_in_the_masters_ra
     assert not bad, bad
 
 
+@pytest.mark.parametrize(("master_fmt", "rung_fmt"), [
+    ("yuv420p9le", "yuv420p9le"), ("yuv420p14le", "yuv420p9le"), ("yuv420p9le", "yuv444p14le"),
+    ("yuv420p9le", "gray"), ("yuv420p14le", "gray10le")])
+def test_a_rescaled_nine_fourteen_bit_or_gray_rung_of_a_nine_or_fourteen_bit_master(
+    tmp_path: Path, master_fmt: str, rung_fmt: str
+) -> None:
+    """With a 9- or 14-bit master, the scale filter on the rung picks the format both are
+    scored in: a 9- or 14-bit rung at the next depth libvmaf's filter takes (10, 16), a gray
+    one as 4:4:4 YUV of its depth; the master is converted to it. --rescale converted the
+    rung to the master's format, then up to the filter's depth (a 9-bit rung 0.05 VMAF off,
+    a gray one 0.4, both unwarned). Same printing tolerance as above."""
+    from vmafdistill._ffmpeg import run_ffmpeg
+
+    master, rung = tmp_path / "master.mkv", tmp_path / "rung.mkv"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=s=96x64:r=25:d=0.2", "-vf",
+                f"noise=alls=12:allf=t,format={master_fmt}", "-c:v", "ffv1", str(master)],
+               what="master")
+    run_ffmpeg(["-y", "-i", str(master), "-vf", "scale=48:32", "-pix_fmt", rung_fmt,
+                "-c:v", "ffv1", str(rung)], what="rung")
+    ours = score_files(master, rung, mode="exact", rescale=True)
+    lib = libvmaf_score(master, rung, model="vmaf_v0.6.1", scale_to=(96, 64))
+    bad = {k: v for k, v in _compare(ours, lib.frames).items() if v > PRINT_TOL}
+    assert not bad, bad
+
+
 def test_gray_against_full_range_yuv_is_scored_as_libvmaf_without_a_warning(
         tmp_path: Path) -> None:
     """A gray input against a full-range YUV one warned that libvmaf's graph converts it to

@@ -573,7 +573,7 @@ def _label_key(source: dict[str, Any], enc_sha: str, teacher_cfg: dict[str, Any]
     """The cache key of a rung's teacher labels. A rung in another pixel format than its
     source is scored converted to the source's (as libvmaf's graph does); labels cached before
     that conversion (float mode read such pairs unconverted) have keys without it."""
-    from ..io.video import graph_converts_reference, pix_fmt_layout
+    from ..io.video import graph_converts_reference, graph_filter_format, pix_fmt_layout
 
     # the torch teacher's condition (io.video.iter_frame_pairs); libvmaf always converted
     # (a gray encode of a YUV source too; ladders make none, so no key changed)
@@ -581,10 +581,11 @@ def _label_key(source: dict[str, Any], enc_sha: str, teacher_cfg: dict[str, Any]
     converts = (torch_teacher and enc_pix_fmt != source["pix_fmt"]
                 and pix_fmt_layout(source["pix_fmt"]).has_chroma)
     converted = {"converted_to": source["pix_fmt"]} if converts else {}
-    if torch_teacher and graph_converts_reference(source["pix_fmt"], enc_pix_fmt):
-        # a 9- or 14-bit source is converted to its rung's format, as libvmaf's graph does:
-        # its labels from when the rung was converted to the source's are not reused
-        converted = {"reference_converted_to": enc_pix_fmt}
+    if torch_teacher and graph_converts_reference(source["pix_fmt"]):
+        # a 9- or 14-bit source is converted to its rung's format (an encoder's: the filter
+        # takes it), as libvmaf's graph does: its labels from when the rung was converted to
+        # the source's are not reused
+        converted = {"reference_converted_to": graph_filter_format(enc_pix_fmt)}
     # float labels from a GPU are their own entry, as its features are (_feature_key): float
     # mode there agrees with the CPU to rounding, not bit for bit; exact mode (and v1.0.16)
     # gave the CPU's labels bit for bit on an H200 (docs/benchmarks.md), so they share its key

@@ -1338,18 +1338,23 @@ def _graph_conversions(rinfo: VideoInfo,
     was scored as decoded, full range: 99.7 for libvmaf's 76.1), with a tagged reference's
     matrix (through RGB there: 0.008 VMAF off untagged, BT.709 measured). A gray reference
     is not converted (libvmaf's filter takes no gray: ffmpeg converts both; score warns).
-    A 9- or 14-bit reference is converted to the distorted's format instead, by the graph's
-    own bicubic scaler, and to its range where the distorted's frames carry one
-    (:func:`graph_converts_reference`).
-    """
-    if graph_converts_reference(rinfo.pix_fmt, dinfo.pix_fmt):
-        if _states_range(dinfo):
-            return {"scale_flags": GRAPH_SCALE_FLAGS, "out_pix_fmt": dinfo.pix_fmt,
-                    "ranges": _range_conversion(dinfo, rinfo)}, {}
-        # a distorted whose frames carry no range (an untagged H.264 rung) leaves the graph
-        # the reference's: the scaler converts the distorted to it (taken as limited)
-        return ({"scale_flags": GRAPH_SCALE_FLAGS, "out_pix_fmt": dinfo.pix_fmt},
-                {"ranges": _range_conversion(rinfo, dinfo)})
+    A 9- or 14-bit reference is converted instead, by the graph's own bicubic scaler, to the
+    format the scaler gives the distorted (:func:`graph_filter_format`: its own, or the next
+    depth the filter takes), and to the distorted's range where its frames carry one
+    (:func:`graph_converts_reference`)."""
+    if graph_converts_reference(rinfo.pix_fmt):
+        target = graph_filter_format(dinfo.pix_fmt)
+        ref_conv: dict[str, Any] = {"scale_flags": GRAPH_SCALE_FLAGS, "out_pix_fmt": target}
+        dist_conv: dict[str, Any] = {"out_pix_fmt": target}
+        if dinfo.layout.has_chroma and _states_range(dinfo):
+            ref_conv["ranges"] = _range_conversion(dinfo, rinfo)
+        else:
+            # a distorted whose frames carry no range (an untagged H.264 rung), or a gray one,
+            # leaves the graph the reference's: the scaler converts the distorted to it
+            dist_conv["ranges"] = _range_conversion(rinfo, dinfo)
+            if not dinfo.layout.has_chroma:
+                dist_conv["out_matrix"] = _scaler_matrix(rinfo)
+        return ref_conv, dist_conv
     if not rinfo.layout.has_chroma:
         return {}, {}
     convert = dinfo.pix_fmt != rinfo.pix_fmt
@@ -1367,19 +1372,37 @@ LIBVMAF_FILTER_DEPTHS = (8, 10, 12, 16)
 GRAPH_SCALE_FLAGS = "bicubic"
 
 
-def graph_converts_reference(ref_pix_fmt: str, dist_pix_fmt: str) -> bool:
+def graph_converts_reference(ref_pix_fmt: str) -> bool:
     """Whether ffmpeg's libvmaf graph with a ``scale`` filter on the distorted (``--rescale``)
-    converts the *reference* to the distorted's format: a YUV reference of a depth the filter
-    does not take (9 or 14 bits) with a YUV distorted of one it does. The scaler then keeps the
-    distorted's format (its input's), and the reference is converted to it (measured with
-    ``-v verbose``: a 9-bit master and its 8-bit rung are scored at 8 bits). The colour range is
-    the distorted's where its frames carry one (a full-range rung's master is converted to full
-    range), else the reference's (a full-range master's untagged H.264 rung is converted to
-    full range, taken as limited). Otherwise the scaler converts the distorted to the
-    reference's format and range."""
-    ref, dist = pix_fmt_layout(ref_pix_fmt), pix_fmt_layout(dist_pix_fmt)
-    return (ref.has_chroma and dist.has_chroma and ref.bit_depth not in LIBVMAF_FILTER_DEPTHS
-            and dist.bit_depth in LIBVMAF_FILTER_DEPTHS)
+    converts the *reference* (to :func:`graph_filter_format` of the distorted's): a YUV
+    reference of a depth the filter does not take (9 or 14 bits). The scaler on the distorted
+    then picks the format, and the reference is converted to it (measured with ``-v verbose``:
+    a 9-bit master and its 8-bit rung are scored at 8 bits). The colour range is the
+    distorted's where its frames carry one (a full-range rung's master is converted to full
+    range), else the reference's (a full-range master's untagged H.264 rung, or a gray one, is
+    converted to full range). Otherwise the scaler converts the distorted to the reference's
+    format and range."""
+    ref = pix_fmt_layout(ref_pix_fmt)
+    return ref.has_chroma and ref.bit_depth not in LIBVMAF_FILTER_DEPTHS
+
+
+_SUBSAMPLING_NAMES = {(1, 1): "420", (1, 0): "422", (0, 0): "444"}
+
+
+def graph_filter_format(dist_pix_fmt: str) -> str:
+    """The format the scale filter on the distorted gives it in ffmpeg's libvmaf graph when
+    the reference is 9- or 14-bit (:func:`graph_converts_reference`), the one both are scored
+    in: the distorted's own where the filter takes it, else its chroma subsampling at the next
+    depth the filter takes (a 9-bit rung at 10 bits, a 14-bit one at 16); a gray one as 4:4:4
+    YUV of that depth (``gray`` -> ``yuv444p``, ``gray9le`` -> ``yuv444p10le``; measured with
+    ``-v verbose``)."""
+    layout = pix_fmt_layout(dist_pix_fmt)
+    depth = next(d for d in LIBVMAF_FILTER_DEPTHS if d >= layout.bit_depth)
+    if layout.has_chroma and depth == layout.bit_depth:
+        return dist_pix_fmt
+    sub = (_SUBSAMPLING_NAMES[(layout.chroma_shift_w, layout.chroma_shift_h)]
+           if layout.has_chroma else "444")
+    return f"yuv{sub}p" + ("" if depth == 8 else f"{depth}le")
 
 
 #: ffmpeg's matrix tags as its scale filter names them (``out_color_matrix``).

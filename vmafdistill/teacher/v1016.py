@@ -377,8 +377,8 @@ def score_files_v1016(
     full_range = _full_ranges(info, dist_info) if info.bit_depth not in \
         LIBVMAF_FILTER_DEPTHS else (False, False)
     if rescale:
-        # the scaler gives a 9/14-bit distorted the reference's format and range (a distorted
-        # of a depth the filter takes has the reference converted to it: no depth change here)
+        # a 9/14-bit reference is converted to a depth the filter takes, and its distorted with
+        # it (io.video.graph_filter_format): no depth change is left here
         full_range = (full_range[0], full_range[0])
     pairs = prefetched(iter_frame_pairs(
         ref, dist, chunk=chunk,
