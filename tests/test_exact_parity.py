@@ -490,6 +490,29 @@ def test_a_rescaled_nine_fourteen_bit_or_gray_rung_of_a_nine_or_fourteen_bit_mas
     assert not bad, bad
 
 
+@pytest.mark.parametrize(("master_fmt", "rung_fmt"), [
+    ("yuv420p", "gray"), ("yuvj420p", "gray"), ("yuv420p10le", "gray10le"),
+    ("yuv420p9le", "gray")])
+def test_a_rescaled_gray_rung_of_a_full_range_master_stays_full_range(
+    tmp_path: Path, master_fmt: str, rung_fmt: str
+) -> None:
+    """A gray rung (full range) of a full-range master: the scaler converting it to the
+    master's YUV format was given no range where both were full, and ffmpeg's scaler then
+    converts gray to limited-range YUV (58.2 against libvmaf's 87.1, unwarned)."""
+    from vmafdistill._ffmpeg import run_ffmpeg
+
+    master, rung = tmp_path / "master.mkv", tmp_path / "rung.mkv"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=s=96x64:r=25:d=0.2", "-vf",
+                f"noise=alls=12:allf=t,scale=out_range=pc,format={master_fmt}",
+                "-color_range", "pc", "-c:v", "ffv1", str(master)], what="master")
+    run_ffmpeg(["-y", "-i", str(master), "-vf", "scale=48:32", "-pix_fmt", rung_fmt,
+                "-c:v", "ffv1", str(rung)], what="rung")
+    ours = score_files(master, rung, mode="exact", rescale=True)
+    lib = libvmaf_score(master, rung, model="vmaf_v0.6.1", scale_to=(96, 64))
+    bad = {k: v for k, v in _compare(ours, lib.frames).items() if v > PRINT_TOL}
+    assert not bad, bad
+
+
 def test_gray_against_full_range_yuv_is_scored_as_libvmaf_without_a_warning(
         tmp_path: Path) -> None:
     """A gray input against a full-range YUV one warned that libvmaf's graph converts it to
