@@ -1351,9 +1351,10 @@ def _graph_conversions(rinfo: VideoInfo,
         else:
             # a distorted whose frames carry no range (an untagged H.264 rung), or a gray one,
             # leaves the graph the reference's: the scaler converts the distorted to it
-            dist_conv["ranges"] = _range_conversion(rinfo, dinfo)
-            if not dinfo.layout.has_chroma:
-                dist_conv["ranges"] = _gray_ranges(rinfo, dinfo)
+            gray = not dinfo.layout.has_chroma
+            dist_conv["ranges"] = (_gray_ranges(rinfo, dinfo) if gray
+                                   else _range_conversion(rinfo, dinfo))
+            if gray:
                 dist_conv["out_matrix"] = _scaler_matrix(rinfo)
         return ref_conv, dist_conv
     if not rinfo.layout.has_chroma:
