@@ -983,6 +983,22 @@ def test_a_ladder_delivers_the_pixel_format_each_rung_asks_for(
     delivered = {fmt: probe_video(encode_path(source, Rung.from_dict(r), {}, store)).pix_fmt
                  for fmt, r in (("keep", rungs[0]), ("8bit", rungs[1]))}
     assert delivered == {"keep": "yuv420p10le", "8bit": "yuv420p"}, delivered
+
+
+def test_an_eight_bit_rung_of_a_full_range_master_is_delivered(tmp_path: Path) -> None:
+    """A full-range master's ``pix_fmt: yuv420p`` rung keeps the master's range, so it decodes
+    as yuvj420p: the rung was refused as "libx264 cannot encode pix_fmt yuv420p (ffmpeg made
+    yuvj420p)", which it can (a review)."""
+    from vmafdistill.encode import Rung, encode_rung
+    from vmafdistill.io.video import probe_video
+
+    master = tmp_path / "master.mkv"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", f"testsrc2=size=96x64:rate={FPS}:duration=0.2",
+                "-vf", "scale=out_range=pc", "-pix_fmt", "yuv420p10le", "-color_range", "pc",
+                "-c:v", "ffv1", str(master)], what="a full-range master")
+    rung = Rung.from_dict({"codec": "h264", "height": 0.5, "crf": 30, "pix_fmt": "yuv420p"})
+    out = encode_rung(master, rung, (96, 64), tmp_path / "rung.mp4")
+    assert probe_video(out).pix_fmt == "yuvj420p"
     with pytest.raises(VmafDistillError, match="pix_fmt must be a YUV format"):
         Rung.from_dict({"codec": "h264", "height": 0.5, "crf": 30, "pix_fmt": "rgb24"})
 

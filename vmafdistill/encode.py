@@ -168,7 +168,9 @@ def _check_pix_fmt(encoded: Path, rung: Rung, what: str) -> None:
     from .io.video import probe_video
 
     got = probe_video(encoded).pix_fmt
-    if got != rung.pix_fmt:
+    # a full-range source's rung keeps its range: its yuv420p decodes as yuvj420p (the same
+    # samples' format; it was refused as "libx264 cannot encode pix_fmt yuv420p")
+    if got.replace("yuvj", "yuv") != str(rung.pix_fmt).replace("yuvj", "yuv"):
         raise VmafDistillError(
             f"{what}: {CODECS[rung.codec].encoder} cannot encode pix_fmt {rung.pix_fmt} "
             f"(ffmpeg made {got}); choose a format that encoder takes")

@@ -86,9 +86,10 @@ def _warn_on_conversions(ref: str | Path, dist: str | Path, ref_raw: dict[str, A
     rotation. Say so. A headerless raw input is taken as ffmpeg takes it, by its format:
     ``yuvj*`` and gray full range, other YUV limited (every raw input counted as limited: a
     ``yuvj420p`` .yuv against a limited .y4m read 68.4 against libvmaf's 79.2, without a
-    word). Two YUV matrix tags that differ (one may be none): ffmpeg converts the reference
-    to the distorted's through RGB."""
-    from ..io.video import range_of_pix_fmt, stream_facts
+    word). Two YUV matrix tags that differ (one may be none): ffmpeg converts one side to the
+    other's through RGB (the reference to the distorted's; with ``rescale``, the distorted to
+    the reference's, unless the reference is 9- or 14-bit)."""
+    from ..io.video import graph_converts_reference, probe_video, range_of_pix_fmt, stream_facts
 
     def raw_facts(pix_fmt: str) -> dict[str, Any]:
         return {"range": range_of_pix_fmt(pix_fmt), "gray": pix_fmt.startswith("gray"),
@@ -129,10 +130,14 @@ def _warn_on_conversions(ref: str | Path, dist: str | Path, ref_raw: dict[str, A
     if (_matrix_class(matrices[0]) != _matrix_class(matrices[1])
             and not (facts[0]["gray"] or facts[1]["gray"])):
         said = [f"YUV matrix {m}" if m else "no YUV matrix tag" for m in matrices]
+        # a review read ffmpeg's -v verbose: a scale filter on the distorted converts it
+        which = ("the distorted to the reference's" if rescale and not graph_converts_reference(
+            probe_video(ref, **_raw_opts(ref_raw)).pix_fmt) else "the reference to the "
+                 "distorted's")
         warnings.warn(
             f"{ref} has {said[0]} and {dist} has {said[1]}: the samples are scored as "
-            f"decoded, while ffmpeg's libvmaf filter first converts the reference to the "
-            f"distorted's matrix (through RGB: a BT.709 tag alone on a lossless encode read "
+            f"decoded, while ffmpeg's libvmaf filter first converts {which} matrix "
+            f"(through RGB: a BT.709 tag alone on a lossless encode read "
             f"52.3 there for 99.9); tag both alike or strip the tags for comparable numbers",
             stacklevel=3)
     ranges = facts[0]["range"], facts[1]["range"]
