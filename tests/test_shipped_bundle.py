@@ -171,3 +171,22 @@ def test_export_names_a_student_the_edge_cannot_run(
         assert ("predict` refuses it" in captured.err) == named, captured.err
         assert ("adm2, vif_scale0)" in captured.err) == named
         assert "final model on its corpus n/a" in captured.out
+
+
+def test_export_keeps_the_card_of_another_model_with_the_same_stem(tmp_path: Path) -> None:
+    """``--out d/student`` then ``--out d/student.v2``: both cards are ``d/student.card.json``,
+    and the second export replaced the first's card without a word (predict --model
+    d/student then refused it: "the card belongs to another model"). Refused now; an earlier
+    export of the same file, or a card whose model is gone, is still replaced."""
+    from vmafdistill.cli.export import _check_out
+    from vmafdistill.errors import VmafDistillError
+
+    first = tmp_path / "student"
+    first.write_bytes(b"\x08\x08")
+    card = tmp_path / "student.card.json"
+    card.write_text(json.dumps({"card_version": 1, "model_file": "student"}))
+    with pytest.raises(VmafDistillError, match=r"student\.card\.json is the card of .*student"):
+        _check_out(str(tmp_path / "student.v2"), [])
+    _check_out(str(first), [])  # the same model again: replaceable
+    first.unlink()
+    _check_out(str(tmp_path / "student.v2"), [])  # the other model is gone

@@ -108,8 +108,27 @@ def _check_out(out: str, inputs: list[Path | str], option: str = "--out") -> Non
     # export made it; the check wants it
     make_folder(option, Path(out).resolve().parent, writable=False)
     check_output_target(option, out, inputs, starts=b"\x08")
-    check_output_target(option, str(card_path_for(out)), inputs,
-                        starts=json_starting_with("card_version"))
+    card = card_path_for(out)
+    check_output_target(option, str(card), inputs, starts=json_starting_with("card_version"))
+    _refuse_another_models_card(option, Path(out), card)
+
+
+def _refuse_another_models_card(option: str, out: Path, card: Path) -> None:
+    """The card beside ``out`` is named after its stem alone (``m.v1`` and ``m.v2`` share
+    ``m.card.json``): an export's card that names another model file, still there, is not
+    replaced (the second export left the first one's ONNX without its card, and predict
+    refused it: "the card belongs to another model")."""
+    if not card.is_file():
+        return
+    try:
+        other = json.loads(card.read_text()).get("model_file")
+    except (OSError, ValueError, AttributeError):
+        return  # not a card this check can read: check_output_target judged it
+    if isinstance(other, str) and other and other != out.name and (card.parent / other).is_file():
+        raise VmafDistillError(
+            f"{option} {out}: its card {card} is the card of {card.parent / other}, another "
+            f"export (a model's card is named after its stem); name the model "
+            f"{out.stem}-<name>.onnx, or move the other one first")
 
 
 def _held_out_where(card: dict) -> str:
