@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import re
 import sys
 import tempfile
@@ -203,7 +204,8 @@ def save_finetuned(
                          **{k: metrics.get(k) for k in ("cv", "n_folds", "n_dropped",
                                                         "cv_shared_scenes")}}),
         conformal={"alpha": metrics["conformal"]["alpha"], "q": metrics["conformal"]["q"],
-                   "rule": "pooled"},
+                   # the source's q kept where the held-out rows were in-sample (_honest_q)
+                   "rule": "source" if "q_heldout" in metrics["conformal"] else "pooled"},
         guard_thresholds=list(plain.get("guard_thresholds") or []),
         target=plain.get("target", "vmaf"),
         config=json_safe(_with_learned_loss(plain, metrics["learned_loss_params"])),
@@ -446,7 +448,6 @@ def _folds(corpus_dir: Path, samples: Any, cv: Mapping[str, Any],
 def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
               overrides: Sequence[str], t0: float) -> dict[str, Any]:
     """:func:`finetune`'s body, once its run directory is made."""
-    from ..corpus.tables import corpora_trained_on
     from .train import (
         check_fit_settings,
         checked_monotone,
@@ -476,6 +477,8 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
     before = _eval(yh, held["pred_before"].to_numpy(float), thresholds)
     after = _eval(yh, held["pred"].to_numpy(float), thresholds)
     q = _heldout_q(yh, held["pred"].to_numpy(float), alpha)
+    seen = _seen_sources(meta, corpus_dir, samples, held)
+    conformal = _honest_q(q, alpha, meta, manifest, seen)
 
     final, final_loss = fit_student(plain, x, y, names, np.arange(len(y)), None, run_dir, "final",
                            init=copy.deepcopy(original), frozen=frozen,
@@ -493,18 +496,16 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
         "loss_config": plain["loss"],
         "loss_source": loss_source,
         "features": meta.get("feature_set"),
-        "source_corpus": meta.get("corpus"),
-        # the corpora the source student was fitted on before its last (a fine-tuned one's)
-        "earlier_corpora": corpora_trained_on(meta)[1:],
-        "corpus": {"name": manifest.get("name"), "hash": manifest.get("corpus_hash"),
-                   "dir": str(corpus_dir)},
+        **_lineage(meta, manifest, corpus_dir),
         "cv": plain["cv"],
         "target": target,
         "n_samples": len(samples),
         "n_dropped": n_dropped,  # by nan_policy=drop (train records it too)
         "n_heldout": len(held),
         # held-out rows of sources the student was trained on (the same files: in-sample)
-        "heldout_seen_sources": _seen_sources(meta, corpus_dir, samples, held),
+        "heldout_seen_sources": seen,
+        # its held-out rows include content it was trained on: "after" and q are in-sample too
+        "heldout_in_sample": conformal.pop("in_sample"),
         "n_folds": len(splits),
         # scenes with windows in training and held out alike (a shot-grouped split), as train
         "cv_shared_scenes": len(shared_scenes),
@@ -514,7 +515,7 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
         "learned_loss_params": learned_loss_params(final_loss),
         "before": {"heldout": before, "all": _eval(y, predict(original, x), thresholds)},
         "after": {"heldout": after},
-        "conformal": {"alpha": alpha, "q": q, "source": "pooled held-out residuals after"},
+        "conformal": conformal,
         "bundle": str(run_dir / "student.pt"),
     }
     # the student has now seen its source's domain and this corpus's: the export's card says so
@@ -523,6 +524,49 @@ def _finetune(cfg: Mapping[str, Any], plain: dict[str, Any], run_dir: Path,
     metrics["objective"] = after["mae"]
     _finish(plain, metrics, manifest, run_dir, t0)
     return metrics
+
+
+def _lineage(meta: Mapping[str, Any], manifest: Mapping[str, Any],
+             corpus_dir: Path) -> dict[str, Any]:
+    """``metrics.json``'s corpora: the source student's, those it was fitted on before its
+    last (a fine-tuned one's ``earlier_corpora``) and this one."""
+    from ..corpus.tables import corpora_trained_on
+
+    return {"source_corpus": meta.get("corpus"), "earlier_corpora": corpora_trained_on(meta)[1:],
+            "corpus": {"name": manifest.get("name"), "hash": manifest.get("corpus_hash"),
+                       "dir": str(corpus_dir)}}
+
+
+def _honest_q(q: float, alpha: float, meta: Mapping[str, Any], manifest: Mapping[str, Any],
+              seen: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The fine-tuned student's ``conformal`` (with ``in_sample``): the held-out residuals'
+    ``q``, unless those rows are content the student was trained on (this corpus, or its
+    source files by sha256: ``seen``). Each fold then starts from weights fitted to its
+    held-out rows, so their residuals are small by construction: a student fine-tuned on its
+    own training corpus shipped q 3.27 where rows it never saw needed 6.76 (coverage 0.76 for
+    a nominal 0.90; a hunt). There the source's q stays where it is the wider (same alpha),
+    and stderr says so whatever ``summary`` is."""
+    from ..corpus.tables import corpora_trained_on
+
+    hashes = {c.get("hash") for c in corpora_trained_on(meta)} - {None}
+    own = manifest.get("corpus_hash") in hashes
+    out: dict[str, Any] = {"alpha": alpha, "q": q, "source": "pooled held-out residuals after",
+                           "in_sample": bool(own or seen)}
+    if not out["in_sample"]:
+        return out
+    source = meta.get("conformal") or {}
+    what = (f"this corpus ({manifest.get('name')}) is one the student was trained on" if own
+            else f"{seen['rows']} held-out rows are of source files it was trained on "
+                 f"({', '.join(seen['sources'])})")
+    kept = ""
+    if source.get("alpha") == alpha and isinstance(source.get("q"), int | float) \
+            and math.isfinite(source["q"]) and source["q"] > q:
+        out.update(q=float(source["q"]), q_heldout=q,
+                   source="the source student's (its held-out rows here are in-sample)")
+        kept = f"; the interval keeps the source's q {source['q']:.2f} (held-out {q:.2f})"
+    print(f"warning: {what}: the held-out 'after' figures are in-sample too{kept}",
+          file=sys.stderr, flush=True)
+    return out
 
 
 def _seen_sources(meta: Mapping[str, Any], corpus_dir: Path, samples: Any,
