@@ -756,8 +756,8 @@ def test_a_student_of_another_feature_set_version_is_refused_before_the_fit(
     assert finetune(f"ckpt={tmp_path / 'renamed.pt'}", f"corpus_dir={corpus_b}",
                     f"hydra.run.dir={tmp_path / 'ft2'}") == 2
     err = capsys.readouterr().err
-    assert "missing column(s) entropy_v2 (entropy_v2: student" in err and "renamed.pt " \
-           "(feature set custom9) reads them)" in err
+    assert "missing column(s) entropy_v2 (entropy_v2: inputs of student" in err and \
+           "renamed.pt (feature set custom9))" in err
 
 
 def test_held_out_rows_of_sources_the_student_saw_are_named(

@@ -339,8 +339,9 @@ def _student_rows(cfg: Mapping[str, Any], plain: dict[str, Any], target: str,
         read = [n for n in exc.missing if n in names]
         if not read:
             raise
-        raise VmafDistillError(f"{exc} ({', '.join(read)}: student {bundle_path} (feature set "
-                               f"{meta.get('feature_set')}) reads them)") from None
+        # "inputs", not "reads": a student on a column subset takes columns it gives no weight
+        raise VmafDistillError(f"{exc} ({', '.join(read)}: inputs of student {bundle_path} "
+                               f"(feature set {meta.get('feature_set')}))") from None
 
 
 def _changed_parameters(final: Any, original: Any) -> list[str]:
