@@ -354,9 +354,10 @@ def test_export_refuses_bad_inputs(samples, tmp_path):
     with pytest.raises(VmafDistillError, match="lacks feature column"):
         export_onnx(model, _meta(), samples.drop(columns=["blockiness"]), tmp_path / "x.onnx",
                     settings=load_export_settings())
-    with pytest.raises(ModelError, match="feature-set version"):
+    # the bundle is named (it read "export: the student was ..."; a hunt)
+    with pytest.raises(ModelError, match=r"export: old\.pt: the student .* feature-set version"):
         export_onnx(model, _meta(feature_set_version=FEATURE_SET_VERSION + 1), samples,
-                    tmp_path / "x.onnx", settings=load_export_settings())
+                    tmp_path / "x.onnx", settings=load_export_settings(), source="old.pt")
     # a negative tolerance read "disagree by 0 VMAF (tolerance -1)"
     with pytest.raises(VmafDistillError, match=r"parity_tol=-1\.0: must be at least 0"):
         export_onnx(model, _meta(), samples, tmp_path / "x.onnx",

@@ -432,7 +432,7 @@ def export_onnx(
     out = Path(out_path)
     if out.is_dir():
         raise VmafDistillError(f"export: --out {out} is a directory; name the .onnx file")
-    names, version = _checked_inputs(meta, samples)
+    names, version = _checked_inputs(meta, samples, source)
     target = str(meta.get("target", "vmaf"))
     trained = trained_rows(samples, target)  # the card's domain and statistics: those rows
     from_settings = _settings_card(s, trained)
@@ -575,12 +575,13 @@ def refuse_other_feature_set_version(version: int | None, where: str) -> None:
             "scaler and weights read features defined otherwise; retrain it")
 
 
-def _checked_inputs(meta: Mapping[str, Any], samples: pd.DataFrame) -> tuple[list[str], int]:
+def _checked_inputs(meta: Mapping[str, Any], samples: pd.DataFrame,
+                    source: str | None = None) -> tuple[list[str], int]:
     """The student's input columns and feature-set version, checked against this vmafdistill
-    and the samples table."""
+    and the samples table (``source``: the bundle, named in the error)."""
     names = list(meta.get("feature_names") or FEATURE_SETS[meta["feature_set"]])
     version = int(meta.get("feature_set_version", FEATURE_SET_VERSION))
-    refuse_other_feature_set_version(version, "export")
+    refuse_other_feature_set_version(version, f"export: {source}" if source else "export")
     missing = [c for c in names if c not in samples.columns]
     if missing:
         raise VmafDistillError(f"export: samples table lacks feature column(s) {missing}")
