@@ -1484,6 +1484,12 @@ def test_read_rate_leaves_timestamp_gaps_out() -> None:
     # two frames with the first file's last two times; the repeats hold no time (26.1 fps)
     joined = np.sort(np.concatenate([np.arange(45), [43, 44]]) / 25)
     assert read_rate(declared(25.0), Packets(pts_s=joined)) == 25.0
+    # two joins in a short TS (cat a.ts one2.ts c.ts one2.ts: 30 + 2 + 20 + 2 frames), and one
+    # in a 12-frame clip: the same repeats, a larger share of the steps (read 27.04 and 30.6)
+    two = np.sort(np.concatenate([np.arange(50), [28, 29, 48, 49]]) / 25)
+    assert read_rate(declared(25.0), Packets(pts_s=two)) == 25.0
+    short = np.sort(np.concatenate([np.arange(10), [8, 9]]) / 25)
+    assert read_rate(declared(25.0), Packets(pts_s=short)) == 25.0
     # a clock too coarse for its frames (two per tick throughout) still reads its mean
     coarse = np.repeat(np.arange(50), 2) / 25
     assert read_rate(declared(30.0), Packets(pts_s=coarse)) == pytest.approx(99 / 1.96)

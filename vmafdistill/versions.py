@@ -43,8 +43,9 @@ V1016_TEACHER_VERSION = 3
 #: demuxer's default 25 fps; 8: a declared rate is read as jittered timestamps' centre only
 #: where their median step is one of its frames (a frame-dropping MP4's frames-over-duration
 #: rate was read where its TS copy reads the timestamps' mean); 9: a few timestamps repeated at
-#: a join (``cat a.ts b.ts``) no longer make a constant-rate source read at its mean rate.
-SHOTS_VERSION = 9
+#: a join (``cat a.ts b.ts``) no longer make a constant-rate source read at its mean rate;
+#: 10: "a few" is up to a quarter of the steps (two joins in a short TS still read 27 for 25).
+SHOTS_VERSION = 10
 
 #: Bump when encode settings in :mod:`vmafdistill.encode` change (invalidates cached encodes).
 #: 3: -noautorotate (sources with a rotation matrix).
