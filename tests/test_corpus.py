@@ -983,6 +983,8 @@ def test_a_ladder_delivers_the_pixel_format_each_rung_asks_for(
     delivered = {fmt: probe_video(encode_path(source, Rung.from_dict(r), {}, store)).pix_fmt
                  for fmt, r in (("keep", rungs[0]), ("8bit", rungs[1]))}
     assert delivered == {"keep": "yuv420p10le", "8bit": "yuv420p"}, delivered
+    with pytest.raises(VmafDistillError, match="pix_fmt must be a YUV format"):
+        Rung.from_dict({"codec": "h264", "height": 0.5, "crf": 30, "pix_fmt": "rgb24"})
 
 
 def test_an_eight_bit_rung_of_a_full_range_master_is_delivered(tmp_path: Path) -> None:
@@ -999,8 +1001,6 @@ def test_an_eight_bit_rung_of_a_full_range_master_is_delivered(tmp_path: Path) -
     rung = Rung.from_dict({"codec": "h264", "height": 0.5, "crf": 30, "pix_fmt": "yuv420p"})
     out = encode_rung(master, rung, (96, 64), tmp_path / "rung.mp4")
     assert probe_video(out).pix_fmt == "yuvj420p"
-    with pytest.raises(VmafDistillError, match="pix_fmt must be a YUV format"):
-        Rung.from_dict({"codec": "h264", "height": 0.5, "crf": 30, "pix_fmt": "rgb24"})
 
 
 def test_a_variable_rate_source_is_read_at_the_rate_predict_reads(
