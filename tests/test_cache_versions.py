@@ -20,7 +20,7 @@ from vmafdistill.versions import SHOTS_VERSION
 
 #: SHOTS_VERSION -> digest of the read_rate it keys (:func:`code_digest`). Changed read_rate?
 #: Bump SHOTS_VERSION (vmafdistill/versions.py, saying why) and record the new digest here.
-READ_RATE_DIGESTS = {10: "06b5c25b80fdb32e"}
+READ_RATE_DIGESTS = {9: "06b5c25b80fdb32e"}
 
 
 def code_digest(fn: object) -> str:

@@ -114,6 +114,25 @@ def test_a_tool_s_file_is_on_disk_before_it_is_renamed(tmp_path: Path, monkeypat
         tmp.write_bytes(b"an encode")
         assert not out.exists()
     assert out.read_bytes() == b"an encode" and flushed == [b"an encode"]
+    # a FIFO in its place is renamed, not waited on (a blocking open waits for a writer)
+    import signal
+
+    class HungError(Exception):  # not an OSError, which _fsync suppresses
+        pass
+
+    def hung(*_: object) -> None:
+        raise HungError("partial_file waited on a FIFO")
+
+    fifo_out = tmp_path / "fifo.out"
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)  # a hang fails the test, not the run
+    try:
+        with folders.partial_file(fifo_out) as tmp:
+            os.mkfifo(tmp)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert fifo_out.exists()
 
 
 def test_teacher_check_requirements_come_before_the_build(tmp_path: Path, monkeypatch,

@@ -83,9 +83,10 @@ def partial_file(out: Path, stamp: str | None = None) -> Iterator[Path]:
 
 
 def _fsync(path: Path) -> None:
-    """Flush a file a tool wrote to disk (a filesystem that cannot: nothing)."""
+    """Flush a file a tool wrote to disk (a filesystem that cannot: nothing; O_NONBLOCK: a
+    FIFO's open would wait for a writer)."""
     with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         try:
             os.fsync(fd)
         finally:

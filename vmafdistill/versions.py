@@ -42,10 +42,11 @@ V1016_TEACHER_VERSION = 3
 #: (Annex B H.264/H.265, MPEG-2 video) is read at its own headers' rate, not the raw
 #: demuxer's default 25 fps; 8: a declared rate is read as jittered timestamps' centre only
 #: where their median step is one of its frames (a frame-dropping MP4's frames-over-duration
-#: rate was read where its TS copy reads the timestamps' mean); 9: a few timestamps repeated at
-#: a join (``cat a.ts b.ts``) no longer make a constant-rate source read at its mean rate;
-#: 10: "a few" is up to a quarter of the steps (two joins in a short TS still read 27 for 25).
-SHOTS_VERSION = 10
+#: rate was read where its TS copy reads the timestamps' mean); 9: the steps' 40th and 60th
+#: percentiles, not their median, are that centre, and timestamps repeated at joins (``cat
+#: a.ts b.ts``; up to a quarter of the steps) no longer make a constant-rate source read at its
+#: mean rate.
+SHOTS_VERSION = 9
 
 #: Bump when encode settings in :mod:`vmafdistill.encode` change (invalidates cached encodes).
 #: 3: -noautorotate (sources with a rotation matrix).
