@@ -373,13 +373,11 @@ def score_files_v1016(
     ropts, dopts = _raw_opts(ref_raw), _raw_opts(dist_raw)
     # the v0.6.1 path's probe: other frame rates warned of, another bit depth refused
     info, dist_info = _probe_pair(ref, dist, ref_raw, dist_raw, one_depth=not rescale,
-                       check_timestamps=check_timestamps)
+                                  check_timestamps=check_timestamps)
+    # how a 9/14-bit pair goes up to the filter's depth (unscaled: --rescale converts both to
+    # a depth the filter takes, io.video.graph_filter_format)
     full_range = _full_ranges(info, dist_info) if info.bit_depth not in \
         LIBVMAF_FILTER_DEPTHS else (False, False)
-    if rescale:
-        # a 9/14-bit reference is converted to a depth the filter takes, and its distorted with
-        # it (io.video.graph_filter_format): no depth change is left here
-        full_range = (full_range[0], full_range[0])
     pairs = prefetched(iter_frame_pairs(
         ref, dist, chunk=chunk,
         ref_opts={**ropts, "planes": "yuv", "decoder_threads": decoder_threads},
