@@ -528,6 +528,45 @@ def test_a_failed_joblib_shard_fails_the_multirun(built, sources, tmp_path: Path
     assert merge.returncode != 0 and "fail" in err.lower()
 
 
+@pytest.mark.slow
+def test_a_sigterm_stops_a_joblib_multirun_and_its_workers(sources, tmp_path: Path) -> None:
+    """A SIGTERM to `corpus -m ... hydra/launcher=joblib` (``timeout``, SLURM, systemd) ends
+    the shards' joblib workers with their driver: the driver once died by the signal's default
+    action (-15) and its orphaned workers built the shards to the end."""
+    cache = tmp_path / "cache"
+    cfg = make_cfg([sources["cuts"], sources["noise"]], tmp_path / "out", cache)
+    proc = _cli(["-m", *_overrides(cfg), "shard.count=2", "shard.index=0,1",
+                 "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"])
+    deadline = time.monotonic() + 300
+    while not list(cache.glob("sources/*.json")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=60)  # not communicate(): orphaned workers held its pipes open
+
+    def session() -> list[int]:  # the CLI's own session (start_new_session): its workers
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == proc.pid and fields[0] != "Z":
+                pids.append(int(stat.parent.name))
+        return pids
+
+    deadline = time.monotonic() + 15
+    while session() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = session()
+    for pid in left:  # not left running if the test fails
+        os.kill(pid, signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert not left
+    assert not list((tmp_path / "out").glob("shards/*/corpus.json"))
+
+
 def test_cached_encodes_are_the_builds_encodes(built) -> None:
     """cached_encodes walks (source, rung) in plan order to the files the build encoded: each
     exists and decodes at its rung's size with its sample rows' frame count."""

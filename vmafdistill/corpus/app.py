@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -215,10 +216,16 @@ def main(argv: list[str]) -> int:
                 "see its messages above"
             )
 
+    from ..signals import raise_exit, signal_handled
+
     saved = sys.argv
     sys.argv = ["vmafdistill corpus", *argv]
     try:
-        _app()
+        # SIGTERM as SystemExit(143) here too, not only inside a build: a multirun's driver
+        # (`-m ... hydra/launcher=joblib`) died by the signal's default action and left its
+        # joblib workers running the shards on, orphaned; the exit stops them as Ctrl-C does
+        with signal_handled(signal.SIGTERM, raise_exit):
+            _app()
     except SystemExit as exc:  # Hydra reports a failed multirun job and exits
         if exc.code in (0, None):  # --help, --cfg, ...
             raise
