@@ -1869,6 +1869,12 @@ def test_build_settings_are_checked_before_any_work(tmp_path: Path, capsys) -> N
                        "executor.num_cpus_per_job='abc'"),
                       ({"executor": {"name": "ray", "check_resources": "no"}},
                        "executor.check_resources='no': needs true or false"),
+                      # a key nothing reads (a typo in one's own executor yaml, a ray key on
+                      # the local executor) was ignored without a word (a hunt)
+                      ({"executor": {"name": "ray", "num_cpu": 2}},
+                       "executor (ray): unknown key(s) ['num_cpu']"),
+                      ({"executor": {"name": "local", "address": "auto"}},
+                       "executor (local): unknown key(s) ['address']"),
                       # '' put the corpus at /, null under ./None (a hunt)
                       ({"paths": {"cache_dir": ""}}, "paths.cache_dir: an empty path"),
                       ({"paths": {"cache_dir": None}}, "paths.cache_dir=null: needs a folder"),

@@ -42,7 +42,15 @@ from ..machine import pid_alive
 from ..shots import checked_shot_settings
 from . import assemble
 from .cache import ArtifactStore, file_sha256, key_of
-from .executor import EXECUTORS, flag, joins_cluster, raise_exit, run_ray, signal_handled
+from .executor import (
+    EXECUTOR_KEYS,
+    EXECUTORS,
+    flag,
+    joins_cluster,
+    raise_exit,
+    run_ray,
+    signal_handled,
+)
 from .jobs import (
     ENCODE_VERSION,
     SHOTS_VERSION,
@@ -856,7 +864,7 @@ def check_build_settings(cfg: Mapping[str, Any]) -> None:
     ``workers`` or ``shard.index`` was a traceback (the shard only after every source was
     prepared), ``workers=0`` was taken as 1 unsaid, ``fail_fast=maybe`` as true, and a bad
     ``shots.*``, ``teacher.chunk`` or ``teacher.device`` failed every job, naming none."""
-    from ..config import checked_bool, checked_number
+    from ..config import checked_bool, checked_number, refuse_unknown_keys
     from ..io.video import scaler_refusal
 
     check_cache_paths(cfg)
@@ -864,6 +872,9 @@ def check_build_settings(cfg: Mapping[str, Any]) -> None:
     checked_bool("fail_fast", cfg.get("fail_fast", False))
     checked_bool("progress", cfg.get("progress", True))
     executor = cfg.get("executor") or {}
+    if str(executor.get("name", "local")) in EXECUTOR_KEYS:  # an unknown name: _run_all's
+        refuse_unknown_keys(f"executor ({executor.get('name', 'local')})", executor,
+                            EXECUTOR_KEYS[str(executor.get("name", "local"))])
     for key in ("shared_fs", "retry_exceptions", "check_resources"):  # bool(): "no" was true
         if executor.get(key) is not None:
             checked_bool(f"executor.{key}", executor[key])

@@ -37,7 +37,14 @@ __all__ = ["EXECUTORS", "ShippedFile", "check_address", "flag", "joins_cluster",
            "run_ray", "signal_handled"]
 
 #: Executor names ``conf/executor/*.yaml`` may use.
-EXECUTORS: tuple[str, ...] = ("local", "ray")
+#: Each executor's config keys (``conf/executor/<name>.yaml``): another key is refused, a
+#: typo (``+executor.num_cpu=2``) was ignored without a word.
+EXECUTOR_KEYS: dict[str, tuple[str, ...]] = {
+    "local": ("name",),
+    "ray": ("name", "address", "num_cpus", "num_cpus_per_job", "num_gpus_per_job",
+            "check_resources", "max_retries", "retry_exceptions", "shared_fs", "node_cache_dir"),
+}
+EXECUTORS: tuple[str, ...] = tuple(EXECUTOR_KEYS)
 
 
 def _job(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
