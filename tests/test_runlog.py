@@ -5,6 +5,7 @@ the tracker's own files, read back here with the tracker's formats."""
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 import time
 from pathlib import Path
@@ -158,7 +159,18 @@ def test_wandb_fold_runs_under_ddp_hold_their_curves(tmp_path: Path, ddp: tuple)
     corpus = synthetic_corpus(tmp_path / "c", n_sources=3, n_shots=6)
     common = (*RUN, "logger=wandb", "conformal.method=split", "trainer.check_val_every_n_epoch=2")
     api.train(corpus, tmp_path / "one", *common)
-    api.train(corpus, tmp_path / "ddp", *common, *ddp)
+    try:
+        api.train(corpus, tmp_path / "ddp", *common, *ddp)
+    except Exception as exc:
+        # A spawned rank (the Ray tests leave gRPC loaded, so the suite's fits spawn) aborted
+        # after its fit had finished, in the C++ teardown ("terminate called without an active
+        # exception", no Python frame): 1 full run in 3-6 on this test, never alone; an open
+        # item (the stop note), not what this test checks. Once more, into a fresh folder;
+        # any other failure, or a second abort, fails the test.
+        if "terminated with signal SIGABRT" not in str(exc):
+            raise
+        shutil.rmtree(tmp_path / "ddp")
+        api.train(corpus, tmp_path / "ddp", *common, *ddp)
     one, ddp_runs = _run_records(tmp_path / "one"), _run_records(tmp_path / "ddp")
     fits = sorted(name[len("ddp-"):] for name in ddp_runs if not name.endswith("-summary"))
     assert fits == sorted(name[len("one-"):] for name in one if not name.endswith("-summary"))
