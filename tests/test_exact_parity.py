@@ -76,6 +76,16 @@ def _compare(ours: VmafResult, libvmaf_frames: list[dict[str, float]]) -> dict[s
     }
 
 
+def _assert_libvmafs_when_rescaled(ours: VmafResult, master: Path, rung: Path,
+                                   scale_flags: str = "bicubic") -> None:
+    """``ours`` (a ``score_files(master, rung, rescale=True)``) against libvmaf's integer model
+    with the rung scaled to the 96x64 master in ffmpeg's graph: every printed name within
+    :data:`PRINT_TOL`."""
+    lib = libvmaf_score(master, rung, model="vmaf_v0.6.1", scale_to=(96, 64),
+                        scale_flags=scale_flags)
+    bad = {k: v for k, v in _compare(ours, lib.frames).items() if v > PRINT_TOL}
+    assert not bad, bad
+
 CASES = [
     # (width, height, bits, model): odd sizes, every model, 8/10/12-bit.
     (161, 93, 8, "vmaf_v0.6.1"),
@@ -381,9 +391,7 @@ def test_rescaled_rung_in_another_pixel_format_matches_libvmaf(
                what="rung")
     flags = "bicubic+accurate_rnd+bitexact"
     ours = score_files(master, rung, mode="exact", rescale=True, scale_flags=flags)
-    lib = libvmaf_score(master, rung, model="vmaf_v0.6.1", scale_to=(96, 64), scale_flags=flags)
-    bad = {k: v for k, v in _compare(ours, lib.frames).items() if v > PRINT_TOL}
-    assert not bad, bad
+    _assert_libvmafs_when_rescaled(ours, master, rung, scale_flags=flags)
 
 
 @pytest.mark.parametrize(("master_fmt", "rung_range"), [("yuv420p", "pc"), ("yuvj420p", "tv")])
@@ -410,9 +418,7 @@ def test_a_rescaled_rung_of_another_colour_range_takes_the_masters(
         warnings.simplefilter("always")
         ours = score_files(master, rung, mode="exact", rescale=True)
     assert not [w for w in caught if "range" in str(w.message)], [str(w.message) for w in caught]
-    lib = libvmaf_score(master, rung, model="vmaf_v0.6.1", scale_to=(96, 64))
-    bad = {k: v for k, v in _compare(ours, lib.frames).items() if v > PRINT_TOL}
-    assert not bad, bad
+    _assert_libvmafs_when_rescaled(ours, master, rung)
 
 
 @pytest.mark.parametrize(("master_fmt", "rung_fmt", "rung_range"), [
@@ -435,9 +441,7 @@ def test_a_rescaled_rung_of_a_nine_or_fourteen_bit_master_is_scored_in_the_rungs
                 "-pix_fmt", rung_fmt, "-color_range", rung_range, "-c:v", "libx264",
                 "-crf", "30", "-x264-params", "threads=1", str(rung)], what="rung")
     ours = score_files(master, rung, mode="exact", rescale=True)
-    lib = libvmaf_score(master, rung, model="vmaf_v0.6.1", scale_to=(96, 64))
-    bad = {k: v for k, v in _compare(ours, lib.frames).items() if v > PRINT_TOL}
-    assert not bad, bad
+    _assert_libvmafs_when_rescaled(ours, master, rung)
 
 
 @pytest.mark.parametrize("tagged", [False, True])
@@ -460,9 +464,7 @@ def test_a_full_range_nine_bit_masters_untagged_rung_is_scored_in_the_masters_ra
                 "yuv420p", *tag, "-c:v", "libx264", "-crf", "30", "-x264-params", "threads=1",
                 str(rung)], what="rung")
     ours = score_files(master, rung, mode="exact", rescale=True)
-    lib = libvmaf_score(master, rung, model="vmaf_v0.6.1", scale_to=(96, 64))
-    bad = {k: v for k, v in _compare(ours, lib.frames).items() if v > PRINT_TOL}
-    assert not bad, bad
+    _assert_libvmafs_when_rescaled(ours, master, rung)
 
 
 @pytest.mark.parametrize(("master_fmt", "rung_fmt"), [
@@ -485,9 +487,7 @@ def test_a_rescaled_nine_fourteen_bit_or_gray_rung_of_a_nine_or_fourteen_bit_mas
     run_ffmpeg(["-y", "-i", str(master), "-vf", "scale=48:32", "-pix_fmt", rung_fmt,
                 "-c:v", "ffv1", str(rung)], what="rung")
     ours = score_files(master, rung, mode="exact", rescale=True)
-    lib = libvmaf_score(master, rung, model="vmaf_v0.6.1", scale_to=(96, 64))
-    bad = {k: v for k, v in _compare(ours, lib.frames).items() if v > PRINT_TOL}
-    assert not bad, bad
+    _assert_libvmafs_when_rescaled(ours, master, rung)
 
 
 @pytest.mark.parametrize(("master_fmt", "rung_fmt"), [
@@ -508,9 +508,7 @@ def test_a_rescaled_gray_rung_of_a_full_range_master_stays_full_range(
     run_ffmpeg(["-y", "-i", str(master), "-vf", "scale=48:32", "-pix_fmt", rung_fmt,
                 "-c:v", "ffv1", str(rung)], what="rung")
     ours = score_files(master, rung, mode="exact", rescale=True)
-    lib = libvmaf_score(master, rung, model="vmaf_v0.6.1", scale_to=(96, 64))
-    bad = {k: v for k, v in _compare(ours, lib.frames).items() if v > PRINT_TOL}
-    assert not bad, bad
+    _assert_libvmafs_when_rescaled(ours, master, rung)
 
 
 def test_gray_against_full_range_yuv_is_scored_as_libvmaf_without_a_warning(

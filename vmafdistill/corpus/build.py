@@ -872,9 +872,9 @@ def check_build_settings(cfg: Mapping[str, Any]) -> None:
     checked_bool("fail_fast", cfg.get("fail_fast", False))
     checked_bool("progress", cfg.get("progress", True))
     executor = cfg.get("executor") or {}
-    if str(executor.get("name", "local")) in EXECUTOR_KEYS:  # an unknown name: _run_all's
-        refuse_unknown_keys(f"executor ({executor.get('name', 'local')})", executor,
-                            EXECUTOR_KEYS[str(executor.get("name", "local"))])
+    kind = str(executor.get("name", "local"))
+    if kind in EXECUTOR_KEYS:  # an unknown name: _run_all's error
+        refuse_unknown_keys(f"executor ({kind})", executor, EXECUTOR_KEYS[kind])
     for key in ("shared_fs", "retry_exceptions", "check_resources"):  # bool(): "no" was true
         if executor.get(key) is not None:
             checked_bool(f"executor.{key}", executor[key])

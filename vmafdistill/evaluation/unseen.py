@@ -299,15 +299,17 @@ def _trained_on_it(card: dict[str, Any], manifest: dict[str, Any], name: str,
     # a fine-tuned student's earlier corpora too (its card's earlier_corpora): trained on this
     # very corpus and fine-tuned elsewhere, it was scored as unseen without a word
     corpora = corpora_trained_on(card)
-    same = [c for c in corpora if c.get("hash") and c.get("hash") == manifest.get("corpus_hash")]
-    shared = [(c, seen) for c in corpora if not same
-              and (seen := _seen_sources(c, corpus_dir, cache))]
+    same = next((c for c in corpora
+                 if c.get("hash") and c.get("hash") == manifest.get("corpus_hash")), None)
+    # the first corpus holding these sources' files, read only where no hash matched
+    shared = None if same else next(
+        ((c, seen) for c in corpora if (seen := _seen_sources(c, corpus_dir, cache))), None)
     if same:
-        note = (f"this student was trained on corpus {same[0].get('name')}, the corpus "
+        note = (f"this student was trained on corpus {same.get('name')}, the corpus "
                 f"`{name}` it is evaluated on (same hash): the content is not unseen, and the "
                 "figures below are in-sample")
     elif shared:
-        trained, seen = shared[0]
+        trained, seen = shared
         note = (f"this student was trained on corpus {trained.get('name')}, which holds the "
                 f"same source files as `{name}` ({', '.join(seen)}; by sha256): the content is "
                 "not unseen, and the figures below are in-sample for those sources")

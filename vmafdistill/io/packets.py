@@ -149,10 +149,10 @@ def read_packets(path: str | os.PathLike[str], *, quantizer: bool = False,
     """
     p = os.fspath(path)
     if not os.path.isfile(p):
-        from .video import STDIN_REFUSED
+        from .video import missing_video
 
-        raise VideoInputError(STDIN_REFUSED if p == "-" and not os.path.exists(p)
-                              else f"{p}: no such file")
+        raise missing_video(p) if not os.path.exists(p) else VideoInputError(
+            f"{p}: no such file")
     # The block-QP decode (the longest pass) starts first, in a daemon thread beside the two
     # ffmpeg passes (PyAV decodes without the GIL); it learns the codec from the stream itself
     # and stops early if this function leaves before reading its result.

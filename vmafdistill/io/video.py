@@ -243,17 +243,19 @@ class FrameChunk:
 # --------------------------------------------------------------------------------------------
 
 
-#: What a video read from standard input (``-``) is told: every input is read more than once.
-STDIN_REFUSED = ("-: a video is not read from standard input (it is read more than once: "
-                 "probed, then decoded); save it to a file first")
+def missing_video(p: str) -> VideoInputError:
+    """The error for a video path with no file: ``-`` (standard input) is told why it is not
+    read (every input is read more than once), anything else that there is no such file."""
+    if p == "-":
+        return VideoInputError("-: a video is not read from standard input (it is read more "
+                               "than once: probed, then decoded); save it to a file first")
+    return VideoInputError(f"{p}: no such file")
 
 
 def _check_path(path: PathLike) -> str:
     p = os.fspath(path)
-    if p == "-" and not os.path.exists(p):
-        raise VideoInputError(STDIN_REFUSED)
     if not os.path.exists(p):
-        raise VideoInputError(f"{p}: no such file")
+        raise missing_video(p)
     if os.path.isdir(p):
         raise VideoInputError(f"{p}: is a directory, not a video file")
     if not os.path.isfile(p):  # ffmpeg's "Invalid data" on a pipe read as a bad video
@@ -1261,8 +1263,8 @@ def iter_frame_pairs(
     With ``scale_dist_to_ref`` the distorted
     video is scaled to the reference frame size (ffmpeg ``scale``, ``flags=scale_flags``) and
     converted to the reference's YUV pixel format in the same scaler, as ffmpeg's libvmaf filter
-    graph does (a 9- or 14-bit reference is converted to the distorted's format and range
-    instead, as that graph does: :func:`graph_converts_reference`); otherwise differing sizes
+    graph does (a 9- or 14-bit reference is converted instead, as that graph does:
+    :func:`_graph_conversions`); otherwise differing sizes
     raise FrameMismatchError before any frame is read, and bit depths may differ (each chunk
     reports its own).
 
@@ -1351,18 +1353,15 @@ def _graph_conversions(rinfo: VideoInfo,
         else:
             # a distorted whose frames carry no range (an untagged H.264 rung), or a gray one,
             # leaves the graph the reference's: the scaler converts the distorted to it
-            gray = not dinfo.layout.has_chroma
-            dist_conv["ranges"] = (_gray_ranges(rinfo, dinfo) if gray
-                                   else _range_conversion(rinfo, dinfo))
-            if gray:
+            dist_conv["ranges"] = _range_conversion(rinfo, dinfo)
+            if not dinfo.layout.has_chroma:
                 dist_conv["out_matrix"] = _scaler_matrix(rinfo)
         return ref_conv, dist_conv
     if not rinfo.layout.has_chroma:
         return {}, {}
     convert = dinfo.pix_fmt != rinfo.pix_fmt
     return {}, {"out_pix_fmt": rinfo.pix_fmt if convert else None,
-                "ranges": (_range_conversion(rinfo, dinfo) if dinfo.layout.has_chroma
-                           else _gray_ranges(rinfo, dinfo)),
+                "ranges": _range_conversion(rinfo, dinfo),
                 "out_matrix": (_scaler_matrix(rinfo) if convert and not dinfo.layout.has_chroma
                                else None)}
 
@@ -1439,18 +1438,13 @@ def _range_conversion(target: VideoInfo, source: VideoInfo) -> tuple[str, str] |
     """(source's, target's) colour ranges where they differ, for the scaler that converts
     ``source`` to ``target``'s format: ffmpeg's libvmaf graph converts the range there too,
     and a full-range distorted (``yuvj420p``) scaled into a limited reference kept full range
-    (luma 0..249 against libvmaf's 2..230: VMAF 69.7 where libvmaf reads 54.9)."""
+    (luma 0..249 against libvmaf's 2..230: VMAF 69.7 where libvmaf reads 54.9). A gray
+    ``source`` gets them even where they are the same: without them ffmpeg's scaler gives the
+    YUV frames no range and converts full-range gray to limited (a gray rung of a full-range
+    master read 58.2 against libvmaf's 87.1, unwarned)."""
     came, goes = stream_range(source), stream_range(target)
-    return (came, goes) if came and goes and came != goes else None
-
-
-def _gray_ranges(target: VideoInfo, source: VideoInfo) -> tuple[str, str] | None:
-    """(source's, target's) colour ranges for the scaler that converts a gray ``source`` to
-    YUV, stated even where they are the same: without them ffmpeg's scaler gives the YUV frames
-    no range and converts full-range gray to limited (a gray rung of a full-range master read
-    58.2 against libvmaf's 87.1, unwarned)."""
-    came, goes = stream_range(source), stream_range(target)
-    return (came, goes) if came and goes else None
+    stated = came != goes or not source.layout.has_chroma
+    return (came, goes) if came and goes and stated else None
 
 
 def _count_message(ref: str, nref: str, dist: str, ndist: str) -> str:

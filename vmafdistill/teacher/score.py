@@ -323,9 +323,9 @@ def score_files(
     started = time.perf_counter()
     scorer = VmafScorer(model, device=device, dtype=dtype, mode=mode, aim=aim)
     ref_info, _ = _probe_pair(ref, dist, ref_raw, dist_raw,
-                           one_depth=scorer.mode == "exact" and not rescale,
-                           warn_depths=scorer.mode == "float" and not rescale,
-                           check_timestamps=check_timestamps)
+                              one_depth=scorer.mode == "exact" and not rescale,
+                              warn_depths=scorer.mode == "float" and not rescale,
+                              check_timestamps=check_timestamps)
     pairs = prefetched(iter_frame_pairs(
         ref, dist, chunk=chunk,
         ref_opts={**_raw_opts(ref_raw), "decoder_threads": decoder_threads},
